@@ -1,0 +1,168 @@
+import express, { type Express } from 'express';
+import helmet from 'helmet';
+import type { Redis } from 'ioredis';
+import { mkdirSync } from 'node:fs';
+import type { Logger } from 'pino';
+import { systemClock, type Clock } from './clock.js';
+import { resolveMasterKey } from './config/master-key.js';
+import { RuntimeSettings } from './config/runtime-settings.js';
+import type { SecretBox } from './config/secret-box.js';
+import type { Config } from './config/settings.js';
+import { databaseFile, openDatabase, type Db } from './db/connection.js';
+import { migrate, migrationStatus } from './db/migrator.js';
+import { createTenantData, type TenantData } from './db/tenant-scope.js';
+import { Readiness } from './health/readiness.js';
+import { healthRouter } from './health/routes.js';
+import { errorHandler, notFoundHandler } from './http/errors.js';
+import { requestContext } from './http/request-context.js';
+import { createLogger } from './logger.js';
+import { APP_VERSION } from './paths.js';
+import { createRedis, pingRedis } from './redis/client.js';
+import { startEmbeddedRedis } from './redis/embedded.js';
+
+/** Everything the process builds once and shares. Built only here (and by tests through here). */
+export interface Services {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly clock: Clock;
+  readonly db: Db;
+  readonly data: TenantData;
+  readonly secrets: SecretBox;
+  readonly settings: RuntimeSettings;
+  readonly redis: Redis;
+  readonly redisUrl: string;
+  readonly readiness: Readiness;
+  /** Closes Redis, the database and an embedded redis-server this process started. */
+  close(): Promise<void>;
+}
+
+export class StartupError extends Error {
+  override readonly name = 'StartupError';
+}
+
+export async function createServices(
+  config: Config,
+  opts: { log?: Logger; clock?: Clock } = {},
+): Promise<Services> {
+  const log = opts.log ?? createLogger(config.logLevel);
+  const clock = opts.clock ?? systemClock;
+  mkdirSync(config.dataDir, { recursive: true });
+  const master = resolveMasterKey(config, log);
+
+  const db = openDatabase(databaseFile(config.dataDir));
+  const closers: (() => Promise<void> | void)[] = [
+    () => {
+      db.$client.close();
+    },
+  ];
+  const closeAll = async (): Promise<void> => {
+    for (const c of closers.reverse()) await c();
+  };
+  try {
+    const { applied } = migrate(db.$client, { appVersion: APP_VERSION, now: () => clock.now() });
+    if (applied.length) log.info({ applied }, 'applied database migrations');
+
+    const settings = new RuntimeSettings(db, master.box, clock);
+    settings.ensureSelfTest();
+    const selftest = settings.checkSelfTest();
+    if (!selftest.ok) {
+      throw new StartupError(
+        `master key does not decrypt this database's secrets (${selftest.reason}); set the ENCLAVE_MASTER_KEY it was created with, or add it to ENCLAVE_PREVIOUS_MASTER_KEYS`,
+      );
+    }
+
+    let redisUrl = config.redisUrl;
+    if (!redisUrl) {
+      const embedded = await startEmbeddedRedis({ bin: config.redisServerBin, dataDir: config.dataDir, log });
+      closers.push(() => embedded.stop());
+      redisUrl = embedded.url;
+    }
+    const redis = createRedis(redisUrl, log);
+    closers.push(async () => {
+      redis.disconnect();
+    });
+
+    const readiness = new Readiness();
+    readiness.register({
+      name: 'database',
+      critical: true,
+      run: () => {
+        db.$client.prepare('SELECT 1').get();
+        return { status: 'ok' };
+      },
+    });
+    readiness.register({
+      name: 'migrations',
+      critical: true,
+      run: () => {
+        const s = migrationStatus(db.$client);
+        const ok = s.pending.length === 0 && s.unknown.length === 0;
+        return { status: ok ? 'ok' : 'fail', head: s.databaseHead, pending: s.pending.length };
+      },
+    });
+    readiness.register({
+      name: 'redis',
+      critical: true,
+      run: async () => {
+        await pingRedis(redis);
+        return { status: 'ok' };
+      },
+    });
+
+    return {
+      config,
+      log,
+      clock,
+      db,
+      data: createTenantData(db),
+      secrets: master.box,
+      settings,
+      redis,
+      redisUrl,
+      readiness,
+      close: closeAll,
+    };
+  } catch (e) {
+    await closeAll();
+    throw e;
+  }
+}
+
+/** The HTTP application: middleware in order, then routers, then 404 and errors. */
+export function buildApp(services: Services): Express {
+  const { config } = services;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', config.trustProxy);
+  app.set('etag', false);
+  app.use(requestContext(services.log, services.clock));
+  app.use(
+    helmet({
+      // The web UI ships its own assets only: no CDN, no inline scripts.
+      contentSecurityPolicy: {
+        useDefaults: false,
+        directives: {
+          'default-src': ["'self'"],
+          'base-uri': ["'self'"],
+          'script-src': ["'self'"],
+          'style-src': ["'self'"],
+          'img-src': ["'self'", 'data:'],
+          'font-src': ["'self'"],
+          'connect-src': ["'self'"],
+          'object-src': ["'none'"],
+          'frame-ancestors': ["'none'"],
+          'form-action': ["'self'"],
+        },
+      },
+      // HSTS only makes sense behind TLS, which the reverse proxy or installer sets up.
+      strictTransportSecurity: false,
+    }),
+  );
+  app.use(express.json({ limit: config.maxBodyBytes, strict: true }));
+
+  app.use(healthRouter(services.readiness));
+
+  app.use(notFoundHandler);
+  app.use(errorHandler());
+  return app;
+}

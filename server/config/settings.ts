@@ -1,0 +1,146 @@
+import { z } from 'zod';
+
+/**
+ * The bootstrap settings: everything Enclave reads before it can open its database.
+ * Each entry names its environment variable (the same key is used in the optional
+ * JSON config file named by ENCLAVE_CONFIG), its schema, a one-line description
+ * (README's configuration table is checked against this list) and whether it is
+ * a secret (redacted in `enclave config show`, logs and support bundles).
+ */
+export interface SettingSpec<T extends z.ZodType = z.ZodType> {
+  readonly env: string;
+  readonly schema: T;
+  readonly description: string;
+  readonly secret?: boolean;
+  /** Shown in the error line when the value is invalid. */
+  readonly fix: string;
+}
+
+const port = z.coerce.number().int().min(0).max(65535);
+const positiveInt = z.coerce.number().int().positive();
+const bool = z
+  .union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no'])])
+  .transform((v) => v === true || v === 'true' || v === '1' || v === 'yes');
+const nonEmpty = z.string().trim().min(1);
+
+function spec<T extends z.ZodType>(s: SettingSpec<T>): SettingSpec<T> {
+  return s;
+}
+
+export const SETTINGS = {
+  port: spec({
+    env: 'PORT',
+    schema: port.default(8080),
+    description: 'HTTP port the server listens on (0 picks a free port).',
+    fix: 'set it to a number between 0 and 65535',
+  }),
+  host: spec({
+    env: 'ENCLAVE_HOST',
+    schema: nonEmpty.default('0.0.0.0'),
+    description: 'Address the HTTP server binds to.',
+    fix: 'set it to an IP address such as 0.0.0.0 or 127.0.0.1',
+  }),
+  deployment: spec({
+    env: 'ENCLAVE_DEPLOYMENT',
+    schema: z.enum(['embedded', 'production']).default('embedded'),
+    description:
+      'embedded: single host, may generate a master key and start redis-server itself. production: requires ENCLAVE_MASTER_KEY and REDIS_URL.',
+    fix: 'use "embedded" or "production"',
+  }),
+  dataDir: spec({
+    env: 'ENCLAVE_DATA_DIR',
+    schema: nonEmpty.default('./data'),
+    description: 'Directory for the SQLite database, uploaded files, embedded Redis and generated keys.',
+    fix: 'set it to a writable directory path',
+  }),
+  configFile: spec({
+    env: 'ENCLAVE_CONFIG',
+    schema: nonEmpty.optional(),
+    description: 'Optional JSON file with any of these settings (environment variables win).',
+    fix: 'point it to a readable JSON file',
+  }),
+  redisUrl: spec({
+    env: 'REDIS_URL',
+    schema: z
+      .string()
+      .trim()
+      .regex(/^rediss?:\/\//, 'must start with redis:// or rediss://')
+      .optional(),
+    description:
+      'Redis for rate limits and jobs. Unset in embedded mode: a redis-server on PATH is started with its files in the data dir.',
+    secret: true,
+    fix: 'use a URL like redis://127.0.0.1:6379/0',
+  }),
+  redisServerBin: spec({
+    env: 'ENCLAVE_REDIS_SERVER_BIN',
+    schema: nonEmpty.default('redis-server'),
+    description: 'redis-server executable used in embedded mode when REDIS_URL is unset.',
+    fix: 'set it to the path of redis-server',
+  }),
+  masterKey: spec({
+    env: 'ENCLAVE_MASTER_KEY',
+    schema: z
+      .string()
+      .trim()
+      .refine((v) => Buffer.from(v, 'base64').length === 32, 'must be 32 bytes, base64-encoded')
+      .optional(),
+    description:
+      'AES-256-GCM key for secrets at rest (base64, 32 bytes). Embedded mode generates one into the data dir when unset.',
+    secret: true,
+    fix: 'generate one with: openssl rand -base64 32',
+  }),
+  masterKeyFile: spec({
+    env: 'ENCLAVE_MASTER_KEY_FILE',
+    schema: nonEmpty.optional(),
+    description: 'File holding the master key (docker secrets); used when ENCLAVE_MASTER_KEY is unset.',
+    fix: 'point it to a file containing a base64 32-byte key',
+  }),
+  previousMasterKeys: spec({
+    env: 'ENCLAVE_PREVIOUS_MASTER_KEYS',
+    schema: z
+      .string()
+      .trim()
+      .refine(
+        (v) => v.split(',').every((k) => Buffer.from(k.trim(), 'base64').length === 32),
+        'every key must be 32 bytes, base64-encoded',
+      )
+      .optional(),
+    description: 'Comma-separated older master keys, still accepted for decryption during a key rotation.',
+    secret: true,
+    fix: 'list base64 32-byte keys separated by commas',
+  }),
+  logLevel: spec({
+    env: 'ENCLAVE_LOG_LEVEL',
+    schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    description: 'pino log level.',
+    fix: 'use one of fatal, error, warn, info, debug, trace, silent',
+  }),
+  maxBodyBytes: spec({
+    env: 'ENCLAVE_MAX_BODY_BYTES',
+    schema: positiveInt.default(10 * 1024 * 1024),
+    description: 'Largest accepted JSON request body in bytes (413 body_too_large above it).',
+    fix: 'set it to a positive number of bytes',
+  }),
+  shutdownTimeoutMs: spec({
+    env: 'ENCLAVE_SHUTDOWN_TIMEOUT_MS',
+    schema: positiveInt.default(15000),
+    description: 'How long a graceful shutdown waits for in-flight requests before closing them.',
+    fix: 'set it to a positive number of milliseconds',
+  }),
+  trustProxy: spec({
+    env: 'ENCLAVE_TRUST_PROXY',
+    schema: bool.default(false),
+    description: 'Trust X-Forwarded-* headers (set when behind a reverse proxy that sets them).',
+    fix: 'use true or false',
+  }),
+  metricsToken: spec({
+    env: 'ENCLAVE_METRICS_TOKEN',
+    schema: nonEmpty.optional(),
+    description: 'When set, GET /metrics requires "Authorization: Bearer <token>".',
+    secret: true,
+    fix: 'set it to a non-empty token',
+  }),
+} as const;
+
+export type SettingKey = keyof typeof SETTINGS;
+export type Config = { [K in SettingKey]: z.output<(typeof SETTINGS)[K]['schema']> };

@@ -1,0 +1,18 @@
+/**
+ * Every column that holds a SecretBox ciphertext. Master-key rotation walks this list,
+ * so a new secret column is registered here when its table is added. The AAD of each
+ * value is `<table>.<column>:<row id>` (see secretAad).
+ */
+export interface SecretColumn {
+  readonly table: string;
+  readonly idColumn: string;
+  readonly column: string;
+  /** SQL condition selecting the rows whose column is encrypted. */
+  readonly where?: string;
+}
+
+export const SECRET_COLUMNS: readonly SecretColumn[] = [{ table: 'settings', idColumn: 'key', column: 'value', where: 'secret = 1' }];
+
+export function secretAad(table: string, column: string, id: string): string {
+  return `${table}.${column}:${id}`;
+}

@@ -1,0 +1,60 @@
+import type { NextFunction, Request, Response } from 'express';
+import type { Logger } from 'pino';
+import type { Clock } from '../clock.js';
+import { createContext, type RequestContext } from '../context.js';
+import { newId } from '../ids.js';
+
+declare global {
+  // Express's own extension point for request properties.
+  // eslint-disable-next-line @typescript-eslint/no-namespace
+  namespace Express {
+    interface Request {
+      ctx: RequestContext;
+    }
+  }
+}
+
+/** Accepted client request ids: printable, short, no spaces (they end up in logs). */
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * Gives every request its context and id (the client's X-Request-Id when well-formed,
+ * else a fresh `req_…`), echoes the id back, and writes one log line when the response
+ * is finished or the client goes away: method, route template, status, duration, tenant.
+ * Never bodies, never headers.
+ */
+export function requestContext(log: Logger, clock: Clock) {
+  return (req: Request, res: Response, next: NextFunction): void => {
+    const started = process.hrtime.bigint();
+    const given = req.get('x-request-id');
+    const requestId = given && REQUEST_ID.test(given) ? given : newId('req');
+    res.setHeader('x-request-id', requestId);
+    req.ctx = createContext({ requestId, log: log.child({ requestId }), clock });
+    let logged = false;
+    const done = (): void => {
+      if (logged) return;
+      logged = true;
+      const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
+      const status = res.writableFinished ? res.statusCode : 499;
+      const line = {
+        method: req.method,
+        route: routeTemplate(req),
+        status,
+        durationMs: Math.round(durationMs * 100) / 100,
+        tenant: req.ctx.tenant?.slug,
+      };
+      if (status >= 500) req.ctx.log.error(line, 'request');
+      else req.ctx.log.info(line, 'request');
+    };
+    res.on('finish', done);
+    res.on('close', done);
+    next();
+  };
+}
+
+/** The matched route template (`/v1/models/:id`), never the raw path with its ids. */
+export function routeTemplate(req: Request): string {
+  const route = (req as Request & { route?: { path?: unknown } }).route;
+  if (route && typeof route.path === 'string') return `${req.baseUrl}${route.path}`;
+  return req.baseUrl || 'unmatched';
+}

@@ -1,0 +1,97 @@
+#!/usr/bin/env node
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { buildApp, createServices, StartupError, type Services } from './app.js';
+import { ConfigError, loadConfig } from './config/load.js';
+import type { Config } from './config/settings.js';
+import { SchemaTooNewError } from './db/migrator.js';
+import { listen, type RunningServer } from './http/server.js';
+import { createLogger } from './logger.js';
+import { APP_VERSION } from './paths.js';
+
+type Role = 'api' | 'worker' | 'all';
+
+function parseRole(argv: string[]): Role {
+  const i = argv.indexOf('--role');
+  const value = i >= 0 ? argv[i + 1] : argv.find((a) => a.startsWith('--role='))?.slice(7);
+  const role = value ?? 'all';
+  if (role !== 'api' && role !== 'worker' && role !== 'all') {
+    fail(`unknown --role ${role}: use api, worker or all`, 2);
+  }
+  return role as Role;
+}
+
+function fail(message: string, code: number): never {
+  process.stderr.write(`enclave: ${message}\n`);
+  process.exit(code);
+}
+
+/** The worker's liveness signal for the compose healthcheck, until the jobs lanes land. */
+function startHeartbeat(config: Config): () => void {
+  const file = path.join(config.dataDir, 'worker.heartbeat');
+  const beat = (): void => writeFileSync(file, String(Date.now()));
+  mkdirSync(config.dataDir, { recursive: true });
+  beat();
+  const t = setInterval(beat, 5000);
+  t.unref();
+  return () => clearInterval(t);
+}
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  const role = parseRole(process.argv.slice(2));
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (e) {
+    if (e instanceof ConfigError) fail(e.message, 2);
+    throw e;
+  }
+  const log = createLogger(config.logLevel).child({ role });
+
+  let services: Services;
+  try {
+    services = await createServices(config, { log });
+  } catch (e) {
+    if (e instanceof ConfigError || e instanceof StartupError || e instanceof SchemaTooNewError) fail(e.message, 2);
+    fail(`start-up failed: ${(e as Error).message}`, 1);
+  }
+
+  let http: RunningServer | undefined;
+  let stopHeartbeat: (() => void) | undefined;
+  if (role === 'api' || role === 'all') {
+    try {
+      http = await listen(buildApp(services), config.port, config.host);
+    } catch (e) {
+      await services.close();
+      fail(`cannot listen on ${config.host}:${config.port}: ${(e as Error).message}; set PORT to a free port`, 1);
+    }
+  }
+  if (role === 'worker' || role === 'all') stopHeartbeat = startHeartbeat(config);
+
+  log.info(
+    { version: APP_VERSION, port: http?.port, host: config.host, startupMs: Math.round(performance.now() - started) },
+    'enclave ready',
+  );
+
+  let shuttingDown = false;
+  const shutdown = async (signal: string): Promise<void> => {
+    if (shuttingDown) {
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    shuttingDown = true;
+    log.info({ signal, inFlight: http?.inFlight() ?? 0 }, 'shutting down');
+    services.readiness.markDraining();
+    stopHeartbeat?.();
+    const result = await http?.close(config.shutdownTimeoutMs);
+    if (result?.forced) log.warn('shutdown deadline reached: closed remaining connections');
+    await services.close();
+    log.info('stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+main().catch((e: unknown) => fail(`start-up failed: ${(e as Error).stack ?? String(e)}`, 1));

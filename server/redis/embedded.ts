@@ -1,0 +1,170 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { ConfigError } from '../config/load.js';
+import { freePort, pingTcp } from './ping.js';
+
+export interface EmbeddedRedis {
+  readonly url: string;
+  /** True when this process started redis-server (and so stops it). */
+  readonly owned: boolean;
+  stop(): Promise<void>;
+}
+
+export const REDIS_MISSING =
+  'Redis is required: set REDIS_URL=redis://HOST:6379/0, or install redis-server (Debian/Ubuntu: apt-get install redis-server) so embedded mode can start it';
+
+/** Finds an executable by name on PATH (or checks an explicit path). */
+export function findExecutable(bin: string, envPath = process.env.PATH ?? ''): string | undefined {
+  const candidates = bin.includes('/') ? [bin] : envPath.split(path.delimiter).filter(Boolean).map((d) => path.join(d, bin));
+  for (const c of candidates) {
+    try {
+      accessSync(c, constants.X_OK);
+      return c;
+    } catch {
+      /* not here */
+    }
+  }
+  return undefined;
+}
+
+interface State {
+  port: number;
+  pid: number;
+}
+
+/**
+ * Embedded mode's Redis: a redis-server child on a free loopback port with its files in
+ * `<dataDir>/redis`, AOF on and `noeviction` (BullMQ loses jobs under eviction). A second
+ * Enclave process on the same data dir (a separate worker) reuses the running one via
+ * `redis/state.json`; a lock file keeps two processes starting at once from spawning two.
+ */
+export async function startEmbeddedRedis(opts: { bin: string; dataDir: string; log: Logger }): Promise<EmbeddedRedis> {
+  const dir = path.join(opts.dataDir, 'redis');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const stateFile = path.join(dir, 'state.json');
+  const lockFile = path.join(dir, 'start.lock');
+
+  const reuse = async (): Promise<EmbeddedRedis | undefined> => {
+    const state = readState(stateFile);
+    if (state && (await pingTcp('127.0.0.1', state.port))) {
+      return { url: `redis://127.0.0.1:${state.port}/0`, owned: false, stop: async () => {} };
+    }
+    return undefined;
+  };
+
+  const existing = await reuse();
+  if (existing) return existing;
+  const exe = findExecutable(opts.bin);
+  if (!exe) throw new ConfigError(REDIS_MISSING);
+
+  await acquireLock(lockFile);
+  try {
+    const again = await reuse();
+    if (again) return again;
+    for (let attempt = 0; ; attempt++) {
+      const port = await freePort();
+      const child = spawn(
+        exe,
+        [
+          '--port', String(port),
+          '--bind', '127.0.0.1',
+          '--protected-mode', 'yes',
+          '--dir', dir,
+          '--appendonly', 'yes',
+          '--maxmemory-policy', 'noeviction',
+          '--save', '',
+          '--daemonize', 'no',
+          '--logfile', path.join(dir, 'redis.log'),
+        ],
+        { stdio: 'ignore', detached: false },
+      );
+      if (await waitUntilUp(child, port)) {
+        writeFileSync(stateFile, JSON.stringify({ port, pid: child.pid ?? 0 } satisfies State));
+        opts.log.info({ port, dir }, 'started embedded redis-server');
+        let stopping = false;
+        child.on('exit', (code, signal) => {
+          if (!stopping) opts.log.error({ code, signal }, 'embedded redis-server exited unexpectedly');
+        });
+        return {
+          url: `redis://127.0.0.1:${port}/0`,
+          owned: true,
+          stop: async () => {
+            stopping = true;
+            await stopChild(child);
+            rmSync(stateFile, { force: true });
+          },
+        };
+      }
+      child.kill('SIGKILL');
+      if (attempt >= 2) {
+        throw new Error(`embedded redis-server did not start; see ${path.join(dir, 'redis.log')}`);
+      }
+    }
+  } finally {
+    rmSync(lockFile, { force: true });
+  }
+}
+
+function readState(file: string): State | undefined {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as State;
+  } catch {
+    return undefined;
+  }
+}
+
+async function waitUntilUp(child: ChildProcess, port: number): Promise<boolean> {
+  let exited = false;
+  child.once('exit', () => (exited = true));
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline && !exited) {
+    if (await pingTcp('127.0.0.1', port, 200)) return true;
+    await sleep(25);
+  }
+  return false;
+}
+
+async function acquireLock(file: string): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    try {
+      writeFileSync(file, String(process.pid), { flag: 'wx' });
+      return;
+    } catch {
+      const holder = Number(readFileSync(file, 'utf8').trim() || 0);
+      if (!holder || !alive(holder)) rmSync(file, { force: true });
+      else if (Date.now() > deadline) throw new Error(`${file} is held by process ${holder}`);
+      else await sleep(50);
+    }
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const killer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    child.once('exit', () => {
+      clearTimeout(killer);
+      resolve();
+    });
+    // SIGTERM makes redis-server flush its AOF and exit cleanly.
+    child.kill('SIGTERM');
+  });
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export function embeddedRedisRunning(dataDir: string): boolean {
+  return existsSync(path.join(dataDir, 'redis', 'state.json'));
+}
