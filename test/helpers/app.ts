@@ -1,0 +1,59 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { inject } from 'vitest';
+import pino from 'pino';
+import { buildApp, createServices, type Services } from '../../server/app.js';
+import type { Clock } from '../../server/clock.js';
+import { loadConfig } from '../../server/config/load.js';
+import type { Config } from '../../server/config/settings.js';
+import { listen, type RunningServer } from '../../server/http/server.js';
+
+let dbCounter = 0;
+
+/** A fresh data dir under the OS temp dir, removed by the returned cleanup. */
+export function tempDir(prefix = 'enclave-test-'): string {
+  return mkdtempSync(path.join(tmpdir(), prefix));
+}
+
+/**
+ * Test config: a temp data dir, the shared test Redis on its own database number, a random
+ * master key, silent logs. `env` overrides any setting by its variable name.
+ */
+export function testConfig(env: Record<string, string> = {}): Config {
+  const redisDb = (process.pid * 7 + dbCounter++) % 63 + 1;
+  return loadConfig({
+    ENCLAVE_DATA_DIR: tempDir(),
+    REDIS_URL: `${inject('redisUrl')}/${redisDb}`,
+    ENCLAVE_MASTER_KEY: randomBytes(32).toString('base64'),
+    ENCLAVE_LOG_LEVEL: 'silent',
+    PORT: '0',
+    ENCLAVE_HOST: '127.0.0.1',
+    ...env,
+  });
+}
+
+export interface TestApp {
+  readonly services: Services;
+  readonly server: RunningServer;
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+/** Builds the real app graph (createServices + buildApp) on a temp data dir and listens on a free port. */
+export async function startTestApp(opts: { env?: Record<string, string>; clock?: Clock; config?: Config } = {}): Promise<TestApp> {
+  const config = opts.config ?? testConfig(opts.env);
+  const services = await createServices(config, { log: pino({ level: 'silent' }), ...(opts.clock ? { clock: opts.clock } : {}) });
+  const server = await listen(buildApp(services), 0, '127.0.0.1');
+  return {
+    services,
+    server,
+    url: `http://127.0.0.1:${server.port}`,
+    close: async () => {
+      await server.close(1000);
+      await services.close();
+      rmSync(config.dataDir, { recursive: true, force: true });
+    },
+  };
+}
