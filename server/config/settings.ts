@@ -140,6 +140,33 @@ export const SETTINGS = {
     secret: true,
     fix: 'set it to a non-empty token',
   }),
+  // Consumed by the SSO issue; set by the installer's compose bundle (installer/, compose/).
+  publicUrl: spec({
+    env: 'ENCLAVE_PUBLIC_URL',
+    schema: z.string().trim().url().optional(),
+    description:
+      'Canonical public URL of the appliance (e.g. https://enclave.example.com); OIDC redirect and logout URLs are built from it.',
+    fix: 'set it to an absolute URL such as https://enclave.example.com',
+  }),
+  oidcIssuer: spec({
+    env: 'ENCLAVE_OIDC_ISSUER',
+    schema: z.string().trim().url().optional(),
+    description:
+      'OIDC issuer pinned for SSO (bundled Keycloak: <ENCLAVE_PUBLIC_URL>/auth/realms/enclave); must equal the issuer the IdP advertises.',
+    fix: 'set it to the exact issuer URL, e.g. https://enclave.example.com/auth/realms/enclave',
+  }),
+  oidcClientId: spec({
+    env: 'ENCLAVE_OIDC_CLIENT_ID',
+    schema: nonEmpty.default('enclave'),
+    description: 'OIDC client id Enclave uses at the IdP (the bundled Keycloak realm registers "enclave").',
+    fix: 'set it to the client id registered at the IdP',
+  }),
+  oidcClientSecretFile: spec({
+    env: 'ENCLAVE_OIDC_CLIENT_SECRET_FILE',
+    schema: nonEmpty.optional(),
+    description: 'File holding the OIDC client secret (docker secret written by the installer).',
+    fix: 'point it to a readable file containing the client secret',
+  }),
 } as const;
 
 export type SettingKey = keyof typeof SETTINGS;
