@@ -16,6 +16,8 @@ import { healthRouter } from './health/routes.js';
 import { errorHandler, notFoundHandler } from './http/errors.js';
 import { requestContext } from './http/request-context.js';
 import { createLogger } from './logger.js';
+import { Metrics } from './metrics/registry.js';
+import { metricsRouter } from './metrics/routes.js';
 import { APP_VERSION } from './paths.js';
 import { createRedis, pingRedis } from './redis/client.js';
 import { startEmbeddedRedis } from './redis/embedded.js';
@@ -32,6 +34,7 @@ export interface Services {
   readonly redis: Redis;
   readonly redisUrl: string;
   readonly readiness: Readiness;
+  readonly metrics: Metrics;
   /** Closes Redis, the database and an embedded redis-server this process started. */
   close(): Promise<void>;
 }
@@ -83,6 +86,7 @@ export async function createServices(
     });
 
     const readiness = new Readiness();
+    const metrics = new Metrics();
     readiness.register({
       name: 'database',
       critical: true,
@@ -120,6 +124,7 @@ export async function createServices(
       redis,
       redisUrl,
       readiness,
+      metrics,
       close: closeAll,
     };
   } catch (e) {
@@ -135,7 +140,7 @@ export function buildApp(services: Services): Express {
   app.disable('x-powered-by');
   app.set('trust proxy', config.trustProxy);
   app.set('etag', false);
-  app.use(requestContext(services.log, services.clock));
+  app.use(requestContext(services.log, services.clock, services.metrics));
   app.use(
     helmet({
       // The web UI ships its own assets only: no CDN, no inline scripts.
@@ -161,6 +166,7 @@ export function buildApp(services: Services): Express {
   app.use(express.json({ limit: config.maxBodyBytes, strict: true }));
 
   app.use(healthRouter(services.readiness));
+  app.use(metricsRouter(services.metrics, config.metricsToken));
 
   app.use(notFoundHandler);
   app.use(errorHandler());

@@ -24,6 +24,8 @@ export interface MigrationStatus {
   readonly pending: readonly string[];
   /** Tags present in the database that this code does not ship. */
   readonly unknown: readonly string[];
+  /** Applied migrations whose file no longer matches what was applied. */
+  readonly changed: readonly string[];
   readonly head: string | null;
   readonly databaseHead: string | null;
 }
@@ -77,18 +79,22 @@ function appliedRows(sqlite: Database.Database): { idx: number; tag: string; has
 
 export function migrationStatus(sqlite: Database.Database, migrations = loadMigrations()): MigrationStatus {
   const rows = appliedRows(sqlite);
-  const known = new Set(migrations.map((m) => m.tag));
+  const known = new Map(migrations.map((m) => [m.tag, m.hash]));
   const done = new Set(rows.map((r) => r.tag));
   return {
     applied: rows.filter((r) => known.has(r.tag)).map((r) => r.tag),
     pending: migrations.filter((m) => !done.has(m.tag)).map((m) => m.tag),
     unknown: rows.filter((r) => !known.has(r.tag)).map((r) => r.tag),
+    changed: rows.filter((r) => known.has(r.tag) && known.get(r.tag) !== r.hash).map((r) => r.tag),
     head: migrations.at(-1)?.tag ?? null,
     databaseHead: rows.at(-1)?.tag ?? null,
   };
 }
 
 function assertNotNewer(status: MigrationStatus): void {
+  if (status.changed.length > 0) {
+    throw new Error(`migration ${status.changed[0]} was changed after it was applied; released migrations must never be edited`);
+  }
   if (status.unknown.length > 0) {
     throw new SchemaTooNewError(
       `database schema is newer than this Enclave: it has migration ${status.unknown.at(-1)} but this version only knows up to ${status.head}; install the Enclave release that created it (or newer), or restore a backup made with this version`,
@@ -125,11 +131,7 @@ export function migrate(
         sqlite.exec(BOOKKEEPING);
         const rows = appliedRows(sqlite);
         assertNotNewer(migrationStatus(sqlite, migrations));
-        const row = rows.find((r) => r.tag === m.tag);
-        if (row) {
-          if (row.hash !== m.hash) {
-            throw new Error(`migration ${m.tag} was changed after it was applied; released migrations must never be edited`);
-          }
+        if (rows.some((r) => r.tag === m.tag)) {
           sqlite.exec('COMMIT');
           continue;
         }

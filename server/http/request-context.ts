@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import { createContext, type RequestContext } from '../context.js';
 import { newId } from '../ids.js';
+import type { Metrics } from '../metrics/registry.js';
 
 declare global {
   // Express's own extension point for request properties.
@@ -23,7 +24,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
  * is finished or the client goes away: method, route template, status, duration, tenant.
  * Never bodies, never headers.
  */
-export function requestContext(log: Logger, clock: Clock) {
+export function requestContext(log: Logger, clock: Clock, metrics: Metrics) {
   return (req: Request, res: Response, next: NextFunction): void => {
     const started = process.hrtime.bigint();
     const given = req.get('x-request-id');
@@ -36,9 +37,11 @@ export function requestContext(log: Logger, clock: Clock) {
       logged = true;
       const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
       const status = res.writableFinished ? res.statusCode : 499;
+      const route = routeTemplate(req);
+      metrics.observeHttp(route, req.method, status, durationMs / 1000);
       const line = {
         method: req.method,
-        route: routeTemplate(req),
+        route,
         status,
         durationMs: Math.round(durationMs * 100) / 100,
         tenant: req.ctx.tenant?.slug,

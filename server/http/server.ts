@@ -23,12 +23,12 @@ export function listen(app: Express, port: number, host: string): Promise<Runnin
   // AI answers may stream for minutes; the gateway enforces its own deadlines.
   server.requestTimeout = 0;
 
-  let active = 0;
+  const active = new Set<http.ServerResponse>();
   let draining = false;
   server.on('request', (_req, res) => {
-    active++;
+    active.add(res);
     if (draining) res.setHeader('connection', 'close');
-    res.once('close', () => active--);
+    res.once('close', () => active.delete(res));
   });
 
   return new Promise((resolve, reject) => {
@@ -39,10 +39,12 @@ export function listen(app: Express, port: number, host: string): Promise<Runnin
       resolve({
         server,
         port: addr.port,
-        inFlight: () => active,
+        inFlight: () => active.size,
         close: (deadlineMs) =>
           new Promise((done) => {
             draining = true;
+            // Responses still being prepared tell their clients not to reuse the socket.
+            for (const res of active) if (!res.headersSent) res.setHeader('connection', 'close');
             let forced = false;
             // Idle keep-alive sockets would hold close() open; end them now and as
             // in-flight requests finish.

@@ -13,7 +13,7 @@ declare module 'vitest' {
 }
 
 /**
- * Starts one real redis-server for the whole run (noeviction, as in production) on a free
+ * Starts one real redis-server for the whole run (noeviction and AOF, as in production) on a free
  * loopback port. Tests isolate themselves by key prefix or database number.
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
@@ -25,7 +25,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const port = await freePort();
   const child: ChildProcess = spawn(
     exe,
-    ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction', '--databases', '64'],
+    ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--maxmemory-policy', 'noeviction', '--databases', '64'],
     { stdio: 'ignore' },
   );
   const deadline = Date.now() + 10_000;

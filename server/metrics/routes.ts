@@ -1,0 +1,23 @@
+import { timingSafeEqual, createHash } from 'node:crypto';
+import { Router } from 'express';
+import { AppError } from '../errors.js';
+import type { Metrics } from './registry.js';
+
+/** GET /metrics in the Prometheus text format; bearer token required when configured. */
+export function metricsRouter(metrics: Metrics, token: string | undefined): Router {
+  const r = Router();
+  const expected = token ? createHash('sha256').update(token).digest() : undefined;
+  r.get('/metrics', async (req, res) => {
+    if (expected) {
+      const given = /^Bearer (.+)$/.exec(req.get('authorization') ?? '')?.[1] ?? '';
+      // Hash both sides so the comparison is constant-time whatever the lengths.
+      if (!timingSafeEqual(createHash('sha256').update(given).digest(), expected)) {
+        throw new AppError(401, 'auth_metrics_token', 'GET /metrics needs "Authorization: Bearer <ENCLAVE_METRICS_TOKEN>".', {
+          headers: { 'www-authenticate': 'Bearer' },
+        });
+      }
+    }
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+  return r;
+}

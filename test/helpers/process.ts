@@ -1,0 +1,80 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { inject } from 'vitest';
+import { freePort } from '../../server/redis/ping.js';
+import { tempDir } from './app.js';
+
+export interface ServerProcess {
+  readonly child: ChildProcess;
+  readonly port: number;
+  readonly dataDir: string;
+  readonly url: string;
+  /** Every JSON log line printed so far. */
+  readonly logs: Record<string, unknown>[];
+  stderr(): string;
+  exited(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/**
+ * Runs the real entry point (server/main.ts, from sources through tsx) as a child process
+ * on a temp data dir and a free port, and waits for its "enclave ready" line.
+ */
+export async function spawnServer(opts: { env?: Record<string, string | undefined>; role?: string; waitReady?: boolean } = {}): Promise<ServerProcess> {
+  const port = await freePort();
+  const dataDir = opts.env?.ENCLAVE_DATA_DIR ?? tempDir();
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('ENCLAVE_')) env[k] = v;
+  Object.assign(env, {
+    PORT: String(port),
+    ENCLAVE_HOST: '127.0.0.1',
+    ENCLAVE_DATA_DIR: dataDir,
+    REDIS_URL: `${inject('redisUrl')}/0`,
+    ENCLAVE_MASTER_KEY: randomBytes(32).toString('base64'),
+    ENCLAVE_LOG_LEVEL: 'info',
+  });
+  for (const [k, v] of Object.entries(opts.env ?? {})) {
+    if (v === undefined) delete env[k];
+    else env[k] = v;
+  }
+  const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts', '--role', opts.role ?? 'api'], {
+    cwd: process.cwd(),
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: Record<string, unknown>[] = [];
+  let err = '';
+  let out = '';
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  const ready = new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      let nl: number;
+      while ((nl = out.indexOf('\n')) >= 0) {
+        const line = out.slice(0, nl);
+        out = out.slice(nl + 1);
+        try {
+          const entry = JSON.parse(line) as Record<string, unknown>;
+          logs.push(entry);
+          if (entry.msg === 'enclave ready') resolve();
+        } catch {
+          /* not JSON */
+        }
+      }
+    });
+    void exit.then(({ code }) => reject(new Error(`server exited with ${code} before ready: ${err}`)));
+  });
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  if (opts.waitReady !== false) {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    try {
+      await ready;
+    } finally {
+      clearTimeout(timer);
+    }
+  } else {
+    ready.catch(() => {});
+  }
+  return { child, port, dataDir, url: `http://127.0.0.1:${port}`, logs, stderr: () => err, exited: () => exit };
+}
