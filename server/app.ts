@@ -21,6 +21,10 @@ import { metricsRouter } from './metrics/routes.js';
 import { APP_VERSION } from './paths.js';
 import { createRedis, pingRedis } from './redis/client.js';
 import { startEmbeddedRedis } from './redis/embedded.js';
+import { unrestricted, type Entitlements } from './access/entitlements.js';
+import { createIdentity, ensureFirstAdmin, systemContext, type Identity } from './identity/index.js';
+import { authRouter } from './identity/routes.js';
+import { adminRouter } from './admin/routes.js';
 
 /** Everything the process builds once and shares. Built only here (and by tests through here). */
 export interface Services {
@@ -35,6 +39,8 @@ export interface Services {
   readonly redisUrl: string;
   readonly readiness: Readiness;
   readonly metrics: Metrics;
+  /** Tenants, users, sessions, API keys, authorize() and the audit log (server/identity/index.ts). */
+  readonly identity: Identity;
   /** Closes Redis, the database and an embedded redis-server this process started. */
   close(): Promise<void>;
 }
@@ -45,7 +51,14 @@ export class StartupError extends Error {
 
 export async function createServices(
   config: Config,
-  opts: { log?: Logger; clock?: Clock } = {},
+  opts: {
+    log?: Logger;
+    clock?: Clock;
+    /** scrypt cost (log2 N) for new passwords; tests lower it. */
+    passwordLogN?: number;
+    /** Tests only: what identity growth and feature checks ask instead of the licence. */
+    entitlements?: Entitlements;
+  } = {},
 ): Promise<Services> {
   const log = opts.log ?? createLogger(config.logLevel);
   const clock = opts.clock ?? systemClock;
@@ -113,18 +126,35 @@ export async function createServices(
       },
     });
 
+    const data = createTenantData(db);
+    const identity = createIdentity({
+      db,
+      data,
+      clock,
+      log,
+      entitlements: opts.entitlements ? () => opts.entitlements! : () => unrestricted,
+      ...(opts.passwordLogN ? { passwordLogN: opts.passwordLogN } : {}),
+      sessionIdleMs: config.sessionIdleMinutes * 60_000,
+      sessionMaxMs: config.sessionMaxHours * 3600_000,
+    });
+    const firstAdmin = await ensureFirstAdmin(identity, systemContext(log, clock, 'bootstrap'), config.adminEmail, config.adminPassword);
+    if (firstAdmin) log.info({ userId: firstAdmin }, 'created the first platform administrator from ENCLAVE_ADMIN_EMAIL');
+    identity.start();
+    closers.push(() => identity.stop());
+
     return {
       config,
       log,
       clock,
       db,
-      data: createTenantData(db),
+      data,
       secrets: master.box,
       settings,
       redis,
       redisUrl,
       readiness,
       metrics,
+      identity,
       close: closeAll,
     };
   } catch (e) {
@@ -167,6 +197,8 @@ export function buildApp(services: Services): Express {
 
   app.use(healthRouter(services.readiness));
   app.use(metricsRouter(services.metrics, config.metricsToken));
+  app.use(authRouter(services.identity, { cookieSecure: config.cookieSecure, maxAgeMs: config.sessionMaxHours * 3600_000 }));
+  app.use(adminRouter(services.identity));
 
   app.use(notFoundHandler);
   app.use(errorHandler());

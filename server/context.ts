@@ -9,9 +9,35 @@ export interface TenantRef {
   readonly slug: string;
 }
 
+export type TenantRole = 'owner' | 'admin' | 'member' | 'viewer';
+
+/**
+ * Who is asking. `id` is the user id (kind user), the key id (kind api_key) or a system
+ * name (kind system, e.g. `cli`). Filled by server/identity/http.ts (authenticate).
+ */
 export interface Principal {
   readonly kind: 'user' | 'api_key' | 'system';
   readonly id: string;
+  /** The user behind the request: the user itself, or the key's owner (undefined for ownerless keys). */
+  readonly userId?: string;
+  /** API keys: the key id (same as id). */
+  readonly keyId?: string;
+  /** Sessions: the session id (never the session token). */
+  readonly sessionId?: string;
+  /** The role in ctx.tenant: the user's membership, or for a key its owner's current role. */
+  readonly role?: TenantRole;
+  /** Platform administrator flag of the user (never set for API keys). */
+  readonly platformAdmin?: boolean;
+  /** API keys: models the key may use; empty = every model the tenant may use. */
+  readonly allowedModels?: readonly string[];
+  /** API keys: the highest data classification the key may send. */
+  readonly maxClassification?: Classification;
+}
+
+/** The client of the request, for the audit log. */
+export interface ClientInfo {
+  readonly ip?: string;
+  readonly userAgent?: string;
 }
 
 /**
@@ -27,6 +53,7 @@ export interface RequestContext {
   principal?: Principal;
   scopes: readonly string[];
   classification?: Classification;
+  client?: ClientInfo;
 }
 
 export function createContext(init: {

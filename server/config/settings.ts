@@ -167,6 +167,37 @@ export const SETTINGS = {
     description: 'File holding the OIDC client secret (docker secret written by the installer).',
     fix: 'point it to a readable file containing the client secret',
   }),
+  adminEmail: spec({
+    env: 'ENCLAVE_ADMIN_EMAIL',
+    schema: z.string().trim().toLowerCase().pipe(z.email()).optional(),
+    description: 'E-mail of the first platform administrator, created at start when no platform administrator exists yet.',
+    fix: 'set it to an e-mail address, together with ENCLAVE_ADMIN_PASSWORD',
+  }),
+  adminPassword: spec({
+    env: 'ENCLAVE_ADMIN_PASSWORD',
+    schema: z.string().min(12).max(256).optional(),
+    description: 'Password of the first platform administrator (used once, with ENCLAVE_ADMIN_EMAIL; change it after the first login).',
+    secret: true,
+    fix: 'use at least 12 characters (or create the admin with: enclave admin create --email E --password-stdin)',
+  }),
+  sessionIdleMinutes: spec({
+    env: 'ENCLAVE_SESSION_IDLE_MINUTES',
+    schema: positiveInt.default(60),
+    description: 'A web session ends after this many minutes without a request.',
+    fix: 'set it to a positive number of minutes',
+  }),
+  sessionMaxHours: spec({
+    env: 'ENCLAVE_SESSION_MAX_HOURS',
+    schema: positiveInt.default(12),
+    description: 'A web session ends this many hours after login, however active it is.',
+    fix: 'set it to a positive number of hours',
+  }),
+  cookieSecure: spec({
+    env: 'ENCLAVE_COOKIE_SECURE',
+    schema: z.enum(['auto', 'true', 'false']).default('auto'),
+    description: 'Secure flag of the session cookie: auto sets it when the request came over TLS (honours ENCLAVE_TRUST_PROXY).',
+    fix: 'use auto, true or false',
+  }),
 } as const;
 
 export type SettingKey = keyof typeof SETTINGS;

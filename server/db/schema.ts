@@ -1,4 +1,4 @@
-import { integer, primaryKey, sqliteTable, text } from 'drizzle-orm/sqlite-core';
+import { index, integer, primaryKey, sqliteTable, text } from 'drizzle-orm/sqlite-core';
 
 /**
  * The database schema. Tenant-owned tables (every row belongs to one tenant) have a
@@ -19,6 +19,11 @@ export const tenants = sqliteTable('tenants', {
   slug: text('slug').notNull().unique(),
   name: text('name').notNull(),
   status: text('status', { enum: ['active', 'suspended'] }).notNull().default('active'),
+  /** Plan reference (plans are defined by metering); null = the default plan. */
+  plan: text('plan'),
+  defaultClassification: text('default_classification', { enum: ['public', 'internal', 'confidential', 'restricted'] })
+    .notNull()
+    .default('internal'),
   createdAt: integer('created_at').notNull(),
   updatedAt: integer('updated_at').notNull(),
 });
@@ -37,5 +42,155 @@ export const tenantSettings = sqliteTable(
   (t) => [primaryKey({ columns: [t.tenantId, t.key] })],
 );
 
+
+// ---------------------------------------------------------------------------
+// Identity and access (issue 3): users, memberships, sessions, API keys, login
+// throttling, the audit chain and the identity revision counter.
+// ---------------------------------------------------------------------------
+
+/** A person. Not tenant-owned: one user may belong to several tenants (memberships). */
+export const users = sqliteTable('users', {
+  id: text('id').primaryKey(),
+  /** Lower-cased. */
+  email: text('email').notNull().unique(),
+  name: text('name').notNull(),
+  /** `scrypt$…` (see server/identity/passwords.ts); null for SSO-only users. */
+  passwordHash: text('password_hash'),
+  /** Platform administrator: a flag of its own, never derived from a tenant role. */
+  platformAdmin: integer('platform_admin', { mode: 'boolean' }).notNull().default(false),
+  status: text('status', { enum: ['active', 'deactivated'] }).notNull().default('active'),
+  passwordChangedAt: integer('password_changed_at'),
+  createdAt: integer('created_at').notNull(),
+  updatedAt: integer('updated_at').notNull(),
+});
+
+/** A user's role in one tenant. */
+export const memberships = sqliteTable(
+  'memberships',
+  {
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    userId: text('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    role: text('role', { enum: ['owner', 'admin', 'member', 'viewer'] }).notNull(),
+    createdAt: integer('created_at').notNull(),
+    updatedAt: integer('updated_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.userId] }), index('memberships_user_idx').on(t.userId)],
+);
+
+/** Server-side sessions. Only the SHA-256 of the session token is stored. */
+export const sessions = sqliteTable(
+  'sessions',
+  {
+    id: text('id').primaryKey(),
+    tokenHash: text('token_hash').notNull().unique(),
+    userId: text('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    /** The tenant the session acts in; switching it is an explicit request. */
+    activeTenantId: text('active_tenant_id').references(() => tenants.id, { onDelete: 'set null' }),
+    createdAt: integer('created_at').notNull(),
+    lastSeenAt: integer('last_seen_at').notNull(),
+    /** Absolute timeout. */
+    expiresAt: integer('expires_at').notNull(),
+    ip: text('ip'),
+    userAgent: text('user_agent'),
+    revokedAt: integer('revoked_at'),
+    revokedReason: text('revoked_reason'),
+  },
+  (t) => [index('sessions_user_idx').on(t.userId)],
+);
+
+/** API keys: only the SHA-256 of the secret is stored; `prefix` is the short visible part. */
+export const apiKeys = sqliteTable(
+  'api_keys',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    ownerUserId: text('owner_user_id').references(() => users.id, { onDelete: 'set null' }),
+    name: text('name').notNull(),
+    prefix: text('prefix').notNull().unique(),
+    keyHash: text('key_hash').notNull(),
+    /** JSON array of scopes. */
+    scopes: text('scopes').notNull(),
+    /** JSON array of model names; empty = every model the tenant may use. */
+    allowedModels: text('allowed_models').notNull().default('[]'),
+    maxClassification: text('max_classification', { enum: ['public', 'internal', 'confidential', 'restricted'] }),
+    expiresAt: integer('expires_at'),
+    lastUsedAt: integer('last_used_at'),
+    lastUsedIp: text('last_used_ip'),
+    createdAt: integer('created_at').notNull(),
+    /** Actor that created it: `user:<id>` or `system:<name>`. */
+    createdBy: text('created_by').notNull(),
+    revokedAt: integer('revoked_at'),
+    revokedBy: text('revoked_by'),
+    rotatedFromId: text('rotated_from_id'),
+  },
+  (t) => [index('api_keys_tenant_idx').on(t.tenantId)],
+);
+
+/** Failed-login counters per account (`acct:<email>`) and per client address (`ip:<addr>`). */
+export const loginThrottle = sqliteTable('login_throttle', {
+  key: text('key').primaryKey(),
+  failures: integer('failures').notNull(),
+  windowStart: integer('window_start').notNull(),
+  lockedUntil: integer('locked_until'),
+  /** How many times the lock engaged in a row (the lock grows with it). */
+  locks: integer('locks').notNull().default(0),
+});
+
+/**
+ * The append-only audit log, hash-chained: `hash = sha256(prev_hash + canonical(entry))`.
+ * `tenant_ref` is the tenant the entry belongs to, or null for platform-wide entries
+ * (so the table is not tenant-owned and is not named tenant_id; tenant admins read it
+ * through server/audit, which filters by their tenant).
+ */
+export const auditLog = sqliteTable(
+  'audit_log',
+  {
+    seq: integer('seq').primaryKey({ autoIncrement: true }),
+    id: text('id').notNull().unique(),
+    at: integer('at').notNull(),
+    tenantRef: text('tenant_ref'),
+    actorType: text('actor_type', { enum: ['user', 'api_key', 'system', 'anonymous'] }).notNull(),
+    actorId: text('actor_id'),
+    action: text('action').notNull(),
+    targetType: text('target_type'),
+    targetId: text('target_id'),
+    outcome: text('outcome', { enum: ['allowed', 'denied'] }).notNull(),
+    reason: text('reason'),
+    ip: text('ip'),
+    userAgent: text('user_agent'),
+    requestId: text('request_id'),
+    /** JSON object; never a secret. */
+    details: text('details').notNull().default('{}'),
+    prevHash: text('prev_hash').notNull(),
+    hash: text('hash').notNull(),
+  },
+  (t) => [index('audit_log_tenant_idx').on(t.tenantRef, t.seq)],
+);
+
+/** The newest audit entry, so deleting entries at the end of the chain is detected too. */
+export const auditHead = sqliteTable('audit_head', {
+  id: integer('id').primaryKey(),
+  seq: integer('seq').notNull(),
+  hash: text('hash').notNull(),
+});
+
+/**
+ * Change counters polled by every process (e.g. `identity`: bumped on any change that
+ * affects authentication: key revocation, user deactivation, role change, suspension),
+ * so caches notice changes made by other processes such as the CLI.
+ */
+export const revisions = sqliteTable('revisions', {
+  name: text('name').primaryKey(),
+  value: integer('value').notNull(),
+});
+
 /** Every table whose rows belong to a tenant. A test checks that no table with a tenant_id column is missing. */
-export const TENANT_OWNED = { tenantSettings } as const;
+export const TENANT_OWNED = { tenantSettings, memberships, apiKeys } as const;

@@ -71,6 +71,8 @@ export function tenantScoped<T extends TenantTable>(db: Db, table: T): TenantSco
 export function createTenantData(db: Db) {
   return {
     tenantSettings: tenantScoped(db, TENANT_OWNED.tenantSettings),
+    memberships: tenantScoped(db, TENANT_OWNED.memberships),
+    apiKeys: tenantScoped(db, TENANT_OWNED.apiKeys),
   };
 }
 

@@ -6,6 +6,7 @@ import { inject } from 'vitest';
 import pino from 'pino';
 import { buildApp, createServices, type Services } from '../../server/app.js';
 import type { Clock } from '../../server/clock.js';
+import type { Entitlements } from '../../server/access/entitlements.js';
 import { loadConfig } from '../../server/config/load.js';
 import type { Config } from '../../server/config/settings.js';
 import { listen, type RunningServer } from '../../server/http/server.js';
@@ -42,9 +43,11 @@ export interface TestApp {
 }
 
 /** Builds the real app graph (createServices + buildApp) on a temp data dir and listens on a free port. */
-export async function startTestApp(opts: { env?: Record<string, string>; clock?: Clock; config?: Config } = {}): Promise<TestApp> {
+export async function startTestApp(
+  opts: { env?: Record<string, string>; clock?: Clock; config?: Config; entitlements?: Entitlements } = {},
+): Promise<TestApp> {
   const config = opts.config ?? testConfig(opts.env);
-  const services = await createServices(config, { log: pino({ level: 'silent' }), ...(opts.clock ? { clock: opts.clock } : {}) });
+  const services = await createServices(config, { log: pino({ level: 'silent' }), passwordLogN: 10, ...(opts.clock ? { clock: opts.clock } : {}), ...(opts.entitlements ? { entitlements: opts.entitlements } : {}) });
   const server = await listen(buildApp(services), 0, '127.0.0.1');
   return {
     services,

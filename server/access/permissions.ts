@@ -1,0 +1,131 @@
+/**
+ * The permission matrix: which tenant role may do which action, which API key scope
+ * grants which actions, and the platform-only actions. docs/access.md shows the same
+ * matrix; test/unit/access-matrix.test.ts checks every cell of the document against this
+ * file and against authorize().
+ */
+export const ROLES = ['owner', 'admin', 'member', 'viewer'] as const;
+export type Role = (typeof ROLES)[number];
+
+/** Actions inside a tenant. */
+export const TENANT_ACTIONS = [
+  'tenant:read',
+  'tenant:update',
+  'members:read',
+  'members:write',
+  'members:grant_owner',
+  'keys:read',
+  'keys:write',
+  'keys:read_own',
+  'keys:write_own',
+  'audit:read',
+  'audit:export',
+  'settings:read',
+  'settings:write',
+  'models:list',
+  'models:invoke',
+  'embeddings:create',
+  'batches:write',
+  'usage:read_own',
+  'usage:read',
+] as const;
+export type TenantAction = (typeof TENANT_ACTIONS)[number];
+
+/** Actions over the whole platform: platform administrators only (a user flag, not a role). */
+export const PLATFORM_ACTIONS = [
+  'platform:tenants:read',
+  'platform:tenants:create',
+  'platform:tenants:suspend',
+  'platform:tenants:plan',
+  'platform:users:read',
+  'platform:users:write',
+  'platform:audit:read',
+] as const;
+export type PlatformAction = (typeof PLATFORM_ACTIONS)[number];
+
+export type Action = TenantAction | PlatformAction;
+
+const ALL_TENANT: readonly TenantAction[] = TENANT_ACTIONS;
+
+export const ROLE_PERMISSIONS: Readonly<Record<Role, ReadonlySet<TenantAction>>> = {
+  owner: new Set(ALL_TENANT),
+  admin: new Set(ALL_TENANT.filter((a) => a !== 'members:grant_owner')),
+  member: new Set<TenantAction>([
+    'tenant:read',
+    'keys:read_own',
+    'keys:write_own',
+    'models:list',
+    'models:invoke',
+    'embeddings:create',
+    'batches:write',
+    'usage:read_own',
+  ]),
+  viewer: new Set<TenantAction>(['tenant:read', 'models:list', 'usage:read_own']),
+};
+
+/** API key scopes and the actions each one grants (the key's owner must also hold them). */
+export const SCOPES = [
+  'models:invoke',
+  'models:list',
+  'embeddings:create',
+  'batches:write',
+  'usage:read',
+  'admin:read',
+  'admin:write',
+] as const;
+export type Scope = (typeof SCOPES)[number];
+
+export const SCOPE_ACTIONS: Readonly<Record<Scope, readonly TenantAction[]>> = {
+  'models:invoke': ['models:invoke'],
+  'models:list': ['models:list'],
+  'embeddings:create': ['embeddings:create'],
+  'batches:write': ['batches:write'],
+  'usage:read': ['usage:read_own', 'usage:read'],
+  'admin:read': ['tenant:read', 'members:read', 'keys:read', 'keys:read_own', 'audit:read', 'audit:export', 'settings:read'],
+  'admin:write': [
+    'tenant:read',
+    'tenant:update',
+    'members:read',
+    'members:write',
+    'keys:read',
+    'keys:read_own',
+    'keys:write',
+    'keys:write_own',
+    'settings:read',
+    'settings:write',
+  ],
+};
+
+export const DEFAULT_KEY_SCOPES: readonly Scope[] = ['models:invoke', 'models:list', 'embeddings:create'];
+
+/**
+ * The role a key without an owner user (created by the CLI or a platform admin for a
+ * service) is checked against: admin, never owner.
+ */
+export const OWNERLESS_KEY_ROLE: Role = 'admin';
+
+/**
+ * Actions that need a licence feature (entitlements.hasFeature). Everything else is part
+ * of the base product. The licence module defines the feature names.
+ */
+export const ACTION_FEATURES: Partial<Record<Action, string>> = {
+  'audit:export': 'audit.export',
+};
+
+export function isRole(v: unknown): v is Role {
+  return typeof v === 'string' && (ROLES as readonly string[]).includes(v);
+}
+export function isScope(v: unknown): v is Scope {
+  return typeof v === 'string' && (SCOPES as readonly string[]).includes(v);
+}
+export function isPlatformAction(a: Action): a is PlatformAction {
+  return a.startsWith('platform:');
+}
+
+/** Whether `role` may perform every action `scope` grants (used at key creation). */
+export function roleCoversScope(role: Role, scope: Scope): boolean {
+  // A scope is within a role when the role holds each action it grants, or the "own"
+  // variant of it (a member's admin:* key would still act only on the member's own keys,
+  // but we keep the rule simple and strict: admin scopes need the tenant-wide action).
+  return SCOPE_ACTIONS[scope].every((a) => ROLE_PERMISSIONS[role].has(a) || a.endsWith('_own'));
+}

@@ -1,0 +1,233 @@
+import { Router, type Request } from 'express';
+import { z } from 'zod';
+import type { AuditRow } from '../audit/log.js';
+import { AppError } from '../errors.js';
+import { authenticate } from '../identity/http.js';
+import type { Identity } from '../identity/index.js';
+import { serializeTenant } from '../identity/tenants.js';
+import { serializeUser } from '../identity/users.js';
+import { ROLES, SCOPES } from '../access/permissions.js';
+import { serializeKey } from '../keys/service.js';
+
+/**
+ * The admin API (/admin/api/…), for sessions and for API keys with admin:* scopes.
+ * Tenant-owned resources live under /tenants/:tenantId/…; a tenant the principal may not
+ * see (and any resource of it) answers 404. Lists use cursor pagination:
+ * `?limit=1..200&cursor=<next_cursor>` → `{"object":"list","data":[…],"next_cursor":…}`.
+ * Routes stay thin: parse, call one service operation with the context, serialize.
+ */
+const CLASSIFICATION = z.enum(['public', 'internal', 'confidential', 'restricted']);
+const listQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+  cursor: z.string().max(100).optional(),
+});
+
+function parse<T extends z.ZodType>(schema: T, value: unknown): z.output<T> {
+  const r = schema.safeParse(value ?? {});
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    const param = issue?.path.join('.') || undefined;
+    throw new AppError(400, 'invalid_request', `${param ? `${param}: ` : ''}${issue?.message ?? 'invalid request'}`, param ? { param } : {});
+  }
+  return r.data;
+}
+
+const list = <T>(p: { data: T[]; next_cursor: string | null }) => ({ object: 'list' as const, data: p.data, next_cursor: p.next_cursor });
+
+export function serializeAudit(e: AuditRow) {
+  return {
+    object: 'audit_event' as const,
+    id: e.id,
+    seq: e.seq,
+    at: e.at,
+    tenant_id: e.tenantRef,
+    actor: { type: e.actorType, id: e.actorId },
+    action: e.action,
+    target: e.targetType ? { type: e.targetType, id: e.targetId } : null,
+    outcome: e.outcome,
+    reason: e.reason,
+    ip: e.ip,
+    user_agent: e.userAgent,
+    request_id: e.requestId,
+    details: JSON.parse(e.details) as unknown,
+    prev_hash: e.prevHash,
+    hash: e.hash,
+  };
+}
+
+export function adminRouter(identity: Identity): Router {
+  const { tenants, users, keys, access, audit } = identity;
+  const r = Router();
+  r.use('/admin/api', authenticate(identity, { accept: ['session', 'api_key'] }));
+  const inTenant = (req: Request, action: string) => tenants.scopeTo(req.ctx, String(req.params.tenantId), action);
+
+  r.get('/admin/api/me', (req, res) => {
+    const p = req.ctx.principal!;
+    res.json({ object: 'principal', kind: p.kind, id: p.id, user_id: p.userId ?? null, role: p.role ?? null, platform_admin: p.platformAdmin ?? false, tenant: req.ctx.tenant ?? null, scopes: req.ctx.scopes });
+  });
+
+  // --- tenants ---
+  r.get('/admin/api/tenants', (req, res) => {
+    const q = parse(listQuery.extend({ status: z.enum(['active', 'suspended']).optional() }), req.query);
+    res.json(list(tenants.list(req.ctx, q)));
+  });
+  r.post('/admin/api/tenants', (req, res) => {
+    const b = parse(z.object({ slug: z.string(), name: z.string().max(200).optional(), plan: z.string().max(100).nullable().optional(), default_classification: CLASSIFICATION.optional() }), req.body);
+    const t = tenants.create(req.ctx, { slug: b.slug, ...(b.name ? { name: b.name } : {}), ...(b.plan !== undefined ? { plan: b.plan } : {}), ...(b.default_classification ? { defaultClassification: b.default_classification } : {}) });
+    res.status(201).json(serializeTenant(t));
+  });
+  r.get('/admin/api/tenants/:tenantId', (req, res) => {
+    res.json(serializeTenant(tenants.get(req.ctx, String(req.params.tenantId))));
+  });
+  r.patch('/admin/api/tenants/:tenantId', (req, res) => {
+    const b = parse(z.object({ name: z.string().max(200).optional(), plan: z.string().max(100).nullable().optional(), default_classification: CLASSIFICATION.optional() }).strict(), req.body);
+    const t = tenants.update(req.ctx, String(req.params.tenantId), {
+      ...(b.name !== undefined ? { name: b.name } : {}),
+      ...(b.plan !== undefined ? { plan: b.plan } : {}),
+      ...(b.default_classification ? { defaultClassification: b.default_classification } : {}),
+    });
+    res.json(serializeTenant(t));
+  });
+  r.post('/admin/api/tenants/:tenantId/suspend', (req, res) => {
+    res.json(serializeTenant(tenants.setStatus(req.ctx, String(req.params.tenantId), 'suspended')));
+  });
+  r.post('/admin/api/tenants/:tenantId/resume', (req, res) => {
+    res.json(serializeTenant(tenants.setStatus(req.ctx, String(req.params.tenantId), 'active')));
+  });
+
+  // --- members ---
+  r.get('/admin/api/tenants/:tenantId/members', (req, res) => {
+    const ctx = inTenant(req, 'membership.read');
+    const q = parse(listQuery.extend({ status: z.enum(['active', 'deactivated']).optional(), email: z.string().max(254).optional() }), req.query);
+    res.json(list(users.members(ctx, q)));
+  });
+  r.post('/admin/api/tenants/:tenantId/members', async (req, res) => {
+    const ctx = inTenant(req, 'membership.grant');
+    const b = parse(z.object({ email: z.string(), role: z.enum(ROLES), name: z.string().max(200).optional(), password: z.string().max(1024).optional() }), req.body);
+    const m = await users.addMember(ctx, { email: b.email, role: b.role, ...(b.name ? { name: b.name } : {}), password: b.password ?? null });
+    res.status(201).json(serializeUser(m.user, { role: m.role }));
+  });
+  r.put('/admin/api/tenants/:tenantId/members/:userId', (req, res) => {
+    const ctx = inTenant(req, 'membership.grant');
+    const b = parse(z.object({ role: z.enum(ROLES) }), req.body);
+    const m = users.grant(ctx, String(req.params.userId), b.role);
+    res.json(serializeUser(m.user, { role: m.role }));
+  });
+  r.delete('/admin/api/tenants/:tenantId/members/:userId', (req, res) => {
+    const ctx = inTenant(req, 'membership.revoke');
+    users.removeMember(ctx, String(req.params.userId));
+    res.json({ object: 'membership', user_id: req.params.userId, deleted: true });
+  });
+
+  // --- API keys ---
+  const keyBody = z.object({
+    name: z.string().max(100),
+    owner_user_id: z.string().max(100).nullable().optional(),
+    scopes: z.array(z.enum(SCOPES)).min(1).optional(),
+    allowed_models: z.array(z.string().min(1).max(200)).max(500).optional(),
+    max_classification: CLASSIFICATION.nullable().optional(),
+    expires_at: z.number().int().positive().nullable().optional(),
+  });
+  r.get('/admin/api/tenants/:tenantId/keys', (req, res) => {
+    const ctx = inTenant(req, 'key.read');
+    const q = parse(listQuery.extend({ owner: z.string().max(100).optional(), status: z.enum(['active', 'revoked']).optional() }), req.query);
+    res.json(list(keys.list(ctx, q)));
+  });
+  r.post('/admin/api/tenants/:tenantId/keys', async (req, res) => {
+    const ctx = inTenant(req, 'key.create');
+    const b = parse(keyBody, req.body);
+    const { key, secret } = await keys.create(ctx, {
+      name: b.name,
+      ...(b.owner_user_id !== undefined ? { ownerUserId: b.owner_user_id } : {}),
+      ...(b.scopes ? { scopes: b.scopes } : {}),
+      ...(b.allowed_models ? { allowedModels: b.allowed_models } : {}),
+      ...(b.max_classification !== undefined ? { maxClassification: b.max_classification } : {}),
+      ...(b.expires_at !== undefined ? { expiresAt: b.expires_at } : {}),
+    });
+    // The secret is shown here once and never again.
+    res.status(201).json({ ...serializeKey(key, ctx.clock.now()), secret });
+  });
+  r.get('/admin/api/tenants/:tenantId/keys/:keyId', (req, res) => {
+    const ctx = inTenant(req, 'key.read');
+    res.json(serializeKey(keys.get(ctx, String(req.params.keyId)), ctx.clock.now()));
+  });
+  r.post('/admin/api/tenants/:tenantId/keys/:keyId/rotate', async (req, res) => {
+    const ctx = inTenant(req, 'key.rotate');
+    const b = parse(z.object({ overlap_seconds: z.number().int().min(0).max(30 * 86400).optional() }), req.body);
+    const out = await keys.rotate(ctx, String(req.params.keyId), b.overlap_seconds !== undefined ? { overlapSeconds: b.overlap_seconds } : {});
+    res.status(201).json({ ...serializeKey(out.key, ctx.clock.now()), secret: out.secret, previous: serializeKey(out.previous, ctx.clock.now()) });
+  });
+  r.delete('/admin/api/tenants/:tenantId/keys/:keyId', (req, res) => {
+    const ctx = inTenant(req, 'key.revoke');
+    res.json(serializeKey(keys.revoke(ctx, String(req.params.keyId)), ctx.clock.now()));
+  });
+
+  // --- audit ---
+  const auditQuery = z.object({
+    limit: z.coerce.number().int().min(1).max(1000).default(50),
+    cursor: z.coerce.number().int().positive().optional(),
+    action: z.string().max(100).optional(),
+    actor: z.string().max(100).optional(),
+    outcome: z.enum(['allowed', 'denied']).optional(),
+    since: z.coerce.number().int().optional(),
+    until: z.coerce.number().int().optional(),
+    tenant: z.string().max(100).optional(),
+  });
+  const auditPage = (rows: AuditRow[], limit: number) => {
+    const more = rows.length > limit;
+    const items = more ? rows.slice(0, limit) : rows;
+    return { object: 'list' as const, data: items.map(serializeAudit), next_cursor: more ? String(items.at(-1)!.seq) : null };
+  };
+  const auditFilters = (q: z.output<typeof auditQuery>) => ({
+    limit: q.limit + 1,
+    ...(q.cursor ? { beforeSeq: q.cursor } : {}),
+    ...(q.action ? { action: q.action } : {}),
+    ...(q.actor ? { actorId: q.actor } : {}),
+    ...(q.outcome ? { outcome: q.outcome } : {}),
+    ...(q.since !== undefined ? { since: q.since } : {}),
+    ...(q.until !== undefined ? { until: q.until } : {}),
+  });
+  r.get('/admin/api/tenants/:tenantId/audit', (req, res) => {
+    const ctx = inTenant(req, 'audit.read');
+    access.require(ctx, 'audit:read', {}, { type: 'audit_log' });
+    const q = parse(auditQuery.omit({ tenant: true }), req.query);
+    res.json(auditPage(audit.list({ ...auditFilters(q), tenantId: ctx.tenant!.id }), q.limit));
+  });
+  r.get('/admin/api/audit', (req, res) => {
+    access.require(req.ctx, 'platform:audit:read', {}, { type: 'audit_log' });
+    const q = parse(auditQuery, req.query);
+    res.json(auditPage(audit.list({ ...auditFilters(q), ...(q.tenant ? { tenantId: q.tenant } : {}) }), q.limit));
+  });
+
+  // --- users (platform-wide; tenant principals see their tenant's members) ---
+  r.get('/admin/api/users', (req, res) => {
+    const q = parse(listQuery.extend({ status: z.enum(['active', 'deactivated']).optional(), email: z.string().max(254).optional() }), req.query);
+    res.json(list(users.list(req.ctx, q)));
+  });
+  r.post('/admin/api/users', async (req, res) => {
+    const b = parse(z.object({ email: z.string(), name: z.string().max(200).optional(), password: z.string().max(1024).optional(), platform_admin: z.boolean().optional() }), req.body);
+    const u = await users.create(req.ctx, { email: b.email, ...(b.name ? { name: b.name } : {}), password: b.password ?? null, platformAdmin: b.platform_admin ?? false });
+    res.status(201).json(serializeUser(u));
+  });
+  r.get('/admin/api/users/:userId', (req, res) => {
+    const { user, role } = users.get(req.ctx, String(req.params.userId));
+    res.json(serializeUser(user, { role }));
+  });
+  r.post('/admin/api/users/:userId/deactivate', (req, res) => {
+    res.json(serializeUser(users.deactivate(req.ctx, String(req.params.userId))));
+  });
+  r.post('/admin/api/users/:userId/reactivate', (req, res) => {
+    res.json(serializeUser(users.reactivate(req.ctx, String(req.params.userId))));
+  });
+  return r;
+}
+
+/** Every route of a router as "METHOD /path" (the cross-tenant test enumerates these). */
+export function listRoutes(router: Router): string[] {
+  const out: string[] = [];
+  for (const layer of router.stack as { route?: { path: string; methods: Record<string, boolean> } }[]) {
+    if (!layer.route) continue;
+    for (const m of Object.keys(layer.route.methods)) if (m !== '_all') out.push(`${m.toUpperCase()} ${layer.route.path}`);
+  }
+  return out;
+}

@@ -1,0 +1,103 @@
+import type { Logger } from 'pino';
+import { Access, allowAllPlans, type PlanCapabilities } from '../access/authorize.js';
+import { unrestricted, type Entitlements } from '../access/entitlements.js';
+import { AuditLog } from '../audit/log.js';
+import type { Clock } from '../clock.js';
+import { createContext, type RequestContext } from '../context.js';
+import type { Db } from '../db/connection.js';
+import { IdentityRepo } from '../db/repos/identity.js';
+import type { TenantData } from '../db/tenant-scope.js';
+import { KeyService } from '../keys/service.js';
+import type { IdentityDeps } from './deps.js';
+import { DEFAULT_LOG_N } from './passwords.js';
+import { Revision } from './revision.js';
+import { SessionService } from './sessions.js';
+import { TenantService } from './tenants.js';
+import { UserService } from './users.js';
+
+/**
+ * The identity and access services over one database: tenants, users and memberships,
+ * sessions, API keys, authorize() and the audit log. Built by createServices (server) and
+ * by the CLI (which works on the database directly); both get the same code paths.
+ */
+export interface Identity {
+  readonly access: Access;
+  readonly audit: AuditLog;
+  readonly tenants: TenantService;
+  readonly users: UserService;
+  readonly sessions: SessionService;
+  readonly keys: KeyService;
+  readonly revision: Revision;
+  /** Starts the revision poll and the last-used flush (servers; the CLI does not). */
+  start(): void;
+  stop(): void;
+}
+
+export interface IdentityOptions {
+  readonly db: Db;
+  readonly data: TenantData;
+  readonly clock: Clock;
+  readonly log: Logger;
+  /** A getter, so the licence module can swap the implementation after start. */
+  readonly entitlements?: () => Entitlements;
+  readonly plans?: () => PlanCapabilities;
+  readonly passwordLogN?: number;
+  readonly sessionIdleMs?: number;
+  readonly sessionMaxMs?: number;
+  /** How often other processes' changes are picked up (default 200 ms). */
+  readonly revisionPollMs?: number;
+}
+
+export function createIdentity(o: IdentityOptions): Identity {
+  const audit = new AuditLog(o.db, o.clock);
+  const entitlements = o.entitlements ?? (() => unrestricted);
+  const access = new Access({ entitlements, plans: o.plans ?? (() => allowAllPlans), audit });
+  const revision = new Revision(o.db);
+  const deps: IdentityDeps = {
+    db: o.db,
+    repo: new IdentityRepo(o.db, o.data),
+    clock: o.clock,
+    log: o.log,
+    access,
+    audit,
+    revision,
+    entitlements,
+    passwordLogN: o.passwordLogN ?? DEFAULT_LOG_N,
+  };
+  const keys = new KeyService(deps);
+  return {
+    access,
+    audit,
+    tenants: new TenantService(deps),
+    users: new UserService(deps),
+    sessions: new SessionService(deps, { idleMs: o.sessionIdleMs ?? 60 * 60_000, maxMs: o.sessionMaxMs ?? 12 * 3600_000 }),
+    keys,
+    revision,
+    start: () => {
+      revision.start(o.revisionPollMs ?? 200);
+      keys.start();
+    },
+    stop: () => {
+      revision.stop();
+      keys.stop();
+    },
+  };
+}
+
+/** A context for work done by Enclave itself or the CLI (`system:<name>`), with platform rights. */
+export function systemContext(log: Logger, clock: Clock, name: string, requestId = `sys_${name}`): RequestContext {
+  return createContext({ requestId, log, clock, principal: { kind: 'system', id: name, platformAdmin: true } });
+}
+
+/**
+ * First start: with ENCLAVE_ADMIN_EMAIL and ENCLAVE_ADMIN_PASSWORD set and no platform
+ * administrator yet, create one. Returns the new user's id, or undefined.
+ */
+export async function ensureFirstAdmin(identity: Identity, ctx: RequestContext, email?: string, password?: string): Promise<string | undefined> {
+  if (!email || !password) return undefined;
+  if (identity.users.countPlatformAdmins() > 0) return undefined;
+  const existing = identity.users.byEmail(email);
+  if (existing) return undefined;
+  const u = await identity.users.create(ctx, { email, password, platformAdmin: true, name: 'Administrator' });
+  return u.id;
+}

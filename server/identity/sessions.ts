@@ -1,0 +1,253 @@
+import { and, eq, sql } from 'drizzle-orm';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { RequestContext } from '../context.js';
+import { loginThrottle, sessions, tenants, users } from '../db/schema.js';
+import { AppError } from '../errors.js';
+import { newId } from '../ids.js';
+import type { Role } from '../access/permissions.js';
+import type { IdentityDeps } from './deps.js';
+import { dummyHash, verifyPassword } from './passwords.js';
+import type { UserRow } from './users.js';
+
+/**
+ * Server-side sessions and local login.
+ *
+ * - The session token (32 random bytes) lives only in the HttpOnly cookie; the database
+ *   keeps its SHA-256. A new token is issued at every login (no fixation: a token the
+ *   client already had is never promoted).
+ * - Idle timeout (last_seen_at, refreshed at most once a minute) and absolute timeout.
+ * - CSRF: the token for state-changing cookie requests is derived from the session token
+ *   (sha256("csrf:" + token)), returned by login and GET /auth/session, and must come back
+ *   in the X-CSRF-Token header. A cross-site page can neither read it nor compute it.
+ * - Failed logins are counted per account and per client address; after ACCOUNT_LIMIT
+ *   (resp. ADDRESS_LIMIT) failures within the window the account (address) is locked,
+ *   for 1, 2, 4, 8, then 15 minutes as locks repeat (progressive). A successful login
+ *   resets the account's counters. Every attempt is audited.
+ */
+export const SESSION_COOKIE = 'enclave_session';
+export const CSRF_HEADER = 'x-csrf-token';
+export const ACCOUNT_LIMIT = 5;
+export const ADDRESS_LIMIT = 20;
+const WINDOW_MS = 15 * 60_000;
+const MAX_LOCK_MS = 15 * 60_000;
+const TOUCH_MS = 60_000;
+
+export type SessionRow = typeof sessions.$inferSelect;
+
+export interface SessionAuth {
+  readonly session: SessionRow;
+  readonly user: UserRow;
+  readonly tenant: { id: string; slug: string; status: 'active' | 'suspended' } | null;
+  readonly role: Role | null;
+}
+
+const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
+export const csrfFor = (token: string): string => createHash('sha256').update(`csrf:${token}`).digest('base64url');
+
+export function checkCsrf(token: string, presented: string | undefined): boolean {
+  if (!presented) return false;
+  const a = Buffer.from(csrfFor(token));
+  const b = Buffer.from(presented);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+export class SessionService {
+  constructor(
+    private readonly d: IdentityDeps,
+    private readonly opts: { idleMs: number; maxMs: number },
+  ) {}
+
+  // --- throttling ---
+  private lockedUntil(key: string, now: number): number | null {
+    const row = this.d.db.select().from(loginThrottle).where(eq(loginThrottle.key, key)).get();
+    return row?.lockedUntil && row.lockedUntil > now ? row.lockedUntil : null;
+  }
+
+  private fail(key: string, limit: number, now: number): boolean {
+    const row = this.d.db.select().from(loginThrottle).where(eq(loginThrottle.key, key)).get();
+    const fresh = !row || now - row.windowStart > WINDOW_MS || (row.lockedUntil !== null && row.lockedUntil <= now && row.failures >= limit);
+    const failures = fresh ? 1 : row.failures + 1;
+    const locks = row?.locks ?? 0;
+    let lockedUntil: number | null = fresh ? null : row.lockedUntil;
+    let nextLocks = locks;
+    if (failures >= limit) {
+      lockedUntil = now + Math.min(MAX_LOCK_MS, 60_000 * 2 ** locks);
+      nextLocks = locks + 1;
+    }
+    this.d.db
+      .insert(loginThrottle)
+      .values({ key, failures, windowStart: fresh ? now : row.windowStart, lockedUntil, locks: nextLocks })
+      .onConflictDoUpdate({ target: loginThrottle.key, set: { failures, windowStart: fresh ? now : row!.windowStart, lockedUntil, locks: nextLocks } })
+      .run();
+    return failures >= limit;
+  }
+
+  private reset(key: string): void {
+    this.d.db.delete(loginThrottle).where(eq(loginThrottle.key, key)).run();
+  }
+
+  /** Clears an account lock (platform admin / CLI recovery). */
+  unlock(ctx: RequestContext, email: string): void {
+    this.reset(`acct:${email.toLowerCase()}`);
+    this.d.audit.record(ctx, { action: 'auth.unlock', tenantId: null, target: { type: 'account', id: email.toLowerCase() } });
+  }
+
+  // --- login / logout ---
+  async login(
+    ctx: RequestContext,
+    input: { email: string; password: string; tenant?: string },
+  ): Promise<{ token: string; csrf: string; auth: SessionAuth }> {
+    const now = this.d.clock.now();
+    const email = typeof input.email === 'string' ? input.email.trim().toLowerCase().slice(0, 254) : '';
+    const ip = ctx.client?.ip ?? 'unknown';
+    const acctKey = `acct:${email}`;
+    const ipKey = `ip:${ip}`;
+    const anon = { type: 'anonymous' as const, id: null };
+    const target = { type: 'account', id: email };
+
+    const locked = Math.max(this.lockedUntil(acctKey, now) ?? 0, this.lockedUntil(ipKey, now) ?? 0);
+    if (locked) {
+      this.d.audit.record(ctx, { action: 'auth.login', outcome: 'denied', reason: 'locked', actor: anon, tenantId: null, target });
+      const retry = Math.ceil((locked - now) / 1000);
+      throw new AppError(429, 'auth_locked', `Too many failed sign-ins; try again in ${retry} s.`, {
+        headers: { 'retry-after': String(retry) },
+      });
+    }
+
+    const user = email ? this.d.db.select().from(users).where(eq(users.email, email)).get() : undefined;
+    const ok = user?.passwordHash
+      ? await verifyPassword(String(input.password ?? ''), user.passwordHash)
+      : (await verifyPassword(String(input.password ?? ''), await dummyHash(this.d.passwordLogN)), false);
+
+    if (!ok || !user || user.status !== 'active') {
+      const acctLocked = this.fail(acctKey, ACCOUNT_LIMIT, now);
+      const ipLocked = this.fail(ipKey, ADDRESS_LIMIT, now);
+      const reason = !ok ? 'invalid_credentials' : 'user_deactivated';
+      this.d.audit.record(ctx, {
+        action: 'auth.login',
+        outcome: 'denied',
+        reason,
+        actor: user ? { type: 'user', id: user.id } : anon,
+        tenantId: null,
+        target,
+        details: { account_locked: acctLocked, address_locked: ipLocked },
+      });
+      if (acctLocked || ipLocked) {
+        this.d.audit.record(ctx, { action: 'auth.lock', outcome: 'denied', reason: acctLocked ? 'account' : 'address', actor: anon, tenantId: null, target });
+      }
+      throw new AppError(401, 'auth_invalid_credentials', 'E-mail or password is wrong.');
+    }
+    this.reset(acctKey);
+
+    // The active tenant: the requested one, else the first membership.
+    const memberships = this.d.repo.membershipsOfUser(user.id);
+    let tenantId: string | null = memberships[0]?.tenantId ?? null;
+    if (input.tenant) {
+      const m = memberships.find((x) => x.slug === input.tenant || x.tenantId === input.tenant);
+      const platformTenant = user.platformAdmin
+        ? this.d.db.select().from(tenants).where(input.tenant.startsWith('ten_') ? eq(tenants.id, input.tenant) : eq(tenants.slug, input.tenant)).get()
+        : undefined;
+      tenantId = m?.tenantId ?? platformTenant?.id ?? null;
+      if (!tenantId) throw new AppError(404, 'not_found', 'Tenant not found');
+    }
+
+    const token = randomBytes(32).toString('base64url');
+    const session = this.d.db
+      .insert(sessions)
+      .values({
+        id: newId('ses', now),
+        tokenHash: sha256(token),
+        userId: user.id,
+        activeTenantId: tenantId,
+        createdAt: now,
+        lastSeenAt: now,
+        expiresAt: now + this.opts.maxMs,
+        ip: ctx.client?.ip ?? null,
+        userAgent: ctx.client?.userAgent?.slice(0, 256) ?? null,
+      })
+      .returning()
+      .get();
+    this.d.audit.record(ctx, {
+      action: 'auth.login',
+      actor: { type: 'user', id: user.id },
+      tenantId: null,
+      target: { type: 'session', id: session.id },
+      details: { active_tenant: tenantId },
+    });
+    const auth = this.authenticate(token);
+    if (!auth.ok) throw new AppError(403, auth.code, auth.message);
+    return { token, csrf: csrfFor(token), auth: auth.auth };
+  }
+
+  /** Looks the token up (hash), enforces timeouts, user status and tenant suspension. */
+  authenticate(token: string): { ok: true; auth: SessionAuth } | { ok: false; status: number; code: string; message: string } {
+    const invalid = { ok: false as const, status: 401, code: 'auth_session_invalid', message: 'The session has ended; sign in again.' };
+    if (typeof token !== 'string' || token.length < 20 || token.length > 100) return invalid;
+    const now = this.d.clock.now();
+    const row = this.d.db
+      .select({ session: sessions, user: users })
+      .from(sessions)
+      .innerJoin(users, eq(users.id, sessions.userId))
+      .where(eq(sessions.tokenHash, sha256(token)))
+      .get();
+    if (!row || row.session.revokedAt !== null || row.user.status !== 'active') return invalid;
+    const { session, user } = row;
+    if (now >= session.expiresAt || now - session.lastSeenAt >= this.opts.idleMs) {
+      this.d.db.update(sessions).set({ revokedAt: now, revokedReason: 'expired' }).where(eq(sessions.id, session.id)).run();
+      return { ok: false, status: 401, code: 'auth_session_expired', message: 'The session has expired; sign in again.' };
+    }
+    if (now - session.lastSeenAt >= TOUCH_MS) {
+      this.d.db.update(sessions).set({ lastSeenAt: now }).where(eq(sessions.id, session.id)).run();
+    }
+    let tenant: SessionAuth['tenant'] = null;
+    let role: Role | null = null;
+    if (session.activeTenantId) {
+      const t = this.d.db.select().from(tenants).where(eq(tenants.id, session.activeTenantId)).get();
+      if (t) {
+        tenant = { id: t.id, slug: t.slug, status: t.status };
+        role = this.d.repo.membershipsOfUser(user.id).find((m) => m.tenantId === t.id)?.role ?? null;
+        if (!role && !user.platformAdmin) tenant = null; // membership removed since
+      }
+    }
+    if (tenant?.status === 'suspended' && !user.platformAdmin) {
+      return { ok: false, status: 403, code: 'tenant_suspended', message: `Tenant ${tenant.slug} is suspended.` };
+    }
+    return { ok: true, auth: { session, user, tenant, role } };
+  }
+
+  logout(ctx: RequestContext, sessionId: string): void {
+    this.d.db.update(sessions).set({ revokedAt: this.d.clock.now(), revokedReason: 'logout' }).where(eq(sessions.id, sessionId)).run();
+    this.d.audit.record(ctx, { action: 'auth.logout', tenantId: null, target: { type: 'session', id: sessionId } });
+  }
+
+  /** Ends every session of the user ("log out everywhere"). */
+  logoutAll(ctx: RequestContext, userId: string): number {
+    const n = this.d.db
+      .update(sessions)
+      .set({ revokedAt: this.d.clock.now(), revokedReason: 'logout_all' })
+      .where(and(eq(sessions.userId, userId), sql`${sessions.revokedAt} IS NULL`))
+      .run().changes;
+    this.d.audit.record(ctx, { action: 'auth.logout_all', tenantId: null, target: { type: 'user', id: userId }, details: { sessions_ended: n } });
+    return n;
+  }
+
+  /** Explicit tenant switch: only to a tenant the user belongs to (platform admins: any). */
+  switchTenant(ctx: RequestContext, sessionId: string, user: UserRow, tenantRef: string): void {
+    const m = this.d.repo.membershipsOfUser(user.id).find((x) => x.slug === tenantRef || x.tenantId === tenantRef);
+    const t = m
+      ? { id: m.tenantId }
+      : user.platformAdmin
+        ? this.d.db.select({ id: tenants.id }).from(tenants).where(tenantRef.startsWith('ten_') ? eq(tenants.id, tenantRef) : eq(tenants.slug, tenantRef)).get()
+        : undefined;
+    if (!t) {
+      this.d.audit.record(ctx, { action: 'auth.switch_tenant', outcome: 'denied', reason: 'not_found', tenantId: null, target: { type: 'tenant', id: tenantRef } });
+      throw new AppError(404, 'not_found', 'Tenant not found');
+    }
+    this.d.db.update(sessions).set({ activeTenantId: t.id }).where(eq(sessions.id, sessionId)).run();
+    this.d.audit.record(ctx, { action: 'auth.switch_tenant', tenantId: t.id, target: { type: 'tenant', id: t.id } });
+  }
+
+  memberships(userId: string) {
+    return this.d.repo.membershipsOfUser(userId);
+  }
+}
