@@ -1,0 +1,2 @@
+// Exports nothing: msgpackr (used by BullMQ) then uses its pure JavaScript string extractor.
+module.exports = undefined;
