@@ -63,7 +63,8 @@ describe('migrations', () => {
       .prepare('INSERT INTO schema_migrations (idx, tag, hash, applied_at, app_version) VALUES (999, ?, ?, 0, ?)')
       .run('0999_from_the_future', 'x', '9.9.9');
     expect(() => migrate(db.$client)).toThrow(SchemaTooNewError);
-    expect(() => migrate(db.$client)).toThrow(/has migration 0999_from_the_future but this version only knows up to 0000_foundation/);
+    const head = loadMigrations().at(-1)!.tag;
+    expect(() => migrate(db.$client)).toThrow(`has migration 0999_from_the_future but this version only knows up to ${head}`);
     expect(migrationStatus(db.$client).unknown).toEqual(['0999_from_the_future']);
     db.$client.close();
     await expect(createServices(config, { log: pino({ level: 'silent' }) })).rejects.toThrow(SchemaTooNewError);
