@@ -4,6 +4,7 @@ import { SecretError } from '../server/config/secret-box.js';
 import { APP_VERSION } from '../server/paths.js';
 import { registerConfig } from './commands/config.js';
 import { registerDoctor } from './commands/doctor.js';
+import { registerLicense } from './commands/license.js';
 import { registerMigrate } from './commands/migrate.js';
 import { CliError } from './output.js';
 
@@ -16,6 +17,7 @@ export function buildProgram(): Command {
   registerMigrate(program);
   registerConfig(program);
   registerDoctor(program);
+  registerLicense(program);
   return program;
 }
 

@@ -21,10 +21,12 @@ import { metricsRouter } from './metrics/routes.js';
 import { APP_VERSION } from './paths.js';
 import { createRedis, pingRedis } from './redis/client.js';
 import { startEmbeddedRedis } from './redis/embedded.js';
-import { unrestricted, type Entitlements } from './access/entitlements.js';
 import { createIdentity, ensureFirstAdmin, systemContext, type Identity } from './identity/index.js';
 import { authRouter } from './identity/routes.js';
 import { adminRouter } from './admin/routes.js';
+import type { Entitlements } from './access/entitlements.js';
+import { startLicense } from '../license/boot.js';
+import type { LicenseService } from '../license/service.js';
 
 /** Everything the process builds once and shares. Built only here (and by tests through here). */
 export interface Services {
@@ -38,6 +40,10 @@ export interface Services {
   readonly redis: Redis;
   readonly redisUrl: string;
   readonly readiness: Readiness;
+  /** The installed licence: status, install, trusted time, usage export (license/service.ts). */
+  readonly license: LicenseService;
+  /** What the licence allows; authorize() and growth paths ask this (the LicenseService). */
+  readonly entitlements: Entitlements;
   readonly metrics: Metrics;
   /** Tenants, users, sessions, API keys, authorize() and the audit log (server/identity/index.ts). */
   readonly identity: Identity;
@@ -126,13 +132,18 @@ export async function createServices(
       },
     });
 
+    // Never fails start-up: a missing or broken licence means community entitlements and a log line.
+    const license = startLicense({ config, db, settings, clock, log });
+    closers.push(() => license.stop());
+    readiness.register(license.readinessCheck());
+
     const data = createTenantData(db);
     const identity = createIdentity({
       db,
       data,
       clock,
       log,
-      entitlements: opts.entitlements ? () => opts.entitlements! : () => unrestricted,
+      entitlements: opts.entitlements ? () => opts.entitlements! : () => license,
       ...(opts.passwordLogN ? { passwordLogN: opts.passwordLogN } : {}),
       sessionIdleMs: config.sessionIdleMinutes * 60_000,
       sessionMaxMs: config.sessionMaxHours * 3600_000,
@@ -153,6 +164,8 @@ export async function createServices(
       redis,
       redisUrl,
       readiness,
+      license,
+      entitlements: opts.entitlements ?? license,
       metrics,
       identity,
       close: closeAll,

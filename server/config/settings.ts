@@ -198,6 +198,25 @@ export const SETTINGS = {
     description: 'Secure flag of the session cookie: auto sets it when the request came over TLS (honours ENCLAVE_TRUST_PROXY).',
     fix: 'use auto, true or false',
   }),
+  licenseMode: spec({
+    env: 'ENCLAVE_LICENSE_MODE',
+    schema: z.enum(['production', 'test']).default('production'),
+    description:
+      'production trusts only the licence roots shipped in license/keys/. test also trusts the committed TEST root (anyone can mint licences for it): tests and demos only, logged loudly.',
+    fix: 'use "production" or "test"',
+  }),
+  licenseFile: spec({
+    env: 'ENCLAVE_LICENSE_FILE',
+    schema: nonEmpty.optional(),
+    description: 'Licence file installed at start-up when it is newer than the installed one (a bad file is logged, never fatal).',
+    fix: 'point it to a readable licence file (-----BEGIN ENCLAVE LICENSE-----)',
+  }),
+  licenseEnvironment: spec({
+    env: 'ENCLAVE_LICENSE_ENVIRONMENT',
+    schema: z.enum(['production', 'non_production']).default('production'),
+    description: 'This installation\'s environment: a production installation refuses licences issued for non_production.',
+    fix: 'use "production" or "non_production"',
+  }),
 } as const;
 
 export type SettingKey = keyof typeof SETTINGS;

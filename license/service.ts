@@ -1,0 +1,510 @@
+import { performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
+import { growthRefusal, type Entitlements, type GrowthKind, type TokenAdmission } from '../server/access/entitlements.js';
+import type { Clock } from '../server/clock.js';
+import type { RuntimeSettings } from '../server/config/runtime-settings.js';
+import type { Db } from '../server/db/connection.js';
+import { AppError } from '../server/errors.js';
+import type { CheckResult, ReadinessCheck } from '../server/health/readiness.js';
+import { isSafetyFloor, SAFETY_FLOOR } from './entitlements-model.js';
+import { LicenseError } from './errors.js';
+import { evaluate, nextMonthStart, type Banner, type Evaluation, type Usage } from './evaluate.js';
+import { ensureInstallation, type Installation } from './installation.js';
+import type { Boundary, DeploymentMode, LicenseEnvironment } from './payload.js';
+import { installLicense, K, recordEvent, safeGet, type InstallResult, type LicenseEvent, type StoredLicense } from './store.js';
+import { advance, confirm, initialTime, merge, type TimeState } from './trusted-time.js';
+import { trustStore, type LicenseMode, type TrustStore } from './trust.js';
+import { verifyLicense, type VerifiedLicense } from './verify.js';
+
+export interface LicenseServiceOptions {
+  readonly db: Db;
+  readonly settings: RuntimeSettings;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly mode: LicenseMode;
+  readonly environment: LicenseEnvironment;
+  /** Tests inject their own trust store (extra roots, revocations). */
+  readonly store?: TrustStore;
+  /** Current usage; the identity and key modules replace the default with setUsageSource(). */
+  readonly usage?: () => Usage;
+  /** Extra trusted-time floors in ms (e.g. the newest audit entry's time). */
+  readonly floors?: () => readonly number[];
+  /** How often settings are polled for a new licence or time state (ms); 0 = no timer (tests call refresh()). */
+  readonly pollMs?: number;
+  /** How often this process persists the trusted-time HWM (ms). */
+  readonly persistTimeMs?: number;
+  readonly monotonic?: () => number;
+}
+
+export interface LicenseStatus {
+  readonly state: Evaluation['state'];
+  readonly mode: LicenseMode;
+  readonly installation: { readonly id: string; readonly environment: LicenseEnvironment };
+  readonly plan: string;
+  readonly licence?: Evaluation['licence'] & { readonly issuerKid: string; readonly rootTrust: string; readonly installedAt?: string };
+  readonly capabilities: readonly string[];
+  readonly safetyFloor: readonly string[];
+  readonly limits: Evaluation['limits'];
+  readonly usage: Usage;
+  readonly overLimit: Evaluation['overLimit'];
+  readonly banners: readonly Banner[];
+  readonly problem?: Evaluation['problem'];
+  readonly time: { readonly effectiveNow: string; readonly wallClock: string; readonly clockSuspect: boolean; readonly suspectReason?: string };
+}
+
+const ZERO: Usage = { seats: 0, tenants: 0, keys: 0 };
+
+/**
+ * The running licence: an immutable snapshot (verified licence + evaluation) swapped
+ * atomically when settings change. Implements Entitlements, so authorize() and every
+ * growth path ask it. Never throws at start: a missing or broken licence means
+ * `unlicensed`/`invalid` with community entitlements and a log line.
+ */
+export class LicenseService implements Entitlements {
+  readonly mode: LicenseMode;
+  readonly environment: LicenseEnvironment;
+  private readonly store: TrustStore;
+  private usageSource: () => Usage;
+  private installation!: Installation;
+  private verified: VerifiedLicense | undefined;
+  private problem: { code: string; message: string } | undefined;
+  private stored: StoredLicense | undefined;
+  private time: TimeState;
+  private lastMono: number;
+  private lastPersist = 0;
+  private lastUsage: Usage = ZERO;
+  private snap: Evaluation;
+  private signature = '';
+  private timer: NodeJS.Timeout | undefined;
+  private started = false;
+  private readonly listeners = new Set<(e: LicenseEvent) => void>();
+  private readonly mono: () => number;
+
+  constructor(private readonly o: LicenseServiceOptions) {
+    this.mode = o.mode;
+    this.environment = o.environment;
+    this.store = o.store ?? trustStore(o.mode);
+    this.usageSource = o.usage ?? defaultUsage(o.db);
+    this.mono = o.monotonic ?? (() => performance.now());
+    this.lastMono = this.mono();
+    this.time = initialTime(o.clock.now());
+    this.snap = evaluate(undefined, ZERO, o.clock.now());
+  }
+
+  /** Loads everything and starts polling. Never throws. */
+  start(): this {
+    try {
+      this.installation = ensureInstallation(this.o.db, this.o.settings, () => this.o.clock.now());
+    } catch (e) {
+      this.o.log.error({ err: (e as Error).message }, 'licence: cannot create or read the installation identity');
+      throw e;
+    }
+    if (this.mode === 'test') {
+      this.o.log.warn('ENCLAVE_LICENSE_MODE=test: licences signed with the committed TEST root are accepted. Never use this in production.');
+    }
+    this.time = safeGet<TimeState>(this.o.settings, K.time) ?? initialTime(this.o.clock.now());
+    this.refresh(true);
+    this.started = true;
+    const s = this.snap;
+    this.o.log.info({ state: s.state, plan: s.plan, lid: s.licence?.lid, problem: s.problem?.code, installation: this.installation.id }, `licence: ${s.state}`);
+    const pollMs = this.o.pollMs ?? 1000;
+    if (pollMs > 0) {
+      this.timer = setInterval(() => {
+        try {
+          this.refresh();
+        } catch (e) {
+          this.o.log.warn({ err: (e as Error).message }, 'licence: refresh failed; keeping the current state');
+        }
+      }, pollMs);
+      this.timer.unref();
+    }
+    return this;
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    try {
+      this.persistTime(true);
+    } catch {
+      /* closing: the next process persists it */
+    }
+  }
+
+  get installationId(): string {
+    return this.installation.id;
+  }
+
+  get installationIdentity(): Installation {
+    return this.installation;
+  }
+
+  onEvent(listener: (e: LicenseEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** The last install / state-change / clock events (newest last), until the audit log takes them. */
+  events(): LicenseEvent[] {
+    return safeGet<LicenseEvent[]>(this.o.settings, K.events) ?? [];
+  }
+
+  /** Replaces the usage counter (identity: active users, tenants; keys: active keys). */
+  setUsageSource(source: () => Usage): void {
+    this.usageSource = source;
+  }
+
+  /** Trusted time: max(wall clock, high-water mark), see trusted-time.ts. */
+  now(): number {
+    const m = this.mono();
+    const wasSuspect = this.time.suspect;
+    const { state, now } = advance(this.time, { wall: this.o.clock.now(), elapsed: m - this.lastMono, floors: this.floors() });
+    this.lastMono = m;
+    this.time = state;
+    if (!wasSuspect && state.suspect) {
+      const detail = { reason: state.suspect.reason, wall: new Date(state.suspect.wall).toISOString(), trusted: new Date(now).toISOString() };
+      this.o.log.warn(detail, 'licence: the system clock is suspect; licence time advances by elapsed time only (fix the clock, or: enclave license clock confirm)');
+      this.emit({ at: new Date(now).toISOString(), type: 'clock_suspect', detail });
+      this.persistTime(true);
+    }
+    return now;
+  }
+
+  /** The current evaluation (refreshed every poll). */
+  evaluation(): Evaluation {
+    return this.snap;
+  }
+
+  /** Re-reads settings when they changed, advances time, re-evaluates. */
+  refresh(force = false): void {
+    const sig = this.readSignature();
+    if (force || sig !== this.signature) {
+      this.signature = sig;
+      this.loadTime();
+      this.loadLicence();
+    }
+    try {
+      this.lastUsage = this.usageSource();
+    } catch {
+      /* keep the last usage */
+    }
+    const now = this.now();
+    const prev = this.snap;
+    this.snap = evaluate(this.verified?.payload, this.lastUsage, now, this.problem);
+    if (this.started && (prev.state !== this.snap.state || prev.licence?.lid !== this.snap.licence?.lid)) {
+      const detail = { from: prev.state, to: this.snap.state, lid: this.snap.licence?.lid, problem: this.snap.problem?.code };
+      this.o.log.info(detail, `licence: state ${prev.state} -> ${this.snap.state}`);
+      this.emit({ at: this.snap.now, type: 'state_changed', detail });
+    }
+    this.persistTime(false);
+  }
+
+  // ---- Entitlements -------------------------------------------------------------------
+
+  hasFeature(feature: string): boolean {
+    if (isSafetyFloor(feature)) return true;
+    return this.snap.capabilities.includes(feature);
+  }
+
+  checkGrowth(kind: GrowthKind, current: number): AppError | undefined {
+    const s = this.snap;
+    if (!s.growth) {
+      return new AppError(409, 'license_lapsed', `The licence lapsed on ${s.licence?.graceEndsAt}: existing ${kind} keep working, but new ones cannot be added until a renewal is installed.`, {
+        type: 'conflict_error',
+        details: { state: s.state, kind },
+      });
+    }
+    const limit = s.limits[kind];
+    if (limit !== null && current >= limit) return growthRefusal(kind, limit, current);
+    return undefined;
+  }
+
+  checkTokens(usedThisMonth: number, requested: number): TokenAdmission {
+    const t = this.snap.limits.tokensMonth;
+    if (!t) return { allowed: true, limit: null };
+    const after = usedThisMonth + Math.max(0, requested);
+    if (t.mode === 'hard' && after > t.max) {
+      const now = this.now();
+      const reset = nextMonthStart(now);
+      return {
+        allowed: false,
+        limit: t.max,
+        error: new AppError(429, 'license_quota_exceeded', `The licence's monthly token allowance (${t.max}) is used up; it resets at ${new Date(reset).toISOString()}.`, {
+          type: 'quota_error',
+          headers: { 'Retry-After': String(Math.max(1, Math.ceil((reset - now) / 1000))) },
+          details: { limit: t.max, used: usedThisMonth, reset_at: new Date(reset).toISOString() },
+        }),
+      };
+    }
+    const warning = after > t.max ? 'license_quota_exceeded_soft' : after >= t.max * 0.8 ? 'license_quota_80' : undefined;
+    return { allowed: true, limit: t.max, ...(warning ? { warning } : {}) };
+  }
+
+  allowsBoundary(boundary: Boundary): boolean {
+    return this.snap.limits.boundaries.includes(boundary);
+  }
+
+  /** Whether the licence covers a deployment mode (community: every mode). */
+  allowsDeploymentMode(mode: DeploymentMode): boolean {
+    return this.verified ? this.verified.payload.deployment.modes.includes(mode) : true;
+  }
+
+  licenseState(): { state: Evaluation['state']; testMode: boolean; clockSuspect: boolean } {
+    return { state: this.snap.state, testMode: this.mode === 'test', clockSuspect: this.time.suspect !== null };
+  }
+
+  // ---- operations ---------------------------------------------------------------------
+
+  /** Verifies and installs (admin API); the poll makes every other process pick it up. */
+  install(text: string): InstallResult {
+    let result: InstallResult;
+    try {
+      result = installLicense(this.o.db, this.o.settings, text, this.verifyCtx(this.now()));
+    } catch (e) {
+      if (e instanceof LicenseError) this.emit({ at: new Date(this.o.clock.now()).toISOString(), type: 'rejected', detail: { code: e.code, message: e.message } }, false);
+      throw e;
+    }
+    this.refresh(true);
+    if (result.result === 'installed') this.emit({ at: this.snap.now, type: 'installed', detail: { lid: result.licence.payload.lid, seq: result.licence.payload.seq } }, false);
+    return result;
+  }
+
+  /** Dry run: what would change if this licence were installed (verify CLI, admin API). */
+  dryRun(text: string): { licence: VerifiedLicense; before: Evaluation; after: Evaluation } {
+    const licence = verifyLicense(text, this.verifyCtx());
+    const now = this.now();
+    return { licence, before: this.snap, after: evaluate(licence.payload, this.lastUsage, now) };
+  }
+
+  /** `enclave license clock confirm`: the admin vouches for the wall clock. */
+  confirmClock(): TimeState {
+    this.time = confirm(this.time, this.o.clock.now());
+    this.lastMono = this.mono();
+    this.persistTime(true);
+    this.emit({ at: new Date(this.time.hwm).toISOString(), type: 'clock_confirmed', detail: { hwm: new Date(this.time.hwm).toISOString() } });
+    this.refresh(true);
+    return this.time;
+  }
+
+  status(): LicenseStatus {
+    this.refresh();
+    const s = this.snap;
+    const banners: Banner[] = [];
+    if (this.mode === 'test') {
+      banners.push({ level: 'warning', audience: 'admins', dismissible: false, message: 'TEST licence mode (ENCLAVE_LICENSE_MODE=test): licences signed with the public test key are accepted. Not for production.' });
+    }
+    if (this.time.suspect) {
+      banners.push({
+        level: 'warning',
+        audience: 'admins',
+        dismissible: false,
+        message:
+          this.time.suspect.reason === 'forward_jump'
+            ? 'The system clock jumped far ahead; licence time advances by elapsed time only. Fix the clock (NTP) or confirm it: enclave license clock confirm.'
+            : 'The system clock is behind the last trusted time; licence time keeps advancing from the trusted time. Fix the clock (NTP).',
+      });
+    }
+    if (s.banner) banners.push(s.banner);
+    return {
+      state: s.state,
+      mode: this.mode,
+      installation: { id: this.installation.id, environment: this.environment },
+      plan: s.plan,
+      ...(s.licence && this.verified
+        ? { licence: { ...s.licence, issuerKid: this.verified.issuerKid, rootTrust: this.verified.rootTrust, ...(this.stored ? { installedAt: this.stored.installedAt } : {}) } }
+        : {}),
+      capabilities: s.capabilities,
+      safetyFloor: SAFETY_FLOOR,
+      limits: s.limits,
+      usage: this.lastUsage,
+      overLimit: s.overLimit,
+      banners,
+      ...(s.problem ? { problem: s.problem } : {}),
+      time: {
+        effectiveNow: s.now,
+        wallClock: new Date(this.o.clock.now()).toISOString(),
+        clockSuspect: this.time.suspect !== null,
+        ...(this.time.suspect ? { suspectReason: this.time.suspect.reason } : {}),
+      },
+    };
+  }
+
+  /** Informational: a licence never makes the appliance unready. */
+  readinessCheck(): ReadinessCheck {
+    return {
+      name: 'license',
+      critical: false,
+      run: (): CheckResult => {
+        const s = this.snap;
+        const suspect = this.time.suspect !== null;
+        const degraded = this.mode === 'test' || suspect || !['valid', 'unlicensed'].includes(s.state);
+        const parts = [`licence ${s.state}`];
+        if (s.licence) parts.push(`${s.licence.daysRemaining} days remaining`);
+        if (s.problem) parts.push(s.problem.message);
+        if (this.mode === 'test') parts.push('TEST MODE: the committed test root is trusted');
+        if (suspect) parts.push(`clock suspect (${this.time.suspect!.reason})`);
+        return {
+          status: degraded ? 'degraded' : 'ok',
+          detail: parts.join('; '),
+          state: s.state,
+          mode: this.mode,
+          plan: s.plan,
+          ...(s.licence ? { expiresAt: s.licence.expiresAt, daysRemaining: s.licence.daysRemaining } : {}),
+          clockSuspect: suspect,
+        };
+      },
+    };
+  }
+
+  /** Values for the metrics module (enclave_license_* gauges). */
+  metrics(): { expiryTimestampSeconds: number | null; state: Evaluation['state']; seatsUsed: number; seatsLimit: number | null; daysRemaining: number | null; clockSuspect: boolean } {
+    const s = this.snap;
+    return {
+      expiryTimestampSeconds: s.licence ? Date.parse(s.licence.expiresAt) / 1000 : null,
+      state: s.state,
+      seatsUsed: this.lastUsage.seats,
+      seatsLimit: s.limits.seats,
+      daysRemaining: s.licence?.daysRemaining ?? null,
+      clockSuspect: this.time.suspect !== null,
+    };
+  }
+
+  // ---- internals ----------------------------------------------------------------------
+
+  private verifyCtx(nowMs = this.o.clock.now()) {
+    return { store: this.store, installationId: this.installation.id, environment: this.environment, nowMs };
+  }
+
+  private floors(): number[] {
+    const f: number[] = [];
+    if (this.verified) f.push(this.verified.payload.iat * 1000);
+    if (this.stored) {
+      const t = Date.parse(this.stored.installedAt);
+      if (Number.isFinite(t)) f.push(t);
+    }
+    try {
+      if (this.o.floors) f.push(...this.o.floors());
+    } catch {
+      /* a floor source failing must not stop licence evaluation */
+    }
+    return f;
+  }
+
+  private readSignature(): string {
+    const rows = this.o.db.$client
+      .prepare('SELECT key, updated_at AS u, length(value) AS n FROM settings WHERE key IN (?, ?) ORDER BY key')
+      .all(K.current, K.time) as { key: string; u: number; n: number }[];
+    return rows.map((r) => `${r.key}:${r.u}:${r.n}`).join('|');
+  }
+
+  private loadTime(): void {
+    const stored = safeGet<TimeState>(this.o.settings, K.time);
+    if (stored && typeof stored.hwm === 'number') this.time = merge(this.time, stored);
+  }
+
+  private loadLicence(): void {
+    let stored: StoredLicense | undefined;
+    try {
+      stored = this.o.settings.get<StoredLicense>(K.current);
+    } catch {
+      this.keepLastKnownGood({ code: 'malformed', message: 'the stored licence record is corrupt' });
+      return;
+    }
+    if (!stored) {
+      this.verified = undefined;
+      this.stored = undefined;
+      this.problem = undefined;
+      return;
+    }
+    if (this.stored && this.verified && stored.fingerprint === this.stored.fingerprint && stored.text === this.stored.text) return;
+    try {
+      if (typeof stored.text !== 'string') throw new LicenseError('malformed', 'the stored licence record has no text');
+      const v = verifyLicense(stored.text, this.verifyCtx());
+      this.verified = v;
+      this.stored = stored;
+      this.problem = undefined;
+      const lkg = safeGet<StoredLicense>(this.o.settings, K.lkg);
+      if (lkg?.fingerprint !== v.fingerprint) this.o.settings.set(K.lkg, { ...stored, fingerprint: v.fingerprint });
+    } catch (e) {
+      const problem = e instanceof LicenseError ? { code: e.code, message: e.message } : { code: 'malformed', message: (e as Error).message };
+      this.keepLastKnownGood(problem);
+    }
+  }
+
+  /** The newest stored licence does not verify: keep the one in memory, else the stored last-known-good. */
+  private keepLastKnownGood(problem: { code: string; message: string }): void {
+    this.problem = problem;
+    this.o.log.error({ code: problem.code }, `licence: the installed licence cannot be used (${problem.message}); keeping the last-known-good`);
+    if (this.verified) return;
+    const lkg = safeGet<StoredLicense>(this.o.settings, K.lkg);
+    if (lkg && typeof lkg.text === 'string') {
+      try {
+        this.verified = verifyLicense(lkg.text, this.verifyCtx());
+        this.stored = lkg;
+        return;
+      } catch {
+        /* fall through to community */
+      }
+    }
+    this.verified = undefined;
+    this.stored = undefined;
+  }
+
+  private persistTime(force: boolean): void {
+    const m = this.mono();
+    if (!force && m - this.lastPersist < (this.o.persistTimeMs ?? 60_000)) return;
+    this.lastPersist = m;
+    const stored = safeGet<TimeState>(this.o.settings, K.time);
+    this.time = merge(this.time, stored);
+    this.o.settings.set(K.time, this.time);
+    // Our own write changes the signature; absorb it so it does not trigger a licence reload.
+    this.signature = this.readSignature();
+  }
+
+  private emit(e: LicenseEvent, persist = true): void {
+    if (persist) {
+      try {
+        recordEvent(this.o.settings, e);
+      } catch {
+        /* events are informational */
+      }
+    }
+    for (const l of this.listeners) {
+      try {
+        l(e);
+      } catch {
+        /* a listener must not break licensing */
+      }
+    }
+  }
+}
+
+/**
+ * Counts what exists until identity and keys register their own counters: tenants from
+ * the tenants table, seats from active rows of a users table, keys from an api_keys
+ * table, each only if the table exists.
+ */
+export function defaultUsage(db: Db): () => Usage {
+  const count = (table: string, where = ''): number => {
+    try {
+      const exists = db.$client.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(table);
+      if (!exists) return 0;
+      return (db.$client.prepare(`SELECT count(*) AS n FROM "${table}" ${where}`).get() as { n: number }).n;
+    } catch {
+      return (db.$client.prepare(`SELECT count(*) AS n FROM "${table}"`).get() as { n: number }).n;
+    }
+  };
+  return () => ({
+    seats: safeCount(() => count('users', "WHERE status = 'active'")),
+    tenants: safeCount(() => count('tenants')),
+    keys: safeCount(() => count('api_keys', 'WHERE revoked_at IS NULL')),
+  });
+}
+
+function safeCount(fn: () => number): number {
+  try {
+    return fn();
+  } catch {
+    return 0;
+  }
+}

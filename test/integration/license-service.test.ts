@@ -1,0 +1,282 @@
+import net from 'node:net';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import pino from 'pino';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { SAFETY_FLOOR } from '../../license/entitlements-model.js';
+import { LicenseError } from '../../license/errors.js';
+import { LicenseService } from '../../license/service.js';
+import { K } from '../../license/store.js';
+import type { Clock } from '../../server/clock.js';
+import { startTestApp, type TestApp } from '../helpers/app.js';
+import { DAY, testLicense } from '../helpers/license.js';
+
+const apps: TestApp[] = [];
+afterEach(async () => {
+  while (apps.length) await apps.pop()!.close();
+});
+async function app(env: Record<string, string> = {}, clock?: Clock): Promise<TestApp> {
+  const a = await startTestApp({ env: { ENCLAVE_LICENSE_MODE: 'test', ...env }, ...(clock ? { clock } : {}) });
+  apps.push(a);
+  // Redis connects asynchronously; the licence is never the reason for not being ready.
+  const t0 = Date.now();
+  while (Date.now() - t0 < 3000 && (await fetch(`${a.url}/readyz`)).status !== 200) await new Promise((r) => setTimeout(r, 20));
+  return a;
+}
+/** A second "process" on the same database (what the CLI or another node does). */
+function peer(a: TestApp, clock: Clock = { now: () => Date.now() }): LicenseService {
+  const s = a.services;
+  return new LicenseService({ db: s.db, settings: s.settings, clock, log: pino({ level: 'silent' }), mode: 'test', environment: 'production', pollMs: 0 }).start();
+}
+const code = (fn: () => unknown): string => {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof LicenseError) return e.code;
+    throw e;
+  }
+  return 'ok';
+};
+async function readyz(a: TestApp): Promise<{ status: number; body: { status: string; checks: Record<string, Record<string, unknown>> } }> {
+  const res = await fetch(`${a.url}/readyz`);
+  return { status: res.status, body: (await res.json()) as never };
+}
+
+describe('boot resilience', () => {
+  it('no licence: starts unlicensed with community entitlements; readiness informational', async () => {
+    const a = await app({ ENCLAVE_LICENSE_MODE: 'production' });
+    expect(a.services.license.evaluation().state).toBe('unlicensed');
+    expect(a.services.entitlements.checkGrowth('tenants', 1)?.code).toBe('tenant_limit');
+    expect(a.services.entitlements.checkGrowth('seats', 4)).toBeUndefined();
+    expect(a.services.entitlements.checkGrowth('seats', 5)?.status).toBe(409);
+    expect(a.services.license.allowsBoundary('public')).toBe(false);
+    const r = await readyz(a);
+    expect(r.status).toBe(200);
+    expect(r.body.checks.license).toMatchObject({ status: 'ok', state: 'unlicensed', mode: 'production' });
+  });
+
+  it('a corrupt stored licence and a corrupt ENCLAVE_LICENSE_FILE: starts, state invalid, still ready', async () => {
+    const first = await app();
+    first.services.settings.set(K.current, { text: 'garbage', installedAt: new Date().toISOString(), fingerprint: 'x' });
+    const file = path.join(first.services.config.dataDir, 'bad.lic');
+    writeFileSync(file, '-----BEGIN ENCLAVE LICENSE-----\nAAAA\n');
+    const svc = peer(first);
+    expect(svc.evaluation().state).toBe('invalid');
+    expect(svc.evaluation().limits.seats).toBe(5);
+    const a = await app({ ENCLAVE_LICENSE_FILE: file });
+    expect(a.services.license.evaluation().state).toBe('unlicensed');
+    expect((await readyz(a)).status).toBe(200);
+  });
+
+  it('ENCLAVE_LICENSE_FILE with a valid licence is installed at start; test mode is loud in readiness', async () => {
+    const dir = (await app()).services.config.dataDir;
+    const file = path.join(dir, 'good.lic');
+    writeFileSync(file, testLicense());
+    const a = await app({ ENCLAVE_LICENSE_FILE: file });
+    expect(a.services.license.evaluation().state).toBe('valid');
+    const r = await readyz(a);
+    expect(r.status).toBe(200);
+    expect(r.body.checks.license).toMatchObject({ status: 'degraded', state: 'valid', mode: 'test' });
+    expect(String(r.body.checks.license!.detail)).toMatch(/TEST MODE/);
+  });
+});
+
+describe('install', () => {
+  it('rejects an older sequence, is idempotent for the same licence, rejects a different licence with the same sequence', async () => {
+    const a = await app();
+    const l = a.services.license;
+    expect(l.install(testLicense({ seq: 7 })).result).toBe('installed');
+    expect(code(() => l.install(testLicense({ seq: 6 })))).toBe('sequence_downgrade');
+    const seven = testLicense({ seq: 8 });
+    expect(l.install(seven).result).toBe('installed');
+    expect(l.install(seven).result).toBe('unchanged');
+    expect(code(() => l.install(testLicense({ seq: 8 })))).toBe('sequence_conflict');
+    expect(l.evaluation().licence?.seq).toBe(8);
+  });
+
+  it('a licence for another installation names both ids; production mode refuses the test root', async () => {
+    const a = await app();
+    expect(() => a.services.license.install(testLicense({ aud: { installation: 'inst_zzzzzzzzzzzzzzzzzzzzzzzzzz' } }))).toThrow(new RegExp(a.services.license.installationId));
+    const p = await app({ ENCLAVE_LICENSE_MODE: 'production' });
+    expect(code(() => p.services.license.install(testLicense()))).toBe('unknown_key');
+    expect(p.services.license.install.length).toBe(1);
+    expect(a.services.license.install(testLicense({ aud: { installation: a.services.license.installationId } })).result).toBe('installed');
+  });
+
+  it('limits below current usage are accepted and reported as over-limit; nothing changes in stored data', async () => {
+    const a = await app();
+    const l = a.services.license;
+    l.setUsageSource(() => ({ seats: 73, tenants: 2, keys: 0 }));
+    const before = JSON.stringify(a.services.db.$client.prepare("SELECT * FROM tenants").all());
+    l.install(testLicense({ limits: { seats: { max: 50, tolerance_pct: 0 } } }));
+    const s = l.status();
+    expect(s.overLimit).toEqual([expect.objectContaining({ kind: 'seats', limit: 50, current: 73 })]);
+    expect(l.checkGrowth('seats', 73)?.code).toBe('seat_limit');
+    expect(l.checkGrowth('seats', 49)).toBeUndefined();
+    expect(JSON.stringify(a.services.db.$client.prepare("SELECT * FROM tenants").all())).toBe(before);
+  });
+
+  it('seats at the limit and at limit + tolerance', async () => {
+    const a = await app();
+    a.services.license.install(testLicense({ limits: { seats: { max: 10, tolerance_pct: 20 } } }));
+    expect(a.services.entitlements.checkGrowth('seats', 11)).toBeUndefined();
+    const refusal = a.services.entitlements.checkGrowth('seats', 12);
+    expect(refusal?.status).toBe(409);
+    expect(refusal?.code).toBe('seat_limit');
+    expect(refusal?.toBody().error).toMatchObject({ limit: 12, current: 12 });
+    // Deactivating a user (current drops) frees the seat.
+    expect(a.services.entitlements.checkGrowth('seats', 11)).toBeUndefined();
+  });
+});
+
+describe('states with a clock the test drives', () => {
+  const T = Date.now();
+  const EXP = T + 100 * DAY;
+  const at = (now: number): Clock => ({ now: () => now });
+
+  for (const [name, offset, state] of [
+    ['T-61d', -61 * DAY, 'valid'],
+    ['T-1d', -DAY, 'expiring'],
+    ['expiry+1s', 1000, 'grace'],
+    ['grace end+1s', 14 * DAY + 1000, 'lapsed'],
+  ] as const) {
+    it(`${name}: ${state}, and every safety-floor path passes`, async () => {
+      const a = await app({}, at(EXP + offset));
+      a.services.license.install(testLicense({ term: { expires_at: new Date(EXP).toISOString(), grace_days: 14 } }, T));
+      const l = a.services.license;
+      expect(l.evaluation().state).toBe(state);
+      for (const f of SAFETY_FLOOR) expect(l.hasFeature(f), f).toBe(true);
+      expect(l.hasFeature('rag')).toBe(true);
+      expect(l.hasFeature('finetune')).toBe(false);
+      const growth = l.checkGrowth('tenants', 0);
+      if (state === 'lapsed') {
+        expect(growth?.code).toBe('license_lapsed');
+        expect(l.checkTokens(99, 1).allowed).toBe(true);
+        expect(l.checkTokens(100, 1).allowed).toBe(false);
+        expect(l.status().banners.some((b) => b.audience === 'all')).toBe(true);
+      } else {
+        expect(growth).toBeUndefined();
+        expect(l.checkTokens(999, 1).allowed).toBe(true);
+      }
+      expect((await readyz(a)).status).toBe(200);
+      expect((await fetch(`${a.url}/healthz`)).status).toBe(200);
+    });
+  }
+
+  it('invalid (no last-known-good): safety floor still passes and the appliance stays ready', async () => {
+    const a = await app();
+    a.services.settings.set(K.current, { text: testLicense().replace('eyJ', 'eyK'), installedAt: new Date().toISOString(), fingerprint: 'x' });
+    a.services.license.refresh();
+    expect(a.services.license.evaluation().state).toBe('invalid');
+    for (const f of SAFETY_FLOOR) expect(a.services.license.hasFeature(f)).toBe(true);
+    expect((await readyz(a)).status).toBe(200);
+  });
+
+  it('hard token quota: 429 license_quota_exceeded with Retry-After at the month reset; soft warns', async () => {
+    const a = await app();
+    a.services.license.install(testLicense({ limits: { tokens_month: { max: 1000, mode: 'hard', lapsed_max: 10 } } }));
+    const l = a.services.license;
+    expect(l.checkTokens(700, 100)).toEqual({ allowed: true, limit: 1000, warning: 'license_quota_80' });
+    const r = l.checkTokens(950, 100);
+    expect(r.allowed).toBe(false);
+    if (!r.allowed) {
+      expect(r.error.status).toBe(429);
+      expect(r.error.code).toBe('license_quota_exceeded');
+      expect(Number(r.error.headers?.['Retry-After'])).toBeGreaterThan(0);
+      expect(r.error.toBody().error.reset_at).toMatch(/-01T00:00:00.000Z$/);
+    }
+    const b = await app();
+    b.services.license.install(testLicense({ limits: { tokens_month: { max: 1000, mode: 'soft', lapsed_max: 10 } } }));
+    expect(b.services.license.checkTokens(950, 100)).toEqual({ allowed: true, limit: 1000, warning: 'license_quota_exceeded_soft' });
+  });
+
+  it('clock rollback: effective time stays, licence does not un-expire, clock_suspect shows in readiness', async () => {
+    let wall = EXP + 20 * DAY;
+    const clock: Clock = { now: () => wall };
+    const a = await app({}, clock);
+    a.services.license.install(testLicense({ term: { expires_at: new Date(EXP).toISOString(), grace_days: 14 } }, T));
+    expect(a.services.license.evaluation().state).toBe('lapsed');
+    wall = T - 90 * DAY;
+    a.services.license.refresh();
+    expect(a.services.license.evaluation().state).toBe('lapsed');
+    expect(Date.parse(a.services.license.evaluation().now)).toBeGreaterThanOrEqual(EXP + 20 * DAY);
+    const r = await readyz(a);
+    expect(r.body.checks.license).toMatchObject({ status: 'degraded', clockSuspect: true });
+    // A fresh process on the same database inherits the persisted high-water mark.
+    const other = peer(a, clock);
+    expect(other.evaluation().state).toBe('lapsed');
+  });
+
+  it('forward jump of 10 years: no lapse until confirmed; +20 days accepted silently', async () => {
+    let wall = T;
+    const clock: Clock = { now: () => wall };
+    const a = await app({}, clock);
+    const l = a.services.license;
+    l.install(testLicense({ term: { expires_at: new Date(T + 30 * DAY).toISOString(), grace_days: 0 } }, T));
+    wall = T + 20 * DAY;
+    l.refresh();
+    expect(l.evaluation().state).toBe('expiring');
+    expect(l.status().time.clockSuspect).toBe(false);
+    wall = T + 3650 * DAY;
+    l.refresh();
+    expect(l.evaluation().state).toBe('expiring');
+    expect(l.status().time.clockSuspect).toBe(true);
+    l.confirmClock();
+    expect(l.evaluation().state).toBe('lapsed');
+    expect(l.status().time.clockSuspect).toBe(false);
+  });
+});
+
+describe('hot reload', () => {
+  it('an install by another process takes effect within seconds under load with zero failed requests; a corrupt new value keeps last-known-good', async () => {
+    const a = await app();
+    const other = peer(a);
+    let failures = 0;
+    let done = false;
+    let requests = 0;
+    const load = (async () => {
+      while (!done) {
+        const res = await fetch(`${a.url}/readyz`).catch(() => undefined);
+        requests++;
+        if (!res || res.status !== 200) failures++;
+        await res?.arrayBuffer();
+      }
+    })();
+    other.install(testLicense({ seq: 3, limits: { seats: { max: 42, tolerance_pct: 0 } } }));
+    const t0 = Date.now();
+    while (a.services.license.evaluation().limits.seats !== 42 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 50));
+    expect(a.services.license.evaluation().limits.seats).toBe(42);
+    expect(Date.now() - t0).toBeLessThan(3000);
+
+    a.services.settings.set(K.current, { text: 'corrupt', installedAt: new Date().toISOString(), fingerprint: 'y' });
+    await new Promise((r) => setTimeout(r, 1500));
+    const e = a.services.license.evaluation();
+    expect(e.limits.seats).toBe(42);
+    expect(e.problem?.code).toBe('armor_missing_header');
+    // A restarted process falls back to the stored last-known-good too.
+    expect(peer(a).evaluation().limits.seats).toBe(42);
+    done = true;
+    await load;
+    expect(requests).toBeGreaterThan(10);
+    expect(failures).toBe(0);
+  });
+});
+
+describe('air-gapped', () => {
+  it('licence operations open no network connection', async () => {
+    const a = await app();
+    const connect = vi.spyOn(net.Socket.prototype, 'connect');
+    try {
+      const l = a.services.license;
+      l.install(testLicense({ deployment: { modes: ['air_gapped'] } }));
+      l.dryRun(testLicense({ seq: 2, deployment: { modes: ['air_gapped'] } }));
+      l.refresh(true);
+      l.status();
+      l.confirmClock();
+      expect(l.allowsDeploymentMode('air_gapped')).toBe(true);
+      expect(connect).not.toHaveBeenCalled();
+    } finally {
+      connect.mockRestore();
+    }
+  });
+});
