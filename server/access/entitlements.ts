@@ -19,7 +19,7 @@ export interface Entitlements {
    * Gateway admission against the licence's monthly token allowance (installation-wide):
    * `usedThisMonth` (ledger + in-flight reservations) plus `requested` (the estimate).
    * Hard mode refuses with 429 `license_quota_exceeded` (Retry-After = month reset); soft
-   * mode admits with a warning at 80 % and above 100 %. See license/tokens.ts for reserve/settle.
+   * mode admits with a warning at 80 % and above 100 %. The caller reserves the estimate, then settles actual usage.
    */
   checkTokens?(usedThisMonth: number, requested: number): TokenAdmission;
   /** Whether providers of this data boundary may be configured (community: local and private). */
