@@ -192,5 +192,83 @@ export const revisions = sqliteTable('revisions', {
   value: integer('value').notNull(),
 });
 
+// ---------------------------------------------------------------------------
+// AI gateway (issue 5): provider deployments, model aliases, per-call usage records.
+// ---------------------------------------------------------------------------
+
+/**
+ * A provider deployment: one upstream endpoint (Ollama or OpenAI-compatible) with its data
+ * boundary. `tenant_ref` null = platform deployment (every tenant, policy permitting);
+ * otherwise tenant-private. `api_key` is a SecretBox ciphertext (never returned).
+ */
+export const providerDeployments = sqliteTable('provider_deployments', {
+  id: text('id').primaryKey(),
+  name: text('name').notNull().unique(),
+  kind: text('kind', { enum: ['ollama', 'openai'] }).notNull(),
+  baseUrl: text('base_url').notNull(),
+  apiKey: text('api_key'),
+  boundary: text('boundary', { enum: ['local', 'private', 'public'] }).notNull(),
+  region: text('region'),
+  approved: integer('approved', { mode: 'boolean' }).notNull().default(true),
+  enabled: integer('enabled', { mode: 'boolean' }).notNull().default(true),
+  /** JSON array of {name, upstream?, type: 'chat'|'embedding'}. */
+  models: text('models').notNull().default('[]'),
+  priority: integer('priority').notNull().default(100),
+  weight: integer('weight').notNull().default(1),
+  maxConcurrency: integer('max_concurrency').notNull().default(64),
+  /** JSON object: connectMs, firstTokenMs, idleMs, totalMs, queueMs, maxRetries. */
+  options: text('options').notNull().default('{}'),
+  tenantRef: text('tenant_ref'),
+  createdAt: integer('created_at').notNull(),
+  updatedAt: integer('updated_at').notNull(),
+});
+
+/** A model alias: the name a client sends → deployments (and upstream models) by priority/weight. */
+export const modelAliases = sqliteTable('model_aliases', {
+  name: text('name').primaryKey(),
+  /** JSON array of {deployment, model, priority, weight}. */
+  targets: text('targets').notNull(),
+  tenantRef: text('tenant_ref'),
+  createdAt: integer('created_at').notNull(),
+  updatedAt: integer('updated_at').notNull(),
+});
+
+/** One record per AI call (also errors, disconnects, mid-stream failures). Never content. */
+export const usageRecords = sqliteTable(
+  'usage_records',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    requestId: text('request_id').notNull(),
+    userId: text('user_id'),
+    keyId: text('key_id'),
+    workflow: text('workflow'),
+    endpoint: text('endpoint').notNull(),
+    alias: text('alias'),
+    deploymentId: text('deployment_id'),
+    provider: text('provider'),
+    model: text('model'),
+    boundary: text('boundary'),
+    classification: text('classification'),
+    /** JSON object: rule type → hit count; the decision (allow/redact/route_local/block). Never matched text. */
+    policy: text('policy').notNull().default('{}'),
+    promptTokens: integer('prompt_tokens').notNull().default(0),
+    completionTokens: integer('completion_tokens').notNull().default(0),
+    tokensEstimated: integer('tokens_estimated', { mode: 'boolean' }).notNull().default(false),
+    costMicros: integer('cost_micros').notNull().default(0),
+    latencyMs: integer('latency_ms').notNull(),
+    ttftMs: integer('ttft_ms'),
+    stream: integer('stream', { mode: 'boolean' }).notNull().default(false),
+    attempts: integer('attempts').notNull().default(0),
+    status: text('status').notNull(),
+    httpStatus: integer('http_status').notNull(),
+    errorCode: text('error_code'),
+    createdAt: integer('created_at').notNull(),
+  },
+  (t) => [index('usage_records_tenant_idx').on(t.tenantId, t.createdAt), index('usage_records_request_idx').on(t.requestId)],
+);
+
 /** Every table whose rows belong to a tenant. A test checks that no table with a tenant_id column is missing. */
-export const TENANT_OWNED = { tenantSettings, memberships, apiKeys } as const;
+export const TENANT_OWNED = { tenantSettings, memberships, apiKeys, usageRecords } as const;

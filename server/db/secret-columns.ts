@@ -11,7 +11,10 @@ export interface SecretColumn {
   readonly where?: string;
 }
 
-export const SECRET_COLUMNS: readonly SecretColumn[] = [{ table: 'settings', idColumn: 'key', column: 'value', where: 'secret = 1' }];
+export const SECRET_COLUMNS: readonly SecretColumn[] = [
+  { table: 'settings', idColumn: 'key', column: 'value', where: 'secret = 1' },
+  { table: 'provider_deployments', idColumn: 'id', column: 'api_key', where: 'api_key IS NOT NULL' },
+];
 
 export function secretAad(table: string, column: string, id: string): string {
   return `${table}.${column}:${id}`;

@@ -73,6 +73,7 @@ export function createTenantData(db: Db) {
     tenantSettings: tenantScoped(db, TENANT_OWNED.tenantSettings),
     memberships: tenantScoped(db, TENANT_OWNED.memberships),
     apiKeys: tenantScoped(db, TENANT_OWNED.apiKeys),
+    usageRecords: tenantScoped(db, TENANT_OWNED.usageRecords),
   };
 }
 
