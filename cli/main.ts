@@ -6,6 +6,8 @@ import { registerConfig } from './commands/config.js';
 import { registerDoctor } from './commands/doctor.js';
 import { registerLicense } from './commands/license.js';
 import { registerMigrate } from './commands/migrate.js';
+import { registerBundle } from './commands/bundle.js';
+import { registerUpgrade } from './commands/upgrade.js';
 import { CliError } from './output.js';
 
 export function buildProgram(): Command {
@@ -17,6 +19,8 @@ export function buildProgram(): Command {
   registerMigrate(program);
   registerConfig(program);
   registerDoctor(program);
+  registerUpgrade(program);
+  registerBundle(program);
   registerLicense(program);
   return program;
 }
