@@ -2,12 +2,17 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../server/config/load.js';
 import { SecretError } from '../server/config/secret-box.js';
 import { APP_VERSION } from '../server/paths.js';
+import { registerAdmin } from './commands/admin.js';
+import { registerAudit } from './commands/audit.js';
 import { registerConfig } from './commands/config.js';
 import { registerDoctor } from './commands/doctor.js';
 import { registerLicense } from './commands/license.js';
+import { registerKeys } from './commands/keys.js';
 import { registerMigrate } from './commands/migrate.js';
 import { registerBundle } from './commands/bundle.js';
 import { registerUpgrade } from './commands/upgrade.js';
+import { registerTenants } from './commands/tenants.js';
+import { registerUsers } from './commands/users.js';
 import { CliError } from './output.js';
 
 export function buildProgram(): Command {
@@ -21,6 +26,11 @@ export function buildProgram(): Command {
   registerDoctor(program);
   registerUpgrade(program);
   registerBundle(program);
+  registerAdmin(program);
+  registerTenants(program);
+  registerUsers(program);
+  registerKeys(program);
+  registerAudit(program);
   registerLicense(program);
   return program;
 }

@@ -1,5 +1,7 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import type { RequestContext } from '../context.js';
 import { AppError } from '../errors.js';
+import type { VerifiedKey } from '../keys/service.js';
 import type { Identity } from './index.js';
 import { checkCsrf, CSRF_HEADER, SESSION_COOKIE } from './sessions.js';
 
@@ -49,6 +51,23 @@ export function clientOf(req: Request): { ip?: string; userAgent?: string } {
   return { ...(req.ip ? { ip: req.ip } : {}), ...(ua ? { userAgent: ua.slice(0, 256) } : {}) };
 }
 
+/** Fills a context from a verified API key (what the middleware does after verification). */
+export function applyKey(ctx: RequestContext, key: VerifiedKey): RequestContext {
+  ctx.tenant = key.tenant;
+  ctx.principal = {
+    kind: 'api_key',
+    id: key.keyId,
+    keyId: key.keyId,
+    ...(key.ownerUserId ? { userId: key.ownerUserId } : {}),
+    role: key.role,
+    platformAdmin: false,
+    allowedModels: key.allowedModels,
+    ...(key.maxClassification ? { maxClassification: key.maxClassification } : {}),
+  };
+  ctx.scopes = key.scopes;
+  return ctx;
+}
+
 export function authenticate(identity: Identity, opts: { accept: readonly Credential[] }): RequestHandler {
   const acceptKey = opts.accept.includes('api_key');
   const acceptSession = opts.accept.includes('session');
@@ -59,19 +78,7 @@ export function authenticate(identity: Identity, opts: { accept: readonly Creden
     if (authz !== undefined) {
       const m = /^Bearer\s+(\S+)\s*$/i.exec(authz);
       if (!m || !acceptKey) throw new AppError(401, 'auth_invalid_header', 'Use "Authorization: Bearer enk_…" with an API key.', { headers: { 'www-authenticate': 'Bearer realm="enclave"' } });
-      const key = identity.keys.verify(m[1]!, ctx.client.ip);
-      ctx.tenant = key.tenant;
-      ctx.principal = {
-        kind: 'api_key',
-        id: key.keyId,
-        keyId: key.keyId,
-        ...(key.ownerUserId ? { userId: key.ownerUserId } : {}),
-        role: key.role,
-        platformAdmin: false,
-        allowedModels: key.allowedModels,
-        ...(key.maxClassification ? { maxClassification: key.maxClassification } : {}),
-      };
-      ctx.scopes = key.scopes;
+      applyKey(ctx, identity.keys.verify(m[1]!, ctx.client.ip));
       next();
       return;
     }

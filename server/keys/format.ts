@@ -39,7 +39,7 @@ function crc32(s: string): number {
   return (c ^ 0xffffffff) >>> 0;
 }
 
-function checksum(body: string): string {
+export function checksum(body: string): string {
   let n = crc32(body);
   let out = '';
   for (let i = 0; i < CHECK_LEN; i++) {

@@ -1,0 +1,99 @@
+import type { Command } from 'commander';
+import { mkdirSync } from 'node:fs';
+import os from 'node:os';
+import pino from 'pino';
+import { unrestricted, type Entitlements } from '../../server/access/entitlements.js';
+import { systemClock } from '../../server/clock.js';
+import type { RequestContext } from '../../server/context.js';
+import { databaseFile, openDatabase, type Db } from '../../server/db/connection.js';
+import { migrate } from '../../server/db/migrator.js';
+import { createTenantData } from '../../server/db/tenant-scope.js';
+import { AppError } from '../../server/errors.js';
+import { createIdentity, systemContext, type Identity } from '../../server/identity/index.js';
+import { serializeUser } from '../../server/identity/users.js';
+import { APP_VERSION } from '../../server/paths.js';
+import { cliConfig } from '../config.js';
+import { CliError, printJson } from '../output.js';
+
+/**
+ * The identity services over the database, for CLI commands. The CLI changes the database
+ * directly; running servers notice through the identity revision poll (≤ 1 s). Actions are
+ * audited as actor `system:cli` with the OS user in the details.
+ */
+export interface CliIdentity {
+  readonly identity: Identity;
+  readonly ctx: RequestContext;
+  readonly db: Db;
+  close(): void;
+}
+
+/** Hook for the licence module: what the CLI's growth checks ask (default: unrestricted). */
+export let cliEntitlements: () => Entitlements = () => unrestricted;
+export function setCliEntitlements(fn: () => Entitlements): void {
+  cliEntitlements = fn;
+}
+
+export function openIdentity(): CliIdentity {
+  const config = cliConfig();
+  mkdirSync(config.dataDir, { recursive: true });
+  const db = openDatabase(databaseFile(config.dataDir));
+  try {
+    migrate(db.$client, { appVersion: APP_VERSION });
+  } catch (e) {
+    db.$client.close();
+    throw new CliError((e as Error).message, 2);
+  }
+  const log = pino({ level: 'silent' });
+  const identity = createIdentity({ db, data: createTenantData(db), clock: systemClock, log, entitlements: () => cliEntitlements() });
+  let user = 'unknown';
+  try {
+    user = os.userInfo().username;
+  } catch {
+    /* no passwd entry in some containers */
+  }
+  const ctx = systemContext(log, systemClock, 'cli', `cli_${process.pid}`);
+  ctx.client = { userAgent: `enclave-cli/${APP_VERSION} (os user ${user})` };
+  return { identity, ctx, db, close: () => db.$client.close() };
+}
+
+/** Runs fn with the CLI identity; AppErrors become one-line CLI errors. */
+export async function withIdentity<T>(fn: (c: CliIdentity) => Promise<T> | T): Promise<T> {
+  const c = openIdentity();
+  try {
+    return await fn(c);
+  } catch (e) {
+    if (e instanceof AppError) throw new CliError(`${e.code}: ${e.message}`, e.status === 404 ? 3 : 1);
+    throw e;
+  } finally {
+    c.close();
+  }
+}
+
+export async function readStdin(): Promise<string> {
+  if (process.stdin.isTTY) throw new CliError('--password-stdin reads the password from standard input; pipe it in');
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+}
+
+export function registerAdmin(program: Command): void {
+  const admin = program.command('admin').description('platform administrators');
+  admin
+    .command('create')
+    .description('create a platform administrator (break-glass local login, also when tenants enforce SSO)')
+    .requiredOption('--email <email>', 'e-mail address')
+    .option('--name <name>', 'display name')
+    .option('--password-stdin', 'read the password from standard input')
+    .option('--json', 'print JSON')
+    .action(async (opts: { email: string; name?: string; passwordStdin?: boolean; json?: boolean }) => {
+      if (!opts.passwordStdin) throw new CliError('pass --password-stdin and pipe the password in (never on the command line)', 2);
+      const password = await readStdin();
+      await withIdentity(async ({ identity, ctx }) => {
+        const existing = identity.users.byEmail(opts.email);
+        if (existing) throw new CliError(`a user with e-mail ${existing.email} already exists`);
+        const u = await identity.users.create(ctx, { email: opts.email, password, platformAdmin: true, ...(opts.name ? { name: opts.name } : {}) });
+        if (opts.json) printJson(serializeUser(u));
+        else process.stdout.write(`created platform administrator ${u.email} (${u.id})\n`);
+      });
+    });
+}

@@ -1,0 +1,77 @@
+import type { Command } from 'commander';
+import { serializeTenant, type TenantRow } from '../../server/identity/tenants.js';
+import { CliError, printJson, printTable } from '../output.js';
+import { withIdentity, type CliIdentity } from './admin.js';
+
+export function resolveTenant(c: CliIdentity, ref: string): TenantRow {
+  const t = c.identity.tenants.resolve(ref);
+  if (!t) throw new CliError(`no tenant ${ref}`, 3);
+  return t;
+}
+
+export function registerTenants(program: Command): void {
+  const tenants = program.command('tenants').description('create, list, rename, suspend and resume tenants');
+  tenants
+    .command('create <slug>')
+    .description('create a tenant')
+    .option('--name <name>', 'display name')
+    .option('--plan <plan>', 'plan reference')
+    .option('--classification <level>', 'default data classification (public|internal|confidential|restricted)')
+    .option('--json', 'print JSON')
+    .action((slug: string, opts: { name?: string; plan?: string; classification?: string; json?: boolean }) =>
+      withIdentity(({ identity, ctx }) => {
+        if (opts.classification && !['public', 'internal', 'confidential', 'restricted'].includes(opts.classification)) {
+          throw new CliError('--classification must be public, internal, confidential or restricted', 2);
+        }
+        const t = identity.tenants.create(ctx, {
+          slug,
+          ...(opts.name ? { name: opts.name } : {}),
+          ...(opts.plan ? { plan: opts.plan } : {}),
+          ...(opts.classification ? { defaultClassification: opts.classification as 'internal' } : {}),
+        });
+        if (opts.json) printJson(serializeTenant(t));
+        else process.stdout.write(`created tenant ${t.slug} (${t.id})\n`);
+      }),
+    );
+  tenants
+    .command('list')
+    .description('list tenants')
+    .option('--json', 'print JSON')
+    .action((opts: { json?: boolean }) =>
+      withIdentity(({ identity, ctx }) => {
+        const rows: ReturnType<typeof serializeTenant>[] = [];
+        let cursor: string | undefined;
+        do {
+          const p = identity.tenants.list(ctx, { limit: 200, ...(cursor ? { cursor } : {}) });
+          rows.push(...p.data);
+          cursor = p.next_cursor ?? undefined;
+        } while (cursor);
+        if (opts.json) printJson(rows);
+        else printTable(rows, ['id', 'slug', 'name', 'status', 'plan', 'default_classification']);
+      }),
+    );
+  tenants
+    .command('rename <tenant> <name>')
+    .description('change the display name')
+    .option('--json', 'print JSON')
+    .action((ref: string, name: string, opts: { json?: boolean }) =>
+      withIdentity((c) => {
+        const t = c.identity.tenants.update(c.ctx, resolveTenant(c, ref).id, { name });
+        if (opts.json) printJson(serializeTenant(t));
+        else process.stdout.write(`renamed ${t.slug} to ${t.name}\n`);
+      }),
+    );
+  for (const [cmd, status] of [['suspend', 'suspended'], ['resume', 'active']] as const) {
+    tenants
+      .command(`${cmd} <tenant>`)
+      .description(cmd === 'suspend' ? 'suspend: its keys and sessions are refused (tenant_suspended); data stays' : 'resume a suspended tenant')
+      .option('--json', 'print JSON')
+      .action((ref: string, opts: { json?: boolean }) =>
+        withIdentity((c) => {
+          const t = c.identity.tenants.setStatus(c.ctx, resolveTenant(c, ref).id, status);
+          if (opts.json) printJson(serializeTenant(t));
+          else process.stdout.write(`tenant ${t.slug} is ${t.status}\n`);
+        }),
+      );
+  }
+}
