@@ -263,6 +263,20 @@ describe('docker-compose.yml invariants', () => {
     for (const k of Object.keys(envOf(compose.services.server!))) expect(doc, `docs/install.md mentions ${k}`).toContain(k);
   });
 
+  it('Dockerfile: pinned multi-stage build, non-root, init, healthcheck, OCI labels, web build optional', () => {
+    const df = readFileSync(path.join(RELEASE_ROOT, 'compose/Dockerfile'), 'utf8');
+    expect(df).toMatch(/^ARG NODE_IMAGE=node:\d+\.\d+\.\d+-[a-z]+-slim$/m);
+    expect(df.match(/^FROM /gm)!.length).toBeGreaterThanOrEqual(3);
+    expect(df).toMatch(/npm rebuild better-sqlite3/);
+    expect(df).toMatch(/npm run build:web --if-present/);
+    expect(df).toMatch(/^USER 10001:10001$/m);
+    expect(df).toMatch(/^ENTRYPOINT \["\/usr\/bin\/tini", "--"\]$/m);
+    expect(df).toMatch(/^HEALTHCHECK [^]*?CMD [^]*?\/healthz/m);
+    expect(df).toMatch(/org\.opencontainers\.image\.version/);
+    expect(df).toMatch(/^CMD \["node", "dist\/server\/main.js", "--role", "all"\]$/m);
+    expect(existsSync(path.join(RELEASE_ROOT, 'compose/Dockerfile.dockerignore'))).toBe(true);
+  });
+
   it('interpolation follows compose rules', () => {
     expect(interpolate('${A:-x} ${B-y} $${C} ${D}', { A: '', B: '' })).toBe('x  ${C} ');
     expect(() => interpolate('${A:?need A}', {})).toThrow(/need A/);
