@@ -1,0 +1,147 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { unrestricted } from '../../server/access/entitlements.js';
+import { adminRouter, listRoutes } from '../../server/admin/routes.js';
+import { startTestApp, type TestApp } from '../helpers/app.js';
+import { call, login, seedTenant, type Session } from '../helpers/identity.js';
+
+/**
+ * Cross-tenant matrix: for every admin API route (enumerated from the router, so a new
+ * route without a case here fails) and both credential kinds, a principal of tenant A
+ * tries to read, change and delete tenant B's resources by id: always 404 (or, for
+ * routes without ids, no B data / a platform-only refusal), nothing changes in B, and
+ * every attempt on an id is audited.
+ */
+let app: TestApp;
+let A: Awaited<ReturnType<typeof seedTenant>>;
+let B: Awaited<ReturnType<typeof seedTenant>>;
+let bKeyId: string;
+let bUserOnly: string;
+let session: Session;
+let aKey: string;
+let aKeyId: string;
+
+type Case = { method: string; path: string; body?: unknown; expect: 'not_found' | 'no_b_data' | 'platform_only' | 'self' };
+
+function cases(route: string): Case[] | undefined {
+  const [method, tpl] = route.split(' ') as [string, string];
+  const fill = (t: string, tenant: string, user: string, key: string) =>
+    t.replace(':tenantId', tenant).replace(':userId', user).replace(':keyId', key);
+  const body: Record<string, unknown> = {
+    'PATCH /admin/api/tenants/:tenantId': { name: 'pwned' },
+    'PUT /admin/api/tenants/:tenantId/members/:userId': { role: 'viewer' },
+    'POST /admin/api/tenants/:tenantId/members': { email: 'intruder@a.test', role: 'member', password: 'intruder password 1' },
+    'POST /admin/api/tenants/:tenantId/keys': { name: 'intruder' },
+    'POST /admin/api/tenants/:tenantId/keys/:keyId/rotate': {},
+  };
+  const b = body[route];
+  const one = (path: string, expect: Case['expect']): Case => ({ method, path, expect, ...(b !== undefined ? { body: b } : {}) });
+  const table: Record<string, () => Case[]> = {
+    'GET /admin/api/me': () => [one(tpl, 'self')],
+    'GET /admin/api/tenants': () => [one(tpl, 'no_b_data')],
+    'POST /admin/api/tenants': () => [{ method, path: tpl, body: { slug: 'intruder' }, expect: 'platform_only' }],
+    'GET /admin/api/users': () => [one(tpl, 'no_b_data')],
+    'POST /admin/api/users': () => [{ method, path: tpl, body: { email: 'x@y.test' }, expect: 'platform_only' }],
+    'GET /admin/api/audit': () => [one(tpl, 'platform_only')],
+  };
+  if (table[route]) return table[route]!();
+  if (!tpl.includes(':')) return undefined;
+  const out: Case[] = [one(fill(tpl, B.tenant.id, B.users.owner!.id, bKeyId), 'not_found')];
+  // B's sub-resources addressed through A's own tenant path.
+  if (tpl.includes(':userId')) out.push(one(fill(tpl, A.tenant.id, bUserOnly, bKeyId), 'not_found'));
+  if (tpl.includes(':keyId')) out.push(one(fill(tpl, A.tenant.id, bUserOnly, bKeyId), 'not_found'));
+  if (tpl.startsWith('/admin/api/users/')) out.splice(0, out.length, one(fill(tpl, '', bUserOnly, ''), 'not_found'));
+  return out;
+}
+
+function snapshotB(): string {
+  const q = (sql: string, ...a: unknown[]) => app.services.db.$client.prepare(sql).all(...a);
+  return JSON.stringify({
+    tenant: q('SELECT * FROM tenants WHERE id = ?', B.tenant.id),
+    members: q('SELECT * FROM memberships WHERE tenant_id = ? ORDER BY user_id', B.tenant.id),
+    keys: q('SELECT id, name, revoked_at, expires_at, scopes FROM api_keys WHERE tenant_id = ? ORDER BY id', B.tenant.id),
+    users: q('SELECT id, status, email FROM users WHERE id IN (?, ?)', bUserOnly, B.users.owner!.id),
+  });
+}
+
+beforeAll(async () => {
+  app = await startTestApp({ entitlements: unrestricted });
+  A = await seedTenant(app.services, 'alpha', ['owner', 'admin']);
+  B = await seedTenant(app.services, 'bravo', ['owner', 'member']);
+  bUserOnly = B.users.member!.id;
+  bKeyId = (await app.services.identity.keys.create(B.ctx, { name: 'b key', ownerUserId: B.users.owner!.id })).key.id;
+  session = await login(app.url, A.users.owner!.email);
+  const k = await app.services.identity.keys.create(A.ctx, { name: 'a admin key', ownerUserId: A.users.admin!.id, scopes: ['admin:read', 'admin:write'] });
+  aKey = k.secret;
+  aKeyId = k.key.id;
+});
+afterAll(() => app.close());
+
+describe('cross-tenant matrix over every admin API route', () => {
+  const routes = listRoutes(adminRouter({} as never));
+
+  it('the router has the routes we expect to cover', () => {
+    expect(routes.length).toBeGreaterThanOrEqual(20);
+    for (const r of routes) expect(cases(r), `no cross-tenant case for ${r}`).toBeDefined();
+  });
+
+  for (const route of routes) {
+    for (const cred of ['session', 'api_key'] as const) {
+      it(`${route} as tenant A ${cred}`, async () => {
+        const list = cases(route);
+        expect(list, `add a cross-tenant case for ${route}`).toBeDefined();
+        for (const c of list!) {
+          const before = snapshotB();
+          const auditBefore = app.services.identity.audit.count();
+          const auth = cred === 'session' ? { session } : { key: aKey };
+          const r = await call(app.url, c.path, { method: c.method, ...(c.body !== undefined ? { body: c.body } : {}), ...auth });
+          const text = JSON.stringify(r.body);
+          switch (c.expect) {
+            case 'not_found': {
+              expect(r.status, `${c.method} ${c.path}: ${text}`).toBe(404);
+              expect(r.body.error.code).toBe('not_found');
+              const actor = cred === 'session' ? A.users.owner!.id : aKeyId;
+              const denied = app.services.identity.audit.list({ actorId: actor, outcome: 'denied', limit: 5 });
+              expect(app.services.identity.audit.count()).toBeGreaterThan(auditBefore);
+              expect(denied[0]!.reason).toBe('not_found');
+              expect([B.tenant.id, bKeyId, bUserOnly, B.users.owner!.id]).toContain(denied[0]!.targetId);
+              break;
+            }
+            case 'platform_only':
+              expect(r.status).toBe(403);
+              expect(r.body.error.code).toBe('platform_admin_required');
+              break;
+            case 'no_b_data':
+            case 'self':
+              expect(r.status).toBe(200);
+              break;
+          }
+          // Nothing of B ever leaks or changes.
+          for (const id of [B.tenant.id, bKeyId, bUserOnly, B.users.owner!.id, 'bravo']) expect(text).not.toContain(id);
+          expect(snapshotB()).toBe(before);
+        }
+      });
+    }
+  }
+
+  it('a platform admin does reach B (so the 404s above are about tenancy, not broken routes)', async () => {
+    const { users } = app.services.identity;
+    const ctx = (await import('../helpers/identity.js')).sys(app.services);
+    await users.create(ctx, { email: 'root@platform.test', password: 'platform admin pass 1', platformAdmin: true });
+    const root = await login(app.url, 'root@platform.test', 'platform admin pass 1');
+    expect((await call(app.url, `/admin/api/tenants/${B.tenant.id}/keys/${bKeyId}`, { session: root })).status).toBe(200);
+    expect((await call(app.url, `/admin/api/tenants/${B.tenant.id}/members`, { session: root })).body.data.length).toBe(2);
+    const audit = await call(app.url, `/admin/api/audit?tenant=${B.tenant.id}`, { session: root });
+    expect(audit.status).toBe(200);
+    expect(audit.body.data.every((e: { tenant_id: string }) => e.tenant_id === B.tenant.id)).toBe(true);
+  });
+
+  it('tenant admins read only their tenant’s audit entries, with cursor pagination', async () => {
+    const first = await call(app.url, `/admin/api/tenants/${A.tenant.id}/audit?limit=2`, { session });
+    expect(first.status).toBe(200);
+    expect(first.body.data).toHaveLength(2);
+    expect(first.body.next_cursor).toBeTruthy();
+    const next = await call(app.url, `/admin/api/tenants/${A.tenant.id}/audit?limit=2&cursor=${first.body.next_cursor}`, { session });
+    expect(next.body.data[0].seq).toBeLessThan(first.body.data[1].seq);
+    for (const e of [...first.body.data, ...next.body.data]) expect(e.tenant_id).toBe(A.tenant.id);
+  });
+});
