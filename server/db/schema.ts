@@ -1,4 +1,4 @@
-import { index, integer, primaryKey, sqliteTable, text } from 'drizzle-orm/sqlite-core';
+import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
 
 /**
  * The database schema. Tenant-owned tables (every row belongs to one tenant) have a
@@ -270,5 +270,83 @@ export const usageRecords = sqliteTable(
   (t) => [index('usage_records_tenant_idx').on(t.tenantId, t.createdAt), index('usage_records_request_idx').on(t.requestId)],
 );
 
+// ---------------------------------------------------------------------------
+// SSO / OpenID Connect (issue 4): per-tenant IdPs, external identities, SSO sessions.
+// ---------------------------------------------------------------------------
+
+/**
+ * A tenant's own OpenID Connect IdP. `client_secret` is a SecretBox ciphertext (AAD
+ * `sso_idps.client_secret:<id>`), never returned. JSON columns: mapping
+ * [{claim:'roles'|'groups', value, role}], allowed_domains [domain], last_claims (values of
+ * the mapped claims only, never tokens). The platform IdP (bundled Keycloak) is not here:
+ * it comes from bootstrap settings.
+ */
+export const ssoIdps = sqliteTable(
+  'sso_idps',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    issuer: text('issuer').notNull(),
+    clientId: text('client_id').notNull(),
+    clientSecret: text('client_secret').notNull(),
+    scopes: text('scopes').notNull().default('openid email profile'),
+    claimSource: text('claim_source', { enum: ['id_token', 'access_token', 'userinfo'] }).notNull().default('id_token'),
+    rolesPath: text('roles_path'),
+    groupsPath: text('groups_path'),
+    mapping: text('mapping').notNull().default('[]'),
+    defaultRole: text('default_role', { enum: ['owner', 'admin', 'member', 'viewer'] }),
+    allowedDomains: text('allowed_domains').notNull().default('[]'),
+    jit: integer('jit', { mode: 'boolean' }).notNull().default(false),
+    enforceSso: integer('enforce_sso', { mode: 'boolean' }).notNull().default(false),
+    enabled: integer('enabled', { mode: 'boolean' }).notNull().default(true),
+    lastClaims: text('last_claims'),
+    lastClaimsAt: integer('last_claims_at'),
+    createdAt: integer('created_at').notNull(),
+    updatedAt: integer('updated_at').notNull(),
+  },
+  (t) => [index('sso_idps_tenant_idx').on(t.tenantId), index('sso_idps_issuer_idx').on(t.issuer)],
+);
+
+/** An external identity: (issuer, subject) → user. Never looked up by e-mail. */
+export const ssoIdentities = sqliteTable(
+  'sso_identities',
+  {
+    id: text('id').primaryKey(),
+    issuer: text('issuer').notNull(),
+    subject: text('subject').notNull(),
+    userId: text('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    /** `platform` or the sso_idps id it was first seen through. */
+    idpRef: text('idp_ref').notNull(),
+    /** Whether the platform IdP's mapping granted platform admin (so a later login may take it back). */
+    platformAdminManaged: integer('platform_admin_managed', { mode: 'boolean' }).notNull().default(false),
+    createdAt: integer('created_at').notNull(),
+    lastLoginAt: integer('last_login_at').notNull(),
+  },
+  (t) => [uniqueIndex('sso_identities_iss_sub_idx').on(t.issuer, t.subject), index('sso_identities_user_idx').on(t.userId)],
+);
+
+/** The IdP side of an Enclave session made by SSO: for back-channel and RP-initiated logout. */
+export const ssoSessions = sqliteTable(
+  'sso_sessions',
+  {
+    sessionId: text('session_id')
+      .primaryKey()
+      .references(() => sessions.id, { onDelete: 'cascade' }),
+    idpRef: text('idp_ref').notNull(),
+    issuer: text('issuer').notNull(),
+    subject: text('subject').notNull(),
+    sid: text('sid'),
+    /** SecretBox ciphertext of the ID token (AAD `sso_sessions.id_token:<session_id>`), for id_token_hint. */
+    idToken: text('id_token'),
+    createdAt: integer('created_at').notNull(),
+  },
+  (t) => [index('sso_sessions_sid_idx').on(t.issuer, t.sid), index('sso_sessions_sub_idx').on(t.issuer, t.subject)],
+);
+
 /** Every table whose rows belong to a tenant. A test checks that no table with a tenant_id column is missing. */
-export const TENANT_OWNED = { tenantSettings, memberships, apiKeys, usageRecords } as const;
+export const TENANT_OWNED = { tenantSettings, memberships, apiKeys, usageRecords, ssoIdps } as const;

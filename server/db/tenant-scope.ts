@@ -74,6 +74,7 @@ export function createTenantData(db: Db) {
     memberships: tenantScoped(db, TENANT_OWNED.memberships),
     apiKeys: tenantScoped(db, TENANT_OWNED.apiKeys),
     usageRecords: tenantScoped(db, TENANT_OWNED.usageRecords),
+    ssoIdps: tenantScoped(db, TENANT_OWNED.ssoIdps),
   };
 }
 
