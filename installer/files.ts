@@ -52,13 +52,16 @@ export function ensureDir(dir: string, mode: number): void {
 }
 
 /** Copies a shipped file or directory tree, writing only files whose content differs. */
-export function syncTree(from: string, to: string): FileChange[] {
+export function syncTree(from: string, to: string, transform?: (to: string, content: Buffer) => Buffer): FileChange[] {
   const st = statSync(from);
-  if (st.isFile()) return [writeIfChanged(to, readFileSync(from), { mode: 0o644, chown: false })];
+  if (st.isFile()) {
+    const content = readFileSync(from);
+    return [writeIfChanged(to, transform ? transform(to, content) : content, { mode: 0o644, chown: false })];
+  }
   const out: FileChange[] = [];
   ensureDir(to, 0o755);
   for (const name of readdirSync(from).sort()) {
-    out.push(...syncTree(path.join(from, name), path.join(to, name)));
+    out.push(...syncTree(path.join(from, name), path.join(to, name), transform));
   }
   return out;
 }

@@ -91,12 +91,27 @@ export function resolveSettings(opts: InstallOptions): { env: EnvValues; extra: 
   return { env, extra };
 }
 
+/**
+ * Inside the stack the public hostname resolves to the proxy, so the proxy must also answer on
+ * the public HTTPS port when it is not 443 (the server calls https://<host>:<port>/auth/...).
+ */
+export function proxyConfig(conf: string, httpsPort: number): string {
+  if (httpsPort === 443) return conf;
+  const marker = '    listen 443 ssl default_server;\n';
+  if (!conf.includes(marker)) throw new InstallerError('proxy/nginx.conf lacks the "listen 443 ssl default_server;" line');
+  return conf
+    .replace(marker, `${marker}    listen ${httpsPort} ssl; # the public port, for calls from inside the stack\n`)
+    .replace('return 308 https://$host$request_uri;', `return 308 https://$host:${httpsPort}$request_uri;`);
+}
+
 /** Writes every file of the install dir; idempotent (a second run reports every file "kept"). */
 export function writeInstallFiles(opts: InstallOptions, env: EnvValues, extra: Record<string, string>) {
   const dir = opts.dir;
   const chown = opts.chown ?? process.getuid?.() === 0;
   const changes: FileChange[] = [];
-  for (const s of SHIPPED) changes.push(...syncTree(releasePath(s.from), path.join(dir, s.to)));
+  const proxyConf = path.join(dir, 'proxy', 'nginx.conf');
+  const transform = (to: string, content: Buffer): Buffer => (to === proxyConf ? Buffer.from(proxyConfig(content.toString('utf8'), Number(env.ENCLAVE_HTTPS_PORT))) : content);
+  for (const s of SHIPPED) changes.push(...syncTree(releasePath(s.from), path.join(dir, s.to), transform));
   const { secrets, changes: sc } = ensureSecrets(dir, chown);
   changes.push(...sc);
   const tls = ensureTls(dir, {
@@ -155,8 +170,9 @@ export async function install(opts: InstallOptions): Promise<InstallResult> {
     loadBundleImages(opts.offlineBundle, v.manifest, out);
   }
 
-  const { changes, caFingerprint } = writeInstallFiles({ ...opts, dir }, env, extra);
+  const { changes, caFingerprint, tlsChecks } = writeInstallFiles({ ...opts, dir }, env, extra);
   for (const c of changes) if (c.action !== 'kept') out(`${c.action} ${path.relative(dir, c.path)}`);
+  for (const c of tlsChecks) if (c.status !== 'ok') out(`  [WARN] tls         ${c.message}`);
   ensureVolumes(out);
 
   const compose = composeArgs(dir);

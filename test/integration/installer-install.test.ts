@@ -117,6 +117,9 @@ describe('install.sh with a fake docker', () => {
       }
     }
     for (const sec of Object.values(compose.secrets ?? {})) expect(existsSync(path.join(dir, sec.file!))).toBe(true);
+    // Non-443 public port: the proxy also listens on it for calls from inside the stack.
+    expect(readFileSync(path.join(dir, 'proxy/nginx.conf'), 'utf8')).toContain(`listen ${ports[3]} ssl;`);
+    expect(readFileSync(path.join(dir, 'proxy/nginx.conf'), 'utf8')).toContain(`return 308 https://$host:${ports[3]}$request_uri;`);
   });
 
   it('the certificate chain verifies with openssl and carries the SANs', () => {
