@@ -6,11 +6,12 @@ import { InstallerError } from './exec.js';
 
 /**
  * Paths on the public URL that the server's SSO routes must serve (the SSO issue implements
- * them). Keycloak owns /auth on the same origin, so Enclave's own OIDC routes live under /oidc.
+ * them). Keycloak is served under /auth too, but the proxy sends only its own prefixes
+ * (/auth/realms, /auth/resources, /auth/admin, /auth/js) to it, so these stay Enclave's.
  */
 export const OIDC_PATHS = {
-  callback: '/oidc/callback',
-  backchannelLogout: '/oidc/backchannel-logout',
+  callback: '/auth/oidc/callback',
+  backchannelLogout: '/auth/oidc/backchannel-logout',
   postLogout: '/',
 } as const;
 

@@ -68,7 +68,7 @@ describe('Keycloak realm rendering', () => {
     expect(client.implicitFlowEnabled).toBe(false);
     expect(client.directAccessGrantsEnabled).toBe(false);
     expect(client.redirectUris.some((u) => u.includes('*'))).toBe(false);
-    expect(client.attributes['backchannel.logout.url']).toBe('http://server:8080/oidc/backchannel-logout');
+    expect(client.attributes['backchannel.logout.url']).toBe('http://server:8080/auth/oidc/backchannel-logout');
     expect(client.attributes['post.logout.redirect.uris']).toBe('https://enclave.test/');
     const groups = client.protocolMappers.find((m) => m.protocolMapper === 'oidc-group-membership-mapper')!;
     expect(groups.config['full.path']).toBe('true');
