@@ -4,6 +4,7 @@ import { SecretError } from '../server/config/secret-box.js';
 import { APP_VERSION } from '../server/paths.js';
 import { registerAdmin } from './commands/admin.js';
 import { registerAudit } from './commands/audit.js';
+import { registerBackup } from './commands/backup.js';
 import { registerConfig } from './commands/config.js';
 import { registerDoctor } from './commands/doctor.js';
 import { registerLicense } from './commands/license.js';
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerMigrate(program);
   registerConfig(program);
   registerDoctor(program);
+  registerBackup(program);
   registerUpgrade(program);
   registerBundle(program);
   registerAdmin(program);

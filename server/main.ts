@@ -8,6 +8,7 @@ import { SchemaTooNewError } from './db/migrator.js';
 import { listen, type RunningServer } from './http/server.js';
 import { createLogger } from './logger.js';
 import { APP_VERSION } from './paths.js';
+import { DataDirBusyError, registerProcess } from './ops/process-registry.js';
 
 type Role = 'api' | 'worker' | 'all';
 
@@ -49,10 +50,20 @@ async function main(): Promise<void> {
   }
   const log = createLogger(config.logLevel).child({ role });
 
+  // Registers this process under <dataDir>/run so a restore refuses while it runs (server/ops/process-registry.ts).
+  let unregister: () => void;
+  try {
+    unregister = registerProcess(config.dataDir, role);
+  } catch (e) {
+    if (e instanceof DataDirBusyError) fail(e.message, 2);
+    throw e;
+  }
+
   let services: Services;
   try {
     services = await createServices(config, { log });
   } catch (e) {
+    unregister();
     if (e instanceof ConfigError || e instanceof StartupError || e instanceof SchemaTooNewError) fail(e.message, 2);
     fail(`start-up failed: ${(e as Error).message}`, 1);
   }
@@ -87,6 +98,7 @@ async function main(): Promise<void> {
     const result = await http?.close(config.shutdownTimeoutMs);
     if (result?.forced) log.warn('shutdown deadline reached: closed remaining connections');
     await services.close();
+    unregister();
     log.info('stopped');
     process.exit(0);
   };

@@ -1,0 +1,191 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import path from 'node:path';
+import pino from 'pino';
+import { LicenseService } from '../../../license/service.js';
+import { systemClock } from '../../clock.js';
+import { generatedKeyFile, resolveMasterKey, writeKeyFile } from '../../config/master-key.js';
+import { RuntimeSettings } from '../../config/runtime-settings.js';
+import { SecretBox } from '../../config/secret-box.js';
+import type { Config } from '../../config/settings.js';
+import { databaseFile, openDatabase } from '../../db/connection.js';
+import { migrationStatus } from '../../db/migrator.js';
+import { acquireRestoreLock, runDir, stopProcesses, type ProcessRecord } from '../process-registry.js';
+import { fsyncPath } from './archive.js';
+import { BACKUP_FILE_DIRS, defaultBackupDir, snapshotDatabase } from './create.js';
+import type { Keyring } from './envelope.js';
+import { checkStoredSecrets, type SecretCheckResult, type SecretsExport } from './secrets.js';
+import { verifyBackup, type VerifyCheck } from './verify.js';
+
+export class RestoreError extends Error {
+  override readonly name = 'RestoreError';
+  constructor(
+    message: string,
+    readonly checks: readonly VerifyCheck[] = [],
+  ) {
+    super(message);
+  }
+}
+
+export interface RestoreOptions {
+  readonly keys?: Keyring;
+  readonly secrets?: SecretsExport;
+  /** SIGTERM the server/worker processes on this host that use the data dir, then restore. */
+  readonly stop?: boolean;
+  /** Restore although processes are registered (the operator says they are gone). */
+  readonly force?: boolean;
+  readonly now?: () => number;
+}
+
+export interface RestoreResult {
+  readonly file: string;
+  readonly dataDir: string;
+  readonly preRestore?: string;
+  readonly stopped: readonly Pick<ProcessRecord, 'pid' | 'role'>[];
+  readonly fromVersion: string;
+  readonly schema: { readonly backup: string | null; readonly now: string | null; readonly migrated: boolean };
+  readonly masterKeyInstalled: boolean;
+  readonly secrets: SecretCheckResult | { readonly error: string };
+  readonly licence: { readonly state: string; readonly problem?: { code: string; message: string } };
+  readonly checks: readonly VerifyCheck[];
+}
+
+function stamp(ms: number): string {
+  return new Date(ms).toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
+}
+
+function moveIfExists(from: string, to: string): boolean {
+  if (!existsSync(from)) return false;
+  mkdirSync(path.dirname(to), { recursive: true });
+  renameSync(from, to);
+  return true;
+}
+
+/**
+ * `enclave backup restore`: verify the archive into a scratch dir inside the data dir (same
+ * filesystem, so the swap is a rename), refuse a newer schema, migrate an older one there,
+ * keep the current database (and files, generated key) under backups/pre-restore-<ts>/, swap
+ * atomically, then decrypt every stored secret with the master key and re-verify the licence.
+ * Holds the restore lock throughout; refuses while a server or worker uses the data dir.
+ */
+export async function restoreBackup(config: Config, file: string, opts: RestoreOptions = {}): Promise<RestoreResult> {
+  const now = opts.now ?? Date.now;
+  const dataDir = config.dataDir;
+  mkdirSync(dataDir, { recursive: true });
+  const stopped = opts.stop ? await stopProcesses(dataDir) : [];
+  const release = acquireRestoreLock(dataDir, { force: opts.force ?? false });
+  const scratch = path.join(runDir(dataDir), `restore-${process.pid}`);
+  rmSync(scratch, { recursive: true, force: true });
+  try {
+    const v = await verifyBackup(file, { keys: opts.keys ?? {}, scratchDir: scratch, keepScratch: true, ...(opts.secrets ? { secrets: opts.secrets } : {}) });
+    if (!v.ok || !v.manifest) {
+      const failed = v.checks.filter((c) => c.status === 'fail');
+      const why = failed.map((c) => c.message).join('; ');
+      throw new RestoreError(v.newer ? `refusing to restore: ${why}` : `backup did not verify, nothing was changed: ${why}`, v.checks);
+    }
+    const manifest = v.manifest;
+    const stagedDb = path.join(scratch, 'db', 'enclave.db');
+    for (const ext of ['-wal', '-shm']) {
+      if (existsSync(stagedDb + ext)) {
+        // verify closed it; a leftover WAL is checkpointed by opening and closing once more
+        openDatabase(stagedDb).$client.close();
+      }
+    }
+
+    const liveDb = databaseFile(dataDir);
+    const ts = stamp(now());
+    const pre = path.join(defaultBackupDir(dataDir), `pre-restore-${ts}`);
+    let preRestore: string | undefined;
+    if (existsSync(liveDb)) {
+      mkdirSync(pre, { recursive: true, mode: 0o700 });
+      snapshotDatabase(liveDb, path.join(pre, 'enclave.db'));
+      preRestore = pre;
+      const cur = openDatabase(liveDb);
+      try {
+        cur.$client.pragma('wal_checkpoint(TRUNCATE)');
+      } finally {
+        cur.$client.close();
+      }
+    }
+    // Stale -wal/-shm of the old database must not be applied to the new one.
+    for (const ext of ['-wal', '-shm']) rmSync(liveDb + ext, { force: true });
+    renameSync(stagedDb, liveDb);
+    fsyncPath(dataDir);
+
+    for (const d of BACKUP_FILE_DIRS) {
+      const target = path.join(dataDir, d);
+      const staged = path.join(scratch, 'files', d);
+      if (existsSync(target) && (existsSync(staged) || readdirSync(target).length)) {
+        mkdirSync(pre, { recursive: true, mode: 0o700 });
+        moveIfExists(target, path.join(pre, 'files', d));
+        preRestore = pre;
+      }
+      moveIfExists(staged, target);
+    }
+
+    let masterKeyInstalled = false;
+    if (opts.secrets && !config.masterKey && !config.masterKeyFile) {
+      // Embedded mode: the generated key lives in the data dir; install the exported one.
+      const keyFile = generatedKeyFile(dataDir);
+      if (existsSync(keyFile)) {
+        mkdirSync(pre, { recursive: true, mode: 0o700 });
+        moveIfExists(keyFile, path.join(pre, 'secrets', 'master.key'));
+        moveIfExists(`${keyFile}.previous`, path.join(pre, 'secrets', 'master.key.previous'));
+        preRestore = pre;
+      }
+      writeKeyFile(keyFile, Buffer.from(opts.secrets.masterKey.current, 'base64'));
+      if (opts.secrets.masterKey.previous[0]) writeKeyFile(`${keyFile}.previous`, Buffer.from(opts.secrets.masterKey.previous[0], 'base64'));
+      masterKeyInstalled = true;
+    }
+
+    // Post-restore checks against the database now in place.
+    const db = openDatabase(liveDb);
+    let secrets: RestoreResult['secrets'];
+    let licence: RestoreResult['licence'];
+    let head: string | null;
+    try {
+      head = migrationStatus(db.$client).databaseHead;
+      let box: SecretBox | undefined;
+      try {
+        // The configured key (or the generated one just installed) is what the server will use.
+        box = resolveMasterKey(config, undefined, { create: false }).box;
+        secrets = checkStoredSecrets(db.$client, box);
+      } catch (e) {
+        secrets = { error: (e as Error).message };
+      }
+      try {
+        const settings = new RuntimeSettings(db, box ?? new SecretBox(randomBytes(32)), systemClock);
+        const svc = new LicenseService({ db, settings, clock: systemClock, log: pino({ level: 'silent' }), mode: config.licenseMode, environment: config.licenseEnvironment, pollMs: 0 }).start();
+        try {
+          const st = svc.status();
+          licence = { state: st.state, ...(st.problem ? { problem: st.problem } : {}) };
+        } finally {
+          svc.stop();
+        }
+      } catch (e) {
+        licence = { state: 'unknown', problem: { code: 'check_failed', message: (e as Error).message } };
+      }
+    } finally {
+      db.$client.close();
+    }
+    return {
+      file,
+      dataDir,
+      ...(preRestore ? { preRestore } : {}),
+      stopped: stopped.map((p) => ({ pid: p.pid, role: p.role })),
+      fromVersion: manifest.appVersion,
+      schema: { backup: manifest.migrationHead, now: head, migrated: !!v.older },
+      masterKeyInstalled,
+      secrets,
+      licence,
+      checks: v.checks,
+    };
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+    release();
+  }
+}
+
+export function isDirEmpty(dir: string): boolean {
+  return !existsSync(dir) || (statSync(dir).isDirectory() && readdirSync(dir).length === 0);
+}
