@@ -348,5 +348,56 @@ export const ssoSessions = sqliteTable(
   (t) => [index('sso_sessions_sid_idx').on(t.issuer, t.sid), index('sso_sessions_sub_idx').on(t.issuer, t.subject)],
 );
 
+// ---------------------------------------------------------------------------
+// Chat (issue 12): server-stored conversations of the web UI, per user and tenant.
+// Message content is customer data: stored for the user's history, never logged.
+// ---------------------------------------------------------------------------
+
+export const conversations = sqliteTable(
+  'conversations',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    userId: text('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    title: text('title').notNull(),
+    model: text('model'),
+    classification: text('classification'),
+    promptTokens: integer('prompt_tokens').notNull().default(0),
+    completionTokens: integer('completion_tokens').notNull().default(0),
+    costMicros: integer('cost_micros').notNull().default(0),
+    createdAt: integer('created_at').notNull(),
+    updatedAt: integer('updated_at').notNull(),
+  },
+  (t) => [index('conversations_user_idx').on(t.tenantId, t.userId, t.updatedAt)],
+);
+
+export const chatMessages = sqliteTable(
+  'chat_messages',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    conversationId: text('conversation_id')
+      .notNull()
+      .references(() => conversations.id, { onDelete: 'cascade' }),
+    role: text('role', { enum: ['system', 'user', 'assistant'] }).notNull(),
+    content: text('content').notNull(),
+    model: text('model'),
+    /** complete | stopped | error */
+    status: text('status').notNull().default('complete'),
+    errorCode: text('error_code'),
+    promptTokens: integer('prompt_tokens').notNull().default(0),
+    completionTokens: integer('completion_tokens').notNull().default(0),
+    costMicros: integer('cost_micros').notNull().default(0),
+    createdAt: integer('created_at').notNull(),
+  },
+  (t) => [index('chat_messages_conversation_idx').on(t.tenantId, t.conversationId, t.createdAt)],
+);
+
 /** Every table whose rows belong to a tenant. A test checks that no table with a tenant_id column is missing. */
-export const TENANT_OWNED = { tenantSettings, memberships, apiKeys, usageRecords, ssoIdps } as const;
+export const TENANT_OWNED = { tenantSettings, memberships, apiKeys, usageRecords, ssoIdps, conversations, chatMessages } as const;

@@ -75,6 +75,8 @@ export function createTenantData(db: Db) {
     apiKeys: tenantScoped(db, TENANT_OWNED.apiKeys),
     usageRecords: tenantScoped(db, TENANT_OWNED.usageRecords),
     ssoIdps: tenantScoped(db, TENANT_OWNED.ssoIdps),
+    conversations: tenantScoped(db, TENANT_OWNED.conversations),
+    chatMessages: tenantScoped(db, TENANT_OWNED.chatMessages),
   };
 }
 
