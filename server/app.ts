@@ -19,14 +19,19 @@ import { createLogger } from './logger.js';
 import { Metrics } from './metrics/registry.js';
 import { metricsRouter } from './metrics/routes.js';
 import { APP_VERSION } from './paths.js';
-import { createRedis, pingRedis } from './redis/client.js';
+import { createRedis, pingRedis, waitForConnection } from './redis/client.js';
 import { startEmbeddedRedis } from './redis/embedded.js';
 import { createIdentity, ensureFirstAdmin, systemContext, type Identity } from './identity/index.js';
 import { authRouter } from './identity/routes.js';
 import { adminRouter } from './admin/routes.js';
+import { SsoService } from './sso/service.js';
+import { ssoAdminRouter, ssoRouter } from './sso/routes.js';
 import type { Entitlements } from './access/entitlements.js';
 import { startLicense } from '../license/boot.js';
 import type { LicenseService } from '../license/service.js';
+import { createGateway, type Gateway } from './gateway/index.js';
+import { gatewayRouter } from './gateway/routes.js';
+import { gatewayAdminRouter } from './gateway/admin-routes.js';
 
 /** Everything the process builds once and shares. Built only here (and by tests through here). */
 export interface Services {
@@ -47,6 +52,10 @@ export interface Services {
   readonly metrics: Metrics;
   /** Tenants, users, sessions, API keys, authorize() and the audit log (server/identity/index.ts). */
   readonly identity: Identity;
+  /** The AI gateway: catalogue, policies, usage writer, deployments admin, calls (server/gateway/index.ts). */
+  readonly gateway: Gateway;
+  /** OpenID Connect SSO: platform and tenant IdPs, login, mapping, logout (server/sso). */
+  readonly sso: SsoService;
   /** Closes Redis, the database and an embedded redis-server this process started. */
   close(): Promise<void>;
 }
@@ -103,6 +112,7 @@ export async function createServices(
     closers.push(async () => {
       redis.disconnect();
     });
+    if (!(await waitForConnection(redis))) log.warn('redis not reachable yet; /readyz reports it until it is');
 
     const readiness = new Readiness();
     const metrics = new Metrics();
@@ -152,6 +162,12 @@ export async function createServices(
     if (firstAdmin) log.info({ userId: firstAdmin }, 'created the first platform administrator from ENCLAVE_ADMIN_EMAIL');
     identity.start();
     closers.push(() => identity.stop());
+    const gateway = createGateway({ db, data, secrets: master.box, clock, log, metrics, identity, entitlements: opts.entitlements ? () => opts.entitlements! : () => license });
+    gateway.start();
+    closers.push(() => gateway.stop()); // flushes pending usage records before the database closes
+    readiness.register(gateway.readinessCheck());
+    const entitlementsNow = opts.entitlements ?? license;
+    const sso = new SsoService({ config, log, clock, db, data, secrets: master.box, settings, redis, metrics, identity, entitlements: () => entitlementsNow });
 
     return {
       config,
@@ -168,6 +184,8 @@ export async function createServices(
       entitlements: opts.entitlements ?? license,
       metrics,
       identity,
+      gateway,
+      sso,
       close: closeAll,
     };
   } catch (e) {
@@ -211,7 +229,11 @@ export function buildApp(services: Services): Express {
   app.use(healthRouter(services.readiness));
   app.use(metricsRouter(services.metrics, config.metricsToken));
   app.use(authRouter(services.identity, { cookieSecure: config.cookieSecure, maxAgeMs: config.sessionMaxHours * 3600_000 }));
+  app.use(ssoRouter(services.sso, services.identity, { cookieSecure: config.cookieSecure, maxAgeMs: config.sessionMaxHours * 3600_000 }));
+  app.use(ssoAdminRouter(services.sso, services.identity));
   app.use(adminRouter(services.identity));
+  app.use(gatewayRouter(services.identity, services.gateway));
+  app.use(gatewayAdminRouter(services.identity, services.gateway));
 
   app.use(notFoundHandler);
   app.use(errorHandler());

@@ -38,3 +38,21 @@ export async function pingRedis(redis: Redis, timeoutMs = 1000): Promise<void> {
     clearTimeout(timer);
   }
 }
+
+/**
+ * Waits (bounded) for the first connection so a freshly started process reports ready at
+ * once. Never throws: a Redis that is down at start shows up in /readyz, not as a crash.
+ */
+export function waitForConnection(redis: Redis, timeoutMs = 2000): Promise<boolean> {
+  if (redis.status === 'ready') return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const done = (ok: boolean): void => {
+      clearTimeout(timer);
+      redis.off('ready', onReady);
+      resolve(ok);
+    };
+    const onReady = (): void => done(true);
+    const timer = setTimeout(() => done(false), timeoutMs);
+    redis.on('ready', onReady);
+  });
+}
