@@ -399,5 +399,105 @@ export const chatMessages = sqliteTable(
   (t) => [index('chat_messages_conversation_idx').on(t.tenantId, t.conversationId, t.createdAt)],
 );
 
+// ---------------------------------------------------------------------------
+// Background execution (issue 8): uploaded files, OpenAI-compatible batches and their
+// per-line progress (exactly-once bookkeeping across worker crashes).
+// ---------------------------------------------------------------------------
+
+/**
+ * An uploaded (purpose `batch`) or generated (`batch_output`) file. The bytes live under
+ * `<dataDir>/files/<tenant_id>/<id>.jsonl`; `path` is relative to the data dir.
+ */
+export const files = sqliteTable(
+  'files',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    purpose: text('purpose', { enum: ['batch', 'batch_output'] }).notNull(),
+    filename: text('filename').notNull(),
+    bytes: integer('bytes').notNull(),
+    lineCount: integer('line_count').notNull().default(0),
+    path: text('path').notNull(),
+    keyId: text('key_id'),
+    createdAt: integer('created_at').notNull(),
+    expiresAt: integer('expires_at'),
+  },
+  (t) => [index('files_tenant_idx').on(t.tenantId, t.createdAt)],
+);
+
+/** A batch: the OpenAI Batch object's state. Lines and prompts stay in the input file. */
+export const batches = sqliteTable(
+  'batches',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    /** The API key that created it: lines run as this key (re-checked per line). */
+    keyId: text('key_id').notNull(),
+    keyPrefix: text('key_prefix').notNull(),
+    userId: text('user_id'),
+    endpoint: text('endpoint').notNull(),
+    inputFileId: text('input_file_id').notNull(),
+    completionWindow: text('completion_window').notNull(),
+    /** validating | in_progress | finalizing | completed | failed | expired | cancelling | cancelled */
+    status: text('status').notNull(),
+    outputFileId: text('output_file_id'),
+    errorFileId: text('error_file_id'),
+    /** JSON array of {code, message, line?} (batch-level errors), or null. */
+    errors: text('errors'),
+    total: integer('total').notNull().default(0),
+    completed: integer('completed').notNull().default(0),
+    failed: integer('failed').notNull().default(0),
+    metadata: text('metadata'),
+    classification: text('classification'),
+    createdAt: integer('created_at').notNull(),
+    inProgressAt: integer('in_progress_at'),
+    expiresAt: integer('expires_at').notNull(),
+    finalizingAt: integer('finalizing_at'),
+    completedAt: integer('completed_at'),
+    failedAt: integer('failed_at'),
+    expiredAt: integer('expired_at'),
+    cancellingAt: integer('cancelling_at'),
+    cancelledAt: integer('cancelled_at'),
+    /** Times the job was (re-)enqueued by the reconciler. */
+    enqueues: integer('enqueues').notNull().default(0),
+  },
+  (t) => [index('batches_tenant_idx').on(t.tenantId, t.createdAt), index('batches_status_idx').on(t.status)],
+);
+
+/**
+ * One row per batch line once it has started: `running` is written before the upstream
+ * call, `completed`/`failed` with the response in the same transaction as the usage record.
+ * A line found `running` after a crash is never re-run (it may have reached the upstream).
+ */
+export const batchLines = sqliteTable(
+  'batch_lines',
+  {
+    batchId: text('batch_id')
+      .notNull()
+      .references(() => batches.id, { onDelete: 'cascade' }),
+    line: integer('line').notNull(),
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    customId: text('custom_id').notNull(),
+    /** running | completed | failed */
+    status: text('status').notNull(),
+    statusCode: integer('status_code'),
+    requestId: text('request_id'),
+    /** JSON response body (completed and failed-with-response lines) until the output file is written. */
+    body: text('body'),
+    /** JSON {code, message} for lines that produced no response. */
+    error: text('error'),
+    usageId: text('usage_id'),
+    startedAt: integer('started_at').notNull(),
+    finishedAt: integer('finished_at'),
+  },
+  (t) => [primaryKey({ columns: [t.batchId, t.line] })],
+);
+
 /** Every table whose rows belong to a tenant. A test checks that no table with a tenant_id column is missing. */
-export const TENANT_OWNED = { tenantSettings, memberships, apiKeys, usageRecords, ssoIdps, conversations, chatMessages } as const;
+export const TENANT_OWNED = { tenantSettings, memberships, apiKeys, usageRecords, ssoIdps, conversations, chatMessages, files, batches, batchLines } as const;

@@ -77,6 +77,9 @@ export function createTenantData(db: Db) {
     ssoIdps: tenantScoped(db, TENANT_OWNED.ssoIdps),
     conversations: tenantScoped(db, TENANT_OWNED.conversations),
     chatMessages: tenantScoped(db, TENANT_OWNED.chatMessages),
+    files: tenantScoped(db, TENANT_OWNED.files),
+    batches: tenantScoped(db, TENANT_OWNED.batches),
+    batchLines: tenantScoped(db, TENANT_OWNED.batchLines),
   };
 }
 
