@@ -190,7 +190,9 @@ export function openEnvelope(file: string, keys: Keyring, expect?: EnvelopeConte
   } catch {
     throw new BackupCryptoError('encrypted file header is damaged (not JSON)');
   }
-  if (header.v !== 1 || header.cipher !== 'aes-256-gcm' || !header.kdf) throw new BackupCryptoError('unsupported or damaged encryption header');
+  if (header.v !== 1 || header.cipher !== 'aes-256-gcm' || !header.kdf || (header.content !== 'backup' && header.content !== 'secrets')) {
+    throw new BackupCryptoError('unsupported or damaged encryption header');
+  }
   if (expect && header.content !== expect) throw new BackupCryptoError(`this file is a ${header.content} file, not a ${expect} file`);
   let derived: { key: Buffer; check: Buffer } | undefined;
   const kdf = header.kdf;
