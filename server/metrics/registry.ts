@@ -4,6 +4,9 @@ import { APP_VERSION } from '../paths.js';
 /** Seconds buckets for HTTP handling of non-AI routes (sub-millisecond to seconds). */
 const HTTP_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
+/** Seconds buckets for AI calls (tens of milliseconds to minutes). */
+const LLM_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 300, 600];
+
 /**
  * One registry per process (per Services instance, so tests can build several), with every
  * instrument defined here. Names: `enclave_` prefix, base units, `_total` counters. Labels
@@ -31,6 +34,96 @@ export class Metrics {
     help: 'Time to handle an HTTP request (until the response is finished), by route template.',
     labelNames: ['route', 'method'] as const,
     buckets: HTTP_BUCKETS,
+    registers: [this.registry],
+  });
+
+  // ---- AI gateway (issue 5). Labels: endpoint (chat|embeddings), deployment (admin-configured
+  // name, bounded), kind, boundary, outcome (closed set) — never tenants, users, keys or content.
+
+  readonly gatewayRequests = new Counter({
+    name: 'enclave_gateway_requests_total',
+    help: 'AI calls, by endpoint, final deployment (or "none"), boundary and outcome (ok, client_disconnect, or the error type).',
+    labelNames: ['endpoint', 'deployment', 'boundary', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly gatewayDuration = new Histogram({
+    name: 'enclave_gateway_request_duration_seconds',
+    help: 'Total time of an AI call, from arrival to last byte.',
+    labelNames: ['endpoint', 'deployment'] as const,
+    buckets: LLM_BUCKETS,
+    registers: [this.registry],
+  });
+
+  readonly gatewayTtft = new Histogram({
+    name: 'enclave_gateway_time_to_first_token_seconds',
+    help: 'Time from arrival to the first streamed token sent to the client.',
+    labelNames: ['deployment'] as const,
+    buckets: LLM_BUCKETS,
+    registers: [this.registry],
+  });
+
+  readonly gatewayOverhead = new Histogram({
+    name: 'enclave_gateway_overhead_seconds',
+    help: 'Time spent inside Enclave for an AI call (total minus time waiting for the upstream).',
+    labelNames: ['endpoint'] as const,
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1],
+    registers: [this.registry],
+  });
+
+  readonly gatewayTokens = new Counter({
+    name: 'enclave_gateway_tokens_total',
+    help: 'Tokens processed, by deployment and type (prompt|completion).',
+    labelNames: ['deployment', 'type'] as const,
+    registers: [this.registry],
+  });
+
+  readonly gatewayUpstreamAttempts = new Counter({
+    name: 'enclave_gateway_upstream_attempts_total',
+    help: 'Calls made to upstream deployments, by result (ok or the provider_* error code).',
+    labelNames: ['deployment', 'result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly gatewayFallbacks = new Counter({
+    name: 'enclave_gateway_fallbacks_total',
+    help: 'Times a call moved on to the next candidate deployment.',
+    labelNames: ['endpoint'] as const,
+    registers: [this.registry],
+  });
+
+  readonly gatewayPolicyDecisions = new Counter({
+    name: 'enclave_gateway_policy_decisions_total',
+    help: 'Data-boundary decisions, by classification and content action (allow, redact, route_local, block).',
+    labelNames: ['classification', 'action'] as const,
+    registers: [this.registry],
+  });
+
+  readonly gatewayRuleHits = new Counter({
+    name: 'enclave_gateway_content_rule_hits_total',
+    help: 'Content rule detections, by detector type (never the matched text).',
+    labelNames: ['detector'] as const,
+    registers: [this.registry],
+  });
+
+  readonly gatewayBreakerState = new Gauge({
+    name: 'enclave_gateway_breaker_state',
+    help: 'Circuit breaker state per deployment: 0 closed, 1 half-open, 2 open.',
+    labelNames: ['deployment'] as const,
+    registers: [this.registry],
+  });
+
+  readonly gatewayInflight = new Gauge({
+    name: 'enclave_gateway_inflight_requests',
+    help: 'AI calls in progress.',
+    registers: [this.registry],
+  });
+
+  /** Sign-ins by method (local, oidc) and outcome (success or a bounded failure class; server/sso/service.ts LOGIN_OUTCOMES). */
+  readonly authLogins = new Counter({
+    name: 'enclave_auth_logins_total',
+    help: 'Sign-in attempts by method and outcome (success or a bounded failure class).',
+    labelNames: ['method', 'outcome'] as const,
     registers: [this.registry],
   });
 

@@ -1,0 +1,102 @@
+import { Router, type Request, type Response } from 'express';
+import type { RequestContext } from '../context.js';
+import { AppError } from '../errors.js';
+import type { Identity } from '../identity/index.js';
+import { authenticate } from '../identity/http.js';
+import type { Gateway } from './index.js';
+
+/**
+ * Admin API for the gateway:
+ *   /admin/api/providers            GET list · POST create            (platform administrators)
+ *   /admin/api/providers/:id        GET · PATCH · DELETE
+ *   /admin/api/providers/:id/test   POST: list the upstream's models
+ *   /admin/api/providers/:id/health GET: breaker state and in-flight calls
+ *   /admin/api/model-aliases        GET · PUT (upsert) · DELETE /:name
+ *   /admin/api/gateway/policy       GET · PUT   (tenant admins: settings:read / settings:write)
+ */
+export function gatewayAdminRouter(identity: Identity, gateway: Gateway): Router {
+  const r = Router();
+  r.use(['/admin/api/providers', '/admin/api/model-aliases', '/admin/api/gateway'], authenticate(identity, { accept: ['session', 'api_key'] }));
+  const dep = gateway.deployments;
+
+  r.get('/admin/api/providers', (req, res) => {
+    platformAdmin(req.ctx);
+    res.json({ object: 'list', data: dep.list().map((d) => ({ ...d, health: health(gateway, d.id) })) });
+  });
+  r.post('/admin/api/providers', (req, res) => {
+    platformAdmin(req.ctx);
+    const out = dep.create(req.ctx, req.body);
+    identity.audit.record(req.ctx, { action: 'providers.create', outcome: 'allowed', target: { type: 'provider_deployment', id: out.id } });
+    res.status(201).json(out);
+  });
+  r.get('/admin/api/providers/:id', (req, res) => {
+    platformAdmin(req.ctx);
+    const d = dep.get(String(req.params.id));
+    res.json({ ...d, health: health(gateway, d.id) });
+  });
+  r.patch('/admin/api/providers/:id', (req, res) => {
+    platformAdmin(req.ctx);
+    const out = dep.update(req.ctx, String(req.params.id), req.body);
+    identity.audit.record(req.ctx, { action: 'providers.update', outcome: 'allowed', target: { type: 'provider_deployment', id: out.id } });
+    res.json(out);
+  });
+  r.delete('/admin/api/providers/:id', (req, res) => {
+    platformAdmin(req.ctx);
+    const d = dep.get(String(req.params.id));
+    dep.remove(req.ctx, d.id);
+    identity.audit.record(req.ctx, { action: 'providers.remove', outcome: 'allowed', target: { type: 'provider_deployment', id: d.id } });
+    res.status(204).end();
+  });
+  r.post('/admin/api/providers/:id/test', async (req: Request, res: Response) => {
+    platformAdmin(req.ctx);
+    res.json(await dep.test(String(req.params.id)));
+  });
+  r.get('/admin/api/providers/:id/health', (req, res) => {
+    platformAdmin(req.ctx);
+    const d = dep.get(String(req.params.id));
+    res.json(health(gateway, d.id));
+  });
+
+  r.get('/admin/api/model-aliases', (req, res) => {
+    platformAdmin(req.ctx);
+    res.json({ object: 'list', data: dep.listAliases() });
+  });
+  r.put('/admin/api/model-aliases', (req, res) => {
+    platformAdmin(req.ctx);
+    res.json(dep.setAlias(req.ctx, req.body));
+  });
+  r.delete('/admin/api/model-aliases/:name', (req, res) => {
+    platformAdmin(req.ctx);
+    dep.removeAlias(req.ctx, String(req.params.name));
+    res.status(204).end();
+  });
+
+  r.get('/admin/api/gateway/policy', (req, res) => {
+    identity.access.require(req.ctx, 'settings:read');
+    res.json(gateway.policies.read(req.ctx));
+  });
+  r.put('/admin/api/gateway/policy', (req, res) => {
+    identity.access.require(req.ctx, 'settings:write');
+    const out = gateway.policies.write(req.ctx, req.body, req.ctx.clock.now());
+    identity.audit.record(req.ctx, { action: 'gateway.policy.update', outcome: 'allowed', target: { type: 'tenant', id: req.ctx.tenant?.id ?? null } });
+    res.json(out);
+  });
+  return r;
+}
+
+function health(gateway: Gateway, id: string) {
+  const d = gateway.catalogue.byId(id);
+  if (!d) return { breaker: null, in_flight: 0 };
+  return { breaker: d.breaker.snapshot(), in_flight: d.limiter.inFlight };
+}
+
+/**
+ * Provider deployments are platform configuration: platform administrators only.
+ * (authorize() has no `platform:providers:*` action yet; this is the same rule it applies
+ * to platform actions — a user with the platform-admin flag, or the system.)
+ */
+function platformAdmin(ctx: RequestContext): void {
+  const p = ctx.principal;
+  if (p?.kind === 'system' || (p?.kind === 'user' && p.platformAdmin)) return;
+  throw new AppError(403, 'platform_admin_required', 'Managing provider deployments needs a platform administrator.');
+}

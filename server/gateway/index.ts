@@ -1,0 +1,87 @@
+import type { Logger } from 'pino';
+import type { Entitlements } from '../access/entitlements.js';
+import type { Clock } from '../clock.js';
+import type { SecretBox } from '../config/secret-box.js';
+import type { Db } from '../db/connection.js';
+import type { TenantData } from '../db/tenant-scope.js';
+import type { CheckResult, ReadinessCheck } from '../health/readiness.js';
+import type { Identity } from '../identity/index.js';
+import { Revision } from '../identity/revision.js';
+import { UsageWriter } from '../metering/usage.js';
+import type { Metrics } from '../metrics/registry.js';
+import { Catalogue } from '../routing/catalogue.js';
+import { DeploymentService } from '../routing/deployments.js';
+import { PolicyCache } from './policy-cache.js';
+import { GatewayService } from './service.js';
+
+/**
+ * The AI gateway's services, built once by createServices: the catalogue (deployments,
+ * adapters, breakers), tenant policies, the usage writer, the deployment admin service and
+ * the call service. start() begins the `gateway` revision poll (changes reach this process
+ * within pollMs); stop() flushes usage records.
+ */
+export interface Gateway {
+  readonly catalogue: Catalogue;
+  readonly policies: PolicyCache;
+  readonly usage: UsageWriter;
+  readonly deployments: DeploymentService;
+  readonly service: GatewayService;
+  readonly revision: Revision;
+  readinessCheck(): ReadinessCheck;
+  start(pollMs?: number): void;
+  stop(): void;
+}
+
+export function createGateway(o: {
+  db: Db;
+  data: TenantData;
+  secrets: SecretBox;
+  clock: Clock;
+  log: Logger;
+  metrics: Metrics;
+  identity: Identity;
+  entitlements: () => Entitlements;
+  usageFlushMs?: number;
+}): Gateway {
+  const revision = new Revision(o.db, 'gateway');
+  const breakerCode = { closed: 0, half_open: 1, open: 2 } as const;
+  const catalogue = new Catalogue(o.db, o.secrets, o.clock, (name, s) => o.metrics.gatewayBreakerState.labels(name).set(breakerCode[s]));
+  const policies = new PolicyCache(o.db, o.data, revision);
+  const usage = new UsageWriter(o.db, o.clock, o.log, { intervalMs: o.usageFlushMs ?? 50, maxBatch: 500 });
+  const deployments = new DeploymentService({ db: o.db, secrets: o.secrets, clock: o.clock, revision, entitlements: o.entitlements });
+  const service = new GatewayService({ catalogue, policies, usage, access: o.identity.access, entitlements: o.entitlements, metrics: o.metrics, clock: o.clock, log: o.log });
+  catalogue.reload(revision.current());
+  const onChange = (): void => {
+    catalogue.reload(revision.current());
+    policies.clear();
+  };
+  revision.onChange(onChange);
+  o.identity.revision.onChange(() => policies.clear());
+  return {
+    catalogue,
+    policies,
+    usage,
+    deployments,
+    service,
+    revision,
+    readinessCheck: () => ({
+      name: 'providers',
+      critical: false,
+      run: () => {
+        const all = catalogue.all().filter((d) => d.approved && d.enabled);
+        const open = all.filter((d) => d.breaker.state === 'open').map((d) => d.name);
+        return {
+          status: all.length === 0 ? 'degraded' : open.length === all.length ? 'fail' : open.length ? 'degraded' : 'ok',
+          ...(all.length === 0 ? { detail: 'no provider deployment configured' } : {}),
+          deployments: all.length,
+          open_breakers: open,
+        } satisfies CheckResult;
+      },
+    }),
+    start: (pollMs = 200) => revision.start(pollMs),
+    stop: () => {
+      revision.stop();
+      usage.flush();
+    },
+  };
+}

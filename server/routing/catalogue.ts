@@ -1,0 +1,283 @@
+import { z } from 'zod';
+import type { Clock } from '../clock.js';
+import type { SecretBox } from '../config/secret-box.js';
+import type { Db } from '../db/connection.js';
+import { modelAliases, providerDeployments } from '../db/schema.js';
+import { secretAad } from '../db/secret-columns.js';
+import { createAdapter, type Boundary, type ProviderAdapter, type ProviderKind } from '../providers/index.js';
+import { CircuitBreaker, Semaphore, type BreakerState } from './breaker.js';
+
+/**
+ * The model catalogue: approved, enabled deployments with their adapters (built once per
+ * configuration change, so calls never construct clients), breakers and concurrency
+ * limits, and the aliases. Reloaded when the `gateway` revision moves (this process at
+ * once, others through the poll), so configuration changes reach every server within 1 s.
+ * Breakers and limiters survive reloads as long as the deployment's settings do.
+ */
+export const deploymentOptionsSchema = z
+  .object({
+    connectMs: z.number().int().positive().max(600_000).optional(),
+    firstTokenMs: z.number().int().positive().max(3_600_000).optional(),
+    idleMs: z.number().int().positive().max(3_600_000).optional(),
+    totalMs: z.number().int().positive().max(24 * 3_600_000).optional(),
+    queueMs: z.number().int().min(0).max(600_000).optional(),
+    maxRetries: z.number().int().min(0).max(5).optional(),
+    retryBaseMs: z.number().int().min(0).max(60_000).optional(),
+    maxRetryAfterMs: z.number().int().min(0).max(600_000).optional(),
+    breakerFailures: z.number().int().min(1).max(1000).optional(),
+    breakerCooldownMs: z.number().int().min(1).max(3_600_000).optional(),
+  })
+  .strict();
+export type DeploymentOptions = Required<z.infer<typeof deploymentOptionsSchema>>;
+
+export const DEFAULT_OPTIONS: DeploymentOptions = {
+  connectMs: 10_000,
+  firstTokenMs: 120_000,
+  idleMs: 60_000,
+  totalMs: 600_000,
+  queueMs: 5_000,
+  maxRetries: 2,
+  retryBaseMs: 200,
+  maxRetryAfterMs: 5_000,
+  breakerFailures: 5,
+  breakerCooldownMs: 30_000,
+};
+
+export const modelEntrySchema = z.object({
+  /** The name clients use (unless an alias points here). */
+  name: z.string().min(1).max(200),
+  /** The upstream model name, when it differs. */
+  upstream: z.string().min(1).max(200).optional(),
+  type: z.enum(['chat', 'embedding']).default('chat'),
+});
+export type ModelEntry = z.infer<typeof modelEntrySchema>;
+
+export const aliasTargetSchema = z.object({
+  deployment: z.string().min(1),
+  model: z.string().min(1),
+  priority: z.number().int().default(100),
+  weight: z.number().int().min(1).default(1),
+});
+export type AliasTarget = z.infer<typeof aliasTargetSchema>;
+
+export interface Deployment {
+  readonly id: string;
+  readonly name: string;
+  readonly kind: ProviderKind;
+  readonly baseUrl: string;
+  readonly boundary: Boundary;
+  readonly region: string | null;
+  readonly approved: boolean;
+  readonly enabled: boolean;
+  readonly models: readonly ModelEntry[];
+  readonly priority: number;
+  readonly weight: number;
+  readonly maxConcurrency: number;
+  readonly options: DeploymentOptions;
+  readonly tenantRef: string | null;
+  readonly adapter: ProviderAdapter;
+  readonly breaker: CircuitBreaker;
+  readonly limiter: Semaphore;
+}
+
+/** One way to reach a model: a deployment and the upstream model name. */
+export interface Candidate {
+  readonly deployment: Deployment;
+  /** The upstream model name sent to the provider. */
+  readonly model: string;
+  readonly type: 'chat' | 'embedding';
+  readonly priority: number;
+  readonly weight: number;
+}
+
+interface Shared {
+  readonly key: string;
+  readonly adapter: ProviderAdapter;
+  readonly breaker: CircuitBreaker;
+  readonly limiter: Semaphore;
+}
+
+export class Catalogue {
+  private deployments: Deployment[] = [];
+  private byName = new Map<string, Deployment>();
+  /** model name → candidates (platform and tenant-private alike; visibility is checked per call). */
+  private routes = new Map<string, Candidate[]>();
+  private aliasNames = new Set<string>();
+  private aliasTenant = new Map<string, string | null>();
+  private shared = new Map<string, Shared>();
+  private loadedRevision = -1;
+
+  constructor(
+    private readonly db: Db,
+    private readonly secrets: SecretBox,
+    private readonly clock: Clock,
+    private readonly onBreaker?: (deployment: string, s: BreakerState) => void,
+  ) {}
+
+  reload(revision: number): void {
+    if (revision === this.loadedRevision) return;
+    const rows = this.db.select().from(providerDeployments).all();
+    const aliases = this.db.select().from(modelAliases).all();
+    const deployments: Deployment[] = [];
+    const nextShared = new Map<string, Shared>();
+    for (const r of rows) {
+      let apiKey: string | undefined;
+      if (r.apiKey) {
+        try {
+          apiKey = this.secrets.decrypt(r.apiKey, secretAad('provider_deployments', 'api_key', r.id));
+        } catch {
+          apiKey = undefined;
+        }
+      }
+      const options: DeploymentOptions = { ...DEFAULT_OPTIONS, ...safeOptions(r.options) };
+      const key = JSON.stringify([r.kind, r.baseUrl, r.apiKey, r.maxConcurrency, options.breakerFailures, options.breakerCooldownMs]);
+      let s = this.shared.get(r.id);
+      if (!s || s.key !== key) {
+        const name = r.name;
+        s = {
+          key,
+          adapter: createAdapter(r.kind, { baseUrl: r.baseUrl, apiKey }),
+          breaker: new CircuitBreaker(this.clock, options.breakerFailures, options.breakerCooldownMs, (st) => this.onBreaker?.(name, st)),
+          limiter: new Semaphore(r.maxConcurrency),
+        };
+      }
+      nextShared.set(r.id, s);
+      deployments.push({
+        id: r.id,
+        name: r.name,
+        kind: r.kind,
+        baseUrl: r.baseUrl,
+        boundary: r.boundary,
+        region: r.region,
+        approved: r.approved,
+        enabled: r.enabled,
+        models: safeModels(r.models),
+        priority: r.priority,
+        weight: r.weight,
+        maxConcurrency: r.maxConcurrency,
+        options,
+        tenantRef: r.tenantRef,
+        adapter: s.adapter,
+        breaker: s.breaker,
+        limiter: s.limiter,
+      });
+    }
+    const byName = new Map(deployments.map((d) => [d.name, d]));
+    const routes = new Map<string, Candidate[]>();
+    const add = (name: string, c: Candidate): void => {
+      const list = routes.get(name);
+      if (list) list.push(c);
+      else routes.set(name, [c]);
+    };
+    for (const d of deployments) {
+      for (const m of d.models) add(m.name, { deployment: d, model: m.upstream ?? m.name, type: m.type, priority: d.priority, weight: d.weight });
+    }
+    const aliasNames = new Set<string>();
+    const aliasTenant = new Map<string, string | null>();
+    for (const a of aliases) {
+      aliasNames.add(a.name);
+      aliasTenant.set(a.name, a.tenantRef);
+      routes.delete(a.name); // an alias replaces a same-named direct route
+      for (const t of safeTargets(a.targets)) {
+        const d = byName.get(t.deployment);
+        if (!d) continue;
+        const entry = d.models.find((m) => m.name === t.model || m.upstream === t.model);
+        add(a.name, { deployment: d, model: entry?.upstream ?? t.model, type: entry?.type ?? 'chat', priority: t.priority, weight: t.weight });
+      }
+    }
+    for (const list of routes.values()) list.sort((a, b) => a.priority - b.priority);
+    this.deployments = deployments;
+    this.byName = byName;
+    this.routes = routes;
+    this.aliasNames = aliasNames;
+    this.aliasTenant = aliasTenant;
+    this.shared = nextShared;
+    this.loadedRevision = revision;
+  }
+
+  all(): readonly Deployment[] {
+    return this.deployments;
+  }
+  deployment(name: string): Deployment | undefined {
+    return this.byName.get(name);
+  }
+  byId(id: string): Deployment | undefined {
+    return this.deployments.find((d) => d.id === id);
+  }
+  isAlias(name: string): boolean {
+    return this.aliasNames.has(name);
+  }
+  /** Model names visible to a tenant (before policy and key filters). */
+  names(tenantId: string): string[] {
+    const out: string[] = [];
+    for (const [name, list] of this.routes) {
+      const at = this.aliasTenant.get(name);
+      if (at && at !== tenantId) continue;
+      if (list.some((c) => usable(c.deployment, tenantId))) out.push(name);
+    }
+    return out.sort();
+  }
+  /** Every candidate for `name` usable by the tenant, in priority order. */
+  candidates(name: string, tenantId: string): Candidate[] {
+    const at = this.aliasTenant.get(name);
+    if (at && at !== tenantId) return [];
+    const list = this.routes.get(name);
+    if (!list) return [];
+    return list.filter((c) => usable(c.deployment, tenantId));
+  }
+}
+
+/** Approved, enabled, and platform-wide or the tenant's own. */
+export function usable(d: Deployment, tenantId: string): boolean {
+  return d.approved && d.enabled && (d.tenantRef === null || d.tenantRef === tenantId);
+}
+
+function safeOptions(json: string): Partial<DeploymentOptions> {
+  try {
+    return deploymentOptionsSchema.parse(JSON.parse(json));
+  } catch {
+    return {};
+  }
+}
+function safeModels(json: string): ModelEntry[] {
+  try {
+    return z.array(modelEntrySchema).parse(JSON.parse(json));
+  } catch {
+    return [];
+  }
+}
+function safeTargets(json: string): AliasTarget[] {
+  try {
+    return z.array(aliasTargetSchema).parse(JSON.parse(json));
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Orders candidates of equal priority by weighted random choice (higher weight first more
+ * often); priority groups stay in order. Open breakers go last (they are skipped unless
+ * half-open by the caller).
+ */
+export function orderCandidates(list: readonly Candidate[], random = Math.random): Candidate[] {
+  if (list.length <= 1) return [...list];
+  const out: Candidate[] = [];
+  let i = 0;
+  while (i < list.length) {
+    let j = i;
+    while (j < list.length && list[j]!.priority === list[i]!.priority) j++;
+    const group = list.slice(i, j);
+    while (group.length) {
+      const total = group.reduce((n, c) => n + c.weight, 0);
+      let r = random() * total;
+      let k = 0;
+      for (; k < group.length - 1; k++) {
+        r -= group[k]!.weight;
+        if (r < 0) break;
+      }
+      out.push(group.splice(k, 1)[0]!);
+    }
+    i = j;
+  }
+  return out;
+}

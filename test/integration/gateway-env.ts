@@ -1,0 +1,60 @@
+import OpenAI from 'openai';
+import { unrestricted, type Entitlements } from '../../server/access/entitlements.js';
+import type { Clock } from '../../server/clock.js';
+import { FakeOllama } from '../fakes/fake-ollama.js';
+import { FakeOpenAI } from '../fakes/fake-openai.js';
+import { startTestApp, type TestApp } from '../helpers/app.js';
+import { seedTenant, sys } from '../helpers/identity.js';
+
+/** Fast reliability settings for tests (no multi-second waits). */
+export const FAST = { connectMs: 2000, firstTokenMs: 400, idleMs: 300, totalMs: 5000, retryBaseMs: 5, maxRetries: 1, queueMs: 200, breakerFailures: 3, breakerCooldownMs: 10_000 };
+
+export interface GatewayEnv {
+  app: TestApp;
+  ollama: FakeOllama;
+  openai: FakeOpenAI;
+  tenant: Awaited<ReturnType<typeof seedTenant>>;
+  key: string;
+  keyId: string;
+  client: OpenAI;
+  addProvider(input: Record<string, unknown>): Record<string, any>;
+  usage(): Record<string, any>[];
+  close(): Promise<void>;
+}
+
+export async function gatewayEnv(opts: { clock?: Clock; entitlements?: Entitlements } = {}): Promise<GatewayEnv> {
+  const ollama = await new FakeOllama().start();
+  const openai = await new FakeOpenAI().start();
+  const app = await startTestApp({ entitlements: opts.entitlements ?? unrestricted, ...(opts.clock ? { clock: opts.clock } : {}) });
+  const tenant = await seedTenant(app.services, 'gw', ['owner', 'member']);
+  const { key, secret } = await app.services.identity.keys.create(tenant.ctx, { name: 'gw', ownerUserId: tenant.users.member!.id });
+  const s = app.services;
+  return {
+    app,
+    ollama,
+    openai,
+    tenant,
+    key: secret,
+    keyId: key.id,
+    client: new OpenAI({ baseURL: `${app.url}/v1`, apiKey: secret, maxRetries: 0 }),
+    addProvider: (input) => s.gateway.deployments.create(sys(s), { options: FAST, ...input }),
+    usage: () => {
+      s.gateway.usage.flush();
+      return s.data.usageRecords.list(tenant.ctx) as Record<string, any>[];
+    },
+    close: async () => {
+      await app.close();
+      await ollama.close();
+      await openai.close();
+    },
+  };
+}
+
+/** Waits until `fn` is true (polling), for asynchronous effects such as usage after a disconnect. */
+export async function until(fn: () => boolean, ms = 2000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!fn()) {
+    if (Date.now() > end) throw new Error('condition not reached');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
