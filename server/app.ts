@@ -32,9 +32,6 @@ import type { LicenseService } from '../license/service.js';
 import { createGateway, type Gateway } from './gateway/index.js';
 import { gatewayRouter } from './gateway/routes.js';
 import { gatewayAdminRouter } from './gateway/admin-routes.js';
-import { createGateway, type Gateway } from './gateway/index.js';
-import { gatewayRouter } from './gateway/routes.js';
-import { gatewayAdminRouter } from './gateway/admin-routes.js';
 
 /** Everything the process builds once and shares. Built only here (and by tests through here). */
 export interface Services {
@@ -55,8 +52,6 @@ export interface Services {
   readonly metrics: Metrics;
   /** Tenants, users, sessions, API keys, authorize() and the audit log (server/identity/index.ts). */
   readonly identity: Identity;
-  /** The AI gateway: catalogue, policies, usage writer, deployments admin, calls (server/gateway/index.ts). */
-  readonly gateway: Gateway;
   /** The AI gateway: catalogue, policies, usage writer, deployments admin, calls (server/gateway/index.ts). */
   readonly gateway: Gateway;
   /** OpenID Connect SSO: platform and tenant IdPs, login, mapping, logout (server/sso). */
@@ -171,10 +166,6 @@ export async function createServices(
     gateway.start();
     closers.push(() => gateway.stop()); // flushes pending usage records before the database closes
     readiness.register(gateway.readinessCheck());
-    const gateway = createGateway({ db, data, secrets: master.box, clock, log, metrics, identity, entitlements: opts.entitlements ? () => opts.entitlements! : () => license });
-    gateway.start();
-    closers.push(() => gateway.stop()); // flushes pending usage records before the database closes
-    readiness.register(gateway.readinessCheck());
     const entitlementsNow = opts.entitlements ?? license;
     const sso = new SsoService({ config, log, clock, db, data, secrets: master.box, settings, redis, metrics, identity, entitlements: () => entitlementsNow });
 
@@ -193,7 +184,6 @@ export async function createServices(
       entitlements: opts.entitlements ?? license,
       metrics,
       identity,
-      gateway,
       gateway,
       sso,
       close: closeAll,
@@ -242,8 +232,6 @@ export function buildApp(services: Services): Express {
   app.use(ssoRouter(services.sso, services.identity, { cookieSecure: config.cookieSecure, maxAgeMs: config.sessionMaxHours * 3600_000 }));
   app.use(ssoAdminRouter(services.sso, services.identity));
   app.use(adminRouter(services.identity));
-  app.use(gatewayRouter(services.identity, services.gateway));
-  app.use(gatewayAdminRouter(services.identity, services.gateway));
   app.use(gatewayRouter(services.identity, services.gateway));
   app.use(gatewayAdminRouter(services.identity, services.gateway));
 
