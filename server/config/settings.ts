@@ -167,6 +167,39 @@ export const SETTINGS = {
     description: 'File holding the OIDC client secret (docker secret written by the installer).',
     fix: 'point it to a readable file containing the client secret',
   }),
+  oidcInternalUrl: spec({
+    env: 'ENCLAVE_OIDC_INTERNAL_URL',
+    schema: z.string().trim().url().optional(),
+    description:
+      'Origin the server uses to reach the platform IdP when the public issuer is not reachable from inside the stack (compose: http://keycloak:8080); requests to the issuer origin are rewritten to it, the pinned issuer and signature checks stay.',
+    fix: 'set it to an origin such as http://keycloak:8080, or leave it unset to call the issuer URL directly',
+  }),
+  oidcRolesClaim: spec({
+    env: 'ENCLAVE_OIDC_ROLES_CLAIM',
+    schema: nonEmpty.default('roles'),
+    description:
+      'Dotted path of the roles claim in the platform IdP\'s ID token (bundled realm: "roles"; Keycloak default access-token shape: realm_access.roles).',
+    fix: 'set it to a dotted claim path such as roles or realm_access.roles',
+  }),
+  oidcGroupsClaim: spec({
+    env: 'ENCLAVE_OIDC_GROUPS_CLAIM',
+    schema: nonEmpty.default('groups'),
+    description: 'Dotted path of the groups claim in the platform IdP\'s ID token (bundled realm: full-path "groups").',
+    fix: 'set it to a dotted claim path such as groups',
+  }),
+  oidcAdminRole: spec({
+    env: 'ENCLAVE_OIDC_ADMIN_ROLE',
+    schema: nonEmpty.default('enclave-admin'),
+    description:
+      'Value of the platform IdP\'s roles claim that makes a user a platform administrator (only the platform IdP can grant it).',
+    fix: 'set it to the IdP role name, e.g. enclave-admin',
+  }),
+  oidcAllowLoopbackHttp: spec({
+    env: 'ENCLAVE_OIDC_ALLOW_LOOPBACK_HTTP',
+    schema: bool.default(false),
+    description: 'Tests and local development only: allow http:// IdP issuers on 127.0.0.1/localhost (otherwise every IdP must use https).',
+    fix: 'use true or false',
+  }),
   adminEmail: spec({
     env: 'ENCLAVE_ADMIN_EMAIL',
     schema: z.string().trim().toLowerCase().pipe(z.email()).optional(),
@@ -216,6 +249,37 @@ export const SETTINGS = {
     schema: z.enum(['production', 'non_production']).default('production'),
     description: 'This installation\'s environment: a production installation refuses licences issued for non_production.',
     fix: 'use "production" or "non_production"',
+  }),
+  jobLockMs: spec({
+    env: 'ENCLAVE_JOB_LOCK_MS',
+    schema: z.coerce.number().int().min(1000).default(30000),
+    description:
+      'Worker job lock: a job whose worker died (crash, SIGKILL) is taken over by another worker after about this long (also the stalled-check interval).',
+    fix: 'set it to a number of milliseconds of at least 1000',
+  }),
+  aiLaneConcurrency: spec({
+    env: 'ENCLAVE_AI_LANE_CONCURRENCY',
+    schema: positiveInt.default(4),
+    description: 'Jobs (batches) one worker runs at the same time on the ai lane.',
+    fix: 'set it to a positive number',
+  }),
+  tenantActiveJobs: spec({
+    env: 'ENCLAVE_TENANT_ACTIVE_JOBS',
+    schema: positiveInt.default(1),
+    description: 'Fairness: default cap on one tenant\'s active jobs per lane (a plan\'s max_active_jobs wins); the rest waits so other tenants run.',
+    fix: 'set it to a positive number',
+  }),
+  batchMaxFileBytes: spec({
+    env: 'ENCLAVE_BATCH_MAX_FILE_BYTES',
+    schema: positiveInt.default(100 * 1024 * 1024),
+    description: 'Largest batch input file accepted by POST /v1/files, in bytes.',
+    fix: 'set it to a positive number of bytes',
+  }),
+  batchMaxLines: spec({
+    env: 'ENCLAVE_BATCH_MAX_LINES',
+    schema: positiveInt.default(50000),
+    description: 'Most requests (lines) in one batch input file.',
+    fix: 'set it to a positive number',
   }),
 } as const;
 

@@ -138,6 +138,11 @@ export class SessionService {
       throw new AppError(401, 'auth_invalid_credentials', 'E-mail or password is wrong.');
     }
     this.reset(acctKey);
+    const ssoOnly = this.passwordLoginGuard?.(user);
+    if (ssoOnly) {
+      this.d.audit.record(ctx, { action: 'auth.login', outcome: 'denied', reason: ssoOnly, actor: { type: 'user', id: user.id }, tenantId: null, target });
+      throw new AppError(403, 'sso_required', 'Your organisation requires single sign-on; use its sign-in button.');
+    }
 
     // The active tenant: the requested one, else the first membership.
     const memberships = this.d.repo.membershipsOfUser(user.id);
@@ -178,6 +183,45 @@ export class SessionService {
     if (!auth.ok) throw new AppError(403, auth.code, auth.message);
     return { token, csrf: csrfFor(token), auth: auth.auth };
   }
+
+  /**
+   * A session for a user authenticated elsewhere (SSO, server/sso): a new random token,
+   * the given active tenant, audited as `auth.login` with `details.method`. The caller has
+   * verified the user (status, tenant membership) already.
+   */
+  createSession(ctx: RequestContext, user: UserRow, activeTenantId: string | null, details: Record<string, unknown> = {}): { token: string; csrf: string; session: SessionRow } {
+    const now = this.d.clock.now();
+    const token = randomBytes(32).toString('base64url');
+    const session = this.d.db
+      .insert(sessions)
+      .values({
+        id: newId('ses', now),
+        tokenHash: sha256(token),
+        userId: user.id,
+        activeTenantId,
+        createdAt: now,
+        lastSeenAt: now,
+        expiresAt: now + this.opts.maxMs,
+        ip: ctx.client?.ip ?? null,
+        userAgent: ctx.client?.userAgent?.slice(0, 256) ?? null,
+      })
+      .returning()
+      .get();
+    this.d.audit.record(ctx, {
+      action: 'auth.login',
+      actor: { type: 'user', id: user.id },
+      tenantId: null,
+      target: { type: 'session', id: session.id },
+      details: { active_tenant: activeTenantId, ...details },
+    });
+    return { token, csrf: csrfFor(token), session };
+  }
+
+  /**
+   * Set by SSO: refuses password login for users who must sign in through their tenant's IdP
+   * (enforce SSO). Returns a reason code to refuse, undefined to allow.
+   */
+  passwordLoginGuard: ((user: UserRow) => string | undefined) | undefined;
 
   /** Looks the token up (hash), enforces timeouts, user status and tenant suspension. */
   authenticate(token: string): { ok: true; auth: SessionAuth } | { ok: false; status: number; code: string; message: string } {

@@ -1,0 +1,143 @@
+import express, { Router, type CookieOptions, type Request, type Response } from 'express';
+import { z } from 'zod';
+import { AppError } from '../errors.js';
+import { authenticate, clientOf, readCookie } from '../identity/http.js';
+import type { Identity } from '../identity/index.js';
+import { SESSION_COOKIE } from '../identity/sessions.js';
+import { safeReturnTo } from './mapping.js';
+import { idpInput, idpPatch, OIDC_PATHS, platformSettingsSchema, serializeIdp, TX_COOKIE, TX_TTL_S, type SsoService } from './service.js';
+
+/**
+ * SSO routes. Public (browser): GET /auth/oidc/providers?tenant=<slug> (sign-in buttons),
+ * GET /auth/oidc/:idp/login?returnTo=/path, GET /auth/oidc/callback, POST
+ * /auth/oidc/backchannel-logout (IdP → Enclave), POST /auth/oidc/logout (session + CSRF;
+ * answers the IdP's end-session URL). The redirect URI Enclave sends is
+ * <ENCLAVE_PUBLIC_URL>/auth/oidc/callback (the bundled proxy sends only Keycloak's own
+ * /auth/{realms,resources,admin,js} prefixes to Keycloak).
+ */
+export function ssoRouter(sso: SsoService, identity: Identity, opts: { cookieSecure: 'auto' | 'true' | 'false'; maxAgeMs: number }): Router {
+  const r = Router();
+  const secure = (req: Request) => opts.cookieSecure === 'true' || (opts.cookieSecure === 'auto' && req.secure);
+  const cookie = (req: Request, maxAge?: number): CookieOptions => ({ httpOnly: true, sameSite: 'lax', path: '/', secure: secure(req), ...(maxAge ? { maxAge } : {}) });
+  const origin = (req: Request) => `${req.protocol}://${req.get('host')}`;
+  const noStore = (res: Response) => res.set('cache-control', 'no-store');
+
+  r.get('/auth/oidc/providers', (req, res) => {
+    const tenant = typeof req.query.tenant === 'string' ? req.query.tenant.slice(0, 100) : undefined;
+    res.json({ object: 'list', data: sso.providers(tenant) });
+  });
+
+  r.get('/auth/oidc/:idp/login', async (req, res) => {
+    req.ctx.client = clientOf(req);
+    noStore(res);
+    const { url, txId } = await sso.startLogin(req.ctx, String(req.params.idp).slice(0, 100), { returnTo: safeReturnTo(req.query.returnTo), origin: origin(req) });
+    res.cookie(TX_COOKIE, txId, cookie(req, TX_TTL_S * 1000));
+    res.redirect(302, url);
+  });
+
+  r.get(OIDC_PATHS.callback, async (req, res) => {
+    req.ctx.client = clientOf(req);
+    noStore(res);
+    res.clearCookie(TX_COOKIE, cookie(req));
+    const query = new URL(req.originalUrl, 'http://enclave.invalid').searchParams;
+    const out = await sso.callback(req.ctx, readCookie(req, TX_COOKIE), query);
+    // A session the browser already had is ended, never promoted (no fixation).
+    const previous = readCookie(req, SESSION_COOKIE);
+    if (previous) {
+      const prev = identity.sessions.authenticate(previous);
+      if (prev.ok) identity.sessions.logout(req.ctx, prev.auth.session.id);
+    }
+    res.cookie(SESSION_COOKIE, out.token, cookie(req, opts.maxAgeMs));
+    res.redirect(302, out.returnTo);
+  });
+
+  const form = express.urlencoded({ extended: false, limit: '32kb' });
+  r.post(OIDC_PATHS.backchannelLogout, form, async (req, res) => {
+    req.ctx.client = clientOf(req);
+    noStore(res);
+    const token = (req.body as Record<string, unknown> | undefined)?.logout_token;
+    const ended = await sso.backchannelLogout(req.ctx, token);
+    res.json({ ok: true, sessions_ended: ended });
+  });
+
+  r.post('/auth/oidc/logout', authenticate(identity, { accept: ['session'] }), async (req, res) => {
+    noStore(res);
+    const url = await sso.logout(req.ctx, req.ctx.principal!.sessionId!, origin(req));
+    res.clearCookie(SESSION_COOKIE, cookie(req));
+    res.json({ ok: true, end_session_url: url });
+  });
+  return r;
+}
+
+function parse<T extends z.ZodType>(schema: T, value: unknown): z.output<T> {
+  const r = schema.safeParse(value ?? {});
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    const param = issue?.path.join('.') || undefined;
+    throw new AppError(400, 'invalid_request', `${param ? `${param}: ` : ''}${issue?.message ?? 'invalid request'}`, param ? { param } : {});
+  }
+  return r.data;
+}
+
+/**
+ * Admin API for SSO (sessions and admin-scoped API keys):
+ *   GET|PUT /admin/api/sso/platform            platform IdP view / mapping (platform admins)
+ *   GET     /admin/api/sso/platform/claims     last received mapped claim values
+ *   POST    /admin/api/sso/platform/test       discovery check
+ *   GET|POST /admin/api/tenants/:tenantId/sso/idps
+ *   GET|PATCH|DELETE /admin/api/tenants/:tenantId/sso/idps/:idpId
+ *   GET     /admin/api/tenants/:tenantId/sso/idps/:idpId/claims
+ *   POST    /admin/api/tenants/:tenantId/sso/idps/:idpId/test
+ * Another tenant's IdP (or tenant) answers 404.
+ */
+export function ssoAdminRouter(sso: SsoService, identity: Identity): Router {
+  const r = Router();
+  const auth = authenticate(identity, { accept: ['session', 'api_key'] });
+  r.use(['/admin/api/sso', '/admin/api/tenants/:tenantId/sso'], auth);
+  const inTenant = (req: Request, action: string) => identity.tenants.scopeTo(req.ctx, String(req.params.tenantId), action);
+
+  r.get('/admin/api/sso/platform', (req, res) => {
+    res.json(sso.platformView(req.ctx));
+  });
+  r.put('/admin/api/sso/platform', (req, res) => {
+    const b = parse(platformSettingsSchema, req.body);
+    res.json({ object: 'sso_platform_settings', settings: sso.setPlatformSettings(req.ctx, b) });
+  });
+  r.get('/admin/api/sso/platform/claims', (req, res) => {
+    res.json({ object: 'sso_claims', idp: 'platform', last_claims: sso.lastClaims(req.ctx, 'platform') });
+  });
+  r.post('/admin/api/sso/platform/test', async (req, res) => {
+    res.json({ object: 'sso_test', idp: 'platform', ...(await sso.test(req.ctx, 'platform')) });
+  });
+
+  r.get('/admin/api/tenants/:tenantId/sso/idps', (req, res) => {
+    const ctx = inTenant(req, 'sso.idp.read');
+    res.json({ object: 'list', data: sso.listIdps(ctx).map(serializeIdp), next_cursor: null });
+  });
+  r.post('/admin/api/tenants/:tenantId/sso/idps', (req, res) => {
+    const ctx = inTenant(req, 'sso.idp.create');
+    res.status(201).json(serializeIdp(sso.createIdp(ctx, parse(idpInput, req.body))));
+  });
+  r.get('/admin/api/tenants/:tenantId/sso/idps/:idpId', (req, res) => {
+    const ctx = inTenant(req, 'sso.idp.read');
+    res.json(serializeIdp(sso.getIdp(ctx, String(req.params.idpId))));
+  });
+  r.patch('/admin/api/tenants/:tenantId/sso/idps/:idpId', (req, res) => {
+    const ctx = inTenant(req, 'sso.idp.update');
+    res.json(serializeIdp(sso.updateIdp(ctx, String(req.params.idpId), parse(idpPatch, req.body))));
+  });
+  r.delete('/admin/api/tenants/:tenantId/sso/idps/:idpId', (req, res) => {
+    const ctx = inTenant(req, 'sso.idp.delete');
+    sso.deleteIdp(ctx, String(req.params.idpId));
+    res.json({ object: 'sso_idp', id: req.params.idpId, deleted: true });
+  });
+  r.get('/admin/api/tenants/:tenantId/sso/idps/:idpId/claims', (req, res) => {
+    const ctx = inTenant(req, 'sso.idp.read');
+    res.json({ object: 'sso_claims', idp: req.params.idpId, last_claims: sso.lastClaims(ctx, String(req.params.idpId)) });
+  });
+  r.post('/admin/api/tenants/:tenantId/sso/idps/:idpId/test', async (req, res) => {
+    const ctx = inTenant(req, 'sso.idp.read');
+    res.json({ object: 'sso_test', idp: req.params.idpId, ...(await sso.test(ctx, String(req.params.idpId))) });
+  });
+  return r;
+}

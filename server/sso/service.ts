@@ -1,0 +1,881 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { Redis } from 'ioredis';
+import * as jose from 'jose';
+import * as client from 'openid-client';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import type { Entitlements } from '../access/entitlements.js';
+import { isRole, type Role } from '../access/permissions.js';
+import type { Clock } from '../clock.js';
+import type { RuntimeSettings } from '../config/runtime-settings.js';
+import type { SecretBox } from '../config/secret-box.js';
+import type { Config } from '../config/settings.js';
+import type { RequestContext } from '../context.js';
+import type { Db } from '../db/connection.js';
+import { SsoRepo, type SsoIdpRow } from '../db/repos/sso.js';
+import { secretAad } from '../db/secret-columns.js';
+import type { TenantData } from '../db/tenant-scope.js';
+import { AppError } from '../errors.js';
+import { newId } from '../ids.js';
+import { isPlatform } from '../identity/deps.js';
+import type { Identity } from '../identity/index.js';
+import { systemContext } from '../identity/index.js';
+import type { UserRow } from '../identity/users.js';
+import type { Metrics } from '../metrics/registry.js';
+import {
+  domainAllowed,
+  issuerProblem,
+  mappedValues,
+  platformGrants,
+  platformRule,
+  claimPath,
+  CLAIM_SOURCES,
+  tenantRole,
+  tenantRule,
+  type ClaimSource,
+  type MappedValues,
+  type PlatformRule,
+  type TenantRule,
+} from './mapping.js';
+import { classifyOidcError, CLOCK_TOLERANCE_S, OidcClients, SsoError, type IdpEndpoint } from './oidc.js';
+
+/** Paths on the public URL (the bundled realm registers these: installer/realm.ts OIDC_PATHS). */
+export const OIDC_PATHS = { callback: '/auth/oidc/callback', backchannelLogout: '/auth/oidc/backchannel-logout', postLogout: '/' } as const;
+export const PLATFORM_REF = 'platform';
+export const TX_COOKIE = 'enclave_oidc_tx';
+export const TX_TTL_S = 600;
+const PLATFORM_SETTINGS_KEY = 'sso.platform';
+const PLATFORM_CLAIMS_KEY = 'sso.platform.last_claims';
+const BCL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
+
+export interface SsoDeps {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly clock: Clock;
+  readonly db: Db;
+  readonly data: TenantData;
+  readonly secrets: SecretBox;
+  readonly settings: RuntimeSettings;
+  readonly redis: Redis;
+  readonly metrics: Metrics;
+  readonly identity: Identity;
+  readonly entitlements: () => Entitlements;
+}
+
+/** An IdP ready to use: the platform IdP (bootstrap settings) or a tenant IdP (database). */
+export interface ResolvedIdp {
+  readonly ref: string;
+  readonly kind: 'platform' | 'tenant';
+  readonly tenant: { id: string; slug: string; status: 'active' | 'suspended' } | null;
+  readonly name: string;
+  readonly endpoint: IdpEndpoint;
+  readonly scopes: string;
+  readonly claimSource: ClaimSource;
+  readonly rolesPath: string | null;
+  readonly groupsPath: string | null;
+  readonly tenantRules: TenantRule[];
+  readonly platformRules: PlatformRule[];
+  readonly defaultRole: Role | null;
+  readonly allowedDomains: string[];
+  readonly jit: boolean;
+  readonly enabled: boolean;
+}
+
+/** The platform IdP's admin-editable part (runtime setting `sso.platform`, platform admins only). */
+export const platformSettingsSchema = z
+  .object({
+    claim_source: z.enum(CLAIM_SOURCES),
+    roles_path: claimPath.nullable(),
+    groups_path: claimPath.nullable(),
+    rules: z.array(platformRule).max(200),
+    allowed_domains: z.array(z.string().min(1).max(253)).max(100),
+    jit: z.boolean(),
+  })
+  .strict();
+export type PlatformSettings = z.infer<typeof platformSettingsSchema>;
+
+export const idpInput = z
+  .object({
+    name: z.string().trim().min(1).max(100),
+    issuer: z.string().trim().url().max(500),
+    client_id: z.string().trim().min(1).max(300),
+    client_secret: z.string().min(1).max(2000),
+    scopes: z.string().trim().min(1).max(500).optional(),
+    claim_source: z.enum(CLAIM_SOURCES).optional(),
+    roles_path: claimPath.nullable().optional(),
+    groups_path: claimPath.nullable().optional(),
+    mapping: z.array(tenantRule).max(200).optional(),
+    default_role: z.enum(['owner', 'admin', 'member', 'viewer']).nullable().optional(),
+    allowed_domains: z.array(z.string().trim().toLowerCase().min(1).max(253)).max(100).optional(),
+    jit: z.boolean().optional(),
+    enforce_sso: z.boolean().optional(),
+    enabled: z.boolean().optional(),
+  })
+  .strict();
+export type IdpInput = z.infer<typeof idpInput>;
+export const idpPatch = idpInput.partial().strict();
+
+/** Values of the mapped claims and the names of the claims received (never tokens, never other values). */
+export interface LastClaims {
+  readonly at: number;
+  readonly source: ClaimSource;
+  readonly roles_path: string | null;
+  readonly groups_path: string | null;
+  readonly roles: string[];
+  readonly groups: string[];
+  readonly claim_names: string[];
+  readonly email_verified: boolean | null;
+}
+
+export function serializeIdp(r: SsoIdpRow) {
+  return {
+    object: 'sso_idp' as const,
+    id: r.id,
+    tenant_id: r.tenantId,
+    name: r.name,
+    issuer: r.issuer,
+    client_id: r.clientId,
+    has_client_secret: true,
+    scopes: r.scopes,
+    claim_source: r.claimSource,
+    roles_path: r.rolesPath,
+    groups_path: r.groupsPath,
+    mapping: JSON.parse(r.mapping) as TenantRule[],
+    default_role: r.defaultRole,
+    allowed_domains: JSON.parse(r.allowedDomains) as string[],
+    jit: r.jit,
+    enforce_sso: r.enforceSso,
+    enabled: r.enabled,
+    login_path: `/auth/oidc/${r.id}/login`,
+    created_at: r.createdAt,
+    updated_at: r.updatedAt,
+  };
+}
+
+interface Transaction {
+  readonly idpRef: string;
+  readonly issuer: string;
+  readonly state: string;
+  readonly nonce: string;
+  readonly verifier: string;
+  readonly redirectUri: string;
+  readonly returnTo: string;
+}
+
+const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
+
+function claimNames(obj: Record<string, unknown>, prefix = '', depth = 0, out: string[] = []): string[] {
+  for (const [k, v] of Object.entries(obj)) {
+    if (out.length >= 100) break;
+    const name = prefix ? `${prefix}.${k}` : k;
+    out.push(name);
+    if (v && typeof v === 'object' && !Array.isArray(v) && depth < 3) claimNames(v as Record<string, unknown>, name, depth + 1, out);
+  }
+  return out;
+}
+
+export class SsoService {
+  readonly repo: SsoRepo;
+  readonly clients: OidcClients;
+  private platformSecret: string | undefined;
+
+  constructor(private readonly d: SsoDeps) {
+    this.repo = new SsoRepo(d.db, d.data);
+    this.clients = new OidcClients({ allowLoopbackHttp: d.config.oidcAllowLoopbackHttp, now: () => d.clock.now() });
+    // Enforce SSO: members of a tenant whose enabled IdP enforces SSO sign in through it.
+    // Platform administrators keep the local break-glass login.
+    d.identity.sessions.passwordLoginGuard = (user) => {
+      if (user.platformAdmin) return undefined;
+      const enforcing = this.repo.enforcingTenants();
+      if (enforcing.size === 0) return undefined;
+      return d.identity.sessions.memberships(user.id).some((m) => enforcing.has(m.tenantId)) ? 'sso_required' : undefined;
+    };
+  }
+
+  private audit(ctx: RequestContext | undefined, input: Parameters<Identity['audit']['record']>[1]): void {
+    this.d.identity.audit.record(ctx, input);
+  }
+
+  private sys(name = 'sso', ctx?: RequestContext): RequestContext {
+    const c = systemContext(this.d.log, this.d.clock, name, ctx?.requestId);
+    if (ctx?.client) c.client = ctx.client;
+    return c;
+  }
+
+  // ---------------------------------------------------------------- IdP resolution
+
+  /** The platform IdP's mapping settings (defaults from bootstrap settings). */
+  platformSettings(): PlatformSettings {
+    const c = this.d.config;
+    const stored = this.d.settings.get<PlatformSettings>(PLATFORM_SETTINGS_KEY);
+    const parsed = stored ? platformSettingsSchema.safeParse(stored) : undefined;
+    if (parsed?.success) return parsed.data;
+    return {
+      claim_source: 'id_token',
+      roles_path: c.oidcRolesClaim,
+      groups_path: c.oidcGroupsClaim,
+      rules: [{ claim: 'roles', value: c.oidcAdminRole, platform_admin: true }],
+      allowed_domains: [],
+      jit: true,
+    };
+  }
+
+  platformConfigured(): boolean {
+    return Boolean(this.d.config.oidcIssuer && this.d.config.oidcClientSecretFile);
+  }
+
+  private platformIdp(): ResolvedIdp | undefined {
+    const c = this.d.config;
+    if (!c.oidcIssuer || !c.oidcClientSecretFile) return undefined;
+    if (this.platformSecret === undefined) {
+      try {
+        this.platformSecret = readFileSync(c.oidcClientSecretFile, 'utf8').trim();
+      } catch {
+        throw new AppError(503, 'sso_platform_secret_unreadable', 'The platform IdP client secret file (ENCLAVE_OIDC_CLIENT_SECRET_FILE) cannot be read.');
+      }
+    }
+    const s = this.platformSettings();
+    return {
+      ref: PLATFORM_REF,
+      kind: 'platform',
+      tenant: null,
+      name: 'Single sign-on',
+      endpoint: { ref: PLATFORM_REF, issuer: c.oidcIssuer, clientId: c.oidcClientId, clientSecret: this.platformSecret, internalOrigin: c.oidcInternalUrl },
+      scopes: 'openid email profile',
+      claimSource: s.claim_source,
+      rolesPath: s.roles_path,
+      groupsPath: s.groups_path,
+      tenantRules: [],
+      platformRules: s.rules,
+      defaultRole: null,
+      allowedDomains: s.allowed_domains,
+      jit: s.jit,
+      enabled: true,
+    };
+  }
+
+  private fromRow(row: SsoIdpRow, tenant: ResolvedIdp['tenant']): ResolvedIdp {
+    return {
+      ref: row.id,
+      kind: 'tenant',
+      tenant,
+      name: row.name,
+      endpoint: { ref: row.id, issuer: row.issuer, clientId: row.clientId, clientSecret: this.d.secrets.decrypt(row.clientSecret, secretAad('sso_idps', 'client_secret', row.id)) },
+      scopes: row.scopes,
+      claimSource: row.claimSource,
+      rolesPath: row.rolesPath,
+      groupsPath: row.groupsPath,
+      tenantRules: JSON.parse(row.mapping) as TenantRule[],
+      platformRules: [],
+      defaultRole: row.defaultRole,
+      allowedDomains: JSON.parse(row.allowedDomains) as string[],
+      jit: row.jit,
+      enabled: row.enabled,
+    };
+  }
+
+  private tenantCtx(tenant: { id: string; slug: string }, name = 'sso', ctx?: RequestContext): RequestContext {
+    const c = this.sys(name, ctx);
+    c.tenant = { id: tenant.id, slug: tenant.slug };
+    return c;
+  }
+
+  /** By ref (`platform` or an IdP id); undefined when there is none. */
+  resolve(ref: string): ResolvedIdp | undefined {
+    if (ref === PLATFORM_REF) return this.platformIdp();
+    if (!/^idp_[0-9a-z]{26}$/.test(ref)) return undefined;
+    const tenant = this.repo.idpTenant(ref);
+    if (!tenant) return undefined;
+    const row = this.repo.idp(this.tenantCtx(tenant), ref);
+    return row ? this.fromRow(row, tenant) : undefined;
+  }
+
+  /** Sign-in buttons: the platform IdP, plus the enabled IdPs of a tenant (by slug). */
+  providers(tenantSlug?: string): { id: string; name: string; tenant: string | null; login_path: string }[] {
+    const out: { id: string; name: string; tenant: string | null; login_path: string }[] = [];
+    if (this.platformConfigured()) out.push({ id: PLATFORM_REF, name: 'Single sign-on', tenant: null, login_path: `/auth/oidc/${PLATFORM_REF}/login` });
+    if (tenantSlug) {
+      const t = this.d.identity.tenants.resolve(tenantSlug);
+      if (t && t.status === 'active' && !tenantSlug.startsWith('ten_')) {
+        for (const r of this.repo.idps(this.tenantCtx(t))) {
+          if (r.enabled) out.push({ id: r.id, name: r.name, tenant: t.slug, login_path: `/auth/oidc/${r.id}/login` });
+        }
+      }
+    }
+    return out;
+  }
+
+  // ---------------------------------------------------------------- failures
+
+  private fail(ctx: RequestContext, idp: ResolvedIdp | undefined, reason: string, status = 400, details: Record<string, unknown> = {}): AppError {
+    this.audit(ctx, {
+      action: 'sso.login',
+      outcome: 'denied',
+      reason,
+      tenantId: idp?.tenant?.id ?? null,
+      target: { type: 'sso_idp', id: idp?.ref ?? null },
+      details,
+    });
+    this.d.metrics.authLogins.labels('oidc', reasonLabel(reason)).inc();
+    ctx.log.info({ reason, idp: idp?.ref ?? null }, 'sso login refused');
+    return new AppError(status, `sso_${reason}`, MESSAGES[reason] ?? 'Single sign-on failed.', { details: { reason } });
+  }
+
+  // ---------------------------------------------------------------- login
+
+  /** Starts a login: returns the authorization URL and the transaction id for the cookie. */
+  async startLogin(ctx: RequestContext, ref: string, input: { returnTo: string; origin: string }): Promise<{ url: string; txId: string }> {
+    const idp = this.resolve(ref);
+    if (!idp) throw this.fail(ctx, undefined, 'idp_not_found', 404, { idp: ref.slice(0, 40) });
+    if (!idp.enabled) throw this.fail(ctx, idp, 'idp_disabled', 404);
+    if (idp.tenant?.status === 'suspended') throw this.fail(ctx, idp, 'tenant_suspended', 403);
+    let config: client.Configuration;
+    try {
+      config = await this.clients.config(idp.endpoint);
+    } catch (e) {
+      throw this.fail(ctx, idp, classifyOidcError(e), 502);
+    }
+    const verifier = client.randomPKCECodeVerifier();
+    const tx: Transaction = {
+      idpRef: idp.ref,
+      issuer: idp.endpoint.issuer,
+      state: client.randomState(),
+      nonce: client.randomNonce(),
+      verifier,
+      redirectUri: (this.d.config.publicUrl?.replace(/\/+$/, '') ?? input.origin) + OIDC_PATHS.callback,
+      returnTo: input.returnTo,
+    };
+    const txId = randomBytes(32).toString('base64url');
+    await this.d.redis.set(`sso:tx:${sha256(txId)}`, JSON.stringify(tx), 'EX', TX_TTL_S);
+    const url = client.buildAuthorizationUrl(config, {
+      redirect_uri: tx.redirectUri,
+      scope: idp.scopes,
+      state: tx.state,
+      nonce: tx.nonce,
+      code_challenge: await client.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+    });
+    return { url: url.href, txId };
+  }
+
+  /**
+   * The callback: one-time transaction, state, mix-up and full token validation, then the
+   * identity by (iss, sub), provisioning, role mapping and a session.
+   */
+  async callback(ctx: RequestContext, txId: string | undefined, query: URLSearchParams): Promise<{ token: string; returnTo: string; userId: string }> {
+    const raw = txId ? await this.d.redis.getdel(`sso:tx:${sha256(txId)}`) : null;
+    if (!raw) throw this.fail(ctx, undefined, 'transaction_missing');
+    const tx = JSON.parse(raw) as Transaction;
+    const idp = this.resolve(tx.idpRef);
+    if (!idp || !idp.enabled || idp.endpoint.issuer !== tx.issuer) throw this.fail(ctx, idp, 'idp_changed');
+    if (query.get('state') !== tx.state) throw this.fail(ctx, idp, 'state_mismatch');
+    // Mix-up defence (RFC 9207): a response naming another issuer is refused before any token call.
+    const iss = query.get('iss');
+    if (iss !== null && iss !== tx.issuer) throw this.fail(ctx, idp, 'issuer_mismatch');
+    if (query.has('error')) {
+      const code = (query.get('error') ?? '').replace(/[^a-z_]/g, '').slice(0, 40);
+      throw this.fail(ctx, idp, 'idp_error', 400, { idp_error: code });
+    }
+
+    let tokens: Awaited<ReturnType<typeof client.authorizationCodeGrant>>;
+    let config: client.Configuration;
+    try {
+      config = await this.clients.config(idp.endpoint);
+      const current = new URL(tx.redirectUri);
+      current.search = query.toString();
+      tokens = await client.authorizationCodeGrant(config, current, {
+        pkceCodeVerifier: tx.verifier,
+        expectedNonce: tx.nonce,
+        expectedState: tx.state,
+        idTokenExpected: true,
+      });
+    } catch (e) {
+      throw this.fail(ctx, idp, classifyOidcError(e));
+    }
+    const idClaims = tokens.claims();
+    if (!idClaims || typeof idClaims.sub !== 'string' || !idClaims.sub) throw this.fail(ctx, idp, 'sub_missing');
+    if (idClaims.iss !== tx.issuer) throw this.fail(ctx, idp, 'iss_mismatch');
+    // The library checks exp/nbf; an iat in the future (beyond the tolerance) is refused here.
+    if (typeof idClaims.iat !== 'number' || idClaims.iat > this.d.clock.now() / 1000 + CLOCK_TOLERANCE_S) throw this.fail(ctx, idp, 'iat_invalid');
+    const sub = idClaims.sub;
+
+    let source: Record<string, unknown> = idClaims as Record<string, unknown>;
+    try {
+      if (idp.claimSource === 'userinfo') {
+        source = (await client.fetchUserInfo(config, tokens.access_token, sub)) as Record<string, unknown>;
+      } else if (idp.claimSource === 'access_token') {
+        source = await this.accessTokenClaims(idp, tokens.access_token);
+      }
+    } catch (e) {
+      throw this.fail(ctx, idp, e instanceof SsoError ? e.reason : 'claims_unavailable');
+    }
+    const values = mappedValues(source, idp.rolesPath, idp.groupsPath);
+    const email = typeof idClaims.email === 'string' ? idClaims.email : typeof source.email === 'string' ? source.email : undefined;
+    const emailVerified = (idClaims.email_verified ?? source.email_verified) === true;
+    this.saveLastClaims(idp, {
+      at: this.d.clock.now(),
+      source: idp.claimSource,
+      roles_path: idp.rolesPath,
+      groups_path: idp.groupsPath,
+      roles: values.roles,
+      groups: values.groups,
+      claim_names: claimNames(source),
+      email_verified: typeof (idClaims.email_verified ?? source.email_verified) === 'boolean' ? emailVerified : null,
+    });
+
+    if (!domainAllowed(email, emailVerified, idp.allowedDomains)) throw this.fail(ctx, idp, 'email_domain_not_allowed', 403);
+
+    const user = await this.userFor(ctx, idp, { iss: tx.issuer, sub, email, emailVerified, name: typeof idClaims.name === 'string' ? idClaims.name : undefined });
+    const activeTenant = this.applyMapping(ctx, idp, user, values);
+    const fresh = this.d.identity.users.byId(user.id)!;
+    if (fresh.status !== 'active') throw this.fail(ctx, idp, 'user_deactivated', 403);
+
+    const sctx: RequestContext = { ...ctx, principal: { kind: 'user', id: fresh.id, userId: fresh.id, platformAdmin: fresh.platformAdmin } };
+    const { token, session } = this.d.identity.sessions.createSession(sctx, fresh, activeTenant, { method: 'oidc', idp: idp.ref });
+    this.repo.insertSession({
+      sessionId: session.id,
+      idpRef: idp.ref,
+      issuer: tx.issuer,
+      subject: sub,
+      sid: typeof idClaims.sid === 'string' ? idClaims.sid : null,
+      idToken: tokens.id_token ? this.d.secrets.encrypt(tokens.id_token, secretAad('sso_sessions', 'id_token', session.id)) : null,
+      createdAt: this.d.clock.now(),
+    });
+    this.audit(sctx, {
+      action: 'sso.login',
+      tenantId: idp.tenant?.id ?? activeTenant,
+      target: { type: 'sso_idp', id: idp.ref },
+      details: { session: session.id, active_tenant: activeTenant },
+    });
+    this.d.metrics.authLogins.labels('oidc', 'success').inc();
+    return { token, returnTo: tx.returnTo, userId: fresh.id };
+  }
+
+  /** Claims of a JWT access token, verified against the IdP's JWKS (issuer, signature, expiry, our client). */
+  private async accessTokenClaims(idp: ResolvedIdp, accessToken: string): Promise<Record<string, unknown>> {
+    const jwks = await this.clients.jwks(idp.endpoint);
+    try {
+      const { payload } = await jose.jwtVerify(accessToken, jwks, {
+        issuer: idp.endpoint.issuer,
+        algorithms: ['RS256', 'PS256', 'ES256', 'EdDSA'],
+        clockTolerance: CLOCK_TOLERANCE_S,
+        currentDate: new Date(this.d.clock.now()),
+      });
+      const aud = Array.isArray(payload.aud) ? payload.aud : payload.aud ? [payload.aud] : [];
+      if (payload.azp !== idp.endpoint.clientId && !aud.includes(idp.endpoint.clientId)) throw new SsoError('access_token_audience', 'The access token is not for Enclave.');
+      return payload as Record<string, unknown>;
+    } catch (e) {
+      if (e instanceof SsoError) throw e;
+      throw new SsoError('access_token_invalid', 'The access token is not a valid JWT of the IdP.');
+    }
+  }
+
+  private saveLastClaims(idp: ResolvedIdp, claims: LastClaims): void {
+    if (idp.kind === 'platform') this.d.settings.set(PLATFORM_CLAIMS_KEY, claims);
+    else this.repo.updateIdp(this.tenantCtx(idp.tenant!), idp.ref, { lastClaims: JSON.stringify(claims), lastClaimsAt: claims.at });
+  }
+
+  /** The user of (iss, sub): linked, linked by a verified e-mail under strict rules, or provisioned. */
+  private async userFor(
+    ctx: RequestContext,
+    idp: ResolvedIdp,
+    c: { iss: string; sub: string; email: string | undefined; emailVerified: boolean; name: string | undefined },
+  ): Promise<UserRow> {
+    const now = this.d.clock.now();
+    const linked = this.repo.identity(c.iss, c.sub);
+    if (linked) {
+      const u = this.d.identity.users.byId(linked.userId)!;
+      if (idp.kind === 'tenant' && u.platformAdmin) throw this.fail(ctx, idp, 'platform_admin_requires_platform_idp', 403);
+      this.repo.updateIdentity(linked.id, { lastLoginAt: now });
+      return u;
+    }
+    if (!c.email) throw this.fail(ctx, idp, 'email_missing', 403);
+    const existing = this.d.identity.users.byEmail(c.email);
+    if (existing) {
+      // Link only a verified address; a tenant IdP only to a non-admin member of its own tenant.
+      const ok =
+        c.emailVerified &&
+        (idp.kind === 'platform' ||
+          (!existing.platformAdmin &&
+            idp.allowedDomains.length > 0 &&
+            this.d.identity.sessions.memberships(existing.id).some((m) => m.tenantId === idp.tenant!.id)));
+      if (!ok) throw this.fail(ctx, idp, 'account_link_refused', 403);
+      this.repo.insertIdentity({ id: newId('sid', now), issuer: c.iss, subject: c.sub, userId: existing.id, idpRef: idp.ref, createdAt: now, lastLoginAt: now });
+      this.audit(ctx, { action: 'sso.link', tenantId: idp.tenant?.id ?? null, actor: { type: 'user', id: existing.id }, target: { type: 'user', id: existing.id }, details: { idp: idp.ref } });
+      return existing;
+    }
+    if (!idp.jit) throw this.fail(ctx, idp, 'not_provisioned', 403);
+    let u: UserRow;
+    try {
+      u = await this.d.identity.users.create(this.sys('sso', ctx), { email: c.email, ...(c.name ? { name: c.name.slice(0, 200) } : {}), password: null });
+    } catch (e) {
+      if (e instanceof AppError) throw this.fail(ctx, idp, e.code === 'seat_limit' || e.code === 'license_lapsed' ? 'seat_limit' : 'provisioning_failed', 403);
+      throw e;
+    }
+    this.repo.insertIdentity({ id: newId('sid', now), issuer: c.iss, subject: c.sub, userId: u.id, idpRef: idp.ref, createdAt: now, lastLoginAt: now });
+    this.audit(ctx, { action: 'sso.provision', tenantId: idp.tenant?.id ?? null, actor: { type: 'system', id: 'sso' }, target: { type: 'user', id: u.id }, details: { idp: idp.ref } });
+    return u;
+  }
+
+  /**
+   * Recomputes roles from the mapped claims (every login; a removed group demotes). Tenant
+   * IdPs: only their own tenant, never platform admin. Platform IdP: platform admin and the
+   * tenants its rules name. Returns the session's active tenant.
+   */
+  private applyMapping(ctx: RequestContext, idp: ResolvedIdp, user: UserRow, values: MappedValues): string | null {
+    if (idp.kind === 'tenant') {
+      const tenant = idp.tenant!;
+      const role = tenantRole(values, idp.tenantRules, idp.defaultRole);
+      this.setRole(ctx, idp, user, tenant, role);
+      if (!role) throw this.fail(ctx, idp, 'no_mapped_role', 403);
+      return tenant.id;
+    }
+    const grants = platformGrants(values, idp.platformRules);
+    const identity = this.repo.identity(idp.endpoint.issuer, this.repo.identitiesOfUser(user.id).find((i) => i.idpRef === PLATFORM_REF)?.subject ?? '');
+    const now = this.d.clock.now();
+    if (grants.platformAdmin && !user.platformAdmin) {
+      this.repo.setPlatformAdmin(user.id, true, now);
+      if (identity) this.repo.updateIdentity(identity.id, { platformAdminManaged: true });
+      this.d.identity.revision.bump();
+      this.audit(ctx, { action: 'sso.role_change', tenantId: null, actor: { type: 'system', id: 'sso' }, target: { type: 'user', id: user.id }, details: { idp: idp.ref, platform_admin: true } });
+    } else if (!grants.platformAdmin && user.platformAdmin && identity?.platformAdminManaged) {
+      this.repo.setPlatformAdmin(user.id, false, now);
+      this.repo.updateIdentity(identity.id, { platformAdminManaged: false });
+      this.d.identity.revision.bump();
+      this.audit(ctx, { action: 'sso.role_change', tenantId: null, actor: { type: 'system', id: 'sso' }, target: { type: 'user', id: user.id }, details: { idp: idp.ref, platform_admin: false } });
+    }
+    for (const [slug, role] of grants.tenants) {
+      const t = this.d.identity.tenants.resolve(slug);
+      if (t) this.setRole(ctx, idp, user, { id: t.id, slug: t.slug }, role);
+    }
+    const after = this.d.identity.users.byId(user.id)!;
+    const memberships = this.d.identity.sessions.memberships(user.id);
+    if (!after.platformAdmin && memberships.length === 0) throw this.fail(ctx, idp, 'no_mapped_role', 403);
+    return memberships[0]?.tenantId ?? null;
+  }
+
+  private setRole(ctx: RequestContext, idp: ResolvedIdp, user: UserRow, tenant: { id: string; slug: string }, role: Role | null): void {
+    const tctx = this.tenantCtx(tenant, 'sso', ctx);
+    const current = this.d.identity.sessions.memberships(user.id).find((m) => m.tenantId === tenant.id)?.role ?? null;
+    if (current === role) return;
+    try {
+      if (role) this.d.identity.users.grant(tctx, user.id, role);
+      else this.d.identity.users.removeMember(tctx, user.id);
+    } catch (e) {
+      // The last owner keeps the role (a tenant always has one); everything else is a bug.
+      if (e instanceof AppError && e.code === 'last_owner') {
+        this.audit(tctx, { action: 'sso.role_change', outcome: 'denied', reason: 'last_owner', target: { type: 'user', id: user.id }, details: { idp: idp.ref, role, previous_role: current } });
+        return;
+      }
+      throw e;
+    }
+    this.audit(tctx, { action: 'sso.role_change', actor: { type: 'system', id: 'sso' }, target: { type: 'user', id: user.id }, details: { idp: idp.ref, role, previous_role: current } });
+  }
+
+  // ---------------------------------------------------------------- logout
+
+  /** RP-initiated logout: ends our session first, then returns the IdP's end-session URL (or null). */
+  async logout(ctx: RequestContext, sessionId: string, origin: string): Promise<string | null> {
+    const link = this.repo.session(sessionId);
+    this.d.identity.sessions.logout(ctx, sessionId);
+    if (!link) return null;
+    const idp = this.resolve(link.idpRef);
+    this.audit(ctx, { action: 'sso.logout', tenantId: idp?.tenant?.id ?? null, target: { type: 'session', id: sessionId }, details: { idp: link.idpRef, kind: 'rp_initiated' } });
+    if (!idp) return null;
+    try {
+      const config = await this.clients.config(idp.endpoint);
+      if (!config.serverMetadata().end_session_endpoint) return null;
+      const params: Record<string, string> = { post_logout_redirect_uri: (this.d.config.publicUrl?.replace(/\/+$/, '') ?? origin) + OIDC_PATHS.postLogout, client_id: idp.endpoint.clientId };
+      if (link.idToken) params.id_token_hint = this.d.secrets.decrypt(link.idToken, secretAad('sso_sessions', 'id_token', sessionId));
+      return client.buildEndSessionUrl(config, params).href;
+    } catch {
+      return null;
+    }
+  }
+
+  /**
+   * Back-channel logout (OIDC Back-Channel Logout 1.0 §2.6): verifies the logout token of a
+   * configured IdP (signature, iss, aud, iat window, typ, events, no nonce, sid or sub, jti
+   * once) and ends the matching sessions. Returns how many ended.
+   */
+  async backchannelLogout(ctx: RequestContext, logoutToken: unknown): Promise<number> {
+    const refuse = (reason: string, idp?: ResolvedIdp): AppError => {
+      this.audit(ctx, { action: 'sso.backchannel_logout', outcome: 'denied', reason, tenantId: idp?.tenant?.id ?? null, target: { type: 'sso_idp', id: idp?.ref ?? null } });
+      ctx.log.info({ reason }, 'back-channel logout refused');
+      return new AppError(400, 'invalid_request', 'Invalid logout token.', { details: { reason } });
+    };
+    if (typeof logoutToken !== 'string' || logoutToken.length > 16_384) throw refuse('logout_token_missing');
+    let unverified: jose.JWTPayload;
+    try {
+      unverified = jose.decodeJwt(logoutToken);
+    } catch {
+      throw refuse('logout_token_malformed');
+    }
+    if (typeof unverified.iss !== 'string') throw refuse('iss_missing');
+    const candidates: ResolvedIdp[] = [];
+    const platform = this.platformConfigured() ? this.platformIdp() : undefined;
+    if (platform && platform.endpoint.issuer === unverified.iss) candidates.push(platform);
+    for (const r of this.repo.idpsByIssuer(unverified.iss)) {
+      const idp = this.resolve(r.id);
+      if (idp?.enabled) candidates.push(idp);
+    }
+    const aud = Array.isArray(unverified.aud) ? unverified.aud : unverified.aud ? [unverified.aud] : [];
+    const idp = candidates.find((c) => aud.includes(c.endpoint.clientId));
+    if (!idp) throw refuse('unknown_issuer_or_audience');
+
+    let payload: jose.JWTPayload;
+    try {
+      const jwks = await this.clients.jwks(idp.endpoint);
+      const r = await jose.jwtVerify(logoutToken, jwks, {
+        issuer: idp.endpoint.issuer,
+        audience: idp.endpoint.clientId,
+        algorithms: ['RS256', 'PS256', 'ES256', 'EdDSA'],
+        maxTokenAge: '120s',
+        clockTolerance: CLOCK_TOLERANCE_S,
+        currentDate: new Date(this.d.clock.now()),
+        requiredClaims: ['iat', 'jti'],
+      });
+      payload = r.payload;
+      const typ = r.protectedHeader.typ;
+      if (typ !== undefined && typ.toLowerCase() !== 'logout+jwt' && typ.toLowerCase() !== 'jwt') throw refuse('typ_invalid', idp);
+    } catch (e) {
+      if (e instanceof AppError) throw e;
+      const code = (e as { code?: string }).code ?? '';
+      throw refuse(code === 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED' || code === 'ERR_JWKS_NO_MATCHING_KEY' ? 'signature_invalid' : code === 'ERR_JOSE_ALG_NOT_ALLOWED' ? 'alg_not_allowed' : 'logout_token_invalid', idp);
+    }
+    const events = payload.events as Record<string, unknown> | undefined;
+    if (!events || typeof events !== 'object' || !events[BCL_EVENT] || typeof events[BCL_EVENT] !== 'object') throw refuse('events_invalid', idp);
+    if ('nonce' in payload) throw refuse('nonce_present', idp);
+    const sid = typeof payload.sid === 'string' ? payload.sid : undefined;
+    const sub = typeof payload.sub === 'string' ? payload.sub : undefined;
+    if (!sid && !sub) throw refuse('sid_and_sub_missing', idp);
+    const fresh = await this.d.redis.set(`sso:bcl:${sha256(`${idp.endpoint.issuer}\n${payload.jti}`)}`, '1', 'EX', 600, 'NX');
+    if (fresh !== 'OK') throw refuse('jti_replayed', idp);
+
+    const ids = this.repo.liveSessions(idp.endpoint.issuer, sid ? { sid } : { sub: sub! });
+    const lctx = this.sys('sso', ctx);
+    for (const id of ids) this.d.identity.sessions.logout(lctx, id);
+    this.audit(lctx, { action: 'sso.logout', tenantId: idp.tenant?.id ?? null, target: { type: 'sso_idp', id: idp.ref }, details: { kind: 'back_channel', sessions_ended: ids.length, by: sid ? 'sid' : 'sub' } });
+    return ids.length;
+  }
+
+  // ---------------------------------------------------------------- admin
+
+  private requireRead(ctx: RequestContext): void {
+    this.d.identity.access.require(ctx, 'settings:read', {}, { type: 'sso_idp' });
+  }
+  private requireWrite(ctx: RequestContext, id?: string): void {
+    this.d.identity.access.require(ctx, 'settings:write', {}, { type: 'sso_idp', ...(id ? { id } : {}) });
+  }
+
+  listIdps(ctx: RequestContext): SsoIdpRow[] {
+    this.requireRead(ctx);
+    return this.repo.idps(ctx);
+  }
+
+  getIdp(ctx: RequestContext, id: string): SsoIdpRow {
+    this.requireRead(ctx);
+    const row = this.repo.idp(ctx, id);
+    if (!row) throw this.hidden(ctx, id, 'sso.idp.read');
+    return row;
+  }
+
+  private hidden(ctx: RequestContext, id: string, action: string): AppError {
+    this.audit(ctx, { action, outcome: 'denied', reason: 'not_found', target: { type: 'sso_idp', id } });
+    return new AppError(404, 'not_found', 'IdP not found');
+  }
+
+  private validate(input: Partial<IdpInput>): void {
+    if (input.issuer !== undefined) {
+      const p = issuerProblem(input.issuer, this.d.config.oidcAllowLoopbackHttp);
+      if (p) throw new AppError(400, 'invalid_issuer', p, { param: 'issuer' });
+    }
+    if (input.scopes !== undefined && !input.scopes.split(/\s+/).includes('openid')) {
+      throw new AppError(400, 'invalid_scopes', 'scopes must include openid.', { param: 'scopes' });
+    }
+    if (input.default_role && !isRole(input.default_role)) throw new AppError(400, 'invalid_role', 'default_role must be a tenant role.', { param: 'default_role' });
+  }
+
+  createIdp(ctx: RequestContext, input: IdpInput): SsoIdpRow {
+    this.requireWrite(ctx);
+    if (!this.d.entitlements().hasFeature('sso.oidc')) {
+      this.audit(ctx, { action: 'sso.idp.create', outcome: 'denied', reason: 'license_feature', target: { type: 'sso_idp' } });
+      throw new AppError(403, 'license_feature_missing', 'The licence does not include OpenID Connect SSO (sso.oidc).');
+    }
+    this.validate(input);
+    const now = this.d.clock.now();
+    const id = newId('idp', now);
+    const row = this.repo.insertIdp(ctx, {
+      id,
+      name: input.name,
+      issuer: input.issuer,
+      clientId: input.client_id,
+      clientSecret: this.d.secrets.encrypt(input.client_secret, secretAad('sso_idps', 'client_secret', id)),
+      scopes: input.scopes ?? 'openid email profile',
+      claimSource: input.claim_source ?? 'id_token',
+      rolesPath: input.roles_path ?? null,
+      groupsPath: input.groups_path ?? null,
+      mapping: JSON.stringify(input.mapping ?? []),
+      defaultRole: input.default_role ?? null,
+      allowedDomains: JSON.stringify(input.allowed_domains ?? []),
+      jit: input.jit ?? false,
+      enforceSso: input.enforce_sso ?? false,
+      enabled: input.enabled ?? true,
+      createdAt: now,
+      updatedAt: now,
+    });
+    this.audit(ctx, { action: 'sso.idp.create', target: { type: 'sso_idp', id }, details: { name: row.name, issuer: row.issuer, enforce_sso: row.enforceSso, jit: row.jit } });
+    return row;
+  }
+
+  updateIdp(ctx: RequestContext, id: string, patch: Partial<IdpInput>): SsoIdpRow {
+    this.requireWrite(ctx, id);
+    const before = this.repo.idp(ctx, id);
+    if (!before) throw this.hidden(ctx, id, 'sso.idp.update');
+    this.validate(patch);
+    const set: Partial<SsoIdpRow> = { updatedAt: this.d.clock.now() };
+    if (patch.name !== undefined) set.name = patch.name;
+    if (patch.issuer !== undefined) set.issuer = patch.issuer;
+    if (patch.client_id !== undefined) set.clientId = patch.client_id;
+    if (patch.client_secret !== undefined) set.clientSecret = this.d.secrets.encrypt(patch.client_secret, secretAad('sso_idps', 'client_secret', id));
+    if (patch.scopes !== undefined) set.scopes = patch.scopes;
+    if (patch.claim_source !== undefined) set.claimSource = patch.claim_source;
+    if (patch.roles_path !== undefined) set.rolesPath = patch.roles_path;
+    if (patch.groups_path !== undefined) set.groupsPath = patch.groups_path;
+    if (patch.mapping !== undefined) set.mapping = JSON.stringify(patch.mapping);
+    if (patch.default_role !== undefined) set.defaultRole = patch.default_role;
+    if (patch.allowed_domains !== undefined) set.allowedDomains = JSON.stringify(patch.allowed_domains);
+    if (patch.jit !== undefined) set.jit = patch.jit;
+    if (patch.enforce_sso !== undefined) set.enforceSso = patch.enforce_sso;
+    if (patch.enabled !== undefined) set.enabled = patch.enabled;
+    const { id: _i, tenantId: _t, ...clean } = set as SsoIdpRow;
+    this.repo.updateIdp(ctx, id, clean);
+    this.clients.forget(id);
+    const changed = Object.keys(patch).filter((k) => k !== 'client_secret');
+    this.audit(ctx, { action: 'sso.idp.update', target: { type: 'sso_idp', id }, details: { changed, client_secret_changed: patch.client_secret !== undefined } });
+    return this.repo.idp(ctx, id)!;
+  }
+
+  deleteIdp(ctx: RequestContext, id: string): void {
+    this.requireWrite(ctx, id);
+    if (!this.repo.deleteIdp(ctx, id)) throw this.hidden(ctx, id, 'sso.idp.delete');
+    this.clients.forget(id);
+    this.audit(ctx, { action: 'sso.idp.delete', target: { type: 'sso_idp', id } });
+  }
+
+  lastClaims(ctx: RequestContext, ref: string): LastClaims | null {
+    if (ref === PLATFORM_REF) {
+      this.d.identity.access.require(ctx, 'platform:users:read', {}, { type: 'sso_idp', id: ref });
+      return this.d.settings.get<LastClaims>(PLATFORM_CLAIMS_KEY) ?? null;
+    }
+    const row = this.getIdp(ctx, ref);
+    return row.lastClaims ? (JSON.parse(row.lastClaims) as LastClaims) : null;
+  }
+
+  /** Platform IdP view (platform admins). */
+  platformView(ctx: RequestContext) {
+    this.d.identity.access.require(ctx, 'platform:users:read', {}, { type: 'sso_idp', id: PLATFORM_REF });
+    const c = this.d.config;
+    return {
+      object: 'sso_platform_idp' as const,
+      configured: this.platformConfigured(),
+      issuer: c.oidcIssuer ?? null,
+      client_id: c.oidcClientId,
+      internal_url: c.oidcInternalUrl ?? null,
+      redirect_uri: c.publicUrl ? c.publicUrl.replace(/\/+$/, '') + OIDC_PATHS.callback : null,
+      backchannel_logout_path: OIDC_PATHS.backchannelLogout,
+      settings: this.platformSettings(),
+    };
+  }
+
+  /** Only platform admins set the platform IdP's mapping (the one mapping that may grant platform admin). */
+  setPlatformSettings(ctx: RequestContext, s: PlatformSettings): PlatformSettings {
+    if (!isPlatform(ctx)) {
+      this.audit(ctx, { action: 'sso.platform.update', outcome: 'denied', reason: 'platform_only', tenantId: null });
+      throw new AppError(403, 'permission_denied', 'Only platform administrators change the platform IdP mapping.');
+    }
+    this.d.identity.access.require(ctx, 'platform:users:write', {}, { type: 'sso_idp', id: PLATFORM_REF });
+    const parsed = platformSettingsSchema.parse(s);
+    this.d.settings.set(PLATFORM_SETTINGS_KEY, parsed);
+    this.audit(ctx, { action: 'sso.platform.update', tenantId: null, target: { type: 'sso_idp', id: PLATFORM_REF }, details: { rules: parsed.rules.length, claim_source: parsed.claim_source } });
+    return parsed;
+  }
+
+  /** Discovery check for `enclave sso test` and the admin API: no login, no tokens. */
+  async test(ctx: RequestContext, ref: string): Promise<{ ok: boolean; reason: string | null; issuer: string; pkce_s256: boolean; end_session: boolean; last_claims: LastClaims | null }> {
+    let idp: ResolvedIdp | undefined;
+    if (ref === PLATFORM_REF) {
+      this.d.identity.access.require(ctx, 'platform:users:read', {}, { type: 'sso_idp', id: ref });
+      idp = this.platformIdp();
+      if (!idp) throw new AppError(404, 'not_found', 'The platform IdP is not configured (ENCLAVE_OIDC_ISSUER, ENCLAVE_OIDC_CLIENT_SECRET_FILE).');
+    } else {
+      const row = this.getIdp(ctx, ref);
+      idp = this.fromRow(row, { id: row.tenantId, slug: ctx.tenant!.slug, status: 'active' });
+    }
+    this.clients.forget(idp.ref);
+    const last = this.lastClaims(ctx, ref);
+    try {
+      const config = await this.clients.config(idp.endpoint);
+      await this.clients.jwks(idp.endpoint);
+      const m = config.serverMetadata();
+      return { ok: true, reason: null, issuer: m.issuer, pkce_s256: true, end_session: Boolean(m.end_session_endpoint), last_claims: last };
+    } catch (e) {
+      return { ok: false, reason: classifyOidcError(e), issuer: idp.endpoint.issuer, pkce_s256: false, end_session: false, last_claims: last };
+    }
+  }
+}
+
+/** Bounded metric label for a login outcome. */
+export const LOGIN_OUTCOMES = [
+  'success',
+  'transaction_missing',
+  'state_mismatch',
+  'issuer_mismatch',
+  'idp_error',
+  'token_invalid',
+  'token_exchange_failed',
+  'discovery_failed',
+  'not_permitted',
+  'other',
+] as const;
+function reasonLabel(reason: string): (typeof LOGIN_OUTCOMES)[number] {
+  if ((LOGIN_OUTCOMES as readonly string[]).includes(reason)) return reason as (typeof LOGIN_OUTCOMES)[number];
+  if (['iss_mismatch', 'aud_mismatch', 'alg_not_allowed', 'signature_invalid', 'nonce_mismatch', 'token_expired', 'iat_invalid', 'sub_missing', 'invalid_response'].includes(reason)) return 'token_invalid';
+  if (['discovery_issuer_mismatch', 'idp_no_pkce', 'insecure_issuer', 'idp_unreachable'].includes(reason)) return 'discovery_failed';
+  if (['email_domain_not_allowed', 'account_link_refused', 'not_provisioned', 'no_mapped_role', 'user_deactivated', 'platform_admin_requires_platform_idp', 'seat_limit', 'tenant_suspended', 'email_missing'].includes(reason)) return 'not_permitted';
+  return 'other';
+}
+
+const MESSAGES: Record<string, string> = {
+  idp_not_found: 'No such sign-in provider.',
+  idp_disabled: 'This sign-in provider is disabled.',
+  tenant_suspended: 'The organisation of this sign-in provider is suspended.',
+  transaction_missing: 'The sign-in attempt expired or was already used; start again.',
+  idp_changed: 'The sign-in provider changed during sign-in; start again.',
+  state_mismatch: 'The sign-in response does not belong to this browser (state mismatch).',
+  issuer_mismatch: 'The sign-in response comes from another identity provider (issuer mismatch).',
+  idp_error: 'The identity provider refused the sign-in.',
+  token_exchange_failed: 'The identity provider refused the authorization code (PKCE or client authentication).',
+  iss_mismatch: 'The ID token was issued by another issuer.',
+  aud_mismatch: 'The ID token is not meant for Enclave (audience).',
+  alg_not_allowed: 'The ID token uses a signing algorithm Enclave does not accept.',
+  signature_invalid: 'The ID token signature is not valid.',
+  nonce_mismatch: 'The ID token nonce does not match the sign-in attempt.',
+  token_expired: 'The ID token has expired.',
+  iat_invalid: 'The ID token issue time is not acceptable.',
+  sub_missing: 'The ID token has no subject.',
+  invalid_response: 'The identity provider answered with an invalid response.',
+  discovery_failed: 'The identity provider configuration could not be loaded.',
+  discovery_issuer_mismatch: 'The identity provider advertises a different issuer than configured.',
+  idp_no_pkce: 'The identity provider does not support PKCE S256.',
+  idp_unreachable: 'The identity provider is unreachable.',
+  email_domain_not_allowed: 'Your e-mail domain is not allowed for this sign-in provider.',
+  email_missing: 'The identity provider sent no e-mail address.',
+  account_link_refused: 'An account with this e-mail exists and cannot be linked automatically; ask an administrator.',
+  not_provisioned: 'You have no Enclave account; ask an administrator.',
+  no_mapped_role: 'Your identity provider groups give you no role in Enclave.',
+  user_deactivated: 'Your Enclave account is deactivated.',
+  platform_admin_requires_platform_idp: 'Platform administrators sign in through the platform sign-in provider.',
+  seat_limit: 'The licence has no free seat for a new user.',
+};
