@@ -258,6 +258,8 @@ export const usageRecords = sqliteTable(
     completionTokens: integer('completion_tokens').notNull().default(0),
     tokensEstimated: integer('tokens_estimated', { mode: 'boolean' }).notNull().default(false),
     costMicros: integer('cost_micros').notNull().default(0),
+    /** The price version (prices.version) the cost was computed with; null = no price known. */
+    priceVersion: integer('price_version'),
     latencyMs: integer('latency_ms').notNull(),
     ttftMs: integer('ttft_ms'),
     stream: integer('stream', { mode: 'boolean' }).notNull().default(false),
@@ -499,5 +501,123 @@ export const batchLines = sqliteTable(
   (t) => [primaryKey({ columns: [t.batchId, t.line] })],
 );
 
+// ---- Metering (issue 7): plans, prices, limits, rollups, alerts -----------------------
+
+/** Named plans defined by platform admins: capabilities (JSON array) and limits (JSON object). */
+export const plans = sqliteTable('plans', {
+  name: text('name').primaryKey(),
+  description: text('description').notNull().default(''),
+  /** JSON array of capability names (cloud_providers, batch_api, content_logging, self_service_keys, custom_providers). */
+  capabilities: text('capabilities').notNull().default('[]'),
+  /** JSON object: monthly_tokens, monthly_cost_micros, requests_per_minute, tokens_per_minute, concurrent_requests, max_keys, max_active_jobs (absent/null = unlimited). */
+  limits: text('limits').notNull().default('{}'),
+  /** JSON array of model names the plan allows; null = every model. */
+  allowedModels: text('allowed_models'),
+  createdAt: integer('created_at').notNull(),
+  updatedAt: integer('updated_at').notNull(),
+});
+
+/**
+ * Prices per model (and optionally per deployment), versioned: setting a price inserts a
+ * new row with the next version (global, increasing); the newest version of a
+ * (model, deployment) pair is current. Integer micro-units of `currency` per million tokens.
+ */
+export const prices = sqliteTable(
+  'prices',
+  {
+    version: integer('version').primaryKey(),
+    model: text('model').notNull(),
+    /** '' = any deployment serving this model. */
+    deploymentId: text('deployment_id').notNull().default(''),
+    inputMicrosPerMTok: integer('input_micros_per_mtok').notNull(),
+    outputMicrosPerMTok: integer('output_micros_per_mtok').notNull(),
+    requestMicros: integer('request_micros').notNull().default(0),
+    currency: text('currency').notNull().default('USD'),
+    /** bundled | admin */
+    source: text('source').notNull().default('admin'),
+    createdBy: text('created_by'),
+    createdAt: integer('created_at').notNull(),
+  },
+  (t) => [index('prices_model_idx').on(t.model, t.deploymentId, t.version)],
+);
+
+/**
+ * Usage rollups per hour (UTC) × tenant × user × key × model × provider × boundary,
+ * maintained by a trigger on usage_records (same transaction, so always consistent with
+ * the raw records); kept when raw records are purged. '' stands for "none".
+ */
+export const usageRollups = sqliteTable(
+  'usage_rollups',
+  {
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    hour: integer('hour').notNull(),
+    userId: text('user_id').notNull().default(''),
+    keyId: text('key_id').notNull().default(''),
+    model: text('model').notNull().default(''),
+    provider: text('provider').notNull().default(''),
+    boundary: text('boundary').notNull().default(''),
+    requests: integer('requests').notNull().default(0),
+    errors: integer('errors').notNull().default(0),
+    promptTokens: integer('prompt_tokens').notNull().default(0),
+    completionTokens: integer('completion_tokens').notNull().default(0),
+    costMicros: integer('cost_micros').notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.hour, t.userId, t.keyId, t.model, t.provider, t.boundary] })],
+);
+
+/** Per-user and per-key limits a tenant admin sets inside the plan (JSON object, same names as plan limits). */
+export const meteringLimits = sqliteTable(
+  'metering_limits',
+  {
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    /** user | key */
+    subjectType: text('subject_type').notNull(),
+    subjectId: text('subject_id').notNull(),
+    limits: text('limits').notNull().default('{}'),
+    updatedAt: integer('updated_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.subjectType, t.subjectId] })],
+);
+
+/** A tenant's metering settings: time zone of monthly windows, raw-record retention, alert thresholds. */
+export const meteringSettings = sqliteTable('metering_settings', {
+  tenantId: text('tenant_id')
+    .primaryKey()
+    .references(() => tenants.id, { onDelete: 'cascade' }),
+  timezone: text('timezone').notNull().default('UTC'),
+  /** Days raw usage records are kept (rollups are kept); null = forever. */
+  rawRetentionDays: integer('raw_retention_days'),
+  /** JSON array of percentages, e.g. [80, 100]. */
+  alertThresholds: text('alert_thresholds').notNull().default('[80,100]'),
+  /** Optional webhook for alerts (delivery: jobs lane, HMAC-signed). */
+  webhookUrl: text('webhook_url'),
+  updatedAt: integer('updated_at').notNull(),
+});
+
+/** Soft-limit notifications: one per tenant × window × limit × threshold (banner, audit, webhook). */
+export const meteringNotifications = sqliteTable(
+  'metering_notifications',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    /** The window, e.g. 2025-03 (tenant time zone). */
+    window: text('window').notNull(),
+    limitName: text('limit_name').notNull(),
+    threshold: integer('threshold').notNull(),
+    used: integer('used').notNull(),
+    limitValue: integer('limit_value').notNull(),
+    createdAt: integer('created_at').notNull(),
+    dismissedAt: integer('dismissed_at'),
+    webhookDeliveredAt: integer('webhook_delivered_at'),
+  },
+  (t) => [uniqueIndex('metering_notifications_once').on(t.tenantId, t.window, t.limitName, t.threshold)],
+);
+
 /** Every table whose rows belong to a tenant. A test checks that no table with a tenant_id column is missing. */
-export const TENANT_OWNED = { tenantSettings, memberships, apiKeys, usageRecords, ssoIdps, conversations, chatMessages, files, batches, batchLines } as const;
+export const TENANT_OWNED = { tenantSettings, memberships, apiKeys, usageRecords, ssoIdps, conversations, chatMessages, files, batches, batchLines, usageRollups, meteringLimits, meteringSettings, meteringNotifications } as const;

@@ -80,6 +80,10 @@ export function createTenantData(db: Db) {
     files: tenantScoped(db, TENANT_OWNED.files),
     batches: tenantScoped(db, TENANT_OWNED.batches),
     batchLines: tenantScoped(db, TENANT_OWNED.batchLines),
+    usageRollups: tenantScoped(db, TENANT_OWNED.usageRollups),
+    meteringLimits: tenantScoped(db, TENANT_OWNED.meteringLimits),
+    meteringSettings: tenantScoped(db, TENANT_OWNED.meteringSettings),
+    meteringNotifications: tenantScoped(db, TENANT_OWNED.meteringNotifications),
   };
 }
 
