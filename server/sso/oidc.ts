@@ -130,9 +130,17 @@ export function classifyOidcError(e: unknown): string {
   if (e instanceof SsoError) return e.reason;
   if (e instanceof client.AuthorizationResponseError) return 'idp_error';
   if (e instanceof client.ResponseBodyError) return 'token_exchange_failed';
-  const err = e as { code?: string; message?: string; cause?: { claim?: string } };
-  const msg = err.message ?? '';
-  const claim = err.cause?.claim;
+  // openid-client wraps oauth4webapi's errors (ClientError → OperationProcessingError → {claim}).
+  const err = e as { code?: string; message?: string; cause?: unknown };
+  let msg = err.message ?? '';
+  let claim: string | undefined;
+  let cur: unknown = err.cause;
+  for (let i = 0; i < 4 && cur && typeof cur === 'object'; i++) {
+    const c = cur as { message?: unknown; claim?: unknown; cause?: unknown };
+    if (typeof c.message === 'string') msg += ` | ${c.message}`;
+    if (typeof c.claim === 'string') claim ??= c.claim;
+    cur = c.cause;
+  }
   if (/"alg"/.test(msg)) return 'alg_not_allowed';
   if (err.code === 'OAUTH_KEY_SELECTION_FAILED' || /signature|key/i.test(msg)) return 'signature_invalid';
   if (claim === 'iss' || /"iss"/.test(msg)) return 'iss_mismatch';
