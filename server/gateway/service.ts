@@ -371,7 +371,9 @@ export class GatewayService {
         const ac = new AbortController();
         let phase: 'connect' | 'first token' | 'idle' | 'total' = 'connect';
         const abort = (): void => ac.abort(TIMEOUT);
-        let timer = setTimeout(abort, o.connectMs);
+        const started = performance.now();
+        // Time to first token includes connecting, so the connect phase ends at the earlier of both.
+        let timer = setTimeout(abort, Math.min(o.connectMs, o.firstTokenMs));
         const total = setTimeout(() => {
           phase = 'total';
           ac.abort(TIMEOUT);
@@ -390,7 +392,7 @@ export class GatewayService {
           }
           phase = 'first token';
           clearTimeout(timer);
-          timer = setTimeout(abort, o.firstTokenMs);
+          timer = setTimeout(abort, Math.max(1, o.firstTokenMs - (performance.now() - started)));
           try {
             for await (const chunk of stream) {
               st.upstreamMs += performance.now() - t;

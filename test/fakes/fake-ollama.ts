@@ -64,6 +64,8 @@ export class FakeOllama extends FakeUpstream {
     res.writeHead(200, { 'content-type': 'application/x-ndjson' });
     const lines = toolMsg ? [toolMsg] : REPLY_PIECES.map((p) => ({ role: 'assistant', content: p }));
     for (let i = 0; i < lines.length; i++) {
+      // Let the first chunks reach the client before the fault (as a real mid-stream failure).
+      if (i === 2 && fault && fault.mode.endsWith('_mid_stream')) await sleep(30);
       if (i === 2 && fault?.mode === 'stall_mid_stream') return;
       if (i === 2 && fault?.mode === 'drop_mid_stream') {
         res.socket?.destroy();

@@ -87,6 +87,8 @@ export class FakeOpenAI extends FakeUpstream {
         ]
       : [{ role: 'assistant', content: '', refusal: null }, ...REPLY_PIECES.map((p) => ({ content: p }))];
     for (let i = 0; i < deltas.length; i++) {
+      // Let the first chunks reach the client before the fault (as a real mid-stream failure).
+      if (i === 2 && fault && fault.mode.endsWith('_mid_stream')) await sleep(30);
       if (i === 2 && fault?.mode === 'stall_mid_stream') return; // keep the socket open, send nothing more
       if (i === 2 && fault?.mode === 'drop_mid_stream') {
         res.socket?.destroy();

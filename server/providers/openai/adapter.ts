@@ -51,11 +51,17 @@ export class OpenAIAdapter implements ProviderAdapter {
       throw mapError(e);
     }
     return (async function* () {
+      let finished = false;
       try {
-        for await (const chunk of stream) yield chunk;
+        for await (const chunk of stream) {
+          if (chunk.choices?.some((c) => c.finish_reason)) finished = true;
+          yield chunk;
+        }
       } catch (e) {
         throw mapError(e, true);
       }
+      // The SDK ends quietly when the body ends without `data: [DONE]` (connection dropped).
+      if (!finished) throw new UpstreamError('provider_stream_error', 'The provider stream ended before the answer was finished.');
     })();
   }
 
