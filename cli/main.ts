@@ -14,6 +14,7 @@ import { registerBundle } from './commands/bundle.js';
 import { registerUpgrade } from './commands/upgrade.js';
 import { registerTenants } from './commands/tenants.js';
 import { registerUsers } from './commands/users.js';
+import { registerProviders } from './commands/providers.js';
 import { CliError } from './output.js';
 
 export function buildProgram(): Command {
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   registerTenants(program);
   registerUsers(program);
   registerKeys(program);
+  registerProviders(program);
   registerAudit(program);
   registerLicense(program);
   return program;

@@ -1,0 +1,196 @@
+import type { Command } from 'commander';
+import pino from 'pino';
+import { systemClock } from '../../server/clock.js';
+import { resolveMasterKey } from '../../server/config/master-key.js';
+import { Revision } from '../../server/identity/revision.js';
+import { DeploymentService } from '../../server/routing/deployments.js';
+import { cliConfig } from '../config.js';
+import { CliError, printJson, printTable } from '../output.js';
+import { cliEntitlements, readStdin, withIdentity, type CliIdentity } from './admin.js';
+
+/**
+ * `enclave providers add|list|update|remove|test` and `enclave providers alias set|list|remove`:
+ * provider deployments on the database directly (same service as the admin API). Running
+ * servers pick changes up through the `gateway` revision poll (≤ 1 s).
+ */
+function withDeployments<T>(fn: (svc: DeploymentService, c: CliIdentity) => Promise<T> | T): Promise<T> {
+  return withIdentity((c) => {
+    const config = cliConfig();
+    const master = resolveMasterKey(config, pino({ level: 'silent' }));
+    const svc = new DeploymentService({ db: c.db, secrets: master.box, clock: systemClock, revision: new Revision(c.db, 'gateway'), entitlements: () => cliEntitlements() });
+    return fn(svc, c);
+  });
+}
+
+const list = (v?: string): string[] | undefined => (v === undefined ? undefined : v.split(',').map((s) => s.trim()).filter(Boolean));
+const int = (v: string | undefined, what: string): number | undefined => {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new CliError(`${what} must be an integer`, 2);
+  return n;
+};
+
+interface Opts {
+  name?: string;
+  kind?: string;
+  baseUrl?: string;
+  boundary?: string;
+  region?: string;
+  models?: string;
+  priority?: string;
+  weight?: string;
+  maxConcurrency?: string;
+  timeoutMs?: string;
+  firstTokenMs?: string;
+  maxRetries?: string;
+  tenant?: string;
+  apiKeyStdin?: boolean;
+  disabled?: boolean;
+  enable?: boolean;
+  disable?: boolean;
+  json?: boolean;
+}
+
+function common(c: Command): Command {
+  return c
+    .option('--boundary <boundary>', 'local | private | public')
+    .option('--region <label>', 'region label (policies may restrict by region)')
+    .option('--models <list>', 'comma-separated model names offered (e.g. llama3.1:8b,nomic-embed-text)')
+    .option('--priority <n>', 'lower is tried first (default 100)')
+    .option('--weight <n>', 'share among equal priorities (default 1)')
+    .option('--max-concurrency <n>', 'concurrent calls to this deployment (default 64)')
+    .option('--timeout-ms <n>', 'total time limit per call')
+    .option('--first-token-ms <n>', 'time-to-first-token limit')
+    .option('--max-retries <n>', 'retries on retryable errors before falling back (default 2)')
+    .option('--api-key-stdin', 'read the upstream API key from standard input')
+    .option('--json', 'print JSON');
+}
+
+async function body(o: Opts): Promise<Record<string, unknown>> {
+  const options: Record<string, number> = {};
+  const t = int(o.timeoutMs, '--timeout-ms');
+  if (t !== undefined) options.totalMs = t;
+  const f = int(o.firstTokenMs, '--first-token-ms');
+  if (f !== undefined) options.firstTokenMs = f;
+  const r = int(o.maxRetries, '--max-retries');
+  if (r !== undefined) options.maxRetries = r;
+  const b: Record<string, unknown> = {};
+  if (o.baseUrl !== undefined) b.base_url = o.baseUrl;
+  if (o.boundary !== undefined) b.boundary = o.boundary;
+  if (o.region !== undefined) b.region = o.region;
+  if (o.models !== undefined) b.models = list(o.models);
+  if (o.priority !== undefined) b.priority = int(o.priority, '--priority');
+  if (o.weight !== undefined) b.weight = int(o.weight, '--weight');
+  if (o.maxConcurrency !== undefined) b.max_concurrency = int(o.maxConcurrency, '--max-concurrency');
+  if (Object.keys(options).length) b.options = options;
+  if (o.apiKeyStdin) b.api_key = await readStdin();
+  return b;
+}
+
+const COLUMNS = ['name', 'kind', 'boundary', 'region', 'base_url', 'models', 'approved', 'enabled', 'has_api_key', 'id'];
+function rows(ds: ReturnType<DeploymentService['list']>) {
+  return ds.map((d) => ({ ...d, models: (d.models as { name: string }[]).map((m) => m.name).join(',') }));
+}
+
+export function registerProviders(program: Command): void {
+  const p = program.command('providers').description('AI provider deployments (Ollama, OpenAI-compatible) and model aliases');
+
+  common(
+    p
+      .command('add')
+      .description('add a provider deployment (approved at once)')
+      .requiredOption('--name <name>', 'unique name, e.g. ollama-1')
+      .requiredOption('--kind <kind>', 'ollama | openai (any OpenAI-compatible endpoint)')
+      .requiredOption('--base-url <url>', 'e.g. http://127.0.0.1:11434 (ollama) or https://host/v1 (openai)')
+      .option('--tenant <tenantId>', 'make it private to one tenant'),
+  ).action((o: Opts) =>
+    withDeployments(async (svc, c) => {
+      const b = await body(o);
+      if (!o.boundary) throw new CliError('--boundary is required (local, private or public)', 2);
+      const d = svc.create(c.ctx, { ...b, name: o.name, kind: o.kind, ...(o.tenant ? { tenant_id: o.tenant } : {}) });
+      if (o.json) printJson(d);
+      else process.stdout.write(`added provider ${d.name} (${d.id}), boundary ${d.boundary}\n`);
+    }),
+  );
+
+  p.command('list')
+    .description('list provider deployments (credentials are never shown)')
+    .option('--json', 'print JSON')
+    .action((o: Opts) =>
+      withDeployments((svc) => {
+        const ds = svc.list();
+        if (o.json) printJson(ds);
+        else printTable(rows(ds), COLUMNS);
+      }),
+    );
+
+  common(p.command('update <name>').description('change a provider deployment').option('--base-url <url>', 'new base URL').option('--enable', 'enable').option('--disable', 'disable')).action(
+    (name: string, o: Opts) =>
+      withDeployments(async (svc, c) => {
+        const b = await body(o);
+        if (o.enable) b.enabled = true;
+        if (o.disable) b.enabled = false;
+        const d = svc.update(c.ctx, name, b);
+        if (o.json) printJson(d);
+        else process.stdout.write(`updated provider ${d.name}\n`);
+      }),
+  );
+
+  p.command('remove <name>')
+    .description('remove a provider deployment')
+    .action((name: string) =>
+      withDeployments((svc, c) => {
+        svc.remove(c.ctx, name);
+        process.stdout.write(`removed provider ${name}\n`);
+      }),
+    );
+
+  p.command('test <name>')
+    .description("call the deployment's model list with its stored settings")
+    .option('--json', 'print JSON')
+    .action((name: string, o: Opts) =>
+      withDeployments(async (svc) => {
+        const r = await svc.test(name);
+        if (o.json) printJson(r);
+        else process.stdout.write(r.ok ? `ok: ${r.models!.length} models in ${r.latency_ms} ms (${r.models!.slice(0, 10).join(', ')})\n` : `failed: ${r.error}\n`);
+        if (!r.ok) throw new CliError(`provider ${name} did not answer: ${r.error}`);
+      }),
+    );
+
+  const alias = p.command('alias').description('model aliases: a name that resolves to deployments by priority/weight');
+  alias
+    .command('set <name>')
+    .description('create or replace an alias; targets as deployment=model[@priority], e.g. ollama-1=llama3.1:8b@1,cloud=gpt-4o@2')
+    .requiredOption('--targets <list>', 'comma-separated deployment=model[@priority]')
+    .option('--json', 'print JSON')
+    .action((name: string, o: { targets: string; json?: boolean }) =>
+      withDeployments((svc, c) => {
+        const targets = list(o.targets)!.map((t) => {
+          const m = /^([^=]+)=([^@]+)(?:@(\d+))?$/.exec(t);
+          if (!m) throw new CliError(`target "${t}" must look like deployment=model[@priority]`, 2);
+          return { deployment: m[1]!, model: m[2]!, ...(m[3] ? { priority: Number(m[3]) } : {}) };
+        });
+        const a = svc.setAlias(c.ctx, { name, targets });
+        if (o.json) printJson(a);
+        else process.stdout.write(`alias ${name} → ${targets.map((t) => `${t.deployment}/${t.model}`).join(', ')}\n`);
+      }),
+    );
+  alias
+    .command('list')
+    .option('--json', 'print JSON')
+    .action((o: { json?: boolean }) =>
+      withDeployments((svc) => {
+        const as = svc.listAliases();
+        if (o.json) printJson(as);
+        else printTable(as.map((a) => ({ name: a.name, targets: (a.targets as { deployment: string; model: string }[]).map((t) => `${t.deployment}/${t.model}`).join(',') })), ['name', 'targets']);
+      }),
+    );
+  alias
+    .command('remove <name>')
+    .action((name: string) =>
+      withDeployments((svc, c) => {
+        svc.removeAlias(c.ctx, name);
+        process.stdout.write(`removed alias ${name}\n`);
+      }),
+    );
+}

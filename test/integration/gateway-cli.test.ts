@@ -1,0 +1,90 @@
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { call, login, PASSWORD, sys } from '../helpers/identity.js';
+import { gatewayEnv, until, type GatewayEnv } from './gateway-env.js';
+
+const run = promisify(execFile);
+let env: GatewayEnv;
+let cliEnv: Record<string, string>;
+
+beforeAll(async () => {
+  env = await gatewayEnv();
+  const c = env.app.services.config;
+  cliEnv = { ...process.env, ENCLAVE_DATA_DIR: c.dataDir, ENCLAVE_MASTER_KEY: c.masterKey!, REDIS_URL: c.redisUrl!, ENCLAVE_LOG_LEVEL: 'silent' } as Record<string, string>;
+});
+afterAll(async () => env?.close());
+
+const cli = (...args: string[]) => run(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'providers', ...args], { env: cliEnv });
+
+function cliStdin(args: string[], input: string): Promise<{ code: number; stdout: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'providers', ...args], { env: cliEnv });
+    let stdout = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.on('close', (code) => resolve({ code: code ?? 1, stdout }));
+    p.stdin.end(input + '\n');
+  });
+}
+
+describe('enclave providers (CLI) and the admin API', () => {
+  it('add → a running server routes to it within 1 s; list never shows the credential; test; remove', async () => {
+    await cli('add', '--name', 'ollama-1', '--kind', 'ollama', '--base-url', env.ollama.url, '--boundary', 'local', '--models', 'llama3.1:8b,nomic-embed-text');
+    const added = await cliStdin(['add', '--name', 'cloud-1', '--kind', 'openai', '--base-url', `${env.openai.url}/v1`, '--boundary', 'private', '--models', 'gpt-fake', '--api-key-stdin', '--json'], 'sk-cli-secret');
+    expect(added.code).toBe(0);
+    expect(added.stdout).not.toContain('sk-cli-secret');
+    const t0 = Date.now();
+    await until(() => env.app.services.gateway.catalogue.deployment('cloud-1') !== undefined, 1000);
+    expect(Date.now() - t0).toBeLessThan(1000);
+    const r = await env.client.chat.completions.create({ model: 'llama3.1:8b', messages: [{ role: 'user', content: 'hi' }] });
+    expect(r.choices[0]!.message.content).toBeTruthy();
+    await env.client.chat.completions.create({ model: 'gpt-fake', messages: [{ role: 'user', content: 'hi' }] });
+    expect(env.openai.requests.at(-1)!.headers.authorization).toBe('Bearer sk-cli-secret');
+
+    const { stdout } = await cli('list', '--json');
+    const list = JSON.parse(stdout) as any[];
+    expect(list.map((d) => d.name).sort()).toEqual(['cloud-1', 'ollama-1']);
+    expect(stdout).not.toContain('sk-cli-secret');
+    const row = env.app.services.db.$client.prepare("SELECT api_key FROM provider_deployments WHERE name = 'cloud-1'").get() as { api_key: string };
+    expect(row.api_key).not.toContain('sk-cli-secret');
+
+    const test = JSON.parse((await cli('test', 'ollama-1', '--json')).stdout);
+    expect(test).toMatchObject({ ok: true, models: ['llama3.1:8b', 'nomic-embed-text'] });
+
+    await cli('alias', 'set', 'chat-default', '--targets', 'ollama-1=llama3.1:8b@1,cloud-1=gpt-fake@2');
+    await until(() => env.app.services.gateway.catalogue.isAlias('chat-default'), 1000);
+    const viaAlias = await env.client.chat.completions.create({ model: 'chat-default', messages: [{ role: 'user', content: 'hi' }] }).withResponse();
+    expect(viaAlias.response.headers.get('x-enclave-boundary')).toBe('local');
+
+    await cli('update', 'ollama-1', '--disable');
+    await until(() => env.app.services.gateway.catalogue.deployment('ollama-1')?.enabled === false, 1000);
+    const e = await env.client.chat.completions.create({ model: 'llama3.1:8b', messages: [{ role: 'user', content: 'hi' }] }).catch((x) => x);
+    expect(e).toBeInstanceOf(OpenAI.NotFoundError);
+
+    await cli('remove', 'cloud-1');
+    const bad = await cli('remove', 'cloud-1').catch((x: { code: number; stderr: string }) => x);
+    expect((bad as { code: number }).code).not.toBe(0);
+    expect((bad as { stderr: string }).stderr).toMatch(/^enclave: /);
+  });
+
+  it('admin API: platform administrators manage deployments; health shows the breaker; others are refused', async () => {
+    const s = env.app.services;
+    await s.identity.users.create(sys(s), { email: 'root@gw.test', password: PASSWORD, platformAdmin: true });
+    const admin = await login(env.app.url, 'root@gw.test');
+    const created = await call(env.app.url, '/admin/api/providers', {
+      method: 'POST',
+      session: admin,
+      body: { name: 'vllm-1', kind: 'openai', base_url: `${env.openai.url}/v1`, api_key: 'sk-admin-api', boundary: 'private', models: ['gpt-fake'] },
+    });
+    expect(created.status).toBe(201);
+    expect(JSON.stringify(created.body)).not.toContain('sk-admin-api');
+    const h = await call(env.app.url, `/admin/api/providers/${created.body.id}/health`, { session: admin });
+    expect(h.body.breaker.state).toBe('closed');
+    const member = await login(env.app.url, env.tenant.users.member!.email);
+    const denied = await call(env.app.url, '/admin/api/providers', { session: member });
+    expect(denied.status).toBe(403);
+    const viaKey = await call(env.app.url, '/admin/api/providers', { key: env.key });
+    expect(viaKey.status).toBe(403);
+  });
+});
