@@ -14,6 +14,7 @@ import { registerBundle } from './commands/bundle.js';
 import { registerUpgrade } from './commands/upgrade.js';
 import { registerTenants } from './commands/tenants.js';
 import { registerUsers } from './commands/users.js';
+import { registerSso } from './commands/sso.js';
 import { registerProviders } from './commands/providers.js';
 import { CliError } from './output.js';
 
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
   registerProviders(program);
   registerAudit(program);
   registerLicense(program);
+  registerSso(program);
   return program;
 }
 

@@ -57,7 +57,8 @@ export interface SsoDeps {
   readonly data: TenantData;
   readonly secrets: SecretBox;
   readonly settings: RuntimeSettings;
-  readonly redis: Redis;
+  /** Login transactions and the logout-token jti cache; absent in the CLI (no logins there). */
+  readonly redis: Redis | undefined;
   readonly metrics: Metrics;
   readonly identity: Identity;
   readonly entitlements: () => Entitlements;
@@ -179,6 +180,11 @@ export class SsoService {
   readonly repo: SsoRepo;
   readonly clients: OidcClients;
   private platformSecret: string | undefined;
+
+  private get redis(): Redis {
+    if (!this.d.redis) throw new AppError(503, 'redis_unavailable', 'SSO logins need Redis.');
+    return this.d.redis;
+  }
 
   constructor(private readonly d: SsoDeps) {
     this.repo = new SsoRepo(d.db, d.data);
@@ -347,7 +353,7 @@ export class SsoService {
       returnTo: input.returnTo,
     };
     const txId = randomBytes(32).toString('base64url');
-    await this.d.redis.set(`sso:tx:${sha256(txId)}`, JSON.stringify(tx), 'EX', TX_TTL_S);
+    await this.redis.set(`sso:tx:${sha256(txId)}`, JSON.stringify(tx), 'EX', TX_TTL_S);
     const url = client.buildAuthorizationUrl(config, {
       redirect_uri: tx.redirectUri,
       scope: idp.scopes,
@@ -364,7 +370,7 @@ export class SsoService {
    * identity by (iss, sub), provisioning, role mapping and a session.
    */
   async callback(ctx: RequestContext, txId: string | undefined, query: URLSearchParams): Promise<{ token: string; returnTo: string; userId: string }> {
-    const raw = txId ? await this.d.redis.getdel(`sso:tx:${sha256(txId)}`) : null;
+    const raw = txId ? await this.redis.getdel(`sso:tx:${sha256(txId)}`) : null;
     if (!raw) throw this.fail(ctx, undefined, 'transaction_missing');
     const tx = JSON.parse(raw) as Transaction;
     const idp = this.resolve(tx.idpRef);
@@ -650,7 +656,7 @@ export class SsoService {
     const sid = typeof payload.sid === 'string' ? payload.sid : undefined;
     const sub = typeof payload.sub === 'string' ? payload.sub : undefined;
     if (!sid && !sub) throw refuse('sid_and_sub_missing', idp);
-    const fresh = await this.d.redis.set(`sso:bcl:${sha256(`${idp.endpoint.issuer}\n${payload.jti}`)}`, '1', 'EX', 600, 'NX');
+    const fresh = await this.redis.set(`sso:bcl:${sha256(`${idp.endpoint.issuer}\n${payload.jti}`)}`, '1', 'EX', 600, 'NX');
     if (fresh !== 'OK') throw refuse('jti_replayed', idp);
 
     const ids = this.repo.liveSessions(idp.endpoint.issuer, sid ? { sid } : { sub: sub! });
