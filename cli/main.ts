@@ -5,6 +5,7 @@ import { APP_VERSION } from '../server/paths.js';
 import { registerAdmin } from './commands/admin.js';
 import { registerAudit } from './commands/audit.js';
 import { registerBackup } from './commands/backup.js';
+import { registerSupportBundle } from './commands/support-bundle.js';
 import { registerConfig } from './commands/config.js';
 import { registerDoctor } from './commands/doctor.js';
 import { registerLicense } from './commands/license.js';
@@ -14,8 +15,8 @@ import { registerBundle } from './commands/bundle.js';
 import { registerUpgrade } from './commands/upgrade.js';
 import { registerTenants } from './commands/tenants.js';
 import { registerUsers } from './commands/users.js';
-import { registerSso } from './commands/sso.js';
 import { registerProviders } from './commands/providers.js';
+import { registerSso } from './commands/sso.js';
 import { CliError } from './output.js';
 
 export function buildProgram(): Command {
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerConfig(program);
   registerDoctor(program);
   registerBackup(program);
+  registerSupportBundle(program);
   registerUpgrade(program);
   registerBundle(program);
   registerAdmin(program);

@@ -9,6 +9,7 @@ import { listen, type RunningServer } from './http/server.js';
 import { createLogger } from './logger.js';
 import { APP_VERSION } from './paths.js';
 import { DataDirBusyError, registerProcess } from './ops/process-registry.js';
+import { readBackupRecords } from './ops/backup/records.js';
 
 type Role = 'api' | 'worker' | 'all';
 
@@ -67,6 +68,8 @@ async function main(): Promise<void> {
     if (e instanceof ConfigError || e instanceof StartupError || e instanceof SchemaTooNewError) fail(e.message, 2);
     fail(`start-up failed: ${(e as Error).message}`, 1);
   }
+
+  services.metrics.trackBackups(() => readBackupRecords(services.db.$client));
 
   let http: RunningServer | undefined;
   let stopHeartbeat: (() => void) | undefined;

@@ -8,14 +8,34 @@ import { databaseFile, openDatabase, type Db } from '../db/connection.js';
 import { migrationStatus } from '../db/migrator.js';
 import { findExecutable, REDIS_MISSING } from '../redis/embedded.js';
 import { systemClock } from '../clock.js';
+import { backupAgeCheck, clockCheck, providersCheck, tlsCheck } from './extra-checks.js';
 
 export type Status = 'ok' | 'warn' | 'fail';
 
 export interface CheckOutcome {
   readonly id: string;
   readonly status: Status;
+  /** What was found; for warn/fail it ends with the fix. */
   readonly message: string;
   readonly data?: Record<string, unknown>;
+  /** Set when the check was skipped on request (--skip id); the status is then ok. */
+  readonly skipped?: boolean;
+}
+
+/** Every check id runDoctor knows, in run order (skip flags use these). */
+export const DOCTOR_CHECK_IDS = ['node', 'data_dir', 'disk', 'clock', 'database', 'migrations', 'redis', 'master_key', 'backup_age', 'tls', 'providers'] as const;
+export type DoctorCheckId = (typeof DOCTOR_CHECK_IDS)[number];
+
+export interface DoctorOptions {
+  /** Check ids to skip (reported as ok with skipped: true). */
+  readonly skip?: readonly string[];
+  /** Opt-in: contact every enabled provider deployment (outbound calls). */
+  readonly providers?: boolean;
+  /** A TLS certificate (PEM) to check for expiry and host name; omitted = no tls check. */
+  readonly tlsCert?: string;
+  /** Backups older than this warn (default 26 h: a daily schedule plus slack); 7× this fails. */
+  readonly backupMaxAgeHours?: number;
+  readonly now?: () => number;
 }
 
 export interface DoctorReport {
@@ -78,7 +98,7 @@ function databaseChecks(config: Config): { outcomes: CheckOutcome[]; db?: Db } {
     return {
       outcomes: [
         { id: 'database', status: 'fail', message: msg },
-        { id: 'migrations', status: 'fail', message: 'no database' },
+        { id: 'migrations', status: 'fail', message: 'no database; start the server once or run: enclave migrate' },
       ],
     };
   }
@@ -153,7 +173,7 @@ function masterKeyCheck(config: Config, db: Db | undefined): CheckOutcome {
   } catch (e) {
     return { id: 'master_key', status: 'fail', message: (e as Error).message };
   }
-  if (!db) return { id: 'master_key', status: 'fail', message: 'no database to hold the self-test value' };
+  if (!db) return { id: 'master_key', status: 'fail', message: 'no database to hold the self-test value; start the server once, or restore a backup' };
   const r = new RuntimeSettings(db, box, systemClock).checkSelfTest();
   return r.ok
     ? { id: 'master_key', status: 'ok', message: `master key ${box.currentKid} decrypts the self-test value` }
@@ -161,13 +181,34 @@ function masterKeyCheck(config: Config, db: Db | undefined): CheckOutcome {
 }
 
 /** Runs every check; never throws (a broken check is a failed check). */
-export async function runDoctor(config: Config): Promise<DoctorReport> {
-  const checks: CheckOutcome[] = [nodeVersion(), dataDirWritable(config), diskSpace(config.dataDir)];
+export async function runDoctor(config: Config, opts: DoctorOptions = {}): Promise<DoctorReport> {
+  const skip = new Set(opts.skip ?? []);
+  const now = opts.now ?? Date.now;
+  const checks: CheckOutcome[] = [];
+  const run = async (id: DoctorCheckId, fn: () => CheckOutcome | CheckOutcome[] | Promise<CheckOutcome | CheckOutcome[]>): Promise<void> => {
+    if (skip.has(id)) {
+      checks.push({ id, status: 'ok', message: 'skipped (--skip)', skipped: true });
+      return;
+    }
+    try {
+      const r = await fn();
+      checks.push(...(Array.isArray(r) ? r : [r]));
+    } catch (e) {
+      checks.push({ id, status: 'fail', message: `check failed to run: ${(e as Error).message}` });
+    }
+  };
+  await run('node', nodeVersion);
+  await run('data_dir', () => dataDirWritable(config));
+  await run('disk', () => diskSpace(config.dataDir));
   const { outcomes, db } = databaseChecks(config);
   try {
-    checks.push(...outcomes);
-    checks.push(await redisCheck(config));
-    checks.push(masterKeyCheck(config, db));
+    await run('clock', () => clockCheck(db, now()));
+    for (const o of outcomes) await run(o.id as DoctorCheckId, () => o);
+    await run('redis', () => redisCheck(config));
+    await run('master_key', () => masterKeyCheck(config, db));
+    await run('backup_age', () => backupAgeCheck(db, now(), opts.backupMaxAgeHours ?? 26));
+    if (opts.tlsCert) await run('tls', () => tlsCheck(opts.tlsCert!, config.publicUrl, now()));
+    if (opts.providers) await run('providers', () => providersCheck(db));
   } finally {
     db?.$client.close();
   }

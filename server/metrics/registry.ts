@@ -127,6 +127,39 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Where the backup gauges read the last-success / last-verified records (server/ops/backup/records.ts). */
+  private backupSource: (() => { lastSuccess?: { at: number }; lastVerified?: { at: number } }) | undefined;
+
+  readonly backupLastSuccess = new Gauge({
+    name: 'enclave_backup_last_success_timestamp_seconds',
+    help: 'Unix time of the last successful backup (enclave backup create or the scheduled job); 0 = never.',
+    registers: [this.registry],
+    collect: () => this.collectBackups(),
+  });
+
+  readonly backupLastVerified = new Gauge({
+    name: 'enclave_backup_last_verified_timestamp_seconds',
+    help: 'Unix time of the last backup that passed enclave backup verify; 0 = never.',
+    registers: [this.registry],
+    collect: () => this.collectBackups(),
+  });
+
+  /** Lets the gauges above read the backup records at scrape time (wired in server/main.ts). */
+  trackBackups(source: () => { lastSuccess?: { at: number }; lastVerified?: { at: number } }): void {
+    this.backupSource = source;
+  }
+
+  private collectBackups(): void {
+    let r: { lastSuccess?: { at: number }; lastVerified?: { at: number } } = {};
+    try {
+      r = this.backupSource?.() ?? {};
+    } catch {
+      /* database closed during shutdown */
+    }
+    this.backupLastSuccess.set(r.lastSuccess ? r.lastSuccess.at / 1000 : 0);
+    this.backupLastVerified.set(r.lastVerified ? r.lastVerified.at / 1000 : 0);
+  }
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
     this.buildInfo.labels(APP_VERSION, process.versions.node).set(1);
