@@ -187,6 +187,10 @@ export class SsoService {
   }
 
   constructor(private readonly d: SsoDeps) {
+    if (d.config.oidcIssuer) {
+      const problem = issuerProblem(d.config.oidcIssuer, d.config.oidcAllowLoopbackHttp);
+      if (problem) throw new AppError(500, 'invalid_oidc_issuer', `ENCLAVE_OIDC_ISSUER: ${problem} (got ${d.config.oidcIssuer})`);
+    }
     this.repo = new SsoRepo(d.db, d.data);
     this.clients = new OidcClients({ allowLoopbackHttp: d.config.oidcAllowLoopbackHttp, now: () => d.clock.now() });
     // Enforce SSO: members of a tenant whose enabled IdP enforces SSO sign in through it.

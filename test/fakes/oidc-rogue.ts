@@ -38,11 +38,17 @@ export class RogueIssuer {
   private foreignKey!: Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
   private jwk!: object;
 
+  /** The address the server really listens on (differs from `issuer` when a public name is simulated). */
+  readonly address: string;
+
   constructor(
     private readonly server: http.Server,
     readonly issuer: string,
     private readonly clientSecret: string,
-  ) {}
+    address?: string,
+  ) {
+    this.address = address ?? issuer;
+  }
 
   reset(): void {
     this.mutate = (c) => c;
@@ -68,7 +74,9 @@ export class RogueIssuer {
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', this.issuer);
+    const url = new URL(req.url ?? '/', this.address);
+    const prefix = new URL(this.issuer).pathname.replace(/\/$/, '');
+    if (prefix && url.pathname.startsWith(prefix)) url.pathname = url.pathname.slice(prefix.length) || '/';
     if (url.pathname === '/.well-known/openid-configuration') {
       return this.json(res, 200, {
         issuer: this.discoveryIssuer ?? this.issuer,
@@ -151,10 +159,12 @@ export class RogueIssuer {
   }
 }
 
-export async function startRogueIssuer(clientSecret: string, host = '127.0.0.1'): Promise<RogueIssuer> {
+/** `publicIssuer`: the issuer the IdP names itself (e.g. https://sso.public.test/realms/x) while listening on 127.0.0.1. */
+export async function startRogueIssuer(clientSecret: string, host = '127.0.0.1', publicIssuer?: string): Promise<RogueIssuer> {
   const server = http.createServer();
   await new Promise<void>((r) => server.listen(0, host, r));
-  const rogue = new RogueIssuer(server, `http://${host}:${(server.address() as AddressInfo).port}`, clientSecret);
+  const address = `http://${host}:${(server.address() as AddressInfo).port}`;
+  const rogue = new RogueIssuer(server, publicIssuer ?? address, clientSecret, address);
   await rogue.init();
   return rogue;
 }
