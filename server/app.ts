@@ -25,6 +25,9 @@ import { createIdentity, ensureFirstAdmin, systemContext, type Identity } from '
 import { authRouter } from './identity/routes.js';
 import { adminRouter } from './admin/routes.js';
 import { SsoService } from './sso/service.js';
+import { createJobs, type Jobs } from './jobs/index.js';
+import { jobsAdminRouter } from './jobs/admin-routes.js';
+import { batchRouter } from './batch/routes.js';
 import { ssoAdminRouter, ssoRouter } from './sso/routes.js';
 import type { Entitlements } from './access/entitlements.js';
 import { startLicense } from '../license/boot.js';
@@ -56,6 +59,8 @@ export interface Services {
   readonly gateway: Gateway;
   /** OpenID Connect SSO: platform and tenant IdPs, login, mapping, logout (server/sso). */
   readonly sso: SsoService;
+  /** Lanes (producer side), failed-jobs admin, queue metrics, the Batch API (server/jobs/index.ts). */
+  readonly jobs: Jobs;
   /** Closes Redis, the database and an embedded redis-server this process started. */
   close(): Promise<void>;
 }
@@ -167,6 +172,8 @@ export async function createServices(
     closers.push(() => gateway.stop()); // flushes pending usage records before the database closes
     readiness.register(gateway.readinessCheck());
     const entitlementsNow = opts.entitlements ?? license;
+    const jobs = createJobs({ config, redisUrl, redis, db, data, access: identity.access, keys: identity.keys, clock, log });
+    closers.push(() => jobs.close());
     const sso = new SsoService({ config, log, clock, db, data, secrets: master.box, settings, redis, metrics, identity, entitlements: () => entitlementsNow });
 
     return {
@@ -186,6 +193,7 @@ export async function createServices(
       identity,
       gateway,
       sso,
+      jobs,
       close: closeAll,
     };
   } catch (e) {
@@ -227,13 +235,15 @@ export function buildApp(services: Services): Express {
   app.use(express.json({ limit: config.maxBodyBytes, strict: true }));
 
   app.use(healthRouter(services.readiness));
-  app.use(metricsRouter(services.metrics, config.metricsToken));
+  app.use(metricsRouter(services.metrics, config.metricsToken, () => services.jobs.metricsText()));
   app.use(authRouter(services.identity, { cookieSecure: config.cookieSecure, maxAgeMs: config.sessionMaxHours * 3600_000 }));
   app.use(ssoRouter(services.sso, services.identity, { cookieSecure: config.cookieSecure, maxAgeMs: config.sessionMaxHours * 3600_000 }));
   app.use(ssoAdminRouter(services.sso, services.identity));
   app.use(adminRouter(services.identity));
   app.use(gatewayRouter(services.identity, services.gateway));
   app.use(gatewayAdminRouter(services.identity, services.gateway));
+  app.use(batchRouter(services.identity, services.jobs.batches, { maxFileBytes: config.batchMaxFileBytes }));
+  app.use(jobsAdminRouter(services.identity, services.jobs.queues));
 
   app.use(notFoundHandler);
   app.use(errorHandler());

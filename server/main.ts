@@ -1,6 +1,4 @@
 #!/usr/bin/env node
-import { mkdirSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
 import { buildApp, createServices, StartupError, type Services } from './app.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import type { Config } from './config/settings.js';
@@ -8,6 +6,8 @@ import { SchemaTooNewError } from './db/migrator.js';
 import { listen, type RunningServer } from './http/server.js';
 import { createLogger } from './logger.js';
 import { APP_VERSION } from './paths.js';
+import { startWorker } from './jobs/runtime.js';
+import { WorkerStartError, type JobWorker } from './jobs/worker.js';
 import { DataDirBusyError, registerProcess } from './ops/process-registry.js';
 import { readBackupRecords } from './ops/backup/records.js';
 
@@ -26,17 +26,6 @@ function parseRole(argv: string[]): Role {
 function fail(message: string, code: number): never {
   process.stderr.write(`enclave: ${message}\n`);
   process.exit(code);
-}
-
-/** The worker's liveness signal for the compose healthcheck, until the jobs lanes land. */
-function startHeartbeat(config: Config): () => void {
-  const file = path.join(config.dataDir, 'worker.heartbeat');
-  const beat = (): void => writeFileSync(file, String(Date.now()));
-  mkdirSync(config.dataDir, { recursive: true });
-  beat();
-  const t = setInterval(beat, 5000);
-  t.unref();
-  return () => clearInterval(t);
 }
 
 async function main(): Promise<void> {
@@ -72,7 +61,7 @@ async function main(): Promise<void> {
   services.metrics.trackBackups(() => readBackupRecords(services.db.$client));
 
   let http: RunningServer | undefined;
-  let stopHeartbeat: (() => void) | undefined;
+  let worker: JobWorker | undefined;
   if (role === 'api' || role === 'all') {
     try {
       http = await listen(buildApp(services), config.port, config.host);
@@ -81,7 +70,17 @@ async function main(): Promise<void> {
       fail(`cannot listen on ${config.host}:${config.port}: ${(e as Error).message}; set PORT to a free port`, 1);
     }
   }
-  if (role === 'worker' || role === 'all') stopHeartbeat = startHeartbeat(config);
+  if (role === 'worker' || role === 'all') {
+    // BullMQ lanes, schedules and the heartbeat file the compose health check reads (server/jobs).
+    try {
+      worker = await startWorker(services);
+    } catch (e) {
+      await http?.close(1000);
+      await services.close();
+      unregister();
+      fail(e instanceof WorkerStartError ? e.message : `worker start-up failed: ${(e as Error).message}`, e instanceof WorkerStartError ? 2 : 1);
+    }
+  }
 
   log.info(
     { version: APP_VERSION, port: http?.port, host: config.host, startupMs: Math.round(performance.now() - started) },
@@ -97,8 +96,9 @@ async function main(): Promise<void> {
     shuttingDown = true;
     log.info({ signal, inFlight: http?.inFlight() ?? 0 }, 'shutting down');
     services.readiness.markDraining();
-    stopHeartbeat?.();
     const result = await http?.close(config.shutdownTimeoutMs);
+    // Graceful: running batches finish their in-flight lines and go back to the queue.
+    await worker?.close().catch((e: unknown) => log.warn({ err: (e as Error).message }, 'worker close failed'));
     if (result?.forced) log.warn('shutdown deadline reached: closed remaining connections');
     await services.close();
     unregister();

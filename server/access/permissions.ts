@@ -40,6 +40,8 @@ export const PLATFORM_ACTIONS = [
   'platform:users:read',
   'platform:users:write',
   'platform:audit:read',
+  'platform:jobs:read',
+  'platform:jobs:write',
 ] as const;
 export type PlatformAction = (typeof PLATFORM_ACTIONS)[number];
 

@@ -275,6 +275,12 @@ export const SETTINGS = {
     description: 'Largest batch input file accepted by POST /v1/files, in bytes.',
     fix: 'set it to a positive number of bytes',
   }),
+  backupCron: spec({
+    env: 'ENCLAVE_BACKUP_CRON',
+    schema: nonEmpty.optional(),
+    description: 'Scheduled backups by the worker (cron pattern, e.g. "0 3 * * *"; keeps the newest 14 in <dataDir>/backups). Unset: no scheduled backups.',
+    fix: 'set it to a cron pattern such as "0 3 * * *", or leave it unset',
+  }),
   batchMaxLines: spec({
     env: 'ENCLAVE_BATCH_MAX_LINES',
     schema: positiveInt.default(50000),

@@ -197,6 +197,25 @@ export class KeyService {
     return entry.verified;
   }
 
+  /**
+   * Re-checks a key that authenticated earlier, by its id in ctx.tenant (no secret): for work done
+   * later on the key's behalf (batch lines in the worker). Same refusals as verify() except
+   * the secret comparison; does not count as a use of the key.
+   */
+  verifyStored(ctx: RequestContext, keyId: string): VerifiedKey {
+    const row = this.d.repo.key(ctx, keyId);
+    if (!row) throw keyError('auth_key_invalid', 'The API key is not valid.');
+    const prefix = row.prefix;
+    const entry = this.cache.get(prefix) ?? this.load(prefix);
+    if (!entry) throw keyError('auth_key_invalid', 'The API key is not valid.');
+    this.cache.set(prefix, entry);
+    if (entry.revokedAt !== null) throw keyError('auth_key_revoked', 'The API key has been revoked.');
+    if (entry.expiresAt !== null && this.d.clock.now() >= entry.expiresAt) throw keyError('auth_key_expired', 'The API key has expired.');
+    if (entry.tenantStatus === 'suspended') throw new AppError(403, 'tenant_suspended', `Tenant ${entry.verified.tenant.slug} is suspended.`);
+    if (entry.ownerProblem) throw keyError('auth_key_owner_inactive', "The API key's owner is no longer active in the tenant.");
+    return entry.verified;
+  }
+
   // --- management ---
 
   private effectiveCreatorRole(ctx: RequestContext): Role | 'system' {

@@ -68,6 +68,11 @@ export class UsageWriter {
     return this.monthTokens;
   }
 
+  /** A record written elsewhere in its own transaction (batch lines, server/batch): count its tokens too. */
+  noteWritten(row: Pick<UsageRow, 'createdAt' | 'promptTokens' | 'completionTokens'>): void {
+    this.addTokens(row.createdAt, row.promptTokens + row.completionTokens);
+  }
+
   private addTokens(at: number, n: number): void {
     if (this.monthStart && at >= this.monthStart) this.monthTokens += n;
   }

@@ -3,8 +3,12 @@ import { Router } from 'express';
 import { AppError } from '../errors.js';
 import type { Metrics } from './registry.js';
 
-/** GET /metrics in the Prometheus text format; bearer token required when configured. */
-export function metricsRouter(metrics: Metrics, token: string | undefined): Router {
+/**
+ * GET /metrics in the Prometheus text format; bearer token required when configured.
+ * `extra` appends series collected elsewhere (queue depth and the workers' instruments,
+ * server/jobs/metrics.ts); it must not throw.
+ */
+export function metricsRouter(metrics: Metrics, token: string | undefined, extra?: () => Promise<string>): Router {
   const r = Router();
   const expected = token ? createHash('sha256').update(token).digest() : undefined;
   r.get('/metrics', async (req, res) => {
@@ -17,7 +21,8 @@ export function metricsRouter(metrics: Metrics, token: string | undefined): Rout
         });
       }
     }
-    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+    const text = await metrics.registry.metrics();
+    res.type(metrics.registry.contentType).send(extra ? text + (await extra()) : text);
   });
   return r;
 }

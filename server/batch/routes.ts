@@ -1,0 +1,83 @@
+import { Router, type Request, type Response } from 'express';
+import { z } from 'zod';
+import { AppError } from '../errors.js';
+import type { Identity } from '../identity/index.js';
+import { requireApiKey } from '../identity/http.js';
+import { parseMultipart, readBody } from './multipart.js';
+import type { BatchService } from './service.js';
+
+/**
+ * The OpenAI Batch API surface (API keys): /v1/files (purpose `batch`) and /v1/batches.
+ * Thin: parse and validate, call the batch service with the context, send its serializer's
+ * output. Errors use the OpenAI envelope.
+ */
+const createBatch = z.object({
+  input_file_id: z.string().min(1),
+  endpoint: z.string().min(1),
+  completion_window: z.string().min(1),
+  metadata: z.record(z.string().max(64), z.string().max(512)).nullable().optional(),
+});
+
+const listQuery = z.object({
+  after: z.string().optional(),
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  purpose: z.string().optional(),
+});
+
+export function batchRouter(identity: Identity, batches: BatchService, o: { maxFileBytes: number }): Router {
+  const r = Router();
+  const auth = requireApiKey(identity);
+  // multipart headers and boundaries on top of the file itself
+  const maxUpload = o.maxFileBytes + 64 * 1024;
+
+  r.post('/v1/files', auth, async (req: Request, res: Response) => {
+    const body = await readBody(req, maxUpload);
+    const parts = parseMultipart(req.get('content-type'), body);
+    const file = parts.find((p) => p.name === 'file');
+    const purpose = parts.find((p) => p.name === 'purpose')?.data.toString('utf8').trim();
+    if (!file) throw new AppError(400, 'invalid_request', 'The "file" field is required.', { param: 'file' });
+    if (file.data.length > o.maxFileBytes) throw new AppError(413, 'file_too_large', `The file is larger than the limit of ${o.maxFileBytes} bytes (ENCLAVE_BATCH_MAX_FILE_BYTES).`, { param: 'file' });
+    res.json(batches.upload(req.ctx, { purpose, filename: file.filename, data: file.data }));
+  });
+  r.get('/v1/files', auth, (req: Request, res: Response) => {
+    const q = parse(listQuery, req.query);
+    res.json(batches.listFiles(req.ctx, { limit: q.limit, ...(q.after ? { after: q.after } : {}), ...(q.purpose ? { purpose: q.purpose } : {}) }));
+  });
+  r.get('/v1/files/:id', auth, (req: Request, res: Response) => {
+    res.json(batches.getFile(req.ctx, String(req.params.id)));
+  });
+  r.delete('/v1/files/:id', auth, (req: Request, res: Response) => {
+    res.json(batches.deleteFile(req.ctx, String(req.params.id)));
+  });
+  r.get('/v1/files/:id/content', auth, (req: Request, res: Response) => {
+    const { data, filename } = batches.fileContent(req.ctx, String(req.params.id));
+    res.setHeader('content-type', 'application/octet-stream');
+    res.setHeader('content-disposition', `attachment; filename="${filename}"`);
+    res.send(data);
+  });
+
+  r.post('/v1/batches', auth, async (req: Request, res: Response) => {
+    const b = parse(createBatch, req.body);
+    res.json(await batches.create(req.ctx, b, req.get('x-enclave-classification')?.trim().toLowerCase()));
+  });
+  r.get('/v1/batches', auth, (req: Request, res: Response) => {
+    const q = parse(listQuery, req.query);
+    res.json(batches.list(req.ctx, { limit: q.limit, ...(q.after ? { after: q.after } : {}) }));
+  });
+  r.get('/v1/batches/:id', auth, (req: Request, res: Response) => {
+    res.json(batches.get(req.ctx, String(req.params.id)));
+  });
+  r.post('/v1/batches/:id/cancel', auth, (req: Request, res: Response) => {
+    res.json(batches.cancel(req.ctx, String(req.params.id)));
+  });
+  return r;
+}
+
+function parse<T extends z.ZodType>(schema: T, v: unknown): z.output<T> {
+  const r = schema.safeParse(v ?? {});
+  if (!r.success) {
+    const i = r.error.issues[0]!;
+    throw new AppError(400, 'invalid_request', `${i.path.join('.') || 'body'}: ${i.message}`, { ...(i.path.length ? { param: i.path.join('.') } : {}) });
+  }
+  return r.data;
+}
