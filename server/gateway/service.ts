@@ -10,7 +10,7 @@ import { AppError } from '../errors.js';
 import { newId } from '../ids.js';
 import type { Metrics } from '../metrics/registry.js';
 import type { UsageWriter } from '../metering/usage.js';
-import { isAbort, UpstreamError, type ChatCompletionChunk } from '../providers/index.js';
+import { UpstreamError, type ChatCompletionChunk } from '../providers/index.js';
 import type { Candidate, Catalogue, Deployment } from '../routing/catalogue.js';
 import { orderCandidates } from '../routing/catalogue.js';
 import { messageTexts, redactMessages, type ContentAction, type Detector } from '../routing/content.js';
@@ -251,7 +251,7 @@ export class GatewayService {
    * backoff on retryable errors. `run` performs one attempt and returns true on success;
    * it throws UpstreamError (retryable or not) only while nothing reached the client.
    */
-  private async attempt(ctx: RequestContext, st: CallState, plan: Plan, res: Response, run: (c: Candidate, signal: AbortSignal) => Promise<void>): Promise<void> {
+  private async attempt(ctx: RequestContext, st: CallState, plan: Plan, res: Response, run: (c: Candidate, ac: AbortController) => Promise<void>): Promise<void> {
     let last: unknown;
     let tried = 0;
     for (const c of plan.candidates) {
@@ -282,7 +282,7 @@ export class GatewayService {
           const onClose = (): void => ac.abort(CLIENT_GONE);
           res.once('close', onClose);
           try {
-            await run(c, ac.signal);
+            await run(c, ac);
             d.breaker.success();
             this.d.metrics.gatewayUpstreamAttempts.labels(d.name, 'ok').inc();
             return;
@@ -322,19 +322,18 @@ export class GatewayService {
 
   private async unary(ctx: RequestContext, st: CallState, plan: Plan, body: Record<string, any>, res: Response, ep: Endpoint): Promise<void> {
     let result: any;
-    await this.attempt(ctx, st, plan, res, async (c, signal) => {
+    await this.attempt(ctx, st, plan, res, async (c, ac) => {
       const d = c.deployment;
       const limit = Math.min(d.options.firstTokenMs, d.options.totalMs);
-      const ac = new AbortController();
       const timer = setTimeout(() => ac.abort(TIMEOUT), limit);
-      const sig = AbortSignal.any([signal, ac.signal]);
+      const sig = ac.signal;
       const t = performance.now();
       try {
         const b = this.bodyFor(plan, c, body, st);
         result = ep === 'chat' ? await d.adapter.chat(b as any, { signal: sig }) : await d.adapter.embed(b as any, { signal: sig });
       } catch (e) {
-        if (ac.signal.aborted) throw new UpstreamError('provider_timeout', `Deployment ${d.name} did not answer within ${limit} ms.`);
-        throw isAbort(e) && signal.aborted ? e : e;
+        if (ac.signal.reason === TIMEOUT) throw new UpstreamError('provider_timeout', `Deployment ${d.name} did not answer within ${limit} ms.`);
+        throw e;
       } finally {
         clearTimeout(timer);
         st.upstreamMs += performance.now() - t;
@@ -365,10 +364,9 @@ export class GatewayService {
     let completionChars = 0;
     let sawUsage = false;
     try {
-      await this.attempt(ctx, st, plan, res, async (c, signal) => {
+      await this.attempt(ctx, st, plan, res, async (c, ac) => {
         const d = c.deployment;
         const o = d.options;
-        const ac = new AbortController();
         let phase: 'connect' | 'first token' | 'idle' | 'total' = 'connect';
         const abort = (): void => ac.abort(TIMEOUT);
         const started = performance.now();
@@ -378,7 +376,7 @@ export class GatewayService {
           phase = 'total';
           ac.abort(TIMEOUT);
         }, o.totalMs);
-        const sig = AbortSignal.any([signal, ac.signal]);
+        const sig = ac.signal;
         let t = performance.now();
         const timeout = (): UpstreamError =>
           new UpstreamError('provider_timeout', `Deployment ${d.name} timed out (${phase === 'connect' ? 'connect' : phase === 'first token' ? 'time to first token' : phase === 'idle' ? 'idle between chunks' : 'total'}).`);
@@ -387,7 +385,7 @@ export class GatewayService {
           try {
             stream = await d.adapter.chatStream(this.bodyFor(plan, c, body, st) as any, { signal: sig });
           } catch (e) {
-            if (ac.signal.aborted) throw timeout();
+            if (ac.signal.reason === TIMEOUT) throw timeout();
             throw e;
           }
           phase = 'first token';
@@ -423,7 +421,7 @@ export class GatewayService {
               t = performance.now();
             }
           } catch (e) {
-            if (ac.signal.aborted && !signal.aborted) throw timeout();
+            if (ac.signal.reason === TIMEOUT) throw timeout();
             throw e;
           }
         } finally {

@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { Ollama, type ChatResponse } from 'ollama';
+import { nodeFetch } from '../http-fetch.js';
 import {
   httpError,
   isAbort,
@@ -38,7 +39,7 @@ export class OllamaAdapter implements ProviderAdapter {
 
   constructor(cfg: AdapterConfig) {
     const headers: Record<string, string> = cfg.apiKey ? { authorization: `Bearer ${cfg.apiKey}` } : {};
-    this.client = new Ollama({ host: cfg.baseUrl.replace(/\/+$/, ''), fetch: signalFetch(globalThis.fetch), headers });
+    this.client = new Ollama({ host: cfg.baseUrl.replace(/\/+$/, ''), fetch: signalFetch(nodeFetch), headers });
   }
 
   async chat(req: ChatRequest, o: CallOptions): Promise<ChatCompletion> {

@@ -1,3 +1,4 @@
+import { nodeFetch } from '../http-fetch.js';
 import OpenAI, { APIConnectionError, APIError, APIUserAbortError } from 'openai';
 import {
   isAbort,
@@ -28,6 +29,7 @@ export class OpenAIAdapter implements ProviderAdapter {
       baseURL: cfg.baseUrl.replace(/\/+$/, ''),
       apiKey: cfg.apiKey ?? 'unused',
       maxRetries: 0,
+      fetch: nodeFetch,
       timeout: 24 * 3600_000, // the gateway's timers decide
     });
   }

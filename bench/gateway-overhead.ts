@@ -1,0 +1,164 @@
+/**
+ * Gateway overhead benchmark: the same fake OpenAI-compatible upstream called directly and
+ * through Enclave with everything on (API key auth, authorize(), data-boundary policy with
+ * content rules, usage records, metrics). Three processes share the machine's cores: the
+ * fake upstream, Enclave (real createServices + buildApp, embedded redis-server) and this
+ * load generator (node:http keep-alive agents).
+ *
+ *   node --import tsx bench/gateway-overhead.ts [--seq 2000] [--conc 32] [--secs 8]
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+
+const role = process.env.BENCH_ROLE;
+const self = fileURLToPath(import.meta.url);
+const arg = (name: string, d: number): number => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : d;
+};
+
+if (role === 'fake') {
+  const { FakeOpenAI } = await import('../test/fakes/fake-openai.js');
+  const f = new FakeOpenAI();
+  f.record = false;
+  await f.start();
+  process.send!({ url: f.url });
+} else if (role === 'enclave') {
+  const pino = (await import('pino')).default;
+  const { loadConfig } = await import('../server/config/load.js');
+  const { buildApp, createServices } = await import('../server/app.js');
+  const { listen } = await import('../server/http/server.js');
+  const { systemContext } = await import('../server/identity/index.js');
+  const dir = process.env.BENCH_DIR!;
+  const config = loadConfig({ ENCLAVE_DATA_DIR: dir, ENCLAVE_MASTER_KEY: randomBytes(32).toString('base64'), ENCLAVE_LOG_LEVEL: 'warn', PORT: '0', ENCLAVE_HOST: '127.0.0.1' });
+  const services = await createServices(config, { log: pino({ level: 'warn' }) });
+  const ctx = systemContext(services.log, services.clock, 'bench');
+  const t = services.identity.tenants.create(ctx, { slug: 'bench' });
+  const tctx = services.identity.tenants.scopeTo(ctx, t.id);
+  const { secret } = await services.identity.keys.create(tctx, { name: 'bench', ownerUserId: null });
+  services.gateway.deployments.create(ctx, { name: 'fake', kind: 'openai', base_url: `${process.env.FAKE_URL}/v1`, boundary: 'private', models: ['gpt-fake'], max_concurrency: 1000 });
+  // Content rules on for every detector (redact), so the scan runs on every call.
+  services.gateway.policies.write(tctx, { content: { default: { email: 'redact', phone: 'redact', iban: 'redact', card: 'redact', national_id: 'redact', secret: 'redact' } } }, Date.now());
+  const server = await listen(buildApp(services), 0, '127.0.0.1');
+  process.send!({ url: `http://127.0.0.1:${server.port}`, key: secret });
+  process.on('message', async (m: any) => {
+    if (m === 'rss') process.send!({ rss: process.memoryUsage().rss, usage: (services.gateway.usage.flush(), services.gateway.usage.written) });
+    if (m === 'stop') {
+      await server.close(1000);
+      await services.close();
+      process.exit(0);
+    }
+  });
+}
+
+function start(r: string, env: Record<string, string> = {}): Promise<{ child: ChildProcess; info: any }> {
+  const child = fork(self, process.argv.slice(2), { env: { ...process.env, BENCH_ROLE: r, ...env }, execArgv: ['--import', 'tsx', ...(process.env.BENCH_PROF && r === 'enclave' ? ['--cpu-prof', '--cpu-prof-dir=/tmp/gwprof'] : [])], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return new Promise((resolve, reject) => {
+    child.once('message', (info) => resolve({ child, info }));
+    child.once('exit', (c) => reject(new Error(`${r} exited ${c}`)));
+  });
+}
+
+const BODY = JSON.stringify({ model: 'gpt-fake', messages: [{ role: 'system', content: 'You are terse.' }, { role: 'user', content: 'Summarise the quarterly report for the board in three bullet points.' }], max_tokens: 64 });
+const STREAM_BODY = JSON.stringify({ ...JSON.parse(BODY), stream: true });
+
+function request(agent: http.Agent, url: string, p: string, body: string, key?: string, firstByte = false): Promise<number> {
+  const u = new URL(url + p);
+  return new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    const req = http.request(
+      { agent, host: u.hostname, port: u.port, path: u.pathname, method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...(key ? { authorization: `Bearer ${key}` } : {}) } },
+      (res) => {
+        const oh = res.headers['x-enclave-overhead-ms'];
+        if (typeof oh === 'string') overheads.push(Number(oh));
+        let first = 0;
+        res.on('data', () => {
+          if (!first) first = Number(process.hrtime.bigint() - t0) / 1e6;
+        });
+        res.on('end', () => {
+          if (res.statusCode !== 200) return reject(new Error(`status ${res.statusCode}`));
+          resolve(firstByte ? first : Number(process.hrtime.bigint() - t0) / 1e6);
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+const overheads: number[] = [];
+const pct = (xs: number[], p: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+};
+
+async function sequential(url: string, p: string, body: string, n: number, key?: string, firstByte = false): Promise<number[]> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  for (let i = 0; i < 200; i++) await request(agent, url, p, body, key, firstByte); // warm-up
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) out.push(await request(agent, url, p, body, key, firstByte));
+  agent.destroy();
+  return out;
+}
+
+async function concurrent(url: string, p: string, body: string, conc: number, secs: number, key?: string): Promise<{ rps: number; lat: number[] }> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: conc });
+  const lat: number[] = [];
+  const end = Date.now() + secs * 1000;
+  const warmEnd = Date.now() + 1000;
+  let count = 0;
+  await Promise.all(
+    Array.from({ length: conc }, async () => {
+      while (Date.now() < end) {
+        const ms = await request(agent, url, p, body, key);
+        if (Date.now() > warmEnd) {
+          lat.push(ms);
+          count++;
+        }
+      }
+    }),
+  );
+  agent.destroy();
+  return { rps: count / (secs - 1), lat };
+}
+
+async function main(): Promise<void> {
+  const seqN = arg('seq', 2000);
+  const conc = arg('conc', 32);
+  const secs = arg('secs', 8);
+  const dir = mkdtempSync(path.join(tmpdir(), 'enclave-bench-'));
+  const fake = await start('fake');
+  const enc = await start('enclave', { FAKE_URL: fake.info.url, BENCH_DIR: dir });
+  const F = fake.info.url as string;
+  const E = enc.info.url as string;
+  const key = enc.info.key as string;
+  try {
+    const f = (x: number) => x.toFixed(3);
+    const d1 = await sequential(F, '/v1/chat/completions', BODY, seqN);
+    overheads.length = 0;
+    const e1 = await sequential(E, '/v1/chat/completions', BODY, seqN, key);
+    console.log(`x-enclave-overhead-ms (time inside Enclave, sequential): p50 ${pct(overheads, 50).toFixed(3)} p99 ${pct(overheads, 99).toFixed(3)} ms`);
+    console.log(`sequential (${seqN}): direct p50 ${f(pct(d1, 50))} p99 ${f(pct(d1, 99))} ms | enclave p50 ${f(pct(e1, 50))} p99 ${f(pct(e1, 99))} ms | added p50 ${f(pct(e1, 50) - pct(d1, 50))} p99 ${f(pct(e1, 99) - pct(d1, 99))} ms`);
+    const ds = await sequential(F, '/v1/chat/completions', STREAM_BODY, Math.min(seqN, 1000), undefined, true);
+    const es = await sequential(E, '/v1/chat/completions', STREAM_BODY, Math.min(seqN, 1000), key, true);
+    console.log(`streaming TTFT: direct p50 ${f(pct(ds, 50))} p99 ${f(pct(ds, 99))} ms | enclave p50 ${f(pct(es, 50))} p99 ${f(pct(es, 99))} ms | added p50 ${f(pct(es, 50) - pct(ds, 50))} ms`);
+    const dc = await concurrent(F, '/v1/chat/completions', BODY, conc, secs);
+    const ec = await concurrent(E, '/v1/chat/completions', BODY, conc, secs, key);
+    console.log(`concurrent ${conc}: direct ${dc.rps.toFixed(0)} req/s p50 ${f(pct(dc.lat, 50))} p99 ${f(pct(dc.lat, 99))} ms | enclave ${ec.rps.toFixed(0)} req/s p50 ${f(pct(ec.lat, 50))} p99 ${f(pct(ec.lat, 99))} ms | added p50 ${f(pct(ec.lat, 50) - pct(dc.lat, 50))} p99 ${f(pct(ec.lat, 99) - pct(dc.lat, 99))} ms`);
+    enc.child.send('rss');
+    const m: any = await new Promise((r) => enc.child.once('message', r));
+    console.log(`enclave RSS after ${m.usage} calls: ${(m.rss / 1048576).toFixed(1)} MB; usage records written: ${m.usage}`);
+  } finally {
+    enc.child.send('stop');
+    await new Promise((r) => enc.child.once('exit', r));
+    fake.child.kill();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (!role) await main();
