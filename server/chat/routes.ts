@@ -1,0 +1,220 @@
+import { Router, type Request, type Response } from 'express';
+import { z } from 'zod';
+import type { RequestContext } from '../context.js';
+import { AppError } from '../errors.js';
+import { authenticate } from '../identity/http.js';
+import type { Identity } from '../identity/index.js';
+import { CLASSIFICATIONS, type ChatService } from './service.js';
+
+/**
+ * The gateway pipeline the chat calls (server/gateway GatewayService, structurally): the
+ * same authorize → policy → limits → route → call → meter path as /v1/chat/completions.
+ */
+export interface ChatPipeline {
+  listModels(ctx: RequestContext): { id: string; type?: string; boundaries: readonly string[] }[];
+  beginCall(): void;
+  chat(ctx: RequestContext, body: Record<string, unknown>, req: Request, res: Response): Promise<void>;
+}
+
+const CLASSIFICATION = z.enum(CLASSIFICATIONS);
+
+function parse<T extends z.ZodType>(schema: T, value: unknown): z.output<T> {
+  const r = schema.safeParse(value ?? {});
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    const param = issue?.path.join('.') || undefined;
+    throw new AppError(400, 'invalid_request', `${param ? `${param}: ` : ''}${issue?.message ?? 'invalid request'}`, param ? { param } : {});
+  }
+  return r.data;
+}
+
+/**
+ * Watches what the gateway writes to an SSE response: accumulates the answer text and the
+ * usage from the OpenAI-shaped chunks, notices an error event, and lets the route add its
+ * own `event: enclave` (stored message + conversation totals) before `[DONE]`.
+ */
+function tapSse(res: Response, beforeDone: (tap: Tap) => string | undefined) {
+  const tap: Tap = { content: '', promptTokens: 0, completionTokens: 0, errorCode: null, done: false, sse: false };
+  let buf = '';
+  const origWrite = res.write.bind(res) as (chunk: unknown, ...rest: unknown[]) => boolean;
+  const origEnd = res.end.bind(res) as (chunk?: unknown, ...rest: unknown[]) => Response;
+  const consume = (chunk: unknown) => {
+    if (chunk === undefined || chunk === null || typeof chunk === 'function') return;
+    if (!tap.sse) tap.sse = String(res.getHeader('content-type') ?? '').startsWith('text/event-stream');
+    if (!tap.sse) return;
+    buf += typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString('utf8');
+    let i: number;
+    while ((i = buf.indexOf('\n\n')) >= 0) {
+      const block = buf.slice(0, i);
+      buf = buf.slice(i + 2);
+      for (const line of block.split('\n')) {
+        if (!line.startsWith('data:')) continue;
+        const data = line.slice(5).trim();
+        if (data === '[DONE]') {
+          tap.done = true;
+          continue;
+        }
+        try {
+          const j = JSON.parse(data) as { choices?: { delta?: { content?: string } }[]; usage?: { prompt_tokens?: number; completion_tokens?: number } | null; error?: { code?: string } };
+          if (j.error) tap.errorCode = j.error.code ?? 'stream_error';
+          const d = j.choices?.[0]?.delta?.content;
+          if (typeof d === 'string') tap.content += d;
+          if (j.usage) {
+            tap.promptTokens = j.usage.prompt_tokens ?? tap.promptTokens;
+            tap.completionTokens = j.usage.completion_tokens ?? tap.completionTokens;
+          }
+        } catch {
+          /* not JSON: ignore */
+        }
+      }
+    }
+  };
+  res.write = ((chunk: unknown, ...rest: unknown[]) => {
+    consume(chunk);
+    return origWrite(chunk, ...rest);
+  }) as Response['write'];
+  res.end = ((chunk?: unknown, ...rest: unknown[]) => {
+    consume(chunk);
+    if (tap.sse && !res.writableEnded && !res.destroyed) {
+      const extra = beforeDone(tap);
+      if (extra) {
+        // Put our event before the final `[DONE]` so a reader stopping at [DONE] still sees it.
+        if (typeof chunk === 'string' && chunk.includes('data: [DONE]')) {
+          return origEnd(chunk.replace('data: [DONE]', `${extra}data: [DONE]`), ...rest);
+        }
+        origWrite(extra);
+      }
+    }
+    return origEnd(chunk, ...rest);
+  }) as Response['end'];
+  return tap;
+}
+
+interface Tap {
+  content: string;
+  promptTokens: number;
+  completionTokens: number;
+  errorCode: string | null;
+  done: boolean;
+  sse: boolean;
+}
+
+/**
+ * /api/chat: the employee chat (session cookie + X-CSRF-Token; API keys are refused here —
+ * they have /v1). Conversations are the caller's own in the active tenant.
+ *   GET    /api/chat/models                          allowed models with boundaries + tenant default classification
+ *   GET    /api/chat/conversations?q=&limit=         list (search by title)
+ *   POST   /api/chat/conversations                   create
+ *   DELETE /api/chat/conversations                   delete all of mine
+ *   GET    /api/chat/conversations/:id               with messages
+ *   PATCH  /api/chat/conversations/:id               rename / model / classification
+ *   DELETE /api/chat/conversations/:id
+ *   POST   /api/chat/conversations/:id/completions   {mode, content?, model, classification?} → SSE
+ *     (the gateway's OpenAI chunks, then `event: enclave` with the stored answer), or the
+ *     gateway's JSON error (e.g. 403 policy_boundary_denied) before anything is sent upstream.
+ */
+/** The tenant's data-boundary policy as the gateway sees it (server/gateway PolicyCache, structurally). */
+export type PolicyView = (ctx: RequestContext) => {
+  policy: { boundaries: Readonly<Record<string, ReadonlySet<string>>>; defaultClassification?: string | undefined };
+  tenantDefault: string;
+};
+
+export function chatRouter(identity: Identity, chat: ChatService, opts: { pipeline: () => ChatPipeline | undefined; policy?: PolicyView }): Router {
+  const pipeline = opts.pipeline;
+  const r = Router();
+  const auth = authenticate(identity, { accept: ['session'] });
+  r.use('/api/chat', auth);
+
+  const gateway = (): ChatPipeline => {
+    const p = pipeline();
+    if (!p) throw new AppError(503, 'gateway_unavailable', 'The AI gateway is not available on this server yet.');
+    return p;
+  };
+
+  r.get('/api/chat/models', (req, res) => {
+    const ctx = req.ctx;
+    if (!ctx.tenant) throw new AppError(403, 'tenant_required', 'Choose an organisation first.');
+    const t = identity.tenants.byId(ctx.tenant.id);
+    const p = pipeline();
+    const models = p ? p.listModels(ctx).filter((m) => !m.type || m.type === 'chat') : [];
+    const view = opts.policy?.(ctx);
+    res.json({
+      object: 'list',
+      data: models.map((m) => ({ id: m.id, boundaries: m.boundaries })),
+      default_classification: view ? (view.policy.defaultClassification ?? view.tenantDefault) : (t?.defaultClassification ?? 'internal'),
+      // Which boundaries each classification may use: the UI explains refusals before and after sending.
+      policy: view ? Object.fromEntries(CLASSIFICATIONS.map((c) => [c, [...(view.policy.boundaries[c] ?? [])]])) : null,
+      gateway: p ? 'ready' : 'unavailable',
+    });
+  });
+
+  r.get('/api/chat/conversations', (req, res) => {
+    const q = parse(z.object({ q: z.string().max(200).optional(), limit: z.coerce.number().int().min(1).max(500).default(200) }), req.query);
+    res.json({ object: 'list', data: chat.list(req.ctx, { limit: q.limit, ...(q.q ? { q: q.q } : {}) }) });
+  });
+  r.post('/api/chat/conversations', (req, res) => {
+    const b = parse(z.object({ title: z.string().max(500).optional(), model: z.string().max(200).nullable().optional(), classification: CLASSIFICATION.nullable().optional() }), req.body);
+    res.status(201).json(chat.create(req.ctx, b));
+  });
+  r.delete('/api/chat/conversations', (req, res) => {
+    res.json({ object: 'list', deleted: chat.removeAll(req.ctx) });
+  });
+  r.get('/api/chat/conversations/:id', (req, res) => {
+    res.json(chat.withMessages(req.ctx, String(req.params.id)));
+  });
+  r.patch('/api/chat/conversations/:id', (req, res) => {
+    const b = parse(z.object({ title: z.string().max(500).optional(), model: z.string().max(200).nullable().optional(), classification: CLASSIFICATION.nullable().optional() }).strict(), req.body);
+    res.json(chat.update(req.ctx, String(req.params.id), b));
+  });
+  r.delete('/api/chat/conversations/:id', (req, res) => {
+    chat.remove(req.ctx, String(req.params.id));
+    res.json({ object: 'conversation', id: req.params.id, deleted: true });
+  });
+
+  r.post('/api/chat/conversations/:id/completions', async (req, res) => {
+    const b = parse(
+      z.object({
+        mode: z.enum(['send', 'regenerate', 'edit']).default('send'),
+        content: z.string().max(200_000).optional(),
+        model: z.string().min(1).max(200),
+        classification: CLASSIFICATION.optional(),
+      }),
+      req.body,
+    );
+    const ctx = req.ctx;
+    const p = gateway();
+    const id = String(req.params.id);
+    const { history } = chat.prepareTurn(ctx, id, { mode: b.mode, model: b.model, ...(b.content !== undefined ? { content: b.content } : {}), ...(b.classification ? { classification: b.classification } : {}) });
+    // The gateway reads the classification and workflow from headers, as for /v1 callers.
+    if (b.classification) req.headers['x-enclave-classification'] = b.classification;
+    else delete req.headers['x-enclave-classification'];
+    req.headers['x-enclave-workflow'] = 'chat';
+
+    let saved = false;
+    const save = (tap: Tap, status: 'complete' | 'stopped' | 'error') => {
+      if (saved) return undefined;
+      saved = true;
+      return chat.saveAnswer(ctx, id, {
+        content: tap.content,
+        model: b.model,
+        status,
+        errorCode: tap.errorCode,
+        promptTokens: tap.promptTokens,
+        completionTokens: tap.completionTokens,
+        costMicros: 0,
+      });
+    };
+    const tap = tapSse(res, (t) => {
+      const out = save(t, t.errorCode ? 'error' : 'complete');
+      return out ? `event: enclave\ndata: ${JSON.stringify(out)}\n\n` : undefined;
+    });
+    // Stop (the browser aborts): keep what was streamed so far.
+    res.once('close', () => {
+      if (tap.sse && !saved) save(tap, tap.errorCode ? 'error' : 'stopped');
+    });
+    res.setHeader('x-enclave-conversation', id);
+    p.beginCall();
+    await p.chat(ctx, { model: b.model, messages: history, stream: true, stream_options: { include_usage: true } }, req, res);
+  });
+  return r;
+}

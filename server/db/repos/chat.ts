@@ -1,0 +1,74 @@
+import { and, eq, lt, or, sql } from 'drizzle-orm';
+import type { RequestContext } from '../../context.js';
+import { chatMessages, conversations } from '../schema.js';
+import type { TenantData } from '../tenant-scope.js';
+
+/**
+ * The SQL for the web UI's conversations and messages. Everything is tenant-scoped
+ * (TenantData) and additionally limited to the owning user: a conversation of another user
+ * or tenant does not exist for the caller.
+ */
+export type ConversationRow = typeof conversations.$inferSelect;
+export type ChatMessageRow = typeof chatMessages.$inferSelect;
+export type NewChatMessage = Omit<typeof chatMessages.$inferInsert, 'tenantId'>;
+
+export class ChatRepo {
+  constructor(private readonly data: TenantData) {}
+
+  listConversations(ctx: RequestContext, userId: string, opts: { q?: string; limit: number; before?: number }): ConversationRow[] {
+    const where = and(
+      eq(conversations.userId, userId),
+      opts.q ? sql`${conversations.title} LIKE ${`%${opts.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`} ESCAPE '\\'` : undefined,
+      opts.before !== undefined ? lt(conversations.updatedAt, opts.before) : undefined,
+    );
+    // tenantScoped.list has no order/limit; sort here (a user's list is small and indexed).
+    return this.data.conversations
+      .list(ctx, where)
+      .sort((a, b) => b.updatedAt - a.updatedAt || (a.id < b.id ? 1 : -1))
+      .slice(0, opts.limit);
+  }
+  conversation(ctx: RequestContext, userId: string, id: string): ConversationRow | undefined {
+    return this.data.conversations.get(ctx, and(eq(conversations.id, id), eq(conversations.userId, userId))!);
+  }
+  insertConversation(ctx: RequestContext, row: Omit<typeof conversations.$inferInsert, 'tenantId'>): ConversationRow {
+    return this.data.conversations.insert(ctx, row);
+  }
+  updateConversation(ctx: RequestContext, userId: string, id: string, patch: Partial<Omit<ConversationRow, 'id' | 'tenantId' | 'userId'>>): number {
+    return this.data.conversations.update(ctx, and(eq(conversations.id, id), eq(conversations.userId, userId))!, patch);
+  }
+  addUsage(ctx: RequestContext, userId: string, id: string, u: { promptTokens: number; completionTokens: number; costMicros: number }, now: number): number {
+    return this.data.conversations.update(ctx, and(eq(conversations.id, id), eq(conversations.userId, userId))!, {
+      promptTokens: sql`${conversations.promptTokens} + ${u.promptTokens}` as unknown as number,
+      completionTokens: sql`${conversations.completionTokens} + ${u.completionTokens}` as unknown as number,
+      costMicros: sql`${conversations.costMicros} + ${u.costMicros}` as unknown as number,
+      updatedAt: now,
+    });
+  }
+  deleteConversation(ctx: RequestContext, userId: string, id: string): number {
+    return this.data.conversations.delete(ctx, and(eq(conversations.id, id), eq(conversations.userId, userId))!);
+  }
+  deleteAllConversations(ctx: RequestContext, userId: string): number {
+    return this.data.conversations.delete(ctx, eq(conversations.userId, userId));
+  }
+  /** Retention: conversations of this tenant not updated since `before`. */
+  deleteConversationsBefore(ctx: RequestContext, before: number): number {
+    return this.data.conversations.delete(ctx, lt(conversations.updatedAt, before));
+  }
+
+  messages(ctx: RequestContext, conversationId: string): ChatMessageRow[] {
+    return this.data.chatMessages
+      .list(ctx, eq(chatMessages.conversationId, conversationId))
+      .sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
+  }
+  insertMessage(ctx: RequestContext, row: NewChatMessage): ChatMessageRow {
+    return this.data.chatMessages.insert(ctx, row);
+  }
+  updateMessage(ctx: RequestContext, id: string, patch: Partial<Omit<ChatMessageRow, 'id' | 'tenantId' | 'conversationId'>>): number {
+    return this.data.chatMessages.update(ctx, eq(chatMessages.id, id), patch);
+  }
+  deleteMessages(ctx: RequestContext, ids: string[]): number {
+    if (!ids.length) return 0;
+    return this.data.chatMessages.delete(ctx, or(...ids.map((id) => eq(chatMessages.id, id)))!);
+  }
+}
+

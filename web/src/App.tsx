@@ -1,0 +1,121 @@
+import { useCallback, useEffect, useMemo, useState } from 'react';
+import { api, ApiError, onSessionLost, setCsrf, type Session } from './api.js';
+import { Banner } from './components/Banner.js';
+import { Spinner } from './components/ui.js';
+import { Layout } from './Layout.js';
+import { AdminPage } from './pages/admin/Admin.js';
+import { ChatPage } from './pages/Chat.js';
+import { MePage } from './pages/Me.js';
+import { NotFound } from './pages/NotFound.js';
+import { SignIn, TenantPicker } from './pages/SignIn.js';
+import { navigate, usePath } from './router.js';
+import { SessionContext, type SessionApi } from './session.js';
+
+type State =
+  | { kind: 'loading' }
+  | { kind: 'signed_out'; notice?: string }
+  | { kind: 'blocked'; message: string; code: string }
+  | { kind: 'signed_in'; session: Session; pickTenant: boolean };
+
+const LOST: Record<string, string> = {
+  auth_session_expired: 'Your session has expired. Sign in again.',
+  auth_session_invalid: 'Your session has ended. Sign in again.',
+  auth_required: 'Sign in to continue.',
+};
+
+export function App() {
+  const [state, setState] = useState<State>({ kind: 'loading' });
+  const path = usePath();
+
+  const accept = useCallback((session: Session, pickTenant = false) => {
+    setCsrf(session.csrf_token);
+    setState({ kind: 'signed_in', session, pickTenant });
+  }, []);
+
+  const load = useCallback(async () => {
+    try {
+      accept(await api<Session>('/auth/session', { quiet: true }));
+    } catch (e) {
+      setCsrf(null);
+      if (e instanceof ApiError && e.status === 403) setState({ kind: 'blocked', message: e.message, code: e.code });
+      else setState({ kind: 'signed_out', ...(e instanceof ApiError && e.code === 'auth_session_expired' ? { notice: LOST[e.code] } : {}) });
+    }
+  }, [accept]);
+
+  useEffect(() => {
+    void load();
+    return onSessionLost((code) => {
+      setCsrf(null);
+      setState({ kind: 'signed_out', notice: LOST[code] ?? 'Sign in again.' });
+    });
+  }, [load]);
+
+  const sessionApi = useMemo<SessionApi | null>(() => {
+    if (state.kind !== 'signed_in') return null;
+    return {
+      session: state.session,
+      refresh: load,
+      signOut: async () => {
+        try {
+          await api('/auth/logout', { method: 'POST', body: {} });
+        } catch {
+          /* the session may already be gone */
+        }
+        setCsrf(null);
+        setState({ kind: 'signed_out', notice: 'You have signed out.' });
+        navigate('/login', { replace: true });
+      },
+      switchTenant: async (tenant: string) => {
+        const s = await api<Session>('/auth/switch-tenant', { body: { tenant } });
+        accept(s);
+      },
+    };
+  }, [state, load, accept]);
+
+  if (state.kind === 'loading') {
+    return (
+      <main className="center-page" id="main">
+        <Spinner label="Loading Enclave…" />
+      </main>
+    );
+  }
+  if (state.kind === 'signed_out' || state.kind === 'blocked') {
+    const notice = state.kind === 'blocked' ? undefined : state.notice;
+    return (
+      <SignIn
+        {...(notice ? { notice } : {})}
+        {...(state.kind === 'blocked' ? { blocked: { message: state.message, code: state.code } } : {})}
+        onSignedIn={(s) => {
+          accept(s, s.tenants.length > 1);
+          if (path.startsWith('/login') || path === '/') navigate('/chat', { replace: true });
+        }}
+      />
+    );
+  }
+  if (state.pickTenant) {
+    return (
+      <TenantPicker
+        session={state.session}
+        onPicked={(s) => {
+          accept(s, false);
+        }}
+      />
+    );
+  }
+
+  const pathname = path.split('?')[0] ?? '/';
+  let page;
+  if (pathname === '/' || pathname === '/login') {
+    queueMicrotask(() => navigate('/chat', { replace: true }));
+    page = null;
+  } else if (pathname === '/chat' || pathname.startsWith('/chat/')) page = <ChatPage conversationId={pathname.slice('/chat/'.length) || null} />;
+  else if (pathname === '/me') page = <MePage />;
+  else if (pathname === '/admin' || pathname.startsWith('/admin/')) page = <AdminPage path={pathname} />;
+  else page = <NotFound />;
+
+  return (
+    <SessionContext.Provider value={sessionApi}>
+      <Layout banner={<Banner />}>{page}</Layout>
+    </SessionContext.Provider>
+  );
+}

@@ -1,0 +1,72 @@
+import { useState, type ReactNode } from 'react';
+import { ErrorNote } from './components/ui.js';
+import { Link, usePath } from './router.js';
+import { isAdmin, useSession } from './session.js';
+
+export function Layout({ children, banner }: { children: ReactNode; banner?: ReactNode }) {
+  const { session, signOut, switchTenant } = useSession();
+  const path = usePath();
+  const [error, setError] = useState<unknown>(null);
+  const current = (p: string) => (path === p || path.startsWith(`${p}/`) ? 'page' : undefined);
+  const tenantSlug = session.tenant?.slug ?? '';
+  return (
+    <div className="app">
+      <a href="#main" className="skip-link">
+        Skip to content
+      </a>
+      <header className="topbar">
+        <span className="brand" aria-label="Enclave">
+          <span className="brand-mark" aria-hidden="true" />
+          Enclave
+        </span>
+        <nav aria-label="Main" className="topnav">
+          <Link to="/chat" aria-current={current('/chat')}>
+            Chat
+          </Link>
+          <Link to="/me" aria-current={current('/me')}>
+            My usage
+          </Link>
+          {isAdmin(session) ? (
+            <Link to="/admin" aria-current={current('/admin')}>
+              Admin
+            </Link>
+          ) : null}
+        </nav>
+        <div className="topbar-right">
+          {session.tenants.length > 1 ? (
+            <label className="inline-field">
+              <span>Organisation</span>
+              <select
+                value={tenantSlug}
+                onChange={(e) => {
+                  setError(null);
+                  switchTenant(e.target.value).catch(setError);
+                }}
+              >
+                {session.tenants.map((t) => (
+                  <option key={t.id} value={t.slug} disabled={t.status !== 'active'}>
+                    {t.name || t.slug}
+                    {t.status !== 'active' ? ' (suspended)' : ''}
+                  </option>
+                ))}
+              </select>
+            </label>
+          ) : session.tenant ? (
+            <span className="muted">{session.tenants[0]?.name || tenantSlug}</span>
+          ) : null}
+          <span className="user" title={session.user.email}>
+            {session.user.name || session.user.email}
+          </span>
+          <button type="button" className="btn btn-ghost" onClick={() => void signOut()}>
+            Sign out
+          </button>
+        </div>
+      </header>
+      {banner}
+      <ErrorNote error={error} title="Could not switch organisation." />
+      <main id="main" className="main">
+        {children}
+      </main>
+    </div>
+  );
+}

@@ -1,0 +1,138 @@
+/**
+ * The UI's one way to talk to the server: same-origin fetch with the session cookie, the
+ * CSRF header on state-changing calls, and errors from the API's envelope
+ * ({"error":{"message","type","code","param"}}) surfaced as ApiError.
+ */
+export class ApiError extends Error {
+  override readonly name = 'ApiError';
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly param?: string | null,
+  ) {
+    super(message);
+  }
+}
+
+let csrfToken: string | null = null;
+export function setCsrf(token: string | null): void {
+  csrfToken = token;
+}
+
+/** Listeners told when the server says the session is gone (expired, ended elsewhere). */
+const sessionLost = new Set<(code: string) => void>();
+export function onSessionLost(fn: (code: string) => void): () => void {
+  sessionLost.add(fn);
+  return () => sessionLost.delete(fn);
+}
+
+const SESSION_CODES = new Set(['auth_session_expired', 'auth_session_invalid', 'auth_required']);
+
+async function toError(res: Response): Promise<ApiError> {
+  let code = `http_${res.status}`;
+  let message = res.statusText || `Request failed (${res.status})`;
+  let param: string | null = null;
+  try {
+    const body = (await res.json()) as { error?: { code?: string; message?: string; param?: string | null } };
+    if (body.error) {
+      code = body.error.code ?? code;
+      message = body.error.message ?? message;
+      param = body.error.param ?? null;
+    }
+  } catch {
+    /* not JSON */
+  }
+  return new ApiError(res.status, code, message, param);
+}
+
+export interface RequestOptions {
+  method?: string;
+  body?: unknown;
+  signal?: AbortSignal;
+  headers?: Record<string, string>;
+  /** Do not announce a lost session (the sign-in page probes the session itself). */
+  quiet?: boolean;
+}
+
+export async function raw(path: string, opts: RequestOptions = {}): Promise<Response> {
+  const method = opts.method ?? (opts.body === undefined ? 'GET' : 'POST');
+  const headers: Record<string, string> = { accept: 'application/json', ...opts.headers };
+  if (opts.body !== undefined) headers['content-type'] = 'application/json';
+  if (method !== 'GET' && method !== 'HEAD' && csrfToken) headers['x-csrf-token'] = csrfToken;
+  const res = await fetch(path, {
+    method,
+    headers,
+    credentials: 'same-origin',
+    ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
+  if (!res.ok) {
+    const err = await toError(res);
+    if (!opts.quiet && res.status === 401 && SESSION_CODES.has(err.code)) for (const fn of sessionLost) fn(err.code);
+    throw err;
+  }
+  return res;
+}
+
+export async function api<T>(path: string, opts: RequestOptions = {}): Promise<T> {
+  const res = await raw(path, opts);
+  return (await res.json()) as T;
+}
+
+/**
+ * Reads a text/event-stream body: calls onEvent(name, data) per event ("message" when the
+ * event has no name). Returns when the stream ends; an abort rejects with AbortError.
+ */
+export async function readSse(res: Response, onEvent: (event: string, data: string) => void): Promise<void> {
+  if (!res.body) return;
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buf += value;
+    let i: number;
+    while ((i = buf.search(/\r?\n\r?\n/)) >= 0) {
+      const block = buf.slice(0, i);
+      buf = buf.slice(i).replace(/^\r?\n\r?\n/, '');
+      let event = 'message';
+      const data: string[] = [];
+      for (const line of block.split(/\r?\n/)) {
+        if (line.startsWith(':')) continue;
+        const c = line.indexOf(':');
+        const field = c < 0 ? line : line.slice(0, c);
+        const val = c < 0 ? '' : line.slice(c + 1).replace(/^ /, '');
+        if (field === 'event') event = val;
+        else if (field === 'data') data.push(val);
+      }
+      if (data.length) onEvent(event, data.join('\n'));
+    }
+  }
+}
+
+// --- shapes the UI reads ---
+export type Role = 'owner' | 'admin' | 'member' | 'viewer';
+export type Classification = 'public' | 'internal' | 'confidential' | 'restricted';
+export type Boundary = 'local' | 'private' | 'public';
+export interface SessionTenant {
+  id: string;
+  slug: string;
+  name: string;
+  role: Role;
+  status: string;
+}
+export interface Session {
+  object: 'session';
+  user: { id: string; email: string; name: string | null; platform_admin: boolean };
+  tenant: { id: string; slug: string; status: string } | null;
+  role: Role | null;
+  tenants: SessionTenant[];
+  csrf_token: string;
+  expires_at: number;
+}
+export interface ListPage<T> {
+  object: 'list';
+  data: T[];
+  next_cursor: string | null;
+}

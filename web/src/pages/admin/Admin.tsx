@@ -1,0 +1,92 @@
+import { PageTitle } from '../../components/ui.js';
+import { Link } from '../../router.js';
+import { isAdmin, useSession } from '../../session.js';
+import { AuditPage } from './Audit.js';
+import { KeysPage } from './Keys.js';
+import { LicensePage } from './License.js';
+import { MembersPage } from './Members.js';
+import { Overview } from './Overview.js';
+import { ProvidersPage } from './Providers.js';
+import { TenantsPage } from './Tenants.js';
+
+interface Section {
+  path: string;
+  label: string;
+  platform?: boolean;
+}
+
+const SECTIONS: Section[] = [
+  { path: '/admin', label: 'Overview' },
+  { path: '/admin/members', label: 'Members & roles' },
+  { path: '/admin/keys', label: 'API keys' },
+  { path: '/admin/audit', label: 'Audit log' },
+  { path: '/admin/providers', label: 'Providers & models', platform: true },
+  { path: '/admin/tenants', label: 'Tenants', platform: true },
+  { path: '/admin/license', label: 'Licence', platform: true },
+];
+
+export function AdminPage({ path }: { path: string }) {
+  const { session } = useSession();
+  if (!isAdmin(session)) {
+    return (
+      <section className="page narrow">
+        <PageTitle>Not allowed</PageTitle>
+        <div className="note note-error" role="alert">
+          The admin console is for organisation owners and administrators. Your role{session.role ? ` (${session.role})` : ''} does not include it.
+        </div>
+        <p>
+          <Link to="/chat">Back to chat</Link>
+        </p>
+      </section>
+    );
+  }
+  const platform = session.user.platform_admin;
+  const sections = SECTIONS.filter((s) => !s.platform || platform);
+  const current = sections.find((s) => s.path === path);
+  let body;
+  switch (current?.path) {
+    case '/admin':
+      body = <Overview />;
+      break;
+    case '/admin/members':
+      body = <MembersPage />;
+      break;
+    case '/admin/keys':
+      body = <KeysPage />;
+      break;
+    case '/admin/audit':
+      body = <AuditPage />;
+      break;
+    case '/admin/providers':
+      body = <ProvidersPage />;
+      break;
+    case '/admin/tenants':
+      body = <TenantsPage />;
+      break;
+    case '/admin/license':
+      body = <LicensePage />;
+      break;
+    default:
+      body = (
+        <section className="page">
+          <PageTitle>Page not found</PageTitle>
+        </section>
+      );
+  }
+  return (
+    <div className="admin">
+      <nav className="admin-nav" aria-label="Admin console">
+        <ul>
+          {sections.map((s) => (
+            <li key={s.path}>
+              <Link to={s.path} aria-current={s.path === path ? 'page' : undefined}>
+                {s.label}
+              </Link>
+            </li>
+          ))}
+        </ul>
+      </nav>
+      <div className="admin-body">{body}</div>
+    </div>
+  );
+}

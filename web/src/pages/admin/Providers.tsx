@@ -1,0 +1,155 @@
+import { useState, type FormEvent } from 'react';
+import { api } from '../../api.js';
+import { BoundaryBadge, ErrorNote, Note, PageTitle, Spinner } from '../../components/ui.js';
+import { useLoad } from './common.js';
+
+interface Provider {
+  id: string;
+  name: string;
+  kind: 'ollama' | 'openai';
+  base_url: string;
+  has_api_key: boolean;
+  boundary: string;
+  region: string | null;
+  approved: boolean;
+  enabled: boolean;
+  models: { name: string; type: string }[];
+  health?: { state?: string; breaker?: string } | null;
+}
+
+export function ProvidersPage() {
+  const list = useLoad(() => api<{ data: Provider[] }>('/admin/api/providers'), []);
+  const [form, setForm] = useState({ name: '', kind: 'openai' as 'openai' | 'ollama', base_url: '', api_key: '', boundary: 'private', models: '' });
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const [done, setDone] = useState<string | null>(null);
+  const [tests, setTests] = useState<Record<string, { ok: boolean; text: string }>>({});
+
+  const set = (k: keyof typeof form) => (e: { target: { value: string } }) => setForm((f) => ({ ...f, [k]: e.target.value }));
+  const add = async (e: FormEvent) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    setDone(null);
+    try {
+      await api('/admin/api/providers', {
+        body: { name: form.name, kind: form.kind, base_url: form.base_url, boundary: form.boundary, models: form.models, ...(form.api_key ? { api_key: form.api_key } : {}) },
+      });
+      setDone(`Provider ${form.name} added.`);
+      setForm((f) => ({ ...f, name: '', api_key: '', models: '' }));
+      await list.reload();
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const test = async (p: Provider) => {
+    setTests((t) => ({ ...t, [p.id]: { ok: true, text: 'Testing…' } }));
+    try {
+      const r = await api<Record<string, unknown>>(`/admin/api/providers/${p.id}/test`, { body: {} });
+      const models = Array.isArray(r.models) ? (r.models as unknown[]).length : null;
+      setTests((t) => ({ ...t, [p.id]: { ok: r.ok !== false, text: r.ok === false ? String(r.error ?? r.message ?? 'failed') : `Connected${models !== null ? `: ${models} models` : ''}` } }));
+    } catch (err) {
+      setTests((t) => ({ ...t, [p.id]: { ok: false, text: (err as Error).message } }));
+    }
+  };
+
+  return (
+    <section className="page">
+      <PageTitle>Providers & models</PageTitle>
+      <form className="form card" onSubmit={add} aria-label="Add a provider">
+        <div className="form-row">
+          <label className="field">
+            <span>Name</span>
+            <input required pattern="[a-z0-9][a-z0-9._\-]{0,62}" title="lower-case letters, digits, dot, dash, underscore" value={form.name} onChange={set('name')} />
+          </label>
+          <label className="field">
+            <span>Kind</span>
+            <select value={form.kind} onChange={set('kind')}>
+              <option value="openai">OpenAI-compatible</option>
+              <option value="ollama">Ollama</option>
+            </select>
+          </label>
+          <label className="field">
+            <span>Base URL</span>
+            <input required type="url" placeholder="http://127.0.0.1:11434" value={form.base_url} onChange={set('base_url')} />
+          </label>
+        </div>
+        <div className="form-row">
+          <label className="field">
+            <span>Data boundary</span>
+            <select value={form.boundary} onChange={set('boundary')}>
+              <option value="local">Local</option>
+              <option value="private">Private cloud</option>
+              <option value="public">Public cloud</option>
+            </select>
+          </label>
+          <label className="field">
+            <span>API key (stored encrypted, never shown again)</span>
+            <input type="password" autoComplete="off" value={form.api_key} onChange={set('api_key')} />
+          </label>
+          <label className="field">
+            <span>Models (comma-separated)</span>
+            <input value={form.models} placeholder="llama3.1:8b, gpt-4o-mini" onChange={set('models')} />
+          </label>
+        </div>
+        <button className="btn btn-primary" type="submit" disabled={busy}>
+          {busy ? <Spinner label="Adding…" /> : 'Add provider'}
+        </button>
+      </form>
+      <ErrorNote error={error} />
+      {done ? <Note kind="ok">{done}</Note> : null}
+      <ErrorNote error={list.error} title="Could not load providers." />
+      {list.loading && !list.data ? <Spinner /> : null}
+      {list.data ? (
+        list.data.data.length === 0 ? (
+          <p className="muted">No providers yet. Add an Ollama or OpenAI-compatible endpoint above.</p>
+        ) : (
+          <table className="table">
+            <caption className="sr-only">Provider deployments</caption>
+            <thead>
+              <tr>
+                <th scope="col">Name</th>
+                <th scope="col">Kind</th>
+                <th scope="col">Boundary</th>
+                <th scope="col">Models</th>
+                <th scope="col">Status</th>
+                <th scope="col">Connection</th>
+              </tr>
+            </thead>
+            <tbody>
+              {list.data.data.map((p) => (
+                <tr key={p.id}>
+                  <td>
+                    {p.name}
+                    <div className="small muted">{p.base_url}</div>
+                  </td>
+                  <td>{p.kind}</td>
+                  <td>
+                    <BoundaryBadge boundary={p.boundary} />
+                  </td>
+                  <td className="small">{p.models.map((m) => m.name).join(', ') || '—'}</td>
+                  <td>
+                    <span className={`tag ${p.enabled && p.approved ? 'tag-active' : ''}`}>{!p.approved ? 'not approved' : p.enabled ? 'enabled' : 'disabled'}</span>
+                  </td>
+                  <td>
+                    <button type="button" className="btn btn-small" onClick={() => void test(p)} aria-label={`Test connection to ${p.name}`}>
+                      Test
+                    </button>
+                    {tests[p.id] ? (
+                      <span className={`small ${tests[p.id]!.ok ? 'ok' : 'bad'}`} role="status">
+                        {' '}
+                        {tests[p.id]!.text}
+                      </span>
+                    ) : null}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )
+      ) : null}
+    </section>
+  );
+}
