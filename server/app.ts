@@ -24,6 +24,12 @@ import { startEmbeddedRedis } from './redis/embedded.js';
 import { createIdentity, ensureFirstAdmin, systemContext, type Identity } from './identity/index.js';
 import { authRouter } from './identity/routes.js';
 import { adminRouter } from './admin/routes.js';
+import { licenseAdminRouter } from './admin/license-routes.js';
+import { chatRouter } from './chat/routes.js';
+import { ChatService } from './chat/service.js';
+import { ChatRepo } from './db/repos/chat.js';
+import { webRouter } from './web/static.js';
+import { uiRouter } from './web/ui-routes.js';
 import { SsoService } from './sso/service.js';
 import { createJobs, type Jobs } from './jobs/index.js';
 import { jobsAdminRouter } from './jobs/admin-routes.js';
@@ -242,6 +248,12 @@ export function buildApp(services: Services): Express {
   app.use(adminRouter(services.identity));
   app.use(gatewayRouter(services.identity, services.gateway));
   app.use(gatewayAdminRouter(services.identity, services.gateway));
+  app.use(licenseAdminRouter(services.identity, services.license));
+  app.use(uiRouter(services.identity, services.license));
+  // The web UI's chat calls the same gateway pipeline as /v1 (workflow `chat`), with the session.
+  app.use(chatRouter(services.identity, new ChatService(new ChatRepo(services.data)), { pipeline: () => services.gateway.service, policy: (ctx) => services.gateway.policies.get(ctx) }));
+  // Last before 404: the built UI (dist/web) with SPA fallback; never shadows the API paths.
+  app.use(webRouter());
   app.use(batchRouter(services.identity, services.jobs.batches, { maxFileBytes: config.batchMaxFileBytes }));
   app.use(jobsAdminRouter(services.identity, services.jobs.queues));
 
