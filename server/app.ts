@@ -41,6 +41,8 @@ import type { LicenseService } from '../license/service.js';
 import { createGateway, type Gateway } from './gateway/index.js';
 import { gatewayRouter } from './gateway/routes.js';
 import { gatewayAdminRouter } from './gateway/admin-routes.js';
+import { createMetering, type Metering } from './metering/index.js';
+import { meteringRouter } from './metering/routes.js';
 
 /** Everything the process builds once and shares. Built only here (and by tests through here). */
 export interface Services {
@@ -63,6 +65,8 @@ export interface Services {
   readonly identity: Identity;
   /** The AI gateway: catalogue, policies, usage writer, deployments admin, calls (server/gateway/index.ts). */
   readonly gateway: Gateway;
+  /** Plans, prices, limits and quotas (admission), usage rollups and reports (server/metering). */
+  readonly metering: Metering;
   /** OpenID Connect SSO: platform and tenant IdPs, login, mapping, logout (server/sso). */
   readonly sso: SsoService;
   /** Lanes (producer side), failed-jobs admin, queue metrics, the Batch API (server/jobs/index.ts). */
@@ -159,7 +163,23 @@ export async function createServices(
     readiness.register(license.readinessCheck());
 
     const data = createTenantData(db);
+    let gatewayRef: Gateway | undefined;
+    let identityRef: Identity | undefined;
+    const metering = createMetering({
+      db,
+      redis,
+      clock,
+      log,
+      metrics,
+      entitlements: opts.entitlements ? () => opts.entitlements! : () => license,
+      audit: () => identityRef?.audit,
+      failureMode: config.rateLimitFailureMode,
+      flushLedger: () => gatewayRef?.usage.flush(),
+    });
+    metering.start();
+    closers.push(() => metering.stop());
     const identity = createIdentity({
+      plans: () => metering.plans,
       db,
       data,
       clock,
@@ -173,7 +193,9 @@ export async function createServices(
     if (firstAdmin) log.info({ userId: firstAdmin }, 'created the first platform administrator from ENCLAVE_ADMIN_EMAIL');
     identity.start();
     closers.push(() => identity.stop());
-    const gateway = createGateway({ db, data, secrets: master.box, clock, log, metrics, identity, entitlements: opts.entitlements ? () => opts.entitlements! : () => license });
+    identityRef = identity;
+    const gateway = createGateway({ db, data, secrets: master.box, clock, log, metrics, identity, entitlements: opts.entitlements ? () => opts.entitlements! : () => license, metering: metering.hook });
+    gatewayRef = gateway;
     gateway.start();
     closers.push(() => gateway.stop()); // flushes pending usage records before the database closes
     readiness.register(gateway.readinessCheck());
@@ -198,6 +220,7 @@ export async function createServices(
       metrics,
       identity,
       gateway,
+      metering,
       sso,
       jobs,
       close: closeAll,
@@ -248,6 +271,7 @@ export function buildApp(services: Services): Express {
   app.use(adminRouter(services.identity));
   app.use(gatewayRouter(services.identity, services.gateway));
   app.use(gatewayAdminRouter(services.identity, services.gateway));
+  app.use(meteringRouter(services.identity, services.metering));
   app.use(licenseAdminRouter(services.identity, services.license));
   app.use(uiRouter(services.identity, services.license));
   // The web UI's chat calls the same gateway pipeline as /v1 (workflow `chat`), with the session.

@@ -287,6 +287,13 @@ export const SETTINGS = {
     description: 'Most requests (lines) in one batch input file.',
     fix: 'set it to a positive number',
   }),
+  rateLimitFailureMode: spec({
+    env: 'ENCLAVE_RATE_LIMIT_FAILURE_MODE',
+    schema: z.enum(['fail-open', 'fail-closed']).default('fail-open'),
+    description:
+      'When Redis is unavailable: fail-open keeps serving with per-process rate limits and budgets from the SQLite ledger (a metric and a log line say so); fail-closed answers 503 rate_limiter_unavailable.',
+    fix: 'use "fail-open" or "fail-closed"',
+  }),
 } as const;
 
 export type SettingKey = keyof typeof SETTINGS;

@@ -8,6 +8,7 @@ import type { CheckResult, ReadinessCheck } from '../health/readiness.js';
 import type { Identity } from '../identity/index.js';
 import { Revision } from '../identity/revision.js';
 import { UsageWriter } from '../metering/usage.js';
+import type { MeteringHook } from '../metering/index.js';
 import type { Metrics } from '../metrics/registry.js';
 import { Catalogue } from '../routing/catalogue.js';
 import { DeploymentService } from '../routing/deployments.js';
@@ -27,6 +28,8 @@ export interface Gateway {
   readonly deployments: DeploymentService;
   readonly service: GatewayService;
   readonly revision: Revision;
+  /** Metering admission/settlement, for pipelines built elsewhere (batches) so no route skips it. */
+  readonly metering?: MeteringHook;
   readinessCheck(): ReadinessCheck;
   start(pollMs?: number): void;
   stop(): void;
@@ -42,6 +45,7 @@ export function createGateway(o: {
   identity: Identity;
   entitlements: () => Entitlements;
   usageFlushMs?: number;
+  metering?: MeteringHook;
 }): Gateway {
   const revision = new Revision(o.db, 'gateway');
   const breakerCode = { closed: 0, half_open: 1, open: 2 } as const;
@@ -49,7 +53,7 @@ export function createGateway(o: {
   const policies = new PolicyCache(o.db, o.data, revision);
   const usage = new UsageWriter(o.db, o.clock, o.log, { intervalMs: o.usageFlushMs ?? 50, maxBatch: 500 });
   const deployments = new DeploymentService({ db: o.db, secrets: o.secrets, clock: o.clock, revision, entitlements: o.entitlements });
-  const service = new GatewayService({ catalogue, policies, usage, access: o.identity.access, entitlements: o.entitlements, metrics: o.metrics, clock: o.clock, log: o.log });
+  const service = new GatewayService({ catalogue, policies, usage, access: o.identity.access, entitlements: o.entitlements, metrics: o.metrics, clock: o.clock, log: o.log, ...(o.metering ? { metering: o.metering } : {}) });
   catalogue.reload(revision.current());
   const onChange = (): void => {
     catalogue.reload(revision.current());
@@ -64,6 +68,7 @@ export function createGateway(o: {
     deployments,
     service,
     revision,
+    ...(o.metering ? { metering: o.metering } : {}),
     readinessCheck: () => ({
       name: 'providers',
       critical: false,

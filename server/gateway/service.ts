@@ -10,6 +10,8 @@ import { AppError } from '../errors.js';
 import { newId } from '../ids.js';
 import type { Metrics } from '../metrics/registry.js';
 import type { UsageWriter } from '../metering/usage.js';
+import type { MeteringHook, Reservation } from '../metering/index.js';
+import type { UsageRow } from '../db/repos/usage.js';
 import { UpstreamError, type ChatCompletionChunk } from '../providers/index.js';
 import type { Candidate, Catalogue, Deployment } from '../routing/catalogue.js';
 import { orderCandidates } from '../routing/catalogue.js';
@@ -34,6 +36,8 @@ export interface GatewayDeps {
   readonly metrics: Metrics;
   readonly clock: Clock;
   readonly log: Logger;
+  /** Limits, quotas and cost (server/metering): admission before routing, settlement with the usage record. */
+  readonly metering?: MeteringHook;
 }
 
 /** What the routing decided, kept for the usage record. */
@@ -57,6 +61,8 @@ interface CallState {
   httpStatus: number;
   errorCode: string | null;
   outcome: string;
+  /** The metering reservation (settled in finish()). */
+  reservation?: Reservation;
 }
 
 const CLASS_HEADER = 'x-enclave-classification';
@@ -101,6 +107,7 @@ export class GatewayService {
     const st = newState('chat', body.stream === true);
     try {
       const plan = this.plan(ctx, st, req, body.model, body.messages, 'chat');
+      await this.limit(ctx, st, plan, body, res);
       if (st.stream) await this.streamChat(ctx, st, plan, body, res);
       else await this.unary(ctx, st, plan, body, res, 'chat');
     } catch (e) {
@@ -116,12 +123,22 @@ export class GatewayService {
       const input = body.input;
       const texts = typeof input === 'string' ? [input] : Array.isArray(input) ? input.filter((x: unknown) => typeof x === 'string') : [];
       const plan = this.plan(ctx, st, req, body.model, [{ role: 'user', content: texts.join('\n') }], 'embedding', texts);
+      await this.limit(ctx, st, plan, body, res);
       await this.unary(ctx, st, plan, body, res, 'embeddings');
     } catch (e) {
       this.fail(ctx, st, e, res);
     } finally {
       this.finish(ctx, st, req);
     }
+  }
+
+  /** Limit (DESIGN.md §4 step 3): metering admission — key, user, tenant plan, licence — before anything goes upstream. */
+  private async limit(ctx: RequestContext, st: CallState, plan: Plan, body: Record<string, any>, res: Response): Promise<void> {
+    if (!this.d.metering) return;
+    const max = st.endpoint === 'chat' ? Number(body.max_completion_tokens ?? body.max_tokens) : 0;
+    const maxTokens = st.endpoint === 'chat' ? (Number.isFinite(max) && max > 0 ? max : DEFAULT_MAX_TOKENS) : 0;
+    st.reservation = await this.d.metering.admit(ctx, { model: st.alias!, promptTokens: estimateTokens(messageTexts(plan.messages)), maxTokens });
+    for (const k in st.reservation.headers) res.setHeader(k, st.reservation.headers[k]!);
   }
 
   // ---- routing -------------------------------------------------------------------------
@@ -206,8 +223,8 @@ export class GatewayService {
       }
     }
 
-    // Licence call point: the monthly token allowance, at admission.
-    if (ent.checkTokens) {
+    // Licence call point: the monthly token allowance, at admission (metering's admission includes it when wired).
+    if (ent.checkTokens && !this.d.metering) {
       const estimate = estimateTokens(embedTexts ?? messageTexts(messages as any[]));
       const adm = ent.checkTokens(this.d.usage.tokensThisMonth(), estimate);
       if (!adm.allowed) throw adm.error;
@@ -500,7 +517,7 @@ export class GatewayService {
     if (!tenant) return;
     const wf = req.get('x-enclave-workflow');
     const p = ctx.principal;
-    this.d.usage.record({
+    const row: UsageRow = {
       id: newId('use'),
       tenantId: tenant.id,
       requestId: ctx.requestId,
@@ -527,7 +544,9 @@ export class GatewayService {
       httpStatus: st.httpStatus,
       errorCode: st.errorCode,
       createdAt: this.d.clock.now(),
-    });
+    };
+    this.d.metering?.complete(st.reservation, row);
+    this.d.usage.record(row);
   }
 
   beginCall(): void {
@@ -545,6 +564,8 @@ interface Plan {
 }
 
 const CLIENT_GONE = 'client_gone';
+/** Completion tokens reserved at admission when a chat call sets no max_tokens. */
+const DEFAULT_MAX_TOKENS = 1024;
 const CLIENT_GONE_ERROR = new Error('client disconnected');
 const TIMEOUT = 'timeout';
 

@@ -119,6 +119,43 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  // ---- Metering (issue 7). Labels: level (key|user|tenant|licence), limit (closed set), store,
+  // threshold — never tenant, user or key ids.
+
+  readonly quotaRefusals = new Counter({
+    name: 'enclave_quota_refusals_total',
+    help: 'Calls refused at admission, by level (key, user, tenant, licence) and limit (requests_per_minute, tokens_per_minute, concurrent_requests, monthly_tokens, monthly_cost_micros).',
+    labelNames: ['level', 'limit'] as const,
+    registers: [this.registry],
+  });
+
+  readonly ratelimitAdmissions = new Counter({
+    name: 'enclave_ratelimit_admissions_total',
+    help: 'Calls admitted with limits checked, by counter store (redis, or memory while Redis is unavailable and the deployment fails open).',
+    labelNames: ['store'] as const,
+    registers: [this.registry],
+  });
+
+  readonly ratelimitUnavailable = new Counter({
+    name: 'enclave_ratelimit_redis_unavailable_total',
+    help: 'Admissions that found Redis unavailable, by what happened (fail_open: counted in process; refused: 503 under fail-closed).',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly ratelimitDegraded = new Gauge({
+    name: 'enclave_ratelimit_degraded',
+    help: '1 while the rate limiter runs without Redis (fail-open: per-process limits), else 0.',
+    registers: [this.registry],
+  });
+
+  readonly quotaAlerts = new Counter({
+    name: 'enclave_quota_alerts_total',
+    help: 'Soft-limit notifications raised (once per tenant, window, limit and threshold), by limit and threshold percentage.',
+    labelNames: ['limit', 'threshold'] as const,
+    registers: [this.registry],
+  });
+
   /** Sign-ins by method (local, oidc) and outcome (success or a bounded failure class; server/sso/service.ts LOGIN_OUTCOMES). */
   readonly authLogins = new Counter({
     name: 'enclave_auth_logins_total',

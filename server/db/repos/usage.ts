@@ -25,6 +25,8 @@ export interface UsageRow {
   completionTokens: number;
   tokensEstimated: boolean;
   costMicros: number;
+  /** The price version the cost was computed with (metering fills it); null = no price. */
+  priceVersion?: number | null;
   latencyMs: number;
   ttftMs: number | null;
   stream: boolean;
@@ -44,12 +46,12 @@ export class UsageRepo {
     const c = db.$client;
     this.insert = c.prepare(
       `INSERT INTO usage_records (id, tenant_id, request_id, user_id, key_id, workflow, endpoint, alias, deployment_id, provider, model, boundary, classification, policy,
-        prompt_tokens, completion_tokens, tokens_estimated, cost_micros, latency_ms, ttft_ms, stream, attempts, status, http_status, error_code, created_at)
+        prompt_tokens, completion_tokens, tokens_estimated, cost_micros, price_version, latency_ms, ttft_ms, stream, attempts, status, http_status, error_code, created_at)
        VALUES (@id, @tenantId, @requestId, @userId, @keyId, @workflow, @endpoint, @alias, @deploymentId, @provider, @model, @boundary, @classification, @policy,
-        @promptTokens, @completionTokens, @tokensEstimated, @costMicros, @latencyMs, @ttftMs, @stream, @attempts, @status, @httpStatus, @errorCode, @createdAt)`,
+        @promptTokens, @completionTokens, @tokensEstimated, @costMicros, @priceVersion, @latencyMs, @ttftMs, @stream, @attempts, @status, @httpStatus, @errorCode, @createdAt)`,
     );
     this.many = c.transaction((rows: UsageRow[]) => {
-      for (const r of rows) this.insert.run({ ...r, tokensEstimated: r.tokensEstimated ? 1 : 0, stream: r.stream ? 1 : 0 });
+      for (const r of rows) this.insert.run({ ...r, priceVersion: r.priceVersion ?? null, tokensEstimated: r.tokensEstimated ? 1 : 0, stream: r.stream ? 1 : 0 });
     });
     this.sumSince = c.prepare('SELECT COALESCE(SUM(prompt_tokens + completion_tokens), 0) FROM usage_records WHERE created_at >= ?').pluck();
   }

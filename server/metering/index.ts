@@ -1,0 +1,150 @@
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { Entitlements } from '../access/entitlements.js';
+import type { AuditLog } from '../audit/log.js';
+import type { Clock } from '../clock.js';
+import type { RequestContext } from '../context.js';
+import type { Db } from '../db/connection.js';
+import { MeteringRepo } from '../db/repos/metering.js';
+import type { UsageRow } from '../db/repos/usage.js';
+import { newId } from '../ids.js';
+import { Revision } from '../identity/revision.js';
+import type { Metrics } from '../metrics/registry.js';
+import { Admission, type FailureMode, type Reservation } from './admission.js';
+import { PlanService } from './plans.js';
+import { Pricing } from './prices.js';
+import { Reports } from './reports.js';
+
+export type { Reservation } from './admission.js';
+
+/**
+ * What the gateway pipeline calls (server/gateway/service.ts): admit() once per call
+ * before routing, complete() once per call with the usage record (prices it and settles
+ * the reservation). Every spending route — /v1 chat and embeddings, batches, the web UI's
+ * chat — runs through that pipeline, so through this.
+ */
+export interface MeteringHook {
+  admit(ctx: RequestContext, req: { model: string; promptTokens: number; maxTokens: number }): Promise<Reservation>;
+  complete(r: Reservation | undefined, row: UsageRow): void;
+}
+
+export interface Metering {
+  readonly repo: MeteringRepo;
+  readonly revision: Revision;
+  readonly plans: PlanService;
+  readonly pricing: Pricing;
+  readonly admission: Admission;
+  readonly reports: Reports;
+  readonly hook: MeteringHook;
+  /** Deletes raw usage records older than each tenant's retention (rollups stay). */
+  purgeRaw(): number;
+  start(pollMs?: number): void;
+  stop(): void;
+}
+
+export function createMetering(o: {
+  db: Db;
+  redis: Redis;
+  clock: Clock;
+  log: Logger;
+  metrics: Metrics;
+  entitlements: () => Entitlements;
+  audit: () => AuditLog | undefined;
+  failureMode: FailureMode;
+  flushLedger?: () => void;
+}): Metering {
+  const repo = new MeteringRepo(o.db);
+  const revision = new Revision(o.db, 'metering');
+  const plans = new PlanService(repo, revision, o.clock, o.audit);
+  const pricing = new Pricing(repo, revision, o.clock, o.audit);
+  pricing.ensureBundled();
+  const notified = new Set<string>();
+  let flushLedger = o.flushLedger;
+
+  const alert = (r: Reservation, limitName: 'monthly_tokens' | 'monthly_cost_micros', used: number): void => {
+    const t = plans.tenant(r.tenantId);
+    const limit = t?.plan.limits[limitName];
+    if (!t || typeof limit !== 'number' || limit <= 0 || used < 0) return;
+    for (const th of t.alertThresholds) {
+      if (used * 100 < limit * th) continue;
+      const k = `${r.tenantId}|${r.window.id}|${limitName}|${th}`;
+      if (notified.has(k)) continue;
+      notified.add(k);
+      const created = repo.insertNotification({ id: newId('ntf'), tenantId: r.tenantId, window: r.window.id, limitName, threshold: th, used, limitValue: limit, createdAt: o.clock.now() });
+      if (!created) continue; // another process raised it
+      o.metrics.quotaAlerts.labels(limitName, String(th)).inc();
+      o.log.warn({ tenant: t.slug, limit: limitName, threshold: th, used, limitValue: limit, window: r.window.id }, 'tenant usage crossed an alert threshold');
+      o.audit()?.record(r.ctx, {
+        action: 'quota.alert',
+        tenantId: r.tenantId,
+        target: { type: 'tenant', id: r.tenantId },
+        details: { limit: limitName, threshold: th, used, limit_value: limit, window: r.window.id, webhook: t.webhookUrl ? 'pending (jobs lane)' : 'none' },
+      });
+    }
+  };
+
+  const admission = new Admission({
+    repo,
+    plans,
+    revision,
+    redis: o.redis,
+    metrics: o.metrics,
+    clock: o.clock,
+    log: o.log,
+    entitlements: o.entitlements,
+    failureMode: o.failureMode,
+    flushLedger: () => flushLedger?.(),
+    onSettled: (r, tokens, cost) => {
+      alert(r, 'monthly_tokens', tokens);
+      alert(r, 'monthly_cost_micros', cost);
+    },
+  });
+
+  const hook: MeteringHook = {
+    admit: (ctx, req) => {
+      const p = pricing.price(req.model);
+      const estCost = p ? Math.round((req.promptTokens * p.inputMicrosPerMTok + req.maxTokens * p.outputMicrosPerMTok) / 1_000_000) + p.requestMicros : 0;
+      return admission.admit(ctx, { model: req.model, estimateTokens: req.promptTokens + req.maxTokens, estimateCostMicros: estCost });
+    },
+    complete: (r, row) => {
+      const c = pricing.cost(row.model ?? row.alias, row.deploymentId, row.promptTokens, row.completionTokens, row.deploymentId ? 1 : 0);
+      row.costMicros = c.costMicros;
+      row.priceVersion = c.priceVersion;
+      if (r) void admission.settle(r, row.promptTokens + row.completionTokens, c.costMicros);
+    },
+  };
+
+  let timer: NodeJS.Timeout | undefined;
+  const purgeRaw = (): number => {
+    let n = 0;
+    for (const p of repo.retentionPolicies()) n += repo.purgeRaw(p.tenantId, o.clock.now() - p.days * 86_400_000);
+    if (n) o.log.info({ deleted: n }, 'purged raw usage records past their retention (rollups kept)');
+    return n;
+  };
+
+  return {
+    repo,
+    revision,
+    plans,
+    pricing,
+    admission,
+    reports: new Reports(repo, plans, admission, o.clock),
+    hook,
+    purgeRaw,
+    start: (pollMs = 200) => {
+      revision.start(pollMs);
+      timer = setInterval(() => {
+        try {
+          purgeRaw();
+        } catch (e) {
+          o.log.error({ err: (e as Error).message }, 'raw usage purge failed');
+        }
+      }, 3600_000);
+      timer.unref();
+    },
+    stop: () => {
+      revision.stop();
+      if (timer) clearInterval(timer);
+    },
+  };
+}

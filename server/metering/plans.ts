@@ -1,0 +1,235 @@
+import { z } from 'zod';
+import type { PlanCapabilities, Resource } from '../access/authorize.js';
+import type { Action } from '../access/permissions.js';
+import type { AuditLog } from '../audit/log.js';
+import type { Clock } from '../clock.js';
+import type { RequestContext } from '../context.js';
+import type { MeteringRepo, PlanRow } from '../db/repos/metering.js';
+import { AppError } from '../errors.js';
+import type { Revision } from '../identity/revision.js';
+import { CAPABILITIES, compactLimits, isTimeZone, limitsSchema, parseLimits, type Capability, type Limits } from './limits.js';
+
+export const DEFAULT_PLAN = 'default';
+
+export interface Plan {
+  readonly name: string;
+  readonly description: string;
+  readonly capabilities: ReadonlySet<Capability>;
+  readonly limits: Limits;
+  /** null = every model. */
+  readonly allowedModels: ReadonlySet<string> | null;
+  readonly updatedAt: number;
+}
+
+export interface TenantMetering {
+  readonly id: string;
+  readonly slug: string;
+  readonly plan: Plan;
+  readonly timezone: string;
+  readonly rawRetentionDays: number | null;
+  readonly alertThresholds: readonly number[];
+  readonly webhookUrl: string | null;
+}
+
+export const planInputSchema = z
+  .object({
+    name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'lowercase letters, digits, - and _'),
+    description: z.string().max(500).optional(),
+    capabilities: z.array(z.enum(CAPABILITIES)).optional(),
+    limits: limitsSchema.optional(),
+    allowed_models: z.array(z.string().min(1).max(200)).nullable().optional(),
+  })
+  .strict();
+export type PlanInput = z.infer<typeof planInputSchema>;
+
+export const tenantSettingsSchema = z
+  .object({
+    timezone: z.string().refine(isTimeZone, 'an IANA time zone such as Europe/Berlin').optional(),
+    raw_retention_days: z.number().int().min(1).max(36500).nullable().optional(),
+    alert_thresholds: z.array(z.number().int().min(1).max(1000)).max(10).optional(),
+    webhook_url: z.string().url().nullable().optional(),
+  })
+  .strict();
+
+/** Which capability an action needs (actions not listed need none). */
+const ACTION_CAPABILITY: Partial<Record<Action, Capability>> = {
+  'batches:write': 'batch_api',
+};
+
+function toPlan(r: PlanRow): Plan {
+  let caps: string[] = [];
+  let models: string[] | null = null;
+  try {
+    caps = JSON.parse(r.capabilities);
+  } catch {
+    /* a broken row grants nothing */
+  }
+  try {
+    models = r.allowedModels ? JSON.parse(r.allowedModels) : null;
+  } catch {
+    models = [];
+  }
+  return {
+    name: r.name,
+    description: r.description,
+    capabilities: new Set(caps.filter((c): c is Capability => (CAPABILITIES as readonly string[]).includes(c))),
+    limits: parseLimits(r.limits),
+    allowedModels: models ? new Set(models) : null,
+    updatedAt: r.updatedAt,
+  };
+}
+
+/** Plans and tenants' plan assignments, cached in memory; the `metering` revision drops the cache in every process. */
+export class PlanService implements PlanCapabilities {
+  private plans = new Map<string, Plan>();
+  private tenants = new Map<string, { at: number; value: TenantMetering | undefined }>();
+  /** Tenant rows are re-read at least this often (a plan changed by the identity API, which does not bump our revision). */
+  private readonly tenantTtlMs = 500;
+
+  constructor(
+    private readonly repo: MeteringRepo,
+    private readonly revision: Revision,
+    private readonly clock: Clock,
+    private readonly audit: () => AuditLog | undefined,
+  ) {
+    revision.onChange(() => this.clear());
+  }
+
+  clear(): void {
+    this.plans.clear();
+    this.tenants.clear();
+  }
+
+  get(name: string): Plan | undefined {
+    let p = this.plans.get(name);
+    if (!p) {
+      const row = this.repo.plan(name);
+      if (!row) return undefined;
+      p = toPlan(row);
+      this.plans.set(name, p);
+    }
+    return p;
+  }
+
+  list(): Plan[] {
+    return this.repo.plans().map(toPlan);
+  }
+
+  /** The tenant's plan, time zone and alert settings (cached; ≤ 500 ms stale). */
+  tenant(tenantId: string): TenantMetering | undefined {
+    const now = Date.now();
+    const c = this.tenants.get(tenantId);
+    if (c && now - c.at < this.tenantTtlMs) return c.value;
+    const row = this.repo.tenant(tenantId);
+    let value: TenantMetering | undefined;
+    if (row) {
+      const plan = this.get(row.plan ?? DEFAULT_PLAN) ?? this.get(DEFAULT_PLAN) ?? EMPTY_PLAN;
+      let thresholds: number[] = [80, 100];
+      try {
+        if (row.alertThresholds) thresholds = JSON.parse(row.alertThresholds);
+      } catch {
+        /* defaults */
+      }
+      value = {
+        id: row.id,
+        slug: row.slug,
+        plan,
+        timezone: row.timezone ?? 'UTC',
+        rawRetentionDays: row.rawRetentionDays,
+        alertThresholds: thresholds,
+        webhookUrl: row.webhookUrl,
+      };
+    }
+    this.tenants.set(tenantId, { at: now, value });
+    return value;
+  }
+
+  // ---- PlanCapabilities (authorize() step 5) ------------------------------------------------
+
+  check(ctx: RequestContext, action: Action, resource: Resource): string | undefined {
+    if (!ctx.tenant) return undefined;
+    const t = this.tenant(ctx.tenant.id);
+    if (!t) return undefined;
+    const cap = ACTION_CAPABILITY[action];
+    if (cap && !t.plan.capabilities.has(cap)) return `The tenant's plan (${t.plan.name}) does not include ${cap}.`;
+    if (resource.model !== undefined && t.plan.allowedModels && (action === 'models:invoke' || action === 'embeddings:create') && !t.plan.allowedModels.has(resource.model)) {
+      return `The tenant's plan (${t.plan.name}) does not include model ${resource.model}.`;
+    }
+    return undefined;
+  }
+
+  /** Capability check for other modules (e.g. cloud_providers at routing, self_service_keys). */
+  has(tenantId: string, cap: Capability): boolean {
+    const t = this.tenant(tenantId);
+    return !t || t.plan.capabilities.has(cap);
+  }
+
+  // ---- admin --------------------------------------------------------------------------------
+
+  upsert(ctx: RequestContext, input: PlanInput): Plan {
+    const now = this.clock.now();
+    const before = this.repo.plan(input.name);
+    const prev = before ? toPlan(before) : undefined;
+    this.repo.upsertPlan({
+      name: input.name,
+      description: input.description ?? prev?.description ?? '',
+      capabilities: JSON.stringify(input.capabilities ?? (prev ? [...prev.capabilities] : [...CAPABILITIES])),
+      limits: JSON.stringify(compactLimits(input.limits ?? prev?.limits ?? {})),
+      allowedModels: input.allowed_models === undefined ? (before?.allowedModels ?? null) : input.allowed_models === null ? null : JSON.stringify(input.allowed_models),
+      createdAt: before?.createdAt ?? now,
+      updatedAt: now,
+    });
+    this.revision.bump();
+    const after = this.get(input.name)!;
+    this.audit()?.record(ctx, { action: before ? 'plan.update' : 'plan.create', tenantId: null, target: { type: 'plan', id: input.name }, details: { before: prev ? planJson(prev) : null, after: planJson(after) } });
+    return after;
+  }
+
+  remove(ctx: RequestContext, name: string): void {
+    if (name === DEFAULT_PLAN) throw new AppError(409, 'plan_in_use', 'The default plan cannot be deleted.');
+    const n = this.repo.tenantsOnPlan(name);
+    if (n) throw new AppError(409, 'plan_in_use', `${n} tenant(s) use plan ${name}; assign them another plan first.`);
+    if (!this.repo.deletePlan(name)) throw new AppError(404, 'plan_not_found', `Plan ${name} does not exist.`);
+    this.revision.bump();
+    this.audit()?.record(ctx, { action: 'plan.delete', tenantId: null, target: { type: 'plan', id: name } });
+  }
+
+  /** Assigns a plan to a tenant (audited; every process sees it within the revision poll, < 1 s). */
+  assign(ctx: RequestContext, tenantId: string, plan: string | null): void {
+    if (plan !== null && !this.repo.plan(plan)) throw new AppError(404, 'plan_not_found', `Plan ${plan} does not exist.`, { param: 'plan' });
+    const before = this.repo.tenant(tenantId);
+    if (!before) throw new AppError(404, 'not_found', 'tenant not found');
+    this.repo.setTenantPlan(tenantId, plan, this.clock.now());
+    this.revision.bump();
+    this.audit()?.record(ctx, { action: 'tenant.plan', tenantId, target: { type: 'tenant', id: tenantId }, details: { before: before.plan ?? DEFAULT_PLAN, after: plan ?? DEFAULT_PLAN } });
+  }
+
+  updateTenantSettings(ctx: RequestContext, tenantId: string, input: z.infer<typeof tenantSettingsSchema>): TenantMetering {
+    const cur = this.repo.tenant(tenantId);
+    if (!cur) throw new AppError(404, 'not_found', 'tenant not found');
+    const next = {
+      tenantId,
+      timezone: input.timezone ?? cur.timezone ?? 'UTC',
+      rawRetentionDays: input.raw_retention_days === undefined ? cur.rawRetentionDays : input.raw_retention_days,
+      alertThresholds: JSON.stringify(input.alert_thresholds ?? (cur.alertThresholds ? JSON.parse(cur.alertThresholds) : [80, 100])),
+      webhookUrl: input.webhook_url === undefined ? cur.webhookUrl : input.webhook_url,
+      updatedAt: this.clock.now(),
+    };
+    this.repo.upsertSettings(next);
+    this.revision.bump();
+    this.audit()?.record(ctx, { action: 'tenant.metering_settings', tenantId, target: { type: 'tenant', id: tenantId }, details: { after: { ...next, webhookUrl: next.webhookUrl ? '(set)' : null } } });
+    return this.tenant(tenantId)!;
+  }
+}
+
+const EMPTY_PLAN: Plan = { name: DEFAULT_PLAN, description: '', capabilities: new Set(CAPABILITIES), limits: {}, allowedModels: null, updatedAt: 0 };
+
+export function planJson(p: Plan) {
+  return {
+    name: p.name,
+    description: p.description,
+    capabilities: [...p.capabilities].sort(),
+    limits: compactLimits(p.limits),
+    allowed_models: p.allowedModels ? [...p.allowedModels] : null,
+  };
+}

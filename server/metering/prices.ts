@@ -1,0 +1,132 @@
+import { z } from 'zod';
+import type { AuditLog } from '../audit/log.js';
+import type { Clock } from '../clock.js';
+import type { RequestContext } from '../context.js';
+import type { MeteringRepo, PriceRow } from '../db/repos/metering.js';
+import type { Revision } from '../identity/revision.js';
+
+/**
+ * Prices per model (optionally per deployment), in integer micro-units per million tokens,
+ * versioned (a change inserts a new version; usage records keep the version they were
+ * costed with). Bundled defaults are written once into an empty table; nothing is ever
+ * fetched from the internet.
+ */
+export const BUNDLED_PRICES: readonly { model: string; input: number; output: number }[] = [
+  // USD micro-units per 1M tokens (list prices at release time; admins override them).
+  { model: 'gpt-4o', input: 2_500_000, output: 10_000_000 },
+  { model: 'gpt-4o-mini', input: 150_000, output: 600_000 },
+  { model: 'gpt-4.1', input: 2_000_000, output: 8_000_000 },
+  { model: 'gpt-4.1-mini', input: 400_000, output: 1_600_000 },
+  { model: 'o3-mini', input: 1_100_000, output: 4_400_000 },
+  { model: 'text-embedding-3-small', input: 20_000, output: 0 },
+  { model: 'text-embedding-3-large', input: 130_000, output: 0 },
+  { model: 'claude-3-5-sonnet', input: 3_000_000, output: 15_000_000 },
+  { model: 'mistral-large', input: 2_000_000, output: 6_000_000 },
+];
+
+export const priceInputSchema = z
+  .object({
+    model: z.string().min(1).max(200),
+    deployment_id: z.string().max(100).optional(),
+    input_micros_per_mtok: z.number().int().min(0),
+    output_micros_per_mtok: z.number().int().min(0),
+    request_micros: z.number().int().min(0).optional(),
+    currency: z.string().regex(/^[A-Z]{3}$/).optional(),
+  })
+  .strict();
+export type PriceInput = z.infer<typeof priceInputSchema>;
+
+export interface Cost {
+  readonly costMicros: number;
+  readonly priceVersion: number | null;
+}
+
+export class Pricing {
+  private cache: Map<string, PriceRow> | undefined;
+
+  constructor(
+    private readonly repo: MeteringRepo,
+    private readonly revision: Revision,
+    private readonly clock: Clock,
+    private readonly audit: () => AuditLog | undefined,
+  ) {
+    revision.onChange(() => (this.cache = undefined));
+  }
+
+  /** Writes the bundled defaults into an empty price table (first start). */
+  ensureBundled(): void {
+    if (this.repo.priceCount() > 0) return;
+    const now = this.clock.now();
+    for (const p of BUNDLED_PRICES) {
+      this.repo.insertPrice({ model: p.model, deploymentId: '', inputMicrosPerMTok: p.input, outputMicrosPerMTok: p.output, requestMicros: 0, currency: 'USD', source: 'bundled', createdBy: null, createdAt: now });
+    }
+  }
+
+  private map(): Map<string, PriceRow> {
+    if (!this.cache) {
+      const m = new Map<string, PriceRow>();
+      for (const r of this.repo.currentPrices()) m.set(`${r.model}\u0000${r.deploymentId}`, r);
+      this.cache = m;
+    }
+    return this.cache;
+  }
+
+  /** The current price of a model on a deployment (deployment-specific first, then any deployment). */
+  price(model: string | null | undefined, deploymentId?: string | null): PriceRow | undefined {
+    if (!model) return undefined;
+    const m = this.map();
+    return (deploymentId ? m.get(`${model}\u0000${deploymentId}`) : undefined) ?? m.get(`${model}\u0000`);
+  }
+
+  cost(model: string | null | undefined, deploymentId: string | null | undefined, promptTokens: number, completionTokens: number, requests = 1): Cost {
+    const p = this.price(model, deploymentId);
+    if (!p) return { costMicros: 0, priceVersion: null };
+    return { costMicros: costOf(p, promptTokens, completionTokens, requests), priceVersion: p.version };
+  }
+
+  list(): PriceRow[] {
+    return [...this.map().values()];
+  }
+
+  history(model: string): PriceRow[] {
+    return this.repo.priceHistory(model);
+  }
+
+  set(ctx: RequestContext, input: PriceInput): PriceRow {
+    const before = this.price(input.model, input.deployment_id ?? null);
+    const version = this.repo.insertPrice({
+      model: input.model,
+      deploymentId: input.deployment_id ?? '',
+      inputMicrosPerMTok: input.input_micros_per_mtok,
+      outputMicrosPerMTok: input.output_micros_per_mtok,
+      requestMicros: input.request_micros ?? 0,
+      currency: input.currency ?? before?.currency ?? 'USD',
+      source: 'admin',
+      createdBy: ctx.principal?.id ?? null,
+      createdAt: this.clock.now(),
+    });
+    this.cache = undefined;
+    this.revision.bump();
+    const after = this.repo.priceHistory(input.model).find((r) => r.version === version)!;
+    this.audit()?.record(ctx, { action: 'price.set', tenantId: null, target: { type: 'price', id: input.model }, details: { before: before ? priceJson(before) : null, after: priceJson(after) } });
+    return after;
+  }
+}
+
+export function costOf(p: Pick<PriceRow, 'inputMicrosPerMTok' | 'outputMicrosPerMTok' | 'requestMicros'>, prompt: number, completion: number, requests = 1): number {
+  return Math.round((prompt * p.inputMicrosPerMTok + completion * p.outputMicrosPerMTok) / 1_000_000) + p.requestMicros * requests;
+}
+
+export function priceJson(p: PriceRow) {
+  return {
+    model: p.model,
+    deployment_id: p.deploymentId || null,
+    version: p.version,
+    input_micros_per_mtok: p.inputMicrosPerMTok,
+    output_micros_per_mtok: p.outputMicrosPerMTok,
+    request_micros: p.requestMicros,
+    currency: p.currency,
+    source: p.source,
+    created_at: new Date(p.createdAt).toISOString(),
+  };
+}

@@ -1,0 +1,276 @@
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { unrestricted, type Entitlements } from '../../server/access/entitlements.js';
+import { AppError } from '../../server/errors.js';
+import type { Limits } from '../../server/metering/limits.js';
+import { sys } from '../helpers/identity.js';
+import { gatewayEnv, until, type GatewayEnv } from './gateway-env.js';
+
+/** A clock the tests move (token buckets refill and months roll over on it). */
+const clock = { t: Date.UTC(2025, 0, 15, 12), now(): number { return this.t; } };
+let licenceRefuses = false;
+const ent: Entitlements = {
+  ...unrestricted,
+  checkTokens: (used, req) =>
+    licenceRefuses
+      ? { allowed: false, limit: 1000, error: new AppError(429, 'license_quota_exceeded', 'The licence allowance is used up.', { type: 'quota_error', details: { used, req } }) }
+      : { allowed: true, limit: null },
+};
+
+let env: GatewayEnv;
+beforeAll(async () => {
+  env = await gatewayEnv({ clock, entitlements: ent });
+  env.addProvider({ name: 'ollama-1', kind: 'ollama', base_url: env.ollama.url, boundary: 'local', models: 'llama3.1:8b,nomic-embed-text' });
+});
+afterAll(async () => env?.close());
+
+const m = () => env.app.services.metering;
+function plan(limits: Limits, name = 'p'): void {
+  m().plans.upsert(sys(env.app.services), { name, limits });
+  m().plans.assign(sys(env.app.services), env.tenant.tenant.id, name);
+}
+function subject(type: 'user' | 'key', id: string, limits: Limits | null): void {
+  if (limits) m().repo.setLimits(env.tenant.tenant.id, type, id, JSON.stringify(limits), clock.t);
+  else m().repo.deleteLimits(env.tenant.tenant.id, type, id);
+  m().revision.bump();
+}
+/** A fresh month and full buckets: each test starts clean. */
+function nextMonth(): void {
+  const d = new Date(clock.t);
+  clock.t = Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 15, 12);
+}
+async function chat(body: Record<string, unknown> = {}, key = env.key) {
+  const r = await fetch(`${env.app.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'llama3.1:8b', messages: [{ role: 'user', content: 'hi' }], max_tokens: 10, ...body }),
+  });
+  const text = await r.text();
+  return { status: r.status, headers: r.headers, body: text.startsWith('{') ? JSON.parse(text) : text };
+}
+
+describe('one hierarchy: key → user → tenant plan → licence', () => {
+  it('each level alone refuses with its own level, limit and reset time', async () => {
+    nextMonth();
+    plan({});
+    // key: requests per minute
+    subject('key', env.keyId, { requests_per_minute: 2 });
+    expect((await chat()).status).toBe(200);
+    expect((await chat()).status).toBe(200);
+    let r = await chat();
+    expect(r.status).toBe(429);
+    expect(r.body.error).toMatchObject({ code: 'rate_limit_exceeded', type: 'rate_limit_error', level: 'key', limit: 'requests_per_minute', limit_value: 2 });
+    expect(Number(r.headers.get('retry-after'))).toBe(30); // one request of 2/min refills in 30 s
+    expect(r.body.error.reset).toBe(new Date(clock.t + 30_000).toISOString());
+    subject('key', env.keyId, null);
+
+    // user: monthly tokens (reserve = prompt estimate + max_tokens; each call uses 9)
+    subject('user', env.tenant.users.member!.id, { monthly_tokens: 25 });
+    expect((await chat()).status).toBe(200);
+    r = await chat();
+    expect(r.status).toBe(429);
+    const monthEnd = Date.UTC(new Date(clock.t).getUTCFullYear(), new Date(clock.t).getUTCMonth() + 1, 1);
+    expect(r.body.error).toMatchObject({ code: 'quota_exceeded', type: 'quota_error', level: 'user', limit: 'monthly_tokens', limit_value: 25, reset: new Date(monthEnd).toISOString() });
+    expect(Number(r.headers.get('retry-after'))).toBe(Math.ceil((monthEnd - clock.t) / 1000));
+    subject('user', env.tenant.users.member!.id, null);
+
+    // tenant plan: concurrency 0 (nothing may run)
+    plan({ concurrent_requests: 0 });
+    r = await chat();
+    expect(r.body.error).toMatchObject({ code: 'rate_limit_exceeded', level: 'tenant', limit: 'concurrent_requests' });
+    plan({ monthly_cost_micros: 0 });
+    r = await chat();
+    expect(r.body.error).toMatchObject({ code: 'quota_exceeded', level: 'tenant', limit: 'monthly_cost_micros' });
+    plan({});
+
+    // licence
+    licenceRefuses = true;
+    r = await chat();
+    licenceRefuses = false;
+    expect(r.status).toBe(429);
+    expect(r.body.error).toMatchObject({ code: 'license_quota_exceeded', level: 'licence', limit: 'monthly_tokens' });
+    expect(Number(r.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect((await chat()).status).toBe(200);
+  });
+
+  it('the most restrictive level wins when several apply', async () => {
+    nextMonth();
+    plan({ requests_per_minute: 2 });
+    subject('key', env.keyId, { requests_per_minute: 10 });
+    subject('user', env.tenant.users.member!.id, { requests_per_minute: 5 });
+    expect((await chat()).status).toBe(200);
+    expect((await chat()).status).toBe(200);
+    let r = await chat();
+    expect(r.body.error).toMatchObject({ level: 'tenant', limit: 'requests_per_minute', limit_value: 2 });
+    // key exhausted too, and the tenant's month budget: the refusal names the one that lasts longest
+    clock.t += 60_000;
+    subject('user', env.tenant.users.member!.id, null);
+    plan({ requests_per_minute: 100 });
+    subject('key', env.keyId, { requests_per_minute: 1 });
+    expect((await chat()).status).toBe(200);
+    plan({ requests_per_minute: 100, monthly_tokens: 1 });
+    r = await chat();
+    expect(r.body.error).toMatchObject({ level: 'tenant', limit: 'monthly_tokens' });
+    plan({ requests_per_minute: 100 });
+    r = await chat();
+    expect(r.body.error).toMatchObject({ level: 'key', limit: 'requests_per_minute' });
+    subject('key', env.keyId, null);
+    subject('user', env.tenant.users.member!.id, null);
+    plan({});
+  });
+
+  it('a plan change takes effect within 1 s and is audited', async () => {
+    nextMonth();
+    plan({});
+    expect((await chat()).status).toBe(200);
+    // through the identity API (no metering revision bump): the tenant cache expires in 500 ms
+    m().plans.upsert(sys(env.app.services), { name: 'tiny', limits: { requests_per_minute: 0 } });
+    env.app.services.identity.tenants.update(sys(env.app.services), env.tenant.tenant.id, { plan: 'tiny' });
+    const t0 = Date.now();
+    await until(() => m().plans.tenant(env.tenant.tenant.id)?.plan.name === 'tiny', 1000);
+    expect(Date.now() - t0).toBeLessThan(1000);
+    await new Promise((r) => setTimeout(r, 550));
+    expect((await chat()).status).toBe(429);
+    plan({});
+    const audit = env.app.services.db.$client.prepare("SELECT action FROM audit_log WHERE action IN ('tenant.plan', 'plan.create', 'plan.update')").pluck().all();
+    expect(audit).toContain('tenant.plan');
+  });
+});
+
+describe('headers', () => {
+  it("OpenAI's x-ratelimit-* headers on success, honest Retry-After on 429", async () => {
+    nextMonth();
+    plan({ requests_per_minute: 5, tokens_per_minute: 1000 });
+    const client = new OpenAI({ baseURL: `${env.app.url}/v1`, apiKey: env.key, maxRetries: 0 });
+    const raw = await client.chat.completions.create({ model: 'llama3.1:8b', messages: [{ role: 'user', content: 'hello there' }], max_tokens: 100 }).withResponse();
+    const h = raw.response.headers;
+    expect(h.get('x-ratelimit-limit-requests')).toBe('5');
+    expect(h.get('x-ratelimit-remaining-requests')).toBe('4');
+    expect(h.get('x-ratelimit-reset-requests')).toBe('12s');
+    expect(h.get('x-ratelimit-limit-tokens')).toBe('1000');
+    expect(h.get('x-ratelimit-remaining-tokens')).toBe(String(1000 - 103)); // 'hello there' ≈ 3 + max_tokens 100
+    expect(h.get('x-ratelimit-reset-tokens')).toBe('6.18s');
+    for (let i = 0; i < 4; i++) expect((await chat()).status).toBe(200);
+    const err = await client.chat.completions.create({ model: 'llama3.1:8b', messages: [{ role: 'user', content: 'x' }], max_tokens: 1 }).catch((e) => e);
+    expect(err).toBeInstanceOf(OpenAI.RateLimitError);
+    expect(err.headers.get('retry-after')).toBe('12');
+    expect(err.headers.get('x-ratelimit-remaining-requests')).toBe('0');
+    clock.t += 11_000;
+    expect((await chat()).status).toBe(429);
+    clock.t += 1_000;
+    expect((await chat()).status).toBe(200);
+    plan({});
+  });
+});
+
+describe('budgets under concurrency', () => {
+  it('50 parallel requests at the edge of a budget overshoot by no more than the in-flight reservations', async () => {
+    nextMonth();
+    // estimate per call: 1 (prompt) + 10 (max_tokens) = 11; actual 9
+    plan({ monthly_tokens: 200 });
+    const before = env.usage().length;
+    const results = await Promise.all(Array.from({ length: 50 }, () => chat()));
+    const ok = results.filter((r) => r.status === 200).length;
+    const refused = results.filter((r) => r.status === 429);
+    expect(ok + refused.length).toBe(50);
+    for (const r of refused) expect(r.body.error).toMatchObject({ code: 'quota_exceeded', level: 'tenant', limit: 'monthly_tokens' });
+    const rows = env.usage().slice(before).filter((u) => u.status === 'ok');
+    const used = rows.reduce((n, u) => n + u.promptTokens + u.completionTokens, 0);
+    expect(used).toBeLessThanOrEqual(200); // estimates ≥ actuals: no overshoot at all
+    expect(ok).toBeGreaterThanOrEqual(Math.floor(200 / 11));
+    plan({});
+  });
+
+  it('concurrency caps: at most N in flight upstream, the rest refused at once', async () => {
+    nextMonth();
+    subject('key', env.keyId, { concurrent_requests: 3 });
+    env.ollama.reset();
+    for (let i = 0; i < 10; i++) env.ollama.fail({ mode: 'slow_first_token', delayMs: 150 });
+    const results = await Promise.all(Array.from({ length: 10 }, () => chat()));
+    expect(results.filter((r) => r.status === 200).length).toBe(3);
+    const refused = results.filter((r) => r.status === 429);
+    expect(refused.length).toBe(7);
+    expect(refused[0]!.body.error).toMatchObject({ level: 'key', limit: 'concurrent_requests' });
+    env.ollama.reset();
+    // slots are freed at settlement
+    expect((await chat()).status).toBe(200);
+    subject('key', env.keyId, null);
+  });
+
+  it('rollups equal raw records exactly after a mixed workload (success, error, disconnect, stream)', async () => {
+    nextMonth();
+    plan({ monthly_tokens: 1_000_000 });
+    env.ollama.reset();
+    for (let i = 0; i < 6; i++) expect((await chat()).status).toBe(200);
+    expect((await chat({ stream: true })).status).toBe(200);
+    expect((await chat({ model: 'nope' })).status).toBe(404);
+    env.ollama.fail('server_error', 'server_error');
+    expect((await chat()).status).toBe(502);
+    const ac = new AbortController();
+    env.ollama.fail({ mode: 'slow_first_token', delayMs: 300 });
+    const gone = fetch(`${env.app.url}/v1/chat/completions`, { method: 'POST', signal: ac.signal, headers: { authorization: `Bearer ${env.key}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'llama3.1:8b', messages: [{ role: 'user', content: 'bye' }] }) }).catch(() => null);
+    setTimeout(() => ac.abort(), 80);
+    await gone;
+    await new Promise((r) => setTimeout(r, 400));
+    env.ollama.reset();
+    env.usage();
+    const db = env.app.services.db.$client;
+    const raw = db.prepare('SELECT COUNT(*) AS n, SUM(prompt_tokens) AS p, SUM(completion_tokens) AS c, SUM(cost_micros) AS cost, SUM(status <> \'ok\') AS e FROM usage_records WHERE tenant_id = ?').get(env.tenant.tenant.id) as any;
+    const roll = db.prepare('SELECT SUM(requests) AS n, SUM(prompt_tokens) AS p, SUM(completion_tokens) AS c, SUM(cost_micros) AS cost, SUM(errors) AS e FROM usage_rollups WHERE tenant_id = ?').get(env.tenant.tenant.id) as any;
+    expect(roll).toEqual(raw);
+    const statuses = db.prepare('SELECT DISTINCT status FROM usage_records WHERE tenant_id = ?').pluck().all(env.tenant.tenant.id);
+    expect(statuses).toEqual(expect.arrayContaining(['ok', 'error', 'refused', 'client_disconnect']));
+    plan({});
+  });
+});
+
+describe('calendar months', () => {
+  it('roll over at the UTC month boundary', async () => {
+    clock.t = Date.UTC(2026, 0, 31, 23, 59);
+    plan({ monthly_tokens: 12 });
+    expect((await chat()).status).toBe(200);
+    const r = await chat();
+    expect(r.body.error).toMatchObject({ level: 'tenant', limit: 'monthly_tokens', reset: '2026-02-01T00:00:00.000Z' });
+    clock.t = Date.UTC(2026, 1, 1, 0, 0, 1);
+    expect((await chat()).status).toBe(200);
+    plan({});
+  });
+
+  it("roll over at the tenant's time zone month boundary", async () => {
+    m().plans.updateTenantSettings(sys(env.app.services), env.tenant.tenant.id, { timezone: 'America/New_York' });
+    clock.t = Date.UTC(2026, 2, 1, 3); // 22:00 on 28 Feb in New York
+    plan({ monthly_tokens: 12 });
+    expect((await chat()).status).toBe(200);
+    const r = await chat();
+    expect(r.body.error).toMatchObject({ level: 'tenant', limit: 'monthly_tokens', reset: '2026-03-01T05:00:00.000Z' });
+    clock.t = Date.UTC(2026, 2, 1, 4, 59);
+    expect((await chat()).status).toBe(429);
+    clock.t = Date.UTC(2026, 2, 1, 5, 0, 1);
+    expect((await chat()).status).toBe(200);
+    // the report for February (New York) holds the first call
+    const rep = m().reports.report({ tenantId: env.tenant.tenant.id, month: '2026-02' });
+    expect(rep.total.requests).toBe(3); // one admitted, two refused (refusals are usage records too)
+    m().plans.updateTenantSettings(sys(env.app.services), env.tenant.tenant.id, { timezone: 'UTC' });
+    plan({});
+  });
+});
+
+describe('cost and reporting', () => {
+  it('costs usage records in integer micro-units with the price version; reports and self-service usage', async () => {
+    nextMonth();
+    const price = m().pricing.set(sys(env.app.services), { model: 'llama3.1:8b', input_micros_per_mtok: 1_000_000, output_micros_per_mtok: 2_000_000, request_micros: 5 });
+    const before = env.usage().length;
+    expect((await chat()).status).toBe(200);
+    const row = env.usage().slice(before)[0]!;
+    // 1 µ per prompt token, 2 µ per completion token (per token = per-million price / 1e6), plus 5 per request
+    expect(row.costMicros).toBe(row.promptTokens + 2 * row.completionTokens + 5);
+    const cost = row.costMicros;
+    expect(row.priceVersion).toBe(price.version);
+    const self = await fetch(`${env.app.url}/v1/enclave/usage`, { headers: { authorization: `Bearer ${env.key}` } }).then((r) => r.json());
+    expect(self).toMatchObject({ object: 'enclave.usage', usage: { tokens: row.promptTokens + row.completionTokens, cost_micros: cost, requests: 1 } });
+    const d = new Date(clock.t);
+    const month = `${d.getUTCFullYear()}-${String(d.getUTCMonth() + 1).padStart(2, '0')}`;
+    const rep = m().reports.report({ tenantId: env.tenant.tenant.id, month, by: 'model' });
+    expect(rep.rows).toEqual([expect.objectContaining({ group: 'llama3.1:8b', requests: 1, cost_micros: cost })]);
+  });
+});
