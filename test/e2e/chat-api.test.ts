@@ -1,0 +1,108 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { unrestricted } from '../../server/access/entitlements.js';
+import { startTestApp, type TestApp } from '../helpers/app.js';
+import { call, login, seedTenant, sys } from '../helpers/identity.js';
+import { ScriptedUpstream } from './support.js';
+
+/**
+ * The UI-facing chat API without a browser: ownership and tenancy (another user's or
+ * tenant's conversation is 404), session-only with CSRF, search, the stored answer and
+ * usage record with workflow `chat`, edit and regenerate.
+ */
+let app: TestApp;
+let upstream: ScriptedUpstream;
+let a: Awaited<ReturnType<typeof seedTenant>>;
+let b: Awaited<ReturnType<typeof seedTenant>>;
+
+beforeAll(async () => {
+  upstream = await new ScriptedUpstream().start();
+  app = await startTestApp({ entitlements: unrestricted });
+  a = await seedTenant(app.services, 'alpha', ['owner', 'member']);
+  b = await seedTenant(app.services, 'beta', ['member']);
+  app.services.gateway.deployments.create(sys(app.services), { name: 'scripted', kind: 'openai', base_url: `${upstream.url}/v1`, boundary: 'local', models: ['m-local'] });
+});
+afterAll(async () => {
+  await app?.close();
+  await upstream?.close();
+});
+
+async function sse(url: string, cookie: string, csrf: string, body: unknown): Promise<{ status: number; text: string }> {
+  const res = await fetch(url, { method: 'POST', headers: { cookie, 'x-csrf-token': csrf, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  return { status: res.status, text: await res.text() };
+}
+
+describe('chat API', () => {
+  it('keeps conversations per user and tenant, needs a session and CSRF, stores the answer and meters it as workflow chat', async () => {
+    const m = await login(app.url, a.users.member!.email);
+    const o = await login(app.url, a.users.owner!.email);
+    const other = await login(app.url, b.users.member!.email);
+
+    const models = await call(app.url, '/api/chat/models', { session: m });
+    expect(models.status).toBe(200);
+    expect(models.body.data).toEqual([{ id: 'm-local', boundaries: ['local'] }]);
+    expect(models.body.policy.restricted).toEqual(['local']);
+
+    const noCsrf = await call(app.url, '/api/chat/conversations', { method: 'POST', session: m, noCsrf: true, body: {} });
+    expect(noCsrf.status).toBe(403);
+    const created = await call(app.url, '/api/chat/conversations', { method: 'POST', session: m, body: { model: 'm-local' } });
+    expect(created.status).toBe(201);
+    const id = created.body.id as string;
+
+    upstream.reply = 'A secret-free answer.';
+    const r = await sse(`${app.url}/api/chat/conversations/${id}/completions`, m.cookie, m.csrf, { mode: 'send', content: 'PRIVATE-PROMPT-TEXT about apples', model: 'm-local', classification: 'restricted' });
+    expect(r.status).toBe(200);
+    expect(r.text).toContain('event: enclave');
+    expect(r.text.trim().endsWith('data: [DONE]')).toBe(true);
+
+    const got = await call(app.url, `/api/chat/conversations/${id}`, { session: m });
+    expect(got.body.title).toBe('PRIVATE-PROMPT-TEXT about apples');
+    expect(got.body.messages.map((x: { role: string; content: string }) => [x.role, x.content])).toEqual([
+      ['user', 'PRIVATE-PROMPT-TEXT about apples'],
+      ['assistant', 'A secret-free answer.'],
+    ]);
+    expect(got.body.usage.completion_tokens).toBeGreaterThan(0);
+
+    // Search by title.
+    expect((await call(app.url, '/api/chat/conversations?q=apples', { session: m })).body.data).toHaveLength(1);
+    expect((await call(app.url, '/api/chat/conversations?q=pears', { session: m })).body.data).toHaveLength(0);
+    expect((await call(app.url, '/api/chat/conversations?q=%25', { session: m })).body.data).toHaveLength(0);
+
+    // Another user of the same tenant, and a user of another tenant, see nothing.
+    for (const s of [o, other]) {
+      expect((await call(app.url, `/api/chat/conversations/${id}`, { session: s })).status).toBe(404);
+      expect((await call(app.url, `/api/chat/conversations/${id}`, { method: 'DELETE', session: s })).status).toBe(404);
+      expect((await call(app.url, '/api/chat/conversations', { session: s })).body.data).toHaveLength(0);
+      expect((await sse(`${app.url}/api/chat/conversations/${id}/completions`, s.cookie, s.csrf, { content: 'x', model: 'm-local' })).status).toBe(404);
+    }
+
+    // API keys are for /v1, not the chat UI's API.
+    const { secret } = await app.services.identity.keys.create(a.ctx, { name: 'k', ownerUserId: a.users.member!.id });
+    expect((await call(app.url, '/api/chat/conversations', { headers: { authorization: `Bearer ${secret}` } })).status).toBe(401);
+
+    // Metered through the gateway with workflow `chat`.
+    app.services.gateway.usage.flush();
+    const usage = app.services.data.usageRecords.list(a.ctx) as { workflow: string | null; userId: string | null; classification: string | null }[];
+    expect(usage.some((u) => u.workflow === 'chat' && u.userId === a.users.member!.id && u.classification === 'restricted')).toBe(true);
+
+    // Rename, then delete all.
+    expect((await call(app.url, `/api/chat/conversations/${id}`, { method: 'PATCH', session: m, body: { title: 'Renamed' } })).body.title).toBe('Renamed');
+    expect((await call(app.url, '/api/chat/conversations', { method: 'DELETE', session: m })).body.deleted).toBe(1);
+    expect((await call(app.url, `/api/chat/conversations/${id}`, { session: m })).status).toBe(404);
+  });
+
+  it('edit replaces the last user message and regenerate drops the last answer', async () => {
+    const m = await login(app.url, a.users.member!.email);
+    const id = (await call(app.url, '/api/chat/conversations', { method: 'POST', session: m, body: {} })).body.id as string;
+    upstream.reply = 'one';
+    await sse(`${app.url}/api/chat/conversations/${id}/completions`, m.cookie, m.csrf, { content: 'first', model: 'm-local' });
+    upstream.reply = 'two';
+    await sse(`${app.url}/api/chat/conversations/${id}/completions`, m.cookie, m.csrf, { mode: 'edit', content: 'first, edited', model: 'm-local' });
+    upstream.reply = 'three';
+    await sse(`${app.url}/api/chat/conversations/${id}/completions`, m.cookie, m.csrf, { mode: 'regenerate', model: 'm-local' });
+    const got = await call(app.url, `/api/chat/conversations/${id}`, { session: m });
+    expect(got.body.messages.map((x: { content: string }) => x.content)).toEqual(['first, edited', 'three']);
+    expect(upstream.calls.at(-1)!.messages).toEqual([{ role: 'user', content: 'first, edited' }]);
+    const empty = (await call(app.url, '/api/chat/conversations', { method: 'POST', session: m, body: {} })).body.id as string;
+    expect((await sse(`${app.url}/api/chat/conversations/${empty}/completions`, m.cookie, m.csrf, { mode: 'regenerate', model: 'm-local' })).status).toBe(409);
+  });
+});
