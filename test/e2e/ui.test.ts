@@ -119,6 +119,41 @@ describe('sign-in', () => {
   });
 });
 
+describe('tenants and sessions', () => {
+  it('a user in several organisations picks one after signing in, and can switch later', async () => {
+    const s = app.services;
+    const second = s.identity.tenants.create(sys(s), { slug: 'globex', name: 'Globex' });
+    s.identity.users.grant(s.identity.tenants.scopeTo(sys(s), second.id), seeded.users.owner!.id, 'member');
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const page = await ctx.newPage();
+    await page.goto(`${app.url}/login`);
+    await page.getByLabel('E-mail').fill(seeded.users.owner!.email);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Choose an organisation' }).waitFor();
+    expect(await axeCheck(page)).toEqual([]);
+    await shot(page, 'tenant-picker');
+    await page.getByRole('button', { name: /Globex/ }).click();
+    await page.getByRole('heading', { name: 'New chat' }).waitFor();
+    expect(await page.getByLabel('Organisation').inputValue()).toBe('globex');
+    // A member of Globex: no admin console there.
+    expect(await page.getByRole('link', { name: 'Admin' }).count()).toBe(0);
+    await page.getByLabel('Organisation').selectOption('acme');
+    await page.getByRole('link', { name: 'Admin' }).waitFor();
+    await ctx.close();
+  });
+
+  it('says so when the session has expired', async () => {
+    const { ctx, page } = await signIn(seeded.users.member!.email);
+    // End every session of the user behind the browser's back.
+    app.services.identity.sessions.logoutAll(sys(app.services), seeded.users.member!.id);
+    await page.getByRole('link', { name: 'My usage' }).click();
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    await expect.poll(() => page.getByRole('status').first().textContent()).toMatch(/session has (ended|expired)/);
+    await ctx.close();
+  });
+});
+
 describe('chat', () => {
   it('streams an answer incrementally, Stop ends it and keeps the partial answer', async () => {
     const { ctx, page, watch } = await signIn(seeded.users.member!.email);
