@@ -263,7 +263,7 @@ export class Admission {
   private async run(input: AdmitInput, tenant: TenantMetering): Promise<{ outcome: AdmitOutcome; store: 'redis' | 'memory' }> {
     if (this.redisStore.ready) {
       try {
-        if (this.dirty.size || this.pendingSlots.length) await this.reconcile();
+        if (this.dirty.size || this.pendingSlots.length || this.memory.touched.size) await this.reconcile();
         const outcome = await this.withSeeds(this.redisStore, input, tenant);
         this.markUp();
         return { outcome, store: 'redis' };

@@ -1,0 +1,112 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { afterAll, describe, expect, it } from 'vitest';
+import { unrestricted } from '../../server/access/entitlements.js';
+import { findExecutable } from '../../server/redis/embedded.js';
+import { freePort, pingTcp } from '../../server/redis/ping.js';
+import { FakeOllama } from '../fakes/fake-ollama.js';
+import { startTestApp, tempDir, type TestApp } from '../helpers/app.js';
+import { seedTenant, sys } from '../helpers/identity.js';
+import { FAST, until } from './gateway-env.js';
+
+/** A private redis-server this test stops and starts again on the same port. */
+async function startRedis(port: number): Promise<ChildProcess> {
+  const child = spawn(findExecutable('redis-server')!, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', tempDir()], { stdio: 'ignore' });
+  while (!(await pingTcp('127.0.0.1', port, 200))) await new Promise((r) => setTimeout(r, 25));
+  return child;
+}
+async function stopRedis(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const done = new Promise((r) => child.once('exit', r));
+  child.kill('SIGKILL');
+  await done;
+}
+
+const started: { app?: TestApp; redis?: ChildProcess; ollama?: FakeOllama }[] = [];
+afterAll(async () => {
+  for (const s of started) {
+    await s.app?.close();
+    if (s.redis) await stopRedis(s.redis);
+    await s.ollama?.close();
+  }
+});
+
+async function setup(mode: 'fail-open' | 'fail-closed') {
+  const port = await freePort();
+  const redis = await startRedis(port);
+  const ollama = await new FakeOllama().start();
+  const app = await startTestApp({ env: { REDIS_URL: `redis://127.0.0.1:${port}/0`, ENCLAVE_RATE_LIMIT_FAILURE_MODE: mode }, entitlements: unrestricted });
+  const s = app.services;
+  const holder = { app, redis, ollama };
+  started.push(holder);
+  s.gateway.deployments.create(sys(s), { options: FAST, name: 'ollama-1', kind: 'ollama', base_url: ollama.url, boundary: 'local', models: 'llama3.1:8b' });
+  const t = await seedTenant(s, `rd${mode === 'fail-open' ? 'o' : 'c'}`, ['owner', 'member']);
+  const { secret } = await s.identity.keys.create(t.ctx, { name: 'k', ownerUserId: t.users.member!.id });
+  const chat = async () => {
+    const r = await fetch(`${app.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'llama3.1:8b', messages: [{ role: 'user', content: 'hi' }], max_tokens: 10 }),
+    });
+    return { status: r.status, headers: r.headers, body: (await r.json()) as any };
+  };
+  const plan = (limits: Record<string, number>) => {
+    s.metering.plans.upsert(sys(s), { name: `p-${mode}`, limits });
+    s.metering.plans.assign(sys(s), t.tenant.id, `p-${mode}`);
+  };
+  const metric = async (name: string) => {
+    const text = await s.metrics.registry.metrics();
+    return text.split('\n').filter((l) => l.startsWith(name));
+  };
+  return { app, s, holder, port, chat, plan, metric };
+}
+
+describe('Redis stopped mid-test', () => {
+  it('fail-open keeps serving with approximate limits and exact budgets; Redis back → exact limits resume', async () => {
+    const e = await setup('fail-open');
+    // 'hi' → reservation 1 + 10 = 11; each call uses 7 (fake Ollama: 1 prompt + 6 completion)
+    e.plan({ monthly_tokens: 30, requests_per_minute: 100 });
+    let r = await e.chat();
+    expect(r.status).toBe(200);
+    expect(r.headers.get('x-ratelimit-remaining-requests')).toBe('99');
+
+    await stopRedis(e.holder.redis);
+    await until(() => e.s.redis.status !== 'ready', 3000);
+    r = await e.chat();
+    expect(r.status).toBe(200); // served from the in-process limiter
+    expect(await e.metric('enclave_ratelimit_degraded')).toContain('enclave_ratelimit_degraded 1');
+    expect((await e.metric('enclave_ratelimit_redis_unavailable_total')).join()).toMatch(/outcome="fail_open"/);
+    expect((await e.chat()).status).toBe(200); // 21 used
+    r = await e.chat(); // 21 + 11 > 30: the budget is exact without Redis (ledger + in-memory counters)
+    expect(r.status).toBe(429);
+    expect(r.body.error).toMatchObject({ code: 'quota_exceeded', level: 'tenant', limit: 'monthly_tokens' });
+
+    e.holder.redis = await startRedis(e.port);
+    await until(() => e.s.redis.status === 'ready', 5000);
+    r = await e.chat(); // Redis is empty: its counter is seeded from the ledger, still exact
+    expect(r.status).toBe(429);
+    e.plan({ monthly_tokens: 1000, requests_per_minute: 100 });
+    r = await e.chat();
+    expect(r.status).toBe(200);
+    expect(r.headers.get('x-ratelimit-limit-requests')).toBe('100');
+    expect(await e.metric('enclave_ratelimit_degraded')).toContain('enclave_ratelimit_degraded 0');
+    const keys = await e.s.redis.keys('enc:m:*:tok');
+    expect(keys.length).toBe(1);
+    // four successful calls of 7 tokens (the refusals used none): Redis's counter equals the ledger
+    await until(() => e.s.metering.admission.memory.touched.size === 0, 1000);
+    expect(Number(await e.s.redis.get(keys[0]!))).toBe(4 * 7);
+  }, 30_000);
+
+  it('fail-closed answers 503 rate_limiter_unavailable', async () => {
+    const e = await setup('fail-closed');
+    e.plan({ requests_per_minute: 100 });
+    expect((await e.chat()).status).toBe(200);
+    await stopRedis(e.holder.redis);
+    await until(() => e.s.redis.status !== 'ready', 3000);
+    const r = await e.chat();
+    expect(r.status).toBe(503);
+    expect(r.body.error.code).toBe('rate_limiter_unavailable');
+    e.holder.redis = await startRedis(e.port);
+    await until(() => e.s.redis.status === 'ready', 5000);
+    expect((await e.chat()).status).toBe(200);
+  }, 30_000);
+});
