@@ -85,9 +85,10 @@ export function registerBackup(program: Command): void {
     .option('--passphrase-file <file>', 'encrypt with the passphrase in this file (scrypt -> AES-256-GCM)')
     .option('--recipient <key>', `encrypt to an X25519 public key (${PUBLIC_KEY_PREFIX}…, or a .pub file from enclave backup keygen)`)
     .option('--keep <n>', 'keep only the newest N backups in the output directory', (v) => Number(v))
+    .option('--verify', 'read the written file back and verify it fully (works with --recipient: the content key stays in memory)')
     .option('--progress', 'show progress on stderr (default when stderr is a terminal)')
     .option('--json', 'print JSON')
-    .action(async (o: { out?: string; passphraseFile?: string; recipient?: string; keep?: number; progress?: boolean; json?: boolean }) => {
+    .action(async (o: { out?: string; passphraseFile?: string; recipient?: string; keep?: number; verify?: boolean; progress?: boolean; json?: boolean }) => {
       const config = cliConfig();
       const enc = await guarded(async () => encryptTo(o, false));
       const r = await guarded(() =>
@@ -95,15 +96,17 @@ export function registerBackup(program: Command): void {
           ...(o.out ? { out: o.out } : {}),
           ...(enc ? { encrypt: enc } : {}),
           ...(o.keep !== undefined ? { keep: o.keep } : {}),
+          verify: !!o.verify,
           ...(progress(!o.json && (o.progress ?? process.stderr.isTTY)) ? { onProgress: progress(true)! } : {}),
         }),
       );
       if (o.json) {
-        printJson({ file: r.file, size: r.size, sha256: r.sha256, encryption: r.encryption, durationMs: r.durationMs, pruned: r.pruned, manifest: r.manifest });
+        printJson({ file: r.file, size: r.size, sha256: r.sha256, encryption: r.encryption, durationMs: r.durationMs, pruned: r.pruned, verified: r.verified, manifest: r.manifest });
         return;
       }
       process.stdout.write(`backup written: ${r.file}\n`);
       process.stdout.write(`  ${r.size} bytes, sha256 ${r.sha256}, encryption ${r.encryption}, schema ${r.manifest.migrationHead}, ${r.manifest.parts.length} parts, ${r.durationMs} ms\n`);
+      if (r.verified) process.stdout.write(`  verified: read back, ${r.verified.checks.length} checks passed\n`);
       process.stdout.write('  secrets are not included: export them once with enclave backup secrets and keep them apart\n');
       if (r.encryption === 'none') process.stdout.write('  warning: not encrypted; use --recipient (enclave backup keygen) for backups that leave this host\n');
       for (const p of r.pruned) process.stdout.write(`  pruned ${p}\n`);

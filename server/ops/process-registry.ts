@@ -178,3 +178,25 @@ export async function stopProcesses(dataDir: string, timeoutMs = 30_000): Promis
   for (const p of live) rmSync(p.file, { force: true });
   return live;
 }
+
+/**
+ * A named exclusive lock under run/ (e.g. "backup": one backup at a time). Throws
+ * DataDirBusyError while a live holder exists; a dead holder's lock is taken over.
+ */
+export function acquireLock(dataDir: string, name: string, what: string): () => void {
+  const file = path.join(runDir(dataDir), `${name}.lock`);
+  const held = readRecord(file);
+  if (held && ((held.pid === process.pid && held.host === hostname()) || isLive(held, Date.now()))) throw new DataDirBusyError(`${what} is already running (pid ${held.pid} on ${held.host}); wait for it to finish`);
+  writeRecord(file, name);
+  const stop = heartbeat(file);
+  const remove = (): void => {
+    stop();
+    const r = readRecord(file);
+    if (r?.pid === process.pid) rmSync(file, { force: true });
+  };
+  process.once('exit', remove);
+  return () => {
+    process.removeListener('exit', remove);
+    remove();
+  };
+}

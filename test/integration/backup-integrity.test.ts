@@ -9,7 +9,10 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServices } from '../../server/app.js';
 import type { Config } from '../../server/config/settings.js';
-import { databaseFile } from '../../server/db/connection.js';
+import { databaseFile, openDatabase } from '../../server/db/connection.js';
+import { Metrics } from '../../server/metrics/registry.js';
+import { readBackupRecords } from '../../server/ops/backup/records.js';
+import { acquireLock } from '../../server/ops/process-registry.js';
 import { readArchive } from '../../server/ops/backup/archive.js';
 import { createBackup } from '../../server/ops/backup/create.js';
 import { generateRecipientKeyPair, parseIdentity } from '../../server/ops/backup/envelope.js';
@@ -54,6 +57,30 @@ function flipped(file: string, at: number): string {
 
 const failOf = (r: { checks: readonly { status: string; message: string }[] }): string =>
   r.checks.filter((c) => c.status === 'fail').map((c) => c.message).join('; ');
+
+describe('backup create', () => {
+  it('--verify reads a recipient-encrypted backup back without the private key, and records both timestamps for the gauges', async () => {
+    const r = await createBackup(config, { out: path.join(out, 'verified.tar.gz.enc'), encrypt: { recipient: pair.publicKey }, verify: true, now: () => 1_900_000_000_000 });
+    expect(r.verified?.ok).toBe(true);
+    expect(r.verified?.checks.map((c) => c.id)).toEqual(['archive', 'manifest', 'checksums', 'database', 'schema']);
+    const db = openDatabase(databaseFile(config.dataDir));
+    const metrics = new Metrics();
+    metrics.trackBackups(() => readBackupRecords(db.$client));
+    const text = await metrics.registry.metrics();
+    db.$client.close();
+    expect(text).toMatch(/^enclave_backup_last_success_timestamp_seconds 1900000000$/m);
+    expect(text).toMatch(/^enclave_backup_last_verified_timestamp_seconds 1900000000$/m);
+  });
+
+  it('one backup at a time', async () => {
+    const release = acquireLock(config.dataDir, 'backup', 'another backup');
+    try {
+      await expect(createBackup(config, { out: path.join(out, 'second.tar.gz') })).rejects.toThrow(/another backup is already running/);
+    } finally {
+      release();
+    }
+  });
+});
 
 describe('backup verify', () => {
   it('passes for plain, passphrase and X25519 archives, and with the secrets export', async () => {

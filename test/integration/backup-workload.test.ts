@@ -70,7 +70,8 @@ describe('backup during a running workload', () => {
     const dbFile = databaseFile(config.dataDir);
     const writer = startWriter(dbFile);
     // let the workload run, then note what is committed before the snapshot starts
-    await new Promise((r) => setTimeout(r, 300));
+    const deadline = Date.now() + 15_000;
+    while (loadRows(dbFile).settings.length < 50 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     const before = loadRows(dbFile).settings.length;
     expect(before).toBeGreaterThan(10);
     const out = tempDir('enclave-backups-');

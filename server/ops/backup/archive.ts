@@ -5,7 +5,7 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import { ArchiveError, TarExtractor, tarStream, type ExtractedEntry, type TarEntry } from '../archive/tar.js';
-import { AUTH_FAILED, BackupCryptoError, describeEncryption, isEnvelope, openEnvelope, sealer, type EncryptTo, type EnvelopeContent, type EnvelopeHeader, type Keyring } from './envelope.js';
+import { type ContentKey, AUTH_FAILED, BackupCryptoError, describeEncryption, isEnvelope, openEnvelope, sealer, type EncryptTo, type EnvelopeContent, type EnvelopeHeader, type Keyring } from './envelope.js';
 
 /** fsync a file or directory by path. */
 export function fsyncPath(p: string): void {
@@ -29,7 +29,7 @@ export async function writeArchive(
   finalFile: string,
   entries: readonly TarEntry[],
   opts: { encrypt?: EncryptTo; content?: EnvelopeContent; onProgress?: (done: number, total: number) => void } = {},
-): Promise<{ size: number; sha256: string }> {
+): Promise<{ size: number; sha256: string; contentKey?: ContentKey }> {
   const tmp = path.join(path.dirname(finalFile), `.${path.basename(finalFile)}.tmp-${process.pid}`);
   const total = entries.reduce((n, e) => n + e.size, 0);
   let done = 0;
@@ -66,7 +66,7 @@ export async function writeArchive(
     fsyncPath(tmp);
     renameSync(tmp, finalFile);
     fsyncPath(path.dirname(finalFile));
-    return { size, sha256: fileHash.digest('hex') };
+    return { size, sha256: fileHash.digest('hex'), ...(seal ? { contentKey: seal.contentKey } : {}) };
   } catch (e) {
     rmSync(tmp, { force: true });
     throw e;

@@ -12,6 +12,7 @@ import type { TarEntry } from '../archive/tar.js';
 import { fsyncPath, writeArchive } from './archive.js';
 import type { EncryptTo } from './envelope.js';
 import { writeBackupRecord, type BackupRecord } from './records.js';
+import { acquireLock, activeRestore } from '../process-registry.js';
 
 /**
  * `enclave backup create`: a consistent snapshot while the server and worker keep writing.
@@ -83,6 +84,12 @@ export interface CreateBackupOptions {
   readonly keep?: number;
   readonly onProgress?: (phase: string, done: number, total: number) => void;
   readonly now?: () => number;
+  /**
+   * Read the written file back and run the full verify on it (restore into a scratch dir,
+   * checksums, integrity_check, schema). Works for recipient-encrypted backups too: the
+   * content key is kept in memory only for this. Records last-verified on success.
+   */
+  readonly verify?: boolean;
 }
 
 export interface CreateBackupResult {
@@ -93,6 +100,8 @@ export interface CreateBackupResult {
   readonly encryption: string;
   readonly pruned: readonly string[];
   readonly durationMs: number;
+  /** Set when opts.verify: the read-back verification. */
+  readonly verified?: { readonly ok: boolean; readonly checks: readonly { id: string; status: string; message: string }[] };
 }
 
 export class BackupError extends Error {
@@ -236,6 +245,18 @@ export async function createBackup(config: Config, opts: CreateBackupOptions = {
   const dbFile = databaseFile(config.dataDir);
   if (!existsSync(dbFile)) throw new BackupError(`${dbFile} does not exist: nothing to back up (start Enclave once, or check ENCLAVE_DATA_DIR)`);
   if (opts.keep !== undefined && (!Number.isInteger(opts.keep) || opts.keep < 1)) throw new BackupError('--keep must be a positive whole number');
+  const restore = activeRestore(config.dataDir);
+  if (restore) throw new BackupError(`a restore (pid ${restore.pid}) is replacing the database; back up when it has finished`);
+  const releaseLock = acquireLock(config.dataDir, 'backup', 'another backup');
+  try {
+    return await createLocked(config, opts, at, dbFile, started);
+  } finally {
+    releaseLock();
+  }
+}
+
+async function createLocked(config: Config, opts: CreateBackupOptions, at: Date, dbFile: string, started: number): Promise<CreateBackupResult> {
+  const now = opts.now ?? Date.now;
   const { file, generated } = resolveOut(opts, config.dataDir, at);
   const outDir = path.dirname(file);
   cleanStale(outDir);
@@ -297,14 +318,23 @@ export async function createBackup(config: Config, opts: CreateBackupOptions = {
     });
     const encryption = !opts.encrypt ? 'none' : 'passphrase' in opts.encrypt ? 'passphrase' : `x25519 ${opts.encrypt.recipient}`;
     const record: BackupRecord = { at: now(), file, size: written.size, sha256: written.sha256, encryption };
+    let verified: CreateBackupResult['verified'];
+    if (opts.verify) {
+      const { verifyBackup } = await import('./verify.js');
+      const keys = { ...(opts.encrypt && 'passphrase' in opts.encrypt ? { passphrase: opts.encrypt.passphrase } : {}), ...(written.contentKey ? { contentKey: written.contentKey } : {}) };
+      const v = await verifyBackup(file, { keys });
+      verified = { ok: v.ok, checks: v.checks };
+      if (!v.ok) throw new BackupError(`the backup written to ${file} did not verify: ${v.checks.filter((c) => c.status === 'fail').map((c) => c.message).join('; ')}`);
+    }
     const live = openDatabase(dbFile);
     try {
       writeBackupRecord(live.$client, 'lastSuccess', record);
+      if (verified?.ok) writeBackupRecord(live.$client, 'lastVerified', { ...record, at: now() });
     } finally {
       live.$client.close();
     }
     const pruned = opts.keep !== undefined && generated ? prune(outDir, opts.keep, file) : [];
-    return { file, size: written.size, sha256: written.sha256, manifest, encryption, pruned, durationMs: Date.now() - started };
+    return { file, size: written.size, sha256: written.sha256, manifest, encryption, pruned, durationMs: Date.now() - started, ...(verified ? { verified } : {}) };
   } finally {
     rmSync(staging, { recursive: true, force: true });
   }

@@ -59,6 +59,13 @@ export type EncryptTo = { readonly passphrase: string; readonly logN?: number } 
 export interface Keyring {
   readonly passphrase?: string;
   readonly identities?: readonly KeyObject[];
+  /** The content key a Sealer used (read-back verification right after writing, no private key needed). */
+  readonly contentKey?: ContentKey;
+}
+
+export interface ContentKey {
+  readonly key: Buffer;
+  readonly check: Buffer;
 }
 
 function derive(secret: Buffer, salt: Buffer): { key: Buffer; check: Buffer } {
@@ -109,6 +116,8 @@ export interface Sealer {
   /** Magic, length and header: write these first. */
   readonly prefix: Buffer;
   readonly cipher: CipherGCM;
+  /** Kept in memory only, for reading the file back once written. */
+  readonly contentKey: ContentKey;
 }
 
 export function sealer(content: EnvelopeContent, to: EncryptTo): Sealer {
@@ -137,7 +146,7 @@ export function sealer(content: EnvelopeContent, to: EncryptTo): Sealer {
   const prefix = Buffer.concat([ENVELOPE_MAGIC, len, json]);
   const cipher = createCipheriv('aes-256-gcm', derived.key, iv);
   cipher.setAAD(prefix);
-  return { prefix, cipher };
+  return { prefix, cipher, contentKey: derived };
 }
 
 export interface OpenedEnvelope {
@@ -196,7 +205,9 @@ export function openEnvelope(file: string, keys: Keyring, expect?: EnvelopeConte
   if (expect && header.content !== expect) throw new BackupCryptoError(`this file is a ${header.content} file, not a ${expect} file`);
   let derived: { key: Buffer; check: Buffer } | undefined;
   const kdf = header.kdf;
-  if (kdf.type === 'scrypt') {
+  if (keys.contentKey && safeEq(keys.contentKey.check, Buffer.from(header.check, 'base64'))) {
+    derived = keys.contentKey;
+  } else if (kdf.type === 'scrypt') {
     if (keys.passphrase === undefined) throw new BackupCryptoError('this file is encrypted with a passphrase: pass --passphrase-file');
     if (!Number.isInteger(kdf.logN) || kdf.logN < 10 || kdf.logN > 22) throw new BackupCryptoError('damaged encryption header (scrypt cost)');
     const salt = Buffer.from(kdf.salt, 'base64');

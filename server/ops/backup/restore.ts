@@ -50,6 +50,15 @@ export interface RestoreResult {
   readonly checks: readonly VerifyCheck[];
 }
 
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 function stamp(ms: number): string {
   return new Date(ms).toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
 }
@@ -75,6 +84,11 @@ export async function restoreBackup(config: Config, file: string, opts: RestoreO
   const stopped = opts.stop ? await stopProcesses(dataDir) : [];
   const release = acquireRestoreLock(dataDir, { force: opts.force ?? false });
   const scratch = path.join(runDir(dataDir), `restore-${process.pid}`);
+  // scratch dirs of restores that were killed
+  for (const n of readdirSync(runDir(dataDir))) {
+    const m = /^restore-(\d+)$/.exec(n);
+    if (m && !pidAlive(Number(m[1]))) rmSync(path.join(runDir(dataDir), n), { recursive: true, force: true });
+  }
   rmSync(scratch, { recursive: true, force: true });
   try {
     const v = await verifyBackup(file, { keys: opts.keys ?? {}, scratchDir: scratch, keepScratch: true, ...(opts.secrets ? { secrets: opts.secrets } : {}) });
