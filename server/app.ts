@@ -275,7 +275,7 @@ export function buildApp(services: Services): Express {
   app.use(licenseAdminRouter(services.identity, services.license));
   app.use(uiRouter(services.identity, services.license));
   // The web UI's chat calls the same gateway pipeline as /v1 (workflow `chat`), with the session.
-  app.use(chatRouter(services.identity, new ChatService(new ChatRepo(services.data)), { pipeline: () => services.gateway.service, policy: (ctx) => services.gateway.policies.get(ctx) }));
+  app.use(chatRouter(services.identity, new ChatService(new ChatRepo(services.db, services.data)), { pipeline: () => services.gateway.service, policy: (ctx) => services.gateway.policies.get(ctx) }));
   // Last before 404: the built UI (dist/web) with SPA fallback; never shadows the API paths.
   app.use(webRouter());
   app.use(batchRouter(services.identity, services.jobs.batches, { maxFileBytes: config.batchMaxFileBytes }));

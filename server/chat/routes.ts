@@ -148,6 +148,19 @@ export function chatRouter(identity: Identity, chat: ChatService, opts: { pipeli
     });
   });
 
+  // Per-tenant retention (tenant owners/admins): conversations not updated for `days` are deleted by the retention job.
+  r.get('/api/chat/retention', (req, res) => {
+    identity.access.require(req.ctx, 'settings:read', {}, { type: 'chat_retention' });
+    res.json({ object: 'chat_retention', ...chat.retention(req.ctx) });
+  });
+  r.put('/api/chat/retention', (req, res) => {
+    identity.access.require(req.ctx, 'settings:write', {}, { type: 'chat_retention' });
+    const b = parse(z.object({ days: z.number().int().min(1).max(3650).nullable() }), req.body);
+    const out = chat.setRetention(req.ctx, b.days);
+    identity.audit.record(req.ctx, { action: 'chat.retention.update', target: { type: 'chat_retention', id: req.ctx.tenant?.id ?? null }, details: { days: b.days } });
+    res.json({ object: 'chat_retention', ...out });
+  });
+
   r.get('/api/chat/conversations', (req, res) => {
     const q = parse(z.object({ q: z.string().max(200).optional(), limit: z.coerce.number().int().min(1).max(500).default(200) }), req.query);
     res.json({ object: 'list', data: chat.list(req.ctx, { limit: q.limit, ...(q.q ? { q: q.q } : {}) }) });

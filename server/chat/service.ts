@@ -41,8 +41,35 @@ export function serializeMessage(m: ChatMessageRow) {
 
 export type SendMode = 'send' | 'regenerate' | 'edit';
 
+const DAY = 86_400_000;
+
 export class ChatService {
   constructor(private readonly repo: ChatRepo) {}
+
+  /** The tenant's chat retention in days (null = keep until the user deletes). */
+  retention(ctx: RequestContext): { days: number | null } {
+    return { days: this.repo.retentionDays(ctx) };
+  }
+  setRetention(ctx: RequestContext, days: number | null): { days: number | null } {
+    this.repo.setRetentionDays(ctx, days, ctx.clock.now());
+    return { days };
+  }
+
+  /**
+   * The retention job: in every tenant with a retention setting, deletes conversations not
+   * updated for that many days (messages go with them). `ctx` is a system context; returns
+   * the number of conversations deleted. Called by the scheduled maintenance job.
+   */
+  purgeExpired(ctx: RequestContext, now = ctx.clock.now()): number {
+    let n = 0;
+    for (const { tenantId, days } of this.repo.retentionSettings()) {
+      const tctx = { ...ctx, tenant: { id: tenantId, slug: tenantId } };
+      const deleted = this.repo.deleteConversationsBefore(tctx, now - days * DAY);
+      if (deleted) ctx.log.info({ tenant: tenantId, deleted, days }, 'chat retention: conversations deleted');
+      n += deleted;
+    }
+    return n;
+  }
 
   private userOf(ctx: RequestContext): string {
     const u = ctx.principal?.userId;

@@ -2,6 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { unrestricted } from '../../server/access/entitlements.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { call, login, seedTenant, sys } from '../helpers/identity.js';
+import { ChatService } from '../../server/chat/service.js';
+import { ChatRepo } from '../../server/db/repos/chat.js';
 import { ScriptedUpstream } from './support.js';
 
 /**
@@ -104,5 +106,26 @@ describe('chat API', () => {
     expect(upstream.calls.at(-1)!.messages).toEqual([{ role: 'user', content: 'first, edited' }]);
     const empty = (await call(app.url, '/api/chat/conversations', { method: 'POST', session: m, body: {} })).body.id as string;
     expect((await sse(`${app.url}/api/chat/conversations/${empty}/completions`, m.cookie, m.csrf, { mode: 'regenerate', model: 'm-local' })).status).toBe(409);
+  });
+
+  it('retention: admins set days per tenant, members may not, and the job deletes old conversations of that tenant only', async () => {
+    const o = await login(app.url, a.users.owner!.email);
+    const m = await login(app.url, a.users.member!.email);
+    const other = await login(app.url, b.users.member!.email);
+    expect((await call(app.url, '/api/chat/retention', { method: 'PUT', session: m, body: { days: 1 } })).status).toBe(403);
+    expect((await call(app.url, '/api/chat/retention', { method: 'PUT', session: o, body: { days: 0 } })).status).toBe(400);
+    const put = await call(app.url, '/api/chat/retention', { method: 'PUT', session: o, body: { days: 30 } });
+    expect(put.body.days).toBe(30);
+    expect((await call(app.url, '/api/chat/retention', { session: o })).body.days).toBe(30);
+    const mine = (await call(app.url, '/api/chat/conversations', { method: 'POST', session: m, body: { title: 'old' } })).body.id as string;
+    const theirs = (await call(app.url, '/api/chat/conversations', { method: 'POST', session: other, body: { title: 'kept' } })).body.id as string;
+    const chat = new ChatService(new ChatRepo(app.services.db, app.services.data));
+    const ctx = sys(app.services);
+    expect(chat.purgeExpired(ctx, Date.now() + 29 * 86_400_000)).toBe(0);
+    expect(chat.purgeExpired(ctx, Date.now() + 31 * 86_400_000)).toBeGreaterThanOrEqual(1);
+    expect((await call(app.url, `/api/chat/conversations/${mine}`, { session: m })).status).toBe(404);
+    expect((await call(app.url, `/api/chat/conversations/${theirs}`, { session: other })).status).toBe(200);
+    const audit = app.services.identity.audit.list({ limit: 50, action: 'chat.retention.update' });
+    expect(audit.length).toBe(1);
   });
 });

@@ -290,6 +290,11 @@ describe('admin console', () => {
     await page.getByRole('button', { name: 'Verify hash chain' }).click();
     await expect.poll(() => page.locator('.verify').textContent()).toContain('Chain intact');
     await shot(page, 'admin-audit');
+
+    await page.getByRole('link', { name: 'Settings' }).click();
+    await page.getByLabel(/Delete conversations not used for/).fill('90');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await expect.poll(() => page.getByRole('status').filter({ hasText: '90 days' }).count()).toBe(1);
     expect(watch.errors).toEqual([]);
     await ctx.close();
   });

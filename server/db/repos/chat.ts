@@ -1,19 +1,45 @@
 import { and, eq, lt, or, sql } from 'drizzle-orm';
 import type { RequestContext } from '../../context.js';
-import { chatMessages, conversations } from '../schema.js';
+import type { Db } from '../connection.js';
+import { chatMessages, conversations, tenantSettings } from '../schema.js';
 import type { TenantData } from '../tenant-scope.js';
 
 /**
  * The SQL for the web UI's conversations and messages. Everything is tenant-scoped
  * (TenantData) and additionally limited to the owning user: a conversation of another user
- * or tenant does not exist for the caller.
+ * or tenant does not exist for the caller. One lookup crosses tenants, named here:
+ *  - retentionSettings: the retention job reads every tenant's `chat.retention_days`.
  */
+export const RETENTION_KEY = 'chat.retention_days';
 export type ConversationRow = typeof conversations.$inferSelect;
 export type ChatMessageRow = typeof chatMessages.$inferSelect;
 export type NewChatMessage = Omit<typeof chatMessages.$inferInsert, 'tenantId'>;
 
 export class ChatRepo {
-  constructor(private readonly data: TenantData) {}
+  constructor(
+    private readonly db: Db,
+    private readonly data: TenantData,
+  ) {}
+
+  /** Cross-tenant: every tenant's chat retention (days), for the retention job. */
+  retentionSettings(): { tenantId: string; days: number }[] {
+    return this.db
+      .select({ tenantId: tenantSettings.tenantId, value: tenantSettings.value })
+      .from(tenantSettings)
+      .where(eq(tenantSettings.key, RETENTION_KEY))
+      .all()
+      .map((r) => ({ tenantId: r.tenantId, days: Number(JSON.parse(r.value)) }))
+      .filter((r) => Number.isInteger(r.days) && r.days > 0);
+  }
+  retentionDays(ctx: RequestContext): number | null {
+    const row = this.data.tenantSettings.get(ctx, eq(tenantSettings.key, RETENTION_KEY));
+    const n = row ? Number(JSON.parse(row.value)) : NaN;
+    return Number.isInteger(n) && n > 0 ? n : null;
+  }
+  setRetentionDays(ctx: RequestContext, days: number | null, now: number): void {
+    if (days === null) this.data.tenantSettings.delete(ctx, eq(tenantSettings.key, RETENTION_KEY));
+    else this.data.tenantSettings.upsert(ctx, { key: RETENTION_KEY, value: JSON.stringify(days), updatedAt: now }, [tenantSettings.key], { value: JSON.stringify(days), updatedAt: now });
+  }
 
   listConversations(ctx: RequestContext, userId: string, opts: { q?: string; limit: number; before?: number }): ConversationRow[] {
     const where = and(

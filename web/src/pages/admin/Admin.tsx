@@ -7,6 +7,7 @@ import { LicensePage } from './License.js';
 import { MembersPage } from './Members.js';
 import { Overview } from './Overview.js';
 import { ProvidersPage } from './Providers.js';
+import { SettingsPage } from './Settings.js';
 import { TenantsPage } from './Tenants.js';
 
 interface Section {
@@ -20,6 +21,7 @@ const SECTIONS: Section[] = [
   { path: '/admin/members', label: 'Members & roles' },
   { path: '/admin/keys', label: 'API keys' },
   { path: '/admin/audit', label: 'Audit log' },
+  { path: '/admin/settings', label: 'Settings' },
   { path: '/admin/providers', label: 'Providers & models', platform: true },
   { path: '/admin/tenants', label: 'Tenants', platform: true },
   { path: '/admin/license', label: 'Licence', platform: true },
@@ -56,6 +58,9 @@ export function AdminPage({ path }: { path: string }) {
       break;
     case '/admin/audit':
       body = <AuditPage />;
+      break;
+    case '/admin/settings':
+      body = <SettingsPage />;
       break;
     case '/admin/providers':
       body = <ProvidersPage />;
