@@ -24,6 +24,7 @@ import { startEmbeddedRedis } from './redis/embedded.js';
 import { createIdentity, ensureFirstAdmin, systemContext, type Identity } from './identity/index.js';
 import { authRouter } from './identity/routes.js';
 import { adminRouter } from './admin/routes.js';
+import { countAuthFailures } from './metrics/auth-failures.js';
 import { licenseAdminRouter } from './admin/license-routes.js';
 import { chatRouter } from './chat/routes.js';
 import { ChatService } from './chat/service.js';
@@ -160,6 +161,7 @@ export async function createServices(
     // Never fails start-up: a missing or broken licence means community entitlements and a log line.
     const license = startLicense({ config, db, settings, clock, log });
     closers.push(() => license.stop());
+    metrics.trackLicense(() => license.metrics());
     readiness.register(license.readinessCheck());
 
     const data = createTenantData(db);
@@ -264,6 +266,7 @@ export function buildApp(services: Services): Express {
   app.use(express.json({ limit: config.maxBodyBytes, strict: true }));
 
   app.use(healthRouter(services.readiness));
+  app.use(countAuthFailures(services.metrics));
   app.use(metricsRouter(services.metrics, config.metricsToken, () => services.jobs.metricsText()));
   app.use(authRouter(services.identity, { cookieSecure: config.cookieSecure, maxAgeMs: config.sessionMaxHours * 3600_000 }));
   app.use(ssoRouter(services.sso, services.identity, { cookieSecure: config.cookieSecure, maxAgeMs: config.sessionMaxHours * 3600_000 }));

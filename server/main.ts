@@ -10,6 +10,7 @@ import { startWorker } from './jobs/runtime.js';
 import { WorkerStartError, type JobWorker } from './jobs/worker.js';
 import { DataDirBusyError, registerProcess } from './ops/process-registry.js';
 import { readBackupRecords } from './ops/backup/records.js';
+import { startWorkerMetricsServer, type WorkerMetricsServer } from './metrics/worker-server.js';
 
 type Role = 'api' | 'worker' | 'all';
 
@@ -62,6 +63,7 @@ async function main(): Promise<void> {
 
   let http: RunningServer | undefined;
   let worker: JobWorker | undefined;
+  let workerMetrics: WorkerMetricsServer | undefined;
   if (role === 'api' || role === 'all') {
     try {
       http = await listen(buildApp(services), config.port, config.host);
@@ -74,7 +76,12 @@ async function main(): Promise<void> {
     // BullMQ lanes, schedules and the heartbeat file the compose health check reads (server/jobs).
     try {
       worker = await startWorker(services);
+      // The worker's own /metrics (issue 9), only in the worker role: `all` serves the same registry on PORT.
+      if (role === 'worker' && config.workerMetricsPort !== undefined) {
+        workerMetrics = await startWorkerMetricsServer({ metrics: services.metrics, port: config.workerMetricsPort, host: config.host, token: config.metricsToken });
+      }
     } catch (e) {
+      await worker?.close().catch(() => undefined);
       await http?.close(1000);
       await services.close();
       unregister();
@@ -83,7 +90,7 @@ async function main(): Promise<void> {
   }
 
   log.info(
-    { version: APP_VERSION, port: http?.port, host: config.host, startupMs: Math.round(performance.now() - started) },
+    { version: APP_VERSION, port: http?.port, metricsPort: workerMetrics?.port, host: config.host, startupMs: Math.round(performance.now() - started) },
     'enclave ready',
   );
 
@@ -99,6 +106,7 @@ async function main(): Promise<void> {
     const result = await http?.close(config.shutdownTimeoutMs);
     // Graceful: running batches finish their in-flight lines and go back to the queue.
     await worker?.close().catch((e: unknown) => log.warn({ err: (e as Error).message }, 'worker close failed'));
+    await workerMetrics?.close();
     if (result?.forced) log.warn('shutdown deadline reached: closed remaining connections');
     await services.close();
     unregister();

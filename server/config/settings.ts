@@ -140,6 +140,13 @@ export const SETTINGS = {
     secret: true,
     fix: 'set it to a non-empty token',
   }),
+  workerMetricsPort: spec({
+    env: 'ENCLAVE_WORKER_METRICS_PORT',
+    schema: port.optional(),
+    description:
+      'Port on which the worker role serves its own GET /metrics (on ENCLAVE_HOST, same optional bearer token); unset: the worker serves no metrics.',
+    fix: 'set it to a number between 0 and 65535 (compose uses 9464)',
+  }),
   // Consumed by the SSO issue; set by the installer's compose bundle (installer/, compose/).
   publicUrl: spec({
     env: 'ENCLAVE_PUBLIC_URL',

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { APP_VERSION } from '../paths.js';
+import { initKnownSeries, LICENSE_STATES, type LicenseMetricsSource } from './known-series.js';
 
 /** Seconds buckets for HTTP handling of non-AI routes (sub-millisecond to seconds). */
 const HTTP_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
@@ -197,9 +198,70 @@ export class Metrics {
     this.backupLastVerified.set(r.lastVerified ? r.lastVerified.at / 1000 : 0);
   }
 
+  // ---- Licence (issue 9): read from services.license.metrics() at scrape time (trackLicense).
+
+  private licenseSource: (() => LicenseMetricsSource) | undefined;
+
+  readonly licenseExpiry = new Gauge({
+    name: 'enclave_license_expiry_timestamp_seconds',
+    help: 'Unix time the installed licence expires; 0 = no licence installed (community edition).',
+    registers: [this.registry],
+    collect: () => this.collectLicense(),
+  });
+
+  readonly licenseState = new Gauge({
+    name: 'enclave_license_state',
+    help: 'Licence state, one series per state: 1 for the current one, 0 for the others (unlicensed, valid, expiring, grace, lapsed, invalid).',
+    labelNames: ['state'] as const,
+    registers: [this.registry],
+  });
+
+  readonly licenseSeatsUsed = new Gauge({
+    name: 'enclave_license_seats_used',
+    help: 'Seats in use as the licence counts them (active users).',
+    registers: [this.registry],
+  });
+
+  readonly licenseSeatsLimit = new Gauge({
+    name: 'enclave_license_seats_limit',
+    help: 'Seats the licence allows; 0 = unlimited.',
+    registers: [this.registry],
+  });
+
+  /** Lets the licence gauges read services.license.metrics() at scrape time (wired in server/app.ts). */
+  trackLicense(source: () => LicenseMetricsSource): void {
+    this.licenseSource = source;
+  }
+
+  private collectLicense(): void {
+    let m: LicenseMetricsSource | undefined;
+    try {
+      m = this.licenseSource?.();
+    } catch {
+      /* database closed during shutdown: keep the last values */
+      return;
+    }
+    if (!m) return;
+    this.licenseExpiry.set(m.expiryTimestampSeconds ?? 0);
+    for (const s of LICENSE_STATES) this.licenseState.labels(s).set(s === m.state ? 1 : 0);
+    this.licenseSeatsUsed.set(m.seatsUsed);
+    this.licenseSeatsLimit.set(m.seatsLimit ?? 0);
+  }
+
+  // ---- Authentication failures (issue 9): 401/403/429 answers with an auth_* code, counted by
+  // server/metrics/auth-failures.ts. `reason` is the closed AUTH_FAILURE_REASONS list.
+
+  readonly authFailures = new Counter({
+    name: 'enclave_auth_failures_total',
+    help: 'Requests refused by authentication, by reason code (auth_key_invalid, auth_session_expired, … or other).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
     this.buildInfo.labels(APP_VERSION, process.versions.node).set(1);
+    initKnownSeries(this);
   }
 
   observeHttp(route: string, method: string, status: number, seconds: number): void {

@@ -1,0 +1,80 @@
+import { DETECTORS } from '../routing/content.js';
+import type { Metrics } from './registry.js';
+
+/**
+ * Closed label vocabularies, and the series pre-exported at zero from them (ops.md §4.1:
+ * "absent ≠ zero" — a rate() over a series that appears only with the first event misses
+ * that event, and an alert on it cannot tell "none" from "not scraped").
+ * Series labelled by admin-configured names (deployments) are initialised by their owners.
+ */
+export const LICENSE_STATES = ['unlicensed', 'valid', 'expiring', 'grace', 'lapsed', 'invalid'] as const;
+
+/** What services.license.metrics() returns (license/service.ts). */
+export interface LicenseMetricsSource {
+  expiryTimestampSeconds: number | null;
+  state: string;
+  seatsUsed: number;
+  seatsLimit: number | null;
+}
+
+/** The auth_* codes a refusal can carry (server/identity, server/keys, server/metrics/routes.ts); anything else is "other". */
+export const AUTH_FAILURE_REASONS = [
+  'auth_required',
+  'auth_invalid_header',
+  'auth_invalid_credentials',
+  'auth_locked',
+  'auth_session_invalid',
+  'auth_session_expired',
+  'auth_key_malformed',
+  'auth_key_checksum',
+  'auth_key_invalid',
+  'auth_key_revoked',
+  'auth_key_expired',
+  'auth_key_owner_inactive',
+  'auth_metrics_token',
+  'other',
+] as const;
+
+export function authFailureReason(code: string): (typeof AUTH_FAILURE_REASONS)[number] {
+  return (AUTH_FAILURE_REASONS as readonly string[]).includes(code) ? (code as (typeof AUTH_FAILURE_REASONS)[number]) : 'other';
+}
+
+const ENDPOINTS = ['chat', 'embeddings'] as const;
+const CLASSIFICATIONS = ['public', 'internal', 'confidential', 'restricted'] as const;
+const CONTENT_ACTIONS = ['allow', 'redact', 'route_local', 'block'] as const;
+const LEVELS = ['key', 'user', 'tenant', 'licence'] as const;
+
+/** Admission limits (server/metering/limits.ts ADMISSION_LIMITS). */
+const ADMISSION_LIMITS = ['requests_per_minute', 'tokens_per_minute', 'concurrent_requests', 'monthly_tokens', 'monthly_cost_micros'] as const;
+
+/**
+ * Zero series for other issues' instruments, by metric name (so this file does not depend on
+ * which of them are registered yet): label values in label-name order.
+ */
+const BY_NAME: Record<string, readonly (readonly string[])[]> = {
+  enclave_quota_refusals_total: LEVELS.flatMap((l) => ADMISSION_LIMITS.map((x) => [l, x])),
+  enclave_ratelimit_admissions_total: [['redis'], ['memory']],
+  enclave_ratelimit_redis_unavailable_total: [['fail_open'], ['refused']],
+  enclave_gateway_fallbacks_total: ENDPOINTS.map((e) => [e]),
+  enclave_gateway_policy_decisions_total: CLASSIFICATIONS.flatMap((c) => CONTENT_ACTIONS.map((a) => [c, a])),
+  enclave_gateway_content_rule_hits_total: DETECTORS.map((d) => [d]),
+  enclave_auth_logins_total: [['oidc', 'success']], // the failure classes appear with the first failure (server/sso)
+};
+
+interface Labelled {
+  labels(...values: string[]): { inc?(n: number): void; set?(n: number): void };
+}
+
+export function initKnownSeries(m: Metrics): void {
+  for (const r of AUTH_FAILURE_REASONS) m.authFailures.labels(r).inc(0);
+  for (const s of LICENSE_STATES) m.licenseState.labels(s).set(0);
+  for (const [name, sets] of Object.entries(BY_NAME)) {
+    const metric = m.registry.getSingleMetric(name) as unknown as Labelled | undefined;
+    if (!metric) continue;
+    for (const values of sets) {
+      const child = metric.labels(...values);
+      if (child.inc) child.inc(0);
+      else child.set?.(0);
+    }
+  }
+}
