@@ -17,6 +17,9 @@ import { registerTenants } from './commands/tenants.js';
 import { registerUsers } from './commands/users.js';
 import { registerProviders } from './commands/providers.js';
 import { registerSso } from './commands/sso.js';
+import { registerUsage } from './commands/usage.js';
+import { registerPrices } from './commands/prices.js';
+import { registerPlans } from './commands/plans.js';
 import { CliError } from './output.js';
 
 export function buildProgram(): Command {
@@ -40,6 +43,9 @@ export function buildProgram(): Command {
   registerAudit(program);
   registerLicense(program);
   registerSso(program);
+  registerUsage(program);
+  registerPrices(program);
+  registerPlans(program);
   return program;
 }
 

@@ -128,7 +128,7 @@ export function createMetering(o: {
     plans,
     pricing,
     admission,
-    reports: new Reports(repo, plans, admission, o.clock),
+    reports: new Reports(repo, plans, o.clock),
     hook,
     purgeRaw,
     start: (pollMs = 200) => {

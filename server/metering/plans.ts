@@ -152,6 +152,11 @@ export class PlanService implements PlanCapabilities {
     if (!t) return undefined;
     const cap = ACTION_CAPABILITY[action];
     if (cap && !t.plan.capabilities.has(cap)) return `The tenant's plan (${t.plan.name}) does not include ${cap}.`;
+    // self_service_keys: without it only tenant owners/admins (and platform admins) create keys.
+    if ((action === 'keys:write' || action === 'keys:write_own') && !t.plan.capabilities.has('self_service_keys')) {
+      const p = ctx.principal;
+      if (p && p.kind !== 'system' && !p.platformAdmin && p.role !== 'owner' && p.role !== 'admin') return `The tenant's plan (${t.plan.name}) does not include self_service_keys.`;
+    }
     if (resource.model !== undefined && t.plan.allowedModels && (action === 'models:invoke' || action === 'embeddings:create') && !t.plan.allowedModels.has(resource.model)) {
       return `The tenant's plan (${t.plan.name}) does not include model ${resource.model}.`;
     }

@@ -1,7 +1,6 @@
 import type { Clock } from '../clock.js';
 import type { GroupBy, MeteringRepo, RollupGroupRow } from '../db/repos/metering.js';
-import type { Admission } from './admission.js';
-import { monthById, tzOffset, type LimitName } from './limits.js';
+import { monthById, monthWindow, tzOffset, type LimitName } from './limits.js';
 import type { PlanService } from './plans.js';
 
 /** Usage reports from the rollups (kept when raw records are purged). */
@@ -31,14 +30,13 @@ export class Reports {
   constructor(
     private readonly repo: MeteringRepo,
     private readonly plans: PlanService,
-    private readonly admission: Admission,
     private readonly clock: Clock,
   ) {}
 
   report(q: ReportQuery) {
     const t = this.plans.tenant(q.tenantId);
     const tz = t?.timezone ?? 'UTC';
-    const w = q.month ? monthById(q.month, tz) : this.admission.window(tz, this.clock.now());
+    const w = q.month ? monthById(q.month, tz) : monthWindow(this.clock.now(), tz);
     const from = q.from ?? w.start;
     const to = q.to ?? w.end;
     const by = q.by ?? 'none';
@@ -59,7 +57,7 @@ export class Reports {
   self(tenantId: string, subject: { userId?: string; keyId?: string }) {
     const t = this.plans.tenant(tenantId);
     const tz = t?.timezone ?? 'UTC';
-    const w = this.admission.window(tz, this.clock.now());
+    const w = monthWindow(this.clock.now(), tz);
     const levels: { level: string; limits: Partial<Record<LimitName, number>>; used: { tokens: number; cost_micros: number; requests: number } }[] = [];
     const lim = (json: string | undefined) => (json ? JSON.parse(json) : {});
     if (subject.keyId) {
