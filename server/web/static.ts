@@ -16,7 +16,7 @@ function isApiPath(p: string): boolean {
 /**
  * The web UI: hashed files under /assets/* are immutable (a year, `immutable`),
  * index.html is never cached (it names the current hashes) and is the SPA fallback for
- * any other GET/HEAD that accepts text/html and is not an API path. Without a build
+ * any other GET/HEAD whose Accept names text/html and is not an API path. Without a build
  * (dist/web missing) the router does nothing and the API answers as before.
  */
 export function webRouter(dir: string = WEB_DIST): Router {
@@ -58,7 +58,8 @@ export function webRouter(dir: string = WEB_DIST): Router {
   r.use((req: Request, res: Response, next: NextFunction) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') return next();
     if (isApiPath(req.path) || req.path.startsWith('/assets/')) return next();
-    if (!req.accepts('html')) return next();
+    // Browsers navigating ask for text/html explicitly; API clients (*/*, JSON) get the API's 404.
+    if (!(req.get('accept') ?? '').includes('text/html')) return next();
     sendIndex(req, res);
   });
   return r;

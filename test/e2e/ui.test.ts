@@ -80,6 +80,10 @@ describe('serving', () => {
     const missingAsset = await fetch(`${app.url}/assets/nope.js`);
     expect(missingAsset.status).toBe(404);
     expect((await fetch(`${app.url}/healthz`)).headers.get('content-type')).toContain('application/json');
+    // Non-browser clients asking for anything (*/*) get the API's JSON 404, not the UI.
+    const plain = await fetch(`${app.url}/no-such-thing`);
+    expect(plain.status).toBe(404);
+    expect(plain.headers.get('content-type')).toContain('application/json');
   });
 });
 
