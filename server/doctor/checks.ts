@@ -9,6 +9,7 @@ import { migrationStatus } from '../db/migrator.js';
 import { findExecutable, REDIS_MISSING } from '../redis/embedded.js';
 import { systemClock } from '../clock.js';
 import { backupAgeCheck, clockCheck, providersCheck, tlsCheck } from './extra-checks.js';
+import { queueCheck } from './queue-check.js';
 
 export type Status = 'ok' | 'warn' | 'fail';
 
@@ -23,7 +24,7 @@ export interface CheckOutcome {
 }
 
 /** Every check id runDoctor knows, in run order (skip flags use these). */
-export const DOCTOR_CHECK_IDS = ['node', 'data_dir', 'disk', 'clock', 'database', 'migrations', 'redis', 'master_key', 'backup_age', 'tls', 'providers'] as const;
+export const DOCTOR_CHECK_IDS = ['node', 'data_dir', 'disk', 'clock', 'database', 'migrations', 'redis', 'queues', 'master_key', 'backup_age', 'tls', 'providers'] as const;
 export type DoctorCheckId = (typeof DOCTOR_CHECK_IDS)[number];
 
 export interface DoctorOptions {
@@ -121,7 +122,7 @@ function databaseChecks(config: Config): { outcomes: CheckOutcome[]; db?: Db } {
   return { outcomes, db };
 }
 
-function redisTarget(config: Config): { url?: string; outcome?: CheckOutcome } {
+export function redisTarget(config: Config): { url?: string; outcome?: CheckOutcome } {
   if (config.redisUrl) return { url: config.redisUrl };
   try {
     const state = JSON.parse(readFileSync(path.join(config.dataDir, 'redis', 'state.json'), 'utf8')) as { port: number };
@@ -205,6 +206,12 @@ export async function runDoctor(config: Config, opts: DoctorOptions = {}): Promi
     await run('clock', () => clockCheck(db, now()));
     for (const o of outcomes) await run(o.id as DoctorCheckId, () => o);
     await run('redis', () => redisCheck(config));
+    const redisDown = checks.find((c) => c.id === 'redis')?.status === 'fail';
+    await run('queues', () =>
+      redisDown
+        ? { id: 'queues', status: 'warn', message: 'not inspected: Redis is not reachable; fix Redis first (see the redis check)' }
+        : queueCheck(config, redisTarget(config).url, now()),
+    );
     await run('master_key', () => masterKeyCheck(config, db));
     await run('backup_age', () => backupAgeCheck(db, now(), opts.backupMaxAgeHours ?? 26));
     if (opts.tlsCert) await run('tls', () => tlsCheck(opts.tlsCert!, config.publicUrl, now()));

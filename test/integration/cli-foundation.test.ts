@@ -33,7 +33,8 @@ async function enclave(args: string[], env: Record<string, string>): Promise<Res
 
 /** A data dir on which the server has started once (migrated, self-test stored), with generated key. */
 async function preparedDir(env: Record<string, string> = {}): Promise<Record<string, string>> {
-  const full = { ENCLAVE_DATA_DIR: tempDir(), REDIS_URL: `${inject('redisUrl')}/0`, ...env };
+  // a Redis database of its own: doctor's queue check must not see jobs other tests leave in db 0
+  const full = { ENCLAVE_DATA_DIR: tempDir(), REDIS_URL: `${inject('redisUrl')}/${(process.pid % 60) + 2}`, ...env };
   const s = await createServices(loadConfig(full), { log: pino({ level: 'silent' }) });
   await s.close();
   return full;

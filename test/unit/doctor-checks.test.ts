@@ -151,3 +151,37 @@ describe('doctor: engine', () => {
     expect(byId.providers).toBeUndefined();
   });
 });
+
+describe('doctor: queue health', () => {
+  it('ok when empty; warns on waiting jobs without a worker and on an old waiting job', async () => {
+    const { testConfig } = await import('../helpers/app.js');
+    const { JobQueues } = await import('../../server/jobs/queues.js');
+    const { WORKERS_KEY } = await import('../../server/jobs/metrics.js');
+    const { queueCheck } = await import('../../server/doctor/queue-check.js');
+    const pino = (await import('pino')).default;
+    const config = testConfig();
+    dirs.push(config.dataDir);
+    const url = config.redisUrl!;
+    const { Redis } = await import('ioredis');
+    const raw = new Redis(url);
+    const queues = new JobQueues(config, url, pino({ level: 'silent' }));
+    try {
+      await raw.flushdb();
+      const now = Date.now();
+      expect(await queueCheck(config, url, now)).toMatchObject({ status: 'ok', message: expect.stringMatching(/0 waiting, 0 active, 0 worker/) });
+      await queues.add('maintenance', 'doctor-test', {});
+      expect(await queueCheck(config, url, now)).toMatchObject({ status: 'warn', message: expect.stringMatching(/1 job\(s\) waiting and no worker alive; start the worker/) });
+      const later = now + 20 * 60_000;
+      await raw.hset(WORKERS_KEY, 'w1', JSON.stringify({ at: later, metrics: [] }));
+      const old = await queueCheck(config, url, later);
+      expect(old.status).toBe('warn');
+      expect(old.message).toMatch(/oldest waiting job in maintenance is 20 min old/);
+      expect(old.message).not.toMatch(/no worker alive/);
+      expect(await queueCheck(config, undefined, now)).toMatchObject({ status: 'ok' });
+    } finally {
+      await raw.flushdb();
+      raw.disconnect();
+      await queues.close();
+    }
+  });
+});

@@ -13,7 +13,8 @@ import { SETTINGS, type Config, type SettingKey } from '../../config/settings.js
 import { databaseFile, openDatabase } from '../../db/connection.js';
 import { loadMigrations, migrationStatus } from '../../db/migrator.js';
 import { SECRET_COLUMNS, secretAad } from '../../db/secret-columns.js';
-import { runDoctor, type DoctorOptions } from '../../doctor/checks.js';
+import { redisTarget, runDoctor, type DoctorOptions } from '../../doctor/checks.js';
+import { queueSnapshot } from '../../doctor/queue-check.js';
 import { APP_VERSION } from '../../paths.js';
 import type { TarEntry } from '../archive/tar.js';
 import { writeArchive } from '../backup/archive.js';
@@ -253,7 +254,20 @@ export async function supportBundle(config: Config, opts: BundleOptions & { dryR
   files.push({ name: 'config.json', description: 'effective bootstrap config; secret settings replaced by [redacted] (allow-list: non-secret settings only)', data: () => json(redactedConfig(config, r)) });
   files.push({ name: 'database.json', description: 'database statistics: tables, row counts, sizes, integrity (no rows)', data: () => json(databaseStats(config)) });
   files.push({ name: 'license.json', description: 'licence state and claims (no licence text, no signature)', data: () => json(licenceClaims(config, box)) });
-  files.push({ name: 'queues.json', description: 'job queue counts', data: () => json({ queues: [], note: 'no job queues exist in this release yet (the jobs issue adds them)' }) });
+  files.push({
+    name: 'queues.json',
+    description: 'job queue counts by lane and state, oldest waiting age, live workers (no job data)',
+    data: async () => {
+      const url = redisTarget(config).url;
+      if (!url) return json({ note: 'Redis not running (embedded mode, server stopped)' });
+      try {
+        return json(await queueSnapshot(config, url, at.getTime()));
+      } catch (e) {
+        notes.push(`queues: cannot read them (${(e as Error).message})`);
+        return json({ error: (e as Error).message });
+      }
+    },
+  });
   files.push({ name: 'metrics.txt', description: 'Prometheus snapshot of the running server', data: () => metricsSnapshot(config, opts.metricsUrl, notes) });
   if (opts.logDir) {
     if (!existsSync(opts.logDir)) notes.push(`logs: ${opts.logDir} does not exist`);
