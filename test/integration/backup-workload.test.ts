@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import pino from 'pino';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -66,6 +67,10 @@ describe('backup during a running workload', () => {
       .run(Date.now(), Date.now());
     services.settings.setSecret('provider.test.apiKey', 'sk-test-provider-credential');
     await services.close();
+    // an uploaded batch file (server/batch stores them under <dataDir>/files/<tenant>/), and a half-written one
+    mkdirSync(path.join(config.dataDir, 'files', 'ten_load'), { recursive: true });
+    writeFileSync(path.join(config.dataDir, 'files', 'ten_load', 'file_1.jsonl'), '{"custom_id":"a"}\n');
+    writeFileSync(path.join(config.dataDir, 'files', 'ten_load', 'file_2.jsonl.tmp'), 'partial');
 
     const dbFile = databaseFile(config.dataDir);
     const writer = startWriter(dbFile);
@@ -103,6 +108,11 @@ describe('backup during a running workload', () => {
     expect(rows.settings).toEqual(Array.from({ length: k }, (_, i) => i + 1));
     // both tables written in one transaction: same prefix in each
     expect(rows.tenant).toEqual(rows.settings);
+
+    // uploaded files come back; temp files of unfinished uploads do not
+    expect(readFileSync(path.join(fresh.dataDir, 'files', 'ten_load', 'file_1.jsonl'), 'utf8')).toBe('{"custom_id":"a"}\n');
+    expect(existsSync(path.join(fresh.dataDir, 'files', 'ten_load', 'file_2.jsonl.tmp'))).toBe(false);
+    expect(backup.manifest.parts.map((p) => p.name)).toContain('files/files/ten_load/file_1.jsonl');
 
     // the restored installation starts and its secrets decrypt
     const again = await createServices(fresh, { log: pino({ level: 'silent' }) });

@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, createReadStream, existsSync, linkSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { describeConfig } from '../../config/load.js';
@@ -286,10 +286,30 @@ async function createLocked(config: Config, opts: CreateBackupOptions, at: Date,
     await addFile('db/enclave.db', 'database', copy);
     addData('config/config.json', 'config', Buffer.from(JSON.stringify(describeConfig(config), null, 2) + '\n'));
     if (check.license) addData('license/license.lic', 'license', Buffer.from(check.license));
+    // Uploaded files are written once (temp name, then rename): hard-link (or copy) each into
+    // staging right after the snapshot, so later deletions or replacements cannot tear the archive.
+    const vanished: { path: string; reason: string }[] = [];
     for (const d of BACKUP_FILE_DIRS) {
       const root = path.join(config.dataDir, d);
       if (!existsSync(root)) continue;
-      for (const rel of walk(root)) await addFile(`files/${d}/${rel}`, 'file', path.join(root, rel));
+      for (const rel of walk(root)) {
+        if (/\.tmp(?:-\d+)?$|\.tmp\b/.test(rel)) continue;
+        const staged = path.join(staging, 'files', d, ...rel.split('/'));
+        mkdirSync(path.dirname(staged), { recursive: true });
+        try {
+          try {
+            linkSync(path.join(root, rel), staged);
+          } catch (e) {
+            if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw e;
+            copyFileSync(path.join(root, rel), staged);
+          }
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+          vanished.push({ path: `${d}/${rel}`, reason: 'deleted while the backup ran' });
+          continue;
+        }
+        await addFile(`files/${d}/${rel}`, 'file', staged);
+      }
     }
 
     const manifest: BackupManifest = {
@@ -306,7 +326,7 @@ async function createLocked(config: Config, opts: CreateBackupOptions, at: Date,
       foreignKeyViolations: check.fkViolations,
       tables: check.tables,
       parts,
-      skipped: SKIPPED_PATHS,
+      skipped: [...SKIPPED_PATHS, ...vanished],
       secretsIncluded: false,
     };
     const manifestBytes = Buffer.from(JSON.stringify(manifest, null, 2) + '\n');
