@@ -38,3 +38,4 @@ export async function evictionPolicy(redis: Redis): Promise<{ policy: string; ok
 
 export const NOEVICTION_FIX =
   'set "maxmemory-policy noeviction" in redis.conf (or run: redis-cli CONFIG SET maxmemory-policy noeviction; CONFIG REWRITE) — any eviction policy can silently drop queued jobs';
+

@@ -32,6 +32,8 @@ export class WorkerStartError extends Error {
 
 export const HEARTBEAT_FILE = 'worker.heartbeat';
 const HEARTBEAT_MS = 5000;
+const CLOSE_GRACE_MS = 10_000;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
 
 /**
  * The worker role: one BullMQ Worker per lane (own connection, concurrency, lock), the
@@ -178,10 +180,20 @@ export class JobWorker {
   }
 
   /** Graceful: handlers see `shutdown`, save progress and defer; then the Workers close. */
-  async close(): Promise<void> {
+  async close(graceMs = CLOSE_GRACE_MS): Promise<void> {
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     this.shutdownCtl.abort(new Error('worker shutting down'));
-    await Promise.allSettled(this.workers.map((w) => w.close()));
+    // Bounded: a Worker whose blocking connection is stuck (e.g. across a Redis restart) is
+    // closed by force after the grace period; its job (if any) is picked up again as stalled.
+    await Promise.allSettled(
+      this.workers.map(async (w) => {
+        const ok = await Promise.race([w.close().then(() => true), sleep(graceMs).then(() => false)]);
+        if (!ok) {
+          this.log.warn({ queue: w.name }, 'jobs: worker did not close in time; forcing');
+          await Promise.race([w.close(true), sleep(1000)]);
+        }
+      }),
+    );
     await this.control.hdel(WORKERS_KEY, this.id).catch(() => {});
     for (const c of this.connections) c.disconnect();
     this.log.info({ worker: this.id }, 'worker stopped');
