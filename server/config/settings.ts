@@ -288,6 +288,17 @@ export const SETTINGS = {
     description: 'Scheduled backups by the worker (cron pattern, e.g. "0 3 * * *"; keeps the newest 14 in <dataDir>/backups). Unset: no scheduled backups.',
     fix: 'set it to a cron pattern such as "0 3 * * *", or leave it unset',
   }),
+  backupRecipient: spec({
+    env: 'ENCLAVE_BACKUP_RECIPIENT',
+    schema: z
+      .string()
+      .trim()
+      .regex(/^enclave-x25519:[A-Za-z0-9_-]{43}$/, 'must be an enclave-x25519: public key')
+      .optional(),
+    description:
+      'X25519 public key (from enclave backup keygen) that scheduled backups are encrypted to; the appliance never holds the private half. Unset: scheduled backups are not encrypted.',
+    fix: 'paste the public key printed by: enclave backup keygen --out operator.key',
+  }),
   batchMaxLines: spec({
     env: 'ENCLAVE_BATCH_MAX_LINES',
     schema: positiveInt.default(50000),

@@ -15,6 +15,7 @@ import { readBackupRecords } from '../../server/ops/backup/records.js';
 import { acquireLock } from '../../server/ops/process-registry.js';
 import { readArchive } from '../../server/ops/backup/archive.js';
 import { createBackup } from '../../server/ops/backup/create.js';
+import { scheduledBackup } from '../../server/ops/backup/scheduled.js';
 import { generateRecipientKeyPair, parseIdentity } from '../../server/ops/backup/envelope.js';
 import { restoreBackup } from '../../server/ops/backup/restore.js';
 import { buildSecretsExport } from '../../server/ops/backup/secrets.js';
@@ -70,6 +71,14 @@ describe('backup create', () => {
     db.$client.close();
     expect(text).toMatch(/^enclave_backup_last_success_timestamp_seconds 1900000000$/m);
     expect(text).toMatch(/^enclave_backup_last_verified_timestamp_seconds 1900000000$/m);
+  });
+
+  it('the scheduled backup encrypts to ENCLAVE_BACKUP_RECIPIENT, verifies and keeps the newest 14', async () => {
+    const r = await scheduledBackup({ ...config, backupRecipient: pair.publicKey });
+    expect(r.encryption).toBe(`x25519 ${pair.publicKey}`);
+    expect(r.verified?.ok).toBe(true);
+    expect(path.dirname(r.file)).toBe(path.join(config.dataDir, 'backups'));
+    expect((await verifyBackup(r.file, { keys: { identities: [parseIdentity(pair.privateKeyPem)] } })).ok).toBe(true);
   });
 
   it('one backup at a time', async () => {
