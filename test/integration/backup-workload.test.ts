@@ -23,13 +23,19 @@ function startWriter(dbFile: string): { stop: () => Promise<number> } {
     db.pragma('journal_mode = WAL'); db.pragma('busy_timeout = 5000');
     const s1 = db.prepare("INSERT INTO settings (key, value, secret, updated_at) VALUES (?, ?, 0, ?)");
     const s2 = db.prepare("INSERT INTO tenant_settings (tenant_id, key, value, updated_at) VALUES ('ten_load', ?, ?, ?)");
+    // usage records as the gateway writes them (one per call), when the metering table exists
     const hasUsage = db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'usage_records'").get();
+    const s3 = hasUsage ? db.prepare("INSERT INTO usage_records (id, tenant_id, request_id, endpoint, latency_ms, status, http_status, created_at) VALUES (?, 'ten_load', ?, '/v1/chat/completions', 5, 'ok', 200, ?)") : undefined;
     let n = 0, stop = false;
     process.on('SIGTERM', () => { stop = true; });
     const tick = () => {
       if (stop) { process.stdout.write(String(n)); process.exit(0); }
       n++;
-      db.transaction(() => { s1.run('load.' + n, String(n), Date.now()); s2.run('k' + n, String(n), Date.now()); })();
+      db.transaction(() => {
+        s1.run('load.' + n, String(n), Date.now());
+        s2.run('k' + n, String(n), Date.now());
+        if (s3) s3.run('use_load_' + String(n).padStart(8, '0'), 'req_load_' + n, Date.now());
+      })();
       setImmediate(tick);
     };
     tick();
@@ -108,6 +114,12 @@ describe('backup during a running workload', () => {
     expect(rows.settings).toEqual(Array.from({ length: k }, (_, i) => i + 1));
     // both tables written in one transaction: same prefix in each
     expect(rows.tenant).toEqual(rows.settings);
+    if (backup.manifest.tables.usage_records !== undefined) {
+      const u = new Database(restored, { readonly: true });
+      const usage = (u.prepare("SELECT count(*) AS c FROM usage_records WHERE tenant_id = 'ten_load'").get() as { c: number }).c;
+      u.close();
+      expect(usage).toBe(k);
+    }
 
     // uploaded files come back; temp files of unfinished uploads do not
     expect(readFileSync(path.join(fresh.dataDir, 'files', 'ten_load', 'file_1.jsonl'), 'utf8')).toBe('{"custom_id":"a"}\n');
