@@ -101,7 +101,7 @@ export const ADMIT_LUA =
   `
 local now = tonumber(ARGV[1]); local rid = ARGV[2]; local est = tonumber(ARGV[3]); local estc = tonumber(ARGV[4])
 local cttl = tonumber(ARGV[5]); local mend = tonumber(ARGV[6]); local n = tonumber(ARGV[7])
-local mttl = mend - now + 604800000
+-- Monthly counters exist here only after seeding (SET … PX until a week after the month), so INCRBY keeps their expiry.
 local best = nil
 local missing = {}
 local vals = {}
@@ -168,10 +168,10 @@ for i = 0, n - 1 do
   end
   local mask = 0
   if mtok >= 0 or redis.call('EXISTS', KEYS[k + 4]) == 1 then
-    redis.call('INCRBY', KEYS[k + 4], est); redis.call('PEXPIRE', KEYS[k + 4], mttl); mask = mask + 1
+    redis.call('INCRBY', KEYS[k + 4], est); mask = mask + 1
   end
   if mcost >= 0 or redis.call('EXISTS', KEYS[k + 5]) == 1 then
-    redis.call('INCRBY', KEYS[k + 5], estc); redis.call('PEXPIRE', KEYS[k + 5], mttl); mask = mask + 2
+    redis.call('INCRBY', KEYS[k + 5], estc); mask = mask + 2
   end
   out[#out + 1] = mask
 end
