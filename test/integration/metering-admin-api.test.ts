@@ -90,4 +90,18 @@ describe('metering admin API', () => {
     r = await call(u, '/v1/enclave/usage', { session: member });
     expect(r.body).toMatchObject({ usage: { tokens: 91 } });
   });
+
+  it('raw records past the tenant retention are purged; rollups and reports stay', async () => {
+    const u = env.app.url;
+    const tid = env.tenant.tenant.id;
+    expect((await call(u, `/admin/api/tenants/${tid}/metering`, { method: 'PUT', session: owner, body: { raw_retention_days: 0 } })).status).toBe(400);
+    const r = await call(u, `/admin/api/tenants/${tid}/metering`, { method: 'PUT', session: owner, body: { raw_retention_days: 1, timezone: 'UTC' } });
+    expect(r.body).toMatchObject({ raw_retention_days: 1, timezone: 'UTC' });
+    const before = env.app.services.metering.reports.report({ tenantId: tid, month: '2027-05' }).total;
+    expect(env.usage().length).toBeGreaterThan(0);
+    clock.t += 2 * 86_400_000;
+    expect(env.app.services.metering.purgeRaw()).toBeGreaterThan(0);
+    expect(env.usage().length).toBe(0);
+    expect(env.app.services.metering.reports.report({ tenantId: tid, month: '2027-05' }).total).toEqual(before);
+  });
 });
