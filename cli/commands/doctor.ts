@@ -7,7 +7,7 @@ export function registerDoctor(program: Command): void {
   program
     .command('doctor')
     .description(
-      'check this installation: node, data dir, disk, clock, database, migrations, Redis, master key, backup age; TLS and providers on request (exit 0 ok, 1 warnings, 2 failures)',
+      'check this installation: node, data dir, disk, clock, database, migrations, Redis, queues, master key, backup age; TLS and providers on request (exit 0 ok, 1 warnings, 2 failures)',
     )
     .option('--json', 'print JSON')
     .option('--skip <ids>', `comma-separated check ids to skip (${DOCTOR_CHECK_IDS.join(', ')})`)

@@ -1,6 +1,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
@@ -13,7 +14,7 @@ import { databaseFile, openDatabase } from '../../server/db/connection.js';
 import { loadMigrations, migrate } from '../../server/db/migrator.js';
 import { createBackup } from '../../server/ops/backup/create.js';
 import { restoreBackup } from '../../server/ops/backup/restore.js';
-import { DataDirBusyError, liveProcesses, registerProcess } from '../../server/ops/process-registry.js';
+import { acquireRestoreLock, DataDirBusyError, liveProcesses, registerProcess } from '../../server/ops/process-registry.js';
 import { tempDir, testConfig } from '../helpers/app.js';
 import { spawnServer } from '../helpers/process.js';
 
@@ -77,7 +78,6 @@ describe('backup restore', () => {
     const dir = tempDir();
     cleanup.push(dir);
     // this test process plays the restore: its lock record is live
-    const { acquireRestoreLock } = await import('../../server/ops/process-registry.js');
     const release = acquireRestoreLock(dir);
     try {
       const server = await spawnServer({ env: { ENCLAVE_DATA_DIR: dir }, waitReady: false });
@@ -90,6 +90,26 @@ describe('backup restore', () => {
     // and registering works again afterwards
     const unregister = registerProcess(dir, 'test');
     unregister();
+  });
+
+  it('records from another host (container) count while fresh, dead local pids never', async () => {
+    const dir = tempDir();
+    cleanup.push(dir);
+    mkdirSync(path.join(dir, 'run'));
+    const remote = path.join(dir, 'run', 'worker-1.pid');
+    writeFileSync(remote, JSON.stringify({ pid: 1, role: 'worker', host: 'other-container', startedAt: new Date().toISOString() }));
+    const dead = path.join(dir, 'run', 'api-999999.pid');
+    writeFileSync(dead, JSON.stringify({ pid: 999_999, role: 'api', host: hostname(), startedAt: new Date().toISOString() }));
+    expect(liveProcesses(dir).map((p) => p.host)).toEqual(['other-container']);
+    expect(existsSync(dead)).toBe(false);
+    expect(() => acquireRestoreLock(dir)).toThrow(/worker pid 1 on other-container/);
+    const old = new Date(Date.now() - 60_000);
+    utimesSync(remote, old, old);
+    expect(liveProcesses(dir)).toEqual([]);
+    acquireRestoreLock(dir)();
+    // --force restores although a fresh record exists
+    utimesSync(remote, new Date(), new Date());
+    acquireRestoreLock(dir, { force: true })();
   });
 
   it('refuses a backup with a newer schema', async () => {
