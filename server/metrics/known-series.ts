@@ -58,6 +58,8 @@ const BY_NAME: Record<string, readonly (readonly string[])[]> = {
   enclave_gateway_fallbacks_total: ENDPOINTS.map((e) => [e]),
   enclave_gateway_policy_decisions_total: CLASSIFICATIONS.flatMap((c) => CONTENT_ACTIONS.map((a) => [c, a])),
   enclave_gateway_content_rule_hits_total: DETECTORS.map((d) => [d]),
+  // the default soft-limit thresholds (server/metering/plans.ts); tenant-set thresholds appear when crossed
+  enclave_quota_alerts_total: ['monthly_tokens', 'monthly_cost_micros'].flatMap((l) => ['80', '100'].map((t) => [l, t])),
   enclave_auth_logins_total: [['oidc', 'success']], // the failure classes appear with the first failure (server/sso)
 };
 

@@ -1,0 +1,109 @@
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { familyOf, metricNames, parseExposition, RULES_DIR, shippedQueries } from '../helpers/promql.js';
+import { observedStack, scrape, startPrometheus, workload, type ObservedStack, type PromServer } from './observability-env.js';
+
+/**
+ * The shipped dashboards and alert rules against what the processes really export: names
+ * looked up in real scrapes of the api and the worker after a scripted workload, and every
+ * query run by a real Prometheus scraping both on 127.0.0.1.
+ */
+let stack: ObservedStack;
+let prom: PromServer;
+const CORE = new Set<string>();
+
+beforeAll(async () => {
+  stack = await observedStack();
+  await workload(stack);
+  prom = await startPrometheus(
+    { 'enclave-api': new URL(stack.env.app.url).host, 'enclave-worker': new URL(stack.worker.url).host },
+    readdirSync(RULES_DIR).map((f) => path.join(RULES_DIR, f)),
+  );
+  // Traffic while Prometheus picks the targets up (its discovery hands them over after ~5 s)
+  // and then scrapes them a few times, so rates have samples to work with.
+  const deadline = Date.now() + 20_000;
+  let upSince = 0;
+  while (Date.now() < deadline) {
+    await workload(stack);
+    if (!upSince) {
+      const up = await prom.query('up == 1');
+      if ((up.data?.result.length ?? 0) === 2) upSince = Date.now();
+    } else if (Date.now() - upSince > 3000) break;
+  }
+  if (!upSince) throw new Error('Prometheus did not scrape both targets within 20 s');
+  const { DASHBOARDS } = await import('../../scripts/grafana-dashboards.js');
+  for (const d of DASHBOARDS) for (const r of d.rows) for (const p of r.panels) if (p.core) CORE.add(`${d.file}: ${p.title}`);
+}, 60_000);
+afterAll(async () => {
+  await prom?.close();
+  await stack?.close();
+});
+
+const grafanaVars = (expr: string) => expr.replaceAll('$__rate_interval', '15s').replaceAll('$__range', '5m').replaceAll('$__interval', '2s');
+
+describe('dashboards and alert rules against real scrapes', () => {
+  it('every metric a dashboard panel or alert rule names has samples in a scrape of the api or the worker', async () => {
+    const api = parseExposition(await scrape(stack.env.app.url));
+    const wrk = parseExposition(await scrape(stack.worker.url));
+    // Both endpoints are real: the worker serves its own process, not the api's.
+    expect(wrk.samples.some((s) => s.name === 'process_resident_memory_bytes')).toBe(true);
+    expect(wrk.samples.some((s) => s.name === 'enclave_http_requests_total')).toBe(false);
+    const families = new Set([...api.types.keys(), ...wrk.types.keys()]);
+    const sampled = new Set([...api.samples, ...wrk.samples].map((s) => familyOf(s.name, families)));
+    const missing: string[] = [];
+    for (const { where, expr } of shippedQueries()) {
+      for (const n of metricNames(expr)) if (n !== 'up' && !sampled.has(familyOf(n, families))) missing.push(`${where}: ${n}`);
+    }
+    expect(missing).toEqual([]);
+  });
+
+  it('Prometheus scrapes both targets', async () => {
+    const r = await prom.query('up');
+    const up = (r.data!.result as { metric: { job: string }; value: [number, string] }[]).map((x) => `${x.metric.job}=${x.value[1]}`).sort();
+    expect(up).toEqual(['enclave-api=1', 'enclave-worker=1']);
+  });
+
+  it('every dashboard query runs without error, and the core panels return data', async () => {
+    const failures: string[] = [];
+    const empty: string[] = [];
+    const dash = shippedQueries().filter((q) => q.file.endsWith('.json'));
+    for (const q of dash) {
+      const r = await prom.query(grafanaVars(q.expr));
+      if (r.status !== 'success') failures.push(`${q.where}: ${r.error}`);
+      else if (CORE.has(q.where) && r.data!.result.length === 0) empty.push(`${q.where}: ${q.expr}`);
+    }
+    expect(failures).toEqual([]);
+    expect(empty).toEqual([]);
+    expect(CORE.size).toBeGreaterThan(30);
+  });
+
+  it('gateway traffic is visible through Prometheus: calls, tokens, latency, upstream retries, policy blocks, auth failures', async () => {
+    const value = async (expr: string) => Number(((await prom.query(expr)).data!.result[0] as { value: [number, string] } | undefined)?.value[1] ?? NaN);
+    expect(await value('sum(enclave_gateway_requests_total{outcome="ok"})')).toBeGreaterThan(8);
+    expect(await value('sum(enclave_gateway_tokens_total)')).toBeGreaterThan(0);
+    expect(await value('sum(enclave_gateway_upstream_attempts_total{result!="ok"})')).toBeGreaterThan(0);
+    expect(await value('sum(enclave_gateway_requests_total{outcome="policy_error"})')).toBeGreaterThan(0);
+    expect(await value('sum(enclave_auth_failures_total{reason=~"auth_key_.*"})')).toBeGreaterThan(0);
+    expect(await value('sum(enclave_auth_failures_total{reason="auth_required"})')).toBeGreaterThan(0);
+    expect(await value('sum(enclave_auth_failures_total{reason="auth_invalid_credentials"})')).toBeGreaterThan(0);
+    expect(await value('max(enclave_workers)')).toBeGreaterThanOrEqual(1);
+    expect(await value('max(enclave_license_state{state="unlicensed"})')).toBe(1);
+  });
+
+  it('every alert rule evaluates without error', async () => {
+    const deadline = Date.now() + 5000;
+    let bad: string[] = [];
+    let evaluated = 0;
+    do {
+      const r = (await (await fetch(`${prom.url}/api/v1/rules`)).json()) as { data: { groups: { rules: { name: string; health: string; lastError?: string }[] }[] } };
+      const rules = r.data.groups.flatMap((g) => g.rules);
+      evaluated = rules.filter((x) => x.health !== 'unknown').length;
+      bad = rules.filter((x) => x.health === 'err').map((x) => `${x.name}: ${x.lastError}`);
+      if (evaluated === rules.length && rules.length > 0) break;
+      await new Promise((res) => setTimeout(res, 250));
+    } while (Date.now() < deadline);
+    expect(bad).toEqual([]);
+    expect(evaluated).toBeGreaterThan(20);
+  });
+});
