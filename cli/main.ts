@@ -5,6 +5,7 @@ import { APP_VERSION } from '../server/paths.js';
 import { registerAdmin } from './commands/admin.js';
 import { registerAudit } from './commands/audit.js';
 import { registerBackup } from './commands/backup.js';
+import { registerJobs } from './commands/jobs.js';
 import { registerSupportBundle } from './commands/support-bundle.js';
 import { registerConfig } from './commands/config.js';
 import { registerDoctor } from './commands/doctor.js';
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   registerConfig(program);
   registerDoctor(program);
   registerBackup(program);
+  registerJobs(program);
   registerSupportBundle(program);
   registerUpgrade(program);
   registerBundle(program);

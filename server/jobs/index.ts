@@ -31,7 +31,7 @@ export interface Jobs {
 export function createJobs(o: {
   config: Config;
   redisUrl: string;
-  redis: Redis;
+  redis?: Redis;
   db: Db;
   data: TenantData;
   access: Access;
