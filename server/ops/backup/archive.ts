@@ -42,6 +42,7 @@ export async function writeArchive(
       cb(null, chunk);
     },
   });
+  rmSync(tmp, { force: true }); // a leftover of an earlier process that had our pid
   try {
     const seal = opts.encrypt ? sealer(opts.content ?? 'backup', opts.encrypt) : undefined;
     if (seal) {
