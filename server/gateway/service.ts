@@ -81,7 +81,7 @@ export class GatewayService {
     const out = [];
     for (const name of this.d.catalogue.names(tenant.id)) {
       if (!this.d.access.authorize(ctx, 'models:list', { model: name }).allow) continue;
-      const allowed = this.d.catalogue.candidates(name, tenant.id).filter((c) => this.boundaryAllowed(c.deployment, floor, policy, ent));
+      const allowed = this.d.catalogue.candidates(name, tenant.id).filter((c) => this.boundaryAllowed(c.deployment, floor, policy, ent, ctx));
       if (!allowed.length) continue;
       out.push({
         id: name,
@@ -150,7 +150,9 @@ export class GatewayService {
     return { policy, floor };
   }
 
-  private boundaryAllowed(d: Deployment, c: Classification, policy: TenantPolicy, ent: Entitlements): boolean {
+  private boundaryAllowed(d: Deployment, c: Classification, policy: TenantPolicy, ent: Entitlements, ctx?: RequestContext): boolean {
+    // Plan call point: a plan without the cloud_providers capability never reaches public deployments.
+    if (ctx && d.boundary === 'public' && this.d.metering?.allowsBoundary && !this.d.metering.allowsBoundary(ctx, d.boundary)) return false;
     // Licence call point: air-gapped deployment mode forbids `public` at call time too.
     if (ent.allowsBoundary && !ent.allowsBoundary(d.boundary)) return false;
     return policy.allows(c, d.boundary, d.region);
@@ -183,7 +185,7 @@ export class GatewayService {
     const all = this.d.catalogue.candidates(model, tenant.id).filter((c) => c.type === type);
     if (!all.length) throw new AppError(404, 'model_not_found', `The model ${model} does not exist or you do not have access to it.`, { param: 'model' });
     const ent = this.d.entitlements();
-    let allowed = all.filter((c) => this.boundaryAllowed(c.deployment, cls.classification, policy, ent));
+    let allowed = all.filter((c) => this.boundaryAllowed(c.deployment, cls.classification, policy, ent, ctx));
     if (!allowed.length) {
       throw new AppError(403, 'policy_boundary_denied', `No deployment of ${model} is allowed for ${cls.classification} data by this tenant's data-boundary policy.`, {
         type: 'policy_error',
@@ -241,7 +243,7 @@ export class GatewayService {
       d.approved &&
       d.enabled &&
       (d.tenantRef === null || d.tenantRef === ctx.tenant?.id) &&
-      this.boundaryAllowed(d, plan.classification, plan.policy, ent) &&
+      this.boundaryAllowed(d, plan.classification, plan.policy, ent, ctx) &&
       (st.policy.action !== 'route_local' || d.boundary === 'local');
     if (!ok) throw new AppError(403, 'policy_boundary_denied', `Deployment ${d.name} is not allowed for ${plan.classification} data.`, { type: 'policy_error' });
     const decision = this.d.access.authorize(ctx, plan.action, { model: st.alias!, classification: plan.classification });

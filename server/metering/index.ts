@@ -26,6 +26,8 @@ export type { Reservation } from './admission.js';
 export interface MeteringHook {
   admit(ctx: RequestContext, req: { model: string; promptTokens: number; maxTokens: number }): Promise<Reservation>;
   complete(r: Reservation | undefined, row: UsageRow): void;
+  /** Plan capability `cloud_providers` for `public` deployments (routing filters candidates with it). */
+  allowsBoundary?(ctx: RequestContext, boundary: 'local' | 'private' | 'public'): boolean;
 }
 
 export interface Metering {
@@ -59,7 +61,7 @@ export function createMetering(o: {
   const pricing = new Pricing(repo, revision, o.clock, o.audit);
   pricing.ensureBundled();
   const notified = new Set<string>();
-  let flushLedger = o.flushLedger;
+  const flushLedger = o.flushLedger;
 
   const alert = (r: Reservation, limitName: 'monthly_tokens' | 'monthly_cost_micros', used: number): void => {
     const t = plans.tenant(r.tenantId);
@@ -106,6 +108,7 @@ export function createMetering(o: {
       const estCost = p ? Math.round((req.promptTokens * p.inputMicrosPerMTok + req.maxTokens * p.outputMicrosPerMTok) / 1_000_000) + p.requestMicros : 0;
       return admission.admit(ctx, { model: req.model, estimateTokens: req.promptTokens + req.maxTokens, estimateCostMicros: estCost });
     },
+    allowsBoundary: (ctx, boundary) => boundary !== 'public' || !ctx.tenant || plans.has(ctx.tenant.id, 'cloud_providers'),
     complete: (r, row) => {
       const c = pricing.cost(row.model ?? row.alias, row.deploymentId, row.promptTokens, row.completionTokens, row.deploymentId ? 1 : 0);
       row.costMicros = c.costMicros;
@@ -128,7 +131,7 @@ export function createMetering(o: {
     plans,
     pricing,
     admission,
-    reports: new Reports(repo, plans, o.clock),
+    reports: new Reports(repo, plans, o.clock, () => flushLedger?.()),
     hook,
     purgeRaw,
     start: (pollMs = 200) => {

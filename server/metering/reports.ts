@@ -31,9 +31,12 @@ export class Reports {
     private readonly repo: MeteringRepo,
     private readonly plans: PlanService,
     private readonly clock: Clock,
+    /** Writes pending usage records first, so a report includes calls that just finished. */
+    private readonly flush: () => void = () => {},
   ) {}
 
   report(q: ReportQuery) {
+    this.flush();
     const t = this.plans.tenant(q.tenantId);
     const tz = t?.timezone ?? 'UTC';
     const w = q.month ? monthById(q.month, tz) : monthWindow(this.clock.now(), tz);
@@ -55,6 +58,7 @@ export class Reports {
 
   /** A key's or user's own usage this month and what remains at every level (self-service). */
   self(tenantId: string, subject: { userId?: string; keyId?: string }) {
+    this.flush();
     const t = this.plans.tenant(tenantId);
     const tz = t?.timezone ?? 'UTC';
     const w = monthWindow(this.clock.now(), tz);

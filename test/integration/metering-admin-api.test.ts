@@ -104,4 +104,21 @@ describe('metering admin API', () => {
     expect(env.usage().length).toBe(0);
     expect(env.app.services.metering.reports.report({ tenantId: tid, month: '2027-05' }).total).toEqual(before);
   });
+
+  it('a plan without cloud_providers never reaches a public deployment; with it, it does', async () => {
+    const s = env.app.services;
+    env.addProvider({ name: 'cloud-1', kind: 'openai', base_url: `${env.openai.url}/v1`, api_key: 'sk-up', boundary: 'public', models: ['gpt-fake'] });
+    env.openai.apiKey = 'sk-up';
+    s.metering.plans.upsert(sys(s), { name: 'onprem', capabilities: ['batch_api'] });
+    s.metering.plans.assign(sys(s), env.tenant.tenant.id, 'onprem');
+    const body = { model: 'gpt-fake', messages: [{ role: 'user', content: 'hi' }] };
+    let r = await call(env.app.url, '/v1/chat/completions', { method: 'POST', key: env.key, body });
+    expect(r.status).toBe(403);
+    expect(r.body.error.code).toBe('policy_boundary_denied');
+    expect(env.openai.requests.length).toBe(0);
+    expect((await call(env.app.url, '/v1/models', { key: env.key })).body.data.map((m: any) => m.id)).not.toContain('gpt-fake');
+    s.metering.plans.upsert(sys(s), { name: 'onprem', capabilities: ['batch_api', 'cloud_providers'] });
+    r = await call(env.app.url, '/v1/chat/completions', { method: 'POST', key: env.key, body });
+    expect(r.status).toBe(200);
+  });
 });
