@@ -65,6 +65,10 @@ function progress(enabled: boolean): ((phase: string, done: number, total: numbe
   if (!enabled) return undefined;
   let last = 0;
   return (phase, done, total) => {
+    if (phase === 'snapshot') {
+      process.stderr.write(done < total ? 'snapshot (VACUUM INTO + integrity_check)… ' : 'done\n');
+      return;
+    }
     const t = Date.now();
     if (t - last < 250 && done < total) return;
     last = t;

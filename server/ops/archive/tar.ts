@@ -80,6 +80,7 @@ export async function* tarStream(entries: Iterable<TarEntry> | AsyncIterable<Tar
     if (e.data) {
       yield e.data;
       written = e.data.length;
+      onBytes?.(e.data.length);
     } else if (e.file) {
       for await (const chunk of createReadStream(e.file, { highWaterMark: 1 << 20 })) {
         written += (chunk as Buffer).length;
