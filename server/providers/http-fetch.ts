@@ -43,9 +43,25 @@ export const nodeFetch: typeof fetch = (input, init) =>
           else h.set(k, v);
         }
         const status = res.statusCode ?? 500;
+        const meta = { status, statusText: res.statusMessage ?? '', headers: h };
         const empty = status === 204 || status === 304 || init?.method === 'HEAD';
-        if (empty) res.resume();
-        resolve(new Response(empty ? null : (Readable.toWeb(res) as ReadableStream), { status, statusText: res.statusMessage ?? '', headers: h }));
+        if (empty) {
+          res.resume();
+          resolve(new Response(null, meta));
+          return;
+        }
+        // Whole JSON answers are collected with node streams and handed over as one buffer:
+        // a web-stream body costs the SDK several times more per call. Event streams and
+        // NDJSON stay streams so tokens are relayed as they arrive.
+        const type = res.headers['content-type'] ?? '';
+        if (type.startsWith('application/json')) {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve(new Response(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), meta)));
+          res.on('error', reject);
+          return;
+        }
+        resolve(new Response(Readable.toWeb(res) as ReadableStream, meta));
       },
     );
     const onAbort = (): void => {
