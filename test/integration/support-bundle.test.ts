@@ -5,6 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../server/config/load.js';
 import { readArchive } from '../../server/ops/backup/archive.js';
 import { supportBundle } from '../../server/ops/support-bundle/bundle.js';
+import { secretAad } from '../../server/db/secret-columns.js';
 import { startTestApp, tempDir, type TestApp } from '../helpers/app.js';
 
 const cleanup: string[] = [];
@@ -52,6 +53,11 @@ describe('support bundle', () => {
     const { services } = app;
     services.settings.setSecret('provider.openai.apiKey', providerKey);
     services.settings.setSecret('oidc.clientSecret', storedIdp);
+    // a provider deployment's credential without any recognisable shape: only the known-value scan can catch it
+    const odd = `Zq${randomBytes(16).toString('hex')}Xw`;
+    services.db.$client
+      .prepare("INSERT INTO provider_deployments (id, name, kind, base_url, api_key, boundary, created_at, updated_at) VALUES ('prv_odd', 'odd', 'openai', 'http://127.0.0.1:9/v1', ?, 'private', 0, 0)")
+      .run(services.secrets.encrypt(odd, secretAad('provider_deployments', 'api_key', 'prv_odd')));
 
     const logDir = path.join(work, 'logs');
     mkdirSync(logDir);
@@ -63,6 +69,7 @@ describe('support bundle', () => {
         JSON.stringify({ level: 40, msg: 'chat', prompt, messages: [{ role: 'user', content: prompt }] }),
         `plain text line with Authorization: Bearer ${apiKey} and url redis://:${redisPassword}@redis:6379/0 and key ${providerKey}`,
         `master key accidentally printed: ${masterKey}`,
+        `upstream said: invalid credential ${odd} (a message that echoes the key)`,
         '',
       ].join('\n'),
     );
@@ -98,6 +105,7 @@ describe('support bundle', () => {
       userPassword,
       prompt,
       redisPassword,
+      odd,
     };
     for (const f of allFiles(dir)) {
       const text = readFileSync(f).toString('utf8');
@@ -129,6 +137,7 @@ describe('support bundle', () => {
     const red = JSON.parse(readFileSync(path.join(dir, 'redactions.json'), 'utf8')) as { redactions: { file: string; rule: string; count: number }[] };
     expect(red.redactions.some((x) => x.file === 'config.json' && x.rule === 'secret-setting:ENCLAVE_MASTER_KEY')).toBe(true);
     expect(red.redactions.some((x) => x.file === 'logs/server.log')).toBe(true);
+    expect(red.redactions.some((x) => x.file === 'logs/server.log' && x.rule === 'known-secret-value')).toBe(true);
     expect(readFileSync(path.join(dir, 'SUMMARY.md'), 'utf8')).toContain('# Enclave support bundle');
   });
 
