@@ -67,7 +67,7 @@ export async function queueCheck(config: Config, redisUrl: string | undefined, n
   const problems: string[] = [];
   if (waiting > 0 && s.workersAlive === 0) problems.push(`${waiting} job(s) waiting and no worker alive; start the worker (docker compose up -d worker, or --role worker)`);
   if (stale.length) problems.push(`oldest waiting job in ${stale.map((l) => `${l} is ${Math.round(s.oldestWaitingSeconds[l] / 60)} min`).join(', ')} old; add worker capacity or look for a stuck job`);
-  if (failed > 0) problems.push(`${failed} failed job(s); inspect and retry or discard them: GET /admin/api/jobs/failed`);
+  if (failed > 0) problems.push(`${failed} failed job(s); inspect them with enclave jobs list, then enclave jobs retry|discard <queue> <id>`);
   if (problems.length) return { id: 'queues', status: 'warn', message: problems.join('; '), data };
   return { id: 'queues', status: 'ok', message: `${waiting} waiting, ${LANES.reduce((n, l) => n + (s.counts[l].active ?? 0), 0)} active, ${s.workersAlive} worker(s) alive`, data };
 }
