@@ -275,14 +275,14 @@ export function buildApp(services: Services): Express {
   app.use(gatewayRouter(services.identity, services.gateway));
   app.use(gatewayAdminRouter(services.identity, services.gateway));
   app.use(meteringRouter(services.identity, services.metering));
+  app.use(batchRouter(services.identity, services.jobs.batches, { maxFileBytes: config.batchMaxFileBytes }));
+  app.use(jobsAdminRouter(services.identity, services.jobs.queues));
   app.use(licenseAdminRouter(services.identity, services.license));
   app.use(uiRouter(services.identity, services.license));
   // The web UI's chat calls the same gateway pipeline as /v1 (workflow `chat`), with the session.
   app.use(chatRouter(services.identity, new ChatService(new ChatRepo(services.db, services.data)), { pipeline: () => services.gateway.service, policy: (ctx) => services.gateway.policies.get(ctx) }));
   // Last before 404: the built UI (dist/web) with SPA fallback; never shadows the API paths.
   app.use(webRouter());
-  app.use(batchRouter(services.identity, services.jobs.batches, { maxFileBytes: config.batchMaxFileBytes }));
-  app.use(jobsAdminRouter(services.identity, services.jobs.queues));
 
   app.use(notFoundHandler);
   app.use(errorHandler());
