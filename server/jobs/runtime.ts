@@ -2,8 +2,11 @@ import type { Services } from '../app.js';
 import { batchProcessor } from '../batch/processor.js';
 import { gatewayExecutor, type LineExecutor } from '../batch/gateway-call.js';
 import { BATCH_JOB } from '../batch/service.js';
-import { createBackup } from '../ops/backup/create.js';
-import { installSchedules, schedules } from './schedules.js';
+import { scheduledBackup } from '../ops/backup/scheduled.js';
+import { ChatService } from '../chat/service.js';
+import { ChatRepo } from '../db/repos/chat.js';
+import { createContext } from '../context.js';
+import { installSchedules, schedules, type Schedule } from './schedules.js';
 import { JobWorker, type Handlers } from './worker.js';
 
 /**
@@ -16,9 +19,18 @@ export async function startWorker(services: Services, o: { execute?: LineExecuto
   const execute =
     o.execute ??
     gatewayExecutor({ gateway: services.gateway });
-  const scheduleHandlers = await installSchedules(
-    jobs.queues,
-    schedules({
+  const scheduleHandlers = await installSchedules(jobs.queues, workerSchedules(services));
+  const handlers: Handlers = {
+    [BATCH_JOB]: { lane: 'ai', run: batchProcessor({ config, repo: jobs.repo, identity: services.identity, execute, clock, afterUsage: (u) => services.gateway.usage.noteWritten({ createdAt: u.createdAt, promptTokens: u.promptTokens ?? 0, completionTokens: u.completionTokens ?? 0 }) }) },
+    ...scheduleHandlers,
+  };
+  return JobWorker.start({ config, redisUrl: services.redisUrl, queues: jobs.queues, handlers, log });
+}
+
+/** The maintenance schedules over this process's services. */
+export function workerSchedules(services: Services): Schedule[] {
+  const { config, clock, log, jobs } = services;
+  return schedules({
       config,
       clock,
       log,
@@ -30,12 +42,11 @@ export async function startWorker(services: Services, o: { execute?: LineExecuto
         return jobs.batches.enqueue(tenantId, batchId);
       },
       failBatch: (tenantId, batchId, reason) => jobs.failBatch(tenantId, batchId, 'batch_job_lost', reason),
-      ...(config.backupCron ? { backup: () => createBackup(config, { keep: 14 }), backupPattern: config.backupCron } : {}),
-    }),
-  );
-  const handlers: Handlers = {
-    [BATCH_JOB]: { lane: 'ai', run: batchProcessor({ config, repo: jobs.repo, identity: services.identity, execute, clock, afterUsage: (u) => services.gateway.usage.noteWritten({ createdAt: u.createdAt, promptTokens: u.promptTokens ?? 0, completionTokens: u.completionTokens ?? 0 }) }) },
-    ...scheduleHandlers,
-  };
-  return JobWorker.start({ config, redisUrl: services.redisUrl, queues: jobs.queues, handlers, log });
+      retention: () => {
+        const ctx = createContext({ requestId: 'sys_retention', log, clock, principal: { kind: 'system', id: 'retention', platformAdmin: true } });
+        return { chatConversations: new ChatService(new ChatRepo(services.db, services.data)).purgeExpired(ctx) };
+      },
+      // Encrypted to ENCLAVE_BACKUP_RECIPIENT when set, verified by reading it back, newest 14 kept.
+      ...(config.backupCron ? { backup: () => scheduledBackup(config), backupPattern: config.backupCron } : {}),
+    });
 }

@@ -32,6 +32,8 @@ export interface ScheduleDeps {
   /** Re-enqueue a batch whose job was lost or failed as stalled. */
   readonly enqueueBatch: (tenantId: string, batchId: string) => Promise<unknown>;
   readonly failBatch: (tenantId: string, batchId: string, reason: string) => void;
+  /** Other parts' retention (chat conversations past the tenant's setting): returns counts. */
+  readonly retention?: () => Record<string, number>;
   /** Scheduled backups (server/ops/backup), when configured. */
   readonly backup?: () => Promise<unknown>;
   readonly backupPattern?: string;
@@ -70,7 +72,7 @@ export function schedules(d: ScheduleDeps): Schedule[] {
           files++;
         }
         const lines = d.repo.purgeBatchLines(now - 30 * DAY);
-        return { files, batchLines: lines };
+        return { files, batchLines: lines, ...d.retention?.() };
       },
     },
   ];

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { unrestricted } from '../../server/access/entitlements.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { call, login, seedTenant, sys } from '../helpers/identity.js';
+import { workerSchedules } from '../../server/jobs/runtime.js';
 import { ChatService } from '../../server/chat/service.js';
 import { ChatRepo } from '../../server/db/repos/chat.js';
 import { ScriptedUpstream } from './support.js';
@@ -125,6 +126,9 @@ describe('chat API', () => {
     expect(chat.purgeExpired(ctx, Date.now() + 31 * 86_400_000)).toBeGreaterThanOrEqual(1);
     expect((await call(app.url, `/api/chat/conversations/${mine}`, { session: m })).status).toBe(404);
     expect((await call(app.url, `/api/chat/conversations/${theirs}`, { session: other })).status).toBe(200);
+    // The worker's daily retention schedule runs the same purge (nothing else is old enough now).
+    const retention = workerSchedules(app.services).find((x) => x.id === 'retention')!;
+    expect(await retention.run({} as never, {} as never)).toMatchObject({ chatConversations: 0 });
     const audit = app.services.identity.audit.list({ limit: 50, action: 'chat.retention.update' });
     expect(audit.length).toBe(1);
   });

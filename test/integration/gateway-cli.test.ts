@@ -66,7 +66,7 @@ describe('enclave providers (CLI) and the admin API', () => {
     const bad = await cli('remove', 'cloud-1').catch((x: { code: number; stderr: string }) => x);
     expect((bad as { code: number }).code).not.toBe(0);
     expect((bad as { stderr: string }).stderr).toMatch(/^enclave: /);
-  });
+  }, 60_000); // nine CLI processes, each compiling the sources through tsx
 
   it('admin API: platform administrators manage deployments; health shows the breaker; others are refused', async () => {
     const s = env.app.services;
