@@ -44,6 +44,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   }
   const config = out as Config;
   config.dataDir = path.resolve(cwd, config.dataDir);
+  if (!config.adminPassword && config.adminPasswordFile) config.adminPassword = readAdminPassword(path.resolve(cwd, config.adminPasswordFile));
   if (config.deployment === 'production') {
     if (!config.masterKey && !config.masterKeyFile) {
       throw new ConfigError(
@@ -55,6 +56,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     }
   }
   return config;
+}
+
+/** A docker secret: the file's text without the trailing newline, validated like the variable. */
+function readAdminPassword(file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+  } catch (e) {
+    throw new ConfigError(`invalid ENCLAVE_ADMIN_PASSWORD_FILE: cannot read ${file} (${(e as NodeJS.ErrnoException).code}); ${SETTINGS.adminPasswordFile.fix}`);
+  }
+  const parsed = SETTINGS.adminPassword.schema.safeParse(text);
+  if (!parsed.success || !parsed.data) {
+    throw new ConfigError(`invalid ENCLAVE_ADMIN_PASSWORD_FILE: ${file} ${parsed.success ? 'is empty' : parsed.error.issues[0]?.message}; ${SETTINGS.adminPasswordFile.fix}`);
+  }
+  return parsed.data;
 }
 
 function readConfigFile(file: string): Record<string, unknown> {

@@ -220,6 +220,12 @@ export const SETTINGS = {
     secret: true,
     fix: 'use at least 12 characters (or create the admin with: enclave admin create --email E --password-stdin)',
   }),
+  adminPasswordFile: spec({
+    env: 'ENCLAVE_ADMIN_PASSWORD_FILE',
+    schema: nonEmpty.optional(),
+    description: 'File holding the first administrator\'s password (docker secrets); used when ENCLAVE_ADMIN_PASSWORD is unset.',
+    fix: 'point it to a readable file holding a password of at least 12 characters',
+  }),
   sessionIdleMinutes: spec({
     env: 'ENCLAVE_SESSION_IDLE_MINUTES',
     schema: positiveInt.default(60),

@@ -76,6 +76,14 @@ describe('bootstrap config', () => {
     expect(refusal({ ENCLAVE_CONFIG: fileWith('{"PORT": "x"}') })).toMatch(/^invalid PORT/);
   });
 
+  it('reads the first admin password from ENCLAVE_ADMIN_PASSWORD_FILE (docker secrets)', () => {
+    const f = fileWith('a-long-enough-password\n');
+    expect(loadConfig({ ENCLAVE_ADMIN_PASSWORD_FILE: f }, '/').adminPassword).toBe('a-long-enough-password');
+    expect(loadConfig({ ENCLAVE_ADMIN_PASSWORD_FILE: f, ENCLAVE_ADMIN_PASSWORD: 'the-variable-wins-here' }, '/').adminPassword).toBe('the-variable-wins-here');
+    expect(refusal({ ENCLAVE_ADMIN_PASSWORD_FILE: fileWith('short\n') })).toMatch(/^invalid ENCLAVE_ADMIN_PASSWORD_FILE: .*at least 12 characters$/);
+    expect(refusal({ ENCLAVE_ADMIN_PASSWORD_FILE: '/nonexistent/pw' })).toMatch(/^invalid ENCLAVE_ADMIN_PASSWORD_FILE: cannot read .* \(ENOENT\)/);
+  });
+
   it('describes the effective config with every secret redacted', () => {
     const c = loadConfig({ ENCLAVE_MASTER_KEY: KEY, REDIS_URL: 'redis://:hunter2@r:6379', ENCLAVE_METRICS_TOKEN: 'tok-123' }, '/');
     const d = describeConfig(c);
