@@ -63,6 +63,8 @@ interface CallState {
   outcome: string;
   /** The metering reservation (settled in finish()). */
   reservation?: Reservation;
+  /** Detector types redacted from what the called deployment received (types only, never the text). */
+  redactedTypes?: readonly Detector[] | undefined;
 }
 
 const CLASS_HEADER = 'x-enclave-classification';
@@ -255,10 +257,12 @@ export class GatewayService {
     delete out.stream;
     delete out.stream_options;
     if (st.endpoint === 'embeddings') delete out.encoding_format; // upstream floats; base64 is done here
+    st.redactedTypes = undefined;
     if (plan.redactSet && c.deployment.boundary !== 'local') {
       if (st.endpoint === 'chat') out.messages = redactMessages(plan.messages, plan.policy.scanner, plan.redactSet);
       else out.input = Array.isArray(body.input) ? body.input.map((s: unknown) => (typeof s === 'string' ? plan.policy.scanner.redact(s, plan.redactSet!) : s)) : plan.policy.scanner.redact(String(body.input), plan.redactSet);
       st.policy.redacted = true;
+      st.redactedTypes = [...plan.redactSet];
     }
     return out;
   }
@@ -473,6 +477,7 @@ export class GatewayService {
     res.setHeader('x-enclave-overhead-ms', overhead.toFixed(3));
     if (st.classification) res.setHeader('x-enclave-classification', st.classification);
     if (st.deployment) res.setHeader('x-enclave-boundary', st.deployment.boundary);
+    if (st.redactedTypes?.length) res.setHeader('x-enclave-redacted', st.redactedTypes.join(','));
   }
 
   private fail(ctx: RequestContext, st: CallState, e: unknown, res: Response): void {
