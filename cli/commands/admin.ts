@@ -2,7 +2,11 @@ import type { Command } from 'commander';
 import { mkdirSync } from 'node:fs';
 import os from 'node:os';
 import pino from 'pino';
-import { unrestricted, type Entitlements } from '../../server/access/entitlements.js';
+import type { Entitlements } from '../../server/access/entitlements.js';
+import { resolveMasterKey } from '../../server/config/master-key.js';
+import { RuntimeSettings } from '../../server/config/runtime-settings.js';
+import { startLicense } from '../../license/boot.js';
+import type { LicenseService } from '../../license/service.js';
 import { systemClock } from '../../server/clock.js';
 import type { RequestContext } from '../../server/context.js';
 import { databaseFile, openDatabase, type Db } from '../../server/db/connection.js';
@@ -24,13 +28,9 @@ export interface CliIdentity {
   readonly identity: Identity;
   readonly ctx: RequestContext;
   readonly db: Db;
+  /** The installed licence, as the server sees it: the CLI's growth checks obey the same limits. */
+  readonly entitlements: Entitlements;
   close(): void;
-}
-
-/** Hook for the licence module: what the CLI's growth checks ask (default: unrestricted). */
-export let cliEntitlements: () => Entitlements = () => unrestricted;
-export function setCliEntitlements(fn: () => Entitlements): void {
-  cliEntitlements = fn;
 }
 
 export function openIdentity(): CliIdentity {
@@ -44,7 +44,16 @@ export function openIdentity(): CliIdentity {
     throw new CliError((e as Error).message, 2);
   }
   const log = pino({ level: 'silent' });
-  const identity = createIdentity({ db, data: createTenantData(db), clock: systemClock, log, entitlements: () => cliEntitlements() });
+  let license: LicenseService;
+  try {
+    // Same master key resolution as the server (embedded mode generates one on first use).
+    const settings = new RuntimeSettings(db, resolveMasterKey(config, log).box, systemClock);
+    license = startLicense({ config, db, settings, clock: systemClock, log });
+  } catch (e) {
+    db.$client.close();
+    throw e;
+  }
+  const identity = createIdentity({ db, data: createTenantData(db), clock: systemClock, log, entitlements: () => license });
   let user = 'unknown';
   try {
     user = os.userInfo().username;
@@ -53,7 +62,16 @@ export function openIdentity(): CliIdentity {
   }
   const ctx = systemContext(log, systemClock, 'cli', `cli_${process.pid}`);
   ctx.client = { userAgent: `enclave-cli/${APP_VERSION} (os user ${user})` };
-  return { identity, ctx, db, close: () => db.$client.close() };
+  return {
+    identity,
+    ctx,
+    db,
+    entitlements: license,
+    close: () => {
+      license.stop();
+      db.$client.close();
+    },
+  };
 }
 
 /** Runs fn with the CLI identity; AppErrors become one-line CLI errors. */

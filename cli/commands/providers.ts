@@ -6,7 +6,7 @@ import { Revision } from '../../server/identity/revision.js';
 import { DeploymentService } from '../../server/routing/deployments.js';
 import { cliConfig } from '../config.js';
 import { CliError, printJson, printTable } from '../output.js';
-import { cliEntitlements, readStdin, withIdentity, type CliIdentity } from './admin.js';
+import { readStdin, withIdentity, type CliIdentity } from './admin.js';
 
 /**
  * `enclave providers add|list|update|remove|test` and `enclave providers alias set|list|remove`:
@@ -17,7 +17,7 @@ function withDeployments<T>(fn: (svc: DeploymentService, c: CliIdentity) => Prom
   return withIdentity((c) => {
     const config = cliConfig();
     const master = resolveMasterKey(config, pino({ level: 'silent' }));
-    const svc = new DeploymentService({ db: c.db, secrets: master.box, clock: systemClock, revision: new Revision(c.db, 'gateway'), entitlements: () => cliEntitlements() });
+    const svc = new DeploymentService({ db: c.db, secrets: master.box, clock: systemClock, revision: new Revision(c.db, 'gateway'), entitlements: () => c.entitlements });
     return fn(svc, c);
   });
 }

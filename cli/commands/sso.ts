@@ -9,7 +9,7 @@ import type { Role } from '../../server/access/permissions.js';
 import { idpInput, PLATFORM_REF, serializeIdp, SsoService } from '../../server/sso/service.js';
 import { cliConfig } from '../config.js';
 import { CliError, printJson, printTable } from '../output.js';
-import { cliEntitlements, readStdin, withIdentity, type CliIdentity } from './admin.js';
+import { readStdin, withIdentity, type CliIdentity } from './admin.js';
 import { resolveTenant } from './tenants.js';
 import pino from 'pino';
 
@@ -29,7 +29,7 @@ function ssoOf(c: CliIdentity): SsoService {
     redis: undefined,
     metrics: new Metrics(),
     identity: c.identity,
-    entitlements: () => cliEntitlements(),
+    entitlements: () => c.entitlements,
   });
 }
 
