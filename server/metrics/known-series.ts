@@ -39,6 +39,47 @@ export function authFailureReason(code: string): (typeof AUTH_FAILURE_REASONS)[n
   return (AUTH_FAILURE_REASONS as readonly string[]).includes(code) ? (code as (typeof AUTH_FAILURE_REASONS)[number]) : 'other';
 }
 
+/**
+ * Outcomes of local password sign-ins (server/identity/sessions.ts), in
+ * enclave_auth_logins_total{method="local"}: `success` and `other` as for OIDC
+ * (server/sso/service.ts LOGIN_OUTCOMES), `not_permitted` as for OIDC (deactivated user,
+ * single sign-on required), plus the two that only passwords have.
+ */
+export const LOCAL_LOGIN_OUTCOMES = ['success', 'invalid_credentials', 'locked', 'not_permitted', 'other'] as const;
+export type LocalLoginOutcome = (typeof LOCAL_LOGIN_OUTCOMES)[number];
+
+/**
+ * enclave_audit_events_total{category}: the first segment of the audit action (`auth.login`
+ * → `auth`); permission checks denied by authorize() (`models:invoke`, `keys:write` …) are
+ * `access`; anything else is `other`, so the label stays a closed list.
+ */
+export const AUDIT_CATEGORIES = [
+  'access',
+  'auth',
+  'sso',
+  'key',
+  'user',
+  'membership',
+  'tenant',
+  'plan',
+  'price',
+  'limits',
+  'quota',
+  'license',
+  'providers',
+  'gateway',
+  'chat',
+  'jobs',
+  'other',
+] as const;
+export const AUDIT_OUTCOMES = ['allowed', 'denied'] as const;
+
+export function auditCategory(action: string): (typeof AUDIT_CATEGORIES)[number] {
+  if (action.includes(':')) return 'access';
+  const first = action.split('.', 1)[0]!;
+  return (AUDIT_CATEGORIES as readonly string[]).includes(first) ? (first as (typeof AUDIT_CATEGORIES)[number]) : 'other';
+}
+
 const ENDPOINTS = ['chat', 'embeddings'] as const;
 const CLASSIFICATIONS = ['public', 'internal', 'confidential', 'restricted'] as const;
 const CONTENT_ACTIONS = ['allow', 'redact', 'route_local', 'block'] as const;
@@ -60,7 +101,9 @@ const BY_NAME: Record<string, readonly (readonly string[])[]> = {
   enclave_gateway_content_rule_hits_total: DETECTORS.map((d) => [d]),
   // the default soft-limit thresholds (server/metering/plans.ts); tenant-set thresholds appear when crossed
   enclave_quota_alerts_total: ['monthly_tokens', 'monthly_cost_micros'].flatMap((l) => ['80', '100'].map((t) => [l, t])),
-  enclave_auth_logins_total: [['oidc', 'success']], // the failure classes appear with the first failure (server/sso)
+  // OIDC failure classes appear with the first failure (server/sso); local sign-ins are a closed list
+  enclave_auth_logins_total: [['oidc', 'success'], ...LOCAL_LOGIN_OUTCOMES.map((o) => ['local', o])],
+  enclave_audit_events_total: AUDIT_CATEGORIES.flatMap((c) => AUDIT_OUTCOMES.map((o) => [c, o])),
 };
 
 interface Labelled {

@@ -2,6 +2,15 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { APP_VERSION } from '../paths.js';
 import { initKnownSeries, LICENSE_STATES, type LicenseMetricsSource } from './known-series.js';
 
+/** One tenant's monthly usage against a plan limit (enclave_quota_used_ratio). */
+export interface QuotaRatio {
+  readonly tenant: string;
+  readonly limit: 'monthly_tokens' | 'monthly_cost_micros';
+  readonly ratio: number;
+}
+
+const BREAKER_CODE = { closed: 0, half_open: 1, open: 2 } as const;
+
 /** Seconds buckets for HTTP handling of non-AI routes (sub-millisecond to seconds). */
 const HTTP_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
@@ -114,6 +123,43 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly gatewayUpstreamDuration = new Histogram({
+    name: 'enclave_gateway_upstream_duration_seconds',
+    help: 'Time an AI call spent waiting for upstream deployments (all attempts), by final deployment and endpoint.',
+    labelNames: ['deployment', 'endpoint'] as const,
+    buckets: LLM_BUCKETS,
+    registers: [this.registry],
+  });
+
+  /** Cost in micro-units of the price currency (integer; the usage record's cost_micros). */
+  readonly gatewayCost = new Counter({
+    name: 'enclave_gateway_cost_micros_total',
+    help: 'Cost of AI calls in micro-units of the price currency (1e-6), by tenant slug, upstream model and provider kind.',
+    labelNames: ['tenant', 'model', 'provider'] as const,
+    registers: [this.registry],
+  });
+
+  readonly providerUp = new Gauge({
+    name: 'enclave_provider_up',
+    help: 'Whether a provider deployment takes calls: 1 unless its circuit breaker is open.',
+    labelNames: ['deployment'] as const,
+    registers: [this.registry],
+  });
+
+  /**
+   * Breaker state changes (server/routing/catalogue.ts: at creation, on every change, and
+   * null when the deployment is gone): enclave_gateway_breaker_state and enclave_provider_up.
+   */
+  breakerChanged(deployment: string, state: 'closed' | 'half_open' | 'open' | null): void {
+    if (state === null) {
+      this.gatewayBreakerState.remove(deployment);
+      this.providerUp.remove(deployment);
+      return;
+    }
+    this.gatewayBreakerState.labels(deployment).set(BREAKER_CODE[state]);
+    this.providerUp.labels(deployment).set(state === 'open' ? 0 : 1);
+  }
+
   readonly gatewayInflight = new Gauge({
     name: 'enclave_gateway_inflight_requests',
     help: 'AI calls in progress.',
@@ -162,6 +208,63 @@ export class Metrics {
     name: 'enclave_auth_logins_total',
     help: 'Sign-in attempts by method and outcome (success or a bounded failure class).',
     labelNames: ['method', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  // ---- Tenant quotas (issue 9): read from metering at scrape time (trackQuotas, server/metering).
+
+  private quotaSource: (() => readonly QuotaRatio[]) | undefined;
+
+  readonly quotaUsedRatio = new Gauge({
+    name: 'enclave_quota_used_ratio',
+    help: 'Share of a tenant plan monthly limit used this month (monthly_tokens, monthly_cost_micros), by tenant slug; only limits the plan sets.',
+    labelNames: ['tenant', 'limit'] as const,
+    registers: [this.registry],
+    collect: () => this.collectQuotas(),
+  });
+
+  /** Lets enclave_quota_used_ratio read the tenants' monthly usage at scrape time (server/metering/index.ts). */
+  trackQuotas(source: () => readonly QuotaRatio[]): void {
+    this.quotaSource = source;
+  }
+
+  private collectQuotas(): void {
+    let rows: readonly QuotaRatio[];
+    try {
+      rows = this.quotaSource?.() ?? [];
+    } catch {
+      return; // database closed during shutdown: keep the last values
+    }
+    this.quotaUsedRatio.reset();
+    for (const r of rows) this.quotaUsedRatio.labels(r.tenant, r.limit).set(r.ratio);
+  }
+
+  // ---- Sessions and audit (issue 9).
+
+  private sessionSource: (() => number) | undefined;
+
+  readonly sessionsActive = new Gauge({
+    name: 'enclave_sessions_active',
+    help: 'Web sessions neither ended nor expired (absolute and idle timeouts).',
+    registers: [this.registry],
+    collect: () => {
+      try {
+        if (this.sessionSource) this.sessionsActive.set(this.sessionSource());
+      } catch {
+        /* database closed during shutdown */
+      }
+    },
+  });
+
+  /** Lets enclave_sessions_active count the sessions at scrape time (server/identity; the source caches). */
+  trackSessions(source: () => number): void {
+    this.sessionSource = source;
+  }
+
+  readonly auditEvents = new Counter({
+    name: 'enclave_audit_events_total',
+    help: 'Audit log entries appended, by category (first segment of the action, closed list) and outcome (allowed, denied).',
+    labelNames: ['category', 'outcome'] as const,
     registers: [this.registry],
   });
 

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { LANES } from '../../server/jobs/lanes.js';
 import { WorkerMetrics, queueMetricsText } from '../../server/jobs/metrics.js';
 import type { JobQueues } from '../../server/jobs/queues.js';
+import { auditCategory } from '../../server/metrics/known-series.js';
 import { Metrics } from '../../server/metrics/registry.js';
 import { parseExposition } from '../helpers/promql.js';
 
@@ -104,6 +105,11 @@ describe('metrics catalogue (docs/metrics.md)', () => {
     expect(has('enclave_gateway_fallbacks_total', { endpoint: 'chat' })).toBe(true);
     expect(has('enclave_license_state', { state: 'lapsed' })).toBe(true);
     expect(has('enclave_ratelimit_degraded', {})).toBe(true);
+    expect(has('enclave_auth_logins_total', { method: 'local', outcome: 'invalid_credentials' })).toBe(true);
+    expect(has('enclave_auth_logins_total', { method: 'local', outcome: 'success' })).toBe(true);
+    expect(has('enclave_audit_events_total', { category: 'auth', outcome: 'denied' })).toBe(true);
+    expect(has('enclave_audit_events_total', { category: 'other', outcome: 'allowed' })).toBe(true);
+    expect(has('enclave_sessions_active', {})).toBe(true);
     const w = parseExposition(await new WorkerMetrics().registry.metrics());
     for (const q of LANES) expect(w.samples.some((s) => s.name === 'enclave_jobs_total' && s.labels.queue === q && s.labels.outcome === 'failed')).toBe(true);
   });
@@ -131,5 +137,58 @@ describe('metrics catalogue (docs/metrics.md)', () => {
       throw new Error('database closed');
     });
     await expect(m.registry.metrics()).resolves.toContain('enclave_license_state');
+  });
+
+  it('breaker changes drive breaker state and provider up; a deleted deployment leaves no series', async () => {
+    const m = new Metrics();
+    const series = async (name: string) => parseExposition(await m.registry.metrics()).samples.filter((s) => s.name === name);
+    m.breakerChanged('dep-a', 'closed');
+    m.breakerChanged('dep-b', 'closed');
+    m.breakerChanged('dep-b', 'open');
+    expect((await series('enclave_provider_up')).map((s) => `${s.labels.deployment}=${s.value}`).sort()).toEqual(['dep-a=1', 'dep-b=0']);
+    expect((await series('enclave_gateway_breaker_state')).map((s) => `${s.labels.deployment}=${s.value}`).sort()).toEqual(['dep-a=0', 'dep-b=2']);
+    m.breakerChanged('dep-b', 'half_open');
+    expect((await series('enclave_provider_up')).find((s) => s.labels.deployment === 'dep-b')?.value).toBe(1);
+    m.breakerChanged('dep-b', null);
+    expect((await series('enclave_provider_up')).map((s) => s.labels.deployment)).toEqual(['dep-a']);
+    expect((await series('enclave_gateway_breaker_state')).map((s) => s.labels.deployment)).toEqual(['dep-a']);
+  });
+
+  it('quota ratios and active sessions are read at scrape time; a failing source keeps the scrape working', async () => {
+    const m = new Metrics();
+    let rows = [
+      { tenant: 'acme', limit: 'monthly_tokens' as const, ratio: 0.95 },
+      { tenant: 'acme', limit: 'monthly_cost_micros' as const, ratio: 0.1 },
+    ];
+    let sessions = 3;
+    m.trackQuotas(() => rows);
+    m.trackSessions(() => sessions);
+    let { samples } = parseExposition(await m.registry.metrics());
+    expect(samples.filter((s) => s.name === 'enclave_quota_used_ratio').map((s) => `${s.labels.tenant}/${s.labels.limit}=${s.value}`).sort()).toEqual([
+      'acme/monthly_cost_micros=0.1',
+      'acme/monthly_tokens=0.95',
+    ]);
+    expect(samples.find((s) => s.name === 'enclave_sessions_active')?.value).toBe(3);
+    rows = [{ tenant: 'beta', limit: 'monthly_tokens', ratio: 0.5 }]; // acme's plan lost its limits: its series go
+    sessions = 0;
+    ({ samples } = parseExposition(await m.registry.metrics()));
+    expect(samples.filter((s) => s.name === 'enclave_quota_used_ratio').map((s) => s.labels.tenant)).toEqual(['beta']);
+    expect(samples.find((s) => s.name === 'enclave_sessions_active')?.value).toBe(0);
+    m.trackQuotas(() => {
+      throw new Error('database closed');
+    });
+    m.trackSessions(() => {
+      throw new Error('database closed');
+    });
+    await expect(m.registry.metrics()).resolves.toContain('enclave_quota_used_ratio{tenant="beta"');
+  });
+
+  it('audit categories are a closed list', () => {
+    expect(auditCategory('auth.login')).toBe('auth');
+    expect(auditCategory('sso.idp.create')).toBe('sso');
+    expect(auditCategory('models:invoke')).toBe('access');
+    expect(auditCategory('jobs.retry')).toBe('jobs');
+    expect(auditCategory('something.new')).toBe('other');
+    expect(auditCategory('')).toBe('other');
   });
 });
