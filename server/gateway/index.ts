@@ -48,8 +48,7 @@ export function createGateway(o: {
   metering?: MeteringHook;
 }): Gateway {
   const revision = new Revision(o.db, 'gateway');
-  const breakerCode = { closed: 0, half_open: 1, open: 2 } as const;
-  const catalogue = new Catalogue(o.db, o.secrets, o.clock, (name, s) => o.metrics.gatewayBreakerState.labels(name).set(breakerCode[s]));
+  const catalogue = new Catalogue(o.db, o.secrets, o.clock, (name, s) => o.metrics.breakerChanged(name, s));
   const policies = new PolicyCache(o.db, o.data, revision);
   const usage = new UsageWriter(o.db, o.clock, o.log, { intervalMs: o.usageFlushMs ?? 50, maxBatch: 500 });
   const deployments = new DeploymentService({ db: o.db, secrets: o.secrets, clock: o.clock, revision, entitlements: o.entitlements });

@@ -515,6 +515,7 @@ export class GatewayService {
     m.gatewayDuration.labels(st.endpoint, depLabel).observe(totalMs / 1000);
     m.gatewayOverhead.labels(st.endpoint).observe(Math.max(0, totalMs - st.upstreamMs) / 1000);
     if (st.ttftMs !== null) m.gatewayTtft.labels(depLabel).observe(st.ttftMs / 1000);
+    if (dep && st.attempts) m.gatewayUpstreamDuration.labels(depLabel, st.endpoint).observe(st.upstreamMs / 1000);
     if (dep) {
       if (st.promptTokens) m.gatewayTokens.labels(depLabel, 'prompt').inc(st.promptTokens);
       if (st.completionTokens) m.gatewayTokens.labels(depLabel, 'completion').inc(st.completionTokens);

@@ -111,7 +111,8 @@ export class Catalogue {
     private readonly db: Db,
     private readonly secrets: SecretBox,
     private readonly clock: Clock,
-    private readonly onBreaker?: (deployment: string, s: BreakerState) => void,
+    /** Breaker state per deployment name: at creation (closed), on change, and null once the deployment is gone. */
+    private readonly onBreaker?: (deployment: string, s: BreakerState | null) => void,
   ) {}
 
   reload(revision: number): void {
@@ -140,6 +141,7 @@ export class Catalogue {
           breaker: new CircuitBreaker(this.clock, options.breakerFailures, options.breakerCooldownMs, (st) => this.onBreaker?.(name, st)),
           limiter: new Semaphore(r.maxConcurrency),
         };
+        this.onBreaker?.(name, 'closed');
       }
       nextShared.set(r.id, s);
       deployments.push({
@@ -186,6 +188,7 @@ export class Catalogue {
       }
     }
     for (const list of routes.values()) list.sort((a, b) => a.priority - b.priority);
+    for (const d of this.deployments) if (!byName.has(d.name)) this.onBreaker?.(d.name, null);
     this.deployments = deployments;
     this.byName = byName;
     this.routes = routes;
