@@ -13,6 +13,7 @@ import type { Metrics } from '../metrics/registry.js';
 import { Admission, type FailureMode, type Reservation } from './admission.js';
 import { PlanService } from './plans.js';
 import { Pricing } from './prices.js';
+import { quotaRatios } from './quota-ratio.js';
 import { Reports } from './reports.js';
 
 export type { Reservation } from './admission.js';
@@ -113,9 +114,13 @@ export function createMetering(o: {
       const c = pricing.cost(row.model ?? row.alias, row.deploymentId, row.promptTokens, row.completionTokens, row.deploymentId ? 1 : 0);
       row.costMicros = c.costMicros;
       row.priceVersion = c.priceVersion;
+      // Calls that reached a deployment (zero-priced ones too, so local models show as free).
+      if (row.deploymentId) o.metrics.gatewayCost.labels(plans.tenant(row.tenantId)?.slug ?? 'unknown', row.model ?? 'none', row.provider ?? 'none').inc(c.costMicros);
       if (r) void admission.settle(r, row.promptTokens + row.completionTokens, c.costMicros);
     },
   };
+
+  o.metrics.trackQuotas(quotaRatios({ db: o.db, repo, plans, clock: o.clock }));
 
   let timer: NodeJS.Timeout | undefined;
   const purgeRaw = (): number => {
