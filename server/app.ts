@@ -190,6 +190,7 @@ export async function createServices(
       ...(opts.passwordLogN ? { passwordLogN: opts.passwordLogN } : {}),
       sessionIdleMs: config.sessionIdleMinutes * 60_000,
       sessionMaxMs: config.sessionMaxHours * 3600_000,
+      metrics,
     });
     const firstAdmin = await ensureFirstAdmin(identity, systemContext(log, clock, 'bootstrap'), config.adminEmail, config.adminPassword);
     if (firstAdmin) log.info({ userId: firstAdmin }, 'created the first platform administrator from ENCLAVE_ADMIN_EMAIL');

@@ -5,6 +5,8 @@ import type { RequestContext } from '../context.js';
 import type { Db } from '../db/connection.js';
 import { auditHead, auditLog } from '../db/schema.js';
 import { newId } from '../ids.js';
+import { auditCategory } from '../metrics/known-series.js';
+import type { Metrics } from '../metrics/registry.js';
 
 /**
  * The hash-chained audit log. Each entry stores the hash of the previous entry and its
@@ -92,6 +94,8 @@ export class AuditLog {
   constructor(
     private readonly db: Db,
     private readonly clock: Clock,
+    /** Counts appended entries (enclave_audit_events_total{category,outcome}); absent in the CLI. */
+    private readonly metrics?: Metrics,
   ) {
     const sqlite = db.$client;
     const headStmt = sqlite.prepare('SELECT seq, hash FROM audit_head WHERE id = 1');
@@ -120,7 +124,7 @@ export class AuditLog {
   record(ctx: RequestContext | undefined, input: AuditInput): AuditRow {
     const p = ctx?.principal;
     const actor = input.actor ?? (p ? { type: p.kind as ActorType, id: p.id } : { type: 'anonymous' as const, id: null });
-    return this.append({
+    const row = this.append({
       id: newId('aud', this.clock.now()),
       at: this.clock.now(),
       tenantRef: input.tenantId !== undefined ? input.tenantId : (ctx?.tenant?.id ?? null),
@@ -136,6 +140,8 @@ export class AuditLog {
       requestId: ctx?.requestId ?? null,
       details: JSON.stringify(scrub(input.details ?? {})),
     });
+    this.metrics?.auditEvents.labels(auditCategory(row.action), row.outcome).inc();
+    return row;
   }
 
   private where(q: AuditQuery): SQL | undefined {

@@ -6,6 +6,7 @@ import type { Clock } from '../clock.js';
 import type { RequestContext } from '../context.js';
 import type { Db } from '../db/connection.js';
 import type { IdentityRepo } from '../db/repos/identity.js';
+import type { Metrics } from '../metrics/registry.js';
 import { AppError } from '../errors.js';
 import type { Revision } from './revision.js';
 
@@ -20,6 +21,8 @@ export interface IdentityDeps {
   readonly revision: Revision;
   readonly entitlements: () => Entitlements;
   readonly passwordLogN: number;
+  /** The process registry (servers); the CLI has none. */
+  readonly metrics?: Metrics;
 }
 
 /**

@@ -8,6 +8,7 @@ import type { Db } from '../db/connection.js';
 import { IdentityRepo } from '../db/repos/identity.js';
 import type { TenantData } from '../db/tenant-scope.js';
 import { KeyService } from '../keys/service.js';
+import type { Metrics } from '../metrics/registry.js';
 import type { IdentityDeps } from './deps.js';
 import { DEFAULT_LOG_N } from './passwords.js';
 import { Revision } from './revision.js';
@@ -46,10 +47,12 @@ export interface IdentityOptions {
   readonly sessionMaxMs?: number;
   /** How often other processes' changes are picked up (default 200 ms). */
   readonly revisionPollMs?: number;
+  /** The process registry: audit events, local sign-ins, active sessions (servers; the CLI has none). */
+  readonly metrics?: Metrics;
 }
 
 export function createIdentity(o: IdentityOptions): Identity {
-  const audit = new AuditLog(o.db, o.clock);
+  const audit = new AuditLog(o.db, o.clock, o.metrics);
   const entitlements = o.entitlements ?? (() => unrestricted);
   const access = new Access({ entitlements, plans: o.plans ?? (() => allowAllPlans), audit });
   const revision = new Revision(o.db);
@@ -63,14 +66,17 @@ export function createIdentity(o: IdentityOptions): Identity {
     revision,
     entitlements,
     passwordLogN: o.passwordLogN ?? DEFAULT_LOG_N,
+    ...(o.metrics ? { metrics: o.metrics } : {}),
   };
   const keys = new KeyService(deps);
+  const sessions = new SessionService(deps, { idleMs: o.sessionIdleMs ?? 60 * 60_000, maxMs: o.sessionMaxMs ?? 12 * 3600_000 });
+  o.metrics?.trackSessions(() => sessions.activeCount());
   return {
     access,
     audit,
     tenants: new TenantService(deps),
     users: new UserService(deps),
-    sessions: new SessionService(deps, { idleMs: o.sessionIdleMs ?? 60 * 60_000, maxMs: o.sessionMaxMs ?? 12 * 3600_000 }),
+    sessions,
     keys,
     revision,
     start: () => {

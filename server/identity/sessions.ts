@@ -5,6 +5,7 @@ import { loginThrottle, sessions, tenants, users } from '../db/schema.js';
 import { AppError } from '../errors.js';
 import { newId } from '../ids.js';
 import type { Role } from '../access/permissions.js';
+import type { LocalLoginOutcome } from '../metrics/known-series.js';
 import type { IdentityDeps } from './deps.js';
 import { dummyHash, verifyPassword } from './passwords.js';
 import type { UserRow } from './users.js';
@@ -31,6 +32,7 @@ export const ADDRESS_LIMIT = 20;
 const WINDOW_MS = 15 * 60_000;
 const MAX_LOCK_MS = 15 * 60_000;
 const TOUCH_MS = 60_000;
+const ACTIVE_CACHE_MS = 5000;
 
 export type SessionRow = typeof sessions.$inferSelect;
 
@@ -107,6 +109,7 @@ export class SessionService {
 
     const locked = Math.max(this.lockedUntil(acctKey, now) ?? 0, this.lockedUntil(ipKey, now) ?? 0);
     if (locked) {
+      this.counted('locked');
       this.d.audit.record(ctx, { action: 'auth.login', outcome: 'denied', reason: 'locked', actor: anon, tenantId: null, target });
       const retry = Math.ceil((locked - now) / 1000);
       throw new AppError(429, 'auth_locked', `Too many failed sign-ins; try again in ${retry} s.`, {
@@ -123,6 +126,7 @@ export class SessionService {
       const acctLocked = this.fail(acctKey, ACCOUNT_LIMIT, now);
       const ipLocked = this.fail(ipKey, ADDRESS_LIMIT, now);
       const reason = !ok ? 'invalid_credentials' : 'user_deactivated';
+      this.counted(!ok ? 'invalid_credentials' : 'not_permitted');
       this.d.audit.record(ctx, {
         action: 'auth.login',
         outcome: 'denied',
@@ -140,6 +144,7 @@ export class SessionService {
     this.reset(acctKey);
     const ssoOnly = this.passwordLoginGuard?.(user);
     if (ssoOnly) {
+      this.counted('not_permitted');
       this.d.audit.record(ctx, { action: 'auth.login', outcome: 'denied', reason: ssoOnly, actor: { type: 'user', id: user.id }, tenantId: null, target });
       throw new AppError(403, 'sso_required', 'Your organisation requires single sign-on; use its sign-in button.');
     }
@@ -153,7 +158,10 @@ export class SessionService {
         ? this.d.db.select().from(tenants).where(input.tenant.startsWith('ten_') ? eq(tenants.id, input.tenant) : eq(tenants.slug, input.tenant)).get()
         : undefined;
       tenantId = m?.tenantId ?? platformTenant?.id ?? null;
-      if (!tenantId) throw new AppError(404, 'not_found', 'Tenant not found');
+      if (!tenantId) {
+        this.counted('other');
+        throw new AppError(404, 'not_found', 'Tenant not found');
+      }
     }
 
     const token = randomBytes(32).toString('base64url');
@@ -180,8 +188,28 @@ export class SessionService {
       details: { active_tenant: tenantId },
     });
     const auth = this.authenticate(token);
+    this.counted(auth.ok ? 'success' : 'other');
     if (!auth.ok) throw new AppError(403, auth.code, auth.message);
     return { token, csrf: csrfFor(token), auth: auth.auth };
+  }
+
+  /** enclave_auth_logins_total{method="local"} (closed outcomes, server/metrics/known-series.ts). */
+  private counted(outcome: LocalLoginOutcome): void {
+    this.d.metrics?.authLogins.labels('local', outcome).inc();
+  }
+
+  private active: { at: number; n: number } | undefined;
+
+  /** Sessions neither ended nor past a timeout (enclave_sessions_active): one COUNT, cached 5 s. */
+  activeCount(): number {
+    const now = this.d.clock.now();
+    if (this.active && now - this.active.at < ACTIVE_CACHE_MS && now >= this.active.at) return this.active.n;
+    const n = this.d.db.$client
+      .prepare('SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL AND expires_at > ? AND last_seen_at > ?')
+      .pluck()
+      .get(now, now - this.opts.idleMs) as number;
+    this.active = { at: now, n };
+    return n;
   }
 
   /**
