@@ -38,7 +38,7 @@ import { batchRouter } from './batch/routes.js';
 import { ssoAdminRouter, ssoRouter } from './sso/routes.js';
 import type { Entitlements } from './access/entitlements.js';
 import { startLicense } from '../license/boot.js';
-import type { LicenseService } from '../license/service.js';
+import { defaultUsage, type LicenseService } from '../license/service.js';
 import { createGateway, type Gateway } from './gateway/index.js';
 import { gatewayRouter } from './gateway/routes.js';
 import { gatewayAdminRouter } from './gateway/admin-routes.js';
@@ -202,6 +202,21 @@ export async function createServices(
     gateway.start();
     closers.push(() => gateway.stop()); // flushes pending usage records before the database closes
     readiness.register(gateway.readinessCheck());
+    // The licence's view of usage: seats, tenants and keys from the identity tables, this
+    // month's tokens from the usage ledger (over-limit reports and `license show`).
+    const countUsage = defaultUsage(db);
+    license.setUsageSource(() => ({ ...countUsage(), tokensMonth: gateway.usage.tokensThisMonth() }));
+    // Installs, rejections, state changes and clock events land in the audit log.
+    license.onEvent((e) =>
+      identity.audit.record(undefined, {
+        action: `license.${e.type}`,
+        actor: { type: 'system', id: 'license' },
+        target: { type: 'license', id: typeof e.detail.lid === 'string' ? e.detail.lid : null },
+        outcome: e.type === 'rejected' ? 'denied' : 'allowed',
+        tenantId: null,
+        details: e.detail,
+      }),
+    );
     const entitlementsNow = opts.entitlements ?? license;
     const jobs = createJobs({ config, redisUrl, redis, db, data, access: identity.access, keys: identity.keys, clock, log });
     closers.push(() => jobs.close());
@@ -279,7 +294,7 @@ export function buildApp(services: Services): Express {
   app.use(batchRouter(services.identity, services.jobs.batches, { maxFileBytes: config.batchMaxFileBytes }));
   app.use(jobsAdminRouter(services.identity, services.jobs.queues));
   app.use(licenseAdminRouter(services.identity, services.license));
-  app.use(uiRouter(services.identity, services.license));
+  app.use(uiRouter(services.identity, services.license, { metering: services.metering, policy: (ctx) => services.gateway.policies.get(ctx) }));
   // The web UI's chat calls the same gateway pipeline as /v1 (workflow `chat`), with the session.
   app.use(chatRouter(services.identity, new ChatService(new ChatRepo(services.db, services.data)), { pipeline: () => services.gateway.service, policy: (ctx) => services.gateway.policies.get(ctx) }));
   // Last before 404: the built UI (dist/web) with SPA fallback; never shadows the API paths.
