@@ -11,6 +11,7 @@ import { WorkerStartError, type JobWorker } from './jobs/worker.js';
 import { DataDirBusyError, registerProcess } from './ops/process-registry.js';
 import { readBackupRecords } from './ops/backup/records.js';
 import { startWorkerMetricsServer, type WorkerMetricsServer } from './metrics/worker-server.js';
+import { resolveMetricsToken } from './metrics/token.js';
 
 type Role = 'api' | 'worker' | 'all';
 
@@ -35,6 +36,8 @@ async function main(): Promise<void> {
   let config: Config;
   try {
     config = loadConfig();
+    // ENCLAVE_METRICS_TOKEN_FILE (docker secret) read once here: /metrics on PORT and the worker's port.
+    config.metricsToken = resolveMetricsToken(config);
   } catch (e) {
     if (e instanceof ConfigError) fail(e.message, 2);
     throw e;

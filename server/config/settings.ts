@@ -140,6 +140,13 @@ export const SETTINGS = {
     secret: true,
     fix: 'set it to a non-empty token',
   }),
+  metricsTokenFile: spec({
+    env: 'ENCLAVE_METRICS_TOKEN_FILE',
+    schema: nonEmpty.optional(),
+    description:
+      'File holding the /metrics bearer token (docker secret written by the installer; Prometheus reads the same file as credentials_file); used when ENCLAVE_METRICS_TOKEN is unset.',
+    fix: 'point it to a readable file containing the token (one line, at least 16 characters)',
+  }),
   workerMetricsPort: spec({
     env: 'ENCLAVE_WORKER_METRICS_PORT',
     schema: port.optional(),

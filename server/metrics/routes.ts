@@ -16,7 +16,7 @@ export function metricsRouter(metrics: Metrics, token: string | undefined, extra
       const given = /^Bearer (.+)$/.exec(req.get('authorization') ?? '')?.[1] ?? '';
       // Hash both sides so the comparison is constant-time whatever the lengths.
       if (!timingSafeEqual(createHash('sha256').update(given).digest(), expected)) {
-        throw new AppError(401, 'auth_metrics_token', 'GET /metrics needs "Authorization: Bearer <ENCLAVE_METRICS_TOKEN>".', {
+        throw new AppError(401, 'auth_metrics_token', 'GET /metrics needs "Authorization: Bearer <token>" (ENCLAVE_METRICS_TOKEN or the content of ENCLAVE_METRICS_TOKEN_FILE).', {
           headers: { 'www-authenticate': 'Bearer' },
         });
       }

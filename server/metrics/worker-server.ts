@@ -29,7 +29,7 @@ export async function startWorkerMetricsServer(o: { metrics: Metrics; port: numb
       if (!timingSafeEqual(createHash('sha256').update(given).digest(), expected)) {
         res
           .writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer' })
-          .end(JSON.stringify({ error: { message: 'GET /metrics needs "Authorization: Bearer <ENCLAVE_METRICS_TOKEN>".', type: 'authentication_error', code: 'auth_metrics_token', param: null } }));
+          .end(JSON.stringify({ error: { message: 'GET /metrics needs "Authorization: Bearer <token>" (ENCLAVE_METRICS_TOKEN or the content of ENCLAVE_METRICS_TOKEN_FILE).', type: 'authentication_error', code: 'auth_metrics_token', param: null } }));
         return;
       }
     }

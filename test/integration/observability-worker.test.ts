@@ -1,4 +1,6 @@
-import { rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../server/redis/ping.js';
 import { spawnServer, type ServerProcess } from '../helpers/process.js';
@@ -36,6 +38,29 @@ describe('worker /metrics', () => {
     w.child.kill('SIGTERM');
     expect((await w.exited()).code).toBe(0);
     await expect(fetch(url)).rejects.toThrow();
+  }, 30_000);
+
+  it('reads the token from ENCLAVE_METRICS_TOKEN_FILE (the compose secret Prometheus uses as credentials_file)', async () => {
+    const port = await freePort();
+    const dir = mkdtempSync(path.join(tmpdir(), 'enclave-metrics-secret-'));
+    try {
+      const file = path.join(dir, 'metrics_token');
+      writeFileSync(file, 'file-scrape-token-0123456789\n', { mode: 0o600 });
+      const w = await spawnServer({ role: 'worker', env: { ENCLAVE_WORKER_METRICS_PORT: String(port), ENCLAVE_METRICS_TOKEN_FILE: file } });
+      started.push(w);
+      const url = `http://127.0.0.1:${port}/metrics`;
+      expect((await fetch(url)).status).toBe(401);
+      expect((await fetch(url, { headers: { authorization: 'Bearer file-scrape-token-0123456789' } })).status).toBe(200);
+      w.child.kill('SIGTERM');
+      expect((await w.exited()).code).toBe(0);
+      // An unreadable file stops the start with the setting to fix.
+      const bad = await spawnServer({ role: 'worker', waitReady: false, env: { ENCLAVE_WORKER_METRICS_PORT: String(port), ENCLAVE_METRICS_TOKEN_FILE: path.join(dir, 'absent') } });
+      started.push(bad);
+      expect((await bad.exited()).code).toBe(2);
+      expect(bad.stderr()).toContain('ENCLAVE_METRICS_TOKEN_FILE');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }, 30_000);
 
   it('a busy port fails the worker start with the setting to change', async () => {
