@@ -595,6 +595,8 @@ export const meteringSettings = sqliteTable('metering_settings', {
   alertThresholds: text('alert_thresholds').notNull().default('[80,100]'),
   /** Optional webhook for alerts (delivery: jobs lane, HMAC-signed). */
   webhookUrl: text('webhook_url'),
+  /** HMAC-SHA256 key of the webhook signature (SecretBox ciphertext, AAD metering_settings.webhook_secret:<tenant_id>). */
+  webhookSecret: text('webhook_secret'),
   updatedAt: integer('updated_at').notNull(),
 });
 

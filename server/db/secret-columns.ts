@@ -16,6 +16,7 @@ export const SECRET_COLUMNS: readonly SecretColumn[] = [
   { table: 'provider_deployments', idColumn: 'id', column: 'api_key', where: 'api_key IS NOT NULL' },
   { table: 'sso_idps', idColumn: 'id', column: 'client_secret' },
   { table: 'sso_sessions', idColumn: 'session_id', column: 'id_token', where: 'id_token IS NOT NULL' },
+  { table: 'metering_settings', idColumn: 'tenant_id', column: 'webhook_secret', where: 'webhook_secret IS NOT NULL' },
 ];
 
 export function secretAad(table: string, column: string, id: string): string {

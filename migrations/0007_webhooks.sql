@@ -1,0 +1,1 @@
+ALTER TABLE `metering_settings` ADD `webhook_secret` text;
