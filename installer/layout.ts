@@ -11,8 +11,9 @@ export const OIDC_CLIENT_ID = 'enclave';
 export const DEFAULT_IMAGE = 'enclave/enclave';
 
 /** Container users that read installer-written files (chowned when the installer runs as root). */
-export const UID = { root: 0, enclave: 10001, keycloak: 1000, grafana: 472, nginx: 101 } as const;
-export const GID = { root: 0, enclave: 10001, keycloak: 0, grafana: 0, nginx: 101 } as const;
+export const UID = { root: 0, enclave: 10001, keycloak: 1000, grafana: 472, nginx: 101, prometheus: 65534 } as const;
+/** prometheus (user nobody) gets the enclave group: a 0640 file of it is read by both (the metrics token). */
+export const GID = { root: 0, enclave: 10001, keycloak: 0, grafana: 0, nginx: 101, prometheus: 10001 } as const;
 export type Owner = keyof typeof UID;
 
 /**

@@ -10,6 +10,8 @@ export interface SecretSpec {
   readonly description: string;
   /** Container user that reads it through compose `secrets:` (a bind mount of the file). */
   readonly owner: Owner;
+  /** File mode; default 0600 (one reader). */
+  readonly mode?: number;
   readonly generate: () => string;
 }
 
@@ -28,6 +30,9 @@ export const SECRET_SPECS: readonly SecretSpec[] = [
   { name: 'postgres_password', description: 'password of the keycloak database user', owner: 'keycloak', generate: token(24) },
   { name: 'keycloak_admin_password', description: 'Keycloak bootstrap admin ("admin", master realm)', owner: 'keycloak', generate: token(18) },
   { name: 'grafana_admin_password', description: 'Grafana "admin" password', owner: 'grafana', generate: token(18) },
+  // Bearer token of /metrics (ENCLAVE_METRICS_TOKEN_FILE in server and worker), sent by Prometheus
+  // as authorization credentials_file: owned by Prometheus' user, readable by the enclave group.
+  { name: 'metrics_token', description: 'bearer token Prometheus sends to the Enclave /metrics endpoints', owner: 'prometheus', mode: 0o640, generate: token(32) },
   // For the operator only (never mounted): the first Enclave admin's initial SSO password.
   { name: 'first_admin_password', description: 'first Enclave admin, temporary password (changed at first login)', owner: 'root', generate: token(12) },
 ];
@@ -45,7 +50,7 @@ export function ensureSecrets(dir: string, chown: boolean): { secrets: Secrets; 
   const changes: FileChange[] = [];
   for (const spec of SECRET_SPECS) {
     const file = path.join(sdir, spec.name);
-    const opts = { mode: 0o600, owner: spec.owner, chown };
+    const opts = { mode: spec.mode ?? 0o600, owner: spec.owner, chown };
     if (existsSync(file)) {
       const value = readFileSync(file, 'utf8').trim();
       if (!value) throw new InstallerError(`${file} is empty; delete it to generate a new ${spec.description}, or restore it from your secrets backup`);

@@ -1,4 +1,6 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { DASHBOARD_DIR } from '../../scripts/grafana-dashboards.js';
@@ -79,3 +81,29 @@ export function shippedQueries(): { where: string; expr: string; file: string; t
   return out;
 }
 
+
+/**
+ * `promtool check config` on the shipped prometheus.yml. The compose secrets it names
+ * (`credentials_file: /run/secrets/…`, mounted into the container) do not exist on the test
+ * host and promtool checks that they do: the check runs on a copy of the config directory
+ * whose /run/secrets paths point at placeholder files, so everything else (rule files
+ * included) is checked as shipped.
+ */
+export function promtoolCheckConfig(file: string, promtool = 'promtool'): void {
+  const dir = mkdtempSync(path.join(tmpdir(), 'enclave-promtool-'));
+  try {
+    const copy = path.join(dir, 'prometheus');
+    cpSync(path.dirname(file), copy, { recursive: true });
+    const secrets = path.join(dir, 'secrets');
+    mkdirSync(secrets);
+    const text = readFileSync(file, 'utf8').replace(/\/run\/secrets\/([A-Za-z0-9_.-]+)/g, (_, name: string) => {
+      writeFileSync(path.join(secrets, name), 'placeholder-token\n');
+      return path.join(secrets, name);
+    });
+    const target = path.join(copy, path.basename(file));
+    writeFileSync(target, text);
+    execFileSync(promtool, ['check', 'config', target], { stdio: 'pipe' });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadCompose, type ComposeService } from '../../installer/compose-model.js';
 import { readEnvFile } from '../../installer/env-file.js';
-import { RELEASE_ROOT, UID, VOLUMES } from '../../installer/layout.js';
+import { GID, RELEASE_ROOT, UID, VOLUMES } from '../../installer/layout.js';
 import { OIDC_PATHS } from '../../installer/realm.js';
 import { SECRET_SPECS } from '../../installer/secrets.js';
 import { createCa, issueServerCert, splitPem } from '../../installer/tls.js';
@@ -83,10 +83,13 @@ describe('install.sh with a fake docker', () => {
   it('generates secrets (0600, container owners when root), TLS, realm and .env', () => {
     for (const s of SECRET_SPECS) {
       const f = path.join(dir, 'secrets', s.name);
-      expect(mode(f), s.name).toBe('600');
+      expect(mode(f), s.name).toBe((s.mode ?? 0o600).toString(8));
       expect(readFileSync(f, 'utf8').trim().length, s.name).toBeGreaterThanOrEqual(16);
       if (IS_ROOT) expect(statSync(f).uid, s.name).toBe(UID[s.owner]);
     }
+    // The metrics token: Prometheus' user owns it, the enclave containers read it through their group.
+    expect(mode(path.join(dir, 'secrets/metrics_token'))).toBe('640');
+    if (IS_ROOT) expect(statSync(path.join(dir, 'secrets/metrics_token')).gid).toBe(GID.enclave);
     expect(Buffer.from(readFileSync(path.join(dir, 'secrets/master_key'), 'utf8').trim(), 'base64')).toHaveLength(32);
     expect(mode(path.join(dir, 'secrets'))).toBe('700');
     expect(mode(path.join(dir, 'tls/ca.key'))).toBe('600');
