@@ -2,6 +2,7 @@ import { Router, type Request } from 'express';
 import { z } from 'zod';
 import type { AuditRow } from '../audit/log.js';
 import { AppError } from '../errors.js';
+import { parseInput } from '../http/parse-input.js';
 import { authenticate } from '../identity/http.js';
 import type { Identity } from '../identity/index.js';
 import { serializeTenant } from '../identity/tenants.js';
@@ -21,16 +22,6 @@ const listQuery = z.object({
   limit: z.coerce.number().int().min(1).max(200).default(50),
   cursor: z.string().max(100).optional(),
 });
-
-function parse<T extends z.ZodType>(schema: T, value: unknown): z.output<T> {
-  const r = schema.safeParse(value ?? {});
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    const param = issue?.path.join('.') || undefined;
-    throw new AppError(400, 'invalid_request', `${param ? `${param}: ` : ''}${issue?.message ?? 'invalid request'}`, param ? { param } : {});
-  }
-  return r.data;
-}
 
 const list = <T>(p: { data: T[]; next_cursor: string | null }) => ({ object: 'list' as const, data: p.data, next_cursor: p.next_cursor });
 
@@ -68,11 +59,11 @@ export function adminRouter(identity: Identity): Router {
 
   // --- tenants ---
   r.get('/admin/api/tenants', (req, res) => {
-    const q = parse(listQuery.extend({ status: z.enum(['active', 'suspended']).optional() }), req.query);
+    const q = parseInput(listQuery.extend({ status: z.enum(['active', 'suspended']).optional() }), req.query);
     res.json(list(tenants.list(req.ctx, q)));
   });
   r.post('/admin/api/tenants', (req, res) => {
-    const b = parse(z.object({ slug: z.string(), name: z.string().max(200).optional(), plan: z.string().max(100).nullable().optional(), default_classification: CLASSIFICATION.optional() }), req.body);
+    const b = parseInput(z.object({ slug: z.string(), name: z.string().max(200).optional(), plan: z.string().max(100).nullable().optional(), default_classification: CLASSIFICATION.optional() }), req.body);
     const t = tenants.create(req.ctx, { slug: b.slug, ...(b.name ? { name: b.name } : {}), ...(b.plan !== undefined ? { plan: b.plan } : {}), ...(b.default_classification ? { defaultClassification: b.default_classification } : {}) });
     res.status(201).json(serializeTenant(t));
   });
@@ -80,7 +71,7 @@ export function adminRouter(identity: Identity): Router {
     res.json(serializeTenant(tenants.get(req.ctx, String(req.params.tenantId))));
   });
   r.patch('/admin/api/tenants/:tenantId', (req, res) => {
-    const b = parse(z.object({ name: z.string().max(200).optional(), plan: z.string().max(100).nullable().optional(), default_classification: CLASSIFICATION.optional() }).strict(), req.body);
+    const b = parseInput(z.object({ name: z.string().max(200).optional(), plan: z.string().max(100).nullable().optional(), default_classification: CLASSIFICATION.optional() }).strict(), req.body);
     const t = tenants.update(req.ctx, String(req.params.tenantId), {
       ...(b.name !== undefined ? { name: b.name } : {}),
       ...(b.plan !== undefined ? { plan: b.plan } : {}),
@@ -98,18 +89,18 @@ export function adminRouter(identity: Identity): Router {
   // --- members ---
   r.get('/admin/api/tenants/:tenantId/members', (req, res) => {
     const ctx = inTenant(req, 'membership.read');
-    const q = parse(listQuery.extend({ status: z.enum(['active', 'deactivated']).optional(), email: z.string().max(254).optional() }), req.query);
+    const q = parseInput(listQuery.extend({ status: z.enum(['active', 'deactivated']).optional(), email: z.string().max(254).optional() }), req.query);
     res.json(list(users.members(ctx, q)));
   });
   r.post('/admin/api/tenants/:tenantId/members', async (req, res) => {
     const ctx = inTenant(req, 'membership.grant');
-    const b = parse(z.object({ email: z.string(), role: z.enum(ROLES), name: z.string().max(200).optional(), password: z.string().max(1024).optional() }), req.body);
+    const b = parseInput(z.object({ email: z.string(), role: z.enum(ROLES), name: z.string().max(200).optional(), password: z.string().max(1024).optional() }), req.body);
     const m = await users.addMember(ctx, { email: b.email, role: b.role, ...(b.name ? { name: b.name } : {}), password: b.password ?? null });
     res.status(201).json(serializeUser(m.user, { role: m.role }));
   });
   r.put('/admin/api/tenants/:tenantId/members/:userId', (req, res) => {
     const ctx = inTenant(req, 'membership.grant');
-    const b = parse(z.object({ role: z.enum(ROLES) }), req.body);
+    const b = parseInput(z.object({ role: z.enum(ROLES) }), req.body);
     const m = users.grant(ctx, String(req.params.userId), b.role);
     res.json(serializeUser(m.user, { role: m.role }));
   });
@@ -130,12 +121,12 @@ export function adminRouter(identity: Identity): Router {
   });
   r.get('/admin/api/tenants/:tenantId/keys', (req, res) => {
     const ctx = inTenant(req, 'key.read');
-    const q = parse(listQuery.extend({ owner: z.string().max(100).optional(), status: z.enum(['active', 'revoked']).optional() }), req.query);
+    const q = parseInput(listQuery.extend({ owner: z.string().max(100).optional(), status: z.enum(['active', 'revoked']).optional() }), req.query);
     res.json(list(keys.list(ctx, q)));
   });
   r.post('/admin/api/tenants/:tenantId/keys', async (req, res) => {
     const ctx = inTenant(req, 'key.create');
-    const b = parse(keyBody, req.body);
+    const b = parseInput(keyBody, req.body);
     const { key, secret } = await keys.create(ctx, {
       name: b.name,
       ...(b.owner_user_id !== undefined ? { ownerUserId: b.owner_user_id } : {}),
@@ -153,7 +144,7 @@ export function adminRouter(identity: Identity): Router {
   });
   r.post('/admin/api/tenants/:tenantId/keys/:keyId/rotate', async (req, res) => {
     const ctx = inTenant(req, 'key.rotate');
-    const b = parse(z.object({ overlap_seconds: z.number().int().min(0).max(30 * 86400).optional() }), req.body);
+    const b = parseInput(z.object({ overlap_seconds: z.number().int().min(0).max(30 * 86400).optional() }), req.body);
     const out = await keys.rotate(ctx, String(req.params.keyId), b.overlap_seconds !== undefined ? { overlapSeconds: b.overlap_seconds } : {});
     res.status(201).json({ ...serializeKey(out.key, ctx.clock.now()), secret: out.secret, previous: serializeKey(out.previous, ctx.clock.now()) });
   });
@@ -190,22 +181,22 @@ export function adminRouter(identity: Identity): Router {
   r.get('/admin/api/tenants/:tenantId/audit', (req, res) => {
     const ctx = inTenant(req, 'audit.read');
     access.require(ctx, 'audit:read', {}, { type: 'audit_log' });
-    const q = parse(auditQuery.omit({ tenant: true }), req.query);
+    const q = parseInput(auditQuery.omit({ tenant: true }), req.query);
     res.json(auditPage(audit.list({ ...auditFilters(q), tenantId: ctx.tenant!.id }), q.limit));
   });
   r.get('/admin/api/audit', (req, res) => {
     access.require(req.ctx, 'platform:audit:read', {}, { type: 'audit_log' });
-    const q = parse(auditQuery, req.query);
+    const q = parseInput(auditQuery, req.query);
     res.json(auditPage(audit.list({ ...auditFilters(q), ...(q.tenant ? { tenantId: q.tenant } : {}) }), q.limit));
   });
 
   // --- users (platform-wide; tenant principals see their tenant's members) ---
   r.get('/admin/api/users', (req, res) => {
-    const q = parse(listQuery.extend({ status: z.enum(['active', 'deactivated']).optional(), email: z.string().max(254).optional() }), req.query);
+    const q = parseInput(listQuery.extend({ status: z.enum(['active', 'deactivated']).optional(), email: z.string().max(254).optional() }), req.query);
     res.json(list(users.list(req.ctx, q)));
   });
   r.post('/admin/api/users', async (req, res) => {
-    const b = parse(z.object({ email: z.string(), name: z.string().max(200).optional(), password: z.string().max(1024).optional(), platform_admin: z.boolean().optional() }), req.body);
+    const b = parseInput(z.object({ email: z.string(), name: z.string().max(200).optional(), password: z.string().max(1024).optional(), platform_admin: z.boolean().optional() }), req.body);
     const u = await users.create(req.ctx, { email: b.email, ...(b.name ? { name: b.name } : {}), password: b.password ?? null, platformAdmin: b.platform_admin ?? false });
     res.status(201).json(serializeUser(u));
   });

@@ -1,6 +1,7 @@
 import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import { AppError } from '../errors.js';
+import { parseInput } from '../http/parse-input.js';
 import type { Identity } from '../identity/index.js';
 import { requireApiKey } from '../identity/http.js';
 import { parseMultipart, readBody } from './multipart.js';
@@ -40,7 +41,7 @@ export function batchRouter(identity: Identity, batches: BatchService, o: { maxF
     res.json(batches.upload(req.ctx, { purpose, filename: file.filename, data: file.data }));
   });
   r.get('/v1/files', auth, (req: Request, res: Response) => {
-    const q = parse(listQuery, req.query);
+    const q = parseInput(listQuery, req.query);
     res.json(batches.listFiles(req.ctx, { limit: q.limit, ...(q.after ? { after: q.after } : {}), ...(q.purpose ? { purpose: q.purpose } : {}) }));
   });
   r.get('/v1/files/:id', auth, (req: Request, res: Response) => {
@@ -57,11 +58,11 @@ export function batchRouter(identity: Identity, batches: BatchService, o: { maxF
   });
 
   r.post('/v1/batches', auth, async (req: Request, res: Response) => {
-    const b = parse(createBatch, req.body);
+    const b = parseInput(createBatch, req.body);
     res.json(await batches.create(req.ctx, b, req.get('x-enclave-classification')?.trim().toLowerCase()));
   });
   r.get('/v1/batches', auth, (req: Request, res: Response) => {
-    const q = parse(listQuery, req.query);
+    const q = parseInput(listQuery, req.query);
     res.json(batches.list(req.ctx, { limit: q.limit, ...(q.after ? { after: q.after } : {}) }));
   });
   r.get('/v1/batches/:id', auth, (req: Request, res: Response) => {
@@ -73,11 +74,3 @@ export function batchRouter(identity: Identity, batches: BatchService, o: { maxF
   return r;
 }
 
-function parse<T extends z.ZodType>(schema: T, v: unknown): z.output<T> {
-  const r = schema.safeParse(v ?? {});
-  if (!r.success) {
-    const i = r.error.issues[0]!;
-    throw new AppError(400, 'invalid_request', `${i.path.join('.') || 'body'}: ${i.message}`, { ...(i.path.length ? { param: i.path.join('.') } : {}) });
-  }
-  return r.data;
-}

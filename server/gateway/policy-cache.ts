@@ -4,7 +4,7 @@ import type { Db } from '../db/connection.js';
 import type { TenantData } from '../db/tenant-scope.js';
 import { tenants } from '../db/schema.js';
 import { AppError } from '../errors.js';
-import { parse } from '../routing/deployments.js';
+import { parseInput as parse } from '../http/parse-input.js';
 import { parsePolicy, policySchema, type TenantPolicy } from '../routing/policy.js';
 import type { Revision } from '../identity/revision.js';
 

@@ -8,6 +8,7 @@ import type { Db } from '../db/connection.js';
 import { modelAliases, providerDeployments } from '../db/schema.js';
 import { secretAad } from '../db/secret-columns.js';
 import { AppError, notFound } from '../errors.js';
+import { parseInput } from '../http/parse-input.js';
 import { newId } from '../ids.js';
 import type { Revision } from '../identity/revision.js';
 import { createAdapter } from '../providers/index.js';
@@ -118,7 +119,7 @@ export class DeploymentService {
   }
 
   create(_ctx: RequestContext, raw: unknown) {
-    const input = parse(deploymentInputSchema, raw);
+    const input = parseInput(deploymentInputSchema, raw);
     this.checkBoundary(input.boundary);
     const now = this.d.clock.now();
     const id = newId('prv', now);
@@ -154,7 +155,7 @@ export class DeploymentService {
 
   update(_ctx: RequestContext, idOrName: string, raw: unknown) {
     const before = this.row(idOrName);
-    const p = parse(deploymentPatchSchema, raw);
+    const p = parseInput(deploymentPatchSchema, raw);
     if (p.boundary) this.checkBoundary(p.boundary);
     const set: Partial<Row> = { updatedAt: this.d.clock.now() };
     if (p.base_url !== undefined) set.baseUrl = p.base_url;
@@ -203,7 +204,7 @@ export class DeploymentService {
   }
 
   setAlias(_ctx: RequestContext, raw: unknown) {
-    const a = parse(aliasInputSchema, raw);
+    const a = parseInput(aliasInputSchema, raw);
     const now = this.d.clock.now();
     this.d.db
       .insert(modelAliases)
@@ -221,12 +222,3 @@ export class DeploymentService {
   }
 }
 
-export function parse<T extends z.ZodType>(schema: T, raw: unknown): z.infer<T> {
-  const r = schema.safeParse(raw);
-  if (!r.success) {
-    const issue = r.error.issues[0]!;
-    const param = issue.path.join('.');
-    throw new AppError(400, 'invalid_request', `${param ? param + ': ' : ''}${issue.message}`, { ...(param ? { param } : {}) });
-  }
-  return r.data;
-}

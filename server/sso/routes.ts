@@ -1,6 +1,7 @@
 import express, { Router, type CookieOptions, type Request, type Response } from 'express';
 import { z } from 'zod';
 import { AppError } from '../errors.js';
+import { parseInput } from '../http/parse-input.js';
 import { authenticate, clientOf, readCookie } from '../identity/http.js';
 import type { Identity } from '../identity/index.js';
 import { SESSION_COOKIE } from '../identity/sessions.js';
@@ -69,16 +70,6 @@ export function ssoRouter(sso: SsoService, identity: Identity, opts: { cookieSec
   return r;
 }
 
-function parse<T extends z.ZodType>(schema: T, value: unknown): z.output<T> {
-  const r = schema.safeParse(value ?? {});
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    const param = issue?.path.join('.') || undefined;
-    throw new AppError(400, 'invalid_request', `${param ? `${param}: ` : ''}${issue?.message ?? 'invalid request'}`, param ? { param } : {});
-  }
-  return r.data;
-}
-
 /**
  * Admin API for SSO (sessions and admin-scoped API keys):
  *   GET|PUT /admin/api/sso/platform            platform IdP view / mapping (platform admins)
@@ -100,7 +91,7 @@ export function ssoAdminRouter(sso: SsoService, identity: Identity): Router {
     res.json(sso.platformView(req.ctx));
   });
   r.put('/admin/api/sso/platform', (req, res) => {
-    const b = parse(platformSettingsSchema, req.body);
+    const b = parseInput(platformSettingsSchema, req.body);
     res.json({ object: 'sso_platform_settings', settings: sso.setPlatformSettings(req.ctx, b) });
   });
   r.get('/admin/api/sso/platform/claims', (req, res) => {
@@ -116,7 +107,7 @@ export function ssoAdminRouter(sso: SsoService, identity: Identity): Router {
   });
   r.post('/admin/api/tenants/:tenantId/sso/idps', (req, res) => {
     const ctx = inTenant(req, 'sso.idp.create');
-    res.status(201).json(serializeIdp(sso.createIdp(ctx, parse(idpInput, req.body))));
+    res.status(201).json(serializeIdp(sso.createIdp(ctx, parseInput(idpInput, req.body))));
   });
   r.get('/admin/api/tenants/:tenantId/sso/idps/:idpId', (req, res) => {
     const ctx = inTenant(req, 'sso.idp.read');
@@ -124,7 +115,7 @@ export function ssoAdminRouter(sso: SsoService, identity: Identity): Router {
   });
   r.patch('/admin/api/tenants/:tenantId/sso/idps/:idpId', (req, res) => {
     const ctx = inTenant(req, 'sso.idp.update');
-    res.json(serializeIdp(sso.updateIdp(ctx, String(req.params.idpId), parse(idpPatch, req.body))));
+    res.json(serializeIdp(sso.updateIdp(ctx, String(req.params.idpId), parseInput(idpPatch, req.body))));
   });
   r.delete('/admin/api/tenants/:tenantId/sso/idps/:idpId', (req, res) => {
     const ctx = inTenant(req, 'sso.idp.delete');
