@@ -47,7 +47,7 @@ export const DASHBOARDS: DashboardSpec[] = [
     uid: 'enclave-overview',
     title: 'Enclave / Overview',
     file: 'overview.json',
-    description: 'Traffic, errors, latency, Enclave overhead and tokens across the appliance.',
+    description: 'Traffic, errors, latency, Enclave overhead, tokens and cost across the appliance.',
     rows: [
       {
         title: 'AI gateway',
@@ -72,6 +72,33 @@ export const DASHBOARDS: DashboardSpec[] = [
         ],
       },
       {
+        title: 'Cost',
+        panels: [
+          {
+            title: 'Cost per hour by tenant',
+            unit: 'currencyUSD',
+            core: true,
+            description: 'Priced usage (enclave_gateway_cost_micros_total, micro-units of the price currency) at the current rate, per hour.',
+            targets: [{ expr: `sum by (tenant) (rate(enclave_gateway_cost_micros_total[${R}])) * 3600 / 1e6`, legend: '{{tenant}}' }],
+          },
+          {
+            title: 'Cost per hour by provider and model',
+            unit: 'currencyUSD',
+            core: true,
+            targets: [{ expr: `sum by (provider, model) (rate(enclave_gateway_cost_micros_total[${R}])) * 3600 / 1e6`, legend: '{{provider}} {{model}}' }],
+          },
+          {
+            title: 'Cost in the selected range by tenant, model and provider',
+            type: 'table',
+            unit: 'currencyUSD',
+            core: true,
+            w: 24,
+            description: 'Currency units of the price list (bundled prices: USD); unpriced and local models show 0.',
+            targets: [{ expr: 'sum by (tenant, model, provider) (increase(enclave_gateway_cost_micros_total[$__range])) / 1e6', legend: '{{tenant}} {{model}} {{provider}}', instant: true }],
+          },
+        ],
+      },
+      {
         title: 'HTTP and processes',
         panels: [
           { title: 'HTTP requests by status class', unit: 'reqps', core: true, targets: [{ expr: `sum by (status_class) (rate(enclave_http_requests_total[${R}]))`, legend: '{{status_class}}' }] },
@@ -88,12 +115,13 @@ export const DASHBOARDS: DashboardSpec[] = [
     uid: 'enclave-providers',
     title: 'Enclave / Providers',
     file: 'providers.json',
-    description: 'Provider deployments: health (circuit breakers), attempts and retries, fallbacks, latency and time to first token.',
+    description: 'Provider deployments: health (provider up, circuit breakers), attempts and retries, fallbacks, upstream latency and time to first token.',
     rows: [
       {
         title: 'Health',
         panels: [
-          { title: 'Circuit breaker state (0 closed, 1 half-open, 2 open)', unit: 'short', targets: [{ expr: 'max by (deployment) (enclave_gateway_breaker_state)', legend: '{{deployment}}' }] },
+          { title: 'Provider up (0 = circuit breaker open)', unit: 'short', core: true, targets: [{ expr: 'min by (deployment) (enclave_provider_up)', legend: '{{deployment}}' }] },
+          { title: 'Circuit breaker state (0 closed, 1 half-open, 2 open)', unit: 'short', core: true, targets: [{ expr: 'max by (deployment) (enclave_gateway_breaker_state)', legend: '{{deployment}}' }] },
           { title: 'Upstream attempts by result', unit: 'reqps', core: true, targets: [{ expr: `sum by (deployment, result) (rate(enclave_gateway_upstream_attempts_total[${R}]))`, legend: '{{deployment}} {{result}}' }] },
           { title: 'Failed upstream attempts (retried or final)', unit: 'reqps', targets: [{ expr: `sum by (deployment, result) (rate(enclave_gateway_upstream_attempts_total{result!="ok"}[${R}]))`, legend: '{{deployment}} {{result}}' }] },
           { title: 'Fallbacks to the next candidate', unit: 'reqps', core: true, targets: [{ expr: `sum by (endpoint) (rate(enclave_gateway_fallbacks_total[${R}]))`, legend: '{{endpoint}}' }] },
@@ -104,6 +132,8 @@ export const DASHBOARDS: DashboardSpec[] = [
       {
         title: 'Latency',
         panels: [
+          { title: 'Upstream time (p50/p95/p99)', unit: 's', core: true, description: 'Time spent waiting for the deployments per call, retries included.', targets: quantiles('enclave_gateway_upstream_duration_seconds') },
+          { title: 'Upstream time p99 by deployment', unit: 's', core: true, targets: [{ expr: q(0.99, 'enclave_gateway_upstream_duration_seconds', 'deployment'), legend: '{{deployment}}' }] },
           { title: 'AI call duration p95 by deployment', unit: 's', core: true, targets: [{ expr: q(0.95, 'enclave_gateway_request_duration_seconds', 'deployment', '{deployment!="none"}'), legend: '{{deployment}}' }] },
           { title: 'Time to first token (p50/p95/p99)', unit: 's', core: true, targets: quantiles('enclave_gateway_time_to_first_token_seconds') },
           { title: 'Time to first token p95 by deployment', unit: 's', core: true, targets: [{ expr: q(0.95, 'enclave_gateway_time_to_first_token_seconds', 'deployment'), legend: '{{deployment}}' }] },
@@ -115,7 +145,7 @@ export const DASHBOARDS: DashboardSpec[] = [
     uid: 'enclave-tenants',
     title: 'Enclave / Tenants and quotas',
     file: 'tenants-quotas.json',
-    description: 'Admission: rate limits and quotas by level and limit, soft-limit alerts, the rate limiter store, licensed seats.',
+    description: 'Admission: rate limits and quotas by level and limit, soft-limit alerts, monthly quota used per tenant, the rate limiter store, licensed seats.',
     rows: [
       {
         title: 'Admission',
@@ -126,6 +156,13 @@ export const DASHBOARDS: DashboardSpec[] = [
           { title: 'Redis unavailable at admission', unit: 'reqps', core: true, w: 18, targets: [{ expr: `sum by (outcome) (rate(enclave_ratelimit_redis_unavailable_total[${R}]))`, legend: '{{outcome}}' }] },
           { title: 'Soft-limit alerts raised in the range', type: 'table', unit: 'short', core: true, targets: [{ expr: 'sum by (limit, threshold) (increase(enclave_quota_alerts_total[$__range]))', legend: '{{limit}} {{threshold}}%', instant: true }] },
           { title: 'Refused AI calls by error type', unit: 'reqps', targets: [{ expr: `sum by (outcome) (rate(enclave_gateway_requests_total{outcome=~"rate_limit_error|quota_error"}[${R}]))`, legend: '{{outcome}}' }] },
+        ],
+      },
+      {
+        title: 'Monthly quotas',
+        panels: [
+          { title: 'Monthly quota used by tenant', unit: 'percentunit', core: true, description: 'Usage this month over the tenant plan limit (only limits the plan sets); 1 = used up.', targets: [{ expr: 'max by (tenant, limit) (enclave_quota_used_ratio)', legend: '{{tenant}} {{limit}}' }] },
+          { title: 'Tenants at 80 % or more of a monthly limit', type: 'table', unit: 'percentunit', targets: [{ expr: 'max by (tenant, limit) (enclave_quota_used_ratio) >= 0.8', legend: '{{tenant}} {{limit}}', instant: true }] },
         ],
       },
       {
@@ -174,14 +211,23 @@ export const DASHBOARDS: DashboardSpec[] = [
     uid: 'enclave-security',
     title: 'Enclave / Security',
     file: 'security.json',
-    description: 'Authentication failures, sign-ins, data-boundary policy decisions and content-rule hits.',
+    description: 'Authentication failures, sign-ins, active sessions, audit log rate, data-boundary policy decisions and content-rule hits.',
     rows: [
       {
         title: 'Authentication',
         panels: [
           { title: 'Authentication failures by reason', unit: 'reqps', core: true, targets: [{ expr: `sum by (reason) (rate(enclave_auth_failures_total[${R}]))`, legend: '{{reason}}' }] },
           { title: 'Sign-ins by method and outcome', unit: 'ops', core: true, targets: [{ expr: `sum by (method, outcome) (rate(enclave_auth_logins_total[${R}]))`, legend: '{{method}} {{outcome}}' }] },
+          { title: 'Local password sign-ins by outcome', unit: 'ops', core: true, targets: [{ expr: `sum by (outcome) (rate(enclave_auth_logins_total{method="local"}[${R}]))`, legend: '{{outcome}}' }] },
+          { title: 'Active web sessions', type: 'stat', unit: 'short', core: true, targets: [{ expr: 'max(enclave_sessions_active)' }] },
           { title: 'Refused AI calls (auth, permission, policy, limits)', unit: 'reqps', targets: [{ expr: `sum by (outcome) (rate(enclave_gateway_requests_total{outcome=~"${CALLER_REFUSALS}"}[${R}]))`, legend: '{{outcome}}' }] },
+        ],
+      },
+      {
+        title: 'Audit log',
+        panels: [
+          { title: 'Audit events by category', unit: 'ops', core: true, targets: [{ expr: `sum by (category) (rate(enclave_audit_events_total[${R}]))`, legend: '{{category}}' }] },
+          { title: 'Denied actions in the audit log', unit: 'ops', core: true, targets: [{ expr: `sum by (category) (rate(enclave_audit_events_total{outcome="denied"}[${R}]))`, legend: '{{category}}' }] },
         ],
       },
       {

@@ -9,6 +9,7 @@ import { startWorker } from '../../server/jobs/runtime.js';
 import type { JobWorker } from '../../server/jobs/worker.js';
 import { startWorkerMetricsServer, type WorkerMetricsServer } from '../../server/metrics/worker-server.js';
 import { freePort } from '../../server/redis/ping.js';
+import { PASSWORD, sys } from '../helpers/identity.js';
 import { gatewayEnv, type GatewayEnv } from './gateway-env.js';
 
 /**
@@ -29,6 +30,11 @@ export async function observedStack(): Promise<ObservedStack> {
   env.openai.apiKey = 'sk-upstream-secret';
   // Nothing listens there: its breaker opens during the workload (the "provider down" signal).
   env.addProvider({ name: 'down-1', kind: 'openai', base_url: 'http://127.0.0.1:9/v1', boundary: 'private', models: ['gone-model'] });
+  // A plan with monthly limits (enclave_quota_used_ratio) and a price for the cloud model (enclave_gateway_cost_micros_total).
+  const s = env.app.services;
+  s.metering.plans.upsert(sys(s), { name: 'observed', limits: { monthly_tokens: 10_000_000, monthly_cost_micros: 1_000_000_000 } });
+  s.metering.plans.assign(sys(s), env.tenant.tenant.id, 'observed');
+  s.metering.pricing.set(sys(s), { model: 'gpt-fake', input_micros_per_mtok: 2_500_000, output_micros_per_mtok: 10_000_000 });
   const services = await createServices(env.app.services.config, { log: pino({ level: 'silent' }), passwordLogN: 10, entitlements: unrestricted });
   const jobs = await startWorker(services);
   const metrics = await startWorkerMetricsServer({ metrics: services.metrics, port: 0, host: '127.0.0.1' });
@@ -64,6 +70,7 @@ export async function workload(s: ObservedStack, rounds = 1): Promise<void> {
     await fetch(`${env.app.url}/v1/models`, { headers: { authorization: 'Bearer enk_not_a_real_key' } });
     await fetch(`${env.app.url}/v1/models`);
     await fetch(`${env.app.url}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: env.tenant.users.member!.email, password: 'wrong password' }) });
+    await fetch(`${env.app.url}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: env.tenant.users.owner!.email, password: PASSWORD }) });
     await fetch(`${env.app.url}/healthz`);
     for (let k = 0; k < 2; k++) await c.chat.completions.create({ model: 'gone-model', messages: [{ role: 'user', content: 'anyone?' }] }).catch(() => undefined);
   }

@@ -91,6 +91,28 @@ describe('dashboards and alert rules against real scrapes', () => {
     expect(await value('max(enclave_license_state{state="unlicensed"})')).toBe(1);
   });
 
+  it('cost, upstream time, provider up, quota ratio, local sign-ins, sessions and audit events are visible through Prometheus', async () => {
+    const value = async (expr: string) => Number(((await prom.query(expr)).data!.result[0] as { value: [number, string] } | undefined)?.value[1] ?? NaN);
+    const tenant = stack.env.tenant.tenant.slug;
+    // gpt-fake has a price (observability-env.ts), the local model none: both are counted, only one costs.
+    expect(await value(`sum(enclave_gateway_cost_micros_total{tenant="${tenant}", model="gpt-fake", provider="openai"})`)).toBeGreaterThan(0);
+    expect(await value(`sum(enclave_gateway_cost_micros_total{tenant="${tenant}", provider="ollama"})`)).toBe(0);
+    expect(await value('sum(enclave_gateway_upstream_duration_seconds_count{deployment="cloud-1", endpoint="chat"})')).toBeGreaterThan(0);
+    expect(await value('sum(enclave_gateway_upstream_duration_seconds_count{endpoint="embeddings"})')).toBeGreaterThan(0);
+    expect(await value('min(enclave_provider_up{deployment="down-1"})')).toBe(0);
+    expect(await value('min(enclave_provider_up{deployment="ollama-1"})')).toBe(1);
+    expect(await value('max(enclave_gateway_breaker_state{deployment="cloud-1"})')).toBe(0);
+    const tokens = await value(`max(enclave_quota_used_ratio{tenant="${tenant}", limit="monthly_tokens"})`);
+    expect(tokens).toBeGreaterThan(0);
+    expect(tokens).toBeLessThan(0.9);
+    expect(await value(`max(enclave_quota_used_ratio{tenant="${tenant}", limit="monthly_cost_micros"})`)).toBeGreaterThan(0);
+    expect(await value('sum(enclave_auth_logins_total{method="local", outcome="success"})')).toBeGreaterThan(0);
+    expect(await value('sum(enclave_auth_logins_total{method="local", outcome="invalid_credentials"})')).toBeGreaterThan(0);
+    expect(await value('max(max_over_time(enclave_sessions_active[1m]))')).toBeGreaterThanOrEqual(1);
+    expect(await value('sum(enclave_audit_events_total{category="auth", outcome="denied"})')).toBeGreaterThan(0);
+    expect(await value('sum(enclave_audit_events_total{category="auth", outcome="allowed"})')).toBeGreaterThan(0);
+  });
+
   it('every alert rule evaluates without error', async () => {
     const deadline = Date.now() + 5000;
     let bad: string[] = [];
