@@ -4,7 +4,9 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     globalSetup: ['test/helpers/global-setup.ts'],
-    testTimeout: 20_000,
+    // Generous: several tests run the CLI or the server as child processes, which compile
+    // the sources through tsx first (seconds each on a loaded 2-core machine).
+    testTimeout: 60_000,
     hookTimeout: 30_000,
     pool: 'forks',
     // Tests spawn processes and servers; two workers match this 2-core machine.

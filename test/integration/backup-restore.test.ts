@@ -1,9 +1,8 @@
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -16,9 +15,9 @@ import { createBackup } from '../../server/ops/backup/create.js';
 import { restoreBackup } from '../../server/ops/backup/restore.js';
 import { acquireRestoreLock, DataDirBusyError, liveProcesses, registerProcess } from '../../server/ops/process-registry.js';
 import { tempDir, testConfig } from '../helpers/app.js';
+import { runCli } from '../helpers/cli.js';
 import { spawnServer } from '../helpers/process.js';
 
-const exec = promisify(execFile);
 const cleanup: string[] = [];
 afterAll(() => {
   for (const d of cleanup) rmSync(d, { recursive: true, force: true });
@@ -29,18 +28,7 @@ function track<T extends { dataDir: string }>(c: T): T {
   return c;
 }
 
-/** Runs the CLI from sources with a clean ENCLAVE_* environment plus `env`. */
-async function enclave(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
-  const base: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('ENCLAVE_') && k !== 'REDIS_URL') base[k] = v;
-  try {
-    const r = await exec(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], { env: { ...base, ...env } });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
+const enclave = (args: string[], env: Record<string, string>) => runCli(args, env);
 
 describe('backup restore', () => {
   it('refuses a data dir used by a running server; --stop stops it and restores', async () => {

@@ -1,35 +1,16 @@
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import pino from 'pino';
 import { inject } from 'vitest';
 import { describe, expect, it } from 'vitest';
 import { createServices } from '../../server/app.js';
 import { loadConfig } from '../../server/config/load.js';
 import { tempDir } from '../helpers/app.js';
+import { runCli } from '../helpers/cli.js';
 
-const exec = promisify(execFile);
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the CLI from sources with a clean ENCLAVE_* environment plus `env`. */
-async function enclave(args: string[], env: Record<string, string>): Promise<Result> {
-  const base: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('ENCLAVE_') && k !== 'REDIS_URL') base[k] = v;
-  try {
-    const r = await exec(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], { env: { ...base, ...env } });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
+const enclave = (args: string[], env: Record<string, string>) => runCli(args, env);
 
 /** A data dir on which the server has started once (migrated, self-test stored), with generated key. */
 async function preparedDir(env: Record<string, string> = {}): Promise<Record<string, string>> {

@@ -1,27 +1,9 @@
-import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/app.js';
+import { runCli } from '../helpers/cli.js';
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** The real CLI (from sources) on its own data dir, no licence installed (community limits). */
-function enclave(env: Record<string, string>, args: string[], stdin?: string): Promise<Result> {
-  const base: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('ENCLAVE_') && k !== 'REDIS_URL') base[k] = v;
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], { env: { ...base, ENCLAVE_LOG_LEVEL: 'silent', ...env } });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-    p.stdin.end(stdin ?? '');
-  });
-}
+/** The real CLI on its own data dir, no licence installed (community limits). */
+const enclave = (env: Record<string, string>, args: string[], stdin?: string) => runCli(args, { ENCLAVE_LOG_LEVEL: 'silent', ...env }, stdin);
 
 describe('identity CLI', () => {
   it('tenants, users, grants and keys; the community licence limits tenants here too; secrets shown once', async () => {
