@@ -102,13 +102,18 @@ export class OllamaAdapter implements ProviderAdapter {
   }
 }
 
+/** Socket errors of node:http (the provider fetch) that mean "could not reach the provider". */
+const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE']);
+
 function mapError(e: unknown, midStream: boolean): unknown {
   if (e instanceof UpstreamError || isAbort(e)) return e;
   const err = e as { name?: string; status_code?: number; message?: string; cause?: unknown };
   if (err?.name === 'ResponseError' && typeof err.status_code === 'number') {
     return httpError(err.status_code, `The provider answered ${err.status_code}: ${String(err.message).slice(0, 300)}`);
   }
-  if (err?.name === 'TypeError' && /fetch failed|terminated|other side closed|socket/i.test(String(err.message) + String((err.cause as Error)?.message ?? ''))) {
+  const code = (err as { code?: unknown }).code;
+  const refused = typeof code === 'string' && CONNECTION_CODES.has(code);
+  if (refused || (err?.name === 'TypeError' && /fetch failed|terminated|other side closed|socket/i.test(String(err.message) + String((err.cause as Error)?.message ?? '')))) {
     return new UpstreamError(midStream ? 'provider_stream_error' : 'provider_connection_error', midStream ? 'The provider connection dropped mid-stream.' : 'Could not reach the provider (connection failed).');
   }
   if (e instanceof SyntaxError) return new UpstreamError(midStream ? 'provider_stream_error' : 'provider_bad_response', 'The provider sent malformed JSON.');
