@@ -34,6 +34,7 @@ import { uiRouter } from './web/ui-routes.js';
 import { SsoService } from './sso/service.js';
 import { createJobs, type Jobs } from './jobs/index.js';
 import { jobsAdminRouter } from './jobs/admin-routes.js';
+import { enqueueWebhook } from './jobs/webhooks.js';
 import { batchRouter } from './batch/routes.js';
 import { ssoAdminRouter, ssoRouter } from './sso/routes.js';
 import type { Entitlements } from './access/entitlements.js';
@@ -177,6 +178,7 @@ export async function createServices(
       audit: () => identityRef?.audit,
       failureMode: config.rateLimitFailureMode,
       flushLedger: () => gatewayRef?.usage.flush(),
+      secrets: master.box,
     });
     metering.start();
     closers.push(() => metering.stop());
@@ -220,6 +222,8 @@ export async function createServices(
     const entitlementsNow = opts.entitlements ?? license;
     const jobs = createJobs({ config, redisUrl, redis, db, data, access: identity.access, keys: identity.keys, clock, log });
     closers.push(() => jobs.close());
+    // Soft-limit webhooks are delivered by the worker (maintenance lane), never from here.
+    metering.onNotification((n) => void enqueueWebhook(jobs.queues, n).catch((e: Error) => log.warn({ err: e.message, notificationId: n.notificationId }, 'could not queue the quota webhook; the reconciler retries')));
     const sso = new SsoService({ config, log, clock, db, data, secrets: master.box, settings, redis, metrics, identity, entitlements: () => entitlementsNow });
 
     return {

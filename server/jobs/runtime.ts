@@ -7,6 +7,7 @@ import { ChatService } from '../chat/service.js';
 import { ChatRepo } from '../db/repos/chat.js';
 import { createContext } from '../context.js';
 import { installSchedules, schedules, type Schedule } from './schedules.js';
+import { reconcileWebhooks, WEBHOOK_JOB, webhookProcessor } from './webhooks.js';
 import { JobWorker, type Handlers } from './worker.js';
 
 /**
@@ -22,9 +23,16 @@ export async function startWorker(services: Services, o: { execute?: LineExecuto
   const scheduleHandlers = await installSchedules(jobs.queues, workerSchedules(services));
   const handlers: Handlers = {
     [BATCH_JOB]: { lane: 'ai', run: batchProcessor({ config, repo: jobs.repo, identity: services.identity, execute, clock, afterUsage: (u) => services.gateway.usage.noteWritten({ createdAt: u.createdAt, promptTokens: u.promptTokens ?? 0, completionTokens: u.completionTokens ?? 0 }) }) },
+    [WEBHOOK_JOB]: { lane: 'maintenance', run: webhookProcessor({ repo: services.metering.repo, secrets: services.metering.webhookSecrets, clock, log }) },
     ...scheduleHandlers,
   };
-  return JobWorker.start({ config, redisUrl: services.redisUrl, queues: jobs.queues, handlers, log });
+  return JobWorker.start({
+    config,
+    redisUrl: services.redisUrl,
+    queues: jobs.queues,
+    handlers,
+    log,
+  });
 }
 
 /** The maintenance schedules over this process's services. */
@@ -46,6 +54,7 @@ export function workerSchedules(services: Services): Schedule[] {
         const ctx = createContext({ requestId: 'sys_retention', log, clock, principal: { kind: 'system', id: 'retention', platformAdmin: true } });
         return { chatConversations: new ChatService(new ChatRepo(services.db, services.data)).purgeExpired(ctx) };
       },
+      webhookReconcile: () => reconcileWebhooks({ repo: services.metering.repo, queues: jobs.queues, log, now: clock.now() }),
       // Encrypted to ENCLAVE_BACKUP_RECIPIENT when set, verified by reading it back, newest 14 kept.
       ...(config.backupCron ? { backup: () => scheduledBackup(config), backupPattern: config.backupCron } : {}),
     });

@@ -37,6 +37,10 @@ export interface ScheduleDeps {
   /** Scheduled backups (server/ops/backup), when configured. */
   readonly backup?: () => Promise<unknown>;
   readonly backupPattern?: string;
+  /** Re-enqueues soft-limit webhooks not delivered yet (server/jobs/webhooks.ts). */
+  readonly webhookReconcile?: () => Promise<unknown>;
+  /** Exports audit entries past ENCLAVE_AUDIT_ARCHIVE_DAYS to <dataDir>/audit-archive (server/jobs/audit-archive.ts). */
+  readonly auditArchive?: () => unknown;
 }
 
 const MINUTE = 60_000;
@@ -79,6 +83,14 @@ export function schedules(d: ScheduleDeps): Schedule[] {
   if (d.licenseRefresh) {
     const refresh = d.licenseRefresh;
     list.push({ id: 'license-evaluate', every: DAY, run: async () => (refresh(), { ok: true }) });
+  }
+  if (d.webhookReconcile) {
+    const reconcile = d.webhookReconcile;
+    list.push({ id: 'webhook-reconcile', every: HOUR, run: async () => reconcile() });
+  }
+  if (d.auditArchive) {
+    const archive = d.auditArchive;
+    list.push({ id: 'audit-archive', every: DAY, run: async () => archive() });
   }
   if (d.backup && d.backupPattern) {
     const backup = d.backup;

@@ -7,6 +7,7 @@ import type { RequestContext } from '../context.js';
 import type { Db } from '../db/connection.js';
 import { MeteringRepo } from '../db/repos/metering.js';
 import type { UsageRow } from '../db/repos/usage.js';
+import { AppError } from '../errors.js';
 import { newId } from '../ids.js';
 import { Revision } from '../identity/revision.js';
 import type { Metrics } from '../metrics/registry.js';
@@ -15,6 +16,10 @@ import { PlanService } from './plans.js';
 import { Pricing } from './prices.js';
 import { quotaRatios } from './quota-ratio.js';
 import { Reports } from './reports.js';
+import type { SecretBox } from '../config/secret-box.js';
+import type { z } from 'zod';
+import { tenantSettingsSchema, type TenantMetering } from './plans.js';
+import { WebhookSecrets } from './webhooks.js';
 
 export type { Reservation } from './admission.js';
 
@@ -39,6 +44,19 @@ export interface Metering {
   readonly admission: Admission;
   readonly reports: Reports;
   readonly hook: MeteringHook;
+  /** Signing secrets of the tenants' soft-limit webhooks (server/metering/webhooks.ts). */
+  readonly webhookSecrets: WebhookSecrets;
+  /**
+   * Tenant metering settings (PUT /admin/api/tenants/:id/metering). Setting a webhook URL for
+   * the first time, or `rotate_webhook_secret`, issues a signing secret returned here once;
+   * removing the URL drops the secret.
+   */
+  updateSettings(ctx: RequestContext, tenantId: string, input: z.infer<typeof tenantSettingsSchema>): { tenant: TenantMetering; webhookSecret?: string };
+  /**
+   * Called once per new soft-limit notification of a tenant that has a webhook URL (the
+   * server wires it to the maintenance lane; nothing is fetched from this process).
+   */
+  onNotification(fn: (n: { tenantId: string; notificationId: string }) => void): void;
   /** Deletes raw usage records older than each tenant's retention (rollups stay). */
   purgeRaw(): number;
   start(pollMs?: number): void;
@@ -55,6 +73,8 @@ export function createMetering(o: {
   audit: () => AuditLog | undefined;
   failureMode: FailureMode;
   flushLedger?: () => void;
+  /** Encrypts tenants' webhook signing secrets (the server's master key). */
+  secrets?: SecretBox;
 }): Metering {
   const repo = new MeteringRepo(o.db);
   const revision = new Revision(o.db, 'metering');
@@ -62,6 +82,8 @@ export function createMetering(o: {
   const pricing = new Pricing(repo, revision, o.clock, o.audit);
   pricing.ensureBundled();
   const notified = new Set<string>();
+  const webhookSecrets = new WebhookSecrets(repo, o.secrets);
+  let notify: ((n: { tenantId: string; notificationId: string }) => void) | undefined;
   const flushLedger = o.flushLedger;
 
   const alert = (r: Reservation, limitName: 'monthly_tokens' | 'monthly_cost_micros', used: number): void => {
@@ -73,7 +95,8 @@ export function createMetering(o: {
       const k = `${r.tenantId}|${r.window.id}|${limitName}|${th}`;
       if (notified.has(k)) continue;
       notified.add(k);
-      const created = repo.insertNotification({ id: newId('ntf'), tenantId: r.tenantId, window: r.window.id, limitName, threshold: th, used, limitValue: limit, createdAt: o.clock.now() });
+      const id = newId('ntf');
+      const created = repo.insertNotification({ id, tenantId: r.tenantId, window: r.window.id, limitName, threshold: th, used, limitValue: limit, createdAt: o.clock.now() });
       if (!created) continue; // another process raised it
       o.metrics.quotaAlerts.labels(limitName, String(th)).inc();
       o.log.warn({ tenant: t.slug, limit: limitName, threshold: th, used, limitValue: limit, window: r.window.id }, 'tenant usage crossed an alert threshold');
@@ -81,8 +104,16 @@ export function createMetering(o: {
         action: 'quota.alert',
         tenantId: r.tenantId,
         target: { type: 'tenant', id: r.tenantId },
-        details: { limit: limitName, threshold: th, used, limit_value: limit, window: r.window.id, webhook: t.webhookUrl ? 'pending (jobs lane)' : 'none' },
+        details: { limit: limitName, threshold: th, used, limit_value: limit, window: r.window.id, notification: id, webhook: t.webhookUrl ? (notify ? 'queued' : 'not queued (no job queue in this process)') : 'none' },
       });
+      if (t.webhookUrl && notify) {
+        try {
+          notify({ tenantId: r.tenantId, notificationId: id });
+        } catch (e) {
+          // The webhook-reconcile schedule re-enqueues undelivered notifications.
+          o.log.warn({ err: (e as Error).message, notificationId: id }, 'could not queue the quota webhook; the reconciler retries');
+        }
+      }
     }
   };
 
@@ -138,6 +169,23 @@ export function createMetering(o: {
     admission,
     reports: new Reports(repo, plans, o.clock, () => flushLedger?.()),
     hook,
+    webhookSecrets,
+    updateSettings: (ctx, tenantId, input) => {
+      const { rotate_webhook_secret: rotate, ...settings } = input;
+      const tenant = plans.updateTenantSettings(ctx, tenantId, settings);
+      if (!tenant.webhookUrl) {
+        if (rotate) throw new AppError(400, 'invalid_request', 'rotate_webhook_secret: set a webhook_url first.', { param: 'rotate_webhook_secret' });
+        if (webhookSecrets.has(tenantId)) webhookSecrets.clear(tenantId);
+        return { tenant };
+      }
+      if (!rotate && webhookSecrets.has(tenantId)) return { tenant };
+      const webhookSecret = webhookSecrets.issue(tenantId);
+      o.audit()?.record(ctx, { action: 'tenant.webhook_secret', tenantId, target: { type: 'tenant', id: tenantId }, details: { rotated: !!rotate } });
+      return { tenant, webhookSecret };
+    },
+    onNotification: (fn) => {
+      notify = fn;
+    },
     purgeRaw,
     start: (pollMs = 200) => {
       revision.start(pollMs);

@@ -7,6 +7,7 @@ import type { RequestContext } from '../context.js';
 import type { MeteringRepo, PlanRow } from '../db/repos/metering.js';
 import { AppError } from '../errors.js';
 import type { Revision } from '../identity/revision.js';
+import { webhookUrlSchema } from './webhooks.js';
 import { CAPABILITIES, compactLimits, isTimeZone, limitsSchema, parseLimits, type Capability, type Limits } from './limits.js';
 
 export const DEFAULT_PLAN = 'default';
@@ -47,7 +48,9 @@ export const tenantSettingsSchema = z
     timezone: z.string().refine(isTimeZone, 'an IANA time zone such as Europe/Berlin').optional(),
     raw_retention_days: z.number().int().min(1).max(36500).nullable().optional(),
     alert_thresholds: z.array(z.number().int().min(1).max(1000)).max(10).optional(),
-    webhook_url: z.string().url().nullable().optional(),
+    webhook_url: webhookUrlSchema.nullable().optional(),
+    /** Issue a new signing secret (shown once in the response); the old one stops working. */
+    rotate_webhook_secret: z.boolean().optional(),
   })
   .strict();
 

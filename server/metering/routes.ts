@@ -117,8 +117,9 @@ export function meteringRouter(identity: Identity, m: Metering): Router {
   r.put('/admin/api/tenants/:tenantId/metering', admin, (req, res) => {
     const ctx = inTenant(req, 'metering.update');
     access.require(ctx, 'settings:write', {}, { type: 'tenant', id: ctx.tenant!.id });
-    const t = m.plans.updateTenantSettings(ctx, ctx.tenant!.id, parse(tenantSettingsSchema, req.body));
-    res.json({ timezone: t.timezone, raw_retention_days: t.rawRetentionDays, alert_thresholds: t.alertThresholds, webhook_url: t.webhookUrl });
+    const { tenant: t, webhookSecret } = m.updateSettings(ctx, ctx.tenant!.id, parse(tenantSettingsSchema, req.body));
+    // The signing secret is shown once: when issued (first webhook URL, or rotate_webhook_secret).
+    res.json({ timezone: t.timezone, raw_retention_days: t.rawRetentionDays, alert_thresholds: t.alertThresholds, webhook_url: t.webhookUrl, ...(webhookSecret ? { webhook_secret: webhookSecret } : {}) });
   });
   r.get('/admin/api/tenants/:tenantId/notifications', admin, (req, res) => {
     const ctx = inTenant(req, 'notifications.read');

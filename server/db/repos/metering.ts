@@ -119,6 +119,17 @@ export class MeteringRepo {
          FROM metering_notifications WHERE tenant_id = ? AND (? = 0 OR dismissed_at IS NULL) ORDER BY created_at DESC LIMIT 100`,
       ),
       notifDismiss: c.prepare('UPDATE metering_notifications SET dismissed_at = ? WHERE tenant_id = ? AND id = ? AND dismissed_at IS NULL'),
+      notifGet: c.prepare(
+        `SELECT id, tenant_id AS tenantId, window, limit_name AS limitName, threshold, used, limit_value AS limitValue, created_at AS createdAt, dismissed_at AS dismissedAt, webhook_delivered_at AS webhookDeliveredAt
+         FROM metering_notifications WHERE tenant_id = ? AND id = ?`,
+      ),
+      notifDelivered: c.prepare('UPDATE metering_notifications SET webhook_delivered_at = ? WHERE tenant_id = ? AND id = ? AND webhook_delivered_at IS NULL'),
+      notifUndelivered: c.prepare(
+        `SELECT n.tenant_id AS tenantId, n.id FROM metering_notifications n JOIN metering_settings s ON s.tenant_id = n.tenant_id
+         WHERE n.webhook_delivered_at IS NULL AND s.webhook_url IS NOT NULL AND n.created_at >= ? ORDER BY n.created_at LIMIT 1000`,
+      ),
+      webhookSecretGet: c.prepare('SELECT webhook_secret FROM metering_settings WHERE tenant_id = ?').pluck(),
+      webhookSecretSet: c.prepare('UPDATE metering_settings SET webhook_secret = ? WHERE tenant_id = ?'),
       purge: c.prepare('DELETE FROM usage_records WHERE tenant_id = ? AND created_at < ?'),
       retentionTenants: c.prepare('SELECT tenant_id AS tenantId, raw_retention_days AS days FROM metering_settings WHERE raw_retention_days IS NOT NULL'),
       rawCount: c.prepare('SELECT COUNT(*) FROM usage_records WHERE tenant_id = ? AND created_at >= ? AND created_at < ?').pluck(),
@@ -218,6 +229,25 @@ export class MeteringRepo {
   }
   dismissNotification(tenantId: string, id: string, now: number): number {
     return this.s.notifDismiss.run(now, tenantId, id).changes;
+  }
+  notification(tenantId: string, id: string): NotificationRow | undefined {
+    return this.s.notifGet.get(tenantId, id) as NotificationRow | undefined;
+  }
+  /** Records the first successful webhook delivery (false when it was already recorded). */
+  markWebhookDelivered(tenantId: string, id: string, now: number): boolean {
+    return this.s.notifDelivered.run(now, tenantId, id).changes === 1;
+  }
+  /** Cross-tenant (reconciler): notifications since `since` not yet delivered to a tenant that has a webhook URL. */
+  undeliveredWebhooks(since: number): { tenantId: string; id: string }[] {
+    return this.s.notifUndelivered.all(since) as { tenantId: string; id: string }[];
+  }
+
+  // webhook secret (SecretBox ciphertext; the caller encrypts and decrypts)
+  webhookSecret(tenantId: string): string | null {
+    return (this.s.webhookSecretGet.get(tenantId) as string | null | undefined) ?? null;
+  }
+  setWebhookSecret(tenantId: string, ciphertext: string | null): void {
+    this.s.webhookSecretSet.run(ciphertext, tenantId);
   }
 
   // retention
