@@ -172,9 +172,10 @@ export function createMetering(o: {
     webhookSecrets,
     updateSettings: (ctx, tenantId, input) => {
       const { rotate_webhook_secret: rotate, ...settings } = input;
+      const urlAfter = settings.webhook_url === undefined ? repo.tenant(tenantId)?.webhookUrl : settings.webhook_url;
+      if (rotate && !urlAfter) throw new AppError(400, 'invalid_request', 'rotate_webhook_secret: set a webhook_url first.', { param: 'rotate_webhook_secret' });
       const tenant = plans.updateTenantSettings(ctx, tenantId, settings);
       if (!tenant.webhookUrl) {
-        if (rotate) throw new AppError(400, 'invalid_request', 'rotate_webhook_secret: set a webhook_url first.', { param: 'rotate_webhook_secret' });
         if (webhookSecrets.has(tenantId)) webhookSecrets.clear(tenantId);
         return { tenant };
       }
