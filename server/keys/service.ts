@@ -14,6 +14,7 @@ import {
   type Scope,
 } from '../access/permissions.js';
 import { generateKey, hashKey, parseKey } from './format.js';
+import { KeyGrowth } from './growth.js';
 
 /**
  * API keys: creation (shown once), listing, rotation, revocation, and verification.
@@ -98,9 +99,11 @@ export class KeyService {
   private readonly negative = new Set<string>();
   private readonly used = new Map<string, { id: string; at: number; ip: string | null }>();
   private flushTimer: NodeJS.Timeout | undefined;
+  private readonly growth: KeyGrowth;
 
   constructor(private readonly d: IdentityDeps) {
     d.revision.onChange(() => this.invalidate());
+    this.growth = new KeyGrowth(d.db, d.entitlements);
   }
 
   invalidate(): void {
@@ -269,9 +272,11 @@ export class KeyService {
         throw new AppError(403, 'key_scope_exceeds_creator', `Scope ${s} grants more than the key's creator or owner may do.`, { param: 'scopes' });
       }
     }
-    const refusal = this.d.entitlements().checkGrowth('keys', this.d.repo.countActiveKeys(now));
+    // Growth: the tenant plan's max_keys and the licence's key limit (the refusal names the level).
+    const tenantId = ctx.tenant?.id;
+    const refusal = tenantId ? this.growth.check(tenantId, now, { replacing: rotatedFromId !== null }) : this.d.entitlements().checkGrowth('keys', this.d.repo.countActiveKeys(now));
     if (refusal) {
-      this.d.audit.record(ctx, { action: 'key.create', outcome: 'denied', reason: refusal.code, target: { type: 'api_key' } });
+      this.d.audit.record(ctx, { action: 'key.create', outcome: 'denied', reason: refusal.code, target: { type: 'api_key' }, details: { level: refusal.details?.level ?? 'licence' } });
       throw refusal;
     }
 

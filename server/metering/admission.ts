@@ -167,12 +167,12 @@ export class Admission {
     const { tenant, levels } = this.resolve(tenantRef.id, p?.userId, p?.keyId);
     const window = this.window(tenant.timezone, now);
 
-    this.checkLicence(now, est);
+    const warning = this.checkLicence(now, est);
 
     const id = `${now.toString(36)}${randomBytes(6).toString('hex')}`;
     if (!levels.length) {
       this.licence.reserved += est;
-      return { id, ctx, tenantId: tenant.id, window, levels, masks: [], est, estCost, store: 'none', headers: NO_HEADERS, settled: false };
+      return { id, ctx, tenantId: tenant.id, window, levels, masks: [], est, estCost, store: 'none', headers: warning ? { [LICENSE_WARNING_HEADER]: warning } : NO_HEADERS, settled: false };
     }
     const input: AdmitInput = { now, rid: id, tenantId: tenant.id, est, estCost, monthId: counterId(window), monthEnd: window.end, concurrencyTtlMs: this.ttl, levels };
     const { outcome, store } = await this.run(input, tenant);
@@ -184,7 +184,9 @@ export class Admission {
     }
     this.licence.reserved += est;
     this.d.metrics.ratelimitAdmissions.labels(store).inc();
-    return { id, ctx, tenantId: tenant.id, window, levels, masks: outcome.masks, est, estCost, store, headers: headersFor(levels, outcome.stats), settled: false };
+    const headers = headersFor(levels, outcome.stats);
+    if (warning) headers[LICENSE_WARNING_HEADER] = warning;
+    return { id, ctx, tenantId: tenant.id, window, levels, masks: outcome.masks, est, estCost, store, headers, settled: false };
   }
 
   /** Corrects the reservation by the actual usage (tokens, cost) and frees its concurrency slot. Never throws. */
@@ -234,9 +236,10 @@ export class Admission {
 
   // ---- licence level ---------------------------------------------------------------------
 
-  private checkLicence(now: number, est: number): void {
+  /** Refuses past a hard licence allowance; returns the soft-mode warning (80 %, over 100 %) when there is one. */
+  private checkLicence(now: number, est: number): string | undefined {
     const ent = this.d.entitlements();
-    if (!ent.checkTokens) return;
+    if (!ent.checkTokens) return undefined;
     const w = this.window('UTC', now);
     const L = this.licence;
     if (L.month !== w.id || now - L.at > 30_000) {
@@ -247,7 +250,7 @@ export class Admission {
       L.at = now;
     }
     const adm = ent.checkTokens(L.ledger + L.settled + L.reserved, est);
-    if (adm.allowed) return;
+    if (adm.allowed) return adm.warning;
     const reset = w.end;
     this.d.metrics.quotaRefusals.labels('licence', 'monthly_tokens').inc();
     const e = adm.error;
@@ -336,6 +339,8 @@ function counterId(w: MonthWindow): string {
 }
 
 const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
+/** Set on admitted /v1 calls while the licence's soft allowance warns: `license_quota_80` or `license_quota_exceeded_soft`. */
+export const LICENSE_WARNING_HEADER = 'x-enclave-license-warning';
 
 function headersFor(levels: readonly LevelSpec[], stats: readonly LevelStats[]): Record<string, string> {
   const h: Record<string, string> = {};
