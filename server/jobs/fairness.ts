@@ -20,6 +20,15 @@ end
 return 0
 `;
 
+/**
+ * A tenant's cap on one lane: the plan's `max_active_jobs` when the plan sets it (at least
+ * 1: a cap of 0 would park the tenant's jobs forever — forbid batches with the plan's
+ * capabilities instead), else the lane's default (ENCLAVE_TENANT_ACTIVE_JOBS).
+ */
+export function tenantCapFor(laneDefault: number, planMaxActiveJobs: number | null | undefined): number {
+  return typeof planMaxActiveJobs === 'number' ? Math.max(1, planMaxActiveJobs) : laneDefault;
+}
+
 export class TenantSlots {
   constructor(
     private readonly redis: Redis,

@@ -32,7 +32,13 @@ export async function startWorker(services: Services, o: { execute?: LineExecuto
     queues: jobs.queues,
     handlers,
     log,
+    planMaxActiveJobs: planMaxActiveJobs(services),
   });
+}
+
+/** Fairness: the tenant plan's max_active_jobs (cached by the plan service, ≤ 500 ms stale). */
+export function planMaxActiveJobs(services: Pick<Services, 'metering'>): (tenantId: string) => number | null | undefined {
+  return (tenantId) => services.metering.plans.tenant(tenantId)?.plan.limits.max_active_jobs;
 }
 
 /** The maintenance schedules over this process's services. */

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/settings.js';
 import { newId } from '../ids.js';
 import { bullConnection, evictionPolicy, NOEVICTION_FIX } from './connection.js';
-import { TenantSlots } from './fairness.js';
+import { TenantSlots, tenantCapFor } from './fairness.js';
 import { LANES, QUEUE_PREFIX, type Lane } from './lanes.js';
 import { WORKERS_KEY, WorkerMetrics } from './metrics.js';
 import type { JobData, JobQueues } from './queues.js';
@@ -58,14 +58,23 @@ export class JobWorker {
     private readonly queues: JobQueues,
     private readonly handlers: Handlers,
     private readonly log: Logger,
+    private readonly planCap: ((tenantId: string) => number | null | undefined) | undefined,
   ) {}
 
   /**
    * Starts the lanes. Refuses (WorkerStartError) when Redis may evict keys: BullMQ needs
    * `maxmemory-policy noeviction`.
    */
-  static async start(o: { config: Config; redisUrl: string; queues: JobQueues; handlers: Handlers; log: Logger }): Promise<JobWorker> {
-    const w = new JobWorker(o.config, o.redisUrl, o.queues, o.handlers, o.log.child({ component: 'worker' }));
+  static async start(o: {
+    config: Config;
+    redisUrl: string;
+    queues: JobQueues;
+    handlers: Handlers;
+    log: Logger;
+    /** The tenant plan's max_active_jobs (fairness; wins over ENCLAVE_TENANT_ACTIVE_JOBS when set). */
+    planMaxActiveJobs?: (tenantId: string) => number | null | undefined;
+  }): Promise<JobWorker> {
+    const w = new JobWorker(o.config, o.redisUrl, o.queues, o.handlers, o.log.child({ component: 'worker' }), o.planMaxActiveJobs);
     await w.init();
     return w;
   }
@@ -134,7 +143,13 @@ export class JobWorker {
     const jobId = String(job.id);
     let renew: NodeJS.Timeout | undefined;
     if (spec.tenantCap !== undefined && tenantId) {
-      if (!(await this.slots.acquire(lane, tenantId, jobId, spec.tenantCap))) {
+      let planCap: number | null | undefined;
+      try {
+        planCap = this.planCap?.(tenantId);
+      } catch {
+        /* unknown tenant or unreadable plan: the lane default */
+      }
+      if (!(await this.slots.acquire(lane, tenantId, jobId, tenantCapFor(spec.tenantCap, planCap)))) {
         // The tenant is at its cap: back of the line (with jitter), other tenants go first.
         return defer(500 + Math.floor(Math.random() * 500));
       }
