@@ -312,6 +312,13 @@ export const SETTINGS = {
       'X25519 public key (from enclave backup keygen) that scheduled backups are encrypted to; the appliance never holds the private half. Unset: scheduled backups are not encrypted.',
     fix: 'paste the public key printed by: enclave backup keygen --out operator.key',
   }),
+  auditArchiveDays: spec({
+    env: 'ENCLAVE_AUDIT_ARCHIVE_DAYS',
+    schema: positiveInt.optional(),
+    description:
+      'Audit entries older than this many days are exported daily by the worker to <dataDir>/audit-archive/ as JSON lines with their hashes (the chain continues across files). Export only: entries stay in the database, because deleting them would break enclave audit verify. Unset: no audit archive.',
+    fix: 'set it to a positive number of days (e.g. 365), or leave it unset',
+  }),
   batchMaxLines: spec({
     env: 'ENCLAVE_BATCH_MAX_LINES',
     schema: positiveInt.default(50000),

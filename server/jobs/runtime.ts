@@ -7,6 +7,7 @@ import { ChatService } from '../chat/service.js';
 import { ChatRepo } from '../db/repos/chat.js';
 import { createContext } from '../context.js';
 import { installSchedules, schedules, type Schedule } from './schedules.js';
+import { archiveAudit } from './audit-archive.js';
 import { reconcileWebhooks, WEBHOOK_JOB, webhookProcessor } from './webhooks.js';
 import { JobWorker, type Handlers } from './worker.js';
 
@@ -61,6 +62,7 @@ export function workerSchedules(services: Services): Schedule[] {
         return { chatConversations: new ChatService(new ChatRepo(services.db, services.data)).purgeExpired(ctx) };
       },
       webhookReconcile: () => reconcileWebhooks({ repo: services.metering.repo, queues: jobs.queues, log, now: clock.now() }),
+      ...(config.auditArchiveDays ? { auditArchive: () => archiveAudit(services.db, config.dataDir, clock.now() - config.auditArchiveDays! * 86_400_000) } : {}),
       // Encrypted to ENCLAVE_BACKUP_RECIPIENT when set, verified by reading it back, newest 14 kept.
       ...(config.backupCron ? { backup: () => scheduledBackup(config), backupPattern: config.backupCron } : {}),
     });
