@@ -1,16 +1,40 @@
 import { Router } from 'express';
+import type { RequestContext } from '../context.js';
+import { AppError } from '../errors.js';
 import { authenticate } from '../identity/http.js';
 import type { Identity } from '../identity/index.js';
+import type { Metering } from '../metering/index.js';
+import { BOUNDARIES, CLASSIFICATIONS, type TenantPolicy } from '../routing/policy.js';
+import { DETECTORS } from '../routing/content.js';
 import type { LicenseService } from '../../license/service.js';
 
+/** The tenant's compiled data-boundary policy (server/gateway PolicyCache.get, structurally). */
+export type UiPolicyView = (ctx: RequestContext) => { policy: TenantPolicy; tenantDefault: string };
+
+export interface UiOptions {
+  /** Metering (plans, reports): the Me page's usage and quota. */
+  readonly metering?: Metering;
+  /** The gateway's policy cache: the effective matrix for the policy page. */
+  readonly policy?: UiPolicyView;
+}
+
+const CONTENT_ACTIONS = ['allow', 'redact', 'route_local', 'block'] as const;
+
 /**
- * Small read-only endpoints the web UI needs for every signed-in user:
+ * Small read-only endpoints the web UI needs (session cookie only):
  *   GET /api/ui/banners   licence banners meant for this user (audience `all`; tenant
  *                         owners/admins and platform admins also see `admins` ones)
+ *   GET /api/ui/usage     the signed-in user's own usage this month: the same metering
+ *                         self-service report as GET /v1/enclave/usage (usage:read_own) plus
+ *                         the report by day, and whether the plan allows self-service keys
+ *   GET /api/ui/policy    the tenant's effective data-boundary policy (defaults filled in)
+ *                         and the stored input (settings:read); saving goes through
+ *                         PUT /admin/api/gateway/policy
  */
-export function uiRouter(identity: Identity, license: LicenseService): Router {
+export function uiRouter(identity: Identity, license: LicenseService, opts: UiOptions = {}): Router {
   const r = Router();
-  r.get('/api/ui/banners', authenticate(identity, { accept: ['session'] }), (req, res) => {
+  const session = authenticate(identity, { accept: ['session'] });
+  r.get('/api/ui/banners', session, (req, res) => {
     const p = req.ctx.principal!;
     const admin = p.platformAdmin === true || p.role === 'owner' || p.role === 'admin';
     const banners = license
@@ -18,6 +42,47 @@ export function uiRouter(identity: Identity, license: LicenseService): Router {
       .banners.filter((b) => b.audience === 'all' || admin)
       .map((b) => ({ level: b.level, message: b.message }));
     res.set('cache-control', 'no-store').json({ object: 'banners', banners });
+  });
+
+  r.get('/api/ui/usage', session, (req, res) => {
+    const ctx = req.ctx;
+    const p = ctx.principal!;
+    const m = opts.metering;
+    if (!ctx.tenant) throw new AppError(400, 'tenant_required', 'Choose an organisation first.');
+    identity.access.require(ctx, 'usage:read_own', { ownerUserId: p.userId ?? null }, { type: 'usage' });
+    if (!m) throw new AppError(503, 'metering_unavailable', 'Usage metering is not available on this server.');
+    const self = m.reports.self(ctx.tenant.id, { ...(p.userId ? { userId: p.userId } : {}) });
+    const byDay = m.reports.report({ tenantId: ctx.tenant.id, by: 'day', ...(p.userId ? { userId: p.userId } : {}) });
+    res.set('cache-control', 'no-store').json({
+      ...self,
+      by_day: byDay.rows,
+      self_service_keys: m.plans.has(ctx.tenant.id, 'self_service_keys'),
+      // authorize() applies the plan: members create their own keys only with self_service_keys.
+      can_create_keys: identity.access.authorize(ctx, 'keys:write_own', { ownerUserId: p.userId ?? null }).allow,
+    });
+  });
+
+  r.get('/api/ui/policy', session, (req, res) => {
+    const ctx = req.ctx;
+    if (!ctx.tenant) throw new AppError(400, 'tenant_required', 'Choose an organisation first.');
+    identity.access.require(ctx, 'settings:read', {}, { type: 'gateway_policy' });
+    if (!opts.policy) throw new AppError(503, 'gateway_unavailable', 'The AI gateway is not available on this server yet.');
+    const { policy, tenantDefault } = opts.policy(ctx);
+    res.set('cache-control', 'no-store').json({
+      object: 'ui_policy',
+      classifications: CLASSIFICATIONS,
+      boundaries: BOUNDARIES,
+      detectors: DETECTORS,
+      actions: CONTENT_ACTIONS,
+      tenant_default: tenantDefault,
+      effective: {
+        boundaries: Object.fromEntries(CLASSIFICATIONS.map((c) => [c, BOUNDARIES.filter((b) => policy.boundaries[c].has(b))])),
+        content: Object.fromEntries(CLASSIFICATIONS.map((c) => [c, { ...policy.actions[c] }])),
+        default_classification: policy.defaultClassification ?? tenantDefault,
+      },
+      input: policy.input,
+      can_write: identity.access.authorize(ctx, 'settings:write').allow,
+    });
   });
   return r;
 }
