@@ -77,6 +77,8 @@ export async function raw(path: string, opts: RequestOptions = {}): Promise<Resp
 
 export async function api<T>(path: string, opts: RequestOptions = {}): Promise<T> {
   const res = await raw(path, opts);
+  // 204 No Content (deletes, dismissals) has no body to parse.
+  if (res.status === 204 || res.headers.get('content-length') === '0') return undefined as T;
   return (await res.json()) as T;
 }
 

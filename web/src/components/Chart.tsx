@@ -3,7 +3,20 @@ import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 
 /** A small bar/line chart (uPlot, bundled). x = unix seconds. */
-export function Chart({ title, x, series, height = 180 }: { title: string; x: number[]; series: { label: string; values: number[]; color: string }[]; height?: number }) {
+export function Chart({
+  title,
+  x,
+  series,
+  height = 180,
+  format = (n) => n.toLocaleString(),
+}: {
+  title: string;
+  x: number[];
+  series: { label: string; values: number[]; color: string }[];
+  height?: number;
+  /** How totals are read out in the accessible summary. */
+  format?: (n: number) => string;
+}) {
   const ref = useRef<HTMLDivElement>(null);
   useEffect(() => {
     const el = ref.current;
@@ -28,7 +41,7 @@ export function Chart({ title, x, series, height = 180 }: { title: string; x: nu
   return (
     <figure className="chart">
       <figcaption>{title}</figcaption>
-      <div ref={ref} role="img" aria-label={`${title}: ${series.map((s) => `${s.label} total ${s.values.reduce((a, b) => a + b, 0)}`).join(', ')}`} />
+      <div ref={ref} role="img" aria-label={`${title}: ${series.map((s) => `${s.label} total ${format(s.values.reduce((a, b) => a + b, 0))}`).join(', ')}`} />
     </figure>
   );
 }

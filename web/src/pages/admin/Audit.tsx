@@ -116,41 +116,43 @@ export function AuditPage() {
       <ErrorNote error={list.error} title="Could not load the audit log." />
       {list.loading && !list.data ? <Spinner /> : null}
       {list.data ? (
-        <table className="table table-dense">
-          <caption className="sr-only">Audit events, newest first</caption>
-          <thead>
-            <tr>
-              <th scope="col">#</th>
-              <th scope="col">Time</th>
-              <th scope="col">Action</th>
-              <th scope="col">Outcome</th>
-              <th scope="col">Actor</th>
-              <th scope="col">Target</th>
-              <th scope="col">Address</th>
-            </tr>
-          </thead>
-          <tbody>
-            {list.data.data.map((e) => (
-              <tr key={e.id}>
-                <td>{e.seq}</td>
-                <td>{formatTime(e.at)}</td>
-                <td>
-                  <code>{e.action}</code>
-                </td>
-                <td>
-                  <span className={`tag tag-${e.outcome}`}>{e.outcome}</span>
-                  {e.reason ? <span className="small muted"> {e.reason}</span> : null}
-                </td>
-                <td className="small">
-                  {e.actor.type}
-                  {e.actor.id ? `: ${e.actor.id}` : ''}
-                </td>
-                <td className="small">{e.target ? `${e.target.type}${e.target.id ? `: ${e.target.id}` : ''}` : '—'}</td>
-                <td className="small">{e.ip ?? '—'}</td>
+        <div className="table-wrap">
+          <table className="table table-dense">
+            <caption className="sr-only">Audit events, newest first</caption>
+            <thead>
+              <tr>
+                <th scope="col">#</th>
+                <th scope="col">Time</th>
+                <th scope="col">Action</th>
+                <th scope="col">Outcome</th>
+                <th scope="col">Actor</th>
+                <th scope="col">Target</th>
+                <th scope="col">Address</th>
               </tr>
-            ))}
-          </tbody>
-        </table>
+            </thead>
+            <tbody>
+              {list.data.data.map((e) => (
+                <tr key={e.id}>
+                  <td>{e.seq}</td>
+                  <td>{formatTime(e.at)}</td>
+                  <td>
+                    <code>{e.action}</code>
+                  </td>
+                  <td>
+                    <span className={`tag tag-${e.outcome}`}>{e.outcome}</span>
+                    {e.reason ? <span className="small muted"> {e.reason}</span> : null}
+                  </td>
+                  <td className="small">
+                    {e.actor.type}
+                    {e.actor.id ? `: ${e.actor.id}` : ''}
+                  </td>
+                  <td className="small">{e.target ? `${e.target.type}${e.target.id ? `: ${e.target.id}` : ''}` : '—'}</td>
+                  <td className="small">{e.ip ?? '—'}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
       ) : null}
     </section>
   );

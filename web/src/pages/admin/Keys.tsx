@@ -127,45 +127,47 @@ export function KeysPage() {
         list.data.data.length === 0 ? (
           <p className="muted">No API keys yet.</p>
         ) : (
-          <table className="table">
-            <caption className="sr-only">API keys of this organisation</caption>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Prefix</th>
-                <th scope="col">Status</th>
-                <th scope="col">Scopes</th>
-                <th scope="col">Last used</th>
-                <th scope="col">Created</th>
-                <th scope="col">
-                  <span className="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {list.data.data.map((k) => (
-                <tr key={k.id}>
-                  <td>{k.name}</td>
-                  <td>
-                    <code>{k.prefix}…</code>
-                  </td>
-                  <td>
-                    <span className={`tag tag-${k.status}`}>{k.status}</span>
-                  </td>
-                  <td className="small">{k.scopes.join(', ')}</td>
-                  <td>{formatTime(k.last_used_at)}</td>
-                  <td>{formatTime(k.created_at)}</td>
-                  <td>
-                    {k.status === 'active' ? (
-                      <button type="button" className="btn btn-small btn-ghost" onClick={() => void revoke(k)} aria-label={`Revoke ${k.name}`}>
-                        Revoke
-                      </button>
-                    ) : null}
-                  </td>
+          <div className="table-wrap">
+            <table className="table">
+              <caption className="sr-only">API keys of this organisation</caption>
+              <thead>
+                <tr>
+                  <th scope="col">Name</th>
+                  <th scope="col">Prefix</th>
+                  <th scope="col">Status</th>
+                  <th scope="col">Scopes</th>
+                  <th scope="col">Last used</th>
+                  <th scope="col">Created</th>
+                  <th scope="col">
+                    <span className="sr-only">Actions</span>
+                  </th>
                 </tr>
-              ))}
-            </tbody>
-          </table>
+              </thead>
+              <tbody>
+                {list.data.data.map((k) => (
+                  <tr key={k.id}>
+                    <td>{k.name}</td>
+                    <td>
+                      <code>{k.prefix}…</code>
+                    </td>
+                    <td>
+                      <span className={`tag tag-${k.status}`}>{k.status}</span>
+                    </td>
+                    <td className="small">{k.scopes.join(', ')}</td>
+                    <td>{formatTime(k.last_used_at)}</td>
+                    <td>{formatTime(k.created_at)}</td>
+                    <td>
+                      {k.status === 'active' ? (
+                        <button type="button" className="btn btn-small btn-ghost" onClick={() => void revoke(k)} aria-label={`Revoke ${k.name}`}>
+                          Revoke
+                        </button>
+                      ) : null}
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
         )
       ) : null}
     </section>

@@ -171,28 +171,30 @@ export function LicensePage() {
         <ErrorNote error={error} title="The licence was not accepted." />
         {done ? <Note kind="ok">{done}</Note> : null}
         {dry ? (
-          <table className="table" aria-label="What changes if this licence is installed">
-            <caption>What changes if you install this licence</caption>
-            <thead>
-              <tr>
-                <th scope="col">Setting</th>
-                <th scope="col">Now</th>
-                <th scope="col">After install</th>
-              </tr>
-            </thead>
-            <tbody>
-              {diffRows(dry.before, dry.after).map(([k, a, b]) => (
-                <tr key={k} className={a !== b ? 'changed' : undefined}>
-                  <th scope="row">{k}</th>
-                  <td>{a}</td>
-                  <td>
-                    {b}
-                    {a !== b ? <span className="sr-only"> (changed)</span> : null}
-                  </td>
+          <div className="table-wrap">
+            <table className="table" aria-label="What changes if this licence is installed">
+              <caption>What changes if you install this licence</caption>
+              <thead>
+                <tr>
+                  <th scope="col">Setting</th>
+                  <th scope="col">Now</th>
+                  <th scope="col">After install</th>
                 </tr>
-              ))}
-            </tbody>
-          </table>
+              </thead>
+              <tbody>
+                {diffRows(dry.before, dry.after).map(([k, a, b]) => (
+                  <tr key={k} className={a !== b ? 'changed' : undefined}>
+                    <th scope="row">{k}</th>
+                    <td>{a}</td>
+                    <td>
+                      {b}
+                      {a !== b ? <span className="sr-only"> (changed)</span> : null}
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
         ) : null}
       </div>
     </section>

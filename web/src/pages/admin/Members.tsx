@@ -102,51 +102,53 @@ export function MembersPage() {
       <ErrorNote error={list.error} title="Could not load members." />
       {list.loading && !list.data ? <Spinner /> : null}
       {list.data ? (
-        <table className="table">
-          <caption className="sr-only">Members of this organisation</caption>
-          <thead>
-            <tr>
-              <th scope="col">E-mail</th>
-              <th scope="col">Name</th>
-              <th scope="col">Role</th>
-              <th scope="col">Status</th>
-              <th scope="col">Added</th>
-              <th scope="col">
-                <span className="sr-only">Actions</span>
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {list.data.data.map((m) => (
-              <tr key={m.id}>
-                <td>
-                  {m.email}
-                  {m.platform_admin ? <span className="tag">platform admin</span> : null}
-                </td>
-                <td>{m.name ?? '—'}</td>
-                <td>
-                  <label className="sr-only" htmlFor={`role-${m.id}`}>
-                    Role of {m.email}
-                  </label>
-                  <select id={`role-${m.id}`} value={m.role} disabled={m.id === session.user.id} onChange={(e) => void change(m, e.target.value as Role)}>
-                    {ROLES.map((r) => (
-                      <option key={r}>{r}</option>
-                    ))}
-                  </select>
-                </td>
-                <td>{m.status}</td>
-                <td>{formatTime(m.created_at)}</td>
-                <td>
-                  {m.id !== session.user.id ? (
-                    <button type="button" className="btn btn-small btn-ghost" onClick={() => void remove(m)} aria-label={`Remove ${m.email}`}>
-                      Remove
-                    </button>
-                  ) : null}
-                </td>
+        <div className="table-wrap">
+          <table className="table">
+            <caption className="sr-only">Members of this organisation</caption>
+            <thead>
+              <tr>
+                <th scope="col">E-mail</th>
+                <th scope="col">Name</th>
+                <th scope="col">Role</th>
+                <th scope="col">Status</th>
+                <th scope="col">Added</th>
+                <th scope="col">
+                  <span className="sr-only">Actions</span>
+                </th>
               </tr>
-            ))}
-          </tbody>
-        </table>
+            </thead>
+            <tbody>
+              {list.data.data.map((m) => (
+                <tr key={m.id}>
+                  <td>
+                    {m.email}
+                    {m.platform_admin ? <span className="tag">platform admin</span> : null}
+                  </td>
+                  <td>{m.name ?? '—'}</td>
+                  <td>
+                    <label className="sr-only" htmlFor={`role-${m.id}`}>
+                      Role of {m.email}
+                    </label>
+                    <select id={`role-${m.id}`} value={m.role} disabled={m.id === session.user.id} onChange={(e) => void change(m, e.target.value as Role)}>
+                      {ROLES.map((r) => (
+                        <option key={r}>{r}</option>
+                      ))}
+                    </select>
+                  </td>
+                  <td>{m.status}</td>
+                  <td>{formatTime(m.created_at)}</td>
+                  <td>
+                    {m.id !== session.user.id ? (
+                      <button type="button" className="btn btn-small btn-ghost" onClick={() => void remove(m)} aria-label={`Remove ${m.email}`}>
+                        Remove
+                      </button>
+                    ) : null}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
       ) : null}
     </section>
   );

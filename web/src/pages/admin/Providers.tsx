@@ -106,48 +106,50 @@ export function ProvidersPage() {
         list.data.data.length === 0 ? (
           <p className="muted">No providers yet. Add an Ollama or OpenAI-compatible endpoint above.</p>
         ) : (
-          <table className="table">
-            <caption className="sr-only">Provider deployments</caption>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Kind</th>
-                <th scope="col">Boundary</th>
-                <th scope="col">Models</th>
-                <th scope="col">Status</th>
-                <th scope="col">Connection</th>
-              </tr>
-            </thead>
-            <tbody>
-              {list.data.data.map((p) => (
-                <tr key={p.id}>
-                  <td>
-                    {p.name}
-                    <div className="small muted">{p.base_url}</div>
-                  </td>
-                  <td>{p.kind}</td>
-                  <td>
-                    <BoundaryBadge boundary={p.boundary} />
-                  </td>
-                  <td className="small">{p.models.map((m) => m.name).join(', ') || '—'}</td>
-                  <td>
-                    <span className={`tag ${p.enabled && p.approved ? 'tag-active' : ''}`}>{!p.approved ? 'not approved' : p.enabled ? 'enabled' : 'disabled'}</span>
-                  </td>
-                  <td>
-                    <button type="button" className="btn btn-small" onClick={() => void test(p)} aria-label={`Test connection to ${p.name}`}>
-                      Test
-                    </button>
-                    {tests[p.id] ? (
-                      <span className={`small ${tests[p.id]!.ok ? 'ok' : 'bad'}`} role="status">
-                        {' '}
-                        {tests[p.id]!.text}
-                      </span>
-                    ) : null}
-                  </td>
+          <div className="table-wrap">
+            <table className="table">
+              <caption className="sr-only">Provider deployments</caption>
+              <thead>
+                <tr>
+                  <th scope="col">Name</th>
+                  <th scope="col">Kind</th>
+                  <th scope="col">Boundary</th>
+                  <th scope="col">Models</th>
+                  <th scope="col">Status</th>
+                  <th scope="col">Connection</th>
                 </tr>
-              ))}
-            </tbody>
-          </table>
+              </thead>
+              <tbody>
+                {list.data.data.map((p) => (
+                  <tr key={p.id}>
+                    <td>
+                      {p.name}
+                      <div className="small muted">{p.base_url}</div>
+                    </td>
+                    <td>{p.kind}</td>
+                    <td>
+                      <BoundaryBadge boundary={p.boundary} />
+                    </td>
+                    <td className="small">{p.models.map((m) => m.name).join(', ') || '—'}</td>
+                    <td>
+                      <span className={`tag ${p.enabled && p.approved ? 'tag-active' : ''}`}>{!p.approved ? 'not approved' : p.enabled ? 'enabled' : 'disabled'}</span>
+                    </td>
+                    <td>
+                      <button type="button" className="btn btn-small" onClick={() => void test(p)} aria-label={`Test connection to ${p.name}`}>
+                        Test
+                      </button>
+                      {tests[p.id] ? (
+                        <span className={`small ${tests[p.id]!.ok ? 'ok' : 'bad'}`} role="status">
+                          {' '}
+                          {tests[p.id]!.text}
+                        </span>
+                      ) : null}
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
         )
       ) : null}
     </section>

@@ -67,41 +67,43 @@ export function TenantsPage() {
       <ErrorNote error={list.error} title="Could not load tenants." />
       {list.loading && !list.data ? <Spinner /> : null}
       {list.data ? (
-        <table className="table">
-          <caption className="sr-only">Tenants</caption>
-          <thead>
-            <tr>
-              <th scope="col">Slug</th>
-              <th scope="col">Name</th>
-              <th scope="col">Status</th>
-              <th scope="col">Plan</th>
-              <th scope="col">Default classification</th>
-              <th scope="col">Created</th>
-              <th scope="col">
-                <span className="sr-only">Actions</span>
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {list.data.data.map((t) => (
-              <tr key={t.id}>
-                <td>{t.slug}</td>
-                <td>{t.name}</td>
-                <td>
-                  <span className={`tag tag-${t.status}`}>{t.status}</span>
-                </td>
-                <td>{t.plan ?? '—'}</td>
-                <td>{t.default_classification}</td>
-                <td>{formatTime(t.created_at)}</td>
-                <td>
-                  <button type="button" className="btn btn-small btn-ghost" onClick={() => void toggle(t)} aria-label={`${t.status === 'active' ? 'Suspend' : 'Resume'} ${t.slug}`}>
-                    {t.status === 'active' ? 'Suspend' : 'Resume'}
-                  </button>
-                </td>
+        <div className="table-wrap">
+          <table className="table">
+            <caption className="sr-only">Tenants</caption>
+            <thead>
+              <tr>
+                <th scope="col">Slug</th>
+                <th scope="col">Name</th>
+                <th scope="col">Status</th>
+                <th scope="col">Plan</th>
+                <th scope="col">Default classification</th>
+                <th scope="col">Created</th>
+                <th scope="col">
+                  <span className="sr-only">Actions</span>
+                </th>
               </tr>
-            ))}
-          </tbody>
-        </table>
+            </thead>
+            <tbody>
+              {list.data.data.map((t) => (
+                <tr key={t.id}>
+                  <td>{t.slug}</td>
+                  <td>{t.name}</td>
+                  <td>
+                    <span className={`tag tag-${t.status}`}>{t.status}</span>
+                  </td>
+                  <td>{t.plan ?? '—'}</td>
+                  <td>{t.default_classification}</td>
+                  <td>{formatTime(t.created_at)}</td>
+                  <td>
+                    <button type="button" className="btn btn-small btn-ghost" onClick={() => void toggle(t)} aria-label={`${t.status === 'active' ? 'Suspend' : 'Resume'} ${t.slug}`}>
+                      {t.status === 'active' ? 'Suspend' : 'Resume'}
+                    </button>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
       ) : null}
     </section>
   );

@@ -32,3 +32,36 @@ export function useTenantId(): string | null {
 export function tenantPath(tenantId: string, rest: string): string {
   return `/admin/api/tenants/${encodeURIComponent(tenantId)}${rest}`;
 }
+
+/** One action at a time with progress, the API's error and a success note: every admin form. */
+export function useAction() {
+  const [busy, setBusy] = useState<string | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const [done, setDone] = useState<string | null>(null);
+  const run = useCallback(async (label: string, fn: () => Promise<string | void>): Promise<boolean> => {
+    setBusy(label);
+    setError(null);
+    setDone(null);
+    try {
+      const msg = await fn();
+      if (msg) setDone(msg);
+      return true;
+    } catch (e) {
+      setError(e);
+      return false;
+    } finally {
+      setBusy(null);
+    }
+  }, []);
+  return { busy, error, done, run, setError, setDone };
+}
+
+export const CLASS_LABEL: Record<string, string> = { public: 'Public', internal: 'Internal', confidential: 'Confidential', restricted: 'Restricted' };
+export const DETECTOR_LABEL: Record<string, string> = {
+  email: 'E-mail addresses',
+  phone: 'Phone numbers',
+  iban: 'IBANs',
+  card: 'Payment card numbers',
+  national_id: 'National ID numbers',
+  secret: 'Secrets and API keys',
+};
