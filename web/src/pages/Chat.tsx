@@ -44,6 +44,9 @@ function list(items: string[]): string {
   return `${items.slice(0, -1).join(', ')} or ${items.at(-1)}`;
 }
 
+/** How the redaction notice names each detector type (types only: the matched text never reaches the UI). */
+const REDACTED_LABEL: Record<string, string> = { email: 'e-mail', phone: 'phone', iban: 'IBAN', card: 'card number', national_id: 'national ID', secret: 'secret' };
+
 /** A refusal in words the user can act on. */
 function explain(err: ApiError, cls: Classification, policy: ModelsResponse['policy']): string {
   const allowed = policy?.[cls]?.map(boundaryLabel) ?? [];
@@ -75,6 +78,8 @@ export function ChatPage({ conversationId }: { conversationId: string | null }) 
   const [editing, setEditing] = useState(false);
   const [streaming, setStreaming] = useState<{ text: string } | null>(null);
   const [refusal, setRefusal] = useState<string | null>(null);
+  /** Detector types the gateway redacted from the last turn before a cloud model saw it (x-enclave-redacted). */
+  const [redacted, setRedacted] = useState<string[] | null>(null);
   const [error, setError] = useState<unknown>(null);
   const [renaming, setRenaming] = useState<string | null>(null);
   const [renameText, setRenameText] = useState('');
@@ -123,6 +128,7 @@ export function ChatPage({ conversationId }: { conversationId: string | null }) 
 
   useEffect(() => {
     setRefusal(null);
+    setRedacted(null);
     setError(null);
     setEditing(false);
     if (!conversationId) {
@@ -152,6 +158,7 @@ export function ChatPage({ conversationId }: { conversationId: string | null }) 
     }
     setError(null);
     setRefusal(null);
+    setRedacted(null);
     let id = conv?.id ?? conversationId;
     try {
       if (!id) {
@@ -186,6 +193,11 @@ export function ChatPage({ conversationId }: { conversationId: string | null }) 
         signal: ac.signal,
         headers: { accept: 'text/event-stream' },
       });
+      const types = (res.headers.get('x-enclave-redacted') ?? '')
+        .split(',')
+        .map((t) => t.trim())
+        .filter(Boolean);
+      if (types.length) setRedacted(types);
       await readSse(res, (event, data) => {
         if (event === 'enclave') {
           const saved = JSON.parse(data) as { conversation: Conversation };
@@ -445,6 +457,11 @@ export function ChatPage({ conversationId }: { conversationId: string | null }) 
           ) : null}
         </div>
 
+        {redacted ? (
+          <div className="note note-warn note-redacted" role="status" data-testid="redaction-notice">
+            Some content was redacted before it left for a cloud model ({redacted.map((t) => REDACTED_LABEL[t] ?? t).join(', ')}).
+          </div>
+        ) : null}
         {refusal ? (
           <div className="note note-refusal" role="alert">
             <strong>Not sent. </strong>

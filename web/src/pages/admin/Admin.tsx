@@ -2,12 +2,16 @@ import { PageTitle } from '../../components/ui.js';
 import { Link } from '../../router.js';
 import { isAdmin, useSession } from '../../session.js';
 import { AuditPage } from './Audit.js';
+import { JobsPage } from './Jobs.js';
 import { KeysPage } from './Keys.js';
 import { LicensePage } from './License.js';
 import { MembersPage } from './Members.js';
 import { Overview } from './Overview.js';
+import { PlansPage } from './Plans.js';
+import { PolicyPage } from './Policy.js';
 import { ProvidersPage } from './Providers.js';
 import { SettingsPage } from './Settings.js';
+import { SsoPage } from './Sso.js';
 import { TenantsPage } from './Tenants.js';
 
 interface Section {
@@ -20,10 +24,14 @@ const SECTIONS: Section[] = [
   { path: '/admin', label: 'Overview' },
   { path: '/admin/members', label: 'Members & roles' },
   { path: '/admin/keys', label: 'API keys' },
+  { path: '/admin/policy', label: 'Data-boundary policy' },
+  { path: '/admin/plans', label: 'Plans & quotas' },
+  { path: '/admin/sso', label: 'Single sign-on' },
   { path: '/admin/audit', label: 'Audit log' },
   { path: '/admin/settings', label: 'Settings' },
   { path: '/admin/providers', label: 'Providers & models', platform: true },
   { path: '/admin/tenants', label: 'Tenants', platform: true },
+  { path: '/admin/jobs', label: 'Jobs', platform: true },
   { path: '/admin/license', label: 'Licence', platform: true },
 ];
 
@@ -55,6 +63,18 @@ export function AdminPage({ path }: { path: string }) {
       break;
     case '/admin/keys':
       body = <KeysPage />;
+      break;
+    case '/admin/policy':
+      body = <PolicyPage />;
+      break;
+    case '/admin/plans':
+      body = <PlansPage />;
+      break;
+    case '/admin/sso':
+      body = <SsoPage />;
+      break;
+    case '/admin/jobs':
+      body = <JobsPage />;
       break;
     case '/admin/audit':
       body = <AuditPage />;

@@ -1,61 +1,55 @@
 import { useMemo } from 'react';
 import { api, type ListPage } from '../../api.js';
 import { Chart } from '../../components/Chart.js';
-import { ErrorNote, formatNumber, PageTitle, Spinner } from '../../components/ui.js';
+import { ErrorNote, formatCost, formatNumber, PageTitle, Spinner } from '../../components/ui.js';
+import { dailySeries, type UsageRow } from '../../lib/usage.js';
 import { Link } from '../../router.js';
 import { useSession } from '../../session.js';
 import { tenantPath, useLoad, useTenantId } from './common.js';
 
-interface AuditEvent {
-  at: number;
-  outcome: 'allowed' | 'denied';
-  action: string;
+interface UsageReport {
+  month: string;
+  timezone: string;
+  rows: UsageRow[];
+  total: Omit<UsageRow, 'group'>;
 }
 
-const HOUR = 3600_000;
+const DAY = 86_400_000;
 
+/** The organisation at a glance: usage this month from metering (requests, tokens, cost by day), members, keys, denials, licence. */
 export function Overview() {
   const tenantId = useTenantId();
   const { session } = useSession();
   const platform = session.user.platform_admin;
   const data = useLoad(async () => {
-    const [members, keys, audit, license] = await Promise.all([
+    const since = Date.now() - DAY;
+    const [members, keys, usage, denied, license] = await Promise.all([
       tenantId ? api<ListPage<unknown>>(tenantPath(tenantId, '/members?limit=200')) : null,
       tenantId ? api<ListPage<{ status: string }>>(tenantPath(tenantId, '/keys?limit=200')) : null,
-      platform ? api<ListPage<AuditEvent>>('/admin/api/audit?limit=1000') : tenantId ? api<ListPage<AuditEvent>>(tenantPath(tenantId, '/audit?limit=1000')) : null,
+      tenantId ? api<UsageReport>(tenantPath(tenantId, '/usage?by=day')) : null,
+      tenantId ? api<ListPage<unknown>>(tenantPath(tenantId, `/audit?outcome=denied&since=${since}&limit=1000`)).catch(() => null) : null,
       platform ? api<{ state: string; plan: string; licence?: { daysRemaining: number } }>('/admin/api/license').catch(() => null) : null,
     ]);
-    return { members, keys, audit, license };
+    return { members, keys, usage, denied, license };
   }, [tenantId, platform]);
 
-  const chart = useMemo(() => {
-    const events = data.data?.audit?.data ?? [];
-    const end = Math.ceil(Date.now() / HOUR) * HOUR;
-    const x: number[] = [];
-    const allowed: number[] = [];
-    const denied: number[] = [];
-    for (let t = end - 24 * HOUR; t < end; t += HOUR) {
-      x.push(t / 1000);
-      allowed.push(0);
-      denied.push(0);
-    }
-    for (const e of events) {
-      const i = Math.floor((e.at - (end - 24 * HOUR)) / HOUR);
-      if (i < 0 || i >= x.length) continue;
-      if (e.outcome === 'denied') denied[i]!++;
-      else allowed[i]!++;
-    }
-    return {
-      x,
-      series: [
-        { label: 'Allowed', values: allowed, color: '#1f6f43' },
-        { label: 'Denied', values: denied, color: '#b42318' },
-      ],
-    };
-  }, [data.data]);
-
   const d = data.data;
-  const denied24 = chart.series[1]!.values.reduce((a, b) => a + b, 0);
+  const series = useMemo(() => (d?.usage ? dailySeries(d.usage.month, d.usage.rows) : null), [d]);
+  const charts = useMemo(
+    () =>
+      series
+        ? {
+            requests: [
+              { label: 'Requests', values: series.requests, color: '#1d4ed8' },
+              { label: 'Errors', values: series.errors, color: '#b42318' },
+            ],
+            tokens: [{ label: 'Tokens', values: series.tokens, color: '#1f6f43' }],
+            cost: [{ label: 'Cost ($)', values: series.cost, color: '#8a5300' }],
+          }
+        : null,
+    [series],
+  );
+
   return (
     <section className="page">
       <PageTitle>Overview</PageTitle>
@@ -64,6 +58,29 @@ export function Overview() {
       {d ? (
         <>
           <div className="cards">
+            {d.usage ? (
+              <>
+                <div className="card stat">
+                  <span className="stat-label">Requests this month</span>
+                  <span className="stat-value" data-testid="overview-requests">
+                    {formatNumber(d.usage.total.requests)}
+                  </span>
+                  <span className="small muted">{formatNumber(d.usage.total.errors)} errors</span>
+                </div>
+                <div className="card stat">
+                  <span className="stat-label">Tokens this month</span>
+                  <span className="stat-value">{formatNumber(d.usage.total.total_tokens)}</span>
+                  <span className="small muted">
+                    {formatNumber(d.usage.total.prompt_tokens)} in · {formatNumber(d.usage.total.completion_tokens)} out
+                  </span>
+                </div>
+                <div className="card stat">
+                  <span className="stat-label">Cost this month</span>
+                  <span className="stat-value">{formatCost(d.usage.total.cost_micros)}</span>
+                  <Link to="/admin/plans">Plans & quotas</Link>
+                </div>
+              </>
+            ) : null}
             <div className="card stat">
               <span className="stat-label">Members</span>
               <span className="stat-value">{formatNumber(d.members?.data.length)}</span>
@@ -74,11 +91,13 @@ export function Overview() {
               <span className="stat-value">{formatNumber(d.keys?.data.filter((k) => k.status === 'active').length)}</span>
               <Link to="/admin/keys">Manage keys</Link>
             </div>
-            <div className="card stat">
-              <span className="stat-label">Denied actions (24 h)</span>
-              <span className="stat-value">{formatNumber(denied24)}</span>
-              <Link to="/admin/audit">Audit log</Link>
-            </div>
+            {d.denied ? (
+              <div className="card stat">
+                <span className="stat-label">Denied actions (24 h)</span>
+                <span className="stat-value">{formatNumber(d.denied.data.length)}</span>
+                <Link to="/admin/audit">Audit log</Link>
+              </div>
+            ) : null}
             {d.license ? (
               <div className="card stat">
                 <span className="stat-label">Licence</span>
@@ -91,9 +110,24 @@ export function Overview() {
               </div>
             ) : null}
           </div>
-          <div className="card">
-            <Chart title="Audited actions per hour, last 24 hours" x={chart.x} series={chart.series} />
-          </div>
+          {series && charts && d.usage ? (
+            <>
+              <h2>
+                Usage by day, {d.usage.month} <span className="muted small">({d.usage.timezone})</span>
+              </h2>
+              <div className="chart-grid">
+                <div className="card">
+                  <Chart title="Requests and errors per day" x={series.x} series={charts.requests} />
+                </div>
+                <div className="card">
+                  <Chart title="Tokens per day" x={series.x} series={charts.tokens} />
+                </div>
+                <div className="card">
+                  <Chart title="Cost per day" x={series.x} series={charts.cost} format={(n) => `$${n.toFixed(2)}`} />
+                </div>
+              </div>
+            </>
+          ) : null}
         </>
       ) : null}
     </section>
