@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { OIDC_PATHS } from '../../server/sso/service.js';
 import { PLATFORM_SECRET, startSsoApp, type SsoApp } from '../fakes/oidc-app.js';
 import { listenOidcProvider, type FakeOp } from '../fakes/oidc-provider.js';
-import { sys } from '../helpers/identity.js';
+import { PASSWORD, sys } from '../helpers/identity.js';
 import { axeCheck, ensureWebBuilt, launchBrowser, shot, watchPage } from './support.js';
 
 /** SSO sign-in in the browser: the button from /auth/oidc/providers, a real OpenID Provider (oidc-provider), back in the chat. */
@@ -62,6 +62,31 @@ describe('SSO sign-in', () => {
     expect(await page.locator('.user').textContent()).toBe('Dana');
     const role = await page.evaluate(async () => ((await (await fetch('/auth/session')).json()) as { role: string }).role);
     expect(role).toBe('member');
+    expect(watch.errors).toEqual([]);
+    await ctx.close();
+  });
+
+  it('a platform admin sees the claims the platform IdP sent last (for mapping) on the SSO page', async () => {
+    const s = app.services;
+    const acme = s.identity.tenants.resolve('acme')!;
+    const root = await s.identity.users.create(sys(s), { email: 'root@platform.test', password: PASSWORD, platformAdmin: true });
+    s.identity.users.grant(s.identity.tenants.scopeTo(sys(s), acme.id), root.id, 'owner');
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const page = await ctx.newPage();
+    const watch = watchPage(page);
+    await page.goto(`${app.url}/login`);
+    await page.getByLabel('E-mail').fill('root@platform.test');
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'New chat' }).waitFor();
+    await page.goto(`${app.url}/admin/sso`);
+    await page.getByRole('heading', { name: 'Single sign-on', level: 1 }).waitFor();
+    const claims = page.getByTestId('last-claims');
+    await claims.waitFor();
+    expect(await claims.textContent()).toContain('/acme/eng'); // dana's group from the sign-in above
+    expect(await claims.textContent()).toContain('groups');
+    expect(await axeCheck(page)).toEqual([]);
+    await shot(page, 'admin-sso-platform');
     expect(watch.errors).toEqual([]);
     await ctx.close();
   });

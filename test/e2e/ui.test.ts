@@ -149,6 +149,8 @@ describe('tenants and sessions', () => {
 
   it('says so when the session has expired', async () => {
     const { ctx, page } = await signIn(seeded.users.member!.email);
+    // Let the page's first requests finish (one still in flight would notice the end first).
+    await page.waitForLoadState('networkidle');
     // End every session of the user behind the browser's back.
     app.services.identity.sessions.logoutAll(sys(app.services), seeded.users.member!.id);
     await page.getByRole('link', { name: 'My usage' }).click();
@@ -257,7 +259,7 @@ describe('admin console', () => {
     const { ctx, page, watch } = await signIn(ADMIN);
     await page.getByRole('link', { name: 'Admin' }).click();
     await page.getByRole('heading', { name: 'Overview' }).waitFor();
-    await page.locator('.chart canvas').waitFor();
+    await page.locator('.chart canvas').first().waitFor();
     expect(await axeCheck(page)).toEqual([]);
     await shot(page, 'admin-overview');
 
