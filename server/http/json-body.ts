@@ -1,0 +1,116 @@
+import express, { type RequestHandler } from 'express';
+
+/**
+ * JSON request bodies: `express.json({ limit, strict: true })` semantics, with a lean path
+ * for the common case that every /v1 call takes — `Content-Type: application/json` (or with
+ * `charset=utf-8`), no `Content-Encoding`, a `Content-Length` within the limit. That path
+ * reads the body with two listeners and `JSON.parse`s it; its failures carry the same error
+ * `type`s body-parser uses (`entity.parse.failed`, `request.aborted`), so
+ * server/http/errors.ts answers them with the same codes (invalid_json, request_aborted).
+ * Everything else (other media types and charsets, compressed or chunked bodies, a declared
+ * length over the limit → body_too_large) goes through express.json unchanged.
+ */
+const LEAN_TYPES = new Set(['application/json', 'application/json; charset=utf-8', 'application/json;charset=utf-8']);
+
+interface BodyError extends Error {
+  type: string;
+  status: number;
+  statusCode: number;
+  expose: boolean;
+  body?: string;
+}
+
+function bodyError(e: Error, type: string, status: number, body?: string): BodyError {
+  return Object.assign(e, { type, status, statusCode: status, expose: true, ...(body !== undefined ? { body } : {}) });
+}
+
+export function jsonBody(limit: number): RequestHandler {
+  const full = express.json({ limit, strict: true });
+  return (req, res, next) => {
+    const h = req.headers;
+    const ct = h['content-type'];
+    const cl = h['content-length'];
+    if (ct === undefined || cl === undefined || h['content-encoding'] !== undefined || h['transfer-encoding'] !== undefined || req.readableEnded || !LEAN_TYPES.has(ct.toLowerCase())) {
+      full(req, res, next);
+      return;
+    }
+    const length = Number(cl);
+    if (!Number.isSafeInteger(length) || length > limit) {
+      full(req, res, next);
+      return;
+    }
+    req.body = undefined;
+    if (length === 0) {
+      full(req, res, next);
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let done = false;
+    const onData = (c: Buffer): void => {
+      chunks.push(c);
+    };
+    const cleanup = (): void => {
+      done = true;
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('aborted', onAborted);
+      req.off('error', onError);
+    };
+    const onEnd = (): void => {
+      if (done) return;
+      cleanup();
+      const buf = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+      let text = buf.toString('utf8');
+      if (text.charCodeAt(0) === 0xfeff) text = text.slice(1); // body-parser's UTF-8 decoder drops a BOM
+      let parsed: unknown;
+      try {
+        parsed = parseStrict(text);
+      } catch (e) {
+        next(bodyError(e as Error, 'entity.parse.failed', 400, text));
+        return;
+      }
+      req.body = parsed;
+      next();
+    };
+    const onAborted = (): void => {
+      if (done) return;
+      cleanup();
+      next(bodyError(new Error('request aborted'), 'request.aborted', 400));
+    };
+    const onError = (e: Error): void => {
+      if (done) return;
+      cleanup();
+      next(bodyError(e, 'request.aborted', 400));
+    };
+    req.on('data', onData);
+    req.once('end', onEnd);
+    req.once('aborted', onAborted);
+    req.once('error', onError);
+  };
+}
+
+const FIRST_NON_WHITESPACE = /^[\x20\x09\x0a\x0d]*([^\x20\x09\x0a\x0d]|$)/;
+
+/** body-parser's strict JSON: an object or array at the top (empty body → {}), same messages. */
+export function parseStrict(body: string): unknown {
+  if (body.length === 0) return {};
+  if (body[0] !== '{' && body[0] !== '[') {
+    const first = FIRST_NON_WHITESPACE.exec(body)?.[1] || undefined;
+    if (first !== '{' && first !== '[') throw strictError(body, first);
+  }
+  return JSON.parse(body);
+}
+
+/** The SyntaxError JSON.parse gives for the first offending character (body-parser's trick). */
+function strictError(str: string, char: string | undefined): SyntaxError {
+  const index = char === undefined ? -1 : str.indexOf(char);
+  const partial = index !== -1 ? str.substring(0, index) + '#'.repeat(str.length - index) : '';
+  try {
+    JSON.parse(partial);
+    return new SyntaxError('strict violation');
+  } catch (e) {
+    const err = e as SyntaxError;
+    err.message = err.message.replace(/#+/g, (p) => str.substring(index, index + p.length));
+    return err;
+  }
+}
