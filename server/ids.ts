@@ -1,4 +1,9 @@
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
+
+/** Random bytes for ids, refilled from the CSPRNG 4 KiB at a time (one syscall per 256 ids); each byte is used once. */
+const POOL_SIZE = 4096;
+const pool = Buffer.allocUnsafe(POOL_SIZE);
+let poolAt = POOL_SIZE;
 
 const ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz'; // Crockford base32, lower case
 
@@ -14,9 +19,13 @@ export function newId(prefix: string, now = Date.now()): string {
     time = ALPHABET[t % 32] + time;
     t = Math.floor(t / 32);
   }
-  const rnd = randomBytes(16);
+  if (poolAt + 16 > POOL_SIZE) {
+    randomFillSync(pool);
+    poolAt = 0;
+  }
   let tail = '';
-  for (const b of rnd) tail += ALPHABET[b & 31];
+  for (let i = poolAt, end = poolAt + 16; i < end; i++) tail += ALPHABET[pool[i]! & 31];
+  poolAt += 16;
   return `${prefix}_${time}${tail}`;
 }
 

@@ -1,7 +1,7 @@
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
-import { createContext, type RequestContext } from '../context.js';
+import type { RequestContext } from '../context.js';
 import { newId } from '../ids.js';
 import type { Metrics } from '../metrics/registry.js';
 
@@ -30,7 +30,7 @@ export function requestContext(log: Logger, clock: Clock, metrics: Metrics) {
     const given = req.get('x-request-id');
     const requestId = given && REQUEST_ID.test(given) ? given : newId('req');
     res.setHeader('x-request-id', requestId);
-    req.ctx = createContext({ requestId, log: log.child({ requestId }), clock });
+    req.ctx = httpContext(requestId, log, clock);
     let logged = false;
     const done = (): void => {
       if (logged) return;
@@ -39,19 +39,40 @@ export function requestContext(log: Logger, clock: Clock, metrics: Metrics) {
       const status = res.writableFinished ? res.statusCode : 499;
       const route = routeTemplate(req);
       metrics.observeHttp(route, req.method, status, durationMs / 1000);
+      // The base logger with the request id as the first field writes the same line as the
+      // request's child logger would, without making one per request just for this.
+      const level = status >= 500 ? 'error' : 'info';
+      if (!log.isLevelEnabled(level)) return;
       const line = {
+        requestId,
         method: req.method,
         route,
         status,
         durationMs: Math.round(durationMs * 100) / 100,
         tenant: req.ctx.tenant?.slug,
       };
-      if (status >= 500) req.ctx.log.error(line, 'request');
-      else req.ctx.log.info(line, 'request');
+      log[level](line, 'request');
     };
     res.on('finish', done);
     res.on('close', done);
     next();
+  };
+}
+
+/**
+ * A request's context. `log` (a pino child bound to the request id) is made on first use:
+ * most calls never log, and a child logger per request cost more than the rest of this
+ * middleware. An own enumerable getter, so `{ ...ctx }` copies still carry it.
+ */
+function httpContext(requestId: string, base: Logger, clock: Clock): RequestContext {
+  let child: Logger | undefined;
+  return {
+    requestId,
+    clock,
+    scopes: [],
+    get log(): Logger {
+      return (child ??= base.child({ requestId }));
+    },
   };
 }
 
