@@ -4,12 +4,17 @@ import type { Db } from '../db/connection.js';
 import { UsageRepo, type UsageRow } from '../db/repos/usage.js';
 
 /**
- * The usage writer: one record per AI call, appended to an in-memory batch and written in
- * one transaction per batch (every `intervalMs`, or at once when the batch is full), so a
- * call never waits for SQLite. flush() runs on shutdown (Services.close), so records are
- * not lost. Also keeps the installation's token count for the current month (licence
- * allowance admission) without reading SQLite per call.
+ * The usage writer: one record per AI call, appended to an in-memory batch, so a call never
+ * waits for SQLite. Every `intervalMs` (or on the next turn of the event loop once the batch
+ * is full) the pending records are written in slices of at most `SLICE` rows, one
+ * transaction per slice and a setImmediate between slices, so a large backlog never holds
+ * the event loop for more than one slice. flush() writes everything at once, synchronously
+ * (shutdown in Services.close, reports), so records are not lost. Also keeps the
+ * installation's token count for the current month (licence allowance admission) without
+ * reading SQLite per call.
  */
+const SLICE = 64;
+
 export class UsageWriter {
   private readonly repo: UsageRepo;
   private batch: UsageRow[] = [];
@@ -31,30 +36,58 @@ export class UsageWriter {
   record(row: UsageRow): void {
     this.batch.push(row);
     this.addTokens(row.createdAt, row.promptTokens + row.completionTokens);
-    if (this.batch.length >= this.opts.maxBatch) this.flush();
-    else if (!this.timer) {
-      this.timer = setTimeout(() => this.flush(), this.opts.intervalMs);
+    if (this.draining) return; // the running drain picks it up
+    if (this.batch.length >= this.opts.maxBatch) {
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = undefined;
+      this.draining = setImmediate(this.drainStep);
+    } else if (!this.timer) {
+      this.timer = setTimeout(this.startDrain, this.opts.intervalMs);
       this.timer.unref();
     }
   }
 
+  /** Writes every pending record now, synchronously (shutdown, reports, tests). */
   flush(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    if (!this.batch.length) return;
-    const rows = this.batch;
-    this.batch = [];
+    if (this.draining) clearImmediate(this.draining);
+    this.draining = undefined;
+    this.write(this.batch.length);
+  }
+
+  private draining: NodeJS.Immediate | undefined;
+
+  private readonly startDrain = (): void => {
+    this.timer = undefined;
+    this.drainStep();
+  };
+
+  /** One slice, then yield to the event loop while records are pending. */
+  private readonly drainStep = (): void => {
+    this.draining = undefined;
+    if (!this.write(Math.min(SLICE, this.batch.length))) return;
+    if (this.batch.length) this.draining = setImmediate(this.drainStep);
+  };
+
+  /** Writes the oldest `n` pending records in one transaction; false (and a retry in 1 s) when SQLite refused. */
+  private write(n: number): boolean {
+    if (!n) return true;
+    const rows = n === this.batch.length ? this.batch : this.batch.slice(0, n);
+    this.batch = n === this.batch.length ? [] : this.batch.slice(n);
     try {
       this.repo.insertMany(rows);
       this.written += rows.length;
+      return true;
     } catch (e) {
       // Keep them for the next flush (e.g. SQLITE_BUSY); never lose records silently.
       this.batch = rows.concat(this.batch);
       this.log.error({ err: (e as Error).message, pending: this.batch.length }, 'usage records could not be written; will retry');
       if (!this.timer) {
-        this.timer = setTimeout(() => this.flush(), 1000);
+        this.timer = setTimeout(this.startDrain, 1000);
         this.timer.unref();
       }
+      return false;
     }
   }
 
