@@ -45,9 +45,16 @@ if (role === 'fake') {
   // Content rules on for every detector (redact), so the scan runs on every call.
   services.gateway.policies.write(tctx, { content: { default: { email: 'redact', phone: 'redact', iban: 'redact', card: 'redact', national_id: 'redact', secret: 'redact' } } }, Date.now());
   const server = await listen(buildApp(services), 0, '127.0.0.1');
+  const { monitorEventLoopDelay } = await import('node:perf_hooks');
+  const loop = monitorEventLoopDelay({ resolution: 5 });
+  loop.enable();
   process.send!({ url: `http://127.0.0.1:${server.port}`, key: secret });
   process.on('message', async (m: any) => {
-    if (m === 'rss') process.send!({ rss: process.memoryUsage().rss, usage: (services.gateway.usage.flush(), services.gateway.usage.written) });
+    if (m === 'cpu') {
+      const c = process.cpuUsage();
+      process.send!({ cpuUs: c.user + c.system });
+    }
+    if (m === 'rss') process.send!({ rss: process.memoryUsage().rss, usage: (services.gateway.usage.flush(), services.gateway.usage.written), loopP99: loop.percentile(99) / 1e6, loopMax: loop.max / 1e6 });
     if (m === 'stop') {
       await server.close(1000);
       await services.close();
@@ -106,16 +113,30 @@ async function sequential(url: string, p: string, body: string, n: number, key?:
   return out;
 }
 
-async function concurrent(url: string, p: string, body: string, conc: number, secs: number, key?: string): Promise<{ rps: number; lat: number[] }> {
+function cpuOf(child: ChildProcess): Promise<number> {
+  child.send('cpu');
+  return new Promise((r) => {
+    const on = (m: any): void => {
+      if (typeof m?.cpuUs !== 'number') return;
+      child.off('message', on);
+      r(m.cpuUs);
+    };
+    child.on('message', on);
+  });
+}
+
+async function concurrent(url: string, p: string, body: string, conc: number, secs: number, key?: string): Promise<{ rps: number; lat: number[]; total: number }> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: conc });
   const lat: number[] = [];
   const end = Date.now() + secs * 1000;
   const warmEnd = Date.now() + 1000;
   let count = 0;
+  let total = 0;
   await Promise.all(
     Array.from({ length: conc }, async () => {
       while (Date.now() < end) {
         const ms = await request(agent, url, p, body, key);
+        total++;
         if (Date.now() > warmEnd) {
           lat.push(ms);
           count++;
@@ -124,7 +145,7 @@ async function concurrent(url: string, p: string, body: string, conc: number, se
     }),
   );
   agent.destroy();
-  return { rps: count / (secs - 1), lat };
+  return { rps: count / (secs - 1), lat, total };
 }
 
 async function main(): Promise<void> {
@@ -148,11 +169,15 @@ async function main(): Promise<void> {
     const es = await sequential(E, '/v1/chat/completions', STREAM_BODY, Math.min(seqN, 1000), key, true);
     console.log(`streaming TTFT: direct p50 ${f(pct(ds, 50))} p99 ${f(pct(ds, 99))} ms | enclave p50 ${f(pct(es, 50))} p99 ${f(pct(es, 99))} ms | added p50 ${f(pct(es, 50) - pct(ds, 50))} ms`);
     const dc = await concurrent(F, '/v1/chat/completions', BODY, conc, secs);
+    const cpu0 = await cpuOf(enc.child);
     const ec = await concurrent(E, '/v1/chat/completions', BODY, conc, secs, key);
+    const cpuMs = ((await cpuOf(enc.child)) - cpu0) / 1000;
     console.log(`concurrent ${conc}: direct ${dc.rps.toFixed(0)} req/s p50 ${f(pct(dc.lat, 50))} p99 ${f(pct(dc.lat, 99))} ms | enclave ${ec.rps.toFixed(0)} req/s p50 ${f(pct(ec.lat, 50))} p99 ${f(pct(ec.lat, 99))} ms | added p50 ${f(pct(ec.lat, 50) - pct(dc.lat, 50))} p99 ${f(pct(ec.lat, 99) - pct(dc.lat, 99))} ms`);
+    // Enclave's own CPU (user + system) per call over the whole concurrent phase (warm-up second included).
+    console.log(`enclave CPU at ${conc} connections: ${(cpuMs / (ec.total || 1)).toFixed(3)} ms per call (${ec.total} calls, ${((cpuMs / secs / 10)).toFixed(0)} % of one core)`);
     enc.child.send('rss');
     const m: any = await new Promise((r) => enc.child.once('message', r));
-    console.log(`enclave RSS after ${m.usage} calls: ${(m.rss / 1048576).toFixed(1)} MB; usage records written: ${m.usage}`);
+    console.log(`enclave RSS after ${m.usage} calls: ${(m.rss / 1048576).toFixed(1)} MB; usage records written: ${m.usage}; event-loop delay p99 ${m.loopP99.toFixed(1)} ms, max ${m.loopMax.toFixed(1)} ms`);
   } finally {
     enc.child.send('stop');
     await new Promise((r) => enc.child.once('exit', r));
