@@ -386,7 +386,9 @@ function PlatformIdp() {
                 <dt>Redirect URI</dt>
                 <dd className="break">{d.view.redirect_uri ?? 'set ENCLAVE_PUBLIC_URL'}</dd>
                 <dt>Rules</dt>
-                <dd>{d.view.settings?.rules.length ?? 0} claim rules (set through PUT /admin/api/sso/platform)</dd>
+                <dd>
+                  {d.view.settings?.rules.length ?? 0} claim {(d.view.settings?.rules.length ?? 0) === 1 ? 'rule' : 'rules'} (set through PUT /admin/api/sso/platform)
+                </dd>
               </dl>
               <h3 className="card-title">Last received claims</h3>
               <ClaimsView claims={d.claims} />
