@@ -2,6 +2,7 @@ import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import type { RequestContext } from '../context.js';
 import { AppError } from '../errors.js';
+import { parseInput } from '../http/parse-input.js';
 import { authenticate } from '../identity/http.js';
 import type { Identity } from '../identity/index.js';
 import { CLASSIFICATIONS, type ChatService } from './service.js';
@@ -17,16 +18,6 @@ export interface ChatPipeline {
 }
 
 const CLASSIFICATION = z.enum(CLASSIFICATIONS);
-
-function parse<T extends z.ZodType>(schema: T, value: unknown): z.output<T> {
-  const r = schema.safeParse(value ?? {});
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    const param = issue?.path.join('.') || undefined;
-    throw new AppError(400, 'invalid_request', `${param ? `${param}: ` : ''}${issue?.message ?? 'invalid request'}`, param ? { param } : {});
-  }
-  return r.data;
-}
 
 /**
  * Watches what the gateway writes to an SSE response: accumulates the answer text and the
@@ -155,18 +146,18 @@ export function chatRouter(identity: Identity, chat: ChatService, opts: { pipeli
   });
   r.put('/api/chat/retention', (req, res) => {
     identity.access.require(req.ctx, 'settings:write', {}, { type: 'chat_retention' });
-    const b = parse(z.object({ days: z.number().int().min(1).max(3650).nullable() }), req.body);
+    const b = parseInput(z.object({ days: z.number().int().min(1).max(3650).nullable() }), req.body);
     const out = chat.setRetention(req.ctx, b.days);
     identity.audit.record(req.ctx, { action: 'chat.retention.update', target: { type: 'chat_retention', id: req.ctx.tenant?.id ?? null }, details: { days: b.days } });
     res.json({ object: 'chat_retention', ...out });
   });
 
   r.get('/api/chat/conversations', (req, res) => {
-    const q = parse(z.object({ q: z.string().max(200).optional(), limit: z.coerce.number().int().min(1).max(500).default(200) }), req.query);
+    const q = parseInput(z.object({ q: z.string().max(200).optional(), limit: z.coerce.number().int().min(1).max(500).default(200) }), req.query);
     res.json({ object: 'list', data: chat.list(req.ctx, { limit: q.limit, ...(q.q ? { q: q.q } : {}) }) });
   });
   r.post('/api/chat/conversations', (req, res) => {
-    const b = parse(z.object({ title: z.string().max(500).optional(), model: z.string().max(200).nullable().optional(), classification: CLASSIFICATION.nullable().optional() }), req.body);
+    const b = parseInput(z.object({ title: z.string().max(500).optional(), model: z.string().max(200).nullable().optional(), classification: CLASSIFICATION.nullable().optional() }), req.body);
     res.status(201).json(chat.create(req.ctx, b));
   });
   r.delete('/api/chat/conversations', (req, res) => {
@@ -176,7 +167,7 @@ export function chatRouter(identity: Identity, chat: ChatService, opts: { pipeli
     res.json(chat.withMessages(req.ctx, String(req.params.id)));
   });
   r.patch('/api/chat/conversations/:id', (req, res) => {
-    const b = parse(z.object({ title: z.string().max(500).optional(), model: z.string().max(200).nullable().optional(), classification: CLASSIFICATION.nullable().optional() }).strict(), req.body);
+    const b = parseInput(z.object({ title: z.string().max(500).optional(), model: z.string().max(200).nullable().optional(), classification: CLASSIFICATION.nullable().optional() }).strict(), req.body);
     res.json(chat.update(req.ctx, String(req.params.id), b));
   });
   r.delete('/api/chat/conversations/:id', (req, res) => {
@@ -185,7 +176,7 @@ export function chatRouter(identity: Identity, chat: ChatService, opts: { pipeli
   });
 
   r.post('/api/chat/conversations/:id/completions', async (req, res) => {
-    const b = parse(
+    const b = parseInput(
       z.object({
         mode: z.enum(['send', 'regenerate', 'edit']).default('send'),
         content: z.string().max(200_000).optional(),

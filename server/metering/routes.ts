@@ -1,6 +1,7 @@
 import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import { AppError } from '../errors.js';
+import { parseInput } from '../http/parse-input.js';
 import { authenticate } from '../identity/http.js';
 import type { Identity } from '../identity/index.js';
 import type { Metering } from './index.js';
@@ -8,16 +9,6 @@ import { compactLimits, limitsSchema } from './limits.js';
 import { planInputSchema, planJson, tenantSettingsSchema } from './plans.js';
 import { priceInputSchema, priceJson } from './prices.js';
 import { toCsv } from './reports.js';
-
-function parse<T extends z.ZodType>(schema: T, value: unknown): z.output<T> {
-  const r = schema.safeParse(value ?? {});
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    const param = issue?.path.join('.') || undefined;
-    throw new AppError(400, 'invalid_request', `${param ? `${param}: ` : ''}${issue?.message ?? 'invalid request'}`, param ? { param } : {});
-  }
-  return r.data;
-}
 
 const reportQuery = z.object({
   month: z.string().regex(/^\d{4}-\d{2}$/).optional(),
@@ -47,7 +38,7 @@ export function meteringRouter(identity: Identity, m: Metering): Router {
   });
   r.put('/admin/api/plans/:name', admin, (req, res) => {
     access.require(req.ctx, 'platform:tenants:plan', {}, { type: 'plan', id: String(req.params.name) });
-    const b = parse(planInputSchema.omit({ name: true }), req.body);
+    const b = parseInput(planInputSchema.omit({ name: true }), req.body);
     res.json(planJson(m.plans.upsert(req.ctx, { ...b, name: String(req.params.name) })));
   });
   r.delete('/admin/api/plans/:name', admin, (req, res) => {
@@ -58,7 +49,7 @@ export function meteringRouter(identity: Identity, m: Metering): Router {
   r.put('/admin/api/tenants/:tenantId/plan', admin, (req, res) => {
     const ctx = inTenant(req, 'tenant.plan');
     access.require(ctx, 'platform:tenants:plan', {}, { type: 'tenant', id: ctx.tenant!.id });
-    const b = parse(z.object({ plan: z.string().max(100).nullable() }).strict(), req.body);
+    const b = parseInput(z.object({ plan: z.string().max(100).nullable() }).strict(), req.body);
     m.plans.assign(ctx, ctx.tenant!.id, b.plan);
     res.json({ tenant_id: ctx.tenant!.id, plan: b.plan ?? 'default' });
   });
@@ -74,14 +65,14 @@ export function meteringRouter(identity: Identity, m: Metering): Router {
   });
   r.put('/admin/api/prices', admin, (req, res) => {
     access.require(req.ctx, 'platform:tenants:plan', {}, { type: 'price' });
-    res.json(priceJson(m.pricing.set(req.ctx, parse(priceInputSchema, req.body))));
+    res.json(priceJson(m.pricing.set(req.ctx, parseInput(priceInputSchema, req.body))));
   });
 
   // ---- tenant: usage, limits, settings, notifications ----
   r.get('/admin/api/tenants/:tenantId/usage', admin, (req, res) => {
     const ctx = inTenant(req, 'usage.read');
     access.require(ctx, 'usage:read', {}, { type: 'usage' });
-    const q = parse(reportQuery, req.query);
+    const q = parseInput(reportQuery, req.query);
     const rep = m.reports.report({ tenantId: ctx.tenant!.id, ...(q.month ? { month: q.month } : {}), ...(q.by ? { by: q.by } : {}), ...(q.user ? { userId: q.user } : {}), ...(q.key ? { keyId: q.key } : {}), ...(q.model ? { model: q.model } : {}) });
     sendReport(res, rep, q.format);
   });
@@ -98,8 +89,8 @@ export function meteringRouter(identity: Identity, m: Metering): Router {
   r.put('/admin/api/tenants/:tenantId/limits/:type/:id', admin, (req, res) => {
     const ctx = inTenant(req, 'limits.write');
     access.require(ctx, 'settings:write', {}, { type: 'limits', id: String(req.params.id) });
-    const type = parse(z.enum(['user', 'key']), req.params.type);
-    const limits = compactLimits(parse(limitsSchema, req.body));
+    const type = parseInput(z.enum(['user', 'key']), req.params.type);
+    const limits = compactLimits(parseInput(limitsSchema, req.body));
     m.repo.setLimits(ctx.tenant!.id, type, String(req.params.id), JSON.stringify(limits), ctx.clock.now());
     m.revision.bump();
     identity.audit.record(ctx, { action: 'limits.set', target: { type, id: String(req.params.id) }, details: { limits } });
@@ -108,7 +99,7 @@ export function meteringRouter(identity: Identity, m: Metering): Router {
   r.delete('/admin/api/tenants/:tenantId/limits/:type/:id', admin, (req, res) => {
     const ctx = inTenant(req, 'limits.write');
     access.require(ctx, 'settings:write', {}, { type: 'limits', id: String(req.params.id) });
-    const type = parse(z.enum(['user', 'key']), req.params.type);
+    const type = parseInput(z.enum(['user', 'key']), req.params.type);
     if (!m.repo.deleteLimits(ctx.tenant!.id, type, String(req.params.id))) throw new AppError(404, 'not_found', 'no limits set for that subject');
     m.revision.bump();
     identity.audit.record(ctx, { action: 'limits.delete', target: { type, id: String(req.params.id) } });
@@ -117,7 +108,7 @@ export function meteringRouter(identity: Identity, m: Metering): Router {
   r.put('/admin/api/tenants/:tenantId/metering', admin, (req, res) => {
     const ctx = inTenant(req, 'metering.update');
     access.require(ctx, 'settings:write', {}, { type: 'tenant', id: ctx.tenant!.id });
-    const { tenant: t, webhookSecret } = m.updateSettings(ctx, ctx.tenant!.id, parse(tenantSettingsSchema, req.body));
+    const { tenant: t, webhookSecret } = m.updateSettings(ctx, ctx.tenant!.id, parseInput(tenantSettingsSchema, req.body));
     // The signing secret is shown once: when issued (first webhook URL, or rotate_webhook_secret).
     res.json({ timezone: t.timezone, raw_retention_days: t.rawRetentionDays, alert_thresholds: t.alertThresholds, webhook_url: t.webhookUrl, ...(webhookSecret ? { webhook_secret: webhookSecret } : {}) });
   });
