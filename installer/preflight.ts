@@ -1,7 +1,7 @@
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, rmSync, statfsSync, writeSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { worst, type CheckOutcome, type Status } from '../server/doctor/checks.js';
+import { checkRunner, worst, type CheckOutcome, type Status } from '../server/doctor/checks.js';
 import { run } from './exec.js';
 
 /**
@@ -239,19 +239,8 @@ function gpuCheck(f: DockerFacts): CheckOutcome {
 /** Runs every check (a skipped one is reported as a warning naming its flag). Never throws. */
 export async function runPreflight(opts: PreflightOptions, facts: DockerFacts = dockerFacts()): Promise<PreflightReport> {
   const skip = new Set(opts.skip);
-  const checks: CheckOutcome[] = [];
-  const add = async (id: CheckId, fn: () => CheckOutcome | CheckOutcome[] | Promise<CheckOutcome>): Promise<void> => {
-    if (skip.has(id)) {
-      checks.push({ id, status: 'warn', message: `skipped (--skip-check ${id})` });
-      return;
-    }
-    try {
-      const r = await fn();
-      checks.push(...(Array.isArray(r) ? r : [r]));
-    } catch (e) {
-      checks.push({ id, status: 'fail', message: `check failed to run: ${(e as Error).message}` });
-    }
-  };
+  // A skipped preflight check is a warning: the operator chose to install without it.
+  const { checks, run: add } = checkRunner<CheckId>(skip, (id) => ({ id, status: 'warn', message: `skipped (--skip-check ${id})` }));
   await add('root', rootCheck);
   await add('docker', () => dockerCheck(facts));
   await add('compose', () => composeCheck(facts));

@@ -181,14 +181,18 @@ function masterKeyCheck(config: Config, db: Db | undefined): CheckOutcome {
     : { id: 'master_key', status: 'fail', message: `master key ${box.currentKid}: ${r.reason}` };
 }
 
-/** Runs every check; never throws (a broken check is a failed check). */
-export async function runDoctor(config: Config, opts: DoctorOptions = {}): Promise<DoctorReport> {
-  const skip = new Set(opts.skip ?? []);
-  const now = opts.now ?? Date.now;
+type CheckFn = () => CheckOutcome | CheckOutcome[] | Promise<CheckOutcome | CheckOutcome[]>;
+
+/**
+ * The engine shared by `enclave doctor` and the installer's preflight: runs checks in order
+ * into `checks`, reports a skipped one as `skipped(id)` says, and turns a check that throws
+ * into a failed check (a broken check never hides the others).
+ */
+export function checkRunner<Id extends string>(skip: ReadonlySet<string>, skipped: (id: Id) => CheckOutcome) {
   const checks: CheckOutcome[] = [];
-  const run = async (id: DoctorCheckId, fn: () => CheckOutcome | CheckOutcome[] | Promise<CheckOutcome | CheckOutcome[]>): Promise<void> => {
+  const run = async (id: Id, fn: CheckFn): Promise<void> => {
     if (skip.has(id)) {
-      checks.push({ id, status: 'ok', message: 'skipped (--skip)', skipped: true });
+      checks.push(skipped(id));
       return;
     }
     try {
@@ -198,6 +202,14 @@ export async function runDoctor(config: Config, opts: DoctorOptions = {}): Promi
       checks.push({ id, status: 'fail', message: `check failed to run: ${(e as Error).message}` });
     }
   };
+  return { checks, run };
+}
+
+/** Runs every check; never throws (a broken check is a failed check). */
+export async function runDoctor(config: Config, opts: DoctorOptions = {}): Promise<DoctorReport> {
+  const skip = new Set(opts.skip ?? []);
+  const now = opts.now ?? Date.now;
+  const { checks, run } = checkRunner<DoctorCheckId>(skip, (id) => ({ id, status: 'ok', message: 'skipped (--skip)', skipped: true }));
   await run('node', nodeVersion);
   await run('data_dir', () => dataDirWritable(config));
   await run('disk', () => diskSpace(config.dataDir));

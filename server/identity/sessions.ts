@@ -164,29 +164,7 @@ export class SessionService {
       }
     }
 
-    const token = randomBytes(32).toString('base64url');
-    const session = this.d.db
-      .insert(sessions)
-      .values({
-        id: newId('ses', now),
-        tokenHash: sha256(token),
-        userId: user.id,
-        activeTenantId: tenantId,
-        createdAt: now,
-        lastSeenAt: now,
-        expiresAt: now + this.opts.maxMs,
-        ip: ctx.client?.ip ?? null,
-        userAgent: ctx.client?.userAgent?.slice(0, 256) ?? null,
-      })
-      .returning()
-      .get();
-    this.d.audit.record(ctx, {
-      action: 'auth.login',
-      actor: { type: 'user', id: user.id },
-      tenantId: null,
-      target: { type: 'session', id: session.id },
-      details: { active_tenant: tenantId },
-    });
+    const { token } = this.createSession(ctx, user, tenantId);
     const auth = this.authenticate(token);
     this.counted(auth.ok ? 'success' : 'other');
     if (!auth.ok) throw new AppError(403, auth.code, auth.message);
