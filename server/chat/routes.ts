@@ -14,19 +14,31 @@ import { CLASSIFICATIONS, type ChatService } from './service.js';
 export interface ChatPipeline {
   listModels(ctx: RequestContext): { id: string; type?: string; boundaries: readonly string[] }[];
   beginCall(): void;
-  chat(ctx: RequestContext, body: Record<string, unknown>, req: Request, res: Response): Promise<void>;
+  /** `onUsage` receives the call's usage record after metering priced it, before the promise resolves. */
+  chat(ctx: RequestContext, body: Record<string, unknown>, req: Request, res: Response, opts?: { onUsage?: (row: PricedUsage) => void }): Promise<void>;
 }
 
 const CLASSIFICATION = z.enum(CLASSIFICATIONS);
 
+/** What the chat needs of the gateway's usage record, once metering priced it (structurally UsageRow). */
+export interface PricedUsage {
+  readonly requestId: string;
+  readonly promptTokens: number;
+  readonly completionTokens: number;
+  readonly costMicros: number;
+}
+
 /**
  * Watches what the gateway writes to an SSE response: accumulates the answer text and the
- * usage from the OpenAI-shaped chunks, notices an error event, and lets the route add its
- * own `event: enclave` (stored message + conversation totals) before `[DONE]`.
+ * usage from the OpenAI-shaped chunks and notices an error event. The gateway's final
+ * `res.end(…)` is held back (not written) until the call has finished — the usage record is
+ * priced by then — so the route can put its own `event: enclave` (stored message with its
+ * cost + conversation totals) before `[DONE]`. /v1 is not involved: only this route taps.
  */
-function tapSse(res: Response, beforeDone: (tap: Tap) => string | undefined) {
+function tapSse(res: Response) {
   const tap: Tap = { content: '', promptTokens: 0, completionTokens: 0, errorCode: null, done: false, sse: false };
   let buf = '';
+  let held: { chunk: unknown; rest: unknown[] } | undefined;
   const origWrite = res.write.bind(res) as (chunk: unknown, ...rest: unknown[]) => boolean;
   const origEnd = res.end.bind(res) as (chunk?: unknown, ...rest: unknown[]) => Response;
   const consume = (chunk: unknown) => {
@@ -66,19 +78,29 @@ function tapSse(res: Response, beforeDone: (tap: Tap) => string | undefined) {
   }) as Response['write'];
   res.end = ((chunk?: unknown, ...rest: unknown[]) => {
     consume(chunk);
-    if (tap.sse && !res.writableEnded && !res.destroyed) {
-      const extra = beforeDone(tap);
-      if (extra) {
-        // Put our event before the final `[DONE]` so a reader stopping at [DONE] still sees it.
-        if (typeof chunk === 'string' && chunk.includes('data: [DONE]')) {
-          return origEnd(chunk.replace('data: [DONE]', `${extra}data: [DONE]`), ...rest);
-        }
-        origWrite(extra);
-      }
+    if (tap.sse && !held && !res.writableEnded && !res.destroyed) {
+      held = { chunk, rest };
+      return res;
     }
     return origEnd(chunk, ...rest);
   }) as Response['end'];
-  return tap;
+  return {
+    tap,
+    /** Whether the gateway ended the stream (answered in full or with an error event) before the client went away. */
+    ended: () => held !== undefined,
+    /** Writes `extra` before the held `[DONE]` (or before the held last chunk) and ends the response. */
+    finish(extra: string | undefined): void {
+      if (res.writableEnded || res.destroyed) return;
+      const h = held ?? { chunk: undefined, rest: [] };
+      held = h;
+      if (extra && typeof h.chunk === 'string' && h.chunk.includes('data: [DONE]')) {
+        origEnd(h.chunk.replace('data: [DONE]', `${extra}data: [DONE]`), ...h.rest);
+        return;
+      }
+      if (extra) origWrite(extra);
+      origEnd(h.chunk, ...h.rest);
+    },
+  };
 }
 
 interface Tap {
@@ -194,31 +216,39 @@ export function chatRouter(identity: Identity, chat: ChatService, opts: { pipeli
     else delete req.headers['x-enclave-classification'];
     req.headers['x-enclave-workflow'] = 'chat';
 
-    let saved = false;
-    const save = (tap: Tap, status: 'complete' | 'stopped' | 'error') => {
-      if (saved) return undefined;
-      saved = true;
-      return chat.saveAnswer(ctx, id, {
-        content: tap.content,
-        model: b.model,
-        status,
-        errorCode: tap.errorCode,
-        promptTokens: tap.promptTokens,
-        completionTokens: tap.completionTokens,
-        costMicros: 0,
-      });
-    };
-    const tap = tapSse(res, (t) => {
-      const out = save(t, t.errorCode ? 'error' : 'complete');
-      return out ? `event: enclave\ndata: ${JSON.stringify(out)}\n\n` : undefined;
-    });
-    // Stop (the browser aborts): keep what was streamed so far.
-    res.once('close', () => {
-      if (tap.sse && !saved) save(tap, tap.errorCode ? 'error' : 'stopped');
-    });
+    const t = tapSse(res);
+    let usage: PricedUsage | undefined;
     res.setHeader('x-enclave-conversation', id);
     p.beginCall();
-    await p.chat(ctx, { model: b.model, messages: history, stream: true, stream_options: { include_usage: true } }, req, res);
+    try {
+      await p.chat(ctx, { model: b.model, messages: history, stream: true, stream_options: { include_usage: true } }, req, res, { onUsage: (row) => (usage = row) });
+    } finally {
+      // A refusal before streaming (JSON error) stores nothing. Otherwise store the answer —
+      // partial with status `stopped` when the browser went away first (Stop) — with the
+      // tokens and cost of the gateway's usage record (priced by metering), so the chat's
+      // figures are the metered ones.
+      if (t.tap.sse) {
+        const tap = t.tap;
+        const status = tap.errorCode ? 'error' : t.ended() ? 'complete' : 'stopped';
+        let extra: string | undefined;
+        try {
+          const out = chat.saveAnswer(ctx, id, {
+            content: tap.content,
+            model: b.model,
+            status,
+            errorCode: tap.errorCode,
+            promptTokens: usage?.promptTokens ?? tap.promptTokens,
+            completionTokens: usage?.completionTokens ?? tap.completionTokens,
+            costMicros: usage?.costMicros ?? 0,
+          });
+          extra = `event: enclave\ndata: ${JSON.stringify({ ...out, request_id: usage?.requestId ?? ctx.requestId })}\n\n`;
+        } catch (e) {
+          // E.g. the conversation was deleted meanwhile: the stream still ends properly.
+          ctx.log.warn({ conversation: id, err: (e as Error).message }, 'chat answer not stored');
+        }
+        t.finish(extra);
+      }
+    }
   });
   return r;
 }

@@ -105,7 +105,11 @@ export class GatewayService {
 
   // ---- calls ---------------------------------------------------------------------------
 
-  async chat(ctx: RequestContext, body: Record<string, any>, req: Request, res: Response): Promise<void> {
+  /**
+   * `opts.onUsage` (in-process callers such as the web chat; /v1 passes nothing) sees the
+   * usage record once metering has priced it, before the call resolves.
+   */
+  async chat(ctx: RequestContext, body: Record<string, any>, req: Request, res: Response, opts?: CallOptions): Promise<void> {
     const st = newState('chat', body.stream === true);
     try {
       const plan = this.plan(ctx, st, req, body.model, body.messages, 'chat');
@@ -115,7 +119,7 @@ export class GatewayService {
     } catch (e) {
       this.fail(ctx, st, e, res);
     } finally {
-      this.finish(ctx, st, req);
+      this.finish(ctx, st, req, opts?.onUsage);
     }
   }
 
@@ -505,7 +509,7 @@ export class GatewayService {
     res.status(err.status).json(err.toBody());
   }
 
-  private finish(ctx: RequestContext, st: CallState, req: Request): void {
+  private finish(ctx: RequestContext, st: CallState, req: Request, onUsage?: (row: Readonly<UsageRow>) => void): void {
     const now = performance.now();
     const totalMs = now - st.t0;
     const dep = st.deployment;
@@ -555,11 +559,18 @@ export class GatewayService {
     };
     this.d.metering?.complete(st.reservation, row);
     this.d.usage.record(row);
+    onUsage?.(row);
   }
 
   beginCall(): void {
     this.d.metrics.gatewayInflight.inc();
   }
+}
+
+/** Per-call options for in-process callers (the web chat). */
+export interface CallOptions {
+  /** Called once with the call's usage record after metering priced it (cost_micros, tokens, request id). */
+  readonly onUsage?: (row: Readonly<UsageRow>) => void;
 }
 
 interface Plan {

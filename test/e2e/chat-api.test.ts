@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { unrestricted } from '../../server/access/entitlements.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
-import { call, login, seedTenant, sys } from '../helpers/identity.js';
+import { call, login, PASSWORD, seedTenant, sys } from '../helpers/identity.js';
 import { workerSchedules } from '../../server/jobs/runtime.js';
 import { ChatService } from '../../server/chat/service.js';
 import { ChatRepo } from '../../server/db/repos/chat.js';
@@ -91,6 +91,52 @@ describe('chat API', () => {
     expect((await call(app.url, `/api/chat/conversations/${id}`, { method: 'PATCH', session: m, body: { title: 'Renamed' } })).body.title).toBe('Renamed');
     expect((await call(app.url, '/api/chat/conversations', { method: 'DELETE', session: m })).body.deleted).toBe(1);
     expect((await call(app.url, `/api/chat/conversations/${id}`, { session: m })).status).toBe(404);
+  });
+
+  it('stores the metered cost of each answer: the usage record\'s cost (priced by metering), per message and per conversation', async () => {
+    const s = app.services;
+    await s.identity.users.create(sys(s), { email: 'root@chat.test', password: PASSWORD, platformAdmin: true });
+    const root = await login(app.url, 'root@chat.test');
+    const m = await login(app.url, a.users.member!.email);
+    // Prices are the platform's: a member may not set one; the platform admin does (metering admin API).
+    const body = { model: 'm-local', input_micros_per_mtok: 2_000_000, output_micros_per_mtok: 8_000_000, request_micros: 1_000 };
+    expect((await call(app.url, '/admin/api/prices', { method: 'PUT', session: m, body })).status).toBe(403);
+    const price = await call(app.url, '/admin/api/prices', { method: 'PUT', session: root, body });
+    expect(price.status).toBe(200);
+
+    const id = (await call(app.url, '/api/chat/conversations', { method: 'POST', session: m, body: {} })).body.id as string;
+    const turn = async (content: string) => {
+      upstream.reply = `Priced answer to ${content}.`;
+      const res = await fetch(`${app.url}/api/chat/conversations/${id}/completions`, {
+        method: 'POST',
+        headers: { cookie: m.cookie, 'x-csrf-token': m.csrf, 'content-type': 'application/json' },
+        body: JSON.stringify({ content, model: 'm-local' }),
+      });
+      const text = await res.text();
+      const block = text.split('\n\n').find((b) => b.startsWith('event: enclave'))!;
+      const event = JSON.parse(block.slice(block.indexOf('data:') + 5)) as { request_id: string; message: { usage: { prompt_tokens: number; completion_tokens: number; cost_micros: number } }; conversation: { usage: { cost_micros: number } } };
+      expect(event.request_id).toBe(res.headers.get('x-request-id'));
+      // The usage writer batches; the test flushes to read the record (the chat itself did not need to).
+      s.gateway.usage.flush();
+      const rec = (s.data.usageRecords.list(a.ctx) as { requestId: string; workflow: string | null; costMicros: number; priceVersion: number | null; promptTokens: number; completionTokens: number }[]).find((u) => u.requestId === event.request_id)!;
+      expect(rec.workflow).toBe('chat');
+      expect(rec.priceVersion).toBe(price.body.version);
+      return { event, rec };
+    };
+
+    const one = await turn('one');
+    expect(one.rec.costMicros).toBeGreaterThan(0);
+    expect(one.event.message.usage).toEqual({ prompt_tokens: one.rec.promptTokens, completion_tokens: one.rec.completionTokens, cost_micros: one.rec.costMicros });
+    const two = await turn('two');
+    expect(two.event.message.usage.cost_micros).toBe(two.rec.costMicros);
+
+    // Stored: each answer carries its record's cost; the conversation sums them.
+    const got = await call(app.url, `/api/chat/conversations/${id}`, { session: m });
+    const answers = (got.body.messages as { role: string; usage: { cost_micros: number } }[]).filter((x) => x.role === 'assistant');
+    expect(answers.map((x) => x.usage.cost_micros)).toEqual([one.rec.costMicros, two.rec.costMicros]);
+    expect(got.body.usage.cost_micros).toBe(one.rec.costMicros + two.rec.costMicros);
+    expect(got.body.usage.prompt_tokens + got.body.usage.completion_tokens).toBe(one.rec.promptTokens + one.rec.completionTokens + two.rec.promptTokens + two.rec.completionTokens);
+    expect(two.event.conversation.usage.cost_micros).toBe(got.body.usage.cost_micros);
   });
 
   it('edit replaces the last user message and regenerate drops the last answer', async () => {
