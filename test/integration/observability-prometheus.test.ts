@@ -32,9 +32,18 @@ beforeAll(async () => {
     } else if (Date.now() - upSince > 3000) break;
   }
   if (!upSince) throw new Error('Prometheus did not scrape both targets within 20 s');
+  // Job histograms reach the api's /metrics from the worker through Redis with its heartbeat
+  // (every 5 s), once its first scheduled maintenance job has run: wait for them (bounded)
+  // instead of depending on timing.
+  const jobsDeadline = Date.now() + 25_000;
+  const hasJobSamples = (text: string) => /^enclave_job_duration_seconds_bucket/m.test(text) && /^enclave_queue_wait_seconds_bucket/m.test(text);
+  while (!hasJobSamples(await scrape(stack.env.app.url))) {
+    if (Date.now() > jobsDeadline) throw new Error('no job metrics from the worker within 25 s');
+    await new Promise((r) => setTimeout(r, 250));
+  }
   const { DASHBOARDS } = await import('../../scripts/grafana-dashboards.js');
   for (const d of DASHBOARDS) for (const r of d.rows) for (const p of r.panels) if (p.core) CORE.add(`${d.file}: ${p.title}`);
-}, 60_000);
+}, 90_000);
 afterAll(async () => {
   await prom?.close();
   await stack?.close();
