@@ -30,6 +30,9 @@ const CONTENT_ACTIONS = ['allow', 'redact', 'route_local', 'block'] as const;
  *   GET /api/ui/policy    the tenant's effective data-boundary policy (defaults filled in)
  *                         and the stored input (settings:read); saving goes through
  *                         PUT /admin/api/gateway/policy
+ *   GET /api/ui/metering  the tenant's metering settings (time zone, alert thresholds, raw
+ *                         usage retention, webhook URL, whether a signing secret exists;
+ *                         settings:read); saving goes through PUT /admin/api/tenants/:id/metering
  */
 export function uiRouter(identity: Identity, license: LicenseService, opts: UiOptions = {}): Router {
   const r = Router();
@@ -81,6 +84,26 @@ export function uiRouter(identity: Identity, license: LicenseService, opts: UiOp
         default_classification: policy.defaultClassification ?? tenantDefault,
       },
       input: policy.input,
+      can_write: identity.access.authorize(ctx, 'settings:write').allow,
+    });
+  });
+  r.get('/api/ui/metering', session, (req, res) => {
+    const ctx = req.ctx;
+    if (!ctx.tenant) throw new AppError(400, 'tenant_required', 'Choose an organisation first.');
+    identity.access.require(ctx, 'settings:read', {}, { type: 'tenant', id: ctx.tenant.id });
+    const m = opts.metering;
+    if (!m) throw new AppError(503, 'metering_unavailable', 'Usage metering is not available on this server.');
+    const t = m.plans.tenant(ctx.tenant.id);
+    if (!t) throw new AppError(404, 'not_found', 'tenant not found');
+    res.set('cache-control', 'no-store').json({
+      object: 'ui_metering',
+      tenant_id: ctx.tenant.id,
+      timezone: t.timezone,
+      alert_thresholds: t.alertThresholds,
+      raw_retention_days: t.rawRetentionDays,
+      webhook_url: t.webhookUrl,
+      // Never the secret itself: it is shown once, when PUT …/metering issues it.
+      webhook_secret_set: m.webhookSecrets.has(ctx.tenant.id),
       can_write: identity.access.authorize(ctx, 'settings:write').allow,
     });
   });

@@ -5,14 +5,15 @@ import { newId } from '../../server/ids.js';
 import { startWorker } from '../../server/jobs/runtime.js';
 import type { JobWorker } from '../../server/jobs/worker.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
-import { PASSWORD, seedTenant, sys } from '../helpers/identity.js';
+import { call, login, PASSWORD, seedTenant, sys } from '../helpers/identity.js';
 import { axeCheck, ensureWebBuilt, launchBrowser, ScriptedUpstream, shot, watchPage } from './support.js';
 
 /**
  * The second pass of admin and user pages in Debian's chromium against a real server:
  * data-boundary policy (saved, then enforced on /v1), redaction notice in the chat, the Me
  * page from metering, the overview from metering, plans & quotas, SSO providers, jobs,
- * soft-limit banners, and the layout at laptop widths. axe on every new page.
+ * soft-limit banners, prices (and the chat's cost from them), the tenant's metering settings
+ * (webhook secret shown once), and the layout at laptop widths. axe on every new page.
  */
 const FAST = { connectMs: 2000, firstTokenMs: 5000, idleMs: 5000, totalMs: 30_000, retryBaseMs: 5, maxRetries: 0, queueMs: 200, breakerFailures: 50, breakerCooldownMs: 1000 };
 
@@ -272,6 +273,139 @@ describe('admin overview, plans, SSO, jobs, banners', () => {
   });
 });
 
+describe('prices and metering settings', () => {
+  it('a platform admin sets a price on the prices page; the chat then shows the metered, non-zero cost', async () => {
+    const s = app.services;
+    const { ctx, page, watch } = await signIn(ADMIN);
+    await page.getByRole('link', { name: 'Admin' }).click();
+    await adminSection(page, 'Prices');
+    const table = page.getByRole('table', { name: 'Current prices' });
+    await expect.poll(() => table.textContent()).toContain('gpt-4o-mini'); // bundled defaults
+    expect(await table.textContent()).not.toContain('gpt-scripted');
+    const form = page.getByRole('form', { name: 'Set a price' });
+    await form.getByLabel('Model').fill('gpt-scripted');
+    await form.getByLabel('Deployment').selectOption({ label: 'scripted-public' });
+    await form.getByLabel('Input per 1M tokens').fill('2.5');
+    await form.getByLabel('Output per 1M tokens').fill('10');
+    await form.getByLabel('Fee per request (optional)').fill('0.002');
+    await form.getByLabel('Currency').fill('USD');
+    await form.getByRole('button', { name: 'Save price' }).click();
+    await expect.poll(() => page.getByRole('status').filter({ hasText: /Price of gpt-scripted \(scripted-public\) saved as version \d+/ }).count()).toBe(1);
+    const row = table.getByRole('row', { name: /gpt-scripted/ });
+    await expect.poll(() => row.textContent()).toContain('2.50 USD');
+    expect(await row.textContent()).toContain('10.00 USD');
+    expect(await row.textContent()).toContain('0.002 USD');
+    expect(await row.textContent()).toContain('scripted-public');
+    const stored = s.metering.pricing.list().find((p) => p.model === 'gpt-scripted')!;
+    expect(stored).toMatchObject({ inputMicrosPerMTok: 2_500_000, outputMicrosPerMTok: 10_000_000, requestMicros: 2_000, currency: 'USD', source: 'admin' });
+    // Edit fills the form with the row; History lists the versions.
+    await page.getByRole('button', { name: 'Price history of gpt-scripted' }).click();
+    await expect.poll(() => page.getByRole('table', { name: 'Price history of gpt-scripted' }).textContent()).toContain(`v${stored.version}`);
+    await page.getByRole('button', { name: 'Edit the price of gpt-scripted (scripted-public)' }).click();
+    expect(await form.getByLabel('Output per 1M tokens').inputValue()).toBe('10');
+    expect(await axeCheck(page)).toEqual([]);
+    await shot(page, 'admin-prices');
+
+    // The chat: the answer is costed with that price, and the header shows the conversation's cost.
+    await page.getByRole('link', { name: 'Chat', exact: true }).click();
+    await page.getByRole('heading', { name: 'New chat' }).waitFor();
+    upstream.reply = 'A priced answer.';
+    upstream.pieceDelayMs = 0;
+    await page.getByRole('textbox', { name: 'Message' }).fill('What does this cost?');
+    await page.getByRole('textbox', { name: 'Message' }).press('Enter');
+    await expect.poll(() => page.locator('.msg-assistant').last().textContent()).toContain('A priced answer.');
+    const cost = page.getByTestId('conversation-cost');
+    await expect.poll(() => cost.textContent()).toMatch(/^\$0\.\d*[1-9]\d*$/);
+    expect(await page.getByTestId('conversation-tokens').textContent()).toMatch(/^[1-9][\d,]* tokens$/);
+    const conv = await page.evaluate(async () => {
+      const list = (await (await fetch('/api/chat/conversations')).json()) as { data: { id: string; usage: { cost_micros: number } }[] };
+      return list.data[0]!;
+    });
+    s.gateway.usage.flush();
+    const recs = (s.data.usageRecords.list(seeded.ctx) as { workflow: string | null; model: string | null; costMicros: number; priceVersion: number | null; userId: string | null }[]).filter(
+      (u) => u.workflow === 'chat' && u.model === 'gpt-scripted' && u.priceVersion === stored.version,
+    );
+    expect(recs).toHaveLength(1);
+    expect(conv.usage.cost_micros).toBeGreaterThan(0);
+    expect(conv.usage.cost_micros).toBe(recs[0]!.costMicros);
+    expect(await cost.textContent()).toBe(`$${(recs[0]!.costMicros / 1_000_000).toFixed(4)}`);
+    await shot(page, 'chat-cost');
+    expect(watch.errors).toEqual([]);
+    await ctx.close();
+  });
+
+  it('an owner saves the time zone and a webhook URL; the signing secret is shown once, with copy and rotate', async () => {
+    const s = app.services;
+    const { ctx, page, watch } = await signIn(seeded.users.owner!.email);
+    await ctx.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: app.url });
+    // Prices are the platform's: an owner has no prices page, and the API refuses.
+    await page.getByRole('link', { name: 'Admin' }).click();
+    await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor();
+    expect(await page.getByRole('navigation', { name: 'Admin console' }).getByRole('link', { name: 'Prices' }).count()).toBe(0);
+    const owner = await login(app.url, seeded.users.owner!.email);
+    expect((await call(app.url, '/admin/api/prices', { session: owner })).status).toBe(403);
+    expect((await call(app.url, '/admin/api/prices', { method: 'PUT', session: owner, body: { model: 'x', input_micros_per_mtok: 1, output_micros_per_mtok: 1 } })).status).toBe(403);
+
+    await adminSection(page, 'Settings');
+    const form = page.getByRole('form', { name: 'Usage metering settings' });
+    await expect.poll(() => form.getByLabel('Time zone').inputValue()).toBe('UTC');
+    expect(await form.getByLabel('Alert thresholds (% of monthly limits)').inputValue()).toBe('80, 100');
+    await form.getByLabel('Time zone').fill('Europe/Berlin');
+    await form.getByLabel('Alert thresholds (% of monthly limits)').fill('50, 90, 100');
+    await form.getByLabel('Keep raw usage records for (days)').fill('400');
+    await form.getByLabel('Webhook URL for usage alerts').fill('http://127.0.0.1:9/hooks/enclave');
+    await form.getByRole('button', { name: 'Save metering settings' }).click();
+    const secret = page.getByTestId('webhook-secret');
+    await secret.waitFor();
+    const first = (await secret.textContent())!;
+    expect(first).toMatch(/^whsec_/);
+    expect(await page.getByTestId('webhook-secret-note').textContent()).toContain('shown only once');
+    await page.getByRole('button', { name: 'Copy secret' }).click();
+    await page.getByRole('button', { name: 'Copied' }).waitFor();
+    expect(await page.evaluate(() => (globalThis as unknown as { navigator: { clipboard: { readText(): Promise<string> } } }).navigator.clipboard.readText())).toBe(first);
+    expect(await axeCheck(page)).toEqual([]);
+    await shot(page, 'admin-settings-metering');
+    const t = s.metering.plans.tenant(seeded.tenant.id)!;
+    expect(t).toMatchObject({ timezone: 'Europe/Berlin', alertThresholds: [50, 90, 100], rawRetentionDays: 400, webhookUrl: 'http://127.0.0.1:9/hooks/enclave' });
+    expect(s.metering.webhookSecrets.has(seeded.tenant.id)).toBe(true);
+
+    // Shown once: after a reload the form shows the saved values and no secret.
+    await page.reload();
+    await page.getByRole('heading', { name: 'Settings', level: 1 }).waitFor();
+    await expect.poll(() => form.getByLabel('Time zone').inputValue()).toBe('Europe/Berlin');
+    expect(await form.getByLabel('Webhook URL for usage alerts').inputValue()).toBe('http://127.0.0.1:9/hooks/enclave');
+    expect(await form.getByLabel('Keep raw usage records for (days)').inputValue()).toBe('400');
+    expect(await page.getByTestId('webhook-secret').count()).toBe(0);
+    expect(await form.textContent()).toContain('A signing secret is set.');
+    expect(await page.content()).not.toContain(first);
+    // Saving again (same URL) issues no new secret; Rotate does (confirm() is accepted by watchPage).
+    await form.getByLabel('Alert thresholds (% of monthly limits)').fill('80, 100');
+    await form.getByRole('button', { name: 'Save metering settings' }).click();
+    await expect.poll(() => page.getByRole('status').filter({ hasText: 'Metering settings saved.' }).count()).toBe(1);
+    expect(await page.getByTestId('webhook-secret').count()).toBe(0);
+    await form.getByRole('button', { name: 'Rotate signing secret' }).click();
+    await secret.waitFor();
+    const second = (await secret.textContent())!;
+    expect(second).toMatch(/^whsec_/);
+    expect(second).not.toBe(first);
+    expect(watch.dialogs.some((d) => d.includes('new signing secret'))).toBe(true);
+    // A bad time zone: the API's error is shown.
+    await form.getByLabel('Time zone').fill('Mars/Olympus');
+    await form.getByRole('button', { name: 'Save metering settings' }).click();
+    await expect.poll(() => page.getByRole('alert').filter({ hasText: 'IANA time zone' }).count()).toBe(1);
+    expect(s.metering.plans.tenant(seeded.tenant.id)!.timezone).toBe('Europe/Berlin');
+    // The browser logs the refused PUT (400) as a console error; nothing else may be logged.
+    expect(watch.errors.filter((e) => !/status of 400/.test(e))).toEqual([]);
+    expect(watch.errors).toHaveLength(1);
+    await ctx.close();
+
+    // A member: the API refuses both the read and the write.
+    const member = await login(app.url, seeded.users.member!.email);
+    expect((await call(app.url, '/api/ui/metering', { session: member })).status).toBe(403);
+    expect((await call(app.url, `/admin/api/tenants/${seeded.tenant.id}/metering`, { method: 'PUT', session: member, body: { timezone: 'UTC' } })).status).toBe(403);
+  });
+});
+
 describe('laptop widths', () => {
   it('the main pages fit 1280 and 1024 px without horizontal scrolling', async () => {
     for (const width of [1280, 1024]) {
@@ -288,6 +422,8 @@ describe('laptop widths', () => {
         ['/admin/members', 'Members & roles'],
         ['/admin/audit', 'Audit log'],
         ['/admin/providers', 'Providers & models'],
+        ['/admin/prices', 'Prices'],
+        ['/admin/settings', 'Settings'],
       ] as const) {
         // 1024 px is the hard case: every page there; at 1280 the ones with the widest content.
         if (width === 1280 && !['/chat', '/me', '/admin', '/admin/policy', '/admin/audit', '/admin/jobs'].includes(path)) continue;

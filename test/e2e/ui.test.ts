@@ -177,7 +177,7 @@ describe('chat', () => {
     await page.locator('.msg-assistant .codeblock').waitFor();
     await expect.poll(() => page.locator('.msg-assistant').last().textContent()).toContain('console.log(1)');
     await expect.poll(() => page.locator('.conv-link').first().textContent()).toBe('Hello there');
-    await expect.poll(() => page.locator('.composer-bar .muted').textContent()).toMatch(/This conversation: \d+ tokens/);
+    await expect.poll(() => page.getByTestId('conversation-usage').textContent()).toMatch(/This conversation: \d+ tokens · \$\d/);
     await shot(page, 'chat-answer');
 
     // Now a slow one: text grows while streaming; Stop ends it.

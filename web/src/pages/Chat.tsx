@@ -371,9 +371,21 @@ export function ChatPage({ conversationId }: { conversationId: string | null }) 
 
       <section className="chat-main" aria-labelledby="chat-title">
         <div className="chat-head">
-          <h1 id="chat-title" className="chat-title" tabIndex={-1}>
-            {conv?.title ?? 'New chat'}
-          </h1>
+          <div className="chat-heading">
+            <h1 id="chat-title" className="chat-title" tabIndex={-1}>
+              {conv?.title ?? 'New chat'}
+            </h1>
+            {conv ? (
+              <p className="chat-usage" data-testid="conversation-usage" aria-live="polite">
+                <span className="sr-only">This conversation: </span>
+                <span data-testid="conversation-tokens">{formatNumber(conv.usage.prompt_tokens + conv.usage.completion_tokens)} tokens</span>
+                {' · '}
+                <span data-testid="conversation-cost" title="Metered cost of this conversation (prices set by your administrators)">
+                  {formatCost(conv.usage.cost_micros)}
+                </span>
+              </p>
+            ) : null}
+          </div>
           <div className="chat-controls">
             <label className="inline-field">
               <span>Model</span>
@@ -484,9 +496,7 @@ export function ChatPage({ conversationId }: { conversationId: string | null }) 
             onKeyDown={onKey}
           />
           <div className="composer-bar">
-            <span className="muted small" aria-live="polite">
-              {conv ? `This conversation: ${formatNumber(conv.usage.prompt_tokens + conv.usage.completion_tokens)} tokens · ${formatCost(conv.usage.cost_micros)}` : ''}
-            </span>
+            <span className="muted small">Enter sends · Shift+Enter new line</span>
             <span className="composer-buttons">
               {editing ? (
                 <button

@@ -9,6 +9,7 @@ import { MembersPage } from './Members.js';
 import { Overview } from './Overview.js';
 import { PlansPage } from './Plans.js';
 import { PolicyPage } from './Policy.js';
+import { PricesPage } from './Prices.js';
 import { ProvidersPage } from './Providers.js';
 import { SettingsPage } from './Settings.js';
 import { SsoPage } from './Sso.js';
@@ -30,6 +31,7 @@ const SECTIONS: Section[] = [
   { path: '/admin/audit', label: 'Audit log' },
   { path: '/admin/settings', label: 'Settings' },
   { path: '/admin/providers', label: 'Providers & models', platform: true },
+  { path: '/admin/prices', label: 'Prices', platform: true },
   { path: '/admin/tenants', label: 'Tenants', platform: true },
   { path: '/admin/jobs', label: 'Jobs', platform: true },
   { path: '/admin/license', label: 'Licence', platform: true },
@@ -84,6 +86,9 @@ export function AdminPage({ path }: { path: string }) {
       break;
     case '/admin/providers':
       body = <ProvidersPage />;
+      break;
+    case '/admin/prices':
+      body = <PricesPage />;
       break;
     case '/admin/tenants':
       body = <TenantsPage />;

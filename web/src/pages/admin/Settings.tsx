@@ -2,8 +2,9 @@ import { useEffect, useState, type FormEvent } from 'react';
 import { api } from '../../api.js';
 import { ErrorNote, Note, PageTitle, Spinner } from '../../components/ui.js';
 import { useLoad } from './common.js';
+import { MeteringSettings } from './MeteringSettings.js';
 
-/** Tenant settings the console edits: chat retention. */
+/** Tenant settings the console edits: chat retention and usage metering (time zone, alerts, retention, webhook). */
 export function SettingsPage() {
   const current = useLoad(() => api<{ days: number | null }>('/api/chat/retention'), []);
   const [days, setDays] = useState('');
@@ -45,6 +46,7 @@ export function SettingsPage() {
       </form>
       <ErrorNote error={error} />
       {done ? <Note kind="ok">{done}</Note> : null}
+      <MeteringSettings />
     </section>
   );
 }
