@@ -299,7 +299,7 @@ describe('admin console', () => {
 
     await page.getByRole('link', { name: 'Settings' }).click();
     await page.getByLabel(/Delete conversations not used for/).fill('90');
-    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByRole('button', { name: 'Save retention' }).click();
     await expect.poll(() => page.getByRole('status').filter({ hasText: '90 days' }).count()).toBe(1);
     expect(watch.errors).toEqual([]);
     await ctx.close();

@@ -41,7 +41,7 @@ export function SettingsPage() {
           <input type="number" min={1} max={3650} inputMode="numeric" value={days} onChange={(e) => setDays(e.target.value)} />
         </label>
         <button className="btn btn-primary" type="submit" disabled={busy}>
-          {busy ? <Spinner label="Saving…" /> : 'Save'}
+          {busy ? <Spinner label="Saving…" /> : 'Save retention'}
         </button>
       </form>
       <ErrorNote error={error} />
