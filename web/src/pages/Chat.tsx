@@ -496,7 +496,7 @@ export function ChatPage({ conversationId }: { conversationId: string | null }) 
             onKeyDown={onKey}
           />
           <div className="composer-bar">
-            <span className="muted small">Enter sends · Shift+Enter new line</span>
+            <span className="muted small">{messages.length ? 'Enter sends · Shift+Enter new line' : ''}</span>
             <span className="composer-buttons">
               {editing ? (
                 <button
