@@ -139,7 +139,7 @@ describe('chat and Me page', () => {
     const { ctx, page, watch } = await signIn(seeded.users.member!.email);
     upstream.reply = 'Noted.';
     upstream.pieceDelayMs = 0;
-    expect(await page.getByLabel('Data classification').inputValue()).toBe('internal');
+    await expect.poll(() => page.getByLabel('Data classification').inputValue()).toBe('internal');
     await page.getByRole('textbox', { name: 'Message' }).fill('Please write to ana@example.com about it');
     await page.getByRole('textbox', { name: 'Message' }).press('Enter');
     await expect.poll(() => page.locator('.msg-assistant').last().textContent()).toContain('Noted.');

@@ -139,7 +139,7 @@ describe('tenants and sessions', () => {
     await shot(page, 'tenant-picker');
     await page.getByRole('button', { name: /Globex/ }).click();
     await page.getByRole('heading', { name: 'New chat' }).waitFor();
-    expect(await page.getByLabel('Organisation').inputValue()).toBe('globex');
+    await expect.poll(() => page.getByLabel('Organisation').inputValue()).toBe('globex');
     // A member of Globex: no admin console there.
     expect(await page.getByRole('link', { name: 'Admin' }).count()).toBe(0);
     await page.getByLabel('Organisation').selectOption('acme');
@@ -163,9 +163,10 @@ describe('tenants and sessions', () => {
 describe('chat', () => {
   it('streams an answer incrementally, Stop ends it and keeps the partial answer', async () => {
     const { ctx, page, watch } = await signIn(seeded.users.member!.email);
-    expect(await page.getByRole('combobox', { name: 'Model' }).inputValue()).toBe('gpt-scripted');
+    // The model list loads after sign-in: wait for it rather than read it at once.
+    await expect.poll(() => page.getByRole('combobox', { name: 'Model' }).inputValue()).toBe('gpt-scripted');
     await expect.poll(() => page.locator('#model-boundary').textContent()).toContain('Public cloud');
-    expect(await page.getByLabel('Data classification').inputValue()).toBe('internal');
+    await expect.poll(() => page.getByLabel('Data classification').inputValue()).toBe('internal');
     await shot(page, 'chat-empty');
     expect(await axeCheck(page)).toEqual([]);
 

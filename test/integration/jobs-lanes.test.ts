@@ -67,7 +67,8 @@ describe('lanes', () => {
     // A fills the queue first: two big batches (the second must wait for A's only slot).
     const a1 = await submit(a!, jsonl(1000, 'a'));
     const a2 = await submit(a!, jsonl(1000, 'a'));
-    await until(async () => ((await a!.batches.retrieve(a1)).status === 'in_progress' ? true : undefined), 5000);
+    // Setup only (the timed part starts below): on a loaded CI machine the first pick-up can take a while.
+    await until(async () => ((await a!.batches.retrieve(a1)).status === 'in_progress' ? true : undefined), 20_000);
     const t0 = Date.now();
     const b1 = await submit(b!, jsonl(3, 'b'));
     const doneB = await until(async () => {
