@@ -16,6 +16,7 @@ import { errorHandler, notFoundHandler } from './http/errors.js';
 import { requestContext } from './http/request-context.js';
 import { jsonBody } from './http/json-body.js';
 import { securityHeaders } from './http/security-headers.js';
+import { closeInReverse, type Closer } from './lifecycle.js';
 import { createLogger } from './logger.js';
 import { Metrics } from './metrics/registry.js';
 import { metricsRouter } from './metrics/routes.js';
@@ -99,14 +100,14 @@ export async function createServices(
   const master = resolveMasterKey(config, log);
 
   const db = openDatabase(databaseFile(config.dataDir));
-  const closers: (() => Promise<void> | void)[] = [
+  const closers: Closer[] = [
     () => {
       db.$client.close();
     },
   ];
-  const closeAll = async (): Promise<void> => {
-    for (const c of closers.reverse()) await c();
-  };
+  // Once only: a second call (e.g. a signal during start-up failure handling) waits for the first.
+  let closing: Promise<void> | undefined;
+  const closeAll = (): Promise<void> => (closing ??= closeInReverse(closers, log));
   try {
     const { applied } = migrate(db.$client, { appVersion: APP_VERSION, now: () => clock.now() });
     if (applied.length) log.info({ applied }, 'applied database migrations');
