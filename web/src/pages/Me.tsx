@@ -1,11 +1,11 @@
 import { useMemo, useState, type FormEvent } from 'react';
 import { api, ApiError, type ListPage } from '../api.js';
 import { Chart } from '../components/Chart.js';
-import { ErrorNote, formatCost, formatNumber, formatTime, Note, PageTitle, Spinner } from '../components/ui.js';
+import { ErrorNote, formatCost, formatNumber, formatTime, PageTitle, Spinner } from '../components/ui.js';
 import { dailySeries, type UsageRow } from '../lib/usage.js';
 import { Link } from '../router.js';
 import { useSession } from '../session.js';
-import { tenantPath, useAction, useLoad } from './admin/common.js';
+import { tenantPath, useAction, useLoad, ActionStatus } from './admin/common.js';
 
 /** GET /api/ui/usage: metering's self-service report (as /v1/enclave/usage) plus the month by day. */
 interface MyUsage {
@@ -218,8 +218,7 @@ function MyKeys({ canCreate, selfService }: { canCreate: boolean; selfService: b
           </button>
         </form>
       ) : null}
-      <ErrorNote error={act.error} />
-      {act.done ? <Note kind="ok">{act.done}</Note> : null}
+      <ActionStatus act={act} />
       {secret ? (
         <div className="note note-ok secret" role="status">
           <p>

@@ -1,6 +1,6 @@
 import { api } from '../../api.js';
-import { ErrorNote, formatNumber, formatTime, Note, PageTitle, Spinner } from '../../components/ui.js';
-import { useAction, useLoad } from './common.js';
+import { ErrorNote, formatNumber, formatTime, PageTitle, Spinner } from '../../components/ui.js';
+import { useAction, useLoad, ActionStatus } from './common.js';
 
 interface FailedJob {
   queue: string;
@@ -75,8 +75,7 @@ export function JobsPage() {
             </table>
           </div>
           <h2>Failed jobs</h2>
-          <ErrorNote error={act.error} />
-          {act.done ? <Note kind="ok">{act.done}</Note> : null}
+          <ActionStatus act={act} />
           {d.failed.length === 0 ? (
             <p className="muted">No failed jobs.</p>
           ) : (

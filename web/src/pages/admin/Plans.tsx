@@ -2,7 +2,7 @@ import { useState, type FormEvent } from 'react';
 import { api, type ListPage } from '../../api.js';
 import { ErrorNote, formatCost, formatNumber, Note, PageTitle, Spinner } from '../../components/ui.js';
 import { useSession } from '../../session.js';
-import { tenantPath, useAction, useLoad, useTenantId } from './common.js';
+import { tenantPath, useAction, useLoad, useTenantId, ActionStatus } from './common.js';
 
 interface Plan {
   name: string;
@@ -252,8 +252,7 @@ function TenantQuotas() {
               {act.busy === 'save' ? <Spinner label="Saving…" /> : 'Save limits'}
             </button>
           </form>
-          <ErrorNote error={act.error} />
-          {act.done ? <Note kind="ok">{act.done}</Note> : null}
+          <ActionStatus act={act} />
         </>
       ) : null}
     </>
@@ -409,8 +408,7 @@ function PlatformPlans() {
               {act.busy === 'assign' ? <Spinner label="Assigning…" /> : 'Assign plan'}
             </button>
           </form>
-          <ErrorNote error={act.error} />
-          {act.done ? <Note kind="ok">{act.done}</Note> : null}
+          <ActionStatus act={act} />
         </>
       ) : null}
     </>

@@ -1,8 +1,8 @@
 import { useEffect, useState, type FormEvent } from 'react';
 import { api, type Role } from '../../api.js';
-import { ErrorNote, formatTime, Note, PageTitle, Spinner } from '../../components/ui.js';
+import { ErrorNote, formatTime, PageTitle, Spinner } from '../../components/ui.js';
 import { useSession } from '../../session.js';
-import { tenantPath, useAction, useLoad, useTenantId } from './common.js';
+import { tenantPath, useAction, useLoad, useTenantId, ActionStatus } from './common.js';
 
 interface Rule {
   claim: 'roles' | 'groups';
@@ -182,8 +182,7 @@ export function SsoPage() {
           </div>
         )
       ) : null}
-      <ErrorNote error={act.error} />
-      {act.done ? <Note kind="ok">{act.done}</Note> : null}
+      <ActionStatus act={act} />
       {current && tenantId ? <IdpDetail key={current.id} idp={current} tenantId={tenantId} onSaved={() => void list.reload()} /> : null}
 
       <h2>Add a provider</h2>
@@ -357,8 +356,7 @@ function IdpDetail({ idp, tenantId, onSaved }: { idp: Idp; tenantId: string; onS
           {act.busy === 'mapping' ? <Spinner label="Saving…" /> : 'Add rule'}
         </button>
       </form>
-      <ErrorNote error={act.error} />
-      {act.done ? <Note kind="ok">{act.done}</Note> : null}
+      <ActionStatus act={act} />
     </div>
   );
 }

@@ -1,4 +1,5 @@
 import { useCallback, useEffect, useState } from 'react';
+import { ErrorNote, Note } from '../../components/ui.js';
 import { useSession } from '../../session.js';
 
 /** Loads data, keeps the error, reloads on demand: every admin page's list. */
@@ -54,6 +55,16 @@ export function useAction() {
     }
   }, []);
   return { busy, error, done, run, setError, setDone };
+}
+
+/** What the last useAction() run ended with: the API's error, or its success message. */
+export function ActionStatus({ act }: { act: { error: unknown; done: string | null } }) {
+  return (
+    <>
+      <ErrorNote error={act.error} />
+      {act.done ? <Note kind="ok">{act.done}</Note> : null}
+    </>
+  );
 }
 
 export const CLASS_LABEL: Record<string, string> = { public: 'Public', internal: 'Internal', confidential: 'Confidential', restricted: 'Restricted' };
