@@ -1,4 +1,5 @@
-import express, { type Express } from 'express';
+import type { RequestListener } from 'node:http';
+import express from 'express';
 import type { Redis } from 'ioredis';
 import { mkdirSync } from 'node:fs';
 import type { Logger } from 'pino';
@@ -43,7 +44,8 @@ import type { Entitlements } from './access/entitlements.js';
 import { startLicense } from '../license/boot.js';
 import { defaultUsage, type LicenseService } from '../license/service.js';
 import { createGateway, type Gateway } from './gateway/index.js';
-import { gatewayRouter } from './gateway/routes.js';
+import { v1Routes } from './gateway/routes.js';
+import { fastPath } from './http/fast-path.js';
 import { gatewayAdminRouter } from './gateway/admin-routes.js';
 import { createMetering, type Metering } from './metering/index.js';
 import { meteringRouter } from './metering/routes.js';
@@ -255,8 +257,8 @@ export async function createServices(
   }
 }
 
-/** The HTTP application: middleware in order, then routers, then 404 and errors. */
-export function buildApp(services: Services): Express {
+/** The HTTP application: /v1 on the fast path; the rest through express — middleware in order, then routers, then 404 and errors. */
+export function buildApp(services: Services): RequestListener {
   const { config } = services;
   const app = express();
   app.disable('x-powered-by');
@@ -269,9 +271,6 @@ export function buildApp(services: Services): Express {
 
   app.use(healthRouter(services.readiness));
   app.use(countAuthFailures(services.metrics));
-  // The /v1 hot path first: its four routes share no path with the routers below, and each
-  // router in front of it would walk its whole route list for every AI call.
-  app.use(gatewayRouter(services.identity, services.gateway));
   app.use(metricsRouter(services.metrics, config.metricsToken, () => services.jobs.metricsText()));
   app.use(authRouter(services.identity, { cookieSecure: config.cookieSecure, maxAgeMs: config.sessionMaxHours * 3600_000 }));
   app.use(ssoRouter(services.sso, services.identity, { cookieSecure: config.cookieSecure, maxAgeMs: config.sessionMaxHours * 3600_000 }));
@@ -290,5 +289,16 @@ export function buildApp(services: Services): Express {
 
   app.use(notFoundHandler);
   app.use(errorHandler());
-  return app;
+  // /v1 (every AI call) is served without express, by the same request pieces (server/http/fast-path.ts).
+  return fastPath({
+    prefix: '/v1',
+    routes: v1Routes(services.gateway),
+    identity: services.identity,
+    log: services.log,
+    clock: services.clock,
+    metrics: services.metrics,
+    maxBodyBytes: config.maxBodyBytes,
+    trustProxy: config.trustProxy,
+    fallback: app,
+  });
 }

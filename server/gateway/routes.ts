@@ -1,40 +1,60 @@
-import { Router, type Request, type Response } from 'express';
 import { AppError } from '../errors.js';
-import type { Identity } from '../identity/index.js';
-import { authenticate } from '../identity/http.js';
+import type { FastRoute } from '../http/fast-path.js';
+import { sendJson } from '../http/respond.js';
 import type { Gateway } from './index.js';
 
 /**
- * `/v1`: the OpenAI-compatible surface (API keys). Thin: parse, call the gateway service
- * with the context, map the result. Errors use the OpenAI envelope (server/http/errors.ts).
+ * `/v1`: the OpenAI-compatible surface (API keys), served by the fast path
+ * (server/http/fast-path.ts: authentication, JSON body, error envelope). Thin: check the
+ * body's shape, call the gateway service with the context, write the result.
  */
-export function gatewayRouter(identity: Identity, gateway: Gateway): Router {
-  const r = Router();
-  const auth = authenticate(identity, { accept: ['api_key'] });
+export function v1Routes(gateway: Gateway): FastRoute[] {
   const svc = gateway.service;
-
-  r.get('/v1/models', auth, (req: Request, res: Response) => {
-    res.json({ object: 'list', data: svc.listModels(req.ctx) });
-  });
-  r.get('/v1/models/:id', auth, (req: Request, res: Response) => {
-    res.json(svc.getModel(req.ctx, String(req.params.id)));
-  });
-  r.post('/v1/chat/completions', auth, async (req: Request, res: Response) => {
-    svc.beginCall();
-    await svc.chat(req.ctx, bodyOf(req), req, res);
-  });
-  r.post('/v1/embeddings', auth, async (req: Request, res: Response) => {
-    svc.beginCall();
-    await svc.embeddings(req.ctx, bodyOf(req), req, res);
-  });
-  return r;
+  return [
+    {
+      method: 'GET',
+      template: '/v1/models',
+      pattern: /^\/v1\/models\/?$/i,
+      body: false,
+      handle: (ctx, _req, res) => sendJson(res, 200, { object: 'list', data: svc.listModels(ctx) }),
+    },
+    {
+      method: 'GET',
+      template: '/v1/models/:id',
+      pattern: /^\/v1\/models\/([^/]+)\/?$/i,
+      body: false,
+      handle: (ctx, _req, res, _body, [id]) => sendJson(res, 200, svc.getModel(ctx, id!)),
+    },
+    {
+      method: 'POST',
+      template: '/v1/chat/completions',
+      pattern: /^\/v1\/chat\/completions\/?$/i,
+      body: true,
+      handle: async (ctx, req, res, body) => {
+        const b = objectBody(body);
+        svc.beginCall();
+        await svc.chat(ctx, b, req, res);
+      },
+    },
+    {
+      method: 'POST',
+      template: '/v1/embeddings',
+      pattern: /^\/v1\/embeddings\/?$/i,
+      body: true,
+      handle: async (ctx, req, res, body) => {
+        const b = objectBody(body);
+        svc.beginCall();
+        await svc.embeddings(ctx, b, req, res);
+      },
+    },
+  ];
 }
 
-function bodyOf(req: Request): Record<string, any> {
-  const b = req.body as unknown;
+// The body is JSON from the client: the service validates the fields it uses.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function objectBody(b: unknown): Record<string, any> {
   if (!b || typeof b !== 'object' || Array.isArray(b)) {
     throw new AppError(400, 'invalid_request', 'Send a JSON object body with Content-Type: application/json.');
   }
-  return b as Record<string, any>;
+  return b as Record<string, unknown>;
 }
-

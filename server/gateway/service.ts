@@ -1,4 +1,4 @@
-import type { Request, Response } from 'express';
+import type { IncomingMessage as Request, ServerResponse as Response } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { denialError, type Access } from '../access/authorize.js';
@@ -7,6 +7,7 @@ import type { Clock } from '../clock.js';
 import type { Classification, RequestContext } from '../context.js';
 import { requireTenant } from '../context.js';
 import { AppError } from '../errors.js';
+import { sendJson } from '../http/respond.js';
 import { newId } from '../ids.js';
 import type { Metrics } from '../metrics/registry.js';
 import type { UsageWriter } from '../metering/usage.js';
@@ -179,7 +180,7 @@ export class GatewayService {
     if (!Array.isArray(messages) || messages.length === 0) throw new AppError(400, 'invalid_request', 'messages must be a non-empty array.', { param: 'messages' });
 
     const { policy, floor } = this.floor(ctx);
-    const cls = resolveClassification(req.get(CLASS_HEADER), floor);
+    const cls = resolveClassification(header(req, CLASS_HEADER), floor);
     st.classification = cls.classification;
     ctx.classification = cls.classification;
     if (cls.clamped) st.policy.clamped = true;
@@ -383,7 +384,7 @@ export class GatewayService {
     st.status = 'ok';
     st.outcome = 'ok';
     this.headers(res, st);
-    res.status(200).json(result);
+    sendJson(res, 200, result);
   }
 
   private async streamChat(ctx: RequestContext, st: CallState, plan: Plan, body: Record<string, any>, res: Response): Promise<void> {
@@ -506,7 +507,7 @@ export class GatewayService {
     if (err.status >= 500 && !(e instanceof UpstreamError)) ctx.log.error({ err: (e as Error)?.message }, 'gateway call failed');
     this.headers(res, st);
     if (err.headers) for (const [k, v] of Object.entries(err.headers)) res.setHeader(k, v);
-    res.status(err.status).json(err.toBody());
+    sendJson(res, err.status, err.toBody());
   }
 
   private finish(ctx: RequestContext, st: CallState, req: Request, onUsage?: (row: Readonly<UsageRow>) => void): void {
@@ -527,7 +528,7 @@ export class GatewayService {
     m.gatewayInflight.dec();
     const tenant = ctx.tenant;
     if (!tenant) return;
-    const wf = req.get('x-enclave-workflow');
+    const wf = header(req, 'x-enclave-workflow');
     const p = ctx.principal;
     const row: UsageRow = {
       id: newId('use'),
@@ -645,6 +646,12 @@ function sleep(ms: number, res: Response): Promise<void> {
     }
     res.once('close', done);
   });
+}
+
+/** A request header's (first) value; node gives arrays only for set-cookie-like headers. */
+function header(req: Request, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
 }
 
 function drain(res: Response): Promise<void> {

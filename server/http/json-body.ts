@@ -1,4 +1,8 @@
+import type { IncomingMessage } from 'node:http';
+import type { Readable } from 'node:stream';
+import zlib from 'node:zlib';
 import express, { type RequestHandler } from 'express';
+import { AppError } from '../errors.js';
 
 /**
  * JSON request bodies: `express.json({ limit, strict: true })` semantics, with a lean path
@@ -113,4 +117,84 @@ function strictError(str: string, char: string | undefined): SyntaxError {
     err.message = err.message.replace(/#+/g, (p) => str.substring(index, index + p.length));
     return err;
   }
+}
+
+/**
+ * A JSON request body on a plain node request, for the /v1 fast path (server/http/
+ * fast-path.ts): the same rules and answers as the express middleware above — only
+ * `application/json` bodies are read (anything else resolves `undefined`, as express.json
+ * leaves `req.body` unset), UTF-8 only (415 `unsupported_encoding` for other charsets),
+ * gzip/deflate/br inflated, the limit enforced on the bytes received and inflated (413
+ * `body_too_large`), strict JSON (400 `invalid_json`), an aborted upload 400 `request_aborted`.
+ */
+export function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
+  const h = req.headers;
+  const ct = h['content-type'];
+  const type = ct === undefined ? '' : ct.toLowerCase();
+  if (!LEAN_TYPES.has(type)) {
+    const semi = type.indexOf(';');
+    if ((semi < 0 ? type : type.slice(0, semi)).trim() !== 'application/json') {
+      req.resume();
+      return Promise.resolve(undefined);
+    }
+    const charset = /;\s*charset\s*=\s*"?([^";\s]+)/.exec(type)?.[1];
+    if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+      req.resume();
+      return Promise.reject(new AppError(415, 'unsupported_encoding', `unsupported charset "${charset.toUpperCase()}"`));
+    }
+  }
+  const declared = h['content-length'] === undefined ? undefined : Number(h['content-length']);
+  if (declared !== undefined && declared > limit) {
+    req.resume();
+    return Promise.reject(tooLarge(limit));
+  }
+  const enc = (h['content-encoding'] ?? 'identity').toLowerCase();
+  let src: Readable = req;
+  if (enc !== 'identity') {
+    const inflate = enc === 'gzip' ? zlib.createGunzip() : enc === 'deflate' ? zlib.createInflate() : enc === 'br' ? zlib.createBrotliDecompress() : undefined;
+    if (!inflate) {
+      req.resume();
+      return Promise.reject(new AppError(415, 'unsupported_encoding', `unsupported content encoding "${enc}"`));
+    }
+    src = req.pipe(inflate);
+    req.once('aborted', () => inflate.destroy(new Error('request aborted')));
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    const fail = (e: AppError): void => {
+      if (done) return;
+      done = true;
+      req.resume();
+      reject(e);
+    };
+    src.on('data', (c: Buffer) => {
+      if (done) return;
+      size += c.length;
+      if (size > limit) {
+        fail(tooLarge(limit));
+        return;
+      }
+      chunks.push(c);
+    });
+    src.once('end', () => {
+      if (done) return;
+      done = true;
+      let text = (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)).toString('utf8');
+      if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+      try {
+        resolve(parseStrict(text));
+      } catch (e) {
+        reject(new AppError(400, 'invalid_json', `Request body is not valid JSON: ${(e as Error).message}`));
+      }
+    });
+    const aborted = (): void => fail(new AppError(400, 'request_aborted', 'The client aborted the request body.'));
+    req.once('aborted', aborted);
+    src.once('error', (e: Error) => (src === req ? aborted() : fail(new AppError(400, 'invalid_json', `Request body could not be decoded: ${e.message}`))));
+  });
+}
+
+function tooLarge(limit: number): AppError {
+  return new AppError(413, 'body_too_large', `Request body is larger than the limit of ${limit} bytes.`);
 }

@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
@@ -26,37 +27,47 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
  */
 export function requestContext(log: Logger, clock: Clock, metrics: Metrics) {
   return (req: Request, res: Response, next: NextFunction): void => {
-    const started = process.hrtime.bigint();
-    const given = req.get('x-request-id');
-    const requestId = given && REQUEST_ID.test(given) ? given : newId('req');
-    res.setHeader('x-request-id', requestId);
-    req.ctx = httpContext(requestId, log, clock);
-    let logged = false;
-    const done = (): void => {
-      if (logged) return;
-      logged = true;
-      const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
-      const status = res.writableFinished ? res.statusCode : 499;
-      const route = routeTemplate(req);
-      metrics.observeHttp(route, req.method, status, durationMs / 1000);
-      // The base logger with the request id as the first field writes the same line as the
-      // request's child logger would, without making one per request just for this.
-      const level = status >= 500 ? 'error' : 'info';
-      if (!log.isLevelEnabled(level)) return;
-      const line = {
-        requestId,
-        method: req.method,
-        route,
-        status,
-        durationMs: Math.round(durationMs * 100) / 100,
-        tenant: req.ctx.tenant?.slug,
-      };
-      log[level](line, 'request');
-    };
-    res.on('finish', done);
-    res.on('close', done);
+    req.ctx = beginRequest(req, res, log, metrics, () => routeTemplate(req), clock);
     next();
   };
+}
+
+/**
+ * The framework-neutral part of {@link requestContext}, shared with the /v1 fast path
+ * (server/http/fast-path.ts): the request id, the context, and the request's log line and
+ * metrics once the response finished or the client went away. `route()` is asked then.
+ */
+export function beginRequest(req: IncomingMessage, res: ServerResponse, log: Logger, metrics: Metrics, route: () => string, clock: Clock): RequestContext {
+  const started = process.hrtime.bigint();
+  const given = req.headers['x-request-id'];
+  const requestId = typeof given === 'string' && REQUEST_ID.test(given) ? given : newId('req');
+  res.setHeader('x-request-id', requestId);
+  const ctx = httpContext(requestId, log, clock);
+  let logged = false;
+  const done = (): void => {
+    if (logged) return;
+    logged = true;
+    const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
+    const status = res.writableFinished ? res.statusCode : 499;
+    const r = route();
+    metrics.observeHttp(r, req.method ?? 'GET', status, durationMs / 1000);
+    // The base logger with the request id as the first field writes the same line as the
+    // request's child logger would, without making one per request just for this.
+    const level = status >= 500 ? 'error' : 'info';
+    if (!log.isLevelEnabled(level)) return;
+    const line = {
+      requestId,
+      method: req.method,
+      route: r,
+      status,
+      durationMs: Math.round(durationMs * 100) / 100,
+      tenant: ctx.tenant?.slug,
+    };
+    log[level](line, 'request');
+  };
+  res.on('finish', done);
+  res.on('close', done);
+  return ctx;
 }
 
 /**

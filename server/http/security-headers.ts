@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import type { RequestHandler } from 'express';
 
 /**
@@ -40,10 +41,15 @@ export const SECURITY_HEADERS: ReadonlyArray<readonly [string, string]> = [
 ];
 
 export function securityHeaders(): RequestHandler {
-  const list = SECURITY_HEADERS;
   return (_req, res, next) => {
-    for (let i = 0; i < list.length; i++) res.setHeader(list[i]![0], list[i]![1]);
+    setSecurityHeaders(res);
     res.removeHeader('X-Powered-By');
     next();
   };
+}
+
+/** Writes {@link SECURITY_HEADERS} on a response (the express middleware and the /v1 fast path). */
+export function setSecurityHeaders(res: ServerResponse): void {
+  const list = SECURITY_HEADERS;
+  for (let i = 0; i < list.length; i++) res.setHeader(list[i]![0], list[i]![1]);
 }

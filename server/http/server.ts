@@ -1,6 +1,5 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Express } from 'express';
 
 export interface RunningServer {
   readonly server: http.Server;
@@ -14,7 +13,7 @@ export interface RunningServer {
   close(deadlineMs: number): Promise<{ forced: boolean }>;
 }
 
-export function listen(app: Express, port: number, host: string): Promise<RunningServer> {
+export function listen(app: http.RequestListener, port: number, host: string): Promise<RunningServer> {
   const server = http.createServer(app);
   // Keep-alive longer than typical load balancer idle timeouts (60 s) to avoid races
   // where the balancer reuses a socket we are closing.

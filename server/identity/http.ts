@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { RequestContext } from '../context.js';
 import { AppError } from '../errors.js';
@@ -23,9 +24,9 @@ import { checkCsrf, CSRF_HEADER, SESSION_COOKIE } from './sessions.js';
 export type Credential = 'session' | 'api_key';
 
 const SAFE = new Set(['GET', 'HEAD', 'OPTIONS']);
-const tokens = new WeakMap<Request, string>();
+const tokens = new WeakMap<IncomingMessage, string>();
 
-export function readCookie(req: Request, name: string): string | undefined {
+export function readCookie(req: IncomingMessage, name: string): string | undefined {
   const header = req.headers.cookie;
   if (!header) return undefined;
   for (const part of header.split(';')) {
@@ -72,41 +73,53 @@ export function authenticate(identity: Identity, opts: { accept: readonly Creden
   const acceptKey = opts.accept.includes('api_key');
   const acceptSession = opts.accept.includes('session');
   return (req: Request, _res: Response, next: NextFunction): void => {
-    const ctx = req.ctx;
-    ctx.client = clientOf(req);
-    const authz = req.headers.authorization;
-    if (authz !== undefined) {
-      const m = /^Bearer\s+(\S+)\s*$/i.exec(authz);
-      if (!m || !acceptKey) throw new AppError(401, 'auth_invalid_header', 'Use "Authorization: Bearer enk_…" with an API key.', { headers: { 'www-authenticate': 'Bearer realm="enclave"' } });
-      applyKey(ctx, identity.keys.verify(m[1]!, ctx.client.ip));
-      next();
-      return;
-    }
-    const token = acceptSession ? readCookie(req, SESSION_COOKIE) : undefined;
-    if (!token) {
-      throw new AppError(401, 'auth_required', acceptSession ? 'Sign in, or send an API key as "Authorization: Bearer enk_…".' : 'Send an API key as "Authorization: Bearer enk_…".', {
-        headers: { 'www-authenticate': 'Bearer realm="enclave"' },
-      });
-    }
-    const r = identity.sessions.authenticate(token);
-    if (!r.ok) throw new AppError(r.status, r.code, r.message);
-    if (!SAFE.has(req.method) && !checkCsrf(token, req.get(CSRF_HEADER))) {
-      throw new AppError(403, 'csrf_failed', 'Missing or wrong X-CSRF-Token header (get it from GET /auth/session).');
-    }
-    tokens.set(req, token);
-    const { session, user, tenant, role } = r.auth;
-    if (tenant) ctx.tenant = { id: tenant.id, slug: tenant.slug };
-    ctx.principal = {
-      kind: 'user',
-      id: user.id,
-      userId: user.id,
-      sessionId: session.id,
-      ...(role ? { role } : {}),
-      platformAdmin: user.platformAdmin,
-    };
-    ctx.scopes = [];
+    req.ctx.client = clientOf(req);
+    authenticateRequest(identity, req, req.ctx, acceptKey, acceptSession);
     next();
   };
+}
+
+/**
+ * The credential check of {@link authenticate} on a plain node request (shared with the /v1
+ * fast path, server/http/fast-path.ts): fills `ctx` or throws the 401/403 AppError.
+ * `ctx.client` is expected to be set already.
+ */
+export function authenticateRequest(identity: Identity, req: IncomingMessage, ctx: RequestContext, acceptKey: boolean, acceptSession: boolean): void {
+  const authz = req.headers.authorization;
+  if (authz !== undefined) {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(authz);
+    if (!m || !acceptKey) throw new AppError(401, 'auth_invalid_header', 'Use "Authorization: Bearer enk_…" with an API key.', { headers: { 'www-authenticate': 'Bearer realm="enclave"' } });
+    applyKey(ctx, identity.keys.verify(m[1]!, ctx.client?.ip));
+    return;
+  }
+  const token = acceptSession ? readCookie(req, SESSION_COOKIE) : undefined;
+  if (!token) {
+    throw new AppError(401, 'auth_required', acceptSession ? 'Sign in, or send an API key as "Authorization: Bearer enk_…".' : 'Send an API key as "Authorization: Bearer enk_…".', {
+      headers: { 'www-authenticate': 'Bearer realm="enclave"' },
+    });
+  }
+  const r = identity.sessions.authenticate(token);
+  if (!r.ok) throw new AppError(r.status, r.code, r.message);
+  if (!SAFE.has(req.method ?? 'GET') && !checkCsrf(token, headerOf(req, CSRF_HEADER))) {
+    throw new AppError(403, 'csrf_failed', 'Missing or wrong X-CSRF-Token header (get it from GET /auth/session).');
+  }
+  tokens.set(req, token);
+  const { session, user, tenant, role } = r.auth;
+  if (tenant) ctx.tenant = { id: tenant.id, slug: tenant.slug };
+  ctx.principal = {
+    kind: 'user',
+    id: user.id,
+    userId: user.id,
+    sessionId: session.id,
+    ...(role ? { role } : {}),
+    platformAdmin: user.platformAdmin,
+  };
+  ctx.scopes = [];
+}
+
+function headerOf(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name.toLowerCase()];
+  return Array.isArray(v) ? v[0] : v;
 }
 
 /** The gateway's middleware: API keys only. */

@@ -1,9 +1,12 @@
 import http from 'node:http';
 import https from 'node:https';
 import { Readable } from 'node:stream';
+import { abortError, agents } from './upstream-http.js';
+
+const EMPTY = Buffer.alloc(0);
 
 /**
- * A small `fetch` over node:http(s) with keep-alive agents, handed to the provider SDKs.
+ * A small `fetch` over node:http(s) with the shared keep-alive agents, handed to the Ollama SDK.
  * The global fetch (undici) costs about a millisecond per call on this machine; this path
  * keeps the gateway's added latency within budget. Supports what the SDKs use: method,
  * headers, string/bytes bodies, AbortSignal.
@@ -19,16 +22,6 @@ import { Readable } from 'node:stream';
  * - anything else (Ollama's NDJSON, read with `getReader()`): a real `Response` over
  *   `Readable.toWeb`.
  */
-const agents = {
-  'http:': new http.Agent({ keepAlive: true, maxSockets: 1024, keepAliveMsecs: 10_000 }),
-  'https:': new https.Agent({ keepAlive: true, maxSockets: 1024, keepAliveMsecs: 10_000 }),
-};
-
-const EMPTY = Buffer.alloc(0);
-
-function abortError(): Error {
-  return Object.assign(new Error('This operation was aborted'), { name: 'AbortError' });
-}
 
 /** Request headers as a plain object, without copying through a new `Headers`. */
 function plainHeaders(h: RequestInit['headers']): Record<string, string> {

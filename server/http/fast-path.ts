@@ -1,0 +1,149 @@
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { Clock } from '../clock.js';
+import type { RequestContext } from '../context.js';
+import { AppError, toAppError } from '../errors.js';
+import type { Identity } from '../identity/index.js';
+import { authenticateRequest } from '../identity/http.js';
+import { authFailureReason } from '../metrics/known-series.js';
+import type { Metrics } from '../metrics/registry.js';
+import { readJson } from './json-body.js';
+import { beginRequest } from './request-context.js';
+import { sendJson } from './respond.js';
+import { setSecurityHeaders } from './security-headers.js';
+
+/**
+ * The /v1 hot path, served on node:http without express. Every AI call passes here, and
+ * express's per-request machinery (prototype swaps on req/res, a router walk, res.json's
+ * content negotiation) cost more CPU than the gateway's own work — measured ≈ 80–200 µs per
+ * request on this project's machine against a plain handler (bench/README.md).
+ *
+ * It is not a second web framework: the pieces that make a request — request id, context,
+ * log line and metrics (beginRequest), security headers, authentication
+ * (authenticateRequest), the JSON body rules (readJson), the error envelope — are the same
+ * functions the express stack uses, so /v1 answers exactly as it did behind express. Only
+ * the routing is its own: a short list of routes, matched by method and a RegExp.
+ */
+export interface FastRoute {
+  readonly method: 'GET' | 'POST';
+  /** The route template in logs and metrics (`/v1/models/:id`). */
+  readonly template: string;
+  /** Matches the whole path (case-insensitive, optional trailing slash); groups are the params. */
+  readonly pattern: RegExp;
+  /** Whether the handler gets the parsed JSON body (POST) or the body is drained unread. */
+  readonly body: boolean;
+  handle(ctx: RequestContext, req: IncomingMessage, res: ServerResponse, body: unknown, params: readonly string[]): void | Promise<void>;
+}
+
+export interface FastPathOptions {
+  /** Paths under this prefix are served here (with `/prefix` itself); others go to `fallback`. */
+  readonly prefix: string;
+  readonly routes: readonly FastRoute[];
+  readonly identity: Identity;
+  readonly log: Logger;
+  readonly clock: Clock;
+  readonly metrics: Metrics;
+  readonly maxBodyBytes: number;
+  /** ENCLAVE_TRUST_PROXY: the client address from X-Forwarded-For, as express's `req.ip` does with `trust proxy` on. */
+  readonly trustProxy: boolean;
+  readonly fallback: RequestListener;
+}
+
+export function fastPath(o: FastPathOptions): RequestListener {
+  const prefix = o.prefix;
+  return (req, res) => {
+    const url = req.url ?? '/';
+    if (!url.startsWith(prefix) || (url.length > prefix.length && url[prefix.length] !== '/' && url[prefix.length] !== '?')) {
+      o.fallback(req, res);
+      return;
+    }
+    void serve(o, req, res, url);
+  };
+}
+
+async function serve(o: FastPathOptions, req: IncomingMessage, res: ServerResponse, url: string): Promise<void> {
+  const q = url.indexOf('?');
+  const path = q < 0 ? url : url.slice(0, q);
+  const method = req.method === 'HEAD' ? 'GET' : (req.method ?? 'GET');
+  let route: FastRoute | undefined;
+  let params: string[] = [];
+  let allowed: string[] | undefined;
+  for (const r of o.routes) {
+    const m = r.pattern.exec(path);
+    if (!m) continue;
+    if (r.method === method) {
+      route = r;
+      params = m.slice(1);
+      break;
+    }
+    (allowed ??= []).push(r.method);
+  }
+  const ctx = beginRequest(req, res, o.log, o.metrics, () => (route ? route.template : 'unmatched'), o.clock);
+  setSecurityHeaders(res);
+  try {
+    if (!route) {
+      if (req.method === 'OPTIONS' && allowed) {
+        // express's router answers OPTIONS for a known path with the methods it serves.
+        const allow = [...new Set(allowed.flatMap((m) => (m === 'GET' ? ['GET', 'HEAD'] : [m])))].sort().join(', ');
+        req.resume();
+        res.setHeader('allow', allow);
+        res.setHeader('content-type', 'text/html; charset=utf-8');
+        res.end(allow);
+        return;
+      }
+      req.resume();
+      throw new AppError(404, 'route_not_found', `No route for ${req.method} ${path}`);
+    }
+    let decoded: string[];
+    try {
+      decoded = params.map((p) => decodeURIComponent(p));
+    } catch {
+      req.resume();
+      throw new AppError(400, 'invalid_request', `Malformed percent-encoding in ${path}.`);
+    }
+    const ua = req.headers['user-agent'];
+    const ip = clientIp(req, o.trustProxy);
+    ctx.client = { ...(ip ? { ip } : {}), ...(ua ? { userAgent: ua.slice(0, 256) } : {}) };
+    // Authentication before the body is read: an unauthenticated caller never costs a parse.
+    try {
+      authenticateRequest(o.identity, req, ctx, true, false);
+    } catch (e) {
+      req.resume();
+      throw e;
+    }
+    const body = route.body ? await readJson(req, o.maxBodyBytes) : (req.resume(), undefined);
+    await route.handle(ctx, req, res, body, decoded);
+  } catch (e) {
+    sendError(o, ctx, res, e);
+  }
+}
+
+/** The error envelope, as server/http/errors.ts's errorHandler writes it behind express. */
+function sendError(o: FastPathOptions, ctx: RequestContext, res: ServerResponse, err: unknown): void {
+  const e = toAppError(err);
+  if (e.status >= 500) ctx.log.error({ err: e.cause ?? e, code: e.code }, 'request failed');
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
+  if (e.headers) for (const k of Object.keys(e.headers)) res.setHeader(k, e.headers[k]!);
+  // enclave_auth_failures_total, as server/metrics/auth-failures.ts counts it for express routes.
+  if ((e.status === 401 || e.status === 403 || e.status === 429) && e.code.startsWith('auth_')) o.metrics.authFailures.labels(authFailureReason(e.code)).inc();
+  sendJson(res, e.status, e.toBody());
+}
+
+/**
+ * The client's address: the socket's peer, or with ENCLAVE_TRUST_PROXY the left-most
+ * X-Forwarded-For entry — what express's `req.ip` gives with `trust proxy` false / true.
+ */
+export function clientIp(req: IncomingMessage, trustProxy: boolean): string | undefined {
+  if (trustProxy) {
+    const xff = req.headers['x-forwarded-for'];
+    if (typeof xff === 'string' && xff) {
+      const i = xff.indexOf(',');
+      const first = (i < 0 ? xff : xff.slice(0, i)).trim();
+      if (first) return first;
+    }
+  }
+  return req.socket.remoteAddress;
+}
