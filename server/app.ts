@@ -46,6 +46,8 @@ import { defaultUsage, type LicenseService } from '../license/service.js';
 import { createGateway, type Gateway } from './gateway/index.js';
 import { v1Routes } from './gateway/routes.js';
 import { fastPath } from './http/fast-path.js';
+import { isClusterWorker } from './cluster-env.js';
+import { clusterMetrics } from './cluster.js';
 import { gatewayAdminRouter } from './gateway/admin-routes.js';
 import { createMetering, type Metering } from './metering/index.js';
 import { meteringRouter } from './metering/routes.js';
@@ -271,7 +273,7 @@ export function buildApp(services: Services): RequestListener {
 
   app.use(healthRouter(services.readiness));
   app.use(countAuthFailures(services.metrics));
-  app.use(metricsRouter(services.metrics, config.metricsToken, () => services.jobs.metricsText()));
+  app.use(metricsRouter(services.metrics, config.metricsToken, () => services.jobs.metricsText(), isClusterWorker() ? clusterMetrics : undefined));
   app.use(authRouter(services.identity, { cookieSecure: config.cookieSecure, maxAgeMs: config.sessionMaxHours * 3600_000 }));
   app.use(ssoRouter(services.sso, services.identity, { cookieSecure: config.cookieSecure, maxAgeMs: config.sessionMaxHours * 3600_000 }));
   app.use(ssoAdminRouter(services.sso, services.identity));

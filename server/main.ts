@@ -12,6 +12,9 @@ import { DataDirBusyError, registerProcess } from './ops/process-registry.js';
 import { readBackupRecords } from './ops/backup/records.js';
 import { startWorkerMetricsServer, type WorkerMetricsServer } from './metrics/worker-server.js';
 import { resolveMetricsToken } from './metrics/token.js';
+import cluster from 'node:cluster';
+import { clusterRole } from './cluster-env.js';
+import { announceReady, joinMetricsAggregation, supervise } from './cluster.js';
 
 type Role = 'api' | 'worker' | 'all';
 
@@ -32,7 +35,8 @@ function fail(message: string, code: number): never {
 
 async function main(): Promise<void> {
   const started = performance.now();
-  const role = parseRole(process.argv.slice(2));
+  // A cluster worker's role comes from its supervisor (server/cluster.ts), not argv.
+  const role = clusterRole() ?? parseRole(process.argv.slice(2));
   let config: Config;
   try {
     config = loadConfig();
@@ -43,6 +47,17 @@ async function main(): Promise<void> {
     throw e;
   }
   const log = createLogger(config.logLevel).child({ role });
+
+  if (cluster.isPrimary && role !== 'worker' && config.apiWorkers > 1) {
+    // ENCLAVE_API_WORKERS > 1: this process supervises; the workers serve.
+    try {
+      await supervise(config, log.child({ supervisor: true }), { apiWorkers: config.apiWorkers, withJobs: role === 'all', exit: (code) => process.exit(code) });
+    } catch (e) {
+      if (e instanceof ConfigError || e instanceof DataDirBusyError) fail(e.message, 2);
+      fail(`start-up failed: ${(e as Error).message}`, 1);
+    }
+    return;
+  }
 
   // Registers this process under <dataDir>/run so a restore refuses while it runs (server/ops/process-registry.ts).
   let unregister: () => void;
@@ -63,6 +78,8 @@ async function main(): Promise<void> {
   }
 
   services.metrics.trackBackups(() => readBackupRecords(services.db.$client));
+  // In a cluster, /metrics on any worker answers for all of them (server/cluster.ts).
+  joinMetricsAggregation(services.metrics.registry);
 
   let http: RunningServer | undefined;
   let worker: JobWorker | undefined;
@@ -80,7 +97,7 @@ async function main(): Promise<void> {
     try {
       worker = await startWorker(services);
       // The worker's own /metrics (issue 9), only in the worker role: `all` serves the same registry on PORT.
-      if (role === 'worker' && config.workerMetricsPort !== undefined) {
+      if (role === 'worker' && config.workerMetricsPort !== undefined && !cluster.isWorker) {
         workerMetrics = await startWorkerMetricsServer({ metrics: services.metrics, port: config.workerMetricsPort, host: config.host, token: config.metricsToken });
       }
     } catch (e) {
@@ -92,6 +109,7 @@ async function main(): Promise<void> {
     }
   }
 
+  announceReady(http?.port);
   log.info(
     { version: APP_VERSION, port: http?.port, metricsPort: workerMetrics?.port, host: config.host, startupMs: Math.round(performance.now() - started) },
     'enclave ready',

@@ -121,6 +121,12 @@ export const SETTINGS = {
     description: 'Largest accepted JSON request body in bytes (413 body_too_large above it).',
     fix: 'set it to a positive number of bytes',
   }),
+  apiWorkers: spec({
+    env: 'ENCLAVE_API_WORKERS',
+    schema: z.coerce.number().int().min(1).max(64).default(1),
+    description: 'API processes serving PORT (node cluster; `--role api` and `all`). Raise it to use more cores for AI traffic: each process adds about 100 MB RSS.',
+    fix: 'set it to a whole number from 1 to 64 (e.g. the number of cores)',
+  }),
   shutdownTimeoutMs: spec({
     env: 'ENCLAVE_SHUTDOWN_TIMEOUT_MS',
     schema: positiveInt.default(15000),

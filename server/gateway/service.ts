@@ -437,6 +437,12 @@ export class GatewayService {
                 continue;
               }
               for (const ch of chunk.choices ?? []) if (ch.delta?.content) completionChars += ch.delta.content.length;
+              // Chunks that arrived in one upstream read leave in one write (no added delay:
+              // the uncork runs as soon as this read's chunks are relayed).
+              if (!res.writableCorked) {
+                res.cork();
+                process.nextTick(uncork, res);
+              }
               if (!res.headersSent) {
                 this.headers(res, st);
                 res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
@@ -652,6 +658,10 @@ function sleep(ms: number, res: Response): Promise<void> {
 function header(req: Request, name: string): string | undefined {
   const v = req.headers[name];
   return Array.isArray(v) ? v[0] : v;
+}
+
+function uncork(res: Response): void {
+  if (res.writableCorked) res.uncork();
 }
 
 function drain(res: Response): Promise<void> {

@@ -24,8 +24,12 @@ const LLM_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 3
  */
 export class Metrics {
   readonly registry = new Registry();
+  // Gauges say how their values combine across api worker processes (ENCLAVE_API_WORKERS,
+  // server/cluster.ts): the aggregated /metrics sums in-flight calls, but takes the worst
+  // breaker state, the lowest `up`, and one copy of values every process reads alike.
 
   readonly buildInfo = new Gauge({
+    aggregator: 'first',
     name: 'enclave_build_info',
     help: 'Build information; always 1.',
     labelNames: ['version', 'node_version'] as const,
@@ -117,6 +121,7 @@ export class Metrics {
   });
 
   readonly gatewayBreakerState = new Gauge({
+    aggregator: 'max',
     name: 'enclave_gateway_breaker_state',
     help: 'Circuit breaker state per deployment: 0 closed, 1 half-open, 2 open.',
     labelNames: ['deployment'] as const,
@@ -140,6 +145,7 @@ export class Metrics {
   });
 
   readonly providerUp = new Gauge({
+    aggregator: 'min',
     name: 'enclave_provider_up',
     help: 'Whether a provider deployment takes calls: 1 unless its circuit breaker is open.',
     labelNames: ['deployment'] as const,
@@ -161,6 +167,7 @@ export class Metrics {
   }
 
   readonly gatewayInflight = new Gauge({
+    aggregator: 'sum',
     name: 'enclave_gateway_inflight_requests',
     help: 'AI calls in progress.',
     registers: [this.registry],
@@ -191,6 +198,7 @@ export class Metrics {
   });
 
   readonly ratelimitDegraded = new Gauge({
+    aggregator: 'max',
     name: 'enclave_ratelimit_degraded',
     help: '1 while the rate limiter runs without Redis (fail-open: per-process limits), else 0.',
     registers: [this.registry],
@@ -216,6 +224,7 @@ export class Metrics {
   private quotaSource: (() => readonly QuotaRatio[]) | undefined;
 
   readonly quotaUsedRatio = new Gauge({
+    aggregator: 'max',
     name: 'enclave_quota_used_ratio',
     help: 'Share of a tenant plan monthly limit used this month (monthly_tokens, monthly_cost_micros), by tenant slug; only limits the plan sets.',
     labelNames: ['tenant', 'limit'] as const,
@@ -244,6 +253,7 @@ export class Metrics {
   private sessionSource: (() => number) | undefined;
 
   readonly sessionsActive = new Gauge({
+    aggregator: 'max',
     name: 'enclave_sessions_active',
     help: 'Web sessions neither ended nor expired (absolute and idle timeouts).',
     registers: [this.registry],
@@ -272,6 +282,7 @@ export class Metrics {
   private backupSource: (() => { lastSuccess?: { at: number }; lastVerified?: { at: number } }) | undefined;
 
   readonly backupLastSuccess = new Gauge({
+    aggregator: 'max',
     name: 'enclave_backup_last_success_timestamp_seconds',
     help: 'Unix time of the last successful backup (enclave backup create or the scheduled job); 0 = never.',
     registers: [this.registry],
@@ -279,6 +290,7 @@ export class Metrics {
   });
 
   readonly backupLastVerified = new Gauge({
+    aggregator: 'max',
     name: 'enclave_backup_last_verified_timestamp_seconds',
     help: 'Unix time of the last backup that passed enclave backup verify; 0 = never.',
     registers: [this.registry],
@@ -306,6 +318,7 @@ export class Metrics {
   private licenseSource: (() => LicenseMetricsSource) | undefined;
 
   readonly licenseExpiry = new Gauge({
+    aggregator: 'max',
     name: 'enclave_license_expiry_timestamp_seconds',
     help: 'Unix time the installed licence expires; 0 = no licence installed (community edition).',
     registers: [this.registry],
@@ -313,6 +326,7 @@ export class Metrics {
   });
 
   readonly licenseState = new Gauge({
+    aggregator: 'max',
     name: 'enclave_license_state',
     help: 'Licence state, one series per state: 1 for the current one, 0 for the others (unlicensed, valid, expiring, grace, lapsed, invalid).',
     labelNames: ['state'] as const,
@@ -320,12 +334,14 @@ export class Metrics {
   });
 
   readonly licenseSeatsUsed = new Gauge({
+    aggregator: 'max',
     name: 'enclave_license_seats_used',
     help: 'Seats in use as the licence counts them (active users).',
     registers: [this.registry],
   });
 
   readonly licenseSeatsLimit = new Gauge({
+    aggregator: 'max',
     name: 'enclave_license_seats_limit',
     help: 'Seats the licence allows; 0 = unlimited.',
     registers: [this.registry],

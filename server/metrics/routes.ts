@@ -6,9 +6,10 @@ import type { Metrics } from './registry.js';
 /**
  * GET /metrics in the Prometheus text format; bearer token required when configured.
  * `extra` appends series collected elsewhere (queue depth and the workers' instruments,
- * server/jobs/metrics.ts); it must not throw.
+ * server/jobs/metrics.ts); it must not throw. `collect` gives the registry's text (in an api
+ * cluster: every worker's, aggregated by the supervisor).
  */
-export function metricsRouter(metrics: Metrics, token: string | undefined, extra?: () => Promise<string>): Router {
+export function metricsRouter(metrics: Metrics, token: string | undefined, extra?: () => Promise<string>, collect: () => Promise<string> = () => metrics.registry.metrics()): Router {
   const r = Router();
   const expected = token ? createHash('sha256').update(token).digest() : undefined;
   r.get('/metrics', async (req, res) => {
@@ -21,7 +22,7 @@ export function metricsRouter(metrics: Metrics, token: string | undefined, extra
         });
       }
     }
-    const text = await metrics.registry.metrics();
+    const text = await collect();
     res.type(metrics.registry.contentType).send(extra ? text + (await extra()) : text);
   });
   return r;

@@ -125,6 +125,11 @@ export function registerProcess(dataDir: string, role: string): () => void {
   };
 }
 
+/** Removes the record of a process that died without unregistering (the api supervisor, for a killed worker). */
+export function forgetProcess(dataDir: string, role: string, pid: number): void {
+  rmSync(path.join(runDir(dataDir), `${role}-${pid}.pid`), { force: true });
+}
+
 /**
  * Takes the restore lock. Throws DataDirBusyError naming the live processes, unless
  * `force` (the operator says they are gone).

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { workerShare } from '../cluster-env.js';
 import type { Clock } from '../clock.js';
 import type { SecretBox } from '../config/secret-box.js';
 import type { Db } from '../db/connection.js';
@@ -139,7 +140,7 @@ export class Catalogue {
           key,
           adapter: createAdapter(r.kind, { baseUrl: r.baseUrl, apiKey }),
           breaker: new CircuitBreaker(this.clock, options.breakerFailures, options.breakerCooldownMs, (st) => this.onBreaker?.(name, st)),
-          limiter: new Semaphore(r.maxConcurrency),
+          limiter: new Semaphore(workerShare(r.maxConcurrency)), // per process: split between api workers
         };
         this.onBreaker?.(name, 'closed');
       }

@@ -1,0 +1,110 @@
+import { existsSync, readdirSync } from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import OpenAI from 'openai';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
+import { createServices } from '../../server/app.js';
+import { loadConfig } from '../../server/config/load.js';
+import { systemContext } from '../../server/identity/index.js';
+import { FakeOpenAI } from '../fakes/fake-openai.js';
+import { tempDir } from '../helpers/app.js';
+import { spawnServer, type ServerProcess } from '../helpers/process.js';
+
+/**
+ * ENCLAVE_API_WORKERS=2 (server/cluster.ts): a supervisor, two api workers and the jobs
+ * worker on one port, embedded redis owned by the supervisor. Calls spread over the api
+ * workers, one usage record each, /metrics aggregated over the workers, a killed worker
+ * replaced, SIGTERM stops all of it.
+ */
+let fake: FakeOpenAI;
+let server: ServerProcess;
+let key: string;
+const masterKey = randomBytes(32).toString('base64');
+const dataDir = tempDir();
+
+async function until(ok: () => boolean, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+beforeAll(async () => {
+  fake = new FakeOpenAI();
+  await fake.start();
+  // The data dir prepared in-process first (tenant, key, deployment), then served by the cluster.
+  const config = loadConfig({ ENCLAVE_DATA_DIR: dataDir, ENCLAVE_MASTER_KEY: masterKey, REDIS_URL: `${inject('redisUrl')}/0`, ENCLAVE_LOG_LEVEL: 'silent' });
+  const s = await createServices(config, { log: pino({ level: 'silent' }) });
+  const ctx = systemContext(s.log, s.clock, 'test');
+  const t = s.identity.tenants.create(ctx, { slug: 'acme' });
+  key = (await s.identity.keys.create(s.identity.tenants.scopeTo(ctx, t.id), { name: 'k', ownerUserId: null })).secret;
+  s.gateway.deployments.create(ctx, { name: 'fake', kind: 'openai', base_url: `${fake.url}/v1`, boundary: 'private', models: ['gpt-fake'], max_concurrency: 10 });
+  await s.close();
+
+  server = await spawnServer({ role: 'all', env: { ENCLAVE_DATA_DIR: dataDir, ENCLAVE_MASTER_KEY: masterKey, ENCLAVE_API_WORKERS: '2', REDIS_URL: undefined } });
+  await until(() => server.logs.some((l) => l.msg === 'enclave ready (cluster)'), 30_000);
+}, 60_000);
+
+afterAll(async () => {
+  if (server && server.child.exitCode === null) server.child.kill('SIGKILL');
+  await fake?.close();
+});
+
+function workerPids(): Set<unknown> {
+  return new Set(server.logs.filter((l) => l.msg === 'request' && l.route === '/v1/chat/completions').map((l) => l.pid));
+}
+
+describe('api cluster (ENCLAVE_API_WORKERS=2)', () => {
+  it('serves /v1 from both api workers, one usage record per call, /metrics aggregated over the workers', async () => {
+    const calls = 24;
+    // A fresh connection per call: the supervisor hands connections out round-robin.
+    for (let i = 0; i < calls; i++) {
+      const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: key, maxRetries: 0, httpAgent: new http.Agent({ keepAlive: false }) } as ConstructorParameters<typeof OpenAI>[0]);
+      const r = await client.chat.completions.create({ model: 'gpt-fake', messages: [{ role: 'user', content: `hello ${i}` }] });
+      expect(r.choices[0]!.message.content).toBeTruthy();
+    }
+    await until(() => server.logs.filter((l) => l.msg === 'request' && l.route === '/v1/chat/completions').length >= calls, 5000);
+    expect(workerPids().size).toBe(2);
+
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    const sum = metrics
+      .split('\n')
+      .filter((l) => l.startsWith('enclave_gateway_requests_total{'))
+      .reduce((n, l) => n + Number(l.split(' ').at(-1)), 0);
+    expect(sum).toBe(calls);
+    // One build_info series, not one per worker.
+    expect(metrics.split('\n').filter((l) => l.startsWith('enclave_build_info{'))).toHaveLength(1);
+
+    // Usage records are written by whichever worker served the call: all of them land.
+    const { default: Database } = await import('better-sqlite3');
+    await until(() => {
+      const db = new Database(path.join(dataDir, 'enclave.db'), { readonly: true });
+      try {
+        return (db.prepare('SELECT count(*) AS n FROM usage_records').get() as { n: number }).n === calls;
+      } finally {
+        db.close();
+      }
+    }, 5000);
+  });
+
+  it('replaces a worker that dies; calls keep working', async () => {
+    const victim = [...workerPids()][0] as number;
+    process.kill(victim, 'SIGKILL');
+    await until(() => server.logs.some((l) => l.msg === 'worker exited unexpectedly; restarting'), 5000);
+    await until(() => server.logs.filter((l) => l.msg === 'enclave ready' && l.role === 'api').length >= 3, 30_000);
+    const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: key, maxRetries: 2 });
+    for (let i = 0; i < 4; i++) await client.chat.completions.create({ model: 'gpt-fake', messages: [{ role: 'user', content: 'again' }] });
+  }, 60_000);
+
+  it('SIGTERM stops every worker and the embedded redis-server, exit 0', async () => {
+    server.child.kill('SIGTERM');
+    const { code } = await server.exited();
+    expect(code).toBe(0);
+    expect(existsSync(path.join(dataDir, 'redis', 'state.json'))).toBe(false);
+    expect(readdirSync(path.join(dataDir, 'run')).filter((f) => f.endsWith('.pid'))).toEqual([]);
+    expect(server.logs.filter((l) => l.msg === 'stopped').length).toBeGreaterThanOrEqual(4);
+  }, 40_000);
+});
