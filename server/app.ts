@@ -45,6 +45,7 @@ import { defaultUsage, type LicenseService } from '../license/service.js';
 import { createGateway, type Gateway } from './gateway/index.js';
 import { gatewayRouter } from './gateway/routes.js';
 import { gatewayAdminRouter } from './gateway/admin-routes.js';
+import { tenantProvidersRouter } from './gateway/tenant-provider-routes.js';
 import { createMetering, type Metering } from './metering/index.js';
 import { meteringRouter } from './metering/routes.js';
 
@@ -278,6 +279,7 @@ export function buildApp(services: Services): Express {
   app.use(ssoAdminRouter(services.sso, services.identity));
   app.use(adminRouter(services.identity));
   app.use(gatewayAdminRouter(services.identity, services.gateway));
+  app.use(tenantProvidersRouter(services.identity, services.gateway));
   app.use(meteringRouter(services.identity, services.metering));
   app.use(batchRouter(services.identity, services.jobs.batches, { maxFileBytes: config.batchMaxFileBytes }));
   app.use(jobsAdminRouter(services.identity, services.jobs.queues));
