@@ -49,6 +49,7 @@ import { fastPath } from './http/fast-path.js';
 import { isClusterWorker } from './cluster-env.js';
 import { clusterMetrics } from './cluster.js';
 import { gatewayAdminRouter } from './gateway/admin-routes.js';
+import { tenantProvidersRouter } from './gateway/tenant-provider-routes.js';
 import { createMetering, type Metering } from './metering/index.js';
 import { meteringRouter } from './metering/routes.js';
 
@@ -279,6 +280,7 @@ export function buildApp(services: Services): RequestListener {
   app.use(ssoAdminRouter(services.sso, services.identity));
   app.use(adminRouter(services.identity));
   app.use(gatewayAdminRouter(services.identity, services.gateway));
+  app.use(tenantProvidersRouter(services.identity, services.gateway));
   app.use(meteringRouter(services.identity, services.metering));
   app.use(batchRouter(services.identity, services.jobs.batches, { maxFileBytes: config.batchMaxFileBytes }));
   app.use(jobsAdminRouter(services.identity, services.jobs.queues));

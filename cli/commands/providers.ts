@@ -17,7 +17,15 @@ function withDeployments<T>(fn: (svc: DeploymentService, c: CliIdentity) => Prom
   return withIdentity((c) => {
     const config = cliConfig();
     const master = resolveMasterKey(config, pino({ level: 'silent' }));
-    const svc = new DeploymentService({ db: c.db, secrets: master.box, clock: systemClock, revision: new Revision(c.db, 'gateway'), entitlements: () => c.entitlements });
+    const svc = new DeploymentService({
+      db: c.db,
+      secrets: master.box,
+      clock: systemClock,
+      revision: new Revision(c.db, 'gateway'),
+      entitlements: () => c.entitlements,
+      audit: c.identity.audit,
+      tenants: c.identity.tenants,
+    });
     return fn(svc, c);
   });
 }
@@ -87,9 +95,10 @@ async function body(o: Opts): Promise<Record<string, unknown>> {
   return b;
 }
 
-const COLUMNS = ['name', 'kind', 'boundary', 'region', 'base_url', 'models', 'approved', 'enabled', 'has_api_key', 'id'];
-function rows(ds: ReturnType<DeploymentService['list']>) {
-  return ds.map((d) => ({ ...d, models: (d.models as { name: string }[]).map((m) => m.name).join(',') }));
+const COLUMNS = ['name', 'kind', 'boundary', 'region', 'tenant', 'base_url', 'models', 'approved', 'enabled', 'has_api_key', 'id'];
+function rows(ds: ReturnType<DeploymentService['list']>, c: CliIdentity) {
+  const slug = (id: string | null) => (id === null ? '(platform)' : (c.identity.tenants.byId(id)?.slug ?? id));
+  return ds.map((d) => ({ ...d, tenant: slug(d.tenant_id), models: (d.models as { name: string }[]).map((m) => m.name).join(',') }));
 }
 
 export function registerProviders(program: Command): void {
@@ -102,7 +111,7 @@ export function registerProviders(program: Command): void {
       .requiredOption('--name <name>', 'unique name, e.g. ollama-1')
       .requiredOption('--kind <kind>', 'ollama | openai (any OpenAI-compatible endpoint)')
       .requiredOption('--base-url <url>', 'e.g. http://127.0.0.1:11434 (ollama) or https://host/v1 (openai)')
-      .option('--tenant <tenantId>', 'make it private to one tenant'),
+      .option('--tenant <tenant>', 'make it private to one tenant (slug or id): only that tenant sees and uses its models'),
   ).action((o: Opts) =>
     withDeployments(async (svc, c) => {
       const b = await body(o);
@@ -115,12 +124,15 @@ export function registerProviders(program: Command): void {
 
   p.command('list')
     .description('list provider deployments (credentials are never shown)')
+    .option('--tenant <tenant>', "only this tenant's private deployments (slug or id)")
+    .option('--platform', 'only platform-wide deployments')
     .option('--json', 'print JSON')
-    .action((o: Opts) =>
-      withDeployments((svc) => {
-        const ds = svc.list();
+    .action((o: Opts & { platform?: boolean }) =>
+      withDeployments((svc, c) => {
+        if (o.tenant && o.platform) throw new CliError('use --tenant or --platform, not both', 2);
+        const ds = svc.list(o.tenant ? { tenantId: svc.tenantId(o.tenant) } : o.platform ? { tenantId: null } : {});
         if (o.json) printJson(ds);
-        else printTable(rows(ds), COLUMNS);
+        else printTable(rows(ds, c), COLUMNS);
       }),
     );
 

@@ -33,6 +33,8 @@ export interface Resource {
   readonly model?: string;
   /** The data classification of a call (key maximum). */
   readonly classification?: Classification;
+  /** The data boundary of a provider deployment being configured (plan: `public` needs cloud_providers). */
+  readonly boundary?: 'local' | 'private' | 'public';
 }
 
 export type DenyReason =

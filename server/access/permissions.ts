@@ -28,6 +28,8 @@ export const TENANT_ACTIONS = [
   'batches:write',
   'usage:read_own',
   'usage:read',
+  'providers:read',
+  'providers:write',
 ] as const;
 export type TenantAction = (typeof TENANT_ACTIONS)[number];
 
@@ -83,7 +85,7 @@ export const SCOPE_ACTIONS: Readonly<Record<Scope, readonly TenantAction[]>> = {
   'embeddings:create': ['embeddings:create'],
   'batches:write': ['batches:write'],
   'usage:read': ['usage:read_own', 'usage:read'],
-  'admin:read': ['tenant:read', 'members:read', 'keys:read', 'keys:read_own', 'audit:read', 'audit:export', 'settings:read'],
+  'admin:read': ['tenant:read', 'members:read', 'keys:read', 'keys:read_own', 'audit:read', 'audit:export', 'settings:read', 'providers:read'],
   'admin:write': [
     'tenant:read',
     'tenant:update',
@@ -95,6 +97,8 @@ export const SCOPE_ACTIONS: Readonly<Record<Scope, readonly TenantAction[]>> = {
     'keys:write_own',
     'settings:read',
     'settings:write',
+    'providers:read',
+    'providers:write',
   ],
 };
 

@@ -1,13 +1,16 @@
 import { Router, type Request, type Response } from 'express';
+import { z } from 'zod';
 import type { RequestContext } from '../context.js';
 import { AppError } from '../errors.js';
+import { parseInput } from '../http/parse-input.js';
 import type { Identity } from '../identity/index.js';
 import { authenticate } from '../identity/http.js';
 import type { Gateway } from './index.js';
 
 /**
  * Admin API for the gateway:
- *   /admin/api/providers            GET list · POST create            (platform administrators)
+ *   /admin/api/providers            GET list (?tenant=<id|slug>) · POST create  (platform administrators;
+ *                                   tenant administrators: tenant-provider-routes.ts)
  *   /admin/api/providers/:id        GET · PATCH · DELETE
  *   /admin/api/providers/:id/test   POST: list the upstream's models
  *   /admin/api/providers/:id/health GET: breaker state and in-flight calls
@@ -19,32 +22,29 @@ export function gatewayAdminRouter(identity: Identity, gateway: Gateway): Router
   r.use(['/admin/api/providers', '/admin/api/model-aliases', '/admin/api/gateway'], authenticate(identity, { accept: ['session', 'api_key'] }));
   const dep = gateway.deployments;
 
+  // Create, update and remove are audited by the service (attributed to the deployment's tenant).
   r.get('/admin/api/providers', (req, res) => {
     platformAdmin(req.ctx);
-    res.json({ object: 'list', data: dep.list().map((d) => ({ ...d, health: health(gateway, d.id) })) });
+    const q = parseInput(z.object({ tenant: z.string().min(1).max(100).optional() }), req.query);
+    const data = dep.list(q.tenant ? { tenantId: dep.tenantId(q.tenant) } : {});
+    res.json({ object: 'list', data: data.map((d) => ({ ...d, health: deploymentHealth(gateway, d.id) })) });
   });
   r.post('/admin/api/providers', (req, res) => {
     platformAdmin(req.ctx);
-    const out = dep.create(req.ctx, req.body);
-    identity.audit.record(req.ctx, { action: 'providers.create', outcome: 'allowed', target: { type: 'provider_deployment', id: out.id } });
-    res.status(201).json(out);
+    res.status(201).json(dep.create(req.ctx, req.body));
   });
   r.get('/admin/api/providers/:id', (req, res) => {
     platformAdmin(req.ctx);
     const d = dep.get(String(req.params.id));
-    res.json({ ...d, health: health(gateway, d.id) });
+    res.json({ ...d, health: deploymentHealth(gateway, d.id) });
   });
   r.patch('/admin/api/providers/:id', (req, res) => {
     platformAdmin(req.ctx);
-    const out = dep.update(req.ctx, String(req.params.id), req.body);
-    identity.audit.record(req.ctx, { action: 'providers.update', outcome: 'allowed', target: { type: 'provider_deployment', id: out.id } });
-    res.json(out);
+    res.json(dep.update(req.ctx, String(req.params.id), req.body));
   });
   r.delete('/admin/api/providers/:id', (req, res) => {
     platformAdmin(req.ctx);
-    const d = dep.get(String(req.params.id));
-    dep.remove(req.ctx, d.id);
-    identity.audit.record(req.ctx, { action: 'providers.remove', outcome: 'allowed', target: { type: 'provider_deployment', id: d.id } });
+    dep.remove(req.ctx, String(req.params.id));
     res.status(204).end();
   });
   r.post('/admin/api/providers/:id/test', async (req: Request, res: Response) => {
@@ -54,7 +54,7 @@ export function gatewayAdminRouter(identity: Identity, gateway: Gateway): Router
   r.get('/admin/api/providers/:id/health', (req, res) => {
     platformAdmin(req.ctx);
     const d = dep.get(String(req.params.id));
-    res.json(health(gateway, d.id));
+    res.json(deploymentHealth(gateway, d.id));
   });
 
   r.get('/admin/api/model-aliases', (req, res) => {
@@ -84,14 +84,16 @@ export function gatewayAdminRouter(identity: Identity, gateway: Gateway): Router
   return r;
 }
 
-function health(gateway: Gateway, id: string) {
+/** Breaker state and in-flight calls of a deployment in this process. */
+export function deploymentHealth(gateway: Gateway, id: string) {
   const d = gateway.catalogue.byId(id);
   if (!d) return { breaker: null, in_flight: 0 };
   return { breaker: d.breaker.snapshot(), in_flight: d.limiter.inFlight };
 }
 
 /**
- * Provider deployments are platform configuration: platform administrators only.
+ * The platform-wide provider routes: platform administrators only (tenant administrators
+ * manage their tenant's private deployments through /admin/api/tenants/:tenantId/providers).
  * (authorize() has no `platform:providers:*` action yet; this is the same rule it applies
  * to platform actions — a user with the platform-admin flag, or the system.)
  */

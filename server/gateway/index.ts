@@ -12,20 +12,23 @@ import type { MeteringHook } from '../metering/index.js';
 import type { Metrics } from '../metrics/registry.js';
 import { Catalogue } from '../routing/catalogue.js';
 import { DeploymentService } from '../routing/deployments.js';
+import { TenantDeployments } from '../routing/tenant-deployments.js';
 import { PolicyCache } from './policy-cache.js';
 import { GatewayService } from './service.js';
 
 /**
  * The AI gateway's services, built once by createServices: the catalogue (deployments,
- * adapters, breakers), tenant policies, the usage writer, the deployment admin service and
- * the call service. start() begins the `gateway` revision poll (changes reach this process
- * within pollMs); stop() flushes usage records.
+ * adapters, breakers), tenant policies, the usage writer, the deployment admin services
+ * (platform-wide and tenant-private) and the call service. start() begins the `gateway`
+ * revision poll (changes reach this process within pollMs); stop() flushes usage records.
  */
 export interface Gateway {
   readonly catalogue: Catalogue;
   readonly policies: PolicyCache;
   readonly usage: UsageWriter;
   readonly deployments: DeploymentService;
+  /** Tenant-private deployments as tenant administrators (and platform administrators for a tenant) manage them. */
+  readonly tenantDeployments: TenantDeployments;
   readonly service: GatewayService;
   readonly revision: Revision;
   /** Metering admission/settlement, for pipelines built elsewhere (batches) so no route skips it. */
@@ -51,7 +54,8 @@ export function createGateway(o: {
   const catalogue = new Catalogue(o.db, o.secrets, o.clock, (name, s) => o.metrics.breakerChanged(name, s));
   const policies = new PolicyCache(o.db, o.data, revision);
   const usage = new UsageWriter(o.db, o.clock, o.log, { intervalMs: o.usageFlushMs ?? 50, maxBatch: 500 });
-  const deployments = new DeploymentService({ db: o.db, secrets: o.secrets, clock: o.clock, revision, entitlements: o.entitlements });
+  const deployments = new DeploymentService({ db: o.db, secrets: o.secrets, clock: o.clock, revision, entitlements: o.entitlements, audit: o.identity.audit, tenants: o.identity.tenants });
+  const tenantDeployments = new TenantDeployments({ deployments, access: o.identity.access, audit: o.identity.audit });
   const service = new GatewayService({ catalogue, policies, usage, access: o.identity.access, entitlements: o.entitlements, metrics: o.metrics, clock: o.clock, log: o.log, ...(o.metering ? { metering: o.metering } : {}) });
   catalogue.reload(revision.current());
   const onChange = (): void => {
@@ -65,6 +69,7 @@ export function createGateway(o: {
     policies,
     usage,
     deployments,
+    tenantDeployments,
     service,
     revision,
     ...(o.metering ? { metering: o.metering } : {}),

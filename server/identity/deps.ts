@@ -29,9 +29,9 @@ export interface IdentityDeps {
  * A resource that is not visible to the principal: 404 (never 403, so other tenants'
  * ids reveal nothing), and the attempt goes to the audit log.
  */
-export function hidden(deps: IdentityDeps, ctx: RequestContext, type: string, id: string, action: string): AppError {
+export function hidden(deps: Pick<IdentityDeps, 'audit'>, ctx: RequestContext, type: string, id: string, action: string): AppError {
   deps.audit.record(ctx, { action, outcome: 'denied', reason: 'not_found', target: { type, id } });
-  return new AppError(404, 'not_found', `${type[0]!.toUpperCase()}${type.slice(1)} not found`);
+  return new AppError(404, 'not_found', `${type[0]!.toUpperCase()}${type.slice(1).replace(/_/g, ' ')} not found`);
 }
 
 export function isPlatform(ctx: RequestContext): boolean {

@@ -59,6 +59,18 @@ const ACTION_CAPABILITY: Partial<Record<Action, Capability>> = {
   'batches:write': 'batch_api',
 };
 
+/**
+ * Capabilities a tenant needs to configure something *itself*: tenant principals (users
+ * and keys) are bound by them; platform administrators and the CLI configure on the
+ * tenant's behalf whatever its plan.
+ */
+const SELF_SERVICE_CAPABILITY: Partial<Record<Action, Capability>> = {
+  'providers:read': 'custom_providers',
+  'providers:write': 'custom_providers',
+};
+
+const isPlatformPrincipal = (ctx: RequestContext): boolean => ctx.principal?.kind === 'system' || ctx.principal?.platformAdmin === true;
+
 function toPlan(r: PlanRow): Plan {
   let caps: string[] = [];
   let models: string[] | null = null;
@@ -155,6 +167,14 @@ export class PlanService implements PlanCapabilities {
     if (!t) return undefined;
     const cap = ACTION_CAPABILITY[action];
     if (cap && !t.plan.capabilities.has(cap)) return `The tenant's plan (${t.plan.name}) does not include ${cap}.`;
+    const selfCap = SELF_SERVICE_CAPABILITY[action];
+    if (selfCap && !isPlatformPrincipal(ctx)) {
+      if (!t.plan.capabilities.has(selfCap)) return `The tenant's plan (${t.plan.name}) does not include ${selfCap}.`;
+      // A tenant's own public (cloud) deployment needs what calls to public deployments need.
+      if (action === 'providers:write' && resource.boundary === 'public' && !t.plan.capabilities.has('cloud_providers')) {
+        return `The tenant's plan (${t.plan.name}) does not include cloud_providers, which a public provider deployment needs.`;
+      }
+    }
     // self_service_keys: without it only tenant owners/admins (and platform admins) create keys.
     if ((action === 'keys:write' || action === 'keys:write_own') && !t.plan.capabilities.has('self_service_keys')) {
       const p = ctx.principal;

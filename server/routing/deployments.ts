@@ -1,6 +1,7 @@
-import { eq, or } from 'drizzle-orm';
+import { eq, isNull, type SQL } from 'drizzle-orm';
 import { z } from 'zod';
 import type { Entitlements } from '../access/entitlements.js';
+import type { AuditLog } from '../audit/log.js';
 import type { Clock } from '../clock.js';
 import type { SecretBox } from '../config/secret-box.js';
 import type { RequestContext } from '../context.js';
@@ -18,7 +19,10 @@ import { BOUNDARIES } from './policy.js';
 /**
  * Provider deployments and model aliases: create, list, update, remove, test. Used by the
  * admin API and the CLI (same code path). Every change bumps the `gateway` revision so
- * every process reloads its catalogue. API keys are encrypted at rest and never returned.
+ * every process reloads its catalogue, and is audited (attributed to the deployment's
+ * tenant for tenant-private ones). API keys are encrypted at rest and never returned.
+ * The caller is checked before (platform routes, the CLI, or TenantDeployments for
+ * tenant administrators).
  */
 const modelsInput = z.union([
   z.array(z.union([z.string().min(1), modelEntrySchema])),
@@ -27,7 +31,11 @@ const modelsInput = z.union([
 
 export const deploymentInputSchema = z
   .object({
-    name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'lower-case letters, digits, dot, dash, underscore (max 63)'),
+    name: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'lower-case letters, digits, dot, dash, underscore (max 63)')
+      // Deployments are addressed by id or name: a name must never look like an id.
+      .refine((n) => !n.startsWith('prv_'), 'must not start with prv_ (deployment ids do)'),
     kind: z.enum(['ollama', 'openai']),
     base_url: z.string().url().refine((u) => /^https?:\/\//.test(u), 'must be http(s)'),
     api_key: z.string().min(1).max(4096).nullable().optional(),
@@ -44,7 +52,9 @@ export const deploymentInputSchema = z
   })
   .strict();
 export type DeploymentInput = z.input<typeof deploymentInputSchema>;
+export type DeploymentCreate = z.output<typeof deploymentInputSchema>;
 export const deploymentPatchSchema = deploymentInputSchema.omit({ name: true, kind: true }).partial().strict();
+export type DeploymentPatch = z.output<typeof deploymentPatchSchema>;
 
 export const aliasInputSchema = z
   .object({
@@ -54,7 +64,8 @@ export const aliasInputSchema = z
   })
   .strict();
 
-type Row = typeof providerDeployments.$inferSelect;
+export type DeploymentRow = typeof providerDeployments.$inferSelect;
+type Row = DeploymentRow;
 
 /** The one serializer for deployments: never the credential. */
 export function serializeDeployment(r: Row) {
@@ -84,10 +95,23 @@ function normModels(m: z.infer<typeof modelsInput> | undefined): string {
   return JSON.stringify((m ?? []).map((x) => (typeof x === 'string' ? { name: x, type: /embed/i.test(x) ? 'embedding' : 'chat' } : modelEntrySchema.parse(x))));
 }
 
+/** Names are unique across the platform; the refusal says only that the name is taken. */
+const nameTaken = (name: string): AppError =>
+  new AppError(409, 'provider_exists', `The provider deployment name ${name} is taken; choose another.`, { param: 'name' });
+
+export interface DeploymentDeps {
+  readonly db: Db;
+  readonly secrets: SecretBox;
+  readonly clock: Clock;
+  readonly revision: Revision;
+  readonly entitlements: () => Entitlements;
+  readonly audit: AuditLog;
+  /** Resolves a tenant id or slug (tenant_id of a tenant-private deployment). */
+  readonly tenants: { resolve(ref: string): { id: string } | undefined };
+}
+
 export class DeploymentService {
-  constructor(
-    private readonly d: { db: Db; secrets: SecretBox; clock: Clock; revision: Revision; entitlements: () => Entitlements },
-  ) {}
+  constructor(private readonly d: DeploymentDeps) {}
 
   private checkBoundary(boundary: 'local' | 'private' | 'public'): void {
     const e = this.d.entitlements();
@@ -100,16 +124,30 @@ export class DeploymentService {
     }
   }
 
-  list(): ReturnType<typeof serializeDeployment>[] {
-    return this.d.db.select().from(providerDeployments).all().map(serializeDeployment);
+  /** A tenant id or slug → the tenant's id (404 when there is no such tenant). */
+  tenantId(ref: string): string {
+    const t = this.d.tenants.resolve(ref);
+    if (!t) throw notFound('Tenant', 'tenant_id');
+    return t.id;
+  }
+
+  /** Every deployment, or only the platform's (`tenantId: null`) or one tenant's. */
+  list(filter: { tenantId?: string | null } = {}): ReturnType<typeof serializeDeployment>[] {
+    const where: SQL | undefined =
+      filter.tenantId === undefined ? undefined : filter.tenantId === null ? isNull(providerDeployments.tenantRef) : eq(providerDeployments.tenantRef, filter.tenantId);
+    return this.d.db.select().from(providerDeployments).where(where).orderBy(providerDeployments.name).all().map(serializeDeployment);
+  }
+
+  /** By id, else by name (a name never looks like an id); undefined when neither matches. */
+  find(idOrName: string): Row | undefined {
+    return (
+      this.d.db.select().from(providerDeployments).where(eq(providerDeployments.id, idOrName)).get() ??
+      this.d.db.select().from(providerDeployments).where(eq(providerDeployments.name, idOrName)).get()
+    );
   }
 
   row(idOrName: string): Row {
-    const r = this.d.db
-      .select()
-      .from(providerDeployments)
-      .where(or(eq(providerDeployments.id, idOrName), eq(providerDeployments.name, idOrName)))
-      .get();
+    const r = this.find(idOrName);
     if (!r) throw notFound('Provider deployment', 'id');
     return r;
   }
@@ -118,44 +156,60 @@ export class DeploymentService {
     return serializeDeployment(this.row(idOrName));
   }
 
-  create(_ctx: RequestContext, raw: unknown) {
-    const input = parseInput(deploymentInputSchema, raw);
+  create(ctx: RequestContext, raw: unknown) {
+    return this.createParsed(ctx, parseInput(deploymentInputSchema, raw));
+  }
+
+  /** create() for input validated by the caller (TenantDeployments checks it first). */
+  createParsed(ctx: RequestContext, input: DeploymentCreate) {
     this.checkBoundary(input.boundary);
+    const tenantRef = input.tenant_id ? this.tenantId(input.tenant_id) : null;
     const now = this.d.clock.now();
     const id = newId('prv', now);
-    if (this.d.db.select().from(providerDeployments).where(eq(providerDeployments.name, input.name)).get()) {
-      throw new AppError(409, 'provider_exists', `A provider deployment named ${input.name} exists.`, { param: 'name' });
+    if (this.d.db.select({ id: providerDeployments.id }).from(providerDeployments).where(eq(providerDeployments.name, input.name)).get()) throw nameTaken(input.name);
+    let row: Row;
+    try {
+      row = this.d.db
+        .insert(providerDeployments)
+        .values({
+          id,
+          name: input.name,
+          kind: input.kind,
+          baseUrl: input.base_url,
+          apiKey: input.api_key ? this.d.secrets.encrypt(input.api_key, secretAad('provider_deployments', 'api_key', id)) : null,
+          boundary: input.boundary,
+          region: input.region ?? null,
+          approved: input.approved ?? true,
+          enabled: input.enabled ?? true,
+          models: normModels(input.models),
+          priority: input.priority ?? 100,
+          weight: input.weight ?? 1,
+          maxConcurrency: input.max_concurrency ?? 64,
+          options: JSON.stringify(input.options ?? {}),
+          tenantRef,
+          createdAt: now,
+          updatedAt: now,
+        })
+        .returning()
+        .get();
+    } catch (e) {
+      // Another process (the CLI) took the name between the check and the insert.
+      const err = e as { code?: string; cause?: { code?: string } };
+      if (err.code === 'SQLITE_CONSTRAINT_UNIQUE' || err.cause?.code === 'SQLITE_CONSTRAINT_UNIQUE') throw nameTaken(input.name);
+      throw e;
     }
-    const row = this.d.db
-      .insert(providerDeployments)
-      .values({
-        id,
-        name: input.name,
-        kind: input.kind,
-        baseUrl: input.base_url,
-        apiKey: input.api_key ? this.d.secrets.encrypt(input.api_key, secretAad('provider_deployments', 'api_key', id)) : null,
-        boundary: input.boundary,
-        region: input.region ?? null,
-        approved: input.approved ?? true,
-        enabled: input.enabled ?? true,
-        models: normModels(input.models),
-        priority: input.priority ?? 100,
-        weight: input.weight ?? 1,
-        maxConcurrency: input.max_concurrency ?? 64,
-        options: JSON.stringify(input.options ?? {}),
-        tenantRef: input.tenant_id ?? null,
-        createdAt: now,
-        updatedAt: now,
-      })
-      .returning()
-      .get();
     this.d.revision.bump();
+    this.record(ctx, 'providers.create', row, { kind: row.kind, boundary: row.boundary, region: row.region, approved: row.approved, has_api_key: row.apiKey !== null });
     return serializeDeployment(row);
   }
 
-  update(_ctx: RequestContext, idOrName: string, raw: unknown) {
+  update(ctx: RequestContext, idOrName: string, raw: unknown) {
     const before = this.row(idOrName);
-    const p = parseInput(deploymentPatchSchema, raw);
+    return this.updateParsed(ctx, before, parseInput(deploymentPatchSchema, raw));
+  }
+
+  /** update() of a row the caller looked up, with a validated patch. */
+  updateParsed(ctx: RequestContext, before: Row, p: DeploymentPatch) {
     if (p.boundary) this.checkBoundary(p.boundary);
     const set: Partial<Row> = { updatedAt: this.d.clock.now() };
     if (p.base_url !== undefined) set.baseUrl = p.base_url;
@@ -169,16 +223,31 @@ export class DeploymentService {
     if (p.weight !== undefined) set.weight = p.weight;
     if (p.max_concurrency !== undefined) set.maxConcurrency = p.max_concurrency;
     if (p.options !== undefined) set.options = JSON.stringify({ ...JSON.parse(before.options), ...p.options });
-    if (p.tenant_id !== undefined) set.tenantRef = p.tenant_id;
-    const row = this.d.db.update(providerDeployments).set(set).where(eq(providerDeployments.id, before.id)).returning().get();
+    if (p.tenant_id !== undefined) set.tenantRef = p.tenant_id === null ? null : this.tenantId(p.tenant_id);
+    const row = this.d.db.update(providerDeployments).set(set).where(eq(providerDeployments.id, before.id)).returning().get()!;
     this.d.revision.bump();
-    return serializeDeployment(row!);
+    // Which fields changed (names only: never the credential), and the ones that decide who may use it.
+    const changed = Object.keys(p).filter((k) => p[k as keyof DeploymentPatch] !== undefined);
+    this.record(ctx, 'providers.update', row, {
+      changed,
+      before: { boundary: before.boundary, approved: before.approved, enabled: before.enabled, tenant_id: before.tenantRef },
+      after: { boundary: row.boundary, approved: row.approved, enabled: row.enabled, tenant_id: row.tenantRef },
+    });
+    // Moved between tenants: the tenant it left sees the change in its audit log too.
+    if (before.tenantRef !== row.tenantRef && before.tenantRef !== null) this.record(ctx, 'providers.update', { ...row, tenantRef: before.tenantRef }, { changed: ['tenant_id'] });
+    return serializeDeployment(row);
   }
 
-  remove(_ctx: RequestContext, idOrName: string): void {
+  remove(ctx: RequestContext, idOrName: string): void {
     const r = this.row(idOrName);
     this.d.db.delete(providerDeployments).where(eq(providerDeployments.id, r.id)).run();
     this.d.revision.bump();
+    this.record(ctx, 'providers.remove', r, { kind: r.kind, boundary: r.boundary });
+  }
+
+  /** Audit entry for a change, attributed to the deployment's tenant (null: a platform deployment). */
+  private record(ctx: RequestContext, action: string, r: Pick<Row, 'id' | 'name' | 'tenantRef'>, details: Record<string, unknown>): void {
+    this.d.audit.record(ctx, { action, tenantId: r.tenantRef, target: { type: 'provider_deployment', id: r.id }, details: { name: r.name, ...details } });
   }
 
   /** Calls the upstream's model list with the stored configuration (a fresh adapter; not the hot path). */

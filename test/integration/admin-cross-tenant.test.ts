@@ -1,8 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { unrestricted } from '../../server/access/entitlements.js';
 import { adminRouter, listRoutes } from '../../server/admin/routes.js';
+import { gatewayAdminRouter } from '../../server/gateway/admin-routes.js';
+import { tenantProvidersRouter } from '../../server/gateway/tenant-provider-routes.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
-import { call, login, seedTenant, type Session } from '../helpers/identity.js';
+import { call, login, seedTenant, sys, type Session } from '../helpers/identity.js';
 
 /**
  * Cross-tenant matrix: for every admin API route (enumerated from the router, so a new
@@ -19,19 +21,31 @@ let bUserOnly: string;
 let session: Session;
 let aKey: string;
 let aKeyId: string;
+/** B's private provider deployment, and a platform one (never writable, nor visible, through a tenant's path). */
+let bProviderId: string;
+let platformProviderId: string;
 
 type Case = { method: string; path: string; body?: unknown; expect: 'not_found' | 'no_b_data' | 'platform_only' | 'self' };
 
 function cases(route: string): Case[] | undefined {
   const [method, tpl] = route.split(' ') as [string, string];
-  const fill = (t: string, tenant: string, user: string, key: string) =>
-    t.replace(':tenantId', tenant).replace(':userId', user).replace(':keyId', key);
+  const fill = (t: string, tenant: string, user: string, key: string, provider = bProviderId) =>
+    t.replace(':tenantId', tenant).replace(':userId', user).replace(':keyId', key).replace(':providerId', provider).replace(':id', provider).replace(':name', 'chat-default');
+  const provider = { name: 'intruder', kind: 'openai', base_url: 'http://127.0.0.1:9/v1', boundary: 'private', models: ['x'] };
   const body: Record<string, unknown> = {
     'PATCH /admin/api/tenants/:tenantId': { name: 'pwned' },
     'PUT /admin/api/tenants/:tenantId/members/:userId': { role: 'viewer' },
     'POST /admin/api/tenants/:tenantId/members': { email: 'intruder@a.test', role: 'member', password: 'intruder password 1' },
     'POST /admin/api/tenants/:tenantId/keys': { name: 'intruder' },
     'POST /admin/api/tenants/:tenantId/keys/:keyId/rotate': {},
+    'POST /admin/api/tenants/:tenantId/providers': provider,
+    'PATCH /admin/api/tenants/:tenantId/providers/:providerId': { enabled: false, base_url: 'http://127.0.0.1:9/v1' },
+    'POST /admin/api/tenants/:tenantId/providers/:providerId/test': {},
+    'POST /admin/api/providers': provider,
+    'PATCH /admin/api/providers/:id': { enabled: false },
+    'POST /admin/api/providers/:id/test': {},
+    'PUT /admin/api/model-aliases': { name: 'intruder', targets: [{ deployment: 'b-private', model: 'b-model' }] },
+    'PUT /admin/api/gateway/policy': {},
   };
   const b = body[route];
   const one = (path: string, expect: Case['expect']): Case => ({ method, path, expect, ...(b !== undefined ? { body: b } : {}) });
@@ -42,13 +56,23 @@ function cases(route: string): Case[] | undefined {
     'GET /admin/api/users': () => [one(tpl, 'no_b_data')],
     'POST /admin/api/users': () => [{ method, path: tpl, body: { email: 'x@y.test' }, expect: 'platform_only' }],
     'GET /admin/api/audit': () => [one(tpl, 'platform_only')],
+    // Acts on the caller's own tenant only.
+    'GET /admin/api/gateway/policy': () => [one(tpl, 'self')],
+    'PUT /admin/api/gateway/policy': () => [one(tpl, 'self')],
   };
   if (table[route]) return table[route]!();
+  // Platform-wide gateway configuration: refused before any id is looked at.
+  if (tpl.startsWith('/admin/api/providers') || tpl.startsWith('/admin/api/model-aliases')) return [one(fill(tpl, '', '', ''), 'platform_only')];
   if (!tpl.includes(':')) return undefined;
   const out: Case[] = [one(fill(tpl, B.tenant.id, B.users.owner!.id, bKeyId), 'not_found')];
   // B's sub-resources addressed through A's own tenant path.
   if (tpl.includes(':userId')) out.push(one(fill(tpl, A.tenant.id, bUserOnly, bKeyId), 'not_found'));
   if (tpl.includes(':keyId')) out.push(one(fill(tpl, A.tenant.id, bUserOnly, bKeyId), 'not_found'));
+  if (tpl.includes(':providerId')) {
+    out.push(one(fill(tpl, A.tenant.id, bUserOnly, bKeyId), 'not_found'));
+    // A platform deployment is not the tenant's either.
+    out.push(one(fill(tpl, A.tenant.id, bUserOnly, bKeyId, platformProviderId), 'not_found'));
+  }
   if (tpl.startsWith('/admin/api/users/')) out.splice(0, out.length, one(fill(tpl, '', bUserOnly, ''), 'not_found'));
   return out;
 }
@@ -60,6 +84,8 @@ function snapshotB(): string {
     members: q('SELECT * FROM memberships WHERE tenant_id = ? ORDER BY user_id', B.tenant.id),
     keys: q('SELECT id, name, revoked_at, expires_at, scopes FROM api_keys WHERE tenant_id = ? ORDER BY id', B.tenant.id),
     users: q('SELECT id, status, email FROM users WHERE id IN (?, ?)', bUserOnly, B.users.owner!.id),
+    providers: q('SELECT * FROM provider_deployments WHERE tenant_ref = ? OR tenant_ref IS NULL ORDER BY id', B.tenant.id),
+    aliases: q('SELECT * FROM model_aliases ORDER BY name'),
   });
 }
 
@@ -73,11 +99,14 @@ beforeAll(async () => {
   const k = await app.services.identity.keys.create(A.ctx, { name: 'a admin key', ownerUserId: A.users.admin!.id, scopes: ['admin:read', 'admin:write'] });
   aKey = k.secret;
   aKeyId = k.key.id;
+  const deployments = app.services.gateway.deployments;
+  bProviderId = deployments.create(sys(app.services), { name: 'b-private', kind: 'openai', base_url: 'http://127.0.0.1:9/b/v1', boundary: 'private', models: ['b-model'], tenant_id: B.tenant.id }).id;
+  platformProviderId = deployments.create(sys(app.services), { name: 'platform-1', kind: 'openai', base_url: 'http://127.0.0.1:9/p/v1', boundary: 'private', models: ['p-model'] }).id;
 });
 afterAll(() => app.close());
 
 describe('cross-tenant matrix over every admin API route', () => {
-  const routes = listRoutes(adminRouter({} as never));
+  const routes = [adminRouter, gatewayAdminRouter, tenantProvidersRouter].flatMap((router) => listRoutes(router({} as never, {} as never)));
 
   it('the router has the routes we expect to cover', () => {
     expect(routes.length).toBeGreaterThanOrEqual(20);
@@ -103,7 +132,7 @@ describe('cross-tenant matrix over every admin API route', () => {
               const denied = app.services.identity.audit.list({ actorId: actor, outcome: 'denied', limit: 5 });
               expect(app.services.identity.audit.count()).toBeGreaterThan(auditBefore);
               expect(denied[0]!.reason).toBe('not_found');
-              expect([B.tenant.id, bKeyId, bUserOnly, B.users.owner!.id]).toContain(denied[0]!.targetId);
+              expect([B.tenant.id, bKeyId, bUserOnly, B.users.owner!.id, bProviderId, platformProviderId]).toContain(denied[0]!.targetId);
               break;
             }
             case 'platform_only':
@@ -116,7 +145,7 @@ describe('cross-tenant matrix over every admin API route', () => {
               break;
           }
           // Nothing of B ever leaks or changes.
-          for (const id of [B.tenant.id, bKeyId, bUserOnly, B.users.owner!.id, 'bravo']) expect(text).not.toContain(id);
+          for (const id of [B.tenant.id, bKeyId, bUserOnly, B.users.owner!.id, 'bravo', bProviderId, 'b-private', '127.0.0.1:9/b']) expect(text).not.toContain(id);
           expect(snapshotB()).toBe(before);
         }
       });
@@ -130,6 +159,8 @@ describe('cross-tenant matrix over every admin API route', () => {
     const root = await login(app.url, 'root@platform.test', 'platform admin pass 1');
     expect((await call(app.url, `/admin/api/tenants/${B.tenant.id}/keys/${bKeyId}`, { session: root })).status).toBe(200);
     expect((await call(app.url, `/admin/api/tenants/${B.tenant.id}/members`, { session: root })).body.data.length).toBe(2);
+    expect((await call(app.url, `/admin/api/tenants/${B.tenant.id}/providers/${bProviderId}`, { session: root })).body.name).toBe('b-private');
+    expect((await call(app.url, `/admin/api/providers?tenant=bravo`, { session: root })).body.data.map((d: { id: string }) => d.id)).toEqual([bProviderId]);
     const audit = await call(app.url, `/admin/api/audit?tenant=${B.tenant.id}`, { session: root });
     expect(audit.status).toBe(200);
     expect(audit.body.data.every((e: { tenant_id: string }) => e.tenant_id === B.tenant.id)).toBe(true);
