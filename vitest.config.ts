@@ -8,6 +8,9 @@ export default defineConfig({
     // the sources through tsx first (seconds each on a loaded 2-core machine).
     testTimeout: 60_000,
     hookTimeout: 30_000,
+    // expect.poll waits for the UI or a process to catch up; 1 s (the default) is too short on a
+    // loaded 2-core machine (a UI poll failed that way in a full run).
+    expect: { poll: { timeout: 10_000 } },
     pool: 'forks',
     // Tests spawn processes and servers; two workers match this 2-core machine.
     maxWorkers: 2,

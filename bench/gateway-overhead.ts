@@ -1,11 +1,12 @@
 /**
  * Gateway overhead benchmark: the same fake OpenAI-compatible upstream called directly and
  * through Enclave with everything on (API key auth, authorize(), data-boundary policy with
- * content rules, usage records, metrics). Three processes share the machine's cores: the
- * fake upstream, Enclave (real createServices + buildApp, embedded redis-server) and this
- * load generator (node:http keep-alive agents).
+ * content rules, usage records, metrics). The processes share the machine's cores: the
+ * fake upstream, Enclave (the built server, `dist/server/main.js --role api`, with
+ * ENCLAVE_API_WORKERS = --workers and its embedded redis-server) and this load generator
+ * (node:http keep-alive agents).
  *
- *   node --import tsx bench/gateway-overhead.ts [--seq 2000] [--conc 32] [--secs 8]
+ *   npm run build && node --import tsx bench/gateway-overhead.ts [--seq 2000] [--conc 32] [--secs 8] [--workers 1]
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
@@ -29,13 +30,19 @@ if (role === 'fake') {
   await f.start();
   process.send!({ url: f.url });
 } else if (role === 'enclave') {
+  // Prepares the data dir (tenant, key, deployment, policy) with the real services, closes
+  // them, then runs the real server on it: `dist/server/main.js --role api` (run
+  // `npm run build` first), ENCLAVE_API_WORKERS from --workers, embedded redis-server.
   const pino = (await import('pino')).default;
   const { loadConfig } = await import('../server/config/load.js');
-  const { buildApp, createServices } = await import('../server/app.js');
-  const { listen } = await import('../server/http/server.js');
+  const { createServices } = await import('../server/app.js');
   const { systemContext } = await import('../server/identity/index.js');
+  const { freePort } = await import('../server/redis/ping.js');
   const dir = process.env.BENCH_DIR!;
-  const config = loadConfig({ ENCLAVE_DATA_DIR: dir, ENCLAVE_MASTER_KEY: randomBytes(32).toString('base64'), ENCLAVE_LOG_LEVEL: 'warn', PORT: '0', ENCLAVE_HOST: '127.0.0.1' });
+  const masterKey = randomBytes(32).toString('base64');
+  const redis = await import('../server/redis/embedded.js');
+  const setupRedis = await redis.startEmbeddedRedis({ bin: 'redis-server', dataDir: path.join(dir, 'setup'), log: pino({ level: 'silent' }) });
+  const config = loadConfig({ ENCLAVE_DATA_DIR: dir, ENCLAVE_MASTER_KEY: masterKey, ENCLAVE_LOG_LEVEL: 'warn', REDIS_URL: setupRedis.url });
   const services = await createServices(config, { log: pino({ level: 'warn' }) });
   const ctx = systemContext(services.log, services.clock, 'bench');
   const t = services.identity.tenants.create(ctx, { slug: 'bench' });
@@ -44,20 +51,74 @@ if (role === 'fake') {
   services.gateway.deployments.create(ctx, { name: 'fake', kind: 'openai', base_url: `${process.env.FAKE_URL}/v1`, boundary: 'private', models: ['gpt-fake'], max_concurrency: 1000 });
   // Content rules on for every detector (redact), so the scan runs on every call.
   services.gateway.policies.write(tctx, { content: { default: { email: 'redact', phone: 'redact', iban: 'redact', card: 'redact', national_id: 'redact', secret: 'redact' } } }, Date.now());
-  const server = await listen(buildApp(services), 0, '127.0.0.1');
-  const { monitorEventLoopDelay } = await import('node:perf_hooks');
-  const loop = monitorEventLoopDelay({ resolution: 5 });
-  loop.enable();
-  process.send!({ url: `http://127.0.0.1:${server.port}`, key: secret });
-  process.on('message', async (m: any) => {
-    if (m === 'cpu') {
-      const c = process.cpuUsage();
-      process.send!({ cpuUs: c.user + c.system });
+  await services.close();
+  await setupRedis.stop();
+
+  const port = await freePort();
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('ENCLAVE_') && k !== 'REDIS_URL' && !k.startsWith('BENCH_')) env[k] = v;
+  Object.assign(env, { ENCLAVE_DATA_DIR: dir, ENCLAVE_MASTER_KEY: masterKey, ENCLAVE_LOG_LEVEL: 'warn', PORT: String(port), ENCLAVE_HOST: '127.0.0.1', ENCLAVE_API_WORKERS: process.env.BENCH_WORKERS ?? '1' });
+  const { spawn } = await import('node:child_process');
+  const server = spawn(process.execPath, [...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/gwprof'] : []), path.join(path.dirname(self), '..', 'dist', 'server', 'main.js'), '--role', 'api'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  const { pingTcp } = await import('../server/redis/ping.js');
+  for (let i = 0; ; i++) {
+    const r = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined);
+    if (r?.ok) break;
+    if (i > 600 || server.exitCode !== null) throw new Error('the server did not become ready');
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  void pingTcp;
+  // Every worker of a cluster must be up, not only the first to answer.
+  await new Promise((res) => setTimeout(res, 1500));
+  const { readFileSync, readdirSync } = await import('node:fs');
+  /** The server's node processes: the supervisor/server and its node children (not redis-server). */
+  const tree = (): number[] => {
+    const out = [server.pid!];
+    for (const d of readdirSync('/proc')) {
+      if (!/^\d+$/.test(d)) continue;
+      try {
+        const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+        if (ppid === server.pid && readFileSync(`/proc/${d}/comm`, 'utf8').trim() === 'node') out.push(Number(d));
+      } catch {
+        /* gone */
+      }
     }
-    if (m === 'rss') process.send!({ rss: process.memoryUsage().rss, usage: (services.gateway.usage.flush(), services.gateway.usage.written), loopP99: loop.percentile(99) / 1e6, loopMax: loop.max / 1e6 });
+    return out;
+  };
+  const cpuUs = (): number =>
+    tree().reduce((n, pid) => {
+      try {
+        const f = readFileSync(`/proc/${pid}/stat`, 'utf8').slice(readFileSync(`/proc/${pid}/stat`, 'utf8').lastIndexOf(')') + 2).split(' ');
+        return n + ((Number(f[11]) + Number(f[12])) * 1e6) / 100; // utime + stime, in clock ticks (100 Hz)
+      } catch {
+        return n;
+      }
+    }, 0);
+  const rss = (): number =>
+    tree().reduce((n, pid) => {
+      try {
+        return n + Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+      } catch {
+        return n;
+      }
+    }, 0);
+  process.send!({ url: `http://127.0.0.1:${port}`, key: secret, processes: tree().length });
+  process.on('message', async (m: any) => {
+    if (m === 'cpu') process.send!({ cpuUs: cpuUs() });
+    if (m === 'rss') {
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      const gauge = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+      await new Promise((res) => setTimeout(res, 1500)); // usage writers flush
+      const { default: Database } = await import('better-sqlite3');
+      const db = new Database(path.join(dir, 'enclave.db'), { readonly: true });
+      const usage = (db.prepare('SELECT count(*) AS n FROM usage_records').get() as { n: number }).n;
+      db.close();
+      process.send!({ rss: rss(), usage, loopP99: gauge('nodejs_eventloop_lag_p99_seconds') * 1000, loopMax: gauge('nodejs_eventloop_lag_max_seconds') * 1000 });
+    }
     if (m === 'stop') {
-      await server.close(1000);
-      await services.close();
+      server.kill('SIGTERM');
+      await new Promise((res) => server.once('exit', res));
       process.exit(0);
     }
   });
@@ -154,7 +215,8 @@ async function main(): Promise<void> {
   const secs = arg('secs', 8);
   const dir = mkdtempSync(path.join(tmpdir(), 'enclave-bench-'));
   const fake = await start('fake');
-  const enc = await start('enclave', { FAKE_URL: fake.info.url, BENCH_DIR: dir });
+  const enc = await start('enclave', { FAKE_URL: fake.info.url, BENCH_DIR: dir, BENCH_WORKERS: String(arg('workers', 1)) });
+  console.log(`Enclave: dist/server/main.js --role api, ENCLAVE_API_WORKERS=${arg('workers', 1)} (${enc.info.processes} node process${enc.info.processes > 1 ? 'es' : ''})`);
   const F = fake.info.url as string;
   const E = enc.info.url as string;
   const key = enc.info.key as string;
@@ -174,10 +236,10 @@ async function main(): Promise<void> {
     const cpuMs = ((await cpuOf(enc.child)) - cpu0) / 1000;
     console.log(`concurrent ${conc}: direct ${dc.rps.toFixed(0)} req/s p50 ${f(pct(dc.lat, 50))} p99 ${f(pct(dc.lat, 99))} ms | enclave ${ec.rps.toFixed(0)} req/s p50 ${f(pct(ec.lat, 50))} p99 ${f(pct(ec.lat, 99))} ms | added p50 ${f(pct(ec.lat, 50) - pct(dc.lat, 50))} p99 ${f(pct(ec.lat, 99) - pct(dc.lat, 99))} ms`);
     // Enclave's own CPU (user + system) per call over the whole concurrent phase (warm-up second included).
-    console.log(`enclave CPU at ${conc} connections: ${(cpuMs / (ec.total || 1)).toFixed(3)} ms per call (${ec.total} calls, ${((cpuMs / secs / 10)).toFixed(0)} % of one core)`);
+    console.log(`enclave CPU at ${conc} connections: ${(cpuMs / (ec.total || 1)).toFixed(3)} ms per call (${ec.total} calls, ${((cpuMs / secs / 10)).toFixed(0)} % of one core; node processes only, 10 ms resolution)`);
     enc.child.send('rss');
     const m: any = await new Promise((r) => enc.child.once('message', r));
-    console.log(`enclave RSS after ${m.usage} calls: ${(m.rss / 1048576).toFixed(1)} MB; usage records written: ${m.usage}; event-loop delay p99 ${m.loopP99.toFixed(1)} ms, max ${m.loopMax.toFixed(1)} ms`);
+    console.log(`enclave RSS after ${m.usage} calls: ${(m.rss / 1048576).toFixed(1)} MB; usage records written: ${m.usage}; event-loop lag (prom-client, last interval) p99 ${m.loopP99.toFixed(1)} ms, max ${m.loopMax.toFixed(1)} ms`);
   } finally {
     enc.child.send('stop');
     await new Promise((r) => enc.child.once('exit', r));

@@ -295,7 +295,6 @@ export function buildApp(services: Services): RequestListener {
   app.use(errorHandler());
   // /v1 (every AI call) is served without express, by the same request pieces (server/http/fast-path.ts).
   return fastPath({
-    prefix: '/v1',
     routes: v1Routes(services.gateway),
     identity: services.identity,
     log: services.log,

@@ -1,4 +1,4 @@
-import type { Request, Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { EventEmitter } from 'node:events';
 import type { RequestContext } from '../context.js';
 import type { TenantData } from '../db/tenant-scope.js';
@@ -57,8 +57,8 @@ export function gatewayExecutor(o: { gateway: Gateway }): LineExecutor {
       service.beginCall();
       const body = { ...line.body };
       delete body.stream;
-      if (line.url === '/v1/chat/completions') await service.chat(ctx, body as Record<string, any>, req, res as unknown as Response);
-      else await service.embeddings(ctx, body as Record<string, any>, req, res as unknown as Response);
+      if (line.url === '/v1/chat/completions') await service.chat(ctx, body as Record<string, any>, req, res as unknown as ServerResponse);
+      else await service.embeddings(ctx, body as Record<string, any>, req, res as unknown as ServerResponse);
     } finally {
       opts.signal.removeEventListener('abort', onAbort);
     }
@@ -71,11 +71,11 @@ export function gatewayExecutor(o: { gateway: Gateway }): LineExecutor {
   };
 }
 
-function fakeRequest(headers: Record<string, string>): Request {
-  return { get: (name: string) => headers[name.toLowerCase()], headers } as unknown as Request;
+function fakeRequest(headers: Record<string, string>): IncomingMessage {
+  return { headers } as unknown as IncomingMessage;
 }
 
-/** Just enough of express's Response for a non-streaming gateway call. */
+/** Just enough of node's ServerResponse for a non-streaming gateway call (the service answers with one JSON `end`). */
 class LineResponse extends EventEmitter {
   statusCode = 200;
   body: unknown;
@@ -89,16 +89,6 @@ class LineResponse extends EventEmitter {
     this.headers[k.toLowerCase()] = String(v);
     return this;
   }
-  status(code: number): this {
-    this.statusCode = code;
-    return this;
-  }
-  json(b: unknown): this {
-    this.body = b;
-    this.headersSent = this.writableEnded = this.writableFinished = true;
-    this.emit('finish');
-    return this;
-  }
   writeHead(code: number): this {
     this.statusCode = code;
     this.headersSent = true;
@@ -110,8 +100,10 @@ class LineResponse extends EventEmitter {
   write(): boolean {
     return true;
   }
-  end(): this {
-    this.writableEnded = this.writableFinished = true;
+  end(chunk?: string): this {
+    if (typeof chunk === 'string' && chunk.length) this.body = JSON.parse(chunk);
+    this.headersSent = this.writableEnded = this.writableFinished = true;
+    this.emit('finish');
     return this;
   }
   /** The batch stops (cancel, shutdown, timeout): what a client disconnect is to a live call. */

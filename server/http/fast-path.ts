@@ -22,7 +22,8 @@ import { setSecurityHeaders } from './security-headers.js';
  * log line and metrics (beginRequest), security headers, authentication
  * (authenticateRequest), the JSON body rules (readJson), the error envelope — are the same
  * functions the express stack uses, so /v1 answers exactly as it did behind express. Only
- * the routing is its own: a short list of routes, matched by method and a RegExp.
+ * the routing is its own: a short list of routes, matched by method and a RegExp; a request
+ * none of them matches goes to express unchanged.
  */
 export interface FastRoute {
   readonly method: 'GET' | 'POST';
@@ -36,8 +37,6 @@ export interface FastRoute {
 }
 
 export interface FastPathOptions {
-  /** Paths under this prefix are served here (with `/prefix` itself); others go to `fallback`. */
-  readonly prefix: string;
   readonly routes: readonly FastRoute[];
   readonly identity: Identity;
   readonly log: Logger;
@@ -50,50 +49,31 @@ export interface FastPathOptions {
 }
 
 export function fastPath(o: FastPathOptions): RequestListener {
-  const prefix = o.prefix;
+  const routes = o.routes;
   return (req, res) => {
     const url = req.url ?? '/';
-    if (!url.startsWith(prefix) || (url.length > prefix.length && url[prefix.length] !== '/' && url[prefix.length] !== '?')) {
-      o.fallback(req, res);
-      return;
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    const method = req.method === 'HEAD' ? 'GET' : req.method;
+    for (let i = 0; i < routes.length; i++) {
+      const r = routes[i]!;
+      if (r.method !== method) continue;
+      const m = r.pattern.exec(path);
+      if (m) {
+        void serve(o, r, m.slice(1), req, res, path);
+        return;
+      }
     }
-    void serve(o, req, res, url);
+    // Everything else — other /v1 routes (batches, files, usage), the admin API, the UI,
+    // unknown paths and methods (404, OPTIONS) — is express's.
+    o.fallback(req, res);
   };
 }
 
-async function serve(o: FastPathOptions, req: IncomingMessage, res: ServerResponse, url: string): Promise<void> {
-  const q = url.indexOf('?');
-  const path = q < 0 ? url : url.slice(0, q);
-  const method = req.method === 'HEAD' ? 'GET' : (req.method ?? 'GET');
-  let route: FastRoute | undefined;
-  let params: string[] = [];
-  let allowed: string[] | undefined;
-  for (const r of o.routes) {
-    const m = r.pattern.exec(path);
-    if (!m) continue;
-    if (r.method === method) {
-      route = r;
-      params = m.slice(1);
-      break;
-    }
-    (allowed ??= []).push(r.method);
-  }
-  const ctx = beginRequest(req, res, o.log, o.metrics, () => (route ? route.template : 'unmatched'), o.clock);
+async function serve(o: FastPathOptions, route: FastRoute, params: string[], req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+  const ctx = beginRequest(req, res, o.log, o.metrics, () => route.template, o.clock);
   setSecurityHeaders(res);
   try {
-    if (!route) {
-      if (req.method === 'OPTIONS' && allowed) {
-        // express's router answers OPTIONS for a known path with the methods it serves.
-        const allow = [...new Set(allowed.flatMap((m) => (m === 'GET' ? ['GET', 'HEAD'] : [m])))].sort().join(', ');
-        req.resume();
-        res.setHeader('allow', allow);
-        res.setHeader('content-type', 'text/html; charset=utf-8');
-        res.end(allow);
-        return;
-      }
-      req.resume();
-      throw new AppError(404, 'route_not_found', `No route for ${req.method} ${path}`);
-    }
     let decoded: string[];
     try {
       decoded = params.map((p) => decodeURIComponent(p));

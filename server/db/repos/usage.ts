@@ -44,14 +44,21 @@ export class UsageRepo {
 
   constructor(db: Db) {
     const c = db.$client;
+    // Positional parameters: binding 27 named ones from a fresh object per row cost more
+    // than SQLite's insert itself (this runs once per AI call).
     this.insert = c.prepare(
       `INSERT INTO usage_records (id, tenant_id, request_id, user_id, key_id, workflow, endpoint, alias, deployment_id, provider, model, boundary, classification, policy,
         prompt_tokens, completion_tokens, tokens_estimated, cost_micros, price_version, latency_ms, ttft_ms, stream, attempts, status, http_status, error_code, created_at)
-       VALUES (@id, @tenantId, @requestId, @userId, @keyId, @workflow, @endpoint, @alias, @deploymentId, @provider, @model, @boundary, @classification, @policy,
-        @promptTokens, @completionTokens, @tokensEstimated, @costMicros, @priceVersion, @latencyMs, @ttftMs, @stream, @attempts, @status, @httpStatus, @errorCode, @createdAt)`,
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.many = c.transaction((rows: UsageRow[]) => {
-      for (const r of rows) this.insert.run({ ...r, priceVersion: r.priceVersion ?? null, tokensEstimated: r.tokensEstimated ? 1 : 0, stream: r.stream ? 1 : 0 });
+      for (const r of rows) {
+        this.insert.run(
+          r.id, r.tenantId, r.requestId, r.userId, r.keyId, r.workflow, r.endpoint, r.alias, r.deploymentId, r.provider, r.model, r.boundary, r.classification, r.policy,
+          r.promptTokens, r.completionTokens, r.tokensEstimated ? 1 : 0, r.costMicros, r.priceVersion ?? null, r.latencyMs, r.ttftMs, r.stream ? 1 : 0, r.attempts, r.status,
+          r.httpStatus, r.errorCode, r.createdAt,
+        );
+      }
     });
     this.sumSince = c.prepare('SELECT COALESCE(SUM(prompt_tokens + completion_tokens), 0) FROM usage_records WHERE created_at >= ?').pluck();
   }
