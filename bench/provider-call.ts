@@ -1,5 +1,5 @@
 /**
- * Cost of one provider call through the official SDK over server/providers/http-fetch.ts
+ * Cost of one provider call through the openai adapter over server/providers/upstream-http.ts
  * (what the gateway pays per upstream call), against the fake OpenAI upstream in a child
  * process: wall time and this process's CPU per call, sequential, after warm-up.
  *
@@ -36,7 +36,7 @@ if (process.env.BENCH_ROLE === 'fake') {
   for (const stream of [false, true]) {
     await run(1000, stream);
     const r = await run(n, stream);
-    console.log(`${stream ? 'stream' : 'unary '} SDK call: ${r.wall.toFixed(0)} µs wall, ${r.cpu.toFixed(0)} µs CPU (client side) per call`);
+    console.log(`${stream ? 'stream' : 'unary '} provider call: ${r.wall.toFixed(0)} µs wall, ${r.cpu.toFixed(0)} µs CPU (client side) per call`);
   }
   child.kill();
 }

@@ -1,6 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { StringDecoder } from 'node:string_decoder';
+import { httpError, isAbort, UpstreamError } from './types.js';
 
 /**
  * The gateway's HTTP client for upstream providers: node:http(s) with keep-alive agents shared
@@ -158,4 +159,128 @@ export async function* readSse(src: AsyncIterable<Buffer | string>): AsyncGenera
   }
   buf += dec.end();
   // A final event without its blank line is dropped, as the standard says.
+}
+
+/**
+ * Newline-delimited JSON values from a byte stream (Ollama's streaming answers). Blank lines
+ * are skipped; a line that is not JSON throws a SyntaxError (a provider speaking garbage is
+ * an error, not something to skip over).
+ */
+export async function* readNdjson(src: AsyncIterable<Buffer | string>): AsyncGenerator<unknown> {
+  const dec = new StringDecoder('utf8');
+  let buf = '';
+  for await (const chunk of src) {
+    buf += typeof chunk === 'string' ? chunk : dec.write(chunk);
+    let start = 0;
+    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n', start)) {
+      const line = buf.slice(start, nl).trim();
+      start = nl + 1;
+      if (line) yield JSON.parse(line);
+    }
+    buf = start ? buf.slice(start) : buf;
+  }
+  const last = (buf + dec.end()).trim();
+  if (last) yield JSON.parse(last);
+}
+
+/**
+ * One provider call: sends `body` as JSON and resolves with a 2xx response (headers read,
+ * body not yet), or throws the UpstreamError for the status (the provider's own message
+ * from an OpenAI `{error:{message}}` or Ollama `{error}` body, cut short) or the connection
+ * failure. An abort rejects with the AbortError (the gateway knows why it aborted).
+ */
+export async function upstreamCall(
+  o: Origin,
+  method: string,
+  path: string,
+  extra: Readonly<Record<string, string>>,
+  body: unknown,
+  signal: AbortSignal,
+  accept = 'application/json',
+): Promise<http.IncomingMessage> {
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  const headers: Record<string, string | number> = { accept, ...extra };
+  if (payload !== undefined) {
+    headers['content-type'] = 'application/json';
+    headers['content-length'] = Buffer.byteLength(payload);
+  }
+  let res: http.IncomingMessage;
+  try {
+    res = await send(o, method, path, headers, payload, signal);
+  } catch (e) {
+    throw toUpstreamError(e);
+  }
+  const status = res.statusCode ?? 500;
+  if (status >= 200 && status < 300) return res;
+  let message = res.statusMessage || `HTTP ${status}`;
+  try {
+    message = errorMessage((await readAll(res, 1024 * 1024)).toString('utf8')) ?? message;
+  } catch {
+    // The status is what matters; an unreadable error body keeps the status line.
+  }
+  const ra = res.headers['retry-after'];
+  throw httpError(status, `The provider answered ${status}: ${message}`, Array.isArray(ra) ? ra[0] : ra);
+}
+
+/** {@link upstreamCall} for an answer that is one JSON document. */
+export async function upstreamJson(o: Origin, method: string, path: string, extra: Readonly<Record<string, string>>, body: unknown, signal: AbortSignal): Promise<unknown> {
+  const res = await upstreamCall(o, method, path, extra, body, signal);
+  let raw: Buffer;
+  try {
+    raw = await readAll(res);
+  } catch (e) {
+    throw toUpstreamError(e);
+  }
+  try {
+    return JSON.parse(raw.toString('utf8'));
+  } catch {
+    throw new UpstreamError('provider_bad_response', 'The provider sent malformed JSON.');
+  }
+}
+
+/** The provider's error text from an OpenAI (`{error:{message}}`) or Ollama (`{error}`) body, cut short. */
+export function errorMessage(text: string): string | undefined {
+  try {
+    const j = JSON.parse(text) as { error?: { message?: unknown } | string; message?: unknown };
+    const m = typeof j?.error === 'string' ? j.error : typeof j?.error?.message === 'string' ? j.error.message : typeof j?.message === 'string' ? j.message : undefined;
+    return m?.slice(0, 300);
+  } catch {
+    return text ? text.slice(0, 300) : undefined;
+  }
+}
+
+/** A transport failure as the UpstreamError the gateway retries or reports; our own aborts pass through. */
+export function toUpstreamError(e: unknown, midStream = false): unknown {
+  if (e instanceof UpstreamError || isAbort(e)) return e;
+  if (e instanceof SyntaxError) return new UpstreamError(midStream ? 'provider_stream_error' : 'provider_bad_response', 'The provider sent malformed JSON.');
+  if (midStream) return new UpstreamError('provider_stream_error', 'The provider connection dropped mid-stream.');
+  const m = (e as Error)?.message ?? String(e);
+  return new UpstreamError('provider_connection_error', `Could not reach the provider (${m.slice(0, 200)}).`);
+}
+
+/**
+ * After a stream's last event (`[DONE]`, Ollama's `done`), reads what is left of the body so
+ * the socket goes back to the pool before the call returns (a next call would otherwise open
+ * a second connection). A server that keeps the body open longer than `graceMs` loses the
+ * connection instead of holding up the answer.
+ */
+export function finishBody(res: http.IncomingMessage, graceMs = 1000): Promise<void> {
+  // `complete` (all bytes parsed) is not enough: node frees the socket on 'end', once the
+  // stream's buffered rest has been read.
+  if (res.readableEnded || res.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      res.off('end', done);
+      res.off('close', done);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      res.destroy();
+      done();
+    }, graceMs);
+    res.once('end', done);
+    res.once('close', done);
+    res.resume();
+  });
 }

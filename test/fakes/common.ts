@@ -54,6 +54,12 @@ export abstract class FakeUpstream {
   url = '';
   /** When false, requests are not recorded (benchmarks). */
   record = true;
+  /** TCP connections accepted so far (keep-alive reuse shows as fewer connections than requests). */
+  connections = 0;
+  /** TCP connections open now. */
+  get openConnections(): number {
+    return this.sockets.size;
+  }
 
   /** Queues faults for the next requests, in order. */
   fail(...faults: (Fault | FaultMode)[]): this {
@@ -82,6 +88,7 @@ export abstract class FakeUpstream {
       void this.dispatch(req, res);
     });
     this.server.on('connection', (s) => {
+      this.connections++;
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));
     });
