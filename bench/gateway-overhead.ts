@@ -6,7 +6,10 @@
  * ENCLAVE_API_WORKERS = --workers and its embedded redis-server) and this load generator
  * (node:http keep-alive agents).
  *
- *   npm run build && node --import tsx bench/gateway-overhead.ts [--seq 2000] [--conc 32] [--secs 8] [--workers 1]
+ *   npm run build && node --import tsx bench/gateway-overhead.ts [--seq 2000] [--conc 32] [--secs 8] [--workers 1] [--baseline]
+ *
+ * --baseline puts a bare node:http JSON proxy where Enclave would be: what any Node proxy costs
+ * on this machine (the extra loopback hop included), the floor the targets are measured against.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
@@ -29,6 +32,47 @@ if (role === 'fake') {
   f.record = false;
   await f.start();
   process.send!({ url: f.url });
+} else if (role === 'proxy') {
+  // The reference point (--baseline): the least any Node proxy does — read the request, parse
+  // and re-serialise its JSON, send it upstream on a keep-alive agent, parse and re-serialise
+  // the answer. No auth, policy, limits, records or metrics.
+  const up = new URL(process.env.FAKE_URL!);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1024 });
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const out = JSON.stringify(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+      const ureq = http.request(
+        { agent, host: up.hostname, port: up.port, path: req.url, method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(out) } },
+        (ures) => {
+          const uc: Buffer[] = [];
+          const stream = (ures.headers['content-type'] ?? '').startsWith('text/event-stream');
+          if (stream) {
+            res.writeHead(200, { 'content-type': 'text/event-stream' });
+            ures.pipe(res);
+            return;
+          }
+          ures.on('data', (c: Buffer) => uc.push(c));
+          ures.on('end', () => {
+            const s = JSON.stringify(JSON.parse(Buffer.concat(uc).toString('utf8')));
+            res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(s) });
+            res.end(s);
+          });
+        },
+      );
+      ureq.end(out);
+    });
+  });
+  server.listen(0, '127.0.0.1', () => process.send!({ url: `http://127.0.0.1:${(server.address() as import('node:net').AddressInfo).port}`, key: 'none', processes: 1 }));
+  process.on('message', (m: unknown) => {
+    if (m === 'cpu') {
+      const c = process.cpuUsage();
+      process.send!({ cpuUs: c.user + c.system });
+    }
+    if (m === 'rss') process.send!({ rss: process.memoryUsage().rss, usage: 0, loopP99: 0, loopMax: 0 });
+    if (m === 'stop') process.exit(0);
+  });
 } else if (role === 'enclave') {
   // Prepares the data dir (tenant, key, deployment, policy) with the real services, closes
   // them, then runs the real server on it: `dist/server/main.js --role api` (run
@@ -57,7 +101,8 @@ if (role === 'fake') {
   const port = await freePort();
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('ENCLAVE_') && k !== 'REDIS_URL' && !k.startsWith('BENCH_')) env[k] = v;
-  Object.assign(env, { ENCLAVE_DATA_DIR: dir, ENCLAVE_MASTER_KEY: masterKey, ENCLAVE_LOG_LEVEL: 'warn', PORT: String(port), ENCLAVE_HOST: '127.0.0.1', ENCLAVE_API_WORKERS: process.env.BENCH_WORKERS ?? '1' });
+  Object.assign(env, { ENCLAVE_DATA_DIR: dir, ENCLAVE_MASTER_KEY: masterKey, ENCLAVE_LOG_LEVEL: 'info', // production's level: one request line per call (to /dev/null)
+    PORT: String(port), ENCLAVE_HOST: '127.0.0.1', ENCLAVE_API_WORKERS: process.env.BENCH_WORKERS ?? '1' });
   const { spawn } = await import('node:child_process');
   const server = spawn(process.execPath, [...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/gwprof'] : []), path.join(path.dirname(self), '..', 'dist', 'server', 'main.js'), '--role', 'api'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
   const { pingTcp } = await import('../server/redis/ping.js');
@@ -215,8 +260,13 @@ async function main(): Promise<void> {
   const secs = arg('secs', 8);
   const dir = mkdtempSync(path.join(tmpdir(), 'enclave-bench-'));
   const fake = await start('fake');
-  const enc = await start('enclave', { FAKE_URL: fake.info.url, BENCH_DIR: dir, BENCH_WORKERS: String(arg('workers', 1)) });
-  console.log(`Enclave: dist/server/main.js --role api, ENCLAVE_API_WORKERS=${arg('workers', 1)} (${enc.info.processes} node process${enc.info.processes > 1 ? 'es' : ''})`);
+  const baseline = process.argv.includes('--baseline');
+  const enc = await start(baseline ? 'proxy' : 'enclave', { FAKE_URL: fake.info.url, BENCH_DIR: dir, BENCH_WORKERS: String(arg('workers', 1)) });
+  console.log(
+    baseline
+      ? 'Baseline: a bare node:http JSON proxy in place of Enclave (the "enclave" figures below are that proxy\'s)'
+      : `Enclave: dist/server/main.js --role api, ENCLAVE_API_WORKERS=${arg('workers', 1)} (${enc.info.processes} node process${enc.info.processes > 1 ? 'es' : ''})`,
+  );
   const F = fake.info.url as string;
   const E = enc.info.url as string;
   const key = enc.info.key as string;
@@ -225,7 +275,7 @@ async function main(): Promise<void> {
     const d1 = await sequential(F, '/v1/chat/completions', BODY, seqN);
     overheads.length = 0;
     const e1 = await sequential(E, '/v1/chat/completions', BODY, seqN, key);
-    console.log(`x-enclave-overhead-ms (time inside Enclave, sequential): p50 ${pct(overheads, 50).toFixed(3)} p99 ${pct(overheads, 99).toFixed(3)} ms`);
+    if (overheads.length) console.log(`x-enclave-overhead-ms (time inside Enclave, sequential): p50 ${pct(overheads, 50).toFixed(3)} p99 ${pct(overheads, 99).toFixed(3)} ms`);
     console.log(`sequential (${seqN}): direct p50 ${f(pct(d1, 50))} p99 ${f(pct(d1, 99))} ms | enclave p50 ${f(pct(e1, 50))} p99 ${f(pct(e1, 99))} ms | added p50 ${f(pct(e1, 50) - pct(d1, 50))} p99 ${f(pct(e1, 99) - pct(d1, 99))} ms`);
     const ds = await sequential(F, '/v1/chat/completions', STREAM_BODY, Math.min(seqN, 1000), undefined, true);
     const es = await sequential(E, '/v1/chat/completions', STREAM_BODY, Math.min(seqN, 1000), key, true);

@@ -9,7 +9,7 @@ import { requireTenant } from '../context.js';
 import { AppError } from '../errors.js';
 import { sendJson } from '../http/respond.js';
 import { newId } from '../ids.js';
-import type { Metrics } from '../metrics/registry.js';
+import { child, type Metrics } from '../metrics/registry.js';
 import type { UsageWriter } from '../metering/usage.js';
 import type { MeteringHook, Reservation } from '../metering/index.js';
 import type { UsageRow } from '../db/repos/usage.js';
@@ -217,7 +217,7 @@ export class GatewayService {
       }
     }
     st.policy.action = contentAction;
-    this.d.metrics.gatewayPolicyDecisions.labels(cls.classification, contentAction).inc();
+    child(this.d.metrics.gatewayPolicyDecisions, cls.classification, contentAction).inc();
     if (contentAction === 'block') {
       throw new AppError(403, 'policy_content_blocked', `The request contains data (${Object.keys(st.policy.hits ?? {}).join(', ')}) that this tenant's policy blocks at ${cls.classification}.`, {
         type: 'policy_error',
@@ -312,7 +312,7 @@ export class GatewayService {
           try {
             await run(c, ac);
             d.breaker.success();
-            this.d.metrics.gatewayUpstreamAttempts.labels(d.name, 'ok').inc();
+            child(this.d.metrics.gatewayUpstreamAttempts, d.name, 'ok').inc();
             return;
           } catch (e) {
             if (ac.signal.aborted && ac.signal.reason === CLIENT_GONE) {
@@ -522,14 +522,14 @@ export class GatewayService {
     const dep = st.deployment;
     const m = this.d.metrics;
     const depLabel = dep?.name ?? 'none';
-    m.gatewayRequests.labels(st.endpoint, depLabel, dep?.boundary ?? 'none', st.outcome).inc();
-    m.gatewayDuration.labels(st.endpoint, depLabel).observe(totalMs / 1000);
-    m.gatewayOverhead.labels(st.endpoint).observe(Math.max(0, totalMs - st.upstreamMs) / 1000);
-    if (st.ttftMs !== null) m.gatewayTtft.labels(depLabel).observe(st.ttftMs / 1000);
-    if (dep && st.attempts) m.gatewayUpstreamDuration.labels(depLabel, st.endpoint).observe(st.upstreamMs / 1000);
+    child(m.gatewayRequests, st.endpoint, depLabel, dep?.boundary ?? 'none', st.outcome).inc();
+    child(m.gatewayDuration, st.endpoint, depLabel).observe(totalMs / 1000);
+    child(m.gatewayOverhead, st.endpoint).observe(Math.max(0, totalMs - st.upstreamMs) / 1000);
+    if (st.ttftMs !== null) child(m.gatewayTtft, depLabel).observe(st.ttftMs / 1000);
+    if (dep && st.attempts) child(m.gatewayUpstreamDuration, depLabel, st.endpoint).observe(st.upstreamMs / 1000);
     if (dep) {
-      if (st.promptTokens) m.gatewayTokens.labels(depLabel, 'prompt').inc(st.promptTokens);
-      if (st.completionTokens) m.gatewayTokens.labels(depLabel, 'completion').inc(st.completionTokens);
+      if (st.promptTokens) child(m.gatewayTokens, depLabel, 'prompt').inc(st.promptTokens);
+      if (st.completionTokens) child(m.gatewayTokens, depLabel, 'completion').inc(st.completionTokens);
     }
     m.gatewayInflight.dec();
     const tenant = ctx.tenant;

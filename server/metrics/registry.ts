@@ -17,6 +17,26 @@ const HTTP_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25
 /** Seconds buckets for AI calls (tens of milliseconds to minutes). */
 const LLM_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 300, 600];
 
+const children = new WeakMap<object, Map<string, unknown>>();
+
+/**
+ * `metric.labels(...values)`, kept: prom-client builds and hashes a label object on every
+ * `labels()` call, and the gateway updates about a dozen series per AI call. Label values are
+ * bounded (route templates, deployment names, closed sets), so the cache is too. Not for
+ * series that are ever `remove()`d (the breaker gauges).
+ */
+export function child<C>(metric: { labels(...values: string[]): C }, ...values: string[]): C {
+  let m = children.get(metric) as Map<string, C> | undefined;
+  if (!m) children.set(metric, (m = new Map()));
+  const key = values.length === 1 ? values[0]! : values.join('\u0001');
+  let c = m.get(key);
+  if (c === undefined) {
+    c = metric.labels(...values);
+    m.set(key, c);
+  }
+  return c;
+}
+
 /**
  * One registry per process (per Services instance, so tests can build several), with every
  * instrument defined here. Names: `enclave_` prefix, base units, `_total` counters. Labels
@@ -384,8 +404,8 @@ export class Metrics {
   }
 
   observeHttp(route: string, method: string, status: number, seconds: number): void {
-    this.httpRequests.labels(route, method, statusClass(status)).inc();
-    this.httpDuration.labels(route, method).observe(seconds);
+    child(this.httpRequests, route, method, statusClass(status)).inc();
+    child(this.httpDuration, route, method).observe(seconds);
   }
 }
 
