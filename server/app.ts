@@ -45,6 +45,7 @@ import { defaultUsage, type LicenseService } from '../license/service.js';
 import { createGateway, type Gateway } from './gateway/index.js';
 import { gatewayRouter } from './gateway/routes.js';
 import { gatewayAdminRouter } from './gateway/admin-routes.js';
+import { contentLogRouter } from './gateway/content-routes.js';
 import { createMetering, type Metering } from './metering/index.js';
 import { meteringRouter } from './metering/routes.js';
 
@@ -201,7 +202,7 @@ export async function createServices(
     identity.start();
     closers.push(() => identity.stop());
     identityRef = identity;
-    const gateway = createGateway({ db, data, secrets: master.box, clock, log, metrics, identity, entitlements: opts.entitlements ? () => opts.entitlements! : () => license, metering: metering.hook });
+    const gateway = createGateway({ db, data, secrets: master.box, clock, log, metrics, identity, entitlements: opts.entitlements ? () => opts.entitlements! : () => license, metering: metering.hook, contentCapable: (tenantId) => metering.plans.has(tenantId, 'content_logging') });
     gatewayRef = gateway;
     gateway.start();
     closers.push(() => gateway.stop()); // flushes pending usage records before the database closes
@@ -278,6 +279,7 @@ export function buildApp(services: Services): Express {
   app.use(ssoAdminRouter(services.sso, services.identity));
   app.use(adminRouter(services.identity));
   app.use(gatewayAdminRouter(services.identity, services.gateway));
+  app.use(contentLogRouter(services.identity, services.gateway.content));
   app.use(meteringRouter(services.identity, services.metering));
   app.use(batchRouter(services.identity, services.jobs.batches, { maxFileBytes: config.batchMaxFileBytes }));
   app.use(jobsAdminRouter(services.identity, services.jobs.queues));
