@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { unrestricted } from '../../server/access/entitlements.js';
 import { adminRouter, listRoutes } from '../../server/admin/routes.js';
+import type { UsageRow } from '../../server/db/repos/usage.js';
+import { contentLogRouter } from '../../server/gateway/content-routes.js';
+import { newId } from '../../server/ids.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { call, login, seedTenant, type Session } from '../helpers/identity.js';
 
@@ -16,6 +19,8 @@ let A: Awaited<ReturnType<typeof seedTenant>>;
 let B: Awaited<ReturnType<typeof seedTenant>>;
 let bKeyId: string;
 let bUserOnly: string;
+/** A request of B's with stored content (opt-in content logging). */
+let bReqId: string;
 let session: Session;
 let aKey: string;
 let aKeyId: string;
@@ -25,13 +30,14 @@ type Case = { method: string; path: string; body?: unknown; expect: 'not_found' 
 function cases(route: string): Case[] | undefined {
   const [method, tpl] = route.split(' ') as [string, string];
   const fill = (t: string, tenant: string, user: string, key: string) =>
-    t.replace(':tenantId', tenant).replace(':userId', user).replace(':keyId', key);
+    t.replace(':tenantId', tenant).replace(':userId', user).replace(':keyId', key).replace(':requestId', bReqId);
   const body: Record<string, unknown> = {
     'PATCH /admin/api/tenants/:tenantId': { name: 'pwned' },
     'PUT /admin/api/tenants/:tenantId/members/:userId': { role: 'viewer' },
     'POST /admin/api/tenants/:tenantId/members': { email: 'intruder@a.test', role: 'member', password: 'intruder password 1' },
     'POST /admin/api/tenants/:tenantId/keys': { name: 'intruder' },
     'POST /admin/api/tenants/:tenantId/keys/:keyId/rotate': {},
+    'PUT /admin/api/tenants/:tenantId/content-logging': { enabled: false },
   };
   const b = body[route];
   const one = (path: string, expect: Case['expect']): Case => ({ method, path, expect, ...(b !== undefined ? { body: b } : {}) });
@@ -49,6 +55,7 @@ function cases(route: string): Case[] | undefined {
   // B's sub-resources addressed through A's own tenant path.
   if (tpl.includes(':userId')) out.push(one(fill(tpl, A.tenant.id, bUserOnly, bKeyId), 'not_found'));
   if (tpl.includes(':keyId')) out.push(one(fill(tpl, A.tenant.id, bUserOnly, bKeyId), 'not_found'));
+  if (tpl.includes(':requestId')) out.push(one(fill(tpl, A.tenant.id, bUserOnly, bKeyId), 'not_found'));
   if (tpl.startsWith('/admin/api/users/')) out.splice(0, out.length, one(fill(tpl, '', bUserOnly, ''), 'not_found'));
   return out;
 }
@@ -60,6 +67,8 @@ function snapshotB(): string {
     members: q('SELECT * FROM memberships WHERE tenant_id = ? ORDER BY user_id', B.tenant.id),
     keys: q('SELECT id, name, revoked_at, expires_at, scopes FROM api_keys WHERE tenant_id = ? ORDER BY id', B.tenant.id),
     users: q('SELECT id, status, email FROM users WHERE id IN (?, ?)', bUserOnly, B.users.owner!.id),
+    settings: q('SELECT key, value FROM tenant_settings WHERE tenant_id = ? ORDER BY key', B.tenant.id),
+    contents: q('SELECT id, request_id, content, expires_at FROM call_contents WHERE tenant_id = ? ORDER BY id', B.tenant.id),
   });
 }
 
@@ -69,15 +78,22 @@ beforeAll(async () => {
   B = await seedTenant(app.services, 'bravo', ['owner', 'member']);
   bUserOnly = B.users.member!.id;
   bKeyId = (await app.services.identity.keys.create(B.ctx, { name: 'b key', ownerUserId: B.users.owner!.id })).key.id;
+  // B logs content and has one stored call.
+  const content = app.services.gateway.content;
+  content.update(B.ctx, { enabled: true });
+  bReqId = newId('req');
+  const now = app.services.clock.now();
+  content.begin(B.ctx, { retentionDays: 30 }, 'chat', { messages: [{ role: 'user', content: 'bravo secret plans' }] })!.end({ id: newId('use'), tenantId: B.tenant.id, requestId: bReqId, alias: 'm', endpoint: 'chat', stream: false, status: 'ok', errorCode: null, createdAt: now } as UsageRow);
+  content.flush();
   session = await login(app.url, A.users.owner!.email);
-  const k = await app.services.identity.keys.create(A.ctx, { name: 'a admin key', ownerUserId: A.users.admin!.id, scopes: ['admin:read', 'admin:write'] });
+  const k = await app.services.identity.keys.create(A.ctx, { name: 'a admin key', ownerUserId: A.users.admin!.id, scopes: ['admin:read', 'admin:write', 'content:read'] });
   aKey = k.secret;
   aKeyId = k.key.id;
 });
 afterAll(() => app.close());
 
 describe('cross-tenant matrix over every admin API route', () => {
-  const routes = listRoutes(adminRouter({} as never));
+  const routes = [...listRoutes(adminRouter({} as never)), ...listRoutes(contentLogRouter({} as never, {} as never))];
 
   it('the router has the routes we expect to cover', () => {
     expect(routes.length).toBeGreaterThanOrEqual(20);
@@ -103,7 +119,7 @@ describe('cross-tenant matrix over every admin API route', () => {
               const denied = app.services.identity.audit.list({ actorId: actor, outcome: 'denied', limit: 5 });
               expect(app.services.identity.audit.count()).toBeGreaterThan(auditBefore);
               expect(denied[0]!.reason).toBe('not_found');
-              expect([B.tenant.id, bKeyId, bUserOnly, B.users.owner!.id]).toContain(denied[0]!.targetId);
+              expect([B.tenant.id, bKeyId, bUserOnly, B.users.owner!.id, bReqId]).toContain(denied[0]!.targetId);
               break;
             }
             case 'platform_only':
@@ -116,7 +132,7 @@ describe('cross-tenant matrix over every admin API route', () => {
               break;
           }
           // Nothing of B ever leaks or changes.
-          for (const id of [B.tenant.id, bKeyId, bUserOnly, B.users.owner!.id, 'bravo']) expect(text).not.toContain(id);
+          for (const id of [B.tenant.id, bKeyId, bUserOnly, B.users.owner!.id, 'bravo', bReqId]) expect(text).not.toContain(id);
           expect(snapshotB()).toBe(before);
         }
       });
@@ -130,6 +146,9 @@ describe('cross-tenant matrix over every admin API route', () => {
     const root = await login(app.url, 'root@platform.test', 'platform admin pass 1');
     expect((await call(app.url, `/admin/api/tenants/${B.tenant.id}/keys/${bKeyId}`, { session: root })).status).toBe(200);
     expect((await call(app.url, `/admin/api/tenants/${B.tenant.id}/members`, { session: root })).body.data.length).toBe(2);
+    const content = await call(app.url, `/admin/api/tenants/${B.tenant.id}/content-logs/${bReqId}`, { session: root });
+    expect(content.status).toBe(200);
+    expect(content.body.data[0].request.messages[0].content).toBe('bravo secret plans');
     const audit = await call(app.url, `/admin/api/audit?tenant=${B.tenant.id}`, { session: root });
     expect(audit.status).toBe(200);
     expect(audit.body.data.every((e: { tenant_id: string }) => e.tenant_id === B.tenant.id)).toBe(true);
