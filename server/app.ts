@@ -50,6 +50,7 @@ import { isClusterWorker } from './cluster-env.js';
 import { clusterMetrics } from './cluster.js';
 import { gatewayAdminRouter } from './gateway/admin-routes.js';
 import { tenantProvidersRouter } from './gateway/tenant-provider-routes.js';
+import { contentLogRouter } from './gateway/content-routes.js';
 import { createMetering, type Metering } from './metering/index.js';
 import { meteringRouter } from './metering/routes.js';
 
@@ -206,7 +207,7 @@ export async function createServices(
     identity.start();
     closers.push(() => identity.stop());
     identityRef = identity;
-    const gateway = createGateway({ db, data, secrets: master.box, clock, log, metrics, identity, entitlements: opts.entitlements ? () => opts.entitlements! : () => license, metering: metering.hook });
+    const gateway = createGateway({ db, data, secrets: master.box, clock, log, metrics, identity, entitlements: opts.entitlements ? () => opts.entitlements! : () => license, metering: metering.hook, contentCapable: (tenantId) => metering.plans.has(tenantId, 'content_logging') });
     gatewayRef = gateway;
     gateway.start();
     closers.push(() => gateway.stop()); // flushes pending usage records before the database closes
@@ -281,6 +282,7 @@ export function buildApp(services: Services): RequestListener {
   app.use(adminRouter(services.identity));
   app.use(gatewayAdminRouter(services.identity, services.gateway));
   app.use(tenantProvidersRouter(services.identity, services.gateway));
+  app.use(contentLogRouter(services.identity, services.gateway.content));
   app.use(meteringRouter(services.identity, services.metering));
   app.use(batchRouter(services.identity, services.jobs.batches, { maxFileBytes: config.batchMaxFileBytes }));
   app.use(jobsAdminRouter(services.identity, services.jobs.queues));

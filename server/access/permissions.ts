@@ -30,6 +30,7 @@ export const TENANT_ACTIONS = [
   'usage:read',
   'providers:read',
   'providers:write',
+  'content:read',
 ] as const;
 export type TenantAction = (typeof TENANT_ACTIONS)[number];
 
@@ -76,6 +77,7 @@ export const SCOPES = [
   'usage:read',
   'admin:read',
   'admin:write',
+  'content:read',
 ] as const;
 export type Scope = (typeof SCOPES)[number];
 
@@ -85,6 +87,8 @@ export const SCOPE_ACTIONS: Readonly<Record<Scope, readonly TenantAction[]>> = {
   'embeddings:create': ['embeddings:create'],
   'batches:write': ['batches:write'],
   'usage:read': ['usage:read_own', 'usage:read'],
+  // Stored prompts and completions: a scope of its own, so no admin:* key reads them unasked.
+  'content:read': ['content:read'],
   'admin:read': ['tenant:read', 'members:read', 'keys:read', 'keys:read_own', 'audit:read', 'audit:export', 'settings:read', 'providers:read'],
   'admin:write': [
     'tenant:read',

@@ -621,5 +621,32 @@ export const meteringNotifications = sqliteTable(
   (t) => [uniqueIndex('metering_notifications_once').on(t.tenantId, t.window, t.limitName, t.threshold)],
 );
 
+// ---- Content logging (AI gateway, per-tenant opt-in) ---------------------------------------
+
+/**
+ * What one AI call sent and received, stored only for tenants that opted in to content
+ * logging (tenant setting `gateway.content_logging`, plan capability `content_logging`).
+ * `content` is a SecretBox ciphertext (AAD `call_contents.content:<id>`) of a JSON document
+ * {model, request, response, status}; nothing readable sits in the other columns. Rows are
+ * deleted by the retention schedule once `expires_at` has passed (and never served after it).
+ */
+export const callContents = sqliteTable(
+  'call_contents',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    requestId: text('request_id').notNull(),
+    /** The call's usage record (usage_records.id); raw usage records may be purged earlier. */
+    usageId: text('usage_id'),
+    endpoint: text('endpoint').notNull(),
+    content: text('content').notNull(),
+    createdAt: integer('created_at').notNull(),
+    expiresAt: integer('expires_at').notNull(),
+  },
+  (t) => [index('call_contents_request_idx').on(t.tenantId, t.requestId), index('call_contents_expiry_idx').on(t.expiresAt)],
+);
+
 /** Every table whose rows belong to a tenant. A test checks that no table with a tenant_id column is missing. */
-export const TENANT_OWNED = { tenantSettings, memberships, apiKeys, usageRecords, ssoIdps, conversations, chatMessages, files, batches, batchLines, usageRollups, meteringLimits, meteringSettings, meteringNotifications } as const;
+export const TENANT_OWNED = { tenantSettings, memberships, apiKeys, usageRecords, ssoIdps, conversations, chatMessages, files, batches, batchLines, usageRollups, meteringLimits, meteringSettings, meteringNotifications, callContents } as const;

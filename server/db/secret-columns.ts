@@ -9,6 +9,12 @@ export interface SecretColumn {
   readonly column: string;
   /** SQL condition selecting the rows whose column is encrypted. */
   readonly where?: string;
+  /**
+   * `content`: customer data (prompts and completions), encrypted like a secret and
+   * re-encrypted by rotation, but not a credential: the support bundle does not decrypt
+   * these to scan its files for them (it never reads rows), and there may be many large rows.
+   */
+  readonly kind?: 'content';
 }
 
 export const SECRET_COLUMNS: readonly SecretColumn[] = [
@@ -17,6 +23,7 @@ export const SECRET_COLUMNS: readonly SecretColumn[] = [
   { table: 'sso_idps', idColumn: 'id', column: 'client_secret' },
   { table: 'sso_sessions', idColumn: 'session_id', column: 'id_token', where: 'id_token IS NOT NULL' },
   { table: 'metering_settings', idColumn: 'tenant_id', column: 'webhook_secret', where: 'webhook_secret IS NOT NULL' },
+  { table: 'call_contents', idColumn: 'id', column: 'content', kind: 'content' },
 ];
 
 export function secretAad(table: string, column: string, id: string): string {

@@ -84,6 +84,7 @@ export function createTenantData(db: Db) {
     meteringLimits: tenantScoped(db, TENANT_OWNED.meteringLimits),
     meteringSettings: tenantScoped(db, TENANT_OWNED.meteringSettings),
     meteringNotifications: tenantScoped(db, TENANT_OWNED.meteringNotifications),
+    callContents: tenantScoped(db, TENANT_OWNED.callContents),
   };
 }
 

@@ -13,19 +13,23 @@ import type { Metrics } from '../metrics/registry.js';
 import { Catalogue } from '../routing/catalogue.js';
 import { DeploymentService } from '../routing/deployments.js';
 import { TenantDeployments } from '../routing/tenant-deployments.js';
+import { ContentLog } from './content-log.js';
 import { PolicyCache } from './policy-cache.js';
 import { GatewayService } from './service.js';
 
 /**
  * The AI gateway's services, built once by createServices: the catalogue (deployments,
- * adapters, breakers), tenant policies, the usage writer, the deployment admin services
- * (platform-wide and tenant-private) and the call service. start() begins the `gateway`
- * revision poll (changes reach this process within pollMs); stop() flushes usage records.
+ * adapters, breakers), tenant policies, the usage writer, opt-in content logging, the
+ * deployment admin services (platform-wide and tenant-private) and the call service. start()
+ * begins the `gateway` revision poll (changes reach this process within pollMs); stop()
+ * flushes usage records and contents.
  */
 export interface Gateway {
   readonly catalogue: Catalogue;
   readonly policies: PolicyCache;
   readonly usage: UsageWriter;
+  /** Per-tenant opt-in content logging: capture, encrypted batched writes, reads, retention. */
+  readonly content: ContentLog;
   readonly deployments: DeploymentService;
   /** Tenant-private deployments as tenant administrators (and platform administrators for a tenant) manage them. */
   readonly tenantDeployments: TenantDeployments;
@@ -49,14 +53,17 @@ export function createGateway(o: {
   entitlements: () => Entitlements;
   usageFlushMs?: number;
   metering?: MeteringHook;
+  /** Plan capability `content_logging` of a tenant; absent = allowed (no plans wired). */
+  contentCapable?: (tenantId: string) => boolean;
 }): Gateway {
   const revision = new Revision(o.db, 'gateway');
   const catalogue = new Catalogue(o.db, o.secrets, o.clock, (name, s) => o.metrics.breakerChanged(name, s));
   const policies = new PolicyCache(o.db, o.data, revision);
   const usage = new UsageWriter(o.db, o.clock, o.log, { intervalMs: o.usageFlushMs ?? 50, maxBatch: 500 });
+  const content = new ContentLog({ db: o.db, data: o.data, secrets: o.secrets, clock: o.clock, log: o.log, policies, audit: o.identity.audit, capable: o.contentCapable ?? (() => true) });
   const deployments = new DeploymentService({ db: o.db, secrets: o.secrets, clock: o.clock, revision, entitlements: o.entitlements, audit: o.identity.audit, tenants: o.identity.tenants });
   const tenantDeployments = new TenantDeployments({ deployments, access: o.identity.access, audit: o.identity.audit });
-  const service = new GatewayService({ catalogue, policies, usage, access: o.identity.access, entitlements: o.entitlements, metrics: o.metrics, clock: o.clock, log: o.log, ...(o.metering ? { metering: o.metering } : {}) });
+  const service = new GatewayService({ catalogue, policies, usage, access: o.identity.access, entitlements: o.entitlements, metrics: o.metrics, clock: o.clock, log: o.log, content, ...(o.metering ? { metering: o.metering } : {}) });
   catalogue.reload(revision.current());
   const onChange = (): void => {
     catalogue.reload(revision.current());
@@ -68,6 +75,7 @@ export function createGateway(o: {
     catalogue,
     policies,
     usage,
+    content,
     deployments,
     tenantDeployments,
     service,
@@ -91,6 +99,7 @@ export function createGateway(o: {
     stop: () => {
       revision.stop();
       usage.flush();
+      content.close();
     },
   };
 }

@@ -19,6 +19,7 @@ import { orderCandidates } from '../routing/catalogue.js';
 import { messageTexts, redactMessages, type ContentAction, type Detector } from '../routing/content.js';
 import { resolveClassification, strongestAction, type TenantPolicy } from '../routing/policy.js';
 import type { PolicyCache } from './policy-cache.js';
+import type { ContentCapture, ContentLog } from './content-log.js';
 
 /**
  * One AI call, end to end (DESIGN.md §4): authorize → classify → route under the tenant's
@@ -39,6 +40,8 @@ export interface GatewayDeps {
   readonly log: Logger;
   /** Limits, quotas and cost (server/metering): admission before routing, settlement with the usage record. */
   readonly metering?: MeteringHook;
+  /** Opt-in content logging (server/gateway/content-log.ts); consulted only when the tenant's policy has it on. */
+  readonly content?: ContentLog;
 }
 
 /** What the routing decided, kept for the usage record. */
@@ -66,6 +69,8 @@ interface CallState {
   reservation?: Reservation;
   /** Detector types redacted from what the called deployment received (types only, never the text). */
   redactedTypes?: readonly Detector[] | undefined;
+  /** Set only when the tenant logs content: collects what the client sent and received. */
+  content: ContentCapture | undefined;
 }
 
 const CLASS_HEADER = 'x-enclave-classification';
@@ -115,6 +120,7 @@ export class GatewayService {
     try {
       const plan = this.plan(ctx, st, req, body.model, body.messages, 'chat');
       await this.limit(ctx, st, plan, body, res);
+      if (plan.policy.contentLogging) st.content = this.d.content?.begin(ctx, plan.policy.contentLogging, 'chat', body);
       if (st.stream) await this.streamChat(ctx, st, plan, body, res);
       else await this.unary(ctx, st, plan, body, res, 'chat');
     } catch (e) {
@@ -131,6 +137,7 @@ export class GatewayService {
       const texts = typeof input === 'string' ? [input] : Array.isArray(input) ? input.filter((x: unknown) => typeof x === 'string') : [];
       const plan = this.plan(ctx, st, req, body.model, [{ role: 'user', content: texts.join('\n') }], 'embedding', texts);
       await this.limit(ctx, st, plan, body, res);
+      if (plan.policy.contentLogging) st.content = this.d.content?.begin(ctx, plan.policy.contentLogging, 'embeddings', body);
       await this.unary(ctx, st, plan, body, res, 'embeddings');
     } catch (e) {
       this.fail(ctx, st, e, res);
@@ -367,6 +374,7 @@ export class GatewayService {
         st.upstreamMs += performance.now() - t;
       }
     });
+    st.content?.result(ep, result);
     const u = result?.usage;
     if (u) {
       st.promptTokens = u.prompt_tokens ?? 0;
@@ -437,6 +445,7 @@ export class GatewayService {
                 continue;
               }
               for (const ch of chunk.choices ?? []) if (ch.delta?.content) completionChars += ch.delta.content.length;
+              st.content?.chunk(chunk);
               // Chunks that arrived in one upstream read leave in one write (no added delay:
               // the uncork runs as soon as this read's chunks are relayed).
               if (!res.writableCorked) {
@@ -566,6 +575,7 @@ export class GatewayService {
     };
     this.d.metering?.complete(st.reservation, row);
     this.d.usage.record(row);
+    st.content?.end(row);
     onUsage?.(row);
   }
 
@@ -615,6 +625,7 @@ function newState(endpoint: Endpoint, stream: boolean): CallState {
     httpStatus: 500,
     errorCode: null,
     outcome: 'server_error',
+    content: undefined,
   };
 }
 

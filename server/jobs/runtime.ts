@@ -61,6 +61,7 @@ export function workerSchedules(services: Services): Schedule[] {
         const ctx = createContext({ requestId: 'sys_retention', log, clock, principal: { kind: 'system', id: 'retention', platformAdmin: true } });
         return { chatConversations: new ChatService(new ChatRepo(services.db, services.data)).purgeExpired(ctx) };
       },
+      contentPurge: () => services.gateway.content.purgeExpired(),
       webhookReconcile: () => reconcileWebhooks({ repo: services.metering.repo, queues: jobs.queues, log, now: clock.now() }),
       ...(config.auditArchiveDays ? { auditArchive: () => archiveAudit(services.db, config.dataDir, clock.now() - config.auditArchiveDays! * 86_400_000) } : {}),
       // Encrypted to ENCLAVE_BACKUP_RECIPIENT when set, verified by reading it back, newest 14 kept.

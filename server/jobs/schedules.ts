@@ -34,6 +34,8 @@ export interface ScheduleDeps {
   readonly failBatch: (tenantId: string, batchId: string, reason: string) => void;
   /** Other parts' retention (chat conversations past the tenant's setting): returns counts. */
   readonly retention?: () => Record<string, number>;
+  /** Deletes stored call contents (opt-in content logging) past their expiry: returns the count. */
+  readonly contentPurge?: () => number;
   /** Scheduled backups (server/ops/backup), when configured. */
   readonly backup?: () => Promise<unknown>;
   readonly backupPattern?: string;
@@ -80,6 +82,12 @@ export function schedules(d: ScheduleDeps): Schedule[] {
       },
     },
   ];
+  if (d.contentPurge) {
+    // Hourly, not with the daily retention: customer content should not outlive its
+    // retention by more than an hour (reads already stop at the expiry).
+    const purge = d.contentPurge;
+    list.push({ id: 'content-retention', every: HOUR, run: async () => ({ callContents: purge() }) });
+  }
   if (d.licenseRefresh) {
     const refresh = d.licenseRefresh;
     list.push({ id: 'license-evaluate', every: DAY, run: async () => (refresh(), { ok: true }) });

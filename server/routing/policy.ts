@@ -7,8 +7,10 @@ import { ContentScanner, DETECTORS, type ContentAction, type Detector } from './
 /**
  * The per-tenant data-boundary policy (tenant setting `gateway.policy`, JSON):
  * classification → allowed boundaries (and optional regions); content rules (detector →
- * action per classification); per-key classification floors; opt-in content logging.
- * Missing fields take the defaults below (DESIGN.md §5).
+ * action per classification); per-key classification floors. Missing fields take the
+ * defaults below (DESIGN.md §5). Content logging is a setting of its own
+ * (`gateway.content_logging`, server/gateway/content-log.ts) compiled into the same object,
+ * so the call path reads both from one cache entry.
  */
 export const CLASSIFICATIONS = ['public', 'internal', 'confidential', 'restricted'] as const;
 export const BOUNDARIES = ['local', 'private', 'public'] as const;
@@ -51,6 +53,11 @@ export const policySchema = z
     /** Classification floor per API key id (the key's default; the header can only raise it). */
     keyFloors: z.record(z.string(), classification).optional(),
     defaultClassification: classification.optional(),
+    /**
+     * Obsolete: accepted only so that policies stored before content logging became its own
+     * setting still parse (a strict parse failure would make the policy local-only). Ignored;
+     * the policy API refuses `true` and drops it on write.
+     */
     contentLogging: z.boolean().optional(),
   })
   .strict();
@@ -71,6 +78,11 @@ export const DEFAULT_ACTIONS: Readonly<Record<Classification, Readonly<Record<De
   restricted: { email: 'allow', phone: 'allow', iban: 'allow', card: 'allow', national_id: 'allow', secret: 'redact' },
 };
 
+/** Content logging as the call path sees it (null = off): how long a stored call is kept. */
+export interface ContentLoggingOn {
+  readonly retentionDays: number;
+}
+
 /** A compiled policy: lookups are plain property reads on the hot path. */
 export class TenantPolicy {
   readonly boundaries: Readonly<Record<Classification, ReadonlySet<Boundary>>>;
@@ -81,9 +93,13 @@ export class TenantPolicy {
   readonly scanner: ContentScanner;
   readonly keyFloors: Readonly<Record<string, Classification>>;
   readonly defaultClassification: Classification | undefined;
-  readonly contentLogging: boolean;
+  /** The tenant's content logging when enabled, else null: one property read per call. */
+  readonly contentLogging: ContentLoggingOn | null;
 
-  constructor(readonly input: PolicyInput = {}) {
+  constructor(
+    readonly input: PolicyInput = {},
+    contentLogging: ContentLoggingOn | null = null,
+  ) {
     const b = {} as Record<Classification, ReadonlySet<Boundary>>;
     const a = {} as Record<Classification, Record<Detector, ContentAction>>;
     const act = {} as Record<Classification, ReadonlySet<Detector>>;
@@ -102,7 +118,7 @@ export class TenantPolicy {
     this.scanner = new ContentScanner(input.content?.nationalIdPatterns ?? []);
     this.keyFloors = input.keyFloors ?? {};
     this.defaultClassification = input.defaultClassification;
-    this.contentLogging = input.contentLogging ?? false;
+    this.contentLogging = contentLogging;
   }
 
   allows(c: Classification, boundary: Boundary, region: string | null): boolean {
@@ -112,13 +128,13 @@ export class TenantPolicy {
   }
 }
 
-export function parsePolicy(json: string | undefined): TenantPolicy {
-  if (!json) return new TenantPolicy();
+export function parsePolicy(json: string | undefined, contentLogging: ContentLoggingOn | null = null): TenantPolicy {
+  if (!json) return new TenantPolicy({}, contentLogging);
   try {
-    return new TenantPolicy(policySchema.parse(JSON.parse(json)));
+    return new TenantPolicy(policySchema.parse(JSON.parse(json)), contentLogging);
   } catch {
     // A stored policy that no longer parses falls back to the strictest reading: local only.
-    return new TenantPolicy({ boundaries: { public: ['local'], internal: ['local'], confidential: ['local'], restricted: ['local'] } });
+    return new TenantPolicy({ boundaries: { public: ['local'], internal: ['local'], confidential: ['local'], restricted: ['local'] } }, contentLogging);
   }
 }
 

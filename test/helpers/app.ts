@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 import { buildApp, createServices, type Services } from '../../server/app.js';
 import type { Clock } from '../../server/clock.js';
 import type { Entitlements } from '../../server/access/entitlements.js';
@@ -44,10 +44,10 @@ export interface TestApp {
 
 /** Builds the real app graph (createServices + buildApp) on a temp data dir and listens on a free port. */
 export async function startTestApp(
-  opts: { env?: Record<string, string>; clock?: Clock; config?: Config; entitlements?: Entitlements } = {},
+  opts: { env?: Record<string, string>; clock?: Clock; config?: Config; entitlements?: Entitlements; log?: Logger } = {},
 ): Promise<TestApp> {
   const config = opts.config ?? testConfig(opts.env);
-  const services = await createServices(config, { log: pino({ level: 'silent' }), passwordLogN: 10, ...(opts.clock ? { clock: opts.clock } : {}), ...(opts.entitlements ? { entitlements: opts.entitlements } : {}) });
+  const services = await createServices(config, { log: opts.log ?? pino({ level: 'silent' }), passwordLogN: 10, ...(opts.clock ? { clock: opts.clock } : {}), ...(opts.entitlements ? { entitlements: opts.entitlements } : {}) });
   const server = await listen(buildApp(services), 0, '127.0.0.1');
   return {
     services,

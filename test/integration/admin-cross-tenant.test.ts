@@ -3,6 +3,9 @@ import { unrestricted } from '../../server/access/entitlements.js';
 import { adminRouter, listRoutes } from '../../server/admin/routes.js';
 import { gatewayAdminRouter } from '../../server/gateway/admin-routes.js';
 import { tenantProvidersRouter } from '../../server/gateway/tenant-provider-routes.js';
+import type { UsageRow } from '../../server/db/repos/usage.js';
+import { contentLogRouter } from '../../server/gateway/content-routes.js';
+import { newId } from '../../server/ids.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { call, login, seedTenant, sys, type Session } from '../helpers/identity.js';
 
@@ -18,6 +21,8 @@ let A: Awaited<ReturnType<typeof seedTenant>>;
 let B: Awaited<ReturnType<typeof seedTenant>>;
 let bKeyId: string;
 let bUserOnly: string;
+/** A request of B's with stored content (opt-in content logging). */
+let bReqId: string;
 let session: Session;
 let aKey: string;
 let aKeyId: string;
@@ -30,7 +35,14 @@ type Case = { method: string; path: string; body?: unknown; expect: 'not_found' 
 function cases(route: string): Case[] | undefined {
   const [method, tpl] = route.split(' ') as [string, string];
   const fill = (t: string, tenant: string, user: string, key: string, provider = bProviderId) =>
-    t.replace(':tenantId', tenant).replace(':userId', user).replace(':keyId', key).replace(':providerId', provider).replace(':id', provider).replace(':name', 'chat-default');
+    t
+      .replace(':tenantId', tenant)
+      .replace(':userId', user)
+      .replace(':keyId', key)
+      .replace(':providerId', provider)
+      .replace(':requestId', bReqId)
+      .replace(':id', provider)
+      .replace(':name', 'chat-default');
   const provider = { name: 'intruder', kind: 'openai', base_url: 'http://127.0.0.1:9/v1', boundary: 'private', models: ['x'] };
   const body: Record<string, unknown> = {
     'PATCH /admin/api/tenants/:tenantId': { name: 'pwned' },
@@ -46,6 +58,7 @@ function cases(route: string): Case[] | undefined {
     'POST /admin/api/providers/:id/test': {},
     'PUT /admin/api/model-aliases': { name: 'intruder', targets: [{ deployment: 'b-private', model: 'b-model' }] },
     'PUT /admin/api/gateway/policy': {},
+    'PUT /admin/api/tenants/:tenantId/content-logging': { enabled: false },
   };
   const b = body[route];
   const one = (path: string, expect: Case['expect']): Case => ({ method, path, expect, ...(b !== undefined ? { body: b } : {}) });
@@ -73,6 +86,7 @@ function cases(route: string): Case[] | undefined {
     // A platform deployment is not the tenant's either.
     out.push(one(fill(tpl, A.tenant.id, bUserOnly, bKeyId, platformProviderId), 'not_found'));
   }
+  if (tpl.includes(':requestId')) out.push(one(fill(tpl, A.tenant.id, bUserOnly, bKeyId), 'not_found'));
   if (tpl.startsWith('/admin/api/users/')) out.splice(0, out.length, one(fill(tpl, '', bUserOnly, ''), 'not_found'));
   return out;
 }
@@ -86,6 +100,8 @@ function snapshotB(): string {
     users: q('SELECT id, status, email FROM users WHERE id IN (?, ?)', bUserOnly, B.users.owner!.id),
     providers: q('SELECT * FROM provider_deployments WHERE tenant_ref = ? OR tenant_ref IS NULL ORDER BY id', B.tenant.id),
     aliases: q('SELECT * FROM model_aliases ORDER BY name'),
+    settings: q('SELECT key, value FROM tenant_settings WHERE tenant_id = ? ORDER BY key', B.tenant.id),
+    contents: q('SELECT id, request_id, content, expires_at FROM call_contents WHERE tenant_id = ? ORDER BY id', B.tenant.id),
   });
 }
 
@@ -95,8 +111,15 @@ beforeAll(async () => {
   B = await seedTenant(app.services, 'bravo', ['owner', 'member']);
   bUserOnly = B.users.member!.id;
   bKeyId = (await app.services.identity.keys.create(B.ctx, { name: 'b key', ownerUserId: B.users.owner!.id })).key.id;
+  // B logs content and has one stored call.
+  const content = app.services.gateway.content;
+  content.update(B.ctx, { enabled: true });
+  bReqId = newId('req');
+  const now = app.services.clock.now();
+  content.begin(B.ctx, { retentionDays: 30 }, 'chat', { messages: [{ role: 'user', content: 'bravo secret plans' }] })!.end({ id: newId('use'), tenantId: B.tenant.id, requestId: bReqId, alias: 'm', endpoint: 'chat', stream: false, status: 'ok', errorCode: null, createdAt: now } as UsageRow);
+  content.flush();
   session = await login(app.url, A.users.owner!.email);
-  const k = await app.services.identity.keys.create(A.ctx, { name: 'a admin key', ownerUserId: A.users.admin!.id, scopes: ['admin:read', 'admin:write'] });
+  const k = await app.services.identity.keys.create(A.ctx, { name: 'a admin key', ownerUserId: A.users.admin!.id, scopes: ['admin:read', 'admin:write', 'content:read'] });
   aKey = k.secret;
   aKeyId = k.key.id;
   const deployments = app.services.gateway.deployments;
@@ -106,7 +129,7 @@ beforeAll(async () => {
 afterAll(() => app.close());
 
 describe('cross-tenant matrix over every admin API route', () => {
-  const routes = [adminRouter, gatewayAdminRouter, tenantProvidersRouter].flatMap((router) => listRoutes(router({} as never, {} as never)));
+  const routes = [adminRouter, gatewayAdminRouter, tenantProvidersRouter, contentLogRouter].flatMap((router) => listRoutes(router({} as never, {} as never)));
 
   it('the router has the routes we expect to cover', () => {
     expect(routes.length).toBeGreaterThanOrEqual(20);
@@ -132,7 +155,7 @@ describe('cross-tenant matrix over every admin API route', () => {
               const denied = app.services.identity.audit.list({ actorId: actor, outcome: 'denied', limit: 5 });
               expect(app.services.identity.audit.count()).toBeGreaterThan(auditBefore);
               expect(denied[0]!.reason).toBe('not_found');
-              expect([B.tenant.id, bKeyId, bUserOnly, B.users.owner!.id, bProviderId, platformProviderId]).toContain(denied[0]!.targetId);
+              expect([B.tenant.id, bKeyId, bUserOnly, B.users.owner!.id, bProviderId, platformProviderId, bReqId]).toContain(denied[0]!.targetId);
               break;
             }
             case 'platform_only':
@@ -145,7 +168,7 @@ describe('cross-tenant matrix over every admin API route', () => {
               break;
           }
           // Nothing of B ever leaks or changes.
-          for (const id of [B.tenant.id, bKeyId, bUserOnly, B.users.owner!.id, 'bravo', bProviderId, 'b-private', '127.0.0.1:9/b']) expect(text).not.toContain(id);
+          for (const id of [B.tenant.id, bKeyId, bUserOnly, B.users.owner!.id, 'bravo', bProviderId, 'b-private', '127.0.0.1:9/b', bReqId]) expect(text).not.toContain(id);
           expect(snapshotB()).toBe(before);
         }
       });
@@ -161,6 +184,9 @@ describe('cross-tenant matrix over every admin API route', () => {
     expect((await call(app.url, `/admin/api/tenants/${B.tenant.id}/members`, { session: root })).body.data.length).toBe(2);
     expect((await call(app.url, `/admin/api/tenants/${B.tenant.id}/providers/${bProviderId}`, { session: root })).body.name).toBe('b-private');
     expect((await call(app.url, `/admin/api/providers?tenant=bravo`, { session: root })).body.data.map((d: { id: string }) => d.id)).toEqual([bProviderId]);
+    const content = await call(app.url, `/admin/api/tenants/${B.tenant.id}/content-logs/${bReqId}`, { session: root });
+    expect(content.status).toBe(200);
+    expect(content.body.data[0].request.messages[0].content).toBe('bravo secret plans');
     const audit = await call(app.url, `/admin/api/audit?tenant=${B.tenant.id}`, { session: root });
     expect(audit.status).toBe(200);
     expect(audit.body.data.every((e: { tenant_id: string }) => e.tenant_id === B.tenant.id)).toBe(true);

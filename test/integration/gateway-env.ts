@@ -1,6 +1,8 @@
 import OpenAI from 'openai';
 import { unrestricted, type Entitlements } from '../../server/access/entitlements.js';
+import type { Logger } from 'pino';
 import type { Clock } from '../../server/clock.js';
+import type { Config } from '../../server/config/settings.js';
 import { FakeOllama } from '../fakes/fake-ollama.js';
 import { FakeOpenAI } from '../fakes/fake-openai.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
@@ -22,10 +24,10 @@ export interface GatewayEnv {
   close(): Promise<void>;
 }
 
-export async function gatewayEnv(opts: { clock?: Clock; entitlements?: Entitlements } = {}): Promise<GatewayEnv> {
+export async function gatewayEnv(opts: { clock?: Clock; entitlements?: Entitlements; log?: Logger; config?: Config } = {}): Promise<GatewayEnv> {
   const ollama = await new FakeOllama().start();
   const openai = await new FakeOpenAI().start();
-  const app = await startTestApp({ entitlements: opts.entitlements ?? unrestricted, ...(opts.clock ? { clock: opts.clock } : {}) });
+  const app = await startTestApp({ entitlements: opts.entitlements ?? unrestricted, ...(opts.clock ? { clock: opts.clock } : {}), ...(opts.log ? { log: opts.log } : {}), ...(opts.config ? { config: opts.config } : {}) });
   const tenant = await seedTenant(app.services, 'gw', ['owner', 'member']);
   const { key, secret } = await app.services.identity.keys.create(tenant.ctx, { name: 'gw', ownerUserId: tenant.users.member!.id });
   const s = app.services;

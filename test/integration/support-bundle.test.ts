@@ -6,6 +6,9 @@ import { loadConfig } from '../../server/config/load.js';
 import { readArchive } from '../../server/ops/backup/archive.js';
 import { supportBundle } from '../../server/ops/support-bundle/bundle.js';
 import { secretAad } from '../../server/db/secret-columns.js';
+import type { UsageRow } from '../../server/db/repos/usage.js';
+import { newId } from '../../server/ids.js';
+import { seedTenant } from '../helpers/identity.js';
 import { startTestApp, tempDir, type TestApp } from '../helpers/app.js';
 
 const cleanup: string[] = [];
@@ -59,6 +62,15 @@ describe('support bundle', () => {
       .prepare("INSERT INTO provider_deployments (id, name, kind, base_url, api_key, boundary, created_at, updated_at) VALUES ('prv_odd', 'odd', 'openai', 'http://127.0.0.1:9/v1', ?, 'private', 0, 0)")
       .run(services.secrets.encrypt(odd, secretAad('provider_deployments', 'api_key', 'prv_odd')));
 
+    // A stored call of a tenant that logs content (prompts and completions are never bundled).
+    const storedPrompt = `STORED-PROMPT-${randomBytes(6).toString('hex')}`;
+    const t = await seedTenant(services, 'logs-content', ['owner']);
+    services.gateway.content.update(t.ctx, { enabled: true });
+    services.gateway.content
+      .begin(t.ctx, { retentionDays: 30 }, 'chat', { messages: [{ role: 'user', content: storedPrompt }] })!
+      .end({ id: newId('use'), tenantId: t.tenant.id, requestId: newId('req'), alias: 'm', endpoint: 'chat', stream: false, status: 'ok', errorCode: null, createdAt: Date.now() } as UsageRow);
+    services.gateway.content.flush();
+
     const logDir = path.join(work, 'logs');
     mkdirSync(logDir);
     writeFileSync(
@@ -104,6 +116,7 @@ describe('support bundle', () => {
       apiKey,
       userPassword,
       prompt,
+      storedPrompt,
       redisPassword,
       odd,
     };
@@ -126,6 +139,7 @@ describe('support bundle', () => {
     const db = JSON.parse(readFileSync(path.join(dir, 'database.json'), 'utf8')) as { tables: Record<string, number>; quickCheck: string };
     expect(db.quickCheck).toBe('ok');
     expect(db.tables.settings).toBeGreaterThan(0);
+    expect(db.tables.call_contents).toBe(1); // a count, never the rows
     expect(readFileSync(path.join(dir, 'metrics.txt'), 'utf8')).toContain('enclave_build_info');
     expect(readFileSync(path.join(dir, 'metrics.txt'), 'utf8')).toContain('enclave_backup_last_success_timestamp_seconds');
     const log = readFileSync(path.join(dir, 'logs', 'server.log'), 'utf8');

@@ -113,9 +113,10 @@ export function checkStoredSecrets(sqlite: Database.Database, box: SecretBox): S
   const failed: { table: string; column: string; id: string; reason: string }[] = [];
   let selfTest: SecretCheckResult['selfTest'] = 'missing';
   for (const c of SECRET_COLUMNS) {
-    let rows: { id: string; v: string | null }[];
+    let rows: Iterable<{ id: string; v: string | null }>;
     try {
-      rows = sqlite.prepare(`SELECT "${c.idColumn}" AS id, "${c.column}" AS v FROM "${c.table}"${c.where ? ` WHERE ${c.where}` : ''}`).all() as { id: string; v: string | null }[];
+      // Iterated, not loaded: content columns (call_contents) may hold many large rows.
+      rows = sqlite.prepare(`SELECT "${c.idColumn}" AS id, "${c.column}" AS v FROM "${c.table}"${c.where ? ` WHERE ${c.where}` : ''}`).iterate() as Iterable<{ id: string; v: string | null }>;
     } catch (e) {
       failed.push({ table: c.table, column: c.column, id: '*', reason: `cannot read: ${(e as Error).message}` });
       continue;

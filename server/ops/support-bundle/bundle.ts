@@ -96,6 +96,9 @@ function storedSecrets(sqlite: Database.Database, box: SecretBox | undefined): s
   const out: string[] = [];
   if (!box) return out;
   for (const c of SECRET_COLUMNS) {
+    // Customer content (prompts, completions) is never read here: the bundle holds no rows,
+    // so there is nothing to mask, and decrypting every stored call would be slow and pointless.
+    if (c.kind === 'content') continue;
     try {
       const rows = sqlite.prepare(`SELECT "${c.idColumn}" AS id, "${c.column}" AS v FROM "${c.table}"${c.where ? ` WHERE ${c.where}` : ''}`).all() as { id: string; v: string | null }[];
       for (const r of rows) {

@@ -14,7 +14,7 @@ interface Key {
   last_used_at: number | null;
   created_at: number;
 }
-const SCOPES = ['models:invoke', 'models:list', 'embeddings:create', 'batches:write', 'usage:read', 'admin:read', 'admin:write'];
+const SCOPES = ['models:invoke', 'models:list', 'embeddings:create', 'batches:write', 'usage:read', 'admin:read', 'admin:write', 'content:read'];
 const DEFAULT_SCOPES = ['models:invoke', 'models:list', 'embeddings:create'];
 
 export function KeysPage() {
