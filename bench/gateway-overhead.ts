@@ -274,8 +274,11 @@ async function main(): Promise<void> {
     const f = (x: number) => x.toFixed(3);
     const d1 = await sequential(F, '/v1/chat/completions', BODY, seqN);
     overheads.length = 0;
+    const seqCpu0 = await cpuOf(enc.child);
     const e1 = await sequential(E, '/v1/chat/completions', BODY, seqN, key);
+    const seqCpuMs = ((await cpuOf(enc.child)) - seqCpu0) / 1000;
     if (overheads.length) console.log(`x-enclave-overhead-ms (time inside Enclave, sequential): p50 ${pct(overheads, 50).toFixed(3)} p99 ${pct(overheads, 99).toFixed(3)} ms`);
+    console.log(`enclave CPU per sequential call: ${(seqCpuMs / (seqN + 200)).toFixed(3)} ms (warm-up included)`);
     console.log(`sequential (${seqN}): direct p50 ${f(pct(d1, 50))} p99 ${f(pct(d1, 99))} ms | enclave p50 ${f(pct(e1, 50))} p99 ${f(pct(e1, 99))} ms | added p50 ${f(pct(e1, 50) - pct(d1, 50))} p99 ${f(pct(e1, 99) - pct(d1, 99))} ms`);
     const ds = await sequential(F, '/v1/chat/completions', STREAM_BODY, Math.min(seqN, 1000), undefined, true);
     const es = await sequential(E, '/v1/chat/completions', STREAM_BODY, Math.min(seqN, 1000), key, true);

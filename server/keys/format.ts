@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 
 /**
  * API key format: `enk_` + 43 base62 characters (32 random bytes) + 6 base62 characters of
@@ -68,7 +68,12 @@ export function visiblePrefix(secret: string): string {
 
 /** SHA-256 of the whole secret (hex). The secret has 256 bits of entropy, so a fast hash is sound. */
 export function hashKey(secret: string): string {
-  return createHash('sha256').update(secret).digest('hex');
+  return hash('sha256', secret, 'hex');
+}
+
+/** {@link hashKey} as bytes, for the constant-time compare on every API call (one-shot `crypto.hash`: no Hash object, no hex round trip). */
+export function hashKeyBytes(secret: string): Buffer {
+  return hash('sha256', secret, 'buffer');
 }
 
 export type ParseResult = { ok: true; prefix: string } | { ok: false; reason: 'malformed' | 'checksum' };

@@ -13,7 +13,7 @@ import {
   type Role,
   type Scope,
 } from '../access/permissions.js';
-import { generateKey, hashKey, parseKey } from './format.js';
+import { generateKey, hashKey, hashKeyBytes, parseKey } from './format.js';
 import { KeyGrowth } from './growth.js';
 
 /**
@@ -184,7 +184,7 @@ export class KeyService {
         this.negative.add(parsed.prefix);
       }
     }
-    const presented = Buffer.from(hashKey(secret), 'hex');
+    const presented = hashKeyBytes(secret);
     const match = timingSafeEqual(presented, entry ? entry.hash : DUMMY);
     if (!entry || !match) throw keyError('auth_key_invalid', 'The API key is not valid.');
     if (entry.revokedAt !== null) throw keyError('auth_key_revoked', 'The API key has been revoked.');

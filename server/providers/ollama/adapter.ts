@@ -1,5 +1,5 @@
 import type { ChatResponse } from 'ollama';
-import { finishBody, parseOrigin, readNdjson, toUpstreamError, upstreamCall, upstreamJson, type Origin } from '../upstream-http.js';
+import { finishBody, parseOrigin, readNdjson, toUpstreamError, upstreamCall, upstreamJson, type Origin, type UpstreamResponse } from '../upstream-http.js';
 import {
   UpstreamError,
   type AdapterConfig,
@@ -77,11 +77,11 @@ export class OllamaAdapter implements ProviderAdapter {
 }
 
 /** Ollama's NDJSON answer lines; an `{"error": …}` line fails the stream, `done` ends it. */
-async function* lines(res: import('node:http').IncomingMessage): AsyncGenerator<ChatResponse> {
+async function* lines(res: UpstreamResponse): AsyncGenerator<ChatResponse> {
   let last: ChatResponse | undefined;
   try {
     // destroyOnReturn: false — stopping at the `done` line must not close a keep-alive socket.
-    for await (const line of readNdjson(res.iterator({ destroyOnReturn: false }))) {
+    for await (const line of readNdjson(res.body.iterator({ destroyOnReturn: false }))) {
       const l = line as ChatResponse & { error?: unknown };
       if (l.error !== undefined) throw new UpstreamError('provider_stream_error', `The provider reported an error mid-stream: ${String(l.error).slice(0, 300)}`);
       if (l.done) {
@@ -92,7 +92,7 @@ async function* lines(res: import('node:http').IncomingMessage): AsyncGenerator<
     }
   } finally {
     // A consumer that stopped early (client gone, timeout, error) lets the connection go.
-    if (!last && !res.complete) res.destroy();
+    if (!last && !res.body.readableEnded) res.body.destroy();
   }
   if (last) {
     // Only the body's end is left after `done`: take it, so the socket is free for the next call.

@@ -1,5 +1,4 @@
-import type { IncomingMessage } from 'node:http';
-import { errorMessage, finishBody, parseOrigin, readSse, toUpstreamError, upstreamCall, upstreamJson, type Origin } from '../upstream-http.js';
+import { errorMessage, finishBody, parseOrigin, readSse, toUpstreamError, upstreamCall, upstreamJson, type Origin, type UpstreamResponse } from '../upstream-http.js';
 import {
   UpstreamError,
   type AdapterConfig,
@@ -41,10 +40,10 @@ export class OpenAIAdapter implements ProviderAdapter {
 
   async chatStream(req: ChatRequest, o: CallOptions): Promise<AsyncIterable<ChatCompletionChunk>> {
     const res = await upstreamCall(this.origin, 'POST', '/chat/completions', this.headers, { ...req, stream: true, stream_options: { include_usage: true } }, o.signal, 'text/event-stream');
-    const type = res.headers['content-type'] ?? '';
+    const type = String(res.headers['content-type'] ?? '');
     if (!type.startsWith('text/event-stream')) {
       // Some servers ignore `stream` on error-free paths; a JSON answer is not a stream.
-      res.resume();
+      res.body.resume();
       throw new UpstreamError('provider_bad_response', `The provider answered ${type || 'without a content type'} instead of an event stream.`);
     }
     return chunks(res);
@@ -62,12 +61,12 @@ export class OpenAIAdapter implements ProviderAdapter {
 }
 
 /** OpenAI chunks from an SSE answer; `[DONE]` ends it, an `error` event or body fails it. */
-async function* chunks(res: IncomingMessage): AsyncGenerator<ChatCompletionChunk> {
+async function* chunks(res: UpstreamResponse): AsyncGenerator<ChatCompletionChunk> {
   let finished = false;
   let done = false;
   try {
     // destroyOnReturn: false — leaving the loop at `[DONE]` must not close a keep-alive socket.
-    for await (const ev of readSse(res.iterator({ destroyOnReturn: false }))) {
+    for await (const ev of readSse(res.body.iterator({ destroyOnReturn: false }))) {
       if (ev.data === '[DONE]') {
         done = true;
         break;
@@ -89,7 +88,7 @@ async function* chunks(res: IncomingMessage): AsyncGenerator<ChatCompletionChunk
     throw toUpstreamError(e, true);
   } finally {
     // A consumer that stopped early (client gone, timeout, error) lets the connection go.
-    if (!done && !res.complete) res.destroy();
+    if (!done && !res.body.readableEnded) res.body.destroy();
   }
   if (done) {
     // Only the body's end is left after `[DONE]`: take it, so the socket is free for the next call.
