@@ -1,20 +1,16 @@
 #!/usr/bin/env node
-import { buildApp, createServices, StartupError, type Services } from './app.js';
+import cluster from 'node:cluster';
+import type { Services } from './app.js';
+import { clusterRole } from './cluster-env.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import type { Config } from './config/settings.js';
-import { SchemaTooNewError } from './db/migrator.js';
-import { listen, type RunningServer } from './http/server.js';
+import type { RunningServer } from './http/server.js';
+import type { JobWorker } from './jobs/worker.js';
 import { createLogger } from './logger.js';
-import { APP_VERSION } from './paths.js';
-import { startWorker } from './jobs/runtime.js';
-import { WorkerStartError, type JobWorker } from './jobs/worker.js';
-import { DataDirBusyError, registerProcess } from './ops/process-registry.js';
-import { readBackupRecords } from './ops/backup/records.js';
-import { startWorkerMetricsServer, type WorkerMetricsServer } from './metrics/worker-server.js';
+import type { WorkerMetricsServer } from './metrics/worker-server.js';
 import { resolveMetricsToken } from './metrics/token.js';
-import cluster from 'node:cluster';
-import { clusterRole } from './cluster-env.js';
-import { announceReady, joinMetricsAggregation, supervise } from './cluster.js';
+import { DataDirBusyError, registerProcess } from './ops/process-registry.js';
+import { APP_VERSION } from './paths.js';
 
 type Role = 'api' | 'worker' | 'all';
 
@@ -49,7 +45,9 @@ async function main(): Promise<void> {
   const log = createLogger(config.logLevel).child({ role });
 
   if (cluster.isPrimary && role !== 'worker' && config.apiWorkers > 1) {
-    // ENCLAVE_API_WORKERS > 1: this process supervises; the workers serve.
+    // ENCLAVE_API_WORKERS > 1: this process supervises; the workers serve. The supervisor
+    // never loads the application itself (the imports below): it starts faster and stays small.
+    const { supervise } = await import('./cluster.js');
     try {
       await supervise(config, log.child({ supervisor: true }), { apiWorkers: config.apiWorkers, withJobs: role === 'all', exit: (code) => process.exit(code) });
     } catch (e) {
@@ -58,6 +56,18 @@ async function main(): Promise<void> {
     }
     return;
   }
+
+  const [{ buildApp, createServices, StartupError }, { SchemaTooNewError }, { listen }, { startWorker }, { WorkerStartError }, { readBackupRecords }, { startWorkerMetricsServer }, { announceReady, joinMetricsAggregation }] =
+    await Promise.all([
+      import('./app.js'),
+      import('./db/migrator.js'),
+      import('./http/server.js'),
+      import('./jobs/runtime.js'),
+      import('./jobs/worker.js'),
+      import('./ops/backup/records.js'),
+      import('./metrics/worker-server.js'),
+      import('./cluster.js'),
+    ]);
 
   // Registers this process under <dataDir>/run so a restore refuses while it runs (server/ops/process-registry.ts).
   let unregister: () => void;
