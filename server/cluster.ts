@@ -143,13 +143,13 @@ export async function supervise(config: Config, log: Logger, opts: { apiWorkers:
     });
   };
 
-  const stop = async (why: string, code = 0, forward = true): Promise<void> => {
+  const stop = async (why: string, code = 0): Promise<void> => {
     if (stopping) return;
     stopping = true;
     log.info({ why, workers: roleOf.size }, 'stopping workers');
     const exits = [...roleOf.keys()].map((w) => new Promise<void>((r) => (w.isDead() ? r() : w.once('exit', () => r()))));
-    // A terminal's Ctrl-C reaches every process of the group itself; SIGTERM (docker stop) only the primary.
-    if (forward) for (const w of roleOf.keys()) w.process.kill('SIGTERM');
+    // Workers drain on SIGTERM only (they ignore a terminal's SIGINT, which reaches the whole group).
+    for (const w of roleOf.keys()) w.process.kill('SIGTERM');
     const deadline = setTimeout(() => {
       for (const w of roleOf.keys()) w.process.kill('SIGKILL');
     }, config.shutdownTimeoutMs + 5000);
@@ -167,7 +167,7 @@ export async function supervise(config: Config, log: Logger, opts: { apiWorkers:
       for (const w of roleOf.keys()) w.process.kill('SIGKILL');
       opts.exit(1);
     }
-    void stop(sig, 0, sig === 'SIGTERM');
+    void stop(sig, 0);
   };
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   process.on('SIGINT', () => onSignal('SIGINT'));

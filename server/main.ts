@@ -69,6 +69,20 @@ async function main(): Promise<void> {
       import('./cluster.js'),
     ]);
 
+  // A signal during start-up is kept and honoured once start-up is done (a clean stop: the
+  // embedded redis-server and the process record go too). The default action — exit on the
+  // spot — left an orphaned redis-server when SIGTERM came between listen and ready.
+  let early: string | undefined;
+  let onSignal = (signal: string): void => {
+    if (early) process.exit(1); // a second signal: stop waiting for start-up
+    early = signal;
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  // A cluster worker stops when its supervisor says so (SIGTERM): a terminal's Ctrl-C reaches
+  // every process of the group, and obeying it too would make the supervisor's SIGTERM a
+  // "second signal" that skips the drain.
+  process.on('SIGINT', () => (cluster.isWorker ? log.debug('SIGINT: waiting for the supervisor') : onSignal('SIGINT')));
+
   // Registers this process under <dataDir>/run so a restore refuses while it runs (server/ops/process-registry.ts).
   let unregister: () => void;
   try {
@@ -144,8 +158,8 @@ async function main(): Promise<void> {
     log.info('stopped');
     process.exit(0);
   };
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  process.on('SIGINT', () => void shutdown('SIGINT'));
+  onSignal = (signal) => void shutdown(signal);
+  if (early) void shutdown(early);
 }
 
 main().catch((e: unknown) => fail(`start-up failed: ${(e as Error).stack ?? String(e)}`, 1));

@@ -78,7 +78,10 @@ export async function startEmbeddedRedis(opts: { bin: string; dataDir: string; l
           '--daemonize', 'no',
           '--logfile', path.join(dir, 'redis.log'),
         ],
-        { stdio: 'ignore', detached: false },
+        // Its own process group: a terminal's Ctrl-C reaches every process of Enclave's group,
+        // and redis-server would quit at once under processes that still drain their work
+        // (the jobs worker, api workers). Enclave stops it explicitly, last.
+        { stdio: 'ignore', detached: true },
       );
       if (await waitUntilUp(child, port)) {
         writeFileSync(stateFile, JSON.stringify({ port, pid: child.pid ?? 0 } satisfies State));

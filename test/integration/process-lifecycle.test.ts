@@ -75,6 +75,17 @@ describe('process lifecycle', () => {
     expect(await pingTcp('127.0.0.1', state.port)).toBe(false);
   });
 
+  it('SIGTERM during start-up (after the embedded redis-server started) still stops cleanly: exit 0, no redis left behind', async () => {
+    const p = await server({ env: { REDIS_URL: undefined }, role: 'all', waitReady: false });
+    const end = Date.now() + 30_000;
+    while (!p.logs.some((l) => l.msg === 'started embedded redis-server') && Date.now() < end) await sleep(5);
+    const state = JSON.parse(readFileSync(path.join(p.dataDir, 'redis', 'state.json'), 'utf8')) as { port: number };
+    p.child.kill('SIGTERM'); // before "enclave ready"
+    expect((await p.exited()).code).toBe(0);
+    expect(p.logs.some((l) => l.msg === 'stopped')).toBe(true);
+    expect(await pingTcp('127.0.0.1', state.port)).toBe(false);
+  });
+
   it('without REDIS_URL and without redis-server: exits with one line naming both fixes', async () => {
     const p = await server({ env: { REDIS_URL: undefined, ENCLAVE_REDIS_SERVER_BIN: '/nonexistent/redis-server' }, waitReady: false });
     const { code } = await p.exited();
