@@ -4,6 +4,7 @@ import type { AuditLog } from '../audit/log.js';
 import type { Clock } from '../clock.js';
 import type { SecretBox } from '../config/secret-box.js';
 import { requireTenant, type RequestContext } from '../context.js';
+import { BatchedWriter } from '../db/batched-writer.js';
 import type { Db } from '../db/connection.js';
 import { ContentLogRepo, type ContentMeta, type ContentRow } from '../db/repos/content-log.js';
 import type { UsageRow } from '../db/repos/usage.js';
@@ -176,7 +177,7 @@ export interface ContentEntry {
   readonly response: unknown;
 }
 
-/** Rows per write transaction; a setImmediate between slices keeps the event loop free. */
+/** Rows per write transaction (documents are larger than usage rows). */
 const SLICE = 32;
 /** Pending rows kept while SQLite refuses writes; beyond this the oldest are dropped (and counted). */
 const MAX_PENDING = 5000;
@@ -197,19 +198,27 @@ export interface ContentLogDeps {
 
 export class ContentLog {
   private readonly repo: ContentLogRepo;
-  private pending: ContentRow[] = [];
-  private timer: NodeJS.Timeout | undefined;
-  private draining: NodeJS.Immediate | undefined;
-  private readonly flushMs: number;
-  private readonly maxBatch: number;
-  /** Rows written since start, and rows lost (tests, diagnostics). */
-  written = 0;
-  dropped = 0;
+  private readonly writer: BatchedWriter<ContentRow>;
 
   constructor(private readonly d: ContentLogDeps) {
     this.repo = new ContentLogRepo(d.db, d.data);
-    this.flushMs = d.flushMs ?? 200;
-    this.maxBatch = d.maxBatch ?? 100;
+    this.writer = new BatchedWriter({
+      insertMany: (rows) => this.repo.insertMany(rows),
+      log: d.log,
+      what: 'call contents',
+      intervalMs: d.flushMs ?? 200,
+      maxBatch: d.maxBatch ?? 100,
+      slice: SLICE,
+      maxPending: MAX_PENDING,
+    });
+  }
+
+  /** Rows written since start, and rows lost (tests, diagnostics). */
+  get written(): number {
+    return this.writer.written;
+  }
+  get dropped(): number {
+    return this.writer.dropped;
   }
 
   /**
@@ -244,62 +253,12 @@ export class ContentLog {
       this.d.log.error({ err: (e as Error)?.name, requestId: row.requestId }, 'call content could not be stored');
       return;
     }
-    this.pending.push({ id, tenantId: row.tenantId, requestId: row.requestId, usageId: row.id, endpoint: row.endpoint, content, createdAt: row.createdAt, expiresAt: row.createdAt + c.keepMs });
-    if (this.pending.length > MAX_PENDING) {
-      const n = this.pending.length - MAX_PENDING;
-      this.pending.splice(0, n);
-      this.dropped += n;
-      this.d.log.error({ dropped: n }, 'call contents dropped: the database has refused writes for too long');
-    }
-    if (this.draining) return;
-    if (this.pending.length >= this.maxBatch) {
-      if (this.timer) clearTimeout(this.timer);
-      this.timer = undefined;
-      this.draining = setImmediate(this.drainStep);
-    } else if (!this.timer) {
-      this.timer = setTimeout(this.startDrain, this.flushMs);
-      this.timer.unref();
-    }
+    this.writer.push({ id, tenantId: row.tenantId, requestId: row.requestId, usageId: row.id, endpoint: row.endpoint, content, createdAt: row.createdAt, expiresAt: row.createdAt + c.keepMs });
   }
 
   /** Writes every pending row now (shutdown, reads, tests). */
   flush(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    if (this.draining) clearImmediate(this.draining);
-    this.draining = undefined;
-    this.write(this.pending.length);
-  }
-
-  private readonly startDrain = (): void => {
-    this.timer = undefined;
-    this.drainStep();
-  };
-
-  private readonly drainStep = (): void => {
-    this.draining = undefined;
-    if (!this.write(Math.min(SLICE, this.pending.length))) return;
-    if (this.pending.length) this.draining = setImmediate(this.drainStep);
-  };
-
-  private write(n: number): boolean {
-    if (!n) return true;
-    const rows = this.pending.slice(0, n);
-    this.pending = this.pending.slice(n);
-    try {
-      this.repo.insertMany(rows);
-      this.written += rows.length;
-      return true;
-    } catch (e) {
-      // Kept for the next attempt (e.g. SQLITE_BUSY). The message is SQLite's, never the content.
-      this.pending = rows.concat(this.pending);
-      this.d.log.error({ err: (e as Error).message, pending: this.pending.length }, 'call contents could not be written; will retry');
-      if (!this.timer) {
-        this.timer = setTimeout(this.startDrain, 1000);
-        this.timer.unref();
-      }
-      return false;
-    }
+    this.writer.flush();
   }
 
   // ---- settings ----------------------------------------------------------------------
@@ -348,12 +307,7 @@ export class ContentLog {
     const out = rows.map((r): ContentEntry => {
       const doc = JSON.parse(this.d.secrets.decrypt(r.content, secretAad(TABLE, COLUMN, r.id))) as Record<string, unknown>;
       return {
-        id: r.id,
-        request_id: r.requestId,
-        usage_id: r.usageId,
-        endpoint: r.endpoint,
-        created_at: new Date(r.createdAt).toISOString(),
-        expires_at: new Date(r.expiresAt).toISOString(),
+        ...metaJson(r),
         model: (doc.model as string | null) ?? null,
         stream: doc.stream === true,
         status: String(doc.status ?? ''),
