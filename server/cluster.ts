@@ -96,7 +96,6 @@ export async function supervise(config: Config, log: Logger, opts: { apiWorkers:
   const aggregator = new AggregatorRegistry();
   const roles: ('api' | 'worker')[] = [...Array<'api'>(opts.apiWorkers).fill('api'), ...(opts.withJobs ? (['worker'] as const) : [])];
   const roleOf = new Map<Worker, 'api' | 'worker'>();
-  const readyOnce = new Set<'api' | 'worker'>();
   let readyCount = 0;
   let stopping = false;
   const started = performance.now();
@@ -110,7 +109,6 @@ export async function supervise(config: Config, log: Logger, opts: { apiWorkers:
     w.on('message', (m: Message) => {
       if (m?.type === READY) {
         ready = true;
-        readyOnce.add(role);
         if (++readyCount === roles.length) {
           log.info({ port: m.port, apiWorkers: opts.apiWorkers, jobs: opts.withJobs, startupMs: Math.round(performance.now() - started) }, 'enclave ready (cluster)');
         }

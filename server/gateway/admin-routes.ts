@@ -4,6 +4,7 @@ import type { RequestContext } from '../context.js';
 import { AppError } from '../errors.js';
 import { parseInput } from '../http/parse-input.js';
 import type { Identity } from '../identity/index.js';
+import { isPlatform } from '../identity/deps.js';
 import { authenticate } from '../identity/http.js';
 import type { Gateway } from './index.js';
 
@@ -98,7 +99,6 @@ export function deploymentHealth(gateway: Gateway, id: string) {
  * to platform actions — a user with the platform-admin flag, or the system.)
  */
 function platformAdmin(ctx: RequestContext): void {
-  const p = ctx.principal;
-  if (p?.kind === 'system' || (p?.kind === 'user' && p.platformAdmin)) return;
+  if (isPlatform(ctx)) return;
   throw new AppError(403, 'platform_admin_required', 'Managing provider deployments needs a platform administrator.');
 }

@@ -7,6 +7,7 @@ import type { Clock } from '../clock.js';
 import type { Classification, RequestContext } from '../context.js';
 import { requireTenant } from '../context.js';
 import { AppError } from '../errors.js';
+import { requestHeader } from '../http/request-context.js';
 import { sendJson } from '../http/respond.js';
 import { newId } from '../ids.js';
 import { child, type Metrics } from '../metrics/registry.js';
@@ -187,7 +188,7 @@ export class GatewayService {
     if (!Array.isArray(messages) || messages.length === 0) throw new AppError(400, 'invalid_request', 'messages must be a non-empty array.', { param: 'messages' });
 
     const { policy, floor } = this.floor(ctx);
-    const cls = resolveClassification(header(req, CLASS_HEADER), floor);
+    const cls = resolveClassification(requestHeader(req, CLASS_HEADER), floor);
     st.classification = cls.classification;
     ctx.classification = cls.classification;
     if (cls.clamped) st.policy.clamped = true;
@@ -543,7 +544,7 @@ export class GatewayService {
     m.gatewayInflight.dec();
     const tenant = ctx.tenant;
     if (!tenant) return;
-    const wf = header(req, 'x-enclave-workflow');
+    const wf = requestHeader(req, 'x-enclave-workflow');
     const p = ctx.principal;
     const row: UsageRow = {
       id: newId('use'),
@@ -663,12 +664,6 @@ function sleep(ms: number, res: Response): Promise<void> {
     }
     res.once('close', done);
   });
-}
-
-/** A request header's (first) value; node gives arrays only for set-cookie-like headers. */
-function header(req: Request, name: string): string | undefined {
-  const v = req.headers[name];
-  return Array.isArray(v) ? v[0] : v;
 }
 
 function uncork(res: Response): void {

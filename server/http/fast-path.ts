@@ -4,8 +4,8 @@ import type { Clock } from '../clock.js';
 import type { RequestContext } from '../context.js';
 import { AppError, toAppError } from '../errors.js';
 import type { Identity } from '../identity/index.js';
-import { authenticateRequest } from '../identity/http.js';
-import { authFailureReason } from '../metrics/known-series.js';
+import { authenticateRequest, clientInfo } from '../identity/http.js';
+import { countAuthFailure } from '../metrics/auth-failures.js';
 import type { Metrics } from '../metrics/registry.js';
 import { readJson } from './json-body.js';
 import { beginRequest } from './request-context.js';
@@ -81,9 +81,7 @@ async function serve(o: FastPathOptions, route: FastRoute, params: string[], req
       req.resume();
       throw new AppError(400, 'invalid_request', `Malformed percent-encoding in ${path}.`);
     }
-    const ua = req.headers['user-agent'];
-    const ip = clientIp(req, o.trustProxy);
-    ctx.client = { ...(ip ? { ip } : {}), ...(ua ? { userAgent: ua.slice(0, 256) } : {}) };
+    ctx.client = clientInfo(clientIp(req, o.trustProxy), req.headers['user-agent']);
     // Authentication before the body is read: an unauthenticated caller never costs a parse.
     try {
       authenticateRequest(o.identity, req, ctx, true, false);
@@ -107,8 +105,8 @@ function sendError(o: FastPathOptions, ctx: RequestContext, res: ServerResponse,
     return;
   }
   if (e.headers) for (const k of Object.keys(e.headers)) res.setHeader(k, e.headers[k]!);
-  // enclave_auth_failures_total, as server/metrics/auth-failures.ts counts it for express routes.
-  if ((e.status === 401 || e.status === 403 || e.status === 429) && e.code.startsWith('auth_')) o.metrics.authFailures.labels(authFailureReason(e.code)).inc();
+  // enclave_auth_failures_total, as express routes count it (server/metrics/auth-failures.ts).
+  countAuthFailure(o.metrics, e.status, e.code);
   sendJson(res, e.status, e.toBody());
 }
 

@@ -70,6 +70,12 @@ export function beginRequest(req: IncomingMessage, res: ServerResponse, log: Log
   return ctx;
 }
 
+/** A request header's (first) value; node gives arrays only for headers that may repeat. */
+export function requestHeader(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name.toLowerCase()];
+  return Array.isArray(v) ? v[0] : v;
+}
+
 /**
  * A request's context. `log` (a pino child bound to the request id) is made on first use:
  * most calls never log, and a child logger per request cost more than the rest of this

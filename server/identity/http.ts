@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { RequestContext } from '../context.js';
+import { requestHeader } from '../http/request-context.js';
 import { AppError } from '../errors.js';
 import type { VerifiedKey } from '../keys/service.js';
 import type { Identity } from './index.js';
@@ -48,8 +49,12 @@ export function sessionToken(req: Request): string | undefined {
 }
 
 export function clientOf(req: Request): { ip?: string; userAgent?: string } {
-  const ua = req.get('user-agent');
-  return { ...(req.ip ? { ip: req.ip } : {}), ...(ua ? { userAgent: ua.slice(0, 256) } : {}) };
+  return clientInfo(req.ip, req.get('user-agent'));
+}
+
+/** The request's client as audit entries and throttles see it (user agent cut to 256 characters). */
+export function clientInfo(ip: string | undefined, userAgent: string | undefined): { ip?: string; userAgent?: string } {
+  return { ...(ip ? { ip } : {}), ...(userAgent ? { userAgent: userAgent.slice(0, 256) } : {}) };
 }
 
 /** Fills a context from a verified API key (what the middleware does after verification). */
@@ -100,7 +105,7 @@ export function authenticateRequest(identity: Identity, req: IncomingMessage, ct
   }
   const r = identity.sessions.authenticate(token);
   if (!r.ok) throw new AppError(r.status, r.code, r.message);
-  if (!SAFE.has(req.method ?? 'GET') && !checkCsrf(token, headerOf(req, CSRF_HEADER))) {
+  if (!SAFE.has(req.method ?? 'GET') && !checkCsrf(token, requestHeader(req, CSRF_HEADER))) {
     throw new AppError(403, 'csrf_failed', 'Missing or wrong X-CSRF-Token header (get it from GET /auth/session).');
   }
   tokens.set(req, token);
@@ -115,11 +120,6 @@ export function authenticateRequest(identity: Identity, req: IncomingMessage, ct
     platformAdmin: user.platformAdmin,
   };
   ctx.scopes = [];
-}
-
-function headerOf(req: IncomingMessage, name: string): string | undefined {
-  const v = req.headers[name.toLowerCase()];
-  return Array.isArray(v) ? v[0] : v;
 }
 
 /** The gateway's middleware: API keys only. */

@@ -6,6 +6,7 @@ import type { Clock } from '../clock.js';
 import type { RequestContext } from '../context.js';
 import type { MeteringRepo, PlanRow } from '../db/repos/metering.js';
 import { AppError } from '../errors.js';
+import { isPlatform } from '../identity/deps.js';
 import type { Revision } from '../identity/revision.js';
 import { webhookUrlSchema } from './webhooks.js';
 import { CAPABILITIES, compactLimits, isTimeZone, limitsSchema, parseLimits, type Capability, type Limits } from './limits.js';
@@ -68,8 +69,6 @@ const SELF_SERVICE_CAPABILITY: Partial<Record<Action, Capability>> = {
   'providers:read': 'custom_providers',
   'providers:write': 'custom_providers',
 };
-
-const isPlatformPrincipal = (ctx: RequestContext): boolean => ctx.principal?.kind === 'system' || ctx.principal?.platformAdmin === true;
 
 function toPlan(r: PlanRow): Plan {
   let caps: string[] = [];
@@ -168,7 +167,7 @@ export class PlanService implements PlanCapabilities {
     const cap = ACTION_CAPABILITY[action];
     if (cap && !t.plan.capabilities.has(cap)) return `The tenant's plan (${t.plan.name}) does not include ${cap}.`;
     const selfCap = SELF_SERVICE_CAPABILITY[action];
-    if (selfCap && !isPlatformPrincipal(ctx)) {
+    if (selfCap && !isPlatform(ctx)) {
       if (!t.plan.capabilities.has(selfCap)) return `The tenant's plan (${t.plan.name}) does not include ${selfCap}.`;
       // A tenant's own public (cloud) deployment needs what calls to public deployments need.
       if (action === 'providers:write' && resource.boundary === 'public' && !t.plan.capabilities.has('cloud_providers')) {

@@ -29,13 +29,12 @@ function wrapJson(proto: Response): void {
   const json = proto.json;
   proto.json = function (this: Counted, body?: unknown) {
     const metrics = this[COUNT];
-    if (metrics) {
-      const s = this.statusCode;
-      if (s === 401 || s === 403 || s === 429) {
-        const code = (body as { error?: { code?: unknown } } | undefined)?.error?.code;
-        if (typeof code === 'string' && code.startsWith('auth_')) metrics.authFailures.labels(authFailureReason(code)).inc();
-      }
-    }
+    if (metrics) countAuthFailure(metrics, this.statusCode, (body as { error?: { code?: unknown } } | undefined)?.error?.code);
     return json.call(this, body);
   };
+}
+
+/** Counts one answer if it is an authentication refusal (401/403/429 with an `auth_*` code); the /v1 fast path calls it directly. */
+export function countAuthFailure(metrics: Metrics, status: number, code: unknown): void {
+  if ((status === 401 || status === 403 || status === 429) && typeof code === 'string' && code.startsWith('auth_')) metrics.authFailures.labels(authFailureReason(code)).inc();
 }

@@ -25,7 +25,7 @@ const dispatcher = new Agent({
 
 function ignore(): void {}
 
-export function abortError(): Error {
+function abortError(): Error {
   return Object.assign(new Error('This operation was aborted'), { name: 'AbortError' });
 }
 
@@ -157,8 +157,7 @@ export async function* readSse(src: AsyncIterable<Buffer | string>): AsyncGenera
     }
     buf = start ? buf.slice(start) : buf;
   }
-  buf += dec.end();
-  // A final event without its blank line is dropped, as the standard says.
+  // What is left is a final event without its blank line: dropped, as the standard says.
 }
 
 /**
