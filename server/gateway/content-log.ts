@@ -13,6 +13,7 @@ import type { TenantData } from '../db/tenant-scope.js';
 import { page, type Page } from '../identity/deps.js';
 import { AppError } from '../errors.js';
 import { newId } from '../ids.js';
+import { ChunkFold } from '../providers/chunk-fold.js';
 import type { ChatCompletionChunk } from '../providers/index.js';
 import type { ContentLoggingOn } from '../routing/policy.js';
 import type { PolicyCache } from './policy-cache.js';
@@ -64,23 +65,9 @@ export function contentLoggingJson(c: ContentLogging) {
 
 // ---- capture (one per call, only when enabled) ------------------------------------------
 
-interface ToolCallAcc {
-  id: string;
-  type: string;
-  function: { name: string; arguments: string };
-}
-
-interface ChoiceAcc {
-  index: number;
-  role: string;
-  content: string;
-  toolCalls: ToolCallAcc[] | undefined;
-  finishReason: string | null;
-}
-
 /** What one call sent and received, collected while the call runs. */
 export class ContentCapture {
-  private streamed: ChoiceAcc[] | undefined;
+  private streamed: ChunkFold | undefined;
   private response: unknown = null;
 
   constructor(
@@ -92,25 +79,7 @@ export class ContentCapture {
 
   /** A streamed chunk, as relayed to the client: deltas are concatenated per choice. */
   chunk(c: ChatCompletionChunk): void {
-    for (const ch of c.choices ?? []) {
-      const acc = this.choice(ch.index ?? 0);
-      const d = ch.delta;
-      if (d) {
-        if (d.role) acc.role = d.role;
-        if (typeof d.content === 'string') acc.content += d.content;
-        if (d.tool_calls) {
-          acc.toolCalls ??= [];
-          for (const tc of d.tool_calls) {
-            const t = (acc.toolCalls[tc.index ?? 0] ??= { id: '', type: 'function', function: { name: '', arguments: '' } });
-            if (tc.id) t.id = tc.id;
-            if (tc.type) t.type = tc.type;
-            if (tc.function?.name) t.function.name += tc.function.name;
-            if (tc.function?.arguments) t.function.arguments += tc.function.arguments;
-          }
-        }
-      }
-      if (ch.finish_reason) acc.finishReason = ch.finish_reason;
-    }
+    (this.streamed ??= new ChunkFold()).add(c);
   }
 
   /** A unary answer, as returned to the client. Embeddings keep only their shape, never the vectors. */
@@ -145,17 +114,12 @@ export class ContentCapture {
   responseDoc(): unknown {
     if (!this.streamed) return this.response;
     return {
-      choices: this.streamed.filter(Boolean).map((a) => ({
+      choices: this.streamed.choices.filter(Boolean).map((a) => ({
         index: a.index,
         message: { role: a.role, content: a.content, ...(a.toolCalls ? { tool_calls: a.toolCalls.filter(Boolean) } : {}) },
         finish_reason: a.finishReason,
       })),
     };
-  }
-
-  private choice(index: number): ChoiceAcc {
-    const list = (this.streamed ??= []);
-    return (list[index] ??= { index, role: 'assistant', content: '', toolCalls: undefined, finishReason: null });
   }
 }
 

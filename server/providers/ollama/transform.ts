@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { ChatRequest as OllamaChatRequest, ChatResponse as OllamaChatResponse, Message as OllamaMessage } from 'ollama';
+import { ChunkFold } from '../chunk-fold.js';
 import type { ChatCompletion, ChatCompletionChunk, ChatRequest } from '../types.js';
 
 /**
@@ -117,26 +118,20 @@ export async function collectCompletion(chunks: AsyncIterable<ChatCompletionChun
   let id = '';
   let created = 0;
   let model = '';
-  let content = '';
-  let finish: string | null = null;
   let usage: ChatCompletion['usage'];
-  const tools: { id: string; type: 'function'; function: { name: string; arguments: string } }[] = [];
+  const fold = new ChunkFold();
   for await (const ch of chunks) {
     id ||= ch.id;
     created ||= ch.created;
     model ||= ch.model;
     if (ch.usage) usage = ch.usage;
-    for (const c of ch.choices) {
-      if (c.delta?.content) content += c.delta.content;
-      for (const tc of c.delta?.tool_calls ?? []) {
-        const t = (tools[tc.index] ??= { id: tc.id ?? '', type: 'function', function: { name: '', arguments: '' } });
-        if (tc.id) t.id = tc.id;
-        if (tc.function?.name) t.function.name += tc.function.name;
-        if (tc.function?.arguments) t.function.arguments += tc.function.arguments;
-      }
-      if (c.finish_reason) finish = c.finish_reason;
-    }
+    fold.add(ch);
   }
+  // Ollama answers with one choice.
+  const c0 = fold.choices[0];
+  const content = c0?.content ?? '';
+  const finish = c0?.finishReason ?? null;
+  const tools = (c0?.toolCalls ?? []) as { id: string; type: 'function'; function: { name: string; arguments: string } }[];
   return {
     id,
     object: 'chat.completion',
