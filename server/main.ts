@@ -1,7 +1,6 @@
 #!/usr/bin/env node
-import cluster from 'node:cluster';
 import type { Services } from './app.js';
-import { clusterRole } from './cluster-env.js';
+import { clusterRole, isClusterWorker } from './cluster-env.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import type { Config } from './config/settings.js';
 import type { RunningServer } from './http/server.js';
@@ -44,7 +43,7 @@ async function main(): Promise<void> {
   }
   const log = createLogger(config.logLevel).child({ role });
 
-  if (cluster.isPrimary && role !== 'worker' && config.apiWorkers > 1) {
+  if (!isClusterWorker() && role !== 'worker' && config.apiWorkers > 1) {
     // ENCLAVE_API_WORKERS > 1: this process supervises; the workers serve. The supervisor
     // never loads the application itself (the imports below): it starts faster and stays small.
     const { supervise } = await import('./cluster.js');
@@ -81,7 +80,7 @@ async function main(): Promise<void> {
   // A cluster worker stops when its supervisor says so (SIGTERM): a terminal's Ctrl-C reaches
   // every process of the group, and obeying it too would make the supervisor's SIGTERM a
   // "second signal" that skips the drain.
-  process.on('SIGINT', () => (cluster.isWorker ? log.debug('SIGINT: waiting for the supervisor') : onSignal('SIGINT')));
+  process.on('SIGINT', () => (isClusterWorker() ? log.debug('SIGINT: waiting for the supervisor') : onSignal('SIGINT')));
 
   // Registers this process under <dataDir>/run so a restore refuses while it runs (server/ops/process-registry.ts).
   let unregister: () => void;
@@ -121,7 +120,7 @@ async function main(): Promise<void> {
     try {
       worker = await startWorker(services);
       // The worker's own /metrics (issue 9), only in the worker role: `all` serves the same registry on PORT.
-      if (role === 'worker' && config.workerMetricsPort !== undefined && !cluster.isWorker) {
+      if (role === 'worker' && config.workerMetricsPort !== undefined && !isClusterWorker()) {
         workerMetrics = await startWorkerMetricsServer({ metrics: services.metrics, port: config.workerMetricsPort, host: config.host, token: config.metricsToken });
       }
     } catch (e) {
