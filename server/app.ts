@@ -22,6 +22,7 @@ import { createLogger } from './logger.js';
 import { Metrics } from './metrics/registry.js';
 import { metricsRouter } from './metrics/routes.js';
 import { APP_VERSION } from './paths.js';
+import { egressPolicy } from './providers/egress.js';
 import { createRedis, pingRedis, waitForConnection } from './redis/client.js';
 import { startEmbeddedRedis } from './redis/embedded.js';
 import { createIdentity, ensureFirstAdmin, systemContext, type Identity } from './identity/index.js';
@@ -207,7 +208,7 @@ export async function createServices(
     identity.start();
     closers.push(() => identity.stop());
     identityRef = identity;
-    const gateway = createGateway({ db, data, secrets: master.box, clock, log, metrics, identity, entitlements: opts.entitlements ? () => opts.entitlements! : () => license, metering: metering.hook, contentCapable: (tenantId) => metering.plans.has(tenantId, 'content_logging') });
+    const gateway = createGateway({ db, data, secrets: master.box, clock, log, metrics, identity, entitlements: opts.entitlements ? () => opts.entitlements! : () => license, metering: metering.hook, contentCapable: (tenantId) => metering.plans.has(tenantId, 'content_logging'), tenantEgress: egressPolicy(config.tenantProviderNetworks) });
     gatewayRef = gateway;
     gateway.start();
     closers.push(() => gateway.stop()); // flushes pending usage records before the database closes

@@ -3,6 +3,7 @@ import pino from 'pino';
 import { systemClock } from '../../server/clock.js';
 import { resolveMasterKey } from '../../server/config/master-key.js';
 import { Revision } from '../../server/identity/revision.js';
+import { egressPolicy } from '../../server/providers/egress.js';
 import { DeploymentService } from '../../server/routing/deployments.js';
 import { cliConfig } from '../config.js';
 import { CliError, printJson, printTable } from '../output.js';
@@ -25,6 +26,7 @@ function withDeployments<T>(fn: (svc: DeploymentService, c: CliIdentity) => Prom
       entitlements: () => c.entitlements,
       audit: c.identity.audit,
       tenants: c.identity.tenants,
+      tenantEgress: egressPolicy(config.tenantProviderNetworks),
     });
     return fn(svc, c);
   });

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseNetworks } from '../providers/egress.js';
 
 /**
  * The bootstrap settings: everything Enclave reads before it can open its database.
@@ -330,6 +331,23 @@ export const SETTINGS = {
     schema: positiveInt.default(50000),
     description: 'Most requests (lines) in one batch input file.',
     fix: 'set it to a positive number',
+  }),
+  tenantProviderNetworks: spec({
+    env: 'ENCLAVE_TENANT_PROVIDER_NETWORKS',
+    schema: z
+      .string()
+      .trim()
+      .default('')
+      .superRefine((v, ctx) => {
+        try {
+          parseNetworks(v);
+        } catch (e) {
+          ctx.addIssue({ code: 'custom', message: (e as Error).message });
+        }
+      }),
+    description:
+      "Networks (comma-separated CIDRs or addresses) tenant-private provider deployments may connect to. Empty: any address except loopback, link-local (cloud metadata), unspecified and multicast. Platform deployments are not restricted.",
+    fix: 'use comma-separated networks such as "10.20.0.0/16, 192.168.5.10", or leave it empty',
   }),
   rateLimitFailureMode: spec({
     env: 'ENCLAVE_RATE_LIMIT_FAILURE_MODE',

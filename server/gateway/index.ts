@@ -10,6 +10,7 @@ import { Revision } from '../identity/revision.js';
 import { UsageWriter } from '../metering/usage.js';
 import type { MeteringHook } from '../metering/index.js';
 import type { Metrics } from '../metrics/registry.js';
+import { egressPolicy, type EgressPolicy } from '../providers/egress.js';
 import { Catalogue } from '../routing/catalogue.js';
 import { DeploymentService } from '../routing/deployments.js';
 import { TenantDeployments } from '../routing/tenant-deployments.js';
@@ -55,13 +56,16 @@ export function createGateway(o: {
   metering?: MeteringHook;
   /** Plan capability `content_logging` of a tenant; absent = allowed (no plans wired). */
   contentCapable?: (tenantId: string) => boolean;
+  /** Where tenant-private deployments may connect (ENCLAVE_TENANT_PROVIDER_NETWORKS); absent = the default rule. */
+  tenantEgress?: EgressPolicy;
 }): Gateway {
+  const tenantEgress = o.tenantEgress ?? egressPolicy(undefined);
   const revision = new Revision(o.db, 'gateway');
-  const catalogue = new Catalogue(o.db, o.secrets, o.clock, (name, s) => o.metrics.breakerChanged(name, s));
+  const catalogue = new Catalogue(o.db, o.secrets, o.clock, tenantEgress, (name, s) => o.metrics.breakerChanged(name, s));
   const policies = new PolicyCache(o.db, o.data, revision);
   const usage = new UsageWriter(o.db, o.clock, o.log, { intervalMs: o.usageFlushMs ?? 50, maxBatch: 500 });
   const content = new ContentLog({ db: o.db, data: o.data, secrets: o.secrets, clock: o.clock, log: o.log, policies, audit: o.identity.audit, capable: o.contentCapable ?? (() => true) });
-  const deployments = new DeploymentService({ db: o.db, secrets: o.secrets, clock: o.clock, revision, entitlements: o.entitlements, audit: o.identity.audit, tenants: o.identity.tenants });
+  const deployments = new DeploymentService({ db: o.db, secrets: o.secrets, clock: o.clock, revision, entitlements: o.entitlements, audit: o.identity.audit, tenants: o.identity.tenants, tenantEgress });
   const tenantDeployments = new TenantDeployments({ deployments, access: o.identity.access, audit: o.identity.audit });
   const service = new GatewayService({ catalogue, policies, usage, access: o.identity.access, entitlements: o.entitlements, metrics: o.metrics, clock: o.clock, log: o.log, content, ...(o.metering ? { metering: o.metering } : {}) });
   catalogue.reload(revision.current());

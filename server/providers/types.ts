@@ -1,5 +1,6 @@
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionCreateParams } from 'openai/resources/chat/completions';
 import type { CreateEmbeddingResponse, EmbeddingCreateParams } from 'openai/resources/embeddings';
+import type { EgressPolicy } from './egress.js';
 
 /**
  * The one provider interface. Requests and responses are in the OpenAI wire shape (the
@@ -36,6 +37,8 @@ export interface ProviderAdapter {
 export interface AdapterConfig {
   readonly baseUrl: string;
   readonly apiKey?: string | undefined;
+  /** Where this deployment may connect (tenant-private deployments); absent = anywhere. */
+  readonly egress?: EgressPolicy | undefined;
 }
 
 /**

@@ -1,6 +1,8 @@
+import { isIP } from 'node:net';
 import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
-import { Agent, type Dispatcher } from 'undici';
+import { Agent, buildConnector, type Dispatcher } from 'undici';
+import { EgressRefused, guardedLookup, type EgressPolicy } from './egress.js';
 import { httpError, isAbort, UpstreamError } from './types.js';
 
 /**
@@ -15,13 +17,32 @@ import { httpError, isAbort, UpstreamError } from './types.js';
  * 95–111 µs for the same exchange at 16 concurrent calls, bench/README.md); fetch on top of
  * it is what the SDKs used, and cost far more.
  */
-const dispatcher = new Agent({
-  keepAliveTimeout: 10_000,
-  keepAliveMaxTimeout: 60_000,
-  headersTimeout: 0,
-  bodyTimeout: 0,
-  connect: { timeout: 30_000 },
-});
+const POOL = { keepAliveTimeout: 10_000, keepAliveMaxTimeout: 60_000, headersTimeout: 0, bodyTimeout: 0 } as const;
+const CONNECT_TIMEOUT_MS = 30_000;
+const dispatcher = new Agent({ ...POOL, connect: { timeout: CONNECT_TIMEOUT_MS } });
+
+/**
+ * Deployments under an egress policy (tenant-private ones) get pools of their own whose
+ * connector checks every address before connecting: an IP literal directly, a name after it
+ * resolves (net.connect does not call `lookup` for IP literals, hence both).
+ */
+const guarded = new WeakMap<EgressPolicy, Dispatcher>();
+function dispatcherFor(policy: EgressPolicy | undefined): Dispatcher {
+  if (!policy) return dispatcher;
+  let d = guarded.get(policy);
+  if (!d) {
+    const base = buildConnector({ timeout: CONNECT_TIMEOUT_MS, lookup: guardedLookup(policy) });
+    const connect: buildConnector.connector = (opts, cb) => {
+      const host = opts.hostname.startsWith('[') ? opts.hostname.slice(1, -1) : opts.hostname;
+      const why = isIP(host) ? policy.refusal(host) : null;
+      if (why) cb(new EgressRefused(`refused to connect to ${host}: ${why}`), null);
+      else base(opts, cb);
+    };
+    d = new Agent({ ...POOL, connect });
+    guarded.set(policy, d);
+  }
+  return d;
+}
 
 function ignore(): void {}
 
@@ -35,12 +56,14 @@ export interface Origin {
   readonly origin: string;
   /** Path prefix without a trailing slash, e.g. `/v1`. */
   readonly base: string;
+  /** The shared pool, or the guarded one of an egress policy. */
+  readonly dispatcher: Dispatcher;
 }
 
-export function parseOrigin(baseUrl: string): Origin {
+export function parseOrigin(baseUrl: string, egress?: EgressPolicy): Origin {
   const u = new URL(baseUrl);
   if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new TypeError(`Unsupported protocol ${u.protocol}`);
-  return { origin: u.origin, base: u.pathname.replace(/\/+$/, '') + u.search };
+  return { origin: u.origin, base: u.pathname.replace(/\/+$/, '') + u.search, dispatcher: dispatcherFor(egress) };
 }
 
 /** An upstream answer whose headers arrived; `body` is a node Readable (async-iterable). */
@@ -64,7 +87,7 @@ export async function send(
   signal: AbortSignal | undefined,
 ): Promise<UpstreamResponse> {
   if (signal?.aborted) throw abortError();
-  const r = await dispatcher.request({ origin: o.origin, path: o.base + path, method: method as Dispatcher.HttpMethod, headers, body, signal });
+  const r = await o.dispatcher.request({ origin: o.origin, path: o.base + path, method: method as Dispatcher.HttpMethod, headers, body, signal });
   const stream = r.body as unknown as Readable;
   // An abort after the reader stopped (client gone mid-stream) errors a body nobody listens
   // to any more; that must not become an unhandled 'error'. Readers still see errors.
@@ -250,6 +273,7 @@ export function toUpstreamError(e: unknown, midStream = false): unknown {
   if (e instanceof UpstreamError || isAbort(e)) return e;
   if (e instanceof SyntaxError) return new UpstreamError(midStream ? 'provider_stream_error' : 'provider_bad_response', 'The provider sent malformed JSON.');
   if (midStream) return new UpstreamError('provider_stream_error', 'The provider connection dropped mid-stream.');
+  if (e instanceof EgressRefused) return new UpstreamError('provider_connection_error', `Could not reach the provider: ${e.message}.`);
   const m = (e as Error)?.message ?? String(e);
   return new UpstreamError('provider_connection_error', `Could not reach the provider (${m.slice(0, 200)}).`);
 }

@@ -5,6 +5,7 @@ import type { SecretBox } from '../config/secret-box.js';
 import type { Db } from '../db/connection.js';
 import { modelAliases, providerDeployments } from '../db/schema.js';
 import { secretAad } from '../db/secret-columns.js';
+import type { EgressPolicy } from '../providers/egress.js';
 import { createAdapter, type Boundary, type ProviderAdapter, type ProviderKind } from '../providers/index.js';
 import { CircuitBreaker, Semaphore, type BreakerState } from './breaker.js';
 
@@ -112,6 +113,8 @@ export class Catalogue {
     private readonly db: Db,
     private readonly secrets: SecretBox,
     private readonly clock: Clock,
+    /** Where tenant-private deployments may connect (their tenant administrators choose the URL). */
+    private readonly tenantEgress: EgressPolicy,
     /** Breaker state per deployment name: at creation (closed), on change, and null once the deployment is gone. */
     private readonly onBreaker?: (deployment: string, s: BreakerState | null) => void,
   ) {}
@@ -132,13 +135,13 @@ export class Catalogue {
         }
       }
       const options: DeploymentOptions = { ...DEFAULT_OPTIONS, ...safeOptions(r.options) };
-      const key = JSON.stringify([r.kind, r.baseUrl, r.apiKey, r.maxConcurrency, options.breakerFailures, options.breakerCooldownMs]);
+      const key = JSON.stringify([r.kind, r.baseUrl, r.apiKey, r.maxConcurrency, options.breakerFailures, options.breakerCooldownMs, r.tenantRef !== null]);
       let s = this.shared.get(r.id);
       if (!s || s.key !== key) {
         const name = r.name;
         s = {
           key,
-          adapter: createAdapter(r.kind, { baseUrl: r.baseUrl, apiKey }),
+          adapter: createAdapter(r.kind, { baseUrl: r.baseUrl, apiKey, egress: r.tenantRef !== null ? this.tenantEgress : undefined }),
           breaker: new CircuitBreaker(this.clock, options.breakerFailures, options.breakerCooldownMs, (st) => this.onBreaker?.(name, st)),
           limiter: new Semaphore(workerShare(r.maxConcurrency)), // per process: split between api workers
         };

@@ -12,6 +12,7 @@ import { AppError, notFound } from '../errors.js';
 import { parseInput } from '../http/parse-input.js';
 import { newId } from '../ids.js';
 import type { Revision } from '../identity/revision.js';
+import { refusedBaseUrl, type EgressPolicy } from '../providers/egress.js';
 import { createAdapter } from '../providers/index.js';
 import { aliasTargetSchema, deploymentOptionsSchema, modelEntrySchema } from './catalogue.js';
 import { BOUNDARIES } from './policy.js';
@@ -108,6 +109,8 @@ export interface DeploymentDeps {
   readonly audit: AuditLog;
   /** Resolves a tenant id or slug (tenant_id of a tenant-private deployment). */
   readonly tenants: { resolve(ref: string): { id: string } | undefined };
+  /** Where tenant-private deployments may connect (checked when their base URL is set, and on connect). */
+  readonly tenantEgress: EgressPolicy;
 }
 
 export class DeploymentService {
@@ -122,6 +125,13 @@ export class DeploymentService {
         param: 'boundary',
       });
     }
+  }
+
+  /** A tenant-private deployment's base URL must be one its connections may use (400 otherwise). */
+  private checkEgress(tenantRef: string | null, baseUrl: string): void {
+    if (tenantRef === null) return;
+    const why = refusedBaseUrl(this.d.tenantEgress, baseUrl);
+    if (why) throw new AppError(400, 'base_url_forbidden', `base_url: ${why}.`, { param: 'base_url' });
   }
 
   /** A tenant id or slug → the tenant's id (404 when there is no such tenant). */
@@ -164,6 +174,7 @@ export class DeploymentService {
   createParsed(ctx: RequestContext, input: DeploymentCreate) {
     this.checkBoundary(input.boundary);
     const tenantRef = input.tenant_id ? this.tenantId(input.tenant_id) : null;
+    this.checkEgress(tenantRef, input.base_url);
     const now = this.d.clock.now();
     const id = newId('prv', now);
     if (this.d.db.select({ id: providerDeployments.id }).from(providerDeployments).where(eq(providerDeployments.name, input.name)).get()) throw nameTaken(input.name);
@@ -224,6 +235,7 @@ export class DeploymentService {
     if (p.max_concurrency !== undefined) set.maxConcurrency = p.max_concurrency;
     if (p.options !== undefined) set.options = JSON.stringify({ ...JSON.parse(before.options), ...p.options });
     if (p.tenant_id !== undefined) set.tenantRef = p.tenant_id === null ? null : this.tenantId(p.tenant_id);
+    this.checkEgress(set.tenantRef !== undefined ? set.tenantRef : before.tenantRef, set.baseUrl ?? before.baseUrl);
     const row = this.d.db.update(providerDeployments).set(set).where(eq(providerDeployments.id, before.id)).returning().get()!;
     this.d.revision.bump();
     // Which fields changed (names only: never the credential), and the ones that decide who may use it.
@@ -254,7 +266,7 @@ export class DeploymentService {
   async test(idOrName: string, timeoutMs = 5000): Promise<{ ok: boolean; models?: string[]; error?: string; latency_ms: number }> {
     const r = this.row(idOrName);
     const apiKey = r.apiKey ? this.d.secrets.decrypt(r.apiKey, secretAad('provider_deployments', 'api_key', r.id)) : undefined;
-    const adapter = createAdapter(r.kind, { baseUrl: r.baseUrl, apiKey });
+    const adapter = createAdapter(r.kind, { baseUrl: r.baseUrl, apiKey, egress: r.tenantRef !== null ? this.d.tenantEgress : undefined });
     const t0 = Date.now();
     try {
       const models = await adapter.listModels({ signal: AbortSignal.timeout(timeoutMs) });

@@ -106,7 +106,8 @@ function snapshotB(): string {
 }
 
 beforeAll(async () => {
-  app = await startTestApp({ entitlements: unrestricted });
+  // Provider base URLs below are on loopback: allowed for tenant-private deployments here on purpose.
+  app = await startTestApp({ entitlements: unrestricted, env: { ENCLAVE_TENANT_PROVIDER_NETWORKS: '127.0.0.0/8' } });
   A = await seedTenant(app.services, 'alpha', ['owner', 'admin']);
   B = await seedTenant(app.services, 'bravo', ['owner', 'member']);
   bUserOnly = B.users.member!.id;

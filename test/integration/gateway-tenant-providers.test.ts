@@ -46,8 +46,11 @@ const denials = (actor: string) => app.services.identity.audit.list({ actorId: a
 
 beforeAll(async () => {
   upstream = await new FakeOpenAI().start();
-  const config = testConfig();
-  cliEnv = { ...process.env, ENCLAVE_DATA_DIR: config.dataDir, ENCLAVE_MASTER_KEY: config.masterKey!, REDIS_URL: config.redisUrl!, ENCLAVE_LOG_LEVEL: 'silent' } as Record<string, string>;
+  // The fake upstream listens on loopback, which tenant-private deployments may only reach when
+  // the platform allows it (egress rule: test/integration/gateway-tenant-egress.test.ts).
+  const networks = { ENCLAVE_TENANT_PROVIDER_NETWORKS: '127.0.0.1/32' };
+  const config = testConfig(networks);
+  cliEnv = { ...process.env, ...networks, ENCLAVE_DATA_DIR: config.dataDir, ENCLAVE_MASTER_KEY: config.masterKey!, REDIS_URL: config.redisUrl!, ENCLAVE_LOG_LEVEL: 'silent' } as Record<string, string>;
   app = await startTestApp({ config, entitlements });
   second = await startTestApp({ config, entitlements });
   const s = app.services;

@@ -30,7 +30,7 @@ export class OllamaAdapter implements ProviderAdapter {
   private readonly headers: Readonly<Record<string, string>>;
 
   constructor(cfg: AdapterConfig) {
-    this.origin = parseOrigin(cfg.baseUrl);
+    this.origin = parseOrigin(cfg.baseUrl, cfg.egress);
     this.headers = cfg.apiKey ? { authorization: `Bearer ${cfg.apiKey}` } : {};
   }
 
