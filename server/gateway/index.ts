@@ -89,13 +89,19 @@ export function createGateway(o: {
       name: 'providers',
       critical: false,
       run: () => {
-        const all = catalogue.all().filter((d) => d.approved && d.enabled);
+        // The platform's deployments decide readiness. /readyz is unauthenticated, and a
+        // tenant's own deployment is that tenant's business: its breakers show as a count,
+        // never by name, and a tenant's broken endpoint does not make the appliance degraded.
+        const live = catalogue.all().filter((d) => d.approved && d.enabled);
+        const all = live.filter((d) => d.tenantRef === null);
         const open = all.filter((d) => d.breaker.state === 'open').map((d) => d.name);
         return {
           status: all.length === 0 ? 'degraded' : open.length === all.length ? 'fail' : open.length ? 'degraded' : 'ok',
-          ...(all.length === 0 ? { detail: 'no provider deployment configured' } : {}),
+          ...(all.length === 0 ? { detail: 'no platform provider deployment configured' } : {}),
           deployments: all.length,
           open_breakers: open,
+          tenant_deployments: live.length - all.length,
+          tenant_open_breakers: live.filter((d) => d.tenantRef !== null && d.breaker.state === 'open').length,
         } satisfies CheckResult;
       },
     }),

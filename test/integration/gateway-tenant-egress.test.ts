@@ -88,6 +88,17 @@ describe('tenant-private deployments may not reach loopback or link-local addres
     expect(tested.body.error).toMatch(/refused to connect to localhost: 127\.0\.0\.1 is loopback/);
     expect(upstream.requests).toHaveLength(0);
 
+    // Its breaker opens; /readyz (unauthenticated) counts it without naming it, and a tenant's
+    // broken endpoint does not make the appliance degraded.
+    for (let i = 0; i < 5 && s.gateway.catalogue.deployment('a-rebind')!.breaker.state !== 'open'; i++) {
+      await client.chat.completions.create({ model: 'rebind-model', messages: [{ role: 'user', content: 'hi' }] }).catch(() => undefined);
+    }
+    expect(s.gateway.catalogue.deployment('a-rebind')!.breaker.state).toBe('open');
+    const ready = await fetch(`${app.url}/readyz`);
+    const text = await ready.text();
+    expect(JSON.parse(text).checks.providers).toMatchObject({ status: 'ok', deployments: 1, open_breakers: [], tenant_deployments: 2, tenant_open_breakers: 1 });
+    for (const secret of ['a-rebind', 'a-lan', 'acorp', A.tenant.id]) expect(text).not.toContain(secret);
+
     // The platform deployment on the same address still works: the rule is for tenant-private ones.
     const ok = await client.chat.completions.create({ model: 'platform-model', messages: [{ role: 'user', content: 'hi' }] });
     expect(ok.choices[0]!.message.content).toBeTruthy();
