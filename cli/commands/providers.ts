@@ -176,15 +176,16 @@ export function registerProviders(program: Command): void {
     .command('set <name>')
     .description('create or replace an alias; targets as deployment=model[@priority], e.g. ollama-1=llama3.1:8b@1,cloud=gpt-4o@2')
     .requiredOption('--targets <list>', 'comma-separated deployment=model[@priority]')
+    .option('--tenant <id|slug>', "the tenant's own alias (wins over a same-named model for that tenant only)")
     .option('--json', 'print JSON')
-    .action((name: string, o: { targets: string; json?: boolean }) =>
+    .action((name: string, o: { targets: string; tenant?: string; json?: boolean }) =>
       withDeployments((svc, c) => {
         const targets = list(o.targets)!.map((t) => {
           const m = /^([^=]+)=([^@]+)(?:@(\d+))?$/.exec(t);
           if (!m) throw new CliError(`target "${t}" must look like deployment=model[@priority]`, 2);
           return { deployment: m[1]!, model: m[2]!, ...(m[3] ? { priority: Number(m[3]) } : {}) };
         });
-        const a = svc.setAlias(c.ctx, { name, targets });
+        const a = svc.setAlias(c.ctx, { name, targets, ...(o.tenant ? { tenant_id: o.tenant } : {}) });
         if (o.json) printJson(a);
         else process.stdout.write(`alias ${name} → ${targets.map((t) => `${t.deployment}/${t.model}`).join(', ')}\n`);
       }),
@@ -196,7 +197,7 @@ export function registerProviders(program: Command): void {
       withDeployments((svc) => {
         const as = svc.listAliases();
         if (o.json) printJson(as);
-        else printTable(as.map((a) => ({ name: a.name, targets: (a.targets as { deployment: string; model: string }[]).map((t) => `${t.deployment}/${t.model}`).join(',') })), ['name', 'targets']);
+        else printTable(as.map((a) => ({ name: a.name, tenant: a.tenant_id ?? '(platform)', targets: (a.targets as { deployment: string; model: string }[]).map((t) => `${t.deployment}/${t.model}`).join(',') })), ['name', 'tenant', 'targets']);
       }),
     );
   alias

@@ -102,10 +102,16 @@ interface Shared {
 export class Catalogue {
   private deployments: Deployment[] = [];
   private byName = new Map<string, Deployment>();
-  /** model name → candidates (platform and tenant-private alike; visibility is checked per call). */
+  /**
+   * model name → candidates: deployments' models (platform and tenant-private alike;
+   * visibility is checked per call) and platform aliases.
+   */
   private routes = new Map<string, Candidate[]>();
-  private aliasNames = new Set<string>();
-  private aliasTenant = new Map<string, string | null>();
+  /**
+   * tenant id → that tenant's aliases. A tenant alias wins over a same-named route for its
+   * tenant only: every other tenant still resolves the name as before.
+   */
+  private tenantAliases = new Map<string, Map<string, Candidate[]>>();
   private shared = new Map<string, Shared>();
   private loadedRevision = -1;
 
@@ -178,26 +184,31 @@ export class Catalogue {
     for (const d of deployments) {
       for (const m of d.models) add(m.name, { deployment: d, model: m.upstream ?? m.name, type: m.type, priority: d.priority, weight: d.weight });
     }
-    const aliasNames = new Set<string>();
-    const aliasTenant = new Map<string, string | null>();
+    const tenantAliases = new Map<string, Map<string, Candidate[]>>();
     for (const a of aliases) {
-      aliasNames.add(a.name);
-      aliasTenant.set(a.name, a.tenantRef);
-      routes.delete(a.name); // an alias replaces a same-named direct route
+      const targets: Candidate[] = [];
       for (const t of safeTargets(a.targets)) {
         const d = byName.get(t.deployment);
         if (!d) continue;
         const entry = d.models.find((m) => m.name === t.model || m.upstream === t.model);
-        add(a.name, { deployment: d, model: entry?.upstream ?? t.model, type: entry?.type ?? 'chat', priority: t.priority, weight: t.weight });
+        targets.push({ deployment: d, model: entry?.upstream ?? t.model, type: entry?.type ?? 'chat', priority: t.priority, weight: t.weight });
       }
+      if (a.tenantRef === null) {
+        routes.set(a.name, targets); // a platform alias replaces a same-named direct route
+        continue;
+      }
+      let own = tenantAliases.get(a.tenantRef);
+      if (!own) tenantAliases.set(a.tenantRef, (own = new Map()));
+      own.set(a.name, targets);
     }
-    for (const list of routes.values()) list.sort((a, b) => a.priority - b.priority);
+    const byPriority = (a: Candidate, b: Candidate): number => a.priority - b.priority;
+    for (const list of routes.values()) list.sort(byPriority);
+    for (const own of tenantAliases.values()) for (const list of own.values()) list.sort(byPriority);
     for (const d of this.deployments) if (!byName.has(d.name)) this.onBreaker?.(d.name, null);
     this.deployments = deployments;
     this.byName = byName;
     this.routes = routes;
-    this.aliasNames = aliasNames;
-    this.aliasTenant = aliasTenant;
+    this.tenantAliases = tenantAliases;
     this.shared = nextShared;
     this.loadedRevision = revision;
   }
@@ -211,24 +222,20 @@ export class Catalogue {
   byId(id: string): Deployment | undefined {
     return this.deployments.find((d) => d.id === id);
   }
-  isAlias(name: string): boolean {
-    return this.aliasNames.has(name);
-  }
   /** Model names visible to a tenant (before policy and key filters). */
   names(tenantId: string): string[] {
-    const out: string[] = [];
+    const own = this.tenantAliases.get(tenantId);
+    const out = new Set<string>();
     for (const [name, list] of this.routes) {
-      const at = this.aliasTenant.get(name);
-      if (at && at !== tenantId) continue;
-      if (list.some((c) => usable(c.deployment, tenantId))) out.push(name);
+      if (own?.has(name)) continue;
+      if (list.some((c) => usable(c.deployment, tenantId))) out.add(name);
     }
-    return out.sort();
+    if (own) for (const [name, list] of own) if (list.some((c) => usable(c.deployment, tenantId))) out.add(name);
+    return [...out].sort();
   }
-  /** Every candidate for `name` usable by the tenant, in priority order. */
+  /** Every candidate for `name` usable by the tenant, in priority order (the tenant's own alias first). */
   candidates(name: string, tenantId: string): Candidate[] {
-    const at = this.aliasTenant.get(name);
-    if (at && at !== tenantId) return [];
-    const list = this.routes.get(name);
+    const list = this.tenantAliases.get(tenantId)?.get(name) ?? this.routes.get(name);
     if (!list) return [];
     return list.filter((c) => usable(c.deployment, tenantId));
   }

@@ -284,22 +284,46 @@ export class DeploymentService {
       .map((a) => ({ object: 'model_alias' as const, name: a.name, targets: JSON.parse(a.targets) as unknown[], tenant_id: a.tenantRef, updated_at: a.updatedAt }));
   }
 
-  setAlias(_ctx: RequestContext, raw: unknown) {
+  /**
+   * Creates or replaces an alias. `tenant_id` (id or slug) makes it that tenant's: it then
+   * wins over a same-named model for that tenant only. Every target must name an existing
+   * deployment the alias's tenants may use (a platform deployment, or for a tenant alias the
+   * tenant's own): a typo would otherwise leave an alias that resolves to nothing.
+   */
+  setAlias(ctx: RequestContext, raw: unknown) {
     const a = parseInput(aliasInputSchema, raw);
+    const tenantRef = a.tenant_id ? this.tenantId(a.tenant_id) : null;
+    for (const [i, t] of a.targets.entries()) {
+      const d = this.find(t.deployment);
+      if (!d || (d.tenantRef !== null && d.tenantRef !== tenantRef)) {
+        throw new AppError(400, 'alias_target_unknown', `targets[${i}]: there is no provider deployment ${t.deployment}${tenantRef ? ' for this tenant' : ' usable by every tenant'}.`, {
+          param: `targets[${i}].deployment`,
+        });
+      }
+    }
+    const before = this.d.db.select().from(modelAliases).where(eq(modelAliases.name, a.name)).get();
     const now = this.d.clock.now();
+    const targets = JSON.stringify(a.targets);
     this.d.db
       .insert(modelAliases)
-      .values({ name: a.name, targets: JSON.stringify(a.targets), tenantRef: a.tenant_id ?? null, createdAt: now, updatedAt: now })
-      .onConflictDoUpdate({ target: modelAliases.name, set: { targets: JSON.stringify(a.targets), tenantRef: a.tenant_id ?? null, updatedAt: now } })
+      .values({ name: a.name, targets, tenantRef, createdAt: now, updatedAt: now })
+      .onConflictDoUpdate({ target: modelAliases.name, set: { targets, tenantRef, updatedAt: now } })
       .run();
     this.d.revision.bump();
-    return { object: 'model_alias' as const, name: a.name, targets: a.targets, tenant_id: a.tenant_id ?? null };
+    const details = { name: a.name, targets: a.targets.map((t) => `${t.deployment}/${t.model}`), replaced: before !== undefined };
+    this.d.audit.record(ctx, { action: 'providers.alias_set', tenantId: tenantRef, target: { type: 'model_alias', id: a.name }, details });
+    // Taken from another tenant (or from the platform): that side sees the change too.
+    if (before && before.tenantRef !== tenantRef) {
+      this.d.audit.record(ctx, { action: 'providers.alias_set', tenantId: before.tenantRef, target: { type: 'model_alias', id: a.name }, details: { name: a.name, moved: true } });
+    }
+    return { object: 'model_alias' as const, name: a.name, targets: a.targets, tenant_id: tenantRef };
   }
 
-  removeAlias(_ctx: RequestContext, name: string): void {
-    const n = this.d.db.delete(modelAliases).where(eq(modelAliases.name, name)).run().changes;
-    if (!n) throw notFound('Model alias', 'name');
+  removeAlias(ctx: RequestContext, name: string): void {
+    const row = this.d.db.delete(modelAliases).where(eq(modelAliases.name, name)).returning().get();
+    if (!row) throw notFound('Model alias', 'name');
     this.d.revision.bump();
+    this.d.audit.record(ctx, { action: 'providers.alias_remove', tenantId: row.tenantRef, target: { type: 'model_alias', id: name }, details: { name } });
   }
 }
 

@@ -53,7 +53,7 @@ describe('enclave providers (CLI) and the admin API', () => {
     expect(test).toMatchObject({ ok: true, models: ['llama3.1:8b', 'nomic-embed-text'] });
 
     await cli('alias', 'set', 'chat-default', '--targets', 'ollama-1=llama3.1:8b@1,cloud-1=gpt-fake@2');
-    await until(() => env.app.services.gateway.catalogue.isAlias('chat-default'), 1000);
+    await until(() => env.app.services.gateway.catalogue.candidates('chat-default', env.tenant.tenant.id).length === 2, 1000);
     const viaAlias = await env.client.chat.completions.create({ model: 'chat-default', messages: [{ role: 'user', content: 'hi' }] }).withResponse();
     expect(viaAlias.response.headers.get('x-enclave-boundary')).toBe('local');
 

@@ -308,6 +308,60 @@ describe('tenant-private models through /v1 (openai SDK)', () => {
   });
 });
 
+describe('tenant model aliases', () => {
+  it('a tenant alias wins over a same-named model for that tenant only; targets and tenant are checked; set and remove are audited', async () => {
+    const s = app.services;
+    // A's own deployment is a second upstream, so which one answered is plain.
+    const own = await new FakeOpenAI().start();
+    try {
+    expect((await call(app.url, aPath(), { method: 'POST', session: aAdmin, body: body('a-own', { base_url: `${own.url}/v1` }) })).status).toBe(201);
+    const put = (b: Record<string, unknown>) => call(app.url, '/admin/api/model-aliases', { method: 'PUT', session: root, body: b });
+
+    // Checked: the tenant must exist; every target must be a deployment the alias's tenant may use.
+    expect((await put({ name: 'shared-model', tenant_id: 'no-such-tenant', targets: [{ deployment: 'a-own', model: 'a-own-model' }] })).status).toBe(404);
+    for (const deployment of ['no-such-deployment', 'b-private']) {
+      const r = await put({ name: 'shared-model', tenant_id: 'acorp', targets: [{ deployment, model: 'x' }] });
+      expect(r.status, deployment).toBe(400);
+      expect(r.body.error).toMatchObject({ code: 'alias_target_unknown', param: 'targets[0].deployment' });
+    }
+    // A platform alias may not point at a tenant's own deployment either.
+    expect((await put({ name: 'everyone', targets: [{ deployment: 'a-own', model: 'a-own-model' }] })).body.error.code).toBe('alias_target_unknown');
+    expect(s.gateway.deployments.listAliases()).toEqual([]);
+
+    // A's alias named like the platform's model (by slug): A now reaches its own deployment …
+    const set = await put({ name: 'shared-model', tenant_id: 'acorp', targets: [{ deployment: 'a-own', model: 'a-own-model' }] });
+    expect(set.status, JSON.stringify(set.body)).toBe(200);
+    expect(set.body).toMatchObject({ name: 'shared-model', tenant_id: A.tenant.id });
+    await until(() => s.gateway.catalogue.candidates('shared-model', A.tenant.id)[0]?.deployment.name === 'a-own', 1000);
+    upstream.reset();
+    await chat(aClient, 'shared-model');
+    expect(own.requests.map((r) => r.body.model)).toEqual(['a-own-model']);
+    expect(upstream.requests).toHaveLength(0);
+    // … while B still reaches the platform deployment under the same name, and still lists it.
+    await chat(bClient, 'shared-model');
+    expect(upstream.requests.map((r) => r.body.model)).toEqual(['shared-model']);
+    expect(own.requests).toHaveLength(1);
+    expect((await bClient.models.list()).data.map((m) => m.id)).toContain('shared-model');
+    expect((await aClient.models.list()).data.filter((m) => m.id === 'shared-model')).toHaveLength(1);
+
+    const setEntry = s.identity.audit.list({ tenantId: A.tenant.id, action: 'providers.alias_set', limit: 1 })[0]!;
+    expect(setEntry).toMatchObject({ targetId: 'shared-model', outcome: 'allowed' });
+    expect(JSON.parse(setEntry.details)).toMatchObject({ targets: ['a-own/a-own-model'], replaced: false });
+
+    expect((await call(app.url, '/admin/api/model-aliases/shared-model', { method: 'DELETE', session: root })).status).toBe(204);
+    expect(s.identity.audit.list({ tenantId: A.tenant.id, action: 'providers.alias_remove', limit: 1 })[0]).toMatchObject({ targetId: 'shared-model' });
+    await until(() => s.gateway.catalogue.candidates('shared-model', A.tenant.id)[0]?.deployment.name === 'shared', 1000);
+    upstream.reset();
+    await chat(aClient, 'shared-model');
+    expect(upstream.requests.map((r) => r.body.model)).toEqual(['shared-model']);
+    expect(own.requests).toHaveLength(1);
+    } finally {
+      expect((await call(app.url, `${aPath()}/a-own`, { method: 'DELETE', session: aAdmin })).status).toBe(204);
+      await own.close();
+    }
+  });
+});
+
 describe('enclave providers --tenant', () => {
   it('add --tenant <slug> makes a private deployment (audited for the tenant, live within 1 s); list --tenant filters; an unknown tenant fails', async () => {
     const [added, unknown] = await Promise.all([
