@@ -6,7 +6,7 @@
  * ENCLAVE_API_WORKERS = --workers and its embedded redis-server) and this load generator
  * (node:http keep-alive agents).
  *
- *   npm run build && node --import tsx bench/gateway-overhead.ts [--seq 2000] [--conc 32] [--secs 8] [--workers 1] [--baseline]
+ *   npm run build && node --import tsx bench/gateway-overhead.ts [--seq 2000] [--conc 32] [--secs 8] [--workers 1] [--baseline] [--no-limits]
  *
  * --baseline puts a bare node:http JSON proxy where Enclave would be: what any Node proxy costs
  * on this machine (the extra loopback hop included), the floor the targets are measured against.
@@ -93,6 +93,13 @@ if (role === 'fake') {
   const tctx = services.identity.tenants.scopeTo(ctx, t.id);
   const { secret } = await services.identity.keys.create(tctx, { name: 'bench', ownerUserId: null });
   services.gateway.deployments.create(ctx, { name: 'fake', kind: 'openai', base_url: `${process.env.FAKE_URL}/v1`, boundary: 'private', models: ['gpt-fake'], max_concurrency: 1000 });
+  // Limits on at the tenant level (high enough never to refuse), so admission reserves and
+  // settles in Redis on every call, as it does for any tenant whose plan sets limits.
+  // --no-limits leaves the default plan (no limits: admission does not touch Redis).
+  if (!process.argv.includes('--no-limits')) {
+    services.metering.plans.upsert(ctx, { name: 'bench', limits: { requests_per_minute: 100_000_000, tokens_per_minute: 1_000_000_000_000, concurrent_requests: 100_000, monthly_tokens: 1_000_000_000_000 } });
+    services.metering.plans.assign(ctx, t.id, 'bench');
+  }
   // Content rules on for every detector (redact), so the scan runs on every call.
   services.gateway.policies.write(tctx, { content: { default: { email: 'redact', phone: 'redact', iban: 'redact', card: 'redact', national_id: 'redact', secret: 'redact' } } }, Date.now());
   await services.close();

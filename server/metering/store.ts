@@ -44,6 +44,11 @@ export interface LevelStats {
   readonly rpmResetMs: number;
   readonly tpmRemaining: number;
   readonly tpmResetMs: number;
+  /** Calls in flight at this level, this one included (-1: no concurrency limit). */
+  readonly inFlight: number;
+  /** The month's counters after this reservation (-1: not counted at this level). */
+  readonly monthTokens: number;
+  readonly monthCost: number;
 }
 
 export type AdmitOutcome =
@@ -78,6 +83,8 @@ export interface CounterStore {
 
 const CODES: AdmissionLimit[] = ['requests_per_minute', 'requests_per_minute', 'tokens_per_minute', 'concurrent_requests', 'monthly_tokens', 'monthly_cost_micros'];
 const PER_LEVEL = 5;
+/** Values per level in an admission's answer: rpm remaining/reset, tpm remaining/reset, in flight, month tokens, month cost, mask. */
+const OUT_PER_LEVEL = 8;
 
 export function levelKeys(tenantId: string, l: LevelSpec, monthId: string): string[] {
   const b = `enc:m:${tenantId}:${l.level}:${l.id}`;
@@ -127,7 +134,8 @@ for i = 0, n - 1 do
   end
   if conc >= 0 then
     redis.call('ZREMRANGEBYSCORE', KEYS[k + 3], '-inf', now)
-    if redis.call('ZCARD', KEYS[k + 3]) >= conc then deny(i, 3, 1000) end
+    local c = redis.call('ZCARD', KEYS[k + 3]); vals[k + 3] = c
+    if c >= conc then deny(i, 3, 1000) end
   end
   if mtok >= 0 then
     local u = redis.call('GET', KEYS[k + 4])
@@ -165,14 +173,17 @@ for i = 0, n - 1 do
   else out[#out + 1] = -1; out[#out + 1] = 0 end
   if conc >= 0 then
     redis.call('ZADD', KEYS[k + 3], now + cttl, rid); redis.call('PEXPIRE', KEYS[k + 3], cttl)
-  end
+    out[#out + 1] = vals[k + 3] + 1
+  else out[#out + 1] = -1 end
   local mask = 0
+  local mt = -1; local mc = -1
   if mtok >= 0 or redis.call('EXISTS', KEYS[k + 4]) == 1 then
-    redis.call('INCRBY', KEYS[k + 4], est); mask = mask + 1
+    mt = redis.call('INCRBY', KEYS[k + 4], est); mask = mask + 1
   end
   if mcost >= 0 or redis.call('EXISTS', KEYS[k + 5]) == 1 then
-    redis.call('INCRBY', KEYS[k + 5], estc); mask = mask + 2
+    mc = redis.call('INCRBY', KEYS[k + 5], estc); mask = mask + 2
   end
+  out[#out + 1] = mt; out[#out + 1] = mc
   out[#out + 1] = mask
 end
 return out
@@ -274,9 +285,17 @@ function decodeAdmit(r: number[], n: number): AdmitOutcome {
   const stats: LevelStats[] = [];
   const masks: number[] = [];
   for (let j = 0; j < n; j++) {
-    const o = 1 + j * 5;
-    stats.push({ rpmRemaining: Number(r[o]), rpmResetMs: Number(r[o + 1]), tpmRemaining: Number(r[o + 2]), tpmResetMs: Number(r[o + 3]) });
-    masks.push(Number(r[o + 4]));
+    const o = 1 + j * OUT_PER_LEVEL;
+    stats.push({
+      rpmRemaining: Number(r[o]),
+      rpmResetMs: Number(r[o + 1]),
+      tpmRemaining: Number(r[o + 2]),
+      tpmResetMs: Number(r[o + 3]),
+      inFlight: Number(r[o + 4]),
+      monthTokens: Number(r[o + 5]),
+      monthCost: Number(r[o + 6]),
+    });
+    masks.push(Number(r[o + 7]));
   }
   return { ok: true, stats, masks };
 }
@@ -378,7 +397,13 @@ export class MemoryStore implements CounterStore {
         tpmRemaining = Math.floor(v);
         tpmResetMs = l.tpm > 0 ? Math.ceil(((l.tpm - v) * 60000) / l.tpm) : 0;
       }
-      if (l.conc >= 0) this.conc(k[2]!, now).set(i.rid, now + i.concurrencyTtlMs);
+      let inFlight = -1;
+      if (l.conc >= 0) {
+        const m = this.conc(k[2]!, now);
+        m.set(i.rid, now + i.concurrencyTtlMs);
+        inFlight = m.size;
+      }
+      const month = [-1, -1];
       let mask = 0;
       const exp = mend + 7 * 86_400_000;
       for (const [j, bit, d, lim] of [
@@ -389,10 +414,11 @@ export class MemoryStore implements CounterStore {
         if (lim >= 0 || u !== undefined) {
           this.counters.set(k[j]!, { value: (u ?? 0) + d, expires: exp });
           this.touched.add(k[j]!);
+          month[j - 3] = (u ?? 0) + d;
           mask += bit;
         }
       }
-      stats.push({ rpmRemaining, rpmResetMs, tpmRemaining, tpmResetMs });
+      stats.push({ rpmRemaining, rpmResetMs, tpmRemaining, tpmResetMs, inFlight, monthTokens: month[0]!, monthCost: month[1]! });
       masks.push(mask);
     });
     return { ok: true, stats, masks };

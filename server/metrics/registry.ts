@@ -205,8 +205,13 @@ export class Metrics {
 
   readonly ratelimitAdmissions = new Counter({
     name: 'enclave_ratelimit_admissions_total',
-    help: 'Calls admitted with limits checked, by counter store (redis, or memory while Redis is unavailable and the deployment fails open).',
+    help: 'Calls admitted with limits checked, by counter store: redis (waited for its answer), redis_unconfirmed (reserved in Redis without waiting: every limit far from reached), or memory while Redis is unavailable and the deployment fails open.',
     labelNames: ['store'] as const,
+    registers: [this.registry],
+  });
+  readonly ratelimitUnconfirmedOver = new Counter({
+    name: 'enclave_ratelimit_unconfirmed_over_limit_total',
+    help: "Calls admitted without waiting that Redis's answer then refused (other processes used the headroom within one round trip); they ran, and were charged.",
     registers: [this.registry],
   });
 
