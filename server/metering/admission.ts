@@ -214,13 +214,15 @@ export class Admission {
     const input: AdmitInput = { now, rid: id, tenantId: tenant.id, est, estCost, monthId: counterId(window), monthEnd: window.end, concurrencyTtlMs: this.ttl, levels };
     const snaps = this.farFromLimits(tenant.id, levels, input);
     if (snaps) {
-      // Reserve now (the command is on its way before the upstream request), answer without waiting.
+      // Reserve without waiting for the answer.
       for (const sn of snaps) {
         sn.count++;
         sn.tokens += est;
         sn.cost += estCost;
       }
-      const unconfirmed = this.run(input, tenant).then(
+      // Sent with the rest of this event-loop turn's deferred work, after the upstream request
+      // went out: the script's encoding and write are off the call's critical path.
+      const unconfirmed = this.run(input, tenant, true).then(
         (got) => {
           this.confirmed(tenant.id, levels, snaps, est, estCost, got, input.monthId);
           if (got.outcome.ok === false) {
@@ -394,11 +396,11 @@ export class Admission {
 
   // ---- stores and failure mode -------------------------------------------------------------
 
-  private async run(input: AdmitInput, tenant: TenantMetering): Promise<{ outcome: AdmitOutcome; store: 'redis' | 'memory' }> {
+  private async run(input: AdmitInput, tenant: TenantMetering, later = false): Promise<{ outcome: AdmitOutcome; store: 'redis' | 'memory' }> {
     if (this.redisStore.ready) {
       try {
         if (this.dirty.size || this.pendingSlots.length || this.memory.touched.size) await this.reconcile();
-        const outcome = await this.withSeeds(this.redisStore, input, tenant);
+        const outcome = await this.withSeeds(this.redisStore, input, tenant, later);
         this.markUp();
         return { outcome, store: 'redis' };
       } catch (e) {
@@ -414,8 +416,8 @@ export class Admission {
     return { outcome: await this.withSeeds(this.memory, input, tenant), store: 'memory' };
   }
 
-  private async withSeeds(store: CounterStore, input: AdmitInput, tenant: TenantMetering): Promise<AdmitOutcome> {
-    let outcome = await store.admit(input);
+  private async withSeeds(store: CounterStore, input: AdmitInput, tenant: TenantMetering, later = false): Promise<AdmitOutcome> {
+    let outcome = await store.admit(input, later);
     for (let i = 0; i < 2 && outcome.ok === 'seed'; i++) {
       this.d.flushLedger?.();
       const w = this.window(tenant.timezone, input.now);
@@ -425,7 +427,7 @@ export class Admission {
         return { ...m, value: m.kind === 'tokens' ? u.tokens : u.cost };
       });
       await store.seed(input, values);
-      outcome = await store.admit(input);
+      outcome = await store.admit(input, later);
     }
     return outcome;
   }

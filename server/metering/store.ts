@@ -76,7 +76,8 @@ export interface SettleOutcome {
 }
 
 export interface CounterStore {
-  admit(i: AdmitInput): Promise<AdmitOutcome> | AdmitOutcome;
+  /** `later`: the caller does not wait on a call's critical path (a store may batch it). */
+  admit(i: AdmitInput, later?: boolean): Promise<AdmitOutcome> | AdmitOutcome;
   seed(i: AdmitInput, values: { levelIdx: number; kind: 'tokens' | 'cost'; value: number }[]): Promise<void> | void;
   settle(i: SettleInput): Promise<SettleOutcome> | SettleOutcome;
 }
@@ -102,10 +103,13 @@ local function bucket(key, cap, now)
 end
 `;
 
-/** KEYS: 5 per level. ARGV: now, rid, est, estCost, concTtl, monthEnd, n, then 5 limits per level. */
-export const ADMIT_LUA =
-  COMMON +
-  `
+/**
+ * The admission as a Lua function of its own KEYS and ARGV (parameters named like Redis's
+ * globals, so one body serves the single script and the batch).
+ * KEYS: 5 per level. ARGV: now, rid, est, estCost, concTtl, monthEnd, n, then 5 limits per level.
+ */
+const ADMIT_FN = `
+local function admit(KEYS, ARGV)
 local now = tonumber(ARGV[1]); local rid = ARGV[2]; local est = tonumber(ARGV[3]); local estc = tonumber(ARGV[4])
 local cttl = tonumber(ARGV[5]); local mend = tonumber(ARGV[6]); local n = tonumber(ARGV[7])
 -- Monthly counters exist here only after seeding (SET … PX until a week after the month), so INCRBY keeps their expiry.
@@ -187,12 +191,12 @@ for i = 0, n - 1 do
   out[#out + 1] = mask
 end
 return out
+end
 `;
 
-/** KEYS: 5 per level. ARGV: now, rid, dEst (actual-est), dEstCost, actual, actualCost, n, tenantIdx, then (tpm, mask) per level. */
-export const SETTLE_LUA =
-  COMMON +
-  `
+/** The settlement. KEYS: 5 per level. ARGV: now, rid, dEst (actual-est), dEstCost, actual, actualCost, n, tenantIdx, then (tpm, mask) per level. */
+const SETTLE_FN = `
+local function settle(KEYS, ARGV)
 local now = tonumber(ARGV[1]); local rid = ARGV[2]
 local d = tonumber(ARGV[3]); local dc = tonumber(ARGV[4]); local act = tonumber(ARGV[5]); local actc = tonumber(ARGV[6])
 local n = tonumber(ARGV[7]); local ti = tonumber(ARGV[8])
@@ -213,20 +217,58 @@ for i = 0, n - 1 do
   if i == ti then tt = t; tc = c end
 end
 return {tt, tc}
+end
 `;
 
-/** The two scripts as ioredis custom commands (EVALSHA, with EVAL on NOSCRIPT). */
+export const ADMIT_LUA = COMMON + ADMIT_FN + 'return admit(KEYS, ARGV)';
+export const SETTLE_LUA = COMMON + SETTLE_FN + 'return settle(KEYS, ARGV)';
+
+/**
+ * Several admissions and settlements in one script call (one command, one round trip, one
+ * Lua set-up), in order. ARGV: count, then per operation its kind ('a' or 's'), its number of
+ * keys and of arguments, and its arguments; KEYS: every operation's keys in order. Answers
+ * one array per operation.
+ */
+export const BATCH_LUA =
+  COMMON +
+  ADMIT_FN +
+  SETTLE_FN +
+  `
+local n = tonumber(ARGV[1]); local ki = 1; local ai = 2; local out = {}
+for op = 1, n do
+  local kind = ARGV[ai]; local nk = tonumber(ARGV[ai + 1]); local na = tonumber(ARGV[ai + 2]); ai = ai + 3
+  local K = {}; for j = 1, nk do K[j] = KEYS[ki + j - 1] end; ki = ki + nk
+  local A = {}; for j = 1, na do A[j] = ARGV[ai + j - 1] end; ai = ai + na
+  if kind == 'a' then out[op] = admit(K, A) else out[op] = settle(K, A) end
+end
+return out
+`;
+
+/** The scripts as ioredis custom commands (EVALSHA, with EVAL on NOSCRIPT). */
 interface Scripted {
   enclaveAdmit(numKeys: number, ...args: (string | number)[]): Promise<number[]>;
   enclaveSettle(numKeys: number, ...args: (string | number)[]): Promise<number[]>;
+  enclaveBatch(numKeys: number, ...args: (string | number)[]): Promise<number[][]>;
+}
+
+interface Queued {
+  readonly kind: 'a' | 's';
+  readonly keys: string[];
+  readonly argv: (string | number)[];
+  readonly resolve: (r: number[]) => void;
+  readonly reject: (e: unknown) => void;
 }
 
 export class RedisStore implements CounterStore {
   private readonly cmd: Scripted;
+  /** Work nobody waits for (settlements, admissions without waiting), sent together once per event-loop turn. */
+  private queue: Queued[] = [];
+
   constructor(private readonly redis: Redis) {
     if (!('enclaveAdmit' in redis)) {
       redis.defineCommand('enclaveAdmit', { lua: ADMIT_LUA });
       redis.defineCommand('enclaveSettle', { lua: SETTLE_LUA });
+      redis.defineCommand('enclaveBatch', { lua: BATCH_LUA });
     }
     this.cmd = redis as unknown as Scripted;
   }
@@ -235,14 +277,18 @@ export class RedisStore implements CounterStore {
     return this.redis.status === 'ready';
   }
 
-  async admit(i: AdmitInput): Promise<AdmitOutcome> {
+  /**
+   * `later`: nobody waits for the answer on a call's critical path, so it goes out with the
+   * rest of this event-loop turn's such work in one batch (under load one command carries many).
+   */
+  async admit(i: AdmitInput, later = false): Promise<AdmitOutcome> {
     const keys: string[] = [];
     const argv: (string | number)[] = [i.now, i.rid, i.est, i.estCost, i.concurrencyTtlMs, i.monthEnd, i.levels.length];
     for (const l of i.levels) {
       keys.push(...levelKeys(i.tenantId, l, i.monthId));
       argv.push(l.rpm, l.tpm, l.conc, l.mtok, l.mcost);
     }
-    const r = await this.cmd.enclaveAdmit(keys.length, ...keys, ...argv);
+    const r = later ? await this.enqueue('a', keys, argv) : await this.cmd.enclaveAdmit(keys.length, ...keys, ...argv);
     return decodeAdmit(r, i.levels.length);
   }
 
@@ -257,6 +303,7 @@ export class RedisStore implements CounterStore {
     for (const [err] of res ?? []) if (err) throw err;
   }
 
+  /** Always batched: a settlement is never on a call's critical path. */
   async settle(i: SettleInput): Promise<SettleOutcome> {
     const keys: string[] = [];
     const ti = i.levels.findIndex((l) => l.level === 'tenant');
@@ -265,8 +312,35 @@ export class RedisStore implements CounterStore {
       keys.push(...levelKeys(i.tenantId, l, i.monthId));
       argv.push(l.tpm, i.masks[n] ?? 0);
     });
-    const r = await this.cmd.enclaveSettle(keys.length, ...keys, ...argv);
+    const r = await this.enqueue('s', keys, argv);
     return { tenantTokens: Number(r[0]), tenantCost: Number(r[1]) };
+  }
+
+  private enqueue(kind: 'a' | 's', keys: string[], argv: (string | number)[]): Promise<number[]> {
+    return new Promise((resolve, reject) => {
+      if (this.queue.push({ kind, keys, argv, resolve, reject }) === 1) setImmediate(() => this.flush());
+    });
+  }
+
+  private flush(): void {
+    const q = this.queue;
+    this.queue = [];
+    if (q.length === 1) {
+      const o = q[0]!;
+      (o.kind === 'a' ? this.cmd.enclaveAdmit(o.keys.length, ...o.keys, ...o.argv) : this.cmd.enclaveSettle(o.keys.length, ...o.keys, ...o.argv)).then(o.resolve, o.reject);
+      return;
+    }
+    const keys: string[] = [];
+    const argv: (string | number)[] = [q.length];
+    for (const o of q) {
+      for (const k of o.keys) keys.push(k);
+      argv.push(o.kind, o.keys.length, o.argv.length);
+      for (const a of o.argv) argv.push(a);
+    }
+    this.cmd.enclaveBatch(keys.length, ...keys, ...argv).then(
+      (rs) => q.forEach((o, j) => o.resolve(rs[j]!)),
+      (e: unknown) => q.forEach((o) => o.reject(e)),
+    );
   }
 }
 
