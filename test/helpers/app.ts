@@ -12,6 +12,23 @@ import type { Config } from '../../server/config/settings.js';
 import { listen, type RunningServer } from '../../server/http/server.js';
 
 let dbCounter = 0;
+/** vitest.config.ts maxWorkers: test files running at the same time are in different workers. */
+const WORKERS = 2;
+const DBS_PER_WORKER = 31;
+
+/**
+ * A database of the shared test Redis for one app or server process. Databases 1–62 are
+ * split between vitest's workers (VITEST_POOL_ID is unique among workers running at the same
+ * time), so two files running at once never share one: one file's FLUSHDB, queue jobs or
+ * counters cannot reach another's. A file runs in a process of its own; the pid spreads
+ * consecutive files of one worker over its range. 0 and 63 are left for tests that pick
+ * their own.
+ */
+export function testRedisUrl(): string {
+  const pool = Math.max(1, Number(process.env.VITEST_POOL_ID ?? 1));
+  const db = 1 + ((pool - 1) % WORKERS) * DBS_PER_WORKER + ((process.pid * 7 + dbCounter++) % DBS_PER_WORKER);
+  return `${inject('redisUrl')}/${db}`;
+}
 
 /** A fresh data dir under the OS temp dir, removed by the returned cleanup. */
 export function tempDir(prefix = 'enclave-test-'): string {
@@ -23,10 +40,9 @@ export function tempDir(prefix = 'enclave-test-'): string {
  * master key, silent logs. `env` overrides any setting by its variable name.
  */
 export function testConfig(env: Record<string, string> = {}): Config {
-  const redisDb = (process.pid * 7 + dbCounter++) % 63 + 1;
   return loadConfig({
     ENCLAVE_DATA_DIR: tempDir(),
-    REDIS_URL: `${inject('redisUrl')}/${redisDb}`,
+    REDIS_URL: testRedisUrl(),
     ENCLAVE_MASTER_KEY: randomBytes(32).toString('base64'),
     ENCLAVE_LOG_LEVEL: 'silent',
     PORT: '0',

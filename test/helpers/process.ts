@@ -1,8 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { inject } from 'vitest';
 import { freePort } from '../../server/redis/ping.js';
-import { tempDir } from './app.js';
+import { tempDir, testRedisUrl } from './app.js';
 
 export interface ServerProcess {
   readonly child: ChildProcess;
@@ -28,7 +27,7 @@ export async function spawnServer(opts: { env?: Record<string, string | undefine
     PORT: String(port),
     ENCLAVE_HOST: '127.0.0.1',
     ENCLAVE_DATA_DIR: dataDir,
-    REDIS_URL: `${inject('redisUrl')}/0`,
+    REDIS_URL: testRedisUrl(),
     ENCLAVE_MASTER_KEY: randomBytes(32).toString('base64'),
     ENCLAVE_LOG_LEVEL: 'info',
   });

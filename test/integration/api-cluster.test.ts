@@ -4,12 +4,12 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import OpenAI from 'openai';
 import pino from 'pino';
-import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServices } from '../../server/app.js';
 import { loadConfig } from '../../server/config/load.js';
 import { systemContext } from '../../server/identity/index.js';
 import { FakeOpenAI } from '../fakes/fake-openai.js';
-import { tempDir } from '../helpers/app.js';
+import { tempDir, testRedisUrl } from '../helpers/app.js';
 import { spawnServer, type ServerProcess } from '../helpers/process.js';
 
 /**
@@ -36,7 +36,7 @@ beforeAll(async () => {
   fake = new FakeOpenAI();
   await fake.start();
   // The data dir prepared in-process first (tenant, key, deployment), then served by the cluster.
-  const config = loadConfig({ ENCLAVE_DATA_DIR: dataDir, ENCLAVE_MASTER_KEY: masterKey, REDIS_URL: `${inject('redisUrl')}/0`, ENCLAVE_LOG_LEVEL: 'silent' });
+  const config = loadConfig({ ENCLAVE_DATA_DIR: dataDir, ENCLAVE_MASTER_KEY: masterKey, REDIS_URL: testRedisUrl(), ENCLAVE_LOG_LEVEL: 'silent' });
   const s = await createServices(config, { log: pino({ level: 'silent' }) });
   const ctx = systemContext(s.log, s.clock, 'test');
   const t = s.identity.tenants.create(ctx, { slug: 'acme' });

@@ -6,7 +6,6 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
-import { inject } from 'vitest';
 import { createServices } from '../../server/app.js';
 import { loadConfig } from '../../server/config/load.js';
 import { databaseFile, openDatabase } from '../../server/db/connection.js';
@@ -14,7 +13,7 @@ import { loadMigrations, migrate } from '../../server/db/migrator.js';
 import { createBackup } from '../../server/ops/backup/create.js';
 import { restoreBackup } from '../../server/ops/backup/restore.js';
 import { acquireRestoreLock, DataDirBusyError, liveProcesses, registerProcess } from '../../server/ops/process-registry.js';
-import { tempDir, testConfig } from '../helpers/app.js';
+import { tempDir, testConfig, testRedisUrl } from '../helpers/app.js';
 import { runCli } from '../helpers/cli.js';
 import { spawnServer } from '../helpers/process.js';
 
@@ -44,7 +43,7 @@ describe('backup restore', () => {
       await expect(restoreBackup(cfg, backup.file)).rejects.toThrow(DataDirBusyError);
       await expect(restoreBackup(cfg, backup.file)).rejects.toThrow(/in use by api pid \d+/);
       // the CLI says the same, with its own exit code
-      const env = { ENCLAVE_DATA_DIR: cfg.dataDir, ENCLAVE_MASTER_KEY: key, REDIS_URL: `${inject('redisUrl')}/0` };
+      const env = { ENCLAVE_DATA_DIR: cfg.dataDir, ENCLAVE_MASTER_KEY: key, REDIS_URL: testRedisUrl() };
       const cli = await enclave(['backup', 'restore', backup.file], env);
       expect(cli.code).toBe(3);
       expect(cli.stderr).toMatch(/in use by api pid/);
@@ -136,7 +135,7 @@ describe('backup restore', () => {
   it('drill through the CLI: X25519 backup + secrets export, wipe, restore into a fresh embedded data dir, server starts', async () => {
     const work = tempDir('enclave-drill-');
     cleanup.push(work);
-    const src = { ENCLAVE_DATA_DIR: path.join(work, 'data'), REDIS_URL: `${inject('redisUrl')}/0`, ENCLAVE_LOG_LEVEL: 'silent' };
+    const src = { ENCLAVE_DATA_DIR: path.join(work, 'data'), REDIS_URL: testRedisUrl(), ENCLAVE_LOG_LEVEL: 'silent' };
     const s = await createServices(loadConfig(src), { log: pino({ level: 'silent' }) });
     s.settings.setSecret('idp.clientSecret', 'idp-drill-secret');
     await s.close();

@@ -2,20 +2,18 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
-import { inject } from 'vitest';
 import { describe, expect, it } from 'vitest';
 import { createServices } from '../../server/app.js';
 import { loadConfig } from '../../server/config/load.js';
-import { tempDir } from '../helpers/app.js';
+import { tempDir, testRedisUrl } from '../helpers/app.js';
 import { runCli } from '../helpers/cli.js';
-
 
 const enclave = (args: string[], env: Record<string, string>) => runCli(args, env);
 
 /** A data dir on which the server has started once (migrated, self-test stored), with generated key. */
 async function preparedDir(env: Record<string, string> = {}): Promise<Record<string, string>> {
   // a Redis database of its own: doctor's queue check must not see jobs other tests leave in db 0
-  const full = { ENCLAVE_DATA_DIR: tempDir(), REDIS_URL: `${inject('redisUrl')}/${(process.pid % 60) + 2}`, ...env };
+  const full = { ENCLAVE_DATA_DIR: tempDir(), REDIS_URL: testRedisUrl(), ...env };
   const s = await createServices(loadConfig(full), { log: pino({ level: 'silent' }) });
   await s.close();
   return full;

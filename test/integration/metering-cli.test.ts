@@ -2,11 +2,11 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import pino from 'pino';
-import { describe, expect, inject, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { unrestricted } from '../../server/access/entitlements.js';
 import { createServices } from '../../server/app.js';
 import { loadConfig } from '../../server/config/load.js';
-import { tempDir } from '../helpers/app.js';
+import { tempDir, testRedisUrl } from '../helpers/app.js';
 import { seedTenant } from '../helpers/identity.js';
 
 const exec = promisify(execFile);
@@ -24,7 +24,7 @@ async function enclave(args: string[], env: Record<string, string>) {
 
 describe('enclave usage | prices | plans', () => {
   it('sets prices and plans, assigns a plan, reports a month by model (JSON and CSV)', async () => {
-    const env = { ENCLAVE_DATA_DIR: tempDir(), REDIS_URL: `${inject('redisUrl')}/0`, ENCLAVE_MASTER_KEY: randomBytes(32).toString('base64'), ENCLAVE_LOG_LEVEL: 'silent' };
+    const env = { ENCLAVE_DATA_DIR: tempDir(), REDIS_URL: testRedisUrl(), ENCLAVE_MASTER_KEY: randomBytes(32).toString('base64'), ENCLAVE_LOG_LEVEL: 'silent' };
     const s = await createServices(loadConfig(env), { log: pino({ level: 'silent' }), entitlements: unrestricted, passwordLogN: 10 });
     const t = await seedTenant(s, 'acme', ['owner']);
     const base = { tenantId: t.tenant.id, userId: t.users.owner!.id, keyId: null, workflow: null, endpoint: 'chat', alias: 'gpt-4o', deploymentId: 'prv_1', provider: 'openai', boundary: 'public', classification: 'internal', policy: '{}', tokensEstimated: false, latencyMs: 5, ttftMs: null, stream: false, attempts: 1, httpStatus: 200, errorCode: null, priceVersion: null };

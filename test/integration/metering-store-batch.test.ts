@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis, type Command } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testRedisUrl } from '../helpers/app.js';
 import { levelKeys, RedisStore, type AdmitInput, type LevelSpec } from '../../server/metering/store.js';
 
 /**
@@ -12,7 +13,7 @@ import { levelKeys, RedisStore, type AdmitInput, type LevelSpec } from '../../se
 let redis: Redis;
 const scriptCalls: { name: string }[] = [];
 beforeAll(async () => {
-  redis = new Redis(`${inject('redisUrl')}/62`);
+  redis = new Redis(testRedisUrl());
   await redis.ping();
   // The commands this client sends (INFO commandstats would count other test files' too).
   const send = redis.sendCommand.bind(redis);
