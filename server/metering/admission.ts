@@ -99,6 +99,7 @@ const MONTH_HEADROOM = 0.02;
 const MIN_SPARE_REQUESTS = 20;
 const MIN_SPARE_NEEDS = 10;
 const MAX_UNCONFIRMED = 256;
+const MAX_SNAPSHOTS = 20_000;
 
 /** A level's counters as of Redis's last answer, and this process's reservations since then still without one. */
 interface LevelSnapshot {
@@ -343,6 +344,8 @@ export class Admission {
   /** Keeps Redis's answer per level (only admissions that Redis answered with counters). */
   private remember(tenantId: string, levels: readonly LevelSpec[], outcome: AdmitOutcome, monthId: string, at: number): void {
     if (outcome.ok !== true) return;
+    // Bounded: one entry per key, user and tenant that calls; past the bound, start over (the next call of each level waits once).
+    if (this.snapshots.size > MAX_SNAPSHOTS) this.snapshots.clear();
     levels.forEach((l, idx) => {
       const k = snapshotKey(tenantId, l);
       const sn = this.snapshots.get(k);
