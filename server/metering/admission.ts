@@ -84,8 +84,8 @@ const LEVEL_ORDER: Record<Level, number> = { key: 0, user: 1, tenant: 2, licence
 
 /**
  * Admission without waiting (the hot path's one Redis round trip, ≈ 0.15–0.2 ms of a call's
- * latency on a 2-core VM). A call still reserves in Redis, by the same script and before its
- * upstream request is sent; it only does not wait for the answer when the last answer for
+ * latency on a 2-core VM). A call still reserves in Redis, by the same script, sent with this
+ * event-loop turn's deferred work; it only does not wait for the answer when the last answer for
  * each of its levels (at most SNAPSHOT_MAX_AGE_MS old), less what this process reserved since
  * without an answer, leaves every limit of the level far from reached: at least HEADROOM of
  * the per-minute and concurrency limits (MONTH_HEADROOM of monthly budgets) and many times
@@ -247,7 +247,9 @@ export class Admission {
     }
     const got = await this.run(input, tenant);
     const { outcome, store } = got;
-    if (store === 'redis') this.remember(tenant.id, levels, got.outcome, input.monthId, now);
+    if (store === 'redis' && outcome.ok === true) this.remember(tenant.id, levels, outcome, input.monthId, now);
+    // Refused (or unseeded): whatever this process last saw of these levels is out of date.
+    else for (const l of levels) this.snapshots.delete(snapshotKey(tenant.id, l));
     if (outcome.ok !== true) {
       if (outcome.ok === 'seed') throw new AppError(503, 'rate_limiter_unavailable', 'Usage counters could not be initialised; try again.');
       const spec = levels[outcome.levelIdx]!;
