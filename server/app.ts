@@ -45,7 +45,7 @@ import type { Entitlements } from './access/entitlements.js';
 import { startLicense } from '../license/boot.js';
 import { defaultUsage, type LicenseService } from '../license/service.js';
 import { createGateway, type Gateway } from './gateway/index.js';
-import { v1Routes } from './gateway/routes.js';
+import { ollamaRoutes, v1Routes } from './gateway/routes.js';
 import { fastPath } from './http/fast-path.js';
 import { isClusterWorker } from './cluster-env.js';
 import { clusterMetrics } from './cluster.js';
@@ -298,7 +298,7 @@ export function buildApp(services: Services): RequestListener {
   app.use(errorHandler());
   // /v1 (every AI call) is served without express, by the same request pieces (server/http/fast-path.ts).
   return fastPath({
-    routes: v1Routes(services.gateway),
+    routes: [...v1Routes(services.gateway), ...ollamaRoutes(services.gateway)],
     identity: services.identity,
     log: services.log,
     clock: services.clock,

@@ -1,7 +1,10 @@
+import type { ServerResponse } from 'node:http';
 import { AppError } from '../errors.js';
 import type { FastRoute } from '../http/fast-path.js';
 import { sendJson } from '../http/respond.js';
+import { APP_VERSION } from '../paths.js';
 import type { Gateway } from './index.js';
+import { chatRequest, embedRequest, ollamaError, OllamaResponse, tagsBody } from './ollama-api.js';
 
 /**
  * `/v1`: the OpenAI-compatible surface (API keys), served by the fast path
@@ -47,6 +50,37 @@ export function v1Routes(gateway: Gateway): FastRoute[] {
         await svc.embeddings(ctx, b, req, res);
       },
     },
+  ];
+}
+
+/**
+ * `/ollama/api/*`: the Ollama API over the same pipeline (server/gateway/ollama-api.ts), for
+ * clients that speak Ollama: host `http://enclave:8080/ollama`, an API key as bearer token.
+ * Errors in Ollama's `{"error": "…"}` shape, authentication's included.
+ */
+export function ollamaRoutes(gateway: Gateway): FastRoute[] {
+  const svc = gateway.service;
+  const route = (method: 'GET' | 'POST', name: string, handle: FastRoute['handle']): FastRoute => ({
+    method,
+    template: `/ollama/api/${name}`,
+    pattern: new RegExp(`^/ollama/api/${name}/?$`, 'i'),
+    body: method === 'POST',
+    errorBody: ollamaError,
+    handle,
+  });
+  return [
+    route('GET', 'tags', (ctx, _req, res) => sendJson(res, 200, tagsBody(svc.listModels(ctx)))),
+    route('GET', 'version', (_ctx, _req, res) => sendJson(res, 200, { version: APP_VERSION })),
+    route('POST', 'chat', async (ctx, req, res, body) => {
+      const b = chatRequest(body);
+      svc.beginCall();
+      await svc.chat(ctx, b, req, new OllamaResponse(res, b.model, 'chat') as unknown as ServerResponse);
+    }),
+    route('POST', 'embed', async (ctx, req, res, body) => {
+      const b = embedRequest(body);
+      svc.beginCall();
+      await svc.embeddings(ctx, b, req, new OllamaResponse(res, b.model, 'embed') as unknown as ServerResponse);
+    }),
   ];
 }
 

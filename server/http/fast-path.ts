@@ -33,6 +33,8 @@ export interface FastRoute {
   readonly pattern: RegExp;
   /** Whether the handler gets the parsed JSON body (POST) or the body is drained unread. */
   readonly body: boolean;
+  /** The error body for this route's clients (default: OpenAI's `{error: {message, type, code, param}}`). */
+  readonly errorBody?: (e: AppError) => unknown;
   handle(ctx: RequestContext, req: IncomingMessage, res: ServerResponse, body: unknown, params: readonly string[]): void | Promise<void>;
 }
 
@@ -92,12 +94,12 @@ async function serve(o: FastPathOptions, route: FastRoute, params: string[], req
     const body = route.body ? await readJson(req, o.maxBodyBytes) : (req.resume(), undefined);
     await route.handle(ctx, req, res, body, decoded);
   } catch (e) {
-    sendError(o, ctx, res, e);
+    sendError(o, ctx, res, e, route.errorBody);
   }
 }
 
 /** The error envelope, as server/http/errors.ts's errorHandler writes it behind express. */
-function sendError(o: FastPathOptions, ctx: RequestContext, res: ServerResponse, err: unknown): void {
+function sendError(o: FastPathOptions, ctx: RequestContext, res: ServerResponse, err: unknown, errorBody?: (e: AppError) => unknown): void {
   const e = toAppError(err);
   if (e.status >= 500) ctx.log.error({ err: e.cause ?? e, code: e.code }, 'request failed');
   if (res.headersSent) {
@@ -107,7 +109,7 @@ function sendError(o: FastPathOptions, ctx: RequestContext, res: ServerResponse,
   if (e.headers) for (const k of Object.keys(e.headers)) res.setHeader(k, e.headers[k]!);
   // enclave_auth_failures_total, as express routes count it (server/metrics/auth-failures.ts).
   countAuthFailure(o.metrics, e.status, e.code);
-  sendJson(res, e.status, e.toBody());
+  sendJson(res, e.status, errorBody ? errorBody(e) : e.toBody());
 }
 
 /**

@@ -7,7 +7,7 @@ import { PACKAGE_ROOT } from '../paths.js';
 export const WEB_DIST = path.join(PACKAGE_ROOT, 'dist', 'web');
 
 /** Paths the UI never answers for: the API surfaces keep their own 404s. */
-const API_PREFIXES = ['/v1', '/admin/api', '/auth', '/oidc', '/api', '/healthz', '/readyz', '/metrics'];
+const API_PREFIXES = ['/v1', '/ollama', '/admin/api', '/auth', '/oidc', '/api', '/healthz', '/readyz', '/metrics'];
 
 function isApiPath(p: string): boolean {
   return API_PREFIXES.some((x) => p === x || p.startsWith(`${x}/`));
