@@ -90,10 +90,22 @@ function toOpenAIMessages(messages: unknown[]): Json[] {
 /** `POST /api/chat` body → the OpenAI chat request the gateway runs (stream defaults to true, as in Ollama). */
 export function chatRequest(body: unknown): Json {
   const b = requireObject(body);
-  const model = requireModel(b);
   if (!Array.isArray(b.messages)) throw new AppError(400, 'invalid_request', 'messages must be an array', { param: 'messages' });
+  return openAIChat(b, toOpenAIMessages(b.messages));
+}
+
+/** `POST /api/generate` body (prompt, system, images) → the same chat request: one user turn. */
+export function generateRequest(body: unknown): Json {
+  const b = requireObject(body);
+  if (typeof b.prompt !== 'string') throw new AppError(400, 'invalid_request', 'prompt must be a string', { param: 'prompt' });
+  const turns = [...(typeof b.system === 'string' && b.system ? [{ role: 'system', content: b.system }] : []), { role: 'user', content: b.prompt, images: b.images }];
+  return openAIChat(b, toOpenAIMessages(turns));
+}
+
+function openAIChat(b: Json, messages: Json[]): Json {
+  const model = requireModel(b);
   const stream = b.stream !== false;
-  const out: Json = { model, messages: toOpenAIMessages(b.messages), stream, ...sampling(b.options) };
+  const out: Json = { model, messages, stream, ...sampling(b.options) };
   if (stream) out.stream_options = { include_usage: true };
   if (Array.isArray(b.tools) && b.tools.length) out.tools = b.tools;
   if (b.format === 'json') out.response_format = { type: 'json_object' };
@@ -159,7 +171,7 @@ export class OllamaResponse extends EventEmitter {
   constructor(
     private readonly out: ServerResponse,
     private readonly model: string,
-    private readonly kind: 'chat' | 'embed',
+    private readonly kind: 'chat' | 'generate' | 'embed',
   ) {
     super();
   }
@@ -245,11 +257,16 @@ export class OllamaResponse extends EventEmitter {
     this.fold.add(j as never);
     const text = (j.choices ?? []).map((c: Json) => (typeof c.delta?.content === 'string' ? c.delta.content : '')).join('');
     if (!text) return true;
-    return this.line({ model: this.model, created_at: new Date().toISOString(), message: { role: 'assistant', content: text }, done: false });
+    return this.line({ model: this.model, created_at: new Date().toISOString(), ...this.text(text), done: false });
   }
 
   private line(o: Json): boolean {
     return this.out.write(`${JSON.stringify(o)}\n`);
+  }
+
+  /** The answer's text as /api/chat (`message`) or /api/generate (`response`) carries it. */
+  private text(content: string, calls?: Json[]): Json {
+    return this.kind === 'generate' ? { response: content } : { message: { role: 'assistant', content, ...(calls ? { tool_calls: calls } : {}) } };
   }
 
   /** The final line (or the whole answer's tail): done reason, token counts, tool calls. */
@@ -259,7 +276,7 @@ export class OllamaResponse extends EventEmitter {
     return {
       model: this.model,
       created_at: new Date().toISOString(),
-      message: { role: 'assistant', content: '', ...(calls ? { tool_calls: calls } : {}) },
+      ...this.text('', calls),
       done: true,
       done_reason: DONE_REASON[c?.finishReason ?? 'stop'] ?? 'stop',
       total_duration: (Date.now() - this.started) * 1e6,
@@ -286,7 +303,7 @@ export class OllamaResponse extends EventEmitter {
       body = {
         model: this.model,
         created_at: new Date().toISOString(),
-        message: { role: 'assistant', content: typeof c.message?.content === 'string' ? c.message.content : '', ...(calls ? { tool_calls: calls } : {}) },
+        ...this.text(typeof c.message?.content === 'string' ? c.message.content : '', calls),
         done: true,
         done_reason: DONE_REASON[c.finish_reason ?? 'stop'] ?? 'stop',
         total_duration: (Date.now() - this.started) * 1e6,

@@ -4,7 +4,7 @@ import type { FastRoute } from '../http/fast-path.js';
 import { sendJson } from '../http/respond.js';
 import { APP_VERSION } from '../paths.js';
 import type { Gateway } from './index.js';
-import { chatRequest, embedRequest, ollamaError, OllamaResponse, tagsBody } from './ollama-api.js';
+import { chatRequest, embedRequest, generateRequest, ollamaError, OllamaResponse, tagsBody } from './ollama-api.js';
 
 /**
  * `/v1`: the OpenAI-compatible surface (API keys), served by the fast path
@@ -75,6 +75,11 @@ export function ollamaRoutes(gateway: Gateway): FastRoute[] {
       const b = chatRequest(body);
       svc.beginCall();
       await svc.chat(ctx, b, req, new OllamaResponse(res, b.model, 'chat') as unknown as ServerResponse);
+    }),
+    route('POST', 'generate', async (ctx, req, res, body) => {
+      const b = generateRequest(body);
+      svc.beginCall();
+      await svc.chat(ctx, b, req, new OllamaResponse(res, b.model, 'generate') as unknown as ServerResponse);
     }),
     route('POST', 'embed', async (ctx, req, res, body) => {
       const b = embedRequest(body);

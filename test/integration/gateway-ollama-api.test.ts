@@ -80,6 +80,16 @@ describe('the ollama SDK as a client of Enclave', () => {
     expect(tool).toEqual({ role: 'tool', content: '{"temp": 21}', tool_call_id: assistant.tool_calls[0].id });
   });
 
+  it('generate (prompt and system → one chat turn), whole and streamed', async () => {
+    const r = await ollama.generate({ model: 'gpt-fake', prompt: 'hi', system: 'be brief', options: { num_predict: 20 } });
+    expect(r).toMatchObject({ model: 'gpt-fake', response: 'Hello from the fake model.', done: true });
+    expect(env.openai.requests.at(-1)!.body).toMatchObject({ messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'hi' }], max_tokens: 20 });
+    const parts = [];
+    for await (const p of await ollama.generate({ model: 'llama3.1:8b', prompt: 'hi', stream: true })) parts.push(p);
+    expect(parts.map((p) => p.response).join('')).toBe('Hello from the fake model.');
+    expect(parts.at(-1)!.done).toBe(true);
+  });
+
   it('embed', async () => {
     const r = await ollama.embed({ model: 'nomic-embed-text', input: ['one', 'two'] });
     expect(r.embeddings).toHaveLength(2);
