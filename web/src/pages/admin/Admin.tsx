@@ -30,6 +30,7 @@ const SECTIONS: Section[] = [
   { path: '/admin/sso', label: 'Single sign-on' },
   { path: '/admin/audit', label: 'Audit log' },
   { path: '/admin/settings', label: 'Settings' },
+  { path: '/admin/our-providers', label: 'Our providers' },
   { path: '/admin/providers', label: 'Providers & models', platform: true },
   { path: '/admin/prices', label: 'Prices', platform: true },
   { path: '/admin/tenants', label: 'Tenants', platform: true },
@@ -86,6 +87,16 @@ export function AdminPage({ path }: { path: string }) {
       break;
     case '/admin/providers':
       body = <ProvidersPage />;
+      break;
+    case '/admin/our-providers':
+      body = session.tenant ? (
+        <ProvidersPage tenant={session.tenant} />
+      ) : (
+        <section className="page">
+          <PageTitle>Our providers</PageTitle>
+          <p className="muted">Choose an organisation first.</p>
+        </section>
+      );
       break;
     case '/admin/prices':
       body = <PricesPage />;

@@ -17,8 +17,14 @@ interface Provider {
   health?: { state?: string; breaker?: string } | null;
 }
 
-export function ProvidersPage() {
-  const list = useLoad(() => api<{ data: Provider[] }>('/admin/api/providers'), []);
+/**
+ * Provider deployments. `tenant` set: that tenant's own (tenant-private) deployments, which
+ * its owners and admins manage when the plan includes custom_providers (the API says so
+ * otherwise); unset: the platform's list (platform administrators).
+ */
+export function ProvidersPage({ tenant }: { tenant?: { id: string; slug: string } } = {}) {
+  const base = tenant ? `/admin/api/tenants/${encodeURIComponent(tenant.id)}/providers` : '/admin/api/providers';
+  const list = useLoad(() => api<{ data: Provider[] }>(base), [base]);
   const [form, setForm] = useState({ name: '', kind: 'openai' as 'openai' | 'ollama', base_url: '', api_key: '', boundary: 'private', models: '' });
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
@@ -32,7 +38,7 @@ export function ProvidersPage() {
     setError(null);
     setDone(null);
     try {
-      await api('/admin/api/providers', {
+      await api(base, {
         body: { name: form.name, kind: form.kind, base_url: form.base_url, boundary: form.boundary, models: form.models, ...(form.api_key ? { api_key: form.api_key } : {}) },
       });
       setDone(`Provider ${form.name} added.`);
@@ -47,7 +53,7 @@ export function ProvidersPage() {
   const test = async (p: Provider) => {
     setTests((t) => ({ ...t, [p.id]: { ok: true, text: 'Testing…' } }));
     try {
-      const r = await api<Record<string, unknown>>(`/admin/api/providers/${p.id}/test`, { body: {} });
+      const r = await api<Record<string, unknown>>(`${base}/${p.id}/test`, { body: {} });
       const models = Array.isArray(r.models) ? (r.models as unknown[]).length : null;
       setTests((t) => ({ ...t, [p.id]: { ok: r.ok !== false, text: r.ok === false ? String(r.error ?? r.message ?? 'failed') : `Connected${models !== null ? `: ${models} models` : ''}` } }));
     } catch (err) {
@@ -57,7 +63,12 @@ export function ProvidersPage() {
 
   return (
     <section className="page">
-      <PageTitle>Providers & models</PageTitle>
+      <PageTitle>{tenant ? 'Our providers' : 'Providers & models'}</PageTitle>
+      {tenant ? (
+        <p className="muted">
+          Model endpoints of {tenant.slug} only: other organisations neither see nor reach them. Calls to them follow your data-boundary policy like any other.
+        </p>
+      ) : null}
       <form className="form card" onSubmit={add} aria-label="Add a provider">
         <div className="form-row">
           <label className="field">
@@ -104,7 +115,7 @@ export function ProvidersPage() {
       {list.loading && !list.data ? <Spinner /> : null}
       {list.data ? (
         list.data.data.length === 0 ? (
-          <p className="muted">No providers yet. Add an Ollama or OpenAI-compatible endpoint above.</p>
+          <p className="muted">{tenant ? 'No providers of your own yet.' : 'No providers yet.'} Add an Ollama or OpenAI-compatible endpoint above.</p>
         ) : (
           <div className="table-wrap">
             <table className="table">
