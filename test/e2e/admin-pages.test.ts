@@ -119,34 +119,38 @@ describe('data-boundary policy', () => {
 describe('our providers (tenant-private deployments)', () => {
   it("an owner adds the organisation's own provider; a loopback address is refused with the reason; the list shows only the tenant's own", async () => {
     const { ctx, page, watch } = await signIn(seeded.users.owner!.email);
-    await page.getByRole('link', { name: 'Admin' }).click();
-    await adminSection(page, 'Our providers');
-    await page.getByText('No providers of your own yet.').waitFor();
-    const form = page.getByRole('form', { name: 'Add a provider' });
-    const fill = async (name: string, url: string) => {
-      await form.getByLabel('Name').fill(name);
-      await form.getByLabel('Base URL').fill(url);
-      await form.getByLabel('Models (comma-separated)').fill(`${name}-model`);
-      await form.getByRole('button', { name: 'Add provider' }).click();
-    };
-    // The appliance's own loopback: refused, and the page says why.
-    await fill('acme-sneaky', 'http://127.0.0.1:9/v1');
-    await page.getByRole('alert').filter({ hasText: 'tenant-private deployments may not reach' }).waitFor();
-    // A LAN address: added, and listed (the platform's own deployment is not).
-    await fill('acme-lan', 'http://10.255.255.1:8000/v1');
-    await page.getByRole('status').filter({ hasText: 'Provider acme-lan added.' }).waitFor();
-    const table = page.getByRole('table', { name: 'Provider deployments' });
-    await expect.poll(() => table.getByRole('row').count()).toBe(2); // header + acme-lan
-    const text = (await table.textContent()) ?? '';
-    expect(text).toContain('acme-lan');
-    expect(text).toContain('http://10.255.255.1:8000/v1');
-    expect(text).not.toContain('scripted-public');
-    expect(app.services.gateway.deployments.get('acme-lan').tenant_id).toBe(seeded.tenant.id);
-    expect(await axeCheck(page)).toEqual([]);
-    await shot(page, 'admin-our-providers');
-    expect(watch.errors.filter((e) => !/status of 400/.test(e))).toEqual([]);
-    await ctx.close();
-    app.services.gateway.deployments.remove(sys(app.services), 'acme-lan');
+    try {
+      await page.getByRole('link', { name: 'Admin' }).click();
+      await adminSection(page, 'Our providers');
+      await page.getByText('No providers of your own yet.').waitFor();
+      const form = page.getByRole('form', { name: 'Add a provider' });
+      const fill = async (name: string, url: string) => {
+        await form.getByLabel('Name').fill(name);
+        await form.getByLabel('Base URL').fill(url);
+        await form.getByLabel('Models (comma-separated)').fill(`${name}-model`);
+        await form.getByRole('button', { name: 'Add provider' }).click();
+      };
+      // The appliance's own loopback: refused, and the page says why.
+      await fill('acme-sneaky', 'http://127.0.0.1:9/v1');
+      await page.getByRole('alert').filter({ hasText: 'tenant-private deployments may not reach' }).waitFor();
+      // A LAN address: added, and listed (the platform's own deployment is not).
+      await fill('acme-lan', 'http://10.255.255.1:8000/v1');
+      await page.getByRole('status').filter({ hasText: 'Provider acme-lan added.' }).waitFor();
+      const table = page.getByRole('table', { name: 'Provider deployments' });
+      await expect.poll(() => table.getByRole('row').count()).toBe(2); // header + acme-lan
+      const text = (await table.textContent()) ?? '';
+      expect(text).toContain('acme-lan');
+      expect(text).toContain('http://10.255.255.1:8000/v1');
+      expect(text).not.toContain('scripted-public');
+      expect(app.services.gateway.deployments.get('acme-lan').tenant_id).toBe(seeded.tenant.id);
+      expect(await axeCheck(page)).toEqual([]);
+      await shot(page, 'admin-our-providers');
+      expect(watch.errors.filter((e) => !/status of 400/.test(e))).toEqual([]);
+    } finally {
+      await ctx.close();
+      // The later chat tests must not see an unreachable model of this tenant's.
+      if (app.services.gateway.deployments.find('acme-lan')) app.services.gateway.deployments.remove(sys(app.services), 'acme-lan');
+    }
   });
 });
 
