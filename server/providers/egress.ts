@@ -73,11 +73,6 @@ function unmap(ip: string): { ip: string; family: 'ipv4' | 'ipv6' } {
 }
 
 export function egressPolicy(networks: string | undefined): EgressPolicy {
-  const refused = ALWAYS_REFUSED.map(([address, prefix, family, why]) => {
-    const b = new BlockList();
-    b.addSubnet(address, prefix, family);
-    return { b, why };
-  });
   const list = networks?.trim() ? parseNetworks(networks) : [];
   if (list.length) {
     const allowed = new BlockList();
@@ -89,6 +84,11 @@ export function egressPolicy(networks: string | undefined): EgressPolicy {
       },
     };
   }
+  const refused = ALWAYS_REFUSED.map(([address, prefix, family, why]) => {
+    const b = new BlockList();
+    b.addSubnet(address, prefix, family);
+    return { b, why };
+  });
   return {
     refusal(raw) {
       const { ip, family } = unmap(raw);
@@ -96,6 +96,12 @@ export function egressPolicy(networks: string | undefined): EgressPolicy {
       return null;
     },
   };
+}
+
+/** Why the policy refuses a host that is an IP literal (bracketed IPv6 too); null for names (checked once resolved) and allowed addresses. */
+export function refusedIpHost(policy: EgressPolicy, host: string): string | null {
+  const h = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  return isIP(h) ? policy.refusal(h) : null;
 }
 
 /**
@@ -109,14 +115,17 @@ export function refusedBaseUrl(policy: EgressPolicy, baseUrl: string): string | 
   } catch {
     return null; // the URL schema reports it
   }
-  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
   if (/^localhost\.?$/i.test(host) || /\.localhost\.?$/i.test(host)) return policy.refusal('127.0.0.1');
-  return isIP(host) ? policy.refusal(host) : null;
+  return refusedIpHost(policy, host);
 }
 
+/** A connection the policy refused: `host` as the caller named it, `why` the policy's reason. */
 export class EgressRefused extends Error {
   readonly code = 'ENCLAVE_EGRESS_REFUSED';
   override readonly name = 'EgressRefused';
+  constructor(host: string, why: string) {
+    super(`refused to connect to ${host}: ${why}`);
+  }
 }
 
 type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
@@ -131,7 +140,7 @@ export function guardedLookup(policy: EgressPolicy) {
       if (err) return callback(err, []);
       for (const a of addresses) {
         const why = policy.refusal(a.address);
-        if (why) return callback(new EgressRefused(`refused to connect to ${hostname}: ${why}`), []);
+        if (why) return callback(new EgressRefused(hostname, why), []);
       }
       if (options.all) return callback(null, addresses);
       const first = addresses[0];

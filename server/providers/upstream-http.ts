@@ -1,8 +1,7 @@
-import { isIP } from 'node:net';
 import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { Agent, buildConnector, type Dispatcher } from 'undici';
-import { EgressRefused, guardedLookup, type EgressPolicy } from './egress.js';
+import { EgressRefused, guardedLookup, refusedIpHost, type EgressPolicy } from './egress.js';
 import { httpError, isAbort, UpstreamError } from './types.js';
 
 /**
@@ -33,9 +32,8 @@ function dispatcherFor(policy: EgressPolicy | undefined): Dispatcher {
   if (!d) {
     const base = buildConnector({ timeout: CONNECT_TIMEOUT_MS, lookup: guardedLookup(policy) });
     const connect: buildConnector.connector = (opts, cb) => {
-      const host = opts.hostname.startsWith('[') ? opts.hostname.slice(1, -1) : opts.hostname;
-      const why = isIP(host) ? policy.refusal(host) : null;
-      if (why) cb(new EgressRefused(`refused to connect to ${host}: ${why}`), null);
+      const why = refusedIpHost(policy, opts.hostname);
+      if (why) cb(new EgressRefused(opts.hostname.replace(/^\[(.*)\]$/, '$1'), why), null);
       else base(opts, cb);
     };
     d = new Agent({ ...POOL, connect });
