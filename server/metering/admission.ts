@@ -8,7 +8,7 @@ import type { MeteringRepo } from '../db/repos/metering.js';
 import { AppError } from '../errors.js';
 import { newId } from '../ids.js';
 import type { Revision } from '../identity/revision.js';
-import type { Metrics } from '../metrics/registry.js';
+import { child, type Metrics } from '../metrics/registry.js';
 import { formatReset, monthWindow, parseLimits, type AdmissionLimit, type Level, type Limits, type MonthWindow } from './limits.js';
 import type { PlanService, TenantMetering } from './plans.js';
 import { levelKeys, MemoryStore, RedisStore, type AdmitInput, type AdmitOutcome, type CounterStore, type LevelSpec, type LevelStats } from './store.js';
@@ -240,7 +240,7 @@ export class Admission {
       );
       unconfirmed.catch(() => {}); // settlement reads it; a failure must not be unhandled before then
       this.licence.reserved += est;
-      this.d.metrics.ratelimitAdmissions.labels('redis_unconfirmed').inc();
+      child(this.d.metrics.ratelimitAdmissions, 'redis_unconfirmed').inc();
       const headers = headersFor(levels, snaps.map((sn) => projected(sn)));
       if (warning) headers[LICENSE_WARNING_HEADER] = warning;
       return { id, ctx, tenantId: tenant.id, window, levels, masks: [], est, estCost, store: 'redis', headers, unconfirmed, settled: false };
@@ -257,7 +257,7 @@ export class Admission {
       throw refusal(spec, outcome.limit, outcome.retryMs, now);
     }
     this.licence.reserved += est;
-    this.d.metrics.ratelimitAdmissions.labels(store).inc();
+    child(this.d.metrics.ratelimitAdmissions, store).inc();
     const headers = headersFor(levels, outcome.stats);
     if (warning) headers[LICENSE_WARNING_HEADER] = warning;
     return { id, ctx, tenantId: tenant.id, window, levels, masks: outcome.masks, est, estCost, store, headers, settled: false };

@@ -10,7 +10,7 @@ import type { UsageRow } from '../db/repos/usage.js';
 import { AppError } from '../errors.js';
 import { newId } from '../ids.js';
 import { Revision } from '../identity/revision.js';
-import type { Metrics } from '../metrics/registry.js';
+import { child, type Metrics } from '../metrics/registry.js';
 import { Admission, type FailureMode, type Reservation } from './admission.js';
 import { PlanService } from './plans.js';
 import { Pricing } from './prices.js';
@@ -146,7 +146,7 @@ export function createMetering(o: {
       row.costMicros = c.costMicros;
       row.priceVersion = c.priceVersion;
       // Calls that reached a deployment (zero-priced ones too, so local models show as free).
-      if (row.deploymentId) o.metrics.gatewayCost.labels(plans.tenant(row.tenantId)?.slug ?? 'unknown', row.model ?? 'none', row.provider ?? 'none').inc(c.costMicros);
+      if (row.deploymentId) child(o.metrics.gatewayCost, plans.tenant(row.tenantId)?.slug ?? 'unknown', row.model ?? 'none', row.provider ?? 'none').inc(c.costMicros);
       if (r) void admission.settle(r, row.promptTokens + row.completionTokens, c.costMicros);
     },
   };
