@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import { AppError } from '../errors.js';
+import { sendJson } from '../http/respond.js';
 import { ChunkFold } from '../providers/chunk-fold.js';
 
 /**
@@ -269,19 +270,23 @@ export class OllamaResponse extends EventEmitter {
     return this.kind === 'generate' ? { response: content } : { message: { role: 'assistant', content, ...(calls ? { tool_calls: calls } : {}) } };
   }
 
-  /** The final line (or the whole answer's tail): done reason, token counts, tool calls. */
+  /** The final line of a stream, from the folded chunks and the usage chunk. */
   private last(): Json {
     const c = this.fold.choices[0];
-    const calls = ollamaToolCalls(c?.toolCalls);
+    return this.done('', c?.toolCalls, c?.finishReason, this.usage);
+  }
+
+  /** A finished answer (a stream's last line, or a whole answer): done reason, token counts, tool calls. */
+  private done(content: string, toolCalls: Parameters<typeof ollamaToolCalls>[0], finishReason: string | null | undefined, usage: Json | undefined): Json {
     return {
       model: this.model,
       created_at: new Date().toISOString(),
-      ...this.text('', calls),
+      ...this.text(content, ollamaToolCalls(toolCalls)),
       done: true,
-      done_reason: DONE_REASON[c?.finishReason ?? 'stop'] ?? 'stop',
+      done_reason: DONE_REASON[finishReason ?? 'stop'] ?? 'stop',
       total_duration: (Date.now() - this.started) * 1e6,
-      prompt_eval_count: this.usage?.prompt_tokens ?? 0,
-      eval_count: this.usage?.completion_tokens ?? 0,
+      prompt_eval_count: usage?.prompt_tokens ?? 0,
+      eval_count: usage?.completion_tokens ?? 0,
     };
   }
 
@@ -299,23 +304,9 @@ export class OllamaResponse extends EventEmitter {
       body = { model: this.model, embeddings: (j.data ?? []).map((d: Json) => d.embedding), total_duration: (Date.now() - this.started) * 1e6, prompt_eval_count: j.usage?.prompt_tokens ?? 0 };
     } else {
       const c = j.choices?.[0] ?? {};
-      const calls = ollamaToolCalls(c.message?.tool_calls);
-      body = {
-        model: this.model,
-        created_at: new Date().toISOString(),
-        ...this.text(typeof c.message?.content === 'string' ? c.message.content : '', calls),
-        done: true,
-        done_reason: DONE_REASON[c.finish_reason ?? 'stop'] ?? 'stop',
-        total_duration: (Date.now() - this.started) * 1e6,
-        prompt_eval_count: j.usage?.prompt_tokens ?? 0,
-        eval_count: j.usage?.completion_tokens ?? 0,
-      };
+      body = this.done(typeof c.message?.content === 'string' ? c.message.content : '', c.message?.tool_calls, c.finish_reason, j.usage);
     }
-    const s = JSON.stringify(body);
-    this.out.statusCode = this.statusCode;
-    this.out.setHeader('content-type', 'application/json; charset=utf-8');
-    this.out.setHeader('content-length', Buffer.byteLength(s));
-    this.out.end(s);
+    sendJson(this.out, this.statusCode, body);
   }
 }
 
