@@ -247,9 +247,7 @@ export class Admission {
     }
     const got = await this.run(input, tenant);
     const { outcome, store } = got;
-    if (store === 'redis' && outcome.ok === true) this.remember(tenant.id, levels, outcome, input.monthId, now);
-    // Refused (or unseeded): whatever this process last saw of these levels is out of date.
-    else for (const l of levels) this.snapshots.delete(snapshotKey(tenant.id, l));
+    this.observe(tenant.id, levels, got, input.monthId, now);
     if (outcome.ok !== true) {
       if (outcome.ok === 'seed') throw new AppError(503, 'rate_limiter_unavailable', 'Usage counters could not be initialised; try again.');
       const spec = levels[outcome.levelIdx]!;
@@ -343,33 +341,38 @@ export class Admission {
     return out;
   }
 
-  /** Keeps Redis's answer per level (only admissions that Redis answered with counters). */
-  private remember(tenantId: string, levels: readonly LevelSpec[], outcome: AdmitOutcome, monthId: string, at: number): void {
-    if (outcome.ok !== true) return;
+  /**
+   * Keeps Redis's answer per level when it admitted; anything else — a refusal, counters not
+   * seeded, the in-process store, no answer — means this process's view of those levels is
+   * out of date, and their next calls wait.
+   */
+  private observe(tenantId: string, levels: readonly LevelSpec[], got: { outcome: AdmitOutcome; store: string } | undefined, monthId: string, at: number): void {
+    if (got?.store !== 'redis' || got.outcome.ok !== true) {
+      for (const l of levels) this.snapshots.delete(snapshotKey(tenantId, l));
+      return;
+    }
+    const stats = got.outcome.stats;
     // Bounded: one entry per key, user and tenant that calls; past the bound, start over (the next call of each level waits once).
     if (this.snapshots.size > MAX_SNAPSHOTS) this.snapshots.clear();
     levels.forEach((l, idx) => {
       const k = snapshotKey(tenantId, l);
       const sn = this.snapshots.get(k);
-      const stats = outcome.stats[idx]!;
       if (sn) {
         sn.at = at;
         sn.monthId = monthId;
-        sn.stats = stats;
-      } else this.snapshots.set(k, { at, monthId, stats, count: 0, tokens: 0, cost: 0 });
+        sn.stats = stats[idx]!;
+      } else this.snapshots.set(k, { at, monthId, stats: stats[idx]!, count: 0, tokens: 0, cost: 0 });
     });
   }
 
-  /** An unconfirmed reservation got its answer (or failed): no longer counted as pending; its counters are the newest. */
+  /** An unconfirmed reservation got its answer (or failed): no longer counted as pending. */
   private confirmed(tenantId: string, levels: readonly LevelSpec[], snaps: LevelSnapshot[], est: number, estCost: number, got: { outcome: AdmitOutcome; store: string } | undefined, monthId: string): void {
     for (const sn of snaps) {
       sn.count = Math.max(0, sn.count - 1);
       sn.tokens = Math.max(0, sn.tokens - est);
       sn.cost = Math.max(0, sn.cost - estCost);
     }
-    if (got?.store === 'redis') this.remember(tenantId, levels, got.outcome, monthId, this.d.clock.now());
-    // A refusal or a failure: the level is near its limit or Redis is in doubt; the next calls wait.
-    if (!got || got.outcome.ok !== true) for (const l of levels) this.snapshots.delete(snapshotKey(tenantId, l));
+    this.observe(tenantId, levels, got, monthId, this.d.clock.now());
   }
 
   // ---- licence level ---------------------------------------------------------------------
