@@ -6,7 +6,7 @@ import { startWorker } from '../../server/jobs/runtime.js';
 import type { JobWorker } from '../../server/jobs/worker.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { call, login, PASSWORD, seedTenant, sys } from '../helpers/identity.js';
-import { axeCheck, ensureWebBuilt, launchBrowser, ScriptedUpstream, shot, watchPage } from './support.js';
+import { axeCheck, chatReady, ensureWebBuilt, launchBrowser, ScriptedUpstream, shot, watchPage } from './support.js';
 
 /**
  * The second pass of admin and user pages in Debian's chromium against a real server:
@@ -177,6 +177,7 @@ describe('chat and Me page', () => {
     const { ctx, page, watch } = await signIn(seeded.users.member!.email);
     upstream.reply = 'Noted.';
     upstream.pieceDelayMs = 0;
+    await chatReady(page);
     await expect.poll(() => page.getByLabel('Data classification').inputValue()).toBe('internal');
     await page.getByRole('textbox', { name: 'Message' }).fill('Please write to ana@example.com about it');
     await page.getByRole('textbox', { name: 'Message' }).press('Enter');
@@ -347,6 +348,7 @@ describe('prices and metering settings', () => {
     // The chat: the answer is costed with that price, and the header shows the conversation's cost.
     await page.getByRole('link', { name: 'Chat', exact: true }).click();
     await page.getByRole('heading', { name: 'New chat' }).waitFor();
+    await chatReady(page);
     upstream.reply = 'A priced answer.';
     upstream.pieceDelayMs = 0;
     await page.getByRole('textbox', { name: 'Message' }).fill('What does this cost?');

@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import axe from 'axe-core';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { expect } from 'vitest';
 import { PACKAGE_ROOT } from '../../server/paths.js';
 import { WEB_DIST } from '../../server/web/static.js';
 
@@ -75,6 +76,15 @@ export async function shot(page: Page, name: string): Promise<void> {
  * delay between them (so incremental rendering and Stop can be observed), SSE as OpenAI
  * sends it, usage chunk when asked. Records whether each call was aborted.
  */
+/**
+ * Waits until the chat page can send: its model list has loaded and a model is chosen. Before
+ * that, Enter only answers "Pick a model first." and nothing is sent, and a test then waits
+ * for an answer that never comes (a full run timed out that way).
+ */
+export async function chatReady(page: Page): Promise<void> {
+  await expect.poll(() => page.getByRole('combobox', { name: 'Model' }).inputValue()).not.toBe('');
+}
+
 export class ScriptedUpstream {
   reply = 'Hello from the **scripted** model.';
   pieceDelayMs = 0;

@@ -4,7 +4,7 @@ import { unrestricted } from '../../server/access/entitlements.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { PASSWORD, seedTenant, sys } from '../helpers/identity.js';
 import { testLicense } from '../helpers/license.js';
-import { axeCheck, ensureWebBuilt, launchBrowser, ScriptedUpstream, shot, watchPage } from './support.js';
+import { axeCheck, chatReady, ensureWebBuilt, launchBrowser, ScriptedUpstream, shot, watchPage } from './support.js';
 
 /**
  * The web UI in Debian's chromium against a real server (127.0.0.1) with a scripted
@@ -215,6 +215,7 @@ describe('chat', () => {
   it('explains a policy refusal (confidential data may not go to a public-cloud model)', async () => {
     const { ctx, page } = await signIn(seeded.users.member!.email);
     const calls = upstream.calls.length;
+    await chatReady(page); // the loaded model list resets the classification to the default
     await page.getByLabel('Data classification').selectOption('confidential');
     await expect.poll(() => page.getByRole('status').filter({ hasText: 'Confidential data may only go to' }).count()).toBe(1);
     await page.getByRole('textbox', { name: 'Message' }).fill('Quarterly numbers, confidential');
@@ -239,6 +240,7 @@ describe('chat', () => {
       'Look: <img src=x onerror="window.__xss=1"> and <script>window.__xss=2</script> ' +
       '[click me](javascript:window.__xss=3) and <a href="javascript:window.__xss=4">raw</a> ' +
       '![pic](javascript:window.__xss=5) <iframe src="javascript:window.__xss=6"></iframe> done.';
+    await chatReady(page);
     await page.getByRole('textbox', { name: 'Message' }).fill('Show me something');
     await page.getByRole('textbox', { name: 'Message' }).press('Enter');
     await expect.poll(() => page.locator('.msg-assistant').last().textContent()).toContain('done.');
