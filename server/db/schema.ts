@@ -60,6 +60,8 @@ export const users = sqliteTable('users', {
   platformAdmin: integer('platform_admin', { mode: 'boolean' }).notNull().default(false),
   status: text('status', { enum: ['active', 'deactivated'] }).notNull().default('active'),
   passwordChangedAt: integer('password_changed_at'),
+  /** The tenant the user last worked in (login lands there; never a tenant picked by sort order). */
+  lastTenantId: text('last_tenant_id'),
   createdAt: integer('created_at').notNull(),
   updatedAt: integer('updated_at').notNull(),
 });
@@ -326,6 +328,13 @@ export const ssoIdentities = sqliteTable(
     idpRef: text('idp_ref').notNull(),
     /** Whether the platform IdP's mapping granted platform admin (so a later login may take it back). */
     platformAdminManaged: integer('platform_admin_managed', { mode: 'boolean' }).notNull().default(false),
+    /**
+     * Why this IdP may assert this account (server/sso/authority.ts): `provisioned` (the IdP
+     * created it), `linked_by_user` (the account holder linked it while signed in),
+     * `linked_by_email` (verified domain of the IdP's tenant), `legacy` (made before the
+     * identity-authority rules; re-checked at every login).
+     */
+    origin: text('origin', { enum: ['provisioned', 'linked_by_user', 'linked_by_email', 'legacy'] }).notNull().default('legacy'),
     createdAt: integer('created_at').notNull(),
     lastLoginAt: integer('last_login_at').notNull(),
   },
@@ -648,5 +657,60 @@ export const callContents = sqliteTable(
   (t) => [index('call_contents_request_idx').on(t.tenantId, t.requestId), index('call_contents_expiry_idx').on(t.expiresAt)],
 );
 
+// ---------------------------------------------------------------------------
+// Identity authority (issue 16): invitations (consent before membership) and e-mail
+// domains a platform administrator verified for a tenant.
+// ---------------------------------------------------------------------------
+
+/**
+ * An invitation to a tenant. Only the SHA-256 of the link token is stored. Accepted by the
+ * account holder signed in as themselves, or (for an address without an account) through
+ * the link, where the invitee sets their own password or signs in with the tenant's IdP.
+ */
+export const invitations = sqliteTable(
+  'invitations',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    /** Lower-cased. */
+    email: text('email').notNull(),
+    role: text('role', { enum: ['owner', 'admin', 'member', 'viewer'] }).notNull(),
+    tokenHash: text('token_hash').notNull().unique(),
+    /** The actor who invited (a user id or `system:<name>`). */
+    invitedBy: text('invited_by').notNull(),
+    status: text('status', { enum: ['pending', 'accepted', 'declined', 'revoked'] }).notNull().default('pending'),
+    acceptedUserId: text('accepted_user_id'),
+    createdAt: integer('created_at').notNull(),
+    expiresAt: integer('expires_at').notNull(),
+    decidedAt: integer('decided_at'),
+  },
+  (t) => [index('invitations_tenant_idx').on(t.tenantId, t.status), index('invitations_email_idx').on(t.email, t.status)],
+);
+
+/**
+ * An e-mail domain claimed for a tenant. Only a platform administrator verifies it
+ * (`enclave tenants domains verify`); a verified domain lets the tenant's IdP link and
+ * provision accounts of that domain. A domain is verified for at most one tenant.
+ */
+export const tenantDomains = sqliteTable(
+  'tenant_domains',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    /** Lower-cased, without a leading @. */
+    domain: text('domain').notNull(),
+    /** The value the tenant publishes as DNS TXT `_enclave-challenge.<domain>` for the platform admin to check. */
+    challenge: text('challenge').notNull(),
+    verifiedAt: integer('verified_at'),
+    verifiedBy: text('verified_by'),
+    createdAt: integer('created_at').notNull(),
+  },
+  (t) => [uniqueIndex('tenant_domains_tenant_domain_idx').on(t.tenantId, t.domain), index('tenant_domains_domain_idx').on(t.domain)],
+);
+
 /** Every table whose rows belong to a tenant. A test checks that no table with a tenant_id column is missing. */
-export const TENANT_OWNED = { tenantSettings, memberships, apiKeys, usageRecords, ssoIdps, conversations, chatMessages, files, batches, batchLines, usageRollups, meteringLimits, meteringSettings, meteringNotifications, callContents } as const;
+export const TENANT_OWNED = { tenantSettings, memberships, apiKeys, usageRecords, ssoIdps, conversations, chatMessages, files, batches, batchLines, usageRollups, meteringLimits, meteringSettings, meteringNotifications, callContents, invitations, tenantDomains } as const;

@@ -85,6 +85,8 @@ export function createTenantData(db: Db) {
     meteringSettings: tenantScoped(db, TENANT_OWNED.meteringSettings),
     meteringNotifications: tenantScoped(db, TENANT_OWNED.meteringNotifications),
     callContents: tenantScoped(db, TENANT_OWNED.callContents),
+    invitations: tenantScoped(db, TENANT_OWNED.invitations),
+    tenantDomains: tenantScoped(db, TENANT_OWNED.tenantDomains),
   };
 }
 
