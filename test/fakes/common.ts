@@ -61,10 +61,39 @@ export abstract class FakeUpstream {
     return this.sockets.size;
   }
 
+  /** Held responses (see hold()); undefined when responses flow. */
+  private held: (() => void)[] | undefined;
+
   /** Queues faults for the next requests, in order. */
   fail(...faults: (Fault | FaultMode)[]): this {
     for (const f of faults) this.faults.push(typeof f === 'string' ? { mode: f } : f);
     return this;
+  }
+  /** Faults queued by fail() that no request has consumed yet. */
+  get pendingFaults(): readonly Fault[] {
+    return [...this.faults];
+  }
+  /**
+   * Fails when a fault queued by fail() was never consumed: a test whose fault never fired
+   * tested nothing (like undici's assertNoPendingInterceptors()). Call it at the end of a
+   * test, before reset().
+   */
+  assertNoPendingFaults(): void {
+    if (this.faults.length > 0) {
+      const modes = this.faults.map((f) => f.mode).join(', ');
+      throw new Error(`${this.faults.length} queued fault(s) never reached a request: ${modes}`);
+    }
+  }
+  /**
+   * Holds every response from now on (the request is recorded and its fault taken first)
+   * until the returned function is called: "N calls are in flight upstream" without timing.
+   */
+  hold(): () => void {
+    const held: (() => void)[] = (this.held ??= []);
+    return () => {
+      if (this.held === held) this.held = undefined;
+      for (const release of held.splice(0)) release();
+    };
   }
   failAlways(f: Fault | FaultMode | undefined): this {
     this.always = typeof f === 'string' ? { mode: f } : f;
@@ -74,6 +103,8 @@ export abstract class FakeUpstream {
     this.requests.length = 0;
     this.faults.length = 0;
     this.always = undefined;
+    for (const release of this.held?.splice(0) ?? []) release();
+    this.held = undefined;
     this.latencyMs = 0;
     this.chunkDelayMs = 0;
   }
@@ -98,6 +129,7 @@ export abstract class FakeUpstream {
   }
 
   async close(): Promise<void> {
+    for (const release of this.held?.splice(0) ?? []) release();
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
@@ -125,6 +157,10 @@ export abstract class FakeUpstream {
       if (fault?.mode === 'drop') {
         req.socket.destroy();
         return;
+      }
+      if (this.held) {
+        const held = this.held;
+        await new Promise<void>((release) => held.push(release));
       }
       if (fault?.mode === 'slow_first_token') await sleep(fault.delayMs ?? 1000);
       if (this.latencyMs) await sleep(this.latencyMs);

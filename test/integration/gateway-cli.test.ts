@@ -3,7 +3,8 @@ import { promisify } from 'node:util';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, login, PASSWORD, sys } from '../helpers/identity.js';
-import { gatewayEnv, until, type GatewayEnv } from './gateway-env.js';
+import { waitFor } from '../helpers/wait.js';
+import { gatewayEnv, type GatewayEnv } from './gateway-env.js';
 
 const run = promisify(execFile);
 let env: GatewayEnv;
@@ -35,7 +36,7 @@ describe('enclave providers (CLI) and the admin API', () => {
     expect(added.code).toBe(0);
     expect(added.stdout).not.toContain('sk-cli-secret');
     const t0 = Date.now();
-    await until(() => env.app.services.gateway.catalogue.deployment('cloud-1') !== undefined, 1000);
+    await waitFor(() => env.app.services.gateway.catalogue.deployment('cloud-1'), { what: 'deployment cloud-1 in the catalogue' });
     expect(Date.now() - t0).toBeLessThan(1000);
     const r = await env.client.chat.completions.create({ model: 'llama3.1:8b', messages: [{ role: 'user', content: 'hi' }] });
     expect(r.choices[0]!.message.content).toBeTruthy();
@@ -53,12 +54,12 @@ describe('enclave providers (CLI) and the admin API', () => {
     expect(test).toMatchObject({ ok: true, models: ['llama3.1:8b', 'nomic-embed-text'] });
 
     await cli('alias', 'set', 'chat-default', '--targets', 'ollama-1=llama3.1:8b@1,cloud-1=gpt-fake@2');
-    await until(() => env.app.services.gateway.catalogue.candidates('chat-default', env.tenant.tenant.id).length === 2, 1000);
+    await waitFor(() => env.app.services.gateway.catalogue.candidates('chat-default', env.tenant.tenant.id).length, { until: (n) => n === 2, what: '2 candidates for chat-default' });
     const viaAlias = await env.client.chat.completions.create({ model: 'chat-default', messages: [{ role: 'user', content: 'hi' }] }).withResponse();
     expect(viaAlias.response.headers.get('x-enclave-boundary')).toBe('local');
 
     await cli('update', 'ollama-1', '--disable');
-    await until(() => env.app.services.gateway.catalogue.deployment('ollama-1')?.enabled === false, 1000);
+    await waitFor(() => env.app.services.gateway.catalogue.deployment('ollama-1')?.enabled, { until: (e) => e === false, what: 'ollama-1 disabled in the catalogue' });
     const e = await env.client.chat.completions.create({ model: 'llama3.1:8b', messages: [{ role: 'user', content: 'hi' }] }).catch((x) => x);
     expect(e).toBeInstanceOf(OpenAI.NotFoundError);
 

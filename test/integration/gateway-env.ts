@@ -52,11 +52,3 @@ export async function gatewayEnv(opts: { clock?: Clock; entitlements?: Entitleme
   };
 }
 
-/** Waits until `fn` is true (polling), for asynchronous effects such as usage after a disconnect. */
-export async function until(fn: () => boolean, ms = 2000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > end) throw new Error('condition not reached');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

@@ -2,7 +2,8 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeOpenAI } from '../fakes/fake-openai.js';
 import { ManualClock, sys } from '../helpers/identity.js';
-import { gatewayEnv, until, type GatewayEnv } from './gateway-env.js';
+import { waitFor } from '../helpers/wait.js';
+import { gatewayEnv, type GatewayEnv } from './gateway-env.js';
 
 const clock = new ManualClock(Date.now());
 let env: GatewayEnv;
@@ -113,8 +114,8 @@ describe('reliability', () => {
     } catch {
       /* aborted */
     }
-    await until(() => env.openai.requests[0]?.aborted === true);
-    await until(() => env.usage().length === before + 1);
+    await waitFor(() => env.openai.requests[0]?.aborted, { what: 'the upstream request aborted' });
+    await waitFor(() => env.usage().length, { until: (n) => n === before + 1, what: `${before + 1} usage records` });
     const u = lastUsage();
     expect(u, JSON.stringify(u)).toMatchObject({ status: 'client_disconnect', model, stream: true });
   });
@@ -149,7 +150,7 @@ describe('reliability', () => {
   });
 
   it('exactly one usage record per call across every case above', async () => {
-    await until(() => env.usage().length === calls);
+    await waitFor(() => env.usage().length, { until: (n) => n === calls, what: `${calls} usage records` });
     expect(env.usage().length).toBe(calls);
   });
 });

@@ -1,6 +1,7 @@
 import { Ollama } from 'ollama';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { gatewayEnv, until, type GatewayEnv } from './gateway-env.js';
+import { waitFor } from '../helpers/wait.js';
+import { gatewayEnv, type GatewayEnv } from './gateway-env.js';
 
 /**
  * The Ollama API face of the gateway (`/ollama/api/*`), with the official `ollama` SDK as the
@@ -49,7 +50,7 @@ describe('the ollama SDK as a client of Enclave', () => {
     expect(env.ollama.requests.find((r) => r.path === '/api/chat' && r.body.stream === true)).toBeDefined();
     const sent = env.openai.requests.filter((r) => r.path === '/v1/chat/completions');
     expect(sent[0]!.body).toMatchObject({ model: 'gpt-fake', temperature: 0.2, max_tokens: 50 });
-    await until(() => env.usage().length >= before + 4, 3000);
+    await waitFor(() => env.usage().length, { until: (n) => n >= before + 4, what: `${before + 4} usage records` });
     const rows = env.usage().slice(0, 4);
     expect(rows.every((u) => u.endpoint === 'chat' && u.status === 'ok')).toBe(true);
   });

@@ -6,7 +6,8 @@ import { unrestricted, type Entitlements } from '../../server/access/entitlement
 import { FakeOpenAI } from '../fakes/fake-openai.js';
 import { startTestApp, testConfig, type TestApp } from '../helpers/app.js';
 import { call, login, PASSWORD, seedTenant, sys, type Session } from '../helpers/identity.js';
-import { FAST, until } from './gateway-env.js';
+import { waitFor } from '../helpers/wait.js';
+import { FAST } from './gateway-env.js';
 
 /**
  * Tenant-private provider deployments: tenant administrators manage their own tenant's
@@ -289,21 +290,21 @@ describe('tenant-private models through /v1 (openai SDK)', () => {
     // Measured from the answer: the change is committed when the admin API answers.
     expect((await call(app.url, aPath(), { method: 'POST', session: aAdmin, body: body('a-fresh') })).status).toBe(201);
     let t0 = Date.now();
-    await until(() => second.services.gateway.catalogue.deployment('a-fresh') !== undefined, 1000);
+    await waitFor(() => second.services.gateway.catalogue.deployment('a-fresh'), { what: 'a-fresh on the second server' });
     expect(Date.now() - t0).toBeLessThan(1000);
     expect(await ids()).toContain('a-fresh-model');
     expect((await chat(aOnSecond, 'a-fresh-model')).choices[0]!.message.content).toBeTruthy();
 
     expect((await call(app.url, `${aPath()}/a-fresh`, { method: 'PATCH', session: aAdmin, body: { enabled: false } })).status).toBe(200);
     t0 = Date.now();
-    await until(() => second.services.gateway.catalogue.deployment('a-fresh')?.enabled === false, 1000);
+    await waitFor(() => second.services.gateway.catalogue.deployment('a-fresh')?.enabled, { until: (e) => e === false, what: 'a-fresh disabled on the second server' });
     expect(Date.now() - t0).toBeLessThan(1000);
     const e = await chat(aOnSecond, 'a-fresh-model').catch((x) => x);
     expect(e).toBeInstanceOf(OpenAI.NotFoundError);
 
     expect((await call(app.url, `${aPath()}/a-fresh`, { method: 'DELETE', session: aAdmin })).status).toBe(204);
     t0 = Date.now();
-    await until(() => second.services.gateway.catalogue.deployment('a-fresh') === undefined, 1000);
+    await waitFor(() => second.services.gateway.catalogue.deployment('a-fresh'), { until: (d) => d === undefined, what: 'a-fresh gone from the second server' });
     expect(Date.now() - t0).toBeLessThan(1000);
   });
 });
@@ -332,7 +333,7 @@ describe('tenant model aliases', () => {
     const set = await put({ name: 'shared-model', tenant_id: 'acorp', targets: [{ deployment: 'a-own', model: 'a-own-model' }] });
     expect(set.status, JSON.stringify(set.body)).toBe(200);
     expect(set.body).toMatchObject({ name: 'shared-model', tenant_id: A.tenant.id });
-    await until(() => s.gateway.catalogue.candidates('shared-model', A.tenant.id)[0]?.deployment.name === 'a-own', 1000);
+    await waitFor(() => s.gateway.catalogue.candidates('shared-model', A.tenant.id)[0]?.deployment.name, { until: (n) => n === 'a-own', what: 'A’s alias in the catalogue' });
     upstream.reset();
     await chat(aClient, 'shared-model');
     expect(own.requests.map((r) => r.body.model)).toEqual(['a-own-model']);
@@ -350,7 +351,7 @@ describe('tenant model aliases', () => {
 
     expect((await call(app.url, '/admin/api/model-aliases/shared-model', { method: 'DELETE', session: root })).status).toBe(204);
     expect(s.identity.audit.list({ tenantId: A.tenant.id, action: 'providers.alias_remove', limit: 1 })[0]).toMatchObject({ targetId: 'shared-model' });
-    await until(() => s.gateway.catalogue.candidates('shared-model', A.tenant.id)[0]?.deployment.name === 'shared', 1000);
+    await waitFor(() => s.gateway.catalogue.candidates('shared-model', A.tenant.id)[0]?.deployment.name, { until: (n) => n === 'shared', what: 'A’s alias removed from the catalogue' });
     upstream.reset();
     await chat(aClient, 'shared-model');
     expect(upstream.requests.map((r) => r.body.model)).toEqual(['shared-model']);
@@ -373,7 +374,7 @@ describe('enclave providers --tenant', () => {
     expect((unknown as { code: number }).code).toBe(3);
     expect((unknown as { stderr: string }).stderr).toMatch(/^enclave: not_found: Tenant not found/);
     const t0 = Date.now();
-    await until(() => app.services.gateway.catalogue.deployment('a-cli') !== undefined, 1000);
+    await waitFor(() => app.services.gateway.catalogue.deployment('a-cli'), { what: 'a-cli in the catalogue' });
     expect(Date.now() - t0).toBeLessThan(1000);
     expect((await aClient.models.list()).data.map((m) => m.id)).toContain('a-cli-model');
     expect((await bClient.models.list()).data.map((m) => m.id)).not.toContain('a-cli-model');

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, login, PASSWORD, sys, type Session } from '../helpers/identity.js';
-import { gatewayEnv, until, type GatewayEnv } from './gateway-env.js';
+import { waitFor } from '../helpers/wait.js';
+import { gatewayEnv, type GatewayEnv } from './gateway-env.js';
 
 const clock = { t: Date.UTC(2027, 4, 10, 12), now(): number { return this.t; } };
 let env: GatewayEnv;
@@ -62,7 +63,7 @@ describe('metering admin API', () => {
     expect(first.status).toBe(200);
     expect(first.headers.get('x-ratelimit-limit-requests')).toBe('50'); // tenant 50 < key 100
     for (let i = 0; i < 11; i++) expect((await chat()).status).toBe(200); // 84 used → 80 % crossed
-    await until(() => env.app.services.metering.repo.notifications(tid, true).length === 1);
+    await waitFor(() => env.app.services.metering.repo.notifications(tid, true).length, { until: (n) => n === 1, what: 'one open notification' });
     r = await call(u, `/admin/api/tenants/${tid}/notifications`, { session: owner });
     expect(r.body.data).toEqual([expect.objectContaining({ limit: 'monthly_tokens', threshold: 80, limit_value: 100 })]);
     expect((await chat()).status).toBe(200); // 91

@@ -4,7 +4,8 @@ import { unrestricted, type Entitlements } from '../../server/access/entitlement
 import { AppError } from '../../server/errors.js';
 import type { Limits } from '../../server/metering/limits.js';
 import { sys } from '../helpers/identity.js';
-import { gatewayEnv, until, type GatewayEnv } from './gateway-env.js';
+import { waitFor } from '../helpers/wait.js';
+import { gatewayEnv, type GatewayEnv } from './gateway-env.js';
 
 /** A clock the tests move (token buckets refill and months roll over on it). */
 const clock = { t: Date.UTC(2025, 0, 15, 12), now(): number { return this.t; } };
@@ -126,11 +127,20 @@ describe('one hierarchy: key → user → tenant plan → licence', () => {
     // through the identity API (no metering revision bump): the tenant cache expires in 500 ms
     m().plans.upsert(sys(env.app.services), { name: 'tiny', limits: { requests_per_minute: 0 } });
     env.app.services.identity.tenants.update(sys(env.app.services), env.tenant.tenant.id, { plan: 'tiny' });
-    const t0 = Date.now();
-    await until(() => m().plans.tenant(env.tenant.tenant.id)?.plan.name === 'tiny', 1000);
-    expect(Date.now() - t0).toBeLessThan(1000);
-    await new Promise((r) => setTimeout(r, 550));
-    expect((await chat()).status).toBe(429);
+    const t0 = Date.now(); // the change is committed
+    // The promise: no call that starts 1 s after the change is served any more. Measured by the
+    // start of the last call that was still served (a busy machine only makes fewer polls).
+    let lastServedAt = t0;
+    await waitFor(
+      async () => {
+        const started = Date.now();
+        const status = (await chat()).status;
+        if (status === 200) lastServedAt = started;
+        return status;
+      },
+      { until: (status) => status === 429, what: 'calls refused under the new plan' },
+    );
+    expect(lastServedAt - t0).toBeLessThan(1000);
     plan({});
     const audit = env.app.services.db.$client.prepare("SELECT action FROM audit_log WHERE action IN ('tenant.plan', 'plan.create', 'plan.update')").pluck().all();
     expect(audit).toContain('tenant.plan');
@@ -193,13 +203,26 @@ describe('budgets under concurrency', () => {
     await m().admission.release(held.pop()!);
     expect((await chat()).status).toBe(200);
     for (const r of held) await m().admission.release(r);
-    // Over HTTP: parallel calls against a slow upstream; refusals are immediate and name the cap.
+    // Over HTTP: 10 parallel calls while the upstream holds its answers: exactly 3 reach it,
+    // the other 7 are refused at once (before any answer) and name the cap.
     env.ollama.reset();
-    for (let i = 0; i < 10; i++) env.ollama.fail({ mode: 'slow_first_token', delayMs: 300 });
-    const results = await Promise.all(Array.from({ length: 10 }, () => chat()));
-    const ok = results.filter((r) => r.status === 200).length;
-    expect(ok).toBeGreaterThanOrEqual(3);
-    for (const r of results.filter((x) => x.status !== 200)) expect(r.body.error).toMatchObject({ code: 'rate_limit_exceeded', level: 'key', limit: 'concurrent_requests' });
+    const release = env.ollama.hold();
+    const refused: Awaited<ReturnType<typeof chat>>[] = [];
+    const upstreamCalls = () => env.ollama.requests.filter((r) => r.path === '/api/chat').length;
+    const calls = Array.from({ length: 10 }, () =>
+      chat().then((r) => {
+        if (r.status !== 200) refused.push(r);
+        return r;
+      }),
+    );
+    try {
+      await waitFor(() => refused.length + upstreamCalls(), { until: (n) => n === 10, what: 'every call refused or held upstream' });
+      expect(upstreamCalls()).toBe(3);
+      for (const r of refused) expect(r.body.error).toMatchObject({ code: 'rate_limit_exceeded', level: 'key', limit: 'concurrent_requests' });
+    } finally {
+      release();
+    }
+    expect((await Promise.all(calls)).filter((r) => r.status === 200)).toHaveLength(3);
     env.ollama.reset();
     expect((await chat()).status).toBe(200);
     subject('key', env.keyId, null);
@@ -215,11 +238,12 @@ describe('budgets under concurrency', () => {
     env.ollama.fail('server_error', 'server_error');
     expect((await chat()).status).toBe(502);
     const ac = new AbortController();
+    const disconnects = env.usage().filter((u) => u.status === 'client_disconnect').length;
     env.ollama.fail({ mode: 'slow_first_token', delayMs: 300 });
     const gone = fetch(`${env.app.url}/v1/chat/completions`, { method: 'POST', signal: ac.signal, headers: { authorization: `Bearer ${env.key}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'llama3.1:8b', messages: [{ role: 'user', content: 'bye' }] }) }).catch(() => null);
     setTimeout(() => ac.abort(), 80);
     await gone;
-    await new Promise((r) => setTimeout(r, 400));
+    await waitFor(() => env.usage().filter((u) => u.status === 'client_disconnect').length, { until: (n) => n > disconnects, what: 'the disconnected call’s usage record' });
     env.ollama.reset();
     env.usage();
     const db = env.app.services.db.$client;

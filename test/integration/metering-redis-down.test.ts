@@ -6,7 +6,8 @@ import { freePort, pingTcp } from '../../server/redis/ping.js';
 import { FakeOllama } from '../fakes/fake-ollama.js';
 import { startTestApp, tempDir, type TestApp } from '../helpers/app.js';
 import { seedTenant, sys } from '../helpers/identity.js';
-import { FAST, until } from './gateway-env.js';
+import { waitFor } from '../helpers/wait.js';
+import { FAST } from './gateway-env.js';
 
 /** A private redis-server this test stops and starts again on the same port. */
 async function startRedis(port: number): Promise<ChildProcess> {
@@ -70,7 +71,7 @@ describe('Redis stopped mid-test', () => {
     expect(r.headers.get('x-ratelimit-remaining-requests')).toBe('99');
 
     await stopRedis(e.holder.redis);
-    await until(() => e.s.redis.status !== 'ready', 3000);
+    await waitFor(() => e.s.redis.status, { until: (s) => s !== 'ready', what: 'the Redis connection lost' });
     r = await e.chat();
     expect(r.status).toBe(200); // served from the in-process limiter
     expect(await e.metric('enclave_ratelimit_degraded')).toContain('enclave_ratelimit_degraded 1');
@@ -81,7 +82,7 @@ describe('Redis stopped mid-test', () => {
     expect(r.body.error).toMatchObject({ code: 'quota_exceeded', level: 'tenant', limit: 'monthly_tokens' });
 
     e.holder.redis = await startRedis(e.port);
-    await until(() => e.s.redis.status === 'ready', 5000);
+    await waitFor(() => e.s.redis.status, { until: (s) => s === 'ready', what: 'the Redis connection back' });
     r = await e.chat(); // Redis is empty: its counter is seeded from the ledger, still exact
     expect(r.status).toBe(429);
     e.plan({ monthly_tokens: 1000, requests_per_minute: 100 });
@@ -92,7 +93,7 @@ describe('Redis stopped mid-test', () => {
     const keys = await e.s.redis.keys('enc:m:*:tok');
     expect(keys.length).toBe(1);
     // four successful calls of 7 tokens (the refusals used none): Redis's counter equals the ledger
-    await until(() => e.s.metering.admission.memory.touched.size === 0, 1000);
+    await waitFor(() => e.s.metering.admission.memory.touched.size, { until: (n) => n === 0, what: 'the in-process counters handed back to Redis' });
     expect(Number(await e.s.redis.get(keys[0]!))).toBe(4 * 7);
   }, 30_000);
 
@@ -124,12 +125,12 @@ describe('Redis stopped mid-test', () => {
     e.plan({ requests_per_minute: 100 });
     expect((await e.chat()).status).toBe(200);
     await stopRedis(e.holder.redis);
-    await until(() => e.s.redis.status !== 'ready', 3000);
+    await waitFor(() => e.s.redis.status, { until: (s) => s !== 'ready', what: 'the Redis connection lost' });
     const r = await e.chat();
     expect(r.status).toBe(503);
     expect(r.body.error.code).toBe('rate_limiter_unavailable');
     e.holder.redis = await startRedis(e.port);
-    await until(() => e.s.redis.status === 'ready', 5000);
+    await waitFor(() => e.s.redis.status, { until: (s) => s === 'ready', what: 'the Redis connection back' });
     expect((await e.chat()).status).toBe(200);
   }, 30_000);
 });

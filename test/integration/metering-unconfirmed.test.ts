@@ -3,7 +3,8 @@ import { unrestricted } from '../../server/access/entitlements.js';
 import type { Limits } from '../../server/metering/limits.js';
 import { testConfig } from '../helpers/app.js';
 import { sys } from '../helpers/identity.js';
-import { gatewayEnv, until, type GatewayEnv } from './gateway-env.js';
+import { waitFor } from '../helpers/wait.js';
+import { gatewayEnv, type GatewayEnv } from './gateway-env.js';
 
 /**
  * Admission without waiting for Redis (server/metering/admission.ts): far from every limit a
@@ -59,7 +60,7 @@ describe('admission without waiting for Redis', () => {
     expect((await admissions('redis_unconfirmed')) - unconfirmed0).toBe(n - 1);
     // Every call reserved and settled in Redis: n requests taken from the bucket, the month's
     // tokens are the usage records' tokens, no concurrency slot left behind.
-    await until(() => env.usage().length >= n, 3000);
+    await waitFor(() => env.usage().length, { until: (k) => k >= n, what: `${n} usage records` });
     const used = env.usage().reduce((t, u) => t + (u.promptTokens + u.completionTokens), 0);
     await expect.poll(async () => Number(await s().redis.get(await monthTokensKey()))).toBe(used);
     expect(Number(await s().redis.hget(`${keyBase()}:rpm`, 'v'))).toBeCloseTo(100_000 - n, 0);
@@ -82,14 +83,14 @@ describe('admission without waiting for Redis', () => {
     // As if other API processes had just taken every remaining request of the minute.
     await s().redis.hset(`${keyBase()}:rpm`, 'v', '0', 't', String(clock.t));
     const over0 = (await s().metrics.ratelimitUnconfirmedOver.get()).values[0]?.value ?? 0;
-    await until(() => env.usage().length >= 3, 3000);
+    await waitFor(() => env.usage().length, { until: (k) => k >= 3, what: '3 usage records' });
     const tokensBefore = Number(await s().redis.get(await monthTokensKey()));
 
     const admitted = await chat(); // admitted on the last counters; Redis refuses its reservation
     expect(admitted.status).toBe(200);
     await expect.poll(async () => ((await s().metrics.ratelimitUnconfirmedOver.get()).values[0]?.value ?? 0) - over0).toBe(1);
     // Charged what it used (settled as unreserved), so the month's counter stays exact.
-    await until(() => env.usage().length >= 4, 3000);
+    await waitFor(() => env.usage().length, { until: (k) => k >= 4, what: '4 usage records' });
     await expect.poll(async () => Number(await s().redis.get(await monthTokensKey()))).toBe(tokensBefore + (env.usage().at(-1)!.promptTokens + env.usage().at(-1)!.completionTokens));
 
     const refused = await chat();
