@@ -7,6 +7,7 @@ import { webhookJobId } from '../../server/jobs/webhooks.js';
 import type { JobWorker } from '../../server/jobs/worker.js';
 import { verifySignature } from '../../server/metering/webhooks.js';
 import { call, login, sys, type Session } from '../helpers/identity.js';
+import { waitFor } from '../helpers/wait.js';
 import { gatewayEnv, type GatewayEnv } from './gateway-env.js';
 
 /** A real receiver on 127.0.0.1: answers 500 to the first `failFirst` deliveries, then 204. */
@@ -32,14 +33,6 @@ class Receiver {
   }
   close(): Promise<void> {
     return new Promise((r) => this.server.close(() => r()));
-  }
-}
-
-async function until(fn: () => boolean | Promise<boolean>, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await fn())) {
-    if (Date.now() > end) throw new Error('condition not reached');
-    await new Promise((r) => setTimeout(r, 25));
   }
 }
 
@@ -95,19 +88,19 @@ describe('soft-limit webhooks', () => {
     // 7 tokens of a 10-token plan: crosses the 50 % threshold.
     const res = await call(env.app.url, '/v1/chat/completions', { method: 'POST', key: env.key, body: { model: 'llama3.1:8b', messages: [{ role: 'user', content: 'hi' }], max_tokens: 8 } });
     expect(res.status).toBe(200);
-    await until(() => s.metering.repo.notifications(tid, false).length === 1, 3000);
+    await waitFor(() => s.metering.repo.notifications(tid, false).length, { until: (k) => k === 1, what: 'one notification' });
     const n = s.metering.repo.notifications(tid, false)[0]!;
     expect(n).toMatchObject({ limitName: 'monthly_tokens', threshold: 50, webhookDeliveredAt: null });
 
     // The API process only enqueued it: the job waits on the maintenance lane, nothing was fetched.
-    await until(async () => (await s.jobs.queues.queue('maintenance').getJob(webhookJobId(n.id))) !== undefined, 3000);
-    const job = (await s.jobs.queues.queue('maintenance').getJob(webhookJobId(n.id)))!;
+    const job = (await waitFor(() => s.jobs.queues.queue('maintenance').getJob(webhookJobId(n.id)), { what: 'the webhook job on the maintenance lane' }))!;
     expect(job.data).toEqual({ tenantId: tid, notificationId: n.id });
-    await new Promise((r) => setTimeout(r, 300));
+    // Without a worker nothing takes it: still waiting (or delayed), never fetched.
+    expect(['waiting', 'delayed', 'prioritized']).toContain(await job.getState());
     expect(receiver.hits).toHaveLength(0);
 
     worker = await startWorker(s);
-    await until(() => s.metering.repo.notification(tid, n.id)!.webhookDeliveredAt !== null, 20_000);
+    await waitFor(() => s.metering.repo.notification(tid, n.id)!.webhookDeliveredAt, { timeout: 20_000, what: 'the webhook delivered' });
     expect(receiver.hits.map((h) => h.answered)).toEqual([500, 500, 204]);
     // Retried with backoff, not immediately.
     expect(receiver.hits[1]!.at - receiver.hits[0]!.at).toBeGreaterThanOrEqual(400);
@@ -140,7 +133,6 @@ describe('soft-limit webhooks', () => {
     // Delivered once: the reconciler does not send it again.
     const { reconcileWebhooks } = await import('../../server/jobs/webhooks.js');
     expect(await reconcileWebhooks({ repo: s.metering.repo, queues: s.jobs.queues, log: s.log, now: s.clock.now() })).toEqual({ queued: 0 });
-    await new Promise((r) => setTimeout(r, 300));
     expect(receiver.hits).toHaveLength(3);
   }, 30_000);
 
