@@ -27,7 +27,7 @@ import { createRedis, pingRedis, waitForConnection } from './redis/client.js';
 import { startEmbeddedRedis } from './redis/embedded.js';
 import { createIdentity, ensureFirstAdmin, systemContext, type Identity } from './identity/index.js';
 import { authRouter } from './identity/routes.js';
-import { adminRouter } from './admin/routes.js';
+import { adminRouter, tenantIdGuard } from './admin/routes.js';
 import { countAuthFailures } from './metrics/auth-failures.js';
 import { licenseAdminRouter } from './admin/license-routes.js';
 import { chatRouter } from './chat/routes.js';
@@ -276,9 +276,10 @@ export function buildApp(services: Services): RequestListener {
 
   app.use(healthRouter(services.readiness));
   app.use(countAuthFailures(services.metrics));
-  app.use(metricsRouter(services.metrics, config.metricsToken, () => services.jobs.metricsText(), isClusterWorker() ? clusterMetrics : undefined));
+  app.use(metricsRouter(services.metrics, { token: config.metricsToken, public: config.metricsPublic, trustProxy: config.trustProxy }, () => services.jobs.metricsText(), isClusterWorker() ? clusterMetrics : undefined));
   app.use(authRouter(services.identity, { cookieSecure: config.cookieSecure, maxAgeMs: config.sessionMaxHours * 3600_000 }));
   app.use(ssoRouter(services.sso, services.identity, { cookieSecure: config.cookieSecure, maxAgeMs: config.sessionMaxHours * 3600_000 }));
+  app.use(tenantIdGuard());
   app.use(ssoAdminRouter(services.sso, services.identity));
   app.use(adminRouter(services.identity));
   app.use(gatewayAdminRouter(services.identity, services.gateway));

@@ -121,7 +121,7 @@ async function main(): Promise<void> {
       worker = await startWorker(services);
       // The worker's own /metrics (issue 9), only in the worker role: `all` serves the same registry on PORT.
       if (role === 'worker' && config.workerMetricsPort !== undefined && !isClusterWorker()) {
-        workerMetrics = await startWorkerMetricsServer({ metrics: services.metrics, port: config.workerMetricsPort, host: config.host, token: config.metricsToken });
+        workerMetrics = await startWorkerMetricsServer({ metrics: services.metrics, port: config.workerMetricsPort, host: config.host, token: config.metricsToken, public: config.metricsPublic, trustProxy: config.trustProxy });
       }
     } catch (e) {
       await worker?.close().catch(() => undefined);

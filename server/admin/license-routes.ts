@@ -12,7 +12,7 @@ import { LicenseError } from '../../license/errors.js';
  *  - POST /admin/api/license/dry-run    {license}: what would change (`platform:tenants:plan`)
  *  - POST /admin/api/license            {license}: install (`platform:tenants:plan`, audited)
  *  - GET  /admin/api/audit/verify       the hash chain's verification result (platform admins:
- *    full result; tenant admins with `audit:read`: ok/broken and the count only)
+ *    full result; tenant admins with `audit:read`: ok/broken and their tenant's entry count only)
  * The licence is appliance-wide, so its routes are platform actions.
  */
 const licenseBody = z.object({ license: z.string().min(1).max(256 * 1024) });
@@ -82,7 +82,10 @@ export function licenseAdminRouter(identity: Identity, license: LicenseService):
     else access.require(req.ctx, 'audit:read', {}, { type: 'audit_log' });
     const v = audit.verify();
     if (platform) return void res.json({ object: 'audit_verification', ...v });
-    res.json({ object: 'audit_verification', ok: v.ok, checked: v.checked });
+    // A tenant admin learns whether the chain holds and how many of the entries are its
+    // tenant's, never the platform-wide count (how busy other tenants are).
+    const tenantId = req.ctx.tenant?.id;
+    res.json({ object: 'audit_verification', ok: v.ok, checked: tenantId ? audit.count({ tenantId }) : 0, scope: 'tenant' });
   });
   return r;
 }

@@ -1,4 +1,4 @@
-import { Router, type Request } from 'express';
+import { Router, type NextFunction, type Request, type Response } from 'express';
 import { z } from 'zod';
 import type { AuditRow } from '../audit/log.js';
 import { AppError } from '../errors.js';
@@ -44,6 +44,28 @@ export function serializeAudit(e: AuditRow) {
     prev_hash: e.prevHash,
     hash: e.hash,
   };
+}
+
+/** A tenant id as newId('ten') makes it (tests and imports may use shorter suffixes). */
+export const TENANT_ID = /^ten_[0-9a-z]{1,64}$/;
+
+/**
+ * Refuses `/admin/api/tenants/<not a tenant id>/…` with 400 before any router looks the
+ * tenant up: a client bug (a console that sent `tenants/null/…`) is not an access attempt,
+ * and must not write "denied" entries into the tamper-evident audit log. Mounted ahead of
+ * every admin router (server/app.ts), so it covers the gateway, metering, jobs, SSO … routes
+ * under the same prefix too.
+ */
+export function tenantIdGuard(): Router {
+  const r = Router();
+  r.use('/admin/api/tenants/:tenantId', (req: Request, _res: Response, next: NextFunction) => {
+    const id = String(req.params.tenantId);
+    if (!TENANT_ID.test(id)) {
+      throw new AppError(400, 'invalid_tenant_id', `"${id.slice(0, 40)}" is not a tenant id (ten_…); list tenants with GET /admin/api/tenants.`, { param: 'tenantId' });
+    }
+    next();
+  });
+  return r;
 }
 
 export function adminRouter(identity: Identity): Router {

@@ -184,8 +184,9 @@ export class AuditLog {
     }
   }
 
-  count(): number {
-    return this.db.select({ n: sql<number>`count(*)` }).from(auditLog).get()!.n;
+  /** All entries, or (given a query) the entries matching it, e.g. one tenant's. */
+  count(q: AuditQuery = {}): number {
+    return this.db.select({ n: sql<number>`count(*)` }).from(auditLog).where(this.where(q)).get()!.n;
   }
 
   /** Walks the whole chain and names the first broken entry. */

@@ -23,6 +23,11 @@ const bool = z
   .union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no'])])
   .transform((v) => v === true || v === 'true' || v === '1' || v === 'yes');
 const nonEmpty = z.string().trim().min(1);
+/** ENCLAVE_TRUST_PROXY: a hop count; the old true/false still work (true = one proxy). */
+const proxyHops = z
+  .union([z.boolean(), z.number().int().min(0).max(16), z.string().trim().regex(/^(?:true|false|yes|no|1?\d)$/, 'must be true, false or a number of proxies from 0 to 16')])
+  .transform((v): number => (v === true || v === 'true' || v === 'yes' ? 1 : v === false || v === 'false' || v === 'no' ? 0 : Number(v)))
+  .pipe(z.number().int().min(0).max(16, 'at most 16 proxies'));
 
 function spec<T extends z.ZodType>(s: SettingSpec<T>): SettingSpec<T> {
   return s;
@@ -136,14 +141,15 @@ export const SETTINGS = {
   }),
   trustProxy: spec({
     env: 'ENCLAVE_TRUST_PROXY',
-    schema: bool.default(false),
-    description: 'Trust X-Forwarded-* headers (set when behind a reverse proxy that sets them).',
-    fix: 'use true or false',
+    schema: proxyHops.default(0),
+    description:
+      'Reverse proxies in front of Enclave whose X-Forwarded-* headers are trusted: a number of hops (the client address is taken that many entries from the right of X-Forwarded-For, so entries a client sends itself are ignored); true = 1 hop, false = 0 (use the socket address).',
+    fix: 'use false, true (one proxy) or the number of proxies (0-16)',
   }),
   metricsToken: spec({
     env: 'ENCLAVE_METRICS_TOKEN',
     schema: nonEmpty.optional(),
-    description: 'When set, GET /metrics requires "Authorization: Bearer <token>".',
+    description: 'When set, GET /metrics requires "Authorization: Bearer <token>" (from any address). Unset: /metrics answers only loopback clients unless ENCLAVE_METRICS_PUBLIC=true.',
     secret: true,
     fix: 'set it to a non-empty token',
   }),
@@ -154,11 +160,18 @@ export const SETTINGS = {
       'File holding the /metrics bearer token (docker secret written by the installer; Prometheus reads the same file as credentials_file); used when ENCLAVE_METRICS_TOKEN is unset.',
     fix: 'point it to a readable file containing the token (one line, at least 16 characters)',
   }),
+  metricsPublic: spec({
+    env: 'ENCLAVE_METRICS_PUBLIC',
+    schema: bool.default(false),
+    description:
+      'Without a metrics token, GET /metrics (api and worker) answers only clients on this host (loopback). true opens it to every client that can reach the port; prefer ENCLAVE_METRICS_TOKEN.',
+    fix: 'use true or false',
+  }),
   workerMetricsPort: spec({
     env: 'ENCLAVE_WORKER_METRICS_PORT',
     schema: port.optional(),
     description:
-      'Port on which the worker role serves its own GET /metrics (on ENCLAVE_HOST, same optional bearer token); unset: the worker serves no metrics.',
+      'Port on which the worker role serves its own GET /metrics (on ENCLAVE_HOST, the same token or loopback rule as the API); unset: the worker serves no metrics.',
     fix: 'set it to a number between 0 and 65535 (compose uses 9464)',
   }),
   // Consumed by the SSO issue; set by the installer's compose bundle (installer/, compose/).

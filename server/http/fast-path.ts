@@ -8,7 +8,7 @@ import { authenticateRequest, clientInfo } from '../identity/http.js';
 import { countAuthFailure } from '../metrics/auth-failures.js';
 import type { Metrics } from '../metrics/registry.js';
 import { readJson } from './json-body.js';
-import { beginRequest } from './request-context.js';
+import { beginRequest, clientIp } from './request-context.js';
 import { sendJson } from './respond.js';
 import { setSecurityHeaders } from './security-headers.js';
 
@@ -45,8 +45,8 @@ export interface FastPathOptions {
   readonly clock: Clock;
   readonly metrics: Metrics;
   readonly maxBodyBytes: number;
-  /** ENCLAVE_TRUST_PROXY: the client address from X-Forwarded-For, as express's `req.ip` does with `trust proxy` on. */
-  readonly trustProxy: boolean;
+  /** ENCLAVE_TRUST_PROXY: trusted proxy hops; the client address from X-Forwarded-For, as express's `req.ip` with `trust proxy` set to the same number. */
+  readonly trustProxy: number;
   readonly fallback: RequestListener;
 }
 
@@ -112,18 +112,5 @@ function sendError(o: FastPathOptions, ctx: RequestContext, res: ServerResponse,
   sendJson(res, e.status, errorBody ? errorBody(e) : e.toBody());
 }
 
-/**
- * The client's address: the socket's peer, or with ENCLAVE_TRUST_PROXY the left-most
- * X-Forwarded-For entry — what express's `req.ip` gives with `trust proxy` false / true.
- */
-export function clientIp(req: IncomingMessage, trustProxy: boolean): string | undefined {
-  if (trustProxy) {
-    const xff = req.headers['x-forwarded-for'];
-    if (typeof xff === 'string' && xff) {
-      const i = xff.indexOf(',');
-      const first = (i < 0 ? xff : xff.slice(0, i)).trim();
-      if (first) return first;
-    }
-  }
-  return req.socket.remoteAddress;
-}
+/** The client's address (server/http/request-context.ts: trusted proxy hops, rightmost X-Forwarded-For entries). */
+export { clientIp };

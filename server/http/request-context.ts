@@ -99,3 +99,25 @@ export function routeTemplate(req: Request): string {
   if (route && typeof route.path === 'string') return `${req.baseUrl}${route.path}`;
   return req.baseUrl || 'unmatched';
 }
+
+/**
+ * The client's address with `hops` trusted reverse proxies in front (ENCLAVE_TRUST_PROXY):
+ * each trusted proxy appends the address it received the request from to X-Forwarded-For,
+ * so the client is the entry `hops` from the right (the rightmost is what the nearest proxy
+ * saw). Entries further left were written by the client itself and are never believed;
+ * this is what express's `req.ip` gives with `trust proxy` set to the same number.
+ * With fewer entries than hops, the leftmost is taken (every entry came through a proxy).
+ */
+export function clientIp(req: IncomingMessage, hops: number): string | undefined {
+  if (hops > 0) {
+    const h = req.headers['x-forwarded-for'];
+    const xff = Array.isArray(h) ? h.join(',') : h;
+    if (xff) {
+      const list = xff.split(',');
+      // the socket peer is the nearest proxy; hop 1 is the rightmost header entry
+      const entry = list[Math.max(0, list.length - hops)]?.trim();
+      if (entry) return entry;
+    }
+  }
+  return req.socket.remoteAddress;
+}

@@ -1,6 +1,6 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { LOCAL_MESSAGE, metricsGate, TOKEN_MESSAGE } from './access.js';
 import type { Metrics } from './registry.js';
 
 export interface WorkerMetricsServer {
@@ -13,25 +13,32 @@ export interface WorkerMetricsServer {
  * process builds in createServices (process metrics, build info, the gateway instruments of
  * batch lines, licence and backup gauges). Queue depth, oldest age and job outcomes are read
  * from Redis by the API's /metrics (server/jobs/metrics.ts), so they are not repeated here —
- * a sum() over both targets would count them twice. Same optional bearer token as the API.
+ * a sum() over both targets would count them twice. The same access rule as the API's
+ * (server/metrics/access.ts: the bearer token, else loopback clients unless opened).
  * A plain node:http server: no express, nothing else is served.
  */
-export async function startWorkerMetricsServer(o: { metrics: Metrics; port: number; host: string; token?: string | undefined }): Promise<WorkerMetricsServer> {
-  const expected = o.token ? createHash('sha256').update(o.token).digest() : undefined;
+export async function startWorkerMetricsServer(o: {
+  metrics: Metrics;
+  port: number;
+  host: string;
+  token?: string | undefined;
+  public?: boolean;
+  trustProxy?: number;
+}): Promise<WorkerMetricsServer> {
+  const gate = metricsGate({ token: o.token, public: o.public ?? false, trustProxy: o.trustProxy ?? 0 });
   const server: Server = createServer((req, res) => {
     const url = (req.url ?? '/').split('?')[0];
     if (url !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD')) {
       res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { message: 'Only GET /metrics is served here.', type: 'not_found', code: 'route_not_found', param: null } }));
       return;
     }
-    if (expected) {
-      const given = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
-      if (!timingSafeEqual(createHash('sha256').update(given).digest(), expected)) {
-        res
-          .writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer' })
-          .end(JSON.stringify({ error: { message: 'GET /metrics needs "Authorization: Bearer <token>" (ENCLAVE_METRICS_TOKEN or the content of ENCLAVE_METRICS_TOKEN_FILE).', type: 'authentication_error', code: 'auth_metrics_token', param: null } }));
-        return;
-      }
+    const d = gate(req);
+    if (d !== 'allow') {
+      const body = d === 'token_required' ? { message: TOKEN_MESSAGE, type: 'authentication_error', code: 'auth_metrics_token' } : { message: LOCAL_MESSAGE, type: 'permission_error', code: 'metrics_not_local' };
+      res
+        .writeHead(d === 'token_required' ? 401 : 403, { 'content-type': 'application/json', ...(d === 'token_required' ? { 'www-authenticate': 'Bearer' } : {}) })
+        .end(JSON.stringify({ error: { ...body, param: null } }));
+      return;
     }
     o.metrics.registry.metrics().then(
       (text) => {

@@ -32,12 +32,12 @@ describe('bootstrap config', () => {
     expect(c.dataDir).toBe('/srv/data');
     expect(c.redisUrl).toBeUndefined();
     expect(c.maxBodyBytes).toBe(10 * 1024 * 1024);
-    expect(c.trustProxy).toBe(false);
+    expect(c.trustProxy).toBe(0);
   });
 
   it('reads and coerces environment variables', () => {
     const c = loadConfig({ PORT: '9090', ENCLAVE_TRUST_PROXY: 'true', ENCLAVE_MAX_BODY_BYTES: '2048', REDIS_URL: 'redis://r:6379/1' }, '/');
-    expect(c).toMatchObject({ port: 9090, trustProxy: true, maxBodyBytes: 2048, redisUrl: 'redis://r:6379/1' });
+    expect(c).toMatchObject({ port: 9090, trustProxy: 1, maxBodyBytes: 2048, redisUrl: 'redis://r:6379/1' });
   });
 
   it('refuses an invalid value with one line naming the variable and the fix', () => {
