@@ -16,6 +16,7 @@ import { DeploymentService } from '../routing/deployments.js';
 import { TenantDeployments } from '../routing/tenant-deployments.js';
 import { ContentLog } from './content-log.js';
 import { PolicyCache } from './policy-cache.js';
+import { RefusalAudit } from './refusal-audit.js';
 import { GatewayService } from './service.js';
 
 /**
@@ -67,7 +68,8 @@ export function createGateway(o: {
   const content = new ContentLog({ db: o.db, data: o.data, secrets: o.secrets, clock: o.clock, log: o.log, policies, audit: o.identity.audit, capable: o.contentCapable ?? (() => true) });
   const deployments = new DeploymentService({ db: o.db, secrets: o.secrets, clock: o.clock, revision, entitlements: o.entitlements, audit: o.identity.audit, tenants: o.identity.tenants, tenantEgress });
   const tenantDeployments = new TenantDeployments({ deployments, access: o.identity.access, audit: o.identity.audit });
-  const service = new GatewayService({ catalogue, policies, usage, access: o.identity.access, entitlements: o.entitlements, metrics: o.metrics, clock: o.clock, log: o.log, content, ...(o.metering ? { metering: o.metering } : {}) });
+  const refusals = new RefusalAudit(o.identity.audit, o.clock);
+  const service = new GatewayService({ catalogue, policies, usage, access: o.identity.access, entitlements: o.entitlements, metrics: o.metrics, clock: o.clock, log: o.log, content, refusals, ...(o.metering ? { metering: o.metering } : {}) });
   catalogue.reload(revision.current());
   const onChange = (): void => {
     catalogue.reload(revision.current());

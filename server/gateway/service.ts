@@ -13,6 +13,7 @@ import { newId } from '../ids.js';
 import { child, type Metrics } from '../metrics/registry.js';
 import type { UsageWriter } from '../metering/usage.js';
 import type { MeteringHook, Reservation } from '../metering/index.js';
+import { estimateChat, estimateEmbeddings } from '../metering/estimate.js';
 import type { UsageRow } from '../db/repos/usage.js';
 import { UpstreamError, type ChatCompletionChunk } from '../providers/index.js';
 import type { Candidate, Catalogue, Deployment } from '../routing/catalogue.js';
@@ -21,6 +22,7 @@ import { messageTexts, redactMessages, type ContentAction, type Detector } from 
 import { resolveClassification, strongestAction, type TenantPolicy } from '../routing/policy.js';
 import type { PolicyCache } from './policy-cache.js';
 import type { ContentCapture, ContentLog } from './content-log.js';
+import { RefusalAudit } from './refusal-audit.js';
 
 /**
  * One AI call, end to end (DESIGN.md §4): authorize → classify → route under the tenant's
@@ -43,6 +45,8 @@ export interface GatewayDeps {
   readonly metering?: MeteringHook;
   /** Opt-in content logging (server/gateway/content-log.ts); consulted only when the tenant's policy has it on. */
   readonly content?: ContentLog;
+  /** Refusals that indicate misuse, as rate-limited denied entries in the tenant's audit log. */
+  readonly refusals?: RefusalAudit;
 }
 
 /** What the routing decided, kept for the usage record. */
@@ -150,9 +154,9 @@ export class GatewayService {
   /** Limit (DESIGN.md §4 step 3): metering admission — key, user, tenant plan, licence — before anything goes upstream. */
   private async limit(ctx: RequestContext, st: CallState, plan: Plan, body: Record<string, any>, res: Response): Promise<void> {
     if (!this.d.metering) return;
-    const max = st.endpoint === 'chat' ? Number(body.max_completion_tokens ?? body.max_tokens) : 0;
-    const maxTokens = st.endpoint === 'chat' ? (Number.isFinite(max) && max > 0 ? max : DEFAULT_MAX_TOKENS) : 0;
-    st.reservation = await this.d.metering.admit(ctx, { model: st.alias!, promptTokens: estimateTokens(messageTexts(plan.messages)), maxTokens });
+    // Pessimistic (issue 16): system/tool content, max_tokens × n, the deployments' maxOutputTokens when unset.
+    const est = st.endpoint === 'chat' ? estimateChat(body, plan.messages, plan.candidates) : estimateEmbeddings(body.input);
+    st.reservation = await this.d.metering.admit(ctx, { model: st.alias!, promptTokens: est.promptTokens, maxTokens: est.maxTokens });
     for (const k in st.reservation.headers) res.setHeader(k, st.reservation.headers[k]!);
   }
 
@@ -260,7 +264,7 @@ export class GatewayService {
       (d.tenantRef === null || d.tenantRef === ctx.tenant?.id) &&
       this.boundaryAllowed(d, plan.classification, plan.policy, ent, ctx) &&
       (st.policy.action !== 'route_local' || d.boundary === 'local');
-    if (!ok) throw new AppError(403, 'policy_boundary_denied', `Deployment ${d.name} is not allowed for ${plan.classification} data.`, { type: 'policy_error' });
+    if (!ok) throw new AppError(403, 'policy_boundary_denied', `A deployment of ${st.alias} is not allowed for ${plan.classification} data.`, { type: 'policy_error' });
     const decision = this.d.access.authorize(ctx, plan.action, { model: st.alias!, classification: plan.classification });
     if (!decision.allow) throw denialError(decision);
   }
@@ -295,14 +299,14 @@ export class GatewayService {
       this.authorizeDeployment(ctx, plan, st, c);
       const d = c.deployment;
       if (!d.breaker.tryAcquire()) {
-        last ??= new AppError(503, 'provider_unavailable', `Deployment ${d.name} is unavailable (circuit open after repeated failures).`, { type: 'provider_error' });
+        last ??= new AppError(503, 'provider_unavailable', `The model ${st.alias} is unavailable right now (its provider failed repeatedly; retry later).`, { type: 'provider_error' });
         continue;
       }
       const slot = d.limiter.acquire(d.options.queueMs);
       const got = slot === true || slot === false ? slot : await slot;
       if (!got) {
         d.breaker.release();
-        last = new AppError(503, 'provider_busy', `Deployment ${d.name} is at its concurrency limit.`, { type: 'provider_error' });
+        last = new AppError(503, 'provider_busy', `The model ${st.alias} is at its concurrency limit; retry later.`, { type: 'provider_error' });
         continue;
       }
       if (tried++ > 0) {
@@ -327,8 +331,18 @@ export class GatewayService {
               d.breaker.release();
               throw CLIENT_GONE_ERROR;
             }
-            const err = e instanceof UpstreamError ? e : e instanceof AppError ? e : new UpstreamError('provider_bad_response', (e as Error).message);
-            if (err instanceof UpstreamError) this.d.metrics.gatewayUpstreamAttempts.labels(d.name, err.code).inc();
+            if (!(e instanceof UpstreamError) && !(e instanceof AppError)) {
+              // Our own failure (building the upstream request overflowed, a translation bug …):
+              // it says nothing about the deployment's health, so it never counts against the
+              // breaker that every tenant shares, and it is not retried elsewhere.
+              d.breaker.release();
+              throw e;
+            }
+            const err = e;
+            if (err instanceof UpstreamError) {
+              this.d.metrics.gatewayUpstreamAttempts.labels(d.name, err.code).inc();
+              logUpstream(ctx, d.name, err);
+            }
             if (err instanceof AppError || res.headersSent) {
               if (err instanceof UpstreamError && err.unhealthy) d.breaker.failure(err.code);
               else d.breaker.release();
@@ -509,18 +523,19 @@ export class GatewayService {
       st.errorCode = 'client_disconnect';
       return;
     }
-    const err = toGatewayError(e);
+    const err = toGatewayError(e, st.alias);
     st.httpStatus = err.status;
     st.errorCode = err.code;
     st.outcome = err.type;
     st.status = err.type === 'provider_error' || err.status >= 500 ? 'error' : 'refused';
+    if (st.status === 'refused' && RefusalAudit.indicatesMisuse(err.status)) this.d.refusals?.record(ctx, err.code, { model: st.alias, classification: st.classification, api: st.endpoint });
+    if (err.status >= 500 && !(e instanceof UpstreamError) && !(e instanceof AppError)) ctx.log.error({ err: (e as Error)?.message, stack: (e as Error)?.stack?.split('\n', 4).join(' | ') }, 'gateway call failed');
     if (res.headersSent) {
       // Mid-stream: end the SSE stream with an OpenAI-shaped error event.
       st.status = 'stream_error';
       if (!res.writableEnded) res.end(`data: ${JSON.stringify(err.toBody())}\n\n`);
       return;
     }
-    if (err.status >= 500 && !(e instanceof UpstreamError)) ctx.log.error({ err: (e as Error)?.message }, 'gateway call failed');
     this.headers(res, st);
     if (err.headers) for (const [k, v] of Object.entries(err.headers)) res.setHeader(k, v);
     sendJson(res, err.status, err.toBody());
@@ -601,8 +616,6 @@ interface Plan {
 }
 
 const CLIENT_GONE = 'client_gone';
-/** Completion tokens reserved at admission when a chat call sets no max_tokens. */
-const DEFAULT_MAX_TOKENS = 1024;
 const CLIENT_GONE_ERROR = new Error('client disconnected');
 const TIMEOUT = 'timeout';
 
@@ -630,17 +643,62 @@ function newState(endpoint: Endpoint, stream: boolean): CallState {
   };
 }
 
-/** Upstream failures as provider_* errors (502/504/429), ours unchanged. */
-export function toGatewayError(e: unknown): AppError {
+/**
+ * Upstream failures as provider_* errors (502/504/429), ours unchanged, anything else a
+ * generic internal_error. What a client reads is a stable code and a message written here,
+ * naming the model it asked for: never an upstream's connection error (internal addresses),
+ * never our own exception text. The detail goes to the log (logUpstream, fail()).
+ */
+export function toGatewayError(e: unknown, model?: string | null): AppError {
   if (e instanceof AppError) return e;
   if (e instanceof UpstreamError) {
     const status =
       e.code === 'provider_timeout' ? 504 : e.code === 'provider_rate_limited' ? 429 : e.code === 'provider_request_rejected' ? (e.status === 400 || e.status === 422 ? 400 : 502) : 502;
     const headers: Record<string, string> = {};
     if (e.code === 'provider_rate_limited' && e.retryAfterMs !== undefined) headers['retry-after'] = String(Math.ceil(e.retryAfterMs / 1000));
-    return new AppError(status, e.code, e.message, { type: 'provider_error', headers, ...(e.status ? { details: { upstream_status: e.status } } : {}) });
+    return new AppError(status, e.code, upstreamMessage(e, model ?? 'the requested model'), { type: 'provider_error', headers, ...(e.status ? { details: { upstream_status: e.status } } : {}) });
   }
   return new AppError(500, 'internal_error', 'Internal error; the request id identifies it in the server log.', { cause: e });
+}
+
+/** The client's words for an upstream failure (by code; the upstream's own text only for a rejected request, scrubbed). */
+function upstreamMessage(e: UpstreamError, model: string): string {
+  switch (e.code) {
+    case 'provider_connection_error':
+      return `The model ${model} is unavailable right now: its provider could not be reached.`;
+    case 'provider_timeout':
+      return `The model ${model} did not answer in time.`;
+    case 'provider_rate_limited':
+      return `The provider of ${model} is rate-limiting requests; retry later.`;
+    case 'provider_server_error':
+      return `The provider of ${model} failed${e.status ? ` (HTTP ${e.status})` : ''}.`;
+    case 'provider_bad_response':
+      return `The provider of ${model} sent an answer that could not be read.`;
+    case 'provider_stream_error':
+      return `The answer from ${model} was cut off: its provider failed mid-stream.`;
+    case 'provider_auth_failed':
+      return `The provider of ${model} refused this deployment's credentials; an administrator must fix the deployment.`;
+    case 'provider_model_not_found':
+      return `The provider of ${model} does not serve this model; an administrator must fix the deployment.`;
+    case 'provider_request_rejected':
+      return `The provider of ${model} rejected the request: ${scrubAddresses(e.upstreamText ?? `HTTP ${e.status ?? 400}`)}`;
+  }
+}
+
+/** Addresses (URLs, IPs, host:port) out of a provider's text before a client sees it. */
+export function scrubAddresses(text: string): string {
+  return text
+    .replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>]+/gi, '[address]')
+    .replace(/\[?[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}\]?(?::\d+)?/gi, (m) => (m.includes(':') && /[0-9a-f]{1,4}:/i.test(m) ? '[address]' : m))
+    .replace(/\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b/g, '[address]')
+    .replace(/\blocalhost(?::\d+)?\b/gi, '[address]');
+}
+
+/** One failed upstream attempt, for operators: code, deployment, status and the transport's own words (no request content). */
+function logUpstream(ctx: RequestContext, deployment: string, e: UpstreamError): void {
+  // A rejected request's text can quote what was sent: only its status is logged.
+  const detail = e.code === 'provider_request_rejected' ? undefined : e.message;
+  ctx.log.warn({ deployment, code: e.code, upstreamStatus: e.status, ...(detail ? { detail } : {}) }, 'upstream attempt failed');
 }
 
 /** About four characters per token (flagged as an estimate in the record). */

@@ -62,6 +62,8 @@ export class UpstreamError extends Error {
     message: string,
     readonly status?: number,
     readonly retryAfterMs?: number,
+    /** The provider's own error text (a rejected request's reason, passed to the client scrubbed); never transport errors. */
+    readonly upstreamText?: string,
   ) {
     super(message);
   }
@@ -82,13 +84,13 @@ export class UpstreamError extends Error {
 }
 
 /** Maps an HTTP status (and optional Retry-After) to an UpstreamError. */
-export function httpError(status: number, message: string, retryAfter?: string | null): UpstreamError {
+export function httpError(status: number, message: string, retryAfter?: string | null, upstreamText?: string): UpstreamError {
   const ra = parseRetryAfter(retryAfter);
   if (status === 429) return new UpstreamError('provider_rate_limited', message, status, ra);
   if (status === 401 || status === 403) return new UpstreamError('provider_auth_failed', message, status);
   if (status === 404) return new UpstreamError('provider_model_not_found', message, status);
   if (status >= 500) return new UpstreamError('provider_server_error', message, status, ra);
-  return new UpstreamError('provider_request_rejected', message, status);
+  return new UpstreamError('provider_request_rejected', message, status, undefined, upstreamText);
 }
 
 export function parseRetryAfter(v: string | null | undefined): number | undefined {

@@ -229,14 +229,14 @@ export async function upstreamCall(
   }
   const status = res.status;
   if (status >= 200 && status < 300) return res;
-  let message = `HTTP ${status}`;
+  let text: string | undefined;
   try {
-    message = errorMessage((await readAll(res, 1024 * 1024)).toString('utf8')) ?? message;
+    text = errorMessage((await readAll(res, 1024 * 1024)).toString('utf8'));
   } catch {
     // The status is what matters; an unreadable error body keeps the status line.
   }
   const ra = res.headers['retry-after'];
-  throw httpError(status, `The provider answered ${status}: ${message}`, Array.isArray(ra) ? ra[0] : ra);
+  throw httpError(status, `The provider answered ${status}: ${text ?? `HTTP ${status}`}`, Array.isArray(ra) ? ra[0] : ra, text);
 }
 
 /** {@link upstreamCall} for an answer that is one JSON document. */
@@ -269,6 +269,9 @@ export function errorMessage(text: string): string | undefined {
 /** A transport failure as the UpstreamError the gateway retries or reports; our own aborts pass through. */
 export function toUpstreamError(e: unknown, midStream = false): unknown {
   if (e instanceof UpstreamError || isAbort(e)) return e;
+  // undici refusing what we asked it to send is our error, not the provider's: it must not
+  // count against the deployment (the gateway reports it as internal).
+  if ((e as { code?: unknown } | null)?.code === 'UND_ERR_INVALID_ARG') return e;
   if (e instanceof SyntaxError) return new UpstreamError(midStream ? 'provider_stream_error' : 'provider_bad_response', 'The provider sent malformed JSON.');
   if (midStream) return new UpstreamError('provider_stream_error', 'The provider connection dropped mid-stream.');
   if (e instanceof EgressRefused) return new UpstreamError('provider_connection_error', `Could not reach the provider: ${e.message}.`);
