@@ -1,6 +1,7 @@
 import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import type { RequestContext } from '../context.js';
+import type { ChatModelsView, Classification } from '../contract.js';
 import { AppError } from '../errors.js';
 import { parseInput } from '../http/parse-input.js';
 import { authenticate } from '../identity/http.js';
@@ -35,16 +36,24 @@ export interface PricedUsage {
  * priced by then — so the route can put its own `event: enclave` (stored message with its
  * cost + conversation totals) before `[DONE]`. /v1 is not involved: only this route taps.
  */
-function tapSse(res: Response) {
-  const tap: Tap = { content: '', promptTokens: 0, completionTokens: 0, errorCode: null, done: false, sse: false };
+function tapSse(res: Response, onStart: () => void) {
+  const tap: Tap = { content: '', promptTokens: 0, completionTokens: 0, errorCode: null, done: false, sse: false, json: '' };
   let buf = '';
   let held: { chunk: unknown; rest: unknown[] } | undefined;
   const origWrite = res.write.bind(res) as (chunk: unknown, ...rest: unknown[]) => boolean;
   const origEnd = res.end.bind(res) as (chunk?: unknown, ...rest: unknown[]) => Response;
   const consume = (chunk: unknown) => {
     if (chunk === undefined || chunk === null || typeof chunk === 'function') return;
-    if (!tap.sse) tap.sse = String(res.getHeader('content-type') ?? '').startsWith('text/event-stream');
-    if (!tap.sse) return;
+    if (!tap.sse) {
+      tap.sse = String(res.getHeader('content-type') ?? '').startsWith('text/event-stream');
+      // The gateway accepted the call and is answering: the turn becomes part of the history.
+      if (tap.sse) onStart();
+    }
+    if (!tap.sse) {
+      // A JSON answer is the gateway's refusal or failure: keep its start for the error code.
+      if (tap.json.length < 4096) tap.json += typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString('utf8');
+      return;
+    }
     buf += typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString('utf8');
     let i: number;
     while ((i = buf.indexOf('\n\n')) >= 0) {
@@ -110,6 +119,19 @@ interface Tap {
   errorCode: string | null;
   done: boolean;
   sse: boolean;
+  /** The start of a non-SSE (error) body. */
+  json: string;
+}
+
+/** The `code` of a JSON error envelope, or a fallback when there is none. */
+function errorCodeOf(json: string, status: number): string {
+  try {
+    const code = (JSON.parse(json) as { error?: { code?: unknown } }).error?.code;
+    if (typeof code === 'string') return code;
+  } catch {
+    /* not JSON (or cut off) */
+  }
+  return status >= 500 ? 'provider_error' : 'invalid_request';
 }
 
 /**
@@ -122,9 +144,11 @@ interface Tap {
  *   GET    /api/chat/conversations/:id               with messages
  *   PATCH  /api/chat/conversations/:id               rename / model / classification
  *   DELETE /api/chat/conversations/:id
- *   POST   /api/chat/conversations/:id/completions   {mode, content?, model, classification?} → SSE
+ *   POST   /api/chat/conversations/:id/completions   {mode, content?, model, classification?, retry_of?} → SSE
  *     (the gateway's OpenAI chunks, then `event: enclave` with the stored answer), or the
- *     gateway's JSON error (e.g. 403 policy_boundary_denied) before anything is sent upstream.
+ *     gateway's JSON error (e.g. 403 policy_boundary_denied) before anything is sent upstream;
+ *     a refused or failed `send` is then stored as a `not_sent` user message (retry_of resends it).
+ * Starting conversations and sending need models:invoke (viewers only read their history).
  */
 /** The tenant's data-boundary policy as the gateway sees it (server/gateway PolicyCache, structurally). */
 export type PolicyView = (ctx: RequestContext) => {
@@ -137,6 +161,10 @@ export function chatRouter(identity: Identity, chat: ChatService, opts: { pipeli
   const r = Router();
   const auth = authenticate(identity, { accept: ['session'] });
   r.use('/api/chat', auth);
+
+  /** Chatting is invoking models: a role without models:invoke (viewer) reads its history only. */
+  const mayChat = (ctx: RequestContext): void => identity.access.require(ctx, 'models:invoke', {}, { type: 'chat' });
+  const canChat = (ctx: RequestContext): boolean => identity.access.authorize(ctx, 'models:invoke', {}).allow;
 
   const gateway = (): ChatPipeline => {
     const p = pipeline();
@@ -153,12 +181,13 @@ export function chatRouter(identity: Identity, chat: ChatService, opts: { pipeli
     const view = opts.policy?.(ctx);
     res.json({
       object: 'list',
-      data: models.map((m) => ({ id: m.id, boundaries: m.boundaries })),
-      default_classification: view ? (view.policy.defaultClassification ?? view.tenantDefault) : (t?.defaultClassification ?? 'internal'),
+      data: models.map((m) => ({ id: m.id, boundaries: [...m.boundaries] })),
+      default_classification: (view ? (view.policy.defaultClassification ?? view.tenantDefault) : (t?.defaultClassification ?? 'internal')) as Classification,
       // Which boundaries each classification may use: the UI explains refusals before and after sending.
-      policy: view ? Object.fromEntries(CLASSIFICATIONS.map((c) => [c, [...(view.policy.boundaries[c] ?? [])]])) : null,
+      policy: view ? (Object.fromEntries(CLASSIFICATIONS.map((c) => [c, [...(view.policy.boundaries[c] ?? [])]])) as Record<Classification, string[]>) : null,
       gateway: p ? 'ready' : 'unavailable',
-    });
+      can_chat: canChat(ctx),
+    } satisfies ChatModelsView);
   });
 
   // Per-tenant retention (tenant owners/admins): conversations not updated for `days` are deleted by the retention job.
@@ -179,6 +208,7 @@ export function chatRouter(identity: Identity, chat: ChatService, opts: { pipeli
     res.json({ object: 'list', data: chat.list(req.ctx, { limit: q.limit, ...(q.q ? { q: q.q } : {}) }) });
   });
   r.post('/api/chat/conversations', (req, res) => {
+    mayChat(req.ctx);
     const b = parseInput(z.object({ title: z.string().max(500).optional(), model: z.string().max(200).nullable().optional(), classification: CLASSIFICATION.nullable().optional() }), req.body);
     res.status(201).json(chat.create(req.ctx, b));
   });
@@ -204,29 +234,61 @@ export function chatRouter(identity: Identity, chat: ChatService, opts: { pipeli
         content: z.string().max(200_000).optional(),
         model: z.string().min(1).max(200),
         classification: CLASSIFICATION.optional(),
+        /** Resend a message that was not sent (refused or failed), optionally with new content. */
+        retry_of: z.string().min(1).max(100).optional(),
       }),
       req.body,
     );
     const ctx = req.ctx;
+    // Before anything is stored: a role that may not chat (viewer) stores no messages.
+    mayChat(ctx);
     const p = gateway();
     const id = String(req.params.id);
-    const { history } = chat.prepareTurn(ctx, id, { mode: b.mode, model: b.model, ...(b.content !== undefined ? { content: b.content } : {}), ...(b.classification ? { classification: b.classification } : {}) });
+    const plan = chat.planTurn(ctx, id, {
+      mode: b.mode,
+      model: b.model,
+      ...(b.content !== undefined ? { content: b.content } : {}),
+      ...(b.classification ? { classification: b.classification } : {}),
+      ...(b.retry_of ? { retryOf: b.retry_of } : {}),
+    });
+    const history = plan.history;
     // The gateway reads the classification and workflow from headers, as for /v1 callers.
     if (b.classification) req.headers['x-enclave-classification'] = b.classification;
     else delete req.headers['x-enclave-classification'];
     req.headers['x-enclave-workflow'] = 'chat';
 
-    const t = tapSse(res);
+    let committed = false;
+    const commit = () => {
+      if (committed) return;
+      committed = true;
+      try {
+        chat.commitTurn(ctx, plan);
+      } catch (e) {
+        ctx.log.warn({ conversation: id, err: (e as Error).message }, 'chat turn not stored');
+      }
+    };
+    const t = tapSse(res, commit);
     let usage: PricedUsage | undefined;
     res.setHeader('x-enclave-conversation', id);
     p.beginCall();
     try {
       await p.chat(ctx, { model: b.model, messages: history, stream: true, stream_options: { include_usage: true } }, req, res, { onUsage: (row) => (usage = row) });
     } finally {
-      // A refusal before streaming (JSON error) stores nothing. Otherwise store the answer —
+      // A refusal or failure before streaming (JSON error) keeps the turn as not sent. A
+      // client that went away before the first token stopped a sent turn. Otherwise store the answer —
       // partial with status `stopped` when the browser went away first (Stop) — with the
       // tokens and cost of the gateway's usage record (priced by metering), so the chat's
       // figures are the metered ones.
+      if (!t.tap.sse && res.statusCode >= 400 && t.tap.json) {
+        try {
+          chat.refuseTurn(ctx, plan, errorCodeOf(t.tap.json, res.statusCode));
+        } catch (e) {
+          ctx.log.warn({ conversation: id, err: (e as Error).message }, 'chat refusal not stored');
+        }
+      } else if (!t.tap.sse) {
+        commit();
+        t.tap.sse = true; // stored below as a stopped, empty answer
+      }
       if (t.tap.sse) {
         const tap = t.tap;
         const status = tap.errorCode ? 'error' : t.ended() ? 'complete' : 'stopped';

@@ -2,17 +2,17 @@ import type { RequestContext } from '../context.js';
 import type { ChatMessageRow, ChatRepo, ConversationRow } from '../db/repos/chat.js';
 import { AppError } from '../errors.js';
 import { newId } from '../ids.js';
+import type { ChatMessageStatus, Classification, ConversationView, ChatMessageView } from '../contract.js';
 
 /**
  * Conversations of the web UI, per user and tenant. Content is customer data: stored so the
  * user has history, never logged (only ids and counts are).
  */
-export const CLASSIFICATIONS = ['public', 'internal', 'confidential', 'restricted'] as const;
-export type Classification = (typeof CLASSIFICATIONS)[number];
+export { CLASSIFICATIONS, type Classification } from '../contract.js';
 export const NEW_TITLE = 'New chat';
 const MAX_TITLE = 120;
 
-export function serializeConversation(c: ConversationRow) {
+export function serializeConversation(c: ConversationRow): ConversationView {
   return {
     object: 'conversation' as const,
     id: c.id,
@@ -25,14 +25,14 @@ export function serializeConversation(c: ConversationRow) {
   };
 }
 
-export function serializeMessage(m: ChatMessageRow) {
+export function serializeMessage(m: ChatMessageRow): ChatMessageView {
   return {
     object: 'chat_message' as const,
     id: m.id,
     role: m.role,
     content: m.content,
     model: m.model,
-    status: m.status,
+    status: m.status as ChatMessageStatus,
     error_code: m.errorCode,
     usage: { prompt_tokens: m.promptTokens, completion_tokens: m.completionTokens, cost_micros: m.costMicros },
     created_at: m.createdAt,
@@ -40,6 +40,24 @@ export function serializeMessage(m: ChatMessageRow) {
 }
 
 export type SendMode = 'send' | 'regenerate' | 'edit';
+const NOT_SENT: ChatMessageStatus = 'not_sent';
+
+export interface TurnPlan {
+  conversation: ConversationRow;
+  mode: SendMode;
+  content: string;
+  model: string;
+  classification?: Classification;
+  /** A not_sent user message this send replaces. */
+  retryOf?: string;
+  /** Answers a regenerate/edit replaces. */
+  drop: string[];
+  /** The user message an edit rewrites. */
+  editOf?: string;
+  history: { role: ChatMessageRow['role']; content: string }[];
+}
+
+const turn = (m: ChatMessageRow) => ({ role: m.role, content: m.content });
 
 const DAY = 86_400_000;
 
@@ -135,40 +153,81 @@ export class ChatService {
   }
 
   /**
-   * Applies the user's turn and returns the history to send: `send` appends a user message,
-   * `regenerate` drops the last answer (resending the last user message), `edit` replaces the
-   * last user message and drops what followed it.
+   * Plans the user's turn without writing anything: `send` appends a user message (or, with
+   * `retryOf`, resends a `not_sent` one), `regenerate` drops the last answer (resending the
+   * last user message), `edit` replaces the last user message and drops what followed it.
+   * The plan is written by commitTurn once the gateway starts answering, or recorded as not
+   * sent by refuseTurn: a refused or failed call changes neither the history nor the
+   * conversation's model and classification.
    */
-  prepareTurn(ctx: RequestContext, id: string, input: { mode: SendMode; content?: string; model: string; classification?: Classification }) {
-    const userId = this.userOf(ctx);
+  planTurn(ctx: RequestContext, id: string, input: { mode: SendMode; content?: string; model: string; classification?: Classification; retryOf?: string }): TurnPlan {
+    this.userOf(ctx);
     const conv = this.get(ctx, id);
-    const now = ctx.clock.now();
-    let msgs = this.repo.messages(ctx, conv.id);
-    const lastUserIdx = msgs.map((m) => m.role).lastIndexOf('user');
+    const all = this.repo.messages(ctx, conv.id);
+    let retry: ChatMessageRow | undefined;
+    if (input.retryOf !== undefined) {
+      retry = all.find((m) => m.id === input.retryOf);
+      if (!retry || input.mode !== 'send') throw new AppError(404, 'not_found', 'Message not found.', { param: 'retry_of' });
+      if (retry.role !== 'user' || retry.status !== NOT_SENT) throw new AppError(409, 'nothing_to_resend', 'Only a message that was not sent can be retried.', { param: 'retry_of' });
+    }
+    // What the model sees: no failed answers, no turns that were never sent.
+    const sent = all.filter((m) => m.status !== NOT_SENT && !(m.role === 'assistant' && m.status === 'error'));
+    const content = input.content ?? retry?.content ?? '';
+    if ((input.mode === 'send' || input.mode === 'edit') && !content.trim()) throw new AppError(400, 'invalid_request', 'Write a message first.', { param: 'content' });
+    let history: { role: ChatMessageRow['role']; content: string }[];
+    let drop: string[] = [];
+    let editOf: string | undefined;
     if (input.mode === 'send') {
-      const content = input.content ?? '';
-      if (!content.trim()) throw new AppError(400, 'invalid_request', 'Write a message first.', { param: 'content' });
-      const m = this.repo.insertMessage(ctx, { id: newId('msg', now), conversationId: conv.id, role: 'user', content, createdAt: now });
-      msgs = [...msgs, m];
+      history = [...sent.map(turn), { role: 'user', content }];
     } else {
+      const lastUserIdx = sent.map((m) => m.role).lastIndexOf('user');
       if (lastUserIdx < 0) throw new AppError(409, 'nothing_to_resend', 'There is no message to resend yet.');
-      const after = msgs.slice(lastUserIdx + 1);
-      this.repo.deleteMessages(ctx, after.map((m) => m.id));
-      msgs = msgs.slice(0, lastUserIdx + 1);
+      const lastUser = sent[lastUserIdx]!;
+      drop = all
+        .slice(all.indexOf(lastUser) + 1)
+        .filter((m) => m.role !== 'user')
+        .map((m) => m.id);
+      history = sent.slice(0, lastUserIdx + 1).map(turn);
       if (input.mode === 'edit') {
-        const content = input.content ?? '';
-        if (!content.trim()) throw new AppError(400, 'invalid_request', 'Write a message first.', { param: 'content' });
-        const last = msgs[lastUserIdx]!;
-        this.repo.updateMessage(ctx, last.id, { content });
-        msgs[lastUserIdx] = { ...last, content };
+        editOf = lastUser.id;
+        history[lastUserIdx] = { role: 'user', content };
       }
     }
-    const patch: Partial<ConversationRow> = { model: input.model, updatedAt: now };
-    if (input.classification) patch.classification = input.classification;
-    const firstUser = msgs.find((m) => m.role === 'user');
-    if (conv.title === NEW_TITLE && firstUser) patch.title = titleFrom(firstUser.content);
-    this.repo.updateConversation(ctx, userId, conv.id, patch);
-    return { conversation: conv, history: msgs.filter((m) => m.status !== 'error' || m.role === 'user').map((m) => ({ role: m.role, content: m.content })) };
+    return { conversation: conv, mode: input.mode, content, model: input.model, ...(input.classification ? { classification: input.classification } : {}), ...(retry ? { retryOf: retry.id } : {}), drop, ...(editOf ? { editOf } : {}), history };
+  }
+
+  /** Writes a planned turn: the gateway accepted it and is answering. */
+  commitTurn(ctx: RequestContext, plan: TurnPlan): void {
+    const userId = this.userOf(ctx);
+    const now = ctx.clock.now();
+    if (plan.mode === 'send') {
+      if (plan.retryOf) this.repo.deleteMessages(ctx, [plan.retryOf]);
+      this.repo.insertMessage(ctx, { id: newId('msg', now), conversationId: plan.conversation.id, role: 'user', content: plan.content, createdAt: now });
+    } else {
+      this.repo.deleteMessages(ctx, plan.drop);
+      if (plan.editOf) this.repo.updateMessage(ctx, plan.editOf, { content: plan.content });
+    }
+    const patch: Partial<ConversationRow> = { model: plan.model, updatedAt: now };
+    if (plan.classification) patch.classification = plan.classification;
+    const firstUser = plan.history.find((m) => m.role === 'user');
+    if (plan.conversation.title === NEW_TITLE && firstUser) patch.title = titleFrom(firstUser.content);
+    this.repo.updateConversation(ctx, userId, plan.conversation.id, patch);
+  }
+
+  /**
+   * Records a turn the gateway refused or could not deliver: a `send` is kept as a
+   * `not_sent` user message with the refusal code (the user sees it, can retry or edit it);
+   * a regenerate or edit changes nothing. The conversation keeps its model and classification.
+   */
+  refuseTurn(ctx: RequestContext, plan: TurnPlan, code: string): void {
+    const userId = this.userOf(ctx);
+    if (plan.mode !== 'send') return;
+    const now = ctx.clock.now();
+    if (plan.retryOf) this.repo.updateMessage(ctx, plan.retryOf, { content: plan.content, errorCode: code });
+    else this.repo.insertMessage(ctx, { id: newId('msg', now), conversationId: plan.conversation.id, role: 'user', content: plan.content, status: NOT_SENT, errorCode: code, createdAt: now });
+    const patch: Partial<ConversationRow> = { updatedAt: now };
+    if (plan.conversation.title === NEW_TITLE) patch.title = titleFrom(plan.content);
+    this.repo.updateConversation(ctx, userId, plan.conversation.id, patch);
   }
 
   /** Stores the (possibly partial) answer and adds its usage to the conversation. */

@@ -1,0 +1,105 @@
+/**
+ * The server's public contract with its clients, in one module the web UI imports
+ * (web/src/api.ts): error codes, classifications, roles, scopes and the chat's response
+ * shapes. It has no runtime dependencies (the web bundle includes it), so it imports
+ * nothing but pure data modules.
+ *
+ * Error codes are a closed union: the web types `ApiError.code` as `ErrorCode`, so a client
+ * that checks for a code the server never sends is a type error, and
+ * test/unit/contract.test.ts fails when server code throws a code missing here.
+ */
+export { ROLES, SCOPES, type Role, type Scope } from './access/permissions.js';
+
+export const CLASSIFICATIONS = ['public', 'internal', 'confidential', 'restricted'] as const;
+export type Classification = (typeof CLASSIFICATIONS)[number];
+export const BOUNDARIES = ['local', 'private', 'public'] as const;
+export type Boundary = (typeof BOUNDARIES)[number];
+
+/** Every `code` an error envelope `{"error":{"code"}}` of this server may carry. */
+export const ERROR_CODES = [
+  // request shape
+  'invalid_request', 'invalid_json', 'invalid_file', 'invalid_name', 'invalid_email', 'invalid_slug', 'invalid_role', 'invalid_scope', 'invalid_scopes',
+  'invalid_classification', 'invalid_completion_window', 'invalid_endpoint', 'invalid_expiry', 'invalid_issuer', 'invalid_models', 'invalid_overlap',
+  'invalid_owner', 'invalid_purpose', 'invalid_tenant_id', 'invalid_oidc_issuer', 'body_too_large', 'file_too_large', 'unsupported_encoding', 'request_aborted',
+  'password_policy', 'wrong_password', 'tenant_mismatch', 'alias_target_unknown', 'base_url_forbidden',
+  // authentication
+  'auth_required', 'auth_invalid_credentials', 'auth_invalid_header', 'auth_locked', 'auth_metrics_token', 'auth_session_expired', 'auth_session_invalid',
+  'auth_key_checksum', 'auth_key_expired', 'auth_key_invalid', 'auth_key_malformed', 'auth_key_owner_inactive', 'auth_key_revoked', 'csrf_failed',
+  'session_required', 'sso_required', 'metrics_not_local',
+  // identity: invitations and verified domains
+  'account_exists', 'domain_managed', 'domain_verified_elsewhere', 'invalid_domain', 'invitation_invalid', 'invitation_other_account', 'password_required',
+  // authorization (server/access DenyReason, 'unauthenticated' answers auth_required)
+  'permission_denied', 'platform_admin_required', 'tenant_required', 'not_a_member', 'role_forbidden', 'key_scope_missing', 'key_model_not_allowed',
+  'key_classification_exceeded', 'plan_forbidden', 'feature_unlicensed', 'tenant_suspended', 'key_scope_exceeds_creator', 'batches_need_key',
+  'license_feature_missing',
+  // data-boundary policy
+  'policy_boundary_denied', 'policy_boundary_unlicensed', 'policy_content_blocked', 'policy_local_unavailable',
+  // limits
+  'rate_limit_exceeded', 'quota_exceeded', 'license_quota_exceeded', 'license_lapsed', 'key_limit',
+  // not found / conflicts
+  'not_found', 'route_not_found', 'model_not_found', 'plan_not_found', 'job_not_found', 'batch_not_found', 'file_not_found', 'file_gone',
+  'already_member', 'batch_not_cancellable', 'file_in_use', 'key_revoked', 'last_owner', 'last_platform_admin', 'nothing_to_resend', 'plan_in_use',
+  'provider_exists', 'tenant_exists', 'user_exists',
+  // providers (server/providers ProviderError codes)
+  'provider_auth_failed', 'provider_bad_response', 'provider_busy', 'provider_connection_error', 'provider_error', 'provider_model_not_found',
+  'provider_rate_limited', 'provider_request_rejected', 'provider_server_error', 'provider_stream_error', 'provider_timeout', 'provider_unavailable',
+  // availability
+  'internal_error', 'gateway_unavailable', 'jobs_unavailable', 'metering_unavailable', 'rate_limiter_unavailable', 'redis_unavailable',
+  'secrets_unavailable', 'sso_platform_secret_unreadable',
+] as const;
+
+/** Families built at run time: `license_<LicenseErrorCode>` (licence upload) and `sso_<reason>` (sign-in). */
+export type ErrorCode = (typeof ERROR_CODES)[number] | `license_${string}` | `sso_${string}`;
+
+/** Extra fields of a 429 quota/rate refusal (server/metering admission `refusal`). */
+export interface LimitRefusalDetails {
+  level: 'tenant' | 'user' | 'key';
+  limit: 'requests_per_minute' | 'tokens_per_minute' | 'concurrent_requests' | 'monthly_tokens' | 'monthly_cost_micros';
+  limit_value: number;
+  /** ISO time the limit resets. */
+  reset: string;
+}
+
+// --- chat (/api/chat) ---------------------------------------------------------------------
+
+export interface UsageView {
+  prompt_tokens: number;
+  completion_tokens: number;
+  cost_micros: number;
+}
+export interface ConversationView {
+  object: 'conversation';
+  id: string;
+  title: string;
+  model: string | null;
+  classification: string | null;
+  usage: UsageView;
+  created_at: number;
+  updated_at: number;
+}
+/**
+ * A stored chat message. `status`: complete | stopped | error (assistant answers), or
+ * not_sent (a user turn the gateway refused or could not deliver: kept so the user can retry
+ * or edit it, never sent as history).
+ */
+export type ChatMessageStatus = 'complete' | 'stopped' | 'error' | 'not_sent';
+export interface ChatMessageView {
+  object: 'chat_message';
+  id: string;
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+  model: string | null;
+  status: ChatMessageStatus;
+  error_code: string | null;
+  usage: UsageView;
+  created_at: number;
+}
+export interface ChatModelsView {
+  object: 'list';
+  data: { id: string; boundaries: string[] }[];
+  default_classification: Classification;
+  policy: Record<Classification, string[]> | null;
+  gateway: 'ready' | 'unavailable';
+  /** Whether the caller's role may chat (viewers may read their history but not send). */
+  can_chat: boolean;
+}
