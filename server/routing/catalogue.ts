@@ -28,6 +28,8 @@ export const deploymentOptionsSchema = z
     maxRetryAfterMs: z.number().int().min(0).max(600_000).optional(),
     breakerFailures: z.number().int().min(1).max(1000).optional(),
     breakerCooldownMs: z.number().int().min(1).max(3_600_000).optional(),
+    /** Completion tokens metering reserves per choice when a call sets no max_tokens (server/metering/estimate.ts): the model's output limit. */
+    maxOutputTokens: z.number().int().positive().max(10_000_000).optional(),
   })
   .strict();
 export type DeploymentOptions = Required<z.infer<typeof deploymentOptionsSchema>>;
@@ -43,6 +45,7 @@ export const DEFAULT_OPTIONS: DeploymentOptions = {
   maxRetryAfterMs: 5_000,
   breakerFailures: 5,
   breakerCooldownMs: 30_000,
+  maxOutputTokens: 1024,
 };
 
 export const modelEntrySchema = z.object({

@@ -55,7 +55,12 @@ export class FakeOpenAI extends FakeUpstream {
     const created = Math.floor(Date.now() / 1000);
     const prompt = countWords(body.messages);
     const tool = Array.isArray(body.tools) && body.tools.length > 0 && body.tool_choice !== 'none' ? body.tools[0].function.name : undefined;
-    const usage = { prompt_tokens: prompt, completion_tokens: tool ? 5 : REPLY_PIECES.length, total_tokens: prompt + (tool ? 5 : REPLY_PIECES.length) };
+    // As the real API: `n` choices, each at most max_tokens long, all counted in completion_tokens.
+    const n = Number.isInteger(body.n) && body.n > 0 ? body.n : 1;
+    const max = Number(body.max_completion_tokens ?? body.max_tokens);
+    const pieces = Number.isInteger(max) && max > 0 ? REPLY_PIECES.slice(0, max) : REPLY_PIECES;
+    const perChoice = tool ? 5 : pieces.length;
+    const usage = { prompt_tokens: prompt, completion_tokens: perChoice * n, total_tokens: prompt + perChoice * n };
     const toolCall = tool ? { id: 'call_fake1', type: 'function', function: { name: tool, arguments: '{"city":"Paris"}' } } : undefined;
     if (!body.stream) {
       return json(res, 200, {
@@ -63,14 +68,12 @@ export class FakeOpenAI extends FakeUpstream {
         object: 'chat.completion',
         created,
         model: body.model,
-        choices: [
-          {
-            index: 0,
-            message: { role: 'assistant', content: tool ? null : REPLY_PIECES.join(''), ...(toolCall ? { tool_calls: [toolCall] } : {}), refusal: null },
-            logprobs: null,
-            finish_reason: tool ? 'tool_calls' : 'stop',
-          },
-        ],
+        choices: Array.from({ length: n }, (_, index) => ({
+          index,
+          message: { role: 'assistant', content: tool ? null : pieces.join(''), ...(toolCall ? { tool_calls: [toolCall] } : {}), refusal: null },
+          logprobs: null,
+          finish_reason: tool ? 'tool_calls' : pieces.length < REPLY_PIECES.length ? 'length' : 'stop',
+        })),
         usage,
         system_fingerprint: 'fp_fake',
       });
@@ -85,7 +88,7 @@ export class FakeOpenAI extends FakeUpstream {
           { tool_calls: [{ index: 0, function: { arguments: '{"city":' } }] },
           { tool_calls: [{ index: 0, function: { arguments: '"Paris"}' } }] },
         ]
-      : [{ role: 'assistant', content: '', refusal: null }, ...REPLY_PIECES.map((p) => ({ content: p }))];
+      : [{ role: 'assistant', content: '', refusal: null }, ...pieces.map((p) => ({ content: p }))];
     for (let i = 0; i < deltas.length; i++) {
       // Let the first chunks reach the client before the fault (as a real mid-stream failure).
       if (i === 2 && fault && fault.mode.endsWith('_mid_stream')) await sleep(30);
