@@ -248,6 +248,8 @@ export const usageRecords = sqliteTable(
     keyId: text('key_id'),
     workflow: text('workflow'),
     endpoint: text('endpoint').notNull(),
+    /** The face the call came through: chat (OpenAI /v1), responses, messages, ollama, batch. */
+    api: text('api').notNull().default('chat'),
     alias: text('alias'),
     deploymentId: text('deployment_id'),
     provider: text('provider'),
@@ -657,6 +659,29 @@ export const callContents = sqliteTable(
   (t) => [index('call_contents_request_idx').on(t.tenantId, t.requestId), index('call_contents_expiry_idx').on(t.expiresAt)],
 );
 
+/**
+ * Responses stored by `POST /v1/responses` with `store` (issue 18): the conversation so far
+ * (input and output items, instructions) as one JSON document sealed with the master key like
+ * call contents, per tenant and key, read back by `previous_response_id` and
+ * `GET /v1/responses/{id}`, deleted by `DELETE` or when `expires_at` passes.
+ */
+export const storedResponses = sqliteTable(
+  'stored_responses',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    /** The key (or, for a session, the user) that created it: only that principal reads it. */
+    ownerId: text('owner_id').notNull(),
+    model: text('model').notNull(),
+    content: text('content').notNull(),
+    createdAt: integer('created_at').notNull(),
+    expiresAt: integer('expires_at').notNull(),
+  },
+  (t) => [index('stored_responses_owner_idx').on(t.tenantId, t.ownerId), index('stored_responses_expiry_idx').on(t.expiresAt)],
+);
+
 // ---------------------------------------------------------------------------
 // Identity authority (issue 16): invitations (consent before membership) and e-mail
 // domains a platform administrator verified for a tenant.
@@ -713,4 +738,4 @@ export const tenantDomains = sqliteTable(
 );
 
 /** Every table whose rows belong to a tenant. A test checks that no table with a tenant_id column is missing. */
-export const TENANT_OWNED = { tenantSettings, memberships, apiKeys, usageRecords, ssoIdps, conversations, chatMessages, files, batches, batchLines, usageRollups, meteringLimits, meteringSettings, meteringNotifications, callContents, invitations, tenantDomains } as const;
+export const TENANT_OWNED = { tenantSettings, memberships, apiKeys, usageRecords, ssoIdps, conversations, chatMessages, files, batches, batchLines, usageRollups, meteringLimits, meteringSettings, meteringNotifications, callContents, invitations, tenantDomains, storedResponses } as const;

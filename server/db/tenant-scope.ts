@@ -87,6 +87,7 @@ export function createTenantData(db: Db) {
     callContents: tenantScoped(db, TENANT_OWNED.callContents),
     invitations: tenantScoped(db, TENANT_OWNED.invitations),
     tenantDomains: tenantScoped(db, TENANT_OWNED.tenantDomains),
+    storedResponses: tenantScoped(db, TENANT_OWNED.storedResponses),
   };
 }
 

@@ -14,6 +14,8 @@ export interface UsageRow {
   keyId: string | null;
   workflow: string | null;
   endpoint: string;
+  /** The face the call came through (chat, responses, messages, ollama, batch); absent = chat. */
+  api?: string;
   alias: string | null;
   deploymentId: string | null;
   provider: string | null;
@@ -47,14 +49,14 @@ export class UsageRepo {
     // Positional parameters: binding 27 named ones from a fresh object per row cost more
     // than SQLite's insert itself (this runs once per AI call).
     this.insert = c.prepare(
-      `INSERT INTO usage_records (id, tenant_id, request_id, user_id, key_id, workflow, endpoint, alias, deployment_id, provider, model, boundary, classification, policy,
+      `INSERT INTO usage_records (id, tenant_id, request_id, user_id, key_id, workflow, endpoint, api, alias, deployment_id, provider, model, boundary, classification, policy,
         prompt_tokens, completion_tokens, tokens_estimated, cost_micros, price_version, latency_ms, ttft_ms, stream, attempts, status, http_status, error_code, created_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.many = c.transaction((rows: UsageRow[]) => {
       for (const r of rows) {
         this.insert.run(
-          r.id, r.tenantId, r.requestId, r.userId, r.keyId, r.workflow, r.endpoint, r.alias, r.deploymentId, r.provider, r.model, r.boundary, r.classification, r.policy,
+          r.id, r.tenantId, r.requestId, r.userId, r.keyId, r.workflow, r.endpoint, r.api ?? 'chat', r.alias, r.deploymentId, r.provider, r.model, r.boundary, r.classification, r.policy,
           r.promptTokens, r.completionTokens, r.tokensEstimated ? 1 : 0, r.costMicros, r.priceVersion ?? null, r.latencyMs, r.ttftMs, r.stream ? 1 : 0, r.attempts, r.status,
           r.httpStatus, r.errorCode, r.createdAt,
         );
