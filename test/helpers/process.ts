@@ -18,7 +18,7 @@ export interface ServerProcess {
  * Runs the real entry point (server/main.ts, from sources through tsx) as a child process
  * on a temp data dir and a free port, and waits for its "enclave ready" line.
  */
-export async function spawnServer(opts: { env?: Record<string, string | undefined>; role?: string; waitReady?: boolean } = {}): Promise<ServerProcess> {
+export async function spawnServer(opts: { env?: Record<string, string | undefined>; role?: string; waitReady?: boolean; readyTimeoutMs?: number } = {}): Promise<ServerProcess> {
   const port = await freePort();
   const dataDir = opts.env?.ENCLAVE_DATA_DIR ?? tempDir();
   const env: Record<string, string> = {};
@@ -41,6 +41,9 @@ export async function spawnServer(opts: { env?: Record<string, string | undefine
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: Record<string, unknown>[] = [];
+  // Starting compiles the sources through tsx: seconds on a loaded 2-core machine, more for a cluster.
+  const readyMs = opts.readyTimeoutMs ?? 45_000;
+  let timedOut = false;
   let err = '';
   let out = '';
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
@@ -62,11 +65,14 @@ export async function spawnServer(opts: { env?: Record<string, string | undefine
         }
       }
     });
-    void exit.then(({ code }) => reject(new Error(`server exited with ${code} before ready: ${err}`)));
+    void exit.then(({ code, signal }) => reject(new Error(`server exited (${signal ?? code}) before ready${timedOut ? ` (not ready within ${readyMs} ms)` : ''}: ${err}`)));
   });
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   if (opts.waitReady !== false) {
-    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGTERM');
+    }, readyMs);
     try {
       await ready;
     } finally {

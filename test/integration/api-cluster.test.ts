@@ -8,9 +8,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServices } from '../../server/app.js';
 import { loadConfig } from '../../server/config/load.js';
 import { systemContext } from '../../server/identity/index.js';
+import { REPLY_PIECES } from '../fakes/common.js';
 import { FakeOpenAI } from '../fakes/fake-openai.js';
 import { tempDir, testRedisUrl } from '../helpers/app.js';
 import { spawnServer, type ServerProcess } from '../helpers/process.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * ENCLAVE_API_WORKERS=2 (server/cluster.ts): a supervisor, two api workers and the jobs
@@ -23,14 +25,6 @@ let server: ServerProcess;
 let key: string;
 const masterKey = randomBytes(32).toString('base64');
 const dataDir = tempDir();
-
-async function until(ok: () => boolean, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 beforeAll(async () => {
   fake = new FakeOpenAI();
@@ -45,7 +39,7 @@ beforeAll(async () => {
   await s.close();
 
   server = await spawnServer({ role: 'all', env: { ENCLAVE_DATA_DIR: dataDir, ENCLAVE_MASTER_KEY: masterKey, ENCLAVE_API_WORKERS: '2', REDIS_URL: undefined } });
-  await until(() => server.logs.some((l) => l.msg === 'enclave ready (cluster)'), 30_000);
+  await waitFor(() => server.logs.some((l) => l.msg === 'enclave ready (cluster)'), { timeout: 30_000, what: 'the cluster ready' });
 }, 60_000);
 
 afterAll(async () => {
@@ -53,20 +47,23 @@ afterAll(async () => {
   await fake?.close();
 });
 
-function workerPids(): Set<unknown> {
-  return new Set(server.logs.filter((l) => l.msg === 'request' && l.route === '/v1/chat/completions').map((l) => l.pid));
+const chatLogs = (from = 0) => server.logs.slice(from).filter((l) => l.msg === 'request' && l.route === '/v1/chat/completions');
+function workerPids(from = 0): Set<unknown> {
+  return new Set(chatLogs(from).map((l) => l.pid));
 }
+/** A client that opens a fresh connection per call (the supervisor hands connections out round-robin) and never retries. */
+const freshClient = () => new OpenAI({ baseURL: `${server.url}/v1`, apiKey: key, maxRetries: 0, httpAgent: new http.Agent({ keepAlive: false }) } as ConstructorParameters<typeof OpenAI>[0]);
+const REPLY = REPLY_PIECES.join('');
 
 describe('api cluster (ENCLAVE_API_WORKERS=2)', () => {
   it('serves /v1 from both api workers, one usage record per call, /metrics aggregated over the workers', async () => {
     const calls = 24;
     // A fresh connection per call: the supervisor hands connections out round-robin.
     for (let i = 0; i < calls; i++) {
-      const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: key, maxRetries: 0, httpAgent: new http.Agent({ keepAlive: false }) } as ConstructorParameters<typeof OpenAI>[0]);
-      const r = await client.chat.completions.create({ model: 'gpt-fake', messages: [{ role: 'user', content: `hello ${i}` }] });
-      expect(r.choices[0]!.message.content).toBeTruthy();
+      const r = await freshClient().chat.completions.create({ model: 'gpt-fake', messages: [{ role: 'user', content: `hello ${i}` }] });
+      expect(r.choices[0]!.message.content).toBe(REPLY);
     }
-    await until(() => server.logs.filter((l) => l.msg === 'request' && l.route === '/v1/chat/completions').length >= calls, 5000);
+    await waitFor(() => chatLogs().length, { until: (n) => n >= calls, what: `${calls} request log lines` });
     expect(workerPids().size).toBe(2);
 
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
@@ -80,23 +77,34 @@ describe('api cluster (ENCLAVE_API_WORKERS=2)', () => {
 
     // Usage records are written by whichever worker served the call: all of them land.
     const { default: Database } = await import('better-sqlite3');
-    await until(() => {
-      const db = new Database(path.join(dataDir, 'enclave.db'), { readonly: true });
-      try {
-        return (db.prepare('SELECT count(*) AS n FROM usage_records').get() as { n: number }).n === calls;
-      } finally {
-        db.close();
-      }
-    }, 5000);
+    await waitFor(
+      () => {
+        const db = new Database(path.join(dataDir, 'enclave.db'), { readonly: true });
+        try {
+          return (db.prepare('SELECT count(*) AS n FROM usage_records').get() as { n: number }).n;
+        } finally {
+          db.close();
+        }
+      },
+      { until: (n) => n === calls, what: `${calls} usage records` },
+    );
   });
 
   it('replaces a worker that dies; calls keep working', async () => {
     const victim = [...workerPids()][0] as number;
     process.kill(victim, 'SIGKILL');
-    await until(() => server.logs.some((l) => l.msg === 'worker exited unexpectedly; restarting'), 5000);
-    await until(() => server.logs.filter((l) => l.msg === 'enclave ready' && l.role === 'api').length >= 3, 30_000);
-    const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: key, maxRetries: 2 });
-    for (let i = 0; i < 4; i++) await client.chat.completions.create({ model: 'gpt-fake', messages: [{ role: 'user', content: 'again' }] });
+    await waitFor(() => server.logs.some((l) => l.msg === 'worker exited unexpectedly; restarting'), { what: 'the supervisor noticing the dead worker' });
+    await waitFor(() => server.logs.filter((l) => l.msg === 'enclave ready' && l.role === 'api').length, { until: (n) => n >= 3, timeout: 30_000, what: 'a replacement api worker ready' });
+    // No retries: every call must succeed on its own, and none reached the dead worker.
+    const from = server.logs.length;
+    for (let i = 0; i < 4; i++) {
+      const r = await freshClient().chat.completions.create({ model: 'gpt-fake', messages: [{ role: 'user', content: 'again' }] });
+      expect(r.choices[0]!.message.content).toBe(REPLY);
+    }
+    await waitFor(() => chatLogs(from).length, { until: (n) => n >= 4, what: '4 request log lines' });
+    const servedBy = workerPids(from);
+    expect(servedBy.size).toBeGreaterThan(0);
+    expect(servedBy.has(victim)).toBe(false);
   }, 60_000);
 
   it('SIGTERM stops every worker and the embedded redis-server, exit 0', async () => {

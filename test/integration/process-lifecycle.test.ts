@@ -2,7 +2,11 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { pingTcp } from '../../server/redis/ping.js';
 import { spawnServer, type ServerProcess } from '../helpers/process.js';
-import { readFileSync } from 'node:fs';
+import { waitFor } from '../helpers/wait.js';
+import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tempDir } from '../helpers/app.js';
+import { startPrivateRedis } from '../helpers/redis.js';
 import path from 'node:path';
 
 const started: ServerProcess[] = [];
@@ -16,33 +20,51 @@ async function server(opts: Parameters<typeof spawnServer>[0] = {}): Promise<Ser
   return p;
 }
 
-/** Opens a raw connection and sends a request whose body is only half there. */
+const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
+
+/**
+ * Opens a raw connection and sends a request whose body is only half there. Resolves once the
+ * server has parsed the request (it answered `Expect: 100-continue`), so the request is in
+ * flight however slow the machine; `response` is what follows the 100 Continue.
+ */
 function halfRequest(port: number): Promise<{ socket: net.Socket; response: Promise<string> }> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(port, '127.0.0.1', () => {
-      socket.write('POST /slow HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 21\r\n\r\n{"pad": "');
+      socket.write('POST /slow HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 21\r\nExpect: 100-continue\r\n\r\n');
       let data = '';
+      let inFlight = false;
       const response = new Promise<string>((done) => {
-        socket.on('data', (d) => (data += d.toString()));
-        socket.on('close', () => done(data));
+        socket.on('data', (d) => {
+          data += d.toString();
+          if (!inFlight && data.startsWith(CONTINUE)) {
+            inFlight = true;
+            data = data.slice(CONTINUE.length);
+            socket.write('{"pad": "', () => resolve({ socket, response }));
+          }
+        });
+        socket.on('close', () => (inFlight ? done(data) : reject(new Error(`closed before 100 Continue: ${data}`))));
       });
-      resolve({ socket, response });
     });
     socket.on('error', reject);
   });
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 describe('process lifecycle', () => {
   it('SIGTERM lets an in-flight request finish, refuses new connections, exits 0', async () => {
     const p = await server();
     const { socket, response } = await halfRequest(p.port);
-    await sleep(100);
     p.child.kill('SIGTERM');
-    await sleep(300);
+    await waitFor(() => pingTcp('127.0.0.1', p.port, 300), { until: (up) => !up, what: 'the server no longer accepting connections' });
     expect(p.child.exitCode).toBeNull(); // still draining
-    expect(await pingTcp('127.0.0.1', p.port, 300)).toBe(false); // not accepting
     socket.write('0123456789"}');
     const text = await response;
     expect(text).toMatch(/^HTTP\/1\.1 404/);
@@ -55,7 +77,6 @@ describe('process lifecycle', () => {
   it('closes requests still open at the shutdown deadline and still exits 0', async () => {
     const p = await server({ env: { ENCLAVE_SHUTDOWN_TIMEOUT_MS: '400' } });
     const { response } = await halfRequest(p.port);
-    await sleep(100);
     const t0 = Date.now();
     p.child.kill('SIGTERM');
     await response; // the server closed the socket
@@ -77,13 +98,46 @@ describe('process lifecycle', () => {
 
   it('SIGTERM during start-up (after the embedded redis-server started) still stops cleanly: exit 0, no redis left behind', async () => {
     const p = await server({ env: { REDIS_URL: undefined }, role: 'all', waitReady: false });
-    const end = Date.now() + 30_000;
-    while (!p.logs.some((l) => l.msg === 'started embedded redis-server') && Date.now() < end) await sleep(5);
+    await waitFor(() => p.logs.some((l) => l.msg === 'started embedded redis-server'), { timeout: 30_000, interval: 5, what: 'the embedded redis-server started' });
     const state = JSON.parse(readFileSync(path.join(p.dataDir, 'redis', 'state.json'), 'utf8')) as { port: number };
     p.child.kill('SIGTERM'); // before "enclave ready"
     expect((await p.exited()).code).toBe(0);
     expect(p.logs.some((l) => l.msg === 'stopped')).toBe(true);
     expect(await pingTcp('127.0.0.1', state.port)).toBe(false);
+  });
+
+  it('a SIGKILLed Enclave does not leave its embedded redis-server behind (the watchdog stops it)', async () => {
+    const p = await server({ env: { REDIS_URL: undefined }, role: 'all' });
+    const state = JSON.parse(readFileSync(path.join(p.dataDir, 'redis', 'state.json'), 'utf8')) as { pid: number; owner: number };
+    expect(state.owner).toBe(p.child.pid);
+    expect(alive(state.pid)).toBe(true);
+    p.child.kill('SIGKILL');
+    await p.exited();
+    await waitFor(() => alive(state.pid), { until: (up) => !up, what: `redis-server ${state.pid} gone after its owner was killed` });
+  });
+
+  it('the next start stops a stale embedded redis-server that is ours and whose owner is gone', async () => {
+    const dataDir = tempDir();
+    const dir = path.join(dataDir, 'redis');
+    mkdirSync(dir, { recursive: true });
+    // A leftover as an older Enclave (no watchdog) left it: running in our redis dir, its owner dead.
+    const stale = await startPrivateRedis({ args: ['--dir', dir] });
+    const gone = spawn(process.execPath, ['-e', '']);
+    await new Promise((r) => gone.once('exit', r));
+    writeFileSync(path.join(dir, 'state.json'), JSON.stringify({ port: stale.port, pid: stale.child!.pid, owner: gone.pid }));
+    try {
+      const p = await server({ env: { REDIS_URL: undefined, ENCLAVE_DATA_DIR: dataDir }, role: 'all' });
+      expect(p.logs.some((l) => String(l.msg).startsWith('stopping an embedded redis-server left behind'))).toBe(true);
+      expect(stale.child!.exitCode !== null || stale.child!.signalCode !== null).toBe(true);
+      const state = JSON.parse(readFileSync(path.join(dir, 'state.json'), 'utf8')) as { pid: number; owner: number };
+      expect(state).toMatchObject({ owner: p.child.pid });
+      expect(state.pid).not.toBe(stale.child!.pid);
+      expect((await fetch(`${p.url}/readyz`)).status).toBe(200);
+      p.child.kill('SIGTERM');
+      expect((await p.exited()).code).toBe(0);
+    } finally {
+      await stale.close();
+    }
   });
 
   it('without REDIS_URL and without redis-server: exits with one line naming both fixes', async () => {
