@@ -1,15 +1,14 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import OpenAI, { toFile } from 'openai';
 import { afterEach, describe, expect, it } from 'vitest';
 import { unrestricted } from '../../server/access/entitlements.js';
 import { startWorker } from '../../server/jobs/runtime.js';
 import type { JobWorker } from '../../server/jobs/worker.js';
-import { findExecutable } from '../../server/redis/embedded.js';
-import { freePort, pingTcp } from '../../server/redis/ping.js';
 import { FakeOpenAI } from '../fakes/fake-openai.js';
-import { startTestApp, tempDir, testConfig, type TestApp } from '../helpers/app.js';
+import { startTestApp, testConfig, type TestApp } from '../helpers/app.js';
 import { seedTenant, sys } from '../helpers/identity.js';
+import { startPrivateRedis } from '../helpers/redis.js';
+import { waitFor } from '../helpers/wait.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -40,15 +39,6 @@ async function submit(c: OpenAI, data: Buffer): Promise<string> {
   return (await c.batches.create({ input_file_id: f.id, endpoint: '/v1/chat/completions', completion_window: '24h' })).id;
 }
 
-async function until<T>(fn: () => Promise<T | undefined>, ms: number): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error('condition not reached');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 describe('lanes', () => {
   it("fairness: tenant A's 1,000-line batches do not delay tenant B's small batch beyond one job slot", async () => {
@@ -70,14 +60,11 @@ describe('lanes', () => {
     // second is submitted: submitted together, either could win the slot, and the test is
     // about which batch runs, not about that race.
     const a1 = await submit(a!, jsonl(1000, 'a'));
-    await until(async () => ((await a!.batches.retrieve(a1)).status === 'in_progress' ? true : undefined), 20_000);
+    await waitFor(async () => (await a!.batches.retrieve(a1)).status, { until: (st) => st === 'in_progress', timeout: 20_000, what: 'A’s first batch in progress' });
     const a2 = await submit(a!, jsonl(1000, 'a'));
     const t0 = Date.now();
     const b1 = await submit(b!, jsonl(3, 'b'));
-    const doneB = await until(async () => {
-      const x = await b!.batches.retrieve(b1);
-      return x.status === 'completed' ? x : undefined;
-    }, 15_000);
+    const doneB = await waitFor(() => b!.batches.retrieve(b1), { until: (x) => x.status === 'completed', timeout: 15_000, what: 'B’s batch completed' });
     const waited = Date.now() - t0;
     expect(doneB.request_counts).toEqual({ total: 3, completed: 3, failed: 0 });
     // B ran in the free slot while A's first batch was still running and its second still waiting.
@@ -94,29 +81,13 @@ describe('lanes', () => {
   }, 30_000);
 
   it('Redis restarted mid-run: the worker reconnects and finishes the batch', async () => {
-    const exe = findExecutable('redis-server')!;
-    const port = await freePort();
-    const dir = tempDir('enclave-redis-');
-    let redis: ChildProcess | undefined;
-    const startRedis = async (): Promise<void> => {
-      redis = spawn(exe, ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--maxmemory-policy', 'noeviction'], { stdio: 'ignore' });
-      const end = Date.now() + 5000;
-      while (!(await pingTcp('127.0.0.1', port, 200))) {
-        if (Date.now() > end) throw new Error('redis did not start');
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    };
-    const stopRedis = async (): Promise<void> => {
-      const r = redis!;
-      r.kill('SIGTERM');
-      await new Promise((res) => (r.exitCode !== null ? res(null) : r.once('exit', res)));
-    };
-    await startRedis();
+    // AOF on: the jobs survive the restart, as with the product's Redis.
+    const redis = await startPrivateRedis({ args: ['--appendonly', 'yes', '--maxmemory-policy', 'noeviction'] });
     const upstream = await new FakeOpenAI().start();
     upstream.latencyMs = 40;
     const app = await startTestApp({
       entitlements: unrestricted,
-      config: testConfig({ REDIS_URL: `redis://127.0.0.1:${port}/0`, ENCLAVE_JOB_LOCK_MS: '2000', ENCLAVE_MASTER_KEY: randomBytes(32).toString('base64') }),
+      config: testConfig({ REDIS_URL: redis.url(), ENCLAVE_JOB_LOCK_MS: '2000', ENCLAVE_MASTER_KEY: randomBytes(32).toString('base64') }),
     });
     let worker: JobWorker | undefined;
     cleanups.push(async () => {
@@ -124,31 +95,26 @@ describe('lanes', () => {
       await worker?.close(500);
       await app.close();
       await upstream.close();
-      if (redis && redis.exitCode === null) await stopRedis();
+      await redis.close();
     });
     const [c] = await setup(app, upstream, ['solo']);
     worker = await startWorker(app.services);
     const id = await submit(c!, jsonl(60, 'r'));
-    await until(async () => ((await c!.batches.retrieve(id)).request_counts!.completed >= 5 ? true : undefined), 10_000);
-    await stopRedis();
-    await new Promise((r) => setTimeout(r, 700));
-    await startRedis();
-    const done = await until(async () => {
-      const x = await c!.batches.retrieve(id);
-      return x.status === 'completed' ? x : undefined;
-    }, 30_000);
+    await waitFor(async () => (await c!.batches.retrieve(id)).request_counts!.completed, { until: (n) => n >= 5, what: '5 lines completed' });
+    await redis.stop('SIGTERM');
+    // Down long enough that the app noticed (its connection is not ready), then back.
+    await waitFor(() => app.services.redis.status, { until: (st) => st !== 'ready', what: 'the app’s Redis connection lost' });
+    await redis.start();
+    const done = await waitFor(() => c!.batches.retrieve(id), { until: (x) => x.status === 'completed', timeout: 30_000, what: 'the batch completed after the restart' });
     expect(done.request_counts!.completed + done.request_counts!.failed).toBe(60);
     const sent = upstream.requests.filter((r) => r.path === '/v1/chat/completions').map((r) => r.body.messages[0].content);
     expect(new Set(sent).size).toBe(sent.length);
   }, 60_000);
 
   it('refuses to start the worker on a Redis that may evict keys, naming the fix', async () => {
-    const exe = findExecutable('redis-server')!;
-    const port = await freePort();
-    const r = spawn(exe, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--maxmemory-policy', 'allkeys-lru'], { stdio: 'ignore' });
-    cleanups.push(() => void r.kill('SIGKILL'));
-    while (!(await pingTcp('127.0.0.1', port, 200))) await new Promise((res) => setTimeout(res, 20));
-    const app = await startTestApp({ entitlements: unrestricted, config: testConfig({ REDIS_URL: `redis://127.0.0.1:${port}/0` }) });
+    const r = await startPrivateRedis({ args: ['--maxmemory-policy', 'allkeys-lru'] });
+    cleanups.push(() => r.close());
+    const app = await startTestApp({ entitlements: unrestricted, config: testConfig({ REDIS_URL: r.url() }) });
     cleanups.push(() => app.close());
     await expect(startWorker(app.services)).rejects.toThrow(/maxmemory-policy is "allkeys-lru".*noeviction/);
   });

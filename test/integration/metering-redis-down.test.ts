@@ -1,41 +1,25 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { unrestricted } from '../../server/access/entitlements.js';
-import { findExecutable } from '../../server/redis/embedded.js';
-import { freePort, pingTcp } from '../../server/redis/ping.js';
 import { FakeOllama } from '../fakes/fake-ollama.js';
-import { startTestApp, tempDir, type TestApp } from '../helpers/app.js';
+import { startTestApp, type TestApp } from '../helpers/app.js';
 import { seedTenant, sys } from '../helpers/identity.js';
+import { startPrivateRedis, type PrivateRedis } from '../helpers/redis.js';
 import { waitFor } from '../helpers/wait.js';
 import { FAST } from './gateway-env.js';
 
-/** A private redis-server this test stops and starts again on the same port. */
-async function startRedis(port: number): Promise<ChildProcess> {
-  const child = spawn(findExecutable('redis-server')!, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', tempDir()], { stdio: 'ignore' });
-  while (!(await pingTcp('127.0.0.1', port, 200))) await new Promise((r) => setTimeout(r, 25));
-  return child;
-}
-async function stopRedis(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const done = new Promise((r) => child.once('exit', r));
-  child.kill('SIGKILL');
-  await done;
-}
-
-const started: { app?: TestApp; redis?: ChildProcess; ollama?: FakeOllama }[] = [];
+const started: { app?: TestApp; redis?: PrivateRedis; ollama?: FakeOllama }[] = [];
 afterAll(async () => {
   for (const s of started) {
     await s.app?.close();
-    if (s.redis) await stopRedis(s.redis);
+    await s.redis?.close();
     await s.ollama?.close();
   }
 });
 
 async function setup(mode: 'fail-open' | 'fail-closed') {
-  const port = await freePort();
-  const redis = await startRedis(port);
+  const redis = await startPrivateRedis();
   const ollama = await new FakeOllama().start();
-  const app = await startTestApp({ env: { REDIS_URL: `redis://127.0.0.1:${port}/0`, ENCLAVE_RATE_LIMIT_FAILURE_MODE: mode }, entitlements: unrestricted });
+  const app = await startTestApp({ env: { REDIS_URL: redis.url(), ENCLAVE_RATE_LIMIT_FAILURE_MODE: mode }, entitlements: unrestricted });
   const s = app.services;
   const holder = { app, redis, ollama };
   started.push(holder);
@@ -58,7 +42,7 @@ async function setup(mode: 'fail-open' | 'fail-closed') {
     const text = await s.metrics.registry.metrics();
     return text.split('\n').filter((l) => l.startsWith(name));
   };
-  return { app, s, holder, port, chat, plan, metric };
+  return { app, s, holder, chat, plan, metric };
 }
 
 describe('Redis stopped mid-test', () => {
@@ -70,7 +54,7 @@ describe('Redis stopped mid-test', () => {
     expect(r.status).toBe(200);
     expect(r.headers.get('x-ratelimit-remaining-requests')).toBe('99');
 
-    await stopRedis(e.holder.redis);
+    await e.holder.redis.stop();
     await waitFor(() => e.s.redis.status, { until: (s) => s !== 'ready', what: 'the Redis connection lost' });
     r = await e.chat();
     expect(r.status).toBe(200); // served from the in-process limiter
@@ -81,7 +65,7 @@ describe('Redis stopped mid-test', () => {
     expect(r.status).toBe(429);
     expect(r.body.error).toMatchObject({ code: 'quota_exceeded', level: 'tenant', limit: 'monthly_tokens' });
 
-    e.holder.redis = await startRedis(e.port);
+    await e.holder.redis.start();
     await waitFor(() => e.s.redis.status, { until: (s) => s === 'ready', what: 'the Redis connection back' });
     r = await e.chat(); // Redis is empty: its counter is seeded from the ledger, still exact
     expect(r.status).toBe(429);
@@ -124,12 +108,12 @@ describe('Redis stopped mid-test', () => {
     const e = await setup('fail-closed');
     e.plan({ requests_per_minute: 100 });
     expect((await e.chat()).status).toBe(200);
-    await stopRedis(e.holder.redis);
+    await e.holder.redis.stop();
     await waitFor(() => e.s.redis.status, { until: (s) => s !== 'ready', what: 'the Redis connection lost' });
     const r = await e.chat();
     expect(r.status).toBe(503);
     expect(r.body.error.code).toBe('rate_limiter_unavailable');
-    e.holder.redis = await startRedis(e.port);
+    await e.holder.redis.start();
     await waitFor(() => e.s.redis.status, { until: (s) => s === 'ready', what: 'the Redis connection back' });
     expect((await e.chat()).status).toBe(200);
   }, 30_000);
