@@ -6,6 +6,7 @@ import { BackupCryptoError, generateRecipientKeyPair, parseIdentity, parseRecipi
 import { recordInDataDir } from '../../server/ops/backup/records.js';
 import { RestoreError, restoreBackup } from '../../server/ops/backup/restore.js';
 import { readSecretsExport, writeSecretsExport, type SecretsExport } from '../../server/ops/backup/secrets.js';
+import { keyFingerprint, trustFor } from '../../server/ops/backup/signature.js';
 import { verifyBackup } from '../../server/ops/backup/verify.js';
 import { DataDirBusyError } from '../../server/ops/process-registry.js';
 import { cliConfig } from '../config.js';
@@ -123,14 +124,16 @@ export function registerBackup(program: Command): void {
     .option('--passphrase-file <file>', 'passphrase of an encrypted backup (or secrets export)')
     .option('--identity <file>', 'X25519 private key (repeatable)', collect, [])
     .option('--secrets <file>', 'secrets export: also decrypt every stored secret with its master key')
+    .option('--trust-installation <id|pubkey>', 'also accept backups signed by this installation (id inst_… or public key; repeatable); this data dir\'s own installation is always trusted', collect, [])
     .option('--json', 'print JSON')
-    .action(async (file: string, o: { passphraseFile?: string; identity: string[]; secrets?: string; json?: boolean }) => {
+    .action(async (file: string, o: { passphraseFile?: string; identity: string[]; secrets?: string; trustInstallation: string[]; json?: boolean }) => {
       const config = cliConfig();
       const keys = await guarded(async () => keyring(o));
       const secrets = await guarded(() => secretsFrom(o, keys));
-      const r = await guarded(() => verifyBackup(file, { keys, ...(secrets ? { secrets } : {}) }));
+      const r = await guarded(() => verifyBackup(file, { keys, trust: trustFor(config.dataDir, o.trustInstallation), ...(secrets ? { secrets } : {}) }));
       if (r.ok) recordInDataDir(config.dataDir, 'lastVerified', { at: Date.now(), file, encryption: r.encryption });
-      if (o.json) printJson({ ok: r.ok, file: r.file, encryption: r.encryption, checks: r.checks, manifest: r.manifest });
+      const signer = r.signer ? { installationId: r.signer.installationId, publicKey: r.signer.publicKey, fingerprint: keyFingerprint(r.signer.publicKey) } : null;
+      if (o.json) printJson({ ok: r.ok, file: r.file, encryption: r.encryption, signer, checks: r.checks, manifest: r.manifest });
       else {
         printTable(r.checks as unknown as Record<string, unknown>[], ['id', 'status', 'message']);
         process.stdout.write(`\n${r.ok ? 'backup verified' : 'backup FAILED verification'}\n`);
@@ -148,18 +151,20 @@ export function registerBackup(program: Command): void {
     .option('--passphrase-file <file>', 'passphrase of an encrypted backup (or secrets export)')
     .option('--identity <file>', 'X25519 private key (repeatable)', collect, [])
     .option('--secrets <file>', 'secrets export: installs its master key in embedded mode, checks stored secrets with it')
+    .option('--trust-installation <id|pubkey>', 'restore a backup signed by another installation (id inst_… or public key, as backup verify names it; repeatable)', collect, [])
     .option('--stop', 'stop (SIGTERM) the server and worker processes on this host first')
     .option('--force', 'restore although processes are registered as running (only when you know they are gone)')
     .option('--json', 'print JSON')
-    .action(async (file: string, o: { passphraseFile?: string; identity: string[]; secrets?: string; stop?: boolean; force?: boolean; json?: boolean }) => {
+    .action(async (file: string, o: { passphraseFile?: string; identity: string[]; secrets?: string; trustInstallation: string[]; stop?: boolean; force?: boolean; json?: boolean }) => {
       const config = cliConfig();
       const keys = await guarded(async () => keyring(o));
       const secrets = await guarded(() => secretsFrom(o, keys));
-      const r = await guarded(() => restoreBackup(config, file, { keys, ...(secrets ? { secrets } : {}), stop: !!o.stop, force: !!o.force }));
+      const r = await guarded(() => restoreBackup(config, file, { keys, ...(secrets ? { secrets } : {}), trustInstallations: o.trustInstallation, stop: !!o.stop, force: !!o.force }));
       const secretProblem = 'error' in r.secrets ? r.secrets.error : r.secrets.failed.length ? `${r.secrets.failed.length} of ${r.secrets.checked} stored secret(s) do not decrypt` : undefined;
       if (o.json) printJson(r);
       else {
         process.stdout.write(`restored ${r.file} (Enclave ${r.fromVersion}) into ${r.dataDir}\n`);
+        if (r.signer) process.stdout.write(`  signed by installation ${r.signer.installationId} (key ${r.signer.fingerprint})\n`);
         if (r.preRestore) process.stdout.write(`  previous state kept in ${r.preRestore}\n`);
         if (r.stopped.length) process.stdout.write(`  stopped ${r.stopped.map((p) => `${p.role} ${p.pid}`).join(', ')}; start them again\n`);
         process.stdout.write(`  schema ${r.schema.backup}${r.schema.migrated ? ` migrated to ${r.schema.now}` : ''}\n`);

@@ -19,6 +19,7 @@ import { scheduledBackup } from '../../server/ops/backup/scheduled.js';
 import { generateRecipientKeyPair, parseIdentity } from '../../server/ops/backup/envelope.js';
 import { restoreBackup } from '../../server/ops/backup/restore.js';
 import { buildSecretsExport } from '../../server/ops/backup/secrets.js';
+import { trustFor } from '../../server/ops/backup/signature.js';
 import { verifyBackup } from '../../server/ops/backup/verify.js';
 import { tarStream, type TarEntry } from '../../server/ops/archive/tar.js';
 import { tempDir, testConfig } from '../helpers/app.js';
@@ -56,6 +57,9 @@ function flipped(file: string, at: number): string {
   return f;
 }
 
+/** The installation that made these backups (its data dir). */
+const local = () => trustFor(config.dataDir);
+
 const failOf = (r: { checks: readonly { status: string; message: string }[] }): string =>
   r.checks.filter((c) => c.status === 'fail').map((c) => c.message).join('; ');
 
@@ -63,7 +67,7 @@ describe('backup create', () => {
   it('--verify reads a recipient-encrypted backup back without the private key, and records both timestamps for the gauges', async () => {
     const r = await createBackup(config, { out: path.join(out, 'verified.tar.gz.enc'), encrypt: { recipient: pair.publicKey }, verify: true, now: () => 1_900_000_000_000 });
     expect(r.verified?.ok).toBe(true);
-    expect(r.verified?.checks.map((c) => c.id)).toEqual(['archive', 'manifest', 'checksums', 'database', 'schema']);
+    expect(r.verified?.checks.map((c) => c.id)).toEqual(['archive', 'manifest', 'signature', 'checksums', 'database', 'schema']);
     const db = openDatabase(databaseFile(config.dataDir));
     const metrics = new Metrics();
     metrics.trackBackups(() => readBackupRecords(db.$client));
@@ -78,7 +82,7 @@ describe('backup create', () => {
     expect(r.encryption).toBe(`x25519 ${pair.publicKey}`);
     expect(r.verified?.ok).toBe(true);
     expect(path.dirname(r.file)).toBe(path.join(config.dataDir, 'backups'));
-    expect((await verifyBackup(r.file, { keys: { identities: [parseIdentity(pair.privateKeyPem)] } })).ok).toBe(true);
+    expect((await verifyBackup(r.file, { trust: local(), keys: { identities: [parseIdentity(pair.privateKeyPem)] } })).ok).toBe(true);
   });
 
   it('one backup at a time', async () => {
@@ -99,10 +103,10 @@ describe('backup verify', () => {
       [withPass, { passphrase: PASS }],
       [withKey, { identities: [parseIdentity(pair.privateKeyPem)] }],
     ] as const) {
-      const r = await verifyBackup(file, { keys, secrets });
+      const r = await verifyBackup(file, { trust: local(), keys, secrets });
       expect(failOf(r), file).toBe('');
       expect(r.ok).toBe(true);
-      expect(r.checks.map((c) => c.id)).toEqual(['archive', 'manifest', 'checksums', 'database', 'schema', 'secrets']);
+      expect(r.checks.map((c) => c.id)).toEqual(['archive', 'manifest', 'signature', 'checksums', 'database', 'schema', 'secrets']);
     }
   });
 
@@ -123,17 +127,17 @@ describe('backup verify', () => {
   it('one flipped byte fails with a clear reason (plain: several positions; encrypted: body and header)', async () => {
     const size = readFileSync(plain).length;
     for (const at of [20, Math.floor(size / 2), -12]) {
-      const r = await verifyBackup(flipped(plain, at));
+      const r = await verifyBackup(flipped(plain, at), { trust: local() });
       expect(r.ok).toBe(false);
       expect(failOf(r)).toMatch(/damaged|checksum|SHA-256|corrupted|truncated|tampered/i);
     }
-    const body = await verifyBackup(flipped(withPass, Math.floor(readFileSync(withPass).length / 2)), { keys: { passphrase: PASS } });
+    const body = await verifyBackup(flipped(withPass, Math.floor(readFileSync(withPass).length / 2)), { trust: local(), keys: { passphrase: PASS } });
     expect(body.ok).toBe(false);
     expect(failOf(body)).toMatch(/damaged|tampered|authentication/i);
-    const tag = await verifyBackup(flipped(withKey, -3), { keys: { identities: [parseIdentity(pair.privateKeyPem)] } });
+    const tag = await verifyBackup(flipped(withKey, -3), { trust: local(), keys: { identities: [parseIdentity(pair.privateKeyPem)] } });
     expect(tag.ok).toBe(false);
     expect(failOf(tag)).toMatch(/authentication|tampered|damaged/i);
-    const header = await verifyBackup(flipped(withPass, 30), { keys: { passphrase: PASS } });
+    const header = await verifyBackup(flipped(withPass, 30), { trust: local(), keys: { passphrase: PASS } });
     expect(header.ok).toBe(false);
     expect(failOf(header)).toMatch(/header|passphrase|damaged|authentication/i);
   });
@@ -145,7 +149,7 @@ describe('backup verify', () => {
       .map((e) => ({ name: e.name, file: e.path!, size: e.size }));
     const broken = path.join(out, 'missing-part.tar.gz');
     await pipeline(Readable.from(tarStream(entries)), createGzip(), createWriteStream(broken));
-    const r = await verifyBackup(broken);
+    const r = await verifyBackup(broken, { trust: local() });
     expect(r.ok).toBe(false);
     expect(failOf(r)).toContain('part config/config.json is missing');
   });
@@ -159,20 +163,20 @@ describe('backup verify', () => {
     const entries: TarEntry[] = full.entries.map((e) => ({ name: e.name, file: e.path!, size: e.name === cfg.name ? Buffer.byteLength(changed) : e.size }));
     const broken = path.join(out, 'bad-part.tar.gz');
     await pipeline(Readable.from(tarStream(entries)), createGzip(), createWriteStream(broken));
-    const r = await verifyBackup(broken);
+    const r = await verifyBackup(broken, { trust: local() });
     expect(failOf(r)).toContain('part config/config.json fails its SHA-256 checksum');
   });
 
   it('wrong passphrase, missing passphrase, wrong key and missing key each fail with their reason', async () => {
-    expect(failOf(await verifyBackup(withPass, { keys: { passphrase: 'not the passphrase' } }))).toBe('wrong passphrase for this file');
-    expect(failOf(await verifyBackup(withPass))).toMatch(/encrypted with a passphrase: pass --passphrase-file/);
-    expect(failOf(await verifyBackup(withKey, { keys: { identities: [parseIdentity(otherPair.privateKeyPem)] } }))).toMatch(/wrong key: this file is encrypted to enclave-x25519:/);
-    expect(failOf(await verifyBackup(withKey, { keys: { passphrase: PASS } }))).toMatch(/pass --identity/);
+    expect(failOf(await verifyBackup(withPass, { trust: local(), keys: { passphrase: 'not the passphrase' } }))).toBe('wrong passphrase for this file');
+    expect(failOf(await verifyBackup(withPass, { trust: local() }))).toMatch(/encrypted with a passphrase: pass --passphrase-file/);
+    expect(failOf(await verifyBackup(withKey, { trust: local(), keys: { identities: [parseIdentity(otherPair.privateKeyPem)] } }))).toMatch(/wrong key: this file is encrypted to enclave-x25519:/);
+    expect(failOf(await verifyBackup(withKey, { trust: local(), keys: { passphrase: PASS } }))).toMatch(/pass --identity/);
   });
 
   it('wrong secrets (another master key) fail the secrets check', async () => {
     const other = buildSecretsExport(testConfig());
-    const r = await verifyBackup(plain, { secrets: other });
+    const r = await verifyBackup(plain, { trust: local(), secrets: other });
     expect(r.ok).toBe(false);
     expect(failOf(r)).toMatch(/does not decrypt/);
   });

@@ -110,7 +110,7 @@ describe('backup restore', () => {
     expect(backup.manifest.migrationHead).toBe('9999_from_the_future');
 
     const target = track(testConfig());
-    await expect(restoreBackup(target, backup.file)).rejects.toThrow(/refusing to restore: backup schema 9999_from_the_future is newer than this Enclave/);
+    await expect(restoreBackup(target, backup.file, { trustInstallations: [backup.manifest.installationId!] })).rejects.toThrow(/refusing to restore: backup schema 9999_from_the_future is newer than this Enclave/);
     expect(existsSync(databaseFile(target.dataDir))).toBe(false);
   });
 
@@ -125,7 +125,7 @@ describe('backup restore', () => {
     expect(backup.manifest.migrationHead).toBe(all[0]!.tag);
 
     const target = track(testConfig());
-    const r = await restoreBackup(target, backup.file);
+    const r = await restoreBackup(target, backup.file, { trustInstallations: [backup.manifest.installationId!] });
     expect(r.schema).toEqual({ backup: all[0]!.tag, now: all.at(-1)!.tag, migrated: all.length > 1 });
     const restored = new Database(databaseFile(target.dataDir), { readonly: true });
     expect((restored.prepare("SELECT value FROM settings WHERE key = 'old.row'").get() as { value: string }).value).toBe('"kept"');
@@ -159,7 +159,9 @@ describe('backup restore', () => {
     expect(verified.code, verified.stdout + verified.stderr).toBe(0);
 
     const dst = { ...src, ENCLAVE_DATA_DIR: path.join(work, 'restored') };
-    const restored = await enclave(['backup', 'restore', file, '--identity', idFile, '--secrets', path.join(work, 'secrets.enc'), '--json'], dst);
+    // a new installation: the operator names the installation whose backup this is
+    const signer = (JSON.parse(verified.stdout) as { signer: { installationId: string } }).signer.installationId;
+    const restored = await enclave(['backup', 'restore', file, '--identity', idFile, '--secrets', path.join(work, 'secrets.enc'), '--trust-installation', signer, '--json'], dst);
     expect(restored.code, restored.stderr).toBe(0);
     const r = JSON.parse(restored.stdout) as { masterKeyInstalled: boolean; secrets: { failed: unknown[]; selfTest: string }; licence: { state: string } };
     expect(r.masterKeyInstalled).toBe(true);

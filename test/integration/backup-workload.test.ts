@@ -95,7 +95,7 @@ describe('backup during a running workload', () => {
     // restore into a fresh data dir (same master key: the secrets export would carry it)
     const fresh = testConfig({ ENCLAVE_MASTER_KEY: config.masterKey! });
     cleanup.push(fresh.dataDir);
-    const r = await restoreBackup(fresh, backup.file, { keys: { passphrase: 'workload pass' } });
+    const r = await restoreBackup(fresh, backup.file, { keys: { passphrase: 'workload pass' }, trustInstallations: [backup.manifest.installationId!] });
     expect(r.secrets).toMatchObject({ failed: [], selfTest: 'ok' });
     expect('checked' in r.secrets && r.secrets.checked).toBeGreaterThanOrEqual(2);
 

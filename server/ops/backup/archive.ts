@@ -5,7 +5,7 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import { ArchiveError, TarExtractor, tarStream, type ExtractedEntry, type TarEntry } from '../archive/tar.js';
-import { type ContentKey, AUTH_FAILED, BackupCryptoError, describeEncryption, isEnvelope, openEnvelope, sealer, type EncryptTo, type EnvelopeContent, type EnvelopeHeader, type Keyring } from './envelope.js';
+import { type ContentKey, AUTH_FAILED, BackupCryptoError, describeEncryption, isEnvelope, openEnvelope, sealer, type EncryptTo, type EnvelopeContent, type EnvelopeHeader, type Keyring, type Sealer } from './envelope.js';
 
 /** fsync a file or directory by path. */
 export function fsyncPath(p: string): void {
@@ -28,7 +28,7 @@ export function fsyncPath(p: string): void {
 export async function writeArchive(
   finalFile: string,
   entries: readonly TarEntry[],
-  opts: { encrypt?: EncryptTo; content?: EnvelopeContent; onProgress?: (done: number, total: number) => void } = {},
+  opts: { encrypt?: EncryptTo; content?: EnvelopeContent; onProgress?: (done: number, total: number) => void; /** A sealer made by the caller (it needed the MAC key first); wins over encrypt. */ sealer?: Sealer } = {},
 ): Promise<{ size: number; sha256: string; contentKey?: ContentKey }> {
   const tmp = path.join(path.dirname(finalFile), `.${path.basename(finalFile)}.tmp-${process.pid}`);
   const total = entries.reduce((n, e) => n + e.size, 0);
@@ -44,7 +44,7 @@ export async function writeArchive(
   });
   rmSync(tmp, { force: true }); // a leftover of an earlier process that had our pid
   try {
-    const seal = opts.encrypt ? sealer(opts.content ?? 'backup', opts.encrypt) : undefined;
+    const seal = opts.sealer ?? (opts.encrypt ? sealer(opts.content ?? 'backup', opts.encrypt) : undefined);
     if (seal) {
       writeFileSync(tmp, seal.prefix, { mode: 0o600, flag: 'wx' });
       fileHash.update(seal.prefix);
@@ -79,6 +79,8 @@ export interface ReadResult {
   readonly memory: ReadonlyMap<string, Buffer>;
   readonly encryption: string;
   readonly header?: EnvelopeHeader;
+  /** Passphrase archives: the manifest MAC key. */
+  readonly macKey?: Buffer;
 }
 
 /**
@@ -86,14 +88,16 @@ export interface ReadResult {
  * when dir is undefined). Throws BackupCryptoError / ArchiveError with a clear reason.
  */
 export async function readArchive(file: string, keys: Keyring, dir: string | undefined, opts: { keepInMemory?: (name: string) => boolean } = {}): Promise<ReadResult> {
-  const extractor = new TarExtractor(dir, opts.keepInMemory);
+  const extractor = new TarExtractor(dir, opts.keepInMemory ?? ((n) => n === 'manifest.json' || n === 'manifest.sig'));
   let encryption = 'none';
   let header: EnvelopeHeader | undefined;
+  let macKey: Buffer | undefined;
   const stages: NodeJS.ReadWriteStream[] = [];
   let source: Readable;
   if (isEnvelope(file)) {
     const env = openEnvelope(file, keys, 'backup');
     header = env.header;
+    macKey = env.macKey;
     encryption = describeEncryption(env.header);
     source = createReadStream(file, { start: env.bodyStart, end: env.bodyEnd });
     stages.push(env.decipher);
@@ -112,5 +116,5 @@ export async function readArchive(file: string, keys: Keyring, dir: string | und
     }
     throw e;
   }
-  return { entries: extractor.entries, memory: extractor.memory, encryption, ...(header ? { header } : {}) };
+  return { entries: extractor.entries, memory: extractor.memory, encryption, ...(header ? { header } : {}), ...(macKey ? { macKey } : {}) };
 }

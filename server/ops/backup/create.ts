@@ -10,7 +10,8 @@ import { loadMigrations, migrationStatus } from '../../db/migrator.js';
 import { APP_VERSION } from '../../paths.js';
 import type { TarEntry } from '../archive/tar.js';
 import { fsyncPath, writeArchive } from './archive.js';
-import type { EncryptTo } from './envelope.js';
+import { sealer, type EncryptTo } from './envelope.js';
+import { installationSigner, SIGNATURE_ENTRY, trustFor, type ManifestSigner } from './signature.js';
 import { writeBackupRecord, type BackupRecord } from './records.js';
 import { acquireLock, activeRestore } from '../process-registry.js';
 
@@ -24,8 +25,10 @@ import { acquireLock, activeRestore } from '../process-registry.js';
  *    copied out as license/license.lic), the non-secret effective config, uploaded files
  *    under the data dir's BACKUP_FILE_DIRS.
  * 3. manifest.json (versions, migration head, SQLite version, installation id, every part
- *    with size and SHA-256, what was skipped and why), first in a tar.gz, optionally in
- *    the encryption envelope; written to a temporary name, fsynced, renamed.
+ *    with size and SHA-256, what was skipped and why), first in a tar.gz, then manifest.sig
+ *    (the manifest signed with the installation's Ed25519 key, plus a passphrase MAC for
+ *    passphrase backups: signature.ts), optionally in the encryption envelope; written to a
+ *    temporary name, fsynced, renamed.
  *
  * Secrets (master key, secret files) are never in it: `enclave backup secrets` exports them
  * separately. Redis (queue state) is transient and not backed up.
@@ -261,6 +264,13 @@ async function createLocked(config: Config, opts: CreateBackupOptions, at: Date,
   const outDir = path.dirname(file);
   cleanStale(outDir);
 
+  // The installation key first: it may be created now, and the snapshot must then contain it.
+  let signer: ManifestSigner;
+  try {
+    signer = installationSigner(config);
+  } catch (e) {
+    throw new BackupError((e as Error).message);
+  }
   const staging = path.join(outDir, `.enclave-backup-staging-${process.pid}`);
   rmSync(staging, { recursive: true, force: true });
   mkdirSync(staging, { recursive: true, mode: 0o700 });
@@ -330,9 +340,17 @@ async function createLocked(config: Config, opts: CreateBackupOptions, at: Date,
       secretsIncluded: false,
     };
     const manifestBytes = Buffer.from(JSON.stringify(manifest, null, 2) + '\n');
-    const all: TarEntry[] = [{ name: 'manifest.json', data: manifestBytes, size: manifestBytes.length, mtime: at.getTime() }, ...entries];
+    // The sealer first: a passphrase backup's MAC key comes from it (signature.ts).
+    const seal = opts.encrypt ? sealer('backup', opts.encrypt) : undefined;
+    const signed = signer.sign(manifestBytes, seal?.contentKey.macKey);
+    const sigBytes = Buffer.from(JSON.stringify(signed, null, 2) + '\n');
+    const all: TarEntry[] = [
+      { name: 'manifest.json', data: manifestBytes, size: manifestBytes.length, mtime: at.getTime() },
+      { name: SIGNATURE_ENTRY, data: sigBytes, size: sigBytes.length, mtime: at.getTime() },
+      ...entries,
+    ];
     const written = await writeArchive(file, all, {
-      ...(opts.encrypt ? { encrypt: opts.encrypt } : {}),
+      ...(seal ? { sealer: seal } : {}),
       content: 'backup',
       onProgress: (d, t) => opts.onProgress?.('archive', d, t),
     });
@@ -342,7 +360,7 @@ async function createLocked(config: Config, opts: CreateBackupOptions, at: Date,
     if (opts.verify) {
       const { verifyBackup } = await import('./verify.js');
       const keys = { ...(opts.encrypt && 'passphrase' in opts.encrypt ? { passphrase: opts.encrypt.passphrase } : {}), ...(written.contentKey ? { contentKey: written.contentKey } : {}) };
-      const v = await verifyBackup(file, { keys });
+      const v = await verifyBackup(file, { keys, trust: trustFor(config.dataDir) });
       verified = { ok: v.ok, checks: v.checks };
       if (!v.ok) throw new BackupError(`the backup written to ${file} did not verify: ${v.checks.filter((c) => c.status === 'fail').map((c) => c.message).join('; ')}`);
     }

@@ -66,12 +66,22 @@ export interface Keyring {
 export interface ContentKey {
   readonly key: Buffer;
   readonly check: Buffer;
+  /**
+   * Passphrase envelopes only: a key for the manifest MAC (server/ops/backup/signature.ts),
+   * derived from the same scrypt output with its own HKDF label. Recipient envelopes have
+   * none: anyone holding the public key could compute it.
+   */
+  readonly macKey?: Buffer;
 }
 
 function derive(secret: Buffer, salt: Buffer): { key: Buffer; check: Buffer } {
   const okm = Buffer.from(hkdfSync('sha256', secret, salt, INFO, 64));
   const key = okm.subarray(0, 32);
   return { key, check: createHmac('sha256', okm.subarray(32)).update('enclave-backup key check').digest().subarray(0, 16) };
+}
+
+function macKeyOf(secret: Buffer, salt: Buffer): Buffer {
+  return Buffer.from(hkdfSync('sha256', secret, salt, 'enclave-backup manifest mac v1', 32));
 }
 
 function scryptKey(passphrase: string, salt: Buffer, logN: number, r: number, p: number): Buffer {
@@ -122,12 +132,13 @@ export interface Sealer {
 
 export function sealer(content: EnvelopeContent, to: EncryptTo): Sealer {
   let kdf: KdfHeader;
-  let derived: { key: Buffer; check: Buffer };
+  let derived: ContentKey;
   if ('passphrase' in to) {
     if (!to.passphrase) throw new BackupCryptoError('empty passphrase');
     const salt = randomBytes(16);
     const logN = to.logN ?? 17;
-    derived = derive(scryptKey(to.passphrase, salt, logN, 8, 1), salt);
+    const secret = scryptKey(to.passphrase, salt, logN, 8, 1);
+    derived = { ...derive(secret, salt), macKey: macKeyOf(secret, salt) };
     kdf = { type: 'scrypt', salt: salt.toString('base64'), logN, r: 8, p: 1 };
   } else {
     const rpk = parseRecipient(to.recipient);
@@ -155,6 +166,8 @@ export interface OpenedEnvelope {
   /** Inclusive end offset of the ciphertext in the file. */
   readonly bodyEnd: number;
   readonly decipher: DecipherGCM;
+  /** Passphrase envelopes: the manifest MAC key (ContentKey.macKey). */
+  readonly macKey?: Buffer;
 }
 
 /** True when the file starts with the envelope magic (else it is a plain archive). */
@@ -203,7 +216,7 @@ export function openEnvelope(file: string, keys: Keyring, expect?: EnvelopeConte
     throw new BackupCryptoError('unsupported or damaged encryption header');
   }
   if (expect && header.content !== expect) throw new BackupCryptoError(`this file is a ${header.content} file, not a ${expect} file`);
-  let derived: { key: Buffer; check: Buffer } | undefined;
+  let derived: ContentKey | undefined;
   const kdf = header.kdf;
   if (keys.contentKey && safeEq(keys.contentKey.check, Buffer.from(header.check, 'base64'))) {
     derived = keys.contentKey;
@@ -211,7 +224,8 @@ export function openEnvelope(file: string, keys: Keyring, expect?: EnvelopeConte
     if (keys.passphrase === undefined) throw new BackupCryptoError('this file is encrypted with a passphrase: pass --passphrase-file');
     if (!Number.isInteger(kdf.logN) || kdf.logN < 10 || kdf.logN > 22) throw new BackupCryptoError('damaged encryption header (scrypt cost)');
     const salt = Buffer.from(kdf.salt, 'base64');
-    derived = derive(scryptKey(keys.passphrase, salt, kdf.logN, kdf.r, kdf.p), salt);
+    const secret = scryptKey(keys.passphrase, salt, kdf.logN, kdf.r, kdf.p);
+    derived = { ...derive(secret, salt), macKey: macKeyOf(secret, salt) };
     if (!safeEq(derived.check, Buffer.from(header.check, 'base64'))) throw new BackupCryptoError('wrong passphrase for this file');
   } else if (kdf.type === 'x25519') {
     if (!keys.identities?.length) throw new BackupCryptoError(`this file is encrypted to ${kdf.recipient}: pass --identity with its private key`);
@@ -232,7 +246,7 @@ export function openEnvelope(file: string, keys: Keyring, expect?: EnvelopeConte
   const decipher = createDecipheriv('aes-256-gcm', derived.key, Buffer.from(header.iv, 'base64'));
   decipher.setAAD(prefix);
   decipher.setAuthTag(tag);
-  return { header, bodyStart: prefix.length, bodyEnd: size - TAG_LEN - 1, decipher };
+  return { header, bodyStart: prefix.length, bodyEnd: size - TAG_LEN - 1, decipher, ...(kdf.type === 'scrypt' && derived.macKey ? { macKey: derived.macKey } : {}) };
 }
 
 function safeEq(a: Buffer, b: Buffer): boolean {

@@ -15,6 +15,7 @@ import { fsyncPath } from './archive.js';
 import { BACKUP_FILE_DIRS, defaultBackupDir, snapshotDatabase } from './create.js';
 import type { Keyring } from './envelope.js';
 import { checkStoredSecrets, type SecretCheckResult, type SecretsExport } from './secrets.js';
+import { keyFingerprint, trustFor } from './signature.js';
 import { verifyBackup, type VerifyCheck } from './verify.js';
 
 export class RestoreError extends Error {
@@ -35,6 +36,11 @@ export interface RestoreOptions {
   /** Restore although processes are registered (the operator says they are gone). */
   readonly force?: boolean;
   readonly now?: () => number;
+  /**
+   * --trust-installation: installation ids or public keys whose signed backups may be restored
+   * here besides this data dir's own installation (restoring onto another or a new installation).
+   */
+  readonly trustInstallations?: readonly string[];
 }
 
 export interface RestoreResult {
@@ -48,6 +54,8 @@ export interface RestoreResult {
   readonly secrets: SecretCheckResult | { readonly error: string };
   readonly licence: { readonly state: string; readonly problem?: { code: string; message: string } };
   readonly checks: readonly VerifyCheck[];
+  /** The installation that signed the backup. */
+  readonly signer?: { readonly installationId: string; readonly fingerprint: string };
 }
 
 function pidAlive(pid: number): boolean {
@@ -76,6 +84,8 @@ function moveIfExists(from: string, to: string): boolean {
  * keep the current database (and files, generated key) under backups/pre-restore-<ts>/, swap
  * atomically, then decrypt every stored secret with the master key and re-verify the licence.
  * Holds the restore lock throughout; refuses while a server or worker uses the data dir.
+ * Only a backup signed by this data dir's installation, or by one named in
+ * `trustInstallations` (--trust-installation), is restored (signature.ts).
  */
 export async function restoreBackup(config: Config, file: string, opts: RestoreOptions = {}): Promise<RestoreResult> {
   const now = opts.now ?? Date.now;
@@ -90,8 +100,10 @@ export async function restoreBackup(config: Config, file: string, opts: RestoreO
     if (m && !pidAlive(Number(m[1]))) rmSync(path.join(runDir(dataDir), n), { recursive: true, force: true });
   }
   rmSync(scratch, { recursive: true, force: true });
+  // Read before anything is replaced: the installation whose data dir this is.
+  const trust = trustFor(dataDir, opts.trustInstallations ?? []);
   try {
-    const v = await verifyBackup(file, { keys: opts.keys ?? {}, scratchDir: scratch, keepScratch: true, ...(opts.secrets ? { secrets: opts.secrets } : {}) });
+    const v = await verifyBackup(file, { keys: opts.keys ?? {}, scratchDir: scratch, keepScratch: true, trust, ...(opts.secrets ? { secrets: opts.secrets } : {}) });
     if (!v.ok || !v.manifest) {
       const failed = v.checks.filter((c) => c.status === 'fail');
       const why = failed.map((c) => c.message).join('; ');
@@ -193,6 +205,7 @@ export async function restoreBackup(config: Config, file: string, opts: RestoreO
       secrets,
       licence,
       checks: v.checks,
+      ...(v.signer ? { signer: { installationId: v.signer.installationId, fingerprint: keyFingerprint(v.signer.publicKey) } } : {}),
     };
   } finally {
     rmSync(scratch, { recursive: true, force: true });

@@ -9,6 +9,7 @@ import { readArchive } from './archive.js';
 import { checkCopy, MANIFEST_FORMAT, MANIFEST_VERSION, type BackupManifest } from './create.js';
 import { BackupCryptoError, type Keyring } from './envelope.js';
 import { boxFromExport, checkStoredSecrets, type SecretsExport } from './secrets.js';
+import { checkSignature, SIGNATURE_ENTRY, type ManifestSignature, type SignerTrust } from './signature.js';
 
 export type VerifyStatus = 'ok' | 'warn' | 'fail';
 
@@ -30,6 +31,8 @@ export interface VerifyResult {
   readonly older?: boolean;
   /** The database schema is newer than this code (restore refuses). */
   readonly newer?: boolean;
+  /** Who signed the manifest (also when the signer was not trusted). */
+  readonly signer?: ManifestSignature;
 }
 
 export interface VerifyOptions {
@@ -42,12 +45,18 @@ export interface VerifyOptions {
   readonly keepScratch?: boolean;
   /** Migrate an older database in the scratch copy to prove it upgrades (default true). */
   readonly migrateOlder?: boolean;
+  /**
+   * Whose signatures are accepted (signature.ts trustFor: the installation of a data dir and
+   * --trust-installation values). Without it no signer is trusted and verification fails.
+   */
+  readonly trust?: SignerTrust;
 }
 
 /**
  * `enclave backup verify`: decrypt, restore every part into a scratch directory checking its
  * size and SHA-256 against the manifest, `integrity_check` the database, compare migration
  * heads and row counts with the manifest, trial-migrate an older schema, and, given a
+ * (before any of that: the manifest's signature must verify and name a trusted signer),
  * secrets export, decrypt every stored secret with its master key. ok only if all pass.
  */
 export async function verifyBackup(file: string, opts: VerifyOptions = {}): Promise<VerifyResult> {
@@ -93,6 +102,20 @@ export async function verifyBackup(file: string, opts: VerifyOptions = {}): Prom
     }
     checks.push({ id: 'manifest', status: 'ok', message: `made by Enclave ${manifest.appVersion} at ${manifest.createdAt} on ${manifest.host}, schema ${manifest.migrationHead}` });
 
+    // Authenticity before anything in the archive is believed: the sums below only mean
+    // something once the manifest that lists them is known to come from a trusted installation.
+    const sig = checkSignature(raw, read.memory.get(SIGNATURE_ENTRY), { trust: opts.trust ?? {}, macKey: read.header?.kdf.type === 'scrypt' ? read.macKey : undefined });
+    const signer = sig.signer ? { signer: sig.signer } : {};
+    if (read.header?.kdf.type === 'scrypt' && !read.macKey) {
+      checks.push({ id: 'signature', status: 'fail', message: 'passphrase archive without a MAC key (internal error)' });
+      return done({ manifest, ...signer });
+    }
+    if (!sig.ok || read.entries[1]?.name !== SIGNATURE_ENTRY) {
+      checks.push({ id: 'signature', status: 'fail', message: sig.ok ? 'manifest.sig is not the second entry of the archive (repacked)' : sig.message });
+      return done({ manifest, ...signer });
+    }
+    checks.push({ id: 'signature', status: 'ok', message: sig.message });
+
     const byName = new Map(read.entries.map((e) => [e.name, e]));
     const problems: string[] = [];
     for (const p of manifest.parts) {
@@ -102,7 +125,7 @@ export async function verifyBackup(file: string, opts: VerifyOptions = {}): Prom
       else if (e.sha256 !== p.sha256) problems.push(`part ${p.name} fails its SHA-256 checksum`);
     }
     const listed = new Set(manifest.parts.map((p) => p.name));
-    for (const e of read.entries) if (e.name !== 'manifest.json' && !listed.has(e.name)) problems.push(`unexpected entry ${e.name} not in the manifest`);
+    for (const e of read.entries) if (e.name !== 'manifest.json' && e.name !== SIGNATURE_ENTRY && !listed.has(e.name)) problems.push(`unexpected entry ${e.name} not in the manifest`);
     if (problems.length) {
       checks.push({ id: 'checksums', status: 'fail', message: problems.join('; ') });
       return done({ manifest });
@@ -167,7 +190,7 @@ export async function verifyBackup(file: string, opts: VerifyOptions = {}): Prom
     } finally {
       db.$client.close();
     }
-    return done({ manifest, older, newer });
+    return done({ manifest, older, newer, signer: sig.signer });
   } finally {
     if (!keep) rmSync(scratch, { recursive: true, force: true });
   }
