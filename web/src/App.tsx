@@ -1,6 +1,8 @@
 import { useCallback, useEffect, useMemo, useState } from 'react';
 import { api, ApiError, onSessionLost, setCsrf, type Session } from './api.js';
 import { Banner } from './components/Banner.js';
+import { NoOrganisation } from './components/NoOrganisation.js';
+import { resetChatStore } from './chat/store.js';
 import { Spinner } from './components/ui.js';
 import { Layout } from './Layout.js';
 import { AdminPage } from './pages/admin/Admin.js';
@@ -62,6 +64,7 @@ export function App() {
           /* the session may already be gone */
         }
         setCsrf(null);
+        resetChatStore();
         setState({ kind: 'signed_out', notice: 'You have signed out.' });
         navigate('/login', { replace: true });
       },
@@ -87,7 +90,7 @@ export function App() {
         {...(state.kind === 'blocked' ? { blocked: { message: state.message, code: state.code } } : {})}
         onSignedIn={(s) => {
           accept(s, s.tenants.length > 1);
-          if (path.startsWith('/login') || path === '/') navigate('/chat', { replace: true });
+          if (path.startsWith('/login') || path === '/') navigate(!s.tenant && s.user.platform_admin ? '/admin' : '/chat', { replace: true });
         }}
       />
     );
@@ -105,11 +108,14 @@ export function App() {
 
   const pathname = path.split('?')[0] ?? '/';
   let page;
+  const noTenant = !state.session.tenant;
   if (pathname === '/' || pathname === '/login') {
-    queueMicrotask(() => navigate('/chat', { replace: true }));
+    // A platform administrator without an organisation starts on the platform overview.
+    const home = noTenant && state.session.user.platform_admin ? '/admin' : '/chat';
+    queueMicrotask(() => navigate(home, { replace: true }));
     page = null;
-  } else if (pathname === '/chat' || pathname.startsWith('/chat/')) page = <ChatPage conversationId={pathname.slice('/chat/'.length) || null} />;
-  else if (pathname === '/me') page = <MePage />;
+  } else if (pathname === '/chat' || pathname.startsWith('/chat/')) page = noTenant ? <NoOrganisation what="Chat" /> : <ChatPage conversationId={pathname.slice('/chat/'.length) || null} />;
+  else if (pathname === '/me') page = noTenant ? <NoOrganisation what="My usage" /> : <MePage />;
   else if (pathname === '/admin' || pathname.startsWith('/admin/')) page = <AdminPage path={pathname} />;
   else page = <NotFound />;
 

@@ -1,14 +1,14 @@
 import { useState, type ReactNode } from 'react';
+import { OrgSwitcher } from './components/OrgSwitcher.js';
 import { ErrorNote } from './components/ui.js';
 import { Link, usePath } from './router.js';
 import { isAdmin, useSession } from './session.js';
 
 export function Layout({ children, banner }: { children: ReactNode; banner?: ReactNode }) {
-  const { session, signOut, switchTenant } = useSession();
+  const { session, signOut } = useSession();
   const path = usePath();
   const [error, setError] = useState<unknown>(null);
   const current = (p: string) => (path === p || path.startsWith(`${p}/`) ? 'page' : undefined);
-  const tenantSlug = session.tenant?.slug ?? '';
   return (
     <div className="app">
       <a href="#main" className="skip-link">
@@ -33,27 +33,7 @@ export function Layout({ children, banner }: { children: ReactNode; banner?: Rea
           ) : null}
         </nav>
         <div className="topbar-right">
-          {session.tenants.length > 1 ? (
-            <label className="inline-field">
-              <span>Organisation</span>
-              <select
-                value={tenantSlug}
-                onChange={(e) => {
-                  setError(null);
-                  switchTenant(e.target.value).catch(setError);
-                }}
-              >
-                {session.tenants.map((t) => (
-                  <option key={t.id} value={t.slug} disabled={t.status !== 'active'}>
-                    {t.name || t.slug}
-                    {t.status !== 'active' ? ' (suspended)' : ''}
-                  </option>
-                ))}
-              </select>
-            </label>
-          ) : session.tenant ? (
-            <span className="muted">{session.tenants[0]?.name || tenantSlug}</span>
-          ) : null}
+          {session.tenants.length > 0 || session.user.platform_admin ? <OrgSwitcher id="org-switcher" onError={setError} /> : null}
           <span className="user" title={session.user.email}>
             {session.user.name || session.user.email}
           </span>

@@ -3,13 +3,24 @@
  * CSRF header on state-changing calls, and errors from the API's envelope
  * ({"error":{"message","type","code","param"}}) surfaced as ApiError.
  */
+import type { ErrorCode } from '../../server/contract.js';
+export type { ChatMessageView, ChatModelsView, ConversationView, ErrorCode, LimitRefusalDetails } from '../../server/contract.js';
+
+/**
+ * `code` is the server's closed union (server/contract.ts): checking for a code the server
+ * never sends is a type error. Codes the UI makes up for transport failures are `http_<status>`.
+ */
+export type ClientErrorCode = ErrorCode | `http_${number}` | 'stream_error';
+
 export class ApiError extends Error {
   override readonly name = 'ApiError';
   constructor(
     readonly status: number,
-    readonly code: string,
+    readonly code: ClientErrorCode,
     message: string,
     readonly param?: string | null,
+    /** The envelope's extra fields (e.g. a quota refusal's level, limit and reset). */
+    readonly details: Readonly<Record<string, unknown>> = {},
   ) {
     super(message);
   }
@@ -27,23 +38,26 @@ export function onSessionLost(fn: (code: string) => void): () => void {
   return () => sessionLost.delete(fn);
 }
 
-const SESSION_CODES = new Set(['auth_session_expired', 'auth_session_invalid', 'auth_required']);
+const SESSION_CODES = new Set<ClientErrorCode>(['auth_session_expired', 'auth_session_invalid', 'auth_required']);
 
 async function toError(res: Response): Promise<ApiError> {
-  let code = `http_${res.status}`;
+  let code: ClientErrorCode = `http_${res.status}`;
   let message = res.statusText || `Request failed (${res.status})`;
   let param: string | null = null;
+  let details: Record<string, unknown> = {};
   try {
-    const body = (await res.json()) as { error?: { code?: string; message?: string; param?: string | null } };
+    const body = (await res.json()) as { error?: { code?: ErrorCode; message?: string; param?: string | null } & Record<string, unknown> };
     if (body.error) {
-      code = body.error.code ?? code;
-      message = body.error.message ?? message;
-      param = body.error.param ?? null;
+      const { code: c, message: m, param: p, type: _type, ...rest } = body.error;
+      code = c ?? code;
+      message = m ?? message;
+      param = p ?? null;
+      details = rest;
     }
   } catch {
     /* not JSON */
   }
-  return new ApiError(res.status, code, message, param);
+  return new ApiError(res.status, code, message, param, details);
 }
 
 export interface RequestOptions {
@@ -114,9 +128,9 @@ export async function readSse(res: Response, onEvent: (event: string, data: stri
 }
 
 // --- shapes the UI reads ---
-export type Role = 'owner' | 'admin' | 'member' | 'viewer';
-export type Classification = 'public' | 'internal' | 'confidential' | 'restricted';
-export type Boundary = 'local' | 'private' | 'public';
+export type { Boundary, Classification, Role, Scope } from '../../server/contract.js';
+export { CLASSIFICATIONS, ROLES, SCOPES } from '../../server/contract.js';
+import type { Role } from '../../server/contract.js';
 export interface SessionTenant {
   id: string;
   slug: string;

@@ -1,98 +1,44 @@
-import { useCallback, useEffect, useMemo, useRef, useState, type FormEvent, type KeyboardEvent } from 'react';
-import { api, ApiError, raw, readSse, type Classification } from '../api.js';
-import { Markdown } from '../components/Markdown.js';
-import { boundaryLabel, BoundaryBadge, ErrorNote, formatCost, formatNumber, Spinner } from '../components/ui.js';
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
+import { api, type ChatMessageView, type ChatModelsView, type Classification, type ConversationView } from '../api.js';
+import { Composer } from '../chat/Composer.js';
+import { ConversationList } from '../chat/ConversationList.js';
+import { CLASS_LABEL, list } from '../chat/explain.js';
+import { Messages } from '../chat/Messages.js';
+import { clearOutcome, moveDraft, onTurnFinished, outcomeOf, runTurn, setDraft, stop, streamOf, useChatStore, type Draft, type SendMode } from '../chat/store.js';
+import { boundaryLabel, BoundaryBadge, ErrorNote, formatCost, formatNumber } from '../components/ui.js';
 import { navigate } from '../router.js';
 
-interface Usage {
-  prompt_tokens: number;
-  completion_tokens: number;
-  cost_micros: number;
-}
-interface Conversation {
-  id: string;
-  title: string;
-  model: string | null;
-  classification: Classification | null;
-  usage: Usage;
-  updated_at: number;
-}
-interface Message {
-  id: string;
-  role: 'user' | 'assistant' | 'system';
-  content: string;
-  model: string | null;
-  status: string;
-  error_code: string | null;
-}
-interface Model {
-  id: string;
-  boundaries: string[];
-}
-interface ModelsResponse {
-  data: Model[];
-  default_classification: Classification;
-  policy: Record<Classification, string[]> | null;
-  gateway: 'ready' | 'unavailable';
-}
-
 const CLASSES: Classification[] = ['public', 'internal', 'confidential', 'restricted'];
-const CLASS_LABEL: Record<Classification, string> = { public: 'Public', internal: 'Internal', confidential: 'Confidential', restricted: 'Restricted' };
-
-function list(items: string[]): string {
-  if (items.length <= 1) return items.join('');
-  return `${items.slice(0, -1).join(', ')} or ${items.at(-1)}`;
-}
-
 /** How the redaction notice names each detector type (types only: the matched text never reaches the UI). */
 const REDACTED_LABEL: Record<string, string> = { email: 'e-mail', phone: 'phone', iban: 'IBAN', card: 'card number', national_id: 'national ID', secret: 'secret' };
+type Loaded = ConversationView & { messages: ChatMessageView[] };
 
-/** A refusal in words the user can act on. */
-function explain(err: ApiError, cls: Classification, policy: ModelsResponse['policy']): string {
-  const allowed = policy?.[cls]?.map(boundaryLabel) ?? [];
-  if (err.code === 'policy_boundary_denied' || err.code === 'policy_region_denied') {
-    return allowed.length
-      ? `${CLASS_LABEL[cls]} data may only go to ${list(allowed)} models under your organisation's policy — pick a ${list(allowed)} model, or choose a lower classification if the data allows it.`
-      : `${CLASS_LABEL[cls]} data may not be sent to any model under your organisation's policy.`;
-  }
-  if (err.code === 'policy_content_blocked' || err.code.startsWith('policy_content')) {
-    return `Your message contains data your organisation's policy does not allow to leave (for example personal or secret data). Remove it, or pick a Local model. (${err.message})`;
-  }
-  if (err.code === 'key_classification_exceeded' || err.code === 'policy_classification_exceeded') return `You may not send ${CLASS_LABEL[cls]} data. Choose a lower classification.`;
-  if (err.code === 'model_not_found') return 'That model is not available to you. Pick another model.';
-  if (err.code === 'rate_limited' || err.status === 429) return `You are sending too fast or your quota is used up: ${err.message}`;
-  return err.message;
-}
-
+/** The chat: conversation list, the open conversation (streams live in chat/store), composer. */
 export function ChatPage({ conversationId }: { conversationId: string | null }) {
-  const [models, setModels] = useState<ModelsResponse | null>(null);
+  useChatStore();
+  const [models, setModels] = useState<ChatModelsView | null>(null);
   const [modelsError, setModelsError] = useState<unknown>(null);
-  const [convs, setConvs] = useState<Conversation[] | null>(null);
+  const [convs, setConvs] = useState<ConversationView[] | null>(null);
   const [query, setQuery] = useState('');
-  const [conv, setConv] = useState<Conversation | null>(null);
-  const [messages, setMessages] = useState<Message[]>([]);
+  const [conv, setConv] = useState<Loaded | null>(null);
   const [loadError, setLoadError] = useState<unknown>(null);
   const [model, setModel] = useState('');
   const [cls, setCls] = useState<Classification>('internal');
-  const [draft, setDraft] = useState('');
-  const [editing, setEditing] = useState(false);
-  const [streaming, setStreaming] = useState<{ text: string } | null>(null);
-  const [refusal, setRefusal] = useState<string | null>(null);
-  /** Detector types the gateway redacted from the last turn before a cloud model saw it (x-enclave-redacted). */
-  const [redacted, setRedacted] = useState<string[] | null>(null);
   const [error, setError] = useState<unknown>(null);
-  const [renaming, setRenaming] = useState<string | null>(null);
-  const [renameText, setRenameText] = useState('');
-  const abortRef = useRef<AbortController | null>(null);
-  const creatingRef = useRef<string | null>(null);
+  const [drawer, setDrawer] = useState(false);
   const inputRef = useRef<HTMLTextAreaElement>(null);
-  const logRef = useRef<HTMLDivElement>(null);
+  /** The conversation the page shows now: answers for another one must not land here. */
+  const wanted = useRef<string | null>(conversationId);
+  wanted.current = conversationId;
+  const current = conv && conv.id === conversationId ? conv : null;
+  const stream = streamOf(conversationId);
+  const outcome = outcomeOf(conversationId);
 
   useEffect(() => {
-    api<ModelsResponse>('/api/chat/models')
+    api<ChatModelsView>('/api/chat/models')
       .then((m) => {
         setModels(m);
-        setCls(m.default_classification);
+        setCls((c) => (wanted.current ? c : m.default_classification));
         setModel((cur) => cur || m.data[0]?.id || '');
       })
       .catch(setModelsError);
@@ -100,8 +46,7 @@ export function ChatPage({ conversationId }: { conversationId: string | null }) 
 
   const loadList = useCallback(async (q: string) => {
     try {
-      const r = await api<{ data: Conversation[] }>(`/api/chat/conversations${q ? `?q=${encodeURIComponent(q)}` : ''}`);
-      setConvs(r.data);
+      setConvs((await api<{ data: ConversationView[] }>(`/api/chat/conversations${q ? `?q=${encodeURIComponent(q)}` : ''}`)).data);
     } catch (e) {
       setLoadError(e);
     }
@@ -111,277 +56,144 @@ export function ChatPage({ conversationId }: { conversationId: string | null }) 
     return () => clearTimeout(t);
   }, [query, loadList]);
 
-  const loadConversation = useCallback(async (id: string) => {
+  const load = useCallback(async (id: string) => {
     try {
-      const c = await api<Conversation & { messages: Message[] }>(`/api/chat/conversations/${encodeURIComponent(id)}`);
+      const c = await api<Loaded>(`/api/chat/conversations/${encodeURIComponent(id)}`);
+      if (wanted.current !== id) return; // the user has moved on
       setConv(c);
-      setMessages(c.messages);
       if (c.model) setModel(c.model);
-      if (c.classification) setCls(c.classification);
+      if (c.classification) setCls(c.classification as Classification);
       setLoadError(null);
     } catch (e) {
+      if (wanted.current !== id) return;
       setLoadError(e);
       setConv(null);
-      setMessages([]);
     }
   }, []);
 
   useEffect(() => {
-    setRefusal(null);
-    setRedacted(null);
     setError(null);
-    setEditing(false);
     if (!conversationId) {
       setConv(null);
-      setMessages([]);
+      setLoadError(null);
       if (models) setCls(models.default_classification);
-      return;
-    }
-    if (creatingRef.current === conversationId) return; // we just made it and are streaming into it
-    void loadConversation(conversationId);
-  }, [conversationId, loadConversation]); // eslint-disable-line react-hooks/exhaustive-deps
+    } else void load(conversationId);
+    // Focus the message box when a conversation opens (not on phones: the keyboard would cover it).
+    if (window.matchMedia('(min-width: 721px)').matches) inputRef.current?.focus();
+  }, [conversationId, load]); // eslint-disable-line react-hooks/exhaustive-deps
+
+  useEffect(
+    () =>
+      onTurnFinished((id) => {
+        if (id === wanted.current) void load(id);
+        void loadList('');
+      }),
+    [load, loadList],
+  );
 
   useEffect(() => {
-    const el = logRef.current;
-    if (el) el.scrollTop = el.scrollHeight;
-  }, [messages, streaming]);
+    document.title = `${current?.title ?? 'New chat'} · Enclave`;
+  }, [current?.title]);
 
   const currentModel = models?.data.find((m) => m.id === model);
   const allowedHere = useMemo(() => new Set(models?.policy?.[cls] ?? ['local', 'private', 'public']), [models, cls]);
   const modelAllowed = !currentModel || currentModel.boundaries.some((b) => allowedHere.has(b));
+  const canChat = models?.can_chat !== false;
 
-  const send = async (mode: 'send' | 'regenerate' | 'edit', content?: string) => {
-    if (streaming) return;
-    if (!model) {
-      setError(new Error('Pick a model first.'));
-      return;
-    }
+  const send = async (mode: SendMode, d?: Draft) => {
+    if (!model) return setError(new Error('Pick a model first.'));
     setError(null);
-    setRefusal(null);
-    setRedacted(null);
-    let id = conv?.id ?? conversationId;
-    try {
-      if (!id) {
-        const c = await api<Conversation>('/api/chat/conversations', { body: { model, classification: cls } });
-        id = c.id;
-        creatingRef.current = id;
-        setConv(c);
-        navigate(`/chat/${id}`);
+    let id = conversationId;
+    if (!id) {
+      try {
+        // Model and classification are stored with the first turn the gateway accepts, not before.
+        id = (await api<ConversationView>('/api/chat/conversations', { body: {} })).id;
+      } catch (e) {
+        return setError(e);
       }
-    } catch (e) {
-      setError(e);
-      return;
+      moveDraft(null, id);
+      clearOutcome(null);
+      navigate(`/chat/${id}`);
     }
-    // Show the user's turn at once.
-    setMessages((ms) => {
-      if (mode === 'send') return [...ms, { id: `local-${Date.now()}`, role: 'user', content: content ?? '', model: null, status: 'complete', error_code: null }];
-      const lastUser = ms.map((m) => m.role).lastIndexOf('user');
-      const kept = ms.slice(0, lastUser + 1);
-      if (mode === 'edit' && lastUser >= 0) kept[lastUser] = { ...kept[lastUser]!, content: content ?? '' };
-      return kept;
-    });
-    if (mode !== 'regenerate') setDraft('');
-    setEditing(false);
-    const ac = new AbortController();
-    abortRef.current = ac;
-    setStreaming({ text: '' });
-    let text = '';
-    let stopped = false;
-    try {
-      const res = await raw(`/api/chat/conversations/${encodeURIComponent(id)}/completions`, {
-        body: { mode, model, classification: cls, ...(content !== undefined ? { content } : {}) },
-        signal: ac.signal,
-        headers: { accept: 'text/event-stream' },
-      });
-      const types = (res.headers.get('x-enclave-redacted') ?? '')
-        .split(',')
-        .map((t) => t.trim())
-        .filter(Boolean);
-      if (types.length) setRedacted(types);
-      await readSse(res, (event, data) => {
-        if (event === 'enclave') {
-          const saved = JSON.parse(data) as { conversation: Conversation };
-          setConv(saved.conversation);
-          return;
-        }
-        if (data === '[DONE]') return;
-        const j = JSON.parse(data) as { choices?: { delta?: { content?: string } }[]; error?: { message: string; code: string } };
-        if (j.error) throw new ApiError(502, j.error.code, j.error.message);
-        const d = j.choices?.[0]?.delta?.content;
-        if (d) {
-          text += d;
-          setStreaming({ text });
-        }
-      });
-    } catch (e) {
-      if ((e as Error).name === 'AbortError') stopped = true;
-      else if (e instanceof ApiError && e.status !== 502 && e.status < 500) setRefusal(explain(e, cls, models?.policy ?? null));
-      else setError(e);
-    } finally {
-      abortRef.current = null;
-      setStreaming(null);
-      creatingRef.current = null;
-    }
-    if (stopped) {
-      setMessages((ms) => [...ms, { id: `local-stop-${Date.now()}`, role: 'assistant', content: text, model, status: 'stopped', error_code: null }]);
-      // The server stores the partial answer when it notices the disconnect; then reload.
-      setTimeout(() => void loadConversation(id), 300);
-    } else {
-      await loadConversation(id);
-    }
-    void loadList(query.trim());
+    if (d) setDraft(id, { text: '', editing: false });
+    const content = d?.text;
+    await runTurn({ convId: id, mode, model, cls, policy: models?.policy ?? null, ...(content !== undefined ? { content } : {}), ...(d?.retryOf ? { retryOf: d.retryOf } : {}) });
     inputRef.current?.focus();
   };
 
-  const stop = () => abortRef.current?.abort();
+  const messages = current?.messages ?? [];
+  const canRegenerate = !stream && messages.some((m) => m.role === 'user' && m.status !== 'not_sent');
 
-  const submit = (e: FormEvent) => {
-    e.preventDefault();
-    const text = draft;
-    if (!text.trim()) return;
-    void send(editing ? 'edit' : 'send', text);
-  };
-  const onKey = (e: KeyboardEvent<HTMLTextAreaElement>) => {
-    if (e.key === 'Enter' && !e.shiftKey && !e.nativeEvent.isComposing) {
-      e.preventDefault();
-      if (!streaming) submit(e);
-    }
-    if (e.key === 'Escape' && editing) {
-      setEditing(false);
-      setDraft('');
-    }
-  };
-
-  const lastUser = messages.map((m) => m.role).lastIndexOf('user');
-  const canRegenerate = !streaming && lastUser >= 0;
-
-  const rename = async (c: Conversation) => {
-    const title = renameText.trim();
-    setRenaming(null);
-    if (!title || title === c.title) return;
+  const act = async (fn: () => Promise<unknown>) => {
     try {
+      await fn();
+    } catch (e) {
+      setError(e);
+    }
+  };
+  const rename = (c: ConversationView, title: string) => {
+    if (!title || title === c.title) return;
+    void act(async () => {
       await api(`/api/chat/conversations/${c.id}`, { method: 'PATCH', body: { title } });
       void loadList(query.trim());
-      if (conv?.id === c.id) setConv({ ...conv, title });
-    } catch (e) {
-      setError(e);
-    }
+      if (current?.id === c.id) setConv({ ...current, title });
+    });
   };
-  const remove = async (c: Conversation) => {
+  const remove = (c: ConversationView) => {
     if (!confirm(`Delete “${c.title}”? This cannot be undone.`)) return;
-    try {
+    void act(async () => {
+      stop(c.id);
       await api(`/api/chat/conversations/${c.id}`, { method: 'DELETE' });
-      if (conv?.id === c.id) navigate('/chat');
+      setDraft(c.id, { text: '', editing: false });
+      if (c.id === conversationId) navigate('/chat');
       void loadList(query.trim());
-    } catch (e) {
-      setError(e);
-    }
+    });
   };
-  const removeAll = async () => {
+  const removeAll = () => {
     if (!confirm('Delete all your conversations in this organisation? This cannot be undone.')) return;
-    try {
+    void act(async () => {
       await api('/api/chat/conversations', { method: 'DELETE' });
       navigate('/chat');
       void loadList('');
-    } catch (e) {
-      setError(e);
-    }
+    });
   };
 
   return (
     <div className="chat">
-      <aside className="chat-side" aria-label="Conversations">
-        <button
-          type="button"
-          className="btn btn-primary btn-wide"
-          onClick={() => {
-            navigate('/chat');
-            inputRef.current?.focus();
-          }}
-        >
-          New chat
-        </button>
-        <label className="field field-compact">
-          <span className="sr-only">Search conversations</span>
-          <input type="search" placeholder="Search by title" value={query} onChange={(e) => setQuery(e.target.value)} />
-        </label>
-        {convs === null ? (
-          <Spinner />
-        ) : convs.length === 0 ? (
-          <p className="muted small">{query ? 'No conversation matches.' : 'No conversations yet.'}</p>
-        ) : (
-          <ul className="conv-list">
-            {convs.map((c) => (
-              <li key={c.id} className={c.id === (conv?.id ?? conversationId) ? 'active' : undefined}>
-                {renaming === c.id ? (
-                  <form
-                    className="rename"
-                    onSubmit={(e) => {
-                      e.preventDefault();
-                      void rename(c);
-                    }}
-                  >
-                    <label className="sr-only" htmlFor={`rename-${c.id}`}>
-                      New title
-                    </label>
-                    <input id={`rename-${c.id}`} autoFocus value={renameText} onChange={(e) => setRenameText(e.target.value)} onBlur={() => void rename(c)} onKeyDown={(e) => e.key === 'Escape' && setRenaming(null)} />
-                  </form>
-                ) : (
-                  <>
-                    <a
-                      href={`/chat/${c.id}`}
-                      className="conv-link"
-                      aria-current={c.id === conversationId ? 'page' : undefined}
-                      onClick={(e) => {
-                        e.preventDefault();
-                        navigate(`/chat/${c.id}`);
-                      }}
-                    >
-                      {c.title}
-                    </a>
-                    <span className="conv-actions">
-                      <button
-                        type="button"
-                        className="btn btn-icon"
-                        aria-label={`Rename ${c.title}`}
-                        title="Rename"
-                        onClick={() => {
-                          setRenaming(c.id);
-                          setRenameText(c.title);
-                        }}
-                      >
-                        ✎
-                      </button>
-                      <button type="button" className="btn btn-icon" aria-label={`Delete ${c.title}`} title="Delete" onClick={() => void remove(c)}>
-                        ×
-                      </button>
-                    </span>
-                  </>
-                )}
-              </li>
-            ))}
-          </ul>
-        )}
-        {convs && convs.length > 0 && !query ? (
-          <button type="button" className="btn btn-ghost btn-small" onClick={() => void removeAll()}>
-            Delete all my conversations
-          </button>
-        ) : null}
-      </aside>
+      <ConversationList
+        convs={convs}
+        currentId={conversationId}
+        query={query}
+        onQuery={setQuery}
+        onNew={() => {
+          navigate('/chat');
+          setDrawer(false);
+          inputRef.current?.focus();
+        }}
+        onRename={rename}
+        onDelete={remove}
+        onDeleteAll={removeAll}
+        open={drawer}
+        onClose={() => setDrawer(false)}
+      />
+      {drawer ? <div className="drawer-backdrop" aria-hidden="true" onClick={() => setDrawer(false)} /> : null}
 
       <section className="chat-main" aria-labelledby="chat-title">
         <div className="chat-head">
+          <button type="button" className="btn drawer-toggle" aria-controls="chat-side" aria-expanded={drawer} onClick={() => setDrawer(true)}>
+            <span aria-hidden="true">☰</span> Chats
+          </button>
           <div className="chat-heading">
             <h1 id="chat-title" className="chat-title" tabIndex={-1}>
-              {conv?.title ?? 'New chat'}
+              {current?.title ?? (conversationId ? '' : 'New chat')}
             </h1>
-            {conv ? (
+            {current ? (
               <p className="chat-usage" data-testid="conversation-usage" aria-live="polite">
                 <span className="sr-only">This conversation: </span>
-                <span data-testid="conversation-tokens">{formatNumber(conv.usage.prompt_tokens + conv.usage.completion_tokens)} tokens</span>
+                <span data-testid="conversation-tokens">{formatNumber(current.usage.prompt_tokens + current.usage.completion_tokens)} tokens</span>
                 {' · '}
                 <span data-testid="conversation-cost" title="Metered cost of this conversation (prices set by your administrators)">
-                  {formatCost(conv.usage.cost_micros)}
+                  {formatCost(current.usage.cost_micros)}
                 </span>
               </p>
             ) : null}
@@ -389,7 +201,7 @@ export function ChatPage({ conversationId }: { conversationId: string | null }) 
           <div className="chat-controls">
             <label className="inline-field">
               <span>Model</span>
-              <select value={model} onChange={(e) => setModel(e.target.value)} disabled={!models || models.data.length === 0 || !!streaming} aria-describedby="model-boundary">
+              <select value={model} onChange={(e) => setModel(e.target.value)} disabled={!models || models.data.length === 0 || !!stream} aria-describedby="model-boundary">
                 {models?.data.length === 0 ? <option value="">No models available</option> : null}
                 {models?.data.map((m) => (
                   <option key={m.id} value={m.id}>
@@ -404,7 +216,7 @@ export function ChatPage({ conversationId }: { conversationId: string | null }) 
             </span>
             <label className="inline-field">
               <span>Data classification</span>
-              <select value={cls} onChange={(e) => setCls(e.target.value as Classification)} disabled={!!streaming}>
+              <select value={cls} onChange={(e) => setCls(e.target.value as Classification)} disabled={!!stream}>
                 {CLASSES.map((c) => (
                   <option key={c} value={c}>
                     {CLASS_LABEL[c]}
@@ -417,9 +229,14 @@ export function ChatPage({ conversationId }: { conversationId: string | null }) 
         </div>
         <ErrorNote error={modelsError} title="Could not load models." />
         {models?.gateway === 'unavailable' ? <div className="note note-warn">The AI gateway is not available on this server yet.</div> : null}
-        {models && models.data.length === 0 && models.gateway === 'ready' ? (
+        {models && models.data.length === 0 && models.gateway === 'ready' && canChat ? (
           <div className="note note-warn" role="status">
             No model is available to you yet. Ask your administrator to add a provider or grant you access.
+          </div>
+        ) : null}
+        {!canChat ? (
+          <div className="note note-warn" role="status">
+            Your role in this organisation lets you read your conversations but not send messages. Ask an administrator for the member role.
           </div>
         ) : null}
         {!modelAllowed && models?.policy ? (
@@ -429,103 +246,42 @@ export function ChatPage({ conversationId }: { conversationId: string | null }) 
         ) : null}
         <ErrorNote error={loadError} title="Could not load this conversation." />
 
-        <div className="chat-log" ref={logRef} role="log" aria-live="polite" aria-busy={!!streaming} aria-label="Conversation">
-          {messages.length === 0 && !streaming ? (
-            <div className="empty">
-              <p>Ask anything. Your messages go only to the models your organisation allows for the data classification you choose.</p>
-              <p className="muted small">Enter sends · Shift+Enter adds a new line</p>
-            </div>
-          ) : null}
-          {messages.map((m, i) => (
-            <article key={m.id} className={`msg msg-${m.role}`} aria-label={m.role === 'user' ? 'You said' : 'Assistant said'}>
-              <div className="msg-who">
-                {m.role === 'user' ? 'You' : m.model ?? 'Assistant'}
-                {m.status === 'stopped' ? <span className="tag">stopped</span> : null}
-                {m.status === 'error' ? <span className="tag tag-error">error {m.error_code}</span> : null}
-              </div>
-              {m.role === 'user' ? <div className="msg-text">{m.content}</div> : <Markdown text={m.content} />}
-              {i === lastUser && !streaming ? (
-                <div className="msg-actions">
-                  <button
-                    type="button"
-                    className="btn btn-small btn-ghost"
-                    onClick={() => {
-                      setEditing(true);
-                      setDraft(m.content);
-                      inputRef.current?.focus();
-                    }}
-                  >
-                    Edit
-                  </button>
-                </div>
-              ) : null}
-            </article>
-          ))}
-          {streaming ? (
-            <article className="msg msg-assistant" aria-label="Assistant is answering">
-              <div className="msg-who">{model}</div>
-              {streaming.text ? <Markdown text={streaming.text} /> : <Spinner label="Thinking…" />}
-            </article>
-          ) : null}
-        </div>
+        <Messages
+          messages={messages}
+          stream={stream}
+          onEdit={(m) => {
+            setDraft(conversationId, m.status === 'not_sent' ? { text: m.content, editing: false, retryOf: m.id } : { text: m.content, editing: true });
+            inputRef.current?.focus();
+          }}
+          onRetry={(m) => void send('send', { text: m.content, editing: false, retryOf: m.id })}
+        />
 
-        {redacted ? (
+        {outcome?.redacted ? (
           <div className="note note-warn note-redacted" role="status" data-testid="redaction-notice">
-            Some content was redacted before it left for a cloud model ({redacted.map((t) => REDACTED_LABEL[t] ?? t).join(', ')}).
+            Some content was redacted before it left for a cloud model ({outcome.redacted.map((t) => REDACTED_LABEL[t] ?? t).join(', ')}).
           </div>
         ) : null}
-        {refusal ? (
+        {outcome?.refusal ? (
           <div className="note note-refusal" role="alert">
             <strong>Not sent. </strong>
-            {refusal}
+            {outcome.refusal}
           </div>
         ) : null}
-        <ErrorNote error={error} />
+        <ErrorNote error={error ?? outcome?.error} />
 
-        <form className="composer" onSubmit={submit}>
-          <label htmlFor="composer-input" className="sr-only">
-            {editing ? 'Edit your last message' : 'Message'}
-          </label>
-          <textarea
-            id="composer-input"
-            ref={inputRef}
-            rows={3}
-            value={draft}
-            placeholder={editing ? 'Edit your last message, then press Enter to resend' : 'Message (Enter sends, Shift+Enter new line)'}
-            onChange={(e) => setDraft(e.target.value)}
-            onKeyDown={onKey}
-          />
-          <div className="composer-bar">
-            <span className="muted small">{messages.length ? 'Enter sends · Shift+Enter new line' : ''}</span>
-            <span className="composer-buttons">
-              {editing ? (
-                <button
-                  type="button"
-                  className="btn btn-ghost"
-                  onClick={() => {
-                    setEditing(false);
-                    setDraft('');
-                  }}
-                >
-                  Cancel edit
-                </button>
-              ) : null}
-              <button type="button" className="btn" disabled={!canRegenerate} onClick={() => void send('regenerate')}>
-                Regenerate
-              </button>
-              {streaming ? (
-                <button type="button" className="btn btn-danger" onClick={stop}>
-                  Stop
-                </button>
-              ) : (
-                <button type="submit" className="btn btn-primary" disabled={!draft.trim() || !model}>
-                  {editing ? 'Resend' : 'Send'}
-                </button>
-              )}
-            </span>
-          </div>
-        </form>
+        <Composer
+          convId={conversationId}
+          inputRef={inputRef}
+          streaming={!!stream}
+          canSend={!!model && canChat}
+          canRegenerate={canRegenerate && canChat}
+          hint={messages.length > 0}
+          onSend={(d) => void send(d.editing ? 'edit' : 'send', d)}
+          onRegenerate={() => void send('regenerate')}
+          onStop={() => conversationId && stop(conversationId)}
+        />
       </section>
     </div>
   );
 }
+

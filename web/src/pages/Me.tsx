@@ -1,6 +1,7 @@
 import { useMemo, useState, type FormEvent } from 'react';
 import { api, ApiError, type ListPage } from '../api.js';
 import { Chart } from '../components/Chart.js';
+import { CopyButton } from '../components/CopyButton.js';
 import { ErrorNote, formatCost, formatNumber, formatTime, PageTitle, Spinner } from '../components/ui.js';
 import { dailySeries, type UsageRow } from '../lib/usage.js';
 import { Link } from '../router.js';
@@ -227,6 +228,9 @@ function MyKeys({ canCreate, selfService }: { canCreate: boolean; selfService: b
           <code className="secret-value" data-testid="my-key-secret">
             {secret.secret}
           </code>
+          <CopyButton text={secret.secret} className="btn btn-small">
+            Copy key
+          </CopyButton>
         </div>
       ) : null}
       <ErrorNote error={keys.error} title="Could not load your keys." />

@@ -1,3 +1,5 @@
+import { useState } from 'react';
+import { NoOrganisation } from '../../components/NoOrganisation.js';
 import { PageTitle } from '../../components/ui.js';
 import { Link } from '../../router.js';
 import { isAdmin, useSession } from '../../session.js';
@@ -7,6 +9,7 @@ import { KeysPage } from './Keys.js';
 import { LicensePage } from './License.js';
 import { MembersPage } from './Members.js';
 import { Overview } from './Overview.js';
+import { PlatformHome } from './PlatformHome.js';
 import { PlansPage } from './Plans.js';
 import { PolicyPage } from './Policy.js';
 import { PricesPage } from './Prices.js';
@@ -19,18 +22,20 @@ interface Section {
   path: string;
   label: string;
   platform?: boolean;
+  /** Works inside an organisation only: without one, a picker is shown instead (no call with a missing id). */
+  tenant?: boolean;
 }
 
 const SECTIONS: Section[] = [
   { path: '/admin', label: 'Overview' },
-  { path: '/admin/members', label: 'Members & roles' },
-  { path: '/admin/keys', label: 'API keys' },
-  { path: '/admin/policy', label: 'Data-boundary policy' },
+  { path: '/admin/members', label: 'Members & roles', tenant: true },
+  { path: '/admin/keys', label: 'API keys', tenant: true },
+  { path: '/admin/policy', label: 'Data-boundary policy', tenant: true },
   { path: '/admin/plans', label: 'Plans & quotas' },
-  { path: '/admin/sso', label: 'Single sign-on' },
+  { path: '/admin/sso', label: 'Single sign-on', tenant: true },
   { path: '/admin/audit', label: 'Audit log' },
-  { path: '/admin/settings', label: 'Settings' },
-  { path: '/admin/our-providers', label: 'Our providers' },
+  { path: '/admin/settings', label: 'Settings', tenant: true },
+  { path: '/admin/our-providers', label: 'Our providers', tenant: true },
   { path: '/admin/providers', label: 'Providers & models', platform: true },
   { path: '/admin/prices', label: 'Prices', platform: true },
   { path: '/admin/tenants', label: 'Tenants', platform: true },
@@ -40,6 +45,8 @@ const SECTIONS: Section[] = [
 
 export function AdminPage({ path }: { path: string }) {
   const { session } = useSession();
+  /** The menu on small screens: collapsed to one button showing where you are. */
+  const [menu, setMenu] = useState(false);
   if (!isAdmin(session)) {
     return (
       <section className="page narrow">
@@ -57,9 +64,10 @@ export function AdminPage({ path }: { path: string }) {
   const sections = SECTIONS.filter((s) => !s.platform || platform);
   const current = sections.find((s) => s.path === path);
   let body;
-  switch (current?.path) {
+  if (current?.tenant && !session.tenant) body = <NoOrganisation what={current.label} />;
+  else switch (current?.path) {
     case '/admin':
-      body = <Overview />;
+      body = session.tenant ? <Overview /> : <PlatformHome />;
       break;
     case '/admin/members':
       body = <MembersPage />;
@@ -89,14 +97,7 @@ export function AdminPage({ path }: { path: string }) {
       body = <ProvidersPage />;
       break;
     case '/admin/our-providers':
-      body = session.tenant ? (
-        <ProvidersPage tenant={session.tenant} />
-      ) : (
-        <section className="page">
-          <PageTitle>Our providers</PageTitle>
-          <p className="muted">Choose an organisation first.</p>
-        </section>
-      );
+      body = session.tenant ? <ProvidersPage tenant={session.tenant} /> : null;
       break;
     case '/admin/prices':
       body = <PricesPage />;
@@ -116,11 +117,15 @@ export function AdminPage({ path }: { path: string }) {
   }
   return (
     <div className="admin">
-      <nav className="admin-nav" aria-label="Admin console">
-        <ul>
+      <nav className={`admin-nav${menu ? ' open' : ''}`} aria-label="Admin console">
+        <button type="button" className="btn admin-menu-toggle" aria-expanded={menu} aria-controls="admin-menu" onClick={() => setMenu(!menu)}>
+          <span>Admin menu: {current?.label ?? 'Overview'}</span>
+          <span aria-hidden="true">{menu ? '▲' : '▼'}</span>
+        </button>
+        <ul id="admin-menu">
           {sections.map((s) => (
             <li key={s.path}>
-              <Link to={s.path} aria-current={s.path === path ? 'page' : undefined}>
+              <Link to={s.path} aria-current={s.path === path ? 'page' : undefined} onClick={() => setMenu(false)}>
                 {s.label}
               </Link>
             </li>

@@ -30,7 +30,12 @@ export function useTenantId(): string | null {
   return useSession().session.tenant?.id ?? null;
 }
 
-export function tenantPath(tenantId: string, rest: string): string {
+/**
+ * The admin API path of one tenant. A missing id is refused here, before any request: the
+ * console must never call /admin/api/tenants/null/… (the server would audit a denial).
+ */
+export function tenantPath(tenantId: string | null | undefined, rest: string): string {
+  if (!tenantId || tenantId === 'null' || tenantId === 'undefined') throw new Error('Choose an organisation first.');
   return `/admin/api/tenants/${encodeURIComponent(tenantId)}${rest}`;
 }
 

@@ -1,0 +1,236 @@
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { unrestricted } from '../../server/access/entitlements.js';
+import { startTestApp, type TestApp } from '../helpers/app.js';
+import { call, login, PASSWORD, seedTenant, sys } from '../helpers/identity.js';
+import { axeCheck, chatReady, ensureWebBuilt, launchBrowser, ScriptedUpstream, watchPage } from './support.js';
+
+/**
+ * Issue 21's chat and console bugs in Debian's chromium, each a test that failed before the
+ * fix: a stream stays in its conversation when the user switches; refused sends show as not
+ * sent (and stay so after a reload) with Retry; the quota refusal speaks in the user's
+ * locale and agrees with My usage; a platform admin without an organisation gets a home and
+ * a picker and the console never calls /tenants/null; tab title, focus, growing box, drafts,
+ * Copy key; a viewer is told they cannot send.
+ */
+const SLOW = { connectMs: 2000, firstTokenMs: 5000, idleMs: 5000, totalMs: 30_000, retryBaseMs: 5, maxRetries: 0, queueMs: 200, breakerFailures: 50, breakerCooldownMs: 1000 };
+vi.setConfig({ testTimeout: 60_000 });
+
+let app: TestApp;
+let upstream: ScriptedUpstream;
+let browser: Browser;
+let t: Awaited<ReturnType<typeof seedTenant>>;
+const ROOT = 'root@ux.test';
+const QUOTA = 'quota@ux.test';
+
+beforeAll(async () => {
+  ensureWebBuilt();
+  [upstream, browser] = await Promise.all([new ScriptedUpstream().start(), launchBrowser()]);
+  app = await startTestApp({ env: { ENCLAVE_LICENSE_MODE: 'test' }, entitlements: unrestricted });
+  const s = app.services;
+  t = await seedTenant(s, 'ux', ['owner', 'member', 'viewer']);
+  await s.identity.users.create(sys(s), { email: ROOT, password: PASSWORD, platformAdmin: true });
+  const q = await s.identity.users.create(sys(s), { email: QUOTA, password: PASSWORD });
+  s.identity.users.grant(t.ctx, q.id, 'member');
+  s.gateway.deployments.create(sys(s), { name: 'ux-public', kind: 'openai', base_url: `${upstream.url}/v1`, boundary: 'public', models: ['gpt-cloud'], options: SLOW });
+  s.gateway.deployments.create(sys(s), { name: 'ux-local', kind: 'openai', base_url: `${upstream.url}/v1`, boundary: 'local', models: ['llama-local'], options: SLOW });
+  // The quota user's monthly budget: one token (set by the owner through the admin API).
+  const owner = await login(app.url, t.users.owner!.email);
+  const put = await call(app.url, `/admin/api/tenants/${t.tenant.id}/limits/user/${q.id}`, { method: 'PUT', session: owner, body: { monthly_tokens: 1 } });
+  expect(put.status).toBe(200);
+}, 90_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await app?.close();
+  await upstream?.close();
+});
+
+async function open(email: string, viewport = { width: 1280, height: 800 }): Promise<{ ctx: BrowserContext; page: Page; watch: ReturnType<typeof watchPage>; urls: string[] }> {
+  const ctx = await browser.newContext({ viewport });
+  const page = await ctx.newPage();
+  const watch = watchPage(page);
+  const urls: string[] = [];
+  page.on('request', (r) => urls.push(r.url()));
+  await page.goto(`${app.url}/login`);
+  await page.getByLabel('E-mail').fill(email);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  return { ctx, page, watch, urls };
+}
+async function signIn(email: string) {
+  const r = await open(email);
+  await r.page.getByRole('heading', { name: 'New chat' }).waitFor();
+  await chatReady(r.page);
+  return r;
+}
+const nav = (page: Page, name: string) => page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name, exact: true });
+const box = (page: Page) => page.getByRole('textbox', { name: 'Message' });
+
+describe('chat: streams, refusals, quota', () => {
+  it('an answer streams in its own conversation: switching away shows the other conversation only, and the answer is there on return', async () => {
+    const { ctx, page, watch } = await signIn(t.users.member!.email);
+    upstream.pieceDelayMs = 0;
+    upstream.pieces = 3;
+    upstream.reply = 'Answer for B.';
+    await page.getByRole('combobox', { name: 'Model' }).selectOption('llama-local');
+    await box(page).fill('Conversation B');
+    await box(page).press('Enter');
+    await expect.poll(() => page.locator('.msg-assistant').last().textContent()).toContain('Answer for B.');
+    const urlB = page.url();
+
+    await page.getByRole('button', { name: 'New chat' }).click();
+    await page.getByRole('combobox', { name: 'Model' }).selectOption('gpt-cloud');
+    upstream.reply = 'streamed '.repeat(30);
+    upstream.pieces = 30;
+    upstream.pieceDelayMs = 100;
+    await box(page).fill('Conversation A, a long answer');
+    await box(page).press('Enter');
+    const streaming = page.getByTestId('streaming-answer');
+    await expect.poll(async () => ((await streaming.textContent()) ?? '').split('streamed').length - 1).toBeGreaterThanOrEqual(2);
+    const urlA = page.url();
+    expect(urlA).not.toBe(urlB);
+
+    // Switch to B while A streams: B's view only, with B's model.
+    await page.locator('.conv-link', { hasText: 'Conversation B' }).click();
+    await page.getByRole('heading', { name: 'Conversation B' }).waitFor();
+    expect(await streaming.count()).toBe(0);
+    expect(await page.getByRole('combobox', { name: 'Model' }).inputValue()).toBe('llama-local');
+    expect(await page.locator('.chat-log').textContent()).not.toContain('streamed');
+    // A finishes in the background: B stays on screen, at B's address.
+    await expect.poll(() => page.locator('.live-dot').count(), { timeout: 15_000 }).toBe(0);
+    expect(page.url()).toBe(urlB);
+    expect(await page.getByRole('heading', { level: 1 }).textContent()).toBe('Conversation B');
+    expect(await page.locator('.chat-log').textContent()).not.toContain('streamed');
+
+    // Back in A: the whole answer, under A's model.
+    await page.locator('.conv-link', { hasText: 'Conversation A' }).click();
+    await expect.poll(() => page.locator('.msg-assistant').last().textContent()).toContain('streamed streamed');
+    expect(await page.locator('.msg-assistant .msg-who').last().textContent()).toContain('gpt-cloud');
+    expect(watch.errors).toEqual([]);
+    await ctx.close();
+  });
+
+  it('a refused send shows as not sent (also after a reload), keeps the classification unsaved, and Retry sends it', async () => {
+    const { ctx, page } = await signIn(t.users.member!.email);
+    upstream.pieceDelayMs = 0;
+    upstream.pieces = 2;
+    await page.getByRole('combobox', { name: 'Model' }).selectOption('gpt-cloud');
+    await page.getByLabel('Data classification').selectOption('confidential');
+    const calls = upstream.calls.length;
+    await box(page).fill('Confidential figures');
+    await page.getByRole('button', { name: 'Send' }).click();
+    await page.locator('.note-refusal').waitFor();
+    const notSent = page.locator('.msg-not-sent');
+    await expect.poll(() => notSent.count()).toBe(1);
+    expect(await notSent.locator('.tag').textContent()).toBe('not sent');
+    expect(upstream.calls.length).toBe(calls);
+
+    await page.reload();
+    await chatReady(page);
+    await expect.poll(() => page.locator('.msg-not-sent').count()).toBe(1);
+    expect(await page.getByLabel('Data classification').inputValue()).not.toBe('confidential');
+    expect(await page.locator('.msg-assistant').count()).toBe(0);
+
+    // Retry with a model the policy allows for confidential data.
+    upstream.reply = 'Figures handled locally.';
+    await page.getByRole('combobox', { name: 'Model' }).selectOption('llama-local');
+    await page.getByLabel('Data classification').selectOption('confidential');
+    await page.getByRole('button', { name: 'Retry' }).click();
+    await expect.poll(() => page.locator('.msg-assistant').last().textContent()).toContain('Figures handled locally.');
+    expect(await page.locator('.msg-not-sent').count()).toBe(0);
+    expect(await page.locator('.msg-user').count()).toBe(1);
+    await ctx.close();
+  });
+
+  it('a quota refusal names the budget, agrees with My usage and gives the reset date in words', async () => {
+    const { ctx, page } = await signIn(QUOTA);
+    await nav(page, 'My usage').click();
+    const left = ((await page.getByTestId('my-remaining').textContent()) ?? '').trim();
+    await nav(page, 'Chat').click();
+    await chatReady(page);
+    await box(page).fill('Anything at all');
+    await box(page).press('Enter');
+    const refusal = page.locator('.note-refusal');
+    await refusal.waitFor();
+    const text = (await refusal.textContent()) ?? '';
+    expect(text).toContain('monthly token budget (1 tokens)');
+    expect(text).toMatch(left === '0' ? /is used up/ : new RegExp(`has ${left} tokens left`));
+    expect(text).toContain('It resets on');
+    expect(text).not.toMatch(/\d{4}-\d{2}-\d{2}T/); // no ISO timestamps
+    expect(text).not.toContain('sending too fast');
+    await ctx.close();
+  });
+
+  it('a viewer is told they may read but not send', async () => {
+    const { ctx, page } = await open(t.users.viewer!.email);
+    await page.getByRole('heading', { name: 'New chat' }).waitFor();
+    await page.getByRole('status').filter({ hasText: 'not send messages' }).waitFor();
+    await box(page).fill('hello');
+    expect(await page.getByRole('button', { name: 'Send' }).isDisabled()).toBe(true);
+    await ctx.close();
+  });
+});
+
+describe('platform admin without an organisation', () => {
+  it('lands on a platform overview, gets a picker instead of tenant pages, and no call names a missing tenant', async () => {
+    const { ctx, page, watch, urls } = await open(ROOT);
+    await page.getByRole('heading', { name: 'Platform overview' }).waitFor();
+    expect(new URL(page.url()).pathname).toBe('/admin');
+    await expect.poll(() => page.getByTestId('platform-tenants').textContent()).toMatch(/^\d+$/);
+    expect(await axeCheck(page)).toEqual([]);
+    for (const [path, heading] of [
+      ['/admin/members', 'Members & roles'],
+      ['/admin/keys', 'API keys'],
+      ['/admin/settings', 'Settings'],
+      ['/admin/audit', 'Audit log'],
+      ['/admin/plans', 'Plans & quotas'],
+      ['/chat', 'Chat'],
+      ['/me', 'My usage'],
+    ] as const) {
+      await page.evaluate((p) => {
+        history.pushState(null, '', p);
+        dispatchEvent(new PopStateEvent('popstate'));
+      }, path);
+      await page.getByRole('heading', { name: heading, exact: true }).waitFor();
+    }
+    await page.getByTestId('no-organisation').waitFor();
+    expect(urls.filter((u) => /\/tenants\/(null|undefined)\b/.test(u))).toEqual([]);
+    expect(await page.locator('body').textContent()).not.toContain('tenant_required');
+
+    // The picker enters an organisation.
+    await page.locator('#org-picker').selectOption('ux');
+    await page.getByRole('heading', { name: 'My usage' }).waitFor();
+    await expect.poll(() => page.getByTestId('no-organisation').count()).toBe(0);
+    expect(watch.errors.filter((e) => !/Failed to load resource/.test(e))).toEqual([]);
+    await ctx.close();
+  });
+});
+
+describe('small things', () => {
+  it('tab title, focus in the message box after sign-in, a growing box, drafts that survive navigation, Copy key', async () => {
+    const { ctx, page } = await signIn(t.users.member!.email);
+    await ctx.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: app.url });
+    await expect.poll(() => page.title()).toBe('New chat · Enclave');
+    await expect.poll(() => page.evaluate(() => (globalThis as unknown as { document: { activeElement: { id: string } | null } }).document.activeElement?.id)).toBe('composer-input');
+
+    const h1 = (await box(page).boundingBox())!.height;
+    await box(page).fill('one\ntwo\nthree\nfour\nfive\nsix\nseven');
+    await expect.poll(async () => (await box(page).boundingBox())!.height).toBeGreaterThan(h1 + 40);
+
+    await box(page).fill('A half-written thought');
+    await nav(page, 'My usage').click();
+    await page.getByRole('heading', { name: 'My usage' }).waitFor();
+    await expect.poll(() => page.title()).toBe('My usage · Enclave');
+    await nav(page, 'Chat').click();
+    await expect.poll(() => box(page).inputValue()).toBe('A half-written thought');
+
+    await nav(page, 'My usage').click();
+    await page.getByLabel('Key name').fill('laptop');
+    await page.getByRole('button', { name: 'Create key' }).click();
+    const secret = ((await page.getByTestId('my-key-secret').textContent()) ?? '').trim();
+    await page.getByRole('button', { name: 'Copy key' }).click();
+    await expect.poll(() => page.evaluate(() => (globalThis as unknown as { navigator: { clipboard: { readText(): Promise<string> } } }).navigator.clipboard.readText())).toBe(secret);
+    await ctx.close();
+  });
+});
