@@ -7,6 +7,7 @@ import { CliError } from '../../cli/output.js';
 import { verifyActivationRequest } from '../../license/reports.js';
 import { startTestApp, tempDir, type TestApp } from '../helpers/app.js';
 import { spec } from '../helpers/license.js';
+import { waitFor } from '../helpers/wait.js';
 
 let app: TestApp;
 const saved = { ...process.env };
@@ -87,9 +88,7 @@ describe('enclave license (vendor and admin flows)', () => {
     expect(await fails('install', old)).toMatch(/^sequence_downgrade/);
 
     // The running server picked the CLI's install up.
-    const t0 = Date.now();
-    while (app.services.license.evaluation().limits.seats !== 3 && Date.now() - t0 < 4000) await new Promise((r) => setTimeout(r, 50));
-    expect(app.services.license.evaluation().limits.seats).toBe(3);
+    await waitFor(() => app.services.license.evaluation().limits.seats, { until: (n) => n === 3, what: 'the CLI’s licence in the running server' });
 
     const req = verifyActivationRequest(await cli('request'));
     expect(req.installation.id).toBe(show.installation.id);

@@ -10,6 +10,7 @@ import { K } from '../../license/store.js';
 import type { Clock } from '../../server/clock.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { DAY, testLicense } from '../helpers/license.js';
+import { waitFor } from '../helpers/wait.js';
 
 const apps: TestApp[] = [];
 afterEach(async () => {
@@ -19,8 +20,7 @@ async function app(env: Record<string, string> = {}, clock?: Clock): Promise<Tes
   const a = await startTestApp({ env: { ENCLAVE_LICENSE_MODE: 'test', ...env }, ...(clock ? { clock } : {}) });
   apps.push(a);
   // Redis connects asynchronously; the licence is never the reason for not being ready.
-  const t0 = Date.now();
-  while (Date.now() - t0 < 3000 && (await fetch(`${a.url}/readyz`)).status !== 200) await new Promise((r) => setTimeout(r, 20));
+  await waitFor(async () => (await fetch(`${a.url}/readyz`)).status, { until: (st) => st === 200, what: '/readyz ready' });
   return a;
 }
 /** A second "process" on the same database (what the CLI or another node does). */
@@ -243,14 +243,13 @@ describe('hot reload', () => {
       }
     })();
     other.install(testLicense({ seq: 3, limits: { seats: { max: 42, tolerance_pct: 0 } } }));
-    const t0 = Date.now();
-    while (a.services.license.evaluation().limits.seats !== 42 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 50));
-    expect(a.services.license.evaluation().limits.seats).toBe(42);
+    const t0 = Date.now(); // installed (committed) by the other process
+    await waitFor(() => a.services.license.evaluation().limits.seats, { until: (n) => n === 42, what: 'the new licence’s seats in the running process' });
     expect(Date.now() - t0).toBeLessThan(3000);
 
     a.services.settings.set(K.current, { text: 'corrupt', installedAt: new Date().toISOString(), fingerprint: 'y' });
-    await new Promise((r) => setTimeout(r, 1500));
-    const e = a.services.license.evaluation();
+    // Noticed (the problem is reported), and the last known good still applies.
+    const e = await waitFor(() => a.services.license.evaluation(), { until: (ev) => ev.problem?.code === 'armor_missing_header', what: 'the corrupt licence noticed' });
     expect(e.limits.seats).toBe(42);
     expect(e.problem?.code).toBe('armor_missing_header');
     // A restarted process falls back to the stored last-known-good too.
