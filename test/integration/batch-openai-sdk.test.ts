@@ -5,6 +5,7 @@ import { AppError } from '../../server/errors.js';
 import { startWorker } from '../../server/jobs/runtime.js';
 import type { JobWorker } from '../../server/jobs/worker.js';
 import { seedTenant } from '../helpers/identity.js';
+import { waitFor } from '../helpers/wait.js';
 import { gatewayEnv, type GatewayEnv } from './gateway-env.js';
 
 /** Licence token allowance used as the quota: refuse once this many tokens were used this month. */
@@ -28,14 +29,9 @@ function jsonl(n: number, model = 'gpt-fake', prefix = 'r'): string {
   ).join('\n');
 }
 
-async function waitFor(c: OpenAI, id: string, ms = 15_000): Promise<OpenAI.Batch> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const b = await c.batches.retrieve(id);
-    if (['completed', 'failed', 'expired', 'cancelled'].includes(b.status)) return b;
-    if (Date.now() > end) throw new Error(`batch still ${b.status}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+/** The batch once it is in a final state. */
+function settled(c: OpenAI, id: string, ms = 15_000): Promise<OpenAI.Batch> {
+  return waitFor(() => c.batches.retrieve(id), { until: (b) => ['completed', 'failed', 'expired', 'cancelled'].includes(b.status), timeout: ms, what: `batch ${id} in a final state` });
 }
 
 beforeAll(async () => {
@@ -60,7 +56,7 @@ describe('Batch API with the openai SDK', () => {
 
     const created = await client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h', metadata: { job: 'nightly' } });
     expect(created).toMatchObject({ object: 'batch', status: 'validating', input_file_id: file.id, request_counts: { total: 6, completed: 0, failed: 0 }, metadata: { job: 'nightly' } });
-    const done = await waitFor(client, created.id);
+    const done = await settled(client, created.id);
     expect(done.status).toBe('completed');
     expect(done.request_counts).toEqual({ total: 6, completed: 6, failed: 0 });
     expect(done.error_file_id).toBeNull();
@@ -98,7 +94,7 @@ describe('Batch API with the openai SDK', () => {
     tokenLimit = before + 20; // room for a couple of lines only
     try {
       const file = await client.files.create({ file: await toFile(Buffer.from(jsonl(8, 'gpt-fake', 'q')), 'q.jsonl'), purpose: 'batch' });
-      const b = await waitFor(client, (await client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' })).id);
+      const b = await settled(client, (await client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' })).id);
       expect(b.status).toBe('completed');
       expect(b.request_counts!.failed).toBeGreaterThan(0);
       expect(b.request_counts!.completed + b.request_counts!.failed).toBe(8);
@@ -158,7 +154,7 @@ describe('Batch API with the openai SDK', () => {
     expect(e).toBeInstanceOf(OpenAI.NotFoundError);
     expect((await client.batches.list()).data.map((x) => x.id)).not.toContain(batchB.id);
     expect((await client.files.list()).data.map((x) => x.id)).not.toContain(fileB.id);
-    await waitFor(clientB, batchB.id);
+    await settled(clientB, batchB.id);
   });
 
   it('a key without batches:write is refused', async () => {

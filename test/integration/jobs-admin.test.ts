@@ -1,13 +1,12 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { unrestricted } from '../../server/access/entitlements.js';
 import { startWorker } from '../../server/jobs/runtime.js';
 import type { JobWorker } from '../../server/jobs/worker.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
+import { runCliOk } from '../helpers/cli.js';
 import { call, login, PASSWORD, seedTenant, sys } from '../helpers/identity.js';
+import { waitFor } from '../helpers/wait.js';
 
-const run = promisify(execFile);
 let app: TestApp;
 let worker: JobWorker;
 let cliEnv: Record<string, string>;
@@ -24,16 +23,12 @@ afterAll(async () => {
   await app?.close();
 });
 
-const cli = (...args: string[]) => run(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'jobs', ...args], { env: cliEnv });
+const cli = (...args: string[]) => runCliOk(['jobs', ...args], cliEnv);
 
 async function failedJob(name: string): Promise<string> {
   // No handler for this name: the worker fails it at once (UnrecoverableError).
   const job = await app.services.jobs.queues.add('maintenance', name, {});
-  const end = Date.now() + 5000;
-  while ((await job.getState()) !== 'failed') {
-    if (Date.now() > end) throw new Error('job did not fail');
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await waitFor(() => job.getState(), { until: (st) => st === 'failed', what: `job ${name} failed` });
   return String(job.id);
 }
 
@@ -54,8 +49,7 @@ describe('failed jobs: admin API and enclave jobs', () => {
     expect(retried.status).toBe(200);
     // it fails again (still no handler), then is discarded for good
     const job = await app.services.jobs.queues.queue('maintenance').getJob(id);
-    const end = Date.now() + 5000;
-    while ((await job!.getState()) !== 'failed' && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    await waitFor(() => job!.getState(), { until: (st) => st === 'failed', what: 'the retried job failed again' });
     const discarded = await call(app.url, `/admin/api/jobs/maintenance/${id}/discard`, { method: 'POST', session: admin });
     expect(discarded.status).toBe(200);
     expect(await app.services.jobs.queues.queue('maintenance').getJob(id)).toBeUndefined();
@@ -73,8 +67,7 @@ describe('failed jobs: admin API and enclave jobs', () => {
     expect(listed.map((j) => j.id)).toContain(id);
     expect((await cli('retry', 'maintenance', id)).stdout).toContain(`retried maintenance job ${id}`);
     const job = await app.services.jobs.queues.queue('maintenance').getJob(id);
-    const end = Date.now() + 5000;
-    while ((await job!.getState()) !== 'failed' && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    await waitFor(() => job!.getState(), { until: (st) => st === 'failed', what: 'the retried job failed again' });
     expect((await cli('discard', 'maintenance', id, '--json')).stdout).toContain('cli-broken-task');
     expect(await app.services.jobs.queues.queue('maintenance').getJob(id)).toBeUndefined();
   }, 40_000);
