@@ -9,6 +9,7 @@ import { FakeOpenAI } from '../fakes/fake-openai.js';
 import { testConfig } from '../helpers/app.js';
 import { seedTenant, sys } from '../helpers/identity.js';
 import { spawnServer, type ServerProcess } from '../helpers/process.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * The worker as a real process next to an API process (shared data dir and Redis), killed
@@ -67,26 +68,21 @@ describe('worker process', () => {
 
     const w1 = await worker();
     expect(existsSync(path.join(dataDir, 'worker.heartbeat'))).toBe(true);
-    // Let a few lines finish, then kill it with lines in flight.
-    for (;;) {
-      const b = await client.batches.retrieve(batch.id);
-      if (b.request_counts!.completed >= 6) break;
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    // Let a few lines finish, then kill it with lines in flight: the upstream holds its
+    // answers, so at least one line is certainly in flight at the kill.
+    await waitFor(async () => (await client.batches.retrieve(batch.id)).request_counts!.completed, { until: (n) => n >= 6, what: '6 lines completed' });
+    const upstreamCalls = () => upstream.requests.filter((r) => r.path === '/v1/chat/completions').length;
+    const release = upstream.hold();
+    const atHold = upstreamCalls();
+    await waitFor(upstreamCalls, { until: (n) => n > atHold, what: 'a line in flight upstream' });
     w1.child.kill('SIGKILL');
     await w1.exited();
+    release();
     const atKill = (await client.batches.retrieve(batch.id)).request_counts!;
     expect(atKill.completed).toBeLessThan(LINES);
 
     const w2 = await worker();
-    let done: OpenAI.Batch;
-    const end = Date.now() + 30_000;
-    for (;;) {
-      done = await client.batches.retrieve(batch.id);
-      if (done.status === 'completed') break;
-      if (Date.now() > end) throw new Error(`batch still ${done.status}: ${JSON.stringify(done.request_counts)}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    const done = await waitFor(() => client.batches.retrieve(batch.id), { until: (b) => b.status === 'completed', timeout: 30_000, what: 'the batch completed after the restart' });
     expect(done.request_counts!.total).toBe(LINES);
     expect(done.request_counts!.completed + done.request_counts!.failed).toBe(LINES);
 
@@ -102,11 +98,12 @@ describe('worker process', () => {
       for (const l of text.trim().split('\n')) ids.push(JSON.parse(l).custom_id);
     }
     expect(ids.sort()).toEqual(Array.from({ length: LINES }, (_, i) => `c${i}`).sort());
-    // Lines in flight at the kill are failed with batch_line_interrupted (never re-run).
-    if (done.error_file_id) {
-      const errs = (await (await client.files.content(done.error_file_id)).text()).trim().split('\n').map((l) => JSON.parse(l));
-      for (const e of errs) expect(e.error?.code ?? e.response?.body?.error?.code).toBe('batch_line_interrupted');
-    }
+    // Lines in flight at the kill (there was at least one) are failed with batch_line_interrupted (never re-run).
+    expect(done.error_file_id).toBeTruthy();
+    const errs = (await (await client.files.content(done.error_file_id!)).text()).trim().split('\n').map((l) => JSON.parse(l));
+    expect(errs.length).toBeGreaterThan(0);
+    expect(done.request_counts!.failed).toBe(errs.length);
+    for (const e of errs) expect(e.error?.code ?? e.response?.body?.error?.code).toBe('batch_line_interrupted');
 
     // Usage: one record per line that ran to an answer, none twice.
     const db = new Database(path.join(dataDir, 'enclave.db'), { readonly: true });
