@@ -33,7 +33,8 @@ function CodeBlock({ children }: { children?: ReactNode }) {
       <button type="button" className="btn btn-small codeblock-copy" onClick={copy} aria-label={copied ? 'Copied' : 'Copy code'}>
         {copied ? 'Copied' : 'Copy'}
       </button>
-      <pre>{children}</pre>
+      {/* Focusable: a long line scrolls inside the block, and keyboards must reach it. */}
+      <pre tabIndex={0}>{children}</pre>
     </div>
   );
 }

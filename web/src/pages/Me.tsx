@@ -89,7 +89,7 @@ export function MePage() {
             <Chart title={`My usage per day, ${u.month}`} x={series.x} series={chartSeries} />
           </div>
           {quotas.length ? (
-            <div className="table-wrap">
+            <div className="table-wrap" tabIndex={0}>
               <table className="table">
                 <caption>Monthly quotas that apply to you</caption>
                 <thead>
@@ -122,7 +122,7 @@ export function MePage() {
               No usage this month yet. <Link to="/chat">Start a chat</Link>.
             </p>
           ) : (
-            <div className="table-wrap">
+            <div className="table-wrap" tabIndex={0}>
               <table className="table" data-testid="my-usage-by-model">
                 <caption>My usage by model, {u.month}</caption>
                 <thead>
@@ -235,7 +235,7 @@ function MyKeys({ canCreate, selfService }: { canCreate: boolean; selfService: b
       ) : null}
       <ErrorNote error={keys.error} title="Could not load your keys." />
       {mine.length ? (
-        <div className="table-wrap">
+        <div className="table-wrap" tabIndex={0}>
           <table className="table">
             <caption className="sr-only">My API keys</caption>
             <thead>

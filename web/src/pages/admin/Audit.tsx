@@ -116,7 +116,7 @@ export function AuditPage() {
       <ErrorNote error={list.error} title="Could not load the audit log." />
       {list.loading && !list.data ? <Spinner /> : null}
       {list.data ? (
-        <div className="table-wrap">
+        <div className="table-wrap" tabIndex={0}>
           <table className="table table-dense">
             <caption className="sr-only">Audit events, newest first</caption>
             <thead>

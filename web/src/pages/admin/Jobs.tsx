@@ -47,7 +47,7 @@ export function JobsPage() {
       {data.loading && !d ? <Spinner /> : null}
       {d ? (
         <>
-          <div className="table-wrap">
+          <div className="table-wrap" tabIndex={0}>
             <table className="table">
               <caption>Jobs per lane</caption>
               <thead>
@@ -79,7 +79,7 @@ export function JobsPage() {
           {d.failed.length === 0 ? (
             <p className="muted">No failed jobs.</p>
           ) : (
-            <div className="table-wrap">
+            <div className="table-wrap" tabIndex={0}>
               <table className="table">
                 <caption className="sr-only">Failed jobs, newest first</caption>
                 <thead>

@@ -127,7 +127,7 @@ export function KeysPage() {
         list.data.data.length === 0 ? (
           <p className="muted">No API keys yet.</p>
         ) : (
-          <div className="table-wrap">
+          <div className="table-wrap" tabIndex={0}>
             <table className="table">
               <caption className="sr-only">API keys of this organisation</caption>
               <thead>

@@ -171,7 +171,7 @@ export function LicensePage() {
         <ErrorNote error={error} title="The licence was not accepted." />
         {done ? <Note kind="ok">{done}</Note> : null}
         {dry ? (
-          <div className="table-wrap">
+          <div className="table-wrap" tabIndex={0}>
             <table className="table" aria-label="What changes if this licence is installed">
               <caption>What changes if you install this licence</caption>
               <thead>

@@ -169,7 +169,7 @@ function TenantQuotas() {
           {d.limits.overrides.length === 0 ? (
             <p className="muted">No member or key has its own limits; the organisation's plan applies to all.</p>
           ) : (
-            <div className="table-wrap">
+            <div className="table-wrap" tabIndex={0}>
               <table className="table">
                 <caption className="sr-only">Limits set for members and API keys</caption>
                 <thead>
@@ -313,7 +313,7 @@ function PlatformPlans() {
       {data.loading && !d ? <Spinner /> : null}
       {d ? (
         <>
-          <div className="table-wrap">
+          <div className="table-wrap" tabIndex={0}>
             <table className="table">
               <caption className="sr-only">Plans</caption>
               <thead>

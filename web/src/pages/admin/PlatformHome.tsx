@@ -95,7 +95,7 @@ export function PlatformHome() {
             </div>
           </div>
           <h2>Organisations</h2>
-          <div className="table-wrap">
+          <div className="table-wrap" tabIndex={0}>
             <table className="table">
               <caption className="sr-only">Organisations and their usage this month</caption>
               <thead>

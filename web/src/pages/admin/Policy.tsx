@@ -83,7 +83,7 @@ export function PolicyPage() {
       {v ? (
         <form className="form" onSubmit={save} aria-label="Data-boundary policy">
           {readOnly ? <Note kind="warn">You can read this policy; changing it needs the settings permission.</Note> : null}
-          <div className="card table-wrap">
+          <div className="card table-wrap" tabIndex={0}>
             <table className="table matrix">
               <caption>Where each classification may go</caption>
               <thead>
@@ -127,7 +127,7 @@ export function PolicyPage() {
             ) : null}
           </div>
 
-          <div className="card table-wrap">
+          <div className="card table-wrap" tabIndex={0}>
             <table className="table matrix">
               <caption>Content rules: what each detector does, per classification</caption>
               <thead>

@@ -166,7 +166,7 @@ export function PricesPage() {
         rows.length === 0 ? (
           <p className="muted">No prices yet: every call costs nothing.</p>
         ) : (
-          <div className="table-wrap">
+          <div className="table-wrap" tabIndex={0}>
             <table className="table">
               <caption className="sr-only">Current prices</caption>
               <thead>
@@ -221,7 +221,7 @@ export function PricesPage() {
 
       <ErrorNote error={hist.error} title="Could not load the history." />
       {history ? (
-        <div className="card table-wrap">
+        <div className="card table-wrap" tabIndex={0}>
           <table className="table">
             <caption>Price history of {history.model}</caption>
             <thead>

@@ -117,7 +117,7 @@ export function ProvidersPage({ tenant }: { tenant?: { id: string; slug: string 
         list.data.data.length === 0 ? (
           <p className="muted">{tenant ? 'No providers of your own yet.' : 'No providers yet.'} Add an Ollama or OpenAI-compatible endpoint above.</p>
         ) : (
-          <div className="table-wrap">
+          <div className="table-wrap" tabIndex={0}>
             <table className="table">
               <caption className="sr-only">Provider deployments</caption>
               <thead>

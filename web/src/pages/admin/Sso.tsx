@@ -141,7 +141,7 @@ export function SsoPage() {
         list.data.length === 0 ? (
           <p className="muted">No provider yet. Add your organisation's OpenID Connect provider (Keycloak, Entra ID, Okta, Google…) below.</p>
         ) : (
-          <div className="table-wrap">
+          <div className="table-wrap" tabIndex={0}>
             <table className="table">
               <caption className="sr-only">Sign-in providers</caption>
               <thead>

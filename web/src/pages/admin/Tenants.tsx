@@ -67,7 +67,7 @@ export function TenantsPage() {
       <ErrorNote error={list.error} title="Could not load tenants." />
       {list.loading && !list.data ? <Spinner /> : null}
       {list.data ? (
-        <div className="table-wrap">
+        <div className="table-wrap" tabIndex={0}>
           <table className="table">
             <caption className="sr-only">Tenants</caption>
             <thead>
