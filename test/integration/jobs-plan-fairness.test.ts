@@ -5,6 +5,7 @@ import { planMaxActiveJobs } from '../../server/jobs/runtime.js';
 import { JobWorker } from '../../server/jobs/worker.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { seedTenant, sys } from '../helpers/identity.js';
+import { waitFor } from '../helpers/wait.js';
 
 let app: TestApp;
 let worker: JobWorker | undefined;
@@ -59,9 +60,7 @@ describe('fairness cap from the plan', () => {
       await s.jobs.queues.add('ai', 'probe', { tenantId: a.tenant.id }, { attempts: 1 });
       await s.jobs.queues.add('ai', 'probe', { tenantId: b.tenant.id }, { attempts: 1 });
     }
-    const end = Date.now() + 15_000;
-    while (done < 6 && Date.now() < end) await new Promise((r) => setTimeout(r, 25));
-    expect(done).toBe(6);
+    await waitFor(() => done, { until: (d) => d === 6, timeout: 15_000, what: '6 probe jobs done' });
     expect(peak[a.tenant.id]).toBe(3);
     expect(peak[b.tenant.id]).toBe(1);
   }, 20_000);
