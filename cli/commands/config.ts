@@ -1,9 +1,8 @@
 import type { Command } from 'commander';
-import { existsSync, renameSync, rmSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { describeConfig } from '../../server/config/load.js';
-import { readKeyFile, resolveMasterKey, writeKeyFile } from '../../server/config/master-key.js';
-import { reencryptSecrets } from '../../server/config/rotate-master-key.js';
+import { readKeyFile, resolveMasterKey } from '../../server/config/master-key.js';
+import { reencryptSecrets, rotateKeyFile } from '../../server/config/rotate-master-key.js';
 import { SecretBox } from '../../server/config/secret-box.js';
 import { databaseFile, openDatabase } from '../../server/db/connection.js';
 import { cliConfig } from '../config.js';
@@ -25,8 +24,8 @@ export function registerConfig(program: Command): void {
   config
     .command('rotate-master-key')
     .description(
-      're-encrypt every stored secret under a new master key. With a generated key (embedded mode) a new key file is written; ' +
-        'with ENCLAVE_MASTER_KEY(_FILE) pass --new-key-file, then set ENCLAVE_MASTER_KEY to it and keep the old one in ENCLAVE_PREVIOUS_MASTER_KEYS until every process has restarted',
+      're-encrypt every stored secret under a new master key. A key kept in a file (generated in embedded mode, or ENCLAVE_MASTER_KEY_FILE when writable) is rotated in place, safely re-runnable after a crash; ' +
+        'with ENCLAVE_MASTER_KEY pass --new-key-file, then set ENCLAVE_MASTER_KEY to it and keep the old one in ENCLAVE_PREVIOUS_MASTER_KEYS until every process has restarted',
     )
     .option('--new-key-file <file>', 'file holding the new key (base64, 32 bytes)')
     .option('--json', 'print JSON')
@@ -35,45 +34,36 @@ export function registerConfig(program: Command): void {
       const current = resolveMasterKey(cfg, undefined, { create: false });
       const file = databaseFile(cfg.dataDir);
       if (!existsSync(file)) throw new CliError(`${file} does not exist; nothing to rotate`);
-      const generated = current.source === 'generated';
-      if (!generated && !opts.newKeyFile) {
-        throw new CliError('the master key comes from ENCLAVE_MASTER_KEY(_FILE): create a new key (openssl rand -base64 32 > new.key) and pass --new-key-file new.key');
+      const inFile = current.source !== 'env' && !opts.newKeyFile;
+      if (!inFile && !opts.newKeyFile) {
+        throw new CliError('the master key comes from ENCLAVE_MASTER_KEY: create a new key (openssl rand -base64 32 > new.key) and pass --new-key-file new.key');
       }
-      // A generated key is first written beside the current one as `.next`, which start-up
-      // also accepts for decryption, so a crash between re-encryption and the file swap
-      // leaves a database the next start can still read.
-      const nextFile = `${current.file}.next`;
-      let newKey: Buffer;
-      if (opts.newKeyFile) newKey = readKeyFile(opts.newKeyFile, '--new-key-file');
-      else {
-        newKey = randomBytes(32);
-        rmSync(nextFile, { force: true });
-        writeKeyFile(nextFile, newKey);
-      }
-      const to = new SecretBox(newKey);
-      if (to.currentKid === current.box.currentKid) throw new CliError('the new key is the current key');
-
       const db = openDatabase(file);
-      let values: number;
+      let out: { rotated: number; from: string; to: string; source: string; resumed?: boolean };
       try {
-        values = reencryptSecrets(db, current.box, to).values;
+        if (inFile) {
+          // server/config/rotate-master-key.ts: `.next`, re-encrypt, `.previous`, swap; every
+          // crash window leaves keys that start-up accepts, and re-running finishes the job.
+          const previous = (cfg.previousMasterKeys ?? '').split(',').map((k) => k.trim()).filter(Boolean).map((k) => Buffer.from(k, 'base64'));
+          const r = rotateKeyFile(db, current.file!, { extraKeys: previous });
+          out = { rotated: r.values, from: r.from, to: r.to, source: current.source, resumed: r.resumed };
+        } else {
+          const to = new SecretBox(readKeyFile(opts.newKeyFile!, '--new-key-file'));
+          if (to.currentKid === current.box.currentKid) throw new CliError('the new key is the current key');
+          out = { rotated: reencryptSecrets(db, current.box, to).values, from: current.box.currentKid, to: to.currentKid, source: current.source };
+        }
       } finally {
         db.$client.close();
       }
-      if (generated && !opts.newKeyFile) {
-        renameSync(current.file!, `${current.file}.previous`);
-        renameSync(nextFile, current.file!);
-      }
-      const out = { rotated: values, from: current.box.currentKid, to: to.currentKid, source: current.source };
       if (opts.json) printJson(out);
       else {
-        process.stdout.write(`re-encrypted ${values} secret value(s): key ${out.from} -> ${out.to}\n`);
-        if (!generated) {
+        process.stdout.write(`re-encrypted ${out.rotated} secret value(s): key ${out.from} -> ${out.to}${out.resumed ? ' (finished an interrupted rotation)' : ''}\n`);
+        if (inFile) {
+          process.stdout.write(`the new key is in ${current.file}; the old one stays in ${current.file}.previous (accepted for decryption) until the next rotation; restart every Enclave process\n`);
+        } else if (current.source === 'env') {
           process.stdout.write('now set ENCLAVE_MASTER_KEY to the new key, put the old one in ENCLAVE_PREVIOUS_MASTER_KEYS, and restart every Enclave process\n');
-        } else if (opts.newKeyFile) {
-          process.stdout.write('now set ENCLAVE_MASTER_KEY to the new key and restart every Enclave process\n');
         } else {
-          process.stdout.write(`the new key is in ${current.file}; the old one stays in ${current.file}.previous until you delete it\n`);
+          process.stdout.write(`now put the new key into ${current.file} (the old one into ${current.file}.previous or ENCLAVE_PREVIOUS_MASTER_KEYS) and restart every Enclave process\n`);
         }
       }
     });

@@ -157,6 +157,7 @@ export async function restoreBackup(config: Config, file: string, opts: RestoreO
         mkdirSync(pre, { recursive: true, mode: 0o700 });
         moveIfExists(keyFile, path.join(pre, 'secrets', 'master.key'));
         moveIfExists(`${keyFile}.previous`, path.join(pre, 'secrets', 'master.key.previous'));
+        moveIfExists(`${keyFile}.next`, path.join(pre, 'secrets', 'master.key.next'));
         preRestore = pre;
       }
       writeKeyFile(keyFile, Buffer.from(opts.secrets.masterKey.current, 'base64'));
