@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -14,8 +13,9 @@ import { createBackup } from '../../server/ops/backup/create.js';
 import { restoreBackup } from '../../server/ops/backup/restore.js';
 import { acquireRestoreLock, DataDirBusyError, liveProcesses, registerProcess } from '../../server/ops/process-registry.js';
 import { tempDir, testConfig, testRedisUrl } from '../helpers/app.js';
-import { runCli } from '../helpers/cli.js';
+import { runCli, spawnCli } from '../helpers/cli.js';
 import { spawnServer } from '../helpers/process.js';
+import { waitFor } from '../helpers/wait.js';
 
 const cleanup: string[] = [];
 afterAll(() => {
@@ -192,24 +192,18 @@ describe('SIGKILL during backup create', () => {
     const out = tempDir('enclave-kill-');
     cleanup.push(out);
     const final = path.join(out, 'backup.tar.gz');
-    const env: Record<string, string> = {};
-    for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('ENCLAVE_') && k !== 'REDIS_URL') env[k] = v;
-    Object.assign(env, { ENCLAVE_DATA_DIR: cfg.dataDir, ENCLAVE_MASTER_KEY: cfg.masterKey!, REDIS_URL: cfg.redisUrl! });
-    const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'backup', 'create', '--out', final], { env, stdio: 'ignore' });
+    const child = spawnCli(['backup', 'create', '--out', final], { ENCLAVE_DATA_DIR: cfg.dataDir, ENCLAVE_MASTER_KEY: cfg.masterKey!, REDIS_URL: cfg.redisUrl! }, 'ignore');
     const exited = new Promise<NodeJS.Signals | null>((r) => child.once('exit', (_c, sig) => r(sig)));
     // kill as soon as the archive is being written under its temporary name
-    const deadline = Date.now() + 20_000;
-    let sawTemp = false;
-    while (Date.now() < deadline && child.exitCode === null) {
-      if (readdirSync(out).some((n) => n.includes('.tmp-'))) {
-        sawTemp = true;
-        child.kill('SIGKILL');
-        break;
-      }
-      await new Promise((r) => setTimeout(r, 5));
-    }
+    await waitFor(
+      () => {
+        if (child.exitCode !== null) throw new Error(`backup create exited (${child.exitCode}) before writing`);
+        return readdirSync(out).some((n) => n.includes('.tmp-'));
+      },
+      { timeout: 20_000, interval: 5, what: 'the archive being written under its temporary name' },
+    );
+    child.kill('SIGKILL');
     expect(await exited).toBe('SIGKILL');
-    expect(sawTemp).toBe(true);
     expect(existsSync(final)).toBe(false);
 
     const r = await createBackup(cfg, { out: final });
