@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { unrestricted } from '../../server/access/entitlements.js';
@@ -47,7 +48,7 @@ afterAll(async () => {
 });
 
 async function open(email: string, viewport = { width: 1280, height: 800 }): Promise<{ ctx: BrowserContext; page: Page; watch: ReturnType<typeof watchPage>; urls: string[] }> {
-  const ctx = await browser.newContext({ viewport });
+  const ctx = await browser.newContext({ viewport, acceptDownloads: true });
   const page = await ctx.newPage();
   const watch = watchPage(page);
   const urls: string[] = [];
@@ -140,6 +141,17 @@ describe('chat: streams, refusals, quota', () => {
     await expect.poll(() => page.locator('.msg-assistant').last().textContent()).toContain('Figures handled locally.');
     expect(await page.locator('.msg-not-sent').count()).toBe(0);
     expect(await page.locator('.msg-user').count()).toBe(1);
+
+    // Export as Markdown and JSON (a download made in the browser).
+    await page.getByText('Export', { exact: true }).click();
+    const [md] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Markdown (.md)' }).click()]);
+    expect(md.suggestedFilename()).toBe('Confidential-figures.md');
+    const mdText = readFileSync((await md.path())!, 'utf8');
+    expect(mdText).toContain('# Confidential figures');
+    expect(mdText).toContain('## llama-local\n\nFigures handled locally.');
+    const [json] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'JSON (.json)' }).click()]);
+    const exported = JSON.parse(readFileSync((await json.path())!, 'utf8')) as { messages: { role: string; content: string }[] };
+    expect(exported.messages.map((m) => m.role)).toEqual(['user', 'assistant']);
     await ctx.close();
   });
 

@@ -1,14 +1,14 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { api, type ChatMessageView, type ChatModelsView, type Classification, type ConversationView } from '../api.js';
+import { ChatHeader } from '../chat/ChatHeader.js';
 import { Composer } from '../chat/Composer.js';
 import { ConversationList } from '../chat/ConversationList.js';
 import { CLASS_LABEL, list } from '../chat/explain.js';
 import { Messages } from '../chat/Messages.js';
 import { clearOutcome, moveDraft, onTurnFinished, outcomeOf, runTurn, setDraft, stop, streamOf, useChatStore, type Draft, type SendMode } from '../chat/store.js';
-import { boundaryLabel, BoundaryBadge, ErrorNote, formatCost, formatNumber } from '../components/ui.js';
+import { boundaryLabel, ErrorNote } from '../components/ui.js';
 import { navigate } from '../router.js';
 
-const CLASSES: Classification[] = ['public', 'internal', 'confidential', 'restricted'];
 /** How the redaction notice names each detector type (types only: the matched text never reaches the UI). */
 const REDACTED_LABEL: Record<string, string> = { email: 'e-mail', phone: 'phone', iban: 'IBAN', card: 'card number', national_id: 'national ID', secret: 'secret' };
 type Loaded = ConversationView & { messages: ChatMessageView[] };
@@ -179,54 +179,18 @@ export function ChatPage({ conversationId }: { conversationId: string | null }) 
       {drawer ? <div className="drawer-backdrop" aria-hidden="true" onClick={() => setDrawer(false)} /> : null}
 
       <section className="chat-main" aria-labelledby="chat-title">
-        <div className="chat-head">
-          <button type="button" className="btn drawer-toggle" aria-controls="chat-side" aria-expanded={drawer} onClick={() => setDrawer(true)}>
-            <span aria-hidden="true">☰</span> Chats
-          </button>
-          <div className="chat-heading">
-            <h1 id="chat-title" className="chat-title" tabIndex={-1}>
-              {current?.title ?? (conversationId ? '' : 'New chat')}
-            </h1>
-            {current ? (
-              <p className="chat-usage" data-testid="conversation-usage" aria-live="polite">
-                <span className="sr-only">This conversation: </span>
-                <span data-testid="conversation-tokens">{formatNumber(current.usage.prompt_tokens + current.usage.completion_tokens)} tokens</span>
-                {' · '}
-                <span data-testid="conversation-cost" title="Metered cost of this conversation (prices set by your administrators)">
-                  {formatCost(current.usage.cost_micros)}
-                </span>
-              </p>
-            ) : null}
-          </div>
-          <div className="chat-controls">
-            <label className="inline-field">
-              <span>Model</span>
-              <select value={model} onChange={(e) => setModel(e.target.value)} disabled={!models || models.data.length === 0 || !!stream} aria-describedby="model-boundary">
-                {models?.data.length === 0 ? <option value="">No models available</option> : null}
-                {models?.data.map((m) => (
-                  <option key={m.id} value={m.id}>
-                    {m.id} — {m.boundaries.map(boundaryLabel).join(', ')}
-                  </option>
-                ))}
-              </select>
-            </label>
-            <span id="model-boundary" className="badges">
-              <span className="sr-only">Data boundary: </span>
-              {currentModel?.boundaries.map((b) => <BoundaryBadge key={b} boundary={b} />)}
-            </span>
-            <label className="inline-field">
-              <span>Data classification</span>
-              <select value={cls} onChange={(e) => setCls(e.target.value as Classification)} disabled={!!stream}>
-                {CLASSES.map((c) => (
-                  <option key={c} value={c}>
-                    {CLASS_LABEL[c]}
-                    {models?.default_classification === c ? ' (default)' : ''}
-                  </option>
-                ))}
-              </select>
-            </label>
-          </div>
-        </div>
+        <ChatHeader
+          current={current}
+          conversationId={conversationId}
+          models={models}
+          model={model}
+          onModel={setModel}
+          cls={cls}
+          onCls={setCls}
+          busy={!!stream}
+          drawer={drawer}
+          onDrawer={() => setDrawer(true)}
+        />
         <ErrorNote error={modelsError} title="Could not load models." />
         {models?.gateway === 'unavailable' ? <div className="note note-warn">The AI gateway is not available on this server yet.</div> : null}
         {models && models.data.length === 0 && models.gateway === 'ready' && canChat ? (
