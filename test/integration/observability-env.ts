@@ -8,8 +8,10 @@ import { createServices, type Services } from '../../server/app.js';
 import { startWorker } from '../../server/jobs/runtime.js';
 import type { JobWorker } from '../../server/jobs/worker.js';
 import { startWorkerMetricsServer, type WorkerMetricsServer } from '../../server/metrics/worker-server.js';
+import { findExecutable } from '../../server/redis/embedded.js';
 import { freePort } from '../../server/redis/ping.js';
 import { PASSWORD, sys } from '../helpers/identity.js';
+import { waitFor } from '../helpers/wait.js';
 import { gatewayEnv, type GatewayEnv } from './gateway-env.js';
 
 /**
@@ -89,6 +91,9 @@ export interface PromServer {
   close(): Promise<void>;
 }
 
+/** One line, like the other tools' hints (redis-server's in global-setup). */
+export const PROMETHEUS_MISSING = 'prometheus is not installed: the observability tests run a real Prometheus. Install it with: apt-get install -y prometheus';
+
 export async function startPrometheus(jobs: Record<string, string>, ruleFiles: string[]): Promise<PromServer> {
   const dir = mkdtempSync(path.join(tmpdir(), 'enclave-prom-'));
   const rules = ruleFiles.map((f, i) => {
@@ -100,25 +105,28 @@ export async function startPrometheus(jobs: Record<string, string>, ruleFiles: s
     .map(([job, target]) => `  - job_name: ${job}\n    scrape_interval: 1s\n    scrape_timeout: 900ms\n    static_configs:\n      - targets: ["${target}"]\n`)
     .join('');
   writeFileSync(path.join(dir, 'prometheus.yml'), `global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n${rules.map((r) => `  - ${r}\n`).join('')}scrape_configs:\n${scrapeConfigs}`);
+  const exe = findExecutable('prometheus');
+  if (!exe) throw new Error(PROMETHEUS_MISSING);
   const port = await freePort();
   const child: ChildProcess = spawn(
-    'prometheus',
+    exe,
     [`--config.file=${path.join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`prometheus exited: ${err}`);
-    const ok = await fetch(`${url}/-/ready`).then((r) => r.ok, () => false);
-    if (ok) break;
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`prometheus not ready in 15 s: ${err}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
+  try {
+    await waitFor(
+      () => {
+        if (child.exitCode !== null) throw new Error(`prometheus exited: ${err}`);
+        return fetch(`${url}/-/ready`).then((r) => r.ok, () => false);
+      },
+      { timeout: 15_000, interval: 100, what: 'prometheus ready' },
+    );
+  } catch (e) {
+    child.kill('SIGKILL');
+    throw new Error(`${(e as Error).message}; stderr: ${err}`);
   }
   return {
     url,

@@ -2,6 +2,7 @@ import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { familyOf, metricNames, parseExposition, RULES_DIR, shippedQueries } from '../helpers/promql.js';
+import { waitFor } from '../helpers/wait.js';
 import { observedStack, scrape, startPrometheus, workload, type ObservedStack, type PromServer } from './observability-env.js';
 
 /**
@@ -22,25 +23,26 @@ beforeAll(async () => {
   );
   // Traffic while Prometheus picks the targets up (its discovery hands them over after ~5 s)
   // and then scrapes them a few times, so rates have samples to work with.
-  const deadline = Date.now() + 20_000;
   let upSince = 0;
-  while (Date.now() < deadline) {
-    await workload(stack);
-    if (!upSince) {
-      const up = await prom.query('up == 1');
-      if ((up.data?.result.length ?? 0) === 2) upSince = Date.now();
-    } else if (Date.now() - upSince > 3000) break;
-  }
-  if (!upSince) throw new Error('Prometheus did not scrape both targets within 20 s');
+  await waitFor(
+    async () => {
+      await workload(stack);
+      if (!upSince && ((await prom.query('up == 1')).data?.result.length ?? 0) === 2) upSince = Date.now();
+      return upSince;
+    },
+    { until: (since) => since > 0 && Date.now() - since > 3000, interval: 0, timeout: 30_000, what: 'Prometheus scraping both targets for 3 s' },
+  );
   // Job histograms reach the api's /metrics from the worker through Redis with its heartbeat
-  // (every 5 s), once its first scheduled maintenance job has run: wait for them (bounded)
-  // instead of depending on timing.
-  const jobsDeadline = Date.now() + 25_000;
-  const hasJobSamples = (text: string) => /^enclave_job_duration_seconds_bucket/m.test(text) && /^enclave_queue_wait_seconds_bucket/m.test(text);
-  while (!hasJobSamples(await scrape(stack.env.app.url))) {
-    if (Date.now() > jobsDeadline) throw new Error('no job metrics from the worker within 25 s');
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  // (every 5 s) once a job has run. Not left to the schedules: a scheduler that already exists
+  // in Redis keeps its next run (up to an hour away), so waiting for "the first scheduled job"
+  // passed or failed by when the run started. One job of our own runs now.
+  await stack.env.app.services.jobs.queues.add('maintenance', 'session-cleanup', {});
+  const jobSamples = (text: string) => text.split('\n').filter((l) => /^enclave_(job_duration|queue_wait)_seconds_count/.test(l));
+  await waitFor(async () => jobSamples(await scrape(stack.env.app.url)), {
+    until: (lines) => lines.some((l) => l.startsWith('enclave_job_duration_seconds_count{') && l.includes('name="session-cleanup"')),
+    timeout: 25_000,
+    what: 'job metrics from the worker in the api’s /metrics',
+  });
   const { DASHBOARDS } = await import('../../scripts/grafana-dashboards.js');
   for (const d of DASHBOARDS) for (const r of d.rows) for (const p of r.panels) if (p.core) CORE.add(`${d.file}: ${p.title}`);
 }, 90_000);
@@ -123,18 +125,14 @@ describe('dashboards and alert rules against real scrapes', () => {
   });
 
   it('every alert rule evaluates without error', async () => {
-    const deadline = Date.now() + 5000;
-    let bad: string[] = [];
-    let evaluated = 0;
-    do {
-      const r = (await (await fetch(`${prom.url}/api/v1/rules`)).json()) as { data: { groups: { rules: { name: string; health: string; lastError?: string }[] }[] } };
-      const rules = r.data.groups.flatMap((g) => g.rules);
-      evaluated = rules.filter((x) => x.health !== 'unknown').length;
-      bad = rules.filter((x) => x.health === 'err').map((x) => `${x.name}: ${x.lastError}`);
-      if (evaluated === rules.length && rules.length > 0) break;
-      await new Promise((res) => setTimeout(res, 250));
-    } while (Date.now() < deadline);
-    expect(bad).toEqual([]);
-    expect(evaluated).toBeGreaterThan(20);
+    const rules = await waitFor(
+      async () => {
+        const r = (await (await fetch(`${prom.url}/api/v1/rules`)).json()) as { data: { groups: { rules: { name: string; health: string; lastError?: string }[] }[] } };
+        return r.data.groups.flatMap((g) => g.rules);
+      },
+      { until: (rs) => rs.length > 0 && rs.every((x) => x.health !== 'unknown'), interval: 250, what: 'every alert rule evaluated once' },
+    );
+    expect(rules.filter((x) => x.health === 'err').map((x) => `${x.name}: ${x.lastError}`)).toEqual([]);
+    expect(rules.length).toBeGreaterThan(20);
   });
 });
