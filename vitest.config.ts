@@ -4,6 +4,8 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     globalSetup: ['test/helpers/global-setup.ts'],
+    // Before each file: its worker's Redis databases emptied (no keys left by an earlier file).
+    setupFiles: ['test/helpers/setup-file.ts'],
     // Generous: several tests run the CLI or the server as child processes, which compile
     // the sources through tsx first (seconds each on a loaded 2-core machine).
     testTimeout: 60_000,

@@ -30,6 +30,26 @@ export function testRedisUrl(): string {
   return `${inject('redisUrl')}/${db}`;
 }
 
+/**
+ * Empties this worker's range of databases (test/helpers/setup-file.ts, before each file):
+ * a file must not inherit an earlier file's keys in the same database number — BullMQ job
+ * schedulers (whose kept next run made a worker's first job minutes late), queues, counters.
+ */
+export async function flushWorkerDatabases(): Promise<void> {
+  const pool = Math.max(1, Number(process.env.VITEST_POOL_ID ?? 1));
+  const first = 1 + ((pool - 1) % WORKERS) * DBS_PER_WORKER;
+  const { Redis } = await import('ioredis');
+  const r = new Redis(inject('redisUrl'), { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await r.connect();
+    const p = r.pipeline();
+    for (let db = first; db < first + DBS_PER_WORKER; db++) p.select(db).flushdb();
+    await p.exec();
+  } finally {
+    r.disconnect();
+  }
+}
+
 /** A fresh data dir under the OS temp dir, removed by the returned cleanup. */
 export function tempDir(prefix = 'enclave-test-'): string {
   return mkdtempSync(path.join(tmpdir(), prefix));
