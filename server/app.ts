@@ -1,9 +1,9 @@
 import type { RequestListener } from 'node:http';
 import express from 'express';
 import type { Redis } from 'ioredis';
-import { mkdirSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from './clock.js';
+import { secureDataDir } from './config/data-dir.js';
 import { resolveMasterKey } from './config/master-key.js';
 import { RuntimeSettings } from './config/runtime-settings.js';
 import type { SecretBox } from './config/secret-box.js';
@@ -36,6 +36,7 @@ import { ChatRepo } from './db/repos/chat.js';
 import { webRouter } from './web/static.js';
 import { uiRouter } from './web/ui-routes.js';
 import { SsoService } from './sso/service.js';
+import { authorityRouter } from './identity/authority-routes.js';
 import { createJobs, type Jobs } from './jobs/index.js';
 import { jobsAdminRouter } from './jobs/admin-routes.js';
 import { enqueueWebhook } from './jobs/webhooks.js';
@@ -103,7 +104,8 @@ export async function createServices(
 ): Promise<Services> {
   const log = opts.log ?? createLogger(config.logLevel);
   const clock = opts.clock ?? systemClock;
-  mkdirSync(config.dataDir, { recursive: true });
+  // 0700 data dir, 0600 files, umask 077 for what is created later (server/config/data-dir.ts).
+  secureDataDir(config.dataDir, log);
   const master = resolveMasterKey(config, log);
 
   const db = openDatabase(databaseFile(config.dataDir));
@@ -282,6 +284,7 @@ export function buildApp(services: Services): RequestListener {
   app.use(tenantIdGuard());
   app.use(ssoAdminRouter(services.sso, services.identity));
   app.use(adminRouter(services.identity));
+  app.use(authorityRouter(services.identity, { cookieSecure: config.cookieSecure, maxAgeMs: config.sessionMaxHours * 3600_000 }));
   app.use(gatewayAdminRouter(services.identity, services.gateway));
   app.use(tenantProvidersRouter(services.identity, services.gateway));
   app.use(contentLogRouter(services.identity, services.gateway.content));

@@ -84,8 +84,8 @@ export function activeRestore(dataDir: string, now = Date.now()): ProcessRecord 
 }
 
 function writeRecord(file: string, role: string): void {
-  mkdirSync(path.dirname(file), { recursive: true });
-  writeFileSync(file, JSON.stringify({ pid: process.pid, role, host: hostname(), startedAt: new Date().toISOString() }), { mode: 0o644 });
+  mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  writeFileSync(file, JSON.stringify({ pid: process.pid, role, host: hostname(), startedAt: new Date().toISOString() }), { mode: 0o600 });
 }
 
 function heartbeat(file: string): () => void {

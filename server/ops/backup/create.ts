@@ -126,12 +126,12 @@ function resolveOut(opts: CreateBackupOptions, dataDir: string, at: Date): { fil
   const out = opts.out ?? defaultBackupDir(dataDir) + path.sep;
   const isDir = out.endsWith('/') || out.endsWith(path.sep) || (existsSync(out) && statSync(out).isDirectory());
   if (isDir) {
-    mkdirSync(out, { recursive: true });
+    mkdirSync(out, { recursive: true, mode: 0o700 }); // backups hold every tenant's data
     return { file: path.resolve(out, backupFileName(at, !!opts.encrypt)), generated: true };
   }
   const file = path.resolve(out);
   if (existsSync(file)) throw new BackupError(`${file} already exists; choose another --out`);
-  mkdirSync(path.dirname(file), { recursive: true });
+  mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   return { file, generated: false };
 }
 
@@ -305,7 +305,7 @@ async function createLocked(config: Config, opts: CreateBackupOptions, at: Date,
       for (const rel of walk(root)) {
         if (/\.tmp(?:-\d+)?$|\.tmp\b/.test(rel)) continue;
         const staged = path.join(staging, 'files', d, ...rel.split('/'));
-        mkdirSync(path.dirname(staged), { recursive: true });
+        mkdirSync(path.dirname(staged), { recursive: true, mode: 0o700 });
         try {
           try {
             linkSync(path.join(root, rel), staged);

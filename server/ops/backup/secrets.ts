@@ -62,11 +62,11 @@ export function writeSecretsExport(config: Config, out: string, to: EncryptTo, n
   const data = buildSecretsExport(config, now);
   let file = path.resolve(out);
   if (out.endsWith('/') || (existsSync(file) && statSync(file).isDirectory())) {
-    mkdirSync(file, { recursive: true });
+    mkdirSync(file, { recursive: true, mode: 0o700 });
     file = path.join(file, `enclave-secrets-${new Date(now).toISOString().replace(/[-:.]/g, '')}.json.enc`);
   }
   if (existsSync(file)) throw new BackupCryptoError(`${file} already exists; choose another --out`);
-  mkdirSync(path.dirname(file), { recursive: true });
+  mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   const sealed = sealBuffer('secrets', to, Buffer.from(JSON.stringify(data)));
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}`);
   try {
