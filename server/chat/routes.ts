@@ -138,7 +138,7 @@ function errorCodeOf(json: string, status: number): string {
  * /api/chat: the employee chat (session cookie + X-CSRF-Token; API keys are refused here —
  * they have /v1). Conversations are the caller's own in the active tenant.
  *   GET    /api/chat/models                          allowed models with boundaries + tenant default classification
- *   GET    /api/chat/conversations?q=&limit=         list (search by title)
+ *   GET    /api/chat/conversations?q=&limit=         list (search: titles and message contents, FTS5)
  *   POST   /api/chat/conversations                   create
  *   DELETE /api/chat/conversations                   delete all of mine
  *   GET    /api/chat/conversations/:id               with messages

@@ -40,6 +40,39 @@ async function messages(s: Session, id: string) {
   return { conv: got.body, msgs: (got.body.messages as { id: string; role: string; content: string; status: string; error_code: string | null }[]).map((m) => ({ id: m.id, role: m.role, content: m.content, status: m.status, error_code: m.error_code })) };
 }
 
+describe('search', () => {
+  it('finds conversations by what was said in them (FTS5), only the caller\'s, with operators taken as text', async () => {
+    const s = app.services;
+    const other = await seedTenant(s, 'turns-other', ['member']);
+    const m = await login(app.url, t.users.member!.email);
+    const o = await login(app.url, other.users.member!.email);
+    const v = await login(app.url, t.users.viewer!.email);
+    upstream.reply = 'Bake it at 180 degrees.';
+    const mine = (await call(app.url, '/api/chat/conversations', { method: 'POST', session: m, body: {} })).body.id as string;
+    expect((await send(m, mine, { content: 'My grandmother\'s Pineapple upside-down cake', model: 'm-local' })).status).toBe(200);
+    await call(app.url, `/api/chat/conversations/${mine}`, { method: 'PATCH', session: m, body: { title: 'Baking' } });
+    const theirs = (await call(app.url, '/api/chat/conversations', { method: 'POST', session: o, body: {} })).body.id as string;
+    expect((await send(o, theirs, { content: 'pineapple pizza', model: 'm-local' })).status).toBe(200);
+
+    const find = async (who: Session, q: string) => ((await call(app.url, `/api/chat/conversations?q=${encodeURIComponent(q)}`, { session: who })).body.data as { id: string }[]).map((c) => c.id);
+    expect(await find(m, 'pineap')).toEqual([mine]); // prefix of the last word, case-insensitive
+    expect(await find(m, 'upside cake')).toEqual([mine]);
+    expect(await find(m, 'degrees')).toEqual([mine]); // the answer is searched too
+    expect(await find(m, 'baking')).toEqual([mine]); // titles still match
+    expect(await find(m, 'pizza')).toEqual([]); // another tenant's words
+    expect(await find(o, 'grandmother')).toEqual([]);
+    expect(await find(v, 'pineapple')).toEqual([]); // another user of the same tenant
+    for (const q of ['"', 'NEAR(', 'cake OR', '*', 'a:b']) {
+      const r = await call(app.url, `/api/chat/conversations?q=${encodeURIComponent(q)}`, { session: m });
+      expect(r.status, q).toBe(200);
+    }
+    // Deleted conversations leave the index with their messages.
+    await call(app.url, `/api/chat/conversations/${mine}`, { method: 'DELETE', session: m });
+    expect(await find(m, 'pineapple')).toEqual([]);
+    expect((s.db.$client.prepare("SELECT count(*) AS n FROM chat_fts WHERE chat_fts MATCH 'grandmother'").get() as { n: number }).n).toBe(0);
+  });
+});
+
 describe('chat turns that are not answered', () => {
   it('a policy refusal is stored as not sent, without its classification; a retry replaces it', async () => {
     const m = await login(app.url, t.users.member!.email);

@@ -1,4 +1,4 @@
-import { and, eq, lt, or, sql } from 'drizzle-orm';
+import { and, eq, inArray, lt, or, sql } from 'drizzle-orm';
 import type { RequestContext } from '../../context.js';
 import type { Db } from '../connection.js';
 import { chatMessages, conversations, tenantSettings } from '../schema.js';
@@ -42,9 +42,12 @@ export class ChatRepo {
   }
 
   listConversations(ctx: RequestContext, userId: string, opts: { q?: string; limit: number; before?: number }): ConversationRow[] {
+    // A search matches the title, or any message's content (the FTS5 index of migration 0011).
+    const inContent = opts.q ? this.conversationsMatching(ctx, opts.q) : [];
+    const title = opts.q ? sql`${conversations.title} LIKE ${`%${opts.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`} ESCAPE '\\'` : undefined;
     const where = and(
       eq(conversations.userId, userId),
-      opts.q ? sql`${conversations.title} LIKE ${`%${opts.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`} ESCAPE '\\'` : undefined,
+      title && inContent.length ? or(title, inArray(conversations.id, inContent)) : title,
       opts.before !== undefined ? lt(conversations.updatedAt, opts.before) : undefined,
     );
     // tenantScoped.list has no order/limit; sort here (a user's list is small and indexed).
@@ -52,6 +55,23 @@ export class ChatRepo {
       .list(ctx, where)
       .sort((a, b) => b.updatedAt - a.updatedAt || (a.id < b.id ? 1 : -1))
       .slice(0, opts.limit);
+  }
+  /**
+   * Conversations of the caller's tenant with a message matching every word of `q` (the last
+   * one as a prefix), newest first, at most 500. Words are quoted, so FTS5 operators in user
+   * input are plain text.
+   */
+  conversationsMatching(ctx: RequestContext, q: string): string[] {
+    const words = q.match(/[\p{L}\p{N}_]+/gu)?.slice(0, 12) ?? [];
+    if (!words.length || !ctx.tenant) return [];
+    const match = words.map((w, i) => `"${w}"${i === words.length - 1 ? '*' : ''}`).join(' ');
+    const rows = this.db.all<{ id: string }>(sql`
+      SELECT m.conversation_id AS id FROM chat_fts f
+      JOIN chat_search_ids s ON s.id = f.rowid
+      JOIN chat_messages m ON m.id = s.message_id
+      WHERE chat_fts MATCH ${match} AND m.tenant_id = ${ctx.tenant.id}
+      GROUP BY m.conversation_id ORDER BY max(m.created_at) DESC LIMIT 500`);
+    return rows.map((r) => r.id);
   }
   conversation(ctx: RequestContext, userId: string, id: string): ConversationRow | undefined {
     return this.data.conversations.get(ctx, and(eq(conversations.id, id), eq(conversations.userId, userId))!);

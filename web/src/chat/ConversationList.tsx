@@ -37,7 +37,7 @@ export function ConversationList(props: {
       </div>
       <label className="field field-compact">
         <span className="sr-only">Search conversations</span>
-        <input type="search" placeholder="Search by title" value={query} onChange={(e) => props.onQuery(e.target.value)} />
+        <input type="search" placeholder="Search titles and messages" value={query} onChange={(e) => props.onQuery(e.target.value)} />
       </label>
       {convs === null ? (
         <Spinner />
