@@ -250,7 +250,8 @@ describe('chat', () => {
     expect(hrefs.every((h) => !/^\s*javascript:/i.test(h))).toBe(true);
     const link = answer.getByText('click me');
     if (await link.count()) await link.click();
-    await page.waitForTimeout(200);
+    // A javascript: URL would run in a task the click queued: let the page run its queued tasks (no fixed sleep).
+    await page.evaluate(() => new Promise((r) => setTimeout(r, 0)));
     expect(await page.evaluate(() => (globalThis as unknown as { __xss: number }).__xss)).toBe(0);
     expect(watch.dialogs).toEqual([]);
     await ctx.close();
