@@ -1,7 +1,5 @@
-import { execFile } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { Writable } from 'node:stream';
-import { promisify } from 'node:util';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { unrestricted } from '../../server/access/entitlements.js';
@@ -10,9 +8,9 @@ import { verifyChain } from '../../server/audit/log.js';
 import { listen, type RunningServer } from '../../server/http/server.js';
 import { REDACT_PATHS } from '../../server/logger.js';
 import { testConfig } from '../helpers/app.js';
+import { runCli, runCliOk } from '../helpers/cli.js';
 import { call, login, PASSWORD, seedTenant, sys } from '../helpers/identity.js';
 
-const run = promisify(execFile);
 const logLines: string[] = [];
 let s: Services;
 let server: RunningServer;
@@ -57,10 +55,7 @@ beforeAll(async () => {
   secrets.push('Member-Initial-Secret-99');
   const adminPw = 'Cli-Admin-Secret-Password-31';
   secrets.push(adminPw);
-  await new Promise<void>((resolve, reject) => {
-    const child = execFile(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'admin', 'create', '--email', 'cli-admin@example.test', '--password-stdin'], { env }, (e) => (e ? reject(e) : resolve()));
-    child.stdin!.end(adminPw + '\n');
-  });
+  await runCliOk(['admin', 'create', '--email', 'cli-admin@example.test', '--password-stdin'], env, adminPw + '\n');
   s.identity.tenants.create(sys(s), { slug: 'globex' });
 });
 afterAll(async () => {
@@ -70,11 +65,7 @@ afterAll(async () => {
 });
 
 const sqlite = () => s.db.$client;
-const verifyCli = () =>
-  run(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'audit', 'verify'], { env }).then(
-    (r) => ({ code: 0, out: r.stdout, err: r.stderr }),
-    (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, out: e.stdout, err: e.stderr }),
-  );
+const verifyCli = () => runCli(['audit', 'verify'], env).then((r) => ({ code: r.code, out: r.stdout, err: r.stderr }));
 
 describe('audit log', () => {
   it('records the activity: logins and failures, key create/rotate, password change, membership, CLI admin', () => {
@@ -163,7 +154,7 @@ describe('audit log', () => {
   });
 
   it('export --tenant writes that tenant’s entries as JSON lines, oldest first', async () => {
-    const { stdout } = await run(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'audit', 'export', '--tenant', 'acme', '--since', '1d'], { env });
+    const { stdout } = await runCliOk(['audit', 'export', '--tenant', 'acme', '--since', '1d'], env);
     const lines = stdout.trim().split('\n').map((l) => JSON.parse(l));
     expect(lines.length).toBeGreaterThan(5);
     const acmeId = s.identity.tenants.resolve('acme')!.id;

@@ -1,26 +1,14 @@
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { promisify } from 'node:util';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { unrestricted } from '../../server/access/entitlements.js';
 import { createServices } from '../../server/app.js';
 import { loadConfig } from '../../server/config/load.js';
 import { tempDir, testRedisUrl } from '../helpers/app.js';
+import { runCli } from '../helpers/cli.js';
 import { seedTenant } from '../helpers/identity.js';
 
-const exec = promisify(execFile);
-async function enclave(args: string[], env: Record<string, string>) {
-  const base: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('ENCLAVE_') && k !== 'REDIS_URL') base[k] = v;
-  try {
-    const r = await exec(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], { env: { ...base, ...env } });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
+const enclave = (args: string[], env: Record<string, string>) => runCli(args, env);
 
 describe('enclave usage | prices | plans', () => {
   it('sets prices and plans, assigns a plan, reports a month by model (JSON and CSV)', async () => {

@@ -8,6 +8,7 @@ import { supportBundle } from '../../server/ops/support-bundle/bundle.js';
 import { secretAad } from '../../server/db/secret-columns.js';
 import type { UsageRow } from '../../server/db/repos/usage.js';
 import { newId } from '../../server/ids.js';
+import { runCliOk } from '../helpers/cli.js';
 import { seedTenant } from '../helpers/identity.js';
 import { startTestApp, tempDir, type TestApp } from '../helpers/app.js';
 
@@ -156,15 +157,11 @@ describe('support bundle', () => {
   });
 
   it('the CLI dry run lists files and writes nothing', async () => {
-    const { execFile } = await import('node:child_process');
-    const { promisify } = await import('node:util');
     const work = tempDir('enclave-bundle-cli-');
     cleanup.push(work);
-    const env: Record<string, string> = {};
-    for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('ENCLAVE_') && k !== 'REDIS_URL') env[k] = v;
-    Object.assign(env, { ENCLAVE_DATA_DIR: path.join(work, 'data'), REDIS_URL: 'redis://127.0.0.1:1/0' });
+    const env = { ENCLAVE_DATA_DIR: path.join(work, 'data'), REDIS_URL: 'redis://127.0.0.1:1/0' };
     loadConfig(env);
-    const r = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'support-bundle', '--dry-run', '--out', work + '/', '--json'], { env });
+    const r = await runCliOk(['support-bundle', '--dry-run', '--out', work + '/', '--json'], env);
     const out = JSON.parse(r.stdout) as { files: { name: string }[] };
     expect(out.files.map((f) => f.name)).toContain('SUMMARY.md');
     expect(readdirSync(work)).toEqual([]);
