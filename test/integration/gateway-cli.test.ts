@@ -1,12 +1,11 @@
-import { execFile, spawn } from 'node:child_process';
-import { promisify } from 'node:util';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, login, PASSWORD, sys } from '../helpers/identity.js';
+import { REPLY_PIECES } from '../fakes/common.js';
+import { runCli, runCliOk } from '../helpers/cli.js';
 import { waitFor } from '../helpers/wait.js';
 import { gatewayEnv, type GatewayEnv } from './gateway-env.js';
 
-const run = promisify(execFile);
 let env: GatewayEnv;
 let cliEnv: Record<string, string>;
 
@@ -17,17 +16,8 @@ beforeAll(async () => {
 });
 afterAll(async () => env?.close());
 
-const cli = (...args: string[]) => run(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'providers', ...args], { env: cliEnv });
-
-function cliStdin(args: string[], input: string): Promise<{ code: number; stdout: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'providers', ...args], { env: cliEnv });
-    let stdout = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.on('close', (code) => resolve({ code: code ?? 1, stdout }));
-    p.stdin.end(input + '\n');
-  });
-}
+const cli = (...args: string[]) => runCliOk(['providers', ...args], cliEnv);
+const cliStdin = (args: string[], input: string) => runCli(['providers', ...args], cliEnv, input + '\n');
 
 describe('enclave providers (CLI) and the admin API', () => {
   it('add → a running server routes to it within 1 s; list never shows the credential; test; remove', async () => {
@@ -39,7 +29,7 @@ describe('enclave providers (CLI) and the admin API', () => {
     await waitFor(() => env.app.services.gateway.catalogue.deployment('cloud-1'), { what: 'deployment cloud-1 in the catalogue' });
     expect(Date.now() - t0).toBeLessThan(1000);
     const r = await env.client.chat.completions.create({ model: 'llama3.1:8b', messages: [{ role: 'user', content: 'hi' }] });
-    expect(r.choices[0]!.message.content).toBeTruthy();
+    expect(r.choices[0]!.message.content).toBe(REPLY_PIECES.join(''));
     await env.client.chat.completions.create({ model: 'gpt-fake', messages: [{ role: 'user', content: 'hi' }] });
     expect(env.openai.requests.at(-1)!.headers.authorization).toBe('Bearer sk-cli-secret');
 

@@ -1,11 +1,10 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { unrestricted, type Entitlements } from '../../server/access/entitlements.js';
 import { FakeOpenAI } from '../fakes/fake-openai.js';
 import { startTestApp, testConfig, type TestApp } from '../helpers/app.js';
 import { call, login, PASSWORD, seedTenant, sys, type Session } from '../helpers/identity.js';
+import { runCliOk } from '../helpers/cli.js';
 import { waitFor } from '../helpers/wait.js';
 import { FAST } from './gateway-env.js';
 
@@ -34,8 +33,7 @@ let aClient: OpenAI;
 let bClient: OpenAI;
 let platformId: string;
 let cliEnv: Record<string, string>;
-const run = promisify(execFile);
-const cli = (...args: string[]) => run(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'providers', ...args], { env: cliEnv });
+const cli = (...args: string[]) => runCliOk(['providers', ...args], cliEnv);
 
 const UPSTREAM_KEY = 'sk-tenant-a-upstream';
 const aPath = () => `/admin/api/tenants/${A.tenant.id}/providers`;

@@ -1,11 +1,10 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { secretAad } from '../../server/db/secret-columns.js';
 import { OIDC_PATHS } from '../../server/sso/service.js';
 import { Browser } from '../fakes/oidc-browser.js';
 import { startSsoApp, type SsoApp } from '../fakes/oidc-app.js';
 import { listenOidcProvider, type FakeOp } from '../fakes/oidc-provider.js';
+import { runCliOk } from '../helpers/cli.js';
 import { call, login as localLogin, PASSWORD, seedTenant, sys, type Session } from '../helpers/identity.js';
 
 /**
@@ -224,17 +223,8 @@ describe('trust boundaries', () => {
 });
 
 describe('enclave sso (CLI)', () => {
-  const run = promisify(execFile);
-  const cli = (args: string[], input?: string) => {
-    const p = run(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], {
-      env: { ...process.env, ENCLAVE_DATA_DIR: app.services.config.dataDir, ENCLAVE_MASTER_KEY: app.services.config.masterKey!, ENCLAVE_LOG_LEVEL: 'silent', ENCLAVE_OIDC_ALLOW_LOOPBACK_HTTP: 'true' },
-      timeout: 30_000,
-    });
-    if (input !== undefined) {
-      p.child.stdin!.end(input);
-    }
-    return p;
-  };
+  const cli = (args: string[], input?: string) =>
+    runCliOk(args, { ENCLAVE_DATA_DIR: app.services.config.dataDir, ENCLAVE_MASTER_KEY: app.services.config.masterKey!, ENCLAVE_LOG_LEVEL: 'silent', ENCLAVE_OIDC_ALLOW_LOOPBACK_HTTP: 'true' }, input);
 
   it('add, list, test and remove a tenant IdP', async () => {
     const added = await cli(['sso', 'add', '--tenant', 'tb', '--name', 'CLI IdP', '--issuer', op.issuer, '--client-id', 'tenant-b', '--map-group', '/b/eng=member', '--groups-path', 'groups', '--jit', '--json'], SECRET_B);
