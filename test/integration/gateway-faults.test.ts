@@ -1,5 +1,5 @@
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FakeOpenAI } from '../fakes/fake-openai.js';
 import { ManualClock, sys } from '../helpers/identity.js';
 import { waitFor } from '../helpers/wait.js';
@@ -40,6 +40,12 @@ const streamChat = (model: string, o: OpenAI.RequestOptions = {}) => {
 };
 const lastUsage = () => env.usage().sort((a, b) => (a.id < b.id ? -1 : 1)).at(-1)!;
 
+// A fault a test queued that never reached a request means the test did not test it.
+afterEach(() => {
+  env.openai.assertNoPendingFaults();
+  second.assertNoPendingFaults();
+});
+
 describe('reliability', () => {
   it('retries a retryable error on the same deployment, then falls back to the next candidate', async () => {
     const model = setup({ fallback: true });
@@ -76,7 +82,11 @@ describe('reliability', () => {
     for await (const c of stream) text += c.choices[0]?.delta?.content ?? '';
     expect(text).toBe('Hello from the fake model.');
     expect(second.requests.length).toBe(1);
-    expect(env.app.services.metrics.registry.getSingleMetric('enclave_gateway_upstream_attempts_total')).toBeDefined();
+    // Counted as one timed-out attempt on the first deployment and one answer from the fallback.
+    const attempts = (await env.app.services.metrics.registry.getSingleMetric('enclave_gateway_upstream_attempts_total')!.get()).values;
+    const of = (d: string) => attempts.filter((v) => v.labels.deployment === d && v.value > 0).map((v) => [v.labels.result, v.value]);
+    expect(of(`a${n}`)).toEqual([['provider_timeout', 1]]);
+    expect(of(`b${n}`)).toEqual([['ok', 1]]);
   });
 
   it('the breaker opens after consecutive failures and recovers through a half-open probe', async () => {
@@ -143,8 +153,8 @@ describe('reliability', () => {
     env.app.services.gateway.deployments.update(sys(env.app.services), `a${n}`, { max_concurrency: 1 });
     env.openai.latencyMs = 300;
     const [a, b] = await Promise.all([chat(model).withResponse(), chat(model).withResponse()]);
-    expect(a.data.choices[0]!.message.content).toBeTruthy();
-    expect(b.data.choices[0]!.message.content).toBeTruthy();
+    expect(a.data.choices[0]!.message.content).toBe('Hello from the fake model.');
+    expect(b.data.choices[0]!.message.content).toBe('Hello from the fake model.');
     expect(env.openai.requests.length).toBe(1);
     expect(second.requests.length).toBe(1);
   });
