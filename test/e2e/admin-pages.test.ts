@@ -195,7 +195,10 @@ describe('chat and Me page', () => {
     const left = Number((await page.getByTestId('my-remaining').textContent())!.replace(/\D/g, ''));
     expect(left).toBeGreaterThan(0);
     expect(left).toBeLessThan(50_000);
-    await page.locator('.chart canvas').waitFor();
+    // Tokens and requests per day: two charts, each with its own axis.
+    await page.locator('.chart canvas').first().waitFor();
+    expect(await page.getByRole('img', { name: /My tokens per day/ }).count()).toBe(1);
+    expect(await page.getByRole('img', { name: /My requests per day/ }).count()).toBe(1);
     expect(await page.getByRole('table', { name: 'Monthly quotas that apply to you' }).textContent()).toContain('50,000');
 
     // Own API keys (the default plan includes self_service_keys).

@@ -1,5 +1,6 @@
 import { useMemo, useState, type FormEvent } from 'react';
 import { api, ApiError, type ListPage } from '../api.js';
+import { humanDate } from '../chat/explain.js';
 import { Chart } from '../components/Chart.js';
 import { CopyButton } from '../components/CopyButton.js';
 import { ErrorNote, formatCost, formatNumber, formatTime, PageTitle, Spinner } from '../components/ui.js';
@@ -40,14 +41,15 @@ export function MePage() {
   const usage = useLoad(() => api<MyUsage>('/api/ui/usage'), [session.tenant?.id]);
   const u = usage.data;
   const series = useMemo(() => (u ? dailySeries(u.month, u.by_day) : null), [u]);
-  const chartSeries = useMemo(
+  // Tokens and requests have different units: one chart each, each with its own axis.
+  const charts = useMemo(
     () =>
       series
-        ? [
-            { label: 'Tokens', values: series.tokens, color: '#1f6f43' },
-            { label: 'Requests', values: series.requests, color: '#1d4ed8' },
-          ]
-        : [],
+        ? {
+            tokens: [{ label: 'Tokens', values: series.tokens, color: '#1f6f43' }],
+            requests: [{ label: 'Requests', values: series.requests, color: '#1d4ed8' }],
+          }
+        : null,
     [series],
   );
   const quotas = (u?.levels ?? []).filter((l) => typeof l.limits.monthly_tokens === 'number' || typeof l.limits.monthly_cost_micros === 'number');
@@ -81,13 +83,20 @@ export function MePage() {
                 {u.remaining.monthly_tokens === null ? 'No limit' : formatNumber(u.remaining.monthly_tokens)}
               </span>
               <span className="small muted">
-                {u.remaining.monthly_cost_micros === null ? 'No cost limit' : `${formatCost(u.remaining.monthly_cost_micros)} budget left`} · resets {formatTime(Date.parse(u.resets_at))}
+                {u.remaining.monthly_cost_micros === null ? 'No cost limit' : `${formatCost(u.remaining.monthly_cost_micros)} budget left`} · resets {humanDate(u.resets_at)}
               </span>
             </div>
           </div>
-          <div className="card">
-            <Chart title={`My usage per day, ${u.month}`} x={series.x} series={chartSeries} />
-          </div>
+          {charts ? (
+            <div className="chart-grid">
+              <div className="card">
+                <Chart title={`My tokens per day, ${u.month}`} x={series.x} series={charts.tokens} />
+              </div>
+              <div className="card">
+                <Chart title={`My requests per day, ${u.month}`} x={series.x} series={charts.requests} />
+              </div>
+            </div>
+          ) : null}
           {quotas.length ? (
             <div className="table-wrap" tabIndex={0}>
               <table className="table">

@@ -123,7 +123,7 @@ export function Overview() {
                   <Chart title="Tokens per day" x={series.x} series={charts.tokens} />
                 </div>
                 <div className="card">
-                  <Chart title="Cost per day" x={series.x} series={charts.cost} format={(n) => `$${n.toFixed(2)}`} />
+                  <Chart title="Cost per day" x={series.x} series={charts.cost} format={(n) => `$${n.toFixed(2)}`} integer={false} />
                 </div>
               </div>
             </>
