@@ -219,6 +219,47 @@ describe('platform admin without an organisation', () => {
   });
 });
 
+describe('dark mode', () => {
+  it('follows the system preference, passes axe on the main pages in dark, and the toggle overrides it (kept after a reload)', async () => {
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, colorScheme: 'dark' });
+    const page = await ctx.newPage();
+    await page.goto(`${app.url}/login`);
+    await page.getByLabel('E-mail').fill(t.users.owner!.email);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'New chat' }).waitFor();
+    await chatReady(page);
+    const theme = () => page.evaluate(() => (globalThis as unknown as { document: { documentElement: { dataset: { theme?: string } } } }).document.documentElement.dataset.theme);
+    const bg = () => page.evaluate(() => (globalThis as any).getComputedStyle((globalThis as any).document.body.parentElement).backgroundColor as string);
+    expect(await theme()).toBe('dark');
+    expect(await bg()).toBe('rgb(15, 20, 27)');
+    upstream.pieceDelayMs = 0;
+    upstream.reply = 'Dark answer with `code` and a [link](https://example.com).';
+    await box(page).fill('Hello in the dark');
+    await box(page).press('Enter');
+    await expect.poll(() => page.locator('.msg-assistant').last().textContent()).toContain('Dark answer');
+    for (const path of ['/chat', '/me', '/admin', '/admin/audit', '/admin/policy', '/admin/keys']) {
+      if (path !== '/chat')
+        await page.evaluate((p) => {
+          history.pushState(null, '', p);
+          dispatchEvent(new PopStateEvent('popstate'));
+        }, path);
+      await page.waitForLoadState('networkidle');
+      expect(await axeCheck(page), path).toEqual([]);
+      if (process.env.ENCLAVE_SHOTS) await page.screenshot({ path: `${process.env.ENCLAVE_SHOTS}/dark${path.replace(/\//g, '-')}.png` });
+    }
+    // System → light (the toggle wins over the system preference), remembered across a reload.
+    await page.getByRole('button', { name: /Colour theme: System/ }).click();
+    expect(await theme()).toBe('light');
+    await page.reload();
+    await page.getByRole('button', { name: /Colour theme: Light/ }).waitFor();
+    expect(await theme()).toBe('light');
+    await page.getByRole('button', { name: /Colour theme: Light/ }).click();
+    expect(await theme()).toBe('dark');
+    await ctx.close();
+  });
+});
+
 describe('small things', () => {
   it('tab title, focus in the message box after sign-in, a growing box, drafts that survive navigation, Copy key', async () => {
     const { ctx, page } = await signIn(t.users.member!.email);

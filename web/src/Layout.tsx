@@ -3,6 +3,7 @@ import { OrgSwitcher } from './components/OrgSwitcher.js';
 import { ErrorNote } from './components/ui.js';
 import { Link, usePath } from './router.js';
 import { isAdmin, useSession } from './session.js';
+import { ThemeToggle } from './theme.js';
 
 export function Layout({ children, banner }: { children: ReactNode; banner?: ReactNode }) {
   const { session, signOut } = useSession();
@@ -37,6 +38,7 @@ export function Layout({ children, banner }: { children: ReactNode; banner?: Rea
           <span className="user" title={session.user.email}>
             {session.user.name || session.user.email}
           </span>
+          <ThemeToggle />
           <button type="button" className="btn btn-ghost" onClick={() => void signOut()}>
             Sign out
           </button>

@@ -2,6 +2,9 @@ import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
 import { App } from './App.js';
 import './styles.css';
+import { initTheme } from './theme.js';
+
+initTheme();
 
 createRoot(document.getElementById('root')!).render(
   <StrictMode>

@@ -3,6 +3,8 @@ import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 
 const DAY = 86_400;
+/** Readable on the light and the dark theme (canvas text cannot use CSS variables). */
+const AXIS = '#7a8596';
 /** Tick steps for counts: never a fraction of a request. */
 const WHOLE = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6, 2e6, 5e6, 1e7, 1e8, 1e9];
 const dayLabel = (s: number) => new Date(s * 1000).toLocaleDateString(undefined, { day: 'numeric', month: 'short', timeZone: 'UTC' });
@@ -50,8 +52,8 @@ export function Chart({
         y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] },
       },
       axes: [
-        { stroke: '#3b4556', grid: { show: false }, space: 44, incrs: [DAY, 2 * DAY, 7 * DAY, 14 * DAY], values: (_u, vals) => vals.map((v) => (v == null ? '' : dayLabel(v))) },
-        { stroke: '#3b4556', grid: { stroke: '#e4e8ee' }, size: 60, ...(integer ? { incrs: WHOLE } : {}), values: (_u, vals) => vals.map((v) => (v == null ? '' : format(v))) },
+        { stroke: AXIS, grid: { show: false }, space: 44, incrs: [DAY, 2 * DAY, 7 * DAY, 14 * DAY], values: (_u, vals) => vals.map((v) => (v == null ? '' : dayLabel(v))) },
+        { stroke: AXIS, grid: { stroke: 'rgba(128, 140, 156, 0.25)' }, size: 60, ...(integer ? { incrs: WHOLE } : {}), values: (_u, vals) => vals.map((v) => (v == null ? '' : format(v))) },
       ],
       series: [
         { label: 'Day', value: (_u, v) => (v == null ? '—' : dayLabel(v)) },
