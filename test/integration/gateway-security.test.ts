@@ -17,18 +17,6 @@ let env: GatewayEnv;
 let other: { key: string };
 let deadPort = 0;
 
-/** A nested array `depth` levels deep: JSON.parse takes it, JSON.stringify overflows the stack. */
-function deep(depth: number): unknown {
-  const root: unknown[] = [];
-  let cur = root;
-  for (let i = 0; i < depth; i++) {
-    const n: unknown[] = [];
-    cur.push(n);
-    cur = n;
-  }
-  return root;
-}
-
 /** A raw JSON body (the SDK would stringify the nested value itself and overflow in the test). */
 function nestedJson(model: string, depth: number): string {
   return `{"model":${JSON.stringify(model)},"messages":[{"role":"user","content":"hi"}],"metadata_x":${'['.repeat(depth)}${']'.repeat(depth)}}`;

@@ -13,7 +13,6 @@ import { sys } from '../helpers/identity.js';
  */
 let op: FakeOp;
 let app: SsoApp;
-let acmeId: string;
 
 async function login(b: Browser, sub: string, returnTo = '/chat?x=1'): Promise<{ status: number; location: string | null; body: any }> {
   op.nextLogin = sub;
@@ -49,7 +48,7 @@ beforeAll(async () => {
     },
   ]);
   const s = app.services;
-  acmeId = s.identity.tenants.create(sys(s), { slug: 'acme' }).id;
+  s.identity.tenants.create(sys(s), { slug: 'acme' });
   s.sso.setPlatformSettings(sys(s), {
     claim_source: 'id_token',
     roles_path: 'realm_access.roles',
