@@ -278,6 +278,20 @@ describe('small things', () => {
     await nav(page, 'Chat').click();
     await expect.poll(() => box(page).inputValue()).toBe('A half-written thought');
 
+    // Code in answers is highlighted (as elements, never HTML), quotes are styled, Copy copies the plain code.
+    upstream.pieceDelayMs = 0;
+    upstream.reply = '> A quoted line\n\n```python\ndef greet(name):\n    return "<b>hi</b> " + name  # friendly\n```\n';
+    await box(page).fill('Show me some Python');
+    await box(page).press('Enter');
+    const code = page.locator('.msg-assistant .codeblock').last();
+    await code.waitFor();
+    await expect.poll(() => code.locator('.hljs-keyword').count()).toBeGreaterThanOrEqual(2);
+    expect(await code.locator('.hljs-string').first().textContent()).toBe('"<b>hi</b> "');
+    expect(await code.locator('b').count()).toBe(0);
+    expect(await page.locator('.msg-assistant blockquote').last().textContent()).toContain('A quoted line');
+    await code.getByRole('button', { name: 'Copy code' }).click();
+    await expect.poll(() => page.evaluate(() => (globalThis as unknown as { navigator: { clipboard: { readText(): Promise<string> } } }).navigator.clipboard.readText())).toBe('def greet(name):\n    return "<b>hi</b> " + name  # friendly');
+
     await nav(page, 'My usage').click();
     await page.getByLabel('Key name').fill('laptop');
     await page.getByRole('button', { name: 'Create key' }).click();

@@ -1,6 +1,7 @@
 import { memo, useState, type ReactNode } from 'react';
 import ReactMarkdown, { defaultUrlTransform, type Components } from 'react-markdown';
 import remarkGfm from 'remark-gfm';
+import { highlight } from './highlight.js';
 
 /**
  * Model output rendered as Markdown, safely: raw HTML in the text is dropped (no
@@ -41,6 +42,10 @@ function CodeBlock({ children }: { children?: ReactNode }) {
 
 const components: Components = {
   pre: ({ children }) => <CodeBlock>{children}</CodeBlock>,
+  code: ({ className, children }) => {
+    const lit = typeof children === 'string' ? highlight(className, children) : null;
+    return <code className={lit ? `${className ?? ''} hljs` : className}>{lit ?? children}</code>;
+  },
   a: ({ href, children }) =>
     href ? (
       <a href={href} target="_blank" rel="noopener noreferrer nofollow">
