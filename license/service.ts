@@ -13,6 +13,7 @@ import { ensureInstallation, type Installation } from './installation.js';
 import type { Boundary, DeploymentMode, LicenseEnvironment } from './payload.js';
 import { installLicense, K, recordEvent, safeGet, type InstallResult, type LicenseEvent, type StoredLicense } from './store.js';
 import { advance, confirm, initialTime, merge, type TimeState } from './trusted-time.js';
+import { openTime, sealTime } from './time-seal.js';
 import { trustStore, type LicenseMode, type TrustStore } from './trust.js';
 import { verifyLicense, type VerifiedLicense } from './verify.js';
 
@@ -79,6 +80,12 @@ export class LicenseService implements Entitlements {
   private started = false;
   private readonly listeners = new Set<(e: LicenseEvent) => void>();
   private readonly mono: () => number;
+  /** Set when the stored trusted-time row failed its signature check (until an admin confirms the clock). */
+  private timeTampered: { readonly at: string; readonly reason: string } | undefined;
+  private lastTamperedRaw = '';
+  /** Newest audit entry time seen (a trusted-time floor), read incrementally by seq. */
+  private audit = { seq: 0, at: 0, checkedAt: -Infinity };
+  private auditStmt: { get(seq: number): unknown } | undefined;
 
   constructor(private readonly o: LicenseServiceOptions) {
     this.mode = o.mode;
@@ -102,7 +109,7 @@ export class LicenseService implements Entitlements {
     if (this.mode === 'test') {
       this.o.log.warn('ENCLAVE_LICENSE_MODE=test: licences signed with the committed TEST root are accepted. Never use this in production.');
     }
-    this.time = safeGet<TimeState>(this.o.settings, K.time) ?? initialTime(this.o.clock.now());
+    this.time = this.readTime() ?? initialTime(this.o.clock.now(), this.floors());
     this.refresh(true);
     this.started = true;
     const s = this.snap;
@@ -250,7 +257,7 @@ export class LicenseService implements Entitlements {
   }
 
   licenseState(): { state: Evaluation['state']; testMode: boolean; clockSuspect: boolean } {
-    return { state: this.snap.state, testMode: this.mode === 'test', clockSuspect: this.time.suspect !== null };
+    return { state: this.snap.state, testMode: this.mode === 'test', clockSuspect: this.time.suspect !== null || this.timeTampered !== undefined };
   }
 
   // ---- operations ---------------------------------------------------------------------
@@ -279,6 +286,7 @@ export class LicenseService implements Entitlements {
   /** `enclave license clock confirm`: the admin vouches for the wall clock. */
   confirmClock(): TimeState {
     this.time = confirm(this.time, this.o.clock.now());
+    this.timeTampered = undefined;
     this.lastMono = this.mono();
     this.persistTime(true);
     this.emit({ at: new Date(this.time.hwm).toISOString(), type: 'clock_confirmed', detail: { hwm: new Date(this.time.hwm).toISOString() } });
@@ -304,6 +312,14 @@ export class LicenseService implements Entitlements {
             : 'The system clock is behind the last trusted time; licence time keeps advancing from the trusted time. Fix the clock (NTP).',
       });
     }
+    if (this.timeTampered) {
+      banners.push({
+        level: 'warning',
+        audience: 'admins',
+        dismissible: false,
+        message: `The stored licence time was changed outside Enclave (${this.timeTampered.reason}); it was ignored and rebuilt from the clock and the audit log. Check who can write the database, then: enclave license clock confirm.`,
+      });
+    }
     if (s.banner) banners.push(s.banner);
     return {
       state: s.state,
@@ -323,8 +339,8 @@ export class LicenseService implements Entitlements {
       time: {
         effectiveNow: s.now,
         wallClock: new Date(this.o.clock.now()).toISOString(),
-        clockSuspect: this.time.suspect !== null,
-        ...(this.time.suspect ? { suspectReason: this.time.suspect.reason } : {}),
+        clockSuspect: this.time.suspect !== null || this.timeTampered !== undefined,
+        ...(this.time.suspect ? { suspectReason: this.time.suspect.reason } : this.timeTampered ? { suspectReason: 'tampered' } : {}),
       },
     };
   }
@@ -336,13 +352,13 @@ export class LicenseService implements Entitlements {
       critical: false,
       run: (): CheckResult => {
         const s = this.snap;
-        const suspect = this.time.suspect !== null;
+        const suspect = this.time.suspect !== null || this.timeTampered !== undefined;
         const degraded = this.mode === 'test' || suspect || !['valid', 'unlicensed'].includes(s.state);
         const parts = [`licence ${s.state}`];
         if (s.licence) parts.push(`${s.licence.daysRemaining} days remaining`);
         if (s.problem) parts.push(s.problem.message);
         if (this.mode === 'test') parts.push('TEST MODE: the committed test root is trusted');
-        if (suspect) parts.push(`clock suspect (${this.time.suspect!.reason})`);
+        if (suspect) parts.push(`clock suspect (${this.time.suspect?.reason ?? 'tampered'})`);
         return {
           status: degraded ? 'degraded' : 'ok',
           detail: parts.join('; '),
@@ -365,7 +381,7 @@ export class LicenseService implements Entitlements {
       seatsUsed: this.lastUsage.seats,
       seatsLimit: s.limits.seats,
       daysRemaining: s.licence?.daysRemaining ?? null,
-      clockSuspect: this.time.suspect !== null,
+      clockSuspect: this.time.suspect !== null || this.timeTampered !== undefined,
     };
   }
 
@@ -375,8 +391,30 @@ export class LicenseService implements Entitlements {
     return { store: this.store, installationId: this.installation.id, environment: this.environment, nowMs };
   }
 
+  /**
+   * The newest audit entry's time: evidence that time has passed at least this far (the audit
+   * log is hash-chained, so removing its newest entries to lower this shows in audit verify).
+   * The maximum over all entries, kept incrementally by seq, so a clock set back later does
+   * not lower it; re-read at most once a second.
+   */
+  private auditFloor(): number {
+    const m = this.mono();
+    if (m - this.audit.checkedAt < 1000) return this.audit.at;
+    this.audit.checkedAt = m;
+    try {
+      this.auditStmt ??= this.o.db.$client.prepare('SELECT max(seq) AS seq, max(at) AS at FROM audit_log WHERE seq > ?');
+      const r = this.auditStmt.get(this.audit.seq) as { seq: number | null; at: number | null };
+      if (r.seq !== null) this.audit = { seq: r.seq, at: Math.max(this.audit.at, r.at ?? 0), checkedAt: m };
+    } catch {
+      /* a database without the audit log (tools, tests) */
+    }
+    return this.audit.at;
+  }
+
   private floors(): number[] {
     const f: number[] = [];
+    const audit = this.auditFloor();
+    if (audit > 0) f.push(audit);
     if (this.verified) f.push(this.verified.payload.iat * 1000);
     if (this.stored) {
       const t = Date.parse(this.stored.installedAt);
@@ -398,8 +436,34 @@ export class LicenseService implements Entitlements {
   }
 
   private loadTime(): void {
-    const stored = safeGet<TimeState>(this.o.settings, K.time);
-    if (stored && typeof stored.hwm === 'number') this.time = merge(this.time, stored);
+    const stored = this.readTime();
+    if (stored) this.time = merge(this.time, stored);
+  }
+
+  /**
+   * The stored trusted-time state if its installation signature verifies (time-seal.ts).
+   * A row that does not verify is ignored (it can neither lower nor raise the time), logged,
+   * recorded as an event, shown as a banner and in readiness, and rewritten signed at the next
+   * persist from what this process trusts: its own state, the wall clock and the floors.
+   */
+  private readTime(): TimeState | undefined {
+    let raw: unknown;
+    try {
+      raw = this.o.settings.get<unknown>(K.time);
+    } catch {
+      raw = null;
+    }
+    if (raw === undefined) return undefined;
+    const opened = openTime(raw, this.installation);
+    if ('state' in opened) return opened.state;
+    const key = JSON.stringify(raw);
+    if (key !== this.lastTamperedRaw) {
+      this.lastTamperedRaw = key;
+      this.timeTampered = { at: new Date(this.o.clock.now()).toISOString(), reason: opened.tampered };
+      this.o.log.error({ reason: opened.tampered }, 'licence: the stored trusted time failed its signature check; ignoring it (time comes from the clock and the audit log)');
+      this.emit({ at: this.timeTampered.at, type: 'clock_tampered', detail: { reason: opened.tampered } });
+    }
+    return undefined;
   }
 
   private loadLicence(): void {
@@ -454,9 +518,9 @@ export class LicenseService implements Entitlements {
     const m = this.mono();
     if (!force && m - this.lastPersist < (this.o.persistTimeMs ?? 60_000)) return;
     this.lastPersist = m;
-    const stored = safeGet<TimeState>(this.o.settings, K.time);
+    const stored = this.readTime();
     this.time = merge(this.time, stored);
-    this.o.settings.set(K.time, this.time);
+    this.o.settings.set(K.time, sealTime(this.time, this.installation));
     // Our own write changes the signature; absorb it so it does not trigger a licence reload.
     this.signature = this.readSignature();
   }

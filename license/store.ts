@@ -29,7 +29,7 @@ type Sequences = Record<string, { seq: number; lid: string; fingerprint: string 
 
 export interface LicenseEvent {
   readonly at: string;
-  readonly type: 'installed' | 'state_changed' | 'rejected' | 'clock_confirmed' | 'clock_suspect';
+  readonly type: 'installed' | 'state_changed' | 'rejected' | 'clock_confirmed' | 'clock_suspect' | 'clock_tampered';
   readonly detail: Record<string, unknown>;
 }
 
