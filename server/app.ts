@@ -36,6 +36,7 @@ import { ChatRepo } from './db/repos/chat.js';
 import { webRouter } from './web/static.js';
 import { uiRouter } from './web/ui-routes.js';
 import { SsoService } from './sso/service.js';
+import { authorityRouter } from './identity/authority-routes.js';
 import { createJobs, type Jobs } from './jobs/index.js';
 import { jobsAdminRouter } from './jobs/admin-routes.js';
 import { enqueueWebhook } from './jobs/webhooks.js';
@@ -283,6 +284,7 @@ export function buildApp(services: Services): RequestListener {
   app.use(tenantIdGuard());
   app.use(ssoAdminRouter(services.sso, services.identity));
   app.use(adminRouter(services.identity));
+  app.use(authorityRouter(services.identity, { cookieSecure: config.cookieSecure, maxAgeMs: config.sessionMaxHours * 3600_000 }));
   app.use(gatewayAdminRouter(services.identity, services.gateway));
   app.use(tenantProvidersRouter(services.identity, services.gateway));
   app.use(contentLogRouter(services.identity, services.gateway.content));

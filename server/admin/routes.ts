@@ -114,12 +114,7 @@ export function adminRouter(identity: Identity): Router {
     const q = parseInput(listQuery.extend({ status: z.enum(['active', 'deactivated']).optional(), email: z.string().max(254).optional() }), req.query);
     res.json(list(users.members(ctx, q)));
   });
-  r.post('/admin/api/tenants/:tenantId/members', async (req, res) => {
-    const ctx = inTenant(req, 'membership.grant');
-    const b = parseInput(z.object({ email: z.string(), role: z.enum(ROLES), name: z.string().max(200).optional(), password: z.string().max(1024).optional() }), req.body);
-    const m = await users.addMember(ctx, { email: b.email, role: b.role, ...(b.name ? { name: b.name } : {}), password: b.password ?? null });
-    res.status(201).json(serializeUser(m.user, { role: m.role }));
-  });
+  // POST …/members invites (consent before membership): server/identity/authority-routes.ts.
   r.put('/admin/api/tenants/:tenantId/members/:userId', (req, res) => {
     const ctx = inTenant(req, 'membership.grant');
     const b = parseInput(z.object({ role: z.enum(ROLES) }), req.body);

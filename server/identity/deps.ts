@@ -5,6 +5,7 @@ import type { AuditLog } from '../audit/log.js';
 import type { Clock } from '../clock.js';
 import type { RequestContext } from '../context.js';
 import type { Db } from '../db/connection.js';
+import type { AuthorityRepo } from '../db/repos/authority.js';
 import type { IdentityRepo } from '../db/repos/identity.js';
 import type { Metrics } from '../metrics/registry.js';
 import { AppError } from '../errors.js';
@@ -14,6 +15,8 @@ import type { Revision } from './revision.js';
 export interface IdentityDeps {
   readonly db: Db;
   readonly repo: IdentityRepo;
+  /** Invitations and verified domains (issue 16). */
+  readonly authority: AuthorityRepo;
   readonly clock: Clock;
   readonly log: Logger;
   readonly access: Access;

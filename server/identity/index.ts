@@ -5,11 +5,14 @@ import { AuditLog } from '../audit/log.js';
 import type { Clock } from '../clock.js';
 import { createContext, type RequestContext } from '../context.js';
 import type { Db } from '../db/connection.js';
+import { AuthorityRepo } from '../db/repos/authority.js';
 import { IdentityRepo } from '../db/repos/identity.js';
 import type { TenantData } from '../db/tenant-scope.js';
 import { KeyService } from '../keys/service.js';
 import type { Metrics } from '../metrics/registry.js';
 import type { IdentityDeps } from './deps.js';
+import { DomainService } from './domains.js';
+import { InvitationService } from './invitations.js';
 import { DEFAULT_LOG_N } from './passwords.js';
 import { Revision } from './revision.js';
 import { SessionService } from './sessions.js';
@@ -26,6 +29,10 @@ export interface Identity {
   readonly audit: AuditLog;
   readonly tenants: TenantService;
   readonly users: UserService;
+  /** Consent before membership (issue 16). */
+  readonly invitations: InvitationService;
+  /** E-mail domains a platform admin verified for a tenant (issue 16). */
+  readonly domains: DomainService;
   readonly sessions: SessionService;
   readonly keys: KeyService;
   readonly revision: Revision;
@@ -59,6 +66,7 @@ export function createIdentity(o: IdentityOptions): Identity {
   const deps: IdentityDeps = {
     db: o.db,
     repo: new IdentityRepo(o.db, o.data),
+    authority: new AuthorityRepo(o.db, o.data),
     clock: o.clock,
     log: o.log,
     access,
@@ -71,11 +79,15 @@ export function createIdentity(o: IdentityOptions): Identity {
   const keys = new KeyService(deps);
   const sessions = new SessionService(deps, { idleMs: o.sessionIdleMs ?? 60 * 60_000, maxMs: o.sessionMaxMs ?? 12 * 3600_000 });
   o.metrics?.trackSessions(() => sessions.activeCount());
+  const users = new UserService(deps);
+  users.currentPasswordCheck = (ctx, user, password) => sessions.checkCurrentPassword(ctx, user, password);
   return {
     access,
     audit,
     tenants: new TenantService(deps),
-    users: new UserService(deps),
+    users,
+    invitations: new InvitationService(deps, users),
+    domains: new DomainService(deps),
     sessions,
     keys,
     revision,

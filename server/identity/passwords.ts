@@ -1,4 +1,6 @@
 import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { AppError } from '../errors.js';
 
 /**
@@ -55,10 +57,39 @@ export function dummyHash(logN: number): Promise<string> {
   return dummy;
 }
 
-const COMMON = new Set([
-  'password1234', 'passwordpassword', '123456789012', 'qwertyuiopas', 'letmein12345', 'administrator',
-  'changemechangeme', 'welcome12345', 'iloveyou1234', 'enclave12345', 'password123!', 'p@ssw0rd1234',
-]);
+/**
+ * Well-known passwords: the ~49,000-entry list of common and breached passwords that
+ * @zxcvbn-ts/language-common ships (src/passwords.json, MIT), read from node_modules on the
+ * first check (no download, no network), plus a few of our own. Loaded lazily so the CLI
+ * and processes that never check a password do not pay for it.
+ */
+const OWN = ['administrator', 'changemechangeme', 'enclave12345', 'enclaveenclave', 'p@ssw0rd1234'];
+let common: Set<string> | undefined;
+export function commonPasswords(): Set<string> {
+  if (!common) {
+    const file = createRequire(import.meta.url).resolve('@zxcvbn-ts/language-common/src/passwords.json');
+    const list = JSON.parse(readFileSync(file, 'utf8')) as unknown;
+    if (!Array.isArray(list) || list.length < 10_000) throw new Error(`the common-password list at ${file} is missing or too short`);
+    common = new Set([...(list as string[]).map((p) => String(p).toLowerCase()), ...OWN]);
+  }
+  return common;
+}
+
+/**
+ * Whether a password is a well-known one or a trivial stretch of one: the password itself,
+ * the password without trailing digits/symbols ("password1234!"), without leading ones
+ * ("2024dragon…"), and a repeated word ("qwertyqwerty") are looked up.
+ */
+export function isCommonPassword(password: string): boolean {
+  const list = commonPasswords();
+  const lower = password.toLowerCase();
+  const variants = new Set([lower, lower.replace(/[^a-z]+$/, ''), lower.replace(/^[^a-z]+/, ''), lower.replace(/^[^a-z]+|[^a-z]+$/g, '')]);
+  for (let n = 1; n <= lower.length / 2; n++) {
+    if (lower.length % n === 0 && lower.slice(0, n).repeat(lower.length / n) === lower) variants.add(lower.slice(0, n));
+  }
+  for (const v of variants) if (v.length >= 4 && list.has(v)) return true;
+  return false;
+}
 
 /**
  * The password policy: 12–256 characters, at least 6 distinct characters, not a well-known
@@ -73,7 +104,7 @@ export function checkPasswordPolicy(password: string, email?: string): AppError 
   if (len > 256) return refuse('use at most 256 characters');
   if (new Set(password).size < 6) return refuse('use at least 6 different characters');
   const lower = password.toLowerCase();
-  if (COMMON.has(lower)) return refuse('it is a well-known password');
+  if (isCommonPassword(password)) return refuse('it is a well-known or breached password (or one with a few characters added)');
   if (email && (lower === email.toLowerCase() || lower === email.toLowerCase().split('@')[0])) {
     return refuse('it must not be your e-mail address');
   }

@@ -118,6 +118,18 @@ export class SessionService {
     }
 
     const user = email ? this.d.db.select().from(users).where(eq(users.email, email)).get() : undefined;
+    // Enforced SSO is decided before the password is checked (issue 16): a password is no
+    // oracle for an account that must sign in through its organisation's IdP. It applies
+    // to the tenants that enforce it only: a member of other tenants still signs in to those.
+    const memberships = user ? this.d.repo.membershipsOfUser(user.id) : [];
+    const requested = input.tenant ? memberships.find((x) => x.slug === input.tenant || x.tenantId === input.tenant) : undefined;
+    const enforced = (tenantId: string) => (user && !user.platformAdmin ? this.tenantGuard?.(user, tenantId, null) : undefined);
+    const ssoOnly = user && user.status === 'active' && (requested ? enforced(requested.tenantId) : memberships.length > 0 && memberships.every((m) => enforced(m.tenantId)));
+    if (ssoOnly) {
+      this.counted('not_permitted');
+      this.d.audit.record(ctx, { action: 'auth.login', outcome: 'denied', reason: 'sso_required', actor: { type: 'user', id: user.id }, tenantId: null, target });
+      throw new AppError(403, 'sso_required', 'Your organisation requires single sign-on; use its sign-in button.');
+    }
     const ok = user?.passwordHash
       ? await verifyPassword(String(input.password ?? ''), user.passwordHash)
       : (await verifyPassword(String(input.password ?? ''), await dummyHash(this.d.passwordLogN)), false);
@@ -142,26 +154,22 @@ export class SessionService {
       throw new AppError(401, 'auth_invalid_credentials', 'E-mail or password is wrong.');
     }
     this.reset(acctKey);
-    const ssoOnly = this.passwordLoginGuard?.(user);
-    if (ssoOnly) {
-      this.counted('not_permitted');
-      this.d.audit.record(ctx, { action: 'auth.login', outcome: 'denied', reason: ssoOnly, actor: { type: 'user', id: user.id }, tenantId: null, target });
-      throw new AppError(403, 'sso_required', 'Your organisation requires single sign-on; use its sign-in button.');
-    }
 
-    // The active tenant: the requested one, else the first membership.
-    const memberships = this.d.repo.membershipsOfUser(user.id);
-    let tenantId: string | null = memberships[0]?.tenantId ?? null;
+    // The active tenant: the requested one, else where the user last worked, else the only
+    // one; with several and no last-used one the session starts without a tenant and the
+    // client asks (never a tenant chosen by sort order). Tenants enforcing SSO are skipped.
+    let tenantId: string | null;
     if (input.tenant) {
-      const m = memberships.find((x) => x.slug === input.tenant || x.tenantId === input.tenant);
       const platformTenant = user.platformAdmin
         ? this.d.db.select().from(tenants).where(input.tenant.startsWith('ten_') ? eq(tenants.id, input.tenant) : eq(tenants.slug, input.tenant)).get()
         : undefined;
-      tenantId = m?.tenantId ?? platformTenant?.id ?? null;
+      tenantId = requested?.tenantId ?? platformTenant?.id ?? null;
       if (!tenantId) {
         this.counted('other');
         throw new AppError(404, 'not_found', 'Tenant not found');
       }
+    } else {
+      tenantId = this.landing(user, (id) => !enforced(id));
     }
 
     const { token } = this.createSession(ctx, user, tenantId);
@@ -169,6 +177,43 @@ export class SessionService {
     this.counted(auth.ok ? 'success' : 'other');
     if (!auth.ok) throw new AppError(403, auth.code, auth.message);
     return { token, csrf: csrfFor(token), auth: auth.auth };
+  }
+
+  /**
+   * Where a login without an explicit tenant lands: the tenant the user last used (if still
+   * a member, or any tenant for a platform admin), else their only tenant, else none (ask).
+   */
+  landing(user: UserRow, usable: (tenantId: string) => boolean = () => true): string | null {
+    const memberships = this.d.repo.membershipsOfUser(user.id).filter((m) => usable(m.tenantId));
+    const last = user.lastTenantId;
+    if (last && usable(last)) {
+      if (memberships.some((m) => m.tenantId === last)) return last;
+      if (user.platformAdmin && this.d.db.select({ id: tenants.id }).from(tenants).where(eq(tenants.id, last)).get()) return last;
+    }
+    return memberships.length === 1 ? memberships[0]!.tenantId : null;
+  }
+
+  /**
+   * The current password of a signed-in user changing it: a wrong one counts against the
+   * same per-account and per-address limits as a failed login, and a locked account or
+   * address is refused before the password is even compared.
+   */
+  async checkCurrentPassword(ctx: RequestContext, user: UserRow, password: string): Promise<void> {
+    const now = this.d.clock.now();
+    const acctKey = `acct:${user.email}`;
+    const ipKey = `ip:${ctx.client?.ip ?? 'unknown'}`;
+    const target = { type: 'user', id: user.id };
+    const locked = Math.max(this.lockedUntil(acctKey, now) ?? 0, this.lockedUntil(ipKey, now) ?? 0);
+    if (locked) {
+      this.d.audit.record(ctx, { action: 'user.password_change', outcome: 'denied', reason: 'locked', tenantId: null, target });
+      const retry = Math.ceil((locked - now) / 1000);
+      throw new AppError(429, 'auth_locked', `Too many wrong passwords; try again in ${retry} s.`, { headers: { 'retry-after': String(retry) } });
+    }
+    if (await verifyPassword(password, user.passwordHash)) return;
+    const acctLocked = this.fail(acctKey, ACCOUNT_LIMIT, now);
+    const ipLocked = this.fail(ipKey, ADDRESS_LIMIT, now);
+    this.d.audit.record(ctx, { action: 'user.password_change', outcome: 'denied', reason: 'wrong_password', tenantId: null, target, details: { account_locked: acctLocked, address_locked: ipLocked } });
+    throw new AppError(400, 'wrong_password', 'The current password is wrong.', { param: 'current_password' });
   }
 
   /** enclave_auth_logins_total{method="local"} (closed outcomes, server/metrics/known-series.ts). */
@@ -213,6 +258,7 @@ export class SessionService {
       })
       .returning()
       .get();
+    if (activeTenantId && activeTenantId !== user.lastTenantId) this.rememberTenant(user.id, activeTenantId);
     this.d.audit.record(ctx, {
       action: 'auth.login',
       actor: { type: 'user', id: user.id },
@@ -224,10 +270,15 @@ export class SessionService {
   }
 
   /**
-   * Set by SSO: refuses password login for users who must sign in through their tenant's IdP
-   * (enforce SSO). Returns a reason code to refuse, undefined to allow.
+   * Set by SSO (enforce SSO): whether a session may act in a tenant. Called with the
+   * session id (null for a password login being decided); returns a reason code
+   * (`sso_required`) to refuse, undefined to allow. Never consulted for platform admins.
    */
-  passwordLoginGuard: ((user: UserRow) => string | undefined) | undefined;
+  tenantGuard: ((user: UserRow, tenantId: string, sessionId: string | null) => string | undefined) | undefined;
+
+  private rememberTenant(userId: string, tenantId: string): void {
+    this.d.db.update(users).set({ lastTenantId: tenantId }).where(eq(users.id, userId)).run();
+  }
 
   /** Looks the token up (hash), enforces timeouts, user status and tenant suspension. */
   authenticate(token: string): { ok: true; auth: SessionAuth } | { ok: false; status: number; code: string; message: string } {
@@ -257,6 +308,12 @@ export class SessionService {
         tenant = { id: t.id, slug: t.slug, status: t.status };
         role = this.d.repo.membershipsOfUser(user.id).find((m) => m.tenantId === t.id)?.role ?? null;
         if (!role && !user.platformAdmin) tenant = null; // membership removed since
+        // A tenant that enforces SSO (perhaps since this session began) is not reachable
+        // from a session that did not come through its IdP.
+        else if (tenant && !user.platformAdmin && this.tenantGuard?.(user, tenant.id, session.id)) {
+          tenant = null;
+          role = null;
+        }
       }
     }
     if (tenant?.status === 'suspended' && !user.platformAdmin) {
@@ -293,7 +350,13 @@ export class SessionService {
       this.d.audit.record(ctx, { action: 'auth.switch_tenant', outcome: 'denied', reason: 'not_found', tenantId: null, target: { type: 'tenant', id: tenantRef } });
       throw new AppError(404, 'not_found', 'Tenant not found');
     }
+    const guard = user.platformAdmin ? undefined : this.tenantGuard?.(user, t.id, sessionId);
+    if (guard) {
+      this.d.audit.record(ctx, { action: 'auth.switch_tenant', outcome: 'denied', reason: guard, tenantId: t.id, target: { type: 'tenant', id: t.id } });
+      throw new AppError(403, guard, "This organisation requires single sign-on; sign in with its sign-in button to work in it.");
+    }
     this.d.db.update(sessions).set({ activeTenantId: t.id }).where(eq(sessions.id, sessionId)).run();
+    this.rememberTenant(user.id, t.id);
     this.d.audit.record(ctx, { action: 'auth.switch_tenant', tenantId: t.id, target: { type: 'tenant', id: t.id } });
   }
 

@@ -5,7 +5,7 @@ import { AppError } from '../errors.js';
 import { newId } from '../ids.js';
 import { isRole, type Role } from '../access/permissions.js';
 import { hidden, isPlatform, page, type IdentityDeps, type Page } from './deps.js';
-import { checkPasswordPolicy, hashPassword, verifyPassword } from './passwords.js';
+import { checkPasswordPolicy, hashPassword } from './passwords.js';
 
 export type UserRow = typeof users.$inferSelect;
 
@@ -192,17 +192,22 @@ export class UserService {
     return { user: u, role };
   }
 
-  /** Adds a member by e-mail, creating the local user first when none exists (needs a password then, or none for SSO-only). */
-  async addMember(ctx: RequestContext, input: { email: string; role: Role; name?: string; password?: string | null }): Promise<{ user: UserRow; role: Role }> {
-    this.d.access.require(ctx, 'members:write', {}, { type: 'membership' });
-    if (input.role === 'owner') this.d.access.require(ctx, 'members:grant_owner', {}, { type: 'membership' });
-    let u = this.byEmail(normalizeEmail(input.email));
-    if (!u) u = await this.insert(ctx, { email: input.email, ...(input.name ? { name: input.name } : {}), password: input.password ?? null });
-    if (this.d.repo.membership(ctx, u.id)) throw new AppError(409, 'already_member', 'That user is already a member; change the role instead.');
-    this.d.repo.upsertMembership(ctx, u.id, input.role, this.d.clock.now());
-    this.d.revision.bump();
-    this.d.audit.record(ctx, { action: 'membership.grant', target: { type: 'user', id: u.id }, details: { role: input.role, previous_role: null } });
-    return { user: u, role: input.role };
+  /**
+   * The account of an accepted invitation link (server/identity/invitations.ts): the
+   * invitee chose the password (hashed by the caller). Seat-checked like any new user.
+   */
+  insertForInvitation(ctx: RequestContext, input: { email: string; passwordHash: string }): UserRow {
+    const email = normalizeEmail(input.email);
+    if (this.byEmail(email)) throw new AppError(409, 'account_exists', 'An account with this address exists; sign in as it to accept.');
+    this.checkSeat(ctx, 'user.create', { type: 'user' });
+    const now = this.d.clock.now();
+    const row = this.d.db
+      .insert(users)
+      .values({ id: newId('usr', now), email, name: email.split('@')[0]!, passwordHash: input.passwordHash, passwordChangedAt: now, createdAt: now, updatedAt: now })
+      .returning()
+      .get();
+    this.d.audit.record(ctx, { action: 'user.create', target: { type: 'user', id: row.id }, details: { email, platform_admin: false, via: 'invitation' } });
+    return row;
   }
 
   /** Removes the membership; the user's keys in this tenant stop (their owner lost the role). */
@@ -219,15 +224,18 @@ export class UserService {
     this.d.audit.record(ctx, { action: 'membership.revoke', target: { type: 'user', id: userId }, details: { previous_role: existing.role } });
   }
 
+  /** Set by createIdentity: SessionService.checkCurrentPassword (throttled like logins). */
+  currentPasswordCheck: ((ctx: RequestContext, user: UserRow, password: string) => Promise<void>) | undefined;
+
   /** Changes the caller's own password; every other session of the user ends. */
   async changeOwnPassword(ctx: RequestContext, current: string, next: string): Promise<void> {
     const p = ctx.principal;
     if (p?.kind !== 'user' || !p.userId) throw new AppError(403, 'session_required', 'Change your password from a signed-in session.');
     const u = this.byId(p.userId)!;
-    if (!(await verifyPassword(current, u.passwordHash))) {
-      this.d.audit.record(ctx, { action: 'user.password_change', outcome: 'denied', reason: 'wrong_password', tenantId: null, target: { type: 'user', id: u.id } });
-      throw new AppError(400, 'wrong_password', 'The current password is wrong.', { param: 'current_password' });
-    }
+    // Wrong current passwords count against the same per-account and per-address limits as
+    // failed logins (SessionService.checkCurrentPassword): a stolen session cannot guess it.
+    if (!this.currentPasswordCheck) throw new Error('currentPasswordCheck is not wired');
+    await this.currentPasswordCheck(ctx, u, current);
     await this.setPassword(ctx, u, next, p.sessionId);
   }
 

@@ -24,8 +24,31 @@ export function ssoRouter(sso: SsoService, identity: Identity, opts: { cookieSec
   const noStore = (res: Response) => res.set('cache-control', 'no-store');
 
   r.get('/auth/oidc/providers', (req, res) => {
+    // A tenant's buttons need the user's address as a hint (its domain verified for the
+    // tenant): the answer for an unknown tenant and a known one is the same (no enumeration).
     const tenant = typeof req.query.tenant === 'string' ? req.query.tenant.slice(0, 100) : undefined;
-    res.json({ object: 'list', data: sso.providers(tenant) });
+    const email = typeof req.query.email === 'string' ? req.query.email.slice(0, 254) : undefined;
+    res.set('cache-control', 'no-store');
+    res.json({ object: 'list', data: sso.providers({ ...(tenant ? { tenant } : {}), ...(email ? { email } : {}) }) });
+  });
+
+  // The signed-in account holder links an identity of this IdP to their own account
+  // (server/sso/authority.ts: `linked_by_user`). POST + CSRF; the client then opens `url`.
+  r.post('/auth/oidc/:idp/link', authenticate(identity, { accept: ['session'] }), async (req, res) => {
+    noStore(res);
+    const { url, txId } = await sso.startLogin(req.ctx, String(req.params.idp).slice(0, 100), { returnTo: '/me', origin: origin(req), linkUserId: req.ctx.principal!.userId! });
+    res.cookie(TX_COOKIE, txId, cookie(req, TX_TTL_S * 1000));
+    res.json({ object: 'sso_redirect', url });
+  });
+
+  // Accepting an invitation link through the inviting tenant's IdP (the invitee's SSO route).
+  r.post('/auth/invite/sso', async (req, res) => {
+    req.ctx.client = clientOf(req);
+    noStore(res);
+    const b = parseInput(z.object({ token: z.string().min(1).max(200), idp: z.string().min(1).max(100) }), req.body);
+    const { url, txId } = await sso.startLogin(req.ctx, b.idp, { returnTo: '/chat', origin: origin(req), invitationToken: b.token });
+    res.cookie(TX_COOKIE, txId, cookie(req, TX_TTL_S * 1000));
+    res.json({ object: 'sso_redirect', url });
   });
 
   r.get('/auth/oidc/:idp/login', async (req, res) => {

@@ -38,6 +38,7 @@ import {
   type PlatformRule,
   type TenantRule,
 } from './mapping.js';
+import { assertionRefusal, emailLinkAllowed } from './authority.js';
 import { classifyOidcError, CLOCK_TOLERANCE_S, OidcClients, SsoError, type IdpEndpoint } from './oidc.js';
 
 /** Paths on the public URL (the bundled realm registers these: installer/realm.ts OIDC_PATHS). */
@@ -162,6 +163,10 @@ interface Transaction {
   readonly verifier: string;
   readonly redirectUri: string;
   readonly returnTo: string;
+  /** Linking: the signed-in account holder who asked to link this IdP identity to their account. */
+  readonly linkUserId?: string;
+  /** Accepting an invitation (of the IdP's tenant) through the IdP. */
+  readonly invitationId?: string;
 }
 
 const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
@@ -193,13 +198,15 @@ export class SsoService {
     }
     this.repo = new SsoRepo(d.db, d.data);
     this.clients = new OidcClients({ allowLoopbackHttp: d.config.oidcAllowLoopbackHttp, now: () => d.clock.now() });
-    // Enforce SSO: members of a tenant whose enabled IdP enforces SSO sign in through it.
-    // Platform administrators keep the local break-glass login.
-    d.identity.sessions.passwordLoginGuard = (user) => {
-      if (user.platformAdmin) return undefined;
-      const enforcing = this.repo.enforcingTenants();
-      if (enforcing.size === 0) return undefined;
-      return d.identity.sessions.memberships(user.id).some((m) => enforcing.has(m.tenantId)) ? 'sso_required' : undefined;
+    // Enforce SSO applies to the enforcing tenant's membership only (issue 16): a session
+    // acts there only if it came through one of that tenant's IdPs. Password login to other
+    // tenants is unaffected, and platform administrators keep the local break-glass login
+    // (SessionService never asks for them).
+    d.identity.sessions.tenantGuard = (_user, tenantId, sessionId) => {
+      if (!this.repo.enforcingTenants().has(tenantId)) return undefined;
+      const link = sessionId ? this.repo.session(sessionId) : undefined;
+      if (link && link.idpRef !== PLATFORM_REF && this.repo.idpTenant(link.idpRef)?.id === tenantId) return undefined;
+      return 'sso_required';
     };
   }
 
@@ -301,17 +308,23 @@ export class SsoService {
     return row ? this.fromRow(row, tenant) : undefined;
   }
 
-  /** Sign-in buttons: the platform IdP, plus the enabled IdPs of a tenant (by slug). */
-  providers(tenantSlug?: string): { id: string; name: string; tenant: string | null; login_path: string }[] {
+  /**
+   * Sign-in buttons: the platform IdP, plus the enabled IdPs of the tenant a platform admin
+   * verified the hint address's domain for (home-realm discovery). A tenant slug alone shows
+   * nothing more, so the answer for an unknown tenant and for a known one is the same
+   * (issue 16: no tenant enumeration); with both, the domain must be the tenant's.
+   */
+  providers(hint: { tenant?: string; email?: string } = {}): { id: string; name: string; tenant: string | null; login_path: string }[] {
     const out: { id: string; name: string; tenant: string | null; login_path: string }[] = [];
     if (this.platformConfigured()) out.push({ id: PLATFORM_REF, name: 'Single sign-on', tenant: null, login_path: `/auth/oidc/${PLATFORM_REF}/login` });
-    if (tenantSlug) {
-      const t = this.d.identity.tenants.resolve(tenantSlug);
-      if (t && t.status === 'active' && !tenantSlug.startsWith('ten_')) {
-        for (const r of this.repo.idps(this.tenantCtx(t))) {
-          if (r.enabled) out.push({ id: r.id, name: r.name, tenant: t.slug, login_path: `/auth/oidc/${r.id}/login` });
-        }
-      }
+    const email = hint.email?.trim().toLowerCase();
+    const at = email ? email.lastIndexOf('@') : -1;
+    if (!email || at < 1) return out;
+    const owner = this.d.identity.domains.ownerOf(email);
+    const t = owner ? this.d.identity.tenants.byId(owner) : undefined;
+    if (!t || t.status !== 'active' || (hint.tenant && hint.tenant !== t.slug)) return out;
+    for (const r of this.repo.idps(this.tenantCtx(t))) {
+      if (r.enabled) out.push({ id: r.id, name: r.name, tenant: t.slug, login_path: `/auth/oidc/${r.id}/login` });
     }
     return out;
   }
@@ -335,11 +348,22 @@ export class SsoService {
   // ---------------------------------------------------------------- login
 
   /** Starts a login: returns the authorization URL and the transaction id for the cookie. */
-  async startLogin(ctx: RequestContext, ref: string, input: { returnTo: string; origin: string }): Promise<{ url: string; txId: string }> {
+  async startLogin(
+    ctx: RequestContext,
+    ref: string,
+    input: { returnTo: string; origin: string; linkUserId?: string; invitationToken?: string },
+  ): Promise<{ url: string; txId: string }> {
     const idp = this.resolve(ref);
     if (!idp) throw this.fail(ctx, undefined, 'idp_not_found', 404, { idp: ref.slice(0, 40) });
     if (!idp.enabled) throw this.fail(ctx, idp, 'idp_disabled', 404);
     if (idp.tenant?.status === 'suspended') throw this.fail(ctx, idp, 'tenant_suspended', 403);
+    let invitationId: string | undefined;
+    if (input.invitationToken !== undefined) {
+      const inv = this.d.identity.invitations.forSso(input.invitationToken);
+      // Only an IdP of the inviting tenant can carry its invitation.
+      if (idp.kind !== 'tenant' || inv.tenant.id !== idp.tenant!.id) throw this.fail(ctx, idp, 'idp_not_found', 404);
+      invitationId = inv.invitation.id;
+    }
     let config: client.Configuration;
     try {
       config = await this.clients.config(idp.endpoint);
@@ -355,6 +379,8 @@ export class SsoService {
       verifier,
       redirectUri: (this.d.config.publicUrl?.replace(/\/+$/, '') ?? input.origin) + OIDC_PATHS.callback,
       returnTo: input.returnTo,
+      ...(input.linkUserId ? { linkUserId: input.linkUserId } : {}),
+      ...(invitationId ? { invitationId } : {}),
     };
     const txId = randomBytes(32).toString('base64url');
     await this.redis.set(`sso:tx:${sha256(txId)}`, JSON.stringify(tx), 'EX', TX_TTL_S);
@@ -436,8 +462,18 @@ export class SsoService {
 
     if (!domainAllowed(email, emailVerified, idp.allowedDomains)) throw this.fail(ctx, idp, 'email_domain_not_allowed', 403);
 
-    const user = await this.userFor(ctx, idp, { iss: tx.issuer, sub, email, emailVerified, name: typeof idClaims.name === 'string' ? idClaims.name : undefined });
-    const activeTenant = this.applyMapping(ctx, idp, user, values);
+    const user = await this.userFor(ctx, idp, { iss: tx.issuer, sub, email, emailVerified, name: typeof idClaims.name === 'string' ? idClaims.name : undefined }, tx);
+    if (tx.invitationId && (user.email !== email?.toLowerCase() || !emailVerified)) throw this.fail(ctx, idp, 'invitation_email_mismatch', 403);
+    const activeTenant = this.applyMapping(ctx, idp, user, values, { invited: tx.invitationId !== undefined });
+    if (tx.invitationId) {
+      const uctx: RequestContext = { ...ctx, principal: { kind: 'user', id: user.id, userId: user.id, platformAdmin: user.platformAdmin } };
+      try {
+        this.d.identity.invitations.acceptForSso(uctx, tx.invitationId, user);
+      } catch (e) {
+        if (e instanceof AppError) throw this.fail(ctx, idp, 'invitation_invalid', 404);
+        throw e;
+      }
+    }
     const fresh = this.d.identity.users.byId(user.id)!;
     if (fresh.status !== 'active') throw this.fail(ctx, idp, 'user_deactivated', 403);
 
@@ -486,36 +522,49 @@ export class SsoService {
     else this.repo.updateIdp(this.tenantCtx(idp.tenant!), idp.ref, { lastClaims: JSON.stringify(claims), lastClaimsAt: claims.at });
   }
 
-  /** The user of (iss, sub): linked, linked by a verified e-mail under strict rules, or provisioned. */
+  /**
+   * The user of (iss, sub), by the identity-authority rules (issue 16; server/sso/authority.ts):
+   * a tenant IdP signs in only accounts it provisioned, accounts whose holder linked this
+   * (iss, sub) while signed in, or (by e-mail) accounts of a domain a platform admin
+   * verified for its tenant that belong to no other tenant and are no platform admin.
+   */
   private async userFor(
     ctx: RequestContext,
     idp: ResolvedIdp,
     c: { iss: string; sub: string; email: string | undefined; emailVerified: boolean; name: string | undefined },
+    tx: Pick<Transaction, 'linkUserId' | 'invitationId'>,
   ): Promise<UserRow> {
     const now = this.d.clock.now();
     const linked = this.repo.identity(c.iss, c.sub);
+    if (tx.linkUserId) return this.linkForHolder(ctx, idp, c, linked, tx.linkUserId);
     if (linked) {
       const u = this.d.identity.users.byId(linked.userId)!;
-      if (idp.kind === 'tenant' && u.platformAdmin) throw this.fail(ctx, idp, 'platform_admin_requires_platform_idp', 403);
+      if (idp.kind === 'tenant') {
+        const why = assertionRefusal({ idpRef: idp.ref, tenantId: idp.tenant!.id, user: u, identity: linked, memberships: this.memberTenants(u.id) });
+        if (why) throw this.fail(ctx, idp, why, 403);
+      }
       this.repo.updateIdentity(linked.id, { lastLoginAt: now });
       return u;
     }
     if (!c.email) throw this.fail(ctx, idp, 'email_missing', 403);
     const existing = this.d.identity.users.byEmail(c.email);
+    const verifiedFor = this.d.identity.domains.ownerOf(c.email);
     if (existing) {
-      // Link only a verified address; a tenant IdP only to a non-admin member of its own tenant.
       const ok =
         c.emailVerified &&
         (idp.kind === 'platform' ||
-          (!existing.platformAdmin &&
-            idp.allowedDomains.length > 0 &&
-            this.d.identity.sessions.memberships(existing.id).some((m) => m.tenantId === idp.tenant!.id)));
+          emailLinkAllowed({ tenantId: idp.tenant!.id, verifiedFor, user: existing, memberships: this.memberTenants(existing.id) }));
       if (!ok) throw this.fail(ctx, idp, 'account_link_refused', 403);
-      this.repo.insertIdentity({ id: newId('sid', now), issuer: c.iss, subject: c.sub, userId: existing.id, idpRef: idp.ref, createdAt: now, lastLoginAt: now });
-      this.audit(ctx, { action: 'sso.link', tenantId: idp.tenant?.id ?? null, actor: { type: 'user', id: existing.id }, target: { type: 'user', id: existing.id }, details: { idp: idp.ref } });
+      this.repo.insertIdentity({ id: newId('sid', now), issuer: c.iss, subject: c.sub, userId: existing.id, idpRef: idp.ref, origin: 'linked_by_email', createdAt: now, lastLoginAt: now });
+      this.audit(ctx, { action: 'sso.link', tenantId: idp.tenant?.id ?? null, actor: { type: 'user', id: existing.id }, target: { type: 'user', id: existing.id }, details: { idp: idp.ref, by: 'verified_domain' } });
       return existing;
     }
-    if (!idp.jit) throw this.fail(ctx, idp, 'not_provisioned', 403);
+    // A new account: JIT for the tenant's verified domains only, or the invited address
+    // accepting an invitation of this IdP's tenant through it.
+    const invited = tx.invitationId !== undefined && idp.kind === 'tenant';
+    if (!invited && !idp.jit) throw this.fail(ctx, idp, 'not_provisioned', 403);
+    if (idp.kind === 'tenant' && !invited && (verifiedFor !== idp.tenant!.id || !c.emailVerified)) throw this.fail(ctx, idp, 'email_domain_not_verified', 403);
+    if (invited && (!c.emailVerified || (verifiedFor !== undefined && verifiedFor !== idp.tenant!.id))) throw this.fail(ctx, idp, 'invitation_email_mismatch', 403);
     let u: UserRow;
     try {
       u = await this.d.identity.users.create(this.sys('sso', ctx), { email: c.email, ...(c.name ? { name: c.name.slice(0, 200) } : {}), password: null });
@@ -523,9 +572,26 @@ export class SsoService {
       if (e instanceof AppError) throw this.fail(ctx, idp, e.code === 'seat_limit' || e.code === 'license_lapsed' ? 'seat_limit' : 'provisioning_failed', 403);
       throw e;
     }
-    this.repo.insertIdentity({ id: newId('sid', now), issuer: c.iss, subject: c.sub, userId: u.id, idpRef: idp.ref, createdAt: now, lastLoginAt: now });
-    this.audit(ctx, { action: 'sso.provision', tenantId: idp.tenant?.id ?? null, actor: { type: 'system', id: 'sso' }, target: { type: 'user', id: u.id }, details: { idp: idp.ref } });
+    this.repo.insertIdentity({ id: newId('sid', now), issuer: c.iss, subject: c.sub, userId: u.id, idpRef: idp.ref, origin: 'provisioned', createdAt: now, lastLoginAt: now });
+    this.audit(ctx, { action: 'sso.provision', tenantId: idp.tenant?.id ?? null, actor: { type: 'system', id: 'sso' }, target: { type: 'user', id: u.id }, details: { idp: idp.ref, via: invited ? 'invitation' : 'jit' } });
     return u;
+  }
+
+  /** The account holder, signed in, links this (iss, sub) to their own account. */
+  private linkForHolder(ctx: RequestContext, idp: ResolvedIdp, c: { iss: string; sub: string }, linked: ReturnType<SsoRepo['identity']>, userId: string): UserRow {
+    const u = this.d.identity.users.byId(userId);
+    if (!u || u.status !== 'active') throw this.fail(ctx, idp, 'user_deactivated', 403);
+    if (idp.kind === 'tenant' && u.platformAdmin) throw this.fail(ctx, idp, 'platform_admin_requires_platform_idp', 403);
+    if (linked && linked.userId !== u.id) throw this.fail(ctx, idp, 'identity_in_use', 409);
+    const now = this.d.clock.now();
+    if (linked) this.repo.updateIdentity(linked.id, { lastLoginAt: now, origin: 'linked_by_user', idpRef: idp.ref });
+    else this.repo.insertIdentity({ id: newId('sid', now), issuer: c.iss, subject: c.sub, userId: u.id, idpRef: idp.ref, origin: 'linked_by_user', createdAt: now, lastLoginAt: now });
+    this.audit(ctx, { action: 'sso.link', tenantId: idp.tenant?.id ?? null, actor: { type: 'user', id: u.id }, target: { type: 'user', id: u.id }, details: { idp: idp.ref, by: 'account_holder' } });
+    return u;
+  }
+
+  private memberTenants(userId: string): string[] {
+    return this.d.identity.sessions.memberships(userId).map((m) => m.tenantId);
   }
 
   /**
@@ -533,10 +599,12 @@ export class SsoService {
    * IdPs: only their own tenant, never platform admin. Platform IdP: platform admin and the
    * tenants its rules name. Returns the session's active tenant.
    */
-  private applyMapping(ctx: RequestContext, idp: ResolvedIdp, user: UserRow, values: MappedValues): string | null {
+  private applyMapping(ctx: RequestContext, idp: ResolvedIdp, user: UserRow, values: MappedValues, opts: { invited?: boolean } = {}): string | null {
     if (idp.kind === 'tenant') {
       const tenant = idp.tenant!;
       const role = tenantRole(values, idp.tenantRules, idp.defaultRole);
+      // An invitation accepted through the IdP grants its own role when the mapping gives none.
+      if (!role && opts.invited) return tenant.id;
       this.setRole(ctx, idp, user, tenant, role);
       if (!role) throw this.fail(ctx, idp, 'no_mapped_role', 403);
       return tenant.id;
@@ -562,7 +630,8 @@ export class SsoService {
     const after = this.d.identity.users.byId(user.id)!;
     const memberships = this.d.identity.sessions.memberships(user.id);
     if (!after.platformAdmin && memberships.length === 0) throw this.fail(ctx, idp, 'no_mapped_role', 403);
-    return memberships[0]?.tenantId ?? null;
+    // Where the user last worked, or their only tenant, or none (the client asks).
+    return this.d.identity.sessions.landing(after);
   }
 
   private setRole(ctx: RequestContext, idp: ResolvedIdp, user: UserRow, tenant: { id: string; slug: string }, role: Role | null): void {
@@ -853,7 +922,7 @@ function reasonLabel(reason: string): (typeof LOGIN_OUTCOMES)[number] {
   if ((LOGIN_OUTCOMES as readonly string[]).includes(reason)) return reason as (typeof LOGIN_OUTCOMES)[number];
   if (['iss_mismatch', 'aud_mismatch', 'alg_not_allowed', 'signature_invalid', 'nonce_mismatch', 'token_expired', 'iat_invalid', 'sub_missing', 'invalid_response'].includes(reason)) return 'token_invalid';
   if (['discovery_issuer_mismatch', 'idp_no_pkce', 'insecure_issuer', 'idp_unreachable'].includes(reason)) return 'discovery_failed';
-  if (['email_domain_not_allowed', 'account_link_refused', 'not_provisioned', 'no_mapped_role', 'user_deactivated', 'platform_admin_requires_platform_idp', 'seat_limit', 'tenant_suspended', 'email_missing'].includes(reason)) return 'not_permitted';
+  if (['email_domain_not_allowed', 'account_link_refused', 'not_provisioned', 'no_mapped_role', 'user_deactivated', 'platform_admin_requires_platform_idp', 'seat_limit', 'tenant_suspended', 'email_missing', 'email_domain_not_verified', 'identity_in_use', 'invitation_email_mismatch', 'invitation_invalid'].includes(reason)) return 'not_permitted';
   return 'other';
 }
 
@@ -888,4 +957,8 @@ const MESSAGES: Record<string, string> = {
   user_deactivated: 'Your Enclave account is deactivated.',
   platform_admin_requires_platform_idp: 'Platform administrators sign in through the platform sign-in provider.',
   seat_limit: 'The licence has no free seat for a new user.',
+  email_domain_not_verified: "This sign-in provider may create accounts only for e-mail domains a platform administrator verified for its organisation; ask to be invited instead.",
+  identity_in_use: 'This identity-provider account is already linked to another Enclave account.',
+  invitation_email_mismatch: 'The identity provider signed you in with an address other than the invited one (or did not verify it).',
+  invitation_invalid: 'This invitation does not exist, has expired, or was already used or withdrawn; ask for a new one.',
 };
