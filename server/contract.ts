@@ -25,7 +25,7 @@ export const ERROR_CODES = [
   // authentication
   'auth_required', 'auth_invalid_credentials', 'auth_invalid_header', 'auth_locked', 'auth_metrics_token', 'auth_session_expired', 'auth_session_invalid',
   'auth_key_checksum', 'auth_key_expired', 'auth_key_invalid', 'auth_key_malformed', 'auth_key_owner_inactive', 'auth_key_revoked', 'csrf_failed',
-  'session_required', 'sso_required', 'metrics_not_local',
+  'session_required', 'sso_required', 'metrics_not_local', 'password_not_accepted',
   // identity: invitations and verified domains
   'account_exists', 'domain_managed', 'domain_verified_elsewhere', 'invalid_domain', 'invitation_invalid', 'invitation_other_account', 'password_required',
   // authorization (server/access DenyReason, 'unauthenticated' answers auth_required)
@@ -43,6 +43,8 @@ export const ERROR_CODES = [
   // providers (server/providers ProviderError codes)
   'provider_auth_failed', 'provider_bad_response', 'provider_busy', 'provider_connection_error', 'provider_error', 'provider_model_not_found',
   'provider_rate_limited', 'provider_request_rejected', 'provider_server_error', 'provider_stream_error', 'provider_timeout', 'provider_unavailable',
+  // the client went away mid-call (recorded, rarely seen by anyone)
+  'client_disconnect',
   // availability
   'internal_error', 'gateway_unavailable', 'jobs_unavailable', 'metering_unavailable', 'rate_limiter_unavailable', 'redis_unavailable',
   'secrets_unavailable', 'sso_platform_secret_unreadable',
@@ -78,11 +80,12 @@ export interface ConversationView {
   updated_at: number;
 }
 /**
- * A stored chat message. `status`: complete | stopped | error (assistant answers), or
- * not_sent (a user turn the gateway refused or could not deliver: kept so the user can retry
- * or edit it, never sent as history).
+ * A stored chat message. `status`: complete | stopped | error (assistant answers),
+ * superseded (an answer a regenerate replaced: kept as an earlier version, never sent as
+ * history), or not_sent (a user turn the gateway refused or could not deliver: kept so the
+ * user can retry or edit it, never sent as history).
  */
-export type ChatMessageStatus = 'complete' | 'stopped' | 'error' | 'not_sent';
+export type ChatMessageStatus = 'complete' | 'stopped' | 'error' | 'superseded' | 'not_sent';
 export interface ChatMessageView {
   object: 'chat_message';
   id: string;

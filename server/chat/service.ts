@@ -41,6 +41,7 @@ export function serializeMessage(m: ChatMessageRow): ChatMessageView {
 
 export type SendMode = 'send' | 'regenerate' | 'edit';
 const NOT_SENT: ChatMessageStatus = 'not_sent';
+const SUPERSEDED: ChatMessageStatus = 'superseded';
 
 export interface TurnPlan {
   conversation: ConversationRow;
@@ -50,7 +51,7 @@ export interface TurnPlan {
   classification?: Classification;
   /** A not_sent user message this send replaces. */
   retryOf?: string;
-  /** Answers a regenerate/edit replaces. */
+  /** Answers a regenerate supersedes (kept as versions) or an edit deletes. */
   drop: string[];
   /** The user message an edit rewrites. */
   editOf?: string;
@@ -170,8 +171,8 @@ export class ChatService {
       if (!retry || input.mode !== 'send') throw new AppError(404, 'not_found', 'Message not found.', { param: 'retry_of' });
       if (retry.role !== 'user' || retry.status !== NOT_SENT) throw new AppError(409, 'nothing_to_resend', 'Only a message that was not sent can be retried.', { param: 'retry_of' });
     }
-    // What the model sees: no failed answers, no turns that were never sent.
-    const sent = all.filter((m) => m.status !== NOT_SENT && !(m.role === 'assistant' && m.status === 'error'));
+    // What the model sees: no failed or superseded answers, no turns that were never sent.
+    const sent = all.filter((m) => m.status !== NOT_SENT && m.status !== SUPERSEDED && !(m.role === 'assistant' && m.status === 'error'));
     const content = input.content ?? retry?.content ?? '';
     if ((input.mode === 'send' || input.mode === 'edit') && !content.trim()) throw new AppError(400, 'invalid_request', 'Write a message first.', { param: 'content' });
     let history: { role: ChatMessageRow['role']; content: string }[];
@@ -203,7 +204,11 @@ export class ChatService {
     if (plan.mode === 'send') {
       if (plan.retryOf) this.repo.deleteMessages(ctx, [plan.retryOf]);
       this.repo.insertMessage(ctx, { id: newId('msg', now), conversationId: plan.conversation.id, role: 'user', content: plan.content, createdAt: now });
+    } else if (plan.mode === 'regenerate') {
+      // The earlier answers stay as versions of this turn (the UI pages through them).
+      for (const id of plan.drop) this.repo.updateMessage(ctx, id, { status: SUPERSEDED });
     } else {
+      // An edited question makes the old answers answers to something else: they go.
       this.repo.deleteMessages(ctx, plan.drop);
       if (plan.editOf) this.repo.updateMessage(ctx, plan.editOf, { content: plan.content });
     }

@@ -149,7 +149,12 @@ describe('chat API', () => {
     upstream.reply = 'three';
     await sse(`${app.url}/api/chat/conversations/${id}/completions`, m.cookie, m.csrf, { mode: 'regenerate', model: 'm-local' });
     const got = await call(app.url, `/api/chat/conversations/${id}`, { session: m });
-    expect(got.body.messages.map((x: { content: string }) => x.content)).toEqual(['first, edited', 'three']);
+    // The edit deleted the answer to the old question; the regenerate kept 'two' as an earlier version.
+    expect(got.body.messages.map((x: { content: string; status: string }) => [x.content, x.status])).toEqual([
+      ['first, edited', 'complete'],
+      ['two', 'superseded'],
+      ['three', 'complete'],
+    ]);
     expect(upstream.calls.at(-1)!.messages).toEqual([{ role: 'user', content: 'first, edited' }]);
     const empty = (await call(app.url, '/api/chat/conversations', { method: 'POST', session: m, body: {} })).body.id as string;
     expect((await sse(`${app.url}/api/chat/conversations/${empty}/completions`, m.cookie, m.csrf, { mode: 'regenerate', model: 'm-local' })).status).toBe(409);

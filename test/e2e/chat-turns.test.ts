@@ -73,6 +73,33 @@ describe('search', () => {
   });
 });
 
+describe('answer versions', () => {
+  it('regenerate keeps earlier answers as superseded versions, never sent as history', async () => {
+    const m = await login(app.url, t.users.member!.email);
+    const id = (await call(app.url, '/api/chat/conversations', { method: 'POST', session: m, body: {} })).body.id as string;
+    for (const [i, reply] of ['v1', 'v2', 'v3'].entries()) {
+      upstream.reply = reply;
+      expect((await send(m, id, i === 0 ? { content: 'question', model: 'm-local' } : { mode: 'regenerate', model: 'm-local' })).status).toBe(200);
+    }
+    expect(upstream.calls.at(-1)!.messages).toEqual([{ role: 'user', content: 'question' }]);
+    upstream.reply = 'next';
+    expect((await send(m, id, { content: 'follow-up', model: 'm-local' })).status).toBe(200);
+    expect(upstream.calls.at(-1)!.messages).toEqual([
+      { role: 'user', content: 'question' },
+      { role: 'assistant', content: 'v3' },
+      { role: 'user', content: 'follow-up' },
+    ]);
+    expect((await messages(m, id)).msgs.map((x) => [x.content, x.status])).toEqual([
+      ['question', 'complete'],
+      ['v1', 'superseded'],
+      ['v2', 'superseded'],
+      ['v3', 'complete'],
+      ['follow-up', 'complete'],
+      ['next', 'complete'],
+    ]);
+  });
+});
+
 describe('chat turns that are not answered', () => {
   it('a policy refusal is stored as not sent, without its classification; a retry replaces it', async () => {
     const m = await login(app.url, t.users.member!.email);

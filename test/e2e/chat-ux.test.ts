@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { unrestricted } from '../../server/access/entitlements.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { call, login, PASSWORD, seedTenant, sys } from '../helpers/identity.js';
-import { axeCheck, chatReady, ensureWebBuilt, launchBrowser, ScriptedUpstream, watchPage } from './support.js';
+import { axeCheck, chatReady, ensureWebBuilt, launchBrowser, ScriptedUpstream, spaNavigate, watchPage } from './support.js';
 
 /**
  * Issue 21's chat and console bugs in Debian's chromium, each a test that failed before the
@@ -142,16 +142,27 @@ describe('chat: streams, refusals, quota', () => {
     expect(await page.locator('.msg-not-sent').count()).toBe(0);
     expect(await page.locator('.msg-user').count()).toBe(1);
 
+    // Regenerate keeps the earlier answer as a version: ‹ 1 / 2 ›.
+    upstream.reply = 'A second version.';
+    await page.getByRole('button', { name: 'Regenerate' }).click();
+    await expect.poll(() => page.locator('.msg-assistant').last().textContent()).toContain('A second version.');
+    const versions = page.getByRole('group', { name: 'Answer versions' });
+    expect(await versions.textContent()).toContain('2 / 2');
+    await versions.getByRole('button', { name: 'Previous version' }).click();
+    await expect.poll(() => page.locator('.msg-assistant').last().textContent()).toContain('Figures handled locally.');
+    expect(await versions.textContent()).toContain('1 / 2');
+    expect(await page.locator('.msg-assistant').count()).toBe(1);
+
     // Export as Markdown and JSON (a download made in the browser).
     await page.getByText('Export', { exact: true }).click();
     const [md] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Markdown (.md)' }).click()]);
     expect(md.suggestedFilename()).toBe('Confidential-figures.md');
     const mdText = readFileSync((await md.path())!, 'utf8');
     expect(mdText).toContain('# Confidential figures');
-    expect(mdText).toContain('## llama-local\n\nFigures handled locally.');
+    expect(mdText).toContain('## llama-local\n\nA second version.');
     const [json] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'JSON (.json)' }).click()]);
     const exported = JSON.parse(readFileSync((await json.path())!, 'utf8')) as { messages: { role: string; content: string }[] };
-    expect(exported.messages.map((m) => m.role)).toEqual(['user', 'assistant']);
+    expect(exported.messages.map((m) => m.role)).toEqual(['user', 'assistant', 'assistant']);
     await ctx.close();
   });
 
@@ -200,10 +211,7 @@ describe('platform admin without an organisation', () => {
       ['/chat', 'Chat'],
       ['/me', 'My usage'],
     ] as const) {
-      await page.evaluate((p) => {
-        history.pushState(null, '', p);
-        dispatchEvent(new PopStateEvent('popstate'));
-      }, path);
+      await spaNavigate(page, path);
       await page.getByRole('heading', { name: heading, exact: true }).waitFor();
     }
     await page.getByTestId('no-organisation').waitFor();
@@ -240,10 +248,7 @@ describe('dark mode', () => {
     await expect.poll(() => page.locator('.msg-assistant').last().textContent()).toContain('Dark answer');
     for (const path of ['/chat', '/me', '/admin', '/admin/audit', '/admin/policy', '/admin/keys']) {
       if (path !== '/chat')
-        await page.evaluate((p) => {
-          history.pushState(null, '', p);
-          dispatchEvent(new PopStateEvent('popstate'));
-        }, path);
+        await spaNavigate(page, path);
       await page.waitForLoadState('networkidle');
       expect(await axeCheck(page), path).toEqual([]);
       if (process.env.ENCLAVE_SHOTS) await page.screenshot({ path: `${process.env.ENCLAVE_SHOTS}/dark${path.replace(/\//g, '-')}.png` });

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { unrestricted } from '../../server/access/entitlements.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { PASSWORD, seedTenant, sys } from '../helpers/identity.js';
-import { axeCheck, chatReady, ensureWebBuilt, launchBrowser, ScriptedUpstream, watchPage } from './support.js';
+import { axeCheck, chatReady, ensureWebBuilt, launchBrowser, ScriptedUpstream, spaNavigate, watchPage } from './support.js';
 
 /**
  * The UI on a phone (390×844, issue 21): chat, My usage and admin pages have no horizontal
@@ -146,10 +146,7 @@ describe('phone layout (390×844)', () => {
     await expect.poll(() => page.locator('.msg-assistant').last().textContent()).toContain('two');
     await shoot(page, 'chat');
     for (const p of ['/me', '/admin', '/admin/keys', '/admin/audit', '/admin/policy']) {
-      await page.evaluate((to) => {
-        history.pushState(null, '', to);
-        dispatchEvent(new PopStateEvent('popstate'));
-      }, p);
+      await spaNavigate(page, p);
       await page.waitForLoadState('networkidle');
       await page.waitForTimeout(300); // screenshots only: let charts draw
       await shoot(page, p.slice(1).replace(/\//g, '-'));

@@ -139,3 +139,13 @@ export class ScriptedUpstream {
     res.end('data: [DONE]\n\n');
   }
 }
+
+/** Moves the single-page app to `path` as its own links do (history + popstate), without a reload. */
+export async function spaNavigate(page: Page, path: string): Promise<void> {
+  await page.evaluate((p) => {
+    // Runs in the page; typed loosely because the test tsconfig has no DOM lib.
+    const w = globalThis as unknown as { history: { pushState(s: unknown, t: string, u: string): void }; dispatchEvent(e: unknown): void; PopStateEvent: new (type: string) => unknown };
+    w.history.pushState(null, '', p);
+    w.dispatchEvent(new w.PopStateEvent('popstate'));
+  }, path);
+}

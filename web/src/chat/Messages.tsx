@@ -1,4 +1,4 @@
-import { useEffect, useRef } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import type { ChatMessageView } from '../api.js';
 import { CopyButton } from '../components/CopyButton.js';
 import { Markdown } from '../components/Markdown.js';
@@ -38,6 +38,18 @@ export function Messages(props: {
   const { stream } = props;
   const shown = withPending(props.messages, stream);
   const lastSentUser = shown.findLastIndex((m) => m.role === 'user' && m.status !== 'not_sent');
+  // Answers a regenerate replaced stay as versions: one answer per turn, with a pager.
+  const [picked, setPicked] = useState<Record<string, number>>({});
+  const runs = new Map<number, ChatMessageView[]>();
+  shown.forEach((m, i) => {
+    if (m.role !== 'assistant') return;
+    const start = i > 0 && shown[i - 1]!.role === 'assistant' ? [...runs.keys()].at(-1)! : i;
+    runs.set(start, [...(runs.get(start) ?? []), m]);
+  });
+  const busy = !!stream;
+  useEffect(() => {
+    if (busy) setPicked({}); // after a regenerate, show the newest version
+  }, [busy]);
   const logRef = useRef<HTMLDivElement>(null);
   useEffect(() => {
     const el = logRef.current;
@@ -52,12 +64,29 @@ export function Messages(props: {
           <p className="muted small">Enter sends · Shift+Enter adds a new line</p>
         </div>
       ) : null}
-      {shown.map((m, i) => {
+      {shown.map((orig, i) => {
+        const run = runs.get(i);
+        if (orig.role === 'assistant' && !run) return null; // an earlier version, shown through the pager
+        const v = run ? (picked[run[0]!.id] ?? run.length - 1) : 0;
+        const m = run ? run[v]! : orig;
         const notSent = m.status === 'not_sent';
         return (
           <article key={m.id} className={`msg msg-${m.role}${notSent ? ' msg-not-sent' : ''}`} aria-label={m.role === 'user' ? (notSent ? 'You wrote (not sent)' : 'You said') : 'Assistant said'}>
             <div className="msg-who">
               {m.role === 'user' ? 'You' : (m.model ?? 'Assistant')}
+              {run && run.length > 1 ? (
+                <span className="versions" role="group" aria-label="Answer versions">
+                  <button type="button" className="btn btn-icon" aria-label="Previous version" disabled={v === 0} onClick={() => setPicked({ ...picked, [run[0]!.id]: v - 1 })}>
+                    ‹
+                  </button>
+                  <span aria-live="polite">
+                    {v + 1} / {run.length}
+                  </span>
+                  <button type="button" className="btn btn-icon" aria-label="Next version" disabled={v === run.length - 1} onClick={() => setPicked({ ...picked, [run[0]!.id]: v + 1 })}>
+                    ›
+                  </button>
+                </span>
+              ) : null}
               {m.status === 'stopped' ? <span className="tag">stopped</span> : null}
               {m.status === 'error' ? <span className="tag tag-error">error {m.error_code}</span> : null}
               {notSent ? <span className="tag tag-error">not sent</span> : null}
