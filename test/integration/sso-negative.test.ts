@@ -33,6 +33,9 @@ beforeAll(async () => {
   const s = app.services;
   const t = s.identity.tenants.create(sys(s), { slug: 'rogue-t' });
   const tctx = s.identity.tenants.scopeTo(sys(s), t.id);
+  // JIT creates accounts only for domains a platform admin verified for the tenant (issue 16).
+  s.identity.domains.add(tctx, 'rogue.test');
+  s.identity.domains.verify(tctx, 'rogue.test');
   idpId = s.sso.createIdp(tctx, { name: 'Rogue', issuer: rogue.issuer, client_id: 'rogue-client', client_secret: SECRET, jit: true, default_role: 'member' }).id;
   localhostIdp = s.sso.createIdp(tctx, { name: 'Mixed', issuer: rogue.issuer.replace('127.0.0.1', 'localhost'), client_id: 'rogue-client', client_secret: SECRET }).id;
 }, 30_000);

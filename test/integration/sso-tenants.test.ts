@@ -50,6 +50,9 @@ beforeAll(async () => {
   await s.identity.users.create(sys(s), { email: 'root@platform.test', password: PASSWORD, platformAdmin: true });
   ownerA = await localLogin(app.url, a.users.owner!.email);
   platform = await localLogin(app.url, 'root@platform.test');
+  // JIT and e-mail linking need a domain a platform admin verified for the tenant (issue 16).
+  s.identity.domains.add(a.ctx, 'a.test');
+  s.identity.domains.verify(a.ctx, 'a.test');
   op.users.alice = {
     email: 'alice@a.test',
     email_verified: true,
@@ -87,7 +90,9 @@ describe('tenant IdPs through the admin API', () => {
         ],
         allowed_domains: ['a.test'],
         jit: true,
-        enforce_sso: true,
+        // Turned on in the enforce-SSO test below: from then on password sessions of A's
+        // members (the owner's too) no longer act in A (issue 16).
+        enforce_sso: false,
       },
     });
     expect(r.status).toBe(201);
@@ -148,8 +153,16 @@ describe('tenant IdPs through the admin API', () => {
   });
 
   it('the sign-in buttons of a tenant list only its own IdPs', async () => {
-    const res = (await (await fetch(`${app.url}/auth/oidc/providers?tenant=ta`)).json()) as any;
+    // With an address of a domain verified for the tenant (the login hint); a slug alone lists
+    // nothing, the same as an unknown tenant (no enumeration).
+    const res = (await (await fetch(`${app.url}/auth/oidc/providers?tenant=ta&email=someone@a.test`)).json()) as any;
     expect(res.data).toEqual([{ id: idpA.id, name: 'Acme Okta', tenant: 'ta', login_path: `/auth/oidc/${idpA.id}/login` }]);
+    expect((await (await fetch(`${app.url}/auth/oidc/providers?email=someone@a.test`)).json()) as any).toEqual(res);
+    const known = (await (await fetch(`${app.url}/auth/oidc/providers?tenant=ta`)).json()) as any;
+    const unknown = (await (await fetch(`${app.url}/auth/oidc/providers?tenant=no-such-tenant`)).json()) as any;
+    expect(known).toEqual(unknown);
+    expect(known.data).toEqual([]);
+    expect(((await (await fetch(`${app.url}/auth/oidc/providers?tenant=tb&email=someone@a.test`)).json()) as any).data).toEqual([]);
   });
 });
 
@@ -173,8 +186,10 @@ describe('trust boundaries', () => {
   });
 
   it("the same person through tenant B's IdP gets no role there without B's mapping: refused, no membership", async () => {
+    // The same issuer and subject, but linked through A's IdP: B's IdP is not authoritative
+    // for that account at all (issue 16), before any mapping is looked at.
     const r = await sso(new Browser(), idpB.id, 'alice');
-    expect(r).toEqual({ status: 403, code: 'sso_no_mapped_role' });
+    expect(r).toEqual({ status: 403, code: 'sso_account_link_refused' });
     const alice = app.services.identity.users.byEmail('alice@a.test')!;
     expect(app.services.identity.sessions.memberships(alice.id).map((m) => m.slug)).toEqual(['ta']);
   });
@@ -192,11 +207,17 @@ describe('trust boundaries', () => {
   });
 
   it('enforce SSO: a member of the tenant cannot use a password; a platform admin keeps the break-glass login', async () => {
+    const on = await call(app.url, `/admin/api/tenants/${a.tenant.id}/sso/idps/${idpA.id}`, { method: 'PATCH', session: ownerA, body: { enforce_sso: true } });
+    expect(on.status).toBe(200);
     const r = await localLogin(app.url, a.users.member!.email);
     expect(r.status).toBe(403);
     expect(r.body.error.code).toBe('sso_required');
     expect((await localLogin(app.url, 'root@platform.test')).status).toBe(200);
     expect((await localLogin(app.url, b.users.owner!.email)).status).toBe(200);
+    // The owner's password session no longer acts in A either; the platform admin turns it off.
+    expect((await call(app.url, `/admin/api/tenants/${a.tenant.id}/sso/idps`, { session: ownerA })).status).toBe(404);
+    await call(app.url, `/admin/api/tenants/${a.tenant.id}/sso/idps/${idpA.id}`, { method: 'PATCH', session: platform, body: { enforce_sso: false } });
+    expect((await call(app.url, `/admin/api/tenants/${a.tenant.id}/sso/idps`, { session: ownerA })).status).toBe(200);
   });
 
   it('the admin sees the last received mapped claim values (no tokens, no e-mail) and a passing discovery test', async () => {
