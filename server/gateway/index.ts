@@ -18,6 +18,7 @@ import { ContentLog } from './content-log.js';
 import { PolicyCache } from './policy-cache.js';
 import { RefusalAudit } from './refusal-audit.js';
 import { GatewayService } from './service.js';
+import { deploymentMetrics } from '../metrics/deployment-label.js';
 
 /**
  * The AI gateway's services, built once by createServices: the catalogue (deployments,
@@ -62,7 +63,7 @@ export function createGateway(o: {
 }): Gateway {
   const tenantEgress = o.tenantEgress ?? egressPolicy(undefined);
   const revision = new Revision(o.db, 'gateway');
-  const catalogue = new Catalogue(o.db, o.secrets, o.clock, tenantEgress, (name, s) => o.metrics.breakerChanged(name, s));
+  const catalogue = new Catalogue(o.db, o.secrets, o.clock, tenantEgress, (name, s, tenantPrivate) => deploymentMetrics(o.metrics).breakerChanged(name, s, tenantPrivate));
   const policies = new PolicyCache(o.db, o.data, revision);
   const usage = new UsageWriter(o.db, o.clock, o.log, { intervalMs: o.usageFlushMs ?? 50, maxBatch: 500 });
   const content = new ContentLog({ db: o.db, data: o.data, secrets: o.secrets, clock: o.clock, log: o.log, policies, audit: o.identity.audit, capable: o.contentCapable ?? (() => true) });

@@ -124,8 +124,8 @@ export class Catalogue {
     private readonly clock: Clock,
     /** Where tenant-private deployments may connect (their tenant administrators choose the URL). */
     private readonly tenantEgress: EgressPolicy,
-    /** Breaker state per deployment name: at creation (closed), on change, and null once the deployment is gone. */
-    private readonly onBreaker?: (deployment: string, s: BreakerState | null) => void,
+    /** Breaker state per deployment name: at creation (closed), on change, and null once the deployment is gone; tenantPrivate: never label metrics with its name. */
+    private readonly onBreaker?: (deployment: string, s: BreakerState | null, tenantPrivate: boolean) => void,
   ) {}
 
   reload(revision: number): void {
@@ -148,13 +148,14 @@ export class Catalogue {
       let s = this.shared.get(r.id);
       if (!s || s.key !== key) {
         const name = r.name;
+        const tenantPrivate = r.tenantRef !== null;
         s = {
           key,
           adapter: createAdapter(r.kind, { baseUrl: r.baseUrl, apiKey, egress: r.tenantRef !== null ? this.tenantEgress : undefined }),
-          breaker: new CircuitBreaker(this.clock, options.breakerFailures, options.breakerCooldownMs, (st) => this.onBreaker?.(name, st)),
+          breaker: new CircuitBreaker(this.clock, options.breakerFailures, options.breakerCooldownMs, (st) => this.onBreaker?.(name, st, tenantPrivate)),
           limiter: new Semaphore(workerShare(r.maxConcurrency)), // per process: split between api workers
         };
-        this.onBreaker?.(name, 'closed');
+        this.onBreaker?.(name, 'closed', tenantPrivate);
       }
       nextShared.set(r.id, s);
       deployments.push({
@@ -207,7 +208,7 @@ export class Catalogue {
     const byPriority = (a: Candidate, b: Candidate): number => a.priority - b.priority;
     for (const list of routes.values()) list.sort(byPriority);
     for (const own of tenantAliases.values()) for (const list of own.values()) list.sort(byPriority);
-    for (const d of this.deployments) if (!byName.has(d.name)) this.onBreaker?.(d.name, null);
+    for (const d of this.deployments) if (!byName.has(d.name)) this.onBreaker?.(d.name, null, d.tenantRef !== null);
     this.deployments = deployments;
     this.byName = byName;
     this.routes = routes;
