@@ -51,7 +51,10 @@ beforeAll(async () => {
   const newPassword = 'Another-Secret-Passphrase-77';
   secrets.push(newPassword);
   await call(url, '/auth/password', { method: 'POST', session: owner, body: { current_password: PASSWORD, new_password: newPassword } });
-  await call(url, `/admin/api/tenants/${acme.tenant.id}/members`, { method: 'POST', session: owner, body: { email: 'new@acme.test', role: 'member', password: 'Member-Initial-Secret-99' } });
+  // Adding a member is an invitation; the invitee sets the password accepting the link (issue 16).
+  const invited = await call(url, `/admin/api/tenants/${acme.tenant.id}/members`, { method: 'POST', session: owner, body: { email: 'new@acme.test', role: 'member' } });
+  secrets.push(invited.body.token);
+  await call(url, '/auth/invite/accept', { method: 'POST', body: { token: invited.body.token, password: 'Member-Initial-Secret-99' } });
   secrets.push('Member-Initial-Secret-99');
   const adminPw = 'Cli-Admin-Secret-Password-31';
   secrets.push(adminPw);
