@@ -227,6 +227,35 @@ describe('platform admin without an organisation', () => {
   });
 });
 
+describe('usage analytics', () => {
+  it('shows usage by member with names, by model, sortable, with per-day bars and a CSV export; axe passes', async () => {
+    const { ctx, page } = await signIn(t.users.owner!.email);
+    app.services.gateway.usage.flush();
+    await nav(page, 'Admin').click();
+    await page.getByRole('navigation', { name: 'Admin console' }).getByRole('link', { name: 'Usage analytics' }).click();
+    await page.getByRole('heading', { name: 'Usage analytics' }).waitFor();
+    const table = page.getByTestId('usage-table');
+    await expect.poll(() => table.textContent()).toContain(t.users.member!.email);
+    expect(await table.textContent()).not.toMatch(/usr_/);
+    expect(await page.locator('.chart canvas').count()).toBe(2);
+    // Sorted by tokens, largest first; a click on the header reverses it.
+    const tokens = async () => (await table.locator('tbody tr td:nth-child(3)').allTextContents()).map((x) => Number(x.replace(/\D/g, '')));
+    const before = await tokens();
+    expect(before).toEqual([...before].sort((a, b) => b - a));
+    await table.getByRole('button', { name: /^Tokens/ }).click();
+    await expect.poll(tokens).toEqual([...before].sort((a, b) => a - b));
+    expect(await axeCheck(page)).toEqual([]);
+
+    await page.getByLabel('Group by').selectOption('model');
+    await expect.poll(() => table.textContent()).toContain('llama-local');
+    const [csv] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'Export CSV' }).click()]);
+    const text = readFileSync((await csv.path())!, 'utf8');
+    expect(text.split('\n')[0]).toMatch(/^model,/);
+    expect(text).toContain('llama-local');
+    await ctx.close();
+  });
+});
+
 describe('dark mode', () => {
   it('follows the system preference, passes axe on the main pages in dark, and the toggle overrides it (kept after a reload)', async () => {
     const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, colorScheme: 'dark' });

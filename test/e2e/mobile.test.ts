@@ -125,6 +125,7 @@ describe('phone layout (390×844)', () => {
       ['API keys', 'API keys'],
       ['Audit log', 'Audit log'],
       ['Data-boundary policy', 'Data-boundary policy'],
+      ['Usage analytics', 'Usage analytics'],
     ] as const) {
       await menu.click();
       await page.getByRole('navigation', { name: 'Admin console' }).getByRole('link', { name: label }).click();
@@ -145,7 +146,7 @@ describe('phone layout (390×844)', () => {
     await page.getByRole('textbox', { name: 'Message' }).press('Enter');
     await expect.poll(() => page.locator('.msg-assistant').last().textContent()).toContain('two');
     await shoot(page, 'chat');
-    for (const p of ['/me', '/admin', '/admin/keys', '/admin/audit', '/admin/policy']) {
+    for (const p of ['/me', '/admin', '/admin/usage', '/admin/keys', '/admin/audit', '/admin/policy']) {
       await spaNavigate(page, p);
       await page.waitForLoadState('networkidle');
       await page.waitForTimeout(300); // screenshots only: let charts draw

@@ -17,6 +17,7 @@ import { ProvidersPage } from './Providers.js';
 import { SettingsPage } from './Settings.js';
 import { SsoPage } from './Sso.js';
 import { TenantsPage } from './Tenants.js';
+import { UsagePage } from './Usage.js';
 
 interface Section {
   path: string;
@@ -28,6 +29,7 @@ interface Section {
 
 const SECTIONS: Section[] = [
   { path: '/admin', label: 'Overview' },
+  { path: '/admin/usage', label: 'Usage analytics', tenant: true },
   { path: '/admin/members', label: 'Members & roles', tenant: true },
   { path: '/admin/keys', label: 'API keys', tenant: true },
   { path: '/admin/policy', label: 'Data-boundary policy', tenant: true },
@@ -68,6 +70,9 @@ export function AdminPage({ path }: { path: string }) {
   else switch (current?.path) {
     case '/admin':
       body = session.tenant ? <Overview /> : <PlatformHome />;
+      break;
+    case '/admin/usage':
+      body = <UsagePage />;
       break;
     case '/admin/members':
       body = <MembersPage />;
