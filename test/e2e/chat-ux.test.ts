@@ -230,12 +230,18 @@ describe('platform admin without an organisation', () => {
 describe('usage analytics', () => {
   it('shows usage by member with names, by model, sortable, with per-day bars and a CSV export; axe passes', async () => {
     const { ctx, page } = await signIn(t.users.owner!.email);
+    upstream.pieceDelayMs = 0;
+    upstream.reply = 'Counted.';
+    await page.getByRole('combobox', { name: 'Model' }).selectOption('llama-local');
+    await box(page).fill('Something to count');
+    await box(page).press('Enter');
+    await expect.poll(() => page.locator('.msg-assistant').last().textContent()).toContain('Counted.');
     app.services.gateway.usage.flush();
     await nav(page, 'Admin').click();
     await page.getByRole('navigation', { name: 'Admin console' }).getByRole('link', { name: 'Usage analytics' }).click();
     await page.getByRole('heading', { name: 'Usage analytics' }).waitFor();
     const table = page.getByTestId('usage-table');
-    await expect.poll(() => table.textContent()).toContain(t.users.member!.email);
+    await expect.poll(() => table.textContent()).toContain(t.users.owner!.email);
     expect(await table.textContent()).not.toMatch(/usr_/);
     expect(await page.locator('.chart canvas').count()).toBe(2);
     // Sorted by tokens, largest first; a click on the header reverses it.
