@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { createWriteStream } from 'node:fs';
-import { serializeAudit } from '../../server/admin/routes.js';
 import { CliError, printJson } from '../output.js';
 import { withIdentity } from './admin.js';
 import { parseDuration } from './keys.js';
@@ -41,6 +40,8 @@ export function registerAudit(program: Command): void {
     .option('--out <file>', 'write to a file instead of standard output')
     .action((opts: { tenant?: string; since?: string; until?: string; out?: string }) =>
       withIdentity(async (c) => {
+        // The admin API's serializer; loaded here so that `audit verify` does not load express.
+        const { serializeAudit } = await import('../../server/admin/routes.js');
         const tenantId = opts.tenant ? resolveTenant(c, opts.tenant).id : undefined;
         const ctx = tenantId ? c.identity.tenants.scopeTo(c.ctx, tenantId) : c.ctx;
         c.identity.access.require(ctx, tenantId ? 'audit:export' : 'platform:audit:read');
