@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { Classification } from '../context.js';
 import { AppError } from '../errors.js';
 import type { Boundary } from '../providers/types.js';
-import { ContentScanner, DETECTORS, type ContentAction, type Detector } from './content.js';
+import { ContentScanner, DETECTORS, tenantPatternError, type ContentAction, type Detector } from './content.js';
 
 /**
  * The per-tenant data-boundary policy (tenant setting `gateway.policy`, JSON):
@@ -35,14 +35,16 @@ export const policySchema = z
           .array(
             z.object({
               name: z.string().min(1).max(64),
-              pattern: z.string().min(1).max(500).refine((p) => {
-                try {
-                  new RegExp(p, 'g');
-                  return true;
-                } catch {
-                  return false;
-                }
-              }, 'not a valid regular expression'),
+              // Compiled with RE2 (linear-time matching, server/routing/content.ts): a pattern it
+              // cannot compile — backreferences, lookaround — is refused here, at save time.
+              pattern: z
+                .string()
+                .min(1)
+                .max(500)
+                .superRefine((p, ctx) => {
+                  const why = tenantPatternError(p);
+                  if (why) ctx.addIssue({ code: 'custom', message: `RE2 cannot compile this pattern (${why}); backreferences and lookaround are not supported` });
+                }),
             }),
           )
           .max(20)
