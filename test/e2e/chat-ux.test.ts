@@ -258,6 +258,21 @@ describe('usage analytics', () => {
     const text = readFileSync((await csv.path())!, 'utf8');
     expect(text.split('\n')[0]).toMatch(/^model,/);
     expect(text).toContain('llama-local');
+
+    // The audit log names people instead of ids and filters by actor and date.
+    await page.getByRole('navigation', { name: 'Admin console' }).getByRole('link', { name: 'Audit log' }).click();
+    await page.getByRole('heading', { name: 'Audit log' }).waitFor();
+    const rows = page.locator('table tbody tr');
+    await expect.poll(() => rows.count()).toBeGreaterThan(0);
+    await expect.poll(() => page.locator('table tbody').textContent()).toContain(t.users.owner!.email);
+    const ownerLabel = await page.getByLabel('Actor').locator('option', { hasText: t.users.owner!.email }).getAttribute('value');
+    await page.getByLabel('Actor').selectOption(ownerLabel!);
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await expect.poll(async () => (await rows.locator('td:nth-child(5)').allTextContents()).every((c) => c.includes(t.users.owner!.email))).toBe(true);
+    const tomorrow = new Date(Date.now() + 2 * 86_400_000).toISOString().slice(0, 10);
+    await page.getByLabel('From').fill(tomorrow);
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await expect.poll(() => rows.count()).toBe(0);
     await ctx.close();
   });
 });

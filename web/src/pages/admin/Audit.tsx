@@ -26,12 +26,34 @@ export function AuditPage() {
   const [scope, setScope] = useState<'tenant' | 'platform'>(platform ? 'platform' : 'tenant');
   const [action, setAction] = useState('');
   const [outcome, setOutcome] = useState('');
-  const [applied, setApplied] = useState({ action: '', outcome: '' });
+  const [actor, setActor] = useState('');
+  const [from, setFrom] = useState('');
+  const [to, setTo] = useState('');
+  const [applied, setApplied] = useState({ action: '', outcome: '', actor: '', since: '', until: '' });
   const [verify, setVerify] = useState<Verification | null>(null);
   const [verifying, setVerifying] = useState(false);
   const [verifyError, setVerifyError] = useState<unknown>(null);
 
-  const qs = new URLSearchParams({ limit: '100', ...(applied.action ? { action: applied.action } : {}), ...(applied.outcome ? { outcome: applied.outcome } : {}) }).toString();
+  const qs = new URLSearchParams({
+    limit: '100',
+    ...(applied.action ? { action: applied.action } : {}),
+    ...(applied.outcome ? { outcome: applied.outcome } : {}),
+    ...(applied.actor ? { actor: applied.actor } : {}),
+    ...(applied.since ? { since: applied.since } : {}),
+    ...(applied.until ? { until: applied.until } : {}),
+  }).toString();
+  // Names for the ids in the log: this organisation's members and keys.
+  const names = useLoad(async () => {
+    if (!tenantId) return new Map<string, string>();
+    const [members, keys] = await Promise.all([
+      api<ListPage<{ id: string; email: string; name: string | null }>>(tenantPath(tenantId, '/members?limit=200')).catch(() => null),
+      api<ListPage<{ id: string; name: string; prefix: string }>>(tenantPath(tenantId, '/keys?limit=200')).catch(() => null),
+    ]);
+    return new Map<string, string>([...(members?.data ?? []).map((m) => [m.id, m.name ? `${m.name} (${m.email})` : m.email] as [string, string]), ...(keys?.data ?? []).map((k) => [k.id, `key ${k.name} (${k.prefix}…)`] as [string, string])]);
+  }, [tenantId]);
+  const who = (ref: { type: string; id: string | null } | null): string => (ref ? (ref.id ? (names.data?.get(ref.id) ?? `${ref.type}: ${ref.id}`) : ref.type) : '—');
+  /** A date input (the user's local day) as epoch ms: the start of `from`, the end of `to`. */
+  const dayMs = (d: string, end: boolean) => (d ? String(new Date(`${d}T00:00:00`).getTime() + (end ? 86_400_000 - 1 : 0)) : '');
   const list = useLoad(() => api<ListPage<AuditEvent>>(scope === 'platform' ? `/admin/api/audit?${qs}` : tenantPath(tenantId!, `/audit?${qs}`)), [scope, qs, tenantId]);
 
   const runVerify = async () => {
@@ -79,7 +101,7 @@ export function AuditPage() {
         className="form form-row"
         onSubmit={(e) => {
           e.preventDefault();
-          setApplied({ action: action.trim(), outcome });
+          setApplied({ action: action.trim(), outcome, actor, since: dayMs(from, false), until: dayMs(to, true) });
         }}
         aria-label="Filter audit events"
       >
@@ -105,6 +127,25 @@ export function AuditPage() {
             <option value="allowed">allowed</option>
             <option value="denied">denied</option>
           </select>
+        </label>
+        <label className="field">
+          <span>Actor</span>
+          <select value={actor} onChange={(e) => setActor(e.target.value)}>
+            <option value="">Anyone</option>
+            {[...(names.data ?? new Map<string, string>())].map(([id, name]) => (
+              <option key={id} value={id}>
+                {name}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label className="field">
+          <span>From</span>
+          <input type="date" value={from} onChange={(e) => setFrom(e.target.value)} />
+        </label>
+        <label className="field">
+          <span>To</span>
+          <input type="date" value={to} onChange={(e) => setTo(e.target.value)} />
         </label>
         <button className="btn" type="submit">
           Filter
@@ -142,11 +183,8 @@ export function AuditPage() {
                     <span className={`tag tag-${e.outcome}`}>{e.outcome}</span>
                     {e.reason ? <span className="small muted"> {e.reason}</span> : null}
                   </td>
-                  <td className="small">
-                    {e.actor.type}
-                    {e.actor.id ? `: ${e.actor.id}` : ''}
-                  </td>
-                  <td className="small">{e.target ? `${e.target.type}${e.target.id ? `: ${e.target.id}` : ''}` : '—'}</td>
+                  <td className="small break">{who(e.actor)}</td>
+                  <td className="small break">{e.target ? `${e.target.type}${e.target.id ? `: ${names.data?.get(e.target.id) ?? e.target.id}` : ''}` : '—'}</td>
                   <td className="small">{e.ip ?? '—'}</td>
                 </tr>
               ))}
