@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { serializeDomain } from '../../server/identity/domains.js';
 import { serializeTenant, type TenantRow } from '../../server/identity/tenants.js';
 import { CliError, printJson, printTable } from '../output.js';
 import { withIdentity, type CliIdentity } from './admin.js';
@@ -74,4 +75,54 @@ export function registerTenants(program: Command): void {
         }),
       );
   }
+
+  // Verified e-mail domains (issue 16): only a platform administrator (this CLI) adds and
+  // verifies them; a verified domain lets the tenant's IdP link and JIT-create accounts of it.
+  const domains = tenants.command('domains').description("e-mail domains verified for a tenant (what its IdP may link and create)");
+  domains
+    .command('list <tenant>')
+    .description('list the domains added to a tenant and whether they are verified')
+    .option('--json', 'print JSON')
+    .action((ref: string, opts: { json?: boolean }) =>
+      withIdentity((c) => {
+        const ctx = c.identity.tenants.scopeTo(c.ctx, resolveTenant(c, ref).id);
+        const rows = c.identity.domains.list(ctx).map(serializeDomain);
+        if (opts.json) printJson(rows);
+        else printTable(rows.map((r) => ({ ...r, challenge: `${r.challenge.name} TXT ${r.challenge.value}` })), ['domain', 'verified', 'verified_at', 'challenge']);
+      }),
+    );
+  domains
+    .command('add <tenant> <domain>')
+    .description('add a domain (not yet verified); prints the DNS TXT challenge the tenant can publish')
+    .option('--json', 'print JSON')
+    .action((ref: string, domain: string, opts: { json?: boolean }) =>
+      withIdentity((c) => {
+        const ctx = c.identity.tenants.scopeTo(c.ctx, resolveTenant(c, ref).id);
+        const row = serializeDomain(c.identity.domains.add(ctx, domain));
+        if (opts.json) printJson(row);
+        else process.stdout.write(`added ${row.domain} to ${ctx.tenant!.slug} (not verified)\nchallenge: ${row.challenge.name} TXT "${row.challenge.value}"\nverify once you have checked the tenant controls it: enclave tenants domains verify ${ctx.tenant!.slug} ${row.domain}\n`);
+      }),
+    );
+  domains
+    .command('verify <tenant> <domain>')
+    .description('record that you (a platform administrator) verified the tenant controls this domain')
+    .option('--json', 'print JSON')
+    .action((ref: string, domain: string, opts: { json?: boolean }) =>
+      withIdentity((c) => {
+        const ctx = c.identity.tenants.scopeTo(c.ctx, resolveTenant(c, ref).id);
+        const row = serializeDomain(c.identity.domains.verify(ctx, domain));
+        if (opts.json) printJson(row);
+        else process.stdout.write(`${row.domain} is verified for ${ctx.tenant!.slug}\n`);
+      }),
+    );
+  domains
+    .command('remove <tenant> <domain>')
+    .description('remove a domain (its IdP no longer links or creates accounts of it)')
+    .action((ref: string, domain: string) =>
+      withIdentity((c) => {
+        const ctx = c.identity.tenants.scopeTo(c.ctx, resolveTenant(c, ref).id);
+        c.identity.domains.remove(ctx, domain);
+        process.stdout.write(`removed ${domain} from ${ctx.tenant!.slug}\n`);
+      }),
+    );
 }

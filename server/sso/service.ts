@@ -464,7 +464,12 @@ export class SsoService {
 
     const user = await this.userFor(ctx, idp, { iss: tx.issuer, sub, email, emailVerified, name: typeof idClaims.name === 'string' ? idClaims.name : undefined }, tx);
     if (tx.invitationId && (user.email !== email?.toLowerCase() || !emailVerified)) throw this.fail(ctx, idp, 'invitation_email_mismatch', 403);
-    const activeTenant = this.applyMapping(ctx, idp, user, values, { invited: tx.invitationId !== undefined });
+    // The mapping may add a membership only for accounts this IdP owns (it provisioned them,
+    // or linked them under the verified-domain rule); for others it changes or removes an
+    // existing role but never re-adds one an admin removed (issue 16).
+    const origin = this.repo.identity(tx.issuer, sub)?.origin;
+    const owns = idp.kind === 'platform' || origin === 'provisioned' || origin === 'linked_by_email' || origin === 'legacy';
+    const activeTenant = this.applyMapping(ctx, idp, user, values, { invited: tx.invitationId !== undefined, mayAdd: owns });
     if (tx.invitationId) {
       const uctx: RequestContext = { ...ctx, principal: { kind: 'user', id: user.id, userId: user.id, platformAdmin: user.platformAdmin } };
       try {
@@ -583,6 +588,8 @@ export class SsoService {
     if (!u || u.status !== 'active') throw this.fail(ctx, idp, 'user_deactivated', 403);
     if (idp.kind === 'tenant' && u.platformAdmin) throw this.fail(ctx, idp, 'platform_admin_requires_platform_idp', 403);
     if (linked && linked.userId !== u.id) throw this.fail(ctx, idp, 'identity_in_use', 409);
+    // Linking is for members of the IdP's tenant: it never makes anyone a member.
+    if (idp.kind === 'tenant' && !this.memberTenants(u.id).includes(idp.tenant!.id)) throw this.fail(ctx, idp, 'not_a_member', 403);
     const now = this.d.clock.now();
     if (linked) this.repo.updateIdentity(linked.id, { lastLoginAt: now, origin: 'linked_by_user', idpRef: idp.ref });
     else this.repo.insertIdentity({ id: newId('sid', now), issuer: c.iss, subject: c.sub, userId: u.id, idpRef: idp.ref, origin: 'linked_by_user', createdAt: now, lastLoginAt: now });
@@ -599,12 +606,17 @@ export class SsoService {
    * IdPs: only their own tenant, never platform admin. Platform IdP: platform admin and the
    * tenants its rules name. Returns the session's active tenant.
    */
-  private applyMapping(ctx: RequestContext, idp: ResolvedIdp, user: UserRow, values: MappedValues, opts: { invited?: boolean } = {}): string | null {
+  private applyMapping(ctx: RequestContext, idp: ResolvedIdp, user: UserRow, values: MappedValues, opts: { invited?: boolean; mayAdd?: boolean } = {}): string | null {
     if (idp.kind === 'tenant') {
       const tenant = idp.tenant!;
       const role = tenantRole(values, idp.tenantRules, idp.defaultRole);
       // An invitation accepted through the IdP grants its own role when the mapping gives none.
       if (!role && opts.invited) return tenant.id;
+      const member = this.d.identity.sessions.memberships(user.id).some((m) => m.tenantId === tenant.id);
+      if (!member && !opts.mayAdd) {
+        if (opts.invited) return tenant.id;
+        throw this.fail(ctx, idp, 'not_a_member', 403);
+      }
       this.setRole(ctx, idp, user, tenant, role);
       if (!role) throw this.fail(ctx, idp, 'no_mapped_role', 403);
       return tenant.id;
@@ -922,7 +934,7 @@ function reasonLabel(reason: string): (typeof LOGIN_OUTCOMES)[number] {
   if ((LOGIN_OUTCOMES as readonly string[]).includes(reason)) return reason as (typeof LOGIN_OUTCOMES)[number];
   if (['iss_mismatch', 'aud_mismatch', 'alg_not_allowed', 'signature_invalid', 'nonce_mismatch', 'token_expired', 'iat_invalid', 'sub_missing', 'invalid_response'].includes(reason)) return 'token_invalid';
   if (['discovery_issuer_mismatch', 'idp_no_pkce', 'insecure_issuer', 'idp_unreachable'].includes(reason)) return 'discovery_failed';
-  if (['email_domain_not_allowed', 'account_link_refused', 'not_provisioned', 'no_mapped_role', 'user_deactivated', 'platform_admin_requires_platform_idp', 'seat_limit', 'tenant_suspended', 'email_missing', 'email_domain_not_verified', 'identity_in_use', 'invitation_email_mismatch', 'invitation_invalid'].includes(reason)) return 'not_permitted';
+  if (['email_domain_not_allowed', 'account_link_refused', 'not_provisioned', 'no_mapped_role', 'user_deactivated', 'platform_admin_requires_platform_idp', 'seat_limit', 'tenant_suspended', 'email_missing', 'email_domain_not_verified', 'identity_in_use', 'invitation_email_mismatch', 'invitation_invalid', 'not_a_member'].includes(reason)) return 'not_permitted';
   return 'other';
 }
 
@@ -960,5 +972,6 @@ const MESSAGES: Record<string, string> = {
   email_domain_not_verified: "This sign-in provider may create accounts only for e-mail domains a platform administrator verified for its organisation; ask to be invited instead.",
   identity_in_use: 'This identity-provider account is already linked to another Enclave account.',
   invitation_email_mismatch: 'The identity provider signed you in with an address other than the invited one (or did not verify it).',
+  not_a_member: 'You are not a member of this organisation; ask its administrator for an invitation.',
   invitation_invalid: 'This invitation does not exist, has expired, or was already used or withdrawn; ask for a new one.',
 };
