@@ -1,8 +1,11 @@
-import { EventEmitter } from 'node:events';
-import type { ServerResponse } from 'node:http';
-import { AppError } from '../errors.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { RequestContext } from '../context.js';
+import { AppError, toAppError } from '../errors.js';
 import { sendJson } from '../http/respond.js';
 import { ChunkFold } from '../providers/chunk-fold.js';
+import { drain, fromRequest, startStream, writeFacts, writePiece } from './faces/http.js';
+import { writeError } from './faces/openai-chat.js';
+import type { GatewayService } from './service.js';
 
 /**
  * The Ollama API as a second face of the gateway (`/ollama/api/*`), for tools that speak
@@ -155,166 +158,80 @@ export function tagsBody(models: readonly { id: string }[]): Json {
 }
 
 /**
- * Stands in for the client's response while the gateway service answers in OpenAI's shape,
- * and writes Ollama's shape to the real response: the JSON of a whole answer translated
- * when it ends; SSE events turned into NDJSON lines as they come (tool calls, which OpenAI
- * streams in pieces, are sent whole with the last line, as Ollama does). Only what the
- * service uses of a ServerResponse is here; events ('close', 'drain') are the real
- * response's.
+ * Encodes the pipeline's result in Ollama's shapes: one JSON object for a whole answer (or
+ * `{error}`), NDJSON lines while streaming — text as it comes; tool calls, which OpenAI
+ * streams in pieces, whole in the last line (with done_reason and token counts), as Ollama
+ * sends them; a failure mid-stream as an `{error}` line.
  */
-export class OllamaResponse extends EventEmitter {
-  statusCode = 200;
-  private readonly fold = new ChunkFold();
-  private usage: { prompt_tokens?: number; completion_tokens?: number } | undefined;
-  private readonly started = Date.now();
-  private sse = false;
-
-  constructor(
-    private readonly out: ServerResponse,
-    private readonly model: string,
-    private readonly kind: 'chat' | 'generate' | 'embed',
-  ) {
-    super();
-  }
-
-  get headersSent(): boolean {
-    return this.out.headersSent;
-  }
-  get writableEnded(): boolean {
-    return this.out.writableEnded;
-  }
-  get writableFinished(): boolean {
-    return this.out.writableFinished;
-  }
-  get writableCorked(): number {
-    return this.out.writableCorked;
-  }
-  get destroyed(): boolean {
-    return this.out.destroyed;
-  }
-  override on(event: string, fn: (...a: unknown[]) => void): this {
-    this.out.on(event, fn);
-    return this;
-  }
-  override once(event: string, fn: (...a: unknown[]) => void): this {
-    this.out.once(event, fn);
-    return this;
-  }
-  override off(event: string, fn: (...a: unknown[]) => void): this {
-    this.out.off(event, fn);
-    return this;
-  }
-  cork(): void {
-    this.out.cork();
-  }
-  uncork(): void {
-    this.out.uncork();
-  }
-  flushHeaders(): void {
-    this.out.flushHeaders();
-  }
-
-  setHeader(k: string, v: string | number | readonly string[]): this {
-    const key = k.toLowerCase();
-    // Content type and length are the translated answer's, set when it is written.
-    if (key !== 'content-type' && key !== 'content-length') this.out.setHeader(k, v);
-    return this;
-  }
-
-  /** Only streaming answers write a head of their own (SSE): it becomes NDJSON's. */
-  writeHead(code: number): this {
-    this.sse = true;
-    this.out.writeHead(code, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' });
-    return this;
-  }
-
-  write(chunk: string): boolean {
-    let ok = true;
-    for (const data of events(chunk)) ok = this.relay(data) && ok;
-    return ok;
-  }
-
-  end(chunk?: string): this {
-    if (!this.sse) {
-      this.answer(chunk ?? '');
-      return this;
+export async function writeOllama(svc: GatewayService, ctx: RequestContext, req: IncomingMessage, res: ServerResponse, body: Json, kind: 'chat' | 'generate' | 'embed'): Promise<void> {
+  const started = Date.now();
+  const model = String(body.model);
+  const r = await svc.run(ctx, { api: 'ollama', endpoint: kind === 'embed' ? 'embeddings' : 'chat', body, ...fromRequest(req, res) });
+  if (r.kind === 'error') return writeError(res, r.facts, r.error, ollamaError);
+  const shape = { model, kind, started };
+  if (r.kind === 'whole') {
+    writeFacts(res, r.facts);
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    const j = r.body as Json;
+    if (kind === 'embed') {
+      return sendJson(res, 200, { model, embeddings: (j.data ?? []).map((d: Json) => d.embedding), total_duration: (Date.now() - started) * 1e6, prompt_eval_count: j.usage?.prompt_tokens ?? 0 });
     }
-    for (const data of events(chunk ?? '')) this.relay(data);
-    if (!this.out.writableEnded) this.out.end();
-    return this;
+    const c = j.choices?.[0] ?? {};
+    return sendJson(res, 200, doneLine(shape, typeof c.message?.content === 'string' ? c.message.content : '', c.message?.tool_calls, c.finish_reason, j.usage));
   }
-
-  /** One SSE event of a streamed chat: a chunk, [DONE], or an error event. */
-  private relay(data: string): boolean {
-    if (data === '[DONE]') return this.line(this.last());
-    let j: Json;
-    try {
-      j = JSON.parse(data) as Json;
-    } catch {
-      return true;
+  const fold = new ChunkFold();
+  let usage: Json | undefined;
+  let open = false;
+  const line = (o: Json): boolean => writePiece(res, `${JSON.stringify(o)}\n`);
+  try {
+    for await (const chunk of r.chunks) {
+      if (res.destroyed) break;
+      if (!open) {
+        startStream(res, r.facts, NDJSON);
+        open = true;
+      }
+      if (chunk.usage) usage = chunk.usage;
+      fold.add(chunk);
+      let text = '';
+      for (const ch of chunk.choices ?? []) if (typeof ch.delta?.content === 'string') text += ch.delta.content;
+      if (!text) continue;
+      if (!line({ model, created_at: new Date().toISOString(), ...textOf(kind, text), done: false })) await drain(res);
     }
-    if (j.error) return this.line({ error: String(j.error.message ?? 'error') });
-    if (j.usage) this.usage = j.usage;
-    this.fold.add(j as never);
-    const text = (j.choices ?? []).map((c: Json) => (typeof c.delta?.content === 'string' ? c.delta.content : '')).join('');
-    if (!text) return true;
-    return this.line({ model: this.model, created_at: new Date().toISOString(), ...this.text(text), done: false });
-  }
-
-  private line(o: Json): boolean {
-    return this.out.write(`${JSON.stringify(o)}\n`);
-  }
-
-  /** The answer's text as /api/chat (`message`) or /api/generate (`response`) carries it. */
-  private text(content: string, calls?: Json[]): Json {
-    return this.kind === 'generate' ? { response: content } : { message: { role: 'assistant', content, ...(calls ? { tool_calls: calls } : {}) } };
-  }
-
-  /** The final line of a stream, from the folded chunks and the usage chunk. */
-  private last(): Json {
-    const c = this.fold.choices[0];
-    return this.done('', c?.toolCalls, c?.finishReason, this.usage);
-  }
-
-  /** A finished answer (a stream's last line, or a whole answer): done reason, token counts, tool calls. */
-  private done(content: string, toolCalls: Parameters<typeof ollamaToolCalls>[0], finishReason: string | null | undefined, usage: Json | undefined): Json {
-    return {
-      model: this.model,
-      created_at: new Date().toISOString(),
-      ...this.text(content, ollamaToolCalls(toolCalls)),
-      done: true,
-      done_reason: DONE_REASON[finishReason ?? 'stop'] ?? 'stop',
-      total_duration: (Date.now() - this.started) * 1e6,
-      prompt_eval_count: usage?.prompt_tokens ?? 0,
-      eval_count: usage?.completion_tokens ?? 0,
-    };
-  }
-
-  /** A whole (non-streamed) answer or an error, as one JSON object. */
-  private answer(text: string): void {
-    let j: Json = {};
-    try {
-      j = text ? (JSON.parse(text) as Json) : {};
-    } catch {
-      /* not JSON: answered as an error below */
-    }
-    let body: Json;
-    if (this.statusCode >= 400 || j.error) body = { error: String(j.error?.message ?? 'error') };
-    else if (this.kind === 'embed') {
-      body = { model: this.model, embeddings: (j.data ?? []).map((d: Json) => d.embedding), total_duration: (Date.now() - this.started) * 1e6, prompt_eval_count: j.usage?.prompt_tokens ?? 0 };
-    } else {
-      const c = j.choices?.[0] ?? {};
-      body = this.done(typeof c.message?.content === 'string' ? c.message.content : '', c.message?.tool_calls, c.finish_reason, j.usage);
-    }
-    sendJson(this.out, this.statusCode, body);
+    if (res.destroyed) return;
+    if (!open) startStream(res, r.facts, NDJSON);
+    const c = fold.choices[0];
+    line(doneLine(shape, '', c?.toolCalls, c?.finishReason, usage));
+    res.end();
+  } catch (e) {
+    const err = toAppError(e);
+    if (!open) return writeError(res, r.facts, err, ollamaError);
+    if (!res.writableEnded) res.end(`${JSON.stringify(ollamaError(err))}\n`);
   }
 }
 
-/** The `data:` payloads of the SSE events in one write (the service writes whole events). */
-function events(chunk: string): string[] {
-  const out: string[] = [];
-  for (const block of chunk.split('\n\n')) {
-    if (block.startsWith('data: ')) out.push(block.slice(6));
-  }
-  return out;
+const NDJSON = 'application/x-ndjson';
+
+/** The answer's text as /api/chat (`message`) or /api/generate (`response`) carries it. */
+function textOf(kind: 'chat' | 'generate' | 'embed', content: string, calls?: Json[]): Json {
+  return kind === 'generate' ? { response: content } : { message: { role: 'assistant', content, ...(calls ? { tool_calls: calls } : {}) } };
+}
+
+/** A finished answer (a stream's last line, or a whole answer): done reason, token counts, tool calls. */
+function doneLine(
+  s: { model: string; kind: 'chat' | 'generate' | 'embed'; started: number },
+  content: string,
+  toolCalls: Parameters<typeof ollamaToolCalls>[0],
+  finishReason: string | null | undefined,
+  usage: Json | undefined,
+): Json {
+  return {
+    model: s.model,
+    created_at: new Date().toISOString(),
+    ...textOf(s.kind, content, ollamaToolCalls(toolCalls)),
+    done: true,
+    done_reason: DONE_REASON[finishReason ?? 'stop'] ?? 'stop',
+    total_duration: (Date.now() - s.started) * 1e6,
+    prompt_eval_count: usage?.prompt_tokens ?? 0,
+    eval_count: usage?.completion_tokens ?? 0,
+  };
 }

@@ -1,10 +1,10 @@
-import type { ServerResponse } from 'node:http';
 import { AppError } from '../errors.js';
 import type { FastRoute } from '../http/fast-path.js';
 import { sendJson } from '../http/respond.js';
 import { APP_VERSION } from '../paths.js';
 import type { Gateway } from './index.js';
-import { chatRequest, embedRequest, generateRequest, ollamaError, OllamaResponse, tagsBody } from './ollama-api.js';
+import { writeChat, writeEmbeddings } from './faces/openai-chat.js';
+import { chatRequest, embedRequest, generateRequest, ollamaError, tagsBody, writeOllama } from './ollama-api.js';
 
 /**
  * `/v1`: the OpenAI-compatible surface (API keys), served by the fast path
@@ -34,9 +34,7 @@ export function v1Routes(gateway: Gateway): FastRoute[] {
       pattern: /^\/v1\/chat\/completions\/?$/i,
       body: true,
       handle: async (ctx, req, res, body) => {
-        const b = objectBody(body);
-        svc.beginCall();
-        await svc.chat(ctx, b, req, res);
+        await writeChat(svc, ctx, req, res, objectBody(body), { api: 'chat' });
       },
     },
     {
@@ -45,9 +43,7 @@ export function v1Routes(gateway: Gateway): FastRoute[] {
       pattern: /^\/v1\/embeddings\/?$/i,
       body: true,
       handle: async (ctx, req, res, body) => {
-        const b = objectBody(body);
-        svc.beginCall();
-        await svc.embeddings(ctx, b, req, res);
+        await writeEmbeddings(svc, ctx, req, res, objectBody(body));
       },
     },
   ];
@@ -71,21 +67,9 @@ export function ollamaRoutes(gateway: Gateway): FastRoute[] {
   return [
     route('GET', 'tags', (ctx, _req, res) => sendJson(res, 200, tagsBody(svc.listModels(ctx)))),
     route('GET', 'version', (_ctx, _req, res) => sendJson(res, 200, { version: APP_VERSION })),
-    route('POST', 'chat', async (ctx, req, res, body) => {
-      const b = chatRequest(body);
-      svc.beginCall();
-      await svc.chat(ctx, b, req, new OllamaResponse(res, b.model, 'chat') as unknown as ServerResponse);
-    }),
-    route('POST', 'generate', async (ctx, req, res, body) => {
-      const b = generateRequest(body);
-      svc.beginCall();
-      await svc.chat(ctx, b, req, new OllamaResponse(res, b.model, 'generate') as unknown as ServerResponse);
-    }),
-    route('POST', 'embed', async (ctx, req, res, body) => {
-      const b = embedRequest(body);
-      svc.beginCall();
-      await svc.embeddings(ctx, b, req, new OllamaResponse(res, b.model, 'embed') as unknown as ServerResponse);
-    }),
+    route('POST', 'chat', (ctx, req, res, body) => writeOllama(svc, ctx, req, res, chatRequest(body), 'chat')),
+    route('POST', 'generate', (ctx, req, res, body) => writeOllama(svc, ctx, req, res, generateRequest(body), 'generate')),
+    route('POST', 'embed', (ctx, req, res, body) => writeOllama(svc, ctx, req, res, embedRequest(body), 'embed')),
   ];
 }
 

@@ -81,6 +81,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly gatewayApiCalls = new Counter({
+    name: 'enclave_gateway_api_calls_total',
+    help: 'AI calls by API face (chat = OpenAI /v1, responses, messages, ollama, batch), endpoint and outcome.',
+    labelNames: ['api', 'endpoint', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
   readonly gatewayDuration = new Histogram({
     name: 'enclave_gateway_request_duration_seconds',
     help: 'Total time of an AI call, from arrival to last byte.',
@@ -99,8 +106,8 @@ export class Metrics {
 
   readonly gatewayOverhead = new Histogram({
     name: 'enclave_gateway_overhead_seconds',
-    help: 'Time spent inside Enclave for an AI call (total minus time waiting for the upstream).',
-    labelNames: ['endpoint'] as const,
+    help: 'Time spent inside Enclave for an AI call (total minus time waiting for the upstream), by endpoint and API face.',
+    labelNames: ['endpoint', 'api'] as const,
     buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1],
     registers: [this.registry],
   });

@@ -1,0 +1,71 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { requestHeader } from '../../http/request-context.js';
+import type { CallFacts, GatewayCall } from '../call.js';
+import { CLIENT_GONE } from '../call.js';
+
+/**
+ * What every HTTP face shares: the call's headers from the request, the facts as response
+ * headers, a client-gone signal, and streaming writes that respect backpressure.
+ */
+
+/** The parts of a GatewayCall that come from HTTP headers and the connection. */
+export function fromRequest(req: IncomingMessage, res: ServerResponse): Pick<GatewayCall, 'classification' | 'workflow' | 'signal'> {
+  return { classification: requestHeader(req, 'x-enclave-classification'), workflow: requestHeader(req, 'x-enclave-workflow'), signal: clientGone(res) };
+}
+
+/** Aborts when the response closes before it finished (the client went away). */
+export function clientGone(res: ServerResponse): AbortSignal {
+  const ac = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) ac.abort(CLIENT_GONE);
+  });
+  return ac.signal;
+}
+
+/** The call's facts as headers: overhead, classification, boundary, redactions, rate-limit state. */
+export function writeFacts(res: ServerResponse, f: CallFacts): void {
+  if (res.headersSent) return;
+  res.setHeader('x-enclave-overhead-ms', f.overheadMs().toFixed(3));
+  if (f.classification) res.setHeader('x-enclave-classification', f.classification);
+  if (f.boundary) res.setHeader('x-enclave-boundary', f.boundary);
+  if (f.redacted?.length) res.setHeader('x-enclave-redacted', f.redacted.join(','));
+  const h = f.limitHeaders;
+  if (h) for (const k in h) res.setHeader(k, h[k]!);
+}
+
+/** Starts a streamed answer of the given content type (SSE or NDJSON), proxies told not to buffer. */
+export function startStream(res: ServerResponse, f: CallFacts, type: string): void {
+  writeFacts(res, f);
+  res.writeHead(200, { 'content-type': type, 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+  res.flushHeaders();
+}
+
+/**
+ * Writes one piece of a streamed answer. Pieces written in one event-loop turn leave in one
+ * write (cork, uncork on the next tick: no added delay); a full socket buffer waits for
+ * 'drain' (or 'close': drain()), so a slow client slows the upstream instead of growing our memory.
+ */
+export function writePiece(res: ServerResponse, s: string): boolean {
+  if (!res.writableCorked) {
+    res.cork();
+    process.nextTick(uncork, res);
+  }
+  return res.write(s);
+}
+
+function uncork(res: ServerResponse): void {
+  if (res.writableCorked) res.uncork();
+}
+
+/** Resolves when the response can take more (or is closed). */
+export function drain(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.once('drain', done);
+    res.once('close', done);
+  });
+}
