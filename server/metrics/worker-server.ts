@@ -26,7 +26,8 @@ export async function startWorkerMetricsServer(o: {
   trustProxy?: number;
 }): Promise<WorkerMetricsServer> {
   const gate = metricsGate({ token: o.token, public: o.public ?? false, trustProxy: o.trustProxy ?? 0 });
-  const server: Server = createServer((req, res) => {
+  // GET only: a request must arrive whole within 20 s (slowloris), checked every second.
+  const server: Server = createServer({ connectionsCheckingInterval: 1000, headersTimeout: 20_000, requestTimeout: 20_000 }, (req, res) => {
     const url = (req.url ?? '/').split('?')[0];
     if (url !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD')) {
       res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { message: 'Only GET /metrics is served here.', type: 'not_found', code: 'route_not_found', param: null } }));
