@@ -277,6 +277,44 @@ describe('usage analytics', () => {
   });
 });
 
+describe('providers', () => {
+  it('shows a failing deployment as down with its last error; disable and remove ask first and then act', async () => {
+    const s = app.services;
+    const down = s.gateway.deployments.create(sys(s), { name: 'ux-down', kind: 'openai', base_url: 'http://127.0.0.1:9/v1', boundary: 'local', models: ['down-model'], options: { ...SLOW, connectMs: 500, breakerFailures: 1, breakerCooldownMs: 600_000 } });
+    try {
+      const owner = await login(app.url, t.users.owner!.email);
+      const conv = (await call(app.url, '/api/chat/conversations', { method: 'POST', session: owner, body: {} })).body.id as string;
+      const failed = await call(app.url, `/api/chat/conversations/${conv}/completions`, { method: 'POST', session: owner, body: { content: 'hello?', model: 'down-model' } });
+      expect(failed.status).toBeGreaterThanOrEqual(500);
+
+      const { ctx, page, watch } = await open(ROOT);
+      await page.getByRole('heading', { name: 'Platform overview' }).waitFor();
+      await spaNavigate(page, '/admin/providers');
+      await page.getByRole('heading', { name: 'Providers & models' }).waitFor();
+      const health = page.getByTestId('health-ux-down');
+      await expect.poll(() => health.textContent()).toContain('down');
+      expect(await health.textContent()).toContain('Last error');
+      expect(await page.getByTestId('health-ux-local').textContent()).toMatch(/up|no calls yet/);
+      expect(await axeCheck(page)).toEqual([]);
+
+      const row = page.locator('tr', { has: health });
+      await row.getByRole('button', { name: 'Disable' }).click();
+      await expect.poll(() => row.locator('.tag').first().textContent()).toBe('disabled');
+      expect(watch.dialogs.at(-1)).toContain('Nobody is offered its models');
+      await row.getByRole('button', { name: 'Remove ux-down' }).click();
+      await expect.poll(() => health.count()).toBe(0);
+      expect(watch.dialogs.at(-1)).toContain('down-model');
+      await ctx.close();
+    } finally {
+      try {
+        s.gateway.deployments.remove(sys(s), down.id);
+      } catch {
+        /* removed by the test */
+      }
+    }
+  });
+});
+
 describe('dark mode', () => {
   it('follows the system preference, passes axe on the main pages in dark, and the toggle overrides it (kept after a reload)', async () => {
     const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, colorScheme: 'dark' });

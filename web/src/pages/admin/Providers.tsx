@@ -14,7 +14,8 @@ interface Provider {
   approved: boolean;
   enabled: boolean;
   models: { name: string; type: string }[];
-  health?: { state?: string; breaker?: string } | null;
+  /** The process's view: the circuit breaker (opened after repeated upstream failures) and calls in flight. */
+  health?: { breaker: { state: 'closed' | 'open' | 'half_open'; consecutive_failures: number; opened_at: number | null; last_error: string | null } | null; in_flight: number } | null;
 }
 
 /**
@@ -58,6 +59,26 @@ export function ProvidersPage({ tenant }: { tenant?: { id: string; slug: string 
       setTests((t) => ({ ...t, [p.id]: { ok: r.ok !== false, text: r.ok === false ? String(r.error ?? r.message ?? 'failed') : `Connected${models !== null ? `: ${models} models` : ''}` } }));
     } catch (err) {
       setTests((t) => ({ ...t, [p.id]: { ok: false, text: (err as Error).message } }));
+    }
+  };
+
+  const change = async (p: Provider, what: 'enable' | 'disable' | 'remove') => {
+    const consequence =
+      what === 'remove'
+        ? `Remove “${p.name}”? Its models (${p.models.map((m) => m.name).join(', ') || 'none'}) stop being offered at once; calls that need them are routed elsewhere or refused. Usage already recorded stays.`
+        : what === 'disable'
+          ? `Disable “${p.name}”? Nobody is offered its models until it is enabled again; nothing is deleted.`
+          : null;
+    if (consequence && !confirm(consequence)) return;
+    setError(null);
+    setDone(null);
+    try {
+      if (what === 'remove') await api(`${base}/${p.id}`, { method: 'DELETE' });
+      else await api(`${base}/${p.id}`, { method: 'PATCH', body: { enabled: what === 'enable' } });
+      setDone(`Provider ${p.name} ${what === 'remove' ? 'removed' : `${what}d`}.`);
+      await list.reload();
+    } catch (err) {
+      setError(err);
     }
   };
 
@@ -127,7 +148,11 @@ export function ProvidersPage({ tenant }: { tenant?: { id: string; slug: string 
                   <th scope="col">Boundary</th>
                   <th scope="col">Models</th>
                   <th scope="col">Status</th>
+                  <th scope="col">Health</th>
                   <th scope="col">Connection</th>
+                  <th scope="col">
+                    <span className="sr-only">Actions</span>
+                  </th>
                 </tr>
               </thead>
               <tbody>
@@ -145,6 +170,9 @@ export function ProvidersPage({ tenant }: { tenant?: { id: string; slug: string 
                     <td>
                       <span className={`tag ${p.enabled && p.approved ? 'tag-active' : ''}`}>{!p.approved ? 'not approved' : p.enabled ? 'enabled' : 'disabled'}</span>
                     </td>
+                    <td className="small" data-testid={`health-${p.name}`}>
+                      <Health h={p.health} />
+                    </td>
                     <td>
                       <button type="button" className="btn btn-small" onClick={() => void test(p)} aria-label={`Test connection to ${p.name}`}>
                         Test
@@ -156,6 +184,14 @@ export function ProvidersPage({ tenant }: { tenant?: { id: string; slug: string 
                         </span>
                       ) : null}
                     </td>
+                    <td className="actions">
+                      <button type="button" className="btn btn-small" onClick={() => void change(p, p.enabled ? 'disable' : 'enable')}>
+                        {p.enabled ? 'Disable' : 'Enable'}
+                      </button>{' '}
+                      <button type="button" className="btn btn-small btn-ghost" aria-label={`Remove ${p.name}`} onClick={() => void change(p, 'remove')}>
+                        Remove
+                      </button>
+                    </td>
                   </tr>
                 ))}
               </tbody>
@@ -164,5 +200,20 @@ export function ProvidersPage({ tenant }: { tenant?: { id: string; slug: string 
         )
       ) : null}
     </section>
+  );
+}
+
+/** Down (breaker open: calls skip it), recovering (one trial call allowed) or up, with the last upstream error. */
+function Health({ h }: { h: Provider['health'] }) {
+  const b = h?.breaker;
+  if (!b) return <span className="muted">no calls yet</span>;
+  const label = b.state === 'open' ? 'down' : b.state === 'half_open' ? 'recovering' : 'up';
+  return (
+    <>
+      <span className={`tag ${b.state === 'closed' ? 'tag-active' : 'tag-error'}`}>{label}</span>
+      {h.in_flight ? <span className="muted"> · {h.in_flight} in flight</span> : null}
+      {b.consecutive_failures ? <div className="muted">{b.consecutive_failures} failed in a row</div> : null}
+      {b.last_error ? <div className="reason muted">Last error: {b.last_error}</div> : null}
+    </>
   );
 }
