@@ -45,7 +45,16 @@ export function registerConfig(program: Command): void {
           // server/config/rotate-master-key.ts: `.next`, re-encrypt, `.previous`, swap; every
           // crash window leaves keys that start-up accepts, and re-running finishes the job.
           const previous = (cfg.previousMasterKeys ?? '').split(',').map((k) => k.trim()).filter(Boolean).map((k) => Buffer.from(k, 'base64'));
-          const r = rotateKeyFile(db, current.file!, { extraKeys: previous });
+          let r;
+          try {
+            r = rotateKeyFile(db, current.file!, { extraKeys: previous });
+          } catch (e) {
+            const code = (e as NodeJS.ErrnoException).code;
+            if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM') {
+              throw new CliError(`cannot write beside ${current.file} (${code}; a read-only docker secret?): nothing was changed; create a new key (openssl rand -base64 32 > new.key) and pass --new-key-file new.key`);
+            }
+            throw e;
+          }
           out = { rotated: r.values, from: r.from, to: r.to, source: current.source, resumed: r.resumed };
         } else {
           const to = new SecretBox(readKeyFile(opts.newKeyFile!, '--new-key-file'));
