@@ -4,7 +4,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { systemClock } from '../../server/clock.js';
 import { createTenantData } from '../../server/db/tenant-scope.js';
-import { createJobs, type Jobs } from '../../server/jobs/index.js';
+import type { Jobs } from '../../server/jobs/index.js';
 import { isLane, LANES, type Lane } from '../../server/jobs/lanes.js';
 import { cliConfig } from '../config.js';
 import { CliError, printJson, printTable } from '../output.js';
@@ -31,6 +31,8 @@ function redisUrlFor(dataDir: string, configured: string | undefined): string {
 
 async function withJobs<T>(fn: (j: Jobs, c: CliIdentity) => Promise<T>): Promise<T> {
   const config = cliConfig();
+  // BullMQ and ioredis load only for a command that runs (not for --help or a usage error).
+  const { createJobs } = await import('../../server/jobs/index.js');
   return withIdentity(async (c) => {
     const log = pino({ level: 'silent' });
     const jobs = createJobs({ config, redisUrl: redisUrlFor(config.dataDir, config.redisUrl), db: c.db, data: createTenantData(c.db), access: c.identity.access, keys: c.identity.keys, clock: systemClock, log });
