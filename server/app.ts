@@ -23,6 +23,7 @@ import { Metrics } from './metrics/registry.js';
 import { metricsRouter } from './metrics/routes.js';
 import { APP_VERSION } from './paths.js';
 import { egressPolicy } from './providers/egress.js';
+import { configureContentScan } from './routing/content.js';
 import { createRedis, pingRedis, waitForConnection } from './redis/client.js';
 import { startEmbeddedRedis } from './redis/embedded.js';
 import { createIdentity, ensureFirstAdmin, systemContext, type Identity } from './identity/index.js';
@@ -118,6 +119,7 @@ export async function createServices(
   let closing: Promise<void> | undefined;
   const closeAll = (): Promise<void> => (closing ??= closeInReverse(closers, log));
   try {
+    configureContentScan({ sliceChars: config.contentScanSliceChars });
     const { applied } = migrate(db.$client, { appVersion: APP_VERSION, now: () => clock.now() });
     if (applied.length) log.info({ applied }, 'applied database migrations');
 
@@ -190,6 +192,7 @@ export async function createServices(
       failureMode: config.rateLimitFailureMode,
       flushLedger: () => gatewayRef?.usage.flush(),
       secrets: master.box,
+      webhookEgress: egressPolicy(config.tenantProviderNetworks),
     });
     metering.start();
     closers.push(() => metering.stop());

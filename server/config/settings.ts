@@ -345,6 +345,13 @@ export const SETTINGS = {
     description: 'Most requests (lines) in one batch input file.',
     fix: 'set it to a positive number',
   }),
+  contentScanSliceChars: spec({
+    env: 'ENCLAVE_CONTENT_SCAN_SLICE_CHARS',
+    schema: z.coerce.number().int().min(1024).default(65536),
+    description:
+      'Content rules scan request text in slices of at most this many characters; every slice is scanned (nothing is skipped), a built-in detector finishes a token that crosses a slice boundary, and a tenant pattern sees its slice plus 1,024 characters. See docs/security.md, "Content rules and outbound requests".',
+    fix: 'set it to a whole number of characters, at least 1024 (default 65536)',
+  }),
   tenantProviderNetworks: spec({
     env: 'ENCLAVE_TENANT_PROVIDER_NETWORKS',
     schema: z
@@ -359,7 +366,7 @@ export const SETTINGS = {
         }
       }),
     description:
-      "Networks (comma-separated CIDRs or addresses) tenant-private provider deployments may connect to. Empty: any address except loopback, link-local (cloud metadata), unspecified and multicast. Platform deployments are not restricted.",
+      "Networks (comma-separated CIDRs or addresses) tenant-private provider deployments and tenants' soft-limit webhooks may connect to. Empty: any address except loopback, link-local (cloud metadata), unspecified and multicast. Platform deployments are not restricted.",
     fix: 'use comma-separated networks such as "10.20.0.0/16, 192.168.5.10", or leave it empty',
   }),
   rateLimitFailureMode: spec({

@@ -18,6 +18,8 @@ import { quotaRatios } from './quota-ratio.js';
 import { Reports } from './reports.js';
 import type { SecretBox } from '../config/secret-box.js';
 import type { z } from 'zod';
+import { egressPolicy, type EgressPolicy } from '../providers/egress.js';
+import { refusedWebhookUrl } from './webhooks.js';
 import { tenantSettingsSchema, type TenantMetering } from './plans.js';
 import { WebhookSecrets } from './webhooks.js';
 
@@ -75,6 +77,8 @@ export function createMetering(o: {
   flushLedger?: () => void;
   /** Encrypts tenants' webhook signing secrets (the server's master key). */
   secrets?: SecretBox;
+  /** Where webhook URLs may point (ENCLAVE_TENANT_PROVIDER_NETWORKS, server/providers/egress.ts); absent = the default rule. */
+  webhookEgress?: EgressPolicy;
 }): Metering {
   const repo = new MeteringRepo(o.db);
   const revision = new Revision(o.db, 'metering');
@@ -174,6 +178,8 @@ export function createMetering(o: {
       const { rotate_webhook_secret: rotate, ...settings } = input;
       const urlAfter = settings.webhook_url === undefined ? repo.tenant(tenantId)?.webhookUrl : settings.webhook_url;
       if (rotate && !urlAfter) throw new AppError(400, 'invalid_request', 'rotate_webhook_secret: set a webhook_url first.', { param: 'rotate_webhook_secret' });
+      const refused = settings.webhook_url ? refusedWebhookUrl(o.webhookEgress ?? egressPolicy(undefined), settings.webhook_url) : null;
+      if (refused) throw new AppError(400, 'webhook_url_forbidden', `webhook_url: ${refused}`, { param: 'webhook_url' });
       const tenant = plans.updateTenantSettings(ctx, tenantId, settings);
       if (!tenant.webhookUrl) {
         if (webhookSecrets.has(tenantId)) webhookSecrets.clear(tenantId);

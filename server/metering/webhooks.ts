@@ -1,11 +1,13 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
+import { request, type Dispatcher } from 'undici';
 import { z } from 'zod';
 import type { Clock } from '../clock.js';
 import type { SecretBox } from '../config/secret-box.js';
 import type { MeteringRepo, NotificationRow } from '../db/repos/metering.js';
 import { secretAad } from '../db/secret-columns.js';
 import { AppError } from '../errors.js';
+import { egressPolicy, guardedAgent, refusedBaseUrl, type EgressPolicy } from '../providers/egress.js';
 
 /**
  * Soft-limit webhooks: each notification (server/metering/index.ts alert()) is POSTed to the
@@ -17,11 +19,38 @@ import { AppError } from '../errors.js';
  *
  * The secret (`whsec_…`) is issued when a URL is first set (or rotated), shown once, and
  * stored as a SecretBox ciphertext (metering_settings.webhook_secret).
+ *
+ * Where it may go: the URL is the tenant administrator's choice and the worker POSTs from
+ * inside the perimeter, so it follows the outbound rule of tenant-private providers
+ * (server/providers/egress.ts, ENCLAVE_TENANT_PROVIDER_NETWORKS): no loopback, link-local
+ * (cloud metadata), unspecified or multicast addresses by default, only the listed networks
+ * when that is set. Checked when the URL is saved (IP literals and localhost: a clear 400)
+ * and on every connection after name resolution (a name that resolves — or re-resolves —
+ * to a refused address is refused). Redirects are never followed; each attempt is bounded
+ * (connect, headers, whole attempt) and at most WEBHOOK_MAX_RESPONSE_BYTES of the answer are read.
  */
 export const SIGNATURE_HEADER = 'x-enclave-signature';
 export const WEBHOOK_EVENT = 'quota.alert';
 /** Per attempt; the job retries (exponential backoff) on timeouts, network errors and non-2xx. */
 export const WEBHOOK_TIMEOUT_MS = 10_000;
+/** Read (and thrown away) from a receiver's answer at most; the connection is closed past it. */
+export const WEBHOOK_MAX_RESPONSE_BYTES = 64 * 1024;
+
+/** Why the egress rule refuses this webhook URL when it is saved (IP literals and localhost), or null. */
+export function refusedWebhookUrl(policy: EgressPolicy, url: string): string | null {
+  return refusedBaseUrl(policy, url);
+}
+
+const DEFAULT_EGRESS = egressPolicy(undefined);
+const agents = new WeakMap<EgressPolicy, Dispatcher>();
+function agentFor(policy: EgressPolicy): Dispatcher {
+  let a = agents.get(policy);
+  if (!a) {
+    a = guardedAgent(policy, { connectTimeoutMs: 5_000, headersTimeoutMs: WEBHOOK_TIMEOUT_MS, bodyTimeoutMs: WEBHOOK_TIMEOUT_MS });
+    agents.set(policy, a);
+  }
+  return a;
+}
 
 /** http(s) only, no credentials in the URL. */
 export const webhookUrlSchema = z
@@ -104,8 +133,8 @@ export interface DeliverDeps {
   readonly secrets: WebhookSecrets;
   readonly clock: Clock;
   readonly log: Logger;
-  /** Injected in tests; the global fetch otherwise. */
-  readonly fetch?: typeof fetch;
+  /** Where deliveries may connect (ENCLAVE_TENANT_PROVIDER_NETWORKS); absent = the default rule. */
+  readonly egress?: EgressPolicy;
 }
 
 export type DeliveryResult =
@@ -114,8 +143,9 @@ export type DeliveryResult =
 
 /**
  * One delivery attempt (the job's processor). Throws on anything but a 2xx answer so the job
- * is retried with backoff; marks the notification delivered on 2xx. Redirects are not
- * followed (a 3xx is a failure). The response body is never read beyond its status.
+ * is retried with backoff (a refused address too: the URL is read again at each attempt, so
+ * a corrected one is honoured); marks the notification delivered on 2xx. Redirects are not
+ * followed (a 3xx is a failure).
  */
 export async function deliverNotification(d: DeliverDeps, tenantId: string, notificationId: string, signal?: AbortSignal): Promise<DeliveryResult> {
   const n = d.repo.notification(tenantId, notificationId);
@@ -127,11 +157,11 @@ export async function deliverNotification(d: DeliverDeps, tenantId: string, noti
   if (!secret) return { status: 'skipped', reason: 'no_secret' };
   const body = webhookBody(n, t);
   const timeout = AbortSignal.timeout(WEBHOOK_TIMEOUT_MS);
-  let res: Response;
+  let status: number;
   try {
-    res = await (d.fetch ?? fetch)(t.webhookUrl, {
+    const res = await request(t.webhookUrl, {
       method: 'POST',
-      redirect: 'manual',
+      dispatcher: agentFor(d.egress ?? DEFAULT_EGRESS),
       signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
       headers: {
         'content-type': 'application/json',
@@ -142,12 +172,14 @@ export async function deliverNotification(d: DeliverDeps, tenantId: string, noti
       },
       body,
     });
+    status = res.statusCode;
+    // undici's request never follows redirects: a 3xx is a failed attempt like any non-2xx.
+    await res.body.dump({ limit: WEBHOOK_MAX_RESPONSE_BYTES }).catch(() => {});
   } catch (e) {
     throw new Error(`webhook_unreachable: ${(e as Error).message}`);
   }
-  await res.body?.cancel().catch(() => {});
-  if (res.status < 200 || res.status >= 300) throw new Error(`webhook_rejected: the receiver answered HTTP ${res.status}`);
+  if (status < 200 || status >= 300) throw new Error(`webhook_rejected: the receiver answered HTTP ${status}`);
   d.repo.markWebhookDelivered(tenantId, n.id, d.clock.now());
-  d.log.info({ tenantId, notificationId: n.id, status: res.status }, 'quota webhook delivered');
-  return { status: 'delivered', http_status: res.status };
+  d.log.info({ tenantId, notificationId: n.id, status }, 'quota webhook delivered');
+  return { status: 'delivered', http_status: status };
 }

@@ -6,6 +6,7 @@ import { startWorker } from '../../server/jobs/runtime.js';
 import { webhookJobId } from '../../server/jobs/webhooks.js';
 import type { JobWorker } from '../../server/jobs/worker.js';
 import { verifySignature } from '../../server/metering/webhooks.js';
+import { testConfig } from '../helpers/app.js';
 import { call, login, sys, type Session } from '../helpers/identity.js';
 import { waitFor } from '../helpers/wait.js';
 import { gatewayEnv, type GatewayEnv } from './gateway-env.js';
@@ -41,7 +42,8 @@ let owner: Session;
 let receiver: Receiver;
 let worker: JobWorker | undefined;
 beforeAll(async () => {
-  env = await gatewayEnv();
+  // The receiver listens on loopback, which the webhook egress rule refuses unless configured.
+  env = await gatewayEnv({ config: testConfig({ ENCLAVE_TENANT_PROVIDER_NETWORKS: '127.0.0.1' }) });
   env.addProvider({ name: 'ollama-1', kind: 'ollama', base_url: env.ollama.url, boundary: 'local', models: 'llama3.1:8b' });
   const s = env.app.services;
   s.metering.plans.upsert(sys(s), { name: 'small', limits: { monthly_tokens: 10 } });
