@@ -296,6 +296,12 @@ describe('providers', () => {
       expect(await health.textContent()).toContain('Last error');
       expect(await page.getByTestId('health-ux-local').textContent()).toMatch(/up|no calls yet/);
       expect(await axeCheck(page)).toEqual([]);
+      if (process.env.ENCLAVE_SHOTS) {
+        await page.screenshot({ path: `${process.env.ENCLAVE_SHOTS}/providers-1280.png` });
+        await page.setViewportSize({ width: 390, height: 844 });
+        await page.screenshot({ path: `${process.env.ENCLAVE_SHOTS}/providers-390.png`, fullPage: true });
+        await page.setViewportSize({ width: 1280, height: 800 });
+      }
 
       const row = page.locator('tr', { has: health });
       await row.getByRole('button', { name: 'Disable' }).click();
