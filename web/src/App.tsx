@@ -7,6 +7,7 @@ import { Spinner } from './components/ui.js';
 import { Layout } from './Layout.js';
 import { AdminPage } from './pages/admin/Admin.js';
 import { ChatPage } from './pages/Chat.js';
+import { InvitationsBanner, InvitePage } from './pages/Invitations.js';
 import { MePage } from './pages/Me.js';
 import { NotFound } from './pages/NotFound.js';
 import { SignIn, TenantPicker } from './pages/SignIn.js';
@@ -82,6 +83,18 @@ export function App() {
       </main>
     );
   }
+  // An invitation link works signed in or out (issue 16: consent before membership).
+  if ((path.split('?')[0] ?? '') === '/invite') {
+    return (
+      <InvitePage
+        signedInAs={state.kind === 'signed_in' ? state.session.user.email : null}
+        onDone={() => {
+          navigate('/chat', { replace: true });
+          void load();
+        }}
+      />
+    );
+  }
   if (state.kind === 'signed_out' || state.kind === 'blocked') {
     const notice = state.kind === 'blocked' ? undefined : state.notice;
     return (
@@ -121,7 +134,14 @@ export function App() {
 
   return (
     <SessionContext.Provider value={sessionApi}>
-      <Layout banner={<Banner />}>{page}</Layout>
+      <Layout
+        banner={
+          <>
+            <Banner />
+            <InvitationsBanner onChanged={() => void load()} />
+          </>
+        }
+      >{page}</Layout>
     </SessionContext.Provider>
   );
 }

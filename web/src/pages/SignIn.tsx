@@ -35,14 +35,22 @@ export function SignIn({ notice, blocked, onSignedIn }: { notice?: string; block
 
   useEffect(() => {
     let live = true;
-    const q = org.trim() ? `?tenant=${encodeURIComponent(org.trim())}` : '';
-    api<{ data: SsoProvider[] }>(`/auth/oidc/providers${q}`, { quiet: true })
-      .then((r) => live && setProviders(r.data))
-      .catch(() => live && setProviders([]));
+    // An organisation's buttons appear for an address of a domain verified for it (the
+    // server lists no tenant by its name alone, so nobody can enumerate tenants).
+    const hint = new URLSearchParams();
+    if (org.trim()) hint.set('tenant', org.trim());
+    if (/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(email.trim())) hint.set('email', email.trim());
+    const q = hint.size ? `?${hint.toString()}` : '';
+    const timer = setTimeout(() => {
+      api<{ data: SsoProvider[] }>(`/auth/oidc/providers${q}`, { quiet: true })
+        .then((r) => live && setProviders(r.data))
+        .catch(() => live && setProviders([]));
+    }, 250);
     return () => {
       live = false;
+      clearTimeout(timer);
     };
-  }, [org]);
+  }, [org, email]);
 
   const submit = async (e: FormEvent) => {
     e.preventDefault();

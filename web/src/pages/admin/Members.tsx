@@ -13,19 +13,32 @@ interface Member {
   platform_admin: boolean;
   created_at: number;
 }
+interface Invitation {
+  id: string;
+  email: string;
+  role: Role;
+  status: string;
+  created_at: number;
+  expires_at: number;
+}
+/** The answer to an add: the same whether the address has an account or not (issue 16). */
+interface InvitationCreated extends Invitation {
+  token: string;
+  accept_path: string;
+}
 const ROLES: Role[] = ['owner', 'admin', 'member', 'viewer'];
 
 export function MembersPage() {
   const tenantId = useTenantId();
   const { session } = useSession();
   const list = useLoad(() => api<ListPage<Member>>(tenantPath(tenantId!, '/members?limit=200')), [tenantId]);
+  const invitations = useLoad(() => api<ListPage<Invitation>>(tenantPath(tenantId!, '/invitations')), [tenantId]);
   const [email, setEmail] = useState('');
-  const [name, setName] = useState('');
   const [role, setRole] = useState<Role>('member');
-  const [password, setPassword] = useState('');
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const [done, setDone] = useState<string | null>(null);
+  const [sent, setSent] = useState<InvitationCreated | null>(null);
   if (!tenantId) return <Note kind="warn">Choose an organisation first.</Note>;
 
   const add = async (e: FormEvent) => {
@@ -33,17 +46,28 @@ export function MembersPage() {
     setBusy(true);
     setError(null);
     setDone(null);
+    setSent(null);
     try {
-      await api(tenantPath(tenantId, '/members'), { body: { email, role, ...(name ? { name } : {}), ...(password ? { password } : {}) } });
-      setDone(`${email} was added as ${role}.`);
+      // An invitation, never a silent attachment: the person accepts it signed in as
+      // themselves, or through the link (setting their own password).
+      setSent(await api<InvitationCreated>(tenantPath(tenantId, '/members'), { body: { email, role } }));
       setEmail('');
-      setName('');
-      setPassword('');
-      await list.reload();
+      await invitations.reload();
     } catch (err) {
       setError(err);
     } finally {
       setBusy(false);
+    }
+  };
+  const withdraw = async (i: Invitation) => {
+    setError(null);
+    setDone(null);
+    try {
+      await api(tenantPath(tenantId, `/invitations/${i.id}`), { method: 'DELETE' });
+      setDone(`The invitation of ${i.email} was withdrawn.`);
+      await invitations.reload();
+    } catch (err) {
+      setError(err);
     }
   };
   const change = async (m: Member, r: Role) => {
@@ -72,14 +96,10 @@ export function MembersPage() {
   return (
     <section className="page">
       <PageTitle>Members & roles</PageTitle>
-      <form className="form form-row card" onSubmit={add} aria-label="Add a member">
+      <form className="form form-row card" onSubmit={add} aria-label="Invite a member">
         <label className="field">
           <span>E-mail</span>
           <input type="email" required value={email} onChange={(e) => setEmail(e.target.value)} />
-        </label>
-        <label className="field">
-          <span>Name</span>
-          <input value={name} onChange={(e) => setName(e.target.value)} />
         </label>
         <label className="field">
           <span>Role</span>
@@ -89,16 +109,59 @@ export function MembersPage() {
             ))}
           </select>
         </label>
-        <label className="field">
-          <span>Initial password (optional)</span>
-          <input type="password" autoComplete="new-password" value={password} onChange={(e) => setPassword(e.target.value)} />
-        </label>
         <button className="btn btn-primary" type="submit" disabled={busy}>
-          {busy ? <Spinner label="Adding…" /> : 'Add member'}
+          {busy ? <Spinner label="Inviting…" /> : 'Invite'}
         </button>
       </form>
       <ErrorNote error={error} />
       {done ? <Note kind="ok">{done}</Note> : null}
+      {sent ? (
+        <div className="note note-ok" role="status" data-testid="invitation-sent">
+          <p>
+            <strong>Invitation sent</strong> to {sent.email} as {sent.role}. They become a member when they accept it: after signing in (if they
+            already have an account), or through this link, where a new user chooses their own password. The link is shown only now and expires{' '}
+            {formatTime(sent.expires_at)}.
+          </p>
+          <label className="field">
+            <span>Invitation link (give it to {sent.email})</span>
+            <input readOnly value={`${location.origin}${sent.accept_path}`} onFocus={(e) => e.currentTarget.select()} />
+          </label>
+        </div>
+      ) : null}
+      <ErrorNote error={invitations.error} title="Could not load invitations." />
+      {invitations.data && invitations.data.data.length ? (
+        <div className="table-wrap">
+          <table className="table">
+            <caption>Pending invitations</caption>
+            <thead>
+              <tr>
+                <th scope="col">E-mail</th>
+                <th scope="col">Role</th>
+                <th scope="col">Sent</th>
+                <th scope="col">Expires</th>
+                <th scope="col">
+                  <span className="sr-only">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {invitations.data.data.map((i) => (
+                <tr key={i.id}>
+                  <td>{i.email}</td>
+                  <td>{i.role}</td>
+                  <td>{formatTime(i.created_at)}</td>
+                  <td>{formatTime(i.expires_at)}</td>
+                  <td>
+                    <button type="button" className="btn btn-small btn-ghost" onClick={() => void withdraw(i)} aria-label={`Withdraw the invitation of ${i.email}`}>
+                      Withdraw
+                    </button>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      ) : null}
       <ErrorNote error={list.error} title="Could not load members." />
       {list.loading && !list.data ? <Spinner /> : null}
       {list.data ? (
