@@ -16,6 +16,48 @@ import { AppError } from '../errors.js';
  */
 const LEAN_TYPES = new Set(['application/json', 'application/json; charset=utf-8', 'application/json;charset=utf-8']);
 
+/**
+ * The deepest nesting of arrays and objects a request body may have. JSON.parse itself is
+ * iterative and copes with any depth, but everything after it that walks the value
+ * recursively (JSON.stringify when the call is sent upstream, structured clone, our own
+ * walkers) overflows the stack somewhere past a few thousand levels — and a deep body is slow
+ * to parse (200k levels ≈ 0.3 s). No API body needs more than a handful of levels (tool
+ * schemas perhaps a dozen), so a deeper one is refused at the door, before it is parsed.
+ */
+export const MAX_JSON_DEPTH = 64;
+
+/**
+ * Whether the JSON text nests arrays/objects deeper than `max`, in one pass without parsing:
+ * brackets are counted outside strings; a string is skipped with indexOf to its closing quote
+ * (a quote preceded by an odd run of backslashes is escaped). Linear: each backslash run is
+ * counted once. Invalid JSON gets whatever answer, JSON.parse reports it afterwards.
+ */
+export function jsonTooDeep(text: string, max = MAX_JSON_DEPTH): boolean {
+  let depth = 0;
+  const n = text.length;
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      let j = i;
+      for (;;) {
+        j = text.indexOf('"', j + 1);
+        if (j < 0) return false;
+        let k = j - 1;
+        while (text.charCodeAt(k) === 0x5c) k--;
+        if (((j - 1 - k) & 1) === 0) break;
+      }
+      i = j;
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return true;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return false;
+}
+
+function tooDeep(): AppError {
+  return new AppError(400, 'invalid_request', `Request body nests arrays or objects deeper than ${MAX_JSON_DEPTH} levels.`);
+}
+
 interface BodyError extends Error {
   type: string;
   status: number;
@@ -29,7 +71,16 @@ function bodyError(e: Error, type: string, status: number, body?: string): BodyE
 }
 
 export function jsonBody(limit: number): RequestHandler {
-  const full = express.json({ limit, strict: true });
+  // The fallback (compressed, chunked, other charsets) checks depth in body-parser's verify hook,
+  // on the decoded bytes before it parses them; an AppError keeps its status and code there.
+  const full = express.json({
+    limit,
+    strict: true,
+    verify: (_req, _res, buf, encoding) => {
+      const text = encoding && /^utf-?16/i.test(encoding) ? new TextDecoder(encoding).decode(buf) : buf.toString('utf8');
+      if (jsonTooDeep(text)) throw tooDeep();
+    },
+  });
   return (req, res, next) => {
     const h = req.headers;
     const ct = h['content-type'];
@@ -66,6 +117,10 @@ export function jsonBody(limit: number): RequestHandler {
       const buf = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
       let text = buf.toString('utf8');
       if (text.charCodeAt(0) === 0xfeff) text = text.slice(1); // body-parser's UTF-8 decoder drops a BOM
+      if (jsonTooDeep(text)) {
+        next(tooDeep());
+        return;
+      }
       let parsed: unknown;
       try {
         parsed = parseStrict(text);
@@ -183,6 +238,10 @@ export function readJson(req: IncomingMessage, limit: number): Promise<unknown> 
       done = true;
       let text = (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)).toString('utf8');
       if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+      if (jsonTooDeep(text)) {
+        reject(tooDeep());
+        return;
+      }
       try {
         resolve(parseStrict(text));
       } catch (e) {
