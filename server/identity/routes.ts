@@ -19,7 +19,7 @@ export function authRouter(identity: Identity, opts: { cookieSecure: 'auto' | 't
     secure: opts.cookieSecure === 'true' || (opts.cookieSecure === 'auto' && req.secure),
     maxAge: opts.maxAgeMs,
   });
-  const sessionView = (req: Request, token: string) => {
+  const sessionView = (_req: Request, token: string) => {
     const r2 = identity.sessions.authenticate(token);
     if (!r2.ok) throw new AppError(r2.status, r2.code, r2.message);
     const { user, tenant, role, session } = r2.auth;

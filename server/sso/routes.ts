@@ -1,6 +1,5 @@
 import express, { Router, type CookieOptions, type Request, type Response } from 'express';
 import { z } from 'zod';
-import { AppError } from '../errors.js';
 import { parseInput } from '../http/parse-input.js';
 import { authenticate, clientOf, readCookie } from '../identity/http.js';
 import type { Identity } from '../identity/index.js';
