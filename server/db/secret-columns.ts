@@ -24,6 +24,7 @@ export const SECRET_COLUMNS: readonly SecretColumn[] = [
   { table: 'sso_sessions', idColumn: 'session_id', column: 'id_token', where: 'id_token IS NOT NULL' },
   { table: 'metering_settings', idColumn: 'tenant_id', column: 'webhook_secret', where: 'webhook_secret IS NOT NULL' },
   { table: 'call_contents', idColumn: 'id', column: 'content', kind: 'content' },
+  { table: 'stored_responses', idColumn: 'id', column: 'content', kind: 'content' },
 ];
 
 export function secretAad(table: string, column: string, id: string): string {

@@ -17,6 +17,7 @@ import { TenantDeployments } from '../routing/tenant-deployments.js';
 import { ContentLog } from './content-log.js';
 import { PolicyCache } from './policy-cache.js';
 import { RefusalAudit } from './refusal-audit.js';
+import { ResponseStore } from './faces/response-store.js';
 import { GatewayService } from './service.js';
 import { deploymentMetrics } from '../metrics/deployment-label.js';
 
@@ -37,6 +38,8 @@ export interface Gateway {
   /** Tenant-private deployments as tenant administrators (and platform administrators for a tenant) manage them. */
   readonly tenantDeployments: TenantDeployments;
   readonly service: GatewayService;
+  /** `store: true` responses of the Responses face (sealed, per tenant and key). */
+  readonly responses: ResponseStore;
   readonly revision: Revision;
   /** Metering admission/settlement, for pipelines built elsewhere (batches) so no route skips it. */
   readonly metering?: MeteringHook;
@@ -86,6 +89,7 @@ export function createGateway(o: {
     deployments,
     tenantDeployments,
     service,
+    responses: new ResponseStore({ db: o.db, data: o.data, secrets: o.secrets, clock: o.clock }),
     revision,
     ...(o.metering ? { metering: o.metering } : {}),
     readinessCheck: () => ({

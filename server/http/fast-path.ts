@@ -26,7 +26,7 @@ import { setSecurityHeaders } from './security-headers.js';
  * none of them matches goes to express unchanged.
  */
 export interface FastRoute {
-  readonly method: 'GET' | 'POST';
+  readonly method: 'GET' | 'POST' | 'DELETE';
   /** The route template in logs and metrics (`/v1/models/:id`). */
   readonly template: string;
   /** Matches the whole path (case-insensitive, optional trailing slash); groups are the params. */

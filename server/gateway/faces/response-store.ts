@@ -1,0 +1,54 @@
+import { and, eq, lt } from 'drizzle-orm';
+import type { Clock } from '../../clock.js';
+import type { SecretBox } from '../../config/secret-box.js';
+import type { RequestContext } from '../../context.js';
+import type { Db } from '../../db/connection.js';
+import { storedResponses } from '../../db/schema.js';
+import { secretAad } from '../../db/secret-columns.js';
+import type { TenantData } from '../../db/tenant-scope.js';
+import { AppError } from '../../errors.js';
+
+/**
+ * `store: true` responses of the Responses face: the conversation so far (chat-form messages,
+ * the answer included) and the Response object, sealed with the master key like call
+ * contents, per tenant and owner (the key, or the signed-in user). Another owner's or another
+ * tenant's id is "not found". Kept for RETENTION_MS; expired rows go on the next write.
+ */
+const TABLE = 'stored_responses';
+const RETENTION_MS = 30 * 24 * 3600_000;
+
+export interface StoredResponse {
+  // Chat-form messages and the Response object as JSON.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  readonly messages: any[];
+  readonly response: Record<string, unknown>;
+}
+
+export class ResponseStore {
+  constructor(private readonly d: { db: Db; data: TenantData; secrets: SecretBox; clock: Clock }) {}
+
+  private owner(ctx: RequestContext): string {
+    const p = ctx.principal;
+    const id = p?.keyId ?? p?.userId;
+    if (!id) throw new AppError(401, 'auth_required', 'Stored responses need an authenticated caller.');
+    return id;
+  }
+
+  save(ctx: RequestContext, id: string, model: string, doc: StoredResponse): void {
+    const now = this.d.clock.now();
+    this.d.db.delete(storedResponses).where(lt(storedResponses.expiresAt, now)).run();
+    const content = this.d.secrets.encrypt(JSON.stringify(doc), secretAad(TABLE, 'content', id));
+    this.d.data.storedResponses.insert(ctx, { id, ownerId: this.owner(ctx), model, content, createdAt: now, expiresAt: now + RETENTION_MS });
+  }
+
+  get(ctx: RequestContext, id: string, param = 'id'): StoredResponse {
+    const r = this.d.data.storedResponses.get(ctx, and(eq(storedResponses.id, id), eq(storedResponses.ownerId, this.owner(ctx)))!);
+    if (!r || r.expiresAt <= this.d.clock.now()) throw new AppError(404, 'response_not_found', `Response ${id} not found.`, { param });
+    return JSON.parse(this.d.secrets.decrypt(r.content, secretAad(TABLE, 'content', r.id))) as StoredResponse;
+  }
+
+  remove(ctx: RequestContext, id: string): void {
+    const n = this.d.data.storedResponses.delete(ctx, and(eq(storedResponses.id, id), eq(storedResponses.ownerId, this.owner(ctx)))!);
+    if (!n) throw new AppError(404, 'response_not_found', `Response ${id} not found.`, { param: 'id' });
+  }
+}
