@@ -288,7 +288,8 @@ describe('providers', () => {
       expect(failed.status).toBeGreaterThanOrEqual(500);
 
       const { ctx, page, watch } = await open(ROOT);
-      await page.getByRole('heading', { name: 'Platform overview' }).waitFor();
+      // Signed in (where it lands depends on the organisation last used, which another test may have chosen).
+      await page.getByRole('navigation', { name: 'Main' }).waitFor();
       await spaNavigate(page, '/admin/providers');
       await page.getByRole('heading', { name: 'Providers & models' }).waitFor();
       const health = page.getByTestId('health-ux-down');
