@@ -184,4 +184,13 @@ describe('issue 16: enforce_sso and landing', () => {
     expect((await sso(new Browser(), idp.id, 'mallory-as-b')).status).toBe(403);
     expect(memberships(b.users.owner!.email)).toEqual(['tb']);
   });
+  it('sso_required is decided before the password is checked (a password is no oracle)', async () => {
+    const root = await localLogin(app.url, 'root@platform.test');
+    const idp = (await call(app.url, `/admin/api/tenants/${a.tenant.id}/sso/idps`, { session: root })).body.data[0];
+    await call(app.url, `/admin/api/tenants/${a.tenant.id}/sso/idps/${idp.id}`, { method: 'PATCH', session: root, body: { enforce_sso: true } });
+    const wrong = await localLogin(app.url, a.users.owner!.email, 'not-the-password-at-all');
+    expect(wrong.status).toBe(403);
+    expect(wrong.body.error.code).toBe('sso_required');
+    await call(app.url, `/admin/api/tenants/${a.tenant.id}/sso/idps/${idp.id}`, { method: 'PATCH', session: root, body: { enforce_sso: false } });
+  });
 });
