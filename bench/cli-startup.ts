@@ -1,19 +1,22 @@
 // Start-up time of the `enclave` CLI: runs the built CLI (bin/enclave.js → dist/) RUNS times per
 // command against a temp data dir and prints the median and max wall time, and the median CPU
 // time (user + sys of the child, which a busy machine disturbs less than wall time).
-//   npm run build && node --import tsx bench/cli-startup.ts [--runs 10] [filter…]
+//   npm run build && node --import tsx bench/cli-startup.ts [--runs 10] [--cli other/bin.js] [filter…]
 // Targets (DESIGN.md §8): `enclave --help` ≤ 300 ms, a simple read command ≤ 600 ms (median).
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 
 const args = process.argv.slice(2);
-const runsAt = args.indexOf('--runs');
-const RUNS = runsAt >= 0 ? Number(args.splice(runsAt, 2)[1]) : 10;
+const flag = (name: string): string | undefined => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args.splice(i, 2)[1] : undefined;
+};
+const RUNS = Number(flag('--runs') ?? 10);
+// --cli <file>: another build's entry (e.g. the commit before, for an A/B in one run).
+const BIN = path.resolve(flag('--cli') ?? 'bin/enclave.js');
 const filters = args;
-const BIN = path.resolve('bin/enclave.js');
-if (!existsSync('dist/cli/main.js')) throw new Error('build first: npm run build');
 
 const dataDir = mkdtempSync(path.join(tmpdir(), 'enclave-bench-cli-'));
 const env: Record<string, string> = {};
@@ -96,12 +99,12 @@ const COMMANDS: {
 const median = (sorted: readonly number[]): number => (sorted[Math.floor((sorted.length - 1) / 2)]! + sorted[Math.ceil((sorted.length - 1) / 2)]!) / 2;
 
 try {
-  // A migrated database with one tenant, so the read commands read something, and a standing
+  // A migrated database (this also says so when dist/ is not built) with one tenant, so the read commands read something, and a standing
   // administrator, so that each measured one may be deactivated again.
   await must(['migrate']);
   await must(['tenants', 'create', 'bench', '--name', 'Bench']);
   await must(['admin', 'create', '--email', 'owner@example.com', '--password-stdin'], 'bench-password-7f3a9c\n');
-  console.log(`enclave CLI start-up, ${RUNS} runs per command (after 1 warm-up run), node ${process.version}`);
+  console.log(`enclave CLI start-up (${path.relative(process.cwd(), BIN)}), ${RUNS} runs per command after 1 warm-up run, node ${process.version}, load average ${loadavg()[0]!.toFixed(1)}`);
   console.log('| command | median | max | CPU (median) |');
   console.log('| --- | --- | --- | --- |');
   for (const c of COMMANDS) {
