@@ -104,7 +104,14 @@ export function authorityRouter(identity: Identity, opts: { cookieSecure: 'auto'
     req.ctx.client = clientOf(req);
     res.set('cache-control', 'no-store');
     // Signed in: the session (with its CSRF token) says who accepts.
-    if (readCookie(req, SESSION_COOKIE)) authenticateRequest(identity, req, req.ctx, false, true);
+    // An ended or expired session counts as signed out; a live one without its CSRF token is refused.
+    if (readCookie(req, SESSION_COOKIE)) {
+      try {
+        authenticateRequest(identity, req, req.ctx, false, true);
+      } catch (e) {
+        if (!(e instanceof AppError) || e.status !== 401) throw e;
+      }
+    }
     const out = await identity.invitations.acceptLink(req.ctx, b.token, b.password);
     if (out.created) {
       // The new account is signed in at once (a fresh session; nothing to promote).

@@ -179,7 +179,7 @@ export class UserService {
     if (!isRole(role)) throw new AppError(400, 'invalid_role', 'role must be owner, admin, member or viewer.', { param: 'role' });
     const u = this.byId(userId);
     const existing = u ? this.d.repo.membership(ctx, userId) : undefined;
-    // A user who is not yet a member is only addressable by platform admins or by e-mail (addMember).
+    // A user who is not yet a member is only addressable by platform admins; tenant admins invite (invitations.ts).
     if (!u || (!existing && !isPlatform(ctx))) throw hidden(this.d, ctx, 'user', userId, 'membership.grant');
     this.d.access.require(ctx, 'members:write', {}, { type: 'membership', id: userId });
     if (role === 'owner' || existing?.role === 'owner') this.d.access.require(ctx, 'members:grant_owner', {}, { type: 'membership', id: userId });
