@@ -7,7 +7,8 @@ import type { SecretBox } from '../config/secret-box.js';
 import type { MeteringRepo, NotificationRow } from '../db/repos/metering.js';
 import { secretAad } from '../db/secret-columns.js';
 import { AppError } from '../errors.js';
-import { egressPolicy, guardedAgent, refusedBaseUrl, type EgressPolicy } from '../providers/egress.js';
+import { egressPolicy, refusedBaseUrl, type EgressPolicy } from '../providers/egress.js';
+import { guardedAgent } from '../providers/guarded-agent.js';
 
 /**
  * Soft-limit webhooks: each notification (server/metering/index.ts alert()) is POSTed to the

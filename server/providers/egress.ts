@@ -1,6 +1,5 @@
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
 import { BlockList, isIP } from 'node:net';
-import { Agent, buildConnector } from 'undici';
 
 /**
  * Where tenant-private provider deployments may connect. A tenant administrator chooses the
@@ -21,7 +20,9 @@ import { Agent, buildConnector } from 'undici';
  * Platform deployments are not restricted: platform administrators own the perimeter.
  *
  * The same rule governs every other address a tenant administrator chooses and the appliance
- * then calls: the soft-limit webhook (server/metering/webhooks.ts) uses `guardedAgent`.
+ * then calls: the soft-limit webhook (server/metering/webhooks.ts) uses `guardedAgent`
+ * (./guarded-agent.ts: undici stays out of this module, which the config loads for every
+ * CLI command).
  */
 export interface EgressPolicy {
   /** Why a connection to this IP address is refused, or null when it is allowed. */
@@ -152,20 +153,4 @@ export function guardedLookup(policy: EgressPolicy) {
       callback(null, first.address, first.family);
     });
   };
-}
-
-/**
- * An undici dispatcher whose every new connection is checked against `policy`: an IP literal
- * before connecting (net.connect does not call `lookup` for those), a name after it resolves
- * — so DNS rebinding (a name that resolved to an allowed address when it was saved, and to a
- * refused one now) is refused at the connection that would use it.
- */
-export function guardedAgent(policy: EgressPolicy, o: { connectTimeoutMs: number; headersTimeoutMs: number; bodyTimeoutMs: number }): Agent {
-  const base = buildConnector({ timeout: o.connectTimeoutMs, lookup: guardedLookup(policy) });
-  const connect: buildConnector.connector = (opts, cb) => {
-    const why = refusedIpHost(policy, opts.hostname);
-    if (why) cb(new EgressRefused(opts.hostname.replace(/^\[(.*)\]$/, '$1'), why), null);
-    else base(opts, cb);
-  };
-  return new Agent({ connect, headersTimeout: o.headersTimeoutMs, bodyTimeout: o.bodyTimeoutMs, keepAliveTimeout: 4_000 });
 }
