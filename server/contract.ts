@@ -28,6 +28,8 @@ export const ERROR_CODES = [
   'session_required', 'sso_required', 'metrics_not_local', 'password_not_accepted',
   // identity: invitations and verified domains
   'account_exists', 'domain_managed', 'domain_verified_elsewhere', 'invalid_domain', 'invitation_invalid', 'invitation_other_account', 'password_required',
+  // gateway faces and metering
+  'response_not_found', 'webhook_url_forbidden',
   // authorization (server/access DenyReason, 'unauthenticated' answers auth_required)
   'permission_denied', 'platform_admin_required', 'tenant_required', 'not_a_member', 'role_forbidden', 'key_scope_missing', 'key_model_not_allowed',
   'key_classification_exceeded', 'plan_forbidden', 'feature_unlicensed', 'tenant_suspended', 'key_scope_exceeds_creator', 'batches_need_key',
