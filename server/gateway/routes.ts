@@ -4,6 +4,7 @@ import { sendJson } from '../http/respond.js';
 import { APP_VERSION } from '../paths.js';
 import type { Gateway } from './index.js';
 import { writeChat, writeEmbeddings } from './faces/openai-chat.js';
+import { messagesRoutes } from './faces/messages.js';
 import { responsesRoutes } from './faces/responses.js';
 import { chatRequest, embedRequest, generateRequest, ollamaError, tagsBody, writeOllama } from './ollama-api.js';
 
@@ -48,6 +49,7 @@ export function v1Routes(gateway: Gateway): FastRoute[] {
       },
     },
     ...responsesRoutes(svc, gateway.responses),
+    ...messagesRoutes(svc),
   ];
 }
 

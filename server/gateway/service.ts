@@ -9,11 +9,11 @@ import { AppError } from '../errors.js';
 import type { Metrics } from '../metrics/registry.js';
 import type { UsageWriter } from '../metering/usage.js';
 import type { MeteringHook } from '../metering/index.js';
+import { estimateChat, estimateEmbeddings } from '../metering/estimate.js';
 import type { UsageRow } from '../db/repos/usage.js';
 import { UpstreamError } from '../providers/index.js';
 import type { Catalogue } from '../routing/catalogue.js';
-import { messageTexts } from '../routing/content.js';
-import { CLIENT_GONE_ERROR, estimateTokens, factsOf, newState, toGatewayError, type CallState, type GatewayCall, type GatewayResult, type Plan } from './call.js';
+import { CLIENT_GONE_ERROR, factsOf, newState, toGatewayError, type CallState, type GatewayCall, type GatewayResult, type Plan } from './call.js';
 import type { ContentLog } from './content-log.js';
 import { writeChat } from './faces/openai-chat.js';
 import { Planner } from './plan.js';
@@ -50,8 +50,6 @@ export interface GatewayDeps {
   readonly refusals?: RefusalAudit;
 }
 
-/** Completion tokens reserved at admission when a chat call sets no max_tokens. */
-const DEFAULT_MAX_TOKENS = 1024;
 
 export class GatewayService {
   private readonly planner: Planner;
@@ -137,9 +135,9 @@ export class GatewayService {
   private async admit(ctx: RequestContext, st: CallState, plan: Plan): Promise<void> {
     if (!this.d.metering) return;
     const body = st.call.body;
-    const max = st.endpoint === 'chat' ? Number(body.max_completion_tokens ?? body.max_tokens) : 0;
-    const maxTokens = st.endpoint === 'chat' ? (Number.isFinite(max) && max > 0 ? max : DEFAULT_MAX_TOKENS) : 0;
-    st.reservation = await this.d.metering.admit(ctx, { model: st.alias!, promptTokens: estimateTokens(messageTexts(plan.messages)), maxTokens });
+    // Pessimistic (issue 16, server/metering/estimate.ts): system/tool content, max_tokens × n, the deployments' maxOutputTokens when unset.
+    const est = st.endpoint === 'chat' ? estimateChat(body, plan.messages, plan.candidates) : estimateEmbeddings(body.input);
+    st.reservation = await this.d.metering.admit(ctx, { model: st.alias!, promptTokens: est.promptTokens, maxTokens: est.maxTokens });
   }
 
   /** A call that ended before it produced anything: the state for its record, the error for its face. */

@@ -97,6 +97,12 @@ export function authenticateRequest(identity: Identity, req: IncomingMessage, ct
     applyKey(ctx, identity.keys.verify(m[1]!, ctx.client?.ip));
     return;
   }
+  // Anthropic's clients send the key as `x-api-key` (the /v1/messages face); the same key check.
+  const apiKey = acceptKey ? req.headers['x-api-key'] : undefined;
+  if (typeof apiKey === 'string' && apiKey) {
+    applyKey(ctx, identity.keys.verify(apiKey.trim(), ctx.client?.ip));
+    return;
+  }
   const token = acceptSession ? readCookie(req, SESSION_COOKIE) : undefined;
   if (!token) {
     throw new AppError(401, 'auth_required', acceptSession ? 'Sign in, or send an API key as "Authorization: Bearer enk_…".' : 'Send an API key as "Authorization: Bearer enk_…".', {
