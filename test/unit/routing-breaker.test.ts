@@ -109,7 +109,7 @@ describe('Semaphore', () => {
 
   it('a waiter gives up after its wait and leaves the queue (a later release does not hand it a slot)', async () => {
     const s = new Semaphore(1);
-    s.acquire(0);
+    expect(s.acquire(0)).toBe(true);
     expect(await s.acquire(20)).toBe(false);
     s.release();
     expect(s.inFlight).toBe(0);
