@@ -218,6 +218,16 @@ describe('platform admin without an organisation', () => {
     expect(urls.filter((u) => /\/tenants\/(null|undefined)\b/.test(u))).toEqual([]);
     expect(await page.locator('body').textContent()).not.toContain('tenant_required');
 
+    // Suspending an organisation asks first, naming the consequence (the test's dialog handler accepts); Resume undoes it.
+    await spaNavigate(page, '/admin/tenants');
+    await page.getByRole('button', { name: 'Suspend ux', exact: true }).click();
+    await page.getByRole('button', { name: 'Resume ux', exact: true }).waitFor();
+    expect(watch.dialogs.at(-1)).toContain('API keys are refused until you resume it');
+    await page.getByRole('button', { name: 'Resume ux', exact: true }).click();
+    await page.getByRole('button', { name: 'Suspend ux', exact: true }).waitFor();
+    await spaNavigate(page, '/me');
+    await page.getByRole('heading', { name: 'My usage' }).waitFor();
+
     // The picker enters an organisation.
     await page.locator('#org-picker').selectOption('ux');
     await page.getByRole('heading', { name: 'My usage' }).waitFor();

@@ -38,9 +38,11 @@ export function TenantsPage() {
     }
   };
   const toggle = async (t: Tenant) => {
+    // A privileged action: say what it does before doing it.
+    if (t.status === 'active' && !confirm(`Suspend ${t.name || t.slug}? Its members can no longer work in it and its API keys are refused until you resume it. Nothing is deleted.`)) return;
     setError(null);
     try {
-      await api(`/admin/api/tenants/${t.id}/${t.status === 'active' ? 'suspend' : 'resume'}`, { body: {} });
+      await api(`/admin/api/tenants/${encodeURIComponent(t.id)}/${t.status === 'active' ? 'suspend' : 'resume'}`, { body: {} });
       await list.reload();
     } catch (err) {
       setError(err);
