@@ -396,7 +396,7 @@ describe('prices and metering settings', () => {
     await form.getByLabel('Time zone').fill('Europe/Berlin');
     await form.getByLabel('Alert thresholds (% of monthly limits)').fill('50, 90, 100');
     await form.getByLabel('Keep raw usage records for (days)').fill('400');
-    await form.getByLabel('Webhook URL for usage alerts').fill('http://127.0.0.1:9/hooks/enclave');
+    await form.getByLabel('Webhook URL for usage alerts').fill('http://10.20.30.40/hooks/enclave');
     await form.getByRole('button', { name: 'Save metering settings' }).click();
     const secret = page.getByTestId('webhook-secret');
     await secret.waitFor();
@@ -409,14 +409,14 @@ describe('prices and metering settings', () => {
     expect(await axeCheck(page)).toEqual([]);
     await shot(page, 'admin-settings-metering');
     const t = s.metering.plans.tenant(seeded.tenant.id)!;
-    expect(t).toMatchObject({ timezone: 'Europe/Berlin', alertThresholds: [50, 90, 100], rawRetentionDays: 400, webhookUrl: 'http://127.0.0.1:9/hooks/enclave' });
+    expect(t).toMatchObject({ timezone: 'Europe/Berlin', alertThresholds: [50, 90, 100], rawRetentionDays: 400, webhookUrl: 'http://10.20.30.40/hooks/enclave' });
     expect(s.metering.webhookSecrets.has(seeded.tenant.id)).toBe(true);
 
     // Shown once: after a reload the form shows the saved values and no secret.
     await page.reload();
     await page.getByRole('heading', { name: 'Settings', level: 1 }).waitFor();
     await expect.poll(() => form.getByLabel('Time zone').inputValue()).toBe('Europe/Berlin');
-    expect(await form.getByLabel('Webhook URL for usage alerts').inputValue()).toBe('http://127.0.0.1:9/hooks/enclave');
+    expect(await form.getByLabel('Webhook URL for usage alerts').inputValue()).toBe('http://10.20.30.40/hooks/enclave');
     expect(await form.getByLabel('Keep raw usage records for (days)').inputValue()).toBe('400');
     expect(await page.getByTestId('webhook-secret').count()).toBe(0);
     expect(await form.textContent()).toContain('A signing secret is set.');
