@@ -11,6 +11,7 @@ import type { Revision } from '../identity/revision.js';
 import { child, type Metrics } from '../metrics/registry.js';
 import { formatReset, monthWindow, parseLimits, type AdmissionLimit, type Level, type Limits, type MonthWindow } from './limits.js';
 import type { PlanService, TenantMetering } from './plans.js';
+import { IDLE_MS, LEASE_LOCAL_MS, leaseTargets, newLease, roomFor, SYNC_MS, syncLeases, type Lease, type SyncItem } from './leases.js';
 import { levelKeys, MemoryStore, RedisStore, type AdmitInput, type AdmitOutcome, type CounterStore, type LevelSpec, type LevelStats } from './store.js';
 
 /**
@@ -43,14 +44,11 @@ export interface Reservation {
   readonly est: number;
   readonly estCost: number;
   /** Where the counters live: none = no limit applied (nothing to settle but the licence). */
-  readonly store: 'redis' | 'memory' | 'none';
+  readonly store: 'redis' | 'memory' | 'lease' | 'none';
   /** OpenAI's x-ratelimit-* headers (set them on the response). */
   readonly headers: Readonly<Record<string, string>>;
-  /**
-   * Admitted without waiting for Redis (every limit far from reached): the reservation's
-   * own answer, which settlement waits for (masks, store) before correcting it.
-   */
-  readonly unconfirmed?: Promise<{ outcome: AdmitOutcome; store: 'redis' | 'memory' }>;
+  /** Admitted from this process's leases (one per level, in order): settled in process, declared at the next sync. */
+  readonly leased?: readonly Lease[];
   settled: boolean;
 }
 
@@ -82,35 +80,6 @@ interface Resolved {
 
 const LEVEL_ORDER: Record<Level, number> = { key: 0, user: 1, tenant: 2, licence: 3 };
 
-/**
- * Admission without waiting (the hot path's one Redis round trip, ≈ 0.15–0.2 ms of a call's
- * latency on a 2-core VM). A call still reserves in Redis, by the same script, sent with this
- * event-loop turn's deferred work; it only does not wait for the answer when the last answer for
- * each of its levels (at most SNAPSHOT_MAX_AGE_MS old), less what this process reserved since
- * without an answer, leaves every limit of the level far from reached: at least HEADROOM of
- * the per-minute and concurrency limits (MONTH_HEADROOM of monthly budgets) and many times
- * this call's need. Near a limit every call waits, so refusals stay exact; far from it, the
- * most another process's traffic can add unseen is what it sends within one round trip.
- * Never in fail-closed mode, and never on the in-process fallback store.
- */
-const SNAPSHOT_MAX_AGE_MS = 1000;
-const HEADROOM = 0.1;
-const MONTH_HEADROOM = 0.02;
-const MIN_SPARE_REQUESTS = 20;
-const MIN_SPARE_NEEDS = 10;
-const MAX_UNCONFIRMED = 256;
-const MAX_SNAPSHOTS = 20_000;
-
-/** A level's counters as of Redis's last answer, and this process's reservations since then still without one. */
-interface LevelSnapshot {
-  at: number;
-  monthId: string;
-  stats: LevelStats;
-  count: number;
-  tokens: number;
-  cost: number;
-}
-
 export class Admission {
   private readonly redisStore: RedisStore;
   readonly memory = new MemoryStore();
@@ -123,8 +92,14 @@ export class Admission {
   private readonly pendingSlots: [string, string][] = [];
   private licence = { month: '', at: 0, ledger: 0, settled: 0, reserved: 0 };
   private readonly ttl: number;
-  /** Per level (`tenant|level|id`): the last Redis answer, for admission without waiting. */
-  private readonly snapshots = new Map<string, LevelSnapshot>();
+  /** Per level (`tenant|level|id`): this process's lease (leases.ts). */
+  private readonly leases = new Map<string, Lease>();
+  /** Levels whose lease was refused recently (no new request before the time stored). */
+  private readonly leaseBackoff = new Map<string, number>();
+  private readonly proc = newId('prc');
+  private syncTimer: NodeJS.Timeout | undefined;
+  private syncing: Promise<void> | undefined;
+  private syncSoon = false;
 
   constructor(private readonly d: AdmissionDeps) {
     this.redisStore = new RedisStore(d.redis);
@@ -135,8 +110,16 @@ export class Admission {
   clear(): void {
     this.resolved.clear();
     this.subjectLimits.clear();
-    // Limits may have changed: the next call of each level waits for fresh counters.
-    this.snapshots.clear();
+    // Limits may have changed: leases stop admitting and go back at the next sync.
+    for (const l of this.leases.values()) l.active = false;
+    this.leaseBackoff.clear();
+  }
+
+  /** Levels this process holds an active lease for (tests, diagnostics). */
+  get activeLeases(): number {
+    let n = 0;
+    for (const l of this.leases.values()) if (l.active && (l.fr > 0 || l.ft > 0 || l.fc > 0 || l.fm > 0 || l.fmc > 0)) n++;
+    return n;
   }
 
   get redisDegraded(): boolean {
@@ -213,41 +196,16 @@ export class Admission {
       return { id, ctx, tenantId: tenant.id, window, levels, masks: [], est, estCost, store: 'none', headers: warning ? { [LICENSE_WARNING_HEADER]: warning } : NO_HEADERS, settled: false };
     }
     const input: AdmitInput = { now, rid: id, tenantId: tenant.id, est, estCost, monthId: counterId(window), monthEnd: window.end, concurrencyTtlMs: this.ttl, levels };
-    const snaps = this.farFromLimits(tenant.id, levels, input);
-    if (snaps) {
-      // Reserve without waiting for the answer.
-      for (const sn of snaps) {
-        sn.count++;
-        sn.tokens += est;
-        sn.cost += estCost;
-      }
-      // Sent with the rest of this event-loop turn's deferred work, after the upstream request
-      // went out: the script's encoding and write are off the call's critical path.
-      const unconfirmed = this.run(input, tenant, true).then(
-        (got) => {
-          this.confirmed(tenant.id, levels, snaps, est, estCost, got, input.monthId);
-          if (got.outcome.ok === false) {
-            // Another process's traffic used the headroom within one round trip: this call was already on its way.
-            this.d.metrics.ratelimitUnconfirmedOver.inc();
-            this.d.log.warn({ tenantId: tenant.id, limit: got.outcome.limit }, 'rate limiter: a call admitted without waiting went over a limit (counted; later calls wait)');
-          }
-          return got;
-        },
-        (e: unknown) => {
-          this.confirmed(tenant.id, levels, snaps, est, estCost, undefined, input.monthId);
-          throw e;
-        },
-      );
-      unconfirmed.catch(() => {}); // settlement reads it; a failure must not be unhandled before then
+    const leased = this.fromLeases(tenant.id, levels, input.monthId, est, estCost);
+    if (leased) {
       this.licence.reserved += est;
-      child(this.d.metrics.ratelimitAdmissions, 'redis_unconfirmed').inc();
-      const headers = headersFor(levels, snaps.map((sn) => projected(sn)));
+      child(this.d.metrics.ratelimitAdmissions, 'lease').inc();
+      const headers = headersFor(levels, leased.map((l) => l.stats));
       if (warning) headers[LICENSE_WARNING_HEADER] = warning;
-      return { id, ctx, tenantId: tenant.id, window, levels, masks: [], est, estCost, store: 'redis', headers, unconfirmed, settled: false };
+      return { id, ctx, tenantId: tenant.id, window, levels, masks: [], est, estCost, store: 'lease', headers, leased, settled: false };
     }
     const got = await this.run(input, tenant);
     const { outcome, store } = got;
-    this.observe(tenant.id, levels, got, input.monthId, now);
     if (outcome.ok !== true) {
       if (outcome.ok === 'seed') throw new AppError(503, 'rate_limiter_unavailable', 'Usage counters could not be initialised; try again.');
       const spec = levels[outcome.levelIdx]!;
@@ -256,6 +214,7 @@ export class Admission {
     }
     this.licence.reserved += est;
     child(this.d.metrics.ratelimitAdmissions, store).inc();
+    if (store === 'redis') this.maybeLease(tenant.id, levels, outcome.stats, input.monthId, est, estCost);
     const headers = headersFor(levels, outcome.stats);
     if (warning) headers[LICENSE_WARNING_HEADER] = warning;
     return { id, ctx, tenantId: tenant.id, window, levels, masks: outcome.masks, est, estCost, store, headers, settled: false };
@@ -268,29 +227,20 @@ export class Admission {
     this.licence.reserved = Math.max(0, this.licence.reserved - r.est);
     this.licence.settled += Math.max(0, actualTokens);
     if (r.store === 'none') return;
-    let store = r.store;
-    let masks = r.masks;
-    let reserved = true;
-    if (r.unconfirmed) {
-      try {
-        const got = await r.unconfirmed;
-        store = got.store;
-        if (got.outcome.ok === true) masks = got.outcome.masks;
-        else reserved = false; // refused after all: nothing was reserved, charge what was used
-      } catch (e) {
-        this.d.log.error({ err: (e as Error).message }, 'usage settlement failed: the reservation has no answer');
-        return;
-      }
+    if (r.leased) {
+      this.settleLeased(r, actualTokens, actualCostMicros);
+      return;
     }
+    const store = r.store;
     const input = {
       now: this.d.clock.now(),
       rid: r.id,
       tenantId: r.tenantId,
       monthId: counterId(r.window),
       levels: r.levels,
-      masks: reserved ? masks : r.levels.map(() => 0),
-      est: reserved ? r.est : 0,
-      estCost: reserved ? r.estCost : 0,
+      masks: r.masks,
+      est: r.est,
+      estCost: r.estCost,
       actual: Math.max(0, Math.round(actualTokens)),
       actualCost: Math.max(0, Math.round(actualCostMicros)),
     };
@@ -320,59 +270,208 @@ export class Admission {
     return this.settle(r, 0, 0);
   }
 
-  // ---- admission without waiting ----------------------------------------------------------
+  // ---- leases (leases.ts) -------------------------------------------------------------------
 
-  /** The snapshots of every level when each is far from its limits for this call; else undefined (wait). */
-  private farFromLimits(tenantId: string, levels: readonly LevelSpec[], i: AdmitInput): LevelSnapshot[] | undefined {
-    if (this.d.failureMode !== 'fail-open' || this.degraded || !this.redisStore.ready) return undefined;
-    const out: LevelSnapshot[] = [];
+  private leasesUsable(): boolean {
+    return this.d.failureMode === 'fail-open' && !this.degraded && this.redisStore.ready;
+  }
+
+  /** Admits from this process's leases when every level has one with enough left; else undefined (exact admission). */
+  private fromLeases(tenantId: string, levels: readonly LevelSpec[], monthId: string, est: number, estCost: number): Lease[] | undefined {
+    if (!this.leasesUsable() || !this.leases.size) return undefined;
+    const now = Date.now();
+    const out: Lease[] = [];
     for (const l of levels) {
-      const sn = this.snapshots.get(snapshotKey(tenantId, l));
-      if (!sn || sn.monthId !== i.monthId || i.now - sn.at > SNAPSHOT_MAX_AGE_MS || sn.count >= MAX_UNCONFIRMED) return undefined;
-      const st = sn.stats;
-      const spare = (left: number, limit: number, share: number, need: number, minSpare: number): boolean => left - need >= Math.max(limit * share, minSpare);
-      if (l.rpm >= 0 && !spare(st.rpmRemaining - sn.count, l.rpm, HEADROOM, 1, MIN_SPARE_REQUESTS)) return undefined;
-      if (l.tpm >= 0 && !spare(st.tpmRemaining - sn.tokens, l.tpm, HEADROOM, i.est, MIN_SPARE_NEEDS * i.est)) return undefined;
-      if (l.conc >= 0 && (st.inFlight < 0 || !spare(l.conc - st.inFlight - sn.count, l.conc, HEADROOM, 1, MIN_SPARE_REQUESTS))) return undefined;
-      if (l.mtok >= 0 && (st.monthTokens < 0 || !spare(l.mtok - st.monthTokens - sn.tokens, l.mtok, MONTH_HEADROOM, i.est, MIN_SPARE_NEEDS * i.est))) return undefined;
-      if (l.mcost >= 0 && (st.monthCost < 0 || !spare(l.mcost - st.monthCost - sn.cost, l.mcost, MONTH_HEADROOM, i.estCost, MIN_SPARE_NEEDS * i.estCost))) return undefined;
-      out.push(sn);
+      const ls = this.leases.get(`${tenantId}|${l.level}|${l.id}`);
+      if (!ls || !ls.active || ls.monthId !== monthId || now > ls.okUntil || !sameLimits(ls.spec, l)) return undefined;
+      if ((l.rpm >= 0 && ls.fr < 1) || (l.tpm >= 0 && ls.ft < est) || (l.conc >= 0 && ls.fc < 1) || (l.mtok >= 0 && ls.fm < est) || (l.mcost >= 0 && ls.fmc < estCost)) {
+        this.requestSync(); // spent: top it up now
+        return undefined;
+      }
+      out.push(ls);
+    }
+    for (const ls of out) {
+      const l = ls.spec;
+      ls.lastUsed = now;
+      if (l.rpm >= 0) ls.fr--;
+      if (l.tpm >= 0) ls.ft -= est;
+      if (l.conc >= 0) {
+        ls.fc--;
+        ls.ic++;
+      }
+      if (l.mtok >= 0) {
+        ls.fm -= est;
+        ls.im += est;
+      }
+      if (l.mcost >= 0) {
+        ls.fmc -= estCost;
+        ls.imc += estCost;
+      }
+      const st = ls.stats;
+      ls.stats = { ...st, rpmRemaining: st.rpmRemaining < 0 ? st.rpmRemaining : st.rpmRemaining - 1, tpmRemaining: st.tpmRemaining < 0 ? st.tpmRemaining : st.tpmRemaining - est };
     }
     return out;
   }
 
-  /**
-   * Keeps Redis's answer per level when it admitted; anything else — a refusal, counters not
-   * seeded, the in-process store, no answer — means this process's view of those levels is
-   * out of date, and their next calls wait.
-   */
-  private observe(tenantId: string, levels: readonly LevelSpec[], got: { outcome: AdmitOutcome; store: string } | undefined, monthId: string, at: number): void {
-    if (got?.store !== 'redis' || got.outcome.ok !== true) {
-      for (const l of levels) this.snapshots.delete(snapshotKey(tenantId, l));
+  private settleLeased(r: Reservation, actual: number, actualCost: number): void {
+    const a = Math.max(0, Math.round(actual));
+    const ac = Math.max(0, Math.round(actualCost));
+    for (const ls of r.leased!) {
+      const l = ls.spec;
+      if (l.tpm >= 0) ls.ft += r.est - a;
+      if (l.conc >= 0) {
+        ls.fc++;
+        ls.ic--;
+      }
+      if (l.mtok >= 0) {
+        ls.im -= r.est;
+        ls.fm += r.est - a;
+      }
+      ls.am += a;
+      if (l.mcost >= 0) {
+        ls.imc -= r.estCost;
+        ls.fmc += r.estCost - ac;
+      }
+      ls.amc += ac;
+      if (l.level === 'tenant') this.lastLeased.set(ls.key, r);
+    }
+  }
+
+  /** The last call settled under each tenant-level lease (for soft-limit alerts after a sync). */
+  private readonly lastLeased = new Map<string, Reservation>();
+
+  /** After an exact admission far from every limit: ask for leases of its levels (in the background). */
+  private maybeLease(tenantId: string, levels: readonly LevelSpec[], stats: readonly LevelStats[], monthId: string, est: number, estCost: number): void {
+    if (!this.leasesUsable()) return;
+    const now = Date.now();
+    let asked = false;
+    levels.forEach((l, i) => {
+      const k = `${tenantId}|${l.level}|${l.id}`;
+      const cur = this.leases.get(k);
+      if (cur) return; // held or draining: a drained lease is removed by the sync, then a new one may be asked for
+      if ((this.leaseBackoff.get(k) ?? 0) > now) return;
+      const target = leaseTargets(l, est, estCost);
+      if (!target || !roomFor(l, stats[i]!, target)) {
+        this.leaseBackoff.set(k, now + SYNC_MS);
+        return;
+      }
+      const ls = newLease(tenantId, l, monthId, target);
+      ls.active = true; // wants a lease; admits only once granted (its free parts are 0 until then)
+      ls.okUntil = now + LEASE_LOCAL_MS;
+      this.leases.set(k, ls);
+      asked = true;
+    });
+    if (asked) this.requestSync();
+  }
+
+  private requestSync(): void {
+    if (this.syncing !== undefined) {
+      this.syncSoon = true;
       return;
     }
-    const stats = got.outcome.stats;
-    // Bounded: one entry per key, user and tenant that calls; past the bound, start over (the next call of each level waits once).
-    if (this.snapshots.size > MAX_SNAPSHOTS) this.snapshots.clear();
-    levels.forEach((l, idx) => {
-      const k = snapshotKey(tenantId, l);
-      const sn = this.snapshots.get(k);
-      if (sn) {
-        sn.at = at;
-        sn.monthId = monthId;
-        sn.stats = stats[idx]!;
-      } else this.snapshots.set(k, { at, monthId, stats: stats[idx]!, count: 0, tokens: 0, cost: 0 });
+    this.syncing = this.syncNow().finally(() => {
+      this.syncing = undefined;
+      if (this.syncSoon) {
+        this.syncSoon = false;
+        setImmediate(() => this.requestSync());
+      }
     });
   }
 
-  /** An unconfirmed reservation got its answer (or failed): no longer counted as pending. */
-  private confirmed(tenantId: string, levels: readonly LevelSpec[], snaps: LevelSnapshot[], est: number, estCost: number, got: { outcome: AdmitOutcome; store: string } | undefined, monthId: string): void {
-    for (const sn of snaps) {
-      sn.count = Math.max(0, sn.count - 1);
-      sn.tokens = Math.max(0, sn.tokens - est);
-      sn.cost = Math.max(0, sn.cost - estCost);
+  /** Starts the periodic bulk settlement (every SYNC_MS). */
+  startLeases(): void {
+    if (this.syncTimer) return;
+    this.syncTimer = setInterval(() => {
+      if (this.leases.size) this.requestSync();
+    }, SYNC_MS);
+    this.syncTimer.unref();
+  }
+
+  /** Returns every lease and declares all usage (shutdown). */
+  async stopLeases(): Promise<void> {
+    if (this.syncTimer) clearInterval(this.syncTimer);
+    this.syncTimer = undefined;
+    for (const l of this.leases.values()) l.active = false;
+    await this.syncing;
+    if (this.leases.size && this.redisStore.ready) await this.syncNow(true).catch(() => {});
+  }
+
+  /** One script call for every lease: declare usage, top up or return, refresh expiries. */
+  private async syncNow(final = false): Promise<void> {
+    if (!this.leases.size) return;
+    const items: SyncItem[] = [];
+    const now = Date.now();
+    for (const ls of this.leases.values()) {
+      if (ls.active && (now > ls.okUntil || now - ls.lastUsed > IDLE_MS)) ls.active = false; // unconfirmed for too long, or unused
+      const l = ls.spec;
+      const want = ls.active && !final;
+      const zero = { r: 0, t: 0, c: 0, m: 0, mc: 0 };
+      // Draining: everything free goes back. Active: top up what fell under half the target.
+      const R = want ? zero : { r: Math.max(0, ls.fr), t: ls.ft, c: Math.max(0, ls.fc), m: ls.fm, mc: ls.fmc };
+      const up = (f: number, t: number, lim: number): number => (lim >= 0 && f < t / 2 ? t - f : 0);
+      const D = want ? { r: up(ls.fr, ls.target.r, l.rpm), t: up(ls.ft, ls.target.t, l.tpm), c: up(ls.fc, ls.target.c, l.conc), m: up(ls.fm, ls.target.m, l.mtok), mc: up(ls.fmc, ls.target.mc, l.mcost) } : zero;
+      const it: SyncItem = {
+        lease: ls,
+        want,
+        R,
+        D,
+        A: { m: ls.am, mc: ls.amc },
+        Hc: l.conc >= 0 ? ls.ic + ls.fc : 0,
+        Hm: l.mtok >= 0 ? ls.im + ls.fm + ls.am : 0,
+        Hmc: l.mcost >= 0 ? ls.imc + ls.fmc + ls.amc : 0,
+      };
+      // What is sent leaves the lease now (admissions meanwhile cannot spend it twice).
+      ls.fr -= R.r;
+      ls.ft -= R.t;
+      ls.fc -= R.c;
+      ls.fm -= R.m;
+      ls.fmc -= R.mc;
+      ls.am = 0;
+      ls.amc = 0;
+      ls.syncing = true;
+      items.push(it);
     }
-    this.observe(tenantId, levels, got, monthId, this.d.clock.now());
+    let answers;
+    try {
+      answers = await syncLeases(this.d.redis, this.proc, this.d.clock.now(), items);
+    } catch (e) {
+      // Redis failed: the leases are dropped (their holds expire in Redis); the counters they
+      // touched are re-seeded from the ledger when Redis is back, as for the in-process store.
+      for (const it of items) {
+        this.dirty.add(it.lease.keys[3]!).add(it.lease.keys[4]!);
+        this.leases.delete(it.lease.key);
+      }
+      this.markDown(e);
+      return;
+    }
+    const ack = Date.now();
+    items.forEach((it, i) => {
+      const ls = it.lease;
+      const a = answers[i]!;
+      ls.syncing = false;
+      ls.fr += a.D.r;
+      ls.ft += a.D.t;
+      ls.fc += a.D.c;
+      ls.fm += a.D.m;
+      ls.fmc += a.D.mc;
+      ls.stats = { ...ls.stats, rpmRemaining: a.rpmRemaining, rpmResetMs: 0, tpmRemaining: a.tpmRemaining, tpmResetMs: 0, inFlight: a.inUse, monthTokens: a.monthTokens, monthCost: a.monthCost };
+      if (a.status === 1 && ls.active) ls.okUntil = ack + LEASE_LOCAL_MS;
+      else {
+        if (ls.active) this.leaseBackoff.set(ls.key, ack + SYNC_MS);
+        ls.active = false; // near a limit (or the hold was lost): exact admission from now on
+      }
+      const idle = !ls.active && ls.ic === 0 && ls.im === 0 && ls.imc === 0;
+      const empty = ls.fr <= 0 && ls.fc <= 0 && ls.ft === 0 && ls.fm === 0 && ls.fmc === 0 && ls.am === 0 && ls.amc === 0;
+      if (idle && empty && this.leases.get(ls.key) === ls) this.leases.delete(ls.key);
+      else if (!ls.active && !empty) this.syncSoon = true; // return the rest at once (calls in flight settle into it; the timer returns that)
+      if (ls.spec.level === 'tenant') {
+        const r = this.lastLeased.get(ls.key);
+        if (r) {
+          this.lastLeased.delete(ls.key);
+          this.d.onSettled?.(r, a.monthTokens, a.monthCost);
+        }
+      }
+    });
   }
 
   // ---- licence level ---------------------------------------------------------------------
@@ -445,7 +544,7 @@ export class Admission {
     const keys = [...this.dirty, ...this.memory.touched];
     const slots = this.pendingSlots.splice(0);
     const p = this.d.redis.pipeline();
-    if (keys.length) p.del(...keys);
+    if (keys.length) p.del(...keys, ...keys.map((k) => `${k}:h`)); // counters and their lease holds
     for (const [k, id] of slots) p.zrem(k, id);
     await p.exec();
     this.dirty.clear();
@@ -474,14 +573,9 @@ export class Admission {
   }
 }
 
-function snapshotKey(tenantId: string, l: LevelSpec): string {
-  return `${tenantId}|${l.level}|${l.id}`;
-}
 
-/** A snapshot's counters less this process's reservations still without an answer (for the x-ratelimit-* headers). */
-function projected(sn: LevelSnapshot): LevelStats {
-  const s = sn.stats;
-  return { ...s, rpmRemaining: s.rpmRemaining < 0 ? s.rpmRemaining : s.rpmRemaining - sn.count, tpmRemaining: s.tpmRemaining < 0 ? s.tpmRemaining : s.tpmRemaining - sn.tokens };
+function sameLimits(a: LevelSpec, b: LevelSpec): boolean {
+  return a.rpm === b.rpm && a.tpm === b.tpm && a.conc === b.conc && a.mtok === b.mtok && a.mcost === b.mcost;
 }
 
 /** Monthly counters are named by month and start instant, so a time-zone change starts fresh counters (seeded from the ledger). */

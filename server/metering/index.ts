@@ -62,7 +62,8 @@ export interface Metering {
   /** Deletes raw usage records older than each tenant's retention (rollups stay). */
   purgeRaw(): number;
   start(pollMs?: number): void;
-  stop(): void;
+  /** Stops timers; returns this process's leases and declares their usage (awaited at shutdown). */
+  stop(): Promise<void>;
 }
 
 export function createMetering(o: {
@@ -196,6 +197,7 @@ export function createMetering(o: {
     purgeRaw,
     start: (pollMs = 200) => {
       revision.start(pollMs);
+      admission.startLeases();
       timer = setInterval(() => {
         try {
           purgeRaw();
@@ -205,9 +207,10 @@ export function createMetering(o: {
       }, 3600_000);
       timer.unref();
     },
-    stop: () => {
+    stop: async () => {
       revision.stop();
       if (timer) clearInterval(timer);
+      await admission.stopLeases();
     },
   };
 }

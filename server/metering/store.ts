@@ -92,7 +92,38 @@ export function levelKeys(tenantId: string, l: LevelSpec, monthId: string): stri
   return [`${b}:rpm`, `${b}:tpm`, `${b}:conc`, `${b}:${monthId}:tok`, `${b}:${monthId}:cost`];
 }
 
-const COMMON = `
+/**
+ * Lua: expired holds of a monthly counter returned (every script that reads the counter runs
+ * it first), and the concurrency slots leased by live processes.
+ */
+export const LEASE_COMMON = `
+local function sweep(ck, now)
+  local hk = ck .. ':h'
+  local h = redis.call('HGETALL', hk)
+  if #h == 0 then return end
+  local back = 0
+  for j = 1, #h, 2 do
+    local v = h[j + 1]; local sep = string.find(v, ':', 1, true)
+    if tonumber(string.sub(v, sep + 1)) <= now then
+      back = back + tonumber(string.sub(v, 1, sep - 1)); redis.call('HDEL', hk, h[j])
+    end
+  end
+  if back ~= 0 and redis.call('EXISTS', ck) == 1 then redis.call('DECRBY', ck, back) end
+end
+local function leasedSlots(ck, now)
+  local lk = ck .. ':l'
+  local h = redis.call('HGETALL', lk)
+  local n = 0
+  for j = 1, #h, 2 do
+    local v = h[j + 1]; local sep = string.find(v, ':', 1, true)
+    if tonumber(string.sub(v, sep + 1)) <= now then redis.call('HDEL', lk, h[j])
+    else n = n + tonumber(string.sub(v, 1, sep - 1)) end
+  end
+  return n
+end
+`;
+
+const COMMON = LEASE_COMMON + `
 local function bucket(key, cap, now)
   local b = redis.call('HMGET', key, 'v', 't')
   local v = tonumber(b[1])
@@ -138,9 +169,12 @@ for i = 0, n - 1 do
   end
   if conc >= 0 then
     redis.call('ZREMRANGEBYSCORE', KEYS[k + 3], '-inf', now)
-    local c = redis.call('ZCARD', KEYS[k + 3]); vals[k + 3] = c
+    -- slots in use: calls admitted here, and those leased to processes (leases.ts)
+    local c = redis.call('ZCARD', KEYS[k + 3]) + leasedSlots(KEYS[k + 3], now); vals[k + 3] = c
     if c >= conc then deny(i, 3, 1000) end
   end
+  if mtok >= 0 then sweep(KEYS[k + 4], now) end
+  if mcost >= 0 then sweep(KEYS[k + 5], now) end
   if mtok >= 0 then
     local u = redis.call('GET', KEYS[k + 4])
     if not u then missing[#missing + 1] = k + 4
@@ -297,7 +331,9 @@ export class RedisStore implements CounterStore {
     const ttl = i.monthEnd - i.now + 7 * 86_400_000;
     for (const v of values) {
       const keys = levelKeys(i.tenantId, i.levels[v.levelIdx]!, i.monthId);
-      p.set(keys[v.kind === 'tokens' ? 3 : 4]!, String(v.value), 'PX', ttl, 'NX');
+      const k = keys[v.kind === 'tokens' ? 3 : 4]!;
+      // A new counter starts without holds: leases of an older one (Redis lost it) are not its.
+      p.eval("if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then redis.call('DEL', KEYS[2]) end return 1", 2, k, `${k}:h`, String(v.value), ttl);
     }
     const res = await p.exec();
     for (const [err] of res ?? []) if (err) throw err;

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { unrestricted } from '../../server/access/entitlements.js';
 import { sys } from '../helpers/identity.js';
-import { gatewayEnv, type GatewayEnv } from './gateway-env.js';
+import { FAST, gatewayEnv, type GatewayEnv } from './gateway-env.js';
 
 /**
  * Issue 16, "quota overshoot under parallel calls": a monthly_tokens 100 plan admitted 144
@@ -16,8 +16,10 @@ const clock = { t: Date.UTC(2025, 2, 15, 12), now(): number { return this.t; } }
 let env: GatewayEnv;
 beforeAll(async () => {
   env = await gatewayEnv({ clock, entitlements: unrestricted });
-  env.addProvider({ name: 'cloud-1', kind: 'openai', base_url: `${env.openai.url}/v1`, boundary: 'private', models: ['gpt-fake'] });
-  env.addProvider({ name: 'cloud-2', kind: 'openai', base_url: `${env.openai.url}/v1`, boundary: 'private', models: [{ name: 'gpt-short', upstream: 'gpt-fake' }], options: { maxOutputTokens: 6 } });
+  // 20 calls at once on a loaded machine: FAST's 400 ms first-token limit is too tight here.
+  const options = { ...FAST, firstTokenMs: 10_000, idleMs: 10_000, totalMs: 30_000, queueMs: 10_000 };
+  env.addProvider({ name: 'cloud-1', kind: 'openai', base_url: `${env.openai.url}/v1`, boundary: 'private', models: ['gpt-fake'], options });
+  env.addProvider({ name: 'cloud-2', kind: 'openai', base_url: `${env.openai.url}/v1`, boundary: 'private', models: [{ name: 'gpt-short', upstream: 'gpt-fake' }], options: { ...options, maxOutputTokens: 6 } });
   const s = env.app.services;
   s.metering.plans.upsert(sys(s), { name: 'hundred', limits: { monthly_tokens: 100 } });
   s.metering.plans.assign(sys(s), env.tenant.tenant.id, 'hundred');

@@ -7,10 +7,11 @@ import { waitFor } from '../helpers/wait.js';
 import { gatewayEnv, type GatewayEnv } from './gateway-env.js';
 
 /**
- * Admission without waiting for Redis (server/metering/admission.ts): far from every limit a
- * call reserves in Redis without waiting for the answer; near a limit every call waits, so
- * refusals stay exact. Checked through /v1 against the real redis-server, counting Redis's
- * own counters and the admission metric.
+ * Leases (server/metering/leases.ts, issue 23): far from every limit a process spends a leased
+ * share of each level's allowance without Redis on the call's path and settles in bulk; near a
+ * limit every call is admitted exactly in Redis. Checked through /v1 against the real
+ * redis-server, counting Redis's own counters, the lease holds and the admission metric.
+ * The multi-process guarantees are in metering-leases-processes.test.ts.
  */
 const clock = { t: Date.UTC(2025, 5, 15, 12), now(): number { return this.t; } };
 let env: GatewayEnv;
@@ -49,22 +50,36 @@ const monthTokensKey = async () => {
   return keys[0]!;
 };
 
-describe('admission without waiting for Redis', () => {
-  it('far from every limit, calls after the first do not wait; Redis still counts every call exactly and frees every slot', async () => {
+/** Holds recorded in Redis for this month's token counter (process → held tokens). */
+async function holds(): Promise<number> {
+  const h = await s().redis.hgetall(`${await monthTokensKey()}:h`);
+  return Object.values(h).reduce((t, v) => t + Number(v.split(':')[0]), 0);
+}
+
+describe('leases', () => {
+  it('far from every limit, calls after the first are served from a lease; Redis holds usage + lease, and settles to the exact usage', async () => {
     nextMonth();
     plan({ requests_per_minute: 100_000, tokens_per_minute: 10_000_000, concurrent_requests: 1000, monthly_tokens: 100_000_000 }, 'roomy');
-    const [waited0, unconfirmed0] = [await admissions('redis'), await admissions('redis_unconfirmed')];
+    const [waited0, leased0] = [await admissions('redis'), await admissions('lease')];
+    expect((await chat()).status).toBe(200); // exact: fetches the counters, asks for a lease
+    await waitFor(() => s().metering.admission.activeLeases, { until: (n) => n >= 1, what: 'a lease granted' });
     const n = 25;
     for (let i = 0; i < n; i++) expect((await chat()).status).toBe(200);
-    expect((await admissions('redis')) - waited0).toBe(1); // the first call fetched the counters
-    expect((await admissions('redis_unconfirmed')) - unconfirmed0).toBe(n - 1);
-    // Every call reserved and settled in Redis: n requests taken from the bucket, the month's
-    // tokens are the usage records' tokens, no concurrency slot left behind.
-    await waitFor(() => env.usage().length, { until: (k) => k >= n, what: `${n} usage records` });
+    expect((await admissions('redis')) - waited0).toBe(1);
+    expect((await admissions('lease')) - leased0).toBe(n);
+    // No double charge, nothing lost: once synced, the month's counter less the lease holds is
+    // exactly the usage records' tokens; the minute's bucket and the slots reflect the lease.
+    await waitFor(() => env.usage().length, { until: (k) => k >= n + 1, what: `${n + 1} usage records` });
     const used = env.usage().reduce((t, u) => t + (u.promptTokens + u.completionTokens), 0);
-    await expect.poll(async () => Number(await s().redis.get(await monthTokensKey()))).toBe(used);
-    expect(Number(await s().redis.hget(`${keyBase()}:rpm`, 'v'))).toBeCloseTo(100_000 - n, 0);
-    expect(await s().redis.zcard(`${keyBase()}:conc`)).toBe(0);
+    await expect.poll(async () => Number(await s().redis.get(await monthTokensKey())) - (await holds())).toBe(used);
+    expect(await holds()).toBeGreaterThan(0);
+    expect(await s().redis.zcard(`${keyBase()}:conc`)).toBe(0); // no per-call slot: the lease holds them
+    // Shutdown returns the lease: counter = usage, no holds.
+    await s().metering.admission.stopLeases();
+    expect(await holds()).toBe(0);
+    expect(Number(await s().redis.get(await monthTokensKey()))).toBe(used);
+    expect(await s().redis.hlen(`${keyBase()}:conc:l`)).toBe(0);
+    s().metering.admission.startLeases();
   });
 
   it('near a limit every call waits: a 30 requests/minute plan admits exactly 30 of 40 sequential calls', async () => {
@@ -76,29 +91,25 @@ describe('admission without waiting for Redis', () => {
     expect(statuses.slice(30)).toEqual(Array(10).fill(429));
   });
 
-  it('another process used the headroom unseen: the call already admitted runs and is charged, counted; the next call waits and is refused', async () => {
+  it('another process used the allowance: calls continue within this lease, the next sync sees the limit near, then every call is exact and refused', async () => {
     nextMonth();
-    plan({ requests_per_minute: 1000, monthly_tokens: 100_000_000 }, 'shared');
-    for (let i = 0; i < 3; i++) expect((await chat()).status).toBe(200); // counters known, far from the limit
+    plan({ requests_per_minute: 10_000, monthly_tokens: 100_000_000 }, 'shared');
+    expect((await chat()).status).toBe(200);
+    await waitFor(() => s().metering.admission.activeLeases, { until: (k) => k >= 1, what: 'a lease granted' });
     // As if other API processes had just taken every remaining request of the minute.
     await s().redis.hset(`${keyBase()}:rpm`, 'v', '0', 't', String(clock.t));
-    const over0 = (await s().metrics.ratelimitUnconfirmedOver.get()).values[0]?.value ?? 0;
-    await waitFor(() => env.usage().length, { until: (k) => k >= 3, what: '3 usage records' });
-    const tokensBefore = Number(await s().redis.get(await monthTokensKey()));
-
-    const admitted = await chat(); // admitted on the last counters; Redis refuses its reservation
-    expect(admitted.status).toBe(200);
-    await expect.poll(async () => ((await s().metrics.ratelimitUnconfirmedOver.get()).values[0]?.value ?? 0) - over0).toBe(1);
-    // Charged what it used (settled as unreserved), so the month's counter stays exact.
-    await waitFor(() => env.usage().length, { until: (k) => k >= 4, what: '4 usage records' });
-    await expect.poll(async () => Number(await s().redis.get(await monthTokensKey()))).toBe(tokensBefore + (env.usage().at(-1)!.promptTokens + env.usage().at(-1)!.completionTokens));
-
+    expect((await chat()).status).toBe(200); // from the lease (leased before: no overshoot)
+    await waitFor(() => s().metering.admission.activeLeases, { until: (k) => k === 0, what: 'the lease given up near the limit' });
+    // What was left of it went back to the bucket (2 % of 10,000 leased, 1 call served from it) …
+    await expect.poll(async () => Number(await s().redis.hget(`${keyBase()}:rpm`, 'v'))).toBe(199);
+    // … and the other processes take that too: from now on every call is admitted exactly.
+    await s().redis.hset(`${keyBase()}:rpm`, 'v', '0', 't', String(clock.t));
     const refused = await chat();
     expect(refused.status).toBe(429);
     expect(refused.body.error).toMatchObject({ code: 'rate_limit_exceeded', level: 'tenant', limit: 'requests_per_minute' });
   });
 
-  it('a fail-closed deployment always waits', async () => {
+  it('a fail-closed deployment never leases: every call is admitted in Redis', async () => {
     const closed = await gatewayEnv({ clock, entitlements: unrestricted, config: testConfig({ ENCLAVE_RATE_LIMIT_FAILURE_MODE: 'fail-closed' }) });
     try {
       closed.addProvider({ name: 'ollama-c', kind: 'ollama', base_url: closed.ollama.url, boundary: 'local', models: 'llama3.1:8b' });
@@ -108,7 +119,7 @@ describe('admission without waiting for Redis', () => {
       for (let i = 0; i < 5; i++) expect((await closed.client.chat.completions.create({ model: 'llama3.1:8b', messages: [{ role: 'user', content: 'hi' }] })).choices).toHaveLength(1);
       const v = (await cs.metrics.ratelimitAdmissions.get()).values;
       expect(v.find((x) => x.labels.store === 'redis')?.value).toBe(5);
-      expect(v.find((x) => x.labels.store === 'redis_unconfirmed')?.value ?? 0).toBe(0);
+      expect(v.find((x) => x.labels.store === 'lease')?.value ?? 0).toBe(0);
     } finally {
       await closed.close();
     }
