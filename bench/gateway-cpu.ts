@@ -50,10 +50,10 @@ if (process.env.BENCH_ROLE === 'fake') {
   const BODY = JSON.stringify({ model: 'gpt-fake', messages: [{ role: 'system', content: 'You are terse.' }, { role: 'user', content: 'Summarise the quarterly report for the board in three bullet points.' }], max_tokens: 64 });
   const STREAM_BODY = JSON.stringify({ ...JSON.parse(BODY), stream: true });
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  const call = (body: string): Promise<void> =>
+  const call = (body: string, route = '/v1/chat/completions'): Promise<void> =>
     new Promise((resolve, reject) => {
       const req = http.request(
-        { agent, host: '127.0.0.1', port: server.port, path: '/v1/chat/completions', method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), authorization: `Bearer ${secret}` } },
+        { agent, host: '127.0.0.1', port: server.port, path: route, method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), authorization: `Bearer ${secret}` } },
         (res) => {
           res.resume();
           res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`status ${res.statusCode}`))));
@@ -64,15 +64,24 @@ if (process.env.BENCH_ROLE === 'fake') {
     });
   const batches = arg('batches', 12);
   const size = arg('batch', 500);
-  for (const [name, body] of [
-    ['unary', BODY],
-    ['stream', STREAM_BODY],
-  ] as const) {
-    for (let i = 0; i < 1000; i++) await call(body); // warm-up
+  // --faces: the same call through every API face (issue 18), same prompt and answer.
+  const user = JSON.parse(BODY).messages[1].content as string;
+  const faces: (readonly [string, string, string])[] = process.argv.includes('--faces')
+    ? [
+        ['responses', JSON.stringify({ model: 'gpt-fake', instructions: 'You are terse.', input: user, max_output_tokens: 64, store: false }), '/v1/responses'],
+        ['responses stream', JSON.stringify({ model: 'gpt-fake', instructions: 'You are terse.', input: user, max_output_tokens: 64, store: false, stream: true }), '/v1/responses'],
+        ['messages', JSON.stringify({ model: 'gpt-fake', system: 'You are terse.', messages: [{ role: 'user', content: user }], max_tokens: 64 }), '/v1/messages'],
+        ['messages stream', JSON.stringify({ model: 'gpt-fake', system: 'You are terse.', messages: [{ role: 'user', content: user }], max_tokens: 64, stream: true }), '/v1/messages'],
+        ['ollama', JSON.stringify({ ...JSON.parse(BODY), stream: false }), '/ollama/api/chat'],
+        ['ollama stream', JSON.stringify({ ...JSON.parse(BODY), stream: true }), '/ollama/api/chat'],
+      ]
+    : [];
+  for (const [name, body, route] of [['unary', BODY, '/v1/chat/completions'] as const, ['stream', STREAM_BODY, '/v1/chat/completions'] as const, ...faces]) {
+    for (let i = 0; i < 1000; i++) await call(body, route); // warm-up
     const per: number[] = [];
     for (let b = 0; b < batches; b++) {
       const c0 = process.cpuUsage();
-      for (let i = 0; i < size; i++) await call(body);
+      for (let i = 0; i < size; i++) await call(body, route);
       const c = process.cpuUsage(c0);
       per.push((c.user + c.system) / size);
     }

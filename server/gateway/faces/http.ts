@@ -1,6 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { requestHeader } from '../../http/request-context.js';
+import { toAppError, type AppError } from '../../errors.js';
+import type { ChatCompletionChunk } from '../../providers/index.js';
 import type { CallFacts, GatewayCall } from '../call.js';
+import { deltas, type Delta } from './deltas.js';
 import { CLIENT_GONE } from '../call.js';
 
 /**
@@ -68,4 +71,71 @@ export function drain(res: ServerResponse): Promise<void> {
     res.once('drain', done);
     res.once('close', done);
   });
+}
+
+/** A face that encodes the normalized deltas as typed SSE events (Responses, Messages). */
+export interface DeltaEncoder {
+  /** The first events (the stream is open). */
+  start(): void;
+  add(d: Delta): void;
+  /** The closing events after the last chunk. */
+  end(): void;
+  /** The closing events of a stream that failed after it started. */
+  failed(err: AppError): void;
+}
+
+/** Typed SSE events (`event: type` + `data: {type, …}`), noting when the socket buffer is full. */
+export class EventWriter {
+  private full = false;
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly extra?: () => Record<string, unknown>,
+  ) {}
+
+  event(type: string, payload: Record<string, unknown>): void {
+    if (!writePiece(this.res, `event: ${type}\ndata: ${JSON.stringify({ type, ...this.extra?.(), ...payload })}\n\n`)) this.full = true;
+  }
+
+  /** Waits for the client only when a write found its buffer full. */
+  async drained(): Promise<void> {
+    if (!this.full) return;
+    this.full = false;
+    await drain(this.res);
+  }
+}
+
+/**
+ * Pulls the pipeline's chunks into an encoder: the stream opens with the first chunk, events
+ * leave as the deltas come, a full socket buffer is waited for before the next pull, a client
+ * that went away ends the pull (the pipeline records the disconnect). Returns the error of a
+ * call that failed before anything was sent (the face answers it in its own error shape).
+ */
+export async function encodeStream(res: ServerResponse, facts: CallFacts, chunks: AsyncIterable<ChatCompletionChunk>, w: EventWriter, enc: DeltaEncoder): Promise<AppError | undefined> {
+  let started = false;
+  const seen = new Set<number>();
+  const open = (): void => {
+    startStream(res, facts, 'text/event-stream; charset=utf-8');
+    enc.start();
+    started = true;
+  };
+  try {
+    for await (const chunk of chunks) {
+      if (res.destroyed) break;
+      if (!started) open();
+      for (const d of deltas(chunk, seen)) enc.add(d);
+      await w.drained();
+    }
+    if (res.destroyed) return undefined;
+    if (!started) open();
+    enc.end();
+    res.end();
+  } catch (e) {
+    const err = toAppError(e);
+    if (!started) return err;
+    if (!res.writableEnded) {
+      enc.failed(err);
+      res.end();
+    }
+  }
+  return undefined;
 }

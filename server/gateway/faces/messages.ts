@@ -1,15 +1,15 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import type { RequestContext } from '../../context.js';
-import { AppError, toAppError } from '../../errors.js';
+import { AppError } from '../../errors.js';
 import type { FastRoute } from '../../http/fast-path.js';
 import { sendJson } from '../../http/respond.js';
 import type { ChatCompletion } from '../../providers/index.js';
 import { messageTexts } from '../../routing/content.js';
 import { estimateTokens } from '../call.js';
 import type { GatewayService } from '../service.js';
-import { deltas, wholeDeltas, type Delta } from './deltas.js';
-import { drain, fromRequest, startStream, writeFacts, writePiece } from './http.js';
+import { wholeDeltas, type Delta } from './deltas.js';
+import { encodeStream, EventWriter, fromRequest, writeFacts } from './http.js';
 import { writeError } from './openai-chat.js';
 
 /**
@@ -227,41 +227,15 @@ export async function writeMessages(svc: GatewayService, ctx: RequestContext, re
     writeFacts(res, r.facts);
     return sendJson(res, 200, m.end());
   }
-  let pending = false;
-  const emit: Emit = (type, payload) => {
-    if (!writePiece(res, `event: ${type}\ndata: ${JSON.stringify({ type, ...payload })}\n\n`)) pending = true;
-  };
-  const m = new MessageBuilder(String(b.model), emit);
-  let started = false;
-  const seen = new Set<number>();
-  try {
-    for await (const chunk of r.chunks) {
-      if (res.destroyed) break;
-      if (!started) {
-        startStream(res, r.facts, 'text/event-stream; charset=utf-8');
-        m.start();
-        started = true;
-      }
-      for (const d of deltas(chunk, seen)) m.add(d);
-      if (pending) {
-        pending = false;
-        await drain(res);
-      }
-    }
-    if (res.destroyed) return;
-    if (!started) {
-      startStream(res, r.facts, 'text/event-stream; charset=utf-8');
-      m.start();
-    }
-    m.end();
-    res.end();
-  } catch (e) {
-    const err = toAppError(e);
-    if (!started) return fail(err);
-    if (res.writableEnded) return;
-    emit('error', anthropicError(err));
-    res.end();
-  }
+  const w = new EventWriter(res);
+  const m = new MessageBuilder(String(b.model), (type, payload) => w.event(type, payload));
+  const err = await encodeStream(res, r.facts, r.chunks, w, {
+    start: () => m.start(),
+    add: (d) => m.add(d),
+    end: () => m.end(),
+    failed: (e) => w.event('error', anthropicError(e)),
+  });
+  if (err) fail(err);
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

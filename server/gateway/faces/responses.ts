@@ -1,13 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import type { RequestContext } from '../../context.js';
-import { AppError, toAppError } from '../../errors.js';
+import { AppError } from '../../errors.js';
 import type { FastRoute } from '../../http/fast-path.js';
 import { sendJson } from '../../http/respond.js';
 import type { ChatCompletion } from '../../providers/index.js';
 import type { GatewayService } from '../service.js';
-import { deltas, wholeDeltas, type Delta } from './deltas.js';
-import { drain, fromRequest, startStream, writeFacts, writePiece } from './http.js';
+import { wholeDeltas, type Delta } from './deltas.js';
+import { encodeStream, EventWriter, fromRequest, writeFacts } from './http.js';
 import { writeError } from './openai-chat.js';
 import type { ResponseStore } from './response-store.js';
 
@@ -250,44 +250,20 @@ export async function writeResponses(svc: GatewayService, store: ResponseStore, 
     return sendJson(res, 200, out);
   }
   let seq = 0;
-  let pending = false;
-  const emit: Emit = (type, payload) => {
-    if (!writePiece(res, `event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: seq++, ...payload })}\n\n`)) pending = true;
-  };
-  const builder = new ResponseBuilder(b, id, emit);
-  let started = false;
-  const seen = new Set<number>();
-  try {
-    for await (const chunk of r.chunks) {
-      if (res.destroyed) break;
-      if (!started) {
-        startStream(res, r.facts, 'text/event-stream; charset=utf-8');
-        builder.start();
-        started = true;
-      }
-      for (const d of deltas(chunk, seen)) builder.add(d);
-      if (pending) {
-        pending = false;
-        await drain(res);
-      }
-    }
-    if (res.destroyed) return;
-    if (!started) {
-      startStream(res, r.facts, 'text/event-stream; charset=utf-8');
-      builder.start();
-    }
-    save(builder.end());
-    res.end();
-  } catch (e) {
-    const err = toAppError(e);
-    if (!started) return writeError(res, r.facts, err);
-    if (res.writableEnded) return;
-    builder.response.status = 'failed';
-    builder.response.error = { code: err.code, message: err.message };
-    emit('error', { code: err.code, message: err.message, param: null });
-    emit('response.failed', { response: builder.response });
-    res.end();
-  }
+  const w = new EventWriter(res, () => ({ sequence_number: seq++ }));
+  const builder = new ResponseBuilder(b, id, (type, payload) => w.event(type, payload));
+  const err = await encodeStream(res, r.facts, r.chunks, w, {
+    start: () => builder.start(),
+    add: (d) => builder.add(d),
+    end: () => save(builder.end()),
+    failed: (e) => {
+      builder.response.status = 'failed';
+      builder.response.error = { code: e.code, message: e.message };
+      w.event('error', { code: e.code, message: e.message, param: null });
+      w.event('response.failed', { response: builder.response });
+    },
+  });
+  if (err) writeError(res, r.facts, err);
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
