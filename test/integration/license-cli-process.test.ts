@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startTestApp, tempDir, type TestApp } from '../helpers/app.js';
 import { runCli, runCliOk } from '../helpers/cli.js';
 import { spec } from '../helpers/license.js';
@@ -16,12 +16,13 @@ let app: TestApp;
 let env: Record<string, string>;
 const dir = tempDir('enclave-license-proc-');
 
-beforeAll(async () => {
+// A fresh installation per test: each stands alone (any order, --sequence.shuffle).
+beforeEach(async () => {
   app = await startTestApp({ env: { ENCLAVE_LICENSE_MODE: 'test' } });
   const c = app.services.config;
   env = { ENCLAVE_DATA_DIR: c.dataDir, ENCLAVE_MASTER_KEY: c.masterKey!, REDIS_URL: c.redisUrl!, ENCLAVE_LICENSE_MODE: 'test', ENCLAVE_LOG_LEVEL: 'silent' };
 });
-afterAll(() => app?.close());
+afterEach(() => app?.close());
 
 function oneLineError(r: { stdout: string; stderr: string }, pattern: RegExp): void {
   const lines = r.stderr.trim().split('\n');
@@ -45,6 +46,7 @@ describe('enclave license as a process', () => {
   });
 
   it('failures: a one-line reason on stderr, nothing on stdout, a non-zero exit code', async () => {
+    const seatsBefore = app.services.license.evaluation().limits.seats;
     // A file that is not a licence.
     const junk = path.join(dir, 'junk.lic');
     writeFileSync(junk, 'not a licence\n');
@@ -58,6 +60,12 @@ describe('enclave license as a process', () => {
     oneLineError(missing, /nope\.lic/);
 
     // A downgrade (lower sequence than the installed one) is refused with its code.
+    const newer = path.join(dir, 'newer.json');
+    writeFileSync(newer, JSON.stringify(spec({ seq: 5 })));
+    await runCliOk(['license', 'issue', '--key', 'license/keys/test/issuer.key.json', '--spec', newer, '--out', path.join(dir, 'five.lic')], env);
+    await runCliOk(['license', 'install', path.join(dir, 'five.lic')], env);
+    await waitFor(() => app.services.license.evaluation().limits.seats, { until: (n) => n !== seatsBefore, what: 'licence seq 5 in the running server' });
+    const seatsInstalled = app.services.license.evaluation().limits.seats;
     const specFile = path.join(dir, 'old.json');
     writeFileSync(specFile, JSON.stringify(spec({ seq: 1 })));
     const old = path.join(dir, 'old.lic');
@@ -77,6 +85,6 @@ describe('enclave license as a process', () => {
     oneLineError(empty, /start Enclave once \(or run enclave migrate\) first/);
 
     // Nothing changed: still the licence installed above.
-    expect(app.services.license.evaluation().limits.seats).toBe(4);
+    expect(app.services.license.evaluation().limits.seats).toBe(seatsInstalled);
   });
 });
