@@ -1,9 +1,8 @@
-import { and, eq, lt } from 'drizzle-orm';
 import type { Clock } from '../../clock.js';
 import type { SecretBox } from '../../config/secret-box.js';
 import type { RequestContext } from '../../context.js';
 import type { Db } from '../../db/connection.js';
-import { storedResponses } from '../../db/schema.js';
+import { StoredResponsesRepo } from '../../db/repos/stored-responses.js';
 import { secretAad } from '../../db/secret-columns.js';
 import type { TenantData } from '../../db/tenant-scope.js';
 import { AppError } from '../../errors.js';
@@ -25,7 +24,11 @@ export interface StoredResponse {
 }
 
 export class ResponseStore {
-  constructor(private readonly d: { db: Db; data: TenantData; secrets: SecretBox; clock: Clock }) {}
+  private readonly repo: StoredResponsesRepo;
+
+  constructor(private readonly d: { db: Db; data: TenantData; secrets: SecretBox; clock: Clock }) {
+    this.repo = new StoredResponsesRepo(d.db, d.data);
+  }
 
   private owner(ctx: RequestContext): string {
     const p = ctx.principal;
@@ -36,19 +39,19 @@ export class ResponseStore {
 
   save(ctx: RequestContext, id: string, model: string, doc: StoredResponse): void {
     const now = this.d.clock.now();
-    this.d.db.delete(storedResponses).where(lt(storedResponses.expiresAt, now)).run();
+    this.repo.purgeExpired(now);
     const content = this.d.secrets.encrypt(JSON.stringify(doc), secretAad(TABLE, 'content', id));
-    this.d.data.storedResponses.insert(ctx, { id, ownerId: this.owner(ctx), model, content, createdAt: now, expiresAt: now + RETENTION_MS });
+    this.repo.insert(ctx, { id, ownerId: this.owner(ctx), model, content, createdAt: now, expiresAt: now + RETENTION_MS });
   }
 
   get(ctx: RequestContext, id: string, param = 'id'): StoredResponse {
-    const r = this.d.data.storedResponses.get(ctx, and(eq(storedResponses.id, id), eq(storedResponses.ownerId, this.owner(ctx)))!);
+    const r = this.repo.get(ctx, id, this.owner(ctx));
     if (!r || r.expiresAt <= this.d.clock.now()) throw new AppError(404, 'response_not_found', `Response ${id} not found.`, { param });
     return JSON.parse(this.d.secrets.decrypt(r.content, secretAad(TABLE, 'content', r.id))) as StoredResponse;
   }
 
   remove(ctx: RequestContext, id: string): void {
-    const n = this.d.data.storedResponses.delete(ctx, and(eq(storedResponses.id, id), eq(storedResponses.ownerId, this.owner(ctx)))!);
+    const n = this.repo.remove(ctx, id, this.owner(ctx));
     if (!n) throw new AppError(404, 'response_not_found', `Response ${id} not found.`, { param: 'id' });
   }
 }
