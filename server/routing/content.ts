@@ -100,6 +100,34 @@ function runEnd(t: string, i: number, mask: number): number {
   return i;
 }
 
+/**
+ * Jumps to the next place a detector can start, with a native search for a pattern of fixed
+ * width (a character class or a few literals: constant work per position, so linear). The
+ * answer is remembered per text (strings are immutable): slices after the first reuse it
+ * instead of searching to the end of the text again, which would be quadratic in slices.
+ */
+class Seek {
+  private t: string | undefined;
+  private from = 0;
+  private at = 0;
+  constructor(private readonly re: RegExp) {}
+  /** The next candidate position ≥ i, or `end` when there is none before it. */
+  next(t: string, i: number, end: number): number {
+    if (t !== this.t || i < this.from || i > this.at) {
+      this.re.lastIndex = i;
+      const m = this.re.exec(t);
+      this.t = t;
+      this.from = i;
+      this.at = m ? m.index : Number.POSITIVE_INFINITY;
+    }
+    return this.at < end ? this.at : end;
+  }
+}
+const SEEK_TOKEN = new Seek(/AKIA|ASIA|AIza|gh[pousr]_|xox[abprs]-|sk-|enk_/g);
+const SEEK_DIGIT = new Seek(/[0-9]/g);
+const SEEK_PHONE = new Seek(/[0-9+(]/g);
+const SEEK_IBAN = new Seek(/[A-Z]{2}[0-9]{2}/g);
+
 // ---- validators -------------------------------------------------------------------------
 
 export function luhn(digits: string): boolean {
@@ -171,8 +199,8 @@ const GH = /^gh[pousr]_[0-9A-Za-z]{36,}$/;
  */
 const findTokens: Find = (t, from, to, hit) => {
   let i = from;
-  while (i < to) {
-    if (!isWord(t, i) || isWord(t, i - 1)) {
+  while ((i = SEEK_TOKEN.next(t, i, to)) < to) {
+    if (isWord(t, i - 1)) {
       i++;
       continue;
     }
@@ -268,8 +296,9 @@ const findCard: Find = (t, from, to, hit) => {
   const starts: number[] = [];
   const ends: number[] = [];
   while (i < to) {
-    if ((cls(t, i) & DIGIT) === 0 || isWord(t, i - 1)) {
-      i++;
+    if ((i = SEEK_DIGIT.next(t, i, to)) >= to) break;
+    if (isWord(t, i - 1)) {
+      i = runEnd(t, i, WORD);
       continue;
     }
     // Read the groups of this number once: [starts[k], ends[k]).
@@ -319,8 +348,8 @@ const findIban: Find = (t, from, to, hit) => {
   let i = from;
   const groupEnds: number[] = [];
   const groupOk: boolean[] = [];
-  while (i < to) {
-    if ((cls(t, i) & UPPER) === 0 || isWord(t, i - 1) || (cls(t, i + 1) & UPPER) === 0 || (cls(t, i + 2) & DIGIT) === 0 || (cls(t, i + 3) & DIGIT) === 0) {
+  while ((i = SEEK_IBAN.next(t, i, to)) < to) {
+    if (isWord(t, i - 1)) {
       i++;
       continue;
     }
@@ -368,7 +397,7 @@ const DATE = /^\d{4}([-/.])\d{2}\1\d{2}$/;
 const IPV4 = /^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/;
 const findPhone: Find = (t, from, to, hit) => {
   let i = from;
-  while (i < to) {
+  while ((i = SEEK_PHONE.next(t, i, to)) < to) {
     const c = t.charCodeAt(i);
     const startsHere = (c === 43 && (cls(t, i + 1) & DIGIT) !== 0) || (cls(t, i) & DIGIT) !== 0 || (c === 40 && (cls(t, i + 1) & DIGIT) !== 0);
     if (!startsHere || isWord(t, i - 1) || t.charCodeAt(i - 1) === 43) {

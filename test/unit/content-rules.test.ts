@@ -127,7 +127,9 @@ function best(f: () => void): number {
 
 describe('linear time: the pathological-input catalogue', () => {
   const N = 40_000;
-  const plain = 'The quick brown fox jumps over the lazy dog. '.repeat(N / 40).slice(0, N);
+  // Ordinary prose, with the numbers, capitals and punctuation real prompts have: the detectors
+  // skip plain letters with a native search, so a letters-only baseline would measure nothing.
+  const plain = 'On 12 March Anna Berg (room 4.12, ext. 5521) said Q3 revenue grew 7% to 1,234 EUR; see ticket ABC-123 and the v2.1 plan. '.repeat(N / 100).slice(0, N);
   const nested = new ContentScanner([
     { name: 'ssn', pattern: '\\b\\d{3}-\\d{2}-\\d{4}\\b' },
     { name: 'redos-1', pattern: '(a+)+$' },
