@@ -24,11 +24,11 @@ const FACES: Face[] = [
   { api: 'messages', path: '/v1/messages', body: (model, stream) => ({ model, stream, max_tokens: 50, messages: [{ role: 'user', content: hi }] }), code: (j) => j?.error?.type },
   { api: 'ollama', path: '/ollama/api/chat', body: (model, stream) => ({ model, stream, messages: [{ role: 'user', content: hi }] }), code: () => undefined },
 ];
-const SCENARIOS = [
+const SCENARIOS: { name: string; model: string; headers: Record<string, string>; fault: 'server_error' | undefined; status: number; usage: string }[] = [
   { name: 'ok', model: 'gpt-fake', headers: {}, fault: undefined, status: 200, usage: 'ok' },
   { name: 'refused by boundary', model: 'gpt-fake', headers: { 'x-enclave-classification': 'restricted' }, fault: undefined, status: 403, usage: 'refused' },
   { name: 'unknown model', model: 'nope', headers: {}, fault: undefined, status: 404, usage: 'refused' },
-  { name: 'upstream 500', model: 'gpt-fake', headers: {}, fault: 'server_error' as const, status: 502, usage: 'error' },
+  { name: 'upstream 500', model: 'gpt-fake', headers: {}, fault: 'server_error', status: 502, usage: 'error' },
 ];
 
 describe('the same scenario through every face', () => {
