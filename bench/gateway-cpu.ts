@@ -7,7 +7,7 @@
  * machine shared with other work, where wall-clock figures do not. The client's own share
  * (≈ 35 µs per call for node:http on this machine) is included.
  *
- *   node --import tsx bench/gateway-cpu.ts [--batches 12] [--batch 500]
+ *   node --import tsx bench/gateway-cpu.ts [--batches 12] [--batch 500] [--limits]
  */
 import { fork } from 'node:child_process';
 import http from 'node:http';
@@ -45,6 +45,12 @@ if (process.env.BENCH_ROLE === 'fake') {
   const { secret } = await services.identity.keys.create(tctx, { name: 'bench', ownerUserId: null });
   services.gateway.deployments.create(ctx, { name: 'fake', kind: 'openai', base_url: `${fakeUrl}/v1`, boundary: 'private', models: ['gpt-fake'], max_concurrency: 1000 });
   services.gateway.policies.write(tctx, { content: { default: { email: 'redact', phone: 'redact', iban: 'redact', card: 'redact', national_id: 'redact', secret: 'redact' } } }, Date.now());
+  // --limits: the plan limits of bench/gateway-overhead.ts (high enough never to refuse), so
+  // admission counts in Redis (leases far from every limit) as DESIGN.md §8 measures it.
+  if (process.argv.includes('--limits')) {
+    services.metering.plans.upsert(ctx, { name: 'bench', limits: { requests_per_minute: 100_000_000, tokens_per_minute: 1_000_000_000_000, concurrent_requests: 100_000, monthly_tokens: 1_000_000_000_000 } });
+    services.metering.plans.assign(ctx, t.id, 'bench');
+  }
   const server = await listen(buildApp(services), 0, '127.0.0.1');
 
   const BODY = JSON.stringify({ model: 'gpt-fake', messages: [{ role: 'system', content: 'You are terse.' }, { role: 'user', content: 'Summarise the quarterly report for the board in three bullet points.' }], max_tokens: 64 });
