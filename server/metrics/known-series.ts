@@ -94,7 +94,7 @@ const ADMISSION_LIMITS = ['requests_per_minute', 'tokens_per_minute', 'concurren
  */
 const BY_NAME: Record<string, readonly (readonly string[])[]> = {
   enclave_quota_refusals_total: LEVELS.flatMap((l) => ADMISSION_LIMITS.map((x) => [l, x])),
-  enclave_ratelimit_admissions_total: [['redis'], ['redis_unconfirmed'], ['memory']],
+  enclave_ratelimit_admissions_total: [['redis'], ['lease'], ['memory']],
   enclave_ratelimit_redis_unavailable_total: [['fail_open'], ['refused']],
   enclave_gateway_fallbacks_total: ENDPOINTS.map((e) => [e]),
   enclave_gateway_policy_decisions_total: CLASSIFICATIONS.flatMap((c) => CONTENT_ACTIONS.map((a) => [c, a])),

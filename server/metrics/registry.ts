@@ -212,7 +212,7 @@ export class Metrics {
 
   readonly ratelimitAdmissions = new Counter({
     name: 'enclave_ratelimit_admissions_total',
-    help: 'Calls admitted with limits checked, by counter store: redis (waited for its answer), redis_unconfirmed (reserved in Redis without waiting: every limit far from reached), or memory while Redis is unavailable and the deployment fails open.',
+    help: 'Calls admitted with limits checked, by counter store: redis (exact, one script call), lease (from this process\'s lease, far from every limit: docs/quotas.md), or memory while Redis is unavailable and the deployment fails open.',
     labelNames: ['store'] as const,
     registers: [this.registry],
   });
