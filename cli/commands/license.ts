@@ -19,7 +19,7 @@ import { RuntimeSettings } from '../../server/config/runtime-settings.js';
 import { databaseFile, openDatabase } from '../../server/db/connection.js';
 import { APP_VERSION } from '../../server/paths.js';
 import { cliConfig } from '../config.js';
-import { CliError, printJson, printTable } from '../output.js';
+import { CliError, printJson } from '../output.js';
 
 function readText(file: string, what: string): string {
   try {

@@ -13,7 +13,7 @@ import {
   type Role,
   type Scope,
 } from '../access/permissions.js';
-import { generateKey, hashKey, hashKeyBytes, parseKey } from './format.js';
+import { generateKey, hashKeyBytes, parseKey } from './format.js';
 import { KeyGrowth } from './growth.js';
 
 /**
