@@ -75,7 +75,7 @@ await run(ctxNone, 2000);
 const unlimited = await run(ctxNone, 20_000);
 const result = { calls: 20_000, levels: 3, limited, no_limits: unlimited, target_p50_us: 200 };
 console.log(JSON.stringify(result));
-metering.stop();
+await metering.stop();
 redis.disconnect();
 db.$client.close();
 child?.kill('SIGTERM');

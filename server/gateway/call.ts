@@ -30,7 +30,6 @@ export interface GatewayCall {
   readonly endpoint: Endpoint;
   /** An OpenAI Chat Completions or Embeddings request (faces translate theirs to it at the door). */
   // Client JSON: the pipeline checks the fields it reads.
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   readonly body: Record<string, any>;
   /** `X-Enclave-Classification` as sent (or the batch's), unchecked. */
   readonly classification?: string | undefined;
@@ -68,7 +67,6 @@ export interface Plan {
   readonly classification: Classification;
   readonly candidates: Candidate[];
   readonly redactSet: Set<Detector> | undefined;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   readonly messages: any[];
   readonly action: 'models:invoke' | 'embeddings:create';
 }

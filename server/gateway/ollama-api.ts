@@ -17,7 +17,6 @@ import type { GatewayService } from './service.js';
  */
 
 // Request bodies are client JSON: fields are checked where they are read.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = Record<string, any>;
 
 /** Ollama's error body: `{"error": "message"}` (what its clients read). */
@@ -171,7 +170,6 @@ export async function writeOllama(svc: GatewayService, ctx: RequestContext, req:
   const shape = { model, kind, started };
   if (r.kind === 'whole') {
     writeFacts(res, r.facts);
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
     const j = r.body as Json;
     if (kind === 'embed') {
       return sendJson(res, 200, { model, embeddings: (j.data ?? []).map((d: Json) => d.embedding), total_duration: (Date.now() - started) * 1e6, prompt_eval_count: j.usage?.prompt_tokens ?? 0 });

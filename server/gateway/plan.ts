@@ -36,7 +36,6 @@ export class Planner {
   }
 
   // Client JSON: checked here where it is read.
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   plan(ctx: RequestContext, st: CallState, body: Record<string, any>): Plan {
     const tenant = requireTenant(ctx);
     const type = st.endpoint === 'chat' ? 'chat' : 'embedding';
@@ -78,7 +77,6 @@ export class Planner {
     let redactSet: Set<Detector> | undefined;
     let contentAction: ContentAction = 'allow';
     if (active.size) {
-      // eslint-disable-next-line @typescript-eslint/no-explicit-any
       const texts = embedTexts ?? messageTexts(messages as any[]);
       const hits = policy.scanner.scan(texts, active);
       const types = Object.keys(hits) as Detector[];
@@ -108,13 +106,11 @@ export class Planner {
 
     // Licence call point: the monthly token allowance, at admission (metering's admission includes it when wired).
     if (ent.checkTokens && !this.d.metering) {
-      // eslint-disable-next-line @typescript-eslint/no-explicit-any
       const estimate = estimateTokens(embedTexts ?? messageTexts(messages as any[]));
       const adm = ent.checkTokens(this.d.usage.tokensThisMonth(), estimate);
       if (!adm.allowed) throw adm.error;
     }
 
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
     return { policy, classification: cls.classification, candidates: orderCandidates(allowed), redactSet: redactSet?.size ? redactSet : undefined, messages: messages as any[], action };
   }
 
@@ -134,9 +130,7 @@ export class Planner {
   }
 
   /** What candidate `c` receives: the client's request with its model name, redacted when it leaves the machine. */
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   bodyFor(plan: Plan, c: Candidate, body: Record<string, any>, st: CallState): Record<string, any> {
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
     const out: Record<string, any> = { ...body, model: c.model };
     delete out.stream;
     delete out.stream_options;

@@ -78,7 +78,6 @@ export function ollamaRoutes(gateway: Gateway): FastRoute[] {
 }
 
 // The body is JSON from the client: the service validates the fields it uses.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 function objectBody(b: unknown): Record<string, any> {
   if (!b || typeof b !== 'object' || Array.isArray(b)) {
     throw new AppError(400, 'invalid_request', 'Send a JSON object body with Content-Type: application/json.');

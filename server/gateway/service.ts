@@ -123,7 +123,6 @@ export class GatewayService {
    * priced it, before the call resolves.
    */
   // Client JSON: the pipeline checks the fields it reads.
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   async chat(ctx: RequestContext, body: Record<string, any>, req: Request, res: Response, opts?: CallOptions): Promise<void> {
     await writeChat(this, ctx, req, res, body, { api: 'chat', ...(opts?.onUsage ? { onUsage: opts.onUsage } : {}) });
   }

@@ -8,7 +8,6 @@ import type { Metrics } from '../metrics/registry.js';
 
 declare global {
   // Express's own extension point for request properties.
-  // eslint-disable-next-line @typescript-eslint/no-namespace
   namespace Express {
     interface Request {
       ctx: RequestContext;

@@ -22,7 +22,6 @@ import { writeError } from './openai-chat.js';
  * Anthropic's `{type:"error", error:{type, message}}` shape; an overloaded upstream is 529.
  */
 // Client JSON: checked where it is read.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = Record<string, any>;
 
 const ERROR_TYPE: Record<number, string> = {
@@ -238,7 +237,6 @@ export async function writeMessages(svc: GatewayService, ctx: RequestContext, re
   if (err) fail(err);
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 function objectBody(b: unknown): Record<string, any> {
   if (!b || typeof b !== 'object' || Array.isArray(b)) throw new AppError(400, 'invalid_request', 'Send a JSON object body with Content-Type: application/json.');
   return b as Json;

@@ -16,7 +16,6 @@ import { drain, fromRequest, startStream, writeFacts, writePiece } from './http.
 type Extra = Pick<GatewayCall, 'api'> & Partial<Pick<GatewayCall, 'onUsage'>>;
 
 // Client JSON: the pipeline checks the fields it reads.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export async function writeChat(svc: GatewayService, ctx: RequestContext, req: IncomingMessage, res: ServerResponse, body: Record<string, any>, extra: Extra): Promise<void> {
   const r = await svc.run(ctx, { endpoint: 'chat', body, ...fromRequest(req, res), ...extra });
   if (r.kind === 'error') return writeError(res, r.facts, r.error);
@@ -27,7 +26,6 @@ export async function writeChat(svc: GatewayService, ctx: RequestContext, req: I
   await writeSse(res, r.facts, r.chunks, body.stream_options?.include_usage === true);
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export async function writeEmbeddings(svc: GatewayService, ctx: RequestContext, req: IncomingMessage, res: ServerResponse, body: Record<string, any>): Promise<void> {
   const r = await svc.run(ctx, { api: 'chat', endpoint: 'embeddings', body, ...fromRequest(req, res) });
   if (r.kind === 'error') return writeError(res, r.facts, r.error);

@@ -18,7 +18,6 @@ const RETENTION_MS = 30 * 24 * 3600_000;
 
 export interface StoredResponse {
   // Chat-form messages and the Response object as JSON.
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   readonly messages: any[];
   readonly response: Record<string, unknown>;
 }

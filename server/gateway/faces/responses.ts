@@ -19,7 +19,6 @@ import type { ResponseStore } from './response-store.js';
  * a Response object or its typed SSE events (response.created … response.completed).
  */
 // Client JSON: checked where it is read.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = Record<string, any>;
 
 const rid = (p: string): string => `${p}_${randomBytes(12).toString('hex')}`;
@@ -266,7 +265,6 @@ export async function writeResponses(svc: GatewayService, store: ResponseStore, 
   if (err) writeError(res, r.facts, err);
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 function objectBody(b: unknown): Record<string, any> {
   if (!b || typeof b !== 'object' || Array.isArray(b)) throw new AppError(400, 'invalid_request', 'Send a JSON object body with Content-Type: application/json.');
   return b as Json;

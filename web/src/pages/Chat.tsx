@@ -80,7 +80,7 @@ export function ChatPage({ conversationId }: { conversationId: string | null }) 
     } else void load(conversationId);
     // Focus the message box when a conversation opens (not on phones: the keyboard would cover it).
     if (window.matchMedia('(min-width: 721px)').matches) inputRef.current?.focus();
-  }, [conversationId, load]); // eslint-disable-line react-hooks/exhaustive-deps
+  }, [conversationId, load]);
 
   useEffect(
     () =>

@@ -64,7 +64,7 @@ export function UsagePage() {
     const val = (x: UsageRow) => (sort.key === 'group' ? nameOf(x.group).toLowerCase() : x[sort.key]);
     r.sort((a, b) => (val(a) < val(b) ? -1 : val(a) > val(b) ? 1 : 0) * (sort.desc ? -1 : 1));
     return r;
-  }, [report.data, sort, names.data]); // eslint-disable-line react-hooks/exhaustive-deps
+  }, [report.data, sort, names.data]);
   const series = useMemo(() => (daily.data ? dailySeries(daily.data.month, daily.data.rows) : null), [daily.data]);
   const charts = useMemo(
     () =>
