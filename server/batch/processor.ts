@@ -79,10 +79,14 @@ export function batchProcessor(d: {
 
     // Cancel and expiry are noticed between lines; in-flight lines are aborted on cancel.
     const stop = new AbortController();
-    const poll = setInterval(() => {
+    // The poll aborts lines in flight; each lane also re-reads the row before it starts a line
+    // (one indexed read), so no line starts after a cancel has committed, however fast lines run.
+    const checkStopped = (): boolean => {
       const cur = d.repo.batch(ctx, batchId);
       if (!cur || cur.status === 'cancelling' || now() >= cur.expiresAt) stop.abort(new Error('batch stopped'));
-    }, STATUS_POLL_MS);
+      return stop.signal.aborted;
+    };
+    const poll = setInterval(checkStopped, STATUS_POLL_MS);
     poll.unref();
     const lineSignal = AbortSignal.any([stop.signal, jc.signal]);
 
@@ -106,7 +110,7 @@ export function batchProcessor(d: {
       if (out.usage) d.afterUsage?.(out.usage);
     };
     const lane = async (): Promise<void> => {
-      while (next < pending.length && !lineSignal.aborted) {
+      while (next < pending.length && !lineSignal.aborted && !checkStopped()) {
         const line = pending[next++]!;
         await runOne(line);
       }
