@@ -115,14 +115,6 @@ export function roomFor(l: LevelSpec, s: LevelStats, t: Lease['target']): boolea
  * Dm, Dmc, rpm remaining, tpm remaining, slots in use, month tokens, month cost.
  */
 const SYNC_FN = `
-local function bucketv(key, cap, now)
-  local b = redis.call('HMGET', key, 'v', 't')
-  local v = tonumber(b[1])
-  if not v then return cap end
-  local r = v + (now - tonumber(b[2])) * cap / 60000
-  if r > cap then r = cap end
-  return r
-end
 local now = tonumber(ARGV[1]); local ttl = tonumber(ARGV[2]); local proc = ARGV[3]; local n = tonumber(ARGV[4])
 local exp = now + ttl
 local out = {}
@@ -140,8 +132,8 @@ for i = 0, n - 1 do
   if want == 0 then Dr = 0; Dt = 0; Dc = 0; Dm = 0; Dmc = 0 end
   -- return what is handed back (buckets capped at their capacity)
   local vr = -1; local vt = -1
-  if rpm >= 0 then vr = bucketv(KEYS[k + 1], rpm, now) + Rr; if vr > rpm then vr = rpm end end
-  if tpm >= 0 then vt = bucketv(KEYS[k + 2], tpm, now) + Rt; if vt > tpm then vt = tpm end end
+  if rpm >= 0 then vr = bucket(KEYS[k + 1], rpm, now) + Rr; if vr > rpm then vr = rpm end end
+  if tpm >= 0 then vt = bucket(KEYS[k + 2], tpm, now) + Rt; if vt > tpm then vt = tpm end end
   -- monthly: declare usage, return, detect a hold that expired meanwhile
   local ms = {}
   for j = 0, 1 do

@@ -93,8 +93,9 @@ export function levelKeys(tenantId: string, l: LevelSpec, monthId: string): stri
 }
 
 /**
- * Lua: expired holds of a monthly counter returned (every script that reads the counter runs
- * it first), and the concurrency slots leased by live processes.
+ * Lua shared by every metering script (admission, settlement, lease sync): expired holds of a
+ * monthly counter returned (every script that reads the counter runs it first), the
+ * concurrency slots leased by live processes, and a per-minute bucket's current level.
  */
 export const LEASE_COMMON = `
 local function sweep(ck, now)
@@ -121,9 +122,6 @@ local function leasedSlots(ck, now)
   end
   return n
 end
-`;
-
-const COMMON = LEASE_COMMON + `
 local function bucket(key, cap, now)
   local b = redis.call('HMGET', key, 'v', 't')
   local v = tonumber(b[1])
@@ -133,6 +131,7 @@ local function bucket(key, cap, now)
   return r
 end
 `;
+
 
 /**
  * The admission as a Lua function of its own KEYS and ARGV (parameters named like Redis's
@@ -254,8 +253,8 @@ return {tt, tc}
 end
 `;
 
-export const ADMIT_LUA = COMMON + ADMIT_FN + 'return admit(KEYS, ARGV)';
-export const SETTLE_LUA = COMMON + SETTLE_FN + 'return settle(KEYS, ARGV)';
+export const ADMIT_LUA = LEASE_COMMON + ADMIT_FN + 'return admit(KEYS, ARGV)';
+export const SETTLE_LUA = LEASE_COMMON + SETTLE_FN + 'return settle(KEYS, ARGV)';
 
 /**
  * Several admissions and settlements in one script call (one command, one round trip, one
@@ -264,7 +263,7 @@ export const SETTLE_LUA = COMMON + SETTLE_FN + 'return settle(KEYS, ARGV)';
  * one array per operation.
  */
 export const BATCH_LUA =
-  COMMON +
+  LEASE_COMMON +
   ADMIT_FN +
   SETTLE_FN +
   `
