@@ -3,6 +3,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OIDC_PATHS } from '../../server/sso/service.js';
 import { Browser } from '../fakes/oidc-browser.js';
+import { ssoLogin } from '../helpers/sso.js';
 import { startSsoApp, type SsoApp } from '../fakes/oidc-app.js';
 import { listenOidcProvider, type FakeOp } from '../fakes/oidc-provider.js';
 import { call, login as localLogin, PASSWORD, seedTenant, sys, type Session } from '../helpers/identity.js';
@@ -22,12 +23,7 @@ let ownerB: Session;
 let idpA: { id: string };
 const SECRET = 'tenant-a-secret-0123456789abcdef';
 
-async function sso(br: Browser, start: string, sub: string): Promise<{ status: number; code?: string }> {
-  op.nextLogin = sub;
-  const r = await br.follow(start, { until: (next) => next.startsWith(app.url) && !next.includes('/auth/oidc/') });
-  if (r.stoppedAt) return { status: 302 };
-  return { status: r.res.status, code: ((await r.res.json()) as any).error?.code };
-}
+const sso = (br: Browser, start: string, sub: string) => ssoLogin(br, op, app.url, start, sub);
 const memberships = (email: string) => {
   const u = app.services.identity.users.byEmail(email);
   return u ? app.services.identity.sessions.memberships(u.id).map((m) => `${m.slug}:${m.role}`) : [];

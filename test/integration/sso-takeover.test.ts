@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OIDC_PATHS } from '../../server/sso/service.js';
 import { Browser } from '../fakes/oidc-browser.js';
+import { sessionOf, ssoLogin } from '../helpers/sso.js';
 import { startSsoApp, type SsoApp } from '../fakes/oidc-app.js';
 import { listenOidcProvider, type FakeOp } from '../fakes/oidc-provider.js';
 import { call, login as localLogin, PASSWORD, seedTenant, sys, type Session } from '../helpers/identity.js';
@@ -17,16 +18,8 @@ let b: Awaited<ReturnType<typeof seedTenant>>;
 let ownerA: Session;
 const SECRET = 'tenant-a-secret-0123456789abcdef';
 
-async function sso(br: Browser, idp: string, sub: string): Promise<{ status: number; code?: string }> {
-  op.nextLogin = sub;
-  const r = await br.follow(`${app.url}/auth/oidc/${idp}/login`, { until: (next) => next.startsWith(app.url) && !next.includes('/auth/oidc/') });
-  if (r.stoppedAt) return { status: 302 };
-  return { status: r.res.status, code: ((await r.res.json()) as any).error?.code };
-}
-async function session(br: Browser) {
-  const res = await br.request(`${app.url}/auth/session`);
-  return { status: res.status, body: (await res.json()) as any };
-}
+const sso = (br: Browser, idp: string, sub: string) => ssoLogin(br, op, app.url, `${app.url}/auth/oidc/${idp}/login`, sub);
+const session = (br: Browser) => sessionOf(br, app.url);
 const memberships = (email: string) => {
   const u = app.services.identity.users.byEmail(email);
   return u ? app.services.identity.sessions.memberships(u.id).map((m) => m.slug) : [];

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { secretAad } from '../../server/db/secret-columns.js';
 import { OIDC_PATHS } from '../../server/sso/service.js';
 import { Browser } from '../fakes/oidc-browser.js';
+import { sessionOf, ssoLogin } from '../helpers/sso.js';
 import { startSsoApp, type SsoApp } from '../fakes/oidc-app.js';
 import { listenOidcProvider, type FakeOp } from '../fakes/oidc-provider.js';
 import { runCliOk } from '../helpers/cli.js';
@@ -23,16 +24,8 @@ let idpB: any;
 const SECRET_A = 'tenant-a-secret-0123456789abcdef';
 const SECRET_B = 'tenant-b-secret-0123456789abcdef';
 
-async function sso(br: Browser, idp: string, sub: string): Promise<{ status: number; code?: string }> {
-  op.nextLogin = sub;
-  const r = await br.follow(`${app.url}/auth/oidc/${idp}/login`, { until: (next) => next.startsWith(app.url) && !next.includes('/auth/oidc/') });
-  if (r.stoppedAt) return { status: 302 };
-  return { status: r.res.status, code: ((await r.res.json()) as any).error?.code };
-}
-async function session(br: Browser) {
-  const res = await br.request(`${app.url}/auth/session`);
-  return { status: res.status, body: (await res.json()) as any };
-}
+const sso = (br: Browser, idp: string, sub: string) => ssoLogin(br, op, app.url, `${app.url}/auth/oidc/${idp}/login`, sub);
+const session = (br: Browser) => sessionOf(br, app.url);
 
 beforeAll(async () => {
   op = await listenOidcProvider();
