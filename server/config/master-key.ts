@@ -1,6 +1,7 @@
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
+import { fsyncPath } from '../fsync.js';
 import type { Logger } from 'pino';
 import type { Config } from './settings.js';
 import { ConfigError } from './load.js';
@@ -117,23 +118,12 @@ export function writeKeyFile(file: string, key: Buffer): void {
     closeSync(fd);
   }
   renameSync(tmp, file);
-  fsyncDir(path.dirname(file));
+  fsyncPath(path.dirname(file));
 }
 
 /** Renames `from` over `to` and makes the rename durable. */
 export function renameDurably(from: string, to: string): void {
   renameSync(from, to);
-  fsyncDir(path.dirname(to));
+  fsyncPath(path.dirname(to));
 }
 
-function fsyncDir(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = openSync(dir, 'r');
-    fsyncSync(fd);
-  } catch {
-    /* not every platform fsyncs directories */
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
-}

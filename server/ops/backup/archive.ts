@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { closeSync, createReadStream, createWriteStream, fsyncSync, openSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, createWriteStream, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { fsyncPath } from '../../fsync.js';
 import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -7,18 +8,6 @@ import { createGunzip, createGzip } from 'node:zlib';
 import { ArchiveError, TarExtractor, tarStream, type ExtractedEntry, type TarEntry } from '../archive/tar.js';
 import { type ContentKey, AUTH_FAILED, BackupCryptoError, describeEncryption, isEnvelope, openEnvelope, sealer, type EncryptTo, type EnvelopeContent, type EnvelopeHeader, type Keyring, type Sealer } from './envelope.js';
 
-/** fsync a file or directory by path. */
-export function fsyncPath(p: string): void {
-  let fd: number | undefined;
-  try {
-    fd = openSync(p, 'r');
-    fsyncSync(fd);
-  } catch {
-    /* directories cannot be fsynced on every platform; best effort */
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
-}
 
 /**
  * Writes entries as tar.gz (optionally inside the encryption envelope) to a temporary name

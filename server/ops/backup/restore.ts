@@ -11,7 +11,7 @@ import type { Config } from '../../config/settings.js';
 import { databaseFile, openDatabase } from '../../db/connection.js';
 import { migrationStatus } from '../../db/migrator.js';
 import { acquireRestoreLock, runDir, stopProcesses, type ProcessRecord } from '../process-registry.js';
-import { fsyncPath } from './archive.js';
+import { fsyncPath } from '../../fsync.js';
 import { BACKUP_FILE_DIRS, defaultBackupDir, snapshotDatabase } from './create.js';
 import type { Keyring } from './envelope.js';
 import { checkStoredSecrets, type SecretCheckResult, type SecretsExport } from './secrets.js';

@@ -7,7 +7,7 @@ import { SETTINGS, type Config, type SettingKey } from '../../config/settings.js
 import { SECRET_COLUMNS, secretAad } from '../../db/secret-columns.js';
 import { SELFTEST_KEY } from '../../config/runtime-settings.js';
 import { APP_VERSION } from '../../paths.js';
-import { fsyncPath } from './archive.js';
+import { fsyncPath } from '../../fsync.js';
 import { BackupCryptoError, isEnvelope, openEnvelope, sealBuffer, type EncryptTo, type Keyring } from './envelope.js';
 
 /**
