@@ -1,3 +1,4 @@
+import { parseInput } from '../http/parse-input.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
@@ -881,13 +882,15 @@ export class SsoService {
   }
 
   /** Only platform admins set the platform IdP's mapping (the one mapping that may grant platform admin). */
-  setPlatformSettings(ctx: RequestContext, s: PlatformSettings): PlatformSettings {
+  /** Takes the raw body: who asks is decided before the input is looked at (a tenant admin's
+   * malformed body gets 403, never a 400 that describes the platform schema). */
+  setPlatformSettings(ctx: RequestContext, s: unknown): PlatformSettings {
     if (!isPlatform(ctx)) {
       this.audit(ctx, { action: 'sso.platform.update', outcome: 'denied', reason: 'platform_only', tenantId: null });
       throw new AppError(403, 'permission_denied', 'Only platform administrators change the platform IdP mapping.');
     }
     this.d.identity.access.require(ctx, 'platform:users:write', {}, { type: 'sso_idp', id: PLATFORM_REF });
-    const parsed = platformSettingsSchema.parse(s);
+    const parsed = parseInput(platformSettingsSchema, s);
     this.d.settings.set(PLATFORM_SETTINGS_KEY, parsed);
     this.audit(ctx, { action: 'sso.platform.update', tenantId: null, target: { type: 'sso_idp', id: PLATFORM_REF }, details: { rules: parsed.rules.length, claim_source: parsed.claim_source } });
     return parsed;

@@ -75,7 +75,7 @@ function cases(route: string): Case[] | undefined {
     'PUT /admin/api/model-aliases': { name: 'intruder', targets: [{ deployment: 'b-private', model: 'b-model' }] },
     'PUT /admin/api/gateway/policy': {},
     'PUT /admin/api/tenants/:tenantId/content-logging': { enabled: false },
-    // valid, so the refusal is about who asks (the input is checked first)
+    // valid, so the refusal is about who asks, whatever the order of the checks
     'PUT /admin/api/sso/platform': { claim_source: 'id_token', roles_path: null, groups_path: null, rules: [], allowed_domains: [], jit: false },
   };
   const b = body[route];

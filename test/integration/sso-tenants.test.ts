@@ -142,6 +142,11 @@ describe('tenant IdPs through the admin API', () => {
       body: { claim_source: 'id_token', roles_path: 'roles', groups_path: null, rules: [{ claim: 'roles', value: 'x', platform_admin: true }], allowed_domains: [], jit: true },
     });
     expect(put.status).toBe(403);
+    // Who asks is decided before what they sent: an invalid body from a tenant admin is a 403,
+    // not a 400 that would describe the platform schema to them.
+    const bad = await call(app.url, '/admin/api/sso/platform', { method: 'PUT', session: ownerA, body: { claim_source: 42 } });
+    expect(bad.status).toBe(403);
+    expect(bad.body.error.code).toBe('permission_denied');
     expect((await call(app.url, '/admin/api/sso/platform', { session: platform })).body.configured).toBe(false);
   });
 
