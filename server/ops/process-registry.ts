@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
+import { pidAlive } from './pid-alive.js';
 
 /**
  * Which processes use a data dir: every server/worker process writes
@@ -31,14 +32,6 @@ export function runDir(dataDir: string): string {
   return path.join(dataDir, 'run');
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 function readRecord(file: string): ProcessRecord | undefined {
   try {

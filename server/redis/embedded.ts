@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { ConfigError } from '../config/load.js';
 import { freePort, pingTcp } from './ping.js';
+import { pidAlive } from '../ops/pid-alive.js';
 
 export interface EmbeddedRedis {
   readonly url: string;
@@ -57,7 +58,7 @@ export async function startEmbeddedRedis(opts: { bin: string; dataDir: string; l
 
   const reuse = async (): Promise<EmbeddedRedis | undefined> => {
     const state = readState(stateFile);
-    if (state && state.owner !== undefined && state.owner !== process.pid && !alive(state.owner)) {
+    if (state && state.owner !== undefined && state.owner !== process.pid && !pidAlive(state.owner)) {
       await stopStale(state, dir, opts.log);
       rmSync(stateFile, { force: true });
       return undefined;
@@ -156,7 +157,7 @@ function tieToParent(child: ChildProcess): ChildProcess | undefined {
  * into `--dir`). Anything else under that pid is left alone.
  */
 async function stopStale(state: State, dir: string, log: Logger): Promise<void> {
-  if (!state.pid || !alive(state.pid) || !isOurs(state.pid, dir)) return;
+  if (!state.pid || !pidAlive(state.pid) || !isOurs(state.pid, dir)) return;
   log.warn({ pid: state.pid, owner: state.owner }, 'stopping an embedded redis-server left behind by a process that is gone');
   try {
     process.kill(state.pid, 'SIGTERM');
@@ -164,7 +165,7 @@ async function stopStale(state: State, dir: string, log: Logger): Promise<void> 
     return;
   }
   const deadline = Date.now() + 10_000;
-  while (alive(state.pid)) {
+  while (pidAlive(state.pid)) {
     if (Date.now() > deadline) {
       try {
         process.kill(state.pid, 'SIGKILL');
@@ -212,21 +213,13 @@ async function acquireLock(file: string): Promise<void> {
       return;
     } catch {
       const holder = Number(readFileSync(file, 'utf8').trim() || 0);
-      if (!holder || !alive(holder)) rmSync(file, { force: true });
+      if (!holder || !pidAlive(holder)) rmSync(file, { force: true });
       else if (Date.now() > deadline) throw new Error(`${file} is held by process ${holder}`);
       else await sleep(50);
     }
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();

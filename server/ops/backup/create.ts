@@ -15,6 +15,7 @@ import { sealer, type EncryptTo } from './envelope.js';
 import { installationSigner, SIGNATURE_ENTRY, trustFor, type ManifestSigner } from './signature.js';
 import { writeBackupRecord, type BackupRecord } from './records.js';
 import { acquireLock, activeRestore } from '../process-registry.js';
+import { pidAlive } from '../pid-alive.js';
 
 /**
  * `enclave backup create`: a consistent snapshot while the server and worker keep writing.
@@ -136,14 +137,6 @@ function resolveOut(opts: CreateBackupOptions, dataDir: string, at: Date): { fil
   return { file, generated: false };
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Removes staging dirs and temp files left by a backup that was killed. */
 export function cleanStale(dir: string): string[] {

@@ -17,6 +17,7 @@ import type { Keyring } from './envelope.js';
 import { checkStoredSecrets, type SecretCheckResult, type SecretsExport } from './secrets.js';
 import { keyFingerprint, trustFor } from './signature.js';
 import { verifyBackup, type VerifyCheck } from './verify.js';
+import { pidAlive } from '../pid-alive.js';
 
 export class RestoreError extends Error {
   override readonly name = 'RestoreError';
@@ -58,14 +59,6 @@ export interface RestoreResult {
   readonly signer?: { readonly installationId: string; readonly fingerprint: string };
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 function stamp(ms: number): string {
   return new Date(ms).toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
