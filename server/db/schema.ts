@@ -379,6 +379,8 @@ export const conversations = sqliteTable(
     title: text('title').notNull(),
     model: text('model'),
     classification: text('classification'),
+    /** The assistant (preset) the conversation was started with; its instructions are the first (system) message. */
+    assistantId: text('assistant_id'),
     promptTokens: integer('prompt_tokens').notNull().default(0),
     completionTokens: integer('completion_tokens').notNull().default(0),
     costMicros: integer('cost_micros').notNull().default(0),
@@ -410,6 +412,95 @@ export const chatMessages = sqliteTable(
     createdAt: integer('created_at').notNull(),
   },
   (t) => [index('chat_messages_conversation_idx').on(t.tenantId, t.conversationId, t.createdAt)],
+);
+
+/**
+ * Assistants (presets) of the chat (issue 21): instructions (the system prompt), a model and
+ * a classification to preselect, starter prompts. `ownerUserId` null = shared in the tenant
+ * (tenant admins manage them); otherwise private to that user. The model and classification
+ * are only preselected: the gateway still decides every call.
+ */
+export const assistants = sqliteTable(
+  'assistants',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    ownerUserId: text('owner_user_id').references(() => users.id, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    description: text('description').notNull().default(''),
+    instructions: text('instructions').notNull(),
+    model: text('model'),
+    classification: text('classification'),
+    /** JSON array of strings. */
+    starters: text('starters').notNull().default('[]'),
+    createdBy: text('created_by').notNull(),
+    createdAt: integer('created_at').notNull(),
+    updatedAt: integer('updated_at').notNull(),
+  },
+  (t) => [index('assistants_tenant_idx').on(t.tenantId, t.ownerUserId)],
+);
+
+/** 👍/👎 with an optional comment on an assistant message: one per user per message, changeable. */
+export const messageFeedback = sqliteTable(
+  'message_feedback',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    messageId: text('message_id')
+      .notNull()
+      .references(() => chatMessages.id, { onDelete: 'cascade' }),
+    userId: text('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    /** The answering model (copied from the message, so the per-model view needs no join). */
+    model: text('model').notNull(),
+    rating: text('rating', { enum: ['up', 'down'] }).notNull(),
+    comment: text('comment'),
+    createdAt: integer('created_at').notNull(),
+    updatedAt: integer('updated_at').notNull(),
+  },
+  (t) => [uniqueIndex('message_feedback_once').on(t.tenantId, t.messageId, t.userId), index('message_feedback_model_idx').on(t.tenantId, t.model, t.updatedAt)],
+);
+
+/** The tenant's approved prompt library (issue 21): a prompt is its versions; the newest is current. */
+export const prompts = sqliteTable(
+  'prompts',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    /** The newest version's number (1-based). */
+    version: integer('version').notNull(),
+    createdAt: integer('created_at').notNull(),
+    updatedAt: integer('updated_at').notNull(),
+  },
+  (t) => [index('prompts_tenant_idx').on(t.tenantId, t.updatedAt)],
+);
+
+/** Every version of a library prompt, with who wrote it and when (never changed once written). */
+export const promptVersions = sqliteTable(
+  'prompt_versions',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    promptId: text('prompt_id')
+      .notNull()
+      .references(() => prompts.id, { onDelete: 'cascade' }),
+    version: integer('version').notNull(),
+    title: text('title').notNull(),
+    body: text('body').notNull(),
+    /** The actor who wrote this version (a user id or `system:<name>`). */
+    authorId: text('author_id').notNull(),
+    createdAt: integer('created_at').notNull(),
+  },
+  (t) => [uniqueIndex('prompt_versions_once').on(t.tenantId, t.promptId, t.version)],
 );
 
 // ---------------------------------------------------------------------------
@@ -738,4 +829,4 @@ export const tenantDomains = sqliteTable(
 );
 
 /** Every table whose rows belong to a tenant. A test checks that no table with a tenant_id column is missing. */
-export const TENANT_OWNED = { tenantSettings, memberships, apiKeys, usageRecords, ssoIdps, conversations, chatMessages, files, batches, batchLines, usageRollups, meteringLimits, meteringSettings, meteringNotifications, callContents, invitations, tenantDomains, storedResponses } as const;
+export const TENANT_OWNED = { tenantSettings, memberships, apiKeys, usageRecords, ssoIdps, conversations, chatMessages, files, batches, batchLines, usageRollups, meteringLimits, meteringSettings, meteringNotifications, callContents, invitations, tenantDomains, storedResponses, assistants, messageFeedback, prompts, promptVersions } as const;
