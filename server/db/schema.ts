@@ -828,5 +828,100 @@ export const tenantDomains = sqliteTable(
   (t) => [uniqueIndex('tenant_domains_tenant_domain_idx').on(t.tenantId, t.domain), index('tenant_domains_domain_idx').on(t.domain)],
 );
 
+// ---------------------------------------------------------------------------
+// SCIM 2.0 provisioning (issue 24): per-tenant bearer tokens, the tenant's provisioned
+// users (its view of an account: userName, externalId, attributes, active) and groups.
+// ---------------------------------------------------------------------------
+
+/** A tenant's SCIM bearer token: only the SHA-256 of the secret is stored; `prefix` is the visible part. */
+export const scimTokens = sqliteTable(
+  'scim_tokens',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    prefix: text('prefix').notNull().unique(),
+    tokenHash: text('token_hash').notNull(),
+    createdAt: integer('created_at').notNull(),
+    /** Actor that created it: `user:<id>` or `system:<name>`. */
+    createdBy: text('created_by').notNull(),
+    lastUsedAt: integer('last_used_at'),
+    revokedAt: integer('revoked_at'),
+    revokedBy: text('revoked_by'),
+  },
+  (t) => [index('scim_tokens_tenant_idx').on(t.tenantId)],
+);
+
+/**
+ * A user as the tenant's directory provisioned it. The SCIM id is the Enclave user id; the
+ * account itself (users) is shared, this row is the tenant's view. `role` is the membership
+ * role to restore on reactivation; `accountDeactivated` says the account was deactivated by
+ * this tenant's SCIM (so only SCIM's reactivation brings it back).
+ */
+export const scimUsers = sqliteTable(
+  'scim_users',
+  {
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    userId: text('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    userName: text('user_name').notNull(),
+    /** Lower-cased userName (SCIM compares userName case-insensitively). */
+    userNameKey: text('user_name_key').notNull(),
+    externalId: text('external_id'),
+    /** JSON: the validated SCIM attributes (name, emails, enterprise extension …), never the password. */
+    attributes: text('attributes').notNull(),
+    active: integer('active', { mode: 'boolean' }).notNull().default(true),
+    role: text('role', { enum: ['owner', 'admin', 'member', 'viewer'] }).notNull().default('member'),
+    accountDeactivated: integer('account_deactivated', { mode: 'boolean' }).notNull().default(false),
+    /** DELETE keeps the row (so a re-provisioning finds the account); deleted rows are not served. */
+    deletedAt: integer('deleted_at'),
+    createdAt: integer('created_at').notNull(),
+    updatedAt: integer('updated_at').notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.tenantId, t.userId] }),
+    uniqueIndex('scim_users_user_name_idx').on(t.tenantId, t.userNameKey),
+    index('scim_users_external_idx').on(t.tenantId, t.externalId),
+    index('scim_users_user_idx').on(t.userId),
+  ],
+);
+
+/** A group of the tenant's directory (teams and role rules come later). */
+export const scimGroups = sqliteTable(
+  'scim_groups',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    displayName: text('display_name').notNull(),
+    externalId: text('external_id'),
+    createdAt: integer('created_at').notNull(),
+    updatedAt: integer('updated_at').notNull(),
+  },
+  (t) => [index('scim_groups_tenant_idx').on(t.tenantId, t.displayName)],
+);
+
+export const scimGroupMembers = sqliteTable(
+  'scim_group_members',
+  {
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    groupId: text('group_id')
+      .notNull()
+      .references(() => scimGroups.id, { onDelete: 'cascade' }),
+    userId: text('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    createdAt: integer('created_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.groupId, t.userId] }), index('scim_group_members_user_idx').on(t.tenantId, t.userId)],
+);
+
 /** Every table whose rows belong to a tenant. A test checks that no table with a tenant_id column is missing. */
-export const TENANT_OWNED = { tenantSettings, memberships, apiKeys, usageRecords, ssoIdps, conversations, chatMessages, files, batches, batchLines, usageRollups, meteringLimits, meteringSettings, meteringNotifications, callContents, invitations, tenantDomains, storedResponses, assistants, messageFeedback, prompts, promptVersions } as const;
+export const TENANT_OWNED = { tenantSettings, memberships, apiKeys, usageRecords, ssoIdps, conversations, chatMessages, files, batches, batchLines, usageRollups, meteringLimits, meteringSettings, meteringNotifications, callContents, invitations, tenantDomains, storedResponses, assistants, messageFeedback, prompts, promptVersions, scimTokens, scimUsers, scimGroups, scimGroupMembers } as const;

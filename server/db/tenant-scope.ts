@@ -92,6 +92,10 @@ export function createTenantData(db: Db) {
     invitations: tenantScoped(db, TENANT_OWNED.invitations),
     tenantDomains: tenantScoped(db, TENANT_OWNED.tenantDomains),
     storedResponses: tenantScoped(db, TENANT_OWNED.storedResponses),
+    scimTokens: tenantScoped(db, TENANT_OWNED.scimTokens),
+    scimUsers: tenantScoped(db, TENANT_OWNED.scimUsers),
+    scimGroups: tenantScoped(db, TENANT_OWNED.scimGroups),
+    scimGroupMembers: tenantScoped(db, TENANT_OWNED.scimGroupMembers),
   };
 }
 

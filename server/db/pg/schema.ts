@@ -841,5 +841,87 @@ export const tenantDomains = pgTable(
   (t) => [uniqueIndex('tenant_domains_tenant_domain_idx').on(t.tenantId, t.domain), index('tenant_domains_domain_idx').on(t.domain)],
 );
 
+// ---------------------------------------------------------------------------
+// SCIM 2.0 provisioning (issue 24): as in server/db/schema.ts.
+// ---------------------------------------------------------------------------
+
+export const scimTokens = pgTable(
+  'scim_tokens',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    prefix: text('prefix').notNull().unique(),
+    tokenHash: text('token_hash').notNull(),
+    createdAt: epochMs('created_at').notNull(),
+    createdBy: text('created_by').notNull(),
+    lastUsedAt: epochMs('last_used_at'),
+    revokedAt: epochMs('revoked_at'),
+    revokedBy: text('revoked_by'),
+  },
+  (t) => [index('scim_tokens_tenant_idx').on(t.tenantId)],
+);
+
+export const scimUsers = pgTable(
+  'scim_users',
+  {
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    userId: text('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    userName: text('user_name').notNull(),
+    userNameKey: text('user_name_key').notNull(),
+    externalId: text('external_id'),
+    attributes: jsonText('attributes').notNull(),
+    active: boolean('active').notNull().default(true),
+    role: text('role', { enum: ['owner', 'admin', 'member', 'viewer'] }).notNull().default('member'),
+    accountDeactivated: boolean('account_deactivated').notNull().default(false),
+    deletedAt: epochMs('deleted_at'),
+    createdAt: epochMs('created_at').notNull(),
+    updatedAt: epochMs('updated_at').notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.tenantId, t.userId] }),
+    uniqueIndex('scim_users_user_name_idx').on(t.tenantId, t.userNameKey),
+    index('scim_users_external_idx').on(t.tenantId, t.externalId),
+    index('scim_users_user_idx').on(t.userId),
+  ],
+);
+
+export const scimGroups = pgTable(
+  'scim_groups',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    displayName: text('display_name').notNull(),
+    externalId: text('external_id'),
+    createdAt: epochMs('created_at').notNull(),
+    updatedAt: epochMs('updated_at').notNull(),
+  },
+  (t) => [index('scim_groups_tenant_idx').on(t.tenantId, t.displayName)],
+);
+
+export const scimGroupMembers = pgTable(
+  'scim_group_members',
+  {
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    groupId: text('group_id')
+      .notNull()
+      .references(() => scimGroups.id, { onDelete: 'cascade' }),
+    userId: text('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    createdAt: epochMs('created_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.groupId, t.userId] }), index('scim_group_members_user_idx').on(t.tenantId, t.userId)],
+);
+
 /** Every table whose rows belong to a tenant. A test checks that no table with a tenant_id column is missing. */
-export const TENANT_OWNED = { tenantSettings, memberships, apiKeys, usageRecords, ssoIdps, conversations, chatMessages, files, batches, batchLines, usageRollups, meteringLimits, meteringSettings, meteringNotifications, callContents, invitations, tenantDomains, storedResponses, assistants, messageFeedback, prompts, promptVersions } as const;
+export const TENANT_OWNED = { tenantSettings, memberships, apiKeys, usageRecords, ssoIdps, conversations, chatMessages, files, batches, batchLines, usageRollups, meteringLimits, meteringSettings, meteringNotifications, callContents, invitations, tenantDomains, storedResponses, assistants, messageFeedback, prompts, promptVersions, scimTokens, scimUsers, scimGroups, scimGroupMembers } as const;
