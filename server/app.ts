@@ -34,6 +34,13 @@ import { licenseAdminRouter } from './admin/license-routes.js';
 import { chatRouter } from './chat/routes.js';
 import { ChatService } from './chat/service.js';
 import { ChatRepo } from './db/repos/chat.js';
+import { ChatFeaturesRepo } from './db/repos/chat-features.js';
+import { assistantsRouter } from './assistants/routes.js';
+import { AssistantService } from './assistants/service.js';
+import { feedbackRouter } from './feedback/routes.js';
+import { FeedbackService } from './feedback/service.js';
+import { promptsRouter } from './prompts/routes.js';
+import { PromptService } from './prompts/service.js';
 import { webRouter } from './web/static.js';
 import { uiRouter } from './web/ui-routes.js';
 import { SsoService } from './sso/service.js';
@@ -297,7 +304,15 @@ export function buildApp(services: Services): RequestListener {
   app.use(licenseAdminRouter(services.identity, services.license));
   app.use(uiRouter(services.identity, services.license, { metering: services.metering, policy: (ctx) => services.gateway.policies.get(ctx) }));
   // The web UI's chat calls the same gateway pipeline as /v1 (workflow `chat`), with the session.
-  app.use(chatRouter(services.identity, new ChatService(new ChatRepo(services.db, services.data)), { pipeline: () => services.gateway.service, policy: (ctx) => services.gateway.policies.get(ctx) }));
+  // Chat features of issue 21: assistants (presets), feedback on answers, the prompt library.
+  const chatRepo = new ChatRepo(services.db, services.data);
+  const features = new ChatFeaturesRepo(services.db, services.data);
+  const assistants = new AssistantService(features, services.identity, (ctx) => (services.gateway.service?.listModels(ctx) ?? []).filter((m) => !m.type || m.type === 'chat').map((m) => m.id));
+  const feedback = new FeedbackService(features, chatRepo, services.identity);
+  app.use(assistantsRouter(services.identity, assistants));
+  app.use(promptsRouter(services.identity, new PromptService(features, services.identity)));
+  app.use(feedbackRouter(services.identity, feedback));
+  app.use(chatRouter(services.identity, new ChatService(chatRepo, { assistants, feedbackOf: (ctx, ids) => feedback.mine(ctx, ids) }), { pipeline: () => services.gateway.service, policy: (ctx) => services.gateway.policies.get(ctx) }));
   // Last before 404: the built UI (dist/web) with SPA fallback; never shadows the API paths.
   app.use(webRouter());
 

@@ -77,6 +77,8 @@ export interface ConversationView {
   title: string;
   model: string | null;
   classification: string | null;
+  /** The assistant the conversation was started with (its instructions are the first, system, message). */
+  assistant_id: string | null;
   usage: UsageView;
   created_at: number;
   updated_at: number;
@@ -97,6 +99,8 @@ export interface ChatMessageView {
   status: ChatMessageStatus;
   error_code: string | null;
   usage: UsageView;
+  /** The caller's own 👍/👎 on an answer (null: none given). */
+  feedback?: FeedbackView | null;
   created_at: number;
 }
 export interface ChatModelsView {
@@ -107,4 +111,48 @@ export interface ChatModelsView {
   gateway: 'ready' | 'unavailable';
   /** Whether the caller's role may chat (viewers may read their history but not send). */
   can_chat: boolean;
+}
+
+/** An assistant (preset): `tenant` = shared by the tenant's admins, `private` = the caller's own. */
+export interface AssistantView {
+  object: 'assistant';
+  id: string;
+  scope: 'tenant' | 'private';
+  name: string;
+  description: string;
+  instructions: string;
+  model: string | null;
+  classification: Classification | null;
+  starters: string[];
+  created_at: number;
+  updated_at: number;
+}
+export interface FeedbackView {
+  rating: 'up' | 'down';
+  comment: string | null;
+  updated_at: number;
+}
+export interface FeedbackSummaryView {
+  object: 'feedback_summary';
+  days: number;
+  models: { model: string; up: number; down: number; recent_comments: { rating: 'up' | 'down'; comment: string; updated_at: number }[] }[];
+}
+/** A prompt of the tenant's library, at its current (newest) version. */
+export interface PromptView {
+  object: 'prompt';
+  id: string;
+  version: number;
+  title: string;
+  body: string;
+  updated_by: { id: string; name: string | null };
+  created_at: number;
+  updated_at: number;
+}
+export interface PromptVersionView {
+  object: 'prompt_version';
+  version: number;
+  title: string;
+  body: string;
+  author: { id: string; name: string | null };
+  created_at: number;
 }

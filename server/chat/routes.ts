@@ -139,7 +139,7 @@ function errorCodeOf(json: string, status: number): string {
  * they have /v1). Conversations are the caller's own in the active tenant.
  *   GET    /api/chat/models                          allowed models with boundaries + tenant default classification
  *   GET    /api/chat/conversations?q=&limit=         list (search: titles and message contents, FTS5)
- *   POST   /api/chat/conversations                   create
+ *   POST   /api/chat/conversations                   create ({assistant_id?}: the assistant's instructions become the system message)
  *   DELETE /api/chat/conversations                   delete all of mine
  *   GET    /api/chat/conversations/:id               with messages
  *   PATCH  /api/chat/conversations/:id               rename / model / classification
@@ -209,8 +209,9 @@ export function chatRouter(identity: Identity, chat: ChatService, opts: { pipeli
   });
   r.post('/api/chat/conversations', (req, res) => {
     mayChat(req.ctx);
-    const b = parseInput(z.object({ title: z.string().max(500).optional(), model: z.string().max(200).nullable().optional(), classification: CLASSIFICATION.nullable().optional() }), req.body);
-    res.status(201).json(chat.create(req.ctx, b));
+    const b = parseInput(z.object({ title: z.string().max(500).optional(), model: z.string().max(200).nullable().optional(), classification: CLASSIFICATION.nullable().optional(), assistant_id: z.string().min(1).max(100).optional() }), req.body);
+    const { assistant_id, ...rest } = b;
+    res.status(201).json(chat.create(req.ctx, { ...rest, ...(assistant_id ? { assistantId: assistant_id } : {}) }));
   });
   r.delete('/api/chat/conversations', (req, res) => {
     res.json({ object: 'list', deleted: chat.removeAll(req.ctx) });
@@ -253,7 +254,8 @@ export function chatRouter(identity: Identity, chat: ChatService, opts: { pipeli
     });
     const history = plan.history;
     // The gateway reads the classification and workflow from headers, as for /v1 callers.
-    if (b.classification) req.headers['x-enclave-classification'] = b.classification;
+    // (plan.classification: the one asked for, raised to the conversation's assistant's.)
+    if (plan.classification) req.headers['x-enclave-classification'] = plan.classification;
     else delete req.headers['x-enclave-classification'];
     req.headers['x-enclave-workflow'] = 'chat';
 

@@ -2,7 +2,8 @@ import type { RequestContext } from '../context.js';
 import type { ChatMessageRow, ChatRepo, ConversationRow } from '../db/repos/chat.js';
 import { AppError } from '../errors.js';
 import { newId } from '../ids.js';
-import type { ChatMessageStatus, Classification, ConversationView, ChatMessageView } from '../contract.js';
+import type { ChatMessageStatus, Classification, ConversationView, ChatMessageView, FeedbackView } from '../contract.js';
+import { stricter, type AssistantService } from '../assistants/service.js';
 
 /**
  * Conversations of the web UI, per user and tenant. Content is customer data: stored so the
@@ -19,14 +20,16 @@ export function serializeConversation(c: ConversationRow): ConversationView {
     title: c.title,
     model: c.model,
     classification: c.classification,
+    assistant_id: c.assistantId,
     usage: { prompt_tokens: c.promptTokens, completion_tokens: c.completionTokens, cost_micros: c.costMicros },
     created_at: c.createdAt,
     updated_at: c.updatedAt,
   };
 }
 
-export function serializeMessage(m: ChatMessageRow): ChatMessageView {
+export function serializeMessage(m: ChatMessageRow, feedback?: FeedbackView | null): ChatMessageView {
   return {
+    ...(feedback !== undefined ? { feedback } : {}),
     object: 'chat_message' as const,
     id: m.id,
     role: m.role,
@@ -62,8 +65,18 @@ const turn = (m: ChatMessageRow) => ({ role: m.role, content: m.content });
 
 const DAY = 86_400_000;
 
+/** What the chat uses of the assistants and feedback modules (optional: tests may build a bare chat). */
+export interface ChatExtras {
+  assistants?: AssistantService;
+  /** The caller's feedback on these messages, by message id. */
+  feedbackOf?: (ctx: RequestContext, messageIds: string[]) => Map<string, FeedbackView>;
+}
+
 export class ChatService {
-  constructor(private readonly repo: ChatRepo) {}
+  constructor(
+    private readonly repo: ChatRepo,
+    private readonly extras: ChatExtras = {},
+  ) {}
 
   /** The tenant's chat retention in days (null = keep until the user deletes). */
   retention(ctx: RequestContext): { days: number | null } {
@@ -110,13 +123,22 @@ export class ChatService {
 
   withMessages(ctx: RequestContext, id: string) {
     const c = this.get(ctx, id);
-    return { ...serializeConversation(c), messages: this.repo.messages(ctx, c.id).map(serializeMessage) };
+    const messages = this.repo.messages(ctx, c.id);
+    const fb = this.extras.feedbackOf?.(ctx, messages.filter((m) => m.role === 'assistant').map((m) => m.id));
+    return { ...serializeConversation(c), messages: messages.map((m) => serializeMessage(m, m.role === 'assistant' && fb ? (fb.get(m.id) ?? null) : undefined)) };
   }
 
-  create(ctx: RequestContext, input: { title?: string; model?: string | null; classification?: Classification | null }) {
+  /**
+   * A new conversation. With an assistant (one the caller may use), its instructions become
+   * the conversation's first message (role system, sent with every turn) — a copy, so a
+   * later edit of the assistant does not rewrite what this conversation was told.
+   */
+  create(ctx: RequestContext, input: { title?: string; model?: string | null; classification?: Classification | null; assistantId?: string }) {
     const userId = this.userOf(ctx);
     const now = ctx.clock.now();
+    const assistant = input.assistantId ? this.assistants().visible(ctx, input.assistantId) : undefined;
     const c = this.repo.insertConversation(ctx, {
+      ...(assistant ? { assistantId: assistant.id } : {}),
       id: newId('cnv', now),
       userId,
       title: (input.title?.trim() || NEW_TITLE).slice(0, MAX_TITLE),
@@ -125,7 +147,8 @@ export class ChatService {
       createdAt: now,
       updatedAt: now,
     });
-    ctx.log.info({ conversation: c.id }, 'conversation created');
+    if (assistant) this.repo.insertMessage(ctx, { id: newId('msg', now), conversationId: c.id, role: 'system', content: assistant.instructions, createdAt: now });
+    ctx.log.info({ conversation: c.id, assistant: assistant?.id }, 'conversation created');
     return serializeConversation(c);
   }
 
@@ -142,6 +165,29 @@ export class ChatService {
     if (patch.classification !== undefined) clean.classification = patch.classification;
     if (Object.keys(clean).length) this.repo.updateConversation(ctx, userId, id, { ...clean, updatedAt: ctx.clock.now() });
     return serializeConversation(this.get(ctx, id));
+  }
+
+  private assistants(): AssistantService {
+    if (!this.extras.assistants) throw new AppError(404, 'not_found', 'Assistant not found.', { param: 'assistant_id' });
+    return this.extras.assistants;
+  }
+
+  /**
+   * The classification a turn is sent with: the one asked for, raised to the assistant's own
+   * classification when the conversation has an assistant that sets one (the assistant's
+   * author said its data is at least that sensitive; the gateway then applies the tenant's
+   * floor and policy as for any call, so a preset can only make a call stricter).
+   */
+  classificationFor(ctx: RequestContext, conv: ConversationRow, asked: Classification | undefined): Classification | undefined {
+    if (!conv.assistantId || !this.extras.assistants) return asked;
+    let floor: Classification | undefined;
+    try {
+      floor = (this.extras.assistants.visible(ctx, conv.assistantId).classification as Classification | null) ?? undefined;
+    } catch {
+      return asked; // the assistant was deleted (or is no longer shared): its instructions stay in the conversation
+    }
+    if (!floor) return asked;
+    return asked ? stricter(asked, floor) : floor;
   }
 
   remove(ctx: RequestContext, id: string): void {
@@ -194,7 +240,8 @@ export class ChatService {
         history[lastUserIdx] = { role: 'user', content };
       }
     }
-    return { conversation: conv, mode: input.mode, content, model: input.model, ...(input.classification ? { classification: input.classification } : {}), ...(retry ? { retryOf: retry.id } : {}), drop, ...(editOf ? { editOf } : {}), history };
+    const classification = this.classificationFor(ctx, conv, input.classification);
+    return { conversation: conv, mode: input.mode, content, model: input.model, ...(classification ? { classification } : {}), ...(retry ? { retryOf: retry.id } : {}), drop, ...(editOf ? { editOf } : {}), history };
   }
 
   /** Writes a planned turn: the gateway accepted it and is answering. */

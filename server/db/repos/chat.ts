@@ -106,6 +106,9 @@ export class ChatRepo {
       .list(ctx, eq(chatMessages.conversationId, conversationId))
       .sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
   }
+  message(ctx: RequestContext, id: string): ChatMessageRow | undefined {
+    return this.data.chatMessages.get(ctx, eq(chatMessages.id, id));
+  }
   insertMessage(ctx: RequestContext, row: NewChatMessage): ChatMessageRow {
     return this.data.chatMessages.insert(ctx, row);
   }
