@@ -123,6 +123,8 @@ export class TenantService {
     const before = this.byId(id)!;
     this.d.db.update(tenants).set(set).where(eq(tenants.id, id)).run();
     const after = this.byId(id)!;
+    // The gateway caches each tenant's default classification (the floor of every call): drop it now.
+    if (after.defaultClassification !== before.defaultClassification) this.d.revision.bump();
     this.d.audit.record(scoped, {
       action: 'tenant.update',
       target: { type: 'tenant', id },
