@@ -59,6 +59,36 @@ export const SETTINGS = {
     description: 'Directory for the SQLite database, uploaded files, embedded Redis and generated keys.',
     fix: 'set it to a writable directory path',
   }),
+  databaseUrl: spec({
+    env: 'ENCLAVE_DATABASE_URL',
+    schema: z
+      .string()
+      .trim()
+      .regex(/^postgres(ql)?:\/\//, 'must start with postgres:// or postgresql://')
+      .optional(),
+    description:
+      'PostgreSQL (postgres://user:pass@host:5432/db?sslmode=verify-full) instead of SQLite in the data dir. Today only `enclave db migrate-to-postgres` uses it; the server and the other commands refuse to run with it set (see docs/postgres.md). Unset: SQLite.',
+    secret: true,
+    fix: 'use a URL like postgres://enclave@db.example.com:5432/enclave?sslmode=verify-full, or unset it to use SQLite',
+  }),
+  databasePoolMax: spec({
+    env: 'ENCLAVE_DATABASE_POOL_MAX',
+    schema: positiveInt.default(10),
+    description: 'PostgreSQL connections each Enclave process opens at most (sizing per replica: docs/postgres.md).',
+    fix: 'set it to a positive whole number, e.g. 10',
+  }),
+  databaseCaFile: spec({
+    env: 'ENCLAVE_DATABASE_CA_FILE',
+    schema: nonEmpty.optional(),
+    description: 'PEM file of the CA that signed the PostgreSQL server certificate (sslmode=verify-ca or verify-full); unset: the system CAs.',
+    fix: 'point it to a readable PEM file',
+  }),
+  databaseStatementTimeoutMs: spec({
+    env: 'ENCLAVE_DATABASE_STATEMENT_TIMEOUT_MS',
+    schema: z.coerce.number().int().min(0).default(30_000),
+    description: 'PostgreSQL statement_timeout of every Enclave connection in ms (0 = none); migrations run without it.',
+    fix: 'set it to a whole number of milliseconds, e.g. 30000',
+  }),
   configFile: spec({
     env: 'ENCLAVE_CONFIG',
     schema: nonEmpty.optional(),

@@ -78,7 +78,11 @@ function appliedRows(sqlite: Database.Database): { idx: number; tag: string; has
 }
 
 export function migrationStatus(sqlite: Database.Database, migrations = loadMigrations()): MigrationStatus {
-  const rows = appliedRows(sqlite);
+  return statusOf(appliedRows(sqlite), migrations);
+}
+
+/** The status given the bookkeeping rows (shared with the PostgreSQL migrator, server/db/pg/migrator.ts). */
+export function statusOf(rows: readonly { tag: string; hash: string }[], migrations: readonly Migration[]): MigrationStatus {
   const known = new Map(migrations.map((m) => [m.tag, m.hash]));
   const done = new Set(rows.map((r) => r.tag));
   return {
@@ -91,7 +95,7 @@ export function migrationStatus(sqlite: Database.Database, migrations = loadMigr
   };
 }
 
-function assertNotNewer(status: MigrationStatus): void {
+export function assertNotNewer(status: MigrationStatus): void {
   if (status.changed.length > 0) {
     throw new Error(`migration ${status.changed[0]} was changed after it was applied; released migrations must never be edited`);
   }

@@ -6,6 +6,7 @@ import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { findExecutable } from '../../server/redis/embedded.js';
 import { freePort, pingTcp } from '../../server/redis/ping.js';
+import { stopRunPostgres } from './postgres.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -50,6 +51,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     child.kill('SIGTERM');
     await new Promise((r) => child.once('exit', r));
     rmSync(dir, { recursive: true, force: true });
+    await stopRunPostgres(runId); // the run's PostgreSQL, if a file started one (test/helpers/postgres.ts)
     await checkNoLeftovers(runId);
   };
 }

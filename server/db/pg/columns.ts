@@ -19,11 +19,24 @@ import { bigint, customType } from 'drizzle-orm/pg-core';
  * The pool (server/db/pg/connection.ts) hands json/jsonb over as text (no JSON.parse); the
  * mappers still accept a parsed value, so a differently configured client reads the same.
  */
-export const epochMs = customType<{ data: number; driverData: Date | string; notNull: false; default: false }>({
+export const epochMs = customType<{ data: number; driverData: Date | string }>({
   dataType: () => 'timestamp (3) with time zone',
   toDriver: (value) => new Date(value).toISOString(),
-  fromDriver: (value) => (value instanceof Date ? value.getTime() : new Date(value).getTime()),
+  fromDriver: (value) => (value instanceof Date ? value.getTime() : parseTimestamptz(value)),
 });
+
+/** PostgreSQL's ISO text form of a timestamptz (DateStyle ISO, the default), e.g. `2026-12-03 19:07:01.234+05:30`, any session time zone. */
+const ISO_TZ = /^(\d{4})-(\d\d)-(\d\d)[ T](\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?([+-])(\d\d)(?::?(\d\d))?(?::?(\d\d))?$/;
+
+/** drizzle hands timestamptz over as PostgreSQL's text (it turns pg's Date parsing off): parsed exactly here, not by Date's lenient parser. */
+export function parseTimestamptz(text: string): number {
+  const m = ISO_TZ.exec(text);
+  if (!m) throw new Error(`unexpected timestamptz text from PostgreSQL: ${JSON.stringify(text)} (is DateStyle ISO?)`);
+  const [, y, mo, d, h, mi, s, frac, sign, oh, om, os] = m;
+  const local = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s), Math.round(Number(`0.${frac ?? '0'}`) * 1000));
+  const offset = (Number(oh) * 3600 + Number(om ?? 0) * 60 + Number(os ?? 0)) * 1000;
+  return sign === '+' ? local - offset : local + offset;
+}
 
 function jsonFromDriver(value: unknown): string {
   return typeof value === 'string' ? value : JSON.stringify(value);
