@@ -23,6 +23,11 @@ export const GROUPS: readonly CommandGroup[] = [
     load: async () => (await import('./commands/migrate.js')).registerMigrate,
   },
   {
+    name: 'db',
+    description: 'the database: copy an SQLite install to PostgreSQL (docs/postgres.md)',
+    load: async () => (await import('./commands/db.js')).registerDb,
+  },
+  {
     name: 'config',
     description: 'show the effective configuration, rotate the master key',
     load: async () => (await import('./commands/config.js')).registerConfig,

@@ -196,9 +196,7 @@ export class AuditLog {
 }
 
 export function verifyChain(db: Db): VerifyResult {
-  let prevHash = GENESIS;
-  let expectSeq = 1;
-  let checked = 0;
+  const walker = new ChainWalker();
   const rows = db.$client
     .prepare(
       `SELECT seq, id, at, tenant_ref AS tenantRef, actor_type AS actorType, actor_id AS actorId, action,
@@ -208,32 +206,56 @@ export function verifyChain(db: Db): VerifyResult {
     )
     .iterate() as IterableIterator<AuditRow>;
   for (const row of rows) {
+    const broken = walker.next(row);
+    if (broken) return broken;
+  }
+  return walker.finish(db.select().from(auditHead).where(eq(auditHead.id, 1)).get());
+}
+
+/**
+ * The chain check, fed one entry at a time in seq order: verifyChain (SQLite) and the check of a
+ * copy to PostgreSQL (server/ops/db-migrate) walk their rows through the same rules.
+ */
+export class ChainWalker {
+  private prevHash = GENESIS;
+  private expectSeq = 1;
+  private checked = 0;
+
+  /** undefined while the chain holds; the failure at the first broken entry. */
+  next(row: AuditRow): VerifyResult | undefined {
+    const checked = this.checked;
+    const expectSeq = this.expectSeq;
     const broken = (problem: string): VerifyResult => ({ ok: false, checked, broken: { seq: row.seq, id: row.id, problem } });
     if (row.seq !== expectSeq) {
       return broken(`entry ${row.seq} follows entry ${expectSeq - 1}: ${row.seq - expectSeq} entr${row.seq - expectSeq === 1 ? 'y was' : 'ies were'} deleted before it`);
     }
-    if (row.prevHash !== prevHash) {
+    if (row.prevHash !== this.prevHash) {
       return broken(`entry ${row.seq} does not link to the entry before it (an entry was deleted, reordered or edited before it)`);
     }
     const { hash: _h, prevHash: _p, ...fields } = row;
-    if (entryHash(prevHash, fields) !== row.hash) {
+    if (entryHash(this.prevHash, fields) !== row.hash) {
       return broken(`entry ${row.seq} was modified: its content does not match its hash`);
     }
-    prevHash = row.hash;
-    expectSeq++;
-    checked++;
+    this.prevHash = row.hash;
+    this.expectSeq++;
+    this.checked++;
+    return undefined;
   }
-  const head = db.select().from(auditHead).where(eq(auditHead.id, 1)).get();
-  if (head && (head.seq !== expectSeq - 1 || head.hash !== prevHash)) {
-    return {
-      ok: false,
-      checked,
-      broken: {
-        seq: expectSeq,
-        id: null,
-        problem: `the chain ends at entry ${expectSeq - 1} but the head records entry ${head.seq}: entries at the end were deleted`,
-      },
-    };
+
+  /** After the last entry: the head (audit_head row 1, if any) must name it. */
+  finish(head: { seq: number; hash: string } | undefined): VerifyResult {
+    const { checked, expectSeq, prevHash } = this;
+    if (head && (head.seq !== expectSeq - 1 || head.hash !== prevHash)) {
+      return {
+        ok: false,
+        checked,
+        broken: {
+          seq: expectSeq,
+          id: null,
+          problem: `the chain ends at entry ${expectSeq - 1} but the head records entry ${head.seq}: entries at the end were deleted`,
+        },
+      };
+    }
+    return { ok: true, checked, head: head ? { seq: head.seq, hash: head.hash } : null };
   }
-  return { ok: true, checked, head: head ? { seq: head.seq, hash: head.hash } : null };
 }

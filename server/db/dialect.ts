@@ -1,6 +1,5 @@
 import type { Config } from '../config/settings.js';
 import { ConfigError } from '../config/load.js';
-import { databaseFile } from './connection.js';
 
 /**
  * Which database an Enclave process uses (issue 22): SQLite in the data dir (the embedded
@@ -8,12 +7,13 @@ import { databaseFile } from './connection.js';
  * SQLite's synchronous API; until the async repository layer serves both dialects
  * (docs/postgres.md), a PostgreSQL URL is refused by the server and the CLI rather than
  * silently ignored (a server that falls back to SQLite while the admin believes it runs on
- * PostgreSQL would split the data of a replica set).
+ * PostgreSQL would split the data of a replica set). Light on purpose (no driver imports):
+ * main.ts checks it before it loads the application.
  */
-export type DatabaseTarget = { readonly dialect: 'sqlite'; readonly file: string } | { readonly dialect: 'postgres'; readonly url: string };
+export type DatabaseTarget = { readonly dialect: 'sqlite'; readonly dataDir: string } | { readonly dialect: 'postgres'; readonly url: string };
 
 export function databaseTarget(config: Pick<Config, 'dataDir' | 'databaseUrl'>): DatabaseTarget {
-  return config.databaseUrl ? { dialect: 'postgres', url: config.databaseUrl } : { dialect: 'sqlite', file: databaseFile(config.dataDir) };
+  return config.databaseUrl ? { dialect: 'postgres', url: config.databaseUrl } : { dialect: 'sqlite', dataDir: config.dataDir };
 }
 
 /** What runs on PostgreSQL today, in the refusal message. */
