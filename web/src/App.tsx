@@ -6,6 +6,7 @@ import { resetChatStore } from './chat/store.js';
 import { Spinner } from './components/ui.js';
 import { Layout } from './Layout.js';
 import { AdminPage } from './pages/admin/Admin.js';
+import { AssistantsPage } from './pages/Assistants.js';
 import { ChatPage } from './pages/Chat.js';
 import { InvitationsBanner, InvitePage } from './pages/Invitations.js';
 import { MePage } from './pages/Me.js';
@@ -128,6 +129,7 @@ export function App() {
     queueMicrotask(() => navigate(home, { replace: true }));
     page = null;
   } else if (pathname === '/chat' || pathname.startsWith('/chat/')) page = noTenant ? <NoOrganisation what="Chat" /> : <ChatPage conversationId={pathname.slice('/chat/'.length) || null} />;
+  else if (pathname === '/assistants') page = noTenant ? <NoOrganisation what="Assistants" /> : <AssistantsPage />;
   else if (pathname === '/me') page = noTenant ? <NoOrganisation what="My usage" /> : <MePage />;
   else if (pathname === '/admin' || pathname.startsWith('/admin/')) page = <AdminPage path={pathname} />;
   else page = <NotFound />;

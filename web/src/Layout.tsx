@@ -24,6 +24,9 @@ export function Layout({ children, banner }: { children: ReactNode; banner?: Rea
           <Link to="/chat" aria-current={current('/chat')}>
             Chat
           </Link>
+          <Link to="/assistants" aria-current={current('/assistants')}>
+            Assistants
+          </Link>
           <Link to="/me" aria-current={current('/me')}>
             My usage
           </Link>

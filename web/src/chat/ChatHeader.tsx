@@ -1,3 +1,4 @@
+import type { ReactNode } from 'react';
 import type { ChatModelsView, ChatMessageView, Classification, ConversationView } from '../api.js';
 import { boundaryLabel, BoundaryBadge, formatCost, formatNumber } from '../components/ui.js';
 import { CLASS_LABEL } from './explain.js';
@@ -17,6 +18,10 @@ export function ChatHeader(props: {
   busy: boolean;
   drawer: boolean;
   onDrawer: () => void;
+  /** The assistant picker of a new chat, or the open conversation's assistant. */
+  assistant?: ReactNode;
+  /** The assistant's classification: the chat is sent at least as that (lower ones are not offered). */
+  minCls?: Classification | null | undefined;
 }) {
   const { current, conversationId, models, model, cls, busy, drawer, onModel, onCls, onDrawer } = props;
   const currentModel = models?.data.find((m) => m.id === model);
@@ -54,6 +59,7 @@ export function ChatHeader(props: {
         </details>
       ) : null}
       <div className="chat-controls">
+        {props.assistant}
         <label className="inline-field">
           <span>Model</span>
           <select value={model} onChange={(e) => onModel(e.target.value)} disabled={!models || models.data.length === 0 || busy} aria-describedby="model-boundary">
@@ -73,7 +79,7 @@ export function ChatHeader(props: {
           <span>Data classification</span>
           <select value={cls} onChange={(e) => onCls(e.target.value as Classification)} disabled={busy}>
             {CLASSES.map((c) => (
-              <option key={c} value={c}>
+              <option key={c} value={c} disabled={!!props.minCls && CLASSES.indexOf(c) < CLASSES.indexOf(props.minCls)}>
                 {CLASS_LABEL[c]}
                 {models?.default_classification === c ? ' (default)' : ''}
               </option>

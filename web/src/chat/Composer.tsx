@@ -1,4 +1,5 @@
 import { useLayoutEffect, type FormEvent, type KeyboardEvent, type RefObject } from 'react';
+import { PICKER_ID, usePromptPicker } from './PromptPicker.js';
 import { draftOf, setDraft, useChatStore, type Draft } from './store.js';
 
 /**
@@ -19,6 +20,7 @@ export function Composer(props: {
   useChatStore();
   const { convId, inputRef } = props;
   const draft = draftOf(convId);
+  const picker = usePromptPicker(draft.text, (body) => setDraft(convId, { ...draft, text: body }));
 
   useLayoutEffect(() => {
     const el = inputRef.current;
@@ -33,6 +35,7 @@ export function Composer(props: {
     props.onSend(draft);
   };
   const onKey = (e: KeyboardEvent<HTMLTextAreaElement>) => {
+    if (picker.onKey(e)) return;
     if (e.key === 'Enter' && !e.shiftKey && !e.nativeEvent.isComposing) {
       e.preventDefault();
       submit(e);
@@ -42,6 +45,7 @@ export function Composer(props: {
 
   return (
     <form className="composer" onSubmit={submit}>
+      {picker.list}
       <label htmlFor="composer-input" className="sr-only">
         {draft.editing ? 'Edit your message' : 'Message'}
       </label>
@@ -50,7 +54,10 @@ export function Composer(props: {
         ref={inputRef}
         rows={2}
         value={draft.text}
-        placeholder={draft.editing ? 'Edit your message, then press Enter to resend' : 'Message (Enter sends, Shift+Enter new line)'}
+        placeholder={draft.editing ? 'Edit your message, then press Enter to resend' : 'Message (Enter sends, Shift+Enter new line, / for the prompt library)'}
+        aria-describedby={picker.open ? `${PICKER_ID}-status` : undefined}
+        aria-controls={picker.activeId ? PICKER_ID : undefined}
+        aria-activedescendant={picker.activeId}
         onChange={(e) => setDraft(convId, { ...draft, text: e.target.value })}
         onKeyDown={onKey}
       />

@@ -1,8 +1,9 @@
-import { useEffect, useRef, useState } from 'react';
+import { useEffect, useRef, useState, type ReactNode } from 'react';
 import type { ChatMessageView } from '../api.js';
 import { CopyButton } from '../components/CopyButton.js';
 import { Markdown } from '../components/Markdown.js';
 import { Spinner } from '../components/ui.js';
+import { FeedbackButtons } from './Feedback.js';
 import type { Stream } from './store.js';
 
 /**
@@ -34,9 +35,18 @@ export function Messages(props: {
   stream: Stream | undefined;
   onEdit: (m: ChatMessageView) => void;
   onRetry: (m: ChatMessageView) => void;
+  /** Shown above an empty conversation (e.g. the picked assistant and its starters). */
+  intro?: ReactNode;
+  /** Whether answers may be rated (roles that may chat). */
+  canRate?: boolean;
 }) {
   const { stream } = props;
-  const shown = withPending(props.messages, stream);
+  // An assistant's instructions (the system message) are sent, not shown as a turn.
+  const system = props.messages.find((m) => m.role === 'system');
+  const shown = withPending(
+    props.messages.filter((m) => m.role !== 'system'),
+    stream,
+  );
   const lastSentUser = shown.findLastIndex((m) => m.role === 'user' && m.status !== 'not_sent');
   // Answers a regenerate replaced stay as versions: one answer per turn, with a pager.
   const [picked, setPicked] = useState<Record<string, number>>({});
@@ -58,7 +68,14 @@ export function Messages(props: {
 
   return (
     <div className="chat-log" ref={logRef} role="log" aria-live="polite" aria-busy={!!stream && !stream.stopped} aria-label="Conversation">
-      {shown.length === 0 && !stream ? (
+      {system ? (
+        <details className="system-note">
+          <summary>Instructions from the assistant</summary>
+          <p className="msg-text">{system.content}</p>
+        </details>
+      ) : null}
+      {shown.length === 0 && !stream && props.intro ? props.intro : null}
+      {shown.length === 0 && !stream && !props.intro ? (
         <div className="empty">
           <p>Ask anything. Your messages go only to the models your organisation allows for the data classification you choose.</p>
           <p className="muted small">Enter sends · Shift+Enter adds a new line</p>
@@ -95,6 +112,7 @@ export function Messages(props: {
             {!stream && m.id !== 'pending' ? (
               <div className="msg-actions">
                 <CopyButton text={m.content} label={m.role === 'user' ? 'Copy your message' : 'Copy answer'} />
+                {m.role === 'assistant' && props.canRate !== false && m.status !== 'error' ? <FeedbackButtons key={m.id} messageId={m.id} initial={m.feedback} /> : null}
                 {notSent ? (
                   <>
                     <button type="button" className="btn btn-small" onClick={() => props.onRetry(m)}>

@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { api, type ChatMessageView, type ChatModelsView, type Classification, type ConversationView } from '../api.js';
+import { AssistantIntro, AssistantSelect, useAssistants, useStarter } from '../chat/AssistantPicker.js';
 import { ChatHeader } from '../chat/ChatHeader.js';
 import { Composer } from '../chat/Composer.js';
 import { ConversationList } from '../chat/ConversationList.js';
@@ -27,6 +28,9 @@ export function ChatPage({ conversationId }: { conversationId: string | null }) 
   const [error, setError] = useState<unknown>(null);
   const [drawer, setDrawer] = useState(false);
   const inputRef = useRef<HTMLTextAreaElement>(null);
+  const assistants = useAssistants();
+  /** The assistant a new chat starts with (from "Start a chat" links: /chat?assistant=…). */
+  const [assistantId, setAssistantId] = useState(() => new URLSearchParams(location.search).get('assistant') ?? '');
   /** The conversation the page shows now: answers for another one must not land here. */
   const wanted = useRef<string | null>(conversationId);
   wanted.current = conversationId;
@@ -95,6 +99,16 @@ export function ChatPage({ conversationId }: { conversationId: string | null }) 
     document.title = `${current?.title ?? 'New chat'} · Enclave`;
   }, [current?.title]);
 
+  // A picked assistant preselects its model and classification (the server still decides).
+  const picked = conversationId ? undefined : assistants.find((a) => a.id === assistantId);
+  useEffect(() => {
+    if (!picked || !models) return;
+    if (picked.model && models.data.some((m) => m.id === picked.model)) setModel(picked.model);
+    setCls(picked.classification ?? models.default_classification);
+  }, [picked, models]);
+  const convAssistant = current?.assistant_id ? assistants.find((a) => a.id === current.assistant_id) : undefined;
+  const starter = useStarter(conversationId, () => inputRef.current?.focus());
+
   const currentModel = models?.data.find((m) => m.id === model);
   const allowedHere = useMemo(() => new Set(models?.policy?.[cls] ?? ['local', 'private', 'public']), [models, cls]);
   const modelAllowed = !currentModel || currentModel.boundaries.some((b) => allowedHere.has(b));
@@ -107,7 +121,7 @@ export function ChatPage({ conversationId }: { conversationId: string | null }) 
     if (!id) {
       try {
         // Model and classification are stored with the first turn the gateway accepts, not before.
-        id = (await api<ConversationView>('/api/chat/conversations', { body: {} })).id;
+        id = (await api<ConversationView>('/api/chat/conversations', { body: picked ? { assistant_id: picked.id } : {} })).id;
       } catch (e) {
         return setError(e);
       }
@@ -166,6 +180,7 @@ export function ChatPage({ conversationId }: { conversationId: string | null }) 
         query={query}
         onQuery={setQuery}
         onNew={() => {
+          setAssistantId('');
           navigate('/chat');
           setDrawer(false);
           inputRef.current?.focus();
@@ -190,6 +205,14 @@ export function ChatPage({ conversationId }: { conversationId: string | null }) 
           busy={!!stream}
           drawer={drawer}
           onDrawer={() => setDrawer(true)}
+          minCls={(picked ?? convAssistant)?.classification}
+          assistant={
+            conversationId ? (
+              current?.assistant_id ? <span className="tag tag-assistant" data-testid="conversation-assistant">Assistant: {convAssistant?.name ?? 'deleted'}</span> : null
+            ) : (
+              <AssistantSelect assistants={assistants} value={assistantId} onChange={setAssistantId} disabled={!!stream} />
+            )
+          }
         />
         <ErrorNote error={modelsError} title="Could not load models." />
         {models?.gateway === 'unavailable' ? <div className="note note-warn">The AI gateway is not available on this server yet.</div> : null}
@@ -213,6 +236,8 @@ export function ChatPage({ conversationId }: { conversationId: string | null }) 
         <Messages
           messages={messages}
           stream={stream}
+          intro={picked && !stream ? <AssistantIntro assistant={picked} onStarter={starter} /> : null}
+          canRate={canChat}
           onEdit={(m) => {
             setDraft(conversationId, m.status === 'not_sent' ? { text: m.content, editing: false, retryOf: m.id } : { text: m.content, editing: true });
             inputRef.current?.focus();

@@ -3,7 +3,10 @@ import { NoOrganisation } from '../../components/NoOrganisation.js';
 import { PageTitle } from '../../components/ui.js';
 import { Link } from '../../router.js';
 import { isAdmin, useSession } from '../../session.js';
+import { AdminAssistantsPage } from './Assistants.js';
 import { AuditPage } from './Audit.js';
+import { FeedbackPage } from './Feedback.js';
+import { PromptsPage } from './Prompts.js';
 import { JobsPage } from './Jobs.js';
 import { KeysPage } from './Keys.js';
 import { LicensePage } from './License.js';
@@ -30,7 +33,10 @@ interface Section {
 const SECTIONS: Section[] = [
   { path: '/admin', label: 'Overview' },
   { path: '/admin/usage', label: 'Usage analytics', tenant: true },
+  { path: '/admin/feedback', label: 'Answer feedback', tenant: true },
   { path: '/admin/members', label: 'Members & roles', tenant: true },
+  { path: '/admin/assistants', label: 'Assistants', tenant: true },
+  { path: '/admin/prompts', label: 'Prompt library', tenant: true },
   { path: '/admin/keys', label: 'API keys', tenant: true },
   { path: '/admin/policy', label: 'Data-boundary policy', tenant: true },
   { path: '/admin/plans', label: 'Plans & quotas' },
@@ -76,6 +82,15 @@ export function AdminPage({ path }: { path: string }) {
       break;
     case '/admin/members':
       body = <MembersPage />;
+      break;
+    case '/admin/feedback':
+      body = <FeedbackPage />;
+      break;
+    case '/admin/assistants':
+      body = <AdminAssistantsPage />;
+      break;
+    case '/admin/prompts':
+      body = <PromptsPage />;
       break;
     case '/admin/keys':
       body = <KeysPage />;
