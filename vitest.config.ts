@@ -3,11 +3,12 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    globalSetup: ['test/helpers/global-setup.ts'],
+    // Redis for the run; the sources compiled once for the processes tests spawn (compiled.ts).
+    globalSetup: ['test/helpers/global-setup.ts', 'test/helpers/compiled.ts'],
     // Before each file: its worker's Redis databases emptied (no keys left by an earlier file).
     setupFiles: ['test/helpers/setup-file.ts'],
-    // Generous: several tests run the CLI or the server as child processes, which compile
-    // the sources through tsx first (seconds each on a loaded 2-core machine).
+    // Generous: several tests run the CLI or the server as child processes (each start takes
+    // seconds on a loaded 2-core machine).
     testTimeout: 60_000,
     hookTimeout: 30_000,
     // expect.poll waits for the UI or a process to catch up; 1 s (the default) is too short on a

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { nodeArgs } from './compiled.js';
 
 export interface CliResult {
   readonly code: number;
@@ -30,16 +31,16 @@ function cliEnv(env: Record<string, string | undefined>): Record<string, string>
 }
 
 /**
- * Starts the real `enclave` CLI from sources (through tsx) as a child process, with the
+ * Starts the real `enclave` CLI (the run's compiled sources, see compiled.ts) as a child process, with the
  * caller's environment minus every ENCLAVE_* variable and REDIS_URL, plus `env`. For tests
  * that signal or race the process; most want {@link runCli}.
  */
 export function spawnCli(args: readonly string[], env: Record<string, string | undefined> = {}, stdio: 'pipe' | 'ignore' = 'pipe'): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], { env: cliEnv(env), stdio });
+  return spawn(process.execPath, [...nodeArgs('cli/main.ts'), ...args], { env: cliEnv(env), stdio });
 }
 
 /**
- * Runs the real `enclave` CLI from sources (through tsx) as a child process, with the
+ * Runs the real `enclave` CLI (the run's compiled sources) as a child process, with the
  * caller's environment minus every ENCLAVE_* variable and REDIS_URL, plus `env`; `stdin`
  * is written to its standard input (for --password-stdin and the like).
  */

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { freePort } from '../../server/redis/ping.js';
 import { tempDir, testRedisUrl } from './app.js';
+import { nodeArgs } from './compiled.js';
 
 export interface ServerProcess {
   readonly child: ChildProcess;
@@ -15,7 +16,7 @@ export interface ServerProcess {
 }
 
 /**
- * Runs the real entry point (server/main.ts, from sources through tsx) as a child process
+ * Runs the real entry point (server/main.ts, the run's compiled sources: compiled.ts) as a child process
  * on a temp data dir and a free port, and waits for its "enclave ready" line.
  */
 export async function spawnServer(opts: { env?: Record<string, string | undefined>; role?: string; waitReady?: boolean; readyTimeoutMs?: number } = {}): Promise<ServerProcess> {
@@ -35,13 +36,13 @@ export async function spawnServer(opts: { env?: Record<string, string | undefine
     if (v === undefined) delete env[k];
     else env[k] = v;
   }
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts', '--role', opts.role ?? 'api'], {
+  const child = spawn(process.execPath, [...nodeArgs('server/main.ts'), '--role', opts.role ?? 'api'], {
     cwd: process.cwd(),
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: Record<string, unknown>[] = [];
-  // Starting compiles the sources through tsx: seconds on a loaded 2-core machine, more for a cluster.
+  // Starting takes seconds on a loaded 2-core machine (migrations, embedded Redis), more for a cluster.
   const readyMs = opts.readyTimeoutMs ?? 45_000;
   let timedOut = false;
   let err = '';

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/app.js';
+import { nodeArgs } from '../helpers/compiled.js';
 
 /**
  * The CLI answers at once because a command loads only what it needs (cli/program.ts loads
@@ -12,14 +13,14 @@ import { tempDir } from '../helpers/app.js';
  */
 const SERVER_ONLY = ['bullmq', 'ioredis', 'express', 'helmet', 'openai', 'ollama', 'undici', 'openid-client', 'jose', 'prom-client', 'node-forge', 'yaml'];
 
-/** Runs the CLI from sources and returns the packages it imported (test/helpers/import-trace.mjs). */
+/** Runs the CLI (the run's compiled sources) and returns the packages it imported (test/helpers/import-trace.mjs). */
 function packagesOf(args: readonly string[], dataDir: string): Promise<{ code: number; stderr: string; packages: Set<string> }> {
   const trace = path.join(dataDir, `trace-${Math.random().toString(36).slice(2)}.txt`);
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('ENCLAVE_') && k !== 'REDIS_URL') env[k] = v;
   Object.assign(env, { ENCLAVE_DATA_DIR: dataDir, IMPORT_TRACE_FILE: trace });
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', '--import', './test/helpers/import-trace.mjs', 'cli/main.ts', ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const p = spawn(process.execPath, [...nodeArgs('cli/main.ts', ['--import', './test/helpers/import-trace.mjs']), ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     p.stderr.on('data', (d) => (stderr += d));
     p.on('error', reject);

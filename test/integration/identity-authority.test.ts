@@ -1,8 +1,7 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OIDC_PATHS } from '../../server/sso/service.js';
 import { Browser } from '../fakes/oidc-browser.js';
+import { runCliOk } from '../helpers/cli.js';
 import { ssoLogin } from '../helpers/sso.js';
 import { startSsoApp, type SsoApp } from '../fakes/oidc-app.js';
 import { listenOidcProvider, type FakeOp } from '../fakes/oidc-provider.js';
@@ -112,12 +111,8 @@ describe('invitations', () => {
 describe('verified domains and JIT', () => {
   it('JIT is refused until a platform admin verifies the domain (CLI), then creates an account of that tenant', async () => {
     expect(await sso(new Browser(), `${app.url}/auth/oidc/${idpA.id}/login`, 'jit')).toEqual({ status: 403, code: 'sso_email_domain_not_verified' });
-    const run = promisify(execFile);
     const cli = (args: string[]) =>
-      run(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'tenants', 'domains', ...args], {
-        env: { ...process.env, ENCLAVE_DATA_DIR: app.services.config.dataDir, ENCLAVE_MASTER_KEY: app.services.config.masterKey!, ENCLAVE_LOG_LEVEL: 'silent' },
-        timeout: 30_000,
-      });
+      runCliOk(['tenants', 'domains', ...args], { ENCLAVE_DATA_DIR: app.services.config.dataDir, ENCLAVE_MASTER_KEY: app.services.config.masterKey!, ENCLAVE_LOG_LEVEL: 'silent' });
     expect((await cli(['add', 'ia', 'IA.test'])).stdout).toMatch(/_enclave-challenge\.ia\.test TXT "enclave-verify=/);
     expect(await sso(new Browser(), `${app.url}/auth/oidc/${idpA.id}/login`, 'jit')).toEqual({ status: 403, code: 'sso_email_domain_not_verified' });
     await cli(['verify', 'ia', 'ia.test']);

@@ -14,6 +14,7 @@ import { databaseFile, openDatabase } from '../../server/db/connection.js';
 import { checkStoredSecrets } from '../../server/ops/backup/secrets.js';
 import { tempDir, testRedisUrl } from '../helpers/app.js';
 import { runCli } from '../helpers/cli.js';
+import { nodeArgs } from '../helpers/compiled.js';
 
 /**
  * Issue 16, master-key rotation crash path. A rotation of a key kept in a file is killed
@@ -79,7 +80,7 @@ async function startsAndDecrypts(config: Config): Promise<void> {
 /** The rotation in a child process, killed after `killAt`. */
 function rotateChild(config: Config, keyFile: string, killAt: string): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/rotate-child.ts', databaseFile(config.dataDir), keyFile, killAt], { cwd: process.cwd() });
+    const p = spawn(process.execPath, [...nodeArgs('test/fixtures/rotate-child.ts'), databaseFile(config.dataDir), keyFile, killAt], { cwd: process.cwd() });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d) => (stdout += d));

@@ -7,6 +7,7 @@ import { createServices } from '../../server/app.js';
 import { databaseFile, openDatabase } from '../../server/db/connection.js';
 import { loadMigrations, migrate, migrationStatus, SchemaTooNewError } from '../../server/db/migrator.js';
 import { testConfig, tempDir } from '../helpers/app.js';
+import { nodeArgs } from '../helpers/compiled.js';
 import pino from 'pino';
 
 const run = promisify(execFile);
@@ -83,7 +84,7 @@ describe('migrations', () => {
   it('two processes migrating the same file at once apply each migration exactly once', async () => {
     const dir = fixtureMigrations(4);
     const file = path.join(tempDir(), 'enclave.db');
-    const child = () => run(process.execPath, ['--import', 'tsx', 'test/fixtures/migrate-child.ts', file, dir], { cwd: process.cwd() });
+    const child = () => run(process.execPath, [...nodeArgs('test/fixtures/migrate-child.ts'), file, dir], { cwd: process.cwd() });
     const [a, b] = await Promise.all([child(), child()]);
     const appliedA = JSON.parse(a.stdout) as string[];
     const appliedB = JSON.parse(b.stdout) as string[];
