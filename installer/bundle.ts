@@ -28,6 +28,7 @@ export const RELEASE_INCLUDE = [
   'bin',
   'dist',
   'migrations',
+  'migrations-pg',
   'compose',
   'grafana',
   'installer/install.sh',
