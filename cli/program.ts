@@ -108,6 +108,11 @@ export const GROUPS: readonly CommandGroup[] = [
     load: async () => (await import('./commands/sso.js')).registerSso,
   },
   {
+    name: 'scim',
+    description: 'SCIM 2.0 provisioning: per-tenant bearer tokens for Entra ID, Okta and other directories',
+    load: async () => (await import('./commands/scim.js')).registerScim,
+  },
+  {
     name: 'usage',
     description: 'usage and cost reports from the rollups',
     load: async () => (await import('./commands/usage.js')).registerUsage,

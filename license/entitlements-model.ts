@@ -7,6 +7,7 @@ import type { Boundary } from './payload.js';
 export const KNOWN_CAPABILITIES = [
   'sso.oidc',
   'sso.saml',
+  'scim',
   'multi_tenant',
   'rag',
   'finetune',

@@ -63,6 +63,8 @@ import { tenantProvidersRouter } from './gateway/tenant-provider-routes.js';
 import { contentLogRouter } from './gateway/content-routes.js';
 import { createMetering, type Metering } from './metering/index.js';
 import { meteringRouter } from './metering/routes.js';
+import { createScim, type Scim } from './scim/index.js';
+import { scimRouter } from './scim/routes.js';
 
 /** Everything the process builds once and shares. Built only here (and by tests through here). */
 export interface Services {
@@ -91,6 +93,8 @@ export interface Services {
   readonly sso: SsoService;
   /** Lanes (producer side), failed-jobs admin, queue metrics, the Batch API (server/jobs/index.ts). */
   readonly jobs: Jobs;
+  /** SCIM 2.0 provisioning per tenant: tokens, Users and Groups (server/scim, issue 24). */
+  readonly scim: Scim;
   /** Closes Redis, the database and an embedded redis-server this process started. */
   close(): Promise<void>;
 }
@@ -266,6 +270,7 @@ export async function createServices(
       metering,
       sso,
       jobs,
+      scim: createScim({ db, data, identity, clock, entitlements: () => entitlementsNow }),
       close: closeAll,
     };
   } catch (e) {
@@ -284,6 +289,8 @@ export function buildApp(services: Services): RequestListener {
   app.use(requestContext(services.log, services.clock, services.metrics));
   // helmet's headers for this configuration, precomputed (server/http/security-headers.ts).
   app.use(securityHeaders());
+  // Before the API's JSON parser: /scim/v2 parses its own bodies (application/scim+json) and answers in SCIM's error shape.
+  app.use(scimRouter(services.scim, { maxBodyBytes: config.maxBodyBytes, publicUrl: config.publicUrl, entitlements: () => services.entitlements }));
   app.use(jsonBody(config.maxBodyBytes));
 
   app.use(healthRouter(services.readiness));

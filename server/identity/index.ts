@@ -13,6 +13,7 @@ import type { Metrics } from '../metrics/registry.js';
 import type { IdentityDeps } from './deps.js';
 import { DomainService } from './domains.js';
 import { InvitationService } from './invitations.js';
+import { ProvisioningService } from './provisioning.js';
 import { DEFAULT_LOG_N } from './passwords.js';
 import { Revision } from './revision.js';
 import { SessionService } from './sessions.js';
@@ -33,6 +34,8 @@ export interface Identity {
   readonly invitations: InvitationService;
   /** E-mail domains a platform admin verified for a tenant (issue 16). */
   readonly domains: DomainService;
+  /** A tenant directory's (SCIM) suspend/restore of an account's membership (issue 24). */
+  readonly provisioning: ProvisioningService;
   readonly sessions: SessionService;
   readonly keys: KeyService;
   readonly revision: Revision;
@@ -88,6 +91,7 @@ export function createIdentity(o: IdentityOptions): Identity {
     users,
     invitations: new InvitationService(deps, users),
     domains: new DomainService(deps),
+    provisioning: new ProvisioningService(deps),
     sessions,
     keys,
     revision,

@@ -1,0 +1,79 @@
+import type { Command } from 'commander';
+import { createTenantData } from '../../server/db/tenant-scope.js';
+import { createScim } from '../../server/scim/index.js';
+import { serializeToken } from '../../server/scim/tokens.js';
+import { systemClock } from '../../server/clock.js';
+import { printJson, printTable } from '../output.js';
+import { withIdentity, type CliIdentity } from './admin.js';
+import { resolveTenant } from './tenants.js';
+
+/** `enclave scim token create|rotate|revoke|list --tenant T`: a tenant's SCIM bearer token (shown once). */
+function tokensOf(c: CliIdentity, tenantRef: string) {
+  const t = resolveTenant(c, tenantRef);
+  const scim = createScim({ db: c.db, data: createTenantData(c.db), identity: c.identity, clock: systemClock, entitlements: () => c.entitlements });
+  return { tenant: t, tokens: scim.tokens, ctx: c.identity.tenants.scopeTo(c.ctx, t.id, 'scim.token') };
+}
+
+function printIssued(kind: 'created' | 'rotated', slug: string, r: { token: Parameters<typeof serializeToken>[0]; secret: string }, json: boolean | undefined): void {
+  if (json) {
+    printJson({ ...serializeToken(r.token), token: r.secret });
+    return;
+  }
+  process.stdout.write(
+    `${kind} the SCIM token of ${slug} (${r.token.id}); it is shown only this once:\n${r.secret}\n` +
+      `SCIM base URL: <ENCLAVE_PUBLIC_URL>/scim/v2 (Entra ID: Tenant URL; Okta: SCIM connector base URL)\n`,
+  );
+}
+
+export function registerScim(program: Command): void {
+  const scim = program.command('scim').description('SCIM 2.0 provisioning: per-tenant bearer tokens for Entra ID, Okta and other directories');
+  const token = scim.command('token').description("a tenant's SCIM bearer token (hashed at rest, shown once, audited)");
+  token
+    .command('create')
+    .description('create the tenant’s SCIM token (refused when it has one: rotate it)')
+    .requiredOption('--tenant <tenant>', 'tenant slug or id')
+    .option('--json', 'print JSON (the token in `token`)')
+    .action((opts: { tenant: string; json?: boolean }) =>
+      withIdentity((c) => {
+        const { tenant, tokens, ctx } = tokensOf(c, opts.tenant);
+        printIssued('created', tenant.slug, tokens.create(ctx), opts.json);
+      }),
+    );
+  token
+    .command('rotate')
+    .description('issue a new SCIM token; the old one stops at once')
+    .requiredOption('--tenant <tenant>', 'tenant slug or id')
+    .option('--json', 'print JSON (the token in `token`)')
+    .action((opts: { tenant: string; json?: boolean }) =>
+      withIdentity((c) => {
+        const { tenant, tokens, ctx } = tokensOf(c, opts.tenant);
+        printIssued('rotated', tenant.slug, tokens.rotate(ctx), opts.json);
+      }),
+    );
+  token
+    .command('revoke')
+    .description('revoke the tenant’s SCIM token (provisioning stops until a new one is created)')
+    .requiredOption('--tenant <tenant>', 'tenant slug or id')
+    .option('--json', 'print JSON')
+    .action((opts: { tenant: string; json?: boolean }) =>
+      withIdentity((c) => {
+        const { tenant, tokens, ctx } = tokensOf(c, opts.tenant);
+        const revoked = tokens.revoke(ctx);
+        if (opts.json) printJson({ revoked });
+        else process.stdout.write(`revoked the SCIM token of ${tenant.slug} (${revoked.join(', ')})\n`);
+      }),
+    );
+  token
+    .command('list')
+    .description('the tenant’s live SCIM token (prefix, created, last used; never the secret)')
+    .requiredOption('--tenant <tenant>', 'tenant slug or id')
+    .option('--json', 'print JSON')
+    .action((opts: { tenant: string; json?: boolean }) =>
+      withIdentity((c) => {
+        const { tokens, ctx } = tokensOf(c, opts.tenant);
+        const rows = tokens.list(ctx).map(serializeToken);
+        if (opts.json) printJson(rows);
+        else printTable(rows, ['id', 'prefix', 'created_at', 'created_by', 'last_used_at']);
+      }),
+    );
+}

@@ -1,0 +1,351 @@
+import type { Role } from '../access/permissions.js';
+import type { Clock } from '../clock.js';
+import type { RequestContext } from '../context.js';
+import type { ScimGroupRow, ScimRepo, ScimUserRow } from '../db/repos/scim.js';
+import { AppError } from '../errors.js';
+import { newId } from '../ids.js';
+import { emailDomain } from '../identity/domains.js';
+import type { Identity } from '../identity/index.js';
+import { normalizeEmail, type UserRow } from '../identity/users.js';
+import { badValue, notFound, ScimError } from './errors.js';
+import { eqTerms, matches, parseFilter, type Filter } from './filter.js';
+import { applyPatch, type PatchOp } from './patch.js';
+import {
+  accountEmail,
+  displayNameOf,
+  groupInput,
+  groupResource,
+  parseResource,
+  patchInput,
+  userInput,
+  userResource,
+  type GroupInput,
+  type UserInput,
+} from './resources.js';
+
+/**
+ * SCIM 2.0 Users and Groups of one tenant (the token's; ctx.tenant). Every read and write
+ * goes through ScimRepo with ctx, so another tenant's users and groups are "not found" and
+ * no filter can reach them.
+ *
+ * Identity authority (issue 16, server/sso/authority.ts) decides which accounts a tenant's
+ * directory may provision:
+ *  - a new account only for an e-mail domain a platform administrator verified for the
+ *    tenant (else anyone's SCIM could claim addresses of another organisation);
+ *  - an existing account only when it is no platform administrator, belongs to no other
+ *    tenant, and its domain is verified for the tenant (the e-mail link rule of SSO).
+ * A provisioned account has no password: its holder signs in through the tenant's IdP,
+ * which links it by the verified domain.
+ *
+ * Deprovisioning (`active: false`, DELETE) suspends the membership through
+ * identity.provisioning: sessions end, the user's keys in the tenant stop in every process
+ * within the revision poll, and an account left with no tenant is deactivated (its seat freed).
+ */
+export interface ListQuery {
+  readonly filter?: string;
+  readonly startIndex: number;
+  readonly count: number;
+}
+
+type Resource = Record<string, unknown>;
+const DEFAULT_ROLE: Role = 'member';
+
+export class ScimService {
+  constructor(
+    private readonly d: { repo: ScimRepo; identity: Identity; clock: Clock },
+  ) {}
+
+  private audit(ctx: RequestContext, action: string, target: { type: string; id: string | null }, details: Record<string, unknown> = {}, outcome?: { denied: string }): void {
+    this.d.identity.audit.record(ctx, {
+      action,
+      target,
+      details: { ...details, via: 'scim' },
+      ...(outcome ? { outcome: 'denied' as const, reason: outcome.denied } : {}),
+    });
+  }
+
+  private tenantId(ctx: RequestContext): string {
+    return ctx.tenant!.id;
+  }
+
+  private otherTenants(ctx: RequestContext, userId: string): string[] {
+    return this.d.identity.sessions
+      .memberships(userId)
+      .map((m) => m.tenantId)
+      .filter((t) => t !== this.tenantId(ctx));
+  }
+
+  /** Whether this tenant's directory may hold the account (see the class comment). */
+  private mayHold(ctx: RequestContext, u: UserRow, email: string): boolean {
+    return !u.platformAdmin && this.otherTenants(ctx, u.id).length === 0 && this.d.identity.domains.ownerOf(email) === this.tenantId(ctx);
+  }
+
+  private email(input: UserInput): string {
+    try {
+      return normalizeEmail(accountEmail(input));
+    } catch {
+      throw badValue('The user needs an e-mail address: a primary or work e-mail, or an e-mail-shaped userName.');
+    }
+  }
+
+  private domainRefused(ctx: RequestContext, email: string): ScimError {
+    this.audit(ctx, 'scim.user.create', { type: 'user', id: null }, { domain: emailDomain(email) }, { denied: 'email_domain_not_verified' });
+    return badValue(`The e-mail domain ${emailDomain(email)} is not verified for this tenant; a platform administrator verifies it (enclave tenants domains verify).`);
+  }
+
+  // --- users -------------------------------------------------------------------------------
+
+  private userRes(base: string, ctx: RequestContext, rows: ScimUserRow[]): Resource[] {
+    const groups = this.d.repo.groupsOfUsers(
+      ctx,
+      rows.map((r) => r.userId),
+    );
+    return rows.map((r) => userResource(base, r, groups.filter((g) => g.userId === r.userId)) as Resource);
+  }
+
+  getUser(ctx: RequestContext, base: string, id: string): Resource {
+    const row = this.d.repo.user(ctx, id);
+    if (!row) throw notFound('User', id);
+    return this.userRes(base, ctx, [row])[0]!;
+  }
+
+  listUsers(ctx: RequestContext, base: string, q: ListQuery): { total: number; resources: Resource[] } {
+    const filter = q.filter ? parseFilter(q.filter) : undefined;
+    const terms = filter ? eqTerms(filter) : new Map();
+    const str = (k: string): string | undefined => {
+      const v = terms.get(k);
+      return typeof v === 'string' ? v : undefined;
+    };
+    const rows = this.d.repo.users(ctx, {
+      ...(str('username') !== undefined ? { userNameKey: str('username')!.toLowerCase() } : {}),
+      ...(str('externalid') !== undefined ? { externalId: str('externalid')! } : {}),
+      ...(str('id') !== undefined ? { userId: str('id')! } : {}),
+    });
+    return this.page(this.userRes(base, ctx, rows), filter, q);
+  }
+
+  private page(all: Resource[], filter: Filter | undefined, q: ListQuery): { total: number; resources: Resource[] } {
+    const hits = filter ? all.filter((r) => matches(r, filter)) : all;
+    return { total: hits.length, resources: hits.slice(q.startIndex - 1, q.startIndex - 1 + q.count) };
+  }
+
+  /** POST /Users: a new account, or (identity authority permitting) an existing one adopted. */
+  async createUser(ctx: RequestContext, base: string, body: unknown): Promise<Resource> {
+    const input = parseResource(userInput, body);
+    const key = input.userName.toLowerCase();
+    const byName = this.d.repo.userByName(ctx, key);
+    if (byName && byName.deletedAt === null) throw new ScimError(409, `A user with userName ${input.userName} exists.`, 'uniqueness');
+    const email = this.email(input);
+    const now = this.d.clock.now();
+    let account = this.d.identity.users.byEmail(email);
+    let adopted = false;
+    if (account) {
+      const mine = this.d.repo.user(ctx, account.id, { includeDeleted: true });
+      if (mine && mine.deletedAt === null) throw new ScimError(409, `A user with this e-mail is already provisioned (id ${account.id}).`, 'uniqueness');
+      // A deactivated account comes back only if this tenant's SCIM deactivated it.
+      const statusOk = account.status === 'active' || mine?.accountDeactivated === true;
+      if (!statusOk || !this.mayHold(ctx, account, email)) {
+        this.audit(ctx, 'scim.user.create', { type: 'user', id: null }, { domain: emailDomain(email) }, { denied: 'account_link_refused' });
+        throw new ScimError(409, 'An account with this e-mail exists and cannot be provisioned by this tenant; ask a platform administrator.', 'uniqueness');
+      }
+      adopted = true;
+    } else {
+      if (this.d.identity.domains.ownerOf(email) !== this.tenantId(ctx)) throw this.domainRefused(ctx, email);
+      const name = displayNameOf(input);
+      account = await this.d.identity.users.create(ctx, { email, password: null, ...(name ? { name } : {}) });
+    }
+    const previous = this.d.repo.user(ctx, account.id, { includeDeleted: true });
+    // A userName that a deleted row of another account holds is released.
+    if (byName && byName.userId !== account.id) this.d.repo.updateUser(ctx, byName.userId, { userNameKey: `${byName.userNameKey}#deleted:${now}` });
+    const role = this.d.identity.sessions.memberships(account.id).find((m) => m.tenantId === this.tenantId(ctx))?.role ?? previous?.role ?? DEFAULT_ROLE;
+    const fields = { userName: input.userName, userNameKey: key, externalId: input.externalId ?? null, attributes: attributesOf(input), active: true, role, accountDeactivated: false, deletedAt: null, updatedAt: now };
+    if (previous) this.d.repo.updateUser(ctx, account.id, fields);
+    else this.d.repo.insertUser(ctx, { userId: account.id, createdAt: now, ...fields });
+    this.d.identity.provisioning.restore(ctx, account.id, role, previous?.accountDeactivated === true);
+    this.audit(ctx, 'scim.user.create', { type: 'user', id: account.id }, { email, adopted, role });
+    if (!input.active) this.setActive(ctx, account.id, false);
+    return this.getUser(ctx, base, account.id);
+  }
+
+  replaceUser(ctx: RequestContext, base: string, id: string, body: unknown): Resource {
+    const row = this.d.repo.user(ctx, id);
+    if (!row) throw notFound('User', id);
+    this.apply(ctx, row, parseResource(userInput, body));
+    return this.getUser(ctx, base, id);
+  }
+
+  patchUser(ctx: RequestContext, base: string, id: string, body: unknown): Resource {
+    const row = this.d.repo.user(ctx, id);
+    if (!row) throw notFound('User', id);
+    const ops = parsePatch(body);
+    const next = applyPatch(this.userRes(base, ctx, [row])[0]!, ops);
+    this.apply(ctx, row, parseResource(userInput, next));
+    return this.getUser(ctx, base, id);
+  }
+
+  private apply(ctx: RequestContext, row: ScimUserRow, input: UserInput): void {
+    const now = this.d.clock.now();
+    const key = input.userName.toLowerCase();
+    if (key !== row.userNameKey) {
+      const other = this.d.repo.userByName(ctx, key);
+      if (other && other.userId !== row.userId) {
+        if (other.deletedAt === null) throw new ScimError(409, `A user with userName ${input.userName} exists.`, 'uniqueness');
+        this.d.repo.updateUser(ctx, other.userId, { userNameKey: `${other.userNameKey}#deleted:${now}` });
+      }
+    }
+    const account = this.d.identity.users.byId(row.userId)!;
+    const email = this.email(input);
+    if (email !== account.email) {
+      if (!this.mayHold(ctx, account, email)) {
+        this.audit(ctx, 'scim.user.update', { type: 'user', id: row.userId }, { domain: emailDomain(email) }, { denied: 'account_link_refused' });
+        throw new ScimError(400, 'This tenant may not change the e-mail of this account (it belongs to another tenant too, or the new domain is not verified for this tenant).', 'mutability');
+      }
+      try {
+        this.d.identity.provisioning.updateAccount(ctx, row.userId, { email });
+      } catch (e) {
+        if (e instanceof AppError && e.code === 'user_exists') throw new ScimError(409, 'Another account has this e-mail.', 'uniqueness');
+        throw e;
+      }
+    }
+    const name = displayNameOf(input);
+    if (name && name !== account.name && this.otherTenants(ctx, row.userId).length === 0 && !account.platformAdmin) {
+      this.d.identity.provisioning.updateAccount(ctx, row.userId, { name });
+    }
+    this.d.repo.updateUser(ctx, row.userId, { userName: input.userName, userNameKey: key, externalId: input.externalId ?? null, attributes: attributesOf(input), updatedAt: now });
+    if (input.active !== row.active) this.setActive(ctx, row.userId, input.active);
+  }
+
+  /** Deactivation and reactivation, through identity.provisioning (see the class comment). */
+  private setActive(ctx: RequestContext, userId: string, active: boolean): void {
+    const row = this.d.repo.user(ctx, userId, { includeDeleted: true })!;
+    const now = this.d.clock.now();
+    if (!active) {
+      const r = this.d.identity.provisioning.suspend(ctx, userId, 'scim_deactivated');
+      this.d.repo.updateUser(ctx, userId, { active: false, role: r.previousRole ?? row.role, accountDeactivated: r.accountDeactivated || row.accountDeactivated, updatedAt: now });
+      this.audit(ctx, 'scim.user.deactivate', { type: 'user', id: userId }, { previous_role: r.previousRole, account_deactivated: r.accountDeactivated });
+      return;
+    }
+    this.d.identity.provisioning.restore(ctx, userId, row.role, row.accountDeactivated);
+    this.d.repo.updateUser(ctx, userId, { active: true, accountDeactivated: false, updatedAt: now });
+    this.audit(ctx, 'scim.user.reactivate', { type: 'user', id: userId }, { role: row.role, account_reactivated: row.accountDeactivated });
+  }
+
+  /** DELETE /Users/:id: the membership ends (data kept); the row stays, unserved, for a later re-provisioning. */
+  deleteUser(ctx: RequestContext, id: string): void {
+    const row = this.d.repo.user(ctx, id);
+    if (!row) throw notFound('User', id);
+    let suspended: { previousRole: Role | null; accountDeactivated: boolean } | undefined;
+    if (row.active) suspended = this.d.identity.provisioning.suspend(ctx, id, 'scim_deleted');
+    const removedFromGroups = this.d.repo.removeUserFromGroups(ctx, id);
+    this.d.repo.updateUser(ctx, id, {
+      active: false,
+      deletedAt: this.d.clock.now(),
+      role: suspended?.previousRole ?? row.role,
+      accountDeactivated: (suspended?.accountDeactivated ?? false) || row.accountDeactivated,
+      updatedAt: this.d.clock.now(),
+    });
+    this.audit(ctx, 'scim.user.delete', { type: 'user', id }, { previous_role: suspended?.previousRole ?? null, account_deactivated: suspended?.accountDeactivated ?? row.accountDeactivated, groups_left: removedFromGroups });
+  }
+
+  // --- groups ------------------------------------------------------------------------------
+
+  private groupRes(base: string, ctx: RequestContext, rows: ScimGroupRow[], withMembers: boolean): Resource[] {
+    const members = withMembers
+      ? this.d.repo.members(
+          ctx,
+          rows.map((r) => r.id),
+        )
+      : [];
+    return rows.map((r) => groupResource(base, r, withMembers ? members.filter((m) => m.groupId === r.id) : undefined) as Resource);
+  }
+
+  getGroup(ctx: RequestContext, base: string, id: string, withMembers = true): Resource {
+    const row = this.d.repo.group(ctx, id);
+    if (!row) throw notFound('Group', id);
+    return this.groupRes(base, ctx, [row], withMembers)[0]!;
+  }
+
+  listGroups(ctx: RequestContext, base: string, q: ListQuery, withMembers: boolean): { total: number; resources: Resource[] } {
+    const filter = q.filter ? parseFilter(q.filter) : undefined;
+    const terms = filter ? eqTerms(filter) : new Map();
+    const ext = terms.get('externalid');
+    const id = terms.get('id');
+    const rows = this.d.repo.groups(ctx, { ...(typeof ext === 'string' ? { externalId: ext } : {}), ...(typeof id === 'string' ? { id } : {}) });
+    // Filtering sees members (members[value eq "…"]) even when the answer leaves them out.
+    const all = this.groupRes(base, ctx, rows, true);
+    const r = this.page(all, filter, q);
+    if (!withMembers) for (const g of r.resources) delete g.members;
+    return r;
+  }
+
+  /** The member ids of a group body: every one must be a served user of this tenant. */
+  private memberIds(ctx: RequestContext, input: GroupInput): string[] {
+    const ids = [...new Set((input.members ?? []).map((m) => m.value))];
+    if (ids.length === 0) return [];
+    const known = new Set(this.d.repo.users(ctx).map((u) => u.userId));
+    const unknown = ids.filter((i) => !known.has(i));
+    if (unknown.length) throw badValue(`Unknown member${unknown.length > 1 ? 's' : ''}: ${unknown.slice(0, 5).join(', ')} (members are users of this tenant's SCIM).`);
+    return ids;
+  }
+
+  private nameTaken(ctx: RequestContext, displayName: string, exceptId?: string): boolean {
+    const lower = displayName.toLowerCase();
+    return this.d.repo.groups(ctx).some((g) => g.id !== exceptId && g.displayName.toLowerCase() === lower);
+  }
+
+  createGroup(ctx: RequestContext, base: string, body: unknown): Resource {
+    const input = parseResource(groupInput, body);
+    if (this.nameTaken(ctx, input.displayName)) throw new ScimError(409, `A group named ${input.displayName} exists.`, 'uniqueness');
+    const members = this.memberIds(ctx, input);
+    const now = this.d.clock.now();
+    const row = this.d.repo.insertGroup(ctx, { id: newId('grp', now), displayName: input.displayName, externalId: input.externalId ?? null, createdAt: now, updatedAt: now });
+    this.d.repo.setMembers(ctx, row.id, members, now);
+    this.audit(ctx, 'scim.group.create', { type: 'scim_group', id: row.id }, { display_name: row.displayName, members: members.length });
+    return this.getGroup(ctx, base, row.id);
+  }
+
+  replaceGroup(ctx: RequestContext, base: string, id: string, body: unknown): Resource {
+    const row = this.d.repo.group(ctx, id);
+    if (!row) throw notFound('Group', id);
+    this.applyGroup(ctx, row, parseResource(groupInput, body));
+    return this.getGroup(ctx, base, id);
+  }
+
+  /** PATCH /Groups/:id; `withMembers` false answers 204-style without the member list (Entra asks for it). */
+  patchGroup(ctx: RequestContext, base: string, id: string, body: unknown): Resource {
+    const row = this.d.repo.group(ctx, id);
+    if (!row) throw notFound('Group', id);
+    const next = applyPatch(this.groupRes(base, ctx, [row], true)[0]!, parsePatch(body));
+    this.applyGroup(ctx, row, parseResource(groupInput, next));
+    return this.getGroup(ctx, base, id);
+  }
+
+  private applyGroup(ctx: RequestContext, row: ScimGroupRow, input: GroupInput): void {
+    if (input.displayName !== row.displayName && this.nameTaken(ctx, input.displayName, row.id)) throw new ScimError(409, `A group named ${input.displayName} exists.`, 'uniqueness');
+    const before = new Set(this.d.repo.members(ctx, [row.id]).map((m) => m.userId));
+    const after = this.memberIds(ctx, input);
+    const now = this.d.clock.now();
+    this.d.repo.updateGroup(ctx, row.id, { displayName: input.displayName, externalId: input.externalId ?? null, updatedAt: now });
+    this.d.repo.setMembers(ctx, row.id, after, now);
+    const added = after.filter((u) => !before.has(u));
+    const removed = [...before].filter((u) => !after.includes(u));
+    this.audit(ctx, 'scim.group.update', { type: 'scim_group', id: row.id }, { display_name: input.displayName, added, removed });
+  }
+
+  deleteGroup(ctx: RequestContext, id: string): void {
+    if (!this.d.repo.deleteGroup(ctx, id)) throw notFound('Group', id);
+    this.audit(ctx, 'scim.group.delete', { type: 'scim_group', id });
+  }
+}
+
+function parsePatch(body: unknown): PatchOp[] {
+  const r = patchInput.safeParse(body);
+  if (!r.success) throw new ScimError(400, 'Send a PatchOp: {"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[…]}.', 'invalidSyntax');
+  return r.data.Operations;
+}
+
+/** What scim_users.attributes keeps: the validated attributes without those stored in columns. */
+function attributesOf(input: UserInput): string {
+  const { userName: _u, externalId: _e, active: _a, ...rest } = input;
+  return JSON.stringify(rest);
+}
