@@ -35,6 +35,9 @@ import { chatRouter } from './chat/routes.js';
 import { ChatService } from './chat/service.js';
 import { ChatRepo } from './db/repos/chat.js';
 import { ChatFeaturesRepo } from './db/repos/chat-features.js';
+import { AdoptionRepo } from './db/repos/adoption.js';
+import { adoptionRouter } from './adoption/routes.js';
+import { AdoptionService } from './adoption/service.js';
 import { assistantsRouter } from './assistants/routes.js';
 import { AssistantService } from './assistants/service.js';
 import { feedbackRouter } from './feedback/routes.js';
@@ -319,6 +322,7 @@ export function buildApp(services: Services): RequestListener {
   app.use(assistantsRouter(services.identity, assistants));
   app.use(promptsRouter(services.identity, new PromptService(features, services.identity)));
   app.use(feedbackRouter(services.identity, feedback));
+  app.use(adoptionRouter(services.identity, new AdoptionService(new AdoptionRepo(services.db), services.identity, (id) => services.metering.plans.tenant(id)?.timezone ?? 'UTC', () => services.gateway.usage.flush())));
   app.use(chatRouter(services.identity, new ChatService(chatRepo, { assistants, feedbackOf: (ctx, ids) => feedback.mine(ctx, ids) }), { pipeline: () => services.gateway.service, policy: (ctx) => services.gateway.policies.get(ctx) }));
   // Last before 404: the built UI (dist/web) with SPA fallback; never shadows the API paths.
   app.use(webRouter());

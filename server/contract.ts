@@ -156,3 +156,18 @@ export interface PromptVersionView {
   author: { id: string; name: string | null };
   created_at: number;
 }
+/** Usage analytics' adoption view: people with at least one AI call, per day and per week (Monday), and their share of the members. */
+export interface AdoptionView {
+  object: 'adoption';
+  timezone: string;
+  from: string;
+  to: string;
+  /** Members with an active account now. */
+  members: number;
+  /** People active at least once in the period. */
+  active_users: number;
+  /** active_users / members (0..1). */
+  share: number;
+  days: { day: string; active_users: number; share: number }[];
+  weeks: { week: string; active_users: number; share: number }[];
+}
