@@ -152,6 +152,16 @@ describe('chat features', () => {
     await noAxe(page, 'feedback page');
     await shot(page, 'features-admin-feedback-1440');
 
+    // Adoption in usage analytics: the member chatted today (1 of 2 members).
+    await page.getByRole('navigation', { name: 'Admin console' }).getByRole('link', { name: 'Usage analytics' }).click();
+    const adoption = page.getByTestId('adoption-summary');
+    await adoption.waitFor();
+    expect((await adoption.textContent())?.replace(/\s+/g, ' ')).toContain('Active people in the period1Members2Share of members active50 %');
+    await page.getByRole('region', { name: 'Active people per week' }).waitFor();
+    await page.getByRole('heading', { name: 'Adoption' }).scrollIntoViewIfNeeded();
+    await noAxe(page, 'usage analytics with adoption');
+    await shot(page, 'features-admin-adoption-1440');
+
     await page.getByRole('navigation', { name: 'Admin console' }).getByRole('link', { name: 'Prompt library' }).click();
     await page.getByRole('heading', { name: 'Prompt library' }).waitFor();
     await page.getByRole('button', { name: 'History of Meeting summary' }).click();
@@ -206,10 +216,12 @@ describe('chat features', () => {
       ['/admin/feedback', 'Answer feedback', 'feedback'],
       ['/admin/prompts', 'Prompt library', 'prompts'],
       ['/admin/assistants', 'Assistants', 'assistants'],
+      ['/admin/usage', 'Usage analytics', 'adoption'],
     ] as const) {
       await o.page.goto(`${app.url}${path}`);
       await o.page.getByRole('heading', { name: heading }).waitFor();
       await o.page.locator('.spinner').waitFor({ state: 'detached' });
+      if (name === 'adoption') await o.page.getByTestId('adoption-summary').scrollIntoViewIfNeeded();
       await fits(o.page, `${path} at 390`);
       await noAxe(o.page, `${path} at 390`);
       await shot(o.page, `features-admin-${name}-390`);

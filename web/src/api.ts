@@ -4,7 +4,7 @@
  * ({"error":{"message","type","code","param"}}) surfaced as ApiError.
  */
 import type { ErrorCode } from '../../server/contract.js';
-export type { AssistantView, ChatMessageView, ChatModelsView, ConversationView, ErrorCode, FeedbackSummaryView, FeedbackView, LimitRefusalDetails, PromptVersionView, PromptView } from '../../server/contract.js';
+export type { AdoptionView, AssistantView, ChatMessageView, ChatModelsView, ConversationView, ErrorCode, FeedbackSummaryView, FeedbackView, LimitRefusalDetails, PromptVersionView, PromptView } from '../../server/contract.js';
 
 /**
  * `code` is the server's closed union (server/contract.ts): checking for a code the server

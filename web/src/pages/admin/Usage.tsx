@@ -3,6 +3,7 @@ import { api, type ListPage } from '../../api.js';
 import { Chart } from '../../components/Chart.js';
 import { ErrorNote, formatCost, formatNumber, PageTitle, Spinner } from '../../components/ui.js';
 import { dailySeries, type UsageRow } from '../../lib/usage.js';
+import { Adoption } from './Adoption.js';
 import { tenantPath, useLoad, useTenantId } from './common.js';
 
 /** GET /admin/api/tenants/:id/usage (metering reports): rows grouped by `by`, this month or `month`. */
@@ -194,6 +195,7 @@ export function UsagePage() {
           )}
         </>
       ) : null}
+      <Adoption />
     </section>
   );
 }
