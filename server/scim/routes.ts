@@ -31,7 +31,8 @@ function fromError(err: unknown): ScimError {
   if (t === 'entity.too.deep') return new ScimError(400, 'The request body nests arrays or objects too deeply.', 'invalidSyntax');
   if (t === 'request.aborted') return new ScimError(400, 'The client aborted the request body.', 'invalidSyntax');
   if (t === 'encoding.unsupported' || t === 'charset.unsupported') return new ScimError(415, (err as Error).message);
-  if (err instanceof AppError) return new ScimError(err.status, err.message, err.status === 409 ? 'uniqueness' : err.status === 400 ? 'invalidValue' : undefined);
+  // Identity errors keep their status (e.g. 409 seat_limit from the licence); only a taken address is SCIM's `uniqueness`.
+  if (err instanceof AppError) return new ScimError(err.status, err.message, err.code === 'user_exists' ? 'uniqueness' : err.status === 400 ? 'invalidValue' : undefined);
   return new ScimError(500, 'Internal error.');
 }
 

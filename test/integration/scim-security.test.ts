@@ -138,7 +138,7 @@ describe('identity authority', () => {
 describe('the SCIM token', () => {
   it('nothing but a SCIM token is accepted on /scim: none, a session, an API key, a malformed or unknown token are 401', async () => {
     const owner = await login(app.url, A.users.owner!.email);
-    const { secret: apiKey } = app.services.identity.keys.create(A.ctx, { name: 'k', ownerUserId: A.users.owner!.id });
+    const { secret: apiKey } = await app.services.identity.keys.create(A.ctx, { name: 'k', ownerUserId: A.users.owner!.id });
     const headers: Record<string, Record<string, string>> = {
       none: {},
       session: { cookie: owner.cookie, 'x-csrf-token': owner.csrf },
@@ -154,7 +154,10 @@ describe('the SCIM token', () => {
       expect(r.body.schemas, name).toEqual(['urn:ietf:params:scim:api:messages:2.0:Error']);
       expect(r.headers.get('www-authenticate'), name).toBe('Bearer realm="scim"');
     }
+    // The session and the key are good credentials elsewhere.
     expect(owner.cookie.startsWith(`${SESSION_COOKIE}=`)).toBe(true);
+    expect((await call(app.url, '/admin/api/me', { key: apiKey })).status).toBe(200);
+    expect((await call(app.url, '/admin/api/me', { session: owner })).status).toBe(200);
   });
 
   it('a SCIM token is accepted nowhere else', async () => {
