@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -21,12 +21,38 @@ function newest(dir: string): number {
   return t;
 }
 
-/** Builds the UI (vite) only when dist/web is missing or older than web/. */
+const WEB_BUILD_LOCK = path.join(PACKAGE_ROOT, 'node_modules', '.cache', 'enclave-web-build.lock');
+
+/**
+ * Builds the UI (vite) only when dist/web is missing or older than web/. Two e2e files start at
+ * once in a run (two workers): a lock directory lets one build while the other waits, then finds
+ * the build fresh (two vite builds into one dist/web at once could serve half-written files).
+ */
 export function ensureWebBuilt(): void {
   const index = path.join(WEB_DIST, 'index.html');
   const web = path.join(PACKAGE_ROOT, 'web');
-  if (existsSync(index) && statSync(index).mtimeMs >= newest(web)) return;
-  execFileSync(process.execPath, [path.join(PACKAGE_ROOT, 'node_modules', 'vite', 'bin', 'vite.js'), 'build', '--config', path.join(web, 'vite.config.ts')], { cwd: PACKAGE_ROOT, stdio: 'pipe' });
+  const fresh = () => existsSync(index) && statSync(index).mtimeMs >= newest(web);
+  if (fresh()) return;
+  mkdirSync(path.dirname(WEB_BUILD_LOCK), { recursive: true });
+  const deadline = Date.now() + 180_000;
+  for (;;) {
+    try {
+      mkdirSync(WEB_BUILD_LOCK);
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      // A lock older than any build is left by a killed run.
+      const held = statSync(WEB_BUILD_LOCK, { throwIfNoEntry: false });
+      if (held && Date.now() - held.mtimeMs > 300_000) rmSync(WEB_BUILD_LOCK, { recursive: true, force: true });
+      if (Date.now() > deadline) throw new Error(`the web UI build lock ${WEB_BUILD_LOCK} was held for 3 minutes (remove it if no test run is building)`);
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200); // poll the lock (this function is synchronous)
+    }
+  }
+  try {
+    if (!fresh()) execFileSync(process.execPath, [path.join(PACKAGE_ROOT, 'node_modules', 'vite', 'bin', 'vite.js'), 'build', '--config', path.join(web, 'vite.config.ts')], { cwd: PACKAGE_ROOT, stdio: 'pipe' });
+  } finally {
+    rmSync(WEB_BUILD_LOCK, { recursive: true, force: true });
+  }
 }
 
 export async function launchBrowser(): Promise<Browser> {
