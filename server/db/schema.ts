@@ -406,6 +406,12 @@ export const chatMessages = sqliteTable(
     /** complete | stopped | error */
     status: text('status').notNull().default('complete'),
     errorCode: text('error_code'),
+    /**
+     * The message this one follows (null: the first of the conversation). A conversation is a
+     * tree: an edited user turn and a regenerated answer are siblings under the same parent
+     * (branches / versions the UI pages through); the history sent is the path to the parent.
+     */
+    parentId: text('parent_id'),
     promptTokens: integer('prompt_tokens').notNull().default(0),
     completionTokens: integer('completion_tokens').notNull().default(0),
     costMicros: integer('cost_micros').notNull().default(0),

@@ -419,6 +419,12 @@ export const chatMessages = pgTable(
     /** complete | stopped | error */
     status: text('status').notNull().default('complete'),
     errorCode: text('error_code'),
+    /**
+     * The message this one follows (null: the first of the conversation). A conversation is a
+     * tree: an edited user turn and a regenerated answer are siblings under the same parent
+     * (branches / versions the UI pages through); the history sent is the path to the parent.
+     */
+    parentId: text('parent_id'),
     promptTokens: counter('prompt_tokens').notNull().default(0),
     completionTokens: counter('completion_tokens').notNull().default(0),
     costMicros: counter('cost_micros').notNull().default(0),
