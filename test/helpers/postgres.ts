@@ -212,6 +212,46 @@ export async function freshDatabase(prefix = 'enclave'): Promise<string> {
   return pgServer.url(name);
 }
 
+/**
+ * Turns TLS on in the run's PostgreSQL with this certificate and key (ssl is reloadable: no
+ * restart). Plain connections stay allowed (the trust rules cover both), so other files are
+ * unaffected; a test that needs a server WITHOUT TLS must run before this in its file.
+ */
+export async function enableTls(certPem: string, keyPem: string): Promise<void> {
+  const server = await startPostgres();
+  const dir = path.join(runDir(currentRunId()), `tls-${process.pid}-${dbCounter++}`);
+  mkdirSync(dir, { mode: 0o700 });
+  const cert = path.join(dir, 'server.crt');
+  const key = path.join(dir, 'server.key');
+  writeFileSync(cert, certPem, { mode: 0o600 });
+  writeFileSync(key, keyPem, { mode: 0o600 });
+  const owner = runAs();
+  if (owner.uid !== undefined && owner.gid !== undefined) for (const f of [dir, cert, key]) chownSync(f, owner.uid, owner.gid);
+  const { default: pg } = await import('pg');
+  const c = new pg.Client({ connectionString: server.url() });
+  await c.connect();
+  try {
+    await c.query(`ALTER SYSTEM SET ssl_cert_file = '${cert}'`);
+    await c.query(`ALTER SYSTEM SET ssl_key_file = '${key}'`);
+    await c.query('ALTER SYSTEM SET ssl = on');
+    await c.query('SELECT pg_reload_conf()');
+  } finally {
+    await c.end();
+  }
+  await waitFor(
+    async () => {
+      const probe = new pg.Client({ connectionString: server.url() });
+      await probe.connect();
+      try {
+        return (await probe.query<{ ssl: string }>('SHOW ssl')).rows[0]?.ssl === 'on';
+      } finally {
+        await probe.end();
+      }
+    },
+    { what: 'the test PostgreSQL reloading with ssl = on' },
+  );
+}
+
 function alive(pid: number): boolean {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');

@@ -7,7 +7,8 @@ import { freePort } from '../../server/redis/ping.js';
 import { tempDir } from '../helpers/app.js';
 import { runCli } from '../helpers/cli.js';
 import { spawnServer } from '../helpers/process.js';
-import { freshDatabase, startPostgres } from '../helpers/postgres.js';
+import { createCa, issueServerCert } from '../../installer/tls.js';
+import { enableTls, freshDatabase, startPostgres } from '../helpers/postgres.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
@@ -124,6 +125,37 @@ describe('PostgreSQL connection against a real server', () => {
     expect(most).toBeGreaterThanOrEqual(1);
     expect(most).toBeLessThanOrEqual(3);
     expect(pool.$client.totalCount).toBeLessThanOrEqual(3);
+  });
+});
+
+describe('PostgreSQL over TLS (the run\'s server with ssl turned on; after the no-TLS case above)', () => {
+  it('verify-ca trusts the CA file; without it the certificate is refused; verify-full refuses a certificate for another host name; require encrypts', async () => {
+    const server = await startPostgres();
+    const ca = createCa('Enclave test database CA');
+    const cert = issueServerCert(ca, ['db.internal']); // not 127.0.0.1: the host name check must fail
+    await enableTls(cert.certPem, cert.keyPem);
+    const caFile = path.join(tempDir('enclave-pg-tls-'), 'ca.pem');
+    writeFileSync(caFile, ca.certPem);
+    const url = (mode: string) => `postgres://postgres:hunter2@127.0.0.1:${server.port}/postgres?sslmode=${mode}`;
+    const encrypted = async (d: PgDb) => (await d.$client.query<{ ssl: boolean }>('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()')).rows[0]!.ssl;
+
+    const verifyCa = open({ url: url('verify-ca'), caFile });
+    await checkPostgres(verifyCa.$client, url('verify-ca'));
+    expect(await encrypted(verifyCa)).toBe(true);
+
+    const untrusted = await checkPostgres(open({ url: url('verify-ca') }).$client, url('verify-ca')).catch((e: Error) => e);
+    expect((untrusted as Error).message).toMatch(/^TLS to PostgreSQL at 127\.0\.0\.1:\d+ failed: .*(self[- ]signed|unable to (get|verify)|issuer).* \(set ENCLAVE_DATABASE_CA_FILE to the CA that signed the server certificate, or check sslmode\)$/i);
+
+    const wrongHost = await checkPostgres(open({ url: url('verify-full'), caFile }).$client, url('verify-full')).catch((e: Error) => e);
+    expect((wrongHost as Error).message).toMatch(/^TLS to PostgreSQL at 127\.0\.0\.1:\d+ failed: .*(altnames|does not match)/i);
+
+    const require = open({ url: url('require') });
+    await checkPostgres(require.$client, url('require'));
+    expect(await encrypted(require)).toBe(true);
+    for (const e of [untrusted, wrongHost]) {
+      expect(e).toBeInstanceOf(DatabaseConnectionError);
+      expect((e as Error).message).not.toContain('hunter2');
+    }
   });
 });
 
