@@ -215,7 +215,7 @@ export async function freshDatabase(prefix = 'enclave'): Promise<string> {
 /**
  * Turns TLS on in the run's PostgreSQL with this certificate and key (ssl is reloadable: no
  * restart). Plain connections stay allowed (the trust rules cover both), so other files are
- * unaffected; a test that needs a server WITHOUT TLS must run before this in its file.
+ * unaffected. A test of a server without TLS cannot rely on this one staying plain.
  */
 export async function enableTls(certPem: string, keyPem: string): Promise<void> {
   const server = await startPostgres();

@@ -1,4 +1,5 @@
 import { writeFileSync } from 'node:fs';
+import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { POSTGRES_SUPPORT_TODAY } from '../../server/db/dialect.js';
@@ -75,7 +76,7 @@ describe('PostgreSQL URL and TLS settings', () => {
 });
 
 describe('PostgreSQL connection against a real server', () => {
-  it('names what is wrong in one line: refused, no such database, no TLS on the server — never the password', async () => {
+  it('names what is wrong in one line: refused, no such database, a server without TLS — never the password', async () => {
     const server = await startPostgres();
     const port = await freePort();
     const refused = open({ url: `postgres://enclave:hunter2@127.0.0.1:${port}/enclave` });
@@ -86,9 +87,15 @@ describe('PostgreSQL connection against a real server', () => {
     const e2 = await checkPostgres(open({ url: missingUrl }).$client, missingUrl).catch((e: Error) => e);
     expect((e2 as Error).message).toBe(`PostgreSQL at 127.0.0.1:${server.port} has no database "no_such_db": create it (CREATE DATABASE) or fix the URL`);
 
-    const tlsUrl = `postgres://postgres:hunter2@127.0.0.1:${server.port}/postgres?sslmode=require`;
+    // A server without TLS answers the client's SSLRequest with a single 'N' (the run's server may
+    // have TLS on by now: the TLS test below turns it on, and files and tests may run shuffled).
+    const plain = net.createServer((sock) => sock.once('data', () => sock.end('N')));
+    await new Promise<void>((r) => plain.listen(0, '127.0.0.1', r));
+    const plainPort = (plain.address() as AddressInfo).port;
+    const tlsUrl = `postgres://postgres:hunter2@127.0.0.1:${plainPort}/postgres?sslmode=require`;
     const e3 = await checkPostgres(open({ url: tlsUrl }).$client, tlsUrl).catch((e: Error) => e);
-    expect((e3 as Error).message).toMatch(/^PostgreSQL at 127\.0\.0\.1:\d+ does not offer TLS but sslmode asks for it/);
+    await new Promise((r) => plain.close(r));
+    expect((e3 as Error).message).toBe(`PostgreSQL at 127.0.0.1:${plainPort} does not offer TLS but sslmode asks for it: enable ssl on the server, or use sslmode=disable on a trusted network`);
     for (const e of [e1, e2, e3]) {
       expect(e).toBeInstanceOf(DatabaseConnectionError);
       expect((e as Error).message).not.toContain('hunter2');
@@ -128,7 +135,7 @@ describe('PostgreSQL connection against a real server', () => {
   });
 });
 
-describe('PostgreSQL over TLS (the run\'s server with ssl turned on; after the no-TLS case above)', () => {
+describe('PostgreSQL over TLS (the run\'s server with ssl turned on)', () => {
   it('verify-ca trusts the CA file; without it the certificate is refused; verify-full refuses a certificate for another host name; require encrypts', async () => {
     const server = await startPostgres();
     const ca = createCa('Enclave test database CA');
