@@ -14,6 +14,7 @@ import type { SecretBox } from '../config/secret-box.js';
 import type { Config } from '../config/settings.js';
 import type { RequestContext } from '../context.js';
 import type { Db } from '../db/connection.js';
+import { ScimRepo } from '../db/repos/scim.js';
 import { SsoRepo, type SsoIdpRow } from '../db/repos/sso.js';
 import { secretAad } from '../db/secret-columns.js';
 import type { TenantData } from '../db/tenant-scope.js';
@@ -293,6 +294,16 @@ export class SsoService {
     };
   }
 
+  /**
+   * Whether the tenant's SCIM directory (server/scim) holds the user: `active`, `inactive`
+   * (deprovisioned: deactivated or deleted there), or undefined (not provisioned by it).
+   * A deprovisioned user is never given the tenant's membership back by a login.
+   */
+  private scimState(tenant: { id: string; slug: string }, userId: string): 'active' | 'inactive' | undefined {
+    const row = new ScimRepo(this.d.db, this.d.data).user(this.tenantCtx(tenant), userId, { includeDeleted: true });
+    return row ? (row.active && row.deletedAt === null ? 'active' : 'inactive') : undefined;
+  }
+
   private tenantCtx(tenant: { id: string; slug: string }, name = 'sso', ctx?: RequestContext): RequestContext {
     const c = this.sys(name, ctx);
     c.tenant = { id: tenant.id, slug: tenant.slug };
@@ -556,8 +567,11 @@ export class SsoService {
     const existing = this.d.identity.users.byEmail(c.email);
     const verifiedFor = this.d.identity.domains.ownerOf(c.email);
     if (existing) {
+      // The tenant's own SCIM directory vouched for this address (in a domain verified for the
+      // tenant, server/scim): its IdP links it even without email_verified, which Entra ID never sends.
+      const vouched = idp.kind === 'tenant' && this.scimState(idp.tenant!, existing.id) === 'active';
       const ok =
-        c.emailVerified &&
+        (c.emailVerified || vouched) &&
         (idp.kind === 'platform' ||
           emailLinkAllowed({ tenantId: idp.tenant!.id, verifiedFor, user: existing, memberships: this.memberTenants(existing.id) }));
       if (!ok) throw this.fail(ctx, idp, 'account_link_refused', 403);
@@ -614,6 +628,7 @@ export class SsoService {
       // An invitation accepted through the IdP grants its own role when the mapping gives none.
       if (!role && opts.invited) return tenant.id;
       const member = this.d.identity.sessions.memberships(user.id).some((m) => m.tenantId === tenant.id);
+      if (this.scimState(tenant, user.id) === 'inactive') throw this.fail(ctx, idp, 'user_deactivated', 403);
       if (!member && !opts.mayAdd) {
         if (opts.invited) return tenant.id;
         throw this.fail(ctx, idp, 'not_a_member', 403);
@@ -651,6 +666,10 @@ export class SsoService {
     const tctx = this.tenantCtx(tenant, 'sso', ctx);
     const current = this.d.identity.sessions.memberships(user.id).find((m) => m.tenantId === tenant.id)?.role ?? null;
     if (current === role) return;
+    if (role && !current && this.scimState(tenant, user.id) === 'inactive') {
+      this.audit(this.tenantCtx(tenant, 'sso', ctx), { action: 'sso.role_change', outcome: 'denied', reason: 'scim_deprovisioned', target: { type: 'user', id: user.id }, details: { idp: idp.ref, role } });
+      return;
+    }
     try {
       if (role) this.d.identity.users.grant(tctx, user.id, role);
       else this.d.identity.users.removeMember(tctx, user.id);
