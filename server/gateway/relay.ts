@@ -79,7 +79,13 @@ class StreamTimers {
     }, o.totalMs);
   }
 
-  private readonly abort = (): void => this.ac.abort(TIMEOUT);
+  /** The face holds a chunk (its client may be slow to take it): the upstream is not idle meanwhile. */
+  private holding = false;
+
+  private readonly abort = (): void => {
+    if (this.holding && this.phase === 'idle') this.timer.refresh();
+    else this.ac.abort(TIMEOUT);
+  };
 
   connected(): void {
     this.phase = 'first token';
@@ -87,8 +93,14 @@ class StreamTimers {
     this.timer = setTimeout(this.abort, Math.max(1, this.o.firstTokenMs - (performance.now() - this.started)));
   }
 
-  /** A chunk arrived (or the face asked for the next one): the idle deadline starts again. */
+  /** A chunk goes to the face: no idle deadline until it asks for the next one (backpressure from a slow client). */
+  hold(): void {
+    this.holding = true;
+  }
+
+  /** The face asked for the next chunk: the idle deadline starts again. */
   idle(): void {
+    this.holding = false;
     if (this.phase !== 'idle') {
       this.phase = 'idle';
       clearTimeout(this.timer);
@@ -169,6 +181,7 @@ async function* relay(ctx: RequestContext, st: CallState, plan: Plan, lease: Lea
       for (const ch of chunk.choices ?? []) if (ch.delta?.content) chars += ch.delta.content.length;
       st.content?.chunk(chunk);
       chunk.model = st.alias!;
+      timers.hold();
       yield chunk;
       timers.idle();
       const t = performance.now();

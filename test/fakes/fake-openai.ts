@@ -11,6 +11,23 @@ export class FakeOpenAI extends FakeUpstream {
   models = ['gpt-fake', 'text-embedding-fake'];
   /** Required bearer token; undefined = any. */
   apiKey: string | undefined;
+  /**
+   * A streamed chat answer of `bytes` bytes of text ('~'), in pieces of `piece` bytes, written as
+   * fast as the connection takes them (the writer waits for 'drain' like a real server): for
+   * backpressure tests, with what got out so far in floodSent and floodWaiting.
+   */
+  flood: { readonly bytes: number; readonly piece: number } | undefined;
+  /** Text bytes of the flood written so far. */
+  floodSent = 0;
+  /** The flood's writer is waiting for the connection to drain. */
+  floodWaiting = false;
+
+  override reset(): void {
+    super.reset();
+    this.flood = undefined;
+    this.floodSent = 0;
+    this.floodWaiting = false;
+  }
 
   protected async handle(req: IncomingMessage, res: ServerResponse, seen: SeenRequest, fault: Fault | undefined): Promise<void> {
     if (this.apiKey !== undefined && req.headers.authorization !== `Bearer ${this.apiKey}`) {
@@ -82,6 +99,7 @@ export class FakeOpenAI extends FakeUpstream {
     const base = { id, object: 'chat.completion.chunk', created, model: body.model, system_fingerprint: 'fp_fake' };
     const send = (o: unknown): boolean => !res.destroyed && res.write(`data: ${JSON.stringify(o)}\n\n`);
     const includeUsage = body.stream_options?.include_usage === true;
+    if (this.flood) return this.floodStream(res, base, this.flood, prompt, includeUsage);
     const deltas: any[] = tool
       ? [
           { role: 'assistant', content: null, tool_calls: [{ index: 0, id: toolCall!.id, type: 'function', function: { name: tool, arguments: '' } }] },
@@ -108,6 +126,33 @@ export class FakeOpenAI extends FakeUpstream {
     }
     send({ ...base, choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: tool ? 'tool_calls' : 'stop' }], ...(includeUsage ? { usage: null } : {}) });
     if (includeUsage) send({ ...base, choices: [], usage });
+    res.end('data: [DONE]\n\n');
+  }
+
+  private async floodStream(res: ServerResponse, base: object, flood: { bytes: number; piece: number }, prompt: number, includeUsage: boolean): Promise<void> {
+    const text = '~'.repeat(flood.piece);
+    this.floodSent = 0;
+    while (this.floodSent < flood.bytes) {
+      if (res.destroyed) return;
+      const ok = res.write(`data: ${JSON.stringify({ ...base, choices: [{ index: 0, delta: { content: text }, logprobs: null, finish_reason: null }] })}\n\n`);
+      this.floodSent += text.length;
+      if (!ok) {
+        this.floodWaiting = true;
+        await new Promise<void>((resolve) => {
+          const go = (): void => {
+            res.off('drain', go);
+            res.off('close', go);
+            resolve();
+          };
+          res.once('drain', go);
+          res.once('close', go);
+        });
+        this.floodWaiting = false;
+      }
+    }
+    const completion = Math.ceil(flood.bytes / 4);
+    res.write(`data: ${JSON.stringify({ ...base, choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: 'stop' }] })}\n\n`);
+    if (includeUsage) res.write(`data: ${JSON.stringify({ ...base, choices: [], usage: { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion } })}\n\n`);
     res.end('data: [DONE]\n\n');
   }
 }
