@@ -94,6 +94,8 @@ export interface ChatMessageView {
   object: 'chat_message';
   id: string;
   role: 'system' | 'user' | 'assistant';
+  /** The message this one follows (a conversation is a tree: edits branch, regenerated answers are siblings). */
+  parent_id: string | null;
   content: string;
   model: string | null;
   status: ChatMessageStatus;

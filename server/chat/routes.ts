@@ -144,7 +144,7 @@ function errorCodeOf(json: string, status: number): string {
  *   GET    /api/chat/conversations/:id               with messages
  *   PATCH  /api/chat/conversations/:id               rename / model / classification
  *   DELETE /api/chat/conversations/:id
- *   POST   /api/chat/conversations/:id/completions   {mode, content?, model, classification?, retry_of?} → SSE
+ *   POST   /api/chat/conversations/:id/completions   {mode, content?, model, classification?, retry_of?, parent_id?, edit_of?} → SSE
  *     (the gateway's OpenAI chunks, then `event: enclave` with the stored answer), or the
  *     gateway's JSON error (e.g. 403 policy_boundary_denied) before anything is sent upstream;
  *     a refused or failed `send` is then stored as a `not_sent` user message (retry_of resends it).
@@ -237,6 +237,10 @@ export function chatRouter(identity: Identity, chat: ChatService, opts: { pipeli
         classification: CLASSIFICATION.optional(),
         /** Resend a message that was not sent (refused or failed), optionally with new content. */
         retry_of: z.string().min(1).max(100).optional(),
+        /** send: the message to answer after (default: the end of the newest path); regenerate: the user turn to answer again. */
+        parent_id: z.string().min(1).max(100).optional(),
+        /** edit: the user message to branch from (default: the last one sent). */
+        edit_of: z.string().min(1).max(100).optional(),
       }),
       req.body,
     );
@@ -251,6 +255,8 @@ export function chatRouter(identity: Identity, chat: ChatService, opts: { pipeli
       ...(b.content !== undefined ? { content: b.content } : {}),
       ...(b.classification ? { classification: b.classification } : {}),
       ...(b.retry_of ? { retryOf: b.retry_of } : {}),
+      ...(b.parent_id ? { parentId: b.parent_id } : {}),
+      ...(b.edit_of ? { editOf: b.edit_of } : {}),
     });
     const history = plan.history;
     // The gateway reads the classification and workflow from headers, as for /v1 callers.
@@ -304,6 +310,7 @@ export function chatRouter(identity: Identity, chat: ChatService, opts: { pipeli
             promptTokens: usage?.promptTokens ?? tap.promptTokens,
             completionTokens: usage?.completionTokens ?? tap.completionTokens,
             costMicros: usage?.costMicros ?? 0,
+            parentId: plan.answerParent,
           });
           extra = `event: enclave\ndata: ${JSON.stringify({ ...out, request_id: usage?.requestId ?? ctx.requestId })}\n\n`;
         } catch (e) {

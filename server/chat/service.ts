@@ -2,6 +2,7 @@ import type { RequestContext } from '../context.js';
 import type { ChatMessageRow, ChatRepo, ConversationRow } from '../db/repos/chat.js';
 import { AppError } from '../errors.js';
 import { newId } from '../ids.js';
+import { defaultTip, parents, pathTo } from './thread.js';
 import type { ChatMessageStatus, Classification, ConversationView, ChatMessageView, FeedbackView } from '../contract.js';
 import { stricter, type AssistantService } from '../assistants/service.js';
 
@@ -33,6 +34,7 @@ export function serializeMessage(m: ChatMessageRow, feedback?: FeedbackView | nu
     object: 'chat_message' as const,
     id: m.id,
     role: m.role,
+    parent_id: m.parentId,
     content: m.content,
     model: m.model,
     status: m.status as ChatMessageStatus,
@@ -54,10 +56,12 @@ export interface TurnPlan {
   classification?: Classification;
   /** A not_sent user message this send replaces. */
   retryOf?: string;
-  /** Answers a regenerate supersedes (kept as versions) or an edit deletes. */
+  /** Earlier answers a regenerate supersedes (kept as versions). */
   drop: string[];
-  /** The user message an edit rewrites. */
-  editOf?: string;
+  /** The user message a send or an edit writes (its id chosen now), or null for a regenerate. */
+  userMessage: { id: string; parentId: string | null } | null;
+  /** The message the answer follows: the new user message, or the regenerated turn. */
+  answerParent: string;
   history: { role: ChatMessageRow['role']; content: string }[];
 }
 
@@ -125,7 +129,8 @@ export class ChatService {
     const c = this.get(ctx, id);
     const messages = this.repo.messages(ctx, c.id);
     const fb = this.extras.feedbackOf?.(ctx, messages.filter((m) => m.role === 'assistant').map((m) => m.id));
-    return { ...serializeConversation(c), messages: messages.map((m) => serializeMessage(m, m.role === 'assistant' && fb ? (fb.get(m.id) ?? null) : undefined)) };
+    const parent = parents(messages);
+    return { ...serializeConversation(c), messages: messages.map((m) => serializeMessage({ ...m, parentId: parent.get(m.id) ?? null }, m.role === 'assistant' && fb ? (fb.get(m.id) ?? null) : undefined)) };
   }
 
   /**
@@ -147,7 +152,7 @@ export class ChatService {
       createdAt: now,
       updatedAt: now,
     });
-    if (assistant) this.repo.insertMessage(ctx, { id: newId('msg', now), conversationId: c.id, role: 'system', content: assistant.instructions, createdAt: now });
+    if (assistant) this.repo.insertMessage(ctx, { id: newId('msg', now), conversationId: c.id, role: 'system', content: assistant.instructions, parentId: null, createdAt: now });
     ctx.log.info({ conversation: c.id, assistant: assistant?.id }, 'conversation created');
     return serializeConversation(c);
   }
@@ -200,65 +205,88 @@ export class ChatService {
   }
 
   /**
-   * Plans the user's turn without writing anything: `send` appends a user message (or, with
-   * `retryOf`, resends a `not_sent` one), `regenerate` drops the last answer (resending the
-   * last user message), `edit` replaces the last user message and drops what followed it.
+   * Plans the user's turn without writing anything. A conversation is a tree (./thread.ts):
+   *  - `send` adds a user message after `parentId` (default: the end of the newest path), or,
+   *    with `retryOf`, resends a `not_sent` one in its place;
+   *  - `regenerate` answers the user message `parentId` again (default: the last one sent on
+   *    the newest path); the earlier answers stay as versions (superseded);
+   *  - `edit` writes a new version of the user message `editOf` (default: the last one sent)
+   *    beside it — a branch: the old message and everything after it stay, reachable.
+   * The model is sent the path to the turn, without unsent turns, failed or superseded answers.
    * The plan is written by commitTurn once the gateway starts answering, or recorded as not
    * sent by refuseTurn: a refused or failed call changes neither the history nor the
    * conversation's model and classification.
    */
-  planTurn(ctx: RequestContext, id: string, input: { mode: SendMode; content?: string; model: string; classification?: Classification; retryOf?: string }): TurnPlan {
+  planTurn(
+    ctx: RequestContext,
+    id: string,
+    input: { mode: SendMode; content?: string; model: string; classification?: Classification; retryOf?: string; parentId?: string; editOf?: string },
+  ): TurnPlan {
     this.userOf(ctx);
     const conv = this.get(ctx, id);
     const all = this.repo.messages(ctx, conv.id);
+    const byId = new Map(all.map((m) => [m.id, m]));
+    const parent = parents(all);
+    const notFound = (param: string) => new AppError(404, 'not_found', 'Message not found.', { param });
     let retry: ChatMessageRow | undefined;
     if (input.retryOf !== undefined) {
-      retry = all.find((m) => m.id === input.retryOf);
-      if (!retry || input.mode !== 'send') throw new AppError(404, 'not_found', 'Message not found.', { param: 'retry_of' });
+      retry = byId.get(input.retryOf);
+      if (!retry || input.mode !== 'send') throw notFound('retry_of');
       if (retry.role !== 'user' || retry.status !== NOT_SENT) throw new AppError(409, 'nothing_to_resend', 'Only a message that was not sent can be retried.', { param: 'retry_of' });
     }
-    // What the model sees: no failed or superseded answers, no turns that were never sent.
-    const sent = all.filter((m) => m.status !== NOT_SENT && m.status !== SUPERSEDED && !(m.role === 'assistant' && m.status === 'error'));
+    const sendable = (m: ChatMessageRow) => m.status !== NOT_SENT && m.status !== SUPERSEDED && !(m.role === 'assistant' && m.status === 'error');
+    const history = (tip: string | null) => pathTo(all, tip).filter(sendable).map(turn);
     const content = input.content ?? retry?.content ?? '';
     if ((input.mode === 'send' || input.mode === 'edit') && !content.trim()) throw new AppError(400, 'invalid_request', 'Write a message first.', { param: 'content' });
-    let history: { role: ChatMessageRow['role']; content: string }[];
-    let drop: string[] = [];
-    let editOf: string | undefined;
-    if (input.mode === 'send') {
-      history = [...sent.map(turn), { role: 'user', content }];
-    } else {
-      const lastUserIdx = sent.map((m) => m.role).lastIndexOf('user');
-      if (lastUserIdx < 0) throw new AppError(409, 'nothing_to_resend', 'There is no message to resend yet.');
-      const lastUser = sent[lastUserIdx]!;
-      drop = all
-        .slice(all.indexOf(lastUser) + 1)
-        .filter((m) => m.role !== 'user')
-        .map((m) => m.id);
-      history = sent.slice(0, lastUserIdx + 1).map(turn);
-      if (input.mode === 'edit') {
-        editOf = lastUser.id;
-        history[lastUserIdx] = { role: 'user', content };
-      }
-    }
+    const now = ctx.clock.now();
+    const newUser = (parentId: string | null) => ({ id: newId('msg', now), parentId });
+    /** The last user message sent on the newest path (what regenerate and edit act on by default). */
+    const lastSentUser = () => {
+      const u = pathTo(all, defaultTip(all))
+        .filter((m) => m.role === 'user' && m.status !== NOT_SENT)
+        .at(-1);
+      if (!u) throw new AppError(409, 'nothing_to_resend', 'There is no message to resend yet.');
+      return u;
+    };
+    const userTurn = (mid: string | undefined, param: string) => {
+      if (mid === undefined) return lastSentUser();
+      const u = byId.get(mid);
+      if (!u || u.role !== 'user') throw notFound(param);
+      if (u.status === NOT_SENT) throw new AppError(409, 'nothing_to_resend', 'A message that was not sent is retried, not edited or regenerated.', { param });
+      return u;
+    };
     const classification = this.classificationFor(ctx, conv, input.classification);
-    return { conversation: conv, mode: input.mode, content, model: input.model, ...(classification ? { classification } : {}), ...(retry ? { retryOf: retry.id } : {}), drop, ...(editOf ? { editOf } : {}), history };
+    const base = { conversation: conv, mode: input.mode, content, model: input.model, ...(classification ? { classification } : {}) };
+
+    if (input.mode === 'send') {
+      let after: string | null;
+      if (retry) after = parent.get(retry.id) ?? null;
+      else if (input.parentId !== undefined) {
+        if (!byId.has(input.parentId)) throw notFound('parent_id');
+        after = input.parentId;
+      } else after = defaultTip(all);
+      const user = newUser(after);
+      return { ...base, ...(retry ? { retryOf: retry.id } : {}), drop: [], userMessage: user, answerParent: user.id, history: [...history(after), { role: 'user', content }] };
+    }
+    if (input.mode === 'regenerate') {
+      const u = userTurn(input.parentId, 'parent_id');
+      const drop = all.filter((m) => m.role === 'assistant' && parent.get(m.id) === u.id && m.status !== SUPERSEDED).map((m) => m.id);
+      return { ...base, drop, userMessage: null, answerParent: u.id, history: history(u.id) };
+    }
+    const u = userTurn(input.editOf, 'edit_of');
+    const after = parent.get(u.id) ?? null;
+    const user = newUser(after);
+    return { ...base, drop: [], userMessage: user, answerParent: user.id, history: [...history(after), { role: 'user', content }] };
   }
 
   /** Writes a planned turn: the gateway accepted it and is answering. */
   commitTurn(ctx: RequestContext, plan: TurnPlan): void {
     const userId = this.userOf(ctx);
     const now = ctx.clock.now();
-    if (plan.mode === 'send') {
-      if (plan.retryOf) this.repo.deleteMessages(ctx, [plan.retryOf]);
-      this.repo.insertMessage(ctx, { id: newId('msg', now), conversationId: plan.conversation.id, role: 'user', content: plan.content, createdAt: now });
-    } else if (plan.mode === 'regenerate') {
-      // The earlier answers stay as versions of this turn (the UI pages through them).
-      for (const id of plan.drop) this.repo.updateMessage(ctx, id, { status: SUPERSEDED });
-    } else {
-      // An edited question makes the old answers answers to something else: they go.
-      this.repo.deleteMessages(ctx, plan.drop);
-      if (plan.editOf) this.repo.updateMessage(ctx, plan.editOf, { content: plan.content });
-    }
+    if (plan.retryOf) this.repo.deleteMessages(ctx, [plan.retryOf]);
+    if (plan.userMessage) this.repo.insertMessage(ctx, { id: plan.userMessage.id, conversationId: plan.conversation.id, role: 'user', content: plan.content, parentId: plan.userMessage.parentId, createdAt: now });
+    // The earlier answers stay as versions of this turn (the UI pages through them).
+    for (const id of plan.drop) this.repo.updateMessage(ctx, id, { status: SUPERSEDED });
     const patch: Partial<ConversationRow> = { model: plan.model, updatedAt: now };
     if (plan.classification) patch.classification = plan.classification;
     const firstUser = plan.history.find((m) => m.role === 'user');
@@ -273,10 +301,10 @@ export class ChatService {
    */
   refuseTurn(ctx: RequestContext, plan: TurnPlan, code: string): void {
     const userId = this.userOf(ctx);
-    if (plan.mode !== 'send') return;
+    if (plan.mode !== 'send' || !plan.userMessage) return;
     const now = ctx.clock.now();
     if (plan.retryOf) this.repo.updateMessage(ctx, plan.retryOf, { content: plan.content, errorCode: code });
-    else this.repo.insertMessage(ctx, { id: newId('msg', now), conversationId: plan.conversation.id, role: 'user', content: plan.content, status: NOT_SENT, errorCode: code, createdAt: now });
+    else this.repo.insertMessage(ctx, { id: plan.userMessage.id, conversationId: plan.conversation.id, role: 'user', content: plan.content, status: NOT_SENT, errorCode: code, parentId: plan.userMessage.parentId, createdAt: now });
     const patch: Partial<ConversationRow> = { updatedAt: now };
     if (plan.conversation.title === NEW_TITLE) patch.title = titleFrom(plan.content);
     this.repo.updateConversation(ctx, userId, plan.conversation.id, patch);
@@ -286,7 +314,7 @@ export class ChatService {
   saveAnswer(
     ctx: RequestContext,
     id: string,
-    a: { content: string; model: string; status: 'complete' | 'stopped' | 'error'; errorCode?: string | null; promptTokens: number; completionTokens: number; costMicros: number },
+    a: { content: string; model: string; status: 'complete' | 'stopped' | 'error'; errorCode?: string | null; promptTokens: number; completionTokens: number; costMicros: number; parentId?: string | null },
   ) {
     const userId = this.userOf(ctx);
     const now = ctx.clock.now();
@@ -294,6 +322,7 @@ export class ChatService {
       id: newId('msg', now),
       conversationId: id,
       role: 'assistant',
+      parentId: a.parentId ?? null,
       content: a.content,
       model: a.model,
       status: a.status,

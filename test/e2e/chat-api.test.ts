@@ -139,7 +139,7 @@ describe('chat API', () => {
     expect(two.event.conversation.usage.cost_micros).toBe(got.body.usage.cost_micros);
   });
 
-  it('edit replaces the last user message and regenerate drops the last answer', async () => {
+  it('edit branches from the last user message (the old turn stays) and regenerate keeps the last answer as a version', async () => {
     const m = await login(app.url, a.users.member!.email);
     const id = (await call(app.url, '/api/chat/conversations', { method: 'POST', session: m, body: {} })).body.id as string;
     upstream.reply = 'one';
@@ -149,12 +149,17 @@ describe('chat API', () => {
     upstream.reply = 'three';
     await sse(`${app.url}/api/chat/conversations/${id}/completions`, m.cookie, m.csrf, { mode: 'regenerate', model: 'm-local' });
     const got = await call(app.url, `/api/chat/conversations/${id}`, { session: m });
-    // The edit deleted the answer to the old question; the regenerate kept 'two' as an earlier version.
-    expect(got.body.messages.map((x: { content: string; status: string }) => [x.content, x.status])).toEqual([
+    // The edit is a sibling of the old question (a branch: both stay); the regenerate kept 'two' as an earlier version.
+    const ms = got.body.messages as { id: string; content: string; status: string; parent_id: string | null }[];
+    const byContent = (c: string) => ms.find((x) => x.content === c)!;
+    expect(ms.map((x) => [x.content, x.status])).toEqual([
+      ['first', 'complete'],
+      ['one', 'complete'],
       ['first, edited', 'complete'],
       ['two', 'superseded'],
       ['three', 'complete'],
     ]);
+    expect(ms.map((x) => x.parent_id)).toEqual([null, byContent('first').id, null, byContent('first, edited').id, byContent('first, edited').id]);
     expect(upstream.calls.at(-1)!.messages).toEqual([{ role: 'user', content: 'first, edited' }]);
     const empty = (await call(app.url, '/api/chat/conversations', { method: 'POST', session: m, body: {} })).body.id as string;
     expect((await sse(`${app.url}/api/chat/conversations/${empty}/completions`, m.cookie, m.csrf, { mode: 'regenerate', model: 'm-local' })).status).toBe(409);

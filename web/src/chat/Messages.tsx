@@ -27,7 +27,7 @@ export function withPending(messages: ChatMessageView[], s: Stream | undefined):
 }
 function pendingUser(content: string): ChatMessageView {
   const usage = { prompt_tokens: 0, completion_tokens: 0, cost_micros: 0 };
-  return { object: 'chat_message', id: 'pending', role: 'user', content, model: null, status: 'complete', error_code: null, usage, created_at: Date.now() };
+  return { object: 'chat_message', id: 'pending', role: 'user', parent_id: null, content, model: null, status: 'complete', error_code: null, usage, created_at: Date.now() };
 }
 
 export function Messages(props: {
