@@ -24,7 +24,7 @@ export const GROUPS: readonly CommandGroup[] = [
   },
   {
     name: 'db',
-    description: 'the database: copy an SQLite install to PostgreSQL (docs/postgres.md)',
+    description: 'PostgreSQL: copy an SQLite install into it, status, migrations (docs/postgres.md)',
     load: async () => (await import('./commands/db.js')).registerDb,
   },
   {

@@ -4,6 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openPostgres, type PgDb } from '../../server/db/pg/connection.js';
 import { loadPgMigrations, migratePostgres, pgMigrationStatus } from '../../server/db/pg/migrator.js';
 import * as pgSchema from '../../server/db/pg/schema.js';
+import { runCli } from '../helpers/cli.js';
+import { tempDir } from '../helpers/app.js';
 import { freshDatabase, startPostgres } from '../helpers/postgres.js';
 
 /**
@@ -137,5 +139,34 @@ describe('PostgreSQL migrator', () => {
       { hour, requests: 2, errors: 1, promptTokens: 7, model: 'm' },
       { hour: hour + 3_600_000, requests: 1, errors: 0, promptTokens: 5, model: 'm' },
     ]);
+  });
+
+  it('enclave db status / migrate: two processes migrating at once both succeed; status says what is pending and refuses a newer schema', async () => {
+    const url = await freshDatabase('cli');
+    const env = { ENCLAVE_DATA_DIR: tempDir() };
+    const all = loadPgMigrations().map((m) => m.tag);
+    const before = await runCli(['db', 'status', '--url', url, '--json'], env);
+    expect(before.code).toBe(1); // pending migrations: a warning
+    expect(JSON.parse(before.stdout)).toMatchObject({ tls: false, inRecovery: false, migrations: { applied: [], pending: all }, problem: null });
+    expect((await runCli(['db', 'migrate', '--url', url, '--dry-run'], env)).stdout).toBe(`would apply: ${all.join(', ')}\n`);
+
+    // Two replicas' migration steps (or two Jobs) at once: real processes, one advisory lock.
+    const [a, b] = await Promise.all([runCli(['db', 'migrate', '--url', url, '--json'], env), runCli(['db', 'migrate', '--url', url, '--json'], env)]);
+    expect([a.code, b.code, a.stderr, b.stderr]).toEqual([0, 0, '', '']);
+    const applied = [JSON.parse(a.stdout).applied, JSON.parse(b.stdout).applied].sort((x: string[], y: string[]) => y.length - x.length);
+    expect(applied).toEqual([all, []]);
+
+    const after = await runCli(['db', 'status', '--url', url], env);
+    expect(after.code).toBe(0);
+    expect(after.stdout).toMatch(/^PostgreSQL \d+\.\d+.*, no TLS\nconnections: \d+ to this database, \d+ of \d+ on the server\nmigrations: \d+ applied, 0 pending; head \S+\n$/);
+
+    const d = db(url, 1);
+    await d.$client.query("INSERT INTO schema_migrations (idx, tag, hash, applied_at, app_version) VALUES (99, '0099_future', 'x', now(), 'future')");
+    const newer = await runCli(['db', 'status', '--url', url], env);
+    expect(newer.code).toBe(2);
+    expect(newer.stderr).toBe('enclave: the database has migrations this version does not know or that were edited (0099_future)\n');
+    const refused = await runCli(['db', 'migrate', '--url', url], env);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/^enclave: database schema is newer than this Enclave: it has migration 0099_future/);
   });
 });
