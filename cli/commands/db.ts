@@ -68,6 +68,7 @@ export function registerDb(program: Command): void {
           throw new CliError(e.message, e.exitCode);
         }
         if (e instanceof DatabaseConnectionError) throw new CliError(e.message, 1);
+        if (e instanceof SchemaTooNewError) throw new CliError(`the PostgreSQL database: ${e.message}`, 2);
         throw e;
       }
       print(report, opts.json);
