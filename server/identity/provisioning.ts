@@ -51,6 +51,21 @@ export class ProvisioningService {
   }
 
   /**
+   * Whether a deactivated account may be reactivated under the licence's seat limit; the
+   * refusal is audited and thrown. Callers check before they write anything, so the audit
+   * entry is not rolled back with their transaction.
+   */
+  checkSeat(ctx: RequestContext, userId: string): void {
+    const user = this.d.db.select({ status: users.status }).from(users).where(eq(users.id, userId)).get();
+    if (!user || user.status === 'active') return;
+    const refusal = this.d.entitlements().checkGrowth('seats', this.activeUsers());
+    if (refusal) {
+      this.d.audit.record(ctx, { action: 'user.reactivate', outcome: 'denied', reason: refusal.code, target: { type: 'user', id: userId }, details: { via: 'scim' } });
+      throw refusal;
+    }
+  }
+
+  /**
    * Gives the user `role` in ctx's tenant again; with `reactivateAccount`, the account too
    * (seat-checked against the licence like any new user).
    */
@@ -58,13 +73,7 @@ export class ProvisioningService {
     const now = this.d.clock.now();
     const user = this.d.db.select().from(users).where(eq(users.id, userId)).get();
     if (!user) throw new AppError(404, 'not_found', 'User not found');
-    if (reactivateAccount && user.status !== 'active') {
-      const refusal = this.d.entitlements().checkGrowth('seats', this.activeUsers());
-      if (refusal) {
-        this.d.audit.record(ctx, { action: 'user.reactivate', outcome: 'denied', reason: refusal.code, target: { type: 'user', id: userId }, details: { via: 'scim' } });
-        throw refusal;
-      }
-    }
+    if (reactivateAccount) this.checkSeat(ctx, userId);
     this.d.db.transaction(() => {
       if (reactivateAccount && user.status !== 'active') this.d.db.update(users).set({ status: 'active', updatedAt: now }).where(eq(users.id, userId)).run();
       this.d.repo.upsertMembership(ctx, userId, role, now);

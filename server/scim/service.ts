@@ -2,7 +2,6 @@ import type { Role } from '../access/permissions.js';
 import type { Clock } from '../clock.js';
 import type { RequestContext } from '../context.js';
 import type { ScimGroupRow, ScimRepo, ScimUserRow } from '../db/repos/scim.js';
-import { AppError } from '../errors.js';
 import { newId } from '../ids.js';
 import { emailDomain } from '../identity/domains.js';
 import type { Identity } from '../identity/index.js';
@@ -155,15 +154,19 @@ export class ScimService {
       account = await this.d.identity.users.create(ctx, { email, password: null, ...(name ? { name } : {}) });
     }
     const previous = this.d.repo.user(ctx, account.id, { includeDeleted: true });
-    // A userName that a deleted row of another account holds is released.
-    if (byName && byName.userId !== account.id) this.d.repo.updateUser(ctx, byName.userId, { userNameKey: `${byName.userNameKey}#deleted:${now}` });
     const role = this.d.identity.sessions.memberships(account.id).find((m) => m.tenantId === this.tenantId(ctx))?.role ?? previous?.role ?? DEFAULT_ROLE;
-    const fields = { userName: input.userName, userNameKey: key, externalId: input.externalId ?? null, attributes: attributesOf(input), active: true, role, accountDeactivated: false, deletedAt: null, updatedAt: now };
-    if (previous) this.d.repo.updateUser(ctx, account.id, fields);
-    else this.d.repo.insertUser(ctx, { userId: account.id, createdAt: now, ...fields });
+    // First the membership (and a SCIM-deactivated account back, seat-checked and audited when refused), then the rest at once.
     this.d.identity.provisioning.restore(ctx, account.id, role, previous?.accountDeactivated === true);
-    this.audit(ctx, 'scim.user.create', { type: 'user', id: account.id }, { email, adopted, role });
-    if (!input.active) this.setActive(ctx, account.id, false);
+    const acc = account;
+    this.d.repo.tx(() => {
+      // A userName that a deleted row of another account holds is released.
+      if (byName && byName.userId !== acc.id) this.d.repo.updateUser(ctx, byName.userId, { userNameKey: `${byName.userNameKey}#deleted:${now}` });
+      const fields = { userName: input.userName, userNameKey: key, externalId: input.externalId ?? null, attributes: attributesOf(input), active: true, role, accountDeactivated: false, deletedAt: null, updatedAt: now };
+      if (previous) this.d.repo.updateUser(ctx, acc.id, fields);
+      else this.d.repo.insertUser(ctx, { userId: acc.id, createdAt: now, ...fields });
+      this.audit(ctx, 'scim.user.create', { type: 'user', id: acc.id }, { email, adopted, role });
+      if (!input.active) this.setActive(ctx, acc.id, false);
+    });
     return this.getUser(ctx, base, account.id);
   }
 
@@ -183,36 +186,34 @@ export class ScimService {
     return this.getUser(ctx, base, id);
   }
 
+  /**
+   * PUT and PATCH: every check (and its audited refusal) first, then all writes in one
+   * transaction, so a refused request changes nothing.
+   */
   private apply(ctx: RequestContext, row: ScimUserRow, input: UserInput): void {
     const now = this.d.clock.now();
     const key = input.userName.toLowerCase();
-    if (key !== row.userNameKey) {
-      const other = this.d.repo.userByName(ctx, key);
-      if (other && other.userId !== row.userId) {
-        if (other.deletedAt === null) throw new ScimError(409, `A user with userName ${input.userName} exists.`, 'uniqueness');
-        this.d.repo.updateUser(ctx, other.userId, { userNameKey: `${other.userNameKey}#deleted:${now}` });
-      }
-    }
+    const other = key !== row.userNameKey ? this.d.repo.userByName(ctx, key) : undefined;
+    if (other && other.userId !== row.userId && other.deletedAt === null) throw new ScimError(409, `A user with userName ${input.userName} exists.`, 'uniqueness');
     const account = this.d.identity.users.byId(row.userId)!;
     const email = this.email(input);
-    if (email !== account.email) {
+    const emailChange = email !== account.email;
+    if (emailChange) {
       if (!this.mayHold(ctx, account, email)) {
         this.audit(ctx, 'scim.user.update', { type: 'user', id: row.userId }, { domain: emailDomain(email) }, { denied: 'account_link_refused' });
         throw new ScimError(400, 'This tenant may not change the e-mail of this account (it belongs to another tenant too, or the new domain is not verified for this tenant).', 'mutability');
       }
-      try {
-        this.d.identity.provisioning.updateAccount(ctx, row.userId, { email });
-      } catch (e) {
-        if (e instanceof AppError && e.code === 'user_exists') throw new ScimError(409, 'Another account has this e-mail.', 'uniqueness');
-        throw e;
-      }
+      if (this.d.identity.users.byEmail(email)) throw new ScimError(409, 'Another account has this e-mail.', 'uniqueness');
     }
+    if (input.active && !row.active && row.accountDeactivated) this.d.identity.provisioning.checkSeat(ctx, row.userId);
     const name = displayNameOf(input);
-    if (name && name !== account.name && this.otherTenants(ctx, row.userId).length === 0 && !account.platformAdmin) {
-      this.d.identity.provisioning.updateAccount(ctx, row.userId, { name });
-    }
-    this.d.repo.updateUser(ctx, row.userId, { userName: input.userName, userNameKey: key, externalId: input.externalId ?? null, attributes: attributesOf(input), updatedAt: now });
-    if (input.active !== row.active) this.setActive(ctx, row.userId, input.active);
+    const renames = name !== undefined && name !== account.name && this.otherTenants(ctx, row.userId).length === 0 && !account.platformAdmin;
+    this.d.repo.tx(() => {
+      if (other && other.userId !== row.userId) this.d.repo.updateUser(ctx, other.userId, { userNameKey: `${other.userNameKey}#deleted:${now}` });
+      if (emailChange || renames) this.d.identity.provisioning.updateAccount(ctx, row.userId, { ...(emailChange ? { email } : {}), ...(renames ? { name: name! } : {}) });
+      this.d.repo.updateUser(ctx, row.userId, { userName: input.userName, userNameKey: key, externalId: input.externalId ?? null, attributes: attributesOf(input), updatedAt: now });
+      if (input.active !== row.active) this.setActive(ctx, row.userId, input.active);
+    });
   }
 
   /** Deactivation and reactivation, through identity.provisioning (see the class comment). */
@@ -234,17 +235,19 @@ export class ScimService {
   deleteUser(ctx: RequestContext, id: string): void {
     const row = this.d.repo.user(ctx, id);
     if (!row) throw notFound('User', id);
-    let suspended: { previousRole: Role | null; accountDeactivated: boolean } | undefined;
-    if (row.active) suspended = this.d.identity.provisioning.suspend(ctx, id, 'scim_deleted');
-    const removedFromGroups = this.d.repo.removeUserFromGroups(ctx, id);
-    this.d.repo.updateUser(ctx, id, {
-      active: false,
-      deletedAt: this.d.clock.now(),
-      role: suspended?.previousRole ?? row.role,
-      accountDeactivated: (suspended?.accountDeactivated ?? false) || row.accountDeactivated,
-      updatedAt: this.d.clock.now(),
+    this.d.repo.tx(() => {
+      let suspended: { previousRole: Role | null; accountDeactivated: boolean } | undefined;
+      if (row.active) suspended = this.d.identity.provisioning.suspend(ctx, id, 'scim_deleted');
+      const removedFromGroups = this.d.repo.removeUserFromGroups(ctx, id);
+      this.d.repo.updateUser(ctx, id, {
+        active: false,
+        deletedAt: this.d.clock.now(),
+        role: suspended?.previousRole ?? row.role,
+        accountDeactivated: (suspended?.accountDeactivated ?? false) || row.accountDeactivated,
+        updatedAt: this.d.clock.now(),
+      });
+      this.audit(ctx, 'scim.user.delete', { type: 'user', id }, { previous_role: suspended?.previousRole ?? null, account_deactivated: suspended?.accountDeactivated ?? row.accountDeactivated, groups_left: removedFromGroups });
     });
-    this.audit(ctx, 'scim.user.delete', { type: 'user', id }, { previous_role: suspended?.previousRole ?? null, account_deactivated: suspended?.accountDeactivated ?? row.accountDeactivated, groups_left: removedFromGroups });
   }
 
   // --- groups ------------------------------------------------------------------------------
@@ -298,9 +301,12 @@ export class ScimService {
     if (this.nameTaken(ctx, input.displayName)) throw new ScimError(409, `A group named ${input.displayName} exists.`, 'uniqueness');
     const members = this.memberIds(ctx, input);
     const now = this.d.clock.now();
-    const row = this.d.repo.insertGroup(ctx, { id: newId('grp', now), displayName: input.displayName, externalId: input.externalId ?? null, createdAt: now, updatedAt: now });
-    this.d.repo.setMembers(ctx, row.id, members, now);
-    this.audit(ctx, 'scim.group.create', { type: 'scim_group', id: row.id }, { display_name: row.displayName, members: members.length });
+    const row = this.d.repo.tx(() => {
+      const g = this.d.repo.insertGroup(ctx, { id: newId('grp', now), displayName: input.displayName, externalId: input.externalId ?? null, createdAt: now, updatedAt: now });
+      this.d.repo.setMembers(ctx, g.id, members, now);
+      this.audit(ctx, 'scim.group.create', { type: 'scim_group', id: g.id }, { display_name: g.displayName, members: members.length });
+      return g;
+    });
     return this.getGroup(ctx, base, row.id);
   }
 
@@ -325,11 +331,14 @@ export class ScimService {
     const before = new Set(this.d.repo.members(ctx, [row.id]).map((m) => m.userId));
     const after = this.memberIds(ctx, input);
     const now = this.d.clock.now();
-    this.d.repo.updateGroup(ctx, row.id, { displayName: input.displayName, externalId: input.externalId ?? null, updatedAt: now });
-    this.d.repo.setMembers(ctx, row.id, after, now);
     const added = after.filter((u) => !before.has(u));
-    const removed = [...before].filter((u) => !after.includes(u));
-    this.audit(ctx, 'scim.group.update', { type: 'scim_group', id: row.id }, { display_name: input.displayName, added, removed });
+    const kept = new Set(after);
+    const removed = [...before].filter((u) => !kept.has(u));
+    this.d.repo.tx(() => {
+      this.d.repo.updateGroup(ctx, row.id, { displayName: input.displayName, externalId: input.externalId ?? null, updatedAt: now });
+      this.d.repo.setMembers(ctx, row.id, after, now);
+      this.audit(ctx, 'scim.group.update', { type: 'scim_group', id: row.id }, { display_name: input.displayName, added: added.slice(0, 100), removed: removed.slice(0, 100), added_count: added.length, removed_count: removed.length });
+    });
   }
 
   deleteGroup(ctx: RequestContext, id: string): void {

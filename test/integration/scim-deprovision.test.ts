@@ -130,6 +130,14 @@ describe('SCIM deprovisioning', () => {
     expect(over.status).toBe(409);
     expect((await T.client('GET', `/Users/${created[0]}`)).body.active).toBe(false);
     expect(app.services.identity.users.byId(created[0]!)!.status).toBe('deactivated');
+    // A PUT that also renames: refused as a whole, nothing half-done; the refusal is audited.
+    const put = await T.client('PUT', `/Users/${created[0]}`, { userName: `fill0@${T.domain}`, displayName: 'Renamed', active: true });
+    expect(put.status).toBe(409);
+    const still = await T.client('GET', `/Users/${created[0]}`);
+    expect(still.body.displayName).toBeUndefined();
+    expect(still.body.active).toBe(false);
+    const denied = app.services.db.$client.prepare("SELECT count(*) AS n FROM audit_log WHERE action = 'user.reactivate' AND outcome = 'denied' AND target_id = ?").get(created[0]) as { n: number };
+    expect(denied.n).toBe(2);
     // Make room again for the next test.
     for (const id of created.slice(1)) expect((await T.client('DELETE', `/Users/${id}`)).status).toBe(204);
   });

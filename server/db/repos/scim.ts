@@ -14,11 +14,19 @@ export type ScimTokenRow = typeof scimTokens.$inferSelect;
 export type ScimUserRow = typeof scimUsers.$inferSelect;
 export type ScimGroupRow = typeof scimGroups.$inferSelect;
 
+/** Most ids bound in one IN (…) list (SQLite allows 32,766 parameters per statement). */
+const MAX_IN = 500;
+
 export class ScimRepo {
   constructor(
     private readonly db: Db,
     private readonly data: TenantData,
   ) {}
+
+  /** Runs fn in one transaction (nested calls become savepoints): a refused step leaves nothing half-done. */
+  tx<T>(fn: () => T): T {
+    return this.db.transaction(() => fn());
+  }
 
   // --- tokens ---
   insertToken(ctx: RequestContext, row: Omit<typeof scimTokens.$inferInsert, 'tenantId'>): ScimTokenRow {
@@ -93,6 +101,11 @@ export class ScimRepo {
   members(ctx: RequestContext, groupIds?: string[]): { groupId: string; userId: string; userName: string }[] {
     const tenantId = requireTenant(ctx).id;
     if (groupIds && groupIds.length === 0) return [];
+    // A long id list would pass SQLite's bound-parameter limit: read the tenant's rows instead.
+    if (groupIds && groupIds.length > MAX_IN) {
+      const wanted = new Set(groupIds);
+      return this.members(ctx).filter((m) => wanted.has(m.groupId));
+    }
     return this.db
       .select({ groupId: scimGroupMembers.groupId, userId: scimGroupMembers.userId, userName: scimUsers.userName })
       .from(scimGroupMembers)
@@ -104,12 +117,16 @@ export class ScimRepo {
   groupsOfUsers(ctx: RequestContext, userIds: string[]): { userId: string; groupId: string; displayName: string }[] {
     const tenantId = requireTenant(ctx).id;
     if (userIds.length === 0) return [];
-    return this.db
+    const narrow = userIds.length <= MAX_IN;
+    const rows = this.db
       .select({ userId: scimGroupMembers.userId, groupId: scimGroups.id, displayName: scimGroups.displayName })
       .from(scimGroupMembers)
       .innerJoin(scimGroups, eq(scimGroups.id, scimGroupMembers.groupId))
-      .where(and(eq(scimGroupMembers.tenantId, tenantId), eq(scimGroups.tenantId, tenantId), inArray(scimGroupMembers.userId, userIds)))
+      .where(and(eq(scimGroupMembers.tenantId, tenantId), eq(scimGroups.tenantId, tenantId), narrow ? inArray(scimGroupMembers.userId, userIds) : undefined))
       .all();
+    if (narrow) return rows;
+    const wanted = new Set(userIds);
+    return rows.filter((r) => wanted.has(r.userId));
   }
   /** Makes the group's members exactly `userIds` (already checked to be ctx's tenant's users). */
   setMembers(ctx: RequestContext, groupId: string, userIds: readonly string[], now: number): void {
