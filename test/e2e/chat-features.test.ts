@@ -141,6 +141,48 @@ describe('chat features', () => {
     await ctx.close();
   });
 
+  it('editing an earlier message starts a branch; the old branch stays reachable with ‹ 1/2 ›', async () => {
+    const { ctx, page, watch } = await signIn(t.users.member!.email);
+    await chatReady(page);
+    for (const [q, a] of [
+      ['Plan a team offsite', 'Offsite plan A.'],
+      ['Add a budget', 'Budget A.'],
+    ]) {
+      upstream.reply = a;
+      await box(page).fill(q);
+      await box(page).press('Enter');
+      await expect.poll(() => page.locator('.msg-assistant').last().textContent()).toContain(a);
+    }
+    // Edit the first message (not the last): a new branch from there.
+    await page.locator('.msg-user').first().getByRole('button', { name: 'Edit' }).click();
+    expect(await box(page).inputValue()).toBe('Plan a team offsite');
+    await box(page).fill('Plan a team offsite in Lisbon');
+    upstream.reply = 'Lisbon plan.';
+    const before = upstream.calls.length;
+    await page.getByRole('button', { name: 'Resend' }).click();
+    await expect.poll(() => page.locator('.msg-assistant').last().textContent()).toContain('Lisbon plan.');
+    expect((upstream.calls[before]!.messages as { content: string }[]).map((m) => m.content)).toEqual(['Plan a team offsite in Lisbon']);
+    expect(await page.locator('.msg-user').count()).toBe(1);
+    const branches = page.getByRole('group', { name: 'Message branches' });
+    expect(await branches.textContent()).toContain('2 / 2');
+    await noAxe(page, 'chat with branches');
+    await shot(page, 'features-branches-1440');
+    // Back to the first branch: the old turns are all there.
+    await branches.getByRole('button', { name: 'Previous branch' }).click();
+    await expect.poll(() => page.locator('.msg-user').count()).toBe(2);
+    expect(await branches.textContent()).toContain('1 / 2');
+    expect(await page.locator('.msg-assistant').last().textContent()).toContain('Budget A.');
+    // Continuing the old branch sends its own history.
+    upstream.reply = 'Budget B.';
+    await box(page).fill('Cheaper, please');
+    await box(page).press('Enter');
+    await expect.poll(() => page.locator('.msg-assistant').last().textContent()).toContain('Budget B.');
+    expect((upstream.calls.at(-1)!.messages as { content: string }[]).map((m) => m.content)).toEqual(['Plan a team offsite', 'Offsite plan A.', 'Add a budget', 'Budget A.', 'Cheaper, please']);
+    expect(await page.locator('.msg-user').count()).toBe(3);
+    expect(watch.errors).toEqual([]);
+    await ctx.close();
+  });
+
   it('admins: feedback per model with comments, the prompt library with its history, shared assistants', async () => {
     const { ctx, page, watch } = await signIn(t.users.owner!.email);
     await page.goto(`${app.url}/admin/feedback`);

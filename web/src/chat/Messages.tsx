@@ -1,40 +1,71 @@
-import { useEffect, useRef, useState, type ReactNode } from 'react';
+import { useEffect, useRef, type ReactNode } from 'react';
 import type { ChatMessageView } from '../api.js';
 import { CopyButton } from '../components/CopyButton.js';
 import { Markdown } from '../components/Markdown.js';
 import { Spinner } from '../components/ui.js';
 import { FeedbackButtons } from './Feedback.js';
 import type { Stream } from './store.js';
+import type { ThreadItem } from './thread.js';
 
 /**
- * What the log shows while a turn is under way: the stored messages with the pending turn
- * applied (a send appends it, an edit rewrites the last user turn, both drop the answer that
- * is being replaced). Idempotent, so a reload during the stream (which already has the
- * stored turn) shows the same thing.
+ * What the log shows while a turn is under way: the shown path with the pending turn applied
+ * (a send appends it after its parent, an edit replaces the edited turn and what followed, a
+ * regenerate drops the answer being replaced). Idempotent, so a reload during the stream
+ * (which already has the stored turn) shows the same thing.
  */
-export function withPending(messages: ChatMessageView[], s: Stream | undefined): ChatMessageView[] {
-  if (!s) return messages;
-  let ms = s.retryOf ? messages.filter((m) => m.id !== s.retryOf) : messages;
+export function withPending(items: ThreadItem[], s: Stream | undefined): ThreadItem[] {
+  if (!s) return items;
+  const at = (id: string | undefined) => (id ? items.findIndex((x) => x.message.id === id) : -1);
+  let out = s.retryOf ? items.filter((x) => x.message.id !== s.retryOf) : items;
   if (s.mode === 'send') {
-    const last = ms.at(-1);
-    if (last?.role === 'user' && last.status === 'complete' && last.content === s.content) return ms;
-    return [...ms, pendingUser(s.content ?? '')];
+    const p = at(s.parentId);
+    if (p >= 0) out = out.slice(0, out.findIndex((x) => x.message.id === s.parentId) + 1);
+    const last = out.at(-1)?.message;
+    if (last?.role === 'user' && last.status === 'complete' && last.content === s.content) return out;
+    return [...out, pending(s.content ?? '')];
   }
-  const lastUser = ms.findLastIndex((m) => m.role === 'user' && m.status !== 'not_sent');
-  ms = ms.filter((m, i) => i <= lastUser || m.role === 'user');
-  if (s.mode === 'edit' && lastUser >= 0) ms = ms.map((m, i) => (i === lastUser ? { ...m, content: s.content ?? m.content } : m));
-  return ms;
+  if (s.mode === 'edit') {
+    const e = s.editOf ? out.findIndex((x) => x.message.id === s.editOf) : out.findLastIndex((x) => x.message.role === 'user' && x.message.status !== 'not_sent');
+    // Not on the path any more: the stored edit (a new branch) is shown already.
+    return e < 0 ? out : [...out.slice(0, e), pending(s.content ?? '')];
+  }
+  const u = s.parentId ? out.findIndex((x) => x.message.id === s.parentId) : out.findLastIndex((x) => x.message.role === 'user' && x.message.status !== 'not_sent');
+  return u < 0 ? out : out.slice(0, u + 1);
 }
-function pendingUser(content: string): ChatMessageView {
+function pending(content: string): ThreadItem {
   const usage = { prompt_tokens: 0, completion_tokens: 0, cost_micros: 0 };
-  return { object: 'chat_message', id: 'pending', role: 'user', parent_id: null, content, model: null, status: 'complete', error_code: null, usage, created_at: Date.now() };
+  const message: ChatMessageView = { object: 'chat_message', id: 'pending', role: 'user', parent_id: null, content, model: null, status: 'complete', error_code: null, usage, created_at: Date.now() };
+  return { message, siblings: [message], index: 0, fork: 'pending' };
+}
+
+/** ‹ 2/3 › over the siblings of one fork: answer versions, or branches of a user turn. */
+function Pager({ item, onPick }: { item: ThreadItem; onPick: (fork: string, index: number) => void }) {
+  const n = item.siblings.length;
+  if (n < 2) return null;
+  const answer = item.message.role === 'assistant';
+  const what = answer ? 'version' : 'branch';
+  return (
+    <span className="versions" role="group" aria-label={answer ? 'Answer versions' : 'Message branches'}>
+      <button type="button" className="btn btn-icon" aria-label={`Previous ${what}`} disabled={item.index === 0} onClick={() => onPick(item.fork, item.index - 1)}>
+        ‹
+      </button>
+      <span aria-live="polite">
+        {item.index + 1} / {n}
+      </span>
+      <button type="button" className="btn btn-icon" aria-label={`Next ${what}`} disabled={item.index === n - 1} onClick={() => onPick(item.fork, item.index + 1)}>
+        ›
+      </button>
+    </span>
+  );
 }
 
 export function Messages(props: {
-  messages: ChatMessageView[];
+  /** The shown path (chat/thread.ts), including an assistant's system message. */
+  items: ThreadItem[];
   stream: Stream | undefined;
   onEdit: (m: ChatMessageView) => void;
   onRetry: (m: ChatMessageView) => void;
+  onPick: (fork: string, index: number) => void;
   /** Shown above an empty conversation (e.g. the picked assistant and its starters). */
   intro?: ReactNode;
   /** Whether answers may be rated (roles that may chat). */
@@ -42,24 +73,11 @@ export function Messages(props: {
 }) {
   const { stream } = props;
   // An assistant's instructions (the system message) are sent, not shown as a turn.
-  const system = props.messages.find((m) => m.role === 'system');
+  const system = props.items.find((x) => x.message.role === 'system')?.message;
   const shown = withPending(
-    props.messages.filter((m) => m.role !== 'system'),
+    props.items.filter((x) => x.message.role !== 'system'),
     stream,
   );
-  const lastSentUser = shown.findLastIndex((m) => m.role === 'user' && m.status !== 'not_sent');
-  // Answers a regenerate replaced stay as versions: one answer per turn, with a pager.
-  const [picked, setPicked] = useState<Record<string, number>>({});
-  const runs = new Map<number, ChatMessageView[]>();
-  shown.forEach((m, i) => {
-    if (m.role !== 'assistant') return;
-    const start = i > 0 && shown[i - 1]!.role === 'assistant' ? [...runs.keys()].at(-1)! : i;
-    runs.set(start, [...(runs.get(start) ?? []), m]);
-  });
-  const busy = !!stream;
-  useEffect(() => {
-    if (busy) setPicked({}); // after a regenerate, show the newest version
-  }, [busy]);
   const logRef = useRef<HTMLDivElement>(null);
   useEffect(() => {
     const el = logRef.current;
@@ -81,29 +99,14 @@ export function Messages(props: {
           <p className="muted small">Enter sends · Shift+Enter adds a new line</p>
         </div>
       ) : null}
-      {shown.map((orig, i) => {
-        const run = runs.get(i);
-        if (orig.role === 'assistant' && !run) return null; // an earlier version, shown through the pager
-        const v = run ? (picked[run[0]!.id] ?? run.length - 1) : 0;
-        const m = run ? run[v]! : orig;
+      {shown.map((item) => {
+        const m = item.message;
         const notSent = m.status === 'not_sent';
         return (
           <article key={m.id} className={`msg msg-${m.role}${notSent ? ' msg-not-sent' : ''}`} aria-label={m.role === 'user' ? (notSent ? 'You wrote (not sent)' : 'You said') : 'Assistant said'}>
             <div className="msg-who">
               {m.role === 'user' ? 'You' : (m.model ?? 'Assistant')}
-              {run && run.length > 1 ? (
-                <span className="versions" role="group" aria-label="Answer versions">
-                  <button type="button" className="btn btn-icon" aria-label="Previous version" disabled={v === 0} onClick={() => setPicked({ ...picked, [run[0]!.id]: v - 1 })}>
-                    ‹
-                  </button>
-                  <span aria-live="polite">
-                    {v + 1} / {run.length}
-                  </span>
-                  <button type="button" className="btn btn-icon" aria-label="Next version" disabled={v === run.length - 1} onClick={() => setPicked({ ...picked, [run[0]!.id]: v + 1 })}>
-                    ›
-                  </button>
-                </span>
-              ) : null}
+              {stream ? null : <Pager item={item} onPick={props.onPick} />}
               {m.status === 'stopped' ? <span className="tag">stopped</span> : null}
               {m.status === 'error' ? <span className="tag tag-error">error {m.error_code}</span> : null}
               {notSent ? <span className="tag tag-error">not sent</span> : null}
@@ -122,7 +125,7 @@ export function Messages(props: {
                       Edit
                     </button>
                   </>
-                ) : i === lastSentUser ? (
+                ) : m.role === 'user' ? (
                   <button type="button" className="btn btn-small btn-ghost" onClick={() => props.onEdit(m)}>
                     Edit
                   </button>

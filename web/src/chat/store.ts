@@ -16,6 +16,9 @@ export interface Stream {
   mode: SendMode;
   content?: string;
   retryOf?: string;
+  editOf?: string;
+  /** send: the message answered after; regenerate: the user turn answered again. */
+  parentId?: string;
   /** Stopped by the user: shown until the stored partial answer has been read back. */
   stopped?: boolean;
 }
@@ -27,8 +30,10 @@ export interface Outcome {
 }
 export interface Draft {
   text: string;
-  /** Editing the last user message rather than writing a new one. */
+  /** Editing a user message (a new branch from it) rather than writing a new one. */
   editing: boolean;
+  /** The user message being edited (default: the last one sent). */
+  editOf?: string;
   /** Resending (possibly changed) a message that was not sent. */
   retryOf?: string;
 }
@@ -103,6 +108,8 @@ export interface Turn {
   model: string;
   cls: Classification;
   retryOf?: string;
+  editOf?: string;
+  parentId?: string;
   policy: Record<Classification, string[]> | null;
 }
 
@@ -119,7 +126,16 @@ async function storedAnswer(convId: string): Promise<void> {
 export async function runTurn(t: Turn): Promise<void> {
   if (streams.has(t.convId)) return;
   const controller = new AbortController();
-  const stream: Stream = { model: t.model, text: '', controller, mode: t.mode, ...(t.content !== undefined ? { content: t.content } : {}), ...(t.retryOf ? { retryOf: t.retryOf } : {}) };
+  const stream: Stream = {
+    model: t.model,
+    text: '',
+    controller,
+    mode: t.mode,
+    ...(t.content !== undefined ? { content: t.content } : {}),
+    ...(t.retryOf ? { retryOf: t.retryOf } : {}),
+    ...(t.editOf ? { editOf: t.editOf } : {}),
+    ...(t.parentId ? { parentId: t.parentId } : {}),
+  };
   streams.set(t.convId, stream);
   outcomes.delete(t.convId);
   changed();
@@ -127,7 +143,15 @@ export async function runTurn(t: Turn): Promise<void> {
   let sent = false;
   try {
     const res = await raw(`/api/chat/conversations/${encodeURIComponent(t.convId)}/completions`, {
-      body: { mode: t.mode, model: t.model, classification: t.cls, ...(t.content !== undefined ? { content: t.content } : {}), ...(t.retryOf ? { retry_of: t.retryOf } : {}) },
+      body: {
+        mode: t.mode,
+        model: t.model,
+        classification: t.cls,
+        ...(t.content !== undefined ? { content: t.content } : {}),
+        ...(t.retryOf ? { retry_of: t.retryOf } : {}),
+        ...(t.editOf ? { edit_of: t.editOf } : {}),
+        ...(t.parentId ? { parent_id: t.parentId } : {}),
+      },
       signal: controller.signal,
       headers: { accept: 'text/event-stream' },
     });
@@ -162,7 +186,7 @@ export async function runTurn(t: Turn): Promise<void> {
       if (sent) outcome.error = new Error(text);
       else outcome.refusal = text;
       // An edit the server did not take goes back into the box, still as an edit.
-      if (t.mode === 'edit' && t.content !== undefined && !drafts.get(t.convId)?.text) drafts.set(t.convId, { text: t.content, editing: true });
+      if (t.mode === 'edit' && t.content !== undefined && !drafts.get(t.convId)?.text) drafts.set(t.convId, { text: t.content, editing: true, ...(t.editOf ? { editOf: t.editOf } : {}) });
       // A refused send is stored as not sent (shown with Retry and Edit); nothing to put back.
     } else outcome.error = e;
   } finally {

@@ -6,6 +6,7 @@ import { Composer } from '../chat/Composer.js';
 import { ConversationList } from '../chat/ConversationList.js';
 import { CLASS_LABEL, list } from '../chat/explain.js';
 import { Messages } from '../chat/Messages.js';
+import { thread, type Picks } from '../chat/thread.js';
 import { clearOutcome, moveDraft, onTurnFinished, outcomeOf, runTurn, setDraft, stop, streamOf, useChatStore, type Draft, type SendMode } from '../chat/store.js';
 import { boundaryLabel, ErrorNote } from '../components/ui.js';
 import { navigate } from '../router.js';
@@ -27,6 +28,8 @@ export function ChatPage({ conversationId }: { conversationId: string | null }) 
   const [cls, setCls] = useState<Classification>('internal');
   const [error, setError] = useState<unknown>(null);
   const [drawer, setDrawer] = useState(false);
+  /** The branch or answer version picked at each fork of the open conversation (absent: the newest). */
+  const [picks, setPicks] = useState<Picks>({});
   const inputRef = useRef<HTMLTextAreaElement>(null);
   const assistants = useAssistants();
   /** The assistant a new chat starts with (from "Start a chat" links: /chat?assistant=…). */
@@ -77,6 +80,7 @@ export function ChatPage({ conversationId }: { conversationId: string | null }) 
 
   useEffect(() => {
     setError(null);
+    setPicks({});
     if (!conversationId) {
       setConv(null);
       setLoadError(null);
@@ -131,12 +135,31 @@ export function ChatPage({ conversationId }: { conversationId: string | null }) 
     }
     if (d) setDraft(id, { text: '', editing: false });
     const content = d?.text;
-    await runTurn({ convId: id, mode, model, cls, policy: models?.policy ?? null, ...(content !== undefined ? { content } : {}), ...(d?.retryOf ? { retryOf: d.retryOf } : {}) });
+    // Where the turn goes in the tree: after what is shown (a send), a new branch beside the
+    // edited turn, or a new version of the shown turn's answer; the fork then shows the newest.
+    const shownPath = items.map((x) => x.message);
+    const lastUser = shownPath.findLast((m) => m.role === 'user' && m.status !== 'not_sent');
+    const editOf = mode === 'edit' ? (d?.editOf ?? lastUser?.id) : undefined;
+    const parentId = mode === 'send' && !d?.retryOf ? shownPath.at(-1)?.id : mode === 'regenerate' ? lastUser?.id : undefined;
+    const fork = mode === 'edit' ? items.find((x) => x.message.id === editOf)?.fork : mode === 'regenerate' ? parentId : undefined;
+    if (fork) setPicks(({ [fork]: _dropped, ...rest }) => rest);
+    await runTurn({
+      convId: id,
+      mode,
+      model,
+      cls,
+      policy: models?.policy ?? null,
+      ...(content !== undefined ? { content } : {}),
+      ...(d?.retryOf ? { retryOf: d.retryOf } : {}),
+      ...(editOf ? { editOf } : {}),
+      ...(parentId ? { parentId } : {}),
+    });
     inputRef.current?.focus();
   };
 
   const messages = current?.messages ?? [];
-  const canRegenerate = !stream && messages.some((m) => m.role === 'user' && m.status !== 'not_sent');
+  const items = useMemo(() => thread(messages, picks), [messages, picks]);
+  const canRegenerate = !stream && items.some((x) => x.message.role === 'user' && x.message.status !== 'not_sent');
 
   const act = async (fn: () => Promise<unknown>) => {
     try {
@@ -234,12 +257,13 @@ export function ChatPage({ conversationId }: { conversationId: string | null }) 
         <ErrorNote error={loadError} title="Could not load this conversation." />
 
         <Messages
-          messages={messages}
+          items={items}
           stream={stream}
+          onPick={(fork, index) => setPicks((p) => ({ ...p, [fork]: index }))}
           intro={picked && !stream ? <AssistantIntro assistant={picked} onStarter={starter} /> : null}
           canRate={canChat}
           onEdit={(m) => {
-            setDraft(conversationId, m.status === 'not_sent' ? { text: m.content, editing: false, retryOf: m.id } : { text: m.content, editing: true });
+            setDraft(conversationId, m.status === 'not_sent' ? { text: m.content, editing: false, retryOf: m.id } : { text: m.content, editing: true, editOf: m.id });
             inputRef.current?.focus();
           }}
           onRetry={(m) => void send('send', { text: m.content, editing: false, retryOf: m.id })}
