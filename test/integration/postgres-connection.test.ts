@@ -116,7 +116,7 @@ describe('PostgreSQL connection against a real server', () => {
     const watcher = open({ url, poolMax: 1 });
     let most = 0;
     let done = false;
-    const work = Promise.all(Array.from({ length: 10 }, () => pool.$client.query('SELECT pg_sleep(0.05)'))).finally(() => {
+    const work = Promise.all(Array.from({ length: 10 }, () => pool.$client.query('SELECT pg_sleep(0.2)'))).finally(() => {
       done = true;
     });
     // Sample the server's view while the ten queries queue for three connections.
