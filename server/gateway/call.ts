@@ -149,6 +149,14 @@ export function factsOf(ctx: RequestContext, st: CallState): CallFacts {
   };
 }
 
+/** The state of a call whose client went away (its record says so; 499 as nginx logs it). */
+export function markGone(st: CallState): void {
+  st.status = 'client_disconnect';
+  st.outcome = 'client_disconnect';
+  st.httpStatus = 499;
+  st.errorCode = 'client_disconnect';
+}
+
 /** The abort reason of a client that went away (vs. our own timeouts). */
 export const CLIENT_GONE = 'client_gone';
 export const TIMEOUT = 'timeout';

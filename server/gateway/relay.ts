@@ -4,7 +4,7 @@ import { UpstreamError, type ChatCompletion, type ChatCompletionChunk, type Chat
 import type { Deployment } from '../routing/catalogue.js';
 import { messageTexts } from '../routing/content.js';
 import { attempt, type Lease } from './attempt.js';
-import { CLIENT_GONE, CLIENT_GONE_ERROR, estimateTokens, logUpstream, TIMEOUT, toGatewayError, type CallState, type Plan } from './call.js';
+import { CLIENT_GONE, CLIENT_GONE_ERROR, estimateTokens, logUpstream, markGone as gone, TIMEOUT, toGatewayError, type CallState, type Plan } from './call.js';
 import type { Planner } from './plan.js';
 import type { GatewayDeps } from './service.js';
 
@@ -222,13 +222,6 @@ async function* relay(ctx: RequestContext, st: CallState, plan: Plan, lease: Lea
     if (!sawUsage) estimate(st, plan, chars);
     done();
   }
-}
-
-function gone(st: CallState): void {
-  st.status = 'client_disconnect';
-  st.outcome = 'client_disconnect';
-  st.httpStatus = 499;
-  st.errorCode = 'client_disconnect';
 }
 
 function estimate(st: CallState, plan: Plan, completionChars: number): void {

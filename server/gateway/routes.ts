@@ -1,8 +1,8 @@
-import { AppError } from '../errors.js';
 import type { FastRoute } from '../http/fast-path.js';
 import { sendJson } from '../http/respond.js';
 import { APP_VERSION } from '../paths.js';
 import type { Gateway } from './index.js';
+import { objectBody } from './faces/http.js';
 import { writeChat, writeEmbeddings } from './faces/openai-chat.js';
 import { messagesRoutes } from './faces/messages.js';
 import { responsesRoutes } from './faces/responses.js';
@@ -75,12 +75,4 @@ export function ollamaRoutes(gateway: Gateway): FastRoute[] {
     route('POST', 'generate', (ctx, req, res, body) => writeOllama(svc, ctx, req, res, generateRequest(body), 'generate')),
     route('POST', 'embed', (ctx, req, res, body) => writeOllama(svc, ctx, req, res, embedRequest(body), 'embed')),
   ];
-}
-
-// The body is JSON from the client: the service validates the fields it uses.
-function objectBody(b: unknown): Record<string, any> {
-  if (!b || typeof b !== 'object' || Array.isArray(b)) {
-    throw new AppError(400, 'invalid_request', 'Send a JSON object body with Content-Type: application/json.');
-  }
-  return b as Record<string, unknown>;
 }

@@ -13,7 +13,7 @@ import { estimateChat, estimateEmbeddings } from '../metering/estimate.js';
 import type { UsageRow } from '../db/repos/usage.js';
 import { UpstreamError } from '../providers/index.js';
 import type { Catalogue } from '../routing/catalogue.js';
-import { CLIENT_GONE_ERROR, factsOf, newState, toGatewayError, type CallState, type GatewayCall, type GatewayResult, type Plan } from './call.js';
+import { CLIENT_GONE_ERROR, factsOf, markGone, newState, toGatewayError, type CallState, type GatewayCall, type GatewayResult, type Plan } from './call.js';
 import type { ContentLog } from './content-log.js';
 import { writeChat } from './faces/openai-chat.js';
 import { Planner } from './plan.js';
@@ -142,10 +142,7 @@ export class GatewayService {
   /** A call that ended before it produced anything: the state for its record, the error for its face. */
   private failed(ctx: RequestContext, st: CallState, e: unknown): AppError {
     if (e === CLIENT_GONE_ERROR) {
-      st.status = 'client_disconnect';
-      st.outcome = 'client_disconnect';
-      st.httpStatus = 499;
-      st.errorCode = 'client_disconnect';
+      markGone(st);
       return new AppError(499, 'client_disconnect', 'The client went away.');
     }
     const err = toGatewayError(e, st.alias);

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { requestHeader } from '../../http/request-context.js';
-import { toAppError, type AppError } from '../../errors.js';
+import { AppError, toAppError } from '../../errors.js';
 import type { ChatCompletionChunk } from '../../providers/index.js';
 import type { CallFacts, GatewayCall } from '../call.js';
 import { deltas, type Delta } from './deltas.js';
@@ -10,6 +10,18 @@ import { CLIENT_GONE } from '../call.js';
  * What every HTTP face shares: the call's headers from the request, the facts as response
  * headers, a client-gone signal, and streaming writes that respect backpressure.
  */
+
+/** The request body as a JSON object (the faces check the fields they read). */
+// Client JSON.
+export function objectBody(b: unknown): Record<string, any> {
+  if (!b || typeof b !== 'object' || Array.isArray(b)) throw new AppError(400, 'invalid_request', 'Send a JSON object body with Content-Type: application/json.');
+  return b as Record<string, any>;
+}
+
+/** A 400 for a field of the client's request. */
+export function badField(message: string, param: string): AppError {
+  return new AppError(400, 'invalid_request', message, { param });
+}
 
 /** The parts of a GatewayCall that come from HTTP headers and the connection. */
 export function fromRequest(req: IncomingMessage, res: ServerResponse): Pick<GatewayCall, 'classification' | 'workflow' | 'signal'> {

@@ -9,7 +9,7 @@ import { messageTexts } from '../../routing/content.js';
 import { estimateTokens } from '../call.js';
 import type { GatewayService } from '../service.js';
 import { wholeDeltas, type Delta } from './deltas.js';
-import { encodeStream, EventWriter, fromRequest, writeFacts } from './http.js';
+import { badField as bad, encodeStream, EventWriter, fromRequest, objectBody, writeFacts } from './http.js';
 import { writeError } from './openai-chat.js';
 
 /**
@@ -42,10 +42,6 @@ function statusOf(e: AppError): number {
 export function anthropicError(e: AppError): Json {
   const s = statusOf(e);
   return { type: 'error', error: { type: ERROR_TYPE[s] ?? (s >= 500 ? 'api_error' : 'invalid_request_error'), message: e.message } };
-}
-
-function bad(message: string, param: string): AppError {
-  return new AppError(400, 'invalid_request', message, { param });
 }
 
 function textOf(c: unknown): string {
@@ -235,11 +231,6 @@ export async function writeMessages(svc: GatewayService, ctx: RequestContext, re
     failed: (e) => w.event('error', anthropicError(e)),
   });
   if (err) fail(err);
-}
-
-function objectBody(b: unknown): Record<string, any> {
-  if (!b || typeof b !== 'object' || Array.isArray(b)) throw new AppError(400, 'invalid_request', 'Send a JSON object body with Content-Type: application/json.');
-  return b as Json;
 }
 
 export function messagesRoutes(svc: GatewayService): FastRoute[] {

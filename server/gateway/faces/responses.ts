@@ -1,13 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import type { RequestContext } from '../../context.js';
-import { AppError } from '../../errors.js';
 import type { FastRoute } from '../../http/fast-path.js';
 import { sendJson } from '../../http/respond.js';
 import type { ChatCompletion } from '../../providers/index.js';
 import type { GatewayService } from '../service.js';
 import { wholeDeltas, type Delta } from './deltas.js';
-import { encodeStream, EventWriter, fromRequest, writeFacts } from './http.js';
+import { badField as bad, encodeStream, EventWriter, fromRequest, objectBody, writeFacts } from './http.js';
 import { writeError } from './openai-chat.js';
 import type { ResponseStore } from './response-store.js';
 
@@ -22,10 +21,6 @@ import type { ResponseStore } from './response-store.js';
 type Json = Record<string, any>;
 
 const rid = (p: string): string => `${p}_${randomBytes(12).toString('hex')}`;
-
-function bad(message: string, param: string): AppError {
-  return new AppError(400, 'invalid_request', message, { param });
-}
 
 /** Responses input content → chat content (text parts and images). */
 function content(c: unknown, param: string): string | Json[] {
@@ -263,11 +258,6 @@ export async function writeResponses(svc: GatewayService, store: ResponseStore, 
     },
   });
   if (err) writeError(res, r.facts, err);
-}
-
-function objectBody(b: unknown): Record<string, any> {
-  if (!b || typeof b !== 'object' || Array.isArray(b)) throw new AppError(400, 'invalid_request', 'Send a JSON object body with Content-Type: application/json.');
-  return b as Json;
 }
 
 export function responsesRoutes(svc: GatewayService, store: ResponseStore): FastRoute[] {
