@@ -67,7 +67,7 @@ beforeAll(async () => {
   const { key } = await s.identity.keys.create(env.tenant.ctx, { name: 'old', ownerUserId: env.tenant.users.member!.id });
   s.identity.keys.revoke(env.tenant.ctx, key.id);
   env.usage(); // flushes the usage writer
-});
+}, 90_000); // an app, SDK calls, a web chat turn and a batch through the worker: seconds each on a busy machine
 
 afterAll(async () => {
   await Promise.all(pools.map((p) => p.$client.end()));

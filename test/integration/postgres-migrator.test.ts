@@ -31,7 +31,7 @@ describe('PostgreSQL migrator', () => {
     const server = await startPostgres();
     // Measured once per run (the first file to need it pays); shown in the test output.
     console.info(`test PostgreSQL ${server.version}: started in ${server.startMs} ms (initdb + first connection)`);
-  });
+  }, 60_000); // initdb on a busy 2-core machine: seconds (8 s seen at load 13)
 
   it('applies every migration to an empty database, then has nothing to do', async () => {
     const d = db(await freshDatabase('migr'));
