@@ -53,9 +53,7 @@ function slowClient(port: number, head: string, everyMs: number): Slow {
 
 const loginHead = (port: number) => `POST /auth/login HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{"email":"`;
 
-// Concurrent: the first test waits out the real 10 s grace period; the others (each on its own
-// connections, the long stream on its own model) run meanwhile instead of after it.
-describe.concurrent('HTTP timeouts', () => {
+describe('HTTP timeouts', () => {
   it('closes 5 slow-body connections to /auth/login with 408 within the default grace period plus one check (real limits), while the server keeps answering', async () => {
     const port = env.app.server.port;
     const clients = Array.from({ length: 5 }, () => slowClient(port, loginHead(port), 500));
