@@ -39,7 +39,10 @@ function sqliteDialect(): Dialect {
       migrate(a.$client);
       const b = openDatabase(file);
       first = a;
-      closers.push(() => a.$client.close(), () => b.$client.close());
+      closers.push(
+        () => void a.$client.close(),
+        () => void b.$client.close(),
+      );
       return [new SqliteAuditStore(a), new SqliteAuditStore(b)];
     },
     async tamper(seq) {
@@ -127,7 +130,7 @@ describe('audit store: SQLite compatibility with the running AuditLog', () => {
   it('entries written by AuditLog (server/audit/log.ts) and by the store form one chain that both verifications accept', async () => {
     const dataDir = tempDir('enclave-audit-compat-');
     const db = openDatabase(databaseFile(dataDir));
-    closers.push(() => db.$client.close());
+    closers.push(() => void db.$client.close());
     migrate(db.$client);
     const log = new AuditLog(db, systemClock);
     log.record(undefined, { action: 'tenants.create', details: { slug: 'x' } });
