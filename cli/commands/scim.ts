@@ -3,7 +3,7 @@ import { createTenantData } from '../../server/db/tenant-scope.js';
 import { createScim } from '../../server/scim/index.js';
 import { serializeToken } from '../../server/scim/tokens.js';
 import { systemClock } from '../../server/clock.js';
-import { printJson, printTable } from '../output.js';
+import { CliError, printJson, printTable } from '../output.js';
 import { withIdentity, type CliIdentity } from './admin.js';
 import { resolveTenant } from './tenants.js';
 
@@ -11,8 +11,10 @@ import { resolveTenant } from './tenants.js';
 function tokensOf(c: CliIdentity, tenantRef: string) {
   const t = resolveTenant(c, tenantRef);
   const scim = createScim({ db: c.db, data: createTenantData(c.db), identity: c.identity, clock: systemClock, entitlements: () => c.entitlements });
-  return { tenant: t, tokens: scim.tokens, ctx: c.identity.tenants.scopeTo(c.ctx, t.id, 'scim.token') };
+  return { tenant: t, tokens: scim.tokens, service: scim.service, ctx: c.identity.tenants.scopeTo(c.ctx, t.id, 'scim.token') };
 }
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 function printIssued(kind: 'created' | 'rotated', slug: string, r: { token: Parameters<typeof serializeToken>[0]; secret: string }, json: boolean | undefined): void {
   if (json) {
@@ -74,6 +76,41 @@ export function registerScim(program: Command): void {
         const rows = tokens.list(ctx).map(serializeToken);
         if (opts.json) printJson(rows);
         else printTable(rows, ['id', 'prefix', 'created_at', 'created_by', 'last_used_at']);
+      }),
+    );
+  const roles = scim.command('group-roles').description('directory groups → tenant roles (admin, member, viewer) for provisioned users');
+  roles
+    .command('set')
+    .description('replace the rules; a user gets the highest role of their groups, else member (owners are never changed)')
+    .requiredOption('--tenant <tenant>', 'tenant slug or id')
+    .option('--map <group=role>', 'a directory group (displayName) and the role it gives (repeatable)', collect)
+    .option('--clear', 'remove every rule (SCIM then never changes roles)')
+    .option('--json', 'print JSON')
+    .action((opts: { tenant: string; map?: string[]; clear?: boolean; json?: boolean }) =>
+      withIdentity((c) => {
+        if (!opts.clear && !opts.map?.length) throw new CliError('give --map GROUP=ROLE (repeatable) or --clear', 2);
+        const rules = (opts.map ?? []).map((m) => {
+          const i = m.lastIndexOf('=');
+          if (i < 1) throw new CliError(`--map takes GROUP=ROLE (got ${m})`, 2);
+          return { group: m.slice(0, i), role: m.slice(i + 1) };
+        });
+        const { tenant, service, ctx } = tokensOf(c, opts.tenant);
+        const saved = service.setGroupRoles(ctx, opts.clear ? [] : rules);
+        if (opts.json) printJson(saved);
+        else process.stdout.write(saved.length ? `${tenant.slug}: ${saved.map((r) => `${r.group} → ${r.role}`).join(', ')}\n` : `${tenant.slug}: no group rules (SCIM does not change roles)\n`);
+      }),
+    );
+  roles
+    .command('show')
+    .description("the tenant's group → role rules")
+    .requiredOption('--tenant <tenant>', 'tenant slug or id')
+    .option('--json', 'print JSON')
+    .action((opts: { tenant: string; json?: boolean }) =>
+      withIdentity((c) => {
+        const { service, ctx } = tokensOf(c, opts.tenant);
+        const rules = service.groupRoles(ctx);
+        if (opts.json) printJson(rules);
+        else printTable(rules, ['group', 'role']);
       }),
     );
 }

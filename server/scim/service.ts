@@ -1,5 +1,6 @@
 import type { Role } from '../access/permissions.js';
 import type { Clock } from '../clock.js';
+import { AppError } from '../errors.js';
 import type { RequestContext } from '../context.js';
 import type { ScimGroupRow, ScimRepo, ScimUserRow } from '../db/repos/scim.js';
 import { newId } from '../ids.js';
@@ -8,6 +9,7 @@ import type { Identity } from '../identity/index.js';
 import { normalizeEmail, type UserRow } from '../identity/users.js';
 import { badValue, notFound, ScimError } from './errors.js';
 import { eqTerms, matches, parseFilter, type Filter } from './filter.js';
+import { DEFAULT_ROLE, GROUP_ROLES_SETTING, groupRoleRules, parseRules, roleFromGroups, type GroupRoleRule } from './group-roles.js';
 import { applyPatch, type PatchOp } from './patch.js';
 import {
   accountEmail,
@@ -47,7 +49,6 @@ export interface ListQuery {
 }
 
 type Resource = Record<string, unknown>;
-const DEFAULT_ROLE: Role = 'member';
 
 export class ScimService {
   constructor(
@@ -165,6 +166,7 @@ export class ScimService {
       if (previous) this.d.repo.updateUser(ctx, acc.id, fields);
       else this.d.repo.insertUser(ctx, { userId: acc.id, createdAt: now, ...fields });
       this.audit(ctx, 'scim.user.create', { type: 'user', id: acc.id }, { email, adopted, role });
+      this.syncRoles(ctx, [acc.id]);
       if (!input.active) this.setActive(ctx, acc.id, false);
     });
     return this.getUser(ctx, base, account.id);
@@ -305,6 +307,7 @@ export class ScimService {
       const g = this.d.repo.insertGroup(ctx, { id: newId('grp', now), displayName: input.displayName, externalId: input.externalId ?? null, createdAt: now, updatedAt: now });
       this.d.repo.setMembers(ctx, g.id, members, now);
       this.audit(ctx, 'scim.group.create', { type: 'scim_group', id: g.id }, { display_name: g.displayName, members: members.length });
+      this.syncRoles(ctx, members);
       return g;
     });
     return this.getGroup(ctx, base, row.id);
@@ -338,12 +341,66 @@ export class ScimService {
       this.d.repo.updateGroup(ctx, row.id, { displayName: input.displayName, externalId: input.externalId ?? null, updatedAt: now });
       this.d.repo.setMembers(ctx, row.id, after, now);
       this.audit(ctx, 'scim.group.update', { type: 'scim_group', id: row.id }, { display_name: input.displayName, added: added.slice(0, 100), removed: removed.slice(0, 100), added_count: added.length, removed_count: removed.length });
+      this.syncRoles(ctx, [...before, ...after]);
     });
   }
 
   deleteGroup(ctx: RequestContext, id: string): void {
-    if (!this.d.repo.deleteGroup(ctx, id)) throw notFound('Group', id);
-    this.audit(ctx, 'scim.group.delete', { type: 'scim_group', id });
+    const members = this.d.repo.members(ctx, [id]).map((m) => m.userId);
+    this.d.repo.tx(() => {
+      if (!this.d.repo.deleteGroup(ctx, id)) throw notFound('Group', id);
+      this.audit(ctx, 'scim.group.delete', { type: 'scim_group', id });
+      this.syncRoles(ctx, members);
+    });
+  }
+
+  // --- group → role rules (server/scim/group-roles.ts) --------------------------------------
+
+  groupRoles(ctx: RequestContext): GroupRoleRule[] {
+    return parseRules(this.d.repo.setting(ctx, GROUP_ROLES_SETTING));
+  }
+
+  /** Replaces the tenant's rules (an empty list turns them off) and applies them to every provisioned user. */
+  setGroupRoles(ctx: RequestContext, input: unknown): GroupRoleRule[] {
+    const r = groupRoleRules.safeParse(input);
+    if (!r.success) {
+      const issue = r.error.issues[0];
+      throw new AppError(400, 'invalid_request', `group roles: ${issue?.path.join('.') || 'rules'}: ${issue?.message ?? 'invalid'} (roles: admin, member, viewer)`);
+    }
+    this.d.repo.tx(() => {
+      this.d.repo.putSetting(ctx, GROUP_ROLES_SETTING, JSON.stringify(r.data), this.d.clock.now());
+      this.d.identity.audit.record(ctx, { action: 'scim.group_roles.set', target: { type: 'tenant', id: this.tenantId(ctx) }, details: { rules: r.data } });
+      this.syncRoles(
+        ctx,
+        this.d.repo.users(ctx).map((u) => u.userId),
+      );
+    });
+    return r.data;
+  }
+
+  /**
+   * With rules set, gives each of these provisioned users the role their groups map to (owners
+   * are never changed). A deprovisioned user's stored role is updated for their reactivation.
+   */
+  private syncRoles(ctx: RequestContext, userIds: Iterable<string>): void {
+    const rules = this.groupRoles(ctx);
+    const ids = [...new Set(userIds)];
+    if (rules.length === 0 || ids.length === 0) return;
+    const groups = this.d.repo.groupsOfUsers(ctx, ids);
+    const now = this.d.clock.now();
+    for (const id of ids) {
+      const row = this.d.repo.user(ctx, id);
+      if (!row) continue;
+      const desired = roleFromGroups(
+        rules,
+        groups.filter((g) => g.userId === id).map((g) => g.displayName),
+      );
+      const current = row.active ? (this.d.identity.sessions.memberships(id).find((m) => m.tenantId === this.tenantId(ctx))?.role ?? null) : row.role;
+      if (current === 'owner' || current === desired) continue;
+      if (row.active) this.d.identity.provisioning.restore(ctx, id, desired, false);
+      this.d.repo.updateUser(ctx, id, { role: desired, updatedAt: now });
+      this.audit(ctx, 'scim.user.role', { type: 'user', id }, { from: current, to: desired, active: row.active });
+    }
   }
 }
 

@@ -1,7 +1,7 @@
 import { and, eq, inArray, isNull, type SQL } from 'drizzle-orm';
 import { requireTenant, type RequestContext } from '../../context.js';
 import type { Db } from '../connection.js';
-import { scimGroupMembers, scimGroups, scimTokens, scimUsers, tenants } from '../schema.js';
+import { scimGroupMembers, scimGroups, scimTokens, scimUsers, tenants, tenantSettings } from '../schema.js';
 import type { TenantData } from '../tenant-scope.js';
 
 /**
@@ -26,6 +26,14 @@ export class ScimRepo {
   /** Runs fn in one transaction (nested calls become savepoints): a refused step leaves nothing half-done. */
   tx<T>(fn: () => T): T {
     return this.db.transaction(() => fn());
+  }
+
+  // --- tenant setting: group → role rules (JSON text; the service parses it) ---
+  setting(ctx: RequestContext, key: string): string | undefined {
+    return this.data.tenantSettings.get(ctx, eq(tenantSettings.key, key))?.value;
+  }
+  putSetting(ctx: RequestContext, key: string, value: string, now: number): void {
+    this.data.tenantSettings.upsert(ctx, { key, value, updatedAt: now }, [tenantSettings.key], { value, updatedAt: now });
   }
 
   // --- tokens ---
