@@ -4,8 +4,9 @@ import { SESSION_COOKIE } from '../../server/identity/sessions.js';
 import { defaultUsage } from '../../license/service.js';
 import { startTestApp, testConfig, type TestApp } from '../helpers/app.js';
 import { call, sys } from '../helpers/identity.js';
+import { spawnServer } from '../helpers/process.js';
 import { waitFor } from '../helpers/wait.js';
-import { scimTenant, shape } from '../fixtures/scim/setup.js';
+import { scimClient, scimTenant, shape } from '../fixtures/scim/setup.js';
 
 /**
  * Deprovisioning through SCIM: `active: false` (and DELETE) lock the user out at once in the
@@ -158,5 +159,25 @@ describe('SCIM deprovisioning', () => {
 
     await T.client('PATCH', `/Users/${u.id}`, shape('okta', 'reactivateUser', {}));
     expect((await me(app.url, u.key)).status).toBe(200);
+  });
+
+  it('across OS processes: a PATCH served by a separately started server stops the key here within 1 s, and back', async () => {
+    const u = await provisioned('jack');
+    const proc = await spawnServer({ env: { ENCLAVE_DATA_DIR: app.services.config.dataDir, ENCLAVE_MASTER_KEY: app.services.config.masterKey! } });
+    try {
+      expect((await me(app.url, u.key)).status).toBe(200);
+      expect((await me(proc.url, u.key)).status).toBe(200);
+      const r = await scimClient(proc.url, T.token)('PATCH', `/Users/${u.id}`, shape('entra-id', 'disableUser', {}));
+      const t0 = Date.now();
+      expect(r.status).toBe(200);
+      expect(code(await me(proc.url, u.key))).toBe('auth_key_owner_inactive');
+      expect(await lastAcceptedAfter(app.url, u.key, t0)).toBeLessThan(1000);
+      // Reactivated here: the other process accepts the key again.
+      expect((await T.client('PATCH', `/Users/${u.id}`, shape('entra-id', 'enableUser', {}))).status).toBe(200);
+      await waitFor(async () => (await me(proc.url, u.key)).status, { until: (s) => s === 200, what: 'the spawned server accepting the key again' });
+    } finally {
+      proc.child.kill('SIGTERM');
+      await proc.exited();
+    }
   });
 });
