@@ -216,12 +216,6 @@ export class Metrics {
     labelNames: ['store'] as const,
     registers: [this.registry],
   });
-  readonly ratelimitUnconfirmedOver = new Counter({
-    name: 'enclave_ratelimit_unconfirmed_over_limit_total',
-    help: "Calls admitted without waiting that Redis's answer then refused (other processes used the headroom within one round trip); they ran, and were charged.",
-    registers: [this.registry],
-  });
-
   readonly ratelimitUnavailable = new Counter({
     name: 'enclave_ratelimit_redis_unavailable_total',
     help: 'Admissions that found Redis unavailable, by what happened (fail_open: counted in process; refused: 503 under fail-closed).',
