@@ -8,6 +8,8 @@
  *
  *   npm run build && node --import tsx bench/gateway-overhead.ts [--seq 2000] [--conc 32] [--secs 8] [--workers 1] [--baseline] [--no-limits]
  *
+ * BENCH_MAIN=path/to/main.js runs another build of the server (e.g. a private one of a work tree).
+ *
  * --baseline puts a bare node:http JSON proxy where Enclave would be: what any Node proxy costs
  * on this machine (the extra loopback hop included), the floor the targets are measured against.
  */
@@ -111,7 +113,7 @@ if (role === 'fake') {
   Object.assign(env, { ENCLAVE_DATA_DIR: dir, ENCLAVE_MASTER_KEY: masterKey, ENCLAVE_LOG_LEVEL: 'info', // production's level: one request line per call (to /dev/null)
     PORT: String(port), ENCLAVE_HOST: '127.0.0.1', ENCLAVE_API_WORKERS: process.env.BENCH_WORKERS ?? '1' });
   const { spawn } = await import('node:child_process');
-  const server = spawn(process.execPath, [...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/gwprof'] : []), path.join(path.dirname(self), '..', 'dist', 'server', 'main.js'), '--role', 'api'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  const server = spawn(process.execPath, [...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/gwprof'] : []), process.env.BENCH_MAIN ?? path.join(path.dirname(self), '..', 'dist', 'server', 'main.js'), '--role', 'api'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
   const { pingTcp } = await import('../server/redis/ping.js');
   for (let i = 0; ; i++) {
     const r = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined);
@@ -166,7 +168,9 @@ if (role === 'fake') {
       const db = new Database(path.join(dir, 'enclave.db'), { readonly: true });
       const usage = (db.prepare('SELECT count(*) AS n FROM usage_records').get() as { n: number }).n;
       db.close();
-      process.send!({ rss: rss(), usage, loopP99: gauge('nodejs_eventloop_lag_p99_seconds') * 1000, loopMax: gauge('nodejs_eventloop_lag_max_seconds') * 1000 });
+      // How admission decided (lease = in process, redis = a script call per call): leases must carry the load.
+      const admissions = [...text.matchAll(/^enclave_ratelimit_admissions_total\{store="(\w+)"\} (\S+)$/gm)].map((x) => `${x[1]} ${x[2]}`).join(', ');
+      process.send!({ rss: rss(), usage, loopP99: gauge('nodejs_eventloop_lag_p99_seconds') * 1000, loopMax: gauge('nodejs_eventloop_lag_max_seconds') * 1000, admissions });
     }
     if (m === 'stop') {
       server.kill('SIGTERM');
@@ -299,7 +303,7 @@ async function main(): Promise<void> {
     console.log(`enclave CPU at ${conc} connections: ${(cpuMs / (ec.total || 1)).toFixed(3)} ms per call (${ec.total} calls, ${((cpuMs / secs / 10)).toFixed(0)} % of one core; node processes only, 10 ms resolution)`);
     enc.child.send('rss');
     const m: any = await new Promise((r) => enc.child.once('message', r));
-    console.log(`enclave RSS after ${m.usage} calls: ${(m.rss / 1048576).toFixed(1)} MB; usage records written: ${m.usage}; event-loop lag (prom-client, last interval) p99 ${m.loopP99.toFixed(1)} ms, max ${m.loopMax.toFixed(1)} ms`);
+    console.log(`enclave RSS after ${m.usage} calls: ${(m.rss / 1048576).toFixed(1)} MB; usage records written: ${m.usage}; event-loop lag (prom-client, last interval) p99 ${m.loopP99.toFixed(1)} ms, max ${m.loopMax.toFixed(1)} ms${m.admissions ? `; admissions by store: ${m.admissions}` : ''}`);
   } finally {
     enc.child.send('stop');
     await new Promise((r) => enc.child.once('exit', r));
