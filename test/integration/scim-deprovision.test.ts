@@ -87,6 +87,9 @@ describe('SCIM deprovisioning', () => {
     expect((await call(second.url, '/auth/session', { session: u.session })).status).toBe(401);
     expect((await call(app.url, '/auth/session', { session: u.session })).status).toBe(401);
     expect(seats()).toBe(before - 1);
+    // What the licence reports (enclave license show, enclave_license_seats_used) at its next poll.
+    app.services.license.refresh();
+    expect(app.services.license.metrics().seatsUsed).toBe(before - 1);
 
     const back = await T.client('PATCH', `/Users/${u.id}`, shape('entra-id', 'enableUser', {}));
     expect(back.body.active).toBe(true);
