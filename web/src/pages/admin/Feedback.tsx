@@ -1,4 +1,5 @@
 import { useState } from 'react';
+import { DataTable } from '../../components/DataTable.js';
 import { api, type FeedbackSummaryView } from '../../api.js';
 import { Thumb } from '../../components/Thumb.js';
 import { ErrorNote, formatNumber, formatTime, PageTitle, Spinner } from '../../components/ui.js';
@@ -25,37 +26,20 @@ export function FeedbackPage() {
       </label>
       <ErrorNote error={data.error} title="Could not load feedback." />
       {data.loading && !data.data ? <Spinner /> : null}
-      {data.data && models.length === 0 ? <p className="empty-state">No feedback in this period. People rate answers as helpful or not helpful under each answer in chat.</p> : null}
-      {models.length ? (
-        <div className="table-wrap" tabIndex={0} role="region" aria-label="Feedback per model">
-          <table className="table table-auto">
-            <caption className="sr-only">Feedback per model</caption>
-            <thead>
-              <tr>
-                <th scope="col">Model</th>
-                <th scope="col" className="num">
-                  Helpful
-                </th>
-                <th scope="col" className="num">
-                  Not helpful
-                </th>
-                <th scope="col" className="num">
-                  Helpful share
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {models.map((m) => (
-                <tr key={m.model}>
-                  <td>{m.model}</td>
-                  <td className="num">{formatNumber(m.up)}</td>
-                  <td className="num">{formatNumber(m.down)}</td>
-                  <td className="num">{m.up + m.down ? `${Math.round((100 * m.up) / (m.up + m.down))} %` : '—'}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+      {data.data ? (
+        <DataTable
+          caption="Feedback per model"
+          rows={models}
+          rowKey={(m) => m.model}
+          empty="No feedback in this period. People rate answers as helpful or not helpful under each answer in chat."
+          initialSort={{ key: 'model' }}
+          columns={[
+            { key: 'model', header: 'Model', cell: (m) => m.model, sort: (m) => m.model },
+            { key: 'up', header: 'Helpful', cell: (m) => formatNumber(m.up), sort: (m) => m.up, num: true },
+            { key: 'down', header: 'Not helpful', cell: (m) => formatNumber(m.down), sort: (m) => m.down, num: true },
+            { key: 'share', header: 'Helpful share', cell: (m) => (m.up + m.down ? `${Math.round((100 * m.up) / (m.up + m.down))} %` : '—'), sort: (m) => (m.up + m.down ? m.up / (m.up + m.down) : null), num: true },
+          ]}
+        />
       ) : null}
       {models
         .filter((m) => m.recent_comments.length)

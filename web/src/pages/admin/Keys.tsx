@@ -1,4 +1,5 @@
 import { useState, type FormEvent } from 'react';
+import { DataTable } from '../../components/DataTable.js';
 import { api, type Classification, type ListPage } from '../../api.js';
 import { ErrorNote, formatTime, Note, PageTitle, Spinner } from '../../components/ui.js';
 import { tenantPath, useLoad, useTenantId } from './common.js';
@@ -124,51 +125,29 @@ export function KeysPage() {
       <ErrorNote error={list.error} title="Could not load keys." />
       {list.loading && !list.data ? <Spinner /> : null}
       {list.data ? (
-        list.data.data.length === 0 ? (
-          <p className="muted">No API keys yet.</p>
-        ) : (
-          <div className="table-wrap" tabIndex={0}>
-            <table className="table">
-              <caption className="sr-only">API keys of this organisation</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Name</th>
-                  <th scope="col">Prefix</th>
-                  <th scope="col">Status</th>
-                  <th scope="col">Scopes</th>
-                  <th scope="col">Last used</th>
-                  <th scope="col">Created</th>
-                  <th scope="col">
-                    <span className="sr-only">Actions</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {list.data.data.map((k) => (
-                  <tr key={k.id}>
-                    <td>{k.name}</td>
-                    <td>
-                      <code>{k.prefix}…</code>
-                    </td>
-                    <td>
-                      <span className={`tag tag-${k.status}`}>{k.status}</span>
-                    </td>
-                    <td className="small">{k.scopes.join(', ')}</td>
-                    <td>{formatTime(k.last_used_at)}</td>
-                    <td>{formatTime(k.created_at)}</td>
-                    <td>
-                      {k.status === 'active' ? (
-                        <button type="button" className="btn btn-small btn-ghost" onClick={() => void revoke(k)} aria-label={`Revoke ${k.name}`}>
-                          Revoke
-                        </button>
-                      ) : null}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-        )
+        <DataTable
+          caption="API keys of this organisation"
+          rows={list.data.data}
+          rowKey={(k) => k.id}
+          search={(k) => `${k.name} ${k.prefix} ${k.status} ${k.scopes.join(' ')}`}
+          empty="No API keys yet. Create one above for an application that calls the /v1 API."
+          initialSort={{ key: 'created', desc: true }}
+          columns={[
+            { key: 'name', header: 'Name', cell: (k) => k.name, sort: (k) => k.name },
+            { key: 'prefix', header: 'Prefix', cell: (k) => <code>{k.prefix}…</code> },
+            { key: 'status', header: 'Status', cell: (k) => <span className={`tag tag-${k.status}`}>{k.status}</span>, sort: (k) => k.status },
+            { key: 'scopes', header: 'Scopes', cell: (k) => k.scopes.join(', '), className: 'small' },
+            { key: 'used', header: 'Last used', cell: (k) => formatTime(k.last_used_at), sort: (k) => k.last_used_at ?? 0 },
+            { key: 'created', header: 'Created', cell: (k) => formatTime(k.created_at), sort: (k) => k.created_at },
+          ]}
+          actions={(k) =>
+            k.status === 'active' ? (
+              <button type="button" className="btn btn-small btn-ghost" onClick={() => void revoke(k)} aria-label={`Revoke ${k.name}`}>
+                Revoke
+              </button>
+            ) : null
+          }
+        />
       ) : null}
     </section>
   );

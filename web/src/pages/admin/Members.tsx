@@ -1,4 +1,5 @@
 import { useState, type FormEvent } from 'react';
+import { DataTable } from '../../components/DataTable.js';
 import { api, type ListPage, type Role } from '../../api.js';
 import { ErrorNote, formatTime, Note, PageTitle, Spinner } from '../../components/ui.js';
 import { useSession } from '../../session.js';
@@ -130,88 +131,78 @@ export function MembersPage() {
       ) : null}
       <ErrorNote error={invitations.error} title="Could not load invitations." />
       {invitations.data && invitations.data.data.length ? (
-        <div className="table-wrap">
-          <table className="table">
-            <caption>Pending invitations</caption>
-            <thead>
-              <tr>
-                <th scope="col">E-mail</th>
-                <th scope="col">Role</th>
-                <th scope="col">Sent</th>
-                <th scope="col">Expires</th>
-                <th scope="col">
-                  <span className="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {invitations.data.data.map((i) => (
-                <tr key={i.id}>
-                  <td>{i.email}</td>
-                  <td>{i.role}</td>
-                  <td>{formatTime(i.created_at)}</td>
-                  <td>{formatTime(i.expires_at)}</td>
-                  <td>
-                    <button type="button" className="btn btn-small btn-ghost" onClick={() => void withdraw(i)} aria-label={`Withdraw the invitation of ${i.email}`}>
-                      Withdraw
-                    </button>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <>
+          <h2 className="section-title">Pending invitations</h2>
+          <DataTable
+            caption="Pending invitations"
+            rows={invitations.data.data}
+            rowKey={(i) => i.id}
+            empty="No pending invitations."
+            columns={[
+              { key: 'email', header: 'E-mail', cell: (i) => i.email, sort: (i) => i.email },
+              { key: 'role', header: 'Role', cell: (i) => i.role, sort: (i) => i.role },
+              { key: 'sent', header: 'Sent', cell: (i) => formatTime(i.created_at), sort: (i) => i.created_at },
+              { key: 'expires', header: 'Expires', cell: (i) => formatTime(i.expires_at), sort: (i) => i.expires_at },
+            ]}
+            actions={(i) => (
+              <button type="button" className="btn btn-small btn-ghost" onClick={() => void withdraw(i)} aria-label={`Withdraw the invitation of ${i.email}`}>
+                Withdraw
+              </button>
+            )}
+          />
+        </>
       ) : null}
       <ErrorNote error={list.error} title="Could not load members." />
       {list.loading && !list.data ? <Spinner /> : null}
       {list.data ? (
-        <div className="table-wrap">
-          <table className="table">
-            <caption className="sr-only">Members of this organisation</caption>
-            <thead>
-              <tr>
-                <th scope="col">E-mail</th>
-                <th scope="col">Name</th>
-                <th scope="col">Role</th>
-                <th scope="col">Status</th>
-                <th scope="col">Added</th>
-                <th scope="col">
-                  <span className="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {list.data.data.map((m) => (
-                <tr key={m.id}>
-                  <td>
-                    {m.email}
-                    {m.platform_admin ? <span className="tag">platform admin</span> : null}
-                  </td>
-                  <td>{m.name ?? '—'}</td>
-                  <td>
-                    <label className="sr-only" htmlFor={`role-${m.id}`}>
-                      Role of {m.email}
-                    </label>
-                    <select id={`role-${m.id}`} value={m.role} disabled={m.id === session.user.id} onChange={(e) => void change(m, e.target.value as Role)}>
-                      {ROLES.map((r) => (
-                        <option key={r}>{r}</option>
-                      ))}
-                    </select>
-                  </td>
-                  <td>{m.status}</td>
-                  <td>{formatTime(m.created_at)}</td>
-                  <td>
-                    {m.id !== session.user.id ? (
-                      <button type="button" className="btn btn-small btn-ghost" onClick={() => void remove(m)} aria-label={`Remove ${m.email}`}>
-                        Remove
-                      </button>
-                    ) : null}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable
+          caption="Members of this organisation"
+          rows={list.data.data}
+          rowKey={(m) => m.id}
+          search={(m) => `${m.email} ${m.name ?? ''} ${m.role} ${m.status}`}
+          empty="No members yet. Invite people above."
+          initialSort={{ key: 'email' }}
+          columns={[
+            {
+              key: 'email',
+              header: 'E-mail',
+              sort: (m) => m.email,
+              cell: (m) => (
+                <>
+                  {m.email}
+                  {m.platform_admin ? <span className="tag">platform admin</span> : null}
+                </>
+              ),
+            },
+            { key: 'name', header: 'Name', cell: (m) => m.name ?? '—', sort: (m) => m.name },
+            {
+              key: 'role',
+              header: 'Role',
+              sort: (m) => ROLES.indexOf(m.role),
+              cell: (m) => (
+                <>
+                  <label className="sr-only" htmlFor={`role-${m.id}`}>
+                    Role of {m.email}
+                  </label>
+                  <select id={`role-${m.id}`} value={m.role} disabled={m.id === session.user.id} onChange={(e) => void change(m, e.target.value as Role)}>
+                    {ROLES.map((r) => (
+                      <option key={r}>{r}</option>
+                    ))}
+                  </select>
+                </>
+              ),
+            },
+            { key: 'status', header: 'Status', cell: (m) => m.status, sort: (m) => m.status },
+            { key: 'added', header: 'Added', cell: (m) => formatTime(m.created_at), sort: (m) => m.created_at },
+          ]}
+          actions={(m) =>
+            m.id !== session.user.id ? (
+              <button type="button" className="btn btn-small btn-ghost" onClick={() => void remove(m)} aria-label={`Remove ${m.email}`}>
+                Remove
+              </button>
+            ) : null
+          }
+        />
       ) : null}
     </section>
   );

@@ -1,4 +1,5 @@
 import { useState, type FormEvent } from 'react';
+import { DataTable } from '../../components/DataTable.js';
 import { api, type PromptVersionView, type PromptView } from '../../api.js';
 import { ErrorNote, formatTime, PageTitle, Spinner } from '../../components/ui.js';
 import { ActionStatus, tenantPath, useAction, useLoad, useTenantId } from './common.js';
@@ -51,47 +52,34 @@ export function PromptsPage() {
       )}
       <ErrorNote error={list.error} title="Could not load the prompt library." />
       {list.loading && !list.data ? <Spinner /> : null}
-      {list.data && list.data.data.length === 0 ? <p className="empty-state">No prompts yet. Add the prompts your teams should reuse: they appear in the chat when someone types /.</p> : null}
-      {list.data && list.data.data.length ? (
-        <div className="table-wrap" tabIndex={0} role="region" aria-label="Prompts">
-          <table className="table">
-            <caption className="sr-only">Prompts</caption>
-            <thead>
-              <tr>
-                <th scope="col">Title</th>
-                <th scope="col">Prompt</th>
-                <th scope="col">Version</th>
-                <th scope="col">Last changed</th>
-                <th scope="col">
-                  <span className="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {list.data.data.map((p) => (
-                <tr key={p.id}>
-                  <td>{p.title}</td>
-                  <td className="prompt-body">{p.body}</td>
-                  <td className="num">v{p.version}</td>
-                  <td>
-                    {p.updated_by.name ?? p.updated_by.id}, {formatTime(p.updated_at)}
-                  </td>
-                  <td className="actions">
-                    <button type="button" className="btn btn-small btn-ghost" onClick={() => setEditing(p)} aria-label={`Edit ${p.title}`}>
-                      Edit
-                    </button>
-                    <button type="button" className="btn btn-small btn-ghost" onClick={() => showHistory(p)} aria-label={`History of ${p.title}`}>
-                      History
-                    </button>
-                    <button type="button" className="btn btn-small btn-ghost" onClick={() => remove(p)} aria-label={`Delete ${p.title}`}>
-                      Delete
-                    </button>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+      {list.data ? (
+        <DataTable
+          caption="Prompts"
+          rows={list.data.data}
+          rowKey={(p) => p.id}
+          search={(p) => `${p.title} ${p.body}`}
+          empty="No prompts yet. Add the prompts your teams should reuse: they appear in the chat when someone types /."
+          initialSort={{ key: 'title' }}
+          columns={[
+            { key: 'title', header: 'Title', cell: (p) => p.title, sort: (p) => p.title },
+            { key: 'body', header: 'Prompt', cell: (p) => p.body, className: 'prompt-body' },
+            { key: 'version', header: 'Version', cell: (p) => `v${p.version}`, sort: (p) => p.version, num: true },
+            { key: 'changed', header: 'Last changed', cell: (p) => `${p.updated_by.name ?? p.updated_by.id}, ${formatTime(p.updated_at)}`, sort: (p) => p.updated_at },
+          ]}
+          actions={(p) => (
+            <>
+              <button type="button" className="btn btn-small btn-ghost" onClick={() => setEditing(p)} aria-label={`Edit ${p.title}`}>
+                Edit
+              </button>
+              <button type="button" className="btn btn-small btn-ghost" onClick={() => showHistory(p)} aria-label={`History of ${p.title}`}>
+                History
+              </button>
+              <button type="button" className="btn btn-small btn-ghost" onClick={() => remove(p)} aria-label={`Delete ${p.title}`}>
+                Delete
+              </button>
+            </>
+          )}
+        />
       ) : null}
       {history ? (
         <section className="card" aria-labelledby="prompt-history">

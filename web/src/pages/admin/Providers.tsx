@@ -1,4 +1,5 @@
 import { useState, type FormEvent } from 'react';
+import { DataTable } from '../../components/DataTable.js';
 import { api } from '../../api.js';
 import { BoundaryBadge, ErrorNote, Note, PageTitle, Spinner } from '../../components/ui.js';
 import { useLoad } from './common.js';
@@ -135,69 +136,73 @@ export function ProvidersPage({ tenant }: { tenant?: { id: string; slug: string 
       <ErrorNote error={list.error} title="Could not load providers." />
       {list.loading && !list.data ? <Spinner /> : null}
       {list.data ? (
-        list.data.data.length === 0 ? (
-          <p className="muted">{tenant ? 'No providers of your own yet.' : 'No providers yet.'} Add an Ollama or OpenAI-compatible endpoint above.</p>
-        ) : (
-          <div className="table-wrap" tabIndex={0}>
-            <table className="table">
-              <caption className="sr-only">Provider deployments</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Name</th>
-                  <th scope="col">Kind</th>
-                  <th scope="col">Boundary</th>
-                  <th scope="col">Models</th>
-                  <th scope="col">Status</th>
-                  <th scope="col">Health</th>
-                  <th scope="col">Connection</th>
-                  <th scope="col">
-                    <span className="sr-only">Actions</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {list.data.data.map((p) => (
-                  <tr key={p.id}>
-                    <td>
-                      {p.name}
-                      <div className="small muted">{p.base_url}</div>
-                    </td>
-                    <td>{p.kind}</td>
-                    <td>
-                      <BoundaryBadge boundary={p.boundary} />
-                    </td>
-                    <td className="small">{p.models.map((m) => m.name).join(', ') || '—'}</td>
-                    <td>
-                      <span className={`tag ${p.enabled && p.approved ? 'tag-active' : ''}`}>{!p.approved ? 'not approved' : p.enabled ? 'enabled' : 'disabled'}</span>
-                    </td>
-                    <td className="small" data-testid={`health-${p.name}`}>
-                      <Health h={p.health} />
-                    </td>
-                    <td>
-                      <button type="button" className="btn btn-small" onClick={() => void test(p)} aria-label={`Test connection to ${p.name}`}>
-                        Test
-                      </button>
-                      {tests[p.id] ? (
-                        <span className={`small ${tests[p.id]!.ok ? 'ok' : 'bad'}`} role="status">
-                          {' '}
-                          {tests[p.id]!.text}
-                        </span>
-                      ) : null}
-                    </td>
-                    <td className="actions">
-                      <button type="button" className="btn btn-small" onClick={() => void change(p, p.enabled ? 'disable' : 'enable')}>
-                        {p.enabled ? 'Disable' : 'Enable'}
-                      </button>{' '}
-                      <button type="button" className="btn btn-small btn-ghost" aria-label={`Remove ${p.name}`} onClick={() => void change(p, 'remove')}>
-                        Remove
-                      </button>
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-        )
+        <DataTable
+          caption="Provider deployments"
+          rows={list.data.data}
+          rowKey={(p) => p.id}
+          search={(p) => `${p.name} ${p.base_url} ${p.kind} ${p.boundary} ${p.models.map((m) => m.name).join(' ')}`}
+          empty={`${tenant ? 'No providers of your own yet.' : 'No providers yet.'} Add an Ollama or OpenAI-compatible endpoint above.`}
+          initialSort={{ key: 'name' }}
+          columns={[
+            {
+              key: 'name',
+              header: 'Name',
+              sort: (p) => p.name,
+              cell: (p) => (
+                <>
+                  {p.name}
+                  <div className="small muted">{p.base_url}</div>
+                </>
+              ),
+            },
+            { key: 'kind', header: 'Kind', cell: (p) => p.kind, sort: (p) => p.kind },
+            { key: 'boundary', header: 'Boundary', cell: (p) => <BoundaryBadge boundary={p.boundary} />, sort: (p) => p.boundary },
+            { key: 'models', header: 'Models', cell: (p) => p.models.map((m) => m.name).join(', ') || '—', className: 'small' },
+            {
+              key: 'status',
+              header: 'Status',
+              sort: (p) => (!p.approved ? 2 : p.enabled ? 0 : 1),
+              cell: (p) => <span className={`tag ${p.enabled && p.approved ? 'tag-active' : ''}`}>{!p.approved ? 'not approved' : p.enabled ? 'enabled' : 'disabled'}</span>,
+            },
+            {
+              key: 'health',
+              header: 'Health',
+              className: 'small',
+              cell: (p) => (
+                <span data-testid={`health-${p.name}`}>
+                  <Health h={p.health} />
+                </span>
+              ),
+            },
+            {
+              key: 'connection',
+              header: 'Connection',
+              cell: (p) => (
+                <>
+                  <button type="button" className="btn btn-small" onClick={() => void test(p)} aria-label={`Test connection to ${p.name}`}>
+                    Test
+                  </button>
+                  {tests[p.id] ? (
+                    <span className={`small ${tests[p.id]!.ok ? 'ok' : 'bad'}`} role="status">
+                      {' '}
+                      {tests[p.id]!.text}
+                    </span>
+                  ) : null}
+                </>
+              ),
+            },
+          ]}
+          actions={(p) => (
+            <>
+              <button type="button" className="btn btn-small" onClick={() => void change(p, p.enabled ? 'disable' : 'enable')}>
+                {p.enabled ? 'Disable' : 'Enable'}
+              </button>{' '}
+              <button type="button" className="btn btn-small btn-ghost" aria-label={`Remove ${p.name}`} onClick={() => void change(p, 'remove')}>
+                Remove
+              </button>
+            </>
+          )}
+        />
       ) : null}
     </section>
   );

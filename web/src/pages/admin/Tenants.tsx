@@ -1,4 +1,5 @@
 import { useState, type FormEvent } from 'react';
+import { DataTable } from '../../components/DataTable.js';
 import { api, type ListPage } from '../../api.js';
 import { ErrorNote, formatTime, Note, PageTitle, Spinner } from '../../components/ui.js';
 import { useLoad } from './common.js';
@@ -69,43 +70,27 @@ export function TenantsPage() {
       <ErrorNote error={list.error} title="Could not load tenants." />
       {list.loading && !list.data ? <Spinner /> : null}
       {list.data ? (
-        <div className="table-wrap" tabIndex={0}>
-          <table className="table">
-            <caption className="sr-only">Tenants</caption>
-            <thead>
-              <tr>
-                <th scope="col">Slug</th>
-                <th scope="col">Name</th>
-                <th scope="col">Status</th>
-                <th scope="col">Plan</th>
-                <th scope="col">Default classification</th>
-                <th scope="col">Created</th>
-                <th scope="col">
-                  <span className="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {list.data.data.map((t) => (
-                <tr key={t.id}>
-                  <td>{t.slug}</td>
-                  <td>{t.name}</td>
-                  <td>
-                    <span className={`tag tag-${t.status}`}>{t.status}</span>
-                  </td>
-                  <td>{t.plan ?? '—'}</td>
-                  <td>{t.default_classification}</td>
-                  <td>{formatTime(t.created_at)}</td>
-                  <td>
-                    <button type="button" className="btn btn-small btn-ghost" onClick={() => void toggle(t)} aria-label={`${t.status === 'active' ? 'Suspend' : 'Resume'} ${t.slug}`}>
-                      {t.status === 'active' ? 'Suspend' : 'Resume'}
-                    </button>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable
+          caption="Tenants"
+          rows={list.data.data}
+          rowKey={(t) => t.id}
+          search={(t) => `${t.slug} ${t.name} ${t.status} ${t.plan ?? ''}`}
+          empty="No tenants yet. Create the first one above."
+          initialSort={{ key: 'slug' }}
+          columns={[
+            { key: 'slug', header: 'Slug', cell: (t) => t.slug, sort: (t) => t.slug },
+            { key: 'name', header: 'Name', cell: (t) => t.name, sort: (t) => t.name },
+            { key: 'status', header: 'Status', cell: (t) => <span className={`tag tag-${t.status}`}>{t.status}</span>, sort: (t) => t.status },
+            { key: 'plan', header: 'Plan', cell: (t) => t.plan ?? '—', sort: (t) => t.plan },
+            { key: 'class', header: 'Default classification', cell: (t) => t.default_classification },
+            { key: 'created', header: 'Created', cell: (t) => formatTime(t.created_at), sort: (t) => t.created_at },
+          ]}
+          actions={(t) => (
+            <button type="button" className="btn btn-small btn-ghost" onClick={() => void toggle(t)} aria-label={`${t.status === 'active' ? 'Suspend' : 'Resume'} ${t.slug}`}>
+              {t.status === 'active' ? 'Suspend' : 'Resume'}
+            </button>
+          )}
+        />
       ) : null}
     </section>
   );
