@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { unrestricted } from '../../server/access/entitlements.js';
 import { ACCOUNT_LIMIT } from '../../server/identity/sessions.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
@@ -160,8 +160,12 @@ describe('local login and sessions', () => {
   it('switching tenant is explicit and limited to the user’s tenants', async () => {
     const other = await seedTenant(app.services, 'globex', []);
     const { users } = app.services.identity;
-    users.grant(other.ctx, seed.users.admin!.id, 'viewer');
-    const s = await login(app.url, seed.users.admin!.email, PASSWORD, { tenant: 'acme' });
+    // A user of its own: the switch makes globex this user's last-used tenant, where its later
+    // logins land (the shared admin's must keep landing in acme, whatever the test order).
+    const me = await users.create(sys(app.services), { email: 'switcher@acme.test', password: PASSWORD });
+    users.grant(seed.ctx, me.id, 'admin');
+    users.grant(other.ctx, me.id, 'viewer');
+    const s = await login(app.url, me.email, PASSWORD, { tenant: 'acme' });
     expect(s.body.tenant.slug).toBe('acme');
     expect(s.body.tenants.map((t: any) => t.slug)).toEqual(['acme', 'globex']);
     const sw = await call(app.url, '/auth/switch-tenant', { method: 'POST', session: s, body: { tenant: 'globex' } });
@@ -185,41 +189,52 @@ describe('local login and sessions', () => {
 });
 
 describe('brute force', () => {
+  // Each test on an app and clock of its own: the locks they provoke (an account; the client
+  // address, 127.0.0.1 for every test) must not reach any other test, whatever the order.
+  let own: { app: TestApp; seed: Awaited<ReturnType<typeof seedTenant>>; clock: ManualClock };
+  beforeEach(async () => {
+    const c = new ManualClock();
+    const a = await startTestApp({ clock: c, entitlements: unrestricted });
+    own = { app: a, seed: await seedTenant(a.services, 'acme'), clock: c };
+  });
+  afterEach(() => own.app.close());
+  const ownAudit = (action: string) => own.app.services.identity.audit.list({ action, limit: 1000 });
+
   it('locks the account after repeated failures, the legitimate user recovers, all audited', async () => {
-    const email = seed.users.viewer!.email;
-    for (let i = 0; i < ACCOUNT_LIMIT; i++) expect((await login(app.url, email, `wrong password ${i}`)).status).toBe(401);
+    const email = own.seed.users.viewer!.email;
+    for (let i = 0; i < ACCOUNT_LIMIT; i++) expect((await login(own.app.url, email, `wrong password ${i}`)).status).toBe(401);
     // Locked: even the right password is refused, with Retry-After.
-    const locked = await fetch(app.url + '/auth/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password: PASSWORD }) });
+    const locked = await fetch(own.app.url + '/auth/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password: PASSWORD }) });
     expect(locked.status).toBe(429);
     expect(((await locked.json()) as any).error.code).toBe('auth_locked');
     expect(Number(locked.headers.get('retry-after'))).toBeGreaterThan(0);
     // Other accounts from elsewhere are unaffected.
-    expect((await login(app.url, seed.users.owner!.email)).status).toBe(200);
+    expect((await login(own.app.url, own.seed.users.owner!.email)).status).toBe(200);
     // After the lock time the legitimate user signs in and the counter resets.
-    clock.advance(61_000);
-    expect((await login(app.url, email)).status).toBe(200);
+    own.clock.advance(61_000);
+    expect((await login(own.app.url, email)).status).toBe(200);
     // Repeated locks grow (progressive): the second lock outlasts one minute.
-    for (let i = 0; i < ACCOUNT_LIMIT; i++) await login(app.url, email, `wrong again ${i}`);
-    clock.advance(61_000);
-    for (let i = 0; i < ACCOUNT_LIMIT; i++) await login(app.url, email, `and again ${i}`);
-    clock.advance(61_000);
-    expect((await login(app.url, email)).status).toBe(429);
-    clock.advance(120_000);
-    expect((await login(app.url, email)).status).toBe(200);
+    for (let i = 0; i < ACCOUNT_LIMIT; i++) await login(own.app.url, email, `wrong again ${i}`);
+    own.clock.advance(61_000);
+    for (let i = 0; i < ACCOUNT_LIMIT; i++) await login(own.app.url, email, `and again ${i}`);
+    own.clock.advance(61_000);
+    expect((await login(own.app.url, email)).status).toBe(429);
+    own.clock.advance(120_000);
+    expect((await login(own.app.url, email)).status).toBe(200);
 
-    const entries = audit('auth.login');
+    const entries = ownAudit('auth.login');
     expect(entries.some((e) => e.outcome === 'denied' && e.reason === 'invalid_credentials' && e.targetId === email)).toBe(true);
     expect(entries.some((e) => e.outcome === 'denied' && e.reason === 'locked' && e.targetId === email)).toBe(true);
-    expect(entries.some((e) => e.outcome === 'allowed' && e.actorId === seed.users.viewer!.id)).toBe(true);
-    expect(audit('auth.lock').length).toBeGreaterThan(0);
+    expect(entries.some((e) => e.outcome === 'allowed' && e.actorId === own.seed.users.viewer!.id)).toBe(true);
+    expect(ownAudit('auth.lock').length).toBeGreaterThan(0);
   });
 
   it('locks a client address that tries many accounts', async () => {
     const headers = { 'x-forwarded-for': '203.0.113.9' }; // not trusted: the address is the socket's
     let last = 0;
-    for (let i = 0; i < 25; i++) last = (await login(app.url, `spray${i}@acme.test`, 'wrong password here', { headers })).status;
+    for (let i = 0; i < 25; i++) last = (await login(own.app.url, `spray${i}@acme.test`, 'wrong password here', { headers })).status;
     expect(last).toBe(429);
-    clock.advance(16 * 60_000);
-    expect((await login(app.url, seed.users.owner!.email)).status).toBe(200);
+    own.clock.advance(16 * 60_000);
+    expect((await login(own.app.url, own.seed.users.owner!.email)).status).toBe(200);
   });
 });
