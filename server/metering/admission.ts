@@ -76,6 +76,8 @@ interface Resolved {
   at: number;
   tenant: TenantMetering;
   levels: LevelSpec[];
+  /** Each level's lease key (`tenant|level|id`), built once per resolution rather than per call. */
+  leaseKeys: string[];
 }
 
 const LEVEL_ORDER: Record<Level, number> = { key: 0, user: 1, tenant: 2, licence: 3 };
@@ -163,7 +165,7 @@ export class Admission {
     if (keyId) add('key', keyId, this.subject(tenantId, 'key', keyId));
     if (userId) add('user', userId, this.subject(tenantId, 'user', userId));
     add('tenant', tenantId, tenant.plan.limits);
-    const r = { at: now, tenant, levels };
+    const r = { at: now, tenant, levels, leaseKeys: levels.map((l) => `${tenantId}|${l.level}|${l.id}`) };
     this.resolved.set(k, r);
     return r;
   }
@@ -185,7 +187,7 @@ export class Admission {
     const p = ctx.principal;
     const est = Math.max(0, Math.ceil(req.estimateTokens));
     const estCost = Math.max(0, Math.ceil(req.estimateCostMicros ?? 0));
-    const { tenant, levels } = this.resolve(tenantRef.id, p?.userId, p?.keyId);
+    const { tenant, levels, leaseKeys } = this.resolve(tenantRef.id, p?.userId, p?.keyId);
     const window = this.window(tenant.timezone, now);
 
     const warning = this.checkLicence(now, est);
@@ -193,17 +195,19 @@ export class Admission {
     const id = newId('rsv', now); // from the pooled CSPRNG: a randomBytes() call here cost ≈14 µs per call
     if (!levels.length) {
       this.licence.reserved += est;
-      return { id, ctx, tenantId: tenant.id, window, levels, masks: [], est, estCost, store: 'none', headers: warning ? { [LICENSE_WARNING_HEADER]: warning } : NO_HEADERS, settled: false };
+      return { id, ctx, tenantId: tenant.id, window, levels, masks: NO_MASKS, est, estCost, store: 'none', headers: warning ? { [LICENSE_WARNING_HEADER]: warning } : NO_HEADERS, settled: false };
     }
-    const input: AdmitInput = { now, rid: id, tenantId: tenant.id, est, estCost, monthId: counterId(window), monthEnd: window.end, concurrencyTtlMs: this.ttl, levels };
-    const leased = this.fromLeases(tenant.id, levels, input.monthId, est, estCost);
+    const monthId = counterId(window);
+    // The hot path far from every limit: in process, no Redis, nothing built for the exact path.
+    const leased = this.fromLeases(levels, leaseKeys, monthId, est, estCost);
     if (leased) {
       this.licence.reserved += est;
       child(this.d.metrics.ratelimitAdmissions, 'lease').inc();
       const headers = headersFor(levels, leased.map((l) => l.stats));
       if (warning) headers[LICENSE_WARNING_HEADER] = warning;
-      return { id, ctx, tenantId: tenant.id, window, levels, masks: [], est, estCost, store: 'lease', headers, leased, settled: false };
+      return { id, ctx, tenantId: tenant.id, window, levels, masks: NO_MASKS, est, estCost, store: 'lease', headers, leased, settled: false };
     }
+    const input: AdmitInput = { now, rid: id, tenantId: tenant.id, est, estCost, monthId, monthEnd: window.end, concurrencyTtlMs: this.ttl, levels };
     const got = await this.run(input, tenant);
     const { outcome, store } = got;
     if (outcome.ok !== true) {
@@ -277,12 +281,13 @@ export class Admission {
   }
 
   /** Admits from this process's leases when every level has one with enough left; else undefined (exact admission). */
-  private fromLeases(tenantId: string, levels: readonly LevelSpec[], monthId: string, est: number, estCost: number): Lease[] | undefined {
+  private fromLeases(levels: readonly LevelSpec[], keys: readonly string[], monthId: string, est: number, estCost: number): Lease[] | undefined {
     if (!this.leasesUsable() || !this.leases.size) return undefined;
     const now = Date.now();
     const out: Lease[] = [];
-    for (const l of levels) {
-      const ls = this.leases.get(`${tenantId}|${l.level}|${l.id}`);
+    for (let i = 0; i < levels.length; i++) {
+      const l = levels[i]!;
+      const ls = this.leases.get(keys[i]!);
       if (!ls || !ls.active || ls.monthId !== monthId || now > ls.okUntil || !sameLimits(ls.spec, l)) return undefined;
       if ((l.rpm >= 0 && ls.fr < 1) || (l.tpm >= 0 && ls.ft < est) || (l.conc >= 0 && ls.fc < 1) || (l.mtok >= 0 && ls.fm < est) || (l.mcost >= 0 && ls.fmc < estCost)) {
         this.requestSync(); // spent: top it up now
@@ -580,8 +585,13 @@ function sameLimits(a: LevelSpec, b: LevelSpec): boolean {
 
 /** Monthly counters are named by month and start instant, so a time-zone change starts fresh counters (seeded from the ledger). */
 function counterId(w: MonthWindow): string {
-  return `${w.id}@${w.start}`;
+  let c = counterIds.get(w);
+  if (c === undefined) counterIds.set(w, (c = `${w.id}@${w.start}`));
+  return c;
 }
+/** Per cached window object (one per time zone and month): built once, not per call. */
+const counterIds = new WeakMap<MonthWindow, string>();
+const NO_MASKS: readonly number[] = Object.freeze([]);
 
 const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
 /** Set on admitted /v1 calls while the licence's soft allowance warns: `license_quota_80` or `license_quota_exceeded_soft`. */
