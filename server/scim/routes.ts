@@ -33,6 +33,9 @@ function fromError(err: unknown): ScimError {
   if (t === 'encoding.unsupported' || t === 'charset.unsupported') return new ScimError(415, (err as Error).message);
   // Identity errors keep their status (e.g. 409 seat_limit from the licence); only a taken address is SCIM's `uniqueness`.
   if (err instanceof AppError) return new ScimError(err.status, err.message, err.code === 'user_exists' ? 'uniqueness' : err.status === 400 ? 'invalidValue' : undefined);
+  // Two replicas creating the same userName at once: the loser hits the unique index.
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY') return new ScimError(409, 'The resource was created concurrently; read it and retry.', 'uniqueness');
   return new ScimError(500, 'Internal error.');
 }
 
