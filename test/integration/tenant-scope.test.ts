@@ -54,17 +54,19 @@ describe('tenant-scoped data access', () => {
   });
 
   it('ignores a tenantId smuggled into inserts, upserts and patches', () => {
+    // Into a tenant of its own: the rows it adds must not change what the other tests count in A.
+    const c = tenant('gamma');
     const smuggled = { key: 'smuggle', value: '1', updatedAt: 1, tenantId: b.tenant!.id } as unknown as {
       key: string;
       value: string;
       updatedAt: number;
     };
-    const row = s.data.tenantSettings.insert(a, smuggled);
-    expect(row.tenantId).toBe(a.tenant!.id);
-    const up = s.data.tenantSettings.upsert(a, smuggled, [tenantSettings.key], { value: '2', tenantId: b.tenant!.id } as never);
-    expect(up.tenantId).toBe(a.tenant!.id);
+    const row = s.data.tenantSettings.insert(c, smuggled);
+    expect(row.tenantId).toBe(c.tenant!.id);
+    const up = s.data.tenantSettings.upsert(c, smuggled, [tenantSettings.key], { value: '2', tenantId: b.tenant!.id } as never);
+    expect(up.tenantId).toBe(c.tenant!.id);
     expect(up.value).toBe('2');
-    s.data.tenantSettings.update(a, eq(tenantSettings.key, 'smuggle'), { tenantId: b.tenant!.id } as never);
+    s.data.tenantSettings.update(c, eq(tenantSettings.key, 'smuggle'), { tenantId: b.tenant!.id } as never);
     expect(s.data.tenantSettings.get(b, eq(tenantSettings.key, 'smuggle'))).toBeUndefined();
   });
 
