@@ -3,7 +3,7 @@ import { AppError } from '../errors.js';
 import { child } from '../metrics/registry.js';
 import { UpstreamError } from '../providers/index.js';
 import type { Candidate, Deployment } from '../routing/catalogue.js';
-import { CLIENT_GONE, CLIENT_GONE_ERROR, logUpstream, type CallState, type Plan } from './call.js';
+import { CLIENT_GONE, CLIENT_GONE_ERROR, logUpstream, type CallState, type GoneSignal, type Plan } from './call.js';
 import type { Planner } from './plan.js';
 import type { GatewayDeps } from './service.js';
 
@@ -145,7 +145,7 @@ function backoff(base: number, attempt: number): number {
   return Math.round(base * 2 ** attempt * (0.5 + Math.random()));
 }
 
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+function sleep(ms: number, signal: GoneSignal | undefined): Promise<void> {
   return new Promise((resolve) => {
     const t = setTimeout(done, ms);
     function done(): void {

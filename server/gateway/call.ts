@@ -36,11 +36,22 @@ export interface GatewayCall {
   /** `X-Enclave-Workflow` as sent, unchecked. */
   readonly workflow?: string | undefined;
   /** Fires when the client is gone (connection closed, batch cancelled): the upstream call is aborted. */
-  readonly signal?: AbortSignal | undefined;
+  readonly signal?: GoneSignal | undefined;
   /** Sees the usage record once metering priced it (web chat, batch lines). */
   readonly onUsage?: ((row: Readonly<UsageRow>) => void) | undefined;
   /** The caller writes the usage record itself (a batch line, in the transaction that finishes the line). */
   readonly keepUsage?: boolean | undefined;
+}
+
+/**
+ * What the pipeline needs of a client-gone signal: an AbortSignal (the batch's), or the HTTP
+ * faces' lighter one over the response's 'close' (faces/http.ts: an AbortController and its
+ * EventTarget listeners per call cost more than the rest of a face).
+ */
+export interface GoneSignal {
+  readonly aborted: boolean;
+  addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
 }
 
 /** What a face may put in its response headers (and the batch in nothing). */

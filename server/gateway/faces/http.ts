@@ -2,9 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { requestHeader } from '../../http/request-context.js';
 import { AppError, toAppError } from '../../errors.js';
 import type { ChatCompletionChunk } from '../../providers/index.js';
-import type { CallFacts, GatewayCall } from '../call.js';
+import type { CallFacts, GatewayCall, GoneSignal } from '../call.js';
 import { deltas, type Delta } from './deltas.js';
-import { CLIENT_GONE } from '../call.js';
 
 /**
  * What every HTTP face shares: the call's headers from the request, the facts as response
@@ -28,13 +27,34 @@ export function fromRequest(req: IncomingMessage, res: ServerResponse): Pick<Gat
   return { classification: requestHeader(req, 'x-enclave-classification'), workflow: requestHeader(req, 'x-enclave-workflow'), signal: clientGone(res) };
 }
 
-/** Aborts when the response closes before it finished (the client went away). */
-export function clientGone(res: ServerResponse): AbortSignal {
-  const ac = new AbortController();
-  res.once('close', () => {
-    if (!res.writableFinished) ac.abort(CLIENT_GONE);
-  });
-  return ac.signal;
+/** Fires when the response closes before it finished (the client went away). */
+export function clientGone(res: ServerResponse): GoneSignal {
+  return new ResponseGone(res);
+}
+
+/** A GoneSignal over the response's 'close': plain callbacks, no AbortController and EventTarget per call. */
+class ResponseGone implements GoneSignal {
+  aborted = false;
+  private fns: (() => void)[] | undefined;
+
+  constructor(res: ServerResponse) {
+    res.once('close', () => {
+      if (res.writableFinished) return;
+      this.aborted = true;
+      const fns = this.fns;
+      this.fns = undefined;
+      if (fns) for (const fn of fns) fn();
+    });
+  }
+
+  addEventListener(_type: 'abort', fn: () => void): void {
+    (this.fns ??= []).push(fn);
+  }
+
+  removeEventListener(_type: 'abort', fn: () => void): void {
+    const i = this.fns?.indexOf(fn) ?? -1;
+    if (i >= 0) this.fns!.splice(i, 1);
+  }
 }
 
 /** The call's facts as headers: overhead, classification, boundary, redactions, rate-limit state. */
