@@ -10,7 +10,7 @@ import { ScimError } from './errors.js';
 
 /**
  * Per-tenant SCIM bearer tokens: `scim_` + 43 base64url characters (32 random bytes). Shown
- * once; only the SHA-256 is stored, with the first 12 characters as the visible prefix that
+ * once; only the SHA-256 is stored, with `scim_` and the next 12 characters as the visible prefix that
  * finds the row. A tenant has at most one live token: `rotate` issues a new one and revokes
  * the old in the same step, `revoke` ends it. Accepted only by /scim (server/scim/routes.ts),
  * and /scim accepts nothing else; its own prefix keeps it from ever parsing as an API key.
@@ -49,11 +49,14 @@ export class ScimTokens {
     return p ? `${p.kind}:${p.id}` : 'unknown';
   }
 
-  private issue(ctx: RequestContext, action: 'scim.token.create' | 'scim.token.rotate'): { token: ScimTokenRow; secret: string } {
+  private requireFeature(ctx: RequestContext, action: 'scim.token.create' | 'scim.token.rotate'): void {
     if (!this.d.entitlements().hasFeature('scim')) {
       this.d.audit.record(ctx, { action, outcome: 'denied', reason: 'license_feature', target: { type: 'scim_token' } });
       throw new AppError(403, 'license_feature_missing', 'The licence does not include SCIM provisioning (scim).');
     }
+  }
+
+  private issue(ctx: RequestContext): { token: ScimTokenRow; secret: string } {
     const now = this.d.clock.now();
     const secret = TOKEN_PREFIX + randomBytes(32).toString('base64url');
     const token = this.d.repo.insertToken(ctx, { id: newId('sct', now), prefix: secret.slice(0, VISIBLE), tokenHash: sha256(secret), createdAt: now, createdBy: this.actor(ctx) });
@@ -62,20 +65,26 @@ export class ScimTokens {
 
   /** A first token; refused when the tenant has a live one (rotate replaces it). */
   create(ctx: RequestContext): { token: ScimTokenRow; secret: string } {
+    this.requireFeature(ctx, 'scim.token.create');
     if (this.d.repo.liveTokens(ctx).length > 0) {
       throw new AppError(409, 'scim_token_exists', 'This tenant has a SCIM token; rotate it to get a new one, or revoke it first.');
     }
-    const r = this.issue(ctx, 'scim.token.create');
-    this.d.audit.record(ctx, { action: 'scim.token.create', target: { type: 'scim_token', id: r.token.id }, details: { prefix: r.token.prefix } });
-    return r;
+    return this.d.repo.tx(() => {
+      const r = this.issue(ctx);
+      this.d.audit.record(ctx, { action: 'scim.token.create', target: { type: 'scim_token', id: r.token.id }, details: { prefix: r.token.prefix } });
+      return r;
+    });
   }
 
-  /** A new token; every older one stops at once. */
+  /** A new token; every older one stops in the same transaction. */
   rotate(ctx: RequestContext): { token: ScimTokenRow; secret: string } {
-    const r = this.issue(ctx, 'scim.token.rotate');
-    const revoked = this.d.repo.revokeTokens(ctx, this.actor(ctx), this.d.clock.now(), r.token.id);
-    this.d.audit.record(ctx, { action: 'scim.token.rotate', target: { type: 'scim_token', id: r.token.id }, details: { prefix: r.token.prefix, revoked } });
-    return r;
+    this.requireFeature(ctx, 'scim.token.rotate');
+    return this.d.repo.tx(() => {
+      const r = this.issue(ctx);
+      const revoked = this.d.repo.revokeTokens(ctx, this.actor(ctx), this.d.clock.now(), r.token.id);
+      this.d.audit.record(ctx, { action: 'scim.token.rotate', target: { type: 'scim_token', id: r.token.id }, details: { prefix: r.token.prefix, revoked } });
+      return r;
+    });
   }
 
   revoke(ctx: RequestContext): string[] {
