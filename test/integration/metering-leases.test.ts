@@ -69,8 +69,11 @@ describe('leases', () => {
     expect((await admissions('lease')) - leased0).toBe(n);
     // No double charge, nothing lost: once synced, the month's counter less the lease holds is
     // exactly the usage records' tokens; the minute's bucket and the slots reflect the lease.
-    await waitFor(() => env.usage().length, { until: (k) => k >= n + 1, what: `${n + 1} usage records` });
-    const used = env.usage().reduce((t, u) => t + (u.promptTokens + u.completionTokens), 0);
+    // This month's records only (the clock moved here in nextMonth): other tests' calls, in any order, are in earlier months.
+    const monthStart = Date.UTC(new Date(clock.t).getUTCFullYear(), new Date(clock.t).getUTCMonth(), 1);
+    const thisMonth = () => env.usage().filter((u) => u.createdAt >= monthStart);
+    await waitFor(() => thisMonth().length, { until: (k) => k >= n + 1, what: `${n + 1} usage records` });
+    const used = thisMonth().reduce((t, u) => t + (u.promptTokens + u.completionTokens), 0);
     await expect.poll(async () => Number(await s().redis.get(await monthTokensKey())) - (await holds())).toBe(used);
     expect(await holds()).toBeGreaterThan(0);
     expect(await s().redis.zcard(`${keyBase()}:conc`)).toBe(0); // no per-call slot: the lease holds them
