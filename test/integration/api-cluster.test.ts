@@ -55,7 +55,9 @@ function workerPids(from = 0): Set<unknown> {
 const freshClient = () => new OpenAI({ baseURL: `${server.url}/v1`, apiKey: key, maxRetries: 0, httpAgent: new http.Agent({ keepAlive: false }) } as ConstructorParameters<typeof OpenAI>[0]);
 const REPLY = REPLY_PIECES.join('');
 
-describe('api cluster (ENCLAVE_API_WORKERS=2)', () => {
+// In order, also under --sequence.shuffle: one cluster's life (serve, lose a worker, stop); a
+// cluster per test would cost three start-ups of four processes each.
+describe('api cluster (ENCLAVE_API_WORKERS=2)', { shuffle: false }, () => {
   it('serves /v1 from both api workers, one usage record per call, /metrics aggregated over the workers', async () => {
     const calls = 24;
     // A fresh connection per call: the supervisor hands connections out round-robin.
