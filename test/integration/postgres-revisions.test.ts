@@ -25,8 +25,8 @@ function pool(url: string, name: string): PgDb {
 describe('revisions across replicas (LISTEN/NOTIFY with a poll fallback)', () => {
   it('a bump on replica A reaches replica B within 1 s; with its listener killed, B re-reads on reconnect and hears the next bump by NOTIFY again', async () => {
     const url = await freshDatabase('rev');
-    const a = pool(url, 'replica-a');
-    const b = pool(url, 'replica-b');
+    const a = pool(url, 'rev-replica-a');
+    const b = pool(url, 'rev-replica-b');
     await migratePostgres(a.$client);
     await bumpRevision(a, 'identity'); // exists before B starts: not reported as a change
     const seen: { name: string; value: number; at: number }[] = [];
@@ -45,13 +45,13 @@ describe('revisions across replicas (LISTEN/NOTIFY with a poll fallback)', () =>
     expect(seen.map((s) => s.value)).toEqual([2]); // the pre-existing value 1 was not reported
 
     // Kill B's listening connection (a failover, a network cut); bump while it is down.
-    const killed = await a.$client.query("SELECT pg_terminate_backend(pid) AS done FROM pg_stat_activity WHERE application_name = 'replica-b' AND query LIKE 'LISTEN%'");
+    const killed = await a.$client.query("SELECT pg_terminate_backend(pid) AS done FROM pg_stat_activity WHERE application_name = 'rev-replica-b' AND query LIKE 'LISTEN%'");
     expect(killed.rows).toEqual([{ done: true }]);
     await bumpRevision(a, 'identity');
     await waitFor(() => seen.find((s) => s.value === 3), { what: 'replica B catching identity = 3 after its listener was killed' });
     // …and the listener is back: the next bump arrives by NOTIFY again (the poll is a minute away).
     await waitFor(
-      () => b.$client.query("SELECT 1 FROM pg_stat_activity WHERE application_name = 'replica-b' AND query LIKE 'LISTEN%'").then((r) => r.rowCount === 1),
+      () => b.$client.query("SELECT 1 FROM pg_stat_activity WHERE application_name = 'rev-replica-b' AND query LIKE 'LISTEN%'").then((r) => r.rowCount === 1),
       { what: 'replica B listening again' },
     );
     const t1 = performance.now();
