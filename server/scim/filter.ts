@@ -365,3 +365,26 @@ export function eqTerms(f: Filter): Map<string, Scalar> {
   walk(f);
   return out;
 }
+
+/**
+ * E-mail values an and-chain requires (`emails.value eq "x"`, `emails[…].value eq "x"`), when
+ * they are printable ASCII without quotes or backslashes: every match has them verbatim (any
+ * case) in its stored JSON, so a store may pre-select rows by a case-insensitive substring.
+ */
+export function emailTerms(f: Filter): string[] {
+  const out: string[] = [];
+  const plain = (v: Scalar | undefined): v is string => typeof v === 'string' && /^[\x20-\x7e]+$/.test(v) && !/["\\]/.test(v);
+  const walk = (x: Filter): void => {
+    if (x.kind === 'and') {
+      walk(x.left);
+      walk(x.right);
+    } else if (x.kind === 'cmp' && x.op === 'eq' && !x.path.schema && x.path.attr === 'emails' && (x.path.sub ?? 'value') === 'value' && plain(x.value)) {
+      out.push(x.value);
+    } else if (x.kind === 'valuePath' && !x.path.schema && x.path.attr === 'emails' && x.sub === 'value' && x.op === 'eq' && plain(x.value)) {
+      out.push(x.value);
+    }
+  };
+  walk(f);
+  return out;
+}
+

@@ -8,7 +8,7 @@ import { emailDomain } from '../identity/domains.js';
 import type { Identity } from '../identity/index.js';
 import { normalizeEmail, type UserRow } from '../identity/users.js';
 import { badValue, notFound, ScimError } from './errors.js';
-import { eqTerms, matches, parseFilter, type Filter } from './filter.js';
+import { emailTerms, eqTerms, matches, parseFilter, type Filter } from './filter.js';
 import { DEFAULT_ROLE, GROUP_ROLES_SETTING, groupRoleRules, parseRules, roleFromGroups, type GroupRoleRule } from './group-roles.js';
 import { applyPatch, type PatchOp } from './patch.js';
 import {
@@ -120,13 +120,16 @@ export class ScimService {
       ...(str('username') !== undefined ? { userNameKey: str('username')!.toLowerCase() } : {}),
       ...(str('externalid') !== undefined ? { externalId: str('externalid')! } : {}),
       ...(str('id') !== undefined ? { userId: str('id')! } : {}),
+      ...(filter ? { attributesContain: emailTerms(filter) } : {}),
     });
+    // Without a filter only the page is built; with one, the (narrowed) candidates are.
+    if (!filter) return { total: rows.length, resources: this.userRes(base, ctx, pageOf(rows, q)) };
     return this.page(this.userRes(base, ctx, rows), filter, q);
   }
 
   private page(all: Resource[], filter: Filter | undefined, q: ListQuery): { total: number; resources: Resource[] } {
     const hits = filter ? all.filter((r) => matches(r, filter)) : all;
-    return { total: hits.length, resources: hits.slice(q.startIndex - 1, q.startIndex - 1 + q.count) };
+    return { total: hits.length, resources: pageOf(hits, q) };
   }
 
   /** POST /Users: a new account, or (identity authority permitting) an existing one adopted. */
@@ -402,6 +405,10 @@ export class ScimService {
       this.audit(ctx, 'scim.user.role', { type: 'user', id }, { from: current, to: desired, active: row.active });
     }
   }
+}
+
+function pageOf<T>(all: T[], q: ListQuery): T[] {
+  return all.slice(q.startIndex - 1, q.startIndex - 1 + q.count);
 }
 
 function parsePatch(body: unknown): PatchOp[] {

@@ -288,6 +288,16 @@ describe('generic SCIM client', () => {
     expect(ex.body.userName).toBe(`p0@${generic.domain}`);
   });
 
+  it('e-mail filters: any case, and LIKE wildcards in the value match only themselves', async () => {
+    for (const local of ['a_b', 'axb', 'a%b']) {
+      expect((await c('POST', '/Users', { userName: `${local}@${generic.domain}`, emails: [{ value: `${local}@${generic.domain}`, type: 'work' }] })).status).toBe(201);
+    }
+    const find = async (f: string) => (await c('GET', `/Users?filter=${encodeURIComponent(f)}`)).body.Resources.map((u: any) => u.userName);
+    expect(await find(`emails[type eq "work"].value eq "A_B@${generic.domain.toUpperCase()}"`)).toEqual([`a_b@${generic.domain}`]);
+    expect(await find(`emails.value eq "a%b@${generic.domain}"`)).toEqual([`a%b@${generic.domain}`]);
+    expect(await find(`emails.value eq "a@${generic.domain}"`)).toEqual([]);
+  });
+
   it('plain application/json bodies are accepted too', async () => {
     const r = await c('POST', '/Users', { userName: `json@${generic.domain}` }, { 'content-type': 'application/json' });
     expect(r.status).toBe(201);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ScimError } from '../../server/scim/errors.js';
-import { matches, parseFilter, parsePatchPath } from '../../server/scim/filter.js';
+import { emailTerms, matches, parseFilter, parsePatchPath } from '../../server/scim/filter.js';
 import { applyPatch } from '../../server/scim/patch.js';
 import { parseResource, userInput } from '../../server/scim/resources.js';
 
@@ -52,6 +52,18 @@ describe('SCIM filters', () => {
     expect(matches(g, parseFilter('id eq "grp_1" and members[value eq "usr_2"]'))).toBe(true);
     expect(matches(g, parseFilter('members[value eq "usr_3"]'))).toBe(false);
   });
+  it('emailTerms: the e-mail values an and-chain requires, only when safe for a substring pre-selection', () => {
+    expect(emailTerms(parseFilter('emails[type eq "work"].value eq "a@b.c"'))).toEqual(['a@b.c']);
+    expect(emailTerms(parseFilter('emails.value eq "a@b.c" and active eq true'))).toEqual(['a@b.c']);
+    expect(emailTerms(parseFilter('emails eq "a@b.c"'))).toEqual(['a@b.c']);
+    // Not required by every match, or not stored verbatim: no pre-selection.
+    expect(emailTerms(parseFilter('emails.value eq "a@b.c" or userName eq "x"'))).toEqual([]);
+    expect(emailTerms(parseFilter('emails.value co "a@b.c"'))).toEqual([]);
+    expect(emailTerms(parseFilter('emails[type eq "work"].type eq "work"'))).toEqual([]);
+    expect(emailTerms(parseFilter('emails.value eq "é@b.c"'))).toEqual([]);
+    expect(emailTerms(parseFilter('emails.value eq "a\\"b@c.d"'))).toEqual([]);
+  });
+
   it('bad filters are 400 invalidFilter, never a crash', () => {
     for (const f of ['userName', 'userName eq', 'userName eq ada', 'userName zz "x"', '(userName eq "x"', 'userName eq "x" junk', 'emails[type eq "work"', '"x" eq userName', 'a.b.c eq "x"', `${'('.repeat(40)}userName eq "x"${')'.repeat(40)}`, 'x'.repeat(3000)]) {
       expect(scimType(() => parseFilter(f)), f.slice(0, 40)).toBe('400 invalidFilter');

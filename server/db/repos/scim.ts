@@ -1,4 +1,4 @@
-import { and, eq, inArray, isNull, type SQL } from 'drizzle-orm';
+import { and, eq, inArray, isNull, sql, type SQL } from 'drizzle-orm';
 import { requireTenant, type RequestContext } from '../../context.js';
 import type { Db } from '../connection.js';
 import { scimGroupMembers, scimGroups, scimTokens, scimUsers, tenants, tenantSettings } from '../schema.js';
@@ -72,9 +72,11 @@ export class ScimRepo {
     return this.data.scimUsers.get(ctx, eq(scimUsers.userNameKey, userNameKey));
   }
   /** Served (not deleted) users, narrowed by the exact terms a filter names; ordered by user id. */
-  users(ctx: RequestContext, by: { userNameKey?: string; externalId?: string; userId?: string } = {}): ScimUserRow[] {
+  users(ctx: RequestContext, by: { userNameKey?: string; externalId?: string; userId?: string; attributesContain?: readonly string[] } = {}): ScimUserRow[] {
     const where: (SQL | undefined)[] = [
       isNull(scimUsers.deletedAt),
+      // Printable ASCII only (the caller checks): LIKE is case-insensitive for ASCII; % _ \ are escaped.
+      ...(by.attributesContain ?? []).map((v) => sql`${scimUsers.attributes} LIKE ${`%${v.replace(/[\\%_]/g, (c) => `\\${c}`)}%`} ESCAPE '\\'`),
       by.userNameKey !== undefined ? eq(scimUsers.userNameKey, by.userNameKey) : undefined,
       by.externalId !== undefined ? eq(scimUsers.externalId, by.externalId) : undefined,
       by.userId !== undefined ? eq(scimUsers.userId, by.userId) : undefined,
