@@ -2,17 +2,16 @@ import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { api, type ChatMessageView, type ChatModelsView, type Classification, type ConversationView } from '../api.js';
 import { AssistantIntro, AssistantSelect, useAssistants, useStarter } from '../chat/AssistantPicker.js';
 import { ChatHeader } from '../chat/ChatHeader.js';
+import { ChatNotes, OutcomeNotes } from '../chat/ChatNotes.js';
+import { useConversationActions } from '../chat/useConversationActions.js';
 import { Composer } from '../chat/Composer.js';
 import { ConversationList } from '../chat/ConversationList.js';
-import { CLASS_LABEL, list } from '../chat/explain.js';
 import { Messages } from '../chat/Messages.js';
 import { thread, type Picks } from '../chat/thread.js';
 import { clearOutcome, moveDraft, onTurnFinished, outcomeOf, runTurn, setDraft, stop, streamOf, useChatStore, type Draft, type SendMode } from '../chat/store.js';
-import { boundaryLabel, ErrorNote } from '../components/ui.js';
+import { ErrorNote } from '../components/ui.js';
 import { navigate } from '../router.js';
 
-/** How the redaction notice names each detector type (types only: the matched text never reaches the UI). */
-const REDACTED_LABEL: Record<string, string> = { email: 'e-mail', phone: 'phone', iban: 'IBAN', card: 'card number', national_id: 'national ID', secret: 'secret' };
 type Loaded = ConversationView & { messages: ChatMessageView[] };
 
 /** The chat: conversation list, the open conversation (streams live in chat/store), composer. */
@@ -113,9 +112,6 @@ export function ChatPage({ conversationId }: { conversationId: string | null }) 
   const convAssistant = current?.assistant_id ? assistants.find((a) => a.id === current.assistant_id) : undefined;
   const starter = useStarter(conversationId, () => inputRef.current?.focus());
 
-  const currentModel = models?.data.find((m) => m.id === model);
-  const allowedHere = useMemo(() => new Set(models?.policy?.[cls] ?? ['local', 'private', 'public']), [models, cls]);
-  const modelAllowed = !currentModel || currentModel.boundaries.some((b) => allowedHere.has(b));
   const canChat = models?.can_chat !== false;
 
   const send = async (mode: SendMode, d?: Draft) => {
@@ -161,39 +157,12 @@ export function ChatPage({ conversationId }: { conversationId: string | null }) 
   const items = useMemo(() => thread(messages, picks), [messages, picks]);
   const canRegenerate = !stream && items.some((x) => x.message.role === 'user' && x.message.status !== 'not_sent');
 
-  const act = async (fn: () => Promise<unknown>) => {
-    try {
-      await fn();
-    } catch (e) {
-      setError(e);
-    }
-  };
-  const rename = (c: ConversationView, title: string) => {
-    if (!title || title === c.title) return;
-    void act(async () => {
-      await api(`/api/chat/conversations/${c.id}`, { method: 'PATCH', body: { title } });
-      void loadList(query.trim());
-      if (current?.id === c.id) setConv({ ...current, title });
-    });
-  };
-  const remove = (c: ConversationView) => {
-    if (!confirm(`Delete “${c.title}”? This cannot be undone.`)) return;
-    void act(async () => {
-      stop(c.id);
-      await api(`/api/chat/conversations/${c.id}`, { method: 'DELETE' });
-      setDraft(c.id, { text: '', editing: false });
-      if (c.id === conversationId) navigate('/chat');
-      void loadList(query.trim());
-    });
-  };
-  const removeAll = () => {
-    if (!confirm('Delete all your conversations in this organisation? This cannot be undone.')) return;
-    void act(async () => {
-      await api('/api/chat/conversations', { method: 'DELETE' });
-      navigate('/chat');
-      void loadList('');
-    });
-  };
+  const { rename, remove, removeAll } = useConversationActions({
+    currentId: conversationId,
+    reload: () => void loadList(query.trim()),
+    onRenamed: (id, title) => setConv((c) => (c && c.id === id ? { ...c, title } : c)),
+    onError: setError,
+  });
 
   return (
     <div className="chat">
@@ -238,22 +207,7 @@ export function ChatPage({ conversationId }: { conversationId: string | null }) 
           }
         />
         <ErrorNote error={modelsError} title="Could not load models." />
-        {models?.gateway === 'unavailable' ? <div className="note note-warn">The AI gateway is not available on this server yet.</div> : null}
-        {models && models.data.length === 0 && models.gateway === 'ready' && canChat ? (
-          <div className="note note-warn" role="status">
-            No model is available to you yet. Ask your administrator to add a provider or grant you access.
-          </div>
-        ) : null}
-        {!canChat ? (
-          <div className="note note-warn" role="status">
-            Your role in this organisation lets you read your conversations but not send messages. Ask an administrator for the member role.
-          </div>
-        ) : null}
-        {!modelAllowed && models?.policy ? (
-          <div className="note note-warn" role="status">
-            {CLASS_LABEL[cls]} data may only go to {list((models.policy[cls] ?? []).map(boundaryLabel))} models — this model is {list(currentModel!.boundaries.map(boundaryLabel))}. Pick another model.
-          </div>
-        ) : null}
+        <ChatNotes models={models} canChat={canChat} cls={cls} model={model} />
         <ErrorNote error={loadError} title="Could not load this conversation." />
 
         <Messages
@@ -269,17 +223,7 @@ export function ChatPage({ conversationId }: { conversationId: string | null }) 
           onRetry={(m) => void send('send', { text: m.content, editing: false, retryOf: m.id })}
         />
 
-        {outcome?.redacted ? (
-          <div className="note note-warn note-redacted" role="status" data-testid="redaction-notice">
-            Some content was redacted before it left for a cloud model ({outcome.redacted.map((t) => REDACTED_LABEL[t] ?? t).join(', ')}).
-          </div>
-        ) : null}
-        {outcome?.refusal ? (
-          <div className="note note-refusal" role="alert">
-            <strong>Not sent. </strong>
-            {outcome.refusal}
-          </div>
-        ) : null}
+        <OutcomeNotes outcome={outcome} />
         <ErrorNote error={error ?? outcome?.error} />
 
         <Composer

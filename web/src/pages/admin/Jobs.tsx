@@ -1,4 +1,5 @@
 import { api } from '../../api.js';
+import { DataTable } from '../../components/DataTable.js';
 import { ErrorNote, formatNumber, formatTime, PageTitle, Spinner } from '../../components/ui.js';
 import { useAction, useLoad, ActionStatus } from './common.js';
 
@@ -76,57 +77,45 @@ export function JobsPage() {
           </div>
           <h2>Failed jobs</h2>
           <ActionStatus act={act} />
-          {d.failed.length === 0 ? (
-            <p className="muted">No failed jobs.</p>
-          ) : (
-            <div className="table-wrap" tabIndex={0}>
-              <table className="table">
-                <caption className="sr-only">Failed jobs, newest first</caption>
-                <thead>
-                  <tr>
-                    <th scope="col">Job</th>
-                    <th scope="col">Lane</th>
-                    <th scope="col">Tenant</th>
-                    <th scope="col">Attempts</th>
-                    <th scope="col">Failed</th>
-                    <th scope="col">Reason</th>
-                    <th scope="col">
-                      <span className="sr-only">Actions</span>
-                    </th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {d.failed.map((j) => {
-                    const label = `${j.name} #${j.id}`;
-                    const busy = act.busy?.endsWith(`:${j.queue}:${j.id}`);
-                    return (
-                      <tr key={`${j.queue}:${j.id}`}>
-                        <td>
-                          {j.name}
-                          <div className="small muted">#{j.id}</div>
-                        </td>
-                        <td>{LANE_LABEL[j.queue] ?? j.queue}</td>
-                        <td className="small">{j.tenant_id ?? '—'}</td>
-                        <td>{j.attempts_made}</td>
-                        <td>{formatTime(j.failed_at)}</td>
-                        <td className="small reason">{j.failed_reason}</td>
-                        <td>
-                          <span className="button-row nowrap">
-                            <button type="button" className="btn btn-small" disabled={!!act.busy} onClick={() => void op(j, 'retry')} aria-label={`Retry ${label}`}>
-                              {busy && act.busy?.startsWith('retry') ? <Spinner label="Retrying…" /> : 'Retry'}
-                            </button>
-                            <button type="button" className="btn btn-small btn-ghost" disabled={!!act.busy} onClick={() => void op(j, 'discard')} aria-label={`Discard ${label}`}>
-                              {busy && act.busy?.startsWith('discard') ? <Spinner label="Discarding…" /> : 'Discard'}
-                            </button>
-                          </span>
-                        </td>
-                      </tr>
-                    );
-                  })}
-                </tbody>
-              </table>
-            </div>
-          )}
+          <DataTable
+            caption="Failed jobs, newest first"
+            rows={d.failed}
+            rowKey={(j) => `${j.queue}:${j.id}`}
+            search={(j) => `${j.name} ${j.id} ${j.queue} ${j.tenant_id ?? ''} ${j.failed_reason ?? ''}`}
+            empty="No failed jobs."
+            columns={[
+              {
+                key: 'job',
+                header: 'Job',
+                sort: (j) => j.name,
+                cell: (j) => (
+                  <>
+                    {j.name}
+                    <div className="small muted">#{j.id}</div>
+                  </>
+                ),
+              },
+              { key: 'lane', header: 'Lane', cell: (j) => LANE_LABEL[j.queue] ?? j.queue, sort: (j) => j.queue },
+              { key: 'tenant', header: 'Tenant', cell: (j) => j.tenant_id ?? '—', className: 'small' },
+              { key: 'attempts', header: 'Attempts', cell: (j) => j.attempts_made, sort: (j) => j.attempts_made },
+              { key: 'failed', header: 'Failed', cell: (j) => formatTime(j.failed_at), sort: (j) => j.failed_at },
+              { key: 'reason', header: 'Reason', cell: (j) => j.failed_reason, className: 'small reason' },
+            ]}
+            actions={(j) => {
+              const label = `${j.name} #${j.id}`;
+              const busy = act.busy?.endsWith(`:${j.queue}:${j.id}`);
+              return (
+                <span className="button-row nowrap">
+                  <button type="button" className="btn btn-small" disabled={!!act.busy} onClick={() => void op(j, 'retry')} aria-label={`Retry ${label}`}>
+                    {busy && act.busy?.startsWith('retry') ? <Spinner label="Retrying…" /> : 'Retry'}
+                  </button>
+                  <button type="button" className="btn btn-small btn-ghost" disabled={!!act.busy} onClick={() => void op(j, 'discard')} aria-label={`Discard ${label}`}>
+                    {busy && act.busy?.startsWith('discard') ? <Spinner label="Discarding…" /> : 'Discard'}
+                  </button>
+                </span>
+              );
+            }}
+          />
         </>
       ) : null}
     </section>

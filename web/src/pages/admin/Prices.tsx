@@ -1,4 +1,5 @@
 import { useState, type FormEvent } from 'react';
+import { DataTable } from '../../components/DataTable.js';
 import { api } from '../../api.js';
 import { ErrorNote, Note, PageTitle, Spinner } from '../../components/ui.js';
 import { useAction, useLoad } from './common.js';
@@ -163,97 +164,62 @@ export function PricesPage() {
       <ErrorNote error={list.error} title="Could not load prices." />
       {list.loading && !list.data ? <Spinner /> : null}
       {list.data ? (
-        rows.length === 0 ? (
-          <p className="muted">No prices yet: every call costs nothing.</p>
-        ) : (
-          <div className="table-wrap" tabIndex={0}>
-            <table className="table">
-              <caption className="sr-only">Current prices</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Model</th>
-                  <th scope="col">Deployment</th>
-                  <th scope="col" className="num">
-                    Input / 1M tokens
-                  </th>
-                  <th scope="col" className="num">
-                    Output / 1M tokens
-                  </th>
-                  <th scope="col" className="num">
-                    Per request
-                  </th>
-                  <th scope="col">Version</th>
-                  <th scope="col">Since</th>
-                  <th scope="col">
-                    <span className="sr-only">Actions</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {rows.map((p) => (
-                  <tr key={`${p.model}|${p.deployment_id ?? ''}`}>
-                    <td>
-                      <code>{p.model}</code>
-                    </td>
-                    <td>{depName(p.deployment_id)}</td>
-                    <td className="num">{formatMoney(p.input_micros_per_mtok, p.currency)}</td>
-                    <td className="num">{formatMoney(p.output_micros_per_mtok, p.currency)}</td>
-                    <td className="num">{p.request_micros ? formatMoney(p.request_micros, p.currency) : '—'}</td>
-                    <td>
-                      v{p.version} <span className={`tag tag-${p.source}`}>{p.source === 'bundled' ? 'bundled' : 'set by admin'}</span>
-                    </td>
-                    <td className="small">{new Date(p.created_at).toLocaleString()}</td>
-                    <td className="actions">
-                      <button type="button" className="btn btn-small btn-ghost" onClick={() => edit(p)} aria-label={`Edit the price of ${p.model} (${depName(p.deployment_id)})`}>
-                        Edit
-                      </button>
-                      <button type="button" className="btn btn-small btn-ghost" onClick={() => showHistory(p.model)} aria-label={`Price history of ${p.model}`}>
-                        History
-                      </button>
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-        )
+        <DataTable
+          caption="Current prices"
+          rows={rows}
+          rowKey={(p) => `${p.model}|${p.deployment_id ?? ''}`}
+          search={(p) => `${p.model} ${depName(p.deployment_id)} ${p.currency}`}
+          empty="No prices yet: every call costs nothing."
+          pageSize={100}
+          columns={[
+            { key: 'model', header: 'Model', cell: (p) => <code>{p.model}</code>, sort: (p) => p.model },
+            { key: 'deployment', header: 'Deployment', cell: (p) => depName(p.deployment_id), sort: (p) => depName(p.deployment_id) },
+            { key: 'in', header: 'Input / 1M tokens', cell: (p) => formatMoney(p.input_micros_per_mtok, p.currency), sort: (p) => p.input_micros_per_mtok, num: true },
+            { key: 'out', header: 'Output / 1M tokens', cell: (p) => formatMoney(p.output_micros_per_mtok, p.currency), sort: (p) => p.output_micros_per_mtok, num: true },
+            { key: 'req', header: 'Per request', cell: (p) => (p.request_micros ? formatMoney(p.request_micros, p.currency) : '—'), sort: (p) => p.request_micros, num: true },
+            {
+              key: 'version',
+              header: 'Version',
+              cell: (p) => (
+                <>
+                  v{p.version} <span className={`tag tag-${p.source}`}>{p.source === 'bundled' ? 'bundled' : 'set by admin'}</span>
+                </>
+              ),
+            },
+            { key: 'since', header: 'Since', cell: (p) => new Date(p.created_at).toLocaleString(), sort: (p) => p.created_at, className: 'small' },
+          ]}
+          actions={(p) => (
+            <>
+              <button type="button" className="btn btn-small btn-ghost" onClick={() => edit(p)} aria-label={`Edit the price of ${p.model} (${depName(p.deployment_id)})`}>
+                Edit
+              </button>
+              <button type="button" className="btn btn-small btn-ghost" onClick={() => showHistory(p.model)} aria-label={`Price history of ${p.model}`}>
+                History
+              </button>
+            </>
+          )}
+        />
       ) : null}
 
       <ErrorNote error={hist.error} title="Could not load the history." />
       {history ? (
-        <div className="card table-wrap" tabIndex={0}>
-          <table className="table">
-            <caption>Price history of {history.model}</caption>
-            <thead>
-              <tr>
-                <th scope="col">Version</th>
-                <th scope="col">Deployment</th>
-                <th scope="col" className="num">
-                  Input / 1M
-                </th>
-                <th scope="col" className="num">
-                  Output / 1M
-                </th>
-                <th scope="col" className="num">
-                  Per request
-                </th>
-                <th scope="col">Since</th>
-              </tr>
-            </thead>
-            <tbody>
-              {history.rows.map((p) => (
-                <tr key={`${p.version}|${p.deployment_id ?? ''}`}>
-                  <td>v{p.version}</td>
-                  <td>{depName(p.deployment_id)}</td>
-                  <td className="num">{formatMoney(p.input_micros_per_mtok, p.currency)}</td>
-                  <td className="num">{formatMoney(p.output_micros_per_mtok, p.currency)}</td>
-                  <td className="num">{p.request_micros ? formatMoney(p.request_micros, p.currency) : '—'}</td>
-                  <td className="small">{new Date(p.created_at).toLocaleString()}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <>
+          <h2 className="section-title">Price history of {history.model}</h2>
+          <DataTable
+            caption={`Price history of ${history.model}`}
+            rows={history.rows}
+            rowKey={(p) => `${p.version}|${p.deployment_id ?? ''}`}
+            empty="No history."
+            columns={[
+              { key: 'version', header: 'Version', cell: (p) => `v${p.version}`, sort: (p) => p.version },
+              { key: 'deployment', header: 'Deployment', cell: (p) => depName(p.deployment_id) },
+              { key: 'in', header: 'Input / 1M', cell: (p) => formatMoney(p.input_micros_per_mtok, p.currency), num: true },
+              { key: 'out', header: 'Output / 1M', cell: (p) => formatMoney(p.output_micros_per_mtok, p.currency), num: true },
+              { key: 'req', header: 'Per request', cell: (p) => (p.request_micros ? formatMoney(p.request_micros, p.currency) : '—'), num: true },
+              { key: 'since', header: 'Since', cell: (p) => new Date(p.created_at).toLocaleString(), sort: (p) => p.created_at, className: 'small' },
+            ]}
+          />
+        </>
       ) : null}
     </section>
   );
