@@ -68,6 +68,7 @@ import { createMetering, type Metering } from './metering/index.js';
 import { meteringRouter } from './metering/routes.js';
 import { createScim, type Scim } from './scim/index.js';
 import { scimRouter } from './scim/routes.js';
+import { scimAdminRouter } from './scim/admin-routes.js';
 
 /** Everything the process builds once and shares. Built only here (and by tests through here). */
 export interface Services {
@@ -309,6 +310,7 @@ export function buildApp(services: Services): RequestListener {
   app.use(tenantProvidersRouter(services.identity, services.gateway));
   app.use(contentLogRouter(services.identity, services.gateway.content));
   app.use(meteringRouter(services.identity, services.metering));
+  app.use(scimAdminRouter(services.identity, services.scim));
   app.use(batchRouter(services.identity, services.jobs.batches, { maxFileBytes: config.batchMaxFileBytes }));
   app.use(jobsAdminRouter(services.identity, services.jobs.queues));
   app.use(licenseAdminRouter(services.identity, services.license));

@@ -357,6 +357,13 @@ export class ScimService {
     });
   }
 
+  /** What the tenant's directory has provisioned (admin API status; counts only, no personal data). */
+  summary(ctx: RequestContext): { users: { provisioned: number; active: number; deprovisioned: number }; groups: number; group_roles: GroupRoleRule[] } {
+    const users = this.d.repo.users(ctx);
+    const active = users.filter((u) => u.active).length;
+    return { users: { provisioned: users.length, active, deprovisioned: users.length - active }, groups: this.d.repo.groups(ctx).length, group_roles: this.groupRoles(ctx) };
+  }
+
   // --- group → role rules (server/scim/group-roles.ts) --------------------------------------
 
   groupRoles(ctx: RequestContext): GroupRoleRule[] {

@@ -209,6 +209,19 @@ describe('the SCIM token', () => {
   });
 });
 
+describe('admin API status', () => {
+  it("GET /admin/api/tenants/:id/scim: the tenant's admins see the state (never the secret), members are refused, another tenant is 404", async () => {
+    const admin = await login(app.url, B.users.admin!.email);
+    const r = await call(app.url, `/admin/api/tenants/${B.tenant.id}/scim`, { session: admin });
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ object: 'scim_status', endpoint: '/scim/v2', token: { id: B.tokenId, tenant_id: B.tenant.id }, users: { provisioned: 1, active: 1, deprovisioned: 0 }, groups: 1, group_roles: [] });
+    expect(JSON.stringify(r.body)).not.toContain(B.token.slice(17));
+    const member = await login(app.url, B.users.member!.email);
+    expect((await call(app.url, `/admin/api/tenants/${B.tenant.id}/scim`, { session: member })).status).toBe(403);
+    expect((await call(app.url, `/admin/api/tenants/${A.tenant.id}/scim`, { session: admin })).status).toBe(404);
+  });
+});
+
 describe('licence capability scim', () => {
   it('without it provisioning is refused, deprovisioning (DELETE) still works', async () => {
     let scimOn = true;
