@@ -929,5 +929,32 @@ export const scimGroupMembers = sqliteTable(
   (t) => [primaryKey({ columns: [t.groupId, t.userId] }), index('scim_group_members_user_idx').on(t.tenantId, t.userId)],
 );
 
+// ---------------------------------------------------------------------------
+// SIEM streaming (issue 25): sinks the audit log is forwarded to, each with its cursor.
+// ---------------------------------------------------------------------------
+
+/**
+ * A SIEM sink (platform-wide): syslog RFC 5424 over TLS, or an HTTPS webhook. The audit log is
+ * the outbox: `cursor_seq` is the last audit seq the sink acknowledged (server/siem/forwarder.ts).
+ * `config` is JSON without secrets; `secret` (webhook HMAC key) is a SecretBox ciphertext
+ * (AAD `siem_sinks.secret:<id>`).
+ */
+export const siemSinks = sqliteTable('siem_sinks', {
+  id: text('id').primaryKey(),
+  name: text('name').notNull().unique(),
+  kind: text('kind', { enum: ['syslog', 'webhook'] }).notNull(),
+  config: text('config').notNull().default('{}'),
+  secret: text('secret'),
+  enabled: integer('enabled', { mode: 'boolean' }).notNull().default(true),
+  cursorSeq: integer('cursor_seq').notNull().default(0),
+  /** Consecutive failed deliveries (backoff), 0 after a success. */
+  failures: integer('failures').notNull().default(0),
+  lastError: text('last_error'),
+  lastErrorAt: integer('last_error_at'),
+  lastSuccessAt: integer('last_success_at'),
+  createdAt: integer('created_at').notNull(),
+  updatedAt: integer('updated_at').notNull(),
+});
+
 /** Every table whose rows belong to a tenant. A test checks that no table with a tenant_id column is missing. */
 export const TENANT_OWNED = { tenantSettings, memberships, apiKeys, usageRecords, ssoIdps, conversations, chatMessages, files, batches, batchLines, usageRollups, meteringLimits, meteringSettings, meteringNotifications, callContents, invitations, tenantDomains, storedResponses, assistants, messageFeedback, prompts, promptVersions, scimTokens, scimUsers, scimGroups, scimGroupMembers } as const;

@@ -929,5 +929,22 @@ export const scimGroupMembers = pgTable(
   (t) => [primaryKey({ columns: [t.groupId, t.userId] }), index('scim_group_members_user_idx').on(t.tenantId, t.userId)],
 );
 
+/** A SIEM sink (issue 25): see the SQLite schema. */
+export const siemSinks = pgTable('siem_sinks', {
+  id: text('id').primaryKey(),
+  name: text('name').notNull().unique(),
+  kind: text('kind', { enum: ['syslog', 'webhook'] }).notNull(),
+  config: jsonText('config').notNull().default('{}'),
+  secret: text('secret'),
+  enabled: boolean('enabled').notNull().default(true),
+  cursorSeq: counter('cursor_seq').notNull().default(0),
+  failures: integer('failures').notNull().default(0),
+  lastError: text('last_error'),
+  lastErrorAt: epochMs('last_error_at'),
+  lastSuccessAt: epochMs('last_success_at'),
+  createdAt: epochMs('created_at').notNull(),
+  updatedAt: epochMs('updated_at').notNull(),
+});
+
 /** Every table whose rows belong to a tenant. A test checks that no table with a tenant_id column is missing. */
 export const TENANT_OWNED = { tenantSettings, memberships, apiKeys, usageRecords, ssoIdps, conversations, chatMessages, files, batches, batchLines, usageRollups, meteringLimits, meteringSettings, meteringNotifications, callContents, invitations, tenantDomains, storedResponses, assistants, messageFeedback, prompts, promptVersions, scimTokens, scimUsers, scimGroups, scimGroupMembers } as const;
