@@ -108,7 +108,16 @@ export function nodeArgs(source: string, preload: readonly string[] = []): strin
   return ['--enable-source-maps', ...preload, path.join(root, source.replace(/\.ts$/, '.js'))];
 }
 
-/** vitest globalSetup (vitest.config.ts): compiles once for the run and tells the workers where. */
+/**
+ * vitest globalSetup (vitest.config.ts): compiles once for the run and tells the workers where.
+ * A source that does not compile (someone's edit in progress) fails only the tests that spawn:
+ * they fall back to tsx, which reports the same error in the child, instead of the whole run.
+ */
 export default async function setup(project: { provide(key: 'compiledRoot', value: string): void }): Promise<void> {
-  project.provide('compiledRoot', await ensureCompiled());
+  try {
+    project.provide('compiledRoot', await ensureCompiled());
+  } catch (e) {
+    process.stderr.write(`test setup: the sources did not compile, spawned processes run through tsx: ${(e as Error).message.split('\n')[0]}\n`);
+    project.provide('compiledRoot', '');
+  }
 }
