@@ -1,13 +1,13 @@
-import { useMemo, useState, type FormEvent } from 'react';
-import { api, ApiError, type ListPage } from '../api.js';
+import { useMemo } from 'react';
+import { api } from '../api.js';
 import { humanDate } from '../chat/explain.js';
 import { Chart } from '../components/Chart.js';
-import { CopyButton } from '../components/CopyButton.js';
-import { ErrorNote, formatCost, formatNumber, formatTime, PageTitle, Spinner } from '../components/ui.js';
+import { ErrorNote, formatCost, formatNumber, PageTitle, Spinner } from '../components/ui.js';
 import { dailySeries, type UsageRow } from '../lib/usage.js';
 import { Link } from '../router.js';
 import { useSession } from '../session.js';
-import { tenantPath, useAction, useLoad, ActionStatus } from './admin/common.js';
+import { useLoad } from './admin/common.js';
+import { MyKeys } from './MyKeys.js';
 
 /** GET /api/ui/usage: metering's self-service report (as /v1/enclave/usage) plus the month by day. */
 interface MyUsage {
@@ -22,15 +22,6 @@ interface MyUsage {
   by_day: UsageRow[];
   self_service_keys: boolean;
   can_create_keys: boolean;
-}
-interface Key {
-  id: string;
-  name: string;
-  prefix: string;
-  status: string;
-  scopes: string[];
-  last_used_at: number | null;
-  created_at: number;
 }
 
 const LEVEL_LABEL: Record<string, string> = { user: 'You', key: 'This key', tenant: 'Your organisation' };
@@ -165,125 +156,4 @@ export function MePage() {
 /** A quota bar (the native <meter>, styled by the stylesheet: no inline styles). */
 function Meter({ used, limit, label }: { used: number; limit: number; label: string }) {
   return <meter className="quota" min={0} max={Math.max(limit, 1)} low={limit * 0.8} high={limit * 0.95} optimum={0} value={Math.min(used, limit)} aria-label={label} />;
-}
-
-const MY_SCOPES = ['models:invoke', 'models:list', 'embeddings:create'];
-
-function MyKeys({ canCreate, selfService }: { canCreate: boolean; selfService: boolean }) {
-  const { session } = useSession();
-  const tenantId = session.tenant?.id ?? null;
-  const userId = session.user.id;
-  const keys = useLoad(async () => {
-    if (!tenantId) return null;
-    try {
-      return await api<ListPage<Key>>(tenantPath(tenantId, `/keys?owner=${encodeURIComponent(userId)}&limit=200`));
-    } catch (e) {
-      // Viewers may not hold keys at all.
-      if (e instanceof ApiError && e.status === 403) return null;
-      throw e;
-    }
-  }, [tenantId, userId]);
-  const [name, setName] = useState('');
-  const [secret, setSecret] = useState<{ name: string; secret: string } | null>(null);
-  const act = useAction();
-  if (!tenantId) return null;
-  const mine = keys.data?.data ?? [];
-  if (!canCreate && mine.length === 0 && !keys.error) {
-    return (
-      <>
-        <h2>My API keys</h2>
-        <p className="muted">{selfService ? 'Your role does not include API keys.' : "Your organisation's plan does not include self-service API keys. Ask an administrator for a key."}</p>
-      </>
-    );
-  }
-  const create = async (e: FormEvent) => {
-    e.preventDefault();
-    setSecret(null);
-    await act.run('create', async () => {
-      const k = await api<Key & { secret: string }>(tenantPath(tenantId, '/keys'), { body: { name, scopes: MY_SCOPES } });
-      setSecret({ name: k.name, secret: k.secret });
-      setName('');
-      await keys.reload();
-    });
-  };
-  const revoke = async (k: Key) => {
-    if (!confirm(`Revoke your key “${k.name}”? Programs using it stop working at once.`)) return;
-    await act.run(`revoke:${k.id}`, async () => {
-      await api(tenantPath(tenantId, `/keys/${k.id}`), { method: 'DELETE' });
-      await keys.reload();
-      return `Key ${k.name} revoked.`;
-    });
-  };
-  return (
-    <>
-      <h2>My API keys</h2>
-      {canCreate ? (
-        <form className="form form-row card" onSubmit={create} aria-label="Create my API key">
-          <label className="field">
-            <span>Key name</span>
-            <input required maxLength={100} value={name} onChange={(e) => setName(e.target.value)} />
-          </label>
-          <button className="btn btn-primary" type="submit" disabled={!!act.busy}>
-            {act.busy === 'create' ? <Spinner label="Creating…" /> : 'Create key'}
-          </button>
-        </form>
-      ) : null}
-      <ActionStatus act={act} />
-      {secret ? (
-        <div className="note note-ok secret" role="status">
-          <p>
-            <strong>Key “{secret.name}” created.</strong> Copy it now: it is shown only once. It may call models ({MY_SCOPES.join(', ')}) as you.
-          </p>
-          <code className="secret-value" data-testid="my-key-secret">
-            {secret.secret}
-          </code>
-          <CopyButton text={secret.secret} className="btn btn-small">
-            Copy key
-          </CopyButton>
-        </div>
-      ) : null}
-      <ErrorNote error={keys.error} title="Could not load your keys." />
-      {mine.length ? (
-        <div className="table-wrap" tabIndex={0}>
-          <table className="table">
-            <caption className="sr-only">My API keys</caption>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Prefix</th>
-                <th scope="col">Status</th>
-                <th scope="col">Last used</th>
-                <th scope="col">
-                  <span className="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {mine.map((k) => (
-                <tr key={k.id}>
-                  <td>{k.name}</td>
-                  <td>
-                    <code>{k.prefix}…</code>
-                  </td>
-                  <td>
-                    <span className={`tag tag-${k.status}`}>{k.status}</span>
-                  </td>
-                  <td>{formatTime(k.last_used_at)}</td>
-                  <td>
-                    {k.status === 'active' ? (
-                      <button type="button" className="btn btn-small btn-ghost" disabled={!!act.busy} onClick={() => void revoke(k)} aria-label={`Revoke ${k.name}`}>
-                        Revoke
-                      </button>
-                    ) : null}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      ) : keys.data ? (
-        <p className="muted">You have no API keys.</p>
-      ) : null}
-    </>
-  );
 }
