@@ -308,6 +308,10 @@ export const ssoIdps = sqliteTable(
     jit: integer('jit', { mode: 'boolean' }).notNull().default(false),
     enforceSso: integer('enforce_sso', { mode: 'boolean' }).notNull().default(false),
     enabled: integer('enabled', { mode: 'boolean' }).notNull().default(true),
+    /** `oidc` (issuer/client_id/client_secret) or `saml` (issuer = the IdP entity id; server/sso/saml). */
+    protocol: text('protocol', { enum: ['oidc', 'saml'] }).notNull().default('oidc'),
+    /** SAML settings (JSON: sso_url, certificates, attribute names, allow_idp_initiated); null for OIDC. */
+    saml: text('saml'),
     lastClaims: text('last_claims'),
     lastClaimsAt: integer('last_claims_at'),
     createdAt: integer('created_at').notNull(),

@@ -321,6 +321,10 @@ export const ssoIdps = pgTable(
     jit: boolean('jit').notNull().default(false),
     enforceSso: boolean('enforce_sso').notNull().default(false),
     enabled: boolean('enabled').notNull().default(true),
+    /** `oidc` (issuer/client_id/client_secret) or `saml` (issuer = the IdP entity id; server/sso/saml). */
+    protocol: text('protocol', { enum: ['oidc', 'saml'] }).notNull().default('oidc'),
+    /** SAML settings (JSON: sso_url, certificates, attribute names, allow_idp_initiated); null for OIDC. */
+    saml: jsonText('saml'),
     lastClaims: jsonText('last_claims'),
     lastClaimsAt: epochMs('last_claims_at'),
     createdAt: epochMs('created_at').notNull(),
