@@ -3,12 +3,13 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { unrestricted } from '../../server/access/entitlements.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { PASSWORD, seedTenant, sys } from '../helpers/identity.js';
-import { axeCheck, ensureWebBuilt, launchBrowser, spaNavigate, watchPage } from './support.js';
+import { axeCheck, ensureWebBuilt, launchBrowser, shot, spaNavigate, watchPage } from './support.js';
 
 /**
  * axe on every page of the UI (issue 21), at 1440×900 and 390×844, signed in as someone who
  * sees them all (a platform administrator who owns an organisation): no serious or critical
- * violation anywhere, and no page scrolls sideways on a phone.
+ * violation anywhere, and no page scrolls sideways on a phone. A screenshot of each page at
+ * each size lands in test/e2e/artifacts/page-….png.
  */
 vi.setConfig({ testTimeout: 240_000 });
 
@@ -77,6 +78,7 @@ async function visitAll(viewport: { width: number; height: number }): Promise<{ 
       return d.scrollWidth - d.clientWidth;
     });
     if (w > 0) wide[path] = w;
+    await shot(page, `page${path.replace(/\//g, '-')}-${viewport.width}`);
   }
   await ctx.close();
   return { axe, wide, errors: watch.errors };
