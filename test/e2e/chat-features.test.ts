@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { unrestricted } from '../../server/access/entitlements.js';
@@ -50,7 +51,7 @@ afterAll(async () => {
 });
 
 async function signIn(email: string, viewport = DESKTOP) {
-  const ctx = await browser.newContext({ viewport });
+  const ctx = await browser.newContext({ viewport, acceptDownloads: true });
   const page = await ctx.newPage();
   const watch = watchPage(page);
   await page.goto(`${app.url}/login`);
@@ -179,6 +180,16 @@ describe('chat features', () => {
     await expect.poll(() => page.locator('.msg-assistant').last().textContent()).toContain('Budget B.');
     expect((upstream.calls.at(-1)!.messages as { content: string }[]).map((m) => m.content)).toEqual(['Plan a team offsite', 'Offsite plan A.', 'Add a budget', 'Budget A.', 'Cheaper, please']);
     expect(await page.locator('.msg-user').count()).toBe(3);
+    // The Markdown export holds the branch being viewed; the JSON export every message, with parent ids.
+    await page.getByText('Export', { exact: true }).click();
+    const [md] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Markdown (.md)' }).click()]);
+    const mdText = readFileSync((await md.path())!, 'utf8');
+    expect(mdText).toContain('Cheaper, please');
+    expect(mdText).not.toContain('Lisbon');
+    const [json] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'JSON (.json)' }).click()]);
+    const all = JSON.parse(readFileSync((await json.path())!, 'utf8')) as { messages: { content: string; parent_id: string | null }[] };
+    expect(all.messages.map((m) => m.content)).toContain('Lisbon plan.');
+    expect(all.messages.filter((m) => m.parent_id === null).length).toBe(2); // the first message and its edited branch
     expect(watch.errors).toEqual([]);
     await ctx.close();
   });

@@ -20,6 +20,8 @@ export function ChatHeader(props: {
   onDrawer: () => void;
   /** The assistant picker of a new chat, or the open conversation's assistant. */
   assistant?: ReactNode;
+  /** The branch being viewed (with each turn's current answer): what the Markdown export holds; the JSON export has every message. */
+  branch: ChatMessageView[];
   /** The assistant's classification: the chat is sent at least as that (lower ones are not offered). */
   minCls?: Classification | null | undefined;
 }) {
@@ -49,7 +51,7 @@ export function ChatHeader(props: {
         <details className="menu">
           <summary className="btn btn-small">Export</summary>
           <div className="menu-items">
-            <button type="button" className="btn btn-small btn-ghost" onClick={() => download(fileName(current, 'md'), 'text/markdown', toMarkdown(current, current.messages))}>
+            <button type="button" className="btn btn-small btn-ghost" onClick={() => download(fileName(current, 'md'), 'text/markdown', toMarkdown(current, props.branch))}>
               Markdown (.md)
             </button>
             <button type="button" className="btn btn-small btn-ghost" onClick={() => download(fileName(current, 'json'), 'application/json', toJson(current, current.messages))}>

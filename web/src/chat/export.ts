@@ -4,7 +4,7 @@ import type { ChatMessageView, ConversationView } from '../api.js';
 export function toMarkdown(c: ConversationView, messages: ChatMessageView[]): string {
   const lines = [`# ${c.title}`, ''];
   if (c.model || c.classification) lines.push(`*${[c.model && `Model: ${c.model}`, c.classification && `Classification: ${c.classification}`].filter(Boolean).join(' · ')}*`, '');
-  // The current answers only; earlier versions (superseded by a regenerate) are in the JSON export.
+  // The current answers only; earlier versions (superseded by a regenerate) and other branches are in the JSON export.
   for (const m of messages.filter((x) => x.status !== 'superseded')) {
     const who = m.role === 'user' ? 'You' : m.role === 'assistant' ? (m.model ?? 'Assistant') : 'System';
     const mark = m.status === 'complete' ? '' : ` (${m.status.replace('_', ' ')})`;

@@ -155,6 +155,8 @@ export function ChatPage({ conversationId }: { conversationId: string | null }) 
 
   const messages = current?.messages ?? [];
   const items = useMemo(() => thread(messages, picks), [messages, picks]);
+  // The export: the branch being viewed, with each turn's current answer (picks of answer versions dropped).
+  const branch = useMemo(() => thread(messages, Object.fromEntries(Object.entries(picks).filter(([f]) => !messages.some((m) => m.id === f && m.role === 'user')))).map((x) => x.message), [messages, picks]);
   const canRegenerate = !stream && items.some((x) => x.message.role === 'user' && x.message.status !== 'not_sent');
 
   const { rename, remove, removeAll } = useConversationActions({
@@ -198,6 +200,7 @@ export function ChatPage({ conversationId }: { conversationId: string | null }) 
           drawer={drawer}
           onDrawer={() => setDrawer(true)}
           minCls={(picked ?? convAssistant)?.classification}
+          branch={branch}
           assistant={
             conversationId ? (
               current?.assistant_id ? <span className="tag tag-assistant" data-testid="conversation-assistant">Assistant: {convAssistant?.name ?? 'deleted'}</span> : null
