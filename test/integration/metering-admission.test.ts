@@ -239,11 +239,16 @@ describe('budgets under concurrency', () => {
     expect((await chat()).status).toBe(502);
     const ac = new AbortController();
     const disconnects = env.usage().filter((u) => u.status === 'client_disconnect').length;
-    env.ollama.fail({ mode: 'slow_first_token', delayMs: 300 });
+    // The client goes away while the upstream holds its answer (a fixed delay before the abort
+    // raced the request itself on a loaded machine: gone before Enclave read it, no call at all).
+    const n = env.ollama.requests.length;
+    const release = env.ollama.hold();
     const gone = fetch(`${env.app.url}/v1/chat/completions`, { method: 'POST', signal: ac.signal, headers: { authorization: `Bearer ${env.key}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'llama3.1:8b', messages: [{ role: 'user', content: 'bye' }] }) }).catch(() => null);
-    setTimeout(() => ac.abort(), 80);
+    await waitFor(() => env.ollama.requests.length > n, { what: 'the call reached the upstream' });
+    ac.abort();
     await gone;
-    await waitFor(() => env.usage().filter((u) => u.status === 'client_disconnect').length, { until: (n) => n > disconnects, what: 'the disconnected call’s usage record' });
+    await waitFor(() => env.usage().filter((u) => u.status === 'client_disconnect').length, { until: (k) => k > disconnects, what: 'the disconnected call’s usage record' });
+    release();
     env.ollama.reset();
     env.usage();
     const db = env.app.services.db.$client;
