@@ -68,6 +68,8 @@ import { createMetering, type Metering } from './metering/index.js';
 import { meteringRouter } from './metering/routes.js';
 import { createScim, type Scim } from './scim/index.js';
 import { scimRouter } from './scim/routes.js';
+import { createSiem, type Siem } from './siem/index.js';
+import { siemAdminRouter } from './siem/admin-routes.js';
 import { scimAdminRouter } from './scim/admin-routes.js';
 
 /** Everything the process builds once and shares. Built only here (and by tests through here). */
@@ -99,6 +101,8 @@ export interface Services {
   readonly jobs: Jobs;
   /** SCIM 2.0 provisioning per tenant: tokens, Users and Groups (server/scim, issue 24). */
   readonly scim: Scim;
+  /** Audit streaming to SIEM sinks (server/siem, issue 25); the worker role starts its forwarder. */
+  readonly siem: Siem;
   /** Closes Redis, the database and an embedded redis-server this process started. */
   close(): Promise<void>;
 }
@@ -253,6 +257,8 @@ export async function createServices(
     closers.push(() => jobs.close());
     // Soft-limit webhooks are delivered by the worker (maintenance lane), never from here.
     metering.onNotification((n) => void enqueueWebhook(jobs.queues, n).catch((e: Error) => log.warn({ err: e.message, notificationId: n.notificationId }, 'could not queue the quota webhook; the reconciler retries')));
+    const siem = createSiem({ db, box: master.box, clock, log, audit: identity.audit, egress: egressPolicy(config.tenantProviderNetworks), redis, registry: metrics.registry });
+    closers.push(() => siem.stop()); // before Redis and the database close
     const sso = new SsoService({ config, log, clock, db, data, secrets: master.box, settings, redis, metrics, identity, entitlements: () => entitlementsNow });
 
     return {
@@ -274,6 +280,7 @@ export async function createServices(
       metering,
       sso,
       jobs,
+      siem,
       scim: createScim({ db, data, identity, clock, entitlements: () => entitlementsNow }),
       close: closeAll,
     };
@@ -313,6 +320,7 @@ export function buildApp(services: Services): RequestListener {
   app.use(scimAdminRouter(services.identity, services.scim));
   app.use(batchRouter(services.identity, services.jobs.batches, { maxFileBytes: config.batchMaxFileBytes }));
   app.use(jobsAdminRouter(services.identity, services.jobs.queues));
+  app.use(siemAdminRouter(services.identity, services.siem.sinks));
   app.use(licenseAdminRouter(services.identity, services.license));
   app.use(uiRouter(services.identity, services.license, { metering: services.metering, policy: (ctx) => services.gateway.policies.get(ctx) }));
   // The web UI's chat calls the same gateway pipeline as /v1 (workflow `chat`), with the session.

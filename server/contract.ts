@@ -42,6 +42,8 @@ export const ERROR_CODES = [
   'not_found', 'route_not_found', 'model_not_found', 'plan_not_found', 'job_not_found', 'batch_not_found', 'file_not_found', 'file_gone',
   'already_member', 'batch_not_cancellable', 'file_in_use', 'key_revoked', 'last_owner', 'last_platform_admin', 'nothing_to_resend', 'plan_in_use',
   'provider_exists', 'tenant_exists', 'user_exists', 'scim_token_exists',
+  // SIEM sinks (server/siem)
+  'siem_sink_exists', 'siem_target_forbidden',
   // providers (server/providers ProviderError codes)
   'provider_auth_failed', 'provider_bad_response', 'provider_busy', 'provider_connection_error', 'provider_error', 'provider_model_not_found',
   'provider_rate_limited', 'provider_request_rejected', 'provider_server_error', 'provider_stream_error', 'provider_timeout', 'provider_unavailable',

@@ -23,6 +23,7 @@ export const SECRET_COLUMNS: readonly SecretColumn[] = [
   { table: 'sso_idps', idColumn: 'id', column: 'client_secret' },
   { table: 'sso_sessions', idColumn: 'session_id', column: 'id_token', where: 'id_token IS NOT NULL' },
   { table: 'metering_settings', idColumn: 'tenant_id', column: 'webhook_secret', where: 'webhook_secret IS NOT NULL' },
+  { table: 'siem_sinks', idColumn: 'id', column: 'secret', where: 'secret IS NOT NULL' },
   { table: 'call_contents', idColumn: 'id', column: 'content', kind: 'content' },
   { table: 'stored_responses', idColumn: 'id', column: 'content', kind: 'content' },
 ];

@@ -28,6 +28,8 @@ export async function startWorker(services: Services, o: { execute?: LineExecuto
     [WEBHOOK_JOB]: { lane: 'maintenance', run: webhookProcessor({ repo: services.metering.repo, secrets: services.metering.webhookSecrets, clock, log, egress: egressPolicy(config.tenantProviderNetworks) }) },
     ...scheduleHandlers,
   };
+  // Audit streaming to SIEM sinks (server/siem): one forwarder per worker process, one delivering per sink (Redis lock).
+  services.siem.startForwarder();
   return JobWorker.start({
     config,
     redisUrl: services.redisUrl,

@@ -39,7 +39,7 @@ let bProviderId: string;
 let platformProviderId: string;
 
 /** Path prefixes of platform-wide configuration: a tenant principal is refused before any id is looked at. */
-const PLATFORM_ONLY = ['/admin/api/providers', '/admin/api/model-aliases', '/admin/api/jobs', '/admin/api/license', '/admin/api/plans', '/admin/api/prices', '/admin/api/sso/platform'];
+const PLATFORM_ONLY = ['/admin/api/providers', '/admin/api/model-aliases', '/admin/api/jobs', '/admin/api/license', '/admin/api/plans', '/admin/api/prices', '/admin/api/sso/platform', '/admin/api/siem'];
 
 type Case = { method: string; path: string; body?: unknown; expect: 'not_found' | 'no_b_data' | 'platform_only' | 'self' };
 
