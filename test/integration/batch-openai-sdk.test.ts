@@ -6,7 +6,7 @@ import { startWorker } from '../../server/jobs/runtime.js';
 import type { JobWorker } from '../../server/jobs/worker.js';
 import { seedTenant } from '../helpers/identity.js';
 import { waitFor } from '../helpers/wait.js';
-import { gatewayEnv, type GatewayEnv } from './gateway-env.js';
+import { FAST, gatewayEnv, type GatewayEnv } from './gateway-env.js';
 
 /** Licence token allowance used as the quota: refuse once this many tokens were used this month. */
 let tokenLimit = Number.POSITIVE_INFINITY;
@@ -36,7 +36,9 @@ function settled(c: OpenAI, id: string, ms = 15_000): Promise<OpenAI.Batch> {
 
 beforeAll(async () => {
   env = await gatewayEnv({ entitlements });
-  env.addProvider({ name: 'cloud-1', kind: 'openai', base_url: `${env.openai.url}/v1`, boundary: 'private', models: ['gpt-fake', 'text-embedding-fake'] });
+  // Timeouts for a loaded machine: gateway-env's FAST (400 ms to the first token) is for tests of
+  // timeouts; here a batch line timed out behind the worker's other lines at load 16 and failed.
+  env.addProvider({ name: 'cloud-1', kind: 'openai', base_url: `${env.openai.url}/v1`, boundary: 'private', models: ['gpt-fake', 'text-embedding-fake'], options: { ...FAST, firstTokenMs: 10_000, idleMs: 10_000, totalMs: 30_000 } });
   const { key, secret } = await env.app.services.identity.keys.create(env.tenant.ctx, { name: 'batch', ownerUserId: env.tenant.users.member!.id, scopes: ['models:invoke', 'embeddings:create', 'batches:write'] });
   keyId = key.id;
   client = new OpenAI({ baseURL: `${env.app.url}/v1`, apiKey: secret, maxRetries: 0 });
@@ -49,6 +51,7 @@ afterAll(async () => {
 
 describe('Batch API with the openai SDK', () => {
   it('files.create → batches.create → retrieve → files.content: results match inputs line by line, usage carries the batch id', async () => {
+    const earlier = env.openai.requests.length; // other tests' calls (any order) are not this batch's
     const file = await client.files.create({ file: await toFile(Buffer.from(jsonl(6)), 'in.jsonl'), purpose: 'batch' });
     expect(file).toMatchObject({ object: 'file', purpose: 'batch', filename: 'in.jsonl', status: 'processed' });
     expect((await client.files.retrieve(file.id)).bytes).toBe(Buffer.byteLength(jsonl(6)));
@@ -74,7 +77,7 @@ describe('Batch API with the openai SDK', () => {
       // the fake counts the words of the prompt: line i sent i+1 words
       expect(o.response.body.usage.prompt_tokens).toBe(i + 1);
     });
-    const sent = env.openai.requests.filter((r) => r.path === '/v1/chat/completions').map((r) => r.body.messages[0].content);
+    const sent = env.openai.requests.slice(earlier).filter((r) => r.path === '/v1/chat/completions').map((r) => r.body.messages[0].content);
     expect(sent.sort()).toEqual(Array.from({ length: 6 }, (_, i) => 'word '.repeat(i + 1).trim()).sort());
 
     const usage = env.usage().filter((u) => u.workflow === created.id);
