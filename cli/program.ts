@@ -98,6 +98,11 @@ export const GROUPS: readonly CommandGroup[] = [
     load: async () => (await import('./commands/audit.js')).registerAudit,
   },
   {
+    name: 'siem',
+    description: 'stream the audit log to SIEMs (Splunk, Elastic, Sentinel): syslog over TLS or signed HTTPS webhooks',
+    load: async () => (await import('./commands/siem.js')).registerSiem,
+  },
+  {
     name: 'license',
     description: 'licence: install, show, verify, request; vendor: keygen, certify, issue, inspect',
     load: async () => (await import('./commands/license.js')).registerLicense,

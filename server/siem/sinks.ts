@@ -70,7 +70,7 @@ export interface AddSinkInput {
 }
 
 /** A sink as the CLI and the admin API show it: never the secret. */
-export interface SinkView {
+export type SinkView = {
   readonly object: 'siem_sink';
   readonly id: string;
   readonly name: string;
@@ -85,7 +85,7 @@ export interface SinkView {
   readonly last_error_at: string | null;
   readonly last_success_at: string | null;
   readonly created_at: string;
-}
+};
 
 const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
 export const secretAadOf = (id: string): string => secretAad('siem_sinks', 'secret', id);
