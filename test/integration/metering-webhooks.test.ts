@@ -57,7 +57,9 @@ afterAll(async () => {
   await receiver?.close();
 });
 
-describe('soft-limit webhooks', () => {
+// In order, also under --sequence.shuffle: the webhook URL, secret and thresholds the first test
+// sets are what the delivery test's notification is sent with (and its secret verified against).
+describe('soft-limit webhooks', { shuffle: false }, () => {
   it('only http(s) URLs without credentials are accepted; setting one fetches nothing and issues a secret once', async () => {
     const u = env.app.url;
     const tid = env.tenant.tenant.id;
