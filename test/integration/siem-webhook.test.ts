@@ -63,7 +63,7 @@ function asRow(e: SiemEvent): AuditRow {
   return { seq: e.seq, id: e.id, at: e.at, tenantRef: e.tenant_ref, actorType: e.actor_type as AuditRow['actorType'], actorId: e.actor_id, action: e.action, targetType: e.target_type, targetId: e.target_id, outcome: e.outcome as AuditRow['outcome'], reason: e.reason, ip: e.ip, userAgent: e.user_agent, requestId: e.request_id, details: e.details, prevHash: e.prev_hash, hash: e.hash };
 }
 
-describe('webhook sink', { timeout: 60_000 }, () => {
+describe('webhook sink', { timeout: 120_000 }, () => {
   let secret: string;
 
   it('is added with the CLI, which prints the signing secret once; the egress rule refuses forbidden addresses', async () => {
@@ -139,6 +139,21 @@ describe('webhook sink', { timeout: 60_000 }, () => {
     const t = await seedTenant(app.services, 'lima', ['owner']);
     const owner = await login(app.url, t.users.owner!.email);
     expect((await call(app.url, '/admin/api/siem/sinks', { session: owner })).status).toBe(403);
+    for (const f of forwarders.splice(0)) await f.stop(); // from here on, only what the CLI sends reaches the receiver
+    // `sinks test` sends the newest entry now (outside the cursor) and reports the result; audited.
+    const before = hits.length;
+    const cursor = app.services.siem.sinks.get('soc-hook').cursorSeq;
+    const ok = JSON.parse((await runCliOk(['siem', 'sinks', 'test', 'soc-hook', '--json'], cliEnv(LOOPBACK_OK))).stdout) as { ok: boolean; seq: number };
+    expect(ok.ok).toBe(true);
+    expect(hits.length).toBe(before + 1);
+    expect(verifySignature(secret, hits.at(-1)!.body, hits.at(-1)!.signature, Date.now() / 1000)).toBe(true);
+    expect((JSON.parse(hits.at(-1)!.body) as { events: SiemEvent[] }).events.map((e) => e.seq)).toEqual([ok.seq]);
+    failNext = 1;
+    const failed = await runCli(['siem', 'sinks', 'test', 'soc-hook'], cliEnv(LOOPBACK_OK));
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(/delivery failed: webhook_rejected: the receiver answered HTTP 500/);
+    expect(app.services.siem.sinks.get('soc-hook').cursorSeq).toBeGreaterThanOrEqual(cursor); // a test never moves the cursor back
+    expect(app.services.identity.audit.list({ action: 'siem.sink.test' }).map((e) => JSON.parse(e.details).ok)).toEqual([false, true]);
     // disable → remove through the CLI, audited.
     await runCliOk(['siem', 'sinks', 'disable', 'soc-hook'], cliEnv());
     expect(app.services.siem.sinks.get('soc-hook').enabled).toBe(false);
