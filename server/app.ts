@@ -53,6 +53,8 @@ import { jobsAdminRouter } from './jobs/admin-routes.js';
 import { enqueueWebhook } from './jobs/webhooks.js';
 import { batchRouter } from './batch/routes.js';
 import { ssoAdminRouter, ssoRouter } from './sso/routes.js';
+import { SamlLogin } from './sso/saml/login.js';
+import { samlRouter } from './sso/saml/routes.js';
 import type { Entitlements } from './access/entitlements.js';
 import { startLicense } from '../license/boot.js';
 import { defaultUsage, type LicenseService } from '../license/service.js';
@@ -311,6 +313,7 @@ export function buildApp(services: Services): RequestListener {
   app.use(ssoRouter(services.sso, services.identity, { cookieSecure: config.cookieSecure, maxAgeMs: config.sessionMaxHours * 3600_000 }));
   app.use(tenantIdGuard());
   app.use(ssoAdminRouter(services.sso, services.identity));
+  app.use(samlRouter(new SamlLogin(services.sso, { config, redis: services.redis }), services.identity, { cookieSecure: config.cookieSecure, maxAgeMs: config.sessionMaxHours * 3600_000 }));
   app.use(adminRouter(services.identity));
   app.use(authorityRouter(services.identity, { cookieSecure: config.cookieSecure, maxAgeMs: config.sessionMaxHours * 3600_000 }));
   app.use(gatewayAdminRouter(services.identity, services.gateway));

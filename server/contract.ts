@@ -52,6 +52,8 @@ export const ERROR_CODES = [
   // availability
   'internal_error', 'gateway_unavailable', 'jobs_unavailable', 'metering_unavailable', 'rate_limiter_unavailable', 'redis_unavailable',
   'secrets_unavailable', 'sso_platform_secret_unreadable',
+  // SAML IdP settings (server/sso/saml/settings.ts)
+  'invalid_certificate', 'invalid_metadata', 'invalid_sso_url',
 ] as const;
 
 /** Families built at run time: `license_<LicenseErrorCode>` (licence upload) and `sso_<reason>` (sign-in). */

@@ -5,6 +5,12 @@ import { authenticate, clientOf, readCookie } from '../identity/http.js';
 import type { Identity } from '../identity/index.js';
 import { SESSION_COOKIE } from '../identity/sessions.js';
 import { safeReturnTo } from './mapping.js';
+import { samlIdpInput, samlIdpPatch } from './saml/settings.js';
+
+/** A SAML IdP body names its protocol or carries SAML-only settings (server/sso/saml/settings.ts). */
+const SAML_KEYS = ['protocol', 'metadata_xml', 'idp_entity_id', 'sso_url', 'certificates', 'email_attribute', 'name_attribute', 'groups_attribute', 'roles_attribute', 'allow_idp_initiated'];
+const isSaml = (b: unknown): boolean =>
+  typeof b === 'object' && b !== null && SAML_KEYS.some((k) => (k === 'protocol' ? (b as { protocol?: unknown }).protocol === 'saml' : k in b));
 import { idpInput, idpPatch, OIDC_PATHS, serializeIdp, TX_COOKIE, TX_TTL_S, type SsoService } from './service.js';
 
 /**
@@ -128,7 +134,7 @@ export function ssoAdminRouter(sso: SsoService, identity: Identity): Router {
   });
   r.post('/admin/api/tenants/:tenantId/sso/idps', (req, res) => {
     const ctx = inTenant(req, 'sso.idp.create');
-    res.status(201).json(serializeIdp(sso.createIdp(ctx, parseInput(idpInput, req.body))));
+    res.status(201).json(serializeIdp(sso.createIdp(ctx, isSaml(req.body) ? parseInput(samlIdpInput, req.body) : parseInput(idpInput, req.body))));
   });
   r.get('/admin/api/tenants/:tenantId/sso/idps/:idpId', (req, res) => {
     const ctx = inTenant(req, 'sso.idp.read');
@@ -136,7 +142,7 @@ export function ssoAdminRouter(sso: SsoService, identity: Identity): Router {
   });
   r.patch('/admin/api/tenants/:tenantId/sso/idps/:idpId', (req, res) => {
     const ctx = inTenant(req, 'sso.idp.update');
-    res.json(serializeIdp(sso.updateIdp(ctx, String(req.params.idpId), parseInput(idpPatch, req.body))));
+    res.json(serializeIdp(sso.updateIdp(ctx, String(req.params.idpId), isSaml(req.body) ? parseInput(samlIdpPatch, req.body) : parseInput(idpPatch, req.body))));
   });
   r.delete('/admin/api/tenants/:tenantId/sso/idps/:idpId', (req, res) => {
     const ctx = inTenant(req, 'sso.idp.delete');

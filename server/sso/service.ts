@@ -42,6 +42,7 @@ import {
 } from './mapping.js';
 import { assertionRefusal, emailLinkAllowed } from './authority.js';
 import { classifyOidcError, CLOCK_TOLERANCE_S, OidcClients, SsoError, type IdpEndpoint } from './oidc.js';
+import { idpParts, parseSettings, samlView, type SamlIdpInput, type SamlIdpPatch, type SamlSettings } from './saml/settings.js';
 
 /** Paths on the public URL (the bundled realm registers these: installer/realm.ts OIDC_PATHS). */
 export const OIDC_PATHS = { callback: '/auth/oidc/callback', backchannelLogout: '/auth/oidc/backchannel-logout', postLogout: '/' } as const;
@@ -84,6 +85,9 @@ export interface ResolvedIdp {
   readonly allowedDomains: string[];
   readonly jit: boolean;
   readonly enabled: boolean;
+  /** `saml` IdPs log in through server/sso/saml (the endpoint's issuer is the IdP entity id). */
+  readonly protocol: 'oidc' | 'saml';
+  readonly saml: SamlSettings | null;
 }
 
 /** The platform IdP's admin-editable part (runtime setting `sso.platform`, platform admins only). */
@@ -132,6 +136,11 @@ export interface LastClaims {
   readonly email_verified: boolean | null;
 }
 
+/** Where a browser starts a login with this IdP. */
+export function loginPath(r: Pick<SsoIdpRow, 'id' | 'protocol'>): string {
+  return r.protocol === 'saml' ? `/auth/saml/${r.id}/login` : `/auth/oidc/${r.id}/login`;
+}
+
 export function serializeIdp(r: SsoIdpRow) {
   return {
     object: 'sso_idp' as const,
@@ -151,7 +160,9 @@ export function serializeIdp(r: SsoIdpRow) {
     jit: r.jit,
     enforce_sso: r.enforceSso,
     enabled: r.enabled,
-    login_path: `/auth/oidc/${r.id}/login`,
+    login_path: loginPath(r),
+    protocol: r.protocol,
+    saml: r.protocol === 'saml' ? samlView(r) : null,
     created_at: r.createdAt,
     updated_at: r.updatedAt,
   };
@@ -271,6 +282,8 @@ export class SsoService {
       allowedDomains: s.allowed_domains,
       jit: s.jit,
       enabled: true,
+      protocol: 'oidc',
+      saml: null,
     };
   }
 
@@ -291,6 +304,8 @@ export class SsoService {
       allowedDomains: JSON.parse(row.allowedDomains) as string[],
       jit: row.jit,
       enabled: row.enabled,
+      protocol: row.protocol,
+      saml: row.protocol === 'saml' ? parseSettings(row.saml) : null,
     };
   }
 
@@ -336,14 +351,15 @@ export class SsoService {
     const t = owner ? this.d.identity.tenants.byId(owner) : undefined;
     if (!t || t.status !== 'active' || (hint.tenant && hint.tenant !== t.slug)) return out;
     for (const r of this.repo.idps(this.tenantCtx(t))) {
-      if (r.enabled) out.push({ id: r.id, name: r.name, tenant: t.slug, login_path: `/auth/oidc/${r.id}/login` });
+      if (r.enabled) out.push({ id: r.id, name: r.name, tenant: t.slug, login_path: loginPath(r) });
     }
     return out;
   }
 
   // ---------------------------------------------------------------- failures
 
-  private fail(ctx: RequestContext, idp: ResolvedIdp | undefined, reason: string, status = 400, details: Record<string, unknown> = {}): AppError {
+  /** Audits a refused login (`sso.login` denied with the reason) and returns the error to throw. */
+  fail(ctx: RequestContext, idp: ResolvedIdp | undefined, reason: string, status = 400, details: Record<string, unknown> = {}): AppError {
     this.audit(ctx, {
       action: 'sso.login',
       outcome: 'denied',
@@ -352,7 +368,7 @@ export class SsoService {
       target: { type: 'sso_idp', id: idp?.ref ?? null },
       details,
     });
-    this.d.metrics.authLogins.labels('oidc', reasonLabel(reason)).inc();
+    this.d.metrics.authLogins.labels(idp?.protocol ?? 'oidc', reasonLabel(reason)).inc();
     ctx.log.info({ reason, idp: idp?.ref ?? null }, 'sso login refused');
     return new AppError(status, `sso_${reason}`, MESSAGES[reason] ?? 'Single sign-on failed.', { details: { reason } });
   }
@@ -366,7 +382,7 @@ export class SsoService {
     input: { returnTo: string; origin: string; linkUserId?: string; invitationToken?: string },
   ): Promise<{ url: string; txId: string }> {
     const idp = this.resolve(ref);
-    if (!idp) throw this.fail(ctx, undefined, 'idp_not_found', 404, { idp: ref.slice(0, 40) });
+    if (!idp || idp.protocol !== 'oidc') throw this.fail(ctx, idp, 'idp_not_found', 404, { idp: ref.slice(0, 40) });
     if (!idp.enabled) throw this.fail(ctx, idp, 'idp_disabled', 404);
     if (idp.tenant?.status === 'suspended') throw this.fail(ctx, idp, 'tenant_suspended', 403);
     let invitationId: string | undefined;
@@ -461,6 +477,42 @@ export class SsoService {
     const values = mappedValues(source, idp.rolesPath, idp.groupsPath);
     const email = typeof idClaims.email === 'string' ? idClaims.email : typeof source.email === 'string' ? source.email : undefined;
     const emailVerified = (idClaims.email_verified ?? source.email_verified) === true;
+    return this.completeLogin(ctx, idp, {
+      iss: tx.issuer,
+      sub,
+      email,
+      emailVerified,
+      emailVerifiedKnown: typeof (idClaims.email_verified ?? source.email_verified) === 'boolean',
+      name: typeof idClaims.name === 'string' ? idClaims.name : undefined,
+      values,
+      claimNames: claimNames(source),
+      sid: typeof idClaims.sid === 'string' ? idClaims.sid : null,
+      idToken: tokens.id_token ?? null,
+    }, tx);
+  }
+
+  /**
+   * Shared by OIDC and SAML once the IdP's message is verified: the identity-authority rules
+   * (userFor), the role mapping, the session and the audit. Every refusal goes through fail().
+   */
+  async completeLogin(
+    ctx: RequestContext,
+    idp: ResolvedIdp,
+    c: {
+      iss: string;
+      sub: string;
+      email: string | undefined;
+      emailVerified: boolean;
+      emailVerifiedKnown: boolean;
+      name: string | undefined;
+      values: MappedValues;
+      claimNames: string[];
+      sid: string | null;
+      idToken: string | null;
+    },
+    tx: Pick<Transaction, 'returnTo' | 'linkUserId' | 'invitationId'>,
+  ): Promise<{ token: string; returnTo: string; userId: string }> {
+    const { values, email, emailVerified, sub } = c;
     this.saveLastClaims(idp, {
       at: this.d.clock.now(),
       source: idp.claimSource,
@@ -468,18 +520,18 @@ export class SsoService {
       groups_path: idp.groupsPath,
       roles: values.roles,
       groups: values.groups,
-      claim_names: claimNames(source),
-      email_verified: typeof (idClaims.email_verified ?? source.email_verified) === 'boolean' ? emailVerified : null,
+      claim_names: c.claimNames,
+      email_verified: c.emailVerifiedKnown ? emailVerified : null,
     });
 
     if (!domainAllowed(email, emailVerified, idp.allowedDomains)) throw this.fail(ctx, idp, 'email_domain_not_allowed', 403);
 
-    const user = await this.userFor(ctx, idp, { iss: tx.issuer, sub, email, emailVerified, name: typeof idClaims.name === 'string' ? idClaims.name : undefined }, tx);
+    const user = await this.userFor(ctx, idp, { iss: c.iss, sub, email, emailVerified, name: c.name }, tx);
     if (tx.invitationId && (user.email !== email?.toLowerCase() || !emailVerified)) throw this.fail(ctx, idp, 'invitation_email_mismatch', 403);
     // The mapping may add a membership only for accounts this IdP owns (it provisioned them,
     // or linked them under the verified-domain rule); for others it changes or removes an
     // existing role but never re-adds one an admin removed (issue 16).
-    const origin = this.repo.identity(tx.issuer, sub)?.origin;
+    const origin = this.repo.identity(c.iss, sub)?.origin;
     const owns = idp.kind === 'platform' || origin === 'provisioned' || origin === 'linked_by_email' || origin === 'legacy';
     const activeTenant = this.applyMapping(ctx, idp, user, values, { invited: tx.invitationId !== undefined, mayAdd: owns });
     if (tx.invitationId) {
@@ -495,14 +547,14 @@ export class SsoService {
     if (fresh.status !== 'active') throw this.fail(ctx, idp, 'user_deactivated', 403);
 
     const sctx: RequestContext = { ...ctx, principal: { kind: 'user', id: fresh.id, userId: fresh.id, platformAdmin: fresh.platformAdmin } };
-    const { token, session } = this.d.identity.sessions.createSession(sctx, fresh, activeTenant, { method: 'oidc', idp: idp.ref });
+    const { token, session } = this.d.identity.sessions.createSession(sctx, fresh, activeTenant, { method: idp.protocol, idp: idp.ref });
     this.repo.insertSession({
       sessionId: session.id,
       idpRef: idp.ref,
-      issuer: tx.issuer,
+      issuer: c.iss,
       subject: sub,
-      sid: typeof idClaims.sid === 'string' ? idClaims.sid : null,
-      idToken: tokens.id_token ? this.d.secrets.encrypt(tokens.id_token, secretAad('sso_sessions', 'id_token', session.id)) : null,
+      sid: c.sid,
+      idToken: c.idToken ? this.d.secrets.encrypt(c.idToken, secretAad('sso_sessions', 'id_token', session.id)) : null,
       createdAt: this.d.clock.now(),
     });
     this.audit(sctx, {
@@ -511,7 +563,7 @@ export class SsoService {
       target: { type: 'sso_idp', id: idp.ref },
       details: { session: session.id, active_tenant: activeTenant },
     });
-    this.d.metrics.authLogins.labels('oidc', 'success').inc();
+    this.d.metrics.authLogins.labels(idp.protocol, 'success').inc();
     return { token, returnTo: tx.returnTo, userId: fresh.id };
   }
 
@@ -693,7 +745,7 @@ export class SsoService {
     if (!link) return null;
     const idp = this.resolve(link.idpRef);
     this.audit(ctx, { action: 'sso.logout', tenantId: idp?.tenant?.id ?? null, target: { type: 'session', id: sessionId }, details: { idp: link.idpRef, kind: 'rp_initiated' } });
-    if (!idp) return null;
+    if (!idp || idp.protocol !== 'oidc') return null;
     try {
       const config = await this.clients.config(idp.endpoint);
       if (!config.serverMetadata().end_session_endpoint) return null;
@@ -729,7 +781,7 @@ export class SsoService {
     if (platform && platform.endpoint.issuer === unverified.iss) candidates.push(platform);
     for (const r of this.repo.idpsByIssuer(unverified.iss)) {
       const idp = this.resolve(r.id);
-      if (idp?.enabled) candidates.push(idp);
+      if (idp?.enabled && idp.protocol === 'oidc') candidates.push(idp);
     }
     const aud = Array.isArray(unverified.aud) ? unverified.aud : unverified.aud ? [unverified.aud] : [];
     const idp = candidates.find((c) => aud.includes(c.endpoint.clientId));
@@ -808,8 +860,9 @@ export class SsoService {
     if (input.default_role && !isRole(input.default_role)) throw new AppError(400, 'invalid_role', 'default_role must be a tenant role.', { param: 'default_role' });
   }
 
-  createIdp(ctx: RequestContext, input: IdpInput): SsoIdpRow {
+  createIdp(ctx: RequestContext, input: IdpInput | SamlIdpInput): SsoIdpRow {
     this.requireWrite(ctx);
+    if ('protocol' in input) return this.createSamlIdp(ctx, input);
     if (!this.d.entitlements().hasFeature('sso.oidc')) {
       this.audit(ctx, { action: 'sso.idp.create', outcome: 'denied', reason: 'license_feature', target: { type: 'sso_idp' } });
       throw new AppError(403, 'license_feature_missing', 'The licence does not include OpenID Connect SSO (sso.oidc).');
@@ -840,10 +893,12 @@ export class SsoService {
     return row;
   }
 
-  updateIdp(ctx: RequestContext, id: string, patch: Partial<IdpInput>): SsoIdpRow {
+  updateIdp(ctx: RequestContext, id: string, input: Partial<IdpInput> | SamlIdpPatch): SsoIdpRow {
     this.requireWrite(ctx, id);
     const before = this.repo.idp(ctx, id);
     if (!before) throw this.hidden(ctx, id, 'sso.idp.update');
+    if (before.protocol === 'saml' || 'protocol' in input) return this.updateSamlIdp(ctx, before, input as SamlIdpPatch);
+    const patch = input as Partial<IdpInput>;
     this.validate(patch);
     const set: Partial<SsoIdpRow> = { updatedAt: this.d.clock.now() };
     if (patch.name !== undefined) set.name = patch.name;
@@ -866,6 +921,79 @@ export class SsoService {
     const changed = Object.keys(patch).filter((k) => k !== 'client_secret');
     this.audit(ctx, { action: 'sso.idp.update', target: { type: 'sso_idp', id }, details: { changed, client_secret_changed: patch.client_secret !== undefined } });
     return this.repo.idp(ctx, id)!;
+  }
+
+  /** A SAML IdP (issue 24): entity id, SSO URL and certificates by hand or from metadata XML. */
+  private createSamlIdp(ctx: RequestContext, input: SamlIdpInput): SsoIdpRow {
+    if (!this.d.entitlements().hasFeature('sso.saml')) {
+      this.audit(ctx, { action: 'sso.idp.create', outcome: 'denied', reason: 'license_feature', target: { type: 'sso_idp' } });
+      throw new AppError(403, 'license_feature_missing', 'The licence does not include SAML SSO (sso.saml).');
+    }
+    this.validate(input);
+    const parts = idpParts(input);
+    if (!parts.entityId || !parts.ssoUrl || !parts.certificates) {
+      throw new AppError(400, 'invalid_request', 'A SAML IdP needs metadata_xml, or idp_entity_id, sso_url and certificates.', { param: 'metadata_xml' });
+    }
+    const settings: SamlSettings = {
+      sso_url: parts.ssoUrl,
+      certificates: parts.certificates,
+      email_attribute: input.email_attribute ?? null,
+      name_attribute: input.name_attribute ?? null,
+      groups_attribute: input.groups_attribute ?? null,
+      roles_attribute: input.roles_attribute ?? null,
+      allow_idp_initiated: input.allow_idp_initiated ?? false,
+    };
+    const now = this.d.clock.now();
+    const id = newId('idp', now);
+    const row = this.repo.insertIdp(ctx, {
+      id,
+      name: input.name,
+      issuer: parts.entityId,
+      clientId: '',
+      clientSecret: this.d.secrets.encrypt('', secretAad('sso_idps', 'client_secret', id)),
+      protocol: 'saml',
+      saml: JSON.stringify(settings),
+      mapping: JSON.stringify(input.mapping ?? []),
+      defaultRole: input.default_role ?? null,
+      allowedDomains: JSON.stringify(input.allowed_domains ?? []),
+      jit: input.jit ?? false,
+      enforceSso: input.enforce_sso ?? false,
+      enabled: input.enabled ?? true,
+      createdAt: now,
+      updatedAt: now,
+    });
+    this.audit(ctx, { action: 'sso.idp.create', target: { type: 'sso_idp', id }, details: { name: row.name, issuer: row.issuer, protocol: 'saml', enforce_sso: row.enforceSso, jit: row.jit, allow_idp_initiated: settings.allow_idp_initiated } });
+    return row;
+  }
+
+  private updateSamlIdp(ctx: RequestContext, before: SsoIdpRow, patch: SamlIdpPatch): SsoIdpRow {
+    if (before.protocol !== 'saml' || patch.protocol !== undefined && patch.protocol !== 'saml') {
+      throw new AppError(400, 'invalid_request', 'The protocol of an IdP cannot change; create a new one.', { param: 'protocol' });
+    }
+    this.validate(patch);
+    const parts = idpParts(patch);
+    const cur = parseSettings(before.saml);
+    const settings: SamlSettings = {
+      sso_url: parts.ssoUrl ?? cur.sso_url,
+      certificates: parts.certificates ?? cur.certificates,
+      email_attribute: patch.email_attribute !== undefined ? patch.email_attribute : cur.email_attribute,
+      name_attribute: patch.name_attribute !== undefined ? patch.name_attribute : cur.name_attribute,
+      groups_attribute: patch.groups_attribute !== undefined ? patch.groups_attribute : cur.groups_attribute,
+      roles_attribute: patch.roles_attribute !== undefined ? patch.roles_attribute : cur.roles_attribute,
+      allow_idp_initiated: patch.allow_idp_initiated ?? cur.allow_idp_initiated,
+    };
+    const set: Partial<SsoIdpRow> = { updatedAt: this.d.clock.now(), saml: JSON.stringify(settings) };
+    if (parts.entityId !== undefined) set.issuer = parts.entityId;
+    if (patch.name !== undefined) set.name = patch.name;
+    if (patch.mapping !== undefined) set.mapping = JSON.stringify(patch.mapping);
+    if (patch.default_role !== undefined) set.defaultRole = patch.default_role;
+    if (patch.allowed_domains !== undefined) set.allowedDomains = JSON.stringify(patch.allowed_domains);
+    if (patch.jit !== undefined) set.jit = patch.jit;
+    if (patch.enforce_sso !== undefined) set.enforceSso = patch.enforce_sso;
+    if (patch.enabled !== undefined) set.enabled = patch.enabled;
+    this.repo.updateIdp(ctx, before.id, set);
+    this.audit(ctx, { action: 'sso.idp.update', target: { type: 'sso_idp', id: before.id }, details: { changed: Object.keys(patch).filter((k) => k !== 'metadata_xml'), metadata_imported: patch.metadata_xml !== undefined } });
+    return this.repo.idp(ctx, before.id)!;
   }
 
   deleteIdp(ctx: RequestContext, id: string): void {
@@ -925,6 +1053,8 @@ export class SsoService {
     } else {
       const row = this.getIdp(ctx, ref);
       idp = this.fromRow(row, { id: row.tenantId, slug: ctx.tenant!.slug, status: 'active' });
+      // SAML: nothing to discover; the settings were checked when saved.
+      if (idp.protocol === 'saml') return { ok: true, reason: null, issuer: idp.endpoint.issuer, pkce_s256: false, end_session: false, last_claims: this.lastClaims(ctx, ref) };
     }
     this.clients.forget(idp.ref);
     const last = this.lastClaims(ctx, ref);
