@@ -77,7 +77,10 @@ afterAll(async () => {
   await op?.close();
 });
 
-describe('SSO login with a real OpenID Provider', () => {
+// In order, also under --sequence.shuffle: the IdP's users change between logins (dana's groups,
+// olga's role) as a story, and the last tests check the counters and logs all the logins before
+// them produced.
+describe('SSO login with a real OpenID Provider', { shuffle: false }, () => {
   it('serves the paths the bundled Keycloak realm registers', () => {
     expect(OIDC_PATHS.callback).toBe(INSTALLER_OIDC_PATHS.callback);
     expect(OIDC_PATHS.backchannelLogout).toBe(INSTALLER_OIDC_PATHS.backchannelLogout);
@@ -153,6 +156,30 @@ describe('SSO login with a real OpenID Provider', () => {
     expect((await session(b2)).body.user.platform_admin).toBe(false);
     // The earlier session follows the user's flag (server-side sessions).
     expect((await session(b)).body.user.platform_admin).toBe(false);
+  });
+
+  it("the platform IdP's claims view and discovery test: platform admins only; the last mapped values, no token, no e-mail", async () => {
+    // A platform admin of its own (the test above takes olga's role away), signed in through the platform IdP.
+    op.users.pat = { email: 'pat@ops.test', email_verified: true, groups: ['/acme/eng'], realm_access: { roles: ['enclave-admin', 'enclave-user'] } };
+    const admin = new Browser();
+    await login(admin, 'pat');
+    const csrf = (await session(admin)).body.csrf_token as string;
+    const claims = await admin.request(`${app.url}/admin/api/sso/platform/claims`);
+    expect(claims.status).toBe(200);
+    const c = (await claims.json()) as any;
+    expect(c).toMatchObject({ object: 'sso_claims', idp: 'platform', last_claims: { source: 'id_token', groups: ['/acme/eng'] } });
+    expect(c.last_claims.roles).toEqual(expect.arrayContaining(['enclave-admin']));
+    expect(JSON.stringify(c)).not.toMatch(/eyJ|@ops\.test|@acme\.test/);
+    const t = await admin.request(`${app.url}/admin/api/sso/platform/test`, { method: 'POST', headers: { 'x-csrf-token': csrf } });
+    expect(t.status).toBe(200);
+    expect(await t.json()).toMatchObject({ object: 'sso_test', idp: 'platform', ok: true, pkce_s256: true, end_session: true });
+
+    // A tenant admin (dana administers acme through /acme/admins) reads neither.
+    const tenantAdmin = new Browser();
+    await login(tenantAdmin, 'dana');
+    const tcsrf = (await session(tenantAdmin)).body.csrf_token as string;
+    expect((await tenantAdmin.request(`${app.url}/admin/api/sso/platform/claims`)).status).toBe(403);
+    expect((await tenantAdmin.request(`${app.url}/admin/api/sso/platform/test`, { method: 'POST', headers: { 'x-csrf-token': tcsrf } })).status).toBe(403);
   });
 
   it('returnTo accepts relative paths only', async () => {
