@@ -71,7 +71,9 @@ export function classifySamlError(e: unknown): string {
   if (/audience/i.test(m)) return 'audience_mismatch';
   if (/NotBefore|not yet valid/i.test(m)) return 'assertion_not_yet_valid';
   if (/NotOnOrAfter|expired|max age/i.test(m)) return 'assertion_expired';
-  if (/subject confirmation/i.test(m)) return 'subject_confirmation_invalid';
+  // The bearer SubjectConfirmationData has only NotOnOrAfter (Web SSO profile: no NotBefore), so
+  // node-saml finding no valid confirmation means it expired.
+  if (/No valid subject confirmation/i.test(m)) return 'assertion_expired';
   if (/SAML provider returned/i.test(m)) return 'idp_error';
   if (/Missing SAML assertion/i.test(m)) return 'assertion_missing';
   return 'response_invalid';
