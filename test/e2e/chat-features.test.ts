@@ -148,7 +148,7 @@ describe('chat features', () => {
     for (const [q, a] of [
       ['Plan a team offsite', 'Offsite plan A.'],
       ['Add a budget', 'Budget A.'],
-    ]) {
+    ] as const) {
       upstream.reply = a;
       await box(page).fill(q);
       await box(page).press('Enter');

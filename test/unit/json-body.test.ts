@@ -24,7 +24,7 @@ function serve(mw: express.RequestHandler): Promise<http.Server> {
 
 async function post(s: http.Server, body: string | Buffer, headers: Record<string, string>): Promise<{ status: number; body: unknown }> {
   const { port } = s.address() as AddressInfo;
-  const res = await fetch(`http://127.0.0.1:${port}/`, { method: 'POST', headers, body });
+  const res = await fetch(`http://127.0.0.1:${port}/`, { method: 'POST', headers, body: typeof body === 'string' ? body : new Uint8Array(body) });
   return { status: res.status, body: await res.json() };
 }
 

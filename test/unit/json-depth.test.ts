@@ -57,7 +57,7 @@ beforeAll(async () => {
 afterAll(() => server.close());
 
 async function post(path: string, body: string | Buffer, headers: Record<string, string> = { 'content-type': 'application/json' }) {
-  const r = await fetch(url + path, { method: 'POST', headers, body });
+  const r = await fetch(url + path, { method: 'POST', headers, body: typeof body === 'string' ? body : new Uint8Array(body) });
   return { status: r.status, body: (await r.json()) as any };
 }
 
