@@ -88,12 +88,13 @@ describe('webhook URL: refused at save time', () => {
 
 describe('webhook delivery: every connection is checked after name resolution', () => {
   it('a stored loopback URL is not contacted (IP literal and a name that resolves to loopback)', async () => {
+    const before = receiver.hits; // the delivery test (any order) reaches the receiver on purpose
     for (const host of ['127.0.0.1', 'localhost', '[::ffff:127.0.0.1]']) {
       const id = storedUrlAndNotification(`http://${host}:${receiver.port}/hook`);
       await expect(deliverNotification(deps(), tid, id)).rejects.toThrow(/webhook_unreachable: refused to connect to .*loopback/);
       expect(env.app.services.metering.repo.notification(tid, id)!.webhookDeliveredAt).toBeNull();
     }
-    expect(receiver.hits).toBe(0);
+    expect(receiver.hits).toBe(before);
   });
 
   it('the cloud metadata address is refused before any connection', async () => {
