@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
+import forge from 'node-forge';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createCa, issueServerCert } from '../../installer/tls.js';
 import { unrestricted } from '../../server/access/entitlements.js';
 import { ChainWalker, type AuditRow } from '../../server/audit/log.js';
@@ -22,6 +23,7 @@ import { waitFor } from '../helpers/wait.js';
 let app: TestApp;
 let caFile: string;
 let tls: { key: string; cert: string };
+let ca: { keyPem: string; certPem: string };
 const forwarders: SiemForwarder[] = [];
 const receivers: SyslogReceiver[] = [];
 
@@ -69,6 +71,26 @@ function expectWholeChain(events: SiemEvent[], head: number): void {
   for (const e of events) expect(walker.next(asRow(e))).toBeUndefined();
 }
 
+/** A client certificate (extKeyUsage clientAuth) issued by `ca`, for mutual TLS. */
+function issueClientCert(ca: { keyPem: string; certPem: string }, cn: string): { keyPem: string; certPem: string } {
+  const caCert = forge.pki.certificateFromPem(ca.certPem);
+  const keys = forge.pki.rsa.generateKeyPair({ bits: 2048, e: 0x10001 });
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = keys.publicKey;
+  cert.serialNumber = '0a1b2c';
+  cert.validity.notBefore = new Date(Date.now() - 60_000);
+  cert.validity.notAfter = new Date(Date.now() + 86_400_000);
+  cert.setSubject([{ name: 'commonName', value: cn }]);
+  cert.setIssuer(caCert.subject.attributes);
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: false },
+    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true },
+    { name: 'extKeyUsage', clientAuth: true },
+  ]);
+  cert.sign(forge.pki.privateKeyFromPem(ca.keyPem), forge.md.sha256.create());
+  return { keyPem: forge.pki.privateKeyToPem(keys.privateKey), certPem: forge.pki.certificateToPem(cert) };
+}
+
 async function workload(slug: string): Promise<void> {
   const t = await seedTenant(app.services, slug, ['owner', 'member']);
   await app.services.identity.keys.create(t.ctx, { name: `${slug} key`, ownerUserId: t.users.member!.id });
@@ -77,13 +99,20 @@ async function workload(slug: string): Promise<void> {
 const head = (): number => app.services.siem.sinks.headSeq();
 
 beforeAll(async () => {
-  const ca = createCa('siem test CA');
+  ca = createCa('siem test CA');
   const leaf = issueServerCert(ca, ['localhost', '127.0.0.1']);
   tls = { key: leaf.keyPem, cert: leaf.certPem };
   caFile = path.join(tempDir('enclave-siem-ca-'), 'ca.pem');
   writeFileSync(caFile, ca.certPem);
   // The receiver is on loopback: allowed here on purpose (the default egress rule refuses it).
   app = await startTestApp({ entitlements: unrestricted, env: { ENCLAVE_TENANT_PROVIDER_NETWORKS: '127.0.0.0/8' } });
+});
+
+// Each test runs its own forwarders and sinks (any order, --sequence.shuffle included): every
+// forwarder competes for every enabled sink, so none survives its test.
+afterEach(async () => {
+  for (const f of forwarders.splice(0)) await f.stop();
+  for (const r of app.services.siem.sinks.rows()) if (r.enabled) app.services.siem.sinks.setEnabled(sys(app.services), r.id, false);
 });
 
 afterAll(async () => {
@@ -200,5 +229,26 @@ describe('syslog over TLS', { timeout: 60_000 }, () => {
     expect(s.lastError).toMatch(/syslog_unreachable/);
     expect(s.cursorSeq).toBe(0);
     expect(rx.messages).toEqual([]);
+  });
+  it('mutual TLS: a receiver that requires a client certificate gets the entries from a sink that has one, and refuses one without', async () => {
+    const client = issueClientCert(ca, 'enclave-siem-client');
+    const dir = tempDir('enclave-siem-mtls-');
+    const certFile = path.join(dir, 'client.pem');
+    const keyFile = path.join(dir, 'client.key');
+    writeFileSync(certFile, client.certPem);
+    writeFileSync(keyFile, client.keyPem);
+    const rx = new SyslogReceiver({ ...tls, ca: ca.certPem, requestCert: true });
+    receivers.push(await rx.start(0));
+    app.services.siem.sinks.add(sys(app.services), { name: 'soc-anon', kind: 'syslog', config: { host: '127.0.0.1', port: rx.port, ca_file: caFile }, from: 'now' });
+    const { sink } = app.services.siem.sinks.add(sys(app.services), { name: 'soc-mtls', kind: 'syslog', config: { host: '127.0.0.1', port: rx.port, ca_file: caFile, cert_file: certFile, key_file: keyFile }, from: 'now' });
+    forwarder('fwd-mtls');
+    await workload('lima');
+    const want = head();
+    await waitFor(() => rx.messages.length, { what: 'the mutual-TLS sink delivering', until: (n) => n >= want - sink.cursor_seq });
+    const anon = await waitFor(() => app.services.siem.sinks.get('soc-anon'), { what: 'the sink without a client certificate refused', until: (x) => x.failures > 0 });
+    expect(anon.lastError).toMatch(/syslog_/);
+    expect(rx.events<SiemEvent>().map((e) => e.seq)).toEqual(Array.from({ length: want - sink.cursor_seq }, (_, i) => sink.cursor_seq + i + 1));
+    // A key without its certificate is refused when the sink is added.
+    expect(() => app.services.siem.sinks.add(sys(app.services), { name: 'soc-half', kind: 'syslog', config: { host: '127.0.0.1', port: rx.port, key_file: keyFile } })).toThrow(/cert_file and key_file go together/);
   });
 });

@@ -63,7 +63,8 @@ function asRow(e: SiemEvent): AuditRow {
   return { seq: e.seq, id: e.id, at: e.at, tenantRef: e.tenant_ref, actorType: e.actor_type as AuditRow['actorType'], actorId: e.actor_id, action: e.action, targetType: e.target_type, targetId: e.target_id, outcome: e.outcome as AuditRow['outcome'], reason: e.reason, ip: e.ip, userAgent: e.user_agent, requestId: e.request_id, details: e.details, prevHash: e.prev_hash, hash: e.hash };
 }
 
-describe('webhook sink', { timeout: 120_000 }, () => {
+// One sink's story in order (added with the CLI, then delivering, then listed and removed): { shuffle: false }.
+describe('webhook sink', { timeout: 120_000, shuffle: false }, () => {
   let secret: string;
 
   it('is added with the CLI, which prints the signing secret once; the egress rule refuses forbidden addresses', async () => {
