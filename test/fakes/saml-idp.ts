@@ -144,3 +144,52 @@ export function signedResponse(
   if (o.signResponse) xml = signXml(xml, rid, key, 'Response');
   return xml;
 }
+
+/**
+ * The test IdP as a web server (for the browser test): GET /sso?SAMLRequest=… answers a page
+ * that auto-posts the signed Response for `nextLogin` to the ACS the request named.
+ */
+export interface SamlIdpServer {
+  readonly entityId: string;
+  readonly ssoUrl: string;
+  readonly key: SamlKey;
+  nextLogin: { nameId: string; attributes?: Record<string, string[]> } | null;
+  close(): Promise<void>;
+}
+
+export async function listenSamlIdp(): Promise<SamlIdpServer> {
+  const { createServer } = await import('node:http');
+  const key = makeSamlKey();
+  const state: { nextLogin: SamlIdpServer['nextLogin'] } = { nextLogin: null };
+  const server = createServer((req, res) => {
+    const url = `http://127.0.0.1${req.url ?? '/'}`;
+    if (!req.url?.startsWith('/sso?') || !state.nextLogin) {
+      res.writeHead(400).end('no login prepared');
+      return;
+    }
+    const ar = readAuthnRequest(url);
+    const xml = signedResponse(key, { issuer: idp.entityId, nameId: state.nextLogin.nameId, start: { requestId: ar.id, acs: ar.acs, audience: ar.issuer }, ...(state.nextLogin.attributes ? { attributes: state.nextLogin.attributes } : {}) });
+    const relay = ar.relayState ? `<input type="hidden" name="RelayState" value="${esc(ar.relayState)}">` : '';
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    res.end(
+      `<!doctype html><html lang="en"><head><title>Test IdP</title></head><body><form method="post" action="${esc(ar.acs)}">` +
+        `<input type="hidden" name="SAMLResponse" value="${b64(xml)}">${relay}<noscript><button>Continue</button></noscript></form>` +
+        `<script>document.forms[0].submit()</script></body></html>`,
+    );
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  const idp: SamlIdpServer = {
+    entityId: `http://127.0.0.1:${port}/saml`,
+    ssoUrl: `http://127.0.0.1:${port}/sso`,
+    key,
+    get nextLogin() {
+      return state.nextLogin;
+    },
+    set nextLogin(v) {
+      state.nextLogin = v;
+    },
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+  return idp;
+}
