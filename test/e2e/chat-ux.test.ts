@@ -287,6 +287,36 @@ describe('usage analytics', () => {
   });
 });
 
+describe('audit log paging', () => {
+  it('pages through the API (50 a page, newest first, cursor to the next): no search box or sort buttons pretend to cover one page', async () => {
+    const s = app.services;
+    for (let i = 0; i < 60; i++) s.identity.audit.record(sys(s), { action: 'test.paging', tenantId: t.tenant.id, details: { i } });
+    const { ctx, page } = await signIn(t.users.owner!.email);
+    await page.goto(`${app.url}/admin/audit`);
+    await page.getByRole('heading', { name: 'Audit log' }).waitFor();
+    await page.getByLabel('Action').fill('test.paging');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    const table = page.getByRole('table', { name: 'Audit events, newest first' });
+    const pager = page.getByRole('navigation', { name: 'Pages of audit events, newest first' });
+    const seqs = async () => (await table.locator('tbody tr td:nth-child(1)').allTextContents()).map(Number);
+    await expect.poll(() => pager.textContent()).toContain('1–50');
+    const first = await seqs();
+    expect(first).toHaveLength(50);
+    expect(first).toEqual([...first].sort((a, b) => b - a));
+    expect(await table.locator('thead button').count()).toBe(0);
+    expect(await page.getByRole('searchbox').count()).toBe(0);
+    await pager.getByRole('button', { name: 'Next page' }).click();
+    await expect.poll(() => pager.textContent()).toContain('51–60');
+    const second = await seqs();
+    expect(second).toHaveLength(10);
+    expect(Math.max(...second)).toBeLessThan(Math.min(...first));
+    expect(await pager.getByRole('button', { name: 'Next page' }).isDisabled()).toBe(true);
+    await pager.getByRole('button', { name: 'Previous page' }).click();
+    await expect.poll(seqs).toEqual(first);
+    await ctx.close();
+  });
+});
+
 describe('providers', () => {
   it('shows a failing deployment as down with its last error; disable and remove ask first and then act', async () => {
     const s = app.services;

@@ -2,6 +2,7 @@ import { useMemo } from 'react';
 import { api } from '../api.js';
 import { humanDate } from '../chat/explain.js';
 import { Chart } from '../components/Chart.js';
+import { DataTable } from '../components/DataTable.js';
 import { ErrorNote, formatCost, formatNumber, PageTitle, Spinner } from '../components/ui.js';
 import { dailySeries, type UsageRow } from '../lib/usage.js';
 import { Link } from '../router.js';
@@ -117,35 +118,25 @@ export function MePage() {
               </table>
             </div>
           ) : null}
-          {u.by_model.length === 0 ? (
-            <p className="muted">
-              No usage this month yet. <Link to="/chat">Start a chat</Link>.
-            </p>
-          ) : (
-            <div className="table-wrap" tabIndex={0}>
-              <table className="table" data-testid="my-usage-by-model">
-                <caption>My usage by model, {u.month}</caption>
-                <thead>
-                  <tr>
-                    <th scope="col">Model</th>
-                    <th scope="col">Requests</th>
-                    <th scope="col">Tokens</th>
-                    <th scope="col">Cost</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {u.by_model.map((r) => (
-                    <tr key={r.group ?? '—'}>
-                      <td>{r.group ?? '—'}</td>
-                      <td>{formatNumber(r.requests)}</td>
-                      <td>{formatNumber(r.total_tokens)}</td>
-                      <td>{formatCost(r.cost_micros)}</td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
-          )}
+          <DataTable
+            caption={`My usage by model, ${u.month}`}
+            showCaption
+            rows={u.by_model}
+            rowKey={(r) => r.group ?? '—'}
+            empty={
+              <>
+                No usage this month yet. <Link to="/chat">Start a chat</Link>.
+              </>
+            }
+            initialSort={{ key: 'tokens', desc: true }}
+            testId="my-usage-by-model"
+            columns={[
+              { key: 'model', header: 'Model', cell: (r) => r.group ?? '—', sort: (r) => r.group },
+              { key: 'requests', header: 'Requests', num: true, cell: (r) => formatNumber(r.requests), sort: (r) => r.requests },
+              { key: 'tokens', header: 'Tokens', num: true, cell: (r) => formatNumber(r.total_tokens), sort: (r) => r.total_tokens },
+              { key: 'cost', header: 'Cost', num: true, cell: (r) => formatCost(r.cost_micros), sort: (r) => r.cost_micros },
+            ]}
+          />
           <MyKeys canCreate={u.can_create_keys} selfService={u.self_service_keys} />
         </>
       ) : null}

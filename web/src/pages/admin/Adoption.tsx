@@ -1,6 +1,7 @@
 import { useMemo, useState } from 'react';
 import { api, type AdoptionView } from '../../api.js';
 import { Chart } from '../../components/Chart.js';
+import { DataTable } from '../../components/DataTable.js';
 import { ErrorNote, formatNumber, Spinner } from '../../components/ui.js';
 import { tenantPath, useLoad, useTenantId } from './common.js';
 
@@ -54,31 +55,19 @@ export function Adoption() {
               <Chart title={`Active people per day (${v.timezone})`} x={chart.x} series={chart.series} />
             </div>
           ) : null}
-          <div className="table-wrap" tabIndex={0} role="region" aria-label="Active people per week">
-            <table className="table table-auto">
-              <caption>Active people per week</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Week of</th>
-                  <th scope="col" className="num">
-                    Active people
-                  </th>
-                  <th scope="col" className="num">
-                    Share of members
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {v.weeks.map((w) => (
-                  <tr key={w.week}>
-                    <td>{weekLabel(w.week)}</td>
-                    <td className="num">{formatNumber(w.active_users)}</td>
-                    <td className="num">{pct(w.share)}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <DataTable
+            caption="Active people per week"
+            showCaption
+            rows={v.weeks}
+            rowKey={(w) => w.week}
+            empty="No weeks in this period."
+            initialSort={{ key: 'week' }}
+            columns={[
+              { key: 'week', header: 'Week of', cell: (w) => weekLabel(w.week), sort: (w) => w.week },
+              { key: 'active', header: 'Active people', num: true, cell: (w) => formatNumber(w.active_users), sort: (w) => w.active_users },
+              { key: 'share', header: 'Share of members', num: true, cell: (w) => pct(w.share), sort: (w) => w.share },
+            ]}
+          />
           <p className="muted small">A person counts as active on a day when they made at least one AI call (chat or their own API keys). Days and weeks follow the organisation's time zone.</p>
         </>
       ) : null}

@@ -1,5 +1,6 @@
 import { useState } from 'react';
 import { api, type ListPage } from '../../api.js';
+import { type Column, DataTable } from '../../components/DataTable.js';
 import { ErrorNote, formatTime, Note, PageTitle, Spinner } from '../../components/ui.js';
 import { useSession } from '../../session.js';
 import { tenantPath, useLoad, useTenantId } from './common.js';
@@ -17,6 +18,8 @@ interface AuditEvent {
   ip: string | null;
   hash: string;
 }
+/** The API's page size: newest first, a cursor (the last seq) to the next page. */
+const PAGE = 50;
 type Verification = { ok: true; checked: number; head?: { seq: number } | null } | { ok: false; checked: number; broken?: { seq: number; problem: string } };
 
 export function AuditPage() {
@@ -33,9 +36,12 @@ export function AuditPage() {
   const [verify, setVerify] = useState<Verification | null>(null);
   const [verifying, setVerifying] = useState(false);
   const [verifyError, setVerifyError] = useState<unknown>(null);
+  // The cursors of the pages before this one (empty: the newest page); new filters start over.
+  const [cursors, setCursors] = useState<string[]>([]);
 
   const qs = new URLSearchParams({
-    limit: '100',
+    limit: String(PAGE),
+    ...(cursors.length ? { cursor: cursors.at(-1)! } : {}),
     ...(applied.action ? { action: applied.action } : {}),
     ...(applied.outcome ? { outcome: applied.outcome } : {}),
     ...(applied.actor ? { actor: applied.actor } : {}),
@@ -55,6 +61,25 @@ export function AuditPage() {
   /** A date input (the user's local day) as epoch ms: the start of `from`, the end of `to`. */
   const dayMs = (d: string, end: boolean) => (d ? String(new Date(`${d}T00:00:00`).getTime() + (end ? 86_400_000 - 1 : 0)) : '');
   const list = useLoad(() => api<ListPage<AuditEvent>>(scope === 'platform' ? `/admin/api/audit?${qs}` : tenantPath(tenantId!, `/audit?${qs}`)), [scope, qs, tenantId]);
+
+  const columns: Column<AuditEvent>[] = [
+    { key: 'seq', header: '#', cell: (e) => e.seq },
+    { key: 'at', header: 'Time', cell: (e) => formatTime(e.at) },
+    { key: 'action', header: 'Action', cell: (e) => <code>{e.action}</code> },
+    {
+      key: 'outcome',
+      header: 'Outcome',
+      cell: (e) => (
+        <>
+          <span className={`tag tag-${e.outcome}`}>{e.outcome}</span>
+          {e.reason ? <span className="small muted"> {e.reason}</span> : null}
+        </>
+      ),
+    },
+    { key: 'actor', header: 'Actor', className: 'small break', cell: (e) => who(e.actor) },
+    { key: 'target', header: 'Target', className: 'small break', cell: (e) => (e.target ? `${e.target.type}${e.target.id ? `: ${names.data?.get(e.target.id) ?? e.target.id}` : ''}` : '—') },
+    { key: 'ip', header: 'Address', className: 'small', cell: (e) => e.ip ?? '—' },
+  ];
 
   const runVerify = async () => {
     setVerifying(true);
@@ -102,13 +127,20 @@ export function AuditPage() {
         onSubmit={(e) => {
           e.preventDefault();
           setApplied({ action: action.trim(), outcome, actor, since: dayMs(from, false), until: dayMs(to, true) });
+          setCursors([]);
         }}
         aria-label="Filter audit events"
       >
         {platform ? (
           <label className="field">
             <span>Scope</span>
-            <select value={scope} onChange={(e) => setScope(e.target.value as 'tenant' | 'platform')}>
+            <select
+              value={scope}
+              onChange={(e) => {
+                setScope(e.target.value as 'tenant' | 'platform');
+                setCursors([]);
+              }}
+            >
               <option value="platform">All tenants</option>
               <option value="tenant" disabled={!tenantId}>
                 This organisation
@@ -157,40 +189,19 @@ export function AuditPage() {
       <ErrorNote error={list.error} title="Could not load the audit log." />
       {list.loading && !list.data ? <Spinner /> : null}
       {list.data ? (
-        <div className="table-wrap" tabIndex={0}>
-          <table className="table table-dense">
-            <caption className="sr-only">Audit events, newest first</caption>
-            <thead>
-              <tr>
-                <th scope="col">#</th>
-                <th scope="col">Time</th>
-                <th scope="col">Action</th>
-                <th scope="col">Outcome</th>
-                <th scope="col">Actor</th>
-                <th scope="col">Target</th>
-                <th scope="col">Address</th>
-              </tr>
-            </thead>
-            <tbody>
-              {list.data.data.map((e) => (
-                <tr key={e.id}>
-                  <td>{e.seq}</td>
-                  <td>{formatTime(e.at)}</td>
-                  <td>
-                    <code>{e.action}</code>
-                  </td>
-                  <td>
-                    <span className={`tag tag-${e.outcome}`}>{e.outcome}</span>
-                    {e.reason ? <span className="small muted"> {e.reason}</span> : null}
-                  </td>
-                  <td className="small break">{who(e.actor)}</td>
-                  <td className="small break">{e.target ? `${e.target.type}${e.target.id ? `: ${names.data?.get(e.target.id) ?? e.target.id}` : ''}` : '—'}</td>
-                  <td className="small">{e.ip ?? '—'}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable
+          caption="Audit events, newest first"
+          rows={list.data.data}
+          columns={columns}
+          rowKey={(e) => e.id}
+          empty={Object.values(applied).some(Boolean) ? 'No audit events match these filters.' : 'No audit events yet.'}
+          dense
+          server={{
+            offset: cursors.length * PAGE,
+            hasMore: list.data.next_cursor !== null,
+            onPage: (to) => setCursors((c) => (to === 'next' ? (list.data?.next_cursor ? [...c, list.data.next_cursor] : c) : c.slice(0, -1))),
+          }}
+        />
       ) : null}
     </section>
   );

@@ -1,5 +1,6 @@
 import { useState, type FormEvent } from 'react';
 import { api, type ListPage } from '../../api.js';
+import { DataTable } from '../../components/DataTable.js';
 import { ErrorNote, Note, PageTitle, Spinner } from '../../components/ui.js';
 import { useSession } from '../../session.js';
 import { tenantPath, useAction, useLoad, useTenantId, ActionStatus } from './common.js';
@@ -82,53 +83,46 @@ function TenantQuotas() {
           </div>
 
           <h2>Limits for members and API keys</h2>
-          {d.limits.overrides.length === 0 ? (
-            <p className="muted">No member or key has its own limits; the organisation's plan applies to all.</p>
-          ) : (
-            <div className="table-wrap" tabIndex={0}>
-              <table className="table">
-                <caption className="sr-only">Limits set for members and API keys</caption>
-                <thead>
-                  <tr>
-                    <th scope="col">For</th>
-                    <th scope="col">Limits</th>
-                    <th scope="col">
-                      <span className="sr-only">Actions</span>
-                    </th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {d.limits.overrides.map((o) => (
-                    <tr key={`${o.subject_type}:${o.subject_id}`}>
-                      <td>
-                        <span className="tag">{o.subject_type === 'user' ? 'member' : 'key'}</span> {nameOf(o.subject_type, o.subject_id)}
-                      </td>
-                      <td className="small">{limitText(o.limits)}</td>
-                      <td>
-                        <span className="button-row nowrap">
-                          <button
-                            type="button"
-                            className="btn btn-small"
-                            onClick={() => {
-                              setType(o.subject_type);
-                              setSubject(o.subject_id);
-                              setForm(toForm(o.limits));
-                            }}
-                            aria-label={`Edit limits for ${nameOf(o.subject_type, o.subject_id)}`}
-                          >
-                            Edit
-                          </button>
-                          <button type="button" className="btn btn-small btn-ghost" disabled={!!act.busy} onClick={() => void remove(o.subject_type, o.subject_id)} aria-label={`Remove limits for ${nameOf(o.subject_type, o.subject_id)}`}>
-                            Remove
-                          </button>
-                        </span>
-                      </td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
-          )}
+          <DataTable
+            caption="Limits set for members and API keys"
+            rows={d.limits.overrides}
+            rowKey={(o) => `${o.subject_type}:${o.subject_id}`}
+            search={(o) => nameOf(o.subject_type, o.subject_id)}
+            empty="No member or key has its own limits; the organisation's plan applies to all."
+            initialSort={{ key: 'for' }}
+            columns={[
+              {
+                key: 'for',
+                header: 'For',
+                sort: (o) => nameOf(o.subject_type, o.subject_id),
+                cell: (o) => (
+                  <>
+                    <span className="tag">{o.subject_type === 'user' ? 'member' : 'key'}</span> {nameOf(o.subject_type, o.subject_id)}
+                  </>
+                ),
+              },
+              { key: 'limits', header: 'Limits', className: 'small', cell: (o) => limitText(o.limits) },
+            ]}
+            actions={(o) => (
+              <span className="button-row nowrap">
+                <button
+                  type="button"
+                  className="btn btn-small"
+                  onClick={() => {
+                    setType(o.subject_type);
+                    setSubject(o.subject_id);
+                    setForm(toForm(o.limits));
+                  }}
+                  aria-label={`Edit limits for ${nameOf(o.subject_type, o.subject_id)}`}
+                >
+                  Edit
+                </button>
+                <button type="button" className="btn btn-small btn-ghost" disabled={!!act.busy} onClick={() => void remove(o.subject_type, o.subject_id)} aria-label={`Remove limits for ${nameOf(o.subject_type, o.subject_id)}`}>
+                  Remove
+                </button>
+              </span>
+            )}
+          />
 
           <form className="form card" onSubmit={save} aria-label="Set limits for a member or key">
             <div className="form-row">

@@ -1,4 +1,5 @@
 import { api, type ListPage } from '../../api.js';
+import { DataTable } from '../../components/DataTable.js';
 import { OrgSwitcher } from '../../components/OrgSwitcher.js';
 import { ErrorNote, formatCost, formatNumber, PageTitle, Spinner } from '../../components/ui.js';
 import { Link } from '../../router.js';
@@ -95,39 +96,30 @@ export function PlatformHome() {
             </div>
           </div>
           <h2>Organisations</h2>
-          <div className="table-wrap" tabIndex={0}>
-            <table className="table">
-              <caption className="sr-only">Organisations and their usage this month</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Organisation</th>
-                  <th scope="col">Status</th>
-                  <th scope="col">Plan</th>
-                  <th scope="col" className="num">
-                    Tokens
-                  </th>
-                  <th scope="col" className="num">
-                    Cost
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {d.usage.map(({ tenant: t, total }) => (
-                  <tr key={t.id}>
-                    <td>
-                      {t.name || t.slug} <span className="muted small">({t.slug})</span>
-                    </td>
-                    <td>
-                      <span className={`tag tag-${t.status}`}>{t.status}</span>
-                    </td>
-                    <td>{t.plan ?? '—'}</td>
-                    <td className="num">{formatNumber(total?.total_tokens)}</td>
-                    <td className="num">{formatCost(total?.cost_micros)}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <DataTable
+            caption="Organisations and their usage this month"
+            rows={d.usage}
+            rowKey={(u) => u.tenant.id}
+            search={({ tenant: t }) => `${t.name} ${t.slug} ${t.plan ?? ''}`}
+            empty="No organisations yet."
+            initialSort={{ key: 'tokens', desc: true }}
+            columns={[
+              {
+                key: 'org',
+                header: 'Organisation',
+                sort: ({ tenant: t }) => t.name || t.slug,
+                cell: ({ tenant: t }) => (
+                  <>
+                    {t.name || t.slug} <span className="muted small">({t.slug})</span>
+                  </>
+                ),
+              },
+              { key: 'status', header: 'Status', sort: ({ tenant: t }) => t.status, cell: ({ tenant: t }) => <span className={`tag tag-${t.status}`}>{t.status}</span> },
+              { key: 'plan', header: 'Plan', sort: ({ tenant: t }) => t.plan, cell: ({ tenant: t }) => t.plan ?? '—' },
+              { key: 'tokens', header: 'Tokens', num: true, sort: ({ total }) => total?.total_tokens, cell: ({ total }) => formatNumber(total?.total_tokens) },
+              { key: 'cost', header: 'Cost', num: true, sort: ({ total }) => total?.cost_micros, cell: ({ total }) => formatCost(total?.cost_micros) },
+            ]}
+          />
           {d.tenants.length > USAGE_TENANTS ? <p className="muted small">Usage is summed over the first {USAGE_TENANTS} organisations.</p> : null}
           <p>
             <Link to="/admin/tenants">Manage organisations</Link>

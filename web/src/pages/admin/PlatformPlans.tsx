@@ -1,5 +1,6 @@
 import { useState, type FormEvent } from 'react';
 import { api, type ListPage } from '../../api.js';
+import { DataTable } from '../../components/DataTable.js';
 import { ErrorNote, Spinner } from '../../components/ui.js';
 import { useAction, useLoad, ActionStatus } from './common.js';
 import { type Plan, type Tenant, CAPABILITIES, limitText, type LimitForm, emptyLimits, toForm, fromForm, LimitFields } from './plan-limits.js';
@@ -59,41 +60,35 @@ export function PlatformPlans() {
       {data.loading && !d ? <Spinner /> : null}
       {d ? (
         <>
-          <div className="table-wrap" tabIndex={0}>
-            <table className="table">
-              <caption className="sr-only">Plans</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Plan</th>
-                  <th scope="col">Limits</th>
-                  <th scope="col">Capabilities</th>
-                  <th scope="col">Tenants</th>
-                  <th scope="col">
-                    <span className="sr-only">Actions</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {d.plans.map((p) => (
-                  <tr key={p.name}>
-                    <td>
-                      {p.name}
-                      {p.description ? <div className="small muted">{p.description}</div> : null}
-                    </td>
-                    <td className="small">{limitText(p.limits)}</td>
-                    <td className="small">{p.capabilities.join(', ') || '—'}</td>
-                    <td className="small">{d.tenants.filter((t) => (t.plan ?? 'default') === p.name).map((t) => t.slug).join(', ') || '—'}</td>
-                    <td>
-                      <button type="button" className="btn btn-small" onClick={() => edit(p)} aria-label={`Edit plan ${p.name}`}>
-                        Edit
-                      </button>
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-          {d.plans.length === 0 ? <p className="muted">No plans yet: every tenant has the unlimited default plan.</p> : null}
+          <DataTable
+            caption="Plans"
+            rows={d.plans}
+            rowKey={(p) => p.name}
+            search={(p) => `${p.name} ${p.description ?? ''}`}
+            empty="No plans yet: every tenant has the unlimited default plan."
+            initialSort={{ key: 'plan' }}
+            columns={[
+              {
+                key: 'plan',
+                header: 'Plan',
+                sort: (p) => p.name,
+                cell: (p) => (
+                  <>
+                    {p.name}
+                    {p.description ? <div className="small muted">{p.description}</div> : null}
+                  </>
+                ),
+              },
+              { key: 'limits', header: 'Limits', className: 'small', cell: (p) => limitText(p.limits) },
+              { key: 'capabilities', header: 'Capabilities', className: 'small', cell: (p) => p.capabilities.join(', ') || '—' },
+              { key: 'tenants', header: 'Tenants', className: 'small', cell: (p) => d.tenants.filter((t) => (t.plan ?? 'default') === p.name).map((t) => t.slug).join(', ') || '—' },
+            ]}
+            actions={(p) => (
+              <button type="button" className="btn btn-small" onClick={() => edit(p)} aria-label={`Edit plan ${p.name}`}>
+                Edit
+              </button>
+            )}
+          />
 
           <form className="form card" onSubmit={save} aria-label="Create or edit a plan">
             <div className="form-row">

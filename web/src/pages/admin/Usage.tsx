@@ -1,6 +1,7 @@
 import { useMemo, useState } from 'react';
 import { api, type ListPage } from '../../api.js';
 import { Chart } from '../../components/Chart.js';
+import { type Column, DataTable } from '../../components/DataTable.js';
 import { ErrorNote, formatCost, formatNumber, PageTitle, Spinner } from '../../components/ui.js';
 import { dailySeries, type UsageRow } from '../../lib/usage.js';
 import { Adoption } from './Adoption.js';
@@ -16,7 +17,6 @@ interface Report {
 }
 type By = 'user' | 'key' | 'model' | 'provider' | 'boundary' | 'day';
 const BY_LABEL: Record<By, string> = { user: 'Member', key: 'API key', model: 'Model', provider: 'Provider', boundary: 'Data boundary', day: 'Day' };
-type SortKey = 'group' | 'requests' | 'total_tokens' | 'cost_micros';
 
 /**
  * Usage analytics: spend and tokens by member, key, model, provider, boundary or day for a
@@ -33,7 +33,6 @@ export function UsagePage() {
   const [key, setKey] = useState('');
   const [model, setModel] = useState('');
   const [modelDraft, setModelDraft] = useState('');
-  const [sort, setSort] = useState<{ key: SortKey; desc: boolean }>({ key: 'total_tokens', desc: true });
   const filter = new URLSearchParams({ ...(month ? { month } : {}), ...(user ? { user } : {}), ...(key ? { key } : {}), ...(model ? { model } : {}) });
   const qs = filter.toString();
 
@@ -60,12 +59,6 @@ export function UsagePage() {
     return g;
   };
   const total = report.data?.total.total_tokens ?? 0;
-  const rows = useMemo(() => {
-    const r = [...(report.data?.rows ?? [])];
-    const val = (x: UsageRow) => (sort.key === 'group' ? nameOf(x.group).toLowerCase() : x[sort.key]);
-    r.sort((a, b) => (val(a) < val(b) ? -1 : val(a) > val(b) ? 1 : 0) * (sort.desc ? -1 : 1));
-    return r;
-  }, [report.data, sort, names.data]);
   const series = useMemo(() => (daily.data ? dailySeries(daily.data.month, daily.data.rows) : null), [daily.data]);
   const charts = useMemo(
     () =>
@@ -78,14 +71,24 @@ export function UsagePage() {
     [series],
   );
 
-  const th = (k: SortKey, label: string, num = false) => (
-    <th scope="col" className={num ? 'num' : undefined} aria-sort={sort.key === k ? (sort.desc ? 'descending' : 'ascending') : 'none'}>
-      <button type="button" className="sort" onClick={() => setSort({ key: k, desc: sort.key === k ? !sort.desc : k !== 'group' })}>
-        {label}
-        <span aria-hidden="true">{sort.key === k ? (sort.desc ? ' ▼' : ' ▲') : ''}</span>
-      </button>
-    </th>
-  );
+  const columns: Column<UsageRow>[] = [
+    { key: 'group', header: BY_LABEL[by], className: 'break', cell: (r) => nameOf(r.group), sort: (r) => nameOf(r.group) },
+    {
+      key: 'requests',
+      header: 'Requests',
+      num: true,
+      sort: (r) => r.requests,
+      cell: (r) => (
+        <>
+          {formatNumber(r.requests)}
+          {r.errors ? <span className="muted small"> ({r.errors} failed)</span> : null}
+        </>
+      ),
+    },
+    { key: 'tokens', header: 'Tokens', num: true, sort: (r) => r.total_tokens, cell: (r) => formatNumber(r.total_tokens) },
+    { key: 'share', header: 'Share', num: true, cell: (r) => (total ? `${Math.round((r.total_tokens / total) * 100)}%` : '—') },
+    { key: 'cost', header: 'Cost', num: true, sort: (r) => r.cost_micros, cell: (r) => formatCost(r.cost_micros) },
+  ];
 
   return (
     <section className="page">
@@ -159,40 +162,16 @@ export function UsagePage() {
               </div>
             </div>
           ) : null}
-          {rows.length === 0 ? (
-            <p className="muted">No usage for this selection.</p>
-          ) : (
-            <div className="table-wrap" tabIndex={0}>
-              <table className="table" data-testid="usage-table">
-                <caption className="sr-only">Usage by {BY_LABEL[by].toLowerCase()}</caption>
-                <thead>
-                  <tr>
-                    {th('group', BY_LABEL[by])}
-                    {th('requests', 'Requests', true)}
-                    {th('total_tokens', 'Tokens', true)}
-                    <th scope="col" className="num">
-                      Share
-                    </th>
-                    {th('cost_micros', 'Cost', true)}
-                  </tr>
-                </thead>
-                <tbody>
-                  {rows.map((r) => (
-                    <tr key={r.group ?? 'none'}>
-                      <td className="break">{nameOf(r.group)}</td>
-                      <td className="num">
-                        {formatNumber(r.requests)}
-                        {r.errors ? <span className="muted small"> ({r.errors} failed)</span> : null}
-                      </td>
-                      <td className="num">{formatNumber(r.total_tokens)}</td>
-                      <td className="num">{total ? `${Math.round((r.total_tokens / total) * 100)}%` : '—'}</td>
-                      <td className="num">{formatCost(r.cost_micros)}</td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
-          )}
+          <DataTable
+            caption={`Usage by ${BY_LABEL[by].toLowerCase()}`}
+            rows={report.data.rows}
+            columns={columns}
+            rowKey={(r) => r.group ?? 'none'}
+            search={(r) => nameOf(r.group)}
+            empty="No usage for this selection."
+            initialSort={{ key: 'tokens', desc: true }}
+            testId="usage-table"
+          />
         </>
       ) : null}
       <Adoption />
