@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { build } from 'esbuild';
 import { inject } from 'vitest';
@@ -16,8 +16,11 @@ import { PACKAGE_ROOT } from '../../server/paths.js';
 const SOURCE_DIRS = ['server', 'cli', 'license', 'installer', 'test/fixtures'];
 /** Under node_modules (ignored by git and Biome) and inside the package, so bare imports resolve. */
 const CACHE = path.join(PACKAGE_ROOT, 'node_modules', '.cache', 'enclave-test-build');
-/** Builds of earlier source states are removed once this old (a run still using one is long over). */
-const KEEP_MS = 6 * 3600_000;
+/**
+ * Builds of earlier source states are removed once this old (a run still using one is long
+ * over). In a checkout several people edit, a build is made every few minutes (≈5 MB each).
+ */
+const KEEP_MS = 3600_000;
 
 function sources(): string[] {
   const walk = (dir: string): string[] =>
@@ -30,7 +33,7 @@ function sources(): string[] {
 }
 
 /**
- * Compiles the sources into a directory named by their paths, sizes and mtimes (and the
+ * Compiles the sources into a directory named by a hash of their paths and contents (and the
  * tsconfig esbuild reads), unless a complete build of that state exists; returns it. Several
  * test runs may start at once in one checkout: each builds into a private directory and
  * renames it into place, so no run ever sees a half-written build.
@@ -39,8 +42,8 @@ export async function ensureCompiled(): Promise<string> {
   const files = sources();
   const key = createHash('sha256');
   for (const f of [...files, path.join(PACKAGE_ROOT, 'tsconfig.json')]) {
-    const st = statSync(f);
-    key.update(`${path.relative(PACKAGE_ROOT, f)}\0${st.size}\0${st.mtimeMs}\n`);
+    key.update(`${path.relative(PACKAGE_ROOT, f)}\0`);
+    key.update(readFileSync(f)); // contents, not mtimes: a touch or checkout alone builds nothing new
   }
   const dir = path.join(CACHE, key.digest('hex').slice(0, 16));
   if (existsSync(path.join(dir, '.complete'))) {
