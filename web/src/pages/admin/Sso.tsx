@@ -1,5 +1,6 @@
 import { useState, type FormEvent } from 'react';
 import { api } from '../../api.js';
+import { DataTable } from '../../components/DataTable.js';
 import { ErrorNote, PageTitle, Spinner } from '../../components/ui.js';
 import { useSession } from '../../session.js';
 import { tenantPath, useAction, useLoad, useTenantId, ActionStatus } from './common.js';
@@ -57,49 +58,41 @@ export function SsoPage() {
       <ErrorNote error={list.error} title="Could not load the sign-in providers." />
       {list.loading && !list.data ? <Spinner /> : null}
       {list.data ? (
-        list.data.length === 0 ? (
-          <p className="muted">No provider yet. Add your organisation's OpenID Connect provider (Keycloak, Entra ID, Okta, Google…) below.</p>
-        ) : (
-          <div className="table-wrap" tabIndex={0}>
-            <table className="table">
-              <caption className="sr-only">Sign-in providers</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Name</th>
-                  <th scope="col">Issuer</th>
-                  <th scope="col">Status</th>
-                  <th scope="col">Mapping rules</th>
-                  <th scope="col">
-                    <span className="sr-only">Actions</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {list.data.map((i) => (
-                  <tr key={i.id} className={selected === i.id ? 'selected' : undefined}>
-                    <td>{i.name}</td>
-                    <td className="small break">{i.issuer}</td>
-                    <td>
-                      <span className={`tag ${i.enabled ? 'tag-active' : ''}`}>{i.enabled ? 'enabled' : 'disabled'}</span>
-                      {i.enforce_sso ? <span className="tag">SSO only</span> : null}
-                    </td>
-                    <td>{i.mapping.length}</td>
-                    <td>
-                      <span className="button-row nowrap">
-                        <button type="button" className="btn btn-small" aria-pressed={selected === i.id} onClick={() => setSelected(selected === i.id ? null : i.id)} aria-label={`Claims & mapping of ${i.name}`}>
-                          Claims & mapping
-                        </button>
-                        <button type="button" className="btn btn-small btn-ghost" disabled={!!act.busy} onClick={() => void remove(i)} aria-label={`Delete ${i.name}`}>
-                          Delete
-                        </button>
-                      </span>
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-        )
+        <DataTable
+          caption="Sign-in providers"
+          rows={list.data}
+          rowKey={(i) => i.id}
+          search={(i) => `${i.name} ${i.issuer}`}
+          empty="No provider yet. Add your organisation's OpenID Connect provider (Keycloak, Entra ID, Okta, Google…) below."
+          initialSort={{ key: 'name' }}
+          rowClassName={(i) => (selected === i.id ? 'selected' : undefined)}
+          columns={[
+            { key: 'name', header: 'Name', cell: (i) => i.name, sort: (i) => i.name },
+            { key: 'issuer', header: 'Issuer', className: 'small break', cell: (i) => i.issuer, sort: (i) => i.issuer },
+            {
+              key: 'status',
+              header: 'Status',
+              sort: (i) => (i.enabled ? 0 : 1),
+              cell: (i) => (
+                <>
+                  <span className={`tag ${i.enabled ? 'tag-active' : ''}`}>{i.enabled ? 'enabled' : 'disabled'}</span>
+                  {i.enforce_sso ? <span className="tag">SSO only</span> : null}
+                </>
+              ),
+            },
+            { key: 'rules', header: 'Mapping rules', num: true, cell: (i) => i.mapping.length, sort: (i) => i.mapping.length },
+          ]}
+          actions={(i) => (
+            <span className="button-row nowrap">
+              <button type="button" className="btn btn-small" aria-pressed={selected === i.id} onClick={() => setSelected(selected === i.id ? null : i.id)} aria-label={`Claims & mapping of ${i.name}`}>
+                Claims & mapping
+              </button>
+              <button type="button" className="btn btn-small btn-ghost" disabled={!!act.busy} onClick={() => void remove(i)} aria-label={`Delete ${i.name}`}>
+                Delete
+              </button>
+            </span>
+          )}
+        />
       ) : null}
       <ActionStatus act={act} />
       {current && tenantId ? <IdpDetail key={current.id} idp={current} tenantId={tenantId} onSaved={() => void list.reload()} /> : null}
