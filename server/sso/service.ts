@@ -42,7 +42,7 @@ import {
 } from './mapping.js';
 import { assertionRefusal, emailLinkAllowed } from './authority.js';
 import { classifyOidcError, CLOCK_TOLERANCE_S, OidcClients, SsoError, type IdpEndpoint } from './oidc.js';
-import { idpParts, parseSettings, samlView, type SamlIdpInput, type SamlIdpPatch, type SamlSettings } from './saml/settings.js';
+import { idpParts, parseSettings, samlIdpPatch, samlView, type SamlIdpInput, type SamlIdpPatch, type SamlSettings } from './saml/settings.js';
 
 /** Paths on the public URL (the bundled realm registers these: installer/realm.ts OIDC_PATHS). */
 export const OIDC_PATHS = { callback: '/auth/oidc/callback', backchannelLogout: '/auth/oidc/backchannel-logout', postLogout: '/' } as const;
@@ -897,7 +897,9 @@ export class SsoService {
     this.requireWrite(ctx, id);
     const before = this.repo.idp(ctx, id);
     if (!before) throw this.hidden(ctx, id, 'sso.idp.update');
-    if (before.protocol === 'saml' || 'protocol' in input) return this.updateSamlIdp(ctx, before, input as SamlIdpPatch);
+    // A SAML row takes only SAML fields (an OIDC-only field is a 400, never silently dropped).
+    if (before.protocol === 'saml') return this.updateSamlIdp(ctx, before, parseInput(samlIdpPatch, input));
+    if ('protocol' in input) return this.updateSamlIdp(ctx, before, input as SamlIdpPatch);
     const patch = input as Partial<IdpInput>;
     this.validate(patch);
     const set: Partial<SsoIdpRow> = { updatedAt: this.d.clock.now() };

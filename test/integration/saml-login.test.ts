@@ -1,9 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { unrestricted } from '../../server/access/entitlements.js';
+import { SsoService } from '../../server/sso/service.js';
 import { Browser } from '../fakes/oidc-browser.js';
 import { startSsoApp, type SsoApp } from '../fakes/oidc-app.js';
 import { b64, idpMetadataXml, makeSamlKey, readAuthnRequest, signedResponse, type SamlKey } from '../fakes/saml-idp.js';
 import { sessionOf } from '../helpers/sso.js';
-import { call, login as localLogin, seedTenant, type Session } from '../helpers/identity.js';
+import { call, login as localLogin, seedTenant, sys, type Session } from '../helpers/identity.js';
 
 /**
  * SAML 2.0 SP-initiated login against the test IdP (issue 24): the IdP added from its
@@ -107,6 +109,49 @@ describe('SAML login (issue 24)', { shuffle: false }, () => {
     expect(r2.status, JSON.stringify(r2)).toBe(303);
     // No group attribute this time: the default role (a removed group demotes).
     expect(app.services.identity.sessions.memberships(u.id)[0]!.role).toBe('member');
+  });
+
+  it('PATCH: certificate rollover (old and new side by side), a bad certificate is a 400 that changes nothing, the protocol never changes', async () => {
+    const next = makeSamlKey('Next');
+    const path = `/admin/api/tenants/${a.tenant.id}/sso/idps/${idpId}`;
+    const ok = await call(app.url, path, { method: 'PATCH', session: ownerA, body: { certificates: [key.certPem, next.certB64] } });
+    expect(ok.status, JSON.stringify(ok.body)).toBe(200);
+    expect(ok.body.saml.certificates).toHaveLength(2);
+    const bad = await call(app.url, path, { method: 'PATCH', session: ownerA, body: { certificates: ['not a certificate'] } });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.code).toBe('invalid_certificate');
+    const oidc = await call(app.url, path, { method: 'PATCH', session: ownerA, body: { issuer: 'https://op.example', client_id: 'x' } });
+    expect(oidc.status).toBe(400);
+    const after = await call(app.url, path, { session: ownerA });
+    expect(after.body.saml.certificates).toHaveLength(2);
+    expect(after.body.issuer).toBe(ENTITY);
+    // A response signed with the new key signs in.
+    const br = new Browser();
+    const start = await begin(br, idpId);
+    expect((await post(br, start.acs, signedResponse(next, { issuer: ENTITY, nameId: 'alice@a.test', start }))).status).toBe(303);
+  });
+
+  it('the licence capability sso.saml gates creating a SAML IdP (refused and audited)', async () => {
+    const s = app.services;
+    const gated = new SsoService({
+      config: s.config,
+      log: s.log,
+      clock: s.clock,
+      db: s.db,
+      data: s.data,
+      secrets: s.secrets,
+      settings: s.settings,
+      redis: s.redis,
+      metrics: s.metrics,
+      identity: s.identity,
+      entitlements: () => ({ ...unrestricted, hasFeature: (f: string) => f !== 'sso.saml' }),
+    });
+    const ctx = s.identity.tenants.scopeTo(sys(s), a.tenant.id);
+    expect(() =>
+      gated.createIdp(ctx, { protocol: 'saml', name: 'x', idp_entity_id: 'urn:x', sso_url: 'https://idp.example/sso', certificates: [key.certPem] }),
+    ).toThrow(expect.objectContaining({ code: 'license_feature_missing' }));
+    const e = s.identity.audit.list({ action: 'sso.idp.create', outcome: 'denied', limit: 1 })[0]!;
+    expect(e.reason).toBe('license_feature');
   });
 
   it('the OIDC login route does not start a SAML IdP', async () => {
