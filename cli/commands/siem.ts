@@ -8,7 +8,7 @@ import { sendTo } from '../../server/siem/forwarder.js';
 import { SiemSinks, SINK_KINDS, type SinkKind } from '../../server/siem/sinks.js';
 import { cliConfig } from '../config.js';
 import { CliError, printJson, printTable } from '../output.js';
-import { withIdentity, type CliIdentity } from './admin.js';
+import { readStdin, withIdentity, type CliIdentity } from './admin.js';
 
 /**
  * `enclave siem sinks add|list|remove|enable|disable|test`: where the audit log is streamed
@@ -34,13 +34,14 @@ interface AddOpts {
   serverName?: string;
   hostname?: string;
   url?: string;
+  tokenStdin?: boolean;
   from?: string;
   json?: boolean;
 }
 
 function configOf(o: AddOpts): Record<string, unknown> {
-  if (o.kind === 'webhook') {
-    if (!o.url) throw new CliError('a webhook sink needs --url https://…', 2);
+  if (o.kind === 'webhook' || o.kind === 'otlp') {
+    if (!o.url) throw new CliError(`a ${o.kind} sink needs --url https://…`, 2);
     for (const k of ['host', 'port', 'caFile', 'certFile', 'keyFile', 'serverName', 'hostname'] as const) if (o[k] !== undefined) throw new CliError(`--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} is for syslog sinks`, 2);
     return { url: o.url };
   }
@@ -74,14 +75,17 @@ export function registerSiem(program: Command): void {
     .option('--key-file <pem>', 'syslog: client key (mutual TLS)')
     .option('--server-name <name>', "syslog: name in the receiver's certificate when it is not --host")
     .option('--hostname <name>', 'syslog: HOSTNAME field of the messages (default: this host)')
-    .option('--url <url>', 'webhook: https:// URL the batches are POSTed to')
+    .option('--url <url>', 'webhook: https:// URL the batches are POSTed to; otlp: the collector\'s OTLP/HTTP logs URL (…/v1/logs)')
+    .option('--token-stdin', 'otlp: read a bearer token for the collector from standard input (stored encrypted)')
     .option('--from <where>', 'start: the whole audit log (default); now: only entries from now on', 'start')
     .option('--json', 'print JSON (a webhook secret in `secret`)')
     .action((o: AddOpts) =>
-      withSinks((s, c) => {
+      withSinks(async (s, c) => {
         if (!(SINK_KINDS as readonly string[]).includes(o.kind)) throw new CliError(`--kind must be ${SINK_KINDS.join(' or ')}`, 2);
         if (o.from !== 'start' && o.from !== 'now') throw new CliError('--from must be start or now', 2);
-        const r = s.add(c.ctx, { name: o.name, kind: o.kind as SinkKind, config: configOf(o), from: o.from });
+        if (o.tokenStdin && o.kind !== 'otlp') throw new CliError('--token-stdin is for otlp sinks', 2);
+        const token = o.tokenStdin ? await readStdin() : undefined;
+        const r = s.add(c.ctx, { name: o.name, kind: o.kind as SinkKind, config: configOf(o), from: o.from, ...(token !== undefined ? { token } : {}) });
         if (o.json) return printJson({ ...r.sink, ...(r.secret ? { secret: r.secret } : {}) });
         process.stdout.write(`added SIEM sink ${r.sink.name} (${r.sink.id}), ${r.sink.backlog} audit entries to deliver\n`);
         if (r.secret) process.stdout.write(`signing secret (X-Enclave-Signature, HMAC-SHA256), shown only this once:\n${r.secret}\n`);

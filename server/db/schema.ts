@@ -938,15 +938,15 @@ export const scimGroupMembers = sqliteTable(
 // ---------------------------------------------------------------------------
 
 /**
- * A SIEM sink (platform-wide): syslog RFC 5424 over TLS, or an HTTPS webhook. The audit log is
+ * A SIEM sink (platform-wide): syslog RFC 5424 over TLS, an HTTPS webhook, or OTLP/HTTP logs. The audit log is
  * the outbox: `cursor_seq` is the last audit seq the sink acknowledged (server/siem/forwarder.ts).
- * `config` is JSON without secrets; `secret` (webhook HMAC key) is a SecretBox ciphertext
+ * `config` is JSON without secrets; `secret` (webhook HMAC key, OTLP bearer token) is a SecretBox ciphertext
  * (AAD `siem_sinks.secret:<id>`).
  */
 export const siemSinks = sqliteTable('siem_sinks', {
   id: text('id').primaryKey(),
   name: text('name').notNull().unique(),
-  kind: text('kind', { enum: ['syslog', 'webhook'] }).notNull(),
+  kind: text('kind', { enum: ['syslog', 'webhook', 'otlp'] }).notNull(),
   config: text('config').notNull().default('{}'),
   secret: text('secret'),
   enabled: integer('enabled', { mode: 'boolean' }).notNull().default(true),

@@ -128,3 +128,74 @@ export async function sendWebhook(
   }
   if (status < 200 || status >= 300) throw new Error(`webhook_rejected: the receiver answered HTTP ${status}`);
 }
+
+const attr = (key: string, v: string | number | null): { key: string; value: Record<string, string> } | undefined =>
+  v === null ? undefined : { key, value: typeof v === 'number' ? { intValue: String(v) } : { stringValue: v } };
+
+/**
+ * OTLP/HTTP logs, JSON encoding (the OpenTelemetry protocol's `ExportLogsServiceRequest`): one
+ * log record per audit entry, body = the event JSON, attributes `enclave.audit.*` (seq, id,
+ * hash, prev_hash, action, outcome, tenant), severity INFO (WARN for denied). Times are
+ * nanoseconds as decimal strings (OTLP JSON's int64 encoding). A 2xx answer acknowledges the
+ * batch; records a collector rejects as malformed (partialSuccess) are not sent again — they
+ * would be rejected again — and are logged by the caller.
+ */
+export function otlpLogsBody(events: readonly SiemEvent[]): string {
+  return JSON.stringify({
+    resourceLogs: [
+      {
+        resource: { attributes: [{ key: 'service.name', value: { stringValue: 'enclave' } }] },
+        scopeLogs: [
+          {
+            scope: { name: 'enclave.audit' },
+            logRecords: events.map((e) => ({
+              timeUnixNano: `${e.at}000000`,
+              severityNumber: e.outcome === 'denied' ? 13 : 9,
+              severityText: e.outcome === 'denied' ? 'WARN' : 'INFO',
+              body: { stringValue: JSON.stringify(e) },
+              attributes: [
+                attr('enclave.audit.seq', e.seq),
+                attr('enclave.audit.id', e.id),
+                attr('enclave.audit.hash', e.hash),
+                attr('enclave.audit.prev_hash', e.prev_hash),
+                attr('enclave.audit.action', e.action),
+                attr('enclave.audit.outcome', e.outcome),
+                attr('enclave.tenant.id', e.tenant_ref),
+              ].filter((a) => a !== undefined),
+            })),
+          },
+        ],
+      },
+    ],
+  });
+}
+
+export async function sendOtlp(url: string, token: string | undefined, events: readonly SiemEvent[], egress: EgressPolicy, signal?: AbortSignal): Promise<{ rejected: number }> {
+  const body = otlpLogsBody(events);
+  const timeout = AbortSignal.timeout(DELIVERY_TIMEOUT_MS);
+  let status: number;
+  let text = '';
+  try {
+    const res = await request(url, {
+      method: 'POST',
+      dispatcher: agentFor(egress),
+      signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+      headers: { 'content-type': 'application/json', 'user-agent': 'Enclave-SIEM/1', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body,
+    });
+    status = res.statusCode;
+    if (status >= 200 && status < 300) {
+      const buf = Buffer.from(await res.body.arrayBuffer());
+      text = buf.subarray(0, WEBHOOK_MAX_RESPONSE_BYTES).toString('utf8');
+    } else await res.body.dump({ limit: WEBHOOK_MAX_RESPONSE_BYTES }).catch(() => {});
+  } catch (e) {
+    throw new Error(`otlp_unreachable: ${(e as Error).message}`);
+  }
+  if (status < 200 || status >= 300) throw new Error(`otlp_rejected: the collector answered HTTP ${status}`);
+  try {
+    const r = JSON.parse(text || '{}') as { partialSuccess?: { rejectedLogRecords?: string | number } };
+    return { rejected: Number(r.partialSuccess?.rejectedLogRecords ?? 0) || 0 };
+  } catch {
+    return { rejected: 0 };
+  }
+}

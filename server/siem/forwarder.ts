@@ -6,10 +6,10 @@ import type { Clock } from '../clock.js';
 import type { Db } from '../db/connection.js';
 import { newId } from '../ids.js';
 import type { EgressPolicy } from '../providers/egress.js';
-import { sendSyslog, sendWebhook } from './deliver.js';
+import { sendOtlp, sendSyslog, sendWebhook } from './deliver.js';
 import { toEvent, type SiemEvent } from './event.js';
 import type { SiemMetrics } from './metrics.js';
-import { parseSinkConfig, type SiemSinks, type SinkRow, type SyslogConfig, type WebhookConfig } from './sinks.js';
+import { parseSinkConfig, type OtlpConfig, type SiemSinks, type SinkRow, type SyslogConfig, type WebhookConfig } from './sinks.js';
 
 /**
  * The SIEM forwarder (worker role): the audit log is the outbox. For each enabled sink it reads
@@ -210,9 +210,14 @@ export class SiemForwarder {
 }
 
 /** One delivery to one sink, by kind. */
-export async function sendTo(d: Pick<ForwarderDeps, 'sinks' | 'egress' | 'clock'>, sink: SinkRow, events: readonly SiemEvent[], signal?: AbortSignal): Promise<void> {
+export async function sendTo(d: Pick<ForwarderDeps, 'sinks' | 'egress' | 'clock'> & { log?: Logger }, sink: SinkRow, events: readonly SiemEvent[], signal?: AbortSignal): Promise<void> {
   const config = parseSinkConfig(sink.kind, JSON.parse(sink.config));
   if (sink.kind === 'syslog') return sendSyslog(config as SyslogConfig, events, d.egress, signal);
+  if (sink.kind === 'otlp') {
+    const { rejected } = await sendOtlp((config as OtlpConfig).url, d.sinks.secretOf(sink), events, d.egress, signal);
+    if (rejected) d.log?.warn({ sink: sink.name, rejected, firstSeq: events[0]?.seq }, 'siem: the OTLP collector rejected records as malformed (not sent again)');
+    return;
+  }
   const secret = d.sinks.secretOf(sink);
   if (!secret) throw new Error('webhook_no_secret: the sink has no signing secret (remove and add it again)');
   return sendWebhook(config as WebhookConfig, sink, secret, events, d.egress, d.clock, signal);

@@ -27,7 +27,7 @@ import { refusedBaseUrl, refusedIpHost, type EgressPolicy } from '../providers/e
  * every connection after name resolution.
  */
 export type SinkRow = typeof siemSinks.$inferSelect;
-export const SINK_KINDS = ['syslog', 'webhook'] as const;
+export const SINK_KINDS = ['syslog', 'webhook', 'otlp'] as const;
 export type SinkKind = (typeof SINK_KINDS)[number];
 
 const file = z.string().min(1).max(4096);
@@ -57,6 +57,14 @@ export const webhookConfigSchema = z
   .strict();
 export type WebhookConfig = z.infer<typeof webhookConfigSchema>;
 
+export const otlpConfigSchema = z
+  .object({
+    /** The collector's OTLP/HTTP logs endpoint, e.g. https://otel-collector:4318/v1/logs (JSON encoding). */
+    url: webhookUrlSchema,
+  })
+  .strict();
+export type OtlpConfig = z.infer<typeof otlpConfigSchema>;
+
 export const sinkNameSchema = z
   .string()
   .regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, 'a sink name is 1-63 characters: lower-case letters, digits, "-", "_", "." (it is a metrics label)');
@@ -67,6 +75,8 @@ export interface AddSinkInput {
   readonly config: unknown;
   /** Where delivery starts: `start` = the first audit entry (the whole log), `now` = after the newest. */
   readonly from?: 'start' | 'now';
+  /** otlp: a bearer token the collector requires (stored encrypted, never shown). */
+  readonly token?: string;
 }
 
 /** A sink as the CLI and the admin API show it: never the secret. */
@@ -90,8 +100,8 @@ export type SinkView = {
 const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
 export const secretAadOf = (id: string): string => secretAad('siem_sinks', 'secret', id);
 
-export function parseSinkConfig(kind: SinkKind, raw: unknown): SyslogConfig | WebhookConfig {
-  const r = (kind === 'syslog' ? syslogConfigSchema : webhookConfigSchema).safeParse(raw);
+export function parseSinkConfig(kind: SinkKind, raw: unknown): SyslogConfig | WebhookConfig | OtlpConfig {
+  const r = (kind === 'syslog' ? syslogConfigSchema : kind === 'otlp' ? otlpConfigSchema : webhookConfigSchema).safeParse(raw);
   if (!r.success) {
     const i = r.error.issues[0]!;
     throw new AppError(400, 'invalid_request', `${kind} sink: ${i.path.length ? `${i.path.join('.')}: ` : ''}${i.message}`);
@@ -100,8 +110,8 @@ export function parseSinkConfig(kind: SinkKind, raw: unknown): SyslogConfig | We
 }
 
 /** Why the egress rule refuses this sink's address when it is added (IP literals and localhost), or null. */
-export function refusedTarget(policy: EgressPolicy, kind: SinkKind, config: SyslogConfig | WebhookConfig): string | null {
-  if (kind === 'webhook') return refusedBaseUrl(policy, (config as WebhookConfig).url);
+export function refusedTarget(policy: EgressPolicy, kind: SinkKind, config: SyslogConfig | WebhookConfig | OtlpConfig): string | null {
+  if (kind !== 'syslog') return refusedBaseUrl(policy, (config as WebhookConfig | OtlpConfig).url);
   const host = (config as SyslogConfig).host;
   if (/^localhost\.?$/i.test(host) || /\.localhost\.?$/i.test(host)) return policy.refusal('127.0.0.1');
   return refusedIpHost(policy, host);
@@ -156,7 +166,7 @@ export class SiemSinks {
     return this.rows().map((r) => this.view(r, head));
   }
 
-  /** The webhook's HMAC key in clear (the forwarder), or undefined. */
+  /** The webhook's HMAC key or the OTLP bearer token in clear (the forwarder), or undefined. */
   secretOf(r: SinkRow): string | undefined {
     if (!r.secret || !this.box) return undefined;
     return this.box.decrypt(r.secret, secretAadOf(r.id));
@@ -183,9 +193,11 @@ export class SiemSinks {
     const now = this.clock.now();
     const id = newId('snk', now);
     let secret: string | undefined;
-    if (input.kind === 'webhook') {
-      if (!this.box) throw new AppError(503, 'secrets_unavailable', 'Webhook sinks need the master key (SecretBox) in this process.');
-      secret = newWebhookSecret();
+    if (input.kind === 'webhook' || input.token !== undefined) {
+      if (!this.box) throw new AppError(503, 'secrets_unavailable', 'Sink secrets need the master key (SecretBox) in this process.');
+      if (input.kind !== 'otlp' && input.token !== undefined) throw new AppError(400, 'invalid_request', 'a bearer token is for otlp sinks');
+      if (input.token !== undefined && !/^[\x21-\x7e]{1,4096}$/.test(input.token)) throw new AppError(400, 'invalid_request', 'the token must be 1-4096 printable characters without spaces');
+      secret = input.kind === 'webhook' ? newWebhookSecret() : input.token;
     }
     const cursor = input.from === 'now' ? this.headSeq() : 0;
     this.db
@@ -193,7 +205,8 @@ export class SiemSinks {
       .values({ id, name: name.data, kind: input.kind, config: JSON.stringify(config), secret: secret ? this.box!.encrypt(secret, secretAadOf(id)) : null, enabled: true, cursorSeq: cursor, createdAt: now, updatedAt: now })
       .run();
     this.audit.record(ctx, { action: 'siem.sink.add', tenantId: null, target: { type: 'siem_sink', id }, details: { name: name.data, kind: input.kind, from: input.from ?? 'start', cursor_seq: cursor } });
-    return { sink: this.view(this.get(id)), ...(secret ? { secret } : {}) };
+    // A webhook's signing secret is shown once; an OTLP token is the administrator's own and never echoed.
+    return { sink: this.view(this.get(id)), ...(secret && input.kind === 'webhook' ? { secret } : {}) };
   }
 
   remove(ctx: RequestContext, ref: string): SinkView {

@@ -937,7 +937,7 @@ export const scimGroupMembers = pgTable(
 export const siemSinks = pgTable('siem_sinks', {
   id: text('id').primaryKey(),
   name: text('name').notNull().unique(),
-  kind: text('kind', { enum: ['syslog', 'webhook'] }).notNull(),
+  kind: text('kind', { enum: ['syslog', 'webhook', 'otlp'] }).notNull(),
   config: jsonText('config').notNull().default('{}'),
   secret: text('secret'),
   enabled: boolean('enabled').notNull().default(true),
