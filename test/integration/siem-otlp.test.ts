@@ -5,6 +5,7 @@ import { ChainWalker, type AuditRow } from '../../server/audit/log.js';
 import type { SiemEvent } from '../../server/siem/event.js';
 import type { SiemForwarder } from '../../server/siem/forwarder.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
+import { runCliOk } from '../helpers/cli.js';
 import { seedTenant, sys } from '../helpers/identity.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -65,7 +66,8 @@ const attr = (r: LogRecord, key: string): string | undefined => {
   return v?.stringValue ?? v?.intValue;
 };
 
-describe('OTLP logs sink', { timeout: 60_000 }, () => {
+// The first test's forwarder keeps running and the receiver is shared: later sinks would reach it too, so the order stays.
+describe('OTLP logs sink', { timeout: 60_000, shuffle: false }, () => {
   it('sends every entry as a log record with the bearer token; a 503 is retried and nothing is lost', async () => {
     const added = app.services.siem.sinks.add(sys(app.services), { name: 'otel', kind: 'otlp', config: { url }, token: TOKEN });
     expect(added).not.toHaveProperty('secret'); // the administrator's token is never echoed
@@ -109,5 +111,13 @@ describe('OTLP logs sink', { timeout: 60_000 }, () => {
   it('refuses a token on a sink that is not otlp, and forbidden collector addresses by the egress rule', async () => {
     expect(() => app.services.siem.sinks.add(sys(app.services), { name: 'hook-tok', kind: 'webhook', config: { url }, token: 'x' })).toThrow(/bearer token is for otlp/);
     expect(() => app.services.siem.sinks.add(sys(app.services), { name: 'meta', kind: 'otlp', config: { url: 'http://169.254.169.254/v1/logs' } })).toThrow(/not allowed/);
+  });
+
+  it('the CLI reads the token from standard input, stores it encrypted and never prints it', async () => {
+    const env = { ENCLAVE_DATA_DIR: app.services.config.dataDir, ENCLAVE_MASTER_KEY: app.services.config.masterKey!, ENCLAVE_LOG_LEVEL: 'silent', ENCLAVE_TENANT_PROVIDER_NETWORKS: '127.0.0.0/8' };
+    const r = await runCliOk(['siem', 'sinks', 'add', '--name', 'otel-cli', '--kind', 'otlp', '--url', url, '--token-stdin', '--json'], env, 'token-from-stdin-42\n');
+    expect(r.stdout).not.toContain('token-from-stdin-42');
+    expect(JSON.parse(r.stdout)).toMatchObject({ kind: 'otlp', config: { url } });
+    expect(app.services.siem.sinks.secretOf(app.services.siem.sinks.get('otel-cli'))).toBe('token-from-stdin-42');
   });
 });
