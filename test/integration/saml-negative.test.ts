@@ -278,6 +278,15 @@ describe('SAML negative catalogue (issue 24)', () => {
     await refused(st, `<!DOCTYPE r [<!ENTITY x "y">]>${good(st)}`, 'response_invalid');
   });
 
+  it('30 the same response posted twice at once: exactly one signs in (single-use request, replay cache)', async () => {
+    const st = await begin();
+    const x = good(st);
+    const other = { ...st, br: new Browser() };
+    const results = await Promise.all([post(st, x), post(other, x)]);
+    expect(results.map((r) => r.status).sort()).toEqual([303, 400]);
+    expect(['sso_in_response_to_invalid', 'sso_assertion_replayed']).toContain(results.find((r) => r.status === 400)!.code);
+  });
+
   it('29 no SAMLResponse at all', async () => {
     const st = await begin();
     await refused(st, null, 'response_missing');
