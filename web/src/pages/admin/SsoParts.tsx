@@ -1,5 +1,6 @@
 import { useEffect, useState, type FormEvent } from 'react';
 import { api, type Role } from '../../api.js';
+import { DataTable } from '../../components/DataTable.js';
 import { ErrorNote, Spinner } from '../../components/ui.js';
 import { tenantPath, useAction, useLoad, ActionStatus } from './common.js';
 import { type Rule, type Idp, type LastClaims, type PlatformView, ROLES, ClaimsView } from './sso-common.js';
@@ -56,39 +57,24 @@ export function IdpDetail({ idp, tenantId, onSaved }: { idp: Idp; tenantId: stri
       {claims.data ? <ClaimsView claims={claims.data.last_claims} onMap={(claim, value) => setDraft((d) => ({ ...d, claim, value }))} /> : null}
 
       <h4>Mapping rules (claim value → role in this organisation)</h4>
-      {rules.length === 0 ? (
-        <p className="muted small">No rules: everyone gets the default role ({idp.default_role ?? 'no access'}).</p>
-      ) : (
-        <table className="table table-dense">
-          <caption className="sr-only">Mapping rules of {idp.name}</caption>
-          <thead>
-            <tr>
-              <th scope="col">Claim</th>
-              <th scope="col">Value</th>
-              <th scope="col">Role</th>
-              <th scope="col">
-                <span className="sr-only">Actions</span>
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {rules.map((r) => (
-              <tr key={`${r.claim}:${r.value}`}>
-                <td>{r.claim}</td>
-                <td>
-                  <code>{r.value}</code>
-                </td>
-                <td>{r.role}</td>
-                <td>
-                  <button type="button" className="btn btn-small btn-ghost" disabled={!!act.busy} onClick={() => void save(rules.filter((x) => x !== r))} aria-label={`Remove rule ${r.claim} ${r.value}`}>
-                    Remove
-                  </button>
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
+      {/* The highest role of any matching rule wins, so the order shown is only for reading. */}
+      <DataTable
+        caption={`Mapping rules of ${idp.name}`}
+        rows={rules}
+        rowKey={(r) => `${r.claim}:${r.value}`}
+        empty={`No rules: everyone gets the default role (${idp.default_role ?? 'no access'}).`}
+        dense
+        columns={[
+          { key: 'claim', header: 'Claim', cell: (r) => r.claim, sort: (r) => r.claim },
+          { key: 'value', header: 'Value', cell: (r) => <code>{r.value}</code>, sort: (r) => r.value },
+          { key: 'role', header: 'Role', cell: (r) => r.role, sort: (r) => r.role },
+        ]}
+        actions={(r) => (
+          <button type="button" className="btn btn-small btn-ghost" disabled={!!act.busy} onClick={() => void save(rules.filter((x) => x !== r))} aria-label={`Remove rule ${r.claim} ${r.value}`}>
+            Remove
+          </button>
+        )}
+      />
       <form className="form-row" onSubmit={addRule} aria-label="Add a mapping rule">
         <label className="field">
           <span>Claim</span>
