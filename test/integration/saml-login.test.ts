@@ -154,6 +154,19 @@ describe('SAML login (issue 24)', { shuffle: false }, () => {
     expect(e.reason).toBe('license_feature');
   });
 
+  it('enforce SSO with a SAML IdP: the SAML session acts in the tenant, a password session no longer does', async () => {
+    const on = await call(app.url, `/admin/api/tenants/${a.tenant.id}/sso/idps/${idpId}`, { method: 'PATCH', session: ownerA, body: { enforce_sso: true } });
+    expect(on.status, JSON.stringify(on.body)).toBe(200);
+    const br = new Browser();
+    const start = await begin(br, idpId);
+    const xml = signedResponse(key, { issuer: ENTITY, nameId: 'alice@a.test', start, attributes: { 'http://schemas.xmlsoap.org/claims/Group': ['eng-admins'] } });
+    expect((await post(br, start.acs, xml)).status).toBe(303);
+    expect((await br.request(`${app.url}/admin/api/tenants/${a.tenant.id}/sso/idps`)).status).toBe(200);
+    expect((await call(app.url, `/admin/api/tenants/${a.tenant.id}/sso/idps`, { session: ownerA })).status).toBe(404);
+    app.services.sso.updateIdp(app.services.identity.tenants.scopeTo(sys(app.services), a.tenant.id), idpId, { enforce_sso: false });
+    expect((await call(app.url, `/admin/api/tenants/${a.tenant.id}/sso/idps`, { session: ownerA })).status).toBe(200);
+  });
+
   it('the OIDC login route does not start a SAML IdP', async () => {
     const res = await new Browser().request(`${app.url}/auth/oidc/${idpId}/login`);
     expect(res.status).toBe(404);
