@@ -237,7 +237,7 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  /** Sign-ins by method (local, oidc) and outcome (success or a bounded failure class; server/sso/service.ts LOGIN_OUTCOMES). */
+  /** Sign-ins by method (local, oidc, saml) and outcome (success or a bounded failure class; server/sso/service.ts LOGIN_OUTCOMES). */
   readonly authLogins = new Counter({
     name: 'enclave_auth_logins_total',
     help: 'Sign-in attempts by method and outcome (success or a bounded failure class).',
