@@ -80,7 +80,10 @@ export class SiemForwarder {
   readonly id: string;
   private readonly o: Required<Omit<ForwarderOptions, 'instanceId'>>;
   private readonly held = new Set<string>();
-  private readonly stopCtl = new AbortController();
+  /** Set by stop(): no new pass and no new batch starts. */
+  private readonly stopping = new AbortController();
+  /** Aborts a delivery in flight: only when it outlasts stop()'s grace. */
+  private readonly abortCtl = new AbortController();
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private started = false;
@@ -110,7 +113,7 @@ export class SiemForwarder {
   }
 
   private schedule(ms: number): void {
-    if (this.stopCtl.signal.aborted) return;
+    if (this.stopping.signal.aborted) return;
     this.timer = setTimeout(() => {
       this.running = this.tick()
         .catch((e: unknown) => this.problem(`siem: forwarder pass failed: ${(e as Error).message}`))
@@ -136,7 +139,7 @@ export class SiemForwarder {
     for (const id of [...this.held]) if (!enabled.has(id)) await this.release(id);
     const head = this.d.sinks.headSeq();
     for (const r of rows) {
-      if (this.stopCtl.signal.aborted) return;
+      if (this.stopping.signal.aborted) return;
       if (!r.enabled || r.cursorSeq >= head) continue;
       const due = (r.lastErrorAt ?? 0) + backoffMs(r.failures, this.o.backoffBaseMs, this.o.backoffMaxMs);
       if (r.failures > 0 && this.d.clock.now() < due) continue;
@@ -164,7 +167,7 @@ export class SiemForwarder {
 
   private async deliver(sink: SinkRow): Promise<void> {
     let cursor = sink.cursorSeq;
-    for (let i = 0; i < this.o.batchesPerTick && !this.stopCtl.signal.aborted; i++) {
+    for (let i = 0; i < this.o.batchesPerTick && !this.stopping.signal.aborted; i++) {
       const rows = this.read(cursor);
       if (!rows.length) return;
       const events = rows.map(toEvent);
@@ -196,14 +199,26 @@ export class SiemForwarder {
 
   /** Sends events to the sink (no cursor change): the forwarder's deliveries and `sinks test`. */
   send(sink: SinkRow, events: readonly SiemEvent[]): Promise<void> {
-    return sendTo(this.d, sink, events, this.stopCtl.signal);
+    return sendTo(this.d, sink, events, this.abortCtl.signal);
   }
 
-  /** Stops polling, waits for a delivery in progress, releases the locks. */
-  async stop(): Promise<void> {
-    this.stopCtl.abort();
+  /**
+   * Stops polling, lets a delivery in progress finish and move the cursor (up to `graceMs`; only
+   * then is it aborted), releases the locks. Aborting at once would make the next holder resend
+   * a batch the receiver already had: a graceful handover delivers nothing twice.
+   */
+  async stop(graceMs = 5_000): Promise<void> {
+    this.stopping.abort();
     if (this.timer) clearTimeout(this.timer);
-    await this.running;
+    const inFlight = this.running;
+    if (inFlight) {
+      let grace: NodeJS.Timeout | undefined;
+      const expired = new Promise<boolean>((r) => (grace = setTimeout(() => r(true), graceMs)));
+      const late = await Promise.race([inFlight.then(() => false), expired]);
+      clearTimeout(grace);
+      if (late) this.abortCtl.abort();
+      await inFlight;
+    }
     for (const id of [...this.held]) await this.release(id);
     if (this.started) this.d.log.info({ forwarder: this.id }, 'siem: forwarder stopped');
   }

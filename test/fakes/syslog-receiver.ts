@@ -98,12 +98,26 @@ export class SyslogReceiver {
   private server: Server | undefined;
   private readonly sockets = new Set<Socket>();
   port = 0;
+  /**
+   * While true, a connection the sender has finished is read to its end but not closed from this
+   * side (the server is half-open capable): the sender's batch stays unconfirmed (in flight) until
+   * release() — a slow receiver, for tests of what a forwarder does with a batch in flight.
+   */
+  holdAcks = false;
+  private readonly held: TLSSocket[] = [];
+  private readonly raw = new Set<Socket>();
 
   constructor(private readonly tls: { key: string; cert: string; ca?: string; requestCert?: boolean }) {}
 
   async start(port = this.port): Promise<this> {
-    const server = createServer({ key: this.tls.key, cert: this.tls.cert, ...(this.tls.ca ? { ca: this.tls.ca } : {}), requestCert: this.tls.requestCert ?? false, rejectUnauthorized: this.tls.requestCert ?? false }, (s) => this.accept(s));
+    const server = createServer({ allowHalfOpen: true, key: this.tls.key, cert: this.tls.cert, ...(this.tls.ca ? { ca: this.tls.ca } : {}), requestCert: this.tls.requestCert ?? false, rejectUnauthorized: this.tls.requestCert ?? false }, (s) => this.accept(s));
     server.on('tlsClientError', (e) => this.errors.push(`tls: ${e.message}`));
+    // Every TCP connection, also those whose TLS handshake failed: half-open ones would otherwise
+    // keep server.close() waiting in kill().
+    server.on('connection', (raw: Socket) => {
+      this.raw.add(raw);
+      raw.on('close', () => this.raw.delete(raw));
+    });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, '127.0.0.1', () => resolve());
@@ -130,9 +144,23 @@ export class SyslogReceiver {
     });
     s.on('end', () => {
       if (buf.length) this.errors.push(`connection ended inside a frame (${buf.length} bytes)`);
+      // Closing our side is the confirmation the sender waits for; allowHalfOpen lets us decide when.
+      if (this.holdAcks) this.held.push(s);
+      else s.end();
     });
     s.on('error', () => undefined);
     s.on('close', () => this.sockets.delete(s));
+  }
+
+  /** Connections read to their end and not yet confirmed (see holdAcks). */
+  get heldCount(): number {
+    return this.held.length;
+  }
+
+  /** Confirms the held connections (closes our side) and stops holding. */
+  release(): void {
+    this.holdAcks = false;
+    for (const s of this.held.splice(0)) s.end();
   }
 
   /** The received events (the JSON in each message), in arrival order. */
@@ -145,6 +173,7 @@ export class SyslogReceiver {
     const server = this.server;
     this.server = undefined;
     for (const s of this.sockets) s.destroy();
+    for (const r of this.raw) r.destroy();
     if (server) await new Promise<void>((r) => server.close(() => r()));
   }
 }

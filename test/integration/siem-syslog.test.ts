@@ -218,6 +218,29 @@ describe('syslog over TLS', { timeout: 60_000 }, () => {
     expect(rx.errors).toEqual([]);
   });
 
+  it('a forwarder stopped while a batch is in flight lets it finish: the next holder resends nothing', async () => {
+    const rx = await receiver();
+    const { sink } = app.services.siem.sinks.add(sys(app.services), { name: 'soc-handover', kind: 'syslog', config: { host: '127.0.0.1', port: rx.port, ca_file: caFile }, from: 'now' });
+    const start = sink.cursor_seq;
+    rx.holdAcks = true;
+    const a = forwarder('fwd-inflight');
+    await workload('handover-one');
+    // The batch has reached the receiver, which has not confirmed it yet: it is in flight.
+    await waitFor(() => rx.heldCount, { what: 'a batch read and held unconfirmed', until: (n) => n >= 1 });
+    const stopped = a.stop();
+    rx.release();
+    await stopped;
+    // The held batch was confirmed and counted: the cursor is at the last entry the receiver has.
+    const got = rx.events<SiemEvent>().map((e) => e.seq);
+    expect(got.length).toBeGreaterThan(0);
+    expect(app.services.siem.sinks.get('soc-handover').cursorSeq).toBe(got.at(-1));
+    forwarder('fwd-next');
+    await workload('handover-two');
+    const want = head();
+    await waitFor(() => app.services.siem.sinks.get('soc-handover').cursorSeq, { what: 'the next holder delivering the rest', until: (c) => c === want });
+    expect(rx.events<SiemEvent>().map((e) => e.seq)).toEqual(Array.from({ length: want - start }, (_, i) => start + i + 1));
+  });
+
   it('refuses a receiver certificate the configured CA did not sign (nothing delivered, the cursor stays)', async () => {
     const other = createCa('someone else');
     const rx = await receiver();
