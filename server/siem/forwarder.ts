@@ -211,7 +211,7 @@ export class SiemForwarder {
     this.stopping.abort();
     if (this.timer) clearTimeout(this.timer);
     const inFlight = this.running;
-    if (inFlight) {
+    if (inFlight !== undefined) {
       let grace: NodeJS.Timeout | undefined;
       const expired = new Promise<boolean>((r) => (grace = setTimeout(() => r(true), graceMs)));
       const late = await Promise.race([inFlight.then(() => false), expired]);
