@@ -880,14 +880,7 @@ export class SsoService {
       claimSource: input.claim_source ?? 'id_token',
       rolesPath: input.roles_path ?? null,
       groupsPath: input.groups_path ?? null,
-      mapping: JSON.stringify(input.mapping ?? []),
-      defaultRole: input.default_role ?? null,
-      allowedDomains: JSON.stringify(input.allowed_domains ?? []),
-      jit: input.jit ?? false,
-      enforceSso: input.enforce_sso ?? false,
-      enabled: input.enabled ?? true,
-      createdAt: now,
-      updatedAt: now,
+      ...idpPolicyColumns(input, now),
     });
     this.audit(ctx, { action: 'sso.idp.create', target: { type: 'sso_idp', id }, details: { name: row.name, issuer: row.issuer, enforce_sso: row.enforceSso, jit: row.jit } });
     return row;
@@ -955,14 +948,7 @@ export class SsoService {
       clientSecret: this.d.secrets.encrypt('', secretAad('sso_idps', 'client_secret', id)),
       protocol: 'saml',
       saml: JSON.stringify(settings),
-      mapping: JSON.stringify(input.mapping ?? []),
-      defaultRole: input.default_role ?? null,
-      allowedDomains: JSON.stringify(input.allowed_domains ?? []),
-      jit: input.jit ?? false,
-      enforceSso: input.enforce_sso ?? false,
-      enabled: input.enabled ?? true,
-      createdAt: now,
-      updatedAt: now,
+      ...idpPolicyColumns(input, now),
     });
     this.audit(ctx, { action: 'sso.idp.create', target: { type: 'sso_idp', id }, details: { name: row.name, issuer: row.issuer, protocol: 'saml', enforce_sso: row.enforceSso, jit: row.jit, allow_idp_initiated: settings.allow_idp_initiated } });
     return row;
@@ -1129,3 +1115,17 @@ const MESSAGES: Record<string, string> = {
   not_a_member: 'You are not a member of this organisation; ask its administrator for an invitation.',
   invitation_invalid: 'This invitation does not exist, has expired, or was already used or withdrawn; ask for a new one.',
 };
+
+/** The sign-in policy columns every IdP row has, whatever its protocol (OIDC and SAML create alike). */
+function idpPolicyColumns(input: Pick<IdpInput, 'mapping' | 'default_role' | 'allowed_domains' | 'jit' | 'enforce_sso' | 'enabled'>, now: number) {
+  return {
+    mapping: JSON.stringify(input.mapping ?? []),
+    defaultRole: input.default_role ?? null,
+    allowedDomains: JSON.stringify(input.allowed_domains ?? []),
+    jit: input.jit ?? false,
+    enforceSso: input.enforce_sso ?? false,
+    enabled: input.enabled ?? true,
+    createdAt: now,
+    updatedAt: now,
+  };
+}
