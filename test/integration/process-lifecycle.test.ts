@@ -8,6 +8,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tempDir } from '../helpers/app.js';
 import { startPrivateRedis } from '../helpers/redis.js';
 import path from 'node:path';
+import { pidAlive } from '../../server/ops/pid-alive.js';
 
 const started: ServerProcess[] = [];
 afterEach(() => {
@@ -49,14 +50,6 @@ function halfRequest(port: number): Promise<{ socket: net.Socket; response: Prom
   });
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('process lifecycle', () => {
   it('SIGTERM lets an in-flight request finish, refuses new connections, exits 0', async () => {
@@ -110,10 +103,10 @@ describe('process lifecycle', () => {
     const p = await server({ env: { REDIS_URL: undefined }, role: 'all' });
     const state = JSON.parse(readFileSync(path.join(p.dataDir, 'redis', 'state.json'), 'utf8')) as { pid: number; owner: number };
     expect(state.owner).toBe(p.child.pid);
-    expect(alive(state.pid)).toBe(true);
+    expect(pidAlive(state.pid)).toBe(true);
     p.child.kill('SIGKILL');
     await p.exited();
-    await waitFor(() => alive(state.pid), { until: (up) => !up, what: `redis-server ${state.pid} gone after its owner was killed` });
+    await waitFor(() => pidAlive(state.pid), { until: (up) => !up, what: `redis-server ${state.pid} gone after its owner was killed` });
   });
 
   it('the next start stops a stale embedded redis-server that is ours and whose owner is gone', async () => {
