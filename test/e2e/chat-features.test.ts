@@ -273,7 +273,8 @@ describe('chat features', () => {
     ] as const) {
       await o.page.goto(`${app.url}${path}`);
       await o.page.getByRole('heading', { name: heading }).waitFor();
-      await o.page.locator('.spinner').waitFor({ state: 'detached' });
+      // The usage page shows several panels, each with its own spinner: wait for none, not for "the" one.
+      await expect.poll(() => o.page.locator('.spinner').count(), { timeout: 15_000, message: `${path}: spinners gone` }).toBe(0);
       if (name === 'adoption') await o.page.getByTestId('adoption-summary').scrollIntoViewIfNeeded();
       await fits(o.page, `${path} at 390`);
       await noAxe(o.page, `${path} at 390`);
