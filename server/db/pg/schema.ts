@@ -219,9 +219,14 @@ export const revisions = pgTable('revisions', {
 export const providerDeployments = pgTable('provider_deployments', {
   id: text('id').primaryKey(),
   name: text('name').notNull().unique(),
-  kind: text('kind', { enum: ['ollama', 'openai'] }).notNull(),
+  /** server/providers/kinds.ts PROVIDER_KIND_NAMES (kept literal here: drizzle-kit loads this file alone). */
+  kind: text('kind', { enum: ['ollama', 'openai', 'anthropic', 'azure-openai', 'bedrock', 'vertex', 'gemini'] }).notNull(),
   baseUrl: text('base_url').notNull(),
   apiKey: text('api_key'),
+  /** JSON object: the kind's non-secret settings (server/providers/kinds.ts). */
+  settings: jsonText('settings').notNull().default('{}'),
+  /** SecretBox ciphertext of a JSON object: the kind's secret fields (never returned). */
+  credentials: text('credentials'),
   boundary: text('boundary', { enum: ['local', 'private', 'public'] }).notNull(),
   region: text('region'),
   approved: boolean('approved').notNull().default(true),
