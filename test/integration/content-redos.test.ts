@@ -6,7 +6,8 @@ import { gatewayEnv, type GatewayEnv } from './gateway-env.js';
  * Issue 16 through the running gateway: content rules cannot stall the process (a tenant
  * pattern `(a+)+$` froze it for 32 s for every tenant; "a."×15000 blocked /healthz), and a
  * deeply nested body is refused at the door without counting against the deployment's
- * circuit breaker. Time bounds are ratios to a plain prompt of the same length (best of 3).
+ * circuit breaker. Time bounds are ratios to a plain prompt of the same length, in CPU time
+ * (see cpuRatio).
  */
 let env: GatewayEnv;
 const REDOS = [
@@ -26,29 +27,46 @@ afterAll(async () => {
   await env?.close();
 });
 
-async function chat(content: string): Promise<{ status: number; ms: number; body: any }> {
-  const t = performance.now();
+const PLAIN = 'The quick brown fox jumps over the lazy dog. ';
+const plainOf = (n: number) => PLAIN.repeat(Math.ceil(n / PLAIN.length)).slice(0, n);
+
+async function chat(content: string): Promise<{ status: number; cpuMs: number; body: any }> {
+  const t = process.cpuUsage();
   const r = await fetch(`${env.app.url}/v1/chat/completions`, {
     method: 'POST',
     headers: { authorization: `Bearer ${env.key}`, 'content-type': 'application/json' },
     body: JSON.stringify({ model: 'gpt-fake', messages: [{ role: 'user', content }] }),
   });
   const body = await r.json();
-  return { status: r.status, ms: performance.now() - t, body };
+  const used = process.cpuUsage(t);
+  return { status: r.status, cpuMs: (used.user + used.system) / 1000, body };
 }
 
-async function best(content: string): Promise<number> {
-  let b = Infinity;
-  for (let k = 0; k < 3; k++) {
-    const r = await chat(content);
-    expect(r.status, JSON.stringify(r.body).slice(0, 300)).toBe(200);
-    b = Math.min(b, r.ms);
+/**
+ * How many times the CPU of a call with `text` is that of a call with a plain prompt of the
+ * same length. The promise is about work done (a scan linear in the text), so it is measured
+ * in CPU time, not wall time: the gateway, the client and the fake upstream all run in this
+ * process, and nothing else does, so the process's CPU time over one call is that call's work,
+ * while time spent descheduled on a busy machine is not counted. The two are measured in turn
+ * and the best of each kept, so a busy spell (cache misses, GC) cannot land on one side only.
+ * A backtracking engine costs thousands of times a plain prompt here (the old "a."×15000
+ * e-mail scan: 13,623×; `(a+)+$` on 26 characters: 10 s).
+ */
+async function cpuRatio(text: string, rounds = 5): Promise<number> {
+  const plain = plainOf(text.length);
+  await chat(plain); // warm the path
+  let bestText = Infinity;
+  let bestPlain = Infinity;
+  for (let k = 0; k < rounds; k++) {
+    for (const [content, side] of [[text, 'text'], [plain, 'plain']] as const) {
+      const r = await chat(content);
+      expect(r.status, JSON.stringify(r.body).slice(0, 300)).toBe(200);
+      if (side === 'text') bestText = Math.min(bestText, r.cpuMs);
+      else bestPlain = Math.min(bestPlain, r.cpuMs);
+    }
   }
-  return b;
+  return bestText / bestPlain;
 }
-
-const PLAIN = 'The quick brown fox jumps over the lazy dog. ';
-const plainOf = (n: number) => PLAIN.repeat(Math.ceil(n / PLAIN.length)).slice(0, n);
 
 describe('tenant patterns are compiled with RE2', () => {
   it('the policy API refuses a pattern RE2 cannot compile with a 400 naming the field', async () => {
@@ -75,10 +93,8 @@ describe('pathological prompts take about as long as plain ones', () => {
   };
   for (const [name, text] of Object.entries(catalogue)) {
     it(name, async () => {
-      const plain = plainOf(text.length);
-      await chat(plain); // warm the path
-      const ratio = (await best(text)) / (await best(plain));
-      expect(ratio, `${ratio.toFixed(1)}×`).toBeLessThan(20);
+      const ratio = await cpuRatio(text);
+      expect(ratio, `${ratio.toFixed(1)}× the CPU time of a plain prompt`).toBeLessThan(20);
     });
   }
 
@@ -94,15 +110,20 @@ describe('pathological prompts take about as long as plain ones', () => {
 
   it('/healthz stays responsive while pathological prompts are processed', async () => {
     const slow = [chat('a'.repeat(39_999) + '!'), chat('a.'.repeat(20_000)), chat('a'.repeat(39_999) + '!')];
-    const t = performance.now();
+    const t = process.cpuUsage();
     const h = await fetch(`${env.app.url}/healthz`);
-    const healthMs = performance.now() - t;
+    const used = process.cpuUsage(t);
+    const healthCpuMs = (used.user + used.system) / 1000;
     expect(h.status).toBe(200);
     const results = await Promise.all(slow);
     for (const r of results) expect(r.status).toBe(200);
-    // The process answered /healthz while three 40k-character scans were queued on it: the old
-    // engine took seconds (or forever) on each; a linear scan takes milliseconds.
-    expect(healthMs).toBeLessThan(2_000);
+    // /healthz was sent right behind three 40k-character prompts: a scan that holds the process
+    // (the old engine: seconds of CPU, or forever for (a+)+$) delays it by that much CPU; all
+    // three linear scans take ≈50 ms. Counted in CPU time (this process runs the gateway and
+    // nothing else), so a busy machine that deschedules the process does not count against it.
+    // The server may answer /healthz before it has read the long bodies, so a slow scan can
+    // pass here: the ratios above are what catch that (the old e-mail regex passed this check).
+    expect(healthCpuMs, `${healthCpuMs.toFixed(0)} ms of CPU before /healthz answered`).toBeLessThan(500);
   });
 });
 
