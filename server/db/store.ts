@@ -1,0 +1,201 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { Db } from './connection.js';
+import type { PgDb } from './pg/connection.js';
+import * as pgSchema from './pg/schema.js';
+import * as sqliteSchema from './schema.js';
+
+/**
+ * The async, dialect-neutral data layer (issue 22): one repository implementation runs on
+ * SQLite (better-sqlite3, the embedded default) and on PostgreSQL (node-postgres pool).
+ *
+ * How a repository is written:
+ *
+ *   const { q, t } = store;                       // builder + the dialect's tables
+ *   await store.all(q.select().from(t.users).where(eq(t.users.email, e)));
+ *   await store.one(q.select().from(t.tenants).where(eq(t.tenants.id, id)));
+ *   await store.run(q.update(t.users).set({ … }).where(…));   // → rows affected
+ *   await store.tx(async () => { … });            // every statement inside joins the transaction
+ *
+ * - Tables come from `store.t`, never from an import of schema.ts: the PostgreSQL tables are
+ *   different objects (native types) with the same names and the same TypeScript row types
+ *   (test/unit/schema-parity.test.ts keeps the two schemas equal), so `t` is typed as the SQLite
+ *   schema and holds the active dialect's tables at run time.
+ * - Queries are built with `store.q`, typed as the SQLite builder. On PostgreSQL it is the pg
+ *   builder (same method names); inside `tx` it is the transaction's. Execute only through
+ *   `all` / `one` / `run` (not `.all()` / `.get()` / `.run()`, which exist only on SQLite, and
+ *   not by awaiting the builder, which would bypass the SQLite transaction gate below).
+ * - Counts: drizzle's `count()` (PostgreSQL's count(*) is a bigint that would arrive as a
+ *   string). Dialect-specific SQL (date functions, full-text search) branches on `dialect`.
+ *   Compare timestamps with drizzle's operators (`lt(col, ms)`), which encode the value through
+ *   the column (a number of ms becomes a timestamptz on PostgreSQL); a raw `sql` template would
+ *   not.
+ *
+ * SQLite stays synchronous underneath: `all/one/run` execute at once and return a resolved
+ * promise (a microtask, no thread hop), so the embedded default keeps its speed.
+ *
+ * Transactions. PostgreSQL: `tx` takes a pooled connection (drizzle's transaction) and every
+ * statement built from `store.q` inside the callback — in any repository — runs on it, found
+ * through an AsyncLocalStorage rather than a tx handle passed to every repository call (a
+ * statement that escaped to another pooled connection would not see the transaction's rows or
+ * would wait on its locks). SQLite has one connection per process and better-sqlite3 cannot
+ * run an async callback inside its transaction, so `tx` issues BEGIN IMMEDIATE / COMMIT itself
+ * and holds a gate: while it is open, statements from other async flows wait in `all/one/run`
+ * until it ends (otherwise they would run inside it, be undone by its rollback, or see its
+ * uncommitted rows). Nested `tx` calls join the outer transaction.
+ */
+export type Dialect = 'sqlite' | 'postgres';
+export type Tables = typeof sqliteSchema;
+/** The query builder, typed as SQLite's (see above). */
+export type QueryBuilder = Omit<Db, '$client' | 'transaction'>;
+
+/** Anything executable on SQLite's builder: select / insert / update / delete, with or without returning. */
+interface AllQuery<T> {
+  all(): T[];
+}
+interface OneQuery<T> {
+  get(): T | undefined;
+}
+interface RunQuery {
+  run(): { changes: number };
+}
+
+interface TxFrame {
+  /** The transaction's builder (PostgreSQL); SQLite's frames use the one connection. */
+  readonly q: QueryBuilder | undefined;
+}
+
+export interface Store {
+  readonly dialect: Dialect;
+  readonly t: Tables;
+  /** The query builder of the current transaction, else of the database. */
+  readonly q: QueryBuilder;
+  all<T>(query: AllQuery<T>): Promise<T[]>;
+  one<T>(query: OneQuery<T>): Promise<T | undefined>;
+  /** Executes an insert/update/delete without `returning`; resolves with the rows affected. */
+  run(query: RunQuery): Promise<number>;
+  tx<T>(fn: () => Promise<T>): Promise<T>;
+  /** The SQLite handle for code not yet on the store (undefined on PostgreSQL). */
+  readonly sqlite: Db | undefined;
+  close(): Promise<void>;
+}
+
+class SqliteStore implements Store {
+  readonly dialect = 'sqlite' as const;
+  readonly t: Tables = sqliteSchema;
+  readonly q: QueryBuilder;
+  private readonly frames = new AsyncLocalStorage<TxFrame>();
+  /** The open transaction's frame and the promise that resolves when it ends. */
+  private open: { frame: TxFrame; ended: Promise<void> } | undefined;
+
+  constructor(readonly sqlite: Db) {
+    this.q = sqlite;
+  }
+
+  /** Waits while another flow's transaction is open (see the class comment of the module). */
+  private gate(): Promise<void> | undefined {
+    const open = this.open;
+    if (open === undefined || this.frames.getStore() === open.frame) return undefined;
+    return open.ended.then(() => this.gate());
+  }
+
+  all<T>(query: AllQuery<T>): Promise<T[]> {
+    const wait = this.gate();
+    return wait === undefined ? Promise.resolve(query.all()) : wait.then(() => query.all());
+  }
+
+  one<T>(query: OneQuery<T>): Promise<T | undefined> {
+    const wait = this.gate();
+    return wait === undefined ? Promise.resolve(query.get()) : wait.then(() => query.get());
+  }
+
+  run(query: RunQuery): Promise<number> {
+    const wait = this.gate();
+    return wait === undefined ? Promise.resolve(query.run().changes) : wait.then(() => query.run().changes);
+  }
+
+  async tx<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.open && this.frames.getStore() === this.open.frame) return fn();
+    while (this.open) await this.open.ended;
+    const frame: TxFrame = { q: undefined };
+    let end!: () => void;
+    this.open = { frame, ended: new Promise<void>((r) => (end = r)) };
+    const client = this.sqlite.$client;
+    try {
+      // IMMEDIATE: take the write lock now, so another process sharing the file (the worker)
+      // cannot slip a write between this transaction's reads and writes.
+      client.exec('BEGIN IMMEDIATE');
+      let result: T;
+      try {
+        result = await this.frames.run(frame, fn);
+      } catch (e) {
+        if (client.inTransaction) client.exec('ROLLBACK');
+        throw e;
+      }
+      client.exec('COMMIT');
+      return result;
+    } finally {
+      this.open = undefined;
+      end();
+    }
+  }
+
+  async close(): Promise<void> {
+    this.sqlite.$client.close();
+  }
+}
+
+/** node-postgres' result of an insert/update/delete without returning. */
+interface PgCommandResult {
+  rowCount: number | null;
+}
+
+class PgStore implements Store {
+  readonly dialect = 'postgres' as const;
+  // The pg tables carry the same names and row types as the SQLite ones (schema-parity test).
+  readonly t = pgSchema as unknown as Tables;
+  readonly sqlite = undefined;
+  private readonly frames = new AsyncLocalStorage<TxFrame>();
+  private readonly base: QueryBuilder;
+
+  constructor(private readonly pg: PgDb) {
+    // The pg builder has the SQLite builder's method names; typed as one so repositories are written once.
+    this.base = pg as unknown as QueryBuilder;
+  }
+
+  get q(): QueryBuilder {
+    return this.frames.getStore()?.q ?? this.base;
+  }
+
+  // On PostgreSQL a built query is a thenable that executes on the connection it was built from.
+  async all<T>(query: AllQuery<T>): Promise<T[]> {
+    return (await (query as unknown as PromiseLike<T[]>)) ?? [];
+  }
+
+  async one<T>(query: OneQuery<T>): Promise<T | undefined> {
+    return (await (query as unknown as PromiseLike<T[]>))[0];
+  }
+
+  async run(query: RunQuery): Promise<number> {
+    return (await (query as unknown as PromiseLike<PgCommandResult>)).rowCount ?? 0;
+  }
+
+  tx<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.frames.getStore()) return fn();
+    // READ COMMITTED (the default): statements see what committed before they started; code
+    // that needs more takes a lock (e.g. the audit append's advisory lock) rather than relying
+    // on a snapshot.
+    return this.pg.transaction((tx) => this.frames.run({ q: tx as unknown as QueryBuilder }, fn));
+  }
+
+  async close(): Promise<void> {
+    await this.pg.$client.end();
+  }
+}
+
+export function sqliteStore(db: Db): Store {
+  return new SqliteStore(db);
+}
+
+export function postgresStore(db: PgDb): Store {
+  return new PgStore(db);
+}

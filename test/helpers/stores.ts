@@ -1,0 +1,57 @@
+import { databaseFile, openDatabase } from '../../server/db/connection.js';
+import { migrate } from '../../server/db/migrator.js';
+import { openPostgres } from '../../server/db/pg/connection.js';
+import { migratePostgres } from '../../server/db/pg/migrator.js';
+import { postgresStore, sqliteStore, type Store } from '../../server/db/store.js';
+import { tempDir } from './app.js';
+import { freshDatabase } from './postgres.js';
+
+/**
+ * Fresh, migrated stores on each dialect, for repository contract tests that run the same cases
+ * on SQLite and on a real PostgreSQL (issue 22). `open()` may be called more than once: each call
+ * is another connection (SQLite handle / pg pool) to the SAME database, as a second process or
+ * replica would have. Close what you open (`closeAll`).
+ */
+export interface StoreDialect {
+  readonly name: 'SQLite' | 'PostgreSQL';
+  /** A new, empty, migrated database; returns an opener for connections to it. */
+  fresh(): Promise<() => Store>;
+}
+
+const opened: Store[] = [];
+
+export async function closeAll(): Promise<void> {
+  for (const s of opened.splice(0).reverse()) await s.close();
+}
+
+export const sqliteDialect: StoreDialect = {
+  name: 'SQLite',
+  async fresh() {
+    const file = databaseFile(tempDir('enclave-store-'));
+    const first = openDatabase(file);
+    migrate(first.$client);
+    first.$client.close();
+    return () => {
+      const s = sqliteStore(openDatabase(file));
+      opened.push(s);
+      return s;
+    };
+  },
+};
+
+export const postgresDialect: StoreDialect = {
+  name: 'PostgreSQL',
+  async fresh() {
+    const url = await freshDatabase('store');
+    const m = openPostgres({ url, poolMax: 1, applicationName: 'migrate' });
+    await migratePostgres(m.$client);
+    await m.$client.end();
+    return () => {
+      const s = postgresStore(openPostgres({ url, poolMax: 4, applicationName: 'test' }));
+      opened.push(s);
+      return s;
+    };
+  },
+};
+
+export const DIALECTS: readonly StoreDialect[] = [sqliteDialect, postgresDialect];
