@@ -10,6 +10,8 @@ import type { SecretBox } from './config/secret-box.js';
 import type { Config } from './config/settings.js';
 import { databaseFile, openDatabase, type Db } from './db/connection.js';
 import { migrate, migrationStatus } from './db/migrator.js';
+import { createTenantStore, type TenantStore } from './db/tenant-store.js';
+import { sqliteStore, type Store } from './db/store.js';
 import { createTenantData, type TenantData } from './db/tenant-scope.js';
 import { Readiness } from './health/readiness.js';
 import { healthRouter } from './health/routes.js';
@@ -81,6 +83,9 @@ export interface Services {
   readonly clock: Clock;
   readonly db: Db;
   readonly data: TenantData;
+  /** The async, dialect-neutral data layer (server/db/store.ts): verticals move from `db`/`data` to it (issue 22). */
+  readonly store: Store;
+  readonly tenantStore: TenantStore;
   readonly secrets: SecretBox;
   readonly settings: RuntimeSettings;
   readonly redis: Redis;
@@ -131,6 +136,9 @@ export async function createServices(
   const master = resolveMasterKey(config, log);
 
   const db = openDatabase(databaseFile(config.dataDir));
+  // Same connection as `db` (SQLite): converted and not-yet-converted code share it.
+  const store = sqliteStore(db);
+  const tenantStore = createTenantStore(store);
   const closers: Closer[] = [
     () => {
       db.$client.close();
@@ -269,6 +277,8 @@ export async function createServices(
       clock,
       db,
       data,
+      store,
+      tenantStore,
       secrets: master.box,
       settings,
       redis,

@@ -1,3 +1,5 @@
+import { sqliteStore, type Store } from '../../server/db/store.js';
+import { createTenantStore, type TenantStore } from '../../server/db/tenant-store.js';
 import type { Command } from 'commander';
 import { mkdirSync } from 'node:fs';
 import os from 'node:os';
@@ -28,6 +30,9 @@ export interface CliIdentity {
   readonly identity: Identity;
   readonly ctx: RequestContext;
   readonly db: Db;
+  /** The async data layer over the same connection (server/db/store.ts, issue 22). */
+  readonly store: Store;
+  readonly tenantStore: TenantStore;
   /** The installed licence, as the server sees it: the CLI's growth checks obey the same limits. */
   readonly entitlements: Entitlements;
   close(): void;
@@ -53,6 +58,8 @@ export function openIdentity(): CliIdentity {
     db.$client.close();
     throw e;
   }
+  const store = sqliteStore(db);
+  const tenantStore = createTenantStore(store);
   const identity = createIdentity({ db, data: createTenantData(db), clock: systemClock, log, entitlements: () => license });
   let user = 'unknown';
   try {
@@ -66,6 +73,8 @@ export function openIdentity(): CliIdentity {
     identity,
     ctx,
     db,
+    store,
+    tenantStore,
     entitlements: license,
     close: () => {
       license.stop();
