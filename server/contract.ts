@@ -45,7 +45,7 @@ export const ERROR_CODES = [
   // SIEM sinks (server/siem)
   'siem_sink_exists', 'siem_target_forbidden',
   // providers (server/providers ProviderError codes)
-  'provider_auth_failed', 'provider_bad_response', 'provider_busy', 'provider_connection_error', 'provider_error', 'provider_model_not_found',
+  'provider_auth_failed', 'provider_bad_response', 'provider_busy', 'provider_connection_error', 'provider_content_filtered', 'provider_error', 'provider_model_not_found',
   'provider_rate_limited', 'provider_request_rejected', 'provider_server_error', 'provider_stream_error', 'provider_timeout', 'provider_unavailable',
   // the client went away mid-call (recorded, rarely seen by anyone)
   'client_disconnect',

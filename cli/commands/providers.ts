@@ -1,9 +1,11 @@
+import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import pino from 'pino';
 import { systemClock } from '../../server/clock.js';
 import { resolveMasterKey } from '../../server/config/master-key.js';
 import { Revision } from '../../server/identity/revision.js';
 import { egressPolicy } from '../../server/providers/egress.js';
+import { KIND_SPECS, PROVIDER_KIND_NAMES, isProviderKind, type KindField, type ProviderKind } from '../../server/providers/kinds.js';
 import { DeploymentService } from '../../server/routing/deployments.js';
 import { cliConfig } from '../config.js';
 import { CliError, printJson, printTable } from '../output.js';
@@ -61,8 +63,58 @@ interface Opts {
   json?: boolean;
 }
 
+/**
+ * Every kind's own flags (server/providers/kinds.ts), declared once on add and update; a flag
+ * of another kind than the deployment's is refused. A secret's flag takes a file (`-`: stdin).
+ */
+const KIND_FLAGS: readonly { kind: ProviderKind; field: KindField }[] = PROVIDER_KIND_NAMES.flatMap((kind) => KIND_SPECS[kind].fields.map((field) => ({ kind, field })));
+const camel = (flag: string): string => flag.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
+
+function kindFlags(c: Command): Command {
+  const seen = new Set<string>();
+  for (const { field } of KIND_FLAGS) {
+    if (seen.has(field.flag)) continue;
+    seen.add(field.flag);
+    const kinds = KIND_FLAGS.filter((x) => x.field.flag === field.flag).map((x) => x.kind).join('|');
+    c.option(field.type === 'boolean' ? `--${field.flag}` : `--${field.flag} <${field.secret ? 'file' : 'value'}>`, `[${kinds}] ${field.help}`);
+  }
+  return c;
+}
+
+async function readSecretFile(path: string, flag: string): Promise<string> {
+  if (path === '-') return readStdin();
+  try {
+    return (await readFile(path, 'utf8')).replace(/\r?\n$/, '');
+  } catch (e) {
+    throw new CliError(`--${flag}: cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? 'error'})`, 2);
+  }
+}
+
+/** The kind's settings and credentials from its flags; a flag of another kind is an error. */
+async function kindBody(kind: ProviderKind, o: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const own = new Set(KIND_SPECS[kind].fields.map((f) => f.flag));
+  for (const { field } of KIND_FLAGS) {
+    if (o[camel(field.flag)] !== undefined && !own.has(field.flag)) throw new CliError(`--${field.flag} is not an option of kind ${kind}`, 2);
+  }
+  const settings: Record<string, string | boolean> = {};
+  const credentials: Record<string, string> = {};
+  let stdinUsed = o.apiKeyStdin === true;
+  for (const field of KIND_SPECS[kind].fields) {
+    const v = o[camel(field.flag)];
+    if (v === undefined) continue;
+    if (field.secret) {
+      if (v === '-') {
+        if (stdinUsed) throw new CliError(`--${field.flag} -: standard input is already taken by another flag`, 2);
+        stdinUsed = true;
+      }
+      credentials[field.key] = await readSecretFile(String(v), field.flag);
+    } else settings[field.key] = field.type === 'boolean' ? true : String(v);
+  }
+  return { ...(Object.keys(settings).length ? { settings } : {}), ...(Object.keys(credentials).length ? { credentials } : {}) };
+}
+
 function common(c: Command): Command {
-  return c
+  return kindFlags(c)
     .option('--boundary <boundary>', 'local | private | public')
     .option('--region <label>', 'region label (policies may restrict by region)')
     .option('--models <list>', 'comma-separated model names offered (e.g. llama3.1:8b,nomic-embed-text)')
@@ -104,21 +156,23 @@ function rows(ds: ReturnType<DeploymentService['list']>, c: CliIdentity) {
 }
 
 export function registerProviders(program: Command): void {
-  const p = program.command('providers').description('AI provider deployments (Ollama, OpenAI-compatible) and model aliases');
+  const p = program.command('providers').description('AI provider deployments (Ollama, OpenAI-compatible, Anthropic, Azure OpenAI, Bedrock, Vertex AI, Gemini) and model aliases');
 
   common(
     p
       .command('add')
       .description('add a provider deployment (approved at once)')
       .requiredOption('--name <name>', 'unique name, e.g. ollama-1')
-      .requiredOption('--kind <kind>', 'ollama | openai (any OpenAI-compatible endpoint)')
-      .requiredOption('--base-url <url>', 'e.g. http://127.0.0.1:11434 (ollama) or https://host/v1 (openai)')
+      .requiredOption('--kind <kind>', `${PROVIDER_KIND_NAMES.join(' | ')} (openai: any OpenAI-compatible endpoint)`)
+      .option('--base-url <url>', 'e.g. http://127.0.0.1:11434 (ollama) or https://host/v1 (openai); derived for anthropic, gemini, azure-openai (--azure-resource), bedrock and vertex (--region)')
       .option('--tenant <tenant>', 'make it private to one tenant (slug or id): only that tenant sees and uses its models'),
   ).action((o: Opts) =>
     withDeployments(async (svc, c) => {
+      if (!isProviderKind(o.kind)) throw new CliError(`--kind must be one of ${PROVIDER_KIND_NAMES.join(', ')}`, 2);
+      const k = await kindBody(o.kind, o as Record<string, unknown>);
       const b = await body(o);
       if (!o.boundary) throw new CliError('--boundary is required (local, private or public)', 2);
-      const d = svc.create(c.ctx, { ...b, name: o.name, kind: o.kind, ...(o.tenant ? { tenant_id: o.tenant } : {}) });
+      const d = svc.create(c.ctx, { ...b, ...k, name: o.name, kind: o.kind, ...(o.tenant ? { tenant_id: o.tenant } : {}) });
       if (o.json) printJson(d);
       else process.stdout.write(`added provider ${d.name} (${d.id}), boundary ${d.boundary}\n`);
     }),
@@ -141,7 +195,8 @@ export function registerProviders(program: Command): void {
   common(p.command('update <name>').description('change a provider deployment').option('--base-url <url>', 'new base URL').option('--enable', 'enable').option('--disable', 'disable')).action(
     (name: string, o: Opts) =>
       withDeployments(async (svc, c) => {
-        const b = await body(o);
+        const k = await kindBody(svc.row(name).kind, o as Record<string, unknown>);
+        const b = { ...(await body(o)), ...k };
         if (o.enable) b.enabled = true;
         if (o.disable) b.enabled = false;
         const d = svc.update(c.ctx, name, b);

@@ -20,6 +20,7 @@ export interface SecretColumn {
 export const SECRET_COLUMNS: readonly SecretColumn[] = [
   { table: 'settings', idColumn: 'key', column: 'value', where: 'secret = 1' },
   { table: 'provider_deployments', idColumn: 'id', column: 'api_key', where: 'api_key IS NOT NULL' },
+  { table: 'provider_deployments', idColumn: 'id', column: 'credentials', where: 'credentials IS NOT NULL' },
   { table: 'sso_idps', idColumn: 'id', column: 'client_secret' },
   { table: 'sso_sessions', idColumn: 'session_id', column: 'id_token', where: 'id_token IS NOT NULL' },
   { table: 'metering_settings', idColumn: 'tenant_id', column: 'webhook_secret', where: 'webhook_secret IS NOT NULL' },

@@ -191,7 +191,7 @@ export function toGatewayError(e: unknown, model?: string | null): AppError {
   if (e instanceof AppError) return e;
   if (e instanceof UpstreamError) {
     const status =
-      e.code === 'provider_timeout' ? 504 : e.code === 'provider_rate_limited' ? 429 : e.code === 'provider_request_rejected' ? (e.status === 400 || e.status === 422 ? 400 : 502) : 502;
+      e.code === 'provider_timeout' ? 504 : e.code === 'provider_rate_limited' ? 429 : e.code === 'provider_request_rejected' ? (e.status === 400 || e.status === 422 ? 400 : 502) : e.code === 'provider_content_filtered' ? 400 : 502;
     const headers: Record<string, string> = {};
     if (e.code === 'provider_rate_limited' && e.retryAfterMs !== undefined) headers['retry-after'] = String(Math.ceil(e.retryAfterMs / 1000));
     return new AppError(status, e.code, upstreamMessage(e, model ?? 'the requested model'), { type: 'provider_error', headers, ...(e.status ? { details: { upstream_status: e.status } } : {}) });
@@ -220,6 +220,8 @@ function upstreamMessage(e: UpstreamError, model: string): string {
       return `The provider of ${model} does not serve this model; an administrator must fix the deployment.`;
     case 'provider_request_rejected':
       return `The provider of ${model} rejected the request: ${scrubAddresses(e.upstreamText ?? `HTTP ${e.status ?? 400}`)}`;
+    case 'provider_content_filtered':
+      return `The provider of ${model} refused the request: its content filter flagged ${e.upstreamText === 'completion' ? 'the answer' : 'the prompt'}.`;
   }
 }
 

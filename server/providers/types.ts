@@ -1,6 +1,9 @@
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionCreateParams } from 'openai/resources/chat/completions';
 import type { CreateEmbeddingResponse, EmbeddingCreateParams } from 'openai/resources/embeddings';
 import type { EgressPolicy } from './egress.js';
+import type { ProviderKind, Settings } from './kinds.js';
+
+export type { ProviderKind } from './kinds.js';
 
 /**
  * The one provider interface. Requests and responses are in the OpenAI wire shape (the
@@ -9,7 +12,6 @@ import type { EgressPolicy } from './egress.js';
  * hold keep-alive connection pools); they never retry, time out or fall back themselves —
  * the gateway does that, through the AbortSignal it passes.
  */
-export type ProviderKind = 'ollama' | 'openai';
 export type Boundary = 'local' | 'private' | 'public';
 
 export type ChatRequest = Omit<ChatCompletionCreateParams, 'stream'> & Record<string, unknown>;
@@ -39,6 +41,12 @@ export interface AdapterConfig {
   readonly apiKey?: string | undefined;
   /** Where this deployment may connect (tenant-private deployments); absent = anywhere. */
   readonly egress?: EgressPolicy | undefined;
+  /** The kind's own non-secret settings (server/providers/kinds.ts declares them). */
+  readonly settings?: Settings | undefined;
+  /** The kind's own secrets, decrypted (entra_client_secret, service_account_json …). */
+  readonly credentials?: Readonly<Record<string, string>> | undefined;
+  /** The deployment's region label (bedrock, vertex: part of the endpoint and the signature). */
+  readonly region?: string | null | undefined;
 }
 
 /**
@@ -58,7 +66,9 @@ export class UpstreamError extends Error {
       | 'provider_request_rejected'
       | 'provider_auth_failed'
       | 'provider_model_not_found'
-      | 'provider_stream_error',
+      | 'provider_stream_error'
+      /** The provider's content filter refused the prompt or the answer (Azure); not retryable. */
+      | 'provider_content_filtered',
     message: string,
     readonly status?: number,
     readonly retryAfterMs?: number,

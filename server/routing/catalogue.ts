@@ -4,10 +4,10 @@ import type { Clock } from '../clock.js';
 import type { SecretBox } from '../config/secret-box.js';
 import type { Db } from '../db/connection.js';
 import { modelAliases, providerDeployments } from '../db/schema.js';
-import { secretAad } from '../db/secret-columns.js';
 import type { EgressPolicy } from '../providers/egress.js';
 import { createAdapter, type Boundary, type ProviderAdapter, type ProviderKind } from '../providers/index.js';
 import { CircuitBreaker, Semaphore, type BreakerState } from './breaker.js';
+import { adapterConfigOf } from './kind-config.js';
 
 /**
  * The model catalogue: approved, enabled deployments with their adapters (built once per
@@ -135,23 +135,15 @@ export class Catalogue {
     const deployments: Deployment[] = [];
     const nextShared = new Map<string, Shared>();
     for (const r of rows) {
-      let apiKey: string | undefined;
-      if (r.apiKey) {
-        try {
-          apiKey = this.secrets.decrypt(r.apiKey, secretAad('provider_deployments', 'api_key', r.id));
-        } catch {
-          apiKey = undefined;
-        }
-      }
       const options: DeploymentOptions = { ...DEFAULT_OPTIONS, ...safeOptions(r.options) };
-      const key = JSON.stringify([r.kind, r.baseUrl, r.apiKey, r.maxConcurrency, options.breakerFailures, options.breakerCooldownMs, r.tenantRef !== null]);
+      const key = JSON.stringify([r.kind, r.baseUrl, r.apiKey, r.settings, r.credentials, r.region, r.maxConcurrency, options.breakerFailures, options.breakerCooldownMs, r.tenantRef !== null]);
       let s = this.shared.get(r.id);
       if (!s || s.key !== key) {
         const name = r.name;
         const tenantPrivate = r.tenantRef !== null;
         s = {
           key,
-          adapter: createAdapter(r.kind, { baseUrl: r.baseUrl, apiKey, egress: r.tenantRef !== null ? this.tenantEgress : undefined }),
+          adapter: createAdapter(r.kind, adapterConfigOf(r, this.secrets, this.tenantEgress)),
           breaker: new CircuitBreaker(this.clock, options.breakerFailures, options.breakerCooldownMs, (st) => this.onBreaker?.(name, st, tenantPrivate)),
           limiter: new Semaphore(workerShare(r.maxConcurrency)), // per process: split between api workers
         };

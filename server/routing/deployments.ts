@@ -13,8 +13,9 @@ import { parseInput } from '../http/parse-input.js';
 import { newId } from '../ids.js';
 import type { Revision } from '../identity/revision.js';
 import { refusedBaseUrl, type EgressPolicy } from '../providers/egress.js';
-import { createAdapter } from '../providers/index.js';
+import { createAdapter, kindAvailable, PROVIDER_KIND_NAMES, UpstreamError } from '../providers/index.js';
 import { aliasTargetSchema, deploymentOptionsSchema, modelEntrySchema } from './catalogue.js';
+import { adapterConfigOf, credentialsInputSchema, encryptCredentials, resolveKindConfig, secretValues, settingsInputSchema, storedCredentials, storedSettings, type KindConfig } from './kind-config.js';
 import { BOUNDARIES } from './policy.js';
 
 /**
@@ -37,9 +38,14 @@ export const deploymentInputSchema = z
       .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'lower-case letters, digits, dot, dash, underscore (max 63)')
       // Deployments are addressed by id or name: a name must never look like an id.
       .refine((n) => !n.startsWith('prv_'), 'must not start with prv_ (deployment ids do)'),
-    kind: z.enum(['ollama', 'openai']),
-    base_url: z.string().url().refine((u) => /^https?:\/\//.test(u), 'must be http(s)'),
+    kind: z.enum(PROVIDER_KIND_NAMES),
+    /** Optional for kinds that derive it (anthropic, azure-openai from its resource, bedrock/vertex from the region …). */
+    base_url: z.string().url().refine((u) => /^https?:\/\//.test(u), 'must be http(s)').optional(),
     api_key: z.string().min(1).max(4096).nullable().optional(),
+    /** The kind's own non-secret fields (server/providers/kinds.ts); null removes one. */
+    settings: settingsInputSchema.optional(),
+    /** The kind's own secret fields; encrypted at rest, never returned; null removes one. */
+    credentials: credentialsInputSchema.optional(),
     boundary: z.enum(BOUNDARIES),
     region: z.string().min(1).max(64).nullable().optional(),
     approved: z.boolean().optional(),
@@ -77,6 +83,8 @@ export function serializeDeployment(r: Row) {
     kind: r.kind,
     base_url: r.baseUrl,
     has_api_key: r.apiKey !== null,
+    settings: storedSettings(r.settings),
+    has_credentials: r.credentials !== null,
     boundary: r.boundary,
     region: r.region,
     approved: r.approved,
@@ -127,11 +135,23 @@ export class DeploymentService {
     }
   }
 
-  /** A tenant-private deployment's base URL must be one its connections may use (400 otherwise). */
-  private checkEgress(tenantRef: string | null, baseUrl: string): void {
+  /**
+   * A tenant-private deployment's base URL (and any other URL its kind connects to, such as a
+   * token endpoint) must be one its connections may use (400 otherwise).
+   */
+  private checkEgress(tenantRef: string | null, baseUrl: string, extraUrls: readonly string[] = []): void {
     if (tenantRef === null) return;
     const why = refusedBaseUrl(this.d.tenantEgress, baseUrl);
     if (why) throw new AppError(400, 'base_url_forbidden', `base_url: ${why}.`, { param: 'base_url' });
+    for (const u of extraUrls) {
+      const w = refusedBaseUrl(this.d.tenantEgress, u);
+      if (w) throw new AppError(400, 'base_url_forbidden', `settings: ${w}.`, { param: 'settings' });
+    }
+  }
+
+  /** A kind this build has no adapter for cannot be configured (it could not be called). */
+  private checkKind(kind: DeploymentCreate['kind']): void {
+    if (!kindAvailable(kind)) throw new AppError(400, 'invalid_request', `kind: provider kind ${kind} is not available in this build.`, { param: 'kind' });
   }
 
   /** A tenant id or slug → the tenant's id (404 when there is no such tenant). */
@@ -172,9 +192,20 @@ export class DeploymentService {
 
   /** create() for input validated by the caller (TenantDeployments checks it first). */
   createParsed(ctx: RequestContext, input: DeploymentCreate) {
+    this.checkKind(input.kind);
     this.checkBoundary(input.boundary);
+    const kc: KindConfig = resolveKindConfig({
+      kind: input.kind,
+      settings: {},
+      credentials: {},
+      settingsPatch: input.settings,
+      credentialsPatch: input.credentials,
+      baseUrl: input.base_url,
+      hasApiKey: !!input.api_key,
+      region: input.region ?? null,
+    });
     const tenantRef = input.tenant_id ? this.tenantId(input.tenant_id) : null;
-    this.checkEgress(tenantRef, input.base_url);
+    this.checkEgress(tenantRef, kc.baseUrl, kc.extraUrls);
     const now = this.d.clock.now();
     const id = newId('prv', now);
     if (this.d.db.select({ id: providerDeployments.id }).from(providerDeployments).where(eq(providerDeployments.name, input.name)).get()) throw nameTaken(input.name);
@@ -186,8 +217,10 @@ export class DeploymentService {
           id,
           name: input.name,
           kind: input.kind,
-          baseUrl: input.base_url,
+          baseUrl: kc.baseUrl,
           apiKey: input.api_key ? this.d.secrets.encrypt(input.api_key, secretAad('provider_deployments', 'api_key', id)) : null,
+          settings: JSON.stringify(kc.settings),
+          credentials: encryptCredentials(this.d.secrets, id, kc.credentials),
           boundary: input.boundary,
           region: input.region ?? null,
           approved: input.approved ?? true,
@@ -210,7 +243,15 @@ export class DeploymentService {
       throw e;
     }
     this.d.revision.bump();
-    this.record(ctx, 'providers.create', row, { kind: row.kind, boundary: row.boundary, region: row.region, approved: row.approved, has_api_key: row.apiKey !== null });
+    this.record(ctx, 'providers.create', row, {
+      kind: row.kind,
+      boundary: row.boundary,
+      region: row.region,
+      approved: row.approved,
+      has_api_key: row.apiKey !== null,
+      // Names of the secrets set, never their values.
+      credential_fields: Object.keys(kc.credentials),
+    });
     return serializeDeployment(row);
   }
 
@@ -235,7 +276,20 @@ export class DeploymentService {
     if (p.max_concurrency !== undefined) set.maxConcurrency = p.max_concurrency;
     if (p.options !== undefined) set.options = JSON.stringify({ ...JSON.parse(before.options), ...p.options });
     if (p.tenant_id !== undefined) set.tenantRef = p.tenant_id === null ? null : this.tenantId(p.tenant_id);
-    this.checkEgress(set.tenantRef !== undefined ? set.tenantRef : before.tenantRef, set.baseUrl ?? before.baseUrl);
+    // The kind's rules hold for the merged configuration (a patch may remove what another field needs).
+    const kc = resolveKindConfig({
+      kind: before.kind,
+      settings: storedSettings(before.settings),
+      credentials: p.credentials !== undefined ? this.credentialsOf(before) : {},
+      settingsPatch: p.settings,
+      credentialsPatch: p.credentials,
+      baseUrl: set.baseUrl ?? before.baseUrl,
+      hasApiKey: set.apiKey !== undefined ? set.apiKey !== null : before.apiKey !== null,
+      region: set.region !== undefined ? set.region : before.region,
+    });
+    if (p.settings !== undefined) set.settings = JSON.stringify(kc.settings);
+    if (p.credentials !== undefined) set.credentials = encryptCredentials(this.d.secrets, before.id, kc.credentials);
+    this.checkEgress(set.tenantRef !== undefined ? set.tenantRef : before.tenantRef, kc.baseUrl, kc.extraUrls);
     const row = this.d.db.update(providerDeployments).set(set).where(eq(providerDeployments.id, before.id)).returning().get()!;
     this.d.revision.bump();
     // Which fields changed (names only: never the credential), and the ones that decide who may use it.
@@ -262,17 +316,31 @@ export class DeploymentService {
     this.d.audit.record(ctx, { action, tenantId: r.tenantRef, target: { type: 'provider_deployment', id: r.id }, details: { name: r.name, ...details } });
   }
 
-  /** Calls the upstream's model list with the stored configuration (a fresh adapter; not the hot path). */
-  async test(idOrName: string, timeoutMs = 5000): Promise<{ ok: boolean; models?: string[]; error?: string; latency_ms: number }> {
+  /** The stored credentials of a row for a patch to merge into (a 500 when they no longer decrypt). */
+  private credentialsOf(r: Row): Record<string, string> {
+    try {
+      return storedCredentials(this.d.secrets, r);
+    } catch (e) {
+      throw new AppError(500, 'secrets_unavailable', "The deployment's stored credentials cannot be decrypted; send all of them again.", { cause: e });
+    }
+  }
+
+  /**
+   * Calls the upstream's model list with the stored configuration (a fresh adapter; not the
+   * hot path). The error says what is wrong in the administrator's terms (credentials,
+   * endpoint/region, model access) and never carries a credential: any secret value the
+   * provider echoed is cut out.
+   */
+  async test(idOrName: string, timeoutMs = 5000): Promise<{ ok: boolean; models?: string[]; error?: string; error_code?: string; latency_ms: number }> {
     const r = this.row(idOrName);
-    const apiKey = r.apiKey ? this.d.secrets.decrypt(r.apiKey, secretAad('provider_deployments', 'api_key', r.id)) : undefined;
-    const adapter = createAdapter(r.kind, { baseUrl: r.baseUrl, apiKey, egress: r.tenantRef !== null ? this.d.tenantEgress : undefined });
+    const cfg = adapterConfigOf(r, this.d.secrets, this.d.tenantEgress);
+    const adapter = createAdapter(r.kind, cfg);
     const t0 = Date.now();
     try {
       const models = await adapter.listModels({ signal: AbortSignal.timeout(timeoutMs) });
       return { ok: true, models, latency_ms: Date.now() - t0 };
     } catch (e) {
-      return { ok: false, error: (e as Error).message, latency_ms: Date.now() - t0 };
+      return { ok: false, ...testFailure(e, r.baseUrl, secretValues(cfg)), latency_ms: Date.now() - t0 };
     }
   }
 
@@ -327,3 +395,34 @@ export class DeploymentService {
   }
 }
 
+
+/** What `providers test` says for a failure: the cause in an administrator's terms, no secret. */
+export function testFailure(e: unknown, baseUrl: string, secrets: readonly string[]): { error: string; error_code: string } {
+  let host = baseUrl;
+  try {
+    host = new URL(baseUrl).host;
+  } catch {
+    // keep the stored text
+  }
+  let code = 'provider_error';
+  let text = (e as Error)?.message ?? String(e);
+  if (e instanceof UpstreamError) {
+    code = e.code;
+    const hint =
+      e.code === 'provider_auth_failed'
+        ? 'the provider refused the credentials (wrong or expired key/secret, or no access to this resource)'
+        : e.code === 'provider_model_not_found'
+          ? `the endpoint ${host} does not know this resource (wrong endpoint, region, resource name, or the model is not enabled for this account)`
+          : e.code === 'provider_connection_error'
+            ? `${host} could not be reached (wrong endpoint or region, or the network refuses it)`
+            : e.code === 'provider_timeout'
+              ? `${host} did not answer in time`
+              : undefined;
+    if (hint) text = `${hint}: ${e.message}`;
+  } else if ((e as { name?: string })?.name === 'TimeoutError' || (e as { name?: string })?.name === 'AbortError') {
+    code = 'provider_timeout';
+    text = `${host} did not answer in time`;
+  }
+  for (const s of secrets) text = text.split(s).join('[redacted]');
+  return { error: text, error_code: code };
+}

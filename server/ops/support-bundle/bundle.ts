@@ -105,7 +105,10 @@ function storedSecrets(sqlite: Database.Database, box: SecretBox | undefined): s
         if (!r.v) continue;
         out.push(r.v);
         try {
-          out.push(box.decrypt(r.v, secretAad(c.table, c.column, String(r.id))));
+          const plain = box.decrypt(r.v, secretAad(c.table, c.column, String(r.id)));
+          out.push(plain);
+          // A JSON object of secrets (provider_deployments.credentials): each value is one to mask.
+          if (plain.startsWith('{')) out.push(...jsonSecretValues(plain));
         } catch {
           /* cannot decrypt: the ciphertext itself is hidden */
         }
@@ -115,6 +118,15 @@ function storedSecrets(sqlite: Database.Database, box: SecretBox | undefined): s
     }
   }
   return out;
+}
+
+function jsonSecretValues(text: string): string[] {
+  try {
+    const v = JSON.parse(text) as unknown;
+    return v && typeof v === 'object' ? Object.values(v).filter((x): x is string => typeof x === 'string' && x.length >= 4) : [];
+  } catch {
+    return [];
+  }
 }
 
 function tail(file: string, bytes: number): string {

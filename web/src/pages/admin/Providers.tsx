@@ -3,13 +3,16 @@ import { DataTable } from '../../components/DataTable.js';
 import { api } from '../../api.js';
 import { BoundaryBadge, ErrorNote, Note, PageTitle, Spinner } from '../../components/ui.js';
 import { useLoad } from './common.js';
+import { KIND_SPECS, KindFields, kindBody, PROVIDER_KIND_NAMES, type KindValues, type ProviderKind } from './ProviderKindFields.js';
 
 interface Provider {
   id: string;
   name: string;
-  kind: 'ollama' | 'openai';
+  kind: ProviderKind;
   base_url: string;
   has_api_key: boolean;
+  settings?: Record<string, string | boolean>;
+  has_credentials?: boolean;
   boundary: string;
   region: string | null;
   approved: boolean;
@@ -27,7 +30,9 @@ interface Provider {
 export function ProvidersPage({ tenant }: { tenant?: { id: string; slug: string } } = {}) {
   const base = tenant ? `/admin/api/tenants/${encodeURIComponent(tenant.id)}/providers` : '/admin/api/providers';
   const list = useLoad(() => api<{ data: Provider[] }>(base), [base]);
-  const [form, setForm] = useState({ name: '', kind: 'openai' as 'openai' | 'ollama', base_url: '', api_key: '', boundary: 'private', models: '' });
+  const [form, setForm] = useState({ name: '', kind: 'openai' as ProviderKind, base_url: '', api_key: '', boundary: 'private', region: '', models: '' });
+  const [kindValues, setKindValues] = useState<KindValues>({});
+  const spec = KIND_SPECS[form.kind];
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const [done, setDone] = useState<string | null>(null);
@@ -41,10 +46,20 @@ export function ProvidersPage({ tenant }: { tenant?: { id: string; slug: string 
     setDone(null);
     try {
       await api(base, {
-        body: { name: form.name, kind: form.kind, base_url: form.base_url, boundary: form.boundary, models: form.models, ...(form.api_key ? { api_key: form.api_key } : {}) },
+        body: {
+          name: form.name,
+          kind: form.kind,
+          ...(form.base_url ? { base_url: form.base_url } : {}),
+          boundary: form.boundary,
+          ...(form.region ? { region: form.region } : {}),
+          models: form.models,
+          ...(form.api_key && spec.apiKey !== 'none' ? { api_key: form.api_key } : {}),
+          ...kindBody(form.kind, kindValues),
+        },
       });
       setDone(`Provider ${form.name} added.`);
       setForm((f) => ({ ...f, name: '', api_key: '', models: '' }));
+      setKindValues({});
       await list.reload();
     } catch (err) {
       setError(err);
@@ -99,14 +114,27 @@ export function ProvidersPage({ tenant }: { tenant?: { id: string; slug: string 
           </label>
           <label className="field">
             <span>Kind</span>
-            <select value={form.kind} onChange={set('kind')}>
-              <option value="openai">OpenAI-compatible</option>
-              <option value="ollama">Ollama</option>
+            <select
+              value={form.kind}
+              onChange={(e) => {
+                setForm((f) => ({ ...f, kind: e.target.value as ProviderKind }));
+                setKindValues({});
+              }}
+            >
+              {PROVIDER_KIND_NAMES.map((k) => (
+                <option key={k} value={k}>
+                  {KIND_SPECS[k].label}
+                </option>
+              ))}
             </select>
           </label>
           <label className="field">
-            <span>Base URL</span>
-            <input required type="url" placeholder="http://127.0.0.1:11434" value={form.base_url} onChange={set('base_url')} />
+            <span>Base URL{spec.baseUrl === 'optional' ? ' (optional)' : ''}</span>
+            <input required={spec.baseUrl === 'required'} type="url" placeholder={spec.baseUrlPlaceholder} value={form.base_url} onChange={set('base_url')} />
+          </label>
+          <label className="field">
+            <span>Region{spec.regionRequired ? '' : ' (optional)'}</span>
+            <input required={spec.regionRequired} placeholder={spec.regionRequired ? 'e.g. eu-central-1' : 'a label policies may restrict by'} value={form.region} onChange={set('region')} />
           </label>
         </div>
         <div className="form-row">
@@ -118,15 +146,18 @@ export function ProvidersPage({ tenant }: { tenant?: { id: string; slug: string 
               <option value="public">Public cloud</option>
             </select>
           </label>
-          <label className="field">
-            <span>API key (stored encrypted, never shown again)</span>
-            <input type="password" autoComplete="off" value={form.api_key} onChange={set('api_key')} />
-          </label>
+          {spec.apiKey !== 'none' ? (
+            <label className="field">
+              <span>{spec.apiKeyLabel} (stored encrypted, never shown again)</span>
+              <input type="password" autoComplete="off" required={spec.apiKey === 'required'} value={form.api_key} onChange={set('api_key')} />
+            </label>
+          ) : null}
           <label className="field">
             <span>Models (comma-separated)</span>
             <input value={form.models} placeholder="llama3.1:8b, gpt-4o-mini" onChange={set('models')} />
           </label>
         </div>
+        <KindFields kind={form.kind} values={kindValues} onChange={(k, v) => setKindValues((x) => ({ ...x, [k]: v }))} />
         <button className="btn btn-primary" type="submit" disabled={busy}>
           {busy ? <Spinner label="Adding…" /> : 'Add provider'}
         </button>
