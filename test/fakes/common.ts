@@ -36,6 +36,8 @@ export interface SeenRequest {
   readonly path: string;
   readonly headers: IncomingMessage['headers'];
   readonly body: any;
+  /** The body's bytes as received (UTF-8), e.g. to check a signature over them. */
+  readonly raw: string;
   /** Set when the client went away before the response finished. */
   aborted: boolean;
   finished: boolean;
@@ -108,6 +110,10 @@ export abstract class FakeUpstream {
     this.latencyMs = 0;
     this.chunkDelayMs = 0;
   }
+  /** Model lists and version probes never take a queued fault (a fake whose calls live under /models overrides this). */
+  protected takesFaults(path: string): boolean {
+    return !(path.includes('/models') || path.includes('/tags') || path.includes('/version'));
+  }
   protected nextFault(): Fault | undefined {
     return this.faults.shift() ?? this.always;
   }
@@ -144,7 +150,7 @@ export abstract class FakeUpstream {
     } catch {
       body = raw;
     }
-    const seen: SeenRequest = { method: req.method ?? 'GET', path: (req.url ?? '/').split('?')[0]!, headers: req.headers, body, aborted: false, finished: false };
+    const seen: SeenRequest = { method: req.method ?? 'GET', path: (req.url ?? '/').split('?')[0]!, headers: req.headers, body, raw, aborted: false, finished: false };
     if (this.record) this.requests.push(seen);
     res.on('close', () => {
       if (!res.writableFinished) seen.aborted = true;
@@ -152,7 +158,7 @@ export abstract class FakeUpstream {
     res.on('finish', () => {
       seen.finished = true;
     });
-    const fault = seen.path.includes('/models') || seen.path.includes('/tags') || seen.path.includes('/version') ? undefined : this.nextFault();
+    const fault = this.takesFaults(seen.path) ? this.nextFault() : undefined;
     try {
       if (fault?.mode === 'drop') {
         req.socket.destroy();
