@@ -23,6 +23,8 @@ export type Owner = keyof typeof UID;
  */
 export const SHIPPED: readonly { from: string; to: string }[] = [
   { from: 'compose/docker-compose.yml', to: 'docker-compose.yml' },
+  // The optional high-availability override (docs/install-kubernetes.md, "docker compose ha"); never started by the installer.
+  { from: 'compose/docker-compose.ha.yml', to: 'docker-compose.ha.yml' },
   { from: 'compose/proxy', to: 'proxy' },
   { from: 'compose/prometheus', to: 'prometheus' },
   { from: 'grafana/provisioning', to: 'grafana/provisioning' },

@@ -32,7 +32,7 @@ export class WorkerStartError extends Error {
 
 export const HEARTBEAT_FILE = 'worker.heartbeat';
 const HEARTBEAT_MS = 5000;
-const CLOSE_GRACE_MS = 10_000;
+export const CLOSE_GRACE_MS = 10_000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
 
 /**
