@@ -152,9 +152,9 @@ export async function createServices(
     const { applied } = migrate(db.$client, { appVersion: APP_VERSION, now: () => clock.now() });
     if (applied.length) log.info({ applied }, 'applied database migrations');
 
-    const settings = new RuntimeSettings(db, master.box, clock);
-    settings.ensureSelfTest();
-    const selftest = settings.checkSelfTest();
+    const settings = new RuntimeSettings(store, master.box, clock);
+    await settings.ensureSelfTest();
+    const selftest = await settings.checkSelfTest();
     if (!selftest.ok) {
       throw new StartupError(
         `master key does not decrypt this database's secrets (${selftest.reason}); set the ENCLAVE_MASTER_KEY it was created with, or add it to ENCLAVE_PREVIOUS_MASTER_KEYS`,
@@ -202,7 +202,7 @@ export async function createServices(
     });
 
     // Never fails start-up: a missing or broken licence means community entitlements and a log line.
-    const license = startLicense({ config, db, settings, clock, log });
+    const license = await startLicense({ config, store, settings, clock, log });
     closers.push(() => license.stop());
     metrics.trackLicense(() => license.metrics());
     readiness.register(license.readinessCheck());
@@ -229,6 +229,8 @@ export async function createServices(
       plans: () => metering.plans,
       db,
       data,
+      store,
+      tenantStore,
       clock,
       log,
       entitlements: opts.entitlements ? () => opts.entitlements! : () => license,
@@ -242,18 +244,19 @@ export async function createServices(
     identity.start();
     closers.push(() => identity.stop());
     identityRef = identity;
-    const gateway = createGateway({ db, data, secrets: master.box, clock, log, metrics, identity, entitlements: opts.entitlements ? () => opts.entitlements! : () => license, metering: metering.hook, contentCapable: (tenantId) => metering.plans.has(tenantId, 'content_logging'), tenantEgress: egressPolicy(config.tenantProviderNetworks) });
+    const gateway = createGateway({ db, store, tenantStore, data, secrets: master.box, clock, log, metrics, identity, entitlements: opts.entitlements ? () => opts.entitlements! : () => license, metering: metering.hook, contentCapable: (tenantId) => metering.plans.has(tenantId, 'content_logging'), tenantEgress: egressPolicy(config.tenantProviderNetworks) });
     gatewayRef = gateway;
+    await gateway.usage.loadMonth(); // the licence's token count starts from this month's ledger
     gateway.start();
     closers.push(() => gateway.stop()); // flushes pending usage records before the database closes
     readiness.register(gateway.readinessCheck());
     // The licence's view of usage: seats, tenants and keys from the identity tables, this
     // month's tokens from the usage ledger (over-limit reports and `license show`).
-    const countUsage = defaultUsage(db);
-    license.setUsageSource(() => ({ ...countUsage(), tokensMonth: gateway.usage.tokensThisMonth() }));
+    const countUsage = defaultUsage(store);
+    license.setUsageSource(async () => ({ ...(await countUsage()), tokensMonth: gateway.usage.tokensThisMonth() }));
     // Installs, rejections, state changes and clock events land in the audit log.
     license.onEvent((e) =>
-      identity.audit.record(undefined, {
+      await identity.audit.record(undefined, {
         action: `license.${e.type}`,
         actor: { type: 'system', id: 'license' },
         target: { type: 'license', id: typeof e.detail.lid === 'string' ? e.detail.lid : null },
@@ -267,7 +270,7 @@ export async function createServices(
     closers.push(() => jobs.close());
     // Soft-limit webhooks are delivered by the worker (maintenance lane), never from here.
     metering.onNotification((n) => void enqueueWebhook(jobs.queues, n).catch((e: Error) => log.warn({ err: e.message, notificationId: n.notificationId }, 'could not queue the quota webhook; the reconciler retries')));
-    const siem = createSiem({ db, box: master.box, clock, log, audit: identity.audit, egress: egressPolicy(config.tenantProviderNetworks), redis, registry: metrics.registry });
+    const siem = createSiem({ store, box: master.box, clock, log, audit: identity.audit, egress: egressPolicy(config.tenantProviderNetworks), redis, registry: metrics.registry });
     closers.push(() => siem.stop()); // before Redis and the database close
     const sso = new SsoService({ config, log, clock, db, data, secrets: master.box, settings, redis, metrics, identity, entitlements: () => entitlementsNow });
 
@@ -338,14 +341,14 @@ export function buildApp(services: Services): RequestListener {
   app.use(uiRouter(services.identity, services.license, { metering: services.metering, policy: (ctx) => services.gateway.policies.get(ctx) }));
   // The web UI's chat calls the same gateway pipeline as /v1 (workflow `chat`), with the session.
   // Chat features of issue 21: assistants (presets), feedback on answers, the prompt library.
-  const chatRepo = new ChatRepo(services.db, services.data);
-  const features = new ChatFeaturesRepo(services.db, services.data);
+  const chatRepo = new ChatRepo(services.store, services.tenantStore);
+  const features = new ChatFeaturesRepo(services.store, services.tenantStore);
   const assistants = new AssistantService(features, services.identity, (ctx) => (services.gateway.service?.listModels(ctx) ?? []).filter((m) => !m.type || m.type === 'chat').map((m) => m.id));
   const feedback = new FeedbackService(features, chatRepo, services.identity);
   app.use(assistantsRouter(services.identity, assistants));
   app.use(promptsRouter(services.identity, new PromptService(features, services.identity)));
   app.use(feedbackRouter(services.identity, feedback));
-  app.use(adoptionRouter(services.identity, new AdoptionService(new AdoptionRepo(services.db), services.identity, (id) => services.metering.plans.tenant(id)?.timezone ?? 'UTC', () => services.gateway.usage.flush())));
+  app.use(adoptionRouter(services.identity, new AdoptionService(new AdoptionRepo(services.store), services.identity, (id) => services.metering.plans.tenant(id)?.timezone ?? 'UTC', () => services.gateway.usage.flush())));
   app.use(chatRouter(services.identity, new ChatService(chatRepo, { assistants, feedbackOf: (ctx, ids) => feedback.mine(ctx, ids) }), { pipeline: () => services.gateway.service, policy: (ctx) => services.gateway.policies.get(ctx) }));
   // Last before 404: the built UI (dist/web) with SPA fallback; never shadows the API paths.
   app.use(webRouter());

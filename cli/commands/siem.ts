@@ -19,7 +19,7 @@ function withSinks<T>(fn: (sinks: SiemSinks, c: CliIdentity) => Promise<T> | T):
   return withIdentity((c) => {
     const config = cliConfig();
     const master = resolveMasterKey(config, pino({ level: 'silent' }));
-    return fn(new SiemSinks(c.db, master.box, systemClock, c.identity.audit, egressPolicy(config.tenantProviderNetworks)), c);
+    return fn(new SiemSinks(c.store, master.box, systemClock, c.identity.audit, egressPolicy(config.tenantProviderNetworks)), c);
   });
 }
 
@@ -85,7 +85,7 @@ export function registerSiem(program: Command): void {
         if (o.from !== 'start' && o.from !== 'now') throw new CliError('--from must be start or now', 2);
         if (o.tokenStdin && o.kind !== 'otlp') throw new CliError('--token-stdin is for otlp sinks', 2);
         const token = o.tokenStdin ? await readStdin() : undefined;
-        const r = s.add(c.ctx, { name: o.name, kind: o.kind as SinkKind, config: configOf(o), from: o.from, ...(token !== undefined ? { token } : {}) });
+        const r = await s.add(c.ctx, { name: o.name, kind: o.kind as SinkKind, config: configOf(o), from: o.from, ...(token !== undefined ? { token } : {}) });
         if (o.json) return printJson({ ...r.sink, ...(r.secret ? { secret: r.secret } : {}) });
         process.stdout.write(`added SIEM sink ${r.sink.name} (${r.sink.id}), ${r.sink.backlog} audit entries to deliver\n`);
         if (r.secret) process.stdout.write(`signing secret (X-Enclave-Signature, HMAC-SHA256), shown only this once:\n${r.secret}\n`);
@@ -96,8 +96,8 @@ export function registerSiem(program: Command): void {
     .description('sinks with their backlog, cursor and last error')
     .option('--json', 'print JSON')
     .action((o: { json?: boolean }) =>
-      withSinks((s) => {
-        const rows = s.list();
+      withSinks(async (s) => {
+        const rows = await s.list();
         if (o.json) printJson(rows);
         else printTable(rows, ['name', 'kind', 'enabled', 'backlog', 'cursor_seq', 'failures', 'last_success_at', 'last_error']);
       }),
@@ -107,8 +107,8 @@ export function registerSiem(program: Command): void {
     .description('remove a sink (its undelivered backlog is not sent)')
     .option('--json', 'print JSON')
     .action((name: string, o: { json?: boolean }) =>
-      withSinks((s, c) => {
-        const v = s.remove(c.ctx, name);
+      withSinks(async (s, c) => {
+        const v = await s.remove(c.ctx, name);
         if (o.json) printJson(v);
         else process.stdout.write(`removed SIEM sink ${v.name} (${v.backlog} entries were not delivered)\n`);
       }),
@@ -122,8 +122,8 @@ export function registerSiem(program: Command): void {
       .description(enabled ? 'resume delivery (also clears the backoff); the backlog is sent' : 'pause delivery; the audit log keeps the backlog')
       .option('--json', 'print JSON')
       .action((name: string, o: { json?: boolean }) =>
-        withSinks((s, c) => {
-          const v = s.setEnabled(c.ctx, name, enabled);
+        withSinks(async (s, c) => {
+          const v = await s.setEnabled(c.ctx, name, enabled);
           if (o.json) printJson(v);
           else process.stdout.write(`${v.name}: ${enabled ? 'enabled' : 'disabled'} (backlog ${v.backlog})\n`);
         }),
@@ -135,8 +135,8 @@ export function registerSiem(program: Command): void {
     .option('--json', 'print JSON')
     .action((name: string, o: { json?: boolean }) =>
       withSinks(async (s, c) => {
-        const sink = s.get(name);
-        const newest = c.identity.audit.list({ limit: 1 })[0];
+        const sink = await s.get(name);
+        const newest = (await c.identity.audit.list({ limit: 1 }))[0];
         if (!newest) throw new CliError('the audit log is empty: nothing to send', 1);
         const config = cliConfig();
         let error: string | null = null;
@@ -145,7 +145,7 @@ export function registerSiem(program: Command): void {
         } catch (e) {
           error = (e as Error).message;
         }
-        s.recordTest(c.ctx, sink, error);
+        await s.recordTest(c.ctx, sink, error);
         if (o.json) printJson({ name: sink.name, ok: error === null, seq: newest.seq, ...(error ? { error } : {}) });
         else if (!error) process.stdout.write(`${sink.name}: delivered audit entry ${newest.seq} (${newest.id})\n`);
         if (error) throw new CliError(`${sink.name}: delivery failed: ${error}`, 1);

@@ -11,9 +11,9 @@ import type { SiemSinks } from './sinks.js';
 export function siemAdminRouter(identity: Identity, sinks: SiemSinks): Router {
   const r = Router();
   r.use('/admin/api/siem', authenticate(identity, { accept: ['session', 'api_key'] }));
-  r.get('/admin/api/siem/sinks', (req: Request, res: Response) => {
-    identity.access.require(req.ctx, 'platform:audit:read');
-    res.json({ object: 'list', data: sinks.list() });
+  r.get('/admin/api/siem/sinks', async (req: Request, res: Response) => {
+    await identity.access.require(req.ctx, 'platform:audit:read');
+    res.json({ object: 'list', data: await sinks.list() });
   });
   return r;
 }

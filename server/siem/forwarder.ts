@@ -3,7 +3,8 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { AuditRow } from '../audit/log.js';
 import type { Clock } from '../clock.js';
-import type { Db } from '../db/connection.js';
+import { asc, gt } from 'drizzle-orm';
+import type { Store } from '../db/store.js';
 import { newId } from '../ids.js';
 import type { EgressPolicy } from '../providers/egress.js';
 import { sendOtlp, sendSyslog, sendWebhook } from './deliver.js';
@@ -42,7 +43,7 @@ export interface ForwarderOptions {
 }
 
 export interface ForwarderDeps {
-  readonly db: Db;
+  readonly store: Store;
   readonly sinks: SiemSinks;
   readonly redis: Redis;
   readonly clock: Clock;
@@ -70,11 +71,6 @@ export function backoffMs(failures: number, baseMs: number, maxMs: number): numb
   if (failures <= 0) return 0;
   return Math.min(maxMs, baseMs * 2 ** Math.min(failures - 1, 30));
 }
-
-const SELECT_AFTER = `SELECT seq, id, at, tenant_ref AS tenantRef, actor_type AS actorType, actor_id AS actorId, action,
-  target_type AS targetType, target_id AS targetId, outcome, reason, ip, user_agent AS userAgent,
-  request_id AS requestId, details, prev_hash AS prevHash, hash
-  FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?`;
 
 export class SiemForwarder {
   readonly id: string;
@@ -134,10 +130,10 @@ export class SiemForwarder {
 
   /** One pass over the sinks (exported for tests that step the forwarder). */
   async tick(): Promise<void> {
-    const rows = this.d.sinks.rows();
+    const rows = await this.d.sinks.rows();
     const enabled = new Set(rows.filter((r) => r.enabled).map((r) => r.id));
     for (const id of [...this.held]) if (!enabled.has(id)) await this.release(id);
-    const head = this.d.sinks.headSeq();
+    const head = await this.d.sinks.headSeq();
     for (const r of rows) {
       if (this.stopping.signal.aborted) return;
       if (!r.enabled || r.cursorSeq >= head) continue;
@@ -161,14 +157,15 @@ export class SiemForwarder {
     await this.d.redis.eval(RELEASE, 1, lockKey(sinkId), this.id).catch(() => undefined);
   }
 
-  private read(after: number): AuditRow[] {
-    return this.d.db.$client.prepare(SELECT_AFTER).all(after, this.o.batchSize) as AuditRow[];
+  private read(after: number): Promise<AuditRow[]> {
+    const { q, t } = this.d.store;
+    return this.d.store.all(q.select().from(t.auditLog).where(gt(t.auditLog.seq, after)).orderBy(asc(t.auditLog.seq)).limit(this.o.batchSize));
   }
 
   private async deliver(sink: SinkRow): Promise<void> {
     let cursor = sink.cursorSeq;
     for (let i = 0; i < this.o.batchesPerTick && !this.stopping.signal.aborted; i++) {
-      const rows = this.read(cursor);
+      const rows = await this.read(cursor);
       if (!rows.length) return;
       const events = rows.map(toEvent);
       const started = performance.now();
@@ -176,13 +173,13 @@ export class SiemForwarder {
         await this.send(sink, events);
       } catch (e) {
         const msg = (e as Error).message;
-        this.d.sinks.failed(sink.id, msg);
+        await this.d.sinks.failed(sink.id, msg);
         this.d.metrics.failures.labels(sink.name).inc();
         this.d.log.warn({ sink: sink.name, firstSeq: rows[0]!.seq, events: rows.length, failures: sink.failures + 1, err: msg }, 'siem: delivery failed; retrying with backoff');
         return;
       }
       const to = rows.at(-1)!.seq;
-      if (!this.d.sinks.advance(sink.id, cursor, to)) {
+      if (!(await this.d.sinks.advance(sink.id, cursor, to))) {
         // Another forwarder (lock lost) or an administrator moved it: leave it to them.
         this.d.log.warn({ sink: sink.name, expected: cursor }, 'siem: the cursor moved under this forwarder; stepping back');
         await this.release(sink.id);

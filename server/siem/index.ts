@@ -4,7 +4,7 @@ import type { Registry } from 'prom-client';
 import type { AuditLog } from '../audit/log.js';
 import type { Clock } from '../clock.js';
 import type { SecretBox } from '../config/secret-box.js';
-import type { Db } from '../db/connection.js';
+import type { Store } from '../db/store.js';
 import type { EgressPolicy } from '../providers/egress.js';
 import { SiemForwarder, type ForwarderOptions } from './forwarder.js';
 import { SiemMetrics } from './metrics.js';
@@ -25,13 +25,13 @@ export interface Siem {
   stop(): Promise<void>;
 }
 
-export function createSiem(o: { db: Db; box: SecretBox | undefined; clock: Clock; log: Logger; audit: AuditLog; egress: EgressPolicy; redis: Redis; registry: Registry }): Siem {
-  const sinks = new SiemSinks(o.db, o.box, o.clock, o.audit, o.egress);
+export function createSiem(o: { store: Store; box: SecretBox | undefined; clock: Clock; log: Logger; audit: AuditLog; egress: EgressPolicy; redis: Redis; registry: Registry }): Siem {
+  const sinks = new SiemSinks(o.store, o.box, o.clock, o.audit, o.egress);
   const metrics = new SiemMetrics(o.registry, () => sinks);
   const made: SiemForwarder[] = [];
   let main: SiemForwarder | undefined;
   const forwarder = (opts?: ForwarderOptions): SiemForwarder => {
-    const f = new SiemForwarder({ db: o.db, sinks, redis: o.redis, clock: o.clock, log: o.log.child({ component: 'siem' }), egress: o.egress, metrics }, opts);
+    const f = new SiemForwarder({ store: o.store, sinks, redis: o.redis, clock: o.clock, log: o.log.child({ component: 'siem' }), egress: o.egress, metrics }, opts);
     made.push(f);
     return f;
   };

@@ -24,9 +24,11 @@ export class SiemMetrics {
       help: 'Audit events not yet delivered to a SIEM sink (newest audit seq minus the sink cursor).',
       labelNames: ['sink'] as const,
       registers: [registry],
-      collect() {
+      // Async collect (prom-client awaits it): the backlog is read from the database at scrape time.
+      async collect() {
+        const list = await sinks().list();
         this.reset();
-        for (const s of sinks().list()) {
+        for (const s of list) {
           this.labels(s.name).set(s.backlog);
           self.delivered.labels(s.name).inc(0);
           self.failures.labels(s.name).inc(0);

@@ -1,12 +1,12 @@
-import { asc, eq } from 'drizzle-orm';
+import { and, asc, eq, sql } from 'drizzle-orm';
 import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
 import type { AuditLog } from '../audit/log.js';
 import type { Clock } from '../clock.js';
 import type { SecretBox } from '../config/secret-box.js';
 import type { RequestContext } from '../context.js';
-import type { Db } from '../db/connection.js';
-import { siemSinks } from '../db/schema.js';
+import type { siemSinks } from '../db/schema.js';
+import type { Store } from '../db/store.js';
 import { secretAad } from '../db/secret-columns.js';
 import { AppError } from '../errors.js';
 import { newId } from '../ids.js';
@@ -119,31 +119,33 @@ export function refusedTarget(policy: EgressPolicy, kind: SinkKind, config: Sysl
 
 export class SiemSinks {
   constructor(
-    private readonly db: Db,
+    private readonly store: Store,
     private readonly box: SecretBox | undefined,
     private readonly clock: Clock,
     private readonly audit: AuditLog,
     private readonly egress: EgressPolicy,
   ) {}
 
-  rows(): SinkRow[] {
-    return this.db.select().from(siemSinks).orderBy(asc(siemSinks.name)).all();
+  rows(): Promise<SinkRow[]> {
+    const { q, t } = this.store;
+    return this.store.all(q.select().from(t.siemSinks).orderBy(asc(t.siemSinks.name)));
   }
 
   /** By name or id; 404 otherwise. */
-  get(ref: string): SinkRow {
-    const row = this.rows().find((r) => r.id === ref || r.name === ref);
+  async get(ref: string): Promise<SinkRow> {
+    const row = (await this.rows()).find((r) => r.id === ref || r.name === ref);
     if (!row) throw new AppError(404, 'not_found', `No SIEM sink ${ref}.`);
     return row;
   }
 
   /** The newest audit seq (0 for an empty log). */
-  headSeq(): number {
-    const h = this.db.$client.prepare('SELECT seq FROM audit_head WHERE id = 1').get() as { seq: number } | undefined;
+  async headSeq(): Promise<number> {
+    const { q, t } = this.store;
+    const h = await this.store.one(q.select({ seq: t.auditHead.seq }).from(t.auditHead).where(eq(t.auditHead.id, 1)));
     return h?.seq ?? 0;
   }
 
-  view(r: SinkRow, head = this.headSeq()): SinkView {
+  view(r: SinkRow, head: number): SinkView {
     return {
       object: 'siem_sink',
       id: r.id,
@@ -161,9 +163,9 @@ export class SiemSinks {
     };
   }
 
-  list(): SinkView[] {
-    const head = this.headSeq();
-    return this.rows().map((r) => this.view(r, head));
+  async list(): Promise<SinkView[]> {
+    const head = await this.headSeq();
+    return (await this.rows()).map((r) => this.view(r, head));
   }
 
   /** The webhook's HMAC key or the OTLP bearer token in clear (the forwarder), or undefined. */
@@ -173,7 +175,7 @@ export class SiemSinks {
   }
 
   /** Adds a sink; for a webhook, returns its signing secret (shown once). Audited. */
-  add(ctx: RequestContext, input: AddSinkInput): { sink: SinkView; secret?: string } {
+  async add(ctx: RequestContext, input: AddSinkInput): Promise<{ sink: SinkView; secret?: string }> {
     requirePlatformAdmin(ctx);
     const name = sinkNameSchema.safeParse(input.name);
     if (!name.success) throw new AppError(400, 'invalid_name', name.error.issues[0]!.message);
@@ -181,7 +183,7 @@ export class SiemSinks {
     const config = parseSinkConfig(input.kind, input.config);
     const refused = refusedTarget(this.egress, input.kind, config);
     if (refused) {
-      this.audit.record(ctx, { action: 'siem.sink.add', outcome: 'denied', reason: 'siem_target_forbidden', tenantId: null, target: { type: 'siem_sink', id: null }, details: { name: name.data, kind: input.kind } });
+      await this.audit.record(ctx, { action: 'siem.sink.add', outcome: 'denied', reason: 'siem_target_forbidden', tenantId: null, target: { type: 'siem_sink', id: null }, details: { name: name.data, kind: input.kind } });
       throw new AppError(400, 'siem_target_forbidden', `The sink's address is not allowed: ${refused}.`);
     }
     for (const k of ['ca_file', 'cert_file', 'key_file'] as const) {
@@ -189,7 +191,7 @@ export class SiemSinks {
       if (f !== undefined && !existsSync(f)) throw new AppError(400, 'invalid_request', `${k}: no file ${f}`);
       if (f !== undefined) readFileSync(f); // unreadable: a clear error now rather than at the first delivery
     }
-    if (this.rows().some((r) => r.name === name.data)) throw new AppError(409, 'siem_sink_exists', `A SIEM sink named ${name.data} exists.`);
+    if ((await this.rows()).some((r) => r.name === name.data)) throw new AppError(409, 'siem_sink_exists', `A SIEM sink named ${name.data} exists.`);
     const now = this.clock.now();
     const id = newId('snk', now);
     let secret: string | undefined;
@@ -199,56 +201,71 @@ export class SiemSinks {
       if (input.token !== undefined && !/^[\x21-\x7e]{1,4096}$/.test(input.token)) throw new AppError(400, 'invalid_request', 'the token must be 1-4096 printable characters without spaces');
       secret = input.kind === 'webhook' ? newWebhookSecret() : input.token;
     }
-    const cursor = input.from === 'now' ? this.headSeq() : 0;
-    this.db
-      .insert(siemSinks)
-      .values({ id, name: name.data, kind: input.kind, config: JSON.stringify(config), secret: secret ? this.box!.encrypt(secret, secretAadOf(id)) : null, enabled: true, cursorSeq: cursor, createdAt: now, updatedAt: now })
-      .run();
-    this.audit.record(ctx, { action: 'siem.sink.add', tenantId: null, target: { type: 'siem_sink', id }, details: { name: name.data, kind: input.kind, from: input.from ?? 'start', cursor_seq: cursor } });
+    const cursor = input.from === 'now' ? await this.headSeq() : 0;
+    const { q, t } = this.store;
+    await this.store.run(
+      q
+        .insert(t.siemSinks)
+        .values({ id, name: name.data, kind: input.kind, config: JSON.stringify(config), secret: secret ? this.box!.encrypt(secret, secretAadOf(id)) : null, enabled: true, cursorSeq: cursor, createdAt: now, updatedAt: now }),
+    );
+    await this.audit.record(ctx, { action: 'siem.sink.add', tenantId: null, target: { type: 'siem_sink', id }, details: { name: name.data, kind: input.kind, from: input.from ?? 'start', cursor_seq: cursor } });
     // A webhook's signing secret is shown once; an OTLP token is the administrator's own and never echoed.
-    return { sink: this.view(this.get(id)), ...(secret && input.kind === 'webhook' ? { secret } : {}) };
+    return { sink: this.view(await this.get(id), await this.headSeq()), ...(secret && input.kind === 'webhook' ? { secret } : {}) };
   }
 
-  remove(ctx: RequestContext, ref: string): SinkView {
+  async remove(ctx: RequestContext, ref: string): Promise<SinkView> {
     requirePlatformAdmin(ctx);
-    const r = this.get(ref);
-    this.db.delete(siemSinks).where(eq(siemSinks.id, r.id)).run();
-    this.audit.record(ctx, { action: 'siem.sink.remove', tenantId: null, target: { type: 'siem_sink', id: r.id }, details: { name: r.name, cursor_seq: r.cursorSeq } });
-    return this.view(r);
+    const r = await this.get(ref);
+    const { q, t } = this.store;
+    await this.store.run(q.delete(t.siemSinks).where(eq(t.siemSinks.id, r.id)));
+    await this.audit.record(ctx, { action: 'siem.sink.remove', tenantId: null, target: { type: 'siem_sink', id: r.id }, details: { name: r.name, cursor_seq: r.cursorSeq } });
+    return this.view(r, await this.headSeq());
   }
 
-  setEnabled(ctx: RequestContext, ref: string, enabled: boolean): SinkView {
+  async setEnabled(ctx: RequestContext, ref: string, enabled: boolean): Promise<SinkView> {
     requirePlatformAdmin(ctx);
-    const r = this.get(ref);
+    const r = await this.get(ref);
+    const { q, t } = this.store;
     // Enabling clears the backoff: the administrator says the receiver is back.
-    this.db
-      .update(siemSinks)
-      .set({ enabled, updatedAt: this.clock.now(), ...(enabled ? { failures: 0 } : {}) })
-      .where(eq(siemSinks.id, r.id))
-      .run();
-    this.audit.record(ctx, { action: enabled ? 'siem.sink.enable' : 'siem.sink.disable', tenantId: null, target: { type: 'siem_sink', id: r.id }, details: { name: r.name } });
-    return this.view(this.get(r.id));
+    await this.store.run(
+      q
+        .update(t.siemSinks)
+        .set({ enabled, updatedAt: this.clock.now(), ...(enabled ? { failures: 0 } : {}) })
+        .where(eq(t.siemSinks.id, r.id)),
+    );
+    await this.audit.record(ctx, { action: enabled ? 'siem.sink.enable' : 'siem.sink.disable', tenantId: null, target: { type: 'siem_sink', id: r.id }, details: { name: r.name } });
+    return this.view(await this.get(r.id), await this.headSeq());
   }
 
   /**
    * Moves the cursor from `from` to `to` after a delivery the sink acknowledged — only if no
    * one moved it meanwhile (a forwarder that lost its lock must not move it back). True when moved.
    */
-  advance(id: string, from: number, to: number): boolean {
-    const r = this.db.$client
-      .prepare('UPDATE siem_sinks SET cursor_seq = ?, failures = 0, last_error = NULL, last_success_at = ? WHERE id = ? AND cursor_seq = ?')
-      .run(to, this.clock.now(), id, from);
-    return r.changes === 1;
+  async advance(id: string, from: number, to: number): Promise<boolean> {
+    const { q, t } = this.store;
+    const n = await this.store.run(
+      q
+        .update(t.siemSinks)
+        .set({ cursorSeq: to, failures: 0, lastError: null, lastSuccessAt: this.clock.now() })
+        .where(and(eq(t.siemSinks.id, id), eq(t.siemSinks.cursorSeq, from))),
+    );
+    return n === 1;
   }
 
   /** Records a failed delivery (the backoff counts `failures`). */
-  failed(id: string, error: string): void {
-    this.db.$client.prepare('UPDATE siem_sinks SET failures = failures + 1, last_error = ?, last_error_at = ? WHERE id = ?').run(error.slice(0, 500), this.clock.now(), id);
+  async failed(id: string, error: string): Promise<void> {
+    const { q, t } = this.store;
+    await this.store.run(
+      q
+        .update(t.siemSinks)
+        .set({ failures: sql`${t.siemSinks.failures} + 1`, lastError: error.slice(0, 500), lastErrorAt: this.clock.now() })
+        .where(eq(t.siemSinks.id, id)),
+    );
   }
 
   /** Audited: the result of `sinks test` (one test message sent outside the cursor). */
-  recordTest(ctx: RequestContext, r: SinkRow, error: string | null): void {
-    this.audit.record(ctx, { action: 'siem.sink.test', outcome: 'allowed', tenantId: null, target: { type: 'siem_sink', id: r.id }, details: { name: r.name, ok: error === null, ...(error ? { error: error.slice(0, 300) } : {}) } });
+  async recordTest(ctx: RequestContext, r: SinkRow, error: string | null): Promise<void> {
+    await this.audit.record(ctx, { action: 'siem.sink.test', outcome: 'allowed', tenantId: null, target: { type: 'siem_sink', id: r.id }, details: { name: r.name, ok: error === null, ...(error ? { error: error.slice(0, 300) } : {}) } });
   }
 }
 

@@ -69,14 +69,14 @@ const attr = (r: LogRecord, key: string): string | undefined => {
 // The first test's forwarder keeps running and the receiver is shared: later sinks would reach it too, so the order stays.
 describe('OTLP logs sink', { timeout: 60_000, shuffle: false }, () => {
   it('sends every entry as a log record with the bearer token; a 503 is retried and nothing is lost', async () => {
-    const added = app.services.siem.sinks.add(sys(app.services), { name: 'otel', kind: 'otlp', config: { url }, token: TOKEN });
+    const added = await app.services.siem.sinks.add(sys(app.services), { name: 'otel', kind: 'otlp', config: { url }, token: TOKEN });
     expect(added).not.toHaveProperty('secret'); // the administrator's token is never echoed
     expect(JSON.stringify(app.services.db.$client.prepare('SELECT * FROM siem_sinks').all())).not.toContain(TOKEN);
     const t = await seedTenant(app.services, 'oscar', ['owner', 'member']);
     await app.services.identity.keys.create(t.ctx, { name: 'oscar key', ownerUserId: t.users.member!.id });
     failNext = 2;
     f = app.services.siem.forwarder({ pollMs: 20, backoffBaseMs: 50, backoffMaxMs: 500, batchSize: 4, instanceId: 'fwd-otlp' }).start();
-    const head = app.services.siem.sinks.headSeq();
+    const head = await app.services.siem.sinks.headSeq();
     const accepted = (): LogRecord[] => requests.filter((r) => r.status === 200).flatMap((r) => r.records);
     await waitFor(() => new Set(accepted().map((r) => attr(r, 'enclave.audit.id'))).size, { what: `all ${head} entries accepted`, until: (n) => n >= head });
     expect(requests.slice(0, 3).map((r) => r.status)).toEqual([503, 503, 200]);
@@ -109,8 +109,8 @@ describe('OTLP logs sink', { timeout: 60_000, shuffle: false }, () => {
   });
 
   it('refuses a token on a sink that is not otlp, and forbidden collector addresses by the egress rule', async () => {
-    expect(() => app.services.siem.sinks.add(sys(app.services), { name: 'hook-tok', kind: 'webhook', config: { url }, token: 'x' })).toThrow(/bearer token is for otlp/);
-    expect(() => app.services.siem.sinks.add(sys(app.services), { name: 'meta', kind: 'otlp', config: { url: 'http://169.254.169.254/v1/logs' } })).toThrow(/not allowed/);
+    await expect(app.services.siem.sinks.add(sys(app.services), { name: 'hook-tok', kind: 'webhook', config: { url }, token: 'x' })).rejects.toThrow(/bearer token is for otlp/);
+    await expect(app.services.siem.sinks.add(sys(app.services), { name: 'meta', kind: 'otlp', config: { url: 'http://169.254.169.254/v1/logs' } })).rejects.toThrow(/not allowed/);
   });
 
   it('the CLI reads the token from standard input, stores it encrypted and never prints it', async () => {
@@ -118,6 +118,6 @@ describe('OTLP logs sink', { timeout: 60_000, shuffle: false }, () => {
     const r = await runCliOk(['siem', 'sinks', 'add', '--name', 'otel-cli', '--kind', 'otlp', '--url', url, '--token-stdin', '--json'], env, 'token-from-stdin-42\n');
     expect(r.stdout).not.toContain('token-from-stdin-42');
     expect(JSON.parse(r.stdout)).toMatchObject({ kind: 'otlp', config: { url } });
-    expect(app.services.siem.sinks.secretOf(app.services.siem.sinks.get('otel-cli'))).toBe('token-from-stdin-42');
+    expect(app.services.siem.sinks.secretOf(await app.services.siem.sinks.get('otel-cli'))).toBe('token-from-stdin-42');
   });
 });

@@ -96,7 +96,7 @@ async function workload(slug: string): Promise<void> {
   await app.services.identity.keys.create(t.ctx, { name: `${slug} key`, ownerUserId: t.users.member!.id });
 }
 
-const head = (): number => app.services.siem.sinks.headSeq();
+const head = (): Promise<number> => app.services.siem.sinks.headSeq();
 
 beforeAll(async () => {
   ca = createCa('siem test CA');
@@ -112,7 +112,7 @@ beforeAll(async () => {
 // forwarder competes for every enabled sink, so none survives its test.
 afterEach(async () => {
   for (const f of forwarders.splice(0)) await f.stop();
-  for (const r of app.services.siem.sinks.rows()) if (r.enabled) app.services.siem.sinks.setEnabled(sys(app.services), r.id, false);
+  for (const r of await app.services.siem.sinks.rows()) if (r.enabled) await app.services.siem.sinks.setEnabled(sys(app.services), r.id, false);
 });
 
 afterAll(async () => {
@@ -136,11 +136,11 @@ async function receiver(): Promise<SyslogReceiver> {
 describe('syslog over TLS', { timeout: 60_000 }, () => {
   it('gets every audit entry of a workload, in order, with seq, id and hash, and the chain checks out', async () => {
     const rx = await receiver();
-    const { sink } = app.services.siem.sinks.add(sys(app.services), { name: 'soc', kind: 'syslog', config: { host: '127.0.0.1', port: rx.port, ca_file: caFile, hostname: 'enclave-test' } });
+    const { sink } = await app.services.siem.sinks.add(sys(app.services), { name: 'soc', kind: 'syslog', config: { host: '127.0.0.1', port: rx.port, ca_file: caFile, hostname: 'enclave-test' } });
     await workload('alpha');
     await workload('bravo');
     const f = forwarder('fwd-a');
-    const want = head();
+    const want = await head();
     await waitFor(() => rx.messages.length, { what: `${want} syslog messages`, until: (n) => n >= want });
     expect(rx.errors).toEqual([]);
     const events = rx.events<SiemEvent>();
@@ -155,18 +155,18 @@ describe('syslog over TLS', { timeout: 60_000 }, () => {
     expect(m).toMatchObject({ version: 1, pri: 13 * 8 + 6, hostname: 'enclave-test', appName: 'enclave' });
     // The adding of the sink itself is audited (and streamed).
     expect(events.some((x) => x.action === 'siem.sink.add' && x.target_id === sink.id)).toBe(true);
-    await waitFor(() => app.services.siem.sinks.get('soc').cursorSeq, { what: 'the cursor at the head', until: (c) => c >= want });
+    await waitFor(async () => (await app.services.siem.sinks.get('soc')).cursorSeq, { what: 'the cursor at the head', until: (c) => c >= want });
     const metrics = await app.services.metrics.registry.metrics();
     expect(metrics).toMatch(/enclave_siem_backlog_events\{sink="soc"\} 0/);
     expect(metrics).toMatch(new RegExp(`enclave_siem_delivered_total\\{sink="soc"\\} ${want}`));
     await f.stop();
-    app.services.siem.sinks.setEnabled(sys(app.services), 'soc', false);
+    await app.services.siem.sinks.setEnabled(sys(app.services), 'soc', false);
     await rx.kill();
   });
 
   it('loses nothing when the receiver is killed mid-run and comes back (at-least-once, de-duplicated by id)', async () => {
     const rx = await receiver();
-    app.services.siem.sinks.add(sys(app.services), { name: 'soc-restart', kind: 'syslog', config: { host: '127.0.0.1', port: rx.port, ca_file: caFile } });
+    await app.services.siem.sinks.add(sys(app.services), { name: 'soc-restart', kind: 'syslog', config: { host: '127.0.0.1', port: rx.port, ca_file: caFile } });
     forwarder('fwd-r');
     await workload('charlie');
     await waitFor(() => rx.messages.length, { what: 'the first deliveries', until: (n) => n >= 5 });
@@ -177,12 +177,12 @@ describe('syslog over TLS', { timeout: 60_000 }, () => {
     await workload('echo');
     const down = await waitFor(() => app.services.siem.sinks.get('soc-restart'), { what: 'a failed delivery while the receiver is down', until: (s) => s.failures > 0 });
     expect(down.lastError).toMatch(/syslog_/);
-    const backlog = app.services.siem.sinks.list().find((s) => s.name === 'soc-restart')!.backlog;
+    const backlog = (await app.services.siem.sinks.list()).find((s) => s.name === 'soc-restart')!.backlog;
     expect(backlog).toBeGreaterThan(0);
     expect(await app.services.metrics.registry.metrics()).toMatch(new RegExp(`enclave_siem_backlog_events\\{sink="soc-restart"\\} [1-9]`));
     await rx.start(); // the same port
     await workload('foxtrot');
-    const want = head();
+    const want = await head();
     await waitFor(() => new Set(rx.events<SiemEvent>().map((e) => e.id)).size, { what: `all ${want} entries after the restart`, until: (n) => n >= want });
     expect(rx.errors).toEqual([]);
     const events = dedupe(rx.events<SiemEvent>());
@@ -191,25 +191,25 @@ describe('syslog over TLS', { timeout: 60_000 }, () => {
     expect(after.lastError).toBeNull();
     expect(await app.services.metrics.registry.metrics()).toMatch(/enclave_siem_delivery_failures_total\{sink="soc-restart"\} [1-9]/);
     for (const f of forwarders.splice(0)) await f.stop();
-    app.services.siem.sinks.setEnabled(sys(app.services), 'soc-restart', false);
+    await app.services.siem.sinks.setEnabled(sys(app.services), 'soc-restart', false);
     await rx.kill();
   });
 
   it('one forwarder per sink: two instances deliver each event once; when the holder stops, the other takes over', async () => {
     const rx = await receiver();
-    const { sink } = app.services.siem.sinks.add(sys(app.services), { name: 'soc-two', kind: 'syslog', config: { host: '127.0.0.1', port: rx.port, ca_file: caFile }, from: 'now' });
+    const { sink } = await app.services.siem.sinks.add(sys(app.services), { name: 'soc-two', kind: 'syslog', config: { host: '127.0.0.1', port: rx.port, ca_file: caFile }, from: 'now' });
     const start = sink.cursor_seq;
     const a = forwarder('fwd-one');
     const b = forwarder('fwd-two');
     for (const s of ['golf', 'hotel', 'india']) await workload(s);
-    let want = head();
+    let want = await head();
     await waitFor(() => rx.messages.length, { what: `${want - start} messages`, until: (n) => n >= want - start });
     const holder = await app.services.redis.get(lockKey(sink.id));
     expect(['fwd-one', 'fwd-two']).toContain(holder);
     await (holder === 'fwd-one' ? a : b).stop();
     expect(await app.services.redis.get(lockKey(sink.id))).toBeNull(); // released on stop
     await workload('juliet');
-    want = head();
+    want = await head();
     await waitFor(() => rx.messages.length, { what: 'the other forwarder taking over', until: (n) => n >= want - start });
     await waitFor(() => app.services.redis.get(lockKey(sink.id)), { what: 'the lock with the other forwarder', until: (v) => v !== null && v !== holder });
     const events = rx.events<SiemEvent>();
@@ -220,7 +220,7 @@ describe('syslog over TLS', { timeout: 60_000 }, () => {
 
   it('a forwarder stopped while a batch is in flight lets it finish: the next holder resends nothing', async () => {
     const rx = await receiver();
-    const { sink } = app.services.siem.sinks.add(sys(app.services), { name: 'soc-handover', kind: 'syslog', config: { host: '127.0.0.1', port: rx.port, ca_file: caFile }, from: 'now' });
+    const { sink } = await app.services.siem.sinks.add(sys(app.services), { name: 'soc-handover', kind: 'syslog', config: { host: '127.0.0.1', port: rx.port, ca_file: caFile }, from: 'now' });
     const start = sink.cursor_seq;
     rx.holdAcks = true;
     const a = forwarder('fwd-inflight');
@@ -233,11 +233,11 @@ describe('syslog over TLS', { timeout: 60_000 }, () => {
     // The held batch was confirmed and counted: the cursor is at the last entry the receiver has.
     const got = rx.events<SiemEvent>().map((e) => e.seq);
     expect(got.length).toBeGreaterThan(0);
-    expect(app.services.siem.sinks.get('soc-handover').cursorSeq).toBe(got.at(-1));
+    expect((await app.services.siem.sinks.get('soc-handover')).cursorSeq).toBe(got.at(-1));
     forwarder('fwd-next');
     await workload('handover-two');
-    const want = head();
-    await waitFor(() => app.services.siem.sinks.get('soc-handover').cursorSeq, { what: 'the next holder delivering the rest', until: (c) => c === want });
+    const want = await head();
+    await waitFor(async () => (await app.services.siem.sinks.get('soc-handover')).cursorSeq, { what: 'the next holder delivering the rest', until: (c) => c === want });
     expect(rx.events<SiemEvent>().map((e) => e.seq)).toEqual(Array.from({ length: want - start }, (_, i) => start + i + 1));
   });
 
@@ -246,7 +246,7 @@ describe('syslog over TLS', { timeout: 60_000 }, () => {
     const rx = await receiver();
     const bad = path.join(tempDir('enclave-siem-ca-'), 'other.pem');
     writeFileSync(bad, other.certPem);
-    app.services.siem.sinks.add(sys(app.services), { name: 'soc-badca', kind: 'syslog', config: { host: '127.0.0.1', port: rx.port, ca_file: bad } });
+    await app.services.siem.sinks.add(sys(app.services), { name: 'soc-badca', kind: 'syslog', config: { host: '127.0.0.1', port: rx.port, ca_file: bad } });
     forwarder('fwd-badca');
     const s = await waitFor(() => app.services.siem.sinks.get('soc-badca'), { what: 'a refused TLS handshake', until: (x) => x.failures > 0 });
     expect(s.lastError).toMatch(/syslog_unreachable/);
@@ -262,16 +262,16 @@ describe('syslog over TLS', { timeout: 60_000 }, () => {
     writeFileSync(keyFile, client.keyPem);
     const rx = new SyslogReceiver({ ...tls, ca: ca.certPem, requestCert: true });
     receivers.push(await rx.start(0));
-    app.services.siem.sinks.add(sys(app.services), { name: 'soc-anon', kind: 'syslog', config: { host: '127.0.0.1', port: rx.port, ca_file: caFile }, from: 'now' });
-    const { sink } = app.services.siem.sinks.add(sys(app.services), { name: 'soc-mtls', kind: 'syslog', config: { host: '127.0.0.1', port: rx.port, ca_file: caFile, cert_file: certFile, key_file: keyFile }, from: 'now' });
+    await app.services.siem.sinks.add(sys(app.services), { name: 'soc-anon', kind: 'syslog', config: { host: '127.0.0.1', port: rx.port, ca_file: caFile }, from: 'now' });
+    const { sink } = await app.services.siem.sinks.add(sys(app.services), { name: 'soc-mtls', kind: 'syslog', config: { host: '127.0.0.1', port: rx.port, ca_file: caFile, cert_file: certFile, key_file: keyFile }, from: 'now' });
     forwarder('fwd-mtls');
     await workload('lima');
-    const want = head();
+    const want = await head();
     await waitFor(() => rx.messages.length, { what: 'the mutual-TLS sink delivering', until: (n) => n >= want - sink.cursor_seq });
     const anon = await waitFor(() => app.services.siem.sinks.get('soc-anon'), { what: 'the sink without a client certificate refused', until: (x) => x.failures > 0 });
     expect(anon.lastError).toMatch(/syslog_/);
     expect(rx.events<SiemEvent>().map((e) => e.seq)).toEqual(Array.from({ length: want - sink.cursor_seq }, (_, i) => sink.cursor_seq + i + 1));
     // A key without its certificate is refused when the sink is added.
-    expect(() => app.services.siem.sinks.add(sys(app.services), { name: 'soc-half', kind: 'syslog', config: { host: '127.0.0.1', port: rx.port, key_file: keyFile } })).toThrow(/cert_file and key_file go together/);
+    await expect(app.services.siem.sinks.add(sys(app.services), { name: 'soc-half', kind: 'syslog', config: { host: '127.0.0.1', port: rx.port, key_file: keyFile } })).rejects.toThrow(/cert_file and key_file go together/);
   });
 });

@@ -76,8 +76,8 @@ describe('webhook sink', { timeout: 120_000, shuffle: false }, () => {
     }
     const sys1 = await runCli(['siem', 'sinks', 'add', '--name', 'evil', '--kind', 'syslog', '--host', 'localhost'], cliEnv());
     expect(sys1.stderr).toMatch(/siem_target_forbidden/);
-    expect(app.services.siem.sinks.rows()).toEqual([]);
-    const denied = app.services.identity.audit.list({ action: 'siem.sink.add', outcome: 'denied' });
+    expect(await app.services.siem.sinks.rows()).toEqual([]);
+    const denied = await app.services.identity.audit.list({ action: 'siem.sink.add', outcome: 'denied' });
     expect(denied.length).toBe(4);
     // Bad input: a clear error, nothing saved.
     const bad = await runCli(['siem', 'sinks', 'add', '--name', 'Bad Name', '--kind', 'webhook', '--url', rxUrl], cliEnv(LOOPBACK_OK));
@@ -102,7 +102,7 @@ describe('webhook sink', { timeout: 120_000, shuffle: false }, () => {
     const f = app.services.siem.forwarder({ pollMs: 20, backoffBaseMs: base, backoffMaxMs: 2_000, batchSize: 5, instanceId: 'fwd-hook' });
     forwarders.push(f);
     f.start();
-    const head = app.services.siem.sinks.headSeq();
+    const head = await app.services.siem.sinks.headSeq();
     const accepted = (): SiemEvent[] => hits.filter((h) => h.status === 200).flatMap((h) => (JSON.parse(h.body) as { events: SiemEvent[] }).events);
     await waitFor(() => new Set(accepted().map((e) => e.id)).size, { what: `all ${head} entries accepted`, until: (n) => n >= head });
     // Every request is signed with the secret the CLI printed (and not with another one).
@@ -143,7 +143,7 @@ describe('webhook sink', { timeout: 120_000, shuffle: false }, () => {
     for (const f of forwarders.splice(0)) await f.stop(); // from here on, only what the CLI sends reaches the receiver
     // `sinks test` sends the newest entry now (outside the cursor) and reports the result; audited.
     const before = hits.length;
-    const cursor = app.services.siem.sinks.get('soc-hook').cursorSeq;
+    const cursor = (await app.services.siem.sinks.get('soc-hook')).cursorSeq;
     const ok = JSON.parse((await runCliOk(['siem', 'sinks', 'test', 'soc-hook', '--json'], cliEnv(LOOPBACK_OK))).stdout) as { ok: boolean; seq: number };
     expect(ok.ok).toBe(true);
     expect(hits.length).toBe(before + 1);
@@ -153,14 +153,14 @@ describe('webhook sink', { timeout: 120_000, shuffle: false }, () => {
     const failed = await runCli(['siem', 'sinks', 'test', 'soc-hook'], cliEnv(LOOPBACK_OK));
     expect(failed.code).toBe(1);
     expect(failed.stderr).toMatch(/delivery failed: webhook_rejected: the receiver answered HTTP 500/);
-    expect(app.services.siem.sinks.get('soc-hook').cursorSeq).toBeGreaterThanOrEqual(cursor); // a test never moves the cursor back
-    expect(app.services.identity.audit.list({ action: 'siem.sink.test' }).map((e) => JSON.parse(e.details).ok)).toEqual([false, true]);
+    expect((await app.services.siem.sinks.get('soc-hook')).cursorSeq).toBeGreaterThanOrEqual(cursor); // a test never moves the cursor back
+    expect((await app.services.identity.audit.list({ action: 'siem.sink.test' })).map((e) => JSON.parse(e.details).ok)).toEqual([false, true]);
     // disable → remove through the CLI, audited.
     await runCliOk(['siem', 'sinks', 'disable', 'soc-hook'], cliEnv());
-    expect(app.services.siem.sinks.get('soc-hook').enabled).toBe(false);
+    expect((await app.services.siem.sinks.get('soc-hook')).enabled).toBe(false);
     await runCliOk(['siem', 'sinks', 'remove', 'soc-hook'], cliEnv());
-    expect(app.services.siem.sinks.rows()).toEqual([]);
-    const actions = app.services.identity.audit.list({ limit: 20 }).map((e) => e.action);
+    expect(await app.services.siem.sinks.rows()).toEqual([]);
+    const actions = (await app.services.identity.audit.list({ limit: 20 })).map((e) => e.action);
     expect(actions).toEqual(expect.arrayContaining(['siem.sink.disable', 'siem.sink.remove']));
     const gone = await runCli(['siem', 'sinks', 'remove', 'soc-hook'], cliEnv());
     expect(gone.code).toBe(3);

@@ -37,7 +37,7 @@ beforeAll(async () => {
   env = { ENCLAVE_DATA_DIR: dataDir, REDIS_URL: config.redisUrl!, ENCLAVE_MASTER_KEY: config.masterKey!, ENCLAVE_TENANT_PROVIDER_NETWORKS: '127.0.0.0/8' };
   // This process writes audit entries into the shared database while the workers run.
   s = await createServices(config, { log: pino({ level: 'silent' }), passwordLogN: 10, entitlements: unrestricted });
-  s.siem.sinks.add(sys(s), { name: 'soc', kind: 'syslog', config: { host: '127.0.0.1', port: rx.port, ca_file: caFile } });
+  await s.siem.sinks.add(sys(s), { name: 'soc', kind: 'syslog', config: { host: '127.0.0.1', port: rx.port, ca_file: caFile } });
 });
 
 afterAll(async () => {
@@ -63,17 +63,17 @@ describe('SIEM forwarder in worker processes', { timeout: 120_000 }, () => {
   it('two workers: one delivers, each entry once and in order; the other takes over when it stops', async () => {
     const [a, b] = await Promise.all([worker(), worker()]);
     await seedTenant(s, 'mike', ['owner', 'member']);
-    let head = s.siem.sinks.headSeq();
+    let head = await s.siem.sinks.headSeq();
     await waitFor(() => seqs().length, { what: `${head} entries at the receiver`, until: (n) => n >= head });
-    const holder = await s.redis.get(lockKey(s.siem.sinks.get('soc').id));
+    const holder = await s.redis.get(lockKey((await s.siem.sinks.get('soc')).id));
     const holderProc = [a!, b!].find((p) => holder?.includes(`_${p.child.pid}_`));
     expect(holderProc, `lock holder ${holder}`).toBeDefined();
     holderProc!.child.kill('SIGTERM');
     expect((await holderProc!.exited()).code).toBe(0);
     await seedTenant(s, 'november', ['owner']);
-    head = s.siem.sinks.headSeq();
+    head = await s.siem.sinks.headSeq();
     await waitFor(() => seqs().length, { what: `${head} entries after the takeover`, until: (n) => n >= head });
-    const other = await s.redis.get(lockKey(s.siem.sinks.get('soc').id));
+    const other = await s.redis.get(lockKey((await s.siem.sinks.get('soc')).id));
     expect(other).not.toBe(holder);
     // Each entry exactly once (a graceful handover), in order.
     expect(seqs()).toEqual(upTo(head));
