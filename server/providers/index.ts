@@ -1,5 +1,7 @@
+import { BedrockAdapter } from './bedrock/adapter.js';
 import { OllamaAdapter } from './ollama/adapter.js';
 import { OpenAIAdapter } from './openai/adapter.js';
+import { GeminiAdapter, VertexAdapter } from './vertex/adapter.js';
 import { UpstreamError, type AdapterConfig, type ProviderAdapter, type ProviderKind } from './types.js';
 
 export * from './types.js';
@@ -19,9 +21,9 @@ export const PROVIDER_KINDS: Readonly<Record<ProviderKind, Factory | null>> = {
   openai: (cfg) => new OpenAIAdapter(cfg),
   anthropic: null,
   'azure-openai': null,
-  bedrock: null,
-  vertex: null,
-  gemini: null,
+  bedrock: (cfg) => new BedrockAdapter(cfg),
+  vertex: (cfg) => new VertexAdapter(cfg),
+  gemini: (cfg) => new GeminiAdapter(cfg),
 };
 
 export function kindAvailable(kind: ProviderKind): boolean {

@@ -194,13 +194,28 @@ const bedrock: KindSpec = {
     {
       key: 'use_instance_role',
       label: "Use the container's role",
-      help: "take credentials from the standard env/IMDS chain (IMDS only when enabled here)",
+      help: "no keys: use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY from the environment, else the instance role via IMDSv2 (platform deployments only)",
       flag: 'aws-use-instance-role',
       type: 'boolean',
     },
   ],
-  defaultBaseUrl: (_s, region) => (region ? `https://bedrock-runtime.${region}.amazonaws.com` : undefined),
+  defaultBaseUrl: (_s, region) => (region && AWS_REGION.test(region) ? `https://bedrock-runtime.${region}.amazonaws.com` : undefined),
+  check: ({ settings: s, credentials, region }) => {
+    // The region names the host the prompts go to: never anything but a region's name.
+    if (!region || !AWS_REGION.test(region)) return 'region must be an AWS region name like us-east-1';
+    const id = credentials.includes('aws_access_key_id');
+    const secret = credentials.includes('aws_secret_access_key');
+    if (id !== secret) return 'an AWS access key needs both aws_access_key_id and aws_secret_access_key';
+    if (credentials.includes('aws_session_token') && !id) return 'a session token needs the access key id and secret it belongs to';
+    if (!id && s.use_instance_role !== true) return "AWS credentials are required: an access key id and secret, or use_instance_role (the container's role)";
+    return undefined;
+  },
 };
+
+/** AWS region names (us-east-1, eu-central-2, us-gov-west-1, ap-southeast-4 …). */
+export const AWS_REGION = /^[a-z]{2}(-[a-z]+)+-\d{1,2}$/;
+/** Google Cloud locations (us-central1, europe-west4 …) and `global`. */
+export const GCP_LOCATION = /^([a-z]+-[a-z]+\d{1,2}|global)$/;
 
 const vertex: KindSpec = {
   kind: 'vertex',
@@ -224,7 +239,8 @@ const vertex: KindSpec = {
       multiline: true,
     },
   ],
-  defaultBaseUrl: (_s, region) => (region ? `https://${region}-aiplatform.googleapis.com` : undefined),
+  defaultBaseUrl: (_s, region) => (!region || !GCP_LOCATION.test(region) ? undefined : region === 'global' ? 'https://aiplatform.googleapis.com' : `https://${region}-aiplatform.googleapis.com`),
+  check: ({ region }) => (region && GCP_LOCATION.test(region) ? undefined : 'region must be a Google Cloud location like us-central1 (or global)'),
 };
 
 const gemini: KindSpec = {

@@ -1,6 +1,7 @@
 import { crc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { decodeMessage, encodeMessage, EventStreamError, readEventStream } from '../../server/providers/bedrock/event-stream.js';
+import { decodeMessage, EventStreamError, readEventStream } from '../../server/providers/bedrock/event-stream.js';
+import { encodeMessage } from '../fakes/fake-bedrock.js';
 
 /**
  * The AWS event-stream framing: a message split at every byte decodes the same; both CRCs
@@ -38,7 +39,7 @@ describe('AWS event-stream decoder', () => {
 
   it('a corrupted payload byte fails the message CRC', async () => {
     const bad = Buffer.from(both);
-    bad[a.length - 6] ^= 0x01; // inside the first message's payload
+    bad[a.length - 6]! ^= 0x01; // inside the first message's payload
     await expect(all(pieces(bad, []))).rejects.toThrow(/message CRC mismatch/);
   });
 

@@ -44,6 +44,7 @@ export class ImdsCredentials implements CredentialSource {
   get(signal: AbortSignal): Promise<AwsCredentials> {
     const c = this.cached;
     if (c && (c.expiresAt === undefined || c.expiresAt - REFRESH_BEFORE_MS > this.now())) return Promise.resolve(c);
+    if (signal.aborted) return Promise.reject(Object.assign(new Error('This operation was aborted'), { name: 'AbortError' }));
     // One fetch for every caller waiting; a caller's abort does not cancel the others' fetch.
     this.inflight ??= this.fetch().finally(() => {
       this.inflight = undefined;

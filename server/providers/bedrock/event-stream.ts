@@ -123,30 +123,3 @@ export async function* readEventStream(src: AsyncIterable<Buffer>): AsyncGenerat
   }
   if (buf.length) throw new EventStreamError('event-stream ended inside a message');
 }
-
-/** Encodes one message (the fakes and tests; the gateway only decodes). */
-export function encodeMessage(headers: Readonly<Record<string, string>>, payload: Buffer | string): Buffer {
-  const hs: Buffer[] = [];
-  for (const [name, value] of Object.entries(headers)) {
-    const n = Buffer.from(name, 'utf8');
-    const v = Buffer.from(value, 'utf8');
-    const h = Buffer.alloc(1 + n.length + 1 + 2 + v.length);
-    h.writeUInt8(n.length, 0);
-    n.copy(h, 1);
-    h.writeUInt8(7, 1 + n.length);
-    h.writeUInt16BE(v.length, 2 + n.length);
-    v.copy(h, 4 + n.length);
-    hs.push(h);
-  }
-  const hb = Buffer.concat(hs);
-  const pb = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
-  const total = PRELUDE + hb.length + pb.length + 4;
-  const out = Buffer.alloc(total);
-  out.writeUInt32BE(total, 0);
-  out.writeUInt32BE(hb.length, 4);
-  out.writeUInt32BE(crc32(out.subarray(0, 8)), 8);
-  hb.copy(out, PRELUDE);
-  pb.copy(out, PRELUDE + hb.length);
-  out.writeUInt32BE(crc32(out.subarray(0, total - 4)), total - 4);
-  return out;
-}

@@ -1,0 +1,204 @@
+import { parseOrigin, readAll, readSse, send, toUpstreamError, type Origin, type UpstreamResponse } from '../upstream-http.js';
+import {
+  parseRetryAfter,
+  UpstreamError,
+  type AdapterConfig,
+  type CallOptions,
+  type ChatCompletion,
+  type ChatCompletionChunk,
+  type ChatRequest,
+  type CreateEmbeddingResponse,
+  type ProviderAdapter,
+} from '../types.js';
+import { parseServiceAccount, ServiceAccountTokens } from './auth.js';
+import { fromGemini, googleError, toGemini, toOpenAIChunks, type GeminiResponse } from './transform.js';
+
+/**
+ * Gemini models over Google's REST API, in its two forms:
+ *  - `vertex`: Vertex AI, `/v1/projects/{project}/locations/{region}/publishers/google/models/{m}`,
+ *    host `{region}-aiplatform.googleapis.com`, a bearer token from the deployment's service
+ *    account (auth.ts);
+ *  - `gemini`: the Generative Language API, `/v1beta/models/{m}`, the API key in `x-goog-api-key`.
+ * `:generateContent` for whole answers, `:streamGenerateContent?alt=sse` for streams (server-
+ * sent events, one GenerateContentResponse per event, decoded as they arrive by the shared SSE
+ * reader; the default JSON-array framing would need a streaming JSON parser for nothing).
+ */
+interface GoogleAuth {
+  headers(signal: AbortSignal): Promise<Record<string, string>>;
+  /** The API refused the credential: drop anything cached. */
+  refused(): void;
+}
+
+abstract class GoogleAdapter implements ProviderAdapter {
+  abstract readonly kind: 'vertex' | 'gemini';
+  protected readonly origin: Origin;
+
+  constructor(
+    baseUrl: string,
+    cfg: AdapterConfig,
+    private readonly auth: GoogleAuth,
+  ) {
+    this.origin = parseOrigin(baseUrl, cfg.egress);
+  }
+
+  /** The model's path prefix, e.g. `/v1beta/models/gemini-2.5-flash`. */
+  protected abstract modelPath(model: string): string;
+  protected abstract modelsPath(): string;
+  protected abstract modelNames(j: unknown): string[] | undefined;
+
+  private async call(method: 'GET' | 'POST', path: string, body: unknown, signal: AbortSignal): Promise<UpstreamResponse> {
+    const headers: Record<string, string> = { accept: 'application/json', ...(await this.auth.headers(signal)) };
+    let payload: string | undefined;
+    if (body !== undefined) {
+      payload = JSON.stringify(body);
+      headers['content-type'] = 'application/json';
+    }
+    let res: UpstreamResponse;
+    try {
+      res = await send(this.origin, method, path, headers, payload, signal);
+    } catch (e) {
+      throw toUpstreamError(e);
+    }
+    if (res.status >= 200 && res.status < 300) return res;
+    let text = '';
+    try {
+      text = (await readAll(res, 1024 * 1024)).toString('utf8');
+    } catch {
+      // the status is what matters
+    }
+    const ra = res.headers['retry-after'];
+    const e = googleError(res.status, text, parseRetryAfter(Array.isArray(ra) ? ra[0] : ra));
+    if (e.code === 'provider_auth_failed') this.auth.refused();
+    throw e;
+  }
+
+  async chat(req: ChatRequest, o: CallOptions): Promise<ChatCompletion> {
+    const res = await this.call('POST', `${this.modelPath(String(req.model))}:generateContent`, toGemini(req), o.signal);
+    let raw: Buffer;
+    try {
+      raw = await readAll(res);
+    } catch (e) {
+      throw toUpstreamError(e);
+    }
+    let j: GeminiResponse;
+    try {
+      j = JSON.parse(raw.toString('utf8')) as GeminiResponse;
+    } catch {
+      throw new UpstreamError('provider_bad_response', 'The provider sent malformed JSON.');
+    }
+    return fromGemini(j, String(req.model));
+  }
+
+  async chatStream(req: ChatRequest, o: CallOptions): Promise<AsyncIterable<ChatCompletionChunk>> {
+    const res = await this.call('POST', `${this.modelPath(String(req.model))}:streamGenerateContent?alt=sse`, toGemini(req), o.signal);
+    const type = String(res.headers['content-type'] ?? '');
+    if (!type.startsWith('text/event-stream')) {
+      res.body.resume();
+      throw new UpstreamError('provider_bad_response', `The provider answered ${type || 'without a content type'} instead of an event stream.`);
+    }
+    const model = String(req.model);
+    return (async function* () {
+      try {
+        for await (const c of toOpenAIChunks(responses(res), model)) yield c;
+      } catch (e) {
+        throw toUpstreamError(e, true);
+      } finally {
+        if (!res.body.readableEnded) res.body.destroy();
+      }
+    })();
+  }
+
+  embed(): Promise<CreateEmbeddingResponse> {
+    return Promise.reject(new UpstreamError('provider_request_rejected', `${this.kind} deployments do not serve embeddings in Enclave yet.`, 400, undefined, 'this provider does not serve embeddings'));
+  }
+
+  async listModels(o: CallOptions): Promise<string[]> {
+    const res = await this.call('GET', this.modelsPath(), undefined, o.signal);
+    let j: unknown;
+    try {
+      j = JSON.parse((await readAll(res)).toString('utf8'));
+    } catch (e) {
+      throw e instanceof SyntaxError ? new UpstreamError('provider_bad_response', 'The provider sent malformed JSON.') : toUpstreamError(e);
+    }
+    const names = this.modelNames(j);
+    if (!names) throw new UpstreamError('provider_bad_response', 'The provider answered the model list without models.');
+    return names;
+  }
+}
+
+/** The SSE events of a streamGenerateContent answer, parsed (malformed JSON fails the stream). */
+async function* responses(res: UpstreamResponse): AsyncGenerator<GeminiResponse> {
+  for await (const ev of readSse(res.body.iterator({ destroyOnReturn: false }))) {
+    let j: GeminiResponse;
+    try {
+      j = JSON.parse(ev.data) as GeminiResponse;
+    } catch {
+      throw new UpstreamError('provider_stream_error', 'The provider sent malformed JSON mid-stream.');
+    }
+    yield j;
+  }
+}
+
+const lastSegment = (name: unknown): string => String(name).split('/').pop() ?? '';
+
+export class GeminiAdapter extends GoogleAdapter {
+  readonly kind = 'gemini' as const;
+  constructor(cfg: AdapterConfig) {
+    const key = cfg.apiKey;
+    super(cfg.baseUrl || 'https://generativelanguage.googleapis.com', cfg, {
+      headers: () => (key ? Promise.resolve({ 'x-goog-api-key': key }) : Promise.reject(new UpstreamError('provider_auth_failed', 'Gemini: the deployment has no API key.'))),
+      refused: () => {},
+    });
+  }
+  protected modelPath(model: string): string {
+    return `/v1beta/models/${encodeURIComponent(model)}`;
+  }
+  protected modelsPath(): string {
+    return '/v1beta/models?pageSize=1000';
+  }
+  protected modelNames(j: unknown): string[] | undefined {
+    const m = (j as { models?: { name?: unknown }[] } | null)?.models;
+    return Array.isArray(m) ? m.map((x) => lastSegment(x.name)) : undefined;
+  }
+}
+
+export class VertexAdapter extends GoogleAdapter {
+  readonly kind = 'vertex' as const;
+  private readonly project: string;
+  private readonly region: string;
+
+  constructor(cfg: AdapterConfig) {
+    const region = cfg.region ?? '';
+    // kinds.ts derives the base URL from the region (the `global` location has no regional host).
+    const base = cfg.baseUrl || 'https://aiplatform.googleapis.com';
+    let tokens: ServiceAccountTokens | undefined;
+    let bad: UpstreamError | undefined;
+    try {
+      tokens = new ServiceAccountTokens(parseServiceAccount(cfg.credentials?.service_account_json), cfg.egress);
+    } catch (e) {
+      // Reported on each call (a broken key must not break the catalogue's reload).
+      bad = e instanceof UpstreamError ? e : new UpstreamError('provider_auth_failed', 'Vertex: the service-account key is unusable.');
+    }
+    super(base, cfg, {
+      headers: async (signal) => {
+        if (!tokens) throw bad;
+        return { authorization: `Bearer ${await tokens.get(signal)}` };
+      },
+      refused: () => tokens?.invalidate(),
+    });
+    const project = cfg.settings?.project;
+    this.project = typeof project === 'string' ? project : '';
+    this.region = region;
+  }
+  protected modelPath(model: string): string {
+    if (!this.project || !this.region) throw new UpstreamError('provider_request_rejected', 'Vertex: the deployment needs a project and a region.', undefined, undefined, 'the deployment needs a project and a region');
+    return `/v1/projects/${encodeURIComponent(this.project)}/locations/${encodeURIComponent(this.region)}/publishers/google/models/${encodeURIComponent(model)}`;
+  }
+  protected modelsPath(): string {
+    return '/v1beta1/publishers/google/models?pageSize=100';
+  }
+  protected modelNames(j: unknown): string[] | undefined {
+    const m = (j as { publisherModels?: { name?: unknown }[] } | null)?.publisherModels;
+    return Array.isArray(m) ? m.map((x) => lastSegment(x.name)) : undefined;
+  }
+}
