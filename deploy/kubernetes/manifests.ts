@@ -87,6 +87,7 @@ export function requiredSecrets(v: Values): RequiredSecret[] {
     add(v.database.urlSecret.name, 'Opaque', v.database.urlSecret.key, 'ENCLAVE_DATABASE_URL, postgres://enclave:password@db.example.com:5432/enclave?sslmode=verify-full');
     if (v.database.caSecret) add(v.database.caSecret.name, 'Opaque', v.database.caSecret.key, 'PEM of the CA that signed the PostgreSQL server certificate');
   }
+  if (v.trustedCaSecret) add(v.trustedCaSecret.name, 'Opaque', v.trustedCaSecret.key, 'PEM bundle of your private CA (NODE_EXTRA_CA_CERTS)');
   add(v.ingress.tlsSecret, 'kubernetes.io/tls', 'tls.crt', `certificate of ${new URL(v.publicUrl).hostname} (with tls.key)`);
   add(v.ingress.tlsSecret, 'kubernetes.io/tls', 'tls.key', 'its private key');
   for (const p of v.image.pullSecrets) add(p, 'kubernetes.io/dockerconfigjson', '.dockerconfigjson', 'credentials of the image registry');
@@ -199,6 +200,7 @@ class Generator {
       env.push({ name: 'ENCLAVE_OIDC_CLIENT_ID', value: v.oidc.clientId });
       env.push({ name: 'ENCLAVE_OIDC_CLIENT_SECRET_FILE', value: `${SECRETS_DIR}/oidc_client_secret` });
     }
+    if (v.trustedCaSecret) env.push({ name: 'NODE_EXTRA_CA_CERTS', value: `${SECRETS_DIR}/extra_ca.crt` });
     if (component === 'api' && v.api) env.push({ name: 'ENCLAVE_API_WORKERS', value: String(v.api.processes) });
     if (component === 'worker') env.push({ name: 'ENCLAVE_WORKER_METRICS_PORT', value: String(WORKER_METRICS_PORT) });
     for (const [name, value] of Object.entries(v.extraEnv).sort(([a], [b]) => a.localeCompare(b))) env.push({ name, value });
@@ -219,6 +221,7 @@ class Generator {
         },
       },
       ...(v.database?.caSecret ? [{ secret: { name: v.database.caSecret.name, items: [{ key: v.database.caSecret.key, path: 'database_ca.crt' }] } }] : []),
+      ...(v.trustedCaSecret ? [{ secret: { name: v.trustedCaSecret.name, items: [{ key: v.trustedCaSecret.key, path: 'extra_ca.crt' }] } }] : []),
     ];
     const vols: IVolume[] = [
       { name: 'tmp', emptyDir: { sizeLimit: '256Mi' } },

@@ -135,6 +135,11 @@ export const valuesSchema = z
       })
       .strict()
       .optional(),
+    /**
+     * PEM bundle of a private CA (IdP, providers or SIEM sinks with certificates of your own
+     * CA) added to Node's trusted roots through NODE_EXTRA_CA_CERTS.
+     */
+    trustedCaSecret: secretRefSchema.optional(),
     /** Model providers (and SIEM sinks, webhooks) Enclave may connect to; nothing else leaves the pods. */
     providerEgress: z.array(z.object({ description: z.string().min(1), cidrs: z.array(cidr).min(1), ports: z.array(port).min(1) }).strict()).default([]),
     dns: z
@@ -188,6 +193,13 @@ export const valuesSchema = z
       forbid('embedded', 'postgres');
       if (v.api && v.api.autoscaling.maxReplicas < v.api.autoscaling.minReplicas) {
         ctx.addIssue({ code: 'custom', path: ['api', 'autoscaling', 'maxReplicas'], message: 'maxReplicas must be at least minReplicas' });
+      }
+    }
+    // Both write into the data dir, which is each pod's own emptyDir in postgres mode: the
+    // archive or backup would vanish with the pod.
+    if (v.mode === 'postgres') {
+      for (const k of ['ENCLAVE_BACKUP_CRON', 'ENCLAVE_AUDIT_ARCHIVE_DAYS']) {
+        if (k in v.extraEnv) ctx.addIssue({ code: 'custom', path: ['extraEnv', k], message: `${k} writes into the pod's own data dir (an emptyDir in mode postgres) and would be lost: use your PostgreSQL backups` });
       }
     }
     if (new URL(v.publicUrl).pathname !== '/') ctx.addIssue({ code: 'custom', path: ['publicUrl'], message: 'must be an origin without a path (https://enclave.example.com)' });

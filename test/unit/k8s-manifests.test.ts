@@ -128,6 +128,11 @@ describe('Kubernetes manifests', () => {
         for (const c of allContainers(p)) {
           const at = `${mode} ${p.owner} ${c.name}`;
           for (const e of c.env ?? []) {
+            // Node's own: the private CA bundle, a file from a Secret.
+            if (e.name === 'NODE_EXTRA_CA_CERTS') {
+              expect(e.value, at).toMatch(/^\/run\/secrets\/enclave\//);
+              continue;
+            }
             expect(SETTING_BY_ENV.has(e.name), `${at}: ${e.name} is not in server/config/settings.ts`).toBe(true);
             if (SETTING_BY_ENV.get(e.name)?.secret) expect(e.valueFrom?.secretKeyRef, `${at}: ${e.name} is a secret and must come from a Secret`).toBeDefined();
             if (/(PASSWORD|SECRET|TOKEN|MASTER_KEY)/.test(e.name)) expect(e.name, at).toMatch(/_FILE$/);
@@ -359,6 +364,9 @@ describe('Kubernetes manifests', () => {
     expect(bad((v) => ((v.redis as { egress: unknown }).egress = { cidrs: ['10.0.0.0/33'] }))).toMatch(/redis\.egress/);
     expect(bad((v) => (v.publicUrl = 'http://enclave.example.com'))).toMatch(/publicUrl: must be an https:\/\/ URL/);
     expect(bad((v) => (v.mode = 'postgres'))).toMatch(/database: database is required in mode postgres/);
+    const pg = structuredClone(loadValuesRaw('postgres'));
+    pg.extraEnv = { ENCLAVE_BACKUP_CRON: '0 3 * * *' };
+    expect(() => parseValues(pg)).toThrow(/extraEnv\.ENCLAVE_BACKUP_CRON: .*emptyDir in mode postgres/);
     // The CLI: exit 2, the problem on stderr, no output file.
     const dir = mkdtempSync(path.join(tmpdir(), 'k8s-values-'));
     try {
