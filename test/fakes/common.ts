@@ -13,7 +13,9 @@ import type { AddressInfo } from 'node:net';
  *  - drop               destroys the socket before any response
  *  - drop_mid_stream    sends the first chunk(s), then destroys the socket
  *  - malformed          200 with a body that is not valid JSON / NDJSON / SSE JSON
- *  - error_mid_stream   (OpenAI only) sends a chunk, then an SSE `error` event
+ *  - error_mid_stream   (SSE fakes) sends a chunk, then an SSE `error` event
+ *  - overloaded         (Anthropic) 529 overloaded_error
+ *  - content_filter     (Azure OpenAI) the prompt (plain calls) or the answer (streams) is filtered
  */
 export type FaultMode =
   | 'rate_limit'
@@ -23,7 +25,11 @@ export type FaultMode =
   | 'drop'
   | 'drop_mid_stream'
   | 'malformed'
-  | 'error_mid_stream';
+  | 'error_mid_stream'
+  /** Anthropic's 529 overloaded_error (fake-anthropic). */
+  | 'overloaded'
+  /** Azure's content filter: 400 content_filter on the prompt, or a filtered answer (fake-azure-openai). */
+  | 'content_filter';
 
 export interface Fault {
   readonly mode: FaultMode;
