@@ -1,3 +1,4 @@
+import { AnthropicAdapter } from './anthropic/adapter.js';
 import { BedrockAdapter } from './bedrock/adapter.js';
 import { OllamaAdapter } from './ollama/adapter.js';
 import { OpenAIAdapter } from './openai/adapter.js';
@@ -19,7 +20,7 @@ type Factory = (cfg: AdapterConfig) => ProviderAdapter;
 export const PROVIDER_KINDS: Readonly<Record<ProviderKind, Factory | null>> = {
   ollama: (cfg) => new OllamaAdapter(cfg),
   openai: (cfg) => new OpenAIAdapter(cfg),
-  anthropic: null,
+  anthropic: (cfg) => new AnthropicAdapter(cfg),
   'azure-openai': null,
   bedrock: (cfg) => new BedrockAdapter(cfg),
   vertex: (cfg) => new VertexAdapter(cfg),
