@@ -122,6 +122,53 @@ describe('Kubernetes manifests', () => {
     }
   });
 
+  it('cross-object references resolve (what the schema check cannot see)', () => {
+    for (const { mode, objects } of modes) {
+      const podList = pods(objects);
+      const matches = (sel: Record<string, string> | undefined, labels: Record<string, string>): boolean =>
+        !!sel && Object.keys(sel).length > 0 && Object.entries(sel).every(([k, v]) => labels[k] === v);
+      for (const d of byKind(objects, 'Deployment')) {
+        expect(matches(d.spec!.selector.matchLabels, (d.spec!.template.metadata?.labels ?? {}) as Record<string, string>), `${mode} ${d.metadata!.name} selector`).toBe(true);
+      }
+      const names = (kind: K8sObject['kind']): string[] => objects.filter((o) => o.kind === kind).map((o) => o.metadata!.name!);
+      for (const o of objects) if (o.kind !== 'Namespace') expect(o.metadata!.namespace, `${mode} ${o.kind}`).toBe(objects[0]!.metadata!.name);
+      for (const svc of byKind(objects, 'Service')) {
+        const backs = podList.filter((p) => matches(svc.spec!.selector, p.labels));
+        expect(backs.length, `${mode} Service ${svc.metadata!.name} selects pods`).toBeGreaterThan(0);
+        for (const port of svc.spec!.ports!) for (const p of backs) expect(p.spec.containers.some((c) => c.ports?.some((cp) => cp.name === port.targetPort))).toBe(true);
+      }
+      for (const ing of byKind(objects, 'Ingress')) {
+        for (const rule of ing.spec!.rules!) {
+          for (const path of rule.http!.paths) {
+            const svc = byKind(objects, 'Service').find((x) => x.metadata!.name === path.backend.service!.name)!;
+            expect(svc, `${mode} Ingress backend`).toBeDefined();
+            expect(svc.spec!.ports!.map((x) => x.name)).toContain(path.backend.service!.port!.name);
+          }
+        }
+      }
+      for (const hpa of byKind(objects, 'HorizontalPodAutoscaler')) expect(names('Deployment')).toContain(hpa.spec!.scaleTargetRef.name);
+      for (const pdb of byKind(objects, 'PodDisruptionBudget')) expect(podList.some((p) => matches(pdb.spec!.selector!.matchLabels, p.labels)), `${mode} PDB ${pdb.metadata!.name}`).toBe(true);
+      for (const p of podList) {
+        expect(names('ServiceAccount')).toContain(p.spec.serviceAccountName);
+        for (const v of p.spec.volumes ?? []) {
+          // The restricted Pod Security Standard's volume types (the namespace enforces it).
+          expect(Object.keys(v).filter((k) => k !== 'name'), `${mode} ${p.owner} volume ${v.name}`).toEqual([expect.stringMatching(/^(emptyDir|projected|persistentVolumeClaim|secret|configMap)$/)]);
+          if (v.persistentVolumeClaim) expect(names('PersistentVolumeClaim')).toContain(v.persistentVolumeClaim.claimName);
+        }
+        expect(p.spec.hostNetwork ?? p.spec.hostPID ?? p.spec.hostIPC, p.owner).toBeUndefined();
+        for (const c of allContainers(p)) {
+          for (const port of c.ports ?? []) expect(port.hostPort, `${p.owner} ${c.name}`).toBeUndefined();
+          // Kubernetes expands $(NAME) in args from the container's environment: no accidental reference.
+          const envNames = new Set((c.env ?? []).map((e) => e.name));
+          for (const a of c.args ?? []) for (const m of a.matchAll(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g)) expect(envNames.has(m[1]!), `${p.owner} ${c.name}: $(${m[1]}) would be expanded`).toBe(false);
+        }
+      }
+      const ns = objects[0]!;
+      expect(ns.kind).toBe('Namespace');
+      expect(ns.metadata!.labels!['pod-security.kubernetes.io/enforce']).toBe('restricted');
+    }
+  });
+
   it('environment: only settings the server knows, secrets never inline, and the server accepts it', () => {
     for (const { mode, objects } of modes) {
       for (const p of pods(objects)) {
