@@ -55,14 +55,18 @@ function main(argv: string[]): void {
     }
     return;
   }
-  const file = arg('--values');
+  // `npm run` starts in the package root; paths are the caller's (npm passes its directory as INIT_CWD).
+  const here = process.env.INIT_CWD ?? process.cwd();
+  const fileArg = arg('--values');
+  const file = fileArg && path.resolve(here, fileArg);
   if (!file) {
     process.stderr.write('usage: render.ts --values <values.yaml> [--out <file>] | --examples\n');
     process.exit(2);
   }
   const values = loadValues(file);
   const yaml = renderYaml(values, path.basename(file));
-  const out = arg('--out');
+  const outArg = arg('--out');
+  const out = outArg && path.resolve(here, outArg);
   if (out) writeFileSync(out, yaml);
   else process.stdout.write(yaml);
   process.stderr.write('Create these Secrets before applying (docs/install-kubernetes.md, "Secrets"):\n');
