@@ -1,5 +1,4 @@
 import type { IServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
-import type { INamespace } from 'kubernetes-models/v1/Namespace';
 import type { IPersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClaim';
 import type { IService } from 'kubernetes-models/v1/Service';
 import type { IContainer } from 'kubernetes-models/v1/Container';
@@ -40,7 +39,7 @@ import type { Peer, Resources, Values } from './values.js';
  * DNS, Redis, PostgreSQL, the IdP and the configured provider networks.
  */
 
-export type K8sObject = INamespace | IServiceAccount | IPersistentVolumeClaim | IService | IDeployment | IJob | IIngress | INetworkPolicy | IHorizontalPodAutoscaler | IPodDisruptionBudget;
+export type K8sObject = IServiceAccount | IPersistentVolumeClaim | IService | IDeployment | IJob | IIngress | INetworkPolicy | IHorizontalPodAutoscaler | IPodDisruptionBudget;
 
 export const HTTP_PORT = 8080;
 export const WORKER_METRICS_PORT = 9464;
@@ -94,7 +93,11 @@ export function requiredSecrets(v: Values): RequiredSecret[] {
   return [...out].map(([name, s]) => ({ name, type: s.type, keys: [...s.keys].map(([key, what]) => ({ key, what })) }));
 }
 
-/** All objects, in apply order (namespace first, policies last). */
+/**
+ * All objects, in apply order (policies last). No Namespace object: `kubectl delete -f` of the
+ * file would then delete the namespace with the customer's Secrets in it; the docs create it
+ * with the restricted Pod Security Standard label.
+ */
 export function generateManifests(v: Values): K8sObject[] {
   const g = new Generator(v);
   return g.objects();
@@ -120,12 +123,13 @@ class Generator {
   }
 
   private get image(): string {
-    return `${this.v.image.repository}:${this.v.image.tag}`;
+    const { repository, tag, digest } = this.v.image;
+    return `${repository}:${tag}${digest ? `@${digest}` : ''}`;
   }
 
   objects(): K8sObject[] {
     const v = this.v;
-    const out: K8sObject[] = [this.namespace(), this.serviceAccount()];
+    const out: K8sObject[] = [this.serviceAccount()];
     if (v.mode === 'embedded') {
       out.push(this.pvc(`${v.name}-data`, 'ReadWriteOnce', v.embedded!.storage, 'all'));
       out.push(this.embeddedDeployment());
@@ -143,19 +147,6 @@ class Generator {
     return out;
   }
 
-  private namespace(): INamespace {
-    return {
-      apiVersion: 'v1',
-      kind: 'Namespace',
-      metadata: {
-        name: this.v.namespace,
-        // The restricted Pod Security Standard: the API server itself refuses a pod of this
-        // namespace that runs as root, keeps capabilities or lacks a seccomp profile.
-        labels: { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest' },
-      },
-    };
-  }
-
   private serviceAccount(): IServiceAccount {
     // Enclave never talks to the Kubernetes API: no token mounted anywhere.
     return { apiVersion: 'v1', kind: 'ServiceAccount', metadata: this.meta(this.v.name), automountServiceAccountToken: false };
@@ -165,7 +156,7 @@ class Generator {
     return {
       apiVersion: 'v1',
       kind: 'PersistentVolumeClaim',
-      metadata: { ...this.meta(name, component), annotations: { 'helm.sh/resource-policy': 'keep' } },
+      metadata: this.meta(name, component),
       spec: {
         accessModes: [mode],
         resources: { requests: { storage: storage.size } },

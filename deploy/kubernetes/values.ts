@@ -94,6 +94,8 @@ export const valuesSchema = z
       .object({
         repository: z.string().regex(/^[a-z0-9][a-z0-9._\-/:]*$/, 'must be an image repository such as registry.example.com/enclave/enclave'),
         tag: z.string().regex(/^\d+\.\d+\.\d+[-\w.]*$/, 'must be a release version such as 0.1.0 (never latest)'),
+        /** Pins the exact image (sha256:…): what was reviewed is what runs, whatever the tag later names. */
+        digest: z.string().regex(/^sha256:[0-9a-f]{64}$/, 'must be sha256: followed by 64 hex digits').optional(),
         pullPolicy: z.enum(['IfNotPresent', 'Always', 'Never']).default('IfNotPresent'),
         pullSecrets: z.array(dns1123).default([]),
       })
