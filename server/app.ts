@@ -212,6 +212,7 @@ export async function createServices(
     let identityRef: Identity | undefined;
     const metering = createMetering({
       db,
+      store,
       redis,
       clock,
       log,
@@ -223,7 +224,7 @@ export async function createServices(
       secrets: master.box,
       webhookEgress: egressPolicy(config.tenantProviderNetworks),
     });
-    metering.start();
+    await metering.start(); // loads the plan and price caches before the first request
     closers.push(() => metering.stop());
     const identity = createIdentity({
       plans: () => metering.plans,
@@ -296,7 +297,7 @@ export async function createServices(
       sso,
       jobs,
       siem,
-      scim: createScim({ db, data, identity, clock, entitlements: () => entitlementsNow }),
+      scim: createScim({ store, tenantStore, identity, clock, entitlements: () => entitlementsNow }),
       close: closeAll,
     };
   } catch (e) {

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { createTenantData } from '../../server/db/tenant-scope.js';
 import { createScim } from '../../server/scim/index.js';
 import { serializeToken } from '../../server/scim/tokens.js';
 import { systemClock } from '../../server/clock.js';
@@ -8,10 +7,10 @@ import { withIdentity, type CliIdentity } from './admin.js';
 import { resolveTenant } from './tenants.js';
 
 /** `enclave scim token create|rotate|revoke|list --tenant T`: a tenant's SCIM bearer token (shown once). */
-function tokensOf(c: CliIdentity, tenantRef: string) {
-  const t = resolveTenant(c, tenantRef);
-  const scim = createScim({ db: c.db, data: createTenantData(c.db), identity: c.identity, clock: systemClock, entitlements: () => c.entitlements });
-  return { tenant: t, tokens: scim.tokens, service: scim.service, ctx: c.identity.tenants.scopeTo(c.ctx, t.id, 'scim.token') };
+async function tokensOf(c: CliIdentity, tenantRef: string) {
+  const t = await resolveTenant(c, tenantRef);
+  const scim = createScim({ store: c.store, tenantStore: c.tenantStore, identity: c.identity, clock: systemClock, entitlements: () => c.entitlements });
+  return { tenant: t, tokens: scim.tokens, service: scim.service, ctx: await c.identity.tenants.scopeTo(c.ctx, t.id, 'scim.token') };
 }
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -36,9 +35,9 @@ export function registerScim(program: Command): void {
     .requiredOption('--tenant <tenant>', 'tenant slug or id')
     .option('--json', 'print JSON (the token in `token`)')
     .action((opts: { tenant: string; json?: boolean }) =>
-      withIdentity((c) => {
-        const { tenant, tokens, ctx } = tokensOf(c, opts.tenant);
-        printIssued('created', tenant.slug, tokens.create(ctx), opts.json);
+      withIdentity(async (c) => {
+        const { tenant, tokens, ctx } = await tokensOf(c, opts.tenant);
+        printIssued('created', tenant.slug, await tokens.create(ctx), opts.json);
       }),
     );
   token
@@ -47,9 +46,9 @@ export function registerScim(program: Command): void {
     .requiredOption('--tenant <tenant>', 'tenant slug or id')
     .option('--json', 'print JSON (the token in `token`)')
     .action((opts: { tenant: string; json?: boolean }) =>
-      withIdentity((c) => {
-        const { tenant, tokens, ctx } = tokensOf(c, opts.tenant);
-        printIssued('rotated', tenant.slug, tokens.rotate(ctx), opts.json);
+      withIdentity(async (c) => {
+        const { tenant, tokens, ctx } = await tokensOf(c, opts.tenant);
+        printIssued('rotated', tenant.slug, await tokens.rotate(ctx), opts.json);
       }),
     );
   token
@@ -58,9 +57,9 @@ export function registerScim(program: Command): void {
     .requiredOption('--tenant <tenant>', 'tenant slug or id')
     .option('--json', 'print JSON')
     .action((opts: { tenant: string; json?: boolean }) =>
-      withIdentity((c) => {
-        const { tenant, tokens, ctx } = tokensOf(c, opts.tenant);
-        const revoked = tokens.revoke(ctx);
+      withIdentity(async (c) => {
+        const { tenant, tokens, ctx } = await tokensOf(c, opts.tenant);
+        const revoked = await tokens.revoke(ctx);
         if (opts.json) printJson({ revoked });
         else process.stdout.write(`revoked the SCIM token of ${tenant.slug} (${revoked.join(', ')})\n`);
       }),
@@ -71,9 +70,9 @@ export function registerScim(program: Command): void {
     .requiredOption('--tenant <tenant>', 'tenant slug or id')
     .option('--json', 'print JSON')
     .action((opts: { tenant: string; json?: boolean }) =>
-      withIdentity((c) => {
-        const { tokens, ctx } = tokensOf(c, opts.tenant);
-        const rows = tokens.list(ctx).map(serializeToken);
+      withIdentity(async (c) => {
+        const { tokens, ctx } = await tokensOf(c, opts.tenant);
+        const rows = (await tokens.list(ctx)).map(serializeToken);
         if (opts.json) printJson(rows);
         else printTable(rows, ['id', 'prefix', 'created_at', 'created_by', 'last_used_at']);
       }),
@@ -87,15 +86,15 @@ export function registerScim(program: Command): void {
     .option('--clear', 'remove every rule (SCIM then never changes roles)')
     .option('--json', 'print JSON')
     .action((opts: { tenant: string; map?: string[]; clear?: boolean; json?: boolean }) =>
-      withIdentity((c) => {
+      withIdentity(async (c) => {
         if (!opts.clear && !opts.map?.length) throw new CliError('give --map GROUP=ROLE (repeatable) or --clear', 2);
         const rules = (opts.map ?? []).map((m) => {
           const i = m.lastIndexOf('=');
           if (i < 1) throw new CliError(`--map takes GROUP=ROLE (got ${m})`, 2);
           return { group: m.slice(0, i), role: m.slice(i + 1) };
         });
-        const { tenant, service, ctx } = tokensOf(c, opts.tenant);
-        const saved = service.setGroupRoles(ctx, opts.clear ? [] : rules);
+        const { tenant, service, ctx } = await tokensOf(c, opts.tenant);
+        const saved = await service.setGroupRoles(ctx, opts.clear ? [] : rules);
         if (opts.json) printJson(saved);
         else process.stdout.write(saved.length ? `${tenant.slug}: ${saved.map((r) => `${r.group} → ${r.role}`).join(', ')}\n` : `${tenant.slug}: no group rules (SCIM does not change roles)\n`);
       }),
@@ -106,9 +105,9 @@ export function registerScim(program: Command): void {
     .requiredOption('--tenant <tenant>', 'tenant slug or id')
     .option('--json', 'print JSON')
     .action((opts: { tenant: string; json?: boolean }) =>
-      withIdentity((c) => {
-        const { service, ctx } = tokensOf(c, opts.tenant);
-        const rules = service.groupRoles(ctx);
+      withIdentity(async (c) => {
+        const { service, ctx } = await tokensOf(c, opts.tenant);
+        const rules = await service.groupRoles(ctx);
         if (opts.json) printJson(rules);
         else printTable(rules, ['group', 'role']);
       }),

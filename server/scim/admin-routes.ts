@@ -13,11 +13,11 @@ import { serializeToken } from './tokens.js';
 export function scimAdminRouter(identity: Identity, scim: Scim): Router {
   const r = Router();
   const admin = authenticate(identity, { accept: ['session', 'api_key'] });
-  r.get('/admin/api/tenants/:tenantId/scim', admin, (req, res) => {
-    const ctx = identity.tenants.scopeTo(req.ctx, String(req.params.tenantId), 'scim.read');
-    identity.access.require(ctx, 'settings:read');
-    const token = scim.tokens.list(ctx)[0];
-    res.json({ object: 'scim_status', endpoint: '/scim/v2', token: token ? serializeToken(token) : null, ...scim.service.summary(ctx) });
+  r.get('/admin/api/tenants/:tenantId/scim', admin, async (req, res) => {
+    const ctx = await identity.tenants.scopeTo(req.ctx, String(req.params.tenantId), 'scim.read');
+    await identity.access.require(ctx, 'settings:read');
+    const token = (await scim.tokens.list(ctx))[0];
+    res.json({ object: 'scim_status', endpoint: '/scim/v2', token: token ? serializeToken(token) : null, ...(await scim.service.summary(ctx)) });
   });
   return r;
 }

@@ -1,8 +1,8 @@
 import type { Entitlements } from '../access/entitlements.js';
 import type { Clock } from '../clock.js';
-import type { Db } from '../db/connection.js';
 import { ScimRepo } from '../db/repos/scim.js';
-import type { TenantData } from '../db/tenant-scope.js';
+import type { Store } from '../db/store.js';
+import type { TenantStore } from '../db/tenant-store.js';
 import type { Identity } from '../identity/index.js';
 import { ScimService } from './service.js';
 import { ScimTokens } from './tokens.js';
@@ -13,8 +13,8 @@ export interface Scim {
   readonly service: ScimService;
 }
 
-export function createScim(o: { db: Db; data: TenantData; identity: Identity; clock: Clock; entitlements: () => Entitlements }): Scim {
-  const repo = new ScimRepo(o.db, o.data);
+export function createScim(o: { store: Store; tenantStore: TenantStore; identity: Identity; clock: Clock; entitlements: () => Entitlements }): Scim {
+  const repo = new ScimRepo(o.store, o.tenantStore);
   return {
     tokens: new ScimTokens({ repo, audit: o.identity.audit, clock: o.clock, entitlements: o.entitlements }),
     service: new ScimService({ repo, identity: o.identity, clock: o.clock }),

@@ -91,14 +91,14 @@ export function scimRouter(scim: Scim, opts: { maxBodyBytes: number; publicUrl?:
   const r = Router();
   outer.use('/scim/v2', r);
 
-  r.use((req: Request, _res: Response, next: NextFunction) => {
+  r.use(async (req: Request, _res: Response, next: NextFunction) => {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-    const v = scim.tokens.verify(m?.[1]);
+    const v = await scim.tokens.verify(m?.[1]);
     req.ctx.tenant = v.tenant;
     req.ctx.principal = { kind: 'system', id: `scim:${v.token.id}` };
     const deprovision = req.method === 'DELETE' && /^\/Users\//.test(req.path);
     if (!deprovision && !opts.entitlements().hasFeature('scim')) throw new ScimError(403, 'The licence does not include SCIM provisioning (scim).');
-    scim.tokens.touch(req.ctx, v.token);
+    await scim.tokens.touch(req.ctx, v.token);
     next();
   });
   // After authentication: an anonymous client cannot make the server read a body.
@@ -137,37 +137,37 @@ export function scimRouter(scim: Scim, opts: { maxBodyBytes: number; publicUrl?:
     send(res, 200, s);
   });
 
-  r.get('/Users', (req, res) => {
+  r.get('/Users', async (req, res) => {
     const q = listQuery(req.query);
-    send(res, 200, listBody(svc.listUsers(req.ctx, base(req), q), q.startIndex, req.query));
+    send(res, 200, listBody(await svc.listUsers(req.ctx, base(req), q), q.startIndex, req.query));
   });
   r.post('/Users', async (req, res) => {
     const u = await svc.createUser(req.ctx, base(req), req.body);
     res.set('location', String((u.meta as { location: string }).location));
     send(res, 201, u);
   });
-  r.get('/Users/:id', (req, res) => send(res, 200, project(svc.getUser(req.ctx, base(req), id(req)), req.query)));
-  r.put('/Users/:id', (req, res) => send(res, 200, svc.replaceUser(req.ctx, base(req), id(req), req.body)));
-  r.patch('/Users/:id', (req, res) => send(res, 200, svc.patchUser(req.ctx, base(req), id(req), req.body)));
-  r.delete('/Users/:id', (req, res) => {
-    svc.deleteUser(req.ctx, id(req));
+  r.get('/Users/:id', async (req, res) => send(res, 200, project(await svc.getUser(req.ctx, base(req), id(req)), req.query)));
+  r.put('/Users/:id', async (req, res) => send(res, 200, await svc.replaceUser(req.ctx, base(req), id(req), req.body)));
+  r.patch('/Users/:id', async (req, res) => send(res, 200, await svc.patchUser(req.ctx, base(req), id(req), req.body)));
+  r.delete('/Users/:id', async (req, res) => {
+    await svc.deleteUser(req.ctx, id(req));
     res.status(204).end();
   });
 
-  r.get('/Groups', (req, res) => {
+  r.get('/Groups', async (req, res) => {
     const q = listQuery(req.query);
-    send(res, 200, listBody(svc.listGroups(req.ctx, base(req), q, !excludesMembers(req.query)), q.startIndex, req.query));
+    send(res, 200, listBody(await svc.listGroups(req.ctx, base(req), q, !excludesMembers(req.query)), q.startIndex, req.query));
   });
-  r.post('/Groups', (req, res) => {
-    const g = svc.createGroup(req.ctx, base(req), req.body);
+  r.post('/Groups', async (req, res) => {
+    const g = await svc.createGroup(req.ctx, base(req), req.body);
     res.set('location', String((g.meta as { location: string }).location));
     send(res, 201, g);
   });
-  r.get('/Groups/:id', (req, res) => send(res, 200, project(svc.getGroup(req.ctx, base(req), id(req), !excludesMembers(req.query)), req.query)));
-  r.put('/Groups/:id', (req, res) => send(res, 200, svc.replaceGroup(req.ctx, base(req), id(req), req.body)));
-  r.patch('/Groups/:id', (req, res) => send(res, 200, project(svc.patchGroup(req.ctx, base(req), id(req), req.body), req.query)));
-  r.delete('/Groups/:id', (req, res) => {
-    svc.deleteGroup(req.ctx, id(req));
+  r.get('/Groups/:id', async (req, res) => send(res, 200, project(await svc.getGroup(req.ctx, base(req), id(req), !excludesMembers(req.query)), req.query)));
+  r.put('/Groups/:id', async (req, res) => send(res, 200, await svc.replaceGroup(req.ctx, base(req), id(req), req.body)));
+  r.patch('/Groups/:id', async (req, res) => send(res, 200, project(await svc.patchGroup(req.ctx, base(req), id(req), req.body), req.query)));
+  r.delete('/Groups/:id', async (req, res) => {
+    await svc.deleteGroup(req.ctx, id(req));
     res.status(204).end();
   });
 

@@ -55,8 +55,8 @@ export class ScimService {
     private readonly d: { repo: ScimRepo; identity: Identity; clock: Clock },
   ) {}
 
-  private audit(ctx: RequestContext, action: string, target: { type: string; id: string | null }, details: Record<string, unknown> = {}, outcome?: { denied: string }): void {
-    this.d.identity.audit.record(ctx, {
+  private async audit(ctx: RequestContext, action: string, target: { type: string; id: string | null }, details: Record<string, unknown> = {}, outcome?: { denied: string }): Promise<void> {
+    await this.d.identity.audit.record(ctx, {
       action,
       target,
       details: { ...details, via: 'scim' },
@@ -68,16 +68,13 @@ export class ScimService {
     return ctx.tenant!.id;
   }
 
-  private otherTenants(ctx: RequestContext, userId: string): string[] {
-    return this.d.identity.sessions
-      .memberships(userId)
-      .map((m) => m.tenantId)
-      .filter((t) => t !== this.tenantId(ctx));
+  private async otherTenants(ctx: RequestContext, userId: string): Promise<string[]> {
+    return (await this.d.identity.sessions.memberships(userId)).map((m) => m.tenantId).filter((t) => t !== this.tenantId(ctx));
   }
 
   /** Whether this tenant's directory may hold the account (see the class comment). */
-  private mayHold(ctx: RequestContext, u: UserRow, email: string): boolean {
-    return !u.platformAdmin && this.otherTenants(ctx, u.id).length === 0 && this.d.identity.domains.ownerOf(email) === this.tenantId(ctx);
+  private async mayHold(ctx: RequestContext, u: UserRow, email: string): Promise<boolean> {
+    return !u.platformAdmin && (await this.otherTenants(ctx, u.id)).length === 0 && await this.d.identity.domains.ownerOf(email) === this.tenantId(ctx);
   }
 
   private email(input: UserInput): string {
@@ -88,43 +85,43 @@ export class ScimService {
     }
   }
 
-  private domainRefused(ctx: RequestContext, email: string): ScimError {
-    this.audit(ctx, 'scim.user.create', { type: 'user', id: null }, { domain: emailDomain(email) }, { denied: 'email_domain_not_verified' });
+  private async domainRefused(ctx: RequestContext, email: string): Promise<ScimError> {
+    await this.audit(ctx, 'scim.user.create', { type: 'user', id: null }, { domain: emailDomain(email) }, { denied: 'email_domain_not_verified' });
     return badValue(`The e-mail domain ${emailDomain(email)} is not verified for this tenant; a platform administrator verifies it (enclave tenants domains verify).`);
   }
 
   // --- users -------------------------------------------------------------------------------
 
-  private userRes(base: string, ctx: RequestContext, rows: ScimUserRow[]): Resource[] {
-    const groups = this.d.repo.groupsOfUsers(
+  private async userRes(base: string, ctx: RequestContext, rows: ScimUserRow[]): Promise<Resource[]> {
+    const groups = await this.d.repo.groupsOfUsers(
       ctx,
       rows.map((r) => r.userId),
     );
     return rows.map((r) => userResource(base, r, groups.filter((g) => g.userId === r.userId)) as Resource);
   }
 
-  getUser(ctx: RequestContext, base: string, id: string): Resource {
-    const row = this.d.repo.user(ctx, id);
+  async getUser(ctx: RequestContext, base: string, id: string): Promise<Resource> {
+    const row = await this.d.repo.user(ctx, id);
     if (!row) throw notFound('User', id);
-    return this.userRes(base, ctx, [row])[0]!;
+    return (await this.userRes(base, ctx, [row]))[0]!;
   }
 
-  listUsers(ctx: RequestContext, base: string, q: ListQuery): { total: number; resources: Resource[] } {
+  async listUsers(ctx: RequestContext, base: string, q: ListQuery): Promise<{ total: number; resources: Resource[] }> {
     const filter = q.filter ? parseFilter(q.filter) : undefined;
     const terms = filter ? eqTerms(filter) : new Map();
     const str = (k: string): string | undefined => {
       const v = terms.get(k);
       return typeof v === 'string' ? v : undefined;
     };
-    const rows = this.d.repo.users(ctx, {
+    const rows = await this.d.repo.users(ctx, {
       ...(str('username') !== undefined ? { userNameKey: str('username')!.toLowerCase() } : {}),
       ...(str('externalid') !== undefined ? { externalId: str('externalid')! } : {}),
       ...(str('id') !== undefined ? { userId: str('id')! } : {}),
       ...(filter ? { attributesContain: emailTerms(filter) } : {}),
     });
     // Without a filter only the page is built; with one, the (narrowed) candidates are.
-    if (!filter) return { total: rows.length, resources: this.userRes(base, ctx, pageOf(rows, q)) };
-    return this.page(this.userRes(base, ctx, rows), filter, q);
+    if (!filter) return { total: rows.length, resources: await this.userRes(base, ctx, pageOf(rows, q)) };
+    return this.page(await this.userRes(base, ctx, rows), filter, q);
   }
 
   private page(all: Resource[], filter: Filter | undefined, q: ListQuery): { total: number; resources: Resource[] } {
@@ -136,130 +133,130 @@ export class ScimService {
   async createUser(ctx: RequestContext, base: string, body: unknown): Promise<Resource> {
     const input = parseResource(userInput, body);
     const key = input.userName.toLowerCase();
-    const byName = this.d.repo.userByName(ctx, key);
+    const byName = await this.d.repo.userByName(ctx, key);
     if (byName && byName.deletedAt === null) throw new ScimError(409, `A user with userName ${input.userName} exists.`, 'uniqueness');
     const email = this.email(input);
     const now = this.d.clock.now();
-    let account = this.d.identity.users.byEmail(email);
+    let account = await this.d.identity.users.byEmail(email);
     let adopted = false;
     if (account) {
-      const mine = this.d.repo.user(ctx, account.id, { includeDeleted: true });
+      const mine = await this.d.repo.user(ctx, account.id, { includeDeleted: true });
       if (mine && mine.deletedAt === null) throw new ScimError(409, `A user with this e-mail is already provisioned (id ${account.id}).`, 'uniqueness');
       // A deactivated account comes back only if this tenant's SCIM deactivated it.
       const statusOk = account.status === 'active' || mine?.accountDeactivated === true;
-      if (!statusOk || !this.mayHold(ctx, account, email)) {
-        this.audit(ctx, 'scim.user.create', { type: 'user', id: null }, { domain: emailDomain(email) }, { denied: 'account_link_refused' });
+      if (!statusOk || !await this.mayHold(ctx, account, email)) {
+        await this.audit(ctx, 'scim.user.create', { type: 'user', id: null }, { domain: emailDomain(email) }, { denied: 'account_link_refused' });
         throw new ScimError(409, 'An account with this e-mail exists and cannot be provisioned by this tenant; ask a platform administrator.', 'uniqueness');
       }
       adopted = true;
     } else {
-      if (this.d.identity.domains.ownerOf(email) !== this.tenantId(ctx)) throw this.domainRefused(ctx, email);
+      if (await this.d.identity.domains.ownerOf(email) !== this.tenantId(ctx)) throw await this.domainRefused(ctx, email);
       const name = displayNameOf(input);
       account = await this.d.identity.users.create(ctx, { email, password: null, ...(name ? { name } : {}) });
     }
-    const previous = this.d.repo.user(ctx, account.id, { includeDeleted: true });
-    const role = this.d.identity.sessions.memberships(account.id).find((m) => m.tenantId === this.tenantId(ctx))?.role ?? previous?.role ?? DEFAULT_ROLE;
+    const previous = await this.d.repo.user(ctx, account.id, { includeDeleted: true });
+    const role = (await this.d.identity.sessions.memberships(account.id)).find((m) => m.tenantId === this.tenantId(ctx))?.role ?? previous?.role ?? DEFAULT_ROLE;
     // First the membership (and a SCIM-deactivated account back, seat-checked and audited when refused), then the rest at once.
-    this.d.identity.provisioning.restore(ctx, account.id, role, previous?.accountDeactivated === true);
+    await this.d.identity.provisioning.restore(ctx, account.id, role, previous?.accountDeactivated === true);
     const acc = account;
-    this.d.repo.tx(() => {
+    await this.d.repo.tx(async () => {
       // A userName that a deleted row of another account holds is released.
-      if (byName && byName.userId !== acc.id) this.d.repo.updateUser(ctx, byName.userId, { userNameKey: `${byName.userNameKey}#deleted:${now}` });
+      if (byName && byName.userId !== acc.id) await this.d.repo.updateUser(ctx, byName.userId, { userNameKey: `${byName.userNameKey}#deleted:${now}` });
       const fields = { userName: input.userName, userNameKey: key, externalId: input.externalId ?? null, attributes: attributesOf(input), active: true, role, accountDeactivated: false, deletedAt: null, updatedAt: now };
-      if (previous) this.d.repo.updateUser(ctx, acc.id, fields);
-      else this.d.repo.insertUser(ctx, { userId: acc.id, createdAt: now, ...fields });
-      this.audit(ctx, 'scim.user.create', { type: 'user', id: acc.id }, { email, adopted, role });
-      this.syncRoles(ctx, [acc.id]);
-      if (!input.active) this.setActive(ctx, acc.id, false);
+      if (previous) await this.d.repo.updateUser(ctx, acc.id, fields);
+      else await this.d.repo.insertUser(ctx, { userId: acc.id, createdAt: now, ...fields });
+      await this.audit(ctx, 'scim.user.create', { type: 'user', id: acc.id }, { email, adopted, role });
+      await this.syncRoles(ctx, [acc.id]);
+      if (!input.active) await this.setActive(ctx, acc.id, false);
     });
-    return this.getUser(ctx, base, account.id);
+    return await this.getUser(ctx, base, account.id);
   }
 
-  replaceUser(ctx: RequestContext, base: string, id: string, body: unknown): Resource {
-    const row = this.d.repo.user(ctx, id);
+  async replaceUser(ctx: RequestContext, base: string, id: string, body: unknown): Promise<Resource> {
+    const row = await this.d.repo.user(ctx, id);
     if (!row) throw notFound('User', id);
-    this.apply(ctx, row, parseResource(userInput, body));
-    return this.getUser(ctx, base, id);
+    await this.apply(ctx, row, parseResource(userInput, body));
+    return await this.getUser(ctx, base, id);
   }
 
-  patchUser(ctx: RequestContext, base: string, id: string, body: unknown): Resource {
-    const row = this.d.repo.user(ctx, id);
+  async patchUser(ctx: RequestContext, base: string, id: string, body: unknown): Promise<Resource> {
+    const row = await this.d.repo.user(ctx, id);
     if (!row) throw notFound('User', id);
     const ops = parsePatch(body);
-    const next = applyPatch(this.userRes(base, ctx, [row])[0]!, ops);
-    this.apply(ctx, row, parseResource(userInput, next));
-    return this.getUser(ctx, base, id);
+    const next = applyPatch((await this.userRes(base, ctx, [row]))[0]!, ops);
+    await this.apply(ctx, row, parseResource(userInput, next));
+    return await this.getUser(ctx, base, id);
   }
 
   /**
    * PUT and PATCH: every check (and its audited refusal) first, then all writes in one
    * transaction, so a refused request changes nothing.
    */
-  private apply(ctx: RequestContext, row: ScimUserRow, input: UserInput): void {
+  private async apply(ctx: RequestContext, row: ScimUserRow, input: UserInput): Promise<void> {
     const now = this.d.clock.now();
     const key = input.userName.toLowerCase();
-    const other = key !== row.userNameKey ? this.d.repo.userByName(ctx, key) : undefined;
+    const other = key !== row.userNameKey ? await this.d.repo.userByName(ctx, key) : undefined;
     if (other && other.userId !== row.userId && other.deletedAt === null) throw new ScimError(409, `A user with userName ${input.userName} exists.`, 'uniqueness');
-    const account = this.d.identity.users.byId(row.userId)!;
+    const account = (await this.d.identity.users.byId(row.userId))!;
     const email = this.email(input);
     const emailChange = email !== account.email;
     if (emailChange) {
-      if (!this.mayHold(ctx, account, email)) {
-        this.audit(ctx, 'scim.user.update', { type: 'user', id: row.userId }, { domain: emailDomain(email) }, { denied: 'account_link_refused' });
+      if (!await this.mayHold(ctx, account, email)) {
+        await this.audit(ctx, 'scim.user.update', { type: 'user', id: row.userId }, { domain: emailDomain(email) }, { denied: 'account_link_refused' });
         throw new ScimError(400, 'This tenant may not change the e-mail of this account (it belongs to another tenant too, or the new domain is not verified for this tenant).', 'mutability');
       }
-      if (this.d.identity.users.byEmail(email)) throw new ScimError(409, 'Another account has this e-mail.', 'uniqueness');
+      if (await this.d.identity.users.byEmail(email)) throw new ScimError(409, 'Another account has this e-mail.', 'uniqueness');
     }
-    if (input.active && !row.active && row.accountDeactivated) this.d.identity.provisioning.checkSeat(ctx, row.userId);
+    if (input.active && !row.active && row.accountDeactivated) await this.d.identity.provisioning.checkSeat(ctx, row.userId);
     const name = displayNameOf(input);
-    const renames = name !== undefined && name !== account.name && this.otherTenants(ctx, row.userId).length === 0 && !account.platformAdmin;
-    this.d.repo.tx(() => {
-      if (other && other.userId !== row.userId) this.d.repo.updateUser(ctx, other.userId, { userNameKey: `${other.userNameKey}#deleted:${now}` });
-      if (emailChange || renames) this.d.identity.provisioning.updateAccount(ctx, row.userId, { ...(emailChange ? { email } : {}), ...(renames ? { name: name! } : {}) });
-      this.d.repo.updateUser(ctx, row.userId, { userName: input.userName, userNameKey: key, externalId: input.externalId ?? null, attributes: attributesOf(input), updatedAt: now });
-      if (input.active !== row.active) this.setActive(ctx, row.userId, input.active);
+    const renames = name !== undefined && name !== account.name && (await this.otherTenants(ctx, row.userId)).length === 0 && !account.platformAdmin;
+    await this.d.repo.tx(async () => {
+      if (other && other.userId !== row.userId) await this.d.repo.updateUser(ctx, other.userId, { userNameKey: `${other.userNameKey}#deleted:${now}` });
+      if (emailChange || renames) await this.d.identity.provisioning.updateAccount(ctx, row.userId, { ...(emailChange ? { email } : {}), ...(renames ? { name: name! } : {}) });
+      await this.d.repo.updateUser(ctx, row.userId, { userName: input.userName, userNameKey: key, externalId: input.externalId ?? null, attributes: attributesOf(input), updatedAt: now });
+      if (input.active !== row.active) await this.setActive(ctx, row.userId, input.active);
     });
   }
 
   /** Deactivation and reactivation, through identity.provisioning (see the class comment). */
-  private setActive(ctx: RequestContext, userId: string, active: boolean): void {
-    const row = this.d.repo.user(ctx, userId, { includeDeleted: true })!;
+  private async setActive(ctx: RequestContext, userId: string, active: boolean): Promise<void> {
+    const row = (await this.d.repo.user(ctx, userId, { includeDeleted: true }))!;
     const now = this.d.clock.now();
     if (!active) {
-      const r = this.d.identity.provisioning.suspend(ctx, userId, 'scim_deactivated');
-      this.d.repo.updateUser(ctx, userId, { active: false, role: r.previousRole ?? row.role, accountDeactivated: r.accountDeactivated || row.accountDeactivated, updatedAt: now });
-      this.audit(ctx, 'scim.user.deactivate', { type: 'user', id: userId }, { previous_role: r.previousRole, account_deactivated: r.accountDeactivated });
+      const r = await this.d.identity.provisioning.suspend(ctx, userId, 'scim_deactivated');
+      await this.d.repo.updateUser(ctx, userId, { active: false, role: r.previousRole ?? row.role, accountDeactivated: r.accountDeactivated || row.accountDeactivated, updatedAt: now });
+      await this.audit(ctx, 'scim.user.deactivate', { type: 'user', id: userId }, { previous_role: r.previousRole, account_deactivated: r.accountDeactivated });
       return;
     }
-    this.d.identity.provisioning.restore(ctx, userId, row.role, row.accountDeactivated);
-    this.d.repo.updateUser(ctx, userId, { active: true, accountDeactivated: false, updatedAt: now });
-    this.audit(ctx, 'scim.user.reactivate', { type: 'user', id: userId }, { role: row.role, account_reactivated: row.accountDeactivated });
+    await this.d.identity.provisioning.restore(ctx, userId, row.role, row.accountDeactivated);
+    await this.d.repo.updateUser(ctx, userId, { active: true, accountDeactivated: false, updatedAt: now });
+    await this.audit(ctx, 'scim.user.reactivate', { type: 'user', id: userId }, { role: row.role, account_reactivated: row.accountDeactivated });
   }
 
   /** DELETE /Users/:id: the membership ends (data kept); the row stays, unserved, for a later re-provisioning. */
-  deleteUser(ctx: RequestContext, id: string): void {
-    const row = this.d.repo.user(ctx, id);
+  async deleteUser(ctx: RequestContext, id: string): Promise<void> {
+    const row = await this.d.repo.user(ctx, id);
     if (!row) throw notFound('User', id);
-    this.d.repo.tx(() => {
+    await this.d.repo.tx(async () => {
       let suspended: { previousRole: Role | null; accountDeactivated: boolean } | undefined;
-      if (row.active) suspended = this.d.identity.provisioning.suspend(ctx, id, 'scim_deleted');
-      const removedFromGroups = this.d.repo.removeUserFromGroups(ctx, id);
-      this.d.repo.updateUser(ctx, id, {
+      if (row.active) suspended = await this.d.identity.provisioning.suspend(ctx, id, 'scim_deleted');
+      const removedFromGroups = await this.d.repo.removeUserFromGroups(ctx, id);
+      await this.d.repo.updateUser(ctx, id, {
         active: false,
         deletedAt: this.d.clock.now(),
         role: suspended?.previousRole ?? row.role,
         accountDeactivated: (suspended?.accountDeactivated ?? false) || row.accountDeactivated,
         updatedAt: this.d.clock.now(),
       });
-      this.audit(ctx, 'scim.user.delete', { type: 'user', id }, { previous_role: suspended?.previousRole ?? null, account_deactivated: suspended?.accountDeactivated ?? row.accountDeactivated, groups_left: removedFromGroups });
+      await this.audit(ctx, 'scim.user.delete', { type: 'user', id }, { previous_role: suspended?.previousRole ?? null, account_deactivated: suspended?.accountDeactivated ?? row.accountDeactivated, groups_left: removedFromGroups });
     });
   }
 
   // --- groups ------------------------------------------------------------------------------
 
-  private groupRes(base: string, ctx: RequestContext, rows: ScimGroupRow[], withMembers: boolean): Resource[] {
+  private async groupRes(base: string, ctx: RequestContext, rows: ScimGroupRow[], withMembers: boolean): Promise<Resource[]> {
     const members = withMembers
-      ? this.d.repo.members(
+      ? await this.d.repo.members(
           ctx,
           rows.map((r) => r.id),
         )
@@ -267,122 +264,122 @@ export class ScimService {
     return rows.map((r) => groupResource(base, r, withMembers ? members.filter((m) => m.groupId === r.id) : undefined) as Resource);
   }
 
-  getGroup(ctx: RequestContext, base: string, id: string, withMembers = true): Resource {
-    const row = this.d.repo.group(ctx, id);
+  async getGroup(ctx: RequestContext, base: string, id: string, withMembers = true): Promise<Resource> {
+    const row = await this.d.repo.group(ctx, id);
     if (!row) throw notFound('Group', id);
-    return this.groupRes(base, ctx, [row], withMembers)[0]!;
+    return (await this.groupRes(base, ctx, [row], withMembers))[0]!;
   }
 
-  listGroups(ctx: RequestContext, base: string, q: ListQuery, withMembers: boolean): { total: number; resources: Resource[] } {
+  async listGroups(ctx: RequestContext, base: string, q: ListQuery, withMembers: boolean): Promise<{ total: number; resources: Resource[] }> {
     const filter = q.filter ? parseFilter(q.filter) : undefined;
     const terms = filter ? eqTerms(filter) : new Map();
     const ext = terms.get('externalid');
     const id = terms.get('id');
-    const rows = this.d.repo.groups(ctx, { ...(typeof ext === 'string' ? { externalId: ext } : {}), ...(typeof id === 'string' ? { id } : {}) });
+    const rows = await this.d.repo.groups(ctx, { ...(typeof ext === 'string' ? { externalId: ext } : {}), ...(typeof id === 'string' ? { id } : {}) });
     // Filtering sees members (members[value eq "…"]) even when the answer leaves them out.
-    const all = this.groupRes(base, ctx, rows, true);
+    const all = await this.groupRes(base, ctx, rows, true);
     const r = this.page(all, filter, q);
     if (!withMembers) for (const g of r.resources) delete g.members;
     return r;
   }
 
   /** The member ids of a group body: every one must be a served user of this tenant. */
-  private memberIds(ctx: RequestContext, input: GroupInput): string[] {
+  private async memberIds(ctx: RequestContext, input: GroupInput): Promise<string[]> {
     const ids = [...new Set((input.members ?? []).map((m) => m.value))];
     if (ids.length === 0) return [];
-    const known = new Set(this.d.repo.users(ctx).map((u) => u.userId));
+    const known = new Set((await this.d.repo.users(ctx)).map((u) => u.userId));
     const unknown = ids.filter((i) => !known.has(i));
     if (unknown.length) throw badValue(`Unknown member${unknown.length > 1 ? 's' : ''}: ${unknown.slice(0, 5).join(', ')} (members are users of this tenant's SCIM).`);
     return ids;
   }
 
-  private nameTaken(ctx: RequestContext, displayName: string, exceptId?: string): boolean {
+  private async nameTaken(ctx: RequestContext, displayName: string, exceptId?: string): Promise<boolean> {
     const lower = displayName.toLowerCase();
-    return this.d.repo.groups(ctx).some((g) => g.id !== exceptId && g.displayName.toLowerCase() === lower);
+    return (await this.d.repo.groups(ctx)).some((g) => g.id !== exceptId && g.displayName.toLowerCase() === lower);
   }
 
-  createGroup(ctx: RequestContext, base: string, body: unknown): Resource {
+  async createGroup(ctx: RequestContext, base: string, body: unknown): Promise<Resource> {
     const input = parseResource(groupInput, body);
-    if (this.nameTaken(ctx, input.displayName)) throw new ScimError(409, `A group named ${input.displayName} exists.`, 'uniqueness');
-    const members = this.memberIds(ctx, input);
+    if (await this.nameTaken(ctx, input.displayName)) throw new ScimError(409, `A group named ${input.displayName} exists.`, 'uniqueness');
+    const members = await this.memberIds(ctx, input);
     const now = this.d.clock.now();
-    const row = this.d.repo.tx(() => {
-      const g = this.d.repo.insertGroup(ctx, { id: newId('grp', now), displayName: input.displayName, externalId: input.externalId ?? null, createdAt: now, updatedAt: now });
-      this.d.repo.setMembers(ctx, g.id, members, now);
-      this.audit(ctx, 'scim.group.create', { type: 'scim_group', id: g.id }, { display_name: g.displayName, members: members.length });
-      this.syncRoles(ctx, members);
+    const row = await this.d.repo.tx(async () => {
+      const g = await this.d.repo.insertGroup(ctx, { id: newId('grp', now), displayName: input.displayName, externalId: input.externalId ?? null, createdAt: now, updatedAt: now });
+      await this.d.repo.setMembers(ctx, g.id, members, now);
+      await this.audit(ctx, 'scim.group.create', { type: 'scim_group', id: g.id }, { display_name: g.displayName, members: members.length });
+      await this.syncRoles(ctx, members);
       return g;
     });
-    return this.getGroup(ctx, base, row.id);
+    return await this.getGroup(ctx, base, row.id);
   }
 
-  replaceGroup(ctx: RequestContext, base: string, id: string, body: unknown): Resource {
-    const row = this.d.repo.group(ctx, id);
+  async replaceGroup(ctx: RequestContext, base: string, id: string, body: unknown): Promise<Resource> {
+    const row = await this.d.repo.group(ctx, id);
     if (!row) throw notFound('Group', id);
-    this.applyGroup(ctx, row, parseResource(groupInput, body));
-    return this.getGroup(ctx, base, id);
+    await this.applyGroup(ctx, row, parseResource(groupInput, body));
+    return await this.getGroup(ctx, base, id);
   }
 
   /** PATCH /Groups/:id; `withMembers` false answers 204-style without the member list (Entra asks for it). */
-  patchGroup(ctx: RequestContext, base: string, id: string, body: unknown): Resource {
-    const row = this.d.repo.group(ctx, id);
+  async patchGroup(ctx: RequestContext, base: string, id: string, body: unknown): Promise<Resource> {
+    const row = await this.d.repo.group(ctx, id);
     if (!row) throw notFound('Group', id);
-    const next = applyPatch(this.groupRes(base, ctx, [row], true)[0]!, parsePatch(body));
-    this.applyGroup(ctx, row, parseResource(groupInput, next));
-    return this.getGroup(ctx, base, id);
+    const next = applyPatch((await this.groupRes(base, ctx, [row], true))[0]!, parsePatch(body));
+    await this.applyGroup(ctx, row, parseResource(groupInput, next));
+    return await this.getGroup(ctx, base, id);
   }
 
-  private applyGroup(ctx: RequestContext, row: ScimGroupRow, input: GroupInput): void {
-    if (input.displayName !== row.displayName && this.nameTaken(ctx, input.displayName, row.id)) throw new ScimError(409, `A group named ${input.displayName} exists.`, 'uniqueness');
-    const before = new Set(this.d.repo.members(ctx, [row.id]).map((m) => m.userId));
-    const after = this.memberIds(ctx, input);
+  private async applyGroup(ctx: RequestContext, row: ScimGroupRow, input: GroupInput): Promise<void> {
+    if (input.displayName !== row.displayName && await this.nameTaken(ctx, input.displayName, row.id)) throw new ScimError(409, `A group named ${input.displayName} exists.`, 'uniqueness');
+    const before = new Set((await this.d.repo.members(ctx, [row.id])).map((m) => m.userId));
+    const after = await this.memberIds(ctx, input);
     const now = this.d.clock.now();
     const added = after.filter((u) => !before.has(u));
     const kept = new Set(after);
     const removed = [...before].filter((u) => !kept.has(u));
-    this.d.repo.tx(() => {
-      this.d.repo.updateGroup(ctx, row.id, { displayName: input.displayName, externalId: input.externalId ?? null, updatedAt: now });
-      this.d.repo.setMembers(ctx, row.id, after, now);
-      this.audit(ctx, 'scim.group.update', { type: 'scim_group', id: row.id }, { display_name: input.displayName, added: added.slice(0, 100), removed: removed.slice(0, 100), added_count: added.length, removed_count: removed.length });
-      this.syncRoles(ctx, [...before, ...after]);
+    await this.d.repo.tx(async () => {
+      await this.d.repo.updateGroup(ctx, row.id, { displayName: input.displayName, externalId: input.externalId ?? null, updatedAt: now });
+      await this.d.repo.setMembers(ctx, row.id, after, now);
+      await this.audit(ctx, 'scim.group.update', { type: 'scim_group', id: row.id }, { display_name: input.displayName, added: added.slice(0, 100), removed: removed.slice(0, 100), added_count: added.length, removed_count: removed.length });
+      await this.syncRoles(ctx, [...before, ...after]);
     });
   }
 
-  deleteGroup(ctx: RequestContext, id: string): void {
-    const members = this.d.repo.members(ctx, [id]).map((m) => m.userId);
-    this.d.repo.tx(() => {
-      if (!this.d.repo.deleteGroup(ctx, id)) throw notFound('Group', id);
-      this.audit(ctx, 'scim.group.delete', { type: 'scim_group', id });
-      this.syncRoles(ctx, members);
+  async deleteGroup(ctx: RequestContext, id: string): Promise<void> {
+    const members = (await this.d.repo.members(ctx, [id])).map((m) => m.userId);
+    await this.d.repo.tx(async () => {
+      if (!await this.d.repo.deleteGroup(ctx, id)) throw notFound('Group', id);
+      await this.audit(ctx, 'scim.group.delete', { type: 'scim_group', id });
+      await this.syncRoles(ctx, members);
     });
   }
 
   /** What the tenant's directory has provisioned (admin API status; counts only, no personal data). */
-  summary(ctx: RequestContext): { users: { provisioned: number; active: number; deprovisioned: number }; groups: number; group_roles: GroupRoleRule[] } {
-    const users = this.d.repo.users(ctx);
+  async summary(ctx: RequestContext): Promise<{ users: { provisioned: number; active: number; deprovisioned: number }; groups: number; group_roles: GroupRoleRule[] }> {
+    const users = await this.d.repo.users(ctx);
     const active = users.filter((u) => u.active).length;
-    return { users: { provisioned: users.length, active, deprovisioned: users.length - active }, groups: this.d.repo.groups(ctx).length, group_roles: this.groupRoles(ctx) };
+    return { users: { provisioned: users.length, active, deprovisioned: users.length - active }, groups: (await this.d.repo.groups(ctx)).length, group_roles: await this.groupRoles(ctx) };
   }
 
   // --- group → role rules (server/scim/group-roles.ts) --------------------------------------
 
-  groupRoles(ctx: RequestContext): GroupRoleRule[] {
-    return parseRules(this.d.repo.setting(ctx, GROUP_ROLES_SETTING));
+  async groupRoles(ctx: RequestContext): Promise<GroupRoleRule[]> {
+    return parseRules(await this.d.repo.setting(ctx, GROUP_ROLES_SETTING));
   }
 
   /** Replaces the tenant's rules (an empty list turns them off) and applies them to every provisioned user. */
-  setGroupRoles(ctx: RequestContext, input: unknown): GroupRoleRule[] {
+  async setGroupRoles(ctx: RequestContext, input: unknown): Promise<GroupRoleRule[]> {
     const r = groupRoleRules.safeParse(input);
     if (!r.success) {
       const issue = r.error.issues[0];
       throw new AppError(400, 'invalid_request', `group roles: ${issue?.path.join('.') || 'rules'}: ${issue?.message ?? 'invalid'} (roles: admin, member, viewer)`);
     }
-    this.d.repo.tx(() => {
-      this.d.repo.putSetting(ctx, GROUP_ROLES_SETTING, JSON.stringify(r.data), this.d.clock.now());
-      this.d.identity.audit.record(ctx, { action: 'scim.group_roles.set', target: { type: 'tenant', id: this.tenantId(ctx) }, details: { rules: r.data } });
-      this.syncRoles(
+    await this.d.repo.tx(async () => {
+      await this.d.repo.putSetting(ctx, GROUP_ROLES_SETTING, JSON.stringify(r.data), this.d.clock.now());
+      await this.d.identity.audit.record(ctx, { action: 'scim.group_roles.set', target: { type: 'tenant', id: this.tenantId(ctx) }, details: { rules: r.data } });
+      await this.syncRoles(
         ctx,
-        this.d.repo.users(ctx).map((u) => u.userId),
+        (await this.d.repo.users(ctx)).map((u) => u.userId),
       );
     });
     return r.data;
@@ -392,24 +389,24 @@ export class ScimService {
    * With rules set, gives each of these provisioned users the role their groups map to (owners
    * are never changed). A deprovisioned user's stored role is updated for their reactivation.
    */
-  private syncRoles(ctx: RequestContext, userIds: Iterable<string>): void {
-    const rules = this.groupRoles(ctx);
+  private async syncRoles(ctx: RequestContext, userIds: Iterable<string>): Promise<void> {
+    const rules = await this.groupRoles(ctx);
     const ids = [...new Set(userIds)];
     if (rules.length === 0 || ids.length === 0) return;
-    const groups = this.d.repo.groupsOfUsers(ctx, ids);
+    const groups = await this.d.repo.groupsOfUsers(ctx, ids);
     const now = this.d.clock.now();
     for (const id of ids) {
-      const row = this.d.repo.user(ctx, id);
+      const row = await this.d.repo.user(ctx, id);
       if (!row) continue;
       const desired = roleFromGroups(
         rules,
         groups.filter((g) => g.userId === id).map((g) => g.displayName),
       );
-      const current = row.active ? (this.d.identity.sessions.memberships(id).find((m) => m.tenantId === this.tenantId(ctx))?.role ?? null) : row.role;
+      const current = row.active ? ((await this.d.identity.sessions.memberships(id)).find((m) => m.tenantId === this.tenantId(ctx))?.role ?? null) : row.role;
       if (current === 'owner' || current === desired) continue;
-      if (row.active) this.d.identity.provisioning.restore(ctx, id, desired, false);
-      this.d.repo.updateUser(ctx, id, { role: desired, updatedAt: now });
-      this.audit(ctx, 'scim.user.role', { type: 'user', id }, { from: current, to: desired, active: row.active });
+      if (row.active) await this.d.identity.provisioning.restore(ctx, id, desired, false);
+      await this.d.repo.updateUser(ctx, id, { role: desired, updatedAt: now });
+      await this.audit(ctx, 'scim.user.role', { type: 'user', id }, { from: current, to: desired, active: row.active });
     }
   }
 }

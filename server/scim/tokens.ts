@@ -49,58 +49,59 @@ export class ScimTokens {
     return p ? `${p.kind}:${p.id}` : 'unknown';
   }
 
-  private requireFeature(ctx: RequestContext, action: 'scim.token.create' | 'scim.token.rotate'): void {
+  private async requireFeature(ctx: RequestContext, action: 'scim.token.create' | 'scim.token.rotate'): Promise<void> {
     if (!this.d.entitlements().hasFeature('scim')) {
-      this.d.audit.record(ctx, { action, outcome: 'denied', reason: 'license_feature', target: { type: 'scim_token' } });
+      await this.d.audit.record(ctx, { action, outcome: 'denied', reason: 'license_feature', target: { type: 'scim_token' } });
       throw new AppError(403, 'license_feature_missing', 'The licence does not include SCIM provisioning (scim).');
     }
   }
 
-  private issue(ctx: RequestContext): { token: ScimTokenRow; secret: string } {
+  private async issue(ctx: RequestContext): Promise<{ token: ScimTokenRow; secret: string }> {
     const now = this.d.clock.now();
     const secret = TOKEN_PREFIX + randomBytes(32).toString('base64url');
-    const token = this.d.repo.insertToken(ctx, { id: newId('sct', now), prefix: secret.slice(0, VISIBLE), tokenHash: sha256(secret), createdAt: now, createdBy: this.actor(ctx) });
+    const token = await this.d.repo.insertToken(ctx, { id: newId('sct', now), prefix: secret.slice(0, VISIBLE), tokenHash: sha256(secret), createdAt: now, createdBy: this.actor(ctx) });
     return { token, secret };
   }
 
   /** A first token; refused when the tenant has a live one (rotate replaces it). */
-  create(ctx: RequestContext): { token: ScimTokenRow; secret: string } {
-    this.requireFeature(ctx, 'scim.token.create');
-    if (this.d.repo.liveTokens(ctx).length > 0) {
-      throw new AppError(409, 'scim_token_exists', 'This tenant has a SCIM token; rotate it to get a new one, or revoke it first.');
-    }
-    return this.d.repo.tx(() => {
-      const r = this.issue(ctx);
-      this.d.audit.record(ctx, { action: 'scim.token.create', target: { type: 'scim_token', id: r.token.id }, details: { prefix: r.token.prefix } });
+  async create(ctx: RequestContext): Promise<{ token: ScimTokenRow; secret: string }> {
+    await this.requireFeature(ctx, 'scim.token.create');
+    // The check and the insert in one transaction: two concurrent creates give one token.
+    return this.d.repo.tx(async () => {
+      if ((await this.d.repo.liveTokens(ctx)).length > 0) {
+        throw new AppError(409, 'scim_token_exists', 'This tenant has a SCIM token; rotate it to get a new one, or revoke it first.');
+      }
+      const r = await this.issue(ctx);
+      await this.d.audit.record(ctx, { action: 'scim.token.create', target: { type: 'scim_token', id: r.token.id }, details: { prefix: r.token.prefix } });
       return r;
     });
   }
 
   /** A new token; every older one stops in the same transaction. */
-  rotate(ctx: RequestContext): { token: ScimTokenRow; secret: string } {
-    this.requireFeature(ctx, 'scim.token.rotate');
-    return this.d.repo.tx(() => {
-      const r = this.issue(ctx);
-      const revoked = this.d.repo.revokeTokens(ctx, this.actor(ctx), this.d.clock.now(), r.token.id);
-      this.d.audit.record(ctx, { action: 'scim.token.rotate', target: { type: 'scim_token', id: r.token.id }, details: { prefix: r.token.prefix, revoked } });
+  async rotate(ctx: RequestContext): Promise<{ token: ScimTokenRow; secret: string }> {
+    await this.requireFeature(ctx, 'scim.token.rotate');
+    return this.d.repo.tx(async () => {
+      const r = await this.issue(ctx);
+      const revoked = await this.d.repo.revokeTokens(ctx, this.actor(ctx), this.d.clock.now(), r.token.id);
+      await this.d.audit.record(ctx, { action: 'scim.token.rotate', target: { type: 'scim_token', id: r.token.id }, details: { prefix: r.token.prefix, revoked } });
       return r;
     });
   }
 
-  revoke(ctx: RequestContext): string[] {
-    const revoked = this.d.repo.revokeTokens(ctx, this.actor(ctx), this.d.clock.now());
+  async revoke(ctx: RequestContext): Promise<string[]> {
+    const revoked = await this.d.repo.revokeTokens(ctx, this.actor(ctx), this.d.clock.now());
     if (revoked.length === 0) throw new AppError(404, 'not_found', 'This tenant has no live SCIM token.');
-    this.d.audit.record(ctx, { action: 'scim.token.revoke', target: { type: 'scim_token', id: revoked[0]! }, details: { revoked } });
+    await this.d.audit.record(ctx, { action: 'scim.token.revoke', target: { type: 'scim_token', id: revoked[0]! }, details: { revoked } });
     return revoked;
   }
 
   /** Records use (at most once a minute per token, so a sync does not write on every request). */
-  touch(ctx: RequestContext, t: ScimTokenRow): void {
+  async touch(ctx: RequestContext, t: ScimTokenRow): Promise<void> {
     const now = this.d.clock.now();
-    if (t.lastUsedAt === null || now - t.lastUsedAt > 60_000) this.d.repo.touchToken(ctx, t.id, now);
+    if (t.lastUsedAt === null || now - t.lastUsedAt > 60_000) await this.d.repo.touchToken(ctx, t.id, now);
   }
 
-  list(ctx: RequestContext): ScimTokenRow[] {
+  list(ctx: RequestContext): Promise<ScimTokenRow[]> {
     return this.d.repo.liveTokens(ctx);
   }
 
@@ -109,10 +110,10 @@ export class ScimTokens {
    * request (SCIM traffic is light), so a revocation by the CLI holds for the next request
    * in every process. Every failure is the same 401 (nothing tells whether a token exists).
    */
-  verify(secret: string | undefined): VerifiedScimToken {
+  async verify(secret: string | undefined): Promise<VerifiedScimToken> {
     const refused = new ScimError(401, 'A valid SCIM bearer token is required (Authorization: Bearer scim_…).');
     if (!secret || !SHAPE.test(secret)) throw refused;
-    const found = this.d.repo.tokenByPrefix(secret.slice(0, VISIBLE));
+    const found = await this.d.repo.tokenByPrefix(secret.slice(0, VISIBLE));
     if (!found || found.token.revokedAt !== null) throw refused;
     const a = Buffer.from(found.token.tokenHash, 'hex');
     const b = Buffer.from(sha256(secret), 'hex');

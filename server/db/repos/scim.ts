@@ -1,11 +1,11 @@
 import { and, eq, inArray, isNull, sql, type SQL } from 'drizzle-orm';
 import { requireTenant, type RequestContext } from '../../context.js';
-import type { Db } from '../connection.js';
-import { scimGroupMembers, scimGroups, scimTokens, scimUsers, tenants, tenantSettings } from '../schema.js';
-import type { TenantData } from '../tenant-scope.js';
+import type { scimGroups, scimTokens, scimUsers } from '../schema.js';
+import type { Store } from '../store.js';
+import type { TenantStore } from '../tenant-store.js';
 
 /**
- * The SQL of SCIM provisioning (issue 24). Everything is tenant-scoped through TenantData
+ * The SQL of SCIM provisioning (issue 24), on both dialects. Everything is tenant-scoped through TenantStore
  * (or, for joins, filtered by requireTenant(ctx) here), except the one lookup that must cross
  * tenants, named with its reason:
  *  - tokenByPrefix: a SCIM request names only its bearer token, before any tenant is known.
@@ -14,136 +14,150 @@ export type ScimTokenRow = typeof scimTokens.$inferSelect;
 export type ScimUserRow = typeof scimUsers.$inferSelect;
 export type ScimGroupRow = typeof scimGroups.$inferSelect;
 
-/** Most ids bound in one IN (…) list (SQLite allows 32,766 parameters per statement). */
+/** Most ids bound in one IN (…) list (SQLite allows 32,766 parameters per statement, PostgreSQL 65,535). */
 const MAX_IN = 500;
 
 export class ScimRepo {
   constructor(
-    private readonly db: Db,
-    private readonly data: TenantData,
+    private readonly store: Store,
+    private readonly data: TenantStore,
   ) {}
 
-  /** Runs fn in one transaction (nested calls become savepoints): a refused step leaves nothing half-done. */
-  tx<T>(fn: () => T): T {
-    return this.db.transaction(() => fn());
+  /** Runs fn in one transaction (nested calls join it): a refused step leaves nothing half-done. */
+  tx<T>(fn: () => Promise<T>): Promise<T> {
+    return this.store.tx(fn);
   }
 
   // --- tenant setting: group → role rules (JSON text; the service parses it) ---
-  setting(ctx: RequestContext, key: string): string | undefined {
-    return this.data.tenantSettings.get(ctx, eq(tenantSettings.key, key))?.value;
+  async setting(ctx: RequestContext, key: string): Promise<string | undefined> {
+    return (await this.data.tenantSettings.get(ctx, (t) => eq(t.key, key)))?.value;
   }
-  putSetting(ctx: RequestContext, key: string, value: string, now: number): void {
-    this.data.tenantSettings.upsert(ctx, { key, value, updatedAt: now }, [tenantSettings.key], { value, updatedAt: now });
+  async putSetting(ctx: RequestContext, key: string, value: string, now: number): Promise<void> {
+    await this.data.tenantSettings.upsert(ctx, { key, value, updatedAt: now }, (t) => [t.key], { value, updatedAt: now });
   }
 
   // --- tokens ---
-  insertToken(ctx: RequestContext, row: Omit<typeof scimTokens.$inferInsert, 'tenantId'>): ScimTokenRow {
+  insertToken(ctx: RequestContext, row: Omit<typeof scimTokens.$inferInsert, 'tenantId'>): Promise<ScimTokenRow> {
     return this.data.scimTokens.insert(ctx, row);
   }
-  liveTokens(ctx: RequestContext): ScimTokenRow[] {
-    return this.data.scimTokens.list(ctx, isNull(scimTokens.revokedAt));
+  liveTokens(ctx: RequestContext): Promise<ScimTokenRow[]> {
+    return this.data.scimTokens.list(ctx, (t) => isNull(t.revokedAt));
   }
   /** Revokes every live token of ctx's tenant (all but `keepId`); returns their ids. */
-  revokeTokens(ctx: RequestContext, by: string, now: number, keepId?: string): string[] {
-    const ids = this.liveTokens(ctx)
-      .map((t) => t.id)
-      .filter((id) => id !== keepId);
-    if (ids.length) this.data.scimTokens.update(ctx, inArray(scimTokens.id, ids), { revokedAt: now, revokedBy: by });
+  async revokeTokens(ctx: RequestContext, by: string, now: number, keepId?: string): Promise<string[]> {
+    const ids = (await this.liveTokens(ctx)).map((t) => t.id).filter((id) => id !== keepId);
+    if (ids.length) await this.data.scimTokens.update(ctx, (t) => inArray(t.id, ids), { revokedAt: now, revokedBy: by });
     return ids;
   }
   /** Cross-tenant: the token of a visible prefix, with its tenant. */
-  tokenByPrefix(prefix: string): { token: ScimTokenRow; tenant: { id: string; slug: string; status: 'active' | 'suspended' } } | undefined {
-    return this.db
-      .select({ token: scimTokens, tenant: { id: tenants.id, slug: tenants.slug, status: tenants.status } })
-      .from(scimTokens)
-      .innerJoin(tenants, eq(tenants.id, scimTokens.tenantId))
-      .where(eq(scimTokens.prefix, prefix))
-      .get();
+  tokenByPrefix(prefix: string): Promise<{ token: ScimTokenRow; tenant: { id: string; slug: string; status: 'active' | 'suspended' } } | undefined> {
+    const { q, t } = this.store;
+    return this.store.one(
+      q
+        .select({ token: t.scimTokens, tenant: { id: t.tenants.id, slug: t.tenants.slug, status: t.tenants.status } })
+        .from(t.scimTokens)
+        .innerJoin(t.tenants, eq(t.tenants.id, t.scimTokens.tenantId))
+        .where(eq(t.scimTokens.prefix, prefix)),
+    );
   }
-  touchToken(ctx: RequestContext, id: string, now: number): void {
-    this.data.scimTokens.update(ctx, eq(scimTokens.id, id), { lastUsedAt: now });
+  async touchToken(ctx: RequestContext, id: string, now: number): Promise<void> {
+    await this.data.scimTokens.update(ctx, (t) => eq(t.id, id), { lastUsedAt: now });
   }
 
   // --- users ---
-  user(ctx: RequestContext, userId: string, opts: { includeDeleted?: boolean } = {}): ScimUserRow | undefined {
-    return this.data.scimUsers.get(ctx, and(eq(scimUsers.userId, userId), opts.includeDeleted ? undefined : isNull(scimUsers.deletedAt))!);
+  user(ctx: RequestContext, userId: string, opts: { includeDeleted?: boolean } = {}): Promise<ScimUserRow | undefined> {
+    return this.data.scimUsers.get(ctx, (u) => and(eq(u.userId, userId), opts.includeDeleted ? undefined : isNull(u.deletedAt)));
   }
-  userByName(ctx: RequestContext, userNameKey: string): ScimUserRow | undefined {
-    return this.data.scimUsers.get(ctx, eq(scimUsers.userNameKey, userNameKey));
+  userByName(ctx: RequestContext, userNameKey: string): Promise<ScimUserRow | undefined> {
+    return this.data.scimUsers.get(ctx, (u) => eq(u.userNameKey, userNameKey));
   }
   /** Served (not deleted) users, narrowed by the exact terms a filter names; ordered by user id. */
-  users(ctx: RequestContext, by: { userNameKey?: string; externalId?: string; userId?: string; attributesContain?: readonly string[] } = {}): ScimUserRow[] {
-    const where: (SQL | undefined)[] = [
-      isNull(scimUsers.deletedAt),
-      // Printable ASCII only (the caller checks): LIKE is case-insensitive for ASCII; % _ \ are escaped.
-      ...(by.attributesContain ?? []).map((v) => sql`${scimUsers.attributes} LIKE ${`%${v.replace(/[\\%_]/g, (c) => `\\${c}`)}%`} ESCAPE '\\'`),
-      by.userNameKey !== undefined ? eq(scimUsers.userNameKey, by.userNameKey) : undefined,
-      by.externalId !== undefined ? eq(scimUsers.externalId, by.externalId) : undefined,
-      by.userId !== undefined ? eq(scimUsers.userId, by.userId) : undefined,
-    ];
-    return this.data.scimUsers.list(ctx, and(...where)).sort((a, b) => (a.userId < b.userId ? -1 : 1));
+  async users(ctx: RequestContext, by: { userNameKey?: string; externalId?: string; userId?: string; attributesContain?: readonly string[] } = {}): Promise<ScimUserRow[]> {
+    const pg = this.store.dialect === 'postgres';
+    const rows = await this.data.scimUsers.list(ctx, (u) => {
+      const where: (SQL | undefined)[] = [
+        isNull(u.deletedAt),
+        // Printable ASCII only (the caller checks); % _ \ are escaped. Case-insensitive for ASCII on
+        // both: SQLite's LIKE is; PostgreSQL needs ILIKE, over the jsonb column's text.
+        ...(by.attributesContain ?? []).map((v) => {
+          const pattern = `%${v.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+          return pg ? sql`${u.attributes}::text ILIKE ${pattern} ESCAPE '\\'` : sql`${u.attributes} LIKE ${pattern} ESCAPE '\\'`;
+        }),
+        by.userNameKey !== undefined ? eq(u.userNameKey, by.userNameKey) : undefined,
+        by.externalId !== undefined ? eq(u.externalId, by.externalId) : undefined,
+        by.userId !== undefined ? eq(u.userId, by.userId) : undefined,
+      ];
+      return and(...where);
+    });
+    return rows.sort((a, b) => (a.userId < b.userId ? -1 : 1));
   }
-  insertUser(ctx: RequestContext, row: Omit<typeof scimUsers.$inferInsert, 'tenantId'>): ScimUserRow {
+  insertUser(ctx: RequestContext, row: Omit<typeof scimUsers.$inferInsert, 'tenantId'>): Promise<ScimUserRow> {
     return this.data.scimUsers.insert(ctx, row);
   }
-  updateUser(ctx: RequestContext, userId: string, patch: Partial<Omit<typeof scimUsers.$inferInsert, 'tenantId' | 'userId'>>): void {
-    this.data.scimUsers.update(ctx, eq(scimUsers.userId, userId), patch);
+  async updateUser(ctx: RequestContext, userId: string, patch: Partial<Omit<typeof scimUsers.$inferInsert, 'tenantId' | 'userId'>>): Promise<void> {
+    await this.data.scimUsers.update(ctx, (u) => eq(u.userId, userId), patch);
   }
 
   // --- groups ---
-  insertGroup(ctx: RequestContext, row: Omit<typeof scimGroups.$inferInsert, 'tenantId'>): ScimGroupRow {
+  insertGroup(ctx: RequestContext, row: Omit<typeof scimGroups.$inferInsert, 'tenantId'>): Promise<ScimGroupRow> {
     return this.data.scimGroups.insert(ctx, row);
   }
-  group(ctx: RequestContext, id: string): ScimGroupRow | undefined {
-    return this.data.scimGroups.get(ctx, eq(scimGroups.id, id));
+  group(ctx: RequestContext, id: string): Promise<ScimGroupRow | undefined> {
+    return this.data.scimGroups.get(ctx, (g) => eq(g.id, id));
   }
-  groups(ctx: RequestContext, by: { externalId?: string; id?: string } = {}): ScimGroupRow[] {
-    const where = and(by.externalId !== undefined ? eq(scimGroups.externalId, by.externalId) : undefined, by.id !== undefined ? eq(scimGroups.id, by.id) : undefined);
-    return this.data.scimGroups.list(ctx, where).sort((a, b) => (a.id < b.id ? -1 : 1));
+  async groups(ctx: RequestContext, by: { externalId?: string; id?: string } = {}): Promise<ScimGroupRow[]> {
+    const rows = await this.data.scimGroups.list(ctx, (g) => and(by.externalId !== undefined ? eq(g.externalId, by.externalId) : undefined, by.id !== undefined ? eq(g.id, by.id) : undefined));
+    return rows.sort((a, b) => (a.id < b.id ? -1 : 1));
   }
-  updateGroup(ctx: RequestContext, id: string, patch: { displayName?: string; externalId?: string | null; updatedAt: number }): void {
-    this.data.scimGroups.update(ctx, eq(scimGroups.id, id), patch);
+  async updateGroup(ctx: RequestContext, id: string, patch: { displayName?: string; externalId?: string | null; updatedAt: number }): Promise<void> {
+    await this.data.scimGroups.update(ctx, (g) => eq(g.id, id), patch);
   }
-  deleteGroup(ctx: RequestContext, id: string): number {
-    return this.data.scimGroups.delete(ctx, eq(scimGroups.id, id));
+  deleteGroup(ctx: RequestContext, id: string): Promise<number> {
+    return this.data.scimGroups.delete(ctx, (g) => eq(g.id, id));
   }
   /** Members of ctx's tenant's groups (all groups, or those given), with the member's userName. */
-  members(ctx: RequestContext, groupIds?: string[]): { groupId: string; userId: string; userName: string }[] {
+  async members(ctx: RequestContext, groupIds?: string[]): Promise<{ groupId: string; userId: string; userName: string }[]> {
     const tenantId = requireTenant(ctx).id;
     if (groupIds && groupIds.length === 0) return [];
-    // A long id list would pass SQLite's bound-parameter limit: read the tenant's rows instead.
+    // A long id list would pass the bound-parameter limit: read the tenant's rows instead.
     if (groupIds && groupIds.length > MAX_IN) {
       const wanted = new Set(groupIds);
-      return this.members(ctx).filter((m) => wanted.has(m.groupId));
+      return (await this.members(ctx)).filter((m) => wanted.has(m.groupId));
     }
-    return this.db
-      .select({ groupId: scimGroupMembers.groupId, userId: scimGroupMembers.userId, userName: scimUsers.userName })
-      .from(scimGroupMembers)
-      .innerJoin(scimUsers, and(eq(scimUsers.tenantId, scimGroupMembers.tenantId), eq(scimUsers.userId, scimGroupMembers.userId)))
-      .where(and(eq(scimGroupMembers.tenantId, tenantId), groupIds ? inArray(scimGroupMembers.groupId, groupIds) : undefined))
-      .all();
+    const { q, t } = this.store;
+    return this.store.all(
+      q
+        .select({ groupId: t.scimGroupMembers.groupId, userId: t.scimGroupMembers.userId, userName: t.scimUsers.userName })
+        .from(t.scimGroupMembers)
+        .innerJoin(t.scimUsers, and(eq(t.scimUsers.tenantId, t.scimGroupMembers.tenantId), eq(t.scimUsers.userId, t.scimGroupMembers.userId)))
+        .where(and(eq(t.scimGroupMembers.tenantId, tenantId), groupIds ? inArray(t.scimGroupMembers.groupId, groupIds) : undefined)),
+    );
   }
   /** The groups of some users of ctx's tenant, with their names. */
-  groupsOfUsers(ctx: RequestContext, userIds: string[]): { userId: string; groupId: string; displayName: string }[] {
+  async groupsOfUsers(ctx: RequestContext, userIds: string[]): Promise<{ userId: string; groupId: string; displayName: string }[]> {
     const tenantId = requireTenant(ctx).id;
     if (userIds.length === 0) return [];
     const narrow = userIds.length <= MAX_IN;
-    const rows = this.db
-      .select({ userId: scimGroupMembers.userId, groupId: scimGroups.id, displayName: scimGroups.displayName })
-      .from(scimGroupMembers)
-      .innerJoin(scimGroups, eq(scimGroups.id, scimGroupMembers.groupId))
-      .where(and(eq(scimGroupMembers.tenantId, tenantId), eq(scimGroups.tenantId, tenantId), narrow ? inArray(scimGroupMembers.userId, userIds) : undefined))
-      .all();
+    const { q, t } = this.store;
+    const rows = await this.store.all(
+      q
+        .select({ userId: t.scimGroupMembers.userId, groupId: t.scimGroups.id, displayName: t.scimGroups.displayName })
+        .from(t.scimGroupMembers)
+        .innerJoin(t.scimGroups, eq(t.scimGroups.id, t.scimGroupMembers.groupId))
+        .where(and(eq(t.scimGroupMembers.tenantId, tenantId), eq(t.scimGroups.tenantId, tenantId), narrow ? inArray(t.scimGroupMembers.userId, userIds) : undefined)),
+    );
     if (narrow) return rows;
     const wanted = new Set(userIds);
     return rows.filter((r) => wanted.has(r.userId));
   }
   /** Makes the group's members exactly `userIds` (already checked to be ctx's tenant's users). */
-  setMembers(ctx: RequestContext, groupId: string, userIds: readonly string[], now: number): void {
-    this.data.scimGroupMembers.delete(ctx, eq(scimGroupMembers.groupId, groupId));
-    for (const userId of new Set(userIds)) this.data.scimGroupMembers.insert(ctx, { groupId, userId, createdAt: now });
+  async setMembers(ctx: RequestContext, groupId: string, userIds: readonly string[], now: number): Promise<void> {
+    await this.store.tx(async () => {
+      await this.data.scimGroupMembers.delete(ctx, (m) => eq(m.groupId, groupId));
+      for (const userId of new Set(userIds)) await this.data.scimGroupMembers.insert(ctx, { groupId, userId, createdAt: now });
+    });
   }
-  removeUserFromGroups(ctx: RequestContext, userId: string): number {
-    return this.data.scimGroupMembers.delete(ctx, eq(scimGroupMembers.userId, userId));
+  removeUserFromGroups(ctx: RequestContext, userId: string): Promise<number> {
+    return this.data.scimGroupMembers.delete(ctx, (m) => eq(m.userId, userId));
   }
 }
