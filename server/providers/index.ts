@@ -1,4 +1,5 @@
 import { AnthropicAdapter } from './anthropic/adapter.js';
+import { AzureOpenAIAdapter } from './azure-openai/adapter.js';
 import { BedrockAdapter } from './bedrock/adapter.js';
 import { OllamaAdapter } from './ollama/adapter.js';
 import { OpenAIAdapter } from './openai/adapter.js';
@@ -21,7 +22,7 @@ export const PROVIDER_KINDS: Readonly<Record<ProviderKind, Factory | null>> = {
   ollama: (cfg) => new OllamaAdapter(cfg),
   openai: (cfg) => new OpenAIAdapter(cfg),
   anthropic: (cfg) => new AnthropicAdapter(cfg),
-  'azure-openai': null,
+  'azure-openai': (cfg) => new AzureOpenAIAdapter(cfg),
   bedrock: (cfg) => new BedrockAdapter(cfg),
   vertex: (cfg) => new VertexAdapter(cfg),
   gemini: (cfg) => new GeminiAdapter(cfg),

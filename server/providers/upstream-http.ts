@@ -217,6 +217,8 @@ export async function upstreamCall(
   body: unknown,
   signal: AbortSignal,
   accept = 'application/json',
+  /** A provider's own reading of an error body (e.g. Azure's content filter); undefined = the generic mapping. */
+  classify?: (status: number, body: string) => UpstreamError | undefined,
 ): Promise<UpstreamResponse> {
   const payload = body === undefined ? undefined : JSON.stringify(body);
   const headers: Record<string, string> = { accept, ...extra };
@@ -229,19 +231,40 @@ export async function upstreamCall(
   }
   const status = res.status;
   if (status >= 200 && status < 300) return res;
-  let text: string | undefined;
+  let raw = '';
   try {
-    text = errorMessage((await readAll(res, 1024 * 1024)).toString('utf8'));
+    raw = (await readAll(res, 1024 * 1024)).toString('utf8');
   } catch {
     // The status is what matters; an unreadable error body keeps the status line.
   }
-  const ra = res.headers['retry-after'];
-  throw httpError(status, `The provider answered ${status}: ${text ?? `HTTP ${status}`}`, Array.isArray(ra) ? ra[0] : ra, text);
+  const own = classify?.(status, raw);
+  if (own) throw own;
+  const text = raw ? errorMessage(raw) : undefined;
+  throw httpError(status, `The provider answered ${status}: ${text ?? `HTTP ${status}`}`, retryAfterHeader(res.headers), text);
+}
+
+/**
+ * The retry hint of an answer as Retry-After text: `retry-after-ms` (Azure OpenAI, OpenAI)
+ * is more precise than `retry-after` (whole seconds) and wins when both are sent.
+ */
+function retryAfterHeader(h: UpstreamResponse['headers']): string | undefined {
+  const first = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
+  const ms = Number(first(h['retry-after-ms']));
+  if (first(h['retry-after-ms']) !== undefined && Number.isFinite(ms) && ms >= 0) return String(ms / 1000);
+  return first(h['retry-after']);
 }
 
 /** {@link upstreamCall} for an answer that is one JSON document. */
-export async function upstreamJson(o: Origin, method: string, path: string, extra: Readonly<Record<string, string>>, body: unknown, signal: AbortSignal): Promise<unknown> {
-  const res = await upstreamCall(o, method, path, extra, body, signal);
+export async function upstreamJson(
+  o: Origin,
+  method: string,
+  path: string,
+  extra: Readonly<Record<string, string>>,
+  body: unknown,
+  signal: AbortSignal,
+  classify?: (status: number, body: string) => UpstreamError | undefined,
+): Promise<unknown> {
+  const res = await upstreamCall(o, method, path, extra, body, signal, 'application/json', classify);
   let raw: Buffer;
   try {
     raw = await readAll(res);

@@ -60,8 +60,8 @@ export class OpenAIAdapter implements ProviderAdapter {
   }
 }
 
-/** OpenAI chunks from an SSE answer; `[DONE]` ends it, an `error` event or body fails it. */
-async function* chunks(res: UpstreamResponse): AsyncGenerator<ChatCompletionChunk> {
+/** OpenAI chunks from an SSE answer; `[DONE]` ends it, an `error` event or body fails it (Azure OpenAI reuses it). */
+export async function* chunks(res: UpstreamResponse): AsyncGenerator<ChatCompletionChunk> {
   let finished = false;
   let done = false;
   try {
