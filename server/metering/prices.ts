@@ -22,7 +22,27 @@ export const BUNDLED_PRICES: readonly { model: string; input: number; output: nu
   { model: 'text-embedding-3-large', input: 130_000, output: 0 },
   { model: 'claude-3-5-sonnet', input: 3_000_000, output: 15_000_000 },
   { model: 'mistral-large', input: 2_000_000, output: 6_000_000 },
+  // Anthropic (issue 19), by alias and by dated model id (the name the usage record carries is the upstream model the deployment sends).
+  ...perMTok(['claude-opus-4-5', 'claude-opus-4-5-20251101'], 5, 25),
+  ...perMTok(['claude-sonnet-4-5', 'claude-sonnet-4-5-20250929', 'claude-sonnet-4-0', 'claude-sonnet-4-20250514', 'claude-3-7-sonnet-latest', 'claude-3-7-sonnet-20250219'], 3, 15),
+  ...perMTok(['claude-haiku-4-5', 'claude-haiku-4-5-20251001'], 1, 5),
+  ...perMTok(['claude-opus-4-1', 'claude-opus-4-1-20250805', 'claude-opus-4-0', 'claude-opus-4-20250514'], 15, 75),
+  ...perMTok(['claude-3-5-haiku-latest', 'claude-3-5-haiku-20241022'], 0.8, 4),
+  ...perMTok(['claude-3-haiku-20240307'], 0.25, 1.25),
+  // OpenAI models as Azure OpenAI (Global) and OpenAI list them; an Azure deployment named after its model is priced by these.
+  ...perMTok(['gpt-4.1-nano'], 0.1, 0.4),
+  ...perMTok(['o3'], 2, 8),
+  ...perMTok(['o4-mini'], 1.1, 4.4),
+  ...perMTok(['gpt-5'], 1.25, 10),
+  ...perMTok(['gpt-5-mini'], 0.25, 2),
+  ...perMTok(['gpt-5-nano'], 0.05, 0.4),
+  ...perMTok(['text-embedding-ada-002'], 0.1, 0),
 ];
+
+/** Prices in USD per 1M tokens for several model names, as BUNDLED_PRICES rows (micro-units). */
+function perMTok(models: readonly string[], input: number, output: number): { model: string; input: number; output: number }[] {
+  return models.map((model) => ({ model, input: Math.round(input * 1_000_000), output: Math.round(output * 1_000_000) }));
+}
 
 export const priceInputSchema = z
   .object({
