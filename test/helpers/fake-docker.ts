@@ -1,7 +1,9 @@
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PACKAGE_ROOT } from '../../server/paths.js';
+import { nodeArgs } from './compiled.js';
 
 const FAKES = fileURLToPath(new URL('../fakes/installer-bin/', import.meta.url));
 
@@ -33,6 +35,7 @@ export function fakeDocker(): FakeDocker {
     copyFileSync(path.join(FAKES, f), path.join(bin, f));
     chmodSync(path.join(bin, f), 0o755);
   }
+  writeNodeShim(bin);
   const env = { ...process.env, PATH: `${bin}:${process.env.PATH}`, FAKE_DOCKER_STATE: state };
   return {
     bin,
@@ -53,4 +56,29 @@ export function fakeDocker(): FakeDocker {
       }
     },
   };
+}
+
+/**
+ * The installer scripts (lib.sh) run the installer's TypeScript with `node --import tsx
+ * installer/main.ts` when ENCLAVE_INSTALLER_FROM_SOURCE=1, as the tests ask. A `node` first on
+ * the fakes' PATH runs that one command from the run's compiled build instead (compiled.ts:
+ * the same sources, without tsx transforming them again in every run, ≈0.6 s of CPU each) and
+ * passes everything else to the real node. Without a compiled build (TEST_SPAWN_TSX=1, or
+ * outside vitest) nodeArgs() names tsx again and no shim is written.
+ */
+function writeNodeShim(bin: string): void {
+  const args = nodeArgs('installer/main.ts');
+  if (args[0] === '--import') return;
+  const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  const shim = [
+    '#!/usr/bin/env bash',
+    '# Written by test/helpers/fake-docker.ts: the installer from the compiled build, not through tsx.',
+    `if [ "$#" -ge 3 ] && [ "$1" = --import ] && [ "$2" = tsx ] && [ "$3" = ${q(path.join(PACKAGE_ROOT, 'installer/main.ts'))} ]; then`,
+    '  shift 3',
+    `  exec ${q(process.execPath)} ${args.map(q).join(' ')} "$@"`,
+    'fi',
+    `exec ${q(process.execPath)} "$@"`,
+    '',
+  ].join('\n');
+  writeFileSync(path.join(bin, 'node'), shim, { mode: 0o755 });
 }
