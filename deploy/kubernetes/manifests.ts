@@ -134,7 +134,7 @@ class Generator {
       out.push(this.pvc(`${v.name}-data`, 'ReadWriteOnce', v.embedded!.storage, 'all'));
       out.push(this.embeddedDeployment());
     } else {
-      out.push(this.pvc(`${v.name}-files`, 'ReadWriteMany', v.files!.storage, 'api'));
+      out.push(this.pvc(`${v.name}-files`, 'ReadWriteMany', v.files!.storage)); // shared by api and worker pods
       out.push(this.migrateJob(), this.apiDeployment(), this.workerDeployment());
     }
     out.push(this.service(), this.ingress());
@@ -152,7 +152,7 @@ class Generator {
     return { apiVersion: 'v1', kind: 'ServiceAccount', metadata: this.meta(this.v.name), automountServiceAccountToken: false };
   }
 
-  private pvc(name: string, mode: 'ReadWriteOnce' | 'ReadWriteMany', storage: { size: string; storageClassName?: string | undefined }, component: Component): IPersistentVolumeClaim {
+  private pvc(name: string, mode: 'ReadWriteOnce' | 'ReadWriteMany', storage: { size: string; storageClassName?: string | undefined }, component?: Component): IPersistentVolumeClaim {
     return {
       apiVersion: 'v1',
       kind: 'PersistentVolumeClaim',
