@@ -201,3 +201,38 @@ export function encodeMessage(headers: Readonly<Record<string, string>>, payload
   out.writeUInt32BE(crc32(out.subarray(0, total - 4)), total - 4);
   return out;
 }
+
+/**
+ * A fake EC2 instance metadata service speaking IMDSv2: `PUT /latest/api/token` (with the
+ * TTL header) hands out a session token that every GET must carry in
+ * `x-aws-ec2-metadata-token` (a GET without one is 401, as with IMDSv1 switched off); the
+ * role's credentials are at /latest/meta-data/iam/security-credentials/<role>.
+ */
+export class FakeImds extends FakeUpstream {
+  role = 'enclave-bedrock-role';
+  credentials = { AccessKeyId: 'ASIAFAKEROLE', SecretAccessKey: 'role/secret', Token: 'role-session-token', Expiration: new Date(Date.now() + 6 * 3600_000).toISOString() };
+  private readonly tokens = new Set<string>();
+  /** Credential documents served (a cached credential is not fetched again). */
+  served = 0;
+
+  protected async handle(req: IncomingMessage, res: ServerResponse, seen: SeenRequest): Promise<void> {
+    if (seen.method === 'PUT' && seen.path === '/latest/api/token') {
+      if (!req.headers['x-aws-ec2-metadata-token-ttl-seconds']) return text(res, 400, '');
+      const t = `imds-${Math.random().toString(36).slice(2)}`;
+      this.tokens.add(t);
+      return text(res, 200, t);
+    }
+    if (!this.tokens.has(String(req.headers['x-aws-ec2-metadata-token'] ?? ''))) return text(res, 401, '');
+    if (seen.path === '/latest/meta-data/iam/security-credentials/') return text(res, 200, this.role);
+    if (seen.path === `/latest/meta-data/iam/security-credentials/${this.role}`) {
+      this.served++;
+      return text(res, 200, JSON.stringify({ Code: 'Success', Type: 'AWS-HMAC', LastUpdated: new Date().toISOString(), ...this.credentials }));
+    }
+    return text(res, 404, '');
+  }
+}
+
+function text(res: ServerResponse, status: number, body: string): void {
+  res.writeHead(status, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}

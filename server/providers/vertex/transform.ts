@@ -191,14 +191,15 @@ export function finishReason(reason: string | undefined, sawTools: boolean): Fin
   return sawTools ? 'tool_calls' : 'stop';
 }
 
-function filteredError(why: string): UpstreamError {
-  return new UpstreamError('provider_content_filtered', `The provider's safety filter blocked ${why}.`, 400, undefined, `blocked by the provider's safety filter (${why})`);
+/** The safety filter's refusal; `upstreamText` says which side it flagged (the gateway's message reads it). */
+function filteredError(side: 'prompt' | 'completion', why: string): UpstreamError {
+  return new UpstreamError('provider_content_filtered', `The provider's safety filter blocked the ${side === 'prompt' ? 'prompt' : 'answer'} (${why}).`, 400, undefined, side);
 }
 
 /** A blocked prompt (promptFeedback.blockReason) as its error, or undefined. */
 export function blockedPrompt(r: GeminiResponse): UpstreamError | undefined {
   const b = r.promptFeedback?.blockReason;
-  return b ? filteredError(`the prompt: ${b}${r.promptFeedback?.blockReasonMessage ? `, ${r.promptFeedback.blockReasonMessage.slice(0, 200)}` : ''}`) : undefined;
+  return b ? filteredError('prompt', `${b}${r.promptFeedback?.blockReasonMessage ? `, ${r.promptFeedback.blockReasonMessage.slice(0, 200)}` : ''}`) : undefined;
 }
 
 export function usageOf(u: UsageMetadata | undefined): NonNullable<ChatCompletion['usage']> {
@@ -248,7 +249,7 @@ export function fromGemini(r: GeminiResponse, model: string): ChatCompletion {
   });
   // One candidate stopped by the safety filter with nothing to show: a clear error, not an empty answer.
   if (choices.length === 1 && choices[0]!.finish_reason === 'content_filter' && !choices[0]!.message.content && !choices[0]!.message.tool_calls) {
-    throw filteredError(`the answer: ${r.candidates[0]!.finishReason}`);
+    throw filteredError('completion', String(r.candidates[0]!.finishReason));
   }
   return { id: newId(), object: 'chat.completion', created: Math.floor(Date.now() / 1000), model, choices, usage: usageOf(r.usageMetadata) };
 }
@@ -295,7 +296,7 @@ export async function* toOpenAIChunks(responses: AsyncIterable<GeminiResponse>, 
       if (c.finishReason && !finished.has(index)) {
         const f = finishReason(c.finishReason, (toolCount.get(index) ?? 0) > 0);
         // Stopped by the safety filter before a word: the same clear error as a plain call.
-        if (f === 'content_filter' && !hasContent.has(index) && started.size === 1) throw filteredError(`the answer: ${c.finishReason}`);
+        if (f === 'content_filter' && !hasContent.has(index) && started.size === 1) throw filteredError('completion', c.finishReason);
         finished.add(index);
         yield chunk(index, {}, f);
       }
