@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../server/clock.js';
 import type { RuntimeSettings } from '../server/config/runtime-settings.js';
 import type { Config } from '../server/config/settings.js';
-import type { Db } from '../server/db/connection.js';
+import type { Store } from '../server/db/store.js';
 import { LicenseError } from './errors.js';
 import { LicenseService, type LicenseServiceOptions } from './service.js';
 
@@ -12,13 +12,13 @@ import { LicenseService, type LicenseServiceOptions } from './service.js';
  * ENCLAVE_LICENSE_FILE when set. Never throws because of a licence: every problem becomes
  * a log line and the state `unlicensed`/`invalid` (community entitlements).
  */
-export function startLicense(
-  deps: { config: Config; db: Db; settings: RuntimeSettings; clock: Clock; log: Logger },
+export async function startLicense(
+  deps: { config: Config; store: Store; settings: RuntimeSettings; clock: Clock; log: Logger },
   extra: Partial<LicenseServiceOptions> = {},
-): LicenseService {
+): Promise<LicenseService> {
   const { config, log } = deps;
-  const license = new LicenseService({
-    db: deps.db,
+  const license = await new LicenseService({
+    store: deps.store,
     settings: deps.settings,
     clock: deps.clock,
     log,
@@ -28,7 +28,7 @@ export function startLicense(
   }).start();
   if (config.licenseFile) {
     try {
-      const r = license.install(readFileSync(config.licenseFile, 'utf8'));
+      const r = await license.install(readFileSync(config.licenseFile, 'utf8'));
       log.info({ lid: r.licence.payload.lid, seq: r.licence.payload.seq, result: r.result }, `licence: ENCLAVE_LICENSE_FILE ${r.result}`);
     } catch (e) {
       const why = e instanceof LicenseError ? `${e.code}: ${e.message}` : (e as Error).message;

@@ -1,8 +1,9 @@
 import { createHash, sign as cryptoSign, verify as cryptoVerify } from 'node:crypto';
 import type { RuntimeSettings } from '../server/config/runtime-settings.js';
-import type { Db } from '../server/db/connection.js';
+import type { Store } from '../server/db/store.js';
 import { b64uDecode, b64uEncode } from './encoding.js';
 import { generateEd25519, privateKeyObject, publicKeyObject } from './keys.js';
+import { lockSettings } from './store.js';
 
 /**
  * The installation identity: an Ed25519 key pair generated at first start and stored in
@@ -52,32 +53,43 @@ export function verifyInstallationSignature(publicKey: string, bytes: Uint8Array
   }
 }
 
-/** Loads the installation identity, creating it on first use (one writer wins across processes). */
-export function ensureInstallation(db: Db, settings: RuntimeSettings, now: () => number): Installation {
-  let rec = settings.get<InstallationRecord>(INSTALLATION_KEY);
+/**
+ * Loads the installation identity, creating it on first use: one writer wins across processes
+ * and replicas (a transaction holding the key's lock from the check to the writes; see
+ * lockSettings). The private half is decrypted here, so `sign` stays synchronous; when it does
+ * not decrypt (a wrong master key: support bundle, restore checks) loading still succeeds and
+ * `sign` throws why, as before.
+ */
+export async function ensureInstallation(store: Store, settings: RuntimeSettings, now: () => number): Promise<Installation> {
+  let rec = await settings.get<InstallationRecord>(INSTALLATION_KEY);
   if (!rec) {
-    db.$client
-      .transaction(() => {
-        if (settings.get<InstallationRecord>(INSTALLATION_KEY)) return;
-        const kp = generateEd25519();
-        settings.setSecret(INSTALLATION_SECRET, kp.privateKey);
-        settings.set(INSTALLATION_KEY, { id: installationIdFor(kp.publicKey), publicKey: kp.publicKey, createdAt: new Date(now()).toISOString() });
-      })
-      .immediate();
-    rec = settings.get<InstallationRecord>(INSTALLATION_KEY)!;
+    await store.tx(async () => {
+      await lockSettings(store, INSTALLATION_KEY);
+      if (await settings.get<InstallationRecord>(INSTALLATION_KEY)) return;
+      const kp = generateEd25519();
+      await settings.setSecret(INSTALLATION_SECRET, kp.privateKey);
+      await settings.set(INSTALLATION_KEY, { id: installationIdFor(kp.publicKey), publicKey: kp.publicKey, createdAt: new Date(now()).toISOString() });
+    });
+    rec = (await settings.get<InstallationRecord>(INSTALLATION_KEY))!;
   }
   const record = rec;
   let key: ReturnType<typeof privateKeyObject> | undefined;
+  let keyError: Error | undefined;
+  try {
+    key = privateKeyObject(record.publicKey, (await settings.getSecret(INSTALLATION_SECRET))!);
+  } catch (e) {
+    keyError = e as Error;
+  }
   return {
     ...record,
     sign(bytes: Uint8Array): string {
-      key ??= privateKeyObject(record.publicKey, settings.getSecret(INSTALLATION_SECRET)!);
+      if (!key) throw keyError ?? new Error('the installation private key is not available');
       return b64uEncode(cryptoSign(null, bytes, key));
     },
   };
 }
 
 /** The id only, without creating anything (read-only callers). */
-export function readInstallation(settings: RuntimeSettings): InstallationRecord | undefined {
+export function readInstallation(settings: RuntimeSettings): Promise<InstallationRecord | undefined> {
   return settings.get<InstallationRecord>(INSTALLATION_KEY);
 }

@@ -1,9 +1,12 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { performance } from 'node:perf_hooks';
+import { asc, count, eq, gt, inArray, isNull, max, sql, type SQL } from 'drizzle-orm';
+import type { SQLiteTable } from 'drizzle-orm/sqlite-core';
 import type { Logger } from 'pino';
 import { growthRefusal, type Entitlements, type GrowthKind, type TokenAdmission } from '../server/access/entitlements.js';
 import type { Clock } from '../server/clock.js';
 import type { RuntimeSettings } from '../server/config/runtime-settings.js';
-import type { Db } from '../server/db/connection.js';
+import type { Store } from '../server/db/store.js';
 import { AppError } from '../server/errors.js';
 import type { CheckResult, ReadinessCheck } from '../server/health/readiness.js';
 import { isSafetyFloor, SAFETY_FLOOR } from './entitlements-model.js';
@@ -11,23 +14,24 @@ import { LicenseError } from './errors.js';
 import { evaluate, nextMonthStart, type Banner, type Evaluation, type Usage } from './evaluate.js';
 import { ensureInstallation, type Installation } from './installation.js';
 import type { Boundary, DeploymentMode, LicenseEnvironment } from './payload.js';
-import { installLicense, K, recordEvent, safeGet, type InstallResult, type LicenseEvent, type StoredLicense } from './store.js';
+import { installLicense, K, lockSettings, recordEvents, safeGet, type InstallResult, type LicenseEvent, type StoredLicense } from './store.js';
 import { advance, confirm, initialTime, merge, type TimeState } from './trusted-time.js';
 import { openTime, sealTime } from './time-seal.js';
 import { trustStore, type LicenseMode, type TrustStore } from './trust.js';
 import { verifyLicense, type VerifiedLicense } from './verify.js';
 
 export interface LicenseServiceOptions {
-  readonly db: Db;
+  /** The database (settings rows, the audit log's newest entry, the default usage counts). */
+  readonly store: Store;
   readonly settings: RuntimeSettings;
   readonly clock: Clock;
   readonly log: Logger;
   readonly mode: LicenseMode;
   readonly environment: LicenseEnvironment;
   /** Tests inject their own trust store (extra roots, revocations). */
-  readonly store?: TrustStore;
+  readonly trust?: TrustStore;
   /** Current usage; the identity and key modules replace the default with setUsageSource(). */
-  readonly usage?: () => Usage;
+  readonly usage?: UsageSource;
   /** Extra trusted-time floors in ms (e.g. the newest audit entry's time). */
   readonly floors?: () => readonly number[];
   /** How often settings are polled for a new licence or time state (ms); 0 = no timer (tests call refresh()). */
@@ -55,17 +59,31 @@ export interface LicenseStatus {
 
 const ZERO: Usage = { seats: 0, tenants: 0, keys: 0 };
 
+type EventListener = (e: LicenseEvent) => unknown;
+
+/** Counts what the licence limits; read by every refresh (the poll), never per request. */
+export type UsageSource = () => Usage | Promise<Usage>;
+
 /**
  * The running licence: an immutable snapshot (verified licence + evaluation) swapped
  * atomically when settings change. Implements Entitlements, so authorize() and every
  * growth path ask it. Never throws at start: a missing or broken licence means
  * `unlicensed`/`invalid` with community entitlements and a log line.
+ *
+ * Entitlements (hasFeature, checkGrowth, checkTokens, allowsBoundary, licenseState, now) are
+ * asked on every request and AI call, so they stay synchronous over in-memory state. All
+ * database I/O happens in the async refresh (the poll, install, status, start): it reads the
+ * settings signature, the licence, the trusted time, the audit-log floor and usage, then swaps
+ * the snapshot. Database work of this service runs one operation at a time (`serial`), so a
+ * slow database never piles refreshes up and "our own write absorbs the signature" holds.
+ * What a synchronous path decides to write (now() turning the clock suspect: an event and a
+ * time persist) is queued and written by the next operation (`due`).
  */
 export class LicenseService implements Entitlements {
   readonly mode: LicenseMode;
   readonly environment: LicenseEnvironment;
-  private readonly store: TrustStore;
-  private usageSource: () => Usage;
+  private readonly trust: TrustStore;
+  private usageSource: UsageSource;
   private installation!: Installation;
   private verified: VerifiedLicense | undefined;
   private problem: { code: string; message: string } | undefined;
@@ -78,30 +96,45 @@ export class LicenseService implements Entitlements {
   private signature = '';
   private timer: NodeJS.Timeout | undefined;
   private started = false;
-  private readonly listeners = new Set<(e: LicenseEvent) => void>();
+  private readonly listeners = new Set<EventListener>();
+  /** Listener calls still running (the audit append is async); operations wait for them before they return. */
+  private listening: Promise<unknown>[] = [];
+  /** Events emitted inside this service's own transaction: listeners hear them after it ends (their writes must not join it). */
+  private held: LicenseEvent[] | undefined;
+  /**
+   * Runs a function in the async context this service was built in: the writes queued by a
+   * synchronous path (now() inside someone's request, maybe inside their transaction) must not
+   * join that transaction (store.tx finds it through AsyncLocalStorage).
+   */
+  private readonly detached: <R>(fn: () => R) => R = AsyncLocalStorage.snapshot();
   private readonly mono: () => number;
   /** Set when the stored trusted-time row failed its signature check (until an admin confirms the clock). */
   private timeTampered: { readonly at: string; readonly reason: string } | undefined;
   private lastTamperedRaw = '';
-  /** Newest audit entry time seen (a trusted-time floor), read incrementally by seq. */
+  /** Newest audit entry time seen (a trusted-time floor), read incrementally by seq by the refresh. */
   private audit = { seq: 0, at: 0, checkedAt: -Infinity };
-  private auditStmt: { get(seq: number): unknown } | undefined;
+  /** The tail of the chain of database operations (see `serial`). */
+  private chain: Promise<unknown> = Promise.resolve();
+  /** Writes decided on a synchronous path, done by the next database operation. */
+  private readonly due: { persist: boolean; events: LicenseEvent[]; queued: boolean } = { persist: false, events: [], queued: false };
+  private polling = false;
+  private stopped = false;
 
   constructor(private readonly o: LicenseServiceOptions) {
     this.mode = o.mode;
     this.environment = o.environment;
-    this.store = o.store ?? trustStore(o.mode);
-    this.usageSource = o.usage ?? defaultUsage(o.db);
+    this.trust = o.trust ?? trustStore(o.mode);
+    this.usageSource = o.usage ?? defaultUsage(o.store);
     this.mono = o.monotonic ?? (() => performance.now());
     this.lastMono = this.mono();
     this.time = initialTime(o.clock.now());
     this.snap = evaluate(undefined, ZERO, o.clock.now());
   }
 
-  /** Loads everything and starts polling. Never throws. */
-  start(): this {
+  /** Loads everything and starts polling. Never throws because of a licence. */
+  async start(): Promise<this> {
     try {
-      this.installation = ensureInstallation(this.o.db, this.o.settings, () => this.o.clock.now());
+      this.installation = await ensureInstallation(this.o.store, this.o.settings, () => this.o.clock.now());
     } catch (e) {
       this.o.log.error({ err: (e as Error).message }, 'licence: cannot create or read the installation identity');
       throw e;
@@ -109,33 +142,46 @@ export class LicenseService implements Entitlements {
     if (this.mode === 'test') {
       this.o.log.warn('ENCLAVE_LICENSE_MODE=test: licences signed with the committed TEST root are accepted. Never use this in production.');
     }
-    this.time = this.readTime() ?? initialTime(this.o.clock.now(), this.floors());
-    this.refresh(true);
+    await this.serial(async () => {
+      await this.loadAuditFloor();
+      this.time = (await this.readTime()) ?? initialTime(this.o.clock.now(), this.floors());
+      await this.refreshNow(true);
+    });
     this.started = true;
     const s = this.snap;
     this.o.log.info({ state: s.state, plan: s.plan, lid: s.licence?.lid, problem: s.problem?.code, installation: this.installation.id }, `licence: ${s.state}`);
     const pollMs = this.o.pollMs ?? 1000;
     if (pollMs > 0) {
       this.timer = setInterval(() => {
-        try {
-          this.refresh();
-        } catch (e) {
-          this.o.log.warn({ err: (e as Error).message }, 'licence: refresh failed; keeping the current state');
-        }
+        // A refresh still running (a slow database): skip this tick rather than queue another.
+        if (this.polling) return;
+        this.polling = true;
+        void this.refresh()
+          .catch((e: Error) => this.o.log.warn({ err: e.message }, 'licence: refresh failed; keeping the current state'))
+          .finally(() => {
+            this.polling = false;
+          });
       }, pollMs);
       this.timer.unref();
     }
     return this;
   }
 
-  stop(): void {
+  /** Stops polling and persists the trusted time (and any queued events). */
+  async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+    if (this.stopped) return;
     try {
-      this.persistTime(true);
+      await this.serial(async () => {
+        await this.flushEvents();
+        await this.persistTime(true);
+      });
     } catch {
       /* closing: the next process persists it */
     }
+    // After this, queued work must not touch a database that is about to close.
+    this.stopped = true;
   }
 
   get installationId(): string {
@@ -146,18 +192,19 @@ export class LicenseService implements Entitlements {
     return this.installation;
   }
 
-  onEvent(listener: (e: LicenseEvent) => void): () => void {
+  /** A listener may be async (the audit log's append); its failure is logged, never thrown. */
+  onEvent(listener: EventListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
 
   /** The last install / state-change / clock events (newest last), until the audit log takes them. */
-  events(): LicenseEvent[] {
-    return safeGet<LicenseEvent[]>(this.o.settings, K.events) ?? [];
+  async events(): Promise<LicenseEvent[]> {
+    return (await safeGet<LicenseEvent[]>(this.o.settings, K.events)) ?? [];
   }
 
   /** Replaces the usage counter (identity: active users, tenants; keys: active keys). */
-  setUsageSource(source: () => Usage): void {
+  setUsageSource(source: UsageSource): void {
     this.usageSource = source;
   }
 
@@ -172,7 +219,9 @@ export class LicenseService implements Entitlements {
       const detail = { reason: state.suspect.reason, wall: new Date(state.suspect.wall).toISOString(), trusted: new Date(now).toISOString() };
       this.o.log.warn(detail, 'licence: the system clock is suspect; licence time advances by elapsed time only (fix the clock, or: enclave license clock confirm)');
       this.emit({ at: new Date(now).toISOString(), type: 'clock_suspect', detail });
-      this.persistTime(true);
+      // Written by the refresh running now, or by the next database operation (now() stays synchronous).
+      this.due.persist = true;
+      this.queueDue();
     }
     return now;
   }
@@ -183,15 +232,20 @@ export class LicenseService implements Entitlements {
   }
 
   /** Re-reads settings when they changed, advances time, re-evaluates. */
-  refresh(force = false): void {
-    const sig = this.readSignature();
+  refresh(force = false): Promise<void> {
+    return this.serial(() => this.refreshNow(force));
+  }
+
+  private async refreshNow(force: boolean): Promise<void> {
+    const sig = await this.readSignature();
     if (force || sig !== this.signature) {
       this.signature = sig;
-      this.loadTime();
-      this.loadLicence();
+      await this.loadTime();
+      await this.loadLicence();
     }
+    await this.loadAuditFloor();
     try {
-      this.lastUsage = this.usageSource();
+      this.lastUsage = await this.usageSource();
     } catch {
       /* keep the last usage */
     }
@@ -203,7 +257,9 @@ export class LicenseService implements Entitlements {
       this.o.log.info(detail, `licence: state ${prev.state} -> ${this.snap.state}`);
       this.emit({ at: this.snap.now, type: 'state_changed', detail });
     }
-    this.persistTime(false);
+    await this.flushEvents();
+    await this.persistTime(false);
+    await this.settleListeners();
   }
 
   // ---- Entitlements -------------------------------------------------------------------
@@ -263,16 +319,18 @@ export class LicenseService implements Entitlements {
   // ---- operations ---------------------------------------------------------------------
 
   /** Verifies and installs (admin API); the poll makes every other process pick it up. */
-  install(text: string): InstallResult {
+  async install(text: string): Promise<InstallResult> {
     let result: InstallResult;
     try {
-      result = installLicense(this.o.db, this.o.settings, text, this.verifyCtx(this.now()));
+      result = await installLicense(this.o.store, this.o.settings, text, this.verifyCtx(this.now()));
     } catch (e) {
       if (e instanceof LicenseError) this.emit({ at: new Date(this.o.clock.now()).toISOString(), type: 'rejected', detail: { code: e.code, message: e.message } }, false);
+      await this.settleListeners();
       throw e;
     }
-    this.refresh(true);
+    await this.refresh(true);
     if (result.result === 'installed') this.emit({ at: this.snap.now, type: 'installed', detail: { lid: result.licence.payload.lid, seq: result.licence.payload.seq } }, false);
+    await this.settleListeners();
     return result;
   }
 
@@ -284,18 +342,21 @@ export class LicenseService implements Entitlements {
   }
 
   /** `enclave license clock confirm`: the admin vouches for the wall clock. */
-  confirmClock(): TimeState {
-    this.time = confirm(this.time, this.o.clock.now());
-    this.timeTampered = undefined;
-    this.lastMono = this.mono();
-    this.persistTime(true);
-    this.emit({ at: new Date(this.time.hwm).toISOString(), type: 'clock_confirmed', detail: { hwm: new Date(this.time.hwm).toISOString() } });
-    this.refresh(true);
-    return this.time;
+  confirmClock(): Promise<TimeState> {
+    return this.serial(async () => {
+      this.time = confirm(this.time, this.o.clock.now());
+      this.timeTampered = undefined;
+      this.lastMono = this.mono();
+      await this.persistTime(true);
+      this.emit({ at: new Date(this.time.hwm).toISOString(), type: 'clock_confirmed', detail: { hwm: new Date(this.time.hwm).toISOString() } });
+      await this.refreshNow(true);
+      return this.time;
+    });
   }
 
-  status(): LicenseStatus {
-    this.refresh();
+  /** Refreshes (reads the database), then describes the state. */
+  async status(): Promise<LicenseStatus> {
+    await this.refresh();
     const s = this.snap;
     const banners: Banner[] = [];
     if (this.mode === 'test') {
@@ -388,32 +449,31 @@ export class LicenseService implements Entitlements {
   // ---- internals ----------------------------------------------------------------------
 
   private verifyCtx(nowMs = this.o.clock.now()) {
-    return { store: this.store, installationId: this.installation.id, environment: this.environment, nowMs };
+    return { store: this.trust, installationId: this.installation.id, environment: this.environment, nowMs };
   }
 
   /**
    * The newest audit entry's time: evidence that time has passed at least this far (the audit
    * log is hash-chained, so removing its newest entries to lower this shows in audit verify).
    * The maximum over all entries, kept incrementally by seq, so a clock set back later does
-   * not lower it; re-read at most once a second.
+   * not lower it; re-read by the refresh at most once a second (now() uses the last value).
    */
-  private auditFloor(): number {
+  private async loadAuditFloor(): Promise<void> {
     const m = this.mono();
-    if (m - this.audit.checkedAt < 1000) return this.audit.at;
+    if (m - this.audit.checkedAt < 1000) return;
     this.audit.checkedAt = m;
     try {
-      this.auditStmt ??= this.o.db.$client.prepare('SELECT max(seq) AS seq, max(at) AS at FROM audit_log WHERE seq > ?');
-      const r = this.auditStmt.get(this.audit.seq) as { seq: number | null; at: number | null };
-      if (r.seq !== null) this.audit = { seq: r.seq, at: Math.max(this.audit.at, r.at ?? 0), checkedAt: m };
+      const { q, t } = this.o.store;
+      const r = await this.o.store.one(q.select({ seq: max(t.auditLog.seq), at: max(t.auditLog.at) }).from(t.auditLog).where(gt(t.auditLog.seq, this.audit.seq)));
+      if (r && r.seq !== null) this.audit = { seq: r.seq, at: Math.max(this.audit.at, r.at ?? 0), checkedAt: m };
     } catch {
       /* a database without the audit log (tools, tests) */
     }
-    return this.audit.at;
   }
 
   private floors(): number[] {
     const f: number[] = [];
-    const audit = this.auditFloor();
+    const audit = this.audit.at;
     if (audit > 0) f.push(audit);
     if (this.verified) f.push(this.verified.payload.iat * 1000);
     if (this.stored) {
@@ -428,15 +488,21 @@ export class LicenseService implements Entitlements {
     return f;
   }
 
-  private readSignature(): string {
-    const rows = this.o.db.$client
-      .prepare('SELECT key, updated_at AS u, length(value) AS n FROM settings WHERE key IN (?, ?) ORDER BY key')
-      .all(K.current, K.time) as { key: string; u: number; n: number }[];
+  /** What changes when the licence or the trusted time is written (by any process): cheap to poll. */
+  private async readSignature(): Promise<string> {
+    const { q, t } = this.o.store;
+    const rows = await this.o.store.all(
+      q
+        .select({ key: t.settings.key, u: t.settings.updatedAt, n: sql<number>`length(${t.settings.value})` })
+        .from(t.settings)
+        .where(inArray(t.settings.key, [K.current, K.time]))
+        .orderBy(asc(t.settings.key)),
+    );
     return rows.map((r) => `${r.key}:${r.u}:${r.n}`).join('|');
   }
 
-  private loadTime(): void {
-    const stored = this.readTime();
+  private async loadTime(): Promise<void> {
+    const stored = await this.readTime();
     if (stored) this.time = merge(this.time, stored);
   }
 
@@ -446,10 +512,10 @@ export class LicenseService implements Entitlements {
    * recorded as an event, shown as a banner and in readiness, and rewritten signed at the next
    * persist from what this process trusts: its own state, the wall clock and the floors.
    */
-  private readTime(): TimeState | undefined {
+  private async readTime(): Promise<TimeState | undefined> {
     let raw: unknown;
     try {
-      raw = this.o.settings.get<unknown>(K.time);
+      raw = await this.o.settings.get<unknown>(K.time);
     } catch {
       raw = null;
     }
@@ -466,12 +532,12 @@ export class LicenseService implements Entitlements {
     return undefined;
   }
 
-  private loadLicence(): void {
+  private async loadLicence(): Promise<void> {
     let stored: StoredLicense | undefined;
     try {
-      stored = this.o.settings.get<StoredLicense>(K.current);
+      stored = await this.o.settings.get<StoredLicense>(K.current);
     } catch {
-      this.keepLastKnownGood({ code: 'malformed', message: 'the stored licence record is corrupt' });
+      await this.keepLastKnownGood({ code: 'malformed', message: 'the stored licence record is corrupt' });
       return;
     }
     if (!stored) {
@@ -487,20 +553,20 @@ export class LicenseService implements Entitlements {
       this.verified = v;
       this.stored = stored;
       this.problem = undefined;
-      const lkg = safeGet<StoredLicense>(this.o.settings, K.lkg);
-      if (lkg?.fingerprint !== v.fingerprint) this.o.settings.set(K.lkg, { ...stored, fingerprint: v.fingerprint });
+      const lkg = await safeGet<StoredLicense>(this.o.settings, K.lkg);
+      if (lkg?.fingerprint !== v.fingerprint) await this.o.settings.set(K.lkg, { ...stored, fingerprint: v.fingerprint });
     } catch (e) {
       const problem = e instanceof LicenseError ? { code: e.code, message: e.message } : { code: 'malformed', message: (e as Error).message };
-      this.keepLastKnownGood(problem);
+      await this.keepLastKnownGood(problem);
     }
   }
 
   /** The newest stored licence does not verify: keep the one in memory, else the stored last-known-good. */
-  private keepLastKnownGood(problem: { code: string; message: string }): void {
+  private async keepLastKnownGood(problem: { code: string; message: string }): Promise<void> {
     this.problem = problem;
     this.o.log.error({ code: problem.code }, `licence: the installed licence cannot be used (${problem.message}); keeping the last-known-good`);
     if (this.verified) return;
-    const lkg = safeGet<StoredLicense>(this.o.settings, K.lkg);
+    const lkg = await safeGet<StoredLicense>(this.o.settings, K.lkg);
     if (lkg && typeof lkg.text === 'string') {
       try {
         this.verified = verifyLicense(lkg.text, this.verifyCtx());
@@ -514,61 +580,108 @@ export class LicenseService implements Entitlements {
     this.stored = undefined;
   }
 
-  private persistTime(force: boolean): void {
+  /**
+   * Persists the trusted time, sealed, merged with what is stored (another process may have
+   * advanced or confirmed it). The merge is a read-modify-write of one row, so it holds the
+   * row's lock (lockSettings) from the read to the write.
+   */
+  private async persistTime(force: boolean): Promise<void> {
     const m = this.mono();
-    if (!force && m - this.lastPersist < (this.o.persistTimeMs ?? 60_000)) return;
+    if (!force && !this.due.persist && m - this.lastPersist < (this.o.persistTimeMs ?? 60_000)) return;
     this.lastPersist = m;
-    const stored = this.readTime();
-    this.time = merge(this.time, stored);
-    this.o.settings.set(K.time, sealTime(this.time, this.installation));
+    this.due.persist = false;
+    const { store } = this.o;
+    const held: LicenseEvent[] = (this.held = []);
+    try {
+      await store.tx(async () => {
+        await lockSettings(store, K.time);
+        const stored = await this.readTime();
+        this.time = merge(this.time, stored);
+        await this.o.settings.set(K.time, sealTime(this.time, this.installation));
+      });
+    } finally {
+      this.held = undefined;
+      for (const e of held) this.tell(e);
+      if (held.length) this.queueDue();
+    }
     // Our own write changes the signature; absorb it so it does not trigger a licence reload.
-    this.signature = this.readSignature();
+    this.signature = await this.readSignature();
   }
 
+  /**
+   * Runs database operations of this service one at a time, in call order: a refresh never
+   * overlaps another refresh, a persist or an install's reload.
+   */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(() => fn());
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Schedules the writes a synchronous path decided on (events, a time persist) as the next operation. */
+  private queueDue(): void {
+    if (this.due.queued || this.stopped) return;
+    this.due.queued = true;
+    void this.detached(() => this.serial(async () => {
+      this.due.queued = false;
+      if (this.stopped) return;
+      await this.flushEvents();
+      if (this.due.persist) await this.persistTime(true);
+    })).catch((e: Error) => this.o.log.warn({ err: e.message }, 'licence: could not persist the trusted time; the next refresh retries'));
+  }
+
+  private async flushEvents(): Promise<void> {
+    const events = this.due.events.splice(0);
+    try {
+      await recordEvents(this.o.store, this.o.settings, events);
+    } catch {
+      /* events are informational */
+    }
+  }
+
+  /** Tells listeners at once; the stored event list is written by the running or next operation. */
   private emit(e: LicenseEvent, persist = true): void {
     if (persist) {
-      try {
-        recordEvent(this.o.settings, e);
-      } catch {
-        /* events are informational */
-      }
+      this.due.events.push(e);
+      if (!this.held) this.queueDue();
     }
+    if (this.held) this.held.push(e);
+    else this.tell(e);
+  }
+
+  private tell(e: LicenseEvent): void {
     for (const l of this.listeners) {
       try {
-        l(e);
+        const r = l(e);
+        if (r instanceof Promise) this.listening.push(r.catch((err: Error) => this.o.log.warn({ err: err.message, event: e.type }, 'licence: an event listener failed')));
       } catch {
         /* a listener must not break licensing */
       }
     }
   }
+
+  /** Waits for the listeners of events emitted so far (an install returns after its audit entry is written). */
+  private async settleListeners(): Promise<void> {
+    while (this.listening.length) await Promise.all(this.listening.splice(0));
+  }
 }
 
 /**
- * Counts what exists until identity and keys register their own counters: tenants from
- * the tenants table, seats from active rows of a users table, keys from an api_keys
- * table, each only if the table exists.
+ * Counts what exists until identity and keys register their own counters: active users
+ * (seats), tenants, unrevoked API keys. A count that fails (a tool's partial database) is 0.
  */
-export function defaultUsage(db: Db): () => Usage {
-  const count = (table: string, where = ''): number => {
+export function defaultUsage(store: Store): () => Promise<Usage> {
+  const n = async (table: SQLiteTable, where?: SQL): Promise<number> => {
     try {
-      const exists = db.$client.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(table);
-      if (!exists) return 0;
-      return (db.$client.prepare(`SELECT count(*) AS n FROM "${table}" ${where}`).get() as { n: number }).n;
+      return (await store.one(store.q.select({ n: count() }).from(table).where(where)))?.n ?? 0;
     } catch {
-      return (db.$client.prepare(`SELECT count(*) AS n FROM "${table}"`).get() as { n: number }).n;
+      return 0;
     }
   };
-  return () => ({
-    seats: safeCount(() => count('users', "WHERE status = 'active'")),
-    tenants: safeCount(() => count('tenants')),
-    keys: safeCount(() => count('api_keys', 'WHERE revoked_at IS NULL')),
+  const { t } = store;
+  return async () => ({
+    seats: await n(t.users, eq(t.users.status, 'active')),
+    tenants: await n(t.tenants),
+    keys: await n(t.apiKeys, isNull(t.apiKeys.revokedAt)),
   });
-}
-
-function safeCount(fn: () => number): number {
-  try {
-    return fn();
-  } catch {
-    return 0;
-  }
 }

@@ -1,5 +1,6 @@
+import { sql, type SQL } from 'drizzle-orm';
 import type { RuntimeSettings } from '../server/config/runtime-settings.js';
-import type { Db } from '../server/db/connection.js';
+import type { Store } from '../server/db/store.js';
 import { LicenseError } from './errors.js';
 import { verifyLicense, type VerifiedLicense, type VerifyContext } from './verify.js';
 
@@ -33,19 +34,47 @@ export interface LicenseEvent {
   readonly detail: Record<string, unknown>;
 }
 
-export function recordEvent(settings: RuntimeSettings, event: LicenseEvent): void {
-  const events = safeGet<LicenseEvent[]>(settings, K.events) ?? [];
-  events.push(event);
-  settings.set(K.events, events.slice(-50));
+/**
+ * Appends events to the stored list (the newest 50). A read-modify-write of one row, so it runs
+ * in a transaction that locks the row first: two processes recording at once both land.
+ */
+export function recordEvents(store: Store, settings: RuntimeSettings, events: readonly LicenseEvent[]): Promise<void> {
+  if (events.length === 0) return Promise.resolve();
+  return store.tx(async () => {
+    await lockSettings(store, K.events);
+    const list = (await safeGet<LicenseEvent[]>(settings, K.events)) ?? [];
+    list.push(...events);
+    await settings.set(K.events, list.slice(-50));
+  });
 }
 
-export function safeGet<T>(settings: RuntimeSettings, key: string): T | undefined {
+export async function safeGet<T>(settings: RuntimeSettings, key: string): Promise<T | undefined> {
   try {
-    return settings.get<T>(key);
+    return await settings.get<T>(key);
   } catch {
     return undefined;
   }
 }
+
+interface PgExecutor {
+  execute(query: SQL): PromiseLike<unknown>;
+}
+
+/**
+ * Serialises read-modify-writes of a settings row across processes and replicas, inside a
+ * `store.tx`. SQLite: nothing to do, the transaction is BEGIN IMMEDIATE (the database's write
+ * lock is held from the first read). PostgreSQL (READ COMMITTED): two transactions could both
+ * read the old value and both write; a transaction-scoped advisory lock on the key's hash
+ * makes the second wait until the first commits, and its reads then see that commit. An
+ * advisory lock rather than `SELECT … FOR UPDATE`: the row may not exist yet (first install).
+ */
+export async function lockSettings(store: Store, key: string): Promise<void> {
+  if (store.dialect !== 'postgres') return;
+  await (store.q as unknown as PgExecutor).execute(sql`SELECT pg_advisory_xact_lock(${SETTINGS_LOCK_CLASS}::int, hashtext(${key}))`);
+}
+
+/** The advisory lock class of settings rows ("lics" as a 32-bit number), apart from the audit and migrator locks. */
+const SETTINGS_LOCK_CLASS = 0x6c696373;
 
 export interface InstallResult {
   readonly result: 'installed' | 'unchanged';
@@ -59,21 +88,23 @@ export interface InstallResult {
  * for the customer, and a different licence with the same seq. Re-installing the same
  * licence is idempotent. Limits below current usage are accepted (reported as over-limit).
  */
-export function installLicense(
-  db: Db,
+export async function installLicense(
+  store: Store,
   settings: RuntimeSettings,
   text: string,
   ctx: VerifyContext & { nowMs: number },
-): InstallResult {
+): Promise<InstallResult> {
   const licence = verifyLicense(text, ctx);
   const p = licence.payload;
   if (p.nbf * 1000 > ctx.nowMs + 5 * 60_000) {
     throw new LicenseError('not_yet_valid', `this licence is valid from ${new Date(p.nbf * 1000).toISOString()}; install it then`);
   }
-  return db.$client
-    .transaction((): InstallResult => {
-      const seqs = safeGet<Sequences>(settings, K.sequences) ?? {};
-      const prevCurrent = safeGet<StoredLicense>(settings, K.current);
+  // One transaction holding the sequences' lock from the first read: two installs at once (two
+  // admins, two replicas) cannot both pass the sequence checks (see lockSettings).
+  return store.tx(async (): Promise<InstallResult> => {
+      await lockSettings(store, K.sequences);
+      const seqs = (await safeGet<Sequences>(settings, K.sequences)) ?? {};
+      const prevCurrent = await safeGet<StoredLicense>(settings, K.current);
       const highest = seqs[p.sub.customer_id];
       if (highest && p.seq < highest.seq) {
         throw new LicenseError('sequence_downgrade', `licence sequence ${p.seq} is older than the installed ${highest.seq} (${highest.lid}) for customer ${p.sub.customer_id}`, {
@@ -91,12 +122,11 @@ export function installLicense(
         if (prevSeq) previous = { lid: prevSeq.lid, seq: prevSeq.seq };
       }
       seqs[p.sub.customer_id] = { seq: p.seq, lid: p.lid, fingerprint: licence.fingerprint };
-      settings.set(K.sequences, seqs);
+      await settings.set(K.sequences, seqs);
       const stored: StoredLicense = { text, installedAt: new Date(ctx.nowMs).toISOString(), fingerprint: licence.fingerprint };
-      settings.set(K.current, stored);
-      settings.set(K.lkg, stored);
-      recordEvent(settings, { at: stored.installedAt, type: 'installed', detail: { lid: p.lid, seq: p.seq, customer: p.sub.customer_id, previous } });
+      await settings.set(K.current, stored);
+      await settings.set(K.lkg, stored);
+      await recordEvents(store, settings, [{ at: stored.installedAt, type: 'installed', detail: { lid: p.lid, seq: p.seq, customer: p.sub.customer_id, previous } }]);
       return { result: 'installed', licence, ...(previous ? { previous } : {}) };
-    })
-    .immediate();
+  });
 }

@@ -256,8 +256,9 @@ export async function createServices(
     const countUsage = defaultUsage(store);
     license.setUsageSource(async () => ({ ...(await countUsage()), tokensMonth: gateway.usage.tokensThisMonth() }));
     // Installs, rejections, state changes and clock events land in the audit log.
+    // The listener's promise (the audit append) is awaited by the licence operation that emitted it.
     license.onEvent((e) =>
-      await identity.audit.record(undefined, {
+      identity.audit.record(undefined, {
         action: `license.${e.type}`,
         actor: { type: 'system', id: 'license' },
         target: { type: 'license', id: typeof e.detail.lid === 'string' ? e.detail.lid : null },

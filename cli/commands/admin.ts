@@ -35,10 +35,10 @@ export interface CliIdentity {
   readonly tenantStore: TenantStore;
   /** The installed licence, as the server sees it: the CLI's growth checks obey the same limits. */
   readonly entitlements: Entitlements;
-  close(): void;
+  close(): Promise<void>;
 }
 
-export function openIdentity(): CliIdentity {
+export async function openIdentity(): Promise<CliIdentity> {
   const config = cliConfig();
   mkdirSync(config.dataDir, { recursive: true });
   const db = openDatabase(databaseFile(config.dataDir));
@@ -49,17 +49,17 @@ export function openIdentity(): CliIdentity {
     throw new CliError((e as Error).message, 2);
   }
   const log = pino({ level: 'silent' });
+  const store = sqliteStore(db);
+  const tenantStore = createTenantStore(store);
   let license: LicenseService;
   try {
     // Same master key resolution as the server (embedded mode generates one on first use).
-    const settings = new RuntimeSettings(db, resolveMasterKey(config, log).box, systemClock);
-    license = startLicense({ config, db, settings, clock: systemClock, log });
+    const settings = new RuntimeSettings(store, resolveMasterKey(config, log).box, systemClock);
+    license = await startLicense({ config, store, settings, clock: systemClock, log });
   } catch (e) {
     db.$client.close();
     throw e;
   }
-  const store = sqliteStore(db);
-  const tenantStore = createTenantStore(store);
   const identity = createIdentity({ db, data: createTenantData(db), clock: systemClock, log, entitlements: () => license });
   let user = 'unknown';
   try {
@@ -76,8 +76,8 @@ export function openIdentity(): CliIdentity {
     store,
     tenantStore,
     entitlements: license,
-    close: () => {
-      license.stop();
+    close: async () => {
+      await license.stop();
       db.$client.close();
     },
   };
@@ -85,14 +85,14 @@ export function openIdentity(): CliIdentity {
 
 /** Runs fn with the CLI identity; AppErrors become one-line CLI errors. */
 export async function withIdentity<T>(fn: (c: CliIdentity) => Promise<T> | T): Promise<T> {
-  const c = openIdentity();
+  const c = await openIdentity();
   try {
     return await fn(c);
   } catch (e) {
     if (e instanceof AppError) throw new CliError(`${e.code}: ${e.message}`, e.status === 404 ? 3 : 1);
     throw e;
   } finally {
-    c.close();
+    await c.close();
   }
 }
 

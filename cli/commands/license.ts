@@ -17,6 +17,7 @@ import { systemClock } from '../../server/clock.js';
 import { resolveMasterKey } from '../../server/config/master-key.js';
 import { RuntimeSettings } from '../../server/config/runtime-settings.js';
 import { databaseFile, openDatabase } from '../../server/db/connection.js';
+import { sqliteStore } from '../../server/db/store.js';
 import { APP_VERSION } from '../../server/paths.js';
 import { cliConfig } from '../config.js';
 import { CliError, printJson } from '../output.js';
@@ -30,19 +31,20 @@ function readText(file: string, what: string): string {
 }
 
 /** Runs fn with a LicenseService on this installation's database (no polling timer). */
-function withService<T>(fn: (svc: LicenseService) => T): T {
+async function withService<T>(fn: (svc: LicenseService) => T | Promise<T>): Promise<T> {
   const config = cliConfig();
   const file = databaseFile(config.dataDir);
   if (!existsSync(file)) throw new CliError(`${file} does not exist: start Enclave once (or run enclave migrate) first`, 2);
   const master = resolveMasterKey(config, undefined, { create: false });
   const db = openDatabase(file);
   try {
-    const settings = new RuntimeSettings(db, master.box, systemClock);
-    const svc = new LicenseService({ db, settings, clock: systemClock, log: pino({ level: 'silent' }), mode: config.licenseMode, environment: config.licenseEnvironment, pollMs: 0 }).start();
+    const store = sqliteStore(db);
+    const settings = new RuntimeSettings(store, master.box, systemClock);
+    const svc = await new LicenseService({ store, settings, clock: systemClock, log: pino({ level: 'silent' }), mode: config.licenseMode, environment: config.licenseEnvironment, pollMs: 0 }).start();
     try {
-      return fn(svc);
+      return await fn(svc);
     } finally {
-      svc.stop();
+      await svc.stop();
     }
   } finally {
     db.$client.close();
@@ -207,16 +209,16 @@ export function registerLicense(program: Command): void {
     .command('verify <file>')
     .description('dry run: verify a licence for this installation and show what would change against current usage')
     .option('--json', 'print JSON')
-    .action((file: string, opts: { json?: boolean }) => {
+    .action(async (file: string, opts: { json?: boolean }) => {
       const text = readText(file, 'licence');
-      withService((svc) => {
+      await withService(async (svc) => {
         let r;
         try {
           r = svc.dryRun(text);
         } catch (e) {
           licenceFailure(e);
         }
-        const usage = svc.status().usage;
+        const usage = (await svc.status()).usage;
         const diff = entitlementDiff(r.before, r.after, usage);
         if (opts.json) printJson({ valid: true, lid: r.licence.payload.lid, seq: r.licence.payload.seq, before: r.before, after: r.after, diff, overLimit: r.after.overLimit });
         else {
@@ -231,18 +233,18 @@ export function registerLicense(program: Command): void {
     .command('install <file>')
     .description('verify and install a licence; running servers pick it up within seconds')
     .option('--json', 'print JSON')
-    .action((file: string, opts: { json?: boolean }) => {
+    .action(async (file: string, opts: { json?: boolean }) => {
       const text = readText(file, 'licence');
-      withService((svc) => {
+      await withService(async (svc) => {
         const before = svc.evaluation();
         let r;
         try {
-          r = svc.install(text);
+          r = await svc.install(text);
         } catch (e) {
           licenceFailure(e);
         }
         const after = svc.evaluation();
-        const diff = entitlementDiff(before, after, svc.status().usage);
+        const diff = entitlementDiff(before, after, (await svc.status()).usage);
         if (opts.json) printJson({ result: r.result, lid: r.licence.payload.lid, seq: r.licence.payload.seq, state: after.state, diff, overLimit: after.overLimit });
         else {
           process.stdout.write(`${r.result === 'installed' ? 'installed' : 'already installed'}: ${r.licence.payload.lid} (seq ${r.licence.payload.seq}), state ${after.state}\n`);
@@ -256,9 +258,9 @@ export function registerLicense(program: Command): void {
     .command('show')
     .description('licence state, limits and usage of this installation')
     .option('--json', 'print JSON')
-    .action((opts: { json?: boolean }) => {
-      withService((svc) => {
-        const s = svc.status();
+    .action(async (opts: { json?: boolean }) => {
+      await withService(async (svc) => {
+        const s = await svc.status();
         if (opts.json) return printJson(s);
         process.stdout.write(`installation: ${s.installation.id} (${s.installation.environment})\nmode:         ${s.mode}${s.mode === 'test' ? '  <-- TEST MODE: test-root licences are trusted' : ''}\n`);
         process.stdout.write(summary(svc.evaluation()).join('\n') + '\n');
@@ -273,9 +275,9 @@ export function registerLicense(program: Command): void {
     .command('request')
     .description('write an activation request (installation id, version, counts) signed by the installation key, for your vendor')
     .option('--out <file>', 'write to a file instead of stdout')
-    .action((opts: { out?: string }) => {
-      withService((svc) => {
-        const s = svc.status();
+    .action(async (opts: { out?: string }) => {
+      await withService(async (svc) => {
+        const s = await svc.status();
         const text = activationRequest(svc.installationIdentity, {
           environment: s.installation.environment,
           version: APP_VERSION,
@@ -295,10 +297,10 @@ export function registerLicense(program: Command): void {
     .command('confirm')
     .description('confirm the system clock is right after a large forward jump (licence time then follows it)')
     .option('--json', 'print JSON')
-    .action((opts: { json?: boolean }) => {
-      withService((svc) => {
-        const t = svc.confirmClock();
-        const out = { trustedTime: new Date(t.hwm).toISOString(), wallClock: new Date().toISOString(), suspect: svc.status().time.clockSuspect };
+    .action(async (opts: { json?: boolean }) => {
+      await withService(async (svc) => {
+        const t = await svc.confirmClock();
+        const out = { trustedTime: new Date(t.hwm).toISOString(), wallClock: new Date().toISOString(), suspect: (await svc.status()).time.clockSuspect };
         if (opts.json) printJson(out);
         else process.stdout.write(`licence time confirmed: ${out.trustedTime}${out.suspect ? ' (the clock is still behind the trusted time: fix it; rolling back never extends a licence)' : ''}\n`);
       });
@@ -310,13 +312,13 @@ export function registerLicense(program: Command): void {
     .description('write a hash-chained JSONL usage report for a month, signed by the installation key')
     .requiredOption('--month <YYYY-MM>', 'calendar month (UTC)')
     .option('--out <file>', 'file to write (default: stdout)')
-    .action((opts: { month: string; out?: string }) => {
+    .action(async (opts: { month: string; out?: string }) => {
       if (!/^\d{4}-(0[1-9]|1[0-2])$/.test(opts.month)) throw new CliError('--month must look like 2026-03');
-      withService((svc) => {
-        const s = svc.status();
+      await withService(async (svc) => {
+        const s = await svc.status();
         const start = Date.parse(`${opts.month}-01T00:00:00Z`);
         const end = Date.UTC(new Date(start).getUTCFullYear(), new Date(start).getUTCMonth() + 1, 1);
-        const events = svc.events().filter((e) => {
+        const events = (await svc.events()).filter((e) => {
           const t = Date.parse(e.at);
           return t >= start && t < end;
         });

@@ -25,7 +25,7 @@ function ssoOf(c: CliIdentity): SsoService {
     db: c.db,
     data: createTenantData(c.db),
     secrets: box,
-    settings: new RuntimeSettings(c.db, box, systemClock),
+    settings: new RuntimeSettings(c.store, box, systemClock),
     redis: undefined,
     metrics: new Metrics(),
     identity: c.identity,
@@ -98,12 +98,12 @@ export function registerSso(program: Command): void {
     .option('--tenant <tenant>', 'only this tenant')
     .option('--json', 'print JSON')
     .action((opts: { tenant?: string; json?: boolean }) =>
-      withIdentity((c) => {
+      withIdentity(async (c) => {
         const s = ssoOf(c);
         const tenants = opts.tenant ? [resolveTenant(c, opts.tenant)] : c.identity.tenants.list(c.ctx, { limit: 200 }).data;
         const rows: Record<string, unknown>[] = [];
         if (!opts.tenant && s.platformConfigured()) {
-          const p = s.platformView(c.ctx);
+          const p = await s.platformView(c.ctx);
           rows.push({ id: PLATFORM_REF, tenant: '(platform)', name: 'Single sign-on', issuer: p.issuer, client_id: p.client_id, enabled: true, jit: p.settings.jit, enforce_sso: false });
         }
         for (const t of tenants) {

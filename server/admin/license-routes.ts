@@ -44,9 +44,9 @@ export function licenseAdminRouter(identity: Identity, license: LicenseService):
   const auth = authenticate(identity, { accept: ['session', 'api_key'] });
   const { access, audit } = identity;
 
-  r.get('/admin/api/license', auth, (req, res) => {
+  r.get('/admin/api/license', auth, async (req, res) => {
     access.require(req.ctx, 'platform:tenants:read', {}, { type: 'license' });
-    res.json({ object: 'license_status', ...license.status() });
+    res.json({ object: 'license_status', ...(await license.status()) });
   });
 
   r.post('/admin/api/license/dry-run', auth, (req, res) => {
@@ -61,19 +61,19 @@ export function licenseAdminRouter(identity: Identity, license: LicenseService):
     res.json({ object: 'license_dry_run', before: evaluationView(out.before), after: evaluationView(out.after) });
   });
 
-  r.post('/admin/api/license', auth, (req, res) => {
+  r.post('/admin/api/license', auth, async (req, res) => {
     access.require(req.ctx, 'platform:tenants:plan', {}, { type: 'license' });
     const text = parseLicense(req);
     let out;
     try {
-      out = license.install(text);
+      out = await license.install(text);
     } catch (e) {
       audit.record(req.ctx, { action: 'license.install', outcome: 'denied', reason: e instanceof LicenseError ? e.code : 'error', tenantId: null, target: { type: 'license', id: null } });
       licenseError(e);
     }
     const p = out.licence.payload;
     audit.record(req.ctx, { action: 'license.install', tenantId: null, target: { type: 'license', id: p.lid }, details: { result: out.result, seq: p.seq } });
-    res.json({ object: 'license_install', result: out.result, lid: p.lid, seq: p.seq, status: license.status() });
+    res.json({ object: 'license_install', result: out.result, lid: p.lid, seq: p.seq, status: await license.status() });
   });
 
   r.get('/admin/api/audit/verify', auth, (req, res) => {

@@ -4,6 +4,7 @@ import { Redis } from 'ioredis';
 import type { Config } from '../config/settings.js';
 import { resolveMasterKey } from '../config/master-key.js';
 import { RuntimeSettings } from '../config/runtime-settings.js';
+import { sqliteStore } from '../db/store.js';
 import { databaseFile, openDatabase, type Db } from '../db/connection.js';
 import { migrationStatus } from '../db/migrator.js';
 import { findExecutable, REDIS_MISSING } from '../redis/embedded.js';
@@ -167,7 +168,7 @@ async function redisCheck(config: Config): Promise<CheckOutcome> {
   }
 }
 
-function masterKeyCheck(config: Config, db: Db | undefined): CheckOutcome {
+async function masterKeyCheck(config: Config, db: Db | undefined): Promise<CheckOutcome> {
   let box;
   try {
     box = resolveMasterKey(config, undefined, { create: false }).box;
@@ -175,7 +176,7 @@ function masterKeyCheck(config: Config, db: Db | undefined): CheckOutcome {
     return { id: 'master_key', status: 'fail', message: (e as Error).message };
   }
   if (!db) return { id: 'master_key', status: 'fail', message: 'no database to hold the self-test value; start the server once, or restore a backup' };
-  const r = new RuntimeSettings(db, box, systemClock).checkSelfTest();
+  const r = await new RuntimeSettings(sqliteStore(db), box, systemClock).checkSelfTest();
   return r.ok
     ? { id: 'master_key', status: 'ok', message: `master key ${box.currentKid} decrypts the self-test value` }
     : { id: 'master_key', status: 'fail', message: `master key ${box.currentKid}: ${r.reason}` };

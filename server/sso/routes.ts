@@ -115,14 +115,14 @@ export function ssoAdminRouter(sso: SsoService, identity: Identity): Router {
   r.use(['/admin/api/sso', '/admin/api/tenants/:tenantId/sso'], auth);
   const inTenant = (req: Request, action: string) => identity.tenants.scopeTo(req.ctx, String(req.params.tenantId), action);
 
-  r.get('/admin/api/sso/platform', (req, res) => {
-    res.json(sso.platformView(req.ctx));
+  r.get('/admin/api/sso/platform', async (req, res) => {
+    res.json(await sso.platformView(req.ctx));
   });
-  r.put('/admin/api/sso/platform', (req, res) => {
-    res.json({ object: 'sso_platform_settings', settings: sso.setPlatformSettings(req.ctx, req.body) });
+  r.put('/admin/api/sso/platform', async (req, res) => {
+    res.json({ object: 'sso_platform_settings', settings: await sso.setPlatformSettings(req.ctx, req.body) });
   });
-  r.get('/admin/api/sso/platform/claims', (req, res) => {
-    res.json({ object: 'sso_claims', idp: 'platform', last_claims: sso.lastClaims(req.ctx, 'platform') });
+  r.get('/admin/api/sso/platform/claims', async (req, res) => {
+    res.json({ object: 'sso_claims', idp: 'platform', last_claims: await sso.lastClaims(req.ctx, 'platform') });
   });
   r.post('/admin/api/sso/platform/test', async (req, res) => {
     res.json({ object: 'sso_test', idp: 'platform', ...(await sso.test(req.ctx, 'platform')) });
@@ -149,9 +149,9 @@ export function ssoAdminRouter(sso: SsoService, identity: Identity): Router {
     sso.deleteIdp(ctx, String(req.params.idpId));
     res.json({ object: 'sso_idp', id: req.params.idpId, deleted: true });
   });
-  r.get('/admin/api/tenants/:tenantId/sso/idps/:idpId/claims', (req, res) => {
+  r.get('/admin/api/tenants/:tenantId/sso/idps/:idpId/claims', async (req, res) => {
     const ctx = inTenant(req, 'sso.idp.read');
-    res.json({ object: 'sso_claims', idp: req.params.idpId, last_claims: sso.lastClaims(ctx, String(req.params.idpId)) });
+    res.json({ object: 'sso_claims', idp: req.params.idpId, last_claims: await sso.lastClaims(ctx, String(req.params.idpId)) });
   });
   r.post('/admin/api/tenants/:tenantId/sso/idps/:idpId/test', async (req, res) => {
     const ctx = inTenant(req, 'sso.idp.read');

@@ -236,9 +236,9 @@ export class SsoService {
   // ---------------------------------------------------------------- IdP resolution
 
   /** The platform IdP's mapping settings (defaults from bootstrap settings). */
-  platformSettings(): PlatformSettings {
+  async platformSettings(): Promise<PlatformSettings> {
     const c = this.d.config;
-    const stored = this.d.settings.get<PlatformSettings>(PLATFORM_SETTINGS_KEY);
+    const stored = await this.d.settings.get<PlatformSettings>(PLATFORM_SETTINGS_KEY);
     const parsed = stored ? platformSettingsSchema.safeParse(stored) : undefined;
     if (parsed?.success) return parsed.data;
     return {
@@ -255,7 +255,7 @@ export class SsoService {
     return Boolean(this.d.config.oidcIssuer && this.d.config.oidcClientSecretFile);
   }
 
-  private platformIdp(): ResolvedIdp | undefined {
+  private async platformIdp(): Promise<ResolvedIdp | undefined> {
     const c = this.d.config;
     if (!c.oidcIssuer || !c.oidcClientSecretFile) return undefined;
     if (this.platformSecret === undefined) {
@@ -265,7 +265,7 @@ export class SsoService {
         throw new AppError(503, 'sso_platform_secret_unreadable', 'The platform IdP client secret file (ENCLAVE_OIDC_CLIENT_SECRET_FILE) cannot be read.');
       }
     }
-    const s = this.platformSettings();
+    const s = await this.platformSettings();
     return {
       ref: PLATFORM_REF,
       kind: 'platform',
@@ -326,7 +326,7 @@ export class SsoService {
   }
 
   /** By ref (`platform` or an IdP id); undefined when there is none. */
-  resolve(ref: string): ResolvedIdp | undefined {
+  async resolve(ref: string): Promise<ResolvedIdp | undefined> {
     if (ref === PLATFORM_REF) return this.platformIdp();
     if (!/^idp_[0-9a-z]{26}$/.test(ref)) return undefined;
     const tenant = this.repo.idpTenant(ref);
@@ -381,7 +381,7 @@ export class SsoService {
     ref: string,
     input: { returnTo: string; origin: string; linkUserId?: string; invitationToken?: string },
   ): Promise<{ url: string; txId: string }> {
-    const idp = this.resolve(ref);
+    const idp = await this.resolve(ref);
     if (!idp || idp.protocol !== 'oidc') throw this.fail(ctx, idp, 'idp_not_found', 404, { idp: ref.slice(0, 40) });
     if (!idp.enabled) throw this.fail(ctx, idp, 'idp_disabled', 404);
     if (idp.tenant?.status === 'suspended') throw this.fail(ctx, idp, 'tenant_suspended', 403);
@@ -431,7 +431,7 @@ export class SsoService {
     const raw = txId ? await this.redis.getdel(`sso:tx:${sha256(txId)}`) : null;
     if (!raw) throw this.fail(ctx, undefined, 'transaction_missing');
     const tx = JSON.parse(raw) as Transaction;
-    const idp = this.resolve(tx.idpRef);
+    const idp = await this.resolve(tx.idpRef);
     if (!idp || !idp.enabled || idp.endpoint.issuer !== tx.issuer) throw this.fail(ctx, idp, 'idp_changed');
     if (query.get('state') !== tx.state) throw this.fail(ctx, idp, 'state_mismatch');
     // Mix-up defence (RFC 9207): a response naming another issuer is refused before any token call.
@@ -513,7 +513,7 @@ export class SsoService {
     tx: Pick<Transaction, 'returnTo' | 'linkUserId' | 'invitationId'>,
   ): Promise<{ token: string; returnTo: string; userId: string }> {
     const { values, email, emailVerified, sub } = c;
-    this.saveLastClaims(idp, {
+    await this.saveLastClaims(idp, {
       at: this.d.clock.now(),
       source: idp.claimSource,
       roles_path: idp.rolesPath,
@@ -586,8 +586,8 @@ export class SsoService {
     }
   }
 
-  private saveLastClaims(idp: ResolvedIdp, claims: LastClaims): void {
-    if (idp.kind === 'platform') this.d.settings.set(PLATFORM_CLAIMS_KEY, claims);
+  private async saveLastClaims(idp: ResolvedIdp, claims: LastClaims): Promise<void> {
+    if (idp.kind === 'platform') await this.d.settings.set(PLATFORM_CLAIMS_KEY, claims);
     else this.repo.updateIdp(this.tenantCtx(idp.tenant!), idp.ref, { lastClaims: JSON.stringify(claims), lastClaimsAt: claims.at });
   }
 
@@ -743,7 +743,7 @@ export class SsoService {
     const link = this.repo.session(sessionId);
     this.d.identity.sessions.logout(ctx, sessionId);
     if (!link) return null;
-    const idp = this.resolve(link.idpRef);
+    const idp = await this.resolve(link.idpRef);
     this.audit(ctx, { action: 'sso.logout', tenantId: idp?.tenant?.id ?? null, target: { type: 'session', id: sessionId }, details: { idp: link.idpRef, kind: 'rp_initiated' } });
     if (!idp || idp.protocol !== 'oidc') return null;
     try {
@@ -777,10 +777,10 @@ export class SsoService {
     }
     if (typeof unverified.iss !== 'string') throw refuse('iss_missing');
     const candidates: ResolvedIdp[] = [];
-    const platform = this.platformConfigured() ? this.platformIdp() : undefined;
+    const platform = this.platformConfigured() ? await this.platformIdp() : undefined;
     if (platform && platform.endpoint.issuer === unverified.iss) candidates.push(platform);
     for (const r of this.repo.idpsByIssuer(unverified.iss)) {
-      const idp = this.resolve(r.id);
+      const idp = await this.resolve(r.id);
       if (idp?.enabled && idp.protocol === 'oidc') candidates.push(idp);
     }
     const aud = Array.isArray(unverified.aud) ? unverified.aud : unverified.aud ? [unverified.aud] : [];
@@ -991,17 +991,17 @@ export class SsoService {
     this.audit(ctx, { action: 'sso.idp.delete', target: { type: 'sso_idp', id } });
   }
 
-  lastClaims(ctx: RequestContext, ref: string): LastClaims | null {
+  async lastClaims(ctx: RequestContext, ref: string): Promise<LastClaims | null> {
     if (ref === PLATFORM_REF) {
       this.d.identity.access.require(ctx, 'platform:users:read', {}, { type: 'sso_idp', id: ref });
-      return this.d.settings.get<LastClaims>(PLATFORM_CLAIMS_KEY) ?? null;
+      return (await this.d.settings.get<LastClaims>(PLATFORM_CLAIMS_KEY)) ?? null;
     }
     const row = this.getIdp(ctx, ref);
     return row.lastClaims ? (JSON.parse(row.lastClaims) as LastClaims) : null;
   }
 
   /** Platform IdP view (platform admins). */
-  platformView(ctx: RequestContext) {
+  async platformView(ctx: RequestContext) {
     this.d.identity.access.require(ctx, 'platform:users:read', {}, { type: 'sso_idp', id: PLATFORM_REF });
     const c = this.d.config;
     return {
@@ -1012,21 +1012,21 @@ export class SsoService {
       internal_url: c.oidcInternalUrl ?? null,
       redirect_uri: c.publicUrl ? c.publicUrl.replace(/\/+$/, '') + OIDC_PATHS.callback : null,
       backchannel_logout_path: OIDC_PATHS.backchannelLogout,
-      settings: this.platformSettings(),
+      settings: await this.platformSettings(),
     };
   }
 
   /** Only platform admins set the platform IdP's mapping (the one mapping that may grant platform admin). */
   /** Takes the raw body: who asks is decided before the input is looked at (a tenant admin's
    * malformed body gets 403, never a 400 that describes the platform schema). */
-  setPlatformSettings(ctx: RequestContext, s: unknown): PlatformSettings {
+  async setPlatformSettings(ctx: RequestContext, s: unknown): Promise<PlatformSettings> {
     if (!isPlatform(ctx)) {
       this.audit(ctx, { action: 'sso.platform.update', outcome: 'denied', reason: 'platform_only', tenantId: null });
       throw new AppError(403, 'permission_denied', 'Only platform administrators change the platform IdP mapping.');
     }
     this.d.identity.access.require(ctx, 'platform:users:write', {}, { type: 'sso_idp', id: PLATFORM_REF });
     const parsed = parseInput(platformSettingsSchema, s);
-    this.d.settings.set(PLATFORM_SETTINGS_KEY, parsed);
+    await this.d.settings.set(PLATFORM_SETTINGS_KEY, parsed);
     this.audit(ctx, { action: 'sso.platform.update', tenantId: null, target: { type: 'sso_idp', id: PLATFORM_REF }, details: { rules: parsed.rules.length, claim_source: parsed.claim_source } });
     return parsed;
   }
@@ -1036,16 +1036,16 @@ export class SsoService {
     let idp: ResolvedIdp | undefined;
     if (ref === PLATFORM_REF) {
       this.d.identity.access.require(ctx, 'platform:users:read', {}, { type: 'sso_idp', id: ref });
-      idp = this.platformIdp();
+      idp = await this.platformIdp();
       if (!idp) throw new AppError(404, 'not_found', 'The platform IdP is not configured (ENCLAVE_OIDC_ISSUER, ENCLAVE_OIDC_CLIENT_SECRET_FILE).');
     } else {
       const row = this.getIdp(ctx, ref);
       idp = this.fromRow(row, { id: row.tenantId, slug: ctx.tenant!.slug, status: 'active' });
       // SAML: nothing to discover; the settings were checked when saved.
-      if (idp.protocol === 'saml') return { ok: true, reason: null, issuer: idp.endpoint.issuer, pkce_s256: false, end_session: false, last_claims: this.lastClaims(ctx, ref) };
+      if (idp.protocol === 'saml') return { ok: true, reason: null, issuer: idp.endpoint.issuer, pkce_s256: false, end_session: false, last_claims: await this.lastClaims(ctx, ref) };
     }
     this.clients.forget(idp.ref);
-    const last = this.lastClaims(ctx, ref);
+    const last = await this.lastClaims(ctx, ref);
     try {
       const config = await this.clients.config(idp.endpoint);
       await this.clients.jwks(idp.endpoint);

@@ -37,12 +37,11 @@ const CONTENT_ACTIONS = ['allow', 'redact', 'route_local', 'block'] as const;
 export function uiRouter(identity: Identity, license: LicenseService, opts: UiOptions = {}): Router {
   const r = Router();
   const session = authenticate(identity, { accept: ['session'] });
-  r.get('/api/ui/banners', session, (req, res) => {
+  r.get('/api/ui/banners', session, async (req, res) => {
     const p = req.ctx.principal!;
     const admin = p.platformAdmin === true || p.role === 'owner' || p.role === 'admin';
-    const banners = license
-      .status()
-      .banners.filter((b) => b.audience === 'all' || admin)
+    const banners = (await license.status()).banners
+      .filter((b) => b.audience === 'all' || admin)
       .map((b) => ({ level: b.level, message: b.message }));
     res.set('cache-control', 'no-store').json({ object: 'banners', banners });
   });

@@ -28,7 +28,7 @@ beforeAll(async () => {
   ]);
   const s = app.services;
   s.identity.tenants.create(sys(s), { slug: 'acme', name: 'Acme' });
-  s.sso.setPlatformSettings(sys(s), {
+  await s.sso.setPlatformSettings(sys(s), {
     claim_source: 'id_token',
     roles_path: 'realm_access.roles',
     groups_path: 'groups',

@@ -36,7 +36,7 @@ const otherPair = generateRecipientKeyPair();
 beforeAll(async () => {
   config = testConfig();
   const s = await createServices(config, { log: pino({ level: 'silent' }) });
-  s.settings.setSecret('provider.x.apiKey', 'sk-integrity');
+  await s.settings.setSecret('provider.x.apiKey', 'sk-integrity');
   await s.close();
   out = tempDir('enclave-backups-');
   plain = (await createBackup(config, { out: path.join(out, 'plain.tar.gz') })).file;

@@ -137,7 +137,7 @@ describe('backup restore', () => {
     cleanup.push(work);
     const src = { ENCLAVE_DATA_DIR: path.join(work, 'data'), REDIS_URL: testRedisUrl(), ENCLAVE_LOG_LEVEL: 'silent' };
     const s = await createServices(loadConfig(src), { log: pino({ level: 'silent' }) });
-    s.settings.setSecret('idp.clientSecret', 'idp-drill-secret');
+    await s.settings.setSecret('idp.clientSecret', 'idp-drill-secret');
     await s.close();
 
     const idFile = path.join(work, 'operator.key');
@@ -168,7 +168,7 @@ describe('backup restore', () => {
     expect(r.secrets).toMatchObject({ failed: [], selfTest: 'ok' });
     expect(r.licence.state).toBeTruthy();
     const again = await createServices(loadConfig(dst), { log: pino({ level: 'silent' }) });
-    expect(again.settings.getSecret('idp.clientSecret')).toBe('idp-drill-secret');
+    expect(await again.settings.getSecret('idp.clientSecret')).toBe('idp-drill-secret');
     await again.close();
 
     // retention (--keep) keeps the newest 2 generated names

@@ -71,7 +71,7 @@ describe('backup during a running workload', () => {
     services.db.$client
       .prepare("INSERT INTO tenants (id, slug, name, created_at, updated_at) VALUES ('ten_load', 'load', 'Load', ?, ?)")
       .run(Date.now(), Date.now());
-    services.settings.setSecret('provider.test.apiKey', 'sk-test-provider-credential');
+    await services.settings.setSecret('provider.test.apiKey', 'sk-test-provider-credential');
     await services.close();
     // an uploaded batch file (server/batch stores them under <dataDir>/files/<tenant>/), and a half-written one
     mkdirSync(path.join(config.dataDir, 'files', 'ten_load'), { recursive: true });
@@ -125,7 +125,7 @@ describe('backup during a running workload', () => {
 
     // the restored installation starts and its secrets decrypt
     const again = await createServices(fresh, { log: pino({ level: 'silent' }) });
-    expect(again.settings.getSecret('provider.test.apiKey')).toBe('sk-test-provider-credential');
+    expect(await again.settings.getSecret('provider.test.apiKey')).toBe('sk-test-provider-credential');
     await again.close();
   });
 });

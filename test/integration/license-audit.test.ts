@@ -9,20 +9,20 @@ beforeAll(async () => {
 afterAll(() => app.close());
 
 describe('licence events in the audit log', () => {
-  it('records installs and rejected files (without the licence text), and usage counts this month’s tokens', () => {
+  it('records installs and rejected files (without the licence text), and usage counts this month’s tokens', async () => {
     const { license, identity } = app.services;
     const text = testLicense({ seq: 7 });
-    license.install(text);
-    expect(() => license.install('-----BEGIN ENCLAVE LICENSE-----\nnot a licence\n-----END ENCLAVE LICENSE-----')).toThrow();
-    const installed = identity.audit.list({ limit: 10, action: 'license.installed' });
+    await license.install(text);
+    await expect(license.install('-----BEGIN ENCLAVE LICENSE-----\nnot a licence\n-----END ENCLAVE LICENSE-----')).rejects.toThrow();
+    const installed = await identity.audit.list({ limit: 10, action: 'license.installed' });
     expect(installed).toHaveLength(1);
     expect(installed[0]!.outcome).toBe('allowed');
-    const rejected = identity.audit.list({ limit: 10, action: 'license.rejected' });
+    const rejected = await identity.audit.list({ limit: 10, action: 'license.rejected' });
     expect(rejected).toHaveLength(1);
     expect(rejected[0]!.outcome).toBe('denied');
-    const rows = JSON.stringify(identity.audit.list({ limit: 50 }));
+    const rows = JSON.stringify(await identity.audit.list({ limit: 50 }));
     expect(rows).not.toContain(text.split('\n')[1]!.slice(0, 40));
-    expect(identity.audit.verify().ok).toBe(true);
-    expect(license.status().usage).toMatchObject({ tokensMonth: 0, tenants: 0 });
+    expect((await identity.audit.verify()).ok).toBe(true);
+    expect((await license.status()).usage).toMatchObject({ tokensMonth: 0, tenants: 0 });
   });
 });

@@ -24,13 +24,13 @@ async function app(env: Record<string, string> = {}, clock?: Clock): Promise<Tes
   return a;
 }
 /** A second "process" on the same database (what the CLI or another node does). */
-function peer(a: TestApp, clock: Clock = { now: () => Date.now() }): LicenseService {
+function peer(a: TestApp, clock: Clock = { now: () => Date.now() }): Promise<LicenseService> {
   const s = a.services;
-  return new LicenseService({ db: s.db, settings: s.settings, clock, log: pino({ level: 'silent' }), mode: 'test', environment: 'production', pollMs: 0 }).start();
+  return new LicenseService({ store: s.store, settings: s.settings, clock, log: pino({ level: 'silent' }), mode: 'test', environment: 'production', pollMs: 0 }).start();
 }
-const code = (fn: () => unknown): string => {
+const code = async (fn: () => Promise<unknown>): Promise<string> => {
   try {
-    fn();
+    await fn();
   } catch (e) {
     if (e instanceof LicenseError) return e.code;
     throw e;
@@ -57,10 +57,10 @@ describe('boot resilience', () => {
 
   it('a corrupt stored licence and a corrupt ENCLAVE_LICENSE_FILE: starts, state invalid, still ready', async () => {
     const first = await app();
-    first.services.settings.set(K.current, { text: 'garbage', installedAt: new Date().toISOString(), fingerprint: 'x' });
+    await first.services.settings.set(K.current, { text: 'garbage', installedAt: new Date().toISOString(), fingerprint: 'x' });
     const file = path.join(first.services.config.dataDir, 'bad.lic');
     writeFileSync(file, '-----BEGIN ENCLAVE LICENSE-----\nAAAA\n');
-    const svc = peer(first);
+    const svc = await peer(first);
     expect(svc.evaluation().state).toBe('invalid');
     expect(svc.evaluation().limits.seats).toBe(5);
     const a = await app({ ENCLAVE_LICENSE_FILE: file });
@@ -85,22 +85,22 @@ describe('install', () => {
   it('rejects an older sequence, is idempotent for the same licence, rejects a different licence with the same sequence', async () => {
     const a = await app();
     const l = a.services.license;
-    expect(l.install(testLicense({ seq: 7 })).result).toBe('installed');
-    expect(code(() => l.install(testLicense({ seq: 6 })))).toBe('sequence_downgrade');
+    expect((await l.install(testLicense({ seq: 7 }))).result).toBe('installed');
+    expect(await code(() => l.install(testLicense({ seq: 6 })))).toBe('sequence_downgrade');
     const seven = testLicense({ seq: 8 });
-    expect(l.install(seven).result).toBe('installed');
-    expect(l.install(seven).result).toBe('unchanged');
-    expect(code(() => l.install(testLicense({ seq: 8 })))).toBe('sequence_conflict');
+    expect((await l.install(seven)).result).toBe('installed');
+    expect((await l.install(seven)).result).toBe('unchanged');
+    expect(await code(() => l.install(testLicense({ seq: 8 })))).toBe('sequence_conflict');
     expect(l.evaluation().licence?.seq).toBe(8);
   });
 
   it('a licence for another installation names both ids; production mode refuses the test root', async () => {
     const a = await app();
-    expect(() => a.services.license.install(testLicense({ aud: { installation: 'inst_zzzzzzzzzzzzzzzzzzzzzzzzzz' } }))).toThrow(new RegExp(a.services.license.installationId));
+    await expect(a.services.license.install(testLicense({ aud: { installation: 'inst_zzzzzzzzzzzzzzzzzzzzzzzzzz' } }))).rejects.toThrow(new RegExp(a.services.license.installationId));
     const p = await app({ ENCLAVE_LICENSE_MODE: 'production' });
-    expect(code(() => p.services.license.install(testLicense()))).toBe('unknown_key');
+    expect(await code(() => p.services.license.install(testLicense()))).toBe('unknown_key');
     expect(p.services.license.install.length).toBe(1);
-    expect(a.services.license.install(testLicense({ aud: { installation: a.services.license.installationId } })).result).toBe('installed');
+    expect((await a.services.license.install(testLicense({ aud: { installation: a.services.license.installationId } }))).result).toBe('installed');
   });
 
   it('limits below current usage are accepted and reported as over-limit; nothing changes in stored data', async () => {
@@ -108,8 +108,8 @@ describe('install', () => {
     const l = a.services.license;
     l.setUsageSource(() => ({ seats: 73, tenants: 2, keys: 0 }));
     const before = JSON.stringify(a.services.db.$client.prepare("SELECT * FROM tenants").all());
-    l.install(testLicense({ limits: { seats: { max: 50, tolerance_pct: 0 } } }));
-    const s = l.status();
+    await l.install(testLicense({ limits: { seats: { max: 50, tolerance_pct: 0 } } }));
+    const s = await l.status();
     expect(s.overLimit).toEqual([expect.objectContaining({ kind: 'seats', limit: 50, current: 73 })]);
     expect(l.checkGrowth('seats', 73)?.code).toBe('seat_limit');
     expect(l.checkGrowth('seats', 49)).toBeUndefined();
@@ -118,7 +118,7 @@ describe('install', () => {
 
   it('seats at the limit and at limit + tolerance', async () => {
     const a = await app();
-    a.services.license.install(testLicense({ limits: { seats: { max: 10, tolerance_pct: 20 } } }));
+    await a.services.license.install(testLicense({ limits: { seats: { max: 10, tolerance_pct: 20 } } }));
     expect(a.services.entitlements.checkGrowth('seats', 11)).toBeUndefined();
     const refusal = a.services.entitlements.checkGrowth('seats', 12);
     expect(refusal?.status).toBe(409);
@@ -142,7 +142,7 @@ describe('states with a clock the test drives', () => {
   ] as const) {
     it(`${name}: ${state}, and every safety-floor path passes`, async () => {
       const a = await app({}, at(EXP + offset));
-      a.services.license.install(testLicense({ term: { expires_at: new Date(EXP).toISOString(), grace_days: 14 } }, T));
+      await a.services.license.install(testLicense({ term: { expires_at: new Date(EXP).toISOString(), grace_days: 14 } }, T));
       const l = a.services.license;
       expect(l.evaluation().state).toBe(state);
       for (const f of SAFETY_FLOOR) expect(l.hasFeature(f), f).toBe(true);
@@ -153,7 +153,7 @@ describe('states with a clock the test drives', () => {
         expect(growth?.code).toBe('license_lapsed');
         expect(l.checkTokens(99, 1).allowed).toBe(true);
         expect(l.checkTokens(100, 1).allowed).toBe(false);
-        expect(l.status().banners.some((b) => b.audience === 'all')).toBe(true);
+        expect((await l.status()).banners.some((b) => b.audience === 'all')).toBe(true);
       } else {
         expect(growth).toBeUndefined();
         expect(l.checkTokens(999, 1).allowed).toBe(true);
@@ -165,8 +165,8 @@ describe('states with a clock the test drives', () => {
 
   it('invalid (no last-known-good): safety floor still passes and the appliance stays ready', async () => {
     const a = await app();
-    a.services.settings.set(K.current, { text: testLicense().replace('eyJ', 'eyK'), installedAt: new Date().toISOString(), fingerprint: 'x' });
-    a.services.license.refresh();
+    await a.services.settings.set(K.current, { text: testLicense().replace('eyJ', 'eyK'), installedAt: new Date().toISOString(), fingerprint: 'x' });
+    await a.services.license.refresh();
     expect(a.services.license.evaluation().state).toBe('invalid');
     for (const f of SAFETY_FLOOR) expect(a.services.license.hasFeature(f)).toBe(true);
     expect((await readyz(a)).status).toBe(200);
@@ -174,7 +174,7 @@ describe('states with a clock the test drives', () => {
 
   it('hard token quota: 429 license_quota_exceeded with Retry-After at the month reset; soft warns', async () => {
     const a = await app();
-    a.services.license.install(testLicense({ limits: { tokens_month: { max: 1000, mode: 'hard', lapsed_max: 10 } } }));
+    await a.services.license.install(testLicense({ limits: { tokens_month: { max: 1000, mode: 'hard', lapsed_max: 10 } } }));
     const l = a.services.license;
     expect(l.checkTokens(700, 100)).toEqual({ allowed: true, limit: 1000, warning: 'license_quota_80' });
     const r = l.checkTokens(950, 100);
@@ -186,7 +186,7 @@ describe('states with a clock the test drives', () => {
       expect(r.error.toBody().error.reset_at).toMatch(/-01T00:00:00.000Z$/);
     }
     const b = await app();
-    b.services.license.install(testLicense({ limits: { tokens_month: { max: 1000, mode: 'soft', lapsed_max: 10 } } }));
+    await b.services.license.install(testLicense({ limits: { tokens_month: { max: 1000, mode: 'soft', lapsed_max: 10 } } }));
     expect(b.services.license.checkTokens(950, 100)).toEqual({ allowed: true, limit: 1000, warning: 'license_quota_exceeded_soft' });
   });
 
@@ -194,16 +194,16 @@ describe('states with a clock the test drives', () => {
     let wall = EXP + 20 * DAY;
     const clock: Clock = { now: () => wall };
     const a = await app({}, clock);
-    a.services.license.install(testLicense({ term: { expires_at: new Date(EXP).toISOString(), grace_days: 14 } }, T));
+    await a.services.license.install(testLicense({ term: { expires_at: new Date(EXP).toISOString(), grace_days: 14 } }, T));
     expect(a.services.license.evaluation().state).toBe('lapsed');
     wall = T - 90 * DAY;
-    a.services.license.refresh();
+    await a.services.license.refresh();
     expect(a.services.license.evaluation().state).toBe('lapsed');
     expect(Date.parse(a.services.license.evaluation().now)).toBeGreaterThanOrEqual(EXP + 20 * DAY);
     const r = await readyz(a);
     expect(r.body.checks.license).toMatchObject({ status: 'degraded', clockSuspect: true });
     // A fresh process on the same database inherits the persisted high-water mark.
-    const other = peer(a, clock);
+    const other = await peer(a, clock);
     expect(other.evaluation().state).toBe('lapsed');
   });
 
@@ -212,25 +212,25 @@ describe('states with a clock the test drives', () => {
     const clock: Clock = { now: () => wall };
     const a = await app({}, clock);
     const l = a.services.license;
-    l.install(testLicense({ term: { expires_at: new Date(T + 30 * DAY).toISOString(), grace_days: 0 } }, T));
+    await l.install(testLicense({ term: { expires_at: new Date(T + 30 * DAY).toISOString(), grace_days: 0 } }, T));
     wall = T + 20 * DAY;
-    l.refresh();
+    await l.refresh();
     expect(l.evaluation().state).toBe('expiring');
-    expect(l.status().time.clockSuspect).toBe(false);
+    expect((await l.status()).time.clockSuspect).toBe(false);
     wall = T + 3650 * DAY;
-    l.refresh();
+    await l.refresh();
     expect(l.evaluation().state).toBe('expiring');
-    expect(l.status().time.clockSuspect).toBe(true);
-    l.confirmClock();
+    expect((await l.status()).time.clockSuspect).toBe(true);
+    await l.confirmClock();
     expect(l.evaluation().state).toBe('lapsed');
-    expect(l.status().time.clockSuspect).toBe(false);
+    expect((await l.status()).time.clockSuspect).toBe(false);
   });
 });
 
 describe('hot reload', () => {
   it('an install by another process takes effect within seconds under load with zero failed requests; a corrupt new value keeps last-known-good', async () => {
     const a = await app();
-    const other = peer(a);
+    const other = await peer(a);
     let failures = 0;
     let done = false;
     let requests = 0;
@@ -242,18 +242,18 @@ describe('hot reload', () => {
         await res?.arrayBuffer();
       }
     })();
-    other.install(testLicense({ seq: 3, limits: { seats: { max: 42, tolerance_pct: 0 } } }));
+    await other.install(testLicense({ seq: 3, limits: { seats: { max: 42, tolerance_pct: 0 } } }));
     const t0 = Date.now(); // installed (committed) by the other process
     await waitFor(() => a.services.license.evaluation().limits.seats, { until: (n) => n === 42, what: 'the new licence’s seats in the running process' });
     expect(Date.now() - t0).toBeLessThan(3000);
 
-    a.services.settings.set(K.current, { text: 'corrupt', installedAt: new Date().toISOString(), fingerprint: 'y' });
+    await a.services.settings.set(K.current, { text: 'corrupt', installedAt: new Date().toISOString(), fingerprint: 'y' });
     // Noticed (the problem is reported), and the last known good still applies.
     const e = await waitFor(() => a.services.license.evaluation(), { until: (ev) => ev.problem?.code === 'armor_missing_header', what: 'the corrupt licence noticed' });
     expect(e.limits.seats).toBe(42);
     expect(e.problem?.code).toBe('armor_missing_header');
     // A restarted process falls back to the stored last-known-good too.
-    expect(peer(a).evaluation().limits.seats).toBe(42);
+    expect((await peer(a)).evaluation().limits.seats).toBe(42);
     done = true;
     await load;
     expect(requests).toBeGreaterThan(10);
@@ -267,11 +267,11 @@ describe('air-gapped', () => {
     const connect = vi.spyOn(net.Socket.prototype, 'connect');
     try {
       const l = a.services.license;
-      l.install(testLicense({ deployment: { modes: ['air_gapped'] } }));
+      await l.install(testLicense({ deployment: { modes: ['air_gapped'] } }));
       l.dryRun(testLicense({ seq: 2, deployment: { modes: ['air_gapped'] } }));
-      l.refresh(true);
-      l.status();
-      l.confirmClock();
+      await l.refresh(true);
+      await l.status();
+      await l.confirmClock();
       expect(l.allowsDeploymentMode('air_gapped')).toBe(true);
       expect(connect).not.toHaveBeenCalled();
     } finally {

@@ -30,18 +30,18 @@ async function expiredInstallation(): Promise<{ a: TestApp; setWall: (ms: number
   const clock: Clock = { now: () => wall };
   const a = await startTestApp({ env: { ENCLAVE_LICENSE_MODE: 'test' }, clock });
   apps.push(a);
-  a.services.license.install(testLicense({ term: { expires_at: new Date(EXPIRES).toISOString(), grace_days: 0 } }, T));
+  await a.services.license.install(testLicense({ term: { expires_at: new Date(EXPIRES).toISOString(), grace_days: 0 } }, T));
   expect(a.services.license.evaluation().state).not.toBe('lapsed');
   wall = T + 20 * DAY;
-  a.services.license.refresh();
+  await a.services.license.refresh();
   expect(a.services.license.evaluation().state).toBe('lapsed');
   for (let i = 0; i < 3; i++) a.services.identity.audit.record(sys(a.services), { action: 'test.activity', tenantId: null });
   return { a, setWall: (ms) => (wall = ms), clock };
 }
 
-function restarted(a: TestApp, clock: Clock): LicenseService {
+function restarted(a: TestApp, clock: Clock): Promise<LicenseService> {
   const s = a.services;
-  return new LicenseService({ db: s.db, settings: s.settings, clock, log: pino({ level: 'silent' }), mode: 'test', environment: 'production', pollMs: 0 }).start();
+  return new LicenseService({ store: s.store, settings: s.settings, clock, log: pino({ level: 'silent' }), mode: 'test', environment: 'production', pollMs: 0 }).start();
 }
 
 describe('licence trusted time', () => {
@@ -49,19 +49,19 @@ describe('licence trusted time', () => {
     const { a, setWall, clock } = await expiredInstallation();
     a.services.db.$client.prepare('DELETE FROM settings WHERE key = ?').run(K.time);
     setWall(T + DAY);
-    const l = restarted(a, clock);
+    const l = await restarted(a, clock);
     try {
       expect(l.evaluation().state).toBe('lapsed');
       expect(Date.parse(l.evaluation().now)).toBeGreaterThanOrEqual(T + 20 * DAY);
-      expect(l.status().time.clockSuspect).toBe(true);
+      expect((await l.status()).time.clockSuspect).toBe(true);
     } finally {
-      l.stop();
+      await l.stop();
     }
   });
 
   it('a high-water mark lowered by editing its settings row is detected and ignored', async () => {
     const { a, setWall, clock } = await expiredInstallation();
-    a.services.license.stop(); // persists the (signed) high-water mark at T+20d
+    await a.services.license.stop(); // persists the (signed) high-water mark at T+20d
     const row = a.services.db.$client.prepare('SELECT value FROM settings WHERE key = ?').get(K.time) as { value: string };
     const stored = JSON.parse(row.value) as Record<string, unknown>;
     expect(stored.hwm).toBeGreaterThanOrEqual(T + 20 * DAY);
@@ -70,16 +70,16 @@ describe('licence trusted time', () => {
     for (const edited of [{ ...stored, hwm: T + DAY }, { hwm: T + DAY, suspect: null, epoch: stored.epoch }]) {
       a.services.db.$client.prepare('UPDATE settings SET value = ?, updated_at = updated_at + 1 WHERE key = ?').run(JSON.stringify(edited), K.time);
       setWall(T + DAY);
-      const l = restarted(a, clock);
+      const l = await restarted(a, clock);
       try {
         expect(l.evaluation().state).toBe('lapsed');
-        const st = l.status();
+        const st = await l.status();
         expect(st.time.clockSuspect).toBe(true);
         expect(st.banners.some((b) => /changed outside Enclave/.test(b.message))).toBe(true);
-        const events = a.services.settings.get<{ type: string }[]>(K.events) ?? [];
+        const events = (await a.services.settings.get<{ type: string }[]>(K.events)) ?? [];
         expect(events.some((e) => e.type === 'clock_tampered')).toBe(true);
       } finally {
-        l.stop();
+        await l.stop();
       }
       // the next persist rewrote a signed mark that is not the edited one
       const now = JSON.parse((a.services.db.$client.prepare('SELECT value FROM settings WHERE key = ?').get(K.time) as { value: string }).value) as { hwm: number; sig?: string };
@@ -93,30 +93,30 @@ describe('licence trusted time', () => {
     const clock: Clock = { now: () => wall };
     const a = await startTestApp({ env: { ENCLAVE_LICENSE_MODE: 'test' }, clock });
     apps.push(a);
-    a.services.license.install(testLicense({ term: { expires_at: new Date(EXPIRES).toISOString(), grace_days: 0 } }, T));
-    a.services.license.stop();
+    await a.services.license.install(testLicense({ term: { expires_at: new Date(EXPIRES).toISOString(), grace_days: 0 } }, T));
+    await a.services.license.stop();
     const stored = JSON.parse((a.services.db.$client.prepare('SELECT value FROM settings WHERE key = ?').get(K.time) as { value: string }).value) as Record<string, unknown>;
     a.services.db.$client.prepare('UPDATE settings SET value = ? WHERE key = ?').run(JSON.stringify({ ...stored, hwm: T + 3650 * DAY }), K.time);
     wall = T + DAY;
-    const l = restarted(a, clock);
+    const l = await restarted(a, clock);
     try {
       expect(l.evaluation().state).not.toBe('lapsed');
       expect(Date.parse(l.evaluation().now)).toBeLessThan(T + 2 * DAY);
     } finally {
-      l.stop();
+      await l.stop();
     }
   });
 
   it('a signed mark from the running service is accepted by a restart (no false alarm)', async () => {
     const { a, clock } = await expiredInstallation();
-    a.services.license.stop();
-    const l = restarted(a, clock);
+    await a.services.license.stop();
+    const l = await restarted(a, clock);
     try {
-      expect(l.status().banners.some((b) => /changed outside Enclave/.test(b.message))).toBe(false);
-      expect(l.status().time.clockSuspect).toBe(false);
+      expect((await l.status()).banners.some((b) => /changed outside Enclave/.test(b.message))).toBe(false);
+      expect((await l.status()).time.clockSuspect).toBe(false);
       expect(l.evaluation().state).toBe('lapsed');
     } finally {
-      l.stop();
+      await l.stop();
     }
   });
 });

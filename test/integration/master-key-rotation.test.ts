@@ -50,8 +50,8 @@ async function setup(mode: 'generated' | 'file'): Promise<Setup> {
   }
   const config = loadConfig(env);
   const s = await createServices(config, { log: pino({ level: 'silent' }) });
-  s.settings.setSecret('idp.clientSecret', 'client-secret-1');
-  s.settings.setSecret('provider.x.apiKey', 'sk-rotate-2');
+  await s.settings.setSecret('idp.clientSecret', 'client-secret-1');
+  await s.settings.setSecret('provider.x.apiKey', 'sk-rotate-2');
   await s.close();
   expect(existsSync(keyFile)).toBe(true);
   return { config, env, keyFile };
@@ -70,8 +70,8 @@ async function startsAndDecrypts(config: Config): Promise<void> {
   }
   const s = await createServices(config, { log: pino({ level: 'silent' }) });
   try {
-    expect(s.settings.getSecret('idp.clientSecret')).toBe('client-secret-1');
-    expect(s.settings.getSecret('provider.x.apiKey')).toBe('sk-rotate-2');
+    expect(await s.settings.getSecret('idp.clientSecret')).toBe('client-secret-1');
+    expect(await s.settings.getSecret('provider.x.apiKey')).toBe('sk-rotate-2');
   } finally {
     await s.close();
   }

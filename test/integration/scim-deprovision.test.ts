@@ -35,7 +35,7 @@ afterAll(async () => {
   await app.close();
 });
 
-const seats = () => defaultUsage(app.services.db)().seats;
+const seats = async () => (await defaultUsage(app.services.store)()).seats;
 const me = (url: string, key: string) => call(url, '/admin/api/me', { key });
 const code = (r: { body: any }) => r.body?.error?.code;
 
@@ -75,7 +75,7 @@ describe('SCIM deprovisioning', () => {
     expect((await me(app.url, u.key)).status).toBe(200);
     expect((await me(second.url, u.key)).status).toBe(200); // warm both key caches
     expect((await call(second.url, '/auth/session', { session: u.session })).status).toBe(200);
-    const before = seats();
+    const before = await seats();
 
     const r = await T.client('PATCH', `/Users/${u.id}`, shape('entra-id', 'disableUser', {}));
     const t0 = Date.now(); // committed: the PATCH answered
@@ -86,14 +86,14 @@ describe('SCIM deprovisioning', () => {
     expect(lag).toBeLessThan(1000);
     expect((await call(second.url, '/auth/session', { session: u.session })).status).toBe(401);
     expect((await call(app.url, '/auth/session', { session: u.session })).status).toBe(401);
-    expect(seats()).toBe(before - 1);
+    expect(await seats()).toBe(before - 1);
     // What the licence reports (enclave license show, enclave_license_seats_used) at its next poll.
-    app.services.license.refresh();
+    await app.services.license.refresh();
     expect(app.services.license.metrics().seatsUsed).toBe(before - 1);
 
     const back = await T.client('PATCH', `/Users/${u.id}`, shape('entra-id', 'enableUser', {}));
     expect(back.body.active).toBe(true);
-    expect(seats()).toBe(before);
+    expect(await seats()).toBe(before);
     expect((await me(app.url, u.key)).status).toBe(200);
     await waitFor(async () => (await me(second.url, u.key)).status, { until: (s) => s === 200, what: 'the second process accepting the key again' });
     // Ended sessions stay ended: the user signs in again through the IdP.
@@ -115,7 +115,7 @@ describe('SCIM deprovisioning', () => {
 
   it('at the licence seat limit a new user is refused until one is deactivated; reactivating over the limit is refused and changes nothing', async () => {
     const created: string[] = [];
-    while (seats() < SEATS) {
+    while ((await seats()) < SEATS) {
       const r = await T.client('POST', '/Users', { userName: `fill${created.length}@${T.domain}` });
       expect(r.status).toBe(201);
       created.push(r.body.id);
@@ -152,13 +152,13 @@ describe('SCIM deprovisioning', () => {
     const octx = app.services.identity.tenants.scopeTo(sys(app.services), other.id);
     app.services.identity.users.grant(octx, u.id, 'member');
     const { secret: otherKey } = await app.services.identity.keys.create(octx, { name: 'ivan-epsilon', ownerUserId: u.id });
-    const before = seats();
+    const before = await seats();
 
     await T.client('PATCH', `/Users/${u.id}`, shape('okta', 'deactivateUser', {}));
     expect(code(await me(app.url, u.key))).toBe('auth_key_owner_inactive');
     expect((await me(app.url, otherKey)).status).toBe(200);
     expect(app.services.identity.users.byId(u.id)!.status).toBe('active');
-    expect(seats()).toBe(before);
+    expect(await seats()).toBe(before);
 
     await T.client('PATCH', `/Users/${u.id}`, shape('okta', 'reactivateUser', {}));
     expect((await me(app.url, u.key)).status).toBe(200);

@@ -49,7 +49,7 @@ beforeAll(async () => {
   ]);
   const s = app.services;
   s.identity.tenants.create(sys(s), { slug: 'acme' });
-  s.sso.setPlatformSettings(sys(s), {
+  await s.sso.setPlatformSettings(sys(s), {
     claim_source: 'id_token',
     roles_path: 'realm_access.roles',
     groups_path: 'groups',
@@ -121,7 +121,7 @@ describe('SSO login with a real OpenID Provider', { shuffle: false }, () => {
     expect(s.body.role).toBe('admin');
     const actions = app.services.identity.audit.list({ limit: 50 }).map((e) => `${e.action}:${e.outcome}`);
     expect(actions).toEqual(expect.arrayContaining(['sso.provision:allowed', 'sso.role_change:allowed', 'sso.login:allowed', 'auth.login:allowed']));
-    const claims = app.services.sso.lastClaims(sys(app.services), 'platform')!;
+    const claims = (await app.services.sso.lastClaims(sys(app.services), 'platform'))!;
     expect(claims.roles).toEqual(['enclave-user']);
     expect(claims.groups).toEqual(['/acme/eng', '/acme/admins']);
     expect(claims.claim_names).toEqual(expect.arrayContaining(['realm_access', 'realm_access.roles', 'resource_access.enclave.roles', 'groups']));

@@ -261,7 +261,7 @@ async function createLocked(config: Config, opts: CreateBackupOptions, at: Date,
   // The installation key first: it may be created now, and the snapshot must then contain it.
   let signer: ManifestSigner;
   try {
-    signer = installationSigner(config);
+    signer = await installationSigner(config);
   } catch (e) {
     throw new BackupError((e as Error).message);
   }

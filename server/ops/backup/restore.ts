@@ -6,6 +6,7 @@ import { LicenseService } from '../../../license/service.js';
 import { systemClock } from '../../clock.js';
 import { generatedKeyFile, resolveMasterKey, writeKeyFile } from '../../config/master-key.js';
 import { RuntimeSettings } from '../../config/runtime-settings.js';
+import { sqliteStore } from '../../db/store.js';
 import { SecretBox } from '../../config/secret-box.js';
 import type { Config } from '../../config/settings.js';
 import { databaseFile, openDatabase } from '../../db/connection.js';
@@ -174,13 +175,14 @@ export async function restoreBackup(config: Config, file: string, opts: RestoreO
         secrets = { error: (e as Error).message };
       }
       try {
-        const settings = new RuntimeSettings(db, box ?? new SecretBox(randomBytes(32)), systemClock);
-        const svc = new LicenseService({ db, settings, clock: systemClock, log: pino({ level: 'silent' }), mode: config.licenseMode, environment: config.licenseEnvironment, pollMs: 0 }).start();
+        const store = sqliteStore(db);
+        const settings = new RuntimeSettings(store, box ?? new SecretBox(randomBytes(32)), systemClock);
+        const svc = await new LicenseService({ store, settings, clock: systemClock, log: pino({ level: 'silent' }), mode: config.licenseMode, environment: config.licenseEnvironment, pollMs: 0 }).start();
         try {
-          const st = svc.status();
+          const st = await svc.status();
           licence = { state: st.state, ...(st.problem ? { problem: st.problem } : {}) };
         } finally {
-          svc.stop();
+          await svc.stop();
         }
       } catch (e) {
         licence = { state: 'unknown', problem: { code: 'check_failed', message: (e as Error).message } };

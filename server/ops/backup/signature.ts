@@ -6,6 +6,7 @@ import { privateKeyObject } from '../../../license/keys.js';
 import { systemClock } from '../../clock.js';
 import { resolveMasterKey } from '../../config/master-key.js';
 import { RuntimeSettings } from '../../config/runtime-settings.js';
+import { sqliteStore } from '../../db/store.js';
 import type { Config } from '../../config/settings.js';
 import { databaseFile, openDatabase } from '../../db/connection.js';
 
@@ -63,7 +64,7 @@ export interface ManifestSigner {
  * decrypted into memory. Called before the snapshot, so a backup of a database that had no
  * identity yet carries the identity that signed it.
  */
-export function installationSigner(config: Config): ManifestSigner {
+export async function installationSigner(config: Config): Promise<ManifestSigner> {
   let box;
   try {
     box = resolveMasterKey(config, undefined, { create: false }).box;
@@ -74,10 +75,11 @@ export function installationSigner(config: Config): ManifestSigner {
   let key: KeyObject;
   let inst: InstallationRecord;
   try {
-    const settings = new RuntimeSettings(db, box, systemClock);
-    inst = ensureInstallation(db, settings, () => Date.now());
+    const store = sqliteStore(db);
+    const settings = new RuntimeSettings(store, box, systemClock);
+    inst = await ensureInstallation(store, settings, () => Date.now());
     try {
-      key = privateKeyObject(inst.publicKey, settings.getSecret(INSTALLATION_SECRET) ?? '');
+      key = privateKeyObject(inst.publicKey, (await settings.getSecret(INSTALLATION_SECRET)) ?? '');
     } catch (e) {
       throw new Error(`cannot sign the backup with installation ${inst.id}: its private key does not decrypt with this master key (${(e as Error).message})`);
     }

@@ -8,6 +8,7 @@ import { LicenseService } from '../../../license/service.js';
 import { systemClock } from '../../clock.js';
 import { resolveMasterKey } from '../../config/master-key.js';
 import { RuntimeSettings } from '../../config/runtime-settings.js';
+import { sqliteStore } from '../../db/store.js';
 import { SecretBox } from '../../config/secret-box.js';
 import { SETTINGS, type Config, type SettingKey } from '../../config/settings.js';
 import { databaseFile, openDatabase } from '../../db/connection.js';
@@ -203,18 +204,19 @@ async function metricsSnapshot(config: Config, url: string | undefined, notes: s
   }
 }
 
-function licenceClaims(config: Config, box: SecretBox | undefined): Record<string, unknown> {
+async function licenceClaims(config: Config, box: SecretBox | undefined): Promise<Record<string, unknown>> {
   const file = databaseFile(config.dataDir);
   if (!existsSync(file)) return { state: 'no database' };
   const db = openDatabase(file);
   try {
-    const settings = new RuntimeSettings(db, box ?? new SecretBox(randomBytes(32)), systemClock);
-    const svc = new LicenseService({ db, settings, clock: systemClock, log: pino({ level: 'silent' }), mode: config.licenseMode, environment: config.licenseEnvironment, pollMs: 0 }).start();
+    const store = sqliteStore(db);
+    const settings = new RuntimeSettings(store, box ?? new SecretBox(randomBytes(32)), systemClock);
+    const svc = await new LicenseService({ store, settings, clock: systemClock, log: pino({ level: 'silent' }), mode: config.licenseMode, environment: config.licenseEnvironment, pollMs: 0 }).start();
     try {
       // status() carries the claims (customer, plan, limits, dates) but never the licence text or its signature
-      return svc.status() as unknown as Record<string, unknown>;
+      return (await svc.status()) as unknown as Record<string, unknown>;
     } finally {
-      svc.stop();
+      await svc.stop();
     }
   } catch (e) {
     return { state: 'unknown', error: (e as Error).message };
@@ -268,7 +270,7 @@ export async function supportBundle(config: Config, opts: BundleOptions & { dryR
   files.push({ name: 'doctor.json', description: 'enclave doctor results (every check, status, message)', data: async () => json(await runDoctor(config, opts.doctor ?? {})) });
   files.push({ name: 'config.json', description: 'effective bootstrap config; secret settings replaced by [redacted] (allow-list: non-secret settings only)', data: () => json(redactedConfig(config, r)) });
   files.push({ name: 'database.json', description: 'database statistics: tables, row counts, sizes, integrity (no rows)', data: () => json(databaseStats(config)) });
-  files.push({ name: 'license.json', description: 'licence state and claims (no licence text, no signature)', data: () => json(licenceClaims(config, box)) });
+  files.push({ name: 'license.json', description: 'licence state and claims (no licence text, no signature)', data: async () => json(await licenceClaims(config, box)) });
   files.push({
     name: 'queues.json',
     description: 'job queue counts by lane and state, oldest waiting age, live workers (no job data)',

@@ -66,8 +66,8 @@ export class SamlLogin {
     };
   }
 
-  private idp(ctx: RequestContext, ref: string): ResolvedIdp {
-    const idp = this.sso.resolve(ref);
+  private async idp(ctx: RequestContext, ref: string): Promise<ResolvedIdp> {
+    const idp = await this.sso.resolve(ref);
     if (!idp || idp.protocol !== 'saml') throw this.sso.fail(ctx, idp, 'idp_not_found', 404, { idp: ref.slice(0, 40) });
     if (!idp.enabled) throw this.sso.fail(ctx, idp, 'idp_disabled', 404);
     if (idp.tenant?.status === 'suspended') throw this.sso.fail(ctx, idp, 'tenant_suspended', 403);
@@ -76,7 +76,7 @@ export class SamlLogin {
 
   /** The AuthnRequest redirect URL (HTTP-Redirect binding, deflated). */
   async startLogin(ctx: RequestContext, ref: string, input: { returnTo: string; origin: string }): Promise<string> {
-    const idp = this.idp(ctx, ref);
+    const idp = await this.idp(ctx, ref);
     const requestId = `_${randomBytes(20).toString('hex')}`;
     const ep = this.endpoint(idp, input.origin);
     const tx: SamlTx = { returnTo: input.returnTo, at: Date.now() };
@@ -87,7 +87,7 @@ export class SamlLogin {
 
   /** The ACS: verify, bind to our request (or an opted-in unsolicited login), replay cache, then the shared login. */
   async acs(ctx: RequestContext, ref: string, body: Record<string, unknown> | undefined, origin: string): Promise<{ token: string; returnTo: string; userId: string }> {
-    const idp = this.idp(ctx, ref);
+    const idp = await this.idp(ctx, ref);
     const response = body?.SAMLResponse;
     if (typeof response !== 'string' || !response) throw this.sso.fail(ctx, idp, 'response_missing');
     let a: VerifiedAssertion;
@@ -134,8 +134,8 @@ export class SamlLogin {
   }
 
   /** SP metadata for the IdP's administrator (entity id, ACS, wants signed assertions). */
-  metadata(ctx: RequestContext, ref: string, origin: string): string {
-    const idp = this.sso.resolve(ref);
+  async metadata(ctx: RequestContext, ref: string, origin: string): Promise<string> {
+    const idp = await this.sso.resolve(ref);
     if (!idp || idp.protocol !== 'saml') throw new AppError(404, 'not_found', 'IdP not found');
     void ctx;
     const ep = this.endpoint(idp, origin);

@@ -23,8 +23,8 @@ export function samlRouter(saml: SamlLogin, identity: Identity, opts: { cookieSe
     res.redirect(302, await saml.startLogin(req.ctx, ref(req), { returnTo: safeReturnTo(req.query.returnTo), origin: origin(req) }));
   });
 
-  r.get('/auth/saml/:idp/metadata', (req, res) => {
-    res.type('application/samlmetadata+xml').send(saml.metadata(req.ctx, ref(req), origin(req)));
+  r.get('/auth/saml/:idp/metadata', async (req, res) => {
+    res.type('application/samlmetadata+xml').send(await saml.metadata(req.ctx, ref(req), origin(req)));
   });
 
   const form = express.urlencoded({ extended: false, limit: '400kb' });
