@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readArchive } from '../../server/ops/backup/archive.js';
 import { supportBundle } from '../../server/ops/support-bundle/bundle.js';
 import { startTestApp, tempDir, type TestApp } from '../helpers/app.js';
-import { sys } from '../helpers/identity.js';
+import { seedTenant, sys } from '../helpers/identity.js';
 
 /**
  * A provider kind's secrets (the `credentials` column: one encrypted JSON object) are
@@ -16,6 +16,9 @@ import { sys } from '../helpers/identity.js';
  */
 const cleanup: string[] = [];
 let app: TestApp | undefined;
+beforeAll(async () => {
+  app = await startTestApp();
+});
 afterAll(async () => {
   await app?.close();
   for (const d of cleanup) rmSync(d, { recursive: true, force: true });
@@ -31,8 +34,7 @@ describe('provider credentials at rest', () => {
   it('are encrypted, never returned, and masked in the support bundle value by value', async () => {
     const work = tempDir('enclave-cred-');
     cleanup.push(work);
-    app = await startTestApp();
-    const s = app.services;
+    const s = app!.services;
     // No recognisable shape: only the known-value scan can catch it.
     const secret = `Qv${randomBytes(16).toString('hex')}Zk`;
     const d = await s.gateway.deployments.create(sys(s), {
@@ -59,5 +61,39 @@ describe('provider credentials at rest', () => {
     const files = allFiles(dir);
     expect(files.some((f) => f.endsWith('server.log'))).toBe(true);
     for (const f of files) expect(readFileSync(f, 'utf8').includes(secret), path.relative(dir, f)).toBe(false);
+  });
+});
+
+describe('tenant-private deployments: every URL a kind connects to is egress-checked', () => {
+  it("an Entra token endpoint on loopback or the metadata address is refused like a base URL (400 base_url_forbidden, nothing stored)", async () => {
+    const s = app!.services;
+    const t = await seedTenant(s, 'egress-entra', ['owner']);
+    for (const entra_token_url of ['http://127.0.0.1:9/t/oauth2/v2.0/token', 'http://169.254.169.254/metadata/identity/oauth2/token', 'http://[::1]:9/token']) {
+      const e = await Promise.resolve()
+        .then(() =>
+          s.gateway.deployments.create(sys(s), {
+            name: 'azure-sneaky',
+            kind: 'azure-openai',
+            boundary: 'private',
+            tenant_id: t.tenant.id,
+            settings: { resource: 'contoso', entra_tenant_id: 't', entra_client_id: 'c', entra_token_url },
+            credentials: { entra_client_secret: 'x-123456' },
+            models: ['gpt-4o'],
+          }),
+        )
+        .catch((x: unknown) => x as { status: number; code: string; param: string });
+      expect(e, entra_token_url).toMatchObject({ status: 400, code: 'base_url_forbidden', param: 'settings' });
+    }
+    expect(await s.gateway.deployments.list({ tenantId: t.tenant.id })).toEqual([]);
+    // The platform's own deployments are not restricted.
+    const ok = await s.gateway.deployments.create(sys(s), {
+      name: 'azure-platform-entra',
+      kind: 'azure-openai',
+      boundary: 'private',
+      settings: { resource: 'contoso', entra_tenant_id: 't', entra_client_id: 'c', entra_token_url: 'http://127.0.0.1:9/t/oauth2/v2.0/token' },
+      credentials: { entra_client_secret: 'x-123456' },
+      models: ['gpt-4o'],
+    });
+    expect(ok.settings).toMatchObject({ entra_token_url: 'http://127.0.0.1:9/t/oauth2/v2.0/token' });
   });
 });
