@@ -37,11 +37,41 @@ export const BUNDLED_PRICES: readonly { model: string; input: number; output: nu
   ...perMTok(['gpt-5-mini'], 0.25, 2),
   ...perMTok(['gpt-5-nano'], 0.05, 0.4),
   ...perMTok(['text-embedding-ada-002'], 0.1, 0),
+  // AWS Bedrock on-demand (us-east-1 list prices; issue 19), by Bedrock model id and, where the model is only served through
+  // cross-region inference profiles, by the us./eu. profile ids too (the deployment's model name is what is priced).
+  ...perMTok(bedrockIds(['anthropic.claude-sonnet-4-5-20250929-v1:0', 'anthropic.claude-sonnet-4-20250514-v1:0', 'anthropic.claude-3-7-sonnet-20250219-v1:0']), 3, 15),
+  ...perMTok(['anthropic.claude-3-5-sonnet-20241022-v2:0', 'anthropic.claude-3-5-sonnet-20240620-v1:0'], 3, 15),
+  ...perMTok(bedrockIds(['anthropic.claude-opus-4-1-20250805-v1:0', 'anthropic.claude-opus-4-20250514-v1:0']), 15, 75),
+  ...perMTok(bedrockIds(['anthropic.claude-haiku-4-5-20251001-v1:0']), 1, 5),
+  ...perMTok(['anthropic.claude-3-5-haiku-20241022-v1:0'], 0.8, 4),
+  ...perMTok(['anthropic.claude-3-haiku-20240307-v1:0'], 0.25, 1.25),
+  ...perMTok(bedrockIds(['amazon.nova-premier-v1:0']), 2.5, 12.5),
+  ...perMTok(bedrockIds(['amazon.nova-pro-v1:0']), 0.8, 3.2),
+  ...perMTok(bedrockIds(['amazon.nova-lite-v1:0']), 0.06, 0.24),
+  ...perMTok(bedrockIds(['amazon.nova-micro-v1:0']), 0.035, 0.14),
+  ...perMTok(bedrockIds(['meta.llama3-3-70b-instruct-v1:0']), 0.72, 0.72),
+  ...perMTok(['meta.llama3-1-70b-instruct-v1:0'], 0.72, 0.72),
+  ...perMTok(['meta.llama3-1-8b-instruct-v1:0'], 0.22, 0.22),
+  ...perMTok(['mistral.mistral-large-2407-v1:0'], 2, 6),
+  ...perMTok(['cohere.command-r-plus-v1:0'], 3, 15),
+  ...perMTok(['cohere.command-r-v1:0'], 0.5, 1.5),
+  // Gemini (Gemini API and Vertex AI standard tier, prompts up to 200k tokens; issue 19). Vertex lists gemini-2.0-flash(-lite)
+  // at 0.15/0.60 (0.075/0.30): a Vertex deployment of those gets a per-deployment price if it matters.
+  ...perMTok(['gemini-2.5-pro'], 1.25, 10),
+  ...perMTok(['gemini-2.5-flash'], 0.3, 2.5),
+  ...perMTok(['gemini-2.5-flash-lite'], 0.1, 0.4),
+  ...perMTok(['gemini-2.0-flash', 'gemini-2.0-flash-001'], 0.1, 0.4),
+  ...perMTok(['gemini-2.0-flash-lite', 'gemini-2.0-flash-lite-001'], 0.075, 0.3),
 ];
 
 /** Prices in USD per 1M tokens for several model names, as BUNDLED_PRICES rows (micro-units). */
 function perMTok(models: readonly string[], input: number, output: number): { model: string; input: number; output: number }[] {
   return models.map((model) => ({ model, input: Math.round(input * 1_000_000), output: Math.round(output * 1_000_000) }));
+}
+
+/** A Bedrock model id with its US and EU cross-region inference profile ids (`us.<id>`, `eu.<id>`). */
+function bedrockIds(ids: readonly string[]): string[] {
+  return ids.flatMap((id) => [id, `us.${id}`, `eu.${id}`]);
 }
 
 export const priceInputSchema = z
