@@ -23,22 +23,22 @@ export class AdoptionService {
     private readonly identity: Identity,
     private readonly timezone: (tenantId: string) => string,
     /** Writes pending usage records first, so a call that just finished counts. */
-    private readonly flush: () => void,
+    private readonly flush: () => void | Promise<void>,
   ) {}
 
-  view(ctx: RequestContext, days: number): AdoptionView {
-    this.identity.access.require(ctx, 'usage:read', {}, { type: 'usage' });
-    this.flush();
+  async view(ctx: RequestContext, days: number): Promise<AdoptionView> {
+    await this.identity.access.require(ctx, 'usage:read', {}, { type: 'usage' });
+    await this.flush();
     const tz = this.timezone(ctx.tenant!.id);
     const to = ctx.clock.now();
     const off = tzOffset(to, tz);
     // From the start of the tenant's day `days - 1` days ago.
     const todayStart = Math.floor((to + off) / DAY) * DAY - off;
     const from = todayStart - (days - 1) * DAY;
-    const byDay = new Map(this.repo.activeByDay(ctx, from, to, off).map((r) => [r.day, Number(r.users)]));
-    const byWeek = new Map(this.repo.activeByWeek(ctx, from, to, off).map((r) => [r.week, Number(r.users)]));
-    const members = this.repo.members(ctx);
-    const active = this.repo.activeIn(ctx, from, to);
+    const byDay = new Map((await this.repo.activeByDay(ctx, from, to, off)).map((r) => [r.day, Number(r.users)]));
+    const byWeek = new Map((await this.repo.activeByWeek(ctx, from, to, off)).map((r) => [r.week, Number(r.users)]));
+    const members = await this.repo.members(ctx);
+    const active = await this.repo.activeIn(ctx, from, to);
     const share = (n: number) => (members ? Math.round((1000 * n) / members) / 1000 : 0);
     const dayList: AdoptionView['days'] = [];
     const weeks = new Set<string>();

@@ -29,34 +29,34 @@ export function assistantsRouter(identity: Identity, assistants: AssistantServic
   const inTenant = (req: Request, action: string) => identity.tenants.scopeTo(req.ctx, String(req.params.tenantId), action);
   const id = (req: Request) => String(req.params.assistantId);
 
-  r.get('/api/chat/assistants', session, (req, res) => {
-    res.json({ object: 'list', data: assistants.listVisible(req.ctx) });
+  r.get('/api/chat/assistants', session, async (req, res) => {
+    res.json({ object: 'list', data: await assistants.listVisible(req.ctx) });
   });
-  r.post('/api/chat/assistants', session, (req, res) => {
-    res.status(201).json(assistants.create(req.ctx, parseInput(body, req.body), 'private'));
+  r.post('/api/chat/assistants', session, async (req, res) => {
+    res.status(201).json(await assistants.create(req.ctx, parseInput(body, req.body), 'private'));
   });
-  r.patch('/api/chat/assistants/:assistantId', session, (req, res) => {
-    res.json(assistants.update(req.ctx, id(req), parseInput(body.partial(), req.body), 'private'));
+  r.patch('/api/chat/assistants/:assistantId', session, async (req, res) => {
+    res.json(await assistants.update(req.ctx, id(req), parseInput(body.partial(), req.body), 'private'));
   });
-  r.delete('/api/chat/assistants/:assistantId', session, (req, res) => {
-    assistants.remove(req.ctx, id(req), 'private');
+  r.delete('/api/chat/assistants/:assistantId', session, async (req, res) => {
+    await assistants.remove(req.ctx, id(req), 'private');
     res.json({ object: 'assistant', id: id(req), deleted: true });
   });
 
-  r.get('/admin/api/tenants/:tenantId/assistants', admin, (req, res) => {
-    res.json({ object: 'list', data: assistants.listShared(inTenant(req, 'assistant.read')) });
+  r.get('/admin/api/tenants/:tenantId/assistants', admin, async (req, res) => {
+    res.json({ object: 'list', data: await assistants.listShared((await inTenant(req, 'assistant.read'))) });
   });
-  r.post('/admin/api/tenants/:tenantId/assistants', admin, (req, res) => {
+  r.post('/admin/api/tenants/:tenantId/assistants', admin, async (req, res) => {
     const ctx = inTenant(req, 'assistant.create');
-    res.status(201).json(assistants.create(ctx, parseInput(body, req.body), 'tenant'));
+    res.status(201).json(await assistants.create(ctx, parseInput(body, req.body), 'tenant'));
   });
-  r.patch('/admin/api/tenants/:tenantId/assistants/:assistantId', admin, (req, res) => {
+  r.patch('/admin/api/tenants/:tenantId/assistants/:assistantId', admin, async (req, res) => {
     const ctx = inTenant(req, 'assistant.update');
-    res.json(assistants.update(ctx, id(req), parseInput(body.partial(), req.body), 'tenant'));
+    res.json(await assistants.update(ctx, id(req), parseInput(body.partial(), req.body), 'tenant'));
   });
-  r.delete('/admin/api/tenants/:tenantId/assistants/:assistantId', admin, (req, res) => {
+  r.delete('/admin/api/tenants/:tenantId/assistants/:assistantId', admin, async (req, res) => {
     const ctx = inTenant(req, 'assistant.delete');
-    assistants.remove(ctx, id(req), 'tenant');
+    await assistants.remove(ctx, id(req), 'tenant');
     res.json({ object: 'assistant', id: id(req), deleted: true });
   });
   return r;

@@ -67,33 +67,33 @@ export class AssistantService {
   }
 
   /** What the caller may pick: the tenant's shared assistants and their own private ones. */
-  listVisible(ctx: RequestContext): AssistantView[] {
-    return this.repo.assistants(ctx, this.userOf(ctx)).map(serializeAssistant);
+  async listVisible(ctx: RequestContext): Promise<AssistantView[]> {
+    return (await this.repo.assistants(ctx, this.userOf(ctx))).map(serializeAssistant);
   }
   /** An assistant the caller may use (shared, or their own); another user's private one is not found. */
-  visible(ctx: RequestContext, id: string): AssistantRow {
+  async visible(ctx: RequestContext, id: string): Promise<AssistantRow> {
     const userId = this.userOf(ctx);
-    const a = this.repo.assistant(ctx, id);
+    const a = await this.repo.assistant(ctx, id);
     if (!a || (a.ownerUserId !== null && a.ownerUserId !== userId)) throw new AppError(404, 'not_found', 'Assistant not found.', { param: 'assistant_id' });
     return a;
   }
 
   /** Tenant-shared assistants (admin console). */
-  listShared(ctx: RequestContext): AssistantView[] {
-    this.identity.access.require(ctx, 'settings:read', {}, { type: 'assistant' });
-    return this.repo.assistants(ctx, null).map(serializeAssistant);
+  async listShared(ctx: RequestContext): Promise<AssistantView[]> {
+    await this.identity.access.require(ctx, 'settings:read', {}, { type: 'assistant' });
+    return (await this.repo.assistants(ctx, null)).map(serializeAssistant);
   }
 
-  create(ctx: RequestContext, input: AssistantInput, scope: 'tenant' | 'private'): AssistantView {
+  async create(ctx: RequestContext, input: AssistantInput, scope: 'tenant' | 'private'): Promise<AssistantView> {
     let owner: string | null = null;
-    if (scope === 'tenant') this.identity.access.require(ctx, 'settings:write', {}, { type: 'assistant' });
+    if (scope === 'tenant') await this.identity.access.require(ctx, 'settings:write', {}, { type: 'assistant' });
     else {
       owner = this.userOf(ctx);
-      this.identity.access.require(ctx, 'models:invoke', {}, { type: 'assistant' });
+      await this.identity.access.require(ctx, 'models:invoke', {}, { type: 'assistant' });
     }
     const clean = this.check(ctx, input);
     const now = ctx.clock.now();
-    const row = this.repo.insertAssistant(ctx, {
+    const row = await this.repo.insertAssistant(ctx, {
       id: newId('ast', now),
       ownerUserId: owner,
       name: clean.name,
@@ -106,12 +106,12 @@ export class AssistantService {
       createdAt: now,
       updatedAt: now,
     });
-    if (scope === 'tenant') this.identity.audit.record(ctx, { action: 'assistant.create', target: { type: 'assistant', id: row.id }, details: { name: row.name, model: row.model, classification: row.classification } });
+    if (scope === 'tenant') await this.identity.audit.record(ctx, { action: 'assistant.create', target: { type: 'assistant', id: row.id }, details: { name: row.name, model: row.model, classification: row.classification } });
     return serializeAssistant(row);
   }
 
-  update(ctx: RequestContext, id: string, input: Partial<AssistantInput>, scope: 'tenant' | 'private'): AssistantView {
-    const a = this.owned(ctx, id, scope);
+  async update(ctx: RequestContext, id: string, input: Partial<AssistantInput>, scope: 'tenant' | 'private'): Promise<AssistantView> {
+    const a = await this.owned(ctx, id, scope);
     const clean = this.check(ctx, { name: a.name, instructions: a.instructions, ...input });
     const patch: Parameters<ChatFeaturesRepo['updateAssistant']>[2] = { updatedAt: ctx.clock.now() };
     if (input.name !== undefined) patch.name = clean.name;
@@ -120,22 +120,22 @@ export class AssistantService {
     if (input.model !== undefined) patch.model = clean.model ?? null;
     if (input.classification !== undefined) patch.classification = clean.classification ?? null;
     if (input.starters !== undefined) patch.starters = JSON.stringify(clean.starters ?? []);
-    this.repo.updateAssistant(ctx, id, patch);
-    if (scope === 'tenant') this.identity.audit.record(ctx, { action: 'assistant.update', target: { type: 'assistant', id }, details: { fields: Object.keys(input) } });
-    return serializeAssistant(this.repo.assistant(ctx, id)!);
+    await this.repo.updateAssistant(ctx, id, patch);
+    if (scope === 'tenant') await this.identity.audit.record(ctx, { action: 'assistant.update', target: { type: 'assistant', id }, details: { fields: Object.keys(input) } });
+    return serializeAssistant((await this.repo.assistant(ctx, id))!);
   }
 
-  remove(ctx: RequestContext, id: string, scope: 'tenant' | 'private'): void {
-    this.owned(ctx, id, scope);
-    this.repo.deleteAssistant(ctx, id);
-    if (scope === 'tenant') this.identity.audit.record(ctx, { action: 'assistant.delete', target: { type: 'assistant', id } });
+  async remove(ctx: RequestContext, id: string, scope: 'tenant' | 'private'): Promise<void> {
+    await this.owned(ctx, id, scope);
+    await this.repo.deleteAssistant(ctx, id);
+    if (scope === 'tenant') await this.identity.audit.record(ctx, { action: 'assistant.delete', target: { type: 'assistant', id } });
   }
 
   /** A shared assistant (for tenant admins) or the caller's own private one; anything else is not found. */
-  private owned(ctx: RequestContext, id: string, scope: 'tenant' | 'private'): AssistantRow {
-    if (scope === 'tenant') this.identity.access.require(ctx, 'settings:write', {}, { type: 'assistant', id });
+  private async owned(ctx: RequestContext, id: string, scope: 'tenant' | 'private'): Promise<AssistantRow> {
+    if (scope === 'tenant') await this.identity.access.require(ctx, 'settings:write', {}, { type: 'assistant', id });
     const user = scope === 'private' ? this.userOf(ctx) : null;
-    const a = this.repo.assistant(ctx, id);
+    const a = await this.repo.assistant(ctx, id);
     if (!a || a.ownerUserId !== user) throw new AppError(404, 'not_found', 'Assistant not found.');
     return a;
   }

@@ -163,7 +163,9 @@ export function chatRouter(identity: Identity, chat: ChatService, opts: { pipeli
   r.use('/api/chat', auth);
 
   /** Chatting is invoking models: a role without models:invoke (viewer) reads its history only. */
-  const mayChat = (ctx: RequestContext): void => identity.access.require(ctx, 'models:invoke', {}, { type: 'chat' });
+  const mayChat = async (ctx: RequestContext): Promise<void> => {
+    await identity.access.require(ctx, 'models:invoke', {}, { type: 'chat' });
+  };
   const canChat = (ctx: RequestContext): boolean => identity.access.authorize(ctx, 'models:invoke', {}).allow;
 
   const gateway = (): ChatPipeline => {
@@ -191,40 +193,40 @@ export function chatRouter(identity: Identity, chat: ChatService, opts: { pipeli
   });
 
   // Per-tenant retention (tenant owners/admins): conversations not updated for `days` are deleted by the retention job.
-  r.get('/api/chat/retention', (req, res) => {
-    identity.access.require(req.ctx, 'settings:read', {}, { type: 'chat_retention' });
-    res.json({ object: 'chat_retention', ...chat.retention(req.ctx) });
+  r.get('/api/chat/retention', async (req, res) => {
+    await identity.access.require(req.ctx, 'settings:read', {}, { type: 'chat_retention' });
+    res.json({ object: 'chat_retention', ...(await chat.retention(req.ctx)) });
   });
-  r.put('/api/chat/retention', (req, res) => {
-    identity.access.require(req.ctx, 'settings:write', {}, { type: 'chat_retention' });
+  r.put('/api/chat/retention', async (req, res) => {
+    await identity.access.require(req.ctx, 'settings:write', {}, { type: 'chat_retention' });
     const b = parseInput(z.object({ days: z.number().int().min(1).max(3650).nullable() }), req.body);
-    const out = chat.setRetention(req.ctx, b.days);
-    identity.audit.record(req.ctx, { action: 'chat.retention.update', target: { type: 'chat_retention', id: req.ctx.tenant?.id ?? null }, details: { days: b.days } });
+    const out = await chat.setRetention(req.ctx, b.days);
+    await identity.audit.record(req.ctx, { action: 'chat.retention.update', target: { type: 'chat_retention', id: req.ctx.tenant?.id ?? null }, details: { days: b.days } });
     res.json({ object: 'chat_retention', ...out });
   });
 
-  r.get('/api/chat/conversations', (req, res) => {
+  r.get('/api/chat/conversations', async (req, res) => {
     const q = parseInput(z.object({ q: z.string().max(200).optional(), limit: z.coerce.number().int().min(1).max(500).default(200) }), req.query);
-    res.json({ object: 'list', data: chat.list(req.ctx, { limit: q.limit, ...(q.q ? { q: q.q } : {}) }) });
+    res.json({ object: 'list', data: await chat.list(req.ctx, { limit: q.limit, ...(q.q ? { q: q.q } : {}) }) });
   });
-  r.post('/api/chat/conversations', (req, res) => {
-    mayChat(req.ctx);
+  r.post('/api/chat/conversations', async (req, res) => {
+    await mayChat(req.ctx);
     const b = parseInput(z.object({ title: z.string().max(500).optional(), model: z.string().max(200).nullable().optional(), classification: CLASSIFICATION.nullable().optional(), assistant_id: z.string().min(1).max(100).optional() }), req.body);
     const { assistant_id, ...rest } = b;
-    res.status(201).json(chat.create(req.ctx, { ...rest, ...(assistant_id ? { assistantId: assistant_id } : {}) }));
+    res.status(201).json(await chat.create(req.ctx, { ...rest, ...(assistant_id ? { assistantId: assistant_id } : {}) }));
   });
-  r.delete('/api/chat/conversations', (req, res) => {
-    res.json({ object: 'list', deleted: chat.removeAll(req.ctx) });
+  r.delete('/api/chat/conversations', async (req, res) => {
+    res.json({ object: 'list', deleted: await chat.removeAll(req.ctx) });
   });
-  r.get('/api/chat/conversations/:id', (req, res) => {
-    res.json(chat.withMessages(req.ctx, String(req.params.id)));
+  r.get('/api/chat/conversations/:id', async (req, res) => {
+    res.json(await chat.withMessages(req.ctx, String(req.params.id)));
   });
-  r.patch('/api/chat/conversations/:id', (req, res) => {
+  r.patch('/api/chat/conversations/:id', async (req, res) => {
     const b = parseInput(z.object({ title: z.string().max(500).optional(), model: z.string().max(200).nullable().optional(), classification: CLASSIFICATION.nullable().optional() }).strict(), req.body);
-    res.json(chat.update(req.ctx, String(req.params.id), b));
+    res.json(await chat.update(req.ctx, String(req.params.id), b));
   });
-  r.delete('/api/chat/conversations/:id', (req, res) => {
-    chat.remove(req.ctx, String(req.params.id));
+  r.delete('/api/chat/conversations/:id', async (req, res) => {
+    await chat.remove(req.ctx, String(req.params.id));
     res.json({ object: 'conversation', id: req.params.id, deleted: true });
   });
 
@@ -246,10 +248,10 @@ export function chatRouter(identity: Identity, chat: ChatService, opts: { pipeli
     );
     const ctx = req.ctx;
     // Before anything is stored: a role that may not chat (viewer) stores no messages.
-    mayChat(ctx);
+    await mayChat(ctx);
     const p = gateway();
     const id = String(req.params.id);
-    const plan = chat.planTurn(ctx, id, {
+    const plan = await chat.planTurn(ctx, id, {
       mode: b.mode,
       model: b.model,
       ...(b.content !== undefined ? { content: b.content } : {}),
@@ -265,15 +267,13 @@ export function chatRouter(identity: Identity, chat: ChatService, opts: { pipeli
     else delete req.headers['x-enclave-classification'];
     req.headers['x-enclave-workflow'] = 'chat';
 
-    let committed = false;
+    // Started (not awaited) by the tap when the gateway begins answering; the answer is
+    // stored after it (its parent is the turn's user message). Never rejects.
+    let committed: Promise<void> | undefined;
     const commit = () => {
-      if (committed) return;
-      committed = true;
-      try {
-        chat.commitTurn(ctx, plan);
-      } catch (e) {
+      committed ??= chat.commitTurn(ctx, plan).catch((e: unknown) => {
         ctx.log.warn({ conversation: id, err: (e as Error).message }, 'chat turn not stored');
-      }
+      });
     };
     const t = tapSse(res, commit);
     let usage: PricedUsage | undefined;
@@ -289,7 +289,7 @@ export function chatRouter(identity: Identity, chat: ChatService, opts: { pipeli
       // figures are the metered ones.
       if (!t.tap.sse && res.statusCode >= 400 && t.tap.json) {
         try {
-          chat.refuseTurn(ctx, plan, errorCodeOf(t.tap.json, res.statusCode));
+          await chat.refuseTurn(ctx, plan, errorCodeOf(t.tap.json, res.statusCode));
         } catch (e) {
           ctx.log.warn({ conversation: id, err: (e as Error).message }, 'chat refusal not stored');
         }
@@ -302,7 +302,8 @@ export function chatRouter(identity: Identity, chat: ChatService, opts: { pipeli
         const status = tap.errorCode ? 'error' : t.ended() ? 'complete' : 'stopped';
         let extra: string | undefined;
         try {
-          const out = chat.saveAnswer(ctx, id, {
+          await committed;
+          const out = await chat.saveAnswer(ctx, id, {
             content: tap.content,
             model: b.model,
             status,

@@ -73,7 +73,7 @@ const DAY = 86_400_000;
 export interface ChatExtras {
   assistants?: AssistantService;
   /** The caller's feedback on these messages, by message id. */
-  feedbackOf?: (ctx: RequestContext, messageIds: string[]) => Map<string, FeedbackView>;
+  feedbackOf?: (ctx: RequestContext, messageIds: string[]) => Promise<Map<string, FeedbackView>>;
 }
 
 export class ChatService {
@@ -83,11 +83,11 @@ export class ChatService {
   ) {}
 
   /** The tenant's chat retention in days (null = keep until the user deletes). */
-  retention(ctx: RequestContext): { days: number | null } {
-    return { days: this.repo.retentionDays(ctx) };
+  async retention(ctx: RequestContext): Promise<{ days: number | null }> {
+    return { days: await this.repo.retentionDays(ctx) };
   }
-  setRetention(ctx: RequestContext, days: number | null): { days: number | null } {
-    this.repo.setRetentionDays(ctx, days, ctx.clock.now());
+  async setRetention(ctx: RequestContext, days: number | null): Promise<{ days: number | null }> {
+    await this.repo.setRetentionDays(ctx, days, ctx.clock.now());
     return { days };
   }
 
@@ -96,11 +96,11 @@ export class ChatService {
    * updated for that many days (messages go with them). `ctx` is a system context; returns
    * the number of conversations deleted. Called by the scheduled maintenance job.
    */
-  purgeExpired(ctx: RequestContext, now = ctx.clock.now()): number {
+  async purgeExpired(ctx: RequestContext, now = ctx.clock.now()): Promise<number> {
     let n = 0;
-    for (const { tenantId, days } of this.repo.retentionSettings()) {
+    for (const { tenantId, days } of await this.repo.retentionSettings()) {
       const tctx = { ...ctx, tenant: { id: tenantId, slug: tenantId } };
-      const deleted = this.repo.deleteConversationsBefore(tctx, now - days * DAY);
+      const deleted = await this.repo.deleteConversationsBefore(tctx, now - days * DAY);
       if (deleted) ctx.log.info({ tenant: tenantId, deleted, days }, 'chat retention: conversations deleted');
       n += deleted;
     }
@@ -114,21 +114,21 @@ export class ChatService {
     return u;
   }
 
-  list(ctx: RequestContext, opts: { q?: string; limit: number }) {
+  async list(ctx: RequestContext, opts: { q?: string; limit: number }) {
     const userId = this.userOf(ctx);
-    return this.repo.listConversations(ctx, userId, opts).map(serializeConversation);
+    return (await this.repo.listConversations(ctx, userId, opts)).map(serializeConversation);
   }
 
-  get(ctx: RequestContext, id: string): ConversationRow {
-    const c = this.repo.conversation(ctx, this.userOf(ctx), id);
+  async get(ctx: RequestContext, id: string): Promise<ConversationRow> {
+    const c = await this.repo.conversation(ctx, this.userOf(ctx), id);
     if (!c) throw new AppError(404, 'not_found', 'Conversation not found.');
     return c;
   }
 
-  withMessages(ctx: RequestContext, id: string) {
-    const c = this.get(ctx, id);
-    const messages = this.repo.messages(ctx, c.id);
-    const fb = this.extras.feedbackOf?.(ctx, messages.filter((m) => m.role === 'assistant').map((m) => m.id));
+  async withMessages(ctx: RequestContext, id: string) {
+    const c = await this.get(ctx, id);
+    const messages = await this.repo.messages(ctx, c.id);
+    const fb = await this.extras.feedbackOf?.(ctx, messages.filter((m) => m.role === 'assistant').map((m) => m.id));
     const parent = parents(messages);
     return { ...serializeConversation(c), messages: messages.map((m) => serializeMessage({ ...m, parentId: parent.get(m.id) ?? null }, m.role === 'assistant' && fb ? (fb.get(m.id) ?? null) : undefined)) };
   }
@@ -138,28 +138,32 @@ export class ChatService {
    * the conversation's first message (role system, sent with every turn) — a copy, so a
    * later edit of the assistant does not rewrite what this conversation was told.
    */
-  create(ctx: RequestContext, input: { title?: string; model?: string | null; classification?: Classification | null; assistantId?: string }) {
+  async create(ctx: RequestContext, input: { title?: string; model?: string | null; classification?: Classification | null; assistantId?: string }) {
     const userId = this.userOf(ctx);
     const now = ctx.clock.now();
-    const assistant = input.assistantId ? this.assistants().visible(ctx, input.assistantId) : undefined;
-    const c = this.repo.insertConversation(ctx, {
-      ...(assistant ? { assistantId: assistant.id } : {}),
-      id: newId('cnv', now),
-      userId,
-      title: (input.title?.trim() || NEW_TITLE).slice(0, MAX_TITLE),
-      model: input.model ?? null,
-      classification: input.classification ?? null,
-      createdAt: now,
-      updatedAt: now,
+    const assistant = input.assistantId ? await this.assistants().visible(ctx, input.assistantId) : undefined;
+    // The conversation and its system message together (one transaction).
+    const c = await this.repo.tx(async () => {
+      const c = await this.repo.insertConversation(ctx, {
+        ...(assistant ? { assistantId: assistant.id } : {}),
+        id: newId('cnv', now),
+        userId,
+        title: (input.title?.trim() || NEW_TITLE).slice(0, MAX_TITLE),
+        model: input.model ?? null,
+        classification: input.classification ?? null,
+        createdAt: now,
+        updatedAt: now,
+      });
+      if (assistant) await this.repo.insertMessage(ctx, { id: newId('msg', now), conversationId: c.id, role: 'system', content: assistant.instructions, parentId: null, createdAt: now });
+      return c;
     });
-    if (assistant) this.repo.insertMessage(ctx, { id: newId('msg', now), conversationId: c.id, role: 'system', content: assistant.instructions, parentId: null, createdAt: now });
     ctx.log.info({ conversation: c.id, assistant: assistant?.id }, 'conversation created');
     return serializeConversation(c);
   }
 
-  update(ctx: RequestContext, id: string, patch: { title?: string; model?: string | null; classification?: Classification | null }) {
+  async update(ctx: RequestContext, id: string, patch: { title?: string; model?: string | null; classification?: Classification | null }) {
     const userId = this.userOf(ctx);
-    this.get(ctx, id);
+    await this.get(ctx, id);
     const clean: Partial<ConversationRow> = {};
     if (patch.title !== undefined) {
       const t = patch.title.trim();
@@ -168,8 +172,8 @@ export class ChatService {
     }
     if (patch.model !== undefined) clean.model = patch.model;
     if (patch.classification !== undefined) clean.classification = patch.classification;
-    if (Object.keys(clean).length) this.repo.updateConversation(ctx, userId, id, { ...clean, updatedAt: ctx.clock.now() });
-    return serializeConversation(this.get(ctx, id));
+    if (Object.keys(clean).length) await this.repo.updateConversation(ctx, userId, id, { ...clean, updatedAt: ctx.clock.now() });
+    return serializeConversation(await this.get(ctx, id));
   }
 
   private assistants(): AssistantService {
@@ -183,11 +187,11 @@ export class ChatService {
    * author said its data is at least that sensitive; the gateway then applies the tenant's
    * floor and policy as for any call, so a preset can only make a call stricter).
    */
-  classificationFor(ctx: RequestContext, conv: ConversationRow, asked: Classification | undefined): Classification | undefined {
+  async classificationFor(ctx: RequestContext, conv: ConversationRow, asked: Classification | undefined): Promise<Classification | undefined> {
     if (!conv.assistantId || !this.extras.assistants) return asked;
     let floor: Classification | undefined;
     try {
-      floor = (this.extras.assistants.visible(ctx, conv.assistantId).classification as Classification | null) ?? undefined;
+      floor = ((await this.extras.assistants.visible(ctx, conv.assistantId)).classification as Classification | null) ?? undefined;
     } catch {
       return asked; // the assistant was deleted (or is no longer shared): its instructions stay in the conversation
     }
@@ -195,12 +199,12 @@ export class ChatService {
     return asked ? stricter(asked, floor) : floor;
   }
 
-  remove(ctx: RequestContext, id: string): void {
+  async remove(ctx: RequestContext, id: string): Promise<void> {
     const userId = this.userOf(ctx);
-    if (!this.repo.deleteConversation(ctx, userId, id)) throw new AppError(404, 'not_found', 'Conversation not found.');
+    if (!(await this.repo.deleteConversation(ctx, userId, id))) throw new AppError(404, 'not_found', 'Conversation not found.');
   }
 
-  removeAll(ctx: RequestContext): number {
+  removeAll(ctx: RequestContext): Promise<number> {
     return this.repo.deleteAllConversations(ctx, this.userOf(ctx));
   }
 
@@ -217,14 +221,14 @@ export class ChatService {
    * sent by refuseTurn: a refused or failed call changes neither the history nor the
    * conversation's model and classification.
    */
-  planTurn(
+  async planTurn(
     ctx: RequestContext,
     id: string,
     input: { mode: SendMode; content?: string; model: string; classification?: Classification; retryOf?: string; parentId?: string; editOf?: string },
-  ): TurnPlan {
+  ): Promise<TurnPlan> {
     this.userOf(ctx);
-    const conv = this.get(ctx, id);
-    const all = this.repo.messages(ctx, conv.id);
+    const conv = await this.get(ctx, id);
+    const all = await this.repo.messages(ctx, conv.id);
     const byId = new Map(all.map((m) => [m.id, m]));
     const parent = parents(all);
     const notFound = (param: string) => new AppError(404, 'not_found', 'Message not found.', { param });
@@ -255,7 +259,7 @@ export class ChatService {
       if (u.status === NOT_SENT) throw new AppError(409, 'nothing_to_resend', 'A message that was not sent is retried, not edited or regenerated.', { param });
       return u;
     };
-    const classification = this.classificationFor(ctx, conv, input.classification);
+    const classification = await this.classificationFor(ctx, conv, input.classification);
     const base = { conversation: conv, mode: input.mode, content, model: input.model, ...(classification ? { classification } : {}) };
 
     if (input.mode === 'send') {
@@ -280,18 +284,21 @@ export class ChatService {
   }
 
   /** Writes a planned turn: the gateway accepted it and is answering. */
-  commitTurn(ctx: RequestContext, plan: TurnPlan): void {
+  async commitTurn(ctx: RequestContext, plan: TurnPlan): Promise<void> {
     const userId = this.userOf(ctx);
     const now = ctx.clock.now();
-    if (plan.retryOf) this.repo.deleteMessages(ctx, [plan.retryOf]);
-    if (plan.userMessage) this.repo.insertMessage(ctx, { id: plan.userMessage.id, conversationId: plan.conversation.id, role: 'user', content: plan.content, parentId: plan.userMessage.parentId, createdAt: now });
-    // The earlier answers stay as versions of this turn (the UI pages through them).
-    for (const id of plan.drop) this.repo.updateMessage(ctx, id, { status: SUPERSEDED });
     const patch: Partial<ConversationRow> = { model: plan.model, updatedAt: now };
     if (plan.classification) patch.classification = plan.classification;
     const firstUser = plan.history.find((m) => m.role === 'user');
     if (plan.conversation.title === NEW_TITLE && firstUser) patch.title = titleFrom(firstUser.content);
-    this.repo.updateConversation(ctx, userId, plan.conversation.id, patch);
+    // One transaction: the turn is written whole or not at all.
+    await this.repo.tx(async () => {
+      if (plan.retryOf) await this.repo.deleteMessages(ctx, [plan.retryOf]);
+      if (plan.userMessage) await this.repo.insertMessage(ctx, { id: plan.userMessage.id, conversationId: plan.conversation.id, role: 'user', content: plan.content, parentId: plan.userMessage.parentId, createdAt: now });
+      // The earlier answers stay as versions of this turn (the UI pages through them).
+      for (const id of plan.drop) await this.repo.updateMessage(ctx, id, { status: SUPERSEDED });
+      await this.repo.updateConversation(ctx, userId, plan.conversation.id, patch);
+    });
   }
 
   /**
@@ -299,42 +306,48 @@ export class ChatService {
    * `not_sent` user message with the refusal code (the user sees it, can retry or edit it);
    * a regenerate or edit changes nothing. The conversation keeps its model and classification.
    */
-  refuseTurn(ctx: RequestContext, plan: TurnPlan, code: string): void {
+  async refuseTurn(ctx: RequestContext, plan: TurnPlan, code: string): Promise<void> {
     const userId = this.userOf(ctx);
-    if (plan.mode !== 'send' || !plan.userMessage) return;
+    const user = plan.userMessage;
+    if (plan.mode !== 'send' || !user) return;
     const now = ctx.clock.now();
-    if (plan.retryOf) this.repo.updateMessage(ctx, plan.retryOf, { content: plan.content, errorCode: code });
-    else this.repo.insertMessage(ctx, { id: plan.userMessage.id, conversationId: plan.conversation.id, role: 'user', content: plan.content, status: NOT_SENT, errorCode: code, parentId: plan.userMessage.parentId, createdAt: now });
     const patch: Partial<ConversationRow> = { updatedAt: now };
     if (plan.conversation.title === NEW_TITLE) patch.title = titleFrom(plan.content);
-    this.repo.updateConversation(ctx, userId, plan.conversation.id, patch);
+    await this.repo.tx(async () => {
+      if (plan.retryOf) await this.repo.updateMessage(ctx, plan.retryOf, { content: plan.content, errorCode: code });
+      else await this.repo.insertMessage(ctx, { id: user.id, conversationId: plan.conversation.id, role: 'user', content: plan.content, status: NOT_SENT, errorCode: code, parentId: user.parentId, createdAt: now });
+      await this.repo.updateConversation(ctx, userId, plan.conversation.id, patch);
+    });
   }
 
   /** Stores the (possibly partial) answer and adds its usage to the conversation. */
-  saveAnswer(
+  async saveAnswer(
     ctx: RequestContext,
     id: string,
     a: { content: string; model: string; status: 'complete' | 'stopped' | 'error'; errorCode?: string | null; promptTokens: number; completionTokens: number; costMicros: number; parentId?: string | null },
   ) {
     const userId = this.userOf(ctx);
     const now = ctx.clock.now();
-    const m = this.repo.insertMessage(ctx, {
-      id: newId('msg', now),
-      conversationId: id,
-      role: 'assistant',
-      parentId: a.parentId ?? null,
-      content: a.content,
-      model: a.model,
-      status: a.status,
-      errorCode: a.errorCode ?? null,
-      promptTokens: a.promptTokens,
-      completionTokens: a.completionTokens,
-      costMicros: a.costMicros,
-      createdAt: now,
+    const m = await this.repo.tx(async () => {
+      const m = await this.repo.insertMessage(ctx, {
+        id: newId('msg', now),
+        conversationId: id,
+        role: 'assistant',
+        parentId: a.parentId ?? null,
+        content: a.content,
+        model: a.model,
+        status: a.status,
+        errorCode: a.errorCode ?? null,
+        promptTokens: a.promptTokens,
+        completionTokens: a.completionTokens,
+        costMicros: a.costMicros,
+        createdAt: now,
+      });
+      await this.repo.addUsage(ctx, userId, id, a, now);
+      return m;
     });
-    this.repo.addUsage(ctx, userId, id, a, now);
     ctx.log.info({ conversation: id, message: m.id, status: a.status, completion_tokens: a.completionTokens }, 'chat answer stored');
-    return { message: serializeMessage(m), conversation: serializeConversation(this.get(ctx, id)) };
+    return { message: serializeMessage(m), conversation: serializeConversation(await this.get(ctx, id)) };
   }
 }
 

@@ -31,42 +31,42 @@ export class FeedbackService {
   }
 
   /** The caller's answer message (an assistant message of one of their conversations), or 404. */
-  private answer(ctx: RequestContext, userId: string, messageId: string) {
-    const m = this.chat.message(ctx, messageId);
-    if (!m || !this.chat.conversation(ctx, userId, m.conversationId)) throw new AppError(404, 'not_found', 'Message not found.');
+  private async answer(ctx: RequestContext, userId: string, messageId: string) {
+    const m = await this.chat.message(ctx, messageId);
+    if (!m || !(await this.chat.conversation(ctx, userId, m.conversationId))) throw new AppError(404, 'not_found', 'Message not found.');
     if (m.role !== 'assistant') throw new AppError(400, 'invalid_request', 'Feedback is for answers, not for your own messages.', { param: 'message_id' });
     return m;
   }
 
-  set(ctx: RequestContext, messageId: string, input: { rating: 'up' | 'down'; comment?: string | null | undefined }): FeedbackView {
+  async set(ctx: RequestContext, messageId: string, input: { rating: 'up' | 'down'; comment?: string | null | undefined }): Promise<FeedbackView> {
     const userId = this.userOf(ctx);
-    const m = this.answer(ctx, userId, messageId);
+    const m = await this.answer(ctx, userId, messageId);
     const now = ctx.clock.now();
     const comment = input.comment?.trim() || null;
-    const row = this.repo.upsertFeedback(ctx, { id: newId('fbk', now), messageId: m.id, userId, model: m.model ?? 'unknown', rating: input.rating, comment, createdAt: now, updatedAt: now });
+    const row = await this.repo.upsertFeedback(ctx, { id: newId('fbk', now), messageId: m.id, userId, model: m.model ?? 'unknown', rating: input.rating, comment, createdAt: now, updatedAt: now });
     ctx.log.info({ message: m.id, rating: row.rating, has_comment: !!comment }, 'chat feedback stored');
     return serializeFeedback(row);
   }
 
-  clear(ctx: RequestContext, messageId: string): void {
+  async clear(ctx: RequestContext, messageId: string): Promise<void> {
     const userId = this.userOf(ctx);
-    this.answer(ctx, userId, messageId);
-    this.repo.deleteFeedback(ctx, userId, messageId);
+    await this.answer(ctx, userId, messageId);
+    await this.repo.deleteFeedback(ctx, userId, messageId);
   }
 
   /** The caller's own feedback on these messages, by message id (shown in the chat). */
-  mine(ctx: RequestContext, messageIds: string[]): Map<string, FeedbackView> {
+  async mine(ctx: RequestContext, messageIds: string[]): Promise<Map<string, FeedbackView>> {
     const userId = ctx.principal?.userId;
     if (!userId) return new Map();
-    return new Map(this.repo.feedbackOf(ctx, userId, messageIds).map((f) => [f.messageId, serializeFeedback(f)]));
+    return new Map((await this.repo.feedbackOf(ctx, userId, messageIds)).map((f) => [f.messageId, serializeFeedback(f)]));
   }
 
   /** Per model: counts and the newest comments of the last `days` days (tenant admins). */
-  summary(ctx: RequestContext, opts: { days: number; comments: number }): FeedbackSummaryView {
-    this.identity.access.require(ctx, 'usage:read', {}, { type: 'feedback' });
+  async summary(ctx: RequestContext, opts: { days: number; comments: number }): Promise<FeedbackSummaryView> {
+    await this.identity.access.require(ctx, 'usage:read', {}, { type: 'feedback' });
     const since = ctx.clock.now() - opts.days * DAY;
-    const comments = this.repo.recentComments(ctx, { since, limit: opts.comments * 20 });
-    const models = this.repo.feedbackCounts(ctx, since).map((c) => ({
+    const comments = await this.repo.recentComments(ctx, { since, limit: opts.comments * 20 });
+    const models = (await this.repo.feedbackCounts(ctx, since)).map((c) => ({
       model: c.model,
       up: Number(c.up),
       down: Number(c.down),

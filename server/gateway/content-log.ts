@@ -5,11 +5,11 @@ import type { Clock } from '../clock.js';
 import type { SecretBox } from '../config/secret-box.js';
 import { requireTenant, type RequestContext } from '../context.js';
 import { BatchedWriter } from '../db/batched-writer.js';
-import type { Db } from '../db/connection.js';
 import { ContentLogRepo, type ContentMeta, type ContentRow } from '../db/repos/content-log.js';
 import type { UsageRow } from '../db/repos/usage.js';
 import { secretAad } from '../db/secret-columns.js';
-import type { TenantData } from '../db/tenant-scope.js';
+import type { Store } from '../db/store.js';
+import type { TenantStore } from '../db/tenant-store.js';
 import { page, type Page } from '../identity/deps.js';
 import { AppError } from '../errors.js';
 import { newId } from '../ids.js';
@@ -29,7 +29,8 @@ import type { PolicyCache } from './policy-cache.js';
  * tenant policy. When on, `begin()` returns a ContentCapture that collects the answer (the
  * streamed deltas as they are relayed, or the unary result) and `end()` encrypts the
  * document and queues the row; rows are written in batches off the call path, like usage
- * records (server/metering/usage.ts), and flushed on close.
+ * records (server/metering/usage.ts): one multi-row INSERT per slice, asynchronously (the
+ * call never waits for it), and flushed on close.
  */
 export const CONTENT_LOGGING_SETTING = 'gateway.content_logging';
 export const DEFAULT_RETENTION_DAYS = 30;
@@ -141,14 +142,14 @@ export interface ContentEntry {
   readonly response: unknown;
 }
 
-/** Rows per write transaction (documents are larger than usage rows). */
+/** Rows per write (one multi-row INSERT; documents are larger than usage rows). */
 const SLICE = 32;
 /** Pending rows kept while SQLite refuses writes; beyond this the oldest are dropped (and counted). */
 const MAX_PENDING = 5000;
 
 export interface ContentLogDeps {
-  readonly db: Db;
-  readonly data: TenantData;
+  readonly store: Store;
+  readonly tenantStore: TenantStore;
   readonly secrets: SecretBox;
   readonly clock: Clock;
   readonly log: Logger;
@@ -165,7 +166,7 @@ export class ContentLog {
   private readonly writer: BatchedWriter<ContentRow>;
 
   constructor(private readonly d: ContentLogDeps) {
-    this.repo = new ContentLogRepo(d.db, d.data);
+    this.repo = new ContentLogRepo(d.store, d.tenantStore);
     this.writer = new BatchedWriter({
       insertMany: (rows) => this.repo.insertMany(rows),
       log: d.log,
@@ -220,9 +221,9 @@ export class ContentLog {
     this.writer.push({ id, tenantId: row.tenantId, requestId: row.requestId, usageId: row.id, endpoint: row.endpoint, content, createdAt: row.createdAt, expiresAt: row.createdAt + c.keepMs });
   }
 
-  /** Writes every pending row now (shutdown, reads, tests). */
-  flush(): void {
-    this.writer.flush();
+  /** Writes every pending row now (shutdown, reads, tests). Never rejects (refused rows are kept and retried). */
+  async flush(): Promise<void> {
+    await this.writer.flush();
   }
 
   // ---- settings ----------------------------------------------------------------------
@@ -235,21 +236,21 @@ export class ContentLog {
    * Changes the tenant's setting (audited, both ways). `enabled: true` needs the plan's
    * `content_logging` capability. A shorter retention also applies to rows already stored.
    */
-  update(ctx: RequestContext, input: z.infer<typeof contentLoggingInput>): ContentLogging {
+  async update(ctx: RequestContext, input: z.infer<typeof contentLoggingInput>): Promise<ContentLogging> {
     const tenantId = requireTenant(ctx).id;
     const before = this.d.policies.contentLogging(ctx);
     if (input.enabled === true && !this.d.capable(tenantId)) {
-      this.d.audit.record(ctx, { action: 'tenant.content_logging', outcome: 'denied', reason: 'plan_forbidden', target: { type: 'tenant', id: tenantId }, details: { requested: input } });
+      await this.d.audit.record(ctx, { action: 'tenant.content_logging', outcome: 'denied', reason: 'plan_forbidden', target: { type: 'tenant', id: tenantId }, details: { requested: input } });
       throw new AppError(403, 'plan_forbidden', "The tenant's plan does not include content_logging, so content logging cannot be turned on. A platform administrator can assign a plan that includes it.");
     }
     const after: ContentLogging = { enabled: input.enabled ?? before.enabled, retentionDays: input.retention_days ?? before.retentionDays };
     this.d.policies.writeContentLogging(ctx, after, ctx.clock.now());
     let shortened = 0;
     if (after.retentionDays < before.retentionDays) {
-      this.flush();
-      shortened = this.repo.shortenRetention(ctx, after.retentionDays * DAY);
+      await this.flush();
+      shortened = await this.repo.shortenRetention(ctx, after.retentionDays * DAY);
     }
-    this.d.audit.record(ctx, {
+    await this.d.audit.record(ctx, {
       action: 'tenant.content_logging',
       target: { type: 'tenant', id: tenantId },
       details: { before: contentLoggingJson(before), after: contentLoggingJson(after), ...(shortened ? { expiry_shortened: shortened } : {}) },
@@ -260,12 +261,12 @@ export class ContentLog {
   // ---- reads (admin API; every read audited) --------------------------------------------
 
   /** The stored calls of one request id in the context's tenant. Unknown, expired or another tenant's: 404 (audited). */
-  read(ctx: RequestContext, requestId: string): ContentEntry[] {
-    this.flush(); // a call that just finished in this process is readable at once
-    const rows = this.repo.byRequest(ctx, requestId, ctx.clock.now());
+  async read(ctx: RequestContext, requestId: string): Promise<ContentEntry[]> {
+    await this.flush(); // a call that just finished in this process is readable at once
+    const rows = await this.repo.byRequest(ctx, requestId, ctx.clock.now());
     const target = { type: 'call_content', id: requestId };
     if (!rows.length) {
-      this.d.audit.record(ctx, { action: 'content.read', outcome: 'denied', reason: 'not_found', target });
+      await this.d.audit.record(ctx, { action: 'content.read', outcome: 'denied', reason: 'not_found', target });
       throw new AppError(404, 'not_found', 'No stored content for that request id (unknown, expired, or content logging was off).');
     }
     const out = rows.map((r): ContentEntry => {
@@ -280,30 +281,30 @@ export class ContentLog {
         response: doc.response ?? null,
       };
     });
-    this.d.audit.record(ctx, { action: 'content.read', target, details: { entries: out.length } });
+    await this.d.audit.record(ctx, { action: 'content.read', target, details: { entries: out.length } });
     return out;
   }
 
   /** Which calls have stored content (newest first): ids and times only, nothing decrypted. */
-  list(ctx: RequestContext, o: { limit: number; cursor?: string }): Page<ReturnType<typeof metaJson>> {
-    this.flush();
-    const rows = this.repo.page(ctx, { limit: o.limit + 1, now: ctx.clock.now(), ...(o.cursor ? { beforeId: o.cursor } : {}) });
-    this.d.audit.record(ctx, { action: 'content.list', target: { type: 'tenant', id: requireTenant(ctx).id }, details: { entries: Math.min(rows.length, o.limit) } });
+  async list(ctx: RequestContext, o: { limit: number; cursor?: string }): Promise<Page<ReturnType<typeof metaJson>>> {
+    await this.flush();
+    const rows = await this.repo.page(ctx, { limit: o.limit + 1, now: ctx.clock.now(), ...(o.cursor ? { beforeId: o.cursor } : {}) });
+    await this.d.audit.record(ctx, { action: 'content.list', target: { type: 'tenant', id: requireTenant(ctx).id }, details: { entries: Math.min(rows.length, o.limit) } });
     return page(rows, o.limit, (r) => r.id, metaJson);
   }
 
   // ---- retention -----------------------------------------------------------------------
 
   /** Deletes every stored call past its expiry (all tenants; the retention schedule). */
-  purgeExpired(): number {
-    this.flush();
-    const n = this.repo.purgeExpired(this.d.clock.now());
+  async purgeExpired(): Promise<number> {
+    await this.flush();
+    const n = await this.repo.purgeExpired(this.d.clock.now());
     if (n) this.d.log.info({ deleted: n }, 'purged stored call contents past their retention');
     return n;
   }
 
-  close(): void {
-    this.flush();
+  close(): Promise<void> {
+    return this.flush();
   }
 }
 

@@ -24,30 +24,30 @@ export function contentLogRouter(identity: Identity, content: ContentLog): Route
   const admin = authenticate(identity, { accept: ['session', 'api_key'] });
   const inTenant = (req: Request, action: string) => identity.tenants.scopeTo(req.ctx, String(req.params.tenantId), action);
 
-  r.get('/admin/api/tenants/:tenantId/content-logging', admin, (req, res) => {
+  r.get('/admin/api/tenants/:tenantId/content-logging', admin, async (req, res) => {
     const ctx = inTenant(req, 'content_logging.read');
-    identity.access.require(ctx, 'settings:read');
+    await identity.access.require(ctx, 'settings:read');
     const s = content.settings(ctx);
     res.json({ object: 'content_logging', ...contentLoggingJson(s.setting), plan_allows: s.planAllows });
   });
-  r.put('/admin/api/tenants/:tenantId/content-logging', admin, (req, res) => {
+  r.put('/admin/api/tenants/:tenantId/content-logging', admin, async (req, res) => {
     const ctx = inTenant(req, 'content_logging.update');
-    identity.access.require(ctx, 'settings:write', {}, { type: 'tenant', id: ctx.tenant!.id });
-    const after = content.update(ctx, parseInput(contentLoggingInput, req.body));
+    await identity.access.require(ctx, 'settings:write', {}, { type: 'tenant', id: ctx.tenant!.id });
+    const after = await content.update(ctx, parseInput(contentLoggingInput, req.body));
     res.json({ object: 'content_logging', ...contentLoggingJson(after), plan_allows: content.settings(ctx).planAllows });
   });
-  r.get('/admin/api/tenants/:tenantId/content-logs', admin, (req, res) => {
+  r.get('/admin/api/tenants/:tenantId/content-logs', admin, async (req, res) => {
     const ctx = inTenant(req, 'content.list');
-    identity.access.require(ctx, 'content:read', {}, { type: 'tenant', id: ctx.tenant!.id });
+    await identity.access.require(ctx, 'content:read', {}, { type: 'tenant', id: ctx.tenant!.id });
     const q = parseInput(listQuery, req.query);
-    const p = content.list(ctx, { limit: q.limit, ...(q.cursor ? { cursor: q.cursor } : {}) });
+    const p = await content.list(ctx, { limit: q.limit, ...(q.cursor ? { cursor: q.cursor } : {}) });
     res.json({ object: 'list', data: p.data, next_cursor: p.next_cursor });
   });
-  r.get('/admin/api/tenants/:tenantId/content-logs/:requestId', admin, (req, res) => {
+  r.get('/admin/api/tenants/:tenantId/content-logs/:requestId', admin, async (req, res) => {
     const ctx = inTenant(req, 'content.read');
     const requestId = parseInput(REQUEST_ID, req.params.requestId);
-    identity.access.require(ctx, 'content:read', {}, { type: 'call_content', id: requestId });
-    res.json({ object: 'list', data: content.read(ctx, requestId).map((e) => ({ object: 'call_content', ...e })) });
+    await identity.access.require(ctx, 'content:read', {}, { type: 'call_content', id: requestId });
+    res.json({ object: 'list', data: (await content.read(ctx, requestId)).map((e) => ({ object: 'call_content', ...e })) });
   });
   return r;
 }

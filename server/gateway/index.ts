@@ -4,6 +4,8 @@ import type { Clock } from '../clock.js';
 import type { SecretBox } from '../config/secret-box.js';
 import type { Db } from '../db/connection.js';
 import type { TenantData } from '../db/tenant-scope.js';
+import type { Store } from '../db/store.js';
+import type { TenantStore } from '../db/tenant-store.js';
 import type { CheckResult, ReadinessCheck } from '../health/readiness.js';
 import type { Identity } from '../identity/index.js';
 import { Revision } from '../identity/revision.js';
@@ -45,11 +47,16 @@ export interface Gateway {
   readonly metering?: MeteringHook;
   readinessCheck(): ReadinessCheck;
   start(pollMs?: number): void;
-  stop(): void;
+  /** Stops polling and writes pending usage records and contents (awaited before the database closes). */
+  stop(): Promise<void>;
 }
 
 export function createGateway(o: {
   db: Db;
+  /** The async data layer (issue 22). */
+  store: Store;
+  /** Tenant-scoped access over `store` (content log, stored responses). */
+  tenantStore: TenantStore;
   data: TenantData;
   secrets: SecretBox;
   clock: Clock;
@@ -69,7 +76,7 @@ export function createGateway(o: {
   const catalogue = new Catalogue(o.db, o.secrets, o.clock, tenantEgress, (name, s, tenantPrivate) => deploymentMetrics(o.metrics).breakerChanged(name, s, tenantPrivate));
   const policies = new PolicyCache(o.db, o.data, revision);
   const usage = new UsageWriter(o.db, o.clock, o.log, { intervalMs: o.usageFlushMs ?? 50, maxBatch: 500 });
-  const content = new ContentLog({ db: o.db, data: o.data, secrets: o.secrets, clock: o.clock, log: o.log, policies, audit: o.identity.audit, capable: o.contentCapable ?? (() => true) });
+  const content = new ContentLog({ store: o.store, tenantStore: o.tenantStore, secrets: o.secrets, clock: o.clock, log: o.log, policies, audit: o.identity.audit, capable: o.contentCapable ?? (() => true) });
   const deployments = new DeploymentService({ db: o.db, secrets: o.secrets, clock: o.clock, revision, entitlements: o.entitlements, audit: o.identity.audit, tenants: o.identity.tenants, tenantEgress });
   const tenantDeployments = new TenantDeployments({ deployments, access: o.identity.access, audit: o.identity.audit });
   const refusals = new RefusalAudit(o.identity.audit, o.clock);
@@ -89,7 +96,7 @@ export function createGateway(o: {
     deployments,
     tenantDeployments,
     service,
-    responses: new ResponseStore({ db: o.db, data: o.data, secrets: o.secrets, clock: o.clock }),
+    responses: new ResponseStore({ store: o.store, tenantStore: o.tenantStore, secrets: o.secrets, clock: o.clock }),
     revision,
     ...(o.metering ? { metering: o.metering } : {}),
     readinessCheck: () => ({
@@ -113,10 +120,10 @@ export function createGateway(o: {
       },
     }),
     start: (pollMs = 200) => revision.start(pollMs),
-    stop: () => {
+    stop: async () => {
       revision.stop();
       usage.flush();
-      content.close();
+      await content.close();
     },
   };
 }

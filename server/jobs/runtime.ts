@@ -60,9 +60,9 @@ export function workerSchedules(services: Services): Schedule[] {
         return jobs.batches.enqueue(tenantId, batchId);
       },
       failBatch: (tenantId, batchId, reason) => jobs.failBatch(tenantId, batchId, 'batch_job_lost', reason),
-      retention: () => {
+      retention: async () => {
         const ctx = createContext({ requestId: 'sys_retention', log, clock, principal: { kind: 'system', id: 'retention', platformAdmin: true } });
-        return { chatConversations: new ChatService(new ChatRepo(services.db, services.data)).purgeExpired(ctx) };
+        return { chatConversations: await new ChatService(new ChatRepo(services.store, services.tenantStore)).purgeExpired(ctx) };
       },
       contentPurge: () => services.gateway.content.purgeExpired(),
       webhookReconcile: () => reconcileWebhooks({ repo: services.metering.repo, queues: jobs.queues, log, now: clock.now() }),

@@ -33,9 +33,9 @@ export interface ScheduleDeps {
   readonly enqueueBatch: (tenantId: string, batchId: string) => Promise<unknown>;
   readonly failBatch: (tenantId: string, batchId: string, reason: string) => void;
   /** Other parts' retention (chat conversations past the tenant's setting): returns counts. */
-  readonly retention?: () => Record<string, number>;
+  readonly retention?: () => Promise<Record<string, number>>;
   /** Deletes stored call contents (opt-in content logging) past their expiry: returns the count. */
-  readonly contentPurge?: () => number;
+  readonly contentPurge?: () => Promise<number>;
   /** Scheduled backups (server/ops/backup), when configured. */
   readonly backup?: () => Promise<unknown>;
   readonly backupPattern?: string;
@@ -78,7 +78,7 @@ export function schedules(d: ScheduleDeps): Schedule[] {
           files++;
         }
         const lines = d.repo.purgeBatchLines(now - 30 * DAY);
-        return { files, batchLines: lines, ...d.retention?.() };
+        return { files, batchLines: lines, ...(await d.retention?.()) };
       },
     },
   ];
@@ -86,7 +86,7 @@ export function schedules(d: ScheduleDeps): Schedule[] {
     // Hourly, not with the daily retention: customer content should not outlive its
     // retention by more than an hour (reads already stop at the expiry).
     const purge = d.contentPurge;
-    list.push({ id: 'content-retention', every: HOUR, run: async () => ({ callContents: purge() }) });
+    list.push({ id: 'content-retention', every: HOUR, run: async () => ({ callContents: await purge() }) });
   }
   if (d.licenseRefresh) {
     const refresh = d.licenseRefresh;

@@ -20,25 +20,25 @@ export function promptsRouter(identity: Identity, prompts: PromptService): Route
   const inTenant = (req: Request, action: string) => identity.tenants.scopeTo(req.ctx, String(req.params.tenantId), action);
   const id = (req: Request) => String(req.params.promptId);
 
-  r.get('/api/chat/prompts', session, (req, res) => {
-    res.json({ object: 'list', data: prompts.list(req.ctx) });
+  r.get('/api/chat/prompts', session, async (req, res) => {
+    res.json({ object: 'list', data: await prompts.list(req.ctx) });
   });
-  r.get('/admin/api/tenants/:tenantId/prompts', admin, (req, res) => {
+  r.get('/admin/api/tenants/:tenantId/prompts', admin, async (req, res) => {
     const ctx = inTenant(req, 'prompt.read');
-    identity.access.require(ctx, 'settings:read', {}, { type: 'prompt' });
-    res.json({ object: 'list', data: prompts.list(ctx) });
+    await identity.access.require(ctx, 'settings:read', {}, { type: 'prompt' });
+    res.json({ object: 'list', data: await prompts.list(ctx) });
   });
-  r.post('/admin/api/tenants/:tenantId/prompts', admin, (req, res) => {
-    res.status(201).json(prompts.create(inTenant(req, 'prompt.create'), parseInput(body, req.body)));
+  r.post('/admin/api/tenants/:tenantId/prompts', admin, async (req, res) => {
+    res.status(201).json(await prompts.create((await inTenant(req, 'prompt.create')), parseInput(body, req.body)));
   });
-  r.get('/admin/api/tenants/:tenantId/prompts/:promptId', admin, (req, res) => {
-    res.json(prompts.history(inTenant(req, 'prompt.read'), id(req)));
+  r.get('/admin/api/tenants/:tenantId/prompts/:promptId', admin, async (req, res) => {
+    res.json(await prompts.history((await inTenant(req, 'prompt.read')), id(req)));
   });
-  r.put('/admin/api/tenants/:tenantId/prompts/:promptId', admin, (req, res) => {
-    res.json(prompts.edit(inTenant(req, 'prompt.update'), id(req), parseInput(body, req.body)));
+  r.put('/admin/api/tenants/:tenantId/prompts/:promptId', admin, async (req, res) => {
+    res.json(await prompts.edit((await inTenant(req, 'prompt.update')), id(req), parseInput(body, req.body)));
   });
-  r.delete('/admin/api/tenants/:tenantId/prompts/:promptId', admin, (req, res) => {
-    prompts.remove(inTenant(req, 'prompt.delete'), id(req));
+  r.delete('/admin/api/tenants/:tenantId/prompts/:promptId', admin, async (req, res) => {
+    await prompts.remove((await inTenant(req, 'prompt.delete')), id(req));
     res.json({ object: 'prompt', id: id(req), deleted: true });
   });
   return r;

@@ -24,59 +24,69 @@ export class PromptService {
     private readonly identity: Identity,
   ) {}
 
-  /** A user id's display name (null for non-users, e.g. an API key). */
-  private names = (id: string): string | null => {
-    if (!id.startsWith('usr_')) return null;
-    const u = this.identity.users.byId(id);
-    return u ? u.name || u.email : null;
-  };
+  /**
+   * The display names of these author ids (null for non-users, e.g. an API key), looked up
+   * once each. `Promise.resolve`: the identity lookup may be synchronous or async.
+   */
+  private async names(ids: string[]): Promise<(id: string) => string | null> {
+    const out = new Map<string, string | null>();
+    for (const id of new Set(ids)) {
+      if (!id.startsWith('usr_')) continue;
+      const u = await Promise.resolve(this.identity.users.byId(id));
+      out.set(id, u ? u.name || u.email : null);
+    }
+    return (id) => out.get(id) ?? null;
+  }
 
   /** Current versions, for anyone in the tenant who may chat (the composer's `/` picker) and for admins. */
-  list(ctx: RequestContext): PromptView[] {
+  async list(ctx: RequestContext): Promise<PromptView[]> {
     if (!ctx.tenant) throw new AppError(403, 'tenant_required', 'Choose an organisation first.');
-    return this.repo.prompts(ctx).map((r) => promptView(r.prompt, r.current, this.names));
+    const rows = await this.repo.prompts(ctx);
+    const names = await this.names(rows.map((r) => r.current.authorId));
+    return rows.map((r) => promptView(r.prompt, r.current, names));
   }
 
   /** A prompt with its whole history, newest first (admins). */
-  history(ctx: RequestContext, id: string): PromptView & { versions: PromptVersionView[] } {
-    this.identity.access.require(ctx, 'settings:read', {}, { type: 'prompt', id });
-    const p = this.repo.prompt(ctx, id);
+  async history(ctx: RequestContext, id: string): Promise<PromptView & { versions: PromptVersionView[] }> {
+    await this.identity.access.require(ctx, 'settings:read', {}, { type: 'prompt', id });
+    const p = await this.repo.prompt(ctx, id);
     if (!p) throw new AppError(404, 'not_found', 'Prompt not found.');
-    const versions = this.repo.versions(ctx, id);
-    return { ...promptView(p, versions[0]!, this.names), versions: versions.map((v) => versionView(v, this.names)) };
+    const versions = await this.repo.versions(ctx, id);
+    const names = await this.names(versions.map((v) => v.authorId));
+    return { ...promptView(p, versions[0]!, names), versions: versions.map((v) => versionView(v, names)) };
   }
 
-  create(ctx: RequestContext, input: { title: string; body: string }): PromptView {
-    this.identity.access.require(ctx, 'settings:write', {}, { type: 'prompt' });
+  async create(ctx: RequestContext, input: { title: string; body: string }): Promise<PromptView> {
+    await this.identity.access.require(ctx, 'settings:write', {}, { type: 'prompt' });
     const clean = check(input);
     const now = ctx.clock.now();
     const id = newId('prm', now);
-    this.repo.writeVersion(ctx, { promptId: id, versionId: newId('prv', now), ...clean, authorId: ctx.principal?.id ?? 'unknown', now, create: true });
-    this.identity.audit.record(ctx, { action: 'prompt.create', target: { type: 'prompt', id }, details: { title: clean.title, version: 1 } });
+    await this.repo.writeVersion(ctx, { promptId: id, versionId: newId('prv', now), ...clean, authorId: ctx.principal?.id ?? 'unknown', now, create: true });
+    await this.identity.audit.record(ctx, { action: 'prompt.create', target: { type: 'prompt', id }, details: { title: clean.title, version: 1 } });
     return this.current(ctx, id);
   }
 
   /** Writes a new version (the previous ones stay). */
-  edit(ctx: RequestContext, id: string, input: { title: string; body: string }): PromptView {
-    this.identity.access.require(ctx, 'settings:write', {}, { type: 'prompt', id });
+  async edit(ctx: RequestContext, id: string, input: { title: string; body: string }): Promise<PromptView> {
+    await this.identity.access.require(ctx, 'settings:write', {}, { type: 'prompt', id });
     const clean = check(input);
     const now = ctx.clock.now();
-    const version = this.repo.writeVersion(ctx, { promptId: id, versionId: newId('prv', now), ...clean, authorId: ctx.principal?.id ?? 'unknown', now, create: false });
+    const version = await this.repo.writeVersion(ctx, { promptId: id, versionId: newId('prv', now), ...clean, authorId: ctx.principal?.id ?? 'unknown', now, create: false });
     if (!version) throw new AppError(404, 'not_found', 'Prompt not found.');
-    this.identity.audit.record(ctx, { action: 'prompt.update', target: { type: 'prompt', id }, details: { title: clean.title, version } });
+    await this.identity.audit.record(ctx, { action: 'prompt.update', target: { type: 'prompt', id }, details: { title: clean.title, version } });
     return this.current(ctx, id);
   }
 
-  remove(ctx: RequestContext, id: string): void {
-    this.identity.access.require(ctx, 'settings:write', {}, { type: 'prompt', id });
-    if (!this.repo.deletePrompt(ctx, id)) throw new AppError(404, 'not_found', 'Prompt not found.');
-    this.identity.audit.record(ctx, { action: 'prompt.delete', target: { type: 'prompt', id } });
+  async remove(ctx: RequestContext, id: string): Promise<void> {
+    await this.identity.access.require(ctx, 'settings:write', {}, { type: 'prompt', id });
+    if (!(await this.repo.deletePrompt(ctx, id))) throw new AppError(404, 'not_found', 'Prompt not found.');
+    await this.identity.audit.record(ctx, { action: 'prompt.delete', target: { type: 'prompt', id } });
   }
 
-  private current(ctx: RequestContext, id: string): PromptView {
-    const found = this.repo.prompts(ctx).find((r) => r.prompt.id === id);
+  private async current(ctx: RequestContext, id: string): Promise<PromptView> {
+    const found = (await this.repo.prompts(ctx)).find((r) => r.prompt.id === id);
     if (!found) throw new AppError(404, 'not_found', 'Prompt not found.');
-    return promptView(found.prompt, found.current, this.names);
+    return promptView(found.prompt, found.current, await this.names([found.current.authorId]));
   }
 }
 

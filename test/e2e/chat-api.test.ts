@@ -83,7 +83,7 @@ describe('chat API', () => {
     expect((await call(app.url, '/api/chat/conversations', { headers: { authorization: `Bearer ${secret}` } })).status).toBe(401);
 
     // Metered through the gateway with workflow `chat`.
-    app.services.gateway.usage.flush();
+    await app.services.gateway.usage.flush();
     const usage = app.services.data.usageRecords.list(a.ctx) as { workflow: string | null; userId: string | null; classification: string | null }[];
     expect(usage.some((u) => u.workflow === 'chat' && u.userId === a.users.member!.id && u.classification === 'restricted')).toBe(true);
 
@@ -117,7 +117,7 @@ describe('chat API', () => {
       const event = JSON.parse(block.slice(block.indexOf('data:') + 5)) as { request_id: string; message: { usage: { prompt_tokens: number; completion_tokens: number; cost_micros: number } }; conversation: { usage: { cost_micros: number } } };
       expect(event.request_id).toBe(res.headers.get('x-request-id'));
       // The usage writer batches; the test flushes to read the record (the chat itself did not need to).
-      s.gateway.usage.flush();
+      await s.gateway.usage.flush();
       const rec = (s.data.usageRecords.list(a.ctx) as { requestId: string; workflow: string | null; costMicros: number; priceVersion: number | null; promptTokens: number; completionTokens: number }[]).find((u) => u.requestId === event.request_id)!;
       expect(rec.workflow).toBe('chat');
       expect(rec.priceVersion).toBe(price.body.version);
@@ -176,10 +176,10 @@ describe('chat API', () => {
     expect((await call(app.url, '/api/chat/retention', { session: o })).body.days).toBe(30);
     const mine = (await call(app.url, '/api/chat/conversations', { method: 'POST', session: m, body: { title: 'old' } })).body.id as string;
     const theirs = (await call(app.url, '/api/chat/conversations', { method: 'POST', session: other, body: { title: 'kept' } })).body.id as string;
-    const chat = new ChatService(new ChatRepo(app.services.db, app.services.data));
+    const chat = new ChatService(new ChatRepo(app.services.store, app.services.tenantStore));
     const ctx = sys(app.services);
-    expect(chat.purgeExpired(ctx, Date.now() + 29 * 86_400_000)).toBe(0);
-    expect(chat.purgeExpired(ctx, Date.now() + 31 * 86_400_000)).toBeGreaterThanOrEqual(1);
+    expect(await chat.purgeExpired(ctx, Date.now() + 29 * 86_400_000)).toBe(0);
+    expect(await chat.purgeExpired(ctx, Date.now() + 31 * 86_400_000)).toBeGreaterThanOrEqual(1);
     expect((await call(app.url, `/api/chat/conversations/${mine}`, { session: m })).status).toBe(404);
     expect((await call(app.url, `/api/chat/conversations/${theirs}`, { session: other })).status).toBe(200);
     // The worker's daily retention schedule runs the same purge (nothing else is old enough now).

@@ -36,9 +36,9 @@ function dbBytes(): Buffer {
   const f = databaseFile(config.dataDir);
   return Buffer.concat([f, `${f}-wal`].filter((p) => existsSync(p)).map((p) => readFileSync(p)));
 }
-function flush(): void {
+async function flush(): Promise<void> {
   env.usage();
-  env.app.services.gateway.content.flush();
+  await env.app.services.gateway.content.flush();
 }
 const contentRows = () => (env.app.services.db.$client.prepare('SELECT COUNT(*) AS n FROM call_contents').get() as { n: number }).n;
 const base = () => `/admin/api/tenants/${T()}`;
@@ -88,7 +88,7 @@ describe('content logging (per-tenant opt-in)', { shuffle: false }, () => {
     expect(legacy.body.error.message).toContain('/content-logging');
     const off = await threeCalls('off');
     expect(off.texts).toEqual({ plain: 'Hello from the fake model.', streamed: 'Hello from the fake model.' });
-    flush();
+    await flush();
     expect(env.usage().length).toBeGreaterThanOrEqual(3);
     expect(contentRows()).toBe(0);
     const bytes = dbBytes();
@@ -117,7 +117,7 @@ describe('content logging (per-tenant opt-in)', { shuffle: false }, () => {
     const toolRun = await env.client.chat.completions.create({ model: 'gpt-fake', messages: [{ role: 'user', content: 'weather?' }], tools, stream: true }).withResponse();
     for await (const _ of toolRun.data) void _;
     const toolId = toolRun.response.headers.get('x-request-id')!;
-    flush();
+    await flush();
     expect(contentRows()).toBe(4);
 
     const bytes = dbBytes();
@@ -221,7 +221,7 @@ describe('content logging (per-tenant opt-in)', { shuffle: false }, () => {
     // The logging tenant's plan lapses: calls go on, nothing more is stored.
     plans.assign(sys(env.app.services), T(), 'basic');
     const lapsed = await threeCalls('lapsed');
-    flush();
+    await flush();
     expect(contentRows()).toBe(4);
     expect(dbBytes().includes(lapsed.m.plain)).toBe(false);
     expect((await call(env.app.url, `${base()}/content-logs/${enabled.ids.plain}`, { session: owner })).status).toBe(200);
@@ -247,7 +247,7 @@ describe('content logging (per-tenant opt-in)', { shuffle: false }, () => {
 
   it('master-key rotation re-encrypts stored contents; after a restart on the new key they still decrypt', async () => {
     const kept = await threeCalls('rotate');
-    flush();
+    await flush();
     expect(contentRows()).toBe(3);
     const s = env.app.services;
     await env.app.server.close(1000);

@@ -55,8 +55,8 @@ describe('support bundle', () => {
       },
     });
     const { services } = app;
-    await services.settings.setSecret('provider.openai.apiKey', providerKey);
-    await services.settings.setSecret('oidc.clientSecret', storedIdp);
+    services.settings.setSecret('provider.openai.apiKey', providerKey);
+    services.settings.setSecret('oidc.clientSecret', storedIdp);
     // a provider deployment's credential without any recognisable shape: only the known-value scan can catch it
     const odd = `Zq${randomBytes(16).toString('hex')}Xw`;
     services.db.$client
@@ -66,11 +66,11 @@ describe('support bundle', () => {
     // A stored call of a tenant that logs content (prompts and completions are never bundled).
     const storedPrompt = `STORED-PROMPT-${randomBytes(6).toString('hex')}`;
     const t = await seedTenant(services, 'logs-content', ['owner']);
-    services.gateway.content.update(t.ctx, { enabled: true });
+    await services.gateway.content.update(t.ctx, { enabled: true });
     services.gateway.content
       .begin(t.ctx, { retentionDays: 30 }, 'chat', { messages: [{ role: 'user', content: storedPrompt }] })!
       .end({ id: newId('use'), tenantId: t.tenant.id, requestId: newId('req'), alias: 'm', endpoint: 'chat', stream: false, status: 'ok', errorCode: null, createdAt: Date.now() } as UsageRow);
-    services.gateway.content.flush();
+    await services.gateway.content.flush();
 
     const logDir = path.join(work, 'logs');
     mkdirSync(logDir);

@@ -1,16 +1,17 @@
-import { and, desc, eq, gt, lt } from 'drizzle-orm';
+import { and, desc, eq, gt, inArray, lt, lte, sql } from 'drizzle-orm';
 import type { RequestContext } from '../../context.js';
 import { requireTenant } from '../../context.js';
-import type { Db } from '../connection.js';
-import { callContents } from '../schema.js';
-import type { TenantData } from '../tenant-scope.js';
+import type { callContents } from '../schema.js';
+import type { Store } from '../store.js';
+import type { TenantStore } from '../tenant-store.js';
 
 /**
  * Stored call contents (tenant-owned `call_contents`), written in batches by
- * server/gateway/content-log.ts. Each row carries the tenant id the gateway took from the
- * request context (requireTenant), as the usage writer does. Reads take the context and
- * apply its tenant, and never return a row past its expiry. One statement crosses tenants,
- * named here: purgeExpired (the retention job).
+ * server/gateway/content-log.ts, on either dialect. Each row carries the tenant id the gateway
+ * took from the request context (requireTenant), as the usage writer does. Reads take the
+ * context and apply its tenant, and never return a row past its expiry. Statements crossing
+ * tenants, named here: insertMany (rows of several tenants' calls, each stamped by the
+ * gateway) and purgeExpired (the retention job).
  */
 export interface ContentRow {
   id: string;
@@ -31,60 +32,53 @@ export type StoredContent = typeof callContents.$inferSelect;
 export type ContentMeta = Omit<StoredContent, 'content' | 'tenantId'>;
 
 export class ContentLogRepo {
-  private readonly insert;
-  private readonly many;
-  private readonly purgeSlice;
-  private readonly shorten;
-
   constructor(
-    private readonly db: Db,
-    private readonly data: TenantData,
-  ) {
-    const c = db.$client;
-    this.insert = c.prepare(
-      `INSERT INTO call_contents (id, tenant_id, request_id, usage_id, endpoint, content, created_at, expires_at)
-       VALUES (@id, @tenantId, @requestId, @usageId, @endpoint, @content, @createdAt, @expiresAt)`,
-    );
-    this.many = c.transaction((rows: ContentRow[]) => {
-      for (const r of rows) this.insert.run(r);
-    });
-    this.purgeSlice = c.prepare(`DELETE FROM call_contents WHERE rowid IN (SELECT rowid FROM call_contents WHERE expires_at <= ? LIMIT ${PURGE_SLICE})`);
-    this.shorten = c.prepare('UPDATE call_contents SET expires_at = created_at + @ms WHERE tenant_id = @tenantId AND expires_at > created_at + @ms');
-  }
+    private readonly store: Store,
+    private readonly data: TenantStore,
+  ) {}
 
-  insertMany(rows: ContentRow[]): void {
-    if (rows.length) this.many(rows);
+  /** One multi-row INSERT (the writer's batch slice). */
+  async insertMany(rows: ContentRow[]): Promise<void> {
+    if (rows.length) await this.store.run(this.store.q.insert(this.store.t.callContents).values(rows));
   }
 
   /** The tenant's stored calls with this request id (normally one), unexpired. */
-  byRequest(ctx: RequestContext, requestId: string, now: number): StoredContent[] {
-    return this.data.callContents.list(ctx, and(eq(callContents.requestId, requestId), gt(callContents.expiresAt, now)));
+  byRequest(ctx: RequestContext, requestId: string, now: number): Promise<StoredContent[]> {
+    return this.data.callContents.list(ctx, (c) => and(eq(c.requestId, requestId), gt(c.expiresAt, now)));
   }
 
   /** Newest first, without the content column (a list never decrypts anything). */
-  page(ctx: RequestContext, o: { limit: number; beforeId?: string; now: number }): ContentMeta[] {
-    const c = callContents;
-    return this.db
-      .select({ id: c.id, requestId: c.requestId, usageId: c.usageId, endpoint: c.endpoint, createdAt: c.createdAt, expiresAt: c.expiresAt })
-      .from(c)
-      .where(and(eq(c.tenantId, requireTenant(ctx).id), gt(c.expiresAt, o.now), o.beforeId ? lt(c.id, o.beforeId) : undefined))
-      .orderBy(desc(c.id))
-      .limit(o.limit)
-      .all();
+  page(ctx: RequestContext, o: { limit: number; beforeId?: string; now: number }): Promise<ContentMeta[]> {
+    const c = this.store.t.callContents;
+    return this.store.all(
+      this.store.q
+        .select({ id: c.id, requestId: c.requestId, usageId: c.usageId, endpoint: c.endpoint, createdAt: c.createdAt, expiresAt: c.expiresAt })
+        .from(c)
+        .where(and(eq(c.tenantId, requireTenant(ctx).id), gt(c.expiresAt, o.now), o.beforeId ? lt(c.id, o.beforeId) : undefined))
+        .orderBy(desc(c.id))
+        .limit(o.limit),
+    );
   }
 
   /** Deletes every row whose expiry has passed (all tenants), a slice per statement. */
-  purgeExpired(now: number): number {
+  async purgeExpired(now: number): Promise<number> {
+    const { q, t } = this.store;
+    const c = t.callContents;
     let n = 0;
     for (;;) {
-      const changes = this.purgeSlice.run(now).changes;
+      const slice = q.select({ id: c.id }).from(c).where(lte(c.expiresAt, now)).limit(PURGE_SLICE);
+      const changes = await this.store.run(this.store.q.delete(c).where(inArray(c.id, slice)));
       n += changes;
       if (changes < PURGE_SLICE) return n;
     }
   }
 
   /** A shorter retention applies to rows already stored too (a longer one only to new rows). */
-  shortenRetention(ctx: RequestContext, retentionMs: number): number {
-    return this.shorten.run({ tenantId: requireTenant(ctx).id, ms: retentionMs }).changes;
+  shortenRetention(ctx: RequestContext, retentionMs: number): Promise<number> {
+    const c = this.store.t.callContents;
+    const ms = sql.raw(String(Math.trunc(retentionMs)));
+    // created_at + the retention: a number of ms on SQLite, an interval on a timestamptz.
+    const cut = this.store.dialect === 'postgres' ? sql`(${c.createdAt} + ${ms}::bigint * interval '1 millisecond')` : sql`(${c.createdAt} + ${ms})`;
+    return this.data.callContents.update(ctx, (t) => sql`${t.expiresAt} > ${cut}`, { expiresAt: cut as unknown as number });
   }
 }

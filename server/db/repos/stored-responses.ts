@@ -1,36 +1,38 @@
 import { and, eq, lt } from 'drizzle-orm';
 import type { RequestContext } from '../../context.js';
-import type { Db } from '../connection.js';
-import { storedResponses } from '../schema.js';
-import type { TenantData } from '../tenant-scope.js';
+import type { storedResponses } from '../schema.js';
+import type { Store } from '../store.js';
+import type { TenantStore } from '../tenant-store.js';
 
 /**
  * Stored Responses-API conversations (tenant-owned `stored_responses`, server/gateway/faces/
- * response-store.ts seals and opens the content). Reads and deletes take the context and apply
- * its tenant and the owner; one statement crosses tenants, named here: purgeExpired.
+ * response-store.ts seals and opens the content), on either dialect. Reads and deletes take
+ * the context and apply its tenant and the owner; one statement crosses tenants, named here:
+ * purgeExpired.
  */
 export type StoredResponseRow = typeof storedResponses.$inferSelect;
 
 export class StoredResponsesRepo {
   constructor(
-    private readonly db: Db,
-    private readonly data: TenantData,
+    private readonly store: Store,
+    private readonly data: TenantStore,
   ) {}
 
-  insert(ctx: RequestContext, row: Omit<StoredResponseRow, 'tenantId'>): void {
-    this.data.storedResponses.insert(ctx, row);
+  async insert(ctx: RequestContext, row: Omit<StoredResponseRow, 'tenantId'>): Promise<void> {
+    await this.data.storedResponses.insert(ctx, row);
   }
 
-  get(ctx: RequestContext, id: string, ownerId: string): StoredResponseRow | undefined {
-    return this.data.storedResponses.get(ctx, and(eq(storedResponses.id, id), eq(storedResponses.ownerId, ownerId))!);
+  get(ctx: RequestContext, id: string, ownerId: string): Promise<StoredResponseRow | undefined> {
+    return this.data.storedResponses.get(ctx, (r) => and(eq(r.id, id), eq(r.ownerId, ownerId)));
   }
 
-  remove(ctx: RequestContext, id: string, ownerId: string): number {
-    return this.data.storedResponses.delete(ctx, and(eq(storedResponses.id, id), eq(storedResponses.ownerId, ownerId))!);
+  remove(ctx: RequestContext, id: string, ownerId: string): Promise<number> {
+    return this.data.storedResponses.delete(ctx, (r) => and(eq(r.id, id), eq(r.ownerId, ownerId)));
   }
 
   /** Every tenant's rows past their expiry (cross-tenant by design: retention). */
-  purgeExpired(now: number): number {
-    return this.db.delete(storedResponses).where(lt(storedResponses.expiresAt, now)).run().changes;
+  purgeExpired(now: number): Promise<number> {
+    const r = this.store.t.storedResponses;
+    return this.store.run(this.store.q.delete(r).where(lt(r.expiresAt, now)));
   }
 }

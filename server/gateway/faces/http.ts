@@ -110,8 +110,11 @@ export interface DeltaEncoder {
   /** The first events (the stream is open). */
   start(): void;
   add(d: Delta): void;
-  /** The closing events after the last chunk. */
-  end(): void;
+  /**
+   * The closing events after the last chunk. A promise it returns (a stored response being
+   * written) is awaited before the stream ends; other return values are ignored.
+   */
+  end(): unknown;
   /** The closing events of a stream that failed after it started. */
   failed(err: AppError): void;
 }
@@ -159,7 +162,7 @@ export async function encodeStream(res: ServerResponse, facts: CallFacts, chunks
     }
     if (res.destroyed) return undefined;
     if (!started) open();
-    enc.end();
+    await enc.end();
     res.end();
   } catch (e) {
     const err = toAppError(e);

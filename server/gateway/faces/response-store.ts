@@ -1,10 +1,10 @@
 import type { Clock } from '../../clock.js';
 import type { SecretBox } from '../../config/secret-box.js';
 import type { RequestContext } from '../../context.js';
-import type { Db } from '../../db/connection.js';
 import { StoredResponsesRepo } from '../../db/repos/stored-responses.js';
 import { secretAad } from '../../db/secret-columns.js';
-import type { TenantData } from '../../db/tenant-scope.js';
+import type { Store } from '../../db/store.js';
+import type { TenantStore } from '../../db/tenant-store.js';
 import { AppError } from '../../errors.js';
 
 /**
@@ -25,8 +25,8 @@ export interface StoredResponse {
 export class ResponseStore {
   private readonly repo: StoredResponsesRepo;
 
-  constructor(private readonly d: { db: Db; data: TenantData; secrets: SecretBox; clock: Clock }) {
-    this.repo = new StoredResponsesRepo(d.db, d.data);
+  constructor(private readonly d: { store: Store; tenantStore: TenantStore; secrets: SecretBox; clock: Clock }) {
+    this.repo = new StoredResponsesRepo(d.store, d.tenantStore);
   }
 
   private owner(ctx: RequestContext): string {
@@ -36,21 +36,21 @@ export class ResponseStore {
     return id;
   }
 
-  save(ctx: RequestContext, id: string, model: string, doc: StoredResponse): void {
+  async save(ctx: RequestContext, id: string, model: string, doc: StoredResponse): Promise<void> {
     const now = this.d.clock.now();
-    this.repo.purgeExpired(now);
+    await this.repo.purgeExpired(now);
     const content = this.d.secrets.encrypt(JSON.stringify(doc), secretAad(TABLE, 'content', id));
-    this.repo.insert(ctx, { id, ownerId: this.owner(ctx), model, content, createdAt: now, expiresAt: now + RETENTION_MS });
+    await this.repo.insert(ctx, { id, ownerId: this.owner(ctx), model, content, createdAt: now, expiresAt: now + RETENTION_MS });
   }
 
-  get(ctx: RequestContext, id: string, param = 'id'): StoredResponse {
-    const r = this.repo.get(ctx, id, this.owner(ctx));
+  async get(ctx: RequestContext, id: string, param = 'id'): Promise<StoredResponse> {
+    const r = await this.repo.get(ctx, id, this.owner(ctx));
     if (!r || r.expiresAt <= this.d.clock.now()) throw new AppError(404, 'response_not_found', `Response ${id} not found.`, { param });
     return JSON.parse(this.d.secrets.decrypt(r.content, secretAad(TABLE, 'content', r.id))) as StoredResponse;
   }
 
-  remove(ctx: RequestContext, id: string): void {
-    const n = this.repo.remove(ctx, id, this.owner(ctx));
+  async remove(ctx: RequestContext, id: string): Promise<void> {
+    const n = await this.repo.remove(ctx, id, this.owner(ctx));
     if (!n) throw new AppError(404, 'response_not_found', `Response ${id} not found.`, { param: 'id' });
   }
 }

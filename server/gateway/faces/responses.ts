@@ -225,13 +225,13 @@ function answerMessages(r: Json): Json[] {
 }
 
 export async function writeResponses(svc: GatewayService, store: ResponseStore, ctx: RequestContext, req: IncomingMessage, res: ServerResponse, b: Json): Promise<void> {
-  const history = typeof b.previous_response_id === 'string' ? store.get(ctx, b.previous_response_id, 'previous_response_id').messages : [];
+  const history = typeof b.previous_response_id === 'string' ? (await store.get(ctx, b.previous_response_id, 'previous_response_id')).messages : [];
   const chat = toChat(b, history);
   const id = rid('resp');
-  const save = (r: Json): void => {
+  const save = async (r: Json): Promise<void> => {
     if (b.store === false || r.status === 'failed') return;
     const sent = chat.messages.filter((m: Json, i: number) => !(i === 0 && typeof b.instructions === 'string' && b.instructions && m.role === 'system'));
-    store.save(ctx, id, String(b.model), { messages: [...sent, ...answerMessages(r)], response: r });
+    await store.save(ctx, id, String(b.model), { messages: [...sent, ...answerMessages(r)], response: r });
   };
   const r = await svc.run(ctx, { api: 'responses', endpoint: 'chat', body: chat, ...fromRequest(req, res) });
   if (r.kind === 'error') return writeError(res, r.facts, r.error);
@@ -239,7 +239,7 @@ export async function writeResponses(svc: GatewayService, store: ResponseStore, 
     const builder = new ResponseBuilder(b, id, () => {});
     for (const d of wholeDeltas(r.body as ChatCompletion)) builder.add(d);
     const out = builder.end();
-    save(out);
+    await save(out);
     writeFacts(res, r.facts);
     return sendJson(res, 200, out);
   }
@@ -274,15 +274,15 @@ export function responsesRoutes(svc: GatewayService, store: ResponseStore): Fast
       template: '/v1/responses/:id',
       pattern: /^\/v1\/responses\/([^/]+)\/?$/i,
       body: false,
-      handle: (ctx, _req, res, _body, [id]) => sendJson(res, 200, store.get(ctx, id!).response),
+      handle: async (ctx, _req, res, _body, [id]) => sendJson(res, 200, (await store.get(ctx, id!)).response),
     },
     {
       method: 'DELETE',
       template: '/v1/responses/:id',
       pattern: /^\/v1\/responses\/([^/]+)\/?$/i,
       body: false,
-      handle: (ctx, _req, res, _body, [id]) => {
-        store.remove(ctx, id!);
+      handle: async (ctx, _req, res, _body, [id]) => {
+        await store.remove(ctx, id!);
         sendJson(res, 200, { id, object: 'response', deleted: true });
       },
     },
