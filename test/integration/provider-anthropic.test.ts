@@ -98,3 +98,23 @@ describe('anthropic: its own cases', () => {
     expect(t.content[0]).toMatchObject({ type: 'tool_use', name: 'get_weather', input: { city: 'Paris' } });
   });
 });
+
+describe("anthropic: the deployment's region feeds the data-boundary policy", () => {
+  it('a classification limited to eu regions is refused by a us deployment and served by an eu one', async () => {
+    const { env, fake, setup } = ctx();
+    await env.app.services.gateway.policies.write(env.tenant.ctx, { boundaries: { confidential: ['local', 'private', 'public'] }, regions: { confidential: ['eu'] } }, Date.now());
+    try {
+      await setup({ extra: { region: 'us' }, models: [{ name: 'claude-regional', upstream: 'claude-fake-1' }] });
+      const ask = (classification: string) =>
+        env.client.chat.completions.create({ model: 'claude-regional', messages: [{ role: 'user', content: 'hi' }] }, { headers: { 'X-Enclave-Classification': classification } });
+      expect((await ask('internal')).choices[0]!.message.content).toBe('Hello from the fake model.');
+      const e = (await ask('confidential').catch((x: unknown) => x)) as APIError;
+      expect(e.status).toBe(403);
+      expect(fake.requests).toHaveLength(1); // only the internal call reached Anthropic
+      await setup({ extra: { region: 'eu' }, models: [{ name: 'claude-regional', upstream: 'claude-fake-1' }] });
+      expect((await ask('confidential')).choices[0]!.message.content).toBe('Hello from the fake model.');
+    } finally {
+      await env.app.services.gateway.policies.write(env.tenant.ctx, {}, Date.now());
+    }
+  });
+});
