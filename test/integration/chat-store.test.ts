@@ -258,6 +258,29 @@ describe.each(DIALECTS)('chat repositories on $name', (dialect) => {
     expect(await adoption.members(B)).toBe(1);
   });
 
+  it('adoption from usage records (rolled up per UTC hour by the database) agrees on both dialects, in UTC and in the tenant zone', async () => {
+    const { s, A } = await open(dialect);
+    const adoption = new AdoptionRepo(s);
+    let n = 0;
+    const call = (iso: string, userId: string | null, status = 'ok') =>
+      s.run(s.q.insert(s.t.usageRecords).values({ id: `use_${n++}`, tenantId: 'ten_a', requestId: `req_${n}`, userId, keyId: 'key_1', endpoint: 'chat', model: 'm', latencyMs: 5, status, httpStatus: status === 'ok' ? 200 : 502, createdAt: Date.parse(iso) }));
+    await call('2026-12-06T18:45:00Z', 'usr_1');
+    await call('2026-12-06T18:15:00Z', 'usr_2');
+    await call('2026-12-07T02:10:00Z', 'usr_1');
+    await call('2026-12-07T03:00:00Z', 'usr_3', 'provider_error'); // a failed call is still use
+    await call('2026-12-07T04:00:00Z', null); // a key without an owner
+    const from = Date.parse('2026-11-29T00:00:00Z');
+    const to = Date.parse('2026-12-10T00:00:00Z');
+    const days = async (tz: string) => adoption.activeByDay(A, from, to, tzOffset(to, tz));
+    expect(await days('UTC')).toEqual([
+      { day: '2026-12-06', users: 2 },
+      { day: '2026-12-07', users: 2 },
+    ]);
+    expect(await days('America/Los_Angeles')).toEqual([{ day: '2026-12-06', users: 3 }]);
+    expect(await adoption.activeByWeek(A, from, to, tzOffset(to, 'America/Los_Angeles'))).toEqual([{ week: '2026-11-30', users: 3 }]);
+    expect(await adoption.activeIn(A, from, to)).toBe(3);
+  });
+
   it('prompt versions: two edits at once get consecutive versions; feedback: one per user and message, counts per model', async () => {
     const { features, chat, A, B } = await open(dialect);
     const write = (ctx: RequestContext, versionId: string, create: boolean, title = versionId) => features.writeVersion(ctx, { promptId: 'prm_1', versionId, title, body: 'b', authorId: 'usr_1', now: T0, create });
