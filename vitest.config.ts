@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import { LongestFirstSequencer } from './test/helpers/sequencer.js';
 
 export default defineConfig({
   test: {
@@ -15,6 +16,8 @@ export default defineConfig({
     // loaded 2-core machine (a UI poll failed that way in a full run).
     expect: { poll: { timeout: 10_000 } },
     pool: 'forks',
+    // The longest files first, also in a fresh clone without vitest's results cache (sequencer.ts).
+    sequence: { sequencer: LongestFirstSequencer },
     // Tests spawn processes and servers; two workers match this 2-core machine.
     maxWorkers: 2,
     reporters: ['default'],
