@@ -274,7 +274,7 @@ export async function createServices(
     metering.onNotification((n) => void enqueueWebhook(jobs.queues, n).catch((e: Error) => log.warn({ err: e.message, notificationId: n.notificationId }, 'could not queue the quota webhook; the reconciler retries')));
     const siem = createSiem({ store, box: master.box, clock, log, audit: identity.audit, egress: egressPolicy(config.tenantProviderNetworks), redis, registry: metrics.registry });
     closers.push(() => siem.stop()); // before Redis and the database close
-    const sso = new SsoService({ config, log, clock, db, data, secrets: master.box, settings, redis, metrics, identity, entitlements: () => entitlementsNow });
+    const sso = new SsoService({ config, log, clock, store, tenantStore, secrets: master.box, settings, redis, metrics, identity, entitlements: () => entitlementsNow });
 
     return {
       config,

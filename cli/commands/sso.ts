@@ -3,7 +3,6 @@ import type { Command } from 'commander';
 import { systemClock } from '../../server/clock.js';
 import { resolveMasterKey } from '../../server/config/master-key.js';
 import { RuntimeSettings } from '../../server/config/runtime-settings.js';
-import { createTenantData } from '../../server/db/tenant-scope.js';
 import { Metrics } from '../../server/metrics/registry.js';
 import type { Role } from '../../server/access/permissions.js';
 import { idpInput, PLATFORM_REF, serializeIdp, SsoService } from '../../server/sso/service.js';
@@ -22,8 +21,8 @@ function ssoOf(c: CliIdentity): SsoService {
     config,
     log,
     clock: systemClock,
-    db: c.db,
-    data: createTenantData(c.db),
+    store: c.store,
+    tenantStore: c.tenantStore,
     secrets: box,
     settings: new RuntimeSettings(c.store, box, systemClock),
     redis: undefined,
@@ -87,7 +86,7 @@ export function registerSso(program: Command): void {
           const issue = input.error.issues[0]!;
           throw new CliError(`${issue.path.join('.')}: ${issue.message}`, 2);
         }
-        const row = ssoOf(c).createIdp(c.identity.tenants.scopeTo(c.ctx, t.id, 'sso.idp.create'), input.data);
+        const row = await ssoOf(c).createIdp((await c.identity.tenants.scopeTo(c.ctx, t.id, 'sso.idp.create')), input.data);
         if (opts.json) printJson(serializeIdp(row));
         else process.stdout.write(`added IdP ${row.name} (${row.id}) to ${t.slug}; redirect URI: <ENCLAVE_PUBLIC_URL>/auth/oidc/callback\n`);
       }),
@@ -100,14 +99,14 @@ export function registerSso(program: Command): void {
     .action((opts: { tenant?: string; json?: boolean }) =>
       withIdentity(async (c) => {
         const s = ssoOf(c);
-        const tenants = opts.tenant ? [resolveTenant(c, opts.tenant)] : c.identity.tenants.list(c.ctx, { limit: 200 }).data;
+        const tenants = opts.tenant ? [await resolveTenant(c, opts.tenant)] : (await c.identity.tenants.list(c.ctx, { limit: 200 })).data;
         const rows: Record<string, unknown>[] = [];
         if (!opts.tenant && s.platformConfigured()) {
           const p = await s.platformView(c.ctx);
           rows.push({ id: PLATFORM_REF, tenant: '(platform)', name: 'Single sign-on', issuer: p.issuer, client_id: p.client_id, enabled: true, jit: p.settings.jit, enforce_sso: false });
         }
         for (const t of tenants) {
-          for (const r of s.listIdps(c.identity.tenants.scopeTo(c.ctx, t.id, 'sso.idp.read'))) rows.push({ ...serializeIdp(r), tenant: t.slug });
+          for (const r of (await s.listIdps((await c.identity.tenants.scopeTo(c.ctx, t.id, 'sso.idp.read'))))) rows.push({ ...serializeIdp(r), tenant: t.slug });
         }
         if (opts.json) printJson(rows);
         else printTable(rows, ['id', 'tenant', 'name', 'issuer', 'client_id', 'enabled', 'jit', 'enforce_sso']);
@@ -117,11 +116,11 @@ export function registerSso(program: Command): void {
     .command('remove <idp>')
     .description('remove a tenant IdP (its users keep their accounts)')
     .action((id: string) =>
-      withIdentity((c) => {
+      withIdentity(async (c) => {
         const s = ssoOf(c);
-        const t = s.repo.idpTenant(id);
+        const t = await s.repo.idpTenant(id);
         if (!t) throw new CliError(`no IdP ${id}`, 3);
-        s.deleteIdp(c.identity.tenants.scopeTo(c.ctx, t.id, 'sso.idp.delete'), id);
+        await s.deleteIdp((await c.identity.tenants.scopeTo(c.ctx, t.id, 'sso.idp.delete')), id);
         process.stdout.write(`removed IdP ${id} from ${t.slug}\n`);
       }),
     );
@@ -134,9 +133,9 @@ export function registerSso(program: Command): void {
         const s = ssoOf(c);
         let ctx = c.ctx;
         if (ref !== PLATFORM_REF) {
-          const t = s.repo.idpTenant(ref);
+          const t = await s.repo.idpTenant(ref);
           if (!t) throw new CliError(`no IdP ${ref}`, 3);
-          ctx = c.identity.tenants.scopeTo(c.ctx, t.id, 'sso.idp.read');
+          ctx = await c.identity.tenants.scopeTo(c.ctx, t.id, 'sso.idp.read');
         }
         const r = await s.test(ctx, ref);
         if (opts.json) printJson(r);

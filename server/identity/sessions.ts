@@ -1,7 +1,6 @@
-import { and, eq, sql } from 'drizzle-orm';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { RequestContext } from '../context.js';
-import { loginThrottle, sessions, tenants, users } from '../db/schema.js';
+import type { SessionRow } from '../db/repos/identity.js';
 import { AppError } from '../errors.js';
 import { newId } from '../ids.js';
 import type { Role } from '../access/permissions.js';
@@ -34,7 +33,7 @@ const MAX_LOCK_MS = 15 * 60_000;
 const TOUCH_MS = 60_000;
 const ACTIVE_CACHE_MS = 5000;
 
-export type SessionRow = typeof sessions.$inferSelect;
+export type { SessionRow };
 
 export interface SessionAuth {
   readonly session: SessionRow;
@@ -60,13 +59,21 @@ export class SessionService {
   ) {}
 
   // --- throttling ---
-  private lockedUntil(key: string, now: number): number | null {
-    const row = this.d.db.select().from(loginThrottle).where(eq(loginThrottle.key, key)).get();
+  private async lockedUntil(key: string, now: number): Promise<number | null> {
+    const row = await this.d.repo.throttle(key);
     return row?.lockedUntil && row.lockedUntil > now ? row.lockedUntil : null;
   }
 
-  private fail(key: string, limit: number, now: number): boolean {
-    const row = this.d.db.select().from(loginThrottle).where(eq(loginThrottle.key, key)).get();
+  /**
+   * Counts one failure; true when it locks. A read-modify-write in one transaction: concurrent
+   * wrong guesses (the attack it limits) must each count.
+   */
+  private fail(key: string, limit: number, now: number): Promise<boolean> {
+    return this.d.repo.tx(() => this.failIn(key, limit, now));
+  }
+
+  private async failIn(key: string, limit: number, now: number): Promise<boolean> {
+    const row = await this.d.repo.throttle(key);
     const fresh = !row || now - row.windowStart > WINDOW_MS || (row.lockedUntil !== null && row.lockedUntil <= now && row.failures >= limit);
     const failures = fresh ? 1 : row.failures + 1;
     const locks = row?.locks ?? 0;
@@ -76,22 +83,18 @@ export class SessionService {
       lockedUntil = now + Math.min(MAX_LOCK_MS, 60_000 * 2 ** locks);
       nextLocks = locks + 1;
     }
-    this.d.db
-      .insert(loginThrottle)
-      .values({ key, failures, windowStart: fresh ? now : row.windowStart, lockedUntil, locks: nextLocks })
-      .onConflictDoUpdate({ target: loginThrottle.key, set: { failures, windowStart: fresh ? now : row!.windowStart, lockedUntil, locks: nextLocks } })
-      .run();
+    await this.d.repo.putThrottle({ key, failures, windowStart: fresh ? now : row.windowStart, lockedUntil, locks: nextLocks });
     return failures >= limit;
   }
 
-  private reset(key: string): void {
-    this.d.db.delete(loginThrottle).where(eq(loginThrottle.key, key)).run();
+  private reset(key: string): Promise<void> {
+    return this.d.repo.deleteThrottle(key);
   }
 
   /** Clears an account lock (platform admin / CLI recovery). */
-  unlock(ctx: RequestContext, email: string): void {
-    this.reset(`acct:${email.toLowerCase()}`);
-    this.d.audit.record(ctx, { action: 'auth.unlock', tenantId: null, target: { type: 'account', id: email.toLowerCase() } });
+  async unlock(ctx: RequestContext, email: string): Promise<void> {
+    await this.reset(`acct:${email.toLowerCase()}`);
+    await this.d.audit.record(ctx, { action: 'auth.unlock', tenantId: null, target: { type: 'account', id: email.toLowerCase() } });
   }
 
   // --- login / logout ---
@@ -107,27 +110,39 @@ export class SessionService {
     const anon = { type: 'anonymous' as const, id: null };
     const target = { type: 'account', id: email };
 
-    const locked = Math.max(this.lockedUntil(acctKey, now) ?? 0, this.lockedUntil(ipKey, now) ?? 0);
+    const locked = Math.max((await this.lockedUntil(acctKey, now)) ?? 0, (await this.lockedUntil(ipKey, now)) ?? 0);
     if (locked) {
       this.counted('locked');
-      this.d.audit.record(ctx, { action: 'auth.login', outcome: 'denied', reason: 'locked', actor: anon, tenantId: null, target });
+      await this.d.audit.record(ctx, { action: 'auth.login', outcome: 'denied', reason: 'locked', actor: anon, tenantId: null, target });
       const retry = Math.ceil((locked - now) / 1000);
       throw new AppError(429, 'auth_locked', `Too many failed sign-ins; try again in ${retry} s.`, {
         headers: { 'retry-after': String(retry) },
       });
     }
 
-    const user = email ? this.d.db.select().from(users).where(eq(users.email, email)).get() : undefined;
+    const user = email ? await this.d.repo.userByEmail(email) : undefined;
     // Enforced SSO is decided before the password is checked (issue 16): a password is no
     // oracle for an account that must sign in through its organisation's IdP. It applies
     // to the tenants that enforce it only: a member of other tenants still signs in to those.
-    const memberships = user ? this.d.repo.membershipsOfUser(user.id) : [];
+    const memberships = user ? await this.d.repo.membershipsOfUser(user.id) : [];
     const requested = input.tenant ? memberships.find((x) => x.slug === input.tenant || x.tenantId === input.tenant) : undefined;
-    const enforced = (tenantId: string) => (user && !user.platformAdmin ? this.tenantGuard?.(user, tenantId, null) : undefined);
-    const ssoOnly = user && user.status === 'active' && (requested ? enforced(requested.tenantId) : memberships.length > 0 && memberships.every((m) => enforced(m.tenantId)));
-    if (ssoOnly) {
+    const enforced = async (tenantId: string) => (user && !user.platformAdmin ? await this.tenantGuard?.(user, tenantId, null) : undefined);
+    let ssoOnly = false;
+    if (user && user.status === 'active') {
+      if (requested) ssoOnly = Boolean(await enforced(requested.tenantId));
+      else if (memberships.length > 0) {
+        ssoOnly = true;
+        for (const m of memberships) {
+          if (!(await enforced(m.tenantId))) {
+            ssoOnly = false;
+            break;
+          }
+        }
+      }
+    }
+    if (ssoOnly && user) {
       this.counted('not_permitted');
-      this.d.audit.record(ctx, { action: 'auth.login', outcome: 'denied', reason: 'sso_required', actor: { type: 'user', id: user.id }, tenantId: null, target });
+      await this.d.audit.record(ctx, { action: 'auth.login', outcome: 'denied', reason: 'sso_required', actor: { type: 'user', id: user.id }, tenantId: null, target });
       throw new AppError(403, 'sso_required', 'Your organisation requires single sign-on; use its sign-in button.');
     }
     const ok = user?.passwordHash
@@ -135,11 +150,11 @@ export class SessionService {
       : (await verifyPassword(String(input.password ?? ''), await dummyHash(this.d.passwordLogN)), false);
 
     if (!ok || !user || user.status !== 'active') {
-      const acctLocked = this.fail(acctKey, ACCOUNT_LIMIT, now);
-      const ipLocked = this.fail(ipKey, ADDRESS_LIMIT, now);
+      const acctLocked = await this.fail(acctKey, ACCOUNT_LIMIT, now);
+      const ipLocked = await this.fail(ipKey, ADDRESS_LIMIT, now);
       const reason = !ok ? 'invalid_credentials' : 'user_deactivated';
       this.counted(!ok ? 'invalid_credentials' : 'not_permitted');
-      this.d.audit.record(ctx, {
+      await this.d.audit.record(ctx, {
         action: 'auth.login',
         outcome: 'denied',
         reason,
@@ -149,31 +164,29 @@ export class SessionService {
         details: { account_locked: acctLocked, address_locked: ipLocked },
       });
       if (acctLocked || ipLocked) {
-        this.d.audit.record(ctx, { action: 'auth.lock', outcome: 'denied', reason: acctLocked ? 'account' : 'address', actor: anon, tenantId: null, target });
+        await this.d.audit.record(ctx, { action: 'auth.lock', outcome: 'denied', reason: acctLocked ? 'account' : 'address', actor: anon, tenantId: null, target });
       }
       throw new AppError(401, 'auth_invalid_credentials', 'E-mail or password is wrong.');
     }
-    this.reset(acctKey);
+    await this.reset(acctKey);
 
     // The active tenant: the requested one, else where the user last worked, else the only
     // one; with several and no last-used one the session starts without a tenant and the
     // client asks (never a tenant chosen by sort order). Tenants enforcing SSO are skipped.
     let tenantId: string | null;
     if (input.tenant) {
-      const platformTenant = user.platformAdmin
-        ? this.d.db.select().from(tenants).where(input.tenant.startsWith('ten_') ? eq(tenants.id, input.tenant) : eq(tenants.slug, input.tenant)).get()
-        : undefined;
+      const platformTenant = user.platformAdmin ? await this.d.repo.tenantByRef(input.tenant) : undefined;
       tenantId = requested?.tenantId ?? platformTenant?.id ?? null;
       if (!tenantId) {
         this.counted('other');
         throw new AppError(404, 'not_found', 'Tenant not found');
       }
     } else {
-      tenantId = this.landing(user, (id) => !enforced(id));
+      tenantId = await this.landing(user, (id) => !enforced(id));
     }
 
-    const { token } = this.createSession(ctx, user, tenantId);
-    const auth = this.authenticate(token);
+    const { token } = await this.createSession(ctx, user, tenantId);
+    const auth = await this.authenticate(token);
     this.counted(auth.ok ? 'success' : 'other');
     if (!auth.ok) throw new AppError(403, auth.code, auth.message);
     return { token, csrf: csrfFor(token), auth: auth.auth };
@@ -183,12 +196,12 @@ export class SessionService {
    * Where a login without an explicit tenant lands: the tenant the user last used (if still
    * a member, or any tenant for a platform admin), else their only tenant, else none (ask).
    */
-  landing(user: UserRow, usable: (tenantId: string) => boolean = () => true): string | null {
-    const memberships = this.d.repo.membershipsOfUser(user.id).filter((m) => usable(m.tenantId));
+  async landing(user: UserRow, usable: (tenantId: string) => boolean = () => true): Promise<string | null> {
+    const memberships = (await this.d.repo.membershipsOfUser(user.id)).filter((m) => usable(m.tenantId));
     const last = user.lastTenantId;
     if (last && usable(last)) {
       if (memberships.some((m) => m.tenantId === last)) return last;
-      if (user.platformAdmin && this.d.db.select({ id: tenants.id }).from(tenants).where(eq(tenants.id, last)).get()) return last;
+      if (user.platformAdmin && (await this.d.repo.tenant(last))) return last;
     }
     return memberships.length === 1 ? memberships[0]!.tenantId : null;
   }
@@ -203,16 +216,16 @@ export class SessionService {
     const acctKey = `acct:${user.email}`;
     const ipKey = `ip:${ctx.client?.ip ?? 'unknown'}`;
     const target = { type: 'user', id: user.id };
-    const locked = Math.max(this.lockedUntil(acctKey, now) ?? 0, this.lockedUntil(ipKey, now) ?? 0);
+    const locked = Math.max((await this.lockedUntil(acctKey, now)) ?? 0, (await this.lockedUntil(ipKey, now)) ?? 0);
     if (locked) {
-      this.d.audit.record(ctx, { action: 'user.password_change', outcome: 'denied', reason: 'locked', tenantId: null, target });
+      await this.d.audit.record(ctx, { action: 'user.password_change', outcome: 'denied', reason: 'locked', tenantId: null, target });
       const retry = Math.ceil((locked - now) / 1000);
       throw new AppError(429, 'auth_locked', `Too many wrong passwords; try again in ${retry} s.`, { headers: { 'retry-after': String(retry) } });
     }
     if (await verifyPassword(password, user.passwordHash)) return;
-    const acctLocked = this.fail(acctKey, ACCOUNT_LIMIT, now);
-    const ipLocked = this.fail(ipKey, ADDRESS_LIMIT, now);
-    this.d.audit.record(ctx, { action: 'user.password_change', outcome: 'denied', reason: 'wrong_password', tenantId: null, target, details: { account_locked: acctLocked, address_locked: ipLocked } });
+    const acctLocked = await this.fail(acctKey, ACCOUNT_LIMIT, now);
+    const ipLocked = await this.fail(ipKey, ADDRESS_LIMIT, now);
+    await this.d.audit.record(ctx, { action: 'user.password_change', outcome: 'denied', reason: 'wrong_password', tenantId: null, target, details: { account_locked: acctLocked, address_locked: ipLocked } });
     throw new AppError(400, 'wrong_password', 'The current password is wrong.', { param: 'current_password' });
   }
 
@@ -224,13 +237,10 @@ export class SessionService {
   private active: { at: number; n: number } | undefined;
 
   /** Sessions neither ended nor past a timeout (enclave_sessions_active): one COUNT, cached 5 s. */
-  activeCount(): number {
+  async activeCount(): Promise<number> {
     const now = this.d.clock.now();
     if (this.active && now - this.active.at < ACTIVE_CACHE_MS && now >= this.active.at) return this.active.n;
-    const n = this.d.db.$client
-      .prepare('SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL AND expires_at > ? AND last_seen_at > ?')
-      .pluck()
-      .get(now, now - this.opts.idleMs) as number;
+    const n = await this.d.repo.countActiveSessions(now, this.opts.idleMs);
     this.active = { at: now, n };
     return n;
   }
@@ -240,12 +250,10 @@ export class SessionService {
    * the given active tenant, audited as `auth.login` with `details.method`. The caller has
    * verified the user (status, tenant membership) already.
    */
-  createSession(ctx: RequestContext, user: UserRow, activeTenantId: string | null, details: Record<string, unknown> = {}): { token: string; csrf: string; session: SessionRow } {
+  async createSession(ctx: RequestContext, user: UserRow, activeTenantId: string | null, details: Record<string, unknown> = {}): Promise<{ token: string; csrf: string; session: SessionRow }> {
     const now = this.d.clock.now();
     const token = randomBytes(32).toString('base64url');
-    const session = this.d.db
-      .insert(sessions)
-      .values({
+    const session = await this.d.repo.insertSession({
         id: newId('ses', now),
         tokenHash: sha256(token),
         userId: user.id,
@@ -255,11 +263,9 @@ export class SessionService {
         expiresAt: now + this.opts.maxMs,
         ip: ctx.client?.ip ?? null,
         userAgent: ctx.client?.userAgent?.slice(0, 256) ?? null,
-      })
-      .returning()
-      .get();
-    if (activeTenantId && activeTenantId !== user.lastTenantId) this.rememberTenant(user.id, activeTenantId);
-    this.d.audit.record(ctx, {
+    });
+    if (activeTenantId && activeTenantId !== user.lastTenantId) await this.rememberTenant(user.id, activeTenantId);
+    await this.d.audit.record(ctx, {
       action: 'auth.login',
       actor: { type: 'user', id: user.id },
       tenantId: null,
@@ -274,43 +280,43 @@ export class SessionService {
    * session id (null for a password login being decided); returns a reason code
    * (`sso_required`) to refuse, undefined to allow. Never consulted for platform admins.
    */
-  tenantGuard: ((user: UserRow, tenantId: string, sessionId: string | null) => string | undefined) | undefined;
+  tenantGuard: ((user: UserRow, tenantId: string, sessionId: string | null) => Promise<string | undefined>) | undefined;
 
-  private rememberTenant(userId: string, tenantId: string): void {
-    this.d.db.update(users).set({ lastTenantId: tenantId }).where(eq(users.id, userId)).run();
+  private async rememberTenant(userId: string, tenantId: string): Promise<void> {
+    await this.d.repo.updateUser(userId, { lastTenantId: tenantId });
   }
 
-  /** Looks the token up (hash), enforces timeouts, user status and tenant suspension. */
-  authenticate(token: string): { ok: true; auth: SessionAuth } | { ok: false; status: number; code: string; message: string } {
+  /**
+   * Looks the token up (hash), enforces timeouts, user status and tenant suspension. Reads the
+   * database on every cookie request, as before the async layer (no cache: a logout or a
+   * revocation by another process must hold at once): the session with its user, the tenant,
+   * the user's memberships; a write at most once a minute (last_seen_at).
+   */
+  async authenticate(token: string): Promise<{ ok: true; auth: SessionAuth } | { ok: false; status: number; code: string; message: string }> {
     const invalid = { ok: false as const, status: 401, code: 'auth_session_invalid', message: 'The session has ended; sign in again.' };
     if (typeof token !== 'string' || token.length < 20 || token.length > 100) return invalid;
     const now = this.d.clock.now();
-    const row = this.d.db
-      .select({ session: sessions, user: users })
-      .from(sessions)
-      .innerJoin(users, eq(users.id, sessions.userId))
-      .where(eq(sessions.tokenHash, sha256(token)))
-      .get();
+    const row = await this.d.repo.sessionByTokenHash(sha256(token));
     if (!row || row.session.revokedAt !== null || row.user.status !== 'active') return invalid;
     const { session, user } = row;
     if (now >= session.expiresAt || now - session.lastSeenAt >= this.opts.idleMs) {
-      this.d.db.update(sessions).set({ revokedAt: now, revokedReason: 'expired' }).where(eq(sessions.id, session.id)).run();
+      await this.d.repo.updateSession(session.id, { revokedAt: now, revokedReason: 'expired' });
       return { ok: false, status: 401, code: 'auth_session_expired', message: 'The session has expired; sign in again.' };
     }
     if (now - session.lastSeenAt >= TOUCH_MS) {
-      this.d.db.update(sessions).set({ lastSeenAt: now }).where(eq(sessions.id, session.id)).run();
+      await this.d.repo.updateSession(session.id, { lastSeenAt: now });
     }
     let tenant: SessionAuth['tenant'] = null;
     let role: Role | null = null;
     if (session.activeTenantId) {
-      const t = this.d.db.select().from(tenants).where(eq(tenants.id, session.activeTenantId)).get();
+      const t = await this.d.repo.tenant(session.activeTenantId);
       if (t) {
         tenant = { id: t.id, slug: t.slug, status: t.status };
-        role = this.d.repo.membershipsOfUser(user.id).find((m) => m.tenantId === t.id)?.role ?? null;
+        role = (await this.d.repo.membershipsOfUser(user.id)).find((m) => m.tenantId === t.id)?.role ?? null;
         if (!role && !user.platformAdmin) tenant = null; // membership removed since
         // A tenant that enforces SSO (perhaps since this session began) is not reachable
         // from a session that did not come through its IdP.
-        else if (tenant && !user.platformAdmin && this.tenantGuard?.(user, tenant.id, session.id)) {
+        else if (tenant && !user.platformAdmin && (await this.tenantGuard?.(user, tenant.id, session.id))) {
           tenant = null;
           role = null;
         }
@@ -322,42 +328,34 @@ export class SessionService {
     return { ok: true, auth: { session, user, tenant, role } };
   }
 
-  logout(ctx: RequestContext, sessionId: string): void {
-    this.d.db.update(sessions).set({ revokedAt: this.d.clock.now(), revokedReason: 'logout' }).where(eq(sessions.id, sessionId)).run();
-    this.d.audit.record(ctx, { action: 'auth.logout', tenantId: null, target: { type: 'session', id: sessionId } });
+  async logout(ctx: RequestContext, sessionId: string): Promise<void> {
+    await this.d.repo.updateSession(sessionId, { revokedAt: this.d.clock.now(), revokedReason: 'logout' });
+    await this.d.audit.record(ctx, { action: 'auth.logout', tenantId: null, target: { type: 'session', id: sessionId } });
   }
 
   /** Ends every session of the user ("log out everywhere"). */
-  logoutAll(ctx: RequestContext, userId: string): number {
-    const n = this.d.db
-      .update(sessions)
-      .set({ revokedAt: this.d.clock.now(), revokedReason: 'logout_all' })
-      .where(and(eq(sessions.userId, userId), sql`${sessions.revokedAt} IS NULL`))
-      .run().changes;
-    this.d.audit.record(ctx, { action: 'auth.logout_all', tenantId: null, target: { type: 'user', id: userId }, details: { sessions_ended: n } });
+  async logoutAll(ctx: RequestContext, userId: string): Promise<number> {
+    const n = await this.d.repo.endSessionsOfUser(userId, this.d.clock.now(), 'logout_all');
+    await this.d.audit.record(ctx, { action: 'auth.logout_all', tenantId: null, target: { type: 'user', id: userId }, details: { sessions_ended: n } });
     return n;
   }
 
   /** Explicit tenant switch: only to a tenant the user belongs to (platform admins: any). */
-  switchTenant(ctx: RequestContext, sessionId: string, user: UserRow, tenantRef: string): void {
-    const m = this.d.repo.membershipsOfUser(user.id).find((x) => x.slug === tenantRef || x.tenantId === tenantRef);
-    const t = m
-      ? { id: m.tenantId }
-      : user.platformAdmin
-        ? this.d.db.select({ id: tenants.id }).from(tenants).where(tenantRef.startsWith('ten_') ? eq(tenants.id, tenantRef) : eq(tenants.slug, tenantRef)).get()
-        : undefined;
+  async switchTenant(ctx: RequestContext, sessionId: string, user: UserRow, tenantRef: string): Promise<void> {
+    const m = (await this.d.repo.membershipsOfUser(user.id)).find((x) => x.slug === tenantRef || x.tenantId === tenantRef);
+    const t = m ? { id: m.tenantId } : user.platformAdmin ? await this.d.repo.tenantByRef(tenantRef) : undefined;
     if (!t) {
-      this.d.audit.record(ctx, { action: 'auth.switch_tenant', outcome: 'denied', reason: 'not_found', tenantId: null, target: { type: 'tenant', id: tenantRef } });
+      await this.d.audit.record(ctx, { action: 'auth.switch_tenant', outcome: 'denied', reason: 'not_found', tenantId: null, target: { type: 'tenant', id: tenantRef } });
       throw new AppError(404, 'not_found', 'Tenant not found');
     }
-    const guard = user.platformAdmin ? undefined : this.tenantGuard?.(user, t.id, sessionId);
+    const guard = user.platformAdmin ? undefined : await this.tenantGuard?.(user, t.id, sessionId);
     if (guard) {
-      this.d.audit.record(ctx, { action: 'auth.switch_tenant', outcome: 'denied', reason: guard, tenantId: t.id, target: { type: 'tenant', id: t.id } });
+      await this.d.audit.record(ctx, { action: 'auth.switch_tenant', outcome: 'denied', reason: guard, tenantId: t.id, target: { type: 'tenant', id: t.id } });
       throw new AppError(403, guard, "This organisation requires single sign-on; sign in with its sign-in button to work in it.");
     }
-    this.d.db.update(sessions).set({ activeTenantId: t.id }).where(eq(sessions.id, sessionId)).run();
-    this.rememberTenant(user.id, t.id);
-    this.d.audit.record(ctx, { action: 'auth.switch_tenant', tenantId: t.id, target: { type: 'tenant', id: t.id } });
+    await this.d.repo.updateSession(sessionId, { activeTenantId: t.id });
+    await this.rememberTenant(user.id, t.id);
+    await this.d.audit.record(ctx, { action: 'auth.switch_tenant', tenantId: t.id, target: { type: 'tenant', id: t.id } });
   }
 
   memberships(userId: string) {

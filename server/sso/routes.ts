@@ -28,13 +28,13 @@ export function ssoRouter(sso: SsoService, identity: Identity, opts: { cookieSec
   const origin = (req: Request) => `${req.protocol}://${req.get('host')}`;
   const noStore = (res: Response) => res.set('cache-control', 'no-store');
 
-  r.get('/auth/oidc/providers', (req, res) => {
+  r.get('/auth/oidc/providers', async (req, res) => {
     // A tenant's buttons need the user's address as a hint (its domain verified for the
     // tenant): the answer for an unknown tenant and a known one is the same (no enumeration).
     const tenant = typeof req.query.tenant === 'string' ? req.query.tenant.slice(0, 100) : undefined;
     const email = typeof req.query.email === 'string' ? req.query.email.slice(0, 254) : undefined;
     res.set('cache-control', 'no-store');
-    res.json({ object: 'list', data: sso.providers({ ...(tenant ? { tenant } : {}), ...(email ? { email } : {}) }) });
+    res.json({ object: 'list', data: await sso.providers({ ...(tenant ? { tenant } : {}), ...(email ? { email } : {}) }) });
   });
 
   // The signed-in account holder links an identity of this IdP to their own account
@@ -73,8 +73,8 @@ export function ssoRouter(sso: SsoService, identity: Identity, opts: { cookieSec
     // A session the browser already had is ended, never promoted (no fixation).
     const previous = readCookie(req, SESSION_COOKIE);
     if (previous) {
-      const prev = identity.sessions.authenticate(previous);
-      if (prev.ok) identity.sessions.logout(req.ctx, prev.auth.session.id);
+      const prev = await identity.sessions.authenticate(previous);
+      if (prev.ok) await identity.sessions.logout(req.ctx, prev.auth.session.id);
     }
     res.cookie(SESSION_COOKIE, out.token, cookie(req, opts.maxAgeMs));
     res.redirect(302, out.returnTo);
@@ -128,33 +128,33 @@ export function ssoAdminRouter(sso: SsoService, identity: Identity): Router {
     res.json({ object: 'sso_test', idp: 'platform', ...(await sso.test(req.ctx, 'platform')) });
   });
 
-  r.get('/admin/api/tenants/:tenantId/sso/idps', (req, res) => {
-    const ctx = inTenant(req, 'sso.idp.read');
-    res.json({ object: 'list', data: sso.listIdps(ctx).map(serializeIdp), next_cursor: null });
+  r.get('/admin/api/tenants/:tenantId/sso/idps', async (req, res) => {
+    const ctx = await inTenant(req, 'sso.idp.read');
+    res.json({ object: 'list', data: (await sso.listIdps(ctx)).map(serializeIdp), next_cursor: null });
   });
-  r.post('/admin/api/tenants/:tenantId/sso/idps', (req, res) => {
-    const ctx = inTenant(req, 'sso.idp.create');
-    res.status(201).json(serializeIdp(sso.createIdp(ctx, isSaml(req.body) ? parseInput(samlIdpInput, req.body) : parseInput(idpInput, req.body))));
+  r.post('/admin/api/tenants/:tenantId/sso/idps', async (req, res) => {
+    const ctx = await inTenant(req, 'sso.idp.create');
+    res.status(201).json(serializeIdp(await sso.createIdp(ctx, isSaml(req.body) ? parseInput(samlIdpInput, req.body) : parseInput(idpInput, req.body))));
   });
-  r.get('/admin/api/tenants/:tenantId/sso/idps/:idpId', (req, res) => {
-    const ctx = inTenant(req, 'sso.idp.read');
-    res.json(serializeIdp(sso.getIdp(ctx, String(req.params.idpId))));
+  r.get('/admin/api/tenants/:tenantId/sso/idps/:idpId', async (req, res) => {
+    const ctx = await inTenant(req, 'sso.idp.read');
+    res.json(serializeIdp(await sso.getIdp(ctx, String(req.params.idpId))));
   });
-  r.patch('/admin/api/tenants/:tenantId/sso/idps/:idpId', (req, res) => {
-    const ctx = inTenant(req, 'sso.idp.update');
-    res.json(serializeIdp(sso.updateIdp(ctx, String(req.params.idpId), isSaml(req.body) ? parseInput(samlIdpPatch, req.body) : parseInput(idpPatch, req.body))));
+  r.patch('/admin/api/tenants/:tenantId/sso/idps/:idpId', async (req, res) => {
+    const ctx = await inTenant(req, 'sso.idp.update');
+    res.json(serializeIdp(await sso.updateIdp(ctx, String(req.params.idpId), isSaml(req.body) ? parseInput(samlIdpPatch, req.body) : parseInput(idpPatch, req.body))));
   });
-  r.delete('/admin/api/tenants/:tenantId/sso/idps/:idpId', (req, res) => {
-    const ctx = inTenant(req, 'sso.idp.delete');
-    sso.deleteIdp(ctx, String(req.params.idpId));
+  r.delete('/admin/api/tenants/:tenantId/sso/idps/:idpId', async (req, res) => {
+    const ctx = await inTenant(req, 'sso.idp.delete');
+    await sso.deleteIdp(ctx, String(req.params.idpId));
     res.json({ object: 'sso_idp', id: req.params.idpId, deleted: true });
   });
   r.get('/admin/api/tenants/:tenantId/sso/idps/:idpId/claims', async (req, res) => {
-    const ctx = inTenant(req, 'sso.idp.read');
+    const ctx = await inTenant(req, 'sso.idp.read');
     res.json({ object: 'sso_claims', idp: req.params.idpId, last_claims: await sso.lastClaims(ctx, String(req.params.idpId)) });
   });
   r.post('/admin/api/tenants/:tenantId/sso/idps/:idpId/test', async (req, res) => {
-    const ctx = inTenant(req, 'sso.idp.read');
+    const ctx = await inTenant(req, 'sso.idp.read');
     res.json({ object: 'sso_test', idp: req.params.idpId, ...(await sso.test(ctx, String(req.params.idpId))) });
   });
   return r;

@@ -13,11 +13,11 @@ import type { RuntimeSettings } from '../config/runtime-settings.js';
 import type { SecretBox } from '../config/secret-box.js';
 import type { Config } from '../config/settings.js';
 import type { RequestContext } from '../context.js';
-import type { Db } from '../db/connection.js';
+import type { Store } from '../db/store.js';
 import { ScimRepo } from '../db/repos/scim.js';
 import { SsoRepo, type SsoIdpRow } from '../db/repos/sso.js';
 import { secretAad } from '../db/secret-columns.js';
-import type { TenantData } from '../db/tenant-scope.js';
+import type { TenantStore } from '../db/tenant-store.js';
 import { AppError } from '../errors.js';
 import { newId } from '../ids.js';
 import { isPlatform } from '../identity/deps.js';
@@ -57,8 +57,8 @@ export interface SsoDeps {
   readonly config: Config;
   readonly log: Logger;
   readonly clock: Clock;
-  readonly db: Db;
-  readonly data: TenantData;
+  readonly store: Store;
+  readonly tenantStore: TenantStore;
   readonly secrets: SecretBox;
   readonly settings: RuntimeSettings;
   /** Login transactions and the logout-token jti cache; absent in the CLI (no logins there). */
@@ -209,22 +209,22 @@ export class SsoService {
       const problem = issuerProblem(d.config.oidcIssuer, d.config.oidcAllowLoopbackHttp);
       if (problem) throw new AppError(500, 'invalid_oidc_issuer', `ENCLAVE_OIDC_ISSUER: ${problem} (got ${d.config.oidcIssuer})`);
     }
-    this.repo = new SsoRepo(d.db, d.data);
+    this.repo = new SsoRepo(d.store, d.tenantStore);
     this.clients = new OidcClients({ allowLoopbackHttp: d.config.oidcAllowLoopbackHttp, now: () => d.clock.now() });
     // Enforce SSO applies to the enforcing tenant's membership only (issue 16): a session
     // acts there only if it came through one of that tenant's IdPs. Password login to other
     // tenants is unaffected, and platform administrators keep the local break-glass login
     // (SessionService never asks for them).
-    d.identity.sessions.tenantGuard = (_user, tenantId, sessionId) => {
-      if (!this.repo.enforcingTenants().has(tenantId)) return undefined;
-      const link = sessionId ? this.repo.session(sessionId) : undefined;
-      if (link && link.idpRef !== PLATFORM_REF && this.repo.idpTenant(link.idpRef)?.id === tenantId) return undefined;
+    d.identity.sessions.tenantGuard = async (_user, tenantId, sessionId) => {
+      if (!(await this.repo.enforcingTenants()).has(tenantId)) return undefined;
+      const link = sessionId ? await this.repo.session(sessionId) : undefined;
+      if (link && link.idpRef !== PLATFORM_REF && (await this.repo.idpTenant(link.idpRef))?.id === tenantId) return undefined;
       return 'sso_required';
     };
   }
 
-  private audit(ctx: RequestContext | undefined, input: Parameters<Identity['audit']['record']>[1]): void {
-    this.d.identity.audit.record(ctx, input);
+  private async audit(ctx: RequestContext | undefined, input: Parameters<Identity['audit']['record']>[1]): Promise<void> {
+    await this.d.identity.audit.record(ctx, input);
   }
 
   private sys(name = 'sso', ctx?: RequestContext): RequestContext {
@@ -314,8 +314,8 @@ export class SsoService {
    * (deprovisioned: deactivated or deleted there), or undefined (not provisioned by it).
    * A deprovisioned user is never given the tenant's membership back by a login.
    */
-  private scimState(tenant: { id: string; slug: string }, userId: string): 'active' | 'inactive' | undefined {
-    const row = new ScimRepo(this.d.db, this.d.data).user(this.tenantCtx(tenant), userId, { includeDeleted: true });
+  private async scimState(tenant: { id: string; slug: string }, userId: string): Promise<'active' | 'inactive' | undefined> {
+    const row = await new ScimRepo(this.d.store, this.d.tenantStore).user(this.tenantCtx(tenant), userId, { includeDeleted: true });
     return row ? (row.active && row.deletedAt === null ? 'active' : 'inactive') : undefined;
   }
 
@@ -329,9 +329,9 @@ export class SsoService {
   async resolve(ref: string): Promise<ResolvedIdp | undefined> {
     if (ref === PLATFORM_REF) return this.platformIdp();
     if (!/^idp_[0-9a-z]{26}$/.test(ref)) return undefined;
-    const tenant = this.repo.idpTenant(ref);
+    const tenant = await this.repo.idpTenant(ref);
     if (!tenant) return undefined;
-    const row = this.repo.idp(this.tenantCtx(tenant), ref);
+    const row = await this.repo.idp(this.tenantCtx(tenant), ref);
     return row ? this.fromRow(row, tenant) : undefined;
   }
 
@@ -341,16 +341,16 @@ export class SsoService {
    * nothing more, so the answer for an unknown tenant and for a known one is the same
    * (issue 16: no tenant enumeration); with both, the domain must be the tenant's.
    */
-  providers(hint: { tenant?: string; email?: string } = {}): { id: string; name: string; tenant: string | null; login_path: string }[] {
+  async providers(hint: { tenant?: string; email?: string } = {}): Promise<{ id: string; name: string; tenant: string | null; login_path: string }[]> {
     const out: { id: string; name: string; tenant: string | null; login_path: string }[] = [];
     if (this.platformConfigured()) out.push({ id: PLATFORM_REF, name: 'Single sign-on', tenant: null, login_path: `/auth/oidc/${PLATFORM_REF}/login` });
     const email = hint.email?.trim().toLowerCase();
     const at = email ? email.lastIndexOf('@') : -1;
     if (!email || at < 1) return out;
-    const owner = this.d.identity.domains.ownerOf(email);
-    const t = owner ? this.d.identity.tenants.byId(owner) : undefined;
+    const owner = await this.d.identity.domains.ownerOf(email);
+    const t = owner ? await this.d.identity.tenants.byId(owner) : undefined;
     if (!t || t.status !== 'active' || (hint.tenant && hint.tenant !== t.slug)) return out;
-    for (const r of this.repo.idps(this.tenantCtx(t))) {
+    for (const r of await this.repo.idps(this.tenantCtx(t))) {
       if (r.enabled) out.push({ id: r.id, name: r.name, tenant: t.slug, login_path: loginPath(r) });
     }
     return out;
@@ -359,8 +359,8 @@ export class SsoService {
   // ---------------------------------------------------------------- failures
 
   /** Audits a refused login (`sso.login` denied with the reason) and returns the error to throw. */
-  fail(ctx: RequestContext, idp: ResolvedIdp | undefined, reason: string, status = 400, details: Record<string, unknown> = {}): AppError {
-    this.audit(ctx, {
+  async fail(ctx: RequestContext, idp: ResolvedIdp | undefined, reason: string, status = 400, details: Record<string, unknown> = {}): Promise<AppError> {
+    await this.audit(ctx, {
       action: 'sso.login',
       outcome: 'denied',
       reason,
@@ -382,21 +382,21 @@ export class SsoService {
     input: { returnTo: string; origin: string; linkUserId?: string; invitationToken?: string },
   ): Promise<{ url: string; txId: string }> {
     const idp = await this.resolve(ref);
-    if (!idp || idp.protocol !== 'oidc') throw this.fail(ctx, idp, 'idp_not_found', 404, { idp: ref.slice(0, 40) });
-    if (!idp.enabled) throw this.fail(ctx, idp, 'idp_disabled', 404);
-    if (idp.tenant?.status === 'suspended') throw this.fail(ctx, idp, 'tenant_suspended', 403);
+    if (!idp || idp.protocol !== 'oidc') throw await this.fail(ctx, idp, 'idp_not_found', 404, { idp: ref.slice(0, 40) });
+    if (!idp.enabled) throw await this.fail(ctx, idp, 'idp_disabled', 404);
+    if (idp.tenant?.status === 'suspended') throw await this.fail(ctx, idp, 'tenant_suspended', 403);
     let invitationId: string | undefined;
     if (input.invitationToken !== undefined) {
-      const inv = this.d.identity.invitations.forSso(input.invitationToken);
+      const inv = await this.d.identity.invitations.forSso(input.invitationToken);
       // Only an IdP of the inviting tenant can carry its invitation.
-      if (idp.kind !== 'tenant' || inv.tenant.id !== idp.tenant!.id) throw this.fail(ctx, idp, 'idp_not_found', 404);
+      if (idp.kind !== 'tenant' || inv.tenant.id !== idp.tenant!.id) throw await this.fail(ctx, idp, 'idp_not_found', 404);
       invitationId = inv.invitation.id;
     }
     let config: client.Configuration;
     try {
       config = await this.clients.config(idp.endpoint);
     } catch (e) {
-      throw this.fail(ctx, idp, classifyOidcError(e), 502);
+      throw await this.fail(ctx, idp, classifyOidcError(e), 502);
     }
     const verifier = client.randomPKCECodeVerifier();
     const tx: Transaction = {
@@ -429,17 +429,17 @@ export class SsoService {
    */
   async callback(ctx: RequestContext, txId: string | undefined, query: URLSearchParams): Promise<{ token: string; returnTo: string; userId: string }> {
     const raw = txId ? await this.redis.getdel(`sso:tx:${sha256(txId)}`) : null;
-    if (!raw) throw this.fail(ctx, undefined, 'transaction_missing');
+    if (!raw) throw await this.fail(ctx, undefined, 'transaction_missing');
     const tx = JSON.parse(raw) as Transaction;
     const idp = await this.resolve(tx.idpRef);
-    if (!idp || !idp.enabled || idp.endpoint.issuer !== tx.issuer) throw this.fail(ctx, idp, 'idp_changed');
-    if (query.get('state') !== tx.state) throw this.fail(ctx, idp, 'state_mismatch');
+    if (!idp || !idp.enabled || idp.endpoint.issuer !== tx.issuer) throw await this.fail(ctx, idp, 'idp_changed');
+    if (query.get('state') !== tx.state) throw await this.fail(ctx, idp, 'state_mismatch');
     // Mix-up defence (RFC 9207): a response naming another issuer is refused before any token call.
     const iss = query.get('iss');
-    if (iss !== null && iss !== tx.issuer) throw this.fail(ctx, idp, 'issuer_mismatch');
+    if (iss !== null && iss !== tx.issuer) throw await this.fail(ctx, idp, 'issuer_mismatch');
     if (query.has('error')) {
       const code = (query.get('error') ?? '').replace(/[^a-z_]/g, '').slice(0, 40);
-      throw this.fail(ctx, idp, 'idp_error', 400, { idp_error: code });
+      throw await this.fail(ctx, idp, 'idp_error', 400, { idp_error: code });
     }
 
     let tokens: Awaited<ReturnType<typeof client.authorizationCodeGrant>>;
@@ -455,13 +455,13 @@ export class SsoService {
         idTokenExpected: true,
       });
     } catch (e) {
-      throw this.fail(ctx, idp, classifyOidcError(e));
+      throw await this.fail(ctx, idp, classifyOidcError(e));
     }
     const idClaims = tokens.claims();
-    if (!idClaims || typeof idClaims.sub !== 'string' || !idClaims.sub) throw this.fail(ctx, idp, 'sub_missing');
-    if (idClaims.iss !== tx.issuer) throw this.fail(ctx, idp, 'iss_mismatch');
+    if (!idClaims || typeof idClaims.sub !== 'string' || !idClaims.sub) throw await this.fail(ctx, idp, 'sub_missing');
+    if (idClaims.iss !== tx.issuer) throw await this.fail(ctx, idp, 'iss_mismatch');
     // The library checks exp/nbf; an iat in the future (beyond the tolerance) is refused here.
-    if (typeof idClaims.iat !== 'number' || idClaims.iat > this.d.clock.now() / 1000 + CLOCK_TOLERANCE_S) throw this.fail(ctx, idp, 'iat_invalid');
+    if (typeof idClaims.iat !== 'number' || idClaims.iat > this.d.clock.now() / 1000 + CLOCK_TOLERANCE_S) throw await this.fail(ctx, idp, 'iat_invalid');
     const sub = idClaims.sub;
 
     let source: Record<string, unknown> = idClaims as Record<string, unknown>;
@@ -472,7 +472,7 @@ export class SsoService {
         source = await this.accessTokenClaims(idp, tokens.access_token);
       }
     } catch (e) {
-      throw this.fail(ctx, idp, e instanceof SsoError ? e.reason : 'claims_unavailable');
+      throw await this.fail(ctx, idp, e instanceof SsoError ? e.reason : 'claims_unavailable');
     }
     const values = mappedValues(source, idp.rolesPath, idp.groupsPath);
     const email = typeof idClaims.email === 'string' ? idClaims.email : typeof source.email === 'string' ? source.email : undefined;
@@ -524,31 +524,31 @@ export class SsoService {
       email_verified: c.emailVerifiedKnown ? emailVerified : null,
     });
 
-    if (!domainAllowed(email, emailVerified, idp.allowedDomains)) throw this.fail(ctx, idp, 'email_domain_not_allowed', 403);
+    if (!domainAllowed(email, emailVerified, idp.allowedDomains)) throw await this.fail(ctx, idp, 'email_domain_not_allowed', 403);
 
     const user = await this.userFor(ctx, idp, { iss: c.iss, sub, email, emailVerified, name: c.name }, tx);
-    if (tx.invitationId && (user.email !== email?.toLowerCase() || !emailVerified)) throw this.fail(ctx, idp, 'invitation_email_mismatch', 403);
+    if (tx.invitationId && (user.email !== email?.toLowerCase() || !emailVerified)) throw await this.fail(ctx, idp, 'invitation_email_mismatch', 403);
     // The mapping may add a membership only for accounts this IdP owns (it provisioned them,
     // or linked them under the verified-domain rule); for others it changes or removes an
     // existing role but never re-adds one an admin removed (issue 16).
-    const origin = this.repo.identity(c.iss, sub)?.origin;
+    const origin = (await this.repo.identity(c.iss, sub))?.origin;
     const owns = idp.kind === 'platform' || origin === 'provisioned' || origin === 'linked_by_email' || origin === 'legacy';
-    const activeTenant = this.applyMapping(ctx, idp, user, values, { invited: tx.invitationId !== undefined, mayAdd: owns });
+    const activeTenant = await this.applyMapping(ctx, idp, user, values, { invited: tx.invitationId !== undefined, mayAdd: owns });
     if (tx.invitationId) {
       const uctx: RequestContext = { ...ctx, principal: { kind: 'user', id: user.id, userId: user.id, platformAdmin: user.platformAdmin } };
       try {
-        this.d.identity.invitations.acceptForSso(uctx, tx.invitationId, user);
+        await this.d.identity.invitations.acceptForSso(uctx, tx.invitationId, user);
       } catch (e) {
-        if (e instanceof AppError) throw this.fail(ctx, idp, 'invitation_invalid', 404);
+        if (e instanceof AppError) throw await this.fail(ctx, idp, 'invitation_invalid', 404);
         throw e;
       }
     }
-    const fresh = this.d.identity.users.byId(user.id)!;
-    if (fresh.status !== 'active') throw this.fail(ctx, idp, 'user_deactivated', 403);
+    const fresh = (await this.d.identity.users.byId(user.id))!;
+    if (fresh.status !== 'active') throw await this.fail(ctx, idp, 'user_deactivated', 403);
 
     const sctx: RequestContext = { ...ctx, principal: { kind: 'user', id: fresh.id, userId: fresh.id, platformAdmin: fresh.platformAdmin } };
-    const { token, session } = this.d.identity.sessions.createSession(sctx, fresh, activeTenant, { method: idp.protocol, idp: idp.ref });
-    this.repo.insertSession({
+    const { token, session } = await this.d.identity.sessions.createSession(sctx, fresh, activeTenant, { method: idp.protocol, idp: idp.ref });
+    await this.repo.insertSession({
       sessionId: session.id,
       idpRef: idp.ref,
       issuer: c.iss,
@@ -557,7 +557,7 @@ export class SsoService {
       idToken: c.idToken ? this.d.secrets.encrypt(c.idToken, secretAad('sso_sessions', 'id_token', session.id)) : null,
       createdAt: this.d.clock.now(),
     });
-    this.audit(sctx, {
+    await this.audit(sctx, {
       action: 'sso.login',
       tenantId: idp.tenant?.id ?? activeTenant,
       target: { type: 'sso_idp', id: idp.ref },
@@ -588,7 +588,7 @@ export class SsoService {
 
   private async saveLastClaims(idp: ResolvedIdp, claims: LastClaims): Promise<void> {
     if (idp.kind === 'platform') await this.d.settings.set(PLATFORM_CLAIMS_KEY, claims);
-    else this.repo.updateIdp(this.tenantCtx(idp.tenant!), idp.ref, { lastClaims: JSON.stringify(claims), lastClaimsAt: claims.at });
+    else await this.repo.updateIdp(this.tenantCtx(idp.tenant!), idp.ref, { lastClaims: JSON.stringify(claims), lastClaimsAt: claims.at });
   }
 
   /**
@@ -604,68 +604,68 @@ export class SsoService {
     tx: Pick<Transaction, 'linkUserId' | 'invitationId'>,
   ): Promise<UserRow> {
     const now = this.d.clock.now();
-    const linked = this.repo.identity(c.iss, c.sub);
-    if (tx.linkUserId) return this.linkForHolder(ctx, idp, c, linked, tx.linkUserId);
+    const linked = await this.repo.identity(c.iss, c.sub);
+    if (tx.linkUserId) return await this.linkForHolder(ctx, idp, c, linked, tx.linkUserId);
     if (linked) {
-      const u = this.d.identity.users.byId(linked.userId)!;
+      const u = (await this.d.identity.users.byId(linked.userId))!;
       if (idp.kind === 'tenant') {
-        const why = assertionRefusal({ idpRef: idp.ref, tenantId: idp.tenant!.id, user: u, identity: linked, memberships: this.memberTenants(u.id) });
-        if (why) throw this.fail(ctx, idp, why, 403);
+        const why = assertionRefusal({ idpRef: idp.ref, tenantId: idp.tenant!.id, user: u, identity: linked, memberships: await this.memberTenants(u.id) });
+        if (why) throw await this.fail(ctx, idp, why, 403);
       }
-      this.repo.updateIdentity(linked.id, { lastLoginAt: now });
+      await this.repo.updateIdentity(linked.id, { lastLoginAt: now });
       return u;
     }
-    if (!c.email) throw this.fail(ctx, idp, 'email_missing', 403);
-    const existing = this.d.identity.users.byEmail(c.email);
-    const verifiedFor = this.d.identity.domains.ownerOf(c.email);
+    if (!c.email) throw await this.fail(ctx, idp, 'email_missing', 403);
+    const existing = await this.d.identity.users.byEmail(c.email);
+    const verifiedFor = await this.d.identity.domains.ownerOf(c.email);
     if (existing) {
       // The tenant's own SCIM directory vouched for this address (in a domain verified for the
       // tenant, server/scim): its IdP links it even without email_verified, which Entra ID never sends.
-      const vouched = idp.kind === 'tenant' && this.scimState(idp.tenant!, existing.id) === 'active';
+      const vouched = idp.kind === 'tenant' && await this.scimState(idp.tenant!, existing.id) === 'active';
       const ok =
         (c.emailVerified || vouched) &&
         (idp.kind === 'platform' ||
-          emailLinkAllowed({ tenantId: idp.tenant!.id, verifiedFor, user: existing, memberships: this.memberTenants(existing.id) }));
-      if (!ok) throw this.fail(ctx, idp, 'account_link_refused', 403);
-      this.repo.insertIdentity({ id: newId('sid', now), issuer: c.iss, subject: c.sub, userId: existing.id, idpRef: idp.ref, origin: 'linked_by_email', createdAt: now, lastLoginAt: now });
-      this.audit(ctx, { action: 'sso.link', tenantId: idp.tenant?.id ?? null, actor: { type: 'user', id: existing.id }, target: { type: 'user', id: existing.id }, details: { idp: idp.ref, by: 'verified_domain' } });
+          emailLinkAllowed({ tenantId: idp.tenant!.id, verifiedFor, user: existing, memberships: await this.memberTenants(existing.id) }));
+      if (!ok) throw await this.fail(ctx, idp, 'account_link_refused', 403);
+      await this.repo.insertIdentity({ id: newId('sid', now), issuer: c.iss, subject: c.sub, userId: existing.id, idpRef: idp.ref, origin: 'linked_by_email', createdAt: now, lastLoginAt: now });
+      await this.audit(ctx, { action: 'sso.link', tenantId: idp.tenant?.id ?? null, actor: { type: 'user', id: existing.id }, target: { type: 'user', id: existing.id }, details: { idp: idp.ref, by: 'verified_domain' } });
       return existing;
     }
     // A new account: JIT for the tenant's verified domains only, or the invited address
     // accepting an invitation of this IdP's tenant through it.
     const invited = tx.invitationId !== undefined && idp.kind === 'tenant';
-    if (!invited && !idp.jit) throw this.fail(ctx, idp, 'not_provisioned', 403);
-    if (idp.kind === 'tenant' && !invited && (verifiedFor !== idp.tenant!.id || !c.emailVerified)) throw this.fail(ctx, idp, 'email_domain_not_verified', 403);
-    if (invited && (!c.emailVerified || (verifiedFor !== undefined && verifiedFor !== idp.tenant!.id))) throw this.fail(ctx, idp, 'invitation_email_mismatch', 403);
+    if (!invited && !idp.jit) throw await this.fail(ctx, idp, 'not_provisioned', 403);
+    if (idp.kind === 'tenant' && !invited && (verifiedFor !== idp.tenant!.id || !c.emailVerified)) throw await this.fail(ctx, idp, 'email_domain_not_verified', 403);
+    if (invited && (!c.emailVerified || (verifiedFor !== undefined && verifiedFor !== idp.tenant!.id))) throw await this.fail(ctx, idp, 'invitation_email_mismatch', 403);
     let u: UserRow;
     try {
       u = await this.d.identity.users.create(this.sys('sso', ctx), { email: c.email, ...(c.name ? { name: c.name.slice(0, 200) } : {}), password: null });
     } catch (e) {
-      if (e instanceof AppError) throw this.fail(ctx, idp, e.code === 'seat_limit' || e.code === 'license_lapsed' ? 'seat_limit' : 'provisioning_failed', 403);
+      if (e instanceof AppError) throw await this.fail(ctx, idp, e.code === 'seat_limit' || e.code === 'license_lapsed' ? 'seat_limit' : 'provisioning_failed', 403);
       throw e;
     }
-    this.repo.insertIdentity({ id: newId('sid', now), issuer: c.iss, subject: c.sub, userId: u.id, idpRef: idp.ref, origin: 'provisioned', createdAt: now, lastLoginAt: now });
-    this.audit(ctx, { action: 'sso.provision', tenantId: idp.tenant?.id ?? null, actor: { type: 'system', id: 'sso' }, target: { type: 'user', id: u.id }, details: { idp: idp.ref, via: invited ? 'invitation' : 'jit' } });
+    await this.repo.insertIdentity({ id: newId('sid', now), issuer: c.iss, subject: c.sub, userId: u.id, idpRef: idp.ref, origin: 'provisioned', createdAt: now, lastLoginAt: now });
+    await this.audit(ctx, { action: 'sso.provision', tenantId: idp.tenant?.id ?? null, actor: { type: 'system', id: 'sso' }, target: { type: 'user', id: u.id }, details: { idp: idp.ref, via: invited ? 'invitation' : 'jit' } });
     return u;
   }
 
   /** The account holder, signed in, links this (iss, sub) to their own account. */
-  private linkForHolder(ctx: RequestContext, idp: ResolvedIdp, c: { iss: string; sub: string }, linked: ReturnType<SsoRepo['identity']>, userId: string): UserRow {
-    const u = this.d.identity.users.byId(userId);
-    if (!u || u.status !== 'active') throw this.fail(ctx, idp, 'user_deactivated', 403);
-    if (idp.kind === 'tenant' && u.platformAdmin) throw this.fail(ctx, idp, 'platform_admin_requires_platform_idp', 403);
-    if (linked && linked.userId !== u.id) throw this.fail(ctx, idp, 'identity_in_use', 409);
+  private async linkForHolder(ctx: RequestContext, idp: ResolvedIdp, c: { iss: string; sub: string }, linked: Awaited<ReturnType<SsoRepo['identity']>>, userId: string): Promise<UserRow> {
+    const u = await this.d.identity.users.byId(userId);
+    if (!u || u.status !== 'active') throw await this.fail(ctx, idp, 'user_deactivated', 403);
+    if (idp.kind === 'tenant' && u.platformAdmin) throw await this.fail(ctx, idp, 'platform_admin_requires_platform_idp', 403);
+    if (linked && linked.userId !== u.id) throw await this.fail(ctx, idp, 'identity_in_use', 409);
     // Linking is for members of the IdP's tenant: it never makes anyone a member.
-    if (idp.kind === 'tenant' && !this.memberTenants(u.id).includes(idp.tenant!.id)) throw this.fail(ctx, idp, 'not_a_member', 403);
+    if (idp.kind === 'tenant' && !(await this.memberTenants(u.id)).includes(idp.tenant!.id)) throw await this.fail(ctx, idp, 'not_a_member', 403);
     const now = this.d.clock.now();
-    if (linked) this.repo.updateIdentity(linked.id, { lastLoginAt: now, origin: 'linked_by_user', idpRef: idp.ref });
-    else this.repo.insertIdentity({ id: newId('sid', now), issuer: c.iss, subject: c.sub, userId: u.id, idpRef: idp.ref, origin: 'linked_by_user', createdAt: now, lastLoginAt: now });
-    this.audit(ctx, { action: 'sso.link', tenantId: idp.tenant?.id ?? null, actor: { type: 'user', id: u.id }, target: { type: 'user', id: u.id }, details: { idp: idp.ref, by: 'account_holder' } });
+    if (linked) await this.repo.updateIdentity(linked.id, { lastLoginAt: now, origin: 'linked_by_user', idpRef: idp.ref });
+    else await this.repo.insertIdentity({ id: newId('sid', now), issuer: c.iss, subject: c.sub, userId: u.id, idpRef: idp.ref, origin: 'linked_by_user', createdAt: now, lastLoginAt: now });
+    await this.audit(ctx, { action: 'sso.link', tenantId: idp.tenant?.id ?? null, actor: { type: 'user', id: u.id }, target: { type: 'user', id: u.id }, details: { idp: idp.ref, by: 'account_holder' } });
     return u;
   }
 
-  private memberTenants(userId: string): string[] {
-    return this.d.identity.sessions.memberships(userId).map((m) => m.tenantId);
+  private async memberTenants(userId: string): Promise<string[]> {
+    return (await this.d.identity.sessions.memberships(userId)).map((m) => m.tenantId);
   }
 
   /**
@@ -673,78 +673,78 @@ export class SsoService {
    * IdPs: only their own tenant, never platform admin. Platform IdP: platform admin and the
    * tenants its rules name. Returns the session's active tenant.
    */
-  private applyMapping(ctx: RequestContext, idp: ResolvedIdp, user: UserRow, values: MappedValues, opts: { invited?: boolean; mayAdd?: boolean } = {}): string | null {
+  private async applyMapping(ctx: RequestContext, idp: ResolvedIdp, user: UserRow, values: MappedValues, opts: { invited?: boolean; mayAdd?: boolean } = {}): Promise<string | null> {
     if (idp.kind === 'tenant') {
       const tenant = idp.tenant!;
       const role = tenantRole(values, idp.tenantRules, idp.defaultRole);
       // An invitation accepted through the IdP grants its own role when the mapping gives none.
       if (!role && opts.invited) return tenant.id;
-      const member = this.d.identity.sessions.memberships(user.id).some((m) => m.tenantId === tenant.id);
-      if (this.scimState(tenant, user.id) === 'inactive') throw this.fail(ctx, idp, 'user_deactivated', 403);
+      const member = (await this.d.identity.sessions.memberships(user.id)).some((m) => m.tenantId === tenant.id);
+      if (await this.scimState(tenant, user.id) === 'inactive') throw await this.fail(ctx, idp, 'user_deactivated', 403);
       if (!member && !opts.mayAdd) {
         if (opts.invited) return tenant.id;
-        throw this.fail(ctx, idp, 'not_a_member', 403);
+        throw await this.fail(ctx, idp, 'not_a_member', 403);
       }
-      this.setRole(ctx, idp, user, tenant, role);
-      if (!role) throw this.fail(ctx, idp, 'no_mapped_role', 403);
+      await this.setRole(ctx, idp, user, tenant, role);
+      if (!role) throw await this.fail(ctx, idp, 'no_mapped_role', 403);
       return tenant.id;
     }
     const grants = platformGrants(values, idp.platformRules);
-    const identity = this.repo.identity(idp.endpoint.issuer, this.repo.identitiesOfUser(user.id).find((i) => i.idpRef === PLATFORM_REF)?.subject ?? '');
+    const identity = await this.repo.identity(idp.endpoint.issuer, (await this.repo.identitiesOfUser(user.id)).find((i) => i.idpRef === PLATFORM_REF)?.subject ?? '');
     const now = this.d.clock.now();
     if (grants.platformAdmin && !user.platformAdmin) {
-      this.repo.setPlatformAdmin(user.id, true, now);
-      if (identity) this.repo.updateIdentity(identity.id, { platformAdminManaged: true });
+      await this.repo.setPlatformAdmin(user.id, true, now);
+      if (identity) await this.repo.updateIdentity(identity.id, { platformAdminManaged: true });
       this.d.identity.revision.bump();
-      this.audit(ctx, { action: 'sso.role_change', tenantId: null, actor: { type: 'system', id: 'sso' }, target: { type: 'user', id: user.id }, details: { idp: idp.ref, platform_admin: true } });
+      await this.audit(ctx, { action: 'sso.role_change', tenantId: null, actor: { type: 'system', id: 'sso' }, target: { type: 'user', id: user.id }, details: { idp: idp.ref, platform_admin: true } });
     } else if (!grants.platformAdmin && user.platformAdmin && identity?.platformAdminManaged) {
-      this.repo.setPlatformAdmin(user.id, false, now);
-      this.repo.updateIdentity(identity.id, { platformAdminManaged: false });
+      await this.repo.setPlatformAdmin(user.id, false, now);
+      await this.repo.updateIdentity(identity.id, { platformAdminManaged: false });
       this.d.identity.revision.bump();
-      this.audit(ctx, { action: 'sso.role_change', tenantId: null, actor: { type: 'system', id: 'sso' }, target: { type: 'user', id: user.id }, details: { idp: idp.ref, platform_admin: false } });
+      await this.audit(ctx, { action: 'sso.role_change', tenantId: null, actor: { type: 'system', id: 'sso' }, target: { type: 'user', id: user.id }, details: { idp: idp.ref, platform_admin: false } });
     }
     for (const [slug, role] of grants.tenants) {
-      const t = this.d.identity.tenants.resolve(slug);
-      if (t) this.setRole(ctx, idp, user, { id: t.id, slug: t.slug }, role);
+      const t = await this.d.identity.tenants.resolve(slug);
+      if (t) await this.setRole(ctx, idp, user, { id: t.id, slug: t.slug }, role);
     }
-    const after = this.d.identity.users.byId(user.id)!;
-    const memberships = this.d.identity.sessions.memberships(user.id);
-    if (!after.platformAdmin && memberships.length === 0) throw this.fail(ctx, idp, 'no_mapped_role', 403);
+    const after = (await this.d.identity.users.byId(user.id))!;
+    const memberships = await this.d.identity.sessions.memberships(user.id);
+    if (!after.platformAdmin && memberships.length === 0) throw await this.fail(ctx, idp, 'no_mapped_role', 403);
     // Where the user last worked, or their only tenant, or none (the client asks).
-    return this.d.identity.sessions.landing(after);
+    return await this.d.identity.sessions.landing(after);
   }
 
-  private setRole(ctx: RequestContext, idp: ResolvedIdp, user: UserRow, tenant: { id: string; slug: string }, role: Role | null): void {
+  private async setRole(ctx: RequestContext, idp: ResolvedIdp, user: UserRow, tenant: { id: string; slug: string }, role: Role | null): Promise<void> {
     const tctx = this.tenantCtx(tenant, 'sso', ctx);
-    const current = this.d.identity.sessions.memberships(user.id).find((m) => m.tenantId === tenant.id)?.role ?? null;
+    const current = (await this.d.identity.sessions.memberships(user.id)).find((m) => m.tenantId === tenant.id)?.role ?? null;
     if (current === role) return;
-    if (role && !current && this.scimState(tenant, user.id) === 'inactive') {
-      this.audit(this.tenantCtx(tenant, 'sso', ctx), { action: 'sso.role_change', outcome: 'denied', reason: 'scim_deprovisioned', target: { type: 'user', id: user.id }, details: { idp: idp.ref, role } });
+    if (role && !current && await this.scimState(tenant, user.id) === 'inactive') {
+      await this.audit(this.tenantCtx(tenant, 'sso', ctx), { action: 'sso.role_change', outcome: 'denied', reason: 'scim_deprovisioned', target: { type: 'user', id: user.id }, details: { idp: idp.ref, role } });
       return;
     }
     try {
-      if (role) this.d.identity.users.grant(tctx, user.id, role);
-      else this.d.identity.users.removeMember(tctx, user.id);
+      if (role) await this.d.identity.users.grant(tctx, user.id, role);
+      else await this.d.identity.users.removeMember(tctx, user.id);
     } catch (e) {
       // The last owner keeps the role (a tenant always has one); everything else is a bug.
       if (e instanceof AppError && e.code === 'last_owner') {
-        this.audit(tctx, { action: 'sso.role_change', outcome: 'denied', reason: 'last_owner', target: { type: 'user', id: user.id }, details: { idp: idp.ref, role, previous_role: current } });
+        await this.audit(tctx, { action: 'sso.role_change', outcome: 'denied', reason: 'last_owner', target: { type: 'user', id: user.id }, details: { idp: idp.ref, role, previous_role: current } });
         return;
       }
       throw e;
     }
-    this.audit(tctx, { action: 'sso.role_change', actor: { type: 'system', id: 'sso' }, target: { type: 'user', id: user.id }, details: { idp: idp.ref, role, previous_role: current } });
+    await this.audit(tctx, { action: 'sso.role_change', actor: { type: 'system', id: 'sso' }, target: { type: 'user', id: user.id }, details: { idp: idp.ref, role, previous_role: current } });
   }
 
   // ---------------------------------------------------------------- logout
 
   /** RP-initiated logout: ends our session first, then returns the IdP's end-session URL (or null). */
   async logout(ctx: RequestContext, sessionId: string, origin: string): Promise<string | null> {
-    const link = this.repo.session(sessionId);
-    this.d.identity.sessions.logout(ctx, sessionId);
+    const link = await this.repo.session(sessionId);
+    await this.d.identity.sessions.logout(ctx, sessionId);
     if (!link) return null;
     const idp = await this.resolve(link.idpRef);
-    this.audit(ctx, { action: 'sso.logout', tenantId: idp?.tenant?.id ?? null, target: { type: 'session', id: sessionId }, details: { idp: link.idpRef, kind: 'rp_initiated' } });
+    await this.audit(ctx, { action: 'sso.logout', tenantId: idp?.tenant?.id ?? null, target: { type: 'session', id: sessionId }, details: { idp: link.idpRef, kind: 'rp_initiated' } });
     if (!idp || idp.protocol !== 'oidc') return null;
     try {
       const config = await this.clients.config(idp.endpoint);
@@ -763,29 +763,29 @@ export class SsoService {
    * once) and ends the matching sessions. Returns how many ended.
    */
   async backchannelLogout(ctx: RequestContext, logoutToken: unknown): Promise<number> {
-    const refuse = (reason: string, idp?: ResolvedIdp): AppError => {
-      this.audit(ctx, { action: 'sso.backchannel_logout', outcome: 'denied', reason, tenantId: idp?.tenant?.id ?? null, target: { type: 'sso_idp', id: idp?.ref ?? null } });
+    const refuse = async (reason: string, idp?: ResolvedIdp): Promise<AppError> => {
+      await this.audit(ctx, { action: 'sso.backchannel_logout', outcome: 'denied', reason, tenantId: idp?.tenant?.id ?? null, target: { type: 'sso_idp', id: idp?.ref ?? null } });
       ctx.log.info({ reason }, 'back-channel logout refused');
       return new AppError(400, 'invalid_request', 'Invalid logout token.', { details: { reason } });
     };
-    if (typeof logoutToken !== 'string' || logoutToken.length > 16_384) throw refuse('logout_token_missing');
+    if (typeof logoutToken !== 'string' || logoutToken.length > 16_384) throw await refuse('logout_token_missing');
     let unverified: jose.JWTPayload;
     try {
       unverified = jose.decodeJwt(logoutToken);
     } catch {
-      throw refuse('logout_token_malformed');
+      throw await refuse('logout_token_malformed');
     }
-    if (typeof unverified.iss !== 'string') throw refuse('iss_missing');
+    if (typeof unverified.iss !== 'string') throw await refuse('iss_missing');
     const candidates: ResolvedIdp[] = [];
     const platform = this.platformConfigured() ? await this.platformIdp() : undefined;
     if (platform && platform.endpoint.issuer === unverified.iss) candidates.push(platform);
-    for (const r of this.repo.idpsByIssuer(unverified.iss)) {
+    for (const r of await this.repo.idpsByIssuer(unverified.iss)) {
       const idp = await this.resolve(r.id);
       if (idp?.enabled && idp.protocol === 'oidc') candidates.push(idp);
     }
     const aud = Array.isArray(unverified.aud) ? unverified.aud : unverified.aud ? [unverified.aud] : [];
     const idp = candidates.find((c) => aud.includes(c.endpoint.clientId));
-    if (!idp) throw refuse('unknown_issuer_or_audience');
+    if (!idp) throw await refuse('unknown_issuer_or_audience');
 
     let payload: jose.JWTPayload;
     try {
@@ -801,51 +801,51 @@ export class SsoService {
       });
       payload = r.payload;
       const typ = r.protectedHeader.typ;
-      if (typ !== undefined && typ.toLowerCase() !== 'logout+jwt' && typ.toLowerCase() !== 'jwt') throw refuse('typ_invalid', idp);
+      if (typ !== undefined && typ.toLowerCase() !== 'logout+jwt' && typ.toLowerCase() !== 'jwt') throw await refuse('typ_invalid', idp);
     } catch (e) {
       if (e instanceof AppError) throw e;
       const code = (e as { code?: string }).code ?? '';
-      throw refuse(code === 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED' || code === 'ERR_JWKS_NO_MATCHING_KEY' ? 'signature_invalid' : code === 'ERR_JOSE_ALG_NOT_ALLOWED' ? 'alg_not_allowed' : 'logout_token_invalid', idp);
+      throw await refuse(code === 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED' || code === 'ERR_JWKS_NO_MATCHING_KEY' ? 'signature_invalid' : code === 'ERR_JOSE_ALG_NOT_ALLOWED' ? 'alg_not_allowed' : 'logout_token_invalid', idp);
     }
     const events = payload.events as Record<string, unknown> | undefined;
-    if (!events || typeof events !== 'object' || !events[BCL_EVENT] || typeof events[BCL_EVENT] !== 'object') throw refuse('events_invalid', idp);
-    if ('nonce' in payload) throw refuse('nonce_present', idp);
+    if (!events || typeof events !== 'object' || !events[BCL_EVENT] || typeof events[BCL_EVENT] !== 'object') throw await refuse('events_invalid', idp);
+    if ('nonce' in payload) throw await refuse('nonce_present', idp);
     const sid = typeof payload.sid === 'string' ? payload.sid : undefined;
     const sub = typeof payload.sub === 'string' ? payload.sub : undefined;
-    if (!sid && !sub) throw refuse('sid_and_sub_missing', idp);
+    if (!sid && !sub) throw await refuse('sid_and_sub_missing', idp);
     const fresh = await this.redis.set(`sso:bcl:${sha256(`${idp.endpoint.issuer}\n${payload.jti}`)}`, '1', 'EX', 600, 'NX');
-    if (fresh !== 'OK') throw refuse('jti_replayed', idp);
+    if (fresh !== 'OK') throw await refuse('jti_replayed', idp);
 
-    const ids = this.repo.liveSessions(idp.endpoint.issuer, sid ? { sid } : { sub: sub! });
+    const ids = await this.repo.liveSessions(idp.endpoint.issuer, sid ? { sid } : { sub: sub! });
     const lctx = this.sys('sso', ctx);
-    for (const id of ids) this.d.identity.sessions.logout(lctx, id);
-    this.audit(lctx, { action: 'sso.logout', tenantId: idp.tenant?.id ?? null, target: { type: 'sso_idp', id: idp.ref }, details: { kind: 'back_channel', sessions_ended: ids.length, by: sid ? 'sid' : 'sub' } });
+    for (const id of ids) await this.d.identity.sessions.logout(lctx, id);
+    await this.audit(lctx, { action: 'sso.logout', tenantId: idp.tenant?.id ?? null, target: { type: 'sso_idp', id: idp.ref }, details: { kind: 'back_channel', sessions_ended: ids.length, by: sid ? 'sid' : 'sub' } });
     return ids.length;
   }
 
   // ---------------------------------------------------------------- admin
 
-  private requireRead(ctx: RequestContext): void {
-    this.d.identity.access.require(ctx, 'settings:read', {}, { type: 'sso_idp' });
+  private async requireRead(ctx: RequestContext): Promise<void> {
+    await this.d.identity.access.require(ctx, 'settings:read', {}, { type: 'sso_idp' });
   }
-  private requireWrite(ctx: RequestContext, id?: string): void {
-    this.d.identity.access.require(ctx, 'settings:write', {}, { type: 'sso_idp', ...(id ? { id } : {}) });
-  }
-
-  listIdps(ctx: RequestContext): SsoIdpRow[] {
-    this.requireRead(ctx);
-    return this.repo.idps(ctx);
+  private async requireWrite(ctx: RequestContext, id?: string): Promise<void> {
+    await this.d.identity.access.require(ctx, 'settings:write', {}, { type: 'sso_idp', ...(id ? { id } : {}) });
   }
 
-  getIdp(ctx: RequestContext, id: string): SsoIdpRow {
-    this.requireRead(ctx);
-    const row = this.repo.idp(ctx, id);
-    if (!row) throw this.hidden(ctx, id, 'sso.idp.read');
+  async listIdps(ctx: RequestContext): Promise<SsoIdpRow[]> {
+    await this.requireRead(ctx);
+    return await this.repo.idps(ctx);
+  }
+
+  async getIdp(ctx: RequestContext, id: string): Promise<SsoIdpRow> {
+    await this.requireRead(ctx);
+    const row = await this.repo.idp(ctx, id);
+    if (!row) throw await this.hidden(ctx, id, 'sso.idp.read');
     return row;
   }
 
-  private hidden(ctx: RequestContext, id: string, action: string): AppError {
-    this.audit(ctx, { action, outcome: 'denied', reason: 'not_found', target: { type: 'sso_idp', id } });
+  private async hidden(ctx: RequestContext, id: string, action: string): Promise<AppError> {
+    await this.audit(ctx, { action, outcome: 'denied', reason: 'not_found', target: { type: 'sso_idp', id } });
     return new AppError(404, 'not_found', 'IdP not found');
   }
 
@@ -860,17 +860,17 @@ export class SsoService {
     if (input.default_role && !isRole(input.default_role)) throw new AppError(400, 'invalid_role', 'default_role must be a tenant role.', { param: 'default_role' });
   }
 
-  createIdp(ctx: RequestContext, input: IdpInput | SamlIdpInput): SsoIdpRow {
-    this.requireWrite(ctx);
-    if ('protocol' in input) return this.createSamlIdp(ctx, input);
+  async createIdp(ctx: RequestContext, input: IdpInput | SamlIdpInput): Promise<SsoIdpRow> {
+    await this.requireWrite(ctx);
+    if ('protocol' in input) return await this.createSamlIdp(ctx, input);
     if (!this.d.entitlements().hasFeature('sso.oidc')) {
-      this.audit(ctx, { action: 'sso.idp.create', outcome: 'denied', reason: 'license_feature', target: { type: 'sso_idp' } });
+      await this.audit(ctx, { action: 'sso.idp.create', outcome: 'denied', reason: 'license_feature', target: { type: 'sso_idp' } });
       throw new AppError(403, 'license_feature_missing', 'The licence does not include OpenID Connect SSO (sso.oidc).');
     }
     this.validate(input);
     const now = this.d.clock.now();
     const id = newId('idp', now);
-    const row = this.repo.insertIdp(ctx, {
+    const row = await this.repo.insertIdp(ctx, {
       id,
       name: input.name,
       issuer: input.issuer,
@@ -882,17 +882,17 @@ export class SsoService {
       groupsPath: input.groups_path ?? null,
       ...idpPolicyColumns(input, now),
     });
-    this.audit(ctx, { action: 'sso.idp.create', target: { type: 'sso_idp', id }, details: { name: row.name, issuer: row.issuer, enforce_sso: row.enforceSso, jit: row.jit } });
+    await this.audit(ctx, { action: 'sso.idp.create', target: { type: 'sso_idp', id }, details: { name: row.name, issuer: row.issuer, enforce_sso: row.enforceSso, jit: row.jit } });
     return row;
   }
 
-  updateIdp(ctx: RequestContext, id: string, input: Partial<IdpInput> | SamlIdpPatch): SsoIdpRow {
-    this.requireWrite(ctx, id);
-    const before = this.repo.idp(ctx, id);
-    if (!before) throw this.hidden(ctx, id, 'sso.idp.update');
+  async updateIdp(ctx: RequestContext, id: string, input: Partial<IdpInput> | SamlIdpPatch): Promise<SsoIdpRow> {
+    await this.requireWrite(ctx, id);
+    const before = await this.repo.idp(ctx, id);
+    if (!before) throw await this.hidden(ctx, id, 'sso.idp.update');
     // A SAML row takes only SAML fields (an OIDC-only field is a 400, never silently dropped).
-    if (before.protocol === 'saml') return this.updateSamlIdp(ctx, before, parseInput(samlIdpPatch, input));
-    if ('protocol' in input) return this.updateSamlIdp(ctx, before, input as SamlIdpPatch);
+    if (before.protocol === 'saml') return await this.updateSamlIdp(ctx, before, parseInput(samlIdpPatch, input));
+    if ('protocol' in input) return await this.updateSamlIdp(ctx, before, input as SamlIdpPatch);
     const patch = input as Partial<IdpInput>;
     this.validate(patch);
     const set: Partial<SsoIdpRow> = { updatedAt: this.d.clock.now() };
@@ -911,17 +911,17 @@ export class SsoService {
     if (patch.enforce_sso !== undefined) set.enforceSso = patch.enforce_sso;
     if (patch.enabled !== undefined) set.enabled = patch.enabled;
     const { id: _i, tenantId: _t, ...clean } = set as SsoIdpRow;
-    this.repo.updateIdp(ctx, id, clean);
+    await this.repo.updateIdp(ctx, id, clean);
     this.clients.forget(id);
     const changed = Object.keys(patch).filter((k) => k !== 'client_secret');
-    this.audit(ctx, { action: 'sso.idp.update', target: { type: 'sso_idp', id }, details: { changed, client_secret_changed: patch.client_secret !== undefined } });
-    return this.repo.idp(ctx, id)!;
+    await this.audit(ctx, { action: 'sso.idp.update', target: { type: 'sso_idp', id }, details: { changed, client_secret_changed: patch.client_secret !== undefined } });
+    return (await this.repo.idp(ctx, id))!;
   }
 
   /** A SAML IdP (issue 24): entity id, SSO URL and certificates by hand or from metadata XML. */
-  private createSamlIdp(ctx: RequestContext, input: SamlIdpInput): SsoIdpRow {
+  private async createSamlIdp(ctx: RequestContext, input: SamlIdpInput): Promise<SsoIdpRow> {
     if (!this.d.entitlements().hasFeature('sso.saml')) {
-      this.audit(ctx, { action: 'sso.idp.create', outcome: 'denied', reason: 'license_feature', target: { type: 'sso_idp' } });
+      await this.audit(ctx, { action: 'sso.idp.create', outcome: 'denied', reason: 'license_feature', target: { type: 'sso_idp' } });
       throw new AppError(403, 'license_feature_missing', 'The licence does not include SAML SSO (sso.saml).');
     }
     this.validate(input);
@@ -940,7 +940,7 @@ export class SsoService {
     };
     const now = this.d.clock.now();
     const id = newId('idp', now);
-    const row = this.repo.insertIdp(ctx, {
+    const row = await this.repo.insertIdp(ctx, {
       id,
       name: input.name,
       issuer: parts.entityId,
@@ -950,11 +950,11 @@ export class SsoService {
       saml: JSON.stringify(settings),
       ...idpPolicyColumns(input, now),
     });
-    this.audit(ctx, { action: 'sso.idp.create', target: { type: 'sso_idp', id }, details: { name: row.name, issuer: row.issuer, protocol: 'saml', enforce_sso: row.enforceSso, jit: row.jit, allow_idp_initiated: settings.allow_idp_initiated } });
+    await this.audit(ctx, { action: 'sso.idp.create', target: { type: 'sso_idp', id }, details: { name: row.name, issuer: row.issuer, protocol: 'saml', enforce_sso: row.enforceSso, jit: row.jit, allow_idp_initiated: settings.allow_idp_initiated } });
     return row;
   }
 
-  private updateSamlIdp(ctx: RequestContext, before: SsoIdpRow, patch: SamlIdpPatch): SsoIdpRow {
+  private async updateSamlIdp(ctx: RequestContext, before: SsoIdpRow, patch: SamlIdpPatch): Promise<SsoIdpRow> {
     if (before.protocol !== 'saml' || patch.protocol !== undefined && patch.protocol !== 'saml') {
       throw new AppError(400, 'invalid_request', 'The protocol of an IdP cannot change; create a new one.', { param: 'protocol' });
     }
@@ -979,30 +979,30 @@ export class SsoService {
     if (patch.jit !== undefined) set.jit = patch.jit;
     if (patch.enforce_sso !== undefined) set.enforceSso = patch.enforce_sso;
     if (patch.enabled !== undefined) set.enabled = patch.enabled;
-    this.repo.updateIdp(ctx, before.id, set);
-    this.audit(ctx, { action: 'sso.idp.update', target: { type: 'sso_idp', id: before.id }, details: { changed: Object.keys(patch).filter((k) => k !== 'metadata_xml'), metadata_imported: patch.metadata_xml !== undefined } });
-    return this.repo.idp(ctx, before.id)!;
+    await this.repo.updateIdp(ctx, before.id, set);
+    await this.audit(ctx, { action: 'sso.idp.update', target: { type: 'sso_idp', id: before.id }, details: { changed: Object.keys(patch).filter((k) => k !== 'metadata_xml'), metadata_imported: patch.metadata_xml !== undefined } });
+    return (await this.repo.idp(ctx, before.id))!;
   }
 
-  deleteIdp(ctx: RequestContext, id: string): void {
-    this.requireWrite(ctx, id);
-    if (!this.repo.deleteIdp(ctx, id)) throw this.hidden(ctx, id, 'sso.idp.delete');
+  async deleteIdp(ctx: RequestContext, id: string): Promise<void> {
+    await this.requireWrite(ctx, id);
+    if (!await this.repo.deleteIdp(ctx, id)) throw await this.hidden(ctx, id, 'sso.idp.delete');
     this.clients.forget(id);
-    this.audit(ctx, { action: 'sso.idp.delete', target: { type: 'sso_idp', id } });
+    await this.audit(ctx, { action: 'sso.idp.delete', target: { type: 'sso_idp', id } });
   }
 
   async lastClaims(ctx: RequestContext, ref: string): Promise<LastClaims | null> {
     if (ref === PLATFORM_REF) {
-      this.d.identity.access.require(ctx, 'platform:users:read', {}, { type: 'sso_idp', id: ref });
+      await this.d.identity.access.require(ctx, 'platform:users:read', {}, { type: 'sso_idp', id: ref });
       return (await this.d.settings.get<LastClaims>(PLATFORM_CLAIMS_KEY)) ?? null;
     }
-    const row = this.getIdp(ctx, ref);
+    const row = await this.getIdp(ctx, ref);
     return row.lastClaims ? (JSON.parse(row.lastClaims) as LastClaims) : null;
   }
 
   /** Platform IdP view (platform admins). */
   async platformView(ctx: RequestContext) {
-    this.d.identity.access.require(ctx, 'platform:users:read', {}, { type: 'sso_idp', id: PLATFORM_REF });
+    await this.d.identity.access.require(ctx, 'platform:users:read', {}, { type: 'sso_idp', id: PLATFORM_REF });
     const c = this.d.config;
     return {
       object: 'sso_platform_idp' as const,
@@ -1021,13 +1021,13 @@ export class SsoService {
    * malformed body gets 403, never a 400 that describes the platform schema). */
   async setPlatformSettings(ctx: RequestContext, s: unknown): Promise<PlatformSettings> {
     if (!isPlatform(ctx)) {
-      this.audit(ctx, { action: 'sso.platform.update', outcome: 'denied', reason: 'platform_only', tenantId: null });
+      await this.audit(ctx, { action: 'sso.platform.update', outcome: 'denied', reason: 'platform_only', tenantId: null });
       throw new AppError(403, 'permission_denied', 'Only platform administrators change the platform IdP mapping.');
     }
-    this.d.identity.access.require(ctx, 'platform:users:write', {}, { type: 'sso_idp', id: PLATFORM_REF });
+    await this.d.identity.access.require(ctx, 'platform:users:write', {}, { type: 'sso_idp', id: PLATFORM_REF });
     const parsed = parseInput(platformSettingsSchema, s);
     await this.d.settings.set(PLATFORM_SETTINGS_KEY, parsed);
-    this.audit(ctx, { action: 'sso.platform.update', tenantId: null, target: { type: 'sso_idp', id: PLATFORM_REF }, details: { rules: parsed.rules.length, claim_source: parsed.claim_source } });
+    await this.audit(ctx, { action: 'sso.platform.update', tenantId: null, target: { type: 'sso_idp', id: PLATFORM_REF }, details: { rules: parsed.rules.length, claim_source: parsed.claim_source } });
     return parsed;
   }
 
@@ -1035,11 +1035,11 @@ export class SsoService {
   async test(ctx: RequestContext, ref: string): Promise<{ ok: boolean; reason: string | null; issuer: string; pkce_s256: boolean; end_session: boolean; last_claims: LastClaims | null }> {
     let idp: ResolvedIdp | undefined;
     if (ref === PLATFORM_REF) {
-      this.d.identity.access.require(ctx, 'platform:users:read', {}, { type: 'sso_idp', id: ref });
+      await this.d.identity.access.require(ctx, 'platform:users:read', {}, { type: 'sso_idp', id: ref });
       idp = await this.platformIdp();
       if (!idp) throw new AppError(404, 'not_found', 'The platform IdP is not configured (ENCLAVE_OIDC_ISSUER, ENCLAVE_OIDC_CLIENT_SECRET_FILE).');
     } else {
-      const row = this.getIdp(ctx, ref);
+      const row = await this.getIdp(ctx, ref);
       idp = this.fromRow(row, { id: row.tenantId, slug: ctx.tenant!.slug, status: 'active' });
       // SAML: nothing to discover; the settings were checked when saved.
       if (idp.protocol === 'saml') return { ok: true, reason: null, issuer: idp.endpoint.issuer, pkce_s256: false, end_session: false, last_claims: await this.lastClaims(ctx, ref) };

@@ -36,8 +36,8 @@ export function samlRouter(saml: SamlLogin, identity: Identity, opts: { cookieSe
     // POST carries no Lax cookie, so this only matters for same-site IdPs.
     const previous = readCookie(req, SESSION_COOKIE);
     if (previous) {
-      const prev = identity.sessions.authenticate(previous);
-      if (prev.ok) identity.sessions.logout(req.ctx, prev.auth.session.id);
+      const prev = await identity.sessions.authenticate(previous);
+      if (prev.ok) await identity.sessions.logout(req.ctx, prev.auth.session.id);
     }
     res.cookie(SESSION_COOKIE, out.token, cookie(req, opts.maxAgeMs));
     // 303: the browser follows with a GET, and the Lax session cookie goes with it (same site).
