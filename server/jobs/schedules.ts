@@ -28,7 +28,7 @@ export interface ScheduleDeps {
   readonly repo: JobsRepo;
   readonly queues: JobQueues;
   /** Licence: re-evaluate (expiry, grace, trusted time). */
-  readonly licenseRefresh?: () => void;
+  readonly licenseRefresh?: () => Promise<void> | void;
   /** Re-enqueue a batch whose job was lost or failed as stalled. */
   readonly enqueueBatch: (tenantId: string, batchId: string) => Promise<unknown>;
   readonly failBatch: (tenantId: string, batchId: string, reason: string) => void;
@@ -90,7 +90,14 @@ export function schedules(d: ScheduleDeps): Schedule[] {
   }
   if (d.licenseRefresh) {
     const refresh = d.licenseRefresh;
-    list.push({ id: 'license-evaluate', every: DAY, run: async () => (refresh(), { ok: true }) });
+    list.push({
+      id: 'license-evaluate',
+      every: DAY,
+      run: async () => {
+        await refresh();
+        return { ok: true };
+      },
+    });
   }
   if (d.webhookReconcile) {
     const reconcile = d.webhookReconcile;

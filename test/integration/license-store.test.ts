@@ -175,6 +175,46 @@ describe.each(DIALECTS)('licence store on $name', (dialect) => {
     expect(again.sig).not.toBe(sealed.sig);
   });
 
+  it('refreshes never overlap: while a slow one runs, the poll skips its ticks', async () => {
+    const s = (await dialect.fresh())();
+    let running = 0;
+    let most = 0;
+    let calls = 0;
+    let release: (() => void) | undefined;
+    const svc = await new LicenseService({
+      store: s,
+      settings: new RuntimeSettings(s, new SecretBox(randomBytes(32)), wall),
+      clock: wall,
+      log: silent,
+      mode: 'test',
+      environment: 'production',
+      pollMs: 5,
+      // The usage read stands for a slow database: it waits until the test lets it go.
+      usage: async () => {
+        calls++;
+        running++;
+        most = Math.max(most, running);
+        if (calls > 1) await new Promise<void>((r) => (release = r));
+        running--;
+        return { seats: calls, tenants: 0, keys: 0 };
+      },
+    }).start();
+    try {
+      await expect.poll(() => release !== undefined, { timeout: 10_000 }).toBe(true);
+      // Many poll ticks pass while the refresh is held.
+      await new Promise((r) => setTimeout(r, 100));
+      expect(calls).toBe(2);
+      const held = release!;
+      release = undefined;
+      held();
+      await expect.poll(() => calls, { timeout: 10_000 }).toBeGreaterThan(2);
+      expect(most).toBe(1);
+    } finally {
+      release?.();
+      await svc.stop();
+    }
+  });
+
   it('default usage counts active users, tenants and unrevoked keys', async () => {
     const s = (await dialect.fresh())();
     const at = Date.now();

@@ -55,8 +55,8 @@ describe('support bundle', () => {
       },
     });
     const { services } = app;
-    services.settings.setSecret('provider.openai.apiKey', providerKey);
-    services.settings.setSecret('oidc.clientSecret', storedIdp);
+    await services.settings.setSecret('provider.openai.apiKey', providerKey);
+    await services.settings.setSecret('oidc.clientSecret', storedIdp);
     // a provider deployment's credential without any recognisable shape: only the known-value scan can catch it
     const odd = `Zq${randomBytes(16).toString('hex')}Xw`;
     services.db.$client
