@@ -33,7 +33,7 @@ const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
 const one = () => new Promise<void>((res, rej) => { const r = http.request({ agent, host: '127.0.0.1', port: server.port, path: '/v1/chat/completions', method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${secret}`, 'content-length': Buffer.byteLength(body) } }, (x) => { x.resume(); x.on('end', () => (x.statusCode === 200 ? res() : rej(new Error(String(x.statusCode))))); }); r.on('error', rej); r.end(body); });
 for (let round = 0; round < 6; round++) {
   for (let i = 0; i < 5000 / 16; i++) await Promise.all(Array.from({ length: 16 }, one));
-  s.gateway.usage.flush();
+  await s.gateway.usage.flush();
   (globalThis as any).gc();
   const m = process.memoryUsage();
   console.log(`after ${(round + 1) * 5000} calls: heapUsed ${(m.heapUsed / 1048576).toFixed(1)} MB, rss ${(m.rss / 1048576).toFixed(1)} MB, external ${(m.external / 1048576).toFixed(1)} MB`);

@@ -23,8 +23,8 @@ export function registerPlans(program: Command): void {
     .description('list plans')
     .option('--json', 'print JSON')
     .action((opts: { json?: boolean }) =>
-      withIdentity((c) => {
-        const rows = meteringFor(c).plans.list().map(planJson);
+      withIdentity(async (c) => {
+        const rows = (await (await meteringFor(c)).plans.list()).map(planJson);
         if (opts.json) printJson(rows);
         else printTable(rows.map((p) => ({ ...p, capabilities: p.capabilities.join(','), limits: JSON.stringify(p.limits), allowed_models: p.allowed_models?.join(',') ?? '(all)' })), ['name', 'capabilities', 'limits', 'allowed_models', 'description']);
       }),
@@ -44,8 +44,8 @@ export function registerPlans(program: Command): void {
     .option('--max-active-jobs <n>', 'active jobs per lane')
     .option('--json', 'print JSON')
     .action((name: string, opts: Record<string, string | boolean | undefined>) =>
-      withIdentity((c) => {
-        const m = meteringFor(c);
+      withIdentity(async (c) => {
+        const m = await meteringFor(c);
         const cur = m.plans.get(name);
         const limits: Record<string, number | null> = { ...(cur?.limits ?? {}) } as Record<string, number | null>;
         for (const [flag, key] of LIMIT_FLAGS) {
@@ -63,7 +63,7 @@ export function registerPlans(program: Command): void {
           limits,
         });
         if (!input.success) throw new CliError(`${input.error.issues[0]?.path.join('.')}: ${input.error.issues[0]?.message}`, 2);
-        const p = m.plans.upsert(c.ctx, input.data);
+        const p = await m.plans.upsert(c.ctx, input.data);
         if (opts.json) printJson(planJson(p));
         else process.stdout.write(`plan ${name} ${cur ? 'updated' : 'created'}\n`);
       }),
@@ -72,8 +72,8 @@ export function registerPlans(program: Command): void {
     .command('delete <name>')
     .description('delete a plan no tenant uses')
     .action((name: string) =>
-      withIdentity((c) => {
-        meteringFor(c).plans.remove(c.ctx, name);
+      withIdentity(async (c) => {
+        await (await meteringFor(c)).plans.remove(c.ctx, name);
         process.stdout.write(`plan ${name} deleted\n`);
       }),
     );
@@ -81,9 +81,9 @@ export function registerPlans(program: Command): void {
     .command('assign <tenant> <plan>')
     .description('assign a plan to a tenant ("default" for the default plan); audited, effective within 1 s')
     .action((ref: string, plan: string) =>
-      withIdentity((c) => {
-        const t = resolveTenant(c, ref);
-        meteringFor(c).plans.assign(c.ctx, t.id, plan === 'default' ? null : plan);
+      withIdentity(async (c) => {
+        const t = await resolveTenant(c, ref);
+        await (await meteringFor(c)).plans.assign(c.ctx, t.id, plan === 'default' ? null : plan);
         process.stdout.write(`tenant ${t.slug} is on plan ${plan}\n`);
       }),
     );

@@ -18,9 +18,9 @@ export function registerPrices(program: Command): void {
     .option('--model <model>', 'every version of one model')
     .option('--json', 'print JSON')
     .action((opts: { model?: string; json?: boolean }) =>
-      withIdentity((c) => {
-        const m = meteringFor(c);
-        const rows = (opts.model ? m.pricing.history(opts.model) : m.pricing.list()).map(priceJson);
+      withIdentity(async (c) => {
+        const m = await meteringFor(c);
+        const rows = (await (opts.model ? m.pricing.history(opts.model) : m.pricing.list())).map(priceJson);
         if (opts.json) printJson(rows);
         else printTable(rows, ['model', 'deployment_id', 'version', 'input_micros_per_mtok', 'output_micros_per_mtok', 'request_micros', 'currency', 'source']);
       }),
@@ -35,11 +35,11 @@ export function registerPrices(program: Command): void {
     .option('--currency <ISO>', 'currency code (default USD)')
     .option('--json', 'print JSON')
     .action((model: string, opts: { input: string; output: string; request?: string; deployment?: string; currency?: string; json?: boolean }) =>
-      withIdentity((c) => {
+      withIdentity(async (c) => {
         if (opts.currency && !/^[A-Z]{3}$/.test(opts.currency)) throw new CliError('--currency must be a 3-letter ISO code', 2);
-        const m = meteringFor(c);
+        const m = await meteringFor(c);
         const req = int('--request', opts.request);
-        const p = m.pricing.set(c.ctx, {
+        const p = await m.pricing.set(c.ctx, {
           model,
           input_micros_per_mtok: int('--input', opts.input)!,
           output_micros_per_mtok: int('--output', opts.output)!,

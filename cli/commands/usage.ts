@@ -9,13 +9,17 @@ import { CliError, printJson, printTable } from '../output.js';
 import { withIdentity, type CliIdentity } from './admin.js';
 import { resolveTenant } from './tenants.js';
 
-/** Metering services over the CLI's database connection (changes reach running servers through the `metering` revision). */
-export function meteringFor(c: CliIdentity) {
-  const repo = new MeteringRepo(c.db);
+/**
+ * Metering services over the CLI's store (changes reach running servers through the
+ * `metering` revision), with the plan and price caches loaded.
+ */
+export async function meteringFor(c: CliIdentity) {
+  const repo = new MeteringRepo(c.store);
   const revision = new Revision(c.db, 'metering');
   const plans = new PlanService(repo, revision, systemClock, () => c.identity.audit);
   const pricing = new Pricing(repo, revision, systemClock, () => c.identity.audit);
-  pricing.ensureBundled();
+  await pricing.ensureBundled();
+  await Promise.all([plans.load(), pricing.load()]);
   return { repo, revision, plans, pricing, reports: new Reports(repo, plans, systemClock) };
 }
 
@@ -34,11 +38,11 @@ export function registerUsage(program: Command): void {
     .option('--json', 'print JSON')
     .option('--csv', 'print CSV')
     .action((opts: { tenant: string; month?: string; by?: string; user?: string; key?: string; json?: boolean; csv?: boolean }) =>
-      withIdentity((c) => {
+      withIdentity(async (c) => {
         if (opts.by && !(BY as readonly string[]).includes(opts.by)) throw new CliError(`--by must be one of ${BY.join(', ')}`, 2);
         if (opts.month && !/^\d{4}-(0[1-9]|1[0-2])$/.test(opts.month)) throw new CliError('--month must be YYYY-MM', 2);
-        const t = resolveTenant(c, opts.tenant);
-        const rep = meteringFor(c).reports.report({
+        const t = await resolveTenant(c, opts.tenant);
+        const rep = await (await meteringFor(c)).reports.report({
           tenantId: t.id,
           ...(opts.month ? { month: opts.month } : {}),
           ...(opts.by ? { by: opts.by as (typeof BY)[number] } : {}),

@@ -1,17 +1,19 @@
 import type { Logger } from 'pino';
 
 /**
- * Rows appended in memory and written to SQLite off the caller's path, in batches: every
- * `intervalMs`, or on the next turn of the event loop once `maxBatch` rows wait. A backlog is
- * written in slices of `slice` rows, one transaction each and a setImmediate between them,
- * so it never holds the event loop for more than one slice. `flush()` writes everything at
- * once, synchronously (shutdown, reports, reads that must see the rows). A refused write
- * (SQLITE_BUSY …) keeps the rows and tries again in a second. Used by the usage records and
- * the stored call contents, one row per AI call each.
+ * Rows appended in memory and written to the database off the caller's path, in batches:
+ * every `intervalMs`, or on the next turn of the event loop once `maxBatch` rows wait. A
+ * backlog is written in slices of `slice` rows, one write (a multi-row INSERT) each, one at a
+ * time, yielding to the event loop between them, so it never holds the loop (SQLite) or a
+ * pool (PostgreSQL) for more than one slice. `flush()` writes everything pending (shutdown,
+ * reports, reads that must see the rows); it starts at once, so on SQLite the rows are in
+ * the database before `flush()` returns its promise. A refused write (SQLITE_BUSY, a lost
+ * PostgreSQL connection …) keeps the rows and tries again in a second. Used by the usage
+ * records and the stored call contents, one row per AI call each.
  */
 export interface BatchedWriterOptions<T> {
-  /** Writes rows in one transaction (throws to keep them). */
-  readonly insertMany: (rows: T[]) => void;
+  /** Writes rows in one statement or transaction (throws or rejects to keep them). */
+  readonly insertMany: (rows: T[]) => void | Promise<void>;
   readonly log: Logger;
   /** What the rows are, for the log lines ("usage records"). */
   readonly what: string;
@@ -26,15 +28,17 @@ export class BatchedWriter<T> {
   private rows: T[] = [];
   private timer: NodeJS.Timeout | undefined;
   private draining: NodeJS.Immediate | undefined;
+  /** Writes in progress and their rows. The drain runs one at a time; flush() adds one at once (see flush). */
+  private readonly writing = new Map<Promise<boolean>, T[]>();
   /** Rows written, and rows dropped over `maxPending`, since start (tests, diagnostics). */
   written = 0;
   dropped = 0;
 
   constructor(private readonly o: BatchedWriterOptions<T>) {}
 
-  /** The rows not written yet, oldest first. */
+  /** The rows not written yet (being written or waiting), oldest first. */
   get pending(): readonly T[] {
-    return this.rows;
+    return this.writing.size ? [...this.writing.values()].flat().concat(this.rows) : this.rows;
   }
 
   push(row: T): void {
@@ -46,7 +50,7 @@ export class BatchedWriter<T> {
       this.dropped += n;
       this.o.log.error({ dropped: n }, `${this.o.what} dropped: the database has refused writes for too long`);
     }
-    if (this.draining) return; // the running drain picks it up
+    if (this.draining || this.writing.size) return; // the running drain picks it up
     if (this.rows.length >= this.o.maxBatch) {
       if (this.timer) clearTimeout(this.timer);
       this.timer = undefined;
@@ -57,13 +61,20 @@ export class BatchedWriter<T> {
     }
   }
 
-  /** Writes every pending row now, synchronously. */
-  flush(): void {
+  /**
+   * Writes every pending row now and resolves when they (and the writes in progress) are
+   * written. The write starts before this returns, without waiting for a write in progress,
+   * so on SQLite (whose statements run synchronously) the rows are in the database at once.
+   * Never rejects: rows the database refused are kept, logged and retried in a second.
+   */
+  async flush(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     if (this.draining) clearImmediate(this.draining);
     this.draining = undefined;
-    this.write(this.rows.length);
+    const running = [...this.writing.keys()];
+    const mine = this.write(this.rows.length);
+    await Promise.all([...running, mine]);
   }
 
   private readonly startDrain = (): void => {
@@ -71,31 +82,47 @@ export class BatchedWriter<T> {
     this.drainStep();
   };
 
-  /** One slice, then yield to the event loop while rows are pending. */
+  /** One slice, then (when it is written) the next on the next turn of the event loop. */
   private readonly drainStep = (): void => {
     this.draining = undefined;
-    if (!this.write(Math.min(this.o.slice, this.rows.length))) return;
-    if (this.rows.length) this.draining = setImmediate(this.drainStep);
+    if (this.writing.size) return; // the write in progress schedules the next step when it ends
+    // write() never rejects (a refused write is logged and retried).
+    void this.write(Math.min(this.o.slice, this.rows.length));
   };
 
-  /** Writes the oldest `n` rows in one transaction; false (and a retry in 1 s) when SQLite refused. */
-  private write(n: number): boolean {
-    if (!n) return true;
+  /** Writes the oldest `n` rows in one call of insertMany; false (and a retry in 1 s) when the database refused. Never rejects. */
+  private write(n: number): Promise<boolean> {
+    if (!n) return Promise.resolve(true);
     const rows = n === this.rows.length ? this.rows : this.rows.slice(0, n);
     this.rows = n === this.rows.length ? [] : this.rows.slice(n);
-    try {
-      this.o.insertMany(rows);
-      this.written += rows.length;
-      return true;
-    } catch (e) {
-      // Kept for the next attempt; the message is SQLite's (never row content).
+    let p!: Promise<boolean>;
+    const done = (ok: boolean, e?: unknown): boolean => {
+      this.writing.delete(p);
+      if (ok) {
+        this.written += rows.length;
+        // Rows pushed meanwhile (or the rest of a backlog): the next slice on the next turn.
+        if (this.rows.length && !this.timer && !this.draining && !this.writing.size) this.draining = setImmediate(this.drainStep);
+        return true;
+      }
+      // Kept for the next attempt; the message is the database's (never row content).
       this.rows = rows.concat(this.rows);
-      this.o.log.error({ err: (e as Error).message, pending: this.rows.length }, `${this.o.what} could not be written; will retry`);
+      this.o.log.error({ err: (e as Error)?.message, pending: this.rows.length }, `${this.o.what} could not be written; will retry`);
       if (!this.timer) {
         this.timer = setTimeout(this.startDrain, 1000);
         this.timer.unref();
       }
       return false;
+    };
+    try {
+      // Called synchronously: on SQLite the statement runs before this returns.
+      const r = this.o.insertMany(rows);
+      p = r instanceof Promise ? r.then(() => done(true), (e: unknown) => done(false, e)) : Promise.resolve(true);
+      if (r instanceof Promise) this.writing.set(p, rows);
+      else done(true);
+    } catch (e) {
+      done(false, e);
+      p = Promise.resolve(false);
     }
+    return p;
   }
 }

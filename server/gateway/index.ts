@@ -75,7 +75,7 @@ export function createGateway(o: {
   const revision = new Revision(o.db, 'gateway');
   const catalogue = new Catalogue(o.db, o.secrets, o.clock, tenantEgress, (name, s, tenantPrivate) => deploymentMetrics(o.metrics).breakerChanged(name, s, tenantPrivate));
   const policies = new PolicyCache(o.db, o.data, revision);
-  const usage = new UsageWriter(o.db, o.clock, o.log, { intervalMs: o.usageFlushMs ?? 50, maxBatch: 500 });
+  const usage = new UsageWriter(o.store, o.clock, o.log, { intervalMs: o.usageFlushMs ?? 50, maxBatch: 500 });
   const content = new ContentLog({ store: o.store, tenantStore: o.tenantStore, secrets: o.secrets, clock: o.clock, log: o.log, policies, audit: o.identity.audit, capable: o.contentCapable ?? (() => true) });
   const deployments = new DeploymentService({ db: o.db, secrets: o.secrets, clock: o.clock, revision, entitlements: o.entitlements, audit: o.identity.audit, tenants: o.identity.tenants, tenantEgress });
   const tenantDeployments = new TenantDeployments({ deployments, access: o.identity.access, audit: o.identity.audit });
@@ -122,7 +122,7 @@ export function createGateway(o: {
     start: (pollMs = 200) => revision.start(pollMs),
     stop: async () => {
       revision.stop();
-      usage.flush();
+      await usage.flush();
       await content.close();
     },
   };

@@ -48,7 +48,7 @@ export function webhookProcessor(d: DeliverDeps): (job: Job<JobData>, jc: JobCon
 export async function reconcileWebhooks(d: { repo: Pick<DeliverDeps['repo'], 'undeliveredWebhooks'>; queues: JobQueues; log: Logger; now: number; withinMs?: number }): Promise<{ queued: number }> {
   let queued = 0;
   const q = d.queues.queue('maintenance');
-  for (const n of d.repo.undeliveredWebhooks(d.now - (d.withinMs ?? 7 * 86_400_000))) {
+  for (const n of await d.repo.undeliveredWebhooks(d.now - (d.withinMs ?? 7 * 86_400_000))) {
     const existing = await q.getJob(webhookJobId(n.id));
     if (existing) {
       const state = await existing.getState();

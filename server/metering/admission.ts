@@ -67,7 +67,7 @@ export interface AdmissionDeps {
   /** Concurrency slots of a crashed process free themselves after this long. */
   readonly concurrencyTtlMs?: number;
   /** Writes pending usage records so the ledger is current before a counter is seeded from it. */
-  readonly flushLedger?: () => void;
+  readonly flushLedger?: () => Promise<void> | void;
   /** Called after settlement with the tenant's month usage (soft-limit alerts). */
   readonly onSettled?: (r: Reservation, tenantTokens: number, tenantCost: number) => void;
 }
@@ -130,23 +130,28 @@ export class Admission {
 
   // ---- limits per request ------------------------------------------------------------------
 
-  private subject(tenantId: string, type: 'user' | 'key', id: string): Limits | null {
+  private async subject(tenantId: string, type: 'user' | 'key', id: string): Promise<Limits | null> {
     const k = `${tenantId}|${type}|${id}`;
     let l = this.subjectLimits.get(k);
     if (l === undefined) {
-      const json = this.d.repo.limits(tenantId, type, id);
+      const json = await this.d.repo.limits(tenantId, type, id);
       l = json ? parseLimits(json) : null;
       this.subjectLimits.set(k, l);
     }
     return l;
   }
 
-  private resolve(tenantId: string, userId: string | undefined, keyId: string | undefined): Resolved {
+  /** The call's limits: from the cache (≤ 500 ms old, no database read, no await) or read. */
+  private resolve(tenantId: string, userId: string | undefined, keyId: string | undefined): Resolved | Promise<Resolved> {
     const k = `${tenantId}|${userId ?? ''}|${keyId ?? ''}`;
     const now = Date.now();
     const c = this.resolved.get(k);
     if (c && now - c.at < 500) return c;
-    const tenant = this.d.plans.tenant(tenantId);
+    return this.resolveFresh(k, now, tenantId, userId, keyId);
+  }
+
+  private async resolveFresh(k: string, now: number, tenantId: string, userId: string | undefined, keyId: string | undefined): Promise<Resolved> {
+    const tenant = await this.d.plans.tenantFresh(tenantId);
     if (!tenant) throw new AppError(404, 'not_found', 'tenant not found');
     const levels: LevelSpec[] = [];
     const add = (level: LevelSpec['level'], id: string, l: Limits | null): void => {
@@ -162,8 +167,8 @@ export class Admission {
       };
       if (spec.rpm >= 0 || spec.tpm >= 0 || spec.conc >= 0 || spec.mtok >= 0 || spec.mcost >= 0) levels.push(spec);
     };
-    if (keyId) add('key', keyId, this.subject(tenantId, 'key', keyId));
-    if (userId) add('user', userId, this.subject(tenantId, 'user', userId));
+    if (keyId) add('key', keyId, await this.subject(tenantId, 'key', keyId));
+    if (userId) add('user', userId, await this.subject(tenantId, 'user', userId));
     add('tenant', tenantId, tenant.plan.limits);
     const r = { at: now, tenant, levels, leaseKeys: levels.map((l) => `${tenantId}|${l.level}|${l.id}`) };
     this.resolved.set(k, r);
@@ -187,9 +192,11 @@ export class Admission {
     const p = ctx.principal;
     const est = Math.max(0, Math.ceil(req.estimateTokens));
     const estCost = Math.max(0, Math.ceil(req.estimateCostMicros ?? 0));
-    const { tenant, levels, leaseKeys } = this.resolve(tenantRef.id, p?.userId, p?.keyId);
+    const resolved = this.resolve(tenantRef.id, p?.userId, p?.keyId);
+    const { tenant, levels, leaseKeys } = resolved instanceof Promise ? await resolved : resolved;
     const window = this.window(tenant.timezone, now);
 
+    if (this.licenceStale(now)) await this.readLicenceLedger(now);
     const warning = this.checkLicence(now, est);
 
     const id = newId('rsv', now); // from the pooled CSPRNG: a randomBytes() call here cost ≈14 µs per call
@@ -482,18 +489,29 @@ export class Admission {
   // ---- licence level ---------------------------------------------------------------------
 
   /** Refuses past a hard licence allowance; returns the soft-mode warning (80 %, over 100 %) when there is one. */
+  /** The installation's month ledger is re-read every 30 s (and when the month turns). */
+  private licenceStale(now: number): boolean {
+    if (!this.d.entitlements().checkTokens) return false;
+    const L = this.licence;
+    return L.month !== this.window('UTC', now).id || now - L.at > 30_000;
+  }
+
+  private async readLicenceLedger(now: number): Promise<void> {
+    const w = this.window('UTC', now);
+    await this.d.flushLedger?.();
+    const ledger = await this.d.repo.installationTokens(w.start, w.end);
+    const L = this.licence;
+    L.ledger = ledger;
+    L.settled = 0;
+    L.month = w.id;
+    L.at = now;
+  }
+
   private checkLicence(now: number, est: number): string | undefined {
     const ent = this.d.entitlements();
     if (!ent.checkTokens) return undefined;
     const w = this.window('UTC', now);
     const L = this.licence;
-    if (L.month !== w.id || now - L.at > 30_000) {
-      this.d.flushLedger?.();
-      L.ledger = this.d.repo.installationTokens(w.start, w.end);
-      L.settled = 0;
-      L.month = w.id;
-      L.at = now;
-    }
     const adm = ent.checkTokens(L.ledger + L.settled + L.reserved, est);
     if (adm.allowed) return adm.warning;
     const reset = w.end;
@@ -531,13 +549,14 @@ export class Admission {
   private async withSeeds(store: CounterStore, input: AdmitInput, tenant: TenantMetering, later = false): Promise<AdmitOutcome> {
     let outcome = await store.admit(input, later);
     for (let i = 0; i < 2 && outcome.ok === 'seed'; i++) {
-      this.d.flushLedger?.();
+      await this.d.flushLedger?.();
       const w = this.window(tenant.timezone, input.now);
-      const values = outcome.missing.map((m) => {
+      const values = [];
+      for (const m of outcome.missing) {
         const l = input.levels[m.levelIdx]!;
-        const u = this.d.repo.usageSince(tenant.id, w.start, w.end, l.level === 'tenant' ? undefined : { type: l.level, id: l.id });
-        return { ...m, value: m.kind === 'tokens' ? u.tokens : u.cost };
-      });
+        const u = await this.d.repo.usageSince(tenant.id, w.start, w.end, l.level === 'tenant' ? undefined : { type: l.level, id: l.id });
+        values.push({ ...m, value: m.kind === 'tokens' ? u.tokens : u.cost });
+      }
       await store.seed(input, values);
       outcome = await store.admit(input, later);
     }
@@ -555,7 +574,7 @@ export class Admission {
     this.dirty.clear();
     this.memory.touched.clear();
     this.memory.resetCounters();
-    this.d.flushLedger?.();
+    await this.d.flushLedger?.();
   }
 
   private markDown(e?: unknown): void {

@@ -4,9 +4,10 @@ import type { Entitlements } from '../access/entitlements.js';
 import type { AuditLog } from '../audit/log.js';
 import type { Clock } from '../clock.js';
 import type { RequestContext } from '../context.js';
-import type { Db } from '../db/connection.js';
 import { MeteringRepo } from '../db/repos/metering.js';
 import type { UsageRow } from '../db/repos/usage.js';
+import type { Store } from '../db/store.js';
+import type { Db } from '../db/connection.js';
 import { AppError } from '../errors.js';
 import { newId } from '../ids.js';
 import { Revision } from '../identity/revision.js';
@@ -53,21 +54,24 @@ export interface Metering {
    * the first time, or `rotate_webhook_secret`, issues a signing secret returned here once;
    * removing the URL drops the secret.
    */
-  updateSettings(ctx: RequestContext, tenantId: string, input: z.infer<typeof tenantSettingsSchema>): { tenant: TenantMetering; webhookSecret?: string };
+  updateSettings(ctx: RequestContext, tenantId: string, input: z.infer<typeof tenantSettingsSchema>): Promise<{ tenant: TenantMetering; webhookSecret?: string }>;
   /**
    * Called once per new soft-limit notification of a tenant that has a webhook URL (the
    * server wires it to the maintenance lane; nothing is fetched from this process).
    */
   onNotification(fn: (n: { tenantId: string; notificationId: string }) => void): void;
   /** Deletes raw usage records older than each tenant's retention (rollups stay). */
-  purgeRaw(): number;
-  start(pollMs?: number): void;
+  purgeRaw(): Promise<number>;
+  /** Loads the plan and price caches (and writes the bundled prices on first start), then starts the revision poll and leases. */
+  start(pollMs?: number): Promise<void>;
   /** Stops timers; returns this process's leases and declares their usage (awaited at shutdown). */
   stop(): Promise<void>;
 }
 
 export function createMetering(o: {
+  /** For the `metering` revision only (server/identity/revision.ts is not on the store yet). */
   db: Db;
+  store: Store;
   redis: Redis;
   clock: Clock;
   log: Logger;
@@ -75,23 +79,29 @@ export function createMetering(o: {
   entitlements: () => Entitlements;
   audit: () => AuditLog | undefined;
   failureMode: FailureMode;
-  flushLedger?: () => void;
+  flushLedger?: () => Promise<void> | void;
   /** Encrypts tenants' webhook signing secrets (the server's master key). */
   secrets?: SecretBox;
   /** Where webhook URLs may point (ENCLAVE_TENANT_PROVIDER_NETWORKS, server/providers/egress.ts); absent = the default rule. */
   webhookEgress?: EgressPolicy;
 }): Metering {
-  const repo = new MeteringRepo(o.db);
+  const repo = new MeteringRepo(o.store);
   const revision = new Revision(o.db, 'metering');
-  const plans = new PlanService(repo, revision, o.clock, o.audit);
-  const pricing = new Pricing(repo, revision, o.clock, o.audit);
-  pricing.ensureBundled();
+  const cacheError = (what: string) => (e: Error) => o.log.error({ err: e.message }, `could not reload the ${what}; serving the cached ones`);
+  const plans = new PlanService(repo, revision, o.clock, o.audit, cacheError('plans'));
+  const pricing = new Pricing(repo, revision, o.clock, o.audit, cacheError('prices'));
   const notified = new Set<string>();
   const webhookSecrets = new WebhookSecrets(repo, o.secrets);
   let notify: ((n: { tenantId: string; notificationId: string }) => void) | undefined;
   const flushLedger = o.flushLedger;
 
-  const alert = (r: Reservation, limitName: 'monthly_tokens' | 'monthly_cost_micros', used: number): void => {
+  /**
+   * Soft-limit notifications. The `notified` set keeps this process from asking twice; the
+   * unique index (insertNotification: one row per tenant × window × limit × threshold) makes
+   * exactly one writer win when settlements of several calls or processes cross a threshold
+   * together, and only the winner logs, audits and queues the webhook.
+   */
+  const alert = async (r: Reservation, limitName: 'monthly_tokens' | 'monthly_cost_micros', used: number): Promise<void> => {
     const t = plans.tenant(r.tenantId);
     const limit = t?.plan.limits[limitName];
     if (!t || typeof limit !== 'number' || limit <= 0 || used < 0) return;
@@ -101,11 +111,11 @@ export function createMetering(o: {
       if (notified.has(k)) continue;
       notified.add(k);
       const id = newId('ntf');
-      const created = repo.insertNotification({ id, tenantId: r.tenantId, window: r.window.id, limitName, threshold: th, used, limitValue: limit, createdAt: o.clock.now() });
+      const created = await repo.insertNotification({ id, tenantId: r.tenantId, window: r.window.id, limitName, threshold: th, used, limitValue: limit, createdAt: o.clock.now() });
       if (!created) continue; // another process raised it
       o.metrics.quotaAlerts.labels(limitName, String(th)).inc();
       o.log.warn({ tenant: t.slug, limit: limitName, threshold: th, used, limitValue: limit, window: r.window.id }, 'tenant usage crossed an alert threshold');
-      o.audit()?.record(r.ctx, {
+      await o.audit()?.record(r.ctx, {
         action: 'quota.alert',
         tenantId: r.tenantId,
         target: { type: 'tenant', id: r.tenantId },
@@ -134,8 +144,10 @@ export function createMetering(o: {
     failureMode: o.failureMode,
     flushLedger: () => flushLedger?.(),
     onSettled: (r, tokens, cost) => {
-      alert(r, 'monthly_tokens', tokens);
-      alert(r, 'monthly_cost_micros', cost);
+      // Off the settlement path; a failed write is logged (the next settlement past the threshold asks again).
+      const failed = (e: Error) => o.log.error({ err: e.message }, 'could not record a quota alert');
+      void alert(r, 'monthly_tokens', tokens).catch(failed);
+      void alert(r, 'monthly_cost_micros', cost).catch(failed);
     },
   });
 
@@ -156,12 +168,12 @@ export function createMetering(o: {
     },
   };
 
-  o.metrics.trackQuotas(quotaRatios({ db: o.db, repo, plans, clock: o.clock }));
+  o.metrics.trackQuotas(quotaRatios({ repo, plans, clock: o.clock }));
 
   let timer: NodeJS.Timeout | undefined;
-  const purgeRaw = (): number => {
+  const purgeRaw = async (): Promise<number> => {
     let n = 0;
-    for (const p of repo.retentionPolicies()) n += repo.purgeRaw(p.tenantId, o.clock.now() - p.days * 86_400_000);
+    for (const p of await repo.retentionPolicies()) n += await repo.purgeRaw(p.tenantId, o.clock.now() - p.days * 86_400_000);
     if (n) o.log.info({ deleted: n }, 'purged raw usage records past their retention (rollups kept)');
     return n;
   };
@@ -175,35 +187,33 @@ export function createMetering(o: {
     reports: new Reports(repo, plans, o.clock, () => flushLedger?.()),
     hook,
     webhookSecrets,
-    updateSettings: (ctx, tenantId, input) => {
+    updateSettings: async (ctx, tenantId, input) => {
       const { rotate_webhook_secret: rotate, ...settings } = input;
-      const urlAfter = settings.webhook_url === undefined ? repo.tenant(tenantId)?.webhookUrl : settings.webhook_url;
+      const urlAfter = settings.webhook_url === undefined ? (await repo.tenant(tenantId))?.webhookUrl : settings.webhook_url;
       if (rotate && !urlAfter) throw new AppError(400, 'invalid_request', 'rotate_webhook_secret: set a webhook_url first.', { param: 'rotate_webhook_secret' });
       const refused = settings.webhook_url ? refusedWebhookUrl(o.webhookEgress ?? egressPolicy(undefined), settings.webhook_url) : null;
       if (refused) throw new AppError(400, 'webhook_url_forbidden', `webhook_url: ${refused}`, { param: 'webhook_url' });
-      const tenant = plans.updateTenantSettings(ctx, tenantId, settings);
+      const tenant = await plans.updateTenantSettings(ctx, tenantId, settings);
       if (!tenant.webhookUrl) {
-        if (webhookSecrets.has(tenantId)) webhookSecrets.clear(tenantId);
+        if (await webhookSecrets.has(tenantId)) await webhookSecrets.clear(tenantId);
         return { tenant };
       }
-      if (!rotate && webhookSecrets.has(tenantId)) return { tenant };
-      const webhookSecret = webhookSecrets.issue(tenantId);
-      o.audit()?.record(ctx, { action: 'tenant.webhook_secret', tenantId, target: { type: 'tenant', id: tenantId }, details: { rotated: !!rotate } });
+      if (!rotate && (await webhookSecrets.has(tenantId))) return { tenant };
+      const webhookSecret = await webhookSecrets.issue(tenantId);
+      await o.audit()?.record(ctx, { action: 'tenant.webhook_secret', tenantId, target: { type: 'tenant', id: tenantId }, details: { rotated: !!rotate } });
       return { tenant, webhookSecret };
     },
     onNotification: (fn) => {
       notify = fn;
     },
     purgeRaw,
-    start: (pollMs = 200) => {
+    start: async (pollMs = 200) => {
+      await pricing.ensureBundled();
+      await Promise.all([plans.load(), pricing.load()]);
       revision.start(pollMs);
       admission.startLeases();
       timer = setInterval(() => {
-        try {
-          purgeRaw();
-        } catch (e) {
-          o.log.error({ err: (e as Error).message }, 'raw usage purge failed');
-        }
+        void purgeRaw().catch((e: Error) => o.log.error({ err: e.message }, 'raw usage purge failed'));
       }, 3600_000);
       timer.unref();
     },

@@ -4,7 +4,7 @@ import type { Action } from '../access/permissions.js';
 import type { AuditLog } from '../audit/log.js';
 import type { Clock } from '../clock.js';
 import type { RequestContext } from '../context.js';
-import type { MeteringRepo, PlanRow } from '../db/repos/metering.js';
+import type { MeteringRepo, PlanRow, TenantMeteringRow } from '../db/repos/metering.js';
 import { AppError } from '../errors.js';
 import { isPlatform } from '../identity/deps.js';
 import type { Revision } from '../identity/revision.js';
@@ -93,11 +93,24 @@ function toPlan(r: PlanRow): Plan {
   };
 }
 
-/** Plans and tenants' plan assignments, cached in memory; the `metering` revision drops the cache in every process. */
+/**
+ * Plans and tenants' plan assignments, cached in memory: the synchronous reads (`get`,
+ * `tenant`, `check`, `has` — authorize() and the gateway call them per request) never touch
+ * the database. The cache is one snapshot of every plan and every tenant's metering row,
+ * loaded by `load()` (awaited at start), reloaded in the background when it is older than
+ * 500 ms and read (a plan changed by the identity API does not bump our revision), when the
+ * `metering` revision changes in any process, and at once by this process's own writes. A
+ * tenant created since the last load is not in it yet: until the reload (already started by
+ * that read) lands, its plan is the default plan, which is what a new tenant gets unless it
+ * was created with another. Async callers that need the row as it is now use `tenantFresh`.
+ */
 export class PlanService implements PlanCapabilities {
   private plans = new Map<string, Plan>();
-  private tenants = new Map<string, { at: number; value: TenantMetering | undefined }>();
-  /** Tenant rows are re-read at least this often (a plan changed by the identity API, which does not bump our revision). */
+  private tenants = new Map<string, { at: number; value: TenantMetering }>();
+  private loadedAt = 0;
+  private loading: Promise<void> | undefined;
+  private stale = false;
+  /** The snapshot is reloaded when a read finds it older than this. */
   private readonly tenantTtlMs = 500;
 
   constructor(
@@ -105,65 +118,112 @@ export class PlanService implements PlanCapabilities {
     private readonly revision: Revision,
     private readonly clock: Clock,
     private readonly audit: () => AuditLog | undefined,
+    private readonly onError: (e: Error) => void = () => {},
   ) {
     revision.onChange(() => this.clear());
   }
 
+  /** Drops the snapshot's freshness: the next read reloads it (in the background). */
   clear(): void {
-    this.plans.clear();
-    this.tenants.clear();
+    this.loadedAt = 0;
+    this.refreshSoon();
+  }
+
+  /** Loads (or reloads) every plan and every tenant's metering row. Concurrent calls share one load. */
+  load(): Promise<void> {
+    if (this.loading !== undefined) {
+      // A write landed after the running load read: load again once it ends.
+      this.stale = true;
+      return this.loading;
+    }
+    const started = Date.now();
+    this.loading = (async () => {
+      try {
+        const [planRows, tenantRows] = await Promise.all([this.repo.plans(), this.repo.allTenants()]);
+        const plans = new Map(planRows.map((r) => [r.name, toPlan(r)]));
+        this.plans = plans;
+        const tenants = new Map<string, { at: number; value: TenantMetering }>();
+        for (const row of tenantRows) tenants.set(row.id, { at: started, value: this.toTenant(row) });
+        this.tenants = tenants;
+        this.loadedAt = started;
+      } finally {
+        this.loading = undefined;
+      }
+      if (this.stale) {
+        this.stale = false;
+        await this.load();
+      }
+    })();
+    return this.loading;
+  }
+
+  private refreshSoon(): void {
+    if (this.loading !== undefined) return;
+    void this.load().catch((e: Error) => this.onError(e));
+  }
+
+  private toTenant(row: TenantMeteringRow): TenantMetering {
+    const plan = this.plans.get(row.plan ?? DEFAULT_PLAN) ?? this.plans.get(DEFAULT_PLAN) ?? EMPTY_PLAN;
+    let thresholds: number[] = [80, 100];
+    try {
+      if (row.alertThresholds) thresholds = JSON.parse(row.alertThresholds);
+    } catch {
+      /* defaults */
+    }
+    return {
+      id: row.id,
+      slug: row.slug,
+      plan,
+      timezone: row.timezone ?? 'UTC',
+      rawRetentionDays: row.rawRetentionDays,
+      alertThresholds: thresholds,
+      webhookUrl: row.webhookUrl,
+    };
   }
 
   get(name: string): Plan | undefined {
-    let p = this.plans.get(name);
-    if (!p) {
-      const row = this.repo.plan(name);
-      if (!row) return undefined;
-      p = toPlan(row);
-      this.plans.set(name, p);
-    }
-    return p;
+    if (Date.now() - this.loadedAt >= this.tenantTtlMs) this.refreshSoon();
+    return this.plans.get(name);
   }
 
-  list(): Plan[] {
-    return this.repo.plans().map(toPlan);
+  /** Every plan, as stored now. */
+  async list(): Promise<Plan[]> {
+    return (await this.repo.plans()).map(toPlan);
   }
 
-  /** The tenant's plan, time zone and alert settings (cached; ≤ 500 ms stale). */
+  /** The tenant's plan, time zone and alert settings from the snapshot (≤ 500 ms stale; see the class comment). */
   tenant(tenantId: string): TenantMetering | undefined {
+    if (Date.now() - this.loadedAt >= this.tenantTtlMs) this.refreshSoon();
+    return this.tenants.get(tenantId)?.value;
+  }
+
+  /** The tenant's metering row at most 500 ms old, read from the database when the snapshot's is older or missing. */
+  async tenantFresh(tenantId: string): Promise<TenantMetering | undefined> {
     const now = Date.now();
     const c = this.tenants.get(tenantId);
-    if (c && now - c.at < this.tenantTtlMs) return c.value;
-    const row = this.repo.tenant(tenantId);
-    let value: TenantMetering | undefined;
-    if (row) {
-      const plan = this.get(row.plan ?? DEFAULT_PLAN) ?? this.get(DEFAULT_PLAN) ?? EMPTY_PLAN;
-      let thresholds: number[] = [80, 100];
-      try {
-        if (row.alertThresholds) thresholds = JSON.parse(row.alertThresholds);
-      } catch {
-        /* defaults */
-      }
-      value = {
-        id: row.id,
-        slug: row.slug,
-        plan,
-        timezone: row.timezone ?? 'UTC',
-        rawRetentionDays: row.rawRetentionDays,
-        alertThresholds: thresholds,
-        webhookUrl: row.webhookUrl,
-      };
+    if (c && now - Math.max(c.at, this.loadedAt) < this.tenantTtlMs) return c.value;
+    if (!this.loadedAt && !this.loading) await this.load().catch((e: Error) => this.onError(e));
+    if (!this.plans.size) await this.load();
+    const row = await this.repo.tenant(tenantId);
+    if (!row) {
+      this.tenants.delete(tenantId);
+      return undefined;
     }
+    const value = this.toTenant(row);
     this.tenants.set(tenantId, { at: now, value });
     return value;
+  }
+
+  /** The plan the tenant's requests are held to now (the default plan for a tenant not in the snapshot yet). */
+  private planOf(tenantId: string): Plan {
+    return this.tenant(tenantId)?.plan ?? this.plans.get(DEFAULT_PLAN) ?? EMPTY_PLAN;
   }
 
   // ---- PlanCapabilities (authorize() step 5) ------------------------------------------------
 
   check(ctx: RequestContext, action: Action, resource: Resource): string | undefined {
     if (!ctx.tenant) return undefined;
-    const t = this.tenant(ctx.tenant.id);
-    if (!t) return undefined;
+    const t = { plan: this.planOf(ctx.tenant.id) };
     const cap = ACTION_CAPABILITY[action];
     if (cap && !t.plan.capabilities.has(cap)) return `The tenant's plan (${t.plan.name}) does not include ${cap}.`;
     const selfCap = SELF_SERVICE_CAPABILITY[action];
@@ -187,17 +247,16 @@ export class PlanService implements PlanCapabilities {
 
   /** Capability check for other modules (e.g. cloud_providers at routing, self_service_keys). */
   has(tenantId: string, cap: Capability): boolean {
-    const t = this.tenant(tenantId);
-    return !t || t.plan.capabilities.has(cap);
+    return this.planOf(tenantId).capabilities.has(cap);
   }
 
   // ---- admin --------------------------------------------------------------------------------
 
-  upsert(ctx: RequestContext, input: PlanInput): Plan {
+  async upsert(ctx: RequestContext, input: PlanInput): Promise<Plan> {
     const now = this.clock.now();
-    const before = this.repo.plan(input.name);
+    const before = await this.repo.plan(input.name);
     const prev = before ? toPlan(before) : undefined;
-    this.repo.upsertPlan({
+    await this.repo.upsertPlan({
       name: input.name,
       description: input.description ?? prev?.description ?? '',
       capabilities: JSON.stringify(input.capabilities ?? (prev ? [...prev.capabilities] : [...CAPABILITIES])),
@@ -207,45 +266,62 @@ export class PlanService implements PlanCapabilities {
       updatedAt: now,
     });
     this.revision.bump();
-    const after = this.get(input.name)!;
-    this.audit()?.record(ctx, { action: before ? 'plan.update' : 'plan.create', tenantId: null, target: { type: 'plan', id: input.name }, details: { before: prev ? planJson(prev) : null, after: planJson(after) } });
+    await this.load();
+    const after = toPlan((await this.repo.plan(input.name))!);
+    await this.audit()?.record(ctx, { action: before ? 'plan.update' : 'plan.create', tenantId: null, target: { type: 'plan', id: input.name }, details: { before: prev ? planJson(prev) : null, after: planJson(after) } });
     return after;
   }
 
-  remove(ctx: RequestContext, name: string): void {
+  async remove(ctx: RequestContext, name: string): Promise<void> {
     if (name === DEFAULT_PLAN) throw new AppError(409, 'plan_in_use', 'The default plan cannot be deleted.');
-    const n = this.repo.tenantsOnPlan(name);
-    if (n) throw new AppError(409, 'plan_in_use', `${n} tenant(s) use plan ${name}; assign them another plan first.`);
-    if (!this.repo.deletePlan(name)) throw new AppError(404, 'plan_not_found', `Plan ${name} does not exist.`);
+    // One transaction: a tenant assigned this plan meanwhile would otherwise point at a deleted plan.
+    await this.repo.tx(async () => {
+      await this.repo.lockPlan(name); // an assignment running now finishes first, and is counted
+      const n = await this.repo.tenantsOnPlan(name);
+      if (n) throw new AppError(409, 'plan_in_use', `${n} tenant(s) use plan ${name}; assign them another plan first.`);
+      if (!(await this.repo.deletePlan(name))) throw new AppError(404, 'plan_not_found', `Plan ${name} does not exist.`);
+    });
     this.revision.bump();
-    this.audit()?.record(ctx, { action: 'plan.delete', tenantId: null, target: { type: 'plan', id: name } });
+    await this.load();
+    await this.audit()?.record(ctx, { action: 'plan.delete', tenantId: null, target: { type: 'plan', id: name } });
   }
 
   /** Assigns a plan to a tenant (audited; every process sees it within the revision poll, < 1 s). */
-  assign(ctx: RequestContext, tenantId: string, plan: string | null): void {
-    if (plan !== null && !this.repo.plan(plan)) throw new AppError(404, 'plan_not_found', `Plan ${plan} does not exist.`, { param: 'plan' });
-    const before = this.repo.tenant(tenantId);
-    if (!before) throw new AppError(404, 'not_found', 'tenant not found');
-    this.repo.setTenantPlan(tenantId, plan, this.clock.now());
+  async assign(ctx: RequestContext, tenantId: string, plan: string | null): Promise<void> {
+    // One transaction: the plan cannot be deleted between the check and the assignment.
+    const before = await this.repo.tx(async () => {
+      if (plan !== null && !(await this.repo.lockPlan(plan))) throw new AppError(404, 'plan_not_found', `Plan ${plan} does not exist.`, { param: 'plan' });
+      const row = await this.repo.tenant(tenantId);
+      if (!row) throw new AppError(404, 'not_found', 'tenant not found');
+      await this.repo.setTenantPlan(tenantId, plan, this.clock.now());
+      return row;
+    });
     this.revision.bump();
-    this.audit()?.record(ctx, { action: 'tenant.plan', tenantId, target: { type: 'tenant', id: tenantId }, details: { before: before.plan ?? DEFAULT_PLAN, after: plan ?? DEFAULT_PLAN } });
+    await this.load();
+    await this.audit()?.record(ctx, { action: 'tenant.plan', tenantId, target: { type: 'tenant', id: tenantId }, details: { before: before.plan ?? DEFAULT_PLAN, after: plan ?? DEFAULT_PLAN } });
   }
 
-  updateTenantSettings(ctx: RequestContext, tenantId: string, input: z.infer<typeof tenantSettingsSchema>): TenantMetering {
-    const cur = this.repo.tenant(tenantId);
-    if (!cur) throw new AppError(404, 'not_found', 'tenant not found');
-    const next = {
-      tenantId,
-      timezone: input.timezone ?? cur.timezone ?? 'UTC',
-      rawRetentionDays: input.raw_retention_days === undefined ? cur.rawRetentionDays : input.raw_retention_days,
-      alertThresholds: JSON.stringify(input.alert_thresholds ?? (cur.alertThresholds ? JSON.parse(cur.alertThresholds) : [80, 100])),
-      webhookUrl: input.webhook_url === undefined ? cur.webhookUrl : input.webhook_url,
-      updatedAt: this.clock.now(),
-    };
-    this.repo.upsertSettings(next);
+  async updateTenantSettings(ctx: RequestContext, tenantId: string, input: z.infer<typeof tenantSettingsSchema>): Promise<TenantMetering> {
+    // Read-modify-write of the settings row: one transaction, so two concurrent updates of different fields both land.
+    const next = await this.repo.tx(async () => {
+      await this.repo.lockTenant(tenantId);
+      const cur = await this.repo.tenant(tenantId);
+      if (!cur) throw new AppError(404, 'not_found', 'tenant not found');
+      const row = {
+        tenantId,
+        timezone: input.timezone ?? cur.timezone ?? 'UTC',
+        rawRetentionDays: input.raw_retention_days === undefined ? cur.rawRetentionDays : input.raw_retention_days,
+        alertThresholds: JSON.stringify(input.alert_thresholds ?? (cur.alertThresholds ? JSON.parse(cur.alertThresholds) : [80, 100])),
+        webhookUrl: input.webhook_url === undefined ? cur.webhookUrl : input.webhook_url,
+        updatedAt: this.clock.now(),
+      };
+      await this.repo.upsertSettings(row);
+      return row;
+    });
     this.revision.bump();
-    this.audit()?.record(ctx, { action: 'tenant.metering_settings', tenantId, target: { type: 'tenant', id: tenantId }, details: { after: { ...next, webhookUrl: next.webhookUrl ? '(set)' : null } } });
-    return this.tenant(tenantId)!;
+    await this.load();
+    await this.audit()?.record(ctx, { action: 'tenant.metering_settings', tenantId, target: { type: 'tenant', id: tenantId }, details: { after: { ...next, webhookUrl: next.webhookUrl ? '(set)' : null } } });
+    return (await this.tenantFresh(tenantId))!;
   }
 }
 

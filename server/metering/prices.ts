@@ -91,40 +91,72 @@ export interface Cost {
   readonly priceVersion: number | null;
 }
 
+/**
+ * Prices, cached in memory: `price()` and `cost()` run per AI call and never touch the
+ * database. The cache is loaded by `load()` (awaited at start) and reloaded in the background
+ * when the `metering` revision changes (the old prices serve until the new ones are read).
+ */
 export class Pricing {
-  private cache: Map<string, PriceRow> | undefined;
+  private cache = new Map<string, PriceRow>();
+  private loading: Promise<void> | undefined;
+  private stale = false;
 
   constructor(
     private readonly repo: MeteringRepo,
     private readonly revision: Revision,
     private readonly clock: Clock,
     private readonly audit: () => AuditLog | undefined,
+    private readonly onError: (e: Error) => void = () => {},
   ) {
-    revision.onChange(() => (this.cache = undefined));
+    revision.onChange(() => void this.load().catch((e: Error) => this.onError(e)));
   }
 
-  /** Writes the bundled defaults into an empty price table (first start). */
-  ensureBundled(): void {
-    if (this.repo.priceCount() > 0) return;
-    const now = this.clock.now();
-    for (const p of BUNDLED_PRICES) {
-      this.repo.insertPrice({ model: p.model, deploymentId: '', inputMicrosPerMTok: p.input, outputMicrosPerMTok: p.output, requestMicros: 0, currency: 'USD', source: 'bundled', createdBy: null, createdAt: now });
+  /**
+   * Writes the bundled defaults into an empty price table (first start). One transaction, so
+   * two processes starting together do not both write them.
+   */
+  async ensureBundled(): Promise<void> {
+    try {
+      await this.repo.tx(async () => {
+        if ((await this.repo.priceCount()) > 0) return;
+        const now = this.clock.now();
+        for (const p of BUNDLED_PRICES) {
+          await this.repo.insertPrice({ model: p.model, deploymentId: '', inputMicrosPerMTok: p.input, outputMicrosPerMTok: p.output, requestMicros: 0, currency: 'USD', source: 'bundled', createdBy: null, createdAt: now });
+        }
+      });
+    } catch (e) {
+      // Another process wrote them first (PostgreSQL: its versions collided with ours and our transaction was undone).
+      if ((await this.repo.priceCount()) > 0) return;
+      throw e;
     }
   }
 
-  private map(): Map<string, PriceRow> {
-    if (!this.cache) {
-      const m = new Map<string, PriceRow>();
-      for (const r of this.repo.currentPrices()) m.set(`${r.model}\u0000${r.deploymentId}`, r);
-      this.cache = m;
+  /** (Re)loads the current prices. Concurrent calls share one read; a call during a read reads again after it. */
+  load(): Promise<void> {
+    if (this.loading !== undefined) {
+      this.stale = true;
+      return this.loading;
     }
-    return this.cache;
+    this.loading = (async () => {
+      try {
+        const m = new Map<string, PriceRow>();
+        for (const r of await this.repo.currentPrices()) m.set(`${r.model}\u0000${r.deploymentId}`, r);
+        this.cache = m;
+      } finally {
+        this.loading = undefined;
+      }
+      if (this.stale) {
+        this.stale = false;
+        await this.load();
+      }
+    })();
+    return this.loading;
   }
 
   /** The current price of a model on a deployment (deployment-specific first, then any deployment). */
   price(model: string | null | undefined, deploymentId?: string | null): PriceRow | undefined {
     if (!model) return undefined;
-    const m = this.map();
+    const m = this.cache;
     return (deploymentId ? m.get(`${model}\u0000${deploymentId}`) : undefined) ?? m.get(`${model}\u0000`);
   }
 
@@ -134,17 +166,18 @@ export class Pricing {
     return { costMicros: costOf(p, promptTokens, completionTokens, requests), priceVersion: p.version };
   }
 
-  list(): PriceRow[] {
-    return [...this.map().values()];
+  /** The current prices, as stored now. */
+  list(): Promise<PriceRow[]> {
+    return this.repo.currentPrices();
   }
 
-  history(model: string): PriceRow[] {
+  history(model: string): Promise<PriceRow[]> {
     return this.repo.priceHistory(model);
   }
 
-  set(ctx: RequestContext, input: PriceInput): PriceRow {
+  async set(ctx: RequestContext, input: PriceInput): Promise<PriceRow> {
     const before = this.price(input.model, input.deployment_id ?? null);
-    const version = this.repo.insertPrice({
+    const version = await this.repo.insertPrice({
       model: input.model,
       deploymentId: input.deployment_id ?? '',
       inputMicrosPerMTok: input.input_micros_per_mtok,
@@ -155,10 +188,10 @@ export class Pricing {
       createdBy: ctx.principal?.id ?? null,
       createdAt: this.clock.now(),
     });
-    this.cache = undefined;
     this.revision.bump();
-    const after = this.repo.priceHistory(input.model).find((r) => r.version === version)!;
-    this.audit()?.record(ctx, { action: 'price.set', tenantId: null, target: { type: 'price', id: input.model }, details: { before: before ? priceJson(before) : null, after: priceJson(after) } });
+    await this.load();
+    const after = (await this.repo.priceHistory(input.model)).find((r) => r.version === version)!;
+    await this.audit()?.record(ctx, { action: 'price.set', tenantId: null, target: { type: 'price', id: input.model }, details: { before: before ? priceJson(before) : null, after: priceJson(after) } });
     return after;
   }
 }

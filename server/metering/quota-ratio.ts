@@ -1,5 +1,4 @@
 import type { Clock } from '../clock.js';
-import type { Db } from '../db/connection.js';
 import type { MeteringRepo } from '../db/repos/metering.js';
 import type { QuotaRatio } from '../metrics/registry.js';
 import { monthWindow } from './limits.js';
@@ -14,29 +13,37 @@ const LIMITS = [
  * enclave_quota_used_ratio at scrape time: for every active tenant whose plan sets a
  * monthly token or cost limit, this month's usage (the rollups, in the tenant's time zone)
  * over that limit. One small query per tenant, cached for `ttlMs` so frequent scrapes (or
- * both processes) do not repeat it. Labelled by tenant slug, bounded by the tenants.
+ * both processes) do not repeat it; concurrent scrapes share one read. Labelled by tenant
+ * slug, bounded by the tenants.
  */
-export function quotaRatios(o: { db: Db; repo: MeteringRepo; plans: PlanService; clock: Clock; ttlMs?: number }): () => readonly QuotaRatio[] {
+export function quotaRatios(o: { repo: MeteringRepo; plans: PlanService; clock: Clock; ttlMs?: number }): () => Promise<readonly QuotaRatio[]> {
   const ttl = o.ttlMs ?? 5000;
-  const active = o.db.$client.prepare("SELECT id FROM tenants WHERE status = 'active' ORDER BY slug").pluck();
-  let cached: { at: number; rows: QuotaRatio[] } | undefined;
-  return () => {
-    const now = o.clock.now();
-    if (cached && now - cached.at < ttl && now >= cached.at) return cached.rows;
+  let cached: { at: number; rows: Promise<QuotaRatio[]> } | undefined;
+  const read = async (now: number): Promise<QuotaRatio[]> => {
     const rows: QuotaRatio[] = [];
-    for (const id of active.all() as string[]) {
-      const t = o.plans.tenant(id);
+    for (const id of await o.repo.activeTenantIds()) {
+      const t = await o.plans.tenantFresh(id);
       if (!t) continue;
       const w = monthWindow(now, t.timezone);
       let used: { tokens: number; cost: number } | undefined;
       for (const [limit, field] of LIMITS) {
         const max = t.plan.limits[limit];
         if (typeof max !== 'number' || max <= 0) continue;
-        used ??= o.repo.usageSince(id, w.start, w.end);
+        used ??= await o.repo.usageSince(id, w.start, w.end);
         rows.push({ tenant: t.slug, limit, ratio: used[field] / max });
       }
     }
-    cached = { at: now, rows };
     return rows;
+  };
+  return () => {
+    const now = o.clock.now();
+    if (cached && now - cached.at < ttl && now >= cached.at) return cached.rows;
+    const c = { at: now, rows: read(now) };
+    cached = c;
+    // A failed read is not cached: the next scrape tries again.
+    c.rows.catch(() => {
+      if (cached === c) cached = undefined;
+    });
+    return c.rows;
   };
 }

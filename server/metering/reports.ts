@@ -32,18 +32,18 @@ export class Reports {
     private readonly plans: PlanService,
     private readonly clock: Clock,
     /** Writes pending usage records first, so a report includes calls that just finished. */
-    private readonly flush: () => void = () => {},
+    private readonly flush: () => Promise<void> | void = () => {},
   ) {}
 
-  report(q: ReportQuery) {
-    this.flush();
-    const t = this.plans.tenant(q.tenantId);
+  async report(q: ReportQuery) {
+    await this.flush();
+    const t = await this.plans.tenantFresh(q.tenantId);
     const tz = t?.timezone ?? 'UTC';
     const w = q.month ? monthById(q.month, tz) : monthWindow(this.clock.now(), tz);
     const from = q.from ?? w.start;
     const to = q.to ?? w.end;
     const by = q.by ?? 'none';
-    const rows = this.repo.report({ tenantId: q.tenantId, from, to, by, ...(q.userId ? { userId: q.userId } : {}), ...(q.keyId ? { keyId: q.keyId } : {}), ...(q.model ? { model: q.model } : {}), tzOffsetMs: tzOffset(from, tz) });
+    const rows = await this.repo.report({ tenantId: q.tenantId, from, to, by, ...(q.userId ? { userId: q.userId } : {}), ...(q.keyId ? { keyId: q.keyId } : {}), ...(q.model ? { model: q.model } : {}), tzOffsetMs: tzOffset(from, tz) });
     const out = rows.filter((r) => r.requests !== null).map(toRow);
     const total = out.reduce((a, r) => ({ requests: a.requests + r.requests, errors: a.errors + r.errors, prompt_tokens: a.prompt_tokens + r.prompt_tokens, completion_tokens: a.completion_tokens + r.completion_tokens, total_tokens: a.total_tokens + r.total_tokens, cost_micros: a.cost_micros + r.cost_micros }), {
       requests: 0,
@@ -57,22 +57,22 @@ export class Reports {
   }
 
   /** A key's or user's own usage this month and what remains at every level (self-service). */
-  self(tenantId: string, subject: { userId?: string; keyId?: string }) {
-    this.flush();
-    const t = this.plans.tenant(tenantId);
+  async self(tenantId: string, subject: { userId?: string; keyId?: string }) {
+    await this.flush();
+    const t = await this.plans.tenantFresh(tenantId);
     const tz = t?.timezone ?? 'UTC';
     const w = monthWindow(this.clock.now(), tz);
     const levels: { level: string; limits: Partial<Record<LimitName, number>>; used: { tokens: number; cost_micros: number; requests: number } }[] = [];
     const lim = (json: string | undefined) => (json ? JSON.parse(json) : {});
     if (subject.keyId) {
-      const u = this.repo.usageSince(tenantId, w.start, w.end, { type: 'key', id: subject.keyId });
-      levels.push({ level: 'key', limits: lim(this.repo.limits(tenantId, 'key', subject.keyId)), used: { tokens: u.tokens, cost_micros: u.cost, requests: u.requests } });
+      const u = await this.repo.usageSince(tenantId, w.start, w.end, { type: 'key', id: subject.keyId });
+      levels.push({ level: 'key', limits: lim(await this.repo.limits(tenantId, 'key', subject.keyId)), used: { tokens: u.tokens, cost_micros: u.cost, requests: u.requests } });
     }
     if (subject.userId) {
-      const u = this.repo.usageSince(tenantId, w.start, w.end, { type: 'user', id: subject.userId });
-      levels.push({ level: 'user', limits: lim(this.repo.limits(tenantId, 'user', subject.userId)), used: { tokens: u.tokens, cost_micros: u.cost, requests: u.requests } });
+      const u = await this.repo.usageSince(tenantId, w.start, w.end, { type: 'user', id: subject.userId });
+      levels.push({ level: 'user', limits: lim(await this.repo.limits(tenantId, 'user', subject.userId)), used: { tokens: u.tokens, cost_micros: u.cost, requests: u.requests } });
     }
-    const tu = this.repo.usageSince(tenantId, w.start, w.end);
+    const tu = await this.repo.usageSince(tenantId, w.start, w.end);
     levels.push({ level: 'tenant', limits: Object.fromEntries(Object.entries(t?.plan.limits ?? {}).filter(([, v]) => typeof v === 'number')), used: { tokens: tu.tokens, cost_micros: tu.cost, requests: tu.requests } });
     const remaining = (name: 'monthly_tokens' | 'monthly_cost_micros', used: 'tokens' | 'cost_micros'): number | null => {
       let r: number | null = null;
@@ -83,6 +83,7 @@ export class Reports {
       return r;
     };
     const own = levels[0]!;
+    const byModel = await this.repo.report({ tenantId, from: w.start, to: w.end, by: 'model', ...(subject.keyId ? { keyId: subject.keyId } : subject.userId ? { userId: subject.userId } : {}) });
     return {
       object: 'enclave.usage',
       month: w.id,
@@ -92,9 +93,7 @@ export class Reports {
       usage: own.used,
       remaining: { monthly_tokens: remaining('monthly_tokens', 'tokens'), monthly_cost_micros: remaining('monthly_cost_micros', 'cost_micros') },
       levels,
-      by_model: this.repo
-        .report({ tenantId, from: w.start, to: w.end, by: 'model', ...(subject.keyId ? { keyId: subject.keyId } : subject.userId ? { userId: subject.userId } : {}) })
-        .map(toRow),
+      by_model: byModel.map(toRow),
     };
   }
 }

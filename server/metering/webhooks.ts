@@ -97,25 +97,25 @@ export class WebhookSecrets {
   ) {}
 
   /** A new secret (replacing any), returned in clear once. The metering_settings row must exist. */
-  issue(tenantId: string): string {
+  async issue(tenantId: string): Promise<string> {
     if (!this.box) throw new AppError(503, 'secrets_unavailable', 'Webhook secrets need the master key (SecretBox) in this process.');
     const s = newWebhookSecret();
-    this.repo.setWebhookSecret(tenantId, this.box.encrypt(s, aad(tenantId)));
+    await this.repo.setWebhookSecret(tenantId, this.box.encrypt(s, aad(tenantId)));
     return s;
   }
 
-  has(tenantId: string): boolean {
-    return this.repo.webhookSecret(tenantId) !== null;
+  async has(tenantId: string): Promise<boolean> {
+    return (await this.repo.webhookSecret(tenantId)) !== null;
   }
 
-  get(tenantId: string): string | undefined {
-    const c = this.repo.webhookSecret(tenantId);
+  async get(tenantId: string): Promise<string | undefined> {
+    const c = await this.repo.webhookSecret(tenantId);
     if (!c || !this.box) return undefined;
     return this.box.decrypt(c, aad(tenantId));
   }
 
-  clear(tenantId: string): void {
-    this.repo.setWebhookSecret(tenantId, null);
+  async clear(tenantId: string): Promise<void> {
+    await this.repo.setWebhookSecret(tenantId, null);
   }
 }
 
@@ -149,12 +149,12 @@ export type DeliveryResult =
  * followed (a 3xx is a failure).
  */
 export async function deliverNotification(d: DeliverDeps, tenantId: string, notificationId: string, signal?: AbortSignal): Promise<DeliveryResult> {
-  const n = d.repo.notification(tenantId, notificationId);
+  const n = await d.repo.notification(tenantId, notificationId);
   if (!n) return { status: 'skipped', reason: 'not_found' };
   if (n.webhookDeliveredAt !== null) return { status: 'skipped', reason: 'already_delivered' };
-  const t = d.repo.tenant(tenantId);
+  const t = await d.repo.tenant(tenantId);
   if (!t?.webhookUrl) return { status: 'skipped', reason: 'no_webhook' };
-  const secret = d.secrets.get(tenantId);
+  const secret = await d.secrets.get(tenantId);
   if (!secret) return { status: 'skipped', reason: 'no_secret' };
   const body = webhookBody(n, t);
   const timeout = AbortSignal.timeout(WEBHOOK_TIMEOUT_MS);
@@ -180,7 +180,7 @@ export async function deliverNotification(d: DeliverDeps, tenantId: string, noti
     throw new Error(`webhook_unreachable: ${(e as Error).message}`);
   }
   if (status < 200 || status >= 300) throw new Error(`webhook_rejected: the receiver answered HTTP ${status}`);
-  d.repo.markWebhookDelivered(tenantId, n.id, d.clock.now());
+  await d.repo.markWebhookDelivered(tenantId, n.id, d.clock.now());
   d.log.info({ tenantId, notificationId: n.id, status }, 'quota webhook delivered');
   return { status: 'delivered', http_status: status };
 }

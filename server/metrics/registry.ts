@@ -247,7 +247,7 @@ export class Metrics {
 
   // ---- Tenant quotas (issue 9): read from metering at scrape time (trackQuotas, server/metering).
 
-  private quotaSource: (() => readonly QuotaRatio[]) | undefined;
+  private quotaSource: (() => readonly QuotaRatio[] | Promise<readonly QuotaRatio[]>) | undefined;
 
   readonly quotaUsedRatio = new Gauge({
     aggregator: 'max',
@@ -259,14 +259,14 @@ export class Metrics {
   });
 
   /** Lets enclave_quota_used_ratio read the tenants' monthly usage at scrape time (server/metering/index.ts). */
-  trackQuotas(source: () => readonly QuotaRatio[]): void {
+  trackQuotas(source: () => readonly QuotaRatio[] | Promise<readonly QuotaRatio[]>): void {
     this.quotaSource = source;
   }
 
-  private collectQuotas(): void {
+  private async collectQuotas(): Promise<void> {
     let rows: readonly QuotaRatio[];
     try {
-      rows = this.quotaSource?.() ?? [];
+      rows = (await this.quotaSource?.()) ?? [];
     } catch {
       return; // database closed during shutdown: keep the last values
     }

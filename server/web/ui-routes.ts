@@ -46,15 +46,15 @@ export function uiRouter(identity: Identity, license: LicenseService, opts: UiOp
     res.set('cache-control', 'no-store').json({ object: 'banners', banners });
   });
 
-  r.get('/api/ui/usage', session, (req, res) => {
+  r.get('/api/ui/usage', session, async (req, res) => {
     const ctx = req.ctx;
     const p = ctx.principal!;
     const m = opts.metering;
     if (!ctx.tenant) throw new AppError(400, 'tenant_required', 'Choose an organisation first.');
     identity.access.require(ctx, 'usage:read_own', { ownerUserId: p.userId ?? null }, { type: 'usage' });
     if (!m) throw new AppError(503, 'metering_unavailable', 'Usage metering is not available on this server.');
-    const self = m.reports.self(ctx.tenant.id, { ...(p.userId ? { userId: p.userId } : {}) });
-    const byDay = m.reports.report({ tenantId: ctx.tenant.id, by: 'day', ...(p.userId ? { userId: p.userId } : {}) });
+    const self = await m.reports.self(ctx.tenant.id, { ...(p.userId ? { userId: p.userId } : {}) });
+    const byDay = await m.reports.report({ tenantId: ctx.tenant.id, by: 'day', ...(p.userId ? { userId: p.userId } : {}) });
     res.set('cache-control', 'no-store').json({
       ...self,
       by_day: byDay.rows,
@@ -86,13 +86,13 @@ export function uiRouter(identity: Identity, license: LicenseService, opts: UiOp
       can_write: identity.access.authorize(ctx, 'settings:write').allow,
     });
   });
-  r.get('/api/ui/metering', session, (req, res) => {
+  r.get('/api/ui/metering', session, async (req, res) => {
     const ctx = req.ctx;
     if (!ctx.tenant) throw new AppError(400, 'tenant_required', 'Choose an organisation first.');
     identity.access.require(ctx, 'settings:read', {}, { type: 'tenant', id: ctx.tenant.id });
     const m = opts.metering;
     if (!m) throw new AppError(503, 'metering_unavailable', 'Usage metering is not available on this server.');
-    const t = m.plans.tenant(ctx.tenant.id);
+    const t = await m.plans.tenantFresh(ctx.tenant.id);
     if (!t) throw new AppError(404, 'not_found', 'tenant not found');
     res.set('cache-control', 'no-store').json({
       object: 'ui_metering',
@@ -102,7 +102,7 @@ export function uiRouter(identity: Identity, license: LicenseService, opts: UiOp
       raw_retention_days: t.rawRetentionDays,
       webhook_url: t.webhookUrl,
       // Never the secret itself: it is shown once, when PUT …/metering issues it.
-      webhook_secret_set: m.webhookSecrets.has(ctx.tenant.id),
+      webhook_secret_set: await m.webhookSecrets.has(ctx.tenant.id),
       can_write: identity.access.authorize(ctx, 'settings:write').allow,
     });
   });

@@ -227,7 +227,7 @@ describe('chat and Me page', () => {
 describe('admin overview, plans, SSO, jobs, banners', () => {
   it('the overview charts requests, tokens and cost by day from metering; a soft-limit alert shows as a banner and can be dismissed', async () => {
     const s = app.services;
-    s.metering.repo.insertNotification({ id: newId('ntf'), tenantId: seeded.tenant.id, window: '2099-01', limitName: 'monthly_tokens', threshold: 80, used: 80_000, limitValue: 100_000, createdAt: Date.now() });
+    await s.metering.repo.insertNotification({ id: newId('ntf'), tenantId: seeded.tenant.id, window: '2099-01', limitName: 'monthly_tokens', threshold: 80, used: 80_000, limitValue: 100_000, createdAt: Date.now() });
     const { ctx, page, watch } = await signIn(seeded.users.owner!.email);
     const banner = page.getByTestId('usage-banner');
     await banner.waitFor();
@@ -241,7 +241,7 @@ describe('admin overview, plans, SSO, jobs, banners', () => {
     await shot(page, 'admin-overview-usage');
     await page.getByRole('button', { name: /Dismiss the 80% monthly token alert/ }).click();
     await expect.poll(() => banner.count()).toBe(0);
-    expect(s.metering.repo.notifications(seeded.tenant.id, true)).toHaveLength(0);
+    expect(await s.metering.repo.notifications(seeded.tenant.id, true)).toHaveLength(0);
     expect(watch.errors).toEqual([]);
     await ctx.close();
   });
@@ -338,7 +338,7 @@ describe('prices and metering settings', () => {
     expect(await row.textContent()).toContain('10.00 USD');
     expect(await row.textContent()).toContain('0.002 USD');
     expect(await row.textContent()).toContain('scripted-public');
-    const stored = s.metering.pricing.list().find((p) => p.model === 'gpt-scripted')!;
+    const stored = (await s.metering.pricing.list()).find((p) => p.model === 'gpt-scripted')!;
     expect(stored).toMatchObject({ inputMicrosPerMTok: 2_500_000, outputMicrosPerMTok: 10_000_000, requestMicros: 2_000, currency: 'USD', source: 'admin' });
     // Edit fills the form with the row; History lists the versions.
     await page.getByRole('button', { name: 'Price history of gpt-scripted' }).click();
@@ -364,7 +364,7 @@ describe('prices and metering settings', () => {
       const list = (await (await fetch('/api/chat/conversations')).json()) as { data: { id: string; usage: { cost_micros: number } }[] };
       return list.data[0]!;
     });
-    s.gateway.usage.flush();
+    await s.gateway.usage.flush();
     const recs = (s.data.usageRecords.list(seeded.ctx) as { workflow: string | null; model: string | null; costMicros: number; priceVersion: number | null; userId: string | null }[]).filter(
       (u) => u.workflow === 'chat' && u.model === 'gpt-scripted' && u.priceVersion === stored.version,
     );
@@ -410,7 +410,7 @@ describe('prices and metering settings', () => {
     await shot(page, 'admin-settings-metering');
     const t = s.metering.plans.tenant(seeded.tenant.id)!;
     expect(t).toMatchObject({ timezone: 'Europe/Berlin', alertThresholds: [50, 90, 100], rawRetentionDays: 400, webhookUrl: 'http://10.20.30.40/hooks/enclave' });
-    expect(s.metering.webhookSecrets.has(seeded.tenant.id)).toBe(true);
+    expect(await s.metering.webhookSecrets.has(seeded.tenant.id)).toBe(true);
 
     // Shown once: after a reload the form shows the saved values and no secret.
     await page.reload();

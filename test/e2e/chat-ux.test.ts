@@ -246,7 +246,7 @@ describe('usage analytics', () => {
     await box(page).fill('Something to count');
     await box(page).press('Enter');
     await expect.poll(() => page.locator('.msg-assistant').last().textContent()).toContain('Counted.');
-    app.services.gateway.usage.flush();
+    await app.services.gateway.usage.flush();
     await nav(page, 'Admin').click();
     await page.getByRole('navigation', { name: 'Admin console' }).getByRole('link', { name: 'Usage analytics' }).click();
     await page.getByRole('heading', { name: 'Usage analytics' }).waitFor();

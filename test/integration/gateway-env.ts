@@ -47,7 +47,8 @@ export async function gatewayEnv(opts: { clock?: Clock; entitlements?: Entitleme
     client: new OpenAI({ baseURL: `${app.url}/v1`, apiKey: secret, maxRetries: 0 }),
     addProvider: (input) => s.gateway.deployments.create(sys(s), { options: FAST, ...input }),
     usage: () => {
-      s.gateway.usage.flush();
+      // On SQLite the flush writes before it returns (the statements are synchronous), so the list below sees the rows.
+      void s.gateway.usage.flush();
       return s.data.usageRecords.list(tenant.ctx) as Record<string, any>[];
     },
     close: async () => {

@@ -30,8 +30,8 @@ describe('fairness cap from the plan', () => {
     const s = app.services;
     const a = await seedTenant(s, 'wide', ['owner']);
     const b = await seedTenant(s, 'narrow', ['owner']);
-    s.metering.plans.upsert(sys(s), { name: 'wide', limits: { max_active_jobs: 3 } });
-    s.metering.plans.assign(sys(s), a.tenant.id, 'wide');
+    await s.metering.plans.upsert(sys(s), { name: 'wide', limits: { max_active_jobs: 3 } });
+    await s.metering.plans.assign(sys(s), a.tenant.id, 'wide');
 
     const active: Record<string, number> = {};
     const peak: Record<string, number> = {};

@@ -65,12 +65,12 @@ describe('metering admin API', { shuffle: false }, () => {
     expect(first.status).toBe(200);
     expect(first.headers.get('x-ratelimit-limit-requests')).toBe('50'); // tenant 50 < key 100
     for (let i = 0; i < 11; i++) expect((await chat()).status).toBe(200); // 84 used → 80 % crossed
-    await waitFor(() => env.app.services.metering.repo.notifications(tid, true).length, { until: (n) => n === 1, what: 'one open notification' });
+    await waitFor(async () => (await env.app.services.metering.repo.notifications(tid, true)).length, { until: (n) => n === 1, what: 'one open notification' });
     r = await call(u, `/admin/api/tenants/${tid}/notifications`, { session: owner });
     expect(r.body.data).toEqual([expect.objectContaining({ limit: 'monthly_tokens', threshold: 80, limit_value: 100 })]);
     expect((await chat()).status).toBe(200); // 91
     expect((await chat()).status).toBe(429); // 91 + 11 > 100
-    expect(env.app.services.metering.repo.notifications(tid, true).length).toBe(1); // not again
+    expect((await env.app.services.metering.repo.notifications(tid, true)).length).toBe(1); // not again
     const audit = env.app.services.db.$client.prepare("SELECT COUNT(*) FROM audit_log WHERE action = 'quota.alert'").pluck().get();
     expect(audit).toBe(1);
     const metrics = await env.app.services.metrics.registry.metrics();
@@ -100,27 +100,27 @@ describe('metering admin API', { shuffle: false }, () => {
     expect((await call(u, `/admin/api/tenants/${tid}/metering`, { method: 'PUT', session: owner, body: { raw_retention_days: 0 } })).status).toBe(400);
     const r = await call(u, `/admin/api/tenants/${tid}/metering`, { method: 'PUT', session: owner, body: { raw_retention_days: 1, timezone: 'UTC' } });
     expect(r.body).toMatchObject({ raw_retention_days: 1, timezone: 'UTC' });
-    const before = env.app.services.metering.reports.report({ tenantId: tid, month: '2027-05' }).total;
+    const before = (await env.app.services.metering.reports.report({ tenantId: tid, month: '2027-05' })).total;
     expect(env.usage().length).toBeGreaterThan(0);
     clock.t += 2 * 86_400_000;
-    expect(env.app.services.metering.purgeRaw()).toBeGreaterThan(0);
+    expect(await env.app.services.metering.purgeRaw()).toBeGreaterThan(0);
     expect(env.usage().length).toBe(0);
-    expect(env.app.services.metering.reports.report({ tenantId: tid, month: '2027-05' }).total).toEqual(before);
+    expect((await env.app.services.metering.reports.report({ tenantId: tid, month: '2027-05' })).total).toEqual(before);
   });
 
   it('a plan without cloud_providers never reaches a public deployment; with it, it does', async () => {
     const s = env.app.services;
     env.addProvider({ name: 'cloud-1', kind: 'openai', base_url: `${env.openai.url}/v1`, api_key: 'sk-up', boundary: 'public', models: ['gpt-fake'] });
     env.openai.apiKey = 'sk-up';
-    s.metering.plans.upsert(sys(s), { name: 'onprem', capabilities: ['batch_api'] });
-    s.metering.plans.assign(sys(s), env.tenant.tenant.id, 'onprem');
+    await s.metering.plans.upsert(sys(s), { name: 'onprem', capabilities: ['batch_api'] });
+    await s.metering.plans.assign(sys(s), env.tenant.tenant.id, 'onprem');
     const body = { model: 'gpt-fake', messages: [{ role: 'user', content: 'hi' }] };
     let r = await call(env.app.url, '/v1/chat/completions', { method: 'POST', key: env.key, body });
     expect(r.status).toBe(403);
     expect(r.body.error.code).toBe('policy_boundary_denied');
     expect(env.openai.requests.length).toBe(0);
     expect((await call(env.app.url, '/v1/models', { key: env.key })).body.data.map((m: any) => m.id)).not.toContain('gpt-fake');
-    s.metering.plans.upsert(sys(s), { name: 'onprem', capabilities: ['batch_api', 'cloud_providers'] });
+    await s.metering.plans.upsert(sys(s), { name: 'onprem', capabilities: ['batch_api', 'cloud_providers'] });
     r = await call(env.app.url, '/v1/chat/completions', { method: 'POST', key: env.key, body });
     expect(r.status).toBe(200);
   });

@@ -26,13 +26,13 @@ beforeAll(async () => {
 afterAll(async () => env?.close());
 
 const m = () => env.app.services.metering;
-function plan(limits: Limits, name = 'p'): void {
-  m().plans.upsert(sys(env.app.services), { name, limits });
-  m().plans.assign(sys(env.app.services), env.tenant.tenant.id, name);
+async function plan(limits: Limits, name = 'p'): Promise<void> {
+  await m().plans.upsert(sys(env.app.services), { name, limits });
+  await m().plans.assign(sys(env.app.services), env.tenant.tenant.id, name);
 }
-function subject(type: 'user' | 'key', id: string, limits: Limits | null): void {
-  if (limits) m().repo.setLimits(env.tenant.tenant.id, type, id, JSON.stringify(limits), clock.t);
-  else m().repo.deleteLimits(env.tenant.tenant.id, type, id);
+async function subject(type: 'user' | 'key', id: string, limits: Limits | null): Promise<void> {
+  if (limits) await m().repo.setLimits(env.tenant.tenant.id, type, id, JSON.stringify(limits), clock.t);
+  else await m().repo.deleteLimits(env.tenant.tenant.id, type, id);
   m().revision.bump();
 }
 /** A fresh month and full buckets: each test starts clean. */
@@ -53,9 +53,9 @@ async function chat(body: Record<string, unknown> = {}, key = env.key) {
 describe('one hierarchy: key → user → tenant plan → licence', () => {
   it('each level alone refuses with its own level, limit and reset time', async () => {
     nextMonth();
-    plan({});
+    await plan({});
     // key: requests per minute
-    subject('key', env.keyId, { requests_per_minute: 2 });
+    await subject('key', env.keyId, { requests_per_minute: 2 });
     expect((await chat()).status).toBe(200);
     expect((await chat()).status).toBe(200);
     let r = await chat();
@@ -63,26 +63,26 @@ describe('one hierarchy: key → user → tenant plan → licence', () => {
     expect(r.body.error).toMatchObject({ code: 'rate_limit_exceeded', type: 'rate_limit_error', level: 'key', limit: 'requests_per_minute', limit_value: 2 });
     expect(Number(r.headers.get('retry-after'))).toBe(30); // one request of 2/min refills in 30 s
     expect(r.body.error.reset).toBe(new Date(clock.t + 30_000).toISOString());
-    subject('key', env.keyId, null);
+    await subject('key', env.keyId, null);
 
     // user: monthly tokens (reserve = prompt estimate + max_tokens; each call uses 9)
-    subject('user', env.tenant.users.member!.id, { monthly_tokens: 25 });
+    await subject('user', env.tenant.users.member!.id, { monthly_tokens: 25 });
     expect((await chat()).status).toBe(200);
     r = await chat();
     expect(r.status).toBe(429);
     const monthEnd = Date.UTC(new Date(clock.t).getUTCFullYear(), new Date(clock.t).getUTCMonth() + 1, 1);
     expect(r.body.error).toMatchObject({ code: 'quota_exceeded', type: 'quota_error', level: 'user', limit: 'monthly_tokens', limit_value: 25, reset: new Date(monthEnd).toISOString() });
     expect(Number(r.headers.get('retry-after'))).toBe(Math.ceil((monthEnd - clock.t) / 1000));
-    subject('user', env.tenant.users.member!.id, null);
+    await subject('user', env.tenant.users.member!.id, null);
 
     // tenant plan: concurrency 0 (nothing may run)
-    plan({ concurrent_requests: 0 });
+    await plan({ concurrent_requests: 0 });
     r = await chat();
     expect(r.body.error).toMatchObject({ code: 'rate_limit_exceeded', level: 'tenant', limit: 'concurrent_requests' });
-    plan({ monthly_cost_micros: 0 });
+    await plan({ monthly_cost_micros: 0 });
     r = await chat();
     expect(r.body.error).toMatchObject({ code: 'quota_exceeded', level: 'tenant', limit: 'monthly_cost_micros' });
-    plan({});
+    await plan({});
 
     // licence
     licenceRefuses = true;
@@ -96,36 +96,36 @@ describe('one hierarchy: key → user → tenant plan → licence', () => {
 
   it('the most restrictive level wins when several apply', async () => {
     nextMonth();
-    plan({ requests_per_minute: 2 });
-    subject('key', env.keyId, { requests_per_minute: 10 });
-    subject('user', env.tenant.users.member!.id, { requests_per_minute: 5 });
+    await plan({ requests_per_minute: 2 });
+    await subject('key', env.keyId, { requests_per_minute: 10 });
+    await subject('user', env.tenant.users.member!.id, { requests_per_minute: 5 });
     expect((await chat()).status).toBe(200);
     expect((await chat()).status).toBe(200);
     let r = await chat();
     expect(r.body.error).toMatchObject({ level: 'tenant', limit: 'requests_per_minute', limit_value: 2 });
     // key exhausted too, and the tenant's month budget: the refusal names the one that lasts longest
     clock.t += 60_000;
-    subject('user', env.tenant.users.member!.id, null);
-    plan({ requests_per_minute: 100 });
-    subject('key', env.keyId, { requests_per_minute: 1 });
+    await subject('user', env.tenant.users.member!.id, null);
+    await plan({ requests_per_minute: 100 });
+    await subject('key', env.keyId, { requests_per_minute: 1 });
     expect((await chat()).status).toBe(200);
-    plan({ requests_per_minute: 100, monthly_tokens: 1 });
+    await plan({ requests_per_minute: 100, monthly_tokens: 1 });
     r = await chat();
     expect(r.body.error).toMatchObject({ level: 'tenant', limit: 'monthly_tokens' });
-    plan({ requests_per_minute: 100 });
+    await plan({ requests_per_minute: 100 });
     r = await chat();
     expect(r.body.error).toMatchObject({ level: 'key', limit: 'requests_per_minute' });
-    subject('key', env.keyId, null);
-    subject('user', env.tenant.users.member!.id, null);
-    plan({});
+    await subject('key', env.keyId, null);
+    await subject('user', env.tenant.users.member!.id, null);
+    await plan({});
   });
 
   it('a plan change takes effect within 1 s and is audited', async () => {
     nextMonth();
-    plan({});
+    await plan({});
     expect((await chat()).status).toBe(200);
     // through the identity API (no metering revision bump): the tenant cache expires in 500 ms
-    m().plans.upsert(sys(env.app.services), { name: 'tiny', limits: { requests_per_minute: 0 } });
+    await m().plans.upsert(sys(env.app.services), { name: 'tiny', limits: { requests_per_minute: 0 } });
     env.app.services.identity.tenants.update(sys(env.app.services), env.tenant.tenant.id, { plan: 'tiny' });
     const t0 = Date.now(); // the change is committed
     // The promise: no call that starts 1 s after the change is served any more. Measured by the
@@ -141,7 +141,7 @@ describe('one hierarchy: key → user → tenant plan → licence', () => {
       { until: (status) => status === 429, what: 'calls refused under the new plan' },
     );
     expect(lastServedAt - t0).toBeLessThan(1000);
-    plan({});
+    await plan({});
     const audit = env.app.services.db.$client.prepare("SELECT action FROM audit_log WHERE action IN ('tenant.plan', 'plan.create', 'plan.update')").pluck().all();
     expect(audit).toContain('tenant.plan');
   });
@@ -150,7 +150,7 @@ describe('one hierarchy: key → user → tenant plan → licence', () => {
 describe('headers', () => {
   it("OpenAI's x-ratelimit-* headers on success, honest Retry-After on 429", async () => {
     nextMonth();
-    plan({ requests_per_minute: 5, tokens_per_minute: 1000 });
+    await plan({ requests_per_minute: 5, tokens_per_minute: 1000 });
     const client = new OpenAI({ baseURL: `${env.app.url}/v1`, apiKey: env.key, maxRetries: 0 });
     const raw = await client.chat.completions.create({ model: 'llama3.1:8b', messages: [{ role: 'user', content: 'hello there' }], max_tokens: 100 }).withResponse();
     const h = raw.response.headers;
@@ -169,7 +169,7 @@ describe('headers', () => {
     expect((await chat()).status).toBe(429);
     clock.t += 1_000;
     expect((await chat()).status).toBe(200);
-    plan({});
+    await plan({});
   });
 });
 
@@ -177,7 +177,7 @@ describe('budgets under concurrency', () => {
   it('50 parallel requests at the edge of a budget overshoot by no more than the in-flight reservations', async () => {
     nextMonth();
     // estimate per call: 1 (prompt) + 10 (max_tokens) = 11; actual 9
-    plan({ monthly_tokens: 200 });
+    await plan({ monthly_tokens: 200 });
     const before = env.usage().length;
     const results = await Promise.all(Array.from({ length: 50 }, () => chat()));
     const ok = results.filter((r) => r.status === 200).length;
@@ -188,12 +188,12 @@ describe('budgets under concurrency', () => {
     const used = rows.reduce((n, u) => n + u.promptTokens + u.completionTokens, 0);
     expect(used).toBeLessThanOrEqual(200); // estimates ≥ actuals: no overshoot at all
     expect(ok).toBeGreaterThanOrEqual(Math.floor(200 / 11));
-    plan({});
+    await plan({});
   });
 
   it('concurrency caps: at most N in flight, the rest refused at once; slots freed at settlement', async () => {
     nextMonth();
-    subject('key', env.keyId, { concurrent_requests: 3 });
+    await subject('key', env.keyId, { concurrent_requests: 3 });
     // Deterministic: reservations held open by hand.
     const ctx = { ...env.tenant.ctx, principal: { kind: 'api_key' as const, id: env.keyId, keyId: env.keyId, userId: env.tenant.users.member!.id, role: 'member' as const } };
     const held = [];
@@ -225,12 +225,12 @@ describe('budgets under concurrency', () => {
     expect((await Promise.all(calls)).filter((r) => r.status === 200)).toHaveLength(3);
     env.ollama.reset();
     expect((await chat()).status).toBe(200);
-    subject('key', env.keyId, null);
+    await subject('key', env.keyId, null);
   });
 
   it('rollups equal raw records exactly after a mixed workload (success, error, disconnect, stream)', async () => {
     nextMonth();
-    plan({ monthly_tokens: 1_000_000 });
+    await plan({ monthly_tokens: 1_000_000 });
     env.ollama.reset();
     for (let i = 0; i < 6; i++) expect((await chat()).status).toBe(200);
     expect((await chat({ stream: true })).status).toBe(200);
@@ -257,26 +257,26 @@ describe('budgets under concurrency', () => {
     expect(roll).toEqual(raw);
     const statuses = db.prepare('SELECT DISTINCT status FROM usage_records WHERE tenant_id = ?').pluck().all(env.tenant.tenant.id);
     expect(statuses).toEqual(expect.arrayContaining(['ok', 'error', 'refused', 'client_disconnect']));
-    plan({});
+    await plan({});
   });
 });
 
 describe('calendar months', () => {
   it('roll over at the UTC month boundary', async () => {
     clock.t = Date.UTC(2026, 0, 31, 23, 59);
-    plan({ monthly_tokens: 12 });
+    await plan({ monthly_tokens: 12 });
     expect((await chat()).status).toBe(200);
     const r = await chat();
     expect(r.body.error).toMatchObject({ level: 'tenant', limit: 'monthly_tokens', reset: '2026-02-01T00:00:00.000Z' });
     clock.t = Date.UTC(2026, 1, 1, 0, 0, 1);
     expect((await chat()).status).toBe(200);
-    plan({});
+    await plan({});
   });
 
   it("roll over at the tenant's time zone month boundary", async () => {
-    m().plans.updateTenantSettings(sys(env.app.services), env.tenant.tenant.id, { timezone: 'America/New_York' });
+    await m().plans.updateTenantSettings(sys(env.app.services), env.tenant.tenant.id, { timezone: 'America/New_York' });
     clock.t = Date.UTC(2026, 2, 1, 3); // 22:00 on 28 Feb in New York
-    plan({ monthly_tokens: 12 });
+    await plan({ monthly_tokens: 12 });
     expect((await chat()).status).toBe(200);
     const r = await chat();
     expect(r.body.error).toMatchObject({ level: 'tenant', limit: 'monthly_tokens', reset: '2026-03-01T05:00:00.000Z' });
@@ -285,17 +285,17 @@ describe('calendar months', () => {
     clock.t = Date.UTC(2026, 2, 1, 5, 0, 1);
     expect((await chat()).status).toBe(200);
     // the report for February (New York) holds the first call
-    const rep = m().reports.report({ tenantId: env.tenant.tenant.id, month: '2026-02' });
+    const rep = await m().reports.report({ tenantId: env.tenant.tenant.id, month: '2026-02' });
     expect(rep.total.requests).toBe(3); // one admitted, two refused (refusals are usage records too)
-    m().plans.updateTenantSettings(sys(env.app.services), env.tenant.tenant.id, { timezone: 'UTC' });
-    plan({});
+    await m().plans.updateTenantSettings(sys(env.app.services), env.tenant.tenant.id, { timezone: 'UTC' });
+    await plan({});
   });
 });
 
 describe('cost and reporting', () => {
   it('costs usage records in integer micro-units with the price version; reports and self-service usage', async () => {
     nextMonth();
-    const price = m().pricing.set(sys(env.app.services), { model: 'llama3.1:8b', input_micros_per_mtok: 1_000_000, output_micros_per_mtok: 2_000_000, request_micros: 5 });
+    const price = await m().pricing.set(sys(env.app.services), { model: 'llama3.1:8b', input_micros_per_mtok: 1_000_000, output_micros_per_mtok: 2_000_000, request_micros: 5 });
     const before = env.usage().length;
     expect((await chat()).status).toBe(200);
     const row = env.usage().slice(before)[0]!;
@@ -307,7 +307,7 @@ describe('cost and reporting', () => {
     expect(self).toMatchObject({ object: 'enclave.usage', usage: { tokens: row.promptTokens + row.completionTokens, cost_micros: cost, requests: 1 } });
     const d = new Date(clock.t);
     const month = `${d.getUTCFullYear()}-${String(d.getUTCMonth() + 1).padStart(2, '0')}`;
-    const rep = m().reports.report({ tenantId: env.tenant.tenant.id, month, by: 'model' });
+    const rep = await m().reports.report({ tenantId: env.tenant.tenant.id, month, by: 'model' });
     expect(rep.rows).toEqual([expect.objectContaining({ group: 'llama3.1:8b', requests: 1, cost_micros: cost })]);
   });
 });

@@ -19,7 +19,7 @@ describe('enclave usage | prices | plans', () => {
     const at = Date.UTC(2025, 4, 10);
     s.gateway.usage.record({ ...base, id: 'use_1', requestId: 'req_1', model: 'gpt-4o', promptTokens: 1000, completionTokens: 500, costMicros: 7500, status: 'ok', createdAt: at });
     s.gateway.usage.record({ ...base, id: 'use_2', requestId: 'req_2', model: 'gpt-4o-mini', promptTokens: 10, completionTokens: 0, costMicros: 0, status: 'error', createdAt: at + 1000 });
-    s.gateway.usage.flush();
+    await s.gateway.usage.flush();
     await s.close();
 
     let r = await enclave(['prices', 'set', 'gpt-4o', '--input', '3000000', '--output', '12000000', '--json'], env);

@@ -37,8 +37,8 @@ describe('plan max_keys and the licence key limit at key creation', () => {
     const s = env.app.services;
     const tid = env.tenant.tenant.id;
     const ctx = env.tenant.ctx;
-    s.metering.plans.upsert(sys(s), { name: 'two-keys', limits: { max_keys: 2 } });
-    s.metering.plans.assign(sys(s), tid, 'two-keys');
+    await s.metering.plans.upsert(sys(s), { name: 'two-keys', limits: { max_keys: 2 } });
+    await s.metering.plans.assign(sys(s), tid, 'two-keys');
     // gatewayEnv created one key; a second fits.
     const second = await s.identity.keys.create(ctx, { name: 'second' });
     const e = await refusal(s.identity.keys.create(ctx, { name: 'third' }));
@@ -63,7 +63,7 @@ describe('plan max_keys and the licence key limit at key creation', () => {
     await s.identity.keys.create(ctx, { name: 'after-revoke' });
 
     // Without max_keys in the plan, nothing limits (the plan value is read fresh at creation).
-    s.metering.plans.upsert(sys(s), { name: 'two-keys', limits: {} });
+    await s.metering.plans.upsert(sys(s), { name: 'two-keys', limits: {} });
     await s.identity.keys.create(ctx, { name: 'unlimited' });
   });
 
@@ -76,7 +76,7 @@ describe('plan max_keys and the licence key limit at key creation', () => {
       let e = await refusal(s.identity.keys.create(ctx, { name: 'over-licence' }));
       expect(e.toBody().error).toMatchObject({ code: 'key_limit', level: 'licence', limit: 'max_keys', limit_value: active, current: active });
       // Both full: the licence is named (a bigger plan would not help).
-      s.metering.plans.upsert(sys(s), { name: 'two-keys', limits: { max_keys: 1 } });
+      await s.metering.plans.upsert(sys(s), { name: 'two-keys', limits: { max_keys: 1 } });
       e = await refusal(s.identity.keys.create(ctx, { name: 'over-both' }));
       expect(e.toBody().error).toMatchObject({ level: 'licence' });
       lic.keyLimit = null;
@@ -92,7 +92,7 @@ describe('licence soft-mode warning header', () => {
   it('x-enclave-license-warning is set on admitted /v1 calls while the licence warns, with and without tenant limits', async () => {
     const s = env.app.services;
     const tid = env.tenant.tenant.id;
-    s.metering.plans.assign(sys(s), tid, null); // default plan: no limits, admission does not touch Redis
+    await s.metering.plans.assign(sys(s), tid, null); // default plan: no limits, admission does not touch Redis
     let r = await chat();
     expect(r.status).toBe(200);
     expect(r.headers.get('x-enclave-license-warning')).toBeNull();
@@ -102,8 +102,8 @@ describe('licence soft-mode warning header', () => {
     expect(r.status).toBe(200);
     expect(r.headers.get('x-enclave-license-warning')).toBe('license_quota_80');
 
-    s.metering.plans.upsert(sys(s), { name: 'rpm', limits: { requests_per_minute: 100 } });
-    s.metering.plans.assign(sys(s), tid, 'rpm');
+    await s.metering.plans.upsert(sys(s), { name: 'rpm', limits: { requests_per_minute: 100 } });
+    await s.metering.plans.assign(sys(s), tid, 'rpm');
     lic.warning = 'license_quota_exceeded_soft';
     r = await chat();
     expect(r.status).toBe(200);

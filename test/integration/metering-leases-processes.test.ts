@@ -52,7 +52,7 @@ beforeAll(async () => {
     const { key, secret } = await s.identity.keys.create(s.identity.tenants.scopeTo(ctx, t.id), { name, ownerUserId: null });
     keys[name] = secret;
     keyIds[name] = key.id;
-    s.metering.repo.setLimits(t.id, 'key', key.id, JSON.stringify(l), Date.now());
+    await s.metering.repo.setLimits(t.id, 'key', key.id, JSON.stringify(l), Date.now());
   }
   // The hammer's budget is 90 % used already this month (one earlier record in the ledger), so
   // the processes reach its edge in a few hundred calls: leased while far, exact near it.
@@ -60,7 +60,7 @@ beforeAll(async () => {
     id: 'use_prefill', tenantId: t.id, requestId: 'req_prefill', userId: null, keyId: keyIds.hammer!, workflow: null, endpoint: 'chat', alias: 'llama3.1:8b', deploymentId: null, provider: null, model: 'llama3.1:8b',
     boundary: 'local', classification: 'internal', policy: '{}', promptTokens: PREFILL, completionTokens: 0, tokensEstimated: false, costMicros: 0, latencyMs: 1, ttftMs: null, stream: false, attempts: 1, status: 'ok', httpStatus: 200, errorCode: null, createdAt: Date.now(),
   });
-  s.gateway.usage.flush();
+  await s.gateway.usage.flush();
   await s.close();
   redis = new Redis(redisUrl);
   const env = { ENCLAVE_DATA_DIR: dataDir, ENCLAVE_MASTER_KEY: masterKey, REDIS_URL: redisUrl };

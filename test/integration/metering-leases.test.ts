@@ -22,9 +22,9 @@ beforeAll(async () => {
 afterAll(async () => env?.close());
 
 const s = () => env.app.services;
-function plan(limits: Limits, name: string): void {
-  s().metering.plans.upsert(sys(s()), { name, limits });
-  s().metering.plans.assign(sys(s()), env.tenant.tenant.id, name);
+async function plan(limits: Limits, name: string): Promise<void> {
+  await s().metering.plans.upsert(sys(s()), { name, limits });
+  await s().metering.plans.assign(sys(s()), env.tenant.tenant.id, name);
 }
 /** A fresh month and full buckets for each test (the clock moves; Redis keys are per month). */
 function nextMonth(): void {
@@ -59,7 +59,7 @@ async function holds(): Promise<number> {
 describe('leases', () => {
   it('far from every limit, calls after the first are served from a lease; Redis holds usage + lease, and settles to the exact usage', async () => {
     nextMonth();
-    plan({ requests_per_minute: 100_000, tokens_per_minute: 10_000_000, concurrent_requests: 1000, monthly_tokens: 100_000_000 }, 'roomy');
+    await plan({ requests_per_minute: 100_000, tokens_per_minute: 10_000_000, concurrent_requests: 1000, monthly_tokens: 100_000_000 }, 'roomy');
     const [waited0, leased0] = [await admissions('redis'), await admissions('lease')];
     expect((await chat()).status).toBe(200); // exact: fetches the counters, asks for a lease
     await waitFor(() => s().metering.admission.activeLeases, { until: (n) => n >= 1, what: 'a lease granted' });
@@ -87,7 +87,7 @@ describe('leases', () => {
 
   it('near a limit every call waits: a 30 requests/minute plan admits exactly 30 of 40 sequential calls', async () => {
     nextMonth();
-    plan({ requests_per_minute: 30 }, 'tight');
+    await plan({ requests_per_minute: 30 }, 'tight');
     const statuses: number[] = [];
     for (let i = 0; i < 40; i++) statuses.push((await chat()).status);
     expect(statuses.filter((x) => x === 200)).toHaveLength(30);
@@ -96,7 +96,7 @@ describe('leases', () => {
 
   it('another process used the allowance: calls continue within this lease, the next sync sees the limit near, then every call is exact and refused', async () => {
     nextMonth();
-    plan({ requests_per_minute: 10_000, monthly_tokens: 100_000_000 }, 'shared');
+    await plan({ requests_per_minute: 10_000, monthly_tokens: 100_000_000 }, 'shared');
     expect((await chat()).status).toBe(200);
     await waitFor(() => s().metering.admission.activeLeases, { until: (k) => k >= 1, what: 'a lease granted' });
     // As if other API processes had just taken every remaining request of the minute.
@@ -117,8 +117,8 @@ describe('leases', () => {
     try {
       closed.addProvider({ name: 'ollama-c', kind: 'ollama', base_url: closed.ollama.url, boundary: 'local', models: 'llama3.1:8b' });
       const cs = closed.app.services;
-      cs.metering.plans.upsert(sys(cs), { name: 'roomy', limits: { requests_per_minute: 100_000 } });
-      cs.metering.plans.assign(sys(cs), closed.tenant.tenant.id, 'roomy');
+      await cs.metering.plans.upsert(sys(cs), { name: 'roomy', limits: { requests_per_minute: 100_000 } });
+      await cs.metering.plans.assign(sys(cs), closed.tenant.tenant.id, 'roomy');
       for (let i = 0; i < 5; i++) expect((await closed.client.chat.completions.create({ model: 'llama3.1:8b', messages: [{ role: 'user', content: 'hi' }] })).choices).toHaveLength(1);
       const v = (await cs.metrics.ratelimitAdmissions.get()).values;
       expect(v.find((x) => x.labels.store === 'redis')?.value).toBe(5);

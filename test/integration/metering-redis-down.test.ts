@@ -34,9 +34,9 @@ async function setup(mode: 'fail-open' | 'fail-closed') {
     });
     return { status: r.status, headers: r.headers, body: (await r.json()) as any };
   };
-  const plan = (limits: Record<string, number>) => {
-    s.metering.plans.upsert(sys(s), { name: `p-${mode}`, limits });
-    s.metering.plans.assign(sys(s), t.tenant.id, `p-${mode}`);
+  const plan = async (limits: Record<string, number>) => {
+    await s.metering.plans.upsert(sys(s), { name: `p-${mode}`, limits });
+    await s.metering.plans.assign(sys(s), t.tenant.id, `p-${mode}`);
   };
   const metric = async (name: string) => {
     const text = await s.metrics.registry.metrics();
@@ -49,7 +49,7 @@ describe('Redis stopped mid-test', () => {
   it('fail-open keeps serving with approximate limits and exact budgets; Redis back → exact limits resume', async () => {
     const e = await setup('fail-open');
     // 'hi' → reservation 1 + 10 = 11; each call uses 7 (fake Ollama: 1 prompt + 6 completion)
-    e.plan({ monthly_tokens: 30, requests_per_minute: 100 });
+    await e.plan({ monthly_tokens: 30, requests_per_minute: 100 });
     let r = await e.chat();
     expect(r.status).toBe(200);
     expect(r.headers.get('x-ratelimit-remaining-requests')).toBe('99');
@@ -69,7 +69,7 @@ describe('Redis stopped mid-test', () => {
     await waitFor(() => e.s.redis.status, { until: (s) => s === 'ready', what: 'the Redis connection back' });
     r = await e.chat(); // Redis is empty: its counter is seeded from the ledger, still exact
     expect(r.status).toBe(429);
-    e.plan({ monthly_tokens: 1000, requests_per_minute: 100 });
+    await e.plan({ monthly_tokens: 1000, requests_per_minute: 100 });
     r = await e.chat();
     expect(r.status).toBe(200);
     expect(r.headers.get('x-ratelimit-limit-requests')).toBe('100');
@@ -83,7 +83,7 @@ describe('Redis stopped mid-test', () => {
 
   it('Redis fails a lease sync (writes refused, connection up): the lease is dropped, later calls are served from the in-process counters, exact counting resumes', async () => {
     const e = await setup('fail-open');
-    e.plan({ monthly_tokens: 100_000_000, requests_per_minute: 100_000 });
+    await e.plan({ monthly_tokens: 100_000_000, requests_per_minute: 100_000 });
     const admissions = async (store: string) => Number(/ (\d+)$/.exec((await e.metric(`enclave_ratelimit_admissions_total{store="${store}"}`))[0] ?? ' 0')![1]);
     expect((await e.chat()).status).toBe(200); // exact; asks for a lease
     await waitFor(() => e.s.metering.admission.activeLeases, { until: (n) => n >= 1, what: 'a lease granted' });
@@ -105,7 +105,7 @@ describe('Redis stopped mid-test', () => {
 
   it('fail-closed answers 503 rate_limiter_unavailable', async () => {
     const e = await setup('fail-closed');
-    e.plan({ requests_per_minute: 100 });
+    await e.plan({ requests_per_minute: 100 });
     expect((await e.chat()).status).toBe(200);
     await e.holder.redis.stop();
     await waitFor(() => e.s.redis.status, { until: (s) => s !== 'ready', what: 'the Redis connection lost' });

@@ -46,8 +46,8 @@ beforeAll(async () => {
   env = await gatewayEnv({ config: testConfig({ ENCLAVE_TENANT_PROVIDER_NETWORKS: '127.0.0.1' }) });
   env.addProvider({ name: 'ollama-1', kind: 'ollama', base_url: env.ollama.url, boundary: 'local', models: 'llama3.1:8b' });
   const s = env.app.services;
-  s.metering.plans.upsert(sys(s), { name: 'small', limits: { monthly_tokens: 10 } });
-  s.metering.plans.assign(sys(s), env.tenant.tenant.id, 'small');
+  await s.metering.plans.upsert(sys(s), { name: 'small', limits: { monthly_tokens: 10 } });
+  await s.metering.plans.assign(sys(s), env.tenant.tenant.id, 'small');
   owner = await login(env.app.url, env.tenant.users.owner!.email);
   receiver = await new Receiver().start();
 });
@@ -75,25 +75,25 @@ describe('soft-limit webhooks', { shuffle: false }, () => {
     expect(r.body.webhook_url).toBe(receiver.url);
     expect(r.body.webhook_secret).toMatch(/^whsec_[A-Za-z0-9_-]{43}$/);
     // Stored encrypted, never in clear.
-    const stored = env.app.services.metering.repo.webhookSecret(tid)!;
+    const stored = (await env.app.services.metering.repo.webhookSecret(tid))!;
     expect(stored.startsWith('enc:v1:')).toBe(true);
     expect(stored).not.toContain(r.body.webhook_secret);
     // Shown once: a later update does not return it again.
     const again = await call(u, `/admin/api/tenants/${tid}/metering`, { method: 'PUT', session: owner, body: { alert_thresholds: [50] } });
     expect(again.body.webhook_secret).toBeUndefined();
-    expect(env.app.services.metering.webhookSecrets.get(tid)).toBe(r.body.webhook_secret);
+    expect(await env.app.services.metering.webhookSecrets.get(tid)).toBe(r.body.webhook_secret);
     expect(receiver.hits).toHaveLength(0);
   });
 
   it('a notification is queued on the maintenance lane, signed, retried after failures and marked delivered on 2xx', async () => {
     const s = env.app.services;
     const tid = env.tenant.tenant.id;
-    const secret = s.metering.webhookSecrets.get(tid)!;
+    const secret = (await s.metering.webhookSecrets.get(tid))!;
     // 7 tokens of a 10-token plan: crosses the 50 % threshold.
     const res = await call(env.app.url, '/v1/chat/completions', { method: 'POST', key: env.key, body: { model: 'llama3.1:8b', messages: [{ role: 'user', content: 'hi' }], max_tokens: 8 } });
     expect(res.status).toBe(200);
-    await waitFor(() => s.metering.repo.notifications(tid, false).length, { until: (k) => k === 1, what: 'one notification' });
-    const n = s.metering.repo.notifications(tid, false)[0]!;
+    await waitFor(async () => (await s.metering.repo.notifications(tid, false)).length, { until: (k) => k === 1, what: 'one notification' });
+    const n = (await s.metering.repo.notifications(tid, false))[0]!;
     expect(n).toMatchObject({ limitName: 'monthly_tokens', threshold: 50, webhookDeliveredAt: null });
 
     // The API process only enqueued it: the job waits on the maintenance lane, nothing was fetched.
@@ -104,7 +104,7 @@ describe('soft-limit webhooks', { shuffle: false }, () => {
     expect(receiver.hits).toHaveLength(0);
 
     worker = await startWorker(s);
-    await waitFor(() => s.metering.repo.notification(tid, n.id)!.webhookDeliveredAt, { timeout: 20_000, what: 'the webhook delivered' });
+    await waitFor(async () => (await s.metering.repo.notification(tid, n.id))!.webhookDeliveredAt, { timeout: 20_000, what: 'the webhook delivered' });
     expect(receiver.hits.map((h) => h.answered)).toEqual([500, 500, 204]);
     // Retried with backoff, not immediately.
     expect(receiver.hits[1]!.at - receiver.hits[0]!.at).toBeGreaterThanOrEqual(400);
@@ -143,13 +143,13 @@ describe('soft-limit webhooks', { shuffle: false }, () => {
   it('rotating the secret returns a new one; removing the URL drops it', async () => {
     const u = env.app.url;
     const tid = env.tenant.tenant.id;
-    const before = env.app.services.metering.webhookSecrets.get(tid);
+    const before = await env.app.services.metering.webhookSecrets.get(tid);
     const r = await call(u, `/admin/api/tenants/${tid}/metering`, { method: 'PUT', session: owner, body: { rotate_webhook_secret: true } });
     expect(r.status).toBe(200);
     expect(r.body.webhook_secret).toMatch(/^whsec_/);
     expect(r.body.webhook_secret).not.toBe(before);
     const off = await call(u, `/admin/api/tenants/${tid}/metering`, { method: 'PUT', session: owner, body: { webhook_url: null } });
     expect(off.body.webhook_url).toBeNull();
-    expect(env.app.services.metering.repo.webhookSecret(tid)).toBeNull();
+    expect(await env.app.services.metering.repo.webhookSecret(tid)).toBeNull();
   });
 });

@@ -27,7 +27,7 @@ describe('metric labels of tenant-private deployments', () => {
     await env.client.chat.completions.create({ model: 'falcon-model', messages: [{ role: 'user', content: 'hi' }], stream: true }).then(async (s) => {
       for await (const _c of s) void _c;
     });
-    env.app.services.gateway.usage.flush();
+    await env.app.services.gateway.usage.flush();
     const text = await (await fetch(`${env.app.url}/metrics`)).text();
     expect(text).not.toContain('acme-project-falcon');
     expect(text).toMatch(/^enclave_gateway_requests_total\{[^}]*deployment="tenant_private"[^}]*\} 2$/m);

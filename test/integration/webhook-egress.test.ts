@@ -53,13 +53,13 @@ afterAll(async () => {
 const put = (body: unknown) => call(env.app.url, `/admin/api/tenants/${tid}/metering`, { method: 'PUT', session: owner, body });
 
 /** Stores a URL directly (as one saved before this rule, or a name that now resolves elsewhere) and a notification to deliver. */
-function storedUrlAndNotification(url: string): string {
+async function storedUrlAndNotification(url: string): Promise<string> {
   const s = env.app.services.metering;
-  const cur = s.repo.tenant(tid)!;
-  s.repo.upsertSettings({ tenantId: tid, timezone: cur.timezone ?? 'UTC', rawRetentionDays: cur.rawRetentionDays, alertThresholds: '[80,100]', webhookUrl: url, updatedAt: Date.now() });
-  if (!s.webhookSecrets.has(tid)) s.webhookSecrets.issue(tid);
+  const cur = (await s.repo.tenant(tid))!;
+  await s.repo.upsertSettings({ tenantId: tid, timezone: cur.timezone ?? 'UTC', rawRetentionDays: cur.rawRetentionDays, alertThresholds: '[80,100]', webhookUrl: url, updatedAt: Date.now() });
+  if (!(await s.webhookSecrets.has(tid))) await s.webhookSecrets.issue(tid);
   const id = newId('ntf');
-  s.repo.insertNotification({ id, tenantId: tid, window: `w-${id}`, limitName: 'monthly_tokens', threshold: 80, used: 80, limitValue: 100, createdAt: Date.now() });
+  await s.repo.insertNotification({ id, tenantId: tid, window: `w-${id}`, limitName: 'monthly_tokens', threshold: 80, used: 80, limitValue: 100, createdAt: Date.now() });
   return id;
 }
 
@@ -75,7 +75,7 @@ describe('webhook URL: refused at save time', () => {
       expect(r.status).toBe(400);
       expect(r.body.error).toMatchObject({ code: 'webhook_url_forbidden', param: 'webhook_url' });
       expect(r.body.error.message).toMatch(/ENCLAVE_TENANT_PROVIDER_NETWORKS/);
-      expect(env.app.services.metering.repo.tenant(tid)?.webhookUrl ?? null).not.toBe(url);
+      expect((await env.app.services.metering.repo.tenant(tid))?.webhookUrl ?? null).not.toBe(url);
     });
   }
 
@@ -90,24 +90,24 @@ describe('webhook delivery: every connection is checked after name resolution', 
   it('a stored loopback URL is not contacted (IP literal and a name that resolves to loopback)', async () => {
     const before = receiver.hits; // the delivery test (any order) reaches the receiver on purpose
     for (const host of ['127.0.0.1', 'localhost', '[::ffff:127.0.0.1]']) {
-      const id = storedUrlAndNotification(`http://${host}:${receiver.port}/hook`);
+      const id = await storedUrlAndNotification(`http://${host}:${receiver.port}/hook`);
       await expect(deliverNotification(deps(), tid, id)).rejects.toThrow(/webhook_unreachable: refused to connect to .*loopback/);
-      expect(env.app.services.metering.repo.notification(tid, id)!.webhookDeliveredAt).toBeNull();
+      expect((await env.app.services.metering.repo.notification(tid, id))!.webhookDeliveredAt).toBeNull();
     }
     expect(receiver.hits).toBe(before);
   });
 
   it('the cloud metadata address is refused before any connection', async () => {
-    const id = storedUrlAndNotification('http://169.254.169.254/latest/meta-data/');
+    const id = await storedUrlAndNotification('http://169.254.169.254/latest/meta-data/');
     await expect(deliverNotification(deps(), tid, id)).rejects.toThrow(/refused to connect to 169\.254\.169\.254: .*link-local/);
   });
 
   it('with ENCLAVE_TENANT_PROVIDER_NETWORKS listing the receiver, it is delivered; other addresses are refused', async () => {
-    const id = storedUrlAndNotification(`http://127.0.0.1:${receiver.port}/hook`);
+    const id = await storedUrlAndNotification(`http://127.0.0.1:${receiver.port}/hook`);
     const before = receiver.hits;
     await expect(deliverNotification(deps('127.0.0.1/32'), tid, id)).resolves.toMatchObject({ status: 'delivered', http_status: 204 });
     expect(receiver.hits).toBe(before + 1);
-    const other = storedUrlAndNotification(`http://127.0.0.1:${receiver.port}/hook`);
+    const other = await storedUrlAndNotification(`http://127.0.0.1:${receiver.port}/hook`);
     await expect(deliverNotification(deps('10.0.0.0/8'), tid, other)).rejects.toThrow(/outside ENCLAVE_TENANT_PROVIDER_NETWORKS/);
   });
 
@@ -119,11 +119,11 @@ describe('webhook delivery: every connection is checked after name resolution', 
       res.end(Buffer.alloc(8 * 1024 * 1024, 'x'));
     }).start();
     try {
-      const id = storedUrlAndNotification(`http://127.0.0.1:${redirecting.port}/hook`);
+      const id = await storedUrlAndNotification(`http://127.0.0.1:${redirecting.port}/hook`);
       await expect(deliverNotification(deps('127.0.0.1'), tid, id)).rejects.toThrow(/webhook_rejected: the receiver answered HTTP 302/);
       expect(redirecting.hits).toBe(1);
       expect(target.hits).toBe(0);
-      const ok = storedUrlAndNotification(`http://127.0.0.1:${big.port}/hook`);
+      const ok = await storedUrlAndNotification(`http://127.0.0.1:${big.port}/hook`);
       await expect(deliverNotification(deps('127.0.0.1'), tid, ok)).resolves.toMatchObject({ status: 'delivered', http_status: 200 });
     } finally {
       await Promise.all([target.close(), redirecting.close(), big.close()]);

@@ -1,10 +1,6 @@
-import type { Db } from '../connection.js';
+import { and, asc, count, desc, eq, gte, isNotNull, isNull, lt, or, type SQL, sql } from 'drizzle-orm';
+import type { Store } from '../store.js';
 
-/**
- * SQL for metering: plans and prices (platform tables), per-user/key limits, tenant
- * metering settings, rollups, notifications and raw-record retention (tenant-owned: every
- * statement filters by the tenant id the caller took from its request context).
- */
 export interface PlanRow {
   name: string;
   description: string;
@@ -62,199 +58,334 @@ export interface NotificationRow {
 }
 
 export type GroupBy = 'model' | 'user' | 'key' | 'provider' | 'boundary' | 'day' | 'none';
-const GROUP_COL: Record<Exclude<GroupBy, 'day' | 'none'>, string> = { model: 'model', user: 'user_id', key: 'key_id', provider: 'provider', boundary: 'boundary' };
 
+/** A unique-key violation (PostgreSQL 23505; SQLite's constraint error), for the retried price insert. */
+function isUniqueViolation(e: unknown): boolean {
+  const err = e as { code?: string; cause?: { code?: string } };
+  const code = err?.code ?? err?.cause?.code;
+  return code === '23505' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_UNIQUE';
+}
+
+/**
+ * SQL for metering: plans and prices (platform tables), per-user/key limits, tenant metering
+ * settings, rollups, notifications and raw-record retention, on the async store (SQLite or
+ * PostgreSQL). The tenant-owned tables here are read and written by tenant id rather than
+ * through the tenant store's request context: their callers are mostly not requests (the
+ * admission path, quota alerts, the webhook job, the retention timer, the quota gauge) and
+ * each passes the tenant id it took from a request context or from the row it works on.
+ */
 export class MeteringRepo {
-  private readonly s;
-  constructor(private readonly db: Db) {
-    const c = db.$client;
-    this.s = {
-      planAll: c.prepare(`SELECT name, description, capabilities, limits, allowed_models AS allowedModels, created_at AS createdAt, updated_at AS updatedAt FROM plans ORDER BY name`),
-      planGet: c.prepare(`SELECT name, description, capabilities, limits, allowed_models AS allowedModels, created_at AS createdAt, updated_at AS updatedAt FROM plans WHERE name = ?`),
-      planUpsert: c.prepare(
-        `INSERT INTO plans (name, description, capabilities, limits, allowed_models, created_at, updated_at) VALUES (@name, @description, @capabilities, @limits, @allowedModels, @createdAt, @updatedAt)
-         ON CONFLICT (name) DO UPDATE SET description = excluded.description, capabilities = excluded.capabilities, limits = excluded.limits, allowed_models = excluded.allowed_models, updated_at = excluded.updated_at`,
-      ),
-      planDelete: c.prepare('DELETE FROM plans WHERE name = ?'),
-      planUsers: c.prepare('SELECT COUNT(*) FROM tenants WHERE plan = ?').pluck(),
-      priceCurrent: c.prepare(
-        `SELECT version, model, deployment_id AS deploymentId, input_micros_per_mtok AS inputMicrosPerMTok, output_micros_per_mtok AS outputMicrosPerMTok, request_micros AS requestMicros, currency, source, created_by AS createdBy, created_at AS createdAt
-         FROM prices p WHERE version = (SELECT MAX(version) FROM prices q WHERE q.model = p.model AND q.deployment_id = p.deployment_id) ORDER BY model, deployment_id`,
-      ),
-      priceHistory: c.prepare(
-        `SELECT version, model, deployment_id AS deploymentId, input_micros_per_mtok AS inputMicrosPerMTok, output_micros_per_mtok AS outputMicrosPerMTok, request_micros AS requestMicros, currency, source, created_by AS createdBy, created_at AS createdAt
-         FROM prices WHERE model = ? ORDER BY version`,
-      ),
-      priceInsert: c.prepare(
-        `INSERT INTO prices (version, model, deployment_id, input_micros_per_mtok, output_micros_per_mtok, request_micros, currency, source, created_by, created_at)
-         VALUES ((SELECT COALESCE(MAX(version), 0) + 1 FROM prices), @model, @deploymentId, @inputMicrosPerMTok, @outputMicrosPerMTok, @requestMicros, @currency, @source, @createdBy, @createdAt) RETURNING version`,
-      ).pluck(),
-      priceCount: c.prepare('SELECT COUNT(*) FROM prices').pluck(),
-      tenant: c.prepare(
-        `SELECT t.id, t.slug, t.plan, s.timezone, s.raw_retention_days AS rawRetentionDays, s.alert_thresholds AS alertThresholds, s.webhook_url AS webhookUrl
-         FROM tenants t LEFT JOIN metering_settings s ON s.tenant_id = t.id WHERE t.id = ?`,
-      ),
-      tenantBySlug: c.prepare('SELECT id FROM tenants WHERE slug = ? OR id = ?').pluck(),
-      setPlan: c.prepare('UPDATE tenants SET plan = ?, updated_at = ? WHERE id = ?'),
-      settingsUpsert: c.prepare(
-        `INSERT INTO metering_settings (tenant_id, timezone, raw_retention_days, alert_thresholds, webhook_url, updated_at) VALUES (@tenantId, @timezone, @rawRetentionDays, @alertThresholds, @webhookUrl, @updatedAt)
-         ON CONFLICT (tenant_id) DO UPDATE SET timezone = excluded.timezone, raw_retention_days = excluded.raw_retention_days, alert_thresholds = excluded.alert_thresholds, webhook_url = excluded.webhook_url, updated_at = excluded.updated_at`,
-      ),
-      limitGet: c.prepare('SELECT limits FROM metering_limits WHERE tenant_id = ? AND subject_type = ? AND subject_id = ?').pluck(),
-      limitList: c.prepare('SELECT subject_type AS subjectType, subject_id AS subjectId, limits, updated_at AS updatedAt FROM metering_limits WHERE tenant_id = ? ORDER BY subject_type, subject_id'),
-      limitUpsert: c.prepare(
-        `INSERT INTO metering_limits (tenant_id, subject_type, subject_id, limits, updated_at) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (tenant_id, subject_type, subject_id) DO UPDATE SET limits = excluded.limits, updated_at = excluded.updated_at`,
-      ),
-      limitDelete: c.prepare('DELETE FROM metering_limits WHERE tenant_id = ? AND subject_type = ? AND subject_id = ?'),
-      sumTenant: c.prepare('SELECT COALESCE(SUM(prompt_tokens + completion_tokens), 0) AS tokens, COALESCE(SUM(cost_micros), 0) AS cost, COALESCE(SUM(requests), 0) AS requests FROM usage_rollups WHERE tenant_id = ? AND hour >= ? AND hour < ?'),
-      sumUser: c.prepare('SELECT COALESCE(SUM(prompt_tokens + completion_tokens), 0) AS tokens, COALESCE(SUM(cost_micros), 0) AS cost, COALESCE(SUM(requests), 0) AS requests FROM usage_rollups WHERE tenant_id = ? AND hour >= ? AND hour < ? AND user_id = ?'),
-      sumKey: c.prepare('SELECT COALESCE(SUM(prompt_tokens + completion_tokens), 0) AS tokens, COALESCE(SUM(cost_micros), 0) AS cost, COALESCE(SUM(requests), 0) AS requests FROM usage_rollups WHERE tenant_id = ? AND hour >= ? AND hour < ? AND key_id = ?'),
-      sumAll: c.prepare('SELECT COALESCE(SUM(prompt_tokens + completion_tokens), 0) FROM usage_rollups WHERE hour >= ? AND hour < ?').pluck(),
-      notifInsert: c.prepare(
-        `INSERT OR IGNORE INTO metering_notifications (id, tenant_id, window, limit_name, threshold, used, limit_value, created_at) VALUES (@id, @tenantId, @window, @limitName, @threshold, @used, @limitValue, @createdAt)`,
-      ),
-      notifList: c.prepare(
-        `SELECT id, tenant_id AS tenantId, window, limit_name AS limitName, threshold, used, limit_value AS limitValue, created_at AS createdAt, dismissed_at AS dismissedAt, webhook_delivered_at AS webhookDeliveredAt
-         FROM metering_notifications WHERE tenant_id = ? AND (? = 0 OR dismissed_at IS NULL) ORDER BY created_at DESC LIMIT 100`,
-      ),
-      notifDismiss: c.prepare('UPDATE metering_notifications SET dismissed_at = ? WHERE tenant_id = ? AND id = ? AND dismissed_at IS NULL'),
-      notifGet: c.prepare(
-        `SELECT id, tenant_id AS tenantId, window, limit_name AS limitName, threshold, used, limit_value AS limitValue, created_at AS createdAt, dismissed_at AS dismissedAt, webhook_delivered_at AS webhookDeliveredAt
-         FROM metering_notifications WHERE tenant_id = ? AND id = ?`,
-      ),
-      notifDelivered: c.prepare('UPDATE metering_notifications SET webhook_delivered_at = ? WHERE tenant_id = ? AND id = ? AND webhook_delivered_at IS NULL'),
-      notifUndelivered: c.prepare(
-        `SELECT n.tenant_id AS tenantId, n.id FROM metering_notifications n JOIN metering_settings s ON s.tenant_id = n.tenant_id
-         WHERE n.webhook_delivered_at IS NULL AND s.webhook_url IS NOT NULL AND n.created_at >= ? ORDER BY n.created_at LIMIT 1000`,
-      ),
-      webhookSecretGet: c.prepare('SELECT webhook_secret FROM metering_settings WHERE tenant_id = ?').pluck(),
-      webhookSecretSet: c.prepare('UPDATE metering_settings SET webhook_secret = ? WHERE tenant_id = ?'),
-      purge: c.prepare('DELETE FROM usage_records WHERE tenant_id = ? AND created_at < ?'),
-      retentionTenants: c.prepare('SELECT tenant_id AS tenantId, raw_retention_days AS days FROM metering_settings WHERE raw_retention_days IS NOT NULL'),
-      rawCount: c.prepare('SELECT COUNT(*) FROM usage_records WHERE tenant_id = ? AND created_at >= ? AND created_at < ?').pluck(),
-    };
+  constructor(private readonly store: Store) {}
+
+  private get q() {
+    return this.store.q;
+  }
+  private get t() {
+    return this.store.t;
+  }
+
+  /** Runs `fn` in one transaction (every repository call inside joins it). */
+  tx<T>(fn: () => Promise<T>): Promise<T> {
+    return this.store.tx(fn);
+  }
+
+  /**
+   * Locks a plan's row for the rest of the transaction (a no-op update: a row lock on
+   * PostgreSQL; SQLite's transaction already holds the write lock). 0 = no such plan.
+   */
+  lockPlan(name: string): Promise<number> {
+    const p = this.t.plans;
+    return this.store.run(this.q.update(p).set({ name: sql`${p.name}` }).where(eq(p.name, name)));
+  }
+  /** Locks a tenant's row for the rest of the transaction (see lockPlan). 0 = no such tenant. */
+  lockTenant(id: string): Promise<number> {
+    const t = this.t.tenants;
+    return this.store.run(this.q.update(t).set({ updatedAt: sql`${t.updatedAt}` }).where(eq(t.id, id)));
   }
 
   // plans
-  plans(): PlanRow[] {
-    return this.s.planAll.all() as PlanRow[];
+  plans(): Promise<PlanRow[]> {
+    const p = this.t.plans;
+    return this.store.all(this.q.select().from(p).orderBy(asc(p.name)));
   }
-  plan(name: string): PlanRow | undefined {
-    return this.s.planGet.get(name) as PlanRow | undefined;
+  plan(name: string): Promise<PlanRow | undefined> {
+    const p = this.t.plans;
+    return this.store.one(this.q.select().from(p).where(eq(p.name, name)));
   }
-  upsertPlan(row: PlanRow): void {
-    this.s.planUpsert.run(row);
+  async upsertPlan(row: PlanRow): Promise<void> {
+    const p = this.t.plans;
+    const { name: _n, createdAt: _c, ...set } = row;
+    await this.store.run(this.q.insert(p).values(row).onConflictDoUpdate({ target: p.name, set }));
   }
-  deletePlan(name: string): number {
-    return this.s.planDelete.run(name).changes;
+  deletePlan(name: string): Promise<number> {
+    return this.store.run(this.q.delete(this.t.plans).where(eq(this.t.plans.name, name)));
   }
-  tenantsOnPlan(name: string): number {
-    return this.s.planUsers.get(name) as number;
+  async tenantsOnPlan(name: string): Promise<number> {
+    const t = this.t.tenants;
+    return (await this.store.one(this.q.select({ n: count() }).from(t).where(eq(t.plan, name))))?.n ?? 0;
   }
 
   // prices
-  currentPrices(): PriceRow[] {
-    return this.s.priceCurrent.all() as PriceRow[];
+  /** The newest version of every (model, deployment) pair. */
+  currentPrices(): Promise<PriceRow[]> {
+    const p = this.t.prices;
+    const newest = sql`${p.version} = (SELECT MAX(q.version) FROM prices q WHERE q.model = ${p.model} AND q.deployment_id = ${p.deploymentId})`;
+    return this.store.all(this.q.select().from(p).where(newest).orderBy(asc(p.model), asc(p.deploymentId)));
   }
-  priceHistory(model: string): PriceRow[] {
-    return this.s.priceHistory.all(model) as PriceRow[];
+  priceHistory(model: string): Promise<PriceRow[]> {
+    const p = this.t.prices;
+    return this.store.all(this.q.select().from(p).where(eq(p.model, model)).orderBy(asc(p.version)));
   }
-  insertPrice(p: Omit<PriceRow, 'version'>): number {
-    return this.s.priceInsert.get(p) as number;
+  /**
+   * Inserts the next version (one statement: MAX(version) + 1). Two writers racing for the
+   * same version (PostgreSQL replicas) collide on the primary key; the loser retries.
+   */
+  async insertPrice(row: Omit<PriceRow, 'version'>): Promise<number> {
+    const p = this.t.prices;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const r = await this.store.one(
+          this.q
+            .insert(p)
+            .values({ ...row, version: sql`(SELECT COALESCE(MAX(version), 0) + 1 FROM prices)` })
+            .returning({ version: p.version }),
+        );
+        return r!.version;
+      } catch (e) {
+        if (attempt >= 5 || !isUniqueViolation(e)) throw e;
+      }
+    }
   }
-  priceCount(): number {
-    return this.s.priceCount.get() as number;
+  async priceCount(): Promise<number> {
+    return (await this.store.one(this.q.select({ n: count() }).from(this.t.prices)))?.n ?? 0;
   }
 
   // tenants
-  tenant(id: string): TenantMeteringRow | undefined {
-    return this.s.tenant.get(id) as TenantMeteringRow | undefined;
+  tenant(id: string): Promise<TenantMeteringRow | undefined> {
+    return this.store.one(this.tenantsQuery().where(eq(this.t.tenants.id, id)));
   }
-  tenantId(slugOrId: string): string | undefined {
-    return this.s.tenantBySlug.get(slugOrId, slugOrId) as string | undefined;
+  /** Every tenant's metering row (the plan cache's snapshot). */
+  allTenants(): Promise<TenantMeteringRow[]> {
+    return this.store.all(this.tenantsQuery());
   }
-  setTenantPlan(id: string, plan: string | null, now: number): void {
-    this.s.setPlan.run(plan, now, id);
+  private tenantsQuery() {
+    const { tenants: t, meteringSettings: s } = this.t;
+    return this.q
+      .select({ id: t.id, slug: t.slug, plan: t.plan, timezone: s.timezone, rawRetentionDays: s.rawRetentionDays, alertThresholds: s.alertThresholds, webhookUrl: s.webhookUrl })
+      .from(t)
+      .leftJoin(s, eq(s.tenantId, t.id))
+      .$dynamic();
   }
-  upsertSettings(r: { tenantId: string; timezone: string; rawRetentionDays: number | null; alertThresholds: string; webhookUrl: string | null; updatedAt: number }): void {
-    this.s.settingsUpsert.run(r);
+  /** Active tenants' ids by slug (the quota gauge). */
+  async activeTenantIds(): Promise<string[]> {
+    const t = this.t.tenants;
+    return (await this.store.all(this.q.select({ id: t.id }).from(t).where(eq(t.status, 'active')).orderBy(asc(t.slug)))).map((r) => r.id);
+  }
+  async tenantId(slugOrId: string): Promise<string | undefined> {
+    const t = this.t.tenants;
+    return (await this.store.one(this.q.select({ id: t.id }).from(t).where(or(eq(t.slug, slugOrId), eq(t.id, slugOrId)))))?.id;
+  }
+  async setTenantPlan(id: string, plan: string | null, now: number): Promise<void> {
+    const t = this.t.tenants;
+    await this.store.run(this.q.update(t).set({ plan, updatedAt: now }).where(eq(t.id, id)));
+  }
+  async upsertSettings(r: { tenantId: string; timezone: string; rawRetentionDays: number | null; alertThresholds: string; webhookUrl: string | null; updatedAt: number }): Promise<void> {
+    const s = this.t.meteringSettings;
+    const { tenantId: _t, ...set } = r;
+    await this.store.run(this.q.insert(s).values(r).onConflictDoUpdate({ target: s.tenantId, set }));
   }
 
   // per-user / per-key limits
-  limits(tenantId: string, type: 'user' | 'key', id: string): string | undefined {
-    return this.s.limitGet.get(tenantId, type, id) as string | undefined;
+  private limitWhere(tenantId: string, type: 'user' | 'key', id: string): SQL {
+    const l = this.t.meteringLimits;
+    return and(eq(l.tenantId, tenantId), eq(l.subjectType, type), eq(l.subjectId, id)) as SQL;
   }
-  listLimits(tenantId: string): { subjectType: string; subjectId: string; limits: string; updatedAt: number }[] {
-    return this.s.limitList.all(tenantId) as any[];
+  async limits(tenantId: string, type: 'user' | 'key', id: string): Promise<string | undefined> {
+    const l = this.t.meteringLimits;
+    return (await this.store.one(this.q.select({ limits: l.limits }).from(l).where(this.limitWhere(tenantId, type, id))))?.limits;
   }
-  setLimits(tenantId: string, type: 'user' | 'key', id: string, limits: string, now: number): void {
-    this.s.limitUpsert.run(tenantId, type, id, limits, now);
+  listLimits(tenantId: string): Promise<{ subjectType: string; subjectId: string; limits: string; updatedAt: number }[]> {
+    const l = this.t.meteringLimits;
+    return this.store.all(
+      this.q
+        .select({ subjectType: l.subjectType, subjectId: l.subjectId, limits: l.limits, updatedAt: l.updatedAt })
+        .from(l)
+        .where(eq(l.tenantId, tenantId))
+        .orderBy(asc(l.subjectType), asc(l.subjectId)),
+    );
   }
-  deleteLimits(tenantId: string, type: 'user' | 'key', id: string): number {
-    return this.s.limitDelete.run(tenantId, type, id).changes;
+  async setLimits(tenantId: string, type: 'user' | 'key', id: string, limits: string, now: number): Promise<void> {
+    const l = this.t.meteringLimits;
+    await this.store.run(
+      this.q
+        .insert(l)
+        .values({ tenantId, subjectType: type, subjectId: id, limits, updatedAt: now })
+        .onConflictDoUpdate({ target: [l.tenantId, l.subjectType, l.subjectId], set: { limits, updatedAt: now } }),
+    );
+  }
+  deleteLimits(tenantId: string, type: 'user' | 'key', id: string): Promise<number> {
+    return this.store.run(this.q.delete(this.t.meteringLimits).where(this.limitWhere(tenantId, type, id)));
   }
 
   // ledger (rollups)
-  usageSince(tenantId: string, from: number, to: number, subject?: { type: 'user' | 'key'; id: string }): { tokens: number; cost: number; requests: number } {
-    if (!subject) return this.s.sumTenant.get(tenantId, from, to) as any;
-    return (subject.type === 'user' ? this.s.sumUser : this.s.sumKey).get(tenantId, from, to, subject.id) as any;
+  async usageSince(tenantId: string, from: number, to: number, subject?: { type: 'user' | 'key'; id: string }): Promise<{ tokens: number; cost: number; requests: number }> {
+    const r = this.t.usageRollups;
+    const where = and(
+      eq(r.tenantId, tenantId),
+      gte(r.hour, from),
+      lt(r.hour, to),
+      subject ? (subject.type === 'user' ? eq(r.userId, subject.id) : eq(r.keyId, subject.id)) : undefined,
+    );
+    const row = await this.store.one(
+      this.q
+        .select({
+          tokens: sql<number>`COALESCE(SUM(${r.promptTokens} + ${r.completionTokens}), 0)`.mapWith(Number),
+          cost: sql<number>`COALESCE(SUM(${r.costMicros}), 0)`.mapWith(Number),
+          requests: sql<number>`COALESCE(SUM(${r.requests}), 0)`.mapWith(Number),
+        })
+        .from(r)
+        .where(where),
+    );
+    return row ?? { tokens: 0, cost: 0, requests: 0 };
   }
-  installationTokens(from: number, to: number): number {
-    return this.s.sumAll.get(from, to) as number;
+  /** Installation-wide tokens in [from, to) (licence allowance); cross-tenant by design. */
+  async installationTokens(from: number, to: number): Promise<number> {
+    const r = this.t.usageRollups;
+    const row = await this.store.one(
+      this.q
+        .select({ n: sql<number>`COALESCE(SUM(${r.promptTokens} + ${r.completionTokens}), 0)`.mapWith(Number) })
+        .from(r)
+        .where(and(gte(r.hour, from), lt(r.hour, to))),
+    );
+    return row?.n ?? 0;
   }
-  rawCount(tenantId: string, from: number, to: number): number {
-    return this.s.rawCount.get(tenantId, from, to) as number;
+  async rawCount(tenantId: string, from: number, to: number): Promise<number> {
+    const u = this.t.usageRecords;
+    return (await this.store.one(this.q.select({ n: count() }).from(u).where(and(eq(u.tenantId, tenantId), gte(u.createdAt, from), lt(u.createdAt, to)))))?.n ?? 0;
   }
 
-  /** Rollups grouped for reports; `tzOffsetMs` shifts hours into the tenant's days (day grouping). */
-  report(q: { tenantId: string; from: number; to: number; by: GroupBy; userId?: string; keyId?: string; model?: string; tzOffsetMs?: number }): RollupGroupRow[] {
-    const where = ['tenant_id = @tenantId', 'hour >= @from', 'hour < @to'];
-    if (q.userId) where.push('user_id = @userId');
-    if (q.keyId) where.push('key_id = @keyId');
-    if (q.model) where.push('model = @model');
-    const group =
-      q.by === 'none' ? `NULL` : q.by === 'day' ? `strftime('%Y-%m-%d', (hour + @off) / 1000, 'unixepoch')` : GROUP_COL[q.by];
-    const sql = `SELECT ${group} AS "group", SUM(requests) AS requests, SUM(errors) AS errors, SUM(prompt_tokens) AS promptTokens, SUM(completion_tokens) AS completionTokens, SUM(cost_micros) AS costMicros
-      FROM usage_rollups WHERE ${where.join(' AND ')} ${q.by === 'none' ? '' : 'GROUP BY 1'} ORDER BY ${q.by === 'none' ? '1' : '1'}`;
-    return this.db.$client.prepare(sql).all({ tenantId: q.tenantId, from: q.from, to: q.to, userId: q.userId, keyId: q.keyId, model: q.model, off: q.tzOffsetMs ?? 0 }) as RollupGroupRow[];
+  /**
+   * Rollups grouped for reports; `tzOffsetMs` shifts hours into the tenant's days (day
+   * grouping) — the same fixed offset on both dialects, so both give the same days.
+   */
+  async report(q: { tenantId: string; from: number; to: number; by: GroupBy; userId?: string; keyId?: string; model?: string; tzOffsetMs?: number }): Promise<RollupGroupRow[]> {
+    const r = this.t.usageRollups;
+    const off = q.tzOffsetMs ?? 0;
+    const group: SQL | undefined =
+      q.by === 'none'
+        ? undefined
+        : q.by === 'day'
+          ? this.store.dialect === 'postgres'
+            ? sql`to_char((${r.hour} + ${off}::double precision * interval '1 millisecond') AT TIME ZONE 'UTC', 'YYYY-MM-DD')`
+            : sql`strftime('%Y-%m-%d', (${r.hour} + ${off}) / 1000, 'unixepoch')`
+          : sql`${{ model: r.model, user: r.userId, key: r.keyId, provider: r.provider, boundary: r.boundary }[q.by]}`;
+    // SUMs stay null when no row matched (a 'none' report of an empty month); reports drop that row.
+    const n = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+    const base = this.q
+      .select({
+        group: group ? sql<string | null>`${group}` : sql<string | null>`NULL`,
+        requests: sql`SUM(${r.requests})`,
+        errors: sql`SUM(${r.errors})`,
+        promptTokens: sql`SUM(${r.promptTokens})`,
+        completionTokens: sql`SUM(${r.completionTokens})`,
+        costMicros: sql`SUM(${r.costMicros})`,
+      })
+      .from(r)
+      .where(and(eq(r.tenantId, q.tenantId), gte(r.hour, q.from), lt(r.hour, q.to), q.userId ? eq(r.userId, q.userId) : undefined, q.keyId ? eq(r.keyId, q.keyId) : undefined, q.model ? eq(r.model, q.model) : undefined))
+      .$dynamic();
+    const rows = await this.store.all(group ? base.groupBy(group).orderBy(group) : base);
+    return rows.map((x) => ({
+      group: x.group === null || x.group === undefined ? null : String(x.group),
+      requests: n(x.requests) as number,
+      errors: n(x.errors) as number,
+      promptTokens: n(x.promptTokens) as number,
+      completionTokens: n(x.completionTokens) as number,
+      costMicros: n(x.costMicros) as number,
+    }));
   }
 
   // notifications
-  insertNotification(n: Omit<NotificationRow, 'dismissedAt' | 'webhookDeliveredAt'>): boolean {
-    return this.s.notifInsert.run(n).changes === 1;
+  /**
+   * Records a soft-limit notification once per tenant × window × limit × threshold (unique
+   * index): true only for the one writer whose row went in, whatever processes race.
+   */
+  async insertNotification(row: Omit<NotificationRow, 'dismissedAt' | 'webhookDeliveredAt'>): Promise<boolean> {
+    const n = this.t.meteringNotifications;
+    const back = await this.store.all(this.q.insert(n).values(row).onConflictDoNothing().returning({ id: n.id }));
+    return back.length === 1;
   }
-  notifications(tenantId: string, activeOnly: boolean): NotificationRow[] {
-    return this.s.notifList.all(tenantId, activeOnly ? 1 : 0) as NotificationRow[];
+  notifications(tenantId: string, activeOnly: boolean): Promise<NotificationRow[]> {
+    const n = this.t.meteringNotifications;
+    return this.store.all(
+      this.q
+        .select(this.notificationCols())
+        .from(n)
+        .where(and(eq(n.tenantId, tenantId), activeOnly ? isNull(n.dismissedAt) : undefined))
+        .orderBy(desc(n.createdAt))
+        .limit(100),
+    );
   }
-  dismissNotification(tenantId: string, id: string, now: number): number {
-    return this.s.notifDismiss.run(now, tenantId, id).changes;
+  private notificationCols() {
+    const n = this.t.meteringNotifications;
+    return {
+      id: n.id,
+      tenantId: n.tenantId,
+      window: n.window,
+      limitName: n.limitName,
+      threshold: n.threshold,
+      used: n.used,
+      limitValue: n.limitValue,
+      createdAt: n.createdAt,
+      dismissedAt: n.dismissedAt,
+      webhookDeliveredAt: n.webhookDeliveredAt,
+    };
   }
-  notification(tenantId: string, id: string): NotificationRow | undefined {
-    return this.s.notifGet.get(tenantId, id) as NotificationRow | undefined;
+  dismissNotification(tenantId: string, id: string, now: number): Promise<number> {
+    const n = this.t.meteringNotifications;
+    return this.store.run(this.q.update(n).set({ dismissedAt: now }).where(and(eq(n.tenantId, tenantId), eq(n.id, id), isNull(n.dismissedAt))));
+  }
+  notification(tenantId: string, id: string): Promise<NotificationRow | undefined> {
+    const n = this.t.meteringNotifications;
+    return this.store.one(this.q.select(this.notificationCols()).from(n).where(and(eq(n.tenantId, tenantId), eq(n.id, id))));
   }
   /** Records the first successful webhook delivery (false when it was already recorded). */
-  markWebhookDelivered(tenantId: string, id: string, now: number): boolean {
-    return this.s.notifDelivered.run(now, tenantId, id).changes === 1;
+  async markWebhookDelivered(tenantId: string, id: string, now: number): Promise<boolean> {
+    const n = this.t.meteringNotifications;
+    return (await this.store.run(this.q.update(n).set({ webhookDeliveredAt: now }).where(and(eq(n.tenantId, tenantId), eq(n.id, id), isNull(n.webhookDeliveredAt))))) === 1;
   }
   /** Cross-tenant (reconciler): notifications since `since` not yet delivered to a tenant that has a webhook URL. */
-  undeliveredWebhooks(since: number): { tenantId: string; id: string }[] {
-    return this.s.notifUndelivered.all(since) as { tenantId: string; id: string }[];
+  undeliveredWebhooks(since: number): Promise<{ tenantId: string; id: string }[]> {
+    const { meteringNotifications: n, meteringSettings: s } = this.t;
+    return this.store.all(
+      this.q
+        .select({ tenantId: n.tenantId, id: n.id })
+        .from(n)
+        .innerJoin(s, eq(s.tenantId, n.tenantId))
+        .where(and(isNull(n.webhookDeliveredAt), isNotNull(s.webhookUrl), gte(n.createdAt, since)))
+        .orderBy(asc(n.createdAt))
+        .limit(1000),
+    );
   }
 
   // webhook secret (SecretBox ciphertext; the caller encrypts and decrypts)
-  webhookSecret(tenantId: string): string | null {
-    return (this.s.webhookSecretGet.get(tenantId) as string | null | undefined) ?? null;
+  async webhookSecret(tenantId: string): Promise<string | null> {
+    const s = this.t.meteringSettings;
+    return (await this.store.one(this.q.select({ v: s.webhookSecret }).from(s).where(eq(s.tenantId, tenantId))))?.v ?? null;
   }
-  setWebhookSecret(tenantId: string, ciphertext: string | null): void {
-    this.s.webhookSecretSet.run(ciphertext, tenantId);
+  async setWebhookSecret(tenantId: string, ciphertext: string | null): Promise<void> {
+    const s = this.t.meteringSettings;
+    await this.store.run(this.q.update(s).set({ webhookSecret: ciphertext }).where(eq(s.tenantId, tenantId)));
   }
 
   // retention
-  retentionPolicies(): { tenantId: string; days: number }[] {
-    return this.s.retentionTenants.all() as any[];
+  /** Cross-tenant (the retention timer): every tenant that limits how long raw records are kept. */
+  async retentionPolicies(): Promise<{ tenantId: string; days: number }[]> {
+    const s = this.t.meteringSettings;
+    const rows = await this.store.all(this.q.select({ tenantId: s.tenantId, days: s.rawRetentionDays }).from(s).where(isNotNull(s.rawRetentionDays)));
+    return rows.map((r) => ({ tenantId: r.tenantId, days: r.days as number }));
   }
-  purgeRaw(tenantId: string, before: number): number {
-    return this.s.purge.run(tenantId, before).changes;
+  purgeRaw(tenantId: string, before: number): Promise<number> {
+    const u = this.t.usageRecords;
+    return this.store.run(this.q.delete(u).where(and(eq(u.tenantId, tenantId), lt(u.createdAt, before))));
   }
 }

@@ -1,10 +1,11 @@
-import type { Db } from '../connection.js';
+import { gte, sum } from 'drizzle-orm';
+import type { Store } from '../store.js';
 
 /**
  * Usage records (tenant-owned) written in batches by server/metering/usage.ts. Each record
  * carries the tenant id the gateway took from the request context (requireTenant), so the
- * batch path writes exactly what the scoped path would. Reads go through
- * createTenantData().usageRecords.
+ * batch path writes exactly what the scoped path would. Reads go through the tenant store
+ * (tenantStore.usageRecords) or the rollups (server/db/repos/metering.ts).
  */
 export interface UsageRow {
   id: string;
@@ -39,38 +40,39 @@ export interface UsageRow {
   createdAt: number;
 }
 
-export class UsageRepo {
-  private readonly insert;
-  private readonly many;
-  private readonly sumSince;
+/**
+ * Rows per INSERT statement. SQLite binds at most 32766 parameters per statement and
+ * PostgreSQL 65535; 28 columns × 500 rows stays below both.
+ */
+const ROWS_PER_STATEMENT = 500;
 
-  constructor(db: Db) {
-    const c = db.$client;
-    // Positional parameters: binding 27 named ones from a fresh object per row cost more
-    // than SQLite's insert itself (this runs once per AI call).
-    this.insert = c.prepare(
-      `INSERT INTO usage_records (id, tenant_id, request_id, user_id, key_id, workflow, endpoint, api, alias, deployment_id, provider, model, boundary, classification, policy,
-        prompt_tokens, completion_tokens, tokens_estimated, cost_micros, price_version, latency_ms, ttft_ms, stream, attempts, status, http_status, error_code, created_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    );
-    this.many = c.transaction((rows: UsageRow[]) => {
-      for (const r of rows) {
-        this.insert.run(
-          r.id, r.tenantId, r.requestId, r.userId, r.keyId, r.workflow, r.endpoint, r.api ?? 'chat', r.alias, r.deploymentId, r.provider, r.model, r.boundary, r.classification, r.policy,
-          r.promptTokens, r.completionTokens, r.tokensEstimated ? 1 : 0, r.costMicros, r.priceVersion ?? null, r.latencyMs, r.ttftMs, r.stream ? 1 : 0, r.attempts, r.status,
-          r.httpStatus, r.errorCode, r.createdAt,
-        );
+export class UsageRepo {
+  constructor(private readonly store: Store) {}
+
+  /**
+   * Writes the rows with one multi-row INSERT (per 500 rows) in one transaction: the rollup
+   * trigger (SQLite: migrations/0006; PostgreSQL: migrations-pg/0001) adds each row to its
+   * hour in the same transaction, so rollups never disagree with the raw records.
+   */
+  async insertMany(rows: readonly UsageRow[]): Promise<void> {
+    if (!rows.length) return;
+    const { q, t } = this.store;
+    const values = rows.map((r) => ({ ...r, api: r.api ?? 'chat', priceVersion: r.priceVersion ?? null }));
+    if (values.length <= ROWS_PER_STATEMENT) {
+      await this.store.run(q.insert(t.usageRecords).values(values));
+      return;
+    }
+    await this.store.tx(async () => {
+      for (let i = 0; i < values.length; i += ROWS_PER_STATEMENT) {
+        await this.store.run(this.store.q.insert(t.usageRecords).values(values.slice(i, i + ROWS_PER_STATEMENT)));
       }
     });
-    this.sumSince = c.prepare('SELECT COALESCE(SUM(prompt_tokens + completion_tokens), 0) FROM usage_records WHERE created_at >= ?').pluck();
   }
 
-  insertMany(rows: UsageRow[]): void {
-    if (rows.length) this.many(rows);
-  }
-
-  /** Installation-wide tokens since `since` (licence allowance). */
-  tokensSince(since: number): number {
-    return this.sumSince.get(since) as number;
+  /** Installation-wide tokens since `since` (licence allowance); cross-tenant by design. */
+  async tokensSince(since: number): Promise<number> {
+    const u = this.store.t.usageRecords;
+    const row = await this.store.one(this.store.q.select({ p: sum(u.promptTokens), c: sum(u.completionTokens) }).from(u).where(gte(u.createdAt, since)));
+    return Number(row?.p ?? 0) + Number(row?.c ?? 0);
   }
 }
