@@ -55,15 +55,16 @@ export class ChatFeaturesRepo {
   deleteFeedback(ctx: RequestContext, userId: string, messageId: string): Promise<number> {
     return this.data.messageFeedback.delete(ctx, (f) => and(eq(f.userId, userId), eq(f.messageId, messageId)));
   }
-  /** Per model: 👍 and 👎 counts since `since` (sums arrive as text on PostgreSQL: callers take Number()). */
+  /** Per model: 👍 and 👎 counts since `since`. */
   feedbackCounts(ctx: RequestContext, since: number): Promise<{ model: string; up: number; down: number }[]> {
     const f = this.store.t.messageFeedback;
     return this.store.all(
       this.store.q
         .select({
           model: f.model,
-          up: sql<number>`sum(case when ${f.rating} = 'up' then 1 else 0 end)`,
-          down: sql<number>`sum(case when ${f.rating} = 'down' then 1 else 0 end)`,
+          // mapWith(Number): PostgreSQL's sum of integers is a bigint, which arrives as text.
+          up: sql<number>`sum(case when ${f.rating} = 'up' then 1 else 0 end)`.mapWith(Number),
+          down: sql<number>`sum(case when ${f.rating} = 'down' then 1 else 0 end)`.mapWith(Number),
         })
         .from(f)
         .where(and(eq(f.tenantId, requireTenant(ctx).id), gte(f.updatedAt, since)))
