@@ -177,7 +177,8 @@ describe('chat', () => {
     upstream.pieceDelayMs = 0;
     await page.getByRole('textbox', { name: 'Message' }).fill('Hello there');
     await page.getByRole('textbox', { name: 'Message' }).press('Enter');
-    await page.locator('.msg-assistant .codeblock').waitFor();
+    // Counted, not waited for as "the" code block: a strict-mode wait fails when it matches more than one.
+    await expect.poll(() => page.locator('.msg-assistant').last().locator('.codeblock').count()).toBe(1);
     await expect.poll(() => page.locator('.msg-assistant').last().textContent()).toContain('console.log(1)');
     await expect.poll(() => page.locator('.conv-link').first().textContent()).toBe('Hello there');
     await expect.poll(() => page.getByTestId('conversation-usage').textContent()).toMatch(/This conversation: \d+ tokens · \$\d/);
@@ -275,7 +276,7 @@ describe('admin console', () => {
     await page.getByRole('button', { name: 'Create key' }).click();
     const secret = await page.getByTestId('new-key-secret').textContent();
     expect(secret).toMatch(/^enk_/);
-    await expect.poll(() => page.locator('table').textContent()).toContain('reporting-app');
+    await expect.poll(() => page.getByRole('table', { name: 'API keys of this organisation' }).textContent()).toContain('reporting-app');
     // The key works against /v1.
     const models = await fetch(`${app.url}/v1/models`, { headers: { authorization: `Bearer ${secret}` } });
     expect(models.status).toBe(200);
@@ -289,13 +290,14 @@ describe('admin console', () => {
     await page.getByLabel('Data boundary').selectOption('local');
     await page.getByLabel('Models (comma-separated)').fill('llama-local');
     await page.getByRole('button', { name: 'Add provider' }).click();
-    await expect.poll(() => page.locator('table').textContent()).toContain('local-llm');
+    await expect.poll(() => page.getByRole('table', { name: 'Provider deployments' }).textContent()).toContain('local-llm');
     await page.getByRole('button', { name: 'Test connection to local-llm' }).click();
     await expect.poll(() => page.locator('td [role="status"]').first().textContent()).toMatch(/Connected|model/i);
     await shot(page, 'admin-providers');
 
     await page.getByRole('link', { name: 'Members & roles' }).click();
-    await expect.poll(() => page.locator('table').textContent()).toContain(seeded.users.member!.email);
+    // By name: the page has a second table (pending invitations) when there are any.
+    await expect.poll(() => page.getByRole('table', { name: 'Members of this organisation' }).textContent()).toContain(seeded.users.member!.email);
     await shot(page, 'admin-members');
 
     await page.getByRole('link', { name: 'Audit log' }).click();
