@@ -9,7 +9,7 @@
  *
  *   node --import tsx bench/provider-kinds.ts [--batches 8] [--batch 400]
  *
- * Part B kinds (bedrock, vertex, gemini) add a row to KINDS with their fake and config.
+ * bedrock, vertex and gemini run against their fakes too (the fake Bedrock checks every signature).
  */
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -19,10 +19,20 @@ const arg = (name: string, d: number): number => {
   return i > 0 ? Number(process.argv[i + 1]) : d;
 };
 
-type FakeName = 'openai' | 'anthropic' | 'azure';
+type FakeName = 'openai' | 'anthropic' | 'azure' | 'bedrock' | 'vertex' | 'gemini';
 
 if (process.env.BENCH_FAKE) {
   const name = process.env.BENCH_FAKE as FakeName;
+  if (name === 'bedrock' || name === 'vertex' || name === 'gemini') {
+    // Part B's kinds: the fake Bedrock (checks every SigV4 signature), the fake Vertex (token endpoint + API) and Gemini.
+    const g =
+      name === 'bedrock' ? new (await import('../test/fakes/fake-bedrock.js')).FakeBedrock() : new (await import('../test/fakes/fake-vertex.js')).FakeVertex(name);
+    g.record = false;
+    await g.start();
+    const v = g as { serviceAccountJson?: () => string; apiKey?: string; project?: string; location?: string };
+    process.send!({ url: g.url, ...(name === 'vertex' ? { serviceAccount: v.serviceAccountJson!(), project: v.project, location: v.location } : name === 'gemini' ? { apiKey: v.apiKey } : {}) });
+    await new Promise(() => {});
+  }
   const f =
     name === 'openai'
       ? new (await import('../test/fakes/fake-openai.js')).FakeOpenAI()
@@ -36,7 +46,9 @@ if (process.env.BENCH_FAKE) {
   const batches = arg('batches', 8);
   const batch = arg('batch', 400);
   const children: ReturnType<typeof fork>[] = [];
-  const start = async (name: FakeName): Promise<{ url: string; apiKey?: string; entra?: { tenant: string; clientId: string; clientSecret: string } }> => {
+  const start = async (
+    name: FakeName,
+  ): Promise<{ url: string; apiKey?: string; entra?: { tenant: string; clientId: string; clientSecret: string }; serviceAccount?: string; project?: string; location?: string }> => {
     const child = fork(fileURLToPath(import.meta.url), [], { env: { ...process.env, BENCH_FAKE: name }, execArgv: ['--import', 'tsx'] });
     children.push(child);
     return new Promise((r) => child.once('message', (m: any) => r(m)));
@@ -46,6 +58,9 @@ if (process.env.BENCH_FAKE) {
   const openai = await start('openai');
   const anthropic = await start('anthropic');
   const azure = await start('azure');
+  const bedrock = await start('bedrock');
+  const vertex = await start('vertex');
+  const gemini = await start('gemini');
 
   const messages = [
     { role: 'system' as const, content: 'You are terse.' },
@@ -63,7 +78,7 @@ if (process.env.BENCH_FAKE) {
   };
   const sdk = new Anthropic({ baseURL: anthropic.url, apiKey: 'bench', maxRetries: 0 });
   const sdkCall: Call = async (stream) => {
-    const p = { model: 'claude-fake-1', max_tokens: 64, system: 'You are terse.', messages: [{ role: 'user' as const, content: messages[1].content }] };
+    const p = { model: 'claude-fake-1', max_tokens: 64, system: 'You are terse.', messages: [{ role: 'user' as const, content: messages[1]!.content }] };
     if (stream) for await (const _ of await sdk.messages.create({ ...p, stream: true })) void _;
     else await sdk.messages.create(p);
   };
@@ -85,6 +100,15 @@ if (process.env.BENCH_FAKE) {
         'gpt4o-prod',
       ),
     },
+    {
+      name: 'bedrock (SigV4, event-stream)',
+      call: adapterCall('bedrock', { baseUrl: bedrock.url, region: 'us-east-1', credentials: { aws_access_key_id: 'AKIDFAKEBEDROCK', aws_secret_access_key: 'fake/secret+key' } }, 'amazon.nova-pro-v1:0'),
+    },
+    {
+      name: 'vertex (service account, cached)',
+      call: adapterCall('vertex', { baseUrl: vertex.url, region: vertex.location!, settings: { project: vertex.project! }, credentials: { service_account_json: vertex.serviceAccount! } }, 'gemini-2.5-flash'),
+    },
+    { name: 'gemini (API key)', call: adapterCall('gemini', { baseUrl: gemini.url, apiKey: gemini.apiKey }, 'gemini-2.5-flash') },
   ];
   const cpuPerCall = async (call: Call, stream: boolean, n: number): Promise<number> => {
     const c0 = process.cpuUsage();
