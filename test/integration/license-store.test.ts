@@ -115,6 +115,23 @@ describe.each(DIALECTS)('licence store on $name', (dialect) => {
     }
   });
 
+  it('events recorded by two processes at once both land (the stored list is a locked read-modify-write)', async () => {
+    const open = await dialect.fresh();
+    const box = new SecretBox(randomBytes(32));
+    const first = open();
+    const a = await service(first, box).start();
+    const b = await service(dialect.name === 'SQLite' ? first : open(), box).start();
+    try {
+      for (let round = 1; round <= 3; round++) {
+        await Promise.all([a.confirmClock(), b.confirmClock()]);
+        expect((await a.events()).filter((e) => e.type === 'clock_confirmed'), `round ${round}`).toHaveLength(2 * round);
+      }
+    } finally {
+      await a.stop();
+      await b.stop();
+    }
+  });
+
   it('the installation identity is created once when two processes start at once', async () => {
     const open = await dialect.fresh();
     const box = new SecretBox(randomBytes(32));
