@@ -340,18 +340,18 @@ export function buildApp(services: Services): RequestListener {
   app.use(jobsAdminRouter(services.identity, services.jobs.queues));
   app.use(siemAdminRouter(services.identity, services.siem.sinks));
   app.use(licenseAdminRouter(services.identity, services.license));
-  app.use(uiRouter(services.identity, services.license, { metering: services.metering, policy: (ctx) => services.gateway.policies.get(ctx) }));
+  app.use(uiRouter(services.identity, services.license, { metering: services.metering, policy: (ctx) => services.gateway.policies.load(ctx) }));
   // The web UI's chat calls the same gateway pipeline as /v1 (workflow `chat`), with the session.
   // Chat features of issue 21: assistants (presets), feedback on answers, the prompt library.
   const chatRepo = new ChatRepo(services.store, services.tenantStore);
   const features = new ChatFeaturesRepo(services.store, services.tenantStore);
-  const assistants = new AssistantService(features, services.identity, (ctx) => (services.gateway.service?.listModels(ctx) ?? []).filter((m) => !m.type || m.type === 'chat').map((m) => m.id));
+  const assistants = new AssistantService(features, services.identity, async (ctx) => ((await services.gateway.service?.listModels(ctx)) ?? []).filter((m) => !m.type || m.type === 'chat').map((m) => m.id));
   const feedback = new FeedbackService(features, chatRepo, services.identity);
   app.use(assistantsRouter(services.identity, assistants));
   app.use(promptsRouter(services.identity, new PromptService(features, services.identity)));
   app.use(feedbackRouter(services.identity, feedback));
   app.use(adoptionRouter(services.identity, new AdoptionService(new AdoptionRepo(services.store), services.identity, (id) => services.metering.plans.tenant(id)?.timezone ?? 'UTC', () => services.gateway.usage.flush())));
-  app.use(chatRouter(services.identity, new ChatService(chatRepo, { assistants, feedbackOf: (ctx, ids) => feedback.mine(ctx, ids) }), { pipeline: () => services.gateway.service, policy: (ctx) => services.gateway.policies.get(ctx) }));
+  app.use(chatRouter(services.identity, new ChatService(chatRepo, { assistants, feedbackOf: (ctx, ids) => feedback.mine(ctx, ids) }), { pipeline: () => services.gateway.service, policy: (ctx) => services.gateway.policies.load(ctx) }));
   // Last before 404: the built UI (dist/web) with SPA fallback; never shadows the API paths.
   app.use(webRouter());
 

@@ -56,7 +56,7 @@ export class AssistantService {
     private readonly repo: ChatFeaturesRepo,
     private readonly identity: Identity,
     /** The models the caller may use (the gateway's list for ctx); a preset must name one of them. */
-    private readonly models: (ctx: RequestContext) => string[],
+    private readonly models: (ctx: RequestContext) => Promise<string[]>,
   ) {}
 
   private userOf(ctx: RequestContext): string {
@@ -91,7 +91,7 @@ export class AssistantService {
       owner = this.userOf(ctx);
       await this.identity.access.require(ctx, 'models:invoke', {}, { type: 'assistant' });
     }
-    const clean = this.check(ctx, input);
+    const clean = await this.check(ctx, input);
     const now = ctx.clock.now();
     const row = await this.repo.insertAssistant(ctx, {
       id: newId('ast', now),
@@ -112,7 +112,7 @@ export class AssistantService {
 
   async update(ctx: RequestContext, id: string, input: Partial<AssistantInput>, scope: 'tenant' | 'private'): Promise<AssistantView> {
     const a = await this.owned(ctx, id, scope);
-    const clean = this.check(ctx, { name: a.name, instructions: a.instructions, ...input });
+    const clean = await this.check(ctx, { name: a.name, instructions: a.instructions, ...input });
     const patch: Parameters<ChatFeaturesRepo['updateAssistant']>[2] = { updatedAt: ctx.clock.now() };
     if (input.name !== undefined) patch.name = clean.name;
     if (input.description !== undefined) patch.description = clean.description ?? '';
@@ -141,14 +141,14 @@ export class AssistantService {
   }
 
   /** Trims and checks an assistant; its model must be one the author may use now. */
-  private check(ctx: RequestContext, input: AssistantInput): AssistantInput {
+  private async check(ctx: RequestContext, input: AssistantInput): Promise<AssistantInput> {
     const name = input.name.trim();
     if (!name) throw new AppError(400, 'invalid_request', 'Give the assistant a name.', { param: 'name' });
     const instructions = input.instructions.trim();
     if (!instructions) throw new AppError(400, 'invalid_request', 'Write the instructions (what the assistant should do).', { param: 'instructions' });
     const starters = input.starters?.map((s) => s.trim()).filter(Boolean);
     if (input.model) {
-      const allowed = this.models(ctx);
+      const allowed = await this.models(ctx);
       if (!allowed.includes(input.model)) throw new AppError(400, 'invalid_request', `The model ${input.model} is not available to you; pick one of: ${allowed.join(', ') || '(none)'}.`, { param: 'model' });
     }
     return { ...input, name, instructions, ...(input.description !== undefined ? { description: input.description.trim() } : {}), ...(starters ? { starters } : {}) };

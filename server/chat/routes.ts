@@ -13,7 +13,7 @@ import { CLASSIFICATIONS, type ChatService } from './service.js';
  * same authorize → policy → limits → route → call → meter path as /v1/chat/completions.
  */
 export interface ChatPipeline {
-  listModels(ctx: RequestContext): { id: string; type?: string; boundaries: readonly string[] }[];
+  listModels(ctx: RequestContext): Promise<{ id: string; type?: string; boundaries: readonly string[] }[]>;
   beginCall(): void;
   /** `onUsage` receives the call's usage record after metering priced it, before the promise resolves. */
   chat(ctx: RequestContext, body: Record<string, unknown>, req: Request, res: Response, opts?: { onUsage?: (row: PricedUsage) => void }): Promise<void>;
@@ -151,10 +151,10 @@ function errorCodeOf(json: string, status: number): string {
  * Starting conversations and sending need models:invoke (viewers only read their history).
  */
 /** The tenant's data-boundary policy as the gateway sees it (server/gateway PolicyCache, structurally). */
-export type PolicyView = (ctx: RequestContext) => {
+export type PolicyView = (ctx: RequestContext) => Promise<{
   policy: { boundaries: Readonly<Record<string, ReadonlySet<string>>>; defaultClassification?: string | undefined };
   tenantDefault: string;
-};
+}>;
 
 export function chatRouter(identity: Identity, chat: ChatService, opts: { pipeline: () => ChatPipeline | undefined; policy?: PolicyView }): Router {
   const pipeline = opts.pipeline;
@@ -174,13 +174,13 @@ export function chatRouter(identity: Identity, chat: ChatService, opts: { pipeli
     return p;
   };
 
-  r.get('/api/chat/models', (req, res) => {
+  r.get('/api/chat/models', async (req, res) => {
     const ctx = req.ctx;
     if (!ctx.tenant) throw new AppError(403, 'tenant_required', 'Choose an organisation first.');
-    const t = identity.tenants.byId(ctx.tenant.id);
+    const t = await identity.tenants.byId(ctx.tenant.id);
     const p = pipeline();
-    const models = p ? p.listModels(ctx).filter((m) => !m.type || m.type === 'chat') : [];
-    const view = opts.policy?.(ctx);
+    const models = p ? (await p.listModels(ctx)).filter((m) => !m.type || m.type === 'chat') : [];
+    const view = await opts.policy?.(ctx);
     res.json({
       object: 'list',
       data: models.map((m) => ({ id: m.id, boundaries: [...m.boundaries] })),

@@ -72,14 +72,14 @@ export function gatewayAdminRouter(identity: Identity, gateway: Gateway): Router
     res.status(204).end();
   });
 
-  r.get('/admin/api/gateway/policy', (req, res) => {
-    identity.access.require(req.ctx, 'settings:read');
-    res.json(gateway.policies.read(req.ctx));
+  r.get('/admin/api/gateway/policy', async (req, res) => {
+    await identity.access.require(req.ctx, 'settings:read');
+    res.json(await gateway.policies.read(req.ctx));
   });
-  r.put('/admin/api/gateway/policy', (req, res) => {
-    identity.access.require(req.ctx, 'settings:write');
-    const out = gateway.policies.write(req.ctx, req.body, req.ctx.clock.now());
-    identity.audit.record(req.ctx, { action: 'gateway.policy.update', outcome: 'allowed', target: { type: 'tenant', id: req.ctx.tenant?.id ?? null } });
+  r.put('/admin/api/gateway/policy', async (req, res) => {
+    await identity.access.require(req.ctx, 'settings:write');
+    const out = await gateway.policies.write(req.ctx, req.body, req.ctx.clock.now());
+    await identity.audit.record(req.ctx, { action: 'gateway.policy.update', outcome: 'allowed', target: { type: 'tenant', id: req.ctx.tenant?.id ?? null } });
     res.json(out);
   });
   return r;

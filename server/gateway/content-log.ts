@@ -228,8 +228,8 @@ export class ContentLog {
 
   // ---- settings ----------------------------------------------------------------------
 
-  settings(ctx: RequestContext): { setting: ContentLogging; planAllows: boolean } {
-    return { setting: this.d.policies.contentLogging(ctx), planAllows: this.d.capable(requireTenant(ctx).id) };
+  async settings(ctx: RequestContext): Promise<{ setting: ContentLogging; planAllows: boolean }> {
+    return { setting: await this.d.policies.contentLogging(ctx), planAllows: this.d.capable(requireTenant(ctx).id) };
   }
 
   /**
@@ -238,13 +238,13 @@ export class ContentLog {
    */
   async update(ctx: RequestContext, input: z.infer<typeof contentLoggingInput>): Promise<ContentLogging> {
     const tenantId = requireTenant(ctx).id;
-    const before = this.d.policies.contentLogging(ctx);
+    const before = await this.d.policies.contentLogging(ctx);
     if (input.enabled === true && !this.d.capable(tenantId)) {
       await this.d.audit.record(ctx, { action: 'tenant.content_logging', outcome: 'denied', reason: 'plan_forbidden', target: { type: 'tenant', id: tenantId }, details: { requested: input } });
       throw new AppError(403, 'plan_forbidden', "The tenant's plan does not include content_logging, so content logging cannot be turned on. A platform administrator can assign a plan that includes it.");
     }
     const after: ContentLogging = { enabled: input.enabled ?? before.enabled, retentionDays: input.retention_days ?? before.retentionDays };
-    this.d.policies.writeContentLogging(ctx, after, ctx.clock.now());
+    await this.d.policies.writeContentLogging(ctx, after, ctx.clock.now());
     let shortened = 0;
     if (after.retentionDays < before.retentionDays) {
       await this.flush();

@@ -25,26 +25,26 @@ export function contentLogRouter(identity: Identity, content: ContentLog): Route
   const inTenant = (req: Request, action: string) => identity.tenants.scopeTo(req.ctx, String(req.params.tenantId), action);
 
   r.get('/admin/api/tenants/:tenantId/content-logging', admin, async (req, res) => {
-    const ctx = inTenant(req, 'content_logging.read');
+    const ctx = await inTenant(req, 'content_logging.read');
     await identity.access.require(ctx, 'settings:read');
-    const s = content.settings(ctx);
+    const s = await content.settings(ctx);
     res.json({ object: 'content_logging', ...contentLoggingJson(s.setting), plan_allows: s.planAllows });
   });
   r.put('/admin/api/tenants/:tenantId/content-logging', admin, async (req, res) => {
-    const ctx = inTenant(req, 'content_logging.update');
+    const ctx = await inTenant(req, 'content_logging.update');
     await identity.access.require(ctx, 'settings:write', {}, { type: 'tenant', id: ctx.tenant!.id });
     const after = await content.update(ctx, parseInput(contentLoggingInput, req.body));
-    res.json({ object: 'content_logging', ...contentLoggingJson(after), plan_allows: content.settings(ctx).planAllows });
+    res.json({ object: 'content_logging', ...contentLoggingJson(after), plan_allows: (await content.settings(ctx)).planAllows });
   });
   r.get('/admin/api/tenants/:tenantId/content-logs', admin, async (req, res) => {
-    const ctx = inTenant(req, 'content.list');
+    const ctx = await inTenant(req, 'content.list');
     await identity.access.require(ctx, 'content:read', {}, { type: 'tenant', id: ctx.tenant!.id });
     const q = parseInput(listQuery, req.query);
     const p = await content.list(ctx, { limit: q.limit, ...(q.cursor ? { cursor: q.cursor } : {}) });
     res.json({ object: 'list', data: p.data, next_cursor: p.next_cursor });
   });
   r.get('/admin/api/tenants/:tenantId/content-logs/:requestId', admin, async (req, res) => {
-    const ctx = inTenant(req, 'content.read');
+    const ctx = await inTenant(req, 'content.read');
     const requestId = parseInput(REQUEST_ID, req.params.requestId);
     await identity.access.require(ctx, 'content:read', {}, { type: 'call_content', id: requestId });
     res.json({ object: 'list', data: (await content.read(ctx, requestId)).map((e) => ({ object: 'call_content', ...e })) });

@@ -3,8 +3,8 @@ import type { Entitlements } from '../access/entitlements.js';
 import type { Clock } from '../clock.js';
 import type { SecretBox } from '../config/secret-box.js';
 import type { Db } from '../db/connection.js';
-import type { TenantData } from '../db/tenant-scope.js';
 import type { Store } from '../db/store.js';
+import type { TenantData } from '../db/tenant-scope.js';
 import type { TenantStore } from '../db/tenant-store.js';
 import type { CheckResult, ReadinessCheck } from '../health/readiness.js';
 import type { Identity } from '../identity/index.js';
@@ -47,13 +47,13 @@ export interface Gateway {
   readonly metering?: MeteringHook;
   readinessCheck(): ReadinessCheck;
   start(pollMs?: number): void;
-  /** Stops polling and writes pending usage records and contents (awaited before the database closes). */
+  /** Stops polling and writes the pending usage records and contents (awaited before the database closes). */
   stop(): Promise<void>;
 }
 
 export function createGateway(o: {
   db: Db;
-  /** The async data layer (issue 22). */
+  /** The async data layer (usage records; issue 22). */
   store: Store;
   /** Tenant-scoped access over `store` (content log, stored responses). */
   tenantStore: TenantStore;
@@ -74,7 +74,7 @@ export function createGateway(o: {
   const tenantEgress = o.tenantEgress ?? egressPolicy(undefined);
   const revision = new Revision(o.db, 'gateway');
   const catalogue = new Catalogue(o.db, o.secrets, o.clock, tenantEgress, (name, s, tenantPrivate) => deploymentMetrics(o.metrics).breakerChanged(name, s, tenantPrivate));
-  const policies = new PolicyCache(o.db, o.data, revision);
+  const policies = new PolicyCache(o.store, o.tenantStore, revision);
   const usage = new UsageWriter(o.store, o.clock, o.log, { intervalMs: o.usageFlushMs ?? 50, maxBatch: 500 });
   const content = new ContentLog({ store: o.store, tenantStore: o.tenantStore, secrets: o.secrets, clock: o.clock, log: o.log, policies, audit: o.identity.audit, capable: o.contentCapable ?? (() => true) });
   const deployments = new DeploymentService({ db: o.db, secrets: o.secrets, clock: o.clock, revision, entitlements: o.entitlements, audit: o.identity.audit, tenants: o.identity.tenants, tenantEgress });

@@ -1,8 +1,7 @@
-import { eq, sql } from 'drizzle-orm';
+import { eq, inArray } from 'drizzle-orm';
 import type { Classification, RequestContext } from '../context.js';
-import type { Db } from '../db/connection.js';
-import type { TenantData } from '../db/tenant-scope.js';
-import { tenants } from '../db/schema.js';
+import type { Store } from '../db/store.js';
+import type { TenantStore } from '../db/tenant-store.js';
 import { AppError } from '../errors.js';
 import { parseInput as parse } from '../http/parse-input.js';
 import { parsePolicy, policySchema, type TenantPolicy } from '../routing/policy.js';
@@ -10,9 +9,7 @@ import type { Revision } from '../identity/revision.js';
 import { CONTENT_LOGGING_SETTING, parseContentLogging, type ContentLogging } from './content-log.js';
 
 export const POLICY_SETTING = 'gateway.policy';
-const KEY_IS_POLICY = sql`key = ${POLICY_SETTING}`;
-const KEY_IS_CONTENT_LOGGING = sql`key = ${CONTENT_LOGGING_SETTING}`;
-const GATEWAY_KEYS = sql`key IN (${POLICY_SETTING}, ${CONTENT_LOGGING_SETTING})`;
+const GATEWAY_KEYS = [POLICY_SETTING, CONTENT_LOGGING_SETTING];
 
 interface Entry {
   policy: TenantPolicy;
@@ -24,14 +21,14 @@ interface Entry {
  * Tenant policies (tenant setting `gateway.policy`), content logging (`gateway.content_logging`,
  * compiled into the policy so a call reads it with the policy) and tenant default
  * classifications, cached per tenant; the cache is dropped when the gateway or identity
- * revision moves. A cache hit reads no SQLite.
+ * revision moves. A cache hit reads no database and does not wait (ready() is undefined).
  */
 export class PolicyCache {
   private readonly cache = new Map<string, Entry>();
 
   constructor(
-    private readonly db: Db,
-    private readonly data: TenantData,
+    private readonly store: Store,
+    private readonly data: TenantStore,
     private readonly revision: Revision,
   ) {}
 
@@ -39,43 +36,59 @@ export class PolicyCache {
     this.cache.clear();
   }
 
+  /**
+   * Loads the tenant's entry unless it is cached: undefined when cached (the AI-call path then
+   * reads it synchronously with get() and pays no microtask), else a Promise to await first.
+   */
+  ready(ctx: RequestContext): Promise<Entry> | undefined {
+    return this.cache.has(ctx.tenant!.id) ? undefined : this.load(ctx);
+  }
+
+  /** The cached entry; ready(ctx) must have been awaited (the planner runs after it). */
   get(ctx: RequestContext): Readonly<Entry> {
+    const e = this.cache.get(ctx.tenant!.id);
+    if (!e) throw new Error('PolicyCache.get before ready(): await policies.ready(ctx) first');
+    return e;
+  }
+
+  /** The tenant's entry, loading it when it is not cached (admin pages and the chat UI). */
+  async load(ctx: RequestContext): Promise<Readonly<Entry>> {
     const tenantId = ctx.tenant!.id;
-    let e = this.cache.get(tenantId);
-    if (!e) {
-      const rows = this.data.tenantSettings.list(ctx, GATEWAY_KEYS);
-      const value = (key: string) => rows.find((r) => r.key === key)?.value;
-      const contentLogging = parseContentLogging(value(CONTENT_LOGGING_SETTING));
-      const t = this.db.select({ c: tenants.defaultClassification }).from(tenants).where(eq(tenants.id, tenantId)).get();
-      e = {
-        policy: parsePolicy(value(POLICY_SETTING), contentLogging.enabled ? { retentionDays: contentLogging.retentionDays } : null),
-        tenantDefault: t?.c ?? 'internal',
-        contentLogging,
-      };
-      this.cache.set(tenantId, e);
-    }
+    const cached = this.cache.get(tenantId);
+    if (cached) return cached;
+    const { q, t } = this.store;
+    const [rows, tenant] = await Promise.all([
+      this.data.tenantSettings.list(ctx, (s) => inArray(s.key, GATEWAY_KEYS)),
+      this.store.one(q.select({ c: t.tenants.defaultClassification }).from(t.tenants).where(eq(t.tenants.id, tenantId))),
+    ]);
+    const value = (key: string) => rows.find((r) => r.key === key)?.value;
+    const contentLogging = parseContentLogging(value(CONTENT_LOGGING_SETTING));
+    const e: Entry = {
+      policy: parsePolicy(value(POLICY_SETTING), contentLogging.enabled ? { retentionDays: contentLogging.retentionDays } : null),
+      tenantDefault: tenant?.c ?? 'internal',
+      contentLogging,
+    };
+    this.cache.set(tenantId, e);
     return e;
   }
 
   /** The tenant's content logging setting (server/gateway/content-log.ts). */
-  contentLogging(ctx: RequestContext): ContentLogging {
-    return this.get(ctx).contentLogging;
+  async contentLogging(ctx: RequestContext): Promise<ContentLogging> {
+    return (await this.load(ctx)).contentLogging;
   }
 
-  writeContentLogging(ctx: RequestContext, v: ContentLogging, now: number): void {
+  async writeContentLogging(ctx: RequestContext, v: ContentLogging, now: number): Promise<void> {
     const value = JSON.stringify({ enabled: v.enabled, retention_days: v.retentionDays });
-    if (!this.data.tenantSettings.update(ctx, KEY_IS_CONTENT_LOGGING, { value, updatedAt: now })) {
-      this.data.tenantSettings.insert(ctx, { key: CONTENT_LOGGING_SETTING, value, updatedAt: now });
-    }
-    this.revision.bump();
+    await this.data.tenantSettings.upsert(ctx, { key: CONTENT_LOGGING_SETTING, value, updatedAt: now }, (s) => [s.key], { value, updatedAt: now });
+    await this.revision.bump();
   }
 
   /** The stored policy input (admin API). */
-  read(ctx: RequestContext): unknown {
-    return this.get(ctx).policy.input;
+  async read(ctx: RequestContext): Promise<unknown> {
+    return (await this.load(ctx)).policy.input;
   }
 
-  write(ctx: RequestContext, raw: unknown, now: number): unknown {
+  async write(ctx: RequestContext, raw: unknown, now: number): Promise<unknown> {
     const p = parse(policySchema, raw);
     if (!ctx.tenant) throw new AppError(400, 'tenant_required', 'Choose a tenant first.');
     // The obsolete policy flag never stored anything; content logging is its own setting now.
@@ -84,11 +97,8 @@ export class PolicyCache {
     }
     delete p.contentLogging;
     const value = JSON.stringify(p);
-    if (!this.data.tenantSettings.update(ctx, KEY_IS_POLICY, { value, updatedAt: now })) {
-      this.data.tenantSettings.insert(ctx, { key: POLICY_SETTING, value, updatedAt: now });
-    }
-    this.revision.bump();
+    await this.data.tenantSettings.upsert(ctx, { key: POLICY_SETTING, value, updatedAt: now }, (s) => [s.key], { value, updatedAt: now });
+    await this.revision.bump();
     return p;
   }
 }
-

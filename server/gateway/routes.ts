@@ -21,14 +21,14 @@ export function v1Routes(gateway: Gateway): FastRoute[] {
       template: '/v1/models',
       pattern: /^\/v1\/models\/?$/i,
       body: false,
-      handle: (ctx, _req, res) => sendJson(res, 200, { object: 'list', data: svc.listModels(ctx) }),
+      handle: async (ctx, _req, res) => sendJson(res, 200, { object: 'list', data: await svc.listModels(ctx) }),
     },
     {
       method: 'GET',
       template: '/v1/models/:id',
       pattern: /^\/v1\/models\/([^/]+)\/?$/i,
       body: false,
-      handle: (ctx, _req, res, _body, [id]) => sendJson(res, 200, svc.getModel(ctx, id!)),
+      handle: async (ctx, _req, res, _body, [id]) => sendJson(res, 200, await svc.getModel(ctx, id!)),
     },
     {
       method: 'POST',
@@ -69,7 +69,7 @@ export function ollamaRoutes(gateway: Gateway): FastRoute[] {
     handle,
   });
   return [
-    route('GET', 'tags', (ctx, _req, res) => sendJson(res, 200, tagsBody(svc.listModels(ctx)))),
+    route('GET', 'tags', async (ctx, _req, res) => sendJson(res, 200, tagsBody(await svc.listModels(ctx)))),
     route('GET', 'version', (_ctx, _req, res) => sendJson(res, 200, { version: APP_VERSION })),
     route('POST', 'chat', (ctx, req, res, body) => writeOllama(svc, ctx, req, res, chatRequest(body), 'chat')),
     route('POST', 'generate', (ctx, req, res, body) => writeOllama(svc, ctx, req, res, generateRequest(body), 'generate')),

@@ -61,8 +61,9 @@ export class GatewayService {
   // ---- listing -----------------------------------------------------------------------
 
   /** Models the caller may use at its floor classification, each with its boundaries. */
-  listModels(ctx: RequestContext) {
+  async listModels(ctx: RequestContext) {
     const tenant = requireTenant(ctx);
+    await this.d.policies.load(ctx);
     const { policy, floor } = this.planner.floor(ctx);
     const ent = this.d.entitlements();
     const out = [];
@@ -82,8 +83,8 @@ export class GatewayService {
     return out;
   }
 
-  getModel(ctx: RequestContext, id: string) {
-    const m = this.listModels(ctx).find((x) => x.id === id);
+  async getModel(ctx: RequestContext, id: string) {
+    const m = (await this.listModels(ctx)).find((x) => x.id === id);
     if (!m) throw new AppError(404, 'model_not_found', `The model ${id} does not exist or you do not have access to it.`, { param: 'model' });
     return m;
   }
@@ -100,6 +101,9 @@ export class GatewayService {
     const st = newState(call);
     const facts = factsOf(ctx, st);
     try {
+      // The tenant's policy is cached: on a hit ready() is undefined and nothing waits.
+      const loading = this.d.policies.ready(ctx);
+      if (loading) await loading;
       const plan = this.planner.plan(ctx, st, call.body);
       await this.admit(ctx, st, plan);
       if (plan.policy.contentLogging) st.content = this.d.content?.begin(ctx, plan.policy.contentLogging, st.endpoint, call.body);

@@ -9,7 +9,7 @@ import { DETECTORS } from '../routing/content.js';
 import type { LicenseService } from '../../license/service.js';
 
 /** The tenant's compiled data-boundary policy (server/gateway PolicyCache.get, structurally). */
-export type UiPolicyView = (ctx: RequestContext) => { policy: TenantPolicy; tenantDefault: string };
+export type UiPolicyView = (ctx: RequestContext) => Promise<{ policy: TenantPolicy; tenantDefault: string }>;
 
 export interface UiOptions {
   /** Metering (plans, reports): the Me page's usage and quota. */
@@ -51,7 +51,7 @@ export function uiRouter(identity: Identity, license: LicenseService, opts: UiOp
     const p = ctx.principal!;
     const m = opts.metering;
     if (!ctx.tenant) throw new AppError(400, 'tenant_required', 'Choose an organisation first.');
-    identity.access.require(ctx, 'usage:read_own', { ownerUserId: p.userId ?? null }, { type: 'usage' });
+    await identity.access.require(ctx, 'usage:read_own', { ownerUserId: p.userId ?? null }, { type: 'usage' });
     if (!m) throw new AppError(503, 'metering_unavailable', 'Usage metering is not available on this server.');
     const self = await m.reports.self(ctx.tenant.id, { ...(p.userId ? { userId: p.userId } : {}) });
     const byDay = await m.reports.report({ tenantId: ctx.tenant.id, by: 'day', ...(p.userId ? { userId: p.userId } : {}) });
@@ -64,12 +64,12 @@ export function uiRouter(identity: Identity, license: LicenseService, opts: UiOp
     });
   });
 
-  r.get('/api/ui/policy', session, (req, res) => {
+  r.get('/api/ui/policy', session, async (req, res) => {
     const ctx = req.ctx;
     if (!ctx.tenant) throw new AppError(400, 'tenant_required', 'Choose an organisation first.');
-    identity.access.require(ctx, 'settings:read', {}, { type: 'gateway_policy' });
+    await identity.access.require(ctx, 'settings:read', {}, { type: 'gateway_policy' });
     if (!opts.policy) throw new AppError(503, 'gateway_unavailable', 'The AI gateway is not available on this server yet.');
-    const { policy, tenantDefault } = opts.policy(ctx);
+    const { policy, tenantDefault } = await opts.policy(ctx);
     res.set('cache-control', 'no-store').json({
       object: 'ui_policy',
       classifications: CLASSIFICATIONS,
@@ -89,7 +89,7 @@ export function uiRouter(identity: Identity, license: LicenseService, opts: UiOp
   r.get('/api/ui/metering', session, async (req, res) => {
     const ctx = req.ctx;
     if (!ctx.tenant) throw new AppError(400, 'tenant_required', 'Choose an organisation first.');
-    identity.access.require(ctx, 'settings:read', {}, { type: 'tenant', id: ctx.tenant.id });
+    await identity.access.require(ctx, 'settings:read', {}, { type: 'tenant', id: ctx.tenant.id });
     const m = opts.metering;
     if (!m) throw new AppError(503, 'metering_unavailable', 'Usage metering is not available on this server.');
     const t = await m.plans.tenantFresh(ctx.tenant.id);
