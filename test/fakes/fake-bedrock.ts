@@ -144,7 +144,11 @@ export class FakeBedrock extends FakeUpstream {
     for (const part of [region!, service!, 'aws4_request']) k = createHmac('sha256', k).update(part).digest();
     const expected = createHmac('sha256', k).update(toSign).digest();
     if (!timingSafeEqual(expected, Buffer.from(signature!, 'hex'))) {
-      return ['InvalidSignatureException', 'The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.'];
+      // As AWS does, the message goes on with the canonical request and string to sign it expected.
+      return [
+        'InvalidSignatureException',
+        `The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.\n\nThe Canonical String for this request should have been\n'${canonical}'\n\nThe String-to-Sign should have been\n'${toSign}'\n`,
+      ];
     }
     return undefined;
   }

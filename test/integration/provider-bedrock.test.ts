@@ -213,6 +213,20 @@ describe('bedrock through the gateway (openai SDK client)', () => {
     expect(((await ask(other.model).catch((x: unknown) => x)) as InstanceType<typeof OpenAI.APIError>).code).toBe('provider_auth_failed');
   });
 
+  it('AWS’s signature error quotes the canonical request (session token included): only its first paragraph is kept', async () => {
+    fake.keys.set('ASIALEAK', { secret: 'right/secret', token: 'SESSIONTOKEN-must-not-leak' });
+    const { model, name } = setup({ credentials: { aws_access_key_id: 'ASIALEAK', aws_secret_access_key: 'wrong/secret', aws_session_token: 'SESSIONTOKEN-must-not-leak' } });
+    const e = (await ask(model).catch((x: unknown) => x)) as InstanceType<typeof OpenAI.APIError>;
+    expect(e.code).toBe('provider_auth_failed');
+    const t = await env.app.services.gateway.deployments.test(name);
+    expect(t.error).toMatch(/signature we calculated does not match/);
+    expect(JSON.stringify(t)).not.toMatch(/Canonical String|SESSIONTOKEN/);
+    const a = new BedrockAdapter({ baseUrl: fake.url, region: 'us-east-1', credentials: { aws_access_key_id: 'ASIALEAK', aws_secret_access_key: 'wrong/secret', aws_session_token: 'SESSIONTOKEN-must-not-leak' } });
+    const direct = (await a.listModels({ signal: new AbortController().signal }).catch((x: unknown) => x)) as UpstreamError;
+    expect(direct.code).toBe('provider_auth_failed');
+    expect(direct.message).not.toMatch(/Canonical String|SESSIONTOKEN/); // the text that reaches the log
+  });
+
   it('a region other than the one the credentials are scoped to is refused by the fake (the region is in the signature)', async () => {
     const { model } = setup({ region: 'eu-west-1' });
     const e = (await ask(model).catch((x: unknown) => x)) as InstanceType<typeof OpenAI.APIError>;

@@ -268,7 +268,9 @@ export async function* toOpenAIChunks(events: AsyncIterable<StreamEvent>, model:
  */
 export function bedrockError(status: number | undefined, type: string | undefined, message: string | undefined, retryAfterMs?: number): UpstreamError {
   const t = (type ?? '').split(':')[0]!.split('#').pop()!.toLowerCase();
-  const text = (message ?? '').slice(0, 300);
+  // Only the first paragraph: AWS's signature errors go on with the canonical request it
+  // expected, header values included (a session token among them) — not for logs or clients.
+  const text = (message ?? '').split(/\n\s*\n/)[0]!.slice(0, 300);
   const msg = `The provider answered ${status ?? 'mid-stream'}${type ? ` ${type.split(':')[0]}` : ''}: ${text || 'no message'}`;
   switch (t) {
     case 'throttlingexception':
