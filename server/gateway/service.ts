@@ -103,7 +103,7 @@ export class GatewayService {
     try {
       // The tenant's policy is cached: on a hit ready() is undefined and nothing waits.
       const loading = this.d.policies.ready(ctx);
-      if (loading) await loading;
+      if (loading !== undefined) await loading;
       const plan = this.planner.plan(ctx, st, call.body);
       await this.admit(ctx, st, plan);
       if (plan.policy.contentLogging) st.content = this.d.content?.begin(ctx, plan.policy.contentLogging, st.endpoint, call.body);
@@ -115,7 +115,7 @@ export class GatewayService {
       finishCall(this.d, ctx, st);
       return { kind: 'whole', body, facts };
     } catch (e) {
-      const error = this.failed(ctx, st, e);
+      const error = await this.failed(ctx, st, e);
       finishCall(this.d, ctx, st);
       return { kind: 'error', error, facts };
     }
@@ -144,7 +144,7 @@ export class GatewayService {
   }
 
   /** A call that ended before it produced anything: the state for its record, the error for its face. */
-  private failed(ctx: RequestContext, st: CallState, e: unknown): AppError {
+  private async failed(ctx: RequestContext, st: CallState, e: unknown): Promise<AppError> {
     if (e === CLIENT_GONE_ERROR) {
       markGone(st);
       return new AppError(499, 'client_disconnect', 'The client went away.');
@@ -154,7 +154,10 @@ export class GatewayService {
     st.errorCode = err.code;
     st.outcome = err.type;
     st.status = err.type === 'provider_error' || err.status >= 500 ? 'error' : 'refused';
-    if (st.status === 'refused' && RefusalAudit.indicatesMisuse(err.status)) this.d.refusals?.record(ctx, err.code, { model: st.alias, classification: st.classification, api: st.call.api });
+    if (st.status === 'refused' && RefusalAudit.indicatesMisuse(err.status)) {
+      // run() never throws: an audit log that cannot be written is logged, the refusal still answered.
+      await this.d.refusals?.record(ctx, err.code, { model: st.alias, classification: st.classification, api: st.call.api }).catch((a: Error) => ctx.log.warn({ err: a.message }, 'could not audit a refused call'));
+    }
     if (err.status >= 500 && !(e instanceof UpstreamError) && !(e instanceof AppError)) ctx.log.error({ err: (e as Error)?.message, stack: (e as Error)?.stack?.split('\n', 4).join(' | ') }, 'gateway call failed');
     return err;
   }
