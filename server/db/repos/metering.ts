@@ -293,7 +293,8 @@ export class MeteringRepo {
       .from(r)
       .where(and(eq(r.tenantId, q.tenantId), gte(r.hour, q.from), lt(r.hour, q.to), q.userId ? eq(r.userId, q.userId) : undefined, q.keyId ? eq(r.keyId, q.keyId) : undefined, q.model ? eq(r.model, q.model) : undefined))
       .$dynamic();
-    const rows = await this.store.all(group ? base.groupBy(group).orderBy(group) : base);
+    // By position: PostgreSQL would not match a repeated expression whose offset is another bind parameter.
+    const rows = await this.store.all(group ? base.groupBy(sql.raw('1')).orderBy(sql.raw('1')) : base);
     return rows.map((x) => ({
       group: x.group === null || x.group === undefined ? null : String(x.group),
       requests: n(x.requests) as number,
