@@ -234,6 +234,22 @@ describe('bedrock through the gateway (openai SDK client)', () => {
     expect(fake.refused).toBe(1);
   });
 
+  it('the deployment’s region feeds the data-boundary policy: a region outside the tenant’s allowed ones is refused before anything is sent', async () => {
+    const { model } = setup();
+    const policies = env.app.services.gateway.policies;
+    policies.write(env.tenant.ctx, { regions: { public: ['eu-central-1'], internal: ['eu-central-1'] } }, Date.now());
+    try {
+      const e = (await ask(model).catch((x: unknown) => x)) as InstanceType<typeof OpenAI.APIError>;
+      expect(e.status).toBe(403);
+      expect(String(e.code)).toMatch(/^policy_/);
+      expect(fake.requests.length).toBe(0);
+      policies.write(env.tenant.ctx, { regions: { public: ['us-east-1'], internal: ['us-east-1'] } }, Date.now());
+      expect((await ask(model)).choices[0]!.message.content).toBe('Hello from the fake model.');
+    } finally {
+      policies.write(env.tenant.ctx, {}, Date.now());
+    }
+  });
+
   it('providers test lists the foundation models (ListFoundationModels, signed)', async () => {
     const { name, model } = setup();
     const t = await env.app.services.gateway.deployments.test(name);
