@@ -118,6 +118,8 @@ export class LicenseService implements Entitlements {
   /** Writes decided on a synchronous path, done by the next database operation. */
   private readonly due: { persist: boolean; events: LicenseEvent[]; queued: boolean } = { persist: false, events: [], queued: false };
   private polling = false;
+  /** A plain refresh queued and not started yet (see refresh). */
+  private queuedRefresh: Promise<void> | undefined;
   private stopped = false;
 
   constructor(private readonly o: LicenseServiceOptions) {
@@ -231,9 +233,19 @@ export class LicenseService implements Entitlements {
     return this.snap;
   }
 
-  /** Re-reads settings when they changed, advances time, re-evaluates. */
+  /**
+   * Re-reads settings when they changed, advances time, re-evaluates. Callers that arrive while
+   * a plain refresh is still queued share it (status() on every page load must not queue one
+   * database round per caller); a forced refresh always runs after what is queued.
+   */
   refresh(force = false): Promise<void> {
-    return this.serial(() => this.refreshNow(force));
+    if (!force && this.queuedRefresh) return this.queuedRefresh;
+    const run = this.serial(() => {
+      if (!force) this.queuedRefresh = undefined;
+      return this.refreshNow(force);
+    });
+    if (!force) this.queuedRefresh = run;
+    return run;
   }
 
   private async refreshNow(force: boolean): Promise<void> {
