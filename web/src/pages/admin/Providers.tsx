@@ -186,7 +186,8 @@ export function ProvidersPage({ tenant }: { tenant?: { id: string; slug: string 
                 </>
               ),
             },
-            { key: 'kind', header: 'Kind', cell: (p) => p.kind, sort: (p) => p.kind },
+            { key: 'kind', header: 'Kind', cell: (p) => KIND_SPECS[p.kind]?.label ?? p.kind, sort: (p) => p.kind },
+            { key: 'region', header: 'Region', cell: (p) => p.region ?? '—', sort: (p) => p.region ?? '' },
             { key: 'boundary', header: 'Boundary', cell: (p) => <BoundaryBadge boundary={p.boundary} />, sort: (p) => p.boundary },
             { key: 'models', header: 'Models', cell: (p) => p.models.map((m) => m.name).join(', ') || '—', className: 'small' },
             {
