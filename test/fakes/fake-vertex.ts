@@ -29,6 +29,8 @@ export class FakeVertex extends FakeUpstream {
   apiKey = 'AIza-fake-gemini-key';
   /** vertex: seconds a token lives (expires_in). */
   tokenTtlS = 3599;
+  /** Stream the default JSON array even when `alt=sse` is asked for (a proxy that drops the query). */
+  ignoreAlt = false;
   /** Tokens handed out, and assertions refused. */
   tokensIssued = 0;
   assertionsRefused = 0;
@@ -72,6 +74,7 @@ export class FakeVertex extends FakeUpstream {
     this.tokensIssued = 0;
     this.assertionsRefused = 0;
     this.tokenTtlS = 3599;
+    this.ignoreAlt = false;
   }
 
   protected override takesFaults(path: string): boolean {
@@ -138,7 +141,7 @@ export class FakeVertex extends FakeUpstream {
       .join(' ');
     const prompt = text.split(/\s+/).filter(Boolean).length + (body.systemInstruction?.parts ?? []).reduce((n: number, p: any) => n + String(p.text ?? '').split(/\s+/).filter(Boolean).length, 0);
     const stream = m[3] === 'streamGenerateContent';
-    const sse = new URL(req.url ?? '/', 'http://x').searchParams.get('alt') === 'sse';
+    const sse = !this.ignoreAlt && new URL(req.url ?? '/', 'http://x').searchParams.get('alt') === 'sse';
     const tool: string | undefined = body.tools?.[0]?.functionDeclarations?.[0]?.name;
     const lastIsResponse = body.contents.at(-1)?.parts?.some((p: any) => p.functionResponse);
     const useTool = tool !== undefined && !lastIsResponse && body.toolConfig?.functionCallingConfig?.mode !== 'NONE';

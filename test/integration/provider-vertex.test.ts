@@ -190,6 +190,19 @@ describe.each<Kind>(['vertex', 'gemini'])('%s through the gateway (openai SDK cl
     expect(text).toBe('Hello from');
   });
 
+  it('a stream in Google’s default JSON-array framing (a proxy dropped alt=sse) is decoded too, and a broken element fails it', async () => {
+    const { model, fake } = setup(kind, { options: { idleMs: 150 } });
+    fake.ignoreAlt = true;
+    const ok = await streamText(model);
+    expect(ok.err).toBeUndefined();
+    expect(ok.text).toBe('Hello from the fake model.');
+    expect(ok.usage).toMatchObject({ total_tokens: 8 });
+    fake.fail('malformed');
+    const bad = await streamText(model);
+    expect((bad.err as ApiError).code).toBe('provider_stream_error');
+    expect(bad.text).toBe('Hello from');
+  });
+
   it('malformed JSON in a plain answer is a 502 provider_bad_response', async () => {
     const { model, fake } = setup(kind);
     fake.fail('malformed');

@@ -11,6 +11,7 @@ import {
   type ProviderAdapter,
 } from '../types.js';
 import { parseServiceAccount, ServiceAccountTokens } from './auth.js';
+import { readJsonArray } from './json-array.js';
 import { fromGemini, googleError, toGemini, toOpenAIChunks, type GeminiResponse } from './transform.js';
 
 /**
@@ -21,7 +22,7 @@ import { fromGemini, googleError, toGemini, toOpenAIChunks, type GeminiResponse 
  *  - `gemini`: the Generative Language API, `/v1beta/models/{m}`, the API key in `x-goog-api-key`.
  * `:generateContent` for whole answers, `:streamGenerateContent?alt=sse` for streams (server-
  * sent events, one GenerateContentResponse per event, decoded as they arrive by the shared SSE
- * reader; the default JSON-array framing would need a streaming JSON parser for nothing).
+ * reader); an answer in Google's default JSON-array framing is decoded too (json-array.ts).
  */
 interface GoogleAuth {
   headers(signal: AbortSignal): Promise<Record<string, string>>;
@@ -92,14 +93,16 @@ abstract class GoogleAdapter implements ProviderAdapter {
   async chatStream(req: ChatRequest, o: CallOptions): Promise<AsyncIterable<ChatCompletionChunk>> {
     const res = await this.call('POST', `${this.modelPath(String(req.model))}:streamGenerateContent?alt=sse`, toGemini(req), o.signal);
     const type = String(res.headers['content-type'] ?? '');
-    if (!type.startsWith('text/event-stream')) {
+    // SSE as asked; Google's default JSON-array framing from a server or proxy that dropped `alt=sse`.
+    const sse = type.startsWith('text/event-stream');
+    if (!sse && !type.startsWith('application/json')) {
       res.body.resume();
       throw new UpstreamError('provider_bad_response', `The provider answered ${type || 'without a content type'} instead of an event stream.`);
     }
     const model = String(req.model);
     return (async function* () {
       try {
-        for await (const c of toOpenAIChunks(responses(res), model)) yield c;
+        for await (const c of toOpenAIChunks(sse ? responses(res) : arrayResponses(res), model)) yield c;
       } catch (e) {
         throw toUpstreamError(e, true);
       } finally {
@@ -136,6 +139,16 @@ async function* responses(res: UpstreamResponse): AsyncGenerator<GeminiResponse>
       throw new UpstreamError('provider_stream_error', 'The provider sent malformed JSON mid-stream.');
     }
     yield j;
+  }
+}
+
+/** The elements of a streamed JSON array answer (malformed JSON fails the stream). */
+async function* arrayResponses(res: UpstreamResponse): AsyncGenerator<GeminiResponse> {
+  try {
+    for await (const v of readJsonArray(res.body.iterator({ destroyOnReturn: false }))) yield v as GeminiResponse;
+  } catch (e) {
+    if (e instanceof SyntaxError) throw new UpstreamError('provider_stream_error', 'The provider sent malformed JSON mid-stream.');
+    throw e;
   }
 }
 
