@@ -22,11 +22,11 @@ beforeAll(async () => {
   [idp, browser] = await Promise.all([listenSamlIdp(), launchBrowser()]);
   app = await startSsoApp({ ENCLAVE_LOG_LEVEL: 'silent' });
   const s = app.services;
-  const t = s.identity.tenants.create(sys(s), { slug: 'acme', name: 'Acme' });
+  const t = await s.identity.tenants.create(sys(s), { slug: 'acme', name: 'Acme' });
   tenantId = t.id;
-  const tctx = s.identity.tenants.scopeTo(sys(s), t.id);
-  s.identity.domains.add(tctx, 'acme.test');
-  s.identity.domains.verify(tctx, 'acme.test');
+  const tctx = await s.identity.tenants.scopeTo(sys(s), t.id);
+  await s.identity.domains.add(tctx, 'acme.test');
+  await s.identity.domains.verify(tctx, 'acme.test');
   s.sso.createIdp(tctx, {
     protocol: 'saml',
     name: 'Acme SAML',
@@ -62,8 +62,8 @@ describe('SAML sign-in', () => {
     expect(await page.locator('.user').textContent()).toBe('Erin');
     const session = await page.evaluate(async () => (await (await fetch('/auth/session')).json()) as { role: string; tenant?: { id: string } });
     expect(session.role).toBe('member');
-    const erin = app.services.identity.users.byEmail('erin@acme.test')!;
-    expect(app.services.identity.sessions.memberships(erin.id)).toEqual([expect.objectContaining({ tenantId, role: 'member' })]);
+    const erin = (await app.services.identity.users.byEmail('erin@acme.test'))!;
+    expect(await app.services.identity.sessions.memberships(erin.id)).toEqual([expect.objectContaining({ tenantId, role: 'member' })]);
     expect(watch.errors).toEqual([]);
     await ctx.close();
   });

@@ -27,7 +27,7 @@ beforeAll(async () => {
     },
   ]);
   const s = app.services;
-  s.identity.tenants.create(sys(s), { slug: 'acme', name: 'Acme' });
+  await s.identity.tenants.create(sys(s), { slug: 'acme', name: 'Acme' });
   await s.sso.setPlatformSettings(sys(s), {
     claim_source: 'id_token',
     roles_path: 'realm_access.roles',
@@ -68,9 +68,9 @@ describe('SSO sign-in', () => {
 
   it('a platform admin sees the claims the platform IdP sent last (for mapping) on the SSO page', async () => {
     const s = app.services;
-    const acme = s.identity.tenants.resolve('acme')!;
+    const acme = (await s.identity.tenants.resolve('acme'))!;
     const root = await s.identity.users.create(sys(s), { email: 'root@platform.test', password: PASSWORD, platformAdmin: true });
-    s.identity.users.grant(s.identity.tenants.scopeTo(sys(s), acme.id), root.id, 'owner');
+    await s.identity.users.grant(await s.identity.tenants.scopeTo(sys(s), acme.id), root.id, 'owner');
     const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     const page = await ctx.newPage();
     const watch = watchPage(page);

@@ -24,8 +24,8 @@ beforeAll(async () => {
   key = makeSamlKey();
   app = await startSsoApp();
   a = await seedTenant(app.services, 'ta', ['owner']);
-  app.services.identity.domains.add(a.ctx, 'a.test');
-  app.services.identity.domains.verify(a.ctx, 'a.test');
+  await app.services.identity.domains.add(a.ctx, 'a.test');
+  await app.services.identity.domains.verify(a.ctx, 'a.test');
   ownerA = await localLogin(app.url, a.users.owner!.email);
 }, 60_000);
 
@@ -97,10 +97,10 @@ describe('SAML login (issue 24)', { shuffle: false }, () => {
     expect(r, JSON.stringify(r)).toMatchObject({ status: 303, location: '/chat?x=1' });
     const s = await sessionOf(br, app.url);
     expect(s.status).toBe(200);
-    const u = app.services.identity.users.byEmail('alice@a.test')!;
+    const u = (await app.services.identity.users.byEmail('alice@a.test'))!;
     expect(u.name).toBe('Alice A');
-    expect(app.services.identity.sessions.memberships(u.id)).toEqual([expect.objectContaining({ tenantId: a.tenant.id, role: 'admin' })]);
-    const ok = app.services.identity.audit.list({ action: 'sso.login', outcome: 'allowed', limit: 1 })[0]!;
+    expect(await app.services.identity.sessions.memberships(u.id)).toEqual([expect.objectContaining({ tenantId: a.tenant.id, role: 'admin' })]);
+    const ok = (await app.services.identity.audit.list({ action: 'sso.login', outcome: 'allowed', limit: 1 }))[0]!;
     expect(ok).toMatchObject({ targetType: 'sso_idp', targetId: idpId });
     // Signed response (assertion unsigned) is accepted too; the second login reuses the identity.
     const br2 = new Browser();
@@ -108,7 +108,7 @@ describe('SAML login (issue 24)', { shuffle: false }, () => {
     const r2 = await post(br2, start2.acs, signedResponse(key, { issuer: ENTITY, nameId: 'alice@a.test', start: start2, signAssertion: false, signResponse: true }));
     expect(r2.status, JSON.stringify(r2)).toBe(303);
     // No group attribute this time: the default role (a removed group demotes).
-    expect(app.services.identity.sessions.memberships(u.id)[0]!.role).toBe('member');
+    expect((await app.services.identity.sessions.memberships(u.id))[0]!.role).toBe('member');
   });
 
   it('PATCH: certificate rollover (old and new side by side), a bad certificate is a 400 that changes nothing, the protocol never changes', async () => {
@@ -137,8 +137,8 @@ describe('SAML login (issue 24)', { shuffle: false }, () => {
       config: s.config,
       log: s.log,
       clock: s.clock,
-      db: s.db,
-      data: s.data,
+      store: s.store,
+      tenantStore: s.tenantStore,
       secrets: s.secrets,
       settings: s.settings,
       redis: s.redis,
@@ -146,11 +146,11 @@ describe('SAML login (issue 24)', { shuffle: false }, () => {
       identity: s.identity,
       entitlements: () => ({ ...unrestricted, hasFeature: (f: string) => f !== 'sso.saml' }),
     });
-    const ctx = s.identity.tenants.scopeTo(sys(s), a.tenant.id);
+    const ctx = await s.identity.tenants.scopeTo(sys(s), a.tenant.id);
     expect(() =>
       gated.createIdp(ctx, { protocol: 'saml', name: 'x', idp_entity_id: 'urn:x', sso_url: 'https://idp.example/sso', certificates: [key.certPem] }),
     ).toThrow(expect.objectContaining({ code: 'license_feature_missing' }));
-    const e = s.identity.audit.list({ action: 'sso.idp.create', outcome: 'denied', limit: 1 })[0]!;
+    const e = (await s.identity.audit.list({ action: 'sso.idp.create', outcome: 'denied', limit: 1 }))[0]!;
     expect(e.reason).toBe('license_feature');
   });
 
@@ -163,7 +163,7 @@ describe('SAML login (issue 24)', { shuffle: false }, () => {
     expect((await post(br, start.acs, xml)).status).toBe(303);
     expect((await br.request(`${app.url}/admin/api/tenants/${a.tenant.id}/sso/idps`)).status).toBe(200);
     expect((await call(app.url, `/admin/api/tenants/${a.tenant.id}/sso/idps`, { session: ownerA })).status).toBe(404);
-    app.services.sso.updateIdp(app.services.identity.tenants.scopeTo(sys(app.services), a.tenant.id), idpId, { enforce_sso: false });
+    await app.services.sso.updateIdp(await app.services.identity.tenants.scopeTo(sys(app.services), a.tenant.id), idpId, { enforce_sso: false });
     expect((await call(app.url, `/admin/api/tenants/${a.tenant.id}/sso/idps`, { session: ownerA })).status).toBe(200);
   });
 

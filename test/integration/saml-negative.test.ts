@@ -37,8 +37,8 @@ beforeAll(async () => {
   a = await seedTenant(s, 'ta', ['owner']);
   await seedTenant(s, 'tb', ['owner']);
   await s.identity.users.create(sys(s), { email: 'root@platform.test', password: PASSWORD, platformAdmin: true });
-  s.identity.domains.add(a.ctx, 'a.test');
-  s.identity.domains.verify(a.ctx, 'a.test');
+  await s.identity.domains.add(a.ctx, 'a.test');
+  await s.identity.domains.verify(a.ctx, 'a.test');
   ownerA = await localLogin(app.url, a.users.owner!.email);
   idpId = await addIdp({});
   unsolicitedIdp = await addIdp({ name: 'A SAML (IdP-initiated)', allow_idp_initiated: true });
@@ -77,10 +77,10 @@ async function post(st: Start, xml: string | null) {
 
 /** Refused with this reason, audited with it, and the browser has no session. */
 async function refused(st: Start, xml: string | null, reason: string, status = 400) {
-  const before = app.services.identity.audit.list({ action: 'sso.login', outcome: 'denied', limit: 1 })[0]?.seq ?? 0;
+  const before = (await app.services.identity.audit.list({ action: 'sso.login', outcome: 'denied', limit: 1 }))[0]?.seq ?? 0;
   const r = await post(st, xml);
   expect(r).toEqual({ status, code: `sso_${reason}` });
-  const e = app.services.identity.audit.list({ action: 'sso.login', outcome: 'denied', limit: 1 })[0]!;
+  const e = (await app.services.identity.audit.list({ action: 'sso.login', outcome: 'denied', limit: 1 }))[0]!;
   expect(e.seq).toBeGreaterThan(before);
   expect(e.reason).toBe(reason);
   expect(e.targetId).toBe(st.acs.split('/')[5]);
@@ -170,7 +170,7 @@ describe('SAML negative catalogue (issue 24)', () => {
     // The assertion verifies (c14n drops comments); the subject is owner@ta.test.x.example,
     // whose domain is not verified for the tenant: refused as such, never signed in as owner@ta.test.
     await refused(st, x, 'email_domain_not_verified', 403);
-    expect(app.services.sso.repo.identitiesOfUser(a.users.owner!.id)).toEqual([]);
+    expect(await app.services.sso.repo.identitiesOfUser(a.users.owner!.id)).toEqual([]);
   });
 
   it('11 tampered attribute after signing', async () => {
@@ -251,20 +251,20 @@ describe('SAML negative catalogue (issue 24)', () => {
   it("24 another tenant's member: A's IdP asserting B's owner", async () => {
     const st = await begin();
     await refused(st, good(st, 'owner@tb.test'), 'account_link_refused', 403);
-    expect(app.services.identity.sessions.memberships(app.services.identity.users.byEmail('owner@tb.test')!.id).map((m) => m.slug)).toEqual(['tb']);
+    expect((await app.services.identity.sessions.memberships((await app.services.identity.users.byEmail('owner@tb.test'))!.id)).map((m) => m.slug)).toEqual(['tb']);
   });
 
   it('25 platform admin takeover attempt', async () => {
     const st = await begin();
     await refused(st, good(st, 'root@platform.test'), 'account_link_refused', 403);
-    const root = app.services.identity.users.byEmail('root@platform.test')!;
-    expect(app.services.sso.repo.identitiesOfUser(root.id)).toEqual([]);
+    const root = (await app.services.identity.users.byEmail('root@platform.test'))!;
+    expect(await app.services.sso.repo.identitiesOfUser(root.id)).toEqual([]);
   });
 
   it('26 JIT for a domain not verified for the tenant', async () => {
     const st = await begin();
     await refused(st, good(st, 'newbie@unverified.test'), 'email_domain_not_verified', 403);
-    expect(app.services.identity.users.byEmail('newbie@unverified.test')).toBeUndefined();
+    expect(await app.services.identity.users.byEmail('newbie@unverified.test')).toBeUndefined();
   });
 
   it('27 a non-success Status', async () => {

@@ -64,8 +64,8 @@ async function provisioned(local: string) {
   expect(r.status).toBe(201);
   const id: string = r.body.id;
   const { secret } = await app.services.identity.keys.create(T.ctx, { name: `${local}-key`, ownerUserId: id });
-  const user = app.services.identity.users.byId(id)!;
-  const { token } = app.services.identity.sessions.createSession(sys(app.services), user, T.tenant.id);
+  const user = (await app.services.identity.users.byId(id))!;
+  const { token } = await app.services.identity.sessions.createSession(sys(app.services), user, T.tenant.id);
   return { id, key: secret, session: { cookie: `${SESSION_COOKIE}=${token}`, csrf: '' } };
 }
 
@@ -124,7 +124,7 @@ describe('SCIM deprovisioning', () => {
     expect(refused.status).toBe(409);
     expect(refused.body.scimType).toBeUndefined();
     expect(refused.body.detail).toMatch(/licence allows 12 seats/);
-    expect(app.services.identity.users.byEmail(`henry@${T.domain}`)).toBeUndefined();
+    expect(await app.services.identity.users.byEmail(`henry@${T.domain}`)).toBeUndefined();
 
     const off = await T.client('PATCH', `/Users/${created[0]}`, shape('okta', 'deactivateUser', {}));
     expect(off.body.active).toBe(false);
@@ -133,7 +133,7 @@ describe('SCIM deprovisioning', () => {
     const over = await T.client('PATCH', `/Users/${created[0]}`, shape('okta', 'reactivateUser', {}));
     expect(over.status).toBe(409);
     expect((await T.client('GET', `/Users/${created[0]}`)).body.active).toBe(false);
-    expect(app.services.identity.users.byId(created[0]!)!.status).toBe('deactivated');
+    expect((await app.services.identity.users.byId(created[0]!))!.status).toBe('deactivated');
     // A PUT that also renames: refused as a whole, nothing half-done; the refusal is audited.
     const put = await T.client('PUT', `/Users/${created[0]}`, { userName: `fill0@${T.domain}`, displayName: 'Renamed', active: true });
     expect(put.status).toBe(409);
@@ -148,16 +148,16 @@ describe('SCIM deprovisioning', () => {
 
   it('an account that is also a member of another tenant: deactivation in T stops it in T only (account and seat stay)', async () => {
     const u = await provisioned('ivan');
-    const other = app.services.identity.tenants.create(sys(app.services), { slug: 'epsilon' });
-    const octx = app.services.identity.tenants.scopeTo(sys(app.services), other.id);
-    app.services.identity.users.grant(octx, u.id, 'member');
+    const other = await app.services.identity.tenants.create(sys(app.services), { slug: 'epsilon' });
+    const octx = await app.services.identity.tenants.scopeTo(sys(app.services), other.id);
+    await app.services.identity.users.grant(octx, u.id, 'member');
     const { secret: otherKey } = await app.services.identity.keys.create(octx, { name: 'ivan-epsilon', ownerUserId: u.id });
     const before = await seats();
 
     await T.client('PATCH', `/Users/${u.id}`, shape('okta', 'deactivateUser', {}));
     expect(code(await me(app.url, u.key))).toBe('auth_key_owner_inactive');
     expect((await me(app.url, otherKey)).status).toBe(200);
-    expect(app.services.identity.users.byId(u.id)!.status).toBe('active');
+    expect((await app.services.identity.users.byId(u.id))!.status).toBe('active');
     expect(await seats()).toBe(before);
 
     await T.client('PATCH', `/Users/${u.id}`, shape('okta', 'reactivateUser', {}));

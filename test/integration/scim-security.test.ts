@@ -97,7 +97,7 @@ describe('identity authority', () => {
 
   it("an account that is a member of another tenant is not taken over, even in the tenant's verified domain", async () => {
     const u = await app.services.identity.users.create(sys(app.services), { email: `carol@${A.domain}`, password: PASSWORD });
-    app.services.identity.users.grant(B.ctx, u.id, 'admin');
+    await app.services.identity.users.grant(B.ctx, u.id, 'admin');
     const before = snapshot();
     const r = await A.client('POST', '/Users', { userName: `carol@${A.domain}` });
     expect(r.status).toBe(409);
@@ -111,7 +111,7 @@ describe('identity authority', () => {
       const r = await A.client('POST', '/Users', { userName: email });
       expect(r.status, email).toBe(400);
       expect(r.body.detail, email).toMatch(/not verified for this tenant/);
-      expect(app.services.identity.users.byEmail(email), email).toBeUndefined();
+      expect(await app.services.identity.users.byEmail(email), email).toBeUndefined();
     }
     expect(snapshot()).toBe(before);
   });
@@ -131,7 +131,7 @@ describe('identity authority', () => {
     expect(toB.body.scimType).toBe('mutability');
     const taken = await A.client('PATCH', `/Users/${id}`, { Operations: [{ op: 'replace', path: 'userName', value: `dave@${A.domain}` }] });
     expect(taken.status).toBe(409);
-    expect(app.services.identity.users.byId(id)!.email).toBe(`erin@${A.domain}`);
+    expect((await app.services.identity.users.byId(id))!.email).toBe(`erin@${A.domain}`);
   });
 });
 
@@ -199,11 +199,11 @@ describe('the SCIM token', () => {
   });
 
   it("a suspended tenant's token is refused", async () => {
-    app.services.identity.tenants.setStatus(sys(app.services), B.tenant.id, 'suspended');
+    await app.services.identity.tenants.setStatus(sys(app.services), B.tenant.id, 'suspended');
     try {
       expect((await B.client('GET', '/Users')).status).toBe(403);
     } finally {
-      app.services.identity.tenants.setStatus(sys(app.services), B.tenant.id, 'active');
+      await app.services.identity.tenants.setStatus(sys(app.services), B.tenant.id, 'active');
     }
     expect((await B.client('GET', '/Users')).status).toBe(200);
   });

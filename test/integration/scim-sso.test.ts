@@ -30,8 +30,8 @@ beforeAll(async () => {
   ]);
   A = await scimTenant(app, 'sa');
   const B = await seedTenant(app.services, 'sb', ['owner']);
-  idpA = app.services.sso.createIdp(A.ctx, { name: 'Entra', issuer: op.issuer, client_id: 'scim-a', client_secret: 'scim-a-secret-0123456789abcdef', default_role: 'member' });
-  idpB = app.services.sso.createIdp(B.ctx, { name: 'Rogue', issuer: op.issuer, client_id: 'scim-b', client_secret: 'scim-b-secret-0123456789abcdef', default_role: 'member', jit: true });
+  idpA = await app.services.sso.createIdp(A.ctx, { name: 'Entra', issuer: op.issuer, client_id: 'scim-a', client_secret: 'scim-a-secret-0123456789abcdef', default_role: 'member' });
+  idpB = await app.services.sso.createIdp(B.ctx, { name: 'Rogue', issuer: op.issuer, client_id: 'scim-b', client_secret: 'scim-b-secret-0123456789abcdef', default_role: 'member', jit: true });
   // Entra ID sends no email_verified.
   op.users.pat = { email: `pat@${A.domain}`, name: 'Pat' };
   op.users.lee = { email: `lee@${A.domain}`, name: 'Lee' };
@@ -66,12 +66,12 @@ describe('SCIM users sign in through their tenant’s IdP', () => {
     op.users.kim = { email: `kim@${A.domain}`, name: 'Kim' };
     const id = (await A.client('POST', '/Users', { userName: `kim@${A.domain}` })).body.id;
     expect(await login(idpA, 'kim')).toEqual({ status: 302 }); // linked by the directory's address
-    const other = app.services.identity.tenants.create(sys(app.services), { slug: 'sc' });
-    app.services.identity.users.grant(app.services.identity.tenants.scopeTo(sys(app.services), other.id), id, 'member');
+    const other = await app.services.identity.tenants.create(sys(app.services), { slug: 'sc' });
+    await app.services.identity.users.grant(await app.services.identity.tenants.scopeTo(sys(app.services), other.id), id, 'member');
     await A.client('PATCH', `/Users/${id}`, { Operations: [{ op: 'replace', value: { active: false } }] });
-    expect(app.services.identity.users.byId(id)!.status).toBe('active'); // still sc's member
+    expect((await app.services.identity.users.byId(id))!.status).toBe('active'); // still sc's member
     expect(await login(idpA, 'kim')).toEqual({ status: 403, code: 'sso_user_deactivated' });
-    expect(app.services.identity.sessions.memberships(id).map((m) => m.slug)).toEqual(['sc']);
+    expect((await app.services.identity.sessions.memberships(id)).map((m) => m.slug)).toEqual(['sc']);
   });
 
   it('another tenant’s IdP asserting the same address gets nothing', async () => {

@@ -38,7 +38,7 @@ afterAll(async () => {
 describe('public issuer, internal address', () => {
   it('discovers and logs in with the public issuer pinned while calls go to the internal address', async () => {
     expect(await login()).toEqual({ status: 302 });
-    const u = app.services.identity.users.byEmail('mallory@rogue.test')!;
+    const u = (await app.services.identity.users.byEmail('mallory@rogue.test'))!;
     expect(u.platformAdmin).toBe(true);
   });
 

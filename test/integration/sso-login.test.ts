@@ -48,7 +48,7 @@ beforeAll(async () => {
     },
   ]);
   const s = app.services;
-  s.identity.tenants.create(sys(s), { slug: 'acme' });
+  await s.identity.tenants.create(sys(s), { slug: 'acme' });
   await s.sso.setPlatformSettings(sys(s), {
     claim_source: 'id_token',
     roles_path: 'realm_access.roles',
@@ -119,7 +119,7 @@ describe('SSO login with a real OpenID Provider', { shuffle: false }, () => {
     expect(s.body.user.has_password).toBe(false);
     expect(s.body.tenant.slug).toBe('acme');
     expect(s.body.role).toBe('admin');
-    const actions = app.services.identity.audit.list({ limit: 50 }).map((e) => `${e.action}:${e.outcome}`);
+    const actions = (await app.services.identity.audit.list({ limit: 50 })).map((e) => `${e.action}:${e.outcome}`);
     expect(actions).toEqual(expect.arrayContaining(['sso.provision:allowed', 'sso.role_change:allowed', 'sso.login:allowed', 'auth.login:allowed']));
     const claims = (await app.services.sso.lastClaims(sys(app.services), 'platform'))!;
     expect(claims.roles).toEqual(['enclave-user']);
@@ -133,7 +133,7 @@ describe('SSO login with a real OpenID Provider', { shuffle: false }, () => {
     const b = new Browser();
     expect((await login(b, 'dana')).location).toBe(`${app.url}/chat?x=1`);
     expect((await session(b)).body.role).toBe('member');
-    const change = app.services.identity.audit.list({ action: 'sso.role_change', limit: 1 })[0]!;
+    const change = (await app.services.identity.audit.list({ action: 'sso.role_change', limit: 1 }))[0]!;
     expect(JSON.parse(change.details)).toMatchObject({ role: 'member', previous_role: 'admin' });
 
     op.users.dana!.groups = [];
@@ -141,8 +141,8 @@ describe('SSO login with a real OpenID Provider', { shuffle: false }, () => {
     const r = await login(b2, 'dana');
     expect(r.status).toBe(403);
     expect(r.body.error.code).toBe('sso_no_mapped_role');
-    const user = app.services.identity.users.byEmail('dana@acme.test')!;
-    expect(app.services.identity.sessions.memberships(user.id)).toEqual([]);
+    const user = (await app.services.identity.users.byEmail('dana@acme.test'))!;
+    expect(await app.services.identity.sessions.memberships(user.id)).toEqual([]);
     op.users.dana!.groups = ['/acme/eng'];
   });
 
@@ -227,7 +227,7 @@ describe('SSO login with a real OpenID Provider', { shuffle: false }, () => {
     expect(op.backchannel.slice(before)).toEqual([{ url: `${app.url}/auth/oidc/backchannel-logout`, status: 200 }]);
     expect((await session(b)).status).toBe(401);
     expect((await session(other)).status).toBe(200);
-    const entry = app.services.identity.audit.list({ action: 'sso.logout', limit: 1 })[0]!;
+    const entry = (await app.services.identity.audit.list({ action: 'sso.logout', limit: 1 }))[0]!;
     expect(JSON.parse(entry.details)).toMatchObject({ kind: 'back_channel', sessions_ended: 1, by: 'sid' });
   });
 
@@ -245,7 +245,7 @@ describe('SSO login with a real OpenID Provider', { shuffle: false }, () => {
     expect(logs).not.toContain('/acme/eng');
     expect(logs).not.toMatch(/[?&]code=/);
     expect(logs).not.toContain(PLATFORM_SECRET);
-    const audit = JSON.stringify(app.services.identity.audit.list({ limit: 1000 }));
+    const audit = JSON.stringify(await app.services.identity.audit.list({ limit: 1000 }));
     expect(audit).not.toContain('eyJ');
     expect(audit).not.toContain('/acme/eng');
   });

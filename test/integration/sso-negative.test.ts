@@ -15,8 +15,8 @@ let app: SsoApp;
 let idpId: string;
 let localhostIdp: string;
 
-function lastDenied(): { reason: string | null; details: any } {
-  const e = app.services.identity.audit.list({ action: 'sso.login', outcome: 'denied', limit: 1 })[0]!;
+async function lastDenied(): Promise<{ reason: string | null; details: any }> {
+  const e = (await app.services.identity.audit.list({ action: 'sso.login', outcome: 'denied', limit: 1 }))[0]!;
   return { reason: e.reason, details: JSON.parse(e.details) };
 }
 
@@ -31,13 +31,13 @@ beforeAll(async () => {
   rogue = await startRogueIssuer(SECRET);
   app = await startSsoApp();
   const s = app.services;
-  const t = s.identity.tenants.create(sys(s), { slug: 'rogue-t' });
-  const tctx = s.identity.tenants.scopeTo(sys(s), t.id);
+  const t = await s.identity.tenants.create(sys(s), { slug: 'rogue-t' });
+  const tctx = await s.identity.tenants.scopeTo(sys(s), t.id);
   // JIT creates accounts only for domains a platform admin verified for the tenant (issue 16).
-  s.identity.domains.add(tctx, 'rogue.test');
-  s.identity.domains.verify(tctx, 'rogue.test');
-  idpId = s.sso.createIdp(tctx, { name: 'Rogue', issuer: rogue.issuer, client_id: 'rogue-client', client_secret: SECRET, jit: true, default_role: 'member' }).id;
-  localhostIdp = s.sso.createIdp(tctx, { name: 'Mixed', issuer: rogue.issuer.replace('127.0.0.1', 'localhost'), client_id: 'rogue-client', client_secret: SECRET }).id;
+  await s.identity.domains.add(tctx, 'rogue.test');
+  await s.identity.domains.verify(tctx, 'rogue.test');
+  idpId = (await s.sso.createIdp(tctx, { name: 'Rogue', issuer: rogue.issuer, client_id: 'rogue-client', client_secret: SECRET, jit: true, default_role: 'member' })).id;
+  localhostIdp = (await s.sso.createIdp(tctx, { name: 'Mixed', issuer: rogue.issuer.replace('127.0.0.1', 'localhost'), client_id: 'rogue-client', client_secret: SECRET })).id;
 }, 30_000);
 
 afterAll(async () => {
@@ -75,7 +75,7 @@ describe('negative catalogue: ID token', () => {
       const r = await attempt();
       expect(r.status).toBe(400);
       expect(r.code).toBe(`sso_${reason}`);
-      expect(lastDenied().reason).toBe(reason);
+      expect((await lastDenied()).reason).toBe(reason);
     });
   }
 
@@ -88,7 +88,7 @@ describe('negative catalogue: ID token', () => {
       rogue.sign = sign;
       const r = await attempt();
       expect(r.code).toBe(`sso_${reason}`);
-      expect(lastDenied().reason).toBe(reason);
+      expect((await lastDenied()).reason).toBe(reason);
     });
   }
 });
@@ -98,21 +98,21 @@ describe('negative catalogue: authorization response and transaction', () => {
     rogue.extraParams = { state: 'forged-state' };
     const r = await attempt();
     expect(r.code).toBe('sso_state_mismatch');
-    expect(lastDenied().reason).toBe('state_mismatch');
+    expect((await lastDenied()).reason).toBe('state_mismatch');
   });
 
   it('mix-up: a response naming another issuer (RFC 9207 iss) → issuer_mismatch', async () => {
     rogue.extraParams = { iss: 'https://other-idp.test' };
     const r = await attempt();
     expect(r.code).toBe('sso_issuer_mismatch');
-    expect(lastDenied().reason).toBe('issuer_mismatch');
+    expect((await lastDenied()).reason).toBe('issuer_mismatch');
   });
 
   it('an error from the IdP is refused with its (sanitised) error code', async () => {
     rogue.extraParams = { error: 'access_denied' };
     const r = await attempt();
     expect(r.code).toBe('sso_idp_error');
-    expect(lastDenied()).toMatchObject({ reason: 'idp_error', details: { idp_error: 'access_denied' } });
+    expect((await lastDenied())).toMatchObject({ reason: 'idp_error', details: { idp_error: 'access_denied' } });
   });
 
   it('replayed callback → transaction_missing (one-time transaction)', async () => {
@@ -128,7 +128,7 @@ describe('negative catalogue: authorization response and transaction', () => {
     const res = await replay.request(callbackUrl);
     expect(res.status).toBe(400);
     expect(((await res.json()) as any).error.code).toBe('sso_transaction_missing');
-    expect(lastDenied().reason).toBe('transaction_missing');
+    expect((await lastDenied()).reason).toBe('transaction_missing');
   });
 
   it('a callback in a browser without the transaction cookie → transaction_missing', async () => {
@@ -143,20 +143,20 @@ describe('negative catalogue: authorization response and transaction', () => {
     rogue.breakPkce = true;
     const r = await attempt();
     expect(r.code).toBe('sso_token_exchange_failed');
-    expect(lastDenied().reason).toBe('token_exchange_failed');
+    expect((await lastDenied()).reason).toBe('token_exchange_failed');
   });
 
   it('discovery-issuer-mismatch (configured localhost, IdP says 127.0.0.1) → refused before redirecting', async () => {
     const res = await fetch(`${app.url}/auth/oidc/${localhostIdp}/login`, { redirect: 'manual' });
     expect(res.status).toBe(502);
     expect(((await res.json()) as any).error.code).toBe('sso_discovery_issuer_mismatch');
-    expect(lastDenied().reason).toBe('discovery_issuer_mismatch');
+    expect((await lastDenied()).reason).toBe('discovery_issuer_mismatch');
   });
 
   it('an unknown IdP id is 404 and audited', async () => {
     const res = await fetch(`${app.url}/auth/oidc/idp_00000000000000000000000000/login`, { redirect: 'manual' });
     expect(res.status).toBe(404);
-    expect(lastDenied().reason).toBe('idp_not_found');
+    expect((await lastDenied()).reason).toBe('idp_not_found');
   });
 
   it('no token appears in the logs', () => {
@@ -188,7 +188,7 @@ describe('back-channel logout token validation', () => {
     sub: rogue.subject,
     events: { 'http://schemas.openid.net/event/backchannel-logout': {} },
   });
-  const lastBcl = () => app.services.identity.audit.list({ action: 'sso.backchannel_logout', outcome: 'denied', limit: 1 })[0]?.reason;
+  const lastBcl = async () => (await app.services.identity.audit.list({ action: 'sso.backchannel_logout', outcome: 'denied', limit: 1 }))[0]?.reason;
 
   it('a valid token ends the subject sessions (no sid: by sub), with no-store; its replay is refused', async () => {
     const b = new Browser();
@@ -202,7 +202,7 @@ describe('back-channel logout token validation', () => {
     expect((await b.request(`${app.url}/auth/session`)).status).toBe(401);
     const again = await post(token);
     expect(again.status).toBe(400);
-    expect(lastBcl()).toBe('jti_replayed');
+    expect((await lastBcl())).toBe('jti_replayed');
   });
 
   const cases: [string, string, () => Promise<string>][] = [
@@ -226,7 +226,7 @@ describe('back-channel logout token validation', () => {
       const r = await post(await make());
       expect(r.status).toBe(400);
       expect(r.body.error.code).toBe('invalid_request');
-      expect(lastBcl()).toBe(reason);
+      expect((await lastBcl())).toBe(reason);
     });
   }
 });

@@ -20,9 +20,9 @@ const SECRET = 'tenant-a-secret-0123456789abcdef';
 
 const sso = (br: Browser, idp: string, sub: string) => ssoLogin(br, op, app.url, `${app.url}/auth/oidc/${idp}/login`, sub);
 const session = (br: Browser) => sessionOf(br, app.url);
-const memberships = (email: string) => {
-  const u = app.services.identity.users.byEmail(email);
-  return u ? app.services.identity.sessions.memberships(u.id).map((m) => m.slug) : [];
+const memberships = async (email: string) => {
+  const u = await app.services.identity.users.byEmail(email);
+  return u ? (await app.services.identity.sessions.memberships(u.id)).map((m) => m.slug) : [];
 };
 const addIdp = async (body: Record<string, unknown>) => {
   const r = await call(app.url, `/admin/api/tenants/${a.tenant.id}/sso/idps`, {
@@ -64,7 +64,7 @@ describe('issue 16 (one story, in order)', { shuffle: false }, () => {
       expect(r.status).toBe(202);
       expect(r.body.object).toBe('invitation');
       expect(JSON.stringify(r.body)).not.toMatch(/usr_|platform_admin|"name"/);
-      expect(memberships('owner@tb.test')).toEqual(['tb']);
+      expect((await memberships('owner@tb.test'))).toEqual(['tb']);
     });
 
     it("A's IdP asserting B's owner's verified address gets no session, also with the address's domain in allowed_domains", async () => {
@@ -72,9 +72,9 @@ describe('issue 16 (one story, in order)', { shuffle: false }, () => {
       const br = new Browser();
       expect(await sso(br, idp.id, 'mallory-as-b')).toEqual({ status: 403, code: 'sso_account_link_refused' });
       expect((await session(br)).status).toBe(401);
-      const victim = app.services.identity.users.byEmail('owner@tb.test')!;
-      expect(app.services.sso.repo.identitiesOfUser(victim.id)).toEqual([]);
-      expect(memberships('owner@tb.test')).toEqual(['tb']);
+      const victim = (await app.services.identity.users.byEmail('owner@tb.test'))!;
+      expect(await app.services.sso.repo.identitiesOfUser(victim.id)).toEqual([]);
+      expect((await memberships('owner@tb.test'))).toEqual(['tb']);
       // Nor a platform admin.
       expect((await sso(new Browser(), idp.id, 'mallory-as-root')).status).toBe(403);
     });
@@ -87,7 +87,7 @@ describe('issue 16 (one story, in order)', { shuffle: false }, () => {
       expect(ver.status).toBe(200);
       const idp = (await call(app.url, `/admin/api/tenants/${a.tenant.id}/sso/idps`, { session: ownerA })).body.data[0];
       expect(await sso(new Browser(), idp.id, 'mallory-as-b')).toEqual({ status: 403, code: 'sso_account_link_refused' });
-      expect(memberships('owner@tb.test')).toEqual(['tb']);
+      expect((await memberships('owner@tb.test'))).toEqual(['tb']);
       await call(app.url, `/admin/api/tenants/${a.tenant.id}/domains/tb.test`, { method: 'DELETE', session: root });
     });
 
@@ -104,18 +104,18 @@ describe('issue 16 (one story, in order)', { shuffle: false }, () => {
       const idp = (await call(app.url, `/admin/api/tenants/${a.tenant.id}/sso/idps`, { session: ownerA })).body.data[0];
       await call(app.url, `/admin/api/tenants/${a.tenant.id}/sso/idps/${idp.id}`, { method: 'PATCH', session: ownerA, body: { allowed_domains: ['tc.test'] } });
       expect(await sso(new Browser(), idp.id, 'squat')).toEqual({ status: 403, code: 'sso_email_domain_not_verified' });
-      expect(app.services.identity.users.byEmail('newhire@tc.test')).toBeUndefined();
+      expect(await app.services.identity.users.byEmail('newhire@tc.test')).toBeUndefined();
     });
 
     it("a later invitation from B is not attached to anyone's account; the invitee sets the password on acceptance", async () => {
       const ownerB = await localLogin(app.url, b.users.owner!.email);
       const inv = await call(app.url, `/admin/api/tenants/${b.tenant.id}/members`, { method: 'POST', session: ownerB, body: { email: 'newhire@tc.test', role: 'member' } });
       expect(inv.status).toBe(202);
-      expect(memberships('newhire@tc.test')).toEqual([]);
+      expect((await memberships('newhire@tc.test'))).toEqual([]);
       const mine = 'Newhire-Own-Passphrase-2030';
       const acc = await call(app.url, '/auth/invite/accept', { method: 'POST', body: { token: inv.body.token, password: mine } });
       expect(acc.status, JSON.stringify(acc.body)).toBe(200);
-      expect(memberships('newhire@tc.test')).toEqual(['tb']);
+      expect((await memberships('newhire@tc.test'))).toEqual(['tb']);
       expect((await localLogin(app.url, 'newhire@tc.test', mine)).status).toBe(200);
       // The squatter's IdP still cannot sign in as the account now that it exists.
       const idp = (await call(app.url, `/admin/api/tenants/${a.tenant.id}/sso/idps`, { session: ownerA })).body.data[0];
@@ -131,7 +131,7 @@ describe('issue 16 (one story, in order)', { shuffle: false }, () => {
       const existing = await shape('newhire@tc.test');
       expect(await shape('root@platform.test')).toBe(existing);
       expect(await shape('nobody-yet@elsewhere.test')).toBe(existing);
-      expect(memberships('root@platform.test')).toEqual([]);
+      expect((await memberships('root@platform.test'))).toEqual([]);
     });
   });
 
@@ -175,7 +175,7 @@ describe('issue 16 (one story, in order)', { shuffle: false }, () => {
 
     it('removing the membership is final: the next IdP login does not re-add it', async () => {
       const idp = (await call(app.url, `/admin/api/tenants/${a.tenant.id}/sso/idps`, { session: ownerA })).body.data[0];
-      const victim = app.services.identity.users.byEmail(b.users.owner!.email)!;
+      const victim = (await app.services.identity.users.byEmail(b.users.owner!.email))!;
       await call(app.url, `/admin/api/tenants/${a.tenant.id}/members/${victim.id}`, { method: 'DELETE', session: ownerA });
       expect(memberships(b.users.owner!.email)).toEqual(['tb']);
       expect((await sso(new Browser(), idp.id, 'mallory-as-b')).status).toBe(403);

@@ -44,8 +44,8 @@ beforeAll(async () => {
   ownerA = await localLogin(app.url, a.users.owner!.email);
   platform = await localLogin(app.url, 'root@platform.test');
   // JIT and e-mail linking need a domain a platform admin verified for the tenant (issue 16).
-  s.identity.domains.add(a.ctx, 'a.test');
-  s.identity.domains.verify(a.ctx, 'a.test');
+  await s.identity.domains.add(a.ctx, 'a.test');
+  await s.identity.domains.verify(a.ctx, 'a.test');
   op.users.alice = {
     email: 'alice@a.test',
     email_verified: true,
@@ -192,8 +192,8 @@ describe('tenant IdPs (one story, in order)', { shuffle: false }, () => {
       // for that account at all (issue 16), before any mapping is looked at.
       const r = await sso(new Browser(), idpB.id, 'alice');
       expect(r).toEqual({ status: 403, code: 'sso_account_link_refused' });
-      const alice = app.services.identity.users.byEmail('alice@a.test')!;
-      expect(app.services.identity.sessions.memberships(alice.id).map((m) => m.slug)).toEqual(['ta']);
+      const alice = (await app.services.identity.users.byEmail('alice@a.test'))!;
+      expect((await app.services.identity.sessions.memberships(alice.id)).map((m) => m.slug)).toEqual(['ta']);
     });
 
     it('allowed e-mail domains are enforced', async () => {
@@ -204,7 +204,7 @@ describe('tenant IdPs (one story, in order)', { shuffle: false }, () => {
       await call(app.url, `/admin/api/tenants/${a.tenant.id}/sso/idps/${idpA.id}`, { method: 'PATCH', session: ownerA, body: { allowed_domains: [] } });
       expect(await sso(new Browser(), idpA.id, 'carol')).toEqual({ status: 403, code: 'sso_account_link_refused' });
       expect(await sso(new Browser(), idpA.id, 'root')).toEqual({ status: 403, code: 'sso_account_link_refused' });
-      expect(app.services.identity.users.byEmail('root@platform.test')!.platformAdmin).toBe(true);
+      expect((await app.services.identity.users.byEmail('root@platform.test'))!.platformAdmin).toBe(true);
       await call(app.url, `/admin/api/tenants/${a.tenant.id}/sso/idps/${idpA.id}`, { method: 'PATCH', session: ownerA, body: { allowed_domains: ['a.test'] } });
     });
 
