@@ -225,7 +225,7 @@ const vertex: KindSpec = {
   apiKey: 'none',
   apiKeyLabel: '',
   regionRequired: true,
-  embeddings: false,
+  embeddings: true,
   fields: [
     { key: 'project', label: 'Project id', help: 'the Google Cloud project', flag: 'gcp-project', type: 'string', required: true, pattern: '^[a-z][a-z0-9-]{4,61}[a-z0-9]$', patternHint: 'a GCP project id' },
     {
@@ -251,7 +251,7 @@ const gemini: KindSpec = {
   apiKey: 'required',
   apiKeyLabel: 'API key (x-goog-api-key)',
   regionRequired: false,
-  embeddings: false,
+  embeddings: true,
   fields: [],
   defaultBaseUrl: () => 'https://generativelanguage.googleapis.com',
 };

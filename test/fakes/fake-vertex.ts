@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { exportPKCS8, generateKeyPair, jwtVerify, type CryptoKey } from 'jose';
 import { FakeUpstream, REPLY_PIECES, sleep, type Fault, type SeenRequest } from './common.js';
+import { vector } from './fake-openai.js';
 
 /**
  * A fake Google Gemini endpoint in one of its two forms, speaking the real wire protocol:
@@ -13,6 +14,7 @@ import { FakeUpstream, REPLY_PIECES, sleep, type Fault, type SeenRequest } from 
  *    download (token_uri pointing here);
  *  - `gemini`: the Generative Language API (`/v1beta/models/{m}:…`, `x-goog-api-key`; a wrong
  *    key is Google's 400 INVALID_ARGUMENT with reason API_KEY_INVALID).
+ * `:batchEmbedContents` (gemini) / `:predict` (vertex, with token counts) embed text.
  * `:generateContent` answers JSON; `:streamGenerateContent` answers SSE with `?alt=sse` and
  * otherwise Google's default framing, one JSON array written element by element. Function
  * calls when the request offers tools; a prompt containing BLOCKME is blocked
@@ -23,6 +25,7 @@ import { FakeUpstream, REPLY_PIECES, sleep, type Fault, type SeenRequest } from 
  */
 export class FakeVertex extends FakeUpstream {
   models = ['gemini-2.5-flash', 'gemini-2.5-pro', 'gemini-2.0-flash-001'];
+  embeddingModels = ['text-embedding-004', 'gemini-embedding-001'];
   project = 'enclave-test-1';
   location = 'europe-west4';
   /** gemini: the API key required. */
@@ -106,6 +109,19 @@ export class FakeVertex extends FakeUpstream {
       );
     }
     const prefix = this.mode === 'gemini' ? '/v1beta/models/' : `/v1/projects/${this.project}/locations/${this.location}/publishers/google/models/`;
+    const em = /^(.*\/models\/)([^/:]+):(batchEmbedContents|predict)$/.exec(seen.path);
+    if (seen.method === 'POST' && em && em[1] === prefix && em[3] === (this.mode === 'gemini' ? 'batchEmbedContents' : 'predict')) {
+      if (!this.embeddingModels.includes(decodeURIComponent(em[2]!))) return googleError(res, 404, 'NOT_FOUND', `models/${em[2]} is not found for API version v1beta, or is not supported for embedContent.`);
+      const texts: string[] = this.mode === 'gemini' ? (seen.body?.requests ?? []).map((r: any) => r.content?.parts?.[0]?.text ?? '') : (seen.body?.instances ?? []).map((i: any) => i.content ?? '');
+      const dims = Number(this.mode === 'gemini' ? seen.body?.requests?.[0]?.outputDimensionality : seen.body?.parameters?.outputDimensionality) || 8;
+      return json(
+        res,
+        200,
+        this.mode === 'gemini'
+          ? { embeddings: texts.map((t) => ({ values: vector(t, dims) })) }
+          : { predictions: texts.map((t) => ({ embeddings: { values: vector(t, dims), statistics: { token_count: t.split(/\s+/).filter(Boolean).length, truncated: false } } })), metadata: { billableCharacterCount: texts.join('').length } },
+      );
+    }
     const m = /^(.*\/models\/)([^/:]+):(generateContent|streamGenerateContent)$/.exec(seen.path);
     if (seen.method !== 'POST' || !m) return googleError(res, 404, 'NOT_FOUND', `The requested URL ${seen.path} was not found on this server.`);
     if (m[1] !== prefix) {

@@ -33,13 +33,14 @@ afterAll(async () => {
 afterEach(() => fake.assertNoPendingFaults());
 
 /** A fresh deployment serving a fresh model id (with the `:` real Bedrock ids have). */
-function setup(o: { options?: Record<string, unknown>; credentials?: Record<string, string> | undefined; settings?: Record<string, unknown>; region?: string } = {}): { model: string; name: string } {
+async function setup(o: { options?: Record<string, unknown>; credentials?: Record<string, string> | undefined; settings?: Record<string, unknown>; region?: string } = {}): Promise<{ model: string; name: string }> {
   const i = ++n;
   const model = `anthropic.claude-test-${i}-v1:0`;
   const name = `bedrock-${i}`;
   fake.reset();
   fake.models.push(model);
-  env.addProvider({
+  // Awaited: the deployment service may answer asynchronously (issue 22's async data layer).
+  await env.addProvider({
     name,
     kind: 'bedrock',
     base_url: fake.url,
@@ -71,7 +72,7 @@ const PNG = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwA
 
 describe('bedrock through the gateway (openai SDK client)', () => {
   it('plain: a Converse call, signed and verified, with system prompt, usage and the model id’s colon encoded', async () => {
-    const { model } = setup();
+    const { model } = await setup();
     const r = await ask(model, { max_tokens: 100, temperature: 0.2 });
     expect(r.choices[0]!.message.content).toBe('Hello from the fake model.');
     expect(r.choices[0]!.finish_reason).toBe('stop');
@@ -85,7 +86,7 @@ describe('bedrock through the gateway (openai SDK client)', () => {
   });
 
   it('stream: ConverseStream event-stream frames become chunks, with the usage chunk last', async () => {
-    const { model } = setup();
+    const { model } = await setup();
     const { text, usage, err } = await streamText(model);
     expect(err).toBeUndefined();
     expect(text).toBe('Hello from the fake model.');
@@ -94,7 +95,7 @@ describe('bedrock through the gateway (openai SDK client)', () => {
   });
 
   it('tools: toolUse ↔ tool_calls, plain and streamed, and the tool result goes back as a toolResult block', async () => {
-    const { model } = setup();
+    const { model } = await setup();
     const r = await ask(model, { tools: TOOLS, tool_choice: 'required' });
     const call = r.choices[0]!.message.tool_calls![0]! as OpenAI.ChatCompletionMessageFunctionToolCall;
     expect(r.choices[0]!.finish_reason).toBe('tool_calls');
@@ -126,7 +127,7 @@ describe('bedrock through the gateway (openai SDK client)', () => {
   });
 
   it('images: a data-URL image becomes an image block; a link is refused with a clear 400 and nothing is sent', async () => {
-    const { model } = setup();
+    const { model } = await setup();
     await env.client.chat.completions.create({ model, messages: [{ role: 'user', content: [{ type: 'text', text: 'what is this?' }, { type: 'image_url', image_url: { url: `data:image/png;base64,${PNG}` } }] }] });
     expect(fake.requests[0]!.body.messages[0].content).toEqual([{ text: 'what is this?' }, { image: { format: 'png', source: { bytes: PNG } } }]);
     const e = await env.client.chat.completions
@@ -138,7 +139,7 @@ describe('bedrock through the gateway (openai SDK client)', () => {
   });
 
   it('429 ThrottlingException is retried; when it persists the client gets 429 provider_rate_limited', async () => {
-    const { model } = setup({ options: { maxRetries: 1 } });
+    const { model } = await setup({ options: { maxRetries: 1 } });
     fake.fail('rate_limit');
     expect((await ask(model)).choices[0]!.message.content).toBe('Hello from the fake model.');
     expect(fake.requests.length).toBe(2);
@@ -149,7 +150,7 @@ describe('bedrock through the gateway (openai SDK client)', () => {
   });
 
   it('5xx InternalServerException is retried, then a 502', async () => {
-    const { model } = setup({ options: { maxRetries: 1 } });
+    const { model } = await setup({ options: { maxRetries: 1 } });
     fake.fail('server_error');
     expect((await ask(model)).choices[0]!.message.content).toBe('Hello from the fake model.');
     fake.fail('server_error', 'server_error');
@@ -159,7 +160,7 @@ describe('bedrock through the gateway (openai SDK client)', () => {
   });
 
   it('a slow first token times out (504)', async () => {
-    const { model } = setup({ options: { firstTokenMs: 150 } });
+    const { model } = await setup({ options: { firstTokenMs: 150 } });
     fake.fail({ mode: 'slow_first_token', delayMs: 600 });
     const { err } = await streamText(model);
     expect((err as InstanceType<typeof OpenAI.APIError>).status).toBe(504);
@@ -167,14 +168,14 @@ describe('bedrock through the gateway (openai SDK client)', () => {
   });
 
   it('a connection dropped before the answer is retried', async () => {
-    const { model } = setup({ options: { maxRetries: 1 } });
+    const { model } = await setup({ options: { maxRetries: 1 } });
     fake.fail('drop');
     expect((await ask(model)).choices[0]!.message.content).toBe('Hello from the fake model.');
     expect(fake.requests.length).toBe(2);
   });
 
   it.each(['stall_mid_stream', 'drop_mid_stream', 'error_mid_stream', 'malformed'] as const)('%s: the stream ends in an error after what arrived (a frame with a bad CRC is not relayed)', async (mode) => {
-    const { model } = setup({ options: { idleMs: 150 } });
+    const { model } = await setup({ options: { idleMs: 150 } });
     fake.fail(mode);
     const { text, err } = await streamText(model);
     expect(err, mode).toBeInstanceOf(OpenAI.APIError);
@@ -183,7 +184,7 @@ describe('bedrock through the gateway (openai SDK client)', () => {
   });
 
   it('malformed JSON in a plain answer is a 502 provider_bad_response', async () => {
-    const { model } = setup();
+    const { model } = await setup();
     fake.fail('malformed');
     const e = (await ask(model).catch((x: unknown) => x)) as InstanceType<typeof OpenAI.APIError>;
     expect(e.status).toBe(502);
@@ -191,7 +192,7 @@ describe('bedrock through the gateway (openai SDK client)', () => {
   });
 
   it('a model the account cannot use is a 400 with AWS’s reason', async () => {
-    const { model } = setup();
+    const { model } = await setup();
     fake.models.splice(fake.models.indexOf(model), 1);
     const e = (await ask(model).catch((x: unknown) => x)) as InstanceType<typeof OpenAI.APIError>;
     expect(e.status).toBe(400);
@@ -199,7 +200,7 @@ describe('bedrock through the gateway (openai SDK client)', () => {
   });
 
   it('auth failure: a wrong secret fails the fake’s signature check (InvalidSignatureException) → 502 provider_auth_failed; providers test says so without the secret', async () => {
-    const { model, name } = setup({ credentials: { aws_access_key_id: 'AKIDFAKEBEDROCK', aws_secret_access_key: 'not-the-secret-9f3a' } });
+    const { model, name } = await setup({ credentials: { aws_access_key_id: 'AKIDFAKEBEDROCK', aws_secret_access_key: 'not-the-secret-9f3a' } });
     const e = (await ask(model).catch((x: unknown) => x)) as InstanceType<typeof OpenAI.APIError>;
     expect(e.status).toBe(502);
     expect(e.code).toBe('provider_auth_failed');
@@ -209,13 +210,13 @@ describe('bedrock through the gateway (openai SDK client)', () => {
     expect(t.error).toMatch(/InvalidSignatureException|credentials/);
     expect(JSON.stringify(t)).not.toContain('not-the-secret-9f3a');
     // An unknown key id: UnrecognizedClientException, the same class of failure.
-    const other = setup({ credentials: { aws_access_key_id: 'AKIDUNKNOWN', aws_secret_access_key: 'x' } });
+    const other = await setup({ credentials: { aws_access_key_id: 'AKIDUNKNOWN', aws_secret_access_key: 'x' } });
     expect(((await ask(other.model).catch((x: unknown) => x)) as InstanceType<typeof OpenAI.APIError>).code).toBe('provider_auth_failed');
   });
 
   it('AWS’s signature error quotes the canonical request (session token included): only its first paragraph is kept', async () => {
     fake.keys.set('ASIALEAK', { secret: 'right/secret', token: 'SESSIONTOKEN-must-not-leak' });
-    const { model, name } = setup({ credentials: { aws_access_key_id: 'ASIALEAK', aws_secret_access_key: 'wrong/secret', aws_session_token: 'SESSIONTOKEN-must-not-leak' } });
+    const { model, name } = await setup({ credentials: { aws_access_key_id: 'ASIALEAK', aws_secret_access_key: 'wrong/secret', aws_session_token: 'SESSIONTOKEN-must-not-leak' } });
     const e = (await ask(model).catch((x: unknown) => x)) as InstanceType<typeof OpenAI.APIError>;
     expect(e.code).toBe('provider_auth_failed');
     const t = await env.app.services.gateway.deployments.test(name);
@@ -228,30 +229,30 @@ describe('bedrock through the gateway (openai SDK client)', () => {
   });
 
   it('a region other than the one the credentials are scoped to is refused by the fake (the region is in the signature)', async () => {
-    const { model } = setup({ region: 'eu-west-1' });
+    const { model } = await setup({ region: 'eu-west-1' });
     const e = (await ask(model).catch((x: unknown) => x)) as InstanceType<typeof OpenAI.APIError>;
     expect(e.code).toBe('provider_auth_failed');
     expect(fake.refused).toBe(1);
   });
 
   it('the deployment’s region feeds the data-boundary policy: a region outside the tenant’s allowed ones is refused before anything is sent', async () => {
-    const { model } = setup();
+    const { model } = await setup();
     const policies = env.app.services.gateway.policies;
-    policies.write(env.tenant.ctx, { regions: { public: ['eu-central-1'], internal: ['eu-central-1'] } }, Date.now());
+    await policies.write(await env.tenant.ctx, { regions: { public: ['eu-central-1'], internal: ['eu-central-1'] } }, Date.now());
     try {
       const e = (await ask(model).catch((x: unknown) => x)) as InstanceType<typeof OpenAI.APIError>;
       expect(e.status).toBe(403);
       expect(String(e.code)).toMatch(/^policy_/);
       expect(fake.requests.length).toBe(0);
-      policies.write(env.tenant.ctx, { regions: { public: ['us-east-1'], internal: ['us-east-1'] } }, Date.now());
+      await policies.write(await env.tenant.ctx, { regions: { public: ['us-east-1'], internal: ['us-east-1'] } }, Date.now());
       expect((await ask(model)).choices[0]!.message.content).toBe('Hello from the fake model.');
     } finally {
-      policies.write(env.tenant.ctx, {}, Date.now());
+      await policies.write(await env.tenant.ctx, {}, Date.now());
     }
   });
 
   it('providers test lists the foundation models (ListFoundationModels, signed)', async () => {
-    const { name, model } = setup();
+    const { name, model } = await setup();
     const t = await env.app.services.gateway.deployments.test(name);
     expect(t.ok).toBe(true);
     expect(t.models).toContain(model);
@@ -264,7 +265,7 @@ describe('bedrock through the gateway (openai SDK client)', () => {
     delete process.env.AWS_SECRET_ACCESS_KEY;
     try {
       fake.keys.set('ASIAFAKEROLE', { secret: 'role/secret', token: 'role-session-token' });
-      const { model } = setup({ credentials: undefined, settings: { use_instance_role: true } });
+      const { model } = await setup({ credentials: undefined, settings: { use_instance_role: true } });
       expect((await ask(model)).choices[0]!.message.content).toBe('Hello from the fake model.');
       expect((await ask(model)).choices[0]!.message.content).toBe('Hello from the fake model.');
       expect(fake.requests[0]!.headers['x-amz-security-token']).toBe('role-session-token');
@@ -279,13 +280,14 @@ describe('bedrock through the gateway (openai SDK client)', () => {
     }
   });
 
-  it('without keys and without use_instance_role the deployment is refused at creation', () => {
-    expect(() => env.addProvider({ name: 'bedrock-nokeys', kind: 'bedrock', region: 'us-east-1', boundary: 'public', models: ['x'] })).toThrow(/credentials are required/);
+  // Promise.resolve().then(…): a refusal thrown or rejected (the deployment service may answer asynchronously).
+  it('without keys and without use_instance_role the deployment is refused at creation', async () => {
+    await expect(Promise.resolve().then(() => env.addProvider({ name: 'bedrock-nokeys', kind: 'bedrock', region: 'us-east-1', boundary: 'public', models: ['x'] }))).rejects.toThrow(/credentials are required/);
   });
 
-  it('a region that is not an AWS region name is refused: it would become the host the prompts go to', () => {
+  it('a region that is not an AWS region name is refused: it would become the host the prompts go to', async () => {
     for (const region of ['evil.example#', 'attacker.example/x', 'us-east-1.evil.example']) {
-      expect(() => env.addProvider({ name: `bedrock-r${++n}`, kind: 'bedrock', region, boundary: 'public', models: ['x'], credentials: KEYS }), region).toThrow(/AWS region/);
+      await expect(Promise.resolve().then(() => env.addProvider({ name: `bedrock-r${++n}`, kind: 'bedrock', region, boundary: 'public', models: ['x'], credentials: KEYS })), region).rejects.toThrow(/AWS region/);
     }
   });
 });

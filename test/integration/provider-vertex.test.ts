@@ -35,14 +35,15 @@ afterEach(() => {
 });
 
 type Kind = 'vertex' | 'gemini';
-function setup(kind: Kind, o: { options?: Record<string, unknown>; apiKey?: string; serviceAccount?: string } = {}): { model: string; name: string; fake: FakeVertex } {
+async function setup(kind: Kind, o: { options?: Record<string, unknown>; apiKey?: string; serviceAccount?: string } = {}): Promise<{ model: string; name: string; fake: FakeVertex }> {
   const i = ++n;
   const fake = fakes[kind];
   const model = `gemini-test-${i}`;
   const name = `${kind}-${i}`;
   fake.reset();
   fake.models.push(model);
-  env.addProvider({
+  // Awaited: the deployment service may answer asynchronously (issue 22's async data layer).
+  await env.addProvider({
     name,
     kind,
     base_url: fake.url,
@@ -77,7 +78,7 @@ const PNG = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwA
 
 describe.each<Kind>(['vertex', 'gemini'])('%s through the gateway (openai SDK client)', (kind) => {
   it('plain: generateContent with the system instruction, usage and finish reason', async () => {
-    const { model, fake } = setup(kind);
+    const { model, fake } = await setup(kind);
     const r = await ask(model, { max_tokens: 100, temperature: 0 });
     expect(r.choices[0]!.message.content).toBe('Hello from the fake model.');
     expect(r.choices[0]!.finish_reason).toBe('stop');
@@ -90,7 +91,7 @@ describe.each<Kind>(['vertex', 'gemini'])('%s through the gateway (openai SDK cl
   });
 
   it('stream: streamGenerateContent?alt=sse decoded as it arrives, usage last', async () => {
-    const { model, fake } = setup(kind);
+    const { model, fake } = await setup(kind);
     const { text, usage, err } = await streamText(model);
     expect(err).toBeUndefined();
     expect(text).toBe('Hello from the fake model.');
@@ -99,7 +100,7 @@ describe.each<Kind>(['vertex', 'gemini'])('%s through the gateway (openai SDK cl
   });
 
   it('tools: functionDeclarations ↔ tool_calls (schema keywords Gemini refuses dropped), and the result goes back as a functionResponse', async () => {
-    const { model, fake } = setup(kind);
+    const { model, fake } = await setup(kind);
     const r = await ask(model, { tools: TOOLS, tool_choice: 'required' });
     const call = r.choices[0]!.message.tool_calls![0]! as OpenAI.ChatCompletionMessageFunctionToolCall;
     expect(r.choices[0]!.finish_reason).toBe('tool_calls');
@@ -128,13 +129,13 @@ describe.each<Kind>(['vertex', 'gemini'])('%s through the gateway (openai SDK cl
   });
 
   it('images: a data-URL image becomes inlineData', async () => {
-    const { model, fake } = setup(kind);
+    const { model, fake } = await setup(kind);
     await env.client.chat.completions.create({ model, messages: [{ role: 'user', content: [{ type: 'text', text: 'what is this?' }, { type: 'image_url', image_url: { url: `data:image/png;base64,${PNG}` } }] }] });
     expect(calls(fake)[0]!.body.contents[0].parts).toEqual([{ text: 'what is this?' }, { inlineData: { mimeType: 'image/png', data: PNG } }]);
   });
 
   it('safety: a blocked prompt and a blocked answer are 400 provider_content_filtered, plain and streamed', async () => {
-    const { model } = setup(kind);
+    const { model } = await setup(kind);
     const a = await fail(env.client.chat.completions.create({ model, messages: [{ role: 'user', content: 'BLOCKME please' }] }));
     expect(a.status).toBe(400);
     expect(a.code).toBe('provider_content_filtered');
@@ -149,11 +150,11 @@ describe.each<Kind>(['vertex', 'gemini'])('%s through the gateway (openai SDK cl
   });
 
   it('429 RESOURCE_EXHAUSTED is retried; when it persists the client gets 429 with the RetryInfo delay as Retry-After', async () => {
-    const { model, fake } = setup(kind, { options: { maxRetries: 1, retryBaseMs: 5 } });
+    const { model, fake } = await setup(kind, { options: { maxRetries: 1, retryBaseMs: 5 } });
     fake.fail({ mode: 'rate_limit', retryAfterS: 0 });
     expect((await ask(model)).choices[0]!.message.content).toBe('Hello from the fake model.');
     expect(calls(fake).length).toBe(2);
-    const only = setup(kind);
+    const only = await setup(kind);
     only.fake.fail({ mode: 'rate_limit', retryAfterS: 7 });
     const e = await fail(ask(only.model));
     expect(e.status).toBe(429);
@@ -162,7 +163,7 @@ describe.each<Kind>(['vertex', 'gemini'])('%s through the gateway (openai SDK cl
   });
 
   it('5xx is retried, then a 502', async () => {
-    const { model, fake } = setup(kind, { options: { maxRetries: 1 } });
+    const { model, fake } = await setup(kind, { options: { maxRetries: 1 } });
     fake.fail('server_error');
     expect((await ask(model)).choices[0]!.message.content).toBe('Hello from the fake model.');
     fake.fail('server_error', 'server_error');
@@ -172,17 +173,17 @@ describe.each<Kind>(['vertex', 'gemini'])('%s through the gateway (openai SDK cl
   });
 
   it('a slow first token times out (504); a dropped connection is retried', async () => {
-    const { model, fake } = setup(kind, { options: { firstTokenMs: 150 } });
+    const { model, fake } = await setup(kind, { options: { firstTokenMs: 150 } });
     fake.fail({ mode: 'slow_first_token', delayMs: 600 });
     const { err } = await streamText(model);
     expect((err as ApiError).status).toBe(504);
-    const d = setup(kind, { options: { maxRetries: 1 } });
+    const d = await setup(kind, { options: { maxRetries: 1 } });
     d.fake.fail('drop');
     expect((await ask(d.model)).choices[0]!.message.content).toBe('Hello from the fake model.');
   });
 
   it.each(['stall_mid_stream', 'drop_mid_stream', 'error_mid_stream', 'malformed'] as const)('%s: the stream ends in an error after what arrived', async (mode) => {
-    const { model, fake } = setup(kind, { options: { idleMs: 150 } });
+    const { model, fake } = await setup(kind, { options: { idleMs: 150 } });
     fake.fail(mode);
     const { text, err } = await streamText(model);
     expect(err, mode).toBeInstanceOf(OpenAI.APIError);
@@ -191,7 +192,7 @@ describe.each<Kind>(['vertex', 'gemini'])('%s through the gateway (openai SDK cl
   });
 
   it('a stream in Google’s default JSON-array framing (a proxy dropped alt=sse) is decoded too, and a broken element fails it', async () => {
-    const { model, fake } = setup(kind, { options: { idleMs: 150 } });
+    const { model, fake } = await setup(kind, { options: { idleMs: 150 } });
     fake.ignoreAlt = true;
     const ok = await streamText(model);
     expect(ok.err).toBeUndefined();
@@ -203,8 +204,34 @@ describe.each<Kind>(['vertex', 'gemini'])('%s through the gateway (openai SDK cl
     expect(bad.text).toBe('Hello from');
   });
 
+  it('embeddings: batchEmbedContents (gemini) / predict (vertex) through the SDK (base64 by default), dimensions passed on', async () => {
+    const i = ++n;
+    const fake = fakes[kind];
+    fake.reset();
+    await env.addProvider({
+      name: `${kind}-emb-${i}`,
+      kind,
+      base_url: fake.url,
+      boundary: 'public',
+      models: [{ name: `emb-${kind}-${i}`, upstream: 'text-embedding-004', type: 'embedding' }],
+      ...(kind === 'vertex' ? { region: fake.location, settings: { project: fake.project }, credentials: { service_account_json: fake.serviceAccountJson() } } : { api_key: fake.apiKey }),
+      options: { maxRetries: 0 },
+    });
+    const r = await env.client.embeddings.create({ model: `emb-${kind}-${i}`, input: ['one two', 'three'], dimensions: 4 });
+    expect(r.data.map((d) => d.embedding.length)).toEqual([4, 4]);
+    expect(r.data[0]!.embedding[0]).toBeCloseTo(0.227, 3); // 'o' + 't' (111 + 116, /1000): the fake's deterministic vector
+    if (kind === 'vertex') expect(r.usage).toEqual({ prompt_tokens: 3, total_tokens: 3 }); // the API's token counts
+    else expect(r.usage.prompt_tokens).toBeGreaterThan(0); // estimated: the Gemini API reports none
+    const seen = fake.requests.find((q) => q.path.endsWith(kind === 'gemini' ? ':batchEmbedContents' : ':predict'))!;
+    expect(seen.body).toEqual(
+      kind === 'gemini'
+        ? { requests: [{ model: 'models/text-embedding-004', content: { parts: [{ text: 'one two' }] }, outputDimensionality: 4 }, { model: 'models/text-embedding-004', content: { parts: [{ text: 'three' }] }, outputDimensionality: 4 }] }
+        : { instances: [{ content: 'one two' }, { content: 'three' }], parameters: { outputDimensionality: 4 } },
+    );
+  });
+
   it('malformed JSON in a plain answer is a 502 provider_bad_response', async () => {
-    const { model, fake } = setup(kind);
+    const { model, fake } = await setup(kind);
     fake.fail('malformed');
     const e = await fail(ask(model));
     expect(e.status).toBe(502);
@@ -212,7 +239,7 @@ describe.each<Kind>(['vertex', 'gemini'])('%s through the gateway (openai SDK cl
   });
 
   it('a model the project cannot use: 502 provider_model_not_found; providers test lists the models', async () => {
-    const { model, name, fake } = setup(kind);
+    const { model, name, fake } = await setup(kind);
     const t = await env.app.services.gateway.deployments.test(name);
     expect(t.ok).toBe(true);
     expect(t.models).toContain(model);
@@ -224,7 +251,7 @@ describe.each<Kind>(['vertex', 'gemini'])('%s through the gateway (openai SDK cl
 
 describe('auth', () => {
   it('gemini: a wrong API key (Google’s 400 API_KEY_INVALID) is provider_auth_failed; providers test says so without the key', async () => {
-    const { model, name } = setup('gemini', { apiKey: 'AIza-wrong-key-77' });
+    const { model, name } = await setup('gemini', { apiKey: 'AIza-wrong-key-77' });
     const e = await fail(ask(model));
     expect(e.status).toBe(502);
     expect(e.code).toBe('provider_auth_failed');
@@ -234,7 +261,7 @@ describe('auth', () => {
   });
 
   it('vertex: the JWT is RS256 with the key id, verified by the token endpoint with the account’s public key; the token is cached', async () => {
-    const { model, fake } = setup('vertex');
+    const { model, fake } = await setup('vertex');
     await ask(model);
     await ask(model);
     await streamText(model);
@@ -247,7 +274,7 @@ describe('auth', () => {
   it('vertex: a key signed by another private key is refused by the token endpoint (invalid_grant) → provider_auth_failed, and providers test says why', async () => {
     const { generateKeyPair, exportPKCS8 } = await import('jose');
     const other = await exportPKCS8((await generateKeyPair('RS256', { extractable: true })).privateKey);
-    const { model, name, fake } = setup('vertex', { serviceAccount: fakes.vertex.serviceAccountJson({ privatePem: other }) });
+    const { model, name, fake } = await setup('vertex', { serviceAccount: fakes.vertex.serviceAccountJson({ privatePem: other }) });
     const e = await fail(ask(model));
     expect(e.code).toBe('provider_auth_failed');
     expect(fake.assertionsRefused).toBe(1);
@@ -258,7 +285,7 @@ describe('auth', () => {
   });
 
   it('vertex: a revoked token (401) is dropped; the next call fetches a new one', async () => {
-    const { model, fake } = setup('vertex');
+    const { model, fake } = await setup('vertex');
     await ask(model);
     fake.revokeTokens();
     expect((await fail(ask(model))).code).toBe('provider_auth_failed');
@@ -275,12 +302,15 @@ describe('auth', () => {
 });
 
 describe('configuration', () => {
-  it('a region that is not a Google Cloud location is refused: it would become the host the prompts go to', () => {
+  it('a region that is not a Google Cloud location is refused: it would become the host the prompts go to', async () => {
     for (const region of ['evil.example#', 'evil.example/x', 'us-central1.evil.example']) {
-      expect(
-        () => env.addProvider({ name: `vertex-r${++n}`, kind: 'vertex', region, boundary: 'public', models: ['x'], settings: { project: fakes.vertex.project }, credentials: { service_account_json: fakes.vertex.serviceAccountJson() } }),
+      // Promise.resolve().then(…): a refusal thrown or rejected (the deployment service may answer asynchronously).
+      await expect(
+        Promise.resolve().then(() =>
+          env.addProvider({ name: `vertex-r${++n}`, kind: 'vertex', region, boundary: 'public', models: ['x'], settings: { project: fakes.vertex.project }, credentials: { service_account_json: fakes.vertex.serviceAccountJson() } }),
+        ),
         region,
-      ).toThrow(/Google Cloud location/);
+      ).rejects.toThrow(/Google Cloud location/);
     }
   });
 });

@@ -8,6 +8,7 @@ import {
   type ChatCompletionChunk,
   type ChatRequest,
   type CreateEmbeddingResponse,
+  type EmbeddingsRequest,
   type ProviderAdapter,
 } from '../types.js';
 import { parseServiceAccount, ServiceAccountTokens } from './auth.js';
@@ -111,8 +112,27 @@ abstract class GoogleAdapter implements ProviderAdapter {
     })();
   }
 
-  embed(): Promise<CreateEmbeddingResponse> {
-    return Promise.reject(new UpstreamError('provider_request_rejected', `${this.kind} deployments do not serve embeddings in Enclave yet.`, 400, undefined, 'this provider does not serve embeddings'));
+  /** The kind's embeddings request and how to read its answer (vectors and, when told, token counts). */
+  protected abstract embedCall(model: string, texts: string[], dimensions: number | undefined): { path: string; body: unknown; read(j: unknown): { vectors: number[][]; tokens: number | undefined } | undefined };
+
+  async embed(req: EmbeddingsRequest, o: CallOptions): Promise<CreateEmbeddingResponse> {
+    const input = req.input as unknown;
+    const texts = typeof input === 'string' ? [input] : Array.isArray(input) && input.every((x) => typeof x === 'string') ? (input as string[]) : undefined;
+    if (!texts || texts.length === 0) throw new UpstreamError('provider_request_rejected', 'This provider embeds text: input must be a string or a list of strings.', 400, undefined, 'input must be a string or a list of strings');
+    const model = String(req.model);
+    const c = this.embedCall(model, texts, typeof req.dimensions === 'number' ? req.dimensions : undefined);
+    const res = await this.call('POST', c.path, c.body, o.signal);
+    let j: unknown;
+    try {
+      j = JSON.parse((await readAll(res)).toString('utf8'));
+    } catch (e) {
+      throw e instanceof SyntaxError ? new UpstreamError('provider_bad_response', 'The provider sent malformed JSON.') : toUpstreamError(e);
+    }
+    const r = c.read(j);
+    if (!r || r.vectors.length !== texts.length || !r.vectors.every(Array.isArray)) throw new UpstreamError('provider_bad_response', 'The provider answered without one embedding per input.');
+    // The Gemini API reports no token count for embeddings: estimated at four characters a token.
+    const n = r.tokens ?? texts.reduce((k, t) => k + Math.ceil(t.length / 4), 0);
+    return { object: 'list', model, data: r.vectors.map((embedding, index) => ({ object: 'embedding', index, embedding })), usage: { prompt_tokens: n, total_tokens: n } };
   }
 
   async listModels(o: CallOptions): Promise<string[]> {
@@ -169,6 +189,16 @@ export class GeminiAdapter extends GoogleAdapter {
   protected modelsPath(): string {
     return '/v1beta/models?pageSize=1000';
   }
+  protected embedCall(model: string, texts: string[], dimensions: number | undefined) {
+    return {
+      path: `${this.modelPath(model)}:batchEmbedContents`,
+      body: { requests: texts.map((text) => ({ model: `models/${model}`, content: { parts: [{ text }] }, ...(dimensions ? { outputDimensionality: dimensions } : {}) })) },
+      read: (j: unknown) => {
+        const e = (j as { embeddings?: { values?: number[] }[] } | null)?.embeddings;
+        return Array.isArray(e) ? { vectors: e.map((x) => x.values as number[]), tokens: undefined } : undefined;
+      },
+    };
+  }
   protected modelNames(j: unknown): string[] | undefined {
     const m = (j as { models?: { name?: unknown }[] } | null)?.models;
     return Array.isArray(m) ? m.map((x) => lastSegment(x.name)) : undefined;
@@ -209,6 +239,18 @@ export class VertexAdapter extends GoogleAdapter {
   }
   protected modelsPath(): string {
     return '/v1beta1/publishers/google/models?pageSize=100';
+  }
+  protected embedCall(model: string, texts: string[], dimensions: number | undefined) {
+    return {
+      path: `${this.modelPath(model)}:predict`,
+      body: { instances: texts.map((content) => ({ content })), ...(dimensions ? { parameters: { outputDimensionality: dimensions } } : {}) },
+      read: (j: unknown) => {
+        const p = (j as { predictions?: { embeddings?: { values?: number[]; statistics?: { token_count?: number } } }[] } | null)?.predictions;
+        if (!Array.isArray(p)) return undefined;
+        const counts = p.map((x) => x.embeddings?.statistics?.token_count);
+        return { vectors: p.map((x) => x.embeddings?.values as number[]), tokens: counts.every((c) => typeof c === 'number') ? counts.reduce((a, b) => a + (b as number), 0) : undefined };
+      },
+    };
   }
   protected modelNames(j: unknown): string[] | undefined {
     const m = (j as { publisherModels?: { name?: unknown }[] } | null)?.publisherModels;
