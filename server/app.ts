@@ -268,7 +268,7 @@ export async function createServices(
       }),
     );
     const entitlementsNow = opts.entitlements ?? license;
-    const jobs = createJobs({ config, redisUrl, redis, db, data, access: identity.access, keys: identity.keys, clock, log });
+    const jobs = createJobs({ config, redisUrl, redis, store, tenantStore, access: identity.access, keys: identity.keys, clock, log });
     closers.push(() => jobs.close());
     // Soft-limit webhooks are delivered by the worker (maintenance lane), never from here.
     metering.onNotification((n) => void enqueueWebhook(jobs.queues, n).catch((e: Error) => log.warn({ err: e.message, notificationId: n.notificationId }, 'could not queue the quota webhook; the reconciler retries')));

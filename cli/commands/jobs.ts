@@ -3,7 +3,6 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
 import { systemClock } from '../../server/clock.js';
-import { createTenantData } from '../../server/db/tenant-scope.js';
 import type { Jobs } from '../../server/jobs/index.js';
 import { isLane, LANES, type Lane } from '../../server/jobs/lanes.js';
 import { cliConfig } from '../config.js';
@@ -35,7 +34,7 @@ async function withJobs<T>(fn: (j: Jobs, c: CliIdentity) => Promise<T>): Promise
   const { createJobs } = await import('../../server/jobs/index.js');
   return withIdentity(async (c) => {
     const log = pino({ level: 'silent' });
-    const jobs = createJobs({ config, redisUrl: redisUrlFor(config.dataDir, config.redisUrl), db: c.db, data: createTenantData(c.db), access: c.identity.access, keys: c.identity.keys, clock: systemClock, log });
+    const jobs = createJobs({ config, redisUrl: redisUrlFor(config.dataDir, config.redisUrl), store: c.store, tenantStore: c.tenantStore, access: c.identity.access, keys: c.identity.keys, clock: systemClock, log });
     try {
       return await fn(jobs, c);
     } finally {
@@ -57,7 +56,7 @@ export function registerJobs(program: Command): void {
     .option('--json', 'print JSON')
     .action((opts: { json?: boolean }) =>
       withJobs(async (j, c) => {
-        c.identity.access.require(c.ctx, 'platform:jobs:read');
+        await c.identity.access.require(c.ctx, 'platform:jobs:read');
         const counts = await j.queues.counts();
         if (opts.json) return printJson(counts);
         printTable(
@@ -74,7 +73,7 @@ export function registerJobs(program: Command): void {
     .option('--json', 'print JSON')
     .action((opts: { queue?: string; limit: string; json?: boolean }) =>
       withJobs(async (j, c) => {
-        c.identity.access.require(c.ctx, 'platform:jobs:read');
+        await c.identity.access.require(c.ctx, 'platform:jobs:read');
         const limit = Number(opts.limit);
         if (!Number.isInteger(limit) || limit < 1) throw new CliError('--limit must be a positive whole number', 2);
         const rows = await j.queues.listFailed({ limit, ...(opts.queue ? { queue: lane(opts.queue) } : {}) });
@@ -93,10 +92,10 @@ export function registerJobs(program: Command): void {
       .option('--json', 'print JSON')
       .action((queue: string, id: string, opts: { json?: boolean }) =>
         withJobs(async (j, c) => {
-          c.identity.access.require(c.ctx, 'platform:jobs:write');
+          await c.identity.access.require(c.ctx, 'platform:jobs:write');
           const q = lane(queue);
           const job = op === 'retry' ? await j.queues.retry(q, id) : await j.queues.discard(q, id);
-          c.identity.audit.record(c.ctx, { action: `jobs.${op}`, tenantId: job.tenant_id, target: { type: 'job', id: `${q}:${id}` }, details: { name: job.name } });
+          await c.identity.audit.record(c.ctx, { action: `jobs.${op}`, tenantId: job.tenant_id, target: { type: 'job', id: `${q}:${id}` }, details: { name: job.name } });
           if (opts.json) return printJson(job);
           process.stdout.write(`${op === 'retry' ? 'retried' : 'discarded'} ${q} job ${id} (${job.name})\n`);
         }),

@@ -1,10 +1,10 @@
 import type { RequestContext } from '../context.js';
-import type { TenantData } from '../db/tenant-scope.js';
+import type { LineUsage } from '../db/repos/jobs.js';
 import type { Gateway } from '../gateway/index.js';
 import type { BatchLine } from './validate.js';
 
 /** The usage record of one line, as the gateway made it (written by the batch in its own transaction). */
-export type UsageInsert = Parameters<TenantData['usageRecords']['insert']>[1];
+export type UsageInsert = LineUsage;
 
 export interface LineOutcome {
   readonly statusCode: number;

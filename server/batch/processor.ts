@@ -43,57 +43,58 @@ export function batchProcessor(d: {
 }) {
   return async (job: Job<JobData>, jc: JobContext): Promise<{ status: string }> => {
     const batchId = String(job.data.batchId);
-    const tenant = d.repo.batchTenant(batchId);
+    const tenant = await d.repo.batchTenant(batchId);
     if (!tenant) return { status: 'gone' };
     const ctx = createContext({ requestId: `job_${batchId}`, log: jc.log, clock: d.clock, tenant });
-    let b = d.repo.batch(ctx, batchId)!;
+    let b = (await d.repo.batch(ctx, batchId))!;
     const now = (): number => d.clock.now();
 
     if (['completed', 'failed', 'expired', 'cancelled'].includes(b.status)) return { status: b.status };
-    const interrupted = d.repo.interruptRunning(ctx, batchId, INTERRUPTED, now());
+    const interrupted = await d.repo.interruptRunning(ctx, batchId, INTERRUPTED, now());
     if (interrupted) {
       jc.log.warn({ batchId, lines: interrupted }, 'batch: lines in flight at a crash marked failed (not re-run)');
-      b = d.repo.batch(ctx, batchId)!;
+      b = (await d.repo.batch(ctx, batchId))!;
     }
     if (b.status === 'cancelling') return finalize(d, ctx, b, 'cancelled');
     if (now() >= b.expiresAt) return finalize(d, ctx, b, 'expired');
     if (b.status === 'finalizing') return finalize(d, ctx, b, 'completed');
     if (b.status === 'validating') {
-      d.repo.updateBatch(ctx, batchId, { status: 'in_progress', inProgressAt: now() }, ['validating']);
+      await d.repo.updateBatch(ctx, batchId, { status: 'in_progress', inProgressAt: now() }, ['validating']);
     }
     // The key the batch runs as, re-checked now (revoked, expired, owner gone, tenant suspended).
     let keyCtx: () => RequestContext;
     try {
-      const key = d.identity.keys.verifyStored(ctx, b.keyId);
+      const key = await d.identity.keys.verifyStored(ctx, b.keyId);
       keyCtx = () => applyKey(createContext({ requestId: newId('req', now()), log: jc.log, clock: d.clock }), key);
     } catch (e) {
       const err = e instanceof AppError ? e : new AppError(500, 'internal_error', (e as Error).message);
-      return finalize(d, ctx, d.repo.batch(ctx, batchId)!, 'failed', [{ code: err.code, message: `The batch's API key can no longer be used: ${err.message}` }]);
+      return finalize(d, ctx, (await d.repo.batch(ctx, batchId))!, 'failed', [{ code: err.code, message: `The batch's API key can no longer be used: ${err.message}` }]);
     }
 
-    const file = d.repo.file(ctx, b.inputFileId);
+    const file = await d.repo.file(ctx, b.inputFileId);
     if (!file) return finalize(d, ctx, b, 'failed', [{ code: 'file_not_found', message: `The input file ${b.inputFileId} was deleted.` }]);
     const { lines } = parseBatchFile(readFileSync(path.join(d.config.dataDir, file.path), 'utf8'), { maxLines: Number.MAX_SAFE_INTEGER });
-    const started = d.repo.startedLines(ctx, batchId);
+    const started = await d.repo.startedLines(ctx, batchId);
     const pending = lines.filter((l) => !started.has(l.line));
 
     // Cancel and expiry are noticed between lines; in-flight lines are aborted on cancel.
     const stop = new AbortController();
     // The poll aborts lines in flight; each lane also re-reads the row before it starts a line
     // (one indexed read), so no line starts after a cancel has committed, however fast lines run.
-    const checkStopped = (): boolean => {
-      const cur = d.repo.batch(ctx, batchId);
+    const checkStopped = async (): Promise<boolean> => {
+      const cur = await d.repo.batch(ctx, batchId);
       if (!cur || cur.status === 'cancelling' || now() >= cur.expiresAt) stop.abort(new Error('batch stopped'));
       return stop.signal.aborted;
     };
-    const poll = setInterval(checkStopped, STATUS_POLL_MS);
+    // A failed read is logged; the lanes read again before each line.
+    const poll = setInterval(() => void checkStopped().catch((e: Error) => jc.log.warn({ batchId, err: e.message }, 'batch: status poll failed')), STATUS_POLL_MS);
     poll.unref();
     const lineSignal = AbortSignal.any([stop.signal, jc.signal]);
 
     let next = 0;
     const runOne = async (line: BatchLine): Promise<void> => {
       const lctx = keyCtx();
-      d.repo.startLine(ctx, batchId, line.line, line.customId, lctx.requestId, now());
+      await d.repo.startLine(ctx, batchId, line.line, line.customId, lctx.requestId, now());
       let out;
       try {
         out = await d.execute(lctx, line, { signal: lineSignal, workflow: batchId, classification: b.classification });
@@ -106,11 +107,11 @@ export function batchProcessor(d: {
         jc.log.error({ batchId, line: line.line, err: (e as Error).message }, 'batch: line failed unexpectedly');
       }
       const ok = out.statusCode >= 200 && out.statusCode < 300;
-      d.repo.finishLine(ctx, batchId, line.line, { status: ok ? 'completed' : 'failed', statusCode: out.statusCode, body: JSON.stringify(out.body), error: null, now: now() }, out.usage);
+      await d.repo.finishLine(ctx, batchId, line.line, { status: ok ? 'completed' : 'failed', statusCode: out.statusCode, body: JSON.stringify(out.body), error: null, now: now() }, out.usage);
       if (out.usage) d.afterUsage?.(out.usage);
     };
     const lane = async (): Promise<void> => {
-      while (next < pending.length && !lineSignal.aborted && !checkStopped()) {
+      while (next < pending.length && !lineSignal.aborted && !(await checkStopped())) {
         const line = pending[next++]!;
         await runOne(line);
       }
@@ -121,7 +122,7 @@ export function batchProcessor(d: {
       clearInterval(poll);
     }
 
-    b = d.repo.batch(ctx, batchId)!;
+    b = (await d.repo.batch(ctx, batchId))!;
     if (b.status === 'cancelling') return finalize(d, ctx, b, 'cancelled');
     if (now() >= b.expiresAt && next < pending.length) return finalize(d, ctx, b, 'expired');
     if (jc.shutdown.aborted && next < pending.length) return jc.defer(0); // resumes on another (or the next) worker
@@ -137,16 +138,16 @@ type Final = 'completed' | 'failed' | 'expired' | 'cancelled';
  * that never ran when the batch expired, was cancelled or failed), then the final status.
  * Idempotent: a crash here leaves the batch `finalizing`, and the next run does it again.
  */
-function finalize(
+async function finalize(
   d: { config: Config; repo: JobsRepo; clock: Clock },
   ctx: RequestContext,
   b: BatchRow,
   status: Final,
   errors?: { code: string; message: string }[],
-): { status: string } {
+): Promise<{ status: string }> {
   const now = d.clock.now();
-  d.repo.updateBatch(ctx, b.id, { status: status === 'completed' ? 'finalizing' : b.status, finalizingAt: b.finalizingAt ?? now });
-  const done = d.repo.finishedLines(ctx, b.id);
+  await d.repo.updateBatch(ctx, b.id, { status: status === 'completed' ? 'finalizing' : b.status, finalizingAt: b.finalizingAt ?? now });
+  const done = await d.repo.finishedLines(ctx, b.id);
   const out: string[] = [];
   const err: string[] = [];
   for (const l of done) {
@@ -161,7 +162,7 @@ function finalize(
   let unrun = 0;
   if (status !== 'completed') {
     // Lines that never started: say why in the error file (OpenAI: expired requests are listed there).
-    const file = d.repo.file(ctx, b.inputFileId);
+    const file = await d.repo.file(ctx, b.inputFileId);
     const startedSet = new Set(done.map((l) => l.line));
     if (file) {
       let lines: BatchLine[] = [];
@@ -183,10 +184,10 @@ function finalize(
       }
     }
   }
-  const outputFileId = out.length ? writeOutput(d, ctx, b, 'output', out, now) : null;
-  const errorFileId = err.length ? writeOutput(d, ctx, b, 'errors', err, now) : null;
+  const outputFileId = out.length ? await writeOutput(d, ctx, b, 'output', out, now) : null;
+  const errorFileId = err.length ? await writeOutput(d, ctx, b, 'errors', err, now) : null;
   const stamp: Record<Final, string> = { completed: 'completedAt', failed: 'failedAt', expired: 'expiredAt', cancelled: 'cancelledAt' };
-  d.repo.updateBatch(ctx, b.id, {
+  await d.repo.updateBatch(ctx, b.id, {
     status,
     outputFileId,
     errorFileId,
@@ -195,18 +196,18 @@ function finalize(
     ...(status === 'expired' || status === 'cancelled' || status === 'failed' ? { failed: b.failed + unrun } : {}),
   });
   // The rows' copies of the bodies are no longer needed once the files exist.
-  d.repo.clearLineBodies(ctx, b.id);
+  await d.repo.clearLineBodies(ctx, b.id);
   return { status };
 }
 
-function writeOutput(d: { config: Config; repo: JobsRepo }, ctx: RequestContext, b: BatchRow, kind: 'output' | 'errors', lines: string[], now: number): string {
+async function writeOutput(d: { config: Config; repo: JobsRepo }, ctx: RequestContext, b: BatchRow, kind: 'output' | 'errors', lines: string[], now: number): Promise<string> {
   // Deterministic ids: finalizing twice overwrites the same files instead of adding new ones.
   const id = `file_${b.id.slice(6)}${kind === 'output' ? 'o' : 'e'}`;
   const rel = path.join('files', ctx.tenant!.id, `${id}.jsonl`);
   const data = lines.join('\n') + '\n';
   writeDurable(path.join(d.config.dataDir, rel), data);
-  if (!d.repo.file(ctx, id)) {
-    d.repo.insertFile(ctx, {
+  if (!(await d.repo.file(ctx, id))) {
+    await d.repo.insertFile(ctx, {
       id,
       purpose: 'batch_output',
       filename: `${b.id}_${kind === 'output' ? 'output' : 'error'}.jsonl`,
@@ -222,9 +223,9 @@ function writeOutput(d: { config: Config; repo: JobsRepo }, ctx: RequestContext,
 }
 
 /** Ends an open batch as failed (reconciler gave up, or an admin discarded its job); writes what it has. */
-export function failBatch(d: { config: Config; repo: JobsRepo; clock: Clock }, ctx: RequestContext, batchId: string, code: string, message: string): void {
-  const b = d.repo.batch(ctx, batchId);
+export async function failBatch(d: { config: Config; repo: JobsRepo; clock: Clock }, ctx: RequestContext, batchId: string, code: string, message: string): Promise<void> {
+  const b = await d.repo.batch(ctx, batchId);
   if (!b || ['completed', 'failed', 'expired', 'cancelled'].includes(b.status)) return;
-  d.repo.interruptRunning(ctx, batchId, INTERRUPTED, d.clock.now());
-  finalize(d, ctx, d.repo.batch(ctx, batchId)!, 'failed', [{ code, message }]);
+  await d.repo.interruptRunning(ctx, batchId, INTERRUPTED, d.clock.now());
+  await finalize(d, ctx, (await d.repo.batch(ctx, batchId))!, 'failed', [{ code, message }]);
 }

@@ -38,20 +38,20 @@ export function batchRouter(identity: Identity, batches: BatchService, o: { maxF
     const purpose = parts.find((p) => p.name === 'purpose')?.data.toString('utf8').trim();
     if (!file) throw new AppError(400, 'invalid_request', 'The "file" field is required.', { param: 'file' });
     if (file.data.length > o.maxFileBytes) throw new AppError(413, 'file_too_large', `The file is larger than the limit of ${o.maxFileBytes} bytes (ENCLAVE_BATCH_MAX_FILE_BYTES).`, { param: 'file' });
-    res.json(batches.upload(req.ctx, { purpose, filename: file.filename, data: file.data }));
+    res.json(await batches.upload(req.ctx, { purpose, filename: file.filename, data: file.data }));
   });
-  r.get('/v1/files', auth, (req: Request, res: Response) => {
+  r.get('/v1/files', auth, async (req: Request, res: Response) => {
     const q = parseInput(listQuery, req.query);
-    res.json(batches.listFiles(req.ctx, { limit: q.limit, ...(q.after ? { after: q.after } : {}), ...(q.purpose ? { purpose: q.purpose } : {}) }));
+    res.json(await batches.listFiles(req.ctx, { limit: q.limit, ...(q.after ? { after: q.after } : {}), ...(q.purpose ? { purpose: q.purpose } : {}) }));
   });
-  r.get('/v1/files/:id', auth, (req: Request, res: Response) => {
-    res.json(batches.getFile(req.ctx, String(req.params.id)));
+  r.get('/v1/files/:id', auth, async (req: Request, res: Response) => {
+    res.json(await batches.getFile(req.ctx, String(req.params.id)));
   });
-  r.delete('/v1/files/:id', auth, (req: Request, res: Response) => {
-    res.json(batches.deleteFile(req.ctx, String(req.params.id)));
+  r.delete('/v1/files/:id', auth, async (req: Request, res: Response) => {
+    res.json(await batches.deleteFile(req.ctx, String(req.params.id)));
   });
-  r.get('/v1/files/:id/content', auth, (req: Request, res: Response) => {
-    const { data, filename } = batches.fileContent(req.ctx, String(req.params.id));
+  r.get('/v1/files/:id/content', auth, async (req: Request, res: Response) => {
+    const { data, filename } = await batches.fileContent(req.ctx, String(req.params.id));
     res.setHeader('content-type', 'application/octet-stream');
     res.setHeader('content-disposition', `attachment; filename="${filename}"`);
     res.send(data);
@@ -61,15 +61,15 @@ export function batchRouter(identity: Identity, batches: BatchService, o: { maxF
     const b = parseInput(createBatch, req.body);
     res.json(await batches.create(req.ctx, b, req.get('x-enclave-classification')?.trim().toLowerCase()));
   });
-  r.get('/v1/batches', auth, (req: Request, res: Response) => {
+  r.get('/v1/batches', auth, async (req: Request, res: Response) => {
     const q = parseInput(listQuery, req.query);
-    res.json(batches.list(req.ctx, { limit: q.limit, ...(q.after ? { after: q.after } : {}) }));
+    res.json(await batches.list(req.ctx, { limit: q.limit, ...(q.after ? { after: q.after } : {}) }));
   });
-  r.get('/v1/batches/:id', auth, (req: Request, res: Response) => {
-    res.json(batches.get(req.ctx, String(req.params.id)));
+  r.get('/v1/batches/:id', auth, async (req: Request, res: Response) => {
+    res.json(await batches.get(req.ctx, String(req.params.id)));
   });
-  r.post('/v1/batches/:id/cancel', auth, (req: Request, res: Response) => {
-    res.json(batches.cancel(req.ctx, String(req.params.id)));
+  r.post('/v1/batches/:id/cancel', auth, async (req: Request, res: Response) => {
+    res.json(await batches.cancel(req.ctx, String(req.params.id)));
   });
   return r;
 }

@@ -34,8 +34,8 @@ export class BatchService {
 
   // ---- files ----
 
-  upload(ctx: RequestContext, input: { purpose: string | undefined; filename: string | undefined; data: Buffer }): ReturnType<typeof serializeFile> {
-    this.d.access.require(ctx, 'batches:write', {}, { type: 'file' });
+  async upload(ctx: RequestContext, input: { purpose: string | undefined; filename: string | undefined; data: Buffer }): Promise<ReturnType<typeof serializeFile>> {
+    await this.d.access.require(ctx, 'batches:write', {}, { type: 'file' });
     const tenant = requireTenant(ctx);
     if (input.purpose !== 'batch') {
       throw new AppError(400, 'invalid_purpose', `purpose must be "batch" (got ${JSON.stringify(input.purpose ?? null)}); Enclave stores files for the Batch API only.`, { param: 'purpose' });
@@ -57,7 +57,7 @@ export class BatchService {
     const rel = path.join('files', tenant.id, `${id}.jsonl`);
     writeDurable(path.join(this.d.config.dataDir, rel), input.data);
     const filename = (input.filename ?? 'batch.jsonl').replace(/[\\/\r\n"]/g, '_').slice(0, 255) || 'batch.jsonl';
-    const row = this.d.repo.insertFile(ctx, {
+    const row = await this.d.repo.insertFile(ctx, {
       id,
       purpose: 'batch',
       filename,
@@ -71,28 +71,28 @@ export class BatchService {
     return serializeFile(row);
   }
 
-  private fileRow(ctx: RequestContext, id: string): FileRow {
-    const f = this.d.repo.file(ctx, id);
+  private async fileRow(ctx: RequestContext, id: string): Promise<FileRow> {
+    const f = await this.d.repo.file(ctx, id);
     if (!f) throw new AppError(404, 'file_not_found', `No file ${id}.`, { param: 'file_id' });
     return f;
   }
 
-  getFile(ctx: RequestContext, id: string): ReturnType<typeof serializeFile> {
-    this.d.access.require(ctx, 'batches:write');
-    return serializeFile(this.fileRow(ctx, id));
+  async getFile(ctx: RequestContext, id: string): Promise<ReturnType<typeof serializeFile>> {
+    await this.d.access.require(ctx, 'batches:write');
+    return serializeFile(await this.fileRow(ctx, id));
   }
 
-  listFiles(ctx: RequestContext, o: { after?: string; limit: number; purpose?: string }) {
-    this.d.access.require(ctx, 'batches:write');
-    const rows = this.d.repo.listFiles(ctx, { ...o, limit: o.limit + 1 });
+  async listFiles(ctx: RequestContext, o: { after?: string; limit: number; purpose?: string }) {
+    await this.d.access.require(ctx, 'batches:write');
+    const rows = await this.d.repo.listFiles(ctx, { ...o, limit: o.limit + 1 });
     const data = rows.slice(0, o.limit).map(serializeFile);
     return { object: 'list' as const, data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: rows.length > o.limit };
   }
 
   /** The stored bytes (uploaded input, or a batch's output/error file). */
-  fileContent(ctx: RequestContext, id: string): { data: Buffer; filename: string } {
-    this.d.access.require(ctx, 'batches:write');
-    const f = this.fileRow(ctx, id);
+  async fileContent(ctx: RequestContext, id: string): Promise<{ data: Buffer; filename: string }> {
+    await this.d.access.require(ctx, 'batches:write');
+    const f = await this.fileRow(ctx, id);
     try {
       return { data: readFileSync(path.join(this.d.config.dataDir, f.path)), filename: f.filename };
     } catch (e) {
@@ -100,11 +100,10 @@ export class BatchService {
     }
   }
 
-  deleteFile(ctx: RequestContext, id: string) {
-    this.d.access.require(ctx, 'batches:write');
-    const f = this.fileRow(ctx, id);
-    if (this.d.repo.fileInUse(ctx, id)) throw new AppError(409, 'file_in_use', `File ${id} is the input of a batch that has not finished; cancel it first.`);
-    this.d.repo.deleteFile(ctx, id);
+  async deleteFile(ctx: RequestContext, id: string) {
+    await this.d.access.require(ctx, 'batches:write');
+    const f = await this.fileRow(ctx, id);
+    if (!(await this.d.repo.deleteFileIfUnused(ctx, id))) throw new AppError(409, 'file_in_use', `File ${id} is the input of a batch that has not finished; cancel it first.`);
     rmSync(path.join(this.d.config.dataDir, f.path), { force: true });
     return { id, object: 'file' as const, deleted: true };
   }
@@ -116,7 +115,7 @@ export class BatchService {
     input: { input_file_id: string; endpoint: string; completion_window: string; metadata?: Record<string, string> | null },
     classification: string | undefined,
   ): Promise<ReturnType<typeof serializeBatch>> {
-    this.d.access.require(ctx, 'batches:write', {}, { type: 'batch' });
+    await this.d.access.require(ctx, 'batches:write', {}, { type: 'batch' });
     const p = ctx.principal;
     if (p?.kind !== 'api_key' || !p.keyId) throw new AppError(403, 'batches_need_key', 'Batches are created with an API key (their lines run as that key).');
     if (!(BATCH_ENDPOINTS as readonly string[]).includes(input.endpoint)) {
@@ -124,9 +123,9 @@ export class BatchService {
     }
     const windowMs = COMPLETION_WINDOWS[input.completion_window];
     if (!windowMs) throw new AppError(400, 'invalid_completion_window', 'completion_window must be "24h".', { param: 'completion_window' });
-    const f = this.d.repo.file(ctx, input.input_file_id);
+    const f = await this.d.repo.file(ctx, input.input_file_id);
     if (!f || f.purpose !== 'batch') throw new AppError(404, 'file_not_found', `No batch input file ${input.input_file_id}.`, { param: 'input_file_id' });
-    const { lines } = parseBatchFile(readFileSync(path.join(this.d.config.dataDir, f.path), 'utf8'), { maxLines: this.d.config.batchMaxLines });
+    const { lines } = await parseBatchFile(readFileSync(path.join(this.d.config.dataDir, f.path), 'utf8'), { maxLines: this.d.config.batchMaxLines });
     const wrong = lines.filter((l) => l.url !== input.endpoint);
     if (wrong.length) {
       throw new AppError(400, 'invalid_file', `Every line's url must be the batch endpoint ${input.endpoint}: ${wrong.slice(0, 5).map((l) => `line ${l.line} has ${l.url}`).join('; ')}.`, {
@@ -136,10 +135,10 @@ export class BatchService {
     const now = this.now();
     const id = newId('batch', now);
     const key = p.keyId;
-    const row = this.d.repo.insertBatch(ctx, {
+    const row = await this.d.repo.insertBatch(ctx, {
       id,
       keyId: key,
-      keyPrefix: this.d.keys.verifyStored(ctx, key).prefix,
+      keyPrefix: (await this.d.keys.verifyStored(ctx, key)).prefix,
       userId: p.userId ?? null,
       endpoint: input.endpoint as BatchEndpoint,
       inputFileId: f.id,
@@ -165,34 +164,34 @@ export class BatchService {
     return this.d.queues.add('ai', BATCH_JOB, { tenantId, batchId }, { jobId: batchId });
   }
 
-  private batchRow(ctx: RequestContext, id: string): BatchRow {
-    const b = this.d.repo.batch(ctx, id);
+  private async batchRow(ctx: RequestContext, id: string): Promise<BatchRow> {
+    const b = await this.d.repo.batch(ctx, id);
     if (!b) throw new AppError(404, 'batch_not_found', `No batch ${id}.`, { param: 'batch_id' });
     return b;
   }
 
-  get(ctx: RequestContext, id: string): ReturnType<typeof serializeBatch> {
-    this.d.access.require(ctx, 'batches:write');
-    return serializeBatch(this.batchRow(ctx, id));
+  async get(ctx: RequestContext, id: string): Promise<ReturnType<typeof serializeBatch>> {
+    await this.d.access.require(ctx, 'batches:write');
+    return serializeBatch(await this.batchRow(ctx, id));
   }
 
-  list(ctx: RequestContext, o: { after?: string; limit: number }) {
-    this.d.access.require(ctx, 'batches:write');
-    const rows = this.d.repo.listBatches(ctx, { ...o, limit: o.limit + 1 });
+  async list(ctx: RequestContext, o: { after?: string; limit: number }) {
+    await this.d.access.require(ctx, 'batches:write');
+    const rows = await this.d.repo.listBatches(ctx, { ...o, limit: o.limit + 1 });
     const data = rows.slice(0, o.limit).map(serializeBatch);
     return { object: 'list' as const, data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: rows.length > o.limit };
   }
 
   /** validating/in_progress → cancelling; the worker stops taking lines and ends it as cancelled. */
-  cancel(ctx: RequestContext, id: string): ReturnType<typeof serializeBatch> {
-    this.d.access.require(ctx, 'batches:write', {}, { type: 'batch', id });
-    const b = this.batchRow(ctx, id);
+  async cancel(ctx: RequestContext, id: string): Promise<ReturnType<typeof serializeBatch>> {
+    await this.d.access.require(ctx, 'batches:write', {}, { type: 'batch', id });
+    const b = await this.batchRow(ctx, id);
     if (b.status === 'cancelling' || b.status === 'cancelled') return serializeBatch(b);
     if (b.status !== 'validating' && b.status !== 'in_progress') {
       throw new AppError(409, 'batch_not_cancellable', `Batch ${id} is ${b.status}; only validating or in_progress batches can be cancelled.`);
     }
-    this.d.repo.updateBatch(ctx, id, { status: 'cancelling', cancellingAt: this.now() }, ['validating', 'in_progress']);
-    return serializeBatch(this.batchRow(ctx, id));
+    await this.d.repo.updateBatch(ctx, id, { status: 'cancelling', cancellingAt: this.now() }, ['validating', 'in_progress']);
+    return serializeBatch(await this.batchRow(ctx, id));
   }
 }
 

@@ -3,9 +3,9 @@ import type { Redis } from 'ioredis';
 import type { Access } from '../access/authorize.js';
 import type { Clock } from '../clock.js';
 import type { Config } from '../config/settings.js';
-import type { Db } from '../db/connection.js';
+import type { Store } from '../db/store.js';
 import { JobsRepo } from '../db/repos/jobs.js';
-import type { TenantData } from '../db/tenant-scope.js';
+import type { TenantStore } from '../db/tenant-store.js';
 import type { KeyService } from '../keys/service.js';
 import { BATCH_JOB, BatchService } from '../batch/service.js';
 import { failBatch } from '../batch/processor.js';
@@ -24,7 +24,7 @@ export interface Jobs {
   readonly batches: BatchService;
   /** Text appended to /metrics: queue depth, oldest age, worker heartbeat and outcomes. */
   metricsText(): Promise<string>;
-  failBatch(tenantId: string, batchId: string, code: string, message: string): void;
+  failBatch(tenantId: string, batchId: string, code: string, message: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -32,24 +32,27 @@ export function createJobs(o: {
   config: Config;
   redisUrl: string;
   redis?: Redis;
-  db: Db;
-  data: TenantData;
+  store: Store;
+  tenantStore: TenantStore;
   access: Access;
   keys: KeyService;
   clock: Clock;
   log: Logger;
 }): Jobs {
   const queues = new JobQueues(o.config, o.redisUrl, o.log);
-  const repo = new JobsRepo(o.db, o.data);
+  const repo = new JobsRepo(o.store, o.tenantStore);
   const batches = new BatchService({ config: o.config, repo, queues, access: o.access, keys: o.keys, clock: o.clock, log: o.log });
-  const fail = (tenantId: string, batchId: string, code: string, message: string): void => {
-    const tenant = repo.batchTenant(batchId);
+  const fail = async (tenantId: string, batchId: string, code: string, message: string): Promise<void> => {
+    const tenant = await repo.batchTenant(batchId);
     if (!tenant || tenant.id !== tenantId) return;
-    failBatch({ config: o.config, repo, clock: o.clock }, systemCtxFor(o, tenant, 'jobs'), batchId, code, message);
+    await failBatch({ config: o.config, repo, clock: o.clock }, systemCtxFor(o, tenant, 'jobs'), batchId, code, message);
   };
   queues.onDiscard(BATCH_JOB, (job) => {
     const d = job.data as JobData;
-    if (typeof d.tenantId === 'string' && typeof d.batchId === 'string') fail(d.tenantId, d.batchId, 'batch_job_discarded', 'An administrator discarded the failed batch job.');
+    if (typeof d.tenantId === 'string' && typeof d.batchId === 'string') {
+      // The discard has happened; a failed write leaves the batch open for the reconciler.
+      void fail(d.tenantId, d.batchId, 'batch_job_discarded', 'An administrator discarded the failed batch job.').catch((e: Error) => o.log.warn({ batchId: d.batchId, err: e.message }, 'could not fail the discarded batch'));
+    }
   });
   return {
     queues,

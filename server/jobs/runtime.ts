@@ -56,7 +56,7 @@ export function workerSchedules(services: Services): Schedule[] {
       queues: jobs.queues,
       licenseRefresh: () => services.license.refresh(),
       enqueueBatch: async (tenantId, batchId) => {
-        jobs.repo.bumpEnqueues(batchId);
+        await jobs.repo.bumpEnqueues(batchId);
         return jobs.batches.enqueue(tenantId, batchId);
       },
       failBatch: (tenantId, batchId, reason) => jobs.failBatch(tenantId, batchId, 'batch_job_lost', reason),

@@ -31,7 +31,7 @@ export interface ScheduleDeps {
   readonly licenseRefresh?: () => Promise<void> | void;
   /** Re-enqueue a batch whose job was lost or failed as stalled. */
   readonly enqueueBatch: (tenantId: string, batchId: string) => Promise<unknown>;
-  readonly failBatch: (tenantId: string, batchId: string, reason: string) => void;
+  readonly failBatch: (tenantId: string, batchId: string, reason: string) => Promise<void>;
   /** Other parts' retention (chat conversations past the tenant's setting): returns counts. */
   readonly retention?: () => Promise<Record<string, number>>;
   /** Deletes stored call contents (opt-in content logging) past their expiry: returns the count. */
@@ -57,7 +57,7 @@ export function schedules(d: ScheduleDeps): Schedule[] {
       id: 'session-cleanup',
       every: HOUR,
       run: async () => {
-        const n = d.repo.purgeSessions(d.clock.now(), d.config.sessionIdleMinutes * MINUTE, 7 * DAY);
+        const n = await d.repo.purgeSessions(d.clock.now(), d.config.sessionIdleMinutes * MINUTE, 7 * DAY);
         return { purged: n };
       },
     },
@@ -72,12 +72,12 @@ export function schedules(d: ScheduleDeps): Schedule[] {
       run: async () => {
         const now = d.clock.now();
         let files = 0;
-        for (const f of d.repo.expiredFiles(now)) {
+        for (const f of await d.repo.expiredFiles(now)) {
           rmSync(path.join(d.config.dataDir, f.path), { force: true });
-          d.repo.deleteFileById(f.id);
+          await d.repo.deleteFileById(f.id);
           files++;
         }
-        const lines = d.repo.purgeBatchLines(now - 30 * DAY);
+        const lines = await d.repo.purgeBatchLines(now - 30 * DAY);
         return { files, batchLines: lines, ...(await d.retention?.()) };
       },
     },
@@ -123,12 +123,12 @@ export async function reconcileBatches(d: Pick<ScheduleDeps, 'repo' | 'queues' |
   let requeued = 0;
   let failed = 0;
   const q = d.queues.queue('ai');
-  for (const b of d.repo.openBatches()) {
+  for (const b of await d.repo.openBatches()) {
     const job = await q.getJob(b.id);
     const state = job ? await job.getState() : 'missing';
     if (state !== 'missing' && state !== 'failed' && state !== 'unknown' && state !== 'completed') continue;
     if (b.enqueues >= MAX_BATCH_ENQUEUES) {
-      d.failBatch(b.tenantId, b.id, `the batch job was lost or failed ${b.enqueues} times (last: ${job?.failedReason ?? state})`);
+      await d.failBatch(b.tenantId, b.id, `the batch job was lost or failed ${b.enqueues} times (last: ${job?.failedReason ?? state})`);
       failed++;
       continue;
     }

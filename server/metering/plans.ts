@@ -265,7 +265,7 @@ export class PlanService implements PlanCapabilities {
       createdAt: before?.createdAt ?? now,
       updatedAt: now,
     });
-    this.revision.bump();
+    await this.revision.bump();
     await this.load();
     const after = toPlan((await this.repo.plan(input.name))!);
     await this.audit()?.record(ctx, { action: before ? 'plan.update' : 'plan.create', tenantId: null, target: { type: 'plan', id: input.name }, details: { before: prev ? planJson(prev) : null, after: planJson(after) } });
@@ -281,7 +281,7 @@ export class PlanService implements PlanCapabilities {
       if (n) throw new AppError(409, 'plan_in_use', `${n} tenant(s) use plan ${name}; assign them another plan first.`);
       if (!(await this.repo.deletePlan(name))) throw new AppError(404, 'plan_not_found', `Plan ${name} does not exist.`);
     });
-    this.revision.bump();
+    await this.revision.bump();
     await this.load();
     await this.audit()?.record(ctx, { action: 'plan.delete', tenantId: null, target: { type: 'plan', id: name } });
   }
@@ -296,7 +296,7 @@ export class PlanService implements PlanCapabilities {
       await this.repo.setTenantPlan(tenantId, plan, this.clock.now());
       return row;
     });
-    this.revision.bump();
+    await this.revision.bump();
     await this.load();
     await this.audit()?.record(ctx, { action: 'tenant.plan', tenantId, target: { type: 'tenant', id: tenantId }, details: { before: before.plan ?? DEFAULT_PLAN, after: plan ?? DEFAULT_PLAN } });
   }
@@ -318,7 +318,7 @@ export class PlanService implements PlanCapabilities {
       await this.repo.upsertSettings(row);
       return row;
     });
-    this.revision.bump();
+    await this.revision.bump();
     await this.load();
     await this.audit()?.record(ctx, { action: 'tenant.metering_settings', tenantId, target: { type: 'tenant', id: tenantId }, details: { after: { ...next, webhookUrl: next.webhookUrl ? '(set)' : null } } });
     return (await this.tenantFresh(tenantId))!;

@@ -188,7 +188,7 @@ export class Pricing {
       createdBy: ctx.principal?.id ?? null,
       createdAt: this.clock.now(),
     });
-    this.revision.bump();
+    await this.revision.bump();
     await this.load();
     const after = (await this.repo.priceHistory(input.model)).find((r) => r.version === version)!;
     await this.audit()?.record(ctx, { action: 'price.set', tenantId: null, target: { type: 'price', id: input.model }, details: { before: before ? priceJson(before) : null, after: priceJson(after) } });

@@ -92,7 +92,7 @@ export function meteringRouter(identity: Identity, m: Metering): Router {
     const type = parseInput(z.enum(['user', 'key']), req.params.type);
     const limits = compactLimits(parseInput(limitsSchema, req.body));
     await m.repo.setLimits(ctx.tenant!.id, type, String(req.params.id), JSON.stringify(limits), ctx.clock.now());
-    m.revision.bump();
+    await m.revision.bump();
     await identity.audit.record(ctx, { action: 'limits.set', target: { type, id: String(req.params.id) }, details: { limits } });
     res.json({ subject_type: type, subject_id: String(req.params.id), limits });
   });
@@ -101,7 +101,7 @@ export function meteringRouter(identity: Identity, m: Metering): Router {
     await access.require(ctx, 'settings:write', {}, { type: 'limits', id: String(req.params.id) });
     const type = parseInput(z.enum(['user', 'key']), req.params.type);
     if (!(await m.repo.deleteLimits(ctx.tenant!.id, type, String(req.params.id)))) throw new AppError(404, 'not_found', 'no limits set for that subject');
-    m.revision.bump();
+    await m.revision.bump();
     await identity.audit.record(ctx, { action: 'limits.delete', target: { type, id: String(req.params.id) } });
     res.status(204).end();
   });

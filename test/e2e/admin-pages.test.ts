@@ -36,7 +36,7 @@ beforeAll(async () => {
   const admin = await s.identity.users.create(sys(s), { email: ADMIN, password: PASSWORD, platformAdmin: true });
   s.identity.users.grant(seeded.ctx, admin.id, 'owner');
   s.gateway.deployments.create(sys(s), { name: 'scripted-public', kind: 'openai', base_url: `${upstream.url}/v1`, boundary: 'public', models: ['gpt-scripted'], options: FAST });
-  const ownerCtx = { ...seeded.ctx, principal: { kind: 'user' as const, id: seeded.users.owner!.id, userId: seeded.users.owner!.id, role: 'owner' as const } };
+  const ownerCtx = await ({ ...seeded.ctx, principal: { kind: 'user' as const, id: seeded.users.owner!.id, userId: seeded.users.owner!.id, role: 'owner' as const } });
   ownerKey = (await s.identity.keys.create(ownerCtx, { name: 'policy-probe', scopes: ['models:invoke', 'models:list'] })).secret;
 }, 60_000);
 

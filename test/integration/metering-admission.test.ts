@@ -195,7 +195,7 @@ describe('budgets under concurrency', () => {
     nextMonth();
     await subject('key', env.keyId, { concurrent_requests: 3 });
     // Deterministic: reservations held open by hand.
-    const ctx = { ...env.tenant.ctx, principal: { kind: 'api_key' as const, id: env.keyId, keyId: env.keyId, userId: env.tenant.users.member!.id, role: 'member' as const } };
+    const ctx = await ({ ...env.tenant.ctx, principal: { kind: 'api_key' as const, id: env.keyId, keyId: env.keyId, userId: env.tenant.users.member!.id, role: 'member' as const } });
     const held = [];
     for (let i = 0; i < 3; i++) held.push(await m().hook.admit(ctx, { model: 'llama3.1:8b', promptTokens: 1, maxTokens: 1 }));
     await expect(m().hook.admit(ctx, { model: 'llama3.1:8b', promptTokens: 1, maxTokens: 1 })).rejects.toMatchObject({ status: 429, details: { level: 'key', limit: 'concurrent_requests' } });

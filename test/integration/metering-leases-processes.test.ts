@@ -46,10 +46,10 @@ beforeAll(async () => {
     hammer: { monthly_tokens: HAMMER_BUDGET, requests_per_minute: 1_000_000, concurrent_requests: 10_000 },
     crash: { monthly_tokens: 100_000_000, requests_per_minute: 1_000_000, concurrent_requests: 10_000 },
   };
-  const t = s.identity.tenants.create(ctx, { slug: 'leases' });
+  const t = await s.identity.tenants.create(ctx, { slug: 'leases' });
   tenant = t.id;
   for (const [name, l] of Object.entries(limits)) {
-    const { key, secret } = await s.identity.keys.create(s.identity.tenants.scopeTo(ctx, t.id), { name, ownerUserId: null });
+    const { key, secret } = await s.identity.keys.create((await s.identity.tenants.scopeTo(ctx, t.id)), { name, ownerUserId: null });
     keys[name] = secret;
     keyIds[name] = key.id;
     await s.metering.repo.setLimits(t.id, 'key', key.id, JSON.stringify(l), Date.now());

@@ -2,9 +2,12 @@ import { eq } from 'drizzle-orm';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Clock } from '../../server/clock.js';
+import { createContext } from '../../server/context.js';
+import { JobsRepo } from '../../server/db/repos/jobs.js';
 import { MeteringRepo } from '../../server/db/repos/metering.js';
 import { UsageRepo, type UsageRow } from '../../server/db/repos/usage.js';
 import type { Store } from '../../server/db/store.js';
+import { createTenantStore } from '../../server/db/tenant-store.js';
 import { monthById, tzOffset } from '../../server/metering/limits.js';
 import { UsageWriter } from '../../server/metering/usage.js';
 import { closeAll, DIALECTS } from '../helpers/stores.js';
@@ -14,7 +17,9 @@ import { closeAll, DIALECTS } from '../helpers/stores.js';
  * usage writer), run on SQLite and on a real PostgreSQL with the same expectations: usage
  * written in multi-row batches and rolled up per hour by each dialect's trigger, reports and
  * ledger sums (day buckets in a non-UTC tenant time zone: strftime vs to_char), limits,
- * notifications once per threshold when writers race, prices, plans and tenant isolation.
+ * notifications once per threshold when writers race, prices, plans and tenant isolation;
+ * and the batch repository (server/db/repos/jobs.ts): files, batches and lines per tenant,
+ * a line's result, usage record and counters in one transaction, counters under concurrency.
  */
 
 afterAll(closeAll);
@@ -287,5 +292,93 @@ describe.each(DIALECTS)('metering store on $name', (dialect) => {
     await assign;
     expect(await remove).toBe('in use');
     expect(await a.plan('gold')).toBeDefined();
+  });
+
+  describe('batches and files', () => {
+    const ctxOf = (id: string) => createContext({ requestId: `req_${id}`, log, clock: { now: () => T0 }, tenant: { id, slug: id } });
+    const A = ctxOf('ten_a');
+    const B = ctxOf('ten_b');
+    const file = (id: string) => ({ id, purpose: 'batch' as const, filename: `${id}.jsonl`, bytes: 10, lineCount: 3, path: `files/${id}.jsonl`, keyId: 'key_a', createdAt: T0, expiresAt: null });
+    const batch = (id: string, inputFileId: string) => ({ id, keyId: 'key_a', keyPrefix: 'sk-x', userId: null, endpoint: '/v1/chat/completions', inputFileId, completionWindow: '24h', status: 'validating', total: 3, createdAt: T0, expiresAt: T0 + 86_400_000, enqueues: 1 });
+
+    async function setup(): Promise<{ s: Store; repo: JobsRepo; open: () => Store }> {
+      const open = await dialect.fresh();
+      const s = open();
+      await addTenant(s, 'ten_a');
+      await addTenant(s, 'ten_b');
+      return { s, repo: new JobsRepo(s, createTenantStore(s)), open };
+    }
+
+    it('files and batches per tenant: another tenant neither sees, lists, changes nor deletes them; a file an open batch reads is not deleted', async () => {
+      const { repo } = await setup();
+      await repo.insertFile(A, file('file_1'));
+      await repo.insertFile(A, file('file_2'));
+      await repo.insertFile(B, file('file_b'));
+      expect((await repo.listFiles(A, { limit: 10 })).map((f) => f.id)).toEqual(['file_2', 'file_1']);
+      expect((await repo.listFiles(A, { limit: 10, after: 'file_2' })).map((f) => f.id)).toEqual(['file_1']);
+      expect(await repo.file(B, 'file_1')).toBeUndefined();
+      expect(await repo.deleteFile(B, 'file_1')).toBe(0);
+
+      await repo.insertBatch(A, batch('batch_1', 'file_1'));
+      expect(await repo.batch(A, 'batch_1')).toMatchObject({ tenantId: 'ten_a', status: 'validating', completed: 0, failed: 0 });
+      expect(await repo.batch(B, 'batch_1')).toBeUndefined();
+      expect(await repo.listBatches(B, { limit: 10 })).toEqual([]);
+      expect(await repo.updateBatch(B, 'batch_1', { status: 'cancelling' })).toBe(0);
+      expect(await repo.batchTenant('batch_1')).toEqual({ id: 'ten_a', slug: 'ten_a' });
+      expect((await repo.openBatches()).map((b) => b.id)).toEqual(['batch_1']);
+
+      // The state check and the change are one statement: only a validating batch starts.
+      expect(await repo.updateBatch(A, 'batch_1', { status: 'in_progress', inProgressAt: T0 }, ['validating'])).toBe(1);
+      expect(await repo.updateBatch(A, 'batch_1', { status: 'in_progress', inProgressAt: T0 }, ['validating'])).toBe(0);
+
+      expect(await repo.deleteFileIfUnused(A, 'file_1')).toBe(false);
+      expect(await repo.deleteFileIfUnused(A, 'file_2')).toBe(true);
+      expect(await repo.file(A, 'file_2')).toBeUndefined();
+      await Promise.all([repo.bumpEnqueues('batch_1'), repo.bumpEnqueues('batch_1')]);
+      expect((await repo.batch(A, 'batch_1'))!.enqueues).toBe(3);
+    });
+
+    it("a line's result, usage record and counters commit together; lines finishing at once all count; a crash's running lines fail once", async () => {
+      const { s, repo } = await setup();
+      await repo.insertFile(A, file('file_1'));
+      await repo.insertBatch(A, batch('batch_1', 'file_1'));
+      for (let line = 1; line <= 6; line++) await repo.startLine(A, 'batch_1', line, `c${line}`, `req_l${line}`, T0);
+      expect([...(await repo.startedLines(A, 'batch_1')).keys()]).toEqual([1, 2, 3, 4, 5, 6]);
+      expect((await repo.startedLines(B, 'batch_1')).size).toBe(0);
+
+      const { tenantId: _t, ...u } = usage('ten_a', { promptTokens: 7, completionTokens: 3 });
+      // Four lines finish at once (on PostgreSQL in four transactions on pooled connections).
+      await Promise.all([1, 2, 3, 4].map((line) => repo.finishLine(A, 'batch_1', line, { status: line === 4 ? 'failed' : 'completed', statusCode: 200, body: '{}', error: null, now: T0 + line }, line === 1 ? u : undefined)));
+      expect(await repo.batch(A, 'batch_1')).toMatchObject({ completed: 3, failed: 1 });
+      expect((await new MeteringRepo(s).usageSince('ten_a', T0 - HOUR, T0 + HOUR)).tokens).toBe(10); // rolled up in the same transaction
+
+      // A line whose usage record cannot be written (a duplicate id) leaves neither the result nor the counters.
+      await expect(repo.finishLine(A, 'batch_1', 5, { status: 'completed', statusCode: 200, body: '{}', error: null, now: T0 }, u)).rejects.toThrow();
+      expect(await repo.batch(A, 'batch_1')).toMatchObject({ completed: 3, failed: 1 });
+      expect((await repo.finishedLines(A, 'batch_1')).map((l) => l.line)).toEqual([1, 2, 3, 4]);
+      expect((await repo.finishedLines(A, 'batch_1'))[0]).toMatchObject({ usageId: u.id, status: 'completed' });
+
+      expect(await repo.interruptRunning(B, 'batch_1', '{"code":"interrupted"}', T0)).toBe(0);
+      expect(await repo.interruptRunning(A, 'batch_1', '{"code":"interrupted"}', T0)).toBe(2);
+      expect(await repo.interruptRunning(A, 'batch_1', '{"code":"interrupted"}', T0)).toBe(0);
+      expect(await repo.batch(A, 'batch_1')).toMatchObject({ completed: 3, failed: 3 });
+      await repo.clearLineBodies(A, 'batch_1');
+      expect((await repo.finishedLines(A, 'batch_1')).every((l) => l.body === null)).toBe(true);
+
+      await repo.updateBatch(A, 'batch_1', { status: 'completed', completedAt: T0 });
+      expect(await repo.purgeBatchLines(T0 + 1)).toBe(6);
+      expect(await repo.lineCount(A, 'batch_1')).toBe(0);
+      expect(await repo.openBatches()).toEqual([]);
+    });
+
+    it('retention: expired files across tenants, by id', async () => {
+      const { repo } = await setup();
+      await repo.insertFile(A, { ...file('file_1'), expiresAt: T0 - 1 });
+      await repo.insertFile(B, { ...file('file_2'), expiresAt: T0 - 1 });
+      await repo.insertFile(B, { ...file('file_3'), expiresAt: T0 + 1 });
+      expect((await repo.expiredFiles(T0)).map((f) => f.id).sort()).toEqual(['file_1', 'file_2']);
+      await repo.deleteFileById('file_2');
+      expect((await repo.expiredFiles(T0)).map((f) => f.id)).toEqual(['file_1']);
+    });
   });
 });
