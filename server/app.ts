@@ -248,7 +248,7 @@ export async function createServices(
     const gateway = createGateway({ db, store, tenantStore, data, secrets: master.box, clock, log, metrics, identity, entitlements: opts.entitlements ? () => opts.entitlements! : () => license, metering: metering.hook, contentCapable: (tenantId) => metering.plans.has(tenantId, 'content_logging'), tenantEgress: egressPolicy(config.tenantProviderNetworks) });
     gatewayRef = gateway;
     await gateway.usage.loadMonth(); // the licence's token count starts from this month's ledger
-    gateway.start();
+    await gateway.start();
     closers.push(() => gateway.stop()); // flushes pending usage records before the database closes
     readiness.register(gateway.readinessCheck());
     // The licence's view of usage: seats, tenants and keys from the identity tables, this

@@ -21,10 +21,10 @@ function withDeployments<T>(fn: (svc: DeploymentService, c: CliIdentity) => Prom
     const config = cliConfig();
     const master = resolveMasterKey(config, pino({ level: 'silent' }));
     const svc = new DeploymentService({
-      db: c.db,
+      store: c.store,
       secrets: master.box,
       clock: systemClock,
-      revision: new Revision(c.db, 'gateway'),
+      revision: new Revision(c.store, 'gateway'),
       entitlements: () => c.entitlements,
       audit: c.identity.audit,
       tenants: c.identity.tenants,
@@ -150,9 +150,9 @@ async function body(o: Opts): Promise<Record<string, unknown>> {
 }
 
 const COLUMNS = ['name', 'kind', 'boundary', 'region', 'tenant', 'base_url', 'models', 'approved', 'enabled', 'has_api_key', 'id'];
-function rows(ds: ReturnType<DeploymentService['list']>, c: CliIdentity) {
-  const slug = (id: string | null) => (id === null ? '(platform)' : (c.identity.tenants.byId(id)?.slug ?? id));
-  return ds.map((d) => ({ ...d, tenant: slug(d.tenant_id), models: (d.models as { name: string }[]).map((m) => m.name).join(',') }));
+async function rows(ds: Awaited<ReturnType<DeploymentService['list']>>, c: CliIdentity) {
+  const slug = async (id: string | null) => (id === null ? '(platform)' : ((await c.identity.tenants.byId(id))?.slug ?? id));
+  return Promise.all(ds.map(async (d) => ({ ...d, tenant: await slug(d.tenant_id), models: (d.models as { name: string }[]).map((m) => m.name).join(',') })));
 }
 
 export function registerProviders(program: Command): void {
@@ -172,7 +172,7 @@ export function registerProviders(program: Command): void {
       const k = await kindBody(o.kind, o as Record<string, unknown>);
       const b = await body(o);
       if (!o.boundary) throw new CliError('--boundary is required (local, private or public)', 2);
-      const d = svc.create(c.ctx, { ...b, ...k, name: o.name, kind: o.kind, ...(o.tenant ? { tenant_id: o.tenant } : {}) });
+      const d = await svc.create(c.ctx, { ...b, ...k, name: o.name, kind: o.kind, ...(o.tenant ? { tenant_id: o.tenant } : {}) });
       if (o.json) printJson(d);
       else process.stdout.write(`added provider ${d.name} (${d.id}), boundary ${d.boundary}\n`);
     }),
@@ -184,22 +184,22 @@ export function registerProviders(program: Command): void {
     .option('--platform', 'only platform-wide deployments')
     .option('--json', 'print JSON')
     .action((o: Opts & { platform?: boolean }) =>
-      withDeployments((svc, c) => {
+      withDeployments(async (svc, c) => {
         if (o.tenant && o.platform) throw new CliError('use --tenant or --platform, not both', 2);
-        const ds = svc.list(o.tenant ? { tenantId: svc.tenantId(o.tenant) } : o.platform ? { tenantId: null } : {});
+        const ds = await svc.list(o.tenant ? { tenantId: await svc.tenantId(o.tenant) } : o.platform ? { tenantId: null } : {});
         if (o.json) printJson(ds);
-        else printTable(rows(ds, c), COLUMNS);
+        else printTable(await rows(ds, c), COLUMNS);
       }),
     );
 
   common(p.command('update <name>').description('change a provider deployment').option('--base-url <url>', 'new base URL').option('--enable', 'enable').option('--disable', 'disable')).action(
     (name: string, o: Opts) =>
       withDeployments(async (svc, c) => {
-        const k = await kindBody(svc.row(name).kind, o as Record<string, unknown>);
+        const k = await kindBody((await svc.row(name)).kind, o as Record<string, unknown>);
         const b = { ...(await body(o)), ...k };
         if (o.enable) b.enabled = true;
         if (o.disable) b.enabled = false;
-        const d = svc.update(c.ctx, name, b);
+        const d = await svc.update(c.ctx, name, b);
         if (o.json) printJson(d);
         else process.stdout.write(`updated provider ${d.name}\n`);
       }),
@@ -208,8 +208,8 @@ export function registerProviders(program: Command): void {
   p.command('remove <name>')
     .description('remove a provider deployment')
     .action((name: string) =>
-      withDeployments((svc, c) => {
-        svc.remove(c.ctx, name);
+      withDeployments(async (svc, c) => {
+        await svc.remove(c.ctx, name);
         process.stdout.write(`removed provider ${name}\n`);
       }),
     );
@@ -234,13 +234,13 @@ export function registerProviders(program: Command): void {
     .option('--tenant <id|slug>', "the tenant's own alias (wins over a same-named model for that tenant only)")
     .option('--json', 'print JSON')
     .action((name: string, o: { targets: string; tenant?: string; json?: boolean }) =>
-      withDeployments((svc, c) => {
+      withDeployments(async (svc, c) => {
         const targets = list(o.targets)!.map((t) => {
           const m = /^([^=]+)=([^@]+)(?:@(\d+))?$/.exec(t);
           if (!m) throw new CliError(`target "${t}" must look like deployment=model[@priority]`, 2);
           return { deployment: m[1]!, model: m[2]!, ...(m[3] ? { priority: Number(m[3]) } : {}) };
         });
-        const a = svc.setAlias(c.ctx, { name, targets, ...(o.tenant ? { tenant_id: o.tenant } : {}) });
+        const a = await svc.setAlias(c.ctx, { name, targets, ...(o.tenant ? { tenant_id: o.tenant } : {}) });
         if (o.json) printJson(a);
         else process.stdout.write(`alias ${name} → ${targets.map((t) => `${t.deployment}/${t.model}`).join(', ')}\n`);
       }),
@@ -249,8 +249,8 @@ export function registerProviders(program: Command): void {
     .command('list')
     .option('--json', 'print JSON')
     .action((o: { json?: boolean }) =>
-      withDeployments((svc) => {
-        const as = svc.listAliases();
+      withDeployments(async (svc) => {
+        const as = await svc.listAliases();
         if (o.json) printJson(as);
         else printTable(as.map((a) => ({ name: a.name, tenant: a.tenant_id ?? '(platform)', targets: (a.targets as { deployment: string; model: string }[]).map((t) => `${t.deployment}/${t.model}`).join(',') })), ['name', 'tenant', 'targets']);
       }),
@@ -258,8 +258,8 @@ export function registerProviders(program: Command): void {
   alias
     .command('remove <name>')
     .action((name: string) =>
-      withDeployments((svc, c) => {
-        svc.removeAlias(c.ctx, name);
+      withDeployments(async (svc, c) => {
+        await svc.removeAlias(c.ctx, name);
         process.stdout.write(`removed alias ${name}\n`);
       }),
     );

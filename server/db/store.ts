@@ -199,3 +199,13 @@ export function sqliteStore(db: Db): Store {
 export function postgresStore(db: PgDb): Store {
   return new PgStore(db);
 }
+
+/**
+ * A unique-key violation on either dialect (PostgreSQL SQLSTATE 23505; SQLite's constraint
+ * codes), directly or as the cause drizzle wraps it in: the loser of a race for a name.
+ */
+export function isUniqueViolation(e: unknown): boolean {
+  const err = e as { code?: unknown; cause?: { code?: unknown } } | null;
+  const code = err?.code ?? err?.cause?.code;
+  return code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
+}

@@ -24,51 +24,51 @@ export function gatewayAdminRouter(identity: Identity, gateway: Gateway): Router
   const dep = gateway.deployments;
 
   // Create, update and remove are audited by the service (attributed to the deployment's tenant).
-  r.get('/admin/api/providers', (req, res) => {
+  r.get('/admin/api/providers', async (req, res) => {
     platformAdmin(req.ctx);
     const q = parseInput(z.object({ tenant: z.string().min(1).max(100).optional() }), req.query);
-    const data = dep.list(q.tenant ? { tenantId: dep.tenantId(q.tenant) } : {});
+    const data = await dep.list(q.tenant ? { tenantId: await dep.tenantId(q.tenant) } : {});
     res.json({ object: 'list', data: data.map((d) => ({ ...d, health: deploymentHealth(gateway, d.id) })) });
   });
-  r.post('/admin/api/providers', (req, res) => {
+  r.post('/admin/api/providers', async (req, res) => {
     platformAdmin(req.ctx);
-    res.status(201).json(dep.create(req.ctx, req.body));
+    res.status(201).json(await dep.create(req.ctx, req.body));
   });
-  r.get('/admin/api/providers/:id', (req, res) => {
+  r.get('/admin/api/providers/:id', async (req, res) => {
     platformAdmin(req.ctx);
-    const d = dep.get(String(req.params.id));
+    const d = await dep.get(String(req.params.id));
     res.json({ ...d, health: deploymentHealth(gateway, d.id) });
   });
-  r.patch('/admin/api/providers/:id', (req, res) => {
+  r.patch('/admin/api/providers/:id', async (req, res) => {
     platformAdmin(req.ctx);
-    res.json(dep.update(req.ctx, String(req.params.id), req.body));
+    res.json(await dep.update(req.ctx, String(req.params.id), req.body));
   });
-  r.delete('/admin/api/providers/:id', (req, res) => {
+  r.delete('/admin/api/providers/:id', async (req, res) => {
     platformAdmin(req.ctx);
-    dep.remove(req.ctx, String(req.params.id));
+    await dep.remove(req.ctx, String(req.params.id));
     res.status(204).end();
   });
   r.post('/admin/api/providers/:id/test', async (req: Request, res: Response) => {
     platformAdmin(req.ctx);
     res.json(await dep.test(String(req.params.id)));
   });
-  r.get('/admin/api/providers/:id/health', (req, res) => {
+  r.get('/admin/api/providers/:id/health', async (req, res) => {
     platformAdmin(req.ctx);
-    const d = dep.get(String(req.params.id));
+    const d = await dep.get(String(req.params.id));
     res.json(deploymentHealth(gateway, d.id));
   });
 
-  r.get('/admin/api/model-aliases', (req, res) => {
+  r.get('/admin/api/model-aliases', async (req, res) => {
     platformAdmin(req.ctx);
-    res.json({ object: 'list', data: dep.listAliases() });
+    res.json({ object: 'list', data: await dep.listAliases() });
   });
-  r.put('/admin/api/model-aliases', (req, res) => {
+  r.put('/admin/api/model-aliases', async (req, res) => {
     platformAdmin(req.ctx);
-    res.json(dep.setAlias(req.ctx, req.body));
+    res.json(await dep.setAlias(req.ctx, req.body));
   });
-  r.delete('/admin/api/model-aliases/:name', (req, res) => {
+  r.delete('/admin/api/model-aliases/:name', async (req, res) => {
     platformAdmin(req.ctx);
-    dep.removeAlias(req.ctx, String(req.params.name));
+    await dep.removeAlias(req.ctx, String(req.params.name));
     res.status(204).end();
   });
 

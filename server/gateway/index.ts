@@ -46,7 +46,8 @@ export interface Gateway {
   /** Metering admission/settlement, for pipelines built elsewhere (batches) so no route skips it. */
   readonly metering?: MeteringHook;
   readinessCheck(): ReadinessCheck;
-  start(pollMs?: number): void;
+  /** Loads the catalogue and starts the revision poll; awaited before serving. */
+  start(pollMs?: number): Promise<void>;
   /** Stops polling and writes the pending usage records and contents (awaited before the database closes). */
   stop(): Promise<void>;
 }
@@ -72,21 +73,20 @@ export function createGateway(o: {
   tenantEgress?: EgressPolicy;
 }): Gateway {
   const tenantEgress = o.tenantEgress ?? egressPolicy(undefined);
-  const revision = new Revision(o.db, 'gateway');
-  const catalogue = new Catalogue(o.db, o.secrets, o.clock, tenantEgress, (name, s, tenantPrivate) => deploymentMetrics(o.metrics).breakerChanged(name, s, tenantPrivate));
+  const revision = new Revision(o.store, 'gateway');
+  const catalogue = new Catalogue(o.store, o.secrets, o.clock, tenantEgress, (name, s, tenantPrivate) => deploymentMetrics(o.metrics).breakerChanged(name, s, tenantPrivate));
   const policies = new PolicyCache(o.store, o.tenantStore, revision);
   const usage = new UsageWriter(o.store, o.clock, o.log, { intervalMs: o.usageFlushMs ?? 50, maxBatch: 500 });
   const content = new ContentLog({ store: o.store, tenantStore: o.tenantStore, secrets: o.secrets, clock: o.clock, log: o.log, policies, audit: o.identity.audit, capable: o.contentCapable ?? (() => true) });
-  const deployments = new DeploymentService({ db: o.db, secrets: o.secrets, clock: o.clock, revision, entitlements: o.entitlements, audit: o.identity.audit, tenants: o.identity.tenants, tenantEgress });
+  const deployments = new DeploymentService({ store: o.store, secrets: o.secrets, clock: o.clock, revision, entitlements: o.entitlements, audit: o.identity.audit, tenants: o.identity.tenants, tenantEgress });
   const tenantDeployments = new TenantDeployments({ deployments, access: o.identity.access, audit: o.identity.audit });
   const refusals = new RefusalAudit(o.identity.audit, o.clock);
   const service = new GatewayService({ catalogue, policies, usage, access: o.identity.access, entitlements: o.entitlements, metrics: o.metrics, clock: o.clock, log: o.log, content, refusals, ...(o.metering ? { metering: o.metering } : {}) });
-  catalogue.reload(revision.current());
-  const onChange = (): void => {
-    catalogue.reload(revision.current());
+  // The first revision check (start()) loads the catalogue; every later move reloads it.
+  revision.onChange(async () => {
     policies.clear();
-  };
-  revision.onChange(onChange);
+    await catalogue.reload(revision.current());
+  });
   o.identity.revision.onChange(() => policies.clear());
   return {
     catalogue,
@@ -119,7 +119,10 @@ export function createGateway(o: {
         } satisfies CheckResult;
       },
     }),
-    start: (pollMs = 200) => revision.start(pollMs),
+    start: async (pollMs = 200) => {
+      await revision.check(); // loads the catalogue before the first call
+      revision.start(pollMs);
+    },
     stop: async () => {
       revision.stop();
       await usage.flush();

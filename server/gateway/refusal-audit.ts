@@ -33,7 +33,7 @@ export class RefusalAudit {
     return status === 403;
   }
 
-  record(ctx: RequestContext, code: string, facts: { readonly model: string | null; readonly classification: string | null; readonly api: string }): void {
+  async record(ctx: RequestContext, code: string, facts: { readonly model: string | null; readonly classification: string | null; readonly api: string }): Promise<void> {
     const tenant = ctx.tenant?.id;
     if (!tenant) return;
     const now = this.clock.now();
@@ -49,7 +49,7 @@ export class RefusalAudit {
     if (n >= this.perTenant || this.seen.size >= this.maxKeys) return;
     this.tenantCount.set(tenant, n + 1);
     this.seen.add(key);
-    this.audit.record(ctx, {
+    await this.audit.record(ctx, {
       action: 'gateway.refused',
       outcome: 'denied',
       reason: code,

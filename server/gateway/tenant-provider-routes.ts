@@ -21,38 +21,38 @@ const BASE = '/admin/api/tenants/:tenantId/providers';
 export function tenantProvidersRouter(identity: Identity, gateway: Gateway): Router {
   const r = Router();
   r.use(BASE, authenticate(identity, { accept: ['session', 'api_key'] }));
-  const inTenant = (req: Request, action: string): RequestContext => identity.tenants.scopeTo(req.ctx, String(req.params.tenantId), action);
+  const inTenant = async (req: Request, action: string): Promise<RequestContext> => (await identity.tenants.scopeTo(req.ctx, String(req.params.tenantId), action));
   const id = (req: Request): string => String(req.params.providerId);
 
-  r.get(BASE, (req, res) => {
-    const ctx = inTenant(req, 'providers.read');
-    res.json({ object: 'list', data: gateway.tenantDeployments.list(ctx).map((d) => ({ ...d, health: deploymentHealth(gateway, d.id) })) });
+  r.get(BASE, async (req, res) => {
+    const ctx = await inTenant(req, 'providers.read');
+    res.json({ object: 'list', data: (await gateway.tenantDeployments.list(ctx)).map((d) => ({ ...d, health: deploymentHealth(gateway, d.id) })) });
   });
-  r.post(BASE, (req, res) => {
-    const ctx = inTenant(req, 'providers.create');
+  r.post(BASE, async (req, res) => {
+    const ctx = await inTenant(req, 'providers.create');
     res.status(201).json(gateway.tenantDeployments.create(ctx, req.body));
   });
-  r.get(`${BASE}/:providerId`, (req, res) => {
-    const ctx = inTenant(req, 'providers.read');
-    const d = gateway.tenantDeployments.get(ctx, id(req));
+  r.get(`${BASE}/:providerId`, async (req, res) => {
+    const ctx = await inTenant(req, 'providers.read');
+    const d = await gateway.tenantDeployments.get(ctx, id(req));
     res.json({ ...d, health: deploymentHealth(gateway, d.id) });
   });
-  r.patch(`${BASE}/:providerId`, (req, res) => {
-    const ctx = inTenant(req, 'providers.update');
+  r.patch(`${BASE}/:providerId`, async (req, res) => {
+    const ctx = await inTenant(req, 'providers.update');
     res.json(gateway.tenantDeployments.update(ctx, id(req), req.body));
   });
-  r.delete(`${BASE}/:providerId`, (req, res) => {
-    const ctx = inTenant(req, 'providers.remove');
-    gateway.tenantDeployments.remove(ctx, id(req));
+  r.delete(`${BASE}/:providerId`, async (req, res) => {
+    const ctx = await inTenant(req, 'providers.remove');
+    await gateway.tenantDeployments.remove(ctx, id(req));
     res.status(204).end();
   });
   r.post(`${BASE}/:providerId/test`, async (req, res) => {
-    const ctx = inTenant(req, 'providers.test');
+    const ctx = await inTenant(req, 'providers.test');
     res.json(await gateway.tenantDeployments.test(ctx, id(req)));
   });
-  r.get(`${BASE}/:providerId/health`, (req, res) => {
-    const ctx = inTenant(req, 'providers.read');
-    const d = gateway.tenantDeployments.get(ctx, id(req));
+  r.get(`${BASE}/:providerId/health`, async (req, res) => {
+    const ctx = await inTenant(req, 'providers.read');
+    const d = await gateway.tenantDeployments.get(ctx, id(req));
     res.json(deploymentHealth(gateway, d.id));
   });
   return r;

@@ -2,8 +2,7 @@ import { z } from 'zod';
 import { workerShare } from '../cluster-env.js';
 import type { Clock } from '../clock.js';
 import type { SecretBox } from '../config/secret-box.js';
-import type { Db } from '../db/connection.js';
-import { modelAliases, providerDeployments } from '../db/schema.js';
+import type { Store } from '../db/store.js';
 import type { EgressPolicy } from '../providers/egress.js';
 import { createAdapter, type Boundary, type ProviderAdapter, type ProviderKind } from '../providers/index.js';
 import { CircuitBreaker, Semaphore, type BreakerState } from './breaker.js';
@@ -119,7 +118,7 @@ export class Catalogue {
   private loadedRevision = -1;
 
   constructor(
-    private readonly db: Db,
+    private readonly store: Store,
     private readonly secrets: SecretBox,
     private readonly clock: Clock,
     /** Where tenant-private deployments may connect (their tenant administrators choose the URL). */
@@ -128,10 +127,16 @@ export class Catalogue {
     private readonly onBreaker?: (deployment: string, s: BreakerState | null, tenantPrivate: boolean) => void,
   ) {}
 
-  reload(revision: number): void {
+  /**
+   * Re-reads deployments and aliases when the gateway revision moved (the revision's
+   * listener, never the AI-call path: calls read the last loaded snapshot).
+   */
+  async reload(revision: number): Promise<void> {
     if (revision === this.loadedRevision) return;
-    const rows = this.db.select().from(providerDeployments).all();
-    const aliases = this.db.select().from(modelAliases).all();
+    const { q, t } = this.store;
+    const [rows, aliases] = await Promise.all([this.store.all(q.select().from(t.providerDeployments)), this.store.all(q.select().from(t.modelAliases))]);
+    // A newer reload finished while this one read: keep the newer snapshot.
+    if (revision < this.loadedRevision) return;
     const deployments: Deployment[] = [];
     const nextShared = new Map<string, Shared>();
     for (const r of rows) {

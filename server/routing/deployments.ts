@@ -5,15 +5,16 @@ import type { AuditLog } from '../audit/log.js';
 import type { Clock } from '../clock.js';
 import type { SecretBox } from '../config/secret-box.js';
 import type { RequestContext } from '../context.js';
-import type { Db } from '../db/connection.js';
-import { modelAliases, providerDeployments } from '../db/schema.js';
+import type { providerDeployments } from '../db/schema.js';
+import { isUniqueViolation, type Store } from '../db/store.js';
 import { secretAad } from '../db/secret-columns.js';
 import { AppError, notFound } from '../errors.js';
 import { parseInput } from '../http/parse-input.js';
 import { newId } from '../ids.js';
 import type { Revision } from '../identity/revision.js';
 import { refusedBaseUrl, type EgressPolicy } from '../providers/egress.js';
-import { createAdapter, kindAvailable, PROVIDER_KIND_NAMES, UpstreamError } from '../providers/index.js';
+import { createAdapter, kindAvailable, UpstreamError } from '../providers/index.js';
+import { PROVIDER_KIND_NAMES } from '../providers/kinds.js';
 import { aliasTargetSchema, deploymentOptionsSchema, modelEntrySchema } from './catalogue.js';
 import { adapterConfigOf, credentialsInputSchema, encryptCredentials, resolveKindConfig, secretValues, settingsInputSchema, storedCredentials, storedSettings, type KindConfig } from './kind-config.js';
 import { BOUNDARIES } from './policy.js';
@@ -109,14 +110,14 @@ const nameTaken = (name: string): AppError =>
   new AppError(409, 'provider_exists', `The provider deployment name ${name} is taken; choose another.`, { param: 'name' });
 
 export interface DeploymentDeps {
-  readonly db: Db;
+  readonly store: Store;
   readonly secrets: SecretBox;
   readonly clock: Clock;
   readonly revision: Revision;
   readonly entitlements: () => Entitlements;
   readonly audit: AuditLog;
   /** Resolves a tenant id or slug (tenant_id of a tenant-private deployment). */
-  readonly tenants: { resolve(ref: string): { id: string } | undefined };
+  readonly tenants: { resolve(ref: string): Promise<{ id: string } | undefined> };
   /** Where tenant-private deployments may connect (checked when their base URL is set, and on connect). */
   readonly tenantEgress: EgressPolicy;
 }
@@ -155,43 +156,45 @@ export class DeploymentService {
   }
 
   /** A tenant id or slug → the tenant's id (404 when there is no such tenant). */
-  tenantId(ref: string): string {
-    const t = this.d.tenants.resolve(ref);
+  async tenantId(ref: string): Promise<string> {
+    const t = await this.d.tenants.resolve(ref);
     if (!t) throw notFound('Tenant', 'tenant_id');
     return t.id;
   }
 
   /** Every deployment, or only the platform's (`tenantId: null`) or one tenant's. */
-  list(filter: { tenantId?: string | null } = {}): ReturnType<typeof serializeDeployment>[] {
+  async list(filter: { tenantId?: string | null } = {}): Promise<ReturnType<typeof serializeDeployment>[]> {
+    const { q, t } = this.d.store;
     const where: SQL | undefined =
-      filter.tenantId === undefined ? undefined : filter.tenantId === null ? isNull(providerDeployments.tenantRef) : eq(providerDeployments.tenantRef, filter.tenantId);
-    return this.d.db.select().from(providerDeployments).where(where).orderBy(providerDeployments.name).all().map(serializeDeployment);
+      filter.tenantId === undefined ? undefined : filter.tenantId === null ? isNull(t.providerDeployments.tenantRef) : eq(t.providerDeployments.tenantRef, filter.tenantId);
+    return (await this.d.store.all(q.select().from(t.providerDeployments).where(where).orderBy(t.providerDeployments.name))).map(serializeDeployment);
   }
 
   /** By id, else by name (a name never looks like an id); undefined when neither matches. */
-  find(idOrName: string): Row | undefined {
+  async find(idOrName: string): Promise<Row | undefined> {
+    const { q, t } = this.d.store;
     return (
-      this.d.db.select().from(providerDeployments).where(eq(providerDeployments.id, idOrName)).get() ??
-      this.d.db.select().from(providerDeployments).where(eq(providerDeployments.name, idOrName)).get()
+      (await this.d.store.one(q.select().from(t.providerDeployments).where(eq(t.providerDeployments.id, idOrName)))) ??
+      (await this.d.store.one(q.select().from(t.providerDeployments).where(eq(t.providerDeployments.name, idOrName))))
     );
   }
 
-  row(idOrName: string): Row {
-    const r = this.find(idOrName);
+  async row(idOrName: string): Promise<Row> {
+    const r = await this.find(idOrName);
     if (!r) throw notFound('Provider deployment', 'id');
     return r;
   }
 
-  get(idOrName: string) {
-    return serializeDeployment(this.row(idOrName));
+  async get(idOrName: string) {
+    return serializeDeployment(await this.row(idOrName));
   }
 
-  create(ctx: RequestContext, raw: unknown) {
+  async create(ctx: RequestContext, raw: unknown) {
     return this.createParsed(ctx, parseInput(deploymentInputSchema, raw));
   }
 
   /** create() for input validated by the caller (TenantDeployments checks it first). */
-  createParsed(ctx: RequestContext, input: DeploymentCreate) {
+  async createParsed(ctx: RequestContext, input: DeploymentCreate) {
     this.checkKind(input.kind);
     this.checkBoundary(input.boundary);
     const kc: KindConfig = resolveKindConfig({
@@ -204,15 +207,17 @@ export class DeploymentService {
       hasApiKey: !!input.api_key,
       region: input.region ?? null,
     });
-    const tenantRef = input.tenant_id ? this.tenantId(input.tenant_id) : null;
+    const tenantRef = input.tenant_id ? await this.tenantId(input.tenant_id) : null;
     this.checkEgress(tenantRef, kc.baseUrl, kc.extraUrls);
     const now = this.d.clock.now();
     const id = newId('prv', now);
-    if (this.d.db.select({ id: providerDeployments.id }).from(providerDeployments).where(eq(providerDeployments.name, input.name)).get()) throw nameTaken(input.name);
+    const { q, t } = this.d.store;
+    if (await this.d.store.one(q.select({ id: t.providerDeployments.id }).from(t.providerDeployments).where(eq(t.providerDeployments.name, input.name)))) throw nameTaken(input.name);
     let row: Row;
     try {
-      row = this.d.db
-        .insert(providerDeployments)
+      const inserted = await this.d.store.one(
+        q
+        .insert(t.providerDeployments)
         .values({
           id,
           name: input.name,
@@ -234,16 +239,16 @@ export class DeploymentService {
           createdAt: now,
           updatedAt: now,
         })
-        .returning()
-        .get();
+        .returning(),
+      );
+      row = inserted!;
     } catch (e) {
-      // Another process (the CLI) took the name between the check and the insert.
-      const err = e as { code?: string; cause?: { code?: string } };
-      if (err.code === 'SQLITE_CONSTRAINT_UNIQUE' || err.cause?.code === 'SQLITE_CONSTRAINT_UNIQUE') throw nameTaken(input.name);
+      // Another process (the CLI, a replica) took the name between the check and the insert.
+      if (isUniqueViolation(e)) throw nameTaken(input.name);
       throw e;
     }
-    this.d.revision.bump();
-    this.record(ctx, 'providers.create', row, {
+    await this.d.revision.bump();
+    await this.record(ctx, 'providers.create', row, {
       kind: row.kind,
       boundary: row.boundary,
       region: row.region,
@@ -255,13 +260,13 @@ export class DeploymentService {
     return serializeDeployment(row);
   }
 
-  update(ctx: RequestContext, idOrName: string, raw: unknown) {
-    const before = this.row(idOrName);
+  async update(ctx: RequestContext, idOrName: string, raw: unknown) {
+    const before = await this.row(idOrName);
     return this.updateParsed(ctx, before, parseInput(deploymentPatchSchema, raw));
   }
 
   /** update() of a row the caller looked up, with a validated patch. */
-  updateParsed(ctx: RequestContext, before: Row, p: DeploymentPatch) {
+  async updateParsed(ctx: RequestContext, before: Row, p: DeploymentPatch) {
     if (p.boundary) this.checkBoundary(p.boundary);
     const set: Partial<Row> = { updatedAt: this.d.clock.now() };
     if (p.base_url !== undefined) set.baseUrl = p.base_url;
@@ -275,7 +280,7 @@ export class DeploymentService {
     if (p.weight !== undefined) set.weight = p.weight;
     if (p.max_concurrency !== undefined) set.maxConcurrency = p.max_concurrency;
     if (p.options !== undefined) set.options = JSON.stringify({ ...JSON.parse(before.options), ...p.options });
-    if (p.tenant_id !== undefined) set.tenantRef = p.tenant_id === null ? null : this.tenantId(p.tenant_id);
+    if (p.tenant_id !== undefined) set.tenantRef = p.tenant_id === null ? null : await this.tenantId(p.tenant_id);
     // The kind's rules hold for the merged configuration (a patch may remove what another field needs).
     const kc = resolveKindConfig({
       kind: before.kind,
@@ -290,30 +295,32 @@ export class DeploymentService {
     if (p.settings !== undefined) set.settings = JSON.stringify(kc.settings);
     if (p.credentials !== undefined) set.credentials = encryptCredentials(this.d.secrets, before.id, kc.credentials);
     this.checkEgress(set.tenantRef !== undefined ? set.tenantRef : before.tenantRef, kc.baseUrl, kc.extraUrls);
-    const row = this.d.db.update(providerDeployments).set(set).where(eq(providerDeployments.id, before.id)).returning().get()!;
-    this.d.revision.bump();
+    const { q, t } = this.d.store;
+    const row = (await this.d.store.one(q.update(t.providerDeployments).set(set).where(eq(t.providerDeployments.id, before.id)).returning()))!;
+    await this.d.revision.bump();
     // Which fields changed (names only: never the credential), and the ones that decide who may use it.
     const changed = Object.keys(p).filter((k) => p[k as keyof DeploymentPatch] !== undefined);
-    this.record(ctx, 'providers.update', row, {
+    await this.record(ctx, 'providers.update', row, {
       changed,
       before: { boundary: before.boundary, approved: before.approved, enabled: before.enabled, tenant_id: before.tenantRef },
       after: { boundary: row.boundary, approved: row.approved, enabled: row.enabled, tenant_id: row.tenantRef },
     });
     // Moved between tenants: the tenant it left sees the change in its audit log too.
-    if (before.tenantRef !== row.tenantRef && before.tenantRef !== null) this.record(ctx, 'providers.update', { ...row, tenantRef: before.tenantRef }, { changed: ['tenant_id'] });
+    if (before.tenantRef !== row.tenantRef && before.tenantRef !== null) await this.record(ctx, 'providers.update', { ...row, tenantRef: before.tenantRef }, { changed: ['tenant_id'] });
     return serializeDeployment(row);
   }
 
-  remove(ctx: RequestContext, idOrName: string): void {
-    const r = this.row(idOrName);
-    this.d.db.delete(providerDeployments).where(eq(providerDeployments.id, r.id)).run();
-    this.d.revision.bump();
-    this.record(ctx, 'providers.remove', r, { kind: r.kind, boundary: r.boundary });
+  async remove(ctx: RequestContext, idOrName: string): Promise<void> {
+    const r = await this.row(idOrName);
+    const { q, t } = this.d.store;
+    await this.d.store.run(q.delete(t.providerDeployments).where(eq(t.providerDeployments.id, r.id)));
+    await this.d.revision.bump();
+    await this.record(ctx, 'providers.remove', r, { kind: r.kind, boundary: r.boundary });
   }
 
   /** Audit entry for a change, attributed to the deployment's tenant (null: a platform deployment). */
-  private record(ctx: RequestContext, action: string, r: Pick<Row, 'id' | 'name' | 'tenantRef'>, details: Record<string, unknown>): void {
-    this.d.audit.record(ctx, { action, tenantId: r.tenantRef, target: { type: 'provider_deployment', id: r.id }, details: { name: r.name, ...details } });
+  private async record(ctx: RequestContext, action: string, r: Pick<Row, 'id' | 'name' | 'tenantRef'>, details: Record<string, unknown>): Promise<void> {
+    await this.d.audit.record(ctx, { action, tenantId: r.tenantRef, target: { type: 'provider_deployment', id: r.id }, details: { name: r.name, ...details } });
   }
 
   /** The stored credentials of a row for a patch to merge into (a 500 when they no longer decrypt). */
@@ -332,7 +339,7 @@ export class DeploymentService {
    * provider echoed is cut out.
    */
   async test(idOrName: string, timeoutMs = 5000): Promise<{ ok: boolean; models?: string[]; error?: string; error_code?: string; latency_ms: number }> {
-    const r = this.row(idOrName);
+    const r = await this.row(idOrName);
     const cfg = adapterConfigOf(r, this.d.secrets, this.d.tenantEgress);
     const adapter = createAdapter(r.kind, cfg);
     const t0 = Date.now();
@@ -344,12 +351,9 @@ export class DeploymentService {
     }
   }
 
-  listAliases() {
-    return this.d.db
-      .select()
-      .from(modelAliases)
-      .all()
-      .map((a) => ({ object: 'model_alias' as const, name: a.name, targets: JSON.parse(a.targets) as unknown[], tenant_id: a.tenantRef, updated_at: a.updatedAt }));
+  async listAliases() {
+    const { q, t } = this.d.store;
+    return (await this.d.store.all(q.select().from(t.modelAliases))).map((a) => ({ object: 'model_alias' as const, name: a.name, targets: JSON.parse(a.targets) as unknown[], tenant_id: a.tenantRef, updated_at: a.updatedAt }));
   }
 
   /**
@@ -358,40 +362,46 @@ export class DeploymentService {
    * deployment the alias's tenants may use (a platform deployment, or for a tenant alias the
    * tenant's own): a typo would otherwise leave an alias that resolves to nothing.
    */
-  setAlias(ctx: RequestContext, raw: unknown) {
+  async setAlias(ctx: RequestContext, raw: unknown) {
     const a = parseInput(aliasInputSchema, raw);
-    const tenantRef = a.tenant_id ? this.tenantId(a.tenant_id) : null;
+    const tenantRef = a.tenant_id ? await this.tenantId(a.tenant_id) : null;
     for (const [i, t] of a.targets.entries()) {
-      const d = this.find(t.deployment);
+      const d = await this.find(t.deployment);
       if (!d || (d.tenantRef !== null && d.tenantRef !== tenantRef)) {
         throw new AppError(400, 'alias_target_unknown', `targets[${i}]: there is no provider deployment ${t.deployment}${tenantRef ? ' for this tenant' : ' usable by every tenant'}.`, {
           param: `targets[${i}].deployment`,
         });
       }
     }
-    const before = this.d.db.select().from(modelAliases).where(eq(modelAliases.name, a.name)).get();
+    const { q, t: tables } = this.d.store;
     const now = this.d.clock.now();
     const targets = JSON.stringify(a.targets);
-    this.d.db
-      .insert(modelAliases)
-      .values({ name: a.name, targets, tenantRef, createdAt: now, updatedAt: now })
-      .onConflictDoUpdate({ target: modelAliases.name, set: { targets, tenantRef, updatedAt: now } })
-      .run();
-    this.d.revision.bump();
+    const before = await this.d.store.tx(async () => {
+      const prev = await this.d.store.one(q.select().from(tables.modelAliases).where(eq(tables.modelAliases.name, a.name)));
+      await this.d.store.run(
+        q
+          .insert(tables.modelAliases)
+          .values({ name: a.name, targets, tenantRef, createdAt: now, updatedAt: now })
+          .onConflictDoUpdate({ target: tables.modelAliases.name, set: { targets, tenantRef, updatedAt: now } }),
+      );
+      return prev;
+    });
+    await this.d.revision.bump();
     const details = { name: a.name, targets: a.targets.map((t) => `${t.deployment}/${t.model}`), replaced: before !== undefined };
-    this.d.audit.record(ctx, { action: 'providers.alias_set', tenantId: tenantRef, target: { type: 'model_alias', id: a.name }, details });
+    await this.d.audit.record(ctx, { action: 'providers.alias_set', tenantId: tenantRef, target: { type: 'model_alias', id: a.name }, details });
     // Taken from another tenant (or from the platform): that side sees the change too.
     if (before && before.tenantRef !== tenantRef) {
-      this.d.audit.record(ctx, { action: 'providers.alias_set', tenantId: before.tenantRef, target: { type: 'model_alias', id: a.name }, details: { name: a.name, moved: true } });
+      await this.d.audit.record(ctx, { action: 'providers.alias_set', tenantId: before.tenantRef, target: { type: 'model_alias', id: a.name }, details: { name: a.name, moved: true } });
     }
     return { object: 'model_alias' as const, name: a.name, targets: a.targets, tenant_id: tenantRef };
   }
 
-  removeAlias(ctx: RequestContext, name: string): void {
-    const row = this.d.db.delete(modelAliases).where(eq(modelAliases.name, name)).returning().get();
+  async removeAlias(ctx: RequestContext, name: string): Promise<void> {
+    const { q, t } = this.d.store;
+    const row = await this.d.store.one(q.delete(t.modelAliases).where(eq(t.modelAliases.name, name)).returning());
     if (!row) throw notFound('Model alias', 'name');
-    this.d.revision.bump();
-    this.d.audit.record(ctx, { action: 'providers.alias_remove', tenantId: row.tenantRef, target: { type: 'model_alias', id: name }, details: { name } });
+    await this.d.revision.bump();
+    await this.d.audit.record(ctx, { action: 'providers.alias_remove', tenantId: row.tenantRef, target: { type: 'model_alias', id: name }, details: { name } });
   }
 }
 

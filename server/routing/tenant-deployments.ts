@@ -27,60 +27,60 @@ import { deploymentInputSchema, deploymentPatchSchema, serializeDeployment, type
 export class TenantDeployments {
   constructor(private readonly d: { deployments: DeploymentService; access: Access; audit: AuditLog }) {}
 
-  list(ctx: RequestContext): ReturnType<typeof serializeDeployment>[] {
+  async list(ctx: RequestContext): Promise<ReturnType<typeof serializeDeployment>[]> {
     const t = requireTenant(ctx);
-    this.d.access.require(ctx, 'providers:read', {}, { type: 'provider_deployment' });
+    await this.d.access.require(ctx, 'providers:read', {}, { type: 'provider_deployment' });
     return this.d.deployments.list({ tenantId: t.id });
   }
 
-  get(ctx: RequestContext, idOrName: string): ReturnType<typeof serializeDeployment> {
-    const r = this.visible(ctx, idOrName, 'providers.read');
-    this.d.access.require(ctx, 'providers:read', {}, target(r));
+  async get(ctx: RequestContext, idOrName: string): Promise<ReturnType<typeof serializeDeployment>> {
+    const r = await this.visible(ctx, idOrName, 'providers.read');
+    await this.d.access.require(ctx, 'providers:read', {}, target(r));
     return serializeDeployment(r);
   }
 
-  create(ctx: RequestContext, raw: unknown): ReturnType<typeof serializeDeployment> {
+  async create(ctx: RequestContext, raw: unknown): Promise<ReturnType<typeof serializeDeployment>> {
     const t = requireTenant(ctx);
-    this.d.access.require(ctx, 'providers:write', {}, { type: 'provider_deployment' });
+    await this.d.access.require(ctx, 'providers:write', {}, { type: 'provider_deployment' });
     const input = parseInput(deploymentInputSchema, raw);
-    this.checkTenantField(ctx, input.tenant_id, 'providers.create');
-    this.checkApproved(ctx, input.approved, 'providers.create', { type: 'provider_deployment' });
-    if (input.boundary === 'public') this.d.access.require(ctx, 'providers:write', { boundary: 'public' }, { type: 'provider_deployment' });
+    await this.checkTenantField(ctx, input.tenant_id, 'providers.create');
+    await this.checkApproved(ctx, input.approved, 'providers.create', { type: 'provider_deployment' });
+    if (input.boundary === 'public') await this.d.access.require(ctx, 'providers:write', { boundary: 'public' }, { type: 'provider_deployment' });
     return this.d.deployments.createParsed(ctx, { ...input, tenant_id: t.id });
   }
 
-  update(ctx: RequestContext, idOrName: string, raw: unknown): ReturnType<typeof serializeDeployment> {
-    const r = this.visible(ctx, idOrName, 'providers.update');
-    this.d.access.require(ctx, 'providers:write', {}, target(r));
+  async update(ctx: RequestContext, idOrName: string, raw: unknown): Promise<ReturnType<typeof serializeDeployment>> {
+    const r = await this.visible(ctx, idOrName, 'providers.update');
+    await this.d.access.require(ctx, 'providers:write', {}, target(r));
     const { tenant_id: tenantField, ...patch } = parseInput(deploymentPatchSchema, raw);
-    this.checkTenantField(ctx, tenantField, 'providers.update');
-    this.checkApproved(ctx, patch.approved, 'providers.update', target(r));
-    if (patch.boundary === 'public') this.d.access.require(ctx, 'providers:write', { boundary: 'public' }, target(r));
+    await this.checkTenantField(ctx, tenantField, 'providers.update');
+    await this.checkApproved(ctx, patch.approved, 'providers.update', target(r));
+    if (patch.boundary === 'public') await this.d.access.require(ctx, 'providers:write', { boundary: 'public' }, target(r));
     return this.d.deployments.updateParsed(ctx, r, patch);
   }
 
-  remove(ctx: RequestContext, idOrName: string): void {
-    const r = this.visible(ctx, idOrName, 'providers.remove');
-    this.d.access.require(ctx, 'providers:write', {}, target(r));
-    this.d.deployments.remove(ctx, r.id);
+  async remove(ctx: RequestContext, idOrName: string): Promise<void> {
+    const r = await this.visible(ctx, idOrName, 'providers.remove');
+    await this.d.access.require(ctx, 'providers:write', {}, target(r));
+    await this.d.deployments.remove(ctx, r.id);
   }
 
   /** Calls the upstream with the stored settings: outbound traffic with the credential, so it needs write. */
-  test(ctx: RequestContext, idOrName: string): ReturnType<DeploymentService['test']> {
-    const r = this.visible(ctx, idOrName, 'providers.test');
-    this.d.access.require(ctx, 'providers:write', {}, target(r));
+  async test(ctx: RequestContext, idOrName: string): ReturnType<DeploymentService['test']> {
+    const r = await this.visible(ctx, idOrName, 'providers.test');
+    await this.d.access.require(ctx, 'providers:write', {}, target(r));
     return this.d.deployments.test(r.id);
   }
 
   /** The tenant's own deployment, or 404 (audited) — also for platform deployments and other tenants'. */
-  private visible(ctx: RequestContext, idOrName: string, action: string): DeploymentRow {
+  private async visible(ctx: RequestContext, idOrName: string, action: string): Promise<DeploymentRow> {
     const t = requireTenant(ctx);
-    const r = this.d.deployments.find(idOrName);
-    if (!r || r.tenantRef !== t.id) throw hidden(this.d, ctx, 'provider_deployment', idOrName, action);
+    const r = await this.d.deployments.find(idOrName);
+    if (!r || r.tenantRef !== t.id) throw await hidden(this.d, ctx, 'provider_deployment', idOrName, action);
     return r;
   }
 
-  private checkTenantField(ctx: RequestContext, value: string | null | undefined, action: string): void {
+  private async checkTenantField(ctx: RequestContext, value: string | null | undefined, action: string): Promise<void> {
     if (value === undefined) return;
     const t = requireTenant(ctx);
     if (value === t.id || value === t.slug) return;
@@ -88,15 +88,15 @@ export class TenantDeployments {
       throw new AppError(400, 'tenant_mismatch', `tenant_id must be this tenant (${t.slug}); /admin/api/providers moves deployments between tenants.`, { param: 'tenant_id' });
     }
     if (value === null) {
-      this.d.audit.record(ctx, { action, outcome: 'denied', reason: 'platform_admin_required', target: { type: 'provider_deployment' } });
+      await this.d.audit.record(ctx, { action, outcome: 'denied', reason: 'platform_admin_required', target: { type: 'provider_deployment' } });
       throw new AppError(403, 'platform_admin_required', 'Platform-wide provider deployments are made by platform administrators.', { param: 'tenant_id' });
     }
-    throw hidden(this.d, ctx, 'tenant', value, action);
+    throw await hidden(this.d, ctx, 'tenant', value, action);
   }
 
-  private checkApproved(ctx: RequestContext, value: boolean | undefined, action: string, tgt: { type: string; id?: string }): void {
+  private async checkApproved(ctx: RequestContext, value: boolean | undefined, action: string, tgt: { type: string; id?: string }): Promise<void> {
     if (value === undefined || isPlatform(ctx)) return;
-    this.d.audit.record(ctx, { action, outcome: 'denied', reason: 'platform_admin_required', target: tgt, details: { field: 'approved' } });
+    await this.d.audit.record(ctx, { action, outcome: 'denied', reason: 'platform_admin_required', target: tgt, details: { field: 'approved' } });
     throw new AppError(403, 'platform_admin_required', "Approval of provider deployments is for platform administrators (a tenant's own deployment is approved when created; use enabled to switch it off).", {
       param: 'approved',
     });

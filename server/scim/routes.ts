@@ -1,3 +1,4 @@
+import { isUniqueViolation } from '../db/store.js';
 import express, { Router, type ErrorRequestHandler, type NextFunction, type Request, type Response } from 'express';
 import type { Entitlements } from '../access/entitlements.js';
 import { AppError } from '../errors.js';
@@ -34,8 +35,7 @@ function fromError(err: unknown): ScimError {
   // Identity errors keep their status (e.g. 409 seat_limit from the licence); only a taken address is SCIM's `uniqueness`.
   if (err instanceof AppError) return new ScimError(err.status, err.message, err.code === 'user_exists' ? 'uniqueness' : err.status === 400 ? 'invalidValue' : undefined);
   // Two replicas creating the same userName at once: the loser hits the unique index.
-  const code = (err as { code?: unknown } | null)?.code;
-  if (code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY') return new ScimError(409, 'The resource was created concurrently; read it and retry.', 'uniqueness');
+  if (isUniqueViolation(err)) return new ScimError(409, 'The resource was created concurrently; read it and retry.', 'uniqueness');
   return new ScimError(500, 'Internal error.');
 }
 

@@ -249,10 +249,10 @@ export function messagesRoutes(svc: GatewayService): FastRoute[] {
       pattern: /^\/v1\/messages\/count_tokens\/?$/i,
       body: true,
       errorBody: anthropicError,
-      handle: (ctx, _req, res, body) => {
+      handle: async (ctx, _req, res, body) => {
         const b = objectBody(body);
         if (typeof b.model !== 'string' || !b.model) throw bad('model: field required.', 'model');
-        svc.getModel(ctx, b.model); // 404 for a model the caller may not use
+        await svc.getModel(ctx, b.model); // 404 for a model the caller may not use
         const messages = toChatMessages(b.system, b.messages);
         // An estimate (about four characters per token), as the gateway's admission counts: no upstream call.
         const tools = Array.isArray(b.tools) ? JSON.stringify(b.tools) : '';
