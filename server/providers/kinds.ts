@@ -186,7 +186,7 @@ const bedrock: KindSpec = {
   apiKey: 'none',
   apiKeyLabel: '',
   regionRequired: true,
-  embeddings: false,
+  embeddings: true,
   fields: [
     { key: 'aws_access_key_id', label: 'Access key id', help: 'file holding the AWS access key id (- = stdin)', flag: 'aws-access-key-id-file', type: 'string', secret: true },
     { key: 'aws_secret_access_key', label: 'Secret access key', help: 'file holding the AWS secret access key', flag: 'aws-secret-access-key-file', type: 'string', secret: true },

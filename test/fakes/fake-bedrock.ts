@@ -2,6 +2,7 @@ import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { crc32 } from 'node:zlib';
 import { FakeUpstream, REPLY_PIECES, sleep, type Fault, type SeenRequest } from './common.js';
+import { vector } from './fake-openai.js';
 
 /**
  * A fake AWS Bedrock runtime (and the control plane's ListFoundationModels) speaking the
@@ -16,6 +17,7 @@ import { FakeUpstream, REPLY_PIECES, sleep, type Fault, type SeenRequest } from 
  *    binary framing with real prelude and message CRC32s (messageStart, contentBlockStart/
  *    Delta/Stop, messageStop, metadata; each payload padded with a `p` field like the
  *    service's), tool use when the request offers tools, images recorded as received;
+ *  - `POST /model/amazon.titan-embed-text-…/invoke` → a Titan embedding with its token count;
  *  - errors: JSON `{"message": …}` with the type in `x-amzn-errortype`.
  * Faults (common.ts): rate_limit → 429 ThrottlingException; server_error → 500
  * InternalServerException; malformed → cut JSON, or a frame whose message CRC is wrong;
@@ -24,6 +26,7 @@ import { FakeUpstream, REPLY_PIECES, sleep, type Fault, type SeenRequest } from 
 export class FakeBedrock extends FakeUpstream {
   region = 'us-east-1';
   models = ['anthropic.claude-3-5-sonnet-20240620-v1:0', 'amazon.nova-pro-v1:0', 'meta.llama3-1-70b-instruct-v1:0'];
+  embeddingModels = ['amazon.titan-embed-text-v2:0'];
   /** Access key id → its secret and (temporary credentials) session token. */
   readonly keys = new Map<string, { secret: string; token?: string }>([['AKIDFAKEBEDROCK', { secret: 'fake/secret+key' }]]);
   /** Requests whose signature checked out, and ones refused. */
@@ -45,6 +48,14 @@ export class FakeBedrock extends FakeUpstream {
     this.verified++;
     if (seen.method === 'GET' && seen.path === '/foundation-models') {
       return json(res, 200, { modelSummaries: this.models.map((modelId) => ({ modelId, modelArn: `arn:aws:bedrock:${this.region}::foundation-model/${modelId}`, providerName: modelId.split('.')[0], responseStreamingSupported: true })) });
+    }
+    const inv = /^\/model\/([^/]+)\/invoke$/.exec(seen.path);
+    if (seen.method === 'POST' && inv) {
+      const model = decodeURIComponent(inv[1]!);
+      if (!this.embeddingModels.includes(model)) return awsError(res, 400, 'ValidationException', 'The provided model identifier is invalid.');
+      const text = String(seen.body?.inputText ?? '');
+      const dims = Number(seen.body?.dimensions) || 1024;
+      return json(res, 200, { embedding: vector(text, dims), embeddingsByType: { float: vector(text, dims) }, inputTextTokenCount: text.split(/\s+/).filter(Boolean).length });
     }
     const m = /^\/model\/([^/]+)\/(converse|converse-stream)$/.exec(seen.path);
     if (seen.method !== 'POST' || !m) return awsError(res, 404, 'UnknownOperationException', undefined);

@@ -138,6 +138,32 @@ describe('bedrock through the gateway (openai SDK client)', () => {
     expect(fake.requests.length).toBe(1);
   });
 
+  it('embeddings: Titan through InvokeModel, one signed request per input, token counts summed; other families refused', async () => {
+    const i = ++n;
+    fake.reset();
+    await env.addProvider({
+      name: `bedrock-emb-${i}`,
+      kind: 'bedrock',
+      base_url: fake.url,
+      region: 'us-east-1',
+      boundary: 'public',
+      models: [
+        { name: `titan-${i}`, upstream: 'amazon.titan-embed-text-v2:0', type: 'embedding' },
+        { name: `cohere-${i}`, upstream: 'cohere.embed-english-v3', type: 'embedding' },
+      ],
+      credentials: KEYS,
+      options: { maxRetries: 0 },
+    });
+    const r = await env.client.embeddings.create({ model: `titan-${i}`, input: ['one two', 'three'], dimensions: 4 });
+    expect(r.data.map((d) => d.embedding.length)).toEqual([4, 4]);
+    expect(r.usage).toEqual({ prompt_tokens: 3, total_tokens: 3 });
+    expect(fake.verified).toBe(2);
+    expect(fake.requests.map((q) => q.body)).toEqual(expect.arrayContaining([{ inputText: 'one two', dimensions: 4 }, { inputText: 'three', dimensions: 4 }]));
+    const e = (await env.client.embeddings.create({ model: `cohere-${i}`, input: 'x' }).catch((x: unknown) => x)) as InstanceType<typeof OpenAI.APIError>;
+    expect(e.status).toBe(400);
+    expect(e.message).toMatch(/Titan/);
+  });
+
   it('429 ThrottlingException is retried; when it persists the client gets 429 provider_rate_limited', async () => {
     const { model } = await setup({ options: { maxRetries: 1 } });
     fake.fail('rate_limit');

@@ -8,6 +8,7 @@ import {
   type ChatCompletionChunk,
   type ChatRequest,
   type CreateEmbeddingResponse,
+  type EmbeddingsRequest,
   type ProviderAdapter,
 } from '../types.js';
 import { credentialSource, type CredentialSource } from './credentials.js';
@@ -137,8 +138,36 @@ export class BedrockAdapter implements ProviderAdapter {
     })();
   }
 
-  embed(): Promise<CreateEmbeddingResponse> {
-    return Promise.reject(new UpstreamError('provider_request_rejected', 'Bedrock deployments do not serve embeddings in Enclave yet.', 400, undefined, 'this provider does not serve embeddings'));
+  /**
+   * Amazon Titan text embeddings (`amazon.titan-embed-text-v2:0`, `…-v1`) through InvokeModel:
+   * one request per input (Titan embeds one text at a time), in parallel, usage from
+   * `inputTextTokenCount`. Other embedding families on Bedrock (Cohere) have their own body
+   * shapes and are refused clearly.
+   */
+  async embed(req: EmbeddingsRequest, o: CallOptions): Promise<CreateEmbeddingResponse> {
+    const model = String(req.model);
+    if (!/(^|\.)amazon\.titan-embed-text/.test(model)) {
+      throw new UpstreamError('provider_request_rejected', 'Bedrock embeddings are served for Amazon Titan text embedding models only.', 400, undefined, 'only Amazon Titan text embedding models are supported');
+    }
+    const input = req.input as unknown;
+    const texts = typeof input === 'string' ? [input] : Array.isArray(input) && input.every((x) => typeof x === 'string') ? (input as string[]) : undefined;
+    if (!texts || texts.length === 0) throw new UpstreamError('provider_request_rejected', 'This provider embeds text: input must be a string or a list of strings.', 400, undefined, 'input must be a string or a list of strings');
+    const dims = typeof req.dimensions === 'number' ? req.dimensions : undefined;
+    const one = async (inputText: string): Promise<{ embedding: number[]; tokens: number }> => {
+      const body = JSON.stringify({ inputText, ...(dims ? { dimensions: dims } : {}) });
+      const res = await this.call(this.runtime, this.runtimeHost, 'POST', `/model/${encodeURIComponent(model)}/invoke`, body, 'application/json', o.signal);
+      let j: { embedding?: unknown; inputTextTokenCount?: unknown };
+      try {
+        j = JSON.parse((await readAll(res)).toString('utf8')) as typeof j;
+      } catch (e) {
+        throw e instanceof SyntaxError ? new UpstreamError('provider_bad_response', 'The provider sent malformed JSON.') : toUpstreamError(e);
+      }
+      if (!Array.isArray(j.embedding)) throw new UpstreamError('provider_bad_response', 'The provider answered without an embedding.');
+      return { embedding: j.embedding as number[], tokens: typeof j.inputTextTokenCount === 'number' ? j.inputTextTokenCount : 0 };
+    };
+    const out = await Promise.all(texts.map(one));
+    const n = out.reduce((k, x) => k + x.tokens, 0);
+    return { object: 'list', model, data: out.map((x, index) => ({ object: 'embedding', index, embedding: x.embedding })), usage: { prompt_tokens: n, total_tokens: n } };
   }
 
   async listModels(o: CallOptions): Promise<string[]> {
