@@ -62,6 +62,9 @@ export const BUNDLED_PRICES: readonly { model: string; input: number; output: nu
   ...perMTok(['gemini-2.5-flash-lite'], 0.1, 0.4),
   ...perMTok(['gemini-2.0-flash', 'gemini-2.0-flash-001'], 0.1, 0.4),
   ...perMTok(['gemini-2.0-flash-lite', 'gemini-2.0-flash-lite-001'], 0.075, 0.3),
+  // Embeddings: Titan text v2 on Bedrock, gemini-embedding-001 (Gemini API and Vertex list the same price).
+  ...perMTok(['amazon.titan-embed-text-v2:0'], 0.02, 0),
+  ...perMTok(['gemini-embedding-001'], 0.15, 0),
 ];
 
 /** Prices in USD per 1M tokens for several model names, as BUNDLED_PRICES rows (micro-units). */
