@@ -245,7 +245,7 @@ export async function createServices(
     identity.start();
     closers.push(() => identity.stop());
     identityRef = identity;
-    const gateway = createGateway({ db, store, tenantStore, data, secrets: master.box, clock, log, metrics, identity, entitlements: opts.entitlements ? () => opts.entitlements! : () => license, metering: metering.hook, contentCapable: (tenantId) => metering.plans.has(tenantId, 'content_logging'), tenantEgress: egressPolicy(config.tenantProviderNetworks) });
+    const gateway = createGateway({ store, tenantStore, secrets: master.box, clock, log, metrics, identity, entitlements: opts.entitlements ? () => opts.entitlements! : () => license, metering: metering.hook, contentCapable: (tenantId) => metering.plans.has(tenantId, 'content_logging'), tenantEgress: egressPolicy(config.tenantProviderNetworks) });
     gatewayRef = gateway;
     await gateway.usage.loadMonth(); // the licence's token count starts from this month's ledger
     await gateway.start();

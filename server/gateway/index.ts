@@ -2,9 +2,7 @@ import type { Logger } from 'pino';
 import type { Entitlements } from '../access/entitlements.js';
 import type { Clock } from '../clock.js';
 import type { SecretBox } from '../config/secret-box.js';
-import type { Db } from '../db/connection.js';
 import type { Store } from '../db/store.js';
-import type { TenantData } from '../db/tenant-scope.js';
 import type { TenantStore } from '../db/tenant-store.js';
 import type { CheckResult, ReadinessCheck } from '../health/readiness.js';
 import type { Identity } from '../identity/index.js';
@@ -53,12 +51,10 @@ export interface Gateway {
 }
 
 export function createGateway(o: {
-  db: Db;
-  /** The async data layer (usage records; issue 22). */
+  /** The database (server/db/store.ts, issue 22). */
   store: Store;
   /** Tenant-scoped access over `store` (content log, stored responses). */
   tenantStore: TenantStore;
-  data: TenantData;
   secrets: SecretBox;
   clock: Clock;
   log: Logger;
