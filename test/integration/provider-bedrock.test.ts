@@ -308,12 +308,12 @@ describe('bedrock through the gateway (openai SDK client)', () => {
 
   // Promise.resolve().then(…): a refusal thrown or rejected (the deployment service may answer asynchronously).
   it('without keys and without use_instance_role the deployment is refused at creation', async () => {
-    await expect(Promise.resolve().then(() => env.addProvider({ name: 'bedrock-nokeys', kind: 'bedrock', region: 'us-east-1', boundary: 'public', models: ['x'] }))).rejects.toThrow(/credentials are required/);
+    await expect(Promise.resolve().then(() => await env.addProvider({ name: 'bedrock-nokeys', kind: 'bedrock', region: 'us-east-1', boundary: 'public', models: ['x'] }))).rejects.toThrow(/credentials are required/);
   });
 
   it('a region that is not an AWS region name is refused: it would become the host the prompts go to', async () => {
     for (const region of ['evil.example#', 'attacker.example/x', 'us-east-1.evil.example']) {
-      await expect(Promise.resolve().then(() => env.addProvider({ name: `bedrock-r${++n}`, kind: 'bedrock', region, boundary: 'public', models: ['x'], credentials: KEYS })), region).rejects.toThrow(/AWS region/);
+      await expect(Promise.resolve().then(() => await env.addProvider({ name: `bedrock-r${++n}`, kind: 'bedrock', region, boundary: 'public', models: ['x'], credentials: KEYS })), region).rejects.toThrow(/AWS region/);
     }
   });
 });
@@ -325,6 +325,28 @@ describe('bedrock adapter', () => {
     expect(e).toBeInstanceOf(UpstreamError);
     expect((e as UpstreamError).code).toBe('provider_auth_failed');
     expect((e as UpstreamError).message).toMatch(/tenant-private/);
+  });
+
+  it('an unreachable metadata service is a clear auth failure, and nothing is sent to Bedrock', async () => {
+    const closed = await new FakeImds().start();
+    const url = closed.url;
+    await closed.close();
+    const saved = { ep: process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT, id: process.env.AWS_ACCESS_KEY_ID };
+    process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT = url;
+    delete process.env.AWS_ACCESS_KEY_ID;
+    let a: BedrockAdapter;
+    try {
+      a = new BedrockAdapter({ baseUrl: fake.url, region: 'us-east-1', settings: { use_instance_role: true } });
+    } finally {
+      if (saved.ep === undefined) delete process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT;
+      else process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT = saved.ep;
+      if (saved.id !== undefined) process.env.AWS_ACCESS_KEY_ID = saved.id;
+    }
+    fake.reset();
+    const e = (await a.chat({ model: fake.models[0]!, messages: [{ role: 'user', content: 'x' }] }, { signal: new AbortController().signal }).catch((x: unknown) => x)) as UpstreamError;
+    expect(e.code).toBe('provider_auth_failed');
+    expect(e.message).toMatch(/instance metadata service/);
+    expect(fake.requests.length).toBe(0);
   });
 
   it('a session token from the deployment is sent and signed', async () => {

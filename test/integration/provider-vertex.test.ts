@@ -284,6 +284,18 @@ describe('auth', () => {
     expect(JSON.stringify(t)).not.toContain('PRIVATE KEY');
   });
 
+  it('vertex: a token within five minutes of expiry is replaced before use (a 200-second token is fetched again per call)', async () => {
+    const { model, fake } = await setup('vertex');
+    fake.tokenTtlS = 200;
+    await ask(model);
+    await ask(model);
+    expect(fake.tokensIssued).toBe(2);
+    fake.tokenTtlS = 3599;
+    await ask(model); // the 200-second token is due: a fresh one, which then lasts
+    await ask(model);
+    expect(fake.tokensIssued).toBe(3);
+  });
+
   it('vertex: a revoked token (401) is dropped; the next call fetches a new one', async () => {
     const { model, fake } = await setup('vertex');
     await ask(model);
@@ -307,7 +319,7 @@ describe('configuration', () => {
       // Promise.resolve().then(…): a refusal thrown or rejected (the deployment service may answer asynchronously).
       await expect(
         Promise.resolve().then(() =>
-          env.addProvider({ name: `vertex-r${++n}`, kind: 'vertex', region, boundary: 'public', models: ['x'], settings: { project: fakes.vertex.project }, credentials: { service_account_json: fakes.vertex.serviceAccountJson() } }),
+          await env.addProvider({ name: `vertex-r${++n}`, kind: 'vertex', region, boundary: 'public', models: ['x'], settings: { project: fakes.vertex.project }, credentials: { service_account_json: fakes.vertex.serviceAccountJson() } }),
         ),
         region,
       ).rejects.toThrow(/Google Cloud location/);
