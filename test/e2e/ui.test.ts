@@ -126,8 +126,8 @@ describe('sign-in', () => {
 describe('tenants and sessions', () => {
   it('a user in several organisations picks one after signing in, and can switch later', async () => {
     const s = app.services;
-    const second = s.identity.tenants.create(sys(s), { slug: 'globex', name: 'Globex' });
-    s.identity.users.grant(s.identity.tenants.scopeTo(sys(s), second.id), seeded.users.owner!.id, 'member');
+    const second = await s.identity.tenants.create(sys(s), { slug: 'globex', name: 'Globex' });
+    s.identity.users.grant((await s.identity.tenants.scopeTo(sys(s), second.id)), seeded.users.owner!.id, 'member');
     const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     const page = await ctx.newPage();
     await page.goto(`${app.url}/login`);
@@ -152,7 +152,7 @@ describe('tenants and sessions', () => {
     // Let the page's first requests finish (one still in flight would notice the end first).
     await page.waitForLoadState('networkidle');
     // End every session of the user behind the browser's back.
-    app.services.identity.sessions.logoutAll(sys(app.services), seeded.users.member!.id);
+    await app.services.identity.sessions.logoutAll(sys(app.services), seeded.users.member!.id);
     // Any request now finds the session gone; on a busy machine one of the page's own may get
     // there before the click does, and the sign-in page is then already showing.
     await page.getByRole('link', { name: 'My usage' }).click({ timeout: 5000 }).catch(() => undefined);

@@ -19,9 +19,9 @@ const REDOS = [
 
 beforeAll(async () => {
   env = await gatewayEnv();
-  env.addProvider({ name: 'public-1', kind: 'openai', base_url: `${env.openai.url}/v1`, boundary: 'public', models: ['gpt-fake'], options: { maxRetries: 0 } });
+  await env.addProvider({ name: 'public-1', kind: 'openai', base_url: `${env.openai.url}/v1`, boundary: 'public', models: ['gpt-fake'], options: { maxRetries: 0 } });
   const all = { email: 'redact', phone: 'redact', iban: 'redact', card: 'redact', national_id: 'redact', secret: 'redact' };
-  env.app.services.gateway.policies.write(env.tenant.ctx, { content: { default: all, nationalIdPatterns: REDOS } }, Date.now());
+  await env.app.services.gateway.policies.write(env.tenant.ctx, { content: { default: all, nationalIdPatterns: REDOS } }, Date.now());
 });
 afterAll(async () => {
   await env?.close();
