@@ -308,12 +308,12 @@ describe('bedrock through the gateway (openai SDK client)', () => {
 
   // Promise.resolve().then(…): a refusal thrown or rejected (the deployment service may answer asynchronously).
   it('without keys and without use_instance_role the deployment is refused at creation', async () => {
-    await expect(Promise.resolve().then(() => await env.addProvider({ name: 'bedrock-nokeys', kind: 'bedrock', region: 'us-east-1', boundary: 'public', models: ['x'] }))).rejects.toThrow(/credentials are required/);
+    await expect(Promise.resolve().then(() => env.addProvider({ name: 'bedrock-nokeys', kind: 'bedrock', region: 'us-east-1', boundary: 'public', models: ['x'] }))).rejects.toThrow(/credentials are required/);
   });
 
   it('a region that is not an AWS region name is refused: it would become the host the prompts go to', async () => {
     for (const region of ['evil.example#', 'attacker.example/x', 'us-east-1.evil.example']) {
-      await expect(Promise.resolve().then(() => await env.addProvider({ name: `bedrock-r${++n}`, kind: 'bedrock', region, boundary: 'public', models: ['x'], credentials: KEYS })), region).rejects.toThrow(/AWS region/);
+      await expect(Promise.resolve().then(() => env.addProvider({ name: `bedrock-r${++n}`, kind: 'bedrock', region, boundary: 'public', models: ['x'], credentials: KEYS })), region).rejects.toThrow(/AWS region/);
     }
   });
 });

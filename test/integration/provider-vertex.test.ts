@@ -319,7 +319,7 @@ describe('configuration', () => {
       // Promise.resolve().then(…): a refusal thrown or rejected (the deployment service may answer asynchronously).
       await expect(
         Promise.resolve().then(() =>
-          await env.addProvider({ name: `vertex-r${++n}`, kind: 'vertex', region, boundary: 'public', models: ['x'], settings: { project: fakes.vertex.project }, credentials: { service_account_json: fakes.vertex.serviceAccountJson() } }),
+          env.addProvider({ name: `vertex-r${++n}`, kind: 'vertex', region, boundary: 'public', models: ['x'], settings: { project: fakes.vertex.project }, credentials: { service_account_json: fakes.vertex.serviceAccountJson() } }),
         ),
         region,
       ).rejects.toThrow(/Google Cloud location/);
