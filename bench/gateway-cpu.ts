@@ -48,8 +48,8 @@ if (process.env.BENCH_ROLE === 'fake') {
   // --limits: the plan limits of bench/gateway-overhead.ts (high enough never to refuse), so
   // admission counts in Redis (leases far from every limit) as DESIGN.md §8 measures it.
   if (process.argv.includes('--limits')) {
-    services.metering.plans.upsert(ctx, { name: 'bench', limits: { requests_per_minute: 100_000_000, tokens_per_minute: 1_000_000_000_000, concurrent_requests: 100_000, monthly_tokens: 1_000_000_000_000 } });
-    services.metering.plans.assign(ctx, t.id, 'bench');
+    await services.metering.plans.upsert(ctx, { name: 'bench', limits: { requests_per_minute: 100_000_000, tokens_per_minute: 1_000_000_000_000, concurrent_requests: 100_000, monthly_tokens: 1_000_000_000_000 } });
+    await services.metering.plans.assign(ctx, t.id, 'bench');
   }
   const server = await listen(buildApp(services), 0, '127.0.0.1');
 

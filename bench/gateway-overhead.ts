@@ -99,8 +99,8 @@ if (role === 'fake') {
   // settles in Redis on every call, as it does for any tenant whose plan sets limits.
   // --no-limits leaves the default plan (no limits: admission does not touch Redis).
   if (!process.argv.includes('--no-limits')) {
-    services.metering.plans.upsert(ctx, { name: 'bench', limits: { requests_per_minute: 100_000_000, tokens_per_minute: 1_000_000_000_000, concurrent_requests: 100_000, monthly_tokens: 1_000_000_000_000 } });
-    services.metering.plans.assign(ctx, t.id, 'bench');
+    await services.metering.plans.upsert(ctx, { name: 'bench', limits: { requests_per_minute: 100_000_000, tokens_per_minute: 1_000_000_000_000, concurrent_requests: 100_000, monthly_tokens: 1_000_000_000_000 } });
+    await services.metering.plans.assign(ctx, t.id, 'bench');
   }
   // Content rules on for every detector (redact), so the scan runs on every call.
   services.gateway.policies.write(tctx, { content: { default: { email: 'redact', phone: 'redact', iban: 'redact', card: 'redact', national_id: 'redact', secret: 'redact' } } }, Date.now());

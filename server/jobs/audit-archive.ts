@@ -1,6 +1,7 @@
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
-import type { Db } from '../db/connection.js';
+import { asc, eq, gt } from 'drizzle-orm';
+import type { Store } from '../db/store.js';
 import { entryHash, GENESIS, type AuditRow } from '../audit/log.js';
 
 /**
@@ -41,7 +42,35 @@ export interface ArchivedEntry {
   hash: string;
 }
 
-const SELECT = `SELECT seq, id, at, tenant_ref, actor_type, actor_id, action, target_type, target_id, outcome, reason, ip, user_agent, request_id, details, prev_hash, hash FROM audit_log`;
+/** The audit_log columns under their SQL names (the archive's line format), on either dialect. */
+function columns(store: Store) {
+  const a = store.t.auditLog;
+  return {
+    seq: a.seq,
+    id: a.id,
+    at: a.at,
+    tenant_ref: a.tenantRef,
+    actor_type: a.actorType,
+    actor_id: a.actorId,
+    action: a.action,
+    target_type: a.targetType,
+    target_id: a.targetId,
+    outcome: a.outcome,
+    reason: a.reason,
+    ip: a.ip,
+    user_agent: a.userAgent,
+    request_id: a.requestId,
+    details: a.details,
+    prev_hash: a.prevHash,
+    hash: a.hash,
+  };
+}
+
+/** The stored hash of entry `seq` (undefined: no such entry). */
+async function hashOf(store: Store, seq: number): Promise<string | undefined> {
+  const a = store.t.auditLog;
+  return (await store.one(store.q.select({ hash: a.hash }).from(a).where(eq(a.seq, seq))))?.hash;
+}
 
 function toRow(e: ArchivedEntry): AuditRow {
   return {
@@ -91,8 +120,7 @@ export interface ArchiveResult {
 }
 
 /** Exports entries with `at < before` that are not archived yet. Idempotent; safe to re-run after a crash. */
-export function archiveAudit(db: Db, dataDir: string, before: number): ArchiveResult {
-  const sqlite = db.$client;
+export async function archiveAudit(store: Store, dataDir: string, before: number): Promise<ArchiveResult> {
   const dir = path.join(dataDir, ARCHIVE_DIR);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   for (const f of readdirSync(dir)) if (f.endsWith('.tmp')) rmSync(path.join(dir, f), { force: true });
@@ -102,25 +130,25 @@ export function archiveAudit(db: Db, dataDir: string, before: number): ArchiveRe
   const last = existing.at(-1);
   if (last) {
     const tail = lastLine(last.file);
-    const row = sqlite.prepare('SELECT hash FROM audit_log WHERE seq = ?').get(tail.seq) as { hash: string } | undefined;
-    if (!row || row.hash !== tail.hash) {
+    const hash = await hashOf(store, tail.seq);
+    if (hash !== tail.hash) {
       throw new Error(
-        `audit_archive_mismatch: ${path.basename(last.file)} ends with entry ${tail.seq}, which ${row ? 'differs from' : 'is not in'} this database's audit log; move ${dir} aside (it belongs to another database) and the next run starts a new archive`,
+        `audit_archive_mismatch: ${path.basename(last.file)} ends with entry ${tail.seq}, which ${hash ? 'differs from' : 'is not in'} this database's audit log; move ${dir} aside (it belongs to another database) and the next run starts a new archive`,
       );
     }
     after = tail.seq;
     prevHash = tail.hash;
   }
   // In chain order, up to the first entry at or after `before` (seq order is the chain's order).
-  const page = sqlite.prepare(`${SELECT} WHERE seq > ? ORDER BY seq LIMIT ${PAGE}`);
-  const next = (): ArchivedEntry[] => {
-    const rows = page.all(after) as ArchivedEntry[];
+  const a = store.t.auditLog;
+  const next = async (): Promise<ArchivedEntry[]> => {
+    const rows: ArchivedEntry[] = await store.all(store.q.select(columns(store)).from(a).where(gt(a.seq, after)).orderBy(asc(a.seq)).limit(PAGE));
     const stop = rows.findIndex((r) => r.at >= before);
     return stop < 0 ? rows : rows.slice(0, stop);
   };
   const files: string[] = [];
   let archived = 0;
-  let rows = next();
+  let rows = await next();
   while (rows.length) {
     const first = rows[0]!.seq;
     const tmp = path.join(dir, `audit-${pad(first)}.tmp`);
@@ -137,7 +165,7 @@ export function archiveAudit(db: Db, dataDir: string, before: number): ArchiveRe
           n++;
         }
         writeSync(fd, chunk.join('\n') + '\n');
-        rows = next();
+        rows = await next();
       }
       fsyncSync(fd);
     } finally {
@@ -156,7 +184,7 @@ export type ArchiveVerifyResult =
   | { ok: false; entries: number; problem: string };
 
 /** Walks the archive: consecutive seqs from 1, every hash recomputed, every link, and the tail matches the database. */
-export function verifyArchive(dataDir: string, db?: Db): ArchiveVerifyResult {
+export async function verifyArchive(dataDir: string, store?: Store): Promise<ArchiveVerifyResult> {
   let prevHash = GENESIS;
   let expect = 1;
   let entries = 0;
@@ -174,9 +202,8 @@ export function verifyArchive(dataDir: string, db?: Db): ArchiveVerifyResult {
       entries++;
     }
   }
-  if (db && entries) {
-    const row = db.$client.prepare('SELECT hash FROM audit_log WHERE seq = ?').get(expect - 1) as { hash: string } | undefined;
-    if (!row || row.hash !== prevHash) return { ok: false, entries, problem: `the archive's last entry ${expect - 1} is not the database's entry ${expect - 1}` };
+  if (store && entries) {
+    if ((await hashOf(store, expect - 1)) !== prevHash) return { ok: false, entries, problem: `the archive's last entry ${expect - 1} is not the database's entry ${expect - 1}` };
   }
   return { ok: true, entries, through: expect - 1 };
 }

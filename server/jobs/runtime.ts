@@ -66,7 +66,7 @@ export function workerSchedules(services: Services): Schedule[] {
       },
       contentPurge: () => services.gateway.content.purgeExpired(),
       webhookReconcile: () => reconcileWebhooks({ repo: services.metering.repo, queues: jobs.queues, log, now: clock.now() }),
-      ...(config.auditArchiveDays ? { auditArchive: () => archiveAudit(services.db, config.dataDir, clock.now() - config.auditArchiveDays! * 86_400_000) } : {}),
+      ...(config.auditArchiveDays ? { auditArchive: () => archiveAudit(services.store, config.dataDir, clock.now() - config.auditArchiveDays! * 86_400_000) } : {}),
       // Encrypted to ENCLAVE_BACKUP_RECIPIENT when set, verified by reading it back, newest 14 kept.
       ...(config.backupCron ? { backup: () => scheduledBackup(config), backupPattern: config.backupCron } : {}),
     });

@@ -207,8 +207,8 @@ describe('content logging (per-tenant opt-in)', { shuffle: false }, () => {
 
   it('enabling needs the plan capability (403); when the plan loses it nothing more is stored, stored content stays readable', async () => {
     const plans = env.app.services.metering.plans;
-    plans.upsert(sys(env.app.services), { name: 'basic', capabilities: ['cloud_providers', 'batch_api', 'self_service_keys'] });
-    plans.assign(sys(env.app.services), other.tenant.id, 'basic');
+    await plans.upsert(sys(env.app.services), { name: 'basic', capabilities: ['cloud_providers', 'batch_api', 'self_service_keys'] });
+    await plans.assign(sys(env.app.services), other.tenant.id, 'basic');
     const refused = await call(env.app.url, `/admin/api/tenants/${other.tenant.id}/content-logging`, { method: 'PUT', session: otherOwner, body: { enabled: true } });
     expect(refused.status).toBe(403);
     expect(refused.body.error.code).toBe('plan_forbidden');
@@ -219,14 +219,14 @@ describe('content logging (per-tenant opt-in)', { shuffle: false }, () => {
     expect((await call(env.app.url, `/admin/api/tenants/${other.tenant.id}/content-logging`, { method: 'PUT', session: otherOwner, body: { retention_days: 7 } })).status).toBe(200);
 
     // The logging tenant's plan lapses: calls go on, nothing more is stored.
-    plans.assign(sys(env.app.services), T(), 'basic');
+    await plans.assign(sys(env.app.services), T(), 'basic');
     const lapsed = await threeCalls('lapsed');
     await flush();
     expect(contentRows()).toBe(4);
     expect(dbBytes().includes(lapsed.m.plain)).toBe(false);
     expect((await call(env.app.url, `${base()}/content-logs/${enabled.ids.plain}`, { session: owner })).status).toBe(200);
     expect((await call(env.app.url, `${base()}/content-logs/${lapsed.ids.plain}`, { session: owner })).status).toBe(404);
-    plans.assign(sys(env.app.services), T(), null);
+    await plans.assign(sys(env.app.services), T(), null);
   });
 
   it('a shorter retention applies to stored rows; the retention schedule deletes expired rows (never served after expiry)', async () => {

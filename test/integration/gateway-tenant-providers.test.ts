@@ -129,8 +129,8 @@ describe('tenant administrators manage their tenant’s private deployments', ()
 
   it('refused without the plan’s custom_providers (platform admins are not bound by it); public needs cloud_providers too', async () => {
     const s = app.services;
-    s.metering.plans.upsert(sys(s), { name: 'basic', capabilities: ['self_service_keys', 'cloud_providers'] });
-    s.metering.plans.assign(sys(s), A.tenant.id, 'basic');
+    await s.metering.plans.upsert(sys(s), { name: 'basic', capabilities: ['self_service_keys', 'cloud_providers'] });
+    await s.metering.plans.assign(sys(s), A.tenant.id, 'basic');
     try {
       for (const r of [await call(app.url, aPath(), { session: aAdmin }), await call(app.url, aPath(), { method: 'POST', session: aAdmin, body: body('a-nope') })]) {
         expect(r.status).toBe(403);
@@ -144,8 +144,8 @@ describe('tenant administrators manage their tenant’s private deployments', ()
       expect(byRoot.body.tenant_id).toBe(A.tenant.id);
       expect((await call(app.url, `${aPath()}/a-by-root`, { method: 'DELETE', session: root })).status).toBe(204);
 
-      s.metering.plans.upsert(sys(s), { name: 'byo', capabilities: ['custom_providers'] });
-      s.metering.plans.assign(sys(s), A.tenant.id, 'byo');
+      await s.metering.plans.upsert(sys(s), { name: 'byo', capabilities: ['custom_providers'] });
+      await s.metering.plans.assign(sys(s), A.tenant.id, 'byo');
       const pub = await call(app.url, aPath(), { method: 'POST', session: aAdmin, body: body('a-public', { boundary: 'public' }) });
       expect(pub.status).toBe(403);
       expect(pub.body.error).toMatchObject({ code: 'plan_forbidden', message: "The tenant's plan (byo) does not include cloud_providers, which a public provider deployment needs." });
@@ -157,7 +157,7 @@ describe('tenant administrators manage their tenant’s private deployments', ()
       expect(s.gateway.deployments.get('a-byo').boundary).toBe('private');
       expect((await call(app.url, `${aPath()}/a-byo`, { method: 'DELETE', session: aAdmin })).status).toBe(204);
     } finally {
-      s.metering.plans.assign(sys(s), A.tenant.id, null);
+      await s.metering.plans.assign(sys(s), A.tenant.id, null);
     }
   });
 

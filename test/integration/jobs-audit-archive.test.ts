@@ -46,21 +46,21 @@ describe('audit archive (export only)', () => {
     // Nothing was deleted: the database chain verifies as before.
     expect(count()).toBe(oldCount + 3);
     expect(verifyChain(s.db)).toMatchObject({ ok: true, checked: oldCount + 3 });
-    expect(verifyArchive(dataDir, s.db)).toEqual({ ok: true, entries: oldCount, through: oldCount });
+    expect(await verifyArchive(dataDir, s.store)).toEqual({ ok: true, entries: oldCount, through: oldCount });
 
     // Idempotent: a second run the same day exports nothing.
-    expect(archiveAudit(s.db, dataDir, clock.now() - 30 * DAY)).toEqual({ archived: 0, files: [], through: oldCount });
+    expect(await archiveAudit(s.store, dataDir, clock.now() - 30 * DAY)).toEqual({ archived: 0, files: [], through: oldCount });
 
     // Later runs continue the chain in a new file.
     clock.advance(40 * DAY);
     const next = (await schedule!.run({} as never, {} as never)) as { archived: number; through: number };
     expect(next).toMatchObject({ archived: 3, through: oldCount + 3 });
     expect(archiveFiles(dataDir)).toHaveLength(2);
-    expect(verifyArchive(dataDir, s.db)).toEqual({ ok: true, entries: oldCount + 3, through: oldCount + 3 });
+    expect(await verifyArchive(dataDir, s.store)).toEqual({ ok: true, entries: oldCount + 3, through: oldCount + 3 });
     expect(verifyChain(s.db).ok).toBe(true);
   });
 
-  it('verifyArchive names an edited archived entry; an archive from another database stops the export', () => {
+  it('verifyArchive names an edited archived entry; an archive from another database stops the export', async () => {
     const s = app.services;
     const dataDir = s.config.dataDir;
     const [first] = archiveFiles(dataDir);
@@ -70,11 +70,11 @@ describe('audit archive (export only)', () => {
     e.details = JSON.stringify({ tampered: true });
     lines[1] = JSON.stringify(e);
     writeFileSync(first!.file, lines.join('\n') + '\n');
-    const r = verifyArchive(dataDir, s.db);
+    const r = await verifyArchive(dataDir, s.store);
     expect(r.ok).toBe(false);
     expect(r.ok === false && r.problem).toMatch(/entry 2: its content does not match its hash/);
     writeFileSync(first!.file, original);
-    expect(verifyArchive(dataDir, s.db).ok).toBe(true);
+    expect((await verifyArchive(dataDir, s.store)).ok).toBe(true);
 
     // The newest file's tail is not this database's entry: refuse rather than fork the chain.
     const last = archiveFiles(dataDir).at(-1)!;
@@ -84,7 +84,7 @@ describe('audit archive (export only)', () => {
     x.hash = 'f'.repeat(64);
     tl[tl.length - 1] = JSON.stringify(x);
     writeFileSync(last.file, tl.join('\n') + '\n');
-    expect(() => archiveAudit(s.db, dataDir, clock.now())).toThrow(/audit_archive_mismatch/);
+    await expect(archiveAudit(s.store, dataDir, clock.now())).rejects.toThrow(/audit_archive_mismatch/);
     writeFileSync(last.file, tail);
     expect(path.basename(path.dirname(last.file))).toBe(ARCHIVE_DIR);
   });

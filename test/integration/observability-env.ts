@@ -34,9 +34,9 @@ export async function observedStack(): Promise<ObservedStack> {
   env.addProvider({ name: 'down-1', kind: 'openai', base_url: 'http://127.0.0.1:9/v1', boundary: 'private', models: ['gone-model'] });
   // A plan with monthly limits (enclave_quota_used_ratio) and a price for the cloud model (enclave_gateway_cost_micros_total).
   const s = env.app.services;
-  s.metering.plans.upsert(sys(s), { name: 'observed', limits: { monthly_tokens: 10_000_000, monthly_cost_micros: 1_000_000_000 } });
-  s.metering.plans.assign(sys(s), env.tenant.tenant.id, 'observed');
-  s.metering.pricing.set(sys(s), { model: 'gpt-fake', input_micros_per_mtok: 2_500_000, output_micros_per_mtok: 10_000_000 });
+  await s.metering.plans.upsert(sys(s), { name: 'observed', limits: { monthly_tokens: 10_000_000, monthly_cost_micros: 1_000_000_000 } });
+  await s.metering.plans.assign(sys(s), env.tenant.tenant.id, 'observed');
+  await s.metering.pricing.set(sys(s), { model: 'gpt-fake', input_micros_per_mtok: 2_500_000, output_micros_per_mtok: 10_000_000 });
   const services = await createServices(env.app.services.config, { log: pino({ level: 'silent' }), passwordLogN: 10, entitlements: unrestricted });
   const jobs = await startWorker(services);
   const metrics = await startWorkerMetricsServer({ metrics: services.metrics, port: 0, host: '127.0.0.1' });
