@@ -30,7 +30,7 @@ let last: ServerResponse | undefined;
 beforeAll(async () => {
   env = await gatewayEnv();
   // A short idle timeout: a client that pauses longer than it is slow, not an idle upstream.
-  env.addProvider({ name: 'bp', kind: 'openai', base_url: `${env.openai.url}/v1`, boundary: 'private', models: ['gpt-fake'], options: { maxRetries: 0, idleMs: IDLE_MS, totalMs: 120_000 } });
+  await env.addProvider({ name: 'bp', kind: 'openai', base_url: `${env.openai.url}/v1`, boundary: 'private', models: ['gpt-fake'], options: { maxRetries: 0, idleMs: IDLE_MS, totalMs: 120_000 } });
   env.app.server.server.on('request', (_req, res: ServerResponse) => {
     last = res;
   });
@@ -86,7 +86,7 @@ describe('a client that stops reading', () => {
   for (const f of FACES) {
     it(`holds the upstream back instead of growing Enclave's buffers (${f.api})`, async () => {
       env.openai.flood = { bytes: FLOOD, piece: 64 * 1024 };
-      const before = env.usage().length;
+      const before = (await env.usage()).length;
       const res = await openPaused(f.path, f.body);
       expect(res.statusCode).toBe(200);
       // Blocked: the upstream waits for its connection to drain, and nothing moves for several polls.
@@ -115,7 +115,7 @@ describe('a client that stops reading', () => {
       if (f.end) expect(rest.tail, f.api).toMatch(f.end);
       if (f.lastEvent) expect(rest.lastEvent, f.api).toBe(f.lastEvent);
       expect(rest.bytes, f.api).toBeGreaterThan(FLOOD);
-      const rows = await waitFor(() => env.usage().slice(before), { what: 'the usage record', until: (x) => x.length >= 1 });
+      const rows = await waitFor(async () => (await env.usage()).slice(before), { what: 'the usage record', until: (x) => x.length >= 1 });
       expect(rows).toHaveLength(1);
       // The whole answer went through Enclave: the upstream's usage (a quarter of the flood) is the record's.
       expect(rows[0]).toMatchObject({ api: f.api, status: 'ok', completionTokens: FLOOD / 4 });

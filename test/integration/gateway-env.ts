@@ -25,8 +25,9 @@ export interface GatewayEnv {
   key: string;
   keyId: string;
   client: OpenAI;
-  addProvider(input: Record<string, unknown>): Record<string, any>;
-  usage(): Record<string, any>[];
+  addProvider(input: Record<string, unknown>): Promise<Record<string, any>>;
+  /** The tenant's usage records, after writing the pending ones. */
+  usage(): Promise<Record<string, any>[]>;
   close(): Promise<void>;
 }
 
@@ -46,10 +47,9 @@ export async function gatewayEnv(opts: { clock?: Clock; entitlements?: Entitleme
     keyId: key.id,
     client: new OpenAI({ baseURL: `${app.url}/v1`, apiKey: secret, maxRetries: 0 }),
     addProvider: (input) => s.gateway.deployments.create(sys(s), { options: FAST, ...input }),
-    usage: () => {
-      // On SQLite the flush writes before it returns (the statements are synchronous), so the list below sees the rows.
-      void s.gateway.usage.flush();
-      return s.data.usageRecords.list(tenant.ctx) as Record<string, any>[];
+    usage: async () => {
+      await s.gateway.usage.flush();
+      return (await s.tenantStore.usageRecords.list(tenant.ctx)) as Record<string, any>[];
     },
     close: async () => {
       await app.close();

@@ -14,7 +14,7 @@ import { gatewayEnv, type GatewayEnv } from './gateway-env.js';
 let env: GatewayEnv;
 beforeAll(async () => {
   env = await gatewayEnv();
-  env.addProvider({ name: 'parity', kind: 'openai', base_url: `${env.openai.url}/v1`, boundary: 'private', models: ['gpt-fake'], options: { maxRetries: 0, breakerFailures: 100 } });
+  await env.addProvider({ name: 'parity', kind: 'openai', base_url: `${env.openai.url}/v1`, boundary: 'private', models: ['gpt-fake'], options: { maxRetries: 0, breakerFailures: 100 } });
 });
 afterAll(async () => {
   await env?.close();
@@ -72,7 +72,7 @@ interface Scenario {
   /** Only meaningful for a streamed call. */
   readonly streamOnly?: boolean;
   /** Sets the scenario up before the faces run; returns the undo. */
-  readonly arrange?: () => () => void;
+  readonly arrange?: () => Promise<() => Promise<unknown>>;
   /** Queued on the upstream before each face's call. */
   readonly fault?: FaultMode;
   /** The client goes away: mid-stream (streamed), or while the upstream holds its answer. */
@@ -104,10 +104,10 @@ const SCENARIOS: readonly Scenario[] = [
   { name: 'unknown model', model: 'nope', status: 404, usage: 'refused', upstream: 0, codes: { chat: 'model_not_found', responses: 'model_not_found', messages: 'not_found_error' } },
   {
     name: 'quota exceeded',
-    arrange: () => {
+    arrange: async () => {
       const s = env.app.services;
-      s.metering.plans.upsert(sys(s), { name: 'parity-tiny', limits: { monthly_tokens: 1 } });
-      s.metering.plans.assign(sys(s), env.tenant.tenant.id, 'parity-tiny');
+      await s.metering.plans.upsert(sys(s), { name: 'parity-tiny', limits: { monthly_tokens: 1 } });
+      await s.metering.plans.assign(sys(s), env.tenant.tenant.id, 'parity-tiny');
       return () => s.metering.plans.assign(sys(s), env.tenant.tenant.id, null);
     },
     status: 429,
@@ -119,8 +119,8 @@ const SCENARIOS: readonly Scenario[] = [
   {
     name: 'redaction',
     text: `write to ${EMAIL} please`,
-    arrange: () => {
-      env.app.services.gateway.policies.write(env.tenant.ctx, { content: { default: { email: 'redact' } } }, Date.now());
+    arrange: async () => {
+      await env.app.services.gateway.policies.write(env.tenant.ctx, { content: { default: { email: 'redact' } } }, Date.now());
       return () => env.app.services.gateway.policies.write(env.tenant.ctx, {}, Date.now());
     },
     status: 200,
@@ -197,9 +197,9 @@ describe('the same scenario through every face', () => {
     for (const s of SCENARIOS) {
       if (s.streamOnly && !stream) continue;
       it(`${s.name}${stream ? ' (streamed)' : ''}`, async () => {
-        const undo = s.arrange?.();
+        const undo = await s.arrange?.();
         try {
-          const before = env.usage().length;
+          const before = (await env.usage()).length;
           const codes: Record<string, string | undefined> = {};
           for (const f of FACES) {
             const n = env.openai.requests.length;
@@ -216,7 +216,7 @@ describe('the same scenario through every face', () => {
             expect(env.openai.requests.length - n, `${f.api}: upstream requests`).toBe(s.upstream);
             env.openai.assertNoPendingFaults();
           }
-          const rows = await waitFor(() => env.usage().slice(before), { what: 'one usage record per face', until: (x) => x.length >= FACES.length });
+          const rows = await waitFor(async () => (await env.usage()).slice(before), { what: 'one usage record per face', until: (x) => x.length >= FACES.length });
           expect(rows).toHaveLength(FACES.length);
           expect(rows.map((u) => u.api).sort()).toEqual(FACES.map((f) => f.api).sort());
           for (const u of rows) {
@@ -226,7 +226,7 @@ describe('the same scenario through every face', () => {
           }
           if (s.codes) expect(codes).toMatchObject(s.codes);
         } finally {
-          undo?.();
+          await undo?.();
         }
       });
     }

@@ -21,24 +21,24 @@ afterAll(async () => {
 });
 
 /** A fresh model served by a fresh deployment on the first fake (and optionally a fallback on the second). */
-function setup(opts: { options?: Record<string, unknown>; fallback?: boolean } = {}): string {
+async function setup(opts: { options?: Record<string, unknown>; fallback?: boolean } = {}): Promise<string> {
   const i = ++n;
   const model = `m${i}`;
   env.openai.reset();
   second.reset();
-  env.addProvider({ name: `a${i}`, kind: 'openai', base_url: `${env.openai.url}/v1`, boundary: 'private', models: [model], priority: 1, options: { maxRetries: 1, ...opts.options } });
-  if (opts.fallback) env.addProvider({ name: `b${i}`, kind: 'openai', base_url: `${second.url}/v1`, boundary: 'private', models: [model], priority: 2 });
+  await env.addProvider({ name: `a${i}`, kind: 'openai', base_url: `${env.openai.url}/v1`, boundary: 'private', models: [model], priority: 1, options: { maxRetries: 1, ...opts.options } });
+  if (opts.fallback) await env.addProvider({ name: `b${i}`, kind: 'openai', base_url: `${second.url}/v1`, boundary: 'private', models: [model], priority: 2 });
   return model;
 }
 const chat = (model: string, extra: Partial<OpenAI.ChatCompletionCreateParamsNonStreaming> = {}, o: OpenAI.RequestOptions = {}) => {
   calls++;
   return env.client.chat.completions.create({ model, messages: [{ role: 'user', content: 'hello there' }], ...extra }, o);
 };
-const streamChat = (model: string, o: OpenAI.RequestOptions = {}) => {
+const streamChat = async (model: string, o: OpenAI.RequestOptions = {}) => {
   calls++;
   return env.client.chat.completions.create({ model, messages: [{ role: 'user', content: 'hello there' }], stream: true, stream_options: { include_usage: true } }, o);
 };
-const lastUsage = () => env.usage().sort((a, b) => (a.id < b.id ? -1 : 1)).at(-1)!;
+const lastUsage = async () => (await env.usage()).sort((a, b) => (a.id < b.id ? -1 : 1)).at(-1)!;
 
 // A fault a test queued that never reached a request means the test did not test it.
 afterEach(() => {
@@ -48,19 +48,19 @@ afterEach(() => {
 
 describe('reliability', () => {
   it('retries a retryable error on the same deployment, then falls back to the next candidate', async () => {
-    const model = setup({ fallback: true });
+    const model = await setup({ fallback: true });
     env.openai.fail('server_error', 'drop');
     const r = await chat(model).withResponse();
     expect(r.data.choices[0]!.message.content).toBe('Hello from the fake model.');
     expect(env.openai.requests.length).toBe(2); // first attempt + one retry
     expect(second.requests.length).toBe(1); // then the fallback
-    const u = lastUsage();
+    const u = (await lastUsage());
     expect(u).toMatchObject({ status: 'ok', attempts: 3, model });
     expect(JSON.parse(u.policy).fallbacks).toBe(1);
   });
 
   it('429 with Retry-After is retried on the same deployment', async () => {
-    const model = setup({ fallback: true });
+    const model = await setup({ fallback: true });
     env.openai.fail({ mode: 'rate_limit', retryAfterS: 0 });
     await chat(model);
     expect(env.openai.requests.length).toBe(2);
@@ -68,14 +68,14 @@ describe('reliability', () => {
   });
 
   it('a non-retryable upstream error (400) is passed on without retry or fallback', async () => {
-    const model = setup({ fallback: true });
+    const model = await setup({ fallback: true });
     const e = await env.client.chat.completions.create({ model, messages: [{ role: 'user', content: 'x' }], n: 1, ...({ messages: 'bad' } as any) }).catch((x) => x);
     calls++;
     expect(e).toBeInstanceOf(OpenAI.BadRequestError);
   });
 
   it('slow first token times out, then falls back', async () => {
-    const model = setup({ fallback: true, options: { maxRetries: 0, firstTokenMs: 150 } });
+    const model = await setup({ fallback: true, options: { maxRetries: 0, firstTokenMs: 150 } });
     env.openai.fail({ mode: 'slow_first_token', delayMs: 600 });
     const stream = await streamChat(model);
     let text = '';
@@ -90,7 +90,7 @@ describe('reliability', () => {
   });
 
   it('the breaker opens after consecutive failures and recovers through a half-open probe', async () => {
-    const model = setup({ options: { maxRetries: 0, breakerFailures: 3, breakerCooldownMs: 10_000 } });
+    const model = await setup({ options: { maxRetries: 0, breakerFailures: 3, breakerCooldownMs: 10_000 } });
     env.openai.failAlways('server_error');
     for (let i = 0; i < 3; i++) await chat(model).catch(() => undefined);
     expect(env.openai.requests.length).toBe(3);
@@ -112,11 +112,11 @@ describe('reliability', () => {
   });
 
   it('a client disconnect aborts the upstream call and still records usage', async () => {
-    const model = setup();
+    const model = await setup();
     env.openai.chunkDelayMs = 150;
     const ac = new AbortController();
     const stream = await streamChat(model, { signal: ac.signal });
-    const before = env.usage().length;
+    const before = (await env.usage()).length;
     try {
       for await (const _c of stream) {
         ac.abort();
@@ -125,14 +125,14 @@ describe('reliability', () => {
       /* aborted */
     }
     await waitFor(() => env.openai.requests[0]?.aborted, { what: 'the upstream request aborted' });
-    await waitFor(() => env.usage().length, { until: (n) => n === before + 1, what: `${before + 1} usage records` });
-    const u = lastUsage();
+    await waitFor(async () => (await env.usage()).length, { until: (n) => n === before + 1, what: `${before + 1} usage records` });
+    const u = (await lastUsage());
     expect(u, JSON.stringify(u)).toMatchObject({ status: 'client_disconnect', model, stream: true });
   });
 
   it('an upstream failing mid-stream ends the stream with an OpenAI-shaped error event and a usage record', async () => {
     for (const mode of ['drop_mid_stream', 'error_mid_stream', 'stall_mid_stream'] as const) {
-      const model = setup({ fallback: true, options: { idleMs: 150 } });
+      const model = await setup({ fallback: true, options: { idleMs: 150 } });
       env.openai.fail(mode);
       const stream = await streamChat(model);
       let text = '';
@@ -143,14 +143,14 @@ describe('reliability', () => {
       expect(err.code, mode).toMatch(/^provider_(stream_error|timeout)$/);
       expect(text).toBe('Hello'); // what arrived before the failure
       expect(second.requests.length, mode).toBe(0); // no fallback after the first byte
-      const u = lastUsage();
+      const u = (await lastUsage());
       expect(u, mode).toMatchObject({ status: 'stream_error', model, tokensEstimated: true });
     }
   });
 
   it('a per-deployment concurrency limit waits a bounded time, then moves on', async () => {
-    const model = setup({ fallback: true, options: { maxRetries: 0, queueMs: 50 } });
-    env.app.services.gateway.deployments.update(sys(env.app.services), `a${n}`, { max_concurrency: 1 });
+    const model = await setup({ fallback: true, options: { maxRetries: 0, queueMs: 50 } });
+    await env.app.services.gateway.deployments.update(sys(env.app.services), `a${n}`, { max_concurrency: 1 });
     env.openai.latencyMs = 300;
     const [a, b] = await Promise.all([chat(model).withResponse(), chat(model).withResponse()]);
     expect(a.data.choices[0]!.message.content).toBe('Hello from the fake model.');
@@ -160,7 +160,7 @@ describe('reliability', () => {
   });
 
   it('exactly one usage record per call across every case above', async () => {
-    await waitFor(() => env.usage().length, { until: (n) => n === calls, what: `${calls} usage records` });
-    expect(env.usage().length).toBe(calls);
+    await waitFor(async () => (await env.usage()).length, { until: (n) => n === calls, what: `${calls} usage records` });
+    expect((await env.usage()).length).toBe(calls);
   });
 });

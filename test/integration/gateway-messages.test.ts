@@ -13,8 +13,8 @@ let env: GatewayEnv;
 let client: Anthropic;
 beforeAll(async () => {
   env = await gatewayEnv();
-  env.addProvider({ name: 'msg-openai', kind: 'openai', base_url: `${env.openai.url}/v1`, boundary: 'private', models: ['gpt-fake'], options: { maxRetries: 0, breakerFailures: 1 } });
-  env.addProvider({ name: 'msg-ollama', kind: 'ollama', base_url: env.ollama.url, boundary: 'local', models: ['llama3.1:8b'] });
+  await env.addProvider({ name: 'msg-openai', kind: 'openai', base_url: `${env.openai.url}/v1`, boundary: 'private', models: ['gpt-fake'], options: { maxRetries: 0, breakerFailures: 1 } });
+  await env.addProvider({ name: 'msg-ollama', kind: 'ollama', base_url: env.ollama.url, boundary: 'local', models: ['llama3.1:8b'] });
   client = new Anthropic({ baseURL: env.app.url, apiKey: env.key, maxRetries: 0 });
 });
 afterAll(async () => {
@@ -30,7 +30,7 @@ describe('POST /v1/messages', () => {
     expect(m).toMatchObject({ type: 'message', role: 'assistant', model: 'gpt-fake', stop_reason: 'end_turn', usage: { input_tokens: 4, output_tokens: 6 } });
     expect(m.content).toEqual([{ type: 'text', text: 'Hello from the fake model.' }]);
     expect(lastSent()).toMatchObject({ max_tokens: 100, stop: ['END'], messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'hello there' }] });
-    const u = await waitFor(() => env.usage().find((x) => x.api === 'messages'), { what: 'a messages usage record' });
+    const u = await waitFor(async () => (await env.usage()).find((x) => x.api === 'messages'), { what: 'a messages usage record' });
     expect(u).toMatchObject({ status: 'ok', promptTokens: 4, completionTokens: 6 });
     // A bearer token works too (ANTHROPIC_AUTH_TOKEN).
     const bearer = new Anthropic({ baseURL: env.app.url, authToken: env.key, apiKey: null, maxRetries: 0 });

@@ -12,8 +12,8 @@ let env: GatewayEnv;
 let ollama: Ollama;
 beforeAll(async () => {
   env = await gatewayEnv();
-  env.addProvider({ name: 'ollama-1', kind: 'ollama', base_url: env.ollama.url, boundary: 'local', models: 'llama3.1:8b,nomic-embed-text' });
-  env.addProvider({ name: 'openai-1', kind: 'openai', base_url: `${env.openai.url}/v1`, boundary: 'private', models: 'gpt-fake' });
+  await env.addProvider({ name: 'ollama-1', kind: 'ollama', base_url: env.ollama.url, boundary: 'local', models: 'llama3.1:8b,nomic-embed-text' });
+  await env.addProvider({ name: 'openai-1', kind: 'openai', base_url: `${env.openai.url}/v1`, boundary: 'private', models: 'gpt-fake' });
   ollama = new Ollama({ host: `${env.app.url}/ollama`, headers: { authorization: `Bearer ${env.key}` } });
 });
 afterAll(async () => env?.close());
@@ -32,7 +32,7 @@ describe('the ollama SDK as a client of Enclave', () => {
   });
 
   it('chat, whole and streamed, to an Ollama upstream and to an OpenAI-compatible one; one usage record per call', async () => {
-    const before = env.usage().length;
+    const before = (await env.usage()).length;
     for (const model of ['llama3.1:8b', 'gpt-fake']) {
       const r = await ollama.chat({ model, messages: hi, options: { temperature: 0.2, num_predict: 50 } });
       expect(r).toMatchObject({ model, done: true, done_reason: 'stop', message: { role: 'assistant', content: 'Hello from the fake model.' } });
@@ -50,8 +50,8 @@ describe('the ollama SDK as a client of Enclave', () => {
     expect(env.ollama.requests.find((r) => r.path === '/api/chat' && r.body.stream === true)).toBeDefined();
     const sent = env.openai.requests.filter((r) => r.path === '/v1/chat/completions');
     expect(sent[0]!.body).toMatchObject({ model: 'gpt-fake', temperature: 0.2, max_tokens: 50 });
-    await waitFor(() => env.usage().length, { until: (n) => n >= before + 4, what: `${before + 4} usage records` });
-    const rows = env.usage().slice(0, 4);
+    await waitFor(async () => (await env.usage()).length, { until: (n) => n >= before + 4, what: `${before + 4} usage records` });
+    const rows = (await env.usage()).slice(0, 4);
     expect(rows.every((u) => u.endpoint === 'chat' && u.status === 'ok')).toBe(true);
   });
 

@@ -6,8 +6,8 @@ let env: GatewayEnv;
 
 beforeAll(async () => {
   env = await gatewayEnv();
-  env.addProvider({ name: 'ollama-1', kind: 'ollama', base_url: env.ollama.url, boundary: 'local', models: 'llama3.1:8b,nomic-embed-text' });
-  env.addProvider({ name: 'cloud-1', kind: 'openai', base_url: `${env.openai.url}/v1`, api_key: 'sk-upstream-secret', boundary: 'public', models: ['gpt-fake', 'text-embedding-fake'] });
+  await env.addProvider({ name: 'ollama-1', kind: 'ollama', base_url: env.ollama.url, boundary: 'local', models: 'llama3.1:8b,nomic-embed-text' });
+  await env.addProvider({ name: 'cloud-1', kind: 'openai', base_url: `${env.openai.url}/v1`, api_key: 'sk-upstream-secret', boundary: 'public', models: ['gpt-fake', 'text-embedding-fake'] });
   env.openai.apiKey = 'sk-upstream-secret';
 });
 afterAll(async () => env?.close());
@@ -103,10 +103,10 @@ describe('the openai SDK as a client of /v1', () => {
   });
 
   it('writes one usage record per call, with tokens, deployment and status', async () => {
-    const before = env.usage().length;
+    const before = (await env.usage()).length;
     await env.client.chat.completions.create({ model: 'gpt-fake', messages: [{ role: 'user', content: 'count me' }] }, { headers: { 'X-Enclave-Workflow': 'nightly-report' } });
     await env.client.chat.completions.create({ model: 'no-such-model', messages: [{ role: 'user', content: 'x' }] }).catch(() => undefined);
-    const rows = env.usage();
+    const rows = await env.usage();
     expect(rows.length).toBe(before + 2);
     const ok = rows.find((r) => r.workflow === 'nightly-report')!;
     expect(ok).toMatchObject({ status: 'ok', httpStatus: 200, provider: 'openai', model: 'gpt-fake', boundary: 'public', classification: 'internal', promptTokens: 2, completionTokens: 6, tokensEstimated: false, keyId: env.keyId });

@@ -20,19 +20,19 @@ const SECRETS = {
 };
 const prompt = `Contact ${SECRETS.email} or ${SECRETS.phone}. Pay to ${SECRETS.iban} with card ${SECRETS.card}. SSN ${SECRETS.national_id}. Keys: ${SECRETS.secret_aws} ${SECRETS.secret_enk}\n${SECRETS.secret_pem}`;
 
-function setPolicy(p: unknown): void {
-  env.app.services.gateway.policies.write(env.tenant.ctx, p, Date.now());
+async function setPolicy(p: unknown): Promise<void> {
+  await env.app.services.gateway.policies.write(env.tenant.ctx, p, Date.now());
 }
 const chat = (model: string, content: string, classification?: string, client = env.client) =>
   client.chat.completions.create({ model, messages: [{ role: 'user', content }] }, classification ? { headers: { 'X-Enclave-Classification': classification } } : {});
 
 beforeAll(async () => {
   env = await gatewayEnv({ entitlements });
-  env.addProvider({ name: 'local-1', kind: 'ollama', base_url: env.ollama.url, boundary: 'local', models: ['llama3.1:8b'] });
-  env.addProvider({ name: 'public-1', kind: 'openai', base_url: `${env.openai.url}/v1`, boundary: 'public', models: ['gpt-fake'], options: { maxRetries: 0, breakerFailures: 100 } });
+  await env.addProvider({ name: 'local-1', kind: 'ollama', base_url: env.ollama.url, boundary: 'local', models: ['llama3.1:8b'] });
+  await env.addProvider({ name: 'public-1', kind: 'openai', base_url: `${env.openai.url}/v1`, boundary: 'public', models: ['gpt-fake'], options: { maxRetries: 0, breakerFailures: 100 } });
   const s = env.app.services;
   // public first by priority, local second: only policy keeps confidential data local.
-  s.gateway.deployments.setAlias(sys(s), {
+  await s.gateway.deployments.setAlias(sys(s), {
     name: 'chat-default',
     targets: [
       { deployment: 'public-1', model: 'gpt-fake', priority: 1 },
@@ -41,11 +41,11 @@ beforeAll(async () => {
   });
 });
 afterAll(async () => env?.close());
-beforeEach(() => {
+beforeEach(async () => {
   env.ollama.reset();
   env.openai.reset();
   airGapped = false;
-  setPolicy({});
+  await setPolicy({});
 });
 
 describe('data-boundary policy', () => {
@@ -80,7 +80,7 @@ describe('data-boundary policy', () => {
   });
 
   it('redaction removes every detector type before a non-local call and leaves local calls untouched', async () => {
-    setPolicy({
+    await setPolicy({
       content: {
         default: { email: 'redact', phone: 'redact', iban: 'redact', card: 'redact', national_id: 'redact', secret: 'redact' },
         nationalIdPatterns: [{ name: 'us-ssn', pattern: '\\b\\d{3}-\\d{2}-\\d{4}\\b' }],
@@ -93,7 +93,7 @@ describe('data-boundary policy', () => {
     await chat('llama3.1:8b', prompt, 'internal');
     expect(env.ollama.requests[0]!.body.messages[0].content).toBe(prompt);
     // The decision is recorded per call, with hit counts by type and never the text.
-    const rows = env.usage();
+    const rows = await env.usage();
     const rec = rows.find((r) => r.boundary === 'public' && JSON.parse(r.policy).redacted)!;
     const pol = JSON.parse(rec.policy);
     expect(pol.action).toBe('redact');
@@ -102,7 +102,7 @@ describe('data-boundary policy', () => {
   });
 
   it('block refuses with policy_content_blocked; route_local keeps the call local', async () => {
-    setPolicy({ content: { default: { secret: 'block', email: 'route_local' } } });
+    await setPolicy({ content: { default: { secret: 'block', email: 'route_local' } } });
     const e = await chat('chat-default', `key ${SECRETS.secret_aws}`, 'internal').catch((x) => x);
     expect(e).toBeInstanceOf(OpenAI.PermissionDeniedError);
     expect(e.code).toBe('policy_content_blocked');
@@ -114,7 +114,7 @@ describe('data-boundary policy', () => {
   });
 
   it("a key can't lower its classification floor; the header can raise it; the key maximum holds", async () => {
-    setPolicy({ keyFloors: { [env.keyId]: 'confidential' } });
+    await setPolicy({ keyFloors: { [env.keyId]: 'confidential' } });
     const r = await chat('chat-default', 'hi', 'public').withResponse();
     expect(r.response.headers.get('x-enclave-classification')).toBe('confidential');
     expect(r.response.headers.get('x-enclave-boundary')).toBe('local');

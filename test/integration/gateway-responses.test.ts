@@ -12,8 +12,8 @@ import { gatewayEnv, type GatewayEnv } from './gateway-env.js';
 let env: GatewayEnv;
 beforeAll(async () => {
   env = await gatewayEnv();
-  env.addProvider({ name: 'resp-openai', kind: 'openai', base_url: `${env.openai.url}/v1`, boundary: 'private', models: ['gpt-fake'] });
-  env.addProvider({ name: 'resp-ollama', kind: 'ollama', base_url: env.ollama.url, boundary: 'local', models: ['llama3.1:8b'] });
+  await env.addProvider({ name: 'resp-openai', kind: 'openai', base_url: `${env.openai.url}/v1`, boundary: 'private', models: ['gpt-fake'] });
+  await env.addProvider({ name: 'resp-ollama', kind: 'ollama', base_url: env.ollama.url, boundary: 'local', models: ['llama3.1:8b'] });
 });
 afterAll(async () => {
   await env?.close();
@@ -34,7 +34,7 @@ describe('POST /v1/responses', () => {
       { role: 'system', content: 'Be brief.' },
       { role: 'user', content: 'hello there' },
     ]);
-    const u = await waitFor(() => env.usage().find((x) => x.api === 'responses'), { what: 'a responses usage record' });
+    const u = await waitFor(async () => (await env.usage()).find((x) => x.api === 'responses'), { what: 'a responses usage record' });
     expect(u).toMatchObject({ endpoint: 'chat', status: 'ok', alias: 'gpt-fake', promptTokens: 4, completionTokens: 6 });
   });
 
@@ -133,6 +133,6 @@ describe('POST /v1/responses', () => {
     const err = await s.finalResponse().catch((x) => x);
     expect(err).toMatchObject({ type: 'error', code: 'provider_stream_error' });
     expect(String(err.message)).not.toMatch(/127\.0\.0\.1|ECONN/);
-    await waitFor(() => env.usage().find((x) => x.api === 'responses' && x.status === 'stream_error'), { what: 'a stream_error usage record' });
+    await waitFor(async () => (await env.usage()).find((x) => x.api === 'responses' && x.status === 'stream_error'), { what: 'a stream_error usage record' });
   });
 });

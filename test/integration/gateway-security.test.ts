@@ -35,10 +35,10 @@ beforeAll(async () => {
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
   deadPort = (srv.address() as net.AddressInfo).port;
   await new Promise<void>((r) => srv.close(() => r()));
-  env.addProvider({ name: 'shared-openai', kind: 'openai', base_url: `${env.openai.url}/v1`, boundary: 'private', models: ['shared-o'], options: { maxRetries: 0, breakerFailures: 2 } });
+  await env.addProvider({ name: 'shared-openai', kind: 'openai', base_url: `${env.openai.url}/v1`, boundary: 'private', models: ['shared-o'], options: { maxRetries: 0, breakerFailures: 2 } });
   env.ollama.models.push('shared-l');
-  env.addProvider({ name: 'shared-ollama', kind: 'ollama', base_url: env.ollama.url, boundary: 'local', models: ['shared-l'], options: { maxRetries: 0, breakerFailures: 2 } });
-  env.addProvider({ name: 'dead-10-0-0-7', kind: 'openai', base_url: `http://127.0.0.1:${deadPort}/v1`, boundary: 'local', models: ['dead-model'], options: { maxRetries: 0, breakerFailures: 1000 } });
+  await env.addProvider({ name: 'shared-ollama', kind: 'ollama', base_url: env.ollama.url, boundary: 'local', models: ['shared-l'], options: { maxRetries: 0, breakerFailures: 2 } });
+  await env.addProvider({ name: 'dead-10-0-0-7', kind: 'openai', base_url: `http://127.0.0.1:${deadPort}/v1`, boundary: 'local', models: ['dead-model'], options: { maxRetries: 0, breakerFailures: 1000 } });
 });
 afterAll(async () => {
   await env?.close();
@@ -155,15 +155,15 @@ describe('no internal error text or address reaches a client', () => {
 describe('policy refusals are visible to tenant admins', () => {
   it('a usage record with the refusal code, and a denied audit entry the console counts — rate-limited', async () => {
     const s = env.app.services;
-    const before = s.identity.audit.list({ tenantId: env.tenant.tenant.id, outcome: 'denied', limit: 1000 }).length;
+    const before = (await s.identity.audit.list({ tenantId: env.tenant.tenant.id, outcome: 'denied', limit: 1000 })).length;
     // restricted data may go to local deployments only; shared-o is private.
     for (let i = 0; i < 30; i++) {
       const e = await env.client.chat.completions.create({ model: 'shared-o', messages: [{ role: 'user', content: 'hi' }] }, { headers: { 'x-enclave-classification': 'restricted' } }).catch((x) => x);
       expect(e.status).toBe(403);
       expect(e.code).toBe('policy_boundary_denied');
     }
-    await waitFor(() => env.usage().filter((u) => u.errorCode === 'policy_boundary_denied').length === 30, { what: '30 refusal usage records' });
-    expect(env.usage().filter((u) => u.errorCode === 'policy_boundary_denied').every((u) => u.status === 'refused')).toBe(true);
+    await waitFor(async () => (await env.usage()).filter((u) => u.errorCode === 'policy_boundary_denied').length === 30, { what: '30 refusal usage records' });
+    expect((await env.usage()).filter((u) => u.errorCode === 'policy_boundary_denied').every((u) => u.status === 'refused')).toBe(true);
 
     // What the console's "Denied actions (24 h)" reads: the tenant's audit log, outcome denied.
     const owner = await login(env.app.url, env.tenant.users.owner!.email);
@@ -174,7 +174,7 @@ describe('policy refusals are visible to tenant admins', () => {
     expect(mine.length).toBeGreaterThanOrEqual(1);
     expect(mine[0].reason).toBe('policy_boundary_denied');
     // Rate-limited: 30 refusals in a burst do not write 30 entries.
-    const after = s.identity.audit.list({ tenantId: env.tenant.tenant.id, outcome: 'denied', limit: 1000 }).length;
+    const after = (await s.identity.audit.list({ tenantId: env.tenant.tenant.id, outcome: 'denied', limit: 1000 })).length;
     expect(after - before).toBeLessThanOrEqual(2);
     // No prompt text in the entry.
     expect(JSON.stringify(mine)).not.toContain('"hi"');

@@ -76,7 +76,7 @@ describe('tenant-private deployments may not reach loopback or link-local addres
     // As a row stored before this rule existed, or a name whose DNS answer changed since:
     // written behind the service's back, then announced like any configuration change.
     s.db.$client.prepare('UPDATE provider_deployments SET base_url = ? WHERE name = ?').run(`http://localhost:${port()}/v1`, 'a-rebind');
-    s.gateway.revision.bump();
+    await s.gateway.revision.bump();
     upstream.reset();
 
     const err = await client.chat.completions.create({ model: 'rebind-model', messages: [{ role: 'user', content: 'hi' }] }).catch((e: unknown) => e);

@@ -109,7 +109,7 @@ describe('HTTP timeouts', () => {
 
   it('does not cut a streaming /v1 answer that lasts longer than every limit', async () => {
     const model = 'stream-long';
-    env.addProvider({ name: 'slow-stream', kind: 'openai', base_url: `${env.openai.url}/v1`, boundary: 'private', models: [model], options: { idleMs: 5000, firstTokenMs: 5000, totalMs: 30_000 } });
+    await env.addProvider({ name: 'slow-stream', kind: 'openai', base_url: `${env.openai.url}/v1`, boundary: 'private', models: [model], options: { idleMs: 5000, firstTokenMs: 5000, totalMs: 30_000 } });
     env.openai.chunkDelayMs = 350;
     const client = new OpenAI({ baseURL: `http://127.0.0.1:${short.port}/v1`, apiKey: env.key, maxRetries: 0 });
     const t0 = performance.now();

@@ -10,7 +10,7 @@ let owner: Session;
 let member: Session;
 beforeAll(async () => {
   env = await gatewayEnv({ clock });
-  env.addProvider({ name: 'ollama-1', kind: 'ollama', base_url: env.ollama.url, boundary: 'local', models: 'llama3.1:8b' });
+  await env.addProvider({ name: 'ollama-1', kind: 'ollama', base_url: env.ollama.url, boundary: 'local', models: 'llama3.1:8b' });
   const s = env.app.services;
   await s.identity.users.create(sys(s), { email: 'root@platform.test', password: PASSWORD, platformAdmin: true });
   root = await login(env.app.url, 'root@platform.test');
@@ -101,16 +101,16 @@ describe('metering admin API', { shuffle: false }, () => {
     const r = await call(u, `/admin/api/tenants/${tid}/metering`, { method: 'PUT', session: owner, body: { raw_retention_days: 1, timezone: 'UTC' } });
     expect(r.body).toMatchObject({ raw_retention_days: 1, timezone: 'UTC' });
     const before = (await env.app.services.metering.reports.report({ tenantId: tid, month: '2027-05' })).total;
-    expect(env.usage().length).toBeGreaterThan(0);
+    expect((await env.usage()).length).toBeGreaterThan(0);
     clock.t += 2 * 86_400_000;
     expect(await env.app.services.metering.purgeRaw()).toBeGreaterThan(0);
-    expect(env.usage().length).toBe(0);
+    expect((await env.usage()).length).toBe(0);
     expect((await env.app.services.metering.reports.report({ tenantId: tid, month: '2027-05' })).total).toEqual(before);
   });
 
   it('a plan without cloud_providers never reaches a public deployment; with it, it does', async () => {
     const s = env.app.services;
-    env.addProvider({ name: 'cloud-1', kind: 'openai', base_url: `${env.openai.url}/v1`, api_key: 'sk-up', boundary: 'public', models: ['gpt-fake'] });
+    await env.addProvider({ name: 'cloud-1', kind: 'openai', base_url: `${env.openai.url}/v1`, api_key: 'sk-up', boundary: 'public', models: ['gpt-fake'] });
     env.openai.apiKey = 'sk-up';
     await s.metering.plans.upsert(sys(s), { name: 'onprem', capabilities: ['batch_api'] });
     await s.metering.plans.assign(sys(s), env.tenant.tenant.id, 'onprem');

@@ -21,7 +21,7 @@ const ent: Entitlements = {
 let env: GatewayEnv;
 beforeAll(async () => {
   env = await gatewayEnv({ clock, entitlements: ent });
-  env.addProvider({ name: 'ollama-1', kind: 'ollama', base_url: env.ollama.url, boundary: 'local', models: 'llama3.1:8b,nomic-embed-text' });
+  await env.addProvider({ name: 'ollama-1', kind: 'ollama', base_url: env.ollama.url, boundary: 'local', models: 'llama3.1:8b,nomic-embed-text' });
 });
 afterAll(async () => env?.close());
 
@@ -126,7 +126,7 @@ describe('one hierarchy: key → user → tenant plan → licence', () => {
     expect((await chat()).status).toBe(200);
     // through the identity API (no metering revision bump): the tenant cache expires in 500 ms
     await m().plans.upsert(sys(env.app.services), { name: 'tiny', limits: { requests_per_minute: 0 } });
-    env.app.services.identity.tenants.update(sys(env.app.services), env.tenant.tenant.id, { plan: 'tiny' });
+    await env.app.services.identity.tenants.update(sys(env.app.services), env.tenant.tenant.id, { plan: 'tiny' });
     const t0 = Date.now(); // the change is committed
     // The promise: no call that starts 1 s after the change is served any more. Measured by the
     // start of the last call that was still served (a busy machine only makes fewer polls).
@@ -178,13 +178,13 @@ describe('budgets under concurrency', () => {
     nextMonth();
     // estimate per call: 1 (prompt) + 10 (max_tokens) = 11; actual 9
     await plan({ monthly_tokens: 200 });
-    const before = env.usage().length;
+    const before = (await env.usage()).length;
     const results = await Promise.all(Array.from({ length: 50 }, () => chat()));
     const ok = results.filter((r) => r.status === 200).length;
     const refused = results.filter((r) => r.status === 429);
     expect(ok + refused.length).toBe(50);
     for (const r of refused) expect(r.body.error).toMatchObject({ code: 'quota_exceeded', level: 'tenant', limit: 'monthly_tokens' });
-    const rows = env.usage().slice(before).filter((u) => u.status === 'ok');
+    const rows = (await env.usage()).slice(before).filter((u) => u.status === 'ok');
     const used = rows.reduce((n, u) => n + u.promptTokens + u.completionTokens, 0);
     expect(used).toBeLessThanOrEqual(200); // estimates ≥ actuals: no overshoot at all
     expect(ok).toBeGreaterThanOrEqual(Math.floor(200 / 11));
@@ -238,7 +238,7 @@ describe('budgets under concurrency', () => {
     env.ollama.fail('server_error', 'server_error');
     expect((await chat()).status).toBe(502);
     const ac = new AbortController();
-    const disconnects = env.usage().filter((u) => u.status === 'client_disconnect').length;
+    const disconnects = (await env.usage()).filter((u) => u.status === 'client_disconnect').length;
     // The client goes away while the upstream holds its answer (a fixed delay before the abort
     // raced the request itself on a loaded machine: gone before Enclave read it, no call at all).
     const n = env.ollama.requests.length;
@@ -247,10 +247,10 @@ describe('budgets under concurrency', () => {
     await waitFor(() => env.ollama.requests.length > n, { what: 'the call reached the upstream' });
     ac.abort();
     await gone;
-    await waitFor(() => env.usage().filter((u) => u.status === 'client_disconnect').length, { until: (k) => k > disconnects, what: 'the disconnected call’s usage record' });
+    await waitFor(async () => (await env.usage()).filter((u) => u.status === 'client_disconnect').length, { until: (k) => k > disconnects, what: 'the disconnected call’s usage record' });
     release();
     env.ollama.reset();
-    env.usage();
+    await env.usage();
     const db = env.app.services.db.$client;
     const raw = db.prepare('SELECT COUNT(*) AS n, SUM(prompt_tokens) AS p, SUM(completion_tokens) AS c, SUM(cost_micros) AS cost, SUM(status <> \'ok\') AS e FROM usage_records WHERE tenant_id = ?').get(env.tenant.tenant.id) as any;
     const roll = db.prepare('SELECT SUM(requests) AS n, SUM(prompt_tokens) AS p, SUM(completion_tokens) AS c, SUM(cost_micros) AS cost, SUM(errors) AS e FROM usage_rollups WHERE tenant_id = ?').get(env.tenant.tenant.id) as any;
@@ -296,9 +296,9 @@ describe('cost and reporting', () => {
   it('costs usage records in integer micro-units with the price version; reports and self-service usage', async () => {
     nextMonth();
     const price = await m().pricing.set(sys(env.app.services), { model: 'llama3.1:8b', input_micros_per_mtok: 1_000_000, output_micros_per_mtok: 2_000_000, request_micros: 5 });
-    const before = env.usage().length;
+    const before = (await env.usage()).length;
     expect((await chat()).status).toBe(200);
-    const row = env.usage().slice(before)[0]!;
+    const row = (await env.usage()).slice(before)[0]!;
     // 1 µ per prompt token, 2 µ per completion token (per token = per-million price / 1e6), plus 5 per request
     expect(row.costMicros).toBe(row.promptTokens + 2 * row.completionTokens + 5);
     const cost = row.costMicros;

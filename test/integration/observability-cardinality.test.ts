@@ -48,7 +48,7 @@ beforeAll(async () => {
   for (let i = 0; i < 50; i++) {
     const email = `user${i}@cardinality.test`;
     const u = await s.identity.users.create(sys(s), { email, password: 'correct horse battery staple' });
-    s.identity.users.grant(tctx, u.id, 'member');
+    await s.identity.users.grant(tctx, u.id, 'member');
     const { key, secret } = await s.identity.keys.create(tctx, { name: `key for ${email}`, ownerUserId: u.id });
     secrets.push(secret);
     for (const v of [u.id, email, key.id, key.prefix, secret, `key for ${email}`]) forbidden.add(v);

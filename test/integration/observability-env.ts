@@ -27,11 +27,11 @@ export interface ObservedStack {
 
 export async function observedStack(): Promise<ObservedStack> {
   const env = await gatewayEnv({ entitlements: unrestricted });
-  env.addProvider({ name: 'ollama-1', kind: 'ollama', base_url: env.ollama.url, boundary: 'local', models: 'llama3.1:8b,nomic-embed-text' });
-  env.addProvider({ name: 'cloud-1', kind: 'openai', base_url: `${env.openai.url}/v1`, api_key: 'sk-upstream-secret', boundary: 'public', models: ['gpt-fake', 'text-embedding-fake'] });
+  await env.addProvider({ name: 'ollama-1', kind: 'ollama', base_url: env.ollama.url, boundary: 'local', models: 'llama3.1:8b,nomic-embed-text' });
+  await env.addProvider({ name: 'cloud-1', kind: 'openai', base_url: `${env.openai.url}/v1`, api_key: 'sk-upstream-secret', boundary: 'public', models: ['gpt-fake', 'text-embedding-fake'] });
   env.openai.apiKey = 'sk-upstream-secret';
   // Nothing listens there: its breaker opens during the workload (the "provider down" signal).
-  env.addProvider({ name: 'down-1', kind: 'openai', base_url: 'http://127.0.0.1:9/v1', boundary: 'private', models: ['gone-model'] });
+  await env.addProvider({ name: 'down-1', kind: 'openai', base_url: 'http://127.0.0.1:9/v1', boundary: 'private', models: ['gone-model'] });
   // A plan with monthly limits (enclave_quota_used_ratio) and a price for the cloud model (enclave_gateway_cost_micros_total).
   const s = env.app.services;
   await s.metering.plans.upsert(sys(s), { name: 'observed', limits: { monthly_tokens: 10_000_000, monthly_cost_micros: 1_000_000_000 } });

@@ -45,7 +45,7 @@ describe('azure-openai: its own cases', () => {
     expect([e.status, e.code]).toEqual([400, 'provider_content_filtered']);
     expect(e.message).toMatch(/content filter flagged the prompt/);
     expect(fake.requests).toHaveLength(1);
-    const u = env.usage().sort((a, b) => (a.id < b.id ? -1 : 1)).at(-1)!;
+    const u = (await env.usage()).sort((a, b) => (a.id < b.id ? -1 : 1)).at(-1)!;
     expect(u).toMatchObject({ status: 'error', errorCode: 'provider_content_filtered' });
   });
 

@@ -92,7 +92,7 @@ export function providerConformance<F extends FakeUpstream>(k: ConformanceKind<F
     );
     return { chunks: out, text, err };
   };
-  const lastUsage = () => env.usage().sort((a, b) => (a.id < b.id ? -1 : 1)).at(-1)!;
+  const lastUsage = async () => (await env.usage()).sort((a, b) => (a.id < b.id ? -1 : 1)).at(-1)!;
 
   describe(`${k.kind}: conformance through the gateway (openai SDK)`, () => {
     it('plain chat: the answer, its finish reason and usage, one usage record', async () => {
@@ -102,7 +102,7 @@ export function providerConformance<F extends FakeUpstream>(k: ConformanceKind<F
       expect(r.choices[0]!.finish_reason).toBe('stop');
       expect(r.usage!.prompt_tokens).toBeGreaterThan(0);
       expect(r.usage!.completion_tokens).toBe(6);
-      expect(lastUsage()).toMatchObject({ status: 'ok', model: k.chatModel, promptTokens: r.usage!.prompt_tokens, completionTokens: 6 });
+      expect((await lastUsage())).toMatchObject({ status: 'ok', model: k.chatModel, promptTokens: r.usage!.prompt_tokens, completionTokens: 6 });
     });
 
     it('max_tokens cuts the answer short: finish_reason length', async () => {
@@ -119,7 +119,7 @@ export function providerConformance<F extends FakeUpstream>(k: ConformanceKind<F
       expect(text).toBe(REPLY);
       expect(chunks.some((c) => c.choices[0]?.finish_reason === 'stop')).toBe(true);
       expect(chunks.at(-1)!.usage).toMatchObject({ completion_tokens: 6 });
-      expect(lastUsage()).toMatchObject({ status: 'ok', model: k.chatModel, stream: true, completionTokens: 6 });
+      expect((await lastUsage())).toMatchObject({ status: 'ok', model: k.chatModel, stream: true, completionTokens: 6 });
     });
 
     it('tools: a tool call (plain and streamed), and the tool result sent back', async () => {
@@ -219,7 +219,7 @@ export function providerConformance<F extends FakeUpstream>(k: ConformanceKind<F
       fake.fail({ mode: 'slow_first_token', delayMs: 1500 });
       const e = (await stream(model).catch((x: unknown) => ({ err: x as APIError, text: '' }))).err!;
       expect([e.status, e.code]).toEqual([504, 'provider_timeout']);
-      expect(lastUsage()).toMatchObject({ status: 'error', errorCode: 'provider_timeout', model: k.chatModel });
+      expect((await lastUsage())).toMatchObject({ status: 'error', errorCode: 'provider_timeout', model: k.chatModel });
     });
 
     it('mid-stream failures (stall, drop, error event) end the stream with an error after what arrived', async () => {
@@ -231,7 +231,7 @@ export function providerConformance<F extends FakeUpstream>(k: ConformanceKind<F
         expect(err!.code, mode).toMatch(/^provider_(stream_error|timeout)$/);
         // What arrived before the failure, and not all of it.
         expect(text.length > 0 && text.length < REPLY.length && REPLY.startsWith(text), `${mode}: ${text}`).toBe(true);
-        expect(lastUsage(), mode).toMatchObject({ status: 'stream_error', model: k.chatModel });
+        expect((await lastUsage()), mode).toMatchObject({ status: 'stream_error', model: k.chatModel });
       }
     });
 
