@@ -15,7 +15,7 @@ import { resolveTenant } from './tenants.js';
  */
 export async function meteringFor(c: CliIdentity) {
   const repo = new MeteringRepo(c.store);
-  const revision = new Revision(c.db, 'metering');
+  const revision = new Revision(c.store, 'metering');
   const plans = new PlanService(repo, revision, systemClock, () => c.identity.audit);
   const pricing = new Pricing(repo, revision, systemClock, () => c.identity.audit);
   await pricing.ensureBundled();
