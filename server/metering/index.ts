@@ -86,7 +86,7 @@ export function createMetering(o: {
   webhookEgress?: EgressPolicy;
 }): Metering {
   const repo = new MeteringRepo(o.store);
-  const revision = new Revision(o.db, 'metering');
+  const revision = new Revision(o.store, 'metering');
   const cacheError = (what: string) => (e: Error) => o.log.error({ err: e.message }, `could not reload the ${what}; serving the cached ones`);
   const plans = new PlanService(repo, revision, o.clock, o.audit, cacheError('plans'));
   const pricing = new Pricing(repo, revision, o.clock, o.audit, cacheError('prices'));
