@@ -34,8 +34,8 @@ beforeAll(async () => {
   const s = app.services;
   seeded = await seedTenant(s, 'acme', ['owner', 'member']);
   const admin = await s.identity.users.create(sys(s), { email: ADMIN, password: PASSWORD, platformAdmin: true });
-  s.identity.users.grant(seeded.ctx, admin.id, 'owner');
-  s.gateway.deployments.create(sys(s), { name: 'scripted-public', kind: 'openai', base_url: `${upstream.url}/v1`, boundary: 'public', models: ['gpt-scripted'], options: FAST });
+  await s.identity.users.grant(seeded.ctx, admin.id, 'owner');
+  await s.gateway.deployments.create(sys(s), { name: 'scripted-public', kind: 'openai', base_url: `${upstream.url}/v1`, boundary: 'public', models: ['gpt-scripted'], options: FAST });
   const ownerCtx = await ({ ...seeded.ctx, principal: { kind: 'user' as const, id: seeded.users.owner!.id, userId: seeded.users.owner!.id, role: 'owner' as const } });
   ownerKey = (await s.identity.keys.create(ownerCtx, { name: 'policy-probe', scopes: ['models:invoke', 'models:list'] })).secret;
 }, 60_000);
@@ -142,14 +142,14 @@ describe('our providers (tenant-private deployments)', () => {
       expect(text).toContain('acme-lan');
       expect(text).toContain('http://10.255.255.1:8000/v1');
       expect(text).not.toContain('scripted-public');
-      expect(app.services.gateway.deployments.get('acme-lan').tenant_id).toBe(seeded.tenant.id);
+      expect((await app.services.gateway.deployments.get('acme-lan')).tenant_id).toBe(seeded.tenant.id);
       expect(await axeCheck(page)).toEqual([]);
       await shot(page, 'admin-our-providers');
       expect(watch.errors.filter((e) => !/status of 400/.test(e))).toEqual([]);
     } finally {
       await ctx.close();
       // The later chat tests must not see an unreachable model of this tenant's.
-      if (app.services.gateway.deployments.find('acme-lan')) app.services.gateway.deployments.remove(sys(app.services), 'acme-lan');
+      if (await app.services.gateway.deployments.find('acme-lan')) await app.services.gateway.deployments.remove(sys(app.services), 'acme-lan');
     }
   });
 });

@@ -48,8 +48,8 @@ beforeAll(async () => {
   const s = app.services;
   const t = await seedTenant(s, 'axe', ['member']);
   const root = await s.identity.users.create(sys(s), { email: ROOT, password: PASSWORD, platformAdmin: true });
-  s.identity.users.grant(t.ctx, root.id, 'owner');
-  s.gateway.deployments.create(sys(s), { name: 'axe-local', kind: 'openai', base_url: 'http://127.0.0.1:9/v1', boundary: 'local', models: ['axe-model'] });
+  await s.identity.users.grant(t.ctx, root.id, 'owner');
+  await s.gateway.deployments.create(sys(s), { name: 'axe-local', kind: 'openai', base_url: 'http://127.0.0.1:9/v1', boundary: 'local', models: ['axe-model'] });
 }, 120_000);
 afterAll(async () => {
   await browser?.close();

@@ -22,7 +22,7 @@ beforeAll(async () => {
   app = await startTestApp({ entitlements: unrestricted });
   a = await seedTenant(app.services, 'alpha', ['owner', 'member']);
   b = await seedTenant(app.services, 'beta', ['member']);
-  app.services.gateway.deployments.create(sys(app.services), { name: 'scripted', kind: 'openai', base_url: `${upstream.url}/v1`, boundary: 'local', models: ['m-local'] });
+  await app.services.gateway.deployments.create(sys(app.services), { name: 'scripted', kind: 'openai', base_url: `${upstream.url}/v1`, boundary: 'local', models: ['m-local'] });
 });
 afterAll(async () => {
   await app?.close();
@@ -185,7 +185,7 @@ describe('chat API', () => {
     // The worker's daily retention schedule runs the same purge (nothing else is old enough now).
     const retention = workerSchedules(app.services).find((x) => x.id === 'retention')!;
     expect(await retention.run({} as never, {} as never)).toMatchObject({ chatConversations: 0 });
-    const audit = app.services.identity.audit.list({ limit: 50, action: 'chat.retention.update' });
+    const audit = await app.services.identity.audit.list({ limit: 50, action: 'chat.retention.update' });
     expect(audit.length).toBe(1);
   });
 });

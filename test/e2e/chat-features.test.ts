@@ -30,8 +30,8 @@ beforeAll(async () => {
   app = await startTestApp({ entitlements: unrestricted });
   const s = app.services;
   t = await seedTenant(s, 'features', ['owner', 'member']);
-  s.gateway.deployments.create(sys(s), { name: 'f-local', kind: 'openai', base_url: `${upstream.url}/v1`, boundary: 'local', models: ['llama-local'], options: FAST });
-  s.gateway.deployments.create(sys(s), { name: 'f-cloud', kind: 'openai', base_url: `${upstream.url}/v1`, boundary: 'public', models: ['gpt-cloud'], options: FAST });
+  await s.gateway.deployments.create(sys(s), { name: 'f-local', kind: 'openai', base_url: `${upstream.url}/v1`, boundary: 'local', models: ['llama-local'], options: FAST });
+  await s.gateway.deployments.create(sys(s), { name: 'f-cloud', kind: 'openai', base_url: `${upstream.url}/v1`, boundary: 'public', models: ['gpt-cloud'], options: FAST });
   const owner = await login(app.url, t.users.owner!.email);
   const a = await call(app.url, `/admin/api/tenants/${t.tenant.id}/assistants`, {
     method: 'POST',

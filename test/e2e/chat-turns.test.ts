@@ -20,10 +20,10 @@ beforeAll(async () => {
   app = await startTestApp({ entitlements: unrestricted });
   t = await seedTenant(app.services, 'turns', ['member', 'viewer']);
   const s = app.services;
-  s.gateway.deployments.create(sys(s), { name: 'local-ok', kind: 'openai', base_url: `${upstream.url}/v1`, boundary: 'local', models: ['m-local'], options: FAST });
-  s.gateway.deployments.create(sys(s), { name: 'cloud', kind: 'openai', base_url: `${upstream.url}/v1`, boundary: 'public', models: ['m-public'], options: FAST });
+  await s.gateway.deployments.create(sys(s), { name: 'local-ok', kind: 'openai', base_url: `${upstream.url}/v1`, boundary: 'local', models: ['m-local'], options: FAST });
+  await s.gateway.deployments.create(sys(s), { name: 'cloud', kind: 'openai', base_url: `${upstream.url}/v1`, boundary: 'public', models: ['m-public'], options: FAST });
   // Nothing listens on port 9 of loopback: every call fails before the first byte.
-  s.gateway.deployments.create(sys(s), { name: 'down', kind: 'openai', base_url: 'http://127.0.0.1:9/v1', boundary: 'local', models: ['m-down'], options: FAST });
+  await s.gateway.deployments.create(sys(s), { name: 'down', kind: 'openai', base_url: 'http://127.0.0.1:9/v1', boundary: 'local', models: ['m-down'], options: FAST });
 });
 afterAll(async () => {
   await app?.close();
@@ -184,14 +184,14 @@ describe('chat turns that are not answered', () => {
     const m = await login(app.url, t.users.member!.email);
     expect((await call(app.url, '/api/chat/models', { session: m })).body.can_chat).toBe(true);
     const id = (await call(app.url, '/api/chat/conversations', { method: 'POST', session: m, body: {} })).body.id as string;
-    s.identity.users.grant(t.ctx, t.users.member!.id, 'viewer');
+    await s.identity.users.grant(t.ctx, t.users.member!.id, 'viewer');
     try {
       const m2 = await login(app.url, t.users.member!.email);
       const r = await send(m2, id, { content: 'still here?', model: 'm-local' });
       expect(r.status).toBe(403);
       expect((await messages(m2, id)).msgs).toEqual([]);
     } finally {
-      s.identity.users.grant(t.ctx, t.users.member!.id, 'member');
+      await s.identity.users.grant(t.ctx, t.users.member!.id, 'member');
     }
   });
 });

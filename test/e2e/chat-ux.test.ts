@@ -32,9 +32,9 @@ beforeAll(async () => {
   t = await seedTenant(s, 'ux', ['owner', 'member', 'viewer']);
   await s.identity.users.create(sys(s), { email: ROOT, password: PASSWORD, platformAdmin: true });
   const q = await s.identity.users.create(sys(s), { email: QUOTA, password: PASSWORD });
-  s.identity.users.grant(t.ctx, q.id, 'member');
-  s.gateway.deployments.create(sys(s), { name: 'ux-public', kind: 'openai', base_url: `${upstream.url}/v1`, boundary: 'public', models: ['gpt-cloud'], options: SLOW });
-  s.gateway.deployments.create(sys(s), { name: 'ux-local', kind: 'openai', base_url: `${upstream.url}/v1`, boundary: 'local', models: ['llama-local'], options: SLOW });
+  await s.identity.users.grant(t.ctx, q.id, 'member');
+  await s.gateway.deployments.create(sys(s), { name: 'ux-public', kind: 'openai', base_url: `${upstream.url}/v1`, boundary: 'public', models: ['gpt-cloud'], options: SLOW });
+  await s.gateway.deployments.create(sys(s), { name: 'ux-local', kind: 'openai', base_url: `${upstream.url}/v1`, boundary: 'local', models: ['llama-local'], options: SLOW });
   // The quota user's monthly budget: one token (set by the owner through the admin API).
   const owner = await login(app.url, t.users.owner!.email);
   const put = await call(app.url, `/admin/api/tenants/${t.tenant.id}/limits/user/${q.id}`, { method: 'PUT', session: owner, body: { monthly_tokens: 1 } });
@@ -290,7 +290,7 @@ describe('usage analytics', () => {
 describe('audit log paging', () => {
   it('pages through the API (50 a page, newest first, cursor to the next): no search box or sort buttons pretend to cover one page', async () => {
     const s = app.services;
-    for (let i = 0; i < 60; i++) s.identity.audit.record(sys(s), { action: 'test.paging', tenantId: t.tenant.id, details: { i } });
+    for (let i = 0; i < 60; i++) (await s.identity.audit.record(sys(s), { action: 'test.paging', tenantId: t.tenant.id, details: { i } }));
     const { ctx, page } = await signIn(t.users.owner!.email);
     await page.goto(`${app.url}/admin/audit`);
     await page.getByRole('heading', { name: 'Audit log' }).waitFor();
@@ -320,7 +320,7 @@ describe('audit log paging', () => {
 describe('providers', () => {
   it('shows a failing deployment as down with its last error; disable and remove ask first and then act', async () => {
     const s = app.services;
-    const down = s.gateway.deployments.create(sys(s), { name: 'ux-down', kind: 'openai', base_url: 'http://127.0.0.1:9/v1', boundary: 'local', models: ['down-model'], options: { ...SLOW, connectMs: 500, breakerFailures: 1, breakerCooldownMs: 600_000 } });
+    const down = await s.gateway.deployments.create(sys(s), { name: 'ux-down', kind: 'openai', base_url: 'http://127.0.0.1:9/v1', boundary: 'local', models: ['down-model'], options: { ...SLOW, connectMs: 500, breakerFailures: 1, breakerCooldownMs: 600_000 } });
     try {
       const owner = await login(app.url, t.users.owner!.email);
       const conv = (await call(app.url, '/api/chat/conversations', { method: 'POST', session: owner, body: {} })).body.id as string;
@@ -354,7 +354,7 @@ describe('providers', () => {
       await ctx.close();
     } finally {
       try {
-        s.gateway.deployments.remove(sys(s), down.id);
+        await s.gateway.deployments.remove(sys(s), down.id);
       } catch {
         /* removed by the test */
       }

@@ -82,14 +82,14 @@ describe('invitations in the web console', () => {
   it('an existing account is not added until it accepts the notice after signing in', async () => {
     const email = 'member@globex.test';
     await inviteFromMembersPage(email);
-    const user = app.services.identity.users.byEmail(email)!;
-    expect(app.services.identity.sessions.memberships(user.id).map((m) => m.slug)).toEqual(['globex']);
+    const user = (await app.services.identity.users.byEmail(email))!;
+    expect((await app.services.identity.sessions.memberships(user.id)).map((m) => m.slug)).toEqual(['globex']);
     const { ctx, page, watch } = await signIn(email);
     const notice = page.getByRole('region', { name: 'Your invitations' });
     await notice.waitFor();
     await shot(page, 'invitation-notice');
     await notice.getByRole('button', { name: /Accept invitation to/ }).click();
-    await expect.poll(() => app.services.identity.sessions.memberships(user.id).map((m) => m.slug).sort()).toEqual(['acme', 'globex']);
+    await expect.poll(async () => (await app.services.identity.sessions.memberships(user.id)).map((m) => m.slug).sort()).toEqual(['acme', 'globex']);
     expect(watch.errors).toEqual([]);
     await ctx.close();
   });

@@ -28,7 +28,7 @@ beforeAll(async () => {
   [upstream, browser] = await Promise.all([new ScriptedUpstream().start(), launchBrowser()]);
   app = await startTestApp({ env: { ENCLAVE_LICENSE_MODE: 'test' }, entitlements: unrestricted });
   t = await seedTenant(app.services, 'mobile', ['owner', 'member']);
-  app.services.gateway.deployments.create(sys(app.services), { name: 'mob-local', kind: 'openai', base_url: `${upstream.url}/v1`, boundary: 'local', models: ['llama-local'] });
+  await app.services.gateway.deployments.create(sys(app.services), { name: 'mob-local', kind: 'openai', base_url: `${upstream.url}/v1`, boundary: 'local', models: ['llama-local'] });
   upstream.reply = 'A short answer with a list:\n\n- one\n- two\n\n```js\nconsole.log("a fairly long line of code that must scroll inside its block, not the page")\n```';
 }, 90_000);
 

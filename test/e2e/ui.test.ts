@@ -28,9 +28,9 @@ beforeAll(async () => {
   const s = app.services;
   seeded = await seedTenant(s, 'acme', ['owner', 'member']);
   const admin = await s.identity.users.create(sys(s), { email: ADMIN, password: PASSWORD, platformAdmin: true });
-  s.identity.users.grant(seeded.ctx, admin.id, 'owner');
+  await s.identity.users.grant(seeded.ctx, admin.id, 'owner');
   // One public-cloud model: fine for internal data, refused for confidential by the default policy.
-  s.gateway.deployments.create(sys(s), { name: 'scripted-public', kind: 'openai', base_url: `${upstream.url}/v1`, boundary: 'public', models: ['gpt-scripted'], options: SLOW });
+  await s.gateway.deployments.create(sys(s), { name: 'scripted-public', kind: 'openai', base_url: `${upstream.url}/v1`, boundary: 'public', models: ['gpt-scripted'], options: SLOW });
 }, 60_000);
 
 afterAll(async () => {
@@ -111,7 +111,7 @@ describe('sign-in', () => {
   it('tells a user whose organisation is suspended', async () => {
     const s = app.services;
     const other = await seedTenant(s, 'frozen', ['member']);
-    s.identity.tenants.setStatus(sys(s), other.tenant.id, 'suspended');
+    await s.identity.tenants.setStatus(sys(s), other.tenant.id, 'suspended');
     const ctx = await browser.newContext();
     const page = await ctx.newPage();
     await page.goto(`${app.url}/login`);
@@ -127,7 +127,7 @@ describe('tenants and sessions', () => {
   it('a user in several organisations picks one after signing in, and can switch later', async () => {
     const s = app.services;
     const second = await s.identity.tenants.create(sys(s), { slug: 'globex', name: 'Globex' });
-    s.identity.users.grant((await s.identity.tenants.scopeTo(sys(s), second.id)), seeded.users.owner!.id, 'member');
+    await s.identity.users.grant((await s.identity.tenants.scopeTo(sys(s), second.id)), seeded.users.owner!.id, 'member');
     const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     const page = await ctx.newPage();
     await page.goto(`${app.url}/login`);

@@ -70,13 +70,13 @@ export function sys(s: Services): RequestContext {
 /** Creates a tenant with members of the given roles (password PASSWORD); returns ids. */
 export async function seedTenant(s: Services, slug: string, roles: Role[] = ['owner', 'admin', 'member', 'viewer']) {
   const ctx = sys(s);
-  const tenant = s.identity.tenants.create(ctx, { slug, name: slug.toUpperCase() });
-  const tctx = s.identity.tenants.scopeTo(ctx, tenant.id);
+  const tenant = await s.identity.tenants.create(ctx, { slug, name: slug.toUpperCase() });
+  const tctx = await s.identity.tenants.scopeTo(ctx, tenant.id);
   const users: Record<string, { id: string; email: string }> = {};
   for (const role of roles) {
     const email = `${role}@${slug}.test`;
     const u = await s.identity.users.create(ctx, { email, password: PASSWORD });
-    s.identity.users.grant(tctx, u.id, role);
+    await s.identity.users.grant(tctx, u.id, role);
     users[role] = { id: u.id, email };
   }
   return { tenant, ctx: tctx, users };

@@ -134,18 +134,18 @@ beforeAll(async () => {
   bKeyId = (await app.services.identity.keys.create(B.ctx, { name: 'b key', ownerUserId: B.users.owner!.id })).key.id;
   // B logs content and has one stored call.
   const content = app.services.gateway.content;
-  content.update(B.ctx, { enabled: true });
+  await content.update(B.ctx, { enabled: true });
   bReqId = newId('req');
   const now = app.services.clock.now();
   content.begin(B.ctx, { retentionDays: 30 }, 'chat', { messages: [{ role: 'user', content: 'bravo secret plans' }] })!.end({ id: newId('use'), tenantId: B.tenant.id, requestId: bReqId, alias: 'm', endpoint: 'chat', stream: false, status: 'ok', errorCode: null, createdAt: now } as UsageRow);
-  content.flush();
+  await content.flush();
   session = await login(app.url, A.users.owner!.email);
   const k = await app.services.identity.keys.create(A.ctx, { name: 'a admin key', ownerUserId: A.users.admin!.id, scopes: ['admin:read', 'admin:write', 'content:read'] });
   aKey = k.secret;
   aKeyId = k.key.id;
   const deployments = app.services.gateway.deployments;
-  bProviderId = deployments.create(sys(app.services), { name: 'b-private', kind: 'openai', base_url: 'http://127.0.0.1:9/b/v1', boundary: 'private', models: ['b-model'], tenant_id: B.tenant.id }).id;
-  platformProviderId = deployments.create(sys(app.services), { name: 'platform-1', kind: 'openai', base_url: 'http://127.0.0.1:9/p/v1', boundary: 'private', models: ['p-model'] }).id;
+  bProviderId = (await deployments.create(sys(app.services), { name: 'b-private', kind: 'openai', base_url: 'http://127.0.0.1:9/b/v1', boundary: 'private', models: ['b-model'], tenant_id: B.tenant.id })).id;
+  platformProviderId = (await deployments.create(sys(app.services), { name: 'platform-1', kind: 'openai', base_url: 'http://127.0.0.1:9/p/v1', boundary: 'private', models: ['p-model'] })).id;
 });
 afterAll(() => app.close());
 
@@ -166,7 +166,7 @@ describe('cross-tenant matrix over every admin API route', () => {
         expect(list, `add a cross-tenant case for ${route}`).toBeDefined();
         for (const c of list!) {
           const before = snapshotB();
-          const auditBefore = app.services.identity.audit.count();
+          const auditBefore = await app.services.identity.audit.count();
           const auth = cred === 'session' ? { session } : { key: aKey };
           const r = await call(app.url, c.path, { method: c.method, ...(c.body !== undefined ? { body: c.body } : {}), ...auth });
           const text = JSON.stringify(r.body);
@@ -175,8 +175,8 @@ describe('cross-tenant matrix over every admin API route', () => {
               expect(r.status, `${c.method} ${c.path}: ${text}`).toBe(404);
               expect(r.body.error.code).toBe('not_found');
               const actor = cred === 'session' ? A.users.owner!.id : aKeyId;
-              const denied = app.services.identity.audit.list({ actorId: actor, outcome: 'denied', limit: 5 });
-              expect(app.services.identity.audit.count()).toBeGreaterThan(auditBefore);
+              const denied = await app.services.identity.audit.list({ actorId: actor, outcome: 'denied', limit: 5 });
+              expect((await app.services.identity.audit.count())).toBeGreaterThan(auditBefore);
               expect(denied[0]!.reason).toBe('not_found');
               expect([B.tenant.id, bKeyId, bUserOnly, B.users.owner!.id, bProviderId, platformProviderId, bReqId]).toContain(denied[0]!.targetId);
               break;

@@ -22,7 +22,7 @@ beforeAll(async () => {
 });
 afterAll(() => app?.close());
 
-const audited = (action: string, targetId: string) => app.services.identity.audit.list({ action, limit: 5 }).some((e) => e.targetId === targetId && e.outcome === 'allowed');
+const audited = async (action: string, targetId: string) => (await app.services.identity.audit.list({ action, limit: 5 })).some((e) => e.targetId === targetId && e.outcome === 'allowed');
 const keyWorks = async () => (await call(app.url, '/v1/models', { key: secret })).status;
 
 describe('platform admin lifecycle actions', () => {
@@ -34,7 +34,7 @@ describe('platform admin lifecycle actions', () => {
     const s = await call(app.url, `/admin/api/tenants/${t.tenant.id}/suspend`, { method: 'POST', session: root });
     expect(s.status, JSON.stringify(s.body)).toBe(200);
     expect(s.body).toMatchObject({ id: t.tenant.id, status: 'suspended' });
-    expect(audited('tenant.suspend', t.tenant.id) || audited('tenant.status', t.tenant.id)).toBe(true);
+    expect((await audited('tenant.suspend', t.tenant.id)) || (await audited('tenant.status', t.tenant.id))).toBe(true);
     const refusedKey = await call(app.url, '/v1/models', { key: secret });
     expect(refusedKey.status).toBe(403);
     expect(refusedKey.body.error.code).toBe('tenant_suspended');
@@ -55,7 +55,7 @@ describe('platform admin lifecycle actions', () => {
     const d = await call(app.url, `/admin/api/users/${uid}/deactivate`, { method: 'POST', session: root });
     expect(d.status, JSON.stringify(d.body)).toBe(200);
     expect(d.body).toMatchObject({ id: uid, status: 'deactivated' });
-    expect(audited('user.deactivate', uid)).toBe(true);
+    expect((await audited('user.deactivate', uid))).toBe(true);
     expect((await call(app.url, '/auth/session', { session: before })).status).toBe(401);
     expect((await login(app.url, t.users.member!.email)).status).toBe(401);
     const refusedKey = await call(app.url, '/v1/models', { key: secret });
@@ -66,7 +66,7 @@ describe('platform admin lifecycle actions', () => {
     const re = await call(app.url, `/admin/api/users/${uid}/reactivate`, { method: 'POST', session: root });
     expect(re.status).toBe(200);
     expect(re.body).toMatchObject({ id: uid, status: 'active' });
-    expect(audited('user.reactivate', uid)).toBe(true);
+    expect((await audited('user.reactivate', uid))).toBe(true);
     expect((await login(app.url, t.users.member!.email)).status).toBe(200);
     expect(await keyWorks()).toBe(200);
   });

@@ -33,9 +33,9 @@ beforeAll(async () => {
   const config = loadConfig({ ENCLAVE_DATA_DIR: dataDir, ENCLAVE_MASTER_KEY: masterKey, REDIS_URL: testRedisUrl(), ENCLAVE_LOG_LEVEL: 'silent' });
   const s = await createServices(config, { log: pino({ level: 'silent' }) });
   const ctx = systemContext(s.log, s.clock, 'test');
-  const t = s.identity.tenants.create(ctx, { slug: 'acme' });
-  key = (await s.identity.keys.create(s.identity.tenants.scopeTo(ctx, t.id), { name: 'k', ownerUserId: null })).secret;
-  s.gateway.deployments.create(ctx, { name: 'fake', kind: 'openai', base_url: `${fake.url}/v1`, boundary: 'private', models: ['gpt-fake'], max_concurrency: 10 });
+  const t = await s.identity.tenants.create(ctx, { slug: 'acme' });
+  key = (await s.identity.keys.create((await s.identity.tenants.scopeTo(ctx, t.id)), { name: 'k', ownerUserId: null })).secret;
+  await s.gateway.deployments.create(ctx, { name: 'fake', kind: 'openai', base_url: `${fake.url}/v1`, boundary: 'private', models: ['gpt-fake'], max_concurrency: 10 });
   await s.close();
 
   server = await spawnServer({ role: 'all', env: { ENCLAVE_DATA_DIR: dataDir, ENCLAVE_MASTER_KEY: masterKey, ENCLAVE_API_WORKERS: '2', REDIS_URL: undefined } });

@@ -59,7 +59,7 @@ beforeAll(async () => {
   const adminPw = 'Cli-Admin-Secret-Password-31';
   secrets.push(adminPw);
   await runCliOk(['admin', 'create', '--email', 'cli-admin@example.test', '--password-stdin'], env, adminPw + '\n');
-  s.identity.tenants.create(sys(s), { slug: 'globex' });
+  await s.identity.tenants.create(sys(s), { slug: 'globex' });
 });
 afterAll(async () => {
   await server.close(1000);
@@ -71,12 +71,12 @@ const sqlite = () => s.db.$client;
 const verifyCli = () => runCli(['audit', 'verify'], env).then((r) => ({ code: r.code, out: r.stdout, err: r.stderr }));
 
 describe('audit log', () => {
-  it('records the activity: logins and failures, key create/rotate, password change, membership, CLI admin', () => {
-    const actions = new Set(s.identity.audit.list({ limit: 1000 }).map((e) => `${e.action}:${e.outcome}`));
+  it('records the activity: logins and failures, key create/rotate, password change, membership, CLI admin', async () => {
+    const actions = new Set((await s.identity.audit.list({ limit: 1000 })).map((e) => `${e.action}:${e.outcome}`));
     for (const a of ['auth.login:allowed', 'auth.login:denied', 'key.create:allowed', 'key.rotate:allowed', 'user.password_change:allowed', 'membership.grant:allowed', 'user.create:allowed', 'tenant.create:allowed']) {
       expect(actions, a).toContain(a);
     }
-    const cli = s.identity.audit.list({ action: 'user.create', limit: 100 }).find((e) => e.actorId === 'cli');
+    const cli = (await s.identity.audit.list({ action: 'user.create', limit: 100 })).find((e) => e.actorId === 'cli');
     expect(cli?.actorType).toBe('system');
     expect(cli?.userAgent).toMatch(/enclave-cli/);
   });
@@ -160,7 +160,7 @@ describe('audit log', () => {
     const { stdout } = await runCliOk(['audit', 'export', '--tenant', 'acme', '--since', '1d'], env);
     const lines = stdout.trim().split('\n').map((l) => JSON.parse(l));
     expect(lines.length).toBeGreaterThan(5);
-    const acmeId = s.identity.tenants.resolve('acme')!.id;
+    const acmeId = (await s.identity.tenants.resolve('acme'))!.id;
     for (const e of lines) expect(e.tenant_id).toBe(acmeId);
     for (let i = 1; i < lines.length; i++) expect(lines[i].seq).toBeGreaterThan(lines[i - 1].seq);
     for (const secret of secrets) expect(stdout).not.toContain(secret);

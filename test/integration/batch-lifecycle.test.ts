@@ -30,7 +30,7 @@ async function stack(o: { clock?: ManualClock } = {}) {
     await upstream.close();
   });
   const s = app.services;
-  s.gateway.deployments.create(sys(s), { name: 'up', kind: 'openai', base_url: `${upstream.url}/v1`, boundary: 'private', models: ['gpt-fake'], max_concurrency: 8, options: { maxRetries: 0 } });
+  await s.gateway.deployments.create(sys(s), { name: 'up', kind: 'openai', base_url: `${upstream.url}/v1`, boundary: 'private', models: ['gpt-fake'], max_concurrency: 8, options: { maxRetries: 0 } });
   const t = await seedTenant(s, 'batcher', ['owner']);
   const { secret } = await s.identity.keys.create(t.ctx, { name: 'k', ownerUserId: t.users.owner!.id, scopes: ['models:invoke', 'batches:write'] });
   const client = new OpenAI({ baseURL: `${app.url}/v1`, apiKey: secret, maxRetries: 0 });

@@ -36,7 +36,7 @@ function settled(c: OpenAI, id: string, ms = 15_000): Promise<OpenAI.Batch> {
 
 beforeAll(async () => {
   env = await gatewayEnv({ entitlements });
-  env.addProvider({ name: 'cloud-1', kind: 'openai', base_url: `${env.openai.url}/v1`, boundary: 'private', models: ['gpt-fake', 'text-embedding-fake'], options: FAST });
+  await env.addProvider({ name: 'cloud-1', kind: 'openai', base_url: `${env.openai.url}/v1`, boundary: 'private', models: ['gpt-fake', 'text-embedding-fake'], options: FAST });
   const { key, secret } = await env.app.services.identity.keys.create(env.tenant.ctx, { name: 'batch', ownerUserId: env.tenant.users.member!.id, scopes: ['models:invoke', 'embeddings:create', 'batches:write'] });
   keyId = key.id;
   client = new OpenAI({ baseURL: `${env.app.url}/v1`, apiKey: secret, maxRetries: 0 });
@@ -78,7 +78,7 @@ describe('Batch API with the openai SDK', () => {
     const sent = env.openai.requests.slice(earlier).filter((r) => r.path === '/v1/chat/completions').map((r) => r.body.messages[0].content);
     expect(sent.sort()).toEqual(Array.from({ length: 6 }, (_, i) => 'word '.repeat(i + 1).trim()).sort());
 
-    const usage = env.usage().filter((u) => u.workflow === created.id);
+    const usage = (await env.usage()).filter((u) => u.workflow === created.id);
     expect(usage).toHaveLength(6);
     for (const u of usage) {
       expect(u.keyId).toBe(keyId);
@@ -91,7 +91,7 @@ describe('Batch API with the openai SDK', () => {
   });
 
   it('quotas apply to batch lines: refused lines land in the error file with the quota code', async () => {
-    const before = env.usage().reduce((n, u) => n + u.promptTokens + u.completionTokens, 0);
+    const before = (await env.usage()).reduce((n, u) => n + u.promptTokens + u.completionTokens, 0);
     tokenLimit = before + 20; // room for a couple of lines only
     try {
       const file = await client.files.create({ file: await toFile(Buffer.from(jsonl(8, 'gpt-fake', 'q')), 'q.jsonl'), purpose: 'batch' });
@@ -106,7 +106,7 @@ describe('Batch API with the openai SDK', () => {
         expect(e.response.body.error.code).toBe('quota_tokens_exceeded');
       }
       // refused lines are metered too (status refused), still with the batch id
-      const usage = env.usage().filter((u) => u.workflow === b.id);
+      const usage = (await env.usage()).filter((u) => u.workflow === b.id);
       expect(usage).toHaveLength(8);
       expect(usage.filter((u) => u.status === 'refused')).toHaveLength(b.request_counts!.failed);
     } finally {

@@ -22,8 +22,8 @@ beforeAll(async () => {
   A = await seedTenant(app.services, 'asst-a', ['owner', 'admin', 'member', 'viewer']);
   B = await seedTenant(app.services, 'asst-b', ['admin', 'member']);
   const s = app.services;
-  s.gateway.deployments.create(sys(s), { name: 'local', kind: 'openai', base_url: `${upstream.url}/v1`, boundary: 'local', models: ['m-local'], options: FAST });
-  s.gateway.deployments.create(sys(s), { name: 'cloud', kind: 'openai', base_url: `${upstream.url}/v1`, boundary: 'public', models: ['m-public'], options: FAST });
+  await s.gateway.deployments.create(sys(s), { name: 'local', kind: 'openai', base_url: `${upstream.url}/v1`, boundary: 'local', models: ['m-local'], options: FAST });
+  await s.gateway.deployments.create(sys(s), { name: 'cloud', kind: 'openai', base_url: `${upstream.url}/v1`, boundary: 'public', models: ['m-public'], options: FAST });
 });
 afterAll(async () => {
   await app?.close();

@@ -18,8 +18,8 @@ beforeAll(async () => {
   app = await startTestApp({ entitlements: unrestricted });
   t = await seedTenant(app.services, 'branches', ['member', 'viewer']);
   const s = app.services;
-  s.gateway.deployments.create(sys(s), { name: 'local', kind: 'openai', base_url: `${upstream.url}/v1`, boundary: 'local', models: ['m-local'], options: { maxRetries: 0 } });
-  s.gateway.deployments.create(sys(s), { name: 'cloud', kind: 'openai', base_url: `${upstream.url}/v1`, boundary: 'public', models: ['m-public'], options: { maxRetries: 0 } });
+  await s.gateway.deployments.create(sys(s), { name: 'local', kind: 'openai', base_url: `${upstream.url}/v1`, boundary: 'local', models: ['m-local'], options: { maxRetries: 0 } });
+  await s.gateway.deployments.create(sys(s), { name: 'cloud', kind: 'openai', base_url: `${upstream.url}/v1`, boundary: 'public', models: ['m-public'], options: { maxRetries: 0 } });
 });
 afterAll(async () => {
   await app?.close();

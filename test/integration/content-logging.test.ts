@@ -37,7 +37,7 @@ function dbBytes(): Buffer {
   return Buffer.concat([f, `${f}-wal`].filter((p) => existsSync(p)).map((p) => readFileSync(p)));
 }
 async function flush(): Promise<void> {
-  env.usage();
+  await env.usage();
   await env.app.services.gateway.content.flush();
 }
 const contentRows = () => (env.app.services.db.$client.prepare('SELECT COUNT(*) AS n FROM call_contents').get() as { n: number }).n;
@@ -58,7 +58,7 @@ async function threeCalls(tag: string) {
 beforeAll(async () => {
   config = testConfig({ ENCLAVE_MASTER_KEY: masterKey });
   env = await gatewayEnv({ clock, config, log: pino({ level: 'trace' }, { write: (l: string) => void logs.push(l) }) });
-  env.addProvider({ name: 'cloud-1', kind: 'openai', base_url: `${env.openai.url}/v1`, boundary: 'private', models: ['gpt-fake', 'text-embedding-fake'] });
+  await env.addProvider({ name: 'cloud-1', kind: 'openai', base_url: `${env.openai.url}/v1`, boundary: 'private', models: ['gpt-fake', 'text-embedding-fake'] });
   other = await seedTenant(env.app.services, 'other', ['owner']);
   owner = await login(env.app.url, env.tenant.users.owner!.email);
   otherOwner = await login(env.app.url, other.users.owner!.email);
@@ -89,7 +89,7 @@ describe('content logging (per-tenant opt-in)', { shuffle: false }, () => {
     const off = await threeCalls('off');
     expect(off.texts).toEqual({ plain: 'Hello from the fake model.', streamed: 'Hello from the fake model.' });
     await flush();
-    expect(env.usage().length).toBeGreaterThanOrEqual(3);
+    expect((await env.usage()).length).toBeGreaterThanOrEqual(3);
     expect(contentRows()).toBe(0);
     const bytes = dbBytes();
     for (const v of Object.values(off.m)) {
@@ -107,7 +107,7 @@ describe('content logging (per-tenant opt-in)', { shuffle: false }, () => {
     const put = await call(env.app.url, `${base()}/content-logging`, { method: 'PUT', session: owner, body: { enabled: true } });
     expect(put.status).toBe(200);
     expect(put.body).toMatchObject({ enabled: true, retention_days: 30 });
-    const change = env.app.services.identity.audit.list({ action: 'tenant.content_logging', limit: 5 });
+    const change = await env.app.services.identity.audit.list({ action: 'tenant.content_logging', limit: 5 });
     expect(change[0]).toMatchObject({ outcome: 'allowed', actorId: env.tenant.users.owner!.id });
     expect(JSON.parse(change[0]!.details)).toMatchObject({ before: { enabled: false }, after: { enabled: true, retention_days: 30 } });
 
@@ -127,7 +127,7 @@ describe('content logging (per-tenant opt-in)', { shuffle: false }, () => {
       expect(logs.some((l) => l.includes(v)), `${v} in logs`).toBe(false);
     }
 
-    const auditBefore = env.app.services.identity.audit.count();
+    const auditBefore = await env.app.services.identity.audit.count();
     const plain = await call(env.app.url, `${base()}/content-logs/${enabled.ids.plain}`, { session: owner });
     expect(plain.status).toBe(200);
     expect(plain.body.data).toHaveLength(1);
@@ -141,7 +141,7 @@ describe('content logging (per-tenant opt-in)', { shuffle: false }, () => {
       request: { messages: [{ role: 'user', content: `tell me about ${enabled.m.plain}` }] },
       response: { choices: [{ index: 0, message: { role: 'assistant', content: 'Hello from the fake model.' }, finish_reason: 'stop' }] },
     });
-    expect(plain.body.data[0].usage_id).toBe(env.usage().find((u) => u.requestId === enabled.ids.plain)!.id);
+    expect(plain.body.data[0].usage_id).toBe((await env.usage()).find((u) => u.requestId === enabled.ids.plain)!.id);
     expect(plain.body.data[0].expires_at).toBe(new Date(clock.now() + 30 * DAY).toISOString());
 
     const streamed = await call(env.app.url, `${base()}/content-logs/${enabled.ids.stream}`, { session: owner });
@@ -158,8 +158,8 @@ describe('content logging (per-tenant opt-in)', { shuffle: false }, () => {
     expect(tool.body.data[0].response.choices[0]).toMatchObject({ message: { tool_calls: [{ id: 'call_fake1', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }] }, finish_reason: 'tool_calls' });
 
     // Every read is audited (who, which request), and the audit log never holds the content.
-    const reads = env.app.services.identity.audit.list({ action: 'content.read', limit: 10 });
-    expect(env.app.services.identity.audit.count()).toBe(auditBefore + 4);
+    const reads = await env.app.services.identity.audit.list({ action: 'content.read', limit: 10 });
+    expect((await env.app.services.identity.audit.count())).toBe(auditBefore + 4);
     expect(reads.map((r) => r.targetId)).toEqual(expect.arrayContaining([enabled.ids.plain, enabled.ids.stream, enabled.ids.embed, toolId]));
     expect(reads.every((r) => r.actorId === env.tenant.users.owner!.id && r.outcome === 'allowed')).toBe(true);
     const auditText = JSON.stringify(env.app.services.db.$client.prepare('SELECT * FROM audit_log').all());
@@ -186,7 +186,7 @@ describe('content logging (per-tenant opt-in)', { shuffle: false }, () => {
     const reader = await keys.create(env.tenant.ctx, { name: 'reader', ownerUserId: env.tenant.users.owner!.id, scopes: ['content:read'] });
     const ok = await call(env.app.url, `${base()}/content-logs/${enabled.ids.plain}`, { key: reader.secret });
     expect(ok.status).toBe(200);
-    expect(env.app.services.identity.audit.list({ action: 'content.read', limit: 1 })[0]!.actorId).toBe(reader.key.id);
+    expect((await env.app.services.identity.audit.list({ action: 'content.read', limit: 1 }))[0]!.actorId).toBe(reader.key.id);
     // Changing the setting is settings:write (members cannot).
     expect((await call(env.app.url, `${base()}/content-logging`, { method: 'PUT', session: member, body: { enabled: false } })).status).toBe(403);
   });
@@ -196,12 +196,12 @@ describe('content logging (per-tenant opt-in)', { shuffle: false }, () => {
     expect(own.status).toBe(404);
     expect(own.body.error.code).toBe('not_found');
     expect(JSON.stringify(own.body)).not.toContain('MARKER');
-    const denied = env.app.services.identity.audit.list({ actorId: other.users.owner!.id, outcome: 'denied', limit: 1 })[0]!;
+    const denied = (await env.app.services.identity.audit.list({ actorId: other.users.owner!.id, outcome: 'denied', limit: 1 }))[0]!;
     expect(denied).toMatchObject({ action: 'content.read', reason: 'not_found', targetId: enabled.ids.plain, tenantRef: other.tenant.id });
 
     const theirs = await call(env.app.url, `${base()}/content-logs/${enabled.ids.plain}`, { session: otherOwner });
     expect(theirs.status).toBe(404);
-    expect(env.app.services.identity.audit.list({ actorId: other.users.owner!.id, outcome: 'denied', limit: 1 })[0]).toMatchObject({ reason: 'not_found', targetId: T() });
+    expect((await env.app.services.identity.audit.list({ actorId: other.users.owner!.id, outcome: 'denied', limit: 1 }))[0]).toMatchObject({ reason: 'not_found', targetId: T() });
     expect((await call(env.app.url, `${base()}/content-logging`, { method: 'PUT', session: otherOwner, body: { enabled: false } })).status).toBe(404);
   });
 
@@ -213,7 +213,7 @@ describe('content logging (per-tenant opt-in)', { shuffle: false }, () => {
     expect(refused.status).toBe(403);
     expect(refused.body.error.code).toBe('plan_forbidden');
     expect(refused.body.error.message).toContain('content_logging');
-    expect(env.app.services.identity.audit.list({ action: 'tenant.content_logging', outcome: 'denied', limit: 1 })[0]).toMatchObject({ reason: 'plan_forbidden', tenantRef: other.tenant.id });
+    expect((await env.app.services.identity.audit.list({ action: 'tenant.content_logging', outcome: 'denied', limit: 1 }))[0]).toMatchObject({ reason: 'plan_forbidden', tenantRef: other.tenant.id });
     expect((await call(env.app.url, `/admin/api/tenants/${other.tenant.id}/content-logging`, { session: otherOwner })).body).toMatchObject({ enabled: false, plan_allows: false });
     // Other settings stay editable without the capability.
     expect((await call(env.app.url, `/admin/api/tenants/${other.tenant.id}/content-logging`, { method: 'PUT', session: otherOwner, body: { retention_days: 7 } })).status).toBe(200);
@@ -232,7 +232,7 @@ describe('content logging (per-tenant opt-in)', { shuffle: false }, () => {
   it('a shorter retention applies to stored rows; the retention schedule deletes expired rows (never served after expiry)', async () => {
     const put = await call(env.app.url, `${base()}/content-logging`, { method: 'PUT', session: owner, body: { retention_days: 2 } });
     expect(put.body).toMatchObject({ enabled: true, retention_days: 2 });
-    expect(JSON.parse(env.app.services.identity.audit.list({ action: 'tenant.content_logging', limit: 1 })[0]!.details)).toMatchObject({ expiry_shortened: 4 });
+    expect(JSON.parse((await env.app.services.identity.audit.list({ action: 'tenant.content_logging', limit: 1 }))[0]!.details)).toMatchObject({ expiry_shortened: 4 });
     const purge = workerSchedules(env.app.services).find((x) => x.id === 'content-retention')!;
     expect(purge.every).toBe(3600_000);
     expect(await purge.run({} as never, {} as never)).toEqual({ callContents: 0 });

@@ -78,7 +78,7 @@ describe('tenant patterns are compiled with RE2', () => {
       expect(r.body.error.message).toMatch(/RE2 cannot compile this pattern/);
     }
     // The stored policy is unchanged (still the REDOS set).
-    expect((env.app.services.gateway.policies.read(env.tenant.ctx) as any).content.nationalIdPatterns).toEqual(REDOS);
+    expect((await env.app.services.gateway.policies.read(env.tenant.ctx) as any).content.nationalIdPatterns).toEqual(REDOS);
   });
 });
 

@@ -136,7 +136,7 @@ describe('data-boundary policy', () => {
   it('air-gapped deployment mode refuses public deployments at configuration and at call time', async () => {
     airGapped = true;
     const s = env.app.services;
-    expect(() => s.gateway.deployments.create(sys(s), { name: 'public-2', kind: 'openai', base_url: `${env.openai.url}/v1`, boundary: 'public', models: ['gpt-fake'] })).toThrow(
+    await expect(s.gateway.deployments.create(sys(s), { name: 'public-2', kind: 'openai', base_url: `${env.openai.url}/v1`, boundary: 'public', models: ['gpt-fake'] })).rejects.toThrow(
       expect.objectContaining({ code: 'policy_boundary_unlicensed' }),
     );
     const e = await chat('gpt-fake', 'hello', 'public').catch((x) => x);

@@ -48,7 +48,7 @@ describe('tenant-private deployments may not reach loopback or link-local addres
         expect(r.body.error.message).toMatch(/tenant-private deployments may not reach.*ENCLAVE_TENANT_PROVIDER_NETWORKS/);
       }
     }
-    expect(app.services.gateway.deployments.list({ tenantId: A.tenant.id })).toEqual([]);
+    expect(await app.services.gateway.deployments.list({ tenantId: A.tenant.id })).toEqual([]);
 
     // An allowed address first (nothing listens there), then an update towards loopback.
     const ok = await call(app.url, aPath(), { method: 'POST', session: aAdmin, body: { name: 'a-lan', kind: 'openai', base_url: 'http://10.255.255.1:8000/v1', boundary: 'private', models: ['lan-model'] } });
@@ -56,7 +56,7 @@ describe('tenant-private deployments may not reach loopback or link-local addres
     const patch = await call(app.url, `${aPath()}/a-lan`, { method: 'PATCH', session: aAdmin, body: { base_url: `http://127.0.0.1:${port()}/v1` } });
     expect(patch.status).toBe(400);
     expect(patch.body.error.code).toBe('base_url_forbidden');
-    expect(app.services.gateway.deployments.get('a-lan').base_url).toBe('http://10.255.255.1:8000/v1');
+    expect((await app.services.gateway.deployments.get('a-lan')).base_url).toBe('http://10.255.255.1:8000/v1');
 
     // A platform deployment on loopback is fine (platform administrators own the perimeter) …
     const platform = await call(app.url, '/admin/api/providers', { method: 'POST', session: root, body: { name: 'platform-local', kind: 'openai', base_url: `${upstream.url}/v1`, boundary: 'local', models: ['platform-model'] } });
@@ -65,7 +65,7 @@ describe('tenant-private deployments may not reach loopback or link-local addres
     const move = await call(app.url, `/admin/api/providers/${platform.body.id}`, { method: 'PATCH', session: root, body: { tenant_id: A.tenant.id } });
     expect(move.status).toBe(400);
     expect(move.body.error.code).toBe('base_url_forbidden');
-    expect(app.services.gateway.deployments.get('platform-local').tenant_id).toBeNull();
+    expect((await app.services.gateway.deployments.get('platform-local')).tenant_id).toBeNull();
     expect(upstream.requests).toHaveLength(0);
   });
 

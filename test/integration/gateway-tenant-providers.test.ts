@@ -41,7 +41,7 @@ const bPath = () => `/admin/api/tenants/${B.tenant.id}/providers`;
 const body = (name: string, extra: Record<string, unknown> = {}) => ({ name, kind: 'openai', base_url: `${upstream.url}/v1`, boundary: 'private', models: [`${name}-model`], options: FAST, ...extra });
 const sdk = (key: string, url = app.url) => new OpenAI({ baseURL: `${url}/v1`, apiKey: key, maxRetries: 0 });
 const chat = (client: OpenAI, model: string) => client.chat.completions.create({ model, messages: [{ role: 'user', content: 'hi' }] });
-const denials = (actor: string) => app.services.identity.audit.list({ actorId: actor, outcome: 'denied', limit: 1 })[0]!;
+const denials = async (actor: string) => (await app.services.identity.audit.list({ actorId: actor, outcome: 'denied', limit: 1 }))[0]!;
 
 beforeAll(async () => {
   upstream = await new FakeOpenAI().start();
@@ -65,7 +65,7 @@ beforeAll(async () => {
   aAdminKey = (await s.identity.keys.create(A.ctx, { name: 'a admin', ownerUserId: A.users.admin!.id, scopes: ['admin:read', 'admin:write'] })).secret;
   aClient = sdk((await s.identity.keys.create(A.ctx, { name: 'a app', ownerUserId: A.users.member!.id })).secret);
   bClient = sdk((await s.identity.keys.create(B.ctx, { name: 'b app', ownerUserId: B.users.member!.id })).secret);
-  platformId = s.gateway.deployments.create(sys(s), body('shared')).id;
+  platformId = (await s.gateway.deployments.create(sys(s), body('shared'))).id;
   const b = await call(app.url, bPath(), { method: 'POST', session: bAdmin, body: body('b-private', { base_url: `${upstream.url}/b-internal/v1` }) });
   expect(b.status).toBe(201);
 });
@@ -119,7 +119,7 @@ describe('tenant administrators manage their tenant’s private deployments', ()
 
     expect((await call(app.url, `${aPath()}/${id}`, { method: 'DELETE', session: aAdmin })).status).toBe(204);
     expect((await call(app.url, `${aPath()}/${id}`, { session: aAdmin })).status).toBe(404);
-    expect(app.services.identity.audit.list({ tenantId: A.tenant.id, action: 'providers.remove', limit: 1 })[0]!.targetId).toBe(id);
+    expect((await app.services.identity.audit.list({ tenantId: A.tenant.id, action: 'providers.remove', limit: 1 }))[0]!.targetId).toBe(id);
 
     // Members have no providers:* permission.
     const m = await call(app.url, aPath(), { session: aMemberSession });
@@ -137,7 +137,7 @@ describe('tenant administrators manage their tenant’s private deployments', ()
         expect(r.body.error.code).toBe('plan_forbidden');
         expect(r.body.error.message).toBe("The tenant's plan (basic) does not include custom_providers.");
       }
-      expect(denials(A.users.admin!.id)).toMatchObject({ action: 'providers:write', reason: 'plan_forbidden', tenantRef: A.tenant.id });
+      expect((await denials(A.users.admin!.id))).toMatchObject({ action: 'providers:write', reason: 'plan_forbidden', tenantRef: A.tenant.id });
       // A platform administrator configures a private deployment for the tenant whatever its plan.
       const byRoot = await call(app.url, aPath(), { method: 'POST', session: root, body: body('a-by-root', { approved: true }) });
       expect(byRoot.status, JSON.stringify(byRoot.body)).toBe(201);
@@ -154,7 +154,7 @@ describe('tenant administrators manage their tenant’s private deployments', ()
       const toPublic = await call(app.url, `${aPath()}/a-byo`, { method: 'PATCH', session: aAdmin, body: { boundary: 'public' } });
       expect(toPublic.status).toBe(403);
       expect(toPublic.body.error.code).toBe('plan_forbidden');
-      expect(s.gateway.deployments.get('a-byo').boundary).toBe('private');
+      expect((await s.gateway.deployments.get('a-byo')).boundary).toBe('private');
       expect((await call(app.url, `${aPath()}/a-byo`, { method: 'DELETE', session: aAdmin })).status).toBe(204);
     } finally {
       await s.metering.plans.assign(sys(s), A.tenant.id, null);
@@ -165,14 +165,14 @@ describe('tenant administrators manage their tenant’s private deployments', ()
     const other = await call(app.url, aPath(), { method: 'POST', session: aAdmin, body: body('a-elsewhere', { tenant_id: B.tenant.id }) });
     expect(other.status).toBe(404);
     expect(other.body.error.code).toBe('not_found');
-    expect(denials(A.users.admin!.id)).toMatchObject({ action: 'providers.create', reason: 'not_found', targetId: B.tenant.id });
+    expect((await denials(A.users.admin!.id))).toMatchObject({ action: 'providers.create', reason: 'not_found', targetId: B.tenant.id });
     const platformWide = await call(app.url, aPath(), { method: 'POST', session: aAdmin, body: body('a-platform', { tenant_id: null }) });
     expect(platformWide.status).toBe(403);
     expect(platformWide.body.error).toMatchObject({ code: 'platform_admin_required', param: 'tenant_id' });
     const approved = await call(app.url, aPath(), { method: 'POST', session: aAdmin, body: body('a-approved', { approved: true }) });
     expect(approved.status).toBe(403);
     expect(approved.body.error).toMatchObject({ code: 'platform_admin_required', param: 'approved' });
-    expect(app.services.gateway.deployments.find('a-elsewhere') ?? app.services.gateway.deployments.find('a-approved')).toBeUndefined();
+    expect(await app.services.gateway.deployments.find('a-elsewhere') ?? await app.services.gateway.deployments.find('a-approved')).toBeUndefined();
 
     const bySlug = await call(app.url, aPath(), { method: 'POST', session: aAdmin, body: body('a-slug', { tenant_id: 'acorp' }) });
     expect(bySlug.status).toBe(201);
@@ -180,9 +180,9 @@ describe('tenant administrators manage their tenant’s private deployments', ()
     expect((await call(app.url, `/admin/api/providers/a-slug`, { method: 'PATCH', session: root, body: { approved: false } })).body.approved).toBe(false);
     expect((await call(app.url, `${aPath()}/a-slug`, { method: 'PATCH', session: aAdmin, body: { approved: true } })).status).toBe(403);
     expect((await call(app.url, `${aPath()}/a-slug`, { method: 'PATCH', session: aAdmin, body: { tenant_id: B.tenant.id } })).status).toBe(404);
-    const after = app.services.gateway.deployments.get('a-slug');
+    const after = await app.services.gateway.deployments.get('a-slug');
     expect(after).toMatchObject({ approved: false, tenant_id: A.tenant.id });
-    const lastChange = app.services.identity.audit.list({ tenantId: A.tenant.id, action: 'providers.update', outcome: 'allowed', limit: 1 })[0]!;
+    const lastChange = (await app.services.identity.audit.list({ tenantId: A.tenant.id, action: 'providers.update', outcome: 'allowed', limit: 1 }))[0]!;
     expect(lastChange.actorId).toBe((await call(app.url, '/admin/api/me', { session: root })).body.id);
     expect(JSON.parse(lastChange.details)).toMatchObject({ name: 'a-slug', changed: ['approved'], before: { approved: true }, after: { approved: false } });
 
@@ -190,14 +190,14 @@ describe('tenant administrators manage their tenant’s private deployments', ()
     const clash = await call(app.url, aPath(), { method: 'POST', session: aAdmin, body: body('b-private', { base_url: 'http://127.0.0.1:9/v1' }) });
     expect(clash.status).toBe(409);
     expect(clash.body.error).toMatchObject({ code: 'provider_exists', param: 'name', message: 'The provider deployment name b-private is taken; choose another.' });
-    const b = app.services.gateway.deployments.get('b-private');
+    const b = await app.services.gateway.deployments.get('b-private');
     for (const leak of [b.id, B.tenant.id, 'bcorp', b.base_url]) expect(JSON.stringify(clash.body)).not.toContain(leak);
     expect((await call(app.url, `${aPath()}/a-slug`, { method: 'DELETE', session: aAdmin })).status).toBe(204);
   });
 
   it('another tenant’s deployment, a platform deployment, another tenant’s path: 404 and audited; nothing changes', async () => {
-    const b = app.services.gateway.deployments.get('b-private');
-    const before = JSON.stringify(app.services.gateway.deployments.list());
+    const b = await app.services.gateway.deployments.get('b-private');
+    const before = JSON.stringify(await app.services.gateway.deployments.list());
     const attempts: [string, string, unknown?][] = [];
     for (const target of [b.id, 'b-private', platformId]) {
       attempts.push(['GET', `${aPath()}/${target}`], ['PATCH', `${aPath()}/${target}`, { enabled: false }], ['DELETE', `${aPath()}/${target}`], ['POST', `${aPath()}/${target}/test`, {}], ['GET', `${aPath()}/${target}/health`]);
@@ -205,18 +205,18 @@ describe('tenant administrators manage their tenant’s private deployments', ()
     attempts.push(['GET', bPath()], ['POST', bPath(), body('a-in-b')], ['GET', `${bPath()}/${b.id}`], ['DELETE', `${bPath()}/${b.id}`]);
     for (const [method, path, payload] of attempts) {
       for (const auth of [{ session: aAdmin }, { key: aAdminKey }]) {
-        const n = app.services.identity.audit.count();
+        const n = await app.services.identity.audit.count();
         const r = await call(app.url, path, { method, ...auth, ...(payload !== undefined ? { body: payload } : {}) });
         expect(r.status, `${method} ${path}`).toBe(404);
         expect(r.body.error.code).toBe('not_found');
         for (const leak of [b.base_url, B.tenant.id, 'bcorp']) expect(JSON.stringify(r.body)).not.toContain(leak);
-        expect(app.services.identity.audit.count()).toBe(n + 1);
-        const e = app.services.identity.audit.list({ outcome: 'denied', limit: 1 })[0]!;
+        expect((await app.services.identity.audit.count())).toBe(n + 1);
+        const e = (await app.services.identity.audit.list({ outcome: 'denied', limit: 1 }))[0]!;
         expect(e.reason).toBe('not_found');
         expect([b.id, 'b-private', platformId, B.tenant.id]).toContain(e.targetId);
       }
     }
-    expect(JSON.stringify(app.services.gateway.deployments.list())).toBe(before);
+    expect(JSON.stringify(await app.services.gateway.deployments.list())).toBe(before);
     expect(upstream.requests.length).toBe(0);
   });
 });
@@ -246,14 +246,14 @@ describe('tenant-private models through /v1 (openai SDK)', () => {
 
     // The tenant's data-boundary policy still decides: internal data kept local → refused.
     const s = app.services;
-    s.gateway.policies.write(A.ctx, { boundaries: { internal: ['local'] } }, Date.now());
+    await s.gateway.policies.write(A.ctx, { boundaries: { internal: ['local'] } }, Date.now());
     try {
       const denied = await chat(aClient, 'a-secret-model').catch((x) => x);
       expect(denied).toBeInstanceOf(OpenAI.PermissionDeniedError);
       expect(denied.code).toBe('policy_boundary_denied');
       expect(upstream.requests.length).toBe(0);
     } finally {
-      s.gateway.policies.write(A.ctx, {}, Date.now());
+      await s.gateway.policies.write(A.ctx, {}, Date.now());
     }
     expect((await call(app.url, `${aPath()}/a-llm`, { method: 'DELETE', session: aAdmin })).status).toBe(204);
   });
@@ -325,7 +325,7 @@ describe('tenant model aliases', () => {
     }
     // A platform alias may not point at a tenant's own deployment either.
     expect((await put({ name: 'everyone', targets: [{ deployment: 'a-own', model: 'a-own-model' }] })).body.error.code).toBe('alias_target_unknown');
-    expect(s.gateway.deployments.listAliases()).toEqual([]);
+    expect(await s.gateway.deployments.listAliases()).toEqual([]);
 
     // A's alias named like the platform's model (by slug): A now reaches its own deployment …
     const set = await put({ name: 'shared-model', tenant_id: 'acorp', targets: [{ deployment: 'a-own', model: 'a-own-model' }] });
@@ -343,12 +343,12 @@ describe('tenant model aliases', () => {
     expect((await bClient.models.list()).data.map((m) => m.id)).toContain('shared-model');
     expect((await aClient.models.list()).data.filter((m) => m.id === 'shared-model')).toHaveLength(1);
 
-    const setEntry = s.identity.audit.list({ tenantId: A.tenant.id, action: 'providers.alias_set', limit: 1 })[0]!;
+    const setEntry = (await s.identity.audit.list({ tenantId: A.tenant.id, action: 'providers.alias_set', limit: 1 }))[0]!;
     expect(setEntry).toMatchObject({ targetId: 'shared-model', outcome: 'allowed' });
     expect(JSON.parse(setEntry.details)).toMatchObject({ targets: ['a-own/a-own-model'], replaced: false });
 
     expect((await call(app.url, '/admin/api/model-aliases/shared-model', { method: 'DELETE', session: root })).status).toBe(204);
-    expect(s.identity.audit.list({ tenantId: A.tenant.id, action: 'providers.alias_remove', limit: 1 })[0]).toMatchObject({ targetId: 'shared-model' });
+    expect((await s.identity.audit.list({ tenantId: A.tenant.id, action: 'providers.alias_remove', limit: 1 }))[0]).toMatchObject({ targetId: 'shared-model' });
     await waitFor(() => s.gateway.catalogue.candidates('shared-model', A.tenant.id)[0]?.deployment.name, { until: (n) => n === 'shared', what: 'A’s alias removed from the catalogue' });
     upstream.reset();
     await chat(aClient, 'shared-model');
@@ -376,7 +376,7 @@ describe('enclave providers --tenant', () => {
     expect(Date.now() - t0).toBeLessThan(1000);
     expect((await aClient.models.list()).data.map((m) => m.id)).toContain('a-cli-model');
     expect((await bClient.models.list()).data.map((m) => m.id)).not.toContain('a-cli-model');
-    const entry = app.services.identity.audit.list({ tenantId: A.tenant.id, action: 'providers.create', limit: 1 })[0]!;
+    const entry = (await app.services.identity.audit.list({ tenantId: A.tenant.id, action: 'providers.create', limit: 1 }))[0]!;
     expect(entry).toMatchObject({ actorType: 'system', targetId: d.id });
 
     const [mine, platform] = await Promise.all([cli('list', '--tenant', A.tenant.id, '--json'), cli('list', '--platform')]);

@@ -23,9 +23,9 @@ let idpA: { id: string };
 const SECRET = 'tenant-a-secret-0123456789abcdef';
 
 const sso = (br: Browser, start: string, sub: string) => ssoLogin(br, op, app.url, start, sub);
-const memberships = (email: string) => {
-  const u = app.services.identity.users.byEmail(email);
-  return u ? app.services.identity.sessions.memberships(u.id).map((m) => `${m.slug}:${m.role}`) : [];
+const memberships = async (email: string) => {
+  const u = await app.services.identity.users.byEmail(email);
+  return u ? (await app.services.identity.sessions.memberships(u.id)).map((m) => `${m.slug}:${m.role}`) : [];
 };
 const invite = (session: Session, tenantId: string, email: string, role = 'member') =>
   call(app.url, `/admin/api/tenants/${tenantId}/members`, { method: 'POST', session, body: { email, role } });
@@ -40,7 +40,7 @@ beforeAll(async () => {
   await s.identity.users.create(sys(s), { email: 'root@platform.test', password: PASSWORD, platformAdmin: true });
   ownerA = await localLogin(app.url, a.users.owner!.email);
   ownerB = await localLogin(app.url, b.users.owner!.email);
-  idpA = s.sso.createIdp(a.ctx, { name: 'IA IdP', issuer: op.issuer, client_id: 'tenant-a', client_secret: SECRET, jit: true, default_role: 'member' });
+  idpA = await s.sso.createIdp(a.ctx, { name: 'IA IdP', issuer: op.issuer, client_id: 'tenant-a', client_secret: SECRET, jit: true, default_role: 'member' });
   op.users.jit = { email: 'jit@ia.test', email_verified: true, name: 'Jit' };
   op.users.unverified = { email: 'unverified@ia.test', email_verified: false };
   op.users.linker = { email: 'someone-else@elsewhere.test', email_verified: true };
@@ -73,7 +73,7 @@ describe('identity authority (one story, in order)', { shuffle: false }, () => {
       expect(mine.body.data).toMatchObject([{ id: inv.body.id, role: 'admin', tenant: { slug: 'ia', name: 'IA' } }]);
       const ok = await call(app.url, `/auth/invitations/${inv.body.id}/accept`, { method: 'POST', session: invitee });
       expect(ok.status).toBe(200);
-      expect(memberships(email).sort()).toEqual(['ia:admin', 'ib:member']);
+      expect((await memberships(email)).sort()).toEqual(['ia:admin', 'ib:member']);
       expect((await call(app.url, `/auth/invitations/${inv.body.id}/accept`, { method: 'POST', session: invitee })).status).toBe(404);
       const members = await call(app.url, `/admin/api/tenants/${a.tenant.id}/members`, { session: ownerA });
       expect(members.body.data.map((m: any) => m.email)).toContain(email);
@@ -149,7 +149,7 @@ describe('identity authority (one story, in order)', { shuffle: false }, () => {
       expect(pending.map((i: any) => i.tenant.slug)).toEqual(['ib']);
       const acc = await br.request(`${app.url}/auth/invitations/${pending[0].id}/accept`, { method: 'POST', headers: { 'x-csrf-token': s.csrf_token } });
       expect(acc.status).toBe(200);
-      expect(memberships('jit@ia.test').sort()).toEqual(['ia:member', 'ib:viewer']);
+      expect((await memberships('jit@ia.test')).sort()).toEqual(['ia:member', 'ib:viewer']);
     });
 
     it('only platform admins manage domains through the admin API', async () => {
@@ -177,13 +177,13 @@ describe('identity authority (one story, in order)', { shuffle: false }, () => {
       expect(start.status).toBe(200);
       const { url } = (await start.json()) as { url: string };
       expect((await sso(br, url, 'linker')).status).toBe(302);
-      const u = app.services.identity.users.byEmail(b.users.member!.email)!;
-      expect(app.services.sso.repo.identitiesOfUser(u.id).map((i) => i.origin)).toEqual(['linked_by_user']);
+      const u = (await app.services.identity.users.byEmail(b.users.member!.email))!;
+      expect((await app.services.sso.repo.identitiesOfUser(u.id)).map((i) => i.origin)).toEqual(['linked_by_user']);
       const again = new Browser();
       expect((await sso(again, `${app.url}/auth/oidc/${idpA.id}/login`, 'linker')).status).toBe(302);
       expect((((await (await again.request(`${app.url}/auth/session`)).json()) as any).user.email)).toBe(b.users.member!.email);
       // Removed from A, the IdP does not add the membership back.
-      app.services.identity.users.removeMember(a.ctx, u.id);
+      await app.services.identity.users.removeMember(a.ctx, u.id);
       expect(await sso(new Browser(), `${app.url}/auth/oidc/${idpA.id}/login`, 'linker')).toEqual({ status: 403, code: 'sso_not_a_member' });
       expect(memberships(b.users.member!.email)).toEqual(['ib:member']);
       // Without CSRF the link cannot be started.
@@ -197,9 +197,9 @@ describe('identity authority (one story, in order)', { shuffle: false }, () => {
       expect(start.status).toBe(200);
       expect((await sso(br, ((await start.json()) as any).url, 'invitee')).status).toBe(302);
       expect(memberships('sso-invitee@partner.test')).toEqual(['ia:member']);
-      const u = app.services.identity.users.byEmail('sso-invitee@partner.test')!;
+      const u = (await app.services.identity.users.byEmail('sso-invitee@partner.test'))!;
       expect(u.passwordHash).toBeNull();
-      expect(app.services.sso.repo.identitiesOfUser(u.id).map((i) => i.origin)).toEqual(['provisioned']);
+      expect((await app.services.sso.repo.identitiesOfUser(u.id)).map((i) => i.origin)).toEqual(['provisioned']);
     });
   });
 

@@ -17,18 +17,18 @@ beforeAll(async () => {
 afterAll(async () => app?.close());
 
 const count = (): number => app.services.db.$client.prepare('SELECT COUNT(*) FROM audit_log').pluck().get() as number;
-const record = (n: number, tag: string): void => {
-  for (let i = 0; i < n; i++) app.services.identity.audit.record(sys(app.services), { action: 'test.event', tenantId: null, details: { tag, i } });
+const record = async (n: number, tag: string): Promise<void> => {
+  for (let i = 0; i < n; i++) await app.services.identity.audit.record(sys(app.services), { action: 'test.event', tenantId: null, details: { tag, i } });
 };
 
 describe('audit archive (export only)', () => {
   it('the daily schedule exists when ENCLAVE_AUDIT_ARCHIVE_DAYS is set and exports entries past it; the database chain stays verifiable', async () => {
     const s = app.services;
     const dataDir = s.config.dataDir;
-    record(5, 'old');
+    await record(5, 'old');
     const oldCount = count();
     clock.advance(40 * DAY);
-    record(3, 'recent');
+    await record(3, 'recent');
 
     const schedule = workerSchedules(s).find((x) => x.id === 'audit-archive');
     expect(schedule?.every).toBe(DAY);

@@ -24,7 +24,7 @@ function jsonl(n: number, tag: string): Buffer {
 
 async function setup(app: TestApp, upstream: FakeOpenAI, slugs: string[]): Promise<OpenAI[]> {
   const s = app.services;
-  s.gateway.deployments.create(sys(s), { name: 'up', kind: 'openai', base_url: `${upstream.url}/v1`, boundary: 'private', models: ['gpt-fake'], max_concurrency: 256, options: { maxRetries: 0 } });
+  await s.gateway.deployments.create(sys(s), { name: 'up', kind: 'openai', base_url: `${upstream.url}/v1`, boundary: 'private', models: ['gpt-fake'], max_concurrency: 256, options: { maxRetries: 0 } });
   const clients: OpenAI[] = [];
   for (const slug of slugs) {
     const t = await seedTenant(s, slug, ['owner']);

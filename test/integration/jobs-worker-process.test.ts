@@ -39,7 +39,7 @@ beforeAll(async () => {
   const s = await createServices(config, { log: pino({ level: 'silent' }), passwordLogN: 10 });
   const t = await seedTenant(s, 'acme', ['owner']);
   secret = (await s.identity.keys.create(t.ctx, { name: 'batch', ownerUserId: t.users.owner!.id, scopes: ['models:invoke', 'batches:write'] })).secret;
-  s.gateway.deployments.create(sys(s), { name: 'up-1', kind: 'openai', base_url: `${upstream.url}/v1`, boundary: 'private', models: ['gpt-fake'], options: { maxRetries: 0, totalMs: 5000, firstTokenMs: 5000 } });
+  await s.gateway.deployments.create(sys(s), { name: 'up-1', kind: 'openai', base_url: `${upstream.url}/v1`, boundary: 'private', models: ['gpt-fake'], options: { maxRetries: 0, totalMs: 5000, firstTokenMs: 5000 } });
   await s.close();
   api = await spawnServer({ role: 'api', env });
   started.push(api);

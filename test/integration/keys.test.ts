@@ -57,9 +57,9 @@ async function makeKey(input: { ownerUserId?: string | null; scopes?: string[]; 
 const me = (url: string, key: string) => call(url, '/admin/api/me', { key });
 const code = (r: { body: any }) => r.body?.error?.code;
 
-function authorizeWith(secret: string, action: 'models:invoke', resource: { model?: string }) {
+async function authorizeWith(secret: string, action: 'models:invoke', resource: { model?: string }) {
   const s = app.services;
-  const ctx = applyKey(createContext({ requestId: 'req_t', log: s.log, clock: s.clock }), s.identity.keys.verify(secret));
+  const ctx = applyKey(createContext({ requestId: 'req_t', log: s.log, clock: s.clock }), (await s.identity.keys.verify(secret)));
   return s.identity.access.authorize(ctx, action, resource);
 }
 
@@ -130,25 +130,25 @@ describe('API key lifecycle', () => {
 
   it('owner deactivated: auth_key_owner_inactive, in every process', async () => {
     const u = await app.services.identity.users.create(sys(app.services), { email: 'owner-gone@acme.test' });
-    app.services.identity.users.grant(acme.ctx, u.id, 'member');
+    await app.services.identity.users.grant(acme.ctx, u.id, 'member');
     const { secret } = await makeKey({ ownerUserId: u.id });
     expect((await me(second.url, secret)).status).toBe(200);
-    app.services.identity.users.deactivate(sys(app.services), u.id);
+    await app.services.identity.users.deactivate(sys(app.services), u.id);
     expect(code(await me(app.url, secret))).toBe('auth_key_owner_inactive');
     await waitFor(async () => code(await me(second.url, secret)), { until: (c) => c === 'auth_key_owner_inactive', what: 'the second process refusing the key' });
   });
 
   it('owner losing the role that granted a scope: the key loses it at its next use', async () => {
     const u = await app.services.identity.users.create(sys(app.services), { email: 'demoted@acme.test' });
-    app.services.identity.users.grant(acme.ctx, u.id, 'admin');
+    await app.services.identity.users.grant(acme.ctx, u.id, 'admin');
     const { secret } = await makeKey({ ownerUserId: u.id, scopes: ['admin:read', 'models:invoke'] });
     const path = `/admin/api/tenants/${acme.tenant.id}/members`;
     expect((await call(app.url, path, { key: secret })).status).toBe(200);
-    app.services.identity.users.grant(acme.ctx, u.id, 'member');
+    await app.services.identity.users.grant(acme.ctx, u.id, 'member');
     const r = await call(app.url, path, { key: secret });
     expect(r.status).toBe(403);
     expect(code(r)).toBe('role_forbidden');
-    app.services.identity.users.removeMember(acme.ctx, u.id);
+    await app.services.identity.users.removeMember(acme.ctx, u.id);
     expect(code(await me(app.url, secret))).toBe('auth_key_owner_inactive');
   });
 
@@ -156,11 +156,11 @@ describe('API key lifecycle', () => {
     const t = await seedTenant(app.services, 'suspendme', ['owner']);
     const { secret } = await app.services.identity.keys.create(t.ctx, { name: 'k', ownerUserId: t.users.owner!.id });
     expect((await me(app.url, secret)).status).toBe(200);
-    app.services.identity.tenants.setStatus(sys(app.services), t.tenant.id, 'suspended');
+    await app.services.identity.tenants.setStatus(sys(app.services), t.tenant.id, 'suspended');
     const r = await me(app.url, secret);
     expect(r.status).toBe(403);
     expect(code(r)).toBe('tenant_suspended');
-    app.services.identity.tenants.setStatus(sys(app.services), t.tenant.id, 'active');
+    await app.services.identity.tenants.setStatus(sys(app.services), t.tenant.id, 'active');
     expect((await me(app.url, secret)).status).toBe(200);
   });
 
@@ -173,8 +173,8 @@ describe('API key lifecycle', () => {
 
   it('model not allowed: key_model_not_allowed', async () => {
     const { secret } = await makeKey({ allowedModels: ['llama3'] });
-    expect(authorizeWith(secret, 'models:invoke', { model: 'llama3' })).toEqual({ allow: true });
-    const d = authorizeWith(secret, 'models:invoke', { model: 'gpt-4o' });
+    expect((await authorizeWith(secret, 'models:invoke', { model: 'llama3' }))).toEqual({ allow: true });
+    const d = (await authorizeWith(secret, 'models:invoke', { model: 'gpt-4o' }));
     expect(d.allow === false && d.reason).toBe('key_model_not_allowed');
   });
 
@@ -226,8 +226,8 @@ describe('API key lifecycle', () => {
   it('records last use (time and address) without a write per request', async () => {
     const { key, secret } = await makeKey();
     await me(app.url, secret);
-    app.services.identity.keys.flushUsage();
-    const row = app.services.identity.keys.get(acme.ctx, key.id);
+    await app.services.identity.keys.flushUsage();
+    const row = await app.services.identity.keys.get(acme.ctx, key.id);
     expect(row.lastUsedAt).toBe(clock.now());
     expect(row.lastUsedIp).toMatch(/127\.0\.0\.1/);
   });
@@ -235,7 +235,7 @@ describe('API key lifecycle', () => {
   it('verification on a cache hit does not touch SQLite', async () => {
     const { secret } = await makeKey();
     const keys = app.services.identity.keys;
-    keys.verify(secret);
+    await keys.verify(secret);
     const sqlite = app.services.db.$client;
     const prepare = sqlite.prepare.bind(sqlite);
     let calls = 0;
@@ -244,7 +244,7 @@ describe('API key lifecycle', () => {
       return prepare(...a);
     };
     try {
-      for (let i = 0; i < 100; i++) keys.verify(secret);
+      for (let i = 0; i < 100; i++) await keys.verify(secret);
     } finally {
       (sqlite as unknown as { prepare: unknown }).prepare = prepare;
     }

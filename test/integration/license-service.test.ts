@@ -14,7 +14,7 @@ import { waitFor } from '../helpers/wait.js';
 
 const apps: TestApp[] = [];
 afterEach(async () => {
-  while (apps.length) await apps.pop()!.close();
+  while (apps.length) (await apps.pop())!.close();
 });
 async function app(env: Record<string, string> = {}, clock?: Clock): Promise<TestApp> {
   const a = await startTestApp({ env: { ENCLAVE_LICENSE_MODE: 'test', ...env }, ...(clock ? { clock } : {}) });

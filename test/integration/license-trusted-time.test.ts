@@ -18,7 +18,7 @@ import { DAY, testLicense } from '../helpers/license.js';
  */
 const apps: TestApp[] = [];
 afterEach(async () => {
-  while (apps.length) await apps.pop()!.close();
+  while (apps.length) (await apps.pop())!.close();
 });
 
 const T = Date.now();
@@ -35,7 +35,7 @@ async function expiredInstallation(): Promise<{ a: TestApp; setWall: (ms: number
   wall = T + 20 * DAY;
   await a.services.license.refresh();
   expect(a.services.license.evaluation().state).toBe('lapsed');
-  for (let i = 0; i < 3; i++) a.services.identity.audit.record(sys(a.services), { action: 'test.activity', tenantId: null });
+  for (let i = 0; i < 3; i++) (await a.services.identity.audit.record(sys(a.services), { action: 'test.activity', tenantId: null }));
   return { a, setWall: (ms) => (wall = ms), clock };
 }
 

@@ -33,7 +33,7 @@ async function plan(limits: Limits, name = 'p'): Promise<void> {
 async function subject(type: 'user' | 'key', id: string, limits: Limits | null): Promise<void> {
   if (limits) await m().repo.setLimits(env.tenant.tenant.id, type, id, JSON.stringify(limits), clock.t);
   else await m().repo.deleteLimits(env.tenant.tenant.id, type, id);
-  m().revision.bump();
+  await m().revision.bump();
 }
 /** A fresh month and full buckets: each test starts clean. */
 function nextMonth(): void {

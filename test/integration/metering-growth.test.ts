@@ -16,7 +16,7 @@ let env: GatewayEnv;
 let owner: Session;
 beforeAll(async () => {
   env = await gatewayEnv({ entitlements });
-  env.addProvider({ name: 'ollama-1', kind: 'ollama', base_url: env.ollama.url, boundary: 'local', models: 'llama3.1:8b' });
+  await env.addProvider({ name: 'ollama-1', kind: 'ollama', base_url: env.ollama.url, boundary: 'local', models: 'llama3.1:8b' });
   owner = await login(env.app.url, env.tenant.users.owner!.email);
 });
 afterAll(async () => env?.close());
@@ -43,7 +43,7 @@ describe('plan max_keys and the licence key limit at key creation', () => {
     const second = await s.identity.keys.create(ctx, { name: 'second' });
     const e = await refusal(s.identity.keys.create(ctx, { name: 'third' }));
     expect(e.status).toBe(409);
-    expect(e.toBody().error).toMatchObject({ code: 'key_limit', type: 'conflict_error', level: 'tenant', limit: 'max_keys', limit_value: 2, current: 2 });
+    expect((await e.toBody()).error).toMatchObject({ code: 'key_limit', type: 'conflict_error', level: 'tenant', limit: 'max_keys', limit_value: 2, current: 2 });
 
     // Over HTTP the refusal carries the same fields.
     const r = await call(env.app.url, `/admin/api/tenants/${tid}/keys`, { method: 'POST', session: owner, body: { name: 'third' } });
@@ -59,7 +59,7 @@ describe('plan max_keys and the licence key limit at key creation', () => {
     // Another tenant (default plan) is not affected by this tenant's count.
     const other = await seedTenant(s, 'other', ['owner']);
     await s.identity.keys.create(other.ctx, { name: 'free' });
-    s.identity.keys.revoke(ctx, rotated.key.id);
+    await s.identity.keys.revoke(ctx, rotated.key.id);
     await s.identity.keys.create(ctx, { name: 'after-revoke' });
 
     // Without max_keys in the plan, nothing limits (the plan value is read fresh at creation).
@@ -74,14 +74,14 @@ describe('plan max_keys and the licence key limit at key creation', () => {
     lic.keyLimit = active;
     try {
       let e = await refusal(s.identity.keys.create(ctx, { name: 'over-licence' }));
-      expect(e.toBody().error).toMatchObject({ code: 'key_limit', level: 'licence', limit: 'max_keys', limit_value: active, current: active });
+      expect((await e.toBody()).error).toMatchObject({ code: 'key_limit', level: 'licence', limit: 'max_keys', limit_value: active, current: active });
       // Both full: the licence is named (a bigger plan would not help).
       await s.metering.plans.upsert(sys(s), { name: 'two-keys', limits: { max_keys: 1 } });
       e = await refusal(s.identity.keys.create(ctx, { name: 'over-both' }));
-      expect(e.toBody().error).toMatchObject({ level: 'licence' });
+      expect((await e.toBody()).error).toMatchObject({ level: 'licence' });
       lic.keyLimit = null;
       e = await refusal(s.identity.keys.create(ctx, { name: 'over-plan' }));
-      expect(e.toBody().error).toMatchObject({ level: 'tenant', limit_value: 1 });
+      expect((await e.toBody()).error).toMatchObject({ level: 'tenant', limit_value: 1 });
     } finally {
       lic.keyLimit = null;
     }

@@ -39,7 +39,7 @@ beforeAll(async () => {
   const config = loadConfig({ ENCLAVE_DATA_DIR: dataDir, ENCLAVE_MASTER_KEY: masterKey, REDIS_URL: redisUrl, ENCLAVE_LOG_LEVEL: 'silent' });
   const s = await createServices(config, { log: pino({ level: 'silent' }) });
   const ctx = systemContext(s.log, s.clock, 'test');
-  s.gateway.deployments.create(ctx, { name: 'ollama-1', kind: 'ollama', base_url: ollama.url, boundary: 'local', models: 'llama3.1:8b', max_concurrency: 1000 });
+  await s.gateway.deployments.create(ctx, { name: 'ollama-1', kind: 'ollama', base_url: ollama.url, boundary: 'local', models: 'llama3.1:8b', max_concurrency: 1000 });
   // One tenant (the community licence allows one), three keys with their own limits (key level).
   const limits: Record<string, Record<string, number>> = {
     exact: { requests_per_minute: 30 },

@@ -17,7 +17,7 @@ const clock = { t: Date.UTC(2025, 5, 15, 12), now(): number { return this.t; } }
 let env: GatewayEnv;
 beforeAll(async () => {
   env = await gatewayEnv({ clock, entitlements: unrestricted });
-  env.addProvider({ name: 'ollama-1', kind: 'ollama', base_url: env.ollama.url, boundary: 'local', models: 'llama3.1:8b' });
+  await env.addProvider({ name: 'ollama-1', kind: 'ollama', base_url: env.ollama.url, boundary: 'local', models: 'llama3.1:8b' });
 });
 afterAll(async () => env?.close());
 
@@ -71,9 +71,9 @@ describe('leases', () => {
     // exactly the usage records' tokens; the minute's bucket and the slots reflect the lease.
     // This month's records only (the clock moved here in nextMonth): other tests' calls, in any order, are in earlier months.
     const monthStart = Date.UTC(new Date(clock.t).getUTCFullYear(), new Date(clock.t).getUTCMonth(), 1);
-    const thisMonth = () => env.usage().filter((u) => u.createdAt >= monthStart);
-    await waitFor(() => thisMonth().length, { until: (k) => k >= n + 1, what: `${n + 1} usage records` });
-    const used = thisMonth().reduce((t, u) => t + (u.promptTokens + u.completionTokens), 0);
+    const thisMonth = async () => (await env.usage()).filter((u) => u.createdAt >= monthStart);
+    await waitFor(async () => (await thisMonth()).length, { until: (k) => k >= n + 1, what: `${n + 1} usage records` });
+    const used = (await thisMonth()).reduce((t, u) => t + (u.promptTokens + u.completionTokens), 0);
     await expect.poll(async () => Number(await s().redis.get(await monthTokensKey())) - (await holds())).toBe(used);
     expect(await holds()).toBeGreaterThan(0);
     expect(await s().redis.zcard(`${keyBase()}:conc`)).toBe(0); // no per-call slot: the lease holds them
@@ -115,7 +115,7 @@ describe('leases', () => {
   it('a fail-closed deployment never leases: every call is admitted in Redis', async () => {
     const closed = await gatewayEnv({ clock, entitlements: unrestricted, config: testConfig({ ENCLAVE_RATE_LIMIT_FAILURE_MODE: 'fail-closed' }) });
     try {
-      closed.addProvider({ name: 'ollama-c', kind: 'ollama', base_url: closed.ollama.url, boundary: 'local', models: 'llama3.1:8b' });
+      await closed.addProvider({ name: 'ollama-c', kind: 'ollama', base_url: closed.ollama.url, boundary: 'local', models: 'llama3.1:8b' });
       const cs = closed.app.services;
       await cs.metering.plans.upsert(sys(cs), { name: 'roomy', limits: { requests_per_minute: 100_000 } });
       await cs.metering.plans.assign(sys(cs), closed.tenant.tenant.id, 'roomy');

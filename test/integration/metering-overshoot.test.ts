@@ -17,8 +17,8 @@ let env: GatewayEnv;
 beforeAll(async () => {
   env = await gatewayEnv({ clock, entitlements: unrestricted });
   const options = FAST;
-  env.addProvider({ name: 'cloud-1', kind: 'openai', base_url: `${env.openai.url}/v1`, boundary: 'private', models: ['gpt-fake'], options });
-  env.addProvider({ name: 'cloud-2', kind: 'openai', base_url: `${env.openai.url}/v1`, boundary: 'private', models: [{ name: 'gpt-short', upstream: 'gpt-fake' }], options: { ...options, maxOutputTokens: 6 } });
+  await env.addProvider({ name: 'cloud-1', kind: 'openai', base_url: `${env.openai.url}/v1`, boundary: 'private', models: ['gpt-fake'], options });
+  await env.addProvider({ name: 'cloud-2', kind: 'openai', base_url: `${env.openai.url}/v1`, boundary: 'private', models: [{ name: 'gpt-short', upstream: 'gpt-fake' }], options: { ...options, maxOutputTokens: 6 } });
   const s = env.app.services;
   await s.metering.plans.upsert(sys(s), { name: 'hundred', limits: { monthly_tokens: 100 } });
   await s.metering.plans.assign(sys(s), env.tenant.tenant.id, 'hundred');

@@ -23,7 +23,7 @@ async function setup(mode: 'fail-open' | 'fail-closed') {
   const s = app.services;
   const holder = { app, redis, ollama };
   started.push(holder);
-  s.gateway.deployments.create(sys(s), { options: FAST, name: 'ollama-1', kind: 'ollama', base_url: ollama.url, boundary: 'local', models: 'llama3.1:8b' });
+  await s.gateway.deployments.create(sys(s), { options: FAST, name: 'ollama-1', kind: 'ollama', base_url: ollama.url, boundary: 'local', models: 'llama3.1:8b' });
   const t = await seedTenant(s, `rd${mode === 'fail-open' ? 'o' : 'c'}`, ['owner', 'member']);
   const { secret } = await s.identity.keys.create(t.ctx, { name: 'k', ownerUserId: t.users.member!.id });
   const chat = async () => {

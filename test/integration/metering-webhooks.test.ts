@@ -44,7 +44,7 @@ let worker: JobWorker | undefined;
 beforeAll(async () => {
   // The receiver listens on loopback, which the webhook egress rule refuses unless configured.
   env = await gatewayEnv({ config: testConfig({ ENCLAVE_TENANT_PROVIDER_NETWORKS: '127.0.0.1' }) });
-  env.addProvider({ name: 'ollama-1', kind: 'ollama', base_url: env.ollama.url, boundary: 'local', models: 'llama3.1:8b' });
+  await env.addProvider({ name: 'ollama-1', kind: 'ollama', base_url: env.ollama.url, boundary: 'local', models: 'llama3.1:8b' });
   const s = env.app.services;
   await s.metering.plans.upsert(sys(s), { name: 'small', limits: { monthly_tokens: 10 } });
   await s.metering.plans.assign(sys(s), env.tenant.tenant.id, 'small');

@@ -19,7 +19,7 @@ describe('metric labels of tenant-private deployments', () => {
   it('label calls through a private deployment tenant_private, platform ones by name', async () => {
     await env.addProvider({ name: 'platform-shared', kind: 'openai', base_url: `${env.openai.url}/v1`, boundary: 'private', models: ['shared-model'] });
     await env.addProvider({ name: 'acme-project-falcon', kind: 'openai', base_url: `${env.openai.url}/v1`, boundary: 'private', models: ['falcon-model'], tenant_id: env.tenant.tenant.id });
-    expect(env.app.services.gateway.deployments.get('acme-project-falcon').tenant_id).toBe(env.tenant.tenant.id);
+    expect((await env.app.services.gateway.deployments.get('acme-project-falcon')).tenant_id).toBe(env.tenant.tenant.id);
     for (const model of ['shared-model', 'falcon-model']) {
       const r = await env.client.chat.completions.create({ model, messages: [{ role: 'user', content: 'hi' }] });
       expect(r.choices[0]?.message.content).toBeTruthy();

@@ -90,7 +90,7 @@ describe('ENCLAVE_TRUST_PROXY: hops from the right of X-Forwarded-For', () => {
       const r = await login(proxied.url, 'member@gamma.test', 'wrong password', { headers: { 'x-forwarded-for': `${spoofed}, 198.51.100.7` } });
       expect(r.status).toBe(401);
     }
-    const denied = s.identity.audit.list({ action: 'auth.login', outcome: 'denied', limit: 10 });
+    const denied = await s.identity.audit.list({ action: 'auth.login', outcome: 'denied', limit: 10 });
     expect(denied.length).toBe(2);
     expect(denied.map((e) => e.ip)).toEqual(['198.51.100.7', '198.51.100.7']);
   });
@@ -106,7 +106,7 @@ describe('ENCLAVE_TRUST_PROXY: hops from the right of X-Forwarded-For', () => {
 
 describe('admin API: malformed tenant ids and audit counts', () => {
   it('answers /admin/api/tenants/null/… with 400 and writes no audit entry', async () => {
-    const before = app.services.identity.audit.count();
+    const before = await app.services.identity.audit.count();
     for (const bad of ['null', 'undefined', 'ten_', 'TEN_X', '%20', 'ten_abc%2F..']) {
       for (const path of [`/admin/api/tenants/${bad}/members`, `/admin/api/tenants/${bad}/usage?by=day`, `/admin/api/tenants/${bad}/audit?outcome=denied`, `/admin/api/tenants/${bad}`]) {
         const r = await call(app.url, path, { session: platform });
@@ -114,23 +114,23 @@ describe('admin API: malformed tenant ids and audit counts', () => {
         expect(r.body.error.code).toBe('invalid_tenant_id');
       }
     }
-    expect(app.services.identity.audit.count()).toBe(before);
+    expect((await app.services.identity.audit.count())).toBe(before);
     // a well-formed id of a tenant one may not see is still 404 and audited
     const other = await call(app.url, `/admin/api/tenants/${B.tenant.id}/members`, { session: tenantAdmin });
     expect(other.status).toBe(404);
-    expect(app.services.identity.audit.count()).toBe(before + 1);
+    expect((await app.services.identity.audit.count())).toBe(before + 1);
   });
 
   it('gives a tenant admin its own tenant\'s entry count from /admin/api/audit/verify, never the platform-wide one', async () => {
     const all = await call(app.url, '/admin/api/audit/verify', { session: platform });
     expect(all.status).toBe(200);
     expect(all.body.ok).toBe(true);
-    expect(all.body.checked).toBe(app.services.identity.audit.count());
+    expect(all.body.checked).toBe((await app.services.identity.audit.count()));
     const mine = await call(app.url, '/admin/api/audit/verify', { session: tenantAdmin });
     expect(mine.status).toBe(200);
     expect(mine.body.ok).toBe(true);
-    const own = app.services.identity.audit.list({ tenantId: A.tenant.id, limit: 1000 }).length;
-    expect(own).toBeLessThan(app.services.identity.audit.count());
+    const own = (await app.services.identity.audit.list({ tenantId: A.tenant.id, limit: 1000 })).length;
+    expect(own).toBeLessThan((await app.services.identity.audit.count()));
     expect(mine.body.checked).toBe(own);
   });
 });

@@ -1,73 +1,29 @@
+import { eq } from 'drizzle-orm';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AuditLog, GENESIS, verifyChain } from '../../server/audit/log.js';
 import { systemClock } from '../../server/clock.js';
-import { databaseFile, openDatabase, type Db } from '../../server/db/connection.js';
-import { SqliteAuditStore, verifyAuditStore, type AuditEntryInput, type AuditStore } from '../../server/db/dialect-audit.js';
+import { databaseFile, openDatabase } from '../../server/db/connection.js';
+import { verifyAuditStore, type AuditEntryInput } from '../../server/db/dialect-audit.js';
 import { migrate } from '../../server/db/migrator.js';
-import { PgAuditStore } from '../../server/db/pg/audit-store.js';
-import { openPostgres, type PgDb } from '../../server/db/pg/connection.js';
-import { migratePostgres } from '../../server/db/pg/migrator.js';
+import { sqliteStore, type Store } from '../../server/db/store.js';
 import { tempDir } from '../helpers/app.js';
-import { freshDatabase } from '../helpers/postgres.js';
+import { closeAll, DIALECTS } from '../helpers/stores.js';
 
 /**
- * The audit chain's repository on both dialects (server/db/dialect-audit.ts): the same cases
- * run on SQLite and on a real PostgreSQL, including appends from two connection pools at once
- * (two replicas) that must give one valid chain.
+ * The audit chain's repository on both dialects: AuditLog (server/audit/log.ts) over the Store,
+ * one implementation; the same cases run on SQLite and on a real PostgreSQL, including appends
+ * from two connections at once (two processes / replicas) that must give one valid chain.
  */
-
-interface Dialect {
-  readonly name: string;
-  /** Two independent connections (pools / database handles) to one fresh, migrated database. */
-  pair(): Promise<[AuditStore, AuditStore]>;
-  /** Edits entry `seq` behind the store's back (as an attacker with database access would). */
-  tamper(seq: number): Promise<void>;
-}
 
 const closers: (() => Promise<void> | void)[] = [];
 afterAll(async () => {
   for (const c of closers.reverse()) await c();
+  await closeAll();
 });
 
-function sqliteDialect(): Dialect {
-  let first: Db | undefined;
-  return {
-    name: 'SQLite',
-    async pair() {
-      const file = databaseFile(tempDir('enclave-audit-store-'));
-      const a = openDatabase(file);
-      migrate(a.$client);
-      const b = openDatabase(file);
-      first = a;
-      closers.push(
-        () => void a.$client.close(),
-        () => void b.$client.close(),
-      );
-      return [new SqliteAuditStore(a), new SqliteAuditStore(b)];
-    },
-    async tamper(seq) {
-      first!.$client.prepare("UPDATE audit_log SET action = 'tampered' WHERE seq = ?").run(seq);
-    },
-  };
-}
-
-function postgresDialect(): Dialect {
-  let first: PgDb | undefined;
-  return {
-    name: 'PostgreSQL',
-    async pair() {
-      const url = await freshDatabase('audit');
-      const a = openPostgres({ url, poolMax: 4, applicationName: 'replica-a' });
-      const b = openPostgres({ url, poolMax: 4, applicationName: 'replica-b' });
-      closers.push(() => a.$client.end(), () => b.$client.end());
-      await migratePostgres(a.$client);
-      first = a;
-      return [new PgAuditStore(a), new PgAuditStore(b)];
-    },
-    async tamper(seq) {
-      await first!.$client.query("UPDATE audit_log SET action = 'tampered' WHERE seq = $1", [seq]);
-    },
-  };
+/** Edits entry `seq` behind the log's back (as an attacker with database access would). */
+async function tamper(s: Store, seq: number): Promise<void> {
+  await s.run(s.q.update(s.t.auditLog).set({ action: 'tampered' }).where(eq(s.t.auditLog.seq, seq)));
 }
 
 let n = 0;
@@ -91,10 +47,10 @@ function entry(action: string, details: Record<string, unknown> = {}): AuditEntr
   };
 }
 
-for (const dialect of [sqliteDialect(), postgresDialect()]) {
-  describe(`audit store contract: ${dialect.name}`, () => {
+describe.each(DIALECTS)('audit store contract: $name', (dialect) => {
+  {
     it('appends link into one chain from the genesis hash; the chain verifies; the head names the newest', async () => {
-      const [store] = await dialect.pair();
+      const store = new AuditLog((await dialect.fresh())(), systemClock);
       expect(await store.head()).toBeUndefined();
       const a = await store.append(entry('keys.create', { name: 'ci', b: 1, a: [1, 2] }));
       const b = await store.append(entry('keys.revoke'));
@@ -109,7 +65,13 @@ for (const dialect of [sqliteDialect(), postgresDialect()]) {
     });
 
     it('two replicas appending at once (two pools, 2 × 60 appends) produce one valid chain without gaps', async () => {
-      const [a, b] = await dialect.pair();
+      const open = await dialect.fresh();
+      // PostgreSQL: two pools, as two replicas. SQLite: two logs over one connection, as the
+      // concurrent requests of one process (the store's gate serialises them); two connections
+      // in ONE process would block each other's thread in busy_timeout — across processes
+      // BEGIN IMMEDIATE serialises them (test/integration/audit.test.ts, CLI beside a server).
+      const first = open();
+      const [a, b] = [new AuditLog(first, systemClock), new AuditLog(dialect.name === 'SQLite' ? first : open(), systemClock)];
       const appends = Array.from({ length: 60 }, (_, i) => [a.append(entry(`replica.a.${i}`)), b.append(entry(`replica.b.${i}`))]).flat();
       const rows = await Promise.all(appends);
       expect(rows.map((r) => r.seq).sort((x, y) => x - y)).toEqual(Array.from({ length: 120 }, (_, i) => i + 1));
@@ -118,26 +80,29 @@ for (const dialect of [sqliteDialect(), postgresDialect()]) {
     });
 
     it('an edited entry is found by the same verification', async () => {
-      const [store] = await dialect.pair();
+      const s = (await dialect.fresh())();
+      const store = new AuditLog(s, systemClock);
       for (let i = 0; i < 5; i++) await store.append(entry(`e.${i}`));
-      await dialect.tamper(3);
+      await tamper(s, 3);
       expect(await verifyAuditStore(store)).toMatchObject({ ok: false, checked: 2, broken: { seq: 3, problem: 'entry 3 was modified: its content does not match its hash' } });
     });
-  });
-}
+  }
+});
 
-describe('audit store: SQLite compatibility with the running AuditLog', () => {
-  it('entries written by AuditLog (server/audit/log.ts) and by the store form one chain that both verifications accept', async () => {
+describe('audit store: SQLite file check', () => {
+  it('the direct SQLite check of migrate-to-postgres (verifyChain) and AuditLog.verify agree on one chain', async () => {
     const dataDir = tempDir('enclave-audit-compat-');
     const db = openDatabase(databaseFile(dataDir));
     closers.push(() => void db.$client.close());
     migrate(db.$client);
-    const log = new AuditLog(db, systemClock);
-    log.record(undefined, { action: 'tenants.create', details: { slug: 'x' } });
-    const store = new SqliteAuditStore(db);
-    await store.append(entry('keys.create'));
-    log.record(undefined, { action: 'keys.revoke' });
+    const log = new AuditLog(sqliteStore(db), systemClock);
+    await log.record(undefined, { action: 'tenants.create', details: { slug: 'x' } });
+    await log.append(entry('keys.create'));
+    await log.record(undefined, { action: 'keys.revoke' });
     expect(verifyChain(db)).toMatchObject({ ok: true, checked: 3 });
-    expect(await verifyAuditStore(store)).toMatchObject({ ok: true, checked: 3 });
+    expect(await log.verify()).toMatchObject({ ok: true, checked: 3 });
+    db.$client.prepare("UPDATE audit_log SET action = 'tampered' WHERE seq = 2").run();
+    expect(verifyChain(db)).toMatchObject({ ok: false, broken: { seq: 2 } });
+    expect(await log.verify()).toMatchObject({ ok: false, broken: { seq: 2 } });
   });
 });

@@ -39,7 +39,7 @@ function pg(url: string): PgDb {
 beforeAll(async () => {
   env = await gatewayEnv();
   const s = env.app.services;
-  env.addProvider({ name: 'cloud-1', kind: 'openai', base_url: `${env.openai.url}/v1`, boundary: 'private', models: ['gpt-fake', 'text-embedding-fake'] });
+  await env.addProvider({ name: 'cloud-1', kind: 'openai', base_url: `${env.openai.url}/v1`, boundary: 'private', models: ['gpt-fake', 'text-embedding-fake'] });
   // AI calls through the OpenAI SDK: usage records (and rollups through the trigger).
   for (let i = 0; i < 3; i++) await env.client.chat.completions.create({ model: 'gpt-fake', messages: [{ role: 'user', content: `hello ${i} ü €` }] });
   await env.client.embeddings.create({ model: 'text-embedding-fake', input: 'embed me' });
@@ -65,8 +65,8 @@ beforeAll(async () => {
   await waitFor(() => client.batches.retrieve(batch.id), { until: (b) => b.status === 'completed', timeout: 20_000, what: 'the batch completed' });
   // A revoked key and a second tenant.
   const { key } = await s.identity.keys.create(env.tenant.ctx, { name: 'old', ownerUserId: env.tenant.users.member!.id });
-  s.identity.keys.revoke(env.tenant.ctx, key.id);
-  env.usage(); // flushes the usage writer
+  await s.identity.keys.revoke(env.tenant.ctx, key.id);
+  await env.usage(); // flushes the usage writer
 }, 90_000); // an app, SDK calls, a web chat turn and a batch through the worker: seconds each on a busy machine
 
 afterAll(async () => {

@@ -63,7 +63,7 @@ describe('enclave providers with kind flags', () => {
     const missing = await runCli(['providers', 'add', '--name', 'x2', '--kind', 'azure-openai', '--boundary', 'private', '--azure-resource', 'contoso'], cliEnv);
     expect(missing.code).not.toBe(0);
     expect(missing.stderr).toMatch(/API key or Entra ID/);
-    expect(env.app.services.gateway.deployments.find('x1')).toBeUndefined();
+    expect(await env.app.services.gateway.deployments.find('x1')).toBeUndefined();
   });
 
   it('test names the cause without the secret; update replaces the secret from a file', async () => {

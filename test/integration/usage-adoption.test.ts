@@ -20,7 +20,7 @@ beforeAll(async () => {
   A = await seedTenant(app.services, 'adopt-a', ['owner', 'admin', 'member', 'viewer']);
   B = await seedTenant(app.services, 'adopt-b', ['owner', 'member']);
   const s = app.services;
-  s.gateway.deployments.create(sys(s), { name: 'local', kind: 'openai', base_url: `${upstream.url}/v1`, boundary: 'local', models: ['m-local'], options: { maxRetries: 0 } });
+  await s.gateway.deployments.create(sys(s), { name: 'local', kind: 'openai', base_url: `${upstream.url}/v1`, boundary: 'local', models: ['m-local'], options: { maxRetries: 0 } });
 });
 afterAll(async () => {
   await app?.close();

@@ -16,7 +16,7 @@ const LIMIT = 2048;
 
 beforeAll(async () => {
   env = await gatewayEnv({ config: testConfig({ ENCLAVE_MAX_BODY_BYTES: String(LIMIT) }) });
-  env.addProvider({ name: 'fake', kind: 'openai', base_url: `${env.openai.url}/v1`, boundary: 'private', models: ['gpt-fake'] });
+  await env.addProvider({ name: 'fake', kind: 'openai', base_url: `${env.openai.url}/v1`, boundary: 'private', models: ['gpt-fake'] });
 });
 afterAll(() => env?.close());
 
