@@ -43,14 +43,14 @@ migrate(db.$client, { appVersion: 'bench' });
 const log = pino({ level: 'silent' });
 const identity = createIdentity({ db, data: createTenantData(db), clock: systemClock, log, passwordLogN: 10 });
 const sctx = systemContext(log, systemClock, 'bench');
-const metering = createMetering({ db, store: sqliteStore(db), redis, clock: systemClock, log, metrics: new Metrics(), entitlements: () => unrestricted, audit: () => identity.audit, failureMode: 'fail-open' });
+const metering = createMetering({ store: sqliteStore(db), redis, clock: systemClock, log, metrics: new Metrics(), entitlements: () => unrestricted, audit: () => identity.audit, failureMode: 'fail-open' });
 const tenant = await identity.tenants.create(sctx, { slug: 'bench' });
 const all = { requests_per_minute: 1e9, tokens_per_minute: 1e12, concurrent_requests: 1e6, monthly_tokens: 1e13, monthly_cost_micros: 1e13 };
 await metering.plans.upsert(sctx, { name: 'bench', limits: all });
 await metering.plans.assign(sctx, tenant.id, 'bench');
 await metering.repo.setLimits(tenant.id, 'user', 'usr_bench', JSON.stringify(all), Date.now());
 await metering.repo.setLimits(tenant.id, 'key', 'key_bench', JSON.stringify(all), Date.now());
-metering.revision.bump();
+await metering.revision.bump();
 const ctx: RequestContext = { ...systemContext(log, systemClock, 'bench'), tenant: { id: tenant.id, slug: 'bench' }, principal: { kind: 'api_key', id: 'key_bench', keyId: 'key_bench', userId: 'usr_bench', role: 'member' } };
 const ctxNone: RequestContext = { ...ctx, tenant: { id: (await identity.tenants.create(sctx, { slug: 'free' })).id, slug: 'free' } };
 

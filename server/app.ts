@@ -211,7 +211,6 @@ export async function createServices(
     let gatewayRef: Gateway | undefined;
     let identityRef: Identity | undefined;
     const metering = createMetering({
-      db,
       store,
       redis,
       clock,

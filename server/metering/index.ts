@@ -7,7 +7,6 @@ import type { RequestContext } from '../context.js';
 import { MeteringRepo } from '../db/repos/metering.js';
 import type { UsageRow } from '../db/repos/usage.js';
 import type { Store } from '../db/store.js';
-import type { Db } from '../db/connection.js';
 import { AppError } from '../errors.js';
 import { newId } from '../ids.js';
 import { Revision } from '../identity/revision.js';
@@ -69,8 +68,6 @@ export interface Metering {
 }
 
 export function createMetering(o: {
-  /** For the `metering` revision only (server/identity/revision.ts is not on the store yet). */
-  db: Db;
   store: Store;
   redis: Redis;
   clock: Clock;
