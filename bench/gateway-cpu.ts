@@ -40,8 +40,8 @@ if (process.env.BENCH_ROLE === 'fake') {
   const config = loadConfig({ ENCLAVE_DATA_DIR: dir, ENCLAVE_MASTER_KEY: randomBytes(32).toString('base64'), ENCLAVE_LOG_LEVEL: 'warn', PORT: '0', ENCLAVE_HOST: '127.0.0.1' });
   const services = await createServices(config, { log: pino({ level: 'warn' }) });
   const ctx = systemContext(services.log, services.clock, 'bench');
-  const t = services.identity.tenants.create(ctx, { slug: 'bench' });
-  const tctx = services.identity.tenants.scopeTo(ctx, t.id);
+  const t = await services.identity.tenants.create(ctx, { slug: 'bench' });
+  const tctx = await services.identity.tenants.scopeTo(ctx, t.id);
   const { secret } = await services.identity.keys.create(tctx, { name: 'bench', ownerUserId: null });
   services.gateway.deployments.create(ctx, { name: 'fake', kind: 'openai', base_url: `${fakeUrl}/v1`, boundary: 'private', models: ['gpt-fake'], max_concurrency: 1000 });
   services.gateway.policies.write(tctx, { content: { default: { email: 'redact', phone: 'redact', iban: 'redact', card: 'redact', national_id: 'redact', secret: 'redact' } } }, Date.now());

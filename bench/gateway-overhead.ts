@@ -91,8 +91,8 @@ if (role === 'fake') {
   const config = loadConfig({ ENCLAVE_DATA_DIR: dir, ENCLAVE_MASTER_KEY: masterKey, ENCLAVE_LOG_LEVEL: 'warn', REDIS_URL: setupRedis.url });
   const services = await createServices(config, { log: pino({ level: 'warn' }) });
   const ctx = systemContext(services.log, services.clock, 'bench');
-  const t = services.identity.tenants.create(ctx, { slug: 'bench' });
-  const tctx = services.identity.tenants.scopeTo(ctx, t.id);
+  const t = await services.identity.tenants.create(ctx, { slug: 'bench' });
+  const tctx = await services.identity.tenants.scopeTo(ctx, t.id);
   const { secret } = await services.identity.keys.create(tctx, { name: 'bench', ownerUserId: null });
   services.gateway.deployments.create(ctx, { name: 'fake', kind: 'openai', base_url: `${process.env.FAKE_URL}/v1`, boundary: 'private', models: ['gpt-fake'], max_concurrency: 1000 });
   // Limits on at the tenant level (high enough never to refuse), so admission reserves and

@@ -13,7 +13,6 @@ import { systemClock } from '../../server/clock.js';
 import type { RequestContext } from '../../server/context.js';
 import { databaseFile, openDatabase, type Db } from '../../server/db/connection.js';
 import { migrate } from '../../server/db/migrator.js';
-import { createTenantData } from '../../server/db/tenant-scope.js';
 import { AppError } from '../../server/errors.js';
 import { createIdentity, systemContext, type Identity } from '../../server/identity/index.js';
 import { serializeUser } from '../../server/identity/users.js';
@@ -60,7 +59,7 @@ export async function openIdentity(): Promise<CliIdentity> {
     db.$client.close();
     throw e;
   }
-  const identity = createIdentity({ db, data: createTenantData(db), clock: systemClock, log, entitlements: () => license });
+  const identity = createIdentity({ store, tenantStore, clock: systemClock, log, entitlements: () => license });
   let user = 'unknown';
   try {
     user = os.userInfo().username;
@@ -116,7 +115,7 @@ export function registerAdmin(program: Command): void {
       if (!opts.passwordStdin) throw new CliError('pass --password-stdin and pipe the password in (never on the command line)', 2);
       const password = await readStdin();
       await withIdentity(async ({ identity, ctx }) => {
-        const existing = identity.users.byEmail(opts.email);
+        const existing = await identity.users.byEmail(opts.email);
         if (existing) throw new CliError(`a user with e-mail ${existing.email} already exists`);
         const u = await identity.users.create(ctx, { email: opts.email, password, platformAdmin: true, ...(opts.name ? { name: opts.name } : {}) });
         if (opts.json) printJson(serializeUser(u));

@@ -20,8 +20,8 @@ export function registerAudit(program: Command): void {
     .description('walk the whole chain; names the first broken entry (exit 1)')
     .option('--json', 'print JSON')
     .action((opts: { json?: boolean }) =>
-      withIdentity(({ identity }) => {
-        const r = identity.audit.verify();
+      withIdentity(async ({ identity }) => {
+        const r = await identity.audit.verify();
         if (opts.json) printJson(r);
         if (!r.ok) {
           if (!opts.json) process.stderr.write(`enclave: audit chain broken at entry ${r.broken.seq}${r.broken.id ? ` (${r.broken.id})` : ''}: ${r.broken.problem}\n`);
@@ -42,12 +42,12 @@ export function registerAudit(program: Command): void {
       withIdentity(async (c) => {
         // The admin API's serializer; loaded here so that `audit verify` does not load express.
         const { serializeAudit } = await import('../../server/admin/routes.js');
-        const tenantId = opts.tenant ? resolveTenant(c, opts.tenant).id : undefined;
-        const ctx = tenantId ? c.identity.tenants.scopeTo(c.ctx, tenantId) : c.ctx;
-        c.identity.access.require(ctx, tenantId ? 'audit:export' : 'platform:audit:read');
+        const tenantId = opts.tenant ? (await resolveTenant(c, opts.tenant)).id : undefined;
+        const ctx = await (tenantId ? c.identity.tenants.scopeTo(c.ctx, tenantId) : c.ctx);
+        await c.identity.access.require(ctx, tenantId ? 'audit:export' : 'platform:audit:read');
         const out = opts.out ? createWriteStream(opts.out) : process.stdout;
         let n = 0;
-        for (const e of c.identity.audit.iterate({
+        for await (const e of c.identity.audit.iterate({
           ...(tenantId ? { tenantId } : {}),
           ...(opts.since ? { since: parseSince(opts.since, '--since') } : {}),
           ...(opts.until ? { until: parseSince(opts.until, '--until') } : {}),
@@ -55,7 +55,7 @@ export function registerAudit(program: Command): void {
           if (!out.write(JSON.stringify(serializeAudit(e)) + '\n')) await new Promise<void>((r) => out.once('drain', () => r()));
           n++;
         }
-        c.identity.audit.record(ctx, { action: 'audit.export', details: { entries: n, since: opts.since ?? null, until: opts.until ?? null } });
+        await c.identity.audit.record(ctx, { action: 'audit.export', details: { entries: n, since: opts.since ?? null, until: opts.until ?? null } });
         if (opts.out) {
           await new Promise<void>((r) => (out as ReturnType<typeof createWriteStream>).end(() => r()));
           process.stderr.write(`exported ${n} entries to ${opts.out}\n`);

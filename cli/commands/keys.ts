@@ -14,8 +14,8 @@ export function parseDuration(v: string, what: string): number {
 
 const list = (v?: string): string[] | undefined => (v === undefined ? undefined : v.split(',').map((s) => s.trim()).filter(Boolean));
 
-function keyCtx(c: CliIdentity, id: string) {
-  const t = c.identity.keys.tenantOf(id);
+async function keyCtx(c: CliIdentity, id: string) {
+  const t = await c.identity.keys.tenantOf(id);
   if (!t) throw new CliError(`no key ${id}`, 3);
   return c.identity.tenants.scopeTo(c.ctx, t.id);
 }
@@ -35,10 +35,10 @@ export function registerKeys(program: Command): void {
     .option('--json', 'print JSON (includes the secret)')
     .action((opts: { tenant: string; name: string; owner?: string; scopes?: string; models?: string; maxClassification?: string; expires?: string; json?: boolean }) =>
       withIdentity(async (c) => {
-        const ctx = c.identity.tenants.scopeTo(c.ctx, resolveTenant(c, opts.tenant).id);
+        const ctx = await c.identity.tenants.scopeTo(c.ctx, (await resolveTenant(c, opts.tenant)).id);
         let ownerUserId: string | null = null;
         if (opts.owner) {
-          const u = c.identity.users.resolve(opts.owner);
+          const u = await c.identity.users.resolve(opts.owner);
           if (!u) throw new CliError(`no user ${opts.owner}`, 3);
           ownerUserId = u.id;
         }
@@ -68,12 +68,12 @@ export function registerKeys(program: Command): void {
     .requiredOption('--tenant <tenant>', 'tenant slug or id')
     .option('--json', 'print JSON')
     .action((opts: { tenant: string; json?: boolean }) =>
-      withIdentity((c) => {
-        const ctx = c.identity.tenants.scopeTo(c.ctx, resolveTenant(c, opts.tenant).id);
+      withIdentity(async (c) => {
+        const ctx = await c.identity.tenants.scopeTo(c.ctx, (await resolveTenant(c, opts.tenant)).id);
         const rows: ReturnType<typeof serializeKey>[] = [];
         let cursor: string | undefined;
         do {
-          const p = c.identity.keys.list(ctx, { limit: 200, ...(cursor ? { cursor } : {}) });
+          const p = await c.identity.keys.list(ctx, { limit: 200, ...(cursor ? { cursor } : {}) });
           rows.push(...p.data);
           cursor = p.next_cursor ?? undefined;
         } while (cursor);
@@ -88,7 +88,7 @@ export function registerKeys(program: Command): void {
     .option('--json', 'print JSON (includes the new secret)')
     .action((id: string, opts: { overlap?: string; json?: boolean }) =>
       withIdentity(async (c) => {
-        const ctx = keyCtx(c, id);
+        const ctx = await keyCtx(c, id);
         const out = await c.identity.keys.rotate(ctx, id, opts.overlap ? { overlapSeconds: parseDuration(opts.overlap, '--overlap') / 1000 } : {});
         if (opts.json) printJson({ ...serializeKey(out.key, Date.now()), secret: out.secret, previous: serializeKey(out.previous, Date.now()) });
         else {
@@ -102,8 +102,8 @@ export function registerKeys(program: Command): void {
     .description('revoke a key (every running server refuses it within a second)')
     .option('--json', 'print JSON')
     .action((id: string, opts: { json?: boolean }) =>
-      withIdentity((c) => {
-        const k = c.identity.keys.revoke(keyCtx(c, id), id);
+      withIdentity(async (c) => {
+        const k = await c.identity.keys.revoke(await keyCtx(c, id), id);
         if (opts.json) printJson(serializeKey(k, Date.now()));
         else process.stdout.write(`revoked ${k.id} (${k.prefix})\n`);
       }),

@@ -65,7 +65,7 @@ export function registerSso(program: Command): void {
     .option('--json', 'print JSON')
     .action((opts: Record<string, any>) =>
       withIdentity(async (c) => {
-        const t = resolveTenant(c, opts.tenant as string);
+        const t = await resolveTenant(c, opts.tenant as string);
         const secret = opts.clientSecretFile ? readFileSync(opts.clientSecretFile as string, 'utf8').trim() : (await readStdin()).trim();
         const input = idpInput.safeParse({
           name: opts.name,

@@ -4,8 +4,8 @@ import { serializeTenant, type TenantRow } from '../../server/identity/tenants.j
 import { CliError, printJson, printTable } from '../output.js';
 import { withIdentity, type CliIdentity } from './admin.js';
 
-export function resolveTenant(c: CliIdentity, ref: string): TenantRow {
-  const t = c.identity.tenants.resolve(ref);
+export async function resolveTenant(c: CliIdentity, ref: string): Promise<TenantRow> {
+  const t = await c.identity.tenants.resolve(ref);
   if (!t) throw new CliError(`no tenant ${ref}`, 3);
   return t;
 }
@@ -20,11 +20,11 @@ export function registerTenants(program: Command): void {
     .option('--classification <level>', 'default data classification (public|internal|confidential|restricted)')
     .option('--json', 'print JSON')
     .action((slug: string, opts: { name?: string; plan?: string; classification?: string; json?: boolean }) =>
-      withIdentity(({ identity, ctx }) => {
+      withIdentity(async ({ identity, ctx }) => {
         if (opts.classification && !['public', 'internal', 'confidential', 'restricted'].includes(opts.classification)) {
           throw new CliError('--classification must be public, internal, confidential or restricted', 2);
         }
-        const t = identity.tenants.create(ctx, {
+        const t = await identity.tenants.create(ctx, {
           slug,
           ...(opts.name ? { name: opts.name } : {}),
           ...(opts.plan ? { plan: opts.plan } : {}),
@@ -39,11 +39,11 @@ export function registerTenants(program: Command): void {
     .description('list tenants')
     .option('--json', 'print JSON')
     .action((opts: { json?: boolean }) =>
-      withIdentity(({ identity, ctx }) => {
+      withIdentity(async ({ identity, ctx }) => {
         const rows: ReturnType<typeof serializeTenant>[] = [];
         let cursor: string | undefined;
         do {
-          const p = identity.tenants.list(ctx, { limit: 200, ...(cursor ? { cursor } : {}) });
+          const p = await identity.tenants.list(ctx, { limit: 200, ...(cursor ? { cursor } : {}) });
           rows.push(...p.data);
           cursor = p.next_cursor ?? undefined;
         } while (cursor);
@@ -56,8 +56,8 @@ export function registerTenants(program: Command): void {
     .description('change the display name')
     .option('--json', 'print JSON')
     .action((ref: string, name: string, opts: { json?: boolean }) =>
-      withIdentity((c) => {
-        const t = c.identity.tenants.update(c.ctx, resolveTenant(c, ref).id, { name });
+      withIdentity(async (c) => {
+        const t = await c.identity.tenants.update(c.ctx, (await resolveTenant(c, ref)).id, { name });
         if (opts.json) printJson(serializeTenant(t));
         else process.stdout.write(`renamed ${t.slug} to ${t.name}\n`);
       }),
@@ -68,8 +68,8 @@ export function registerTenants(program: Command): void {
       .description(cmd === 'suspend' ? 'suspend: its keys and sessions are refused (tenant_suspended); data stays' : 'resume a suspended tenant')
       .option('--json', 'print JSON')
       .action((ref: string, opts: { json?: boolean }) =>
-        withIdentity((c) => {
-          const t = c.identity.tenants.setStatus(c.ctx, resolveTenant(c, ref).id, status);
+        withIdentity(async (c) => {
+          const t = await c.identity.tenants.setStatus(c.ctx, (await resolveTenant(c, ref)).id, status);
           if (opts.json) printJson(serializeTenant(t));
           else process.stdout.write(`tenant ${t.slug} is ${t.status}\n`);
         }),
@@ -84,9 +84,9 @@ export function registerTenants(program: Command): void {
     .description('list the domains added to a tenant and whether they are verified')
     .option('--json', 'print JSON')
     .action((ref: string, opts: { json?: boolean }) =>
-      withIdentity((c) => {
-        const ctx = c.identity.tenants.scopeTo(c.ctx, resolveTenant(c, ref).id);
-        const rows = c.identity.domains.list(ctx).map(serializeDomain);
+      withIdentity(async (c) => {
+        const ctx = await c.identity.tenants.scopeTo(c.ctx, (await resolveTenant(c, ref)).id);
+        const rows = (await c.identity.domains.list(ctx)).map(serializeDomain);
         if (opts.json) printJson(rows);
         else printTable(rows.map((r) => ({ ...r, challenge: `${r.challenge.name} TXT ${r.challenge.value}` })), ['domain', 'verified', 'verified_at', 'challenge']);
       }),
@@ -96,9 +96,9 @@ export function registerTenants(program: Command): void {
     .description('add a domain (not yet verified); prints the DNS TXT challenge the tenant can publish')
     .option('--json', 'print JSON')
     .action((ref: string, domain: string, opts: { json?: boolean }) =>
-      withIdentity((c) => {
-        const ctx = c.identity.tenants.scopeTo(c.ctx, resolveTenant(c, ref).id);
-        const row = serializeDomain(c.identity.domains.add(ctx, domain));
+      withIdentity(async (c) => {
+        const ctx = await c.identity.tenants.scopeTo(c.ctx, (await resolveTenant(c, ref)).id);
+        const row = serializeDomain((await c.identity.domains.add(ctx, domain)));
         if (opts.json) printJson(row);
         else process.stdout.write(`added ${row.domain} to ${ctx.tenant!.slug} (not verified)\nchallenge: ${row.challenge.name} TXT "${row.challenge.value}"\nverify once you have checked the tenant controls it: enclave tenants domains verify ${ctx.tenant!.slug} ${row.domain}\n`);
       }),
@@ -108,9 +108,9 @@ export function registerTenants(program: Command): void {
     .description('record that you (a platform administrator) verified the tenant controls this domain')
     .option('--json', 'print JSON')
     .action((ref: string, domain: string, opts: { json?: boolean }) =>
-      withIdentity((c) => {
-        const ctx = c.identity.tenants.scopeTo(c.ctx, resolveTenant(c, ref).id);
-        const row = serializeDomain(c.identity.domains.verify(ctx, domain));
+      withIdentity(async (c) => {
+        const ctx = await c.identity.tenants.scopeTo(c.ctx, (await resolveTenant(c, ref)).id);
+        const row = serializeDomain((await c.identity.domains.verify(ctx, domain)));
         if (opts.json) printJson(row);
         else process.stdout.write(`${row.domain} is verified for ${ctx.tenant!.slug}\n`);
       }),
@@ -119,9 +119,9 @@ export function registerTenants(program: Command): void {
     .command('remove <tenant> <domain>')
     .description('remove a domain (its IdP no longer links or creates accounts of it)')
     .action((ref: string, domain: string) =>
-      withIdentity((c) => {
-        const ctx = c.identity.tenants.scopeTo(c.ctx, resolveTenant(c, ref).id);
-        c.identity.domains.remove(ctx, domain);
+      withIdentity(async (c) => {
+        const ctx = await c.identity.tenants.scopeTo(c.ctx, (await resolveTenant(c, ref)).id);
+        await c.identity.domains.remove(ctx, domain);
         process.stdout.write(`removed ${domain} from ${ctx.tenant!.slug}\n`);
       }),
     );

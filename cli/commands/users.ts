@@ -5,8 +5,8 @@ import { CliError, printJson, printTable } from '../output.js';
 import { readStdin, withIdentity, type CliIdentity } from './admin.js';
 import { resolveTenant } from './tenants.js';
 
-function resolveUser(c: CliIdentity, ref: string): UserRow {
-  const u = c.identity.users.resolve(ref);
+async function resolveUser(c: CliIdentity, ref: string): Promise<UserRow> {
+  const u = await c.identity.users.resolve(ref);
   if (!u) throw new CliError(`no user ${ref}`, 3);
   return u;
 }
@@ -28,7 +28,7 @@ export function registerUsers(program: Command): void {
       const password = opts.passwordStdin ? await readStdin() : null;
       await withIdentity(async (c) => {
         const u = await c.identity.users.create(c.ctx, { email: opts.email, password, platformAdmin: opts.platformAdmin ?? false, ...(opts.name ? { name: opts.name } : {}) });
-        if (opts.tenant) c.identity.users.grant(c.identity.tenants.scopeTo(c.ctx, resolveTenant(c, opts.tenant).id), u.id, opts.role as 'member');
+        if (opts.tenant) c.identity.users.grant((await c.identity.tenants.scopeTo(c.ctx, (await resolveTenant(c, opts.tenant)).id)), u.id, opts.role as 'member');
         if (opts.json) printJson(serializeUser(u));
         else process.stdout.write(`created user ${u.email} (${u.id})\n`);
       });
@@ -39,12 +39,12 @@ export function registerUsers(program: Command): void {
     .option('--tenant <tenant>', 'only members of this tenant')
     .option('--json', 'print JSON')
     .action((opts: { tenant?: string; json?: boolean }) =>
-      withIdentity((c) => {
-        const ctx = opts.tenant ? c.identity.tenants.scopeTo(c.ctx, resolveTenant(c, opts.tenant).id) : c.ctx;
+      withIdentity(async (c) => {
+        const ctx = await (opts.tenant ? c.identity.tenants.scopeTo(c.ctx, (await resolveTenant(c, opts.tenant)).id) : c.ctx);
         const rows: ReturnType<typeof serializeUser>[] = [];
         let cursor: string | undefined;
         do {
-          const p = opts.tenant ? c.identity.users.members(ctx, { limit: 200, ...(cursor ? { cursor } : {}) }) : c.identity.users.list(ctx, { limit: 200, ...(cursor ? { cursor } : {}) });
+          const p = await (opts.tenant ? c.identity.users.members(ctx, { limit: 200, ...(cursor ? { cursor } : {}) }) : c.identity.users.list(ctx, { limit: 200, ...(cursor ? { cursor } : {}) }));
           rows.push(...p.data);
           cursor = p.next_cursor ?? undefined;
         } while (cursor);
@@ -61,9 +61,9 @@ export function registerUsers(program: Command): void {
       .description(desc)
       .option('--json', 'print JSON')
       .action((ref: string, opts: { json?: boolean }) =>
-        withIdentity((c) => {
-          const id = resolveUser(c, ref).id;
-          const u = cmd === 'deactivate' ? c.identity.users.deactivate(c.ctx, id) : c.identity.users.reactivate(c.ctx, id);
+        withIdentity(async (c) => {
+          const id = (await resolveUser(c, ref)).id;
+          const u = await (cmd === 'deactivate' ? c.identity.users.deactivate(c.ctx, id) : c.identity.users.reactivate(c.ctx, id));
           if (opts.json) printJson(serializeUser(u));
           else process.stdout.write(`user ${u.email} is ${u.status}\n`);
         }),
@@ -76,10 +76,10 @@ export function registerUsers(program: Command): void {
     .requiredOption('--role <role>', 'owner|admin|member|viewer')
     .option('--json', 'print JSON')
     .action((ref: string, opts: { tenant: string; role: string; json?: boolean }) =>
-      withIdentity((c) => {
+      withIdentity(async (c) => {
         if (!isRole(opts.role)) throw new CliError('--role must be owner, admin, member or viewer', 2);
-        const ctx = c.identity.tenants.scopeTo(c.ctx, resolveTenant(c, opts.tenant).id);
-        const m = c.identity.users.grant(ctx, resolveUser(c, ref).id, opts.role);
+        const ctx = await c.identity.tenants.scopeTo(c.ctx, (await resolveTenant(c, opts.tenant)).id);
+        const m = await c.identity.users.grant(ctx, (await resolveUser(c, ref)).id, opts.role);
         if (opts.json) printJson(serializeUser(m.user, { role: m.role }));
         else process.stdout.write(`${m.user.email} is ${m.role} in ${ctx.tenant!.slug}\n`);
       }),
@@ -89,9 +89,9 @@ export function registerUsers(program: Command): void {
     .description('remove the user from a tenant (their keys there stop)')
     .requiredOption('--tenant <tenant>', 'tenant slug or id')
     .action((ref: string, opts: { tenant: string }) =>
-      withIdentity((c) => {
-        const ctx = c.identity.tenants.scopeTo(c.ctx, resolveTenant(c, opts.tenant).id);
-        c.identity.users.removeMember(ctx, resolveUser(c, ref).id);
+      withIdentity(async (c) => {
+        const ctx = await c.identity.tenants.scopeTo(c.ctx, (await resolveTenant(c, opts.tenant)).id);
+        await c.identity.users.removeMember(ctx, (await resolveUser(c, ref)).id);
         process.stdout.write(`removed ${ref} from ${ctx.tenant!.slug}\n`);
       }),
     );
@@ -99,8 +99,8 @@ export function registerUsers(program: Command): void {
     .command('unlock <email>')
     .description('clear a sign-in lock after repeated failed logins')
     .action((email: string) =>
-      withIdentity((c) => {
-        c.identity.sessions.unlock(c.ctx, email);
+      withIdentity(async (c) => {
+        await c.identity.sessions.unlock(c.ctx, email);
         process.stdout.write(`unlocked ${email.toLowerCase()}\n`);
       }),
     );
@@ -111,7 +111,7 @@ export function registerUsers(program: Command): void {
     .action(async (ref: string) => {
       const password = await readStdin();
       await withIdentity(async (c) => {
-        await c.identity.users.setPassword(c.ctx, resolveUser(c, ref), password);
+        await c.identity.users.setPassword(c.ctx, (await resolveUser(c, ref)), password);
         process.stdout.write(`password set for ${ref}; their sessions ended\n`);
       });
     });

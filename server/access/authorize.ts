@@ -145,11 +145,11 @@ export class Access {
     return decide(ctx, action, resource, { entitlements: this.deps.entitlements(), plans: this.deps.plans() });
   }
 
-  /** Throws the refusal (and records it in the audit log) unless allowed. */
-  require(ctx: RequestContext, action: Action, resource: Resource = {}, target?: { type: string; id?: string | null }): void {
+  /** Throws the refusal (and records it in the audit log) unless allowed. Await it: the refusal is the rejection. */
+  async require(ctx: RequestContext, action: Action, resource: Resource = {}, target?: { type: string; id?: string | null }): Promise<void> {
     const d = this.authorize(ctx, action, resource);
     if (d.allow) return;
-    this.deps.audit.record(ctx, { action, outcome: 'denied', reason: d.reason, ...(target ? { target } : {}) });
+    await this.deps.audit.record(ctx, { action, outcome: 'denied', reason: d.reason, ...(target ? { target } : {}) });
     throw denialError(d);
   }
 }

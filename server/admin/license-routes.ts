@@ -45,12 +45,12 @@ export function licenseAdminRouter(identity: Identity, license: LicenseService):
   const { access, audit } = identity;
 
   r.get('/admin/api/license', auth, async (req, res) => {
-    access.require(req.ctx, 'platform:tenants:read', {}, { type: 'license' });
+    await access.require(req.ctx, 'platform:tenants:read', {}, { type: 'license' });
     res.json({ object: 'license_status', ...(await license.status()) });
   });
 
-  r.post('/admin/api/license/dry-run', auth, (req, res) => {
-    access.require(req.ctx, 'platform:tenants:plan', {}, { type: 'license' });
+  r.post('/admin/api/license/dry-run', auth, async (req, res) => {
+    await access.require(req.ctx, 'platform:tenants:plan', {}, { type: 'license' });
     const text = parseLicense(req);
     let out;
     try {
@@ -62,25 +62,25 @@ export function licenseAdminRouter(identity: Identity, license: LicenseService):
   });
 
   r.post('/admin/api/license', auth, async (req, res) => {
-    access.require(req.ctx, 'platform:tenants:plan', {}, { type: 'license' });
+    await access.require(req.ctx, 'platform:tenants:plan', {}, { type: 'license' });
     const text = parseLicense(req);
     let out;
     try {
       out = await license.install(text);
     } catch (e) {
-      audit.record(req.ctx, { action: 'license.install', outcome: 'denied', reason: e instanceof LicenseError ? e.code : 'error', tenantId: null, target: { type: 'license', id: null } });
+      await audit.record(req.ctx, { action: 'license.install', outcome: 'denied', reason: e instanceof LicenseError ? e.code : 'error', tenantId: null, target: { type: 'license', id: null } });
       licenseError(e);
     }
     const p = out.licence.payload;
-    audit.record(req.ctx, { action: 'license.install', tenantId: null, target: { type: 'license', id: p.lid }, details: { result: out.result, seq: p.seq } });
+    await audit.record(req.ctx, { action: 'license.install', tenantId: null, target: { type: 'license', id: p.lid }, details: { result: out.result, seq: p.seq } });
     res.json({ object: 'license_install', result: out.result, lid: p.lid, seq: p.seq, status: await license.status() });
   });
 
-  r.get('/admin/api/audit/verify', auth, (req, res) => {
+  r.get('/admin/api/audit/verify', auth, async (req, res) => {
     const platform = req.ctx.principal?.platformAdmin === true;
-    if (platform) access.require(req.ctx, 'platform:audit:read', {}, { type: 'audit_log' });
-    else access.require(req.ctx, 'audit:read', {}, { type: 'audit_log' });
-    const v = audit.verify();
+    if (platform) await access.require(req.ctx, 'platform:audit:read', {}, { type: 'audit_log' });
+    else await access.require(req.ctx, 'audit:read', {}, { type: 'audit_log' });
+    const v = await audit.verify();
     if (platform) return void res.json({ object: 'audit_verification', ...v });
     // A tenant admin learns whether the chain holds and how many of the entries are its
     // tenant's, never the platform-wide count (how busy other tenants are).

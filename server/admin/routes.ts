@@ -80,50 +80,50 @@ export function adminRouter(identity: Identity): Router {
   });
 
   // --- tenants ---
-  r.get('/admin/api/tenants', (req, res) => {
+  r.get('/admin/api/tenants', async (req, res) => {
     const q = parseInput(listQuery.extend({ status: z.enum(['active', 'suspended']).optional() }), req.query);
-    res.json(list(tenants.list(req.ctx, q)));
+    res.json(list((await tenants.list(req.ctx, q))));
   });
-  r.post('/admin/api/tenants', (req, res) => {
+  r.post('/admin/api/tenants', async (req, res) => {
     const b = parseInput(z.object({ slug: z.string(), name: z.string().max(200).optional(), plan: z.string().max(100).nullable().optional(), default_classification: CLASSIFICATION.optional() }), req.body);
-    const t = tenants.create(req.ctx, { slug: b.slug, ...(b.name ? { name: b.name } : {}), ...(b.plan !== undefined ? { plan: b.plan } : {}), ...(b.default_classification ? { defaultClassification: b.default_classification } : {}) });
+    const t = await tenants.create(req.ctx, { slug: b.slug, ...(b.name ? { name: b.name } : {}), ...(b.plan !== undefined ? { plan: b.plan } : {}), ...(b.default_classification ? { defaultClassification: b.default_classification } : {}) });
     res.status(201).json(serializeTenant(t));
   });
-  r.get('/admin/api/tenants/:tenantId', (req, res) => {
-    res.json(serializeTenant(tenants.get(req.ctx, String(req.params.tenantId))));
+  r.get('/admin/api/tenants/:tenantId', async (req, res) => {
+    res.json(serializeTenant((await tenants.get(req.ctx, String(req.params.tenantId)))));
   });
-  r.patch('/admin/api/tenants/:tenantId', (req, res) => {
+  r.patch('/admin/api/tenants/:tenantId', async (req, res) => {
     const b = parseInput(z.object({ name: z.string().max(200).optional(), plan: z.string().max(100).nullable().optional(), default_classification: CLASSIFICATION.optional() }).strict(), req.body);
-    const t = tenants.update(req.ctx, String(req.params.tenantId), {
+    const t = await tenants.update(req.ctx, String(req.params.tenantId), {
       ...(b.name !== undefined ? { name: b.name } : {}),
       ...(b.plan !== undefined ? { plan: b.plan } : {}),
       ...(b.default_classification ? { defaultClassification: b.default_classification } : {}),
     });
     res.json(serializeTenant(t));
   });
-  r.post('/admin/api/tenants/:tenantId/suspend', (req, res) => {
-    res.json(serializeTenant(tenants.setStatus(req.ctx, String(req.params.tenantId), 'suspended')));
+  r.post('/admin/api/tenants/:tenantId/suspend', async (req, res) => {
+    res.json(serializeTenant((await tenants.setStatus(req.ctx, String(req.params.tenantId), 'suspended'))));
   });
-  r.post('/admin/api/tenants/:tenantId/resume', (req, res) => {
-    res.json(serializeTenant(tenants.setStatus(req.ctx, String(req.params.tenantId), 'active')));
+  r.post('/admin/api/tenants/:tenantId/resume', async (req, res) => {
+    res.json(serializeTenant((await tenants.setStatus(req.ctx, String(req.params.tenantId), 'active'))));
   });
 
   // --- members ---
-  r.get('/admin/api/tenants/:tenantId/members', (req, res) => {
-    const ctx = inTenant(req, 'membership.read');
+  r.get('/admin/api/tenants/:tenantId/members', async (req, res) => {
+    const ctx = await inTenant(req, 'membership.read');
     const q = parseInput(listQuery.extend({ status: z.enum(['active', 'deactivated']).optional(), email: z.string().max(254).optional() }), req.query);
-    res.json(list(users.members(ctx, q)));
+    res.json(list((await users.members(ctx, q))));
   });
   // POST …/members invites (consent before membership): server/identity/authority-routes.ts.
-  r.put('/admin/api/tenants/:tenantId/members/:userId', (req, res) => {
-    const ctx = inTenant(req, 'membership.grant');
+  r.put('/admin/api/tenants/:tenantId/members/:userId', async (req, res) => {
+    const ctx = await inTenant(req, 'membership.grant');
     const b = parseInput(z.object({ role: z.enum(ROLES) }), req.body);
-    const m = users.grant(ctx, String(req.params.userId), b.role);
+    const m = await users.grant(ctx, String(req.params.userId), b.role);
     res.json(serializeUser(m.user, { role: m.role }));
   });
-  r.delete('/admin/api/tenants/:tenantId/members/:userId', (req, res) => {
-    const ctx = inTenant(req, 'membership.revoke');
-    users.removeMember(ctx, String(req.params.userId));
+  r.delete('/admin/api/tenants/:tenantId/members/:userId', async (req, res) => {
+    const ctx = await inTenant(req, 'membership.revoke');
+    await users.removeMember(ctx, String(req.params.userId));
     res.json({ object: 'membership', user_id: req.params.userId, deleted: true });
   });
 
@@ -136,13 +136,13 @@ export function adminRouter(identity: Identity): Router {
     max_classification: CLASSIFICATION.nullable().optional(),
     expires_at: z.number().int().positive().nullable().optional(),
   });
-  r.get('/admin/api/tenants/:tenantId/keys', (req, res) => {
-    const ctx = inTenant(req, 'key.read');
+  r.get('/admin/api/tenants/:tenantId/keys', async (req, res) => {
+    const ctx = await inTenant(req, 'key.read');
     const q = parseInput(listQuery.extend({ owner: z.string().max(100).optional(), status: z.enum(['active', 'revoked']).optional() }), req.query);
-    res.json(list(keys.list(ctx, q)));
+    res.json(list((await keys.list(ctx, q))));
   });
   r.post('/admin/api/tenants/:tenantId/keys', async (req, res) => {
-    const ctx = inTenant(req, 'key.create');
+    const ctx = await inTenant(req, 'key.create');
     const b = parseInput(keyBody, req.body);
     const { key, secret } = await keys.create(ctx, {
       name: b.name,
@@ -155,19 +155,19 @@ export function adminRouter(identity: Identity): Router {
     // The secret is shown here once and never again.
     res.status(201).json({ ...serializeKey(key, ctx.clock.now()), secret });
   });
-  r.get('/admin/api/tenants/:tenantId/keys/:keyId', (req, res) => {
-    const ctx = inTenant(req, 'key.read');
-    res.json(serializeKey(keys.get(ctx, String(req.params.keyId)), ctx.clock.now()));
+  r.get('/admin/api/tenants/:tenantId/keys/:keyId', async (req, res) => {
+    const ctx = await inTenant(req, 'key.read');
+    res.json(serializeKey((await keys.get(ctx, String(req.params.keyId))), ctx.clock.now()));
   });
   r.post('/admin/api/tenants/:tenantId/keys/:keyId/rotate', async (req, res) => {
-    const ctx = inTenant(req, 'key.rotate');
+    const ctx = await inTenant(req, 'key.rotate');
     const b = parseInput(z.object({ overlap_seconds: z.number().int().min(0).max(30 * 86400).optional() }), req.body);
     const out = await keys.rotate(ctx, String(req.params.keyId), b.overlap_seconds !== undefined ? { overlapSeconds: b.overlap_seconds } : {});
     res.status(201).json({ ...serializeKey(out.key, ctx.clock.now()), secret: out.secret, previous: serializeKey(out.previous, ctx.clock.now()) });
   });
-  r.delete('/admin/api/tenants/:tenantId/keys/:keyId', (req, res) => {
-    const ctx = inTenant(req, 'key.revoke');
-    res.json(serializeKey(keys.revoke(ctx, String(req.params.keyId)), ctx.clock.now()));
+  r.delete('/admin/api/tenants/:tenantId/keys/:keyId', async (req, res) => {
+    const ctx = await inTenant(req, 'key.revoke');
+    res.json(serializeKey((await keys.revoke(ctx, String(req.params.keyId))), ctx.clock.now()));
   });
 
   // --- audit ---
@@ -195,37 +195,37 @@ export function adminRouter(identity: Identity): Router {
     ...(q.since !== undefined ? { since: q.since } : {}),
     ...(q.until !== undefined ? { until: q.until } : {}),
   });
-  r.get('/admin/api/tenants/:tenantId/audit', (req, res) => {
-    const ctx = inTenant(req, 'audit.read');
-    access.require(ctx, 'audit:read', {}, { type: 'audit_log' });
+  r.get('/admin/api/tenants/:tenantId/audit', async (req, res) => {
+    const ctx = await inTenant(req, 'audit.read');
+    await access.require(ctx, 'audit:read', {}, { type: 'audit_log' });
     const q = parseInput(auditQuery.omit({ tenant: true }), req.query);
-    res.json(auditPage(audit.list({ ...auditFilters(q), tenantId: ctx.tenant!.id }), q.limit));
+    res.json(auditPage((await audit.list({ ...auditFilters(q), tenantId: ctx.tenant!.id })), q.limit));
   });
-  r.get('/admin/api/audit', (req, res) => {
-    access.require(req.ctx, 'platform:audit:read', {}, { type: 'audit_log' });
+  r.get('/admin/api/audit', async (req, res) => {
+    await access.require(req.ctx, 'platform:audit:read', {}, { type: 'audit_log' });
     const q = parseInput(auditQuery, req.query);
-    res.json(auditPage(audit.list({ ...auditFilters(q), ...(q.tenant ? { tenantId: q.tenant } : {}) }), q.limit));
+    res.json(auditPage((await audit.list({ ...auditFilters(q), ...(q.tenant ? { tenantId: q.tenant } : {}) })), q.limit));
   });
 
   // --- users (platform-wide; tenant principals see their tenant's members) ---
-  r.get('/admin/api/users', (req, res) => {
+  r.get('/admin/api/users', async (req, res) => {
     const q = parseInput(listQuery.extend({ status: z.enum(['active', 'deactivated']).optional(), email: z.string().max(254).optional() }), req.query);
-    res.json(list(users.list(req.ctx, q)));
+    res.json(list((await users.list(req.ctx, q))));
   });
   r.post('/admin/api/users', async (req, res) => {
     const b = parseInput(z.object({ email: z.string(), name: z.string().max(200).optional(), password: z.string().max(1024).optional(), platform_admin: z.boolean().optional() }), req.body);
     const u = await users.create(req.ctx, { email: b.email, ...(b.name ? { name: b.name } : {}), password: b.password ?? null, platformAdmin: b.platform_admin ?? false });
     res.status(201).json(serializeUser(u));
   });
-  r.get('/admin/api/users/:userId', (req, res) => {
-    const { user, role } = users.get(req.ctx, String(req.params.userId));
+  r.get('/admin/api/users/:userId', async (req, res) => {
+    const { user, role } = await users.get(req.ctx, String(req.params.userId));
     res.json(serializeUser(user, { role }));
   });
-  r.post('/admin/api/users/:userId/deactivate', (req, res) => {
-    res.json(serializeUser(users.deactivate(req.ctx, String(req.params.userId))));
+  r.post('/admin/api/users/:userId/deactivate', async (req, res) => {
+    res.json(serializeUser((await users.deactivate(req.ctx, String(req.params.userId)))));
   });
-  r.post('/admin/api/users/:userId/reactivate', (req, res) => {
-    res.json(serializeUser(users.reactivate(req.ctx, String(req.params.userId))));
+  r.post('/admin/api/users/:userId/reactivate', async (req, res) => {
+    res.json(serializeUser((await users.reactivate(req.ctx, String(req.params.userId)))));
   });
   return r;
 }

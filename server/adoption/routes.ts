@@ -10,7 +10,7 @@ export function adoptionRouter(identity: Identity, adoption: AdoptionService): R
   const r = Router();
   const admin = authenticate(identity, { accept: ['session', 'api_key'] });
   r.get('/admin/api/tenants/:tenantId/adoption', admin, async (req, res) => {
-    const ctx = identity.tenants.scopeTo(req.ctx, String(req.params.tenantId), 'usage.read');
+    const ctx = await identity.tenants.scopeTo(req.ctx, String(req.params.tenantId), 'usage.read');
     const q = parseInput(z.object({ days: z.coerce.number().int().min(1).max(366).default(30) }), req.query);
     res.json(await adoption.view(ctx, q.days));
   });

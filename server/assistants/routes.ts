@@ -47,15 +47,15 @@ export function assistantsRouter(identity: Identity, assistants: AssistantServic
     res.json({ object: 'list', data: await assistants.listShared((await inTenant(req, 'assistant.read'))) });
   });
   r.post('/admin/api/tenants/:tenantId/assistants', admin, async (req, res) => {
-    const ctx = inTenant(req, 'assistant.create');
+    const ctx = await inTenant(req, 'assistant.create');
     res.status(201).json(await assistants.create(ctx, parseInput(body, req.body), 'tenant'));
   });
   r.patch('/admin/api/tenants/:tenantId/assistants/:assistantId', admin, async (req, res) => {
-    const ctx = inTenant(req, 'assistant.update');
+    const ctx = await inTenant(req, 'assistant.update');
     res.json(await assistants.update(ctx, id(req), parseInput(body.partial(), req.body), 'tenant'));
   });
   r.delete('/admin/api/tenants/:tenantId/assistants/:assistantId', admin, async (req, res) => {
-    const ctx = inTenant(req, 'assistant.delete');
+    const ctx = await inTenant(req, 'assistant.delete');
     await assistants.remove(ctx, id(req), 'tenant');
     res.json({ object: 'assistant', id: id(req), deleted: true });
   });

@@ -1,9 +1,11 @@
-import { and, asc, desc, eq, gt, gte, lt, lte, sql, type SQL } from 'drizzle-orm';
+import { and, asc, count, desc, eq, gt, gte, lt, lte, sql, type SQL } from 'drizzle-orm';
 import { createHash } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import type { RequestContext } from '../context.js';
 import type { Db } from '../db/connection.js';
-import { auditHead, auditLog } from '../db/schema.js';
+import { chainEntry, verifyAuditStore, type AuditEntryInput, type AuditStore } from '../db/dialect-audit.js';
+import type { auditLog } from '../db/schema.js';
+import type { Store } from '../db/store.js';
 import { newId } from '../ids.js';
 import { auditCategory } from '../metrics/known-series.js';
 import type { Metrics } from '../metrics/registry.js';
@@ -12,8 +14,8 @@ import type { Metrics } from '../metrics/registry.js';
  * The hash-chained audit log. Each entry stores the hash of the previous entry and its
  * own hash over a canonical serialization of its fields (a JSON array in a fixed order,
  * so no key-ordering ambiguity): `hash = sha256(prev_hash + "\n" + canonical)`. Appends
- * run in an IMMEDIATE transaction (the SQLite write lock), so concurrent processes extend
- * one chain. `audit_head` records the newest entry, so deleting entries at the end of the
+ * are serialised by a transaction's write lock (AuditLog.append), so concurrent processes
+ * and replicas extend one chain. `audit_head` records the newest entry, so deleting entries at the end of the
  * chain is detected as well. Entries never contain secrets: details are scrubbed of any
  * key that looks like one.
  */
@@ -88,43 +90,64 @@ export type VerifyResult =
   | { ok: true; checked: number; head: { seq: number; hash: string } | null }
   | { ok: false; checked: number; broken: { seq: number; id: string | null; problem: string } };
 
-export class AuditLog {
-  private readonly append: (row: Omit<AuditRow, 'seq' | 'hash' | 'prevHash'>) => AuditRow;
-
+/**
+ * The audit log over the async Store (issue 22): one implementation on both dialects. An append
+ * is a `store.tx` that reads the head, inserts the entry and moves the head; what serialises
+ * concurrent appenders (other flows, other processes, other replicas) is the transaction's
+ * write lock: on SQLite `store.tx` is BEGIN IMMEDIATE (the database's write lock, taken before
+ * the head is read); on PostgreSQL the transaction first takes a transaction-scoped advisory
+ * lock (see AUDIT_APPEND_LOCK_KEY). It is also the chain's repository (AuditStore), so
+ * verifyAuditStore walks it through the same rules as every other copy of the chain.
+ */
+export class AuditLog implements AuditStore {
   constructor(
-    private readonly db: Db,
+    private readonly store: Store,
     private readonly clock: Clock,
     /** Counts appended entries (enclave_audit_events_total{category,outcome}); absent in the CLI. */
     private readonly metrics?: Metrics,
-  ) {
-    const sqlite = db.$client;
-    const headStmt = sqlite.prepare('SELECT seq, hash FROM audit_head WHERE id = 1');
-    const insert = sqlite.prepare(
-      `INSERT INTO audit_log (seq, id, at, tenant_ref, actor_type, actor_id, action, target_type, target_id, outcome, reason, ip, user_agent, request_id, details, prev_hash, hash)
-       VALUES (@seq, @id, @at, @tenantRef, @actorType, @actorId, @action, @targetType, @targetId, @outcome, @reason, @ip, @userAgent, @requestId, @details, @prevHash, @hash)`,
-    );
-    const setHead = sqlite.prepare(
-      'INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash',
-    );
-    const tx = sqlite.transaction((row: Omit<AuditRow, 'seq' | 'hash' | 'prevHash'>): AuditRow => {
-      const head = headStmt.get() as { seq: number; hash: string } | undefined;
-      const seq = (head?.seq ?? 0) + 1;
-      const prevHash = head?.hash ?? GENESIS;
-      const full = { ...row, seq };
-      const hash = entryHash(prevHash, full);
-      const stored = { ...full, prevHash, hash };
-      insert.run(stored);
-      setHead.run(seq, hash);
+  ) {}
+
+  /** Appends one entry at the head of the chain, serialised against every other appender. */
+  append(row: AuditEntryInput): Promise<AuditRow> {
+    const s = this.store;
+    return s.tx(async () => {
+      if (s.dialect === 'postgres') {
+        // Transaction-scoped (released by COMMIT/ROLLBACK, so a crashed appender never leaves it
+        // held). An advisory lock rather than `SELECT … FOR UPDATE` on audit_head: the first append
+        // has no head row to lock. READ COMMITTED (store.tx's level): the head read after the lock
+        // sees the previous appender's commit; a REPEATABLE READ snapshot taken by the lock
+        // statement would not, and the chain would fork.
+        await (s.q as unknown as PgExecutor).execute(sql`SELECT pg_advisory_xact_lock(${AUDIT_APPEND_LOCK_KEY}::bigint)`);
+      }
+      const stored = chainEntry(await this.head(), row);
+      await s.run(s.q.insert(s.t.auditLog).values(stored));
+      await s.run(
+        s.q
+          .insert(s.t.auditHead)
+          .values({ id: 1, seq: stored.seq, hash: stored.hash })
+          .onConflictDoUpdate({ target: s.t.auditHead.id, set: { seq: stored.seq, hash: stored.hash } }),
+      );
       return stored;
     });
-    this.append = (row) => tx.immediate(row);
+  }
+
+  /** Entries with seq > afterSeq, oldest first. */
+  page(afterSeq: number, limit: number): Promise<AuditRow[]> {
+    const { q, t } = this.store;
+    return this.store.all(q.select().from(t.auditLog).where(gt(t.auditLog.seq, afterSeq)).orderBy(asc(t.auditLog.seq)).limit(limit));
+  }
+
+  /** audit_head row 1, if any entry was ever appended. */
+  head(): Promise<{ seq: number; hash: string } | undefined> {
+    const { q, t } = this.store;
+    return this.store.one(q.select({ seq: t.auditHead.seq, hash: t.auditHead.hash }).from(t.auditHead).where(eq(t.auditHead.id, 1)));
   }
 
   /** Appends one entry; the actor, tenant, client address and request id come from ctx. */
-  record(ctx: RequestContext | undefined, input: AuditInput): AuditRow {
+  async record(ctx: RequestContext | undefined, input: AuditInput): Promise<AuditRow> {
     const p = ctx?.principal;
     const actor = input.actor ?? (p ? { type: p.kind as ActorType, id: p.id } : { type: 'anonymous' as const, id: null });
-    const row = this.append({
+    const row = await this.append({
       id: newId('aud', this.clock.now()),
       at: this.clock.now(),
       tenantRef: input.tenantId !== undefined ? input.tenantId : (ctx?.tenant?.id ?? null),
@@ -144,40 +167,45 @@ export class AuditLog {
     return row;
   }
 
-  private where(q: AuditQuery): SQL | undefined {
+  private where(f: AuditQuery): SQL | undefined {
+    const a = this.store.t.auditLog;
     return and(
-      q.tenantId !== undefined ? eq(auditLog.tenantRef, q.tenantId) : undefined,
-      q.action ? eq(auditLog.action, q.action) : undefined,
-      q.actorId ? eq(auditLog.actorId, q.actorId) : undefined,
-      q.outcome ? eq(auditLog.outcome, q.outcome) : undefined,
-      q.since !== undefined ? gte(auditLog.at, q.since) : undefined,
-      q.until !== undefined ? lte(auditLog.at, q.until) : undefined,
-      q.beforeSeq !== undefined ? lt(auditLog.seq, q.beforeSeq) : undefined,
+      f.tenantId !== undefined ? eq(a.tenantRef, f.tenantId) : undefined,
+      f.action ? eq(a.action, f.action) : undefined,
+      f.actorId ? eq(a.actorId, f.actorId) : undefined,
+      f.outcome ? eq(a.outcome, f.outcome) : undefined,
+      f.since !== undefined ? gte(a.at, f.since) : undefined,
+      f.until !== undefined ? lte(a.at, f.until) : undefined,
+      f.beforeSeq !== undefined ? lt(a.seq, f.beforeSeq) : undefined,
     );
   }
 
   /** Newest first. */
-  list(q: AuditQuery): AuditRow[] {
-    return this.db
-      .select()
-      .from(auditLog)
-      .where(this.where(q))
-      .orderBy(desc(auditLog.seq))
-      .limit(Math.min(q.limit ?? 50, 1000))
-      .all();
+  list(f: AuditQuery): Promise<AuditRow[]> {
+    const { q, t } = this.store;
+    return this.store.all(
+      q
+        .select()
+        .from(t.auditLog)
+        .where(this.where(f))
+        .orderBy(desc(t.auditLog.seq))
+        .limit(Math.min(f.limit ?? 50, 1000)),
+    );
   }
 
-  /** Oldest first, streamed (for export). */
-  *iterate(q: AuditQuery): Generator<AuditRow> {
+  /** Oldest first, read in pages (for export). */
+  async *iterate(f: AuditQuery): AsyncGenerator<AuditRow> {
+    const { q, t } = this.store;
     let after = 0;
     for (;;) {
-      const page = this.db
-        .select()
-        .from(auditLog)
-        .where(and(this.where(q), gt(auditLog.seq, after)))
-        .orderBy(asc(auditLog.seq))
-        .limit(500)
-        .all();
+      const page = await this.store.all(
+        q
+          .select()
+          .from(t.auditLog)
+          .where(and(this.where(f), gt(t.auditLog.seq, after)))
+          .orderBy(asc(t.auditLog.seq))
+          .limit(500),
+      );
       yield* page;
       if (page.length < 500) return;
       after = page.at(-1)!.seq;
@@ -185,16 +213,29 @@ export class AuditLog {
   }
 
   /** All entries, or (given a query) the entries matching it, e.g. one tenant's. */
-  count(q: AuditQuery = {}): number {
-    return this.db.select({ n: sql<number>`count(*)` }).from(auditLog).where(this.where(q)).get()!.n;
+  async count(f: AuditQuery = {}): Promise<number> {
+    const { q, t } = this.store;
+    return (await this.store.one(q.select({ n: count() }).from(t.auditLog).where(this.where(f))))?.n ?? 0;
   }
 
   /** Walks the whole chain and names the first broken entry. */
-  verify(): VerifyResult {
-    return verifyChain(this.db);
+  verify(): Promise<VerifyResult> {
+    return verifyAuditStore(this);
   }
 }
 
+/** The PostgreSQL builder's raw statement (the Store is typed as the SQLite builder, which has none). */
+interface PgExecutor {
+  execute(query: SQL): PromiseLike<unknown>;
+}
+
+/** The advisory lock key that serialises audit appends across every replica: "enclaudt" as a 64-bit number. */
+export const AUDIT_APPEND_LOCK_KEY = BigInt('0x656e636c61756474').toString();
+
+/**
+ * The chain of an SQLite file read directly, without a Store (enclave migrate-to-postgres checks
+ * its source inside its own read transaction). Everything else verifies through AuditLog.verify().
+ */
 export function verifyChain(db: Db): VerifyResult {
   const walker = new ChainWalker();
   const rows = db.$client
@@ -209,7 +250,7 @@ export function verifyChain(db: Db): VerifyResult {
     const broken = walker.next(row);
     if (broken) return broken;
   }
-  return walker.finish(db.select().from(auditHead).where(eq(auditHead.id, 1)).get());
+  return walker.finish(db.$client.prepare('SELECT seq, hash FROM audit_head WHERE id = 1').get() as { seq: number; hash: string } | undefined);
 }
 
 /**

@@ -25,7 +25,7 @@ export function feedbackRouter(identity: Identity, feedback: FeedbackService): R
     res.json({ object: 'feedback', message_id: id(req), deleted: true });
   });
   r.get('/admin/api/tenants/:tenantId/feedback', admin, async (req, res) => {
-    const ctx = identity.tenants.scopeTo(req.ctx, String(req.params.tenantId), 'feedback.read');
+    const ctx = await identity.tenants.scopeTo(req.ctx, String(req.params.tenantId), 'feedback.read');
     const q = parseInput(z.object({ days: z.coerce.number().int().min(1).max(366).default(30), comments: z.coerce.number().int().min(0).max(50).default(5) }), req.query);
     res.json(await feedback.summary(ctx, q));
   });

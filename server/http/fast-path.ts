@@ -86,7 +86,7 @@ async function serve(o: FastPathOptions, route: FastRoute, params: string[], req
     ctx.client = clientInfo(clientIp(req, o.trustProxy), req.headers['user-agent']);
     // Authentication before the body is read: an unauthenticated caller never costs a parse.
     try {
-      authenticateRequest(o.identity, req, ctx, true, false);
+      await authenticateRequest(o.identity, req, ctx, true, false);
     } catch (e) {
       req.resume();
       throw e;

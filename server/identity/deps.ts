@@ -4,7 +4,7 @@ import type { Entitlements } from '../access/entitlements.js';
 import type { AuditLog } from '../audit/log.js';
 import type { Clock } from '../clock.js';
 import type { RequestContext } from '../context.js';
-import type { Db } from '../db/connection.js';
+import type { Store } from '../db/store.js';
 import type { AuthorityRepo } from '../db/repos/authority.js';
 import type { IdentityRepo } from '../db/repos/identity.js';
 import type { Metrics } from '../metrics/registry.js';
@@ -13,7 +13,8 @@ import type { Revision } from './revision.js';
 
 /** What the identity services share (built by createIdentity). */
 export interface IdentityDeps {
-  readonly db: Db;
+  /** The async data layer (issue 22); repositories below run on it. */
+  readonly store: Store;
   readonly repo: IdentityRepo;
   /** Invitations and verified domains (issue 16). */
   readonly authority: AuthorityRepo;
@@ -30,10 +31,10 @@ export interface IdentityDeps {
 
 /**
  * A resource that is not visible to the principal: 404 (never 403, so other tenants'
- * ids reveal nothing), and the attempt goes to the audit log.
+ * ids reveal nothing), and the attempt goes to the audit log. `throw await hidden(…)`.
  */
-export function hidden(deps: Pick<IdentityDeps, 'audit'>, ctx: RequestContext, type: string, id: string, action: string): AppError {
-  deps.audit.record(ctx, { action, outcome: 'denied', reason: 'not_found', target: { type, id } });
+export async function hidden(deps: Pick<IdentityDeps, 'audit'>, ctx: RequestContext, type: string, id: string, action: string): Promise<AppError> {
+  await deps.audit.record(ctx, { action, outcome: 'denied', reason: 'not_found', target: { type, id } });
   return new AppError(404, 'not_found', `${type[0]!.toUpperCase()}${type.slice(1).replace(/_/g, ' ')} not found`);
 }
 

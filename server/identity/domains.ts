@@ -46,60 +46,65 @@ export class DomainService {
   constructor(private readonly d: IdentityDeps) {}
 
   /** Platform administrators only, also for reading (the list says which IdP may assert what). */
-  private requirePlatform(ctx: RequestContext, action: string, domain?: string): void {
+  private async requirePlatform(ctx: RequestContext, action: string, domain?: string): Promise<void> {
     if (!isPlatform(ctx)) {
-      this.d.audit.record(ctx, { action, outcome: 'denied', reason: 'platform_only', target: { type: 'tenant_domain', id: domain ?? null } });
+      await this.d.audit.record(ctx, { action, outcome: 'denied', reason: 'platform_only', target: { type: 'tenant_domain', id: domain ?? null } });
       throw new AppError(403, 'permission_denied', 'Only platform administrators manage verified e-mail domains.');
     }
-    this.d.access.require(ctx, 'platform:tenants:plan', {}, { type: 'tenant_domain', ...(domain ? { id: domain } : {}) });
+    await this.d.access.require(ctx, 'platform:tenants:plan', {}, { type: 'tenant_domain', ...(domain ? { id: domain } : {}) });
   }
 
-  list(ctx: RequestContext): TenantDomainRow[] {
-    this.requirePlatform(ctx, 'tenant.domain.read');
+  async list(ctx: RequestContext): Promise<TenantDomainRow[]> {
+    await this.requirePlatform(ctx, 'tenant.domain.read');
     return this.d.authority.domains(ctx);
   }
 
-  add(ctx: RequestContext, domainInput: unknown): TenantDomainRow {
+  async add(ctx: RequestContext, domainInput: unknown): Promise<TenantDomainRow> {
     const domain = normalizeDomain(domainInput);
-    this.requirePlatform(ctx, 'tenant.domain.add', domain);
-    const existing = this.d.authority.domain(ctx, domain);
+    await this.requirePlatform(ctx, 'tenant.domain.add', domain);
+    const existing = await this.d.authority.domain(ctx, domain);
     if (existing) return existing;
-    const row = this.d.authority.insertDomain(ctx, {
+    const row = await this.d.authority.insertDomain(ctx, {
       id: newId('dom', this.d.clock.now()),
       domain,
       challenge: `enclave-verify=${randomBytes(18).toString('base64url')}`,
       createdAt: this.d.clock.now(),
     });
-    this.d.audit.record(ctx, { action: 'tenant.domain.add', target: { type: 'tenant_domain', id: domain } });
+    await this.d.audit.record(ctx, { action: 'tenant.domain.add', target: { type: 'tenant_domain', id: domain } });
     return row;
   }
 
-  verify(ctx: RequestContext, domainInput: unknown): TenantDomainRow {
+  async verify(ctx: RequestContext, domainInput: unknown): Promise<TenantDomainRow> {
     const domain = normalizeDomain(domainInput);
-    this.requirePlatform(ctx, 'tenant.domain.verify', domain);
-    const row = this.d.authority.domain(ctx, domain);
+    await this.requirePlatform(ctx, 'tenant.domain.verify', domain);
+    const row = await this.d.authority.domain(ctx, domain);
     if (!row) throw new AppError(404, 'not_found', `Domain ${domain} is not added to this tenant; add it first.`);
-    const owner = this.d.authority.verifiedDomainOwner(domain);
-    if (owner && owner !== row.tenantId) {
-      this.d.audit.record(ctx, { action: 'tenant.domain.verify', outcome: 'denied', reason: 'verified_elsewhere', target: { type: 'tenant_domain', id: domain } });
+    // The "verified elsewhere?" check and the mark in one transaction: a domain is verified for
+    // at most one tenant, also when two tenants' verifications run at once.
+    const elsewhere = await this.d.repo.tx(async () => {
+      await this.d.repo.lock(`domain:${domain}`);
+      const owner = await this.d.authority.verifiedDomainOwner(domain);
+      if (owner && owner !== row.tenantId) return true;
+      if (row.verifiedAt === null) await this.d.authority.markVerified(ctx, domain, ctx.principal?.id ?? 'unknown', this.d.clock.now());
+      return false;
+    });
+    if (elsewhere) {
+      await this.d.audit.record(ctx, { action: 'tenant.domain.verify', outcome: 'denied', reason: 'verified_elsewhere', target: { type: 'tenant_domain', id: domain } });
       throw new AppError(409, 'domain_verified_elsewhere', `${domain} is verified for another tenant; remove it there first.`);
     }
-    if (row.verifiedAt === null) {
-      this.d.authority.markVerified(ctx, domain, ctx.principal?.id ?? 'unknown', this.d.clock.now());
-      this.d.audit.record(ctx, { action: 'tenant.domain.verify', target: { type: 'tenant_domain', id: domain } });
-    }
-    return this.d.authority.domain(ctx, domain)!;
+    if (row.verifiedAt === null) await this.d.audit.record(ctx, { action: 'tenant.domain.verify', target: { type: 'tenant_domain', id: domain } });
+    return (await this.d.authority.domain(ctx, domain))!;
   }
 
-  remove(ctx: RequestContext, domainInput: unknown): void {
+  async remove(ctx: RequestContext, domainInput: unknown): Promise<void> {
     const domain = normalizeDomain(domainInput);
-    this.requirePlatform(ctx, 'tenant.domain.remove', domain);
-    if (!this.d.authority.deleteDomain(ctx, domain)) throw new AppError(404, 'not_found', `Domain ${domain} is not added to this tenant.`);
-    this.d.audit.record(ctx, { action: 'tenant.domain.remove', target: { type: 'tenant_domain', id: domain } });
+    await this.requirePlatform(ctx, 'tenant.domain.remove', domain);
+    if (!(await this.d.authority.deleteDomain(ctx, domain))) throw new AppError(404, 'not_found', `Domain ${domain} is not added to this tenant.`);
+    await this.d.audit.record(ctx, { action: 'tenant.domain.remove', target: { type: 'tenant_domain', id: domain } });
   }
 
   /** The tenant an address's domain is verified for, or undefined. */
-  ownerOf(email: string): string | undefined {
+  ownerOf(email: string): Promise<string | undefined> {
     return this.d.authority.verifiedDomainOwner(emailDomain(email));
   }
 }

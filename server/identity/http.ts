@@ -77,9 +77,9 @@ export function applyKey(ctx: RequestContext, key: VerifiedKey): RequestContext 
 export function authenticate(identity: Identity, opts: { accept: readonly Credential[] }): RequestHandler {
   const acceptKey = opts.accept.includes('api_key');
   const acceptSession = opts.accept.includes('session');
-  return (req: Request, _res: Response, next: NextFunction): void => {
+  return async (req: Request, _res: Response, next: NextFunction): Promise<void> => {
     req.ctx.client = clientOf(req);
-    authenticateRequest(identity, req, req.ctx, acceptKey, acceptSession);
+    await authenticateRequest(identity, req, req.ctx, acceptKey, acceptSession);
     next();
   };
 }
@@ -89,18 +89,18 @@ export function authenticate(identity: Identity, opts: { accept: readonly Creden
  * fast path, server/http/fast-path.ts): fills `ctx` or throws the 401/403 AppError.
  * `ctx.client` is expected to be set already.
  */
-export function authenticateRequest(identity: Identity, req: IncomingMessage, ctx: RequestContext, acceptKey: boolean, acceptSession: boolean): void {
+export async function authenticateRequest(identity: Identity, req: IncomingMessage, ctx: RequestContext, acceptKey: boolean, acceptSession: boolean): Promise<void> {
   const authz = req.headers.authorization;
   if (authz !== undefined) {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(authz);
     if (!m || !acceptKey) throw new AppError(401, 'auth_invalid_header', 'Use "Authorization: Bearer enk_…" with an API key.', { headers: { 'www-authenticate': 'Bearer realm="enclave"' } });
-    applyKey(ctx, identity.keys.verify(m[1]!, ctx.client?.ip));
+    applyKey(ctx, await identity.keys.verify(m[1]!, ctx.client?.ip));
     return;
   }
   // Anthropic's clients send the key as `x-api-key` (the /v1/messages face); the same key check.
   const apiKey = acceptKey ? req.headers['x-api-key'] : undefined;
   if (typeof apiKey === 'string' && apiKey) {
-    applyKey(ctx, identity.keys.verify(apiKey.trim(), ctx.client?.ip));
+    applyKey(ctx, await identity.keys.verify(apiKey.trim(), ctx.client?.ip));
     return;
   }
   const token = acceptSession ? readCookie(req, SESSION_COOKIE) : undefined;
@@ -109,7 +109,7 @@ export function authenticateRequest(identity: Identity, req: IncomingMessage, ct
       headers: { 'www-authenticate': 'Bearer realm="enclave"' },
     });
   }
-  const r = identity.sessions.authenticate(token);
+  const r = await identity.sessions.authenticate(token);
   if (!r.ok) throw new AppError(r.status, r.code, r.message);
   if (!SAFE.has(req.method ?? 'GET') && !checkCsrf(token, requestHeader(req, CSRF_HEADER))) {
     throw new AppError(403, 'csrf_failed', 'Missing or wrong X-CSRF-Token header (get it from GET /auth/session).');

@@ -4,10 +4,10 @@ import { unrestricted, type Entitlements } from '../access/entitlements.js';
 import { AuditLog } from '../audit/log.js';
 import type { Clock } from '../clock.js';
 import { createContext, type RequestContext } from '../context.js';
-import type { Db } from '../db/connection.js';
 import { AuthorityRepo } from '../db/repos/authority.js';
 import { IdentityRepo } from '../db/repos/identity.js';
-import type { TenantData } from '../db/tenant-scope.js';
+import type { Store } from '../db/store.js';
+import type { TenantStore } from '../db/tenant-store.js';
 import { KeyService } from '../keys/service.js';
 import type { Metrics } from '../metrics/registry.js';
 import type { IdentityDeps } from './deps.js';
@@ -41,12 +41,14 @@ export interface Identity {
   readonly revision: Revision;
   /** Starts the revision poll and the last-used flush (servers; the CLI does not). */
   start(): void;
-  stop(): void;
+  /** Stops the poll and writes the last gathered key use times. */
+  stop(): Promise<void>;
 }
 
 export interface IdentityOptions {
-  readonly db: Db;
-  readonly data: TenantData;
+  /** The async data layer (issue 22). */
+  readonly store: Store;
+  readonly tenantStore: TenantStore;
   readonly clock: Clock;
   readonly log: Logger;
   /** A getter, so the licence module can swap the implementation after start. */
@@ -62,14 +64,14 @@ export interface IdentityOptions {
 }
 
 export function createIdentity(o: IdentityOptions): Identity {
-  const audit = new AuditLog(o.db, o.clock, o.metrics);
+  const audit = new AuditLog(o.store, o.clock, o.metrics);
   const entitlements = o.entitlements ?? (() => unrestricted);
   const access = new Access({ entitlements, plans: o.plans ?? (() => allowAllPlans), audit });
-  const revision = new Revision(o.db);
+  const revision = new Revision(o.store);
   const deps: IdentityDeps = {
-    db: o.db,
-    repo: new IdentityRepo(o.db, o.data),
-    authority: new AuthorityRepo(o.db, o.data),
+    store: o.store,
+    repo: new IdentityRepo(o.store, o.tenantStore),
+    authority: new AuthorityRepo(o.store, o.tenantStore),
     clock: o.clock,
     log: o.log,
     access,
@@ -99,9 +101,9 @@ export function createIdentity(o: IdentityOptions): Identity {
       revision.start(o.revisionPollMs ?? 200);
       keys.start();
     },
-    stop: () => {
+    stop: async () => {
       revision.stop();
-      keys.stop();
+      await keys.stop();
     },
   };
 }
@@ -117,8 +119,8 @@ export function systemContext(log: Logger, clock: Clock, name: string, requestId
  */
 export async function ensureFirstAdmin(identity: Identity, ctx: RequestContext, email?: string, password?: string): Promise<string | undefined> {
   if (!email || !password) return undefined;
-  if (identity.users.countPlatformAdmins() > 0) return undefined;
-  const existing = identity.users.byEmail(email);
+  if ((await identity.users.countPlatformAdmins()) > 0) return undefined;
+  const existing = await identity.users.byEmail(email);
   if (existing) return undefined;
   const u = await identity.users.create(ctx, { email, password, platformAdmin: true, name: 'Administrator' });
   return u.id;

@@ -71,16 +71,16 @@ export class InvitationService {
    * exists or not; only "already a member of this tenant" differs, which the inviter can see
    * in its own member list anyway.
    */
-  invite(ctx: RequestContext, input: { email: string; role: Role }): { invitation: InvitationRow; token: string } {
-    this.d.access.require(ctx, 'members:write', {}, { type: 'invitation' });
-    if (input.role === 'owner') this.d.access.require(ctx, 'members:grant_owner', {}, { type: 'invitation' });
+  async invite(ctx: RequestContext, input: { email: string; role: Role }): Promise<{ invitation: InvitationRow; token: string }> {
+    await this.d.access.require(ctx, 'members:write', {}, { type: 'invitation' });
+    if (input.role === 'owner') await this.d.access.require(ctx, 'members:grant_owner', {}, { type: 'invitation' });
     const email = normalizeEmail(input.email);
-    const existing = this.users.byEmail(email);
-    if (existing && this.d.repo.membership(ctx, existing.id)) throw new AppError(409, 'already_member', 'That address is already a member; change the role instead.');
+    const existing = await this.users.byEmail(email);
+    if (existing && (await this.d.repo.membership(ctx, existing.id))) throw new AppError(409, 'already_member', 'That address is already a member; change the role instead.');
     const now = this.d.clock.now();
     const token = randomBytes(32).toString('base64url');
-    const invitation = this.d.db.transaction(() => {
-      this.d.authority.supersede(ctx, email, now);
+    const invitation = await this.d.repo.tx(async () => {
+      await this.d.authority.supersede(ctx, email, now);
       return this.d.authority.insertInvitation(ctx, {
         id: newId('inv', now),
         email,
@@ -91,37 +91,37 @@ export class InvitationService {
         expiresAt: now + INVITATION_TTL_MS,
       });
     });
-    this.d.audit.record(ctx, { action: 'invitation.create', target: { type: 'invitation', id: invitation.id }, details: { email, role: input.role } });
+    await this.d.audit.record(ctx, { action: 'invitation.create', target: { type: 'invitation', id: invitation.id }, details: { email, role: input.role } });
     return { invitation, token };
   }
 
-  list(ctx: RequestContext): InvitationRow[] {
-    this.d.access.require(ctx, 'members:read', {}, { type: 'invitation' });
+  async list(ctx: RequestContext): Promise<InvitationRow[]> {
+    await this.d.access.require(ctx, 'members:read', {}, { type: 'invitation' });
     return this.d.authority.pendingInvitations(ctx, this.d.clock.now());
   }
 
-  revoke(ctx: RequestContext, id: string): void {
-    this.d.access.require(ctx, 'members:write', {}, { type: 'invitation', id });
-    if (!this.d.authority.decide(ctx, id, 'revoked', this.d.clock.now())) {
-      this.d.audit.record(ctx, { action: 'invitation.revoke', outcome: 'denied', reason: 'not_found', target: { type: 'invitation', id } });
+  async revoke(ctx: RequestContext, id: string): Promise<void> {
+    await this.d.access.require(ctx, 'members:write', {}, { type: 'invitation', id });
+    if (!(await this.d.authority.decide(ctx, id, 'revoked', this.d.clock.now()))) {
+      await this.d.audit.record(ctx, { action: 'invitation.revoke', outcome: 'denied', reason: 'not_found', target: { type: 'invitation', id } });
       throw new AppError(404, 'not_found', 'Invitation not found (or no longer pending)');
     }
-    this.d.audit.record(ctx, { action: 'invitation.revoke', target: { type: 'invitation', id } });
+    await this.d.audit.record(ctx, { action: 'invitation.revoke', target: { type: 'invitation', id } });
   }
 
   // ------------------------------------------------------------------ the invitee
 
-  private signedIn(ctx: RequestContext): UserRow {
+  private async signedIn(ctx: RequestContext): Promise<UserRow> {
     const p = ctx.principal;
-    const u = p?.kind === 'user' && p.userId ? this.users.byId(p.userId) : undefined;
+    const u = p?.kind === 'user' && p.userId ? await this.users.byId(p.userId) : undefined;
     if (!u) throw new AppError(403, 'session_required', 'Sign in to see and accept your invitations.');
     return u;
   }
 
   /** The signed-in user's pending invitations (addressed to their e-mail). */
-  mine(ctx: RequestContext): InvitationWithTenant[] {
-    const u = this.signedIn(ctx);
-    return this.d.authority.pendingForEmail(u.email, this.d.clock.now()).filter((x) => x.tenant.status === 'active');
+  async mine(ctx: RequestContext): Promise<InvitationWithTenant[]> {
+    const u = await this.signedIn(ctx);
+    return (await this.d.authority.pendingForEmail(u.email, this.d.clock.now())).filter((x) => x.tenant.status === 'active');
   }
 
   private usable(x: InvitationWithTenant | undefined): x is InvitationWithTenant {
@@ -132,40 +132,44 @@ export class InvitationService {
     return { ...ctx, tenant: { id: x.tenant.id, slug: x.tenant.slug } };
   }
 
-  /** Membership from an accepted invitation; an existing membership keeps its role. */
-  private join(ctx: RequestContext, x: InvitationWithTenant, user: UserRow): void {
+  /**
+   * Membership from an accepted invitation; an existing membership keeps its role. The decision
+   * (a conditional UPDATE: only one of two concurrent acceptances finds the invitation still
+   * pending) and the membership in one transaction.
+   */
+  private async join(ctx: RequestContext, x: InvitationWithTenant, user: UserRow): Promise<void> {
     const tctx = this.tenantCtx(ctx, x);
     const now = this.d.clock.now();
-    this.d.db.transaction(() => {
-      if (!this.d.authority.decide(tctx, x.invitation.id, 'accepted', now, user.id)) throw this.invalid();
-      if (!this.d.repo.membership(tctx, user.id)) this.d.repo.upsertMembership(tctx, user.id, x.invitation.role, now);
+    await this.d.repo.tx(async () => {
+      if (!(await this.d.authority.decide(tctx, x.invitation.id, 'accepted', now, user.id))) throw this.invalid();
+      if (!(await this.d.repo.membership(tctx, user.id))) await this.d.repo.upsertMembership(tctx, user.id, x.invitation.role, now);
     });
-    this.d.revision.bump();
+    await this.d.revision.bump();
     const actor = { type: 'user' as const, id: user.id };
-    this.d.audit.record(tctx, { action: 'invitation.accept', actor, target: { type: 'invitation', id: x.invitation.id } });
-    this.d.audit.record(tctx, { action: 'membership.grant', actor, target: { type: 'user', id: user.id }, details: { role: x.invitation.role, previous_role: null, invitation: x.invitation.id } });
+    await this.d.audit.record(tctx, { action: 'invitation.accept', actor, target: { type: 'invitation', id: x.invitation.id } });
+    await this.d.audit.record(tctx, { action: 'membership.grant', actor, target: { type: 'user', id: user.id }, details: { role: x.invitation.role, previous_role: null, invitation: x.invitation.id } });
   }
 
   /** Accepts one of the signed-in user's invitations; returns its tenant. */
-  accept(ctx: RequestContext, id: string): InvitationWithTenant {
-    const u = this.signedIn(ctx);
-    const x = isId('inv', id) ? this.d.authority.invitationForInvitee(id, u.email) : undefined;
+  async accept(ctx: RequestContext, id: string): Promise<InvitationWithTenant> {
+    const u = await this.signedIn(ctx);
+    const x = isId('inv', id) ? await this.d.authority.invitationForInvitee(id, u.email) : undefined;
     if (!this.usable(x)) throw this.invalid();
-    this.join(ctx, x, u);
+    await this.join(ctx, x, u);
     return x;
   }
 
-  decline(ctx: RequestContext, id: string): void {
-    const u = this.signedIn(ctx);
-    const x = isId('inv', id) ? this.d.authority.invitationForInvitee(id, u.email) : undefined;
-    if (!this.usable(x) || !this.d.authority.decide(this.tenantCtx(ctx, x), id, 'declined', this.d.clock.now())) throw this.invalid();
-    this.d.audit.record(this.tenantCtx(ctx, x), { action: 'invitation.decline', actor: { type: 'user', id: u.id }, target: { type: 'invitation', id } });
+  async decline(ctx: RequestContext, id: string): Promise<void> {
+    const u = await this.signedIn(ctx);
+    const x = isId('inv', id) ? await this.d.authority.invitationForInvitee(id, u.email) : undefined;
+    if (!this.usable(x) || !(await this.d.authority.decide(this.tenantCtx(ctx, x), id, 'declined', this.d.clock.now()))) throw this.invalid();
+    await this.d.audit.record(this.tenantCtx(ctx, x), { action: 'invitation.decline', actor: { type: 'user', id: u.id }, target: { type: 'invitation', id } });
   }
 
   /** The invitation of a link token (public: tenant name, address, role, expiry). */
-  byToken(token: unknown): InvitationWithTenant {
+  async byToken(token: unknown): Promise<InvitationWithTenant> {
     if (typeof token !== 'string' || token.length < 20 || token.length > 100) throw this.invalid();
-    const x = this.d.authority.invitationByToken(sha256(token));
+    const x = await this.d.authority.invitationByToken(sha256(token));
     if (!this.usable(x)) throw this.invalid();
     return x;
   }
@@ -175,20 +179,20 @@ export class InvitationService {
    * address must have no account yet; the invitee's own password creates it.
    */
   async acceptLink(ctx: RequestContext, token: unknown, password: string | undefined): Promise<{ user: UserRow; invitation: InvitationWithTenant; created: boolean }> {
-    const x = this.byToken(token);
+    const x = await this.byToken(token);
     const p = ctx.principal;
     if (p?.kind === 'user' && p.userId) {
-      const u = this.users.byId(p.userId)!;
+      const u = (await this.users.byId(p.userId))!;
       if (u.email !== x.invitation.email) {
         throw new AppError(403, 'invitation_other_account', `This invitation is for ${x.invitation.email}; sign in as that address to accept it.`);
       }
-      this.join(ctx, x, u);
+      await this.join(ctx, x, u);
       return { user: u, invitation: x, created: false };
     }
-    if (this.users.byEmail(x.invitation.email)) {
+    if (await this.users.byEmail(x.invitation.email)) {
       throw new AppError(409, 'account_exists', `Sign in as ${x.invitation.email} first, then open the invitation link again (or accept it from your invitations).`);
     }
-    const owner = this.d.authority.verifiedDomainOwner(emailDomain(x.invitation.email));
+    const owner = await this.d.authority.verifiedDomainOwner(emailDomain(x.invitation.email));
     if (owner && owner !== x.tenant.id) {
       throw new AppError(409, 'domain_managed', `Accounts of ${emailDomain(x.invitation.email)} are created by their organisation's sign-in: sign in through it first, then accept the invitation.`);
     }
@@ -197,19 +201,19 @@ export class InvitationService {
     if (bad) throw bad;
     const hash = await hashPassword(password, this.d.passwordLogN);
     const sctx: RequestContext = { ...this.tenantCtx(ctx, x), principal: { kind: 'system', id: 'invitation', platformAdmin: false } };
-    const user = this.users.insertForInvitation(sctx, { email: x.invitation.email, passwordHash: hash });
-    this.join({ ...ctx, principal: { kind: 'user', id: user.id, userId: user.id, platformAdmin: false } }, x, user);
+    const user = await this.users.insertForInvitation(sctx, { email: x.invitation.email, passwordHash: hash });
+    await this.join({ ...ctx, principal: { kind: 'user', id: user.id, userId: user.id, platformAdmin: false } }, x, user);
     return { user, invitation: x, created: true };
   }
 
   /** For the SSO route (server/sso): the invitation of a token, checked usable. */
-  forSso(token: unknown): InvitationWithTenant {
+  forSso(token: unknown): Promise<InvitationWithTenant> {
     return this.byToken(token);
   }
   /** For the SSO route: accept `x` for `user` (the IdP asserted the invited address). */
-  acceptForSso(ctx: RequestContext, invitationId: string, user: UserRow): void {
-    const x = this.d.authority.invitationForInvitee(invitationId, user.email);
+  async acceptForSso(ctx: RequestContext, invitationId: string, user: UserRow): Promise<void> {
+    const x = await this.d.authority.invitationForInvitee(invitationId, user.email);
     if (!this.usable(x)) throw this.invalid();
-    this.join(ctx, x, user);
+    await this.join(ctx, x, user);
   }
 }

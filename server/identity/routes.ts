@@ -19,8 +19,8 @@ export function authRouter(identity: Identity, opts: { cookieSecure: 'auto' | 't
     secure: opts.cookieSecure === 'true' || (opts.cookieSecure === 'auto' && req.secure),
     maxAge: opts.maxAgeMs,
   });
-  const sessionView = (_req: Request, token: string) => {
-    const r2 = identity.sessions.authenticate(token);
+  const sessionView = async (_req: Request, token: string) => {
+    const r2 = await identity.sessions.authenticate(token);
     if (!r2.ok) throw new AppError(r2.status, r2.code, r2.message);
     const { user, tenant, role, session } = r2.auth;
     return {
@@ -28,7 +28,7 @@ export function authRouter(identity: Identity, opts: { cookieSecure: 'auto' | 't
       user: serializeUser(user),
       tenant: tenant ? { id: tenant.id, slug: tenant.slug, status: tenant.status } : null,
       role,
-      tenants: identity.sessions.memberships(user.id).map((m) => ({ id: m.tenantId, slug: m.slug, name: m.name, role: m.role, status: m.status })),
+      tenants: (await identity.sessions.memberships(user.id)).map((m) => ({ id: m.tenantId, slug: m.slug, name: m.name, role: m.role, status: m.status })),
       csrf_token: csrfFor(token),
       expires_at: session.expiresAt,
     };
@@ -42,34 +42,34 @@ export function authRouter(identity: Identity, opts: { cookieSecure: 'auto' | 't
     // A session the client already holds is ended, never promoted (no fixation).
     const previous = readCookie(req, SESSION_COOKIE);
     if (previous) {
-      const prev = identity.sessions.authenticate(previous);
-      if (prev.ok) identity.sessions.logout(req.ctx, prev.auth.session.id);
+      const prev = await identity.sessions.authenticate(previous);
+      if (prev.ok) await identity.sessions.logout(req.ctx, prev.auth.session.id);
     }
     const { token } = await identity.sessions.login(req.ctx, body.data);
     res.cookie(SESSION_COOKIE, token, cookieOptions(req));
-    res.json(sessionView(req, token));
+    res.json(await sessionView(req, token));
   });
 
   const session = authenticate(identity, { accept: ['session'] });
-  r.get('/auth/session', session, (req, res) => {
-    res.json(sessionView(req, sessionToken(req)!));
+  r.get('/auth/session', session, async (req, res) => {
+    res.json(await sessionView(req, sessionToken(req)!));
   });
-  r.post('/auth/logout', session, (req, res) => {
-    identity.sessions.logout(req.ctx, req.ctx.principal!.sessionId!);
+  r.post('/auth/logout', session, async (req, res) => {
+    await identity.sessions.logout(req.ctx, req.ctx.principal!.sessionId!);
     res.clearCookie(SESSION_COOKIE, { ...cookieOptions(req), maxAge: undefined });
     res.json({ ok: true });
   });
-  r.post('/auth/logout-all', session, (req, res) => {
-    const ended = identity.sessions.logoutAll(req.ctx, req.ctx.principal!.userId!);
+  r.post('/auth/logout-all', session, async (req, res) => {
+    const ended = await identity.sessions.logoutAll(req.ctx, req.ctx.principal!.userId!);
     res.clearCookie(SESSION_COOKIE, { ...cookieOptions(req), maxAge: undefined });
     res.json({ ok: true, sessions_ended: ended });
   });
-  r.post('/auth/switch-tenant', session, (req, res) => {
+  r.post('/auth/switch-tenant', session, async (req, res) => {
     const body = z.object({ tenant: z.string().min(1).max(100) }).safeParse(req.body);
     if (!body.success) throw new AppError(400, 'invalid_request', 'Send {"tenant": "<slug or id>"}.', { param: 'tenant' });
     const p = req.ctx.principal!;
-    identity.sessions.switchTenant(req.ctx, p.sessionId!, identity.users.byId(p.userId!)!, body.data.tenant);
-    res.json(sessionView(req, sessionToken(req)!));
+    await identity.sessions.switchTenant(req.ctx, p.sessionId!, (await identity.users.byId(p.userId!))!, body.data.tenant);
+    res.json(await sessionView(req, sessionToken(req)!));
   });
   r.post('/auth/password', session, async (req, res) => {
     const body = z.object({ current_password: z.string().max(1024), new_password: z.string().max(1024) }).safeParse(req.body);

@@ -69,7 +69,10 @@ export class SessionService {
    * wrong guesses (the attack it limits) must each count.
    */
   private fail(key: string, limit: number, now: number): Promise<boolean> {
-    return this.d.repo.tx(() => this.failIn(key, limit, now));
+    return this.d.repo.tx(async () => {
+      await this.d.repo.lock(`throttle:${key}`);
+      return this.failIn(key, limit, now);
+    });
   }
 
   private async failIn(key: string, limit: number, now: number): Promise<boolean> {
@@ -182,7 +185,11 @@ export class SessionService {
         throw new AppError(404, 'not_found', 'Tenant not found');
       }
     } else {
-      tenantId = await this.landing(user, (id) => !enforced(id));
+      // The tenants that refuse this password session (the guard is async): decided before landing.
+      const refused = new Set<string>();
+      for (const m of memberships) if (await enforced(m.tenantId)) refused.add(m.tenantId);
+      if (user.lastTenantId && !refused.has(user.lastTenantId) && (await enforced(user.lastTenantId))) refused.add(user.lastTenantId);
+      tenantId = await this.landing(user, (id) => !refused.has(id));
     }
 
     const { token } = await this.createSession(ctx, user, tenantId);

@@ -1,13 +1,12 @@
-import { and, desc, eq, lt, sql } from 'drizzle-orm';
 import type { RequestContext } from '../context.js';
-import { sessions, users } from '../db/schema.js';
+import type { UserRow } from '../db/repos/identity.js';
 import { AppError } from '../errors.js';
 import { newId } from '../ids.js';
 import { isRole, type Role } from '../access/permissions.js';
 import { hidden, isPlatform, page, type IdentityDeps, type Page } from './deps.js';
 import { checkPasswordPolicy, hashPassword } from './passwords.js';
 
-export type UserRow = typeof users.$inferSelect;
+export type { UserRow };
 
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
@@ -36,58 +35,61 @@ export function normalizeEmail(email: unknown): string {
 export class UserService {
   constructor(private readonly d: IdentityDeps) {}
 
-  byId(id: string): UserRow | undefined {
-    return this.d.db.select().from(users).where(eq(users.id, id)).get();
+  byId(id: string): Promise<UserRow | undefined> {
+    return this.d.repo.user(id);
   }
-  byEmail(email: string): UserRow | undefined {
-    return this.d.db.select().from(users).where(eq(users.email, email.trim().toLowerCase())).get();
+  byEmail(email: string): Promise<UserRow | undefined> {
+    return this.d.repo.userByEmail(email.trim().toLowerCase());
   }
-  resolve(ref: string): UserRow | undefined {
+  resolve(ref: string): Promise<UserRow | undefined> {
     return ref.startsWith('usr_') ? this.byId(ref) : this.byEmail(ref);
   }
-  countPlatformAdmins(): number {
-    return this.d.db.select({ n: sql<number>`count(*)` }).from(users).where(and(eq(users.platformAdmin, true), eq(users.status, 'active'))).get()!.n;
+  countPlatformAdmins(): Promise<number> {
+    return this.d.repo.countUsers({ platformAdmin: true, status: 'active' });
   }
-  private countActive(): number {
-    return this.d.db.select({ n: sql<number>`count(*)` }).from(users).where(eq(users.status, 'active')).get()!.n;
+  /** The licence's seat refusal for one more active user, or undefined (call inside the transaction that adds it). */
+  private async seatRefusal(): Promise<AppError | undefined> {
+    return this.d.entitlements().checkGrowth('seats', await this.d.repo.countUsers({ status: 'active' }));
   }
-  private checkSeat(ctx: RequestContext, action: string, target: { type: string; id?: string }): void {
-    const refusal = this.d.entitlements().checkGrowth('seats', this.countActive());
-    if (refusal) {
-      this.d.audit.record(ctx, { action, outcome: 'denied', reason: refusal.code, target });
-      throw refusal;
-    }
+  /** Audits a refusal decided inside a transaction, after it rolled back (so the entry stays), and returns it to throw. */
+  private async refused(ctx: RequestContext, refusal: AppError, action: string, target: { type: string; id?: string }): Promise<AppError> {
+    await this.d.audit.record(ctx, { action, outcome: 'denied', reason: refusal.code, target });
+    return refusal;
   }
 
   /** A user visible to the principal: platform admins see everyone, others the members of their tenant. */
-  private visible(ctx: RequestContext, id: string, action: string): UserRow {
-    const u = this.byId(id);
-    if (u && (isPlatform(ctx) || (ctx.tenant && this.d.repo.membership(ctx, u.id)))) return u;
-    throw hidden(this.d, ctx, 'user', id, action);
+  private async visible(ctx: RequestContext, id: string, action: string): Promise<UserRow> {
+    const u = await this.byId(id);
+    if (u && (isPlatform(ctx) || (ctx.tenant && (await this.d.repo.membership(ctx, u.id))))) return u;
+    throw await hidden(this.d, ctx, 'user', id, action);
   }
 
   async create(
     ctx: RequestContext,
     input: { email: string; name?: string; password?: string | null; platformAdmin?: boolean },
   ): Promise<UserRow> {
-    this.d.access.require(ctx, 'platform:users:write', {}, { type: 'user' });
+    await this.d.access.require(ctx, 'platform:users:write', {}, { type: 'user' });
     return this.insert(ctx, input);
   }
 
   private async insert(ctx: RequestContext, input: { email: string; name?: string; password?: string | null; platformAdmin?: boolean }): Promise<UserRow> {
     const email = normalizeEmail(input.email);
-    if (this.byEmail(email)) throw new AppError(409, 'user_exists', `A user with e-mail ${email} already exists.`, { param: 'email' });
+    if (await this.byEmail(email)) throw new AppError(409, 'user_exists', `A user with e-mail ${email} already exists.`, { param: 'email' });
     let passwordHash: string | null = null;
     if (input.password != null) {
       const bad = checkPasswordPolicy(input.password, email);
       if (bad) throw bad;
-      passwordHash = await hashPassword(input.password, this.d.passwordLogN);
+      passwordHash = await hashPassword(input.password, this.d.passwordLogN); // outside the transaction (scrypt)
     }
-    this.checkSeat(ctx, 'user.create', { type: 'user' });
     const now = this.d.clock.now();
-    const row = this.d.db
-      .insert(users)
-      .values({
+    // One transaction: the address check, the seat count and the insert (two creations at the
+    // seat limit must not both pass).
+    const out = await this.d.repo.tx(async (): Promise<{ row: UserRow } | { refusal: AppError }> => {
+      await this.d.repo.lock('seats');
+      if (await this.byEmail(email)) throw new AppError(409, 'user_exists', `A user with e-mail ${email} already exists.`, { param: 'email' });
+      const refusal = await this.seatRefusal();
+      if (refusal) return { refusal };
+      const row = await this.d.repo.insertUser({
         id: newId('usr', now),
         email,
         name: input.name?.trim() || email.split('@')[0]!,
@@ -96,10 +98,12 @@ export class UserService {
         passwordChangedAt: passwordHash ? now : null,
         createdAt: now,
         updatedAt: now,
-      })
-      .returning()
-      .get();
-    this.d.audit.record(ctx, {
+      });
+      return { row };
+    });
+    if ('refusal' in out) throw await this.refused(ctx, out.refusal, 'user.create', { type: 'user' });
+    const row = out.row;
+    await this.d.audit.record(ctx, {
       action: 'user.create',
       tenantId: ctx.tenant?.id ?? null,
       target: { type: 'user', id: row.id },
@@ -108,87 +112,100 @@ export class UserService {
     return row;
   }
 
-  get(ctx: RequestContext, id: string): { user: UserRow; role: Role | null } {
-    const u = this.visible(ctx, id, 'user.read');
-    if (!isPlatform(ctx)) this.d.access.require(ctx, 'members:read', {}, { type: 'user', id });
-    return { user: u, role: ctx.tenant ? (this.d.repo.membership(ctx, u.id)?.role ?? null) : null };
+  async get(ctx: RequestContext, id: string): Promise<{ user: UserRow; role: Role | null }> {
+    const u = await this.visible(ctx, id, 'user.read');
+    if (!isPlatform(ctx)) await this.d.access.require(ctx, 'members:read', {}, { type: 'user', id });
+    return { user: u, role: ctx.tenant ? ((await this.d.repo.membership(ctx, u.id))?.role ?? null) : null };
   }
 
-  list(ctx: RequestContext, opts: { status?: 'active' | 'deactivated'; email?: string; cursor?: string; limit: number }): Page<ReturnType<typeof serializeUser>> {
+  async list(ctx: RequestContext, opts: { status?: 'active' | 'deactivated'; email?: string; cursor?: string; limit: number }): Promise<Page<ReturnType<typeof serializeUser>>> {
     if (isPlatform(ctx)) {
-      this.d.access.require(ctx, 'platform:users:read');
-      const rows = this.d.db
-        .select()
-        .from(users)
-        .where(
-          and(
-            opts.status ? eq(users.status, opts.status) : undefined,
-            opts.email ? eq(users.email, opts.email.toLowerCase()) : undefined,
-            opts.cursor ? lt(users.id, opts.cursor) : undefined,
-          ),
-        )
-        .orderBy(desc(users.id))
-        .limit(opts.limit + 1)
-        .all();
+      await this.d.access.require(ctx, 'platform:users:read');
+      const rows = await this.d.repo.listUsers({
+        limit: opts.limit + 1,
+        ...(opts.status ? { status: opts.status } : {}),
+        ...(opts.email ? { email: opts.email.toLowerCase() } : {}),
+        ...(opts.cursor ? { beforeId: opts.cursor } : {}),
+      });
       return page(rows, opts.limit, (u) => u.id, (u) => serializeUser(u));
     }
     return this.members(ctx, opts);
   }
 
   /** The members of ctx's tenant with their roles. */
-  members(ctx: RequestContext, opts: { status?: 'active' | 'deactivated'; email?: string; cursor?: string; limit: number }): Page<ReturnType<typeof serializeUser>> {
-    this.d.access.require(ctx, 'members:read');
-    const rows = this.d.repo
-      .memberUsers(ctx, { limit: opts.limit + 1, ...(opts.cursor ? { beforeId: opts.cursor } : {}), ...(opts.status ? { status: opts.status } : {}) })
-      .filter((r) => !opts.email || r.user.email === opts.email.toLowerCase());
+  async members(ctx: RequestContext, opts: { status?: 'active' | 'deactivated'; email?: string; cursor?: string; limit: number }): Promise<Page<ReturnType<typeof serializeUser>>> {
+    await this.d.access.require(ctx, 'members:read');
+    const rows = (
+      await this.d.repo.memberUsers(ctx, { limit: opts.limit + 1, ...(opts.cursor ? { beforeId: opts.cursor } : {}), ...(opts.status ? { status: opts.status } : {}) })
+    ).filter((r) => !opts.email || r.user.email === opts.email.toLowerCase());
     return page(rows, opts.limit, (r) => r.user.id, (r) => serializeUser(r.user, { role: r.role }));
   }
 
   /** Deactivate: sessions end and keys stop at once; the user's data stays. */
-  deactivate(ctx: RequestContext, id: string): UserRow {
-    const u = this.visible(ctx, id, 'user.deactivate');
-    this.d.access.require(ctx, 'platform:users:write', {}, { type: 'user', id });
-    if (u.platformAdmin && u.status === 'active' && this.countPlatformAdmins() <= 1) {
-      throw new AppError(409, 'last_platform_admin', 'This is the last active platform administrator; create another one first.');
-    }
+  async deactivate(ctx: RequestContext, id: string): Promise<UserRow> {
+    await this.visible(ctx, id, 'user.deactivate');
+    await this.d.access.require(ctx, 'platform:users:write', {}, { type: 'user', id });
     const now = this.d.clock.now();
-    this.d.db.transaction((tx) => {
-      tx.update(users).set({ status: 'deactivated', updatedAt: now }).where(eq(users.id, id)).run();
-      tx.update(sessions).set({ revokedAt: now, revokedReason: 'user_deactivated' }).where(and(eq(sessions.userId, id), sql`${sessions.revokedAt} IS NULL`)).run();
+    // The last-admin check and the writes in one transaction: two administrators deactivating
+    // each other at once must not leave none.
+    await this.d.repo.tx(async () => {
+      await this.d.repo.lock('platform-admins');
+      const u = await this.byId(id);
+      if (u?.platformAdmin && u.status === 'active' && (await this.countPlatformAdmins()) <= 1) {
+        throw new AppError(409, 'last_platform_admin', 'This is the last active platform administrator; create another one first.');
+      }
+      await this.d.repo.updateUser(id, { status: 'deactivated', updatedAt: now });
+      await this.d.repo.endSessionsOfUser(id, now, 'user_deactivated');
     });
-    this.d.revision.bump();
-    this.d.audit.record(ctx, { action: 'user.deactivate', tenantId: null, target: { type: 'user', id } });
-    return this.byId(id)!;
+    await this.d.revision.bump();
+    await this.d.audit.record(ctx, { action: 'user.deactivate', tenantId: null, target: { type: 'user', id } });
+    return (await this.byId(id))!;
   }
 
-  reactivate(ctx: RequestContext, id: string): UserRow {
-    const u = this.visible(ctx, id, 'user.reactivate');
-    this.d.access.require(ctx, 'platform:users:write', {}, { type: 'user', id });
-    if (u.status !== 'active') this.checkSeat(ctx, 'user.reactivate', { type: 'user', id });
-    this.d.db.update(users).set({ status: 'active', updatedAt: this.d.clock.now() }).where(eq(users.id, id)).run();
-    this.d.revision.bump();
-    this.d.audit.record(ctx, { action: 'user.reactivate', tenantId: null, target: { type: 'user', id } });
-    return this.byId(id)!;
+  async reactivate(ctx: RequestContext, id: string): Promise<UserRow> {
+    await this.visible(ctx, id, 'user.reactivate');
+    await this.d.access.require(ctx, 'platform:users:write', {}, { type: 'user', id });
+    const refusal = await this.d.repo.tx(async () => {
+      await this.d.repo.lock('seats');
+      const u = await this.byId(id);
+      if (u && u.status !== 'active') {
+        const r = await this.seatRefusal();
+        if (r) return r;
+      }
+      await this.d.repo.updateUser(id, { status: 'active', updatedAt: this.d.clock.now() });
+      return undefined;
+    });
+    if (refusal) throw await this.refused(ctx, refusal, 'user.reactivate', { type: 'user', id });
+    await this.d.revision.bump();
+    await this.d.audit.record(ctx, { action: 'user.reactivate', tenantId: null, target: { type: 'user', id } });
+    return (await this.byId(id))!;
   }
 
   /**
    * Grants `role` in ctx's tenant (adds the membership or changes its role). Making or
    * unmaking an owner needs members:grant_owner; the last owner cannot be demoted.
    */
-  grant(ctx: RequestContext, userId: string, role: Role): { user: UserRow; role: Role } {
+  async grant(ctx: RequestContext, userId: string, role: Role): Promise<{ user: UserRow; role: Role }> {
     if (!isRole(role)) throw new AppError(400, 'invalid_role', 'role must be owner, admin, member or viewer.', { param: 'role' });
-    const u = this.byId(userId);
-    const existing = u ? this.d.repo.membership(ctx, userId) : undefined;
+    const u = await this.byId(userId);
+    const existing = u ? await this.d.repo.membership(ctx, userId) : undefined;
     // A user who is not yet a member is only addressable by platform admins; tenant admins invite (invitations.ts).
-    if (!u || (!existing && !isPlatform(ctx))) throw hidden(this.d, ctx, 'user', userId, 'membership.grant');
-    this.d.access.require(ctx, 'members:write', {}, { type: 'membership', id: userId });
-    if (role === 'owner' || existing?.role === 'owner') this.d.access.require(ctx, 'members:grant_owner', {}, { type: 'membership', id: userId });
-    if (existing?.role === 'owner' && role !== 'owner' && this.d.repo.countOwners(ctx) <= 1) {
-      throw new AppError(409, 'last_owner', 'A tenant keeps at least one owner; make someone else owner first.');
-    }
-    this.d.repo.upsertMembership(ctx, userId, role, this.d.clock.now());
-    this.d.revision.bump();
-    this.d.audit.record(ctx, { action: 'membership.grant', target: { type: 'user', id: userId }, details: { role, previous_role: existing?.role ?? null } });
+    if (!u || (!existing && !isPlatform(ctx))) throw await hidden(this.d, ctx, 'user', userId, 'membership.grant');
+    await this.d.access.require(ctx, 'members:write', {}, { type: 'membership', id: userId });
+    if (role === 'owner' || existing?.role === 'owner') await this.d.access.require(ctx, 'members:grant_owner', {}, { type: 'membership', id: userId });
+    // Re-read and count inside one transaction: two concurrent demotions of the last two
+    // owners must leave one.
+    const previous = await this.d.repo.tx(async () => {
+      await this.d.repo.lock(`owners:${ctx.tenant?.id}`);
+      const current = await this.d.repo.membership(ctx, userId);
+      if (current?.role === 'owner' && role !== 'owner' && (await this.d.repo.countOwners(ctx)) <= 1) {
+        throw new AppError(409, 'last_owner', 'A tenant keeps at least one owner; make someone else owner first.');
+      }
+      await this.d.repo.upsertMembership(ctx, userId, role, this.d.clock.now());
+      return current?.role ?? null;
+    });
+    await this.d.revision.bump();
+    await this.d.audit.record(ctx, { action: 'membership.grant', target: { type: 'user', id: userId }, details: { role, previous_role: previous } });
     return { user: u, role };
   }
 
@@ -196,32 +213,40 @@ export class UserService {
    * The account of an accepted invitation link (server/identity/invitations.ts): the
    * invitee chose the password (hashed by the caller). Seat-checked like any new user.
    */
-  insertForInvitation(ctx: RequestContext, input: { email: string; passwordHash: string }): UserRow {
+  async insertForInvitation(ctx: RequestContext, input: { email: string; passwordHash: string }): Promise<UserRow> {
     const email = normalizeEmail(input.email);
-    if (this.byEmail(email)) throw new AppError(409, 'account_exists', 'An account with this address exists; sign in as it to accept.');
-    this.checkSeat(ctx, 'user.create', { type: 'user' });
     const now = this.d.clock.now();
-    const row = this.d.db
-      .insert(users)
-      .values({ id: newId('usr', now), email, name: email.split('@')[0]!, passwordHash: input.passwordHash, passwordChangedAt: now, createdAt: now, updatedAt: now })
-      .returning()
-      .get();
-    this.d.audit.record(ctx, { action: 'user.create', target: { type: 'user', id: row.id }, details: { email, platform_admin: false, via: 'invitation' } });
-    return row;
+    const out = await this.d.repo.tx(async (): Promise<{ row: UserRow } | { refusal: AppError }> => {
+      await this.d.repo.lock('seats');
+      if (await this.byEmail(email)) throw new AppError(409, 'account_exists', 'An account with this address exists; sign in as it to accept.');
+      const refusal = await this.seatRefusal();
+      if (refusal) return { refusal };
+      return { row: await this.d.repo.insertUser({ id: newId('usr', now), email, name: email.split('@')[0]!, passwordHash: input.passwordHash, passwordChangedAt: now, createdAt: now, updatedAt: now }) };
+    });
+    if ('refusal' in out) throw await this.refused(ctx, out.refusal, 'user.create', { type: 'user' });
+    await this.d.audit.record(ctx, { action: 'user.create', target: { type: 'user', id: out.row.id }, details: { email, platform_admin: false, via: 'invitation' } });
+    return out.row;
   }
 
   /** Removes the membership; the user's keys in this tenant stop (their owner lost the role). */
-  removeMember(ctx: RequestContext, userId: string): void {
-    const existing = this.byId(userId) ? this.d.repo.membership(ctx, userId) : undefined;
-    if (!existing) throw hidden(this.d, ctx, 'user', userId, 'membership.revoke');
-    this.d.access.require(ctx, 'members:write', {}, { type: 'membership', id: userId });
-    if (existing.role === 'owner') {
-      this.d.access.require(ctx, 'members:grant_owner', {}, { type: 'membership', id: userId });
-      if (this.d.repo.countOwners(ctx) <= 1) throw new AppError(409, 'last_owner', 'A tenant keeps at least one owner.');
-    }
-    this.d.repo.deleteMembership(ctx, userId);
-    this.d.revision.bump();
-    this.d.audit.record(ctx, { action: 'membership.revoke', target: { type: 'user', id: userId }, details: { previous_role: existing.role } });
+  async removeMember(ctx: RequestContext, userId: string): Promise<void> {
+    const existing = (await this.byId(userId)) ? await this.d.repo.membership(ctx, userId) : undefined;
+    if (!existing) throw await hidden(this.d, ctx, 'user', userId, 'membership.revoke');
+    await this.d.access.require(ctx, 'members:write', {}, { type: 'membership', id: userId });
+    if (existing.role === 'owner') await this.d.access.require(ctx, 'members:grant_owner', {}, { type: 'membership', id: userId });
+    // The owner count and the delete in one transaction: two concurrent removals of the last
+    // two owners must leave one.
+    const previous = await this.d.repo.tx(async () => {
+      await this.d.repo.lock(`owners:${ctx.tenant?.id}`);
+      const current = await this.d.repo.membership(ctx, userId);
+      if (!current) return undefined;
+      if (current.role === 'owner' && (await this.d.repo.countOwners(ctx)) <= 1) throw new AppError(409, 'last_owner', 'A tenant keeps at least one owner.');
+      await this.d.repo.deleteMembership(ctx, userId);
+      return current.role;
+    });
+    if (previous === undefined) throw await hidden(this.d, ctx, 'user', userId, 'membership.revoke');
+    await this.d.revision.bump();
+    await this.d.audit.record(ctx, { action: 'membership.revoke', target: { type: 'user', id: userId }, details: { previous_role: previous } });
   }
 
   /** Set by createIdentity: SessionService.checkCurrentPassword (throttled like logins). */
@@ -231,7 +256,7 @@ export class UserService {
   async changeOwnPassword(ctx: RequestContext, current: string, next: string): Promise<void> {
     const p = ctx.principal;
     if (p?.kind !== 'user' || !p.userId) throw new AppError(403, 'session_required', 'Change your password from a signed-in session.');
-    const u = this.byId(p.userId)!;
+    const u = (await this.byId(p.userId))!;
     // Wrong current passwords count against the same per-account and per-address limits as
     // failed logins (SessionService.checkCurrentPassword): a stolen session cannot guess it.
     if (!this.currentPasswordCheck) throw new Error('currentPasswordCheck is not wired');
@@ -245,14 +270,10 @@ export class UserService {
     if (bad) throw bad;
     const hash = await hashPassword(next, this.d.passwordLogN);
     const now = this.d.clock.now();
-    const ended = this.d.db.transaction((tx) => {
-      tx.update(users).set({ passwordHash: hash, passwordChangedAt: now, updatedAt: now }).where(eq(users.id, user.id)).run();
-      return tx
-        .update(sessions)
-        .set({ revokedAt: now, revokedReason: 'password_changed' })
-        .where(and(eq(sessions.userId, user.id), sql`${sessions.revokedAt} IS NULL`, keepSessionId ? sql`${sessions.id} <> ${keepSessionId}` : undefined))
-        .run().changes;
+    const ended = await this.d.repo.tx(async () => {
+      await this.d.repo.updateUser(user.id, { passwordHash: hash, passwordChangedAt: now, updatedAt: now });
+      return this.d.repo.endSessionsOfUser(user.id, now, 'password_changed', keepSessionId);
     });
-    this.d.audit.record(ctx, { action: 'user.password_change', tenantId: null, target: { type: 'user', id: user.id }, details: { sessions_ended: ended } });
+    await this.d.audit.record(ctx, { action: 'user.password_change', tenantId: null, target: { type: 'user', id: user.id }, details: { sessions_ended: ended } });
   }
 }

@@ -21,11 +21,11 @@ export function jobsAdminRouter(identity: Identity, queues: JobQueues): Router {
   const r = Router();
   r.use('/admin/api/jobs', authenticate(identity, { accept: ['session', 'api_key'] }));
   r.get('/admin/api/jobs/counts', async (req: Request, res: Response) => {
-    identity.access.require(req.ctx, 'platform:jobs:read');
+    await identity.access.require(req.ctx, 'platform:jobs:read');
     res.json({ object: 'job_counts', queues: await queues.counts() });
   });
   r.get('/admin/api/jobs/failed', async (req: Request, res: Response) => {
-    identity.access.require(req.ctx, 'platform:jobs:read');
+    await identity.access.require(req.ctx, 'platform:jobs:read');
     const q = failedQuery.safeParse(req.query);
     if (!q.success) throw new AppError(400, 'invalid_request', `queue must be one of ${LANES.join(', ')}; limit 1..500`);
     res.json({ object: 'list', data: await queues.listFailed({ limit: q.data.limit, ...(q.data.queue ? { queue: q.data.queue } : {}) }) });
@@ -35,9 +35,9 @@ export function jobsAdminRouter(identity: Identity, queues: JobQueues): Router {
       const lane = laneParam.safeParse(req.params.queue);
       if (!lane.success) throw new AppError(404, 'job_not_found', `No queue ${String(req.params.queue)}.`);
       const id = String(req.params.id);
-      identity.access.require(req.ctx, 'platform:jobs:write', {}, { type: 'job', id });
+      await identity.access.require(req.ctx, 'platform:jobs:write', {}, { type: 'job', id });
       const job = op === 'retry' ? await queues.retry(lane.data, id) : await queues.discard(lane.data, id);
-      identity.audit.record(req.ctx, { action: `jobs.${op}`, tenantId: job.tenant_id, target: { type: 'job', id: `${lane.data}:${id}` }, details: { name: job.name } });
+      await identity.audit.record(req.ctx, { action: `jobs.${op}`, tenantId: job.tenant_id, target: { type: 'job', id: `${lane.data}:${id}` }, details: { name: job.name } });
       res.json({ object: 'job', ...job });
     });
   }

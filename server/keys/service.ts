@@ -20,7 +20,7 @@ import { KeyGrowth } from './growth.js';
  * API keys: creation (shown once), listing, rotation, revocation, and verification.
  *
  * Verification is the gateway's hot path. Keys are looked up by their visible prefix in an
- * in-memory cache (hits never touch SQLite), then the SHA-256 of the presented secret is
+ * in-memory cache (hits never touch the database), then the SHA-256 of the presented secret is
  * compared with timingSafeEqual. The cache is dropped whenever the identity revision moves
  * (this process synchronously; other processes, the CLI included, through the revision
  * poll), so revocation, expiry, owner deactivation, role loss and tenant suspension take
@@ -103,7 +103,7 @@ export class KeyService {
 
   constructor(private readonly d: IdentityDeps) {
     d.revision.onChange(() => this.invalidate());
-    this.growth = new KeyGrowth(d.db, d.entitlements);
+    this.growth = new KeyGrowth(d.store, d.entitlements);
   }
 
   invalidate(): void {
@@ -114,27 +114,28 @@ export class KeyService {
   /** Writes gathered last-used times every `ms`; stop() flushes the rest. */
   start(ms = 5000): void {
     if (this.flushTimer) return;
-    this.flushTimer = setInterval(() => this.flushUsage(), ms);
+    this.flushTimer = setInterval(() => void this.flushUsage(), ms);
     this.flushTimer.unref();
   }
-  stop(): void {
+  async stop(): Promise<void> {
     if (this.flushTimer) clearInterval(this.flushTimer);
     this.flushTimer = undefined;
-    this.flushUsage();
+    await this.flushUsage();
   }
-  flushUsage(): void {
+  /** Writes the gathered last-used times; never rejects (a failure is logged, the times are best effort). */
+  async flushUsage(): Promise<void> {
     if (this.used.size === 0) return;
     const batch = [...this.used.values()];
     this.used.clear();
     try {
-      this.d.repo.touchKeys(batch);
+      await this.d.repo.touchKeys(batch);
     } catch (e) {
       this.d.log.warn({ err: e }, 'could not record API key last-used times');
     }
   }
 
-  private load(prefix: string): CacheEntry | undefined {
-    const found: KeyLookup | undefined = this.d.repo.keyByPrefix(prefix);
+  private async load(prefix: string): Promise<CacheEntry | undefined> {
+    const found: KeyLookup | undefined = await this.d.repo.keyByPrefix(prefix);
     if (!found) return undefined;
     const { key, tenant, owner } = found;
     let role: Role = OWNERLESS_KEY_ROLE;
@@ -168,7 +169,7 @@ export class KeyService {
    * auth_key_invalid (unknown or wrong secret: indistinguishable), auth_key_revoked,
    * auth_key_expired, auth_key_owner_inactive (401) and tenant_suspended (403).
    */
-  verify(secret: string, ip?: string): VerifiedKey {
+  async verify(secret: string, ip?: string): Promise<VerifiedKey> {
     const parsed = parseKey(secret);
     if (!parsed.ok) {
       throw parsed.reason === 'checksum'
@@ -177,9 +178,13 @@ export class KeyService {
     }
     let entry = this.cache.get(parsed.prefix);
     if (!entry && !this.negative.has(parsed.prefix)) {
-      entry = this.load(parsed.prefix);
-      if (entry) this.cache.set(parsed.prefix, entry);
-      else {
+      const revision = this.d.revision.current();
+      entry = await this.load(parsed.prefix);
+      // A revision that moved during the read may have invalidated what was read: use it for
+      // this call, but do not cache it.
+      if (entry) {
+        if (this.d.revision.current() === revision) this.cache.set(parsed.prefix, entry);
+      } else if (this.d.revision.current() === revision) {
         if (this.negative.size >= NEGATIVE_MAX) this.negative.clear();
         this.negative.add(parsed.prefix);
       }
@@ -205,13 +210,14 @@ export class KeyService {
    * later on the key's behalf (batch lines in the worker). Same refusals as verify() except
    * the secret comparison; does not count as a use of the key.
    */
-  verifyStored(ctx: RequestContext, keyId: string): VerifiedKey {
-    const row = this.d.repo.key(ctx, keyId);
+  async verifyStored(ctx: RequestContext, keyId: string): Promise<VerifiedKey> {
+    const row = await this.d.repo.key(ctx, keyId);
     if (!row) throw keyError('auth_key_invalid', 'The API key is not valid.');
     const prefix = row.prefix;
-    const entry = this.cache.get(prefix) ?? this.load(prefix);
+    const revision = this.d.revision.current();
+    const entry = this.cache.get(prefix) ?? (await this.load(prefix));
     if (!entry) throw keyError('auth_key_invalid', 'The API key is not valid.');
-    this.cache.set(prefix, entry);
+    if (this.d.revision.current() === revision) this.cache.set(prefix, entry);
     if (entry.revokedAt !== null) throw keyError('auth_key_revoked', 'The API key has been revoked.');
     if (entry.expiresAt !== null && this.d.clock.now() >= entry.expiresAt) throw keyError('auth_key_expired', 'The API key has expired.');
     if (entry.tenantStatus === 'suspended') throw new AppError(403, 'tenant_suspended', `Tenant ${entry.verified.tenant.slug} is suspended.`);
@@ -240,11 +246,11 @@ export class KeyService {
   async create(ctx: RequestContext, input: CreateKeyInput): Promise<{ key: ApiKeyRow; secret: string }> {
     const p = ctx.principal;
     const ownerUserId = input.ownerUserId !== undefined ? input.ownerUserId : p?.kind === 'user' ? p.userId! : p?.kind === 'api_key' ? (p.userId ?? null) : null;
-    this.d.access.require(ctx, 'keys:write', { ownerUserId }, { type: 'api_key' });
+    await this.d.access.require(ctx, 'keys:write', { ownerUserId }, { type: 'api_key' });
     return this.insert(ctx, input, ownerUserId, null);
   }
 
-  private insert(ctx: RequestContext, input: CreateKeyInput, ownerUserId: string | null, rotatedFromId: string | null): { key: ApiKeyRow; secret: string } {
+  private async insert(ctx: RequestContext, input: CreateKeyInput, ownerUserId: string | null, rotatedFromId: string | null): Promise<{ key: ApiKeyRow; secret: string }> {
     const name = (input.name ?? '').trim();
     if (!name || name.length > 100) throw new AppError(400, 'invalid_name', 'A key name is 1–100 characters.', { param: 'name' });
     const scopes = [...new Set(input.scopes ?? DEFAULT_KEY_SCOPES)];
@@ -261,29 +267,32 @@ export class KeyService {
     // ...nor more than its owner can do (re-checked at every use through the owner's role).
     let ownerRole: Role = OWNERLESS_KEY_ROLE;
     if (ownerUserId) {
-      const m = this.d.repo.membership(ctx, ownerUserId);
-      const owner = this.d.repo.usersByIds([ownerUserId])[0];
+      const m = await this.d.repo.membership(ctx, ownerUserId);
+      const owner = (await this.d.repo.usersByIds([ownerUserId]))[0];
       if (!m || !owner || owner.status !== 'active') throw new AppError(400, 'invalid_owner', 'The key owner must be an active member of the tenant.', { param: 'owner_user_id' });
       ownerRole = m.role;
     }
     for (const s of scopes as Scope[]) {
       if (!this.covers(creatorRole, s, creatorScopes) || !this.covers(ownerRole, s)) {
-        this.d.audit.record(ctx, { action: 'key.create', outcome: 'denied', reason: 'key_scope_exceeds_creator', target: { type: 'api_key' }, details: { scope: s } });
+        await this.d.audit.record(ctx, { action: 'key.create', outcome: 'denied', reason: 'key_scope_exceeds_creator', target: { type: 'api_key' }, details: { scope: s } });
         throw new AppError(403, 'key_scope_exceeds_creator', `Scope ${s} grants more than the key's creator or owner may do.`, { param: 'scopes' });
       }
     }
-    // Growth: the tenant plan's max_keys and the licence's key limit (the refusal names the level).
+    // Growth: the tenant plan's max_keys and the licence's key limit (the refusal names the level),
+    // counted in the transaction that inserts the key: two creations at the limit do not both pass.
     const tenantId = ctx.tenant?.id;
-    const refusal = tenantId ? this.growth.check(tenantId, now, { replacing: rotatedFromId !== null }) : this.d.entitlements().checkGrowth('keys', this.d.repo.countActiveKeys(now));
-    if (refusal) {
-      this.d.audit.record(ctx, { action: 'key.create', outcome: 'denied', reason: refusal.code, target: { type: 'api_key' }, details: { level: refusal.details?.level ?? 'licence' } });
-      throw refusal;
-    }
+    const growthRefusal = async (): Promise<AppError | undefined> =>
+      tenantId ? this.growth.check(tenantId, now, { replacing: rotatedFromId !== null }) : this.d.entitlements().checkGrowth('keys', await this.d.repo.countActiveKeys(now));
 
     for (let attempt = 0; ; attempt++) {
       const g = generateKey();
       try {
-        const key = this.d.repo.insertKey(ctx, {
+        const out = await this.d.repo.tx(async (): Promise<{ key: ApiKeyRow } | { refusal: AppError }> => {
+          await this.d.repo.lock('keys');
+          const refusal = await growthRefusal();
+          if (refusal) return { refusal };
+          return {
+            key: await this.d.repo.insertKey(ctx, {
           id: newId('key', now),
           ownerUserId,
           name,
@@ -296,57 +305,65 @@ export class KeyService {
           createdAt: now,
           createdBy: actorOf(ctx),
           rotatedFromId,
+            }),
+          };
         });
+        if ('refusal' in out) {
+          const refusal = out.refusal;
+          await this.d.audit.record(ctx, { action: 'key.create', outcome: 'denied', reason: refusal.code, target: { type: 'api_key' }, details: { level: refusal.details?.level ?? 'licence' } });
+          throw refusal;
+        }
+        const key = out.key;
         this.negative.delete(g.prefix);
-        this.d.audit.record(ctx, {
+        await this.d.audit.record(ctx, {
           action: rotatedFromId ? 'key.rotate' : 'key.create',
           target: { type: 'api_key', id: key.id },
           details: { name, prefix: key.prefix, owner_user_id: ownerUserId, scopes, allowed_models: models, max_classification: key.maxClassification, expires_at: key.expiresAt, rotated_from_id: rotatedFromId },
         });
         return { key, secret: g.secret };
       } catch (e) {
-        // A visible-prefix collision (47 bits): try a fresh key.
-        if (attempt < 3 && String((e as Error).message).includes('UNIQUE')) continue;
+        // A visible-prefix collision (47 bits): try a fresh key (SQLite: UNIQUE constraint; PostgreSQL: duplicate key).
+        if (attempt < 3 && /UNIQUE|duplicate key/.test(String((e as Error).message))) continue;
         throw e;
       }
     }
   }
 
-  private visible(ctx: RequestContext, id: string, action: string): ApiKeyRow {
-    const k = this.d.repo.key(ctx, id);
-    if (!k) throw hidden(this.d, ctx, 'api_key', id, action);
+  private async visible(ctx: RequestContext, id: string, action: string): Promise<ApiKeyRow> {
+    const k = await this.d.repo.key(ctx, id);
+    if (!k) throw await hidden(this.d, ctx, 'api_key', id, action);
     return k;
   }
 
-  get(ctx: RequestContext, id: string): ApiKeyRow {
-    const k = this.visible(ctx, id, 'key.read');
-    this.d.access.require(ctx, 'keys:read', { ownerUserId: k.ownerUserId }, { type: 'api_key', id });
+  async get(ctx: RequestContext, id: string): Promise<ApiKeyRow> {
+    const k = await this.visible(ctx, id, 'key.read');
+    await this.d.access.require(ctx, 'keys:read', { ownerUserId: k.ownerUserId }, { type: 'api_key', id });
     return k;
   }
 
-  list(ctx: RequestContext, opts: { owner?: string; status?: 'active' | 'revoked'; cursor?: string; limit: number }): Page<ReturnType<typeof serializeKey>> {
+  async list(ctx: RequestContext, opts: { owner?: string; status?: 'active' | 'revoked'; cursor?: string; limit: number }): Promise<Page<ReturnType<typeof serializeKey>>> {
     const p = ctx.principal;
     const all = this.d.access.authorize(ctx, 'keys:read').allow;
     let owner = opts.owner;
     if (!all) {
       // Members see their own keys only.
-      this.d.access.require(ctx, 'keys:read', { ownerUserId: p?.userId ?? null });
+      await this.d.access.require(ctx, 'keys:read', { ownerUserId: p?.userId ?? null });
       owner = p?.userId;
     }
-    const rows = this.d.repo.keys(ctx, { limit: opts.limit + 1, ...(owner ? { ownerUserId: owner } : {}), ...(opts.status ? { status: opts.status } : {}), ...(opts.cursor ? { beforeId: opts.cursor } : {}) });
+    const rows = await this.d.repo.keys(ctx, { limit: opts.limit + 1, ...(owner ? { ownerUserId: owner } : {}), ...(opts.status ? { status: opts.status } : {}), ...(opts.cursor ? { beforeId: opts.cursor } : {}) });
     const now = this.d.clock.now();
     return page(rows, opts.limit, (k) => k.id, (k) => serializeKey(k, now));
   }
 
-  revoke(ctx: RequestContext, id: string): ApiKeyRow {
-    const k = this.visible(ctx, id, 'key.revoke');
-    this.d.access.require(ctx, 'keys:write', { ownerUserId: k.ownerUserId }, { type: 'api_key', id });
+  async revoke(ctx: RequestContext, id: string): Promise<ApiKeyRow> {
+    const k = await this.visible(ctx, id, 'key.revoke');
+    await this.d.access.require(ctx, 'keys:write', { ownerUserId: k.ownerUserId }, { type: 'api_key', id });
     if (k.revokedAt === null) {
-      this.d.repo.updateKey(ctx, id, { revokedAt: this.d.clock.now(), revokedBy: actorOf(ctx) });
-      this.d.revision.bump();
-      this.d.audit.record(ctx, { action: 'key.revoke', target: { type: 'api_key', id }, details: { prefix: k.prefix } });
+      await this.d.repo.updateKey(ctx, id, { revokedAt: this.d.clock.now(), revokedBy: actorOf(ctx) });
+      await this.d.revision.bump();
+      await this.d.audit.record(ctx, { action: 'key.revoke', target: { type: 'api_key', id }, details: { prefix: k.prefix } });
     }
-    return this.d.repo.key(ctx, id)!;
+    return (await this.d.repo.key(ctx, id))!;
   }
 
   /**
@@ -354,13 +371,13 @@ export class KeyService {
    * stays valid for `overlapSeconds` (0 = revoked now).
    */
   async rotate(ctx: RequestContext, id: string, opts: { overlapSeconds?: number } = {}): Promise<{ key: ApiKeyRow; secret: string; previous: ApiKeyRow }> {
-    const old = this.visible(ctx, id, 'key.rotate');
-    this.d.access.require(ctx, 'keys:write', { ownerUserId: old.ownerUserId }, { type: 'api_key', id });
+    const old = await this.visible(ctx, id, 'key.rotate');
+    await this.d.access.require(ctx, 'keys:write', { ownerUserId: old.ownerUserId }, { type: 'api_key', id });
     if (old.revokedAt !== null) throw new AppError(409, 'key_revoked', 'A revoked key cannot be rotated; create a new one.');
     const overlap = Math.max(0, Math.floor(opts.overlapSeconds ?? 0));
     if (overlap > 30 * 86400) throw new AppError(400, 'invalid_overlap', 'The overlap window is at most 30 days.', { param: 'overlap_seconds' });
     const now = this.d.clock.now();
-    const created = this.insert(
+    const created = await this.insert(
       ctx,
       {
         name: old.name,
@@ -372,14 +389,14 @@ export class KeyService {
       old.ownerUserId,
       old.id,
     );
-    if (overlap === 0) this.d.repo.updateKey(ctx, id, { revokedAt: now, revokedBy: actorOf(ctx) });
-    else this.d.repo.updateKey(ctx, id, { expiresAt: Math.min(old.expiresAt ?? Infinity, now + overlap * 1000) });
-    this.d.revision.bump();
-    return { ...created, previous: this.d.repo.key(ctx, id)! };
+    if (overlap === 0) await this.d.repo.updateKey(ctx, id, { revokedAt: now, revokedBy: actorOf(ctx) });
+    else await this.d.repo.updateKey(ctx, id, { expiresAt: Math.min(old.expiresAt ?? Infinity, now + overlap * 1000) });
+    await this.d.revision.bump();
+    return { ...created, previous: (await this.d.repo.key(ctx, id))! };
   }
 
   /** The tenant of a key id (CLI), or undefined. */
-  tenantOf(id: string): { id: string; slug: string } | undefined {
+  tenantOf(id: string): Promise<{ id: string; slug: string } | undefined> {
     return this.d.repo.keyTenant(id);
   }
 }

@@ -276,16 +276,16 @@ export class Metrics {
 
   // ---- Sessions and audit (issue 9).
 
-  private sessionSource: (() => number) | undefined;
+  private sessionSource: (() => number | Promise<number>) | undefined;
 
   readonly sessionsActive = new Gauge({
     aggregator: 'max',
     name: 'enclave_sessions_active',
     help: 'Web sessions neither ended nor expired (absolute and idle timeouts).',
     registers: [this.registry],
-    collect: () => {
+    collect: async () => {
       try {
-        if (this.sessionSource) this.sessionsActive.set(this.sessionSource());
+        if (this.sessionSource) this.sessionsActive.set(await this.sessionSource());
       } catch {
         /* database closed during shutdown */
       }
@@ -293,7 +293,7 @@ export class Metrics {
   });
 
   /** Lets enclave_sessions_active count the sessions at scrape time (server/identity; the source caches). */
-  trackSessions(source: () => number): void {
+  trackSessions(source: () => number | Promise<number>): void {
     this.sessionSource = source;
   }
 

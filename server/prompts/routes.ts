@@ -24,7 +24,7 @@ export function promptsRouter(identity: Identity, prompts: PromptService): Route
     res.json({ object: 'list', data: await prompts.list(req.ctx) });
   });
   r.get('/admin/api/tenants/:tenantId/prompts', admin, async (req, res) => {
-    const ctx = inTenant(req, 'prompt.read');
+    const ctx = await inTenant(req, 'prompt.read');
     await identity.access.require(ctx, 'settings:read', {}, { type: 'prompt' });
     res.json({ object: 'list', data: await prompts.list(ctx) });
   });

@@ -695,12 +695,12 @@ export class SsoService {
     if (grants.platformAdmin && !user.platformAdmin) {
       await this.repo.setPlatformAdmin(user.id, true, now);
       if (identity) await this.repo.updateIdentity(identity.id, { platformAdminManaged: true });
-      this.d.identity.revision.bump();
+      await this.d.identity.revision.bump();
       await this.audit(ctx, { action: 'sso.role_change', tenantId: null, actor: { type: 'system', id: 'sso' }, target: { type: 'user', id: user.id }, details: { idp: idp.ref, platform_admin: true } });
     } else if (!grants.platformAdmin && user.platformAdmin && identity?.platformAdminManaged) {
       await this.repo.setPlatformAdmin(user.id, false, now);
       await this.repo.updateIdentity(identity.id, { platformAdminManaged: false });
-      this.d.identity.revision.bump();
+      await this.d.identity.revision.bump();
       await this.audit(ctx, { action: 'sso.role_change', tenantId: null, actor: { type: 'system', id: 'sso' }, target: { type: 'user', id: user.id }, details: { idp: idp.ref, platform_admin: false } });
     }
     for (const [slug, role] of grants.tenants) {

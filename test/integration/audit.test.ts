@@ -67,7 +67,7 @@ afterAll(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-const sqlite = () => s.db.$client;
+const sqlite = () => s.sqlite!.$client;
 const verifyCli = () => runCli(['audit', 'verify'], env).then((r) => ({ code: r.code, out: r.stdout, err: r.stderr }));
 
 describe('audit log', () => {
@@ -96,7 +96,7 @@ describe('audit log', () => {
   });
 
   it('the intact chain verifies', async () => {
-    expect(verifyChain(s.db).ok).toBe(true);
+    expect(verifyChain(s.sqlite!).ok).toBe(true);
     const r = await verifyCli();
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/audit chain intact: \d+ entries/);
@@ -111,7 +111,7 @@ describe('audit log', () => {
     expect(r.err).toContain(`audit chain broken at entry 5 (${row.id as string})`);
     expect(r.err).toMatch(/modified/);
     sqlite().prepare('UPDATE audit_log SET action = @action, outcome = @outcome, reason = @reason, details = @details WHERE seq = 5').run(row);
-    expect(verifyChain(s.db).ok).toBe(true);
+    expect(verifyChain(s.sqlite!).ok).toBe(true);
   });
 
   it('a deleted entry is named (the one after the gap)', async () => {
@@ -122,7 +122,7 @@ describe('audit log', () => {
     expect(r.err).toMatch(/broken at entry 8 .*entry 8 follows entry 6: 1 entry was deleted/);
     const cols = Object.keys(row);
     sqlite().prepare(`INSERT INTO audit_log (${cols.join(',')}) VALUES (${cols.map((c) => '@' + c).join(',')})`).run(row);
-    expect(verifyChain(s.db).ok).toBe(true);
+    expect(verifyChain(s.sqlite!).ok).toBe(true);
   });
 
   it('reordered entries are named', async () => {
@@ -142,18 +142,18 @@ describe('audit log', () => {
     sqlite().prepare(`UPDATE audit_log SET id = 'tmp_' || seq WHERE seq IN (3, 4)`).run();
     put(3, r3);
     put(4, r4);
-    expect(verifyChain(s.db).ok).toBe(true);
+    expect(verifyChain(s.sqlite!).ok).toBe(true);
   });
 
   it('deleting entries at the end is detected through the head', () => {
     const last = sqlite().prepare('SELECT * FROM audit_log ORDER BY seq DESC LIMIT 1').get() as Record<string, unknown>;
     sqlite().prepare('DELETE FROM audit_log WHERE seq = ?').run(last.seq);
-    const r = verifyChain(s.db);
+    const r = verifyChain(s.sqlite!);
     expect(r.ok).toBe(false);
     expect(!r.ok && r.broken.problem).toMatch(/entries at the end were deleted/);
     const cols = Object.keys(last);
     sqlite().prepare(`INSERT INTO audit_log (${cols.join(',')}) VALUES (${cols.map((c) => '@' + c).join(',')})`).run(last);
-    expect(verifyChain(s.db).ok).toBe(true);
+    expect(verifyChain(s.sqlite!).ok).toBe(true);
   });
 
   it('export --tenant writes that tenant’s entries as JSON lines, oldest first', async () => {
@@ -164,6 +164,6 @@ describe('audit log', () => {
     for (const e of lines) expect(e.tenant_id).toBe(acmeId);
     for (let i = 1; i < lines.length; i++) expect(lines[i].seq).toBeGreaterThan(lines[i - 1].seq);
     for (const secret of secrets) expect(stdout).not.toContain(secret);
-    expect(verifyChain(s.db).ok).toBe(true); // the export itself was audited, chained
+    expect(verifyChain(s.sqlite!).ok).toBe(true); // the export itself was audited, chained
   });
 });

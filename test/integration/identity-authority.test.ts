@@ -92,11 +92,11 @@ describe('identity authority (one story, in order)', { shuffle: false }, () => {
       expect(acc.headers.get('set-cookie')).toMatch(/enclave_session=/);
       expect(memberships('fresh@partner.test')).toEqual(['ia:member']);
       expect((await call(app.url, '/auth/invite/accept', { method: 'POST', body: { token: inv.body.token, password: 'Fresh-Partner-Passphrase-9' } })).status).toBe(404);
-      const stored = app.services.db.$client.prepare('SELECT token_hash FROM invitations WHERE id = ?').get(inv.body.id) as { token_hash: string };
+      const stored = app.services.sqlite!.$client.prepare('SELECT token_hash FROM invitations WHERE id = ?').get(inv.body.id) as { token_hash: string };
       expect(stored.token_hash).not.toContain(inv.body.token);
       // Expired links are refused like unknown ones.
       const late = await invite(ownerA, a.tenant.id, 'late@partner.test');
-      app.services.db.$client.prepare('UPDATE invitations SET expires_at = 1 WHERE id = ?').run(late.body.id);
+      app.services.sqlite!.$client.prepare('UPDATE invitations SET expires_at = 1 WHERE id = ?').run(late.body.id);
       expect((await call(app.url, '/auth/invite/lookup', { method: 'POST', body: { token: late.body.token } })).body.error.code).toBe('invitation_invalid');
     });
 

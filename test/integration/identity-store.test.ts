@@ -25,8 +25,7 @@ const log = pino({ level: 'silent' });
 const T0 = Date.UTC(2026, 11, 3, 12, 0, 0);
 
 function identityOver(store: Store, entitlements: Entitlements = unrestricted): Identity {
-  // db/data are the legacy handles, unused by the converted identity services.
-  return createIdentity({ db: undefined as never, data: undefined as never, store, tenantStore: createTenantStore(store), clock: systemClock, log, entitlements: () => entitlements, passwordLogN: 10 });
+  return createIdentity({ store, tenantStore: createTenantStore(store), clock: systemClock, log, entitlements: () => entitlements, passwordLogN: 10 });
 }
 
 function ctxIn(tenant: { id: string; slug: string }): RequestContext {

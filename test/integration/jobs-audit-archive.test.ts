@@ -16,7 +16,7 @@ beforeAll(async () => {
 });
 afterAll(async () => app?.close());
 
-const count = (): number => app.services.db.$client.prepare('SELECT COUNT(*) FROM audit_log').pluck().get() as number;
+const count = (): number => app.services.sqlite!.$client.prepare('SELECT COUNT(*) FROM audit_log').pluck().get() as number;
 const record = async (n: number, tag: string): Promise<void> => {
   for (let i = 0; i < n; i++) await app.services.identity.audit.record(sys(app.services), { action: 'test.event', tenantId: null, details: { tag, i } });
 };
@@ -45,7 +45,7 @@ describe('audit archive (export only)', () => {
 
     // Nothing was deleted: the database chain verifies as before.
     expect(count()).toBe(oldCount + 3);
-    expect(verifyChain(s.db)).toMatchObject({ ok: true, checked: oldCount + 3 });
+    expect(verifyChain(s.sqlite!)).toMatchObject({ ok: true, checked: oldCount + 3 });
     expect(await verifyArchive(dataDir, s.store)).toEqual({ ok: true, entries: oldCount, through: oldCount });
 
     // Idempotent: a second run the same day exports nothing.
@@ -57,7 +57,7 @@ describe('audit archive (export only)', () => {
     expect(next).toMatchObject({ archived: 3, through: oldCount + 3 });
     expect(archiveFiles(dataDir)).toHaveLength(2);
     expect(await verifyArchive(dataDir, s.store)).toEqual({ ok: true, entries: oldCount + 3, through: oldCount + 3 });
-    expect(verifyChain(s.db).ok).toBe(true);
+    expect(verifyChain(s.sqlite!).ok).toBe(true);
   });
 
   it('verifyArchive names an edited archived entry; an archive from another database stops the export', async () => {

@@ -72,7 +72,7 @@ describe('API key lifecycle', () => {
     expect(r.body).toMatchObject({ kind: 'api_key', id: key.id, user_id: acme.users.member!.id, role: 'member', tenant: { id: acme.tenant.id } });
     expect(r.body.scopes).toEqual(['models:invoke', 'models:list', 'embeddings:create']);
     // Stored only as a hash.
-    const row = app.services.db.$client.prepare('SELECT * FROM api_keys WHERE id = ?').get(key.id) as Record<string, unknown>;
+    const row = app.services.sqlite!.$client.prepare('SELECT * FROM api_keys WHERE id = ?').get(key.id) as Record<string, unknown>;
     expect(JSON.stringify(row)).not.toContain(secret);
     expect(JSON.stringify(row)).not.toContain(secret.slice(12));
   });
@@ -236,7 +236,7 @@ describe('API key lifecycle', () => {
     const { secret } = await makeKey();
     const keys = app.services.identity.keys;
     await keys.verify(secret);
-    const sqlite = app.services.db.$client;
+    const sqlite = app.services.sqlite!.$client;
     const prepare = sqlite.prepare.bind(sqlite);
     let calls = 0;
     (sqlite as unknown as { prepare: unknown }).prepare = (...a: [string]) => {
@@ -249,7 +249,7 @@ describe('API key lifecycle', () => {
       (sqlite as unknown as { prepare: unknown }).prepare = prepare;
     }
     expect(calls).toBe(0);
-    expect(() => keys.verify('enk_' + 'x'.repeat(49))).toThrow(AppError);
+    await expect(keys.verify('enk_' + 'x'.repeat(49))).rejects.toThrow(AppError);
   });
 
   it('CLI: keys create --json includes the secret once; list never does', async () => {

@@ -1,13 +1,13 @@
 import { and, eq, gt, isNotNull } from 'drizzle-orm';
 import type { RequestContext } from '../../context.js';
-import type { Db } from '../connection.js';
-import { invitations, tenantDomains, tenants } from '../schema.js';
-import type { TenantData } from '../tenant-scope.js';
+import type { invitations, tenantDomains } from '../schema.js';
+import type { Store } from '../store.js';
+import type { TenantStore } from '../tenant-store.js';
 
 /**
- * The SQL of the identity authority (issue 16): invitations and verified e-mail domains.
- * Tenant-scoped operations go through TenantData; the lookups that must cross tenants are
- * named here, each with the reason:
+ * The SQL of the identity authority (issue 16): invitations and verified e-mail domains (issue
+ * 22: async, on the Store, both dialects). Tenant-scoped operations go through the TenantStore;
+ * the lookups that must cross tenants are named here, each with the reason:
  *  - invitationByToken: an invitation link names only its token, before any tenant is known;
  *  - invitationForInvitee / pendingForEmail: the invitee sees and accepts the invitations
  *    addressed to their own e-mail, across tenants;
@@ -21,89 +21,83 @@ export interface InvitationWithTenant {
   readonly tenant: { id: string; slug: string; name: string; status: 'active' | 'suspended' };
 }
 
-const tenantCols = { id: tenants.id, slug: tenants.slug, name: tenants.name, status: tenants.status };
-
 export class AuthorityRepo {
   constructor(
-    private readonly db: Db,
-    private readonly data: TenantData,
+    private readonly store: Store,
+    private readonly data: TenantStore,
   ) {}
 
+  private withTenant() {
+    const { q, t } = this.store;
+    return q
+      .select({ invitation: t.invitations, tenant: { id: t.tenants.id, slug: t.tenants.slug, name: t.tenants.name, status: t.tenants.status } })
+      .from(t.invitations)
+      .innerJoin(t.tenants, eq(t.tenants.id, t.invitations.tenantId));
+  }
+
   // --- invitations (tenant-scoped) ---
-  insertInvitation(ctx: RequestContext, row: Omit<typeof invitations.$inferInsert, 'tenantId'>): InvitationRow {
+  insertInvitation(ctx: RequestContext, row: Omit<typeof invitations.$inferInsert, 'tenantId'>): Promise<InvitationRow> {
     return this.data.invitations.insert(ctx, row);
   }
-  invitation(ctx: RequestContext, id: string): InvitationRow | undefined {
-    return this.data.invitations.get(ctx, eq(invitations.id, id));
+  invitation(ctx: RequestContext, id: string): Promise<InvitationRow | undefined> {
+    return this.data.invitations.get(ctx, (i) => eq(i.id, id));
   }
-  pendingInvitations(ctx: RequestContext, now: number): InvitationRow[] {
-    return this.data.invitations
-      .list(ctx, and(eq(invitations.status, 'pending'), gt(invitations.expiresAt, now)))
-      .sort((x, y) => (x.id < y.id ? 1 : -1));
+  async pendingInvitations(ctx: RequestContext, now: number): Promise<InvitationRow[]> {
+    const rows = await this.data.invitations.list(ctx, (i) => and(eq(i.status, 'pending'), gt(i.expiresAt, now)));
+    return rows.sort((x, y) => (x.id < y.id ? 1 : -1));
   }
   /** Ends the tenant's pending invitations of an address (a new invitation replaces them). */
-  supersede(ctx: RequestContext, email: string, now: number): number {
-    return this.data.invitations.update(ctx, and(eq(invitations.email, email), eq(invitations.status, 'pending'))!, { status: 'revoked', decidedAt: now });
+  supersede(ctx: RequestContext, email: string, now: number): Promise<number> {
+    return this.data.invitations.update(ctx, (i) => and(eq(i.email, email), eq(i.status, 'pending')), { status: 'revoked', decidedAt: now });
   }
-  /** Moves a pending invitation to its final state; false when it was no longer pending (raced). */
-  decide(ctx: RequestContext, id: string, status: 'accepted' | 'declined' | 'revoked', now: number, userId?: string): boolean {
-    return (
-      this.data.invitations.update(ctx, and(eq(invitations.id, id), eq(invitations.status, 'pending'))!, {
-        status,
-        decidedAt: now,
-        ...(userId ? { acceptedUserId: userId } : {}),
-      }) === 1
-    );
+  /**
+   * Moves a pending invitation to its final state; false when it was no longer pending (raced).
+   * One conditional UPDATE: of two concurrent decisions exactly one sees the row still pending.
+   */
+  async decide(ctx: RequestContext, id: string, status: 'accepted' | 'declined' | 'revoked', now: number, userId?: string): Promise<boolean> {
+    const n = await this.data.invitations.update(ctx, (i) => and(eq(i.id, id), eq(i.status, 'pending')), {
+      status,
+      decidedAt: now,
+      ...(userId ? { acceptedUserId: userId } : {}),
+    });
+    return n === 1;
   }
 
   /** Cross-tenant: the invitation of a link token (by its hash). */
-  invitationByToken(tokenHash: string): InvitationWithTenant | undefined {
-    const r = this.db.select({ invitation: invitations, tenant: tenantCols }).from(invitations).innerJoin(tenants, eq(tenants.id, invitations.tenantId)).where(eq(invitations.tokenHash, tokenHash)).get();
-    return r ?? undefined;
+  invitationByToken(tokenHash: string): Promise<InvitationWithTenant | undefined> {
+    return this.store.one(this.withTenant().where(eq(this.store.t.invitations.tokenHash, tokenHash)));
   }
   /** Cross-tenant: one invitation, only if it is addressed to `email` (the signed-in invitee). */
-  invitationForInvitee(id: string, email: string): InvitationWithTenant | undefined {
-    const r = this.db
-      .select({ invitation: invitations, tenant: tenantCols })
-      .from(invitations)
-      .innerJoin(tenants, eq(tenants.id, invitations.tenantId))
-      .where(and(eq(invitations.id, id), eq(invitations.email, email)))
-      .get();
-    return r ?? undefined;
+  invitationForInvitee(id: string, email: string): Promise<InvitationWithTenant | undefined> {
+    const i = this.store.t.invitations;
+    return this.store.one(this.withTenant().where(and(eq(i.id, id), eq(i.email, email))));
   }
   /** Cross-tenant: the pending, unexpired invitations addressed to an e-mail. */
-  pendingForEmail(email: string, now: number): InvitationWithTenant[] {
-    return this.db
-      .select({ invitation: invitations, tenant: tenantCols })
-      .from(invitations)
-      .innerJoin(tenants, eq(tenants.id, invitations.tenantId))
-      .where(and(eq(invitations.email, email), eq(invitations.status, 'pending'), gt(invitations.expiresAt, now)))
-      .orderBy(invitations.id)
-      .all();
+  pendingForEmail(email: string, now: number): Promise<InvitationWithTenant[]> {
+    const i = this.store.t.invitations;
+    return this.store.all(this.withTenant().where(and(eq(i.email, email), eq(i.status, 'pending'), gt(i.expiresAt, now))).orderBy(i.id));
   }
 
   // --- verified domains (tenant-scoped) ---
-  domains(ctx: RequestContext): TenantDomainRow[] {
-    return this.data.tenantDomains.list(ctx).sort((x, y) => (x.domain < y.domain ? -1 : 1));
+  async domains(ctx: RequestContext): Promise<TenantDomainRow[]> {
+    return (await this.data.tenantDomains.list(ctx)).sort((x, y) => (x.domain < y.domain ? -1 : 1));
   }
-  domain(ctx: RequestContext, domain: string): TenantDomainRow | undefined {
-    return this.data.tenantDomains.get(ctx, eq(tenantDomains.domain, domain));
+  domain(ctx: RequestContext, domain: string): Promise<TenantDomainRow | undefined> {
+    return this.data.tenantDomains.get(ctx, (d) => eq(d.domain, domain));
   }
-  insertDomain(ctx: RequestContext, row: Omit<typeof tenantDomains.$inferInsert, 'tenantId'>): TenantDomainRow {
+  insertDomain(ctx: RequestContext, row: Omit<typeof tenantDomains.$inferInsert, 'tenantId'>): Promise<TenantDomainRow> {
     return this.data.tenantDomains.insert(ctx, row);
   }
-  markVerified(ctx: RequestContext, domain: string, by: string, now: number): number {
-    return this.data.tenantDomains.update(ctx, eq(tenantDomains.domain, domain), { verifiedAt: now, verifiedBy: by });
+  markVerified(ctx: RequestContext, domain: string, by: string, now: number): Promise<number> {
+    return this.data.tenantDomains.update(ctx, (d) => eq(d.domain, domain), { verifiedAt: now, verifiedBy: by });
   }
-  deleteDomain(ctx: RequestContext, domain: string): number {
-    return this.data.tenantDomains.delete(ctx, eq(tenantDomains.domain, domain));
+  deleteDomain(ctx: RequestContext, domain: string): Promise<number> {
+    return this.data.tenantDomains.delete(ctx, (d) => eq(d.domain, domain));
   }
   /** Cross-tenant: the tenant a domain is verified for (at most one), or undefined. */
-  verifiedDomainOwner(domain: string): string | undefined {
-    return this.db
-      .select({ tenantId: tenantDomains.tenantId })
-      .from(tenantDomains)
-      .where(and(eq(tenantDomains.domain, domain), isNotNull(tenantDomains.verifiedAt)))
-      .get()?.tenantId;
+  async verifiedDomainOwner(domain: string): Promise<string | undefined> {
+    const { q, t } = this.store;
+    const d = t.tenantDomains;
+    return (await this.store.one(q.select({ tenantId: d.tenantId }).from(d).where(and(eq(d.domain, domain), isNotNull(d.verifiedAt)))))?.tenantId;
   }
 }
