@@ -30,7 +30,7 @@ export function tenantProvidersRouter(identity: Identity, gateway: Gateway): Rou
   });
   r.post(BASE, async (req, res) => {
     const ctx = await inTenant(req, 'providers.create');
-    res.status(201).json(gateway.tenantDeployments.create(ctx, req.body));
+    res.status(201).json(await gateway.tenantDeployments.create(ctx, req.body));
   });
   r.get(`${BASE}/:providerId`, async (req, res) => {
     const ctx = await inTenant(req, 'providers.read');
@@ -39,7 +39,7 @@ export function tenantProvidersRouter(identity: Identity, gateway: Gateway): Rou
   });
   r.patch(`${BASE}/:providerId`, async (req, res) => {
     const ctx = await inTenant(req, 'providers.update');
-    res.json(gateway.tenantDeployments.update(ctx, id(req), req.body));
+    res.json(await gateway.tenantDeployments.update(ctx, id(req), req.body));
   });
   r.delete(`${BASE}/:providerId`, async (req, res) => {
     const ctx = await inTenant(req, 'providers.remove');
