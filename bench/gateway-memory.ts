@@ -25,7 +25,7 @@ const ctx = systemContext(s.log, s.clock, 'bench');
 const t = await s.identity.tenants.create(ctx, { slug: 'bench' });
 const tctx = await s.identity.tenants.scopeTo(ctx, t.id);
 const { secret } = await s.identity.keys.create(tctx, { name: 'bench', ownerUserId: null });
-s.gateway.deployments.create(ctx, { name: 'fake', kind: 'openai', base_url: `${f.url}/v1`, boundary: 'private', models: ['gpt-fake'], max_concurrency: 1000 });
+await s.gateway.deployments.create(ctx, { name: 'fake', kind: 'openai', base_url: `${f.url}/v1`, boundary: 'private', models: ['gpt-fake'], max_concurrency: 1000 });
 const server = await listen(buildApp(s), 0, '127.0.0.1');
 await new Promise((r) => setTimeout(r, 500));
 const body = JSON.stringify({ model: 'gpt-fake', messages: [{ role: 'user', content: 'hello' }], max_tokens: 16 });

@@ -239,7 +239,7 @@ export class LicenseService implements Entitlements {
    * database round per caller); a forced refresh always runs after what is queued.
    */
   refresh(force = false): Promise<void> {
-    if (!force && this.queuedRefresh) return this.queuedRefresh;
+    if (!force && this.queuedRefresh !== undefined) return this.queuedRefresh;
     const run = this.serial(() => {
       if (!force) this.queuedRefresh = undefined;
       return this.refreshNow(force);

@@ -8,11 +8,10 @@ import { resolveMasterKey } from './config/master-key.js';
 import { RuntimeSettings } from './config/runtime-settings.js';
 import type { SecretBox } from './config/secret-box.js';
 import type { Config } from './config/settings.js';
-import { databaseFile, openDatabase, type Db } from './db/connection.js';
-import { migrate, migrationStatus } from './db/migrator.js';
+import type { Db } from './db/connection.js';
+import { openStore } from './db/open-store.js';
 import { createTenantStore, type TenantStore } from './db/tenant-store.js';
-import { sqliteStore, type Store } from './db/store.js';
-import { createTenantData, type TenantData } from './db/tenant-scope.js';
+import type { Store } from './db/store.js';
 import { Readiness } from './health/readiness.js';
 import { healthRouter } from './health/routes.js';
 import { errorHandler, notFoundHandler } from './http/errors.js';
@@ -81,10 +80,10 @@ export interface Services {
   readonly config: Config;
   readonly log: Logger;
   readonly clock: Clock;
-  readonly db: Db;
-  readonly data: TenantData;
-  /** The async, dialect-neutral data layer (server/db/store.ts): verticals move from `db`/`data` to it (issue 22). */
+  /** The database (server/db/store.ts): SQLite in the data dir or PostgreSQL (issue 22). */
   readonly store: Store;
+  /** The SQLite handle (embedded only; undefined on PostgreSQL): tests' raw inspection and the data-dir tools. */
+  readonly sqlite: Db | undefined;
   readonly tenantStore: TenantStore;
   readonly secrets: SecretBox;
   readonly settings: RuntimeSettings;
@@ -135,22 +134,17 @@ export async function createServices(
   secureDataDir(config.dataDir, log);
   const master = resolveMasterKey(config, log);
 
-  const db = openDatabase(databaseFile(config.dataDir));
-  // Same connection as `db` (SQLite): converted and not-yet-converted code share it.
-  const store = sqliteStore(db);
+  // SQLite in the data dir, or PostgreSQL (ENCLAVE_DATABASE_URL), migrated to this version (issue 22).
+  const opened = await openStore(config, { appVersion: APP_VERSION, now: () => clock.now(), applicationName: `enclave ${process.pid}` });
+  if (opened.applied.length) log.info({ applied: opened.applied, dialect: opened.store.dialect }, 'applied database migrations');
+  const { store } = opened;
   const tenantStore = createTenantStore(store);
-  const closers: Closer[] = [
-    () => {
-      db.$client.close();
-    },
-  ];
+  const closers: Closer[] = [() => opened.close()];
   // Once only: a second call (e.g. a signal during start-up failure handling) waits for the first.
   let closing: Promise<void> | undefined;
   const closeAll = (): Promise<void> => (closing ??= closeInReverse(closers, log));
   try {
     configureContentScan({ sliceChars: config.contentScanSliceChars });
-    const { applied } = migrate(db.$client, { appVersion: APP_VERSION, now: () => clock.now() });
-    if (applied.length) log.info({ applied }, 'applied database migrations');
 
     const settings = new RuntimeSettings(store, master.box, clock);
     await settings.ensureSelfTest();
@@ -175,23 +169,8 @@ export async function createServices(
 
     const readiness = new Readiness();
     const metrics = new Metrics();
-    readiness.register({
-      name: 'database',
-      critical: true,
-      run: () => {
-        db.$client.prepare('SELECT 1').get();
-        return { status: 'ok' };
-      },
-    });
-    readiness.register({
-      name: 'migrations',
-      critical: true,
-      run: () => {
-        const s = migrationStatus(db.$client);
-        const ok = s.pending.length === 0 && s.unknown.length === 0;
-        return { status: ok ? 'ok' : 'fail', head: s.databaseHead, pending: s.pending.length };
-      },
-    });
+    // One check: the database answers (a query) and its schema is this version's.
+    readiness.register({ name: 'database', critical: true, run: () => opened.check() });
     readiness.register({
       name: 'redis',
       critical: true,
@@ -207,7 +186,6 @@ export async function createServices(
     metrics.trackLicense(() => license.metrics());
     readiness.register(license.readinessCheck());
 
-    const data = createTenantData(db);
     let gatewayRef: Gateway | undefined;
     let identityRef: Identity | undefined;
     const metering = createMetering({
@@ -227,8 +205,6 @@ export async function createServices(
     closers.push(() => metering.stop());
     const identity = createIdentity({
       plans: () => metering.plans,
-      db,
-      data,
       store,
       tenantStore,
       clock,
@@ -279,9 +255,8 @@ export async function createServices(
       config,
       log,
       clock,
-      db,
-      data,
       store,
+      sqlite: opened.sqlite,
       tenantStore,
       secrets: master.box,
       settings,

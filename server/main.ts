@@ -102,7 +102,10 @@ async function main(): Promise<void> {
     fail(`start-up failed: ${(e as Error).message}`, 1);
   }
 
-  services.metrics.trackBackups(() => readBackupRecords(services.db.$client));
+  if (services.sqlite) {
+    const sqlite = services.sqlite.$client;
+    services.metrics.trackBackups(() => readBackupRecords(sqlite));
+  }
   // In a cluster, /metrics on any worker answers for all of them (server/cluster.ts).
   joinMetricsAggregation(services.metrics.registry);
 

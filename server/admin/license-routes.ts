@@ -85,7 +85,7 @@ export function licenseAdminRouter(identity: Identity, license: LicenseService):
     // A tenant admin learns whether the chain holds and how many of the entries are its
     // tenant's, never the platform-wide count (how busy other tenants are).
     const tenantId = req.ctx.tenant?.id;
-    res.json({ object: 'audit_verification', ok: v.ok, checked: tenantId ? audit.count({ tenantId }) : 0, scope: 'tenant' });
+    res.json({ object: 'audit_verification', ok: v.ok, checked: tenantId ? await audit.count({ tenantId }) : 0, scope: 'tenant' });
   });
   return r;
 }

@@ -365,7 +365,7 @@ describe('prices and metering settings', () => {
       return list.data[0]!;
     });
     await s.gateway.usage.flush();
-    const recs = (s.data.usageRecords.list(seeded.ctx) as { workflow: string | null; model: string | null; costMicros: number; priceVersion: number | null; userId: string | null }[]).filter(
+    const recs = ((await s.tenantStore.usageRecords.list(seeded.ctx)) as { workflow: string | null; model: string | null; costMicros: number; priceVersion: number | null; userId: string | null }[]).filter(
       (u) => u.workflow === 'chat' && u.model === 'gpt-scripted' && u.priceVersion === stored.version,
     );
     expect(recs).toHaveLength(1);

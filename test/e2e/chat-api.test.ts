@@ -84,7 +84,7 @@ describe('chat API', () => {
 
     // Metered through the gateway with workflow `chat`.
     await app.services.gateway.usage.flush();
-    const usage = app.services.data.usageRecords.list(a.ctx) as { workflow: string | null; userId: string | null; classification: string | null }[];
+    const usage = (await app.services.tenantStore.usageRecords.list(a.ctx)) as { workflow: string | null; userId: string | null; classification: string | null }[];
     expect(usage.some((u) => u.workflow === 'chat' && u.userId === a.users.member!.id && u.classification === 'restricted')).toBe(true);
 
     // Rename, then delete all.
@@ -118,7 +118,7 @@ describe('chat API', () => {
       expect(event.request_id).toBe(res.headers.get('x-request-id'));
       // The usage writer batches; the test flushes to read the record (the chat itself did not need to).
       await s.gateway.usage.flush();
-      const rec = (s.data.usageRecords.list(a.ctx) as { requestId: string; workflow: string | null; costMicros: number; priceVersion: number | null; promptTokens: number; completionTokens: number }[]).find((u) => u.requestId === event.request_id)!;
+      const rec = ((await s.tenantStore.usageRecords.list(a.ctx)) as { requestId: string; workflow: string | null; costMicros: number; priceVersion: number | null; promptTokens: number; completionTokens: number }[]).find((u) => u.requestId === event.request_id)!;
       expect(rec.workflow).toBe('chat');
       expect(rec.priceVersion).toBe(price.body.version);
       return { event, rec };

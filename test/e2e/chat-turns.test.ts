@@ -69,7 +69,7 @@ describe('search', () => {
     // Deleted conversations leave the index with their messages.
     await call(app.url, `/api/chat/conversations/${mine}`, { method: 'DELETE', session: m });
     expect(await find(m, 'pineapple')).toEqual([]);
-    expect((s.db.$client.prepare("SELECT count(*) AS n FROM chat_fts WHERE chat_fts MATCH 'grandmother'").get() as { n: number }).n).toBe(0);
+    expect((s.sqlite!.$client.prepare("SELECT count(*) AS n FROM chat_fts WHERE chat_fts MATCH 'grandmother'").get() as { n: number }).n).toBe(0);
   });
 });
 

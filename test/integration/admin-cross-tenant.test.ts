@@ -112,7 +112,7 @@ function cases(route: string): Case[] | undefined {
 }
 
 function snapshotB(): string {
-  const q = (sql: string, ...a: unknown[]) => app.services.db.$client.prepare(sql).all(...a);
+  const q = (sql: string, ...a: unknown[]) => app.services.sqlite!.$client.prepare(sql).all(...a);
   return JSON.stringify({
     tenant: q('SELECT * FROM tenants WHERE id = ?', B.tenant.id),
     members: q('SELECT * FROM memberships WHERE tenant_id = ? ORDER BY user_id', B.tenant.id),

@@ -184,8 +184,8 @@ describe('SIGKILL during backup create', () => {
     const cfg = track(testConfig());
     const s = await createServices(cfg, { log: pino({ level: 'silent' }) });
     // enough incompressible data that writing the archive takes a while
-    const ins = s.db.$client.prepare('INSERT INTO settings (key, value, secret, updated_at) VALUES (?, ?, 0, 0)');
-    s.db.$client.transaction(() => {
+    const ins = s.sqlite!.$client.prepare('INSERT INTO settings (key, value, secret, updated_at) VALUES (?, ?, 0, 0)');
+    s.sqlite!.$client.transaction(() => {
       for (let i = 0; i < 400; i++) ins.run(`blob.${i}`, randomBytes(96 * 1024).toString('base64'));
     })();
     await s.close();

@@ -68,7 +68,7 @@ describe('backup during a running workload', () => {
     const config = testConfig();
     cleanup.push(config.dataDir);
     const services = await createServices(config, { log: pino({ level: 'silent' }) });
-    services.db.$client
+    services.sqlite!.$client
       .prepare("INSERT INTO tenants (id, slug, name, created_at, updated_at) VALUES ('ten_load', 'load', 'Load', ?, ?)")
       .run(Date.now(), Date.now());
     await services.settings.setSecret('provider.test.apiKey', 'sk-test-provider-credential');

@@ -149,7 +149,7 @@ describe('feedback', () => {
     expect((await conv(member, c)).messages[1]!.feedback).toMatchObject({ rating: 'up', comment: null });
     expect((await fb(answer!.id, member, { rating: 'down', comment: 'Too short, no source.' })).status).toBe(200);
     expect((await conv(member, c)).messages[1]!.feedback).toMatchObject({ rating: 'down', comment: 'Too short, no source.' });
-    expect((app.services.db.$client.prepare('SELECT count(*) AS n FROM message_feedback WHERE message_id = ?').get(answer!.id) as { n: number }).n).toBe(1);
+    expect((app.services.sqlite!.$client.prepare('SELECT count(*) AS n FROM message_feedback WHERE message_id = ?').get(answer!.id) as { n: number }).n).toBe(1);
 
     expect((await fb(question!.id, member, { rating: 'up' })).status).toBe(400); // not an answer
     expect((await fb(answer!.id, member, { rating: 'meh' })).status).toBe(400);

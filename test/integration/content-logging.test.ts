@@ -40,7 +40,7 @@ async function flush(): Promise<void> {
   await env.usage();
   await env.app.services.gateway.content.flush();
 }
-const contentRows = () => (env.app.services.db.$client.prepare('SELECT COUNT(*) AS n FROM call_contents').get() as { n: number }).n;
+const contentRows = () => (env.app.services.sqlite!.$client.prepare('SELECT COUNT(*) AS n FROM call_contents').get() as { n: number }).n;
 const base = () => `/admin/api/tenants/${T()}`;
 
 /** One plain chat, one streaming chat, one embeddings call, each carrying its own marker; returns request ids. */
@@ -162,7 +162,7 @@ describe('content logging (per-tenant opt-in)', { shuffle: false }, () => {
     expect((await env.app.services.identity.audit.count())).toBe(auditBefore + 4);
     expect(reads.map((r) => r.targetId)).toEqual(expect.arrayContaining([enabled.ids.plain, enabled.ids.stream, enabled.ids.embed, toolId]));
     expect(reads.every((r) => r.actorId === env.tenant.users.owner!.id && r.outcome === 'allowed')).toBe(true);
-    const auditText = JSON.stringify(env.app.services.db.$client.prepare('SELECT * FROM audit_log').all());
+    const auditText = JSON.stringify(env.app.services.sqlite!.$client.prepare('SELECT * FROM audit_log').all());
     for (const v of Object.values(enabled.m)) expect(auditText).not.toContain(v);
     expect(auditText).not.toContain('Hello from the fake model');
 

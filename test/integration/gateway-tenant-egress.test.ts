@@ -75,7 +75,7 @@ describe('tenant-private deployments may not reach loopback or link-local addres
     expect(created.status, JSON.stringify(created.body)).toBe(201);
     // As a row stored before this rule existed, or a name whose DNS answer changed since:
     // written behind the service's back, then announced like any configuration change.
-    s.db.$client.prepare('UPDATE provider_deployments SET base_url = ? WHERE name = ?').run(`http://localhost:${port()}/v1`, 'a-rebind');
+    s.sqlite!.$client.prepare('UPDATE provider_deployments SET base_url = ? WHERE name = ?').run(`http://localhost:${port()}/v1`, 'a-rebind');
     await s.gateway.revision.bump();
     upstream.reset();
 

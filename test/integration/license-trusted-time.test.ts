@@ -47,7 +47,7 @@ function restarted(a: TestApp, clock: Clock): Promise<LicenseService> {
 describe('licence trusted time', () => {
   it('the newest audit entry is a floor: clock set back and the high-water mark deleted, the licence stays lapsed', async () => {
     const { a, setWall, clock } = await expiredInstallation();
-    a.services.db.$client.prepare('DELETE FROM settings WHERE key = ?').run(K.time);
+    a.services.sqlite!.$client.prepare('DELETE FROM settings WHERE key = ?').run(K.time);
     setWall(T + DAY);
     const l = await restarted(a, clock);
     try {
@@ -62,13 +62,13 @@ describe('licence trusted time', () => {
   it('a high-water mark lowered by editing its settings row is detected and ignored', async () => {
     const { a, setWall, clock } = await expiredInstallation();
     await a.services.license.stop(); // persists the (signed) high-water mark at T+20d
-    const row = a.services.db.$client.prepare('SELECT value FROM settings WHERE key = ?').get(K.time) as { value: string };
+    const row = a.services.sqlite!.$client.prepare('SELECT value FROM settings WHERE key = ?').get(K.time) as { value: string };
     const stored = JSON.parse(row.value) as Record<string, unknown>;
     expect(stored.hwm).toBeGreaterThanOrEqual(T + 20 * DAY);
     expect(typeof stored.sig).toBe('string');
     // the edit: the mark back to T+1d, signature kept (it no longer matches) — and once without it
     for (const edited of [{ ...stored, hwm: T + DAY }, { hwm: T + DAY, suspect: null, epoch: stored.epoch }]) {
-      a.services.db.$client.prepare('UPDATE settings SET value = ?, updated_at = updated_at + 1 WHERE key = ?').run(JSON.stringify(edited), K.time);
+      a.services.sqlite!.$client.prepare('UPDATE settings SET value = ?, updated_at = updated_at + 1 WHERE key = ?').run(JSON.stringify(edited), K.time);
       setWall(T + DAY);
       const l = await restarted(a, clock);
       try {
@@ -82,7 +82,7 @@ describe('licence trusted time', () => {
         await l.stop();
       }
       // the next persist rewrote a signed mark that is not the edited one
-      const now = JSON.parse((a.services.db.$client.prepare('SELECT value FROM settings WHERE key = ?').get(K.time) as { value: string }).value) as { hwm: number; sig?: string };
+      const now = JSON.parse((a.services.sqlite!.$client.prepare('SELECT value FROM settings WHERE key = ?').get(K.time) as { value: string }).value) as { hwm: number; sig?: string };
       expect(now.hwm).toBeGreaterThanOrEqual(T + 20 * DAY);
       expect(typeof now.sig).toBe('string');
     }
@@ -95,8 +95,8 @@ describe('licence trusted time', () => {
     apps.push(a);
     await a.services.license.install(testLicense({ term: { expires_at: new Date(EXPIRES).toISOString(), grace_days: 0 } }, T));
     await a.services.license.stop();
-    const stored = JSON.parse((a.services.db.$client.prepare('SELECT value FROM settings WHERE key = ?').get(K.time) as { value: string }).value) as Record<string, unknown>;
-    a.services.db.$client.prepare('UPDATE settings SET value = ? WHERE key = ?').run(JSON.stringify({ ...stored, hwm: T + 3650 * DAY }), K.time);
+    const stored = JSON.parse((a.services.sqlite!.$client.prepare('SELECT value FROM settings WHERE key = ?').get(K.time) as { value: string }).value) as Record<string, unknown>;
+    a.services.sqlite!.$client.prepare('UPDATE settings SET value = ? WHERE key = ?').run(JSON.stringify({ ...stored, hwm: T + 3650 * DAY }), K.time);
     wall = T + DAY;
     const l = await restarted(a, clock);
     try {

@@ -71,7 +71,7 @@ describe('metering admin API', { shuffle: false }, () => {
     expect((await chat()).status).toBe(200); // 91
     expect((await chat()).status).toBe(429); // 91 + 11 > 100
     expect((await env.app.services.metering.repo.notifications(tid, true)).length).toBe(1); // not again
-    const audit = env.app.services.db.$client.prepare("SELECT COUNT(*) FROM audit_log WHERE action = 'quota.alert'").pluck().get();
+    const audit = env.app.services.sqlite!.$client.prepare("SELECT COUNT(*) FROM audit_log WHERE action = 'quota.alert'").pluck().get();
     expect(audit).toBe(1);
     const metrics = await env.app.services.metrics.registry.metrics();
     expect(metrics).toMatch(/enclave_quota_alerts_total\{limit="monthly_tokens",threshold="80"\} 1/);

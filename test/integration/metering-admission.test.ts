@@ -142,7 +142,7 @@ describe('one hierarchy: key → user → tenant plan → licence', () => {
     );
     expect(lastServedAt - t0).toBeLessThan(1000);
     await plan({});
-    const audit = env.app.services.db.$client.prepare("SELECT action FROM audit_log WHERE action IN ('tenant.plan', 'plan.create', 'plan.update')").pluck().all();
+    const audit = env.app.services.sqlite!.$client.prepare("SELECT action FROM audit_log WHERE action IN ('tenant.plan', 'plan.create', 'plan.update')").pluck().all();
     expect(audit).toContain('tenant.plan');
   });
 });
@@ -251,7 +251,7 @@ describe('budgets under concurrency', () => {
     release();
     env.ollama.reset();
     await env.usage();
-    const db = env.app.services.db.$client;
+    const db = env.app.services.sqlite!.$client;
     const raw = db.prepare('SELECT COUNT(*) AS n, SUM(prompt_tokens) AS p, SUM(completion_tokens) AS c, SUM(cost_micros) AS cost, SUM(status <> \'ok\') AS e FROM usage_records WHERE tenant_id = ?').get(env.tenant.tenant.id) as any;
     const roll = db.prepare('SELECT SUM(requests) AS n, SUM(prompt_tokens) AS p, SUM(completion_tokens) AS c, SUM(cost_micros) AS cost, SUM(errors) AS e FROM usage_rollups WHERE tenant_id = ?').get(env.tenant.tenant.id) as any;
     expect(roll).toEqual(raw);

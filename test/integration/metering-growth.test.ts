@@ -49,7 +49,7 @@ describe('plan max_keys and the licence key limit at key creation', () => {
     const r = await call(env.app.url, `/admin/api/tenants/${tid}/keys`, { method: 'POST', session: owner, body: { name: 'third' } });
     expect(r.status).toBe(409);
     expect(r.body.error).toMatchObject({ code: 'key_limit', level: 'tenant', limit: 'max_keys', limit_value: 2 });
-    const denied = s.db.$client.prepare("SELECT details FROM audit_log WHERE action = 'key.create' AND outcome = 'denied' ORDER BY seq DESC").pluck().get() as string;
+    const denied = s.sqlite!.$client.prepare("SELECT details FROM audit_log WHERE action = 'key.create' AND outcome = 'denied' ORDER BY seq DESC").pluck().get() as string;
     expect(JSON.parse(denied)).toEqual({ level: 'tenant' });
 
     // A rotation replaces a key: allowed at the cap.
@@ -70,7 +70,7 @@ describe('plan max_keys and the licence key limit at key creation', () => {
   it('the licence caps keys installation-wide (level licence) and wins when both are full', async () => {
     const s = env.app.services;
     const ctx = env.tenant.ctx;
-    const active = s.db.$client.prepare('SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL').pluck().get() as number;
+    const active = s.sqlite!.$client.prepare('SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL').pluck().get() as number;
     lic.keyLimit = active;
     try {
       let e = await refusal(s.identity.keys.create(ctx, { name: 'over-licence' }));

@@ -131,7 +131,7 @@ describe('soft-limit webhooks', { shuffle: false }, () => {
       tenant: { id: tid, slug: 'gw' },
       data: { window: n.window, limit: 'monthly_tokens', threshold: 50, used: n.used, limit_value: 10 },
     });
-    const audit = s.db.$client.prepare("SELECT details FROM audit_log WHERE action = 'quota.alert'").pluck().get() as string;
+    const audit = s.sqlite!.$client.prepare("SELECT details FROM audit_log WHERE action = 'quota.alert'").pluck().get() as string;
     expect(JSON.parse(audit)).toMatchObject({ webhook: 'queued', notification: n.id });
 
     // Delivered once: the reconciler does not send it again.

@@ -141,7 +141,7 @@ describe('enclave db migrate-to-postgres', () => {
   it('a tampered audit entry in SQLite fails the verification: exit 4, the entry named, the target left empty', async () => {
     // A copy of the install (VACUUM INTO: a consistent file), edited behind the audit log's back.
     const copyDir = tempDir('enclave-pg-tampered-');
-    env.app.services.db.$client.exec(`VACUUM INTO '${path.join(copyDir, 'enclave.db')}'`);
+    env.app.services.sqlite!.$client.exec(`VACUUM INTO '${path.join(copyDir, 'enclave.db')}'`);
     const raw = new Database(databaseFile(copyDir));
     raw.prepare("UPDATE audit_log SET reason = 'nothing to see' WHERE seq = 2").run();
     raw.close();

@@ -47,7 +47,7 @@ describe('provider credentials at rest', () => {
     });
     expect(JSON.stringify(d)).not.toContain(secret);
     expect(d).toMatchObject({ has_credentials: true, has_api_key: false });
-    const raw = s.db.$client.prepare('SELECT settings, credentials FROM provider_deployments WHERE id = ?').get(d.id) as { settings: string; credentials: string };
+    const raw = s.sqlite!.$client.prepare('SELECT settings, credentials FROM provider_deployments WHERE id = ?').get(d.id) as { settings: string; credentials: string };
     expect(raw.credentials).not.toContain(secret);
     expect(raw.settings).not.toContain(secret);
 

@@ -24,7 +24,7 @@ afterAll(async () => {
   await app.close();
 });
 
-const db = () => app.services.db.$client;
+const db = () => app.services.sqlite!.$client;
 const membership = (tenantId: string, userId: string) => db().prepare('SELECT role FROM memberships WHERE tenant_id = ? AND user_id = ?').get(tenantId, userId) as { role: string } | undefined;
 const account = (userId: string) => db().prepare('SELECT email, name, status, password_hash FROM users WHERE id = ?').get(userId) as { email: string; name: string; status: string; password_hash: string | null };
 

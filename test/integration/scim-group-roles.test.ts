@@ -24,7 +24,7 @@ afterAll(async () => {
 });
 
 const role = (userId: string) =>
-  (app.services.db.$client.prepare('SELECT role FROM memberships WHERE tenant_id = ? AND user_id = ?').get(T.tenant.id, userId) as { role: string } | undefined)?.role;
+  (app.services.sqlite!.$client.prepare('SELECT role FROM memberships WHERE tenant_id = ? AND user_id = ?').get(T.tenant.id, userId) as { role: string } | undefined)?.role;
 const user = async (local: string) => (await T.client('POST', '/Users', { userName: `${local}@${T.domain}` })).body.id as string;
 const patchGroup = (id: string, ops: unknown[]) => T.client('PATCH', `/Groups/${id}`, { schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'], Operations: ops });
 
@@ -78,7 +78,7 @@ describe('SCIM group → role rules', () => {
   it('an owner of the tenant in a mapped group stays owner; clearing the rules changes nothing', async () => {
     const ownerId = T.users.owner!.id;
     // The seeded owner's address is in the seed domain, not the verified one: give it one of ours.
-    app.services.db.$client.prepare('UPDATE users SET email = ? WHERE id = ?').run(`owner@${T.domain}`, ownerId);
+    app.services.sqlite!.$client.prepare('UPDATE users SET email = ? WHERE id = ?').run(`owner@${T.domain}`, ownerId);
     const r = await T.client('POST', '/Users', { userName: `owner@${T.domain}` });
     expect(r.status).toBe(201);
     expect(r.body.id).toBe(ownerId);
@@ -88,7 +88,7 @@ describe('SCIM group → role rules', () => {
     const una = (await T.client('GET', `/Users?filter=${encodeURIComponent(`userName eq "una@${T.domain}"`)}`)).body.Resources[0].id;
     await patchGroup(readers, [{ op: 'add', path: 'members', value: [{ value: una }] }]);
     expect(role(una)).toBe('admin'); // unchanged: no rules
-    const audit = app.services.db.$client.prepare("SELECT count(*) AS n FROM audit_log WHERE action = 'scim.user.role'").get() as { n: number };
+    const audit = app.services.sqlite!.$client.prepare("SELECT count(*) AS n FROM audit_log WHERE action = 'scim.user.role'").get() as { n: number };
     expect(audit.n).toBeGreaterThanOrEqual(5);
   });
 });

@@ -35,7 +35,7 @@ afterAll(async () => {
   await app.close();
 });
 
-const db = () => app.services.db.$client;
+const db = () => app.services.sqlite!.$client;
 const REFUSED = 'An account with this e-mail exists and cannot be provisioned by this tenant; ask a platform administrator.';
 const snapshot = () => JSON.stringify([db().prepare('SELECT * FROM scim_users ORDER BY tenant_id, user_id').all(), db().prepare('SELECT * FROM scim_group_members ORDER BY group_id, user_id').all(), db().prepare('SELECT * FROM memberships ORDER BY tenant_id, user_id').all(), db().prepare('SELECT id, email, name, status FROM users ORDER BY id').all()]);
 
@@ -237,7 +237,7 @@ describe('licence capability scim', () => {
       expect(refused.body.detail).toMatch(/licence/);
       expect((await t.client('GET', '/Users')).status).toBe(403);
       expect((await t.client('DELETE', `/Users/${u.body.id}`)).status).toBe(204);
-      expect(other.services.db.$client.prepare('SELECT 1 FROM memberships WHERE user_id = ?').get(u.body.id)).toBeUndefined();
+      expect(other.services.sqlite!.$client.prepare('SELECT 1 FROM memberships WHERE user_id = ?').get(u.body.id)).toBeUndefined();
     } finally {
       await other.close();
     }

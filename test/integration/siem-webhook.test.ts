@@ -91,7 +91,7 @@ describe('webhook sink', { timeout: 120_000, shuffle: false }, () => {
     // Never shown again, never stored in clear.
     const list = await runCliOk(['siem', 'sinks', 'list', '--json'], cliEnv());
     expect(list.stdout).not.toContain(secret);
-    expect(JSON.stringify(app.services.db.$client.prepare('SELECT * FROM siem_sinks').all())).not.toContain(secret);
+    expect(JSON.stringify(app.services.sqlite!.$client.prepare('SELECT * FROM siem_sinks').all())).not.toContain(secret);
   });
 
   it('signs every batch; a receiver answering 500 gets it again with backoff, and nothing is lost', async () => {

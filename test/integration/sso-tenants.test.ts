@@ -96,7 +96,7 @@ describe('tenant IdPs (one story, in order)', { shuffle: false }, () => {
       idpA = r.body;
       expect(JSON.stringify(r.body)).not.toContain(SECRET_A);
       expect(r.body.has_client_secret).toBe(true);
-      const raw = app.services.db.$client.prepare('SELECT client_secret FROM sso_idps WHERE id = ?').get(idpA.id) as { client_secret: string };
+      const raw = app.services.sqlite!.$client.prepare('SELECT client_secret FROM sso_idps WHERE id = ?').get(idpA.id) as { client_secret: string };
       expect(raw.client_secret).not.toContain(SECRET_A);
       expect(app.services.secrets.decrypt(raw.client_secret, secretAad('sso_idps', 'client_secret', idpA.id))).toBe(SECRET_A);
     });

@@ -59,7 +59,7 @@ describe('support bundle', () => {
     await services.settings.setSecret('oidc.clientSecret', storedIdp);
     // a provider deployment's credential without any recognisable shape: only the known-value scan can catch it
     const odd = `Zq${randomBytes(16).toString('hex')}Xw`;
-    services.db.$client
+    services.sqlite!.$client
       .prepare("INSERT INTO provider_deployments (id, name, kind, base_url, api_key, boundary, created_at, updated_at) VALUES ('prv_odd', 'odd', 'openai', 'http://127.0.0.1:9/v1', ?, 'private', 0, 0)")
       .run(services.secrets.encrypt(odd, secretAad('provider_deployments', 'api_key', 'prv_odd')));
 
