@@ -28,7 +28,7 @@ export function registerUsers(program: Command): void {
       const password = opts.passwordStdin ? await readStdin() : null;
       await withIdentity(async (c) => {
         const u = await c.identity.users.create(c.ctx, { email: opts.email, password, platformAdmin: opts.platformAdmin ?? false, ...(opts.name ? { name: opts.name } : {}) });
-        if (opts.tenant) c.identity.users.grant((await c.identity.tenants.scopeTo(c.ctx, (await resolveTenant(c, opts.tenant)).id)), u.id, opts.role as 'member');
+        if (opts.tenant) await c.identity.users.grant(await c.identity.tenants.scopeTo(c.ctx, (await resolveTenant(c, opts.tenant)).id), u.id, opts.role as 'member');
         if (opts.json) printJson(serializeUser(u));
         else process.stdout.write(`created user ${u.email} (${u.id})\n`);
       });
