@@ -147,9 +147,9 @@ describe('SAML login (issue 24)', { shuffle: false }, () => {
       entitlements: () => ({ ...unrestricted, hasFeature: (f: string) => f !== 'sso.saml' }),
     });
     const ctx = await s.identity.tenants.scopeTo(sys(s), a.tenant.id);
-    expect(() =>
+    await expect(
       gated.createIdp(ctx, { protocol: 'saml', name: 'x', idp_entity_id: 'urn:x', sso_url: 'https://idp.example/sso', certificates: [key.certPem] }),
-    ).toThrow(expect.objectContaining({ code: 'license_feature_missing' }));
+    ).rejects.toThrow(expect.objectContaining({ code: 'license_feature_missing' }));
     const e = (await s.identity.audit.list({ action: 'sso.idp.create', outcome: 'denied', limit: 1 }))[0]!;
     expect(e.reason).toBe('license_feature');
   });
