@@ -2,7 +2,6 @@
 import type { Services } from './app.js';
 import { clusterRole, isClusterWorker } from './cluster-env.js';
 import { ConfigError, loadConfig } from './config/load.js';
-import { refuseUnsupportedDialect } from './db/dialect.js';
 import type { Config } from './config/settings.js';
 import type { RunningServer } from './http/server.js';
 import type { JobWorker } from './jobs/worker.js';
@@ -36,7 +35,6 @@ async function main(): Promise<void> {
   let config: Config;
   try {
     config = loadConfig();
-    refuseUnsupportedDialect(config); // ENCLAVE_DATABASE_URL: not served yet (issue 22), never ignored
     // ENCLAVE_METRICS_TOKEN_FILE (docker secret) read once here: /metrics on PORT and the worker's port.
     config.metricsToken = resolveMetricsToken(config);
   } catch (e) {

@@ -1,4 +1,4 @@
-import { sqliteStore, type Store } from '../../server/db/store.js';
+import type { Store } from '../../server/db/store.js';
 import { createTenantStore, type TenantStore } from '../../server/db/tenant-store.js';
 import type { Command } from 'commander';
 import { mkdirSync } from 'node:fs';
@@ -11,8 +11,7 @@ import { startLicense } from '../../license/boot.js';
 import type { LicenseService } from '../../license/service.js';
 import { systemClock } from '../../server/clock.js';
 import type { RequestContext } from '../../server/context.js';
-import { databaseFile, openDatabase, type Db } from '../../server/db/connection.js';
-import { migrate } from '../../server/db/migrator.js';
+import { openStore, type OpenedStore } from '../../server/db/open-store.js';
 import { AppError } from '../../server/errors.js';
 import { createIdentity, systemContext, type Identity } from '../../server/identity/index.js';
 import { serializeUser } from '../../server/identity/users.js';
@@ -28,8 +27,7 @@ import { CliError, printJson } from '../output.js';
 export interface CliIdentity {
   readonly identity: Identity;
   readonly ctx: RequestContext;
-  readonly db: Db;
-  /** The async data layer over the same connection (server/db/store.ts, issue 22). */
+  /** The database (server/db/store.ts): SQLite in the data dir or PostgreSQL (ENCLAVE_DATABASE_URL). */
   readonly store: Store;
   readonly tenantStore: TenantStore;
   /** The installed licence, as the server sees it: the CLI's growth checks obey the same limits. */
@@ -40,15 +38,15 @@ export interface CliIdentity {
 export async function openIdentity(): Promise<CliIdentity> {
   const config = cliConfig();
   mkdirSync(config.dataDir, { recursive: true });
-  const db = openDatabase(databaseFile(config.dataDir));
+  let opened: OpenedStore;
   try {
-    migrate(db.$client, { appVersion: APP_VERSION });
+    // The same database and schema version as the server (migrated here too, under PostgreSQL's lock).
+    opened = await openStore(config, { appVersion: APP_VERSION, now: () => Date.now(), applicationName: 'enclave cli' });
   } catch (e) {
-    db.$client.close();
     throw new CliError((e as Error).message, 2);
   }
   const log = pino({ level: 'silent' });
-  const store = sqliteStore(db);
+  const { store } = opened;
   const tenantStore = createTenantStore(store);
   let license: LicenseService;
   try {
@@ -56,7 +54,7 @@ export async function openIdentity(): Promise<CliIdentity> {
     const settings = new RuntimeSettings(store, resolveMasterKey(config, log).box, systemClock);
     license = await startLicense({ config, store, settings, clock: systemClock, log });
   } catch (e) {
-    db.$client.close();
+    await opened.close();
     throw e;
   }
   const identity = createIdentity({ store, tenantStore, clock: systemClock, log, entitlements: () => license });
@@ -71,13 +69,12 @@ export async function openIdentity(): Promise<CliIdentity> {
   return {
     identity,
     ctx,
-    db,
     store,
     tenantStore,
     entitlements: license,
     close: async () => {
       await license.stop();
-      db.$client.close();
+      await opened.close();
     },
   };
 }

@@ -9,7 +9,7 @@ import { readSecretsExport, writeSecretsExport, type SecretsExport } from '../..
 import { keyFingerprint, trustFor } from '../../server/ops/backup/signature.js';
 import { verifyBackup } from '../../server/ops/backup/verify.js';
 import { DataDirBusyError } from '../../server/ops/process-registry.js';
-import { cliConfig } from '../config.js';
+import { sqliteOnlyConfig } from '../config.js';
 import { CliError, printJson, printTable } from '../output.js';
 
 function readSecretFile(file: string, what: string): string {
@@ -94,7 +94,7 @@ export function registerBackup(program: Command): void {
     .option('--progress', 'show progress on stderr (default when stderr is a terminal)')
     .option('--json', 'print JSON')
     .action(async (o: { out?: string; passphraseFile?: string; recipient?: string; keep?: number; verify?: boolean; progress?: boolean; json?: boolean }) => {
-      const config = cliConfig();
+      const config = sqliteOnlyConfig('enclave backup', 'back up PostgreSQL with its own point-in-time recovery (RDS, Cloud SQL, Azure, Patroni + pgBackRest) or pg_dump');
       const enc = await guarded(async () => encryptTo(o, false));
       const r = await guarded(() =>
         createBackup(config, {
@@ -127,7 +127,7 @@ export function registerBackup(program: Command): void {
     .option('--trust-installation <id|pubkey>', 'also accept backups signed by this installation (id inst_… or public key; repeatable); this data dir\'s own installation is always trusted', collect, [])
     .option('--json', 'print JSON')
     .action(async (file: string, o: { passphraseFile?: string; identity: string[]; secrets?: string; trustInstallation: string[]; json?: boolean }) => {
-      const config = cliConfig();
+      const config = sqliteOnlyConfig('enclave backup', 'back up PostgreSQL with its own point-in-time recovery (RDS, Cloud SQL, Azure, Patroni + pgBackRest) or pg_dump');
       const keys = await guarded(async () => keyring(o));
       const secrets = await guarded(() => secretsFrom(o, keys));
       const r = await guarded(() => verifyBackup(file, { keys, trust: trustFor(config.dataDir, o.trustInstallation), ...(secrets ? { secrets } : {}) }));
@@ -156,7 +156,7 @@ export function registerBackup(program: Command): void {
     .option('--force', 'restore although processes are registered as running (only when you know they are gone)')
     .option('--json', 'print JSON')
     .action(async (file: string, o: { passphraseFile?: string; identity: string[]; secrets?: string; trustInstallation: string[]; stop?: boolean; force?: boolean; json?: boolean }) => {
-      const config = cliConfig();
+      const config = sqliteOnlyConfig('enclave backup', 'back up PostgreSQL with its own point-in-time recovery (RDS, Cloud SQL, Azure, Patroni + pgBackRest) or pg_dump');
       const keys = await guarded(async () => keyring(o));
       const secrets = await guarded(() => secretsFrom(o, keys));
       const r = await guarded(() => restoreBackup(config, file, { keys, ...(secrets ? { secrets } : {}), trustInstallations: o.trustInstallation, stop: !!o.stop, force: !!o.force }));
@@ -186,7 +186,7 @@ export function registerBackup(program: Command): void {
     .option('--recipient <key>', 'encrypt to an X25519 public key (or .pub file)')
     .option('--json', 'print JSON')
     .action(async (o: { out: string; passphraseFile?: string; recipient?: string; json?: boolean }) => {
-      const config = cliConfig();
+      const config = sqliteOnlyConfig('enclave backup', 'back up PostgreSQL with its own point-in-time recovery (RDS, Cloud SQL, Azure, Patroni + pgBackRest) or pg_dump');
       const to = (await guarded(async () => encryptTo(o, true)))!;
       const r = await guarded(async () => writeSecretsExport(config, o.out, to));
       if (o.json) printJson(r);

@@ -5,7 +5,7 @@ import { readKeyFile, resolveMasterKey } from '../../server/config/master-key.js
 import { reencryptSecrets, rotateKeyFile } from '../../server/config/rotate-master-key.js';
 import { SecretBox } from '../../server/config/secret-box.js';
 import { databaseFile, openDatabase } from '../../server/db/connection.js';
-import { cliConfig } from '../config.js';
+import { cliConfig, sqliteOnlyConfig } from '../config.js';
 import { CliError, printJson, printTable } from '../output.js';
 
 export function registerConfig(program: Command): void {
@@ -30,7 +30,7 @@ export function registerConfig(program: Command): void {
     .option('--new-key-file <file>', 'file holding the new key (base64, 32 bytes)')
     .option('--json', 'print JSON')
     .action((opts: { newKeyFile?: string; json?: boolean }) => {
-      const cfg = cliConfig();
+      const cfg = sqliteOnlyConfig('enclave config rotate-master-key', 'rotation of secrets stored in PostgreSQL is not supported by this version; keep ENCLAVE_MASTER_KEY');
       const current = resolveMasterKey(cfg, undefined, { create: false });
       const file = databaseFile(cfg.dataDir);
       if (!existsSync(file)) throw new CliError(`${file} does not exist; nothing to rotate`);

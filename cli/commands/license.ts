@@ -16,8 +16,8 @@ import { verifyLicense } from '../../license/verify.js';
 import { systemClock } from '../../server/clock.js';
 import { resolveMasterKey } from '../../server/config/master-key.js';
 import { RuntimeSettings } from '../../server/config/runtime-settings.js';
-import { databaseFile, openDatabase } from '../../server/db/connection.js';
-import { sqliteStore } from '../../server/db/store.js';
+import { databaseFile } from '../../server/db/connection.js';
+import { openStore, type OpenedStore } from '../../server/db/open-store.js';
 import { APP_VERSION } from '../../server/paths.js';
 import { cliConfig } from '../config.js';
 import { CliError, printJson } from '../output.js';
@@ -33,12 +33,16 @@ function readText(file: string, what: string): string {
 /** Runs fn with a LicenseService on this installation's database (no polling timer). */
 async function withService<T>(fn: (svc: LicenseService) => T | Promise<T>): Promise<T> {
   const config = cliConfig();
-  const file = databaseFile(config.dataDir);
-  if (!existsSync(file)) throw new CliError(`${file} does not exist: start Enclave once (or run enclave migrate) first`, 2);
+  if (!config.databaseUrl && !existsSync(databaseFile(config.dataDir))) throw new CliError(`${databaseFile(config.dataDir)} does not exist: start Enclave once (or run enclave migrate) first`, 2);
   const master = resolveMasterKey(config, undefined, { create: false });
-  const db = openDatabase(file);
+  let opened: OpenedStore;
   try {
-    const store = sqliteStore(db);
+    opened = await openStore(config, { appVersion: APP_VERSION, now: () => Date.now(), applicationName: 'enclave license' });
+  } catch (e) {
+    throw new CliError((e as Error).message, 2);
+  }
+  try {
+    const { store } = opened;
     const settings = new RuntimeSettings(store, master.box, systemClock);
     const svc = await new LicenseService({ store, settings, clock: systemClock, log: pino({ level: 'silent' }), mode: config.licenseMode, environment: config.licenseEnvironment, pollMs: 0 }).start();
     try {
@@ -47,7 +51,7 @@ async function withService<T>(fn: (svc: LicenseService) => T | Promise<T>): Prom
       await svc.stop();
     }
   } finally {
-    db.$client.close();
+    await opened.close();
   }
 }
 

@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { databaseFile, openDatabase } from '../../server/db/connection.js';
 import { migrate, SchemaTooNewError } from '../../server/db/migrator.js';
 import { APP_VERSION } from '../../server/paths.js';
-import { cliConfig } from '../config.js';
+import { sqliteOnlyConfig } from '../config.js';
 import { CliError, printJson } from '../output.js';
 
 export function registerMigrate(program: Command): void {
@@ -13,7 +13,7 @@ export function registerMigrate(program: Command): void {
     .option('--dry-run', 'list pending migrations without applying them')
     .option('--json', 'print JSON')
     .action((opts: { dryRun?: boolean; json?: boolean }) => {
-      const config = cliConfig();
+      const config = sqliteOnlyConfig('enclave migrate', 'run enclave db migrate (the PostgreSQL migrations, under an advisory lock)');
       mkdirSync(config.dataDir, { recursive: true });
       const db = openDatabase(databaseFile(config.dataDir));
       try {

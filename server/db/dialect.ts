@@ -3,12 +3,10 @@ import { ConfigError } from '../config/load.js';
 
 /**
  * Which database an Enclave process uses (issue 22): SQLite in the data dir (the embedded
- * default) or PostgreSQL named by ENCLAVE_DATABASE_URL. The server's services still speak
- * SQLite's synchronous API; until the async repository layer serves both dialects
- * (docs/postgres.md), a PostgreSQL URL is refused by the server and the CLI rather than
- * silently ignored (a server that falls back to SQLite while the admin believes it runs on
- * PostgreSQL would split the data of a replica set). Light on purpose (no driver imports):
- * main.ts checks it before it loads the application.
+ * default) or PostgreSQL named by ENCLAVE_DATABASE_URL; server/db/open-store.ts opens either.
+ * Commands that only make sense for the SQLite file refuse PostgreSQL with requireSqlite()
+ * rather than silently working on a file the server does not use. Light on purpose (no driver
+ * imports).
  */
 export type DatabaseTarget = { readonly dialect: 'sqlite'; readonly dataDir: string } | { readonly dialect: 'postgres'; readonly url: string };
 
@@ -16,13 +14,15 @@ export function databaseTarget(config: Pick<Config, 'dataDir' | 'databaseUrl'>):
   return config.databaseUrl ? { dialect: 'postgres', url: config.databaseUrl } : { dialect: 'sqlite', dataDir: config.dataDir };
 }
 
-/** What runs on PostgreSQL today, in the refusal message. */
-export const POSTGRES_SUPPORT_TODAY =
-  'PostgreSQL (ENCLAVE_DATABASE_URL) is not supported by the server yet: today it is only a migration target (enclave db migrate-to-postgres --url ...); unset ENCLAVE_DATABASE_URL to run on SQLite in the data dir (docs/postgres.md)';
-
-/** Throws a one-line ConfigError when the config selects PostgreSQL, which this process cannot serve yet. */
-export function refuseUnsupportedDialect(config: Pick<Config, 'dataDir' | 'databaseUrl'>): void {
-  if (databaseTarget(config).dialect === 'postgres') throw new ConfigError(POSTGRES_SUPPORT_TODAY);
+/**
+ * Refuses a command that works on the embedded SQLite file only (backups of the data dir, the
+ * file's migrations, master-key rotation of its secrets) when the config selects PostgreSQL,
+ * with what to use instead. One line, a ConfigError (exit 2).
+ */
+export function requireSqlite(config: Pick<Config, 'dataDir' | 'databaseUrl'>, what: string, instead: string): void {
+  if (databaseTarget(config).dialect === 'postgres') {
+    throw new ConfigError(`${what} works on the embedded SQLite database only; this installation runs on PostgreSQL (ENCLAVE_DATABASE_URL): ${instead} (docs/postgres.md)`);
+  }
 }
 
 /** The URL without its password (and without query parameters that may carry secrets), for messages and logs. */

@@ -1,3 +1,4 @@
+import { postgresStatus, type PgStatus } from '../ops/db-migrate/status.js';
 import { accessSync, constants, existsSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Redis } from 'ioredis';
@@ -93,7 +94,38 @@ export function diskSpace(dir: string): CheckOutcome {
   return { id: 'disk', status: 'ok', message: human, data };
 }
 
-function databaseChecks(config: Config): { outcomes: CheckOutcome[]; db?: Db } {
+/**
+ * PostgreSQL (ENCLAVE_DATABASE_URL, issue 22): reachable, version ≥ 14, a primary (not a
+ * standby), connections against max_connections, migrations. Never prints the URL's password.
+ */
+async function postgresChecks(config: Config): Promise<CheckOutcome[]> {
+  let st: PgStatus;
+  try {
+    st = await postgresStatus({ url: config.databaseUrl!, ...(config.databaseCaFile ? { caFile: config.databaseCaFile } : {}), connectTimeoutMs: 5000 });
+  } catch (e) {
+    return [
+      { id: 'database', status: 'fail', message: `PostgreSQL: ${(e as Error).message}` },
+      { id: 'migrations', status: 'fail', message: 'not inspected: the database is not reachable' },
+    ];
+  }
+  const { connections: c, migrations: m } = st;
+  const data = { version: st.version, tls: st.tls, standby: st.inRecovery, connections: c };
+  const busy = c.server >= c.max * 0.8;
+  const database: CheckOutcome = st.inRecovery
+    ? { id: 'database', status: 'fail', message: `PostgreSQL ${st.version} is a standby (read-only); point ENCLAVE_DATABASE_URL at the primary`, data }
+    : busy
+      ? { id: 'database', status: 'warn', message: `PostgreSQL ${st.version}: ${c.server} of ${c.max} connections in use; lower ENCLAVE_DATABASE_POOL_MAX or raise max_connections`, data }
+      : { id: 'database', status: 'ok', message: `PostgreSQL ${st.version}${st.tls ? ', TLS' : ''}; ${c.database} connection(s) to this database, ${c.server} of ${c.max} on the server`, data };
+  const migrations: CheckOutcome = m.unknown.length
+    ? { id: 'migrations', status: 'fail', message: `database is newer than this Enclave (has ${m.unknown.at(-1)}); install a matching release` }
+    : m.pending.length
+      ? { id: 'migrations', status: 'fail', message: `${m.pending.length} pending migration(s); run: enclave db migrate`, data: { pending: m.pending } }
+      : { id: 'migrations', status: 'ok', message: `all ${m.applied.length} migration(s) applied (head ${m.head})` };
+  return [database, migrations];
+}
+
+async function databaseChecks(config: Config): Promise<{ outcomes: CheckOutcome[]; db?: Db }> {
+  if (config.databaseUrl) return { outcomes: await postgresChecks(config) };
   const file = databaseFile(config.dataDir);
   if (!existsSync(file)) {
     const msg = `${file} does not exist; start the server or run: enclave migrate`;
@@ -214,7 +246,7 @@ export async function runDoctor(config: Config, opts: DoctorOptions = {}): Promi
   await run('node', nodeVersion);
   await run('data_dir', () => dataDirWritable(config));
   await run('disk', () => diskSpace(config.dataDir));
-  const { outcomes, db } = databaseChecks(config);
+  const { outcomes, db } = await databaseChecks(config);
   try {
     await run('clock', () => clockCheck(db, now()));
     for (const o of outcomes) await run(o.id as DoctorCheckId, () => o);

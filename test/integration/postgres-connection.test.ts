@@ -1,8 +1,7 @@
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { POSTGRES_SUPPORT_TODAY } from '../../server/db/dialect.js';
 import { checkPostgres, DatabaseConnectionError, openPostgres, pgPoolConfig, type PgDb } from '../../server/db/pg/connection.js';
 import { freePort } from '../../server/redis/ping.js';
 import { tempDir } from '../helpers/app.js';
@@ -166,20 +165,34 @@ describe('PostgreSQL over TLS (the run\'s server with ssl turned on)', () => {
   });
 });
 
-describe('ENCLAVE_DATABASE_URL before the repository layer serves PostgreSQL', () => {
-  it('the server refuses to start with a one-line message saying what works today', async () => {
-    const url = (await startPostgres()).url();
-    const s = await spawnServer({ env: { ENCLAVE_DATABASE_URL: url }, waitReady: false });
-    const { code } = await s.exited();
-    expect(code).toBe(2);
-    expect(s.stderr()).toBe(`enclave: ${POSTGRES_SUPPORT_TODAY}\n`);
+describe('ENCLAVE_DATABASE_URL: the server and the CLI on PostgreSQL', () => {
+  it('the server migrates an empty database at start, gets ready, and stops cleanly on SIGTERM', async () => {
+    const url = await freshDatabase('server');
+    const s = await spawnServer({ env: { ENCLAVE_DATABASE_URL: url } });
+    const ready = await fetch(`${s.url}/readyz`);
+    const body = (await ready.json()) as { checks?: Record<string, { status: string; dialect?: string }> };
+    expect(ready.status).toBe(200);
+    expect(body.checks?.database).toMatchObject({ status: 'ok', dialect: 'postgres' });
+    // Nothing of the database went into the data dir: no SQLite file was created there.
+    expect(existsSync(path.join(s.dataDir, 'enclave.db'))).toBe(false);
+    s.child.kill('SIGTERM');
+    expect((await s.exited()).code).toBe(0);
   });
 
-  it('the CLI refuses it for commands that speak SQLite, and names a bad URL', async () => {
-    const url = (await startPostgres()).url();
-    const r = await runCli(['tenants', 'list'], { ENCLAVE_DATA_DIR: tempDir(), ENCLAVE_DATABASE_URL: url });
-    expect(r.code).toBe(2);
-    expect(r.stderr).toBe(`enclave: ${POSTGRES_SUPPORT_TODAY}\n`);
+  it('the CLI works on the same database; SQLite-only commands refuse with what to use instead; a bad URL is named without its password', async () => {
+    const url = await freshDatabase('cli');
+    const env = { ENCLAVE_DATA_DIR: tempDir(), ENCLAVE_DATABASE_URL: url, ENCLAVE_MASTER_KEY: Buffer.alloc(32, 7).toString('base64') };
+    const created = await runCli(['tenants', 'create', 'pg-acme', '--json'], env);
+    expect(created.code, created.stderr).toBe(0);
+    const listed = await runCli(['tenants', 'list', '--json'], env);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect((JSON.parse(listed.stdout) as { slug: string }[]).map((t) => t.slug)).toContain('pg-acme');
+    const backup = await runCli(['backup', 'create', '--out', tempDir()], env);
+    expect(backup.code).toBe(2);
+    expect(backup.stderr).toMatch(/^enclave: enclave backup works on the embedded SQLite database only; this installation runs on PostgreSQL \(ENCLAVE_DATABASE_URL\): back up PostgreSQL with its own point-in-time recovery/);
+    const migrate = await runCli(['migrate'], env);
+    expect(migrate.code).toBe(2);
+    expect(migrate.stderr).toMatch(/run enclave db migrate/);
     const bad = await runCli(['tenants', 'list'], { ENCLAVE_DATA_DIR: tempDir(), ENCLAVE_DATABASE_URL: 'mysql://u:pw@db/x' });
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/^enclave: invalid ENCLAVE_DATABASE_URL: must start with postgres:\/\/ or postgresql:\/\/; use a URL like/);
