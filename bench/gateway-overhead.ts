@@ -9,6 +9,7 @@
  *   npm run build && node --import tsx bench/gateway-overhead.ts [--seq 2000] [--conc 32] [--secs 8] [--workers 1] [--baseline] [--no-limits]
  *
  * BENCH_MAIN=path/to/main.js runs another build of the server (e.g. a private one of a work tree).
+ * BENCH_DATABASE_URL=postgres://… runs it on PostgreSQL (an empty database; migrated at start).
  *
  * --baseline puts a bare node:http JSON proxy where Enclave would be: what any Node proxy costs
  * on this machine (the extra loopback hop included), the floor the targets are measured against.
@@ -88,7 +89,9 @@ if (role === 'fake') {
   const masterKey = randomBytes(32).toString('base64');
   const redis = await import('../server/redis/embedded.js');
   const setupRedis = await redis.startEmbeddedRedis({ bin: 'redis-server', dataDir: path.join(dir, 'setup'), log: pino({ level: 'silent' }) });
-  const config = loadConfig({ ENCLAVE_DATA_DIR: dir, ENCLAVE_MASTER_KEY: masterKey, ENCLAVE_LOG_LEVEL: 'warn', REDIS_URL: setupRedis.url });
+  // BENCH_DATABASE_URL=postgres://… runs Enclave on PostgreSQL (issue 22) instead of SQLite in the data dir.
+  const dbEnv: Record<string, string> = process.env.BENCH_DATABASE_URL ? { ENCLAVE_DATABASE_URL: process.env.BENCH_DATABASE_URL } : {};
+  const config = loadConfig({ ENCLAVE_DATA_DIR: dir, ENCLAVE_MASTER_KEY: masterKey, ENCLAVE_LOG_LEVEL: 'warn', REDIS_URL: setupRedis.url, ...dbEnv });
   const services = await createServices(config, { log: pino({ level: 'warn' }) });
   const ctx = systemContext(services.log, services.clock, 'bench');
   const t = await services.identity.tenants.create(ctx, { slug: 'bench' });
@@ -111,7 +114,7 @@ if (role === 'fake') {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('ENCLAVE_') && k !== 'REDIS_URL' && !k.startsWith('BENCH_')) env[k] = v;
   Object.assign(env, { ENCLAVE_DATA_DIR: dir, ENCLAVE_MASTER_KEY: masterKey, ENCLAVE_LOG_LEVEL: 'info', // production's level: one request line per call (to /dev/null)
-    PORT: String(port), ENCLAVE_HOST: '127.0.0.1', ENCLAVE_API_WORKERS: process.env.BENCH_WORKERS ?? '1' });
+    PORT: String(port), ENCLAVE_HOST: '127.0.0.1', ENCLAVE_API_WORKERS: process.env.BENCH_WORKERS ?? '1', ...dbEnv });
   const { spawn } = await import('node:child_process');
   const server = spawn(process.execPath, [...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/gwprof'] : []), process.env.BENCH_MAIN ?? path.join(path.dirname(self), '..', 'dist', 'server', 'main.js'), '--role', 'api'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
   const { pingTcp } = await import('../server/redis/ping.js');

@@ -67,7 +67,7 @@ export const SETTINGS = {
       .regex(/^postgres(ql)?:\/\//, 'must start with postgres:// or postgresql://')
       .optional(),
     description:
-      'PostgreSQL (postgres://user:pass@host:5432/db?sslmode=verify-full) instead of SQLite in the data dir. Today only `enclave db migrate-to-postgres` uses it; the server and the other commands refuse to run with it set (see docs/postgres.md). Unset: SQLite.',
+      'PostgreSQL (postgres://user:pass@host:5432/db?sslmode=verify-full) instead of SQLite in the data dir: the server, the worker and the CLI all use it (replicas share it; docs/postgres.md). Unset: SQLite in the data dir.',
     secret: true,
     fix: 'use a URL like postgres://enclave@db.example.com:5432/enclave?sslmode=verify-full, or unset it to use SQLite',
   }),

@@ -35,6 +35,17 @@ export function testConfig(env: Record<string, string> = {}): Config {
   });
 }
 
+/**
+ * ENCLAVE_TEST_DIALECT=postgres (npm run test:postgres): every startTestApp() without its own
+ * ENCLAVE_DATABASE_URL gets a fresh database on the run's PostgreSQL instead of SQLite in its
+ * data dir, so the integration suite runs on the second dialect unchanged (docs/postgres.md).
+ */
+async function dialectEnv(): Promise<Record<string, string>> {
+  if (process.env.ENCLAVE_TEST_DIALECT !== 'postgres') return {};
+  const { freshDatabase } = await import('./postgres.js');
+  return { ENCLAVE_DATABASE_URL: await freshDatabase('app') };
+}
+
 export interface TestApp {
   readonly services: Services;
   readonly server: RunningServer;
@@ -46,7 +57,7 @@ export interface TestApp {
 export async function startTestApp(
   opts: { env?: Record<string, string>; clock?: Clock; config?: Config; entitlements?: Entitlements; log?: Logger } = {},
 ): Promise<TestApp> {
-  const config = opts.config ?? testConfig(opts.env);
+  const config = opts.config ?? testConfig({ ...(await dialectEnv()), ...opts.env });
   const services = await createServices(config, { log: opts.log ?? pino({ level: 'silent' }), passwordLogN: 10, ...(opts.clock ? { clock: opts.clock } : {}), ...(opts.entitlements ? { entitlements: opts.entitlements } : {}) });
   const server = await listen(buildApp(services), 0, '127.0.0.1');
   return {
