@@ -89,7 +89,7 @@ export const GROUPS: readonly CommandGroup[] = [
   },
   {
     name: 'providers',
-    description: 'AI provider deployments (Ollama, OpenAI-compatible) and model aliases',
+    description: 'AI provider deployments (Ollama, OpenAI-compatible, Anthropic, Azure OpenAI, Bedrock, Vertex AI, Gemini) and model aliases',
     load: async () => (await import('./commands/providers.js')).registerProviders,
   },
   {

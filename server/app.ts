@@ -169,8 +169,23 @@ export async function createServices(
 
     const readiness = new Readiness();
     const metrics = new Metrics();
-    // One check: the database answers (a query) and its schema is this version's.
-    readiness.register({ name: 'database', critical: true, run: () => opened.check() });
+    // The database answers (a query), and its schema is this version's.
+    readiness.register({
+      name: 'database',
+      critical: true,
+      run: async () => {
+        const c = await opened.check();
+        return { status: 'ok', dialect: c.dialect };
+      },
+    });
+    readiness.register({
+      name: 'migrations',
+      critical: true,
+      run: async () => {
+        const c = await opened.check();
+        return { status: c.status, head: c.head, pending: c.pending };
+      },
+    });
     readiness.register({
       name: 'redis',
       critical: true,

@@ -68,9 +68,9 @@ export class SamlLogin {
 
   private async idp(ctx: RequestContext, ref: string): Promise<ResolvedIdp> {
     const idp = await this.sso.resolve(ref);
-    if (!idp || idp.protocol !== 'saml') throw this.sso.fail(ctx, idp, 'idp_not_found', 404, { idp: ref.slice(0, 40) });
-    if (!idp.enabled) throw this.sso.fail(ctx, idp, 'idp_disabled', 404);
-    if (idp.tenant?.status === 'suspended') throw this.sso.fail(ctx, idp, 'tenant_suspended', 403);
+    if (!idp || idp.protocol !== 'saml') throw await this.sso.fail(ctx, idp, 'idp_not_found', 404, { idp: ref.slice(0, 40) });
+    if (!idp.enabled) throw await this.sso.fail(ctx, idp, 'idp_disabled', 404);
+    if (idp.tenant?.status === 'suspended') throw await this.sso.fail(ctx, idp, 'tenant_suspended', 403);
     return idp;
   }
 
@@ -89,25 +89,25 @@ export class SamlLogin {
   async acs(ctx: RequestContext, ref: string, body: Record<string, unknown> | undefined, origin: string): Promise<{ token: string; returnTo: string; userId: string }> {
     const idp = await this.idp(ctx, ref);
     const response = body?.SAMLResponse;
-    if (typeof response !== 'string' || !response) throw this.sso.fail(ctx, idp, 'response_missing');
+    if (typeof response !== 'string' || !response) throw await this.sso.fail(ctx, idp, 'response_missing');
     let a: VerifiedAssertion;
     try {
       a = await verifyResponse(this.endpoint(idp, origin), this.requests(idp.ref), response);
     } catch (e) {
-      throw this.sso.fail(ctx, idp, classifySamlError(e));
+      throw await this.sso.fail(ctx, idp, classifySamlError(e));
     }
     let returnTo = '/';
     if (a.inResponseTo) {
       const raw = await this.redis.getdel(`sso:saml:tx:${sha256(`${idp.ref}\n${a.inResponseTo}`)}`);
-      if (!raw) throw this.sso.fail(ctx, idp, 'in_response_to_invalid');
+      if (!raw) throw await this.sso.fail(ctx, idp, 'in_response_to_invalid');
       returnTo = (JSON.parse(raw) as SamlTx).returnTo;
     } else if (!idp.saml!.allow_idp_initiated) {
-      throw this.sso.fail(ctx, idp, 'unsolicited_response');
+      throw await this.sso.fail(ctx, idp, 'unsolicited_response');
     }
     // Replay cache: an assertion id is accepted once until its NotOnOrAfter (plus the skew).
     const ttl = Math.min(MAX_REPLAY_TTL_MS, Math.max(1000, (a.notOnOrAfter ?? Date.now() + 600_000) - Date.now() + SKEW_MS));
     const fresh = await this.redis.set(`sso:saml:aid:${sha256(`${a.issuer}\n${a.assertionId}`)}`, '1', 'PX', ttl, 'NX');
-    if (fresh !== 'OK') throw this.sso.fail(ctx, idp, 'assertion_replayed');
+    if (fresh !== 'OK') throw await this.sso.fail(ctx, idp, 'assertion_replayed');
 
     const s = idp.saml!;
     const first = (name: string | null) => (name ? a.attributes[name]?.[0] : undefined);
