@@ -1,3 +1,4 @@
+import { rememberDatabase, testDialect } from './dialect.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -36,12 +37,12 @@ export function testConfig(env: Record<string, string> = {}): Config {
 }
 
 /**
- * ENCLAVE_TEST_DIALECT=postgres (npm run test:postgres): every startTestApp() without its own
+ * TEST_DIALECT=postgres (npm run test:postgres): every startTestApp() without its own
  * ENCLAVE_DATABASE_URL gets a fresh database on the run's PostgreSQL instead of SQLite in its
  * data dir, so the integration suite runs on the second dialect unchanged (docs/postgres.md).
  */
 async function dialectEnv(): Promise<Record<string, string>> {
-  if (process.env.ENCLAVE_TEST_DIALECT !== 'postgres') return {};
+  if (testDialect() !== 'postgres') return {};
   const { freshDatabase } = await import('./postgres.js');
   return { ENCLAVE_DATABASE_URL: await freshDatabase('app') };
 }
@@ -58,6 +59,7 @@ export async function startTestApp(
   opts: { env?: Record<string, string>; clock?: Clock; config?: Config; entitlements?: Entitlements; log?: Logger } = {},
 ): Promise<TestApp> {
   const config = opts.config ?? testConfig({ ...(await dialectEnv()), ...opts.env });
+  rememberDatabase(config.dataDir, config.databaseUrl);
   const services = await createServices(config, { log: opts.log ?? pino({ level: 'silent' }), passwordLogN: 10, ...(opts.clock ? { clock: opts.clock } : {}), ...(opts.entitlements ? { entitlements: opts.entitlements } : {}) });
   const server = await listen(buildApp(services), 0, '127.0.0.1');
   return {

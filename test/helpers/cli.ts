@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { nodeArgs } from './compiled.js';
+import { databaseOf } from './dialect.js';
 
 export interface CliResult {
   readonly code: number;
@@ -27,6 +28,9 @@ function cliEnv(env: Record<string, string | undefined>): Record<string, string>
     if (v === undefined) delete base[k];
     else base[k] = v;
   }
+  // On an app's data dir, the app's database (TEST_DIALECT=postgres: its PostgreSQL database).
+  const url = base.ENCLAVE_DATABASE_URL === undefined && !('ENCLAVE_DATABASE_URL' in env) ? databaseOf(base.ENCLAVE_DATA_DIR) : undefined;
+  if (url) base.ENCLAVE_DATABASE_URL = url;
   return base;
 }
 
