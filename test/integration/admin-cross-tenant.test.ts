@@ -1,3 +1,4 @@
+import { eq, inArray, isNull, or } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { unrestricted } from '../../server/access/entitlements.js';
 import { buildApp } from '../../server/app.js';
@@ -111,17 +112,28 @@ function cases(route: string): Case[] | undefined {
   return out;
 }
 
-function snapshotB(): string {
-  const q = (sql: string, ...a: unknown[]) => app.services.sqlite!.$client.prepare(sql).all(...a);
+/** Everything of tenant B the matrix must not change, read through the store (either dialect). */
+async function snapshotB(): Promise<string> {
+  const { store } = app.services;
+  const { q, t } = store;
+  const byId = <R extends { id: string }>(rows: R[]) => rows.sort((x, y) => (x.id < y.id ? -1 : 1));
   return JSON.stringify({
-    tenant: q('SELECT * FROM tenants WHERE id = ?', B.tenant.id),
-    members: q('SELECT * FROM memberships WHERE tenant_id = ? ORDER BY user_id', B.tenant.id),
-    keys: q('SELECT id, name, revoked_at, expires_at, scopes FROM api_keys WHERE tenant_id = ? ORDER BY id', B.tenant.id),
-    users: q('SELECT id, status, email FROM users WHERE id IN (?, ?)', bUserOnly, B.users.owner!.id),
-    providers: q('SELECT * FROM provider_deployments WHERE tenant_ref = ? OR tenant_ref IS NULL ORDER BY id', B.tenant.id),
-    aliases: q('SELECT * FROM model_aliases ORDER BY name'),
-    settings: q('SELECT key, value FROM tenant_settings WHERE tenant_id = ? ORDER BY key', B.tenant.id),
-    contents: q('SELECT id, request_id, content, expires_at FROM call_contents WHERE tenant_id = ? ORDER BY id', B.tenant.id),
+    tenant: await store.all(q.select().from(t.tenants).where(eq(t.tenants.id, B.tenant.id))),
+    members: (await store.all(q.select().from(t.memberships).where(eq(t.memberships.tenantId, B.tenant.id)))).sort((x, y) => (x.userId < y.userId ? -1 : 1)),
+    keys: byId(
+      await store.all(
+        q.select({ id: t.apiKeys.id, name: t.apiKeys.name, revokedAt: t.apiKeys.revokedAt, expiresAt: t.apiKeys.expiresAt, scopes: t.apiKeys.scopes }).from(t.apiKeys).where(eq(t.apiKeys.tenantId, B.tenant.id)),
+      ),
+    ),
+    users: byId(await store.all(q.select({ id: t.users.id, status: t.users.status, email: t.users.email }).from(t.users).where(inArray(t.users.id, [bUserOnly, B.users.owner!.id])))),
+    providers: byId(await store.all(q.select().from(t.providerDeployments).where(or(eq(t.providerDeployments.tenantRef, B.tenant.id), isNull(t.providerDeployments.tenantRef))))),
+    aliases: (await store.all(q.select().from(t.modelAliases))).sort((x, y) => (x.name < y.name ? -1 : 1)),
+    settings: (await store.all(q.select({ key: t.tenantSettings.key, value: t.tenantSettings.value }).from(t.tenantSettings).where(eq(t.tenantSettings.tenantId, B.tenant.id)))).sort((x, y) => (x.key < y.key ? -1 : 1)),
+    contents: byId(
+      await store.all(
+        q.select({ id: t.callContents.id, requestId: t.callContents.requestId, content: t.callContents.content, expiresAt: t.callContents.expiresAt }).from(t.callContents).where(eq(t.callContents.tenantId, B.tenant.id)),
+      ),
+    ),
   });
 }
 
@@ -165,7 +177,7 @@ describe('cross-tenant matrix over every admin API route', () => {
         const list = cases(route);
         expect(list, `add a cross-tenant case for ${route}`).toBeDefined();
         for (const c of list!) {
-          const before = snapshotB();
+          const before = await snapshotB();
           const auditBefore = await app.services.identity.audit.count();
           const auth = cred === 'session' ? { session } : { key: aKey };
           const r = await call(app.url, c.path, { method: c.method, ...(c.body !== undefined ? { body: c.body } : {}), ...auth });
@@ -192,7 +204,7 @@ describe('cross-tenant matrix over every admin API route', () => {
           }
           // Nothing of B ever leaks or changes.
           for (const id of [B.tenant.id, bKeyId, bUserOnly, B.users.owner!.id, 'bravo', bProviderId, 'b-private', '127.0.0.1:9/b', bReqId]) expect(text).not.toContain(id);
-          expect(snapshotB()).toBe(before);
+          expect(await snapshotB()).toBe(before);
         }
       });
     }
