@@ -1,4 +1,3 @@
-import { sql, type SQL } from 'drizzle-orm';
 import type { RuntimeSettings } from '../server/config/runtime-settings.js';
 import type { Store } from '../server/db/store.js';
 import { LicenseError } from './errors.js';
@@ -56,9 +55,6 @@ export async function safeGet<T>(settings: RuntimeSettings, key: string): Promis
   }
 }
 
-interface PgExecutor {
-  execute(query: SQL): PromiseLike<unknown>;
-}
 
 /**
  * Serialises read-modify-writes of a settings row across processes and replicas, inside a
@@ -68,13 +64,9 @@ interface PgExecutor {
  * makes the second wait until the first commits, and its reads then see that commit. An
  * advisory lock rather than `SELECT … FOR UPDATE`: the row may not exist yet (first install).
  */
-export async function lockSettings(store: Store, key: string): Promise<void> {
-  if (store.dialect !== 'postgres') return;
-  await (store.q as unknown as PgExecutor).execute(sql`SELECT pg_advisory_xact_lock(${SETTINGS_LOCK_CLASS}::int, hashtext(${key}))`);
+export function lockSettings(store: Store, key: string): Promise<void> {
+  return store.lock(`enclave:settings:${key}`);
 }
-
-/** The advisory lock class of settings rows ("lics" as a 32-bit number), apart from the audit and migrator locks. */
-const SETTINGS_LOCK_CLASS = 0x6c696373;
 
 export interface InstallResult {
   readonly result: 'installed' | 'unchanged';

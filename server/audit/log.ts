@@ -1,4 +1,4 @@
-import { and, asc, count, desc, eq, gt, gte, lt, lte, sql, type SQL } from 'drizzle-orm';
+import { and, asc, count, desc, eq, gt, gte, lt, lte, type SQL } from 'drizzle-orm';
 import { createHash } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import type { RequestContext } from '../context.js';
@@ -96,7 +96,7 @@ export type VerifyResult =
  * concurrent appenders (other flows, other processes, other replicas) is the transaction's
  * write lock: on SQLite `store.tx` is BEGIN IMMEDIATE (the database's write lock, taken before
  * the head is read); on PostgreSQL the transaction first takes a transaction-scoped advisory
- * lock (see AUDIT_APPEND_LOCK_KEY). It is also the chain's repository (AuditStore), so
+ * lock (see AUDIT_APPEND_LOCK). It is also the chain's repository (AuditStore), so
  * verifyAuditStore walks it through the same rules as every other copy of the chain.
  */
 export class AuditLog implements AuditStore {
@@ -111,14 +111,12 @@ export class AuditLog implements AuditStore {
   append(row: AuditEntryInput): Promise<AuditRow> {
     const s = this.store;
     return s.tx(async () => {
-      if (s.dialect === 'postgres') {
-        // Transaction-scoped (released by COMMIT/ROLLBACK, so a crashed appender never leaves it
-        // held). An advisory lock rather than `SELECT … FOR UPDATE` on audit_head: the first append
-        // has no head row to lock. READ COMMITTED (store.tx's level): the head read after the lock
-        // sees the previous appender's commit; a REPEATABLE READ snapshot taken by the lock
-        // statement would not, and the chain would fork.
-        await (s.q as unknown as PgExecutor).execute(sql`SELECT pg_advisory_xact_lock(${AUDIT_APPEND_LOCK_KEY}::bigint)`);
-      }
+      // Transaction-scoped (released by COMMIT/ROLLBACK, so a crashed appender never leaves it
+      // held). A lock rather than `SELECT … FOR UPDATE` on audit_head: the first append has no
+      // head row to lock. READ COMMITTED (store.tx's level): the head read after the lock sees
+      // the previous appender's commit; a REPEATABLE READ snapshot taken by the lock statement
+      // would not, and the chain would fork.
+      await s.lock(AUDIT_APPEND_LOCK);
       const stored = chainEntry(await this.head(), row);
       await s.run(s.q.insert(s.t.auditLog).values(stored));
       await s.run(
@@ -224,13 +222,8 @@ export class AuditLog implements AuditStore {
   }
 }
 
-/** The PostgreSQL builder's raw statement (the Store is typed as the SQLite builder, which has none). */
-interface PgExecutor {
-  execute(query: SQL): PromiseLike<unknown>;
-}
-
-/** The advisory lock key that serialises audit appends across every replica: "enclaudt" as a 64-bit number. */
-export const AUDIT_APPEND_LOCK_KEY = BigInt('0x656e636c61756474').toString();
+/** The lock (store.lock) that serialises audit appends across every process and replica. */
+export const AUDIT_APPEND_LOCK = 'enclave:audit:append';
 
 /**
  * The chain of an SQLite file read directly, without a Store (enclave migrate-to-postgres checks

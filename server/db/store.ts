@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { sql, type SQL } from 'drizzle-orm';
 import type { Db } from './connection.js';
 import type { PgDb } from './pg/connection.js';
 import * as pgSchema from './pg/schema.js';
@@ -74,6 +75,17 @@ export interface Store {
   /** Executes an insert/update/delete without `returning`; resolves with the rows affected. */
   run(query: RunQuery): Promise<number>;
   tx<T>(fn: () => Promise<T>): Promise<T>;
+  /**
+   * Inside `tx`: serialises this transaction against every other one that locks the same key,
+   * in any process or replica, until it ends — for a check-then-write ("is this the last
+   * owner?", "is the seat limit reached?", "which is the chain's head?"). PostgreSQL (READ
+   * COMMITTED, where two transactions could both pass the check): a transaction-scoped advisory
+   * lock on the key's hash, taken before the check reads, so the check then sees the other's
+   * commit; an advisory lock rather than SELECT … FOR UPDATE because the row may not exist yet.
+   * SQLite: nothing to do — `tx` is BEGIN IMMEDIATE (the file's write lock) and the gate keeps
+   * the process's other flows out.
+   */
+  lock(key: string): Promise<void>;
   /** The SQLite handle for code not yet on the store (undefined on PostgreSQL). */
   readonly sqlite: Db | undefined;
   close(): Promise<void>;
@@ -139,6 +151,10 @@ class SqliteStore implements Store {
     }
   }
 
+  async lock(_key: string): Promise<void> {
+    if (this.open === undefined || this.frames.getStore() !== this.open.frame) throw new Error('store.lock() outside store.tx(): the lock would end at once');
+  }
+
   async close(): Promise<void> {
     this.sqlite.$client.close();
   }
@@ -185,6 +201,13 @@ class PgStore implements Store {
     // that needs more takes a lock (e.g. the audit append's advisory lock) rather than relying
     // on a snapshot.
     return this.pg.transaction((tx) => this.frames.run({ q: tx as unknown as QueryBuilder }, fn));
+  }
+
+  async lock(key: string): Promise<void> {
+    const frame = this.frames.getStore();
+    if (!frame?.q) throw new Error('store.lock() outside store.tx(): the lock would end at once');
+    // hashtext: PostgreSQL's own 32-bit hash of the key, as the lock's 64-bit id.
+    await (frame.q as unknown as { execute(q: SQL): PromiseLike<unknown> }).execute(sql`SELECT pg_advisory_xact_lock(hashtext(${key}))`);
   }
 
   async close(): Promise<void> {

@@ -1,4 +1,4 @@
-import { and, asc, count, eq, gt } from 'drizzle-orm';
+import { and, asc, count, eq, gt, sql, type SQL } from 'drizzle-orm';
 import { afterAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../server/clock.js';
 import { createContext } from '../../server/context.js';
@@ -110,6 +110,44 @@ describe.each(DIALECTS)('store on $name', (dialect) => {
     // SQLite: the other handle is another connection to the file (WAL): it reads the last commit.
     expect(seen.otherDuring).toBe(0);
     expect(await countTenants(other)).toBe(1);
+  });
+
+  it('lock() serialises a check-then-write: two transactions that both "insert if absent" insert once', async () => {
+    const open = await dialect.fresh();
+    const one = open();
+    // PostgreSQL: two connections (two replicas). SQLite: one process has one connection; two flows on it.
+    const two = dialect.name === 'PostgreSQL' ? open() : one;
+    const countOf = async (s: Store) => (await s.one(s.q.select({ n: count() }).from(s.t.tenants).where(eq(s.t.tenants.slug, 'only-once'))))!.n;
+    const firstRead = deferred();
+    const release = deferred();
+    const insertIfAbsent = (s: Store, id: string, hold: boolean) =>
+      s.tx(async () => {
+        await s.lock('test:only-once');
+        const n = await countOf(s);
+        if (hold) {
+          firstRead.resolve();
+          await release.promise; // the other transaction runs now, while this one has read 0
+        }
+        if (n === 0) await s.run(s.q.insert(s.t.tenants).values({ id, slug: 'only-once', name: id, createdAt: T0, updatedAt: T0 }));
+      });
+    const a = insertIfAbsent(one, 'ten_first', true);
+    await firstRead.promise;
+    let bDone = false;
+    const b = insertIfAbsent(two, 'ten_second', false).finally(() => (bDone = true));
+    if (dialect.name === 'PostgreSQL') {
+      // Until b either finished (no lock: it read 0 and inserted — then a's insert fails) or is
+      // seen waiting for a lock in pg_stat_activity (the advisory lock: it has not read yet).
+      const waiting = async () =>
+        Number(((await (one.q as unknown as { execute(q: SQL): PromiseLike<{ rows: { n: string }[] }> }).execute(sql`SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)).rows[0]!.n));
+      await expect.poll(async () => bDone || (await waiting()) > 0, { timeout: 10_000 }).toBe(true);
+    } else {
+      // One connection: b waits at the store's gate until a ends (the gate test shows it does).
+      await new Promise((r) => setImmediate(r));
+    }
+    release.resolve();
+    await Promise.all([a, b]);
+    expect(await countOf(one)).toBe(1);
+    await expect(one.lock('outside')).rejects.toThrow(/outside store.tx/);
   });
 
   it('tenant-scoped access: reads filter by the context tenant, writes are limited to it, a smuggled tenantId is dropped', async () => {

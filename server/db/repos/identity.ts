@@ -1,4 +1,4 @@
-import { and, count, desc, eq, gt, inArray, isNotNull, isNull, lt, or, sql, type SQL } from 'drizzle-orm';
+import { and, count, desc, eq, gt, inArray, isNotNull, isNull, lt, or, sql } from 'drizzle-orm';
 import { requireTenant, type RequestContext } from '../../context.js';
 import type { apiKeys, loginThrottle, memberships, sessions as sessionsTable, tenants as tenantsTable, users } from '../schema.js';
 import type { Store } from '../store.js';
@@ -293,8 +293,7 @@ export class IdentityRepo {
    * nothing to do, store.tx is BEGIN IMMEDIATE (the database's write lock) and the store's gate
    * keeps other flows of the process out.
    */
-  async lock(key: string): Promise<void> {
-    if (this.store.dialect !== 'postgres') return;
-    await (this.store.q as unknown as { execute(q: SQL): PromiseLike<unknown> }).execute(sql`SELECT pg_advisory_xact_lock(hashtext(${`enclave:${key}`}))`);
+  lock(key: string): Promise<void> {
+    return this.store.lock(`enclave:${key}`);
   }
 }
