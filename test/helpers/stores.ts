@@ -1,3 +1,4 @@
+import type { SQL } from 'drizzle-orm';
 import { databaseFile, openDatabase } from '../../server/db/connection.js';
 import { migrate } from '../../server/db/migrator.js';
 import { openPostgres } from '../../server/db/pg/connection.js';
@@ -55,3 +56,14 @@ export const postgresDialect: StoreDialect = {
 };
 
 export const DIALECTS: readonly StoreDialect[] = [sqliteDialect, postgresDialect];
+
+/**
+ * Rows of a raw SQL query on either dialect, for tests that look at what is stored at rest
+ * (a secret never in clear, a hash not the token): `rawRows(s.store, sql\`SELECT … WHERE id = ${id}\`)`.
+ * Column names as written in the SQL; on PostgreSQL counts arrive as strings and times as Dates.
+ */
+export async function rawRows(store: Store, query: SQL): Promise<Record<string, unknown>[]> {
+  if (store.sqlite) return store.sqlite.all(query) as Record<string, unknown>[];
+  const r = await (store.q as unknown as { execute(q: SQL): PromiseLike<{ rows: Record<string, unknown>[] }> }).execute(query);
+  return r.rows;
+}

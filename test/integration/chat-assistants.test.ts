@@ -1,3 +1,5 @@
+import { sql } from 'drizzle-orm';
+import { rawRows } from '../helpers/stores.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { unrestricted } from '../../server/access/entitlements.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
@@ -149,7 +151,7 @@ describe('feedback', () => {
     expect((await conv(member, c)).messages[1]!.feedback).toMatchObject({ rating: 'up', comment: null });
     expect((await fb(answer!.id, member, { rating: 'down', comment: 'Too short, no source.' })).status).toBe(200);
     expect((await conv(member, c)).messages[1]!.feedback).toMatchObject({ rating: 'down', comment: 'Too short, no source.' });
-    expect((app.services.sqlite!.$client.prepare('SELECT count(*) AS n FROM message_feedback WHERE message_id = ?').get(answer!.id) as { n: number }).n).toBe(1);
+    expect(Number(((await rawRows(app.services.store, sql`SELECT count(*) AS n FROM message_feedback WHERE message_id = ${answer!.id}`)) as { n: number | string }[])[0]!.n)).toBe(1);
 
     expect((await fb(question!.id, member, { rating: 'up' })).status).toBe(400); // not an answer
     expect((await fb(answer!.id, member, { rating: 'meh' })).status).toBe(400);

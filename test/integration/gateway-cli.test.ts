@@ -1,3 +1,5 @@
+import { sql } from 'drizzle-orm';
+import { rawRows } from '../helpers/stores.js';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, login, PASSWORD, sys } from '../helpers/identity.js';
@@ -37,7 +39,7 @@ describe('enclave providers (CLI) and the admin API', () => {
     const list = JSON.parse(stdout) as any[];
     expect(list.map((d) => d.name).sort()).toEqual(['cloud-1', 'ollama-1']);
     expect(stdout).not.toContain('sk-cli-secret');
-    const row = env.app.services.sqlite!.$client.prepare("SELECT api_key FROM provider_deployments WHERE name = 'cloud-1'").get() as { api_key: string };
+    const row = ((await rawRows(env.app.services.store, sql`SELECT api_key FROM provider_deployments WHERE name = 'cloud-1'`)) as { api_key: string }[])[0]!;
     expect(row.api_key).not.toContain('sk-cli-secret');
 
     const test = JSON.parse((await cli('test', 'ollama-1', '--json')).stdout);

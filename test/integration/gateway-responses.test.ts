@@ -1,3 +1,5 @@
+import { sql } from 'drizzle-orm';
+import { rawRows } from '../helpers/stores.js';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedTenant } from '../helpers/identity.js';
@@ -99,7 +101,7 @@ describe('POST /v1/responses', () => {
     const unstored = await env.client.responses.create({ model: 'gpt-fake', input: 'x', store: false });
     expect(await env.client.responses.retrieve(unstored.id).catch((e) => e)).toBeInstanceOf(OpenAI.NotFoundError);
     // Sealed at rest: the prompt is not in the table in clear.
-    const raw = env.app.services.sqlite!.$client.prepare('SELECT content FROM stored_responses').all() as { content: string }[];
+    const raw = (await rawRows(env.app.services.store, sql`SELECT content FROM stored_responses`)) as { content: string }[];
     expect(JSON.stringify(raw)).not.toContain('first question');
   });
 

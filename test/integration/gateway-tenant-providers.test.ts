@@ -1,3 +1,5 @@
+import { sql } from 'drizzle-orm';
+import { rawRows } from '../helpers/stores.js';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { unrestricted, type Entitlements } from '../../server/access/entitlements.js';
@@ -86,7 +88,7 @@ describe('tenant administrators manage their tenant’s private deployments', ()
     expect(created.status, JSON.stringify(created.body)).toBe(201);
     expect(created.body).toMatchObject({ object: 'provider_deployment', name: 'a-private', tenant_id: A.tenant.id, approved: true, enabled: true, has_api_key: true, region: 'eu-west', priority: 10, max_concurrency: 4 });
     expect(JSON.stringify(created.body)).not.toContain(UPSTREAM_KEY);
-    const stored = app.services.sqlite!.$client.prepare('SELECT api_key, tenant_ref FROM provider_deployments WHERE name = ?').get('a-private') as { api_key: string; tenant_ref: string };
+    const stored = ((await rawRows(app.services.store, sql`SELECT api_key, tenant_ref FROM provider_deployments WHERE name = ${'a-private'}`)) as { api_key: string; tenant_ref: string }[])[0]!;
     expect(stored.api_key).not.toContain(UPSTREAM_KEY);
     expect(stored.tenant_ref).toBe(A.tenant.id);
     const id = created.body.id as string;

@@ -1,3 +1,5 @@
+import { sql } from 'drizzle-orm';
+import { rawRows } from '../helpers/stores.js';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { unrestricted } from '../../server/access/entitlements.js';
 import { ACCOUNT_LIMIT } from '../../server/identity/sessions.js';
@@ -48,7 +50,7 @@ describe('local login and sessions', () => {
     expect(typeof body.csrf_token).toBe('string');
     // Only a hash of the token is stored.
     const token = cookie.split(';')[0]!.split('=')[1]!;
-    const rows = app.services.sqlite!.$client.prepare('SELECT token_hash FROM sessions').all() as { token_hash: string }[];
+    const rows = (await rawRows(app.services.store, sql`SELECT token_hash FROM sessions`)) as { token_hash: string }[];
     expect(rows.some((r) => r.token_hash === token)).toBe(false);
     expect(rows.every((r) => /^[0-9a-f]{64}$/.test(r.token_hash))).toBe(true);
   });

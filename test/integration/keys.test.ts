@@ -1,3 +1,5 @@
+import { sql } from 'drizzle-orm';
+import { rawRows } from '../helpers/stores.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { unrestricted } from '../../server/access/entitlements.js';
 import { createContext } from '../../server/context.js';
@@ -72,7 +74,7 @@ describe('API key lifecycle', () => {
     expect(r.body).toMatchObject({ kind: 'api_key', id: key.id, user_id: acme.users.member!.id, role: 'member', tenant: { id: acme.tenant.id } });
     expect(r.body.scopes).toEqual(['models:invoke', 'models:list', 'embeddings:create']);
     // Stored only as a hash.
-    const row = app.services.sqlite!.$client.prepare('SELECT * FROM api_keys WHERE id = ?').get(key.id) as Record<string, unknown>;
+    const [row] = await rawRows(app.services.store, sql`SELECT * FROM api_keys WHERE id = ${key.id}`);
     expect(JSON.stringify(row)).not.toContain(secret);
     expect(JSON.stringify(row)).not.toContain(secret.slice(12));
   });

@@ -1,3 +1,5 @@
+import { sql } from 'drizzle-orm';
+import { rawRows } from '../helpers/stores.js';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -47,7 +49,7 @@ describe('provider credentials at rest', () => {
     });
     expect(JSON.stringify(d)).not.toContain(secret);
     expect(d).toMatchObject({ has_credentials: true, has_api_key: false });
-    const raw = s.sqlite!.$client.prepare('SELECT settings, credentials FROM provider_deployments WHERE id = ?').get(d.id) as { settings: string; credentials: string };
+    const raw = ((await rawRows(s.store, sql`SELECT settings, credentials FROM provider_deployments WHERE id = ${d.id}`)) as { settings: string; credentials: string }[])[0]!;
     expect(raw.credentials).not.toContain(secret);
     expect(raw.settings).not.toContain(secret);
 

@@ -1,3 +1,5 @@
+import { sql } from 'drizzle-orm';
+import { rawRows } from '../helpers/stores.js';
 import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { unrestricted } from '../../server/access/entitlements.js';
@@ -71,7 +73,7 @@ describe('OTLP logs sink', { timeout: 60_000, shuffle: false }, () => {
   it('sends every entry as a log record with the bearer token; a 503 is retried and nothing is lost', async () => {
     const added = await app.services.siem.sinks.add(sys(app.services), { name: 'otel', kind: 'otlp', config: { url }, token: TOKEN });
     expect(added).not.toHaveProperty('secret'); // the administrator's token is never echoed
-    expect(JSON.stringify(app.services.sqlite!.$client.prepare('SELECT * FROM siem_sinks').all())).not.toContain(TOKEN);
+    expect(JSON.stringify(await rawRows(app.services.store, sql`SELECT * FROM siem_sinks`))).not.toContain(TOKEN);
     const t = await seedTenant(app.services, 'oscar', ['owner', 'member']);
     await app.services.identity.keys.create(t.ctx, { name: 'oscar key', ownerUserId: t.users.member!.id });
     failNext = 2;

@@ -1,3 +1,5 @@
+import { sql } from 'drizzle-orm';
+import { rawRows } from '../helpers/stores.js';
 import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { unrestricted } from '../../server/access/entitlements.js';
@@ -91,7 +93,7 @@ describe('webhook sink', { timeout: 120_000, shuffle: false }, () => {
     // Never shown again, never stored in clear.
     const list = await runCliOk(['siem', 'sinks', 'list', '--json'], cliEnv());
     expect(list.stdout).not.toContain(secret);
-    expect(JSON.stringify(app.services.sqlite!.$client.prepare('SELECT * FROM siem_sinks').all())).not.toContain(secret);
+    expect(JSON.stringify(await rawRows(app.services.store, sql`SELECT * FROM siem_sinks`))).not.toContain(secret);
   });
 
   it('signs every batch; a receiver answering 500 gets it again with backoff, and nothing is lost', async () => {

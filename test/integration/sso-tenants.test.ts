@@ -1,3 +1,5 @@
+import { sql } from 'drizzle-orm';
+import { rawRows } from '../helpers/stores.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { secretAad } from '../../server/db/secret-columns.js';
 import { OIDC_PATHS } from '../../server/sso/service.js';
@@ -96,7 +98,7 @@ describe('tenant IdPs (one story, in order)', { shuffle: false }, () => {
       idpA = r.body;
       expect(JSON.stringify(r.body)).not.toContain(SECRET_A);
       expect(r.body.has_client_secret).toBe(true);
-      const raw = app.services.sqlite!.$client.prepare('SELECT client_secret FROM sso_idps WHERE id = ?').get(idpA.id) as { client_secret: string };
+      const raw = ((await rawRows(app.services.store, sql`SELECT client_secret FROM sso_idps WHERE id = ${idpA.id}`)) as { client_secret: string }[])[0]!;
       expect(raw.client_secret).not.toContain(SECRET_A);
       expect(app.services.secrets.decrypt(raw.client_secret, secretAad('sso_idps', 'client_secret', idpA.id))).toBe(SECRET_A);
     });
