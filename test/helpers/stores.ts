@@ -67,3 +67,12 @@ export async function rawRows(store: Store, query: SQL): Promise<Record<string, 
   const r = await (store.q as unknown as { execute(q: SQL): PromiseLike<{ rows: Record<string, unknown>[] }> }).execute(query);
   return r.rows;
 }
+
+/** A raw statement without rows (UPDATE …) on either dialect, for tests that change what is stored behind the services' back. */
+export async function rawRun(store: Store, query: SQL): Promise<void> {
+  if (store.sqlite) {
+    store.sqlite.run(query);
+    return;
+  }
+  await (store.q as unknown as { execute(q: SQL): PromiseLike<unknown> }).execute(query);
+}

@@ -1,3 +1,5 @@
+import { sql } from 'drizzle-orm';
+import { rawRows } from '../helpers/stores.js';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import type OpenAI from 'openai';
@@ -162,7 +164,7 @@ describe('content logging (per-tenant opt-in)', { shuffle: false }, () => {
     expect((await env.app.services.identity.audit.count())).toBe(auditBefore + 4);
     expect(reads.map((r) => r.targetId)).toEqual(expect.arrayContaining([enabled.ids.plain, enabled.ids.stream, enabled.ids.embed, toolId]));
     expect(reads.every((r) => r.actorId === env.tenant.users.owner!.id && r.outcome === 'allowed')).toBe(true);
-    const auditText = JSON.stringify(env.app.services.sqlite!.$client.prepare('SELECT * FROM audit_log').all());
+    const auditText = JSON.stringify(await rawRows(env.app.services.store, sql`SELECT * FROM audit_log`));
     for (const v of Object.values(enabled.m)) expect(auditText).not.toContain(v);
     expect(auditText).not.toContain('Hello from the fake model');
 

@@ -1,3 +1,5 @@
+import { sql } from 'drizzle-orm';
+import { rawRun } from '../helpers/stores.js';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { unrestricted } from '../../server/access/entitlements.js';
@@ -75,7 +77,7 @@ describe('tenant-private deployments may not reach loopback or link-local addres
     expect(created.status, JSON.stringify(created.body)).toBe(201);
     // As a row stored before this rule existed, or a name whose DNS answer changed since:
     // written behind the service's back, then announced like any configuration change.
-    s.sqlite!.$client.prepare('UPDATE provider_deployments SET base_url = ? WHERE name = ?').run(`http://localhost:${port()}/v1`, 'a-rebind');
+    await rawRun(s.store, sql`UPDATE provider_deployments SET base_url = ${`http://localhost:${port()}/v1`} WHERE name = ${'a-rebind'}`);
     await s.gateway.revision.bump();
     upstream.reset();
 

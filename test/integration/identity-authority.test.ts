@@ -1,3 +1,5 @@
+import { sql } from 'drizzle-orm';
+import { rawRows } from '../helpers/stores.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OIDC_PATHS } from '../../server/sso/service.js';
 import { Browser } from '../fakes/oidc-browser.js';
@@ -92,7 +94,7 @@ describe('identity authority (one story, in order)', { shuffle: false }, () => {
       expect(acc.headers.get('set-cookie')).toMatch(/enclave_session=/);
       expect(await memberships('fresh@partner.test')).toEqual(['ia:member']);
       expect((await call(app.url, '/auth/invite/accept', { method: 'POST', body: { token: inv.body.token, password: 'Fresh-Partner-Passphrase-9' } })).status).toBe(404);
-      const stored = app.services.sqlite!.$client.prepare('SELECT token_hash FROM invitations WHERE id = ?').get(inv.body.id) as { token_hash: string };
+      const stored = (await rawRows(app.services.store, sql`SELECT token_hash FROM invitations WHERE id = ${inv.body.id}`))[0] as { token_hash: string };
       expect(stored.token_hash).not.toContain(inv.body.token);
       // Expired links are refused like unknown ones.
       const late = await invite(ownerA, a.tenant.id, 'late@partner.test');

@@ -1,3 +1,5 @@
+import { sql } from 'drizzle-orm';
+import { rawRows } from '../helpers/stores.js';
 import net from 'node:net';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -107,13 +109,13 @@ describe('install', () => {
     const a = await app();
     const l = a.services.license;
     l.setUsageSource(() => ({ seats: 73, tenants: 2, keys: 0 }));
-    const before = JSON.stringify(a.services.sqlite!.$client.prepare("SELECT * FROM tenants").all());
+    const before = JSON.stringify(await rawRows(a.services.store, sql`SELECT * FROM tenants`));
     await l.install(testLicense({ limits: { seats: { max: 50, tolerance_pct: 0 } } }));
     const s = await l.status();
     expect(s.overLimit).toEqual([expect.objectContaining({ kind: 'seats', limit: 50, current: 73 })]);
     expect(l.checkGrowth('seats', 73)?.code).toBe('seat_limit');
     expect(l.checkGrowth('seats', 49)).toBeUndefined();
-    expect(JSON.stringify(a.services.sqlite!.$client.prepare("SELECT * FROM tenants").all())).toBe(before);
+    expect(JSON.stringify(await rawRows(a.services.store, sql`SELECT * FROM tenants`))).toBe(before);
   });
 
   it('seats at the limit and at limit + tolerance', async () => {

@@ -1,3 +1,5 @@
+import { sql } from 'drizzle-orm';
+import { rawRows } from '../helpers/stores.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, login, PASSWORD, sys, type Session } from '../helpers/identity.js';
 import { waitFor } from '../helpers/wait.js';
@@ -71,7 +73,7 @@ describe('metering admin API', { shuffle: false }, () => {
     expect((await chat()).status).toBe(200); // 91
     expect((await chat()).status).toBe(429); // 91 + 11 > 100
     expect((await env.app.services.metering.repo.notifications(tid, true)).length).toBe(1); // not again
-    const audit = env.app.services.sqlite!.$client.prepare("SELECT COUNT(*) FROM audit_log WHERE action = 'quota.alert'").pluck().get();
+    const audit = Number((await rawRows(env.app.services.store, sql`SELECT COUNT(*) AS n FROM audit_log WHERE action = 'quota.alert'`))[0]!.n);
     expect(audit).toBe(1);
     const metrics = await env.app.services.metrics.registry.metrics();
     expect(metrics).toMatch(/enclave_quota_alerts_total\{limit="monthly_tokens",threshold="80"\} 1/);

@@ -1,3 +1,5 @@
+import { sql } from 'drizzle-orm';
+import { rawRows } from '../helpers/stores.js';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { unrestricted, type Entitlements } from '../../server/access/entitlements.js';
@@ -142,7 +144,7 @@ describe('one hierarchy: key → user → tenant plan → licence', () => {
     );
     expect(lastServedAt - t0).toBeLessThan(1000);
     await plan({});
-    const audit = env.app.services.sqlite!.$client.prepare("SELECT action FROM audit_log WHERE action IN ('tenant.plan', 'plan.create', 'plan.update')").pluck().all();
+    const audit = (await rawRows(env.app.services.store, sql`SELECT action FROM audit_log WHERE action IN ('tenant.plan', 'plan.create', 'plan.update')`)).map((r) => r.action);
     expect(audit).toContain('tenant.plan');
   });
 });

@@ -1,3 +1,5 @@
+import { sql } from 'drizzle-orm';
+import { rawRows } from '../helpers/stores.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { growthRefusal, unrestricted, type Entitlements, type TokenAdmission } from '../../server/access/entitlements.js';
 import { AppError } from '../../server/errors.js';
@@ -49,7 +51,7 @@ describe('plan max_keys and the licence key limit at key creation', () => {
     const r = await call(env.app.url, `/admin/api/tenants/${tid}/keys`, { method: 'POST', session: owner, body: { name: 'third' } });
     expect(r.status).toBe(409);
     expect(r.body.error).toMatchObject({ code: 'key_limit', level: 'tenant', limit: 'max_keys', limit_value: 2 });
-    const denied = s.sqlite!.$client.prepare("SELECT details FROM audit_log WHERE action = 'key.create' AND outcome = 'denied' ORDER BY seq DESC").pluck().get() as string;
+    const denied = (await rawRows(s.store, sql`SELECT details FROM audit_log WHERE action = 'key.create' AND outcome = 'denied' ORDER BY seq DESC`))[0]!.details as string;
     expect(JSON.parse(denied)).toEqual({ level: 'tenant' });
 
     // A rotation replaces a key: allowed at the cap.
@@ -70,7 +72,7 @@ describe('plan max_keys and the licence key limit at key creation', () => {
   it('the licence caps keys installation-wide (level licence) and wins when both are full', async () => {
     const s = env.app.services;
     const ctx = env.tenant.ctx;
-    const active = s.sqlite!.$client.prepare('SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL').pluck().get() as number;
+    const active = Number((await rawRows(s.store, sql`SELECT COUNT(*) AS n FROM api_keys WHERE revoked_at IS NULL`))[0]!.n);
     lic.keyLimit = active;
     try {
       let e = await refusal(s.identity.keys.create(ctx, { name: 'over-licence' }));

@@ -1,3 +1,5 @@
+import { sql } from 'drizzle-orm';
+import { rawRows } from '../helpers/stores.js';
 import { createHmac } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -131,7 +133,7 @@ describe('soft-limit webhooks', { shuffle: false }, () => {
       tenant: { id: tid, slug: 'gw' },
       data: { window: n.window, limit: 'monthly_tokens', threshold: 50, used: n.used, limit_value: 10 },
     });
-    const audit = s.sqlite!.$client.prepare("SELECT details FROM audit_log WHERE action = 'quota.alert'").pluck().get() as string;
+    const audit = (await rawRows(s.store, sql`SELECT details FROM audit_log WHERE action = 'quota.alert'`))[0]!.details as string;
     expect(JSON.parse(audit)).toMatchObject({ webhook: 'queued', notification: n.id });
 
     // Delivered once: the reconciler does not send it again.

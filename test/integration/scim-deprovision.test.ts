@@ -1,3 +1,5 @@
+import { sql } from 'drizzle-orm';
+import { rawRows } from '../helpers/stores.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { growthRefusal, unrestricted, type Entitlements } from '../../server/access/entitlements.js';
 import { SESSION_COOKIE } from '../../server/identity/sessions.js';
@@ -108,7 +110,7 @@ describe('SCIM deprovisioning', () => {
     expect(r.status).toBe(204);
     expect(code(await me(app.url, u.key))).toBe('auth_key_owner_inactive');
     expect(await lastAcceptedAfter(second.url, u.key, t0)).toBeLessThan(1000);
-    const entry = app.services.sqlite!.$client.prepare("SELECT actor_id, target_id, details FROM audit_log WHERE action = 'scim.user.delete' AND target_id = ?").get(u.id) as any;
+    const entry = (await rawRows(app.services.store, sql`SELECT actor_id, target_id, details FROM audit_log WHERE action = 'scim.user.delete' AND target_id = ${u.id}`))[0] as any;
     expect(entry.actor_id).toBe(`scim:${T.tokenId}`);
     expect(JSON.parse(entry.details)).toMatchObject({ via: 'scim', previous_role: 'member' });
   });
@@ -140,7 +142,7 @@ describe('SCIM deprovisioning', () => {
     const still = await T.client('GET', `/Users/${created[0]}`);
     expect(still.body.displayName).toBeUndefined();
     expect(still.body.active).toBe(false);
-    const denied = app.services.sqlite!.$client.prepare("SELECT count(*) AS n FROM audit_log WHERE action = 'user.reactivate' AND outcome = 'denied' AND target_id = ?").get(created[0]) as { n: number };
+    const denied = { n: Number((await rawRows(app.services.store, sql`SELECT count(*) AS n FROM audit_log WHERE action = 'user.reactivate' AND outcome = 'denied' AND target_id = ${created[0]}`))[0]!.n) };
     expect(denied.n).toBe(2);
     // Make room again for the next test.
     for (const id of created.slice(1)) expect((await T.client('DELETE', `/Users/${id}`)).status).toBe(204);

@@ -1,4 +1,4 @@
-import { asc, getTableColumns, getTableName, gt, is, sql } from 'drizzle-orm';
+import { asc, getTableColumns, getTableName, gt, is, sql, type SQL } from 'drizzle-orm';
 import { getTableConfig as pgTableConfig, PgTable } from 'drizzle-orm/pg-core';
 import { getTableConfig as sqliteTableConfig, SQLiteTable } from 'drizzle-orm/sqlite-core';
 import { existsSync } from 'node:fs';
@@ -147,10 +147,14 @@ export async function migrateToPostgres(opts: MigrateToPostgresOptions): Promise
     const migrated = await migratePostgres(target.$client, { appVersion: opts.appVersion });
     progress(`PostgreSQL ${version}: schema at ${migrated.status.head}${migrated.applied.length ? ` (applied ${migrated.applied.length} migration(s))` : ''}`);
 
-    // Refused before anything is written: one row anywhere means this is someone's database.
+    // Refused before anything is written: one row anywhere means this is someone's database
+    // (the rows the migrations themselves seed do not count; the copy replaces them).
     const nonEmpty: string[] = [];
     for (const p of pairs) {
-      const r = await target.execute<{ any: boolean }>(sql`SELECT EXISTS (SELECT 1 FROM ${sql.identifier(p.name)}) AS any`);
+      const seeded = SEEDED[p.name];
+      const r = await target.execute<{ any: boolean }>(
+        seeded ? sql`SELECT EXISTS (SELECT 1 FROM ${sql.identifier(p.name)} WHERE NOT (${seeded})) AS any` : sql`SELECT EXISTS (SELECT 1 FROM ${sql.identifier(p.name)}) AS any`,
+      );
       if (r.rows[0]?.any) nonEmpty.push(p.name);
     }
     if (nonEmpty.length > 0) {
@@ -163,6 +167,8 @@ export async function migrateToPostgres(opts: MigrateToPostgresOptions): Promise
     lite.$client.exec('BEGIN');
     try {
       await target.transaction(async (tx) => {
+        // The SQLite install's version of a seeded row wins (an administrator may have edited it).
+        for (const [table, where] of Object.entries(SEEDED)) await tx.execute(sql`DELETE FROM ${sql.identifier(table)} WHERE ${where}`);
         await tx.execute(sql`ALTER TABLE usage_records DISABLE TRIGGER usage_records_rollup`);
         for (const p of pairs) {
           const copied = await copyTable(lite, tx, p, opts.batchSize ?? 1000);
@@ -196,6 +202,9 @@ export async function migrateToPostgres(opts: MigrateToPostgresOptions): Promise
 }
 
 type Tx = Parameters<Parameters<PgDb['transaction']>[0]>[0];
+
+/** Rows the PostgreSQL migrations seed (migrations-pg 0008: the default plan), by table. */
+const SEEDED: Record<string, SQL> = { plans: sql`name = 'default'` };
 
 /**
  * Keyset pages by SQLite's rowid (every Enclave table has one), so a large table costs one index
