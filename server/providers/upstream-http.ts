@@ -264,7 +264,11 @@ export async function upstreamJson(
   signal: AbortSignal,
   classify?: (status: number, body: string) => UpstreamError | undefined,
 ): Promise<unknown> {
-  const res = await upstreamCall(o, method, path, extra, body, signal, 'application/json', classify);
+  return readJson(await upstreamCall(o, method, path, extra, body, signal, 'application/json', classify));
+}
+
+/** A whole answer's body as one JSON document: a dropped body or malformed JSON is the provider's failure. */
+export async function readJson(res: UpstreamResponse): Promise<unknown> {
   let raw: Buffer;
   try {
     raw = await readAll(res);

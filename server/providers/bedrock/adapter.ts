@@ -1,4 +1,4 @@
-import { parseOrigin, readAll, send, toUpstreamError, type Origin, type UpstreamResponse } from '../upstream-http.js';
+import { parseOrigin, readAll, readJson, send, toUpstreamError, type Origin, type UpstreamResponse } from '../upstream-http.js';
 import {
   parseRetryAfter,
   UpstreamError,
@@ -102,19 +102,7 @@ export class BedrockAdapter implements ProviderAdapter {
   async chat(req: ChatRequest, o: CallOptions): Promise<ChatCompletion> {
     const body = JSON.stringify(toConverse(req));
     const res = await this.call(this.runtime, this.runtimeHost, 'POST', this.path(String(req.model), 'converse'), body, 'application/json', o.signal);
-    let raw: Buffer;
-    try {
-      raw = await readAll(res);
-    } catch (e) {
-      throw toUpstreamError(e);
-    }
-    let j: ConverseResponse;
-    try {
-      j = JSON.parse(raw.toString('utf8')) as ConverseResponse;
-    } catch {
-      throw new UpstreamError('provider_bad_response', 'The provider sent malformed JSON.');
-    }
-    return fromConverse(j, String(req.model));
+    return fromConverse((await readJson(res)) as ConverseResponse, String(req.model));
   }
 
   async chatStream(req: ChatRequest, o: CallOptions): Promise<AsyncIterable<ChatCompletionChunk>> {
@@ -156,12 +144,7 @@ export class BedrockAdapter implements ProviderAdapter {
     const one = async (inputText: string): Promise<{ embedding: number[]; tokens: number }> => {
       const body = JSON.stringify({ inputText, ...(dims ? { dimensions: dims } : {}) });
       const res = await this.call(this.runtime, this.runtimeHost, 'POST', `/model/${encodeURIComponent(model)}/invoke`, body, 'application/json', o.signal);
-      let j: { embedding?: unknown; inputTextTokenCount?: unknown };
-      try {
-        j = JSON.parse((await readAll(res)).toString('utf8')) as typeof j;
-      } catch (e) {
-        throw e instanceof SyntaxError ? new UpstreamError('provider_bad_response', 'The provider sent malformed JSON.') : toUpstreamError(e);
-      }
+      const j = (await readJson(res)) as { embedding?: unknown; inputTextTokenCount?: unknown };
       if (!Array.isArray(j.embedding)) throw new UpstreamError('provider_bad_response', 'The provider answered without an embedding.');
       return { embedding: j.embedding as number[], tokens: typeof j.inputTextTokenCount === 'number' ? j.inputTextTokenCount : 0 };
     };
@@ -172,12 +155,7 @@ export class BedrockAdapter implements ProviderAdapter {
 
   async listModels(o: CallOptions): Promise<string[]> {
     const res = await this.call(this.control, this.controlHost, 'GET', '/foundation-models', '', 'application/json', o.signal);
-    let j: { modelSummaries?: { modelId?: unknown }[] };
-    try {
-      j = JSON.parse((await readAll(res)).toString('utf8')) as typeof j;
-    } catch (e) {
-      throw e instanceof SyntaxError ? new UpstreamError('provider_bad_response', 'The provider sent malformed JSON.') : toUpstreamError(e);
-    }
+    const j = (await readJson(res)) as { modelSummaries?: { modelId?: unknown }[] };
     if (!Array.isArray(j?.modelSummaries)) throw new UpstreamError('provider_bad_response', 'The provider answered ListFoundationModels without modelSummaries.');
     return j.modelSummaries.map((m) => String(m.modelId));
   }

@@ -1,4 +1,4 @@
-import { parseOrigin, readAll, readSse, send, toUpstreamError, type Origin, type UpstreamResponse } from '../upstream-http.js';
+import { parseOrigin, readAll, readJson, readSse, send, toUpstreamError, type Origin, type UpstreamResponse } from '../upstream-http.js';
 import {
   parseRetryAfter,
   UpstreamError,
@@ -76,19 +76,7 @@ abstract class GoogleAdapter implements ProviderAdapter {
 
   async chat(req: ChatRequest, o: CallOptions): Promise<ChatCompletion> {
     const res = await this.call('POST', `${this.modelPath(String(req.model))}:generateContent`, toGemini(req), o.signal);
-    let raw: Buffer;
-    try {
-      raw = await readAll(res);
-    } catch (e) {
-      throw toUpstreamError(e);
-    }
-    let j: GeminiResponse;
-    try {
-      j = JSON.parse(raw.toString('utf8')) as GeminiResponse;
-    } catch {
-      throw new UpstreamError('provider_bad_response', 'The provider sent malformed JSON.');
-    }
-    return fromGemini(j, String(req.model));
+    return fromGemini((await readJson(res)) as GeminiResponse, String(req.model));
   }
 
   async chatStream(req: ChatRequest, o: CallOptions): Promise<AsyncIterable<ChatCompletionChunk>> {
@@ -122,12 +110,7 @@ abstract class GoogleAdapter implements ProviderAdapter {
     const model = String(req.model);
     const c = this.embedCall(model, texts, typeof req.dimensions === 'number' ? req.dimensions : undefined);
     const res = await this.call('POST', c.path, c.body, o.signal);
-    let j: unknown;
-    try {
-      j = JSON.parse((await readAll(res)).toString('utf8'));
-    } catch (e) {
-      throw e instanceof SyntaxError ? new UpstreamError('provider_bad_response', 'The provider sent malformed JSON.') : toUpstreamError(e);
-    }
+    const j = await readJson(res);
     const r = c.read(j);
     if (!r || r.vectors.length !== texts.length || !r.vectors.every(Array.isArray)) throw new UpstreamError('provider_bad_response', 'The provider answered without one embedding per input.');
     // The Gemini API reports no token count for embeddings: estimated at four characters a token.
@@ -137,12 +120,7 @@ abstract class GoogleAdapter implements ProviderAdapter {
 
   async listModels(o: CallOptions): Promise<string[]> {
     const res = await this.call('GET', this.modelsPath(), undefined, o.signal);
-    let j: unknown;
-    try {
-      j = JSON.parse((await readAll(res)).toString('utf8'));
-    } catch (e) {
-      throw e instanceof SyntaxError ? new UpstreamError('provider_bad_response', 'The provider sent malformed JSON.') : toUpstreamError(e);
-    }
+    const j = await readJson(res);
     const names = this.modelNames(j);
     if (!names) throw new UpstreamError('provider_bad_response', 'The provider answered the model list without models.');
     return names;
