@@ -1,5 +1,5 @@
 import { and, asc, count, desc, eq, gte, isNotNull, isNull, lt, or, type SQL, sql } from 'drizzle-orm';
-import type { Store } from '../store.js';
+import { isUniqueViolation, type Store } from '../store.js';
 
 export interface PlanRow {
   name: string;
@@ -58,13 +58,6 @@ export interface NotificationRow {
 }
 
 export type GroupBy = 'model' | 'user' | 'key' | 'provider' | 'boundary' | 'day' | 'none';
-
-/** A unique-key violation (PostgreSQL 23505; SQLite's constraint error), for the retried price insert. */
-function isUniqueViolation(e: unknown): boolean {
-  const err = e as { code?: string; cause?: { code?: string } };
-  const code = err?.code ?? err?.cause?.code;
-  return code === '23505' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_UNIQUE';
-}
 
 /**
  * SQL for metering: plans and prices (platform tables), per-user/key limits, tenant metering
