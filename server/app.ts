@@ -174,8 +174,8 @@ export async function createServices(
       name: 'database',
       critical: true,
       run: async () => {
-        const c = await opened.check();
-        return { status: 'ok', dialect: c.dialect };
+        await opened.ping();
+        return { status: 'ok', dialect: opened.store.dialect };
       },
     });
     readiness.register({

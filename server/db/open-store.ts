@@ -20,7 +20,9 @@ export interface OpenedStore {
   /** The PostgreSQL pool's drizzle handle (scale-out only): the revision watcher's LISTEN connection. */
   readonly pg: PgDb | undefined;
   readonly applied: readonly string[];
-  /** The readiness probe's check: the database answers and its schema is this version's. */
+  /** The readiness probe's database check: one trivial query (throws when the database does not answer). */
+  ping(): Promise<void>;
+  /** The readiness probe's migrations check: the database's schema is this version's. */
   check(): Promise<{ status: 'ok' | 'fail'; head: string | null; pending: number; dialect: 'sqlite' | 'postgres' }>;
   close(): Promise<void>;
 }
@@ -40,8 +42,10 @@ export async function openStore(
         sqlite: db,
         pg: undefined,
         applied,
-        check: async () => {
+        ping: async () => {
           db.$client.prepare('SELECT 1').get();
+        },
+        check: async () => {
           const s = migrationStatus(db.$client);
           return { status: s.pending.length === 0 && s.unknown.length === 0 ? 'ok' : 'fail', head: s.databaseHead, pending: s.pending.length, dialect: 'sqlite' };
         },
@@ -68,6 +72,9 @@ export async function openStore(
       sqlite: undefined,
       pg,
       applied,
+      ping: async () => {
+        await pg.$client.query('SELECT 1');
+      },
       check: async () => {
         const s = await pgMigrationStatus(pg.$client);
         return { status: s.pending.length === 0 && s.unknown.length === 0 ? 'ok' : 'fail', head: s.databaseHead, pending: s.pending.length, dialect: 'postgres' };
