@@ -277,6 +277,10 @@ export const usageRecords = sqliteTable(
     httpStatus: integer('http_status').notNull(),
     errorCode: text('error_code'),
     createdAt: integer('created_at').notNull(),
+    /** Response cache (server/gateway/cache): hit, miss or bypass; null = the tenant's cache was off. */
+    cache: text('cache'),
+    /** On a cache hit: the cost of the call whose answer was served (what the hit saved). */
+    savedCostMicros: integer('saved_cost_micros').notNull().default(0),
   },
   (t) => [index('usage_records_tenant_idx').on(t.tenantId, t.createdAt), index('usage_records_request_idx').on(t.requestId)],
 );
