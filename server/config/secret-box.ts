@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes } from 'node:crypto';
 
 /**
  * AES-256-GCM for secrets at rest (provider keys, IdP client secrets).
@@ -50,6 +50,14 @@ export class SecretBox {
     } catch {
       throw new SecretError('ciphertext failed authentication (tampered, or stored under another row)');
     }
+  }
+
+  /**
+   * A 32-byte key for one purpose, derived from the current master key (HMAC-SHA256 over the
+   * label): e.g. the response cache's lookup keys, which must not be guessable from a prompt.
+   */
+  derive(label: string): Buffer {
+    return createHmac('sha256', this.keys.get(this.currentKid)!).update(`enclave-derive:${label}`).digest();
   }
 
   /** The key id a ciphertext was made with, without decrypting it. */
