@@ -140,6 +140,27 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Response cache (server/gateway/cache): no tenant label, by design. */
+  readonly cacheLookups = new Counter({
+    name: 'enclave_gateway_cache_lookups_total',
+    help: 'Response cache decisions by result: hit, miss, bypass (not cacheable, or the client sent no-store/bypass), error (Redis unavailable: served as a miss).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly cacheBytes = new Counter({
+    name: 'enclave_gateway_cache_bytes_total',
+    help: 'Encrypted bytes the response cache stored and served.',
+    labelNames: ['direction'] as const,
+    registers: [this.registry],
+  });
+
+  readonly cacheEvictions = new Counter({
+    name: 'enclave_gateway_cache_evictions_total',
+    help: 'Response cache entries evicted to keep a tenant under its size cap.',
+    registers: [this.registry],
+  });
+
   readonly gatewayRuleHits = new Counter({
     name: 'enclave_gateway_content_rule_hits_total',
     help: 'Content rule detections, by detector type (never the matched text).',
