@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Entitlements } from '../access/entitlements.js';
 import type { Clock } from '../clock.js';
-import type { RequestContext } from '../context.js';
+import type { RequestContext, TeamGrant } from '../context.js';
 import { requireTenant } from '../context.js';
 import type { MeteringRepo } from '../db/repos/metering.js';
 import { AppError } from '../errors.js';
@@ -17,7 +17,7 @@ import { levelKeys, MemoryStore, RedisStore, type AdmitInput, type AdmitOutcome,
 /**
  * Admission: the one limit check every spending route passes ("Limit", DESIGN.md §4 step 3).
  *
- *   key → user → tenant (plan) → licence; every level that applies must pass, the most
+ *   key → user → team → tenant (plan) → licence; every level that applies must pass, the most
  *   restrictive wins. A refusal names the level, the limit and the reset time.
  *
  * admit() reserves the estimate (prompt + max_tokens, and its cost) at every level in one
@@ -49,6 +49,8 @@ export interface Reservation {
   readonly headers: Readonly<Record<string, string>>;
   /** Admitted from this process's leases (one per level, in order): settled in process, declared at the next sync. */
   readonly leased?: readonly Lease[];
+  /** Each level's counters after this admission (same order as levels): the per-level decision call traces record. */
+  readonly stats?: readonly LevelStats[];
   settled: boolean;
 }
 
@@ -68,6 +70,8 @@ export interface AdmissionDeps {
   readonly concurrencyTtlMs?: number;
   /** Writes pending usage records so the ledger is current before a counter is seeded from it. */
   readonly flushLedger?: () => Promise<void> | void;
+  /** The team level's month usage from the ledger (usage_team_rollups), to seed its counters. */
+  readonly teamUsage?: (tenantId: string, teamId: string, from: number, to: number) => Promise<{ tokens: number; cost: number }>;
   /** Called after settlement with the tenant's month usage (soft-limit alerts). */
   readonly onSettled?: (r: Reservation, tenantTokens: number, tenantCost: number) => void;
 }
@@ -80,7 +84,7 @@ interface Resolved {
   leaseKeys: string[];
 }
 
-const LEVEL_ORDER: Record<Level, number> = { key: 0, user: 1, tenant: 2, licence: 3 };
+const LEVEL_ORDER: Record<Level, number> = { key: 0, user: 1, team: 2, tenant: 3, licence: 4 };
 
 export class Admission {
   private readonly redisStore: RedisStore;
@@ -142,23 +146,24 @@ export class Admission {
   }
 
   /** The call's limits: from the cache (≤ 500 ms old, no database read, no await) or read. */
-  private resolve(tenantId: string, userId: string | undefined, keyId: string | undefined): Resolved | Promise<Resolved> {
-    const k = `${tenantId}|${userId ?? ''}|${keyId ?? ''}`;
+  private resolve(tenantId: string, userId: string | undefined, keyId: string | undefined, team: TeamGrant | undefined): Resolved | Promise<Resolved> {
+    const k = team ? `${tenantId}|${userId ?? ''}|${keyId ?? ''}|${team.id}` : `${tenantId}|${userId ?? ''}|${keyId ?? ''}`;
     const now = Date.now();
     const c = this.resolved.get(k);
     if (c && now - c.at < 500) return c;
-    return this.resolveFresh(k, now, tenantId, userId, keyId);
+    return this.resolveFresh(k, now, tenantId, userId, keyId, team);
   }
 
-  private async resolveFresh(k: string, now: number, tenantId: string, userId: string | undefined, keyId: string | undefined): Promise<Resolved> {
+  private async resolveFresh(k: string, now: number, tenantId: string, userId: string | undefined, keyId: string | undefined, team: TeamGrant | undefined): Promise<Resolved> {
     const tenant = await this.d.plans.tenantFresh(tenantId);
     if (!tenant) throw new AppError(404, 'not_found', 'tenant not found');
     const levels: LevelSpec[] = [];
-    const add = (level: LevelSpec['level'], id: string, l: Limits | null): void => {
+    const add = (level: LevelSpec['level'], id: string, l: Limits | null, name?: string): void => {
       if (!l) return;
       const spec: LevelSpec = {
         level,
         id,
+        ...(name !== undefined ? { name } : {}),
         rpm: l.requests_per_minute ?? -1,
         tpm: l.tokens_per_minute ?? -1,
         conc: l.concurrent_requests ?? -1,
@@ -169,6 +174,7 @@ export class Admission {
     };
     if (keyId) add('key', keyId, await this.subject(tenantId, 'key', keyId));
     if (userId) add('user', userId, await this.subject(tenantId, 'user', userId));
+    if (team) add('team', team.id, team.limits, team.name);
     add('tenant', tenantId, tenant.plan.limits);
     const r = { at: now, tenant, levels, leaseKeys: levels.map((l) => `${tenantId}|${l.level}|${l.id}`) };
     this.resolved.set(k, r);
@@ -192,7 +198,7 @@ export class Admission {
     const p = ctx.principal;
     const est = Math.max(0, Math.ceil(req.estimateTokens));
     const estCost = Math.max(0, Math.ceil(req.estimateCostMicros ?? 0));
-    const resolved = this.resolve(tenantRef.id, p?.userId, p?.keyId);
+    const resolved = this.resolve(tenantRef.id, p?.userId, p?.keyId, p?.team);
     const { tenant, levels, leaseKeys } = resolved instanceof Promise ? await resolved : resolved;
     const window = this.window(tenant.timezone, now);
 
@@ -210,9 +216,10 @@ export class Admission {
     if (leased) {
       this.licence.reserved += est;
       child(this.d.metrics.ratelimitAdmissions, 'lease').inc();
-      const headers = headersFor(levels, leased.map((l) => l.stats));
+      const stats = leased.map((l) => l.stats);
+      const headers = headersFor(levels, stats);
       if (warning) headers[LICENSE_WARNING_HEADER] = warning;
-      return { id, ctx, tenantId: tenant.id, window, levels, masks: NO_MASKS, est, estCost, store: 'lease', headers, leased, settled: false };
+      return { id, ctx, tenantId: tenant.id, window, levels, masks: NO_MASKS, est, estCost, store: 'lease', headers, leased, stats, settled: false };
     }
     const input: AdmitInput = { now, rid: id, tenantId: tenant.id, est, estCost, monthId, monthEnd: window.end, concurrencyTtlMs: this.ttl, levels };
     const got = await this.run(input, tenant);
@@ -228,7 +235,7 @@ export class Admission {
     if (store === 'redis') this.maybeLease(tenant.id, levels, outcome.stats, input.monthId, est, estCost);
     const headers = headersFor(levels, outcome.stats);
     if (warning) headers[LICENSE_WARNING_HEADER] = warning;
-    return { id, ctx, tenantId: tenant.id, window, levels, masks: outcome.masks, est, estCost, store, headers, settled: false };
+    return { id, ctx, tenantId: tenant.id, window, levels, masks: outcome.masks, est, estCost, store, headers, stats: outcome.stats, settled: false };
   }
 
   /** Corrects the reservation by the actual usage (tokens, cost) and frees its concurrency slot. Never throws. */
@@ -554,7 +561,10 @@ export class Admission {
       const values = [];
       for (const m of outcome.missing) {
         const l = input.levels[m.levelIdx]!;
-        const u = await this.d.repo.usageSince(tenant.id, w.start, w.end, l.level === 'tenant' ? undefined : { type: l.level, id: l.id });
+        const u =
+          l.level === 'team'
+            ? await (this.d.teamUsage?.(tenant.id, l.id, w.start, w.end) ?? { tokens: 0, cost: 0 })
+            : await this.d.repo.usageSince(tenant.id, w.start, w.end, l.level === 'tenant' ? undefined : { type: l.level, id: l.id });
         values.push({ ...m, value: m.kind === 'tokens' ? u.tokens : u.cost });
       }
       await store.seed(input, values);
@@ -668,14 +678,14 @@ export function refusal(spec: LevelSpec, limit: AdmissionLimit, retryMs: number,
     headers['x-ratelimit-remaining-tokens'] = '0';
     headers['x-ratelimit-reset-tokens'] = formatReset(retryMs);
   }
-  const who = spec.level === 'tenant' ? "the tenant's plan" : spec.level === 'user' ? 'your user' : 'this API key';
+  const who = spec.level === 'tenant' ? "the tenant's plan" : spec.level === 'team' ? `the team ${spec.name ?? spec.id}` : spec.level === 'user' ? 'your user' : 'this API key';
   const message = monthly
     ? `The ${WHAT[limit]} of ${who} (${value}${limit === 'monthly_cost_micros' ? ' micro-units' : ' tokens'}) is used up; it resets at ${reset}.`
     : `The ${WHAT[limit]} limit of ${who} (${value}) is reached; retry after ${reset}.`;
   return new AppError(429, monthly ? 'quota_exceeded' : 'rate_limit_exceeded', message, {
     type: monthly ? 'quota_error' : 'rate_limit_error',
     headers,
-    details: { level: spec.level, limit, limit_value: value, reset },
+    details: { level: spec.level, ...(spec.level === 'team' ? { team: { id: spec.id, name: spec.name ?? null } } : {}), limit, limit_value: value, reset },
   });
 }
 
