@@ -29,6 +29,18 @@ const proxyHops = z
   .transform((v): number => (v === true || v === 'true' || v === 'yes' ? 1 : v === false || v === 'false' || v === 'no' ? 0 : Number(v)))
   .pipe(z.number().int().min(0).max(16, 'at most 16 proxies'));
 
+/** An OTLP/HTTP collector URL (http or https). */
+const otlpUrl = z
+  .string()
+  .trim()
+  .url()
+  .regex(/^https?:\/\//i, 'must be an http:// or https:// URL');
+/** OTEL_EXPORTER_OTLP_HEADERS: `key=value,key2=value2` (W3C baggage-like; values URL-encoded). */
+const otlpHeaders = z
+  .string()
+  .trim()
+  .regex(/^[^=,\s]+=[^,]*(?:,\s*[^=,\s]+=[^,]*)*$/, 'must be comma-separated key=value pairs');
+
 function spec<T extends z.ZodType>(s: SettingSpec<T>): SettingSpec<T> {
   return s;
 }
@@ -405,6 +417,70 @@ export const SETTINGS = {
     description:
       'When Redis is unavailable: fail-open keeps serving with per-process rate limits and budgets from the SQLite ledger (a metric and a log line say so); fail-closed answers 503 rate_limiter_unavailable.',
     fix: 'use "fail-open" or "fail-closed"',
+  }),
+  // OpenTelemetry traces (issue 25, server/telemetry, docs/observability.md): the standard OTEL_* variables.
+  otelEndpoint: spec({
+    env: 'OTEL_EXPORTER_OTLP_ENDPOINT',
+    schema: otlpUrl.optional(),
+    description:
+      "OpenTelemetry: the collector's OTLP/HTTP base URL (traces go to <url>/v1/traces), e.g. http://otel-collector:4318. Unset, and OTEL_EXPORTER_OTLP_TRACES_ENDPOINT unset: no tracing at all (the SDK is not even loaded). docs/observability.md.",
+    fix: 'set it to an http(s) URL such as http://otel-collector:4318, or leave it unset',
+  }),
+  otelTracesEndpoint: spec({
+    env: 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT',
+    schema: otlpUrl.optional(),
+    description: 'OpenTelemetry: the full URL traces are posted to (used as is; wins over OTEL_EXPORTER_OTLP_ENDPOINT).',
+    fix: 'set it to an http(s) URL such as http://otel-collector:4318/v1/traces, or leave it unset',
+  }),
+  otelProtocol: spec({
+    env: 'OTEL_EXPORTER_OTLP_PROTOCOL',
+    schema: z.enum(['http/protobuf', 'http/json']).default('http/protobuf'),
+    description: 'OpenTelemetry: OTLP/HTTP encoding of exported spans (protobuf, the OTLP default, or JSON). gRPC is not offered.',
+    fix: 'use "http/protobuf" or "http/json" (Enclave exports over OTLP/HTTP)',
+  }),
+  otelHeaders: spec({
+    env: 'OTEL_EXPORTER_OTLP_HEADERS',
+    schema: otlpHeaders.optional(),
+    description: 'OpenTelemetry: headers sent with every export, as key=value pairs separated by commas (values URL-encoded), e.g. authorization=Bearer%20abc.',
+    secret: true,
+    fix: 'use comma-separated key=value pairs such as "authorization=Bearer%20abc,x-scope=team1"',
+  }),
+  otelServiceName: spec({
+    env: 'OTEL_SERVICE_NAME',
+    schema: nonEmpty.default('enclave'),
+    description: "OpenTelemetry: the resource's service.name on every span.",
+    fix: 'set it to a non-empty name such as enclave',
+  }),
+  otelSampler: spec({
+    env: 'OTEL_TRACES_SAMPLER',
+    schema: z.enum(['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio']).default('parentbased_always_on'),
+    description: "OpenTelemetry: which calls are traced. parentbased_* follow the client's traceparent sampled flag when it sent one; traceidratio keeps the fraction OTEL_TRACES_SAMPLER_ARG of traces.",
+    fix: 'use always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio',
+  }),
+  otelSamplerArg: spec({
+    env: 'OTEL_TRACES_SAMPLER_ARG',
+    schema: z.coerce.number().min(0).max(1).optional(),
+    description: 'OpenTelemetry: the ratio (0 to 1) of the traceidratio samplers. Unset: 1.',
+    fix: 'set it to a number from 0 to 1, e.g. 0.1',
+  }),
+  otelBspScheduleDelay: spec({
+    env: 'OTEL_BSP_SCHEDULE_DELAY',
+    schema: z.coerce.number().int().min(1).default(5000),
+    description: 'OpenTelemetry: milliseconds between two exports of finished spans (a full batch of 512 leaves at once).',
+    fix: 'set it to a positive number of milliseconds, e.g. 5000',
+  }),
+  otelBspMaxQueueSize: spec({
+    env: 'OTEL_BSP_MAX_QUEUE_SIZE',
+    schema: positiveInt.default(2048),
+    description:
+      'OpenTelemetry: finished spans held for export at most; past it (a slow or unreachable collector) new spans are dropped and counted in enclave_otel_spans_dropped_total, never waited for.',
+    fix: 'set it to a positive number, e.g. 2048',
+  }),
+  otelSdkDisabled: spec({
+    env: 'OTEL_SDK_DISABLED',
+    schema: bool.default(false),
+    description: 'OpenTelemetry: true turns tracing off even when an endpoint is set.',
+    fix: 'use true or false',
   }),
 } as const;
 
