@@ -137,7 +137,8 @@ describe('schema parity: SQLite and PostgreSQL', () => {
           expect(['integer', 'bigint', TIMESTAMPTZ], where).toContain(pgType);
           if (/(^|_)at$/.test(col)) expect(pgType, `${where}: a time is timestamptz`).toBe(TIMESTAMPTZ);
           if (COUNTER.test(col)) expect(pgType, `${where}: a counter is bigint`).toBe('bigint');
-        } else expect(['text', 'jsonb', 'json'], where).toContain(pgType);
+        } else if (liteType === 'blob') expect(pgType, where).toBe('bytea');
+        else expect(['text', 'jsonb', 'json'], where).toContain(pgType);
       }
       expect(p.primaryKeys, `${name} composite primary key`).toEqual(s.primaryKeys);
       expect(p.uniques, `${name} unique constraints`).toEqual(s.uniques);

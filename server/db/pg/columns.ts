@@ -57,3 +57,13 @@ export const jsonExact = customType<{ data: string; driverData: unknown }>({
 export function counter(name: string) {
   return bigint(name, { mode: 'number' });
 }
+
+/**
+ * floatVector: `bytea` in the database, a Buffer of little-endian float32 values in TypeScript
+ * (SQLite stores the same bytes as a BLOB): knowledge chunk embeddings.
+ */
+export const floatVector = customType<{ data: Buffer; driverData: Buffer }>({
+  dataType: () => 'bytea',
+  toDriver: (value) => value,
+  fromDriver: (value) => value,
+});

@@ -1,5 +1,5 @@
 import { boolean, index, integer, pgTable, primaryKey, text, uniqueIndex } from 'drizzle-orm/pg-core';
-import { counter, epochMs, jsonExact, jsonText } from './columns.js';
+import { counter, epochMs, floatVector, jsonExact, jsonText } from './columns.js';
 
 /**
  * The PostgreSQL schema (issue 22): the same tables, column names, keys, indexes and foreign
@@ -551,7 +551,7 @@ export const files = pgTable(
     tenantId: text('tenant_id')
       .notNull()
       .references(() => tenants.id, { onDelete: 'cascade' }),
-    purpose: text('purpose', { enum: ['batch', 'batch_output'] }).notNull(),
+    purpose: text('purpose', { enum: ['batch', 'batch_output', 'assistants', 'user_data'] }).notNull(),
     filename: text('filename').notNull(),
     bytes: counter('bytes').notNull(),
     lineCount: integer('line_count').notNull().default(0),
@@ -959,5 +959,111 @@ export const siemSinks = pgTable('siem_sinks', {
   updatedAt: epochMs('updated_at').notNull(),
 });
 
+// ---------------------------------------------------------------------------
+// Knowledge (issue 20): vector stores (collections), the files attached to them with their
+// ingestion state, chunks with page numbers, vectors and a keyword index, and the citations of
+// chat answers. Keyword search: an FTS5 index of the chunks (migration knowledge_search);
+// PostgreSQL: a GIN to_tsvector index (migrations-pg knowledge_search).
+// ---------------------------------------------------------------------------
+
+/** A vector store (a knowledge collection): shared with the tenant, or one user's own. */
+export const vectorStores = pgTable(
+  'vector_stores',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    description: text('description'),
+    /** tenant: every member reads it; user: only its owner; conversation: a chat's attachments (its owner's). */
+    sharing: text('sharing', { enum: ['tenant', 'user', 'conversation'] }).notNull(),
+    ownerUserId: text('owner_user_id'),
+    keyId: text('key_id'),
+    conversationId: text('conversation_id'),
+    /** The default classification of its files (a file may be higher, never lower). */
+    classification: text('classification', { enum: ['public', 'internal', 'confidential', 'restricted'] }).notNull(),
+    embeddingModel: text('embedding_model').notNull(),
+    /** JSON object of up to 16 string pairs (OpenAI metadata), or null. */
+    metadata: text('metadata'),
+    usageBytes: counter('usage_bytes').notNull().default(0),
+    createdAt: epochMs('created_at').notNull(),
+    lastActiveAt: epochMs('last_active_at'),
+  },
+  (t) => [index('vector_stores_tenant_idx').on(t.tenantId, t.createdAt)],
+);
+
+/** A file attached to a vector store, with its ingestion state (in_progress → completed | failed | cancelled). */
+export const vectorStoreFiles = pgTable(
+  'vector_store_files',
+  {
+    vectorStoreId: text('vector_store_id')
+      .notNull()
+      .references(() => vectorStores.id, { onDelete: 'cascade' }),
+    fileId: text('file_id')
+      .notNull()
+      .references(() => files.id, { onDelete: 'cascade' }),
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    status: text('status', { enum: ['in_progress', 'completed', 'failed', 'cancelled'] }).notNull(),
+    /** JSON {code, message} when failed. */
+    lastError: text('last_error'),
+    classification: text('classification', { enum: ['public', 'internal', 'confidential', 'restricted'] }).notNull(),
+    /** JSON object of attributes (search filters), or null. */
+    attributes: text('attributes'),
+    contentType: text('content_type').notNull(),
+    pages: integer('pages'),
+    chunkCount: integer('chunk_count').notNull().default(0),
+    usageBytes: counter('usage_bytes').notNull().default(0),
+    /** The user or key that attached it: the embedding calls run on its behalf. */
+    userId: text('user_id'),
+    keyId: text('key_id'),
+    createdAt: epochMs('created_at').notNull(),
+    updatedAt: epochMs('updated_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.vectorStoreId, t.fileId] }), index('vector_store_files_file_idx').on(t.tenantId, t.fileId)],
+);
+
+/**
+ * One chunk of a file in a store: its text (with the page it starts on), its embedding (float32
+ * little-endian) — written together, so a chunk is searchable by both or neither. The id is
+ * deterministic (store, file, index): an ingestion that runs again inserts-or-ignores.
+ */
+export const knowledgeChunks = pgTable(
+  'knowledge_chunks',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    vectorStoreId: text('vector_store_id')
+      .notNull()
+      .references(() => vectorStores.id, { onDelete: 'cascade' }),
+    fileId: text('file_id')
+      .notNull()
+      .references(() => files.id, { onDelete: 'cascade' }),
+    chunkIndex: integer('chunk_index').notNull(),
+    page: integer('page'),
+    text: text('text').notNull(),
+    embedding: floatVector('embedding').notNull(),
+    createdAt: epochMs('created_at').notNull(),
+  },
+  (t) => [index('knowledge_chunks_store_idx').on(t.vectorStoreId, t.fileId, t.chunkIndex)],
+);
+
+/** The passages a chat answer cited (JSON array), for showing them again after a reload. */
+export const knowledgeCitations = pgTable('knowledge_citations', {
+  messageId: text('message_id')
+    .primaryKey()
+    .references(() => chatMessages.id, { onDelete: 'cascade' }),
+  tenantId: text('tenant_id')
+    .notNull()
+    .references(() => tenants.id, { onDelete: 'cascade' }),
+  conversationId: text('conversation_id').notNull(),
+  citations: text('citations').notNull(),
+  createdAt: epochMs('created_at').notNull(),
+}, (t) => [index('knowledge_citations_conversation_idx').on(t.tenantId, t.conversationId)]);
+
 /** Every table whose rows belong to a tenant. A test checks that no table with a tenant_id column is missing. */
-export const TENANT_OWNED = { tenantSettings, memberships, apiKeys, usageRecords, ssoIdps, conversations, chatMessages, files, batches, batchLines, usageRollups, meteringLimits, meteringSettings, meteringNotifications, callContents, invitations, tenantDomains, storedResponses, assistants, messageFeedback, prompts, promptVersions, scimTokens, scimUsers, scimGroups, scimGroupMembers } as const;
+export const TENANT_OWNED = { tenantSettings, memberships, apiKeys, usageRecords, ssoIdps, conversations, chatMessages, files, batches, batchLines, usageRollups, meteringLimits, meteringSettings, meteringNotifications, callContents, invitations, tenantDomains, storedResponses, assistants, messageFeedback, prompts, promptVersions, scimTokens, scimUsers, scimGroups, scimGroupMembers, vectorStores, vectorStoreFiles, knowledgeChunks, knowledgeCitations } as const;
