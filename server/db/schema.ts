@@ -132,6 +132,8 @@ export const apiKeys = sqliteTable(
     revokedAt: integer('revoked_at'),
     revokedBy: text('revoked_by'),
     rotatedFromId: text('rotated_from_id'),
+    /** The team the key belongs to (issue 24): its calls count against the team. */
+    teamId: text('team_id').references(() => teams.id, { onDelete: 'set null' }),
   },
   (t) => [index('api_keys_tenant_idx').on(t.tenantId)],
 );
@@ -281,6 +283,8 @@ export const usageRecords = sqliteTable(
     cache: text('cache'),
     /** On a cache hit: the cost of the call whose answer was served (what the hit saved). */
     savedCostMicros: integer('saved_cost_micros').notNull().default(0),
+    /** The team the call counted against (issue 24; server/teams); null = none. */
+    teamId: text('team_id'),
   },
   (t) => [index('usage_records_tenant_idx').on(t.tenantId, t.createdAt), index('usage_records_request_idx').on(t.requestId)],
 );
@@ -1076,4 +1080,76 @@ export const knowledgeCitations = sqliteTable('knowledge_citations', {
 }, (t) => [index('knowledge_citations_conversation_idx').on(t.tenantId, t.conversationId)]);
 
 /** Every table whose rows belong to a tenant. A test checks that no table with a tenant_id column is missing. */
-export const TENANT_OWNED = { tenantSettings, memberships, apiKeys, usageRecords, ssoIdps, conversations, chatMessages, files, batches, batchLines, usageRollups, meteringLimits, meteringSettings, meteringNotifications, callContents, invitations, tenantDomains, storedResponses, assistants, messageFeedback, prompts, promptVersions, scimTokens, scimUsers, scimGroups, scimGroupMembers, vectorStores, vectorStoreFiles, knowledgeChunks, knowledgeCitations } as const;
+// ---------------------------------------------------------------------------
+// Teams inside a tenant (issue 24): members, team admins, per-team models, ceiling, limits.
+// ---------------------------------------------------------------------------
+
+/**
+ * A team of a tenant. `allowed_models`: JSON array (null = every model the tenant may use);
+ * `limits`: JSON object with the plan's limit names (the `team` admission level);
+ * `alert_thresholds`: JSON array of percentages; `idp_group`: the IdP group (OIDC/SAML claim
+ * value, SCIM group displayName) whose members are the team's members.
+ */
+export const teams = sqliteTable(
+  'teams',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    description: text('description').notNull().default(''),
+    allowedModels: text('allowed_models'),
+    maxClassification: text('max_classification', { enum: ['public', 'internal', 'confidential', 'restricted'] }),
+    limits: text('limits').notNull().default('{}'),
+    alertThresholds: text('alert_thresholds').notNull().default('[80,100]'),
+    idpGroup: text('idp_group'),
+    createdAt: integer('created_at').notNull(),
+    updatedAt: integer('updated_at').notNull(),
+  },
+  (t) => [uniqueIndex('teams_name_idx').on(t.tenantId, t.name)],
+);
+
+/** A user's membership of a team: `role` admin (team admin) or member; `source` manual, idp or scim. */
+export const teamMembers = sqliteTable(
+  'team_members',
+  {
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    teamId: text('team_id')
+      .notNull()
+      .references(() => teams.id, { onDelete: 'cascade' }),
+    userId: text('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    role: text('role', { enum: ['admin', 'member'] }).notNull().default('member'),
+    source: text('source', { enum: ['manual', 'idp', 'scim'] }).notNull().default('manual'),
+    createdAt: integer('created_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.teamId, t.userId] }), index('team_members_user_idx').on(t.tenantId, t.userId)],
+);
+
+/**
+ * Usage per hour (UTC) × tenant × team × model, maintained by a trigger on usage_records rows
+ * with a team (same transaction, like usage_rollups; kept when raw records are purged).
+ */
+export const usageTeamRollups = sqliteTable(
+  'usage_team_rollups',
+  {
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    hour: integer('hour').notNull(),
+    teamId: text('team_id').notNull(),
+    model: text('model').notNull().default(''),
+    requests: integer('requests').notNull().default(0),
+    errors: integer('errors').notNull().default(0),
+    promptTokens: integer('prompt_tokens').notNull().default(0),
+    completionTokens: integer('completion_tokens').notNull().default(0),
+    costMicros: integer('cost_micros').notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.hour, t.teamId, t.model] })],
+);
+
+export const TENANT_OWNED = { tenantSettings, memberships, apiKeys, usageRecords, ssoIdps, conversations, chatMessages, files, batches, batchLines, usageRollups, meteringLimits, meteringSettings, meteringNotifications, callContents, invitations, tenantDomains, storedResponses, assistants, messageFeedback, prompts, promptVersions, scimTokens, scimUsers, scimGroups, scimGroupMembers, vectorStores, vectorStoreFiles, knowledgeChunks, knowledgeCitations, teams, teamMembers, usageTeamRollups } as const;
