@@ -1,5 +1,5 @@
 import { gte, sum } from 'drizzle-orm';
-import type { Store } from '../store.js';
+import type { PreparedInsert, Store } from '../store.js';
 
 /**
  * Usage records (tenant-owned) written in batches by server/metering/usage.ts. Each record
@@ -40,33 +40,25 @@ export interface UsageRow {
   createdAt: number;
 }
 
-/**
- * Rows per INSERT statement. SQLite binds at most 32766 parameters per statement and
- * PostgreSQL 65535; 28 columns × 500 rows stays below both.
- */
-const ROWS_PER_STATEMENT = 500;
-
 export class UsageRepo {
-  constructor(private readonly store: Store) {}
+  /** The usage insert, prepared once (server/db/store.ts prepareInsert): the hottest write there is, one row per AI call. */
+  private readonly insert: PreparedInsert<UsageRow>;
+
+  constructor(private readonly store: Store) {
+    this.insert = store.prepareInsert<UsageRow>(store.t.usageRecords, 'usage_records');
+  }
 
   /**
-   * Writes the rows with one multi-row INSERT (per 500 rows) in one transaction: the rollup
-   * trigger (SQLite: migrations/0006; PostgreSQL: migrations-pg/0001) adds each row to its
-   * hour in the same transaction, so rollups never disagree with the raw records.
+   * Writes the rows in one transaction through the prepared insert (SQLite: one reused
+   * statement per row; PostgreSQL: one statement with an array per column, any number of rows):
+   * the rollup trigger (SQLite: migrations/0006; PostgreSQL: migrations-pg/0001) adds each row
+   * to its hour in the same transaction, so rollups never disagree with the raw records.
+   * `api` absent = chat, `priceVersion` absent = null (the columns' meaning, set here so both
+   * dialects store the same).
    */
-  async insertMany(rows: readonly UsageRow[]): Promise<void> {
-    if (!rows.length) return;
-    const { q, t } = this.store;
-    const values = rows.map((r) => ({ ...r, api: r.api ?? 'chat', priceVersion: r.priceVersion ?? null }));
-    if (values.length <= ROWS_PER_STATEMENT) {
-      await this.store.run(q.insert(t.usageRecords).values(values));
-      return;
-    }
-    await this.store.tx(async () => {
-      for (let i = 0; i < values.length; i += ROWS_PER_STATEMENT) {
-        await this.store.run(this.store.q.insert(t.usageRecords).values(values.slice(i, i + ROWS_PER_STATEMENT)));
-      }
-    });
+  insertMany(rows: readonly UsageRow[]): Promise<void> {
+    if (!rows.length) return Promise.resolve();
+    return this.insert.run(rows.map((r) => (r.api === undefined || r.priceVersion === undefined ? { ...r, api: r.api ?? 'chat', priceVersion: r.priceVersion ?? null } : r)));
   }
 
   /** Installation-wide tokens since `since` (licence allowance); cross-tenant by design. */
