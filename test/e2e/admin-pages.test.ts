@@ -1,9 +1,11 @@
+import { X509Certificate } from 'node:crypto';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { unrestricted } from '../../server/access/entitlements.js';
 import { newId } from '../../server/ids.js';
 import { startWorker } from '../../server/jobs/runtime.js';
 import type { JobWorker } from '../../server/jobs/worker.js';
+import { idpMetadataXml, makeSamlKey } from '../fakes/saml-idp.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { call, login, PASSWORD, seedTenant, sys } from '../helpers/identity.js';
 import { axeCheck, chatReady, ensureWebBuilt, launchBrowser, ScriptedUpstream, shot, watchPage } from './support.js';
@@ -278,6 +280,78 @@ describe('admin overview, plans, SSO, jobs, banners', () => {
     expect(await axeCheck(page)).toEqual([]);
     await shot(page, 'admin-sso');
     expect(watch.errors).toEqual([]);
+    await ctx.close();
+  });
+
+  it('SAML IdPs: added from imported metadata, their entity id, SSO URL and certificates shown, edited with the IdP-initiated opt-in; fits 390 px; the audit filters fit one row at 1440', async () => {
+    const key = makeSamlKey('Acme ADFS');
+    const fingerprint = new X509Certificate(key.certPem).fingerprint256;
+    const { ctx, page, watch } = await signIn(ADMIN, { width: 1440, height: 900 });
+    await page.goto(`${app.url}/admin/sso`);
+    await page.getByRole('heading', { name: 'Single sign-on', level: 1 }).waitFor();
+    await page.getByRole('radio', { name: 'SAML 2.0' }).check();
+    const add = page.getByRole('form', { name: 'Add a SAML provider' });
+    await add.getByLabel('Button label').fill('Acme ADFS');
+    // The metadata file is read in the browser into the XML box.
+    await add.getByLabel('Metadata file').setInputFiles({ name: 'idp.xml', mimeType: 'application/xml', buffer: Buffer.from(idpMetadataXml('https://adfs.acme.test/adfs/services/trust', 'https://adfs.acme.test/adfs/ls/', key)) });
+    await expect.poll(() => add.getByLabel('Metadata XML').inputValue()).toContain('EntityDescriptor');
+    await add.getByLabel('Name attribute').fill('displayName');
+    await add.getByRole('button', { name: 'Add SAML provider' }).click();
+    const table = page.getByRole('table', { name: 'Sign-in providers' });
+    await expect.poll(() => table.textContent()).toContain('Acme ADFS');
+    expect(await table.getByRole('row', { name: /Acme ADFS/ }).textContent()).toContain('SAML 2.0');
+    // Selected after adding: the IdP's fields and what to give its administrator.
+    const settings = page.getByRole('form', { name: 'SAML settings of Acme ADFS' });
+    await settings.waitFor();
+    expect(await settings.getByLabel('IdP entity ID').inputValue()).toBe('https://adfs.acme.test/adfs/services/trust');
+    expect(await settings.getByLabel('SSO URL (HTTP-Redirect)').inputValue()).toBe('https://adfs.acme.test/adfs/ls/');
+    expect(await settings.getByLabel('Name attribute').inputValue()).toBe('displayName');
+    expect(await settings.getByLabel(/Allow IdP-initiated/).isChecked()).toBe(false);
+    const certs = page.getByRole('list', { name: 'Certificates of Acme ADFS' });
+    expect(await certs.textContent()).toContain(fingerprint);
+    expect(await certs.textContent()).toContain('CN=Acme ADFS');
+    const idp = (await app.services.sso.listIdps(seeded.ctx)).find((i) => i.name === 'Acme ADFS')!;
+    expect(await page.locator('dl.facts').last().textContent()).toContain(`/auth/saml/${idp.id}/acs`);
+    expect(await axeCheck(page)).toEqual([]);
+    await shot(page, 'admin-sso-saml-1440');
+
+    await settings.getByLabel('SSO URL (HTTP-Redirect)').fill('https://adfs2.acme.test/adfs/ls/');
+    await settings.getByLabel(/Allow IdP-initiated/).check();
+    await settings.getByRole('button', { name: 'Save SAML settings' }).click();
+    await expect.poll(() => page.getByRole('status').filter({ hasText: 'SAML settings saved.' }).count()).toBe(1);
+    const saved = (await app.services.sso.listIdps(seeded.ctx)).find((i) => i.id === idp.id)!;
+    expect(JSON.parse(saved.saml!)).toMatchObject({ sso_url: 'https://adfs2.acme.test/adfs/ls/', allow_idp_initiated: true, name_attribute: 'displayName' });
+    expect(saved.issuer).toBe('https://adfs.acme.test/adfs/services/trust');
+
+    // A broken certificate gets the API's reason and changes nothing.
+    await settings.getByLabel(/Replace the certificates/).fill('-----BEGIN CERTIFICATE-----\nnot-a-cert\n-----END CERTIFICATE-----');
+    await settings.getByRole('button', { name: 'Save SAML settings' }).click();
+    await expect.poll(() => settings.getByRole('alert').textContent()).toContain('invalid_certificate');
+    expect((await app.services.sso.listIdps(seeded.ctx)).find((i) => i.id === idp.id)!.saml).toBe(saved.saml);
+
+    // Issue 21: at 1440x900 the audit filters (a platform admin's, the widest set) stay on one row; "To" wrapped alone.
+    await page.goto(`${app.url}/admin/audit`);
+    await page.getByRole('heading', { name: 'Audit log', level: 1 }).waitFor();
+    const filters = page.getByRole('form', { name: 'Filter audit events' });
+    // The fields align at their bottoms (align-items: flex-end); a wrapped one sits a row lower.
+    const bottoms = await filters.locator('.field').evaluateAll((els) => els.map((e) => Math.round((e as unknown as { getBoundingClientRect(): { bottom: number } }).getBoundingClientRect().bottom)));
+    await shot(page, 'admin-audit-1440');
+    expect(bottoms.length).toBe(6);
+    expect(new Set(bottoms).size).toBe(1);
+
+    await page.goto(`${app.url}/admin/sso`);
+    await page.getByRole('button', { name: 'Settings & mapping of Acme ADFS' }).click();
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.getByRole('heading', { name: "For the IdP's administrator" }).scrollIntoViewIfNeeded();
+    await shot(page, 'admin-sso-saml-390-top');
+    await settings.getByRole('button', { name: 'Save SAML settings' }).scrollIntoViewIfNeeded();
+    expect(await page.evaluate(() => {
+      const d = (globalThis as unknown as { document: { documentElement: { scrollWidth: number; clientWidth: number } } }).document;
+      return d.documentElement.scrollWidth - d.documentElement.clientWidth;
+    })).toBe(0);
+    expect(await axeCheck(page)).toEqual([]);
+    await shot(page, 'admin-sso-saml-390');
+    expect(watch.errors.filter((e) => !/status of 400/.test(e))).toEqual([]); // the refused certificate
     await ctx.close();
   });
 

@@ -123,7 +123,7 @@ export function AuditPage() {
         <ErrorNote error={verifyError} />
       </div>
       <form
-        className="form form-row"
+        className="form form-row filter-row"
         onSubmit={(e) => {
           e.preventDefault();
           setApplied({ action: action.trim(), outcome, actor, since: dayMs(from, false), until: dayMs(to, true) });
@@ -148,7 +148,7 @@ export function AuditPage() {
             </select>
           </label>
         ) : null}
-        <label className="field">
+        <label className="field field-wide">
           <span>Action</span>
           <input value={action} placeholder="e.g. auth.login" onChange={(e) => setAction(e.target.value)} />
         </label>
@@ -171,11 +171,11 @@ export function AuditPage() {
             ))}
           </select>
         </label>
-        <label className="field">
+        <label className="field field-date">
           <span>From</span>
           <input type="date" value={from} onChange={(e) => setFrom(e.target.value)} />
         </label>
-        <label className="field">
+        <label className="field field-date">
           <span>To</span>
           <input type="date" value={to} onChange={(e) => setTo(e.target.value)} />
         </label>

@@ -6,14 +6,16 @@ import { useSession } from '../../session.js';
 import { tenantPath, useAction, useLoad, useTenantId, ActionStatus } from './common.js';
 import { type Idp, ROLES, SOURCES } from './sso-common.js';
 import { IdpDetail, PlatformIdp } from './SsoParts.js';
+import { SamlAddForm } from './SsoSaml.js';
 
-/** Single sign-on: the organisation's OpenID Connect providers, claim-to-role mapping, and the platform IdP for platform admins. */
+/** Single sign-on: the organisation's OpenID Connect and SAML providers, claim-to-role mapping, and the platform IdP for platform admins. */
 export function SsoPage() {
   const { session } = useSession();
   const tenantId = useTenantId();
   const list = useLoad(async () => (tenantId ? (await api<{ data: Idp[] }>(tenantPath(tenantId, '/sso/idps'))).data : []), [tenantId]);
   const [selected, setSelected] = useState<string | null>(null);
   const act = useAction();
+  const [protocol, setProtocol] = useState<'oidc' | 'saml'>('oidc');
   const [form, setForm] = useState({ name: '', issuer: '', client_id: '', client_secret: '', claim_source: 'id_token', roles_path: '', groups_path: 'groups', default_role: 'member' });
   const set = (k: keyof typeof form) => (e: { target: { value: string } }) => setForm((f) => ({ ...f, [k]: e.target.value }));
 
@@ -63,12 +65,13 @@ export function SsoPage() {
           rows={list.data}
           rowKey={(i) => i.id}
           search={(i) => `${i.name} ${i.issuer}`}
-          empty="No provider yet. Add your organisation's OpenID Connect provider (Keycloak, Entra ID, Okta, Google…) below."
+          empty="No provider yet. Add your organisation's OpenID Connect or SAML provider (Keycloak, Entra ID, Okta, Google, ADFS…) below."
           initialSort={{ key: 'name' }}
           rowClassName={(i) => (selected === i.id ? 'selected' : undefined)}
           columns={[
             { key: 'name', header: 'Name', cell: (i) => i.name, sort: (i) => i.name },
-            { key: 'issuer', header: 'Issuer', className: 'small break', cell: (i) => i.issuer, sort: (i) => i.issuer },
+            { key: 'protocol', header: 'Protocol', cell: (i) => (i.protocol === 'saml' ? 'SAML 2.0' : 'OpenID Connect'), sort: (i) => i.protocol },
+            { key: 'issuer', header: 'Issuer or entity ID', className: 'small break', cell: (i) => i.issuer, sort: (i) => i.issuer },
             {
               key: 'status',
               header: 'Status',
@@ -84,8 +87,8 @@ export function SsoPage() {
           ]}
           actions={(i) => (
             <span className="button-row nowrap">
-              <button type="button" className="btn btn-small" aria-pressed={selected === i.id} onClick={() => setSelected(selected === i.id ? null : i.id)} aria-label={`Claims & mapping of ${i.name}`}>
-                Claims & mapping
+              <button type="button" className="btn btn-small" aria-pressed={selected === i.id} onClick={() => setSelected(selected === i.id ? null : i.id)} aria-label={`Settings & mapping of ${i.name}`}>
+                Settings & mapping
               </button>
               <button type="button" className="btn btn-small btn-ghost" disabled={!!act.busy} onClick={() => void remove(i)} aria-label={`Delete ${i.name}`}>
                 Delete
@@ -98,6 +101,27 @@ export function SsoPage() {
       {current && tenantId ? <IdpDetail key={current.id} idp={current} tenantId={tenantId} onSaved={() => void list.reload()} /> : null}
 
       <h2>Add a provider</h2>
+      <fieldset className="radio-row">
+        <legend>Protocol</legend>
+        <label className="check">
+          <input type="radio" name="sso-protocol" checked={protocol === 'oidc'} onChange={() => setProtocol('oidc')} />
+          OpenID Connect
+        </label>
+        <label className="check">
+          <input type="radio" name="sso-protocol" checked={protocol === 'saml'} onChange={() => setProtocol('saml')} />
+          SAML 2.0
+        </label>
+      </fieldset>
+      {protocol === 'saml' && tenantId ? (
+        <SamlAddForm
+          tenantId={tenantId}
+          onAdded={async (idp) => {
+            await list.reload();
+            setSelected(idp.id);
+          }}
+        />
+      ) : null}
+      {protocol === 'oidc' ? (
       <form className="form card" onSubmit={add} aria-label="Add a sign-in provider">
         <div className="form-row">
           <label className="field">
@@ -154,6 +178,7 @@ export function SsoPage() {
           {act.busy === 'add' ? <Spinner label="Adding…" /> : 'Add provider'}
         </button>
       </form>
+      ) : null}
     </section>
   );
 }

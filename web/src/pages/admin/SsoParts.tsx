@@ -3,6 +3,7 @@ import { api, type Role } from '../../api.js';
 import { DataTable } from '../../components/DataTable.js';
 import { ErrorNote, Spinner } from '../../components/ui.js';
 import { tenantPath, useAction, useLoad, ActionStatus } from './common.js';
+import { SamlSettings } from './SsoSaml.js';
 import { type Rule, type Idp, type LastClaims, type PlatformView, ROLES, ClaimsView } from './sso-common.js';
 
 /** One IdP's settings and mapping rules, and the platform IdP (single sign-on page). */
@@ -39,8 +40,10 @@ export function IdpDetail({ idp, tenantId, onSaved }: { idp: Idp; tenantId: stri
   return (
     <div className="card" aria-labelledby={`idp-${idp.id}`}>
       <h3 id={`idp-${idp.id}`} className="card-title">
-        {idp.name}: claims and mapping
+        {idp.name}: {idp.saml ? 'settings, claims and mapping' : 'claims and mapping'}
       </h3>
+      {idp.saml ? <SamlSettings idp={idp} saml={idp.saml} tenantId={tenantId} onSaved={onSaved} /> : null}
+      {idp.saml ? null : (
       <div className="button-row">
         <button type="button" className="btn btn-small" onClick={() => void runTest()} disabled={!!act.busy}>
           {act.busy === 'test' ? <Spinner label="Testing…" /> : 'Test connection'}
@@ -51,6 +54,7 @@ export function IdpDetail({ idp, tenantId, onSaved }: { idp: Idp; tenantId: stri
           </span>
         ) : null}
       </div>
+      )}
       <h4>Last received claims</h4>
       <ErrorNote error={claims.error} />
       {claims.loading && !claims.data ? <Spinner /> : null}

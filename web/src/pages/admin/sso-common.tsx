@@ -23,6 +23,27 @@ export interface Idp {
   enforce_sso: boolean;
   enabled: boolean;
   login_path: string;
+  protocol: 'oidc' | 'saml';
+  /** SAML IdPs only (server/sso/saml/settings.ts samlView). */
+  saml: SamlView | null;
+}
+export interface SamlCertificate {
+  fingerprint_sha256: string;
+  subject: string;
+  not_after: string;
+  pem: string;
+}
+export interface SamlView {
+  idp_entity_id: string;
+  sso_url: string;
+  certificates: SamlCertificate[];
+  email_attribute: string | null;
+  name_attribute: string | null;
+  groups_attribute: string | null;
+  roles_attribute: string | null;
+  allow_idp_initiated: boolean;
+  metadata_path: string;
+  acs_path: string;
 }
 export interface LastClaims {
   at: number;
