@@ -438,6 +438,12 @@ export const SETTINGS = {
     description: 'OpenTelemetry: OTLP/HTTP encoding of exported spans (protobuf, the OTLP default, or JSON). gRPC is not offered.',
     fix: 'use "http/protobuf" or "http/json" (Enclave exports over OTLP/HTTP)',
   }),
+  otelTimeout: spec({
+    env: 'OTEL_EXPORTER_OTLP_TIMEOUT',
+    schema: positiveInt.default(10000),
+    description: 'OpenTelemetry: milliseconds one export may take, retries of an unreachable collector included; then its spans are dropped and counted.',
+    fix: 'set it to a positive number of milliseconds, e.g. 10000',
+  }),
   otelHeaders: spec({
     env: 'OTEL_EXPORTER_OTLP_HEADERS',
     schema: otlpHeaders.optional(),
