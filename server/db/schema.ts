@@ -1152,4 +1152,47 @@ export const usageTeamRollups = sqliteTable(
   (t) => [primaryKey({ columns: [t.tenantId, t.hour, t.teamId, t.model] })],
 );
 
-export const TENANT_OWNED = { tenantSettings, memberships, apiKeys, usageRecords, ssoIdps, conversations, chatMessages, files, batches, batchLines, usageRollups, meteringLimits, meteringSettings, meteringNotifications, callContents, invitations, tenantDomains, storedResponses, assistants, messageFeedback, prompts, promptVersions, scimTokens, scimUsers, scimGroups, scimGroupMembers, vectorStores, vectorStoreFiles, knowledgeChunks, knowledgeCitations, teams, teamMembers, usageTeamRollups } as const;
+/**
+ * Call traces (issue 25): the decision record of one AI call — classification and its source,
+ * content-rule hits by type, candidates kept or dropped and why, admission per level, each
+ * attempt with its timings, fallbacks, usage and cost — as one JSON document, plus the columns
+ * the request explorer searches by. Never content (prompts and completions only in
+ * call_contents, opt-in). Written in batches off the call path; purged per the tenant's raw
+ * usage retention (server/traces/service.ts).
+ */
+export const callTraces = sqliteTable(
+  'call_traces',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    requestId: text('request_id').notNull(),
+    /** The call's usage record (usage_records.id). */
+    usageId: text('usage_id'),
+    createdAt: integer('created_at').notNull(),
+    api: text('api').notNull(),
+    endpoint: text('endpoint').notNull(),
+    /** The model (alias) asked for. */
+    model: text('model'),
+    /** The deployment (name) of the last attempt. */
+    deployment: text('deployment'),
+    userId: text('user_id'),
+    keyId: text('key_id'),
+    teamId: text('team_id'),
+    workflow: text('workflow'),
+    classification: text('classification'),
+    status: text('status').notNull(),
+    httpStatus: integer('http_status').notNull(),
+    errorCode: text('error_code'),
+    latencyMs: integer('latency_ms').notNull(),
+    promptTokens: integer('prompt_tokens').notNull().default(0),
+    completionTokens: integer('completion_tokens').notNull().default(0),
+    costMicros: integer('cost_micros').notNull().default(0),
+    /** JSON: the decision record (server/traces/recorder.ts TraceDoc + the call's result). */
+    trace: text('trace').notNull(),
+  },
+  (t) => [index('call_traces_tenant_idx').on(t.tenantId, t.createdAt), index('call_traces_request_idx').on(t.tenantId, t.requestId), index('call_traces_created_idx').on(t.createdAt)],
+);
+
+export const TENANT_OWNED = { tenantSettings, memberships, apiKeys, usageRecords, ssoIdps, conversations, chatMessages, files, batches, batchLines, usageRollups, meteringLimits, meteringSettings, meteringNotifications, callContents, invitations, tenantDomains, storedResponses, assistants, messageFeedback, prompts, promptVersions, scimTokens, scimUsers, scimGroups, scimGroupMembers, vectorStores, vectorStoreFiles, knowledgeChunks, knowledgeCitations, teams, teamMembers, usageTeamRollups, callTraces } as const;
