@@ -6,7 +6,7 @@ import { UpstreamError, type ChatCompletion, type ChatCompletionChunk, type Crea
 import type { ProviderKind } from '../providers/kinds.js';
 import type { Deployment } from '../routing/catalogue.js';
 import { activeSpan, withActive } from './active.js';
-import type { CallTrace } from './index.js';
+import type { OtelCall } from './index.js';
 import { activeRecord as active } from './span-context.js';
 
 /**
@@ -22,7 +22,7 @@ import { activeRecord as active } from './span-context.js';
  * any credential, an upstream's error text (it can quote the request). Errors are recorded as
  * their stable code (`error.type`) only.
  */
-export function callTrace(tracer: Tracer, ctx: RequestContext, call: GatewayCall): CallTrace {
+export function callTrace(tracer: Tracer, ctx: RequestContext, call: GatewayCall): OtelCall {
   return new Spans(tracer, ctx, call);
 }
 
@@ -61,7 +61,7 @@ function errorType(e: unknown): string {
   return e instanceof Error ? e.name : 'error';
 }
 
-class Spans implements CallTrace {
+class Spans implements OtelCall {
   private readonly op: 'chat' | 'embeddings';
   private readonly call: Span;
   private readonly ctx: Context;

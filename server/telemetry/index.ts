@@ -15,14 +15,14 @@ import type { Deployment } from '../routing/catalogue.js';
  *
  * This file is all the rest of the server sees, and it imports nothing from OpenTelemetry:
  * with no collector configured startTelemetry() returns undefined, the SDK is never loaded,
- * and each hot-path site is one `if (telemetry)` / `st.trace?.` check. With one configured
+ * and each hot-path site is one `if (telemetry)` / `st.otel?.` check. With one configured
  * the SDK (./sdk.ts) is imported once at start.
  */
 export interface Telemetry {
   /** Runs a request's handler inside its server span; the client's `traceparent` is the parent. */
   http<T>(ctx: RequestContext, req: IncomingMessage, res: ServerResponse, route: string, fn: () => Promise<T>): Promise<T>;
   /** The spans of one gateway call (parent: the active request or job span). */
-  call(ctx: RequestContext, call: GatewayCall): CallTrace;
+  call(ctx: RequestContext, call: GatewayCall): OtelCall;
   /** Runs a worker job inside its span (the gateway calls it makes are its children). */
   job<T>(job: JobInfo, fn: () => Promise<T>): Promise<T>;
   /** Exports what is queued (bounded in time: a dead collector does not hold up shutdown). */
@@ -37,8 +37,8 @@ export interface JobInfo {
   readonly attempt: number;
 }
 
-/** One gateway call's spans, held in its CallState (`st.trace`). */
-export interface CallTrace {
+/** One gateway call's spans, held in its CallState (`st.otel`). */
+export interface OtelCall {
   /** The pipeline moved on to the next stage (plan is the first): ends the previous stage's span. */
   stage(name: 'admission' | 'attempt'): void;
   /** One upstream try inside its client span; the span is active (→ `traceparent`) while `fn` sends. */
