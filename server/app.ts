@@ -74,6 +74,7 @@ import { scimRouter } from './scim/routes.js';
 import { createSiem, type Siem } from './siem/index.js';
 import { siemAdminRouter } from './siem/admin-routes.js';
 import { scimAdminRouter } from './scim/admin-routes.js';
+import { responseCacheRouter } from './gateway/cache/routes.js';
 
 /** Everything the process builds once and shares. Built only here (and by tests through here). */
 export interface Services {
@@ -235,7 +236,7 @@ export async function createServices(
     identity.start();
     closers.push(() => identity.stop());
     identityRef = identity;
-    const gateway = createGateway({ store, tenantStore, secrets: master.box, clock, log, metrics, identity, entitlements: opts.entitlements ? () => opts.entitlements! : () => license, metering: metering.hook, contentCapable: (tenantId) => metering.plans.has(tenantId, 'content_logging'), tenantEgress: egressPolicy(config.tenantProviderNetworks) });
+    const gateway = createGateway({ store, tenantStore, secrets: master.box, clock, log, metrics, identity, entitlements: opts.entitlements ? () => opts.entitlements! : () => license, metering: metering.hook, contentCapable: (tenantId) => metering.plans.has(tenantId, 'content_logging'), tenantEgress: egressPolicy(config.tenantProviderNetworks), redis });
     gatewayRef = gateway;
     await gateway.usage.loadMonth(); // the licence's token count starts from this month's ledger
     await gateway.start();
@@ -323,6 +324,7 @@ export function buildApp(services: Services): RequestListener {
   app.use(gatewayAdminRouter(services.identity, services.gateway));
   app.use(tenantProvidersRouter(services.identity, services.gateway));
   app.use(contentLogRouter(services.identity, services.gateway.content));
+  app.use(responseCacheRouter(services.identity, services.gateway.cacheAdmin));
   app.use(meteringRouter(services.identity, services.metering));
   app.use(scimAdminRouter(services.identity, services.scim));
   app.use(batchRouter(services.identity, services.jobs.batches, { maxFileBytes: config.batchMaxFileBytes }));

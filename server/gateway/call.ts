@@ -7,6 +7,7 @@ import { UpstreamError, type Boundary, type ChatCompletion, type ChatCompletionC
 import type { Candidate, Deployment } from '../routing/catalogue.js';
 import type { ContentAction, Detector } from '../routing/content.js';
 import type { TenantPolicy } from '../routing/policy.js';
+import type { CacheDirective, CacheStatus, CacheTicket } from './cache/index.js';
 import type { ContentCapture } from './content-log.js';
 
 /**
@@ -41,6 +42,8 @@ export interface GatewayCall {
   readonly onUsage?: ((row: Readonly<UsageRow>) => void) | undefined;
   /** The caller writes the usage record itself (a batch line, in the transaction that finishes the line). */
   readonly keepUsage?: boolean | undefined;
+  /** The client's response-cache directive (`Cache-Control: no-store|no-cache`, `x-enclave-cache: bypass`; server/gateway/cache). */
+  readonly cacheDirective?: CacheDirective;
 }
 
 /**
@@ -66,6 +69,8 @@ export interface CallFacts {
   readonly limitHeaders: Readonly<Record<string, string>> | undefined;
   /** Enclave's own time so far (total minus time waiting for upstreams), in ms. */
   overheadMs(): number;
+  /** The response cache's verdict (x-enclave-cache); undefined when the tenant's cache is off. */
+  readonly cache: CacheStatus | undefined;
 }
 
 export type GatewayResult =
@@ -107,6 +112,8 @@ export interface CallState {
   reservation?: Reservation;
   redactedTypes?: readonly Detector[] | undefined;
   content: ContentCapture | undefined;
+  /** The response cache's part of the call (server/gateway/cache); undefined when it is off. */
+  cache: CacheTicket | undefined;
   /** Set once: the call's usage record has been made. */
   finished: boolean;
 }
@@ -133,6 +140,7 @@ export function newState(call: GatewayCall): CallState {
     errorCode: null,
     outcome: 'server_error',
     content: undefined,
+    cache: undefined,
     finished: false,
   };
 }
@@ -165,6 +173,9 @@ class LiveFacts implements CallFacts {
   }
   overheadMs(): number {
     return performance.now() - this.st.t0 - this.st.upstreamMs;
+  }
+  get cache(): CacheStatus | undefined {
+    return this.st.cache?.status;
   }
 }
 

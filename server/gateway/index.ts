@@ -14,6 +14,9 @@ import { egressPolicy, type EgressPolicy } from '../providers/egress.js';
 import { Catalogue } from '../routing/catalogue.js';
 import { DeploymentService } from '../routing/deployments.js';
 import { TenantDeployments } from '../routing/tenant-deployments.js';
+import type { Redis } from 'ioredis';
+import { CacheAdmin } from './cache/admin.js';
+import { ResponseCache } from './cache/index.js';
 import { ContentLog } from './content-log.js';
 import { PolicyCache } from './policy-cache.js';
 import { RefusalAudit } from './refusal-audit.js';
@@ -43,6 +46,8 @@ export interface Gateway {
   readonly revision: Revision;
   /** Metering admission/settlement, for pipelines built elsewhere (batches) so no route skips it. */
   readonly metering?: MeteringHook;
+  /** The response cache's settings, stats and purge (server/gateway/cache). */
+  readonly cacheAdmin: CacheAdmin;
   readinessCheck(): ReadinessCheck;
   /** Loads the catalogue and starts the revision poll; awaited before serving. */
   start(pollMs?: number): Promise<void>;
@@ -67,6 +72,8 @@ export function createGateway(o: {
   contentCapable?: (tenantId: string) => boolean;
   /** Where tenant-private deployments may connect (ENCLAVE_TENANT_PROVIDER_NETWORKS); absent = the default rule. */
   tenantEgress?: EgressPolicy;
+  /** Redis for the response cache; absent = no cache (every call a plain call). */
+  redis?: Redis;
 }): Gateway {
   const tenantEgress = o.tenantEgress ?? egressPolicy(undefined);
   const revision = new Revision(o.store, 'gateway');
@@ -77,7 +84,9 @@ export function createGateway(o: {
   const deployments = new DeploymentService({ store: o.store, secrets: o.secrets, clock: o.clock, revision, entitlements: o.entitlements, audit: o.identity.audit, tenants: o.identity.tenants, tenantEgress });
   const tenantDeployments = new TenantDeployments({ deployments, access: o.identity.access, audit: o.identity.audit });
   const refusals = new RefusalAudit(o.identity.audit, o.clock);
-  const service = new GatewayService({ catalogue, policies, usage, access: o.identity.access, entitlements: o.entitlements, metrics: o.metrics, clock: o.clock, log: o.log, content, refusals, ...(o.metering ? { metering: o.metering } : {}) });
+  const cache = o.redis ? new ResponseCache({ redis: o.redis, secrets: o.secrets, policies, metrics: o.metrics, clock: o.clock, log: o.log }) : undefined;
+  const cacheAdmin = new CacheAdmin({ store: o.store, tenantStore: o.tenantStore, policies, revision, audit: o.identity.audit, redis: cache?.redis, flushUsage: () => usage.flush() });
+  const service = new GatewayService({ catalogue, policies, usage, access: o.identity.access, entitlements: o.entitlements, metrics: o.metrics, clock: o.clock, log: o.log, content, refusals, ...(o.metering ? { metering: o.metering } : {}), ...(cache ? { cache } : {}) });
   // The first revision check (start()) loads the catalogue; every later move reloads it.
   revision.onChange(async () => {
     policies.clear();
@@ -95,6 +104,7 @@ export function createGateway(o: {
     responses: new ResponseStore({ store: o.store, tenantStore: o.tenantStore, secrets: o.secrets, clock: o.clock }),
     revision,
     ...(o.metering ? { metering: o.metering } : {}),
+    cacheAdmin,
     readinessCheck: () => ({
       name: 'providers',
       critical: false,

@@ -6,15 +6,18 @@ import { AppError } from '../errors.js';
 import { parseInput as parse } from '../http/parse-input.js';
 import { parsePolicy, policySchema, type TenantPolicy } from '../routing/policy.js';
 import type { Revision } from '../identity/revision.js';
+import { CACHE_SETTING, parseCacheSettings, type CacheSettings } from './cache/settings.js';
 import { CONTENT_LOGGING_SETTING, parseContentLogging, type ContentLogging } from './content-log.js';
 
 export const POLICY_SETTING = 'gateway.policy';
-const GATEWAY_KEYS = [POLICY_SETTING, CONTENT_LOGGING_SETTING];
+const GATEWAY_KEYS = [POLICY_SETTING, CONTENT_LOGGING_SETTING, CACHE_SETTING];
 
 interface Entry {
   policy: TenantPolicy;
   tenantDefault: Classification;
   contentLogging: ContentLogging;
+  /** The response cache setting (server/gateway/cache/settings.ts), read on the call path. */
+  cache: CacheSettings;
 }
 
 /**
@@ -67,6 +70,7 @@ export class PolicyCache {
       policy: parsePolicy(value(POLICY_SETTING), contentLogging.enabled ? { retentionDays: contentLogging.retentionDays } : null),
       tenantDefault: tenant?.c ?? 'internal',
       contentLogging,
+      cache: parseCacheSettings(value(CACHE_SETTING)),
     };
     this.cache.set(tenantId, e);
     return e;

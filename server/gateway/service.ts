@@ -14,6 +14,7 @@ import type { UsageRow } from '../db/repos/usage.js';
 import { UpstreamError } from '../providers/index.js';
 import type { Catalogue } from '../routing/catalogue.js';
 import { CLIENT_GONE_ERROR, factsOf, markGone, newState, toGatewayError, type CallState, type GatewayCall, type GatewayResult, type Plan } from './call.js';
+import type { ResponseCache } from './cache/index.js';
 import type { ContentLog } from './content-log.js';
 import { writeChat } from './faces/openai-chat.js';
 import { Planner } from './plan.js';
@@ -48,6 +49,8 @@ export interface GatewayDeps {
   readonly content?: ContentLog;
   /** Refusals that indicate misuse, as rate-limited denied entries in the tenant's audit log. */
   readonly refusals?: RefusalAudit;
+  /** The governed response cache (server/gateway/cache); consulted only when on for the tenant or key. */
+  readonly cache?: ResponseCache;
 }
 
 
@@ -107,6 +110,12 @@ export class GatewayService {
       const plan = this.planner.plan(ctx, st, call.body);
       await this.admit(ctx, st, plan);
       if (plan.policy.contentLogging) st.content = this.d.content?.begin(ctx, plan.policy.contentLogging, st.endpoint, call.body);
+      // Response cache (server/gateway/cache): undefined at once when off for the caller; a hit is answered without an attempt.
+      const cached = this.d.cache?.lookup(ctx, st, plan, this.planner, this.d);
+      if (cached !== undefined) {
+        const hit = await cached;
+        if (hit) return hit;
+      }
       if (st.stream) {
         const chunks = await stream(this.d, this.planner, ctx, st, plan, () => finishCall(this.d, ctx, st));
         return { kind: 'stream', chunks, facts };

@@ -106,7 +106,12 @@ export function finishCall(d: GatewayDeps, ctx: RequestContext, st: CallState): 
     errorCode: st.errorCode,
     createdAt: d.clock.now(),
   };
+  if (st.cache) {
+    row.cache = st.cache.status;
+    row.savedCostMicros = st.cache.saved;
+  }
   d.metering?.complete(st.reservation, row);
+  st.cache?.end(row, st);
   if (!st.call.keepUsage) d.usage.record(row);
   st.content?.end(row);
   st.call.onUsage?.(row);

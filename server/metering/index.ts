@@ -156,7 +156,8 @@ export function createMetering(o: {
     },
     allowsBoundary: (ctx, boundary) => boundary !== 'public' || !ctx.tenant || plans.has(ctx.tenant.id, 'cloud_providers'),
     complete: (r, row) => {
-      const c = pricing.cost(row.model ?? row.alias, row.deploymentId, row.promptTokens, row.completionTokens, row.deploymentId ? 1 : 0);
+      // A response-cache hit reached no deployment: no per-request price either (its tokens are zero).
+      const c = pricing.cost(row.model ?? row.alias, row.deploymentId, row.promptTokens, row.completionTokens, row.deploymentId && row.cache !== 'hit' ? 1 : 0);
       row.costMicros = c.costMicros;
       row.priceVersion = c.priceVersion;
       // Calls that reached a deployment (zero-priced ones too, so local models show as free).

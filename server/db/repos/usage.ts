@@ -38,6 +38,10 @@ export interface UsageRow {
   httpStatus: number;
   errorCode: string | null;
   createdAt: number;
+  /** Response cache verdict (hit, miss, bypass); absent = the cache was off. */
+  cache?: string | null;
+  /** A cache hit: the cost of the call whose answer it served. */
+  savedCostMicros?: number;
 }
 
 export class UsageRepo {

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { requestHeader } from '../../http/request-context.js';
 import { AppError, toAppError } from '../../errors.js';
 import type { ChatCompletionChunk } from '../../providers/index.js';
+import { cacheDirective } from '../cache/index.js';
 import type { CallFacts, GatewayCall, GoneSignal } from '../call.js';
 import { deltas, type Delta } from './deltas.js';
 
@@ -23,8 +24,8 @@ export function badField(message: string, param: string): AppError {
 }
 
 /** The parts of a GatewayCall that come from HTTP headers and the connection. */
-export function fromRequest(req: IncomingMessage, res: ServerResponse): Pick<GatewayCall, 'classification' | 'workflow' | 'signal'> {
-  return { classification: requestHeader(req, 'x-enclave-classification'), workflow: requestHeader(req, 'x-enclave-workflow'), signal: clientGone(res) };
+export function fromRequest(req: IncomingMessage, res: ServerResponse): Pick<GatewayCall, 'classification' | 'workflow' | 'signal' | 'cacheDirective'> {
+  return { classification: requestHeader(req, 'x-enclave-classification'), workflow: requestHeader(req, 'x-enclave-workflow'), signal: clientGone(res), cacheDirective: cacheDirective(req) };
 }
 
 /** Fires when the response closes before it finished (the client went away). */
@@ -64,6 +65,7 @@ export function writeFacts(res: ServerResponse, f: CallFacts): void {
   if (f.classification) res.setHeader('x-enclave-classification', f.classification);
   if (f.boundary) res.setHeader('x-enclave-boundary', f.boundary);
   if (f.redacted?.length) res.setHeader('x-enclave-redacted', f.redacted.join(','));
+  if (f.cache) res.setHeader('x-enclave-cache', f.cache);
   const h = f.limitHeaders;
   if (h) for (const k in h) res.setHeader(k, h[k]!);
 }
