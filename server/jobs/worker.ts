@@ -11,6 +11,7 @@ import { TenantSlots, tenantCapFor } from './fairness.js';
 import { LANES, QUEUE_PREFIX, type Lane } from './lanes.js';
 import { WORKERS_KEY, WorkerMetrics } from './metrics.js';
 import type { JobData, JobQueues } from './queues.js';
+import type { Telemetry } from '../telemetry/index.js';
 
 /** What a job handler gets besides the job. */
 export interface JobContext {
@@ -59,6 +60,7 @@ export class JobWorker {
     private readonly handlers: Handlers,
     private readonly log: Logger,
     private readonly planCap: ((tenantId: string) => number | null | undefined) | undefined,
+    private readonly telemetry: Telemetry | undefined,
   ) {}
 
   /**
@@ -73,8 +75,10 @@ export class JobWorker {
     log: Logger;
     /** The tenant plan's max_active_jobs (fairness; wins over ENCLAVE_TENANT_ACTIVE_JOBS when set). */
     planMaxActiveJobs?: (tenantId: string) => number | null | undefined;
+    /** OpenTelemetry: a span per job (server/telemetry); absent = none. */
+    telemetry?: Telemetry | undefined;
   }): Promise<JobWorker> {
-    const w = new JobWorker(o.config, o.redisUrl, o.queues, o.handlers, o.log.child({ component: 'worker' }), o.planMaxActiveJobs);
+    const w = new JobWorker(o.config, o.redisUrl, o.queues, o.handlers, o.log.child({ component: 'worker' }), o.planMaxActiveJobs, o.telemetry);
     await w.init();
     return w;
   }
@@ -160,13 +164,16 @@ export class JobWorker {
     const timeout = AbortSignal.timeout(spec.timeoutMs);
     const signals = [timeout, this.shutdownCtl.signal, ...(bullSignal ? [bullSignal] : [])];
     const end = this.metrics.duration.startTimer({ queue: lane, name: job.name });
-    try {
-      return await handler.run(job, {
+    const run = (): Promise<unknown> =>
+      handler.run(job, {
         signal: AbortSignal.any(signals),
         shutdown: this.shutdownCtl.signal,
         log: this.log.child({ queue: lane, jobId, job: job.name }),
         defer,
       });
+    try {
+      // Traced: the job in its span, the gateway calls it makes (batch lines, embeddings) inside it.
+      return await (this.telemetry ? this.telemetry.job({ lane, name: job.name, id: jobId, tenantId, attempt: job.attemptsMade + 1 }, run) : run());
     } catch (e) {
       if (timeout.aborted && !(e instanceof DelayedError)) throw new Error(`job_timeout: the job ran longer than ${spec.timeoutMs} ms`);
       throw e;

@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { Agent, buildConnector, type Dispatcher } from 'undici';
+import { withTraceHeaders } from '../telemetry/active.js';
 import { EgressRefused, guardedLookup, refusedIpHost, type EgressPolicy } from './egress.js';
 import { httpError, isAbort, UpstreamError } from './types.js';
 
@@ -85,7 +86,8 @@ export async function send(
   signal: AbortSignal | undefined,
 ): Promise<UpstreamResponse> {
   if (signal?.aborted) throw abortError();
-  const r = await o.dispatcher.request({ origin: o.origin, path: o.base + path, method: method as Dispatcher.HttpMethod, headers, body, signal });
+  // W3C traceparent of the upstream try's span when traced (server/telemetry); else the headers as given.
+  const r = await o.dispatcher.request({ origin: o.origin, path: o.base + path, method: method as Dispatcher.HttpMethod, headers: withTraceHeaders(headers), body, signal });
   const stream = r.body as unknown as Readable;
   // An abort after the reader stopped (client gone mid-stream) errors a body nobody listens
   // to any more; that must not become an unhandled 'error'. Readers still see errors.
