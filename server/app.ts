@@ -74,6 +74,9 @@ import { scimRouter } from './scim/routes.js';
 import { createSiem, type Siem } from './siem/index.js';
 import { siemAdminRouter } from './siem/admin-routes.js';
 import { scimAdminRouter } from './scim/admin-routes.js';
+import { TeamsRepo } from './db/repos/teams.js';
+import { TeamService } from './teams/service.js';
+import { teamsRouter } from './teams/routes.js';
 import { responseCacheRouter } from './gateway/cache/routes.js';
 
 /** Everything the process builds once and shares. Built only here (and by tests through here). */
@@ -110,6 +113,8 @@ export interface Services {
   readonly scim: Scim;
   /** Audit streaming to SIEM sinks (server/siem, issue 25); the worker role starts its forwarder. */
   readonly siem: Siem;
+  /** Teams inside a tenant: members, team admins, models, ceiling, limits (server/teams, issue 24). */
+  readonly teams: TeamService;
   /** Closes Redis, the database and an embedded redis-server this process started. */
   close(): Promise<void>;
 }
@@ -236,6 +241,8 @@ export async function createServices(
     identity.start();
     closers.push(() => identity.stop());
     identityRef = identity;
+    const teams = new TeamService({ repo: new TeamsRepo(store), revision: metering.revision, clock, access: identity.access, audit: identity.audit, keys: identity.keys });
+    identity.teamOf = (tenantId, userId, keyTeamId) => teams.resolve(tenantId, userId, keyTeamId);
     const gateway = createGateway({ store, tenantStore, secrets: master.box, clock, log, metrics, identity, entitlements: opts.entitlements ? () => opts.entitlements! : () => license, metering: metering.hook, contentCapable: (tenantId) => metering.plans.has(tenantId, 'content_logging'), tenantEgress: egressPolicy(config.tenantProviderNetworks), redis });
     gatewayRef = gateway;
     await gateway.usage.loadMonth(); // the licence's token count starts from this month's ledger
@@ -289,6 +296,7 @@ export async function createServices(
       jobs,
       siem,
       scim: createScim({ store, tenantStore, identity, clock, entitlements: () => entitlementsNow }),
+      teams,
       close: closeAll,
     };
   } catch (e) {
@@ -327,6 +335,7 @@ export function buildApp(services: Services): RequestListener {
   app.use(responseCacheRouter(services.identity, services.gateway.cacheAdmin));
   app.use(meteringRouter(services.identity, services.metering));
   app.use(scimAdminRouter(services.identity, services.scim));
+  app.use(teamsRouter(services.identity, services.teams, { plans: services.metering.plans, clock: services.clock, flush: () => services.gateway.usage.flush() }));
   app.use(batchRouter(services.identity, services.jobs.batches, { maxFileBytes: config.batchMaxFileBytes }));
   app.use(jobsAdminRouter(services.identity, services.jobs.queues));
   app.use(siemAdminRouter(services.identity, services.siem.sinks));

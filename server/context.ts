@@ -32,6 +32,19 @@ export interface Principal {
   readonly allowedModels?: readonly string[];
   /** API keys: the highest data classification the key may send. */
   readonly maxClassification?: Classification;
+  /** The team the call counts against (the key's team, else the user's first team): server/teams. */
+  readonly team?: TeamGrant;
+}
+
+/** A team's rules for a call (issue 24): its models, classification ceiling and admission limits. */
+export interface TeamGrant {
+  readonly id: string;
+  readonly name: string;
+  /** null = every model the tenant may use. */
+  readonly allowedModels: ReadonlySet<string> | null;
+  readonly maxClassification?: Classification;
+  /** The team level of admission (the plan's limit names); null = no limit. */
+  readonly limits: Readonly<Partial<Record<'requests_per_minute' | 'tokens_per_minute' | 'concurrent_requests' | 'monthly_tokens' | 'monthly_cost_micros', number | null>>> | null;
 }
 
 /** The client of the request, for the audit log. */

@@ -46,6 +46,8 @@ export type DenyReason =
   | 'key_scope_missing'
   | 'key_model_not_allowed'
   | 'key_classification_exceeded'
+  | 'team_model_not_allowed'
+  | 'team_classification_exceeded'
   | 'plan_forbidden'
   | 'feature_unlicensed';
 
@@ -121,6 +123,16 @@ export function decide(
           CLASS_ORDER[resource.classification] > CLASS_ORDER[p.maxClassification]
         ) {
           return deny('key_classification_exceeded', `This API key may send data up to ${p.maxClassification}, not ${resource.classification}.`);
+        }
+      }
+      // The team the call counts against (server/teams): its models and classification ceiling, inside the tenant's.
+      const team = p.team;
+      if (team) {
+        if (resource.model !== undefined && team.allowedModels && !team.allowedModels.has(resource.model)) {
+          return deny('team_model_not_allowed', `The team ${team.name} may not use model ${resource.model}.`);
+        }
+        if (resource.classification !== undefined && team.maxClassification !== undefined && CLASS_ORDER[resource.classification] > CLASS_ORDER[team.maxClassification]) {
+          return deny('team_classification_exceeded', `The team ${team.name} may send data up to ${team.maxClassification}, not ${resource.classification}.`);
         }
       }
     }

@@ -31,6 +31,8 @@ export const TENANT_ACTIONS = [
   'providers:read',
   'providers:write',
   'content:read',
+  'teams:read',
+  'teams:write',
 ] as const;
 export type TenantAction = (typeof TENANT_ACTIONS)[number];
 
@@ -68,6 +70,27 @@ export const ROLE_PERMISSIONS: Readonly<Record<Role, ReadonlySet<TenantAction>>>
   viewer: new Set<TenantAction>(['tenant:read', 'models:list', 'usage:read_own']),
 };
 
+/**
+ * Team roles (issue 24): a tenant member may be a team's `admin` (team admin) or `member`.
+ * A team role acts on that team only; tenant owners and admins (`teams:write`) hold every
+ * team action on every team of their tenant. docs/access.md shows this matrix too.
+ */
+export const TEAM_ROLES = ['admin', 'member'] as const;
+export type TeamRole = (typeof TEAM_ROLES)[number];
+export const TEAM_ACTIONS = ['team:read', 'team:members:write', 'team:keys:read', 'team:keys:write', 'team:usage:read', 'team:settings:write'] as const;
+export type TeamAction = (typeof TEAM_ACTIONS)[number];
+export const TEAM_ROLE_PERMISSIONS: Readonly<Record<TeamRole, ReadonlySet<TeamAction>>> = {
+  // Budgets, models and the ceiling are the tenant's to set: a team admin cannot raise their own.
+  admin: new Set<TeamAction>(['team:read', 'team:members:write', 'team:keys:read', 'team:keys:write', 'team:usage:read']),
+  member: new Set<TeamAction>(['team:read']),
+};
+
+/** Whether a principal with tenant role `tenantRole` and team role `teamRole` (in that team) may do `action` there. */
+export function teamPermits(tenantRole: Role | undefined, teamRole: TeamRole | undefined, action: TeamAction): boolean {
+  if (tenantRole && ROLE_PERMISSIONS[tenantRole].has(action === 'team:read' || action === 'team:keys:read' || action === 'team:usage:read' ? 'teams:read' : 'teams:write')) return true;
+  return teamRole !== undefined && TEAM_ROLE_PERMISSIONS[teamRole].has(action);
+}
+
 /** API key scopes and the actions each one grants (the key's owner must also hold them). */
 export const SCOPES = [
   'models:invoke',
@@ -89,7 +112,7 @@ export const SCOPE_ACTIONS: Readonly<Record<Scope, readonly TenantAction[]>> = {
   'usage:read': ['usage:read_own', 'usage:read'],
   // Stored prompts and completions: a scope of its own, so no admin:* key reads them unasked.
   'content:read': ['content:read'],
-  'admin:read': ['tenant:read', 'members:read', 'keys:read', 'keys:read_own', 'audit:read', 'audit:export', 'settings:read', 'providers:read'],
+  'admin:read': ['tenant:read', 'members:read', 'keys:read', 'keys:read_own', 'audit:read', 'audit:export', 'settings:read', 'providers:read', 'teams:read'],
   'admin:write': [
     'tenant:read',
     'tenant:update',
@@ -103,6 +126,8 @@ export const SCOPE_ACTIONS: Readonly<Record<Scope, readonly TenantAction[]>> = {
     'settings:write',
     'providers:read',
     'providers:write',
+    'teams:read',
+    'teams:write',
   ],
 };
 

@@ -84,6 +84,7 @@ export function finishCall(d: GatewayDeps, ctx: RequestContext, st: CallState): 
     userId: p?.userId ?? null,
     keyId: p?.keyId ?? null,
     workflow: wf && WORKFLOW.test(wf) ? wf : null,
+    teamId: p?.team?.id ?? null,
     endpoint: st.endpoint,
     api,
     alias: st.alias,

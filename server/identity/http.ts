@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import type { RequestContext } from '../context.js';
+import type { RequestContext, TeamGrant } from '../context.js';
 import { requestHeader } from '../http/request-context.js';
 import { AppError } from '../errors.js';
 import type { VerifiedKey } from '../keys/service.js';
@@ -74,6 +74,15 @@ export function applyKey(ctx: RequestContext, key: VerifiedKey): RequestContext 
   return ctx;
 }
 
+/** Adds the team the call counts against (server/teams; undefined resolver or no team: nothing). */
+async function withTeam(identity: Identity, ctx: RequestContext, keyTeamId: string | undefined): Promise<void> {
+  const p = ctx.principal;
+  if (!identity.teamOf || !ctx.tenant || !p) return;
+  const t = identity.teamOf(ctx.tenant.id, p.userId, keyTeamId);
+  const team: TeamGrant | undefined = t instanceof Promise ? await t : t; // cached: no await on the call's path
+  if (team !== undefined) ctx.principal = { ...p, team };
+}
+
 export function authenticate(identity: Identity, opts: { accept: readonly Credential[] }): RequestHandler {
   const acceptKey = opts.accept.includes('api_key');
   const acceptSession = opts.accept.includes('session');
@@ -94,13 +103,17 @@ export async function authenticateRequest(identity: Identity, req: IncomingMessa
   if (authz !== undefined) {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(authz);
     if (!m || !acceptKey) throw new AppError(401, 'auth_invalid_header', 'Use "Authorization: Bearer enk_…" with an API key.', { headers: { 'www-authenticate': 'Bearer realm="enclave"' } });
-    applyKey(ctx, await identity.keys.verify(m[1]!, ctx.client?.ip));
+    const key = await identity.keys.verify(m[1]!, ctx.client?.ip);
+    applyKey(ctx, key);
+    await withTeam(identity, ctx, key.teamId);
     return;
   }
   // Anthropic's clients send the key as `x-api-key` (the /v1/messages face); the same key check.
   const apiKey = acceptKey ? req.headers['x-api-key'] : undefined;
   if (typeof apiKey === 'string' && apiKey) {
-    applyKey(ctx, await identity.keys.verify(apiKey.trim(), ctx.client?.ip));
+    const key = await identity.keys.verify(apiKey.trim(), ctx.client?.ip);
+    applyKey(ctx, key);
+    await withTeam(identity, ctx, key.teamId);
     return;
   }
   const token = acceptSession ? readCookie(req, SESSION_COOKIE) : undefined;
@@ -126,6 +139,7 @@ export async function authenticateRequest(identity: Identity, req: IncomingMessa
     platformAdmin: user.platformAdmin,
   };
   ctx.scopes = [];
+  await withTeam(identity, ctx, undefined);
 }
 
 /** The gateway's middleware: API keys only. */

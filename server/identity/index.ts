@@ -3,6 +3,7 @@ import { Access, allowAllPlans, type PlanCapabilities } from '../access/authoriz
 import { unrestricted, type Entitlements } from '../access/entitlements.js';
 import { AuditLog } from '../audit/log.js';
 import type { Clock } from '../clock.js';
+import type { TeamGrant } from '../context.js';
 import { createContext, type RequestContext } from '../context.js';
 import { AuthorityRepo } from '../db/repos/authority.js';
 import { IdentityRepo } from '../db/repos/identity.js';
@@ -39,6 +40,8 @@ export interface Identity {
   readonly sessions: SessionService;
   readonly keys: KeyService;
   readonly revision: Revision;
+  /** The team a call counts against (server/teams sets it at start; authentication adds it to the principal). */
+  teamOf?: (tenantId: string, userId: string | undefined, keyTeamId: string | undefined) => TeamGrant | undefined | Promise<TeamGrant | undefined>;
   /** Starts the revision poll and the last-used flush (servers; the CLI does not). */
   start(): void;
   /** Stops the poll and writes the last gathered key use times. */

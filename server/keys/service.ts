@@ -37,6 +37,8 @@ export interface VerifiedKey {
   readonly scopes: readonly string[];
   readonly allowedModels: readonly string[];
   readonly maxClassification: Classification | undefined;
+  /** The team the key belongs to (its calls count against the team: server/teams). */
+  readonly teamId?: string;
 }
 
 interface CacheEntry {
@@ -72,6 +74,7 @@ export function serializeKey(k: ApiKeyRow, now: number) {
     revoked_at: k.revokedAt,
     revoked_by: k.revokedBy,
     rotated_from_id: k.rotatedFromId,
+    team_id: k.teamId,
   };
 }
 
@@ -83,6 +86,8 @@ export interface CreateKeyInput {
   readonly allowedModels?: readonly string[];
   readonly maxClassification?: Classification | null;
   readonly expiresAt?: number | null;
+  /** The team the key belongs to (server/teams checks who may create one). */
+  readonly teamId?: string | null;
 }
 
 function keyError(code: string, message: string, status = 401): AppError {
@@ -160,6 +165,7 @@ export class KeyService {
         scopes: JSON.parse(key.scopes) as string[],
         allowedModels: JSON.parse(key.allowedModels) as string[],
         maxClassification: key.maxClassification ?? undefined,
+        ...(key.teamId ? { teamId: key.teamId } : {}),
       },
     };
   }
@@ -301,6 +307,7 @@ export class KeyService {
           scopes: JSON.stringify(scopes),
           allowedModels: JSON.stringify(models),
           maxClassification: input.maxClassification ?? null,
+          teamId: input.teamId ?? null,
           expiresAt: input.expiresAt ?? null,
           createdAt: now,
           createdBy: actorOf(ctx),
@@ -318,7 +325,7 @@ export class KeyService {
         await this.d.audit.record(ctx, {
           action: rotatedFromId ? 'key.rotate' : 'key.create',
           target: { type: 'api_key', id: key.id },
-          details: { name, prefix: key.prefix, owner_user_id: ownerUserId, scopes, allowed_models: models, max_classification: key.maxClassification, expires_at: key.expiresAt, rotated_from_id: rotatedFromId },
+          details: { name, prefix: key.prefix, owner_user_id: ownerUserId, scopes, allowed_models: models, max_classification: key.maxClassification, expires_at: key.expiresAt, rotated_from_id: rotatedFromId, team_id: key.teamId },
         });
         return { key, secret: g.secret };
       } catch (e) {
@@ -384,6 +391,7 @@ export class KeyService {
         scopes: JSON.parse(old.scopes) as string[],
         allowedModels: JSON.parse(old.allowedModels) as string[],
         maxClassification: old.maxClassification,
+        teamId: old.teamId,
         expiresAt: old.expiresAt,
       },
       old.ownerUserId,

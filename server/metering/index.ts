@@ -10,6 +10,7 @@ import type { Store } from '../db/store.js';
 import { AppError } from '../errors.js';
 import { newId } from '../ids.js';
 import { Revision } from '../identity/revision.js';
+import { TeamsRepo } from '../db/repos/teams.js';
 import { child, type Metrics } from '../metrics/registry.js';
 import { Admission, type FailureMode, type Reservation } from './admission.js';
 import { PlanService } from './plans.js';
@@ -84,6 +85,7 @@ export function createMetering(o: {
 }): Metering {
   const repo = new MeteringRepo(o.store);
   const revision = new Revision(o.store, 'metering');
+  const teamsRepo = new TeamsRepo(o.store);
   const cacheError = (what: string) => (e: Error) => o.log.error({ err: e.message }, `could not reload the ${what}; serving the cached ones`);
   const plans = new PlanService(repo, revision, o.clock, o.audit, cacheError('plans'));
   const pricing = new Pricing(repo, revision, o.clock, o.audit, cacheError('prices'));
@@ -140,6 +142,7 @@ export function createMetering(o: {
     entitlements: o.entitlements,
     failureMode: o.failureMode,
     flushLedger: () => flushLedger?.(),
+    teamUsage: (tenantId, teamId, from, to) => teamsRepo.usageSince(tenantId, teamId, from, to),
     onSettled: (r, tokens, cost) => {
       // Off the settlement path; a failed write is logged (the next settlement past the threshold asks again).
       const failed = (e: Error) => o.log.error({ err: e.message }, 'could not record a quota alert');
@@ -182,7 +185,7 @@ export function createMetering(o: {
     plans,
     pricing,
     admission,
-    reports: new Reports(repo, plans, o.clock, () => flushLedger?.()),
+    reports: new Reports(repo, plans, o.clock, () => flushLedger?.(), teamsRepo),
     hook,
     webhookSecrets,
     updateSettings: async (ctx, tenantId, input) => {

@@ -32,7 +32,7 @@ export type Limits = z.infer<typeof limitsSchema>;
 export const CAPABILITIES = ['cloud_providers', 'batch_api', 'content_logging', 'self_service_keys', 'custom_providers'] as const;
 export type Capability = (typeof CAPABILITIES)[number];
 
-export type Level = 'key' | 'user' | 'tenant' | 'licence';
+export type Level = 'key' | 'user' | 'team' | 'tenant' | 'licence';
 /** The limits the admission engine enforces per request (the others are enforced where things are created). */
 export const ADMISSION_LIMITS = ['requests_per_minute', 'tokens_per_minute', 'concurrent_requests', 'monthly_tokens', 'monthly_cost_micros'] as const;
 export type AdmissionLimit = (typeof ADMISSION_LIMITS)[number];

@@ -2,6 +2,7 @@ import type { Clock } from '../clock.js';
 import type { GroupBy, MeteringRepo, RollupGroupRow } from '../db/repos/metering.js';
 import { monthById, monthWindow, tzOffset, type LimitName } from './limits.js';
 import type { PlanService } from './plans.js';
+import type { TeamsRepo } from '../db/repos/teams.js';
 
 /** Usage reports from the rollups (kept when raw records are purged). */
 export interface ReportQuery {
@@ -10,7 +11,8 @@ export interface ReportQuery {
   readonly month?: string;
   readonly from?: number;
   readonly to?: number;
-  readonly by?: GroupBy;
+  /** `team`: usage_team_rollups (calls that counted against a team; server/teams). */
+  readonly by?: GroupBy | 'team';
   readonly userId?: string;
   readonly keyId?: string;
   readonly model?: string;
@@ -24,6 +26,8 @@ export interface ReportRow {
   readonly completion_tokens: number;
   readonly total_tokens: number;
   readonly cost_micros: number;
+  /** by=team: the team's name (group is its id). */
+  readonly label?: string;
 }
 
 export class Reports {
@@ -33,6 +37,7 @@ export class Reports {
     private readonly clock: Clock,
     /** Writes pending usage records first, so a report includes calls that just finished. */
     private readonly flush: () => Promise<void> | void = () => {},
+    private readonly teams?: TeamsRepo,
   ) {}
 
   async report(q: ReportQuery) {
@@ -43,6 +48,7 @@ export class Reports {
     const from = q.from ?? w.start;
     const to = q.to ?? w.end;
     const by = q.by ?? 'none';
+    if (by === 'team') return this.byTeam(q.tenantId, t?.slug ?? q.tenantId, q.month ?? w.id, tz, from, to);
     const rows = await this.repo.report({ tenantId: q.tenantId, from, to, by, ...(q.userId ? { userId: q.userId } : {}), ...(q.keyId ? { keyId: q.keyId } : {}), ...(q.model ? { model: q.model } : {}), tzOffsetMs: tzOffset(from, tz) });
     const out = rows.filter((r) => r.requests !== null).map(toRow);
     const total = out.reduce((a, r) => ({ requests: a.requests + r.requests, errors: a.errors + r.errors, prompt_tokens: a.prompt_tokens + r.prompt_tokens, completion_tokens: a.completion_tokens + r.completion_tokens, total_tokens: a.total_tokens + r.total_tokens, cost_micros: a.cost_micros + r.cost_micros }), {
@@ -54,6 +60,30 @@ export class Reports {
       cost_micros: 0,
     });
     return { tenant: t?.slug ?? q.tenantId, month: q.month ?? w.id, timezone: tz, from: new Date(from).toISOString(), to: new Date(to).toISOString(), by, rows: out, total };
+  }
+
+  /** Usage grouped by team (the team of each call: its key's team, else its user's first team). */
+  private async byTeam(tenantId: string, slug: string, month: string, tz: string, from: number, to: number) {
+    const names = new Map((await (this.teams?.list(tenantId) ?? [])).map((t) => [t.id, t.name]));
+    const rows: ReportRow[] = (await (this.teams?.report(tenantId, from, to) ?? [])).map((r) => ({
+      group: r.group,
+      label: names.get(r.group) ?? '(deleted team)',
+      requests: r.requests,
+      errors: r.errors,
+      prompt_tokens: r.promptTokens,
+      completion_tokens: r.completionTokens,
+      total_tokens: r.promptTokens + r.completionTokens,
+      cost_micros: r.costMicros,
+    }));
+    const total = rows.reduce((a, r) => ({ requests: a.requests + r.requests, errors: a.errors + r.errors, prompt_tokens: a.prompt_tokens + r.prompt_tokens, completion_tokens: a.completion_tokens + r.completion_tokens, total_tokens: a.total_tokens + r.total_tokens, cost_micros: a.cost_micros + r.cost_micros }), {
+      requests: 0,
+      errors: 0,
+      prompt_tokens: 0,
+      completion_tokens: 0,
+      total_tokens: 0,
+      cost_micros: 0,
+    });
+    return { tenant: slug, month, timezone: tz, from: new Date(from).toISOString(), to: new Date(to).toISOString(), by: 'team' as const, rows, total };
   }
 
   /** A key's or user's own usage this month and what remains at every level (self-service). */

@@ -12,7 +12,7 @@ import { toCsv } from './reports.js';
 
 const reportQuery = z.object({
   month: z.string().regex(/^\d{4}-\d{2}$/).optional(),
-  by: z.enum(['model', 'user', 'key', 'provider', 'boundary', 'day', 'none']).optional(),
+  by: z.enum(['model', 'user', 'key', 'provider', 'boundary', 'day', 'team', 'none']).optional(),
   user: z.string().max(100).optional(),
   key: z.string().max(100).optional(),
   model: z.string().max(200).optional(),

@@ -16,8 +16,10 @@ import type { AdmissionLimit } from './limits.js';
  * when Redis is unavailable and the deployment fails open.
  */
 export interface LevelSpec {
-  readonly level: 'key' | 'user' | 'tenant';
+  readonly level: 'key' | 'user' | 'team' | 'tenant';
   readonly id: string;
+  /** The team's name (team level): refusals name it. */
+  readonly name?: string;
   /** -1 = no limit. */
   readonly rpm: number;
   readonly tpm: number;

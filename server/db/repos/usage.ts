@@ -13,6 +13,8 @@ export interface UsageRow {
   requestId: string;
   userId: string | null;
   keyId: string | null;
+  /** The team the call counted against (server/teams); absent = none. */
+  teamId?: string | null;
   workflow: string | null;
   endpoint: string;
   /** The face the call came through (chat, responses, messages, ollama, batch); absent = chat. */
