@@ -1,4 +1,5 @@
 import { X509Certificate } from 'node:crypto';
+import path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { unrestricted } from '../../server/access/entitlements.js';
@@ -8,7 +9,7 @@ import type { JobWorker } from '../../server/jobs/worker.js';
 import { idpMetadataXml, makeSamlKey } from '../fakes/saml-idp.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { call, login, PASSWORD, seedTenant, sys } from '../helpers/identity.js';
-import { axeCheck, chatReady, ensureWebBuilt, launchBrowser, ScriptedUpstream, shot, watchPage } from './support.js';
+import { ARTIFACTS, axeCheck, chatReady, ensureWebBuilt, launchBrowser, ScriptedUpstream, shot, watchPage } from './support.js';
 
 /**
  * The second pass of admin and user pages in Debian's chromium against a real server:
@@ -558,5 +559,61 @@ describe('laptop widths', () => {
       expect(watch.errors).toEqual([]);
       await ctx.close();
     }
+  });
+});
+
+describe('provider kinds in the console (issue 19)', () => {
+  it("each new kind's own fields at 1440 and 390 px; an Azure OpenAI provider added through the form stores its settings and encrypted credentials", async () => {
+    const s = app.services;
+    const { ctx, page, watch } = await signIn(ADMIN, { width: 1440, height: 900 });
+    await page.goto(`${app.url}/admin/providers`);
+    await page.getByRole('heading', { name: 'Providers & models', level: 1 }).waitFor();
+    const form = page.getByRole('form', { name: 'Add a provider' });
+    const kinds = [
+      ['anthropic', 'Anthropic', ['API version']],
+      ['azure-openai', 'Azure OpenAI', ['Resource name', 'Entra client secret (secret)']],
+      ['bedrock', 'AWS Bedrock', ['Secret access key (secret)', "Use the container's role"]],
+      ['vertex', 'Google Vertex AI', ['Project id', 'Service-account key (JSON) (secret)']],
+      ['gemini', 'Google Gemini API', []],
+    ] as const;
+    for (const width of [1440, 390]) {
+      // At 390 px the form is taller than the screen: a tall window so the shot holds all of it.
+      await page.setViewportSize({ width, height: width === 390 ? 2000 : 900 });
+      for (const [kind, label, fields] of kinds) {
+        await form.getByLabel('Kind').selectOption(kind);
+        if (fields.length) await form.getByRole('group', { name: `${label} settings` }).waitFor();
+        for (const f of fields) expect(await form.getByLabel(f, { exact: true }).count()).toBe(1);
+        const overflow = await page.evaluate(() => {
+          const d = (globalThis as unknown as { document: { documentElement: { scrollWidth: number; clientWidth: number } } }).document;
+          return d.documentElement.scrollWidth - d.documentElement.clientWidth;
+        });
+        expect({ kind, width, overflow }).toEqual({ kind, width, overflow: 0 });
+        await form.screenshot({ path: path.join(ARTIFACTS, `provider-form-${kind}-${width}.png`) });
+      }
+      expect(await axeCheck(page)).toEqual([]);
+    }
+    await page.setViewportSize({ width: 390, height: 844 });
+    await shot(page, 'admin-providers-bedrock-390');
+
+    await page.setViewportSize({ width: 1440, height: 900 });
+    await form.getByLabel('Kind').selectOption('azure-openai');
+    await form.getByLabel('Name', { exact: true }).fill('azure-eu');
+    await form.getByLabel('Base URL (optional)').fill('http://127.0.0.1:9/openai');
+    await form.getByLabel('Models (comma-separated)').fill('gpt-4o-azure');
+    await form.getByLabel('Resource name').fill('acme-eu');
+    await form.getByLabel(/^API key \(api-key header/).fill('azure-key-value-123');
+    await form.getByRole('button', { name: 'Add provider' }).click();
+    const table = page.getByRole('table', { name: 'Provider deployments' });
+    await expect.poll(() => table.textContent()).toContain('azure-eu');
+    expect(await table.getByRole('row', { name: /azure-eu/ }).textContent()).toContain('Azure OpenAI');
+    const row = (await s.gateway.deployments.list()).find((d) => d.name === 'azure-eu')!;
+    expect(row).toMatchObject({ kind: 'azure-openai', settings: { resource: 'acme-eu' } });
+    expect(JSON.stringify(row)).not.toContain('azure-key-value-123');
+    await shot(page, 'admin-providers-azure-1440');
+    // Removed again so the chat in other cases of this file keeps its one model.
+    await page.getByRole('button', { name: 'Remove azure-eu' }).click();
+    await expect.poll(() => table.textContent()).not.toContain('azure-eu');
+    expect(watch.errors).toEqual([]);
+    await ctx.close();
   });
 });

@@ -1,3 +1,4 @@
+import { useId } from 'react';
 import { KIND_SPECS, type KindField, type ProviderKind } from '../../../../server/providers/kinds.js';
 
 export { KIND_SPECS, PROVIDER_KIND_NAMES, type ProviderKind } from '../../../../server/providers/kinds.js';
@@ -13,36 +14,78 @@ export function KindFields({ kind, values, onChange }: { kind: ProviderKind; val
   const fields = KIND_SPECS[kind].fields;
   if (!fields.length) return null;
   return (
-    <div className="form-row" aria-label={`${KIND_SPECS[kind].label} settings`}>
+    <div className="form-row kind-fields" role="group" aria-label={`${KIND_SPECS[kind].label} settings`}>
       {fields.map((f) => (
-        <label key={f.key} className="field">
-          <span>
-            {f.label}
-            {f.secret ? ' (stored encrypted, never shown again)' : ''}
-          </span>
-          {input(f, values[f.key] ?? '', (v) => onChange(f.key, v))}
-          <small className="muted">{f.help.replace(/^file holding /, '').replace(/ \(- = stdin\)/, '')}</small>
-        </label>
+        <Field key={f.key} f={f} value={values[f.key] ?? ''} set={(v) => onChange(f.key, v)} />
       ))}
     </div>
   );
 }
 
-function input(f: KindField, value: string, set: (v: string) => void) {
-  if (f.type === 'boolean') return <input type="checkbox" checked={value === 'true'} onChange={(e) => set(e.target.checked ? 'true' : '')} />;
-  if (f.multiline) return <textarea required={f.required} rows={4} autoComplete="off" spellCheck={false} value={value} onChange={(e) => set(e.target.value)} />;
+/** The CLI-flavoured help line (server/providers/kinds.ts) as a form hint. */
+function hintOf(f: KindField): string {
+  const h = f.help.replace(/^file holding /, '').replace(/ \(- = stdin\)/, '').replace(/--base-url/g, 'a Base URL');
+  return f.secret ? `${h} · stored encrypted, never shown again` : h;
+}
+
+/** One field: the hint is the input's description, not part of its name (screen readers, getByLabel). */
+function Field({ f, value, set }: { f: KindField; value: string; set: (v: string) => void }) {
+  const id = useId();
+  const hint = (
+    <small id={`${id}-hint`} className="muted">
+      {hintOf(f)}
+    </small>
+  );
+  if (f.type === 'boolean') {
+    return (
+      <div className="field">
+        <label className="check" htmlFor={id}>
+          {input(f, id, value, set)}
+          {f.label}
+        </label>
+        {hint}
+      </div>
+    );
+  }
+  return (
+    <div className="field">
+      <label htmlFor={id}>
+        {f.label}
+        {f.secret ? ' (secret)' : ''}
+      </label>
+      {input(f, id, value, set)}
+      {hint}
+    </div>
+  );
+}
+
+function input(f: KindField, id: string, value: string, set: (v: string) => void) {
+  const hint = `${id}-hint`;
+  if (f.type === 'boolean') return <input id={id} aria-describedby={hint} type="checkbox" checked={value === 'true'} onChange={(e) => set(e.target.checked ? 'true' : '')} />;
+  if (f.multiline) return <textarea id={id} aria-describedby={hint} required={f.required} rows={4} autoComplete="off" spellCheck={false} value={value} onChange={(e) => set(e.target.value)} />;
   return (
     <input
+      id={id}
+      aria-describedby={hint}
       type={f.secret ? 'password' : f.type === 'url' ? 'url' : 'text'}
       autoComplete="off"
       required={f.required}
-      pattern={f.pattern}
+      pattern={f.pattern ? htmlPattern(f.pattern) : undefined}
       title={f.patternHint}
       placeholder={f.placeholder}
       value={value}
       onChange={(e) => set(e.target.value)}
     />
   );
+}
+
+/**
+ * Browsers compile the `pattern` attribute with the `v` flag, where a literal `-` at the edge of
+ * a character class must be escaped: `[a-z0-9-]` (fine for the server's RegExp) is a syntax error
+ * there, the browser logs it and skips the check. Escape it for the form.
+ */
+export function htmlPattern(src: string): string {
+  return src.replace(/(?<!\\)-\]/g, '\\-]').replace(/\[(\^?)-/g, '[$1\\-');
 }
 
 /** The API body's settings and credentials from the form's values (empty fields left out). */

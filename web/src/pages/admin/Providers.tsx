@@ -134,7 +134,7 @@ export function ProvidersPage({ tenant }: { tenant?: { id: string; slug: string 
           </label>
           <label className="field">
             <span>Region{spec.regionRequired ? '' : ' (optional)'}</span>
-            <input required={spec.regionRequired} placeholder={spec.regionRequired ? 'e.g. eu-central-1' : 'a label policies may restrict by'} value={form.region} onChange={set('region')} />
+            <input required={spec.regionRequired} placeholder={spec.regionRequired ? (form.kind === 'vertex' ? 'e.g. europe-west4' : 'e.g. eu-central-1') : 'a label policies may restrict by'} value={form.region} onChange={set('region')} />
           </label>
         </div>
         <div className="form-row">
