@@ -46,11 +46,13 @@ export async function attempt<T>(
     planner.authorizeDeployment(ctx, plan, st, c);
     const dep = c.deployment;
     if (!dep.breaker.tryAcquire()) {
+      st.trace?.skip(dep, 'breaker');
       last ??= new AppError(503, 'provider_unavailable', `The model ${st.alias} is unavailable right now (its provider failed repeatedly; retry later).`, { type: 'provider_error' });
       continue;
     }
     const slot = dep.limiter.acquire(dep.options.queueMs);
     const got = slot === true || slot === false ? slot : await slot;
+    st.trace?.slot(dep, slot !== true && slot !== false, got);
     if (!got) {
       dep.breaker.release();
       last = new AppError(503, 'provider_busy', `The model ${st.alias} is at its concurrency limit; retry later.`, { type: 'provider_error' });
@@ -69,12 +71,15 @@ export async function attempt<T>(
         const ac = new AbortController();
         const onGone = (): void => ac.abort(CLIENT_GONE);
         signal?.addEventListener('abort', onGone, { once: true });
+        st.trace?.tryStart(dep, c.model);
         try {
           const value = await open(c, ac);
+          st.trace?.tryEnd();
           handedOver = true;
           return { value, lease: lease(d, dep, ac, () => signal?.removeEventListener('abort', onGone)) };
         } catch (e) {
           signal?.removeEventListener('abort', onGone);
+          st.trace?.tryEnd(e);
           if (ac.signal.aborted && ac.signal.reason === CLIENT_GONE) {
             dep.breaker.release();
             throw CLIENT_GONE_ERROR;

@@ -9,6 +9,7 @@ import type { ContentAction, Detector } from '../routing/content.js';
 import type { TenantPolicy } from '../routing/policy.js';
 import type { CacheDirective, CacheStatus, CacheTicket } from './cache/index.js';
 import type { ContentCapture } from './content-log.js';
+import type { CallTrace } from '../traces/recorder.js';
 
 /**
  * The transport-free contract of one AI call (DESIGN.md §4a): what a face hands the pipeline
@@ -112,6 +113,8 @@ export interface CallState {
   reservation?: Reservation;
   redactedTypes?: readonly Detector[] | undefined;
   content: ContentCapture | undefined;
+  /** The call's decision record (server/traces), filled by one-line calls along the pipeline. */
+  trace?: CallTrace | undefined;
   /** The response cache's part of the call (server/gateway/cache); undefined when it is off. */
   cache: CacheTicket | undefined;
   /** Set once: the call's usage record has been made. */

@@ -18,6 +18,7 @@ import type { Redis } from 'ioredis';
 import { CacheAdmin } from './cache/admin.js';
 import { ResponseCache } from './cache/index.js';
 import { ContentLog } from './content-log.js';
+import { CallTraces } from '../traces/service.js';
 import { PolicyCache } from './policy-cache.js';
 import { RefusalAudit } from './refusal-audit.js';
 import { ResponseStore } from './faces/response-store.js';
@@ -37,6 +38,8 @@ export interface Gateway {
   readonly usage: UsageWriter;
   /** Per-tenant opt-in content logging: capture, encrypted batched writes, reads, retention. */
   readonly content: ContentLog;
+  /** Call traces (server/traces): each AI call's decision record, batched writes, explorer reads, retention. */
+  readonly traces: CallTraces;
   readonly deployments: DeploymentService;
   /** Tenant-private deployments as tenant administrators (and platform administrators for a tenant) manage them. */
   readonly tenantDeployments: TenantDeployments;
@@ -84,9 +87,10 @@ export function createGateway(o: {
   const deployments = new DeploymentService({ store: o.store, secrets: o.secrets, clock: o.clock, revision, entitlements: o.entitlements, audit: o.identity.audit, tenants: o.identity.tenants, tenantEgress });
   const tenantDeployments = new TenantDeployments({ deployments, access: o.identity.access, audit: o.identity.audit });
   const refusals = new RefusalAudit(o.identity.audit, o.clock);
+  const traces = new CallTraces({ store: o.store, tenantStore: o.tenantStore, clock: o.clock, log: o.log, metrics: o.metrics });
   const cache = o.redis ? new ResponseCache({ redis: o.redis, secrets: o.secrets, policies, metrics: o.metrics, clock: o.clock, log: o.log }) : undefined;
   const cacheAdmin = new CacheAdmin({ store: o.store, tenantStore: o.tenantStore, policies, revision, audit: o.identity.audit, redis: cache?.redis, flushUsage: () => usage.flush() });
-  const service = new GatewayService({ catalogue, policies, usage, access: o.identity.access, entitlements: o.entitlements, metrics: o.metrics, clock: o.clock, log: o.log, content, refusals, ...(o.metering ? { metering: o.metering } : {}), ...(cache ? { cache } : {}) });
+  const service = new GatewayService({ catalogue, policies, usage, access: o.identity.access, entitlements: o.entitlements, metrics: o.metrics, clock: o.clock, log: o.log, content, refusals, traces, ...(o.metering ? { metering: o.metering } : {}), ...(cache ? { cache } : {}) });
   // The first revision check (start()) loads the catalogue; every later move reloads it.
   revision.onChange(async () => {
     policies.clear();
@@ -98,6 +102,7 @@ export function createGateway(o: {
     policies,
     usage,
     content,
+    traces,
     deployments,
     tenantDeployments,
     service,
@@ -133,6 +138,7 @@ export function createGateway(o: {
       revision.stop();
       await usage.flush();
       await content.close();
+      await traces.close();
     },
   };
 }

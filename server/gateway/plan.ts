@@ -10,6 +10,7 @@ import { messageTexts, redactMessages, type ContentAction, type Detector } from 
 import { resolveClassification, strongestAction, type TenantPolicy } from '../routing/policy.js';
 import { estimateTokens, type CallState, type Plan } from './call.js';
 import type { GatewayDeps } from './service.js';
+import { dropReason } from '../traces/recorder.js';
 
 /**
  * Plan (DESIGN.md §4 steps 2 and 4): who may call which model at which classification, which
@@ -56,6 +57,7 @@ export class Planner {
     st.classification = cls.classification;
     ctx.classification = cls.classification;
     if (cls.clamped) st.policy.clamped = true;
+    st.trace?.classified(ctx, policy, cls);
 
     const action = type === 'chat' ? 'models:invoke' : 'embeddings:create';
     const decision = this.d.access.authorize(ctx, action, { model, classification: cls.classification });
@@ -65,6 +67,7 @@ export class Planner {
     if (!all.length) throw new AppError(404, 'model_not_found', `The model ${model} does not exist or you do not have access to it.`, { param: 'model' });
     const ent = this.d.entitlements();
     let allowed = all.filter((c) => this.boundaryAllowed(c.deployment, cls.classification, policy, ent, ctx));
+    st.trace?.candidates(all, allowed, (c) => dropReason(c.deployment, cls.classification, policy, ent, ctx, this.d.metering?.allowsBoundary));
     if (!allowed.length) {
       throw new AppError(403, 'policy_boundary_denied', `No deployment of ${model} is allowed for ${cls.classification} data by this tenant's data-boundary policy.`, {
         type: 'policy_error',

@@ -139,6 +139,7 @@ export async function stream(d: GatewayDeps, planner: Planner, ctx: RequestConte
     try {
       const s = await dep.adapter.chatStream(planner.bodyFor(plan, c, st.call.body, st) as ChatRequest, { signal: ac.signal });
       timers.connected();
+      st.trace?.connected();
       const iter = s[Symbol.asyncIterator]();
       const first = await iter.next();
       timers.idle();

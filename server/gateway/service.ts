@@ -16,6 +16,7 @@ import type { Catalogue } from '../routing/catalogue.js';
 import { CLIENT_GONE_ERROR, factsOf, markGone, newState, toGatewayError, type CallState, type GatewayCall, type GatewayResult, type Plan } from './call.js';
 import type { ResponseCache } from './cache/index.js';
 import type { ContentLog } from './content-log.js';
+import type { CallTraces } from '../traces/service.js';
 import { writeChat } from './faces/openai-chat.js';
 import { Planner } from './plan.js';
 import type { PolicyCache } from './policy-cache.js';
@@ -49,6 +50,8 @@ export interface GatewayDeps {
   readonly content?: ContentLog;
   /** Refusals that indicate misuse, as rate-limited denied entries in the tenant's audit log. */
   readonly refusals?: RefusalAudit;
+  /** Call traces (server/traces): each call's decision record, written in batches off the call path. */
+  readonly traces?: CallTraces;
   /** The governed response cache (server/gateway/cache); consulted only when on for the tenant or key. */
   readonly cache?: ResponseCache;
 }
@@ -102,13 +105,16 @@ export class GatewayService {
   async run(ctx: RequestContext, call: GatewayCall): Promise<GatewayResult> {
     this.d.metrics.gatewayInflight.inc();
     const st = newState(call);
+    st.trace = this.d.traces?.begin(st.t0);
     const facts = factsOf(ctx, st);
     try {
       // The tenant's policy is cached: on a hit ready() is undefined and nothing waits.
       const loading = this.d.policies.ready(ctx);
       if (loading !== undefined) await loading;
       const plan = this.planner.plan(ctx, st, call.body);
+      st.trace?.plannedWith(plan.candidates);
       await this.admit(ctx, st, plan);
+      st.trace?.admitted(st.reservation);
       if (plan.policy.contentLogging) st.content = this.d.content?.begin(ctx, plan.policy.contentLogging, st.endpoint, call.body);
       // Response cache (server/gateway/cache): undefined at once when off for the caller; a hit is answered without an attempt.
       const cached = this.d.cache?.lookup(ctx, st, plan, this.planner, this.d);
@@ -159,6 +165,7 @@ export class GatewayService {
       return new AppError(499, 'client_disconnect', 'The client went away.');
     }
     const err = toGatewayError(e, st.alias);
+    st.trace?.failed(err);
     st.httpStatus = err.status;
     st.errorCode = err.code;
     st.outcome = err.type;
