@@ -115,5 +115,6 @@ export function finishCall(d: GatewayDeps, ctx: RequestContext, st: CallState): 
   st.cache?.end(row, st);
   if (!st.call.keepUsage) d.usage.record(row);
   st.content?.end(row);
+  if (st.trace) d.traces?.finish({ trace: st.trace, row, stream: st.stream, policy: st.policy, redacted: st.redactedTypes, body: st.call.body });
   st.call.onUsage?.(row);
 }
