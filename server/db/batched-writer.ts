@@ -30,6 +30,14 @@ export class BatchedWriter<T> {
   private draining: NodeJS.Immediate | undefined;
   /** Writes in progress and their rows. The drain runs one at a time; flush() adds one at once (see flush). */
   private readonly writing = new Map<Promise<boolean>, T[]>();
+  /**
+   * The commit group of settled(): resolved when the write that takes the rows waiting now
+   * (all of them, not a slice) ends. Rows pushed while a write runs join the next group, so
+   * under load one statement commits many callers' rows (group commit).
+   */
+  private group: { promise: Promise<void>; resolve: () => void } | undefined;
+  /** The last write failed (cleared by the next that succeeds). */
+  private failing = false;
   /** Rows written, and rows dropped over `maxPending`, since start (tests, diagnostics). */
   written = 0;
   dropped = 0;
@@ -77,6 +85,34 @@ export class BatchedWriter<T> {
     await Promise.all([...running, mine]);
   }
 
+  /**
+   * Resolves once every row pushed so far has been written (or its write failed: then the rows
+   * stay queued for the retry and the caller is not held up by a database that refuses writes).
+   * Unlike flush() it does not start a write beside the running one: the rows waiting now are
+   * written at once when nothing is being written, else as one write right after the running
+   * one ends. Used to answer a call only after its usage record is in the database, so a
+   * process killed after answering loses no record of an answered call.
+   */
+  settled(): Promise<void> {
+    // While the database refuses writes the rows wait in memory for the retry (as without
+    // settled()); answers are not held up meanwhile.
+    if (this.failing) return RESOLVED;
+    const running = [...this.writing.keys()];
+    if (!this.rows.length) return running.length ? Promise.all(running).then(noop) : RESOLVED;
+    if (!this.group) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.group = { promise, resolve };
+    }
+    if (!running.length && !this.draining) {
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = undefined;
+      // Next turn of the event loop: rows of every call finishing in this turn go in one write.
+      this.draining = setImmediate(this.drainStep);
+    }
+    return running.length ? Promise.all([...running, this.group.promise]).then(noop) : this.group.promise;
+  }
+
   private readonly startDrain = (): void => {
     this.timer = undefined;
     this.drainStep();
@@ -86,8 +122,9 @@ export class BatchedWriter<T> {
   private readonly drainStep = (): void => {
     this.draining = undefined;
     if (this.writing.size) return; // the write in progress schedules the next step when it ends
-    // write() never rejects (a refused write is logged and retried).
-    void this.write(Math.min(this.o.slice, this.rows.length));
+    // write() never rejects (a refused write is logged and retried). A commit group waiting
+    // (settled()) takes every waiting row, so it ends with this one write.
+    void this.write(this.group ? this.rows.length : Math.min(this.o.slice, this.rows.length));
   };
 
   /** Writes the oldest `n` rows in one call of insertMany; false (and a retry in 1 s) when the database refused. Never rejects. */
@@ -95,11 +132,22 @@ export class BatchedWriter<T> {
     if (!n) return Promise.resolve(true);
     const rows = n === this.rows.length ? this.rows : this.rows.slice(0, n);
     this.rows = n === this.rows.length ? [] : this.rows.slice(n);
+    // Every waiting row is in this write: its commit group ends with it.
+    const group = this.rows.length === 0 ? this.group : undefined;
+    if (group) this.group = undefined;
     let p!: Promise<boolean>;
     const done = (ok: boolean, e?: unknown): boolean => {
       this.writing.delete(p);
+      group?.resolve();
+      this.failing = !ok;
       if (ok) {
         this.written += rows.length;
+        if (this.group && this.rows.length && !this.draining && !this.writing.size) {
+          // A commit group waits for rows pushed during this write: write them now, not at the timer.
+          if (this.timer) clearTimeout(this.timer);
+          this.timer = undefined;
+          this.draining = setImmediate(this.drainStep);
+        }
         // Rows pushed meanwhile (or the rest of a backlog): the next slice on the next turn.
         if (this.rows.length && !this.timer && !this.draining && !this.writing.size) this.draining = setImmediate(this.drainStep);
         return true;
@@ -126,3 +174,6 @@ export class BatchedWriter<T> {
     return p;
   }
 }
+
+const RESOLVED: Promise<void> = Promise.resolve();
+const noop = (): void => undefined;

@@ -23,6 +23,7 @@ import type { PolicyCache } from './policy-cache.js';
 import { RefusalAudit } from './refusal-audit.js';
 import { stream, unary } from './relay.js';
 import { finishCall } from './usage-record.js';
+import { settleUsage } from './settle.js';
 
 export { estimateTokens, toGatewayError } from './call.js';
 export type { Api, CallFacts, Endpoint, GatewayCall, GatewayResult } from './call.js';
@@ -103,6 +104,11 @@ export class GatewayService {
    * they end — so a face must always either iterate the chunks or return() them.
    */
   async run(ctx: RequestContext, call: GatewayCall): Promise<GatewayResult> {
+    // The answer ends after its usage record is written (server/gateway/settle.ts).
+    return settleUsage(this.d.usage, call, await this.call(ctx, call));
+  }
+
+  private async call(ctx: RequestContext, call: GatewayCall): Promise<GatewayResult> {
     this.d.metrics.gatewayInflight.inc();
     const st = newState(call);
     st.trace = this.d.traces?.begin(st.t0);

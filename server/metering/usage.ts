@@ -39,6 +39,17 @@ export class UsageWriter {
     this.addTokens(row.createdAt, row.promptTokens + row.completionTokens);
   }
 
+  /**
+   * Resolves when every record made so far is in the database (group commit: one write for the
+   * records of all calls finishing together). The gateway awaits it before a call's answer
+   * ends, so a replica killed (SIGKILL, OOM) after a client got its answer has written that
+   * answer's record; without it the last ≤ intervalMs of records would die with the process.
+   * Resolves at once while the database refuses writes (records then wait in memory for the retry).
+   */
+  settled(): Promise<void> {
+    return this.writer.settled();
+  }
+
   /** Writes every pending record now (shutdown, reports, tests); on SQLite they are written before this returns. */
   flush(): Promise<void> {
     return this.writer.flush();
