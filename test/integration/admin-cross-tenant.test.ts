@@ -29,6 +29,8 @@ let app: TestApp;
 let A: Awaited<ReturnType<typeof seedTenant>>;
 let B: Awaited<ReturnType<typeof seedTenant>>;
 let bKeyId: string;
+/** B's team (issue 24) with a member and a team key. */
+let bTeamId: string;
 let bUserOnly: string;
 /** A request of B's with stored content (opt-in content logging). */
 let bReqId: string;
@@ -51,6 +53,7 @@ function cases(route: string): Case[] | undefined {
       .replace(':tenantId', tenant)
       .replace(':userId', user)
       .replace(':keyId', key)
+      .replace(':teamId', bTeamId)
       .replace(':providerId', provider)
       .replace(':requestId', bReqId)
       .replace(':idpId', 'idp_00000000000000000000000000')
@@ -67,6 +70,10 @@ function cases(route: string): Case[] | undefined {
     'POST /admin/api/tenants/:tenantId/members': { email: 'intruder@a.test', role: 'member', password: 'intruder password 1' },
     'POST /admin/api/tenants/:tenantId/keys': { name: 'intruder' },
     'POST /admin/api/tenants/:tenantId/keys/:keyId/rotate': {},
+    'POST /admin/api/tenants/:tenantId/teams': { name: 'intruder team' },
+    'PATCH /admin/api/tenants/:tenantId/teams/:teamId': { name: 'pwned', limits: { monthly_tokens: 1 } },
+    'PUT /admin/api/tenants/:tenantId/teams/:teamId/members/:userId': { role: 'admin' },
+    'POST /admin/api/tenants/:tenantId/teams/:teamId/keys': { name: 'intruder' },
     'POST /admin/api/tenants/:tenantId/providers': provider,
     'PATCH /admin/api/tenants/:tenantId/providers/:providerId': { enabled: false, base_url: 'http://127.0.0.1:9/v1' },
     'POST /admin/api/tenants/:tenantId/providers/:providerId/test': {},
@@ -108,6 +115,8 @@ function cases(route: string): Case[] | undefined {
     out.push(one(fill(tpl, A.tenant.id, bUserOnly, bKeyId, platformProviderId), 'not_found'));
   }
   if (tpl.includes(':requestId')) out.push(one(fill(tpl, A.tenant.id, bUserOnly, bKeyId), 'not_found'));
+  // B's team addressed through A's own tenant path (with A's own user where a user is named).
+  if (tpl.includes(':teamId')) out.push(one(fill(tpl, A.tenant.id, A.users.admin!.id, bKeyId), 'not_found'));
   if (tpl.startsWith('/admin/api/users/')) out.splice(0, out.length, one(fill(tpl, '', bUserOnly, ''), 'not_found'));
   return out;
 }
@@ -129,6 +138,8 @@ async function snapshotB(): Promise<string> {
     providers: byId(await store.all(q.select().from(t.providerDeployments).where(or(eq(t.providerDeployments.tenantRef, B.tenant.id), isNull(t.providerDeployments.tenantRef))))),
     aliases: (await store.all(q.select().from(t.modelAliases))).sort((x, y) => (x.name < y.name ? -1 : 1)),
     settings: (await store.all(q.select({ key: t.tenantSettings.key, value: t.tenantSettings.value }).from(t.tenantSettings).where(eq(t.tenantSettings.tenantId, B.tenant.id)))).sort((x, y) => (x.key < y.key ? -1 : 1)),
+    teams: byId(await store.all(q.select().from(t.teams).where(eq(t.teams.tenantId, B.tenant.id)))),
+    teamMembers: (await store.all(q.select().from(t.teamMembers).where(eq(t.teamMembers.tenantId, B.tenant.id)))).sort((x, y) => (x.userId < y.userId ? -1 : 1)),
     contents: byId(
       await store.all(
         q.select({ id: t.callContents.id, requestId: t.callContents.requestId, content: t.callContents.content, expiresAt: t.callContents.expiresAt }).from(t.callContents).where(eq(t.callContents.tenantId, B.tenant.id)),
@@ -144,6 +155,9 @@ beforeAll(async () => {
   B = await seedTenant(app.services, 'bravo', ['owner', 'member']);
   bUserOnly = B.users.member!.id;
   bKeyId = (await app.services.identity.keys.create(B.ctx, { name: 'b key', ownerUserId: B.users.owner!.id })).key.id;
+  bTeamId = (await app.services.teams.create(B.ctx, { name: 'bravo team', limits: { monthly_tokens: 1000 } })).id;
+  await app.services.teams.setMember(B.ctx, bTeamId, bUserOnly, 'admin');
+  await app.services.teams.createKey(B.ctx, bTeamId, { name: 'b team key', ownerless: true });
   // B logs content and has one stored call.
   const content = app.services.gateway.content;
   await content.update(B.ctx, { enabled: true });
@@ -190,7 +204,7 @@ describe('cross-tenant matrix over every admin API route', () => {
               const denied = await app.services.identity.audit.list({ actorId: actor, outcome: 'denied', limit: 5 });
               expect((await app.services.identity.audit.count())).toBeGreaterThan(auditBefore);
               expect(denied[0]!.reason).toBe('not_found');
-              expect([B.tenant.id, bKeyId, bUserOnly, B.users.owner!.id, bProviderId, platformProviderId, bReqId]).toContain(denied[0]!.targetId);
+              expect([B.tenant.id, bKeyId, bUserOnly, B.users.owner!.id, bProviderId, platformProviderId, bReqId, bTeamId]).toContain(denied[0]!.targetId);
               break;
             }
             case 'platform_only':
@@ -203,7 +217,7 @@ describe('cross-tenant matrix over every admin API route', () => {
               break;
           }
           // Nothing of B ever leaks or changes.
-          for (const id of [B.tenant.id, bKeyId, bUserOnly, B.users.owner!.id, 'bravo', bProviderId, 'b-private', '127.0.0.1:9/b', bReqId]) expect(text).not.toContain(id);
+          for (const id of [B.tenant.id, bKeyId, bUserOnly, B.users.owner!.id, 'bravo', bProviderId, 'b-private', '127.0.0.1:9/b', bReqId, bTeamId]) expect(text).not.toContain(id);
           expect(await snapshotB()).toBe(before);
         }
       });
