@@ -1,3 +1,4 @@
+import Anthropic from '@anthropic-ai/sdk';
 import { randomBytes } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import OpenAI from 'openai';
@@ -134,6 +135,28 @@ describe('response cache', { shuffle: false }, () => {
     expect(c.body.choices[0]!.message.content).toBe('Hello from the fake model.');
     expect(upstreamCalls() - before).toBe(1);
     expect(await usageOf(b.requestId)).toMatchObject({ cache: 'hit', stream: true, status: 'ok' });
+  });
+
+  it('the other faces are served from the cache in their own format (Anthropic Messages streamed and whole, OpenAI Responses)', async () => {
+    const anthropic = new Anthropic({ baseURL: env.app.url, apiKey: env.key, maxRetries: 0 });
+    const p = marker('faces');
+    const before = upstreamCalls();
+    const ask = () => anthropic.messages.create({ model: 'gpt-fake', max_tokens: 64, temperature: 0, messages: [{ role: 'user', content: p }] }).withResponse();
+    const a = await ask();
+    const b = await ask();
+    expect([a.response.headers.get('x-enclave-cache'), b.response.headers.get('x-enclave-cache')]).toEqual(['miss', 'hit']);
+    expect(b.data.content).toEqual(a.data.content);
+    expect(b.data.content[0]).toMatchObject({ type: 'text', text: 'Hello from the fake model.' });
+    const streamed = anthropic.messages.stream({ model: 'gpt-fake', max_tokens: 64, temperature: 0, messages: [{ role: 'user', content: p }] });
+    const final = await streamed.finalMessage();
+    expect(final.content[0]).toMatchObject({ type: 'text', text: 'Hello from the fake model.' });
+    expect(final.stop_reason).toBe('end_turn');
+    const r1 = await env.client.responses.create({ model: 'gpt-fake', input: p, temperature: 0 }).withResponse();
+    const r2 = await env.client.responses.create({ model: 'gpt-fake', input: p, temperature: 0 }).withResponse();
+    expect(r2.response.headers.get('x-enclave-cache')).toBe('hit');
+    expect(r2.data.output_text).toBe(r1.data.output_text);
+    // Upstream: one Messages call, and one Responses call unless it normalizes to the very same request.
+    expect(upstreamCalls() - before).toBeLessThanOrEqual(2);
   });
 
   it('bypass: not deterministic, Cache-Control: no-store, x-enclave-cache: bypass, tools unless allowed', async () => {
