@@ -32,7 +32,7 @@ export const ERROR_CODES = [
   'response_not_found', 'webhook_url_forbidden',
   // authorization (server/access DenyReason, 'unauthenticated' answers auth_required)
   'permission_denied', 'platform_admin_required', 'tenant_required', 'not_a_member', 'role_forbidden', 'key_scope_missing', 'key_model_not_allowed',
-  'key_classification_exceeded', 'team_model_not_allowed', 'team_classification_exceeded', 'plan_forbidden', 'feature_unlicensed', 'tenant_suspended', 'key_scope_exceeds_creator', 'batches_need_key',
+  'key_classification_exceeded', 'team_model_not_allowed', 'team_classification_exceeded', 'team_exists', 'team_has_keys', 'plan_forbidden', 'feature_unlicensed', 'tenant_suspended', 'key_scope_exceeds_creator', 'batches_need_key',
   'license_feature_missing',
   // data-boundary policy
   'policy_boundary_denied', 'policy_boundary_unlicensed', 'policy_content_blocked', 'policy_local_unavailable',

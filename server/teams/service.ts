@@ -174,7 +174,7 @@ export class TeamService {
     try {
       await this.d.repo.insert(row);
     } catch (e) {
-      if (/UNIQUE|duplicate key/i.test(String((e as Error).message))) throw new AppError(409, 'conflict', `A team named ${input.name} exists.`, { param: 'name' });
+      if (/UNIQUE|duplicate key/i.test(String((e as Error).message))) throw new AppError(409, 'team_exists', `A team named ${input.name} exists.`, { param: 'name' });
       throw e;
     }
     await this.changed();
@@ -197,7 +197,7 @@ export class TeamService {
     try {
       await this.d.repo.update(team.tenantId, team.id, set);
     } catch (e) {
-      if (/UNIQUE|duplicate key/i.test(String((e as Error).message))) throw new AppError(409, 'conflict', `A team named ${patch.name} exists.`, { param: 'name' });
+      if (/UNIQUE|duplicate key/i.test(String((e as Error).message))) throw new AppError(409, 'team_exists', `A team named ${patch.name} exists.`, { param: 'name' });
       throw e;
     }
     await this.changed();
@@ -212,7 +212,7 @@ export class TeamService {
     const team = await this.visible(ctx, teamId, 'team:read');
     await this.requireTenantAdmin(ctx, 'teams:write', team.id);
     const live = await this.d.repo.activeKeys(team.tenantId, team.id, this.d.clock.now());
-    if (live > 0) throw new AppError(409, 'conflict', `The team ${team.name} has ${live} active API key(s); revoke them first.`);
+    if (live > 0) throw new AppError(409, 'team_has_keys', `The team ${team.name} has ${live} active API key(s); revoke them first.`);
     await this.d.repo.remove(team.tenantId, team.id);
     await this.changed();
     await this.d.audit.record(ctx, { action: 'team.delete', target: { type: 'team', id: team.id }, details: { name: team.name } });

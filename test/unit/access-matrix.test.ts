@@ -9,6 +9,10 @@ import {
   ROLES,
   SCOPE_ACTIONS,
   SCOPES,
+  TEAM_ACTIONS,
+  TEAM_ROLE_PERMISSIONS,
+  TEAM_ROLES,
+  teamPermits,
   TENANT_ACTIONS,
   type Action,
   type Role,
@@ -76,6 +80,42 @@ describe('role × action matrix (docs/access.md ↔ code)', () => {
       }
     });
   }
+});
+
+describe('team role × action matrix (docs/access.md ↔ code)', () => {
+  const rows = table('team admin | team member');
+  it('lists exactly the team actions of the code', () => {
+    expect(rows.map((r) => strip(r[0]!)).sort()).toEqual([...TEAM_ACTIONS].sort());
+  });
+  for (const row of rows) {
+    const action = strip(row[0]!) as (typeof TEAM_ACTIONS)[number];
+    TEAM_ROLES.forEach((role, i) => {
+      it(`team ${role} ${row[i + 1] === 'yes' ? 'may' : 'may not'} ${action}`, () => {
+        expect((TEAM_ROLE_PERMISSIONS[role] as ReadonlySet<string>).has(action)).toBe(row[i + 1] === 'yes');
+        // A tenant member with the team role: exactly the team role's cell; tenant owners/admins: every team action.
+        expect(teamPermits('member', role, action)).toBe(row[i + 1] === 'yes');
+        expect(teamPermits('admin', undefined, action)).toBe(true);
+        expect(teamPermits('viewer', undefined, action)).toBe(false);
+      });
+    });
+  }
+});
+
+describe('team rules in authorize()', () => {
+  const team = { id: 'team_1', name: 'Research', allowedModels: new Set(['llama3']), maxClassification: 'internal' as const, limits: null };
+  const reason = (p: Principal, r: { model?: string; classification?: 'internal' | 'confidential' }) => {
+    const d = decide(ctx(p, ['models:invoke']), 'models:invoke', r, deps);
+    return d.allow ? 'allow' : d.reason;
+  };
+  it('a team key and a team member are held to the team’s models and ceiling', () => {
+    for (const p of [{ kind: 'api_key', id: 'key_1', keyId: 'key_1', role: 'admin', team } as Principal, { ...user('member'), team }]) {
+      expect(reason(p, { model: 'llama3' })).toBe('allow');
+      expect(reason(p, { model: 'gpt-4o' })).toBe('team_model_not_allowed');
+      expect(reason(p, { classification: 'internal' })).toBe('allow');
+      expect(reason(p, { classification: 'confidential' })).toBe('team_classification_exceeded');
+    }
+    expect(reason(user('member'), { model: 'gpt-4o' })).toBe('allow');
+  });
 });
 
 describe('platform actions (docs/access.md ↔ code)', () => {
