@@ -5,6 +5,7 @@ import { type Column, DataTable } from '../../components/DataTable.js';
 import { ErrorNote, formatCost, formatNumber, PageTitle, Spinner } from '../../components/ui.js';
 import { dailySeries, type UsageRow } from '../../lib/usage.js';
 import { Adoption } from './Adoption.js';
+import { CacheSummary } from './CacheSummary.js';
 import { tenantPath, useLoad, useTenantId } from './common.js';
 
 /** GET /admin/api/tenants/:id/usage (metering reports): rows grouped by `by`, this month or `month`. */
@@ -152,6 +153,7 @@ export function UsagePage() {
           <p className="muted" data-testid="usage-summary">
             {report.data.month} ({report.data.timezone}): {formatNumber(report.data.total.requests)} requests, {formatNumber(total)} tokens, {formatCost(report.data.total.cost_micros)}
           </p>
+          <CacheSummary tenantId={tenantId} />
           {charts && series ? (
             <div className="chart-grid">
               <div className="card">
