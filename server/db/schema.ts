@@ -438,6 +438,34 @@ export const chatMessages = sqliteTable(
 );
 
 /**
+ * Files attached to chat messages (issue 20): images for vision models, uploaded before the
+ * turn is sent (message_id null until then) and stored with the turn, base64 in `data`
+ * (dialect-neutral text). The conversation owns them: deleting it deletes them.
+ */
+export const chatAttachments = sqliteTable(
+  'chat_attachments',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    conversationId: text('conversation_id')
+      .notNull()
+      .references(() => conversations.id, { onDelete: 'cascade' }),
+    /** The user message it was sent with; null while only uploaded. */
+    messageId: text('message_id'),
+    userId: text('user_id').notNull(),
+    mime: text('mime').notNull(),
+    name: text('name'),
+    bytes: integer('bytes').notNull(),
+    /** Base64 of the file. */
+    data: text('data').notNull(),
+    createdAt: integer('created_at').notNull(),
+  },
+  (t) => [index('chat_attachments_conversation_idx').on(t.tenantId, t.conversationId)],
+);
+
+/**
  * Assistants (presets) of the chat (issue 21): instructions (the system prompt), a model and
  * a classification to preselect, starter prompts. `ownerUserId` null = shared in the tenant
  * (tenant admins manage them); otherwise private to that user. The model and classification
@@ -1195,4 +1223,4 @@ export const callTraces = sqliteTable(
   (t) => [index('call_traces_tenant_idx').on(t.tenantId, t.createdAt), index('call_traces_request_idx').on(t.tenantId, t.requestId), index('call_traces_created_idx').on(t.createdAt)],
 );
 
-export const TENANT_OWNED = { tenantSettings, memberships, apiKeys, usageRecords, ssoIdps, conversations, chatMessages, files, batches, batchLines, usageRollups, meteringLimits, meteringSettings, meteringNotifications, callContents, invitations, tenantDomains, storedResponses, assistants, messageFeedback, prompts, promptVersions, scimTokens, scimUsers, scimGroups, scimGroupMembers, vectorStores, vectorStoreFiles, knowledgeChunks, knowledgeCitations, teams, teamMembers, usageTeamRollups, callTraces } as const;
+export const TENANT_OWNED = { tenantSettings, memberships, apiKeys, usageRecords, ssoIdps, conversations, chatMessages, chatAttachments, files, batches, batchLines, usageRollups, meteringLimits, meteringSettings, meteringNotifications, callContents, invitations, tenantDomains, storedResponses, assistants, messageFeedback, prompts, promptVersions, scimTokens, scimUsers, scimGroups, scimGroupMembers, vectorStores, vectorStoreFiles, knowledgeChunks, knowledgeCitations, teams, teamMembers, usageTeamRollups, callTraces } as const;
