@@ -74,6 +74,7 @@ import { scimRouter } from './scim/routes.js';
 import { createSiem, type Siem } from './siem/index.js';
 import { siemAdminRouter } from './siem/admin-routes.js';
 import { scimAdminRouter } from './scim/admin-routes.js';
+import { startTelemetry } from './telemetry/index.js';
 import { TeamsRepo } from './db/repos/teams.js';
 import { TeamService } from './teams/service.js';
 import { teamsRouter } from './teams/routes.js';
@@ -243,7 +244,10 @@ export async function createServices(
     identityRef = identity;
     const teams = new TeamService({ repo: new TeamsRepo(store), revision: metering.revision, clock, access: identity.access, audit: identity.audit, keys: identity.keys });
     identity.teamOf = (tenantId, userId, keyTeamId) => teams.resolve(tenantId, userId, keyTeamId);
-    const gateway = createGateway({ store, tenantStore, secrets: master.box, clock, log, metrics, identity, entitlements: opts.entitlements ? () => opts.entitlements! : () => license, metering: metering.hook, contentCapable: (tenantId) => metering.plans.has(tenantId, 'content_logging'), tenantEgress: egressPolicy(config.tenantProviderNetworks), redis });
+    // OpenTelemetry when OTEL_EXPORTER_OTLP_ENDPOINT is set (nothing loaded otherwise); shut down after the gateway's last calls.
+    const telemetry = await startTelemetry(config, { log, registry: metrics.registry });
+    if (telemetry) closers.push(() => telemetry.shutdown());
+    const gateway = createGateway({ telemetry, store, tenantStore, secrets: master.box, clock, log, metrics, identity, entitlements: opts.entitlements ? () => opts.entitlements! : () => license, metering: metering.hook, contentCapable: (tenantId) => metering.plans.has(tenantId, 'content_logging'), tenantEgress: egressPolicy(config.tenantProviderNetworks), redis });
     gatewayRef = gateway;
     await gateway.usage.loadMonth(); // the licence's token count starts from this month's ledger
     await gateway.start();

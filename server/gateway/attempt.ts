@@ -39,6 +39,7 @@ export async function attempt<T>(
   open: (c: Candidate, ac: AbortController) => Promise<T>,
 ): Promise<{ value: T; lease: Lease }> {
   const signal = st.call.signal;
+  st.otel?.stage('attempt');
   let last: unknown;
   let tried = 0;
   for (const c of plan.candidates) {
@@ -73,7 +74,7 @@ export async function attempt<T>(
         signal?.addEventListener('abort', onGone, { once: true });
         st.trace?.tryStart(dep, c.model);
         try {
-          const value = await open(c, ac);
+          const value = await (st.otel ? st.otel.upstream(dep, c.model, () => open(c, ac)) : open(c, ac));
           st.trace?.tryEnd();
           handedOver = true;
           return { value, lease: lease(d, dep, ac, () => signal?.removeEventListener('abort', onGone)) };

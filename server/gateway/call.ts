@@ -9,6 +9,7 @@ import type { ContentAction, Detector } from '../routing/content.js';
 import type { TenantPolicy } from '../routing/policy.js';
 import type { CacheDirective, CacheStatus, CacheTicket } from './cache/index.js';
 import type { ContentCapture } from './content-log.js';
+import type { OtelCall } from '../telemetry/index.js';
 import type { CallTrace } from '../traces/recorder.js';
 
 /**
@@ -117,6 +118,8 @@ export interface CallState {
   trace?: CallTrace | undefined;
   /** The response cache's part of the call (server/gateway/cache); undefined when it is off. */
   cache: CacheTicket | undefined;
+  /** The call's OpenTelemetry spans (server/telemetry); undefined when tracing is off. */
+  otel?: OtelCall | undefined;
   /** Set once: the call's usage record has been made. */
   finished: boolean;
 }

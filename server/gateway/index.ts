@@ -24,6 +24,7 @@ import { RefusalAudit } from './refusal-audit.js';
 import { ResponseStore } from './faces/response-store.js';
 import { GatewayService } from './service.js';
 import { deploymentMetrics } from '../metrics/deployment-label.js';
+import type { Telemetry } from '../telemetry/index.js';
 
 /**
  * The AI gateway's services, built once by createServices: the catalogue (deployments,
@@ -49,6 +50,8 @@ export interface Gateway {
   readonly revision: Revision;
   /** Metering admission/settlement, for pipelines built elsewhere (batches) so no route skips it. */
   readonly metering?: MeteringHook;
+  /** OpenTelemetry traces (server/telemetry); undefined when no collector is configured. */
+  readonly telemetry: Telemetry | undefined;
   /** The response cache's settings, stats and purge (server/gateway/cache). */
   readonly cacheAdmin: CacheAdmin;
   readinessCheck(): ReadinessCheck;
@@ -75,6 +78,8 @@ export function createGateway(o: {
   contentCapable?: (tenantId: string) => boolean;
   /** Where tenant-private deployments may connect (ENCLAVE_TENANT_PROVIDER_NETWORKS); absent = the default rule. */
   tenantEgress?: EgressPolicy;
+  /** OpenTelemetry traces (server/telemetry/index.ts startTelemetry); absent = none. */
+  telemetry?: Telemetry | undefined;
   /** Redis for the response cache; absent = no cache (every call a plain call). */
   redis?: Redis;
 }): Gateway {
@@ -90,7 +95,7 @@ export function createGateway(o: {
   const traces = new CallTraces({ store: o.store, tenantStore: o.tenantStore, clock: o.clock, log: o.log, metrics: o.metrics });
   const cache = o.redis ? new ResponseCache({ redis: o.redis, secrets: o.secrets, policies, metrics: o.metrics, clock: o.clock, log: o.log }) : undefined;
   const cacheAdmin = new CacheAdmin({ store: o.store, tenantStore: o.tenantStore, policies, revision, audit: o.identity.audit, redis: cache?.redis, flushUsage: () => usage.flush() });
-  const service = new GatewayService({ catalogue, policies, usage, access: o.identity.access, entitlements: o.entitlements, metrics: o.metrics, clock: o.clock, log: o.log, content, refusals, traces, ...(o.metering ? { metering: o.metering } : {}), ...(cache ? { cache } : {}) });
+  const service = new GatewayService({ catalogue, policies, usage, access: o.identity.access, entitlements: o.entitlements, metrics: o.metrics, clock: o.clock, log: o.log, content, refusals, traces, ...(o.metering ? { metering: o.metering } : {}), ...(cache ? { cache } : {}), ...(o.telemetry ? { telemetry: o.telemetry } : {}) });
   // The first revision check (start()) loads the catalogue; every later move reloads it.
   revision.onChange(async () => {
     policies.clear();
@@ -109,6 +114,7 @@ export function createGateway(o: {
     responses: new ResponseStore({ store: o.store, tenantStore: o.tenantStore, secrets: o.secrets, clock: o.clock }),
     revision,
     ...(o.metering ? { metering: o.metering } : {}),
+    telemetry: o.telemetry,
     cacheAdmin,
     readinessCheck: () => ({
       name: 'providers',

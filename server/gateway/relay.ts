@@ -39,6 +39,7 @@ export async function unary(d: GatewayDeps, planner: Planner, ctx: RequestContex
   });
   lease.ok();
   st.content?.result(ep, result);
+  st.otel?.answer(result);
   st.cache?.result(result);
   const u = result.usage as { prompt_tokens?: number; completion_tokens?: number } | undefined;
   if (u) {
@@ -182,6 +183,7 @@ async function* relay(ctx: RequestContext, st: CallState, plan: Plan, lease: Lea
       }
       for (const ch of chunk.choices ?? []) if (ch.delta?.content) chars += ch.delta.content.length;
       st.content?.chunk(chunk);
+      st.otel?.chunk(chunk);
       st.cache?.chunk(chunk);
       chunk.model = st.alias!;
       timers.hold();

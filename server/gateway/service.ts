@@ -16,6 +16,7 @@ import type { Catalogue } from '../routing/catalogue.js';
 import { CLIENT_GONE_ERROR, factsOf, markGone, newState, toGatewayError, type CallState, type GatewayCall, type GatewayResult, type Plan } from './call.js';
 import type { ResponseCache } from './cache/index.js';
 import type { ContentLog } from './content-log.js';
+import type { Telemetry } from '../telemetry/index.js';
 import type { CallTraces } from '../traces/service.js';
 import { writeChat } from './faces/openai-chat.js';
 import { Planner } from './plan.js';
@@ -51,6 +52,8 @@ export interface GatewayDeps {
   readonly content?: ContentLog;
   /** Refusals that indicate misuse, as rate-limited denied entries in the tenant's audit log. */
   readonly refusals?: RefusalAudit;
+  /** OpenTelemetry (server/telemetry); absent when no collector is configured. */
+  readonly telemetry?: Telemetry;
   /** Call traces (server/traces): each call's decision record, written in batches off the call path. */
   readonly traces?: CallTraces;
   /** The governed response cache (server/gateway/cache); consulted only when on for the tenant or key. */
@@ -112,6 +115,7 @@ export class GatewayService {
     this.d.metrics.gatewayInflight.inc();
     const st = newState(call);
     st.trace = this.d.traces?.begin(st.t0);
+    if (this.d.telemetry) st.otel = this.d.telemetry.call(ctx, call);
     const facts = factsOf(ctx, st);
     try {
       // The tenant's policy is cached: on a hit ready() is undefined and nothing waits.
@@ -119,6 +123,7 @@ export class GatewayService {
       if (loading !== undefined) await loading;
       const plan = this.planner.plan(ctx, st, call.body);
       st.trace?.plannedWith(plan.candidates);
+      st.otel?.stage('admission');
       await this.admit(ctx, st, plan);
       st.trace?.admitted(st.reservation);
       if (plan.policy.contentLogging) st.content = this.d.content?.begin(ctx, plan.policy.contentLogging, st.endpoint, call.body);

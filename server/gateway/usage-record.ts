@@ -57,6 +57,7 @@ const seriesCache = new WeakMap<Metrics, Map<string, Series>>();
 export function finishCall(d: GatewayDeps, ctx: RequestContext, st: CallState): void {
   if (st.finished) return;
   st.finished = true;
+  st.otel?.end(st);
   const totalMs = performance.now() - st.t0;
   const dep = st.deployment;
   const m = d.metrics;

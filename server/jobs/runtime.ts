@@ -37,6 +37,7 @@ export async function startWorker(services: Services, o: { execute?: LineExecuto
     handlers,
     log,
     planMaxActiveJobs: planMaxActiveJobs(services),
+    telemetry: services.gateway.telemetry,
   });
 }
 
