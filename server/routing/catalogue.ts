@@ -53,6 +53,8 @@ export const modelEntrySchema = z.object({
   /** The upstream model name, when it differs. */
   upstream: z.string().min(1).max(200).optional(),
   type: z.enum(['chat', 'embedding']).default('chat'),
+  /** Accepts images (OpenAI `image_url` content parts): the chat sends attached images only to such models. */
+  vision: z.boolean().optional(),
 });
 export type ModelEntry = z.infer<typeof modelEntrySchema>;
 
@@ -92,6 +94,8 @@ export interface Candidate {
   readonly type: 'chat' | 'embedding';
   readonly priority: number;
   readonly weight: number;
+  /** The model entry says it accepts images. */
+  readonly vision?: boolean;
 }
 
 interface Shared {
@@ -183,7 +187,7 @@ export class Catalogue {
       else routes.set(name, [c]);
     };
     for (const d of deployments) {
-      for (const m of d.models) add(m.name, { deployment: d, model: m.upstream ?? m.name, type: m.type, priority: d.priority, weight: d.weight });
+      for (const m of d.models) add(m.name, { deployment: d, model: m.upstream ?? m.name, type: m.type, priority: d.priority, weight: d.weight, vision: m.vision === true });
     }
     const tenantAliases = new Map<string, Map<string, Candidate[]>>();
     for (const a of aliases) {
@@ -192,7 +196,7 @@ export class Catalogue {
         const d = byName.get(t.deployment);
         if (!d) continue;
         const entry = d.models.find((m) => m.name === t.model || m.upstream === t.model);
-        targets.push({ deployment: d, model: entry?.upstream ?? t.model, type: entry?.type ?? 'chat', priority: t.priority, weight: t.weight });
+        targets.push({ deployment: d, model: entry?.upstream ?? t.model, type: entry?.type ?? 'chat', priority: t.priority, weight: t.weight, vision: entry?.vision === true });
       }
       if (a.tenantRef === null) {
         routes.set(a.name, targets); // a platform alias replaces a same-named direct route
@@ -233,6 +237,11 @@ export class Catalogue {
     }
     if (own) for (const [name, list] of own) if (list.some((c) => usable(c.deployment, tenantId))) out.add(name);
     return [...out].sort();
+  }
+  /** Whether every deployment that may serve `name` to the tenant accepts images (any could be chosen, fallback included). */
+  acceptsImages(name: string, tenantId: string): boolean {
+    const list = this.candidates(name, tenantId);
+    return list.length > 0 && list.every((c) => c.vision === true);
   }
   /** Every candidate for `name` usable by the tenant, in priority order (the tenant's own alias first). */
   candidates(name: string, tenantId: string): Candidate[] {
