@@ -244,6 +244,7 @@ export async function createServices(
     identityRef = identity;
     const teams = new TeamService({ repo: new TeamsRepo(store), revision: metering.revision, clock, access: identity.access, audit: identity.audit, keys: identity.keys });
     identity.teamOf = (tenantId, userId, keyTeamId) => teams.resolve(tenantId, userId, keyTeamId);
+    identity.teamDirectory = (tenantId, userId, groups, source) => teams.syncDirectory(tenantId, userId, groups, source);
     // OpenTelemetry when OTEL_EXPORTER_OTLP_ENDPOINT is set (nothing loaded otherwise); shut down after the gateway's last calls.
     const telemetry = await startTelemetry(config, { log, registry: metrics.registry });
     if (telemetry) closers.push(() => telemetry.shutdown());

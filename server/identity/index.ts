@@ -42,6 +42,8 @@ export interface Identity {
   readonly revision: Revision;
   /** The team a call counts against (server/teams sets it at start; authentication adds it to the principal). */
   teamOf?: (tenantId: string, userId: string | undefined, keyTeamId: string | undefined) => TeamGrant | undefined | Promise<TeamGrant | undefined>;
+  /** Directory group names → team memberships (server/teams; SSO logins pass `idp`, SCIM `scim`). */
+  teamDirectory?: (tenantId: string, userId: string, groups: readonly string[], source: 'idp' | 'scim') => Promise<boolean>;
   /** Starts the revision poll and the last-used flush (servers; the CLI does not). */
   start(): void;
   /** Stops the poll and writes the last gathered key use times. */

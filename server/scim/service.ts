@@ -392,6 +392,7 @@ export class ScimService {
   private async syncRoles(ctx: RequestContext, userIds: Iterable<string>): Promise<void> {
     const rules = await this.groupRoles(ctx);
     const ids = [...new Set(userIds)];
+    await this.syncTeams(ctx, ids);
     if (rules.length === 0 || ids.length === 0) return;
     const groups = await this.d.repo.groupsOfUsers(ctx, ids);
     const now = this.d.clock.now();
@@ -408,6 +409,14 @@ export class ScimService {
       await this.d.repo.updateUser(ctx, id, { role: desired, updatedAt: now });
       await this.audit(ctx, 'scim.user.role', { type: 'user', id }, { from: current, to: desired, active: row.active });
     }
+  }
+
+  /** SCIM groups → teams (server/teams): members of a group are members of the teams whose IdP group is its displayName. */
+  private async syncTeams(ctx: RequestContext, ids: string[]): Promise<void> {
+    const sync = this.d.identity.teamDirectory;
+    if (!sync || ids.length === 0) return;
+    const groups = await this.d.repo.groupsOfUsers(ctx, ids);
+    for (const id of ids) await sync(this.tenantId(ctx), id, groups.filter((g) => g.userId === id).map((g) => g.displayName), 'scim');
   }
 }
 

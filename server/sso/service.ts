@@ -687,6 +687,8 @@ export class SsoService {
       }
       await this.setRole(ctx, idp, user, tenant, role);
       if (!role) throw await this.fail(ctx, idp, 'no_mapped_role', 403);
+      // The IdP's groups → team memberships (server/teams), recomputed at every login like the role.
+      await this.d.identity.teamDirectory?.(tenant.id, user.id, values.groups, 'idp');
       return tenant.id;
     }
     const grants = platformGrants(values, idp.platformRules);

@@ -260,7 +260,10 @@ export class TeamService {
     let changed = false;
     for (const id of want) if (!have.some((h) => h.teamId === id) && (await this.d.repo.addDirectoryMember(tenantId, id, userId, source, now))) changed = true;
     for (const h of have) if (h.source === source && !want.has(h.teamId) && (await this.d.repo.removeMember(tenantId, h.teamId, userId, source)) > 0) changed = true;
-    if (changed) await this.changed();
+    if (changed) {
+      await this.changed();
+      await this.d.audit.record(undefined, { action: 'team.member.sync', tenantId, actor: { type: 'system', id: source }, target: { type: 'user', id: userId }, details: { source, teams: [...want] } });
+    }
     return changed;
   }
 

@@ -4,6 +4,7 @@ import { unrestricted } from '../../server/access/entitlements.js';
 import { buildApp } from '../../server/app.js';
 import { call, login, PASSWORD, sys, type Session } from '../helpers/identity.js';
 import { appRoutes } from '../helpers/routes.js';
+import { scimTenant } from '../fixtures/scim/setup.js';
 import { gatewayEnv, type GatewayEnv } from './gateway-env.js';
 
 /**
@@ -209,6 +210,26 @@ describe('teams', () => {
     const own = await call(env.app.url, `${tenantPath()}/teams/${a}/usage?month=${month}`, { session: owner });
     expect(own.body.usage.tokens).toBe(sum(a));
     expect(own.body.by_model[0].group).toBe('llama3.1:8b');
+  });
+
+  it('SCIM groups → teams: members of the group whose displayName is the team’s IdP group are its members (source scim), following every change; manual memberships stay', async () => {
+    const T = await scimTenant(env.app, 'scimteams');
+    const team = await s().teams.create(T.ctx, { name: 'Data', idp_group: 'Data Science' });
+    const members = async () => (await s().teams.members(T.ctx, team.id)).map((m) => `${m.email}:${m.source}`).sort();
+    const ana = (await T.client('POST', '/Users', { userName: `ana@${T.domain}` })).body.id as string;
+    const bo = (await T.client('POST', '/Users', { userName: `bo@${T.domain}` })).body.id as string;
+    await s().teams.setMember(T.ctx, team.id, T.users.member!.id, 'member'); // by hand
+    const group = (await T.client('POST', '/Groups', { displayName: 'data science', members: [{ value: ana }, { value: bo }] })).body.id as string;
+    expect(await members()).toEqual([`ana@${T.domain}:scim`, `bo@${T.domain}:scim`, 'member@scimteams.test:manual']);
+    // Okta's shape: remove a member by filter.
+    const r = await T.client('PATCH', `/Groups/${group}`, { schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'], Operations: [{ op: 'remove', path: `members[value eq "${bo}"]` }] });
+    expect(r.status).toBe(200);
+    expect(await members()).toEqual([`ana@${T.domain}:scim`, 'member@scimteams.test:manual']);
+    // ana's calls now count against the team (her first team).
+    expect((await s().teams.resolve(T.tenant.id, ana, undefined))?.id).toBe(team.id);
+    expect(await s().teams.resolve(T.tenant.id, bo, undefined)).toBeUndefined();
+    expect((await T.client('DELETE', `/Groups/${group}`)).status).toBe(204);
+    expect(await members()).toEqual(['member@scimteams.test:manual']);
   });
 
   it('near the team limit every call is exact: a 30/min team admits exactly 30 of 40', async () => {

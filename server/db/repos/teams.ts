@@ -68,11 +68,12 @@ export class TeamsRepo {
     const { q, t } = this.store;
     return this.store.run(q.delete(t.teams).where(and(eq(t.teams.tenantId, tenantId), eq(t.teams.id, id))));
   }
-  /** Teams whose IdP group is one of `groups` (SSO login, SCIM groups). */
+  /** Teams whose IdP group is one of `groups`, without regard to case (SSO login, SCIM groups). */
   byIdpGroups(tenantId: string, groups: readonly string[]): Promise<TeamRow[]> {
     if (!groups.length) return Promise.resolve([]);
     const { q, t } = this.store;
-    return this.store.all(q.select().from(t.teams).where(and(eq(t.teams.tenantId, tenantId), inArray(t.teams.idpGroup, [...groups]))));
+    const names = [...new Set(groups.map((g) => g.toLowerCase()))];
+    return this.store.all(q.select().from(t.teams).where(and(eq(t.teams.tenantId, tenantId), inArray(sql`lower(${t.teams.idpGroup})`, names))));
   }
 
   // ---- members ----
