@@ -46,7 +46,7 @@ export function boundedExport(config: Config, url: string, o: { log: Logger; reg
           const now = Date.now();
           if (now - lastWarn > 60_000) {
             lastWarn = now;
-            o.log.warn({ endpoint: url, spans: spans.length, err: r.error?.message }, 'OpenTelemetry: the collector did not take a batch of spans; they are dropped (enclave_otel_spans_dropped_total)');
+            o.log.warn({ endpoint: withoutCredentials(url), spans: spans.length, err: r.error?.message }, 'OpenTelemetry: the collector did not take a batch of spans; they are dropped (enclave_otel_spans_dropped_total)');
           }
         }
         done(r);
@@ -91,4 +91,16 @@ export function parseHeaders(raw: string | undefined): Record<string, string> | 
     if (key) out[key] = value;
   }
   return out;
+}
+
+/** A URL for the log: user:password@ (if someone put credentials there) left out. */
+export function withoutCredentials(url: string): string {
+  try {
+    const u = new URL(url);
+    u.username = '';
+    u.password = '';
+    return u.toString();
+  } catch {
+    return '[unparseable URL]';
+  }
 }

@@ -12,7 +12,7 @@ import { APP_VERSION } from '../paths.js';
 import { attach, withActive } from './active.js';
 import { activeRecord as active } from './span-context.js';
 import { callTrace } from './call-trace.js';
-import { boundedExport } from './export.js';
+import { boundedExport, withoutCredentials } from './export.js';
 import type { JobInfo, Telemetry } from './index.js';
 
 /**
@@ -39,7 +39,7 @@ export function createTelemetry(config: Config, url: string, o: { log: Logger; r
   const tracer = provider.getTracer('enclave', APP_VERSION);
   const detach = attach();
   const propagator = new W3CTraceContextPropagator();
-  o.log.info({ endpoint: url, protocol: config.otelProtocol, sampler: config.otelSampler }, 'OpenTelemetry: exporting traces');
+  o.log.info({ endpoint: withoutCredentials(url), protocol: config.otelProtocol, sampler: config.otelSampler }, 'OpenTelemetry: exporting traces');
   return {
     http: (ctx, req, res, route, fn) => {
       const method = req.method ?? 'GET';

@@ -198,6 +198,18 @@ describe('OpenTelemetry traces over OTLP/HTTP', () => {
     expectNoSecrets([...spans, ...rs], 'Hello from the fake model');
   });
 
+  it("a client's unsampled traceparent: nothing is exported (parent-based sampling), the trace id still goes upstream, unsampled", async () => {
+    const traceId = hex(16);
+    upstream.reset();
+    await client.chat.completions.create({ model: 'gpt-fake', messages: [{ role: 'user', content: PROMPT }] }, { headers: { traceparent: `00-${traceId}-${hex(8)}-00` } });
+    expect(upstream.requests[0]!.headers.traceparent).toMatch(new RegExp(`^00-${traceId}-[0-9a-f]{16}-00$`));
+    // A sampled call after it is exported; by then the unsampled one would have been too.
+    const marker = hex(16);
+    await client.chat.completions.create({ model: 'gpt-fake', messages: [{ role: 'user', content: 'marker' }] }, { headers: { traceparent: `00-${marker}-${hex(8)}-01` } });
+    await traceOf(marker, (ss) => ss.some((s) => s.kind === SERVER));
+    expect(rx.spans.filter((s) => s.traceId === traceId)).toEqual([]);
+  });
+
   it('a request without traceparent starts its own trace', async () => {
     const before = new Set(rx.spans.map((s) => s.traceId));
     await client.embeddings.create({ model: 'gpt-fake', input: PROMPT }).catch(() => undefined);

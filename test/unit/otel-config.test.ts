@@ -3,7 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../server/config/load.js';
 import { tracesUrl } from '../../server/telemetry/index.js';
-import { parseHeaders } from '../../server/telemetry/export.js';
+import { parseHeaders, withoutCredentials } from '../../server/telemetry/export.js';
 import { samplerOf } from '../../server/telemetry/sdk.js';
 
 /**
@@ -34,6 +34,8 @@ describe('OTEL_* settings', () => {
     expect(parseHeaders(undefined)).toBeUndefined();
     expect(samplerOf('parentbased_traceidratio', 0.25).toString()).toMatch(/ParentBased.*TraceIdRatioBased\{0\.25\}/);
     expect(samplerOf('always_off', undefined).toString()).toBe('AlwaysOffSampler');
+    // The endpoint as logged: no credentials even if someone put them in the URL.
+    expect(withoutCredentials('https://user:s3cret@collector.example:4318/v1/traces')).toBe('https://collector.example:4318/v1/traces');
   });
 });
 
