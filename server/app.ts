@@ -67,6 +67,7 @@ import { clusterMetrics } from './cluster.js';
 import { gatewayAdminRouter } from './gateway/admin-routes.js';
 import { tenantProvidersRouter } from './gateway/tenant-provider-routes.js';
 import { contentLogRouter } from './gateway/content-routes.js';
+import { callTraceRouter } from './traces/routes.js';
 import { createMetering, type Metering } from './metering/index.js';
 import { meteringRouter } from './metering/routes.js';
 import { createScim, type Scim } from './scim/index.js';
@@ -337,6 +338,7 @@ export function buildApp(services: Services): RequestListener {
   app.use(gatewayAdminRouter(services.identity, services.gateway));
   app.use(tenantProvidersRouter(services.identity, services.gateway));
   app.use(contentLogRouter(services.identity, services.gateway.content));
+  app.use(callTraceRouter(services.identity, services.gateway));
   app.use(responseCacheRouter(services.identity, services.gateway.cacheAdmin));
   app.use(meteringRouter(services.identity, services.metering));
   app.use(scimAdminRouter(services.identity, services.scim));

@@ -39,7 +39,7 @@ export const ERROR_CODES = [
   // limits
   'rate_limit_exceeded', 'quota_exceeded', 'license_quota_exceeded', 'license_lapsed', 'key_limit',
   // not found / conflicts
-  'not_found', 'route_not_found', 'model_not_found', 'plan_not_found', 'job_not_found', 'batch_not_found', 'file_not_found', 'file_gone',
+  'not_found', 'replay_unavailable', 'route_not_found', 'model_not_found', 'plan_not_found', 'job_not_found', 'batch_not_found', 'file_not_found', 'file_gone',
   'already_member', 'batch_not_cancellable', 'file_in_use', 'key_revoked', 'last_owner', 'last_platform_admin', 'nothing_to_resend', 'plan_in_use',
   'provider_exists', 'tenant_exists', 'user_exists', 'scim_token_exists',
   // SIEM sinks (server/siem)

@@ -44,6 +44,8 @@ export interface GatewayCall {
   readonly onUsage?: ((row: Readonly<UsageRow>) => void) | undefined;
   /** The caller writes the usage record itself (a batch line, in the transaction that finishes the line). */
   readonly keepUsage?: boolean | undefined;
+  /** Only this deployment (by name) may serve the call, if the plan allows it (an administrator's replay, server/traces/replay.ts). */
+  readonly pin?: string | undefined;
   /** The client's response-cache directive (`Cache-Control: no-store|no-cache`, `x-enclave-cache: bypass`; server/gateway/cache). */
   readonly cacheDirective?: CacheDirective;
 }

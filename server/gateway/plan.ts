@@ -11,6 +11,7 @@ import { resolveClassification, strongestAction, type TenantPolicy } from '../ro
 import { estimateTokens, type CallState, type Plan } from './call.js';
 import type { GatewayDeps } from './service.js';
 import { dropReason } from '../traces/recorder.js';
+import { pinCandidates } from '../traces/replay.js';
 
 /**
  * Plan (DESIGN.md §4 steps 2 and 4): who may call which model at which classification, which
@@ -67,7 +68,7 @@ export class Planner {
     if (!all.length) throw new AppError(404, 'model_not_found', `The model ${model} does not exist or you do not have access to it.`, { param: 'model' });
     const ent = this.d.entitlements();
     let allowed = all.filter((c) => this.boundaryAllowed(c.deployment, cls.classification, policy, ent, ctx));
-    st.trace?.candidates(all, allowed, (c) => dropReason(c.deployment, cls.classification, policy, ent, ctx, this.d.metering?.allowsBoundary));
+    st.trace?.candidates(all, allowed, (c) => dropReason(c.deployment, ent, ctx, this.d.metering?.allowsBoundary));
     if (!allowed.length) {
       throw new AppError(403, 'policy_boundary_denied', `No deployment of ${model} is allowed for ${cls.classification} data by this tenant's data-boundary policy.`, {
         type: 'policy_error',
@@ -106,6 +107,8 @@ export class Planner {
         });
       }
     }
+
+    if (st.call.pin) allowed = pinCandidates(allowed, st.call.pin, model);
 
     // Licence call point: the monthly token allowance, at admission (metering's admission includes it when wired).
     if (ent.checkTokens && !this.d.metering) {

@@ -114,7 +114,7 @@ export class GatewayService {
   private async call(ctx: RequestContext, call: GatewayCall): Promise<GatewayResult> {
     this.d.metrics.gatewayInflight.inc();
     const st = newState(call);
-    st.trace = this.d.traces?.begin(st.t0);
+    st.trace = this.d.traces?.begin(st.t0, call.pin);
     if (this.d.telemetry) st.otel = this.d.telemetry.call(ctx, call);
     const facts = factsOf(ctx, st);
     try {

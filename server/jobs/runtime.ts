@@ -63,7 +63,11 @@ export function workerSchedules(services: Services): Schedule[] {
       failBatch: (tenantId, batchId, reason) => jobs.failBatch(tenantId, batchId, 'batch_job_lost', reason),
       retention: async () => {
         const ctx = createContext({ requestId: 'sys_retention', log, clock, principal: { kind: 'system', id: 'retention', platformAdmin: true } });
-        return { chatConversations: await new ChatService(new ChatRepo(services.store, services.tenantStore)).purgeExpired(ctx) };
+        return {
+          chatConversations: await new ChatService(new ChatRepo(services.store, services.tenantStore)).purgeExpired(ctx),
+          // Call traces follow each tenant's raw usage retention (server/traces/service.ts).
+          callTraces: await services.gateway.traces.purgeExpired(await services.metering.repo.retentionPolicies()),
+        };
       },
       contentPurge: () => services.gateway.content.purgeExpired(),
       webhookReconcile: () => reconcileWebhooks({ repo: services.metering.repo, queues: jobs.queues, log, now: clock.now() }),

@@ -34,7 +34,9 @@ export type DropReason =
   /** Its circuit breaker was open. */
   | 'breaker'
   /** Its concurrency limit was reached (and the queue wait ran out). */
-  | 'concurrency';
+  | 'concurrency'
+  /** An administrator's replay was pinned to another deployment. */
+  | 'pinned';
 
 export type ClassificationSource = 'header' | 'key_floor' | 'tenant_policy' | 'tenant_default';
 
@@ -75,7 +77,10 @@ export class CallTrace {
   error: AppError | undefined;
   private queuedNext = false;
 
-  constructor(readonly t0: number) {}
+  constructor(
+    readonly t0: number,
+    readonly pin?: string,
+  ) {}
 
   // ---- plan (plan.ts) ----------------------------------------------------------------------
 
@@ -171,8 +176,9 @@ export class CallTrace {
 
   /** Seconds per stage, in the order of STAGES; -1 = the call did not reach that stage. */
   stages(): [number, number, number, number] {
-    const plan = this.planAt ? this.planAt - this.t0 : -1;
-    const admission = this.admitAt && this.planAt ? this.admitAt - this.planAt : -1;
+    // A call refused in a stage spent the rest of its time there.
+    const plan = this.planAt ? this.planAt - this.t0 : this.endAt ? this.endAt - this.t0 : -1;
+    const admission = this.admitAt && this.planAt ? this.admitAt - this.planAt : this.planAt && this.endAt ? this.endAt - this.planAt : -1;
     const upstream = this.firstByteAt && this.admitAt ? this.firstByteAt - this.admitAt : -1;
     const relay = this.firstByteAt && this.endAt ? this.endAt - this.firstByteAt : -1;
     return [plan / 1000, admission / 1000, upstream / 1000, relay / 1000];
@@ -185,7 +191,8 @@ export class CallTrace {
     const dropped = new Map<Candidate, DropReason>();
     for (const d of this.dropped ?? []) dropped.set(d.c, d.reason);
     const planned = this.planned ?? (this.all ?? []).filter((c) => !dropped.has(c));
-    if (this.planned) for (const c of this.all ?? []) if (!dropped.has(c) && !this.planned.includes(c)) dropped.set(c, 'content_rule');
+    // Kept by the boundary filters but not planned: a content rule forced local deployments, or a replay pinned one.
+    if (this.planned) for (const c of this.all ?? []) if (!dropped.has(c) && !this.planned.includes(c)) dropped.set(c, this.pin !== undefined && c.deployment.name !== this.pin ? 'pinned' : 'content_rule');
     const skipped = new Map<Deployment, DropReason>();
     for (const s of this.skipped ?? []) skipped.set(s.deployment, s.reason);
     const tried = new Set((this.attempts ?? []).map((a) => a.deployment));
@@ -219,7 +226,7 @@ export class CallTrace {
     for (const s of this.skipped ?? []) fallbacks.push({ from: s.deployment.name, to: null, reason: s.reason });
     const [plan, admission, upstream, relay] = this.stages();
     return {
-      classification: this.classification ? { value: this.classification, source: this.classSource, ...(this.requested !== undefined ? { requested: this.requested } : {}) } : null,
+      classification_decision: this.classification ? { value: this.classification, source: this.classSource, ...(this.requested !== undefined ? { requested: this.requested } : {}) } : null,
       candidates,
       admission: this.admissionJson(),
       attempts,
@@ -263,8 +270,6 @@ export class CallTrace {
 /** The candidate filters of plan.ts, asked again for a dropped candidate only: which one dropped it. */
 export function dropReason(
   d: Deployment,
-  c: Classification,
-  policy: TenantPolicy,
   ent: Entitlements,
   ctx: RequestContext,
   planAllows: ((ctx: RequestContext, boundary: Deployment['boundary']) => boolean) | undefined,
@@ -291,7 +296,7 @@ function sec(v: number): number | null {
 
 /** The decision part of the stored trace (the rest of the row: face, model, usage, cost, status). */
 export interface TraceDoc {
-  readonly classification: { value: Classification; source: ClassificationSource | null; requested?: Classification } | null;
+  readonly classification_decision: { value: Classification; source: ClassificationSource | null; requested?: Classification } | null;
   readonly candidates: readonly {
     deployment: string;
     model: string;

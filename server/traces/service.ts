@@ -84,9 +84,9 @@ export class CallTraces {
     return this.writer.dropped;
   }
 
-  /** A recorder for one call (t0: the call's start, performance.now()). */
-  begin(t0: number): CallTrace {
-    return new CallTrace(t0);
+  /** A recorder for one call (t0: the call's start, performance.now(); pin: a replay's pinned deployment). */
+  begin(t0: number, pin?: string): CallTrace {
+    return new CallTrace(t0, pin);
   }
 
   /** The call is over and its usage record made: observe its stages and queue its trace. Never throws. */

@@ -19,6 +19,7 @@ export interface TraceFilter {
   readonly to?: number;
   readonly userId?: string;
   readonly keyId?: string;
+  readonly teamId?: string;
   readonly model?: string;
   readonly deployment?: string;
   readonly status?: string;
@@ -60,6 +61,7 @@ export class CallTraceRepo {
     if (f.to !== undefined) where.push(lte(c.createdAt, f.to));
     if (f.userId) where.push(eq(c.userId, f.userId));
     if (f.keyId) where.push(eq(c.keyId, f.keyId));
+    if (f.teamId) where.push(eq(c.teamId, f.teamId));
     if (f.model) where.push(eq(c.model, f.model));
     if (f.deployment) where.push(eq(c.deployment, f.deployment));
     if (f.status) where.push(eq(c.status, f.status));
