@@ -210,6 +210,32 @@ describe('OpenTelemetry traces over OTLP/HTTP', () => {
     expect(rx.spans.filter((s) => s.traceId === traceId)).toEqual([]);
   });
 
+  it('every face is traced the same way: Responses, Anthropic Messages, the Ollama API', async () => {
+    const faces: [string, string, unknown, string][] = [
+      ['/v1/responses', 'POST /v1/responses', { model: 'gpt-fake', input: PROMPT }, 'responses'],
+      ['/v1/messages', 'POST /v1/messages', { model: 'gpt-fake', max_tokens: 64, messages: [{ role: 'user', content: PROMPT }] }, 'messages'],
+      ['/ollama/api/chat', 'POST /ollama/api/chat', { model: 'gpt-fake', stream: false, messages: [{ role: 'user', content: PROMPT }] }, 'ollama'],
+    ];
+    for (const [path, name, body, api] of faces) {
+      const traceId = hex(16);
+      const r = await fetch(`${app.url}${path}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json', 'anthropic-version': '2023-06-01', traceparent: `00-${traceId}-${hex(8)}-01` },
+        body: JSON.stringify(body),
+      });
+      expect(r.status, path).toBe(200);
+      await r.arrayBuffer();
+      const spans = await traceOf(traceId, (ss) => ss.some((s) => s.kind === SERVER));
+      const http = only(spans, (s) => s.kind === SERVER, `${path} server span`);
+      expect(http.name).toBe(name);
+      const call = only(spans, (s) => s.kind === 1 && s.name === 'chat gpt-fake', `${path} call span`);
+      expect(call.parentSpanId).toBe(http.spanId);
+      expect(call.attributes).toMatchObject({ 'enclave.api': api, 'enclave.status': 'ok', 'gen_ai.provider.name': 'openai' });
+      expect(spans.filter((s) => s.kind === CLIENT)).toHaveLength(1);
+      expectNoSecrets(spans, 'Hello from the fake model');
+    }
+  });
+
   it('a request without traceparent starts its own trace', async () => {
     const before = new Set(rx.spans.map((s) => s.traceId));
     await client.embeddings.create({ model: 'gpt-fake', input: PROMPT }).catch(() => undefined);
