@@ -32,6 +32,7 @@ import { authRouter } from './identity/routes.js';
 import { adminRouter, tenantIdGuard } from './admin/routes.js';
 import { countAuthFailures } from './metrics/auth-failures.js';
 import { licenseAdminRouter } from './admin/license-routes.js';
+import { ChatAttachments } from './chat/attachments.js';
 import { chatRouter } from './chat/routes.js';
 import { ChatService } from './chat/service.js';
 import { ChatRepo } from './db/repos/chat.js';
@@ -358,7 +359,14 @@ export function buildApp(services: Services): RequestListener {
   app.use(promptsRouter(services.identity, new PromptService(features, services.identity)));
   app.use(feedbackRouter(services.identity, feedback));
   app.use(adoptionRouter(services.identity, new AdoptionService(new AdoptionRepo(services.store), services.identity, (id) => services.metering.plans.tenant(id)?.timezone ?? 'UTC', () => services.gateway.usage.flush())));
-  app.use(chatRouter(services.identity, new ChatService(chatRepo, { assistants, feedbackOf: (ctx, ids) => feedback.mine(ctx, ids) }), { pipeline: () => services.gateway.service, policy: (ctx) => services.gateway.policies.load(ctx) }));
+  const chatAttachments = new ChatAttachments(services.tenantStore); // images in chat (issue 20)
+  app.use(
+    chatRouter(services.identity, new ChatService(chatRepo, { assistants, feedbackOf: (ctx, ids) => feedback.mine(ctx, ids), attachments: chatAttachments }), {
+      pipeline: () => services.gateway.service,
+      policy: (ctx) => services.gateway.policies.load(ctx),
+      images: { attachments: chatAttachments, acceptsImages: (ctx, model) => !!ctx.tenant && services.gateway.catalogue.acceptsImages(model, ctx.tenant.id) },
+    }),
+  );
   // Last before 404: the built UI (dist/web) with SPA fallback; never shadows the API paths.
   app.use(webRouter());
 

@@ -22,6 +22,8 @@ export const ERROR_CODES = [
   'invalid_classification', 'invalid_completion_window', 'invalid_endpoint', 'invalid_expiry', 'invalid_issuer', 'invalid_models', 'invalid_overlap',
   'invalid_owner', 'invalid_purpose', 'invalid_tenant_id', 'invalid_oidc_issuer', 'body_too_large', 'file_too_large', 'unsupported_encoding', 'request_aborted',
   'password_policy', 'wrong_password', 'tenant_mismatch', 'alias_target_unknown', 'base_url_forbidden',
+  // chat images: the model does not accept images (server/chat/attachments.ts)
+  'vision_unsupported',
   // authentication
   'auth_required', 'auth_invalid_credentials', 'auth_invalid_header', 'auth_locked', 'auth_metrics_token', 'auth_session_expired', 'auth_session_invalid',
   'auth_key_checksum', 'auth_key_expired', 'auth_key_invalid', 'auth_key_malformed', 'auth_key_owner_inactive', 'auth_key_revoked', 'csrf_failed',
@@ -107,11 +109,23 @@ export interface ChatMessageView {
   usage: UsageView;
   /** The caller's own 👍/👎 on an answer (null: none given). */
   feedback?: FeedbackView | null;
+  /** Files sent with a user message (images); the bytes are at /api/chat/conversations/:id/attachments/:attachment_id. */
+  attachments?: ChatAttachmentView[];
+  created_at: number;
+}
+export interface ChatAttachmentView {
+  object: 'chat_attachment';
+  id: string;
+  mime: string;
+  name: string | null;
+  bytes: number;
+  message_id: string | null;
   created_at: number;
 }
 export interface ChatModelsView {
   object: 'list';
-  data: { id: string; boundaries: string[] }[];
+  /** `vision`: every deployment that may serve the model accepts images. */
+  data: { id: string; boundaries: string[]; vision: boolean }[];
   default_classification: Classification;
   policy: Record<Classification, string[]> | null;
   gateway: 'ready' | 'unavailable';

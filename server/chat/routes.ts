@@ -1,4 +1,4 @@
-import { Router, type Request, type Response } from 'express';
+import express, { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import type { RequestContext } from '../context.js';
 import type { ChatModelsView, Classification } from '../contract.js';
@@ -6,6 +6,7 @@ import { AppError } from '../errors.js';
 import { parseInput } from '../http/parse-input.js';
 import { authenticate } from '../identity/http.js';
 import type { Identity } from '../identity/index.js';
+import { IMAGE_LIMITS, withImages, type ChatAttachments } from './attachments.js';
 import { CLASSIFICATIONS, type ChatService } from './service.js';
 
 /**
@@ -156,7 +157,16 @@ export type PolicyView = (ctx: RequestContext) => Promise<{
   tenantDefault: string;
 }>;
 
-export function chatRouter(identity: Identity, chat: ChatService, opts: { pipeline: () => ChatPipeline | undefined; policy?: PolicyView }): Router {
+export function chatRouter(
+  identity: Identity,
+  chat: ChatService,
+  opts: {
+    pipeline: () => ChatPipeline | undefined;
+    policy?: PolicyView;
+    /** Images in chat: where they are stored, and whether a model accepts them (the catalogue's `vision`). */
+    images?: { attachments: ChatAttachments; acceptsImages: (ctx: RequestContext, model: string) => boolean };
+  },
+): Router {
   const pipeline = opts.pipeline;
   const r = Router();
   const auth = authenticate(identity, { accept: ['session'] });
@@ -183,7 +193,7 @@ export function chatRouter(identity: Identity, chat: ChatService, opts: { pipeli
     const view = await opts.policy?.(ctx);
     res.json({
       object: 'list',
-      data: models.map((m) => ({ id: m.id, boundaries: [...m.boundaries] })),
+      data: models.map((m) => ({ id: m.id, boundaries: [...m.boundaries], vision: opts.images?.acceptsImages(ctx, m.id) ?? false })),
       default_classification: (view ? (view.policy.defaultClassification ?? view.tenantDefault) : (t?.defaultClassification ?? 'internal')) as Classification,
       // Which boundaries each classification may use: the UI explains refusals before and after sending.
       policy: view ? (Object.fromEntries(CLASSIFICATIONS.map((c) => [c, [...(view.policy.boundaries[c] ?? [])]])) as Record<Classification, string[]>) : null,
@@ -230,6 +240,47 @@ export function chatRouter(identity: Identity, chat: ChatService, opts: { pipeli
     res.json({ object: 'conversation', id: req.params.id, deleted: true });
   });
 
+  // Images (issue 20): the raw file as the body (its type is read from its bytes), the name in
+  // x-file-name (URI-encoded). The turn then names the returned ids in `attachments`.
+  const rawImage = express.raw({ type: () => true, limit: IMAGE_LIMITS.maxBytes + 1 });
+  const images = () => {
+    if (!opts.images) throw new AppError(404, 'not_found', 'Attachments are not available on this server.');
+    return opts.images;
+  };
+  r.post('/api/chat/conversations/:id/attachments', async (req, res, next) => {
+    // Who and which conversation before reading a byte of the body.
+    try {
+      await mayChat(req.ctx);
+      await chat.get(req.ctx, String(req.params.id));
+    } catch (e) {
+      next(e);
+      return;
+    }
+    rawImage(req, res, (err?: unknown) => {
+      if (err) {
+        const tooBig = (err as { type?: string }).type === 'entity.too.large';
+        next(tooBig ? new AppError(413, 'file_too_large', `Images can be at most ${IMAGE_LIMITS.maxBytes / 1024 / 1024} MB.`, { param: 'file' }) : err);
+        return;
+      }
+      const name = req.get('x-file-name');
+      let decoded: string | null = null;
+      try {
+        decoded = name ? decodeURIComponent(name) : null;
+      } catch {
+        decoded = null;
+      }
+      const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+      images()
+        .attachments.upload(req.ctx, String(req.params.id), req.ctx.principal!.userId!, { body, name: decoded })
+        .then((v) => res.status(201).json(v), next);
+    });
+  });
+  r.get('/api/chat/conversations/:id/attachments/:attachmentId', async (req, res) => {
+    const a = await images().attachments.get(req.ctx, String(req.params.id), req.ctx.principal?.userId ?? '', String(req.params.attachmentId));
+    res.set({ 'content-type': a.mime, 'x-content-type-options': 'nosniff', 'cache-control': 'private, max-age=3600', 'content-disposition': 'inline' });
+    res.send(Buffer.from(a.data, 'base64'));
+  });
+
   r.post('/api/chat/conversations/:id/completions', async (req, res) => {
     const b = parseInput(
       z.object({
@@ -243,6 +294,8 @@ export function chatRouter(identity: Identity, chat: ChatService, opts: { pipeli
         parent_id: z.string().min(1).max(100).optional(),
         /** edit: the user message to branch from (default: the last one sent). */
         edit_of: z.string().min(1).max(100).optional(),
+        /** Uploaded images (POST …/attachments) sent with the new user message. */
+        attachments: z.array(z.string().min(1).max(100)).max(IMAGE_LIMITS.perMessage).optional(),
       }),
       req.body,
     );
@@ -259,8 +312,20 @@ export function chatRouter(identity: Identity, chat: ChatService, opts: { pipeli
       ...(b.retry_of ? { retryOf: b.retry_of } : {}),
       ...(b.parent_id ? { parentId: b.parent_id } : {}),
       ...(b.edit_of ? { editOf: b.edit_of } : {}),
+      ...(b.attachments?.length ? { attachments: b.attachments } : {}),
     });
-    const history = plan.history;
+    // The path as OpenAI messages: images of earlier turns and of this one as image_url parts.
+    const earlier = plan.history.length && opts.images ? await opts.images.attachments.byMessage(ctx, id) : new Map<string, never[]>();
+    let hasImages = plan.attachments.length > 0;
+    const history = plan.history.map(({ id: mid, ...m }) => {
+      const files = mid && plan.userMessage?.id === mid ? plan.attachments : mid ? (earlier.get(mid) ?? []) : [];
+      if (files.length) hasImages = true;
+      return withImages(m, files);
+    });
+    // A model that does not take images refuses here, before anything is stored or sent.
+    if (hasImages && !opts.images?.acceptsImages(ctx, b.model)) {
+      throw new AppError(400, 'vision_unsupported', `The model ${b.model} does not accept images. Choose a model marked “images”, or remove the images.`, { param: 'model' });
+    }
     // The gateway reads the classification and workflow from headers, as for /v1 callers.
     // (plan.classification: the one asked for, raised to the conversation's assistant's.)
     if (plan.classification) req.headers['x-enclave-classification'] = plan.classification;

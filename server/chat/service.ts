@@ -5,6 +5,7 @@ import { newId } from '../ids.js';
 import { defaultTip, parents, pathTo } from './thread.js';
 import type { ChatMessageStatus, Classification, ConversationView, ChatMessageView, FeedbackView } from '../contract.js';
 import { stricter, type AssistantService } from '../assistants/service.js';
+import { serializeAttachment, type ChatAttachmentRow, type ChatAttachments } from './attachments.js';
 
 /**
  * Conversations of the web UI, per user and tenant. Content is customer data: stored so the
@@ -62,10 +63,13 @@ export interface TurnPlan {
   userMessage: { id: string; parentId: string | null } | null;
   /** The message the answer follows: the new user message, or the regenerated turn. */
   answerParent: string;
-  history: { role: ChatMessageRow['role']; content: string }[];
+  /** The path sent to the model; `id`: the stored message (its attachments go with it; the route drops the id). */
+  history: { role: ChatMessageRow['role']; content: string; id?: string }[];
+  /** Images sent with the new user message (bound to it when the turn is written). */
+  attachments: ChatAttachmentRow[];
 }
 
-const turn = (m: ChatMessageRow) => ({ role: m.role, content: m.content });
+const turn = (m: ChatMessageRow) => ({ role: m.role, content: m.content, id: m.id });
 
 const DAY = 86_400_000;
 
@@ -74,6 +78,8 @@ export interface ChatExtras {
   assistants?: AssistantService;
   /** The caller's feedback on these messages, by message id. */
   feedbackOf?: (ctx: RequestContext, messageIds: string[]) => Promise<Map<string, FeedbackView>>;
+  /** Images attached to messages (./attachments.ts). */
+  attachments?: ChatAttachments;
 }
 
 export class ChatService {
@@ -130,7 +136,15 @@ export class ChatService {
     const messages = await this.repo.messages(ctx, c.id);
     const fb = await this.extras.feedbackOf?.(ctx, messages.filter((m) => m.role === 'assistant').map((m) => m.id));
     const parent = parents(messages);
-    return { ...serializeConversation(c), messages: messages.map((m) => serializeMessage({ ...m, parentId: parent.get(m.id) ?? null }, m.role === 'assistant' && fb ? (fb.get(m.id) ?? null) : undefined)) };
+    const files = await this.extras.attachments?.byMessage(ctx, c.id);
+    return {
+      ...serializeConversation(c),
+      messages: messages.map((m) => {
+        const v = serializeMessage({ ...m, parentId: parent.get(m.id) ?? null }, m.role === 'assistant' && fb ? (fb.get(m.id) ?? null) : undefined);
+        const a = files?.get(m.id);
+        return a ? { ...v, attachments: a.map(serializeAttachment) } : v;
+      }),
+    };
   }
 
   /**
@@ -224,9 +238,9 @@ export class ChatService {
   async planTurn(
     ctx: RequestContext,
     id: string,
-    input: { mode: SendMode; content?: string; model: string; classification?: Classification; retryOf?: string; parentId?: string; editOf?: string },
+    input: { mode: SendMode; content?: string; model: string; classification?: Classification; retryOf?: string; parentId?: string; editOf?: string; attachments?: string[] },
   ): Promise<TurnPlan> {
-    this.userOf(ctx);
+    const userId = this.userOf(ctx);
     const conv = await this.get(ctx, id);
     const all = await this.repo.messages(ctx, conv.id);
     const byId = new Map(all.map((m) => [m.id, m]));
@@ -241,7 +255,14 @@ export class ChatService {
     const sendable = (m: ChatMessageRow) => m.status !== NOT_SENT && m.status !== SUPERSEDED && !(m.role === 'assistant' && m.status === 'error');
     const history = (tip: string | null) => pathTo(all, tip).filter(sendable).map(turn);
     const content = input.content ?? retry?.content ?? '';
-    if ((input.mode === 'send' || input.mode === 'edit') && !content.trim()) throw new AppError(400, 'invalid_request', 'Write a message first.', { param: 'content' });
+    // Images named with the turn; a resend without new ones keeps the not-sent message's own.
+    const files = this.extras.attachments;
+    let attachments: ChatAttachmentRow[] = [];
+    if (input.attachments?.length && input.mode !== 'regenerate') {
+      if (!files) throw new AppError(404, 'not_found', 'Attachment not found.', { param: 'attachments' });
+      attachments = await files.forTurn(ctx, conv.id, userId, input.attachments, retry?.id);
+    } else if (retry && files) attachments = (await files.byMessage(ctx, conv.id)).get(retry.id) ?? [];
+    if ((input.mode === 'send' || input.mode === 'edit') && !content.trim() && !attachments.length) throw new AppError(400, 'invalid_request', 'Write a message first.', { param: 'content' });
     const now = ctx.clock.now();
     const newUser = (parentId: string | null) => ({ id: newId('msg', now), parentId });
     /** The last user message sent on the newest path (what regenerate and edit act on by default). */
@@ -260,7 +281,7 @@ export class ChatService {
       return u;
     };
     const classification = await this.classificationFor(ctx, conv, input.classification);
-    const base = { conversation: conv, mode: input.mode, content, model: input.model, ...(classification ? { classification } : {}) };
+    const base = { conversation: conv, mode: input.mode, content, model: input.model, attachments, ...(classification ? { classification } : {}) };
 
     if (input.mode === 'send') {
       let after: string | null;
@@ -270,17 +291,17 @@ export class ChatService {
         after = input.parentId;
       } else after = defaultTip(all);
       const user = newUser(after);
-      return { ...base, ...(retry ? { retryOf: retry.id } : {}), drop: [], userMessage: user, answerParent: user.id, history: [...history(after), { role: 'user', content }] };
+      return { ...base, ...(retry ? { retryOf: retry.id } : {}), drop: [], userMessage: user, answerParent: user.id, history: [...history(after), { role: 'user', content, id: user.id }] };
     }
     if (input.mode === 'regenerate') {
       const u = userTurn(input.parentId, 'parent_id');
       const drop = all.filter((m) => m.role === 'assistant' && parent.get(m.id) === u.id && m.status !== SUPERSEDED).map((m) => m.id);
-      return { ...base, drop, userMessage: null, answerParent: u.id, history: history(u.id) };
+      return { ...base, attachments: [], drop, userMessage: null, answerParent: u.id, history: history(u.id) };
     }
     const u = userTurn(input.editOf, 'edit_of');
     const after = parent.get(u.id) ?? null;
     const user = newUser(after);
-    return { ...base, drop: [], userMessage: user, answerParent: user.id, history: [...history(after), { role: 'user', content }] };
+    return { ...base, drop: [], userMessage: user, answerParent: user.id, history: [...history(after), { role: 'user', content, id: user.id }] };
   }
 
   /** Writes a planned turn: the gateway accepted it and is answering. */
@@ -295,6 +316,7 @@ export class ChatService {
     await this.repo.tx(async () => {
       if (plan.retryOf) await this.repo.deleteMessages(ctx, [plan.retryOf]);
       if (plan.userMessage) await this.repo.insertMessage(ctx, { id: plan.userMessage.id, conversationId: plan.conversation.id, role: 'user', content: plan.content, parentId: plan.userMessage.parentId, createdAt: now });
+      if (plan.userMessage) await this.extras.attachments?.bind(ctx, plan.attachments.map((a) => a.id), plan.userMessage.id);
       // The earlier answers stay as versions of this turn (the UI pages through them).
       for (const id of plan.drop) await this.repo.updateMessage(ctx, id, { status: SUPERSEDED });
       await this.repo.updateConversation(ctx, userId, plan.conversation.id, patch);
@@ -316,6 +338,8 @@ export class ChatService {
     await this.repo.tx(async () => {
       if (plan.retryOf) await this.repo.updateMessage(ctx, plan.retryOf, { content: plan.content, errorCode: code });
       else await this.repo.insertMessage(ctx, { id: user.id, conversationId: plan.conversation.id, role: 'user', content: plan.content, status: NOT_SENT, errorCode: code, parentId: user.parentId, createdAt: now });
+      // The images stay with the not-sent message (shown with it, resent with a retry).
+      await this.extras.attachments?.bind(ctx, plan.attachments.map((a) => a.id), plan.retryOf ?? user.id);
       await this.repo.updateConversation(ctx, userId, plan.conversation.id, patch);
     });
   }
