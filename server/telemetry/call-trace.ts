@@ -172,6 +172,15 @@ class Spans implements OtelCall {
     if (st.redactedTypes?.length) a['enclave.content.redacted'] = [...st.redactedTypes];
     if (st.errorCode) a['error.type'] = st.errorCode;
     if (st.ttftMs !== null) a['enclave.ttft_ms'] = Math.round(st.ttftMs);
+    if (st.cache) a['enclave.cache'] = st.cache.status;
+    // Admission's view (how close to its limits the call was admitted), as its x-ratelimit-* headers say.
+    const h = st.reservation?.headers;
+    if (h) {
+      const rr = h['x-ratelimit-remaining-requests'];
+      const rt = h['x-ratelimit-remaining-tokens'];
+      if (rr !== undefined) a['enclave.ratelimit.remaining_requests'] = Number(rr);
+      if (rt !== undefined) a['enclave.ratelimit.remaining_tokens'] = Number(rt);
+    }
     const failed = st.status === 'error' || st.status === 'stream_error';
     if (this.winner) {
       const w = this.winner;

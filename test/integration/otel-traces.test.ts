@@ -42,6 +42,9 @@ beforeAll(async () => {
   await s.gateway.deployments.create(sys(s), { name: 'cloud-1', kind: 'openai', base_url: `${upstream.url}/v1`, api_key: PROVIDER_KEY, boundary: 'private', models: ['gpt-fake'], options: FAST });
   const tenant = await seedTenant(s, 'otel', ['owner', 'member']);
   tenantId = tenant.tenant.id;
+  // Limits on (far from reached): the call span says how much was left when it was admitted.
+  await s.metering.plans.upsert(sys(s), { name: 'otel', limits: { requests_per_minute: 100_000 } });
+  await s.metering.plans.assign(sys(s), tenantId, 'otel');
   const k = await s.identity.keys.create(tenant.ctx, { name: 'otel', ownerUserId: tenant.users.member!.id, scopes: ['models:invoke', 'embeddings:create', 'batches:write'] });
   secret = k.secret;
   client = new OpenAI({ baseURL: `${app.url}/v1`, apiKey: secret, maxRetries: 0 });
@@ -129,6 +132,8 @@ describe('OpenTelemetry traces over OTLP/HTTP', () => {
       'enclave.api': 'chat',
     });
     expect(call.status).toBe(0);
+    const left = call.attributes['enclave.ratelimit.remaining_requests'];
+    expect(typeof left === 'number' && left < 100_000 && left > 99_000, `remaining requests ${left}`).toBe(true);
 
     const stages = spans.filter((s) => s.name.startsWith('enclave.'));
     expect(stages.map((s) => s.name).sort()).toEqual(['enclave.admission', 'enclave.attempt', 'enclave.plan']);
