@@ -123,14 +123,15 @@ export class GatewayService {
       if (loading !== undefined) await loading;
       const plan = this.planner.plan(ctx, st, call.body);
       st.trace?.plannedWith(plan.candidates);
+      // Response cache (server/gateway/cache): undefined at once when off for the caller; else its Redis read starts here, alongside admission.
+      const cached = this.d.cache?.lookup(ctx, st, plan, this.planner);
       st.otel?.stage('admission');
       await this.admit(ctx, st, plan);
       st.trace?.admitted(st.reservation);
       if (plan.policy.contentLogging) st.content = this.d.content?.begin(ctx, plan.policy.contentLogging, st.endpoint, call.body);
-      // Response cache (server/gateway/cache): undefined at once when off for the caller; a hit is answered without an attempt.
-      const cached = this.d.cache?.lookup(ctx, st, plan, this.planner, this.d);
       if (cached !== undefined) {
-        const hit = await cached;
+        // Admitted: a hit is answered without an attempt.
+        const hit = await this.d.cache!.answer(ctx, st, plan, this.planner, this.d, cached);
         if (hit) return hit;
       }
       if (st.stream) {
