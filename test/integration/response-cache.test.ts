@@ -141,13 +141,15 @@ describe('response cache', { shuffle: false }, () => {
     const anthropic = new Anthropic({ baseURL: env.app.url, apiKey: env.key, maxRetries: 0 });
     const p = marker('faces');
     const before = upstreamCalls();
-    const ask = () => anthropic.messages.create({ model: 'gpt-fake', max_tokens: 64, temperature: 0, messages: [{ role: 'user', content: p }] }).withResponse();
+    // temperature is a Messages API parameter this SDK version does not type.
+    const params = { model: 'gpt-fake', max_tokens: 64, temperature: 0, messages: [{ role: 'user', content: p }] } as Anthropic.MessageCreateParamsNonStreaming;
+    const ask = () => anthropic.messages.create(params).withResponse();
     const a = await ask();
     const b = await ask();
     expect([a.response.headers.get('x-enclave-cache'), b.response.headers.get('x-enclave-cache')]).toEqual(['miss', 'hit']);
     expect(b.data.content).toEqual(a.data.content);
     expect(b.data.content[0]).toMatchObject({ type: 'text', text: 'Hello from the fake model.' });
-    const streamed = anthropic.messages.stream({ model: 'gpt-fake', max_tokens: 64, temperature: 0, messages: [{ role: 'user', content: p }] });
+    const streamed = anthropic.messages.stream(params);
     const final = await streamed.finalMessage();
     expect(final.content[0]).toMatchObject({ type: 'text', text: 'Hello from the fake model.' });
     expect(final.stop_reason).toBe('end_turn');

@@ -23,8 +23,9 @@ import { cacheOn, MAX_ENTRY_BYTES, type CacheSettings } from './settings.js';
 
 /**
  * The governed response cache (issue 19). The pipeline (server/gateway/service.ts) calls
- * lookup() after planning and admission — so a hit has been authorized, policy-checked,
- * content-scanned and counted by the rate limits like any call — and before any attempt.
+ * lookup() after planning (its Redis read then runs alongside admission) and answer() after
+ * admission — so a hit has been authorized, policy-checked, content-scanned and counted by the
+ * rate limits like any call — and before any attempt.
  *
  *  - off for the tenant and key (the default): lookup() returns undefined at once, nothing else
  *    runs (one property read on the cached policy entry and one on its key map);
@@ -77,6 +78,21 @@ interface Keyed {
   readonly c: Candidate;
   readonly key: string;
 }
+
+/** A lookup in flight (lookup() → answer()): bypass (no keys), no-cache (keys, no read), or a read. */
+export interface CacheLookup {
+  readonly settings?: CacheSettings;
+  readonly keyed?: readonly Keyed[];
+  readonly read?: Promise<Found | undefined | 'error'> | undefined;
+}
+
+interface Found {
+  readonly c: Candidate;
+  readonly entry: CacheEntry;
+  readonly bytes: number;
+}
+
+const BYPASS_LOOKUP: CacheLookup = {};
 
 /** The cache's part of one call (CallState.cache): its status for the facts and the usage record, and what a miss stores. */
 export class CacheTicket {
@@ -146,64 +162,77 @@ export class ResponseCache {
   }
 
   /**
-   * The pipeline's hook: undefined when the cache is off for this caller or the call is not
-   * cacheable (the call goes on), else a lookup that resolves with the hit's result, or with
-   * undefined on a miss. A hit's usage record is made here (whole) or when its chunks end.
+   * The pipeline's first hook, right after planning: undefined when the cache is off for this
+   * caller (the call goes on; nothing else runs). Otherwise the lookup starts here — its Redis
+   * read overlaps admission — and answer() decides after admission.
    */
-  lookup(ctx: RequestContext, st: CallState, plan: Plan, planner: Planner, d: GatewayDeps): Promise<GatewayResult | undefined> | undefined {
+  lookup(ctx: RequestContext, st: CallState, plan: Plan, planner: Planner): CacheLookup | undefined {
     if (st.endpoint !== 'chat') return undefined;
     const s = this.d.policies.get(ctx).cache;
     if (!cacheOn(s, ctx.principal?.keyId)) return undefined;
     const body = st.call.body;
     const directive = st.call.cacheDirective;
-    if (directive === 'no-store' || !deterministic(body) || (!s.allowTools && offersTools(body))) {
-      st.cache = BYPASS;
-      this.lookups.bypass.inc();
-      return undefined;
-    }
+    if (directive === 'no-store' || !deterministic(body) || (!s.allowTools && offersTools(body))) return BYPASS_LOOKUP;
     const tenantId = ctx.tenant!.id;
     const keyed: Keyed[] = [];
     for (const c of plan.candidates.slice(0, MAX_CANDIDATES)) keyed.push({ c, key: cacheKey(this.secret, tenantId, c.deployment.id, plan.classification, planner.bodyFor(plan, c, body, st)) });
     st.redactedTypes = undefined; // bodyFor noted redactions of the candidates above; the attempt notes its own
-    if (directive === 'no-cache') {
-      st.cache = new CacheTicket('bypass', this, tenantId, s, keyed);
+    if (directive === 'no-cache') return { settings: s, keyed, read: undefined };
+    return { settings: s, keyed, read: this.read(ctx, tenantId, keyed) };
+  }
+
+  /**
+   * The second hook, after admission: the hit's result (its usage record made, or made when its
+   * chunks end), or undefined when the call goes on (a miss stores its answer at the end).
+   */
+  async answer(ctx: RequestContext, st: CallState, plan: Plan, planner: Planner, d: GatewayDeps, l: CacheLookup): Promise<GatewayResult | undefined> {
+    const tenantId = ctx.tenant!.id;
+    if (!l.keyed) {
+      st.cache = BYPASS;
       this.lookups.bypass.inc();
       return undefined;
     }
-    return this.find(ctx, st, plan, planner, d, s, keyed);
+    if (!l.read) {
+      st.cache = new CacheTicket('bypass', this, tenantId, l.settings, l.keyed);
+      this.lookups.bypass.inc();
+      return undefined;
+    }
+    const found = await l.read;
+    if (found === 'error') {
+      this.lookups.error.inc();
+      st.cache = new CacheTicket('miss'); // Redis is away: nothing would be stored either
+      return undefined;
+    }
+    if (!found) {
+      this.lookups.miss.inc();
+      st.cache = new CacheTicket('miss', this, tenantId, l.settings, l.keyed);
+      return undefined;
+    }
+    // The same final check as an attempt on this deployment (approved, enabled, tenant, boundary, key scope).
+    planner.authorizeDeployment(ctx, plan, st, found.c);
+    planner.bodyFor(plan, found.c, st.call.body, st); // the facts: which detectors the answer's request had redacted
+    this.lookups.hit.inc();
+    this.served.inc(found.bytes);
+    return this.serve(ctx, st, d, found.c, found.entry);
   }
 
-  private async find(ctx: RequestContext, st: CallState, plan: Plan, planner: Planner, d: GatewayDeps, s: CacheSettings, keyed: Keyed[]): Promise<GatewayResult | undefined> {
-    const tenantId = ctx.tenant!.id;
-    const miss = (): undefined => {
-      st.cache = new CacheTicket('miss', this, tenantId, s, keyed);
-      return undefined;
-    };
+  /** The first candidate with an entry that decrypts; 'error' when Redis is unavailable. Never rejects. */
+  private async read(ctx: RequestContext, tenantId: string, keyed: readonly Keyed[]): Promise<Found | undefined | 'error'> {
     let values: (string | null)[];
     try {
       values = await this.withTimeout(this.store_.get(keyed.map((k) => entryKey(tenantId, k.key))));
     } catch (e) {
-      this.lookups.error.inc();
       ctx.log.warn({ err: (e as Error)?.message }, 'response cache unavailable; answering as a miss');
-      // Redis is away: nothing would be stored either.
-      st.cache = new CacheTicket('miss');
-      return undefined;
+      return 'error';
     }
     for (let i = 0; i < keyed.length; i++) {
       const raw = values[i];
       if (!raw) continue;
       const k = keyed[i]!;
       const entry = this.open(ctx, tenantId, k.key, raw);
-      if (!entry || entry.dep !== k.c.deployment.id) continue;
-      // The same final check as an attempt on this deployment (approved, enabled, tenant, boundary, key scope).
-      planner.authorizeDeployment(ctx, plan, st, k.c);
-      planner.bodyFor(plan, k.c, st.call.body, st); // the facts: which detectors the answer's request had redacted
-      this.lookups.hit.inc();
-      this.served.inc(raw.length);
-      return this.serve(ctx, st, d, k.c, entry);
+      if (entry && entry.dep === k.c.deployment.id) return { c: k.c, entry, bytes: raw.length };
     }
-    this.lookups.miss.inc();
-    return miss();
+    return undefined;
   }
 
   /** Decrypts an entry; one that does not (another master key, tampered) is a miss. */
