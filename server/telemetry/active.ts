@@ -15,7 +15,6 @@ export interface ActiveSpan {
   readonly context: unknown;
   /** `00-<trace id>-<span id>-<flags>` (W3C Trace Context). */
   readonly traceparent: string;
-  readonly tracestate: string | undefined;
 }
 
 const store = new AsyncLocalStorage<ActiveSpan>();
@@ -41,14 +40,15 @@ export function withActive<T>(a: ActiveSpan, fn: () => T): T {
 }
 
 /**
- * An upstream request's headers with the active span's `traceparent` (and `tracestate`), as a
- * new object: callers may pass a headers object they reuse. Unchanged when nothing is traced.
+ * An upstream request's headers with the active span's `traceparent`, as a new object: callers
+ * may pass a headers object they reuse. Unchanged when nothing is traced.
+ *
+ * Not `tracestate`: it is free text from the client (vendor entries), and nothing a client sends
+ * reaches a provider without the content rules seeing it — only the request body does.
  */
 export function withTraceHeaders(headers: Record<string, string>): Record<string, string> {
   if (live === 0) return headers;
   const a = store.getStore();
   if (a === undefined) return headers;
-  const out: Record<string, string> = { ...headers, traceparent: a.traceparent };
-  if (a.tracestate) out.tracestate = a.tracestate;
-  return out;
+  return { ...headers, traceparent: a.traceparent };
 }

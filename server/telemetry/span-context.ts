@@ -7,6 +7,5 @@ export function activeRecord(parent: Context, span: Span): ActiveSpan {
   return {
     context: trace.setSpan(parent, span),
     traceparent: `00-${sc.traceId}-${sc.spanId}-0${sc.traceFlags & 1}`,
-    tracestate: sc.traceState?.serialize() || undefined,
   };
 }

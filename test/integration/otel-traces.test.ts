@@ -98,7 +98,7 @@ describe('OpenTelemetry traces over OTLP/HTTP', () => {
     upstream.reset();
     const r = await client.chat.completions.create(
       { model: 'gpt-fake', messages: [{ role: 'user', content: PROMPT }], max_tokens: 50, temperature: 0.2 },
-      { headers: { traceparent: `00-${traceId}-${clientSpan}-01`, 'x-enclave-classification': 'internal' } },
+      { headers: { traceparent: `00-${traceId}-${clientSpan}-01`, tracestate: 'acme=zebra-in-tracestate', 'x-enclave-classification': 'internal' } },
     );
     const answer = r.choices[0]!.message.content!;
     expect(answer.length).toBeGreaterThan(3);
@@ -146,6 +146,8 @@ describe('OpenTelemetry traces over OTLP/HTTP', () => {
     // The upstream saw our attempt span as its parent: the provider's own trace joins this one.
     expect(upstream.requests).toHaveLength(1);
     expect(upstream.requests[0]!.headers.traceparent).toBe(`00-${traceId}-${up.spanId}-01`);
+    // The client's tracestate is its own free text: it does not go past the content rules to a provider.
+    expect(upstream.requests[0]!.headers.tracestate).toBeUndefined();
 
     expectNoSecrets(spans, answer);
   });
