@@ -72,6 +72,20 @@ export const DASHBOARDS: DashboardSpec[] = [
         ],
       },
       {
+        // Issue 25: the stage view without a tracing backend (server/traces records the stages of every call).
+        title: 'Latency breakdown by pipeline stage',
+        panels: [
+          {
+            title: 'Mean time per AI call by stage',
+            unit: 's',
+            description: 'plan: policy, classification, content rules, candidates; admission: limits and quotas; upstream: admission to the first byte of the answer (retries and fallbacks included); relay: first byte to the end of the answer. Per call: the request explorer (Admin → Calls).',
+            targets: [{ expr: `sum by (stage) (rate(enclave_gateway_stage_duration_seconds_sum[${R}])) / sum by (stage) (clamp_min(rate(enclave_gateway_stage_duration_seconds_count[${R}]), 1e-9))`, legend: '{{stage}}' }],
+          },
+          { title: 'p99 per stage', unit: 's', targets: [{ expr: q(0.99, 'enclave_gateway_stage_duration_seconds', 'stage'), legend: '{{stage}} p99' }] },
+          { title: 'p50 per stage', unit: 's', targets: [{ expr: q(0.5, 'enclave_gateway_stage_duration_seconds', 'stage'), legend: '{{stage}} p50' }] },
+        ],
+      },
+      {
         title: 'Cost',
         panels: [
           {
