@@ -10,7 +10,6 @@ import { spec } from '../helpers/license.js';
 import { waitFor } from '../helpers/wait.js';
 
 let app: TestApp;
-const saved = { ...process.env };
 beforeAll(async () => {
   app = await startTestApp({ env: { ENCLAVE_LICENSE_MODE: 'test' } });
   process.env.ENCLAVE_DATA_DIR = app.services.config.dataDir;
@@ -18,8 +17,8 @@ beforeAll(async () => {
   process.env.ENCLAVE_LICENSE_MODE = 'test';
   process.env.REDIS_URL = app.services.redisUrl;
 });
+// The variables set above are put back by test/helpers/setup-file.ts after this file.
 afterAll(async () => {
-  process.env = saved;
   await app.close();
 });
 
