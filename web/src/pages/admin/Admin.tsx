@@ -19,6 +19,7 @@ import { PricesPage } from './Prices.js';
 import { ProvidersPage } from './Providers.js';
 import { SettingsPage } from './Settings.js';
 import { SsoPage } from './Sso.js';
+import { TeamsPage } from './Teams.js';
 import { TenantsPage } from './Tenants.js';
 import { UsagePage } from './Usage.js';
 
@@ -35,6 +36,7 @@ const SECTIONS: Section[] = [
   { path: '/admin/usage', label: 'Usage analytics', tenant: true },
   { path: '/admin/feedback', label: 'Answer feedback', tenant: true },
   { path: '/admin/members', label: 'Members & roles', tenant: true },
+  { path: '/admin/teams', label: 'Teams', tenant: true },
   { path: '/admin/assistants', label: 'Assistants', tenant: true },
   { path: '/admin/prompts', label: 'Prompt library', tenant: true },
   { path: '/admin/keys', label: 'API keys', tenant: true },
@@ -82,6 +84,9 @@ export function AdminPage({ path }: { path: string }) {
       break;
     case '/admin/members':
       body = <MembersPage />;
+      break;
+    case '/admin/teams':
+      body = <TeamsPage />;
       break;
     case '/admin/feedback':
       body = <FeedbackPage />;

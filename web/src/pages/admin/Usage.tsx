@@ -16,8 +16,8 @@ interface Report {
   rows: UsageRow[];
   total: Omit<UsageRow, 'group'>;
 }
-type By = 'user' | 'key' | 'model' | 'provider' | 'boundary' | 'day';
-const BY_LABEL: Record<By, string> = { user: 'Member', key: 'API key', model: 'Model', provider: 'Provider', boundary: 'Data boundary', day: 'Day' };
+type By = 'user' | 'team' | 'key' | 'model' | 'provider' | 'boundary' | 'day';
+const BY_LABEL: Record<By, string> = { user: 'Member', team: 'Team', key: 'API key', model: 'Model', provider: 'Provider', boundary: 'Data boundary', day: 'Day' };
 
 /**
  * Usage analytics: spend and tokens by member, key, model, provider, boundary or day for a
@@ -47,12 +47,14 @@ export function UsagePage() {
   const report = useLoad(() => api<Report>(tenantPath(tenantId, `/usage?by=${by}&${qs}`)), [tenantId, by, qs]);
   const daily = useLoad(() => api<Report>(tenantPath(tenantId, `/usage?by=day&${qs}`)), [tenantId, qs]);
 
+  const rowLabels = new Map((report.data?.rows ?? []).map((r) => [r.group, (r as UsageRow & { label?: string }).label] as const).filter((e): e is [string, string] => e[0] !== null && e[1] !== undefined));
   const nameOf = (g: string | null): string => {
     if (g === null) return by === 'key' ? 'Web chat (no key)' : '—';
     if (by === 'user') {
       const m = names.data?.members.find((x) => x.id === g);
       return m ? (m.name ? `${m.name} (${m.email})` : m.email) : g;
     }
+    if (by === 'team') return rowLabels.get(g) ?? g; // the report names its teams (calls without a team are not in it)
     if (by === 'key') {
       const k = names.data?.keys.find((x) => x.id === g);
       return k ? `${k.name} (${k.prefix}…)` : g;
