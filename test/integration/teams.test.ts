@@ -134,6 +134,20 @@ describe('teams', () => {
     await s().identity.keys.revoke(env.tenant.ctx, personal.key.id);
   });
 
+  it('data above the team’s classification ceiling is refused (team_classification_exceeded); at or below it passes', async () => {
+    const team = await newTeam({ name: 'Interns', max_classification: 'internal' });
+    const k = await teamKey(team);
+    const ask = (c: string) => k.client.chat.completions.create({ model: 'llama3.1:8b', messages: [{ role: 'user', content: 'hi' }], max_tokens: 5 }, { headers: { 'X-Enclave-Classification': c } });
+    expect((await ask('internal')).choices).toHaveLength(1);
+    const e = await refusal(ask('confidential'));
+    expect(e.status).toBe(403);
+    expect(e.code).toBe('team_classification_exceeded');
+    expect(e.message).toContain('Interns');
+    // Without the ceiling (a tenant admin lifts it) the same call passes.
+    expect((await call(env.app.url, `${tenantPath()}/teams/${team}`, { method: 'PATCH', session: owner, body: { max_classification: null } })).status).toBe(200);
+    expect((await ask('confidential')).choices).toHaveLength(1);
+  });
+
   it('a team admin sees and manages only their team: every team route with another team’s id is an audited 404', async () => {
     const mine = await newTeam({ name: 'Platform' });
     const theirs = await newTeam({ name: 'Finance' });
