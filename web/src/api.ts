@@ -72,13 +72,15 @@ export interface RequestOptions {
 export async function raw(path: string, opts: RequestOptions = {}): Promise<Response> {
   const method = opts.method ?? (opts.body === undefined ? 'GET' : 'POST');
   const headers: Record<string, string> = { accept: 'application/json', ...opts.headers };
-  if (opts.body !== undefined) headers['content-type'] = 'application/json';
+  // A File/Blob goes as it is (chat image uploads); anything else as JSON.
+  const binary = opts.body instanceof Blob;
+  if (opts.body !== undefined && !binary) headers['content-type'] = 'application/json';
   if (method !== 'GET' && method !== 'HEAD' && csrfToken) headers['x-csrf-token'] = csrfToken;
   const res = await fetch(path, {
     method,
     headers,
     credentials: 'same-origin',
-    ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}),
+    ...(opts.body !== undefined ? { body: binary ? (opts.body as Blob) : JSON.stringify(opts.body) } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
   });
   if (!res.ok) {

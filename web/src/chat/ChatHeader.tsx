@@ -69,6 +69,7 @@ export function ChatHeader(props: {
             {models?.data.map((m) => (
               <option key={m.id} value={m.id}>
                 {m.id} — {m.boundaries.map(boundaryLabel).join(', ')}
+                {m.vision ? ' · images' : ''}
               </option>
             ))}
           </select>

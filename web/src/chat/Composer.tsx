@@ -1,4 +1,5 @@
-import { useLayoutEffect, type FormEvent, type KeyboardEvent, type RefObject } from 'react';
+import { useLayoutEffect, useRef, useState, type ClipboardEvent, type DragEvent, type FormEvent, type KeyboardEvent, type RefObject } from 'react';
+import { acceptImages, ImageTray, IMAGE_TYPES } from './Attachments.js';
 import { PICKER_ID, usePromptPicker } from './PromptPicker.js';
 import { draftOf, setDraft, useChatStore, type Draft } from './store.js';
 
@@ -13,6 +14,9 @@ export function Composer(props: {
   canSend: boolean;
   canRegenerate: boolean;
   hint: boolean;
+  /** The chosen model accepts images (a warning otherwise; the server refuses). */
+  vision: boolean;
+  model: string;
   onSend: (draft: Draft) => void;
   onRegenerate: () => void;
   onStop: () => void;
@@ -21,6 +25,31 @@ export function Composer(props: {
   const { convId, inputRef } = props;
   const draft = draftOf(convId);
   const picker = usePromptPicker(draft.text, (body) => setDraft(convId, { ...draft, text: body }));
+  const fileRef = useRef<HTMLInputElement>(null);
+  const [problems, setProblems] = useState<string[]>([]);
+  const [dragging, setDragging] = useState(false);
+  const images = draft.images ?? [];
+  /** Picked, pasted or dropped files: images are added to the draft, anything else is named in a note. */
+  const addFiles = async (files: File[]) => {
+    if (!files.length) return;
+    const cur = draftOf(convId);
+    const out = await acceptImages(files, cur.images ?? []);
+    setProblems(out.problems);
+    if (out.images.length) setDraft(convId, { ...draftOf(convId), images: [...(draftOf(convId).images ?? []), ...out.images] });
+  };
+  const onPaste = (e: ClipboardEvent<HTMLTextAreaElement>) => {
+    const files = Array.from(e.clipboardData.files);
+    if (!files.length) return; // text pastes as text
+    e.preventDefault();
+    void addFiles(files);
+  };
+  const onDrop = (e: DragEvent<HTMLFormElement>) => {
+    if (!e.dataTransfer.files.length) return;
+    e.preventDefault();
+    setDragging(false);
+    void addFiles(Array.from(e.dataTransfer.files));
+  };
+  const hasContent = !!draft.text.trim() || images.length > 0;
 
   useLayoutEffect(() => {
     const el = inputRef.current;
@@ -31,7 +60,8 @@ export function Composer(props: {
 
   const submit = (e: FormEvent) => {
     e.preventDefault();
-    if (!draft.text.trim() || props.streaming || !props.canSend) return;
+    if (!hasContent || props.streaming || !props.canSend) return;
+    setProblems([]);
     props.onSend(draft);
   };
   const onKey = (e: KeyboardEvent<HTMLTextAreaElement>) => {
@@ -44,8 +74,29 @@ export function Composer(props: {
   };
 
   return (
-    <form className="composer" onSubmit={submit}>
+    <form
+      className={`composer${dragging ? ' composer-drop' : ''}`}
+      onSubmit={submit}
+      onDragOver={(e) => {
+        if (!Array.from(e.dataTransfer.types).includes('Files')) return;
+        e.preventDefault();
+        setDragging(true);
+      }}
+      onDragLeave={() => setDragging(false)}
+      onDrop={onDrop}
+    >
       {picker.list}
+      <ImageTray images={images} onRemove={(key) => setDraft(convId, { ...draft, images: images.filter((i) => i.key !== key) })} />
+      {problems.length ? (
+        <div className="note note-warn composer-note" role="alert">
+          {problems.join(' ')}
+        </div>
+      ) : null}
+      {images.length && !props.vision ? (
+        <div className="note note-warn composer-note" role="status" data-testid="vision-warning">
+          {props.model || 'This model'} does not accept images. Choose a model marked “images”, or remove the images.
+        </div>
+      ) : null}
       <label htmlFor="composer-input" className="sr-only">
         {draft.editing ? 'Edit your message' : 'Message'}
       </label>
@@ -60,10 +111,27 @@ export function Composer(props: {
         aria-activedescendant={picker.activeId}
         onChange={(e) => setDraft(convId, { ...draft, text: e.target.value })}
         onKeyDown={onKey}
+        onPaste={onPaste}
       />
       <div className="composer-bar">
         <span className="muted small composer-hint">{props.hint ? 'Enter sends · Shift+Enter new line' : ''}</span>
         <span className="composer-buttons">
+          <input
+            ref={fileRef}
+            type="file"
+            accept={IMAGE_TYPES.join(',')}
+            multiple
+            hidden
+            onChange={(e) => {
+              void addFiles(Array.from(e.target.files ?? []));
+              e.target.value = '';
+            }}
+          />
+          <button type="button" className="btn btn-ghost" aria-label="Attach images" title="Attach images (or paste or drop them)" disabled={!props.canSend || props.streaming} onClick={() => fileRef.current?.click()}>
+            <svg className="icon" viewBox="0 0 24 24" width="18" height="18" aria-hidden="true" focusable="false">
+              <path d="M21 11.5l-8.6 8.6a5.5 5.5 0 01-7.8-7.8l8.6-8.6a3.7 3.7 0 015.2 5.2l-8.6 8.6a1.8 1.8 0 01-2.6-2.6l7.9-7.9" fill="none" stroke="currentColor" strokeWidth="2" strokeLinecap="round" strokeLinejoin="round" />
+            </svg>
+          </button>
           {draft.editing || draft.retryOf ? (
             <button type="button" className="btn btn-ghost" onClick={() => setDraft(convId, { text: '', editing: false })}>
               Cancel edit
@@ -77,7 +145,7 @@ export function Composer(props: {
               Stop
             </button>
           ) : (
-            <button type="submit" className="btn btn-primary" disabled={!draft.text.trim() || !props.canSend}>
+            <button type="submit" className="btn btn-primary" disabled={!hasContent || !props.canSend}>
               {draft.editing || draft.retryOf ? 'Resend' : 'Send'}
             </button>
           )}

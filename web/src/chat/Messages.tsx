@@ -3,6 +3,7 @@ import type { ChatMessageView } from '../api.js';
 import { CopyButton } from '../components/CopyButton.js';
 import { Markdown } from '../components/Markdown.js';
 import { Spinner } from '../components/ui.js';
+import { attachmentUrl } from './Attachments.js';
 import { FeedbackButtons } from './Feedback.js';
 import type { Stream } from './store.js';
 import type { ThreadItem } from './thread.js';
@@ -60,6 +61,7 @@ function Pager({ item, onPick }: { item: ThreadItem; onPick: (fork: string, inde
 }
 
 export function Messages(props: {
+  convId: string | null;
   /** The shown path (chat/thread.ts), including an assistant's system message. */
   items: ThreadItem[];
   stream: Stream | undefined;
@@ -111,7 +113,18 @@ export function Messages(props: {
               {m.status === 'error' ? <span className="tag tag-error">error {m.error_code}</span> : null}
               {notSent ? <span className="tag tag-error">not sent</span> : null}
             </div>
-            {m.role === 'user' ? <div className="msg-text">{m.content}</div> : <Markdown text={m.content} />}
+            {m.attachments?.length && props.convId ? (
+              <ul className="msg-images" aria-label="Attached images">
+                {m.attachments.map((a) => (
+                  <li key={a.id}>
+                    <a href={attachmentUrl(props.convId!, a.id)} target="_blank" rel="noreferrer" aria-label={`Open image ${a.name ?? ''}`.trim()}>
+                      <img src={attachmentUrl(props.convId!, a.id)} alt={a.name ?? 'Attached image'} loading="lazy" />
+                    </a>
+                  </li>
+                ))}
+              </ul>
+            ) : null}
+            {m.role === 'user' ? m.content ? <div className="msg-text">{m.content}</div> : null : <Markdown text={m.content} />}
             {!stream && m.id !== 'pending' ? (
               <div className="msg-actions">
                 <CopyButton text={m.content} label={m.role === 'user' ? 'Copy your message' : 'Copy answer'} />

@@ -100,6 +100,8 @@ export function explain(err: ApiError, ctx: { cls: Classification; model: string
     case 'provider_busy':
     case 'provider_rate_limited':
       return `The model ${model} is busy. Try again in a moment, or pick another model.`;
+    case 'vision_unsupported':
+      return `The model ${model} does not accept images. Choose a model marked “images”, or remove the images.`;
     case 'gateway_unavailable':
       return 'The AI gateway is not available on this server yet.';
     default:

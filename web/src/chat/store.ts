@@ -36,6 +36,17 @@ export interface Draft {
   editOf?: string;
   /** Resending (possibly changed) a message that was not sent. */
   retryOf?: string;
+  /** Images to send with the message (chat/Attachments.tsx). */
+  images?: DraftImage[];
+}
+/** An image in the composer: the picked file until it is uploaded (then its attachment id). */
+export interface DraftImage {
+  key: string;
+  name: string;
+  /** A data URL for the preview (the CSP allows data: images). */
+  preview: string;
+  file?: File;
+  id?: string;
 }
 export type SendMode = 'send' | 'regenerate' | 'edit';
 /** The draft of a conversation not created yet. */
@@ -72,7 +83,7 @@ export const outcomeOf = (convId: string | null): Outcome | undefined => outcome
 export const draftOf = (convId: string | null): Draft => drafts.get(convId ?? NEW) ?? { text: '', editing: false };
 
 export function setDraft(convId: string | null, d: Draft): void {
-  if (!d.text && !d.editing) drafts.delete(convId ?? NEW);
+  if (!d.text && !d.editing && !d.images?.length) drafts.delete(convId ?? NEW);
   else drafts.set(convId ?? NEW, d);
   changed();
 }
@@ -111,6 +122,8 @@ export interface Turn {
   editOf?: string;
   parentId?: string;
   policy: Record<Classification, string[]> | null;
+  /** Uploaded images sent with the message; put back into the box if the turn is refused before it is stored. */
+  images?: DraftImage[];
 }
 
 async function storedAnswer(convId: string): Promise<void> {
@@ -151,6 +164,7 @@ export async function runTurn(t: Turn): Promise<void> {
         ...(t.retryOf ? { retry_of: t.retryOf } : {}),
         ...(t.editOf ? { edit_of: t.editOf } : {}),
         ...(t.parentId ? { parent_id: t.parentId } : {}),
+        ...(t.images?.length ? { attachments: t.images.map((i) => i.id) } : {}),
       },
       signal: controller.signal,
       headers: { accept: 'text/event-stream' },
@@ -186,7 +200,10 @@ export async function runTurn(t: Turn): Promise<void> {
       if (sent) outcome.error = new Error(text);
       else outcome.refusal = text;
       // An edit the server did not take goes back into the box, still as an edit.
-      if (t.mode === 'edit' && t.content !== undefined && !drafts.get(t.convId)?.text) drafts.set(t.convId, { text: t.content, editing: true, ...(t.editOf ? { editOf: t.editOf } : {}) });
+      if (t.mode === 'edit' && t.content !== undefined && !drafts.get(t.convId)?.text) drafts.set(t.convId, { text: t.content, editing: true, ...(t.editOf ? { editOf: t.editOf } : {}), ...(t.images ? { images: t.images } : {}) });
+      // A model that takes no images refuses before anything is stored: the message and its
+      // images go back into the box, to send to another model or without the images.
+      else if (e.code === 'vision_unsupported' && !drafts.get(t.convId)?.text) drafts.set(t.convId, { text: t.content ?? '', editing: false, ...(t.retryOf ? { retryOf: t.retryOf } : {}), ...(t.images ? { images: t.images } : {}) });
       // A refused send is stored as not sent (shown with Retry and Edit); nothing to put back.
     } else outcome.error = e;
   } finally {

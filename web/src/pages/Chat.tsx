@@ -4,11 +4,12 @@ import { AssistantIntro, AssistantSelect, useAssistants, useStarter } from '../c
 import { ChatHeader } from '../chat/ChatHeader.js';
 import { ChatNotes, OutcomeNotes } from '../chat/ChatNotes.js';
 import { useConversationActions } from '../chat/useConversationActions.js';
+import { uploadImages } from '../chat/Attachments.js';
 import { Composer } from '../chat/Composer.js';
 import { ConversationList } from '../chat/ConversationList.js';
 import { Messages } from '../chat/Messages.js';
 import { thread, type Picks } from '../chat/thread.js';
-import { clearOutcome, moveDraft, onTurnFinished, outcomeOf, runTurn, setDraft, stop, streamOf, useChatStore, type Draft, type SendMode } from '../chat/store.js';
+import { clearOutcome, moveDraft, onTurnFinished, outcomeOf, runTurn, setDraft, stop, streamOf, useChatStore, type Draft, type DraftImage, type SendMode } from '../chat/store.js';
 import { ErrorNote } from '../components/ui.js';
 import { navigate } from '../router.js';
 
@@ -129,6 +130,15 @@ export function ChatPage({ conversationId }: { conversationId: string | null }) 
       clearOutcome(null);
       navigate(`/chat/${id}`);
     }
+    // Images are uploaded to the conversation first; a failed upload keeps the draft as it is.
+    let images: DraftImage[] | undefined;
+    if (d?.images?.length) {
+      try {
+        images = await uploadImages(id, d.images);
+      } catch (e) {
+        return setError(e);
+      }
+    }
     if (d) setDraft(id, { text: '', editing: false });
     const content = d?.text;
     // Where the turn goes in the tree: after what is shown (a send), a new branch beside the
@@ -149,6 +159,7 @@ export function ChatPage({ conversationId }: { conversationId: string | null }) 
       ...(d?.retryOf ? { retryOf: d.retryOf } : {}),
       ...(editOf ? { editOf } : {}),
       ...(parentId ? { parentId } : {}),
+      ...(images ? { images } : {}),
     });
     inputRef.current?.focus();
   };
@@ -214,6 +225,7 @@ export function ChatPage({ conversationId }: { conversationId: string | null }) 
         <ErrorNote error={loadError} title="Could not load this conversation." />
 
         <Messages
+          convId={conversationId}
           items={items}
           stream={stream}
           onPick={(fork, index) => setPicks((p) => ({ ...p, [fork]: index }))}
@@ -236,6 +248,8 @@ export function ChatPage({ conversationId }: { conversationId: string | null }) 
           canSend={!!model && canChat}
           canRegenerate={canRegenerate && canChat}
           hint={messages.length > 0}
+          model={model}
+          vision={!!models?.data.find((m) => m.id === model)?.vision}
           onSend={(d) => void send(d.editing ? 'edit' : 'send', d)}
           onRegenerate={() => void send('regenerate')}
           onStop={() => conversationId && stop(conversationId)}
