@@ -175,6 +175,33 @@ describe('OpenTelemetry traces over OTLP/HTTP', () => {
     expectNoSecrets(spans, text);
   });
 
+  it('a client that goes away mid-stream: every span of the call still ends (client_disconnect), none left open', async () => {
+    const traceId = hex(16);
+    upstream.reset();
+    upstream.chunkDelayMs = 150;
+    try {
+      const ac = new AbortController();
+      const stream = await client.chat.completions.create(
+        { model: 'gpt-fake', messages: [{ role: 'user', content: PROMPT }], stream: true },
+        { headers: { traceparent: `00-${traceId}-${hex(8)}-01` }, signal: ac.signal },
+      );
+      try {
+        for await (const _c of stream) ac.abort();
+      } catch {
+        /* aborted */
+      }
+      // Server span, call span, three stages and the upstream try: all six arrive (only ended spans are exported).
+      const spans = await traceOf(traceId, (ss) => ss.length >= 6 && ss.some((s) => s.kind === SERVER));
+      expect(spans).toHaveLength(6);
+      const call = only(spans, (s) => s.kind === 1 && s.name === 'chat gpt-fake', 'call span');
+      expect(call.attributes).toMatchObject({ 'enclave.status': 'client_disconnect', 'error.type': 'client_disconnect' });
+      expect(call.status).toBe(0); // the client's doing, not a failure of Enclave
+      expect(only(spans, (s) => s.kind === CLIENT, 'upstream try').status).toBe(0);
+    } finally {
+      upstream.chunkDelayMs = 0;
+    }
+  });
+
   it('a retried upstream try and a refusal: each try is a span (the failed one with its code only), a refusal has no upstream span', async () => {
     upstream.fail('server_error');
     const traceId = hex(16);
