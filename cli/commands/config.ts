@@ -4,8 +4,11 @@ import { describeConfig } from '../../server/config/load.js';
 import { readKeyFile, resolveMasterKey } from '../../server/config/master-key.js';
 import { reencryptSecrets, rotateKeyFile } from '../../server/config/rotate-master-key.js';
 import { SecretBox } from '../../server/config/secret-box.js';
-import { databaseFile, openDatabase } from '../../server/db/connection.js';
-import { cliConfig, sqliteOnlyConfig } from '../config.js';
+import { databaseFile } from '../../server/db/connection.js';
+import { databaseTarget } from '../../server/db/dialect.js';
+import { openStore } from '../../server/db/open-store.js';
+import { APP_VERSION } from '../../server/paths.js';
+import { cliConfig } from '../config.js';
 import { CliError, printJson, printTable } from '../output.js';
 
 export function registerConfig(program: Command): void {
@@ -29,16 +32,20 @@ export function registerConfig(program: Command): void {
     )
     .option('--new-key-file <file>', 'file holding the new key (base64, 32 bytes)')
     .option('--json', 'print JSON')
-    .action((opts: { newKeyFile?: string; json?: boolean }) => {
-      const cfg = sqliteOnlyConfig('enclave config rotate-master-key', 'rotation of secrets stored in PostgreSQL is not supported by this version; keep ENCLAVE_MASTER_KEY');
+    .action(async (opts: { newKeyFile?: string; json?: boolean }) => {
+      const cfg = cliConfig();
       const current = resolveMasterKey(cfg, undefined, { create: false });
-      const file = databaseFile(cfg.dataDir);
-      if (!existsSync(file)) throw new CliError(`${file} does not exist; nothing to rotate`);
+      // SQLite: the data dir's file must exist (never create an empty one to rotate). PostgreSQL
+      // (ENCLAVE_DATABASE_URL): the same re-encryption over the store, in one transaction.
+      if (databaseTarget(cfg).dialect === 'sqlite') {
+        const file = databaseFile(cfg.dataDir);
+        if (!existsSync(file)) throw new CliError(`${file} does not exist; nothing to rotate`);
+      }
       const inFile = current.source !== 'env' && !opts.newKeyFile;
       if (!inFile && !opts.newKeyFile) {
         throw new CliError('the master key comes from ENCLAVE_MASTER_KEY: create a new key (openssl rand -base64 32 > new.key) and pass --new-key-file new.key');
       }
-      const db = openDatabase(file);
+      const { store, close } = await openStore(cfg, { appVersion: APP_VERSION, now: () => Date.now(), applicationName: 'enclave config rotate-master-key' });
       let out: { rotated: number; from: string; to: string; source: string; resumed?: boolean };
       try {
         if (inFile) {
@@ -47,7 +54,7 @@ export function registerConfig(program: Command): void {
           const previous = (cfg.previousMasterKeys ?? '').split(',').map((k) => k.trim()).filter(Boolean).map((k) => Buffer.from(k, 'base64'));
           let r;
           try {
-            r = rotateKeyFile(db, current.file!, { extraKeys: previous });
+            r = await rotateKeyFile(store, current.file!, { extraKeys: previous });
           } catch (e) {
             const code = (e as NodeJS.ErrnoException).code;
             if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM') {
@@ -59,10 +66,10 @@ export function registerConfig(program: Command): void {
         } else {
           const to = new SecretBox(readKeyFile(opts.newKeyFile!, '--new-key-file'));
           if (to.currentKid === current.box.currentKid) throw new CliError('the new key is the current key');
-          out = { rotated: reencryptSecrets(db, current.box, to).values, from: current.box.currentKid, to: to.currentKid, source: current.source };
+          out = { rotated: (await reencryptSecrets(store, current.box, to)).values, from: current.box.currentKid, to: to.currentKid, source: current.source };
         }
       } finally {
-        db.$client.close();
+        await close();
       }
       if (opts.json) printJson(out);
       else {

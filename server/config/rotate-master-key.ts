@@ -1,6 +1,7 @@
-import type { Db } from '../db/connection.js';
-import { SECRET_COLUMNS, secretAad } from '../db/secret-columns.js';
+import { sql, type SQL } from 'drizzle-orm';
 import { randomBytes } from 'node:crypto';
+import { SECRET_COLUMNS, secretAad, type SecretColumn } from '../db/secret-columns.js';
+import type { Store } from '../db/store.js';
 import { readKeyFileSet, renameDurably, writeKeyFile } from './master-key.js';
 import { keyId, SecretBox } from './secret-box.js';
 
@@ -8,34 +9,62 @@ import { keyId, SecretBox } from './secret-box.js';
 const PAGE = 500;
 
 /**
- * Re-encrypts every registered secret column from the old keyring to the new key in one
- * transaction: either every value moves to the new key or none does. Rows are read a page
- * at a time in id order (keyset), so memory stays bounded however many rows there are.
+ * A raw statement on either dialect, on the current transaction's connection (store.q is the
+ * transaction's builder on PostgreSQL; SQLite has one connection). SECRET_COLUMNS names tables
+ * and columns as strings, so this walks them with SQL rather than the table objects.
  */
-export function reencryptSecrets(db: Db, from: SecretBox, to: SecretBox): { values: number } {
-  const sqlite = db.$client;
-  let values = 0;
-  sqlite.transaction(() => {
+async function raw<T>(store: Store, query: SQL, returnsRows = true): Promise<T[]> {
+  if (store.sqlite) {
+    if (returnsRows) return store.sqlite.all(query) as T[];
+    store.sqlite.run(query);
+    return [];
+  }
+  const r = await (store.q as unknown as { execute(q: SQL): PromiseLike<{ rows: T[] }> }).execute(query);
+  return r.rows;
+}
+
+/** One keyset page of a secret column's non-null values, in id order, after `after`. */
+export function secretPage(store: Store, c: SecretColumn, after: string, limit = PAGE): Promise<{ id: string; v: string | null }[]> {
+  const where = c.where ? sql`(${sql.raw(c.where)}) AND ` : sql``;
+  // Every id column is text on both dialects: the keyset compares in the column's text order.
+  return raw(store, sql`SELECT ${sql.identifier(c.idColumn)} AS id, ${sql.identifier(c.column)} AS v FROM ${sql.identifier(c.table)} WHERE ${where}${sql.identifier(c.idColumn)} > ${after} ORDER BY ${sql.identifier(c.idColumn)} LIMIT ${limit}`);
+}
+
+/**
+ * Re-encrypts every registered secret column from the old keyring to the new key in one
+ * transaction (store.tx: BEGIN IMMEDIATE on SQLite, one pooled connection on PostgreSQL):
+ * either every value moves to the new key or none does. Rows are read a page at a time in id
+ * order (keyset), so memory stays bounded however many rows there are. One implementation for
+ * both dialects (issue 22): on PostgreSQL the rows are locked by their UPDATE until the commit,
+ * and a server replica writing a new secret meanwhile waits for it or wrote before the page read.
+ */
+export async function reencryptSecrets(store: Store, from: SecretBox, to: SecretBox): Promise<{ values: number }> {
+  return store.tx(async () => {
+    let values = 0;
     for (const c of SECRET_COLUMNS) {
-      const page = sqlite.prepare(
-        `SELECT "${c.idColumn}" AS id, "${c.column}" AS v FROM "${c.table}" WHERE ${c.where ? `(${c.where}) AND ` : ''}"${c.idColumn}" > ? ORDER BY "${c.idColumn}" LIMIT ${PAGE}`,
-      );
-      const update = sqlite.prepare(`UPDATE "${c.table}" SET "${c.column}" = ? WHERE "${c.idColumn}" = ?`);
       let after = '';
       for (;;) {
-        const rows = page.all(after) as { id: string; v: string | null }[];
-        for (const r of rows) {
-          if (r.v === null) continue;
+        const rows = await secretPage(store, c, after);
+        const moved = rows.filter((r) => r.v !== null).map((r) => {
           const aad = secretAad(c.table, c.column, r.id);
-          update.run(to.encrypt(from.decrypt(r.v, aad), aad), r.id);
-          values++;
+          return sql`(${r.id}, ${to.encrypt(from.decrypt(r.v!, aad), aad)})`;
+        });
+        if (moved.length > 0) {
+          // One statement per page (a round trip per row is what makes a PostgreSQL rotation
+          // slow); VALUES columns are column1/column2 on both dialects.
+          await raw(
+            store,
+            sql`UPDATE ${sql.identifier(c.table)} SET ${sql.identifier(c.column)} = v.column2 FROM (VALUES ${sql.join(moved, sql`, `)}) AS v WHERE ${sql.identifier(c.table)}.${sql.identifier(c.idColumn)} = v.column1`,
+            false,
+          );
+          values += moved.length;
         }
         if (rows.length < PAGE) break;
         after = rows[rows.length - 1]!.id;
       }
     }
-  }).immediate();
-  return { values };
+    return { values };
+  });
 }
 
 /** The steps of a key-file rotation, in order; a test harness kills the process after each. */
@@ -64,7 +93,7 @@ export interface KeyFileRotation {
  *
  * Nothing ever deletes `.next`: the only way it goes is by becoming the current key.
  */
-export function rotateKeyFile(db: Db, file: string, opts: { extraKeys?: readonly Buffer[]; onStep?: (step: RotationStep) => void; newKey?: () => Buffer } = {}): KeyFileRotation {
+export async function rotateKeyFile(store: Store, file: string, opts: { extraKeys?: readonly Buffer[]; onStep?: (step: RotationStep) => void; newKey?: () => Buffer } = {}): Promise<KeyFileRotation> {
   const set = readKeyFileSet(file);
   const resumed = !!set.next;
   let target: Buffer;
@@ -78,7 +107,7 @@ export function rotateKeyFile(db: Db, file: string, opts: { extraKeys?: readonly
   if (!current) throw new Error(`${file} does not exist; nothing to rotate`);
   const from = new SecretBox(current, [set.next, set.previous, ...(opts.extraKeys ?? [])].filter((k): k is Buffer => !!k));
   const to = new SecretBox(target);
-  const { values } = reencryptSecrets(db, from, to);
+  const { values } = await reencryptSecrets(store, from, to);
   opts.onStep?.('reencrypted');
   if (set.current && !set.current.equals(target)) writeKeyFile(`${file}.previous`, set.current);
   opts.onStep?.('previous_written');

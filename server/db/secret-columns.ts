@@ -7,7 +7,10 @@ export interface SecretColumn {
   readonly table: string;
   readonly idColumn: string;
   readonly column: string;
-  /** SQL condition selecting the rows whose column is encrypted. */
+  /**
+   * SQL condition selecting the rows whose column is encrypted; valid on both dialects (a flag is
+   * a boolean on PostgreSQL and 0/1 on SQLite, so it is tested bare, never with `= 1`).
+   */
   readonly where?: string;
   /**
    * `content`: customer data (prompts and completions), encrypted like a secret and
@@ -18,7 +21,7 @@ export interface SecretColumn {
 }
 
 export const SECRET_COLUMNS: readonly SecretColumn[] = [
-  { table: 'settings', idColumn: 'key', column: 'value', where: 'secret = 1' },
+  { table: 'settings', idColumn: 'key', column: 'value', where: 'secret' },
   { table: 'provider_deployments', idColumn: 'id', column: 'api_key', where: 'api_key IS NOT NULL' },
   { table: 'provider_deployments', idColumn: 'id', column: 'credentials', where: 'credentials IS NOT NULL' },
   { table: 'sso_idps', idColumn: 'id', column: 'client_secret' },

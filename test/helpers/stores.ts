@@ -16,8 +16,11 @@ import { freshDatabase } from './postgres.js';
 export interface StoreDialect {
   readonly name: 'SQLite' | 'PostgreSQL';
   /** A new, empty, migrated database; returns an opener for connections to it. */
-  fresh(): Promise<() => Store>;
+  fresh(): Promise<Opener>;
 }
+
+/** Opens another connection to the database; `where` is how a process finds it (the SQLite file / the PostgreSQL URL). */
+export type Opener = (() => Store) & { readonly where: { readonly file: string } | { readonly url: string } };
 
 const opened: Store[] = [];
 
@@ -32,11 +35,12 @@ export const sqliteDialect: StoreDialect = {
     const first = openDatabase(file);
     migrate(first.$client);
     first.$client.close();
-    return () => {
+    const open = (): Store => {
       const s = sqliteStore(openDatabase(file));
       opened.push(s);
       return s;
     };
+    return Object.assign(open, { where: { file } });
   },
 };
 
@@ -47,11 +51,12 @@ export const postgresDialect: StoreDialect = {
     const m = openPostgres({ url, poolMax: 1, applicationName: 'migrate' });
     await migratePostgres(m.$client);
     await m.$client.end();
-    return () => {
+    const open = (): Store => {
       const s = postgresStore(openPostgres({ url, poolMax: 4, applicationName: 'test' }));
       opened.push(s);
       return s;
     };
+    return Object.assign(open, { where: { url } });
   },
 };
 

@@ -9,6 +9,7 @@ import { reencryptSecrets } from '../../server/config/rotate-master-key.js';
 import { SecretBox } from '../../server/config/secret-box.js';
 import type { Config } from '../../server/config/settings.js';
 import { databaseFile, openDatabase } from '../../server/db/connection.js';
+import { sqliteStore } from '../../server/db/store.js';
 import { workerSchedules } from '../../server/jobs/runtime.js';
 import { startTestApp, testConfig, type TestApp } from '../helpers/app.js';
 import { call, login, ManualClock, seedTenant, sys, type Session } from '../helpers/identity.js';
@@ -258,7 +259,7 @@ describe('content logging (per-tenant opt-in)', { shuffle: false }, () => {
     const newKey = randomBytes(32).toString('base64');
     const db = openDatabase(databaseFile(config.dataDir));
     try {
-      const out = reencryptSecrets(db, new SecretBox(Buffer.from(masterKey, 'base64')), new SecretBox(Buffer.from(newKey, 'base64')));
+      const out = await reencryptSecrets(sqliteStore(db), new SecretBox(Buffer.from(masterKey, 'base64')), new SecretBox(Buffer.from(newKey, 'base64')));
       expect(out.values).toBeGreaterThanOrEqual(4); // the self-test value and the three contents
     } finally {
       db.$client.close();

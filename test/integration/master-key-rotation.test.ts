@@ -11,6 +11,7 @@ import { reencryptSecrets } from '../../server/config/rotate-master-key.js';
 import { SecretBox } from '../../server/config/secret-box.js';
 import type { Config } from '../../server/config/settings.js';
 import { databaseFile, openDatabase } from '../../server/db/connection.js';
+import { sqliteStore } from '../../server/db/store.js';
 import { checkStoredSecrets } from '../../server/ops/backup/secrets.js';
 import { tempDir, testRedisUrl } from '../helpers/app.js';
 import { runCli } from '../helpers/cli.js';
@@ -140,7 +141,7 @@ describe('start-up in the crash states of a rotation', () => {
     const next = randomBytes(32);
     writeKeyFile(`${keyFile}.next`, next);
     const db = openDatabase(databaseFile(config.dataDir));
-    reencryptSecrets(db, resolveMasterKey(config, undefined, { create: false }).box, new SecretBox(next));
+    await reencryptSecrets(sqliteStore(db), resolveMasterKey(config, undefined, { create: false }).box, new SecretBox(next));
     db.$client.close();
     await startsAndDecrypts(config);
   });
@@ -150,7 +151,7 @@ describe('start-up in the crash states of a rotation', () => {
     const next = randomBytes(32);
     writeKeyFile(`${keyFile}.next`, next);
     const db = openDatabase(databaseFile(config.dataDir));
-    reencryptSecrets(db, resolveMasterKey(config, undefined, { create: false }).box, new SecretBox(next));
+    await reencryptSecrets(sqliteStore(db), resolveMasterKey(config, undefined, { create: false }).box, new SecretBox(next));
     db.$client.close();
     writeFileSync(`${keyFile}.previous`, readFileSync(keyFile));
     rmSync(keyFile);
