@@ -5,6 +5,7 @@ import { Link } from '../../router.js';
 import { isAdmin, useSession } from '../../session.js';
 import { AdminAssistantsPage } from './Assistants.js';
 import { AuditPage } from './Audit.js';
+import { CallsPage } from './Calls.js';
 import { FeedbackPage } from './Feedback.js';
 import { PromptsPage } from './Prompts.js';
 import { JobsPage } from './Jobs.js';
@@ -34,6 +35,7 @@ interface Section {
 const SECTIONS: Section[] = [
   { path: '/admin', label: 'Overview' },
   { path: '/admin/usage', label: 'Usage analytics', tenant: true },
+  { path: '/admin/calls', label: 'Calls', tenant: true },
   { path: '/admin/feedback', label: 'Answer feedback', tenant: true },
   { path: '/admin/members', label: 'Members & roles', tenant: true },
   { path: '/admin/teams', label: 'Teams', tenant: true },
@@ -81,6 +83,9 @@ export function AdminPage({ path }: { path: string }) {
       break;
     case '/admin/usage':
       body = <UsagePage />;
+      break;
+    case '/admin/calls':
+      body = <CallsPage />;
       break;
     case '/admin/members':
       body = <MembersPage />;
