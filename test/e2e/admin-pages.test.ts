@@ -563,7 +563,7 @@ describe('laptop widths', () => {
 });
 
 describe('provider kinds in the console (issue 19)', () => {
-  it("each new kind's own fields at 1440 and 390 px; an Azure OpenAI provider added through the form stores its settings and encrypted credentials", async () => {
+  it("each new kind's own fields at 1440 and 390 px; an Azure OpenAI provider added through the form (a vision model) stores its settings and encrypted credentials", async () => {
     const s = app.services;
     const { ctx, page, watch } = await signIn(ADMIN, { width: 1440, height: 900 });
     await page.goto(`${app.url}/admin/providers`);
@@ -601,13 +601,15 @@ describe('provider kinds in the console (issue 19)', () => {
     await form.getByLabel('Base URL (optional)').fill('http://127.0.0.1:9/openai');
     await form.getByLabel('Models (comma-separated)').fill('gpt-4o-azure');
     await form.getByLabel('Resource name').fill('acme-eu');
+    await form.getByLabel(/These models accept images/).check();
     await form.getByLabel(/^API key \(api-key header/).fill('azure-key-value-123');
     await form.getByRole('button', { name: 'Add provider' }).click();
     const table = page.getByRole('table', { name: 'Provider deployments' });
     await expect.poll(() => table.textContent()).toContain('azure-eu');
     expect(await table.getByRole('row', { name: /azure-eu/ }).textContent()).toContain('Azure OpenAI');
     const row = (await s.gateway.deployments.list()).find((d) => d.name === 'azure-eu')!;
-    expect(row).toMatchObject({ kind: 'azure-openai', settings: { resource: 'acme-eu' } });
+    expect(row).toMatchObject({ kind: 'azure-openai', settings: { resource: 'acme-eu' }, models: [{ name: 'gpt-4o-azure', vision: true }] });
+    expect(await table.getByRole('row', { name: /azure-eu/ }).textContent()).toContain('gpt-4o-azureimages');
     expect(JSON.stringify(row)).not.toContain('azure-key-value-123');
     await shot(page, 'admin-providers-azure-1440');
     // Removed again so the chat in other cases of this file keeps its one model.

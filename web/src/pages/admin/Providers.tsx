@@ -17,7 +17,7 @@ interface Provider {
   region: string | null;
   approved: boolean;
   enabled: boolean;
-  models: { name: string; type: string }[];
+  models: { name: string; type: string; vision?: boolean }[];
   /** The process's view: the circuit breaker (opened after repeated upstream failures) and calls in flight. */
   health?: { breaker: { state: 'closed' | 'open' | 'half_open'; consecutive_failures: number; opened_at: number | null; last_error: string | null } | null; in_flight: number } | null;
 }
@@ -31,6 +31,8 @@ export function ProvidersPage({ tenant }: { tenant?: { id: string; slug: string 
   const base = tenant ? `/admin/api/tenants/${encodeURIComponent(tenant.id)}/providers` : '/admin/api/providers';
   const list = useLoad(() => api<{ data: Provider[] }>(base), [base]);
   const [form, setForm] = useState({ name: '', kind: 'openai' as ProviderKind, base_url: '', api_key: '', boundary: 'private', region: '', models: '' });
+  /** The listed models accept images (chat attachments go only to such models). */
+  const [vision, setVision] = useState(false);
   const [kindValues, setKindValues] = useState<KindValues>({});
   const spec = KIND_SPECS[form.kind];
   const [busy, setBusy] = useState(false);
@@ -52,7 +54,14 @@ export function ProvidersPage({ tenant }: { tenant?: { id: string; slug: string 
           ...(form.base_url ? { base_url: form.base_url } : {}),
           boundary: form.boundary,
           ...(form.region ? { region: form.region } : {}),
-          models: form.models,
+          // Plain names, or entries that say the models take images (the catalogue's `vision`).
+          models: vision
+            ? form.models
+                .split(',')
+                .map((m) => m.trim())
+                .filter(Boolean)
+                .map((name) => ({ name, vision: true }))
+            : form.models,
           ...(form.api_key && spec.apiKey !== 'none' ? { api_key: form.api_key } : {}),
           ...kindBody(form.kind, kindValues),
         },
@@ -157,6 +166,10 @@ export function ProvidersPage({ tenant }: { tenant?: { id: string; slug: string 
             <input value={form.models} placeholder="llama3.1:8b, gpt-4o-mini" onChange={set('models')} />
           </label>
         </div>
+        <label className="check">
+          <input type="checkbox" checked={vision} onChange={(e) => setVision(e.target.checked)} />
+          These models accept images (vision): the chat may send them attached images
+        </label>
         <KindFields kind={form.kind} values={kindValues} onChange={(k, v) => setKindValues((x) => ({ ...x, [k]: v }))} />
         <button className="btn btn-primary" type="submit" disabled={busy}>
           {busy ? <Spinner label="Adding…" /> : 'Add provider'}
@@ -189,7 +202,21 @@ export function ProvidersPage({ tenant }: { tenant?: { id: string; slug: string 
             { key: 'kind', header: 'Kind', cell: (p) => KIND_SPECS[p.kind]?.label ?? p.kind, sort: (p) => p.kind },
             { key: 'region', header: 'Region', cell: (p) => p.region ?? '—', sort: (p) => p.region ?? '' },
             { key: 'boundary', header: 'Boundary', cell: (p) => <BoundaryBadge boundary={p.boundary} />, sort: (p) => p.boundary },
-            { key: 'models', header: 'Models', cell: (p) => p.models.map((m) => m.name).join(', ') || '—', className: 'small' },
+            {
+              key: 'models',
+              header: 'Models',
+              className: 'small',
+              cell: (p) =>
+                p.models.length
+                  ? p.models.map((m, i) => (
+                      <span key={m.name}>
+                        {i ? ', ' : ''}
+                        {m.name}
+                        {m.vision ? <span className="tag">images</span> : null}
+                      </span>
+                    ))
+                  : '—',
+            },
             {
               key: 'status',
               header: 'Status',
