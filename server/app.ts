@@ -10,6 +10,7 @@ import type { SecretBox } from './config/secret-box.js';
 import type { Config } from './config/settings.js';
 import type { Db } from './db/connection.js';
 import { openStore } from './db/open-store.js';
+import { instrumentPool } from './metrics/db-pool.js';
 import { createTenantStore, type TenantStore } from './db/tenant-store.js';
 import type { Store } from './db/store.js';
 import { Readiness } from './health/readiness.js';
@@ -178,6 +179,7 @@ export async function createServices(
 
     const readiness = new Readiness();
     const metrics = new Metrics();
+    if (opened.pg) instrumentPool(opened.pg.$client, metrics.registry, config.databasePoolMax); // pool saturation (PostgreSQL)
     // The database answers (a query), and its schema is this version's.
     readiness.register({
       name: 'database',

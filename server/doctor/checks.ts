@@ -12,6 +12,7 @@ import { findExecutable, REDIS_MISSING } from '../redis/embedded.js';
 import { systemClock } from '../clock.js';
 import { backupAgeCheck, clockCheck, providersCheck, tlsCheck } from './extra-checks.js';
 import { queueCheck } from './queue-check.js';
+import { poolCheck } from './pool-check.js';
 
 export type Status = 'ok' | 'warn' | 'fail';
 
@@ -26,7 +27,7 @@ export interface CheckOutcome {
 }
 
 /** Every check id runDoctor knows, in run order (skip flags use these). */
-export const DOCTOR_CHECK_IDS = ['node', 'data_dir', 'disk', 'clock', 'database', 'migrations', 'redis', 'queues', 'master_key', 'backup_age', 'tls', 'providers'] as const;
+export const DOCTOR_CHECK_IDS = ['node', 'data_dir', 'disk', 'clock', 'database', 'migrations', 'db_pool', 'redis', 'queues', 'master_key', 'backup_age', 'tls', 'providers'] as const;
 export type DoctorCheckId = (typeof DOCTOR_CHECK_IDS)[number];
 
 export interface DoctorOptions {
@@ -96,7 +97,8 @@ export function diskSpace(dir: string): CheckOutcome {
 
 /**
  * PostgreSQL (ENCLAVE_DATABASE_URL, issue 22): reachable, version ≥ 14, a primary (not a
- * standby), connections against max_connections, migrations. Never prints the URL's password.
+ * standby), connections against max_connections, migrations, pool saturation (db_pool). Never
+ * prints the URL's password.
  */
 async function postgresChecks(config: Config): Promise<CheckOutcome[]> {
   let st: PgStatus;
@@ -121,7 +123,8 @@ async function postgresChecks(config: Config): Promise<CheckOutcome[]> {
     : m.pending.length
       ? { id: 'migrations', status: 'fail', message: `${m.pending.length} pending migration(s); run: enclave db migrate`, data: { pending: m.pending } }
       : { id: 'migrations', status: 'ok', message: `all ${m.applied.length} migration(s) applied (head ${m.head})` };
-  return [database, migrations];
+  // Pool saturation of the Enclave processes connected to it (server/doctor/pool-check.ts).
+  return [database, migrations, await poolCheck(config)];
 }
 
 async function databaseChecks(config: Config): Promise<{ outcomes: CheckOutcome[]; db?: Db }> {

@@ -6,6 +6,10 @@ import { FakeOllama } from '../fakes/fake-ollama.js';
 import { startTestApp, testConfig, type TestApp } from '../helpers/app.js';
 import { call, login, seedTenant, sys } from '../helpers/identity.js';
 import { freshDatabase } from '../helpers/postgres.js';
+import { Registry } from 'prom-client';
+import { openPostgres } from '../../server/db/pg/connection.js';
+import { poolCheck } from '../../server/doctor/pool-check.js';
+import { instrumentPool } from '../../server/metrics/db-pool.js';
 import { FAST } from './gateway-env.js';
 
 /**
@@ -18,10 +22,11 @@ import { FAST } from './gateway-env.js';
 
 let a: TestApp;
 let b: TestApp;
+let url: string;
 let ollama: FakeOllama;
 
 beforeAll(async () => {
-  const url = await freshDatabase('replicas');
+  url = await freshDatabase('replicas');
   ollama = await new FakeOllama().start();
   const shared = { ENCLAVE_DATABASE_URL: url, ENCLAVE_MASTER_KEY: randomBytes(32).toString('base64') };
   const first = testConfig(shared);
@@ -94,5 +99,51 @@ describe('two api replicas on one PostgreSQL', () => {
     expect((await call(b.url, `/admin/api/tenants/${x.tenant.id}/members`, { session })).status).toBe(200);
     expect((await call(b.url, `/admin/api/tenants/${y.tenant.id}/members`, { session })).status).toBe(404);
     expect((await call(a.url, `/admin/api/tenants/${y.tenant.id}/members`, { session })).status).toBe(404);
+  });
+
+  it('pool saturation: /metrics shows each replica pool; a full pool has waiting clients and acquire waits; doctor names the saturated process', async () => {
+    const text = await (await fetch(`${a.url}/metrics`)).text();
+    expect(text).toMatch(/^enclave_db_pool_max_connections 10$/m);
+    expect(text).toMatch(/^enclave_db_pool_connections [1-9]\d*$/m);
+    expect(text).toMatch(/^enclave_db_pool_acquire_seconds_count [1-9]\d*$/m);
+
+    // A pool of 2 as a process would have it (application_name "enclave <pid>"), both connections held in transactions.
+    const fake = 'enclave 4242424';
+    const db = openPostgres({ url, poolMax: 2, applicationName: fake });
+    const registry = new Registry();
+    instrumentPool(db.$client, registry, 2);
+    const value = async (name: string) => (await registry.getSingleMetric(name)!.get()).values[0]?.value;
+    /** A histogram's series: prom-client names each value (…_bucket, …_count). */
+    const series = async (name: string) => (await registry.getSingleMetric(name)!.get()).values as { metricName?: string; labels: Record<string, unknown>; value: number }[];
+    const held = [await db.$client.connect(), await db.$client.connect()];
+    try {
+      for (const c of held) await c.query('BEGIN');
+      // A third query waits for a connection.
+      const waiting = db.$client.query('SELECT 1');
+      expect(await value('enclave_db_pool_waiting_clients')).toBe(1);
+      expect(await value('enclave_db_pool_connections')).toBe(2);
+      expect(await value('enclave_db_pool_idle_connections')).toBe(0);
+      const outcome = await poolCheck({ databaseUrl: url, databaseCaFile: undefined, databasePoolMax: 2 });
+      expect(outcome.status, outcome.message).toBe('warn');
+      expect(outcome.message).toContain(fake);
+      expect(outcome.message).toContain('ENCLAVE_DATABASE_POOL_MAX');
+      await held[0]!.query('COMMIT');
+      held.shift()!.release();
+      await waiting;
+      const hist = await series('enclave_db_pool_acquire_seconds');
+      expect(hist.find((v) => v.metricName === 'enclave_db_pool_acquire_seconds_count')?.value).toBe(3);
+      // The waiting query's checkout took at least until the release: not in the smallest bucket.
+      expect(hist.find((v) => v.metricName === 'enclave_db_pool_acquire_seconds_bucket' && v.labels.le === 0.0001)?.value).toBeLessThan(3);
+    } finally {
+      for (const c of held) {
+        await c.query('COMMIT');
+        c.release();
+      }
+      await db.$client.end();
+    }
+    // The replicas themselves: connected, not saturated.
+    const ok = await poolCheck({ databaseUrl: url, databaseCaFile: undefined, databasePoolMax: 10 });
+    expect(ok.status, ok.message).toBe('ok');
+    expect((ok.data as { processes: { process: string }[] }).processes.map((p) => p.process)).toContain(`enclave ${process.pid}`);
   });
 });
