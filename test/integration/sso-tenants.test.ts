@@ -189,6 +189,25 @@ describe('tenant IdPs (one story, in order)', { shuffle: false }, () => {
       expect((await br.request(`${app.url}/admin/api/sso/platform`)).status).toBe(403);
     });
 
+    it('the IdP group claim makes team memberships at each login (teams whose idp_group is a group; case-insensitive; a dropped group leaves its team)', async () => {
+      const s = app.services;
+      const eng = await s.teams.create(a.ctx, { name: 'Engineering', idp_group: '/a/eng' });
+      const ops = await s.teams.create(a.ctx, { name: 'Operations', idp_group: '/A/OPS' });
+      const alice = (await s.identity.users.byEmail('alice@a.test'))!;
+      const teamsOf = async () => (await Promise.all([eng, ops].map(async (t) => ((await s.teams.members(a.ctx, t.id)).some((m) => m.userId === alice.id && m.source === 'idp') ? t.name : null)))).filter(Boolean);
+      op.users.alice!.groups = ['/a/eng', '/a/ops'];
+      try {
+        expect((await sso(new Browser(), idpA.id, 'alice')).status).toBe(302);
+        expect(await teamsOf()).toEqual(['Engineering', 'Operations']);
+        op.users.alice!.groups = ['/a/eng'];
+        expect((await sso(new Browser(), idpA.id, 'alice')).status).toBe(302);
+        expect(await teamsOf()).toEqual(['Engineering']);
+        expect((await s.teams.resolve(a.tenant.id, alice.id, undefined))?.name).toBe('Engineering');
+      } finally {
+        op.users.alice!.groups = ['/a/eng'];
+      }
+    });
+
     it("the same person through tenant B's IdP gets no role there without B's mapping: refused, no membership", async () => {
       // The same issuer and subject, but linked through A's IdP: B's IdP is not authoritative
       // for that account at all (issue 16), before any mapping is looked at.
