@@ -196,6 +196,20 @@ describe('response cache', { shuffle: false }, () => {
     expect(upstreamCalls() - before).toBe(3);
   });
 
+  it('partition "caller": two keys of one tenant no longer share (by default they do)', async () => {
+    const second = (await s().identity.keys.create(env.tenant.ctx, { name: 'second', ownerUserId: env.tenant.users.owner!.id })).secret;
+    const shared = marker('shared');
+    expect((await chat(shared)).cache).toBe('miss');
+    expect((await chat(shared, { key: second })).cache).toBe('hit');
+    expect((await setCache(T(), owner, { partition: 'caller' })).body).toMatchObject({ partition: 'caller' });
+    const own = marker('own');
+    expect((await chat(own)).cache).toBe('miss');
+    expect((await chat(own, { key: second })).cache).toBe('miss');
+    expect((await chat(own, { key: second })).cache).toBe('hit');
+    expect((await chat(own)).cache).toBe('hit');
+    await setCache(T(), owner, { partition: 'tenant' });
+  });
+
   it('a confidential request never hits an entry made under public (the classification is part of the key)', async () => {
     const p = marker('class');
     const before = upstreamCalls();

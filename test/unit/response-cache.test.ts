@@ -26,6 +26,7 @@ describe('response cache key', () => {
       cacheKey(secret, 't1', 'd1', 'public', { ...body, messages: [{ role: 'user', content: 'hi!' }] }),
       cacheKey(secret, 't1', 'd1', 'public', { ...body, max_tokens: 11 }),
       cacheKey(randomBytes(32), 't1', 'd1', 'public', body),
+      cacheKey(secret, 't1', 'd1', 'public', body, 'api_key:key_1'),
     ];
     expect(new Set([a, ...others]).size).toBe(others.length + 1);
     // Field boundaries cannot be shifted between tenant and deployment ids.

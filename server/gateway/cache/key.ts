@@ -3,7 +3,8 @@ import { createHmac } from 'node:crypto';
 /**
  * The cache key of one request: HMAC-SHA256 (a key derived from the master key, so a key name
  * seen in Redis cannot be matched against a guessed prompt) over
- *   tenant id · resolved deployment id · classification · the normalized request
+ *   tenant id · partition · resolved deployment id · classification · the normalized request
+ * (partition: empty when the tenant shares its entries, else the caller: settings `partition`).
  * The request is what that deployment would receive (server/gateway/plan.ts bodyFor: the
  * upstream model name, redacted for a deployment off the machine, no stream fields), minus
  * fields that do not change the answer, as canonical JSON (keys sorted), so the same request
@@ -17,9 +18,11 @@ import { createHmac } from 'node:crypto';
 /** Fields that identify or describe the caller, not the answer. */
 const IGNORED = new Set(['user', 'metadata', 'store', 'safety_identifier', 'prompt_cache_key', 'service_tier', 'stream', 'stream_options']);
 
-export function cacheKey(secret: Buffer, tenantId: string, deploymentId: string, classification: string, upstreamBody: Readonly<Record<string, unknown>>): string {
+export function cacheKey(secret: Buffer, tenantId: string, deploymentId: string, classification: string, upstreamBody: Readonly<Record<string, unknown>>, partition = ''): string {
   const h = createHmac('sha256', secret);
   h.update(tenantId);
+  h.update('\u0000');
+  h.update(partition);
   h.update('\u0000');
   h.update(deploymentId);
   h.update('\u0000');

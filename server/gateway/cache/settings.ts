@@ -23,6 +23,7 @@ const storedSchema = z.object({
   max_bytes: maxBytes,
   allow_tools: z.boolean(),
   keys: z.record(keyId, z.boolean()),
+  partition: z.enum(['tenant', 'caller']).optional(),
 });
 
 /** PUT body: every field optional (it keeps its value); `keys` entries set to null are removed. */
@@ -33,6 +34,7 @@ export const cacheSettingsInput = z
     max_bytes: maxBytes.optional(),
     allow_tools: z.boolean().optional(),
     keys: z.record(keyId, z.boolean().nullable()).optional(),
+    partition: z.enum(['tenant', 'caller']).optional(),
   })
   .strict();
 export type CacheSettingsInput = z.infer<typeof cacheSettingsInput>;
@@ -45,15 +47,21 @@ export interface CacheSettings {
   readonly allowTools: boolean;
   /** Per API key id: on or off regardless of `enabled`. */
   readonly keys: Readonly<Record<string, boolean>>;
+  /**
+   * Who shares entries: `tenant` (every caller of the tenant at the same classification: the
+   * best hit ratio) or `caller` (each API key, or each user of the web chat, has its own: no
+   * member can tell from a hit that another asked the same).
+   */
+  readonly partition: 'tenant' | 'caller';
 }
 
-export const CACHE_OFF: CacheSettings = { enabled: false, ttlSeconds: DEFAULT_TTL_SECONDS, maxBytes: DEFAULT_MAX_BYTES, allowTools: false, keys: {} };
+export const CACHE_OFF: CacheSettings = { enabled: false, ttlSeconds: DEFAULT_TTL_SECONDS, maxBytes: DEFAULT_MAX_BYTES, allowTools: false, keys: {}, partition: 'tenant' };
 
 export function parseCacheSettings(json: string | undefined): CacheSettings {
   if (!json) return CACHE_OFF;
   try {
     const v = storedSchema.parse(JSON.parse(json));
-    return { enabled: v.enabled, ttlSeconds: v.ttl_seconds, maxBytes: v.max_bytes, allowTools: v.allow_tools, keys: v.keys };
+    return { enabled: v.enabled, ttlSeconds: v.ttl_seconds, maxBytes: v.max_bytes, allowTools: v.allow_tools, keys: v.keys, partition: v.partition ?? 'tenant' };
   } catch {
     // A setting that does not parse caches nothing: off is the safe reading for customer data.
     return CACHE_OFF;
@@ -61,7 +69,7 @@ export function parseCacheSettings(json: string | undefined): CacheSettings {
 }
 
 export function cacheSettingsJson(c: CacheSettings) {
-  return { enabled: c.enabled, ttl_seconds: c.ttlSeconds, max_bytes: c.maxBytes, allow_tools: c.allowTools, keys: { ...c.keys } };
+  return { enabled: c.enabled, ttl_seconds: c.ttlSeconds, max_bytes: c.maxBytes, allow_tools: c.allowTools, keys: { ...c.keys }, partition: c.partition };
 }
 
 export function mergeCacheSettings(before: CacheSettings, input: CacheSettingsInput): CacheSettings {
@@ -76,6 +84,7 @@ export function mergeCacheSettings(before: CacheSettings, input: CacheSettingsIn
     maxBytes: input.max_bytes ?? before.maxBytes,
     allowTools: input.allow_tools ?? before.allowTools,
     keys,
+    partition: input.partition ?? before.partition,
   };
 }
 
