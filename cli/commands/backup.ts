@@ -9,7 +9,9 @@ import { readSecretsExport, writeSecretsExport, type SecretsExport } from '../..
 import { keyFingerprint, trustFor } from '../../server/ops/backup/signature.js';
 import { verifyBackup } from '../../server/ops/backup/verify.js';
 import { DataDirBusyError } from '../../server/ops/process-registry.js';
-import { sqliteOnlyConfig } from '../config.js';
+import { cliConfig } from '../config.js';
+import { databaseTarget } from '../../server/db/dialect.js';
+import { postgresTrust } from '../../server/ops/backup/postgres.js';
 import { CliError, printJson, printTable } from '../output.js';
 
 function readSecretFile(file: string, what: string): string {
@@ -94,7 +96,7 @@ export function registerBackup(program: Command): void {
     .option('--progress', 'show progress on stderr (default when stderr is a terminal)')
     .option('--json', 'print JSON')
     .action(async (o: { out?: string; passphraseFile?: string; recipient?: string; keep?: number; verify?: boolean; progress?: boolean; json?: boolean }) => {
-      const config = sqliteOnlyConfig('enclave backup', 'back up PostgreSQL with its own point-in-time recovery (RDS, Cloud SQL, Azure, Patroni + pgBackRest) or pg_dump');
+      const config = cliConfig();
       const enc = await guarded(async () => encryptTo(o, false));
       const r = await guarded(() =>
         createBackup(config, {
@@ -127,11 +129,14 @@ export function registerBackup(program: Command): void {
     .option('--trust-installation <id|pubkey>', 'also accept backups signed by this installation (id inst_… or public key; repeatable); this data dir\'s own installation is always trusted', collect, [])
     .option('--json', 'print JSON')
     .action(async (file: string, o: { passphraseFile?: string; identity: string[]; secrets?: string; trustInstallation: string[]; json?: boolean }) => {
-      const config = sqliteOnlyConfig('enclave backup', 'back up PostgreSQL with its own point-in-time recovery (RDS, Cloud SQL, Azure, Patroni + pgBackRest) or pg_dump');
+      const config = cliConfig();
       const keys = await guarded(async () => keyring(o));
       const secrets = await guarded(() => secretsFrom(o, keys));
-      const r = await guarded(() => verifyBackup(file, { keys, trust: trustFor(config.dataDir, o.trustInstallation), ...(secrets ? { secrets } : {}) }));
-      if (r.ok) recordInDataDir(config.dataDir, 'lastVerified', { at: Date.now(), file, encryption: r.encryption });
+      // On PostgreSQL the installation whose signature is trusted is the one in the database.
+      const onPg = databaseTarget(config).dialect === 'postgres';
+      const trust = onPg ? await guarded(() => postgresTrust(config, o.trustInstallation)) : trustFor(config.dataDir, o.trustInstallation);
+      const r = await guarded(() => verifyBackup(file, { keys, trust, ...(secrets ? { secrets } : {}) }));
+      if (r.ok && !onPg) recordInDataDir(config.dataDir, 'lastVerified', { at: Date.now(), file, encryption: r.encryption });
       const signer = r.signer ? { installationId: r.signer.installationId, publicKey: r.signer.publicKey, fingerprint: keyFingerprint(r.signer.publicKey) } : null;
       if (o.json) printJson({ ok: r.ok, file: r.file, encryption: r.encryption, signer, checks: r.checks, manifest: r.manifest });
       else {
@@ -156,7 +161,7 @@ export function registerBackup(program: Command): void {
     .option('--force', 'restore although processes are registered as running (only when you know they are gone)')
     .option('--json', 'print JSON')
     .action(async (file: string, o: { passphraseFile?: string; identity: string[]; secrets?: string; trustInstallation: string[]; stop?: boolean; force?: boolean; json?: boolean }) => {
-      const config = sqliteOnlyConfig('enclave backup', 'back up PostgreSQL with its own point-in-time recovery (RDS, Cloud SQL, Azure, Patroni + pgBackRest) or pg_dump');
+      const config = cliConfig();
       const keys = await guarded(async () => keyring(o));
       const secrets = await guarded(() => secretsFrom(o, keys));
       const r = await guarded(() => restoreBackup(config, file, { keys, ...(secrets ? { secrets } : {}), trustInstallations: o.trustInstallation, stop: !!o.stop, force: !!o.force }));
@@ -186,7 +191,7 @@ export function registerBackup(program: Command): void {
     .option('--recipient <key>', 'encrypt to an X25519 public key (or .pub file)')
     .option('--json', 'print JSON')
     .action(async (o: { out: string; passphraseFile?: string; recipient?: string; json?: boolean }) => {
-      const config = sqliteOnlyConfig('enclave backup', 'back up PostgreSQL with its own point-in-time recovery (RDS, Cloud SQL, Azure, Patroni + pgBackRest) or pg_dump');
+      const config = cliConfig();
       const to = (await guarded(async () => encryptTo(o, true)))!;
       const r = await guarded(async () => writeSecretsExport(config, o.out, to));
       if (o.json) printJson(r);

@@ -10,7 +10,11 @@ import type { UsageRow } from '../../server/db/repos/usage.js';
 import { newId } from '../../server/ids.js';
 import { runCliOk } from '../helpers/cli.js';
 import { seedTenant } from '../helpers/identity.js';
-import { startTestApp, tempDir, type TestApp } from '../helpers/app.js';
+import { startTestApp, tempDir, testConfig, type TestApp } from '../helpers/app.js';
+import { freshDatabase } from '../helpers/postgres.js';
+import { rawRun } from '../helpers/stores.js';
+import { openStore } from '../../server/db/open-store.js';
+import { sql } from 'drizzle-orm';
 
 const cleanup: string[] = [];
 let app: TestApp | undefined;
@@ -59,9 +63,11 @@ describe('support bundle', () => {
     await services.settings.setSecret('oidc.clientSecret', storedIdp);
     // a provider deployment's credential without any recognisable shape: only the known-value scan can catch it
     const odd = `Zq${randomBytes(16).toString('hex')}Xw`;
-    services.sqlite!.$client
-      .prepare("INSERT INTO provider_deployments (id, name, kind, base_url, api_key, boundary, created_at, updated_at) VALUES ('prv_odd', 'odd', 'openai', 'http://127.0.0.1:9/v1', ?, 'private', 0, 0)")
-      .run(services.secrets.encrypt(odd, secretAad('provider_deployments', 'api_key', 'prv_odd')));
+    const epoch = services.store.dialect === 'postgres' ? sql`to_timestamp(0)` : sql`0`;
+    await rawRun(
+      services.store,
+      sql`INSERT INTO provider_deployments (id, name, kind, base_url, api_key, boundary, created_at, updated_at) VALUES ('prv_odd', 'odd', 'openai', 'http://127.0.0.1:9/v1', ${services.secrets.encrypt(odd, secretAad('provider_deployments', 'api_key', 'prv_odd'))}, 'private', ${epoch}, ${epoch})`,
+    );
 
     // A stored call of a tenant that logs content (prompts and completions are never bundled).
     const storedPrompt = `STORED-PROMPT-${randomBytes(6).toString('hex')}`;
@@ -137,10 +143,16 @@ describe('support bundle', () => {
     expect(cfg.REDIS_URL).toBe('[redacted]');
     expect(cfg.ENCLAVE_DATA_DIR).toBe(services.config.dataDir);
     expect(cfg.ENCLAVE_OIDC_CLIENT_SECRET_FILE).toBe(idpFile);
-    const db = JSON.parse(readFileSync(path.join(dir, 'database.json'), 'utf8')) as { tables: Record<string, number>; quickCheck: string };
-    expect(db.quickCheck).toBe('ok');
-    expect(db.tables.settings).toBeGreaterThan(0);
-    expect(db.tables.call_contents).toBe(1); // a count, never the rows
+    if (services.store.dialect === 'sqlite') {
+      const db = JSON.parse(readFileSync(path.join(dir, 'database.json'), 'utf8')) as { tables: Record<string, number>; quickCheck: string };
+      expect(db.quickCheck).toBe('ok');
+      expect(db.tables.settings).toBeGreaterThan(0);
+      expect(db.tables.call_contents).toBe(1); // a count, never the rows
+    } else {
+      const db = JSON.parse(readFileSync(path.join(dir, 'database.json'), 'utf8')) as { dialect: string; tables: Record<string, { bytes: number }> };
+      expect(db.dialect).toBe('postgres');
+      expect(db.tables.call_contents!.bytes).toBeGreaterThan(0); // sizes and estimates, never the rows
+    }
     expect(readFileSync(path.join(dir, 'metrics.txt'), 'utf8')).toContain('enclave_build_info');
     expect(readFileSync(path.join(dir, 'metrics.txt'), 'utf8')).toContain('enclave_backup_last_success_timestamp_seconds');
     const log = readFileSync(path.join(dir, 'logs', 'server.log'), 'utf8');
@@ -154,6 +166,33 @@ describe('support bundle', () => {
     expect(red.redactions.some((x) => x.file === 'logs/server.log')).toBe(true);
     expect(red.redactions.some((x) => x.file === 'logs/server.log' && x.rule === 'known-secret-value')).toBe(true);
     expect(readFileSync(path.join(dir, 'SUMMARY.md'), 'utf8')).toContain('# Enclave support bundle');
+  });
+
+  it('on PostgreSQL: the database facts (version, primary, connections, migration level), never the password of the URL', async () => {
+    const work = tempDir('enclave-bundle-pg-');
+    cleanup.push(work);
+    // Trust auth in the test cluster: any password is accepted, so one can be in the URL.
+    const password = `pg-pw-${randomBytes(8).toString('hex')}`;
+    const url = (await freshDatabase('bundle')).replace('postgres@', `postgres:${password}@`);
+    const config = testConfig({ ENCLAVE_DATABASE_URL: url });
+    const opened = await openStore(config, { appVersion: 'test', now: Date.now });
+    await opened.close();
+    const out = path.join(work, 'bundle.tar.gz');
+    await supportBundle(config, { out, metricsUrl: 'http://127.0.0.1:9/metrics' });
+    const dir = path.join(work, 'extracted');
+    await readArchive(out, {}, dir);
+    for (const f of allFiles(dir)) expect(readFileSync(f, 'utf8').includes(password), `the password in ${path.relative(dir, f)}`).toBe(false);
+    const db = JSON.parse(readFileSync(path.join(dir, 'database.json'), 'utf8')) as Record<string, any>; // JSON of the bundle
+    expect(db.error).toBeUndefined();
+    expect(db).toMatchObject({ dialect: 'postgres', reachable: true, role: 'primary', tls: false, streamingReplicas: 0 });
+    expect(db.database).toMatch(/^postgres:\/\/[^/]*@127\.0\.0\.1:\d+\/bundle_/); // which database, its credentials masked
+    expect(db.version).toMatch(/^\d+/);
+    expect(db.connections.max).toBeGreaterThan(0);
+    expect(db.connections.byApplication['enclave support-bundle']).toBeGreaterThanOrEqual(1);
+    expect(db.migrations.pending).toEqual([]);
+    expect(db.migrations.databaseHead).toBe(db.migrations.codeHead);
+    expect(db.tables.settings.bytes).toBeGreaterThan(0);
+    expect(db.databaseBytes).toBeGreaterThan(0);
   });
 
   it('the CLI dry run lists files and writes nothing', async () => {

@@ -16,6 +16,8 @@ import { installationSigner, SIGNATURE_ENTRY, trustFor, type ManifestSigner } fr
 import { writeBackupRecord, type BackupRecord } from './records.js';
 import { acquireLock, activeRestore } from '../process-registry.js';
 import { pidAlive } from '../pid-alive.js';
+import { databaseTarget } from '../../db/dialect.js';
+import { createPostgresBackup, type PostgresPart } from './postgres.js';
 
 /**
  * `enclave backup create`: a consistent snapshot while the server and worker keep writing.
@@ -68,7 +70,8 @@ export interface BackupManifest {
   readonly migrationHead: string | null;
   /** Last migration this code ships (the code that made the backup). */
   readonly codeMigrationHead: string | null;
-  readonly sqliteVersion: string;
+  /** SQLite backups: the library's version (absent in a PostgreSQL backup, see `database`). */
+  readonly sqliteVersion?: string;
   readonly installationId: string | null;
   readonly createdAt: string;
   readonly host: string;
@@ -79,6 +82,8 @@ export interface BackupManifest {
   readonly parts: readonly ManifestPart[];
   readonly skipped: readonly { path: string; reason: string }[];
   readonly secretsIncluded: false;
+  /** PostgreSQL backups (postgres.ts): the tables as logical rows; absent: the SQLite file `db/enclave.db`. */
+  readonly database?: PostgresPart;
 }
 
 export interface CreateBackupOptions {
@@ -218,6 +223,38 @@ export function checkCopy(file: string): { integrity: string; fkViolations: numb
   }
 }
 
+/**
+ * Uploaded files are written once (temp name, then rename): hard-link (or copy) each into
+ * staging right after the snapshot, so later deletions or replacements cannot tear the archive.
+ * Returns the files that vanished meanwhile (listed as skipped).
+ */
+export async function stageFiles(dataDir: string, staging: string, addFile: (name: string, kind: ManifestPart['kind'], f: string) => Promise<void>): Promise<{ path: string; reason: string }[]> {
+  const vanished: { path: string; reason: string }[] = [];
+  for (const d of BACKUP_FILE_DIRS) {
+    const root = path.join(dataDir, d);
+    if (!existsSync(root)) continue;
+    for (const rel of walk(root)) {
+      if (/\.tmp(?:-\d+)?$|\.tmp\b/.test(rel)) continue;
+      const staged = path.join(staging, 'files', d, ...rel.split('/'));
+      mkdirSync(path.dirname(staged), { recursive: true, mode: 0o700 });
+      try {
+        try {
+          linkSync(path.join(root, rel), staged);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw e;
+          copyFileSync(path.join(root, rel), staged);
+        }
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+        vanished.push({ path: `${d}/${rel}`, reason: 'deleted while the backup ran' });
+        continue;
+      }
+      await addFile(`files/${d}/${rel}`, 'file', staged);
+    }
+  }
+  return vanished;
+}
+
 /** Deletes generated-name backups in `dir` beyond the newest `keep`. */
 export function prune(dir: string, keep: number, protect: string): string[] {
   if (!Number.isInteger(keep) || keep < 1) throw new BackupError('--keep must be a positive whole number');
@@ -239,6 +276,19 @@ export async function createBackup(config: Config, opts: CreateBackupOptions = {
   const started = Date.now();
   const now = opts.now ?? Date.now;
   const at = new Date(now());
+  if (databaseTarget(config).dialect === 'postgres') {
+    if (opts.keep !== undefined && (!Number.isInteger(opts.keep) || opts.keep < 1)) throw new BackupError('--keep must be a positive whole number');
+    // One backup at a time from this host (replicas on other hosts may back up too: each reads
+    // its own snapshot, nothing is written but the archive and the settings record).
+    const releaseLock = acquireLock(config.dataDir, 'backup', 'another backup');
+    try {
+      const out = resolveOut(opts, config.dataDir, at);
+      cleanStale(path.dirname(out.file));
+      return await createPostgresBackup(config, opts, out);
+    } finally {
+      releaseLock();
+    }
+  }
   const dbFile = databaseFile(config.dataDir);
   if (!existsSync(dbFile)) throw new BackupError(`${dbFile} does not exist: nothing to back up (start Enclave once, or check ENCLAVE_DATA_DIR)`);
   if (opts.keep !== undefined && (!Number.isInteger(opts.keep) || opts.keep < 1)) throw new BackupError('--keep must be a positive whole number');
@@ -290,31 +340,7 @@ async function createLocked(config: Config, opts: CreateBackupOptions, at: Date,
     await addFile('db/enclave.db', 'database', copy);
     addData('config/config.json', 'config', Buffer.from(JSON.stringify(describeConfig(config), null, 2) + '\n'));
     if (check.license) addData('license/license.lic', 'license', Buffer.from(check.license));
-    // Uploaded files are written once (temp name, then rename): hard-link (or copy) each into
-    // staging right after the snapshot, so later deletions or replacements cannot tear the archive.
-    const vanished: { path: string; reason: string }[] = [];
-    for (const d of BACKUP_FILE_DIRS) {
-      const root = path.join(config.dataDir, d);
-      if (!existsSync(root)) continue;
-      for (const rel of walk(root)) {
-        if (/\.tmp(?:-\d+)?$|\.tmp\b/.test(rel)) continue;
-        const staged = path.join(staging, 'files', d, ...rel.split('/'));
-        mkdirSync(path.dirname(staged), { recursive: true, mode: 0o700 });
-        try {
-          try {
-            linkSync(path.join(root, rel), staged);
-          } catch (e) {
-            if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw e;
-            copyFileSync(path.join(root, rel), staged);
-          }
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-          vanished.push({ path: `${d}/${rel}`, reason: 'deleted while the backup ran' });
-          continue;
-        }
-        await addFile(`files/${d}/${rel}`, 'file', staged);
-      }
-    }
+    const vanished = await stageFiles(config.dataDir, staging, addFile);
 
     const manifest: BackupManifest = {
       format: MANIFEST_FORMAT,

@@ -19,6 +19,8 @@ import { checkStoredSecrets, type SecretCheckResult, type SecretsExport } from '
 import { keyFingerprint, trustFor } from './signature.js';
 import { verifyBackup, type VerifyCheck } from './verify.js';
 import { pidAlive } from '../pid-alive.js';
+import { databaseTarget } from '../../db/dialect.js';
+import { postgresTrust, PostgresRestoreRefused, restorePostgresParts } from './postgres.js';
 
 export class RestoreError extends Error {
   override readonly name = 'RestoreError';
@@ -82,6 +84,7 @@ function moveIfExists(from: string, to: string): boolean {
  * `trustInstallations` (--trust-installation), is restored (signature.ts).
  */
 export async function restoreBackup(config: Config, file: string, opts: RestoreOptions = {}): Promise<RestoreResult> {
+  if (databaseTarget(config).dialect === 'postgres') return restoreIntoPostgres(config, file, opts);
   const now = opts.now ?? Date.now;
   const dataDir = config.dataDir;
   mkdirSync(dataDir, { recursive: true });
@@ -104,6 +107,9 @@ export async function restoreBackup(config: Config, file: string, opts: RestoreO
       throw new RestoreError(v.newer ? `refusing to restore: ${why}` : `backup did not verify, nothing was changed: ${why}`, v.checks);
     }
     const manifest = v.manifest;
+    if (manifest.database?.dialect === 'postgres') {
+      throw new RestoreError('refusing to restore: this is a backup of an Enclave on PostgreSQL; restore it with ENCLAVE_DATABASE_URL set to a new, empty PostgreSQL database', v.checks);
+    }
     const stagedDb = path.join(scratch, 'db', 'enclave.db');
     for (const ext of ['-wal', '-shm']) {
       if (existsSync(stagedDb + ext)) {
@@ -206,6 +212,67 @@ export async function restoreBackup(config: Config, file: string, opts: RestoreO
   } finally {
     rmSync(scratch, { recursive: true, force: true });
     release();
+  }
+}
+
+/**
+ * Restore on PostgreSQL (postgres.ts): verify (the database's own installation is trusted, an
+ * empty database has none: --trust-installation), then insert the rows into the configured
+ * database, which must be empty and at the backup's migration level, in one transaction. The
+ * uploaded files go into the data dir as on SQLite (the previous ones kept under backups/).
+ */
+async function restoreIntoPostgres(config: Config, file: string, opts: RestoreOptions): Promise<RestoreResult> {
+  const now = opts.now ?? Date.now;
+  const dataDir = config.dataDir;
+  mkdirSync(dataDir, { recursive: true });
+  const scratch = path.join(runDir(dataDir), `restore-${process.pid}`);
+  rmSync(scratch, { recursive: true, force: true });
+  try {
+    const trust = await postgresTrust(config, opts.trustInstallations ?? []);
+    const v = await verifyBackup(file, { keys: opts.keys ?? {}, scratchDir: scratch, keepScratch: true, trust });
+    if (!v.ok || !v.manifest) {
+      const why = v.checks.filter((c) => c.status === 'fail').map((c) => c.message).join('; ');
+      throw new RestoreError(v.newer ? `refusing to restore: ${why}` : `backup did not verify, nothing was changed: ${why}`, v.checks);
+    }
+    const manifest = v.manifest;
+    if (manifest.database?.dialect !== 'postgres') {
+      throw new RestoreError('refusing to restore: this is a backup of an embedded (SQLite) Enclave; restore it into a data dir without ENCLAVE_DATABASE_URL, then copy it with enclave db migrate-to-postgres', v.checks);
+    }
+    if (v.older) throw new RestoreError(`refusing to restore: ${v.checks.find((c) => c.id === 'schema')?.message}`, v.checks);
+    let r;
+    try {
+      r = await restorePostgresParts(config, scratch, manifest);
+    } catch (e) {
+      if (e instanceof PostgresRestoreRefused) throw new RestoreError(e.message, v.checks);
+      throw e;
+    }
+    let preRestore: string | undefined;
+    const pre = path.join(defaultBackupDir(dataDir), `pre-restore-${stamp(now())}`);
+    for (const d of BACKUP_FILE_DIRS) {
+      const target = path.join(dataDir, d);
+      const staged = path.join(scratch, 'files', d);
+      if (existsSync(target) && (existsSync(staged) || readdirSync(target).length)) {
+        mkdirSync(pre, { recursive: true, mode: 0o700 });
+        moveIfExists(target, path.join(pre, 'files', d));
+        preRestore = pre;
+      }
+      moveIfExists(staged, target);
+    }
+    return {
+      file,
+      dataDir: r.database,
+      ...(preRestore ? { preRestore } : {}),
+      stopped: [],
+      fromVersion: manifest.appVersion,
+      schema: { backup: manifest.migrationHead, now: r.head, migrated: false },
+      masterKeyInstalled: false,
+      secrets: r.secrets,
+      licence: r.licence,
+      checks: [...v.checks, { id: 'restored', status: 'ok', message: `${Object.keys(r.tables).length} tables restored into ${r.database} in one transaction; row counts and the audit chain (${r.audit.checked} entries) verified before the commit` }],
+      ...(v.signer ? { signer: { installationId: v.signer.installationId, fingerprint: keyFingerprint(v.signer.publicKey) } } : {}),
+    };
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
   }
 }
 

@@ -1,3 +1,4 @@
+import { eq } from 'drizzle-orm';
 import Database from 'better-sqlite3';
 import { createHash, createHmac, sign as cryptoSign, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -6,7 +7,8 @@ import { privateKeyObject } from '../../../license/keys.js';
 import { systemClock } from '../../clock.js';
 import { resolveMasterKey } from '../../config/master-key.js';
 import { RuntimeSettings } from '../../config/runtime-settings.js';
-import { sqliteStore } from '../../db/store.js';
+import { sqliteStore, type Store } from '../../db/store.js';
+import type { SecretBox } from '../../config/secret-box.js';
 import type { Config } from '../../config/settings.js';
 import { databaseFile, openDatabase } from '../../db/connection.js';
 
@@ -65,26 +67,33 @@ export interface ManifestSigner {
  * identity yet carries the identity that signed it.
  */
 export async function installationSigner(config: Config): Promise<ManifestSigner> {
-  let box;
+  const box = signingBox(config);
+  const db = openDatabase(databaseFile(config.dataDir));
   try {
-    box = resolveMasterKey(config, undefined, { create: false }).box;
+    return await storeSigner(sqliteStore(db), box);
+  } finally {
+    db.$client.close();
+  }
+}
+
+/** The master key that decrypts the installation's private key (a one-line reason when there is none). */
+export function signingBox(config: Config): SecretBox {
+  try {
+    return resolveMasterKey(config, undefined, { create: false }).box;
   } catch (e) {
     throw new Error(`cannot sign the backup: the master key is needed to use the installation key (${(e as Error).message})`);
   }
-  const db = openDatabase(databaseFile(config.dataDir));
+}
+
+/** The installation key kept in `store` (SQLite or PostgreSQL), created on first use, its private half decrypted into memory. */
+export async function storeSigner(store: Store, box: SecretBox): Promise<ManifestSigner> {
+  const settings = new RuntimeSettings(store, box, systemClock);
+  const inst: InstallationRecord = await ensureInstallation(store, settings, () => Date.now());
   let key: KeyObject;
-  let inst: InstallationRecord;
   try {
-    const store = sqliteStore(db);
-    const settings = new RuntimeSettings(store, box, systemClock);
-    inst = await ensureInstallation(store, settings, () => Date.now());
-    try {
-      key = privateKeyObject(inst.publicKey, (await settings.getSecret(INSTALLATION_SECRET)) ?? '');
-    } catch (e) {
-      throw new Error(`cannot sign the backup with installation ${inst.id}: its private key does not decrypt with this master key (${(e as Error).message})`);
-    }
-  } finally {
-    db.$client.close();
+    key = privateKeyObject(inst.publicKey, (await settings.getSecret(INSTALLATION_SECRET)) ?? '');
+  } catch (e) {
+    throw new Error(`cannot sign the backup with installation ${inst.id}: its private key does not decrypt with this master key (${(e as Error).message})`);
   }
   return {
     installationId: inst.id,
@@ -172,4 +181,11 @@ export function checkSignature(manifest: Buffer, raw: Buffer | undefined, o: { t
     signer: sig,
     message: `signed by ${who}, which is not trusted (${here}); if that installation made this backup, pass --trust-installation ${sig.installationId}`,
   };
+}
+
+/** The installation identity kept in a store's settings (PostgreSQL: the database verify/restore trusts), read-only. */
+export async function storeInstallation(store: Store): Promise<InstallationRecord | undefined> {
+  const { q, t } = store;
+  const row = await store.one(q.select({ value: t.settings.value, secret: t.settings.secret }).from(t.settings).where(eq(t.settings.key, INSTALLATION_KEY)));
+  return row && !row.secret ? (JSON.parse(row.value) as InstallationRecord) : undefined;
 }

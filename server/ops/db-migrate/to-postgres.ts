@@ -29,7 +29,8 @@ import * as sqliteSchema from '../../db/schema.js';
  * usage_rollups is copied as it is (SQLite keeps rollups of purged raw records), so the
  * PostgreSQL rollup trigger is disabled for the copy (in the same transaction) and enabled again.
  * Not copied, because PostgreSQL has no use for them: schema_migrations (its own bookkeeping)
- * and the FTS5 chat search index (chat_search_ids, chat_fts*: derived from chat_messages).
+ * and the FTS5 search indexes (chat_search_ids, chat_fts*: derived from chat_messages; knowledge_fts*:
+ * derived from the knowledge chunks).
  */
 
 export type MigrateToPostgresFailure = 'bad_input' | 'target_not_empty' | 'verification_failed';
@@ -76,9 +77,11 @@ export interface MigrateToPostgresOptions {
 }
 
 /** SQLite tables that are deliberately not copied (see above). */
-const NOT_COPIED = /^(schema_migrations|chat_search_ids|chat_fts(_.*)?|sqlite_.*)$/;
+// FTS5 search indexes (chat, knowledge) and their id maps are derived from rows that are copied;
+// PostgreSQL searches with its own indexes over those rows.
+const NOT_COPIED = /^(schema_migrations|chat_search_ids|chat_fts(_.*)?|knowledge_fts(_.*)?|sqlite_.*)$/;
 
-interface TablePair {
+export interface TablePair {
   readonly name: string;
   readonly lite: SQLiteTable;
   readonly pg: PgTable;
@@ -149,14 +152,7 @@ export async function migrateToPostgres(opts: MigrateToPostgresOptions): Promise
 
     // Refused before anything is written: one row anywhere means this is someone's database
     // (the rows the migrations themselves seed do not count; the copy replaces them).
-    const nonEmpty: string[] = [];
-    for (const p of pairs) {
-      const seeded = SEEDED[p.name];
-      const r = await target.execute<{ any: boolean }>(
-        seeded ? sql`SELECT EXISTS (SELECT 1 FROM ${sql.identifier(p.name)} WHERE NOT (${seeded})) AS any` : sql`SELECT EXISTS (SELECT 1 FROM ${sql.identifier(p.name)}) AS any`,
-      );
-      if (r.rows[0]?.any) nonEmpty.push(p.name);
-    }
+    const nonEmpty = await nonEmptyTables(target, pairs);
     if (nonEmpty.length > 0) {
       throw new MigrateToPostgresError('target_not_empty', `the PostgreSQL database is not empty (rows in ${nonEmpty.slice(0, 5).join(', ')}${nonEmpty.length > 5 ? ', …' : ''}): nothing written; migrate into a new, empty database`);
     }
@@ -201,10 +197,26 @@ export async function migrateToPostgres(opts: MigrateToPostgresOptions): Promise
   }
 }
 
-type Tx = Parameters<Parameters<PgDb['transaction']>[0]>[0];
+export type Tx = Parameters<Parameters<PgDb['transaction']>[0]>[0];
+
+/**
+ * Tables with a row that is someone's data: one row anywhere means the database is in use (the
+ * rows the migrations themselves seed do not count; a copy or a restore replaces them).
+ */
+export async function nonEmptyTables(db: PgDb | Tx, pairs: readonly TablePair[]): Promise<string[]> {
+  const nonEmpty: string[] = [];
+  for (const p of pairs) {
+    const seeded = SEEDED[p.name];
+    const r = await db.execute<{ any: boolean }>(
+      seeded ? sql`SELECT EXISTS (SELECT 1 FROM ${sql.identifier(p.name)} WHERE NOT (${seeded})) AS any` : sql`SELECT EXISTS (SELECT 1 FROM ${sql.identifier(p.name)}) AS any`,
+    );
+    if (r.rows[0]?.any) nonEmpty.push(p.name);
+  }
+  return nonEmpty;
+}
 
 /** Rows the PostgreSQL migrations seed (migrations-pg 0008: the default plan), by table. */
-const SEEDED: Record<string, SQL> = { plans: sql`name = 'default'` };
+export const SEEDED: Record<string, SQL> = { plans: sql`name = 'default'` };
 
 /**
  * Keyset pages by SQLite's rowid (every Enclave table has one), so a large table costs one index
@@ -240,7 +252,7 @@ async function copyTable(lite: Db, tx: Tx, p: TablePair, batchSize: number): Pro
 }
 
 /** The audit chain over the PostgreSQL rows, through the audit module's own rules and hash. */
-async function verifyPgChain(tx: Tx): Promise<VerifyResult> {
+export async function verifyPgChain(tx: Tx): Promise<VerifyResult> {
   const walker = new ChainWalker();
   let after = 0;
   for (;;) {

@@ -21,6 +21,7 @@ import type { TarEntry } from '../archive/tar.js';
 import { writeArchive } from '../backup/archive.js';
 import { tableCounts } from '../backup/create.js';
 import { MASK, Redactor, type Redaction } from './redact.js';
+import { postgresFacts, postgresLicenceClaims, postgresStoredSecrets } from './postgres.js';
 
 /**
  * `enclave support-bundle`: what support needs to diagnose an installation, and nothing it
@@ -205,6 +206,7 @@ async function metricsSnapshot(config: Config, url: string | undefined, notes: s
 }
 
 async function licenceClaims(config: Config, box: SecretBox | undefined): Promise<Record<string, unknown>> {
+  if (config.databaseUrl) return postgresLicenceClaims(config, box ?? new SecretBox(randomBytes(32)));
   const file = databaseFile(config.dataDir);
   if (!existsSync(file)) return { state: 'no database' };
   const db = openDatabase(file);
@@ -241,7 +243,8 @@ export async function supportBundle(config: Config, opts: BundleOptions & { dryR
   }
   const secrets = knownSecrets(config);
   const dbFile = databaseFile(config.dataDir);
-  if (existsSync(dbFile)) {
+  if (config.databaseUrl) secrets.push(...(await postgresStoredSecrets(config, box, jsonSecretValues)));
+  else if (existsSync(dbFile)) {
     const sqlite = new Database(dbFile, { readonly: true, fileMustExist: true });
     try {
       secrets.push(...storedSecrets(sqlite, box));
@@ -269,7 +272,11 @@ export async function supportBundle(config: Config, opts: BundleOptions & { dryR
   });
   files.push({ name: 'doctor.json', description: 'enclave doctor results (every check, status, message)', data: async () => json(await runDoctor(config, opts.doctor ?? {})) });
   files.push({ name: 'config.json', description: 'effective bootstrap config; secret settings replaced by [redacted] (allow-list: non-secret settings only)', data: () => json(redactedConfig(config, r)) });
-  files.push({ name: 'database.json', description: 'database statistics: tables, row counts, sizes, integrity (no rows)', data: () => json(databaseStats(config)) });
+  files.push(
+    config.databaseUrl
+      ? { name: 'database.json', description: 'PostgreSQL: version, primary or standby, TLS, connections, replicas, migration level, table estimates and sizes (no rows, no password)', data: async () => json(await postgresFacts(config)) }
+      : { name: 'database.json', description: 'database statistics: tables, row counts, sizes, integrity (no rows)', data: () => json(databaseStats(config)) },
+  );
   files.push({ name: 'license.json', description: 'licence state and claims (no licence text, no signature)', data: async () => json(await licenceClaims(config, box)) });
   files.push({
     name: 'queues.json',
