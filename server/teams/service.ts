@@ -78,12 +78,8 @@ export class TeamService {
   /** The team a call counts against: the key's team, else the user's first team (undefined: none). Synchronous when cached. */
   resolve(tenantId: string, userId: string | undefined, keyTeamId: string | undefined): TeamGrant | undefined | Promise<TeamGrant | undefined> {
     if (!keyTeamId && !userId) return undefined;
-    const pick = (s: Snapshot) => {
-      const id = keyTeamId ?? s.firstTeam.get(userId!);
-      return id ? s.teams.get(id) : undefined;
-    };
     const s = this.ready.get(tenantId);
-    return s ? pick(s) : this.snapshot(tenantId).then(pick);
+    return s ? pick(s, userId, keyTeamId) : this.snapshot(tenantId).then((x) => pick(x, userId, keyTeamId));
   }
 
   private snapshot(tenantId: string): Promise<Snapshot> {
@@ -337,6 +333,12 @@ export class TeamService {
       by_model: byModel.map((r) => ({ group: r.group, requests: r.requests, errors: r.errors, prompt_tokens: r.promptTokens, completion_tokens: r.completionTokens, total_tokens: r.promptTokens + r.completionTokens, cost_micros: r.costMicros })),
     };
   }
+}
+
+/** The team of a call in a loaded snapshot (no allocation: it runs on every authenticated request). */
+function pick(s: Snapshot, userId: string | undefined, keyTeamId: string | undefined): TeamGrant | undefined {
+  const id = keyTeamId ?? (userId === undefined ? undefined : s.firstTeam.get(userId));
+  return id === undefined ? undefined : s.teams.get(id);
 }
 
 function grantOf(r: TeamRow): TeamGrant {
