@@ -1,3 +1,4 @@
+import { eq } from 'drizzle-orm';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LicenseService } from '../../license/service.js';
@@ -39,6 +40,20 @@ async function expiredInstallation(): Promise<{ a: TestApp; setWall: (ms: number
   return { a, setWall: (ms) => (wall = ms), clock };
 }
 
+/** The licence's trusted-time row, read and edited behind the service's back, on either dialect. */
+async function timeValue(a: TestApp): Promise<Record<string, unknown>> {
+  const { store } = a.services;
+  const row = await store.one(store.q.select().from(store.t.settings).where(eq(store.t.settings.key, K.time)));
+  return JSON.parse(row!.value) as Record<string, unknown>;
+}
+
+async function editTime(a: TestApp, value: unknown, opts: { bumpUpdatedAt?: boolean } = {}): Promise<void> {
+  const { store } = a.services;
+  const { q, t } = store;
+  const row = await store.one(q.select().from(t.settings).where(eq(t.settings.key, K.time)));
+  await store.run(q.update(t.settings).set({ value: JSON.stringify(value), ...(opts.bumpUpdatedAt ? { updatedAt: row!.updatedAt + 1 } : {}) }).where(eq(t.settings.key, K.time)));
+}
+
 function restarted(a: TestApp, clock: Clock): Promise<LicenseService> {
   const s = a.services;
   return new LicenseService({ store: s.store, settings: s.settings, clock, log: pino({ level: 'silent' }), mode: 'test', environment: 'production', pollMs: 0 }).start();
@@ -47,7 +62,7 @@ function restarted(a: TestApp, clock: Clock): Promise<LicenseService> {
 describe('licence trusted time', () => {
   it('the newest audit entry is a floor: clock set back and the high-water mark deleted, the licence stays lapsed', async () => {
     const { a, setWall, clock } = await expiredInstallation();
-    a.services.sqlite!.$client.prepare('DELETE FROM settings WHERE key = ?').run(K.time);
+    await a.services.store.run(a.services.store.q.delete(a.services.store.t.settings).where(eq(a.services.store.t.settings.key, K.time)));
     setWall(T + DAY);
     const l = await restarted(a, clock);
     try {
@@ -62,13 +77,12 @@ describe('licence trusted time', () => {
   it('a high-water mark lowered by editing its settings row is detected and ignored', async () => {
     const { a, setWall, clock } = await expiredInstallation();
     await a.services.license.stop(); // persists the (signed) high-water mark at T+20d
-    const row = a.services.sqlite!.$client.prepare('SELECT value FROM settings WHERE key = ?').get(K.time) as { value: string };
-    const stored = JSON.parse(row.value) as Record<string, unknown>;
+    const stored = await timeValue(a);
     expect(stored.hwm).toBeGreaterThanOrEqual(T + 20 * DAY);
     expect(typeof stored.sig).toBe('string');
     // the edit: the mark back to T+1d, signature kept (it no longer matches) — and once without it
     for (const edited of [{ ...stored, hwm: T + DAY }, { hwm: T + DAY, suspect: null, epoch: stored.epoch }]) {
-      a.services.sqlite!.$client.prepare('UPDATE settings SET value = ?, updated_at = updated_at + 1 WHERE key = ?').run(JSON.stringify(edited), K.time);
+      await editTime(a, edited, { bumpUpdatedAt: true });
       setWall(T + DAY);
       const l = await restarted(a, clock);
       try {
@@ -82,7 +96,7 @@ describe('licence trusted time', () => {
         await l.stop();
       }
       // the next persist rewrote a signed mark that is not the edited one
-      const now = JSON.parse((a.services.sqlite!.$client.prepare('SELECT value FROM settings WHERE key = ?').get(K.time) as { value: string }).value) as { hwm: number; sig?: string };
+      const now = (await timeValue(a)) as { hwm: number; sig?: string };
       expect(now.hwm).toBeGreaterThanOrEqual(T + 20 * DAY);
       expect(typeof now.sig).toBe('string');
     }
@@ -95,8 +109,8 @@ describe('licence trusted time', () => {
     apps.push(a);
     await a.services.license.install(testLicense({ term: { expires_at: new Date(EXPIRES).toISOString(), grace_days: 0 } }, T));
     await a.services.license.stop();
-    const stored = JSON.parse((a.services.sqlite!.$client.prepare('SELECT value FROM settings WHERE key = ?').get(K.time) as { value: string }).value) as Record<string, unknown>;
-    a.services.sqlite!.$client.prepare('UPDATE settings SET value = ? WHERE key = ?').run(JSON.stringify({ ...stored, hwm: T + 3650 * DAY }), K.time);
+    const stored = await timeValue(a);
+    await editTime(a, { ...stored, hwm: T + 3650 * DAY });
     wall = T + DAY;
     const l = await restarted(a, clock);
     try {

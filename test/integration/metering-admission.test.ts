@@ -253,11 +253,14 @@ describe('budgets under concurrency', () => {
     release();
     env.ollama.reset();
     await env.usage();
-    const db = env.app.services.sqlite!.$client;
-    const raw = db.prepare('SELECT COUNT(*) AS n, SUM(prompt_tokens) AS p, SUM(completion_tokens) AS c, SUM(cost_micros) AS cost, SUM(status <> \'ok\') AS e FROM usage_records WHERE tenant_id = ?').get(env.tenant.tenant.id) as any;
-    const roll = db.prepare('SELECT SUM(requests) AS n, SUM(prompt_tokens) AS p, SUM(completion_tokens) AS c, SUM(cost_micros) AS cost, SUM(errors) AS e FROM usage_rollups WHERE tenant_id = ?').get(env.tenant.tenant.id) as any;
-    expect(roll).toEqual(raw);
-    const statuses = db.prepare('SELECT DISTINCT status FROM usage_records WHERE tenant_id = ?').pluck().all(env.tenant.tenant.id);
+    // On either dialect (PostgreSQL's sums arrive as strings: compared as numbers).
+    const store = env.app.services.store;
+    const tenantId = env.tenant.tenant.id;
+    const numbers = (r: Record<string, unknown> | undefined) => Object.fromEntries(Object.entries(r ?? {}).map(([k, v]) => [k, Number(v)]));
+    const [raw] = await rawRows(store, sql`SELECT COUNT(*) AS n, SUM(prompt_tokens) AS p, SUM(completion_tokens) AS c, SUM(cost_micros) AS cost, SUM(CASE WHEN status <> 'ok' THEN 1 ELSE 0 END) AS e FROM usage_records WHERE tenant_id = ${tenantId}`);
+    const [roll] = await rawRows(store, sql`SELECT SUM(requests) AS n, SUM(prompt_tokens) AS p, SUM(completion_tokens) AS c, SUM(cost_micros) AS cost, SUM(errors) AS e FROM usage_rollups WHERE tenant_id = ${tenantId}`);
+    expect(numbers(roll)).toEqual(numbers(raw));
+    const statuses = (await rawRows(store, sql`SELECT DISTINCT status FROM usage_records WHERE tenant_id = ${tenantId}`)).map((r) => r.status);
     expect(statuses).toEqual(expect.arrayContaining(['ok', 'error', 'refused', 'client_disconnect']));
     await plan({});
   });

@@ -1,4 +1,6 @@
+import { sql, type SQL } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rawRows } from '../helpers/stores.js';
 import { unrestricted } from '../../server/access/entitlements.js';
 import { startTestApp, testConfig, type TestApp } from '../helpers/app.js';
 import { scimTenant, shape, type ScimClient } from '../fixtures/scim/setup.js';
@@ -24,9 +26,10 @@ afterAll(async () => {
   await app.close();
 });
 
-const db = () => app.services.sqlite!.$client;
-const membership = (tenantId: string, userId: string) => db().prepare('SELECT role FROM memberships WHERE tenant_id = ? AND user_id = ?').get(tenantId, userId) as { role: string } | undefined;
-const account = (userId: string) => db().prepare('SELECT email, name, status, password_hash FROM users WHERE id = ?').get(userId) as { email: string; name: string; status: string; password_hash: string | null };
+// What is stored, read on either dialect (TEST_DIALECT=postgres runs this file on PostgreSQL).
+const one = async (q: SQL): Promise<any> => (await rawRows(app.services.store, q))[0]; // a raw row: its columns as the SQL names them
+const membership = async (tenantId: string, userId: string) => (await one(sql`SELECT role FROM memberships WHERE tenant_id = ${tenantId} AND user_id = ${userId}`)) as { role: string } | undefined;
+const account = async (userId: string) => (await one(sql`SELECT email, name, status, password_hash FROM users WHERE id = ${userId}`)) as { email: string; name: string; status: string; password_hash: string | null };
 
 function expectScimJson(r: { headers: Headers }) {
   expect(r.headers.get('content-type')).toMatch(/^application\/scim\+json/);
@@ -72,8 +75,8 @@ describe('Microsoft Entra ID request sequence', () => {
       meta: { resourceType: 'User', location: `${app.url}/scim/v2/Users/${userId}` },
     });
     // The account: the primary e-mail, no password (its holder signs in through the tenant's IdP), a member.
-    expect(account(userId)).toMatchObject({ email: `test_user_fd0ea19b-0777-472c-9f96-4f70d2226f2e@${entra.domain}`, status: 'active', password_hash: null });
-    expect(membership(entra.tenant.id, userId)?.role).toBe('member');
+    expect(await account(userId)).toMatchObject({ email: `test_user_fd0ea19b-0777-472c-9f96-4f70d2226f2e@${entra.domain}`, status: 'active', password_hash: null });
+    expect((await membership(entra.tenant.id, userId))?.role).toBe('member');
 
     for (const q of ['getUserByUserName', 'getUserByExternalId', 'getUserByWorkEmail']) {
       const r = await c('GET', shape('entra-id', q, vars));
@@ -90,7 +93,7 @@ describe('Microsoft Entra ID request sequence', () => {
     expect(r.status).toBe(200);
     expect(r.body.emails).toEqual([{ primary: true, type: 'work', value: `updatedEmail@${entra.domain}` }]);
     expect(r.body.name.familyName).toBe('updatedFamilyName');
-    expect(account(userId).email).toBe(`updatedemail@${entra.domain}`);
+    expect((await account(userId)).email).toBe(`updatedemail@${entra.domain}`);
 
     r = await c('PATCH', `/Users/${userId}`, shape('entra-id', 'patchSingleValued', vars));
     expect(r.status).toBe(200);
@@ -103,22 +106,22 @@ describe('Microsoft Entra ID request sequence', () => {
       name: { givenName: 'updatedGivenName', familyName: 'updatedFamilyName' },
       'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User': { department: 'Research', employeeNumber: '1234' },
     });
-    expect(account(userId).name).toBe('Updated Display');
+    expect((await account(userId)).name).toBe('Updated Display');
   });
 
   it('disables with active "False" and enables with "True" (and the compliant boolean)', async () => {
     let r = await c('PATCH', `/Users/${userId}`, shape('entra-id', 'disableUser', vars));
     expect(r.status).toBe(200);
     expect(r.body.active).toBe(false);
-    expect(membership(entra.tenant.id, userId)).toBeUndefined();
-    expect(account(userId).status).toBe('deactivated');
+    expect(await membership(entra.tenant.id, userId)).toBeUndefined();
+    expect((await account(userId)).status).toBe('deactivated');
     // Still served (Entra reads it back), filterable by active.
     expect((await c('GET', `/Users?filter=${encodeURIComponent('active eq false')}`)).body.Resources.map((u: any) => u.id)).toContain(userId);
 
     r = await c('PATCH', `/Users/${userId}`, shape('entra-id', 'enableUser', vars));
     expect(r.body.active).toBe(true);
-    expect(membership(entra.tenant.id, userId)?.role).toBe('member');
-    expect(account(userId).status).toBe('active');
+    expect((await membership(entra.tenant.id, userId))?.role).toBe('member');
+    expect((await account(userId)).status).toBe('active');
 
     r = await c('PATCH', `/Users/${userId}`, shape('entra-id', 'disableUserCompliant', vars));
     expect(r.body.active).toBe(false);
@@ -160,9 +163,9 @@ describe('Microsoft Entra ID request sequence', () => {
     const r = await c('DELETE', `/Users/${userId}`);
     expect(r.status).toBe(204);
     expectScimError(await c('GET', `/Users/${userId}`), 404);
-    expect(membership(entra.tenant.id, userId)).toBeUndefined();
-    expect(account(userId).status).toBe('deactivated'); // its only tenant: the seat is freed
-    const audit = db().prepare("SELECT actor_type, actor_id, target_id, details FROM audit_log WHERE action = 'scim.user.delete' AND target_id = ?").get(userId) as any;
+    expect(await membership(entra.tenant.id, userId)).toBeUndefined();
+    expect((await account(userId)).status).toBe('deactivated'); // its only tenant: the seat is freed
+    const audit = await one(sql`SELECT actor_type, actor_id, target_id, details FROM audit_log WHERE action = 'scim.user.delete' AND target_id = ${userId}`);
     expect(audit).toMatchObject({ actor_type: 'system', actor_id: `scim:${entra.tokenId}`, target_id: userId });
     expect(JSON.parse(audit.details)).toMatchObject({ via: 'scim', previous_role: 'member', account_deactivated: true });
   });
@@ -172,8 +175,8 @@ describe('Microsoft Entra ID request sequence', () => {
     const again = await c('POST', '/Users', { ...shape('entra-id', 'createUser', vars), emails: [{ primary: true, type: 'work', value: `updatedEmail@${entra.domain}` }] });
     expect(again.status).toBe(201);
     expect(again.body.id).toBe(userId);
-    expect(account(userId).status).toBe('active');
-    expect(membership(entra.tenant.id, userId)?.role).toBe('member');
+    expect((await account(userId)).status).toBe('active');
+    expect((await membership(entra.tenant.id, userId))?.role).toBe('member');
   });
 });
 
@@ -195,9 +198,9 @@ describe('Okta request sequence', () => {
     vars.user = userId;
     expect(created.body).toMatchObject({ userName: `test.user@${okta.domain}`, displayName: 'Test User', locale: 'en-US', externalId: '00ujl29u0le5T6Aj10h7', active: true, groups: [] });
     expect(created.body.password).toBeUndefined();
-    const row = db().prepare('SELECT * FROM scim_users WHERE user_id = ?').get(userId);
+    const row = await one(sql`SELECT * FROM scim_users WHERE user_id = ${userId}`);
     expect(JSON.stringify(row)).not.toContain('1mz050nq');
-    expect(account(userId).password_hash).toBeNull();
+    expect((await account(userId)).password_hash).toBeNull();
 
     const found = await c('GET', shape('okta', 'getUserByUserName', vars));
     expect(found.body).toMatchObject({ totalResults: 1, startIndex: 1, itemsPerPage: 1 });
@@ -213,10 +216,10 @@ describe('Okta request sequence', () => {
     let r = await c('PATCH', `/Users/${userId}`, shape('okta', 'deactivateUser', vars));
     expect(r.status).toBe(200);
     expect(r.body.active).toBe(false);
-    expect(membership(okta.tenant.id, userId)).toBeUndefined();
+    expect(await membership(okta.tenant.id, userId)).toBeUndefined();
     r = await c('PATCH', `/Users/${userId}`, shape('okta', 'reactivateUser', vars));
     expect(r.body.active).toBe(true);
-    expect(membership(okta.tenant.id, userId)?.role).toBe('member');
+    expect((await membership(okta.tenant.id, userId))?.role).toBe('member');
   });
 
   it('groups: create, find, list, rename (id in the value), add and remove a member by filter, delete', async () => {

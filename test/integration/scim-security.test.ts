@@ -1,3 +1,5 @@
+import { sql, type SQL } from 'drizzle-orm';
+import { rawRows } from '../helpers/stores.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { unrestricted, type Entitlements } from '../../server/access/entitlements.js';
 import { SESSION_COOKIE } from '../../server/identity/sessions.js';
@@ -35,13 +37,20 @@ afterAll(async () => {
   await app.close();
 });
 
-const db = () => app.services.sqlite!.$client;
+// What is stored, read on either dialect (TEST_DIALECT=postgres runs this file on PostgreSQL).
+const rows = (q: SQL) => rawRows(app.services.store, q);
 const REFUSED = 'An account with this e-mail exists and cannot be provisioned by this tenant; ask a platform administrator.';
-const snapshot = () => JSON.stringify([db().prepare('SELECT * FROM scim_users ORDER BY tenant_id, user_id').all(), db().prepare('SELECT * FROM scim_group_members ORDER BY group_id, user_id').all(), db().prepare('SELECT * FROM memberships ORDER BY tenant_id, user_id').all(), db().prepare('SELECT id, email, name, status FROM users ORDER BY id').all()]);
+const snapshot = async () =>
+  JSON.stringify([
+    await rows(sql`SELECT * FROM scim_users ORDER BY tenant_id, user_id`),
+    await rows(sql`SELECT * FROM scim_group_members ORDER BY group_id, user_id`),
+    await rows(sql`SELECT * FROM memberships ORDER BY tenant_id, user_id`),
+    await rows(sql`SELECT id, email, name, status FROM users ORDER BY id`),
+  ]);
 
 describe('tenant isolation', () => {
   it("A's token: B's user and group by id are 404 for every method, and nothing in B changes", async () => {
-    const before = snapshot();
+    const before = await snapshot();
     const patch = { schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'], Operations: [{ op: 'replace', path: 'active', value: false }] };
     for (const [method, path, body] of [
       ['GET', `/Users/${bUser.id}`],
@@ -57,7 +66,7 @@ describe('tenant isolation', () => {
       expect(r.status, `${method} ${path}`).toBe(404);
       expect(r.body.schemas).toEqual(['urn:ietf:params:scim:api:messages:2.0:Error']);
     }
-    expect(snapshot()).toBe(before);
+    expect(await snapshot()).toBe(before);
     expect((await B.client('GET', `/Users/${bUser.id}`)).body.active).toBe(true);
   });
 
@@ -73,47 +82,47 @@ describe('tenant isolation', () => {
   });
 
   it("A cannot put B's user into A's group", async () => {
-    const before = snapshot();
+    const before = await snapshot();
     const r = await A.client('POST', '/Groups', { displayName: 'Alpha Team', members: [{ value: bUser.id }] });
     expect(r.status).toBe(400);
     expect(r.body.scimType).toBe('invalidValue');
-    expect(snapshot()).toBe(before);
+    expect(await snapshot()).toBe(before);
   });
 });
 
 describe('identity authority', () => {
   it("a userName/e-mail of a platform administrator is refused (409), the account untouched, the attempt audited", async () => {
     const root = await app.services.identity.users.create(sys(app.services), { email: `root@${A.domain}`, password: PASSWORD, platformAdmin: true });
-    const before = snapshot();
+    const before = await snapshot();
     const r = await A.client('POST', '/Users', { userName: `root@${A.domain}`, emails: [{ value: `ROOT@${A.domain}`, primary: true }] });
     expect(r.status).toBe(409);
     expect(r.body.scimType).toBe('uniqueness');
     expect(r.body.detail).toBe(REFUSED); // the same answer as for any account it may not hold
-    expect(snapshot()).toBe(before);
+    expect(await snapshot()).toBe(before);
     expect((await login(app.url, root.email)).status).toBe(200); // still signs in with its own password
-    const audit = db().prepare("SELECT reason, outcome FROM audit_log WHERE action = 'scim.user.create' AND outcome = 'denied' ORDER BY seq DESC LIMIT 1").get();
+    const [audit] = await rows(sql`SELECT reason, outcome FROM audit_log WHERE action = 'scim.user.create' AND outcome = 'denied' ORDER BY seq DESC LIMIT 1`);
     expect(audit).toEqual({ reason: 'account_link_refused', outcome: 'denied' });
   });
 
   it("an account that is a member of another tenant is not taken over, even in the tenant's verified domain", async () => {
     const u = await app.services.identity.users.create(sys(app.services), { email: `carol@${A.domain}`, password: PASSWORD });
     await app.services.identity.users.grant(B.ctx, u.id, 'admin');
-    const before = snapshot();
+    const before = await snapshot();
     const r = await A.client('POST', '/Users', { userName: `carol@${A.domain}` });
     expect(r.status).toBe(409);
     expect(r.body.detail).toBe(REFUSED);
-    expect(snapshot()).toBe(before);
+    expect(await snapshot()).toBe(before);
   });
 
   it('a new account only for a domain verified for the tenant: another tenant’s or an unverified domain is refused, nothing created', async () => {
-    const before = snapshot();
+    const before = await snapshot();
     for (const email of [`mallory@${B.domain}`, 'mallory@unverified.test']) {
       const r = await A.client('POST', '/Users', { userName: email });
       expect(r.status, email).toBe(400);
       expect(r.body.detail, email).toMatch(/not verified for this tenant/);
       expect(await app.services.identity.users.byEmail(email), email).toBeUndefined();
     }
-    expect(snapshot()).toBe(before);
+    expect(await snapshot()).toBe(before);
   });
 
   it('an existing account of the verified domain that belongs to no tenant is adopted', async () => {
@@ -168,8 +177,8 @@ describe('the SCIM token', () => {
   });
 
   it('stored only as a hash; create refused while one is live; revoke and rotate by the CLI hold at the next request; audited', async () => {
-    const rows = db().prepare('SELECT * FROM scim_tokens WHERE tenant_id = ?').all(A.tenant.id);
-    expect(JSON.stringify(rows)).not.toContain(A.token.slice(17));
+    const tokens = await rows(sql`SELECT * FROM scim_tokens WHERE tenant_id = ${A.tenant.id}`);
+    expect(JSON.stringify(tokens)).not.toContain(A.token.slice(17));
 
     const again = await runCli(['scim', 'token', 'create', '--tenant', 'alpha'], cliEnv);
     expect(again.code).not.toBe(0);
@@ -191,9 +200,7 @@ describe('the SCIM token', () => {
     expect((await scimClient(app.url, token)('GET', '/Users')).status).toBe(200);
     A = { ...A, token, client: scimClient(app.url, token) };
 
-    const actions = db()
-      .prepare("SELECT action, actor_id FROM audit_log WHERE tenant_ref = ? AND action LIKE 'scim.token.%' ORDER BY seq")
-      .all(A.tenant.id) as { action: string; actor_id: string }[];
+    const actions = (await rows(sql`SELECT action, actor_id FROM audit_log WHERE tenant_ref = ${A.tenant.id} AND action LIKE 'scim.token.%' ORDER BY seq`)) as { action: string; actor_id: string }[];
     expect(actions.map((a) => a.action)).toEqual(['scim.token.create', 'scim.token.rotate', 'scim.token.revoke', 'scim.token.create']);
     expect(actions.slice(1).every((a) => a.actor_id === 'cli')).toBe(true);
   });
@@ -237,7 +244,7 @@ describe('licence capability scim', () => {
       expect(refused.body.detail).toMatch(/licence/);
       expect((await t.client('GET', '/Users')).status).toBe(403);
       expect((await t.client('DELETE', `/Users/${u.body.id}`)).status).toBe(204);
-      expect(other.services.sqlite!.$client.prepare('SELECT 1 FROM memberships WHERE user_id = ?').get(u.body.id)).toBeUndefined();
+      expect(await rawRows(other.services.store, sql`SELECT 1 FROM memberships WHERE user_id = ${u.body.id}`)).toEqual([]);
     } finally {
       await other.close();
     }
