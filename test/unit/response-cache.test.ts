@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { cacheDirective } from '../../server/gateway/cache/index.js';
 import { chunksOf, ChunkFold, choicesOfFold, wholeOf, type CacheEntry } from '../../server/gateway/cache/entry.js';
-import { cacheKey, canonical, deterministic, offersTools } from '../../server/gateway/cache/key.js';
+import { cacheKey, canonical, deterministic, offersTools, replayable } from '../../server/gateway/cache/key.js';
 import { CACHE_OFF, cacheOn, mergeCacheSettings, parseCacheSettings } from '../../server/gateway/cache/settings.js';
 
 const secret = randomBytes(32);
@@ -51,6 +51,9 @@ describe('response cache key', () => {
     expect(offersTools({ tools: [{}] })).toBe(true);
     expect(offersTools({ tools: [] })).toBe(false);
     expect(offersTools({ functions: [{}] })).toBe(true);
+    expect(replayable({ temperature: 0 })).toBe(true);
+    expect(replayable({ logprobs: true, top_logprobs: 2 })).toBe(false);
+    expect(replayable({ modalities: ['text', 'audio'] })).toBe(false);
   });
 });
 

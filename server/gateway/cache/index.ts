@@ -17,7 +17,7 @@ import type { PolicyCache } from '../policy-cache.js';
 import type { GatewayDeps } from '../service.js';
 import { finishCall } from '../usage-record.js';
 import { choicesOfFold, choicesOfWhole, chunksOf, ChunkFold, wholeOf, type CacheEntry } from './entry.js';
-import { cacheKey, deterministic, offersTools } from './key.js';
+import { cacheKey, deterministic, offersTools, replayable } from './key.js';
 import { CacheRedis, entryKey } from './redis-store.js';
 import { cacheOn, MAX_ENTRY_BYTES, type CacheSettings } from './settings.js';
 
@@ -29,8 +29,8 @@ import { cacheOn, MAX_ENTRY_BYTES, type CacheSettings } from './settings.js';
  *
  *  - off for the tenant and key (the default): lookup() returns undefined at once, nothing else
  *    runs (one property read on the cached policy entry and one on its key map);
- *  - not cacheable (no temperature 0 or seed, tools the tenant did not allow, embeddings are
- *    not cached) or the client sent `Cache-Control: no-store` / `x-enclave-cache: bypass`:
+ *  - not cacheable (no temperature 0 or seed, tools the tenant did not allow, log probabilities
+ *    or audio asked for, embeddings) or the client sent `Cache-Control: no-store` / `x-enclave-cache: bypass`:
  *    `bypass`, nothing is read or stored (`no-cache`: not read, the fresh answer is stored);
  *  - otherwise one Redis read for the keys of the call's allowed candidates (tenant, deployment,
  *    classification, normalized request after redaction: key.ts); the first candidate with an
@@ -172,7 +172,7 @@ export class ResponseCache {
     if (!cacheOn(s, ctx.principal?.keyId)) return undefined;
     const body = st.call.body;
     const directive = st.call.cacheDirective;
-    if (directive === 'no-store' || !deterministic(body) || (!s.allowTools && offersTools(body))) return BYPASS_LOOKUP;
+    if (directive === 'no-store' || !deterministic(body) || !replayable(body) || (!s.allowTools && offersTools(body))) return BYPASS_LOOKUP;
     const tenantId = ctx.tenant!.id;
     const keyed: Keyed[] = [];
     // `caller`: each key (or web-chat user) has entries of its own; a caller without either shares nothing.

@@ -51,6 +51,11 @@ export function deterministic(body: Readonly<Record<string, unknown>>): boolean 
   return body.temperature === 0 || (typeof body.seed === 'number' && Number.isFinite(body.seed));
 }
 
+/** What a stored answer cannot give back (log probabilities, audio output): such requests are not cached. */
+export function replayable(body: Readonly<Record<string, unknown>>): boolean {
+  return body.logprobs !== true && !(Array.isArray(body.modalities) && body.modalities.includes('audio')) && body.audio === undefined;
+}
+
 /** The request offers tools (or legacy functions) the model may call. */
 export function offersTools(body: Readonly<Record<string, unknown>>): boolean {
   return (Array.isArray(body.tools) && body.tools.length > 0) || (Array.isArray(body.functions) && body.functions.length > 0);
