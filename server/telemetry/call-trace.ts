@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span, type Tracer } from '@opentelemetry/api';
 import type { RequestContext } from '../context.js';
 import { AppError } from '../errors.js';
@@ -70,6 +71,8 @@ class Spans implements OtelCall {
   /** The try whose answer is being relayed (ended with the call). */
   private winner: Span | undefined;
   private tries = 0;
+  /** The last try that failed, not ended yet (see upstream()). */
+  private failed: { readonly span: Span; readonly e: unknown; readonly at: number } | undefined;
   private responseModel: string | undefined;
   private reasons: string[] | undefined;
 
@@ -114,21 +117,34 @@ class Spans implements OtelCall {
       'enclave.try': ++this.tries,
       ...serverOf(dep),
     };
+    this.endFailed(false);
     const span = this.tracer.startSpan(`${this.op} ${model}`, { kind: SpanKind.CLIENT, attributes }, this.stageCtx);
     return withActive(active(this.stageCtx, span), fn).then(
       (v) => {
-        this.winner?.end();
         this.winner = span;
         return v;
       },
       (e: unknown) => {
-        span.setAttribute('error.type', errorType(e));
-        if (e instanceof UpstreamError && e.status) span.setAttribute('http.response.status_code', e.status);
-        span.setStatus({ code: SpanStatusCode.ERROR });
-        span.end();
+        // Ended by the next try or by end(): only then is it known whether the client left
+        // (the abort surfaces as a connection error here), which is not the provider failing.
+        this.failed = { span, e, at: performance.timeOrigin + performance.now() };
         throw e;
       },
     );
+  }
+
+  /** Ends the last failed try: as the provider's failure, or as the client's leaving. */
+  private endFailed(clientGone: boolean): void {
+    const f = this.failed;
+    if (!f) return;
+    this.failed = undefined;
+    if (clientGone) f.span.setAttribute('error.type', 'client_disconnect');
+    else {
+      f.span.setAttribute('error.type', errorType(f.e));
+      if (f.e instanceof UpstreamError && f.e.status) f.span.setAttribute('http.response.status_code', f.e.status);
+      f.span.setStatus({ code: SpanStatusCode.ERROR });
+    }
+    f.span.end(f.at);
   }
 
   answer(body: ChatCompletion | CreateEmbeddingResponse): void {
@@ -149,6 +165,7 @@ class Spans implements OtelCall {
   }
 
   end(st: CallState): void {
+    this.endFailed(st.status === 'client_disconnect');
     this.stageSpan.end();
     const dep = st.deployment;
     const a: Attributes = { 'enclave.status': st.status, 'enclave.attempts': st.attempts };

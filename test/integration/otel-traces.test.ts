@@ -202,6 +202,23 @@ describe('OpenTelemetry traces over OTLP/HTTP', () => {
     }
   });
 
+  it('a client that goes away before the first byte: the upstream try ends as client_disconnect, not as a provider failure', async () => {
+    const traceId = hex(16);
+    upstream.reset();
+    upstream.fail({ mode: 'slow_first_token', delayMs: 3000 });
+    const ac = new AbortController();
+    const pending = client.chat.completions.create({ model: 'gpt-fake', messages: [{ role: 'user', content: PROMPT }] }, { headers: { traceparent: `00-${traceId}-${hex(8)}-01` }, signal: ac.signal });
+    await waitFor(() => upstream.requests.length === 1, { what: 'the upstream request in flight' });
+    ac.abort();
+    await pending.catch(() => undefined);
+    const spans = await traceOf(traceId, (ss) => ss.length >= 6 && ss.some((s) => s.kind === SERVER));
+    const up = only(spans, (s) => s.kind === CLIENT, 'upstream try');
+    expect(up.attributes['error.type']).toBe('client_disconnect');
+    expect(up.status).toBe(0);
+    expect(only(spans, (s) => s.kind === 1 && s.name === 'chat gpt-fake', 'call').attributes['enclave.status']).toBe('client_disconnect');
+    upstream.assertNoPendingFaults();
+  });
+
   it('a retried upstream try and a refusal: each try is a span (the failed one with its code only), a refusal has no upstream span', async () => {
     upstream.fail('server_error');
     const traceId = hex(16);
