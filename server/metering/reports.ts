@@ -3,6 +3,7 @@ import type { GroupBy, MeteringRepo, RollupGroupRow } from '../db/repos/metering
 import { monthById, monthWindow, tzOffset, type LimitName } from './limits.js';
 import type { PlanService } from './plans.js';
 import type { TeamsRepo } from '../db/repos/teams.js';
+import type { TeamGrant } from '../context.js';
 
 /** Usage reports from the rollups (kept when raw records are purged). */
 export interface ReportQuery {
@@ -87,12 +88,12 @@ export class Reports {
   }
 
   /** A key's or user's own usage this month and what remains at every level (self-service). */
-  async self(tenantId: string, subject: { userId?: string; keyId?: string }) {
+  async self(tenantId: string, subject: { userId?: string; keyId?: string; team?: TeamGrant }) {
     await this.flush();
     const t = await this.plans.tenantFresh(tenantId);
     const tz = t?.timezone ?? 'UTC';
     const w = monthWindow(this.clock.now(), tz);
-    const levels: { level: string; limits: Partial<Record<LimitName, number>>; used: { tokens: number; cost_micros: number; requests: number } }[] = [];
+    const levels: { level: string; team?: { id: string; name: string }; limits: Partial<Record<LimitName, number>>; used: { tokens: number; cost_micros: number; requests: number } }[] = [];
     const lim = (json: string | undefined) => (json ? JSON.parse(json) : {});
     if (subject.keyId) {
       const u = await this.repo.usageSince(tenantId, w.start, w.end, { type: 'key', id: subject.keyId });
@@ -101,6 +102,12 @@ export class Reports {
     if (subject.userId) {
       const u = await this.repo.usageSince(tenantId, w.start, w.end, { type: 'user', id: subject.userId });
       levels.push({ level: 'user', limits: lim(await this.repo.limits(tenantId, 'user', subject.userId)), used: { tokens: u.tokens, cost_micros: u.cost, requests: u.requests } });
+    }
+    // The call's team (server/teams): its limits and what the whole team used this month.
+    if (subject.team && this.teams) {
+      const u = await this.teams.usageSince(tenantId, subject.team.id, w.start, w.end);
+      const limits = Object.fromEntries(Object.entries(subject.team.limits ?? {}).filter(([, v]) => typeof v === 'number')) as Partial<Record<LimitName, number>>;
+      levels.push({ level: 'team', team: { id: subject.team.id, name: subject.team.name }, limits, used: { tokens: u.tokens, cost_micros: u.cost, requests: u.requests } });
     }
     const tu = await this.repo.usageSince(tenantId, w.start, w.end);
     levels.push({ level: 'tenant', limits: Object.fromEntries(Object.entries(t?.plan.limits ?? {}).filter(([, v]) => typeof v === 'number')), used: { tokens: tu.tokens, cost_micros: tu.cost, requests: tu.requests } });

@@ -132,7 +132,7 @@ export function meteringRouter(identity: Identity, m: Metering): Router {
     if (!ctx.tenant) throw new AppError(400, 'tenant_required', 'Select a tenant first.');
     // A key may always read its own usage (no scope needed); a session needs usage:read_own.
     if (p.kind !== 'api_key') await access.require(ctx, 'usage:read_own', { ownerUserId: p.userId ?? null });
-    res.json(await m.reports.self(ctx.tenant.id, { ...(p.keyId ? { keyId: p.keyId } : {}), ...(p.userId ? { userId: p.userId } : {}) }));
+    res.json(await m.reports.self(ctx.tenant.id, { ...(p.keyId ? { keyId: p.keyId } : {}), ...(p.userId ? { userId: p.userId } : {}), ...(p.team ? { team: p.team } : {}) }));
   });
   return r;
 }

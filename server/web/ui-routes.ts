@@ -53,7 +53,7 @@ export function uiRouter(identity: Identity, license: LicenseService, opts: UiOp
     if (!ctx.tenant) throw new AppError(400, 'tenant_required', 'Choose an organisation first.');
     await identity.access.require(ctx, 'usage:read_own', { ownerUserId: p.userId ?? null }, { type: 'usage' });
     if (!m) throw new AppError(503, 'metering_unavailable', 'Usage metering is not available on this server.');
-    const self = await m.reports.self(ctx.tenant.id, { ...(p.userId ? { userId: p.userId } : {}) });
+    const self = await m.reports.self(ctx.tenant.id, { ...(p.userId ? { userId: p.userId } : {}), ...(p.team ? { team: p.team } : {}) });
     const byDay = await m.reports.report({ tenantId: ctx.tenant.id, by: 'day', ...(p.userId ? { userId: p.userId } : {}) });
     res.set('cache-control', 'no-store').json({
       ...self,

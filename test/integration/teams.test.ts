@@ -108,6 +108,12 @@ describe('teams', () => {
     expect(records).toHaveLength(ok);
     const used = records.reduce((t, u) => t + u.promptTokens + u.completionTokens, 0);
     expect(used).toBeLessThanOrEqual(60);
+    // Self-service usage with the team key shows the team level and what the whole team has left.
+    const self = await call(env.app.url, '/v1/enclave/usage', { key: k.secret });
+    expect(self.status).toBe(200);
+    const teamLevel = self.body.levels.find((l: { level: string }) => l.level === 'team');
+    expect(teamLevel).toMatchObject({ team: { id: team, name: 'Research' }, limits: { monthly_tokens: 60 }, used: { tokens: used } });
+    expect(self.body.remaining.monthly_tokens).toBe(Math.max(0, 60 - used));
   });
 
   it('a model the team may not use is refused for a team key and for a team member (team_model_not_allowed); others may use it', async () => {

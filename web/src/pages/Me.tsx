@@ -25,7 +25,7 @@ interface MyUsage {
   can_create_keys: boolean;
 }
 
-const LEVEL_LABEL: Record<string, string> = { user: 'You', key: 'This key', tenant: 'Your organisation' };
+const LEVEL_LABEL: Record<string, string> = { user: 'You', key: 'This key', team: 'Your team', tenant: 'Your organisation' };
 
 /** The signed-in user's own usage this month (by day and model), remaining quota, and own API keys. */
 export function MePage() {
