@@ -111,6 +111,7 @@ export function finishCall(d: GatewayDeps, ctx: RequestContext, st: CallState): 
   if (st.cache) {
     row.cache = st.cache.status;
     row.savedCostMicros = st.cache.saved;
+    row.costMicros = st.cache.charge;
   }
   d.metering?.complete(st.reservation, row);
   st.cache?.end(row, st);

@@ -159,8 +159,8 @@ export function createMetering(o: {
     },
     allowsBoundary: (ctx, boundary) => boundary !== 'public' || !ctx.tenant || plans.has(ctx.tenant.id, 'cloud_providers'),
     complete: (r, row) => {
-      // A response-cache hit reached no deployment: no per-request price either (its tokens are zero).
-      const c = pricing.cost(row.model ?? row.alias, row.deploymentId, row.promptTokens, row.completionTokens, row.deploymentId && row.cache !== 'hit' ? 1 : 0);
+      // A response-cache hit reached no deployment: its cost is what the cache charges (the tenant's hit_cost_fraction of the original, default 0), not a price.
+      const c = row.cache === 'hit' ? { costMicros: row.costMicros, priceVersion: null } : pricing.cost(row.model ?? row.alias, row.deploymentId, row.promptTokens, row.completionTokens, row.deploymentId ? 1 : 0);
       row.costMicros = c.costMicros;
       row.priceVersion = c.priceVersion;
       // Calls that reached a deployment (zero-priced ones too, so local models show as free).
