@@ -96,6 +96,18 @@ describe('response cache', { shuffle: false }, () => {
     expect(g.body.stats.stored_bytes).toBeGreaterThan(0);
   });
 
+  it('hit_cost_fraction: a hit is charged that share of the original cost (chargeback), and saves the rest', async () => {
+    await setCache(T(), owner, { hit_cost_fraction: 0.25 });
+    const p = marker('fraction');
+    const a = await chat(p);
+    const b = await chat(p);
+    expect(b.cache).toBe('hit');
+    const miss = await usageOf(a.requestId);
+    const charge = Math.round(miss.costMicros * 0.25);
+    expect(await usageOf(b.requestId)).toMatchObject({ cache: 'hit', promptTokens: 0, completionTokens: 0, costMicros: charge, savedCostMicros: miss.costMicros - charge });
+    await setCache(T(), owner, { hit_cost_fraction: 0 });
+  });
+
   it('the request is normalized: key order and the caller-only `user` field do not matter; other parameters do', async () => {
     const p = marker('norm');
     const before = upstreamCalls();

@@ -96,8 +96,10 @@ const BYPASS_LOOKUP: CacheLookup = {};
 
 /** The cache's part of one call (CallState.cache): its status for the facts and the usage record, and what a miss stores. */
 export class CacheTicket {
-  /** What the hit saved (the original call's cost), for the usage record. */
+  /** What the hit saved (the original call's cost minus what the hit is charged), for the usage record. */
   saved = 0;
+  /** What the hit is charged (the tenant's hit_cost_fraction of the original cost). */
+  charge = 0;
   private fold: ChunkFold | undefined;
   private whole: ChatCompletion | undefined;
 
@@ -216,7 +218,7 @@ export class ResponseCache {
     planner.bodyFor(plan, found.c, st.call.body, st); // the facts: which detectors the answer's request had redacted
     this.lookups.hit.inc();
     this.served.inc(found.bytes);
-    return this.serve(ctx, st, d, found.c, found.entry);
+    return this.serve(ctx, st, d, found.c, found.entry, l.settings!);
   }
 
   /** The first candidate with an entry that decrypts; 'error' when Redis is unavailable. Never rejects. */
@@ -249,9 +251,10 @@ export class ResponseCache {
     }
   }
 
-  private serve(ctx: RequestContext, st: CallState, d: GatewayDeps, c: Candidate, e: CacheEntry): GatewayResult {
+  private serve(ctx: RequestContext, st: CallState, d: GatewayDeps, c: Candidate, e: CacheEntry, s: CacheSettings): GatewayResult {
     const ticket = new CacheTicket('hit');
-    ticket.saved = e.cost;
+    ticket.charge = Math.round(e.cost * s.hitCostFraction);
+    ticket.saved = e.cost - ticket.charge;
     st.cache = ticket;
     st.deployment = c.deployment;
     st.model = c.model;

@@ -24,6 +24,7 @@ const storedSchema = z.object({
   allow_tools: z.boolean(),
   keys: z.record(keyId, z.boolean()),
   partition: z.enum(['tenant', 'caller']).optional(),
+  hit_cost_fraction: z.number().min(0).max(1).optional(),
 });
 
 /** PUT body: every field optional (it keeps its value); `keys` entries set to null are removed. */
@@ -35,6 +36,7 @@ export const cacheSettingsInput = z
     allow_tools: z.boolean().optional(),
     keys: z.record(keyId, z.boolean().nullable()).optional(),
     partition: z.enum(['tenant', 'caller']).optional(),
+    hit_cost_fraction: z.number().min(0).max(1).optional(),
   })
   .strict();
 export type CacheSettingsInput = z.infer<typeof cacheSettingsInput>;
@@ -53,15 +55,17 @@ export interface CacheSettings {
    * member can tell from a hit that another asked the same).
    */
   readonly partition: 'tenant' | 'caller';
+  /** What a hit costs, as a fraction of the original call's cost (0 = free, the default; chargeback of a shared cache). */
+  readonly hitCostFraction: number;
 }
 
-export const CACHE_OFF: CacheSettings = { enabled: false, ttlSeconds: DEFAULT_TTL_SECONDS, maxBytes: DEFAULT_MAX_BYTES, allowTools: false, keys: {}, partition: 'tenant' };
+export const CACHE_OFF: CacheSettings = { enabled: false, ttlSeconds: DEFAULT_TTL_SECONDS, maxBytes: DEFAULT_MAX_BYTES, allowTools: false, keys: {}, partition: 'tenant', hitCostFraction: 0 };
 
 export function parseCacheSettings(json: string | undefined): CacheSettings {
   if (!json) return CACHE_OFF;
   try {
     const v = storedSchema.parse(JSON.parse(json));
-    return { enabled: v.enabled, ttlSeconds: v.ttl_seconds, maxBytes: v.max_bytes, allowTools: v.allow_tools, keys: v.keys, partition: v.partition ?? 'tenant' };
+    return { enabled: v.enabled, ttlSeconds: v.ttl_seconds, maxBytes: v.max_bytes, allowTools: v.allow_tools, keys: v.keys, partition: v.partition ?? 'tenant', hitCostFraction: v.hit_cost_fraction ?? 0 };
   } catch {
     // A setting that does not parse caches nothing: off is the safe reading for customer data.
     return CACHE_OFF;
@@ -69,7 +73,7 @@ export function parseCacheSettings(json: string | undefined): CacheSettings {
 }
 
 export function cacheSettingsJson(c: CacheSettings) {
-  return { enabled: c.enabled, ttl_seconds: c.ttlSeconds, max_bytes: c.maxBytes, allow_tools: c.allowTools, keys: { ...c.keys }, partition: c.partition };
+  return { enabled: c.enabled, ttl_seconds: c.ttlSeconds, max_bytes: c.maxBytes, allow_tools: c.allowTools, keys: { ...c.keys }, partition: c.partition, hit_cost_fraction: c.hitCostFraction };
 }
 
 export function mergeCacheSettings(before: CacheSettings, input: CacheSettingsInput): CacheSettings {
@@ -85,6 +89,7 @@ export function mergeCacheSettings(before: CacheSettings, input: CacheSettingsIn
     allowTools: input.allow_tools ?? before.allowTools,
     keys,
     partition: input.partition ?? before.partition,
+    hitCostFraction: input.hit_cost_fraction ?? before.hitCostFraction,
   };
 }
 
