@@ -17,3 +17,15 @@ export function rememberDatabase(dataDir: string, url: string | undefined): void
 export function databaseOf(dataDir: string | undefined): string | undefined {
   return dataDir === undefined ? undefined : urls.get(dataDir);
 }
+
+/**
+ * The environment that puts a test's own config (testConfig(…)) on the run's dialect: nothing on
+ * SQLite, a fresh PostgreSQL database under TEST_DIALECT=postgres. For files that build their
+ * services themselves instead of through startTestApp (which does this already); pair it with
+ * rememberDatabase(config.dataDir, config.databaseUrl) when the file runs the CLI.
+ */
+export async function dialectEnv(prefix = 'app'): Promise<Record<string, string>> {
+  if (testDialect() !== 'postgres') return {};
+  const { freshDatabase } = await import('./postgres.js');
+  return { ENCLAVE_DATABASE_URL: await freshDatabase(prefix) };
+}

@@ -4,10 +4,12 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { unrestricted } from '../../server/access/entitlements.js';
 import { buildApp, createServices, type Services } from '../../server/app.js';
-import { verifyChain } from '../../server/audit/log.js';
+import { desc, eq, inArray, sql } from 'drizzle-orm';
 import { listen, type RunningServer } from '../../server/http/server.js';
 import { REDACT_PATHS } from '../../server/logger.js';
 import { testConfig } from '../helpers/app.js';
+import { dialectEnv, rememberDatabase } from '../helpers/dialect.js';
+import { rawRows } from '../helpers/stores.js';
 import { runCli, runCliOk } from '../helpers/cli.js';
 import { call, login, PASSWORD, seedTenant, sys } from '../helpers/identity.js';
 
@@ -20,7 +22,8 @@ let dataDir: string;
 const secrets: string[] = [];
 
 beforeAll(async () => {
-  const config = testConfig();
+  const config = testConfig(await dialectEnv()); // TEST_DIALECT=postgres: a PostgreSQL database
+  rememberDatabase(config.dataDir, config.databaseUrl);
   dataDir = config.dataDir;
   const sink = new Writable({
     write(chunk, _enc, cb) {
@@ -67,7 +70,15 @@ afterAll(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-const sqlite = () => s.sqlite!.$client;
+// The audit log edited behind its back, on either dialect (through the dialect's table objects).
+type Row = Record<string, unknown>;
+const log = () => s.store.t.auditLog;
+const entry = async (seq: number): Promise<Row> => (await s.store.one(s.store.q.select().from(log()).where(eq(log().seq, seq))))!;
+const lastEntry = async (): Promise<Row> => (await s.store.one(s.store.q.select().from(log()).orderBy(desc(log().seq)).limit(1)))!;
+const edit = (seqs: number[], set: Row) => s.store.run(s.store.q.update(log()).set(set).where(inArray(log().seq, seqs)));
+const remove = (seq: number) => s.store.run(s.store.q.delete(log()).where(eq(log().seq, seq)));
+const putBack = (row: Row) => s.store.run(s.store.q.insert(log()).values(row as never));
+const chainOk = async () => (await s.identity.audit.verify()).ok;
 const verifyCli = () => runCli(['audit', 'verify'], env).then((r) => ({ code: r.code, out: r.stdout, err: r.stderr }));
 
 describe('audit log', () => {
@@ -81,8 +92,8 @@ describe('audit log', () => {
     expect(cli?.userAgent).toMatch(/enclave-cli/);
   });
 
-  it('never stores or logs a secret, password, session token or key', () => {
-    const rows = JSON.stringify(sqlite().prepare('SELECT * FROM audit_log').all());
+  it('never stores or logs a secret, password, session token or key', async () => {
+    const rows = JSON.stringify(await rawRows(s.store, sql`SELECT * FROM audit_log`));
     const logs = logLines.join('');
     expect(logs.length).toBeGreaterThan(1000);
     for (const secret of secrets) {
@@ -91,69 +102,68 @@ describe('audit log', () => {
       expect(logs.includes(secret), `log contains ${secret.slice(0, 6)}…`).toBe(false);
     }
     // Not in any other table in clear either (sessions and keys keep hashes only).
-    const dump = JSON.stringify(['sessions', 'api_keys', 'users', 'login_throttle'].map((t) => sqlite().prepare(`SELECT * FROM ${t}`).all()));
+    const dump = JSON.stringify(await Promise.all(['sessions', 'api_keys', 'users', 'login_throttle'].map((t) => rawRows(s.store, sql`SELECT * FROM ${sql.identifier(t)}`))));
     for (const secret of secrets) expect(dump.includes(secret)).toBe(false);
   });
 
   it('the intact chain verifies', async () => {
-    expect(verifyChain(s.sqlite!).ok).toBe(true);
+    expect(await chainOk()).toBe(true);
     const r = await verifyCli();
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/audit chain intact: \d+ entries/);
   });
 
   it('an edited entry is named', async () => {
-    const row = sqlite().prepare('SELECT * FROM audit_log WHERE seq = 5').get() as Record<string, unknown>;
-    sqlite().prepare("UPDATE audit_log SET outcome = 'allowed', reason = NULL, details = '{}' WHERE seq = 5").run();
-    sqlite().prepare("UPDATE audit_log SET action = 'tampered' WHERE seq = 5").run();
+    const row = await entry(5);
+    await edit([5], { outcome: 'allowed', reason: null, details: '{}' });
+    await edit([5], { action: 'tampered' });
     const r = await verifyCli();
     expect(r.code).toBe(1);
     expect(r.err).toContain(`audit chain broken at entry 5 (${row.id as string})`);
     expect(r.err).toMatch(/modified/);
-    sqlite().prepare('UPDATE audit_log SET action = @action, outcome = @outcome, reason = @reason, details = @details WHERE seq = 5').run(row);
-    expect(verifyChain(s.sqlite!).ok).toBe(true);
+    await edit([5], { action: row.action, outcome: row.outcome, reason: row.reason, details: row.details });
+    expect(await chainOk()).toBe(true);
   });
 
   it('a deleted entry is named (the one after the gap)', async () => {
-    const row = sqlite().prepare('SELECT * FROM audit_log WHERE seq = 7').get() as Record<string, unknown>;
-    sqlite().prepare('DELETE FROM audit_log WHERE seq = 7').run();
+    const row = await entry(7);
+    await remove(7);
     const r = await verifyCli();
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/broken at entry 8 .*entry 8 follows entry 6: 1 entry was deleted/);
-    const cols = Object.keys(row);
-    sqlite().prepare(`INSERT INTO audit_log (${cols.join(',')}) VALUES (${cols.map((c) => '@' + c).join(',')})`).run(row);
-    expect(verifyChain(s.sqlite!).ok).toBe(true);
+    await putBack(row);
+    expect(await chainOk()).toBe(true);
   });
 
   it('reordered entries are named', async () => {
-    const cols = ['id', 'at', 'tenant_ref', 'actor_type', 'actor_id', 'action', 'target_type', 'target_id', 'outcome', 'reason', 'ip', 'user_agent', 'request_id', 'details', 'prev_hash', 'hash'];
-    const r3 = sqlite().prepare('SELECT * FROM audit_log WHERE seq = 3').get() as Record<string, unknown>;
-    const r4 = sqlite().prepare('SELECT * FROM audit_log WHERE seq = 4').get() as Record<string, unknown>;
-    const put = (seq: number, row: Record<string, unknown>) => {
-      sqlite().prepare(`UPDATE audit_log SET id = 'tmp_' || seq WHERE seq = ?`).run(seq);
-      sqlite().prepare(`UPDATE audit_log SET ${cols.map((c) => `${c} = @${c}`).join(', ')} WHERE seq = ${seq}`).run(row);
+    const r3 = await entry(3);
+    const r4 = await entry(4);
+    // every column but seq moves (ids first out of the way: they are unique)
+    const put = async (seq: number, row: Row) => {
+      const { seq: _seq, ...rest } = row;
+      await edit([seq], rest);
     };
-    sqlite().prepare(`UPDATE audit_log SET id = 'tmp_' || seq WHERE seq IN (3, 4)`).run();
-    put(3, r4);
-    put(4, r3);
+    const tmpIds = () => edit([3, 4], { id: sql`'tmp_' || ${log().seq}` });
+    await tmpIds();
+    await put(3, r4);
+    await put(4, r3);
     const r = await verifyCli();
     expect(r.code).toBe(1);
     expect(r.err).toContain(`broken at entry 3 (${r4.id as string})`);
-    sqlite().prepare(`UPDATE audit_log SET id = 'tmp_' || seq WHERE seq IN (3, 4)`).run();
-    put(3, r3);
-    put(4, r4);
-    expect(verifyChain(s.sqlite!).ok).toBe(true);
+    await tmpIds();
+    await put(3, r3);
+    await put(4, r4);
+    expect(await chainOk()).toBe(true);
   });
 
-  it('deleting entries at the end is detected through the head', () => {
-    const last = sqlite().prepare('SELECT * FROM audit_log ORDER BY seq DESC LIMIT 1').get() as Record<string, unknown>;
-    sqlite().prepare('DELETE FROM audit_log WHERE seq = ?').run(last.seq);
-    const r = verifyChain(s.sqlite!);
+  it('deleting entries at the end is detected through the head', async () => {
+    const last = await lastEntry();
+    await remove(last.seq as number);
+    const r = await s.identity.audit.verify();
     expect(r.ok).toBe(false);
     expect(!r.ok && r.broken.problem).toMatch(/entries at the end were deleted/);
-    const cols = Object.keys(last);
-    sqlite().prepare(`INSERT INTO audit_log (${cols.join(',')}) VALUES (${cols.map((c) => '@' + c).join(',')})`).run(last);
-    expect(verifyChain(s.sqlite!).ok).toBe(true);
+    await putBack(last);
+    expect(await chainOk()).toBe(true);
   });
 
   it('export --tenant writes that tenant’s entries as JSON lines, oldest first', async () => {
@@ -164,6 +174,6 @@ describe('audit log', () => {
     for (const e of lines) expect(e.tenant_id).toBe(acmeId);
     for (let i = 1; i < lines.length; i++) expect(lines[i].seq).toBeGreaterThan(lines[i - 1].seq);
     for (const secret of secrets) expect(stdout).not.toContain(secret);
-    expect(verifyChain(s.sqlite!).ok).toBe(true); // the export itself was audited, chained
+    expect(await chainOk()).toBe(true); // the export itself was audited, chained
   });
 });
