@@ -207,6 +207,9 @@ function toRow(i: TraceInput): TraceRow {
   };
 }
 
+/** The row the writer stores for a call (exported for bench/call-trace-recorder.ts). */
+export const toRowForBench = toRow;
+
 interface StoredDoc extends TraceDoc {
   readonly v: 1;
   readonly stream: boolean;
