@@ -33,6 +33,10 @@ export const TENANT_ACTIONS = [
   'content:read',
   'teams:read',
   'teams:write',
+  // Knowledge (issue 20): files for retrieval, vector stores and their search.
+  'files:write',
+  'knowledge:read',
+  'knowledge:write',
 ] as const;
 export type TenantAction = (typeof TENANT_ACTIONS)[number];
 
@@ -66,8 +70,11 @@ export const ROLE_PERMISSIONS: Readonly<Record<Role, ReadonlySet<TenantAction>>>
     'embeddings:create',
     'batches:write',
     'usage:read_own',
+    'files:write',
+    'knowledge:read',
+    'knowledge:write',
   ]),
-  viewer: new Set<TenantAction>(['tenant:read', 'models:list', 'usage:read_own']),
+  viewer: new Set<TenantAction>(['tenant:read', 'models:list', 'usage:read_own', 'knowledge:read']),
 };
 
 /**
@@ -101,6 +108,9 @@ export const SCOPES = [
   'admin:read',
   'admin:write',
   'content:read',
+  'files:write',
+  'knowledge:read',
+  'knowledge:write',
 ] as const;
 export type Scope = (typeof SCOPES)[number];
 
@@ -112,6 +122,9 @@ export const SCOPE_ACTIONS: Readonly<Record<Scope, readonly TenantAction[]>> = {
   'usage:read': ['usage:read_own', 'usage:read'],
   // Stored prompts and completions: a scope of its own, so no admin:* key reads them unasked.
   'content:read': ['content:read'],
+  'files:write': ['files:write'],
+  'knowledge:read': ['knowledge:read'],
+  'knowledge:write': ['knowledge:read', 'knowledge:write'],
   'admin:read': ['tenant:read', 'members:read', 'keys:read', 'keys:read_own', 'audit:read', 'audit:export', 'settings:read', 'providers:read', 'teams:read'],
   'admin:write': [
     'tenant:read',

@@ -25,7 +25,11 @@ const listQuery = z.object({
   purpose: z.string().optional(),
 });
 
-export function batchRouter(identity: Identity, batches: BatchService, o: { maxFileBytes: number }): Router {
+export function batchRouter(
+  identity: Identity,
+  batches: BatchService,
+  o: { maxFileBytes: number; files?: { uploadFile(ctx: Request['ctx'], input: { purpose: 'assistants' | 'user_data'; filename: string | undefined; data: Buffer }): Promise<unknown> } },
+): Router {
   const r = Router();
   const auth = requireApiKey(identity);
   // multipart headers and boundaries on top of the file itself
@@ -38,6 +42,8 @@ export function batchRouter(identity: Identity, batches: BatchService, o: { maxF
     const purpose = parts.find((p) => p.name === 'purpose')?.data.toString('utf8').trim();
     if (!file) throw new AppError(400, 'invalid_request', 'The "file" field is required.', { param: 'file' });
     if (file.data.length > o.maxFileBytes) throw new AppError(413, 'file_too_large', `The file is larger than the limit of ${o.maxFileBytes} bytes (ENCLAVE_BATCH_MAX_FILE_BYTES).`, { param: 'file' });
+    // Files for retrieval (vector stores, issue 20) are knowledge's.
+    if (o.files && (purpose === 'assistants' || purpose === 'user_data')) return void res.json(await o.files.uploadFile(req.ctx, { purpose, filename: file.filename, data: file.data }));
     res.json(await batches.upload(req.ctx, { purpose, filename: file.filename, data: file.data }));
   });
   r.get('/v1/files', auth, async (req: Request, res: Response) => {

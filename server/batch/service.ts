@@ -38,7 +38,7 @@ export class BatchService {
     await this.d.access.require(ctx, 'batches:write', {}, { type: 'file' });
     const tenant = requireTenant(ctx);
     if (input.purpose !== 'batch') {
-      throw new AppError(400, 'invalid_purpose', `purpose must be "batch" (got ${JSON.stringify(input.purpose ?? null)}); Enclave stores files for the Batch API only.`, { param: 'purpose' });
+      throw new AppError(400, 'invalid_purpose', `purpose must be "batch", "assistants" or "user_data" (got ${JSON.stringify(input.purpose ?? null)}).`, { param: 'purpose' });
     }
     if (input.data.length === 0) throw new AppError(400, 'invalid_file', 'The file is empty.', { param: 'file' });
     const text = input.data.toString('utf8');
@@ -77,13 +77,19 @@ export class BatchService {
     return f;
   }
 
-  async getFile(ctx: RequestContext, id: string): Promise<ReturnType<typeof serializeFile>> {
+  /** Files are the Batch API's and knowledge's (purpose assistants/user_data, issue 20): either right reads and deletes them. */
+  private async mayUseFiles(ctx: RequestContext): Promise<void> {
+    if (this.d.access.authorize(ctx, 'files:write').allow) return;
     await this.d.access.require(ctx, 'batches:write');
+  }
+
+  async getFile(ctx: RequestContext, id: string): Promise<ReturnType<typeof serializeFile>> {
+    await this.mayUseFiles(ctx);
     return serializeFile(await this.fileRow(ctx, id));
   }
 
   async listFiles(ctx: RequestContext, o: { after?: string; limit: number; purpose?: string }) {
-    await this.d.access.require(ctx, 'batches:write');
+    await this.mayUseFiles(ctx);
     const rows = await this.d.repo.listFiles(ctx, { ...o, limit: o.limit + 1 });
     const data = rows.slice(0, o.limit).map(serializeFile);
     return { object: 'list' as const, data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: rows.length > o.limit };
@@ -91,7 +97,7 @@ export class BatchService {
 
   /** The stored bytes (uploaded input, or a batch's output/error file). */
   async fileContent(ctx: RequestContext, id: string): Promise<{ data: Buffer; filename: string }> {
-    await this.d.access.require(ctx, 'batches:write');
+    await this.mayUseFiles(ctx);
     const f = await this.fileRow(ctx, id);
     try {
       return { data: readFileSync(path.join(this.d.config.dataDir, f.path)), filename: f.filename };
@@ -101,7 +107,7 @@ export class BatchService {
   }
 
   async deleteFile(ctx: RequestContext, id: string) {
-    await this.d.access.require(ctx, 'batches:write');
+    await this.mayUseFiles(ctx);
     const f = await this.fileRow(ctx, id);
     if (!(await this.d.repo.deleteFileIfUnused(ctx, id))) throw new AppError(409, 'file_in_use', `File ${id} is the input of a batch that has not finished; cancel it first.`);
     rmSync(path.join(this.d.config.dataDir, f.path), { force: true });

@@ -23,6 +23,7 @@ import { PolicyCache } from './policy-cache.js';
 import { RefusalAudit } from './refusal-audit.js';
 import { ResponseStore } from './faces/response-store.js';
 import { GatewayService } from './service.js';
+import type { FileSearchHook } from '../knowledge/file-search.js';
 import { deploymentMetrics } from '../metrics/deployment-label.js';
 import type { Telemetry } from '../telemetry/index.js';
 
@@ -54,6 +55,8 @@ export interface Gateway {
   readonly telemetry: Telemetry | undefined;
   /** The response cache's settings, stats and purge (server/gateway/cache). */
   readonly cacheAdmin: CacheAdmin;
+  /** The Responses face's file_search tool (server/knowledge/file-search.ts), set by the composition root once knowledge is built. */
+  fileSearch?: FileSearchHook;
   readinessCheck(): ReadinessCheck;
   /** Loads the catalogue and starts the revision poll; awaited before serving. */
   start(pollMs?: number): Promise<void>;

@@ -9,6 +9,11 @@ import { countWords, FakeUpstream, REPLY_PIECES, sleep, type Fault, type SeenReq
  */
 export class FakeOpenAI extends FakeUpstream {
   models = ['gpt-fake', 'text-embedding-fake'];
+  /**
+   * Embeddings that mean something (knowledge tests): a hashed bag of words (wordVector), so
+   * texts sharing words are near. Off: the small character-sum vector other tests pin.
+   */
+  wordEmbeddings = false;
   /** Required bearer token; undefined = any. */
   apiKey: string | undefined;
   /**
@@ -57,7 +62,7 @@ export class FakeOpenAI extends FakeUpstream {
     const inputs: string[] = Array.isArray(body?.input) ? body.input : [body?.input ?? ''];
     const b64 = body?.encoding_format === 'base64';
     const data = inputs.map((s, index) => {
-      const v = vector(String(s));
+      const v = this.wordEmbeddings ? wordVector(String(s)) : vector(String(s));
       return { object: 'embedding', index, embedding: b64 ? Buffer.from(new Float32Array(v).buffer).toString('base64') : v };
     });
     const tokens = inputs.reduce((n, s) => n + String(s).split(/\s+/).filter(Boolean).length, 0);
@@ -168,4 +173,19 @@ export function vector(s: string, dims = 8): number[] {
   const v = new Array<number>(dims).fill(0);
   for (let i = 0; i < s.length; i++) v[i % dims]! += s.charCodeAt(i) / 1000;
   return v.map((x) => Math.round(x * 1e6) / 1e6);
+}
+
+/**
+ * A deterministic embedding of the words of a text: each lower-cased word adds 1 to the
+ * dimension its FNV-1a hash picks (64 dims). Texts that share words have a high cosine, so
+ * vector search behaves like a (weak) real one, reproducibly.
+ */
+export function wordVector(s: string, dims = 64): number[] {
+  const v = new Array<number>(dims).fill(0);
+  for (const w of s.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []) {
+    let h = 0x811c9dc5;
+    for (let i = 0; i < w.length; i++) h = Math.imul(h ^ w.charCodeAt(i), 0x01000193) >>> 0;
+    v[h % dims]! += 1;
+  }
+  return v;
 }

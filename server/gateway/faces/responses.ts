@@ -9,6 +9,7 @@ import { wholeDeltas, type Delta } from './deltas.js';
 import { badField as bad, encodeStream, EventWriter, fromRequest, objectBody, writeFacts } from './http.js';
 import { writeError } from './openai-chat.js';
 import type { ResponseStore } from './response-store.js';
+import type { FileSearchHook, FileSearchPlan } from '../../knowledge/file-search.js';
 
 /**
  * The OpenAI Responses face (`POST /v1/responses`, `GET`/`DELETE /v1/responses/{id}`):
@@ -75,8 +76,10 @@ export function toChat(b: Json, history: Json[]): Json {
   if (typeof b.max_output_tokens === 'number') out.max_tokens = b.max_output_tokens;
   if (b.reasoning?.effort) out.reasoning_effort = b.reasoning.effort;
   if (typeof b.parallel_tool_calls === 'boolean') out.parallel_tool_calls = b.parallel_tool_calls;
-  if (Array.isArray(b.tools) && b.tools.length) {
-    out.tools = b.tools.map((t: Json, i: number) => {
+  // file_search runs before the call (server/knowledge/file-search.ts); the model gets the function tools.
+  const fnTools = Array.isArray(b.tools) ? b.tools.filter((t: Json) => t?.type !== 'file_search') : [];
+  if (fnTools.length) {
+    out.tools = fnTools.map((t: Json, i: number) => {
       if (t?.type !== 'function') throw bad(`Tool type ${String(t?.type)} is not supported here (function tools are).`, `tools[${i}].type`);
       return { type: 'function', function: { name: t.name, ...(t.description ? { description: t.description } : {}), parameters: t.parameters ?? { type: 'object', properties: {} }, ...(typeof t.strict === 'boolean' ? { strict: t.strict } : {}) } };
     });
@@ -106,6 +109,8 @@ export class ResponseBuilder {
     b: Json,
     id: string,
     private readonly emit: Emit,
+    /** file_search: its output item (first in the output) and the annotations of the answer's text. */
+    private readonly search?: FileSearchPlan,
   ) {
     this.response = {
       id,
@@ -131,11 +136,16 @@ export class ResponseBuilder {
       usage: null,
       metadata: b.metadata ?? {},
     };
+    if (search) this.response.output.push(search.item);
   }
 
   start(): void {
     this.emit('response.created', { response: { ...this.response, output: [] } });
     this.emit('response.in_progress', { response: { ...this.response, output: [] } });
+    if (this.search) {
+      this.emit('response.output_item.added', { output_index: 0, item: { ...this.search.item, status: 'in_progress' } });
+      this.emit('response.output_item.done', { output_index: 0, item: this.search.item });
+    }
   }
 
   add(d: Delta): void {
@@ -184,6 +194,10 @@ export class ResponseBuilder {
     if (!m) return;
     this.msg = undefined;
     const part = m.item.content[0];
+    if (this.search) {
+      part.annotations = this.search.annotate(part.text);
+      part.annotations.forEach((annotation: Json, i: number) => this.emit('response.output_text.annotation.added', { item_id: m.item.id, output_index: m.index, content_index: 0, annotation_index: i, annotation }));
+    }
     this.emit('response.output_text.done', { item_id: m.item.id, output_index: m.index, content_index: 0, text: part.text });
     this.emit('response.content_part.done', { item_id: m.item.id, output_index: m.index, content_index: 0, part });
     m.item.status = 'completed';
@@ -224,19 +238,21 @@ function answerMessages(r: Json): Json[] {
   return out;
 }
 
-export async function writeResponses(svc: GatewayService, store: ResponseStore, ctx: RequestContext, req: IncomingMessage, res: ServerResponse, b: Json): Promise<void> {
+export async function writeResponses(svc: GatewayService, store: ResponseStore, ctx: RequestContext, req: IncomingMessage, res: ServerResponse, b: Json, fileSearch?: FileSearchHook): Promise<void> {
   const history = typeof b.previous_response_id === 'string' ? (await store.get(ctx, b.previous_response_id, 'previous_response_id')).messages : [];
   const chat = toChat(b, history);
+  // file_search (issue 20): passages into the prompt and the classification raised to theirs, before routing.
+  const search = fileSearch ? await fileSearch(ctx, b, chat, fromRequest(req, res).classification) : undefined;
   const id = rid('resp');
   const save = async (r: Json): Promise<void> => {
     if (b.store === false || r.status === 'failed') return;
     const sent = chat.messages.filter((m: Json, i: number) => !(i === 0 && typeof b.instructions === 'string' && b.instructions && m.role === 'system'));
     await store.save(ctx, id, String(b.model), { messages: [...sent, ...answerMessages(r)], response: r });
   };
-  const r = await svc.run(ctx, { api: 'responses', endpoint: 'chat', body: chat, ...fromRequest(req, res) });
+  const r = await svc.run(ctx, { api: 'responses', endpoint: 'chat', body: chat, ...fromRequest(req, res), ...(search ? { classification: search.classification } : {}) });
   if (r.kind === 'error') return writeError(res, r.facts, r.error);
   if (r.kind === 'whole') {
-    const builder = new ResponseBuilder(b, id, () => {});
+    const builder = new ResponseBuilder(b, id, () => {}, search);
     for (const d of wholeDeltas(r.body as ChatCompletion)) builder.add(d);
     const out = builder.end();
     await save(out);
@@ -245,7 +261,7 @@ export async function writeResponses(svc: GatewayService, store: ResponseStore, 
   }
   let seq = 0;
   const w = new EventWriter(res, () => ({ sequence_number: seq++ }));
-  const builder = new ResponseBuilder(b, id, (type, payload) => w.event(type, payload));
+  const builder = new ResponseBuilder(b, id, (type, payload) => w.event(type, payload), search);
   const err = await encodeStream(res, r.facts, r.chunks, w, {
     start: () => builder.start(),
     add: (d) => builder.add(d),
@@ -260,14 +276,14 @@ export async function writeResponses(svc: GatewayService, store: ResponseStore, 
   if (err) writeError(res, r.facts, err);
 }
 
-export function responsesRoutes(svc: GatewayService, store: ResponseStore): FastRoute[] {
+export function responsesRoutes(svc: GatewayService, store: ResponseStore, fileSearch?: () => FileSearchHook | undefined): FastRoute[] {
   return [
     {
       method: 'POST',
       template: '/v1/responses',
       pattern: /^\/v1\/responses\/?$/i,
       body: true,
-      handle: (ctx, req, res, body) => writeResponses(svc, store, ctx, req, res, objectBody(body)),
+      handle: (ctx, req, res, body) => writeResponses(svc, store, ctx, req, res, objectBody(body), fileSearch?.()),
     },
     {
       method: 'GET',
