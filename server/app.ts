@@ -55,6 +55,9 @@ import { createJobs, type Jobs } from './jobs/index.js';
 import { jobsAdminRouter } from './jobs/admin-routes.js';
 import { enqueueWebhook } from './jobs/webhooks.js';
 import { batchRouter } from './batch/routes.js';
+import { createKnowledge } from './knowledge/index.js';
+import { fileSearchHook } from './knowledge/file-search.js';
+import { knowledgeRouter, vectorStoresRouter } from './knowledge/routes.js';
 import { ssoAdminRouter, ssoRouter } from './sso/routes.js';
 import { SamlLogin } from './sso/saml/login.js';
 import { samlRouter } from './sso/saml/routes.js';
@@ -346,7 +349,12 @@ export function buildApp(services: Services): RequestListener {
   app.use(meteringRouter(services.identity, services.metering));
   app.use(scimAdminRouter(services.identity, services.scim));
   app.use(teamsRouter(services.identity, services.teams, { plans: services.metering.plans, clock: services.clock, flush: () => services.gateway.usage.flush() }));
-  app.use(batchRouter(services.identity, services.jobs.batches, { maxFileBytes: config.batchMaxFileBytes }));
+  // Knowledge (issue 20): files for retrieval, /v1/vector_stores, the console's collections, file_search.
+  const knowledge = createKnowledge(services).service;
+  services.gateway.fileSearch = fileSearchHook(knowledge);
+  app.use(vectorStoresRouter(services.identity, knowledge));
+  app.use(knowledgeRouter(services.identity, knowledge, { maxFileBytes: config.batchMaxFileBytes }));
+  app.use(batchRouter(services.identity, services.jobs.batches, { maxFileBytes: config.batchMaxFileBytes, files: knowledge }));
   app.use(jobsAdminRouter(services.identity, services.jobs.queues));
   app.use(siemAdminRouter(services.identity, services.siem.sinks));
   app.use(licenseAdminRouter(services.identity, services.license));

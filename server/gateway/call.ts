@@ -25,7 +25,7 @@ import type { CallTrace } from '../traces/recorder.js';
  */
 
 /** The face a call came through (usage records and metrics carry it). */
-export type Api = 'chat' | 'responses' | 'messages' | 'ollama' | 'batch';
+export type Api = 'chat' | 'responses' | 'messages' | 'ollama' | 'batch' | 'knowledge';
 export type Endpoint = 'chat' | 'embeddings';
 
 export interface GatewayCall {

@@ -49,7 +49,7 @@ export function v1Routes(gateway: Gateway): FastRoute[] {
         await writeEmbeddings(svc, ctx, req, res, objectBody(body));
       },
     },
-    ...responsesRoutes(svc, gateway.responses),
+    ...responsesRoutes(svc, gateway.responses, () => gateway.fileSearch),
     ...messagesRoutes(svc),
   ]);
 }

@@ -11,6 +11,7 @@ import { archiveAudit } from './audit-archive.js';
 import { reconcileWebhooks, WEBHOOK_JOB, webhookProcessor } from './webhooks.js';
 import { egressPolicy } from '../providers/egress.js';
 import { JobWorker, type Handlers } from './worker.js';
+import { createKnowledge } from '../knowledge/index.js';
 
 /**
  * The worker role's composition: handlers (the batch processor on the ai lane, the
@@ -25,6 +26,7 @@ export async function startWorker(services: Services, o: { execute?: LineExecuto
   const scheduleHandlers = await installSchedules(jobs.queues, workerSchedules(services));
   const handlers: Handlers = {
     [BATCH_JOB]: { lane: 'ai', run: batchProcessor({ config, repo: jobs.repo, identity: services.identity, execute, clock, afterUsage: (u) => services.gateway.usage.noteWritten({ createdAt: u.createdAt, promptTokens: u.promptTokens ?? 0, completionTokens: u.completionTokens ?? 0 }) }) },
+    ...createKnowledge(services).handlers,
     [WEBHOOK_JOB]: { lane: 'maintenance', run: webhookProcessor({ repo: services.metering.repo, secrets: services.metering.webhookSecrets, clock, log, egress: egressPolicy(config.tenantProviderNetworks) }) },
     ...scheduleHandlers,
   };
