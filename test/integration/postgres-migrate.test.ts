@@ -43,6 +43,12 @@ beforeAll(async () => {
   // AI calls through the OpenAI SDK: usage records (and rollups through the trigger).
   for (let i = 0; i < 3; i++) await env.client.chat.completions.create({ model: 'gpt-fake', messages: [{ role: 'user', content: `hello ${i} ü €` }] });
   await env.client.embeddings.create({ model: 'text-embedding-fake', input: 'embed me' });
+  // A team with a member and a team key: a call of the team's (usage_records.team_id, usage_team_rollups through its trigger).
+  const team = await s.teams.create(env.tenant.ctx, { name: 'Research', limits: { monthly_tokens: 1_000_000 } });
+  await s.teams.setMember(env.tenant.ctx, team.id, env.tenant.users.member!.id, 'admin');
+  const teamKey = await s.teams.createKey(env.tenant.ctx, team.id, { name: 'team app', ownerless: true });
+  const { default: TeamClient } = await import('openai');
+  await new TeamClient({ baseURL: `${env.app.url}/v1`, apiKey: teamKey.secret, maxRetries: 0 }).chat.completions.create({ model: 'gpt-fake', messages: [{ role: 'user', content: 'team call' }] });
   // The web chat: a conversation with a user message and the answer.
   const member = await login(env.app.url, env.tenant.users.member!.email);
   const conv = await call(env.app.url, '/api/chat/conversations', { method: 'POST', session: member, body: {} });
@@ -106,7 +112,7 @@ describe('enclave db migrate-to-postgres', () => {
     expect(report.tables.every((t) => t.ok)).toBe(true);
     const count = Object.fromEntries(report.tables.map((t) => [t.table, t.postgres]));
     // The populated parts really were there to copy.
-    for (const t of ['tenants', 'users', 'memberships', 'api_keys', 'usage_records', 'usage_rollups', 'audit_log', 'audit_head', 'conversations', 'chat_messages', 'files', 'batches', 'batch_lines', 'provider_deployments']) {
+    for (const t of ['tenants', 'users', 'memberships', 'api_keys', 'usage_records', 'usage_rollups', 'audit_log', 'audit_head', 'conversations', 'chat_messages', 'files', 'batches', 'batch_lines', 'provider_deployments', 'teams', 'team_members', 'usage_team_rollups']) {
       expect(count[t], t).toBeGreaterThan(0);
     }
     expect(report.audit.ok).toBe(true);

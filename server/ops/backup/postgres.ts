@@ -445,6 +445,7 @@ export async function restorePostgresParts(config: Config, scratch: string, mani
       for (const [table, where] of Object.entries(SEEDED)) await tx.execute(sql`DELETE FROM ${sql.identifier(table)} WHERE ${where}`);
       // Rollups are restored as they were (they outlive purged raw records): no trigger.
       await tx.execute(sql`ALTER TABLE usage_records DISABLE TRIGGER usage_records_rollup`);
+      await tx.execute(sql`ALTER TABLE usage_records DISABLE TRIGGER usage_records_team_rollup`); // usage_team_rollups is copied too (teams, issue 24)
       for (const t of order) {
         const p = byName.get(t)!;
         const perRow = Object.keys(getTableColumns(p.pg)).length;
@@ -470,6 +471,7 @@ export async function restorePostgresParts(config: Config, scratch: string, mani
         await flush();
       }
       await tx.execute(sql`ALTER TABLE usage_records ENABLE TRIGGER usage_records_rollup`);
+      await tx.execute(sql`ALTER TABLE usage_records ENABLE TRIGGER usage_records_team_rollup`); // usage_team_rollups is copied too (teams, issue 24)
       const mismatched: string[] = [];
       for (const t of order) {
         const r = await tx.execute<{ n: string }>(sql`SELECT count(*) AS n FROM ${sql.identifier(t)}`);

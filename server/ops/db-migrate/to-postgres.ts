@@ -27,7 +27,7 @@ import * as sqliteSchema from '../../db/schema.js';
  *    (ChainWalker, entryHash). Any difference rolls the whole copy back: the target stays empty.
  *
  * usage_rollups is copied as it is (SQLite keeps rollups of purged raw records), so the
- * PostgreSQL rollup trigger is disabled for the copy (in the same transaction) and enabled again.
+ * PostgreSQL rollup triggers (usage_rollups, usage_team_rollups) are disabled for the copy (in the same transaction) and enabled again.
  * Not copied, because PostgreSQL has no use for them: schema_migrations (its own bookkeeping)
  * and the FTS5 search indexes (chat_search_ids, chat_fts*: derived from chat_messages; knowledge_fts*:
  * derived from the knowledge chunks).
@@ -166,11 +166,13 @@ export async function migrateToPostgres(opts: MigrateToPostgresOptions): Promise
         // The SQLite install's version of a seeded row wins (an administrator may have edited it).
         for (const [table, where] of Object.entries(SEEDED)) await tx.execute(sql`DELETE FROM ${sql.identifier(table)} WHERE ${where}`);
         await tx.execute(sql`ALTER TABLE usage_records DISABLE TRIGGER usage_records_rollup`);
+        await tx.execute(sql`ALTER TABLE usage_records DISABLE TRIGGER usage_records_team_rollup`); // usage_team_rollups is copied too (teams, issue 24)
         for (const p of pairs) {
           const copied = await copyTable(lite, tx, p, opts.batchSize ?? 1000);
           progress(`${p.name}: ${copied} row(s)`);
         }
         await tx.execute(sql`ALTER TABLE usage_records ENABLE TRIGGER usage_records_rollup`);
+        await tx.execute(sql`ALTER TABLE usage_records ENABLE TRIGGER usage_records_team_rollup`); // usage_team_rollups is copied too (teams, issue 24)
 
         for (const p of pairs) {
           const a = countSqlite(lite, p.name);
