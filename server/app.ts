@@ -392,5 +392,6 @@ export function buildApp(services: Services): RequestListener {
     maxBodyBytes: config.maxBodyBytes,
     trustProxy: config.trustProxy,
     fallback: app,
+    telemetry: services.gateway.telemetry,
   });
 }

@@ -1,7 +1,6 @@
 import type { FastRoute } from '../http/fast-path.js';
 import { sendJson } from '../http/respond.js';
 import { APP_VERSION } from '../paths.js';
-import { tracedRoutes } from '../telemetry/http.js';
 import type { Gateway } from './index.js';
 import { objectBody } from './faces/http.js';
 import { writeChat, writeEmbeddings } from './faces/openai-chat.js';
@@ -16,7 +15,7 @@ import { chatRequest, embedRequest, generateRequest, ollamaError, tagsBody, writ
  */
 export function v1Routes(gateway: Gateway): FastRoute[] {
   const svc = gateway.service;
-  return tracedRoutes(gateway.telemetry, [
+  return [
     {
       method: 'GET',
       template: '/v1/models',
@@ -51,7 +50,7 @@ export function v1Routes(gateway: Gateway): FastRoute[] {
     },
     ...responsesRoutes(svc, gateway.responses, () => gateway.fileSearch),
     ...messagesRoutes(svc),
-  ]);
+  ];
 }
 
 /**
@@ -69,11 +68,11 @@ export function ollamaRoutes(gateway: Gateway): FastRoute[] {
     errorBody: ollamaError,
     handle,
   });
-  return tracedRoutes(gateway.telemetry, [
+  return [
     route('GET', 'tags', async (ctx, _req, res) => sendJson(res, 200, tagsBody(await svc.listModels(ctx)))),
     route('GET', 'version', (_ctx, _req, res) => sendJson(res, 200, { version: APP_VERSION })),
     route('POST', 'chat', (ctx, req, res, body) => writeOllama(svc, ctx, req, res, chatRequest(body), 'chat')),
     route('POST', 'generate', (ctx, req, res, body) => writeOllama(svc, ctx, req, res, generateRequest(body), 'generate')),
     route('POST', 'embed', (ctx, req, res, body) => writeOllama(svc, ctx, req, res, embedRequest(body), 'embed')),
-  ]);
+  ];
 }

@@ -7,6 +7,7 @@ import type { Identity } from '../identity/index.js';
 import { authenticateRequest, clientInfo } from '../identity/http.js';
 import { countAuthFailure } from '../metrics/auth-failures.js';
 import type { Metrics } from '../metrics/registry.js';
+import type { Telemetry } from '../telemetry/index.js';
 import { readJson } from './json-body.js';
 import { beginRequest, clientIp } from './request-context.js';
 import { sendJson } from './respond.js';
@@ -48,6 +49,8 @@ export interface FastPathOptions {
   /** ENCLAVE_TRUST_PROXY: trusted proxy hops; the client address from X-Forwarded-For, as express's `req.ip` with `trust proxy` set to the same number. */
   readonly trustProxy: number;
   readonly fallback: RequestListener;
+  /** OpenTelemetry: each request in a server span, authentication included (server/telemetry); absent = none. */
+  readonly telemetry?: Telemetry | undefined;
 }
 
 export function fastPath(o: FastPathOptions): RequestListener {
@@ -75,6 +78,12 @@ export function fastPath(o: FastPathOptions): RequestListener {
 async function serve(o: FastPathOptions, route: FastRoute, params: string[], req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
   const ctx = beginRequest(req, res, o.log, o.metrics, () => route.template, o.clock);
   setSecurityHeaders(res);
+  if (o.telemetry) return o.telemetry.http(ctx, req, res, route.template, () => handle(o, route, params, ctx, req, res, path));
+  return handle(o, route, params, ctx, req, res, path);
+}
+
+/** Authentication, the body, the route's handler; any failure answered in the route's error shape. */
+async function handle(o: FastPathOptions, route: FastRoute, params: string[], ctx: RequestContext, req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
   try {
     let decoded: string[];
     try {

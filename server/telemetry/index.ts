@@ -19,7 +19,7 @@ import type { Deployment } from '../routing/catalogue.js';
  * the SDK (./sdk.ts) is imported once at start.
  */
 export interface Telemetry {
-  /** Runs a request's handler inside its server span; the client's `traceparent` is the parent. */
+  /** Runs a request (authentication, body, handler) inside its server span; the client's `traceparent` is the parent. */
   http<T>(ctx: RequestContext, req: IncomingMessage, res: ServerResponse, route: string, fn: () => Promise<T>): Promise<T>;
   /** The spans of one gateway call (parent: the active request or job span). */
   call(ctx: RequestContext, call: GatewayCall): OtelCall;

@@ -45,9 +45,10 @@ export function createTelemetry(config: Config, url: string, o: { log: Logger; r
       const method = req.method ?? 'GET';
       const parent = propagator.extract(ROOT_CONTEXT, req.headers, headerGetter);
       const attributes: Attributes = { 'http.request.method': method, 'http.route': route, 'url.scheme': 'http', 'enclave.request_id': ctx.requestId };
-      if (ctx.tenant) attributes['enclave.tenant.id'] = ctx.tenant.id;
       const span = tracer.startSpan(`${method} ${route}`, { kind: SpanKind.SERVER, attributes }, parent);
       const done = (status: number): void => {
+        // Known once the request is authenticated (a refused one has none).
+        if (ctx.tenant) span.setAttribute('enclave.tenant.id', ctx.tenant.id);
         span.setAttribute('http.response.status_code', status);
         if (status >= 500) {
           span.setAttribute('error.type', String(status));
@@ -61,7 +62,7 @@ export function createTelemetry(config: Config, url: string, o: { log: Logger; r
           return v;
         },
         (e: unknown) => {
-          // The fast path answers the error after this (its status is the error's).
+          // The handler answers its own errors; one that escapes is answered by the caller with its status.
           done(toAppError(e).status);
           throw e;
         },
