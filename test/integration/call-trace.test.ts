@@ -125,6 +125,21 @@ describe('decision records', () => {
     expect(refused.attempts).toEqual([]);
   });
 
+  it('a streamed call: connect, first byte and total of its attempt, the relay stage', async () => {
+    const stream = await env.client.chat.completions.create({ model: 'gpt-fb', messages: [{ role: 'user', content: 'stream please' }], stream: true }).withResponse();
+    let text = '';
+    for await (const chunk of stream.data) text += chunk.choices[0]?.delta?.content ?? '';
+    expect(text.length).toBeGreaterThan(0);
+    const t = await traceOf(stream.response.headers.get('x-request-id')!);
+    expect(t).toMatchObject({ status: 'ok', stream: true, deployment: 'fb-a' });
+    const a = t.attempts[0];
+    expect(a.connect_ms).toBeGreaterThan(0);
+    expect(a.first_byte_ms).toBeGreaterThanOrEqual(a.connect_ms);
+    expect(a.total_ms).toBeGreaterThanOrEqual(a.first_byte_ms);
+    expect(t.stages_ms.relay).toBeGreaterThanOrEqual(0);
+    expect(t.result.ttft_ms).toBeGreaterThan(0);
+  });
+
   it('the stage durations reach the histogram', async () => {
     const text = await env.app.services.metrics.registry.metrics();
     for (const stage of ['plan', 'admission', 'upstream', 'relay']) expect(text).toMatch(new RegExp(`enclave_gateway_stage_duration_seconds_count\\{stage="${stage}"\\} [1-9]`));
