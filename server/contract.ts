@@ -56,6 +56,10 @@ export const ERROR_CODES = [
   'secrets_unavailable', 'sso_platform_secret_unreadable',
   // SAML IdP settings (server/sso/saml/settings.ts)
   'invalid_certificate', 'invalid_metadata', 'invalid_sso_url',
+  // knowledge: files for retrieval, vector stores, ingestion (server/knowledge)
+  'unsupported_file_type', 'invalid_file_purpose', 'invalid_embedding_model', 'no_embedding_model', 'invalid_sharing', 'classification_lowered',
+  'vector_store_not_found', 'vector_store_read_only', 'file_batch_not_found', 'passage_not_found', 'conversation_not_found', 'too_many_files',
+  'too_many_vector_stores', 'embedding_failed',
 ] as const;
 
 /** Families built at run time: `license_<LicenseErrorCode>` (licence upload) and `sso_<reason>` (sign-in). */
