@@ -196,6 +196,7 @@ export class CallTrace {
     const skipped = new Map<Deployment, DropReason>();
     for (const s of this.skipped ?? []) skipped.set(s.deployment, s.reason);
     const tried = new Set((this.attempts ?? []).map((a) => a.deployment));
+    const answered = (this.attempts ?? []).some((a) => a.status === 'ok');
     const candidates: TraceDoc['candidates'] = (this.all ?? []).map((c) => {
       const d = c.deployment;
       const base = { deployment: d.name, model: c.model, boundary: d.boundary };
@@ -203,7 +204,8 @@ export class CallTrace {
       if (drop) return { ...base, kept: false, reason: drop };
       const skip = skipped.get(d);
       if (skip) return { ...base, kept: true, outcome: skip };
-      return { ...base, kept: true, outcome: tried.has(d) ? 'tried' : planned.includes(c) ? 'not_needed' : 'not_reached' };
+      // Not tried: an earlier candidate answered (not needed), or the call ended before reaching it.
+      return { ...base, kept: true, outcome: tried.has(d) ? 'tried' : answered && planned.includes(c) ? 'not_needed' : 'not_reached' };
     });
     const attempts: TraceDoc['attempts'] = (this.attempts ?? []).map((a) => ({
       deployment: a.deployment.name,
