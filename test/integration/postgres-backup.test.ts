@@ -46,6 +46,11 @@ beforeAll(async () => {
   const s = env.app.services;
   await env.addProvider({ name: 'cloud-1', kind: 'openai', base_url: `${env.openai.url}/v1`, boundary: 'private', models: ['gpt-fake'] });
   for (let i = 0; i < 2; i++) await env.client.chat.completions.create({ model: 'gpt-fake', messages: [{ role: 'user', content: `hello ${i} ü €` }] });
+  // A team's call (usage_records.team_id and usage_team_rollups through its trigger; issue 24).
+  const team = await s.teams.create(env.tenant.ctx, { name: 'Research' });
+  const teamKey = await s.teams.createKey(env.tenant.ctx, team.id, { name: 'team app', ownerless: true });
+  const { default: TeamClient } = await import('openai');
+  await new TeamClient({ baseURL: `${env.app.url}/v1`, apiKey: teamKey.secret, maxRetries: 0 }).chat.completions.create({ model: 'gpt-fake', messages: [{ role: 'user', content: 'team call' }] });
   const member = await login(env.app.url, env.tenant.users.member!.email);
   const conv = await call(env.app.url, '/api/chat/conversations', { method: 'POST', session: member, body: {} });
   expect(conv.status).toBe(201);
@@ -65,6 +70,7 @@ beforeAll(async () => {
   const batch = await client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
   await waitFor(() => client.batches.retrieve(batch.id), { until: (b) => b.status === 'completed', timeout: 30_000, what: 'the batch completed' });
   await env.usage(); // flushes the usage writer
+  await s.identity.keys.flushUsage(); // and the keys' last-used times (the batch polling used a key last): the backup sees them
   await worker.close();
   writeFileSync(passFile, 'correct horse battery staple\n', { mode: 0o600 });
 }, 120_000); // an app, SDK calls, a web chat turn and a batch through the worker: seconds each on a busy machine
@@ -113,7 +119,7 @@ describe('backups of an Enclave on PostgreSQL', () => {
     expect(r.encryption).toBe('passphrase');
     expect(r.manifest.database.dialect).toBe('postgres');
     expect(r.manifest.database.order).toHaveLength(tables().length);
-    for (const t of ['tenants', 'users', 'api_keys', 'usage_records', 'usage_rollups', 'audit_log', 'audit_head', 'conversations', 'chat_messages', 'files', 'batches', 'batch_lines']) {
+    for (const t of ['tenants', 'users', 'api_keys', 'usage_records', 'usage_rollups', 'audit_log', 'audit_head', 'conversations', 'chat_messages', 'files', 'batches', 'batch_lines', 'teams', 'usage_team_rollups']) {
       expect(r.manifest.tables[t], t).toBeGreaterThan(0);
     }
     expect(r.manifest.parts.some((p) => p.name.startsWith('files/'))).toBe(true); // the batch's uploaded files
