@@ -10,7 +10,7 @@ import type { JobWorker } from '../../server/jobs/worker.js';
 import { gatewayEmbedder, type Embedder } from '../../server/knowledge/embed.js';
 import { ingestFile } from '../../server/knowledge/ingest.js';
 import { FakeOpenAI } from '../fakes/fake-openai.js';
-import { seedTenant } from '../helpers/identity.js';
+import { call, login, seedTenant } from '../helpers/identity.js';
 import { rawRows } from '../helpers/stores.js';
 import { FAST, gatewayEnv, type GatewayEnv } from './gateway-env.js';
 
@@ -339,5 +339,61 @@ describe('ingestion resumes after a worker stopped mid-file', () => {
     const ids = await rawRows(s.store, sql`SELECT chunk_index AS i FROM knowledge_chunks WHERE vector_store_id = ${vs.id} ORDER BY chunk_index`);
     expect(ids.map((x) => Number(x.i))).toEqual(Array.from({ length: total }, (_, i) => i));
     expect((await client.vectorStores.search(vs.id, { query: 'Marker 149' })).data[0]!.content[0]!.text).toContain('Marker 149');
+  });
+});
+
+describe('the console API (/api/knowledge, sessions)', () => {
+  it('collections: upload, status, search, passages; private to its owner until shared; another tenant gets 404 on every route', async () => {
+    const url = env.app.url;
+    const member = await login(url, env.tenant.users.member!.email);
+    const owner = await login(url, env.tenant.users.owner!.email);
+    const outsider = await login(url, 'owner@other.test');
+    const made = await call(url, '/api/knowledge/collections', { method: 'POST', session: member, body: { name: 'Mine', classification: 'confidential' } });
+    expect(made.status, JSON.stringify(made.body)).toBe(200);
+    expect(made.body).toMatchObject({ name: 'Mine', sharing: 'user', mine: true, can_write: true, classification: 'confidential', embedding_model: 'text-embedding-fake', file_counts: { total: 0 } });
+    const col = made.body.id as string;
+
+    const form = new FormData();
+    form.append('file', new Blob(['# Parking\n\nVisitors park on level minus two, bay 14.']), 'parking.md');
+    const up = await fetch(`${url}/api/knowledge/collections/${col}/files`, { method: 'POST', headers: { cookie: member.cookie, 'x-csrf-token': member.csrf }, body: form });
+    const file = (await up.json()) as { id: string; status: string; classification: string; filename: string };
+    expect(up.status).toBe(200);
+    expect(file).toMatchObject({ status: 'in_progress', classification: 'confidential', filename: 'parking.md', content_type: 'text/markdown' });
+    await expect.poll(async () => (await call(url, `/api/knowledge/collections/${col}/files/${file.id}`, { session: member })).body.status, { timeout: 30_000 }).toBe('completed');
+    const hit = await call(url, `/api/knowledge/collections/${col}/search`, { method: 'POST', session: member, body: { query: 'where do visitors park' } });
+    expect(hit.body.data[0]).toMatchObject({ collection_id: col, file_id: file.id, filename: 'parking.md', chunk_index: 0, page: null });
+    expect(hit.body.data[0].text).toContain('bay 14');
+    const passage = await call(url, `/api/knowledge/collections/${col}/files/${file.id}/passages/0`, { session: member });
+    expect(passage.body.text).toBe(hit.body.data[0].text);
+    expect((await call(url, `/api/knowledge/collections/${col}`, { method: 'PATCH', session: member, body: { classification: 'internal' } })).body.error.code).toBe('classification_lowered');
+
+    // Private: not even the tenant's owner sees it, until it is shared with the tenant.
+    expect((await call(url, '/api/knowledge/collections', { session: owner })).body.data.map((c: { id: string }) => c.id)).not.toContain(col);
+    expect((await call(url, `/api/knowledge/collections/${col}`, { session: owner })).status).toBe(404);
+    expect((await call(url, `/api/knowledge/collections/${col}`, { method: 'PATCH', session: member, body: { sharing: 'tenant' } })).body.sharing).toBe('tenant');
+    expect((await call(url, `/api/knowledge/collections/${col}`, { session: owner })).body).toMatchObject({ mine: false, can_write: true });
+
+    // Another tenant: every route of the collection is "not found", and nothing changes.
+    const routes: [string, string, unknown?][] = [
+      ['GET', `/api/knowledge/collections/${col}`],
+      ['PATCH', `/api/knowledge/collections/${col}`, { name: 'pwned' }],
+      ['GET', `/api/knowledge/collections/${col}/files`],
+      ['GET', `/api/knowledge/collections/${col}/files/${file.id}`],
+      ['POST', `/api/knowledge/collections/${col}/search`, { query: 'visitors park' }],
+      ['GET', `/api/knowledge/collections/${col}/files/${file.id}/passages/0`],
+      ['DELETE', `/api/knowledge/collections/${col}/files/${file.id}`],
+      ['DELETE', `/api/knowledge/collections/${col}`],
+    ];
+    for (const [method, path, body] of routes) {
+      const r = await call(url, path, { method, session: outsider, ...(body ? { body } : {}) });
+      expect(r.status, `${method} ${path}`).toBe(404);
+    }
+    expect((await call(url, '/api/knowledge/collections', { session: outsider })).body.data).toEqual([]);
+    expect((await call(url, `/api/knowledge/collections/${col}`, { session: member })).body).toMatchObject({ name: 'Mine', file_counts: { completed: 1 } });
+
+    // Deleting the collection removes its files, chunks and vectors.
+    expect((await call(url, `/api/knowledge/collections/${col}`, { method: 'DELETE', session: member })).status).toBe(200);
+    expect(await chunksOf({ file: file.id })).toBe(0);
+    expect(await rawRows(env.app.services.store, sql`SELECT id FROM files WHERE id = ${file.id}`)).toEqual([]);
   });
 });
