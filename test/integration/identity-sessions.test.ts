@@ -134,7 +134,7 @@ describe('local login and sessions', () => {
   it('a password change ends the other sessions and keeps the current one', async () => {
     const { users } = app.services.identity;
     const u = await users.create(sys(app.services), { email: 'pw@acme.test', password: PASSWORD });
-    users.grant(seed.ctx, u.id, 'member');
+    await users.grant(seed.ctx, u.id, 'member');
     const other = await login(app.url, 'pw@acme.test');
     const current = await login(app.url, 'pw@acme.test');
     const weak = await call(app.url, '/auth/password', { method: 'POST', session: current, body: { current_password: PASSWORD, new_password: 'short' } });
@@ -152,7 +152,7 @@ describe('local login and sessions', () => {
   it('deactivating a user ends their sessions at once', async () => {
     const { users } = app.services.identity;
     const u = await users.create(sys(app.services), { email: 'leaver@acme.test', password: PASSWORD });
-    users.grant(seed.ctx, u.id, 'member');
+    await users.grant(seed.ctx, u.id, 'member');
     const s = await login(app.url, 'leaver@acme.test');
     users.deactivate(sys(app.services), u.id);
     expect((await call(app.url, '/auth/session', { session: s })).status).toBe(401);
@@ -165,8 +165,8 @@ describe('local login and sessions', () => {
     // A user of its own: the switch makes globex this user's last-used tenant, where its later
     // logins land (the shared admin's must keep landing in acme, whatever the test order).
     const me = await users.create(sys(app.services), { email: 'switcher@acme.test', password: PASSWORD });
-    users.grant(seed.ctx, me.id, 'admin');
-    users.grant(other.ctx, me.id, 'viewer');
+    await users.grant(seed.ctx, me.id, 'admin');
+    await users.grant(other.ctx, me.id, 'viewer');
     const s = await login(app.url, me.email, PASSWORD, { tenant: 'acme' });
     expect(s.body.tenant.slug).toBe('acme');
     expect(s.body.tenants.map((t: any) => t.slug)).toEqual(['acme', 'globex']);
