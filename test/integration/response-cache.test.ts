@@ -323,6 +323,8 @@ describe('response cache', { shuffle: false }, () => {
     const p = marker('down');
     expect((await chat(p)).cache).toBe('miss');
     s().redis.disconnect();
+    // Closed for good (no reconnect) before the call: every command fails at once.
+    await waitFor(() => s().redis.status, { until: (st) => st === 'end', what: 'the redis client closed' });
     try {
       const before = upstreamCalls();
       const r = await chat(p);
@@ -330,9 +332,7 @@ describe('response cache', { shuffle: false }, () => {
       expect(r.body.choices[0]!.message.content).toBe('Hello from the fake model.');
       expect(upstreamCalls() - before).toBe(1);
     } finally {
-      // disconnect() may still be closing: connect() refuses then, and the wait below covers it.
-      await s().redis.connect().catch(() => undefined);
-      await waitFor(() => s().redis.status, { until: (st) => st === 'ready', what: 'redis reconnected' });
+      await s().redis.connect();
     }
     await waitFor(() => chat(p).then((r) => r.cache), { until: (c) => c === 'hit', what: 'redis back' });
   });

@@ -177,11 +177,14 @@ export class ResponseCache {
     if (directive === 'no-store' || !deterministic(body) || !replayable(body) || (!s.allowTools && offersTools(body))) return BYPASS_LOOKUP;
     const tenantId = ctx.tenant!.id;
     const keyed: Keyed[] = [];
+    const wasRedacted = st.policy.redacted;
     // `caller`: each key (or web-chat user) has entries of its own; a caller without either shares nothing.
     const p = ctx.principal;
     const partition = s.partition === 'tenant' ? '' : p ? `${p.kind}:${p.id}` : `request:${ctx.requestId}`;
     for (const c of plan.candidates.slice(0, MAX_CANDIDATES)) keyed.push({ c, key: cacheKey(this.secret, tenantId, c.deployment.id, plan.classification, planner.bodyFor(plan, c, body, st), partition) });
-    st.redactedTypes = undefined; // bodyFor noted redactions of the candidates above; the attempt notes its own
+    // bodyFor noted the redactions of the candidates above; the attempt (or a hit) notes its own.
+    st.redactedTypes = undefined;
+    if (!wasRedacted) delete st.policy.redacted;
     if (directive === 'no-cache') return { settings: s, keyed, read: undefined };
     return { settings: s, keyed, read: this.read(ctx, tenantId, keyed) };
   }
