@@ -55,7 +55,7 @@ export interface CallTracesDeps {
 
 export class CallTraces {
   readonly repo: CallTraceRepo;
-  private readonly writer: BatchedWriter<TraceInput>;
+  private readonly writer: BatchedWriter<Pending>;
   private readonly stage: Histogram<'stage'>;
   private readonly stageSeries: { observe(v: number): void }[];
 
@@ -95,7 +95,8 @@ export class CallTraces {
     t.end();
     const s = t.stages();
     for (let i = 0; i < 4; i++) if (s[i]! >= 0) this.stageSeries[i]!.observe(s[i]!);
-    this.writer.push(input);
+    // The request body is not kept while the row waits (it holds the prompt): only its scalar parameters.
+    this.writer.push({ trace: t, row: input.row, stream: input.stream, policy: input.policy, redacted: input.redacted, params: paramsOf(input.body) });
   }
 
   flush(): Promise<void> {
@@ -152,13 +153,16 @@ function paramsOf(body: Record<string, unknown>): Record<string, number | boolea
   return out;
 }
 
+/** A finished call waiting for the writer: the trace and the call's facts, never its content. */
+type Pending = Omit<TraceInput, 'body'> & { readonly params: Record<string, number | boolean> };
+
 /** The stored row: searchable columns and the document (the decision record plus the call's facts). */
-function toRow(i: TraceInput): TraceRow {
+function toRow(i: Pending): TraceRow {
   const r = i.row;
   const doc: StoredDoc = {
     v: 1,
     stream: i.stream,
-    params: paramsOf(i.body),
+    params: i.params,
     rules: { action: i.policy.action ?? 'allow', hits: i.policy.hits ?? {}, redacted: i.redacted ?? [], ...(i.policy.clamped ? { classification_clamped: true } : {}) },
     ...i.trace.toJson(),
     result: {
@@ -208,7 +212,7 @@ function toRow(i: TraceInput): TraceRow {
 }
 
 /** The row the writer stores for a call (exported for bench/call-trace-recorder.ts). */
-export const toRowForBench = toRow;
+export const toRowForBench = (i: TraceInput): TraceRow => toRow({ ...i, params: paramsOf(i.body) });
 
 interface StoredDoc extends TraceDoc {
   readonly v: 1;
