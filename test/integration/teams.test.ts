@@ -232,6 +232,23 @@ describe('teams', () => {
     expect(own.body.by_model[0].group).toBe('llama3.1:8b');
   });
 
+  it('bad input loses nothing: duplicate names, unknown members, limits of the wrong shape, deleting a team that still has live keys', async () => {
+    const team = await newTeam({ name: 'Legal' });
+    const dup = await call(env.app.url, `${tenantPath()}/teams`, { method: 'POST', session: owner, body: { name: 'Legal' } });
+    expect([dup.status, dup.body.error.code]).toEqual([409, 'team_exists']);
+    const bad = await call(env.app.url, `${tenantPath()}/teams/${team}`, { method: 'PATCH', session: owner, body: { limits: { monthly_tokens: -1 } } });
+    expect(bad.status).toBe(400);
+    const unknown = await call(env.app.url, `${tenantPath()}/teams/${team}/members/usr_00000000000000000000000000`, { method: 'PUT', session: owner, body: { role: 'member' } });
+    expect(unknown.status).toBe(404);
+    const k = await teamKey(team);
+    const del = await call(env.app.url, `${tenantPath()}/teams/${team}`, { method: 'DELETE', session: owner });
+    expect([del.status, del.body.error.code]).toEqual([409, 'team_has_keys']);
+    expect((await call(env.app.url, `${tenantPath()}/teams/${team}`, { session: owner })).body.name).toBe('Legal');
+    await s().identity.keys.revoke(env.tenant.ctx, k.id);
+    expect((await call(env.app.url, `${tenantPath()}/teams/${team}`, { method: 'DELETE', session: owner })).status).toBe(204);
+    expect((await call(env.app.url, `${tenantPath()}/teams/${team}`, { session: owner })).status).toBe(404);
+  });
+
   it('SCIM groups → teams: members of the group whose displayName is the team’s IdP group are its members (source scim), following every change; manual memberships stay', async () => {
     const T = await scimTenant(env.app, 'scimteams');
     const team = await s().teams.create(T.ctx, { name: 'Data', idp_group: 'Data Science' });
