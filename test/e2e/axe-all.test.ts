@@ -21,6 +21,7 @@ const PAGES: [path: string, heading: string][] = [
   ['/admin/usage', 'Usage analytics'],
   ['/admin/feedback', 'Answer feedback'],
   ['/admin/members', 'Members & roles'],
+  ['/admin/teams', 'Teams'],
   ['/admin/assistants', 'Assistants'],
   ['/admin/prompts', 'Prompt library'],
   ['/admin/keys', 'API keys'],
