@@ -153,6 +153,27 @@ export const DASHBOARDS: DashboardSpec[] = [
           { title: 'Time to first token p95 by deployment', unit: 's', core: true, targets: [{ expr: q(0.95, 'enclave_gateway_time_to_first_token_seconds', 'deployment'), legend: '{{deployment}}' }] },
         ],
       },
+      {
+        title: 'Response cache',
+        panels: [
+          {
+            title: 'Response cache hit ratio',
+            unit: 'percentunit',
+            description: 'Hits over hits and misses (bypassed calls not counted), all tenants; per tenant: the Usage page or GET /admin/api/tenants/:id/response-cache (docs/cache.md).',
+            targets: [{ expr: `sum(rate(enclave_gateway_cache_lookups_total{result="hit"}[${R}])) / sum(rate(enclave_gateway_cache_lookups_total{result=~"hit|miss"}[${R}]))`, legend: 'hit ratio' }],
+          },
+          {
+            title: 'Response cache lookups, bytes and evictions',
+            unit: 'short',
+            description: 'Lookups by result (error = Redis unavailable, answered as a miss), encrypted bytes stored and served, evictions to keep a tenant under its size cap; per second.',
+            targets: [
+              { expr: `sum by (result) (rate(enclave_gateway_cache_lookups_total[${R}]))`, legend: '{{result}}' },
+              { expr: `sum by (direction) (rate(enclave_gateway_cache_bytes_total[${R}]))`, legend: 'bytes {{direction}}' },
+              { expr: `sum(rate(enclave_gateway_cache_evictions_total[${R}]))`, legend: 'evictions' },
+            ],
+          },
+        ],
+      },
     ],
   },
   {
