@@ -112,6 +112,15 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Per pipeline stage of an AI call (server/traces, issue 25): the latency breakdown without a tracing backend. */
+  readonly gatewayStage = new Histogram({
+    name: 'enclave_gateway_stage_duration_seconds',
+    help: 'Time an AI call spent in each pipeline stage: plan (policy, classification, content rules, candidates), admission (limits and quotas), upstream (admission to the first byte of the answer, retries and fallbacks included), relay (first byte to the end of the answer).',
+    labelNames: ['stage'] as const,
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+    registers: [this.registry],
+  });
+
   readonly gatewayTokens = new Counter({
     name: 'enclave_gateway_tokens_total',
     help: 'Tokens processed, by deployment and type (prompt|completion).',

@@ -1,5 +1,4 @@
 import type { Logger } from 'pino';
-import { Histogram } from 'prom-client';
 import type { Clock } from '../clock.js';
 import type { RequestContext } from '../context.js';
 import { BatchedWriter } from '../db/batched-writer.js';
@@ -56,24 +55,13 @@ export interface CallTracesDeps {
 export class CallTraces {
   readonly repo: CallTraceRepo;
   private readonly writer: BatchedWriter<Pending>;
-  private readonly stage: Histogram<'stage'>;
   private readonly stageSeries: { observe(v: number): void }[];
 
   constructor(private readonly d: CallTracesDeps) {
     this.repo = new CallTraceRepo(d.store, d.tenantStore);
     // Serialised here, when the batch is written: the call only queued references.
     this.writer = new BatchedWriter({ insertMany: (rows) => this.repo.insertMany(rows.map(toRow)), log: d.log, what: 'call traces', intervalMs: d.flushMs ?? 250, maxBatch: 500, slice: 100, maxPending: MAX_PENDING });
-    const existing = d.metrics.registry.getSingleMetric('enclave_gateway_stage_duration_seconds') as Histogram<'stage'> | undefined;
-    this.stage =
-      existing ??
-      new Histogram({
-        name: 'enclave_gateway_stage_duration_seconds',
-        help: 'Time an AI call spent in each pipeline stage: plan (policy, classification, content rules, candidates), admission (limits and quotas), upstream (from admission to the first byte of the answer, retries and fallbacks included), relay (first byte to the end of the answer).',
-        labelNames: ['stage'] as const,
-        buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
-        registers: [d.metrics.registry],
-      });
-    this.stageSeries = STAGES.map((s) => this.stage.labels(s));
+    this.stageSeries = STAGES.map((s) => d.metrics.gatewayStage.labels(s));
   }
 
   /** Traces written since start, and traces lost to a database that refused writes for too long. */
