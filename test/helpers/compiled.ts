@@ -117,8 +117,11 @@ export function nodeArgs(source: string, preload: readonly string[] = []): strin
  * they fall back to tsx, which reports the same error in the child, instead of the whole run.
  */
 export default async function setup(project: { provide(key: 'compiledRoot', value: string): void }): Promise<void> {
+  // Once per run, whatever the number of vitest projects (each runs its global setup).
+  const g = globalThis as { __enclaveCompiled?: Promise<string> };
+  g.__enclaveCompiled ??= ensureCompiled();
   try {
-    project.provide('compiledRoot', await ensureCompiled());
+    project.provide('compiledRoot', await g.__enclaveCompiled);
   } catch (e) {
     process.stderr.write(`test setup: the sources did not compile, spawned processes run through tsx: ${(e as Error).message.split('\n')[0]}\n`);
     project.provide('compiledRoot', '');

@@ -21,13 +21,41 @@ declare module 'vitest' {
  */
 export const RUN_MARK = 'TEST_SUITE_RUN_MARK';
 
+interface Run {
+  readonly redisUrl: string;
+  /** Projects whose teardown has not run yet (vitest.config.ts has two: main and postgres). */
+  users: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * Every vitest project runs its global setup (vitest.config.ts: `main` and `postgres`), in this
+ * one main process: the run (mark, Redis, the lazily started PostgreSQL) is started by the first
+ * and shared by the others through globalThis (each project may load this module anew); the last
+ * teardown stops it.
+ */
+const RUN_KEY = '__enclaveTestRun';
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const g = globalThis as { [RUN_KEY]?: Promise<Run> };
+  g[RUN_KEY] ??= startRun();
+  const run = await g[RUN_KEY];
+  run.users++;
+  project.provide('redisUrl', run.redisUrl);
+  return async () => {
+    if (--run.users > 0) return;
+    delete g[RUN_KEY];
+    await run.stop();
+  };
+}
+
 /**
  * Starts one real redis-server for the whole run (noeviction and AOF, as in production) on a free
  * loopback port. Tests isolate themselves by key prefix or database number. The teardown fails
  * the run when a process the run started is still alive (an orphaned server, redis-server,
  * CLI or browser), after stopping it.
  */
-export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+async function startRun(): Promise<Run> {
   const runId = randomBytes(8).toString('hex');
   process.env[RUN_MARK] = runId;
   const exe = findExecutable('redis-server');
@@ -46,13 +74,16 @@ export default async function setup(project: TestProject): Promise<() => Promise
     if (Date.now() > deadline || child.exitCode !== null) throw new Error('test redis-server did not start');
     await new Promise((r) => setTimeout(r, 25));
   }
-  project.provide('redisUrl', `redis://127.0.0.1:${port}`);
-  return async () => {
-    child.kill('SIGTERM');
-    await new Promise((r) => child.once('exit', r));
-    rmSync(dir, { recursive: true, force: true });
-    await stopRunPostgres(runId); // the run's PostgreSQL, if a file started one (test/helpers/postgres.ts)
-    await checkNoLeftovers(runId);
+  return {
+    redisUrl: `redis://127.0.0.1:${port}`,
+    users: 0,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+      rmSync(dir, { recursive: true, force: true });
+      await stopRunPostgres(runId); // the run's PostgreSQL, if a file started one (test/helpers/postgres.ts)
+      await checkNoLeftovers(runId);
+    },
   };
 }
 

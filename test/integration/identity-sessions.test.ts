@@ -154,7 +154,7 @@ describe('local login and sessions', () => {
     const u = await users.create(sys(app.services), { email: 'leaver@acme.test', password: PASSWORD });
     await users.grant(seed.ctx, u.id, 'member');
     const s = await login(app.url, 'leaver@acme.test');
-    users.deactivate(sys(app.services), u.id);
+    await users.deactivate(sys(app.services), u.id);
     expect((await call(app.url, '/auth/session', { session: s })).status).toBe(401);
     expect((await login(app.url, 'leaver@acme.test')).status).toBe(401);
   });
