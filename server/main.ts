@@ -56,7 +56,7 @@ async function main(): Promise<void> {
     return;
   }
 
-  const [{ buildApp, createServices, StartupError }, { SchemaTooNewError }, { listen }, { startWorker }, { WorkerStartError }, { readBackupRecords }, { startWorkerMetricsServer }, { announceReady, joinMetricsAggregation }] =
+  const [{ buildApp, createServices, StartupError }, { SchemaTooNewError }, { listen }, { startWorker }, { WorkerStartError }, { readBackupRecords, cachedBackupRecords }, { startWorkerMetricsServer }, { announceReady, joinMetricsAggregation }] =
     await Promise.all([
       import('./app.js'),
       import('./db/migrator.js'),
@@ -103,7 +103,7 @@ async function main(): Promise<void> {
   if (services.sqlite) {
     const sqlite = services.sqlite.$client;
     services.metrics.trackBackups(() => readBackupRecords(sqlite));
-  }
+  } else services.metrics.trackBackups(cachedBackupRecords(services.store)); // PostgreSQL: the shared settings, read off the scrape path
   // In a cluster, /metrics on any worker answers for all of them (server/cluster.ts).
   joinMetricsAggregation(services.metrics.registry);
 

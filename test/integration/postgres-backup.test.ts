@@ -7,6 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../server/config/settings.js';
 import { openPostgres, type PgDb } from '../../server/db/pg/connection.js';
 import * as pgSchema from '../../server/db/pg/schema.js';
+import { postgresStore } from '../../server/db/store.js';
+import { cachedBackupRecords } from '../../server/ops/backup/records.js';
 import { startWorker } from '../../server/jobs/runtime.js';
 import type { JobWorker } from '../../server/jobs/worker.js';
 import { tempDir, testConfig } from '../helpers/app.js';
@@ -130,6 +132,10 @@ describe('backups of an Enclave on PostgreSQL', () => {
     const checks = (JSON.parse(v.stdout) as { checks: { id: string; status: string; message: string }[] }).checks;
     expect(Object.fromEntries(checks.map((c) => [c.id, c.status]))).toMatchObject({ archive: 'ok', signature: 'ok', checksums: 'ok', database: 'ok', audit: 'ok', schema: 'ok' });
     expect(checks.find((c) => c.id === 'signature')!.message).toMatch(/this installation/);
+
+    // The backup gauges of a PostgreSQL install read the record from the shared settings (off the scrape path).
+    const records = cachedBackupRecords(postgresStore(pg(config.databaseUrl!)), 0);
+    await expect.poll(() => records().lastSuccess?.file).toBe(archive);
   });
 
   it('restore into a fresh database: every table equal row by row, audit verify ok; a second restore is refused and changes nothing', async () => {

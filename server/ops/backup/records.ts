@@ -1,3 +1,5 @@
+import { eq } from 'drizzle-orm';
+import type { Store } from '../../db/store.js';
 import type Database from 'better-sqlite3';
 import { existsSync } from 'node:fs';
 import { databaseFile, openDatabase } from '../../db/connection.js';
@@ -55,4 +57,36 @@ export function recordInDataDir(dataDir: string, kind: keyof typeof BACKUP_RECOR
   } catch {
     return false;
   }
+}
+
+/**
+ * The records from any store (PostgreSQL: the settings table every replica shares), for the
+ * backup gauges, whose source must answer synchronously at scrape time: the last values read,
+ * refreshed in the background when older than `maxAgeMs` (a scrape never waits for the database).
+ */
+export function cachedBackupRecords(store: Store, maxAgeMs = 30_000): () => { lastSuccess?: BackupRecord; lastVerified?: BackupRecord } {
+  let last: { lastSuccess?: BackupRecord; lastVerified?: BackupRecord } = {};
+  let readAt = 0;
+  let reading = false;
+  const refresh = async (): Promise<void> => {
+    reading = true;
+    try {
+      const { q, t } = store;
+      const next: { lastSuccess?: BackupRecord; lastVerified?: BackupRecord } = {};
+      for (const kind of ['lastSuccess', 'lastVerified'] as const) {
+        const row = await store.one(q.select({ value: t.settings.value, secret: t.settings.secret }).from(t.settings).where(eq(t.settings.key, BACKUP_RECORD_KEYS[kind])));
+        if (row && !row.secret) next[kind] = JSON.parse(row.value) as BackupRecord;
+      }
+      last = next;
+      readAt = Date.now();
+    } catch {
+      /* database unreachable or closing: keep the last values */
+    } finally {
+      reading = false;
+    }
+  };
+  return () => {
+    if (!reading && Date.now() - readAt > maxAgeMs) void refresh();
+    return last;
+  };
 }
