@@ -14,6 +14,8 @@ beforeAll(async () => {
   app = await startTestApp({ env: { ENCLAVE_LICENSE_MODE: 'test' } });
   process.env.ENCLAVE_DATA_DIR = app.services.config.dataDir;
   process.env.ENCLAVE_MASTER_KEY = app.services.config.masterKey!;
+  // The in-process CLI uses the app's database (TEST_DIALECT=postgres: its PostgreSQL database).
+  if (app.services.config.databaseUrl) process.env.ENCLAVE_DATABASE_URL = app.services.config.databaseUrl;
   process.env.ENCLAVE_LICENSE_MODE = 'test';
   process.env.REDIS_URL = app.services.redisUrl;
 });
