@@ -6,6 +6,7 @@ import { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../server/config/settings.js';
 import { openPostgres, type PgDb } from '../../server/db/pg/connection.js';
+import { migratePostgres } from '../../server/db/pg/migrator.js';
 import * as pgSchema from '../../server/db/pg/schema.js';
 import { postgresStore } from '../../server/db/store.js';
 import { cachedBackupRecords } from '../../server/ops/backup/records.js';
@@ -169,6 +170,18 @@ describe('backups of an Enclave on PostgreSQL', () => {
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/refusing to restore: the database postgres:\/\/.* is not empty \(rows in .*\); nothing was changed; restore into a new, empty database/);
     expect((await dst.$client.query<{ n: string }>('SELECT count(*) AS n FROM audit_log')).rows[0]!.n).toBe(before.rows[0]!.n);
+  });
+
+  it('restore refuses a database at another migration level and changes nothing', async () => {
+    const url = await freshDatabase('backup_level');
+    const db = pg(url);
+    await migratePostgres(db.$client);
+    // The database one migration behind this version (as if made by the previous release).
+    await db.$client.query('DELETE FROM schema_migrations WHERE idx = (SELECT max(idx) FROM schema_migrations)');
+    const r = await cli(['backup', 'restore', archive, '--passphrase-file', passFile, '--trust-installation', installationId], { dataDir: tempDir('enclave-pg-level-'), url });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/refusing to restore: the database postgres:\/\/.* is at schema \S+ with 1 pending migration\(s\), the backup at \S+; restore into a new, empty database/);
+    expect((await db.$client.query<{ n: string }>('SELECT count(*) AS n FROM tenants')).rows[0]!.n).toBe('0');
   });
 
   it('a PostgreSQL backup is refused by an embedded (SQLite) data dir, with what to do instead', async () => {
