@@ -116,10 +116,12 @@ describe('backups of an Enclave on PostgreSQL', () => {
   let installationId: string;
 
   it('create writes a signed, encrypted archive of every table; verify checks it without a database', async () => {
-    const made = await cli(['backup', 'create', '--out', archive, '--passphrase-file', passFile, '--json'], { dataDir: config.dataDir });
+    // --verify: read back and verified at once, as the scheduled backup does.
+    const made = await cli(['backup', 'create', '--out', archive, '--passphrase-file', passFile, '--verify', '--json'], { dataDir: config.dataDir });
     expect(made.code, made.stderr).toBe(0);
-    const r = JSON.parse(made.stdout) as { manifest: { database: { dialect: string; order: string[] }; tables: Record<string, number>; installationId: string; parts: { name: string }[] }; encryption: string };
+    const r = JSON.parse(made.stdout) as { manifest: { database: { dialect: string; order: string[] }; tables: Record<string, number>; installationId: string; parts: { name: string }[] }; encryption: string; verified: { ok: boolean } };
     expect(r.encryption).toBe('passphrase');
+    expect(r.verified.ok).toBe(true);
     expect(r.manifest.database.dialect).toBe('postgres');
     expect(r.manifest.database.order).toHaveLength(tables().length);
     for (const t of ['tenants', 'users', 'api_keys', 'usage_records', 'usage_rollups', 'audit_log', 'audit_head', 'conversations', 'chat_messages', 'files', 'batches', 'batch_lines', 'teams', 'usage_team_rollups']) {
@@ -137,6 +139,7 @@ describe('backups of an Enclave on PostgreSQL', () => {
     // The backup gauges of a PostgreSQL install read the record from the shared settings (off the scrape path).
     const records = cachedBackupRecords(postgresStore(pg(config.databaseUrl!)), 0);
     await expect.poll(() => records().lastSuccess?.file).toBe(archive);
+    expect(records().lastVerified?.file).toBe(archive);
   });
 
   it('restore into a fresh database: every table equal row by row, audit verify ok; a second restore is refused and changes nothing', async () => {
