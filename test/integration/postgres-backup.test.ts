@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { getTableColumns, getTableName, is } from 'drizzle-orm';
@@ -135,6 +136,20 @@ describe('backups of an Enclave on PostgreSQL', () => {
     const checks = (JSON.parse(v.stdout) as { checks: { id: string; status: string; message: string }[] }).checks;
     expect(Object.fromEntries(checks.map((c) => [c.id, c.status]))).toMatchObject({ archive: 'ok', signature: 'ok', checksums: 'ok', database: 'ok', audit: 'ok', schema: 'ok' });
     expect(checks.find((c) => c.id === 'signature')!.message).toMatch(/this installation/);
+
+    // With the secrets export, every stored secret in the parts is decrypted with its master key;
+    // an export of another key fails the check.
+    const secretsFile = path.join(work, 'secrets.enc');
+    expect((await cli(['backup', 'secrets', '--out', secretsFile, '--passphrase-file', passFile], { dataDir: config.dataDir })).code).toBe(0);
+    const withSecrets = await cli(['backup', 'verify', archive, '--passphrase-file', passFile, '--secrets', secretsFile, '--json'], { dataDir: config.dataDir });
+    expect(withSecrets.code, withSecrets.stderr).toBe(0);
+    expect((JSON.parse(withSecrets.stdout) as { checks: { id: string; status: string; message: string }[] }).checks.find((c) => c.id === 'secrets')).toMatchObject({ status: 'ok', message: expect.stringMatching(/decrypts all \d+ stored secret/) });
+    const otherFile = path.join(work, 'other-secrets.enc');
+    const other = await runCli(['backup', 'secrets', '--out', otherFile, '--passphrase-file', passFile], { ENCLAVE_DATA_DIR: tempDir('enclave-pg-otherkey-'), ENCLAVE_MASTER_KEY: randomBytes(32).toString('base64'), ENCLAVE_LOG_LEVEL: 'silent' });
+    expect(other.code, other.stderr).toBe(0);
+    const wrong = await cli(['backup', 'verify', archive, '--passphrase-file', passFile, '--secrets', otherFile], { dataDir: config.dataDir });
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toMatch(/the master key does not decrypt \d+ of \d+ stored secret/);
 
     // The backup gauges of a PostgreSQL install read the record from the shared settings (off the scrape path).
     const records = cachedBackupRecords(postgresStore(pg(config.databaseUrl!)), 0);

@@ -301,7 +301,7 @@ async function* rowsOf(file: string): AsyncGenerator<Record<string, unknown>> {
  * number what the manifest says; the audit chain recomputes up to the recorded head; the
  * schema is this code's (older: restore it with that release; newer: refused).
  */
-export async function verifyPostgresParts(scratch: string, manifest: BackupManifest, checks: VerifyCheck[]): Promise<{ older: boolean; newer: boolean }> {
+export async function verifyPostgresParts(scratch: string, manifest: BackupManifest, checks: VerifyCheck[], secretsBox?: SecretBox): Promise<{ older: boolean; newer: boolean }> {
   const db = manifest.database as PostgresPart;
   const problems: string[] = [];
   const walker = new ChainWalker();
@@ -335,6 +335,16 @@ export async function verifyPostgresParts(scratch: string, manifest: BackupManif
   if (audit.ok) checks.push({ id: 'audit', status: 'ok', message: `the audit chain verifies: ${audit.checked} entries up to the head` });
   else checks.push({ id: 'audit', status: 'fail', message: `the audit chain is broken at entry ${audit.broken.seq}: ${audit.broken.problem}` });
 
+  if (secretsBox) {
+    const r = await checkPartSecrets(scratch, secretsBox);
+    if (r.failed.length || r.selfTest !== 'ok') {
+      const first = r.failed.slice(0, 5).map((f) => `${f.table}.${f.column}:${f.id} (${f.reason})`).join('; ');
+      checks.push({ id: 'secrets', status: 'fail', message: `the master key does not decrypt ${r.failed.length} of ${r.checked} stored secret(s), self-test ${r.selfTest}${first ? `: ${first}` : ''}` });
+    } else {
+      checks.push({ id: 'secrets', status: 'ok', message: `the master key decrypts all ${r.checked} stored secret(s)` });
+    }
+  }
+
   const tags = loadPgMigrations().map((m) => m.tag);
   const codeHead = tags.at(-1) ?? null;
   if (manifest.migrationHead === codeHead) {
@@ -349,6 +359,45 @@ export async function verifyPostgresParts(scratch: string, manifest: BackupManif
   // the backup (into an empty database), then upgrade it: the migrations move rows, not this code.
   checks.push({ id: 'schema', status: 'warn', message: `backup schema ${manifest.migrationHead} is older than ${codeHead}: restore it with Enclave ${manifest.appVersion}, then upgrade` });
   return { older: true, newer: false };
+}
+
+/**
+ * checkStoredSecrets over a backup's table parts: every value of SECRET_COLUMNS decrypted with
+ * `box`. The parts hold rows by property name, so each column is found through the table's
+ * PostgreSQL definition; the registry's SQL conditions are the flag test (`secret`) or a
+ * null test (a null is never a secret), and any other condition is refused rather than guessed.
+ */
+async function checkPartSecrets(scratch: string, box: SecretBox): Promise<SecretCheckResult> {
+  const pairs = new Map(copyOrder().map((p) => [p.name, p]));
+  let checked = 0;
+  const failed: { table: string; column: string; id: string; reason: string }[] = [];
+  let selfTest: SecretCheckResult['selfTest'] = 'missing';
+  for (const c of SECRET_COLUMNS) {
+    const p = pairs.get(c.table);
+    const f = path.join(scratch, ...partName(c.table).split('/'));
+    const keyOf = (column: string) => (p ? Object.entries(getTableColumns(p.pg)).find(([, col]) => (col as Column).name === column)?.[0] : undefined);
+    const [valueKey, idKey] = [keyOf(c.column), keyOf(c.idColumn)];
+    const flag = c.where === undefined || / IS NOT NULL$/.test(c.where) ? undefined : keyOf(c.where);
+    if (!valueKey || !idKey || !existsSync(f) || (c.where !== undefined && !/ IS NOT NULL$/.test(c.where) && !flag)) {
+      failed.push({ table: c.table, column: c.column, id: '*', reason: 'cannot read this column from the backup' });
+      continue;
+    }
+    for await (const row of rowsOf(f)) {
+      const v = row[valueKey];
+      if (typeof v !== 'string' || (flag && row[flag] !== true)) continue;
+      checked++;
+      const id = String(row[idKey]);
+      const isSelfTest = c.table === 'settings' && id === SELFTEST_KEY;
+      try {
+        const plain = box.decrypt(v, secretAad(c.table, c.column, id));
+        if (isSelfTest) selfTest = plain === 'enclave-master-key-selftest' ? 'ok' : 'failed';
+      } catch (e) {
+        if (isSelfTest) selfTest = 'failed';
+        failed.push({ table: c.table, column: c.column, id, reason: (e as Error).message });
+      }
+    }
+  }
+  return { checked, failed, selfTest };
 }
 
 /** Whom a verify/restore on PostgreSQL trusts: the installation in the database (none in an empty one) and the named ones. */

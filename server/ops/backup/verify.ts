@@ -135,8 +135,7 @@ export async function verifyBackup(file: string, opts: VerifyOptions = {}): Prom
 
     if (manifest.database?.dialect === 'postgres') {
       // A PostgreSQL backup's tables are logical rows: checked on the parts, no database needed.
-      const { older, newer } = await verifyPostgresParts(scratch, manifest, checks);
-      if (opts.secrets) checks.push({ id: 'secrets', status: 'warn', message: 'a PostgreSQL backup: its stored secrets are decrypted with the master key by restore, after the rows are in the database' });
+      const { older, newer } = await verifyPostgresParts(scratch, manifest, checks, opts.secrets ? boxFromExport(opts.secrets) : undefined);
       return done({ manifest, older, newer, signer: sig.signer });
     }
     const dbFile = path.join(scratch, 'db', 'enclave.db');
