@@ -19,6 +19,7 @@ const PAGES: [path: string, heading: string][] = [
   ['/me', 'My usage'],
   ['/admin', 'Overview'],
   ['/admin/usage', 'Usage analytics'],
+  ['/admin/calls', 'Calls'],
   ['/admin/feedback', 'Answer feedback'],
   ['/admin/members', 'Members & roles'],
   ['/admin/teams', 'Teams'],
