@@ -1,9 +1,10 @@
 /**
- * OpenTelemetry's cost on the call path (issue 25), in one run: two Enclave servers on the same
- * machine and the same fake upstream — one without tracing, one exporting to a collector that is
- * down (OTEL_EXPORTER_OTLP_ENDPOINT on a closed port: every export fails, the queue fills, spans
+ * OpenTelemetry's cost on the call path (issue 25), in one run: three Enclave servers on the same
+ * machine and the same fake upstream — one without tracing, one exporting to a collector that
+ * takes everything (a minimal OTLP/HTTP sink in this process), one exporting to a collector that
+ * is down (OTEL_EXPORTER_OTLP_ENDPOINT on a closed port: every export fails, the queue fills, spans
  * are dropped) — driven alternately (sequential calls interleaved one by one, concurrent windows
- * off/on/off/on), so machine noise falls on both alike.
+ * in turn, the order reversed in the second round), so machine noise falls on all alike.
  *
  *   npm run build && node --import tsx bench/otel-overhead.ts [--seq 2000] [--conc 16] [--secs 6]
  *   BENCH_MAIN=bench/source-main.mjs node --import tsx bench/otel-overhead.ts   (from the sources, no build)
@@ -105,16 +106,26 @@ async function main(): Promise<void> {
   const seqN = arg('seq', 2000);
   const conc = arg('conc', 16);
   const secs = arg('secs', 6);
-  const dirs = [mkdtempSync(path.join(tmpdir(), 'enclave-otel-off-')), mkdtempSync(path.join(tmpdir(), 'enclave-otel-on-'))];
+  const dirs = [mkdtempSync(path.join(tmpdir(), 'enclave-otel-off-')), mkdtempSync(path.join(tmpdir(), 'enclave-otel-down-')), mkdtempSync(path.join(tmpdir(), 'enclave-otel-up-'))];
   const fake = await start('fake', {});
   const down = await closedPort();
   const common = { FAKE_URL: fake.info.url as string, BENCH_WORKERS: '1' };
+  // The collector that is up: answers every export 200 (spans counted, not decoded).
+  let received = 0;
+  const sink = http.createServer((req, res) => {
+    req.on('data', () => {});
+    req.on('end', () => {
+      received++;
+      res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
+    });
+  });
+  await new Promise<void>((r) => sink.listen(0, '127.0.0.1', () => r()));
+  const up = (sink.address() as net.AddressInfo).port;
   const off = await start('enclave', { ...common, BENCH_DIR: dirs[0]! });
+  const onUp = await start('enclave', { ...common, BENCH_DIR: dirs[2]!, OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${up}` });
   const on = await start('enclave', { ...common, BENCH_DIR: dirs[1]!, OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${down}` });
-  const sides = [
-    { name: 'OTel off', s: off, lat: [] as number[], oh: [] as number[], agent: new http.Agent({ keepAlive: true, maxSockets: 1 }), calls: 0, cpuUs: 0 },
-    { name: 'OTel on, collector down', s: on, lat: [] as number[], oh: [] as number[], agent: new http.Agent({ keepAlive: true, maxSockets: 1 }), calls: 0, cpuUs: 0 },
-  ];
+  const side = (name: string, s: Started) => ({ name, s, lat: [] as number[], oh: [] as number[], agent: new http.Agent({ keepAlive: true, maxSockets: 1 }), calls: 0, cpuUs: 0 });
+  const sides = [side('OTel off', off), side('OTel on, collector up', onUp), side('OTel on, collector down', on)];
   try {
     for (let i = 0; i < 300; i++) for (const x of sides) await call(x.agent, x.s.info.url, x.s.info.key); // warm-up
     for (let i = 0; i < seqN; i++) {
@@ -124,7 +135,9 @@ async function main(): Promise<void> {
     const f = (v: number): string => v.toFixed(3);
     console.log(`sequential (${seqN} each, interleaved):`);
     for (const x of sides) console.log(`  ${x.name.padEnd(24)} p50 ${f(pct(x.lat, 50))} p99 ${f(pct(x.lat, 99))} ms | x-enclave-overhead-ms p50 ${f(pct(x.oh, 50))} p99 ${f(pct(x.oh, 99))}`);
-    console.log(`  added by OTel (collector down): p50 ${f(pct(sides[1]!.lat, 50) - pct(sides[0]!.lat, 50))} ms, p99 ${f(pct(sides[1]!.lat, 99) - pct(sides[0]!.lat, 99))} ms`);
+    const [o, u, d] = sides as [(typeof sides)[0], (typeof sides)[0], (typeof sides)[0]];
+    console.log(`  tracing (collector up vs off): p50 ${f(pct(u.lat, 50) - pct(o.lat, 50))} ms, p99 ${f(pct(u.lat, 99) - pct(o.lat, 99))} ms`);
+    console.log(`  collector down vs up:          p50 ${f(pct(d.lat, 50) - pct(u.lat, 50))} ms, p99 ${f(pct(d.lat, 99) - pct(u.lat, 99))} ms`);
     for (let round = 0; round < 2; round++) {
       for (const x of round % 2 ? [...sides].reverse() : sides) {
         const c0 = await cpuOf(x.s.child);
@@ -132,12 +145,13 @@ async function main(): Promise<void> {
         x.cpuUs += (await cpuOf(x.s.child)) - c0;
       }
     }
-    console.log(`concurrent ${conc} (2 windows of ${secs / 2} s each, alternating):`);
+    console.log(`concurrent ${conc} (2 windows of ${secs / 2} s each, in turn):`);
     for (const x of sides) console.log(`  ${x.name.padEnd(24)} ${(x.calls / secs).toFixed(0)} req/s, CPU ${(x.cpuUs / 1000 / x.calls).toFixed(3)} ms per call`);
-    console.log(`  throughput with OTel on / off: ${((sides[1]!.calls / sides[0]!.calls) * 100).toFixed(1)} %`);
+    console.log(`  throughput, collector up / off: ${((u.calls / o.calls) * 100).toFixed(1)} %; collector down / up: ${((d.calls / u.calls) * 100).toFixed(1)} %`);
+    console.log(`  exports the live collector took: ${received}`);
     on.child.send('rss');
     const m: { usage: number } = await new Promise((r) => on.child.once('message', r));
-    console.log(`usage records written by the traced server: ${m.usage} (calls: ${300 + seqN + sides[1]!.calls})`);
+    console.log(`usage records written by the server whose collector is down: ${m.usage} (calls: ${300 + seqN + d.calls})`);
   } finally {
     for (const x of sides) {
       x.agent.destroy();
@@ -145,6 +159,7 @@ async function main(): Promise<void> {
       await new Promise((r) => x.s.child.once('exit', r));
     }
     fake.child.kill();
+    sink.close();
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   }
 }
