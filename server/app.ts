@@ -34,6 +34,7 @@ import { adminRouter, tenantIdGuard } from './admin/routes.js';
 import { countAuthFailures } from './metrics/auth-failures.js';
 import { licenseAdminRouter } from './admin/license-routes.js';
 import { ChatAttachments } from './chat/attachments.js';
+import { chatKnowledge } from './knowledge/chat.js';
 import { chatRouter } from './chat/routes.js';
 import { ChatService } from './chat/service.js';
 import { ChatRepo } from './db/repos/chat.js';
@@ -375,6 +376,7 @@ export function buildApp(services: Services): RequestListener {
       pipeline: () => services.gateway.service,
       policy: (ctx) => services.gateway.policies.load(ctx),
       images: { attachments: chatAttachments, acceptsImages: (ctx, model) => !!ctx.tenant && services.gateway.catalogue.acceptsImages(model, ctx.tenant.id) },
+      knowledge: () => chatKnowledge(knowledge),
     }),
   );
   // Last before 404: the built UI (dist/web) with SPA fallback; never shadows the API paths.

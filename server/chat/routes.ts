@@ -6,6 +6,7 @@ import { AppError } from '../errors.js';
 import { parseInput } from '../http/parse-input.js';
 import { authenticate } from '../identity/http.js';
 import type { Identity } from '../identity/index.js';
+import { stricter } from '../assistants/service.js';
 import { IMAGE_LIMITS, withImages, type ChatAttachments } from './attachments.js';
 import { CLASSIFICATIONS, type ChatService } from './service.js';
 
@@ -21,6 +22,18 @@ export interface ChatPipeline {
 }
 
 const CLASSIFICATION = z.enum(CLASSIFICATIONS);
+
+/**
+ * Knowledge in the chat (issue 20; server/knowledge implements it, structurally): search the
+ * collections the user picked with the turn's text, give the passages to the model as a system
+ * message numbered [1], [2]…, and raise the turn's classification to the highest retrieved
+ * BEFORE the gateway routes it; the answer's citations are stored with it. An unreadable
+ * collection is a 404 before anything is stored.
+ */
+export interface ChatKnowledge {
+  retrieve(ctx: RequestContext, o: { collections: readonly string[]; query: string; classification: Classification | undefined }): Promise<{ message: string | undefined; citations: readonly unknown[]; classification: Classification | undefined }>;
+  saveCitations(ctx: RequestContext, messageId: string, conversationId: string, citations: readonly unknown[]): Promise<void>;
+}
 
 /** What the chat needs of the gateway's usage record, once metering priced it (structurally UsageRow). */
 export interface PricedUsage {
@@ -165,6 +178,7 @@ export function chatRouter(
     policy?: PolicyView;
     /** Images in chat: where they are stored, and whether a model accepts them (the catalogue's `vision`). */
     images?: { attachments: ChatAttachments; acceptsImages: (ctx: RequestContext, model: string) => boolean };
+    knowledge?: () => ChatKnowledge | undefined;
   },
 ): Router {
   const pipeline = opts.pipeline;
@@ -296,6 +310,8 @@ export function chatRouter(
         edit_of: z.string().min(1).max(100).optional(),
         /** Uploaded images (POST …/attachments) sent with the new user message. */
         attachments: z.array(z.string().min(1).max(100)).max(IMAGE_LIMITS.perMessage).optional(),
+        /** Knowledge collections to answer from (ids the user may read). */
+        knowledge: z.array(z.string().min(1).max(100)).max(10).optional(),
       }),
       req.body,
     );
@@ -325,6 +341,26 @@ export function chatRouter(
     // A model that does not take images refuses here, before anything is stored or sent.
     if (hasImages && !opts.images?.acceptsImages(ctx, b.model)) {
       throw new AppError(400, 'vision_unsupported', `The model ${b.model} does not accept images. Choose a model marked “images”, or remove the images.`, { param: 'model' });
+    }
+    // Knowledge: the passages go in before the conversation, and the classification is raised
+    // to what was retrieved before the gateway routes the call (and stored with the turn).
+    let citations: readonly unknown[] = [];
+    if (b.knowledge?.length) {
+      const k = opts.knowledge?.();
+      if (!k) throw new AppError(404, 'not_found', 'Knowledge is not available on this server.', { param: 'knowledge' });
+      const query = plan.content || [...plan.history].reverse().find((m) => m.role === 'user')?.content || '';
+      const r = await k.retrieve(ctx, { collections: b.knowledge, query, classification: plan.classification });
+      citations = r.citations;
+      // Only ever raised: from the one asked for (or the tenant's default when none was).
+      if (r.classification) {
+        const view = plan.classification ? undefined : await opts.policy?.(ctx);
+        const base = plan.classification ?? ((view?.policy.defaultClassification ?? view?.tenantDefault) as Classification | undefined);
+        plan.classification = base ? stricter(base, r.classification) : r.classification;
+      }
+      if (r.message) {
+        const at = history[0] && (history[0] as { role?: unknown }).role === 'system' ? 1 : 0;
+        history.splice(at, 0, { role: 'system', content: r.message });
+      }
     }
     // The gateway reads the classification and workflow from headers, as for /v1 callers.
     // (plan.classification: the one asked for, raised to the conversation's assistant's.)
@@ -378,7 +414,8 @@ export function chatRouter(
             costMicros: usage?.costMicros ?? 0,
             parentId: plan.answerParent,
           });
-          extra = `event: enclave\ndata: ${JSON.stringify({ ...out, request_id: usage?.requestId ?? ctx.requestId })}\n\n`;
+          if (citations.length) await opts.knowledge?.()?.saveCitations(ctx, out.message.id, id, citations);
+          extra = `event: enclave\ndata: ${JSON.stringify({ ...out, citations, request_id: usage?.requestId ?? ctx.requestId })}\n\n`;
         } catch (e) {
           // E.g. the conversation was deleted meanwhile: the stream still ends properly.
           ctx.log.warn({ conversation: id, err: (e as Error).message }, 'chat answer not stored');

@@ -7,6 +7,7 @@ import { Spinner } from './components/ui.js';
 import { Layout } from './Layout.js';
 import { AdminPage } from './pages/admin/Admin.js';
 import { AssistantsPage } from './pages/Assistants.js';
+import { KnowledgePage } from './pages/Knowledge.js';
 import { ChatPage } from './pages/Chat.js';
 import { InvitationsBanner, InvitePage } from './pages/Invitations.js';
 import { MePage } from './pages/Me.js';
@@ -130,6 +131,7 @@ export function App() {
     page = null;
   } else if (pathname === '/chat' || pathname.startsWith('/chat/')) page = noTenant ? <NoOrganisation what="Chat" /> : <ChatPage conversationId={pathname.slice('/chat/'.length) || null} />;
   else if (pathname === '/assistants') page = noTenant ? <NoOrganisation what="Assistants" /> : <AssistantsPage />;
+  else if (pathname === '/knowledge') page = noTenant ? <NoOrganisation what="Knowledge" /> : <KnowledgePage />;
   else if (pathname === '/me') page = noTenant ? <NoOrganisation what="My usage" /> : <MePage />;
   else if (pathname === '/admin' || pathname.startsWith('/admin/')) page = <AdminPage path={pathname} />;
   else page = <NotFound />;

@@ -27,6 +27,9 @@ export function Layout({ children, banner }: { children: ReactNode; banner?: Rea
           <Link to="/assistants" aria-current={current('/assistants')}>
             Assistants
           </Link>
+          <Link to="/knowledge" aria-current={current('/knowledge')}>
+            Knowledge
+          </Link>
           <Link to="/me" aria-current={current('/me')}>
             My usage
           </Link>

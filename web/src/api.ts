@@ -154,3 +154,26 @@ export interface ListPage<T> {
   data: T[];
   next_cursor: string | null;
 }
+
+/**
+ * A multipart upload with progress (fetch has no upload progress): XMLHttpRequest with the
+ * session cookie and the CSRF header; errors from the API's envelope like api().
+ */
+export function uploadForm<T>(path: string, form: FormData, onProgress: (fraction: number) => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', path);
+    xhr.setRequestHeader('accept', 'application/json');
+    if (csrfToken) xhr.setRequestHeader('x-csrf-token', csrfToken);
+    xhr.upload.onprogress = (e) => {
+      if (e.lengthComputable) onProgress(e.loaded / e.total);
+    };
+    xhr.onerror = () => reject(new Error('The upload failed: the connection was lost.'));
+    xhr.onload = () => {
+      const res = new Response(xhr.responseText, { status: xhr.status, headers: { 'content-type': xhr.getResponseHeader('content-type') ?? 'application/json' } });
+      if (xhr.status >= 200 && xhr.status < 300) resolve(res.json() as Promise<T>);
+      else void toError(res).then(reject);
+    };
+    xhr.send(form);
+  });
+}

@@ -1,5 +1,6 @@
-import { api } from '../api.js';
-import type { DraftImage } from './store.js';
+import { api, uploadForm } from '../api.js';
+import type { KnowledgeFile } from '../knowledge/types.js';
+import type { DraftDoc, DraftImage } from './store.js';
 
 /**
  * Images in the composer (issue 20): picked, pasted or dropped files are checked here (type,
@@ -18,17 +19,55 @@ const readDataUrl = (f: File) =>
     r.readAsDataURL(f);
   });
 
+/** Documents the chat indexes for the conversation (the knowledge API parses them). */
+const DOC_EXT = /\.(pdf|docx|html?|md|markdown|txt|csv)$/i;
+export const isDocument = (f: File) => DOC_EXT.test(f.name);
+
 /** The files that may be added to `current`, with a sentence for each one refused. */
-export async function acceptImages(files: readonly File[], current: readonly DraftImage[]): Promise<{ images: DraftImage[]; problems: string[] }> {
+export async function acceptImages(files: readonly File[], current: readonly DraftImage[], docsAllowed = false): Promise<{ images: DraftImage[]; docs: DraftDoc[]; problems: string[] }> {
   const images: DraftImage[] = [];
+  const docs: DraftDoc[] = [];
   const problems: string[] = [];
   for (const f of files) {
-    if (!IMAGE_TYPES.includes(f.type)) problems.push(`${f.name || 'The file'} is not a PNG, JPEG, GIF or WebP image.`);
+    if (docsAllowed && isDocument(f)) docs.push({ key: `${Date.now()}-${Math.random()}`, name: f.name, file: f });
+    else if (!IMAGE_TYPES.includes(f.type)) problems.push(`${f.name || 'The file'} is not ${docsAllowed ? 'an image (PNG, JPEG, GIF, WebP) or a document (PDF, Word, HTML, Markdown, text, CSV)' : 'a PNG, JPEG, GIF or WebP image'}.`);
     else if (f.size > MAX_IMAGE_BYTES) problems.push(`${f.name || 'The image'} is larger than 5 MB.`);
     else if (current.length + images.length >= MAX_IMAGES) problems.push(`At most ${MAX_IMAGES} images per message.`);
     else images.push({ key: `${Date.now()}-${Math.random()}`, name: f.name || 'pasted image', file: f, preview: await readDataUrl(f) });
   }
-  return { images, problems: [...new Set(problems)] };
+  return { images, docs, problems: [...new Set(problems)] };
+}
+
+/**
+ * Uploads documents into the conversation's own collection and waits until each is indexed
+ * (the worker's ingest lane); a document that cannot be read is an error naming it and why.
+ */
+export async function indexDocuments(convId: string, docs: readonly DraftDoc[], onStatus: (text: string | null) => void): Promise<DraftDoc[]> {
+  const out: DraftDoc[] = [];
+  try {
+    for (const d of docs) {
+      if (d.collectionId || !d.file) {
+        out.push(d);
+        continue;
+      }
+      const form = new FormData();
+      form.append('file', d.file, d.name);
+      onStatus(`Uploading ${d.name}…`);
+      const r = await uploadForm<{ collection_id: string; file: KnowledgeFile }>(`/api/knowledge/conversations/${encodeURIComponent(convId)}/attachments`, form, () => undefined);
+      onStatus(`Reading ${d.name}…`);
+      let f = r.file;
+      const deadline = Date.now() + 120_000;
+      while (f.status === 'in_progress' && Date.now() < deadline) {
+        await new Promise((ok) => setTimeout(ok, 500));
+        f = await api<KnowledgeFile>(`/api/knowledge/collections/${encodeURIComponent(r.collection_id)}/files/${encodeURIComponent(f.id)}`);
+      }
+      if (f.status !== 'completed') throw new Error(`${d.name} could not be read${f.last_error ? `: ${f.last_error.message}` : ' in time'}.`);
+      out.push({ ...d, collectionId: r.collection_id });
+    }
+  } finally {
+    onStatus(null);
+  }
+  return out;
 }
 
 /** Uploads the images not uploaded yet (raw bytes) and returns them all with their ids. */
@@ -52,19 +91,35 @@ export function attachmentUrl(convId: string, id: string): string {
   return `/api/chat/conversations/${encodeURIComponent(convId)}/attachments/${encodeURIComponent(id)}`;
 }
 
-/** The images waiting in the composer, each with a remove button. */
-export function ImageTray({ images, onRemove }: { images: readonly DraftImage[]; onRemove: (key: string) => void }) {
-  if (!images.length) return null;
+/** The images and documents waiting in the composer, each with a remove button. */
+export function ImageTray({ images, docs = [], onRemove }: { images: readonly DraftImage[]; docs?: readonly DraftDoc[]; onRemove: (key: string) => void }) {
+  if (!images.length && !docs.length) return null;
   return (
-    <ul className="image-tray" aria-label="Images to send">
-      {images.map((i) => (
-        <li key={i.key}>
-          <img src={i.preview} alt={i.name} />
-          <button type="button" className="btn btn-icon image-remove" aria-label={`Remove image ${i.name}`} onClick={() => onRemove(i.key)}>
-            ×
-          </button>
-        </li>
-      ))}
-    </ul>
+    <>
+      {images.length ? (
+        <ul className="image-tray" aria-label="Images to send">
+          {images.map((i) => (
+            <li key={i.key}>
+              <img src={i.preview} alt={i.name} />
+              <button type="button" className="btn btn-icon image-remove" aria-label={`Remove image ${i.name}`} onClick={() => onRemove(i.key)}>
+                ×
+              </button>
+            </li>
+          ))}
+        </ul>
+      ) : null}
+      {docs.length ? (
+        <ul className="doc-tray" aria-label="Documents to answer from">
+          {docs.map((d) => (
+            <li key={d.key} className="tag">
+              {d.name}
+              <button type="button" className="btn btn-icon" aria-label={`Remove document ${d.name}`} onClick={() => onRemove(d.key)}>
+                ×
+              </button>
+            </li>
+          ))}
+        </ul>
+      ) : null}
+    </>
   );
 }

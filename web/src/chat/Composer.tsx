@@ -1,5 +1,6 @@
 import { useLayoutEffect, useRef, useState, type ClipboardEvent, type DragEvent, type FormEvent, type KeyboardEvent, type RefObject } from 'react';
 import { acceptImages, ImageTray, IMAGE_TYPES } from './Attachments.js';
+import { DOC_TYPES } from '../knowledge/types.js';
 import { PICKER_ID, usePromptPicker } from './PromptPicker.js';
 import { draftOf, setDraft, useChatStore, type Draft } from './store.js';
 
@@ -16,6 +17,10 @@ export function Composer(props: {
   hint: boolean;
   /** The chosen model accepts images (a warning otherwise; the server refuses). */
   vision: boolean;
+  /** Documents may be attached (the knowledge API is there). */
+  docs: boolean;
+  /** What is happening to attached documents (uploading, reading), or null. */
+  docStatus: string | null;
   model: string;
   onSend: (draft: Draft) => void;
   onRegenerate: () => void;
@@ -33,9 +38,10 @@ export function Composer(props: {
   const addFiles = async (files: File[]) => {
     if (!files.length) return;
     const cur = draftOf(convId);
-    const out = await acceptImages(files, cur.images ?? []);
+    const out = await acceptImages(files, cur.images ?? [], props.docs);
     setProblems(out.problems);
-    if (out.images.length) setDraft(convId, { ...draftOf(convId), images: [...(draftOf(convId).images ?? []), ...out.images] });
+    const now = draftOf(convId);
+    if (out.images.length || out.docs.length) setDraft(convId, { ...now, images: [...(now.images ?? []), ...out.images], docs: [...(now.docs ?? []), ...out.docs] });
   };
   const onPaste = (e: ClipboardEvent<HTMLTextAreaElement>) => {
     const files = Array.from(e.clipboardData.files);
@@ -49,6 +55,7 @@ export function Composer(props: {
     setDragging(false);
     void addFiles(Array.from(e.dataTransfer.files));
   };
+  const docs = draft.docs ?? [];
   const hasContent = !!draft.text.trim() || images.length > 0;
 
   useLayoutEffect(() => {
@@ -86,7 +93,12 @@ export function Composer(props: {
       onDrop={onDrop}
     >
       {picker.list}
-      <ImageTray images={images} onRemove={(key) => setDraft(convId, { ...draft, images: images.filter((i) => i.key !== key) })} />
+      <ImageTray images={images} docs={docs} onRemove={(key) => setDraft(convId, { ...draft, images: images.filter((i) => i.key !== key), docs: docs.filter((d) => d.key !== key) })} />
+      {props.docStatus ? (
+        <div className="composer-note muted small" role="status">
+          {props.docStatus}
+        </div>
+      ) : null}
       {problems.length ? (
         <div className="note note-warn composer-note" role="alert">
           {problems.join(' ')}
@@ -119,7 +131,7 @@ export function Composer(props: {
           <input
             ref={fileRef}
             type="file"
-            accept={IMAGE_TYPES.join(',')}
+            accept={props.docs ? `${IMAGE_TYPES.join(',')},${DOC_TYPES}` : IMAGE_TYPES.join(',')}
             multiple
             hidden
             onChange={(e) => {
@@ -127,7 +139,7 @@ export function Composer(props: {
               e.target.value = '';
             }}
           />
-          <button type="button" className="btn btn-ghost" aria-label="Attach images" title="Attach images (or paste or drop them)" disabled={!props.canSend || props.streaming} onClick={() => fileRef.current?.click()}>
+          <button type="button" className="btn btn-ghost" aria-label={props.docs ? 'Attach images or documents' : 'Attach images'} title="Attach (or paste or drop files)" disabled={!props.canSend || props.streaming} onClick={() => fileRef.current?.click()}>
             <svg className="icon" viewBox="0 0 24 24" width="18" height="18" aria-hidden="true" focusable="false">
               <path d="M21 11.5l-8.6 8.6a5.5 5.5 0 01-7.8-7.8l8.6-8.6a3.7 3.7 0 015.2 5.2l-8.6 8.6a1.8 1.8 0 01-2.6-2.6l7.9-7.9" fill="none" stroke="currentColor" strokeWidth="2" strokeLinecap="round" strokeLinejoin="round" />
             </svg>

@@ -4,7 +4,9 @@ import { CopyButton } from '../components/CopyButton.js';
 import { Markdown } from '../components/Markdown.js';
 import { Spinner } from '../components/ui.js';
 import { attachmentUrl } from './Attachments.js';
+import type { Citation } from '../knowledge/types.js';
 import { FeedbackButtons } from './Feedback.js';
+import { Sources } from './Knowledge.js';
 import type { Stream } from './store.js';
 import type { ThreadItem } from './thread.js';
 
@@ -72,6 +74,8 @@ export function Messages(props: {
   intro?: ReactNode;
   /** Whether answers may be rated (roles that may chat). */
   canRate?: boolean;
+  /** Knowledge citations of stored answers, by message id. */
+  citations?: Record<string, Citation[]>;
 }) {
   const { stream } = props;
   // An assistant's instructions (the system message) are sent, not shown as a turn.
@@ -125,6 +129,7 @@ export function Messages(props: {
               </ul>
             ) : null}
             {m.role === 'user' ? m.content ? <div className="msg-text">{m.content}</div> : null : <Markdown text={m.content} />}
+            {m.role === 'assistant' && props.citations?.[m.id] ? <Sources citations={props.citations[m.id]!} /> : null}
             {!stream && m.id !== 'pending' ? (
               <div className="msg-actions">
                 <CopyButton text={m.content} label={m.role === 'user' ? 'Copy your message' : 'Copy answer'} />

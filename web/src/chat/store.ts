@@ -38,6 +38,15 @@ export interface Draft {
   retryOf?: string;
   /** Images to send with the message (chat/Attachments.tsx). */
   images?: DraftImage[];
+  /** Documents to answer from: indexed into the conversation's own collection (chat/Attachments.tsx). */
+  docs?: DraftDoc[];
+}
+export interface DraftDoc {
+  key: string;
+  name: string;
+  file?: File;
+  /** Set once uploaded and indexed: the conversation's collection. */
+  collectionId?: string;
 }
 /** An image in the composer: the picked file until it is uploaded (then its attachment id). */
 export interface DraftImage {
@@ -55,6 +64,8 @@ export const NEW = 'new';
 const streams = new Map<string, Stream>();
 const outcomes = new Map<string, Outcome>();
 const drafts = new Map<string, Draft>();
+/** Knowledge collections picked per conversation (sent with each turn). */
+const knowledge = new Map<string, string[]>();
 const finished = new Set<(convId: string) => void>();
 const listeners = new Set<() => void>();
 let version = 0;
@@ -82,8 +93,15 @@ export const streamOf = (convId: string | null): Stream | undefined => (convId ?
 export const outcomeOf = (convId: string | null): Outcome | undefined => outcomes.get(convId ?? NEW);
 export const draftOf = (convId: string | null): Draft => drafts.get(convId ?? NEW) ?? { text: '', editing: false };
 
+export const knowledgeOf = (convId: string | null): string[] => knowledge.get(convId ?? NEW) ?? [];
+export function setKnowledge(convId: string | null, ids: string[]): void {
+  if (ids.length) knowledge.set(convId ?? NEW, ids);
+  else knowledge.delete(convId ?? NEW);
+  changed();
+}
+
 export function setDraft(convId: string | null, d: Draft): void {
-  if (!d.text && !d.editing && !d.images?.length) drafts.delete(convId ?? NEW);
+  if (!d.text && !d.editing && !d.images?.length && !d.docs?.length) drafts.delete(convId ?? NEW);
   else drafts.set(convId ?? NEW, d);
   changed();
 }
@@ -91,6 +109,9 @@ export function moveDraft(from: string | null, to: string): void {
   const d = drafts.get(from ?? NEW);
   drafts.delete(from ?? NEW);
   if (d) drafts.set(to, d);
+  const k = knowledge.get(from ?? NEW);
+  knowledge.delete(from ?? NEW);
+  if (k) knowledge.set(to, k);
   changed();
 }
 export function clearOutcome(convId: string | null): void {
@@ -109,6 +130,7 @@ export function resetChatStore(): void {
   streams.clear();
   outcomes.clear();
   drafts.clear();
+  knowledge.clear();
   changed();
 }
 
@@ -122,6 +144,8 @@ export interface Turn {
   editOf?: string;
   parentId?: string;
   policy: Record<Classification, string[]> | null;
+  /** Knowledge collections to answer from. */
+  knowledge?: string[];
   /** Uploaded images sent with the message; put back into the box if the turn is refused before it is stored. */
   images?: DraftImage[];
 }
@@ -165,6 +189,7 @@ export async function runTurn(t: Turn): Promise<void> {
         ...(t.editOf ? { edit_of: t.editOf } : {}),
         ...(t.parentId ? { parent_id: t.parentId } : {}),
         ...(t.images?.length ? { attachments: t.images.map((i) => i.id) } : {}),
+        ...(t.knowledge?.length ? { knowledge: t.knowledge } : {}),
       },
       signal: controller.signal,
       headers: { accept: 'text/event-stream' },

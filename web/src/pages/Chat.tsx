@@ -4,12 +4,14 @@ import { AssistantIntro, AssistantSelect, useAssistants, useStarter } from '../c
 import { ChatHeader } from '../chat/ChatHeader.js';
 import { ChatNotes, OutcomeNotes } from '../chat/ChatNotes.js';
 import { useConversationActions } from '../chat/useConversationActions.js';
-import { uploadImages } from '../chat/Attachments.js';
+import { indexDocuments, uploadImages } from '../chat/Attachments.js';
 import { Composer } from '../chat/Composer.js';
+import { KnowledgePicker, loadCitations, useCollections } from '../chat/Knowledge.js';
+import type { Citation } from '../knowledge/types.js';
 import { ConversationList } from '../chat/ConversationList.js';
 import { Messages } from '../chat/Messages.js';
 import { thread, type Picks } from '../chat/thread.js';
-import { clearOutcome, moveDraft, onTurnFinished, outcomeOf, runTurn, setDraft, stop, streamOf, useChatStore, type Draft, type DraftImage, type SendMode } from '../chat/store.js';
+import { clearOutcome, knowledgeOf, moveDraft, setKnowledge, onTurnFinished, outcomeOf, runTurn, setDraft, stop, streamOf, useChatStore, type Draft, type DraftImage, type SendMode } from '../chat/store.js';
 import { ErrorNote } from '../components/ui.js';
 import { navigate } from '../router.js';
 
@@ -32,6 +34,11 @@ export function ChatPage({ conversationId }: { conversationId: string | null }) 
   const [picks, setPicks] = useState<Picks>({});
   const inputRef = useRef<HTMLTextAreaElement>(null);
   const assistants = useAssistants();
+  const collections = useCollections();
+  /** The open conversation's answers' citations (knowledge), by message id. */
+  const [citations, setCitations] = useState<Record<string, Citation[]>>({});
+  /** Attached documents being uploaded and indexed before the turn is sent. */
+  const [docStatus, setDocStatus] = useState<string | null>(null);
   /** The assistant a new chat starts with (from "Start a chat" links: /chat?assistant=…). */
   const [assistantId, setAssistantId] = useState(() => new URLSearchParams(location.search).get('assistant') ?? '');
   /** The conversation the page shows now: answers for another one must not land here. */
@@ -68,6 +75,8 @@ export function ChatPage({ conversationId }: { conversationId: string | null }) 
       const c = await api<Loaded>(`/api/chat/conversations/${encodeURIComponent(id)}`);
       if (wanted.current !== id) return; // the user has moved on
       setConv(c);
+      // Only where knowledge exists: without it there is nothing to cite (and no API to ask).
+      setCitations(collections !== null && c.messages.some((m) => m.role === 'assistant') ? await loadCitations(id) : {});
       if (c.model) setModel(c.model);
       if (c.classification) setCls(c.classification as Classification);
       setLoadError(null);
@@ -76,7 +85,7 @@ export function ChatPage({ conversationId }: { conversationId: string | null }) 
       setLoadError(e);
       setConv(null);
     }
-  }, []);
+  }, [collections]);
 
   useEffect(() => {
     setError(null);
@@ -132,9 +141,16 @@ export function ChatPage({ conversationId }: { conversationId: string | null }) 
     }
     // Images are uploaded to the conversation first; a failed upload keeps the draft as it is.
     let images: DraftImage[] | undefined;
-    if (d?.images?.length) {
+    let docCollections: string[] = [];
+    if (d?.images?.length || d?.docs?.length) {
       try {
-        images = await uploadImages(id, d.images);
+        if (d.images?.length) images = await uploadImages(id, d.images);
+        // Documents: indexed into the conversation's own collection, which this turn (and the next ones) answer from.
+        if (d.docs?.length) {
+          const docs = await indexDocuments(id, d.docs, setDocStatus);
+          docCollections = [...new Set(docs.flatMap((x) => (x.collectionId ? [x.collectionId] : [])))];
+          setKnowledge(id, [...new Set([...knowledgeOf(id), ...docCollections])]);
+        }
       } catch (e) {
         return setError(e);
       }
@@ -160,6 +176,7 @@ export function ChatPage({ conversationId }: { conversationId: string | null }) 
       ...(editOf ? { editOf } : {}),
       ...(parentId ? { parentId } : {}),
       ...(images ? { images } : {}),
+      ...(knowledgeOf(id).length ? { knowledge: knowledgeOf(id) } : {}),
     });
     inputRef.current?.focus();
   };
@@ -231,6 +248,7 @@ export function ChatPage({ conversationId }: { conversationId: string | null }) 
           onPick={(fork, index) => setPicks((p) => ({ ...p, [fork]: index }))}
           intro={picked && !stream ? <AssistantIntro assistant={picked} onStarter={starter} /> : null}
           canRate={canChat}
+          citations={citations}
           onEdit={(m) => {
             setDraft(conversationId, m.status === 'not_sent' ? { text: m.content, editing: false, retryOf: m.id } : { text: m.content, editing: true, editOf: m.id });
             inputRef.current?.focus();
@@ -239,6 +257,7 @@ export function ChatPage({ conversationId }: { conversationId: string | null }) 
         />
 
         <OutcomeNotes outcome={outcome} />
+        <KnowledgePicker convId={conversationId} disabled={!!stream} collections={collections} />
         <ErrorNote error={error ?? outcome?.error} />
 
         <Composer
@@ -249,6 +268,8 @@ export function ChatPage({ conversationId }: { conversationId: string | null }) 
           canRegenerate={canRegenerate && canChat}
           hint={messages.length > 0}
           model={model}
+          docs={collections !== null}
+          docStatus={docStatus}
           vision={!!models?.data.find((m) => m.id === model)?.vision}
           onSend={(d) => void send(d.editing ? 'edit' : 'send', d)}
           onRegenerate={() => void send('regenerate')}
