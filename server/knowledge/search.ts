@@ -36,12 +36,52 @@ export function floatsOf(blob: Buffer): Float32Array {
   return out;
 }
 
+/**
+ * The searchable vectors of stores, kept in memory per store while the store's version (its
+ * completed files, chunk counts, newest change) stays the same: reading 100k vectors from the
+ * database costs more than scanning them. Least recently used stores leave first past
+ * `maxBytes`; a store larger than that is read per query, never kept. One per process (the
+ * knowledge service holds it).
+ */
+export class VectorCache {
+  private readonly entries = new Map<string, { version: string; rows: { id: string; v: Float32Array }[]; bytes: number }>();
+  private bytes = 0;
+  constructor(readonly maxBytes = 256 * 1024 * 1024) {}
+
+  async rows(repo: KnowledgeRepo, ctx: RequestContext, storeId: string): Promise<{ id: string; v: Float32Array }[]> {
+    const key = `${ctx.tenant?.id}:${storeId}`;
+    const version = await repo.storeVersion(ctx, storeId);
+    const hit = this.entries.get(key);
+    if (hit && hit.version === version) {
+      this.entries.delete(key);
+      this.entries.set(key, hit);
+      return hit.rows;
+    }
+    if (hit) this.drop(key);
+    const rows = (await repo.vectors(ctx, [storeId])).map((r) => ({ id: r.id, v: floatsOf(r.embedding) }));
+    const bytes = rows.reduce((n, r) => n + r.v.byteLength + r.id.length * 2 + 64, 0);
+    if (bytes <= this.maxBytes) {
+      while (this.bytes + bytes > this.maxBytes && this.entries.size) this.drop(this.entries.keys().next().value as string);
+      this.entries.set(key, { version, rows, bytes });
+      this.bytes += bytes;
+    }
+    return rows;
+  }
+
+  private drop(key: string): void {
+    const e = this.entries.get(key);
+    if (!e) return;
+    this.bytes -= e.bytes;
+    this.entries.delete(key);
+  }
+}
+
 /** Top `n` ids by dot product (vectors are unit length: the cosine). */
-export function topByVector(q: Float32Array, rows: readonly { id: string; embedding: Buffer }[], n: number): string[] {
+export function topByVector(q: Float32Array, rows: readonly { id: string; v: Float32Array }[], n: number): string[] {
   const scored: { id: string; s: number }[] = [];
   let floor = -Infinity;
   for (const r of rows) {
-    const v = floatsOf(r.embedding);
+    const v = r.v;
     const len = Math.min(q.length, v.length);
     let s = 0;
     for (let i = 0; i < len; i++) s += q[i]! * v[i]!;
@@ -93,7 +133,7 @@ export function matches(f: Filter | undefined, attrs: Record<string, unknown>): 
 }
 
 export async function hybridSearch(
-  d: { repo: KnowledgeRepo; embedder: Embedder },
+  d: { repo: KnowledgeRepo; embedder: Embedder; vectors?: VectorCache },
   ctx: RequestContext,
   o: { stores: readonly VectorStoreRow[]; query: string; limit: number; classification: Classification; filter?: Filter; scoreThreshold?: number; signal?: AbortSignal },
 ): Promise<ScoredHit[]> {
@@ -114,7 +154,12 @@ export async function hybridSearch(
       ctx.log.warn({ err: (e as Error).message, model }, 'knowledge: query embedding failed; keyword results only');
       continue;
     }
-    rankings.push(topByVector(q, await d.repo.vectors(ctx, storeIds), depth));
+    const rows: { id: string; v: Float32Array }[] = [];
+    for (const id of storeIds) {
+      if (d.vectors) rows.push(...(await d.vectors.rows(d.repo, ctx, id)));
+      else rows.push(...(await d.repo.vectors(ctx, [id])).map((r) => ({ id: r.id, v: floatsOf(r.embedding) })));
+    }
+    rankings.push(topByVector(q, rows, depth));
   }
   const fused = [...fuse(rankings)].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
   const threshold = o.scoreThreshold ?? 0;

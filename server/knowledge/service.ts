@@ -13,7 +13,7 @@ import { newId } from '../ids.js';
 import type { JobQueues } from '../jobs/queues.js';
 import type { Embedder } from './embed.js';
 import { CONTENT_TYPES, detectKind } from './parse.js';
-import { hybridSearch, type Filter, type ScoredHit } from './search.js';
+import { hybridSearch, VectorCache, type Filter, type ScoredHit } from './search.js';
 import { collection, knowledgeFile, knowledgeHit, openaiStoreFile, openaiVectorStore, type Citation, type KnowledgeHit } from './serialize.js';
 
 /**
@@ -66,6 +66,8 @@ export interface KnowledgeDeps {
 type Who = { userId: string | null; keyId: string | null };
 
 export class KnowledgeService {
+  /** Vectors of recently searched stores (search.ts VectorCache). */
+  private readonly vectors = new VectorCache();
   constructor(readonly d: KnowledgeDeps) {}
 
   private now(): number {
@@ -294,7 +296,7 @@ export class KnowledgeService {
     const stores: VectorStoreRow[] = [];
     for (const id of new Set(vectorStoreIds)) stores.push(await this.readableStore(ctx, id));
     const hits = await hybridSearch(
-      { repo: this.d.repo, embedder: this.d.embedder },
+      { repo: this.d.repo, embedder: this.d.embedder, vectors: this.vectors },
       ctx,
       {
         stores,

@@ -266,6 +266,21 @@ export class KnowledgeRepo {
     return this.store.all(this.store.q.select({ id: c.id, embedding: c.embedding }).from(c).where(this.searchable(vectorStoreIds, requireTenant(ctx).id)));
   }
 
+  /**
+   * What the searchable vectors of a store are now (completed files, their chunk counts, the
+   * newest change): a search's vector cache is valid while this stays the same.
+   */
+  async storeVersion(ctx: RequestContext, vectorStoreId: string): Promise<string> {
+    const f = this.store.t.vectorStoreFiles;
+    const r = await this.store.one(
+      this.store.q
+        .select({ n: count(), c: sql<number>`coalesce(sum(${f.chunkCount}), 0)`, u: sql<unknown>`max(${f.updatedAt})` })
+        .from(f)
+        .where(and(eq(f.tenantId, requireTenant(ctx).id), eq(f.vectorStoreId, vectorStoreId), eq(f.status, 'completed'))),
+    );
+    return `${Number(r?.n ?? 0)}:${Number(r?.c ?? 0)}:${String(r?.u ?? '')}`;
+  }
+
   /** The chunks with their file's name, classification and attributes (searchable ones only). */
   async hits(ctx: RequestContext, vectorStoreIds: readonly string[], ids: readonly string[]): Promise<ChunkHit[]> {
     if (!ids.length) return [];
