@@ -16,6 +16,7 @@ vi.setConfig({ testTimeout: 240_000 });
 const PAGES: [path: string, heading: string][] = [
   ['/chat', 'New chat'],
   ['/assistants', 'Assistants'],
+  ['/knowledge', 'Knowledge'],
   ['/me', 'My usage'],
   ['/admin', 'Overview'],
   ['/admin/usage', 'Usage analytics'],
