@@ -42,7 +42,7 @@ describe('chat API', () => {
 
     const models = await call(app.url, '/api/chat/models', { session: m });
     expect(models.status).toBe(200);
-    expect(models.body.data).toEqual([{ id: 'm-local', boundaries: ['local'] }]);
+    expect(models.body.data).toEqual([{ id: 'm-local', boundaries: ['local'], vision: false }]);
     expect(models.body.policy.restricted).toEqual(['local']);
 
     const noCsrf = await call(app.url, '/api/chat/conversations', { method: 'POST', session: m, noCsrf: true, body: {} });
