@@ -5,7 +5,7 @@ import type { AuditLog } from '../audit/log.js';
 import type { Clock } from '../clock.js';
 import type { Classification, RequestContext, TeamGrant } from '../context.js';
 import { requireTenant } from '../context.js';
-import type { TeamMemberRow, TeamRole, TeamRow, TeamsRepo } from '../db/repos/teams.js';
+import { TeamNameTaken, type TeamMemberRow, type TeamRole, type TeamRow, type TeamsRepo } from '../db/repos/teams.js';
 import { AppError } from '../errors.js';
 import { newId } from '../ids.js';
 import { hidden, isPlatform } from '../identity/deps.js';
@@ -170,7 +170,7 @@ export class TeamService {
     try {
       await this.d.repo.insert(row);
     } catch (e) {
-      if (/UNIQUE|duplicate key/i.test(String((e as Error).message))) throw new AppError(409, 'team_exists', `A team named ${input.name} exists.`, { param: 'name' });
+      if (e instanceof TeamNameTaken) throw new AppError(409, 'team_exists', `A team named ${input.name} exists.`, { param: 'name' });
       throw e;
     }
     await this.changed();
@@ -193,7 +193,7 @@ export class TeamService {
     try {
       await this.d.repo.update(team.tenantId, team.id, set);
     } catch (e) {
-      if (/UNIQUE|duplicate key/i.test(String((e as Error).message))) throw new AppError(409, 'team_exists', `A team named ${patch.name} exists.`, { param: 'name' });
+      if (e instanceof TeamNameTaken) throw new AppError(409, 'team_exists', `A team named ${patch.name} exists.`, { param: 'name' });
       throw e;
     }
     await this.changed();

@@ -1,5 +1,10 @@
 import { and, asc, count, eq, gte, inArray, isNull, lt, or, gt, sql } from 'drizzle-orm';
-import type { Store } from '../store.js';
+import { isUniqueViolation, type Store } from '../store.js';
+
+/** A team of that name exists in the tenant (the unique index), on either dialect. */
+export class TeamNameTaken extends Error {
+  override readonly name = 'TeamNameTaken';
+}
 
 /**
  * Teams inside a tenant (issue 24), over the Store (either dialect). Every query names the
@@ -56,13 +61,22 @@ export class TeamsRepo {
     const { q, t } = this.store;
     return this.store.one(q.select().from(t.teams).where(and(eq(t.teams.tenantId, tenantId), eq(t.teams.id, id))));
   }
+  // try/await, not .catch(): the SQLite store may throw before it returns a promise.
   async insert(row: TeamRow): Promise<void> {
     const { q, t } = this.store;
-    await this.store.run(q.insert(t.teams).values(row));
+    try {
+      await this.store.run(q.insert(t.teams).values(row));
+    } catch (e) {
+      nameTaken(e);
+    }
   }
-  update(tenantId: string, id: string, patch: Partial<Omit<TeamRow, 'id' | 'tenantId' | 'createdAt'>>): Promise<number> {
+  async update(tenantId: string, id: string, patch: Partial<Omit<TeamRow, 'id' | 'tenantId' | 'createdAt'>>): Promise<number> {
     const { q, t } = this.store;
-    return this.store.run(q.update(t.teams).set(patch).where(and(eq(t.teams.tenantId, tenantId), eq(t.teams.id, id))));
+    try {
+      return await this.store.run(q.update(t.teams).set(patch).where(and(eq(t.teams.tenantId, tenantId), eq(t.teams.id, id))));
+    } catch (e) {
+      nameTaken(e);
+    }
   }
   remove(tenantId: string, id: string): Promise<number> {
     const { q, t } = this.store;
@@ -197,4 +211,8 @@ export class TeamsRepo {
         .orderBy(asc(group)),
     );
   }
+}
+
+function nameTaken(e: unknown): never {
+  throw isUniqueViolation(e) ? new TeamNameTaken() : e;
 }
