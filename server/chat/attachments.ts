@@ -1,7 +1,6 @@
 import { and, eq, inArray } from 'drizzle-orm';
 import type { ChatAttachmentView } from '../contract.js';
 import type { RequestContext } from '../context.js';
-import type { chatAttachments } from '../db/schema.js';
 import type { TenantStore } from '../db/tenant-store.js';
 import { AppError } from '../errors.js';
 import { newId } from '../ids.js';
@@ -19,7 +18,8 @@ import { newId } from '../ids.js';
  */
 export const IMAGE_LIMITS = { maxBytes: 5 * 1024 * 1024, perMessage: 4 } as const;
 
-export type ChatAttachmentRow = typeof chatAttachments.$inferSelect;
+/** A stored attachment (typed through the tenant store: code outside server/db never names the table). */
+export type ChatAttachmentRow = Awaited<ReturnType<TenantStore['chatAttachments']['list']>>[number];
 
 /** The image type from the magic bytes (PNG, JPEG, GIF, WebP), or null. */
 export function sniffImage(b: Buffer): string | null {
