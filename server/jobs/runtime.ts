@@ -23,10 +23,11 @@ export async function startWorker(services: Services, o: { execute?: LineExecuto
   const execute =
     o.execute ??
     gatewayExecutor({ gateway: services.gateway });
-  const scheduleHandlers = await installSchedules(jobs.queues, workerSchedules(services));
+  const knowledge = createKnowledge(services);
+  const scheduleHandlers = await installSchedules(jobs.queues, [...workerSchedules(services), ...knowledge.schedules]);
   const handlers: Handlers = {
     [BATCH_JOB]: { lane: 'ai', run: batchProcessor({ config, repo: jobs.repo, identity: services.identity, execute, clock, afterUsage: (u) => services.gateway.usage.noteWritten({ createdAt: u.createdAt, promptTokens: u.promptTokens ?? 0, completionTokens: u.completionTokens ?? 0 }) }) },
-    ...createKnowledge(services).handlers,
+    ...knowledge.handlers,
     [WEBHOOK_JOB]: { lane: 'maintenance', run: webhookProcessor({ repo: services.metering.repo, secrets: services.metering.webhookSecrets, clock, log, egress: egressPolicy(config.tenantProviderNetworks) }) },
     ...scheduleHandlers,
   };

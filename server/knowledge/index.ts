@@ -9,6 +9,9 @@ import { INGEST_JOB, KnowledgeService } from './service.js';
 export { INGEST_JOB, KnowledgeService } from './service.js';
 export { retrieve, raised } from './retrieve.js';
 
+/** An ingestion not heard from for this long is re-enqueued by the reconciler (a running one updates its row per batch). */
+const STALE_MS = 5 * 60_000;
+
 /**
  * Knowledge over a process's services (issue 20): the service (routes, chat, Responses) and
  * the ingest-lane handler (worker). Stateless: building it twice (api and worker roles of one
@@ -40,5 +43,22 @@ export function createKnowledge(services: Pick<Services, 'config' | 'store' | 't
     lane: 'ingest' as const,
     run: ingestProcessor({ config: services.config, repo, files: services.jobs.repo, identity: services.identity, identityRepo: new IdentityRepo(services.store, services.tenantStore), embedder, clock: services.clock }),
   };
-  return { service, repo, handlers: { [INGEST_JOB]: handler } };
+  // Ingestions whose job was lost (Redis lost it, or the file was attached while Redis was
+  // down) are enqueued again; the job id is the attachment's, so a job still queued or
+  // running is not doubled. Files changed in the last STALE_MS are left to their job.
+  const reconcile = {
+    id: 'knowledge-ingest-reconcile',
+    every: 60_000,
+    run: async () => {
+      const now = services.clock.now();
+      let enqueued = 0;
+      for (const f of await repo.unfinishedFiles(500)) {
+        if (now - f.updatedAt < STALE_MS) continue;
+        await service.enqueue(f.tenantId, f.vectorStoreId, f.fileId, f.createdAt);
+        enqueued++;
+      }
+      return { enqueued };
+    },
+  };
+  return { service, repo, handlers: { [INGEST_JOB]: handler }, schedules: [reconcile] };
 }

@@ -8,6 +8,7 @@ import { KnowledgeRepo } from '../../server/db/repos/knowledge.js';
 import { startWorker } from '../../server/jobs/runtime.js';
 import type { JobWorker } from '../../server/jobs/worker.js';
 import { gatewayEmbedder, type Embedder } from '../../server/knowledge/embed.js';
+import { createKnowledge } from '../../server/knowledge/index.js';
 import { ingestFile } from '../../server/knowledge/ingest.js';
 import { FakeOpenAI } from '../fakes/fake-openai.js';
 import { call, login, seedTenant } from '../helpers/identity.js';
@@ -395,5 +396,22 @@ describe('the console API (/api/knowledge, sessions)', () => {
     expect((await call(url, `/api/knowledge/collections/${col}`, { method: 'DELETE', session: member })).status).toBe(200);
     expect(await chunksOf({ file: file.id })).toBe(0);
     expect(await rawRows(env.app.services.store, sql`SELECT id FROM files WHERE id = ${file.id}`)).toEqual([]);
+  });
+});
+
+describe('the ingestion reconciler', () => {
+  it('enqueues an ingestion whose job was lost; a recent one is left to its job', async () => {
+    const s = env.app.services;
+    const repo = new KnowledgeRepo(s.store, s.tenantStore);
+    const file = await client.files.create({ file: await toFile(Buffer.from('# Lost\n\nThe lost job file mentions the word quokka.'), 'lost.md'), purpose: 'assistants' });
+    const vs = await client.vectorStores.create({ name: 'Lost' });
+    const old = Date.now() - 10 * 60_000;
+    // Attached with no job at all (as if Redis lost it), ten minutes ago.
+    await repo.insertStoreFile(env.tenant.ctx, { vectorStoreId: vs.id, fileId: file.id, status: 'in_progress', classification: 'internal', contentType: 'text/markdown', userId: env.tenant.users.member!.id, createdAt: old, updatedAt: old });
+    const { schedules } = createKnowledge(s);
+    const first = (await schedules[0]!.run()) as { enqueued: number };
+    expect(first.enqueued).toBeGreaterThanOrEqual(1);
+    await expect.poll(async () => (await client.vectorStores.files.retrieve(file.id, { vector_store_id: vs.id })).status, { timeout: 30_000 }).toBe('completed');
+    expect((await client.vectorStores.search(vs.id, { query: 'quokka' })).data[0]!.content[0]!.text).toContain('quokka');
   });
 });

@@ -166,11 +166,11 @@ export class KnowledgeRepo {
     return this.store.one(this.store.q.select({ id: t.id, slug: t.slug }).from(v).innerJoin(t, eq(t.id, v.tenantId)).where(eq(v.id, vectorStoreId)));
   }
   /** Cross-tenant (reconciler): ingestions not finished, oldest first. */
-  unfinishedFiles(limit: number): Promise<{ tenantId: string; vectorStoreId: string; fileId: string; updatedAt: number }[]> {
+  unfinishedFiles(limit: number): Promise<{ tenantId: string; vectorStoreId: string; fileId: string; createdAt: number; updatedAt: number }[]> {
     const f = this.store.t.vectorStoreFiles;
     return this.store.all(
       this.store.q
-        .select({ tenantId: f.tenantId, vectorStoreId: f.vectorStoreId, fileId: f.fileId, updatedAt: f.updatedAt })
+        .select({ tenantId: f.tenantId, vectorStoreId: f.vectorStoreId, fileId: f.fileId, createdAt: f.createdAt, updatedAt: f.updatedAt })
         .from(f)
         .where(eq(f.status, 'in_progress'))
         .orderBy(asc(f.updatedAt))
