@@ -5,7 +5,8 @@
  * UsageRepo.insertMany uses now), in the writer's slices of 64 rows. Reports this process's CPU
  * per row (user + system: what the api process pays) and wall time per row, median of rounds.
  *
- *   node --import tsx bench/usage-insert.ts [--rows 20000] [--rounds 5]
+ *   node --import tsx bench/usage-insert.ts [--rows 20000] [--rounds 5] [--slice 64]
+ *   (--slice 1: one row per write, what a lone call costs now that each answer waits for its record)
  *   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:55432/bench node --import tsx bench/usage-insert.ts
  *
  * SQLite always (a temp data dir); PostgreSQL too when BENCH_DATABASE_URL names a database
@@ -28,7 +29,7 @@ const arg = (name: string, def: number): number => {
 };
 const ROWS = arg('rows', 20_000);
 const ROUNDS = arg('rounds', 5);
-const SLICE = 64;
+const SLICE = arg('slice', 64);
 
 let seq = 0;
 function row(tenantId: string): UsageRow {

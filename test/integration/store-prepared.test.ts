@@ -1,8 +1,8 @@
-import { asc, eq } from 'drizzle-orm';
+import { asc, eq, sql } from 'drizzle-orm';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { UsageRow } from '../../server/db/repos/usage.js';
 import type { Store } from '../../server/db/store.js';
-import { closeAll, DIALECTS } from '../helpers/stores.js';
+import { closeAll, DIALECTS, rawRows } from '../helpers/stores.js';
 
 /**
  * The Store's prepared insert (server/db/store.ts prepareInsert; the usage records' write path)
@@ -59,7 +59,8 @@ const rowsOf = (s: Store, tenantId: string) => s.all(s.q.select().from(s.t.usage
 
 describe.each(DIALECTS)('prepared insert on $name', (dialect) => {
   it('stores what the builder stores, feeds the rollup trigger, is all-or-none, and joins store.tx', async () => {
-    const s = (await dialect.fresh())();
+    const open = await dialect.fresh();
+    const s = open();
     await addTenant(s, 'ten_p');
     await addTenant(s, 'ten_q');
     const ins = s.prepareInsert<UsageRow>(s.t.usageRecords, 'usage_records_test');
@@ -102,5 +103,32 @@ describe.each(DIALECTS)('prepared insert on $name', (dialect) => {
     // A large batch (past the old 500-rows-per-statement split) in one call.
     await ins.run(Array.from({ length: 1200 }, () => usage('ten_q')));
     expect(await rowsOf(s, 'ten_q')).toHaveLength(1204);
+
+    // asyncCommit (the usage records' path): committed and visible to another connection (a
+    // second pool, as another replica) when it resolves; inside tx still part of the transaction;
+    // the setting does not outlive the statement's transaction on its connection.
+    const fast = s.prepareInsert<UsageRow>(s.t.usageRecords, 'usage_records_async_test', { asyncCommit: true });
+    await fast.run([usage('ten_p'), usage('ten_p')]);
+    const other = open();
+    expect(await rowsOf(other, 'ten_p')).toHaveLength(8);
+    await expect(
+      s.tx(async () => {
+        await fast.run([usage('ten_p')]);
+        throw new Error('roll back');
+      }),
+    ).rejects.toThrow('roll back');
+    expect(await rowsOf(other, 'ten_p')).toHaveLength(8);
+    if (s.dialect === 'postgres') {
+      // The cluster's own value (the test cluster runs with it off; production's default is on).
+      const configured = (await rawRows(s, sql`SELECT reset_val FROM pg_settings WHERE name = 'synchronous_commit'`))[0]!.reset_val;
+      const settings = await s.tx(async () => {
+        await fast.run([usage('ten_p')]); // joins the transaction: the plain statement, no set_config
+        await rawRows(s, sql`SELECT set_config('synchronous_commit', 'remote_apply', true)`); // a marker the insert must not override
+        await fast.run([usage('ten_p')]);
+        return rawRows(s, sql`SHOW synchronous_commit`);
+      });
+      expect(settings[0]!.synchronous_commit).toBe('remote_apply');
+      expect((await rawRows(s, sql`SHOW synchronous_commit`))[0]!.synchronous_commit).toBe(configured);
+    }
   });
 });
