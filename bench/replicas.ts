@@ -10,7 +10,8 @@
  *
  *   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:55432/bench node --import tsx bench/replicas.ts [--conc 32] [--secs 6]
  *
- * BENCH_DATABASE_URL must name a scratch database (migrated at start; rows are added). Redis:
+ * BENCH_DATABASE_URL must name an empty scratch database (migrated at start; a new master key
+ * each run, so a database used before refuses it). Redis:
  * REDIS_URL, else a redis-server from PATH on a private port. Everything — PostgreSQL, Redis,
  * the upstream, both replicas and the load generator — shares this machine's cores: on a
  * 2-core box a second replica cannot add CPU, it only shows what the shared database and the
