@@ -1,4 +1,5 @@
 import { useId } from 'react';
+import { htmlPattern } from './html-pattern.js';
 import { KIND_SPECS, type KindField, type ProviderKind } from '../../../../server/providers/kinds.js';
 
 export { KIND_SPECS, PROVIDER_KIND_NAMES, type ProviderKind } from '../../../../server/providers/kinds.js';
@@ -77,15 +78,6 @@ function input(f: KindField, id: string, value: string, set: (v: string) => void
       onChange={(e) => set(e.target.value)}
     />
   );
-}
-
-/**
- * Browsers compile the `pattern` attribute with the `v` flag, where a literal `-` at the edge of
- * a character class must be escaped: `[a-z0-9-]` (fine for the server's RegExp) is a syntax error
- * there, the browser logs it and skips the check. Escape it for the form.
- */
-export function htmlPattern(src: string): string {
-  return src.replace(/(?<!\\)-\]/g, '\\-]').replace(/\[(\^?)-/g, '[$1\\-');
 }
 
 /** The API body's settings and credentials from the form's values (empty fields left out). */
