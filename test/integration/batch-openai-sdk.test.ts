@@ -130,8 +130,11 @@ describe('Batch API with the openai SDK', () => {
     for (const needle of ['line 2: not valid JSON', 'line 3: custom_id "a" is used more than once', 'line 4: method must be "POST"', 'line 5: url must be one of', 'line 6: body.model is required', 'line 7: custom_id is required']) {
       expect(msg).toContain(needle);
     }
-    const purpose = await client.files.create({ file: await toFile(Buffer.from(jsonl(1)), 'x.jsonl'), purpose: 'assistants' }).catch((e: unknown) => e);
+    const purpose = await client.files.create({ file: await toFile(Buffer.from(jsonl(1)), 'x.jsonl'), purpose: 'fine-tune' }).catch((e: unknown) => e);
     expect((purpose as { code?: string }).code).toBe('invalid_purpose');
+    // assistants files are knowledge's (issue 20): this key has no files:write scope.
+    const kb = await client.files.create({ file: await toFile(Buffer.from('notes'), 'x.md'), purpose: 'assistants' }).catch((e: unknown) => e);
+    expect((kb as { code?: string }).code).toBe('key_scope_missing');
     const file = await client.files.create({ file: await toFile(Buffer.from(jsonl(1)), 'x.jsonl'), purpose: 'batch' });
     const ep = await client.batches.create({ input_file_id: file.id, endpoint: '/v1/embeddings', completion_window: '24h' }).catch((e: unknown) => e);
     expect((ep as { status?: number }).status).toBe(400);
