@@ -13,7 +13,10 @@ let env: GatewayEnv;
 let client: Anthropic;
 beforeAll(async () => {
   env = await gatewayEnv();
-  await env.addProvider({ name: 'msg-openai', kind: 'openai', base_url: `${env.openai.url}/v1`, boundary: 'private', models: ['gpt-fake'], options: { maxRetries: 0, breakerFailures: 1 } });
+  await env.addProvider({ name: 'msg-openai', kind: 'openai', base_url: `${env.openai.url}/v1`, boundary: 'private', models: ['gpt-fake'], options: { maxRetries: 0 } });
+  // The error-class test opens this deployment's breaker on purpose; its own model keeps the
+  // other tests (in any order: --sequence.shuffle) off the open breaker.
+  await env.addProvider({ name: 'msg-errors', kind: 'openai', base_url: `${env.openai.url}/v1`, boundary: 'private', models: ['gpt-errors'], options: { maxRetries: 0, breakerFailures: 1 } });
   await env.addProvider({ name: 'msg-ollama', kind: 'ollama', base_url: env.ollama.url, boundary: 'local', models: ['llama3.1:8b'] });
   client = new Anthropic({ baseURL: env.app.url, apiKey: env.key, maxRetries: 0 });
 });
@@ -26,11 +29,12 @@ const weather = [{ name: 'get_weather', description: 'Weather for a city', input
 
 describe('POST /v1/messages', () => {
   it('messages.create (x-api-key): system and messages reach the upstream; a Message with usage; usage record api messages', async () => {
+    const seen = new Set((await env.usage()).map((x) => x.requestId));
     const m = await client.messages.create({ model: 'gpt-fake', max_tokens: 100, system: 'Be brief.', stop_sequences: ['END'], messages: [{ role: 'user', content: 'hello there' }] });
     expect(m).toMatchObject({ type: 'message', role: 'assistant', model: 'gpt-fake', stop_reason: 'end_turn', usage: { input_tokens: 4, output_tokens: 6 } });
     expect(m.content).toEqual([{ type: 'text', text: 'Hello from the fake model.' }]);
     expect(lastSent()).toMatchObject({ max_tokens: 100, stop: ['END'], messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'hello there' }] });
-    const u = await waitFor(async () => (await env.usage()).find((x) => x.api === 'messages'), { what: 'a messages usage record' });
+    const u = await waitFor(async () => (await env.usage()).find((x) => x.api === 'messages' && !seen.has(x.requestId)), { what: "this call's messages usage record" });
     expect(u).toMatchObject({ status: 'ok', promptTokens: 4, completionTokens: 6 });
     // A bearer token works too (ANTHROPIC_AUTH_TOKEN).
     const bearer = new Anthropic({ baseURL: env.app.url, authToken: env.key, apiKey: null, maxRetries: 0 });
@@ -100,27 +104,27 @@ describe('POST /v1/messages', () => {
 
   it('each error class, in Anthropic’s error shape', async () => {
     const hi = [{ role: 'user' as const, content: 'hi' }];
-    const auth = await new Anthropic({ baseURL: env.app.url, apiKey: 'enk_nope', maxRetries: 0 }).messages.create({ model: 'gpt-fake', max_tokens: 5, messages: hi }).catch((e) => e);
+    const auth = await new Anthropic({ baseURL: env.app.url, apiKey: 'enk_nope', maxRetries: 0 }).messages.create({ model: 'gpt-errors', max_tokens: 5, messages: hi }).catch((e) => e);
     expect(auth).toBeInstanceOf(Anthropic.AuthenticationError);
     expect(auth.error).toMatchObject({ type: 'error', error: { type: 'authentication_error' } });
 
-    const missing = await client.messages.create({ model: 'gpt-fake', messages: hi } as never).catch((e) => e);
+    const missing = await client.messages.create({ model: 'gpt-errors', messages: hi } as never).catch((e) => e);
     expect(missing).toBeInstanceOf(Anthropic.BadRequestError);
     expect(missing.error).toMatchObject({ type: 'error', error: { type: 'invalid_request_error' } });
 
     const unknown = await client.messages.create({ model: 'no-such-model', max_tokens: 5, messages: hi }).catch((e) => e);
     expect(unknown).toBeInstanceOf(Anthropic.NotFoundError);
 
-    const policy = await client.messages.create({ model: 'gpt-fake', max_tokens: 5, messages: hi }, { headers: { 'x-enclave-classification': 'restricted' } }).catch((e) => e);
+    const policy = await client.messages.create({ model: 'gpt-errors', max_tokens: 5, messages: hi }, { headers: { 'x-enclave-classification': 'restricted' } }).catch((e) => e);
     expect(policy).toBeInstanceOf(Anthropic.PermissionDeniedError);
     expect(policy.error.error.type).toBe('permission_error');
 
     env.openai.fail('server_error');
-    const upstream = await client.messages.create({ model: 'gpt-fake', max_tokens: 5, messages: hi }).catch((e) => e);
+    const upstream = await client.messages.create({ model: 'gpt-errors', max_tokens: 5, messages: hi }).catch((e) => e);
     expect(upstream).toBeInstanceOf(Anthropic.InternalServerError);
     expect(upstream.error.error.type).toBe('api_error');
     // The breaker (1 failure) is open now: an overloaded upstream is 529 overloaded_error.
-    const overloaded = await client.messages.create({ model: 'gpt-fake', max_tokens: 5, messages: hi }).catch((e) => e);
+    const overloaded = await client.messages.create({ model: 'gpt-errors', max_tokens: 5, messages: hi }).catch((e) => e);
     expect(overloaded.status).toBe(529);
     expect(overloaded.error.error.type).toBe('overloaded_error');
   });

@@ -8,6 +8,9 @@ beforeAll(async () => {
   env = await gatewayEnv();
   await env.addProvider({ name: 'ollama-1', kind: 'ollama', base_url: env.ollama.url, boundary: 'local', models: 'llama3.1:8b,nomic-embed-text' });
   await env.addProvider({ name: 'cloud-1', kind: 'openai', base_url: `${env.openai.url}/v1`, api_key: 'sk-upstream-secret', boundary: 'public', models: ['gpt-fake', 'text-embedding-fake'] });
+  // The error-class test makes this deployment fail on purpose (its breaker may open); its own
+  // model keeps the other tests (in any order: --sequence.shuffle) off it.
+  await env.addProvider({ name: 'cloud-errors', kind: 'openai', base_url: `${env.openai.url}/v1`, api_key: 'sk-upstream-secret', boundary: 'public', models: ['gpt-errors'] });
   env.openai.apiKey = 'sk-upstream-secret';
 });
 afterAll(async () => env?.close());
@@ -95,7 +98,7 @@ describe('the openai SDK as a client of /v1', () => {
   it('models list and retrieve show only usable models, each with its boundaries', async () => {
     const list = await env.client.models.list();
     const ids = list.data.map((m) => m.id).sort();
-    expect(ids).toEqual(['gpt-fake', 'llama3.1:8b', 'nomic-embed-text', 'text-embedding-fake']);
+    expect(ids).toEqual(['gpt-errors', 'gpt-fake', 'llama3.1:8b', 'nomic-embed-text', 'text-embedding-fake']);
     expect((list.data.find((m) => m.id === 'gpt-fake') as any).boundaries).toEqual(['public']);
     const one = await env.client.models.retrieve('llama3.1:8b');
     expect((one as any).boundaries).toEqual(['local']);
@@ -117,7 +120,7 @@ describe('the openai SDK as a client of /v1', () => {
 
   it('errors surface as the SDK error classes with status and code', async () => {
     const bad = new OpenAI({ baseURL: `${env.app.url}/v1`, apiKey: 'enk_not_a_real_key_at_all_000000', maxRetries: 0 });
-    const e1 = await bad.chat.completions.create({ model: 'gpt-fake', messages: [{ role: 'user', content: 'x' }] }).catch((e) => e);
+    const e1 = await bad.chat.completions.create({ model: 'gpt-errors', messages: [{ role: 'user', content: 'x' }] }).catch((e) => e);
     expect(e1).toBeInstanceOf(OpenAI.AuthenticationError);
     expect(e1.code).toMatch(/^auth_/);
 
@@ -126,31 +129,31 @@ describe('the openai SDK as a client of /v1', () => {
     expect(e2.code).toBe('model_not_found');
 
     const e3 = await env.client.chat.completions
-      .create({ model: 'gpt-fake', messages: [{ role: 'user', content: 'x' }] }, { headers: { 'X-Enclave-Classification': 'restricted' } })
+      .create({ model: 'gpt-errors', messages: [{ role: 'user', content: 'x' }] }, { headers: { 'X-Enclave-Classification': 'restricted' } })
       .catch((e) => e);
     expect(e3).toBeInstanceOf(OpenAI.PermissionDeniedError);
     expect(e3.code).toBe('policy_boundary_denied');
     expect(e3.type).toBe('policy_error');
 
     env.openai.failAlways({ mode: 'rate_limit', retryAfterS: 0 });
-    const e4 = await env.client.chat.completions.create({ model: 'gpt-fake', messages: [{ role: 'user', content: 'x' }] }).catch((e) => e);
+    const e4 = await env.client.chat.completions.create({ model: 'gpt-errors', messages: [{ role: 'user', content: 'x' }] }).catch((e) => e);
     expect(e4).toBeInstanceOf(OpenAI.RateLimitError);
     expect(e4.code).toBe('provider_rate_limited');
     expect(e4.type).toBe('provider_error');
 
     env.openai.failAlways('server_error');
-    const e5 = await env.client.chat.completions.create({ model: 'gpt-fake', messages: [{ role: 'user', content: 'x' }] }).catch((e) => e);
+    const e5 = await env.client.chat.completions.create({ model: 'gpt-errors', messages: [{ role: 'user', content: 'x' }] }).catch((e) => e);
     expect(e5).toBeInstanceOf(OpenAI.InternalServerError);
     expect(e5.status).toBe(502);
     expect(e5.code).toBe('provider_server_error');
 
     env.openai.failAlways('malformed');
-    const e6 = await env.client.chat.completions.create({ model: 'gpt-fake', messages: [{ role: 'user', content: 'x' }] }).catch((e) => e);
+    const e6 = await env.client.chat.completions.create({ model: 'gpt-errors', messages: [{ role: 'user', content: 'x' }] }).catch((e) => e);
     expect(e6).toBeInstanceOf(OpenAI.APIError);
     expect(e6.code).toMatch(/^provider_/);
     env.openai.failAlways(undefined);
 
-    const e7 = await env.client.chat.completions.create({ model: 'gpt-fake', messages: [] }).catch((e) => e);
+    const e7 = await env.client.chat.completions.create({ model: 'gpt-errors', messages: [] }).catch((e) => e);
     expect(e7).toBeInstanceOf(OpenAI.BadRequestError);
   });
 

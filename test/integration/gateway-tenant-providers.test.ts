@@ -82,7 +82,11 @@ beforeEach(() => {
   airGapped = false;
 });
 
-describe('tenant administrators manage their tenant’s private deployments', () => {
+// The describes below are one story in order (later ones read what earlier ones left): kept in
+// order under --sequence.shuffle.
+describe('in order', { shuffle: false }, () => {
+// One story in order (each step starts from what the previous left; --sequence.shuffle keeps it).
+describe('tenant administrators manage their tenant’s private deployments', { shuffle: false }, () => {
   it('create, list, get, update, test, health, remove — own tenant only, credential never returned, audited for the tenant', async () => {
     const created = await call(app.url, aPath(), { method: 'POST', session: aAdmin, body: body('a-private', { api_key: UPSTREAM_KEY, region: 'eu-west', priority: 10, max_concurrency: 4 }) });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
@@ -363,7 +367,8 @@ describe('tenant model aliases', () => {
   });
 });
 
-describe('enclave providers --tenant', () => {
+// One story in order (each step starts from what the previous left; --sequence.shuffle keeps it).
+describe('enclave providers --tenant', { shuffle: false }, () => {
   it('add --tenant <slug> makes a private deployment (audited for the tenant, live within 1 s); list --tenant filters; an unknown tenant fails', async () => {
     const [added, unknown] = await Promise.all([
       cli('add', '--name', 'a-cli', '--kind', 'openai', '--base-url', `${upstream.url}/v1`, '--boundary', 'private', '--models', 'a-cli-model', '--tenant', 'acorp', '--json'),
@@ -387,4 +392,5 @@ describe('enclave providers --tenant', () => {
     expect(platform.stdout).not.toContain('a-cli');
     expect(platform.stdout).not.toContain('b-private');
   }, 30_000); // four CLI processes, each compiling the sources through tsx
+});
 });

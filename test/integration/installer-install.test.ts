@@ -71,7 +71,8 @@ beforeAll(async () => {
   first = script('install.sh', ['--dir', dir, '--hostname', 'enclave.test', '--san', '127.0.0.1', '--admin-email', 'ops@enclave.test', ...ports, ...SKIP, '--yes'], fd);
 }, 60_000);
 
-describe('install.sh with a fake docker', () => {
+// One story in order (each step starts from what the previous left; --sequence.shuffle keeps it).
+describe('install.sh with a fake docker', { shuffle: false }, () => {
   it('succeeds and prints the URL, the first admin credentials location and next steps', () => {
     expect(first.stderr).toBe('');
     expect(first.code).toBe(0);

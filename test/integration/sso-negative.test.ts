@@ -62,6 +62,9 @@ const claimCases: [string, string, (c: JWTPayload) => JWTPayload][] = [
   ['missing-sub', 'sub_missing', ({ sub: _s, ...c }) => c],
 ];
 
+// The describes below are one story in order (later ones read what earlier ones left): kept in
+// order under --sequence.shuffle.
+describe('in order', { shuffle: false }, () => {
 describe('negative catalogue: ID token', () => {
   it('the broken issuer works when nothing is broken (baseline)', async () => {
     const r = await attempt();
@@ -93,7 +96,8 @@ describe('negative catalogue: ID token', () => {
   }
 });
 
-describe('negative catalogue: authorization response and transaction', () => {
+// One story in order (each step starts from what the previous left; --sequence.shuffle keeps it).
+describe('negative catalogue: authorization response and transaction', { shuffle: false }, () => {
   it('state mismatch → state_mismatch', async () => {
     rogue.extraParams = { state: 'forged-state' };
     const r = await attempt();
@@ -229,4 +233,5 @@ describe('back-channel logout token validation', () => {
       expect((await lastBcl())).toBe(reason);
     });
   }
+});
 });
