@@ -406,6 +406,15 @@ export class DeploymentService {
 }
 
 
+/**
+ * How the providers word "this model is not available to you" (it arrives as 403 or 404, which
+ * alone read as wrong credentials or a wrong endpoint): Bedrock's AccessDeniedException "You
+ * don't have access to the model…", Vertex's "…was not found or your project does not have
+ * access to it", OpenAI's "…does not exist or you do not have access to it", Azure's
+ * DeploymentNotFound, Gemini's "models/… is not found…", Anthropic's not_found_error "model: …".
+ */
+const MODEL_ACCESS = /access to the model|have access to it|DeploymentNotFound|deployment for this resource does not exist|\bmodels\/\S+ is not found|(?:^|\s)model: |model .*(?:not enabled|is not available)/i;
+
 /** What `providers test` says for a failure: the cause in an administrator's terms, no secret. */
 export function testFailure(e: unknown, baseUrl: string, secrets: readonly string[]): { error: string; error_code: string } {
   let host = baseUrl;
@@ -419,7 +428,9 @@ export function testFailure(e: unknown, baseUrl: string, secrets: readonly strin
   if (e instanceof UpstreamError) {
     code = e.code;
     const hint =
-      e.code === 'provider_auth_failed'
+      MODEL_ACCESS.test(`${e.message}\n${e.upstreamText ?? ''}`) && (e.code === 'provider_auth_failed' || e.code === 'provider_model_not_found')
+        ? 'the model is not enabled for this account, project or resource (or its name is wrong): enable access to it in the provider’s console, or correct the model or deployment name'
+        : e.code === 'provider_auth_failed'
         ? 'the provider refused the credentials (wrong or expired key/secret, or no access to this resource)'
         : e.code === 'provider_model_not_found'
           ? `the endpoint ${host} does not know this resource (wrong endpoint, region, resource name, or the model is not enabled for this account)`
