@@ -359,7 +359,7 @@ export function buildApp(services: Services): RequestListener {
   app.use(jobsAdminRouter(services.identity, services.jobs.queues));
   app.use(siemAdminRouter(services.identity, services.siem.sinks));
   app.use(licenseAdminRouter(services.identity, services.license));
-  app.use(uiRouter(services.identity, services.license, { metering: services.metering, policy: (ctx) => services.gateway.policies.load(ctx) }));
+  app.use(uiRouter(services.identity, services.license, { metering: services.metering, policy: (ctx) => services.gateway.policies.load(ctx), siemSinks: services.siem.sinks }));
   // The web UI's chat calls the same gateway pipeline as /v1 (workflow `chat`), with the session.
   // Chat features of issue 21: assistants (presets), feedback on answers, the prompt library.
   const chatRepo = new ChatRepo(services.store, services.tenantStore);

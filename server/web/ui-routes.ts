@@ -7,6 +7,7 @@ import type { Metering } from '../metering/index.js';
 import { BOUNDARIES, CLASSIFICATIONS, type TenantPolicy } from '../routing/policy.js';
 import { DETECTORS } from '../routing/content.js';
 import type { LicenseService } from '../../license/service.js';
+import type { SinkView } from '../siem/sinks.js';
 
 /** The tenant's compiled data-boundary policy (server/gateway PolicyCache.get, structurally). */
 export type UiPolicyView = (ctx: RequestContext) => Promise<{ policy: TenantPolicy; tenantDefault: string }>;
@@ -16,6 +17,28 @@ export interface UiOptions {
   readonly metering?: Metering;
   /** The gateway's policy cache: the effective matrix for the policy page. */
   readonly policy?: UiPolicyView;
+  /** SIEM sinks (server/siem): platform administrators see a banner when delivery falls behind. */
+  readonly siemSinks?: { list(): Promise<SinkView[]> };
+}
+
+/** Audit entries waiting for one sink from which the console warns even while deliveries succeed. */
+export const SIEM_BACKLOG_WARN = 1000;
+
+/**
+ * Issue 25: "a metric and a console banner when the backlog grows". A sink is behind when
+ * deliveries fail with entries waiting, or when the backlog passed SIEM_BACKLOG_WARN. Nothing is
+ * lost meanwhile (the audit log is the outbox), which the banner says.
+ */
+function siemBanners(sinks: readonly SinkView[]): { level: 'warning'; message: string }[] {
+  return sinks
+    .filter((s) => s.enabled && s.backlog > 0 && (s.failures > 0 || s.backlog >= SIEM_BACKLOG_WARN))
+    .map((s) => ({
+      level: 'warning' as const,
+      message:
+        `SIEM delivery to "${s.name}" is behind: ${s.backlog.toLocaleString('en')} audit event${s.backlog === 1 ? '' : 's'} waiting` +
+        (s.failures > 0 && s.last_error ? `; ${s.failures} failed deliver${s.failures === 1 ? 'y' : 'ies'}, last: ${s.last_error.slice(0, 200)}` : '') +
+        '. Nothing is lost: they are sent when the sink answers (enclave siem sinks list).',
+    }));
 }
 
 const CONTENT_ACTIONS = ['allow', 'redact', 'route_local', 'block'] as const;
@@ -23,7 +46,8 @@ const CONTENT_ACTIONS = ['allow', 'redact', 'route_local', 'block'] as const;
 /**
  * Small read-only endpoints the web UI needs (session cookie only):
  *   GET /api/ui/banners   licence banners meant for this user (audience `all`; tenant
- *                         owners/admins and platform admins also see `admins` ones)
+ *                         owners/admins and platform admins also see `admins` ones); platform
+ *                         admins also see SIEM sinks whose delivery is behind
  *   GET /api/ui/usage     the signed-in user's own usage this month: the same metering
  *                         self-service report as GET /v1/enclave/usage (usage:read_own) plus
  *                         the report by day, and whether the plan allows self-service keys
@@ -43,6 +67,7 @@ export function uiRouter(identity: Identity, license: LicenseService, opts: UiOp
     const banners = (await license.status()).banners
       .filter((b) => b.audience === 'all' || admin)
       .map((b) => ({ level: b.level, message: b.message }));
+    if (p.platformAdmin === true && opts.siemSinks) banners.push(...siemBanners(await opts.siemSinks.list()));
     res.set('cache-control', 'no-store').json({ object: 'banners', banners });
   });
 

@@ -8,7 +8,7 @@ import type { SiemEvent } from '../../server/siem/event.js';
 import type { SiemForwarder } from '../../server/siem/forwarder.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { runCliOk } from '../helpers/cli.js';
-import { seedTenant, sys } from '../helpers/identity.js';
+import { call, login, PASSWORD, seedTenant, sys } from '../helpers/identity.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
@@ -121,5 +121,28 @@ describe('OTLP logs sink', { timeout: 60_000, shuffle: false }, () => {
     expect(r.stdout).not.toContain('token-from-stdin-42');
     expect(JSON.parse(r.stdout)).toMatchObject({ kind: 'otlp', config: { url } });
     expect(app.services.siem.sinks.secretOf(await app.services.siem.sinks.get('otel-cli'))).toBe('token-from-stdin-42');
+  });
+});
+
+describe('console banner', () => {
+  it('platform admins see a sink whose delivery fails with entries waiting; tenant admins do not', async () => {
+    const s = app.services;
+    // A collector that is not there (a closed loopback port): deliveries fail, entries wait.
+    const { sink } = await s.siem.sinks.add(sys(s), { name: 'behind', kind: 'otlp', config: { url: 'http://127.0.0.1:9/v1/logs' } });
+    await s.siem.sinks.failed(sink.id, 'connect ECONNREFUSED 127.0.0.1:9');
+    await s.identity.users.create(sys(s), { email: 'root@siem-banner.test', password: PASSWORD, platformAdmin: true });
+    const t = await seedTenant(s, 'siem-banner', ['owner']);
+    const banners = async (email: string) => {
+      const r = await call(app.url, '/api/ui/banners', { session: await login(app.url, email) });
+      expect(r.status).toBe(200);
+      return (r.body.banners as { level: string; message: string }[]).filter((b) => b.message.startsWith('SIEM delivery'));
+    };
+    const root = await banners('root@siem-banner.test');
+    expect(root.find((b) => b.message.includes('"behind"'))).toMatchObject({ level: 'warning', message: expect.stringMatching(/is behind: [\d,]+ audit events? waiting; \d+ failed deliver(y|ies), last: .*ECONNREFUSED.*Nothing is lost/) });
+    expect(await banners(t.users.owner!.email)).toEqual([]);
+    // Caught up (cursor at the head, failures reset): the banner goes.
+    const head = await s.siem.sinks.headSeq();
+    await s.store.run(s.store.q.update(s.store.t.siemSinks).set({ cursorSeq: head, failures: 0 }).where(sql`${s.store.t.siemSinks.id} = ${sink.id}`));
+    expect((await banners('root@siem-banner.test')).find((b) => b.message.includes('"behind"'))).toBeUndefined();
   });
 });
