@@ -66,6 +66,12 @@ export interface RequestContext {
   principal?: Principal;
   scopes: readonly string[];
   classification?: Classification;
+  /**
+   * Set by Enclave itself (never from a header) when it raised the classification a call is
+   * sent with above what the caller asked: retrieved knowledge (file_search, chat collections)
+   * or a chat assistant. The call trace names it as the classification's source.
+   */
+  classificationRaised?: { readonly by: 'knowledge' | 'assistant'; readonly to: Classification };
   client?: ClientInfo;
 }
 

@@ -345,6 +345,8 @@ export function chatRouter(
     // Knowledge: the passages go in before the conversation, and the classification is raised
     // to what was retrieved before the gateway routes the call (and stored with the turn).
     let citations: readonly unknown[] = [];
+    // What raised the turn above the classification asked for (the call trace names it).
+    let raisedBy: 'knowledge' | 'assistant' | undefined = plan.classification && plan.classification !== b.classification ? 'assistant' : undefined;
     if (b.knowledge?.length) {
       const k = opts.knowledge?.();
       if (!k) throw new AppError(404, 'not_found', 'Knowledge is not available on this server.', { param: 'knowledge' });
@@ -356,6 +358,7 @@ export function chatRouter(
         const view = plan.classification ? undefined : await opts.policy?.(ctx);
         const base = plan.classification ?? ((view?.policy.defaultClassification ?? view?.tenantDefault) as Classification | undefined);
         plan.classification = base ? stricter(base, r.classification) : r.classification;
+        if (plan.classification !== base) raisedBy = 'knowledge';
       }
       if (r.message) {
         const at = history[0] && (history[0] as { role?: unknown }).role === 'system' ? 1 : 0;
@@ -364,6 +367,7 @@ export function chatRouter(
     }
     // The gateway reads the classification and workflow from headers, as for /v1 callers.
     // (plan.classification: the one asked for, raised to the conversation's assistant's.)
+    if (raisedBy && plan.classification) req.ctx.classificationRaised = { by: raisedBy, to: plan.classification };
     if (plan.classification) req.headers['x-enclave-classification'] = plan.classification;
     else delete req.headers['x-enclave-classification'];
     req.headers['x-enclave-workflow'] = 'chat';

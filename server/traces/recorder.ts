@@ -38,7 +38,7 @@ export type DropReason =
   /** An administrator's replay was pinned to another deployment. */
   | 'pinned';
 
-export type ClassificationSource = 'header' | 'key_floor' | 'tenant_policy' | 'tenant_default';
+export type ClassificationSource = 'header' | 'key_floor' | 'tenant_policy' | 'tenant_default' | 'knowledge' | 'assistant';
 
 interface Attempt {
   readonly deployment: Deployment;
@@ -84,11 +84,12 @@ export class CallTrace {
 
   // ---- plan (plan.ts) ----------------------------------------------------------------------
 
-  /** Classification and where it came from: the header, or the floor's source (key floor, tenant policy default, tenant default). */
+  /** Classification and where it came from: the header (or what raised it: knowledge, an assistant), or the floor's source (key floor, tenant policy default, tenant default). */
   classified(ctx: RequestContext, policy: TenantPolicy, cls: { classification: Classification; requested?: Classification; clamped: boolean }): void {
     this.classification = cls.classification;
     this.requested = cls.requested;
-    if (cls.requested !== undefined && !cls.clamped) this.classSource = 'header';
+    // Raised by Enclave (retrieved knowledge, an assistant) to exactly what the call carries.
+    if (cls.requested !== undefined && !cls.clamped) this.classSource = ctx.classificationRaised?.to === cls.requested ? ctx.classificationRaised.by : 'header';
     else {
       const keyId = ctx.principal?.keyId;
       this.classSource = keyId && policy.keyFloors[keyId] ? 'key_floor' : policy.defaultClassification ? 'tenant_policy' : 'tenant_default';

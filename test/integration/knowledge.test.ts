@@ -278,6 +278,10 @@ describe('retrieval and the data boundary (Responses file_search)', () => {
     expect((msg.content[0] as OpenAI.Responses.ResponseOutputText).annotations[0]).toMatchObject({ type: 'file_citation', file_id: s.file });
     const rec = (await env.usage()).filter((u) => u.api === 'responses').at(-1)!;
     expect(rec.classification).toBe('confidential');
+    // The call's decision record says what raised it (traces are written in batches: poll).
+    const traceOf = async () => (await rawRows(env.app.services.store, sql`SELECT trace FROM call_traces WHERE request_id = ${rec.requestId} AND endpoint = 'chat'`))[0]?.trace as string | undefined;
+    await expect.poll(traceOf).toBeDefined();
+    expect(JSON.parse((await traceOf())!).classification_decision).toMatchObject({ value: 'confidential', source: 'knowledge' });
   });
 
   it('a confidential file is never embedded by a public deployment: the ingestion fails by policy, the public fake sees nothing', async () => {

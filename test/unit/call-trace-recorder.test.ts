@@ -104,4 +104,19 @@ describe('call trace recorder', () => {
     expect(j.stages_ms.admission).toBeGreaterThanOrEqual(0);
     expect(j.stages_ms.upstream).toBeNull();
   });
+
+  it('names what raised the classification when Enclave raised it (knowledge, an assistant); a client header stays the header', () => {
+    const policy = { keyFloors: {}, defaultClassification: 'internal' } as unknown as TenantPolicy;
+    const raised = { ...ctx, classificationRaised: { by: 'knowledge', to: 'confidential' } } as RequestContext;
+    const a = new CallTrace(0);
+    a.classified(raised, policy, { classification: 'confidential', requested: 'confidential', clamped: false });
+    expect(a.toJson().classification_decision).toMatchObject({ value: 'confidential', source: 'knowledge' });
+    const b = new CallTrace(0);
+    b.classified({ ...ctx, classificationRaised: { by: 'assistant', to: 'restricted' } } as RequestContext, policy, { classification: 'restricted', requested: 'restricted', clamped: false });
+    expect(b.toJson().classification_decision).toMatchObject({ source: 'assistant' });
+    // Raised to something else than what the call carries: the header decided.
+    const c = new CallTrace(0);
+    c.classified(raised, policy, { classification: 'restricted', requested: 'restricted', clamped: false });
+    expect(c.toJson().classification_decision).toMatchObject({ source: 'header' });
+  });
 });

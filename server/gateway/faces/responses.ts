@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
-import type { RequestContext } from '../../context.js';
+import type { Classification, RequestContext } from '../../context.js';
 import type { FastRoute } from '../../http/fast-path.js';
 import { sendJson } from '../../http/respond.js';
 import type { ChatCompletion } from '../../providers/index.js';
@@ -242,7 +242,9 @@ export async function writeResponses(svc: GatewayService, store: ResponseStore, 
   const history = typeof b.previous_response_id === 'string' ? (await store.get(ctx, b.previous_response_id, 'previous_response_id')).messages : [];
   const chat = toChat(b, history);
   // file_search (issue 20): passages into the prompt and the classification raised to theirs, before routing.
-  const search = fileSearch ? await fileSearch(ctx, b, chat, fromRequest(req, res).classification) : undefined;
+  const asked = fromRequest(req, res).classification;
+  const search = fileSearch ? await fileSearch(ctx, b, chat, asked) : undefined;
+  if (search?.classification && search.classification !== asked?.trim().toLowerCase()) ctx.classificationRaised = { by: 'knowledge', to: search.classification as Classification };
   const id = rid('resp');
   const save = async (r: Json): Promise<void> => {
     if (b.store === false || r.status === 'failed') return;
