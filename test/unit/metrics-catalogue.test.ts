@@ -1,10 +1,13 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
+import pg from 'pg';
+import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { LANES } from '../../server/jobs/lanes.js';
 import { WorkerMetrics, queueMetricsText } from '../../server/jobs/metrics.js';
 import type { JobQueues } from '../../server/jobs/queues.js';
+import { instrumentPool } from '../../server/metrics/db-pool.js';
 import { auditCategory } from '../../server/metrics/known-series.js';
 import { Metrics } from '../../server/metrics/registry.js';
 import { parseExposition } from '../helpers/promql.js';
@@ -12,7 +15,8 @@ import { parseExposition } from '../helpers/promql.js';
 /**
  * docs/metrics.md ⇄ what the processes register, both ways: name, type and label names.
  * Sources: the process registry (server/metrics/registry.ts), the workers' instruments
- * (server/jobs/metrics.ts WorkerMetrics) and the queue view the api appends to /metrics.
+ * (server/jobs/metrics.ts WorkerMetrics), the PostgreSQL pool's (server/metrics/db-pool.ts,
+ * registered only with ENCLAVE_DATABASE_URL) and the queue view the api appends to /metrics.
  */
 interface Entry {
   type: string;
@@ -33,11 +37,16 @@ function catalogue(): Map<string, Entry> {
 async function registered(): Promise<Map<string, Entry>> {
   const out = new Map<string, Entry>();
   type Instrument = { name: string; help: string; labelNames?: readonly string[]; get(): Promise<{ type: unknown }> };
-  for (const reg of [new Metrics().registry, new WorkerMetrics().registry]) {
+  // A pool that never connects (pg connects lazily): only its instruments are read here.
+  const pool = new pg.Pool({ max: 1 });
+  const poolRegistry = new Registry();
+  instrumentPool(pool, poolRegistry, 1);
+  for (const reg of [new Metrics().registry, new WorkerMetrics().registry, poolRegistry]) {
     for (const m of reg.getMetricsAsArray() as unknown as Instrument[]) {
       out.set(m.name, { type: String((await m.get()).type), labels: [...(m.labelNames ?? [])].sort(), help: m.help });
     }
   }
+  await pool.end();
   // The api's queue view, from fakes of the queues and Redis (one fresh worker heartbeat).
   const now = Date.now();
   const queues = {
