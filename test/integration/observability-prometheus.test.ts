@@ -64,7 +64,9 @@ describe('dashboards and alert rules against real scrapes', () => {
     const sampled = new Set([...api.samples, ...wrk.samples].map((s) => familyOf(s.name, families)));
     const missing: string[] = [];
     for (const { where, expr } of shippedQueries()) {
-      for (const n of metricNames(expr)) if (n !== 'up' && !sampled.has(familyOf(n, families))) missing.push(`${where}: ${n}`);
+      // The PostgreSQL pool's metrics exist only with ENCLAVE_DATABASE_URL (this stack runs on
+      // SQLite); metrics-catalogue.test.ts checks their names and types, postgres-replicas.test.ts their values.
+      for (const n of metricNames(expr)) if (n !== 'up' && !n.startsWith('enclave_db_pool_') && !sampled.has(familyOf(n, families))) missing.push(`${where}: ${n}`);
     }
     expect(missing).toEqual([]);
   });
